@@ -1,0 +1,40 @@
+# Plugpay — every command a developer or CI needs. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+export UV_PYTHON_DOWNLOADS := never
+UV := python3 -m uv
+
+include deploy/local/infra.mk
+
+.PHONY: help bootstrap sync run test test-packages test-e2e lint typecheck schemas schemas-check clean
+
+help: ## list the commands
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+bootstrap: ## install uv if missing (PyPI) — everything else is installed by uv
+	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check uv
+
+sync: bootstrap ## create .venv with every package of the workspace
+	@$(UV) sync --all-packages --quiet
+
+run: sync ## the main job: Plugpay all-in-one on http://127.0.0.1:8000 (embedded PostgreSQL)
+	@$(UV) run --no-sync plugpay run
+
+test: sync ## install everything, start Kafka and PostgreSQL, run every test
+	@bash scripts/test.sh
+
+test-packages: sync ## each package synced alone and its tests run (undeclared imports fail)
+	@bash scripts/test-packages.sh
+
+lint: sync ## ruff over the whole tree
+	@$(UV) run --no-sync ruff check libs services tests scripts
+	@$(UV) run --no-sync ruff format --check libs services tests scripts
+
+typecheck: sync ## mypy --strict on libs/
+	@$(UV) run --no-sync mypy libs/events/src libs/platform/src libs/tariffs/src libs/testing/src
+
+schemas: sync ## regenerate docs/events/*.json from libs/events
+	@$(UV) run --no-sync python -m plugpay_events.schemas docs/events
+
+clean: ## remove caches (not data)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .cache/venvs

@@ -1,0 +1,250 @@
+"""Kafka adapter (aiokafka): acks=all, idempotent producer, manual commits after handling."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from plugpay_events import serde
+from plugpay_events.bus.port import (
+    Consumer,
+    EventBus,
+    Handler,
+    RawRecord,
+    RetryPolicy,
+    deliver,
+)
+from plugpay_events.envelope import Envelope
+from plugpay_events.topics import Topic
+
+log = logging.getLogger(__name__)
+
+
+class KafkaEventBus(EventBus):
+    """The event bus on Apache Kafka."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        topic_prefix: str = "",
+        client_id: str = "plugpay",
+        replication_factor: int = 1,
+    ) -> None:
+        super().__init__(topic_prefix=topic_prefix)
+        self.bootstrap_servers = bootstrap_servers
+        self.client_id = client_id
+        self.replication_factor = replication_factor
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        if self._producer is not None:
+            return
+        # acks=all + idempotence: a publish returns only when the in-sync replicas have it,
+        # and producer retries never duplicate or reorder within a partition.
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap_servers,
+            client_id=self.client_id,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=1,
+        )
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise RuntimeError("KafkaEventBus.start() was not called")
+        return self._producer
+
+    async def ensure_topics(self, topics: Sequence[Topic]) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers)
+        await admin.start()
+        try:
+            existing = set(await admin.list_topics())
+            missing = [
+                NewTopic(
+                    name=self.topic_name(t),
+                    num_partitions=t.partitions,
+                    replication_factor=self.replication_factor,
+                    topic_configs=dict(t.config),
+                )
+                for t in topics
+                if self.topic_name(t) not in existing
+            ]
+            if missing:
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    await admin.create_topics(missing)
+        finally:
+            await admin.close()
+
+    async def publish(self, envelopes: Sequence[Envelope]) -> None:
+        futures = [
+            await self.producer.send(
+                self.topic_name(serde.topic_of(e)),
+                value=serde.encode(e),
+                key=e.aggregate_id.encode(),
+                headers=serde.headers_for(e),
+            )
+            for e in envelopes
+        ]
+        await asyncio.gather(*futures)
+
+    async def publish_raw(
+        self, topic: str, key: bytes | None, value: bytes, headers: serde.Headers
+    ) -> None:
+        await self.producer.send_and_wait(topic, value=value, key=key, headers=headers)
+
+    async def read_topic(self, topic: str, *, timeout_s: float = 10.0) -> list[RawRecord]:
+        reader = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+        )
+        await reader.start()
+        try:
+            partitions = await self.producer.partitions_for(topic)
+            tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+            if not tps:
+                return []
+            reader.assign(tps)
+            await reader.seek_to_beginning(*tps)
+            end = await reader.end_offsets(tps)
+            records: dict[int, list[RawRecord]] = {tp.partition: [] for tp in tps}
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout_s
+            while [tp for tp in tps if await reader.position(tp) < end[tp]]:
+                if loop.time() > deadline:
+                    raise TimeoutError(f"reading {topic} took longer than {timeout_s}s")
+                batches = await reader.getmany(timeout_ms=200)
+                for tp, messages in batches.items():
+                    records[tp.partition].extend(
+                        RawRecord(m.topic, m.partition, m.offset, m.key, m.value, tuple(m.headers))
+                        for m in messages
+                        if m.offset < end[tp]
+                    )
+            return [r for p in sorted(records) for r in records[p]]
+        finally:
+            await reader.stop()
+
+    def consumer(
+        self,
+        group: str,
+        topics: Sequence[Topic],
+        handler: Handler,
+        *,
+        retry: RetryPolicy | None = None,
+    ) -> KafkaConsumer:
+        return KafkaConsumer(self, group, [self.topic_name(t) for t in topics], handler, retry)
+
+
+class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Before partitions move to another member, commit what this one has handled."""
+
+    def __init__(self, owner: KafkaConsumer) -> None:
+        self.owner = owner
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self.owner.commit_pending()
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        log.info(
+            "%s assigned %s",
+            self.owner.group,
+            sorted(f"{p.topic}[{p.partition}]" for p in assigned),
+        )
+
+
+class KafkaConsumer(Consumer):
+    """One member of a Kafka consumer group."""
+
+    def __init__(
+        self,
+        bus: KafkaEventBus,
+        group: str,
+        topics: list[str],
+        handler: Handler,
+        retry: RetryPolicy | None,
+    ) -> None:
+        self.bus = bus
+        self.group = group
+        self.topics = topics
+        self.handler = handler
+        self.retry = retry or RetryPolicy()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._pending: dict[TopicPartition, int] = {}
+        self._stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bus.bootstrap_servers,
+            group_id=self.group,
+            client_id=f"{self.bus.client_id}-{self.group}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_poll_records=500,
+        )
+        self._consumer.subscribe(self.topics, listener=_CommitOnRevoke(self))
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run(), name=f"kafka-consumer-{self.group}")
+
+    async def commit_pending(self) -> None:
+        if self._consumer is not None and self._pending:
+            offsets, self._pending = self._pending, {}
+            await self._consumer.commit(offsets)
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        consumer = self._consumer
+        while not self._stopping.is_set():
+            try:
+                batches = await consumer.getmany(timeout_ms=500, max_records=500)
+            except Exception:
+                # The client reconnects by itself; keep the member alive through broker restarts.
+                log.exception("%s: fetch failed; retrying", self.group)
+                await asyncio.sleep(1.0)
+                continue
+            for tp, messages in batches.items():
+                for message in messages:
+                    if self._stopping.is_set():
+                        break
+                    record = RawRecord(
+                        message.topic, message.partition, message.offset, message.key, message.value
+                    )
+                    await deliver(self.bus, self.group, record, self.handler, self.retry)
+                    self._pending[tp] = message.offset + 1
+            try:
+                await self.commit_pending()
+            except Exception:
+                # Uncommitted offsets are redelivered; handlers are idempotent, so that is safe.
+                log.exception("%s: commit failed; records will be redelivered", self.group)
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            # Let the record in hand finish its transaction; cancel only a stuck handler.
+            done, _ = await asyncio.wait({self._task}, timeout=grace_s)
+            if not done:
+                self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+        if self._consumer is not None:
+            # Only offsets of fully handled records are pending: committing them is safe.
+            with contextlib.suppress(Exception):
+                await self.commit_pending()
+            await self._consumer.stop()
+            self._consumer = None

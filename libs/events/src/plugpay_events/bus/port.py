@@ -1,0 +1,207 @@
+"""The event-bus port: what every adapter (Kafka, embedded PostgreSQL log) must provide.
+
+Semantics, identical for every adapter and proven by one contract suite:
+- ``publish`` returns once the events are durably stored, in order per aggregate key;
+- a consumer group splits a topic's partitions between its members;
+- offsets are committed only after the handler returned (its transaction committed), so a
+  handler that fails sees the same event again (at-least-once);
+- undecodable or invalid events go to the dead-letter topic with the reason, and the
+  partition moves on.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from pydantic import ValidationError
+
+from plugpay_events import serde
+from plugpay_events.envelope import Envelope
+from plugpay_events.registry import UnknownEventType, UnsupportedEventVersion
+from plugpay_events.topics import DEAD_LETTER, Topic
+
+log = logging.getLogger(__name__)
+
+
+class PoisonEvent(Exception):
+    """Raised by a handler for an event that can never be handled; it is dead-lettered."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One event as a consumer receives it, with where it came from."""
+
+    envelope: Envelope
+    topic: str
+    partition: int
+    offset: int
+
+
+Handler = Callable[[Delivery], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a failing handler is retried before its event is dead-lettered.
+
+    Errors that look transient (connections, time-outs) are retried without limit: dead-
+    lettering an event because PostgreSQL restarted would lose a payment.
+    """
+
+    max_attempts: int = 5
+    initial_backoff_s: float = 0.05
+    max_backoff_s: float = 5.0
+    transient: tuple[type[BaseException], ...] = field(default=(OSError, TimeoutError))
+
+    def is_transient(self, error: BaseException) -> bool:
+        if isinstance(error, self.transient):
+            return True
+        # SQLAlchemy wraps driver errors; a lost connection is transient whatever its class.
+        return bool(getattr(error, "connection_invalidated", False))
+
+    def backoff(self, attempt: int) -> float:
+        return float(min(self.max_backoff_s, self.initial_backoff_s * (2 ** (attempt - 1))))
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """A record as stored, before decoding."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+class Consumer(abc.ABC):
+    """A member of a consumer group, running until stopped."""
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Join the group and start consuming in a background task."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None:
+        """Finish the event in hand, commit, leave the group."""
+
+
+class EventBus(abc.ABC):
+    """Publishes envelopes and runs consumer groups."""
+
+    def __init__(self, *, topic_prefix: str = "") -> None:
+        self.topic_prefix = topic_prefix
+
+    def topic_name(self, topic: Topic | str) -> str:
+        """The physical name of a topic, with this bus's prefix."""
+        name = topic.name if isinstance(topic, Topic) else topic
+        return f"{self.topic_prefix}{name}"
+
+    @abc.abstractmethod
+    async def start(self) -> None: ...
+
+    @abc.abstractmethod
+    async def stop(self) -> None: ...
+
+    @abc.abstractmethod
+    async def ensure_topics(self, topics: Sequence[Topic]) -> None:
+        """Create missing topics with their partitions and settings."""
+
+    @abc.abstractmethod
+    async def publish(self, envelopes: Sequence[Envelope]) -> None:
+        """Store envelopes durably, each on its type's topic keyed by its aggregate id."""
+
+    @abc.abstractmethod
+    async def publish_raw(
+        self, topic: str, key: bytes | None, value: bytes, headers: serde.Headers
+    ) -> None:
+        """Store bytes as they are (dead letters, fault injection in tests)."""
+
+    @abc.abstractmethod
+    async def read_topic(self, topic: str, *, timeout_s: float = 10.0) -> list[RawRecord]:
+        """Every record currently in ``topic``, partition by partition in offset order,
+        without joining a group (replay tools, audits, dead-letter inspection)."""
+
+    @abc.abstractmethod
+    def consumer(
+        self,
+        group: str,
+        topics: Sequence[Topic],
+        handler: Handler,
+        *,
+        retry: RetryPolicy | None = None,
+    ) -> Consumer:
+        """A new member of ``group`` reading ``topics`` from the group's committed offsets
+        (from the beginning for a new group)."""
+
+
+async def deliver(
+    bus: EventBus, group: str, record: RawRecord, handler: Handler, retry: RetryPolicy
+) -> None:
+    """Decode one record and run the handler with the retry policy; dead-letter poison.
+
+    Returns when the record is done with (handled or dead-lettered); the caller then commits.
+    Raises only on cancellation.
+    """
+    try:
+        envelope = serde.decode(record.value)
+        envelope.event()  # validate the payload now so a bad one never reaches a handler
+    except (ValidationError, UnknownEventType, UnsupportedEventVersion, ValueError) as error:
+        await dead_letter(bus, group, record, f"undecodable: {type(error).__name__}: {error}")
+        return
+    delivery = Delivery(envelope, record.topic, record.partition, record.offset)
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            await handler(delivery)
+            return
+        except PoisonEvent as poison:
+            await dead_letter(bus, group, record, f"rejected: {poison.reason}")
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            transient = retry.is_transient(error)
+            if not transient and attempt >= retry.max_attempts:
+                log.exception("handler failed %d times; dead-lettering", attempt)
+                await dead_letter(
+                    bus, group, record, f"handler_failed: {type(error).__name__}: {error}"
+                )
+                return
+            log.warning(
+                "handler failed (attempt %d, %s): %s",
+                attempt,
+                "transient" if transient else "retrying",
+                error,
+            )
+            await asyncio.sleep(retry.backoff(attempt))
+
+
+async def dead_letter(bus: EventBus, group: str, record: RawRecord, reason: str) -> None:
+    """Park a record on the dead-letter topic with where it came from and why."""
+    log.error(
+        "dead-lettering %s[%d]@%d for %s: %s",
+        record.topic,
+        record.partition,
+        record.offset,
+        group,
+        reason,
+    )
+    headers: serde.Headers = [
+        ("dlq.reason", reason.encode()[:1000]),
+        ("dlq.group", group.encode()),
+        ("dlq.topic", record.topic.encode()),
+        ("dlq.partition", str(record.partition).encode()),
+        ("dlq.offset", str(record.offset).encode()),
+    ]
+    await bus.publish_raw(bus.topic_name(DEAD_LETTER), record.key, record.value, headers)

@@ -1,0 +1,302 @@
+"""The charging-session flow of patent FIG. 3, keyed by session id on ``plugpay.sessions``.
+
+Names of SessionCodeScanned, SessionAuthorized and SessionCompleted are fixed by the product brief.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+from plugpay_tariffs.calculator import CostBreakdown
+from plugpay_tariffs.model import Tariff
+from pydantic import BaseModel, ConfigDict, Field
+
+from plugpay_events.envelope import Event
+from plugpay_events.registry import register, upcaster
+from plugpay_events.topics import METER, SESSIONS
+from plugpay_events.types import Money, UtcDatetime, WattHours
+
+__all__ = [
+    "DENIAL_REASONS",
+    "ChargingStarted",
+    "DenialReason",
+    "MeterSample",
+    "MeterValuesReported",
+    "SessionAbandoned",
+    "SessionAuthorized",
+    "SessionBilled",
+    "SessionCodeExpired",
+    "SessionCodeIssued",
+    "SessionCodeScanned",
+    "SessionCompleted",
+    "SessionCostCalculated",
+    "SessionDenied",
+    "SessionFailed",
+    "SessionHoldReleased",
+    "SessionLimits",
+    "SessionPriced",
+    "SessionStopRequested",
+    "StopReason",
+]
+
+StationId = str
+DenialReason = Literal[
+    "code_expired",
+    "code_used",
+    "code_invalid",
+    "station_unknown",
+    "station_offline",
+    "connector_unavailable",
+    "access_denied",
+    "account_unverified",
+    "insufficient_funds",
+    "payment_declined",
+    "no_payment_method",
+    "station_rejected",
+    "internal_error",
+]
+DENIAL_REASONS: tuple[str, ...] = DenialReason.__args__  # type: ignore[attr-defined]
+
+StopReason = Literal[
+    "ev_disconnected",
+    "driver_stopped",
+    "limit_reached",
+    "local",
+    "remote",
+    "power_loss",
+    "reboot",
+    "emergency_stop",
+    "deauthorized",
+    "other",
+]
+
+
+class _SessionEvent(Event):
+    topic = SESSIONS
+    aggregate_field = "session_id"
+    session_id: uuid.UUID
+
+
+@register
+class SessionCodeIssued(_SessionEvent):
+    """The gateway made a one-time code for a connector; the station shows it as QR and text."""
+
+    type = "SessionCodeIssued"
+    station_id: StationId
+    connector_id: int = Field(ge=1)
+    session_started_at: UtcDatetime
+    expires_at: UtcDatetime
+    code: str = Field(min_length=4, max_length=16, description="typed alphanumeric code")
+    qr_url: str = Field(description="the QR content: {public base URL}/s/{signed token}")
+    token_id: str = Field(description="jti of the signed token, to make it single-use")
+
+
+@register
+class SessionCodeScanned(_SessionEvent):
+    """A logged-in driver presented a valid code (patent claim 1 d-e).
+
+    v2 added ``code_kind``; v1 events are upcast as QR scans, the only way then.
+    """
+
+    type = "SessionCodeScanned"
+    version = 2
+    station_id: StationId
+    connector_id: int = Field(ge=1)
+    session_started_at: UtcDatetime
+    scanned_at: UtcDatetime
+    user_id: uuid.UUID
+    organisation_id: uuid.UUID | None = None
+    user_groups: tuple[str, ...] = ()
+    code_kind: Literal["qr", "typed"]
+
+
+@upcaster("SessionCodeScanned", 1)
+def _scanned_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
+    return {**payload, "code_kind": "qr"}
+
+
+@register
+class SessionPriced(_SessionEvent):
+    """Access granted and the tariff fixed: the snapshot every later cost is computed from."""
+
+    type = "SessionPriced"
+    station_id: StationId
+    connector_id: int = Field(ge=1)
+    user_id: uuid.UUID
+    station_organisation_id: uuid.UUID
+    tariff: Tariff
+    time_zone: str
+    max_power_w: int = Field(gt=0)
+    free_of_charge: bool = False
+    priced_at: UtcDatetime
+
+
+@register
+class SessionDenied(_SessionEvent):
+    """Any step refused the session; ``reason`` is machine-readable, ``message`` for people."""
+
+    type = "SessionDenied"
+    station_id: StationId
+    connector_id: int = Field(ge=1)
+    user_id: uuid.UUID | None = None
+    reason: DenialReason
+    message: str
+    denied_by: str
+    denied_at: UtcDatetime
+
+
+class SessionLimits(BaseModel):
+    """What the reserved funds buy; the gateway stops the transaction at the first one reached."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_energy_wh: WattHours | None = None
+    max_duration_s: int | None = Field(default=None, ge=0)
+    max_cost: Money | None = None
+
+
+@register
+class SessionAuthorized(_SessionEvent):
+    """Funds are held; the station may start (patent FIG. 3 blocks 332-336)."""
+
+    type = "SessionAuthorized"
+    station_id: StationId
+    connector_id: int = Field(ge=1)
+    user_id: uuid.UUID
+    funding: Literal["wallet", "card", "free"]
+    hold_id: uuid.UUID | None
+    hold_amount: Money
+    limits: SessionLimits
+    authorized_at: UtcDatetime
+    start_deadline: UtcDatetime = Field(description="abandoned if charging has not started by then")
+
+
+@register
+class ChargingStarted(_SessionEvent):
+    """The station confirmed the start of a transaction for this session."""
+
+    type = "ChargingStarted"
+    station_id: StationId
+    connector_id: int = Field(ge=1)
+    transaction_id: str
+    meter_start_wh: WattHours
+    started_at: UtcDatetime
+
+
+class MeterSample(BaseModel):
+    """One reading of the energy register (cumulative Wh) and optionally the power."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sampled_at: UtcDatetime
+    energy_wh: WattHours
+    power_w: int | None = Field(default=None, ge=0)
+
+
+@register
+class MeterValuesReported(_SessionEvent):
+    """Readings during a transaction; its own high-volume topic, same key as the session."""
+
+    type = "MeterValuesReported"
+    topic = METER
+    station_id: StationId
+    connector_id: int = Field(ge=1)
+    transaction_id: str
+    samples: tuple[MeterSample, ...] = Field(min_length=1)
+    soc_percent: int | None = Field(default=None, ge=0, le=100)
+
+
+@register
+class SessionStopRequested(_SessionEvent):
+    """Someone asked the station to stop: the driver in the app, or a reached limit."""
+
+    type = "SessionStopRequested"
+    requested_by: Literal["driver", "limit", "operator", "system"]
+    user_id: uuid.UUID | None = None
+    requested_at: UtcDatetime
+
+
+@register
+class SessionCompleted(_SessionEvent):
+    """The station ended the transaction: the completed charging-session data (claim 6)."""
+
+    type = "SessionCompleted"
+    station_id: StationId
+    connector_id: int = Field(ge=1)
+    transaction_id: str
+    meter_start_wh: WattHours
+    meter_stop_wh: WattHours
+    energy_wh: WattHours
+    started_at: UtcDatetime
+    charging_ended_at: UtcDatetime
+    ended_at: UtcDatetime
+    stop_reason: StopReason
+    samples: tuple[MeterSample, ...] = ()
+
+
+@register
+class SessionCostCalculated(_SessionEvent):
+    """The final cost from the tariff snapshot, line by line."""
+
+    type = "SessionCostCalculated"
+    user_id: uuid.UUID
+    station_id: StationId
+    total: Money
+    breakdown: CostBreakdown
+    calculated_at: UtcDatetime
+
+
+@register
+class SessionBilled(_SessionEvent):
+    """The cost was captured and the rest of the hold released; the receipt exists."""
+
+    type = "SessionBilled"
+    user_id: uuid.UUID
+    receipt_id: uuid.UUID
+    charged: Money
+    funding: Literal["wallet", "card", "free"]
+    balance_after: Money | None = None
+    outstanding_debt: Money | None = None
+    billed_at: UtcDatetime
+
+
+@register
+class SessionCodeExpired(_SessionEvent):
+    """Nobody scanned the code in time."""
+
+    type = "SessionCodeExpired"
+    station_id: StationId
+    connector_id: int = Field(ge=1)
+    expired_at: UtcDatetime
+
+
+@register
+class SessionAbandoned(_SessionEvent):
+    """Authorised but charging never started before the deadline; billing voids the hold."""
+
+    type = "SessionAbandoned"
+    station_id: StationId
+    connector_id: int = Field(ge=1)
+    reason: Literal["start_timeout", "station_rejected", "station_offline"]
+    abandoned_at: UtcDatetime
+
+
+@register
+class SessionFailed(_SessionEvent):
+    """The session cannot finish normally (e.g. station faulted); billing voids the hold."""
+
+    type = "SessionFailed"
+    reason: str
+    failed_at: UtcDatetime
+
+
+@register
+class SessionHoldReleased(_SessionEvent):
+    """Billing voided a hold without charging (abandoned, failed or denied after the hold)."""
+
+    type = "SessionHoldReleased"
+    user_id: uuid.UUID
+    hold_id: uuid.UUID
+    released: Money
+    released_at: UtcDatetime

@@ -1,0 +1,267 @@
+"""Transactional outbox and idempotent inbox on PostgreSQL (SQLAlchemy 2 async).
+
+A service writes its events in the same transaction as its state change (``Outbox.add``), and
+records the ids of the events it handled in the same transaction as their effect
+(``claim_event``). A relay publishes the outbox in id order per service.
+
+The relay never skips a row that commits late: it does not keep a high-water mark (sequence
+order is not commit order), it selects rows whose ``published_at`` is still NULL, oldest first.
+Writers of one aggregate serialise on that aggregate's row, so ids follow commit order per
+aggregate and the relay publishes each aggregate's events in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Uuid,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+from plugpay_events.bus.port import Delivery, EventBus, Handler
+from plugpay_events.envelope import Envelope
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OutboxTables:
+    """The outbox and inbox tables of one service's schema."""
+
+    outbox: Table
+    inbox: Table
+
+
+def define_outbox_tables(metadata: MetaData) -> OutboxTables:
+    """Add ``outbox`` and ``inbox`` tables to a service's metadata (and its migrations)."""
+    outbox = Table(
+        "outbox",
+        metadata,
+        Column("id", BigInteger, primary_key=True, autoincrement=True),
+        Column("event_id", Uuid, nullable=False, unique=True),
+        Column("aggregate_id", String(200), nullable=False),
+        Column("envelope", JSONB, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("published_at", DateTime(timezone=True), nullable=True),
+        Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
+    )
+    inbox = Table(
+        "inbox",
+        metadata,
+        Column("consumer", String(100), primary_key=True),
+        Column("event_id", Uuid, primary_key=True),
+        Column("handled_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+    return OutboxTables(outbox, inbox)
+
+
+def _channel(tables: OutboxTables) -> str:
+    schema = tables.outbox.schema or "public"
+    return f"outbox_{schema}"
+
+
+class Outbox:
+    """Writes envelopes into the outbox inside the caller's transaction."""
+
+    def __init__(self, tables: OutboxTables) -> None:
+        self.tables = tables
+
+    async def add(
+        self, session: AsyncSession | AsyncConnection, envelopes: Sequence[Envelope]
+    ) -> None:
+        """Queue events; they are published only if the caller's transaction commits."""
+        if not envelopes:
+            return
+        await session.execute(
+            insert(self.tables.outbox),
+            [
+                {
+                    "event_id": e.event_id,
+                    "aggregate_id": e.aggregate_id,
+                    "envelope": e.model_dump(mode="json"),
+                }
+                for e in envelopes
+            ],
+        )
+        # Delivered on commit only: wakes the relay without polling.
+        await session.execute(
+            text("SELECT pg_notify(:channel, '')"), {"channel": _channel(self.tables)}
+        )
+
+
+async def claim_event(
+    session: AsyncSession | AsyncConnection,
+    tables: OutboxTables,
+    consumer: str,
+    event_id: uuid.UUID,
+) -> bool:
+    """Record that ``consumer`` handles ``event_id`` in the caller's transaction.
+
+    Returns False when it was handled before: the caller must then do nothing. A concurrent
+    duplicate blocks on the primary key until the first commits, then sees the conflict.
+    """
+    result = await session.execute(
+        pg_insert(tables.inbox)
+        .values(consumer=consumer, event_id=event_id)
+        .on_conflict_do_nothing()
+        .returning(tables.inbox.c.event_id)
+    )
+    return result.first() is not None
+
+
+EffectFn = Callable[[AsyncSession, Envelope], Awaitable[Sequence[Envelope] | None]]
+
+
+def transactional_handler(
+    session_factory: Callable[[], AsyncSession],
+    tables: OutboxTables,
+    consumer: str,
+    effect: EffectFn,
+) -> Handler:
+    """Wrap an effect so inbox claim, state change and outgoing events share one transaction."""
+    outbox = Outbox(tables)
+
+    async def handle(delivery: Delivery) -> None:
+        async with session_factory() as session, session.begin():
+            if not await claim_event(session, tables, consumer, delivery.envelope.event_id):
+                return
+            emitted = await effect(session, delivery.envelope)
+            if emitted:
+                await outbox.add(session, emitted)
+
+    return handle
+
+
+class OutboxRelay:
+    """Publishes a service's outbox to the bus; one active relay per schema (advisory lock)."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        tables: OutboxTables,
+        bus: EventBus,
+        *,
+        batch_size: int = 500,
+        poll_interval_s: float = 0.5,
+        keep_published_for: str = "7 days",
+    ) -> None:
+        self.engine = engine
+        self.tables = tables
+        self.bus = bus
+        self.batch_size = batch_size
+        self.poll_interval_s = poll_interval_s
+        self.keep_published_for = keep_published_for
+        self._task: asyncio.Task[None] | None = None
+        self._wakeup = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self.published_total = 0
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{_channel(self.tables)}")
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        self._stopping.set()
+        self._wakeup.set()
+        if self._task is not None:
+            done, _ = await asyncio.wait({self._task}, timeout=grace_s)
+            if not done:
+                self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+
+    async def backlog(self) -> int:
+        """How many events wait to be published (a metric)."""
+        async with self.engine.connect() as conn:
+            value = await conn.scalar(
+                select(func.count())
+                .select_from(self.tables.outbox)
+                .where(self.tables.outbox.c.published_at.is_(None))
+            )
+        return int(value or 0)
+
+    async def publish_pending(self) -> int:
+        """Publish one batch of unpublished rows in id order; returns how many."""
+        outbox = self.tables.outbox
+        async with self.engine.begin() as conn:
+            rows = (
+                await conn.execute(
+                    select(outbox.c.id, outbox.c.envelope)
+                    .where(outbox.c.published_at.is_(None))
+                    .order_by(outbox.c.id)
+                    .limit(self.batch_size)
+                    .with_for_update(skip_locked=False)
+                )
+            ).all()
+            if not rows:
+                return 0
+            envelopes = [Envelope.model_validate(r.envelope) for r in rows]
+            # Publish before marking: a crash in between republishes (consumers dedupe).
+            await self.bus.publish(envelopes)
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.id.in_([r.id for r in rows]))
+                .values(published_at=func.now())
+            )
+        self.published_total += len(rows)
+        return len(rows)
+
+    async def prune(self) -> None:
+        """Drop rows published long ago; the bus is the event log, not the outbox."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                delete(self.tables.outbox).where(
+                    self.tables.outbox.c.published_at
+                    < func.now() - text(f"interval '{self.keep_published_for}'")
+                )
+            )
+
+    async def _run(self) -> None:
+        channel = _channel(self.tables)
+        while not self._stopping.is_set():
+            try:
+                async with self.engine.connect() as listen_conn:
+                    raw: Any = (await listen_conn.get_raw_connection()).driver_connection
+                    await raw.add_listener(channel, lambda *_: self._wakeup.set())
+                    # Only one relay per schema publishes, so per-aggregate order holds.
+                    while not await listen_conn.scalar(
+                        text("SELECT pg_try_advisory_lock(hashtext(:c))"), {"c": channel}
+                    ):
+                        await listen_conn.commit()
+                        if self._stopping.is_set():
+                            return
+                        await asyncio.sleep(self.poll_interval_s * 4)
+                    await listen_conn.commit()
+                    while not self._stopping.is_set():
+                        self._wakeup.clear()
+                        if await self.publish_pending() == 0:
+                            with contextlib.suppress(TimeoutError):
+                                await asyncio.wait_for(self._wakeup.wait(), self.poll_interval_s)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Kafka or PostgreSQL down: rows stay in the outbox until they can go.
+                log.exception("outbox relay %s failed; retrying", channel)
+                await asyncio.sleep(1.0)

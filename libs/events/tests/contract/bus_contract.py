@@ -1,0 +1,252 @@
+"""One contract suite for the event-bus port, subclassed unchanged for every adapter."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from plugpay_events import Envelope, utc_now
+from plugpay_events.bus import Consumer, Delivery, EventBus, PoisonEvent, RetryPolicy
+from plugpay_events.contracts import SessionStopRequested
+from plugpay_events.outbox import define_outbox_tables, transactional_handler
+from plugpay_events.serde import encode, headers_for
+from plugpay_events.topics import DEAD_LETTER, SESSIONS
+from sqlalchemy import Column, Integer, MetaData, String, Table, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+
+FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff_s=0.01, max_backoff_s=0.05)
+
+
+def stop_requested(session_id: uuid.UUID, n: int = 0) -> Envelope:
+    # The correlation id carries a sequence number so tests can check order per key.
+    return Envelope.wrap(
+        SessionStopRequested(session_id=session_id, requested_by="driver", requested_at=utc_now()),
+        producer="contract-test",
+        correlation_id=uuid.UUID(int=n),
+    )
+
+
+async def wait_until(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    """Wait for an observable condition, failing the test after ``timeout_s``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+class Recorder:
+    """A handler that remembers what it saw."""
+
+    def __init__(self) -> None:
+        self.seen: list[Delivery] = []
+
+    async def __call__(self, delivery: Delivery) -> None:
+        self.seen.append(delivery)
+
+    def ids(self) -> list[uuid.UUID]:
+        return [d.envelope.event_id for d in self.seen]
+
+
+class BusContract:
+    """Semantics every EventBus adapter must keep. Subclasses provide ``make_bus``."""
+
+    @pytest.fixture
+    def make_bus(self) -> Callable[[], EventBus]:
+        raise NotImplementedError
+
+    @pytest.fixture
+    async def bus(self, make_bus: Callable[[], EventBus]) -> AsyncIterator[EventBus]:
+        bus = make_bus()
+        await bus.start()
+        await bus.ensure_topics([SESSIONS, DEAD_LETTER])
+        yield bus
+        await bus.stop()
+
+    @pytest.fixture
+    async def consumers(self) -> AsyncIterator[Callable[..., Awaitable[Consumer]]]:
+        started: list[Consumer] = []
+
+        async def start(bus: EventBus, group: str, handler: Any, **kwargs: Any) -> Consumer:
+            consumer = bus.consumer(
+                f"{bus.topic_prefix}{group}", [SESSIONS], handler, retry=FAST_RETRY, **kwargs
+            )
+            await consumer.start()
+            started.append(consumer)
+            return consumer
+
+        yield start
+        for consumer in started:
+            await consumer.stop()
+
+    async def test_per_key_order(self, bus: EventBus, consumers: Any) -> None:
+        keys = [uuid.uuid4() for _ in range(8)]
+        sent = [stop_requested(keys[i % len(keys)], i) for i in range(240)]
+        for chunk in range(0, len(sent), 40):
+            await bus.publish(sent[chunk : chunk + 40])
+        recorder = Recorder()
+        await consumers(bus, "order", recorder)
+        await wait_until(lambda: len(set(recorder.ids())) == len(sent))
+        per_key: dict[str, list[int]] = defaultdict(list)
+        for delivery in recorder.seen:
+            per_key[delivery.envelope.aggregate_id].append(delivery.envelope.correlation_id.int)
+        for key in keys:
+            sequence = per_key[str(key)]
+            assert sequence == sorted(sequence), f"key {key} out of order"
+            assert len(sequence) == 30
+
+    async def test_failed_handler_sees_event_again(self, bus: EventBus, consumers: Any) -> None:
+        envelope = stop_requested(uuid.uuid4())
+        attempts: list[uuid.UUID] = []
+
+        async def flaky(delivery: Delivery) -> None:
+            attempts.append(delivery.envelope.event_id)
+            if len(attempts) == 1:
+                raise RuntimeError("crash before commit")
+
+        await bus.publish([envelope])
+        await consumers(bus, "flaky", flaky)
+        await wait_until(lambda: len(attempts) >= 2)
+        assert attempts[:2] == [envelope.event_id, envelope.event_id]
+
+    async def test_uncommitted_event_goes_to_next_member(
+        self, bus: EventBus, consumers: Any
+    ) -> None:
+        envelope = stop_requested(uuid.uuid4())
+        started = asyncio.Event()
+
+        async def hangs(delivery: Delivery) -> None:
+            started.set()
+            await asyncio.Event().wait()  # a process that dies mid-handling
+
+        first = await consumers(bus, "crash", hangs)
+        await bus.publish([envelope])
+        await asyncio.wait_for(started.wait(), 30)
+        await first.stop(grace_s=0)
+        recorder = Recorder()
+        await consumers(bus, "crash", recorder)
+        await wait_until(lambda: envelope.event_id in recorder.ids())
+
+    async def test_group_members_split_partitions(self, bus: EventBus, consumers: Any) -> None:
+        first, second = Recorder(), Recorder()
+        await consumers(bus, "split", first)
+        await consumers(bus, "split", second)
+        # Keep publishing until both members have work: joining a group takes a moment.
+        sent: list[Envelope] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while not (first.seen and second.seen):
+            assert loop.time() < deadline, "the second member never got a partition"
+            batch = [stop_requested(uuid.uuid4(), len(sent) + i) for i in range(10)]
+            await bus.publish(batch)
+            sent.extend(batch)
+            await asyncio.sleep(0.1)
+        expected = {e.event_id for e in sent}
+        await wait_until(lambda: set(first.ids()) | set(second.ids()) >= expected)
+        partitions_first = {(d.topic, d.partition) for d in first.seen}
+        partitions_second = {(d.topic, d.partition) for d in second.seen}
+        assert partitions_first and partitions_second
+        # Another group reads the same topic independently, from the beginning.
+        other = Recorder()
+        await consumers(bus, "other-group", other)
+        await wait_until(lambda: set(other.ids()) >= expected)
+
+    async def test_replay_from_zero_returns_everything_in_order(
+        self, bus: EventBus, consumers: Any
+    ) -> None:
+        sent = [stop_requested(uuid.uuid4(), i) for i in range(50)]
+        await bus.publish(sent)
+        live = Recorder()
+        await consumers(bus, "live", live)
+        await wait_until(lambda: len(live.seen) >= len(sent))
+        replay = Recorder()
+        await consumers(bus, "replay", replay)
+        await wait_until(lambda: len(replay.seen) >= len(sent))
+        assert sorted(replay.ids()) == sorted(e.event_id for e in sent)
+        by_partition: dict[int, list[int]] = defaultdict(list)
+        for d in replay.seen:
+            by_partition[d.partition].append(d.offset)
+        for offsets in by_partition.values():
+            assert offsets == sorted(offsets)
+        raw = await bus.read_topic(bus.topic_name(SESSIONS))
+        assert sorted(Envelope.model_validate_json(r.value).event_id for r in raw) == sorted(
+            e.event_id for e in sent
+        )
+
+    async def test_duplicate_delivery_has_no_second_effect(
+        self, bus: EventBus, consumers: Any, database_url: str
+    ) -> None:
+        metadata = MetaData()
+        tables = define_outbox_tables(metadata)
+        effects = Table(
+            "effects",
+            metadata,
+            Column("key", String, primary_key=True),
+            Column("count", Integer, nullable=False),
+        )
+        engine = create_async_engine(database_url)
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+            await conn.execute(effects.insert().values(key="k", count=0))
+        sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+        async def count(session: AsyncSession, envelope: Envelope) -> None:
+            await session.execute(
+                update(effects).where(effects.c.key == "k").values(count=effects.c.count + 1)
+            )
+
+        handler = transactional_handler(sessions, tables, "counter", count)
+        recorder = Recorder()
+
+        async def both(delivery: Delivery) -> None:
+            await handler(delivery)
+            await recorder(delivery)
+
+        envelope = stop_requested(uuid.uuid4())
+        await bus.publish([envelope])
+        await bus.publish([envelope])  # the same event delivered twice
+        await consumers(bus, "dedupe", both)
+        await wait_until(lambda: len(recorder.seen) == 2)
+        async with engine.connect() as conn:
+            assert await conn.scalar(select(effects.c.count)) == 1
+        await engine.dispose()
+
+    async def test_poison_events_are_dead_lettered_without_blocking(
+        self, bus: EventBus, consumers: Any
+    ) -> None:
+        key = uuid.uuid4()
+        topic = bus.topic_name(SESSIONS)
+        garbage = b"\x00not json"
+        invalid = stop_requested(key).model_copy(update={"payload": {"requested_by": "nobody"}})
+        rejected = stop_requested(key, 1)
+        good = stop_requested(key, 2)
+        await bus.publish_raw(topic, str(key).encode(), garbage, [])
+        await bus.publish_raw(topic, str(key).encode(), encode(invalid), headers_for(invalid))
+        await bus.publish([rejected, good])
+        seen = Recorder()
+
+        async def handler(delivery: Delivery) -> None:
+            if delivery.envelope.event_id == rejected.event_id:
+                raise PoisonEvent("business_rule_violated")
+            await seen(delivery)
+
+        await consumers(bus, "poison", handler)
+        await wait_until(lambda: good.event_id in seen.ids())
+        dead: list[Any] = []
+
+        async def collect() -> None:
+            dead[:] = await bus.read_topic(bus.topic_name(DEAD_LETTER))
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while len(dead) < 3 and loop.time() < deadline:
+            await collect()
+        reasons = sorted(dict(r.headers)["dlq.reason"].decode().split(":")[0] for r in dead)
+        assert reasons == ["rejected", "undecodable", "undecodable"]
+        assert {r.value for r in dead} >= {garbage, encode(invalid)}
+        assert seen.ids() == [good.event_id]

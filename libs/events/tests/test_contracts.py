@@ -1,0 +1,142 @@
+"""Envelopes, contracts, upcasting and the committed JSON schemas."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from plugpay_events import EVENT_TYPES, Envelope, Money, decode_payload, upcast
+from plugpay_events.contracts import (
+    SessionAuthorized,
+    SessionCodeScanned,
+    SessionCompleted,
+    SessionLimits,
+)
+from plugpay_events.registry import UnknownEventType, UnsupportedEventVersion
+from plugpay_events.schemas import render_all
+from plugpay_events.serde import decode, encode
+from pydantic import ValidationError
+
+NOW = datetime(2026, 11, 23, 8, 30, tzinfo=UTC)
+
+
+def scanned(**overrides: object) -> SessionCodeScanned:
+    fields: dict[str, object] = {
+        "session_id": uuid.uuid4(),
+        "station_id": "ST-0001",
+        "connector_id": 1,
+        "session_started_at": NOW,
+        "scanned_at": NOW + timedelta(seconds=20),
+        "user_id": uuid.uuid4(),
+        "code_kind": "qr",
+    }
+    fields.update(overrides)
+    return SessionCodeScanned.model_validate(fields)
+
+
+def test_brief_names_are_kept() -> None:
+    assert {"SessionCodeScanned", "SessionAuthorized", "SessionCompleted"} <= set(EVENT_TYPES)
+
+
+def test_envelope_round_trips_and_keys_by_aggregate() -> None:
+    event = scanned()
+    envelope = Envelope.wrap(event, producer="session-svc")
+    assert envelope.aggregate_id == str(event.session_id)
+    assert envelope.type == "SessionCodeScanned" and envelope.version == 2
+    again = decode(encode(envelope))
+    assert again == envelope
+    assert again.event() == event
+
+
+def test_causation_carries_correlation() -> None:
+    first = Envelope.wrap(scanned(), producer="session-svc")
+    second = Envelope.wrap(scanned(), producer="pricing-svc", caused_by=first)
+    assert second.correlation_id == first.correlation_id
+    assert second.causation_id == first.event_id
+
+
+def test_times_are_utc_and_naive_times_refused() -> None:
+    berlin = timezone(timedelta(hours=1))
+    event = scanned(session_started_at=datetime(2026, 11, 23, 9, 30, tzinfo=berlin))
+    assert event.session_started_at == NOW
+    assert event.session_started_at.tzinfo == UTC
+    with pytest.raises(ValidationError):
+        scanned(session_started_at=datetime(2026, 11, 23, 9, 30))
+
+
+def test_money_is_minor_units_with_a_known_currency() -> None:
+    assert Money(amount_minor=1999, currency="EUR").amount_minor == 1999
+    with pytest.raises(ValidationError):
+        Money(amount_minor=1, currency="XXY")
+    with pytest.raises(ValidationError):
+        Money(amount_minor=1.5, currency="EUR")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="different currencies"):
+        Money(amount_minor=1, currency="EUR") + Money(amount_minor=1, currency="USD")
+
+
+def test_unknown_fields_and_types_are_refused() -> None:
+    with pytest.raises(ValidationError):
+        scanned(card_number="4242424242424242")
+    with pytest.raises(UnknownEventType):
+        decode_payload("SessionTeleported", 1, {})
+
+
+def test_upcaster_v1_to_v2() -> None:
+    v2 = scanned()
+    v1_payload = v2.model_dump(mode="json")
+    del v1_payload["code_kind"]
+    assert upcast("SessionCodeScanned", 1, v1_payload)["code_kind"] == "qr"
+    old = Envelope.model_validate(
+        {**Envelope.wrap(v2, producer="x").model_dump(), "version": 1, "payload": v1_payload}
+    )
+    assert old.event() == v2.model_copy(update={"code_kind": "qr"})
+    with pytest.raises(UnsupportedEventVersion):
+        upcast("SessionCodeScanned", 3, v1_payload)
+
+
+def test_authorized_limits_and_completed_energy() -> None:
+    authorized = SessionAuthorized(
+        session_id=uuid.uuid4(),
+        station_id="ST-0001",
+        connector_id=1,
+        user_id=uuid.uuid4(),
+        funding="wallet",
+        hold_id=uuid.uuid4(),
+        hold_amount=Money(amount_minor=2000, currency="EUR"),
+        limits=SessionLimits(max_energy_wh=40_000, max_duration_s=7200),
+        authorized_at=NOW,
+        start_deadline=NOW + timedelta(minutes=3),
+    )
+    assert authorized.limits.max_energy_wh == 40_000
+    with pytest.raises(ValidationError):
+        SessionCompleted(
+            session_id=uuid.uuid4(),
+            station_id="ST-0001",
+            connector_id=1,
+            transaction_id="1",
+            meter_start_wh=0,
+            meter_stop_wh=10,
+            energy_wh=-10,
+            started_at=NOW,
+            charging_ended_at=NOW,
+            ended_at=NOW,
+            stop_reason="ev_disconnected",
+        )
+
+
+def _docs_events() -> Path:
+    for parent in Path(__file__).resolve().parents:
+        if (parent / "docs" / "events").is_dir():
+            return parent / "docs" / "events"
+    raise AssertionError("docs/events not found")
+
+
+def test_committed_schemas_match_the_models() -> None:
+    folder = _docs_events()
+    expected = render_all()
+    committed = {p.name: p.read_text() for p in folder.glob("*.json")}
+    assert set(committed) == set(expected), "run `make schemas` and commit docs/events"
+    for name, text in expected.items():
+        assert committed[name] == text, f"{name} drifted: run `make schemas` and commit"

@@ -1,0 +1,1 @@
+"""Plumbing every Plugpay service shares, configured, never copied."""

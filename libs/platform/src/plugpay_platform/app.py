@@ -1,0 +1,54 @@
+"""Building a service's FastAPI app the same way everywhere."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+
+from fastapi import APIRouter, FastAPI, Request, Response
+
+from plugpay_platform.errors import install_error_handlers
+from plugpay_platform.health import router as health_router
+from plugpay_platform.logging import correlation_id
+from plugpay_platform.runtime import ServiceRuntime
+
+
+def build_service_app(
+    runtime: ServiceRuntime,
+    routers: Sequence[APIRouter],
+    *,
+    title: str,
+    prefix: str,
+) -> FastAPI:
+    """A FastAPI app with the shared error bodies, health checks and correlation ids.
+
+    ``prefix`` is the public path (``/sessions``), so the same routes work behind the gateway,
+    in the embedded process and in tests.
+    """
+    app = FastAPI(
+        title=title,
+        lifespan=runtime.lifespan,
+        docs_url=f"{prefix}/docs",
+        openapi_url=f"{prefix}/openapi.json",
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    app.include_router(health_router, prefix=prefix)
+    for router in routers:
+        app.include_router(router)
+
+    @app.middleware("http")
+    async def correlate(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        # One id follows a request into the events it causes and into every log line.
+        cid = request.headers.get("x-correlation-id") or str(uuid.uuid4())
+        token = correlation_id.set(cid)
+        try:
+            response = await call_next(request)
+        finally:
+            correlation_id.reset(token)
+        response.headers["x-correlation-id"] = cid
+        return response
+
+    return app

@@ -1,0 +1,63 @@
+"""Alembic, one history per service, run programmatically at start-up or from the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, MetaData, pool
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from plugpay_platform.database import asyncpg_url
+
+
+def alembic_config(script_location: Path, database_url: str) -> Config:
+    """An Alembic config for a service's ``migrations/`` folder, without an ini file."""
+    config = Config()
+    config.set_main_option("script_location", str(script_location))
+    config.set_main_option("sqlalchemy.url", asyncpg_url(database_url).replace("%", "%%"))
+    return config
+
+
+async def upgrade_to_head(script_location: Path, database_url: str) -> None:
+    """Apply a service's migrations; concurrent starters are serialised by an advisory lock."""
+    await asyncio.to_thread(command.upgrade, alembic_config(script_location, database_url), "head")
+
+
+def run_env(target_metadata: MetaData, version_table: str = "alembic_version") -> None:
+    """The body of every service's ``migrations/env.py``."""
+    from alembic import context
+
+    def do_run(connection: Connection) -> None:
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            version_table=version_table,
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            # Several replicas may start at once; only one migrates at a time.
+            connection.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext('alembic'))")
+            context.run_migrations()
+
+    async def run_async() -> None:
+        url = context.config.get_main_option("sqlalchemy.url")
+        assert url is not None
+        engine = create_async_engine(url, poolclass=pool.NullPool)
+        async with engine.connect() as connection:
+            await connection.run_sync(do_run)
+        await engine.dispose()
+
+    asyncio.run(run_async())
+
+
+def create_platform_tables(op: object, *tables: object) -> None:
+    """Create library-owned tables (outbox, inbox) from a service's first migration."""
+    from sqlalchemy import Table
+
+    bind = op.get_bind()  # type: ignore[attr-defined]
+    for table in tables:
+        assert isinstance(table, Table)
+        table.create(bind, checkfirst=True)

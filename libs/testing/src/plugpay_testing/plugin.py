@@ -1,0 +1,82 @@
+"""pytest plugin: fixtures for a fresh database and an isolated topic namespace per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import pytest
+
+from plugpay_testing.infrastructure import (
+    InfraUnavailable,
+    kafka_bootstrap,
+    postgres_admin_url,
+    stop_containers,
+)
+
+
+def _unavailable(what: str, error: Exception) -> None:
+    # In CI a missing broker or database is a failure, never a silent skip.
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} unavailable in CI: {error}", pytrace=False)
+    pytest.skip(f"{what} unavailable: {error}")
+
+
+def _plain(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def _with_database(url: str, name: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{name}"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """Admin URL of a real PostgreSQL server (SQLAlchemy asyncpg form)."""
+    try:
+        return postgres_admin_url()
+    except InfraUnavailable as error:
+        _unavailable("PostgreSQL", error)
+        raise
+
+
+@pytest.fixture(scope="session")
+def kafka() -> str:
+    """Bootstrap address of a real Kafka broker."""
+    try:
+        return kafka_bootstrap()
+    except InfraUnavailable as error:
+        _unavailable("Kafka", error)
+        raise
+
+
+@pytest.fixture
+async def database_url(postgres_url: str) -> AsyncIterator[str]:
+    """A new, empty database for one test, dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(_plain(postgres_url))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield _with_database(postgres_url, name)
+    admin = await asyncpg.connect(_plain(postgres_url))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """A unique prefix so each test's topics and consumer groups start empty."""
+    return f"t{uuid.uuid4().hex[:10]}."
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_test_containers() -> Iterator[None]:
+    yield
+    stop_containers()

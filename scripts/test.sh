@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The test command of the README and CI: infrastructure up, static checks, every package
+# alone, then the whole-system tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$SECONDS
+# Kafka and PostgreSQL from the project's own scripts (idempotent); tests find them by env.
+env_lines=$(bash deploy/local/infra.sh up)
+eval "$(sed 's/^/export /' <<<"$env_lines")"
+echo "infra ready after $(( SECONDS - start ))s"
+make --no-print-directory lint typecheck
+bash scripts/test-packages.sh
+if compgen -G "tests/e2e/test_*.py" >/dev/null; then
+  python3 -m uv run --no-sync pytest tests/e2e -p no:cacheprovider
+fi
+echo "all tests passed in $(( SECONDS - start ))s"

@@ -1,0 +1,1 @@
+"""Auth service: users, organisations, tokens, station credentials."""

@@ -1,0 +1,1 @@
+"""Billing service: double-entry ledger, wallets, holds, payments, receipts."""

@@ -1,0 +1,1 @@
+"""Pricing service: stations' commercial data, tariffs, quotes, final cost."""

@@ -1,0 +1,1 @@
+"""Session service: the charging-session aggregate, scan API, session store."""
