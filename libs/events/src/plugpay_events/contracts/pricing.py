@@ -67,3 +67,6 @@ class StationCommercialsSet(Event):
     power_class: Literal["AC", "DC"]
     status: Literal["active", "inactive"] = "active"
     updated_at: UtcDatetime
+    connector_max_power_w: dict[int, int] = Field(
+        default_factory=dict, description="max power per connector (W) as the operator set it"
+    )

@@ -245,6 +245,9 @@ class SessionCostCalculated(_SessionEvent):
     total: Money
     breakdown: CostBreakdown
     calculated_at: UtcDatetime
+    free_of_charge: bool = Field(
+        default=False, description="the access policy waived the price; total and lines are 0"
+    )
 
 
 @register
