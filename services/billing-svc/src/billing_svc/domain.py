@@ -1,0 +1,521 @@
+"""Pure billing rules: the double-entry ledger (after TigerBeetle), funding and settlement plans.
+
+No I/O here. ``repository.py`` locks rows and stores what these functions decide; the
+``InMemoryLedger`` runs the very same rules for unit and property tests.
+
+Ledger semantics (TigerBeetle's):
+- an account keeps four sums: debits/credits, pending/posted; balances are derived from them;
+- a transfer moves ``amount`` from its debit account to its credit account, atomically, once;
+  its id is chosen by the client: the same id with the same fields returns the first result,
+  with different fields it is refused (``exists_with_different_fields``);
+- a PENDING transfer reserves the amount (pending sums); exactly one of POST (for at most the
+  pending amount, the rest returns), VOID or EXPIRE (after ``expires_at``) later resolves it;
+- an account's rule may forbid debits above credits (a wallet can never go below zero, holds
+  included) or the reverse.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+
+LEDGER_NAMESPACE = uuid.UUID("0b1f5a52-8c57-4e55-9a3c-6a2f0b7e41c1")
+
+
+class AccountKind(StrEnum):
+    """The chart of accounts (docs/billing.md). Credit-normal kinds are liabilities/income."""
+
+    WALLET = "wallet"  # liability: prepaid money we owe one driver, per currency
+    RECEIVABLE = "receivable"  # asset: what one driver owes us (a session ran over its hold)
+    PROCESSOR_CLEARING = "processor_clearing"  # asset: money the card processor collects for us
+    SESSION_SETTLEMENT = "session_settlement"  # clearing: holds land here, split at settlement
+    REVENUE = "revenue"  # income of one station-owning organisation, excl. VAT
+    VAT_PAYABLE = "vat_payable"  # liability: VAT collected for one organisation's sales
+    PROMOTIONS = "promotions"  # expense: credit given away (demo seed, goodwill)
+
+
+CREDIT_NORMAL = frozenset(
+    {
+        AccountKind.WALLET,
+        AccountKind.SESSION_SETTLEMENT,
+        AccountKind.REVENUE,
+        AccountKind.VAT_PAYABLE,
+    }
+)
+
+
+class BalanceRule(StrEnum):
+    """What an account may never do (checked after every change, and by a CHECK in SQL)."""
+
+    NONE = "none"
+    DEBITS_MUST_NOT_EXCEED_CREDITS = "debits_must_not_exceed_credits"
+    CREDITS_MUST_NOT_EXCEED_DEBITS = "credits_must_not_exceed_debits"
+
+
+RULE_OF_KIND = {AccountKind.WALLET: BalanceRule.DEBITS_MUST_NOT_EXCEED_CREDITS}
+
+
+def account_code(kind: AccountKind, currency: str, owner: uuid.UUID | None = None) -> str:
+    """The stable name of an account: ``wallet:EUR:<user>``, ``vat_payable:EUR:<org>``..."""
+    return f"{kind.value}:{currency}" + (f":{owner}" if owner else "")
+
+
+def account_id(kind: AccountKind, currency: str, owner: uuid.UUID | None = None) -> uuid.UUID:
+    """Account ids are derived from their code, so callers never need a lookup to name one."""
+    return uuid.uuid5(LEDGER_NAMESPACE, account_code(kind, currency, owner))
+
+
+def derived_id(*parts: object) -> uuid.UUID:
+    """A deterministic id for a transfer or record caused by something with its own id.
+
+    Handlers derive transfer ids from the session id, so a replayed event (even re-emitted with
+    a new event id) finds the transfer it made the first time instead of moving money again.
+    """
+    return uuid.uuid5(LEDGER_NAMESPACE, "/".join(str(p) for p in parts))
+
+
+@dataclass(frozen=True)
+class Account:
+    """An account and its four sums, in minor units of its one currency."""
+
+    id: uuid.UUID
+    code: str
+    kind: AccountKind
+    currency: str
+    rule: BalanceRule = BalanceRule.NONE
+    owner_id: uuid.UUID | None = None
+    debits_pending: int = 0
+    debits_posted: int = 0
+    credits_pending: int = 0
+    credits_posted: int = 0
+    entries: int = 0
+
+    @classmethod
+    def open(cls, kind: AccountKind, currency: str, owner: uuid.UUID | None = None) -> Account:
+        return cls(
+            id=account_id(kind, currency, owner),
+            code=account_code(kind, currency, owner),
+            kind=kind,
+            currency=currency,
+            rule=RULE_OF_KIND.get(kind, BalanceRule.NONE),
+            owner_id=owner,
+        )
+
+    @property
+    def credit_normal(self) -> bool:
+        return self.kind in CREDIT_NORMAL
+
+    @property
+    def balance(self) -> int:
+        """Posted balance on the account's normal side."""
+        net = self.credits_posted - self.debits_posted
+        return net if self.credit_normal else -net
+
+    @property
+    def held(self) -> int:
+        """Amount reserved by pending transfers against the normal side."""
+        return self.debits_pending if self.credit_normal else self.credits_pending
+
+    @property
+    def available(self) -> int:
+        """What can still be spent: posted balance less pending holds."""
+        return self.balance - self.held
+
+    def violates_rule(self) -> bool:
+        if self.rule is BalanceRule.DEBITS_MUST_NOT_EXCEED_CREDITS:
+            return self.debits_pending + self.debits_posted > self.credits_posted
+        if self.rule is BalanceRule.CREDITS_MUST_NOT_EXCEED_DEBITS:
+            return self.credits_pending + self.credits_posted > self.debits_posted
+        return False
+
+
+class TransferKind(StrEnum):
+    SINGLE = "single"  # posted at once
+    PENDING = "pending"  # a reservation (hold)
+    POST = "post_pending"  # completes a pending transfer for at most its amount
+    VOID = "void_pending"  # cancels a pending transfer
+    EXPIRE = "expire_pending"  # cancels a pending transfer after its expiry (the sweeper)
+
+
+RESOLVING = frozenset({TransferKind.POST, TransferKind.VOID, TransferKind.EXPIRE})
+
+
+@dataclass(frozen=True)
+class TransferRequest:
+    """What a client asks for. For POST/VOID/EXPIRE the accounts come from the pending one;
+    VOID/EXPIRE amounts are the pending amount (0 in the request means "all of it")."""
+
+    id: uuid.UUID
+    kind: TransferKind
+    amount: int
+    currency: str
+    code: str
+    debit_account_id: uuid.UUID | None = None
+    credit_account_id: uuid.UUID | None = None
+    pending_id: uuid.UUID | None = None
+    expires_at: datetime | None = None
+    reference: str | None = None
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """An immutable, stored transfer."""
+
+    id: uuid.UUID
+    kind: TransferKind
+    debit_account_id: uuid.UUID
+    credit_account_id: uuid.UUID
+    amount: int
+    currency: str
+    code: str
+    created_at: datetime
+    pending_id: uuid.UUID | None = None
+    expires_at: datetime | None = None
+    reference: str | None = None
+
+    def matches(self, request: TransferRequest) -> bool:
+        """True when ``request`` asks for exactly this transfer (an idempotent retry)."""
+        if request.kind is not self.kind or request.currency != self.currency:
+            return False
+        if request.code != self.code or request.reference != self.reference:
+            return False
+        if request.pending_id != self.pending_id:
+            return False
+        if self.kind in (TransferKind.VOID, TransferKind.EXPIRE):
+            return request.amount in (0, self.amount)
+        if request.amount != self.amount:
+            return False
+        if self.kind in (TransferKind.SINGLE, TransferKind.PENDING):
+            return (request.debit_account_id, request.credit_account_id) == (
+                self.debit_account_id,
+                self.credit_account_id,
+            ) and request.expires_at == self.expires_at
+        return True
+
+
+class LedgerRefusal(Exception):
+    """The ledger said no; ``reason`` is machine-readable."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of an account's history: what a transfer did to it, and the balances after."""
+
+    account_id: uuid.UUID
+    seq: int
+    transfer_id: uuid.UUID
+    code: str
+    posted_delta: int  # on the account's normal side
+    held_delta: int
+    balance_after: int
+    held_after: int
+    created_at: datetime
+    reference: str | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What creating a transfer does: the transfer, both accounts after it, the entries."""
+
+    transfer: Transfer
+    debit: Account
+    credit: Account
+    entries: tuple[Entry, ...]
+
+
+def expected_accounts(
+    request: TransferRequest, pending: Transfer | None
+) -> tuple[uuid.UUID, uuid.UUID]:
+    """The (debit, credit) accounts a request touches, so callers can lock them first."""
+    if request.kind in RESOLVING:
+        if pending is None:
+            raise LedgerRefusal("pending_transfer_not_found", "no such pending transfer")
+        return pending.debit_account_id, pending.credit_account_id
+    if request.debit_account_id is None or request.credit_account_id is None:
+        raise LedgerRefusal("accounts_required", "a transfer needs a debit and a credit account")
+    return request.debit_account_id, request.credit_account_id
+
+
+def plan_transfer(
+    request: TransferRequest,
+    debit: Account,
+    credit: Account,
+    *,
+    pending: Transfer | None,
+    resolved_by: Transfer | None,
+    now: datetime,
+) -> Plan:
+    """Decide a new transfer (the caller already ruled out an existing one with this id)."""
+    if request.amount < 0:
+        raise LedgerRefusal("negative_amount", "amounts are never negative")
+    if debit.id == credit.id:
+        raise LedgerRefusal("accounts_must_be_different", "debit and credit are the same account")
+    if not (debit.currency == credit.currency == request.currency):
+        raise LedgerRefusal("currency_mismatch", "accounts and transfer differ in currency")
+    d_pend = d_post = c_pend = c_post = 0
+    amount = request.amount
+    pending_id = None
+    expires_at = request.expires_at
+    if request.kind in (TransferKind.SINGLE, TransferKind.PENDING):
+        if request.pending_id is not None:
+            raise LedgerRefusal("pending_id_not_allowed", "only post/void/expire name a pending")
+        if amount == 0:
+            raise LedgerRefusal("amount_must_not_be_zero", "a transfer moves a positive amount")
+        if request.kind is TransferKind.SINGLE:
+            if expires_at is not None:
+                raise LedgerRefusal("expiry_not_allowed", "only pending transfers expire")
+            d_post = c_post = amount
+        else:
+            d_pend = c_pend = amount
+    else:
+        if pending is None or pending.id != request.pending_id:
+            raise LedgerRefusal("pending_transfer_not_found", "no such pending transfer")
+        if pending.kind is not TransferKind.PENDING:
+            raise LedgerRefusal("pending_transfer_not_pending", "that transfer is not pending")
+        if resolved_by is not None:
+            raise LedgerRefusal(
+                f"pending_transfer_already_{_past(resolved_by.kind)}",
+                "a pending transfer is resolved exactly once",
+            )
+        if request.currency != pending.currency:
+            raise LedgerRefusal("currency_mismatch", "currency differs from the pending transfer")
+        expired = pending.expires_at is not None and now >= pending.expires_at
+        if request.kind is TransferKind.POST:
+            if expired:
+                raise LedgerRefusal("pending_transfer_expired", "the hold has expired")
+            if amount == 0 or amount > pending.amount:
+                raise LedgerRefusal(
+                    "exceeds_pending_transfer_amount",
+                    "a post moves more than 0 and at most the pending amount",
+                )
+            d_post = c_post = amount
+        else:
+            if amount not in (0, pending.amount):
+                raise LedgerRefusal(
+                    "different_amount", "a void or expiry releases the whole pending amount"
+                )
+            if request.kind is TransferKind.EXPIRE and not expired:
+                raise LedgerRefusal("pending_transfer_not_expired", "the hold has not expired yet")
+            if request.kind is TransferKind.VOID and expired:
+                raise LedgerRefusal("pending_transfer_expired", "the hold has expired")
+            amount = pending.amount
+        d_pend = c_pend = -pending.amount
+        pending_id = pending.id
+        expires_at = None
+    new_debit = replace(
+        debit,
+        debits_pending=debit.debits_pending + d_pend,
+        debits_posted=debit.debits_posted + d_post,
+        entries=debit.entries + 1,
+    )
+    new_credit = replace(
+        credit,
+        credits_pending=credit.credits_pending + c_pend,
+        credits_posted=credit.credits_posted + c_post,
+        entries=credit.entries + 1,
+    )
+    if new_debit.violates_rule() and _grows(new_debit, debit):
+        raise LedgerRefusal("exceeds_credits", f"{debit.code} cannot cover {amount}")
+    if new_credit.violates_rule() and _grows(new_credit, credit):
+        raise LedgerRefusal("exceeds_debits", f"{credit.code} cannot take {amount}")
+    transfer = Transfer(
+        id=request.id,
+        kind=request.kind,
+        debit_account_id=debit.id,
+        credit_account_id=credit.id,
+        amount=amount,
+        currency=request.currency,
+        code=request.code,
+        created_at=now,
+        pending_id=pending_id,
+        expires_at=expires_at,
+        reference=request.reference,
+    )
+    entries = tuple(
+        Entry(
+            account_id=after.id,
+            seq=after.entries,
+            transfer_id=transfer.id,
+            code=transfer.code,
+            posted_delta=after.balance - before.balance,
+            held_delta=after.held - before.held,
+            balance_after=after.balance,
+            held_after=after.held,
+            created_at=now,
+            reference=transfer.reference,
+        )
+        for before, after in ((debit, new_debit), (credit, new_credit))
+    )
+    return Plan(transfer, new_debit, new_credit, entries)
+
+
+def _grows(after: Account, before: Account) -> bool:
+    # Releasing a hold never fails, even on an account that was already in breach.
+    exposure_after = after.debits_pending + after.debits_posted - after.credits_posted
+    exposure_before = before.debits_pending + before.debits_posted - before.credits_posted
+    if after.rule is BalanceRule.CREDITS_MUST_NOT_EXCEED_DEBITS:
+        exposure_after = after.credits_pending + after.credits_posted - after.debits_posted
+        exposure_before = before.credits_pending + before.credits_posted - before.debits_posted
+    return exposure_after > exposure_before
+
+
+def _past(kind: TransferKind) -> str:
+    return {
+        TransferKind.POST: "posted",
+        TransferKind.VOID: "voided",
+        TransferKind.EXPIRE: "expired",
+    }.get(kind, "resolved")
+
+
+@dataclass
+class InMemoryLedger:
+    """The ledger rules over dictionaries: a fake for unit tests and the property tests."""
+
+    accounts: dict[uuid.UUID, Account] = field(default_factory=dict)
+    transfers: dict[uuid.UUID, Transfer] = field(default_factory=dict)
+    resolutions: dict[uuid.UUID, Transfer] = field(default_factory=dict)
+    entries: list[Entry] = field(default_factory=list)
+
+    def open(self, account: Account) -> Account:
+        return self.accounts.setdefault(account.id, account)
+
+    def create_transfer(self, request: TransferRequest, now: datetime) -> Transfer:
+        existing = self.transfers.get(request.id)
+        if existing is not None:
+            if existing.matches(request):
+                return existing
+            raise LedgerRefusal("exists_with_different_fields", "that id names another transfer")
+        pending = self.transfers.get(request.pending_id) if request.pending_id else None
+        debit_id, credit_id = expected_accounts(request, pending)
+        debit, credit = self.accounts.get(debit_id), self.accounts.get(credit_id)
+        if debit is None or credit is None:
+            raise LedgerRefusal("account_not_found", "no such account")
+        plan = plan_transfer(
+            request,
+            debit,
+            credit,
+            pending=pending,
+            resolved_by=self.resolutions.get(pending.id) if pending else None,
+            now=now,
+        )
+        self.accounts[plan.debit.id] = plan.debit
+        self.accounts[plan.credit.id] = plan.credit
+        self.transfers[plan.transfer.id] = plan.transfer
+        if plan.transfer.pending_id is not None:
+            self.resolutions[plan.transfer.pending_id] = plan.transfer
+        self.entries.extend(plan.entries)
+        return plan.transfer
+
+    def due_for_expiry(self, now: datetime) -> list[Transfer]:
+        return [
+            t
+            for t in self.transfers.values()
+            if t.kind is TransferKind.PENDING
+            and t.id not in self.resolutions
+            and t.expires_at is not None
+            and t.expires_at <= now
+        ]
+
+
+def trial_balance(accounts: Iterable[Account]) -> dict[str, tuple[int, int, int, int]]:
+    """Per currency: (debits posted, credits posted, debits pending, credits pending)."""
+    sums: dict[str, tuple[int, int, int, int]] = {}
+    for a in accounts:
+        dp, cp, dq, cq = sums.get(a.currency, (0, 0, 0, 0))
+        sums[a.currency] = (
+            dp + a.debits_posted,
+            cp + a.credits_posted,
+            dq + a.debits_pending,
+            cq + a.credits_pending,
+        )
+    return sums
+
+
+# --- funding and settlement rules ---------------------------------------------------------
+
+Funding = str  # "wallet" | "card" | "free"
+
+
+@dataclass(frozen=True)
+class HoldPolicy:
+    """How much to reserve: wallet holds up to a cap, card pre-authorisations by power class."""
+
+    wallet_hold_cap: int
+    card_hold_ac: int
+    card_hold_dc: int
+    dc_threshold_w: int = 22_000
+
+    def card_hold(self, max_power_w: int) -> int:
+        return self.card_hold_dc if max_power_w > self.dc_threshold_w else self.card_hold_ac
+
+
+@dataclass(frozen=True)
+class FundingChoice:
+    funding: Funding | None
+    amount: int
+    denial: str | None = None
+    message: str = ""
+
+
+def choose_funding(
+    *,
+    free: bool,
+    wallet_available: int,
+    minimum_useful: int,
+    prefers_card: bool,
+    has_card: bool,
+    max_power_w: int,
+    policy: HoldPolicy,
+) -> FundingChoice:
+    """Wallet first (up to the cap); the default card when preferred or the wallet cannot buy
+    anything (``minimum_useful`` is the least amount that buys some charging)."""
+    if free:
+        return FundingChoice("free", 0)
+    if prefers_card and has_card:
+        return FundingChoice("card", policy.card_hold(max_power_w))
+    hold = min(wallet_available, policy.wallet_hold_cap)
+    if hold > 0 and hold >= minimum_useful:
+        return FundingChoice("wallet", hold)
+    if has_card:
+        return FundingChoice("card", policy.card_hold(max_power_w))
+    if prefers_card:
+        return FundingChoice(None, 0, "no_payment_method", "Add a payment card to charge.")
+    return FundingChoice(
+        None, 0, "insufficient_funds", "Your balance is too low: top up or add a card."
+    )
+
+
+@dataclass(frozen=True)
+class ShortfallPlan:
+    """How the part of a cost not covered by the hold is collected, in this order."""
+
+    from_hold: int
+    from_wallet: int
+    from_card: int
+    to_debt: int
+
+
+def plan_shortfall(
+    cost: int, hold_pending: int, wallet_available: int, card_available: bool
+) -> ShortfallPlan:
+    """Post what the hold covers; take the rest from the wallet's free balance, then the card,
+    and record whatever is left as the driver's debt: a cost is never dropped."""
+    from_hold = min(cost, hold_pending)
+    rest = cost - from_hold
+    from_wallet = min(rest, max(wallet_available, 0))
+    rest -= from_wallet
+    from_card = rest if card_available else 0
+    return ShortfallPlan(from_hold, from_wallet, from_card, rest - from_card)
+
+
+def needs_auto_topup(*, enabled: bool, available: int, threshold: int) -> bool:
+    """Patent FIG. 3: top up from the card when the balance falls below a minimum."""
+    return enabled and available < threshold

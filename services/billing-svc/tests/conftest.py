@@ -1,0 +1,8 @@
+"""billing-svc test helpers live beside this file (importable as top-level modules)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
