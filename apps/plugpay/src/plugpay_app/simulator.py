@@ -1,8 +1,410 @@
-"""Simulated charge points on the `ocpp` library, for demos, tests and load."""
+"""Simulated charge points built on the `ocpp` library (OCPP 1.6J and 2.0.1).
+
+A ``SimulatedStation`` behaves like a real charger: it boots, heart-beats, reports connector
+status, asks the back office for a session code when a driver picks "pay with phone", starts
+when told to, reports meter values while charging, and stops on a remote stop or when the
+driver unplugs. Demos, the end-to-end tests and the benchmarks all use it.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import contextlib
+import itertools
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
-async def run_fleet(base_url: str, *, count: int, password: str) -> None:
-    """Connect ``count`` simulated stations to ``base_url`` and keep them running."""
-    return None
+import websockets
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint as ChargePoint16
+from ocpp.v16 import call as call16
+from ocpp.v16 import call_result as result16
+from ocpp.v16 import enums as enums16
+from ocpp.v201 import ChargePoint as ChargePoint201
+from ocpp.v201 import call as call201
+from ocpp.v201 import call_result as result201
+from ocpp.v201 import datatypes as types201
+from ocpp.v201 import enums as enums201
+
+log = logging.getLogger(__name__)
+
+VENDOR_ID = "com.plugpay"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class Transaction:
+    """A charging transaction on one connector, as the station sees it."""
+
+    connector_id: int
+    session_ref: str  # 1.6: the idTag; 2.0.1: the remoteStartId
+    transaction_id: str
+    meter_start_wh: int
+    meter_wh: int
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+    stopped: asyncio.Event = field(default_factory=asyncio.Event)
+    stop_reason: str | None = None
+    seq: itertools.count = field(default_factory=itertools.count)  # type: ignore[type-arg]
+
+
+class SimulatedStation:
+    """One simulated charger with ``connectors`` connectors."""
+
+    def __init__(
+        self,
+        station_id: str,
+        base_url: str,
+        password: str,
+        *,
+        ocpp_version: str = "1.6",
+        connectors: int = 1,
+        power_w: int = 11_000,
+        meter_interval_s: float = 1.0,
+        energy_speedup: float = 1.0,
+        meter_start_wh: int = 1_000_000,
+    ) -> None:
+        self.station_id = station_id
+        self.base_url = base_url.rstrip("/")
+        self.password = password
+        self.ocpp_version = ocpp_version
+        self.connectors = connectors
+        self.power_w = power_w
+        self.meter_interval_s = meter_interval_s
+        self.energy_speedup = energy_speedup
+        self.meter_register_wh = meter_start_wh
+        self.transactions: dict[int, Transaction] = {}
+        self.displayed: list[dict[str, Any]] = []
+        self.costs: list[dict[str, Any]] = []
+        self.start_requests = 0
+        self._cp: Any = None
+        self._ws: Any = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._tx_ids = itertools.count(1)
+        self.heartbeat_interval_s = 60
+
+    # -- connection -------------------------------------------------------------------------
+
+    async def connect(self, *, boot: bool = True) -> None:
+        """Open the WebSocket with Basic auth, boot and report every connector Available."""
+        token = base64.b64encode(f"{self.station_id}:{self.password}".encode()).decode()
+        subprotocol = "ocpp1.6" if self.ocpp_version == "1.6" else "ocpp2.0.1"
+        self._ws = await websockets.connect(
+            f"{self.base_url}/ocpp/{self.station_id}",
+            subprotocols=[subprotocol],  # type: ignore[list-item]
+            additional_headers={"Authorization": f"Basic {token}"},
+            open_timeout=10,
+        )
+        cls = _Handlers16 if self.ocpp_version == "1.6" else _Handlers201
+        self._cp = cls(self.station_id, self._ws, self)
+        self._tasks.append(asyncio.create_task(self._cp.start(), name=f"ocpp-{self.station_id}"))
+        if boot:
+            await self.boot()
+
+    async def boot(self) -> None:
+        if self.ocpp_version == "1.6":
+            reply = await self._cp.call(
+                call16.BootNotification(charge_point_model="SimCharger", charge_point_vendor="Plugpay")
+            )
+        else:
+            reply = await self._cp.call(
+                call201.BootNotification(
+                    charging_station={"model": "SimCharger", "vendor_name": "Plugpay"},
+                    reason=enums201.BootReasonEnumType.power_up,
+                )
+            )
+        self.heartbeat_interval_s = int(getattr(reply, "interval", 60) or 60)
+        for connector in range(1, self.connectors + 1):
+            await self.set_status(connector, "Available")
+        self._tasks.append(asyncio.create_task(self._heartbeats()))
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval_s)
+            await self.heartbeat()
+
+    async def heartbeat(self) -> None:
+        await self._cp.call(call16.Heartbeat() if self.ocpp_version == "1.6" else call201.Heartbeat())
+
+    async def close(self) -> None:
+        """Drop the connection (a station losing its network)."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self._ws is not None:
+            await self._ws.close()
+
+    # -- the driver at the station -------------------------------------------------------------
+
+    async def set_status(self, connector_id: int, status: str) -> None:
+        if self.ocpp_version == "1.6":
+            await self._cp.call(
+                call16.StatusNotification(
+                    connector_id=connector_id, error_code="NoError", status=status, timestamp=now_iso()
+                )
+            )
+        else:
+            status201 = {"Preparing": "Occupied", "Charging": "Occupied", "Finishing": "Occupied"}.get(
+                status, status
+            )
+            await self._cp.call(
+                call201.StatusNotification(
+                    timestamp=now_iso(), connector_status=status201, evse_id=connector_id, connector_id=1
+                )
+            )
+
+    async def request_code(self, connector_id: int = 1) -> dict[str, Any]:
+        """The driver picked "pay with phone": ask the back office for a session code."""
+        import json
+
+        data = json.dumps({"connectorId": connector_id})
+        if self.ocpp_version == "1.6":
+            reply = await self._cp.call(
+                call16.DataTransfer(vendor_id=VENDOR_ID, message_id="RequestSessionCode", data=data)
+            )
+        else:
+            reply = await self._cp.call(
+                call201.DataTransfer(vendor_id=VENDOR_ID, message_id="RequestSessionCode", data=data)
+            )
+        status = str(reply.status)
+        if "accepted" not in status.lower():
+            raise RuntimeError(f"code request refused: {status} {reply.data!r}")
+        payload = reply.data
+        return json.loads(payload) if isinstance(payload, str) else dict(payload)
+
+    async def unplug(self, connector_id: int = 1) -> None:
+        """The driver unplugs: the transaction on that connector ends with EVDisconnected."""
+        tx = self.transactions.get(connector_id)
+        if tx is not None and not tx.stopped.is_set():
+            await self._stop(tx, "EVDisconnected")
+        await self.set_status(connector_id, "Available")
+
+    # -- what the back office asks ---------------------------------------------------------------
+
+    async def _start(self, connector_id: int, session_ref: str) -> None:
+        meter_start = self.meter_register_wh
+        if self.ocpp_version == "1.6":
+            await self.set_status(connector_id, "Preparing")
+            reply = await self._cp.call(
+                call16.StartTransaction(
+                    connector_id=connector_id, id_tag=session_ref, meter_start=meter_start, timestamp=now_iso()
+                )
+            )
+            tx_id = str(reply.transaction_id)
+        else:
+            tx_id = f"{self.station_id}-{next(self._tx_ids)}"
+        tx = Transaction(connector_id, session_ref, tx_id, meter_start, meter_start)
+        self.transactions[connector_id] = tx
+        if self.ocpp_version == "2.0.1":
+            await self._transaction_event(tx, "Started", "RemoteStart")
+        await self.set_status(connector_id, "Charging")
+        tx.started.set()
+        self._tasks.append(asyncio.create_task(self._meter_loop(tx)))
+
+    async def _meter_loop(self, tx: Transaction) -> None:
+        while not tx.stopped.is_set():
+            await asyncio.sleep(self.meter_interval_s)
+            if tx.stopped.is_set():
+                return
+            step = int(self.power_w * self.meter_interval_s * self.energy_speedup / 3600)
+            tx.meter_wh += step
+            self.meter_register_wh = tx.meter_wh
+            with contextlib.suppress(Exception):
+                await self.send_meter_values(tx)
+
+    async def send_meter_values(self, tx: Transaction) -> None:
+        sampled = [
+            {"measurand": "Energy.Active.Import.Register", "unit": "Wh", "value": str(tx.meter_wh)},
+            {"measurand": "Power.Active.Import", "unit": "W", "value": str(self.power_w)},
+        ]
+        if self.ocpp_version == "1.6":
+            await self._cp.call(
+                call16.MeterValues(
+                    connector_id=tx.connector_id,
+                    transaction_id=int(tx.transaction_id),
+                    meter_value=[{"timestamp": now_iso(), "sampled_value": sampled}],
+                )
+            )
+        else:
+            await self._transaction_event(tx, "Updated", "MeterValuePeriodic")
+
+    async def _transaction_event(self, tx: Transaction, kind: str, trigger: str, stop_reason: str | None = None) -> None:
+        info: dict[str, Any] = {"transaction_id": tx.transaction_id}
+        if kind == "Started":
+            info["remote_start_id"] = int(tx.session_ref)
+        if stop_reason:
+            info["stopped_reason"] = stop_reason
+        meter = [
+            types201.MeterValueType(
+                timestamp=now_iso(),
+                sampled_value=[
+                    types201.SampledValueType(
+                        value=tx.meter_wh, measurand="Energy.Active.Import.Register",
+                        unit_of_measure=types201.UnitOfMeasureType(unit="Wh"),
+                    ),
+                    types201.SampledValueType(
+                        value=self.power_w, measurand="Power.Active.Import",
+                        unit_of_measure=types201.UnitOfMeasureType(unit="W"),
+                    ),
+                ],
+            )
+        ]
+        await self._cp.call(
+            call201.TransactionEvent(
+                event_type=kind,
+                timestamp=now_iso(),
+                trigger_reason=trigger,
+                seq_no=next(tx.seq),
+                transaction_info=info,
+                meter_value=meter,
+                evse=types201.EVSEType(id=tx.connector_id, connector_id=1),
+                id_token=types201.IdTokenType(id_token=f"remote-{tx.session_ref}", type="Central")
+                if kind == "Started" else None,
+            )
+        )
+
+    async def _stop(self, tx: Transaction, reason: str) -> None:
+        if tx.stopped.is_set():
+            return
+        tx.stopped.set()
+        tx.stop_reason = reason
+        if self.ocpp_version == "1.6":
+            await self._cp.call(
+                call16.StopTransaction(
+                    meter_stop=tx.meter_wh, timestamp=now_iso(),
+                    transaction_id=int(tx.transaction_id), reason=reason,
+                )
+            )
+        else:
+            trigger = "EVCommunicationLost" if reason == "EVDisconnected" else "RemoteStop"
+            await self._transaction_event(tx, "Ended", trigger, stop_reason=reason)
+        await self.set_status(tx.connector_id, "Finishing")
+
+    def _find(self, transaction_id: str) -> Transaction | None:
+        return next((t for t in self.transactions.values() if t.transaction_id == transaction_id), None)
+
+
+class _Handlers16(ChargePoint16):  # type: ignore[misc]
+    def __init__(self, station_id: str, ws: Any, station: SimulatedStation) -> None:
+        super().__init__(station_id, ws)
+        self.station = station
+
+    @on(enums16.Action.remote_start_transaction)
+    async def on_remote_start(self, id_tag: str, connector_id: int | None = None, **_: Any) -> Any:
+        self.station.start_requests += 1
+        connector = connector_id or 1
+        busy = connector in self.station.transactions and not self.station.transactions[connector].stopped.is_set()
+        if busy:
+            return result16.RemoteStartTransaction(status=enums16.RemoteStartStopStatus.rejected)
+        asyncio.get_running_loop().call_soon(
+            lambda: asyncio.ensure_future(self.station._start(connector, id_tag))
+        )
+        return result16.RemoteStartTransaction(status=enums16.RemoteStartStopStatus.accepted)
+
+    @on(enums16.Action.remote_stop_transaction)
+    async def on_remote_stop(self, transaction_id: int, **_: Any) -> Any:
+        tx = self.station._find(str(transaction_id))
+        if tx is None or tx.stopped.is_set():
+            return result16.RemoteStopTransaction(status=enums16.RemoteStartStopStatus.rejected)
+        asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.station._stop(tx, "Remote")))
+        return result16.RemoteStopTransaction(status=enums16.RemoteStartStopStatus.accepted)
+
+    @on(enums16.Action.data_transfer)
+    async def on_data_transfer(self, vendor_id: str, message_id: str | None = None, data: str | None = None, **_: Any) -> Any:
+        self.station.displayed.append({"message_id": message_id, "data": data})
+        return result16.DataTransfer(status=enums16.DataTransferStatus.accepted)
+
+    @on(enums16.Action.get_configuration)
+    async def on_get_configuration(self, key: list[str] | None = None, **_: Any) -> Any:
+        return result16.GetConfiguration(
+            configuration_key=[{"key": "HeartbeatInterval", "readonly": False, "value": str(self.station.heartbeat_interval_s)}]
+        )
+
+    @on(enums16.Action.change_configuration)
+    async def on_change_configuration(self, key: str, value: str, **_: Any) -> Any:
+        return result16.ChangeConfiguration(status=enums16.ConfigurationStatus.accepted)
+
+    @on(enums16.Action.trigger_message)
+    async def on_trigger_message(self, requested_message: str, **_: Any) -> Any:
+        return result16.TriggerMessage(status=enums16.TriggerMessageStatus.accepted)
+
+
+class _Handlers201(ChargePoint201):  # type: ignore[misc]
+    def __init__(self, station_id: str, ws: Any, station: SimulatedStation) -> None:
+        super().__init__(station_id, ws)
+        self.station = station
+
+    @on(enums201.Action.request_start_transaction)
+    async def on_request_start(self, id_token: dict[str, Any], remote_start_id: int, evse_id: int | None = None, **_: Any) -> Any:
+        self.station.start_requests += 1
+        connector = evse_id or 1
+        busy = connector in self.station.transactions and not self.station.transactions[connector].stopped.is_set()
+        if busy:
+            return result201.RequestStartTransaction(status=enums201.RequestStartStopStatusEnumType.rejected)
+        asyncio.get_running_loop().call_soon(
+            lambda: asyncio.ensure_future(self.station._start(connector, str(remote_start_id)))
+        )
+        return result201.RequestStartTransaction(status=enums201.RequestStartStopStatusEnumType.accepted)
+
+    @on(enums201.Action.request_stop_transaction)
+    async def on_request_stop(self, transaction_id: str, **_: Any) -> Any:
+        tx = self.station._find(transaction_id)
+        if tx is None or tx.stopped.is_set():
+            return result201.RequestStopTransaction(status=enums201.RequestStartStopStatusEnumType.rejected)
+        asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.station._stop(tx, "Remote")))
+        return result201.RequestStopTransaction(status=enums201.RequestStartStopStatusEnumType.accepted)
+
+    @on(enums201.Action.set_display_message)
+    async def on_set_display_message(self, message: dict[str, Any], **_: Any) -> Any:
+        self.station.displayed.append(message)
+        return result201.SetDisplayMessage(status=enums201.DisplayMessageStatusEnumType.accepted)
+
+    @on(enums201.Action.cost_updated)
+    async def on_cost_updated(self, total_cost: float, transaction_id: str, **_: Any) -> Any:
+        self.station.costs.append({"total_cost": total_cost, "transaction_id": transaction_id})
+        return result201.CostUpdated()
+
+    @on(enums201.Action.data_transfer)
+    async def on_data_transfer(self, vendor_id: str, message_id: str | None = None, data: Any = None, **_: Any) -> Any:
+        self.station.displayed.append({"message_id": message_id, "data": data})
+        return result201.DataTransfer(status=enums201.DataTransferStatusEnumType.accepted)
+
+    @on(enums201.Action.trigger_message)
+    async def on_trigger_message(self, requested_message: str, **_: Any) -> Any:
+        return result201.TriggerMessage(status=enums201.TriggerMessageStatusEnumType.accepted)
+
+
+async def run_fleet(
+    base_url: str,
+    *,
+    count: int,
+    password: str,
+    prefix: str = "ST-",
+    ocpp_version: str = "1.6",
+    reconnect_s: float = 5.0,
+) -> None:
+    """Keep ``count`` stations (ST-0001...) connected to ``base_url`` until cancelled."""
+
+    async def keep_connected(index: int) -> None:
+        station = SimulatedStation(f"{prefix}{index:04d}", base_url, password, ocpp_version=ocpp_version)
+        while True:
+            try:
+                await station.connect()
+                await asyncio.wait_for(station._ws.wait_closed(), None)
+            except asyncio.CancelledError:
+                await station.close()
+                raise
+            except Exception as error:
+                log.info("station %s not connected (%s); retrying", station.station_id, error)
+            await station.close()
+            await asyncio.sleep(reconnect_s)
+
+    await asyncio.gather(*(keep_connected(i) for i in range(1, count + 1)))
