@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from plugpay_events.bus.port import EventBus
 from plugpay_platform.app import build_service_app
 from plugpay_platform.runtime import ServiceRuntime
-from plugpay_platform.security import KeySource
+from plugpay_platform.security import KeySource, StaticJwks
 
+from auth_svc import service
+from auth_svc.endpoints import router
+from auth_svc.repository import AuthRepository
+from auth_svc.service import AuthContext
 from auth_svc.settings import Settings
 from auth_svc.tables import outbox_tables
 
 NAME = "auth-svc"
 PREFIX = "/auth"
 MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
 
 
 def create_app(
@@ -25,14 +32,59 @@ def create_app(
     bus_factory: Callable[[], EventBus] | None = None,
     key_source: KeySource | None = None,
 ) -> FastAPI:
-    """Build auth-svc: its routes, consumers and runtime, from settings."""
+    """Build auth-svc: its routes, consumers and runtime, from settings.
+
+    auth-svc verifies tokens against its own signing keys read from its database (it cannot
+    fetch its own JWKS over HTTP while starting, nor at all under an in-process transport).
+    """
     settings = settings or Settings()  # type: ignore[call-arg]
+    ctx = AuthContext(settings)
+    holder: dict[str, ServiceRuntime] = {}
+
+    async def own_jwks() -> dict[str, Any]:
+        async with holder["runtime"].database.read() as session:
+            return await service.jwks(ctx, session)
+
     runtime = ServiceRuntime(
         name=NAME,
         settings=settings,
         migrations=MIGRATIONS,
         outbox_tables=outbox_tables,
         bus_factory=bus_factory,
-        key_source=key_source,
+        key_source=key_source or StaticJwks(own_jwks),
     )
-    return build_service_app(runtime, [], title="Plugpay auth-svc", prefix=PREFIX)
+    holder["runtime"] = runtime
+
+    async def prepare() -> None:
+        async with runtime.database.write() as session:
+            await service.ensure_signing_key(ctx, session)
+        if settings.bootstrap_admin_email and settings.bootstrap_admin_password:
+            await bootstrap_admin(ctx, runtime, settings)
+        if settings.seed_demo:
+            from auth_svc.seed import seed_demo
+
+            async with runtime.database.write() as session:
+                await seed_demo(session, ctx=ctx)
+
+    runtime.on_start.append(prepare)
+    app = build_service_app(runtime, [router], title="Plugpay auth-svc", prefix=PREFIX)
+    app.state.auth = ctx
+    return app
+
+
+async def bootstrap_admin(ctx: AuthContext, runtime: ServiceRuntime, settings: Settings) -> None:
+    """Create the first admin from settings unless that account exists (idempotent)."""
+    assert settings.bootstrap_admin_email and settings.bootstrap_admin_password
+    async with runtime.database.write() as session:
+        email = settings.bootstrap_admin_email.strip().lower()
+        if await AuthRepository(session).user_by_email(email) is not None:
+            return
+        await service.create_staff_account(
+            ctx,
+            session,
+            email=email,
+            password=settings.bootstrap_admin_password.get_secret_value(),
+            role="admin",
+            organisation_id=None,
+        )
+    log.info("bootstrap admin %s created", email)

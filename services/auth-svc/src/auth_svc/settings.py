@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from plugpay_platform.settings import ServiceSettings
+from pydantic import SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 
@@ -10,3 +11,18 @@ class Settings(ServiceSettings):
     """Everything auth-svc reads from its environment."""
 
     model_config = SettingsConfigDict(env_prefix="AUTH_SVC_", extra="ignore")
+
+    access_token_ttl_s: int = 900
+    refresh_token_ttl_s: int = 30 * 24 * 3600
+    email_verification_ttl_s: int = 24 * 3600
+    # The first admin, created at start-up when no user has this email yet.
+    bootstrap_admin_email: str | None = None
+    bootstrap_admin_password: SecretStr | None = None
+    # Demo data for issue 9 (demo accounts, stations, OCPP password); never in production.
+    seed_demo: bool = False
+
+    @model_validator(mode="after")
+    def _no_demo_in_production(self) -> Settings:
+        if self.seed_demo and self.platform.environment == "production":
+            raise ValueError("AUTH_SVC_SEED_DEMO is not allowed in production")
+        return self

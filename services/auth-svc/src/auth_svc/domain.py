@@ -1,0 +1,249 @@
+"""auth-svc's rules, pure: password policy, login throttling, refresh-token rotation, claims.
+
+Nothing here does I/O; the service layer loads state, asks these functions, and saves.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from functools import cache
+from typing import Literal
+
+from plugpay_platform.errors import Refusal
+
+Role = Literal["driver", "operator", "admin", "analyst"]
+STAFF_ROLES: frozenset[str] = frozenset({"operator", "analyst", "admin"})
+
+# --- passwords ----------------------------------------------------------------------------
+
+# NIST SP 800-63B 5.1.1.2 / OWASP ASVS 2.1: at least 8 characters, at least 64 accepted, no
+# composition rules, no forced rotation, screened against common and breached passwords.
+PASSWORD_MIN_LENGTH = 8
+PASSWORD_MAX_LENGTH = 128  # >= 64 as asked; bounded so nobody hashes megabytes on our CPU
+
+
+@cache
+def _common_passwords() -> dict[str, int]:
+    # zxcvbn's ranked "passwords" list: the 30 000 most frequent passwords of public breach
+    # corpora, maintained with the library (not a hand-typed list).
+    from zxcvbn.matching import RANKED_DICTIONARIES
+
+    return RANKED_DICTIONARIES["passwords"]
+
+
+def _deleet(word: str) -> str:
+    table = str.maketrans({"4": "a", "@": "a", "8": "b", "3": "e", "1": "i", "!": "i",
+                           "0": "o", "$": "s", "5": "s", "7": "t", "+": "t", "2": "z"})  # fmt: skip
+    return word.translate(table)
+
+
+def password_problem(password: str, *, personal: tuple[str, ...] = ()) -> str | None:
+    """Why ``password`` is not acceptable, or None when it is."""
+    if len(password) < PASSWORD_MIN_LENGTH:
+        return f"the password needs at least {PASSWORD_MIN_LENGTH} characters"
+    if len(password) > PASSWORD_MAX_LENGTH:
+        return f"the password may have at most {PASSWORD_MAX_LENGTH} characters"
+    folded = password.lower()
+    common = _common_passwords()
+    # The whole password (also reversed, or with common l33t substitutions) is a known one;
+    # a trailing digit or two ("password12") does not make a breached password new.
+    stripped = re.sub(r"[\d!.]{1,3}$", "", folded)
+    candidates = {folded, folded[::-1], _deleet(folded), stripped, _deleet(stripped)}
+    if any(c in common for c in candidates if c):
+        return "this password is in a list of common or breached passwords"
+    if any(p and len(p) >= 3 and p.lower() in folded for p in personal):
+        return "the password must not contain your email address"
+    return None
+
+
+def check_password_policy(password: str, *, personal: tuple[str, ...] = ()) -> None:
+    """Refuse a password that breaks the policy (422, reason ``weak_password``)."""
+    if problem := password_problem(password, personal=personal):
+        raise Refusal("weak_password", problem, status_code=422)
+
+
+# OCPP 2.0.1 Part 2 (BasicAuthPassword, passwordString) and the OCPP 1.6 security whitepaper:
+# 16 to 40 characters of letters, digits and "*-_=:+|@.".
+STATION_PASSWORD = re.compile(r"^[A-Za-z0-9*\-_=:+|@.]{16,40}$")
+
+
+def check_station_password(password: str) -> None:
+    """Refuse an OCPP Basic-auth password the OCPP specifications would not allow."""
+    if not STATION_PASSWORD.fullmatch(password):
+        raise Refusal(
+            "invalid_station_password",
+            "an OCPP password has 16 to 40 characters: letters, digits and *-_=:+|@.",
+            status_code=422,
+        )
+
+
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+
+
+def normalise_email(email: str) -> str:
+    """The form emails are stored and compared in."""
+    email = email.strip().lower()
+    if len(email) > 254 or not EMAIL.fullmatch(email):
+        raise Refusal("invalid_email", "this is not a valid email address", status_code=422)
+    return email
+
+
+# --- login throttling ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ThrottleRule:
+    """Failures allowed for free, then an exponentially growing wait, capped."""
+
+    free_failures: int
+    base_delay_s: float
+    max_delay_s: float
+    forget_after: timedelta = timedelta(hours=1)
+
+
+# Per (account, client address): the attacker guessing from one place is slowed quickly and
+# hard, while the owner logging in from elsewhere is untouched.
+ACCOUNT_AT_ADDRESS = ThrottleRule(free_failures=5, base_delay_s=2, max_delay_s=15 * 60)
+# Per account from anywhere (a distributed guesser): slowed, but capped at one minute so an
+# attacker can never lock the owner out for long.
+ACCOUNT = ThrottleRule(free_failures=20, base_delay_s=1, max_delay_s=60)
+# Per client address over all accounts (credential stuffing from one place).
+ADDRESS = ThrottleRule(free_failures=50, base_delay_s=1, max_delay_s=15 * 60)
+
+
+@dataclass(frozen=True)
+class ThrottleState:
+    """What is remembered about one throttle key."""
+
+    failures: int = 0
+    last_failure_at: datetime | None = None
+    blocked_until: datetime | None = None
+
+
+def retry_after_s(state: ThrottleState, now: datetime) -> int | None:
+    """Seconds until the next attempt is allowed, or None when it is allowed now."""
+    if state.blocked_until is None or state.blocked_until <= now:
+        return None
+    return max(1, int((state.blocked_until - now).total_seconds() + 0.999))
+
+
+def record_failure(state: ThrottleState, rule: ThrottleRule, now: datetime) -> ThrottleState:
+    """The state after one more failed attempt."""
+    failures = state.failures
+    if state.last_failure_at is not None and now - state.last_failure_at > rule.forget_after:
+        failures = 0  # old failures are forgiven
+    failures += 1
+    over = failures - rule.free_failures
+    blocked_until = state.blocked_until
+    if over > 0:
+        delay = min(rule.max_delay_s, rule.base_delay_s * 2 ** min(over - 1, 30))
+        blocked_until = now + timedelta(seconds=delay)
+    return ThrottleState(failures=failures, last_failure_at=now, blocked_until=blocked_until)
+
+
+# --- refresh tokens -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RefreshToken:
+    """One refresh token as stored (its secret only as a hash)."""
+
+    token_hash: str
+    family_id: uuid.UUID
+    user_id: uuid.UUID
+    issued_at: datetime
+    expires_at: datetime
+    used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Rotate:
+    """The token is good: mark it used and issue its successor in the same family."""
+
+    used: RefreshToken
+
+
+@dataclass(frozen=True)
+class RevokeFamily:
+    """An already-used token came back: someone holds a stolen copy; end the whole family."""
+
+    family_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class RejectRefresh:
+    """Expired, revoked or unknown: refuse, nothing else to do."""
+
+    reason: str
+
+
+RefreshDecision = Rotate | RevokeFamily | RejectRefresh
+
+
+def decide_refresh(token: RefreshToken | None, now: datetime) -> RefreshDecision:
+    """What presenting this refresh token means (RFC 9700 4.14.2: rotation + reuse detection)."""
+    if token is None:
+        return RejectRefresh("refresh_token_invalid")
+    if token.revoked_at is not None:
+        return RejectRefresh("refresh_token_revoked")
+    if token.used_at is not None:
+        return RevokeFamily(token.family_id)
+    if token.expires_at <= now:
+        return RejectRefresh("refresh_token_expired")
+    return Rotate(replace(token, used_at=now))
+
+
+# --- access tokens ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Account:
+    """A user as the rules need it."""
+
+    user_id: uuid.UUID
+    email: str
+    roles: tuple[str, ...]
+    organisation_id: uuid.UUID | None
+    groups: tuple[str, ...]
+    email_verified: bool
+
+
+def access_claims(
+    account: Account, *, issuer: str, audience: str, now: datetime, ttl_s: int
+) -> dict[str, object]:
+    """The claims of an access token, as libs/platform's TokenVerifier reads them."""
+    issued = int(now.timestamp())
+    claims: dict[str, object] = {
+        "iss": issuer,
+        "aud": audience,
+        "sub": str(account.user_id),
+        "roles": list(account.roles),
+        "groups": sorted(account.groups),
+        "email_verified": account.email_verified,
+        "iat": issued,
+        "nbf": issued,
+        "exp": issued + ttl_s,
+        "jti": uuid.uuid4().hex,
+    }
+    if account.organisation_id is not None:
+        claims["org"] = str(account.organisation_id)
+    return claims
+
+
+def check_staff_account(role: str, organisation_id: uuid.UUID | None) -> None:
+    """Operators belong to exactly one organisation; other staff to none."""
+    if role == "operator" and organisation_id is None:
+        raise Refusal(
+            "organisation_required", "an operator belongs to an organisation", status_code=422
+        )
+    if role in {"admin", "analyst"} and organisation_id is not None:
+        raise Refusal(
+            "organisation_not_allowed", f"an {role} belongs to no organisation", status_code=422
+        )
+
+
+GROUP_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")

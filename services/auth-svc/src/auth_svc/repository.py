@@ -1,0 +1,457 @@
+"""The only module of auth-svc with SQL."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth_svc.credentials import SigningKey
+from auth_svc.domain import Account, RefreshToken, ThrottleState
+from auth_svc.tables import (
+    email_verifications,
+    group_members,
+    login_throttle,
+    organisations,
+    refresh_tokens,
+    signing_keys,
+    station_credentials,
+    stations,
+    user_groups,
+    users,
+)
+
+
+@dataclass(frozen=True)
+class StoredUser:
+    """A user row with its groups."""
+
+    account: Account
+    password_hash: str
+
+
+@dataclass(frozen=True)
+class Organisation:
+    id: uuid.UUID
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Station:
+    id: str
+    organisation_id: uuid.UUID
+    name: str
+    connectors: list[dict[str, Any]]
+    latitude: float | None
+    longitude: float | None
+    address: str | None
+    registered_at: datetime
+    credential_set_at: datetime | None = None
+    security_profile: int | None = None
+
+
+class AuthRepository:
+    """Queries over one session; the caller's unit of work commits."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # --- users -------------------------------------------------------------------------
+
+    async def _groups_of(self, user_id: uuid.UUID) -> tuple[str, ...]:
+        rows = await self.session.scalars(
+            select(group_members.c.group_name)
+            .where(group_members.c.user_id == user_id)
+            .order_by(group_members.c.group_name)
+        )
+        return tuple(rows)
+
+    async def _stored(self, row: Any) -> StoredUser | None:
+        if row is None:
+            return None
+        account = Account(
+            user_id=row.id,
+            email=row.email,
+            roles=tuple(row.roles),
+            organisation_id=row.organisation_id,
+            groups=await self._groups_of(row.id),
+            email_verified=row.email_verified_at is not None,
+        )
+        return StoredUser(account, row.password_hash)
+
+    async def user_by_email(self, email: str) -> StoredUser | None:
+        row = (await self.session.execute(select(users).where(users.c.email == email))).first()
+        return await self._stored(row)
+
+    async def user_by_id(
+        self, user_id: uuid.UUID, *, for_update: bool = False
+    ) -> StoredUser | None:
+        query = select(users).where(users.c.id == user_id)
+        if for_update:
+            query = query.with_for_update()
+        row = (await self.session.execute(query)).first()
+        return await self._stored(row)
+
+    async def add_user(
+        self,
+        *,
+        user_id: uuid.UUID,
+        email: str,
+        password_hash: str,
+        roles: tuple[str, ...],
+        organisation_id: uuid.UUID | None,
+        verified_at: datetime | None,
+    ) -> bool:
+        """Insert a user; False when the email is taken."""
+        result = await self.session.execute(
+            pg_insert(users)
+            .values(
+                id=user_id,
+                email=email,
+                password_hash=password_hash,
+                roles=list(roles),
+                organisation_id=organisation_id,
+                email_verified_at=verified_at,
+            )
+            .on_conflict_do_nothing(index_elements=[users.c.email])
+            .returning(users.c.id)
+        )
+        return result.first() is not None
+
+    async def set_password_hash(self, user_id: uuid.UUID, password_hash: str) -> None:
+        await self.session.execute(
+            update(users).where(users.c.id == user_id).values(password_hash=password_hash)
+        )
+
+    async def mark_verified(self, user_id: uuid.UUID, at: datetime) -> bool:
+        """True when the user was unverified until now."""
+        result = await self.session.execute(
+            update(users)
+            .where(users.c.id == user_id, users.c.email_verified_at.is_(None))
+            .values(email_verified_at=at)
+            .returning(users.c.id)
+        )
+        return result.first() is not None
+
+    # --- email verification ------------------------------------------------------------
+
+    async def add_verification(
+        self, token_hash: bytes, user_id: uuid.UUID, expires_at: datetime
+    ) -> None:
+        await self.session.execute(
+            insert(email_verifications).values(
+                token_hash=token_hash, user_id=user_id, expires_at=expires_at
+            )
+        )
+
+    async def use_verification(self, token_hash: bytes, now: datetime) -> uuid.UUID | None:
+        """Consume an unused, unexpired verification token; its user, or None."""
+        result = await self.session.execute(
+            update(email_verifications)
+            .where(
+                email_verifications.c.token_hash == token_hash,
+                email_verifications.c.used_at.is_(None),
+                email_verifications.c.expires_at > now,
+            )
+            .values(used_at=now)
+            .returning(email_verifications.c.user_id)
+        )
+        return result.scalar_one_or_none()
+
+    # --- organisations and groups ------------------------------------------------------
+
+    async def add_organisation(self, org_id: uuid.UUID, name: str, at: datetime) -> bool:
+        result = await self.session.execute(
+            pg_insert(organisations)
+            .values(id=org_id, name=name, created_at=at)
+            .on_conflict_do_nothing(index_elements=[organisations.c.name])
+            .returning(organisations.c.id)
+        )
+        return result.first() is not None
+
+    async def organisation(self, org_id: uuid.UUID) -> Organisation | None:
+        row = (
+            await self.session.execute(select(organisations).where(organisations.c.id == org_id))
+        ).first()
+        return Organisation(row.id, row.name, row.created_at) if row else None
+
+    async def organisation_by_name(self, name: str) -> Organisation | None:
+        row = (
+            await self.session.execute(select(organisations).where(organisations.c.name == name))
+        ).first()
+        return Organisation(row.id, row.name, row.created_at) if row else None
+
+    async def organisations(self) -> list[Organisation]:
+        rows = await self.session.execute(select(organisations).order_by(organisations.c.name))
+        return [Organisation(r.id, r.name, r.created_at) for r in rows]
+
+    async def add_group(self, name: str, org_id: uuid.UUID) -> bool:
+        result = await self.session.execute(
+            pg_insert(user_groups)
+            .values(name=name, organisation_id=org_id)
+            .on_conflict_do_nothing()
+            .returning(user_groups.c.name)
+        )
+        return result.first() is not None
+
+    async def group_organisation(self, name: str) -> uuid.UUID | None:
+        return await self.session.scalar(
+            select(user_groups.c.organisation_id).where(user_groups.c.name == name)
+        )
+
+    async def groups_of_organisation(self, org_id: uuid.UUID) -> list[tuple[str, list[str]]]:
+        rows = await self.session.execute(
+            select(user_groups.c.name, users.c.email)
+            .select_from(
+                user_groups.outerjoin(
+                    group_members, group_members.c.group_name == user_groups.c.name
+                ).outerjoin(users, users.c.id == group_members.c.user_id)
+            )
+            .where(user_groups.c.organisation_id == org_id)
+            .order_by(user_groups.c.name, users.c.email)
+        )
+        grouped: dict[str, list[str]] = {}
+        for name, email in rows:
+            grouped.setdefault(name, [])
+            if email:
+                grouped[name].append(email)
+        return list(grouped.items())
+
+    async def add_member(self, group: str, user_id: uuid.UUID) -> None:
+        await self.session.execute(
+            pg_insert(group_members)
+            .values(group_name=group, user_id=user_id)
+            .on_conflict_do_nothing()
+        )
+
+    async def remove_member(self, group: str, user_id: uuid.UUID) -> None:
+        await self.session.execute(
+            delete(group_members).where(
+                group_members.c.group_name == group, group_members.c.user_id == user_id
+            )
+        )
+
+    # --- refresh tokens ----------------------------------------------------------------
+
+    async def add_refresh_token(self, token: RefreshToken) -> None:
+        await self.session.execute(
+            insert(refresh_tokens).values(
+                token_hash=bytes.fromhex(token.token_hash),
+                family_id=token.family_id,
+                user_id=token.user_id,
+                issued_at=token.issued_at,
+                expires_at=token.expires_at,
+            )
+        )
+
+    async def refresh_token_for_update(self, token_hash: str) -> RefreshToken | None:
+        row = (
+            await self.session.execute(
+                select(refresh_tokens)
+                .where(refresh_tokens.c.token_hash == bytes.fromhex(token_hash))
+                .with_for_update()
+            )
+        ).first()
+        if row is None:
+            return None
+        return RefreshToken(
+            token_hash=row.token_hash.hex(),
+            family_id=row.family_id,
+            user_id=row.user_id,
+            issued_at=row.issued_at,
+            expires_at=row.expires_at,
+            used_at=row.used_at,
+            revoked_at=row.revoked_at,
+        )
+
+    async def mark_refresh_used(self, token_hash: str, at: datetime) -> None:
+        await self.session.execute(
+            update(refresh_tokens)
+            .where(refresh_tokens.c.token_hash == bytes.fromhex(token_hash))
+            .values(used_at=at)
+        )
+
+    async def revoke_family(self, family_id: uuid.UUID, at: datetime) -> None:
+        await self.session.execute(
+            update(refresh_tokens)
+            .where(refresh_tokens.c.family_id == family_id, refresh_tokens.c.revoked_at.is_(None))
+            .values(revoked_at=at)
+        )
+
+    # --- signing keys ------------------------------------------------------------------
+
+    async def lock_signing_keys(self) -> None:
+        """Serialise key creation and rotation between replicas (transaction-scoped)."""
+        await self.session.execute(text("SELECT pg_advisory_xact_lock(hashtext('auth_keys'))"))
+
+    async def active_signing_key(self) -> SigningKey | None:
+        row = (
+            await self.session.execute(
+                select(signing_keys).where(signing_keys.c.retired_at.is_(None))
+            )
+        ).first()
+        return _key(row) if row else None
+
+    async def published_signing_keys(self, retired_after: datetime) -> list[SigningKey]:
+        """The active key and the retired ones whose tokens may still be valid."""
+        rows = await self.session.execute(
+            select(signing_keys)
+            .where(
+                or_(
+                    signing_keys.c.retired_at.is_(None),
+                    signing_keys.c.retired_at > retired_after,
+                )
+            )
+            .order_by(signing_keys.c.created_at.desc())
+        )
+        return [_key(r) for r in rows]
+
+    async def retire_signing_keys(self, at: datetime) -> None:
+        await self.session.execute(
+            update(signing_keys).where(signing_keys.c.retired_at.is_(None)).values(retired_at=at)
+        )
+
+    async def add_signing_key(self, key: SigningKey) -> None:
+        await self.session.execute(
+            insert(signing_keys).values(
+                kid=key.kid,
+                private_pem=key.private_pem,
+                public_jwk=key.public_jwk,
+                created_at=key.created_at,
+            )
+        )
+
+    # --- login throttling --------------------------------------------------------------
+
+    async def throttle_states(self, keys: list[str]) -> dict[str, ThrottleState]:
+        rows = await self.session.execute(
+            select(login_throttle).where(login_throttle.c.key.in_(keys))
+        )
+        return {r.key: ThrottleState(r.failures, r.last_failure_at, r.blocked_until) for r in rows}
+
+    async def lock_throttle_states(self, keys: list[str]) -> dict[str, ThrottleState]:
+        """Create missing rows, then lock all of them in key order (no deadlocks)."""
+        ordered = sorted(keys)
+        await self.session.execute(
+            pg_insert(login_throttle)
+            .values([{"key": k, "failures": 0} for k in ordered])
+            .on_conflict_do_nothing()
+        )
+        rows = await self.session.execute(
+            select(login_throttle)
+            .where(login_throttle.c.key.in_(ordered))
+            .order_by(login_throttle.c.key)
+            .with_for_update()
+        )
+        return {r.key: ThrottleState(r.failures, r.last_failure_at, r.blocked_until) for r in rows}
+
+    async def save_throttle_state(self, key: str, state: ThrottleState) -> None:
+        await self.session.execute(
+            update(login_throttle)
+            .where(login_throttle.c.key == key)
+            .values(
+                failures=state.failures,
+                last_failure_at=state.last_failure_at,
+                blocked_until=state.blocked_until,
+            )
+        )
+
+    async def clear_throttle(self, keys: list[str]) -> None:
+        await self.session.execute(delete(login_throttle).where(login_throttle.c.key.in_(keys)))
+
+    # --- stations ----------------------------------------------------------------------
+
+    async def add_station(self, station: Station) -> bool:
+        result = await self.session.execute(
+            pg_insert(stations)
+            .values(
+                id=station.id,
+                organisation_id=station.organisation_id,
+                name=station.name,
+                connectors=station.connectors,
+                latitude=station.latitude,
+                longitude=station.longitude,
+                address=station.address,
+                registered_at=station.registered_at,
+            )
+            .on_conflict_do_nothing()
+            .returning(stations.c.id)
+        )
+        return result.first() is not None
+
+    def _stations_query(self) -> Any:
+        return select(
+            stations,
+            station_credentials.c.set_at.label("credential_set_at"),
+            station_credentials.c.security_profile,
+        ).select_from(
+            stations.outerjoin(
+                station_credentials, station_credentials.c.station_id == stations.c.id
+            )
+        )
+
+    async def station(self, station_id: str) -> Station | None:
+        row = (
+            await self.session.execute(self._stations_query().where(stations.c.id == station_id))
+        ).first()
+        return _station(row) if row else None
+
+    async def stations(self, org_id: uuid.UUID | None) -> list[Station]:
+        query = self._stations_query().order_by(stations.c.id)
+        if org_id is not None:
+            query = query.where(stations.c.organisation_id == org_id)
+        return [_station(r) for r in await self.session.execute(query)]
+
+    async def set_station_credential(
+        self, station_id: str, password_hash: str, security_profile: int, at: datetime
+    ) -> None:
+        statement = pg_insert(station_credentials).values(
+            station_id=station_id,
+            password_hash=password_hash,
+            security_profile=security_profile,
+            set_at=at,
+        )
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[station_credentials.c.station_id],
+                set_={
+                    "password_hash": statement.excluded.password_hash,
+                    "security_profile": statement.excluded.security_profile,
+                    "set_at": statement.excluded.set_at,
+                },
+            )
+        )
+
+    async def count_users(self) -> int:
+        return int(await self.session.scalar(select(func.count()).select_from(users)) or 0)
+
+
+def _key(row: Any) -> SigningKey:
+    return SigningKey(
+        kid=row.kid,
+        private_pem=row.private_pem,
+        public_jwk=dict(row.public_jwk),
+        created_at=row.created_at,
+        retired_at=row.retired_at,
+    )
+
+
+def _station(row: Any) -> Station:
+    return Station(
+        id=row.id,
+        organisation_id=row.organisation_id,
+        name=row.name,
+        connectors=list(row.connectors),
+        latitude=row.latitude,
+        longitude=row.longitude,
+        address=row.address,
+        registered_at=row.registered_at,
+        credential_set_at=row.credential_set_at,
+        security_profile=row.security_profile,
+    )

@@ -1,0 +1,525 @@
+"""auth-svc's use cases. Each takes a session of the caller's unit of work and never commits.
+
+Use cases whose refusal must still persist something (a failed login is counted, a reused
+refresh token revokes its family) return the Refusal instead of raising it, so the endpoint
+raises it only after the unit of work has committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from plugpay_events.contracts.identity import (
+    ConnectorSpec,
+    EmailVerificationRequested,
+    OrganisationCreated,
+    StationCredentialSet,
+    StationRegistered,
+    UserRegistered,
+    UserVerified,
+)
+from plugpay_events.envelope import Envelope, Event
+from plugpay_events.outbox import Outbox
+from plugpay_platform.errors import Refusal
+from plugpay_platform.logging import correlation_id
+from plugpay_platform.security import Principal
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth_svc import domain
+from auth_svc.credentials import (
+    PasswordHashing,
+    SigningKey,
+    new_secret,
+    new_signing_key,
+    secret_digest,
+    sign_token,
+)
+from auth_svc.domain import Account, RefreshToken, RevokeFamily, Rotate
+from auth_svc.repository import AuthRepository, Organisation, Station
+from auth_svc.settings import Settings
+from auth_svc.tables import outbox_tables
+
+log = logging.getLogger(__name__)
+PRODUCER = "auth-svc"
+# How long past a key's retirement it stays published: its last tokens' lifetime + leeway.
+JWKS_GRACE = timedelta(seconds=60)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class AuthContext:
+    """What every use case needs besides the session: settings, hashing, outbox, clock."""
+
+    settings: Settings
+    hashing: PasswordHashing = field(default_factory=PasswordHashing)
+    outbox: Outbox = field(default_factory=lambda: Outbox(outbox_tables))
+    clock: Callable[[], datetime] = _utc_now
+
+    async def emit(self, session: AsyncSession, events: Sequence[Event]) -> None:
+        cid = correlation_id.get()
+        try:
+            correlation = uuid.UUID(cid) if cid else None
+        except ValueError:
+            correlation = None
+        await self.outbox.add(
+            session,
+            [Envelope.wrap(e, producer=PRODUCER, correlation_id=correlation) for e in events],
+        )
+
+
+@dataclass(frozen=True)
+class IssuedTokens:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+
+# --- accounts ------------------------------------------------------------------------------
+
+
+async def register_driver(
+    ctx: AuthContext, session: AsyncSession, email: str, password: str
+) -> None:
+    """A new unverified driver and a single-use verification link (in the log).
+
+    An email that already has an account gets the same answer (no enumeration); the owner
+    would be mailed "you already have an account" instead.
+    """
+    email = domain.normalise_email(email)
+    domain.check_password_policy(password, personal=(email, email.split("@")[0]))
+    password_hash = await ctx.hashing.hash(password)
+    repo = AuthRepository(session)
+    now = ctx.clock()
+    user_id = uuid.uuid4()
+    created = await repo.add_user(
+        user_id=user_id,
+        email=email,
+        password_hash=password_hash,
+        roles=("driver",),
+        organisation_id=None,
+        verified_at=None,
+    )
+    if not created:
+        log.info("registration for an existing account; the owner would be notified")
+        return
+    events: list[Event] = [
+        UserRegistered(user_id=user_id, roles=("driver",), registered_at=now),
+        await _request_verification(ctx, repo, user_id, now),
+    ]
+    await ctx.emit(session, events)
+
+
+async def _request_verification(
+    ctx: AuthContext, repo: AuthRepository, user_id: uuid.UUID, now: datetime
+) -> EmailVerificationRequested:
+    token, digest = new_secret()
+    expires_at = now + timedelta(seconds=ctx.settings.email_verification_ttl_s)
+    await repo.add_verification(digest, user_id, expires_at)
+    # The simulated email: a single-use link. "code" is not a secret the scrubber hides, on
+    # purpose: it is what a developer clicks; it is stored only hashed and dies on use.
+    base = ctx.settings.platform.public_base_url.rstrip("/")
+    log.info("verification link for user %s: %s/auth/verify?code=%s", user_id, base, token)
+    return EmailVerificationRequested(user_id=user_id, expires_at=expires_at)
+
+
+async def verify_email(ctx: AuthContext, session: AsyncSession, token: str) -> uuid.UUID:
+    """Consume a verification token; the user becomes verified (UserVerified)."""
+    repo = AuthRepository(session)
+    now = ctx.clock()
+    user_id = await repo.use_verification(secret_digest(token), now)
+    if user_id is None:
+        raise Refusal(
+            "verification_invalid",
+            "this verification link is unknown, used or expired",
+            status_code=400,
+        )
+    if await repo.mark_verified(user_id, now):
+        await ctx.emit(session, [UserVerified(user_id=user_id, verified_at=now)])
+    return user_id
+
+
+async def create_staff_account(
+    ctx: AuthContext,
+    session: AsyncSession,
+    *,
+    email: str,
+    password: str,
+    role: domain.Role,
+    organisation_id: uuid.UUID | None,
+    enforce_policy: bool = True,
+) -> uuid.UUID:
+    """An account an admin creates (operator, analyst, admin; or a pre-verified driver)."""
+    email = domain.normalise_email(email)
+    domain.check_staff_account(role, organisation_id)
+    if enforce_policy:
+        domain.check_password_policy(password, personal=(email, email.split("@")[0]))
+    repo = AuthRepository(session)
+    if organisation_id is not None and await repo.organisation(organisation_id) is None:
+        raise Refusal("organisation_unknown", "no such organisation", status_code=404)
+    now = ctx.clock()
+    user_id = uuid.uuid4()
+    created = await repo.add_user(
+        user_id=user_id,
+        email=email,
+        password_hash=await ctx.hashing.hash(password),
+        roles=(role,),
+        organisation_id=organisation_id,
+        verified_at=now,  # an admin vouches for the address
+    )
+    if not created:
+        raise Refusal("email_taken", "an account with this email exists", status_code=409)
+    await ctx.emit(
+        session,
+        [
+            UserRegistered(
+                user_id=user_id, roles=(role,), organisation_id=organisation_id, registered_at=now
+            ),
+            UserVerified(user_id=user_id, verified_at=now),
+        ],
+    )
+    return user_id
+
+
+async def me(session: AsyncSession, principal: Principal) -> Account:
+    stored = await AuthRepository(session).user_by_id(principal.user_id)
+    if stored is None:
+        raise Refusal("not_found", "this account no longer exists", status_code=404)
+    return stored.account
+
+
+# --- login and tokens ------------------------------------------------------------------------
+
+
+def _throttle_keys(email: str, client: str) -> dict[str, domain.ThrottleRule]:
+    return {
+        f"acct:{email}": domain.ACCOUNT,
+        f"acct-ip:{email}|{client}": domain.ACCOUNT_AT_ADDRESS,
+        f"ip:{client}": domain.ADDRESS,
+    }
+
+
+def _invalid_credentials() -> Refusal:
+    # One answer for unknown email and wrong password: nothing to enumerate accounts with.
+    return Refusal("invalid_credentials", "the email or the password is wrong", status_code=401)
+
+
+async def login(
+    ctx: AuthContext, session: AsyncSession, username: str, password: str, client: str
+) -> IssuedTokens | Refusal:
+    """The OAuth2 password grant with throttling; unknown email and wrong password look alike."""
+    email = username.strip().lower()[:254]
+    repo = AuthRepository(session)
+    now = ctx.clock()
+    rules = _throttle_keys(email, client)
+    states = await repo.throttle_states(list(rules))
+    waits = [w for s in states.values() if (w := domain.retry_after_s(s, now)) is not None]
+    if waits:
+        wait = max(waits)
+        return Refusal(
+            "too_many_attempts",
+            f"too many failed logins; try again in {wait} s",
+            status_code=429,
+            headers={"Retry-After": str(wait)},
+        )
+    stored = await repo.user_by_email(email)
+    ok = await ctx.hashing.verify(stored.password_hash if stored else None, password)
+    if not ok or stored is None:
+        locked = await repo.lock_throttle_states(list(rules))
+        for key, rule in rules.items():
+            failed = domain.record_failure(locked.get(key, domain.ThrottleState()), rule, now)
+            await repo.save_throttle_state(key, failed)
+        return _invalid_credentials()
+    # The owner got in: forget failures against the account (not the address's: an attacker
+    # with one valid account must not reset the counter of the address they stuff from).
+    await repo.clear_throttle([k for k in rules if not k.startswith("ip:")])
+    if ctx.hashing.needs_rehash(stored.password_hash):
+        await repo.set_password_hash(stored.account.user_id, await ctx.hashing.hash(password))
+    return await _issue(ctx, repo, stored.account, family_id=uuid.uuid4(), now=now)
+
+
+async def _issue(
+    ctx: AuthContext,
+    repo: AuthRepository,
+    account: Account,
+    *,
+    family_id: uuid.UUID,
+    now: datetime,
+) -> IssuedTokens:
+    key = await repo.active_signing_key()
+    if key is None:
+        key = await rotate_signing_key(ctx, repo.session)
+    claims = domain.access_claims(
+        account,
+        issuer=ctx.settings.platform.jwt_issuer,
+        audience=ctx.settings.platform.jwt_audience,
+        now=now,
+        ttl_s=ctx.settings.access_token_ttl_s,
+    )
+    refresh, digest = new_secret()
+    await repo.add_refresh_token(
+        RefreshToken(
+            token_hash=digest.hex(),
+            family_id=family_id,
+            user_id=account.user_id,
+            issued_at=now,
+            expires_at=now + timedelta(seconds=ctx.settings.refresh_token_ttl_s),
+        )
+    )
+    return IssuedTokens(sign_token(claims, key), refresh, ctx.settings.access_token_ttl_s)
+
+
+async def refresh(
+    ctx: AuthContext, session: AsyncSession, refresh_token: str
+) -> IssuedTokens | Refusal:
+    """Rotate a refresh token; a reused one revokes its whole family."""
+    repo = AuthRepository(session)
+    now = ctx.clock()
+    stored = await repo.refresh_token_for_update(secret_digest(refresh_token).hex())
+    decision = domain.decide_refresh(stored, now)
+    if isinstance(decision, RevokeFamily):
+        await repo.revoke_family(decision.family_id, now)
+        log.warning("refresh token reused: family %s revoked", decision.family_id)
+        return Refusal(
+            "refresh_token_reused",
+            "this refresh token was already used; all sessions of this login are ended",
+            status_code=401,
+        )
+    if not isinstance(decision, Rotate):
+        return Refusal(decision.reason, "the refresh token is not valid", status_code=401)
+    await repo.mark_refresh_used(decision.used.token_hash, now)
+    user = await repo.user_by_id(decision.used.user_id)
+    if user is None:
+        return Refusal("refresh_token_invalid", "the refresh token is not valid", status_code=401)
+    return await _issue(ctx, repo, user.account, family_id=decision.used.family_id, now=now)
+
+
+async def logout(ctx: AuthContext, session: AsyncSession, refresh_token: str) -> None:
+    """End the login the refresh token belongs to (its whole family); unknown ones are ignored."""
+    repo = AuthRepository(session)
+    stored = await repo.refresh_token_for_update(secret_digest(refresh_token).hex())
+    if stored is not None:
+        await repo.revoke_family(stored.family_id, ctx.clock())
+
+
+# --- signing keys ------------------------------------------------------------------------------
+
+
+async def ensure_signing_key(ctx: AuthContext, session: AsyncSession) -> SigningKey:
+    repo = AuthRepository(session)
+    await repo.lock_signing_keys()
+    return await repo.active_signing_key() or await rotate_signing_key(ctx, session)
+
+
+async def rotate_signing_key(ctx: AuthContext, session: AsyncSession) -> SigningKey:
+    """Start signing with a new key; the old one stays published until its tokens expire."""
+    repo = AuthRepository(session)
+    await repo.lock_signing_keys()
+    now = ctx.clock()
+    await repo.retire_signing_keys(now)
+    key = new_signing_key(now)
+    await repo.add_signing_key(key)
+    log.info("new signing key %s", key.kid)
+    return key
+
+
+async def jwks(ctx: AuthContext, session: AsyncSession) -> dict[str, Any]:
+    """The public keys verifiers trust: the current one and those retired recently enough."""
+    ttl = timedelta(seconds=ctx.settings.access_token_ttl_s)
+    keys = await AuthRepository(session).published_signing_keys(ctx.clock() - ttl - JWKS_GRACE)
+    return {"keys": [k.public_jwk for k in keys]}
+
+
+# --- organisations and groups ----------------------------------------------------------------
+
+
+async def create_organisation(ctx: AuthContext, session: AsyncSession, name: str) -> Organisation:
+    repo = AuthRepository(session)
+    now = ctx.clock()
+    org_id = uuid.uuid4()
+    if not await repo.add_organisation(org_id, name, now):
+        raise Refusal("organisation_exists", "an organisation has this name", status_code=409)
+    await ctx.emit(
+        session, [OrganisationCreated(organisation_id=org_id, name=name, created_at=now)]
+    )
+    return Organisation(org_id, name, now)
+
+
+def organisation_in_scope(principal: Principal, organisation_id: uuid.UUID | None) -> uuid.UUID:
+    """The organisation a staff member acts for: operators their own, admins the one named."""
+    if principal.has("admin"):
+        if organisation_id is None:
+            raise Refusal("organisation_required", "name the organisation", status_code=422)
+        return organisation_id
+    if principal.organisation_id is None:
+        raise Refusal("forbidden", "you belong to no organisation", status_code=403)
+    if organisation_id is not None and organisation_id != principal.organisation_id:
+        # Not 403: do not confirm that another organisation's things exist.
+        raise Refusal("not_found", "no such organisation", status_code=404)
+    return principal.organisation_id
+
+
+async def get_organisation(
+    session: AsyncSession, principal: Principal, organisation_id: uuid.UUID
+) -> Organisation:
+    organisation_in_scope(principal, organisation_id)
+    org = await AuthRepository(session).organisation(organisation_id)
+    if org is None:
+        raise Refusal("not_found", "no such organisation", status_code=404)
+    return org
+
+
+async def create_group(
+    session: AsyncSession, principal: Principal, name: str, organisation_id: uuid.UUID | None
+) -> None:
+    org = organisation_in_scope(principal, organisation_id)
+    repo = AuthRepository(session)
+    if await repo.organisation(org) is None:
+        raise Refusal("not_found", "no such organisation", status_code=404)
+    if not await repo.add_group(name, org):
+        raise Refusal("group_exists", "a group has this name", status_code=409)
+
+
+async def _own_group(repo: AuthRepository, principal: Principal, name: str) -> None:
+    owner = await repo.group_organisation(name)
+    if owner is None or not (principal.has("admin") or owner == principal.organisation_id):
+        raise Refusal("not_found", "no such group", status_code=404)
+
+
+async def add_group_member(
+    session: AsyncSession, principal: Principal, group: str, email: str
+) -> None:
+    repo = AuthRepository(session)
+    await _own_group(repo, principal, group)
+    user = await repo.user_by_email(domain.normalise_email(email))
+    if user is None:
+        raise Refusal("user_unknown", "no account has this email", status_code=404)
+    await repo.add_member(group, user.account.user_id)
+
+
+async def remove_group_member(
+    session: AsyncSession, principal: Principal, group: str, email: str
+) -> None:
+    repo = AuthRepository(session)
+    await _own_group(repo, principal, group)
+    user = await repo.user_by_email(domain.normalise_email(email))
+    if user is not None:
+        await repo.remove_member(group, user.account.user_id)
+
+
+async def list_groups(
+    session: AsyncSession, principal: Principal, organisation_id: uuid.UUID | None
+) -> list[tuple[str, list[str]]]:
+    org = organisation_in_scope(principal, organisation_id)
+    return await AuthRepository(session).groups_of_organisation(org)
+
+
+# --- stations ----------------------------------------------------------------------------------
+
+
+async def register_station(
+    ctx: AuthContext,
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    station_id: str,
+    name: str,
+    connectors: Sequence[ConnectorSpec],
+    latitude: float | None,
+    longitude: float | None,
+    address: str | None,
+    organisation_id: uuid.UUID | None,
+) -> Station:
+    org = organisation_in_scope(principal, organisation_id)
+    repo = AuthRepository(session)
+    if await repo.organisation(org) is None:
+        raise Refusal("not_found", "no such organisation", status_code=404)
+    ids = [c.connector_id for c in connectors]
+    if len(set(ids)) != len(ids):
+        raise Refusal("duplicate_connector", "connector ids must be unique", status_code=422)
+    now = ctx.clock()
+    station = Station(
+        id=station_id,
+        organisation_id=org,
+        name=name,
+        connectors=[c.model_dump(mode="json") for c in connectors],
+        latitude=latitude,
+        longitude=longitude,
+        address=address,
+        registered_at=now,
+    )
+    if not await repo.add_station(station):
+        raise Refusal("station_exists", "a station has this id", status_code=409)
+    await ctx.emit(
+        session,
+        [
+            StationRegistered(
+                station_id=station_id,
+                organisation_id=org,
+                name=name,
+                connectors=tuple(connectors),
+                latitude=latitude,
+                longitude=longitude,
+                address=address,
+                registered_at=now,
+            )
+        ],
+    )
+    return station
+
+
+async def station_in_scope(session: AsyncSession, principal: Principal, station_id: str) -> Station:
+    station = await AuthRepository(session).station(station_id)
+    if station is None or not (
+        principal.has("admin") or station.organisation_id == principal.organisation_id
+    ):
+        raise Refusal("not_found", "no such station", status_code=404)
+    return station
+
+
+async def list_stations(session: AsyncSession, principal: Principal) -> list[Station]:
+    if principal.has("admin"):
+        return await AuthRepository(session).stations(None)
+    if principal.organisation_id is None:
+        return []
+    return await AuthRepository(session).stations(principal.organisation_id)
+
+
+async def set_station_credential(
+    ctx: AuthContext,
+    session: AsyncSession,
+    principal: Principal,
+    station_id: str,
+    password: str,
+    security_profile: int,
+) -> None:
+    """Store only the argon2id hash; the gateway learns it from StationCredentialSet."""
+    await station_in_scope(session, principal, station_id)
+    domain.check_station_password(password)
+    if security_profile not in (1, 2):
+        raise Refusal(
+            "invalid_security_profile", "OCPP profiles 1 and 2 use passwords", status_code=422
+        )
+    password_hash = await ctx.hashing.hash(password)
+    now = ctx.clock()
+    await AuthRepository(session).set_station_credential(
+        station_id, password_hash, security_profile, now
+    )
+    await ctx.emit(
+        session,
+        [
+            StationCredentialSet(
+                station_id=station_id,
+                password_hash=password_hash,
+                security_profile=security_profile,  # type: ignore[arg-type]
+                set_at=now,
+            )
+        ],
+    )

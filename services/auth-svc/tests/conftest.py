@@ -1,0 +1,112 @@
+"""Fixtures of auth-svc's tests: the app on a fresh database, and helpers to log in."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from auth_svc.app import create_app
+from auth_svc.settings import Settings
+from fastapi import FastAPI
+from plugpay_events import serde
+from plugpay_events.envelope import Envelope
+from plugpay_events.topics import IDENTITY
+from plugpay_platform.settings import PlatformSettings
+from pydantic import SecretStr
+
+ADMIN_EMAIL = "root@plugpay.test"
+ADMIN_PASSWORD = "a-long-bootstrap-secret-42"
+CLIENT_ADDRESS = "203.0.113.7"
+
+
+@dataclass
+class AuthService:
+    """The running app and a client on it."""
+
+    app: FastAPI
+    client: httpx.AsyncClient
+
+    async def login(self, email: str, password: str, **kwargs: Any) -> dict[str, Any]:
+        response = await self.client.post(
+            "/auth/token", data={"username": email, "password": password}, **kwargs
+        )
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    async def bearer(self, email: str, password: str) -> dict[str, str]:
+        tokens = await self.login(email, password)
+        return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+    async def admin(self) -> dict[str, str]:
+        return await self.bearer(ADMIN_EMAIL, ADMIN_PASSWORD)
+
+    async def events(self, until: str, *, timeout_s: float = 10.0) -> list[Envelope]:
+        """The identity topic's events, once one of type ``until`` has been published."""
+        bus = self.app.state.runtime.bus
+        deadline = time.monotonic() + timeout_s
+        while True:
+            records = await bus.read_topic(bus.topic_name(IDENTITY))
+            envelopes = [serde.decode(r.value) for r in records]
+            if any(e.type == until for e in envelopes) or time.monotonic() > deadline:
+                return envelopes
+            await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def auth(database_url: str, topic_prefix: str) -> AsyncIterator[AuthService]:
+    settings = Settings(
+        database_url=SecretStr(database_url),
+        bootstrap_admin_email=ADMIN_EMAIL,
+        bootstrap_admin_password=SecretStr(ADMIN_PASSWORD),
+        platform=PlatformSettings(
+            eventlog_database_url=database_url,
+            topic_prefix=topic_prefix,
+            kafka_bootstrap=None,
+            environment="test",
+        ),
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=(CLIENT_ADDRESS, 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://auth.test") as client:
+            yield AuthService(app, client)
+
+
+LINK = re.compile(r"/auth/verify\?code=([A-Za-z0-9_-]+)")
+
+
+@pytest.fixture
+def last_verification_code(caplog: pytest.LogCaptureFixture) -> Callable[[], str]:
+    """Reads the code of the last verification link auth-svc logged."""
+    caplog.set_level(logging.INFO, logger="auth_svc")
+
+    def read() -> str:
+        codes = [m.group(1) for r in caplog.records if (m := LINK.search(r.getMessage()))]
+        assert codes, "no verification link was logged"
+        return codes[-1]
+
+    return read
+
+
+@pytest.fixture
+def verified_driver(
+    auth: AuthService, last_verification_code: Callable[[], str]
+) -> Callable[[str, str], Awaitable[None]]:
+    """Registers a driver and follows the logged verification link."""
+
+    async def register(email: str, password: str) -> None:
+        response = await auth.client.post(
+            "/auth/register", json={"email": email, "password": password}
+        )
+        assert response.status_code == 202, response.text
+        response = await auth.client.post("/auth/verify", json={"token": last_verification_code()})
+        assert response.status_code == 200, response.text
+
+    return register
