@@ -5,12 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from plugpay_events.bus.port import EventBus
+from plugpay_events.topics import IDENTITY, SESSIONS
 from plugpay_platform.app import build_service_app
-from plugpay_platform.runtime import ServiceRuntime
+from plugpay_platform.runtime import ConsumerSpec, ServiceRuntime
 from plugpay_platform.security import KeySource
 
+from pricing_svc import handlers
+from pricing_svc.endpoints import router
+from pricing_svc.service import InvalidInput
 from pricing_svc.settings import Settings
 from pricing_svc.tables import outbox_tables
 
@@ -35,4 +40,38 @@ def create_app(
         bus_factory=bus_factory,
         key_source=key_source,
     )
-    return build_service_app(runtime, [], title="Plugpay pricing-svc", prefix=PREFIX)
+    sessions = runtime.database.sessions
+    runtime.consume(
+        ConsumerSpec(
+            handlers.IDENTITY_GROUP,
+            [IDENTITY],
+            handlers.identity_handler(sessions, handlers.IDENTITY_GROUP),
+        )
+    )
+    runtime.consume(
+        ConsumerSpec(
+            handlers.SESSIONS_GROUP,
+            [SESSIONS],
+            handlers.sessions_handler(sessions, handlers.SESSIONS_GROUP),
+        )
+    )
+    if settings.demo_organisation_id is not None:
+        from pricing_svc.seed import seed_demo_database
+
+        organisation_id = settings.demo_organisation_id
+
+        async def seed() -> None:
+            await seed_demo_database(runtime.database, organisation_id)
+
+        runtime.on_start.append(seed)
+
+    app = build_service_app(runtime, [router], title="Plugpay pricing-svc", prefix=PREFIX)
+    app.state.settings = settings
+
+    @app.exception_handler(InvalidInput)
+    async def invalid_input(_: Request, exc: InvalidInput) -> JSONResponse:
+        return JSONResponse(
+            {"reason": exc.reason, "message": str(exc), "errors": exc.problems}, status_code=422
+        )
+
+    return app

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
+
 from plugpay_platform.settings import ServiceSettings
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 
@@ -10,3 +13,12 @@ class Settings(ServiceSettings):
     """Everything pricing-svc reads from its environment."""
 
     model_config = SettingsConfigDict(env_prefix="PRICING_SVC_", extra="ignore")
+
+    quote_max_age_s: int = Field(
+        default=60, ge=0, description="Cache-Control max-age of public price quotes"
+    )
+    demo_organisation_id: uuid.UUID | None = Field(
+        default=None,
+        description="if set, seed the demo tariffs and stations (ST-0001..3) for this organisation"
+        " at start-up (idempotent)",
+    )

@@ -3,7 +3,78 @@
 from __future__ import annotations
 
 from plugpay_events.outbox import define_outbox_tables
-from sqlalchemy import MetaData
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Uuid,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
 outbox_tables = define_outbox_tables(metadata)
+
+# Registration comes from auth-svc's StationRegistered; commercials from the operator API.
+stations = Table(
+    "stations",
+    metadata,
+    Column("station_id", String(64), primary_key=True),
+    Column("organisation_id", Uuid, nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("connectors", JSONB, nullable=False),
+    Column("registered_at", DateTime(timezone=True), nullable=False),
+    Column("time_zone", String(64)),
+    Column("tariff_key", String(36)),
+    Column("connector_tariffs", JSONB),
+    Column("connector_max_power_w", JSONB),
+    Column("access_policy", JSONB),
+    Column("status", String(16)),
+    Column("commercials_updated_at", DateTime(timezone=True)),
+)
+
+tariffs = Table(
+    "tariffs",
+    metadata,
+    Column("tariff_key", String(36), primary_key=True),
+    Column("organisation_id", Uuid, nullable=False, index=True),
+    Column("latest_version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+tariff_versions = Table(
+    "tariff_versions",
+    metadata,
+    Column("tariff_key", String(36), ForeignKey("tariffs.tariff_key"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("tariff", JSONB, nullable=False),
+    Column("published_at", DateTime(timezone=True), nullable=False),
+)
+
+# One row per session pricing decided: the snapshot the final cost is computed from.
+session_pricings = Table(
+    "session_pricings",
+    metadata,
+    Column("session_id", Uuid, primary_key=True),
+    Column("station_id", String(64), nullable=False),
+    Column("connector_id", Integer, nullable=False),
+    Column("user_id", Uuid, nullable=False),
+    Column("outcome", String(16), nullable=False),  # priced | denied
+    Column("denial_reason", String(40)),
+    Column("station_organisation_id", Uuid),
+    Column("tariff", JSONB),
+    Column("time_zone", String(64)),
+    Column("max_power_w", Integer),
+    Column("free_of_charge", Boolean, nullable=False, default=False),
+    Column("decided_at", DateTime(timezone=True), nullable=False),
+    Column("cost_total_minor", BigInteger),
+    Column("cost_currency", String(3)),
+    Column("cost_breakdown", JSONB),
+    Column("costed_at", DateTime(timezone=True)),
+)

@@ -1,0 +1,306 @@
+"""Pricing's rules, pure: who may charge where and when, which tariff version applies, and how a
+completed session's meter data becomes the calculator's usage. No I/O, no framework."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from decimal import Decimal
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from plugpay_events.contracts.pricing import AccessPolicy, AccessWindow
+from plugpay_events.contracts.sessions import MeterSample as WireSample
+from plugpay_tariffs import CostBreakdown, MeterSample, SessionUsage, Tariff
+
+PowerType = Literal["AC_1_PHASE", "AC_3_PHASE", "DC"]
+
+
+@dataclass(frozen=True)
+class Connector:
+    """A connector as auth-svc registered it."""
+
+    connector_id: int
+    power_type: PowerType
+    max_power_w: int
+    standard: str = "IEC_62196_T2"
+
+
+@dataclass(frozen=True)
+class Commercials:
+    """What the owning operator set for a station."""
+
+    time_zone: str
+    tariff_key: str
+    access_policy: AccessPolicy
+    connector_tariffs: dict[int, str] = field(default_factory=dict)
+    connector_max_power_w: dict[int, int] = field(default_factory=dict)
+    status: Literal["active", "inactive"] = "active"
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Station:
+    """pricing-svc's copy of a station: registration (from events) plus its commercials."""
+
+    station_id: str
+    organisation_id: uuid.UUID
+    name: str
+    connectors: tuple[Connector, ...]
+    commercials: Commercials | None = None
+
+    def connector(self, connector_id: int) -> Connector | None:
+        return next((c for c in self.connectors if c.connector_id == connector_id), None)
+
+    @property
+    def power_class(self) -> Literal["AC", "DC"]:
+        return "DC" if any(c.power_type == "DC" for c in self.connectors) else "AC"
+
+    def max_power_w(self, connector_id: int) -> int | None:
+        """The operator's limit for the connector, else what it was registered with."""
+        connector = self.connector(connector_id)
+        if connector is None:
+            return None
+        limit = (
+            self.commercials.connector_max_power_w.get(connector_id) if self.commercials else None
+        )
+        return limit or connector.max_power_w
+
+    def tariff_key(self, connector_id: int) -> str | None:
+        """The connector's own tariff, else the station's default."""
+        if self.commercials is None:
+            return None
+        return self.commercials.connector_tariffs.get(connector_id, self.commercials.tariff_key)
+
+
+# --- access -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Driver:
+    """Who scanned: the organisation and groups auth-svc put in their token."""
+
+    user_id: uuid.UUID
+    organisation_id: uuid.UUID | None = None
+    groups: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class AccessDecision:
+    """Allowed (and maybe free), or refused with a machine-readable reason."""
+
+    allowed: bool
+    free_of_charge: bool = False
+    reason: str | None = None
+    message: str = ""
+
+
+def owner_groups(policy_owner: uuid.UUID, driver: Driver) -> frozenset[str]:
+    """Groups are an organisation's own names: a ``staff`` group elsewhere is not ours."""
+    return driver.groups if driver.organisation_id == policy_owner else frozenset()
+
+
+def in_window(window: AccessWindow, local: datetime) -> bool:
+    """Whether a local wall time falls in a window; ``22:00-06:00`` runs past midnight and
+    belongs to the day it starts on (upper bound exclusive, like tariff restrictions)."""
+    start, end = _hhmm(window.start_time), _hhmm(window.end_time)
+    now = local.time().replace(tzinfo=None)
+    today = local.isoweekday()
+    yesterday = (local - timedelta(days=1)).isoweekday()
+    if end is None:  # 24:00
+        return today in window.days_of_week and now >= start
+    if start < end:
+        return today in window.days_of_week and start <= now < end
+    return (today in window.days_of_week and now >= start) or (
+        yesterday in window.days_of_week and now < end
+    )
+
+
+def decide_access(
+    policy: AccessPolicy, station_owner: uuid.UUID, driver: Driver, local: datetime
+) -> AccessDecision:
+    """The patent's access control (FIG. 3 blocks 324-332): public or restricted to
+    organisations / the owner's groups, only within the windows if any, free for some groups.
+
+    ``local`` is the decision instant in the station's time zone.
+    """
+    groups = owner_groups(station_owner, driver)
+    if policy.kind == "restricted":
+        member = driver.organisation_id is not None and (
+            driver.organisation_id in policy.allowed_organisations
+        )
+        if not (member or groups & set(policy.allowed_groups)):
+            return AccessDecision(
+                False,
+                reason="access_denied",
+                message="this station is reserved for certain organisations or groups",
+            )
+    if policy.windows and not any(in_window(w, local) for w in policy.windows):
+        return AccessDecision(
+            False,
+            reason="access_denied",
+            message=f"this station cannot be used at this time ({local:%a %H:%M} local)",
+        )
+    return AccessDecision(True, free_of_charge=bool(groups & set(policy.free_for_groups)))
+
+
+def policy_problems(policy: AccessPolicy) -> list[tuple[str, str, str]]:
+    """(field, reason, message) for policies that cannot mean what the operator wants."""
+    problems: list[tuple[str, str, str]] = []
+    if policy.kind == "restricted" and not (policy.allowed_organisations or policy.allowed_groups):
+        problems.append(
+            (
+                "access_policy.kind",
+                "restricted_without_audience",
+                "a restricted station needs allowed_organisations or allowed_groups",
+            )
+        )
+    if policy.kind == "public" and (policy.allowed_organisations or policy.allowed_groups):
+        problems.append(
+            (
+                "access_policy.allowed_organisations",
+                "contradictory_policy",
+                "a public station admits everyone; use kind=restricted to limit it",
+            )
+        )
+    for i, window in enumerate(policy.windows):
+        at = f"access_policy.windows[{i}]"
+        days = window.days_of_week
+        if not days or any(d < 1 or d > 7 for d in days) or len(set(days)) != len(days):
+            problems.append(
+                (f"{at}.days_of_week", "invalid_days", "days are distinct numbers 1 (Mon)..7")
+            )
+        if window.start_time == window.end_time or (
+            window.start_time == "00:00" and window.end_time == "00:00"
+        ):
+            problems.append(
+                (f"{at}.start_time", "contradictory_restrictions", "start_time == end_time")
+            )
+    return problems
+
+
+def _hhmm(value: str) -> time | None:
+    return None if value == "24:00" else time(int(value[:2]), int(value[3:]))
+
+
+def valid_time_zone(name: str) -> bool:
+    """An IANA zone name zoneinfo knows (``Europe/Berlin``)."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return "/" in name or name == "UTC"
+
+
+# --- tariff versions ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TariffVersion:
+    """One published version of a tariff."""
+
+    key: str
+    version: int
+    organisation_id: uuid.UUID
+    tariff: Tariff
+    published_at: datetime
+
+    @property
+    def effective_from(self) -> datetime:
+        """A version applies from its ``valid_from`` if given, never before it was published."""
+        valid_from = self.tariff.valid_from
+        return max(valid_from, self.published_at) if valid_from else self.published_at
+
+
+def version_in_force(versions: Iterable[TariffVersion], at: datetime) -> TariffVersion | None:
+    """The newest version already in effect at ``at`` (scheduled ones wait for their time)."""
+    effective = [v for v in versions if v.effective_from <= at]
+    return max(effective, key=lambda v: v.version, default=None)
+
+
+# --- final cost ---------------------------------------------------------------------------------
+
+
+def usage_from_completion(
+    *,
+    started_at: datetime,
+    charging_ended_at: datetime,
+    ended_at: datetime,
+    meter_start_wh: int,
+    energy_wh: int,
+    samples: Sequence[WireSample],
+) -> SessionUsage:
+    """The calculator's usage from the station's report, made consistent.
+
+    Samples carry the meter REGISTER; the calculator wants energy since the start, rising in time
+    and ending at the reported total. Samples outside the charging time are dropped, the energy is
+    clamped to 0..total and made non-decreasing, and the total lands at ``charging_ended_at``
+    (the station's total wins over a sample that disagrees).
+    """
+    charging_ended_at = min(max(charging_ended_at, started_at), ended_at)
+    total = max(energy_wh, 0)
+    points: list[MeterSample] = []
+    level = 0
+    for sample in sorted(samples, key=lambda s: s.sampled_at):
+        if not started_at < sample.sampled_at < charging_ended_at:
+            continue
+        if points and sample.sampled_at <= points[-1].at:
+            continue
+        level = min(max(level, sample.energy_wh - meter_start_wh), total)
+        points.append(MeterSample(at=sample.sampled_at, energy_wh=level, power_w=sample.power_w))
+    if total and charging_ended_at > started_at:
+        points.append(MeterSample(at=charging_ended_at, energy_wh=total))
+    elif total and ended_at > started_at:
+        # Energy without charging time is a station glitch; spread it over the session.
+        points = [MeterSample(at=ended_at, energy_wh=total)]
+    return SessionUsage(
+        started_at=started_at,
+        charging_ended_at=charging_ended_at,
+        ended_at=ended_at,
+        samples=tuple(points),
+    )
+
+
+def free_breakdown(tariff: Tariff, usage: SessionUsage) -> CostBreakdown:
+    """A zero bill that still says what was used and under which tariff."""
+    charging = usage.charging_ended_at - usage.started_at
+    parking = usage.ended_at - usage.charging_ended_at
+    return CostBreakdown(
+        tariff_id=tariff.id,
+        tariff_version=tariff.version,
+        currency=tariff.currency,
+        lines=(),
+        energy_wh=usage.energy_wh,
+        charging_s=Decimal(str(charging.total_seconds())),
+        parking_s=Decimal(str(parking.total_seconds())),
+        lines_excl_vat=0,
+        lines_vat=0,
+        total_excl_vat=0,
+        total_vat=0,
+        total_incl_vat=0,
+        min_price_applied=False,
+        max_price_applied=False,
+        rounding="free of charge under the station's access policy: nothing is billed",
+    )
+
+
+@dataclass(frozen=True)
+class SessionPricing:
+    """pricing-svc's own record of one session: the decision, the snapshot, then the cost."""
+
+    session_id: uuid.UUID
+    station_id: str
+    connector_id: int
+    user_id: uuid.UUID
+    outcome: Literal["priced", "denied"]
+    decided_at: datetime
+    denial_reason: str | None = None
+    station_organisation_id: uuid.UUID | None = None
+    tariff: Tariff | None = None
+    time_zone: str | None = None
+    max_power_w: int | None = None
+    free_of_charge: bool = False
+    cost: CostBreakdown | None = None
+    costed_at: datetime | None = None

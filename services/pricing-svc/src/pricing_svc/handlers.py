@@ -1,0 +1,44 @@
+"""Consumers: decode → load → domain → save + outbox, one transaction per event (inbox)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from plugpay_events import Envelope, utc_now
+from plugpay_events.bus.port import Handler
+from plugpay_events.contracts.identity import StationRegistered
+from plugpay_events.contracts.sessions import SessionCodeScanned, SessionCompleted
+from plugpay_events.outbox import transactional_handler
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pricing_svc import service
+from pricing_svc.repository import PricingRepository
+from pricing_svc.tables import outbox_tables
+
+IDENTITY_GROUP = "pricing-svc.identity"
+SESSIONS_GROUP = "pricing-svc.sessions"
+
+
+async def on_identity_event(session: AsyncSession, envelope: Envelope) -> None:
+    """Stations (owner, connectors) as auth-svc registers them; other identity events pass."""
+    event = envelope.event()
+    if isinstance(event, StationRegistered):
+        await service.register_station(PricingRepository(session), event)
+
+
+async def on_session_event(session: AsyncSession, envelope: Envelope) -> None:
+    """Price scanned sessions and cost completed ones; other session events pass."""
+    event = envelope.event()
+    store = PricingRepository(session)
+    if isinstance(event, SessionCodeScanned):
+        await service.price_session(store, envelope, event)
+    elif isinstance(event, SessionCompleted):
+        await service.cost_session(store, envelope, event, utc_now())
+
+
+def identity_handler(sessions: Callable[[], AsyncSession], group: str) -> Handler:
+    return transactional_handler(sessions, outbox_tables, group, on_identity_event)
+
+
+def sessions_handler(sessions: Callable[[], AsyncSession], group: str) -> Handler:
+    return transactional_handler(sessions, outbox_tables, group, on_session_event)

@@ -1,0 +1,510 @@
+"""pricing-svc's use cases, shared by the operator API and the consumers.
+
+Each takes a store (the repository, or a fake in unit tests) inside the caller's transaction and
+never commits; outgoing events go through ``store.emit`` so they share that transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol
+from zoneinfo import ZoneInfo
+
+from plugpay_events import Envelope, Money
+from plugpay_events.bus.port import PoisonEvent
+from plugpay_events.contracts.identity import StationRegistered
+from plugpay_events.contracts.pricing import AccessPolicy, StationCommercialsSet, TariffPublished
+from plugpay_events.contracts.sessions import (
+    SessionCodeScanned,
+    SessionCompleted,
+    SessionCostCalculated,
+    SessionDenied,
+    SessionPriced,
+)
+from plugpay_platform.errors import Refusal
+from plugpay_platform.logging import correlation_id
+from plugpay_tariffs import (
+    CostBreakdown,
+    PurchaseLimits,
+    SessionUsage,
+    TariffInvalid,
+    TariffSummary,
+    calculate_cost,
+    describe,
+    parse_tariff,
+    purchasable_limits,
+)
+from pydantic import ValidationError
+
+from pricing_svc.domain import (
+    Commercials,
+    Connector,
+    Driver,
+    SessionPricing,
+    Station,
+    TariffVersion,
+    decide_access,
+    free_breakdown,
+    policy_problems,
+    usage_from_completion,
+    valid_time_zone,
+    version_in_force,
+)
+
+PRODUCER = "pricing-svc"
+TARIFF_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,35}$"
+
+
+class Store(Protocol):
+    """What the use cases need from persistence (``PricingRepository`` or a fake)."""
+
+    async def station(self, station_id: str, *, for_update: bool = False) -> Station | None: ...
+    async def stations_of(self, organisation_id: uuid.UUID) -> list[Station]: ...
+    async def save_registration(self, station: Station, registered_at: datetime) -> None: ...
+    async def save_commercials(self, station_id: str, commercials: Commercials) -> None: ...
+    async def tariff_owner(self, key: str, *, for_update: bool = False) -> uuid.UUID | None: ...
+    async def tariff_versions(self, key: str) -> list[TariffVersion]: ...
+    async def latest_tariffs_of(self, organisation_id: uuid.UUID) -> list[TariffVersion]: ...
+    async def create_tariff(self, key: str, organisation_id: uuid.UUID, at: datetime) -> bool: ...
+    async def add_tariff_version(self, version: TariffVersion) -> None: ...
+    async def session_pricing(
+        self, session_id: uuid.UUID, *, for_update: bool = False
+    ) -> SessionPricing | None: ...
+    async def add_session_pricing(self, record: SessionPricing) -> bool: ...
+    async def save_cost(
+        self, session_id: uuid.UUID, cost: CostBreakdown, costed_at: datetime
+    ) -> None: ...
+    async def emit(self, envelopes: Sequence[Envelope]) -> None: ...
+
+
+class InvalidInput(Exception):
+    """Input that cannot be accepted, with one ``{"field", "reason", "message"}`` per problem;
+    the API answers 422 with them."""
+
+    def __init__(self, reason: str, problems: Sequence[dict[str, str]]) -> None:
+        self.reason = reason
+        self.problems = list(problems)
+        super().__init__("; ".join(f"{p['field']}: {p['reason']}" for p in self.problems))
+
+
+def _problem(field: str, reason: str, message: str) -> dict[str, str]:
+    return {"field": field, "reason": reason, "message": message}
+
+
+def _request_correlation() -> uuid.UUID | None:
+    # An HTTP request's correlation id follows into the events it causes.
+    value = correlation_id.get()
+    with contextlib.suppress(ValueError, TypeError):
+        return uuid.UUID(value) if value else None
+    return None
+
+
+def _wrap(event: Any, caused_by: Envelope | None = None) -> Envelope:
+    return Envelope.wrap(
+        event,
+        producer=PRODUCER,
+        caused_by=caused_by,
+        correlation_id=None if caused_by else _request_correlation(),
+    )
+
+
+def _own_station(station: Station | None, station_id: str, organisation_id: uuid.UUID) -> Station:
+    if station is None:
+        raise Refusal("station_unknown", f"no station {station_id} is registered", status_code=404)
+    if station.organisation_id != organisation_id:
+        raise Refusal(
+            "not_your_organisation",
+            f"station {station_id} belongs to another organisation",
+            status_code=403,
+        )
+    return station
+
+
+# --- stations -----------------------------------------------------------------------------------
+
+
+async def register_station(store: Store, event: StationRegistered) -> None:
+    """Keep auth-svc's registration (owner, connectors) beside the commercials."""
+    await store.save_registration(
+        Station(
+            station_id=event.station_id,
+            organisation_id=event.organisation_id,
+            name=event.name,
+            connectors=tuple(
+                Connector(c.connector_id, c.power_type, c.max_power_w, c.standard)
+                for c in event.connectors
+            ),
+        ),
+        event.registered_at,
+    )
+
+
+async def station_of(store: Store, organisation_id: uuid.UUID, station_id: str) -> Station:
+    """A station the operator's organisation owns."""
+    return _own_station(await store.station(station_id), station_id, organisation_id)
+
+
+@dataclass(frozen=True)
+class CommercialsChange:
+    """What an operator sets for a station."""
+
+    time_zone: str
+    tariff_key: str
+    access_policy: AccessPolicy
+    connector_tariffs: dict[int, str]
+    connector_max_power_w: dict[int, int]
+    status: Literal["active", "inactive"] = "active"
+
+
+async def set_commercials(
+    store: Store,
+    organisation_id: uuid.UUID,
+    station_id: str,
+    change: CommercialsChange,
+    now: datetime,
+) -> Station:
+    """Validate and store a station's commercials; emit StationCommercialsSet."""
+    station = _own_station(
+        await store.station(station_id, for_update=True), station_id, organisation_id
+    )
+    problems = [_problem(*p) for p in policy_problems(change.access_policy)]
+    if not valid_time_zone(change.time_zone):
+        problems.append(_problem("time_zone", "unknown_time_zone", "not an IANA time zone"))
+    known = {c.connector_id: c for c in station.connectors}
+    for connector_id in change.connector_tariffs:
+        if connector_id not in known:
+            problems.append(
+                _problem(f"connectors[{connector_id}]", "connector_unknown", "no such connector")
+            )
+    for connector_id, power in change.connector_max_power_w.items():
+        connector = known.get(connector_id)
+        if connector is None:
+            problems.append(
+                _problem(f"connectors[{connector_id}]", "connector_unknown", "no such connector")
+            )
+        elif not 0 < power <= connector.max_power_w:
+            problems.append(
+                _problem(
+                    f"connectors[{connector_id}].max_power_w",
+                    "power_above_rating",
+                    f"must be within 1..{connector.max_power_w} W, the registered rating",
+                )
+            )
+    keys = {("tariff_key", change.tariff_key)} | {
+        (f"connectors[{c}].tariff_key", k) for c, k in change.connector_tariffs.items()
+    }
+    for field, key in sorted(keys):
+        if await store.tariff_owner(key) != organisation_id:
+            problems.append(
+                _problem(field, "tariff_unknown", f"your organisation has no tariff {key!r}")
+            )
+    if problems:
+        raise InvalidInput("commercials_invalid", problems)
+    commercials = Commercials(
+        time_zone=change.time_zone,
+        tariff_key=change.tariff_key,
+        access_policy=change.access_policy,
+        connector_tariffs=dict(change.connector_tariffs),
+        connector_max_power_w=dict(change.connector_max_power_w),
+        status=change.status,
+        updated_at=now,
+    )
+    await store.save_commercials(station_id, commercials)
+    await store.emit(
+        [
+            _wrap(
+                StationCommercialsSet(
+                    station_id=station_id,
+                    organisation_id=station.organisation_id,
+                    time_zone=commercials.time_zone,
+                    tariff_key=commercials.tariff_key,
+                    connector_tariffs=commercials.connector_tariffs,
+                    connector_max_power_w=commercials.connector_max_power_w,
+                    access_policy=commercials.access_policy,
+                    power_class=station.power_class,
+                    status=commercials.status,
+                    updated_at=now,
+                )
+            )
+        ]
+    )
+    return Station(
+        station.station_id, station.organisation_id, station.name, station.connectors, commercials
+    )
+
+
+# --- tariffs ------------------------------------------------------------------------------------
+
+
+async def publish_tariff(
+    store: Store,
+    organisation_id: uuid.UUID,
+    key: str,
+    body: dict[str, Any],
+    now: datetime,
+    *,
+    create_only: bool = False,
+) -> tuple[TariffVersion, bool]:
+    """Validate ``body`` with plugpay_tariffs and store it as the key's next version (1 for a new
+    key); emit TariffPublished. Returns the version and whether the key is new."""
+    for server_field in ("id", "version"):
+        if server_field in body:
+            raise InvalidInput(
+                "tariff_invalid",
+                [_problem(server_field, "server_assigned", "set by the server, not the caller")],
+            )
+    owner = await store.tariff_owner(key, for_update=True)
+    if owner is not None and owner != organisation_id:
+        raise Refusal(
+            "not_your_organisation",
+            f"tariff {key!r} belongs to another organisation",
+            status_code=403,
+        )
+    if owner is not None and create_only:
+        raise Refusal(
+            "tariff_exists", f"tariff {key!r} exists; PUT a new version instead", status_code=409
+        )
+    previous = await store.tariff_versions(key) if owner else []
+    number = previous[-1].version + 1 if previous else 1
+    try:
+        tariff = parse_tariff({**body, "id": key, "version": number})
+    except TariffInvalid as invalid:
+        raise InvalidInput("tariff_invalid", [dict(r) for r in invalid.reasons]) from invalid
+    if owner is None and not await store.create_tariff(key, organisation_id, now):
+        raise Refusal(
+            "conflict", f"tariff {key!r} was created concurrently; retry", status_code=409
+        )
+    version = TariffVersion(key, number, organisation_id, tariff, now)
+    await store.add_tariff_version(version)
+    await store.emit(
+        [
+            _wrap(
+                TariffPublished(
+                    tariff_key=key, organisation_id=organisation_id, tariff=tariff, published_at=now
+                )
+            )
+        ]
+    )
+    return version, owner is None
+
+
+async def tariff_history(store: Store, organisation_id: uuid.UUID, key: str) -> list[TariffVersion]:
+    """Every version of one of the organisation's tariffs, oldest first."""
+    owner = await store.tariff_owner(key)
+    if owner is None:
+        raise Refusal("tariff_unknown", f"no tariff {key!r}", status_code=404)
+    if owner != organisation_id:
+        raise Refusal(
+            "not_your_organisation",
+            f"tariff {key!r} belongs to another organisation",
+            status_code=403,
+        )
+    return await store.tariff_versions(key)
+
+
+# --- quotes -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Quote:
+    """The price a driver would pay at a connector if charging started at ``at``."""
+
+    station: Station
+    connector: Connector
+    max_power_w: int
+    version: TariffVersion
+    summary: TariffSummary
+    example_energy_wh: int
+    example_duration_s: int
+    example: CostBreakdown
+    limits: PurchaseLimits | None
+
+
+EXAMPLE_ENERGY_WH = 20_000
+
+
+async def quote(
+    store: Store, station_id: str, connector_id: int, at: datetime, budget_minor: int | None
+) -> Quote:
+    """The tariff in force at a connector, in plain terms, with an example session and (given a
+    budget) the energy and charging time it buys."""
+    station = await store.station(station_id)
+    if station is None or station.commercials is None:
+        raise Refusal(
+            "station_unknown", f"no prices are published for {station_id}", status_code=404
+        )
+    connector = station.connector(connector_id)
+    key = station.tariff_key(connector_id)
+    if connector is None or key is None:
+        raise Refusal(
+            "connector_unknown", f"{station_id} has no connector {connector_id}", status_code=404
+        )
+    version = version_in_force(await store.tariff_versions(key), at)
+    if version is None:
+        raise Refusal(
+            "tariff_unknown", f"no tariff is in force at {station_id} yet", status_code=404
+        )
+    tz = station.commercials.time_zone
+    power = station.max_power_w(connector_id) or connector.max_power_w
+    duration = max(1, -(-EXAMPLE_ENERGY_WH * 3600 // power))
+    example = calculate_cost(
+        version.tariff,
+        SessionUsage.linear(at, EXAMPLE_ENERGY_WH, at + timedelta(seconds=duration)),
+        tz,
+    )
+    limits = None
+    if budget_minor is not None:
+        limits = purchasable_limits(version.tariff, budget_minor, at, tz, power)
+    return Quote(
+        station=station,
+        connector=connector,
+        max_power_w=power,
+        version=version,
+        summary=describe(version.tariff, at, tz),
+        example_energy_wh=EXAMPLE_ENERGY_WH,
+        example_duration_s=duration,
+        example=example,
+        limits=limits,
+    )
+
+
+# --- the session flow ---------------------------------------------------------------------------
+
+
+async def price_session(store: Store, envelope: Envelope, event: SessionCodeScanned) -> None:
+    """Patent FIG. 3 blocks 322-332: access policy, then the tariff snapshot or a denial.
+
+    Decided at ``scanned_at`` (what the driver saw), so a replay decides the same way. A
+    session is decided once; a second scan event for it emits nothing.
+    """
+    if await store.session_pricing(event.session_id) is not None:
+        return
+    station = await store.station(event.station_id)
+    decision = await _decide(store, station, event)
+    if isinstance(decision, SessionDenied):
+        record = SessionPricing(
+            session_id=event.session_id,
+            station_id=event.station_id,
+            connector_id=event.connector_id,
+            user_id=event.user_id,
+            outcome="denied",
+            decided_at=decision.denied_at,
+            denial_reason=decision.reason,
+        )
+    else:
+        record = SessionPricing(
+            session_id=event.session_id,
+            station_id=event.station_id,
+            connector_id=event.connector_id,
+            user_id=event.user_id,
+            outcome="priced",
+            decided_at=decision.priced_at,
+            station_organisation_id=decision.station_organisation_id,
+            tariff=decision.tariff,
+            time_zone=decision.time_zone,
+            max_power_w=decision.max_power_w,
+            free_of_charge=decision.free_of_charge,
+        )
+    if await store.add_session_pricing(record):
+        await store.emit([_wrap(decision, envelope)])
+
+
+async def _decide(
+    store: Store, station: Station | None, event: SessionCodeScanned
+) -> SessionPriced | SessionDenied:
+    def deny(reason: Any, message: str) -> SessionDenied:
+        return SessionDenied(
+            session_id=event.session_id,
+            station_id=event.station_id,
+            connector_id=event.connector_id,
+            user_id=event.user_id,
+            reason=reason,
+            message=message,
+            denied_by=PRODUCER,
+            denied_at=event.scanned_at,
+        )
+
+    if station is None:
+        return deny("station_unknown", f"station {event.station_id} is not known")
+    commercials = station.commercials
+    if commercials is None:
+        return deny("station_unknown", f"station {event.station_id} has no prices set yet")
+    connector = station.connector(event.connector_id)
+    if connector is None:
+        return deny("connector_unavailable", f"connector {event.connector_id} does not exist")
+    if commercials.status != "active":
+        return deny("connector_unavailable", "this station is out of service")
+    key = station.tariff_key(event.connector_id)
+    version = version_in_force(await store.tariff_versions(key), event.scanned_at) if key else None
+    if version is None:
+        return deny("station_unknown", "no tariff is in force at this station")
+    access = decide_access(
+        commercials.access_policy,
+        station.organisation_id,
+        Driver(event.user_id, event.organisation_id, frozenset(event.user_groups)),
+        event.scanned_at.astimezone(ZoneInfo(commercials.time_zone)),
+    )
+    if not access.allowed:
+        return deny(access.reason, access.message)
+    return SessionPriced(
+        session_id=event.session_id,
+        station_id=event.station_id,
+        connector_id=event.connector_id,
+        user_id=event.user_id,
+        station_organisation_id=station.organisation_id,
+        tariff=version.tariff,
+        time_zone=commercials.time_zone,
+        max_power_w=station.max_power_w(event.connector_id) or connector.max_power_w,
+        free_of_charge=access.free_of_charge,
+        priced_at=event.scanned_at,
+    )
+
+
+async def cost_session(
+    store: Store, envelope: Envelope, event: SessionCompleted, now: datetime
+) -> None:
+    """The final cost from the snapshot taken when the session was priced; once per session."""
+    record = await store.session_pricing(event.session_id, for_update=True)
+    if record is None or record.outcome != "priced" or record.tariff is None:
+        # Nothing to price it with: park it where people look instead of guessing a price.
+        raise PoisonEvent(f"session {event.session_id} was never priced by pricing-svc")
+    if record.cost is not None:
+        return
+    try:
+        usage = usage_from_completion(
+            started_at=event.started_at,
+            charging_ended_at=event.charging_ended_at,
+            ended_at=event.ended_at,
+            meter_start_wh=event.meter_start_wh,
+            energy_wh=event.energy_wh,
+            samples=event.samples,
+        )
+    except (ValidationError, ValueError) as error:
+        raise PoisonEvent(f"inconsistent session data: {error}") from error
+    assert record.time_zone is not None
+    breakdown = (
+        free_breakdown(record.tariff, usage)
+        if record.free_of_charge
+        else calculate_cost(record.tariff, usage, record.time_zone)
+    )
+    await store.save_cost(event.session_id, breakdown, now)
+    await store.emit(
+        [
+            _wrap(
+                SessionCostCalculated(
+                    session_id=event.session_id,
+                    user_id=record.user_id,
+                    station_id=record.station_id,
+                    total=Money(amount_minor=breakdown.total_incl_vat, currency=breakdown.currency),
+                    breakdown=breakdown,
+                    calculated_at=now,
+                    free_of_charge=record.free_of_charge,
+                ),
+                envelope,
+            )
+        ]
+    )
