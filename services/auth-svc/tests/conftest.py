@@ -47,14 +47,16 @@ class AuthService:
     async def admin(self) -> dict[str, str]:
         return await self.bearer(ADMIN_EMAIL, ADMIN_PASSWORD)
 
-    async def events(self, until: str, *, timeout_s: float = 10.0) -> list[Envelope]:
-        """The identity topic's events, once one of type ``until`` has been published."""
+    async def events(
+        self, until: str, *, count: int = 1, timeout_s: float = 10.0
+    ) -> list[Envelope]:
+        """The identity topic's events, once ``count`` of type ``until`` have been published."""
         bus = self.app.state.runtime.bus
         deadline = time.monotonic() + timeout_s
         while True:
             records = await bus.read_topic(bus.topic_name(IDENTITY))
             envelopes = [serde.decode(r.value) for r in records]
-            if any(e.type == until for e in envelopes) or time.monotonic() > deadline:
+            if sum(e.type == until for e in envelopes) >= count or time.monotonic() > deadline:
                 return envelopes
             await asyncio.sleep(0.05)
 

@@ -106,23 +106,29 @@ class VerifierContract:
     async def test_hs256_with_public_key_as_secret(
         self, client: httpx.AsyncClient, tokens: TokenFactory, protected: tuple[str, str]
     ) -> None:
-        import jwt as pyjwt
+        import hashlib
+        import hmac
 
+        # Signed by hand: PyJWT itself refuses a JWK as an HMAC secret, an attacker would not.
         secret = json.dumps(tokens.public_jwk).encode()
-        forged = pyjwt.encode(
-            {
-                "sub": "00000000-0000-0000-0000-000000000001",
-                "aud": "plugpay",
-                "iss": "plugpay-auth",
-                "iat": int(time.time()),
-                "nbf": int(time.time()),
-                "exp": int(time.time()) + 60,
-            },
-            secret,
-            algorithm="HS256",
-            headers={"kid": tokens.kid},
+        signing_input = ".".join(
+            (
+                _b64({"alg": "HS256", "typ": "JWT", "kid": tokens.kid}),
+                _b64(
+                    {
+                        "sub": "00000000-0000-0000-0000-000000000001",
+                        "aud": "plugpay",
+                        "iss": "plugpay-auth",
+                        "iat": int(time.time()),
+                        "nbf": int(time.time()),
+                        "exp": int(time.time()) + 60,
+                    }
+                ),
+            )
         )
-        await self._refused(client, protected, forged)
+        mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+        signature = base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+        await self._refused(client, protected, f"{signing_input}.{signature}")
 
     async def test_valid_token_is_accepted(
         self,
