@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
 from plugpay_events.bus.port import EventBus
+from plugpay_events.outbox import transactional_handler
+from plugpay_events.topics import IDENTITY, PRICING, SESSIONS
 from plugpay_platform.app import build_service_app
-from plugpay_platform.runtime import ServiceRuntime
+from plugpay_platform.runtime import ConsumerSpec, ServiceRuntime
 from plugpay_platform.security import KeySource
 
+from station_gateway.endpoints import ocpp_router, router
+from station_gateway.gateway import Gateway
+from station_gateway.handlers import apply_registry_event, session_event_handler
 from station_gateway.settings import Settings
 from station_gateway.tables import outbox_tables
 
@@ -35,4 +41,37 @@ def create_app(
         bus_factory=bus_factory,
         key_source=key_source,
     )
-    return build_service_app(runtime, [], title="Plugpay station-gateway", prefix=PREFIX)
+    gateway = Gateway(settings, lambda: runtime.database)
+    sessions = runtime.database.sessions
+    if settings.consume_events:
+        runtime.consume(
+            ConsumerSpec(
+                group="station-gateway.registry",
+                topics=(IDENTITY, PRICING),
+                handler=transactional_handler(
+                    sessions, outbox_tables, "station-gateway.registry", apply_registry_event
+                ),
+            )
+        )
+        runtime.consume(
+            ConsumerSpec(
+                group="station-gateway.sessions",
+                topics=(SESSIONS,),
+                handler=transactional_handler(
+                    sessions,
+                    outbox_tables,
+                    "station-gateway.sessions",
+                    session_event_handler(
+                        settings.platform.instance_id,
+                        timedelta(seconds=settings.instance_heartbeat_s * 3),
+                    ),
+                ),
+            )
+        )
+    runtime.on_start.append(gateway.start)
+    runtime.on_stop.append(gateway.stop)
+    app = build_service_app(
+        runtime, [router, ocpp_router], title="Plugpay station-gateway", prefix=PREFIX
+    )
+    app.state.gateway = gateway
+    return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from plugpay_platform.settings import ServiceSettings
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 
@@ -10,3 +11,24 @@ class Settings(ServiceSettings):
     """Everything station-gateway reads from its environment."""
 
     model_config = SettingsConfigDict(env_prefix="STATION_GATEWAY_", extra="ignore")
+
+    code_signing_key: SecretStr | None = Field(
+        default=None,
+        description="private JWK (JSON) signing session codes; generated and kept in the "
+        "gateway's database when unset outside production",
+    )
+    code_lifetime_s: int = Field(default=300, gt=0)
+    heartbeat_interval_s: int = Field(default=60, gt=0, description="sent in BootNotification")
+    missed_heartbeats: float = Field(
+        default=2.5, gt=1, description="a station silent for interval x this is offline"
+    )
+    presence_sweep_s: float = Field(default=5.0, gt=0)
+    instance_heartbeat_s: float = Field(default=5.0, gt=0)
+    limit_check_s: float = Field(default=5.0, gt=0, description="time/cost limit checks")
+    ocpp_response_timeout_s: float = Field(default=30.0, gt=0)
+    max_message_bytes: int = Field(default=65_536, gt=0)
+    credential_cache_s: float = Field(default=60.0, ge=0)
+    consume_events: bool = Field(
+        default=True,
+        description="run the event consumers; socket-only replicas may turn it off",
+    )

@@ -1,0 +1,179 @@
+"""Pure rules of the gateway: meter readings, stop reasons, limits. No I/O, no framework."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal
+
+from plugpay_tariffs import MeterSample as UsageSample
+from plugpay_tariffs import SessionUsage, Tariff, calculate_cost
+
+OcppVersion = Literal["1.6", "2.0.1"]
+SUBPROTOCOLS: dict[str, OcppVersion] = {"ocpp2.0.1": "2.0.1", "ocpp1.6": "1.6"}
+
+ENERGY_REGISTER = "Energy.Active.Import.Register"
+POWER = "Power.Active.Import"
+SOC = "SoC"
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One meter value as reported: the cumulative register (Wh), power and SoC if given."""
+
+    sampled_at: datetime
+    energy_wh: int | None = None
+    power_w: int | None = None
+    soc_percent: int | None = None
+
+
+def parse_timestamp(value: str | None, default: datetime) -> datetime:
+    """An OCPP timestamp as UTC; a missing or garbled one is ``default`` (receive time)."""
+    if not value:
+        return default
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return default
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _scaled(value: Any, unit: str | None, multiplier: int = 0) -> Decimal | None:
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    number *= Decimal(10) ** multiplier
+    if unit in {"kWh", "kW", "kvarh", "kVA"}:
+        number *= 1000
+    return number
+
+
+def parse_meter_values(meter_values: Iterable[Mapping[str, Any]], now: datetime) -> list[Reading]:
+    """Readings from 1.6 ``meterValue`` / 2.0.1 ``meterValue`` lists (snake_case keys)."""
+    readings = []
+    for meter_value in meter_values:
+        at = parse_timestamp(meter_value.get("timestamp"), now)
+        energy = power = soc = None
+        for sampled in meter_value.get("sampled_value") or ():
+            measurand = sampled.get("measurand") or ENERGY_REGISTER
+            if sampled.get("phase"):
+                continue  # per-phase values; the total is what is billed
+            uom = sampled.get("unit_of_measure") or {}
+            unit = sampled.get("unit") or uom.get("unit")
+            number = _scaled(sampled.get("value"), unit, int(uom.get("multiplier") or 0))
+            if number is None or number < 0:
+                continue
+            if measurand == ENERGY_REGISTER and energy is None:
+                energy = int(number)
+            elif measurand == POWER and power is None:
+                power = int(number)
+            elif measurand == SOC and soc is None:
+                soc = min(100, int(number))
+        if energy is not None or power is not None or soc is not None:
+            readings.append(Reading(at, energy, power, soc))
+    return readings
+
+
+STOP_REASONS_16 = {
+    "EVDisconnected": "ev_disconnected",
+    "Local": "local",
+    "Remote": "remote",
+    "PowerLoss": "power_loss",
+    "Reboot": "reboot",
+    "HardReset": "reboot",
+    "SoftReset": "reboot",
+    "EmergencyStop": "emergency_stop",
+    "DeAuthorized": "deauthorized",
+}
+STOP_REASONS_201 = {
+    "EVDisconnected": "ev_disconnected",
+    "Local": "local",
+    "StoppedByEV": "local",
+    "Remote": "remote",
+    "PowerLoss": "power_loss",
+    "Reboot": "reboot",
+    "EmergencyStop": "emergency_stop",
+    "DeAuthorized": "deauthorized",
+    "EnergyLimitReached": "limit_reached",
+    "TimeLimitReached": "limit_reached",
+    "CostLimitReached": "limit_reached",
+    "SOCLimitReached": "limit_reached",
+}
+
+
+def stop_reason(
+    reported: str | None, version: OcppVersion, stop_requested_by: str | None
+) -> str:
+    """Our StopReason: what we asked for wins over what the station says when it says Remote."""
+    table = STOP_REASONS_16 if version == "1.6" else STOP_REASONS_201
+    mapped = table.get(reported or ("Local" if version == "1.6" else ""), "other")
+    if mapped == "remote" or (mapped == "other" and stop_requested_by):
+        if stop_requested_by == "limit":
+            return "limit_reached"
+        if stop_requested_by == "driver":
+            return "driver_stopped"
+        return "remote"
+    return mapped
+
+
+def new_id_tag(session_id: uuid.UUID) -> str:
+    """An idTag bound to one session (OCPP 1.6 idTag: at most 20 characters)."""
+    return f"PP{session_id.hex[:18].upper()}"
+
+
+def usage(
+    started_at: datetime,
+    meter_start_wh: int,
+    samples: Sequence[tuple[datetime, int]],
+    until: datetime,
+) -> SessionUsage:
+    """The tariff calculator's view of a session: energy since start, rising timestamps."""
+    until = max(until, started_at)
+    points: list[UsageSample] = []
+    for at, register in sorted(samples):
+        energy = max(0, register - meter_start_wh)
+        if at <= started_at or at > until:
+            continue
+        if points and (at <= points[-1].at or energy < points[-1].energy_wh):
+            continue
+        points.append(UsageSample(at=at, energy_wh=energy))
+    return SessionUsage(
+        started_at=started_at, charging_ended_at=until, ended_at=until, samples=tuple(points)
+    )
+
+
+def cost_minor(tariff: Tariff, session_usage: SessionUsage, time_zone: str) -> int:
+    """Cost incl. VAT in minor units under ``tariff``."""
+    return calculate_cost(tariff, session_usage, time_zone).total_incl_vat
+
+
+LimitKind = Literal["energy", "time", "cost"]
+
+
+def reached_limit(
+    limits: Mapping[str, Any] | None,
+    *,
+    energy_wh: int,
+    elapsed_s: float,
+    cost_minor_so_far: int | None,
+) -> LimitKind | None:
+    """Which authorised limit (SessionLimits as JSON) is reached, if any."""
+    if not limits:
+        return None
+    max_energy = limits.get("max_energy_wh")
+    if max_energy is not None and energy_wh >= max_energy:
+        return "energy"
+    max_duration = limits.get("max_duration_s")
+    if max_duration is not None and elapsed_s >= max_duration:
+        return "time"
+    max_cost = limits.get("max_cost")
+    if max_cost is not None and cost_minor_so_far is not None:
+        if cost_minor_so_far >= int(max_cost["amount_minor"]):
+            return "cost"
+    return None

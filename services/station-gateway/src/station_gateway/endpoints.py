@@ -1,0 +1,229 @@
+"""HTTP and WebSocket routes: the OCPP endpoint, QR images, the station display, commands."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated
+
+import segno
+from fastapi import APIRouter, Depends, Request, WebSocket
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from plugpay_events.session_code import token_from_scan
+from plugpay_platform.errors import Refusal
+from plugpay_platform.security import CurrentOperator
+
+from station_gateway import service
+from station_gateway.gateway import Gateway
+from station_gateway.ocpp_endpoint import serve_station
+from station_gateway.repository import Repository
+from station_gateway.schemas import CodeRequest, CommandView, IssuedCodeView, OperatorCommand
+
+HERE = Path(__file__).parent
+templates = Environment(
+    loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])
+)
+
+ocpp_router = APIRouter()
+router = APIRouter(prefix="/stations", tags=["stations"])
+
+
+def gateway_of(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+GatewayDep = Annotated[Gateway, Depends(gateway_of)]
+
+
+@ocpp_router.websocket("/ocpp/{station_id}")
+async def ocpp_socket(websocket: WebSocket, station_id: str) -> None:
+    await serve_station(websocket, station_id, websocket.app.state.gateway)
+
+
+async def _station_auth(request: Request, station_id: str, gateway: Gateway) -> bool:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    try:
+        user, _, password = base64.b64decode(value, validate=True).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return user == station_id and await gateway.credentials.verify(station_id, password)
+
+
+async def authenticated_station(request: Request, station_id: str) -> str:
+    """The station itself, by its OCPP Basic credentials (its screen is a browser)."""
+    if not await _station_auth(request, station_id, gateway_of(request)):
+        raise Refusal(
+            "unauthenticated",
+            "sign in with the station's id and password",
+            status_code=401,
+            headers={"WWW-Authenticate": f'Basic realm="plugpay station {station_id}"'},
+        )
+    return station_id
+
+
+CurrentStation = Annotated[str, Depends(authenticated_station)]
+
+
+@router.get("/{station_id}/display", response_class=HTMLResponse)
+async def display_page(station_id: CurrentStation) -> HTMLResponse:
+    html = templates.get_template("display.html").render(station_id=station_id)
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/{station_id}/display/static/display.js")
+async def display_script(station_id: CurrentStation) -> Response:
+    return Response((HERE / "static" / "display.js").read_text(), media_type="text/javascript")
+
+
+@router.get("/{station_id}/display/state")
+async def display_state(station_id: CurrentStation, gateway: GatewayDep) -> dict[str, object]:
+    async with gateway.database.read() as session:
+        return await service.display_state(session, station_id)
+
+
+@router.get("/{station_id}/display/events")
+async def display_events(
+    station_id: CurrentStation, gateway: GatewayDep, request: Request
+) -> StreamingResponse:
+    """Server-sent events: the display state whenever it changes (any gateway process)."""
+
+    async def stream() -> AsyncIterator[str]:
+        waiter = gateway.display_waiter(station_id)
+        try:
+            last = None
+            while not await request.is_disconnected():
+                waiter.clear()
+                async with gateway.database.read() as session:
+                    state = json.dumps(await service.display_state(session, station_id))
+                if state != last:
+                    yield f"event: state\ndata: {state}\n\n"
+                    last = state
+                else:
+                    yield ": keep-alive\n\n"
+                try:
+                    await asyncio.wait_for(waiter.wait(), 15)
+                except TimeoutError:
+                    pass
+        finally:
+            gateway.drop_display_waiter(station_id, waiter)
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.post("/{station_id}/display/sessions", status_code=201)
+async def request_code(
+    station_id: CurrentStation, body: CodeRequest, gateway: GatewayDep
+) -> IssuedCodeView:
+    """The driver chose "pay with phone" on the display: a new session code."""
+    try:
+        async with gateway.database.write() as session:
+            issued = await gateway.code_issuer().issue(
+                session, station_id, body.connector_id, require_online=True
+            )
+    except service.GatewayRefusal as refusal:
+        raise Refusal(refusal.reason, refusal.message, status_code=409) from refusal
+    handler = gateway.connections.get(station_id)
+    if handler is not None:
+        handler.spawn(handler.show_code(issued))
+    return IssuedCodeView(
+        session_id=issued.session_id,
+        connector_id=issued.connector_id,
+        qr=issued.qr_url,
+        code=issued.code,
+        expires_at=issued.expires_at,
+    )
+
+
+async def _qr_content(
+    request: Request, station_id: str, session_id: uuid.UUID, token: str | None
+) -> str:
+    gateway = gateway_of(request)
+    async with gateway.database.read() as session:
+        row = await Repository(session).session_row(session_id)
+    if row is None or row["station_id"] != station_id or not row["qr_url"]:
+        raise Refusal("not_found", "no such session code", status_code=404)
+    by_token = token is not None and token == token_from_scan(row["qr_url"])
+    if not by_token and not await _station_auth(request, station_id, gateway):
+        raise Refusal(
+            "unauthenticated",
+            "the station's credentials or the code's token are needed",
+            status_code=401,
+            headers={"WWW-Authenticate": f'Basic realm="plugpay station {station_id}"'},
+        )
+    return str(row["qr_url"])
+
+
+@router.get("/{station_id}/sessions/{session_id}/qr.svg")
+async def qr_svg(
+    request: Request, station_id: str, session_id: uuid.UUID, token: str | None = None
+) -> Response:
+    content = await _qr_content(request, station_id, session_id, token)
+    buffer = io.BytesIO()
+    segno.make(content, error="m").save(buffer, kind="svg", scale=6, border=2)
+    return Response(buffer.getvalue(), media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
+
+
+@router.get("/{station_id}/sessions/{session_id}/qr.png")
+async def qr_png(
+    request: Request, station_id: str, session_id: uuid.UUID, token: str | None = None
+) -> Response:
+    content = await _qr_content(request, station_id, session_id, token)
+    buffer = io.BytesIO()
+    segno.make(content, error="m").save(buffer, kind="png", scale=8, border=2)
+    return Response(buffer.getvalue(), media_type="image/png", headers={"Cache-Control": "no-store"})
+
+
+@router.post("/{station_id}/commands", status_code=202)
+async def operator_command(
+    station_id: str, body: OperatorCommand, operator: CurrentOperator, gateway: GatewayDep
+) -> CommandView:
+    """TriggerMessage, Get/ChangeConfiguration...: executed by the process holding the socket."""
+    async with gateway.database.write() as session:
+        repo = Repository(session)
+        station = await repo.station(station_id)
+        if station is None:
+            raise Refusal("station_unknown", "no such station", status_code=404)
+        if operator.organisation_id and station["organisation_id"] not in (None, operator.organisation_id):
+            raise Refusal("forbidden", "not a station of your organisation", status_code=403)
+        command_id = await repo.add_command(
+            station_id,
+            "ocpp_call",
+            gateway.instance_id,
+            payload={"action": body.action, "payload": body.payload},
+        )
+    return CommandView(
+        command_id=command_id, station_id=station_id, kind="ocpp_call", done=False,
+        executed_by=None, result=None,
+    )
+
+
+@router.get("/{station_id}/commands/{command_id}")
+async def command_status(
+    station_id: str, command_id: int, operator: CurrentOperator, gateway: GatewayDep
+) -> CommandView:
+    async with gateway.database.read() as session:
+        row = await Repository(session).command(command_id)
+    if row is None or row["station_id"] != station_id:
+        raise Refusal("not_found", "no such command", status_code=404)
+    return CommandView(
+        command_id=row["id"],
+        station_id=station_id,
+        kind=row["kind"],
+        done=row["result"] is not None,
+        executed_by=row["executed_by"],
+        result=row["result"],
+    )

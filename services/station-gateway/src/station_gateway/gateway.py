@@ -1,0 +1,302 @@
+"""One gateway process: the sockets it holds, the commands it executes for them, presence.
+
+Several processes run side by side behind a load balancer; a station's socket lives in exactly
+one. Session events are consumed once by the shared consumer group and turned into rows of
+``station_commands`` (``handlers``); every process LISTENs for them and executes those for the
+stations it holds, re-checking on a timer and at each connect in case a notification was missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from plugpay_events.session_code import generate_signing_key
+from plugpay_platform.database import Database
+from sqlalchemy.engine import RowMapping
+
+from station_gateway import service
+from station_gateway.credentials import CredentialVerifier
+from station_gateway.ocpp_endpoint import StationHandler
+from station_gateway.repository import COMMANDS_CHANNEL, DISPLAY_CHANNEL, Repository
+from station_gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+
+OPERATOR_ACTIONS = {
+    "1.6": {"TriggerMessage", "GetConfiguration", "ChangeConfiguration", "Reset", "ChangeAvailability", "UnlockConnector"},
+    "2.0.1": {"TriggerMessage", "GetVariables", "SetVariables", "Reset", "ChangeAvailability", "UnlockConnector"},
+}
+
+
+class Gateway:
+    def __init__(self, settings: Settings, database: Callable[[], Database]) -> None:
+        self.settings = settings
+        self._database = database
+        self.instance_id = settings.platform.instance_id
+        self.connections: dict[str, StationHandler] = {}
+        self._drain_locks: dict[str, asyncio.Lock] = {}
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._display_waiters: dict[str, set[asyncio.Event]] = {}
+        self._stopping = asyncio.Event()
+        self._signing_key: dict[str, Any] | None = None
+        self.credentials: CredentialVerifier
+
+    @property
+    def database(self) -> Database:
+        return self._database()
+
+    @property
+    def silence(self) -> timedelta:
+        return timedelta(seconds=self.settings.heartbeat_interval_s * self.settings.missed_heartbeats)
+
+    @property
+    def instance_dead_after(self) -> timedelta:
+        return timedelta(seconds=self.settings.instance_heartbeat_s * 3)
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.credentials = CredentialVerifier(self.database, self.settings.credential_cache_s)
+        self._signing_key = await self._load_signing_key()
+        async with self.database.write() as session:
+            await Repository(session).instance_beat(self.instance_id)
+        self._stopping.clear()
+        self._tasks = [
+            asyncio.create_task(self._listen(), name="gateway-listen"),
+            asyncio.create_task(self._every(self.settings.instance_heartbeat_s, self._beat)),
+            asyncio.create_task(self._every(self.settings.presence_sweep_s, self._sweep)),
+            asyncio.create_task(self._every(self.settings.limit_check_s, self._check_limits)),
+        ]
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        for handler in list(self.connections.values()):
+            with contextlib.suppress(Exception):
+                await handler._connection.websocket.close(code=1001)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+
+    async def _load_signing_key(self) -> dict[str, Any]:
+        if self.settings.code_signing_key is not None:
+            return dict(json.loads(self.settings.code_signing_key.get_secret_value()))
+        if self.settings.platform.environment == "production":
+            raise RuntimeError("production needs STATION_GATEWAY_CODE_SIGNING_KEY")
+        # Development: one generated key kept in the gateway's database, so restarts keep it.
+        async with self.database.write() as session:
+            repo = Repository(session)
+            key = await repo.signing_key()
+            if key is None:
+                await repo.add_signing_key(generate_signing_key())
+                key = await repo.signing_key()
+        assert key is not None
+        return key
+
+    def code_issuer(self) -> service.CodeIssuer:
+        assert self._signing_key is not None
+        return service.CodeIssuer(
+            self._signing_key,
+            self.settings.platform.public_base_url,
+            timedelta(seconds=self.settings.code_lifetime_s),
+        )
+
+    async def _every(self, interval: float, job: Callable[[], Awaitable[None]]) -> None:
+        while not self._stopping.is_set():
+            try:
+                await job()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("gateway job %s failed", getattr(job, "__name__", job))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), interval)
+
+    async def _beat(self) -> None:
+        async with self.database.write() as session:
+            await Repository(session).instance_beat(self.instance_id)
+
+    async def _sweep(self) -> None:
+        async with self.database.write() as session:
+            gone = await service.sweep_offline(session, self.silence, self.instance_dead_after)
+        for station_id in gone:
+            handler = self.connections.get(station_id)
+            if handler is not None:
+                # Connected but silent: drop it, the station will reconnect and boot.
+                with contextlib.suppress(Exception):
+                    await handler._connection.websocket.close(code=1001)
+        for station_id in list(self.connections):
+            await self.drain(station_id)
+
+    async def _check_limits(self) -> None:
+        for station_id in list(self.connections):
+            async with self.database.write() as session:
+                rows = await Repository(session).charging_sessions(station_id)
+                reached = []
+                for row in rows:
+                    outcome = await service.evaluate_progress(session, row, service.now_utc())
+                    if outcome.limit:
+                        reached.append(row["session_id"])
+                if rows:
+                    await Repository(session).notify_display(station_id)
+            for session_id in reached:
+                await self.stop_at_limit(session_id)
+
+    async def stop_at_limit(self, session_id: Any) -> None:
+        async with self.database.write() as session:
+            row = await Repository(session).session_row(session_id)
+            if row is not None and await service.request_limit_stop(session, session_id):
+                await Repository(session).add_command(
+                    row["station_id"], "stop", self.instance_id, session_id=session_id
+                )
+
+    # -- notifications ---------------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        loop = asyncio.get_running_loop()
+
+        def on_command(*args: Any) -> None:
+            station_id = str(args[3])
+            if station_id in self.connections:
+                loop.create_task(self.drain(station_id))
+
+        def on_display(*args: Any) -> None:
+            for event in self._display_waiters.get(str(args[3]), ()):
+                event.set()
+
+        while not self._stopping.is_set():
+            try:
+                async with self.database.engine.connect() as conn:
+                    raw: Any = (await conn.get_raw_connection()).driver_connection
+                    await raw.add_listener(COMMANDS_CHANNEL, on_command)
+                    await raw.add_listener(DISPLAY_CHANNEL, on_display)
+                    # Commands that arrived while we were not listening.
+                    for station_id in list(self.connections):
+                        loop.create_task(self.drain(station_id))
+                    while not self._stopping.is_set():
+                        await asyncio.sleep(5)
+                        await raw.execute("SELECT 1")
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("gateway listener lost its connection; reconnecting")
+                await asyncio.sleep(1)
+
+    def display_waiter(self, station_id: str) -> asyncio.Event:
+        event = asyncio.Event()
+        self._display_waiters.setdefault(station_id, set()).add(event)
+        return event
+
+    def drop_display_waiter(self, station_id: str, event: asyncio.Event) -> None:
+        waiters = self._display_waiters.get(station_id, set())
+        waiters.discard(event)
+        if not waiters:
+            self._display_waiters.pop(station_id, None)
+
+    # -- connections -----------------------------------------------------------------------
+
+    async def attach(self, handler: StationHandler) -> None:
+        previous = self.connections.get(handler.id)
+        self.connections[handler.id] = handler
+        if previous is not None:
+            # The newest connection wins: the old one is a half-open socket.
+            with contextlib.suppress(Exception):
+                await previous._connection.websocket.close(code=1000)
+        async with self.database.write() as session:
+            await service.station_connected(
+                session, handler.id, self.instance_id, handler.connection_id, handler.version
+            )
+        handler.spawn(self.drain(handler.id))
+
+    async def detach(self, handler: StationHandler) -> None:
+        if self.connections.get(handler.id) is handler:
+            del self.connections[handler.id]
+        with contextlib.suppress(Exception):
+            async with self.database.write() as session:
+                await service.station_disconnected(
+                    session, handler.id, self.instance_id, handler.connection_id
+                )
+
+    # -- commands --------------------------------------------------------------------------
+
+    async def drain(self, station_id: str) -> None:
+        """Execute the pending commands of a station this process holds, in order."""
+        lock = self._drain_locks.setdefault(station_id, asyncio.Lock())
+        async with lock:
+            handler = self.connections.get(station_id)
+            if handler is None:
+                return
+            async with self.database.write() as session:
+                commands = await Repository(session).take_commands([station_id], self.instance_id)
+            for command in commands:
+                try:
+                    result = await self.execute(handler, command)
+                except Exception as error:  # one bad command must not block the next
+                    log.exception("command %s failed", command["id"])
+                    result = {"error": type(error).__name__}
+                async with self.database.write() as session:
+                    await Repository(session).finish_command(command["id"], result)
+
+    async def execute(self, handler: StationHandler, command: RowMapping) -> dict[str, Any]:
+        kind = command["kind"]
+        payload = command["payload"] or {}
+        row = None
+        if command["session_id"] is not None:
+            async with self.database.read() as session:
+                row = await Repository(session).session_row(command["session_id"])
+            if row is None:
+                return {"skipped": "unknown session"}
+        if kind == "start":
+            return await self._start(handler, row)
+        if kind == "stop":
+            assert row is not None
+            if row["state"] != "charging" or row["transaction_id"] is None:
+                return {"skipped": row["state"]}
+            return {"status": await handler.remote_stop(row)}
+        if kind == "show_denied":
+            await handler.show_denied(row, payload["reason"], payload["message"])
+            return {"shown": True}
+        if kind == "show_cost":
+            await handler.show_cost(row, payload["amount_minor"], payload["currency"])
+            return {"shown": True}
+        if kind == "clear_display":
+            await handler.clear_code(row)
+            return {"cleared": True}
+        if kind == "ocpp_call":
+            action = payload["action"]
+            if action not in OPERATOR_ACTIONS[handler.version]:
+                return {"error": f"{action} is not allowed on OCPP {handler.version}"}
+            answer = await handler.call_station(handler.operator_call(action, payload["payload"]))
+            from ocpp.charge_point import serialize_as_dict
+
+            return {"status": "answered", "answer": serialize_as_dict(answer)}
+        return {"error": f"unknown command {kind}"}
+
+    async def _start(self, handler: StationHandler, row: RowMapping | None) -> dict[str, Any]:
+        assert row is not None
+        if row["state"] != "authorized":
+            return {"skipped": row["state"]}
+        async with self.database.write() as session:
+            await Repository(session).update_session(row["session_id"], state="starting")
+        try:
+            status = await handler.remote_start(row)
+        except (TimeoutError, ConnectionError) as error:
+            async with self.database.write() as session:
+                await service.abandon(session, row["session_id"], "station_offline")
+            return {"error": type(error).__name__}
+        except Exception as error:  # a CallError: the station refused to even consider it
+            async with self.database.write() as session:
+                await service.abandon(session, row["session_id"], "station_rejected")
+            return {"error": type(error).__name__}
+        if status != "Accepted":
+            async with self.database.write() as session:
+                await service.abandon(session, row["session_id"], "station_rejected")
+        return {"status": status}

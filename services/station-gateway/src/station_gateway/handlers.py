@@ -1,0 +1,204 @@
+"""Consumers: what the gateway learns from other services' events.
+
+- ``station-gateway.registry``: stations, credentials, tariffs and commercial data, kept in the
+  gateway's own tables (credentials for the handshake, prices for the display and limits).
+- ``station-gateway.sessions``: session events become rows of ``station_commands`` in the same
+  transaction as the inbox claim; the process holding the station's socket executes them
+  (``connections.CommandRunner``), whichever process consumed the event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+from plugpay_events.contracts.identity import StationCredentialSet, StationRegistered
+from plugpay_events.contracts.pricing import StationCommercialsSet, TariffPublished
+from plugpay_events.contracts.sessions import (
+    SessionAbandoned,
+    SessionAuthorized,
+    SessionBilled,
+    SessionCodeExpired,
+    SessionCostCalculated,
+    SessionDenied,
+    SessionPriced,
+    SessionStopRequested,
+)
+from plugpay_events.envelope import Envelope
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from station_gateway import domain, service
+from station_gateway.repository import Repository
+
+
+async def apply_registry_event(session: AsyncSession, envelope: Envelope) -> Sequence[Envelope]:
+    event = envelope.event()
+    repo = Repository(session)
+    if isinstance(event, StationRegistered):
+        await repo.upsert_station(
+            event.station_id,
+            organisation_id=event.organisation_id,
+            name=event.name,
+            connectors=[c.model_dump(mode="json") for c in event.connectors],
+        )
+    elif isinstance(event, StationCredentialSet):
+        await repo.upsert_station(
+            event.station_id,
+            password_hash=event.password_hash,
+            security_profile=event.security_profile,
+        )
+    elif isinstance(event, TariffPublished):
+        await repo.put_tariff(
+            event.tariff_key, event.tariff.model_dump(mode="json"), event.published_at
+        )
+    elif isinstance(event, StationCommercialsSet):
+        await repo.upsert_station(
+            event.station_id,
+            time_zone=event.time_zone,
+            tariff_key=event.tariff_key,
+            connector_tariffs={str(k): v for k, v in event.connector_tariffs.items()},
+            commercial_status=event.status,
+        )
+        await repo.notify_display(event.station_id)
+    return ()
+
+
+def session_event_handler(instance_id: str, instance_dead_after: timedelta):  # type: ignore[no-untyped-def]
+    """The effect of ``station-gateway.sessions`` for this process."""
+
+    async def apply(session: AsyncSession, envelope: Envelope) -> Sequence[Envelope]:
+        if envelope.producer == service.PRODUCER and envelope.type != "SessionStopRequested":
+            return ()  # our own events come back on the topic
+        event = envelope.event()
+        repo = Repository(session)
+        if isinstance(event, SessionPriced):
+            await repo.upsert_session(
+                event.session_id,
+                {
+                    "station_id": event.station_id,
+                    "connector_id": event.connector_id,
+                    "state": "code_issued",
+                    "session_started_at": event.priced_at,
+                },
+                tariff=event.tariff.model_dump(mode="json"),
+                time_zone=event.time_zone,
+                user_id=event.user_id,
+            )
+            await repo.notify_display(event.station_id)
+        elif isinstance(event, SessionAuthorized):
+            await _authorized(session, event, envelope, instance_id, instance_dead_after)
+        elif isinstance(event, SessionStopRequested):
+            row = await repo.session_row(event.session_id, lock=True)
+            if row is None or row["state"] not in ("starting", "charging", "authorized"):
+                return ()
+            if envelope.producer != service.PRODUCER:
+                await repo.update_session(
+                    event.session_id,
+                    stop_requested_by=event.requested_by,
+                    stop_requested_at=event.requested_at,
+                )
+            await repo.add_command(
+                row["station_id"], "stop", instance_id, session_id=event.session_id
+            )
+        elif isinstance(event, SessionDenied):
+            await repo.upsert_session(
+                event.session_id,
+                {
+                    "station_id": event.station_id,
+                    "connector_id": event.connector_id,
+                    "session_started_at": event.denied_at,
+                },
+                state="denied",
+                denial_reason=event.reason,
+                denial_message=event.message,
+            )
+            await repo.add_command(
+                event.station_id,
+                "show_denied",
+                instance_id,
+                session_id=event.session_id,
+                payload={"reason": event.reason, "message": event.message},
+            )
+            await repo.notify_display(event.station_id)
+        elif isinstance(event, SessionCostCalculated):
+            row = await repo.session_row(event.session_id)
+            await repo.update_session(
+                event.session_id,
+                final_cost_minor=event.total.amount_minor,
+                currency=event.total.currency,
+            )
+            if row is not None:
+                await repo.add_command(
+                    row["station_id"],
+                    "show_cost",
+                    instance_id,
+                    session_id=event.session_id,
+                    payload={
+                        "amount_minor": event.total.amount_minor,
+                        "currency": event.total.currency,
+                        "transaction_id": row["transaction_id"],
+                    },
+                )
+                await repo.notify_display(row["station_id"])
+        elif isinstance(event, SessionCodeExpired):
+            row = await repo.session_row(event.session_id, lock=True)
+            if row is not None and row["state"] == "code_issued":
+                await repo.update_session(event.session_id, state="expired")
+                await repo.add_command(
+                    event.station_id, "clear_display", instance_id, session_id=event.session_id
+                )
+                await repo.notify_display(event.station_id)
+        elif isinstance(event, SessionAbandoned):
+            row = await repo.session_row(event.session_id, lock=True)
+            if row is not None and row["state"] in ("authorized", "starting"):
+                await repo.update_session(
+                    event.session_id, state="abandoned", denial_reason=event.reason
+                )
+                await repo.notify_display(event.station_id)
+        elif isinstance(event, SessionBilled):
+            row = await repo.session_row(event.session_id)
+            if row is not None:
+                await repo.notify_display(row["station_id"])
+        return ()
+
+    return apply
+
+
+async def _authorized(
+    session: AsyncSession,
+    event: SessionAuthorized,
+    envelope: Envelope,
+    instance_id: str,
+    instance_dead_after: timedelta,
+) -> None:
+    repo = Repository(session)
+    existing = await repo.session_row(event.session_id, lock=True)
+    if existing is not None and existing["state"] not in ("code_issued", "authorized"):
+        return  # already started, finished or refused: a replayed authorisation changes nothing
+    await repo.upsert_session(
+        event.session_id,
+        {
+            "station_id": event.station_id,
+            "connector_id": event.connector_id,
+            "session_started_at": event.authorized_at,
+        },
+        state="authorized",
+        user_id=event.user_id,
+        limits=event.limits.model_dump(mode="json"),
+        id_tag=(existing or {}).get("id_tag") or domain.new_id_tag(event.session_id),
+        remote_start_id=(existing or {}).get("remote_start_id") or await repo.next_ocpp_id(),
+        currency=event.hold_amount.currency,
+    )
+    presence = await repo.presence(event.station_id)
+    alive = (
+        presence is not None
+        and presence["connected"]
+        and presence["online"]
+        and presence["beat_at"] is not None
+        and presence["beat_at"] > service.now_utc() - instance_dead_after
+    )
+    if not alive:
+        await service.abandon(session, event.session_id, "station_offline", caused_by=envelope)
+        return
+    await repo.add_command(event.station_id, "start", instance_id, session_id=event.session_id)
+    await repo.notify_display(event.station_id)

@@ -1,0 +1,662 @@
+"""The OCPP-J endpoint: Starlette WebSocket in, the ``ocpp`` library's ChargePoint on top.
+
+The library does the framing and schema validation; this module adapts Starlette's WebSocket
+to the ``recv()``/``send()`` pair it expects, answers what it leaves unanswered (unparseable
+frames, unknown actions, calls before BootNotification) with the CallError OCPP specifies,
+and maps each station message to a use case in ``service``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from ocpp.exceptions import OCPPError, SecurityError
+from ocpp.messages import CallError, MessageType, unpack
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint as ChargePoint16Base
+from ocpp.v16 import call as call16
+from ocpp.v16 import call_result as result16
+from ocpp.v201 import ChargePoint as ChargePoint201Base
+from ocpp.v201 import call as call201
+from ocpp.v201 import call_result as result201
+from starlette.responses import PlainTextResponse
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from station_gateway import domain, service
+from station_gateway.domain import OcppVersion, parse_meter_values, parse_timestamp
+
+if TYPE_CHECKING:
+    from station_gateway.gateway import Gateway
+
+log = logging.getLogger(__name__)
+ocpp_log = logging.getLogger("station_gateway.ocpp")
+
+VENDOR_ID = "com.plugpay"
+CLOSE_TOO_BIG = 1009
+CLOSE_UNSUPPORTED_DATA = 1003
+CLOSE_POLICY = 1008
+
+# The two versions spell some error codes differently.
+_CODES = {
+    "1.6": {
+        "FormatViolation": "FormationViolation",
+        "OccurrenceConstraintViolation": "OccurenceConstraintViolation",
+        "RpcFrameworkError": "FormationViolation",
+        "MessageTypeNotSupported": "NotSupported",
+    },
+    "2.0.1": {
+        "FormationViolation": "FormatViolation",
+        "OccurenceConstraintViolation": "OccurrenceConstraintViolation",
+    },
+}
+
+
+def utc_iso(value: datetime | None = None) -> str:
+    value = value or datetime.now(UTC)
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class MessageTooBig(Exception):
+    """A frame over the configured limit: the connection closes with 1009."""
+
+
+class BinaryFrame(Exception):
+    """OCPP-J is text only: the connection closes with 1003."""
+
+
+class StarletteConnection:
+    """What the ocpp library needs of a connection: ``recv()`` and ``send()``."""
+
+    def __init__(self, websocket: WebSocket, max_bytes: int) -> None:
+        self.websocket = websocket
+        self.max_bytes = max_bytes
+
+    async def recv(self) -> str:
+        message = await self.websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000))
+        text = message.get("text")
+        if text is None:
+            raise BinaryFrame()
+        if len(text.encode()) > self.max_bytes:
+            raise MessageTooBig(len(text))
+        return str(text)
+
+    async def send(self, data: str) -> None:
+        await self.websocket.send_text(data)
+
+
+def _unique_id_of(raw: str) -> str:
+    with contextlib.suppress(Exception):
+        parsed = json.loads(raw)
+        if isinstance(parsed, list) and len(parsed) > 1 and isinstance(parsed[1], str):
+            return parsed[1][:36]
+    return "-1"
+
+
+class StationProtocol:
+    """Behaviour shared by both versions: error answers, background calls, presence."""
+
+    version: OcppVersion
+    _ocpp_version: str
+
+    def setup(self, gateway: Gateway, connection_id: uuid.UUID, booted: bool) -> None:
+        self.gateway = gateway
+        self.connection_id = connection_id
+        self.booted = booted
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.last_touch = 0.0
+
+    # The library would log and drop these; OCPP wants a CallError (message id "-1" if unknown).
+    async def route_message(self, raw_msg: str) -> None:  # type: ignore[override]
+        try:
+            msg = unpack(raw_msg)
+            if msg.message_type_id == MessageType.Call:
+                if not isinstance(msg.unique_id, str) or not isinstance(msg.action, str):
+                    await self._send_error(_unique_id_of(raw_msg), "FormatViolation", "bad frame")
+                    return
+                if not isinstance(msg.payload, dict):
+                    await self._send_error(
+                        msg.unique_id, "TypeConstraintViolation", "payload must be an object"
+                    )
+                    return
+                if msg.action not in self.route_map:  # type: ignore[attr-defined]
+                    await self._send_error(
+                        msg.unique_id, "NotImplemented", f"unknown action {msg.action}"[:200]
+                    )
+                    return
+                if not self.booted and msg.action not in ("BootNotification", "Heartbeat"):
+                    # 2.0.1 B02/B03: nothing but BootNotification before it was accepted.
+                    await self._send_error(
+                        msg.unique_id, SecurityError.code, "send BootNotification first"
+                    )
+                    return
+                await self._touch()
+            elif msg.message_type_id == MessageType.CallResult and not isinstance(msg.payload, dict):
+                return
+        except OCPPError as error:
+            code = error.code
+            if code == "PropertyConstraintViolation":
+                code = "MessageTypeNotSupported"
+            elif code in ("FormatViolation", "ProtocolError") and _unique_id_of(raw_msg) == "-1":
+                code = "RpcFrameworkError"
+            await self._send_error(_unique_id_of(raw_msg), code, str(error.description))
+            return
+        except Exception:
+            log.exception("station %s: unreadable frame", self.id)  # type: ignore[attr-defined]
+            await self._send_error(_unique_id_of(raw_msg), "InternalError", "unreadable frame")
+            return
+        await super().route_message(raw_msg)  # type: ignore[misc]
+
+    async def _send_error(self, unique_id: str, code: str, description: str) -> None:
+        await self._send(CallError(unique_id, code, description, {}).to_json())
+
+    async def _send(self, message: str) -> None:
+        if message.startswith("[4"):
+            # Version-correct code names, and no echo of the offending message in details.
+            with contextlib.suppress(Exception):
+                _, uid, code, description, details = json.loads(message)
+                code = _CODES[self.version].get(code, code)
+                cause = details.get("cause") if isinstance(details, dict) else None
+                message = json.dumps(
+                    [4, uid, code, str(description)[:255], {"cause": str(cause)[:255]} if cause else {}],
+                    separators=(",", ":"),
+                )
+        ocpp_log.debug("%s <- %s", self.id, message[:500])  # type: ignore[attr-defined]
+        await self._connection.send(message)  # type: ignore[attr-defined]
+
+    async def _touch(self) -> None:
+        # Any message is a sign of life; write at most every few seconds.
+        loop = asyncio.get_running_loop()
+        if loop.time() - self.last_touch < 5:
+            return
+        self.last_touch = loop.time()
+        async with self.gateway.database.write() as session:
+            await service.Repository(session).touch_presence(
+                self.id,  # type: ignore[attr-defined]
+                self.connection_id,
+                service.now_utc(),
+            )
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run a call to the station outside the handler (the handler's answer goes first)."""
+        task = asyncio.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("station %s: background call failed: %r", self.id, task.exception())  # type: ignore[attr-defined]
+
+    async def call_station(self, payload: Any) -> Any:
+        """A call to the station; raises on CallError or timeout."""
+        return await self.call(payload, suppress=False)  # type: ignore[attr-defined]
+
+    async def code_requested(self, connector_id: int, *, reuse_open: bool) -> service.IssuedCode:
+        async with self.gateway.database.write() as session:
+            issued = await self.gateway.code_issuer().issue(
+                session, self.id, connector_id, reuse_open=reuse_open  # type: ignore[attr-defined]
+            )
+        self.spawn(self.show_code(issued))
+        return issued
+
+    async def show_code(self, issued: service.IssuedCode) -> None:
+        raise NotImplementedError
+
+    async def after_meter(self, outcome: service.MeterOutcome) -> None:
+        if outcome.limit and outcome.session_id:
+            await self.gateway.stop_at_limit(outcome.session_id)
+
+    def data_of(self, data: Any) -> dict[str, Any]:
+        if isinstance(data, str):
+            try:
+                data = json.loads(data)
+            except ValueError:
+                return {}
+        return data if isinstance(data, dict) else {}
+
+    async def on_session_code_request(self, data: Any) -> dict[str, Any] | None:
+        fields = self.data_of(data)
+        connector = fields.get("connectorId", fields.get("connector_id"))
+        if not isinstance(connector, int) or isinstance(connector, bool) or connector < 1:
+            return None
+        issued = await self.code_requested(connector, reuse_open=False)
+        return issued.reply()
+
+
+def _status_at(timestamp: str | None) -> datetime:
+    return parse_timestamp(timestamp, service.now_utc())
+
+
+class ChargePoint16(StationProtocol, ChargePoint16Base):
+    version: OcppVersion = "1.6"
+
+    @on("BootNotification")
+    async def on_boot(self, charge_point_vendor: str, charge_point_model: str, **kw: Any) -> Any:
+        async with self.gateway.database.write() as session:
+            await service.station_booted(
+                session, self.id, charge_point_vendor, charge_point_model, kw.get("firmware_version")
+            )
+        self.booted = True
+        return result16.BootNotification(
+            current_time=utc_iso(),
+            interval=self.gateway.settings.heartbeat_interval_s,
+            status="Accepted",
+        )
+
+    @on("Heartbeat")
+    async def on_heartbeat(self) -> Any:
+        return result16.Heartbeat(current_time=utc_iso())
+
+    @on("StatusNotification")
+    async def on_status(self, connector_id: int, error_code: str, status: str, **kw: Any) -> Any:
+        async with self.gateway.database.write() as session:
+            previous = await service.connector_status_changed(
+                session, self.id, connector_id, status, error_code, _status_at(kw.get("timestamp"))
+            )
+        if status == "Preparing" and previous != "Preparing" and connector_id > 0:
+            with contextlib.suppress(service.GatewayRefusal):
+                await self.code_requested(connector_id, reuse_open=True)
+        return result16.StatusNotification()
+
+    @on("Authorize")
+    async def on_authorize(self, id_tag: str) -> Any:
+        async with self.gateway.database.read() as session:
+            row = await service.Repository(session).session_by(
+                station_id=self.id, id_tag=id_tag, lock=False
+            )
+        ok = row is not None and row["state"] in ("authorized", "starting", "charging")
+        return result16.Authorize(id_tag_info={"status": "Accepted" if ok else "Invalid"})
+
+    @on("StartTransaction")
+    async def on_start(
+        self, connector_id: int, id_tag: str, meter_start: int, timestamp: str, **_: Any
+    ) -> Any:
+        async with self.gateway.database.write() as session:
+            started = await service.start_transaction_16(
+                session, self.id, connector_id, id_tag, meter_start, _status_at(timestamp)
+            )
+        status = "Accepted" if started.accepted else "Invalid"
+        return result16.StartTransaction(
+            transaction_id=int(started.transaction_id), id_tag_info={"status": status}
+        )
+
+    @on("MeterValues")
+    async def on_meter_values(
+        self, connector_id: int, meter_value: list[dict[str, Any]], transaction_id: int | None = None
+    ) -> Any:
+        if transaction_id is not None:
+            readings = parse_meter_values(meter_value, service.now_utc())
+            async with self.gateway.database.write() as session:
+                outcome = await service.record_meter_values(
+                    session, self.id, str(transaction_id), readings
+                )
+            self.spawn(self.after_meter(outcome))
+        return result16.MeterValues()
+
+    @on("StopTransaction")
+    async def on_stop(
+        self, meter_stop: int, timestamp: str, transaction_id: int, **kw: Any
+    ) -> Any:
+        readings = parse_meter_values(kw.get("transaction_data") or (), service.now_utc())
+        async with self.gateway.database.write() as session:
+            await service.complete_transaction(
+                session,
+                self.id,
+                str(transaction_id),
+                version="1.6",
+                meter_stop_wh=meter_stop,
+                ended_at=_status_at(timestamp),
+                reported_reason=kw.get("reason"),
+                readings=readings,
+            )
+        return result16.StopTransaction(id_tag_info={"status": "Accepted"})
+
+    @on("DataTransfer")
+    async def on_data_transfer(self, vendor_id: str, message_id: str | None = None, data: Any = None) -> Any:
+        if vendor_id != VENDOR_ID:
+            return result16.DataTransfer(status="UnknownVendorId")
+        if message_id != "RequestSessionCode":
+            return result16.DataTransfer(status="UnknownMessageId")
+        try:
+            reply = await self.on_session_code_request(data)
+        except service.GatewayRefusal as refusal:
+            return result16.DataTransfer(
+                status="Rejected", data=json.dumps({"reason": refusal.reason, "message": refusal.message})
+            )
+        if reply is None:
+            return result16.DataTransfer(status="Rejected", data=json.dumps({"reason": "bad_request"}))
+        return result16.DataTransfer(status="Accepted", data=json.dumps(reply))
+
+    @on("DiagnosticsStatusNotification")
+    async def on_diagnostics(self, status: str) -> Any:
+        return result16.DiagnosticsStatusNotification()
+
+    @on("FirmwareStatusNotification")
+    async def on_firmware(self, status: str) -> Any:
+        return result16.FirmwareStatusNotification()
+
+    async def _vendor_message(self, message_id: str, data: dict[str, Any]) -> Any:
+        return await self.call_station(
+            call16.DataTransfer(vendor_id=VENDOR_ID, message_id=message_id, data=json.dumps(data))
+        )
+
+    async def show_code(self, issued: service.IssuedCode) -> None:
+        await self._vendor_message(
+            "DisplaySessionCode", {"connectorId": issued.connector_id, **issued.reply()}
+        )
+
+    async def remote_start(self, row: Any) -> str:
+        result = await self.call_station(
+            call16.RemoteStartTransaction(id_tag=row["id_tag"], connector_id=row["connector_id"])
+        )
+        return str(result.status)
+
+    async def remote_stop(self, row: Any) -> str:
+        result = await self.call_station(
+            call16.RemoteStopTransaction(transaction_id=int(row["transaction_id"]))
+        )
+        return str(result.status)
+
+    async def show_denied(self, row: Any, reason: str, message: str) -> None:
+        await self._vendor_message(
+            "DisplaySessionDenied",
+            {"connectorId": row["connector_id"], "sessionId": str(row["session_id"]), "reason": reason, "message": message},
+        )
+
+    async def show_cost(self, row: Any, amount_minor: int, currency: str) -> None:
+        await self._vendor_message(
+            "DisplaySessionCost",
+            {
+                "connectorId": row["connector_id"],
+                "sessionId": str(row["session_id"]),
+                "transactionId": row["transaction_id"],
+                "totalCostMinor": amount_minor,
+                "currency": currency,
+            },
+        )
+
+    async def clear_code(self, row: Any) -> None:
+        await self._vendor_message(
+            "ClearSessionCode", {"connectorId": row["connector_id"], "sessionId": str(row["session_id"])}
+        )
+
+    def operator_call(self, action: str, payload: dict[str, Any]) -> Any:
+        return getattr(call16, action)(**payload)
+
+
+class ChargePoint201(StationProtocol, ChargePoint201Base):
+    version: OcppVersion = "2.0.1"
+
+    @on("BootNotification")
+    async def on_boot(self, charging_station: dict[str, Any], reason: str, **_: Any) -> Any:
+        async with self.gateway.database.write() as session:
+            await service.station_booted(
+                session,
+                self.id,
+                charging_station.get("vendor_name", ""),
+                charging_station.get("model", ""),
+                charging_station.get("firmware_version"),
+            )
+        self.booted = True
+        return result201.BootNotification(
+            current_time=utc_iso(),
+            interval=self.gateway.settings.heartbeat_interval_s,
+            status="Accepted",
+        )
+
+    @on("Heartbeat")
+    async def on_heartbeat(self, **_: Any) -> Any:
+        return result201.Heartbeat(current_time=utc_iso())
+
+    @on("StatusNotification")
+    async def on_status(
+        self, timestamp: str, connector_status: str, evse_id: int, connector_id: int, **_: Any
+    ) -> Any:
+        async with self.gateway.database.write() as session:
+            previous = await service.connector_status_changed(
+                session, self.id, evse_id, connector_status, None, _status_at(timestamp)
+            )
+        # 2.0.1 has no Preparing; Occupied on an idle EVSE is the plug-in.
+        if connector_status == "Occupied" and previous in (None, "Available") and evse_id > 0:
+            with contextlib.suppress(service.GatewayRefusal):
+                await self.code_requested(evse_id, reuse_open=True)
+        return result201.StatusNotification()
+
+    @on("Authorize")
+    async def on_authorize(self, id_token: dict[str, Any], **_: Any) -> Any:
+        async with self.gateway.database.read() as session:
+            row = await service.Repository(session).session_by(
+                station_id=self.id, id_tag=id_token.get("id_token"), lock=False
+            )
+        ok = row is not None and row["state"] in ("authorized", "starting", "charging")
+        return result201.Authorize(id_token_info={"status": "Accepted" if ok else "Invalid"})
+
+    @on("TransactionEvent")
+    async def on_transaction_event(
+        self,
+        event_type: str,
+        timestamp: str,
+        trigger_reason: str,
+        seq_no: int,
+        transaction_info: dict[str, Any],
+        **kw: Any,
+    ) -> Any:
+        at = _status_at(timestamp)
+        transaction_id = str(transaction_info["transaction_id"])
+        readings = parse_meter_values(kw.get("meter_value") or (), at)
+        id_token = (kw.get("id_token") or {}).get("id_token")
+        outcome = None
+        token_ok: bool | None = None
+        async with self.gateway.database.write() as session:
+            row = await service.find_transaction_201(
+                session, self.id, transaction_id, transaction_info.get("remote_start_id"), id_token
+            )
+            if row is not None and row["transaction_id"] is None:
+                token_ok = await service.link_transaction_201(
+                    session, row, transaction_id, readings, at
+                )
+            elif row is not None:
+                token_ok = True
+            if event_type == "Ended":
+                await service.complete_transaction(
+                    session,
+                    self.id,
+                    transaction_id,
+                    version="2.0.1",
+                    meter_stop_wh=None,
+                    ended_at=at,
+                    reported_reason=transaction_info.get("stopped_reason"),
+                    readings=readings,
+                )
+            elif readings:
+                outcome = await service.record_meter_values(session, self.id, transaction_id, readings)
+        if outcome is not None:
+            self.spawn(self.after_meter(outcome))
+        answer: dict[str, Any] = {}
+        if id_token is not None:
+            answer["id_token_info"] = {"status": "Accepted" if token_ok else "Invalid"}
+        if outcome is not None and outcome.cost_so_far_minor is not None:
+            answer["total_cost"] = outcome.cost_so_far_minor / 100
+        return result201.TransactionEvent(**answer)
+
+    @on("MeterValues")
+    async def on_meter_values(self, evse_id: int, meter_value: list[dict[str, Any]], **_: Any) -> Any:
+        return result201.MeterValues()  # outside a transaction: nothing to bill
+
+    @on("DataTransfer")
+    async def on_data_transfer(self, vendor_id: str, message_id: str | None = None, data: Any = None, **_: Any) -> Any:
+        if vendor_id != VENDOR_ID:
+            return result201.DataTransfer(status="UnknownVendorId")
+        if message_id != "RequestSessionCode":
+            return result201.DataTransfer(status="UnknownMessageId")
+        try:
+            reply = await self.on_session_code_request(data)
+        except service.GatewayRefusal as refusal:
+            return result201.DataTransfer(
+                status="Rejected", data={"reason": refusal.reason, "message": refusal.message}
+            )
+        if reply is None:
+            return result201.DataTransfer(status="Rejected", data={"reason": "bad_request"})
+        return result201.DataTransfer(status="Accepted", data=reply)
+
+    @on("NotifyEvent")
+    async def on_notify_event(self, **_: Any) -> Any:
+        return result201.NotifyEvent()
+
+    @on("NotifyReport")
+    async def on_notify_report(self, **_: Any) -> Any:
+        return result201.NotifyReport()
+
+    @on("SecurityEventNotification")
+    async def on_security_event(self, **_: Any) -> Any:
+        return result201.SecurityEventNotification()
+
+    @on("FirmwareStatusNotification")
+    async def on_firmware(self, **_: Any) -> Any:
+        return result201.FirmwareStatusNotification()
+
+    @on("LogStatusNotification")
+    async def on_log_status(self, **_: Any) -> Any:
+        return result201.LogStatusNotification()
+
+    @staticmethod
+    def _message_id(session_id: Any, slot: int = 0) -> int:
+        return int(uuid.UUID(str(session_id)).hex[:7], 16) * 4 + slot
+
+    async def _display(self, session_id: Any, slot: int, fmt: str, content: str, evse: int) -> None:
+        await self.call_station(
+            call201.SetDisplayMessage(
+                message={
+                    "id": self._message_id(session_id, slot),
+                    "priority": "InFront",
+                    "message": {"format": fmt, "content": content[:512]},
+                    "display": {"name": "Plugpay", "evse": {"id": evse}},
+                }
+            )
+        )
+
+    async def show_code(self, issued: service.IssuedCode) -> None:
+        await self._display(issued.session_id, 0, "URI", issued.qr_url, issued.connector_id)
+        await self._display(
+            issued.session_id, 1, "ASCII", f"Pay with phone: scan or enter {issued.code}", issued.connector_id
+        )
+
+    async def remote_start(self, row: Any) -> str:
+        result = await self.call_station(
+            call201.RequestStartTransaction(
+                id_token={"id_token": row["id_tag"], "type": "Central"},
+                remote_start_id=int(row["remote_start_id"]),
+                evse_id=row["connector_id"],
+            )
+        )
+        return str(result.status)
+
+    async def remote_stop(self, row: Any) -> str:
+        result = await self.call_station(
+            call201.RequestStopTransaction(transaction_id=str(row["transaction_id"]))
+        )
+        return str(result.status)
+
+    async def show_denied(self, row: Any, reason: str, message: str) -> None:
+        await self._display(row["session_id"], 2, "UTF8", f"Not authorised: {message}", row["connector_id"])
+
+    async def show_cost(self, row: Any, amount_minor: int, currency: str) -> None:
+        if row["transaction_id"]:
+            await self.call_station(
+                call201.CostUpdated(total_cost=amount_minor / 100, transaction_id=row["transaction_id"])
+            )
+
+    async def clear_code(self, row: Any) -> None:
+        for slot in (0, 1):
+            await self.call_station(
+                call201.ClearDisplayMessage(id=self._message_id(row["session_id"], slot))
+            )
+
+    def operator_call(self, action: str, payload: dict[str, Any]) -> Any:
+        return getattr(call201, action)(**payload)
+
+
+StationHandler = ChargePoint16 | ChargePoint201
+
+
+def _basic_credentials(websocket: WebSocket) -> tuple[str, str] | None:
+    header = websocket.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, sep, password = base64.b64decode(value, validate=True).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return (user, password) if sep else None
+
+
+async def refuse(websocket: WebSocket, status: int, message: str) -> None:
+    """Refuse at the handshake: an HTTP answer where the server allows it, else a close."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        headers = {"WWW-Authenticate": 'Basic realm="plugpay-ocpp"'} if status == 401 else None
+        await websocket.send_denial_response(PlainTextResponse(message, status, headers=headers))
+    else:
+        await websocket.close(code=CLOSE_POLICY, reason=message)
+
+
+async def serve_station(websocket: WebSocket, station_id: str, gateway: Gateway) -> None:
+    """One station's connection, from handshake to close."""
+    offered = websocket.scope.get("subprotocols") or []
+    chosen = next((p for p in offered if p in domain.SUBPROTOCOLS), None)
+    if chosen is None:
+        await refuse(websocket, 400, "offer subprotocol ocpp1.6 or ocpp2.0.1")
+        return
+    credentials = _basic_credentials(websocket)
+    if (
+        credentials is None
+        or credentials[0] != station_id
+        or not await gateway.credentials.verify(station_id, credentials[1])
+    ):
+        await refuse(websocket, 401, "unknown station or wrong password")
+        return
+    version = domain.SUBPROTOCOLS[chosen]
+    await websocket.accept(subprotocol=chosen)
+    connection = StarletteConnection(websocket, gateway.settings.max_message_bytes)
+    cls: Callable[..., StationHandler] = ChargePoint16 if version == "1.6" else ChargePoint201
+    handler = cls(
+        station_id,
+        connection,
+        response_timeout=gateway.settings.ocpp_response_timeout_s,
+        logger=ocpp_log,
+    )
+    async with gateway.database.read() as session:
+        station = await service.Repository(session).station(station_id)
+    handler.setup(gateway, uuid.uuid4(), booted=bool(station and station["booted_at"]))
+    close_code = 1000
+    await gateway.attach(handler)
+    try:
+        await handler.start()
+    except WebSocketDisconnect:
+        pass
+    except MessageTooBig:
+        close_code = CLOSE_TOO_BIG
+    except BinaryFrame:
+        close_code = CLOSE_UNSUPPORTED_DATA
+    except Exception:
+        log.exception("station %s: connection failed", station_id)
+        close_code = 1011
+    finally:
+        await gateway.detach(handler)
+        for task in list(handler.tasks):
+            task.cancel()
+        if websocket.application_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(Exception):
+                await websocket.close(code=close_code)
+
+

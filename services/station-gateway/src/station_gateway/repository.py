@@ -1,0 +1,354 @@
+"""The only module with SQL: stations, presence, sessions, samples, commands, keys."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from station_gateway.tables import (
+    connector_status,
+    gateway_instances,
+    meter_samples,
+    ocpp_ids,
+    sessions,
+    signing_keys,
+    station_commands,
+    station_presence,
+    stations,
+    tariffs,
+)
+
+COMMANDS_CHANNEL = "station_gateway_commands"
+DISPLAY_CHANNEL = "station_gateway_display"
+
+
+class Repository:
+    """Queries of one unit of work; the caller owns the transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # -- stations and tariffs (learned from events) --------------------------------------
+
+    async def upsert_station(self, station_id: str, **values: Any) -> None:
+        stmt = insert(stations).values(station_id=station_id, **values)
+        await self.session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[stations.c.station_id],
+                set_={**values, "updated_at": func.now()},
+            )
+        )
+
+    async def station(self, station_id: str) -> RowMapping | None:
+        result = await self.session.execute(
+            select(stations).where(stations.c.station_id == station_id)
+        )
+        return result.mappings().first()
+
+    async def put_tariff(self, tariff_key: str, tariff: dict[str, Any], at: datetime) -> None:
+        stmt = insert(tariffs).values(tariff_key=tariff_key, tariff=tariff, published_at=at)
+        await self.session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[tariffs.c.tariff_key],
+                set_={"tariff": tariff, "published_at": at},
+                where=tariffs.c.published_at <= at,
+            )
+        )
+
+    async def tariff(self, tariff_key: str) -> dict[str, Any] | None:
+        value = await self.session.scalar(
+            select(tariffs.c.tariff).where(tariffs.c.tariff_key == tariff_key)
+        )
+        return dict(value) if value is not None else None
+
+    # -- presence ------------------------------------------------------------------------
+
+    async def claim_presence(
+        self,
+        station_id: str,
+        instance_id: str,
+        connection_id: uuid.UUID,
+        version: str,
+        now: datetime,
+    ) -> None:
+        values = {
+            "instance_id": instance_id,
+            "connection_id": connection_id,
+            "ocpp_version": version,
+            "connected": True,
+            "online": True,
+            "connected_at": now,
+            "last_seen_at": now,
+        }
+        stmt = insert(station_presence).values(station_id=station_id, **values)
+        await self.session.execute(
+            stmt.on_conflict_do_update(index_elements=[station_presence.c.station_id], set_=values)
+        )
+
+    async def release_presence(self, station_id: str, connection_id: uuid.UUID) -> bool:
+        """Mark disconnected if this connection still owns the station; True if it did."""
+        result = await self.session.execute(
+            update(station_presence)
+            .where(
+                station_presence.c.station_id == station_id,
+                station_presence.c.connection_id == connection_id,
+                station_presence.c.connected.is_(True),
+            )
+            .values(connected=False)
+            .returning(station_presence.c.station_id)
+        )
+        return result.first() is not None
+
+    async def touch_presence(self, station_id: str, connection_id: uuid.UUID, now: datetime) -> None:
+        await self.session.execute(
+            update(station_presence)
+            .where(
+                station_presence.c.station_id == station_id,
+                station_presence.c.connection_id == connection_id,
+            )
+            .values(last_seen_at=now, online=True)
+        )
+
+    async def presence(self, station_id: str) -> RowMapping | None:
+        result = await self.session.execute(
+            select(station_presence, gateway_instances.c.beat_at)
+            .outerjoin(
+                gateway_instances,
+                gateway_instances.c.instance_id == station_presence.c.instance_id,
+            )
+            .where(station_presence.c.station_id == station_id)
+        )
+        return result.mappings().first()
+
+    async def take_silent_stations(self, silent_before: datetime, dead_before: datetime) -> list[RowMapping]:
+        """Online stations not heard of since ``silent_before`` (or whose gateway died):
+        marked offline here, under row locks so one gateway process reports each once."""
+        candidates = (
+            select(station_presence.c.station_id)
+            .outerjoin(
+                gateway_instances,
+                gateway_instances.c.instance_id == station_presence.c.instance_id,
+            )
+            .where(
+                station_presence.c.online.is_(True),
+                or_(
+                    station_presence.c.last_seen_at < silent_before,
+                    gateway_instances.c.beat_at.is_(None),
+                    gateway_instances.c.beat_at < dead_before,
+                ),
+            )
+            .with_for_update(of=station_presence, skip_locked=True)
+        )
+        result = await self.session.execute(
+            update(station_presence)
+            .where(station_presence.c.station_id.in_(candidates.scalar_subquery()))
+            .values(online=False)
+            .returning(station_presence.c.station_id, station_presence.c.last_seen_at)
+        )
+        return list(result.mappings().all())
+
+    async def instance_beat(self, instance_id: str) -> None:
+        stmt = insert(gateway_instances).values(instance_id=instance_id)
+        await self.session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[gateway_instances.c.instance_id], set_={"beat_at": func.now()}
+            )
+        )
+
+    async def set_connector_status(
+        self, station_id: str, connector_id: int, status: str, error: str | None, at: datetime
+    ) -> str | None:
+        """Store a status; returns the previous one."""
+        previous = await self.session.scalar(
+            select(connector_status.c.status).where(
+                connector_status.c.station_id == station_id,
+                connector_status.c.connector_id == connector_id,
+            )
+        )
+        values = {"status": status, "error_code": error, "changed_at": at}
+        stmt = insert(connector_status).values(
+            station_id=station_id, connector_id=connector_id, **values
+        )
+        await self.session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[connector_status.c.station_id, connector_status.c.connector_id],
+                set_=values,
+            )
+        )
+        return previous
+
+    async def connector_statuses(self, station_id: str) -> dict[int, str]:
+        result = await self.session.execute(
+            select(connector_status.c.connector_id, connector_status.c.status).where(
+                connector_status.c.station_id == station_id
+            )
+        )
+        return {row.connector_id: row.status for row in result}
+
+    # -- sessions --------------------------------------------------------------------------
+
+    async def next_ocpp_id(self) -> int:
+        return int(await self.session.scalar(select(ocpp_ids.next_value())) or 0)
+
+    async def insert_session(self, **values: Any) -> None:
+        await self.session.execute(insert(sessions).values(**values))
+
+    async def upsert_session(self, session_id: uuid.UUID, create: dict[str, Any], **values: Any) -> None:
+        stmt = insert(sessions).values(session_id=session_id, **create, **values)
+        await self.session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[sessions.c.session_id], set_={**values, "updated_at": func.now()}
+            )
+        )
+
+    async def session_row(self, session_id: uuid.UUID, *, lock: bool = False) -> RowMapping | None:
+        query = select(sessions).where(sessions.c.session_id == session_id)
+        if lock:
+            query = query.with_for_update()
+        return (await self.session.execute(query)).mappings().first()
+
+    async def session_by(self, *, lock: bool = True, **where: Any) -> RowMapping | None:
+        query = select(sessions).where(and_(*(sessions.c[k] == v for k, v in where.items())))
+        if lock:
+            query = query.with_for_update()
+        return (await self.session.execute(query.limit(1))).mappings().first()
+
+    async def open_code(self, station_id: str, connector_id: int, now: datetime) -> RowMapping | None:
+        result = await self.session.execute(
+            select(sessions)
+            .where(
+                sessions.c.station_id == station_id,
+                sessions.c.connector_id == connector_id,
+                sessions.c.state == "code_issued",
+                sessions.c.expires_at > now,
+            )
+            .order_by(sessions.c.created_at.desc())
+            .limit(1)
+        )
+        return result.mappings().first()
+
+    async def update_session(self, session_id: uuid.UUID, **values: Any) -> None:
+        await self.session.execute(
+            update(sessions)
+            .where(sessions.c.session_id == session_id)
+            .values(**values, updated_at=func.now())
+        )
+
+    async def latest_sessions(self, station_id: str, limit: int = 20) -> list[RowMapping]:
+        result = await self.session.execute(
+            select(sessions)
+            .where(sessions.c.station_id == station_id)
+            .order_by(sessions.c.created_at.desc())
+            .limit(limit)
+        )
+        return list(result.mappings().all())
+
+    async def charging_sessions(self, station_id: str) -> list[RowMapping]:
+        result = await self.session.execute(
+            select(sessions).where(
+                sessions.c.station_id == station_id, sessions.c.state == "charging"
+            )
+        )
+        return list(result.mappings().all())
+
+    async def add_samples(self, session_id: uuid.UUID, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            await self.session.execute(
+                insert(meter_samples)
+                .values([{"session_id": session_id, **r} for r in rows])
+                .on_conflict_do_nothing()
+            )
+
+    async def samples(self, session_id: uuid.UUID) -> list[RowMapping]:
+        result = await self.session.execute(
+            select(meter_samples)
+            .where(meter_samples.c.session_id == session_id)
+            .order_by(meter_samples.c.sampled_at)
+        )
+        return list(result.mappings().all())
+
+    # -- commands ------------------------------------------------------------------------
+
+    async def add_command(
+        self,
+        station_id: str,
+        kind: str,
+        created_by: str,
+        *,
+        session_id: uuid.UUID | None = None,
+        payload: dict[str, Any] | None = None,
+    ) -> int:
+        command_id = await self.session.scalar(
+            insert(station_commands)
+            .values(
+                station_id=station_id,
+                session_id=session_id,
+                kind=kind,
+                payload=payload or {},
+                created_by=created_by,
+            )
+            .returning(station_commands.c.id)
+        )
+        # Delivered on commit: wakes the process holding the station's socket.
+        await self.session.execute(
+            text("SELECT pg_notify(:c, :s)"), {"c": COMMANDS_CHANNEL, "s": station_id}
+        )
+        return int(command_id or 0)
+
+    async def take_commands(self, station_ids: Sequence[str], instance_id: str) -> list[RowMapping]:
+        """Pending commands for stations this process holds, claimed under row locks."""
+        if not station_ids:
+            return []
+        pending = (
+            select(station_commands.c.id)
+            .where(
+                station_commands.c.done_at.is_(None),
+                station_commands.c.station_id.in_(list(station_ids)),
+            )
+            .order_by(station_commands.c.id)
+            .limit(100)
+            .with_for_update(skip_locked=True)
+        )
+        result = await self.session.execute(
+            update(station_commands)
+            .where(station_commands.c.id.in_(pending.scalar_subquery()))
+            .values(executed_by=instance_id, done_at=func.now())
+            .returning(station_commands)
+        )
+        return sorted(result.mappings().all(), key=lambda r: r["id"])
+
+    async def finish_command(self, command_id: int, result: dict[str, Any]) -> None:
+        await self.session.execute(
+            update(station_commands).where(station_commands.c.id == command_id).values(result=result)
+        )
+
+    async def command(self, command_id: int) -> RowMapping | None:
+        result = await self.session.execute(
+            select(station_commands).where(station_commands.c.id == command_id)
+        )
+        return result.mappings().first()
+
+    async def notify_display(self, station_id: str) -> None:
+        await self.session.execute(
+            text("SELECT pg_notify(:c, :s)"), {"c": DISPLAY_CHANNEL, "s": station_id}
+        )
+
+    # -- signing keys --------------------------------------------------------------------
+
+    async def signing_key(self) -> dict[str, Any] | None:
+        value = await self.session.scalar(
+            select(signing_keys.c.jwk).order_by(signing_keys.c.created_at).limit(1)
+        )
+        return dict(value) if value is not None else None
+
+    async def add_signing_key(self, jwk: dict[str, Any]) -> None:
+        await self.session.execute(
+            insert(signing_keys).values(kid=jwk["kid"], jwk=jwk).on_conflict_do_nothing()
+        )

@@ -1,0 +1,659 @@
+"""Use cases shared by the OCPP endpoint, the display endpoints and the consumers.
+
+Each takes a database session inside the caller's transaction and writes its outgoing
+events to the outbox in that same transaction; none commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from plugpay_events.contracts.sessions import (
+    ChargingStarted,
+    MeterSample,
+    MeterValuesReported,
+    SessionAbandoned,
+    SessionCodeIssued,
+    SessionCompleted,
+    SessionStopRequested,
+)
+from plugpay_events.contracts.stations import (
+    ConnectorStatusChanged,
+    StationBooted,
+    StationConnected,
+    StationDisconnected,
+    StationWentOffline,
+)
+from plugpay_events.envelope import Envelope, Event
+from plugpay_events.outbox import Outbox
+from plugpay_events.session_code import new_typed_code, sign_session_code
+from plugpay_tariffs import Tariff, describe
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from station_gateway import domain
+from station_gateway.domain import OcppVersion, Reading
+from station_gateway.repository import Repository
+from station_gateway.tables import outbox_tables
+
+PRODUCER = "station-gateway"
+_outbox = Outbox(outbox_tables)
+
+CONNECTOR_STATUSES = {
+    "Available",
+    "Preparing",
+    "Charging",
+    "SuspendedEV",
+    "SuspendedEVSE",
+    "Finishing",
+    "Reserved",
+    "Unavailable",
+    "Faulted",
+    "Occupied",
+}
+
+
+class GatewayRefusal(Exception):
+    """A use case said no: ``reason`` is machine-readable."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+async def emit(
+    session: AsyncSession, *events: Event, caused_by: Envelope | None = None
+) -> list[Envelope]:
+    """Queue events in the outbox of the caller's transaction."""
+    envelopes = [Envelope.wrap(e, producer=PRODUCER, caused_by=caused_by) for e in events]
+    await _outbox.add(session, envelopes)
+    return envelopes
+
+
+@dataclass(frozen=True)
+class IssuedCode:
+    session_id: uuid.UUID
+    connector_id: int
+    qr_url: str
+    code: str
+    expires_at: datetime
+    session_started_at: datetime
+
+    def reply(self) -> dict[str, Any]:
+        """The DataTransfer answer to RequestSessionCode."""
+        return {
+            "sessionId": str(self.session_id),
+            "qr": self.qr_url,
+            "code": self.code,
+            "expiresAt": self.expires_at.isoformat().replace("+00:00", "Z"),
+        }
+
+
+@dataclass
+class CodeIssuer:
+    """Signs session codes with the gateway's private key."""
+
+    private_jwk: dict[str, Any]
+    public_base_url: str
+    lifetime: timedelta
+
+    async def issue(
+        self,
+        session: AsyncSession,
+        station_id: str,
+        connector_id: int,
+        *,
+        reuse_open: bool = False,
+        require_online: bool = False,
+    ) -> IssuedCode:
+        repo = Repository(session)
+        station = await repo.station(station_id)
+        if station is None:
+            raise GatewayRefusal("station_unknown", "this station is not registered")
+        known = {c["connector_id"] for c in station["connectors"]}
+        if known and connector_id not in known:
+            raise GatewayRefusal("connector_unavailable", f"no connector {connector_id}")
+        if require_online:
+            presence = await repo.presence(station_id)
+            if presence is None or not presence["connected"] or not presence["online"]:
+                raise GatewayRefusal("station_offline", "the station is offline")
+        now = now_utc().replace(microsecond=0)
+        if reuse_open and (row := await repo.open_code(station_id, connector_id, now)):
+            return _issued(row)
+        session_id = uuid.uuid4()
+        token, claims = sign_session_code(
+            self.private_jwk,
+            station_id=station_id,
+            connector_id=connector_id,
+            session_id=session_id,
+            session_started_at=now,
+            lifetime=self.lifetime,
+        )
+        qr_url = f"{self.public_base_url.rstrip('/')}/s/{token}"
+        code = new_typed_code()
+        await repo.insert_session(
+            session_id=session_id,
+            station_id=station_id,
+            connector_id=connector_id,
+            state="code_issued",
+            code=code,
+            token_id=claims.token_id,
+            qr_url=qr_url,
+            session_started_at=claims.session_started_at,
+            expires_at=claims.expires_at,
+        )
+        await emit(
+            session,
+            SessionCodeIssued(
+                session_id=session_id,
+                station_id=station_id,
+                connector_id=connector_id,
+                session_started_at=claims.session_started_at,
+                expires_at=claims.expires_at,
+                code=code,
+                qr_url=qr_url,
+                token_id=claims.token_id,
+            ),
+        )
+        await repo.notify_display(station_id)
+        return IssuedCode(
+            session_id, connector_id, qr_url, code, claims.expires_at, claims.session_started_at
+        )
+
+
+def _issued(row: RowMapping) -> IssuedCode:
+    return IssuedCode(
+        row["session_id"],
+        row["connector_id"],
+        row["qr_url"],
+        row["code"],
+        row["expires_at"],
+        row["session_started_at"],
+    )
+
+
+# -- presence -------------------------------------------------------------------------------
+
+
+async def station_connected(
+    session: AsyncSession,
+    station_id: str,
+    instance_id: str,
+    connection_id: uuid.UUID,
+    version: OcppVersion,
+) -> None:
+    now = now_utc()
+    await Repository(session).claim_presence(station_id, instance_id, connection_id, version, now)
+    await emit(
+        session,
+        StationConnected(
+            station_id=station_id,
+            ocpp_version=version,
+            gateway_instance=instance_id,
+            connected_at=now,
+        ),
+    )
+    await Repository(session).notify_display(station_id)
+
+
+async def station_disconnected(
+    session: AsyncSession, station_id: str, instance_id: str, connection_id: uuid.UUID
+) -> None:
+    repo = Repository(session)
+    if await repo.release_presence(station_id, connection_id):
+        await emit(
+            session,
+            StationDisconnected(
+                station_id=station_id, gateway_instance=instance_id, disconnected_at=now_utc()
+            ),
+        )
+        await repo.notify_display(station_id)
+
+
+async def sweep_offline(session: AsyncSession, silence: timedelta, instance_dead: timedelta) -> list[str]:
+    now = now_utc()
+    rows = await Repository(session).take_silent_stations(now - silence, now - instance_dead)
+    await emit(
+        session,
+        *(
+            StationWentOffline(station_id=r["station_id"], last_seen_at=r["last_seen_at"])
+            for r in rows
+        ),
+    )
+    for r in rows:
+        await Repository(session).notify_display(r["station_id"])
+    return [r["station_id"] for r in rows]
+
+
+async def station_booted(
+    session: AsyncSession, station_id: str, vendor: str, model: str, firmware: str | None
+) -> None:
+    now = now_utc()
+    await Repository(session).upsert_station(
+        station_id, vendor=vendor, model=model, firmware_version=firmware, booted_at=now
+    )
+    await emit(
+        session,
+        StationBooted(
+            station_id=station_id,
+            vendor=vendor,
+            model=model,
+            firmware_version=firmware,
+            booted_at=now,
+        ),
+    )
+
+
+async def connector_status_changed(
+    session: AsyncSession,
+    station_id: str,
+    connector_id: int,
+    status: str,
+    error_code: str | None,
+    at: datetime,
+) -> str | None:
+    """Store and publish a status; returns the previous status."""
+    if status not in CONNECTOR_STATUSES:
+        status = "Unavailable"
+    repo = Repository(session)
+    previous = await repo.set_connector_status(station_id, connector_id, status, error_code, at)
+    if previous != status:
+        await emit(
+            session,
+            ConnectorStatusChanged(
+                station_id=station_id,
+                connector_id=connector_id,
+                status=status,  # type: ignore[arg-type]
+                error_code=error_code if error_code not in (None, "NoError") else None,
+                changed_at=at,
+            ),
+        )
+        await repo.notify_display(station_id)
+    return previous
+
+
+# -- transactions ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StartResult:
+    transaction_id: str
+    session_id: uuid.UUID | None
+    accepted: bool
+
+
+async def _link_transaction(
+    session: AsyncSession,
+    row: RowMapping,
+    transaction_id: str,
+    meter_start_wh: int | None,
+    started_at: datetime,
+) -> None:
+    """Bind the station's transaction to the session and announce ChargingStarted (once)."""
+    repo = Repository(session)
+    await repo.update_session(
+        row["session_id"],
+        state="charging",
+        transaction_id=transaction_id,
+        meter_start_wh=meter_start_wh,
+        meter_last_wh=meter_start_wh,
+        started_at=started_at,
+    )
+    await emit(
+        session,
+        ChargingStarted(
+            session_id=row["session_id"],
+            station_id=row["station_id"],
+            connector_id=row["connector_id"],
+            transaction_id=transaction_id,
+            meter_start_wh=meter_start_wh or 0,
+            started_at=started_at,
+        ),
+    )
+    await repo.notify_display(row["station_id"])
+
+
+async def start_transaction_16(
+    session: AsyncSession,
+    station_id: str,
+    connector_id: int,
+    id_tag: str,
+    meter_start_wh: int,
+    started_at: datetime,
+) -> StartResult:
+    """StartTransaction: the idTag names the session; a repeat gets the same transaction id."""
+    repo = Repository(session)
+    row = await repo.session_by(station_id=station_id, id_tag=id_tag)
+    if row is None:
+        return StartResult(str(await repo.next_ocpp_id()), None, accepted=False)
+    if row["transaction_id"] is not None:
+        return StartResult(row["transaction_id"], row["session_id"], accepted=True)
+    if row["state"] not in ("authorized", "starting"):
+        return StartResult(str(await repo.next_ocpp_id()), row["session_id"], accepted=False)
+    transaction_id = str(await repo.next_ocpp_id())
+    await _link_transaction(session, row, transaction_id, meter_start_wh, started_at)
+    return StartResult(transaction_id, row["session_id"], accepted=True)
+
+
+async def find_transaction_201(
+    session: AsyncSession,
+    station_id: str,
+    transaction_id: str,
+    remote_start_id: int | None,
+    id_token: str | None,
+) -> RowMapping | None:
+    repo = Repository(session)
+    row = await repo.session_by(station_id=station_id, transaction_id=transaction_id)
+    if row is not None:
+        return row
+    if remote_start_id is not None:
+        row = await repo.session_by(station_id=station_id, remote_start_id=remote_start_id)
+    if row is None and id_token:
+        row = await repo.session_by(station_id=station_id, id_tag=id_token)
+    if row is None or row["transaction_id"] is not None:
+        return None
+    return row
+
+
+async def link_transaction_201(
+    session: AsyncSession,
+    row: RowMapping,
+    transaction_id: str,
+    readings: Sequence[Reading],
+    started_at: datetime,
+) -> bool:
+    """Link an authorised session to the station's transaction; False if it may not start."""
+    if row["state"] not in ("authorized", "starting"):
+        return False
+    register = next((r.energy_wh for r in readings if r.energy_wh is not None), None)
+    await _link_transaction(session, row, transaction_id, register, started_at)
+    return True
+
+
+@dataclass(frozen=True)
+class MeterOutcome:
+    session_id: uuid.UUID | None
+    limit: str | None = None
+    cost_so_far_minor: int | None = None
+    energy_wh: int = 0
+
+
+async def record_meter_values(
+    session: AsyncSession,
+    station_id: str,
+    transaction_id: str,
+    readings: Sequence[Reading],
+    *,
+    now: datetime | None = None,
+) -> MeterOutcome:
+    """Store readings (replays dedupe by timestamp), publish them, and check the limits."""
+    repo = Repository(session)
+    row = await repo.session_by(station_id=station_id, transaction_id=transaction_id)
+    if row is None:
+        return MeterOutcome(None)
+    now = now or now_utc()
+    session_id = row["session_id"]
+    meter_start = row["meter_start_wh"]
+    energy_readings = [r for r in readings if r.energy_wh is not None]
+    if meter_start is None and energy_readings:
+        meter_start = min(energy_readings, key=lambda r: r.sampled_at).energy_wh
+        await repo.update_session(session_id, meter_start_wh=meter_start)
+    await repo.add_samples(
+        session_id,
+        [
+            {
+                "sampled_at": r.sampled_at,
+                "energy_wh": r.energy_wh,
+                "power_w": r.power_w,
+                "soc_percent": r.soc_percent,
+            }
+            for r in energy_readings
+        ],
+    )
+    if energy_readings and row["state"] == "charging":
+        await emit(
+            session,
+            MeterValuesReported(
+                session_id=session_id,
+                station_id=station_id,
+                connector_id=row["connector_id"],
+                transaction_id=transaction_id,
+                samples=tuple(
+                    MeterSample(sampled_at=r.sampled_at, energy_wh=r.energy_wh or 0, power_w=r.power_w)
+                    for r in sorted(energy_readings, key=lambda r: r.sampled_at)
+                ),
+                soc_percent=next(
+                    (r.soc_percent for r in reversed(readings) if r.soc_percent is not None), None
+                ),
+            ),
+        )
+    if row["state"] != "charging":
+        return MeterOutcome(session_id)
+    outcome = await evaluate_progress(session, row, now, meter_start=meter_start)
+    await repo.notify_display(station_id)
+    return outcome
+
+
+async def evaluate_progress(
+    session: AsyncSession,
+    row: RowMapping,
+    now: datetime,
+    *,
+    meter_start: int | None = None,
+) -> MeterOutcome:
+    """Energy, cost so far and any reached limit of a charging session; stores the progress."""
+    repo = Repository(session)
+    samples = [(s["sampled_at"], s["energy_wh"]) for s in await repo.samples(row["session_id"])]
+    meter_start = meter_start if meter_start is not None else row["meter_start_wh"] or 0
+    last = max(samples)[1] if samples else meter_start
+    energy = max(0, last - meter_start)
+    started_at = row["started_at"] or now
+    cost = None
+    currency = None
+    if row["tariff"] and row["time_zone"]:
+        tariff = Tariff.model_validate(row["tariff"])
+        usage = domain.usage(started_at, meter_start, samples, max(now, started_at))
+        cost = domain.cost_minor(tariff, usage, row["time_zone"])
+        currency = tariff.currency
+    await repo.update_session(
+        row["session_id"], meter_last_wh=last, cost_so_far_minor=cost, currency=currency
+    )
+    limit = domain.reached_limit(
+        row["limits"],
+        energy_wh=energy,
+        elapsed_s=(now - started_at).total_seconds(),
+        cost_minor_so_far=cost,
+    )
+    return MeterOutcome(row["session_id"], limit, cost, energy)
+
+
+async def request_limit_stop(session: AsyncSession, session_id: uuid.UUID) -> bool:
+    """Mark that the gateway stops a session at its limit; False if a stop was already asked."""
+    repo = Repository(session)
+    row = await repo.session_row(session_id, lock=True)
+    if row is None or row["stop_requested_at"] is not None or row["state"] != "charging":
+        return False
+    now = now_utc()
+    await repo.update_session(session_id, stop_requested_by="limit", stop_requested_at=now)
+    await emit(
+        session,
+        SessionStopRequested(session_id=session_id, requested_by="limit", requested_at=now),
+    )
+    return True
+
+
+async def complete_transaction(
+    session: AsyncSession,
+    station_id: str,
+    transaction_id: str,
+    *,
+    version: OcppVersion,
+    meter_stop_wh: int | None,
+    ended_at: datetime,
+    reported_reason: str | None,
+    readings: Sequence[Reading] = (),
+) -> uuid.UUID | None:
+    """The station ended a transaction: SessionCompleted exactly once per transaction."""
+    repo = Repository(session)
+    row = await repo.session_by(station_id=station_id, transaction_id=transaction_id)
+    if row is None:
+        return None
+    if row["completed_at"] is not None:
+        return row["session_id"]  # a repeat after a timeout or a reconnect: already done
+    if readings:
+        await record_meter_values(session, station_id, transaction_id, readings, now=ended_at)
+        row = await repo.session_row(row["session_id"], lock=True)
+        assert row is not None
+    samples = await repo.samples(row["session_id"])
+    meter_start = row["meter_start_wh"]
+    if meter_start is None:
+        meter_start = samples[0]["energy_wh"] if samples else (meter_stop_wh or 0)
+    if meter_stop_wh is None:
+        meter_stop_wh = max((s["energy_wh"] for s in samples), default=meter_start)
+    meter_stop_wh = max(meter_stop_wh, meter_start)
+    started_at = row["started_at"] or ended_at
+    ended_at = max(ended_at, started_at)
+    reason = domain.stop_reason(reported_reason, version, row["stop_requested_by"])
+    await repo.update_session(
+        row["session_id"],
+        state="completed",
+        meter_start_wh=meter_start,
+        meter_stop_wh=meter_stop_wh,
+        meter_last_wh=meter_stop_wh,
+        ended_at=ended_at,
+        stop_reason=reason,
+        completed_at=now_utc(),
+    )
+    await emit(
+        session,
+        SessionCompleted(
+            session_id=row["session_id"],
+            station_id=station_id,
+            connector_id=row["connector_id"],
+            transaction_id=transaction_id,
+            meter_start_wh=meter_start,
+            meter_stop_wh=meter_stop_wh,
+            energy_wh=meter_stop_wh - meter_start,
+            started_at=started_at,
+            charging_ended_at=ended_at,
+            ended_at=ended_at,
+            stop_reason=reason,  # type: ignore[arg-type]
+            samples=tuple(
+                MeterSample(sampled_at=s["sampled_at"], energy_wh=s["energy_wh"], power_w=s["power_w"])
+                for s in samples
+                if started_at <= s["sampled_at"] <= ended_at
+            ),
+        ),
+    )
+    await repo.notify_display(station_id)
+    return row["session_id"]
+
+
+async def abandon(
+    session: AsyncSession, session_id: uuid.UUID, reason: str, caused_by: Envelope | None = None
+) -> bool:
+    """The station could not start: SessionAbandoned once, so billing voids the hold."""
+    repo = Repository(session)
+    row = await repo.session_row(session_id, lock=True)
+    if row is None or row["state"] not in ("authorized", "starting"):
+        return False
+    await repo.update_session(session_id, state="abandoned", denial_reason=reason)
+    await emit(
+        session,
+        SessionAbandoned(
+            session_id=session_id,
+            station_id=row["station_id"],
+            connector_id=row["connector_id"],
+            reason=reason,  # type: ignore[arg-type]
+            abandoned_at=now_utc(),
+        ),
+        caused_by=caused_by,
+    )
+    await repo.notify_display(row["station_id"])
+    return True
+
+
+# -- display --------------------------------------------------------------------------------
+
+
+async def price_text(session: AsyncSession, station_id: str, connector_id: int, at: datetime) -> str | None:
+    """The price a session starting now pays, from the station's current tariff."""
+    repo = Repository(session)
+    station = await repo.station(station_id)
+    if station is None or not station["time_zone"]:
+        return None
+    key = station["connector_tariffs"].get(str(connector_id)) or station["tariff_key"]
+    data = await repo.tariff(key) if key else None
+    if data is None:
+        return None
+    return describe(Tariff.model_validate(data), at, station["time_zone"]).text
+
+
+async def display_state(session: AsyncSession, station_id: str) -> dict[str, Any]:
+    """What the station's screen shows: connectors and the latest session of each."""
+    repo = Repository(session)
+    station = await repo.station(station_id)
+    presence = await repo.presence(station_id)
+    statuses = await repo.connector_statuses(station_id)
+    connectors = sorted(
+        {c["connector_id"] for c in (station["connectors"] if station else [])} | set(statuses)
+    )
+    connectors = [c for c in connectors if c > 0] or [1]
+    now = now_utc()
+    latest: dict[int, dict[str, Any]] = {}
+    for row in await repo.latest_sessions(station_id):
+        if row["connector_id"] in latest:
+            continue
+        view = _session_view(row, now)
+        view["price"] = (
+            describe(Tariff.model_validate(row["tariff"]), now, row["time_zone"]).text
+            if row["tariff"] and row["time_zone"]
+            else await price_text(session, station_id, row["connector_id"], now)
+        )
+        latest[row["connector_id"]] = view
+    return {
+        "station_id": station_id,
+        "name": station["name"] if station else station_id,
+        "online": bool(presence and presence["connected"] and presence["online"]),
+        "connectors": [
+            {
+                "connector_id": c,
+                "status": statuses.get(c, "Unknown"),
+                "session": latest.get(c),
+                "price": await price_text(session, station_id, c, now),
+            }
+            for c in connectors
+        ],
+    }
+
+
+def _session_view(row: RowMapping, now: datetime) -> dict[str, Any]:
+    state = row["state"]
+    if state == "code_issued" and row["expires_at"] and row["expires_at"] <= now:
+        state = "expired"
+    energy = None
+    if row["meter_last_wh"] is not None and row["meter_start_wh"] is not None:
+        energy = max(0, row["meter_last_wh"] - row["meter_start_wh"])
+    return {
+        "session_id": str(row["session_id"]),
+        "state": state,
+        "code": row["code"] if state == "code_issued" else None,
+        "qr_url": row["qr_url"] if state == "code_issued" else None,
+        "expires_at": row["expires_at"].isoformat() if row["expires_at"] else None,
+        "energy_wh": energy,
+        "cost_so_far_minor": row["cost_so_far_minor"],
+        "final_cost_minor": row["final_cost_minor"],
+        "currency": row["currency"],
+        "stop_reason": row["stop_reason"],
+        "denial_reason": row["denial_reason"],
+        "denial_message": row["denial_message"],
+    }

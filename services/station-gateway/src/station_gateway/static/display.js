@@ -1,0 +1,90 @@
+// The station display (patent FIG. 4 and FIG. 7): payment choice, code, live status.
+(function () {
+  const main = document.querySelector("main");
+  const station = main.dataset.station;
+  const base = "/stations/" + encodeURIComponent(station);
+  const box = document.getElementById("connectors");
+  let chosen = {};
+
+  function money(minor, currency) {
+    if (minor === null || minor === undefined) return "";
+    return (minor / 100).toFixed(2) + " " + (currency || "");
+  }
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    Object.entries(attrs || {}).forEach(([k, v]) => {
+      if (k === "onclick") node.addEventListener("click", v);
+      else node.setAttribute(k, v);
+    });
+    children.forEach((c) => node.append(c));
+    return node;
+  }
+
+  async function payWithPhone(connectorId) {
+    chosen[connectorId] = "phone";
+    const res = await fetch(base + "/display/sessions", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ connector_id: connectorId }),
+    });
+    if (!res.ok) {
+      const body = await res.json().catch(() => ({}));
+      alert(body.message || "Could not create a code");
+    }
+  }
+
+  function connectorView(c) {
+    const s = c.session;
+    const card = el("section", { class: "connector", "data-connector": c.connector_id },
+      el("h2", {}, "Connector " + c.connector_id),
+      el("div", { class: "status" }, c.status));
+    const live = s && ["code_issued", "authorized", "starting", "charging"].includes(s.state);
+    if (!live && !(s && ["completed", "denied", "abandoned"].includes(s.state) && chosen[c.connector_id])) {
+      card.append(el("p", {}, "Choose how to pay:"),
+        el("button", { class: "primary", onclick: () => payWithPhone(c.connector_id) }, "Pay with phone"),
+        el("button", { class: "secondary", onclick: () => alert("Tap your card on the reader") }, "Charging card"));
+      if (c.price) card.append(el("p", { class: "price" }, c.price));
+      return card;
+    }
+    if (s.state === "code_issued") {
+      card.append(
+        el("p", {}, "Scan with the Plugpay app, or type the code:"),
+        el("div", { class: "qr" }, el("img", {
+          alt: "QR code", width: "220", height: "220",
+          src: base + "/sessions/" + s.session_id + "/qr.svg",
+        })),
+        el("div", { class: "code" }, s.code),
+        el("p", { class: "price" }, s.price || c.price || ""),
+        el("p", { class: "status" }, "Valid until " + new Date(s.expires_at).toLocaleTimeString()));
+    } else if (s.state === "authorized" || s.state === "starting") {
+      card.append(el("p", { class: "big" }, "Authorised — starting…"));
+    } else if (s.state === "charging") {
+      card.append(el("p", { class: "big" }, "Charging"),
+        el("p", {}, ((s.energy_wh || 0) / 1000).toFixed(2) + " kWh"),
+        el("p", { class: "price" }, s.cost_so_far_minor != null ? "So far: " + money(s.cost_so_far_minor, s.currency) : ""));
+    } else if (s.state === "completed") {
+      card.append(el("p", { class: "big" }, "Finished"),
+        el("p", {}, ((s.energy_wh || 0) / 1000).toFixed(2) + " kWh"),
+        el("p", { class: "price" }, s.final_cost_minor != null ? "Total: " + money(s.final_cost_minor, s.currency) : "Calculating the final cost…"),
+        el("button", { class: "secondary", onclick: () => { delete chosen[c.connector_id]; render(last); } }, "Done"));
+    } else {
+      card.append(el("p", { class: "big denied" }, "Not authorised"),
+        el("p", { class: "denied" }, s.denial_message || s.denial_reason || s.state),
+        el("button", { class: "secondary", onclick: () => { delete chosen[c.connector_id]; render(last); } }, "Try again"));
+    }
+    return card;
+  }
+
+  let last = null;
+  function render(state) {
+    if (!state) return;
+    last = state;
+    document.getElementById("station-name").textContent = state.name || station;
+    document.getElementById("offline").hidden = state.online;
+    box.replaceChildren(...state.connectors.map(connectorView));
+  }
+
+  const events = new EventSource(base + "/display/events");
+  events.addEventListener("state", (e) => render(JSON.parse(e.data)));
+})();
