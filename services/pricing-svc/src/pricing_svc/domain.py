@@ -111,6 +111,8 @@ def in_window(window: AccessWindow, local: datetime) -> bool:
     yesterday = (local - timedelta(days=1)).isoweekday()
     if end is None:  # 24:00
         return today in window.days_of_week and now >= start
+    if start == end:  # empty, like a tariff restriction's min == max (refused on input)
+        return False
     if start < end:
         return today in window.days_of_week and start <= now < end
     return (today in window.days_of_week and now >= start) or (
@@ -172,9 +174,7 @@ def policy_problems(policy: AccessPolicy) -> list[tuple[str, str, str]]:
             problems.append(
                 (f"{at}.days_of_week", "invalid_days", "days are distinct numbers 1 (Mon)..7")
             )
-        if window.start_time == window.end_time or (
-            window.start_time == "00:00" and window.end_time == "00:00"
-        ):
+        if window.start_time == window.end_time:
             problems.append(
                 (f"{at}.start_time", "contradictory_restrictions", "start_time == end_time")
             )
