@@ -1,18 +1,19 @@
-"""Run session-svc alone: ``session-svc`` or ``python -m session_svc``
+"""Run session-svc: ``session-svc`` (the server) or ``session-svc rebuild`` (the store).
 
-uvicorn, with settings from the environment.
+Settings come from the environment (``SESSION_SVC_*``, ``PLUGPAY_*``).
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import os
 
 import uvicorn
 from plugpay_platform.logging import configure_logging
 
 
-def main() -> None:
-    configure_logging("session-svc", level=os.environ.get("PLUGPAY_LOG_LEVEL", "INFO"))
+def serve() -> None:
     uvicorn.run(
         "session_svc.app:create_app",
         factory=True,
@@ -21,6 +22,29 @@ def main() -> None:
         log_config=None,
         proxy_headers=True,
     )
+
+
+def rebuild() -> None:
+    from session_svc.rebuild import run_rebuild
+    from session_svc.settings import Settings
+
+    progress = asyncio.run(run_rebuild(Settings()))  # type: ignore[call-arg]
+    print(progress.line())
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="session-svc", description=__doc__)
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("serve", help="run the HTTP server and consumers (the default)")
+    commands.add_parser(
+        "rebuild", help="drop the session store and replay the topics from offset 0"
+    )
+    args = parser.parse_args(argv)
+    configure_logging("session-svc", level=os.environ.get("PLUGPAY_LOG_LEVEL", "INFO"))
+    if args.command == "rebuild":
+        rebuild()
+    else:
+        serve()
 
 
 if __name__ == "__main__":

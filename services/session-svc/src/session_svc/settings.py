@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
+from typing import Any
+
 from plugpay_platform.settings import ServiceSettings
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 
@@ -10,3 +15,38 @@ class Settings(ServiceSettings):
     """Everything session-svc reads from its environment."""
 
     model_config = SettingsConfigDict(env_prefix="SESSION_SVC_", extra="ignore")
+
+    code_verification_jwks: dict[str, Any] = Field(
+        default_factory=lambda: {"keys": []},
+        description="JSON JWKS of the gateway's public code-signing keys (several during rotation)",
+    )
+    code_tolerance_s: float = Field(default=300.0, gt=0, description="how old a code may be")
+    clock_skew_s: float = Field(default=30.0, ge=0, description="stations' clocks drift")
+    start_timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="abandon an authorised session not started this long after authorisation "
+        "(billing's start_deadline applies when sooner or when unset)",
+    )
+    timer_interval_s: float = Field(default=1.0, gt=0)
+    typed_lookups_per_user: int = Field(default=10, ge=1)
+    typed_lookups_per_ip: int = Field(default=30, ge=1)
+    typed_lookup_window_s: int = Field(default=60, ge=1)
+    sse_keepalive_s: float = Field(default=15.0, gt=0)
+
+    @field_validator("code_verification_jwks", mode="before")
+    @classmethod
+    def _parse_jwks(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str | bytes) else value
+
+    @property
+    def code_tolerance(self) -> timedelta:
+        return timedelta(seconds=self.code_tolerance_s)
+
+    @property
+    def clock_skew(self) -> timedelta:
+        return timedelta(seconds=self.clock_skew_s)
+
+    @property
+    def start_timeout(self) -> timedelta | None:
+        return timedelta(seconds=self.start_timeout_s) if self.start_timeout_s else None

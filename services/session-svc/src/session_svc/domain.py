@@ -1,0 +1,569 @@
+"""The charging-session aggregate: pure, no I/O, no framework.
+
+A session's state is a fold over its events (``apply``, a ``singledispatch`` on the event
+type, after eventsourcing's aggregate7 ``mutate``). Commands (``scan``, ``request_stop``,
+``expire_code``, ``abandon``) look at the state and return new events or a ``Rejected`` value
+with a machine-readable reason; they never change the state themselves.
+
+Folding events read from the log is tolerant, because the log is the truth and delivery is
+at-least-once: an event already applied (same event id) or one that repeats the transition the
+session already made is a no-op, and an event the state machine does not allow is skipped and
+recorded in ``ignored`` instead of corrupting the state.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from functools import singledispatch
+from typing import Literal
+
+from plugpay_events.contracts.sessions import (
+    ChargingStarted,
+    SessionAbandoned,
+    SessionAuthorized,
+    SessionBilled,
+    SessionCodeExpired,
+    SessionCodeIssued,
+    SessionCodeScanned,
+    SessionCompleted,
+    SessionCostCalculated,
+    SessionDenied,
+    SessionFailed,
+    SessionHoldReleased,
+    SessionLimits,
+    SessionPriced,
+    SessionStopRequested,
+)
+from plugpay_events.envelope import Event
+from plugpay_events.types import Money
+from plugpay_tariffs.calculator import CostBreakdown
+from plugpay_tariffs.model import Tariff
+from pydantic import BaseModel, ConfigDict
+
+
+class SessionStatus(StrEnum):
+    """Where a charging session is in patent FIG. 3."""
+
+    CODE_ISSUED = "code_issued"
+    SCANNED = "scanned"
+    PRICED = "priced"
+    AUTHORISED = "authorised"
+    CHARGING = "charging"
+    STOPPING = "stopping"
+    COMPLETED = "completed"
+    COST_CALCULATED = "cost_calculated"
+    BILLED = "billed"
+    DENIED = "denied"
+    EXPIRED = "expired"
+    ABANDONED = "abandoned"
+    FAILED = "failed"
+
+
+S = SessionStatus
+# Nothing leaves these except a hold release, which is a fact about money, not a transition.
+TERMINAL: frozenset[SessionStatus] = frozenset(
+    {S.BILLED, S.DENIED, S.EXPIRED, S.ABANDONED, S.FAILED}
+)
+# The main line, in order: a session never moves backwards on it.
+MAIN_LINE: tuple[SessionStatus, ...] = (
+    S.CODE_ISSUED,
+    S.SCANNED,
+    S.PRICED,
+    S.AUTHORISED,
+    S.CHARGING,
+    S.STOPPING,
+    S.COMPLETED,
+    S.COST_CALCULATED,
+    S.BILLED,
+)
+# Which statuses may precede the status an event leads to.
+ALLOWED_FROM: dict[SessionStatus, frozenset[SessionStatus]] = {
+    S.SCANNED: frozenset({S.CODE_ISSUED}),
+    S.EXPIRED: frozenset({S.CODE_ISSUED}),
+    S.PRICED: frozenset({S.SCANNED}),
+    S.DENIED: frozenset({S.SCANNED, S.PRICED}),
+    S.AUTHORISED: frozenset({S.PRICED}),
+    S.CHARGING: frozenset({S.AUTHORISED}),
+    S.ABANDONED: frozenset({S.AUTHORISED}),
+    S.STOPPING: frozenset({S.AUTHORISED, S.CHARGING}),
+    S.COMPLETED: frozenset({S.CHARGING, S.STOPPING}),
+    S.COST_CALCULATED: frozenset({S.COMPLETED}),
+    S.BILLED: frozenset({S.COST_CALCULATED}),
+    S.FAILED: frozenset(
+        {S.SCANNED, S.PRICED, S.AUTHORISED, S.CHARGING, S.STOPPING, S.COMPLETED, S.COST_CALCULATED}
+    ),
+}
+HOLD_RELEASABLE: frozenset[SessionStatus] = frozenset({S.DENIED, S.ABANDONED, S.FAILED})
+
+CodeKind = Literal["qr", "typed"]
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A command said no: ``reason`` for machines, ``message`` for people."""
+
+    reason: str
+    message: str
+
+
+class ChargingSession(BaseModel):
+    """The state of one charging session, as its events made it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    session_id: uuid.UUID
+    status: SessionStatus | None = None
+    version: int = 0
+    applied: tuple[uuid.UUID, ...] = ()
+    ignored: tuple[str, ...] = ()
+    last_event_at: datetime | None = None
+    # code issued (patent claim 1 b: station id, session id, start time)
+    station_id: str | None = None
+    connector_id: int | None = None
+    session_started_at: datetime | None = None
+    code: str | None = None
+    token_id: str | None = None
+    code_expires_at: datetime | None = None
+    # scanned (claim 1 d: the user's identity joined to the code's data)
+    user_id: uuid.UUID | None = None
+    organisation_id: uuid.UUID | None = None
+    user_groups: tuple[str, ...] = ()
+    code_kind: CodeKind | None = None
+    scanned_at: datetime | None = None
+    # priced
+    station_organisation_id: uuid.UUID | None = None
+    tariff: Tariff | None = None
+    time_zone: str | None = None
+    max_power_w: int | None = None
+    free_of_charge: bool = False
+    priced_at: datetime | None = None
+    # authorised
+    funding: Literal["wallet", "card", "free"] | None = None
+    hold_id: uuid.UUID | None = None
+    hold_amount: Money | None = None
+    limits: SessionLimits | None = None
+    authorized_at: datetime | None = None
+    start_deadline: datetime | None = None
+    # charging
+    transaction_id: str | None = None
+    meter_start_wh: int | None = None
+    started_at: datetime | None = None
+    # stop requested
+    stop_requested_by: str | None = None
+    stop_requested_at: datetime | None = None
+    # completed
+    meter_stop_wh: int | None = None
+    energy_wh: int | None = None
+    charging_ended_at: datetime | None = None
+    ended_at: datetime | None = None
+    stop_reason: str | None = None
+    # cost and bill
+    cost: Money | None = None
+    breakdown: CostBreakdown | None = None
+    cost_calculated_at: datetime | None = None
+    receipt_id: uuid.UUID | None = None
+    charged: Money | None = None
+    balance_after: Money | None = None
+    outstanding_debt: Money | None = None
+    billed_at: datetime | None = None
+    # unhappy endings
+    denial_reason: str | None = None
+    denial_message: str | None = None
+    denied_by: str | None = None
+    denied_at: datetime | None = None
+    expired_at: datetime | None = None
+    abandoned_reason: str | None = None
+    abandoned_at: datetime | None = None
+    failure_reason: str | None = None
+    failed_at: datetime | None = None
+    hold_released: Money | None = None
+    hold_released_at: datetime | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def outcome(self) -> str | None:
+        """How a finished session ended, in words the app and the support desk use."""
+        if self.status is None or not (self.terminal or self.status is S.COMPLETED):
+            return None
+        if self.status in (S.DENIED, S.EXPIRED, S.ABANDONED, S.FAILED):
+            return self.status.value
+        if self.stop_requested_by == "driver" or self.stop_reason == "driver_stopped":
+            return "stopped_by_driver"
+        if self.stop_requested_by == "limit" or self.stop_reason == "limit_reached":
+            return "stopped_at_limit"
+        return "completed"
+
+
+# --- folding -------------------------------------------------------------------------------
+
+
+@singledispatch
+def mutate(event: Event, state: ChargingSession) -> tuple[SessionStatus | None, dict[str, object]]:
+    """What an event does: the status it leads to (None: unchanged) and the fields it sets."""
+    raise TypeError(f"{type(event).__name__} is not a charging-session event")
+
+
+@mutate.register
+def _(
+    e: SessionCodeIssued, state: ChargingSession
+) -> tuple[SessionStatus | None, dict[str, object]]:
+    return S.CODE_ISSUED, {
+        "station_id": e.station_id,
+        "connector_id": e.connector_id,
+        "session_started_at": e.session_started_at,
+        "code": e.code,
+        "token_id": e.token_id,
+        "code_expires_at": e.expires_at,
+    }
+
+
+@mutate.register
+def _(
+    e: SessionCodeScanned, state: ChargingSession
+) -> tuple[SessionStatus | None, dict[str, object]]:
+    return S.SCANNED, {
+        "user_id": e.user_id,
+        "organisation_id": e.organisation_id,
+        "user_groups": tuple(e.user_groups),
+        "code_kind": e.code_kind,
+        "scanned_at": e.scanned_at,
+    }
+
+
+@mutate.register
+def _(
+    e: SessionCodeExpired, state: ChargingSession
+) -> tuple[SessionStatus | None, dict[str, object]]:
+    return S.EXPIRED, {"expired_at": e.expired_at}
+
+
+@mutate.register
+def _(e: SessionPriced, state: ChargingSession) -> tuple[SessionStatus | None, dict[str, object]]:
+    return S.PRICED, {
+        "station_organisation_id": e.station_organisation_id,
+        "tariff": e.tariff,
+        "time_zone": e.time_zone,
+        "max_power_w": e.max_power_w,
+        "free_of_charge": e.free_of_charge,
+        "priced_at": e.priced_at,
+    }
+
+
+@mutate.register
+def _(e: SessionDenied, state: ChargingSession) -> tuple[SessionStatus | None, dict[str, object]]:
+    return S.DENIED, {
+        "denial_reason": e.reason,
+        "denial_message": e.message,
+        "denied_by": e.denied_by,
+        "denied_at": e.denied_at,
+    }
+
+
+@mutate.register
+def _(
+    e: SessionAuthorized, state: ChargingSession
+) -> tuple[SessionStatus | None, dict[str, object]]:
+    return S.AUTHORISED, {
+        "funding": e.funding,
+        "hold_id": e.hold_id,
+        "hold_amount": e.hold_amount,
+        "limits": e.limits,
+        "authorized_at": e.authorized_at,
+        "start_deadline": e.start_deadline,
+    }
+
+
+@mutate.register
+def _(e: ChargingStarted, state: ChargingSession) -> tuple[SessionStatus | None, dict[str, object]]:
+    # A stop requested before the station confirmed the start still stands.
+    target = S.STOPPING if state.status is S.STOPPING else S.CHARGING
+    return target, {
+        "transaction_id": e.transaction_id,
+        "meter_start_wh": e.meter_start_wh,
+        "started_at": e.started_at,
+    }
+
+
+@mutate.register
+def _(
+    e: SessionStopRequested, state: ChargingSession
+) -> tuple[SessionStatus | None, dict[str, object]]:
+    return S.STOPPING, {"stop_requested_by": e.requested_by, "stop_requested_at": e.requested_at}
+
+
+@mutate.register
+def _(
+    e: SessionCompleted, state: ChargingSession
+) -> tuple[SessionStatus | None, dict[str, object]]:
+    return S.COMPLETED, {
+        "transaction_id": e.transaction_id,
+        "meter_start_wh": e.meter_start_wh,
+        "meter_stop_wh": e.meter_stop_wh,
+        "energy_wh": e.energy_wh,
+        "started_at": e.started_at,
+        "charging_ended_at": e.charging_ended_at,
+        "ended_at": e.ended_at,
+        "stop_reason": e.stop_reason,
+    }
+
+
+@mutate.register
+def _(
+    e: SessionCostCalculated, state: ChargingSession
+) -> tuple[SessionStatus | None, dict[str, object]]:
+    return S.COST_CALCULATED, {
+        "cost": e.total,
+        "breakdown": e.breakdown,
+        "cost_calculated_at": e.calculated_at,
+    }
+
+
+@mutate.register
+def _(e: SessionBilled, state: ChargingSession) -> tuple[SessionStatus | None, dict[str, object]]:
+    return S.BILLED, {
+        "receipt_id": e.receipt_id,
+        "charged": e.charged,
+        "balance_after": e.balance_after,
+        "outstanding_debt": e.outstanding_debt,
+        "billed_at": e.billed_at,
+    }
+
+
+@mutate.register
+def _(
+    e: SessionAbandoned, state: ChargingSession
+) -> tuple[SessionStatus | None, dict[str, object]]:
+    return S.ABANDONED, {"abandoned_reason": e.reason, "abandoned_at": e.abandoned_at}
+
+
+@mutate.register
+def _(e: SessionFailed, state: ChargingSession) -> tuple[SessionStatus | None, dict[str, object]]:
+    return S.FAILED, {"failure_reason": e.reason, "failed_at": e.failed_at}
+
+
+@mutate.register
+def _(
+    e: SessionHoldReleased, state: ChargingSession
+) -> tuple[SessionStatus | None, dict[str, object]]:
+    return None, {"hold_released": e.released, "hold_released_at": e.released_at}
+
+
+def transition_problem(state: ChargingSession, event: Event) -> str | None:
+    """Why ``event`` cannot happen to ``state`` now, or None if it can."""
+    target, _ = mutate(event, state)
+    current = state.status
+    if isinstance(event, SessionHoldReleased):
+        if current not in HOLD_RELEASABLE:
+            return f"no hold to release while {current}"
+        if state.hold_released_at is not None:
+            return "the hold was already released"
+        return None
+    if current is None:
+        return None if target is S.CODE_ISSUED else f"{event.type} before the code was issued"
+    if target is S.CODE_ISSUED:
+        return "the code was already issued"
+    assert target is not None
+    not_started = current is S.STOPPING and state.started_at is None
+    if isinstance(event, ChargingStarted | SessionAbandoned) and not_started:
+        return None  # the stop was asked for before the station confirmed the start
+    if current not in ALLOWED_FROM[target]:
+        return f"{event.type} cannot follow {current}"
+    return None
+
+
+def is_repeat(state: ChargingSession, event: Event) -> bool:
+    """The session already made the transition this event describes (a re-sent event)."""
+    target, _ = mutate(event, state)
+    if isinstance(event, SessionHoldReleased):
+        return state.hold_released_at is not None
+    if isinstance(event, SessionStopRequested):
+        return state.stop_requested_at is not None
+    if isinstance(event, ChargingStarted):
+        return state.started_at is not None
+    return target is not None and target == state.status
+
+
+def apply(
+    state: ChargingSession, event: Event, event_id: uuid.UUID | None = None
+) -> ChargingSession:
+    """Fold one event from the log into the state; duplicates and illegal events are no-ops.
+
+    ``event_id`` makes redeliveries of the very same event harmless; a different event that
+    repeats the last transition (a timer that fired twice) is harmless too.
+    """
+    if event_id is not None and event_id in state.applied:
+        return state
+    if is_repeat(state, event):
+        return _remember(state, event_id)
+    problem = transition_problem(state, event)
+    if problem is not None:
+        # Skip rather than corrupt; kept so the support desk can see what the log said.
+        return _remember(state, event_id).model_copy(
+            update={"ignored": (*state.ignored, problem)[-20:]}
+        )
+    target, changes = mutate(event, state)
+    update: dict[str, object] = dict(changes)
+    if target is not None:
+        update["status"] = target
+    update["version"] = state.version + 1
+    update["last_event_at"] = _occurred(event) or state.last_event_at
+    return _remember(state, event_id).model_copy(update=update)
+
+
+def _remember(state: ChargingSession, event_id: uuid.UUID | None) -> ChargingSession:
+    if event_id is None:
+        return state
+    return state.model_copy(update={"applied": (*state.applied, event_id)})
+
+
+_OCCURRED_FIELD: dict[type[Event], str] = {
+    SessionCodeIssued: "session_started_at",
+    SessionCodeScanned: "scanned_at",
+    SessionCodeExpired: "expired_at",
+    SessionPriced: "priced_at",
+    SessionDenied: "denied_at",
+    SessionAuthorized: "authorized_at",
+    ChargingStarted: "started_at",
+    SessionStopRequested: "requested_at",
+    SessionCompleted: "ended_at",
+    SessionCostCalculated: "calculated_at",
+    SessionBilled: "billed_at",
+    SessionAbandoned: "abandoned_at",
+    SessionFailed: "failed_at",
+    SessionHoldReleased: "released_at",
+}
+
+
+def _occurred(event: Event) -> datetime | None:
+    value = getattr(event, _OCCURRED_FIELD.get(type(event), ""), None)
+    return value if isinstance(value, datetime) else None
+
+
+def fold(
+    session_id: uuid.UUID, events: Iterable[tuple[uuid.UUID | None, Event]]
+) -> ChargingSession:
+    """The state after ``events`` (pairs of event id and event), from nothing."""
+    state = ChargingSession(session_id=session_id)
+    for event_id, event in events:
+        state = apply(state, event, event_id)
+    return state
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+def scan(
+    state: ChargingSession,
+    *,
+    user_id: uuid.UUID,
+    organisation_id: uuid.UUID | None,
+    user_groups: Iterable[str],
+    code_kind: CodeKind,
+    now: datetime,
+    clock_skew: timedelta = timedelta(seconds=30),
+    tolerance: timedelta = timedelta(minutes=5),
+    presented: tuple[str, int, str] | None = None,
+) -> SessionCodeScanned | Rejected:
+    """A logged-in driver presents this session's code (patent claim 1 d-e).
+
+    ``presented`` is what a signed QR code says (station, connector, token id); it must be
+    the code this session issued, not one from another station.
+    """
+    if state.status is None:
+        return Rejected("code_invalid", "this code is not known")
+    if presented is not None and presented != (
+        state.station_id,
+        state.connector_id,
+        state.token_id,
+    ):
+        return Rejected("code_invalid", "this code does not belong to this station and connector")
+    if state.status is S.EXPIRED:
+        return Rejected("code_expired", "the code has expired; ask the station for a new one")
+    if state.status is not S.CODE_ISSUED:
+        return Rejected("code_used", "this code was already used")
+    assert state.code_expires_at and state.station_id and state.connector_id
+    assert state.session_started_at is not None
+    if now > min(state.code_expires_at, state.session_started_at + tolerance) + clock_skew:
+        return Rejected("code_expired", "the code has expired; ask the station for a new one")
+    return SessionCodeScanned(
+        session_id=state.session_id,
+        station_id=state.station_id,
+        connector_id=state.connector_id,
+        session_started_at=state.session_started_at,
+        scanned_at=now,
+        user_id=user_id,
+        organisation_id=organisation_id,
+        user_groups=tuple(sorted(set(user_groups))),
+        code_kind=code_kind,
+    )
+
+
+def request_stop(
+    state: ChargingSession,
+    *,
+    requested_by: Literal["driver", "limit", "operator", "system"],
+    user_id: uuid.UUID | None,
+    now: datetime,
+) -> list[SessionStopRequested] | Rejected:
+    """Ask the station to stop; asking again while it stops is answered with nothing new."""
+    if state.status is S.STOPPING:
+        return []
+    if state.status not in (S.AUTHORISED, S.CHARGING):
+        return Rejected("not_charging", f"the session is {state.status}, there is nothing to stop")
+    return [
+        SessionStopRequested(
+            session_id=state.session_id,
+            requested_by=requested_by,
+            user_id=user_id,
+            requested_at=now,
+        )
+    ]
+
+
+def expire_code(
+    state: ChargingSession, *, now: datetime, due: datetime
+) -> list[SessionCodeExpired]:
+    """A code still unscanned when it can no longer be accepted (``due``)."""
+    if state.status is not S.CODE_ISSUED or now < due:
+        return []
+    assert state.station_id and state.connector_id
+    return [
+        SessionCodeExpired(
+            session_id=state.session_id,
+            station_id=state.station_id,
+            connector_id=state.connector_id,
+            expired_at=now,
+        )
+    ]
+
+
+def abandon(state: ChargingSession, *, now: datetime, deadline: datetime) -> list[SessionAbandoned]:
+    """Authorised but never started by ``deadline``: billing voids the hold on this."""
+    if state.status is not S.AUTHORISED or now < deadline:
+        return []
+    assert state.station_id and state.connector_id
+    return [
+        SessionAbandoned(
+            session_id=state.session_id,
+            station_id=state.station_id,
+            connector_id=state.connector_id,
+            reason="start_timeout",
+            abandoned_at=now,
+        )
+    ]
+
+
+def start_deadline(state: ChargingSession, start_timeout: timedelta | None) -> datetime | None:
+    """When an authorised session is abandoned: billing's deadline, or sooner if configured."""
+    if state.status is not S.AUTHORISED or state.start_deadline is None:
+        return None
+    if start_timeout is None or state.authorized_at is None:
+        return state.start_deadline
+    return min(state.start_deadline, state.authorized_at + start_timeout)

@@ -1,0 +1,143 @@
+"""session-svc's HTTP API: thin — parse, authorise, call the service, answer."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+from plugpay_platform.database import Database
+from plugpay_platform.security import CurrentDriver, CurrentPrincipal
+
+from session_svc.domain import SessionStatus
+from session_svc.live import SessionUpdates
+from session_svc.schemas import (
+    ScanAccepted,
+    ScanRequest,
+    SessionList,
+    SessionView,
+    StopAccepted,
+)
+from session_svc.service import SessionService
+
+router = APIRouter(prefix="/sessions", tags=["sessions"])
+
+
+def _service(request: Request) -> SessionService:
+    service: SessionService = request.app.state.session_service
+    return service
+
+
+def _database(request: Request) -> Database:
+    database: Database = request.app.state.runtime.database
+    return database
+
+
+Service = Annotated[SessionService, Depends(_service)]
+Db = Annotated[Database, Depends(_database)]
+
+
+@router.post("/scan", status_code=202, response_model=ScanAccepted)
+async def scan(
+    body: ScanRequest, driver: CurrentDriver, service: Service, request: Request
+) -> ScanAccepted:
+    """The phone sends what it scanned (QR URL or token) or what the driver typed."""
+    client_ip = request.client.host if request.client else None
+    session_id = await service.scan(driver, body.code, client_ip)
+    return ScanAccepted(session_id=session_id)
+
+
+@router.get("", response_model=SessionList)
+async def list_sessions(
+    principal: CurrentPrincipal,
+    service: Service,
+    database: Db,
+    status: Annotated[list[SessionStatus] | None, Query()] = None,
+    started_from: datetime | None = None,
+    started_before: datetime | None = None,
+    scope: Literal["mine", "organisation"] | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> SessionList:
+    """The caller's sessions, newest first; operators may ask for their organisation's."""
+    async with database.read() as db:
+        return await service.list(
+            db,
+            principal,
+            scope=scope,
+            statuses=status,
+            started_from=started_from,
+            started_before=started_before,
+            cursor=cursor,
+            limit=limit,
+        )
+
+
+@router.get("/{session_id}", response_model=SessionView)
+async def get_session(
+    session_id: uuid.UUID, principal: CurrentPrincipal, service: Service, database: Db
+) -> SessionView:
+    async with database.read() as db:
+        return await service.view(db, principal, session_id)
+
+
+@router.post("/{session_id}/stop", status_code=202, response_model=StopAccepted)
+async def stop_session(
+    session_id: uuid.UUID, principal: CurrentPrincipal, service: Service
+) -> StopAccepted:
+    """The driver ends charging from the app; the station stops and reports completion."""
+    await service.stop(principal, session_id)
+    return StopAccepted(session_id=session_id)
+
+
+@router.get("/{session_id}/events", response_class=StreamingResponse)
+async def session_events(
+    session_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    service: Service,
+    database: Db,
+    request: Request,
+) -> StreamingResponse:
+    """Server-Sent Events: the session whenever it changes, then the receipt, then the end."""
+    async with database.read() as db:
+        await service.visible(db, principal, session_id)  # 404 before any stream starts
+    updates: SessionUpdates = request.app.state.session_updates
+    keepalive = service.settings.sse_keepalive_s
+
+    async def stream() -> AsyncIterator[str]:
+        queue = updates.subscribe(session_id)
+        try:
+            last = ""
+            while True:
+                async with database.read() as db:
+                    state = await service.visible(db, principal, session_id)
+                    view = await service.render(db, state)
+                body = view.model_dump_json()
+                if body != last:
+                    last = body
+                    yield f"event: session\nid: {view.version}\ndata: {body}\n\n"
+                if state.terminal:
+                    if view.receipt is not None:
+                        yield f"event: receipt\ndata: {view.receipt.model_dump_json()}\n\n"
+                    yield f'event: end\ndata: {{"status": "{view.status}"}}\n\n'
+                    return
+                if updates.stopping:
+                    return
+                try:
+                    await asyncio.wait_for(queue.get(), keepalive)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                while not queue.empty():
+                    queue.get_nowait()
+        finally:
+            updates.unsubscribe(session_id, queue)
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

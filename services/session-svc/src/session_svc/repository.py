@@ -1,0 +1,343 @@
+"""The only module with SQL: the session store, timers, scan claims and rate limits."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from plugpay_events.outbox import OutboxTables
+from sqlalchemy import and_, delete, func, or_, select, text, tuple_
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from session_svc.domain import ChargingSession, SessionStatus
+from session_svc.tables import (
+    STORE_TABLES,
+    meter_summaries,
+    rate_limit_hits,
+    scan_claims,
+    sessions,
+    stations,
+    timers,
+)
+
+Conn = AsyncSession | AsyncConnection
+
+# Writers of the store take this lock shared; a rebuild takes it exclusively.
+STORE_LOCK = "session-svc.store"
+UPDATES_CHANNEL = "session_svc_updates"
+
+
+async def lock_store_shared(db: Conn) -> None:
+    """Wait until no rebuild runs, and keep it out until this transaction ends."""
+    await db.execute(text("SELECT pg_advisory_xact_lock_shared(hashtext(:k))"), {"k": STORE_LOCK})
+
+
+async def try_lock_store_shared(db: Conn) -> bool:
+    """Like ``lock_store_shared`` but answers False at once while a rebuild runs."""
+    got = await db.scalar(
+        text("SELECT pg_try_advisory_xact_lock_shared(hashtext(:k))"), {"k": STORE_LOCK}
+    )
+    return bool(got)
+
+
+async def lock_store_exclusive(db: Conn) -> None:
+    """Session-level lock for a rebuild (held on a dedicated connection until released)."""
+    await db.execute(text("SELECT pg_advisory_lock(hashtext(:k))"), {"k": STORE_LOCK})
+
+
+async def unlock_store_exclusive(db: Conn) -> None:
+    await db.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": STORE_LOCK})
+
+
+async def reset_store(db: Conn, tables: OutboxTables, consumer: str) -> None:
+    """Empty the projection and forget which events it handled."""
+    await db.execute(text(f"TRUNCATE {', '.join(t.name for t in STORE_TABLES)}"))
+    await db.execute(delete(tables.inbox).where(tables.inbox.c.consumer == consumer))
+
+
+# --- sessions ------------------------------------------------------------------------------
+
+
+async def load_session(
+    db: Conn, session_id: uuid.UUID, *, for_update: bool = False
+) -> ChargingSession | None:
+    query = select(sessions.c.state).where(sessions.c.session_id == session_id)
+    if for_update:
+        query = query.with_for_update()
+    state = await db.scalar(query)
+    return None if state is None else ChargingSession.model_validate(state)
+
+
+def session_row(state: ChargingSession) -> dict[str, object]:
+    """The columns of a session's row, all derived from its events."""
+    assert state.status is not None
+    return {
+        "session_id": state.session_id,
+        "status": state.status.value,
+        "station_id": state.station_id,
+        "connector_id": state.connector_id,
+        "user_id": state.user_id,
+        "station_organisation_id": state.station_organisation_id,
+        "code": state.code,
+        "token_id": state.token_id,
+        "session_started_at": state.session_started_at,
+        "updated_at": state.last_event_at,
+        "version": state.version,
+        "state": state.model_dump(mode="json"),
+    }
+
+
+async def save_sessions(db: Conn, states: list[ChargingSession]) -> None:
+    """Upsert sessions' rows (one statement for many)."""
+    if not states:
+        return
+    statement = pg_insert(sessions)
+    excluded = statement.excluded
+    await db.execute(
+        statement.on_conflict_do_update(
+            index_elements=[sessions.c.session_id],
+            set_={c.name: excluded[c.name] for c in sessions.columns if c.name != "session_id"},
+        ),
+        [session_row(s) for s in states],
+    )
+
+
+async def notify_session_changed(db: Conn, session_id: uuid.UUID) -> None:
+    """Tell every process's live streams (delivered when the transaction commits)."""
+    await db.execute(text("SELECT pg_notify(:c, :p)"), {"c": UPDATES_CHANNEL, "p": str(session_id)})
+
+
+async def find_typed_code(db: Conn, code: str) -> uuid.UUID | None:
+    """The newest session that showed this typed code."""
+    return await db.scalar(
+        select(sessions.c.session_id)
+        .where(sessions.c.code == code)
+        .order_by(sessions.c.session_started_at.desc())
+        .limit(1)
+    )
+
+
+@dataclass(frozen=True)
+class SessionPage:
+    states: list[ChargingSession]
+    next_after: tuple[datetime, uuid.UUID] | None
+
+
+async def list_sessions(
+    db: Conn,
+    *,
+    user_id: uuid.UUID | None,
+    organisation_id: uuid.UUID | None,
+    statuses: list[SessionStatus] | None,
+    started_from: datetime | None,
+    started_before: datetime | None,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> SessionPage:
+    """Newest first, keyset-paged on (session_started_at, session_id)."""
+    query = select(sessions.c.state, sessions.c.session_started_at, sessions.c.session_id)
+    if user_id is not None:
+        query = query.where(sessions.c.user_id == user_id)
+    if organisation_id is not None:
+        # Unpriced sessions have no owner on the row yet; the station registry knows it.
+        owned_stations = select(stations.c.station_id).where(
+            stations.c.organisation_id == organisation_id
+        )
+        query = query.where(
+            or_(
+                sessions.c.station_organisation_id == organisation_id,
+                and_(
+                    sessions.c.station_organisation_id.is_(None),
+                    sessions.c.station_id.in_(owned_stations),
+                ),
+            )
+        )
+    if statuses:
+        query = query.where(sessions.c.status.in_([s.value for s in statuses]))
+    if started_from is not None:
+        query = query.where(sessions.c.session_started_at >= started_from)
+    if started_before is not None:
+        query = query.where(sessions.c.session_started_at < started_before)
+    if after is not None:
+        query = query.where(
+            tuple_(sessions.c.session_started_at, sessions.c.session_id) < tuple_(*after)
+        )
+    query = query.order_by(
+        sessions.c.session_started_at.desc(), sessions.c.session_id.desc()
+    ).limit(limit + 1)
+    rows = (await db.execute(query)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return SessionPage(
+        [ChargingSession.model_validate(r.state) for r in rows],
+        (rows[-1].session_started_at, rows[-1].session_id) if more and rows else None,
+    )
+
+
+# --- meter ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MeterReading:
+    transaction_id: str
+    sampled_at: datetime
+    energy_register_wh: int
+    power_w: int | None
+    soc_percent: int | None
+
+
+async def record_meter_reading(db: Conn, session_id: uuid.UUID, reading: MeterReading) -> None:
+    """Keep the newest reading; older or repeated ones change nothing (order-independent)."""
+    values = {
+        "transaction_id": reading.transaction_id,
+        "sampled_at": reading.sampled_at,
+        "energy_register_wh": reading.energy_register_wh,
+        "power_w": reading.power_w,
+        "soc_percent": reading.soc_percent,
+    }
+    await db.execute(
+        pg_insert(meter_summaries)
+        .values(session_id=session_id, **values)
+        .on_conflict_do_update(
+            index_elements=[meter_summaries.c.session_id],
+            set_=values,
+            where=meter_summaries.c.sampled_at < reading.sampled_at,
+        )
+    )
+
+
+async def load_meter_reading(db: Conn, session_id: uuid.UUID) -> MeterReading | None:
+    row = (
+        await db.execute(select(meter_summaries).where(meter_summaries.c.session_id == session_id))
+    ).first()
+    if row is None:
+        return None
+    return MeterReading(
+        row.transaction_id, row.sampled_at, row.energy_register_wh, row.power_w, row.soc_percent
+    )
+
+
+# --- stations ------------------------------------------------------------------------------
+
+
+async def record_presence(db: Conn, station_id: str, *, online: bool, at: datetime) -> None:
+    await db.execute(
+        pg_insert(stations)
+        .values(station_id=station_id, online=online, presence_changed_at=at)
+        .on_conflict_do_update(
+            index_elements=[stations.c.station_id],
+            set_={"online": online, "presence_changed_at": at},
+        )
+    )
+
+
+async def record_station(
+    db: Conn, station_id: str, *, organisation_id: uuid.UUID, name: str
+) -> None:
+    await db.execute(
+        pg_insert(stations)
+        .values(station_id=station_id, organisation_id=organisation_id, name=name)
+        .on_conflict_do_update(
+            index_elements=[stations.c.station_id],
+            set_={"organisation_id": organisation_id, "name": name},
+        )
+    )
+
+
+async def station_online(db: Conn, station_id: str) -> bool:
+    return bool(
+        await db.scalar(select(stations.c.online).where(stations.c.station_id == station_id))
+    )
+
+
+async def station_name(db: Conn, station_id: str) -> str | None:
+    return await db.scalar(select(stations.c.name).where(stations.c.station_id == station_id))
+
+
+# --- timers --------------------------------------------------------------------------------
+
+
+async def replace_timers(
+    db: Conn, session_ids: list[uuid.UUID], due: list[tuple[str, uuid.UUID, datetime]]
+) -> None:
+    """Make these sessions' timers exactly ``due`` (kind, session id, due at)."""
+    if session_ids:
+        await db.execute(delete(timers).where(timers.c.session_id.in_(session_ids)))
+    if due:
+        await db.execute(
+            pg_insert(timers).on_conflict_do_nothing(),
+            [{"kind": k, "session_id": s, "due_at": d} for k, s, d in due],
+        )
+
+
+async def delete_timer(db: Conn, kind: str, session_id: uuid.UUID) -> None:
+    await db.execute(delete(timers).where(timers.c.kind == kind, timers.c.session_id == session_id))
+
+
+async def claim_due_timers(db: Conn, now: datetime, limit: int) -> list[tuple[str, uuid.UUID]]:
+    """Due timers no other replica is working on; locked until this transaction ends."""
+    rows = (
+        await db.execute(
+            select(timers.c.kind, timers.c.session_id)
+            .where(timers.c.due_at <= now)
+            .order_by(timers.c.due_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    return [(r.kind, r.session_id) for r in rows]
+
+
+async def next_timer_due(db: Conn) -> datetime | None:
+    return await db.scalar(select(func.min(timers.c.due_at)))
+
+
+# --- command side --------------------------------------------------------------------------
+
+
+async def claim_scan(db: Conn, session_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    """The first scan of a code wins; a concurrent second one waits, then loses."""
+    result = await db.execute(
+        pg_insert(scan_claims)
+        .values(session_id=session_id, user_id=user_id)
+        .on_conflict_do_nothing()
+        .returning(scan_claims.c.session_id)
+    )
+    return result.first() is not None
+
+
+async def record_scan_claim(db: Conn, session_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    """Projection side: a scan seen in the log is claimed (restores claims after a loss)."""
+    await db.execute(
+        pg_insert(scan_claims)
+        .values(session_id=session_id, user_id=user_id)
+        .on_conflict_do_nothing()
+    )
+
+
+async def is_scan_claimed(db: Conn, session_id: uuid.UUID) -> bool:
+    return (
+        await db.scalar(
+            select(scan_claims.c.session_id).where(scan_claims.c.session_id == session_id)
+        )
+    ) is not None
+
+
+async def count_hit(db: Conn, key: str, window_start: datetime) -> int:
+    """Count one request in a fixed window; returns the hits so far in it."""
+    hits = await db.scalar(
+        pg_insert(rate_limit_hits)
+        .values(key=key, window_start=window_start, hits=1)
+        .on_conflict_do_update(
+            index_elements=[rate_limit_hits.c.key, rate_limit_hits.c.window_start],
+            set_={"hits": rate_limit_hits.c.hits + 1},
+        )
+        .returning(rate_limit_hits.c.hits)
+    )
+    return int(hits or 0)
+
+
+async def prune_rate_limits(db: Conn, before: datetime) -> None:
+    await db.execute(delete(rate_limit_hits).where(rate_limit_hits.c.window_start < before))

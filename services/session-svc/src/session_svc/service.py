@@ -1,0 +1,455 @@
+"""Use cases of session-svc, shared by the endpoints and the background tasks."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import math
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from plugpay_events.envelope import Envelope, Event
+from plugpay_events.outbox import Outbox, OutboxTables
+from plugpay_events.session_code import (
+    TYPED_CODE_ALPHABET,
+    TYPED_CODE_LENGTH,
+    SessionCodeClaims,
+    SessionCodeRejected,
+    normalise_typed_code,
+    token_from_scan,
+    verify_session_code,
+)
+from plugpay_events.types import Money, utc_now
+from plugpay_platform.database import Database
+from plugpay_platform.errors import Refusal
+from plugpay_platform.logging import correlation_id
+from plugpay_platform.security import Principal
+from plugpay_tariffs import MeterSample as TariffMeterSample
+from plugpay_tariffs import SessionUsage, calculate_cost
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from session_svc import domain, repository
+from session_svc.domain import ChargingSession, Rejected, SessionStatus
+from session_svc.handlers import CODE_EXPIRY, START_TIMEOUT
+from session_svc.schemas import (
+    CostView,
+    DenialView,
+    LimitsView,
+    MoneyView,
+    ReceiptView,
+    SessionList,
+    SessionView,
+)
+from session_svc.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PRODUCER = "session-svc"
+# HTTP status per refusal reason: distinct reasons, each with the status that fits it.
+STATUS_OF: dict[str, int] = {
+    "code_malformed": 400,
+    "code_invalid": 400,
+    "code_expired": 410,
+    "code_used": 409,
+    "station_offline": 409,
+    "not_charging": 409,
+}
+_TYPED = set(TYPED_CODE_ALPHABET)
+
+
+def refuse(rejected: Rejected | SessionCodeRejected) -> Refusal:
+    return Refusal(
+        rejected.reason, rejected.message, status_code=STATUS_OF.get(rejected.reason, 400)
+    )
+
+
+def _correlation() -> uuid.UUID | None:
+    try:
+        cid = correlation_id.get()
+        return uuid.UUID(cid) if cid else None
+    except ValueError:
+        return None
+
+
+class SessionService:
+    """The scan, reading and control use cases, and the timers."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        tables: OutboxTables,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.settings = settings
+        self.database = database
+        self.outbox = Outbox(tables)
+        self.clock = clock
+
+    def _wrap(self, events: list[Event]) -> list[Envelope]:
+        cid = _correlation()
+        return [Envelope.wrap(e, producer=PRODUCER, correlation_id=cid) for e in events]
+
+    # --- scan ----------------------------------------------------------------------------
+
+    async def scan(self, principal: Principal, raw: str, client_ip: str | None) -> uuid.UUID:
+        """Verify what a driver scanned or typed and emit SessionCodeScanned; one scan wins."""
+        if not principal.email_verified:
+            raise Refusal(
+                "account_unverified", "verify your e-mail address before paying", status_code=403
+            )
+        now = self.clock()
+        claims: SessionCodeClaims | None = None
+        typed: str | None = None
+        content = raw.strip()
+        if "/s/" in content or content.count(".") == 2:
+            try:
+                claims = verify_session_code(
+                    token_from_scan(content),
+                    self.settings.code_verification_jwks,
+                    now=now,
+                    tolerance=self.settings.code_tolerance,
+                    clock_skew=self.settings.clock_skew,
+                )
+            except SessionCodeRejected as rejected:
+                raise refuse(rejected) from None
+        else:
+            typed = normalise_typed_code(content)
+            if len(typed) != TYPED_CODE_LENGTH or not set(typed) <= _TYPED:
+                raise Refusal("code_malformed", "this is not a Plugpay code", status_code=400)
+            await self._count_typed_lookup(principal.user_id, client_ip, now)
+
+        async with self.database.write() as db:
+            if not await repository.try_lock_store_shared(db):
+                raise Refusal(
+                    "store_rebuilding",
+                    "sessions are being rebuilt; try again in a moment",
+                    status_code=503,
+                    headers={"Retry-After": "5"},
+                )
+            session_id = (
+                claims.session_id if claims else await repository.find_typed_code(db, typed or "")
+            )
+            state = await repository.load_session(db, session_id) if session_id else None
+            if session_id is None or state is None:
+                raise Refusal("code_invalid", "this code is not known", status_code=400)
+            if await repository.is_scan_claimed(db, session_id):
+                raise Refusal("code_used", "this code was already used", status_code=409)
+            result = domain.scan(
+                state,
+                user_id=principal.user_id,
+                organisation_id=principal.organisation_id,
+                user_groups=principal.groups,
+                code_kind="qr" if claims else "typed",
+                now=now,
+                clock_skew=self.settings.clock_skew,
+                tolerance=self.settings.code_tolerance,
+                presented=(claims.station_id, claims.connector_id, claims.token_id)
+                if claims
+                else None,
+            )
+            if isinstance(result, Rejected):
+                raise refuse(result)
+            assert state.station_id is not None
+            if not await repository.station_online(db, state.station_id):
+                raise Refusal(
+                    "station_offline",
+                    "the station is offline; try another one or ask for help",
+                    status_code=409,
+                )
+            if not await repository.claim_scan(db, session_id, principal.user_id):
+                raise Refusal("code_used", "this code was already used", status_code=409)
+            await self.outbox.add(db, self._wrap([result]))
+        return session_id
+
+    async def _count_typed_lookup(
+        self, user_id: uuid.UUID, client_ip: str | None, now: datetime
+    ) -> None:
+        """Typed codes are short: count lookups per user and per address so nobody can guess."""
+        window = self.settings.typed_lookup_window_s
+        start = datetime.fromtimestamp(math.floor(now.timestamp() / window) * window, UTC)
+        retry_after = max(1, math.ceil((start + timedelta(seconds=window) - now).total_seconds()))
+        async with self.database.write() as db:
+            user_hits = await repository.count_hit(db, f"user:{user_id}", start)
+            ip_hits = await repository.count_hit(db, f"ip:{client_ip}", start) if client_ip else 0
+            if user_hits == 1:
+                await repository.prune_rate_limits(db, start - timedelta(seconds=window))
+        if (
+            user_hits > self.settings.typed_lookups_per_user
+            or ip_hits > self.settings.typed_lookups_per_ip
+        ):
+            raise Refusal(
+                "too_many_requests",
+                "too many typed codes; wait a moment or scan the QR code",
+                status_code=429,
+                headers={"Retry-After": str(retry_after)},
+            )
+
+    # --- reading -------------------------------------------------------------------------
+
+    @staticmethod
+    def may_see(principal: Principal, state: ChargingSession) -> bool:
+        if "admin" in principal.roles:
+            return True
+        if state.user_id is not None and state.user_id == principal.user_id:
+            return True
+        return (
+            principal.has("operator")
+            and principal.organisation_id is not None
+            and state.station_organisation_id == principal.organisation_id
+        )
+
+    async def visible(
+        self, db: AsyncSession, principal: Principal, session_id: uuid.UUID
+    ) -> ChargingSession:
+        state = await repository.load_session(db, session_id)
+        if state is None or not self.may_see(principal, state):
+            # Someone else's session does not exist for you.
+            raise Refusal("not_found", "no such session", status_code=404)
+        return state
+
+    async def view(
+        self, db: AsyncSession, principal: Principal, session_id: uuid.UUID
+    ) -> SessionView:
+        state = await self.visible(db, principal, session_id)
+        return await self.render(db, state)
+
+    async def render(self, db: AsyncSession, state: ChargingSession) -> SessionView:
+        meter = await repository.load_meter_reading(db, state.session_id)
+        name = await repository.station_name(db, state.station_id) if state.station_id else None
+        return session_view(state, meter, name)
+
+    async def list(
+        self,
+        db: AsyncSession,
+        principal: Principal,
+        *,
+        scope: str | None,
+        statuses: list[SessionStatus] | None,
+        started_from: datetime | None,
+        started_before: datetime | None,
+        cursor: str | None,
+        limit: int,
+    ) -> SessionList:
+        if scope is None:
+            scope = (
+                "organisation"
+                if principal.has("operator") and not principal.has("driver")
+                else "mine"
+            )
+        user_id: uuid.UUID | None = principal.user_id
+        organisation_id = None
+        if scope == "organisation":
+            if not principal.has("operator") or principal.organisation_id is None:
+                raise Refusal(
+                    "forbidden",
+                    "only an organisation's operators see its sessions",
+                    status_code=403,
+                )
+            user_id, organisation_id = None, principal.organisation_id
+        page = await repository.list_sessions(
+            db,
+            user_id=user_id,
+            organisation_id=organisation_id,
+            statuses=statuses,
+            started_from=started_from,
+            started_before=started_before,
+            after=decode_cursor(cursor) if cursor else None,
+            limit=limit,
+        )
+        items = [await self.render(db, s) for s in page.states]
+        return SessionList(
+            items=items, next_cursor=encode_cursor(page.next_after) if page.next_after else None
+        )
+
+    # --- control -------------------------------------------------------------------------
+
+    async def stop(self, principal: Principal, session_id: uuid.UUID) -> None:
+        """The driver (or the station's operator) ends charging from the app."""
+        async with self.database.write() as db:
+            state = await self.visible(db, principal, session_id)
+            by = "driver" if state.user_id == principal.user_id else "operator"
+            result = domain.request_stop(
+                state, requested_by=by, user_id=principal.user_id, now=self.clock()
+            )
+            if isinstance(result, Rejected):
+                raise refuse(result)
+            await self.outbox.add(db, self._wrap(list[Event](result)))
+
+    # --- timers --------------------------------------------------------------------------
+
+    async def fire_due_timers(self, limit: int = 100) -> int:
+        """Expire unscanned codes and abandon sessions that never started; returns how many
+        timers were handled. Safe on many replicas at once (SKIP LOCKED)."""
+        now = self.clock()
+        async with self.database.write() as db:
+            if not await repository.try_lock_store_shared(db):
+                return 0  # a rebuild is running: its timers are not trustworthy yet
+            due = await repository.claim_due_timers(db, now, limit)
+            emitted: list[Event] = []
+            for kind, session_id in due:
+                state = await repository.load_session(db, session_id)
+                if state is not None and kind == CODE_EXPIRY:
+                    # A scan that has not come back from the log yet still wins over expiry.
+                    if not await repository.is_scan_claimed(db, session_id):
+                        assert state.code_expires_at and state.session_started_at
+                        deadline = (
+                            min(
+                                state.code_expires_at,
+                                state.session_started_at + self.settings.code_tolerance,
+                            )
+                            + self.settings.clock_skew
+                        )
+                        emitted += domain.expire_code(state, now=now, due=deadline)
+                elif state is not None and kind == START_TIMEOUT:
+                    deadline = domain.start_deadline(state, self.settings.start_timeout)
+                    if deadline is not None:
+                        emitted += domain.abandon(state, now=now, deadline=deadline)
+                await repository.delete_timer(db, kind, session_id)
+            await self.outbox.add(db, self._wrap(emitted))
+        return len(due)
+
+
+# --- views ---------------------------------------------------------------------------------
+
+
+def _money(value: Money | None) -> MoneyView | None:
+    return MoneyView(amount_minor=value.amount_minor, currency=value.currency) if value else None
+
+
+def energy_so_far(state: ChargingSession, meter: repository.MeterReading | None) -> int | None:
+    if state.energy_wh is not None:
+        return state.energy_wh
+    if meter is None or state.meter_start_wh is None:
+        return None
+    return max(0, meter.energy_register_wh - state.meter_start_wh)
+
+
+def cost_so_far(state: ChargingSession, meter: repository.MeterReading | None) -> CostView | None:
+    """Final cost once calculated; before, the tariff snapshot applied to the meter so far."""
+    if state.cost is not None:
+        b = state.breakdown
+        return CostView(
+            final=True,
+            total=MoneyView(amount_minor=state.cost.amount_minor, currency=state.cost.currency),
+            total_excl_vat=b.total_excl_vat if b else None,
+            total_vat=b.total_vat if b else None,
+            breakdown=b.model_dump(mode="json") if b else None,
+        )
+    if state.tariff is None or state.started_at is None or state.time_zone is None:
+        return None
+    currency = state.tariff.currency
+    if state.free_of_charge:
+        return CostView(final=False, total=MoneyView(amount_minor=0, currency=currency))
+    if state.charging_ended_at is not None and state.ended_at is not None:
+        charging_end, end, energy = state.charging_ended_at, state.ended_at, state.energy_wh or 0
+    elif meter is not None and meter.sampled_at > state.started_at:
+        charging_end = end = meter.sampled_at
+        energy = energy_so_far(state, meter) or 0
+    else:
+        charging_end = end = state.started_at
+        energy = 0
+    samples = (
+        (TariffMeterSample(at=charging_end, energy_wh=energy),)
+        if charging_end > state.started_at
+        else ()
+    )
+    try:
+        usage = SessionUsage(
+            started_at=state.started_at,
+            charging_ended_at=charging_end,
+            ended_at=end,
+            samples=samples,
+        )
+        breakdown = calculate_cost(state.tariff, usage, state.time_zone)
+    except (ValueError, KeyError) as error:
+        # An estimate must never break the page; the final cost comes from pricing-svc anyway.
+        log.warning("cost so far unavailable for %s: %s", state.session_id, error)
+        return None
+    return CostView(
+        final=False,
+        total=MoneyView(amount_minor=breakdown.total_incl_vat, currency=breakdown.currency),
+        total_excl_vat=breakdown.total_excl_vat,
+        total_vat=breakdown.total_vat,
+        breakdown=breakdown.model_dump(mode="json"),
+    )
+
+
+def session_view(
+    state: ChargingSession, meter: repository.MeterReading | None, station_name: str | None
+) -> SessionView:
+    assert state.status is not None
+    limits = state.limits
+    live_meter = meter if state.status in (SessionStatus.CHARGING, SessionStatus.STOPPING) else None
+    return SessionView(
+        session_id=state.session_id,
+        status=state.status.value,
+        outcome=state.outcome,
+        station_id=state.station_id,
+        station_name=station_name,
+        connector_id=state.connector_id,
+        user_id=state.user_id,
+        code_kind=state.code_kind,
+        session_started_at=state.session_started_at,
+        scanned_at=state.scanned_at,
+        authorized_at=state.authorized_at,
+        started_at=state.started_at,
+        charging_ended_at=state.charging_ended_at,
+        ended_at=state.ended_at,
+        energy_wh=energy_so_far(state, meter),
+        power_w=live_meter.power_w if live_meter else None,
+        soc_percent=meter.soc_percent if meter else None,
+        meter_sampled_at=meter.sampled_at if meter else None,
+        cost=cost_so_far(state, meter),
+        funding=state.funding,
+        hold_amount=_money(state.hold_amount),
+        limits=LimitsView(
+            max_energy_wh=limits.max_energy_wh,
+            max_duration_s=limits.max_duration_s,
+            max_cost=_money(limits.max_cost),
+        )
+        if limits
+        else None,
+        stop_requested_by=state.stop_requested_by,
+        stop_reason=state.stop_reason,
+        denial=DenialView(
+            reason=state.denial_reason,
+            message=state.denial_message,
+            denied_by=state.denied_by,
+            denied_at=state.denied_at,
+        )
+        if state.denial_reason
+        else None,
+        abandoned_reason=state.abandoned_reason,
+        failure_reason=state.failure_reason,
+        hold_released=_money(state.hold_released),
+        receipt=ReceiptView(
+            receipt_id=state.receipt_id,
+            charged=MoneyView(
+                amount_minor=state.charged.amount_minor, currency=state.charged.currency
+            ),
+            funding=state.funding,
+            balance_after=_money(state.balance_after),
+            outstanding_debt=_money(state.outstanding_debt),
+            billed_at=state.billed_at,
+        )
+        if state.receipt_id and state.charged
+        else None,
+        version=state.version,
+        updated_at=state.last_event_at,
+    )
+
+
+def encode_cursor(after: tuple[datetime, uuid.UUID]) -> str:
+    return base64.urlsafe_b64encode(f"{after[0].isoformat()}|{after[1]}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        started, _, session_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return datetime.fromisoformat(started), uuid.UUID(session_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as error:
+        raise Refusal("invalid_cursor", "this cursor is not valid", status_code=400) from error

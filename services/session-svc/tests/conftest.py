@@ -1,0 +1,8 @@
+"""session-svc tests: the builders module sits beside this file (importlib mode)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
