@@ -69,6 +69,8 @@ def create_app(
     runtime.on_start.append(prepare)
     app = build_service_app(runtime, [router], title="Plugpay auth-svc", prefix=PREFIX)
     app.state.auth = ctx
+    # For the all-in-one process: other services may verify with this instead of HTTP.
+    app.state.key_source = runtime.token_verifier.keys
     return app
 
 

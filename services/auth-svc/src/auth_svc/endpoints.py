@@ -27,6 +27,7 @@ from auth_svc.schemas import (
     RegisterRequest,
     RegisterResponse,
     RegisterStationRequest,
+    ResendVerificationRequest,
     SigningKeyResponse,
     StationCredentialRequest,
     StationResponse,
@@ -85,6 +86,15 @@ async def verify(body: VerifyRequest, ctx: Ctx, db: Db) -> VerifyResponse:
     async with db.write() as session:
         user_id = await service.verify_email(ctx, session, body.token)
     return VerifyResponse(user_id=user_id)
+
+
+@router.post("/verify/resend", status_code=202, response_model=RegisterResponse)
+async def resend_verification(
+    body: ResendVerificationRequest, ctx: Ctx, db: Db
+) -> RegisterResponse:
+    async with db.write() as session:
+        await service.resend_verification(ctx, session, body.email)
+    return RegisterResponse()
 
 
 @router.post("/token", response_model=TokenResponse)
@@ -177,6 +187,13 @@ async def create_organisation(
     async with db.write() as session:
         org = await service.create_organisation(ctx, session, body.name)
     return OrganisationResponse(id=org.id, name=org.name, created_at=org.created_at)
+
+
+@router.get("/organisations", response_model=list[OrganisationResponse])
+async def list_organisations(_: CurrentAdmin, db: Db) -> list[OrganisationResponse]:
+    async with db.read() as session:
+        orgs = await service.list_organisations(session)
+    return [OrganisationResponse(id=o.id, name=o.name, created_at=o.created_at) for o in orgs]
 
 
 @router.get("/organisations/{organisation_id}", response_model=OrganisationResponse)

@@ -33,6 +33,10 @@ class VerifyRequest(_Body):
     token: str = Field(min_length=16, max_length=200)
 
 
+class ResendVerificationRequest(_Body):
+    email: str = Field(min_length=3, max_length=254)
+
+
 class VerifyResponse(BaseModel):
     user_id: uuid.UUID
     email_verified: bool = True

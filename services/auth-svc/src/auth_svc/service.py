@@ -130,6 +130,16 @@ async def _request_verification(
     return EmailVerificationRequested(user_id=user_id, expires_at=expires_at)
 
 
+async def resend_verification(ctx: AuthContext, session: AsyncSession, email: str) -> None:
+    """A new link for an unverified account; silently nothing otherwise (no enumeration)."""
+    repo = AuthRepository(session)
+    stored = await repo.user_by_email(email.strip().lower()[:254])
+    if stored is None or stored.account.email_verified:
+        return
+    event = await _request_verification(ctx, repo, stored.account.user_id, ctx.clock())
+    await ctx.emit(session, [event])
+
+
 async def verify_email(ctx: AuthContext, session: AsyncSession, token: str) -> uuid.UUID:
     """Consume a verification token; the user becomes verified (UserVerified)."""
     repo = AuthRepository(session)
@@ -350,6 +360,10 @@ async def create_organisation(ctx: AuthContext, session: AsyncSession, name: str
         session, [OrganisationCreated(organisation_id=org_id, name=name, created_at=now)]
     )
     return Organisation(org_id, name, now)
+
+
+async def list_organisations(session: AsyncSession) -> list[Organisation]:
+    return await AuthRepository(session).organisations()
 
 
 def organisation_in_scope(principal: Principal, organisation_id: uuid.UUID | None) -> uuid.UUID:

@@ -6,6 +6,7 @@ import time
 
 import jwt
 import pytest
+from plugpay_platform.logging import scrub
 from plugpay_platform.security import TokenVerifier
 
 pytestmark = pytest.mark.infra
@@ -27,7 +28,14 @@ async def test_register_verify_login_me_and_events(auth, last_verification_code)
     assert me.json()["email_verified"] is False
     assert me.json()["roles"] == ["driver"]
 
+    # An expired or lost link can be replaced; the older one stays usable until it expires.
+    resent = await auth.client.post("/auth/verify/resend", json={"email": "alice@example.com"})
+    assert resent.status_code == 202
+    nobody = await auth.client.post("/auth/verify/resend", json={"email": "nobody@example.com"})
+    assert nobody.json() == resent.json()
     code = last_verification_code()
+    # The link survives the log scrubber (the code is single-use and stored only hashed).
+    assert code in scrub(f"verification link: http://x/auth/verify?code={code}")
     assert (await auth.client.post("/auth/verify", json={"token": code})).status_code == 200
     # Single use.
     again = await auth.client.post("/auth/verify", json={"token": code})
@@ -46,7 +54,12 @@ async def test_register_verify_login_me_and_events(auth, last_verification_code)
     events = await auth.events(until="UserVerified")
     user_id = me.json()["user_id"]
     mine = [e.type for e in events if e.aggregate_id == user_id]
-    assert mine == ["UserRegistered", "EmailVerificationRequested", "UserVerified"]
+    assert mine == [
+        "UserRegistered",
+        "EmailVerificationRequested",
+        "EmailVerificationRequested",
+        "UserVerified",
+    ]
     # The link's code never travels in an event.
     assert all(code not in e.model_dump_json() for e in events)
 
