@@ -1,0 +1,246 @@
+"""OCPP 1.6J against a real uvicorn server, driven by the ``ocpp`` library as a charge point."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+import websockets
+from ocpp.v16 import call
+from plugpay_events.contracts.sessions import SessionLimits, SessionStopRequested
+from plugpay_events.session_code import public_jwks, verify_session_code
+
+pytestmark = pytest.mark.infra
+
+
+def iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+async def boot(station) -> None:  # type: ignore[no-untyped-def]
+    result = await station.call(
+        call.BootNotification(charge_point_model="M1", charge_point_vendor="Acme")
+    )
+    assert result.status == "Accepted"
+    assert result.interval == 60
+
+
+async def request_code(station, connector: int = 1) -> dict:  # type: ignore[no-untyped-def]
+    result = await station.call(
+        call.DataTransfer(
+            vendor_id="com.plugpay",
+            message_id="RequestSessionCode",
+            data=json.dumps({"connectorId": connector}),
+        )
+    )
+    assert result.status == "Accepted", result
+    return dict(json.loads(result.data))
+
+
+async def test_boot_code_request_and_qr(harness) -> None:  # type: ignore[no-untyped-def]
+    gw = await harness.start_gateway()
+    await harness.register("CP-1")
+    station = await harness.connect("CP-1")
+    await boot(station)
+    await harness.wait_event("StationConnected", topic=harness_topic("STATIONS"))
+    await harness.wait_event("StationBooted", topic=harness_topic("STATIONS"))
+
+    code = await request_code(station)
+    assert code["qr"].startswith("https://pay.plugpay.test/s/")
+    assert len(code["code"]) == 6
+    claims = verify_session_code(
+        code["qr"].rsplit("/s/", 1)[1], public_jwks(harness.signing_key), now=datetime.now(UTC)
+    )
+    assert (claims.station_id, claims.connector_id) == ("CP-1", 1)
+    assert str(claims.session_id) == code["sessionId"]
+    issued = await harness.wait_event("SessionCodeIssued")
+    assert issued[0]["code"] == code["code"] and issued[0]["qr_url"] == code["qr"]
+    # ... and the code is pushed to the station's screen.
+    shown = await harness.eventually(lambda: station.got("DataTransfer"))
+    assert shown[0]["message_id"] == "DisplaySessionCode"
+    assert json.loads(shown[0]["data"])["code"] == code["code"]
+
+    token = code["qr"].rsplit("/s/", 1)[1]
+    async with httpx.AsyncClient(base_url=gw.http) as client:
+        base = f"/stations/CP-1/sessions/{code['sessionId']}"
+        svg = await client.get(f"{base}/qr.svg", params={"token": token})
+        assert svg.status_code == 200 and svg.text.lstrip().startswith("<?xml")
+        png = await client.get(f"{base}/qr.png", headers={"Authorization": basic_auth("CP-1")})
+        assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+        assert (await client.get(f"{base}/qr.png")).status_code == 401
+        assert (await client.get(f"{base}/qr.svg", params={"token": "forged"})).status_code == 401
+
+    # A connector going to Preparing also gets a code (reusing an open one for it).
+    await station.call(
+        call.StatusNotification(connector_id=2, error_code="NoError", status="Preparing")
+    )
+    await harness.wait_event("SessionCodeIssued", count=2)
+    await harness.close(station)
+    await harness.wait_event("StationDisconnected", topic=harness_topic("STATIONS"))
+
+
+def harness_topic(name: str):  # type: ignore[no-untyped-def]
+    from plugpay_events import topics
+
+    return getattr(topics, name)
+
+
+def basic_auth(station_id: str, password: str = "station-secret-1234") -> str:
+    import base64
+
+    return "Basic " + base64.b64encode(f"{station_id}:{password}".encode()).decode()
+
+
+async def test_handshake_refuses_unknown_station_and_wrong_password(harness) -> None:  # type: ignore[no-untyped-def]
+    gw = await harness.start_gateway()
+    await harness.register("CP-2")
+    for station_id, password in (("CP-2", "wrong"), ("CP-404", "station-secret-1234")):
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            await websockets.connect(
+                f"{gw.ws}/{station_id}",
+                subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+                additional_headers={"Authorization": basic_auth(station_id, password)},
+            )
+        assert refused.value.response.status_code == 401
+    with pytest.raises(websockets.InvalidStatus) as no_auth:
+        await websockets.connect(f"{gw.ws}/CP-2", subprotocols=["ocpp1.6"])  # type: ignore[list-item]
+    assert no_auth.value.response.status_code == 401
+    with pytest.raises(websockets.InvalidStatus) as bad_protocol:
+        await websockets.connect(
+            f"{gw.ws}/CP-2",
+            subprotocols=["ocpp9"],  # type: ignore[list-item]
+            additional_headers={"Authorization": basic_auth("CP-2")},
+        )
+    assert bad_protocol.value.response.status_code == 400
+    # The right password still works after the failures.
+    station = await harness.connect("CP-2")
+    await boot(station)
+    await harness.close(station)
+
+
+async def start_charging(harness, station, limits=None, started_at=None):  # type: ignore[no-untyped-def]
+    await boot(station)
+    code = await request_code(station)
+    await harness.authorize(code["sessionId"], station.id, limits=limits)
+    starts = await harness.eventually(lambda: station.got("RemoteStartTransaction"), 15)
+    id_tag = starts[0]["id_tag"]
+    assert starts[0]["connector_id"] == 1
+    started = await station.call(
+        call.StartTransaction(
+            connector_id=1,
+            id_tag=id_tag,
+            meter_start=10_000,
+            timestamp=iso(started_at or datetime.now(UTC)),
+        )
+    )
+    assert started.id_tag_info["status"] == "Accepted"
+    charging = await harness.wait_event("ChargingStarted")
+    assert charging[0]["transaction_id"] == str(started.transaction_id)
+    assert charging[0]["meter_start_wh"] == 10_000
+    return code["sessionId"], started.transaction_id, id_tag
+
+
+def meter(at: datetime, wh: int) -> list[dict]:
+    return [
+        {
+            "timestamp": iso(at),
+            "sampledValue": [{"value": str(wh), "measurand": "Energy.Active.Import.Register", "unit": "Wh"}],
+        }
+    ]
+
+
+async def test_authorised_start_meter_values_limit_stop_and_duplicate_stop(harness) -> None:  # type: ignore[no-untyped-def]
+    await harness.start_gateway()
+    await harness.register("CP-3")
+    station = await harness.connect("CP-3")
+    session_id, tx, _ = await start_charging(
+        harness, station, SessionLimits(max_energy_wh=1000)
+    )
+    now = datetime.now(UTC)
+    await station.call(call.MeterValues(connector_id=1, transaction_id=tx, meter_value=meter(now, 10_400)))
+    reported = await harness.wait_event("MeterValuesReported", topic=harness_topic("METER"))
+    assert reported[0]["samples"][0]["energy_wh"] == 10_400
+    assert not station.got("RemoteStopTransaction")
+    # 1.2 kWh > the 1 kWh the hold buys: the gateway stops the transaction.
+    await station.call(
+        call.MeterValues(
+            connector_id=1, transaction_id=tx, meter_value=meter(now + timedelta(seconds=30), 11_200)
+        )
+    )
+    stops = await harness.eventually(lambda: station.got("RemoteStopTransaction"))
+    assert stops[0]["transaction_id"] == tx
+    await harness.wait_event("SessionStopRequested", where=lambda p: p["requested_by"] == "limit")
+    stop = call.StopTransaction(
+        meter_stop=11_250, timestamp=iso(now + timedelta(seconds=40)), transaction_id=tx, reason="Remote"
+    )
+    await station.call(stop)
+    await station.call(stop)  # repeated after a (supposed) timeout
+    completed = await harness.wait_event("SessionCompleted")
+    assert completed[0]["session_id"] == session_id
+    assert completed[0]["energy_wh"] == 1250
+    assert completed[0]["stop_reason"] == "limit_reached"
+    assert completed[0]["meter_start_wh"] == 10_000 and completed[0]["meter_stop_wh"] == 11_250
+    # Only one, even after the relay had time to publish the second stop's effects.
+    await harness.wait_event("StationConnected", topic=harness_topic("STATIONS"))
+    assert len([e for e in await harness.events() if e.type == "SessionCompleted"]) == 1
+    assert len(station.got("RemoteStopTransaction")) == 1
+    await harness.close(station)
+
+
+async def test_remote_stop_then_reconnect_with_queued_messages(harness) -> None:  # type: ignore[no-untyped-def]
+    await harness.start_gateway()
+    await harness.register("CP-4")
+    station = await harness.connect("CP-4")
+    session_id, tx, _ = await start_charging(
+        harness, station, started_at=datetime.now(UTC) - timedelta(minutes=10)
+    )
+    await harness.publish(
+        SessionStopRequested(
+            session_id=uuid.UUID(session_id), requested_by="driver", requested_at=datetime.now(UTC)
+        )
+    )
+    await harness.eventually(lambda: station.got("RemoteStopTransaction"))
+    # The station loses its connection, stops offline and replays its queue after reconnecting.
+    await harness.close(station)
+    past = datetime.now(UTC) - timedelta(minutes=3)
+    station = await harness.connect("CP-4")
+    await station.call(call.MeterValues(connector_id=1, transaction_id=tx, meter_value=meter(past, 10_800)))
+    stop = call.StopTransaction(
+        meter_stop=10_900,
+        timestamp=iso(past + timedelta(seconds=10)),
+        transaction_id=tx,
+        reason="Remote",
+        transaction_data=meter(past, 10_800),
+    )
+    await station.call(stop)
+    await harness.close(station)
+    station = await harness.connect("CP-4")
+    await station.call(stop)  # and again, after another reconnect
+    completed = await harness.wait_event("SessionCompleted")
+    assert completed[0]["stop_reason"] == "driver_stopped"
+    assert completed[0]["energy_wh"] == 900
+    # The station's own (past) times, not the time the queue arrived.
+    ended = datetime.fromisoformat(completed[0]["ended_at"])
+    assert abs(ended - (past + timedelta(seconds=10))) < timedelta(seconds=1)
+    assert completed[0]["samples"][0]["energy_wh"] == 10_800
+    assert len([e for e in await harness.events() if e.type == "SessionCompleted"]) == 1
+    await harness.close(station)
+
+
+async def test_station_rejecting_the_start_abandons_the_session(harness) -> None:  # type: ignore[no-untyped-def]
+    await harness.start_gateway()
+    await harness.register("CP-5")
+    station = await harness.connect("CP-5")
+    station.remote_start_status = "Rejected"
+    await boot(station)
+    code = await request_code(station)
+    await harness.authorize(code["sessionId"], "CP-5")
+    abandoned = await harness.wait_event("SessionAbandoned")
+    assert abandoned[0]["reason"] == "station_rejected"
+    await harness.close(station)
+    # A station that is not connected cannot start: abandoned at once.
+    await harness.authorize(str(uuid.uuid4()), "CP-5")
+    await harness.wait_event("SessionAbandoned", where=lambda p: p["reason"] == "station_offline")
