@@ -891,6 +891,96 @@ def postgres() -> list[dict[str, Any]]:
     return [cluster, *databases]
 
 
+# ---- Dockerfiles ------------------------------------------------------------------------
+
+UV_IMAGE = "ghcr.io/astral-sh/uv:0.13.9"  # the uv that wrote uv.lock
+PYTHON_IMAGE = "python:3.11.14-slim-bookworm"
+
+
+def workspace_pyprojects() -> list[str]:
+    """Every workspace member's pyproject.toml: uv resolves the workspace from them."""
+    return sorted(
+        str(p.relative_to(ROOT))
+        for pattern in ("libs/*/pyproject.toml", "services/*/pyproject.toml")
+        for p in ROOT.glob(pattern)
+    )
+
+
+def render_dockerfile(svc: Service, health_prefix: str) -> str:
+    pkg = svc.name.replace("-", "_")
+    copies = "\n".join(
+        f"COPY {p} {p.rsplit('/', 1)[0]}/" for p in workspace_pyprojects()
+    )
+    return f"""\
+# syntax=docker/dockerfile:1
+{HEADER.format(source="scripts/render_k8s.py (render_dockerfile)")}
+# {svc.name}: build from the repository root (the uv workspace):
+#   docker build -f services/{svc.name}/Dockerfile -t plugpay/{svc.name}:0.1.0 .
+# Runs as UID {UID}, writes nowhere but /tmp (read-only root filesystem in Kubernetes).
+
+FROM {UV_IMAGE} AS uv
+
+FROM {PYTHON_IMAGE} AS builder
+COPY --from=uv /uv /uvx /bin/
+ENV UV_COMPILE_BYTECODE=1 \\
+    UV_LINK_MODE=copy \\
+    UV_PYTHON_DOWNLOADS=never \\
+    UV_PYTHON=/usr/local/bin/python3.11 \\
+    UV_PROJECT_ENVIRONMENT=/app/.venv
+WORKDIR /src
+
+# Third-party dependencies first, from the workspace lock only: this layer survives code edits.
+COPY pyproject.toml uv.lock ./
+{copies}
+RUN --mount=type=cache,target=/root/.cache/uv \\
+    uv sync --frozen --no-dev --package {svc.name} --no-install-workspace
+
+# Then the workspace's own packages (libs + this service), installed non-editable.
+COPY libs/ libs/
+COPY services/{svc.name}/ services/{svc.name}/
+RUN --mount=type=cache,target=/root/.cache/uv \\
+    uv sync --frozen --no-dev --package {svc.name} --no-editable
+
+FROM {PYTHON_IMAGE} AS runtime
+RUN groupadd --system --gid {UID} plugpay \\
+    && useradd --system --uid {UID} --gid {UID} --no-create-home \\
+       --home-dir /nonexistent --shell /usr/sbin/nologin plugpay
+# Owned by root, so the service cannot change its own code.
+COPY --from=builder /app/.venv /app/.venv
+ENV PATH=/app/.venv/bin:$PATH \\
+    PYTHONDONTWRITEBYTECODE=1 \\
+    PYTHONUNBUFFERED=1 \\
+    TMPDIR=/tmp \\
+    {svc.env_prefix}HOST=0.0.0.0 \\
+    {svc.env_prefix}PORT={CONTAINER_PORT}
+USER {UID}:{UID}
+WORKDIR /tmp
+EXPOSE {CONTAINER_PORT}
+HEALTHCHECK --interval=30s --timeout=3s --start-period=60s --retries=3 \\
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:{CONTAINER_PORT}{health_prefix}/healthz', timeout=2)"]
+CMD ["{svc.name}"]
+"""
+
+
+DOCKERIGNORE = f"""\
+{HEADER.format(source="scripts/render_k8s.py (DOCKERIGNORE)")}
+# Build context of services/*/Dockerfile: the workspace sources and the lock, nothing local.
+**
+!pyproject.toml
+!uv.lock
+!libs
+!services
+**/tests
+**/__pycache__
+**/*.pyc
+**/.pytest_cache
+**/.mypy_cache
+**/.ruff_cache
+**/.venv
+**/Dockerfile
+"""
+
+
 def dump(objects: list[dict[str, Any]], source: str) -> str:
     docs = [yaml.safe_dump(o, sort_keys=False, width=100) for o in objects]
     return HEADER.format(source=source) + "---\n" + "---\n".join(docs)
@@ -911,6 +1001,11 @@ def render_all() -> dict[Path, str]:
         kafka_users(), "scripts/render_k8s.py SERVICES (docs/flow.md)"
     )
     out[GENERATED / "postgres.yaml"] = dump(postgres(), "scripts/render_k8s.py SERVICES")
+    for svc in SERVICES:
+        out[ROOT / "services" / svc.name / "Dockerfile"] = render_dockerfile(
+            svc, services[svc.name]["health_prefix"]
+        )
+    out[ROOT / ".dockerignore"] = DOCKERIGNORE
     return out
 
 
