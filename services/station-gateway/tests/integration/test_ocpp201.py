@@ -1,0 +1,140 @@
+"""OCPP 2.0.1 against a real uvicorn server, driven by the ``ocpp`` library as a station."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from ocpp.v201 import call
+from plugpay_events.contracts.sessions import SessionCostCalculated, SessionStopRequested
+from plugpay_events.types import Money
+from plugpay_tariffs import SessionUsage, calculate_cost
+
+pytestmark = pytest.mark.infra
+
+
+def iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def meter(at: datetime, wh: float, context: str = "Sample.Periodic") -> list[dict]:
+    return [
+        {
+            "timestamp": iso(at),
+            "sampled_value": [
+                {
+                    "value": wh / 1000,
+                    "measurand": "Energy.Active.Import.Register",
+                    "context": context,
+                    "unit_of_measure": {"unit": "kWh"},
+                }
+            ],
+        }
+    ]
+
+
+async def test_201_code_start_meter_stop_cost(harness) -> None:  # type: ignore[no-untyped-def]
+    await harness.start_gateway()
+    await harness.register("EV-1")
+    station = await harness.connect("EV-1", "2.0.1")
+    booted = await station.call(
+        call.BootNotification(
+            charging_station={"model": "M2", "vendor_name": "Acme"}, reason="PowerUp"
+        )
+    )
+    assert booted.status == "Accepted"
+    reply = await station.call(
+        call.DataTransfer(vendor_id="com.plugpay", message_id="RequestSessionCode", data={"connectorId": 1})
+    )
+    assert reply.status == "Accepted"
+    session_id = reply.data["session_id"]  # the client library snake-cases keys
+    shown = await harness.eventually(lambda: len(station.got("SetDisplayMessage")) >= 2 and station.got("SetDisplayMessage"))
+    assert shown[0]["message"] == {"format": "URI", "content": reply.data["qr"]}
+    assert reply.data["code"] in shown[1]["message"]["content"]
+
+    await harness.authorize(session_id, "EV-1")
+    starts = await harness.eventually(lambda: station.got("RequestStartTransaction"))
+    remote_start_id = starts[0]["remote_start_id"]
+    id_token = starts[0]["id_token"]
+    assert starts[0]["evse_id"] == 1 and id_token["type"] == "Central"
+
+    t0 = datetime.now(UTC) - timedelta(minutes=5)
+    started = await station.call(
+        call.TransactionEvent(
+            event_type="Started",
+            timestamp=iso(t0),
+            trigger_reason="RemoteStart",
+            seq_no=0,
+            transaction_info={"transaction_id": "tx-201", "remote_start_id": remote_start_id},
+            id_token=id_token,
+            evse={"id": 1, "connector_id": 1},
+            meter_value=meter(t0, 50_000, "Transaction.Begin"),
+        )
+    )
+    assert started.id_token_info["status"] == "Accepted"
+    charging = await harness.wait_event("ChargingStarted")
+    assert charging[0]["transaction_id"] == "tx-201" and charging[0]["meter_start_wh"] == 50_000
+
+    updated = await station.call(
+        call.TransactionEvent(
+            event_type="Updated",
+            timestamp=iso(t0 + timedelta(minutes=2)),
+            trigger_reason="MeterValuePeriodic",
+            seq_no=1,
+            transaction_info={"transaction_id": "tx-201", "charging_state": "Charging"},
+            meter_value=meter(t0 + timedelta(minutes=2), 52_500),
+        )
+    )
+    # Running cost from the tariff snapshot: 2.5 kWh at 0.40 EUR.
+    assert updated.total_cost == pytest.approx(1.0)
+    await harness.wait_event("MeterValuesReported", topic=_topic("METER"))
+
+    await harness.publish(
+        SessionStopRequested(session_id=uuid.UUID(session_id), requested_by="driver", requested_at=datetime.now(UTC))
+    )
+    stops = await harness.eventually(lambda: station.got("RequestStopTransaction"))
+    assert stops[0]["transaction_id"] == "tx-201"
+    ended = call.TransactionEvent(
+        event_type="Ended",
+        timestamp=iso(t0 + timedelta(minutes=3)),
+        trigger_reason="RemoteStop",
+        seq_no=2,
+        transaction_info={"transaction_id": "tx-201", "stopped_reason": "Remote"},
+        meter_value=meter(t0 + timedelta(minutes=3), 53_000, "Transaction.End"),
+    )
+    await station.call(ended)
+    await station.call(ended)
+    completed = await harness.wait_event("SessionCompleted")
+    assert completed[0]["energy_wh"] == 3000
+    assert completed[0]["stop_reason"] == "driver_stopped"
+    assert len([e for e in await harness.events() if e.type == "SessionCompleted"]) == 1
+
+    # pricing-svc's final cost reaches the station as CostUpdated.
+    usage = SessionUsage.linear(t0, 3000, t0 + timedelta(minutes=3))
+    from plugpay_tariffs import Tariff
+
+    tariff = Tariff.model_validate(
+        {"id": "t-1", "version": 1, "currency": "EUR",
+         "elements": [{"price_components": [{"type": "ENERGY", "price": "0.40", "vat": "0"}]}]}
+    )
+    breakdown = calculate_cost(tariff, usage, "Europe/Berlin")
+    await harness.publish(
+        SessionCostCalculated(
+            session_id=uuid.UUID(session_id),
+            user_id=uuid.uuid4(),
+            station_id="EV-1",
+            total=Money(amount_minor=breakdown.total_incl_vat, currency="EUR"),
+            breakdown=breakdown,
+            calculated_at=datetime.now(UTC),
+        )
+    )
+    costs = await harness.eventually(lambda: station.got("CostUpdated"))
+    assert costs[0] == {"total_cost": 1.2, "transaction_id": "tx-201"}
+    await harness.close(station)
+
+
+def _topic(name: str):  # type: ignore[no-untyped-def]
+    from plugpay_events import topics
+
+    return getattr(topics, name)
