@@ -91,19 +91,19 @@ async def test_unknown_email_and_wrong_password_look_alike(auth, verified_driver
         )
         return response.status_code, response.json(), time.perf_counter() - start
 
-    wrong = await attempt("carol@example.com")
-    unknown = await attempt("nobody@example.com")
-    assert (
-        wrong[:2]
-        == unknown[:2]
-        == (
-            401,
-            {"reason": "invalid_credentials", "message": "the email or the password is wrong"},
-        )
+    # Three of each (below the throttle), the fastest counts: robust against a busy machine.
+    wrong = [await attempt("carol@example.com") for _ in range(3)]
+    unknown = [await attempt("nobody@example.com") for _ in range(3)]
+    answer = (
+        401,
+        {"reason": "invalid_credentials", "message": "the email or the password is wrong"},
     )
+    assert all(a[:2] == answer for a in wrong + unknown)
     # Both paths run one argon2id verification (OWASP parameters take tens of milliseconds).
-    assert unknown[2] > 0.01 and wrong[2] > 0.01
-    assert 0.33 < unknown[2] / wrong[2] < 3
+    fastest_wrong = min(a[2] for a in wrong)
+    fastest_unknown = min(a[2] for a in unknown)
+    assert fastest_wrong > 0.01 and fastest_unknown > 0.01
+    assert 0.33 < fastest_unknown / fastest_wrong < 3
 
 
 async def test_throttling_engages_per_account_and_address_not_elsewhere(
