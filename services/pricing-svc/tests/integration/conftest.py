@@ -14,7 +14,6 @@ from plugpay_events import Envelope, Event
 from plugpay_events.serde import decode
 from plugpay_platform.settings import PlatformSettings
 from plugpay_testing.tokens import TokenFactory
-
 from pricing_svc.app import create_app
 from pricing_svc.settings import Settings
 

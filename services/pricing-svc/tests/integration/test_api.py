@@ -12,7 +12,6 @@ from fastapi import FastAPI
 from plugpay_events.topics import PRICING
 from plugpay_testing.tokens import TokenFactory
 from plugpay_testing.verifier_contract import VerifierContract
-
 from pricing_svc.seed import seed_demo_database
 
 from ..factories import FLAT_TARIFF, PEAK_TARIFF, station_registered

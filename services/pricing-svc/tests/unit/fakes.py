@@ -9,7 +9,6 @@ from datetime import datetime
 
 from plugpay_events import Envelope
 from plugpay_tariffs import CostBreakdown
-
 from pricing_svc.domain import Commercials, SessionPricing, Station, TariffVersion
 
 

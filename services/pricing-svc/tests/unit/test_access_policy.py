@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from plugpay_events.contracts.pricing import AccessPolicy, AccessWindow
-
 from pricing_svc.domain import Driver, decide_access, in_window, policy_problems
 
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -17,7 +17,6 @@ from plugpay_events.contracts.sessions import (
     SessionPriced,
 )
 from plugpay_platform.errors import Refusal
-
 from pricing_svc import service
 from pricing_svc.domain import usage_from_completion
 
