@@ -1,0 +1,436 @@
+"""session-svc's API against real PostgreSQL (embedded event log): scan, read, stop, live
+updates, timers, and every kind of bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from plugpay_events.contracts.stations import StationWentOffline
+from plugpay_events.session_code import generate_signing_key, sign_session_code
+from plugpay_testing.tokens import TokenFactory
+from plugpay_testing.verifier_contract import VerifierContract
+from session_harness import (
+    client_for,
+    events_of_type,
+    eventually,
+    make_settings,
+    publish,
+    running,
+    scalar,
+    station_online,
+    status_of,
+    wait_status,
+)
+from session_stories import Story
+
+pytestmark = pytest.mark.infra
+
+
+@pytest.fixture
+def signing_key() -> dict[str, Any]:
+    return generate_signing_key()
+
+
+@pytest.fixture
+def tokens() -> TokenFactory:
+    return TokenFactory()
+
+
+@pytest.fixture
+async def app(
+    database_url: str, topic_prefix: str, signing_key: dict[str, Any], tokens: TokenFactory
+) -> AsyncIterator[FastAPI]:
+    settings = make_settings(database_url, topic_prefix, signing_key, typed_lookups_per_user=5)
+    async with running(settings, tokens) as app:
+        yield app
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(app) as client:
+        yield client
+
+
+async def issue(app: FastAPI, key: dict[str, Any], **story: Any) -> Story:
+    """A station shows a code; session-svc's registry learns it."""
+    s = Story(**story)
+    await publish(app, s.issued(key))
+    await eventually(lambda: status_of(app, s.session_id), what="code registered")
+    return s
+
+
+async def scanned_ids(app: FastAPI) -> list[uuid.UUID]:
+    return [
+        uuid.UUID(e.aggregate_id)
+        for e in await events_of_type(app, "plugpay.sessions", "SessionCodeScanned")
+    ]
+
+
+# --- scan ----------------------------------------------------------------------------------
+
+
+async def test_scan_qr_emits_code_scanned_with_the_drivers_identity(
+    app: FastAPI, client: httpx.AsyncClient, tokens: TokenFactory, signing_key: dict[str, Any]
+) -> None:
+    await station_online(app, "ST-1")
+    story = await issue(app, signing_key)
+    org = uuid.uuid4()
+    headers = tokens.headers(user_id=story.user_id, organisation_id=org, groups=["fleet", "staff"])
+    response = await client.post(
+        "/sessions/scan", json={"code": f"https://pay.example/s/{story.token}"}, headers=headers
+    )
+    assert response.status_code == 202, response.text
+    assert response.json() == {"session_id": str(story.session_id)}
+    await wait_status(app, story.session_id, "scanned")
+    [envelope] = await events_of_type(app, "plugpay.sessions", "SessionCodeScanned")
+    payload = envelope.payload
+    assert envelope.version == 2 and envelope.producer == "session-svc"
+    assert payload["station_id"] == "ST-1" and payload["connector_id"] == 1
+    assert payload["user_id"] == str(story.user_id) and payload["organisation_id"] == str(org)
+    assert payload["user_groups"] == ["fleet", "staff"] and payload["code_kind"] == "qr"
+    assert datetime.fromisoformat(payload["session_started_at"]) == story.started
+    view = (await client.get(f"/sessions/{story.session_id}", headers=headers)).json()
+    assert view["status"] == "scanned" and view["code_kind"] == "qr"
+
+
+async def test_scan_typed_code_and_bare_token(
+    app: FastAPI, client: httpx.AsyncClient, tokens: TokenFactory, signing_key: dict[str, Any]
+) -> None:
+    await station_online(app, "ST-1")
+    typed = await issue(app, signing_key)
+    bare = await issue(app, signing_key)
+    code = typed.code.lower()
+    spaced = f"{code[:3]}-{code[3:]}"
+    first = await client.post("/sessions/scan", json={"code": spaced}, headers=tokens.headers())
+    assert first.status_code == 202, first.text
+    assert first.json()["session_id"] == str(typed.session_id)
+    second = await client.post(
+        "/sessions/scan", json={"code": bare.token}, headers=tokens.headers()
+    )
+    assert second.status_code == 202, second.text
+    kinds = {
+        e.aggregate_id: e.payload["code_kind"]
+        for e in await eventually(lambda: _scans(app, 2), what="two scans in the log")
+    }
+    assert kinds == {str(typed.session_id): "typed", str(bare.session_id): "qr"}
+
+
+async def _scans(app: FastAPI, n: int) -> list[Any]:
+    found = await events_of_type(app, "plugpay.sessions", "SessionCodeScanned")
+    return found if len(found) >= n else []
+
+
+def _tamper(token: str) -> str:
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    claims["st"] = "ST-9"
+    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    return f"{header}.{forged}.{signature}"
+
+
+async def test_bad_codes_get_distinct_reasons_and_no_event(
+    app: FastAPI, client: httpx.AsyncClient, tokens: TokenFactory, signing_key: dict[str, Any]
+) -> None:
+    await station_online(app, "ST-1")
+    driver = tokens.headers()
+    story = await issue(app, signing_key)
+    old = await issue(app, signing_key, started=datetime.now(UTC) - timedelta(minutes=10))
+    forged_token, _ = sign_session_code(
+        generate_signing_key(kid=signing_key["kid"]),
+        station_id="ST-1",
+        connector_id=1,
+        session_id=story.session_id,
+        session_started_at=story.started,
+    )
+    wrong_station, _ = sign_session_code(
+        signing_key,
+        station_id="ST-2",
+        connector_id=1,
+        session_id=story.session_id,
+        session_started_at=story.started,
+    )
+    unknown, _ = sign_session_code(
+        signing_key,
+        station_id="ST-1",
+        connector_id=1,
+        session_id=uuid.uuid4(),
+        session_started_at=datetime.now(UTC),
+    )
+    cases = {
+        "forged": (forged_token, 400, "code_invalid"),
+        "tampered": (_tamper(story.token), 400, "code_invalid"),
+        "wrong station": (wrong_station, 400, "code_invalid"),
+        "unknown session": (unknown, 400, "code_invalid"),
+        "expired": (old.token, 410, "code_expired"),
+        "garbage token": ("https://pay.example/s/not.a.jws", 400, "code_malformed"),
+        "garbage typed": ("hello world!", 400, "code_malformed"),
+        "typed unknown": ("777777", 400, "code_invalid"),
+        "empty-ish": ("---", 400, "code_malformed"),
+    }
+    for name, (code, status, reason) in cases.items():
+        response = await client.post("/sessions/scan", json={"code": code}, headers=driver)
+        assert (response.status_code, response.json()["reason"]) == (status, reason), name
+        assert response.json()["message"], name
+    ok = await client.post("/sessions/scan", json={"code": story.token}, headers=driver)
+    assert ok.status_code == 202
+    again = await client.post(
+        "/sessions/scan", json={"code": story.token}, headers=tokens.headers()
+    )
+    assert (again.status_code, again.json()["reason"]) == (409, "code_used")
+    await wait_status(app, story.session_id, "scanned")
+    again = await client.post("/sessions/scan", json={"code": story.code}, headers=tokens.headers())
+    assert (again.status_code, again.json()["reason"]) == (409, "code_used")
+    assert await scanned_ids(app) == [story.session_id]
+
+
+async def test_unverified_driver_and_offline_station_are_refused(
+    app: FastAPI, client: httpx.AsyncClient, tokens: TokenFactory, signing_key: dict[str, Any]
+) -> None:
+    await station_online(app, "ST-1")
+    story = await issue(app, signing_key)
+    unverified = await client.post(
+        "/sessions/scan", json={"code": story.token}, headers=tokens.headers(email_verified=False)
+    )
+    assert (unverified.status_code, unverified.json()["reason"]) == (403, "account_unverified")
+    operator = await client.post(
+        "/sessions/scan", json={"code": story.token}, headers=tokens.headers(roles=["operator"])
+    )
+    assert operator.status_code == 403
+    await publish(app, StationWentOffline(station_id="ST-1", last_seen_at=datetime.now(UTC)))
+    await eventually(lambda: _is_offline(app, "ST-1"), what="station offline")
+    offline = await client.post(
+        "/sessions/scan", json={"code": story.token}, headers=tokens.headers()
+    )
+    assert (offline.status_code, offline.json()["reason"]) == (409, "station_offline")
+    assert await scanned_ids(app) == []
+
+
+async def _is_offline(app: FastAPI, station: str) -> bool:
+    return await scalar(app, "SELECT NOT online FROM stations WHERE station_id = :s", s=station)
+
+
+async def test_two_drivers_scanning_one_code_exactly_one_wins(
+    app: FastAPI, client: httpx.AsyncClient, tokens: TokenFactory, signing_key: dict[str, Any]
+) -> None:
+    await station_online(app, "ST-1")
+    for _ in range(3):
+        story = await issue(app, signing_key)
+        responses = await asyncio.gather(
+            *[
+                client.post("/sessions/scan", json={"code": c}, headers=tokens.headers())
+                for c in (story.token, story.code, story.token, story.code)
+            ]
+        )
+        codes = sorted(r.status_code for r in responses)
+        assert codes == [202, 409, 409, 409], [r.text for r in responses]
+    scans = await eventually(lambda: _scans(app, 3), what="three scans")
+    assert len(scans) == 3
+
+
+async def test_typed_lookups_are_rate_limited(
+    app: FastAPI, client: httpx.AsyncClient, tokens: TokenFactory
+) -> None:
+    user = uuid.uuid4()
+    answers = [
+        await client.post(
+            "/sessions/scan", json={"code": "777777"}, headers=tokens.headers(user_id=user)
+        )
+        for _ in range(6)
+    ]
+    assert [a.json()["reason"] for a in answers] == ["code_invalid"] * 5 + ["too_many_requests"]
+    assert answers[-1].status_code == 429 and int(answers[-1].headers["Retry-After"]) >= 1
+    # Another user from the same address still has room, until the address runs out too.
+    other = await client.post("/sessions/scan", json={"code": "777777"}, headers=tokens.headers())
+    assert other.status_code == 400
+
+
+# --- reading and control -------------------------------------------------------------------
+
+
+async def test_a_whole_session_read_stopped_and_streamed(
+    app: FastAPI, client: httpx.AsyncClient, tokens: TokenFactory, signing_key: dict[str, Any]
+) -> None:
+    await station_online(app, "ST-1")
+    story = await issue(app, signing_key)
+    driver = tokens.headers(user_id=story.user_id)
+    assert (
+        await client.post("/sessions/scan", json={"code": story.token}, headers=driver)
+    ).status_code == 202
+    await wait_status(app, story.session_id, "scanned")
+    stream = asyncio.create_task(client.get(f"/sessions/{story.session_id}/events", headers=driver))
+
+    await publish(app, story.priced(), story.authorised())
+    await wait_status(app, story.session_id, "authorised")
+    view = (await client.get(f"/sessions/{story.session_id}", headers=driver)).json()
+    assert view["limits"]["max_energy_wh"] == 50_000 and view["hold_amount"]["amount_minor"] == 2000
+    assert view["cost"] is None
+
+    await publish(app, story.started_charging(), story.meter(600, 2_000))
+
+    async def charging_with_energy() -> dict[str, Any] | None:
+        v = (await client.get(f"/sessions/{story.session_id}", headers=driver)).json()
+        return v if v["status"] == "charging" and v["energy_wh"] == 2_000 else None
+
+    view = await eventually(charging_with_energy, what="energy so far")
+    # 2 kWh at 0.30 + 0.50 flat, 19 % VAT: (60 + 50) * 1.19 = 130.9 -> 71 + 60 (per line)
+    assert view["cost"]["final"] is False and view["cost"]["total"]["currency"] == "EUR"
+    assert view["cost"]["total"]["amount_minor"] == 131
+    assert view["power_w"] == 11_000 and view["soc_percent"] == 50
+
+    stop = await client.post(f"/sessions/{story.session_id}/stop", headers=driver)
+    assert stop.status_code == 202, stop.text
+    [requested] = await eventually(
+        lambda: events_of_type(app, "plugpay.sessions", "SessionStopRequested"), what="stop"
+    )
+    assert requested.payload["requested_by"] == "driver"
+    await wait_status(app, story.session_id, "stopping")
+    again = await client.post(f"/sessions/{story.session_id}/stop", headers=driver)
+    assert again.status_code == 202
+
+    await publish(app, story.completed(reason="remote"), story.cost_calculated(), story.billed())
+    response = await asyncio.wait_for(stream, 15)
+    assert response.headers["content-type"].startswith("text/event-stream")
+    blocks = [b for b in response.text.split("\n\n") if b.strip()]
+    kinds = [b.split("\n")[0] for b in blocks if not b.startswith(":")]
+    sessions = [
+        json.loads(b.split("data: ", 1)[1]) for b in blocks if b.startswith("event: session")
+    ]
+    assert kinds[-2:] == ["event: receipt", "event: end"]
+    assert sessions[0]["status"] == "scanned" and sessions[-1]["status"] == "billed"
+    assert "authorised" in [s["status"] for s in sessions]
+    receipt = json.loads(blocks[-2].split("data: ", 1)[1])
+    final = (await client.get(f"/sessions/{story.session_id}", headers=driver)).json()
+    assert receipt == final["receipt"]
+    assert final["cost"]["final"] is True and final["cost"]["breakdown"]["lines"]
+    assert final["energy_wh"] == 5000 and final["outcome"] == "stopped_by_driver"
+    assert final["ended_at"] is not None and final["station_id"] == "ST-1"
+
+
+async def test_another_drivers_session_is_not_found(
+    app: FastAPI, client: httpx.AsyncClient, tokens: TokenFactory, signing_key: dict[str, Any]
+) -> None:
+    await station_online(app, "ST-1")
+    story = await issue(app, signing_key)
+    owner = tokens.headers(user_id=story.user_id)
+    await client.post("/sessions/scan", json={"code": story.token}, headers=owner)
+    await wait_status(app, story.session_id, "scanned")
+    stranger = tokens.headers()
+    for method, path in [
+        ("GET", f"/sessions/{story.session_id}"),
+        ("POST", f"/sessions/{story.session_id}/stop"),
+        ("GET", f"/sessions/{story.session_id}/events"),
+        ("GET", f"/sessions/{uuid.uuid4()}"),
+    ]:
+        response = await client.request(method, path, headers=stranger)
+        assert (response.status_code, response.json()["reason"]) == (404, "not_found"), path
+    assert (await client.get("/sessions", headers=stranger)).json()["items"] == []
+    not_charging = await client.post(f"/sessions/{story.session_id}/stop", headers=owner)
+    assert (not_charging.status_code, not_charging.json()["reason"]) == (409, "not_charging")
+
+
+async def test_listing_pages_filters_and_operators_see_their_organisation(
+    app: FastAPI, client: httpx.AsyncClient, tokens: TokenFactory, signing_key: dict[str, Any]
+) -> None:
+    user = uuid.uuid4()
+    org = uuid.uuid4()
+    now = datetime.now(UTC)
+    stories = []
+    for i in range(5):
+        s = Story(user_id=user, organisation_id=org, started=now - timedelta(minutes=i))
+        events = s.denied_path() if i == 0 else [s.issued(), s.scanned(), s.priced()]
+        stories.append(s)
+        await publish(app, *events)
+    other = Story(organisation_id=uuid.uuid4())
+    await publish(app, *other.denied_path())
+    for s in [*stories, other]:
+        await eventually(lambda s=s: _priced_or_denied(app, s.session_id), what="projected")
+    driver = tokens.headers(user_id=user)
+    first = (await client.get("/sessions?limit=2", headers=driver)).json()
+    assert [i["session_id"] for i in first["items"]] == [str(s.session_id) for s in stories[:2]]
+    second = (
+        await client.get(f"/sessions?limit=2&cursor={first['next_cursor']}", headers=driver)
+    ).json()
+    assert [i["session_id"] for i in second["items"]] == [str(s.session_id) for s in stories[2:4]]
+    denied = (await client.get("/sessions?status=denied", headers=driver)).json()["items"]
+    assert [d["denial"]["reason"] for d in denied] == ["insufficient_funds"]
+    since = (now - timedelta(seconds=90)).isoformat().replace("+00:00", "Z")
+    recent = (await client.get("/sessions", params={"started_from": since}, headers=driver)).json()
+    assert len(recent["items"]) == 2
+    operator = tokens.headers(roles=["operator"], organisation_id=org)
+    theirs = (await client.get("/sessions?limit=100", headers=operator)).json()["items"]
+    assert {i["session_id"] for i in theirs} == {str(s.session_id) for s in stories}
+    one = await client.get(f"/sessions/{stories[1].session_id}", headers=operator)
+    assert one.status_code == 200
+    assert (await client.get(f"/sessions/{other.session_id}", headers=operator)).status_code == 404
+    bad = await client.get("/sessions?cursor=%%%", headers=driver)
+    assert bad.status_code == 400 and bad.json()["reason"] == "invalid_cursor"
+    forbidden = await client.get("/sessions?scope=organisation", headers=driver)
+    assert forbidden.status_code == 403
+
+
+async def _priced_or_denied(app: FastAPI, session_id: uuid.UUID) -> bool:
+    return await status_of(app, session_id) in ("priced", "denied")
+
+
+# --- timers --------------------------------------------------------------------------------
+
+
+async def test_unscanned_codes_expire_and_unstarted_sessions_are_abandoned(
+    database_url: str, topic_prefix: str, signing_key: dict[str, Any], tokens: TokenFactory
+) -> None:
+    settings = make_settings(database_url, topic_prefix, signing_key, start_timeout_s=0.3)
+    async with running(settings, tokens) as app:
+        stale = Story(started=datetime.now(UTC) - timedelta(seconds=293))  # due in ~7.5 s
+        await publish(app, stale.issued(signing_key))
+        await eventually(
+            lambda: scalar(
+                app, "SELECT count(*) FROM timers WHERE session_id = :s", s=stale.session_id
+            ),
+            what="expiry timer stored",
+        )
+        authorised = Story(started=datetime.now(UTC) - timedelta(seconds=60))
+        await publish(
+            app,
+            authorised.issued(),
+            authorised.scanned(),
+            authorised.priced(),
+            authorised.authorised(),
+        )
+        await wait_status(app, authorised.session_id, "abandoned")
+        [abandoned] = await events_of_type(app, "plugpay.sessions", "SessionAbandoned")
+        assert abandoned.payload["reason"] == "start_timeout"
+        assert abandoned.aggregate_id == str(authorised.session_id)
+        assert await status_of(app, stale.session_id) == "code_issued"
+    # A restart in between: the timer is a row, so the next process fires it.
+    async with running(settings, tokens) as app:
+        await wait_status(app, stale.session_id, "expired")
+        [expired] = await events_of_type(app, "plugpay.sessions", "SessionCodeExpired")
+        assert expired.aggregate_id == str(stale.session_id)
+        assert await scalar(app, "SELECT count(*) FROM timers") == 0
+        async with client_for(app) as client:
+            late = await client.post(
+                "/sessions/scan", json={"code": stale.code}, headers=tokens.headers()
+            )
+            assert late.json()["reason"] == "code_expired"
+
+
+# --- token verification --------------------------------------------------------------------
+
+
+class TestSessionSvcVerifiesTokens(VerifierContract):
+    @pytest.fixture
+    def protected(self) -> tuple[str, str]:
+        return ("GET", "/sessions")
+
+    @pytest.fixture
+    def valid_token(self, tokens: TokenFactory) -> str:
+        return tokens.token()
