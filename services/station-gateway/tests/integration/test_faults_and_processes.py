@@ -1,0 +1,202 @@
+"""Bad input, presence, two gateway processes, the display page, and real Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import uuid
+
+import httpx
+import pytest
+import websockets
+from ocpp.v16 import call
+from plugpay_events import topics
+from sqlalchemy import text
+
+pytestmark = pytest.mark.infra
+
+
+def auth(station_id: str, password: str = "station-secret-1234") -> dict[str, str]:
+    token = base64.b64encode(f"{station_id}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+async def raw_connect(gw, station_id: str, version: str = "1.6"):  # type: ignore[no-untyped-def]
+    return await websockets.connect(
+        f"{gw.ws}/{station_id}",
+        subprotocols=[f"ocpp{version}"],  # type: ignore[list-item]
+        additional_headers=auth(station_id),
+    )
+
+
+async def exchange(ws, frame: str) -> list:  # type: ignore[no-untyped-def]
+    await ws.send(frame)
+    return list(json.loads(await asyncio.wait_for(ws.recv(), 5)))
+
+
+async def test_bad_frames_get_call_errors_and_hurt_no_one(harness) -> None:  # type: ignore[no-untyped-def]
+    gw = await harness.start_gateway()
+    await harness.register("BAD-1")
+    await harness.register("GOOD-1")
+    good = await harness.connect("GOOD-1")
+    ws = await raw_connect(gw, "BAD-1")
+    # Out of order: a transaction before the station ever booted.
+    start = [2, "o1", "StartTransaction", {"connectorId": 1, "idTag": "X", "meterStart": 0, "timestamp": "2025-01-01T00:00:00Z"}]
+    assert (await exchange(ws, json.dumps(start)))[:3] == [4, "o1", "SecurityError"]
+    boot = [2, "b1", "BootNotification", {"chargePointVendor": "v", "chargePointModel": "m"}]
+    assert (await exchange(ws, json.dumps(boot)))[0] == 3
+    cases = {
+        "this is not json": [4, "-1", "FormationViolation"],
+        json.dumps({"not": "a list"}): [4, "-1", "FormationViolation"],
+        json.dumps([2, "m1", "Heartbeat"]): [4, "m1", "ProtocolError"],
+        json.dumps([2, "m2", "FlyToTheMoon", {}]): [4, "m2", "NotImplemented"],
+        json.dumps([2, "m3", "StatusNotification", {"connectorId": "one", "errorCode": "NoError", "status": "Available"}]): [4, "m3", "TypeConstraintViolation"],
+        json.dumps([2, "m4", "BootNotification", {"chargePointVendor": "v", "chargePointModel": "m", "x": 1}]): [4, "m4", "FormationViolation"],
+        json.dumps([2, "m5", "StatusNotification", {"connectorId": 1, "errorCode": "NoError"}]): [4, "m5", "ProtocolError"],
+        json.dumps([2, "m6", "Heartbeat", "payload"]): [4, "m6", "TypeConstraintViolation"],
+        json.dumps([2, "m7", ["Heartbeat"], {}]): [4, "m7", "FormationViolation"],
+        json.dumps([7, "m8", "Heartbeat", {}]): [4, "m8", "NotSupported"],
+    }
+    for frame, expected in cases.items():
+        answer = await exchange(ws, frame)
+        assert answer[:3] == expected, (frame, answer)
+        assert isinstance(answer[3], str) and isinstance(answer[4], dict)
+    # A response to nothing is ignored; the connection still works.
+    await ws.send(json.dumps([3, "never-asked", {}]))
+    assert (await exchange(ws, json.dumps([2, "h1", "Heartbeat", {}])))[:2] == [3, "h1"]
+    # An oversized frame closes that connection (1009) ...
+    await ws.send(json.dumps([2, "big", "DataTransfer", {"vendorId": "x", "data": "y" * 20_000}]))
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        await asyncio.wait_for(ws.recv(), 5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+    # ... and no other station noticed.
+    beat = await good.call(call.Heartbeat())
+    assert beat.current_time
+    again = await raw_connect(gw, "BAD-1")
+    assert (await exchange(again, json.dumps([2, "h2", "Heartbeat", {}])))[:2] == [3, "h2"]
+    await again.close()
+    await harness.close(good)
+
+
+async def test_201_unparseable_frame_is_rpc_framework_error(harness) -> None:  # type: ignore[no-untyped-def]
+    gw = await harness.start_gateway()
+    await harness.register("BAD-2")
+    ws = await raw_connect(gw, "BAD-2", "2.0.1")
+    assert (await exchange(ws, "{{{"))[:3] == [4, "-1", "RpcFrameworkError"]
+    answer = await exchange(ws, json.dumps([2, "x1", "BootNotification", {"chargingStation": {"model": "m", "vendorName": "v"}, "reason": "PowerUp", "extra": 1}]))
+    assert answer[:3] == [4, "x1", "FormatViolation"]
+    await ws.close()
+
+
+async def test_silent_station_goes_offline_and_gets_no_codes(harness) -> None:  # type: ignore[no-untyped-def]
+    gw = await harness.start_gateway(heartbeat_interval_s=1, missed_heartbeats=1.5)
+    await harness.register("QUIET-1")
+    station = await harness.connect("QUIET-1")
+    result = await station.call(call.BootNotification(charge_point_model="m", charge_point_vendor="v"))
+    assert result.interval == 1
+    offline = await harness.wait_event("StationWentOffline", topic=topics.STATIONS)
+    assert offline[0]["station_id"] == "QUIET-1"
+    async with httpx.AsyncClient(base_url=gw.http) as client:
+        refused = await client.post(
+            "/stations/QUIET-1/display/sessions", json={"connector_id": 1}, headers=auth("QUIET-1")
+        )
+    assert refused.status_code == 409 and refused.json()["reason"] == "station_offline"
+    await harness.close(station)
+
+
+async def test_authorisation_reaches_the_process_holding_the_socket(harness) -> None:  # type: ignore[no-untyped-def]
+    a = await harness.start_gateway(instance_id="gw-a")
+    b = await harness.start_gateway(instance_id="gw-b", consume_events=False)
+    await harness.register("TWO-1")
+    station = await harness.connect("TWO-1", process=b)
+    await station.call(call.BootNotification(charge_point_model="m", charge_point_vendor="v"))
+    reply = await station.call(
+        call.DataTransfer(vendor_id="com.plugpay", message_id="RequestSessionCode", data=json.dumps({"connectorId": 1}))
+    )
+    session_id = json.loads(reply.data)["sessionId"]
+    await harness.authorize(session_id, "TWO-1")
+    starts = await harness.eventually(lambda: station.got("RemoteStartTransaction"), 15)
+    assert starts[0]["connector_id"] == 1
+    async with a.app.state.runtime.database.read() as session:
+        row = (
+            await session.execute(
+                text("SELECT created_by, executed_by FROM station_commands WHERE kind = 'start'")
+            )
+        ).one()
+    assert (row.created_by, row.executed_by) == ("gw-a", "gw-b")
+    # Operators' OCPP calls take the same road.
+    operator = harness.tokens.headers(roles=("operator",))
+    async with httpx.AsyncClient(base_url=a.http) as client:
+        created = await client.post(
+            "/stations/TWO-1/commands",
+            json={"action": "GetConfiguration", "payload": {"key": ["HeartbeatInterval"]}},
+            headers=operator,
+        )
+        assert created.status_code == 202, created.text
+        command_id = created.json()["command_id"]
+
+        async def answered():  # type: ignore[no-untyped-def]
+            r = await client.get(f"/stations/TWO-1/commands/{command_id}", headers=operator)
+            return r.json() if r.json()["done"] else None
+
+        status = await harness.eventually(answered)
+    assert status["executed_by"] == "gw-b"
+    assert status["result"]["answer"]["configuration_key"][0]["value"] == "60"
+    await harness.close(station)
+
+
+async def test_display_page_and_live_updates(harness) -> None:  # type: ignore[no-untyped-def]
+    gw = await harness.start_gateway()
+    await harness.register("DISP-1")
+    station = await harness.connect("DISP-1")
+    await station.call(call.BootNotification(charge_point_model="m", charge_point_vendor="v"))
+    async with httpx.AsyncClient(base_url=gw.http, timeout=10) as client:
+        assert (await client.get("/stations/DISP-1/display")).status_code == 401
+        page = await client.get("/stations/DISP-1/display", headers=auth("DISP-1"))
+        assert page.status_code == 200 and "display.js" in page.text
+        script = await client.get("/stations/DISP-1/display/static/display.js", headers=auth("DISP-1"))
+        assert "EventSource" in script.text
+        async with client.stream("GET", "/stations/DISP-1/display/events", headers=auth("DISP-1")) as events:
+            lines = events.aiter_lines()
+
+            async def next_state() -> dict:
+                async for line in lines:
+                    if line.startswith("data: "):
+                        return dict(json.loads(line[6:]))
+                raise AssertionError("stream ended")
+
+            first = await asyncio.wait_for(next_state(), 5)
+            assert first["online"] is True
+            assert first["connectors"][0]["price"] == "0.40 EUR/kWh, no VAT"
+            issued = await client.post(
+                "/stations/DISP-1/display/sessions", json={"connector_id": 1}, headers=auth("DISP-1")
+            )
+            assert issued.status_code == 201, issued.text
+            while True:
+                state = await asyncio.wait_for(next_state(), 5)
+                session = state["connectors"][0]["session"]
+                if session and session["state"] == "code_issued":
+                    break
+            assert session["code"] == issued.json()["code"]
+            assert session["price"]
+    await harness.eventually(lambda: station.got("DataTransfer"))
+    await harness.close(station)
+
+
+@pytest.mark.kafka
+async def test_code_and_start_over_real_kafka(kafka_harness) -> None:  # type: ignore[no-untyped-def]
+    harness = kafka_harness
+    await harness.start_gateway()
+    await harness.register("KAFKA-1")
+    station = await harness.connect("KAFKA-1")
+    await station.call(call.BootNotification(charge_point_model="m", charge_point_vendor="v"))
+    reply = await station.call(
+        call.DataTransfer(vendor_id="com.plugpay", message_id="RequestSessionCode", data=json.dumps({"connectorId": 1}))
+    )
+    session_id = json.loads(reply.data)["sessionId"]
+    await harness.wait_event("SessionCodeIssued", timeout_s=30)
+    await harness.authorize(session_id, "KAFKA-1")
+    await harness.eventually(lambda: station.got("RemoteStartTransaction"), 30)
+    await harness.close(station)
+    assert uuid.UUID(session_id)
