@@ -45,6 +45,8 @@ class Envelope(BaseModel):
     causation_id: uuid.UUID | None = None
     producer: str = Field(min_length=1, max_length=100)
     payload: dict[str, Any]
+    # W3C traceparent of the span that wrote the event (plugpay_events.tracing); optional.
+    trace_parent: str | None = Field(default=None, max_length=256)
 
     @classmethod
     def wrap(

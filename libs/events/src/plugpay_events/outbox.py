@@ -40,6 +40,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from plugpay_events import tracing
 from plugpay_events.bus.port import Delivery, EventBus, Handler
 from plugpay_events.envelope import Envelope
 
@@ -94,6 +95,8 @@ class Outbox:
         """Queue events; they are published only if the caller's transaction commits."""
         if not envelopes:
             return
+        # Record the trace of the request or handler writing them; the relay publishes later.
+        envelopes = [tracing.stamp(e) for e in envelopes]
         await session.execute(
             insert(self.tables.outbox),
             [

@@ -21,12 +21,16 @@ def decode(value: bytes) -> Envelope:
 
 def headers_for(envelope: Envelope) -> Headers:
     """Headers let tools route and filter without parsing the value."""
-    return [
+    headers: Headers = [
         ("type", envelope.type.encode()),
         ("version", str(envelope.version).encode()),
         ("event_id", str(envelope.event_id).encode()),
         ("correlation_id", str(envelope.correlation_id).encode()),
     ]
+    if envelope.trace_parent:
+        # W3C trace context, so tracing-aware tools continue the producer's trace.
+        headers.append(("traceparent", envelope.trace_parent.encode()))
+    return headers
 
 
 def topic_of(envelope: Envelope) -> Topic:

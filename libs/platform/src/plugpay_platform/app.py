@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from plugpay_platform.errors import install_error_handlers
 from plugpay_platform.health import router as health_router
 from plugpay_platform.logging import correlation_id
+from plugpay_platform.observability import install_observability
 from plugpay_platform.runtime import ServiceRuntime
 
 
@@ -20,7 +21,8 @@ def build_service_app(
     title: str,
     prefix: str,
 ) -> FastAPI:
-    """A FastAPI app with the shared error bodies, health checks and correlation ids.
+    """A FastAPI app with the shared error bodies, health checks, correlation ids, metrics
+    (``{prefix}/metrics``) and request traces.
 
     ``prefix`` is the public path (``/sessions``), so the same routes work behind the gateway,
     in the embedded process and in tests.
@@ -51,4 +53,6 @@ def build_service_app(
         response.headers["x-correlation-id"] = cid
         return response
 
+    # Added last, so it is outermost: its span and timing cover the whole request.
+    install_observability(app, runtime.observability, prefix=prefix)
     return app

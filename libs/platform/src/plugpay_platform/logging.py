@@ -9,6 +9,8 @@ import re
 import sys
 from datetime import UTC, datetime
 
+from opentelemetry import trace
+
 correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "correlation_id", default=None
 )
@@ -38,7 +40,7 @@ def scrub(text: str) -> str:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, correlation id, service."""
+    """One JSON object per line: time, level, logger, message, correlation/trace ids, service."""
 
     def __init__(self, service: str) -> None:
         super().__init__()
@@ -54,6 +56,11 @@ class JsonFormatter(logging.Formatter):
         }
         if cid := correlation_id.get():
             entry["correlation_id"] = cid
+        # The span current when the line was logged: jump from a log line to its trace.
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            entry["trace_id"] = f"{span.trace_id:032x}"
+            entry["span_id"] = f"{span.span_id:016x}"
         if record.exc_info:
             entry["exc"] = scrub(self.formatException(record.exc_info))
         return json.dumps(entry)

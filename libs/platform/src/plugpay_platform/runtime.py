@@ -20,6 +20,7 @@ from plugpay_events.topics import ALL_TOPICS, Topic
 
 from plugpay_platform.database import Database
 from plugpay_platform.migrations import upgrade_to_head
+from plugpay_platform.observability import Observability
 from plugpay_platform.security import HttpJwks, KeySource, TokenVerifier
 from plugpay_platform.settings import ServiceSettings
 
@@ -48,6 +49,7 @@ class ServiceRuntime:
     database: Database = field(init=False)
     bus: EventBus = field(init=False)
     relay: OutboxRelay = field(init=False)
+    observability: Observability = field(init=False)
     consumers: list[ConsumerSpec] = field(default_factory=list)
     key_source: KeySource | None = None
     on_start: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -66,6 +68,9 @@ class ServiceRuntime:
             self.bus_factory() if self.bus_factory else build_event_bus(self.settings, self.name)
         )
         self.relay = OutboxRelay(self.database.engine, self.outbox_tables, self.bus)
+        # Per runtime, not global: the embedded process runs five services side by side.
+        self.observability = Observability(self.name)
+        self.observability.watch_relay(self.relay)
         self.token_verifier = TokenVerifier(
             self.key_source or HttpJwks(self.settings.platform.jwks_url),
             issuer=self.settings.platform.jwt_issuer,
@@ -82,15 +87,17 @@ class ServiceRuntime:
         await self.bus.ensure_topics(ALL_TOPICS)
         await self.relay.start()
         for spec in self.consumers:
+            group = f"{self.settings.platform.topic_prefix}{spec.group}"
             for _ in range(spec.members):
                 consumer = self.bus.consumer(
-                    f"{self.settings.platform.topic_prefix}{spec.group}",
+                    group,
                     spec.topics,
-                    spec.handler,
+                    self.observability.observe_handler(group, spec.handler),
                     retry=spec.retry,
                 )
                 await consumer.start()
                 self._running.append(consumer)
+                self.observability.watch_consumer(group, consumer)
         for hook in self.on_start:
             await hook()
         log.info("%s started", self.name)
@@ -102,9 +109,11 @@ class ServiceRuntime:
         for consumer in self._running:
             await consumer.stop()
         self._running.clear()
+        self.observability.forget_consumers()
         await self.relay.stop()
         await self.bus.stop()
         await self.database.dispose()
+        self.observability.tracer_provider.force_flush()
         log.info("%s stopped", self.name)
 
     @contextlib.asynccontextmanager

@@ -16,6 +16,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 from pydantic import ValidationError
 
@@ -43,9 +44,25 @@ class Delivery:
     topic: str
     partition: int
     offset: int
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 Handler = Callable[[Delivery], Awaitable[None]]
+
+
+@runtime_checkable
+class DeadLetterObserver(Protocol):
+    """A handler that also wants to hear when one of its records is dead-lettered (metrics)."""
+
+    def dead_lettered(self, group: str, record: RawRecord, reason: str) -> None: ...
+
+
+def _tell_dead_lettered(handler: Handler, group: str, record: RawRecord, reason: str) -> None:
+    if isinstance(handler, DeadLetterObserver):
+        try:
+            handler.dead_lettered(group, record, reason)
+        except Exception:  # observing must never stop the partition
+            log.exception("dead-letter observer failed")
 
 
 @dataclass(frozen=True)
@@ -157,8 +174,9 @@ async def deliver(
         envelope.event()  # validate the payload now so a bad one never reaches a handler
     except (ValidationError, UnknownEventType, UnsupportedEventVersion, ValueError) as error:
         await dead_letter(bus, group, record, f"undecodable: {type(error).__name__}: {error}")
+        _tell_dead_lettered(handler, group, record, "undecodable")
         return
-    delivery = Delivery(envelope, record.topic, record.partition, record.offset)
+    delivery = Delivery(envelope, record.topic, record.partition, record.offset, record.headers)
     attempt = 0
     while True:
         attempt += 1
@@ -167,6 +185,7 @@ async def deliver(
             return
         except PoisonEvent as poison:
             await dead_letter(bus, group, record, f"rejected: {poison.reason}")
+            _tell_dead_lettered(handler, group, record, "rejected")
             return
         except asyncio.CancelledError:
             raise
@@ -177,6 +196,7 @@ async def deliver(
                 await dead_letter(
                     bus, group, record, f"handler_failed: {type(error).__name__}: {error}"
                 )
+                _tell_dead_lettered(handler, group, record, "handler_failed")
                 return
             log.warning(
                 "handler failed (attempt %d, %s): %s",
