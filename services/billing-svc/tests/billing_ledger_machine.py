@@ -79,7 +79,9 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def _available(self, wallet: uuid.UUID) -> int:
         # debits pending are negative in self.pending for the debit side
-        held = sum(h.amount for h in self.holds.values() if h.state == "pending" and h.debit == wallet)
+        held = sum(
+            h.amount for h in self.holds.values() if h.state == "pending" and h.debit == wallet
+        )
         return self.posted[wallet] - held
 
     def _expect_ok(self, request: TransferRequest) -> Transfer:

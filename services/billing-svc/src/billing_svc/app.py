@@ -2,21 +2,51 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
 from plugpay_events.bus.port import EventBus
+from plugpay_events.outbox import Outbox
+from plugpay_events.types import utc_now
 from plugpay_platform.app import build_service_app
 from plugpay_platform.runtime import ServiceRuntime
 from plugpay_platform.security import KeySource
 
+from billing_svc import handlers
+from billing_svc.domain import HoldPolicy
+from billing_svc.endpoints import router
+from billing_svc.processor import PaymentProcessor, SimulatedProcessor
+from billing_svc.service import BillingPolicy, BillingService, wrap_all
 from billing_svc.settings import Settings
 from billing_svc.tables import outbox_tables
 
 NAME = "billing-svc"
 PREFIX = "/billing"
 MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
+
+
+def build_processor(settings: Settings) -> PaymentProcessor:
+    """The processor the settings select (Stripe, or the simulation outside production)."""
+    if settings.processor == "stripe":
+        from billing_svc.stripe_processor import StripeProcessor
+
+        assert settings.stripe_api_key is not None
+        return StripeProcessor(
+            settings.stripe_api_key.get_secret_value(),
+            webhook_secret=(
+                settings.stripe_webhook_secret.get_secret_value()
+                if settings.stripe_webhook_secret
+                else ""
+            ),
+            api_base=settings.stripe_api_base,
+        )
+    return SimulatedProcessor(webhook_secret=settings.simulated_webhook_secret.get_secret_value())
 
 
 def create_app(
@@ -24,6 +54,8 @@ def create_app(
     *,
     bus_factory: Callable[[], EventBus] | None = None,
     key_source: KeySource | None = None,
+    processor: PaymentProcessor | None = None,
+    clock: Callable[[], datetime] = utc_now,
 ) -> FastAPI:
     """Build billing-svc: its routes, consumers and runtime, from settings."""
     settings = settings or Settings()  # type: ignore[call-arg]
@@ -35,4 +67,58 @@ def create_app(
         bus_factory=bus_factory,
         key_source=key_source,
     )
-    return build_service_app(runtime, [], title="Plugpay billing-svc", prefix=PREFIX)
+    processor = processor or build_processor(settings)
+    service = BillingService(
+        processor,
+        BillingPolicy(
+            holds=HoldPolicy(
+                wallet_hold_cap=settings.wallet_hold_cap_minor,
+                card_hold_ac=settings.card_hold_ac_minor,
+                card_hold_dc=settings.card_hold_dc_minor,
+                dc_threshold_w=settings.dc_threshold_w,
+            ),
+            start_deadline=timedelta(seconds=settings.start_deadline_s),
+            wallet_hold_ttl=timedelta(seconds=settings.wallet_hold_ttl_s),
+        ),
+        clock=clock,
+    )
+    for spec in handlers.consumers(service, runtime.database.sessions):
+        runtime.consume(spec)
+
+    outbox = Outbox(outbox_tables)
+
+    async def sweep_once() -> int:
+        async with runtime.database.write() as session:
+            events = await service.expire_due_holds(session)
+            await outbox.add(session, wrap_all(events))
+        return len(events)
+
+    sweeper: dict[str, asyncio.Task[None]] = {}
+
+    async def sweep_forever() -> None:
+        while True:
+            try:
+                await sweep_once()
+            except Exception:
+                log.exception("hold sweeper failed; retrying")
+            await asyncio.sleep(settings.hold_sweep_interval_s)
+
+    async def start_sweeper() -> None:
+        sweeper["task"] = asyncio.create_task(sweep_forever(), name="billing-hold-sweeper")
+
+    async def stop_sweeper() -> None:
+        task = sweeper.pop("task", None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await processor.close()
+
+    runtime.on_start.append(start_sweeper)
+    runtime.on_stop.append(stop_sweeper)
+
+    app = build_service_app(runtime, [router], title="Plugpay billing-svc", prefix=PREFIX)
+    app.state.settings = settings
+    app.state.billing = service
+    app.state.sweep_once = sweep_once
+    return app

@@ -468,22 +468,21 @@ class FundingChoice:
 def choose_funding(
     *,
     free: bool,
-    wallet_available: int,
-    minimum_useful: int,
+    wallet_hold: int,
+    wallet_buys_charging: bool,
     prefers_card: bool,
     has_card: bool,
     max_power_w: int,
     policy: HoldPolicy,
 ) -> FundingChoice:
-    """Wallet first (up to the cap); the default card when preferred or the wallet cannot buy
-    anything (``minimum_useful`` is the least amount that buys some charging)."""
+    """Wallet first (``wallet_hold``: the free balance up to the cap); the default card when
+    the driver prefers it or the wallet cannot buy any charging at this station."""
     if free:
         return FundingChoice("free", 0)
     if prefers_card and has_card:
         return FundingChoice("card", policy.card_hold(max_power_w))
-    hold = min(wallet_available, policy.wallet_hold_cap)
-    if hold > 0 and hold >= minimum_useful:
-        return FundingChoice("wallet", hold)
+    if wallet_hold > 0 and wallet_buys_charging:
+        return FundingChoice("wallet", wallet_hold)
     if has_card:
         return FundingChoice("card", policy.card_hold(max_power_w))
     if prefers_card:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from plugpay_platform.settings import ServiceSettings
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 
@@ -10,3 +13,30 @@ class Settings(ServiceSettings):
     """Everything billing-svc reads from its environment."""
 
     model_config = SettingsConfigDict(env_prefix="BILLING_SVC_", extra="ignore")
+
+    processor: Literal["simulated", "stripe"] = "simulated"
+    stripe_api_key: SecretStr | None = None
+    stripe_api_base: str | None = Field(
+        default=None, description="another API address (stripe-mock in tests)"
+    )
+    stripe_webhook_secret: SecretStr | None = None
+    simulated_webhook_secret: SecretStr = SecretStr("whsec_simulated")
+
+    wallet_hold_cap_minor: int = Field(default=5_000, gt=0, description="most a wallet hold takes")
+    card_hold_ac_minor: int = Field(default=5_000, gt=0, description="card pre-auth, AC stations")
+    card_hold_dc_minor: int = Field(default=10_000, gt=0, description="card pre-auth, DC stations")
+    dc_threshold_w: int = Field(default=22_000, gt=0, description="above this a station is DC")
+    start_deadline_s: int = Field(default=180, gt=0)
+    wallet_hold_ttl_s: int = Field(default=2 * 86_400, gt=0)
+    hold_sweep_interval_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _real_money_in_production(self) -> Settings:
+        if self.platform.environment == "production":
+            if self.processor == "simulated":
+                raise ValueError("production refuses the simulated payment processor")
+            if self.stripe_webhook_secret is None:
+                raise ValueError("production needs BILLING_SVC_STRIPE_WEBHOOK_SECRET")
+        if self.processor == "stripe" and self.stripe_api_key is None:
+            raise ValueError("the Stripe processor needs BILLING_SVC_STRIPE_API_KEY")
+        return self

@@ -1,9 +1,261 @@
-"""billing-svc's schema: its own tables plus the outbox and inbox."""
+"""billing-svc's schema: the ledger, drivers' billing profiles, sessions, receipts, outbox/inbox.
+
+Ledger rows are append-only (``transfers``, ``ledger_entries``: a trigger refuses UPDATE and
+DELETE); balances live on ``accounts`` and are only changed together with a transfer, under the
+account's row lock. CHECK constraints repeat the balance rules as a last line of defence.
+"""
 
 from __future__ import annotations
 
 from plugpay_events.outbox import define_outbox_tables
-from sqlalchemy import MetaData
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    Uuid,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
 outbox_tables = define_outbox_tables(metadata)
+
+
+def _now() -> Column[object]:
+    return Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("code", String(120), nullable=False, unique=True),
+    Column("kind", String(40), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("rule", String(40), nullable=False),
+    Column("owner_id", Uuid, nullable=True),
+    Column("debits_pending", BigInteger, nullable=False, server_default="0"),
+    Column("debits_posted", BigInteger, nullable=False, server_default="0"),
+    Column("credits_pending", BigInteger, nullable=False, server_default="0"),
+    Column("credits_posted", BigInteger, nullable=False, server_default="0"),
+    Column("entries", BigInteger, nullable=False, server_default="0"),
+    _now(),
+    CheckConstraint(
+        "debits_pending >= 0 AND debits_posted >= 0 AND credits_pending >= 0"
+        " AND credits_posted >= 0",
+        name="ck_accounts_sums_not_negative",
+    ),
+    CheckConstraint(
+        "rule <> 'debits_must_not_exceed_credits'"
+        " OR debits_pending + debits_posted <= credits_posted",
+        name="ck_accounts_debits_within_credits",
+    ),
+    CheckConstraint(
+        "rule <> 'credits_must_not_exceed_debits'"
+        " OR credits_pending + credits_posted <= debits_posted",
+        name="ck_accounts_credits_within_debits",
+    ),
+)
+
+transfers = Table(
+    "transfers",
+    metadata,
+    Column("id", Uuid, primary_key=True),  # chosen by the client: the idempotency key
+    Column("kind", String(20), nullable=False),
+    Column("debit_account_id", Uuid, ForeignKey("accounts.id"), nullable=False),
+    Column("credit_account_id", Uuid, ForeignKey("accounts.id"), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("code", String(40), nullable=False),
+    Column("pending_id", Uuid, ForeignKey("transfers.id"), nullable=True),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("reference", String(200), nullable=True),
+    _now(),
+    CheckConstraint("amount >= 0", name="ck_transfers_amount"),
+    CheckConstraint("debit_account_id <> credit_account_id", name="ck_transfers_two_accounts"),
+    # A pending transfer is posted, voided or expired exactly once.
+    Index("ux_transfers_pending_once", "pending_id", unique=True),
+    Index("ix_transfers_reference", "reference"),
+    Index(
+        "ix_transfers_pending_expiry",
+        "expires_at",
+        postgresql_where=text("kind = 'pending' AND expires_at IS NOT NULL"),
+    ),
+)
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("account_id", Uuid, ForeignKey("accounts.id"), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("transfer_id", Uuid, ForeignKey("transfers.id"), nullable=False),
+    Column("code", String(40), nullable=False),
+    Column("posted_delta", BigInteger, nullable=False),
+    Column("held_delta", BigInteger, nullable=False),
+    Column("balance_after", BigInteger, nullable=False),
+    Column("held_after", BigInteger, nullable=False),
+    Column("reference", String(200), nullable=True),
+    _now(),
+    PrimaryKeyConstraint("account_id", "seq"),
+)
+
+billing_accounts = Table(
+    "billing_accounts",
+    metadata,
+    Column("user_id", Uuid, primary_key=True),
+    Column("verified", Boolean, nullable=False, server_default="false"),
+    Column("prefers_card", Boolean, nullable=False, server_default="false"),
+    Column("processor_customer_id", String(100), nullable=True),
+    Column("auto_topup_enabled", Boolean, nullable=False, server_default="false"),
+    Column("auto_topup_threshold", BigInteger, nullable=False, server_default="0"),
+    Column("auto_topup_amount", BigInteger, nullable=False, server_default="0"),
+    Column("auto_topup_currency", String(3), nullable=False, server_default="EUR"),
+    Column("auto_topup_payment_method_id", Uuid, nullable=True),
+    _now(),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+payment_methods = Table(
+    "payment_methods",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", Uuid, nullable=False),
+    # Only the processor's token and display facts: never a card number.
+    Column("processor_token", String(200), nullable=False),
+    Column("brand", String(30), nullable=False),
+    Column("last4", String(4), nullable=False),
+    Column("exp_month", Integer, nullable=True),
+    Column("exp_year", Integer, nullable=True),
+    Column("is_default", Boolean, nullable=False, server_default="false"),
+    _now(),
+    Column("removed_at", DateTime(timezone=True), nullable=True),
+    Index(
+        "ux_payment_methods_one_default",
+        "user_id",
+        unique=True,
+        postgresql_where=text("is_default AND removed_at IS NULL"),
+    ),
+)
+
+billing_sessions = Table(
+    "billing_sessions",
+    metadata,
+    Column("session_id", Uuid, primary_key=True),
+    Column("user_id", Uuid, nullable=False, index=True),
+    Column("station_id", String(100), nullable=False),
+    Column("connector_id", Integer, nullable=False),
+    Column("organisation_id", Uuid, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(20), nullable=False),  # authorized, denied, billed, released
+    Column("funding", String(10), nullable=True),
+    Column("hold_transfer_id", Uuid, nullable=True),
+    Column("hold_amount", BigInteger, nullable=False, server_default="0"),
+    Column("payment_method_id", Uuid, nullable=True),
+    Column("payment_intent_id", String(100), nullable=True),
+    Column("denial_reason", String(40), nullable=True),
+    Column("time_zone", String(64), nullable=False),
+    Column("authorized_at", DateTime(timezone=True), nullable=True),
+    _now(),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+receipts = Table(
+    "receipts",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("session_id", Uuid, nullable=False, unique=True),
+    Column("user_id", Uuid, nullable=False, index=True),
+    Column("organisation_id", Uuid, nullable=False),
+    Column("station_id", String(100), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("total_excl_vat", BigInteger, nullable=False),
+    Column("total_vat", BigInteger, nullable=False),
+    Column("total_incl_vat", BigInteger, nullable=False),
+    Column("charged", BigInteger, nullable=False),  # collected now (hold, wallet, card)
+    Column("debt", BigInteger, nullable=False, server_default="0"),  # recorded as owed
+    Column("funding", String(10), nullable=False),
+    Column("payment_method_label", String(60), nullable=False),
+    Column("energy_wh", BigInteger, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("ended_at", DateTime(timezone=True), nullable=True),
+    Column("breakdown", JSONB, nullable=False),
+    Column("balance_after", BigInteger, nullable=True),
+    Column("issued_at", DateTime(timezone=True), nullable=False),
+    Index("ix_receipts_org_issued", "organisation_id", "issued_at"),
+)
+
+refunds = Table(
+    "refunds",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("session_id", Uuid, nullable=False, index=True),
+    Column("user_id", Uuid, nullable=False),
+    Column("organisation_id", Uuid, nullable=False),
+    Column("station_id", String(100), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("issued_by", Uuid, nullable=False),
+    Column("destination", String(10), nullable=False),  # wallet or card
+    _now(),
+    CheckConstraint("amount > 0", name="ck_refunds_amount"),
+)
+
+topups = Table(
+    "topups",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", Uuid, nullable=False, index=True),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("trigger", String(10), nullable=False),
+    Column("status", String(10), nullable=False),  # succeeded, failed
+    Column("payment_method_id", Uuid, nullable=True),
+    Column("payment_intent_id", String(100), nullable=True),
+    Column("failure_reason", String(60), nullable=True),
+    _now(),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("principal_id", Uuid, nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("response", JSONB, nullable=True),
+    _now(),
+    PrimaryKeyConstraint("principal_id", "key"),
+)
+
+processor_events = Table(
+    "processor_events",
+    metadata,
+    Column("event_id", String(100), primary_key=True),  # de-duplicates webhook deliveries
+    Column("type", String(100), nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+LEDGER_TABLES = (accounts, transfers, ledger_entries)
+BILLING_TABLES = (
+    billing_accounts,
+    payment_methods,
+    billing_sessions,
+    receipts,
+    refunds,
+    topups,
+    idempotency_keys,
+    processor_events,
+)

@@ -26,5 +26,7 @@ class InMemoryLedgerMachine(LedgerMachine):
         return sum(1 for t in self.ledger.transfers.values() if t.pending_id == pending_id)
 
 
-InMemoryLedgerMachine.TestCase.settings = settings(max_examples=300, stateful_step_count=40, deadline=None)
+InMemoryLedgerMachine.TestCase.settings = settings(
+    max_examples=300, stateful_step_count=40, deadline=None
+)
 TestInMemoryLedger = InMemoryLedgerMachine.TestCase

@@ -1,0 +1,460 @@
+"""billing-svc's HTTP API: thin — parse, authorise, call the service, answer.
+
+Money-moving calls (top-ups, refunds, saving a card) require an ``Idempotency-Key`` header: the
+first answer is stored with the key in the same transaction as the effect, and a retry gets it
+back (``Idempotent-Replayed: true``); the same key with another body is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+from plugpay_events.envelope import Event
+from plugpay_events.outbox import Outbox
+from plugpay_events.types import Money
+from plugpay_platform.database import Database
+from plugpay_platform.errors import Refusal
+from plugpay_platform.security import CurrentDriver, CurrentOperator, CurrentPrincipal, Principal
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing_svc import schemas
+from billing_svc.domain import AccountKind, account_id
+from billing_svc.processor import InvalidWebhook
+from billing_svc.receipts import receipt_document, render_html, render_pdf
+from billing_svc.repository import BillingRepository, LedgerRepository
+from billing_svc.service import BillingService, wrap_all
+from billing_svc.tables import outbox_tables
+
+router = APIRouter(prefix="/billing", tags=["billing"])
+_outbox = Outbox(outbox_tables)
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+Currency = Annotated[str, Query(pattern=r"^[A-Z]{3}$")]
+
+
+def _db(request: Request) -> Database:
+    database: Database = request.app.state.runtime.database
+    return database
+
+
+def _service(request: Request) -> BillingService:
+    service: BillingService = request.app.state.billing
+    return service
+
+
+def _money(amount: int, currency: str) -> Money:
+    return Money(amount_minor=amount, currency=currency)
+
+
+Effect = Callable[[AsyncSession], Awaitable[tuple[int, Any, list[Event]]]]
+
+
+async def _idempotent(
+    request: Request, principal: Principal, key: str | None, body: Any, effect: Effect
+) -> JSONResponse:
+    if not key:
+        raise Refusal(
+            "idempotency_key_required",
+            "money-moving requests need an Idempotency-Key header",
+            status_code=400,
+        )
+    fingerprint = hashlib.sha256(
+        json.dumps([request.method, request.url.path, body], sort_keys=True, default=str).encode()
+    ).hexdigest()
+    async with _db(request).write() as session:
+        repo = BillingRepository(session)
+        stored = await repo.claim_idempotency_key(principal.user_id, key, fingerprint)
+        if stored is not None:
+            if stored.request_hash != fingerprint:
+                raise Refusal(
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was used for a different request",
+                    status_code=422,
+                )
+            return JSONResponse(
+                stored.response,
+                status_code=stored.status_code,
+                headers={"Idempotent-Replayed": "true"},
+            )
+        try:
+            async with session.begin_nested():
+                status, answer, events = await effect(session)
+                await _outbox.add(session, wrap_all(events))
+        except Refusal as refusal:
+            status, answer = (
+                refusal.status_code,
+                {"reason": refusal.reason, "message": refusal.message},
+            )
+        answer = json.loads(json.dumps(answer, default=str))
+        await repo.store_idempotent_response(principal.user_id, key, status, answer)
+    return JSONResponse(answer, status_code=status)
+
+
+async def _write_with_events(
+    request: Request, run: Callable[[AsyncSession], Awaitable[list[Event]]]
+) -> None:
+    async with _db(request).write() as session:
+        await _outbox.add(session, wrap_all(await run(session)))
+
+
+# --- the driver's account ---------------------------------------------------------------------
+
+
+@router.get("/account", response_model=schemas.AccountView)
+async def get_account(
+    request: Request, driver: CurrentDriver, currency: Currency = "EUR"
+) -> schemas.AccountView:
+    async with _db(request).read() as session:
+        repo, ledger = BillingRepository(session), LedgerRepository(session)
+        profile = await repo.ensure_profile_readonly(driver.user_id)
+        wallet = await ledger.account(account_id(AccountKind.WALLET, currency, driver.user_id))
+        debt = await ledger.account(account_id(AccountKind.RECEIVABLE, currency, driver.user_id))
+        holds = await ledger.pending_holds(wallet.id) if wallet else []
+        methods = await repo.methods(driver.user_id)
+    balance = wallet.balance if wallet else 0
+    held = wallet.held if wallet else 0
+    auto_currency = profile.auto_topup_currency if profile else currency
+    return schemas.AccountView(
+        user_id=driver.user_id,
+        currency=currency,
+        balance=_money(balance, currency),
+        held=_money(held, currency),
+        available=_money(balance - held, currency),
+        debt=_money(debt.balance if debt else 0, currency),
+        holds=[
+            schemas.HoldView(
+                hold_id=h.id,
+                session_id=h.reference,
+                amount=_money(h.amount, h.currency),
+                expires_at=h.expires_at,
+            )
+            for h in holds
+        ],
+        prefers_card=bool(profile and profile.prefers_card),
+        auto_topup=schemas.AutoTopUpView(
+            enabled=bool(profile and profile.auto_topup_enabled),
+            threshold=_money(profile.auto_topup_threshold if profile else 0, auto_currency),
+            amount=_money(profile.auto_topup_amount if profile else 0, auto_currency),
+            payment_method_id=profile.auto_topup_payment_method_id if profile else None,
+        ),
+        payment_methods=[_method_view(m) for m in methods],
+    )
+
+
+@router.get("/ledger", response_model=schemas.LedgerPage)
+async def get_ledger(
+    request: Request,
+    driver: CurrentDriver,
+    currency: Currency = "EUR",
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    before: Annotated[int | None, Query(ge=1)] = None,
+) -> schemas.LedgerPage:
+    async with _db(request).read() as session:
+        entries = await LedgerRepository(session).entries(
+            account_id(AccountKind.WALLET, currency, driver.user_id), limit=limit, before_seq=before
+        )
+    return schemas.LedgerPage(
+        currency=currency,
+        lines=[
+            schemas.LedgerLine(
+                seq=e.seq,
+                at=e.created_at,
+                kind=e.code,
+                reference=e.reference,
+                amount=_money(e.posted_delta, currency),
+                held_change=_money(e.held_delta, currency),
+                balance_after=_money(e.balance_after, currency),
+                available_after=_money(e.balance_after - e.held_after, currency),
+            )
+            for e in entries
+        ],
+        next_before=entries[-1].seq if len(entries) == limit and entries[-1].seq > 1 else None,
+    )
+
+
+@router.post("/topups", response_model=schemas.TopUpResponse, status_code=201)
+async def post_topup(
+    request: Request,
+    driver: CurrentDriver,
+    body: schemas.TopUpRequest,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    service = _service(request)
+
+    async def effect(session: AsyncSession) -> tuple[int, Any, list[Event]]:
+        repo = BillingRepository(session)
+        if body.amount.amount_minor <= 0:
+            raise Refusal("invalid_amount", "a top-up is a positive amount", status_code=422)
+        method = (
+            await repo.method(driver.user_id, body.payment_method_id)
+            if body.payment_method_id
+            else await repo.default_method(driver.user_id)
+        )
+        if method is None:
+            raise Refusal("no_payment_method", "add a card first", status_code=409)
+        result, events = await service.top_up(
+            session,
+            user_id=driver.user_id,
+            topup_id=uuid.uuid5(driver.user_id, f"topup:{idempotency_key}"),
+            amount=body.amount.amount_minor,
+            currency=body.amount.currency,
+            method=method,
+            trigger="manual",
+        )
+        answer = schemas.TopUpResponse(
+            topup_id=result.topup_id,
+            status=result.status,  # type: ignore[arg-type]
+            amount=body.amount,
+            balance_after=_money(result.balance_after, result.currency),
+            failure_reason=result.failure_reason,
+        ).model_dump(mode="json")
+        return (201 if result.status == "succeeded" else 402), answer, events
+
+    return await _idempotent(request, driver, idempotency_key, body.model_dump(mode="json"), effect)
+
+
+# --- payment methods and settings -------------------------------------------------------------
+
+
+def _method_view(m: Any) -> schemas.PaymentMethodView:
+    return schemas.PaymentMethodView(
+        id=m.id,
+        brand=m.brand,
+        last4=m.last4,
+        exp_month=m.exp_month,
+        exp_year=m.exp_year,
+        is_default=m.is_default,
+    )
+
+
+@router.get("/payment-methods", response_model=list[schemas.PaymentMethodView])
+async def list_methods(request: Request, driver: CurrentDriver) -> list[schemas.PaymentMethodView]:
+    async with _db(request).read() as session:
+        return [_method_view(m) for m in await BillingRepository(session).methods(driver.user_id)]
+
+
+@router.post("/payment-methods", response_model=schemas.PaymentMethodView, status_code=201)
+async def add_method(
+    request: Request,
+    driver: CurrentDriver,
+    body: schemas.AddPaymentMethodRequest,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    service = _service(request)
+
+    async def effect(session: AsyncSession) -> tuple[int, Any, list[Event]]:
+        method, events = await service.add_payment_method(session, driver.user_id, body.token)
+        return 201, _method_view(method).model_dump(mode="json"), events
+
+    return await _idempotent(request, driver, idempotency_key, body.model_dump(mode="json"), effect)
+
+
+@router.delete("/payment-methods/{method_id}", status_code=204)
+async def remove_method(request: Request, driver: CurrentDriver, method_id: uuid.UUID) -> Response:
+    service = _service(request)
+    await _write_with_events(
+        request, lambda s: service.remove_payment_method(s, driver.user_id, method_id)
+    )
+    return Response(status_code=204)
+
+
+@router.put("/payment-methods/{method_id}/default", response_model=list[schemas.PaymentMethodView])
+async def set_default(
+    request: Request, driver: CurrentDriver, method_id: uuid.UUID
+) -> list[schemas.PaymentMethodView]:
+    service = _service(request)
+    async with _db(request).write() as session:
+        await service.set_default_method(session, driver.user_id, method_id)
+        return [_method_view(m) for m in await BillingRepository(session).methods(driver.user_id)]
+
+
+@router.put("/auto-topup", response_model=schemas.AutoTopUpView)
+async def put_auto_topup(
+    request: Request, driver: CurrentDriver, body: schemas.AutoTopUpRequest
+) -> schemas.AutoTopUpView:
+    service = _service(request)
+    await _write_with_events(
+        request,
+        lambda s: service.configure_auto_topup(
+            s,
+            driver.user_id,
+            enabled=body.enabled,
+            threshold=body.threshold,
+            amount=body.amount,
+            method_id=body.payment_method_id,
+        ),
+    )
+    return schemas.AutoTopUpView(
+        enabled=body.enabled,
+        threshold=body.threshold,
+        amount=body.amount,
+        payment_method_id=body.payment_method_id,
+    )
+
+
+@router.put("/funding-preference", status_code=204)
+async def put_funding_preference(
+    request: Request, driver: CurrentDriver, body: schemas.FundingPreferenceRequest
+) -> Response:
+    async with _db(request).write() as session:
+        repo = BillingRepository(session)
+        await repo.ensure_profile(driver.user_id)
+        await repo.update_profile(driver.user_id, prefers_card=body.prefers_card)
+    return Response(status_code=204)
+
+
+# --- receipts ---------------------------------------------------------------------------------
+
+
+@router.get("/receipts/{session_id}", response_model=None)
+async def get_receipt(
+    request: Request,
+    principal: CurrentPrincipal,
+    session_id: uuid.UUID,
+    format: Annotated[str | None, Query(pattern="^(json|html|pdf)$")] = None,  # noqa: A002
+) -> Response:
+    async with _db(request).read() as session:
+        repo = BillingRepository(session)
+        row = await repo.receipt(session_id)
+        refunded = await repo.refunded(session_id) if row else 0
+    allowed = row is not None and (
+        row.user_id == principal.user_id
+        or principal.has("admin")
+        or (principal.has("operator") and principal.organisation_id == row.organisation_id)
+    )
+    if row is None or not allowed:
+        raise Refusal("not_found", "no receipt for this session", status_code=404)
+    doc = receipt_document(row, refunded)
+    chosen = format or _negotiate(request.headers.get("accept", ""))
+    if chosen == "pdf":
+        return Response(
+            render_pdf(doc),
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'inline; filename="receipt-{session_id}.pdf"'},
+        )
+    if chosen == "html":
+        return HTMLResponse(render_html(doc))
+    return JSONResponse(doc)
+
+
+def _negotiate(accept: str) -> str:
+    ranked = []
+    for part in accept.split(","):
+        media, _, params = part.strip().partition(";")
+        q = 1.0
+        for p in params.split(";"):
+            name, _, value = p.strip().partition("=")
+            if name == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        ranked.append((q, media.strip().lower()))
+    for _, media in sorted(ranked, key=lambda x: -x[0]):
+        if media == "application/pdf":
+            return "pdf"
+        if media in ("text/html", "application/xhtml+xml"):
+            return "html"
+        if media in ("application/json", "*/*", "application/*"):
+            return "json"
+    return "json"
+
+
+# --- operators --------------------------------------------------------------------------------
+
+
+@router.get("/operator/revenue", response_model=schemas.RevenueReport)
+async def revenue(
+    request: Request,
+    operator: CurrentOperator,
+    start: Annotated[datetime | None, Query(alias="from")] = None,
+    end: Annotated[datetime | None, Query(alias="to")] = None,
+    organisation_id: uuid.UUID | None = None,
+) -> schemas.RevenueReport:
+    org = organisation_id if operator.has("admin") and organisation_id else operator.organisation_id
+    if org is None:
+        raise Refusal("no_organisation", "your account belongs to no organisation", status_code=403)
+    end = (end or datetime.now(UTC)).astimezone(UTC)
+    start = (start or end - timedelta(days=30)).astimezone(UTC)
+    if start >= end:
+        raise Refusal("invalid_period", "from must be before to", status_code=422)
+    async with _db(request).read() as session:
+        rows = await BillingRepository(session).revenue(org, start, end)
+    return schemas.RevenueReport(
+        organisation_id=org,
+        period_start=start,
+        period_end=end,
+        stations=[
+            schemas.StationRevenue(
+                station_id=r.station_id,
+                currency=r.currency,
+                sessions=r.sessions,
+                energy_wh=int(r.energy_wh or 0),
+                revenue_excl_vat=_money(int(r.excl_vat or 0), r.currency),
+                vat=_money(int(r.vat or 0), r.currency),
+                total_incl_vat=_money(int(r.incl_vat or 0), r.currency),
+                refunded=_money(int(r.refunded or 0), r.currency),
+                outstanding_debt=_money(int(r.debt or 0), r.currency),
+            )
+            for r in rows
+        ],
+    )
+
+
+@router.post("/operator/refunds", status_code=201)
+async def refund(
+    request: Request,
+    operator: CurrentOperator,
+    body: schemas.RefundRequest,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    service = _service(request)
+
+    async def effect(session: AsyncSession) -> tuple[int, Any, list[Event]]:
+        answer, events = await service.refund(
+            session,
+            refund_id=uuid.uuid5(operator.user_id, f"refund:{idempotency_key}"),
+            session_id=body.session_id,
+            amount=body.amount.amount_minor,
+            reason=body.reason,
+            issued_by=operator.user_id,
+            organisation_id=operator.organisation_id,
+            any_organisation=operator.has("admin"),
+        )
+        if body.amount.currency != answer["amount"]["currency"]:
+            raise Refusal("currency_mismatch", "refund in the session's currency", status_code=422)
+        return 201, answer, events
+
+    return await _idempotent(
+        request, operator, idempotency_key, body.model_dump(mode="json"), effect
+    )
+
+
+# --- processor webhooks -----------------------------------------------------------------------
+
+
+@router.post("/webhooks/processor", status_code=200)
+async def processor_webhook(request: Request) -> dict[str, Any]:
+    payload = await request.body()
+    service = _service(request)
+    try:
+        event = service.processor.verify_webhook(payload, request.headers.get("stripe-signature"))
+    except InvalidWebhook as error:
+        raise Refusal(error.code, error.message, status_code=400) from error
+    async with _db(request).write() as session:
+        repo = BillingRepository(session)
+        first = await repo.record_processor_event(event.id, event.type, event.payload)
+        if not first:
+            return {"received": True, "duplicate": True}
+        if event.type == "payment_intent.canceled" and event.object_id:
+            # A card hold ended at the processor (e.g. it expired): release it in the ledger.
+            row = await repo.session_by_intent(event.object_id)
+            if row is not None and row.status == "authorized":
+                await _outbox.add(session, wrap_all(await service.release(session, row.session_id)))
+    return {"received": True, "duplicate": False}

@@ -1,0 +1,39 @@
+"""The double-entry ledger and billing tables; ledger rows are append-only.
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+from alembic import op
+from billing_svc.tables import BILLING_TABLES, LEDGER_TABLES
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+IMMUTABLE = """
+CREATE OR REPLACE FUNCTION ledger_rows_are_immutable() RETURNS trigger AS $$
+BEGIN
+  RAISE EXCEPTION 'ledger rows are immutable: % on %', TG_OP, TG_TABLE_NAME
+    USING ERRCODE = 'restrict_violation';
+END $$ LANGUAGE plpgsql;
+"""
+
+
+def upgrade() -> None:
+    bind = op.get_bind()
+    for table in (*LEDGER_TABLES, *BILLING_TABLES):
+        table.create(bind, checkfirst=True)
+    op.execute(IMMUTABLE)
+    for name in ("transfers", "ledger_entries"):
+        op.execute(
+            f"CREATE TRIGGER {name}_immutable BEFORE UPDATE OR DELETE ON {name}"
+            " FOR EACH ROW EXECUTE FUNCTION ledger_rows_are_immutable()"
+        )
+
+
+def downgrade() -> None:
+    for table in reversed((*LEDGER_TABLES, *BILLING_TABLES)):
+        table.drop(op.get_bind(), checkfirst=True)
+    op.execute("DROP FUNCTION IF EXISTS ledger_rows_are_immutable()")

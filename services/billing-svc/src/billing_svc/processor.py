@@ -1,0 +1,429 @@
+"""The payment-processor port, and a simulated processor with Stripe's semantics.
+
+Every call that changes something takes an ``idempotency_key``: a retry after a crash or a
+time-out repeats the call with the same key and gets the first answer, so a card is never
+charged twice (Stripe keeps keys for at least 24 h; the simulation forever). A key reused with
+different parameters is an error, as at Stripe.
+
+Card holds are PaymentIntents with manual capture: ``authorize`` places the hold, ``capture``
+takes at most the held amount (the rest is released by the processor), ``cancel`` releases it;
+holds expire (Stripe: 7 days) and can then be neither captured nor cancelled.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from plugpay_events.types import utc_now
+
+
+@dataclass(frozen=True)
+class CardDetails:
+    """What we keep of a card: the processor's token and what a person needs to recognise it."""
+
+    token: str
+    brand: str
+    last4: str
+    exp_month: int | None = None
+    exp_year: int | None = None
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """A hold on a card (a PaymentIntent awaiting capture)."""
+
+    intent_id: str
+    amount: int
+    currency: str
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Charge:
+    """A completed card payment."""
+
+    intent_id: str
+    amount: int
+    currency: str
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    id: str
+    type: str
+    object_id: str | None
+    payload: dict[str, Any]
+
+
+class ProcessorError(Exception):
+    """The processor refused a request; ``code`` is machine-readable."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class PaymentDeclined(ProcessorError):
+    """The card was declined (``code``: card_declined, insufficient_funds, expired_card...)."""
+
+
+class InvalidWebhook(ProcessorError):
+    """A webhook whose signature, timestamp or body does not verify."""
+
+
+class PaymentProcessor(abc.ABC):
+    """What billing-svc needs from a card processor."""
+
+    name: str = "abstract"
+    simulated: bool = False
+
+    @abc.abstractmethod
+    async def create_customer(self, user_id: uuid.UUID, *, idempotency_key: str) -> str: ...
+
+    @abc.abstractmethod
+    async def attach_payment_method(
+        self, customer_id: str, token: str, *, idempotency_key: str
+    ) -> CardDetails:
+        """Save a tokenised card for off-session use; refuses unknown tokens."""
+
+    @abc.abstractmethod
+    async def detach_payment_method(self, token: str, *, idempotency_key: str) -> None: ...
+
+    @abc.abstractmethod
+    async def authorize(
+        self,
+        customer_id: str,
+        token: str,
+        amount: int,
+        currency: str,
+        *,
+        idempotency_key: str,
+        metadata: dict[str, str] | None = None,
+    ) -> Authorization:
+        """Place a hold (manual capture); raises PaymentDeclined."""
+
+    @abc.abstractmethod
+    async def capture(self, intent_id: str, amount: int, *, idempotency_key: str) -> int:
+        """Capture at most the held amount; the rest of the hold is released. Returns the
+        amount captured."""
+
+    @abc.abstractmethod
+    async def cancel(self, intent_id: str, *, idempotency_key: str) -> None:
+        """Release a hold entirely."""
+
+    @abc.abstractmethod
+    async def charge(
+        self,
+        customer_id: str,
+        token: str,
+        amount: int,
+        currency: str,
+        *,
+        idempotency_key: str,
+        metadata: dict[str, str] | None = None,
+    ) -> Charge:
+        """Charge a saved card off-session now (top-ups, shortfalls); raises PaymentDeclined."""
+
+    @abc.abstractmethod
+    async def refund(self, intent_id: str, amount: int, *, idempotency_key: str) -> str: ...
+
+    @abc.abstractmethod
+    def verify_webhook(self, payload: bytes, signature: str | None) -> WebhookEvent:
+        """Check a webhook's signature and age; raises InvalidWebhook."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+
+# --- webhook signatures (Stripe's scheme: t=<unix>,v1=<hex hmac-sha256 of "t.payload">) -----
+
+
+def sign_webhook(payload: bytes, secret: str, timestamp: int | None = None) -> str:
+    """The ``Stripe-Signature`` header a processor would send with ``payload``."""
+    t = int(time.time()) if timestamp is None else timestamp
+    mac = hmac.new(secret.encode(), f"{t}.".encode() + payload, hashlib.sha256).hexdigest()
+    return f"t={t},v1={mac}"
+
+
+def verify_signature(
+    payload: bytes, header: str | None, secret: str, tolerance_s: int = 300
+) -> None:
+    """Raise InvalidWebhook unless ``header`` signs ``payload`` with ``secret`` recently."""
+    if not header:
+        raise InvalidWebhook("signature_missing", "no signature header")
+    parts = [p.split("=", 1) for p in header.split(",") if "=" in p]
+    stamps = [v for k, v in parts if k == "t"]
+    macs = [v for k, v in parts if k == "v1"]
+    if not stamps or not macs or not stamps[0].isdigit():
+        raise InvalidWebhook("signature_malformed", "malformed signature header")
+    t = int(stamps[0])
+    expected = hmac.new(secret.encode(), f"{t}.".encode() + payload, hashlib.sha256).hexdigest()
+    if not any(hmac.compare_digest(expected, m) for m in macs):
+        raise InvalidWebhook("signature_mismatch", "the signature does not match")
+    if abs(time.time() - t) > tolerance_s:
+        raise InvalidWebhook("signature_expired", "the signature is too old")
+
+
+def parse_webhook_body(payload: bytes) -> WebhookEvent:
+    try:
+        body = json.loads(payload)
+        obj = body.get("data", {}).get("object", {})
+        return WebhookEvent(
+            id=str(body["id"]), type=str(body["type"]), object_id=obj.get("id"), payload=body
+        )
+    except (ValueError, KeyError, AttributeError) as error:
+        raise InvalidWebhook("payload_malformed", "the webhook body is not an event") from error
+
+
+# --- the simulation ---------------------------------------------------------------------------
+
+# Stripe's test PaymentMethod tokens: (brand, last4, decline code or None).
+TEST_CARDS: dict[str, tuple[str, str, str | None]] = {
+    "pm_card_visa": ("visa", "4242", None),
+    "pm_card_visa_debit": ("visa", "5556", None),
+    "pm_card_mastercard": ("mastercard", "4444", None),
+    "pm_card_amex": ("amex", "8431", None),
+    "pm_card_chargeDeclined": ("visa", "0002", "card_declined"),
+    "pm_card_chargeDeclinedInsufficientFunds": ("visa", "9995", "insufficient_funds"),
+    "pm_card_chargeDeclinedExpiredCard": ("visa", "0069", "expired_card"),
+    "pm_card_chargeCustomerFail": ("visa", "0341", "card_declined"),
+}
+
+
+@dataclass
+class _Intent:
+    id: str
+    amount: int
+    currency: str
+    token: str
+    capture_manual: bool
+    status: str  # requires_capture, succeeded, canceled
+    created_at: datetime
+    amount_received: int = 0
+    refunded: int = 0
+
+
+@dataclass
+class SimulatedProcessor(PaymentProcessor):
+    """In-memory processor with Stripe's rules, for the embedded default and tests.
+
+    Never for production: settings refuse it there.
+    """
+
+    webhook_secret: str = "whsec_simulated"
+    hold_ttl: timedelta = timedelta(days=7)
+    clock: Callable[[], datetime] = utc_now
+    intents: dict[str, _Intent] = field(default_factory=dict)
+    customers: dict[str, uuid.UUID] = field(default_factory=dict)
+    attached: dict[str, str] = field(default_factory=dict)  # token -> customer
+    calls: list[tuple[str, str]] = field(default_factory=list)  # (operation, idempotency key)
+    _keys: dict[str, tuple[str, Any]] = field(default_factory=dict)
+
+    name = "simulated"
+    simulated = True
+
+    def _idempotent(
+        self, key: str, operation: str, params: dict[str, Any], run: Callable[[], Any]
+    ) -> Any:
+        self.calls.append((operation, key))
+        fingerprint = json.dumps([operation, params], sort_keys=True, default=str)
+        if key in self._keys:
+            seen, outcome = self._keys[key]
+            if seen != fingerprint:
+                raise ProcessorError(
+                    "idempotency_key_in_use",
+                    "keys for idempotent requests can only be reused with the same parameters",
+                )
+        else:
+            try:
+                outcome = ("ok", run())
+            except ProcessorError as error:
+                outcome = ("error", error)
+            self._keys[key] = (fingerprint, outcome)
+        kind, value = outcome
+        if kind == "error":
+            raise value
+        return value
+
+    def _card(self, token: str) -> tuple[str, str, str | None]:
+        card = TEST_CARDS.get(token)
+        if card is None:
+            raise ProcessorError("resource_missing", f"No such PaymentMethod: '{token}'")
+        return card
+
+    def _expired(self, intent: _Intent) -> bool:
+        return (
+            intent.status == "requires_capture"
+            and self.clock() >= intent.created_at + self.hold_ttl
+        )
+
+    async def create_customer(self, user_id: uuid.UUID, *, idempotency_key: str) -> str:
+        def run() -> str:
+            customer = f"cus_sim_{uuid.uuid4().hex[:14]}"
+            self.customers[customer] = user_id
+            return customer
+
+        return str(self._idempotent(idempotency_key, "customer", {"user": user_id}, run))
+
+    async def attach_payment_method(
+        self, customer_id: str, token: str, *, idempotency_key: str
+    ) -> CardDetails:
+        def run() -> CardDetails:
+            brand, last4, _ = self._card(token)
+            if customer_id not in self.customers:
+                raise ProcessorError("resource_missing", f"No such customer: '{customer_id}'")
+            self.attached[token] = customer_id
+            return CardDetails(token=token, brand=brand, last4=last4, exp_month=12, exp_year=2034)
+
+        result: CardDetails = self._idempotent(
+            idempotency_key, "attach", {"customer": customer_id, "token": token}, run
+        )
+        return result
+
+    async def detach_payment_method(self, token: str, *, idempotency_key: str) -> None:
+        def run() -> None:
+            self._card(token)
+            self.attached.pop(token, None)
+
+        self._idempotent(idempotency_key, "detach", {"token": token}, run)
+
+    def _decline_check(self, token: str) -> None:
+        _, _, decline = self._card(token)
+        if decline is not None:
+            message = (
+                "Your card has insufficient funds."
+                if decline == "insufficient_funds"
+                else "Your card was declined."
+            )
+            raise PaymentDeclined(decline, message)
+
+    async def authorize(
+        self,
+        customer_id: str,
+        token: str,
+        amount: int,
+        currency: str,
+        *,
+        idempotency_key: str,
+        metadata: dict[str, str] | None = None,
+    ) -> Authorization:
+        def run() -> Authorization:
+            if amount <= 0:
+                raise ProcessorError("parameter_invalid_integer", "amount must be positive")
+            self._decline_check(token)
+            intent = _Intent(
+                id=f"pi_sim_{uuid.uuid4().hex[:14]}",
+                amount=amount,
+                currency=currency,
+                token=token,
+                capture_manual=True,
+                status="requires_capture",
+                created_at=self.clock(),
+            )
+            self.intents[intent.id] = intent
+            return Authorization(intent.id, amount, currency, intent.created_at + self.hold_ttl)
+
+        params = {"customer": customer_id, "token": token, "amount": amount, "currency": currency}
+        result: Authorization = self._idempotent(idempotency_key, "authorize", params, run)
+        return result
+
+    async def capture(self, intent_id: str, amount: int, *, idempotency_key: str) -> int:
+        def run() -> int:
+            intent = self.intents.get(intent_id)
+            if intent is None:
+                raise ProcessorError("resource_missing", f"No such payment_intent: '{intent_id}'")
+            if self._expired(intent):
+                intent.status = "canceled"
+            if intent.status != "requires_capture":
+                raise ProcessorError(
+                    "payment_intent_unexpected_state", f"This PaymentIntent is {intent.status}"
+                )
+            if amount <= 0 or amount > intent.amount:
+                raise ProcessorError(
+                    "amount_too_large", "amount_to_capture must be at most the amount capturable"
+                )
+            intent.status = "succeeded"
+            intent.amount_received = amount
+            return amount
+
+        return int(
+            self._idempotent(
+                idempotency_key, "capture", {"intent": intent_id, "amount": amount}, run
+            )
+        )
+
+    async def cancel(self, intent_id: str, *, idempotency_key: str) -> None:
+        def run() -> None:
+            intent = self.intents.get(intent_id)
+            if intent is None:
+                raise ProcessorError("resource_missing", f"No such payment_intent: '{intent_id}'")
+            if self._expired(intent):
+                intent.status = "canceled"
+            if intent.status != "requires_capture":
+                raise ProcessorError(
+                    "payment_intent_unexpected_state", f"This PaymentIntent is {intent.status}"
+                )
+            intent.status = "canceled"
+
+        self._idempotent(idempotency_key, "cancel", {"intent": intent_id}, run)
+
+    async def charge(
+        self,
+        customer_id: str,
+        token: str,
+        amount: int,
+        currency: str,
+        *,
+        idempotency_key: str,
+        metadata: dict[str, str] | None = None,
+    ) -> Charge:
+        def run() -> Charge:
+            if amount <= 0:
+                raise ProcessorError("parameter_invalid_integer", "amount must be positive")
+            self._decline_check(token)
+            intent = _Intent(
+                id=f"pi_sim_{uuid.uuid4().hex[:14]}",
+                amount=amount,
+                currency=currency,
+                token=token,
+                capture_manual=False,
+                status="succeeded",
+                created_at=self.clock(),
+                amount_received=amount,
+            )
+            self.intents[intent.id] = intent
+            return Charge(intent.id, amount, currency)
+
+        params = {"customer": customer_id, "token": token, "amount": amount, "currency": currency}
+        result: Charge = self._idempotent(idempotency_key, "charge", params, run)
+        return result
+
+    async def refund(self, intent_id: str, amount: int, *, idempotency_key: str) -> str:
+        def run() -> str:
+            intent = self.intents.get(intent_id)
+            if intent is None or intent.status != "succeeded":
+                raise ProcessorError("charge_not_refundable", "nothing captured to refund")
+            if amount <= 0 or intent.refunded + amount > intent.amount_received:
+                raise ProcessorError("amount_too_large", "refund exceeds the captured amount")
+            intent.refunded += amount
+            return f"re_sim_{uuid.uuid4().hex[:14]}"
+
+        return str(
+            self._idempotent(
+                idempotency_key, "refund", {"intent": intent_id, "amount": amount}, run
+            )
+        )
+
+    def verify_webhook(self, payload: bytes, signature: str | None) -> WebhookEvent:
+        verify_signature(payload, signature, self.webhook_secret)
+        return parse_webhook_body(payload)

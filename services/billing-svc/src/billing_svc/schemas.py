@@ -1,0 +1,125 @@
+"""Request and response bodies of billing-svc's API (never ORM rows, never events)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from plugpay_events.types import Money
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TopUpRequest(_In):
+    amount: Money
+    payment_method_id: uuid.UUID | None = None
+
+
+class TopUpResponse(BaseModel):
+    topup_id: uuid.UUID
+    status: Literal["succeeded", "failed"]
+    amount: Money
+    balance_after: Money
+    failure_reason: str | None = None
+
+
+class AddPaymentMethodRequest(_In):
+    token: str = Field(
+        min_length=3,
+        max_length=200,
+        pattern=r"^(pm|tok|card|src)_[A-Za-z0-9_]+$",
+        description="a processor token (pm_...), never a card number",
+    )
+
+
+class PaymentMethodView(BaseModel):
+    id: uuid.UUID
+    brand: str
+    last4: str
+    exp_month: int | None
+    exp_year: int | None
+    is_default: bool
+
+
+class AutoTopUpRequest(_In):
+    enabled: bool
+    threshold: Money
+    amount: Money
+    payment_method_id: uuid.UUID | None = None
+
+
+class AutoTopUpView(BaseModel):
+    enabled: bool
+    threshold: Money
+    amount: Money
+    payment_method_id: uuid.UUID | None
+
+
+class FundingPreferenceRequest(_In):
+    prefers_card: bool
+
+
+class HoldView(BaseModel):
+    hold_id: uuid.UUID
+    session_id: str | None
+    amount: Money
+    expires_at: datetime | None
+
+
+class AccountView(BaseModel):
+    user_id: uuid.UUID
+    currency: str
+    balance: Money
+    held: Money
+    available: Money
+    debt: Money
+    holds: list[HoldView]
+    prefers_card: bool
+    auto_topup: AutoTopUpView
+    payment_methods: list[PaymentMethodView]
+
+
+class LedgerLine(BaseModel):
+    seq: int
+    at: datetime
+    kind: str
+    reference: str | None
+    amount: Money  # change of the posted balance (negative: money out)
+    held_change: Money
+    balance_after: Money
+    available_after: Money
+
+
+class LedgerPage(BaseModel):
+    currency: str
+    lines: list[LedgerLine]
+    next_before: int | None
+
+
+class RefundRequest(_In):
+    session_id: uuid.UUID
+    amount: Money
+    reason: str = Field(min_length=3, max_length=500)
+
+
+class StationRevenue(BaseModel):
+    station_id: str
+    currency: str
+    sessions: int
+    energy_wh: int
+    revenue_excl_vat: Money
+    vat: Money
+    total_incl_vat: Money
+    refunded: Money
+    outstanding_debt: Money
+
+
+class RevenueReport(BaseModel):
+    organisation_id: uuid.UUID
+    period_start: datetime
+    period_end: datetime
+    stations: list[StationRevenue]

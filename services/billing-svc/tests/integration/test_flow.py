@@ -1,0 +1,284 @@
+"""Authorisation and settlement through the bus, on real PostgreSQL (embedded event log)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from billing_svc.seed import seed_demo
+from plugpay_events.contracts.sessions import SessionAbandoned
+from plugpay_events.types import utc_now
+
+from billing_kit import ORG, Harness, cost_for, eventually, priced, running, wrap
+from sqlalchemy import text
+
+pytestmark = pytest.mark.infra
+
+
+@pytest.fixture
+async def h(database_url: str, topic_prefix: str) -> AsyncIterator[Harness]:
+    async with running(database_url, topic_prefix) as harness:
+        yield harness
+
+
+async def seeded(h: Harness) -> tuple[uuid.UUID, uuid.UUID]:
+    driver, broke = uuid.uuid4(), uuid.uuid4()
+    async with h.database.write() as session:
+        await seed_demo(session, driver, broke)
+    return driver, broke
+
+
+async def test_wallet_hold_then_capture_splits_revenue_and_vat(h: Harness) -> None:
+    driver, _ = await seeded(h)
+    event = priced(driver)
+    await h.publish(event)
+    authorized = await h.wait_for("SessionAuthorized", event.session_id)
+    assert authorized["funding"] == "wallet"
+    assert authorized["hold_amount"] == {"amount_minor": 2000, "currency": "EUR"}
+    # 20.00 EUR at 0.476 EUR/kWh incl. VAT buys a bit over 40 kWh, conservatively
+    assert 40_000 <= authorized["limits"]["max_energy_wh"] < 42_017
+    assert await h.wallet(driver) == (2000, 0)
+
+    cost = cost_for(event, 10_000)  # 10 kWh: 4.00 + 0.76 VAT
+    assert cost.total.amount_minor == 476
+    await h.publish(cost)
+    billed = await h.wait_for("SessionBilled", event.session_id)
+    assert billed["charged"]["amount_minor"] == 476
+    assert billed["balance_after"]["amount_minor"] == 1524
+    assert billed["outstanding_debt"] is None
+    assert await h.wallet(driver) == (1524, 1524)
+    books = await h.balances()
+    assert books[f"revenue:EUR:{ORG}"][3] == 400
+    assert books[f"vat_payable:EUR:{ORG}"][3] == 76
+    settlement = books[f"session_settlement:EUR:{event.session_id}"]
+    assert settlement[1] == settlement[3] and settlement[0] == settlement[2] == 0
+
+
+async def test_broke_driver_is_denied_for_insufficient_funds(h: Harness) -> None:
+    _, broke = await seeded(h)
+    event = priced(broke)
+    await h.publish(event)
+    denied = await h.wait_for("SessionDenied", event.session_id)
+    assert denied["reason"] == "insufficient_funds"
+    assert denied["denied_by"] == "billing-svc"
+
+
+async def test_card_preauthorisation_by_power_class_and_partial_capture(h: Harness) -> None:
+    driver = uuid.uuid4()
+    async with h.database.write() as session:
+        await h.service.add_payment_method(session, driver, "pm_card_mastercard")
+    ac, dc = priced(driver, max_power_w=11_000), priced(driver, max_power_w=150_000)
+    await h.publish(ac, dc)
+    a = await h.wait_for("SessionAuthorized", ac.session_id)
+    d = await h.wait_for("SessionAuthorized", dc.session_id)
+    assert (a["funding"], a["hold_amount"]["amount_minor"]) == ("card", 5000)
+    assert (d["funding"], d["hold_amount"]["amount_minor"]) == ("card", 10000)
+    await h.publish(cost_for(ac, 5_000))
+    billed = await h.wait_for("SessionBilled", ac.session_id)
+    assert billed["funding"] == "card" and billed["charged"]["amount_minor"] == 238
+    intents = [i for i in h.processor.intents.values() if i.capture_manual]
+    captured = [i for i in intents if i.status == "succeeded"]
+    assert len(captured) == 1 and captured[0].amount_received == 238 and captured[0].amount == 5000
+    # the abandoned DC session releases its card hold at the processor and in the ledger
+    await h.publish(
+        SessionAbandoned(
+            session_id=dc.session_id,
+            station_id="ST-1",
+            connector_id=1,
+            reason="start_timeout",
+            abandoned_at=utc_now(),
+        )
+    )
+    released = await h.wait_for("SessionHoldReleased", dc.session_id)
+    assert released["released"]["amount_minor"] == 10000
+    assert sorted(i.status for i in intents) == ["canceled", "succeeded"]
+
+
+async def test_declined_card_is_denied(h: Harness) -> None:
+    driver = uuid.uuid4()
+    async with h.database.write() as session:
+        await h.service.add_payment_method(session, driver, "pm_card_chargeDeclinedInsufficientFunds")
+    event = priced(driver)
+    await h.publish(event)
+    denied = await h.wait_for("SessionDenied", event.session_id)
+    assert denied["reason"] == "payment_declined"
+
+
+async def test_cost_above_the_hold_becomes_debt_and_the_next_topup_pays_it(h: Harness) -> None:
+    driver = uuid.uuid4()
+    async with h.database.write() as session:
+        await seed_demo(session, driver, uuid.uuid4())
+        method = await h.service.add_payment_method(session, driver, "pm_card_chargeDeclined")
+    # the seeded visa is the default card; make the declining one default so the shortfall fails
+    async with h.database.write() as session:
+        await h.service.set_default_method(session, driver, method[0].id)
+    event = priced(driver)
+    await h.publish(event)
+    await h.wait_for("SessionAuthorized", event.session_id)
+    await h.publish(cost_for(event, 50_000))  # 23.80 EUR > the 20.00 hold
+    billed = await h.wait_for("SessionBilled", event.session_id)
+    assert billed["charged"]["amount_minor"] == 2000
+    assert billed["outstanding_debt"]["amount_minor"] == 380
+    books = await h.balances()
+    assert books[f"receivable:EUR:{driver}"][1] == 380
+    assert books[f"revenue:EUR:{ORG}"][3] == 2000
+    assert books[f"vat_payable:EUR:{ORG}"][3] == 380
+    # a top-up with a working card pays the debt first
+    visa = [m for m in await _methods(h, driver) if m.last4 == "4242"][0]
+    async with h.database.write() as session:
+        result, _ = await h.service.top_up(
+            session,
+            user_id=driver,
+            topup_id=uuid.uuid4(),
+            amount=1000,
+            currency="EUR",
+            method=visa,
+            trigger="manual",
+        )
+    assert result.status == "succeeded"
+    assert await h.wallet(driver) == (620, 620)
+    books = await h.balances()
+    receivable = books[f"receivable:EUR:{driver}"]
+    assert receivable[1] - receivable[3] == 0
+
+
+async def _methods(h: Harness, user: uuid.UUID) -> list:
+    from billing_svc.repository import BillingRepository
+
+    async with h.database.read() as session:
+        return await BillingRepository(session).methods(user)
+
+
+async def test_shortfall_is_charged_to_the_card(h: Harness) -> None:
+    driver = uuid.uuid4()
+    async with h.database.write() as session:
+        await seed_demo(session, driver, uuid.uuid4())
+    event = priced(driver)
+    await h.publish(event)
+    await h.wait_for("SessionAuthorized", event.session_id)
+    await h.publish(cost_for(event, 50_000))
+    billed = await h.wait_for("SessionBilled", event.session_id)
+    assert billed["charged"]["amount_minor"] == 2380 and billed["outstanding_debt"] is None
+    charges = [i for i in h.processor.intents.values() if not i.capture_manual]
+    assert [c.amount for c in charges] == [380]
+
+
+async def test_auto_topup_before_the_hold_and_after_the_capture(h: Harness) -> None:
+    driver = uuid.uuid4()
+    async with h.database.write() as session:
+        method, _ = await h.service.add_payment_method(session, driver, "pm_card_visa")
+        from plugpay_events.types import Money
+
+        await h.service.configure_auto_topup(
+            session,
+            driver,
+            enabled=True,
+            threshold=Money(amount_minor=1000, currency="EUR"),
+            amount=Money(amount_minor=1500, currency="EUR"),
+            method_id=method.id,
+        )
+    event = priced(driver)
+    await h.publish(event)
+    authorized = await h.wait_for("SessionAuthorized", event.session_id)
+    topped = await h.wait_for("WalletToppedUp", driver)
+    assert topped["trigger"] == "auto" and topped["amount"]["amount_minor"] == 1500
+    assert authorized["funding"] == "wallet" and authorized["hold_amount"]["amount_minor"] == 1500
+    await h.publish(cost_for(event, 20_000))  # 9.52 EUR leaves 5.48 < 10.00: top up again
+    await h.wait_for("SessionBilled", event.session_id)
+    await h.wait_for("WalletToppedUp", driver, count=2)
+    assert await h.wallet(driver) == (1500 - 952 + 1500, 1500 - 952 + 1500)
+
+
+async def test_abandoned_session_voids_the_wallet_hold(h: Harness) -> None:
+    driver, _ = await seeded(h)
+    event = priced(driver)
+    await h.publish(event)
+    await h.wait_for("SessionAuthorized", event.session_id)
+    assert await h.wallet(driver) == (2000, 0)
+    await h.publish(
+        SessionAbandoned(
+            session_id=event.session_id,
+            station_id="ST-1",
+            connector_id=1,
+            reason="station_rejected",
+            abandoned_at=utc_now(),
+        )
+    )
+    released = await h.wait_for("SessionHoldReleased", event.session_id)
+    assert released["released"]["amount_minor"] == 2000
+    assert await h.wallet(driver) == (2000, 2000)
+
+
+async def test_free_session_holds_nothing_and_bills_zero(h: Harness) -> None:
+    _, broke = await seeded(h)
+    event = priced(broke, free=True, kwh_price="0")
+    await h.publish(event)
+    authorized = await h.wait_for("SessionAuthorized", event.session_id)
+    assert authorized["funding"] == "free" and authorized["hold_id"] is None
+    await h.publish(cost_for(event, 5_000))
+    billed = await h.wait_for("SessionBilled", event.session_id)
+    assert billed["charged"]["amount_minor"] == 0 and billed["funding"] == "free"
+
+
+async def test_expired_hold_is_released_once_by_the_sweeper(h: Harness) -> None:
+    driver, _ = await seeded(h)
+    event = priced(driver)
+    await h.publish(event)
+    await h.wait_for("SessionAuthorized", event.session_id)
+    h.clock.offset = timedelta(days=3)
+    assert await h.app.state.sweep_once() == 1
+    assert await h.app.state.sweep_once() == 0
+    released = await h.wait_for("SessionHoldReleased", event.session_id)
+    assert released["released"]["amount_minor"] == 2000
+    assert await h.wallet(driver) == (2000, 2000)
+    # a late cost is still collected: from the wallet's free balance now
+    await h.publish(cost_for(event, 10_000))
+    billed = await h.wait_for("SessionBilled", event.session_id)
+    assert billed["charged"]["amount_minor"] == 476
+    assert await h.wallet(driver) == (1524, 1524)
+
+
+async def test_replaying_every_event_changes_no_balance(h: Harness) -> None:
+    driver, broke = await seeded(h)
+    sessions = [priced(driver), priced(driver), priced(broke)]
+    await h.publish(*sessions)
+    for s in sessions[:2]:
+        await h.wait_for("SessionAuthorized", s.session_id)
+    await h.publish(cost_for(sessions[0], 10_000))
+    await h.publish(
+        SessionAbandoned(
+            session_id=sessions[1].session_id,
+            station_id="ST-1",
+            connector_id=1,
+            reason="start_timeout",
+            abandoned_at=utc_now(),
+        )
+    )
+    await h.wait_for("SessionBilled", sessions[0].session_id)
+    await h.wait_for("SessionHoldReleased", sessions[1].session_id)
+    before = await h.balances()
+    emitted_before = len(await h.emitted("SessionBilled")) + len(await h.emitted("SessionAuthorized"))
+    # the same envelopes again (a redelivery), and the same events with new ids (a re-emission)
+    from billing_kit import wrap
+
+    again = list(h.sent)
+    await h.publish(*again, *[wrap(e.event()) for e in again])
+    marker = priced(broke)
+    await h.publish(marker)  # consumed after everything above (same topic, ordered per key)
+    await h.wait_for("SessionDenied", marker.session_id)
+
+    distinct = {e.event_id for e in h.sent}
+
+    async def handled_all() -> bool:
+        async with h.database.read() as session:
+            n = await session.scalar(
+                text("SELECT count(*) FROM inbox WHERE consumer = 'billing-svc.sessions'")
+            )
+        return int(n or 0) >= len(distinct)
+
+    await eventually(handled_all, what="replayed events handled")
+    assert await h.balances() == before
+    emitted_after = len(await h.emitted("SessionBilled")) + len(await h.emitted("SessionAuthorized"))
+    assert emitted_after == emitted_before
