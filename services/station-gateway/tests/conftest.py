@@ -135,7 +135,10 @@ class Station201(CP201):
     @on("RequestStartTransaction")
     def on_request_start(self, id_token: dict[str, Any], remote_start_id: int, **kw: Any) -> Any:
         self.inbox.append(
-            ("RequestStartTransaction", {"id_token": id_token, "remote_start_id": remote_start_id, **kw})
+            (
+                "RequestStartTransaction",
+                {"id_token": id_token, "remote_start_id": remote_start_id, **kw},
+            )
         )
         return r201.RequestStartTransaction(status="Accepted")
 
@@ -151,11 +154,13 @@ class Station201(CP201):
 
     @on("CostUpdated")
     def on_cost(self, total_cost: float, transaction_id: str, **kw: Any) -> Any:
-        self.inbox.append(("CostUpdated", {"total_cost": total_cost, "transaction_id": transaction_id}))
+        self.inbox.append(
+            ("CostUpdated", {"total_cost": total_cost, "transaction_id": transaction_id})
+        )
         return r201.CostUpdated()
 
     @on("ClearDisplayMessage")
-    def on_clear(self, id: int, **kw: Any) -> Any:  # noqa: A002
+    def on_clear(self, id: int, **kw: Any) -> Any:
         self.inbox.append(("ClearDisplayMessage", {"id": id}))
         return r201.ClearDisplayMessage(status="Accepted")
 
@@ -234,7 +239,8 @@ class Harness:
                 organisation_id=ORG,
                 name=f"Station {station_id}",
                 connectors=tuple(
-                    ConnectorSpec(connector_id=i, max_power_w=22_000) for i in range(1, connectors + 1)
+                    ConnectorSpec(connector_id=i, max_power_w=22_000)
+                    for i in range(1, connectors + 1)
                 ),
                 registered_at=now,
             ),
@@ -267,16 +273,29 @@ class Harness:
         return [serde.decode(r.value) for r in records]
 
     async def wait_event(
-        self, type_: str, *, count: int = 1, topic: Any = SESSIONS, where: Callable[[dict[str, Any]], bool] = lambda p: True, timeout_s: float = 15
+        self,
+        type_: str,
+        *,
+        count: int = 1,
+        topic: Any = SESSIONS,
+        where: Callable[[dict[str, Any]], bool] = lambda p: True,
+        timeout_s: float = 15,
     ) -> list[dict[str, Any]]:
         async def found() -> list[dict[str, Any]] | None:
-            payloads = [e.payload for e in await self.events(topic) if e.type == type_ and where(e.payload)]
+            payloads = [
+                e.payload for e in await self.events(topic) if e.type == type_ and where(e.payload)
+            ]
             return payloads if len(payloads) >= count else None
 
         return list(await eventually(found, timeout_s, f"{count} x {type_}"))
 
     async def authorize(
-        self, session_id: str, station_id: str, connector_id: int = 1, limits: SessionLimits | None = None, priced: bool = True
+        self,
+        session_id: str,
+        station_id: str,
+        connector_id: int = 1,
+        limits: SessionLimits | None = None,
+        priced: bool = True,
     ) -> None:
         now = datetime.now(UTC)
         user = uuid.uuid4()
@@ -312,7 +331,12 @@ class Harness:
         await self.publish(*events)
 
     async def connect(
-        self, station_id: str, version: str = "1.6", *, process: GatewayProcess | None = None, password: str = PASSWORD
+        self,
+        station_id: str,
+        version: str = "1.6",
+        *,
+        process: GatewayProcess | None = None,
+        password: str = PASSWORD,
     ) -> Any:
         process = process or self.processes[0]
         ws = await websockets.connect(
@@ -350,7 +374,9 @@ async def kafka_harness(database_url: str, topic_prefix: str, kafka: str) -> Asy
     bus = KafkaEventBus(kafka, topic_prefix=topic_prefix, client_id="station-gateway-tests")
     await bus.start()
     await bus.ensure_topics(ALL_TOPICS)
-    h = Harness(database_url, topic_prefix, bus, TokenFactory(), generate_signing_key(), kafka=kafka)
+    h = Harness(
+        database_url, topic_prefix, bus, TokenFactory(), generate_signing_key(), kafka=kafka
+    )
     yield h
     for process in reversed(h.processes):
         await process.stop()

@@ -13,8 +13,8 @@ import time
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-
 from plugpay_platform.database import Database
+
 from station_gateway.repository import Repository
 
 

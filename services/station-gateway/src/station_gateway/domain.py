@@ -107,9 +107,7 @@ STOP_REASONS_201 = {
 }
 
 
-def stop_reason(
-    reported: str | None, version: OcppVersion, stop_requested_by: str | None
-) -> str:
+def stop_reason(reported: str | None, version: OcppVersion, stop_requested_by: str | None) -> str:
     """Our StopReason: what we asked for wins over what the station says when it says Remote."""
     table = STOP_REASONS_16 if version == "1.6" else STOP_REASONS_201
     mapped = table.get(reported or ("Local" if version == "1.6" else ""), "other")
@@ -174,6 +172,5 @@ def reached_limit(
         return "time"
     max_cost = limits.get("max_cost")
     if max_cost is not None and cost_minor_so_far is not None:
-        if cost_minor_so_far >= int(max_cost["amount_minor"]):
-            return "cost"
+        return "cost" if cost_minor_so_far >= int(max_cost["amount_minor"]) else None
     return None

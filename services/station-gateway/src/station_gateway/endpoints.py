@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import json
 import uuid
@@ -110,10 +111,8 @@ async def display_events(
                     last = state
                 else:
                     yield ": keep-alive\n\n"
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(waiter.wait(), 15)
-                except TimeoutError:
-                    pass
         finally:
             gateway.drop_display_waiter(station_id, waiter)
 
@@ -174,7 +173,9 @@ async def qr_svg(
     content = await _qr_content(request, station_id, session_id, token)
     buffer = io.BytesIO()
     segno.make(content, error="m").save(buffer, kind="svg", scale=6, border=2)
-    return Response(buffer.getvalue(), media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
+    return Response(
+        buffer.getvalue(), media_type="image/svg+xml", headers={"Cache-Control": "no-store"}
+    )
 
 
 @router.get("/{station_id}/sessions/{session_id}/qr.png")
@@ -184,7 +185,9 @@ async def qr_png(
     content = await _qr_content(request, station_id, session_id, token)
     buffer = io.BytesIO()
     segno.make(content, error="m").save(buffer, kind="png", scale=8, border=2)
-    return Response(buffer.getvalue(), media_type="image/png", headers={"Cache-Control": "no-store"})
+    return Response(
+        buffer.getvalue(), media_type="image/png", headers={"Cache-Control": "no-store"}
+    )
 
 
 @router.post("/{station_id}/commands", status_code=202)
@@ -197,7 +200,10 @@ async def operator_command(
         station = await repo.station(station_id)
         if station is None:
             raise Refusal("station_unknown", "no such station", status_code=404)
-        if operator.organisation_id and station["organisation_id"] not in (None, operator.organisation_id):
+        if operator.organisation_id and station["organisation_id"] not in (
+            None,
+            operator.organisation_id,
+        ):
             raise Refusal("forbidden", "not a station of your organisation", status_code=403)
         command_id = await repo.add_command(
             station_id,
@@ -206,8 +212,12 @@ async def operator_command(
             payload={"action": body.action, "payload": body.payload},
         )
     return CommandView(
-        command_id=command_id, station_id=station_id, kind="ocpp_call", done=False,
-        executed_by=None, result=None,
+        command_id=command_id,
+        station_id=station_id,
+        kind="ocpp_call",
+        done=False,
+        executed_by=None,
+        result=None,
     )
 
 

@@ -29,8 +29,22 @@ from station_gateway.settings import Settings
 log = logging.getLogger(__name__)
 
 OPERATOR_ACTIONS = {
-    "1.6": {"TriggerMessage", "GetConfiguration", "ChangeConfiguration", "Reset", "ChangeAvailability", "UnlockConnector"},
-    "2.0.1": {"TriggerMessage", "GetVariables", "SetVariables", "Reset", "ChangeAvailability", "UnlockConnector"},
+    "1.6": {
+        "TriggerMessage",
+        "GetConfiguration",
+        "ChangeConfiguration",
+        "Reset",
+        "ChangeAvailability",
+        "UnlockConnector",
+    },
+    "2.0.1": {
+        "TriggerMessage",
+        "GetVariables",
+        "SetVariables",
+        "Reset",
+        "ChangeAvailability",
+        "UnlockConnector",
+    },
 }
 
 
@@ -42,6 +56,7 @@ class Gateway:
         self.connections: dict[str, StationHandler] = {}
         self._drain_locks: dict[str, asyncio.Lock] = {}
         self._tasks: list[asyncio.Task[Any]] = []
+        self._background: set[asyncio.Task[Any]] = set()
         self._display_waiters: dict[str, set[asyncio.Event]] = {}
         self._stopping = asyncio.Event()
         self._signing_key: dict[str, Any] | None = None
@@ -53,7 +68,9 @@ class Gateway:
 
     @property
     def silence(self) -> timedelta:
-        return timedelta(seconds=self.settings.heartbeat_interval_s * self.settings.missed_heartbeats)
+        return timedelta(
+            seconds=self.settings.heartbeat_interval_s * self.settings.missed_heartbeats
+        )
 
     @property
     def instance_dead_after(self) -> timedelta:
@@ -161,12 +178,10 @@ class Gateway:
     # -- notifications ---------------------------------------------------------------------
 
     async def _listen(self) -> None:
-        loop = asyncio.get_running_loop()
-
         def on_command(*args: Any) -> None:
             station_id = str(args[3])
             if station_id in self.connections:
-                loop.create_task(self.drain(station_id))
+                self._spawn(self.drain(station_id))
 
         def on_display(*args: Any) -> None:
             for event in self._display_waiters.get(str(args[3]), ()):
@@ -180,7 +195,7 @@ class Gateway:
                     await raw.add_listener(DISPLAY_CHANNEL, on_display)
                     # Commands that arrived while we were not listening.
                     for station_id in list(self.connections):
-                        loop.create_task(self.drain(station_id))
+                        self._spawn(self.drain(station_id))
                     while not self._stopping.is_set():
                         await asyncio.sleep(5)
                         await raw.execute("SELECT 1")
@@ -189,6 +204,11 @@ class Gateway:
             except Exception:
                 log.exception("gateway listener lost its connection; reconnecting")
                 await asyncio.sleep(1)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def display_waiter(self, station_id: str) -> asyncio.Event:
         event = asyncio.Event()

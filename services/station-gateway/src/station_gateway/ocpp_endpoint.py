@@ -140,7 +140,9 @@ class StationProtocol:
                     )
                     return
                 await self._touch()
-            elif msg.message_type_id == MessageType.CallResult and not isinstance(msg.payload, dict):
+            elif msg.message_type_id == MessageType.CallResult and not isinstance(
+                msg.payload, dict
+            ):
                 return
         except OCPPError as error:
             code = error.code
@@ -167,7 +169,13 @@ class StationProtocol:
                 code = _CODES[self.version].get(code, code)
                 cause = details.get("cause") if isinstance(details, dict) else None
                 message = json.dumps(
-                    [4, uid, code, str(description)[:255], {"cause": str(cause)[:255]} if cause else {}],
+                    [
+                        4,
+                        uid,
+                        code,
+                        str(description)[:255],
+                        {"cause": str(cause)[:255]} if cause else {},
+                    ],
                     separators=(",", ":"),
                 )
         ocpp_log.debug("%s <- %s", self.id, message[:500])  # type: ignore[attr-defined]
@@ -204,7 +212,10 @@ class StationProtocol:
     async def code_requested(self, connector_id: int, *, reuse_open: bool) -> service.IssuedCode:
         async with self.gateway.database.write() as session:
             issued = await self.gateway.code_issuer().issue(
-                session, self.id, connector_id, reuse_open=reuse_open  # type: ignore[attr-defined]
+                session,
+                self.id,
+                connector_id,
+                reuse_open=reuse_open,  # type: ignore[attr-defined]
             )
         self.spawn(self.show_code(issued))
         return issued
@@ -244,7 +255,11 @@ class ChargePoint16(StationProtocol, ChargePoint16Base):
     async def on_boot(self, charge_point_vendor: str, charge_point_model: str, **kw: Any) -> Any:
         async with self.gateway.database.write() as session:
             await service.station_booted(
-                session, self.id, charge_point_vendor, charge_point_model, kw.get("firmware_version")
+                session,
+                self.id,
+                charge_point_vendor,
+                charge_point_model,
+                kw.get("firmware_version"),
             )
         self.booted = True
         return result16.BootNotification(
@@ -292,7 +307,10 @@ class ChargePoint16(StationProtocol, ChargePoint16Base):
 
     @on("MeterValues")
     async def on_meter_values(
-        self, connector_id: int, meter_value: list[dict[str, Any]], transaction_id: int | None = None
+        self,
+        connector_id: int,
+        meter_value: list[dict[str, Any]],
+        transaction_id: int | None = None,
     ) -> Any:
         if transaction_id is not None:
             readings = parse_meter_values(meter_value, service.now_utc())
@@ -304,9 +322,7 @@ class ChargePoint16(StationProtocol, ChargePoint16Base):
         return result16.MeterValues()
 
     @on("StopTransaction")
-    async def on_stop(
-        self, meter_stop: int, timestamp: str, transaction_id: int, **kw: Any
-    ) -> Any:
+    async def on_stop(self, meter_stop: int, timestamp: str, transaction_id: int, **kw: Any) -> Any:
         readings = parse_meter_values(kw.get("transaction_data") or (), service.now_utc())
         async with self.gateway.database.write() as session:
             await service.complete_transaction(
@@ -322,7 +338,9 @@ class ChargePoint16(StationProtocol, ChargePoint16Base):
         return result16.StopTransaction(id_tag_info={"status": "Accepted"})
 
     @on("DataTransfer")
-    async def on_data_transfer(self, vendor_id: str, message_id: str | None = None, data: Any = None) -> Any:
+    async def on_data_transfer(
+        self, vendor_id: str, message_id: str | None = None, data: Any = None
+    ) -> Any:
         if vendor_id != VENDOR_ID:
             return result16.DataTransfer(status="UnknownVendorId")
         if message_id != "RequestSessionCode":
@@ -331,10 +349,13 @@ class ChargePoint16(StationProtocol, ChargePoint16Base):
             reply = await self.on_session_code_request(data)
         except service.GatewayRefusal as refusal:
             return result16.DataTransfer(
-                status="Rejected", data=json.dumps({"reason": refusal.reason, "message": refusal.message})
+                status="Rejected",
+                data=json.dumps({"reason": refusal.reason, "message": refusal.message}),
             )
         if reply is None:
-            return result16.DataTransfer(status="Rejected", data=json.dumps({"reason": "bad_request"}))
+            return result16.DataTransfer(
+                status="Rejected", data=json.dumps({"reason": "bad_request"})
+            )
         return result16.DataTransfer(status="Accepted", data=json.dumps(reply))
 
     @on("DiagnosticsStatusNotification")
@@ -370,7 +391,12 @@ class ChargePoint16(StationProtocol, ChargePoint16Base):
     async def show_denied(self, row: Any, reason: str, message: str) -> None:
         await self._vendor_message(
             "DisplaySessionDenied",
-            {"connectorId": row["connector_id"], "sessionId": str(row["session_id"]), "reason": reason, "message": message},
+            {
+                "connectorId": row["connector_id"],
+                "sessionId": str(row["session_id"]),
+                "reason": reason,
+                "message": message,
+            },
         )
 
     async def show_cost(self, row: Any, amount_minor: int, currency: str) -> None:
@@ -387,7 +413,8 @@ class ChargePoint16(StationProtocol, ChargePoint16Base):
 
     async def clear_code(self, row: Any) -> None:
         await self._vendor_message(
-            "ClearSessionCode", {"connectorId": row["connector_id"], "sessionId": str(row["session_id"])}
+            "ClearSessionCode",
+            {"connectorId": row["connector_id"], "sessionId": str(row["session_id"])},
         )
 
     def operator_call(self, action: str, payload: dict[str, Any]) -> Any:
@@ -479,7 +506,9 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
                     readings=readings,
                 )
             elif readings:
-                outcome = await service.record_meter_values(session, self.id, transaction_id, readings)
+                outcome = await service.record_meter_values(
+                    session, self.id, transaction_id, readings
+                )
         if outcome is not None:
             self.spawn(self.after_meter(outcome))
         answer: dict[str, Any] = {}
@@ -490,11 +519,15 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
         return result201.TransactionEvent(**answer)
 
     @on("MeterValues")
-    async def on_meter_values(self, evse_id: int, meter_value: list[dict[str, Any]], **_: Any) -> Any:
+    async def on_meter_values(
+        self, evse_id: int, meter_value: list[dict[str, Any]], **_: Any
+    ) -> Any:
         return result201.MeterValues()  # outside a transaction: nothing to bill
 
     @on("DataTransfer")
-    async def on_data_transfer(self, vendor_id: str, message_id: str | None = None, data: Any = None, **_: Any) -> Any:
+    async def on_data_transfer(
+        self, vendor_id: str, message_id: str | None = None, data: Any = None, **_: Any
+    ) -> Any:
         if vendor_id != VENDOR_ID:
             return result201.DataTransfer(status="UnknownVendorId")
         if message_id != "RequestSessionCode":
@@ -548,7 +581,11 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
     async def show_code(self, issued: service.IssuedCode) -> None:
         await self._display(issued.session_id, 0, "URI", issued.qr_url, issued.connector_id)
         await self._display(
-            issued.session_id, 1, "ASCII", f"Pay with phone: scan or enter {issued.code}", issued.connector_id
+            issued.session_id,
+            1,
+            "ASCII",
+            f"Pay with phone: scan or enter {issued.code}",
+            issued.connector_id,
         )
 
     async def remote_start(self, row: Any) -> str:
@@ -568,12 +605,16 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
         return str(result.status)
 
     async def show_denied(self, row: Any, reason: str, message: str) -> None:
-        await self._display(row["session_id"], 2, "UTF8", f"Not authorised: {message}", row["connector_id"])
+        await self._display(
+            row["session_id"], 2, "UTF8", f"Not authorised: {message}", row["connector_id"]
+        )
 
     async def show_cost(self, row: Any, amount_minor: int, currency: str) -> None:
         if row["transaction_id"]:
             await self.call_station(
-                call201.CostUpdated(total_cost=amount_minor / 100, transaction_id=row["transaction_id"])
+                call201.CostUpdated(
+                    total_cost=amount_minor / 100, transaction_id=row["transaction_id"]
+                )
             )
 
     async def clear_code(self, row: Any) -> None:
@@ -658,5 +699,3 @@ async def serve_station(websocket: WebSocket, station_id: str, gateway: Gateway)
         if websocket.application_state == WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
                 await websocket.close(code=close_code)
-
-

@@ -106,7 +106,9 @@ class Repository:
         )
         return result.first() is not None
 
-    async def touch_presence(self, station_id: str, connection_id: uuid.UUID, now: datetime) -> None:
+    async def touch_presence(
+        self, station_id: str, connection_id: uuid.UUID, now: datetime
+    ) -> None:
         await self.session.execute(
             update(station_presence)
             .where(
@@ -127,7 +129,9 @@ class Repository:
         )
         return result.mappings().first()
 
-    async def take_silent_stations(self, silent_before: datetime, dead_before: datetime) -> list[RowMapping]:
+    async def take_silent_stations(
+        self, silent_before: datetime, dead_before: datetime
+    ) -> list[RowMapping]:
         """Online stations not heard of since ``silent_before`` (or whose gateway died):
         marked offline here, under row locks so one gateway process reports each once."""
         candidates = (
@@ -200,7 +204,9 @@ class Repository:
     async def insert_session(self, **values: Any) -> None:
         await self.session.execute(insert(sessions).values(**values))
 
-    async def upsert_session(self, session_id: uuid.UUID, create: dict[str, Any], **values: Any) -> None:
+    async def upsert_session(
+        self, session_id: uuid.UUID, create: dict[str, Any], **values: Any
+    ) -> None:
         stmt = insert(sessions).values(session_id=session_id, **create, **values)
         await self.session.execute(
             stmt.on_conflict_do_update(
@@ -220,7 +226,9 @@ class Repository:
             query = query.with_for_update()
         return (await self.session.execute(query.limit(1))).mappings().first()
 
-    async def open_code(self, station_id: str, connector_id: int, now: datetime) -> RowMapping | None:
+    async def open_code(
+        self, station_id: str, connector_id: int, now: datetime
+    ) -> RowMapping | None:
         result = await self.session.execute(
             select(sessions)
             .where(
@@ -326,7 +334,9 @@ class Repository:
 
     async def finish_command(self, command_id: int, result: dict[str, Any]) -> None:
         await self.session.execute(
-            update(station_commands).where(station_commands.c.id == command_id).values(result=result)
+            update(station_commands)
+            .where(station_commands.c.id == command_id)
+            .values(result=result)
         )
 
     async def command(self, command_id: int) -> RowMapping | None:

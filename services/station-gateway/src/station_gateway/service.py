@@ -219,7 +219,9 @@ async def station_disconnected(
         await repo.notify_display(station_id)
 
 
-async def sweep_offline(session: AsyncSession, silence: timedelta, instance_dead: timedelta) -> list[str]:
+async def sweep_offline(
+    session: AsyncSession, silence: timedelta, instance_dead: timedelta
+) -> list[str]:
     now = now_utc()
     rows = await Repository(session).take_silent_stations(now - silence, now - instance_dead)
     await emit(
@@ -428,7 +430,9 @@ async def record_meter_values(
                 connector_id=row["connector_id"],
                 transaction_id=transaction_id,
                 samples=tuple(
-                    MeterSample(sampled_at=r.sampled_at, energy_wh=r.energy_wh or 0, power_w=r.power_w)
+                    MeterSample(
+                        sampled_at=r.sampled_at, energy_wh=r.energy_wh or 0, power_w=r.power_w
+                    )
                     for r in sorted(energy_readings, key=lambda r: r.sampled_at)
                 ),
                 soc_percent=next(
@@ -548,7 +552,9 @@ async def complete_transaction(
             ended_at=ended_at,
             stop_reason=reason,  # type: ignore[arg-type]
             samples=tuple(
-                MeterSample(sampled_at=s["sampled_at"], energy_wh=s["energy_wh"], power_w=s["power_w"])
+                MeterSample(
+                    sampled_at=s["sampled_at"], energy_wh=s["energy_wh"], power_w=s["power_w"]
+                )
                 for s in samples
                 if started_at <= s["sampled_at"] <= ended_at
             ),
@@ -585,7 +591,9 @@ async def abandon(
 # -- display --------------------------------------------------------------------------------
 
 
-async def price_text(session: AsyncSession, station_id: str, connector_id: int, at: datetime) -> str | None:
+async def price_text(
+    session: AsyncSession, station_id: str, connector_id: int, at: datetime
+) -> str | None:
     """The price a session starting now pays, from the station's current tariff."""
     repo = Repository(session)
     station = await repo.station(station_id)

@@ -158,7 +158,9 @@ station_commands = Table(
     Column("executed_by", String(200), nullable=True),
     Column("done_at", DateTime(timezone=True), nullable=True),
     Column("result", JSONB, nullable=True),
-    Index("ix_station_commands_pending", "station_id", "id", postgresql_where=text("done_at IS NULL")),
+    Index(
+        "ix_station_commands_pending", "station_id", "id", postgresql_where=text("done_at IS NULL")
+    ),
 )
 
 signing_keys = Table(

@@ -42,7 +42,12 @@ async def test_bad_frames_get_call_errors_and_hurt_no_one(harness) -> None:  # t
     good = await harness.connect("GOOD-1")
     ws = await raw_connect(gw, "BAD-1")
     # Out of order: a transaction before the station ever booted.
-    start = [2, "o1", "StartTransaction", {"connectorId": 1, "idTag": "X", "meterStart": 0, "timestamp": "2025-01-01T00:00:00Z"}]
+    start = [
+        2,
+        "o1",
+        "StartTransaction",
+        {"connectorId": 1, "idTag": "X", "meterStart": 0, "timestamp": "2025-01-01T00:00:00Z"},
+    ]
     assert (await exchange(ws, json.dumps(start)))[:3] == [4, "o1", "SecurityError"]
     boot = [2, "b1", "BootNotification", {"chargePointVendor": "v", "chargePointModel": "m"}]
     assert (await exchange(ws, json.dumps(boot)))[0] == 3
@@ -51,9 +56,27 @@ async def test_bad_frames_get_call_errors_and_hurt_no_one(harness) -> None:  # t
         json.dumps({"not": "a list"}): [4, "-1", "FormationViolation"],
         json.dumps([2, "m1", "Heartbeat"]): [4, "m1", "ProtocolError"],
         json.dumps([2, "m2", "FlyToTheMoon", {}]): [4, "m2", "NotImplemented"],
-        json.dumps([2, "m3", "StatusNotification", {"connectorId": "one", "errorCode": "NoError", "status": "Available"}]): [4, "m3", "TypeConstraintViolation"],
-        json.dumps([2, "m4", "BootNotification", {"chargePointVendor": "v", "chargePointModel": "m", "x": 1}]): [4, "m4", "FormationViolation"],
-        json.dumps([2, "m5", "StatusNotification", {"connectorId": 1, "errorCode": "NoError"}]): [4, "m5", "ProtocolError"],
+        json.dumps(
+            [
+                2,
+                "m3",
+                "StatusNotification",
+                {"connectorId": "one", "errorCode": "NoError", "status": "Available"},
+            ]
+        ): [4, "m3", "TypeConstraintViolation"],
+        json.dumps(
+            [
+                2,
+                "m4",
+                "BootNotification",
+                {"chargePointVendor": "v", "chargePointModel": "m", "x": 1},
+            ]
+        ): [4, "m4", "FormationViolation"],
+        json.dumps([2, "m5", "StatusNotification", {"connectorId": 1, "errorCode": "NoError"}]): [
+            4,
+            "m5",
+            "ProtocolError",
+        ],
         json.dumps([2, "m6", "Heartbeat", "payload"]): [4, "m6", "TypeConstraintViolation"],
         json.dumps([2, "m7", ["Heartbeat"], {}]): [4, "m7", "FormationViolation"],
         json.dumps([7, "m8", "Heartbeat", {}]): [4, "m8", "NotSupported"],
@@ -84,7 +107,21 @@ async def test_201_unparseable_frame_is_rpc_framework_error(harness) -> None:  #
     await harness.register("BAD-2")
     ws = await raw_connect(gw, "BAD-2", "2.0.1")
     assert (await exchange(ws, "{{{"))[:3] == [4, "-1", "RpcFrameworkError"]
-    answer = await exchange(ws, json.dumps([2, "x1", "BootNotification", {"chargingStation": {"model": "m", "vendorName": "v"}, "reason": "PowerUp", "extra": 1}]))
+    answer = await exchange(
+        ws,
+        json.dumps(
+            [
+                2,
+                "x1",
+                "BootNotification",
+                {
+                    "chargingStation": {"model": "m", "vendorName": "v"},
+                    "reason": "PowerUp",
+                    "extra": 1,
+                },
+            ]
+        ),
+    )
     assert answer[:3] == [4, "x1", "FormatViolation"]
     await ws.close()
 
@@ -93,7 +130,9 @@ async def test_silent_station_goes_offline_and_gets_no_codes(harness) -> None:  
     gw = await harness.start_gateway(heartbeat_interval_s=1, missed_heartbeats=1.5)
     await harness.register("QUIET-1")
     station = await harness.connect("QUIET-1")
-    result = await station.call(call.BootNotification(charge_point_model="m", charge_point_vendor="v"))
+    result = await station.call(
+        call.BootNotification(charge_point_model="m", charge_point_vendor="v")
+    )
     assert result.interval == 1
     offline = await harness.wait_event("StationWentOffline", topic=topics.STATIONS)
     assert offline[0]["station_id"] == "QUIET-1"
@@ -112,7 +151,11 @@ async def test_authorisation_reaches_the_process_holding_the_socket(harness) -> 
     station = await harness.connect("TWO-1", process=b)
     await station.call(call.BootNotification(charge_point_model="m", charge_point_vendor="v"))
     reply = await station.call(
-        call.DataTransfer(vendor_id="com.plugpay", message_id="RequestSessionCode", data=json.dumps({"connectorId": 1}))
+        call.DataTransfer(
+            vendor_id="com.plugpay",
+            message_id="RequestSessionCode",
+            data=json.dumps({"connectorId": 1}),
+        )
     )
     session_id = json.loads(reply.data)["sessionId"]
     await harness.authorize(session_id, "TWO-1")
@@ -155,9 +198,13 @@ async def test_display_page_and_live_updates(harness) -> None:  # type: ignore[n
         assert (await client.get("/stations/DISP-1/display")).status_code == 401
         page = await client.get("/stations/DISP-1/display", headers=auth("DISP-1"))
         assert page.status_code == 200 and "display.js" in page.text
-        script = await client.get("/stations/DISP-1/display/static/display.js", headers=auth("DISP-1"))
+        script = await client.get(
+            "/stations/DISP-1/display/static/display.js", headers=auth("DISP-1")
+        )
         assert "EventSource" in script.text
-        async with client.stream("GET", "/stations/DISP-1/display/events", headers=auth("DISP-1")) as events:
+        async with client.stream(
+            "GET", "/stations/DISP-1/display/events", headers=auth("DISP-1")
+        ) as events:
             lines = events.aiter_lines()
 
             async def next_state() -> dict:
@@ -170,7 +217,9 @@ async def test_display_page_and_live_updates(harness) -> None:  # type: ignore[n
             assert first["online"] is True
             assert first["connectors"][0]["price"] == "0.40 EUR/kWh, no VAT"
             issued = await client.post(
-                "/stations/DISP-1/display/sessions", json={"connector_id": 1}, headers=auth("DISP-1")
+                "/stations/DISP-1/display/sessions",
+                json={"connector_id": 1},
+                headers=auth("DISP-1"),
             )
             assert issued.status_code == 201, issued.text
             while True:
@@ -192,7 +241,11 @@ async def test_code_and_start_over_real_kafka(kafka_harness) -> None:  # type: i
     station = await harness.connect("KAFKA-1")
     await station.call(call.BootNotification(charge_point_model="m", charge_point_vendor="v"))
     reply = await station.call(
-        call.DataTransfer(vendor_id="com.plugpay", message_id="RequestSessionCode", data=json.dumps({"connectorId": 1}))
+        call.DataTransfer(
+            vendor_id="com.plugpay",
+            message_id="RequestSessionCode",
+            data=json.dumps({"connectorId": 1}),
+        )
     )
     session_id = json.loads(reply.data)["sessionId"]
     await harness.wait_event("SessionCodeIssued", timeout_s=30)

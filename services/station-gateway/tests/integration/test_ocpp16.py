@@ -147,7 +147,9 @@ def meter(at: datetime, wh: int) -> list[dict]:
     return [
         {
             "timestamp": iso(at),
-            "sampledValue": [{"value": str(wh), "measurand": "Energy.Active.Import.Register", "unit": "Wh"}],
+            "sampledValue": [
+                {"value": str(wh), "measurand": "Energy.Active.Import.Register", "unit": "Wh"}
+            ],
         }
     ]
 
@@ -156,25 +158,30 @@ async def test_authorised_start_meter_values_limit_stop_and_duplicate_stop(harne
     await harness.start_gateway()
     await harness.register("CP-3")
     station = await harness.connect("CP-3")
-    session_id, tx, _ = await start_charging(
-        harness, station, SessionLimits(max_energy_wh=1000)
-    )
+    session_id, tx, _ = await start_charging(harness, station, SessionLimits(max_energy_wh=1000))
     now = datetime.now(UTC)
-    await station.call(call.MeterValues(connector_id=1, transaction_id=tx, meter_value=meter(now, 10_400)))
+    await station.call(
+        call.MeterValues(connector_id=1, transaction_id=tx, meter_value=meter(now, 10_400))
+    )
     reported = await harness.wait_event("MeterValuesReported", topic=harness_topic("METER"))
     assert reported[0]["samples"][0]["energy_wh"] == 10_400
     assert not station.got("RemoteStopTransaction")
     # 1.2 kWh > the 1 kWh the hold buys: the gateway stops the transaction.
     await station.call(
         call.MeterValues(
-            connector_id=1, transaction_id=tx, meter_value=meter(now + timedelta(seconds=30), 11_200)
+            connector_id=1,
+            transaction_id=tx,
+            meter_value=meter(now + timedelta(seconds=30), 11_200),
         )
     )
     stops = await harness.eventually(lambda: station.got("RemoteStopTransaction"))
     assert stops[0]["transaction_id"] == tx
     await harness.wait_event("SessionStopRequested", where=lambda p: p["requested_by"] == "limit")
     stop = call.StopTransaction(
-        meter_stop=11_250, timestamp=iso(now + timedelta(seconds=40)), transaction_id=tx, reason="Remote"
+        meter_stop=11_250,
+        timestamp=iso(now + timedelta(seconds=40)),
+        transaction_id=tx,
+        reason="Remote",
     )
     await station.call(stop)
     await station.call(stop)  # repeated after a (supposed) timeout
@@ -207,7 +214,9 @@ async def test_remote_stop_then_reconnect_with_queued_messages(harness) -> None:
     await harness.close(station)
     past = datetime.now(UTC) - timedelta(minutes=3)
     station = await harness.connect("CP-4")
-    await station.call(call.MeterValues(connector_id=1, transaction_id=tx, meter_value=meter(past, 10_800)))
+    await station.call(
+        call.MeterValues(connector_id=1, transaction_id=tx, meter_value=meter(past, 10_800))
+    )
     stop = call.StopTransaction(
         meter_stop=10_900,
         timestamp=iso(past + timedelta(seconds=10)),

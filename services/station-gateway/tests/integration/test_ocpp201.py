@@ -45,11 +45,15 @@ async def test_201_code_start_meter_stop_cost(harness) -> None:  # type: ignore[
     )
     assert booted.status == "Accepted"
     reply = await station.call(
-        call.DataTransfer(vendor_id="com.plugpay", message_id="RequestSessionCode", data={"connectorId": 1})
+        call.DataTransfer(
+            vendor_id="com.plugpay", message_id="RequestSessionCode", data={"connectorId": 1}
+        )
     )
     assert reply.status == "Accepted"
     session_id = reply.data["session_id"]  # the client library snake-cases keys
-    shown = await harness.eventually(lambda: len(station.got("SetDisplayMessage")) >= 2 and station.got("SetDisplayMessage"))
+    shown = await harness.eventually(
+        lambda: len(station.got("SetDisplayMessage")) >= 2 and station.got("SetDisplayMessage")
+    )
     assert shown[0]["message"] == {"format": "URI", "content": reply.data["qr"]}
     assert reply.data["code"] in shown[1]["message"]["content"]
 
@@ -91,7 +95,9 @@ async def test_201_code_start_meter_stop_cost(harness) -> None:  # type: ignore[
     await harness.wait_event("MeterValuesReported", topic=_topic("METER"))
 
     await harness.publish(
-        SessionStopRequested(session_id=uuid.UUID(session_id), requested_by="driver", requested_at=datetime.now(UTC))
+        SessionStopRequested(
+            session_id=uuid.UUID(session_id), requested_by="driver", requested_at=datetime.now(UTC)
+        )
     )
     stops = await harness.eventually(lambda: station.got("RequestStopTransaction"))
     assert stops[0]["transaction_id"] == "tx-201"
@@ -115,8 +121,12 @@ async def test_201_code_start_meter_stop_cost(harness) -> None:  # type: ignore[
     from plugpay_tariffs import Tariff
 
     tariff = Tariff.model_validate(
-        {"id": "t-1", "version": 1, "currency": "EUR",
-         "elements": [{"price_components": [{"type": "ENERGY", "price": "0.40", "vat": "0"}]}]}
+        {
+            "id": "t-1",
+            "version": 1,
+            "currency": "EUR",
+            "elements": [{"price_components": [{"type": "ENERGY", "price": "0.40", "vat": "0"}]}],
+        }
     )
     breakdown = calculate_cost(tariff, usage, "Europe/Berlin")
     await harness.publish(
