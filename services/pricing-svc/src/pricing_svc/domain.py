@@ -105,7 +105,8 @@ def owner_groups(policy_owner: uuid.UUID, driver: Driver) -> frozenset[str]:
 def in_window(window: AccessWindow, local: datetime) -> bool:
     """Whether a local wall time falls in a window; ``22:00-06:00`` runs past midnight and
     belongs to the day it starts on (upper bound exclusive, like tariff restrictions)."""
-    start, end = _hhmm(window.start_time), _hhmm(window.end_time)
+    start = _hhmm(window.start_time) or time(0)  # a start is never 24:00 (pattern)
+    end = _hhmm(window.end_time)
     now = local.time().replace(tzinfo=None)
     today = local.isoweekday()
     yesterday = (local - timedelta(days=1)).isoweekday()

@@ -13,7 +13,6 @@ from plugpay_events.contracts.pricing import AccessPolicy
 from plugpay_platform.database import Database
 from plugpay_platform.errors import Refusal
 from plugpay_platform.security import CurrentOperator
-from plugpay_tariffs import describe
 
 from pricing_svc import service
 from pricing_svc.domain import Station, TariffVersion
@@ -94,7 +93,7 @@ TariffBody = Annotated[
 ]
 
 
-def _tariff_out(version: TariffVersion, at: Any = None) -> TariffOut:
+def _tariff_out(version: TariffVersion) -> TariffOut:
     return TariffOut(
         key=version.key,
         version=version.version,
@@ -102,7 +101,6 @@ def _tariff_out(version: TariffVersion, at: Any = None) -> TariffOut:
         published_at=version.published_at,
         effective_from=version.effective_from,
         tariff=version.tariff.model_dump(mode="json"),
-        summary=describe(version.tariff, at or version.effective_from, "UTC").text,
     )
 
 

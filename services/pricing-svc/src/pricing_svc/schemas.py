@@ -90,7 +90,6 @@ class TariffOut(BaseModel):
     published_at: datetime
     effective_from: datetime
     tariff: dict[str, Any] = Field(description="the OCPI-style tariff as stored (plugpay_tariffs)")
-    summary: str = Field(description="the prices in plain words at publication time")
 
 
 class TariffListOut(BaseModel):

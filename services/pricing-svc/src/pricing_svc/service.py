@@ -273,7 +273,8 @@ async def publish_tariff(
     try:
         tariff = parse_tariff({**body, "id": key, "version": number})
     except TariffInvalid as invalid:
-        raise InvalidInput("tariff_invalid", [dict(r) for r in invalid.reasons]) from invalid
+        problems = [_problem(r["field"], r["reason"], r["message"]) for r in invalid.reasons]
+        raise InvalidInput("tariff_invalid", problems) from invalid
     if owner is None and not await store.create_tariff(key, organisation_id, now):
         raise Refusal(
             "conflict", f"tariff {key!r} was created concurrently; retry", status_code=409
