@@ -201,7 +201,7 @@ def make_demo(
 
     def make(kafka: str | None = None) -> tuple[FastAPI, ServiceRuntime, Seen]:
         app, runtime, seen = demo_app(database_url, topic_prefix, migrations, kafka=kafka)
-        runtime.observability.tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+        runtime.observability.add_span_processor(SimpleSpanProcessor(spans))
         return app, runtime, seen
 
     return make

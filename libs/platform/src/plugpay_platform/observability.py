@@ -18,12 +18,10 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import FastAPI, Request, Response
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from plugpay_events import tracing
@@ -44,6 +42,9 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from plugpay_platform.logging import correlation_id
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import SpanProcessor
 
 log = logging.getLogger(__name__)
 
@@ -78,13 +79,20 @@ class ServiceRegistry(CollectorRegistry):
             yield metric
 
 
-def build_tracer_provider(service: str) -> TracerProvider:
+def build_tracer_provider(service: str) -> trace.TracerProvider:
     """A tracer provider for one service; exports over OTLP/HTTP only when an endpoint is set.
 
     The standard ``OTEL_*`` variables apply (``OTEL_EXPORTER_OTLP_ENDPOINT``,
     ``OTEL_TRACES_SAMPLER``/``_ARG``, ``OTEL_RESOURCE_ATTRIBUTES``); ``service.name`` is always
     the service's own name, so the embedded process still shows five services.
     """
+    try:
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    except ModuleNotFoundError:  # an environment synced before the SDK was a dependency
+        log.warning("opentelemetry-sdk is not installed: %s records no spans", service)
+        return trace.NoOpTracerProvider()
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
     if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
@@ -112,7 +120,9 @@ class _RelayCollector(Collector):
 class Observability:
     """One service's metrics registry, tracer, and the platform's own metrics."""
 
-    def __init__(self, service: str, *, tracer_provider: TracerProvider | None = None) -> None:
+    def __init__(
+        self, service: str, *, tracer_provider: trace.TracerProvider | None = None
+    ) -> None:
         self.service = service
         self.registry = ServiceRegistry(service)
         self.tracer_provider = tracer_provider or build_tracer_provider(service)
@@ -220,6 +230,22 @@ class Observability:
         metric = kind(name, documentation, tuple(labels), registry=self.registry, **options)
         self._metrics[name] = metric
         return metric
+
+    # --- traces -------------------------------------------------------------------------------
+
+    def add_span_processor(self, processor: SpanProcessor) -> None:
+        """Send this service's spans to one more processor (tests: an in-memory exporter)."""
+        from opentelemetry.sdk.trace import TracerProvider
+
+        if not isinstance(self.tracer_provider, TracerProvider):
+            raise RuntimeError("spans are not recorded: opentelemetry-sdk is not installed")
+        self.tracer_provider.add_span_processor(processor)
+
+    def flush(self) -> None:
+        """Export the spans still buffered (on shutdown)."""
+        force_flush = getattr(self.tracer_provider, "force_flush", None)
+        if callable(force_flush):
+            force_flush()
 
     # --- what the runtime hands over -----------------------------------------------------------
 

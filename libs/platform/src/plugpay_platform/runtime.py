@@ -113,7 +113,7 @@ class ServiceRuntime:
         await self.relay.stop()
         await self.bus.stop()
         await self.database.dispose()
-        self.observability.tracer_provider.force_flush()
+        self.observability.flush()
         log.info("%s stopped", self.name)
 
     @contextlib.asynccontextmanager
