@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from plugpay_events import Envelope
 from plugpay_events.bus.port import PoisonEvent
-from plugpay_events.contracts.pricing import AccessPolicy, StationCommercialsSet
+from plugpay_events.contracts.pricing import AccessPolicy, AccessWindow, StationCommercialsSet
 from plugpay_events.contracts.sessions import (
     MeterSample,
     SessionCostCalculated,
@@ -151,6 +151,20 @@ async def test_restricted_station_denies_outsiders_and_frees_staff() -> None:
     (priced,) = store.events("SessionPriced")
     assert isinstance(priced, SessionPriced)
     assert priced.session_id == staff.session_id and priced.free_of_charge
+
+
+async def test_time_windows_are_read_on_the_station_clock() -> None:
+    store = FakeStore()
+    office = AccessWindow(days_of_week=(1, 2, 3, 4, 5), start_time="08:00", end_time="18:00")
+    await station_with_tariff(store, policy=AccessPolicy(windows=(office,)))
+    # Friday 2025-01-17: 07:30 UTC is 08:30 in Berlin (open), 17:30 UTC is 18:30 (closed).
+    morning = scanned("ST-1", at=datetime(2025, 1, 17, 7, 30, tzinfo=UTC))
+    evening = scanned("ST-1", at=datetime(2025, 1, 17, 17, 30, tzinfo=UTC))
+    for event in (morning, evening):
+        await service.price_session(store, wrap(event), event)
+    assert [e.session_id for e in store.events("SessionPriced")] == [morning.session_id]  # type: ignore[attr-defined]
+    (denied,) = store.events("SessionDenied")
+    assert denied.session_id == evening.session_id and denied.reason == "access_denied"  # type: ignore[attr-defined]
 
 
 async def test_priced_with_the_version_in_force_at_the_scan() -> None:
