@@ -94,11 +94,15 @@ SERVICES: tuple[Service, ...] = (
         reads=(),
         extra_env=(
             _secret_env(
-                "AUTH_SVC_BOOTSTRAP_ADMIN_PASSWORD", "auth-svc-bootstrap-admin", "password",
+                "AUTH_SVC_BOOTSTRAP_ADMIN_PASSWORD",
+                "auth-svc-bootstrap-admin",
+                "password",
                 optional=True,
             ),
             _secret_env(
-                "AUTH_SVC_BOOTSTRAP_ADMIN_EMAIL", "auth-svc-bootstrap-admin", "email",
+                "AUTH_SVC_BOOTSTRAP_ADMIN_EMAIL",
+                "auth-svc-bootstrap-admin",
+                "email",
                 optional=True,
             ),
         ),
@@ -171,6 +175,7 @@ class Route:
     timeout_s: int
     max_body: str
     note: str
+    static: str | None = None  # local gateway: app | ops | landing (served from web/)
 
     @property
     def profile(self) -> tuple[bool, bool, int, str]:
@@ -193,7 +198,10 @@ def load_routes(path: Path = ROUTES_FILE) -> tuple[dict[str, dict[str, Any]], li
             timeout_s=int(merged["timeout_s"]),
             max_body=str(merged["max_body"]),
             note=str(merged.get("note", "")),
+            static=merged.get("static"),
         )
+        if route.static not in (None, "app", "ops", "landing"):
+            raise ValueError(f"{route.prefix}: static is app, ops or landing")
         if not route.prefix.startswith("/") or route.prefix.endswith("/"):
             raise ValueError(f"{route.prefix!r}: a prefix starts with / and does not end with /")
         if route.service not in services:
@@ -215,12 +223,11 @@ def render_nginx(services: dict[str, dict[str, Any]], routes: list[Route]) -> st
         HEADER.format(source="deploy/gateway/routes.yaml"),
         "# The local API gateway: the same routes as the Kubernetes Ingress.",
         "# Run (paths relative to the prefix directory given with -p):",
-        "#   mkdir -p .local/gateway/tmp && nginx -p .local/gateway -c \"$PWD/deploy/gateway/nginx.conf\"",
+        "#   scripts/stack.sh up   (replaces __WEB_ROOT__, runs nginx -p .local/stack/nginx)",
         "",
         "worker_processes 1;",
         "pid nginx.pid;",
-        "error_log stderr notice;",
-        "daemon off;",
+        "error_log logs/error.log notice;",
         "",
         "events {",
         "    worker_connections 4096;",
@@ -254,22 +261,23 @@ def render_nginx(services: dict[str, dict[str, Any]], routes: list[Route]) -> st
         "",
     ]
     for name, svc in services.items():
-        out += [
-            f"    upstream {name} {{",
-            f"        server 127.0.0.1:{int(svc['local_port'])};",
-            "        keepalive 32;",
-            "    }",
-        ]
+        out.append(f"    upstream {name} {{")
+        out += [f"        server 127.0.0.1:{int(port)};" for port in svc["local_ports"]]
+        out += ["        keepalive 32;", "    }"]
     out += [
         "",
         "    server {",
         "        listen 127.0.0.1:8080;",
         "        server_name _;",
         "        client_max_body_size 1m;",
+        "        absolute_redirect off;",
         "        # Only the route table's prefixes are served; anything else is a 404 here too.",
         "",
     ]
     for route in routes:
+        if route.static:
+            out += _static_locations(route)
+            continue
         body = [
             "            proxy_http_version 1.1;",
             "            proxy_set_header Host $host;",
@@ -298,12 +306,73 @@ def render_nginx(services: dict[str, dict[str, Any]], routes: list[Route]) -> st
         flags = ", ".join(
             f for f, on in (("websocket", route.websocket), ("stream", route.stream)) if on
         )
-        out.append(f"        # {route.prefix} -> {route.service}" + (f" ({flags})" if flags else ""))
+        out.append(
+            f"        # {route.prefix} -> {route.service}" + (f" ({flags})" if flags else "")
+        )
         for location in (f"= {route.prefix}", f"{route.prefix}/"):
             out += [f"        location {location} {{", *body, "        }"]
         out.append("")
     out += ["    }", "}", ""]
     return "\n".join(out)
+
+
+WEB_HEADERS = [
+    'add_header Cache-Control "no-cache" always;',
+    "add_header Content-Security-Policy \"default-src 'self'; img-src 'self' data: blob:; "
+    "media-src 'self' blob:; connect-src 'self'; worker-src 'self'; manifest-src 'self'; "
+    "object-src 'none'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'\" always;",
+    'add_header X-Content-Type-Options "nosniff" always;',
+    'add_header Referrer-Policy "no-referrer" always;',
+    'add_header Permissions-Policy "camera=(self), geolocation=(self), microphone=()" always;',
+]
+# Library files served to the front-ends, each under a short name (never all of node_modules).
+WEB_VENDOR = {"jsqr": "node_modules/jsqr/dist"}
+
+
+def _static_locations(route: Route) -> list[str]:
+    """The web front-ends from __WEB_ROOT__, with the paths and headers of apps/plugpay web.py."""
+    p = route.prefix
+    out = [f"        # {p} -> web/ ({route.static}); Kubernetes: {route.service}"]
+    if route.static == "landing":
+        # the session-code token moves into the fragment: it never reaches a server log again
+        return [
+            *out,
+            f"        location = {p} {{",
+            "            return 404;",
+            "        }",
+            f"        location {p}/ {{",
+            f'            rewrite "^{p}/([A-Za-z0-9_.-]{{1,4096}})$" /app/#/s/$1 redirect;',
+            "            return 404;",
+            "        }",
+            "",
+        ]
+    headers = [f"            {h}" for h in WEB_HEADERS]
+    out += [f"        location = {p} {{", f"            return 301 {p}/;", "        }"]
+    for name, folder in WEB_VENDOR.items():
+        out += [
+            f"        location {p}/vendor/{name}/ {{",
+            f"            alias __WEB_ROOT__/{folder}/;",
+            *headers,
+            "        }",
+        ]
+    out += [
+        f"        location {p}/shared/ {{",
+        "            alias __WEB_ROOT__/shared/;",
+        *headers,
+        "        }",
+        f"        location = {p}/sw.js {{",
+        f"            alias __WEB_ROOT__/{route.static}/sw.js;",
+        *headers,
+        f'            add_header Service-Worker-Allowed "{p}/" always;',
+        "        }",
+        f"        location {p}/ {{",
+        f"            alias __WEB_ROOT__/{route.static}/;",
+        "            index index.html;",
+        *headers,
+        "        }",
+        "",
+    ]
+    return out
 
 
 # ---- Kubernetes -------------------------------------------------------------------------
@@ -648,7 +717,11 @@ def network_policies(routes: list[Route]) -> list[dict[str, Any]]:
                 "podSelector": {"matchLabels": {"strimzi.io/cluster": KAFKA_CLUSTER}},
                 "policyTypes": ["Egress"],
                 "egress": [
-                    {"to": [{"podSelector": {"matchLabels": {"strimzi.io/cluster": KAFKA_CLUSTER}}}]},
+                    {
+                        "to": [
+                            {"podSelector": {"matchLabels": {"strimzi.io/cluster": KAFKA_CLUSTER}}}
+                        ]
+                    },
                     api_server,
                 ],
             },
@@ -811,7 +884,7 @@ def kafka_users() -> list[dict[str, Any]]:
     out = []
     for svc in SERVICES:
         acls = [
-            # Start-up checks that the topics exist (metadata only; no Create: KafkaTopics own them).
+            # start-up checks that the topics exist: metadata only, KafkaTopics create them
             _acl("topic", "plugpay.", ["Describe"], "prefix"),
         ]
         for name in sorted({*(t.name for t in svc.writes), T.DEAD_LETTER.name}):
@@ -907,10 +980,7 @@ def workspace_pyprojects() -> list[str]:
 
 
 def render_dockerfile(svc: Service, health_prefix: str) -> str:
-    pkg = svc.name.replace("-", "_")
-    copies = "\n".join(
-        f"COPY {p} {p.rsplit('/', 1)[0]}/" for p in workspace_pyprojects()
-    )
+    copies = "\n".join(f"COPY {p} {p.rsplit('/', 1)[0]}/" for p in workspace_pyprojects())
     return f"""\
 # syntax=docker/dockerfile:1
 {HEADER.format(source="scripts/render_k8s.py (render_dockerfile)")}
@@ -957,7 +1027,8 @@ USER {UID}:{UID}
 WORKDIR /tmp
 EXPOSE {CONTAINER_PORT}
 HEALTHCHECK --interval=30s --timeout=3s --start-period=60s --retries=3 \\
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:{CONTAINER_PORT}{health_prefix}/healthz', timeout=2)"]
+    CMD ["python", "-c", "import urllib.request as u; \\
+u.urlopen('http://127.0.0.1:{CONTAINER_PORT}{health_prefix}/healthz', timeout=2)"]
 CMD ["{svc.name}"]
 """
 

@@ -20,7 +20,7 @@ import pytest
 # the tests import their helpers as a plain module (pytest runs with --import-mode=importlib)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from deploy_support import K8S, OVERLAYS, SCHEMAS, build, load_render  # noqa: E402
+from deploy_support import K8S, OVERLAYS, SCHEMAS, build, load_render
 
 
 @pytest.fixture(scope="session")

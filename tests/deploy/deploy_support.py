@@ -32,9 +32,11 @@ def load_render() -> ModuleType:
 
 def build(kustomize: list[str], path: Path) -> list[dict[str, Any]]:
     """`kustomize build PATH`, or `kubectl kustomize PATH` (the fallback of tools.sh)."""
-    cmd = [*kustomize, str(path)] if Path(kustomize[0]).name == "kubectl" else [
-        *kustomize, "build", str(path)
-    ]
+    cmd = (
+        [*kustomize, str(path)]
+        if Path(kustomize[0]).name == "kubectl"
+        else [*kustomize, "build", str(path)]
+    )
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return [d for d in yaml.safe_load_all(out.stdout) if d]
 

@@ -54,20 +54,45 @@ def test_schemas_cover_kubernetes_strimzi_and_cloudnativepg(
 @pytest.mark.parametrize(
     ("kind", "mutate", "needle"),
     [
-        ("Deployment", lambda o: o["spec"]["template"]["spec"]["containers"][0].update(imagePullPolcy="Always"), "imagePullPolcy"),
-        ("Deployment", lambda o: o["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"].update(memory={"a": 1}), "memory"),
+        (
+            "Deployment",
+            lambda o: o["spec"]["template"]["spec"]["containers"][0].update(
+                imagePullPolcy="Always"
+            ),
+            "imagePullPolcy",
+        ),
+        (
+            "Deployment",
+            lambda o: o["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"].update(
+                memory={"a": 1}
+            ),
+            "memory",
+        ),
         ("KafkaTopic", lambda o: o["spec"].update(partitions="twelve"), "partitions"),
-        ("KafkaUser", lambda o: o["spec"]["authorization"]["acls"][0].update(operations=["Steal"]), "Steal"),
+        (
+            "KafkaUser",
+            lambda o: o["spec"]["authorization"]["acls"][0].update(operations=["Steal"]),
+            "Steal",
+        ),
         ("Cluster", lambda o: o["spec"].update(instancess=3), "instancess"),
         ("Kafka", lambda o: o["spec"]["kafka"]["listeners"][0].update(type="sideways"), "sideways"),
-        ("Ingress", lambda o: o["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["port"].update(number="eighty"), "eighty"),
+        (
+            "Ingress",
+            lambda o: o["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"][
+                "port"
+            ].update(number="eighty"),
+            "eighty",
+        ),
     ],
 )
 def test_schemas_reject_broken_objects(
-    kind: str, mutate: Any, needle: str,
-    overlays: dict[str, list[dict[str, Any]]], validators: dict[tuple[str, str], Any],
+    kind: str,
+    mutate: Any,
+    needle: str,
+    overlays: dict[str, list[dict[str, Any]]],
+    validators: dict[tuple[str, str], Any],
 ) -> None:
-    """The validation is strict (unknown fields, wrong types, enums), so a green run means something."""
+    """Validation is strict (unknown fields, types, enums): a green run means something."""
     obj = copy.deepcopy(of_kind(overlays["prod"], kind)[0])
     mutate(obj)
     errs = errors(validators, obj)
@@ -78,7 +103,9 @@ def test_schemas_reject_broken_objects(
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_every_workload_is_locked_down(overlay: str, overlays: dict[str, list[dict[str, Any]]]) -> None:
+def test_every_workload_is_locked_down(
+    overlay: str, overlays: dict[str, list[dict[str, Any]]]
+) -> None:
     specs = list(pod_specs(overlays[overlay]))
     assert len(specs) >= len(SERVICES)
     for where, spec in specs:
@@ -103,7 +130,9 @@ def test_every_workload_is_locked_down(overlay: str, overlays: dict[str, list[di
             for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
                 assert probe in c, f"{name}: no {probe}"
             image = c["image"]
-            assert re.search(r":[\w.-]+$", image) or "@sha256:" in image, f"{name}: untagged {image}"
+            assert re.search(r":[\w.-]+$", image) or "@sha256:" in image, (
+                f"{name}: untagged {image}"
+            )
             assert not image.endswith(":latest"), name
             # the only writable paths are volumes (read-only root FS); /tmp is one
             mounts = {m["mountPath"] for m in c.get("volumeMounts", [])}
@@ -130,7 +159,9 @@ def test_every_service_has_service_hpa_pdb_and_network_policy(
     overlay: str, overlays: dict[str, list[dict[str, Any]]]
 ) -> None:
     objects = overlays[overlay]
-    services, hpas, pdbs = (by_name(objects, k) for k in ("Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"))
+    services, hpas, pdbs = (
+        by_name(objects, k) for k in ("Service", "HorizontalPodAutoscaler", "PodDisruptionBudget")
+    )
     policies = of_kind(objects, "NetworkPolicy")
     for dep in of_kind(objects, "Deployment"):
         name = dep["metadata"]["name"]
@@ -140,7 +171,8 @@ def test_every_service_has_service_hpa_pdb_and_network_policy(
         assert set(pdbs[name]["spec"]["selector"]["matchLabels"].items()) <= set(pod_labels.items())
         assert set(services[name]["spec"]["selector"].items()) <= set(pod_labels.items())
         own = [
-            p for p in policies
+            p
+            for p in policies
             if p["spec"]["podSelector"].get("matchLabels")
             and set(p["spec"]["podSelector"]["matchLabels"].items()) <= set(pod_labels.items())
         ]
@@ -156,13 +188,17 @@ def test_network_policies_follow_the_call_graph(overlays: dict[str, list[dict[st
     auth_in = policies["auth-svc"]["spec"]["ingress"]
     callers = {
         peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
-        for rule in auth_in for peer in rule["from"] if "podSelector" in peer and "namespaceSelector" not in peer
+        for rule in auth_in
+        for peer in rule["from"]
+        if "podSelector" in peer and "namespaceSelector" not in peer
     }
     assert callers == set(SERVICES) - {"auth-svc"}
     for name in set(SERVICES) - {"auth-svc"}:
         assert "ingress" in policies[name]["spec"]
         from_pods = [
-            peer for rule in policies[name]["spec"]["ingress"] for peer in rule["from"]
+            peer
+            for rule in policies[name]["spec"]["ingress"]
+            for peer in rule["from"]
             if "podSelector" in peer and "namespaceSelector" not in peer
         ]
         assert not from_pods, f"{name} takes no calls from other services"
@@ -170,21 +206,32 @@ def test_network_policies_follow_the_call_graph(overlays: dict[str, list[dict[st
         egress = policies[name]["spec"]["egress"]
         ports = {p["port"] for rule in egress for p in rule.get("ports", [])}
         assert {9093, 5432} <= ports, name
-    only_billing_leaves = [n for n in SERVICES if any("ipBlock" in peer for r in policies[n]["spec"]["egress"] for peer in r["to"])]
+    only_billing_leaves = [
+        n
+        for n in SERVICES
+        if any("ipBlock" in peer for r in policies[n]["spec"]["egress"] for peer in r["to"])
+    ]
     assert only_billing_leaves == ["billing-svc"]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_no_secret_values_in_manifests(overlay: str, overlays: dict[str, list[dict[str, Any]]]) -> None:
+def test_no_secret_values_in_manifests(
+    overlay: str, overlays: dict[str, list[dict[str, Any]]]
+) -> None:
     objects = overlays[overlay]
     assert not of_kind(objects, "Secret"), "Secrets are created out of band (docs/runbook.md)"
     for where, spec in pod_specs(objects):
         for c in spec["containers"]:
             for env in c.get("env", []):
-                if re.search(r"PASSWORD|SECRET|TOKEN|SIGNING_KEY|JWKS$", env["name"]) and "value" in env:
+                if (
+                    re.search(r"PASSWORD|SECRET|TOKEN|SIGNING_KEY|JWKS$", env["name"])
+                    and "value" in env
+                ):
                     pytest.fail(f"{where}: {env['name']} must come from a Secret")
                 if "value" in env:
-                    assert not re.search(r"://[^:/]+:[^$@][^@]*@", env["value"]), f"{where}: {env['name']}"
+                    assert not re.search(r"://[^:/]+:[^$@][^@]*@", env["value"]), (
+                        f"{where}: {env['name']}"
+                    )
     for cm in of_kind(objects, "ConfigMap"):
         for key in cm.get("data", {}):
             assert not re.search(r"PASSWORD|SECRET|TOKEN|PRIVATE", key), key
@@ -210,7 +257,9 @@ def test_station_gateway_drains_gracefully(overlays: dict[str, list[dict[str, An
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_kafka_topics_come_from_libs_events(overlay: str, overlays: dict[str, list[dict[str, Any]]]) -> None:
+def test_kafka_topics_come_from_libs_events(
+    overlay: str, overlays: dict[str, list[dict[str, Any]]]
+) -> None:
     topics = {t["spec"]["topicName"]: t for t in of_kind(overlays[overlay], "KafkaTopic")}
     assert set(topics) == {t.name for t in ALL_TOPICS}
     for t in ALL_TOPICS:
@@ -234,14 +283,19 @@ def test_kafka_cluster_is_kraft_with_node_pools(
     (kafka,) = of_kind(objects, "Kafka")
     assert "zookeeper" not in kafka["spec"]
     pools = of_kind(objects, "KafkaNodePool")
-    assert {p["metadata"]["labels"]["strimzi.io/cluster"] for p in pools} == {kafka["metadata"]["name"]}
-    count = {role: sum(p["spec"]["replicas"] for p in pools if role in p["spec"]["roles"]) for role in ("broker", "controller")}
+    assert {p["metadata"]["labels"]["strimzi.io/cluster"] for p in pools} == {
+        kafka["metadata"]["name"]
+    }
+    count = {
+        role: sum(p["spec"]["replicas"] for p in pools if role in p["spec"]["roles"])
+        for role in ("broker", "controller")
+    }
     assert count == {"broker": brokers, "controller": brokers}
     config = kafka["spec"]["kafka"]["config"]
     assert config["auto.create.topics.enable"] is False
     assert config["min.insync.replicas"] == (2 if brokers == 3 else 1)
     assert kafka["spec"]["kafka"]["authorization"]["type"] == "simple"
-    assert all(l.get("authentication") for l in kafka["spec"]["kafka"]["listeners"])
+    assert all(x.get("authentication") for x in kafka["spec"]["kafka"]["listeners"])
 
 
 def _acls(user: dict[str, Any]) -> dict[str, set[tuple[str, str]]]:
@@ -273,14 +327,18 @@ READS = {
 }
 
 
-def test_kafka_users_may_write_only_their_own_topics(overlays: dict[str, list[dict[str, Any]]]) -> None:
+def test_kafka_users_may_write_only_their_own_topics(
+    overlays: dict[str, list[dict[str, Any]]],
+) -> None:
     users = by_name(overlays["prod"], "KafkaUser")
     assert set(users) == {*SERVICES, "analyst"}
     for name in SERVICES:
         acls = _acls(users[name])
         assert users[name]["spec"]["authentication"]["type"] == "scram-sha-512"
         assert acls["Write"] == {("topic", t) for t in WRITES[name] | {"plugpay.deadletter"}}, name
-        assert acls.get("Read", set()) - {("group", f"{name}.*")} == {("topic", t) for t in READS[name]}, name
+        assert acls.get("Read", set()) - {("group", f"{name}.*")} == {
+            ("topic", t) for t in READS[name]
+        }, name
         if READS[name]:
             assert ("group", f"{name}.*") in acls["Read"], "consumer groups are <service>.<purpose>"
         forbidden = {"Create", "Delete", "Alter", "AlterConfigs", "All", "ClusterAction"}
@@ -325,7 +383,9 @@ def test_postgres_cluster_with_a_database_and_role_per_service(
         env = {e["name"]: e for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
         url = env[name.upper().replace("-", "_") + "_DATABASE_URL"]["value"]
         role = name.replace("-", "_")
-        assert url.startswith(f"postgresql+asyncpg://{role}:$(PLUGPAY_DATABASE_PASSWORD)@plugpay-pg-rw:5432/")
+        assert url.startswith(
+            f"postgresql+asyncpg://{role}:$(PLUGPAY_DATABASE_PASSWORD)@plugpay-pg-rw:5432/"
+        )
         assert url.rsplit("/", 1)[1] in dbs and dbs[url.rsplit("/", 1)[1]]["owner"] == role
 
 

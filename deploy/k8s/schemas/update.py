@@ -44,7 +44,10 @@ CORE_KINDS = {
     ("v1", "Service"): "io.k8s.api.core.v1.Service",
     ("apps/v1", "Deployment"): "io.k8s.api.apps.v1.Deployment",
     ("batch/v1", "Job"): "io.k8s.api.batch.v1.Job",
-    ("autoscaling/v2", "HorizontalPodAutoscaler"): "io.k8s.api.autoscaling.v2.HorizontalPodAutoscaler",
+    (
+        "autoscaling/v2",
+        "HorizontalPodAutoscaler",
+    ): "io.k8s.api.autoscaling.v2.HorizontalPodAutoscaler",
     ("policy/v1", "PodDisruptionBudget"): "io.k8s.api.policy.v1.PodDisruptionBudget",
     ("networking.k8s.io/v1", "NetworkPolicy"): "io.k8s.api.networking.v1.NetworkPolicy",
     ("networking.k8s.io/v1", "Ingress"): "io.k8s.api.networking.v1.Ingress",
@@ -70,15 +73,23 @@ STRIMZI_CRDS = [
 def go_module_dir(module: str, version: str) -> Path:
     out = subprocess.run(
         ["go", "mod", "download", "-json", f"{module}@{version}"],
-        check=True, capture_output=True, text=True, env={**os.environ, "GOFLAGS": "-mod=mod"},
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GOFLAGS": "-mod=mod"},
     )
     return Path(json.loads(out.stdout)["Dir"])
 
 
 def maven_tests_jar(group: str, artifact: str, version: str) -> Path:
     subprocess.run(
-        ["mvn", "-q", "dependency:get", "-Dtransitive=false",
-         f"-Dartifact={group}:{artifact}:{version}:jar:tests"],
+        [
+            "mvn",
+            "-q",
+            "dependency:get",
+            "-Dtransitive=false",
+            f"-Dartifact={group}:{artifact}:{version}:jar:tests",
+        ],
         check=True,
     )
     repo = Path.home() / ".m2" / "repository"
@@ -86,6 +97,7 @@ def maven_tests_jar(group: str, artifact: str, version: str) -> Path:
 
 
 # ---- Kubernetes core (swagger 2.0 definitions) -------------------------------------------
+
 
 def _core_fix(name: str, schema: dict[str, Any]) -> dict[str, Any]:
     if name == "io.k8s.apimachinery.pkg.util.intstr.IntOrString":
@@ -110,8 +122,10 @@ def _strict(node: Any) -> Any:
             out[key] = {name: _strict(sub) for name, sub in value.items()}
         else:
             out[key] = _strict(value)
-    if "properties" in out and "additionalProperties" not in out and not out.get(
-        "x-kubernetes-preserve-unknown-fields"
+    if (
+        "properties" in out
+        and "additionalProperties" not in out
+        and not out.get("x-kubernetes-preserve-unknown-fields")
     ):
         out["additionalProperties"] = False
     if out.get("x-kubernetes-int-or-string") and "type" not in out and "anyOf" not in out:
@@ -174,7 +188,10 @@ def core_schemas(swagger: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any
 
 # ---- CRDs --------------------------------------------------------------------------------
 
-def crd_schemas(crd: dict[str, Any], object_meta: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+
+def crd_schemas(
+    crd: dict[str, Any], object_meta: dict[str, Any]
+) -> dict[tuple[str, str], dict[str, Any]]:
     group = crd["spec"]["group"]
     kind = crd["spec"]["names"]["kind"]
     out = {}
@@ -214,7 +231,9 @@ def main() -> int:
     k8s = go_module_dir("k8s.io/kubernetes", K8S_VERSION)
     swagger = json.loads((k8s / "api/openapi-spec/swagger.json").read_text())
     written = write(core_schemas(swagger), f"k8s.io/kubernetes@{K8S_VERSION} swagger.json")
-    object_meta = {k: _strict(v) for k, v in _reachable(swagger["definitions"], OBJECT_META).items()}
+    object_meta = {
+        k: _strict(v) for k, v in _reachable(swagger["definitions"], OBJECT_META).items()
+    }
 
     cnpg = go_module_dir("github.com/cloudnative-pg/cloudnative-pg", CNPG_VERSION)
     for f in CNPG_CRDS:
@@ -223,13 +242,17 @@ def main() -> int:
     barman = go_module_dir("github.com/cloudnative-pg/plugin-barman-cloud", BARMAN_PLUGIN_VERSION)
     for f in BARMAN_CRDS:
         crd = yaml.safe_load((barman / "config/crd/bases" / f).read_text())
-        written += write(crd_schemas(crd, object_meta), f"plugin-barman-cloud@{BARMAN_PLUGIN_VERSION} {f}")
+        written += write(
+            crd_schemas(crd, object_meta), f"plugin-barman-cloud@{BARMAN_PLUGIN_VERSION} {f}"
+        )
 
     jar = maven_tests_jar("io.strimzi", "api", STRIMZI_VERSION)
     with zipfile.ZipFile(jar) as z:
         for f in STRIMZI_CRDS:
             crd = yaml.safe_load(z.read(f))
-            written += write(crd_schemas(crd, object_meta), f"io.strimzi:api:{STRIMZI_VERSION}:tests {f}")
+            written += write(
+                crd_schemas(crd, object_meta), f"io.strimzi:api:{STRIMZI_VERSION}:tests {f}"
+            )
     print("\n".join(written))
     return 0
 
