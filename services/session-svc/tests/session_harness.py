@@ -65,10 +65,10 @@ def client_for(app: FastAPI) -> httpx.AsyncClient:
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T]], *, timeout: float = 15.0, what: str = "condition"
+    probe: Callable[[], Awaitable[T]], *, within: float = 15.0, what: str = "condition"
 ) -> T:
     """Poll until ``probe`` returns something truthy (never sleep to let things settle)."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         result = await probe()
         if result:
@@ -113,12 +113,12 @@ async def status_of(app: FastAPI, session_id: uuid.UUID) -> str | None:
 
 
 async def wait_status(
-    app: FastAPI, session_id: uuid.UUID, status: str, timeout: float = 15
+    app: FastAPI, session_id: uuid.UUID, status: str, within: float = 15
 ) -> None:
     async def probe() -> bool:
         return await status_of(app, session_id) == status
 
-    await eventually(probe, timeout=timeout, what=f"{session_id} {status}")
+    await eventually(probe, within=within, what=f"{session_id} {status}")
 
 
 async def events_of_type(app: FastAPI, topic: str, event_type: str) -> list[Envelope]:

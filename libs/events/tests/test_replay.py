@@ -1,0 +1,114 @@
+"""The generic projection rebuild: order, batching, progress, undecodable records."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from plugpay_events import serde
+from plugpay_events.bus.port import Consumer, EventBus, Handler, RawRecord, RetryPolicy
+from plugpay_events.contracts.stations import StationWentOffline
+from plugpay_events.envelope import Envelope
+from plugpay_events.replay import rebuild
+from plugpay_events.topics import STATIONS, Topic
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def offline(station: str, minute: int) -> Envelope:
+    at = T0 + timedelta(minutes=minute)
+    return Envelope.wrap(
+        StationWentOffline(station_id=station, last_seen_at=at), producer="t", occurred_at=at
+    )
+
+
+class LogOnly(EventBus):
+    """A bus that only has a log to read (what ``rebuild`` needs)."""
+
+    def __init__(self, records: dict[str, list[RawRecord]]) -> None:
+        super().__init__(topic_prefix="p.")
+        self.records = records
+
+    async def read_topic(self, topic: str, *, timeout_s: float = 10.0) -> list[RawRecord]:
+        return self.records.get(topic, [])
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def ensure_topics(self, topics: Sequence[Topic]) -> None: ...
+    async def publish(self, envelopes: Sequence[Envelope]) -> None: ...
+    async def publish_raw(
+        self, topic: str, key: bytes | None, value: bytes, headers: serde.Headers
+    ) -> None: ...
+
+    def consumer(
+        self,
+        group: str,
+        topics: Sequence[Topic],
+        handler: Handler,
+        *,
+        retry: RetryPolicy | None = None,
+    ) -> Consumer:
+        raise NotImplementedError
+
+
+class Recorder:
+    name = "recorder"
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.applied: list[uuid.UUID] = []
+
+    async def reset(self) -> None:
+        self.calls.append("reset")
+
+    async def apply(self, envelope: Envelope) -> None:
+        self.applied.append(envelope.event_id)
+
+    async def flush(self) -> None:
+        self.calls.append(f"flush@{len(self.applied)}")
+
+    async def close(self) -> None:
+        self.calls.append("close")
+
+
+def record(partition: int, offset: int, value: bytes) -> RawRecord:
+    return RawRecord("p.plugpay.stations", partition, offset, b"k", value)
+
+
+async def test_partitions_keep_their_order_and_interleave_by_time() -> None:
+    # Partition 0 has a clock that runs late: its order must still win within it.
+    p0 = [offline("A", 5), offline("A", 1), offline("A", 7)]
+    p1 = [offline("B", 2), offline("B", 6)]
+    records = [record(0, i, serde.encode(e)) for i, e in enumerate(p0)]
+    records += [record(1, i, serde.encode(e)) for i, e in enumerate(p1)]
+    records.insert(2, record(1, 2, b"not json"))
+    projection = Recorder()
+    seen: list[int] = []
+    progress = await rebuild(
+        LogOnly({"p.plugpay.stations": records}),
+        [STATIONS],
+        projection,
+        batch_size=2,
+        on_progress=lambda p: seen.append(p.applied),
+        progress_every_s=0,
+    )
+    order = [p1[0], *p0[:2], p1[1], p0[2]]
+    assert projection.applied == [e.event_id for e in order]
+    assert projection.calls == ["reset", "flush@2", "flush@4", "flush@5", "close"]
+    assert (progress.total, progress.applied, progress.undecodable) == (5, 5, 1)
+    assert seen[0] == 0 and seen[-1] == 5
+    assert "5/5 events" in progress.line()
+
+
+async def test_close_runs_when_applying_fails() -> None:
+    class Failing(Recorder):
+        async def apply(self, envelope: Envelope) -> None:
+            raise RuntimeError("boom")
+
+    projection = Failing()
+    records = [record(0, 0, serde.encode(offline("A", 1)))]
+    with pytest.raises(RuntimeError):
+        await rebuild(LogOnly({"p.plugpay.stations": records}), [STATIONS], projection)
+    assert projection.calls == ["reset", "close"]
