@@ -183,6 +183,11 @@ class Route:
         return (self.websocket, self.stream, self.timeout_s, self.max_body)
 
 
+def load_internal_paths(path: Path = ROUTES_FILE) -> list[str]:
+    """Paths under routed prefixes that the gateways refuse (metrics)."""
+    return list(yaml.safe_load(path.read_text()).get("internal_paths", []))
+
+
 def load_routes(path: Path = ROUTES_FILE) -> tuple[dict[str, dict[str, Any]], list[Route]]:
     doc = yaml.safe_load(path.read_text())
     services: dict[str, dict[str, Any]] = doc["services"]
@@ -272,6 +277,12 @@ def render_nginx(services: dict[str, dict[str, Any]], routes: list[Route]) -> st
         "        client_max_body_size 1m;",
         "        absolute_redirect off;",
         "        # Only the route table's prefixes are served; anything else is a 404 here too.",
+        "",
+        "        # internal_paths: metrics are scraped from the pods, never through the gateway",
+        *[
+            f"        location = {path} {{\n            return 403;\n        }}"
+            for path in load_internal_paths()
+        ],
         "",
     ]
     for route in routes:
@@ -478,7 +489,14 @@ def workload(svc: Service, health_prefix: str) -> list[dict[str, Any]]:
                 "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0},
             },
             "template": {
-                "metadata": {"labels": pod_labels},
+                "metadata": {
+                    "labels": pod_labels,
+                    "annotations": {
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(CONTAINER_PORT),
+                        "prometheus.io/path": f"{health_prefix}/metrics",
+                    },
+                },
                 "spec": {
                     "serviceAccountName": svc.name,
                     "automountServiceAccountToken": False,
@@ -687,6 +705,13 @@ def network_policies(routes: list[Route]) -> list[dict[str, Any]]:
                 "ports": [_port(5432)],
             },
         ]
+        # traces to the OpenTelemetry collector (OTLP/HTTP, docs/observability.md)
+        egress.append(
+            {
+                "to": [{"namespaceSelector": {"matchLabels": _ns(MONITORING_NAMESPACE)}}],
+                "ports": [_port(4318)],
+            }
+        )
         for callee in svc.calls:
             egress.append(
                 {
@@ -831,6 +856,48 @@ def ingresses(routes: list[Route]) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def internal_ingress(routes: list[Route]) -> dict[str, Any]:
+    """Exact paths that ingress-nginx answers with 403 for every client (no snippets needed)."""
+    paths = load_internal_paths()
+    owner = {
+        p: max((r for r in routes if p.startswith(r.prefix + "/")), key=lambda r: len(r.prefix))
+        for p in paths
+    }
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {
+            "name": "plugpay-internal-only",
+            "labels": {"app.kubernetes.io/part-of": PART_OF},
+            "annotations": {
+                "cert-manager.io/cluster-issuer": "letsencrypt",
+                "nginx.ingress.kubernetes.io/denylist-source-range": "0.0.0.0/0,::/0",
+            },
+        },
+        "spec": {
+            "ingressClassName": "nginx",
+            "tls": [{"hosts": [INGRESS_HOST], "secretName": TLS_SECRET}],
+            "rules": [
+                {
+                    "host": INGRESS_HOST,
+                    "http": {
+                        "paths": [
+                            {
+                                "path": p,
+                                "pathType": "Exact",
+                                "backend": {
+                                    "service": {"name": owner[p].service, "port": {"name": "http"}}
+                                },
+                            }
+                            for p in paths
+                        ]
+                    },
+                }
+            ],
+        },
+    }
 
 
 def kafka_topics() -> list[dict[str, Any]]:
@@ -1066,7 +1133,9 @@ def render_all() -> dict[Path, str]:
             workload(svc, services[svc.name]["health_prefix"]), svc_source
         )
     out[GENERATED / "network-policies.yaml"] = dump(network_policies(routes), svc_source)
-    out[GENERATED / "ingress.yaml"] = dump(ingresses(routes), "deploy/gateway/routes.yaml")
+    out[GENERATED / "ingress.yaml"] = dump(
+        [*ingresses(routes), internal_ingress(routes)], "deploy/gateway/routes.yaml"
+    )
     out[GENERATED / "kafka-topics.yaml"] = dump(kafka_topics(), "libs/events plugpay_events.topics")
     out[GENERATED / "kafka-users.yaml"] = dump(
         kafka_users(), "scripts/render_k8s.py SERVICES (docs/flow.md)"

@@ -109,7 +109,7 @@ def test_route_table_has_the_public_prefixes(route_table: tuple[dict[str, Any], 
 
 
 def test_nginx_locations_equal_the_route_table(
-    route_table: tuple[dict[str, Any], list[Any]], nginx_conf: str
+    route_table: tuple[dict[str, Any], list[Any]], nginx_conf: str, render: Any
 ) -> None:
     services, routes = route_table
     locations = nginx_locations(nginx_conf)
@@ -117,8 +117,12 @@ def test_nginx_locations_equal_the_route_table(
     for r in routes:
         expected[f"={r.prefix}"] = r
         expected[f"{r.prefix}/"] = r
+    internal = {f"={p}" for p in render.load_internal_paths()}
+    assert internal <= set(locations), "metrics are refused by the local gateway"
+    for loc in internal:
+        assert "upstream" not in locations[loc] and locations[loc].get("static"), loc
     # static front-ends (local gateway only) may add locations below their own prefix
-    extra = {
+    extra = internal | {
         loc
         for loc in set(locations) - set(expected)
         if any(loc.lstrip("=").startswith(f"{r.prefix}/") for r in routes if r.static)
@@ -152,13 +156,23 @@ def test_ingress_paths_equal_the_route_table(
     overlay: str,
     overlays: dict[str, list[dict[str, Any]]],
     route_table: tuple[dict[str, Any], list[Any]],
+    render: Any,
 ) -> None:
     _, routes = route_table
     by_prefix = {r.prefix: r for r in routes}
     seen: dict[str, str] = {}
     hosts = set()
+    internal: set[str] = set()
     for ing in of_kind(overlays[overlay], "Ingress"):
         ann = ing["metadata"]["annotations"]
+        if ann.get("nginx.ingress.kubernetes.io/denylist-source-range") == "0.0.0.0/0,::/0":
+            # metrics: routed Exact and refused to every client address
+            for rule in ing["spec"]["rules"]:
+                hosts.add(rule["host"])
+                for p in rule["http"]["paths"]:
+                    assert p["pathType"] == "Exact"
+                    internal.add(p["path"])
+            continue
         assert ann["cert-manager.io/cluster-issuer"], "TLS certificates come from cert-manager"
         assert ing["spec"]["tls"][0]["secretName"]
         for rule in ing["spec"]["rules"]:
@@ -174,6 +188,7 @@ def test_ingress_paths_equal_the_route_table(
                 buffering = ann.get("nginx.ingress.kubernetes.io/proxy-buffering", "on")
                 assert (buffering == "off") == r.stream, p["path"]
     assert seen == {r.prefix: r.service for r in routes}
+    assert internal == set(render.load_internal_paths())
     assert len(hosts) == 1 and "example.invalid" not in hosts.pop(), "overlay sets its host"
 
 
@@ -202,4 +217,4 @@ def test_nginx_accepts_the_generated_config(tmp_path: Path, nginx_conf: str) -> 
 
 def test_route_table_file_is_valid_yaml() -> None:
     doc = yaml.safe_load((ROOT / "deploy/gateway/routes.yaml").read_text())
-    assert set(doc) == {"services", "defaults", "routes"}
+    assert set(doc) == {"services", "internal_paths", "defaults", "routes"}
