@@ -1,0 +1,201 @@
+"""The Stripe adapter of the payment-processor port (official ``stripe`` SDK, async calls).
+
+Holds are PaymentIntents with ``capture_method=manual`` confirmed off-session with the saved
+card; capture may be partial (Stripe releases the rest); every mutating call sends an
+idempotency key. Webhooks are verified with Stripe's signature scheme before anything else.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import stripe
+
+from billing_svc.processor import (
+    Authorization,
+    CardDetails,
+    Charge,
+    InvalidWebhook,
+    PaymentDeclined,
+    PaymentProcessor,
+    ProcessorError,
+    WebhookEvent,
+    parse_webhook_body,
+)
+
+STRIPE_HOLD_TTL = timedelta(days=7)
+
+
+def _error(error: stripe.StripeError) -> ProcessorError:
+    code = getattr(error, "code", None) or "processor_error"
+    message = getattr(error, "user_message", None) or str(error)
+    if isinstance(error, stripe.CardError):
+        decline = (getattr(error, "error", None) and error.error.decline_code) or code  # type: ignore[union-attr]
+        return PaymentDeclined(str(decline), str(message))
+    return ProcessorError(str(code), str(message))
+
+
+class StripeProcessor(PaymentProcessor):
+    name = "stripe"
+    simulated = False
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        webhook_secret: str,
+        api_base: str | None = None,
+        max_network_retries: int = 2,
+        check_intent_status: bool = True,
+        http_client: stripe.HTTPClient | None = None,
+    ) -> None:
+        kwargs: dict[str, Any] = {
+            "http_client": http_client or stripe.HTTPXClient(),
+            "max_network_retries": max_network_retries,
+        }
+        if api_base:
+            kwargs["base_addresses"] = {"api": api_base}
+        self.client = stripe.StripeClient(api_key, **kwargs)
+        self.webhook_secret = webhook_secret
+        # stripe-mock answers with static fixtures (status requires_payment_method); only tests
+        # against it turn this off, to exercise the request shapes without Stripe's state.
+        self.check_intent_status = check_intent_status
+
+    async def _call(self, coroutine: Any) -> Any:
+        try:
+            return await coroutine
+        except stripe.StripeError as error:
+            raise _error(error) from error
+
+    async def create_customer(self, user_id: uuid.UUID, *, idempotency_key: str) -> str:
+        customer = await self._call(
+            self.client.v1.customers.create_async(
+                params={"metadata": {"user_id": str(user_id)}},
+                options={"idempotency_key": idempotency_key},
+            )
+        )
+        return str(customer.id)
+
+    async def attach_payment_method(
+        self, customer_id: str, token: str, *, idempotency_key: str
+    ) -> CardDetails:
+        method = await self._call(
+            self.client.v1.payment_methods.attach_async(
+                token,
+                params={"customer": customer_id},
+                options={"idempotency_key": idempotency_key},
+            )
+        )
+        card = method.card
+        return CardDetails(
+            token=str(method.id),
+            brand=str(card.brand) if card else "card",
+            last4=str(card.last4) if card else "0000",
+            exp_month=int(card.exp_month) if card else None,
+            exp_year=int(card.exp_year) if card else None,
+        )
+
+    async def detach_payment_method(self, token: str, *, idempotency_key: str) -> None:
+        await self._call(
+            self.client.v1.payment_methods.detach_async(
+                token, options={"idempotency_key": idempotency_key}
+            )
+        )
+
+    async def authorize(
+        self,
+        customer_id: str,
+        token: str,
+        amount: int,
+        currency: str,
+        *,
+        idempotency_key: str,
+        metadata: dict[str, str] | None = None,
+    ) -> Authorization:
+        intent = await self._call(
+            self.client.v1.payment_intents.create_async(
+                params={
+                    "amount": amount,
+                    "currency": currency.lower(),
+                    "customer": customer_id,
+                    "payment_method": token,
+                    "capture_method": "manual",
+                    "confirm": True,
+                    "off_session": True,
+                    "metadata": metadata or {},
+                },
+                options={"idempotency_key": idempotency_key},
+            )
+        )
+        if self.check_intent_status and intent.status not in ("requires_capture", "succeeded"):
+            raise PaymentDeclined("authentication_required", f"payment intent is {intent.status}")
+        # The intent was created by this very call; an hour's margin covers clock skew.
+        expires_at = datetime.now(UTC) + STRIPE_HOLD_TTL - timedelta(hours=1)
+        return Authorization(str(intent.id), amount, currency, expires_at)
+
+    async def capture(self, intent_id: str, amount: int, *, idempotency_key: str) -> int:
+        await self._call(
+            self.client.v1.payment_intents.capture_async(
+                intent_id,
+                params={"amount_to_capture": amount},
+                options={"idempotency_key": idempotency_key},
+            )
+        )
+        return amount
+
+    async def cancel(self, intent_id: str, *, idempotency_key: str) -> None:
+        await self._call(
+            self.client.v1.payment_intents.cancel_async(
+                intent_id, options={"idempotency_key": idempotency_key}
+            )
+        )
+
+    async def charge(
+        self,
+        customer_id: str,
+        token: str,
+        amount: int,
+        currency: str,
+        *,
+        idempotency_key: str,
+        metadata: dict[str, str] | None = None,
+    ) -> Charge:
+        intent = await self._call(
+            self.client.v1.payment_intents.create_async(
+                params={
+                    "amount": amount,
+                    "currency": currency.lower(),
+                    "customer": customer_id,
+                    "payment_method": token,
+                    "confirm": True,
+                    "off_session": True,
+                    "metadata": metadata or {},
+                },
+                options={"idempotency_key": idempotency_key},
+            )
+        )
+        if self.check_intent_status and intent.status not in ("succeeded", "processing"):
+            raise PaymentDeclined("authentication_required", f"payment intent is {intent.status}")
+        return Charge(str(intent.id), amount, currency)
+
+    async def refund(self, intent_id: str, amount: int, *, idempotency_key: str) -> str:
+        refund = await self._call(
+            self.client.v1.refunds.create_async(
+                params={"payment_intent": intent_id, "amount": amount},
+                options={"idempotency_key": idempotency_key},
+            )
+        )
+        return str(refund.id)
+
+    def verify_webhook(self, payload: bytes, signature: str | None) -> WebhookEvent:
+        if not self.webhook_secret:
+            raise InvalidWebhook("webhooks_disabled", "no webhook secret is configured")
+        try:
+            stripe.WebhookSignature.verify_header(
+                payload.decode("utf-8"), signature or "", self.webhook_secret, 300
+            )
+        except (stripe.SignatureVerificationError, UnicodeDecodeError) as error:
+            raise InvalidWebhook("signature_invalid", str(error)) from error
+        return parse_webhook_body(payload)
