@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "run":
         from plugpay_app.embedded import serve
 
+        args.data = args.data.resolve()
+        args.data.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(
                 serve(

@@ -160,11 +160,13 @@ def landing_app(host: str, port: int) -> FastAPI:
         return (
             "<!doctype html><html lang=en><meta charset=utf-8>"
             "<meta name=viewport content='width=device-width,initial-scale=1'>"
-            "<title>Plugpay</title><body style='font-family:system-ui;max-width:40rem;margin:2rem auto'>"
+            "<title>Plugpay</title>"
+            "<body style='font-family:system-ui;max-width:40rem;margin:2rem auto'>"
             "<h1>Plugpay</h1><p>Pay for EV charging by scanning the code on the charger.</p>"
             f"<ul>{links}<li>Station screens: <a href='/stations/ST-0001/display'>ST-0001</a>, "
             "<a href='/stations/ST-0002/display'>ST-0002</a></li>"
-            f"<li>OCPP endpoint: <code>{base.replace('http', 'ws')}/ocpp/&lt;station id&gt;</code></li>"
+            f"<li>OCPP endpoint: <code>{base.replace('http', 'ws')}/ocpp/&lt;station id&gt;"
+            "</code></li>"
             "</ul></body></html>"
         )
 
@@ -207,8 +209,7 @@ async def serve(
     data_dir: Path, host: str, port: int, *, stations: int = 2, seed: bool = True
 ) -> None:
     """Run everything until interrupted."""
-    data_dir = data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    # data_dir is absolute and exists (the CLI prepared it before the event loop started).
     # One plugpay per data folder: a second one would share, then stop, the same PostgreSQL.
     lock = (data_dir / ".lock").open("w")
     try:
