@@ -1037,17 +1037,7 @@ UV_IMAGE = "ghcr.io/astral-sh/uv:0.13.9"  # the uv that wrote uv.lock
 PYTHON_IMAGE = "python:3.11.14-slim-bookworm"
 
 
-def workspace_pyprojects() -> list[str]:
-    """Every workspace member's pyproject.toml: uv resolves the workspace from them."""
-    return sorted(
-        str(p.relative_to(ROOT))
-        for pattern in ("libs/*/pyproject.toml", "services/*/pyproject.toml")
-        for p in ROOT.glob(pattern)
-    )
-
-
 def render_dockerfile(svc: Service, health_prefix: str) -> str:
-    copies = "\n".join(f"COPY {p} {p.rsplit('/', 1)[0]}/" for p in workspace_pyprojects())
     return f"""\
 # syntax=docker/dockerfile:1
 {HEADER.format(source="scripts/render_k8s.py (render_dockerfile)")}
@@ -1057,6 +1047,13 @@ def render_dockerfile(svc: Service, health_prefix: str) -> str:
 
 FROM {UV_IMAGE} AS uv
 
+# Only the workspace's pyproject.toml files and the lock: this stage's output changes only when
+# they do, so the dependency layer below survives code edits (and needs no list of members).
+FROM {PYTHON_IMAGE} AS manifests
+WORKDIR /src
+COPY . .
+RUN find . -type f ! -name pyproject.toml ! -name uv.lock -delete
+
 FROM {PYTHON_IMAGE} AS builder
 COPY --from=uv /uv /uvx /bin/
 ENV UV_COMPILE_BYTECODE=1 \\
@@ -1065,16 +1062,12 @@ ENV UV_COMPILE_BYTECODE=1 \\
     UV_PYTHON=/usr/local/bin/python3.11 \\
     UV_PROJECT_ENVIRONMENT=/app/.venv
 WORKDIR /src
-
-# Third-party dependencies first, from the workspace lock only: this layer survives code edits.
-COPY pyproject.toml uv.lock ./
-{copies}
+# Third-party dependencies first, exactly as locked (--frozen: never re-resolved).
+COPY --from=manifests /src ./
 RUN --mount=type=cache,target=/root/.cache/uv \\
     uv sync --frozen --no-dev --package {svc.name} --no-install-workspace
-
 # Then the workspace's own packages (libs + this service), installed non-editable.
-COPY libs/ libs/
-COPY services/{svc.name}/ services/{svc.name}/
+COPY . .
 RUN --mount=type=cache,target=/root/.cache/uv \\
     uv sync --frozen --no-dev --package {svc.name} --no-editable
 
@@ -1108,6 +1101,7 @@ DOCKERIGNORE = f"""\
 !uv.lock
 !libs
 !services
+!apps
 **/tests
 **/__pycache__
 **/*.pyc

@@ -100,5 +100,5 @@ def test_dockerignore_keeps_local_state_out_of_the_context() -> None:
     lines = (ROOT / ".dockerignore").read_text().splitlines()
     assert "**" in lines, "allow-list: the context holds only what the build needs"
     allowed = {line[1:] for line in lines if line.startswith("!")}
-    assert allowed == {"pyproject.toml", "uv.lock", "libs", "services"}
+    assert allowed == {"pyproject.toml", "uv.lock", "libs", "services", "apps"}
     assert "**/.venv" in lines and "**/tests" in lines
