@@ -1090,7 +1090,7 @@ HEALTHCHECK --interval=30s --timeout=3s --start-period=60s --retries=3 \\
     CMD ["python", "-c", "import urllib.request as u; \\
 u.urlopen('http://127.0.0.1:{CONTAINER_PORT}{health_prefix}/healthz', timeout=2)"]
 CMD ["{svc.name}"]
-"""
+"""  # noqa: S608 - a Dockerfile, not SQL
 
 
 DOCKERIGNORE = f"""\
