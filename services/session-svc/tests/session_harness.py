@@ -112,9 +112,7 @@ async def status_of(app: FastAPI, session_id: uuid.UUID) -> str | None:
     return value
 
 
-async def wait_status(
-    app: FastAPI, session_id: uuid.UUID, status: str, within: float = 15
-) -> None:
+async def wait_status(app: FastAPI, session_id: uuid.UUID, status: str, within: float = 15) -> None:
     async def probe() -> bool:
         return await status_of(app, session_id) == status
 

@@ -40,9 +40,14 @@ START_TIMEOUT = "start_timeout"
 Db = AsyncSession | AsyncConnection
 
 
+SESSION_EVENT_TYPES: frozenset[str] = frozenset(
+    t.type for t in mutate.registry if isinstance(t, type) and issubclass(t, Event)
+)
+
+
 def is_session_event(event: Event) -> bool:
     """Events of the charging-session aggregate (the meter has its own summary)."""
-    return type(event) in mutate.registry
+    return event.type in SESSION_EVENT_TYPES
 
 
 class SessionStoreProjector:
@@ -75,7 +80,10 @@ class SessionStoreProjector:
         await repository.save_sessions(db, [after])
         if before.status != after.status or before.version == 0:
             await repository.replace_timers(db, [after.session_id], self.timers_for(after))
-        await repository.notify_session_changed(db, after.session_id)
+        await self.notify(db, after.session_id)
+
+    async def notify(self, db: Db, session_id: uuid.UUID) -> None:
+        await repository.notify_session_changed(db, session_id)
 
     async def project(self, db: Db, envelope: Envelope) -> None:
         event = envelope.event()
@@ -92,7 +100,7 @@ class SessionStoreProjector:
                     event.soc_percent,
                 ),
             )
-            await repository.notify_session_changed(db, event.session_id)
+            await self.notify(db, event.session_id)
         elif isinstance(event, StationConnected):
             await repository.record_presence(
                 db, event.station_id, online=True, at=event.connected_at
@@ -147,15 +155,27 @@ class BatchingProjector(SessionStoreProjector):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.dirty: dict[uuid.UUID, ChargingSession] = {}
         self.cache: dict[uuid.UUID, ChargingSession] = {}
+        self.touched: set[uuid.UUID] = set()
 
     async def load(self, db: Db, session_id: uuid.UUID) -> ChargingSession:
         if session_id in self.cache:
             return self.cache[session_id]
         return await super().load(db, session_id)
 
+    async def preload(self, db: Db, session_ids: set[uuid.UUID]) -> None:
+        """Read the batch's sessions in one query; the ones not stored yet start empty."""
+        missing = session_ids - self.cache.keys()
+        found = await repository.load_sessions(db, missing) if missing else {}
+        for session_id in missing:
+            self.cache[session_id] = found.get(session_id) or ChargingSession(session_id=session_id)
+
+    async def notify(self, db: Db, session_id: uuid.UUID) -> None:
+        self.touched.add(session_id)
+
     async def store(self, db: Db, before: ChargingSession, after: ChargingSession) -> None:
         self.cache[after.session_id] = after
         self.dirty[after.session_id] = after
+        self.touched.add(after.session_id)
 
     async def write(self, db: Db) -> None:
         states = list(self.dirty.values())
@@ -164,6 +184,10 @@ class BatchingProjector(SessionStoreProjector):
             db, [s.session_id for s in states], [t for s in states for t in self.timers_for(s)]
         )
         self.dirty.clear()
+        # Open streams re-read once per batch, not once per event.
+        for session_id in self.touched:
+            await repository.notify_session_changed(db, session_id)
+        self.touched.clear()
         # Events of a session cluster in time; a bounded cache keeps memory flat on big logs.
         if len(self.cache) > 50_000:
             self.cache.clear()

@@ -8,17 +8,18 @@ store's lock exclusively: live consumers wait, scans answer 503, timers do not f
 from __future__ import annotations
 
 import sys
+import uuid
 from typing import Any
 
 from plugpay_events.bus.port import EventBus
 from plugpay_events.envelope import Envelope
-from plugpay_events.outbox import OutboxTables, claim_event
+from plugpay_events.outbox import OutboxTables
 from plugpay_events.replay import ReplayProgress, rebuild
 from plugpay_platform.database import Database
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from session_svc import repository
-from session_svc.handlers import CONSUMER, BatchingProjector
+from session_svc.handlers import CONSUMER, SESSION_EVENT_TYPES, BatchingProjector
 from session_svc.settings import Settings
 
 
@@ -35,6 +36,7 @@ class SessionStoreProjection:
             clock_skew=settings.clock_skew,
             start_timeout=settings.start_timeout,
         )
+        self._pending: list[Envelope] = []
         self._lock: AsyncConnection | None = None
         self._db: AsyncSession | None = None
 
@@ -52,11 +54,22 @@ class SessionStoreProjection:
         await repository.reset_store(self.db, self.tables, CONSUMER)
 
     async def apply(self, envelope: Envelope) -> None:
-        # The inbox is rebuilt too, so live consumers skip what the rebuild already applied.
-        if await claim_event(self.db, self.tables, CONSUMER, envelope.event_id):
-            await self.projector.project(self.db, envelope)
+        self._pending.append(envelope)
 
     async def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        # The inbox is rebuilt too, so live consumers skip what the rebuild already applied.
+        fresh = await repository.claim_events(
+            self.db, self.tables, CONSUMER, list(dict.fromkeys(e.event_id for e in pending))
+        )
+        await self.projector.preload(
+            self.db,
+            {uuid.UUID(e.aggregate_id) for e in pending if e.type in SESSION_EVENT_TYPES},
+        )
+        for envelope in pending:
+            if envelope.event_id in fresh:
+                fresh.discard(envelope.event_id)  # a duplicate later in the batch is skipped
+                await self.projector.project(self.db, envelope)
         await self.projector.write(self.db)
         await self.db.commit()
         await self.db.begin()

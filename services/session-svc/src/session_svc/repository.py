@@ -70,6 +70,29 @@ async def load_session(
     return None if state is None else ChargingSession.model_validate(state)
 
 
+async def load_sessions(db: Conn, session_ids: set[uuid.UUID]) -> dict[uuid.UUID, ChargingSession]:
+    rows = (
+        await db.execute(select(sessions.c.state).where(sessions.c.session_id.in_(session_ids)))
+    ).all()
+    states = [ChargingSession.model_validate(r.state) for r in rows]
+    return {s.session_id: s for s in states}
+
+
+async def claim_events(
+    db: Conn, tables: OutboxTables, consumer: str, event_ids: list[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Record many handled events at once; returns the ones not handled before."""
+    if not event_ids:
+        return set()
+    result = await db.execute(
+        pg_insert(tables.inbox)
+        .values([{"consumer": consumer, "event_id": e} for e in event_ids])
+        .on_conflict_do_nothing()
+        .returning(tables.inbox.c.event_id)
+    )
+    return {r.event_id for r in result}
+
+
 def session_row(state: ChargingSession) -> dict[str, object]:
     """The columns of a session's row, all derived from its events."""
     assert state.status is not None
