@@ -16,7 +16,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import jwt
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
 from jwt.algorithms import OKPAlgorithm
 from pydantic import BaseModel, ConfigDict
 
@@ -85,13 +88,17 @@ def sign_session_code(
     token_id = uuid.uuid4().hex
     expires_at = session_started_at + lifetime
     key = OKPAlgorithm.from_jwk(json.dumps(private_jwk))
-    claims = {
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError("the session-code signing key must be an Ed25519 private key")
+    issued = int(session_started_at.timestamp())
+    expires = int(expires_at.timestamp())
+    claims: dict[str, Any] = {
         "aud": AUDIENCE,
         "st": station_id,
         "cn": connector_id,
         "sid": str(session_id),
-        "iat": int(session_started_at.timestamp()),
-        "exp": int(expires_at.timestamp()),
+        "iat": issued,
+        "exp": expires,
         "jti": token_id,
     }
     token = jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": private_jwk["kid"]})
@@ -99,8 +106,8 @@ def sign_session_code(
         station_id=station_id,
         connector_id=connector_id,
         session_id=session_id,
-        session_started_at=datetime.fromtimestamp(claims["iat"], UTC),
-        expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+        session_started_at=datetime.fromtimestamp(issued, UTC),
+        expires_at=datetime.fromtimestamp(expires, UTC),
         token_id=token_id,
     )
 
@@ -136,6 +143,8 @@ def verify_session_code(
     if key_data is None:
         raise SessionCodeRejected("code_invalid", "the code was not signed by Plugpay")
     key = OKPAlgorithm.from_jwk(json.dumps(key_data))
+    if not isinstance(key, Ed25519PublicKey):
+        raise SessionCodeRejected("code_invalid", "the code was not signed by Plugpay")
     try:
         claims = jwt.decode(
             token,
@@ -160,5 +169,7 @@ def verify_session_code(
     if result.session_started_at > now + clock_skew:
         raise SessionCodeRejected("code_invalid", "the code is dated in the future")
     if now > min(result.expires_at, result.session_started_at + tolerance) + clock_skew:
-        raise SessionCodeRejected("code_expired", "the code has expired; ask the station for a new one")
+        raise SessionCodeRejected(
+            "code_expired", "the code has expired; ask the station for a new one"
+        )
     return result

@@ -14,6 +14,9 @@ def build_event_bus(settings: ServiceSettings, client_id: str) -> EventBus:
     platform = settings.platform
     if platform.kafka_bootstrap:
         return KafkaEventBus(
-            platform.kafka_bootstrap, topic_prefix=platform.topic_prefix, client_id=client_id
+            platform.kafka_bootstrap,
+            topic_prefix=platform.topic_prefix,
+            client_id=client_id,
+            client_options=platform.kafka_client_options(),
         )
     return EmbeddedEventBus(settings.eventlog_url, topic_prefix=platform.topic_prefix)

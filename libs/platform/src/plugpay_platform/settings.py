@@ -8,7 +8,8 @@ one the embedded log in PostgreSQL is used.
 from __future__ import annotations
 
 import socket
-from typing import Literal
+import ssl
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,6 +22,12 @@ class PlatformSettings(BaseSettings):
 
     environment: Literal["development", "test", "production"] = "development"
     kafka_bootstrap: str | None = None
+    # Secured listeners (Strimzi TLS + SCRAM in production); PLAINTEXT on a laptop.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = None
     eventlog_database_url: str | None = Field(
         default=None, description="PostgreSQL URL of the embedded event log (no Kafka)"
     )
@@ -33,6 +40,19 @@ class PlatformSettings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     instance_id: str = Field(default_factory=socket.gethostname)
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """aiokafka connection options for the configured listener."""
+        options: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
+        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
+            options["ssl_context"] = ssl.create_default_context(cafile=self.kafka_ssl_cafile)
+        if self.kafka_security_protocol.startswith("SASL"):
+            options["sasl_mechanism"] = self.kafka_sasl_mechanism or "SCRAM-SHA-512"
+            options["sasl_plain_username"] = self.kafka_sasl_username
+            options["sasl_plain_password"] = (
+                self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
+            )
+        return options
 
     @model_validator(mode="after")
     def _bus_configured(self) -> PlatformSettings:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -36,8 +37,11 @@ class KafkaEventBus(EventBus):
         topic_prefix: str = "",
         client_id: str = "plugpay",
         replication_factor: int = 1,
+        client_options: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(topic_prefix=topic_prefix)
+        # Connection options shared by every client (security protocol, SASL, TLS context).
+        self.client_options = dict(client_options or {})
         self.bootstrap_servers = bootstrap_servers
         self.client_id = client_id
         self.replication_factor = replication_factor
@@ -54,6 +58,7 @@ class KafkaEventBus(EventBus):
             acks="all",
             enable_idempotence=True,
             linger_ms=1,
+            **self.client_options,
         )
         await self._producer.start()
 
@@ -69,7 +74,7 @@ class KafkaEventBus(EventBus):
         return self._producer
 
     async def ensure_topics(self, topics: Sequence[Topic]) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers)
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers, **self.client_options)
         await admin.start()
         try:
             existing = set(await admin.list_topics())
@@ -111,6 +116,7 @@ class KafkaEventBus(EventBus):
             bootstrap_servers=self.bootstrap_servers,
             enable_auto_commit=False,
             isolation_level="read_committed",
+            **self.client_options,
         )
         await reader.start()
         try:
@@ -196,6 +202,7 @@ class KafkaConsumer(Consumer):
             auto_offset_reset="earliest",
             isolation_level="read_committed",
             max_poll_records=500,
+            **self.bus.client_options,
         )
         self._consumer.subscribe(self.topics, listener=_CommitOnRevoke(self))
         await self._consumer.start()
