@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-TERMINAL_STATES = {"billed", "denied", "expired", "abandoned", "failed", "hold_released"}
+TERMINAL_STATES = {"billed", "denied", "expired", "abandoned", "failed"}
 
 
 class DriverError(RuntimeError):
@@ -81,8 +81,15 @@ class DriverClient:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while True:
-            current = await self.session(session_id)
-            if current.get("state") in states:
+            try:
+                current = await self.session(session_id)
+            except DriverError as error:
+                # Right after the 202 the session store may not have the session yet.
+                if error.status != 404 or loop.time() > deadline:
+                    raise
+                await asyncio.sleep(0.05)
+                continue
+            if current.get("status") in states:
                 return current
             if loop.time() > deadline:
                 raise TimeoutError(f"session {session_id} stuck in {current.get('state')}")
@@ -100,7 +107,7 @@ class DriverClient:
                 if line.startswith("data:"):
                     update = json.loads(line[5:].strip())
                     yield update
-                    if update.get("state") in TERMINAL_STATES:
+                    if update.get("status") in TERMINAL_STATES:
                         return
 
     async def stop(self, session_id: uuid.UUID) -> None:
@@ -145,6 +152,6 @@ async def drive(
         if stopper is not None:
             stopper.cancel()
         final = await phone.session(session_id)
-        if final.get("state") == "billed":
+        if final.get("status") == "billed":
             print(json.dumps(await phone.receipt(session_id), indent=2, default=str))
         return 0
