@@ -128,7 +128,9 @@ class Harness:
         self.sent += envelopes
         return envelopes
 
-    async def emitted(self, type_: str, aggregate_id: uuid.UUID | str | None = None) -> list[dict[str, Any]]:
+    async def emitted(
+        self, type_: str, aggregate_id: uuid.UUID | str | None = None
+    ) -> list[dict[str, Any]]:
         outbox = self.app.state.runtime.outbox_tables.outbox
         query = select(outbox.c.envelope).order_by(outbox.c.id)
         async with self.database.read() as session:
@@ -136,10 +138,13 @@ class Harness:
         return [
             r["payload"]
             for r in rows
-            if r["type"] == type_ and (aggregate_id is None or r["aggregate_id"] == str(aggregate_id))
+            if r["type"] == type_
+            and (aggregate_id is None or r["aggregate_id"] == str(aggregate_id))
         ]
 
-    async def wait_for(self, type_: str, aggregate_id: uuid.UUID | str, count: int = 1) -> dict[str, Any]:
+    async def wait_for(
+        self, type_: str, aggregate_id: uuid.UUID | str, count: int = 1
+    ) -> dict[str, Any]:
         async def probe() -> list[dict[str, Any]] | None:
             found = await self.emitted(type_, aggregate_id)
             return found if len(found) >= count else None

@@ -30,12 +30,18 @@ class ProcessorContract:
     def processor(self) -> PaymentProcessor:
         raise NotImplementedError
 
-    async def _card(self, processor: PaymentProcessor, token: str = "pm_card_visa") -> tuple[str, str]:
+    async def _card(
+        self, processor: PaymentProcessor, token: str = "pm_card_visa"
+    ) -> tuple[str, str]:
         customer = await processor.create_customer(uuid.uuid4(), idempotency_key=uuid.uuid4().hex)
-        card = await processor.attach_payment_method(customer, token, idempotency_key=uuid.uuid4().hex)
+        card = await processor.attach_payment_method(
+            customer, token, idempotency_key=uuid.uuid4().hex
+        )
         return customer, card.token
 
-    async def test_saves_a_card_by_token_with_brand_and_last4(self, processor: PaymentProcessor) -> None:
+    async def test_saves_a_card_by_token_with_brand_and_last4(
+        self, processor: PaymentProcessor
+    ) -> None:
         customer = await processor.create_customer(uuid.uuid4(), idempotency_key=uuid.uuid4().hex)
         card = await processor.attach_payment_method(
             customer, "pm_card_visa", idempotency_key=uuid.uuid4().hex
@@ -45,35 +51,53 @@ class ProcessorContract:
 
     async def test_hold_then_partial_capture(self, processor: PaymentProcessor) -> None:
         customer, token = await self._card(processor)
-        hold = await processor.authorize(customer, token, 5000, "EUR", idempotency_key=uuid.uuid4().hex)
+        hold = await processor.authorize(
+            customer, token, 5000, "EUR", idempotency_key=uuid.uuid4().hex
+        )
         assert hold.intent_id.startswith("pi_") and hold.amount == 5000
-        assert await processor.capture(hold.intent_id, 1234, idempotency_key=uuid.uuid4().hex) == 1234
+        assert (
+            await processor.capture(hold.intent_id, 1234, idempotency_key=uuid.uuid4().hex) == 1234
+        )
 
     async def test_hold_can_be_cancelled(self, processor: PaymentProcessor) -> None:
         customer, token = await self._card(processor)
-        hold = await processor.authorize(customer, token, 5000, "EUR", idempotency_key=uuid.uuid4().hex)
+        hold = await processor.authorize(
+            customer, token, 5000, "EUR", idempotency_key=uuid.uuid4().hex
+        )
         await processor.cancel(hold.intent_id, idempotency_key=uuid.uuid4().hex)
 
     async def test_charge_and_partial_refund(self, processor: PaymentProcessor) -> None:
         customer, token = await self._card(processor)
-        charge = await processor.charge(customer, token, 700, "EUR", idempotency_key=uuid.uuid4().hex)
+        charge = await processor.charge(
+            customer, token, 700, "EUR", idempotency_key=uuid.uuid4().hex
+        )
         assert charge.amount == 700
         refund = await processor.refund(charge.intent_id, 200, idempotency_key=uuid.uuid4().hex)
         assert refund.startswith("re_")
 
     def test_webhook_signature_is_verified(self, processor: PaymentProcessor) -> None:
         body = json.dumps(
-            {"id": "evt_1", "object": "event", "type": "payment_intent.canceled",
-             "data": {"object": {"id": "pi_1", "object": "payment_intent"}}}
+            {
+                "id": "evt_1",
+                "object": "event",
+                "type": "payment_intent.canceled",
+                "data": {"object": {"id": "pi_1", "object": "payment_intent"}},
+            }
         ).encode()
         event = processor.verify_webhook(body, sign_webhook(body, self.webhook_secret))
-        assert (event.id, event.type, event.object_id) == ("evt_1", "payment_intent.canceled", "pi_1")
+        assert (event.id, event.type, event.object_id) == (
+            "evt_1",
+            "payment_intent.canceled",
+            "pi_1",
+        )
         with pytest.raises(InvalidWebhook):
             processor.verify_webhook(body + b" ", sign_webhook(body, self.webhook_secret))
         with pytest.raises(InvalidWebhook):
             processor.verify_webhook(body, sign_webhook(body, "whsec_other"))
         with pytest.raises(InvalidWebhook):
-            processor.verify_webhook(body, sign_webhook(body, self.webhook_secret, int(time.time()) - 3600))
+            processor.verify_webhook(
+                body, sign_webhook(body, self.webhook_secret, int(time.time()) - 3600)
+            )
         with pytest.raises(InvalidWebhook):
             processor.verify_webhook(body, None)
 
@@ -91,16 +115,22 @@ class ProcessorContract:
         ):
             customer, saved = await self._card(processor, token)
             with pytest.raises(PaymentDeclined) as declined:
-                await processor.authorize(customer, saved, 5000, "EUR", idempotency_key=uuid.uuid4().hex)
+                await processor.authorize(
+                    customer, saved, 5000, "EUR", idempotency_key=uuid.uuid4().hex
+                )
             assert declined.value.code == code
             with pytest.raises(PaymentDeclined):
-                await processor.charge(customer, saved, 500, "EUR", idempotency_key=uuid.uuid4().hex)
+                await processor.charge(
+                    customer, saved, 500, "EUR", idempotency_key=uuid.uuid4().hex
+                )
 
     async def test_capture_never_above_the_hold_and_only_once(
         self, processor: PaymentProcessor, stateful_only: None
     ) -> None:
         customer, token = await self._card(processor)
-        hold = await processor.authorize(customer, token, 5000, "EUR", idempotency_key=uuid.uuid4().hex)
+        hold = await processor.authorize(
+            customer, token, 5000, "EUR", idempotency_key=uuid.uuid4().hex
+        )
         with pytest.raises(ProcessorError):
             await processor.capture(hold.intent_id, 5001, idempotency_key=uuid.uuid4().hex)
         await processor.capture(hold.intent_id, 5000, idempotency_key=uuid.uuid4().hex)
@@ -120,7 +150,9 @@ class ProcessorContract:
         with pytest.raises(ProcessorError):
             await processor.authorize(customer, token, 4000, "EUR", idempotency_key=key)
 
-    async def test_unknown_token_is_refused(self, processor: PaymentProcessor, stateful_only: None) -> None:
+    async def test_unknown_token_is_refused(
+        self, processor: PaymentProcessor, stateful_only: None
+    ) -> None:
         customer = await processor.create_customer(uuid.uuid4(), idempotency_key=uuid.uuid4().hex)
         with pytest.raises(ProcessorError):
             await processor.attach_payment_method(

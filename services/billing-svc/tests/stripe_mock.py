@@ -30,7 +30,9 @@ def _binary() -> str:
     found = shutil.which("stripe-mock")
     if found:
         return found
-    go = shutil.which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None)
+    go = shutil.which("go") or (
+        "/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None
+    )
     if go is None:
         raise RuntimeError("stripe-mock is missing and there is no Go toolchain to build it")
     BIN_DIR.mkdir(parents=True, exist_ok=True)

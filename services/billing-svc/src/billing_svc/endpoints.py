@@ -317,7 +317,7 @@ async def get_receipt(
     request: Request,
     principal: CurrentPrincipal,
     session_id: uuid.UUID,
-    format: Annotated[str | None, Query(pattern="^(json|html|pdf)$")] = None,  # noqa: A002
+    format: Annotated[str | None, Query(pattern="^(json|html|pdf)$")] = None,
 ) -> Response:
     async with _db(request).read() as session:
         repo = BillingRepository(session)

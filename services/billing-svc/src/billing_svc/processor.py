@@ -141,7 +141,7 @@ class PaymentProcessor(abc.ABC):
     def verify_webhook(self, payload: bytes, signature: str | None) -> WebhookEvent:
         """Check a webhook's signature and age; raises InvalidWebhook."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 (optional hook, not abstract)
         """Release connections."""
 
 

@@ -118,7 +118,7 @@ class LedgerRepository:
                 select(accounts)
                 .where(accounts.c.id.in_(wanted))
                 .order_by(accounts.c.id)
-                .with_for_update()
+                .with_for_update(key_share=True)  # FOR NO KEY UPDATE: FK checks need not wait
             )
         ).all()
         return {row.id: _account(row) for row in rows}

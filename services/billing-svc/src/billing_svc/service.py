@@ -13,6 +13,7 @@ accounts (revenue, VAT) last.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -686,12 +687,11 @@ class BillingService:
             ledger, hold.id, TransferKind.EXPIRE if expired else TransferKind.VOID, now
         )
         if row.funding == "card" and row.payment_intent_id:
-            try:
+            # Already expired or cancelled at the processor: nothing is held there any more.
+            with contextlib.suppress(ProcessorError):
                 await self.processor.cancel(
                     row.payment_intent_id, idempotency_key=f"cancel:{session_id}"
                 )
-            except ProcessorError:
-                pass  # already expired or cancelled at the processor: nothing is held there
         return [
             SessionHoldReleased(
                 session_id=session_id,
@@ -717,12 +717,10 @@ class BillingService:
             await self._end_hold(ledger, hold.id, TransferKind.EXPIRE, now)
             if row is not None:
                 if row.funding == "card" and row.payment_intent_id:
-                    try:
+                    with contextlib.suppress(ProcessorError):
                         await self.processor.cancel(
                             row.payment_intent_id, idempotency_key=f"cancel:{row.session_id}"
                         )
-                    except ProcessorError:
-                        pass
                 events.append(
                     SessionHoldReleased(
                         session_id=row.session_id,
@@ -787,12 +785,11 @@ class BillingService:
         method = await repo.method(user_id, method_id)
         if method is None:
             raise Refusal("not_found", "no such payment method", status_code=404)
-        try:
+        # Already gone at the processor: we still forget it.
+        with contextlib.suppress(ProcessorError):
             await self.processor.detach_payment_method(
                 method.processor_token, idempotency_key=f"detach:{method.id}"
             )
-        except ProcessorError:
-            pass  # already gone at the processor; we still forget it
         await repo.remove_method(user_id, method_id)
         remaining = await repo.methods(user_id)
         if method.is_default and remaining:

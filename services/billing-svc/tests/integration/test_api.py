@@ -9,13 +9,12 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from billing_kit import ORG, Harness, cost_for, priced, running
 from billing_svc.processor import sign_webhook
 from billing_svc.settings import Settings
 from plugpay_platform.settings import PlatformSettings
 from plugpay_testing.tokens import TokenFactory
 from plugpay_testing.verifier_contract import VerifierContract
-
-from billing_kit import ORG, Harness, cost_for, priced, running
 
 pytestmark = pytest.mark.infra
 EUR = "EUR"
@@ -61,7 +60,9 @@ async def test_topup_requires_and_honours_an_idempotency_key(h: Harness) -> None
     r = await h.client.post("/billing/topups", json=body, headers=h.headers(user))
     assert r.status_code == 400 and r.json()["reason"] == "idempotency_key_required"
     headers = h.headers(user, "topup-1")
-    answers = await asyncio.gather(*(h.client.post("/billing/topups", json=body, headers=headers) for _ in range(5)))
+    answers = await asyncio.gather(
+        *(h.client.post("/billing/topups", json=body, headers=headers) for _ in range(5))
+    )
     assert {a.status_code for a in answers} == {201}
     assert len({a.json()["topup_id"] for a in answers}) == 1
     assert sum(a.headers.get("idempotent-replayed") == "true" for a in answers) == 4
@@ -93,7 +94,10 @@ async def test_account_ledger_cards_and_auto_topup(h: Harness) -> None:
     for i, amount in enumerate((1000, 700, 300)):
         r = await h.client.post(
             "/billing/topups",
-            json={"amount": {"amount_minor": amount, "currency": EUR}, "payment_method_id": visa["id"]},
+            json={
+                "amount": {"amount_minor": amount, "currency": EUR},
+                "payment_method_id": visa["id"],
+            },
             headers=h.headers(user, f"t{i}"),
         )
         assert r.status_code == 201
@@ -121,7 +125,9 @@ async def test_account_ledger_cards_and_auto_topup(h: Harness) -> None:
     assert [line["kind"] for line in page["lines"]] == ["session_hold", "topup"]
     assert page["lines"][0]["available_after"]["amount_minor"] == 0
     assert page["lines"][1]["balance_after"]["amount_minor"] == 2000
-    rest = (await h.client.get(f"/billing/ledger?before={page['next_before']}", headers=h.headers(user))).json()
+    rest = (
+        await h.client.get(f"/billing/ledger?before={page['next_before']}", headers=h.headers(user))
+    ).json()
     assert [line["balance_after"]["amount_minor"] for line in rest["lines"]] == [1700, 1000]
     r = await h.client.delete(f"/billing/payment-methods/{mc['id']}", headers=h.headers(user))
     assert r.status_code == 204
@@ -155,7 +161,10 @@ async def test_receipt_in_json_html_and_pdf_and_operator_views(h: Harness) -> No
     url = f"/billing/receipts/{event.session_id}"
     doc = (await h.client.get(url, headers=h.headers(user))).json()
     assert doc["station_id"] == "ST-1" and doc["payment_method"] == "Wallet"
-    assert doc["total_incl_vat"]["amount_minor"] == doc["total_excl_vat"]["amount_minor"] + doc["total_vat"]["amount_minor"]
+    assert (
+        doc["total_incl_vat"]["amount_minor"]
+        == doc["total_excl_vat"]["amount_minor"] + doc["total_vat"]["amount_minor"]
+    )
     assert doc["lines"][0]["vat_percent"] == "19"
     html = await h.client.get(url, headers={**h.headers(user), "Accept": "text/html"})
     assert html.headers["content-type"].startswith("text/html") and "ST-1" in html.text
@@ -170,18 +179,28 @@ async def test_receipt_in_json_html_and_pdf_and_operator_views(h: Harness) -> No
     assert station["station_id"] == "ST-1" and station["sessions"] == 1
     assert station["total_incl_vat"]["amount_minor"] == doc["total_incl_vat"]["amount_minor"]
     foreign = h.headers(uuid.uuid4(), roles=["operator"], organisation_id=uuid.uuid4())
-    body = {"session_id": str(event.session_id), "amount": {"amount_minor": 100, "currency": EUR}, "reason": "connector fault"}
-    r = await h.client.post("/billing/operator/refunds", json=body, headers={**foreign, "Idempotency-Key": "r"})
+    body = {
+        "session_id": str(event.session_id),
+        "amount": {"amount_minor": 100, "currency": EUR},
+        "reason": "connector fault",
+    }
+    r = await h.client.post(
+        "/billing/operator/refunds", json=body, headers={**foreign, "Idempotency-Key": "r"}
+    )
     assert r.status_code == 403
     before = (await h.wallet(user))[0]
     for _ in range(2):
-        r = await h.client.post("/billing/operator/refunds", json=body, headers={**operator, "Idempotency-Key": "r1"})
+        r = await h.client.post(
+            "/billing/operator/refunds", json=body, headers={**operator, "Idempotency-Key": "r1"}
+        )
         assert r.status_code == 201, r.text
     assert (await h.wallet(user))[0] == before + 100
     [issued] = await h.emitted("RefundIssued", user)
     assert issued["reason"] == "connector fault"
     too_much = {**body, "amount": {"amount_minor": 10_000, "currency": EUR}}
-    r = await h.client.post("/billing/operator/refunds", json=too_much, headers={**operator, "Idempotency-Key": "r2"})
+    r = await h.client.post(
+        "/billing/operator/refunds", json=too_much, headers={**operator, "Idempotency-Key": "r2"}
+    )
     assert r.status_code == 422 and r.json()["reason"] == "refund_exceeds_charged"
     report = (await h.client.get("/billing/operator/revenue", headers=operator)).json()
     assert report["stations"][0]["refunded"]["amount_minor"] == 100
@@ -199,7 +218,9 @@ async def test_processor_webhooks_are_verified_and_deduplicated(h: Harness) -> N
     body = json.dumps(
         {"id": "evt_42", "type": "payment_intent.canceled", "data": {"object": {"id": intent}}}
     ).encode()
-    bad = await h.client.post("/billing/webhooks/processor", content=body, headers={"Stripe-Signature": "t=1,v1=00"})
+    bad = await h.client.post(
+        "/billing/webhooks/processor", content=body, headers={"Stripe-Signature": "t=1,v1=00"}
+    )
     assert bad.status_code == 400
     signature = {"Stripe-Signature": sign_webhook(body, "whsec_simulated")}
     first = await h.client.post("/billing/webhooks/processor", content=body, headers=signature)

@@ -7,11 +7,10 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
+from billing_kit import ORG, Harness, cost_for, eventually, priced, running, wrap
 from billing_svc.seed import seed_demo
 from plugpay_events.contracts.sessions import SessionAbandoned
 from plugpay_events.types import utc_now
-
-from billing_kit import ORG, Harness, cost_for, eventually, priced, running, wrap
 from sqlalchemy import text
 
 pytestmark = pytest.mark.infra
@@ -99,7 +98,9 @@ async def test_card_preauthorisation_by_power_class_and_partial_capture(h: Harne
 async def test_declined_card_is_denied(h: Harness) -> None:
     driver = uuid.uuid4()
     async with h.database.write() as session:
-        await h.service.add_payment_method(session, driver, "pm_card_chargeDeclinedInsufficientFunds")
+        await h.service.add_payment_method(
+            session, driver, "pm_card_chargeDeclinedInsufficientFunds"
+        )
     event = priced(driver)
     await h.publish(event)
     denied = await h.wait_for("SessionDenied", event.session_id)
@@ -126,7 +127,7 @@ async def test_cost_above_the_hold_becomes_debt_and_the_next_topup_pays_it(h: Ha
     assert books[f"revenue:EUR:{ORG}"][3] == 2000
     assert books[f"vat_payable:EUR:{ORG}"][3] == 380
     # a top-up with a working card pays the debt first
-    visa = [m for m in await _methods(h, driver) if m.last4 == "4242"][0]
+    visa = next(m for m in await _methods(h, driver) if m.last4 == "4242")
     async with h.database.write() as session:
         result, _ = await h.service.top_up(
             session,
@@ -259,9 +260,10 @@ async def test_replaying_every_event_changes_no_balance(h: Harness) -> None:
     await h.wait_for("SessionBilled", sessions[0].session_id)
     await h.wait_for("SessionHoldReleased", sessions[1].session_id)
     before = await h.balances()
-    emitted_before = len(await h.emitted("SessionBilled")) + len(await h.emitted("SessionAuthorized"))
+    emitted_before = len(await h.emitted("SessionBilled")) + len(
+        await h.emitted("SessionAuthorized")
+    )
     # the same envelopes again (a redelivery), and the same events with new ids (a re-emission)
-    from billing_kit import wrap
 
     again = list(h.sent)
     await h.publish(*again, *[wrap(e.event()) for e in again])
@@ -280,5 +282,7 @@ async def test_replaying_every_event_changes_no_balance(h: Harness) -> None:
 
     await eventually(handled_all, what="replayed events handled")
     assert await h.balances() == before
-    emitted_after = len(await h.emitted("SessionBilled")) + len(await h.emitted("SessionAuthorized"))
+    emitted_after = len(await h.emitted("SessionBilled")) + len(
+        await h.emitted("SessionAuthorized")
+    )
     assert emitted_after == emitted_before

@@ -5,13 +5,12 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from billing_kit import cost_for, eventually, priced, running, wrap
 from billing_svc.seed import seed_demo
 from plugpay_events.contracts.identity import UserRegistered
 from plugpay_events.contracts.sessions import SessionFailed
 from plugpay_events.types import utc_now
 from sqlalchemy import text
-
-from billing_kit import cost_for, eventually, priced, running, wrap
 
 pytestmark = [pytest.mark.infra, pytest.mark.kafka]
 
@@ -29,7 +28,9 @@ async def test_replay_on_kafka_changes_no_balance(
         await h.wait_for("SessionAuthorized", billed.session_id)
         await h.wait_for("SessionAuthorized", failed.session_id)
         await h.publish(cost_for(billed, 8_000))
-        await h.publish(SessionFailed(session_id=failed.session_id, reason="fault", failed_at=utc_now()))
+        await h.publish(
+            SessionFailed(session_id=failed.session_id, reason="fault", failed_at=utc_now())
+        )
         await h.wait_for("SessionBilled", billed.session_id)
         await h.wait_for("SessionHoldReleased", failed.session_id)
         before = await h.balances()

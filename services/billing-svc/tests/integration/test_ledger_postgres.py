@@ -9,29 +9,28 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
+from billing_kit import priced
+from billing_ledger_machine import ACCOUNTS, LedgerMachine
 from billing_svc.app import MIGRATIONS
 from billing_svc.domain import (
     Account,
     AccountKind,
+    HoldPolicy,
     LedgerRefusal,
     Transfer,
     TransferKind,
     TransferRequest,
     trial_balance,
 )
-from billing_svc.repository import LedgerRepository
-from billing_svc.service import BillingPolicy, BillingService
-from billing_svc.domain import HoldPolicy
 from billing_svc.processor import SimulatedProcessor
+from billing_svc.repository import LedgerRepository
 from billing_svc.seed import seed_demo
+from billing_svc.service import BillingPolicy, BillingService
 from hypothesis import settings
+from plugpay_events.types import utc_now
 from plugpay_platform.database import Database
 from plugpay_platform.migrations import upgrade_to_head
-from plugpay_events.types import utc_now
 from sqlalchemy import text
-
-from billing_kit import priced
-from billing_ledger_machine import ACCOUNTS, LedgerMachine
 
 pytestmark = pytest.mark.infra
 
@@ -204,7 +203,11 @@ async def test_simultaneous_authorisations_on_one_wallet_never_overdraw(db: Data
     await asyncio.wait_for(asyncio.gather(*(authorise() for _ in range(40))), timeout=60)
     async with db.read() as session:
         ledger = LedgerRepository(session)
-        wallet = next(a for a in await ledger.all_accounts() if a.kind is AccountKind.WALLET and a.owner_id == driver)
+        wallet = next(
+            a
+            for a in await ledger.all_accounts()
+            if a.kind is AccountKind.WALLET and a.owner_id == driver
+        )
         holds = await ledger.pending_holds(wallet.id)
     # 2000 = 2 x 700 + 600: three holds, then nothing left; every other attempt is denied
     assert sorted(h.amount for h in holds) == [600, 700, 700]

@@ -9,7 +9,6 @@ import pytest
 import stripe
 from billing_svc.processor import PaymentProcessor
 from billing_svc.stripe_processor import StripeProcessor
-
 from processor_contract import ProcessorContract
 from stripe_mock import stripe_mock
 
@@ -21,7 +20,9 @@ class RecordingClient(stripe.HTTPXClient):
         super().__init__()
         self.requests: list[tuple[str, str, str | None]] = []
 
-    async def request_async(self, method: str, url: str, headers: Any, post_data: Any = None) -> Any:
+    async def request_async(
+        self, method: str, url: str, headers: Any, post_data: Any = None
+    ) -> Any:
         key = next((v for k, v in (headers or {}).items() if k.lower() == "idempotency-key"), None)
         self.requests.append((method.upper(), url, key))
         return await super().request_async(method, url, headers, post_data)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import uuid
 
+from billing_ledger_machine import ACCOUNTS, LedgerMachine
 from billing_svc.domain import Account, InMemoryLedger, Transfer, TransferRequest
 from hypothesis import settings
-
-from billing_ledger_machine import ACCOUNTS, LedgerMachine
 
 
 class InMemoryLedgerMachine(LedgerMachine):

@@ -6,9 +6,8 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from billing_svc.processor import PaymentProcessor, ProcessorError, SimulatedProcessor
-
 from billing_kit import Clock
+from billing_svc.processor import PaymentProcessor, ProcessorError, SimulatedProcessor
 from processor_contract import ProcessorContract
 
 
