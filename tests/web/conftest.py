@@ -1,0 +1,215 @@
+"""Browser tests of the web front-ends against a real `plugpay run` (tests/web/README.md).
+
+One all-in-one Plugpay per test session, on a free port with a temporary data folder and its demo
+data; simulated stations connected over real OCPP WebSockets from a background event loop; Debian's
+Chromium driven by Playwright at a phone's viewport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from web_support import (  # noqa: E402
+    CHROMIUM,
+    DEMO_PASSWORD,
+    PHONE,
+    ROOT,
+    STATION_PASSWORD,
+    launch,
+)
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Plugpay:
+    """The running product and plain-HTTP helpers for arranging a test (never for asserting UI)."""
+
+    def __init__(self, base_url: str, data_dir: Path) -> None:
+        self.base_url = base_url
+        self.data_dir = data_dir
+
+    def request(
+        self, method: str, path: str, *, token: str | None = None, json_body: Any = None,
+        form: dict[str, str] | None = None, headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        data = None
+        h = dict(headers or {})
+        if json_body is not None:
+            data = json.dumps(json_body).encode()
+            h["Content-Type"] = "application/json"
+        if form is not None:
+            data = urllib.parse.urlencode(form).encode()
+        if token:
+            h["Authorization"] = f"Bearer {token}"
+        req = urllib.request.Request(self.base_url + path, data=data, method=method, headers=h)
+        try:
+            with urllib.request.urlopen(req, timeout=15) as res:
+                body = res.read()
+                status = res.status
+        except urllib.error.HTTPError as error:
+            body, status = error.read(), error.code
+        try:
+            return status, json.loads(body) if body else None
+        except ValueError:
+            return status, body.decode(errors="replace")
+
+    def token(self, email: str, password: str = DEMO_PASSWORD) -> str:
+        status, body = self.request("POST", "/auth/token", form={"username": email, "password": password})
+        assert status == 200, body
+        return str(body["access_token"])
+
+    def admin_token(self) -> str:
+        password = (self.data_dir / "secrets" / "bootstrap-admin-password").read_text().strip()
+        return self.token("admin@example.com", password)
+
+
+@pytest.fixture(scope="session")
+def plugpay() -> Iterator[Plugpay]:
+    """`plugpay run` as a subprocess: its own port, data folder and demo data; stations are ours."""
+    port = _free_port()
+    data_dir = Path(tempfile.mkdtemp(prefix="plugpay-web-"))
+    command = shutil.which("plugpay", path=str(Path(sys.executable).parent)) or "plugpay"
+    log_path = data_dir / "plugpay.log"
+    log = log_path.open("w")
+    process = subprocess.Popen(
+        [command, "run", "--data", str(data_dir), "--port", str(port), "--stations", "0"],
+        stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
+        env={**os.environ, "PLUGPAY_LOG_LEVEL": "WARNING"},
+    )
+    server = Plugpay(f"http://127.0.0.1:{port}", data_dir)
+    deadline = time.monotonic() + 180
+    try:
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError("plugpay run exited:\n" + log_path.read_text()[-4000:])
+            try:
+                status, _ = server.request(
+                    "POST", "/auth/token", form={"username": "driver@example.com", "password": DEMO_PASSWORD}
+                )
+                quote, _ = server.request("GET", "/pricing/stations/ST-0001/quote?connector=1")
+                account_ready = False
+                if status == 200:
+                    code, account = server.request("GET", "/billing/account", token=server.token("driver@example.com"))
+                    account_ready = code == 200 and account["balance"]["amount_minor"] > 0
+                if status == 200 and quote == 200 and account_ready:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("plugpay run not ready with its demo data:\n" + log_path.read_text()[-4000:])
+            time.sleep(0.5)
+        yield server
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+class Stations:
+    """Simulated stations (plugpay_app.simulator) on a background event loop."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url.replace("http", "ws", 1)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.connected: dict[str, Any] = {}
+
+    def run(self, coro: Any, timeout: float = 30) -> Any:
+        future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return future.result(timeout)
+
+    def connect(self, station_id: str, *, connectors: int = 1, **options: Any) -> Any:
+        from plugpay_app.simulator import SimulatedStation
+
+        station = SimulatedStation(
+            station_id, self.base_url, STATION_PASSWORD, connectors=connectors,
+            meter_interval_s=1.0, energy_speedup=options.pop("energy_speedup", 30.0), **options,
+        )
+        self.run(station.connect())
+        self.connected[station_id] = station
+        return station
+
+    def close(self) -> None:
+        for station in self.connected.values():
+            with contextlib.suppress(Exception):
+                self.run(station.close(), timeout=10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@pytest.fixture(scope="session")
+def stations(plugpay: Plugpay) -> Iterator[Stations]:
+    rig = Stations(plugpay.base_url)
+    rig.connect("ST-0001", connectors=2)
+    rig.connect("ST-0002")
+    # The gateway learns the connection; session-svc's online check follows from its events.
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        code, quote = plugpay.request("GET", "/pricing/stations/ST-0001/quote?connector=1")
+        if code == 200:
+            break
+        time.sleep(0.3)
+    time.sleep(1.0)
+    yield rig
+    rig.close()
+
+
+@pytest.fixture(scope="session")
+def playwright_instance() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/install-chromium.sh")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_instance: Any) -> Iterator[Any]:
+    b = launch(playwright_instance)
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def phone(browser: Any, plugpay: Plugpay) -> Iterator[Any]:
+    """A fresh phone: its own storage, the driver app's origin."""
+    context = browser.new_context(base_url=plugpay.base_url, **PHONE)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+

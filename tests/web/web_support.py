@@ -1,0 +1,80 @@
+"""Helpers of the browser tests: Chromium, screenshots, axe-core, the fake camera, logging in."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM = os.environ.get("PLUGPAY_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PHONE = {"viewport": {"width": 360, "height": 780}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
+DEMO_PASSWORD = "demo-password-1"
+STATION_PASSWORD = "demo-station-secret"
+
+
+def launch(playwright_instance: Any, extra_args: list[str] | None = None) -> Any:
+    return playwright_instance.chromium.launch(
+        executable_path=CHROMIUM, args=CHROMIUM_ARGS + (extra_args or []), headless=True
+    )
+
+
+def shot(page: Any, name: str) -> None:
+    """Save a screenshot of a main screen for docs/screenshots (and the README)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=False, animations="disabled")
+
+
+def axe(page: Any) -> list[dict[str, Any]]:
+    """axe-core (from web/node_modules) on the current page: violations of impact serious+."""
+    source = ROOT / "web" / "node_modules" / "axe-core" / "axe.min.js"
+    page.add_script_tag(content=source.read_text())
+    result = page.evaluate(
+        "async () => await axe.run(document, {resultTypes: ['violations']})"
+    )
+    return [
+        {"id": v["id"], "impact": v["impact"], "help": v["help"], "nodes": [n["target"] for n in v["nodes"]][:5]}
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+def log_in(page: Any, email: str, password: str = DEMO_PASSWORD) -> None:
+    page.goto("/app/#/login")
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+
+
+# --- the phone camera: a screenshot as the fake capture device ------------------------------
+
+WIDTH, HEIGHT = 640, 480
+
+
+def y4m_from_screenshot(png: Path, out: Path, *, frames: int = 15, fill: float = 0.8) -> Path:
+    shot = Image.open(png).convert("RGB")
+    scale = min(WIDTH * fill / shot.width, HEIGHT * fill / shot.height)
+    picture = shot.resize((max(2, int(shot.width * scale)), max(2, int(shot.height * scale))), Image.LANCZOS)
+    frame = Image.new("RGB", (WIDTH, HEIGHT), (40, 44, 52))
+    frame.paste(picture, ((WIDTH - picture.width) // 2 + 12, (HEIGHT - picture.height) // 2 - 8))
+    y, cb, cr = frame.convert("YCbCr").split()
+    half = (WIDTH // 2, HEIGHT // 2)
+    planes = y.tobytes() + cb.resize(half, Image.BILINEAR).tobytes() + cr.resize(half, Image.BILINEAR).tobytes()
+    with out.open("wb") as f:
+        f.write(f"YUV4MPEG2 W{WIDTH} H{HEIGHT} F10:1 Ip A1:1 C420jpeg\n".encode())
+        for _ in range(frames):
+            f.write(b"FRAME\n")
+            f.write(planes)
+    return out

@@ -1,0 +1,723 @@
+// Plugpay for drivers (patent FIG. 6: the mobile payment application). Hash-routed, no build.
+import { api, auth, codeClaims, get, login, logout, raw, stream, ApiError } from "./shared/api.js";
+import { announce, download, field, focusHeading, h, s } from "./shared/dom.js";
+import { duration, kw, kwh, money, toMinor, when } from "./shared/format.js";
+import { explain } from "./shared/reasons.js";
+import { store } from "./store.js";
+
+const view = document.getElementById("view");
+const PENDING = "plugpay.pending";
+const LIVE = new Set(["code_issued", "scanned", "priced", "authorised", "charging", "stopping", "completed", "cost_calculated"]);
+const STATUS_TEXT = {
+  code_issued: "Waiting for your confirmation", scanned: "Checking the charger and price…", priced: "Reserving funds…",
+  authorised: "Authorised — the charger is starting", charging: "Charging", stopping: "Stopping…",
+  completed: "Finished — calculating the cost…", cost_calculated: "Finished — settling the payment…",
+  billed: "Finished", denied: "Not authorised", expired: "Code expired", abandoned: "Cancelled", failed: "Failed",
+};
+let cleanup = [];
+let me = null;
+
+auth.onLogout = () => { me = null; go("#/login"); };
+
+// --- plumbing --------------------------------------------------------------------------------
+
+function go(hash) {
+  if (location.hash === hash) route(); else location.hash = hash;
+}
+
+function page(title, ...children) {
+  document.title = title + " · Plugpay";
+  view.replaceChildren(h("h1", {}, title), ...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+  focusHeading(view);
+}
+
+function problem(error, extra) {
+  const reason = error instanceof ApiError ? error.reason : (error && error.reason) || "internal_error";
+  const { title, next } = explain(reason, error && error.message);
+  return h("div", { class: "alert error", role: "alert", dataset: { reason } }, h("strong", {}, title), h("p", {}, next), extra || null);
+}
+
+function busy(button, on) {
+  button.disabled = on;
+  button.setAttribute("aria-busy", on ? "true" : "false");
+}
+
+function setNav(name) {
+  for (const a of document.querySelectorAll("nav.tabs a")) {
+    if (a.dataset.tab === name) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
+  }
+  document.querySelector("nav.tabs").hidden = !auth.loggedIn;
+}
+
+async function whoAmI() {
+  if (!auth.loggedIn) return null;
+  if (me) return me;
+  try {
+    me = await get("/auth/me");
+    await store.set("me", me);
+  } catch (error) {
+    if (error.reason !== "offline") throw error;
+    me = await store.value("me");
+  }
+  document.getElementById("who").textContent = me ? me.email : "";
+  return me;
+}
+
+function needLogin() {
+  if (auth.loggedIn) return false;
+  sessionStorage.setItem("plugpay.next", location.hash || "#/");
+  go("#/login");
+  return true;
+}
+
+// --- log in / register ---------------------------------------------------------------------------
+
+function loginPage() {
+  setNav(null);
+  const email = h("input", { type: "email", name: "email", autocomplete: "username", required: true });
+  const password = h("input", { type: "password", name: "password", autocomplete: "current-password", required: true });
+  const message = h("div", { "aria-live": "polite" });
+  const submit = h("button", { type: "submit", class: "block" }, "Log in");
+  const pending = sessionStorage.getItem(PENDING);
+  page("Log in",
+    pending ? h("div", { class: "alert info" }, h("strong", {}, "Code received."), h("p", {}, "Log in to see the price and start charging.")) : null,
+    h("form", {
+      class: "card", novalidate: true,
+      onsubmit: async (e) => {
+        e.preventDefault();
+        busy(submit, true);
+        message.replaceChildren();
+        try {
+          await login(email.value.trim(), password.value);
+          me = null;
+          await whoAmI();
+          announce("Logged in");
+          const next = sessionStorage.getItem("plugpay.next");
+          sessionStorage.removeItem("plugpay.next");
+          go(me && me.roles.includes("operator") && !me.roles.includes("driver") ? "#/" : next || "#/");
+          syncAll();
+        } catch (error) {
+          message.replaceChildren(problem(error));
+        } finally { busy(submit, false); }
+      },
+    }, field("E-mail", email), field("Password", password), submit, message),
+    h("p", {}, "New to Plugpay? ", h("a", { href: "#/register" }, "Create an account")));
+}
+
+function registerPage() {
+  setNav(null);
+  const email = h("input", { type: "email", autocomplete: "email", required: true });
+  const password = h("input", { type: "password", autocomplete: "new-password", minlength: "12", required: true });
+  const message = h("div", { "aria-live": "polite" });
+  const submit = h("button", { type: "submit", class: "block" }, "Create account");
+  page("Create your account",
+    h("form", {
+      class: "card", onsubmit: async (e) => {
+        e.preventDefault();
+        busy(submit, true);
+        try {
+          await api("POST", "/auth/register", { json: { email: email.value.trim(), password: password.value } });
+          message.replaceChildren(h("div", { class: "alert info", role: "status" },
+            h("strong", {}, "Check your e-mail."),
+            h("p", {}, "We sent a link to confirm your address. Open it, then log in.")));
+        } catch (error) { message.replaceChildren(problem(error)); } finally { busy(submit, false); }
+      },
+    }, field("E-mail", email), field("Password", password, "At least 12 characters."), submit, message),
+    h("p", {}, "Already have an account? ", h("a", { href: "#/login" }, "Log in")));
+}
+
+// --- charge: scan, type, confirm ------------------------------------------------------------------
+
+async function homePage() {
+  setNav("charge");
+  const code = h("input", {
+    class: "code", name: "code", inputmode: "text", autocomplete: "off", autocapitalize: "characters",
+    spellcheck: "false", maxlength: "9", placeholder: "A3F9KX", required: true,
+  });
+  const active = h("div");
+  page("Charge",
+    active,
+    h("div", { class: "card stack" },
+      h("p", {}, "On the charger, choose “Pay with phone”. Then scan the QR code it shows:"),
+      h("a", { class: "button block", href: "#/scan" }, icon("camera"), "Scan the QR code")),
+    h("form", {
+      class: "card", onsubmit: (e) => {
+        e.preventDefault();
+        const value = code.value.trim();
+        if (!value) return;
+        sessionStorage.setItem(PENDING, JSON.stringify({ code: value, kind: "typed" }));
+        go("#/confirm");
+      },
+    }, field("Or type the code shown under the QR code", code, "6 letters and digits, e.g. A3F9KX."),
+      h("button", { type: "submit", class: "secondary block" }, "Continue")),
+    h("p", {}, h("a", { href: "#/find" }, "Find a charger nearby")));
+  // A session still running (the app was closed while charging): offer to go back to it.
+  const show = (items) => {
+    const running = items.find((x) => LIVE.has(x.status) && x.status !== "code_issued");
+    if (running) {
+      active.replaceChildren(h("a", { class: "card button secondary block", href: "#/session/" + running.session_id },
+        "Your session at ", running.station_name || running.station_id || "the charger", ": ", STATUS_TEXT[running.status] || running.status));
+    }
+  };
+  show(await store.sessions());
+  syncSessions().then(show).catch(() => {});
+}
+
+async function scanPage() {
+  setNav("charge");
+  const video = h("video", { playsinline: true, muted: true, autoplay: true, "aria-label": "Camera preview" });
+  const status = h("p", { role: "status" }, "Starting the camera…");
+  const canvas = h("canvas", { hidden: true });
+  page("Scan the QR code",
+    h("div", { class: "camera" }, video, h("div", { class: "frame", "aria-hidden": "true" })),
+    status,
+    h("p", { class: "muted" }, "Hold the phone so the code fills the square. No camera? ", h("a", { href: "#/" }, "Type the code instead")),
+    canvas);
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    status.replaceChildren(problem({ reason: "no_camera", message: "This browser cannot use the camera. Type the code instead." }));
+    return;
+  }
+  let media;
+  try {
+    await loadScript("vendor/jsqr/jsQR.js");
+    media = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false });
+  } catch (error) {
+    status.replaceChildren(h("div", { class: "alert error", role: "alert" }, h("strong", {}, "The camera isn't available."),
+      h("p", {}, "Allow camera access for this site in your browser settings, or type the code instead.")));
+    return;
+  }
+  let running = true;
+  cleanup.push(() => { running = false; media.getTracks().forEach((t) => t.stop()); });
+  video.srcObject = media;
+  await video.play().catch(() => {});
+  status.textContent = "Looking for a Plugpay code…";
+  const context = canvas.getContext("2d", { willReadFrequently: true });
+  const tick = () => {
+    if (!running) return;
+    if (video.readyState >= 2 && video.videoWidth) {
+      const scale = Math.min(1, 800 / Math.max(video.videoWidth, video.videoHeight));
+      canvas.width = Math.round(video.videoWidth * scale);
+      canvas.height = Math.round(video.videoHeight * scale);
+      context.drawImage(video, 0, 0, canvas.width, canvas.height);
+      const image = context.getImageData(0, 0, canvas.width, canvas.height);
+      const found = window.jsQR(image.data, image.width, image.height, { inversionAttempts: "attemptBoth" });
+      if (found && found.data) {
+        if (codeClaims(found.data)) {
+          running = false;
+          if (navigator.vibrate) navigator.vibrate(60);
+          sessionStorage.setItem(PENDING, JSON.stringify({ code: found.data, kind: "qr" }));
+          announce("Code found");
+          go("#/confirm");
+          return;
+        }
+        status.textContent = "That QR code isn't a Plugpay code. Scan the one on the charger's screen.";
+      }
+    }
+    setTimeout(() => requestAnimationFrame(tick), 120);
+  };
+  tick();
+}
+
+function loadScript(src) {
+  if (document.querySelector(`script[src="${src}"]`)) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    document.head.append(h("script", { src, onload: resolve, onerror: () => reject(new Error("could not load " + src)) }));
+  });
+}
+
+function landingPage(token) {
+  // /s/{token} from any phone camera: the server redirected here with the token in the fragment.
+  sessionStorage.setItem(PENDING, JSON.stringify({ code: decodeURIComponent(token), kind: "qr" }));
+  history.replaceState(null, "", "#/confirm");
+  if (needLogin()) return;
+  go("#/confirm");
+}
+
+async function confirmPage() {
+  setNav("charge");
+  const pending = JSON.parse(sessionStorage.getItem(PENDING) || "null");
+  if (!pending) return go("#/");
+  const claims = pending.kind === "qr" ? codeClaims(pending.code) : null;
+  const details = h("div", { class: "card stack", "aria-busy": "true" }, h("span", { class: "spinner", role: "img", "aria-label": "Loading" }));
+  const message = h("div", { "aria-live": "assertive" });
+  const start = h("button", { class: "block", id: "start" }, "Start charging");
+  const cancel = h("button", { class: "secondary block", onclick: () => { sessionStorage.removeItem(PENDING); go("#/"); } }, "Cancel");
+  page("Confirm and charge", details, message, h("div", { class: "stack" }, start, cancel));
+
+  const account = await get("/billing/account").catch(() => null);
+  const parts = [];
+  if (claims) {
+    parts.push(h("p", { class: "muted" }, "Charger"), h("p", { class: "big", id: "station-name" }, claims.station_id),
+      h("p", {}, "Connector ", claims.connector_id));
+    try {
+      const quote = await get(`/pricing/stations/${encodeURIComponent(claims.station_id)}/quote?connector=${claims.connector_id}` +
+        (account ? `&budget_minor=${Math.max(0, account.available.amount_minor)}` : ""));
+      parts[1].textContent = quote.station_name;
+      parts.push(h("div", { class: "alert info", id: "price" }, h("strong", {}, "Price"), h("p", { class: "price" }, quote.text),
+        h("p", { class: "muted" }, `A typical session (${kwh(quote.example.energy_wh)}) costs about ${money(quote.example.total)}.`),
+        quote.max_power_w ? h("p", { class: "muted" }, "Up to ", kw(quote.max_power_w), " · ", quote.power_type.replace(/_/g, " ")) : null));
+      if (quote.access === "restricted") parts.push(h("p", { class: "muted" }, "This charger is for members only; we'll check your access."));
+      if (!quote.in_service) parts.push(h("div", { class: "alert warn" }, "This charger is marked out of service."));
+      if (quote.limits && !quote.limits.affordable) parts.push(h("div", { class: "alert warn" }, h("strong", {}, "Your balance may not be enough."), h("p", {}, quote.limits.note)));
+    } catch (error) {
+      parts.push(problem(error));
+    }
+  } else {
+    parts.push(h("p", { class: "muted" }, "Code"), h("p", { class: "big" }, pending.code.toUpperCase()),
+      h("p", { class: "alert info", id: "price" }, "The price is on the charger's screen next to the code; it is confirmed in the app as soon as the charger is found."));
+  }
+  if (account) {
+    parts.push(h("p", {}, "Paid from your wallet: ", h("strong", {}, money(account.available)), " available",
+      account.payment_methods.length ? ` (card ${account.payment_methods.find((m) => m.is_default)?.last4 || account.payment_methods[0].last4} as backup)` : ""));
+  }
+  details.replaceChildren(...parts);
+  details.setAttribute("aria-busy", "false");
+  start.addEventListener("click", async () => {
+    busy(start, true);
+    message.replaceChildren();
+    try {
+      const accepted = await api("POST", "/sessions/scan", { json: { code: pending.code } });
+      sessionStorage.removeItem(PENDING);
+      announce("Code accepted");
+      go("#/session/" + accepted.session_id);
+    } catch (error) {
+      message.replaceChildren(problem(error, h("p", {}, h("a", { href: "#/" }, "Back to start"))));
+      busy(start, false);
+    }
+  });
+}
+
+// --- the live session -----------------------------------------------------------------------------
+
+async function sessionPage(id) {
+  setNav("charge");
+  const body = h("div", { id: "session" });
+  page("Your session", body);
+  let current = await store.getSession(id);
+  let receipt = null;
+  const render = () => {
+    if (current) body.replaceChildren(...sessionView(current, receipt));
+  };
+  render();
+  const controller = new AbortController();
+  cleanup.push(() => controller.abort());
+  const timer = setInterval(() => {
+    const t = document.getElementById("elapsed");
+    if (t && current) t.textContent = duration(elapsed(current));
+  }, 1000);
+  cleanup.push(() => clearInterval(timer));
+  let lastStatus = current && current.status;
+  if (!current) body.replaceChildren(h("p", { class: "big", id: "status", dataset: { status: "scanned" } }, STATUS_TEXT.scanned));
+  // Right after a scan the session store may not have recorded the driver yet (it follows the
+  // event log): a 404 then means "not yet" for a few seconds.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await followSession(id, controller, body, (data) => {
+        current = data;
+        store.putSession(data);
+        if (data.status !== lastStatus) { announce(STATUS_TEXT[data.status] || data.status); lastStatus = data.status; }
+        render();
+      }, (data) => { receipt = data; render(); });
+      return;
+    } catch (error) {
+      if (error.status === 404 && attempt < 30 && !controller.signal.aborted) {
+        await new Promise((r) => setTimeout(r, 500));
+        continue;
+      }
+      if (!current) body.replaceChildren(problem(error));
+      return;
+    }
+  }
+}
+
+async function followSession(id, controller, body, onSession, onReceipt) {
+  {
+    await stream(`/sessions/${id}/events`, (name, data) => {
+      if (name === "session") onSession(data);
+      else if (name === "receipt") onReceipt(data);
+    }, { signal: controller.signal, onState: (state) => { body.dataset.stream = state; } });
+    body.dataset.stream = "ended";
+  }
+}
+
+function elapsed(x) {
+  if (!x.started_at) return null;
+  const end = x.charging_ended_at ? new Date(x.charging_ended_at) : new Date();
+  return (end - new Date(x.started_at)) / 1000;
+}
+
+function sessionView(x, receipt) {
+  const status = x.status;
+  const terminal = !LIVE.has(status);
+  const order = ["scanned", "authorised", "charging", "completed", "billed"];
+  const reached = status === "denied" || status === "abandoned" || status === "expired" || status === "failed" ? -1
+    : order.indexOf({ priced: "scanned", stopping: "charging", cost_calculated: "completed", code_issued: "" }[status] ?? status);
+  const out = [
+    h("p", { class: "muted" }, x.station_name || x.station_id || "", x.connector_id ? ` · connector ${x.connector_id}` : ""),
+    h("p", { class: "big", id: "status", dataset: { status } }, STATUS_TEXT[status] || status),
+    h("ol", { class: "steps", "aria-label": "Progress" }, order.map((step, i) => h("li", { class: i <= reached ? "done" : "", "aria-label": step + (i <= reached ? " done" : "") }))),
+  ];
+  if (status === "denied" || status === "abandoned" || status === "expired" || status === "failed") {
+    const reason = (x.denial && x.denial.reason) || x.abandoned_reason || x.failure_reason || status;
+    const { title, next } = explain(reason, x.denial && x.denial.message);
+    out.push(h("div", { class: "alert error", role: "alert", id: "denial", dataset: { reason } }, h("strong", {}, title), h("p", {}, next),
+      x.hold_released ? h("p", {}, "The reserved ", money(x.hold_released), " is free again.") : null),
+    h("div", { class: "stack" },
+      reason === "insufficient_funds" || reason === "no_payment_method" || reason === "payment_declined"
+        ? h("a", { class: "button block", href: "#/account" }, "Top up or add a card") : null,
+      h("a", { class: "button secondary block", href: "#/scan" }, "Scan a new code")));
+    return out;
+  }
+  const cost = x.cost ? money(x.cost.total) : "—";
+  const limit = x.limits ? [
+    x.limits.max_cost ? money(x.limits.max_cost) : null,
+    x.limits.max_energy_wh ? kwh(x.limits.max_energy_wh) : null,
+    x.limits.max_duration_s ? duration(x.limits.max_duration_s) : null,
+  ].filter(Boolean).join(" · ") : null;
+  out.push(h("dl", { class: "stats", id: "stats" },
+    stat("Energy", kwh(x.energy_wh), "energy"),
+    stat("Power", x.status === "charging" ? kw(x.power_w) : "—", "power"),
+    stat("Time", duration(elapsed(x)), "elapsed"),
+    stat(x.cost && x.cost.final ? "Total cost" : "Cost so far", cost, "cost")));
+  if (limit && !terminal) out.push(h("p", { class: "muted", id: "limit" }, "Stops automatically at ", limit, " (what your balance covers)."));
+  if (status === "charging" || status === "authorised") {
+    const stop = h("button", { class: "danger block", id: "stop" }, "Stop charging");
+    stop.addEventListener("click", async () => {
+      busy(stop, true);
+      try { await api("POST", `/sessions/${x.session_id}/stop`); announce("Stopping"); stop.textContent = "Stopping…"; } catch (error) {
+        stop.after(problem(error));
+        busy(stop, false);
+      }
+    });
+    out.push(stop);
+  }
+  if (status === "billed") {
+    const charged = (receipt && receipt.charged) || (x.receipt && x.receipt.charged);
+    out.push(h("div", { class: "alert info", id: "final" }, h("strong", {}, "Charged ", money(charged || (x.cost && x.cost.total))),
+      x.receipt && x.receipt.balance_after ? h("p", {}, "Wallet balance now ", money(x.receipt.balance_after)) : null,
+      x.receipt && x.receipt.outstanding_debt && x.receipt.outstanding_debt.amount_minor > 0
+        ? h("p", {}, "Still to pay: ", money(x.receipt.outstanding_debt), ". Top up to settle it.") : null),
+    h("a", { class: "button block", href: "#/receipt/" + x.session_id }, "View receipt"),
+    h("p", {}, h("a", { href: "#/" }, "Done")));
+  }
+  if (status === "completed" || status === "cost_calculated") out.push(h("p", { class: "muted" }, "Unplug when you're ready. The receipt follows in a moment."));
+  return out;
+}
+
+const stat = (label, value, id) => h("div", { class: "stat" }, h("dt", {}, label), h("dd", { id }, value));
+
+// --- receipts, history --------------------------------------------------------------------------
+
+async function receiptPage(id) {
+  setNav("history");
+  const box = h("div", { class: "card" }, h("span", { class: "spinner", role: "img", "aria-label": "Loading" }));
+  page("Receipt", box);
+  let doc = null, offline = false;
+  try {
+    doc = await get(`/billing/receipts/${id}`);
+    await store.putReceipt(doc);
+  } catch (error) {
+    const saved = await store.getReceipt(id);
+    if (saved && error.reason === "offline") { doc = saved; offline = true; } else { box.replaceChildren(problem(error)); return; }
+  }
+  const file = async (format, button) => {
+    busy(button, true);
+    try {
+      const res = await raw(`/billing/receipts/${id}?format=${format}`, { headers: { Accept: format === "pdf" ? "application/pdf" : "text/html" } });
+      download(await res.blob(), `plugpay-receipt-${id.slice(0, 8)}.${format}`);
+    } catch (error) { button.after(problem(error)); } finally { busy(button, false); }
+  };
+  const pdf = h("button", { id: "receipt-pdf", onclick: () => file("pdf", pdf) }, "Download PDF");
+  const html = h("button", { class: "secondary", id: "receipt-html", onclick: () => file("html", html) }, "Download HTML");
+  box.replaceChildren(
+    offline ? h("p", { class: "alert warn" }, "Offline: this is the copy saved on your phone.") : null,
+    h("p", { class: "muted" }, "Receipt ", doc.receipt_id.slice(0, 8), " · ", when(doc.issued_at)),
+    h("p", {}, "Charger ", doc.station_id, " · ", kwh(doc.energy_wh)),
+    h("p", { class: "muted" }, when(doc.started_at), " – ", when(doc.ended_at)),
+    h("table", {},
+      h("caption", { class: "sr-only" }, "Cost breakdown"),
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Item"), h("th", { scope: "col" }, "Quantity"), h("th", { scope: "col", class: "num" }, "Amount"))),
+      h("tbody", {}, doc.lines.map((l) => h("tr", {}, h("td", {}, l.description), h("td", {}, l.quantity), h("td", { class: "num" }, l.amount_incl_vat.text)))),
+      h("tfoot", {},
+        h("tr", {}, h("th", { scope: "row", colspan: "2" }, "VAT included"), h("td", { class: "num" }, doc.total_vat.text)),
+        h("tr", {}, h("th", { scope: "row", colspan: "2" }, "Total"), h("td", { class: "num", id: "receipt-total" }, h("strong", {}, doc.total_incl_vat.text))))),
+    h("p", {}, "Paid: ", doc.charged.text, doc.payment_method ? ` (${doc.payment_method})` : doc.funding ? ` (${doc.funding})` : ""),
+    doc.refunded.amount_minor ? h("p", {}, "Refunded: ", doc.refunded.text) : null,
+    doc.outstanding_debt.amount_minor ? h("p", {}, "Still to pay: ", doc.outstanding_debt.text) : null,
+    h("div", { class: "row" }, pdf, html));
+}
+
+async function syncSessions() {
+  const page = await get("/sessions?scope=mine&limit=30");
+  await store.putSessions(page.items);
+  await store.set("sessions_synced", true);
+  return page.items;
+}
+
+async function historyPage() {
+  setNav("history");
+  const list = h("ul", { class: "list", id: "history" });
+  const note = h("div", { "aria-live": "polite" });
+  page("History", note, h("div", { class: "card" }, list));
+  const show = (items) => list.replaceChildren(...(items.length ? items.map((x) => h("li", {},
+    h("a", { href: (x.status === "billed" ? "#/receipt/" : "#/session/") + x.session_id, class: "row between" },
+      h("span", {}, h("strong", {}, x.station_name || x.station_id || "Charger"), h("br"),
+        h("span", { class: "muted" }, when(x.session_started_at || x.scanned_at), " · ", kwh(x.energy_wh))),
+      h("span", {}, x.cost ? money(x.cost.total) : "", " ", badge(x.status))))) : [h("li", { class: "muted" }, "No charging sessions yet.")]));
+  show(await store.sessions());
+  try {
+    show(await syncSessions());
+  } catch (error) {
+    if (error.reason === "offline") note.replaceChildren(h("p", { class: "alert warn" }, "Offline: showing the sessions saved on your phone."));
+    else note.replaceChildren(problem(error));
+  }
+}
+
+function badge(status) {
+  const kind = status === "billed" ? "ok" : LIVE.has(status) ? "busy" : "bad";
+  const text = { billed: "Paid", charging: "Charging", denied: "Denied", abandoned: "Cancelled", expired: "Expired", failed: "Failed" }[status] || status.replace(/_/g, " ");
+  return h("span", { class: "badge " + kind }, text);
+}
+
+// --- account ----------------------------------------------------------------------------------------
+
+async function accountPage() {
+  setNav("account");
+  const box = h("div");
+  page("Account", box);
+  let account = null, offline = false;
+  try {
+    account = await get("/billing/account");
+    await store.set("account", account);
+  } catch (error) {
+    if (error.reason !== "offline") { box.replaceChildren(problem(error)); return; }
+    account = await store.value("account");
+    offline = true;
+  }
+  const user = await whoAmI().catch(() => null);
+  if (!account) { box.replaceChildren(problem({ reason: "offline" })); return; }
+  const methods = account.payment_methods;
+  const cur = account.currency;
+  const methodOptions = () => methods.map((m) => h("option", { value: m.id, selected: m.is_default }, `${m.brand.toUpperCase()} •••• ${m.last4}${m.is_default ? " (default)" : ""}`));
+
+  // Top up.
+  const amount = h("select", { id: "topup-amount" }, [1000, 2000, 5000, 10000].map((v) => h("option", { value: v, selected: v === 2000 }, money(v, cur))));
+  const topupMethod = h("select", { id: "topup-method" }, methodOptions());
+  const topupMessage = h("div", { "aria-live": "polite" });
+  const topupButton = h("button", { type: "submit", class: "block", id: "topup" }, "Top up");
+  let topupKey = crypto.randomUUID();
+  const topup = h("form", {
+    class: "card", "aria-labelledby": "topup-h", onsubmit: async (e) => {
+      e.preventDefault();
+      busy(topupButton, true);
+      try {
+        const result = await api("POST", "/billing/topups", {
+          json: { amount: { amount_minor: Number(amount.value), currency: cur }, payment_method_id: topupMethod.value || null },
+          idempotent: topupKey,
+        });
+        topupKey = crypto.randomUUID();
+        announce("Topped up");
+        topupMessage.replaceChildren(h("div", { class: "alert info", role: "status" }, "Added ", money(result.amount), ". New balance: ", money(result.balance_after)));
+        setTimeout(() => accountPage(), 1500);
+      } catch (error) {
+        if (error.status && error.status < 500) topupKey = crypto.randomUUID();
+        topupMessage.replaceChildren(problem(error.body && error.body.failure_reason ? { reason: error.body.failure_reason === "insufficient_funds" ? "payment_declined" : "payment_declined", message: error.body.failure_reason } : error));
+      } finally { busy(topupButton, false); }
+    },
+  }, h("h2", { id: "topup-h" }, "Top up"), methods.length
+    ? [field("Amount", amount), field("Pay with", topupMethod), topupButton]
+    : h("p", {}, "Add a card below to top up."), topupMessage);
+
+  // Auto top-up.
+  const auto = account.auto_topup;
+  const autoOn = h("input", { type: "checkbox", id: "auto-enabled", checked: auto.enabled });
+  const threshold = h("input", { id: "auto-threshold", inputmode: "decimal", value: ((auto.threshold.amount_minor || 500) / 100).toFixed(2) });
+  const autoAmount = h("input", { id: "auto-amount", inputmode: "decimal", value: ((auto.amount.amount_minor || 2000) / 100).toFixed(2) });
+  const autoMethod = h("select", { id: "auto-method" }, methodOptions());
+  if (auto.payment_method_id) autoMethod.value = auto.payment_method_id;
+  const autoMessage = h("div", { "aria-live": "polite" });
+  const autoButton = h("button", { type: "submit", class: "secondary block", id: "auto-save" }, "Save auto top-up");
+  const autoForm = h("form", {
+    class: "card", "aria-labelledby": "auto-h", onsubmit: async (e) => {
+      e.preventDefault();
+      const t = toMinor(threshold.value), a = toMinor(autoAmount.value);
+      if (t === null || a === null || t < 0 || a <= 0) { autoMessage.replaceChildren(problem({ reason: "invalid_amount" })); return; }
+      busy(autoButton, true);
+      try {
+        await api("PUT", "/billing/auto-topup", { json: {
+          enabled: autoOn.checked, threshold: { amount_minor: t, currency: cur }, amount: { amount_minor: a, currency: cur },
+          payment_method_id: autoMethod.value || null,
+        } });
+        announce("Auto top-up saved");
+        autoMessage.replaceChildren(h("div", { class: "alert info", role: "status" }, autoOn.checked
+          ? `Saved: when your balance falls below ${money(t, cur)}, we add ${money(a, cur)}.` : "Saved: auto top-up is off."));
+      } catch (error) { autoMessage.replaceChildren(problem(error)); } finally { busy(autoButton, false); }
+    },
+  }, h("h2", { id: "auto-h" }, "Auto top-up"),
+  h("p", { class: "muted" }, "Never get stuck at a charger: we top up from your card when the balance runs low."),
+  h("div", { class: "check" }, autoOn, h("label", { for: "auto-enabled" }, "Top up automatically")),
+  h("div", { class: "grid2" }, field("When below (" + cur + ")", threshold), field("Add (" + cur + ")", autoAmount)),
+  methods.length ? field("From card", autoMethod) : null, autoButton, autoMessage);
+
+  // Payment methods.
+  const methodsBox = h("section", { class: "card", "aria-labelledby": "pm-h" }, h("h2", { id: "pm-h" }, "Payment methods"),
+    h("ul", { class: "list", id: "methods" }, methods.length ? methods.map((m) => h("li", { class: "row between" },
+      h("span", {}, `${m.brand.toUpperCase()} •••• ${m.last4}`, h("br"), h("span", { class: "muted" }, `expires ${m.exp_month}/${m.exp_year}`), m.is_default ? [" ", h("span", { class: "badge ok" }, "Default")] : null),
+      h("span", { class: "row" },
+        m.is_default ? null : h("button", { class: "link", onclick: async () => { await api("PUT", `/billing/payment-methods/${m.id}/default`); accountPage(); } }, "Make default", h("span", { class: "sr-only" }, ` ${m.brand} ${m.last4}`)),
+        h("button", { class: "link", onclick: async () => { if (confirm(`Remove the card ending ${m.last4}?`)) { await api("DELETE", `/billing/payment-methods/${m.id}`); accountPage(); } } }, "Remove", h("span", { class: "sr-only" }, ` ${m.brand} ${m.last4}`))))) : h("li", { class: "muted" }, "No card yet.")),
+    addCardForm());
+
+  box.replaceChildren(
+    offline ? h("p", { class: "alert warn" }, "Offline: your account as last synchronised.") : null,
+    h("section", { class: "card", "aria-labelledby": "bal-h" }, h("h2", { id: "bal-h", class: "sr-only" }, "Balance"),
+      h("p", { class: "muted" }, "Wallet balance"), h("p", { class: "big", id: "balance" }, money(account.balance)),
+      account.held.amount_minor ? h("p", { class: "muted" }, money(account.held), " reserved for a session in progress · ", money(account.available), " available") : null,
+      account.debt.amount_minor ? h("p", { class: "alert warn" }, "You owe ", money(account.debt), " from an earlier session. A top-up settles it.") : null),
+    offline ? null : [topup, autoForm, methodsBox],
+    h("section", { class: "card" }, h("p", {}, "Logged in as ", h("strong", {}, user ? user.email : "…")),
+      h("div", { class: "row" }, h("a", { class: "button secondary", href: "#/history" }, "History and receipts"),
+        h("button", { class: "secondary", id: "logout", onclick: async () => { await logout(); await store.clear(); me = null; announce("Logged out"); go("#/login"); } }, "Log out"))));
+}
+
+function addCardForm() {
+  // The card form belongs to the payment processor (its hosted fields hand back a token such as
+  // pm_...; the card number never reaches Plugpay). The simulated processor accepts its test tokens.
+  const token = h("select", { id: "card-token" },
+    h("option", { value: "pm_card_visa" }, "Visa test card •••• 4242"),
+    h("option", { value: "pm_card_mastercard" }, "Mastercard test card •••• 4444"),
+    h("option", { value: "pm_card_chargeDeclined" }, "Declining test card •••• 0002"));
+  const message = h("div", { "aria-live": "polite" });
+  const button = h("button", { type: "submit", class: "secondary" }, "Add card");
+  return h("form", {
+    onsubmit: async (e) => {
+      e.preventDefault();
+      busy(button, true);
+      try {
+        await api("POST", "/billing/payment-methods", { json: { token: token.value }, idempotent: true });
+        announce("Card added");
+        accountPage();
+      } catch (error) { message.replaceChildren(problem(error)); busy(button, false); }
+    },
+  }, h("h3", {}, "Add a card"), field("Card (from the payment processor)", token), button, message);
+}
+
+// --- find a charger ---------------------------------------------------------------------------------
+
+async function findPage() {
+  setNav("find");
+  const list = h("ul", { class: "list", id: "stations" });
+  const map = h("div");
+  const note = h("div", { "aria-live": "polite" });
+  page("Find a charger", note, map, h("div", { class: "card" }, list));
+  let stations = null;
+  try {
+    const found = await get("/pricing/stations/public");
+    stations = found.items || found;
+    await store.set("stations", stations);
+  } catch (error) {
+    stations = await store.value("stations");
+    if (!stations) {
+      note.replaceChildren(h("div", { class: "alert warn" }, h("strong", {}, "The list of chargers isn't available yet."),
+        h("p", {}, "Scan the code on any Plugpay charger to see its price.")));
+      return;
+    }
+    note.replaceChildren(h("p", { class: "alert warn" }, "Offline: chargers as last seen."));
+  }
+  const here = await new Promise((resolve) => {
+    if (!navigator.geolocation) return resolve(null);
+    navigator.geolocation.getCurrentPosition((p) => resolve(p.coords), () => resolve(null), { timeout: 3000, maximumAge: 600000 });
+  });
+  const dist = (st) => here && st.latitude != null ? haversine(here.latitude, here.longitude, st.latitude, st.longitude) : null;
+  stations.sort((a, b) => (dist(a) ?? 1e9) - (dist(b) ?? 1e9));
+  map.replaceChildren(stationMap(stations, here));
+  list.replaceChildren(...stations.map((st) => {
+    const free = (st.connectors || []).filter((c) => (c.status || "").toLowerCase() === "available").length;
+    const d = dist(st);
+    return h("li", {},
+      h("div", { class: "row between" }, h("strong", {}, st.name), h("span", { class: "badge " + (st.online === false ? "bad" : free ? "ok" : "busy") },
+        st.online === false ? "Offline" : `${free} of ${(st.connectors || []).length} free`)),
+      h("p", { class: "muted" }, st.address || "", d != null ? ` · ${d < 1 ? Math.round(d * 1000) + " m" : d.toFixed(1) + " km"}` : ""),
+      st.price_text ? h("p", { class: "price" }, st.price_text) : null,
+      h("ul", { class: "muted" }, (st.connectors || []).map((c) => h("li", {}, `Connector ${c.connector_id}: ${c.status || "unknown"}${c.max_power_w ? " · " + kw(c.max_power_w) : ""}`))));
+  }));
+}
+
+function haversine(lat1, lon1, lat2, lon2) {
+  const r = (x) => (x * Math.PI) / 180;
+  const a = Math.sin(r(lat2 - lat1) / 2) ** 2 + Math.cos(r(lat1)) * Math.cos(r(lat2)) * Math.sin(r(lon2 - lon1) / 2) ** 2;
+  return 12742 * Math.asin(Math.sqrt(a));
+}
+
+function stationMap(stations, here) {
+  // A schematic map: no tiles to download, so it also works offline.
+  const points = stations.filter((st) => st.latitude != null).map((st) => [st.longitude, st.latitude, st]);
+  if (here) points.push([here.longitude, here.latitude, null]);
+  if (!points.length) return h("span");
+  const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
+  const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+  const sx = (x) => 20 + ((x - x0) / (x1 - x0 || 1)) * 280, sy = (y) => 180 - ((y - y0) / (y1 - y0 || 1)) * 160;
+  return s("svg", { viewBox: "0 0 320 200", class: "map", role: "img", "aria-label": "Map of the chargers listed below" },
+    points.map(([x, y, st]) => st
+      ? s("g", {}, s("circle", { cx: sx(x), cy: sy(y), r: 9, fill: "#0b6b3a" }), s("text", { x: sx(x) + 12, y: sy(y) + 4, "font-size": 11, fill: "#111827" }, st.name.replace(/^Demo /, "")))
+      : s("circle", { cx: sx(x), cy: sy(y), r: 6, fill: "#1d4ed8" })));
+}
+
+// --- icons, router, start-up ------------------------------------------------------------------------
+
+function icon(name) {
+  const paths = {
+    camera: "M4 7h3l2-3h6l2 3h3v12H4z M12 17a4 4 0 1 0 0-8 4 4 0 0 0 0 8z",
+  };
+  return s("svg", { viewBox: "0 0 24 24", width: 22, height: 22, "aria-hidden": "true", fill: "none", stroke: "currentColor", "stroke-width": 2 }, s("path", { d: paths[name] }));
+}
+
+async function syncAll() {
+  if (!auth.loggedIn || !navigator.onLine) return;
+  try {
+    const account = await get("/billing/account");
+    await store.set("account", account);
+    const items = await syncSessions();
+    // Receipts of the recent paid sessions, so they open offline.
+    for (const x of items.filter((i) => i.status === "billed").slice(0, 10)) {
+      if (!(await store.getReceipt(x.session_id))) await store.putReceipt(await get(`/billing/receipts/${x.session_id}`));
+    }
+  } catch { /* next time */ }
+}
+
+async function route() {
+  cleanup.forEach((fn) => fn());
+  cleanup = [];
+  const hash = location.hash.replace(/^#/, "") || "/";
+  const parts = hash.split("/").filter(Boolean);
+  const [head, arg] = parts;
+  try {
+    if (head === "s" && arg) return landingPage(parts.slice(1).join("/"));
+    if (head === "login") return loginPage();
+    if (head === "register") return registerPage();
+    if (needLogin()) return;
+    whoAmI().catch(() => {});
+    if (head === "scan") return await scanPage();
+    if (head === "confirm") return await confirmPage();
+    if (head === "session" && arg) return await sessionPage(arg);
+    if (head === "receipt" && arg) return await receiptPage(arg);
+    if (head === "history") return await historyPage();
+    if (head === "account") return await accountPage();
+    if (head === "find") return await findPage();
+    return await homePage();
+  } catch (error) {
+    view.replaceChildren(problem(error));
+  }
+}
+
+function onlineBanner() {
+  document.getElementById("offline").hidden = navigator.onLine;
+  if (navigator.onLine) syncAll();
+}
+
+window.addEventListener("hashchange", route);
+window.addEventListener("online", onlineBanner);
+window.addEventListener("offline", onlineBanner);
+onlineBanner();
+if ("serviceWorker" in navigator) navigator.serviceWorker.register("sw.js", { scope: "./" }).catch(() => {});
+route();
