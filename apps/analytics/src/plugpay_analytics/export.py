@@ -120,8 +120,8 @@ async def export(
         show = sys.stderr.isatty() if progress is None else progress
         bar = tqdm(
             total=result.planned,
-            unit="ev",
-            unit_scale=True,
+            unit=" events",
+            mininterval=0.5,
             desc=f"export {source.name}→{writer.format}",
             disable=not show,
             file=sys.stderr,
@@ -159,8 +159,6 @@ async def export(
                     if buffer.records:
                         flush(key, buffer.records)
                     del buffers[key]
-                elapsed = time.monotonic() - began
-                bar.set_postfix_str(f"{result.events / elapsed:,.0f} events/s" if elapsed else "")
         finally:
             bar.close()
     finally:
