@@ -566,9 +566,11 @@ def _visit(
             requested_at, "session-svc", started,
         )
         stop_reason = "remote"
-    if parked:
+    if stop_reason == "remote":  # the transaction ends with the charging
+        status(spec, connector, "Finishing", charging_ended_at)
+    else:  # the car is full: suspended until it is unplugged
         status(spec, connector, "SuspendedEV", charging_ended_at)
-    status(spec, connector, "Finishing", ended_at - sec)
+        status(spec, connector, "Finishing", ended_at - sec)
     register_wh[(station, connector)] = meter_start + energy_wh
     completed = out.emit(
         SessionCompleted(
