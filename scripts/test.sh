@@ -17,4 +17,7 @@ bash scripts/test-packages.sh
 if compgen -G "tests/e2e/test_*.py" >/dev/null; then
   python3 -m uv run --no-sync pytest tests/e2e -p no:cacheprovider
 fi
+# The web front-ends in Debian's headless Chromium (tests/web/README.md).
+bash scripts/install-chromium.sh
+python3 -m uv run --no-sync pytest tests/web -p no:cacheprovider
 echo "all tests passed in $(( SECONDS - start ))s"

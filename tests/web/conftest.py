@@ -8,6 +8,7 @@ Chromium driven by Playwright at a phone's viewport.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -31,7 +32,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from web_support import (  # noqa: E402
+from web_support import (
     CHROMIUM,
     DEMO_PASSWORD,
     PHONE,
@@ -39,6 +40,7 @@ from web_support import (  # noqa: E402
     STATION_PASSWORD,
     launch,
 )
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -54,8 +56,14 @@ class Plugpay:
         self.data_dir = data_dir
 
     def request(
-        self, method: str, path: str, *, token: str | None = None, json_body: Any = None,
-        form: dict[str, str] | None = None, headers: dict[str, str] | None = None,
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        json_body: Any = None,
+        form: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
         data = None
         h = dict(headers or {})
@@ -79,7 +87,9 @@ class Plugpay:
             return status, body.decode(errors="replace")
 
     def token(self, email: str, password: str = DEMO_PASSWORD) -> str:
-        status, body = self.request("POST", "/auth/token", form={"username": email, "password": password})
+        status, body = self.request(
+            "POST", "/auth/token", form={"username": email, "password": password}
+        )
         assert status == 200, body
         return str(body["access_token"])
 
@@ -98,7 +108,10 @@ def plugpay() -> Iterator[Plugpay]:
     log = log_path.open("w")
     process = subprocess.Popen(
         [command, "run", "--data", str(data_dir), "--port", str(port), "--stations", "0"],
-        stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        start_new_session=True,
         env={**os.environ, "PLUGPAY_LOG_LEVEL": "WARNING"},
     )
     server = Plugpay(f"http://127.0.0.1:{port}", data_dir)
@@ -109,19 +122,25 @@ def plugpay() -> Iterator[Plugpay]:
                 raise RuntimeError("plugpay run exited:\n" + log_path.read_text()[-4000:])
             try:
                 status, _ = server.request(
-                    "POST", "/auth/token", form={"username": "driver@example.com", "password": DEMO_PASSWORD}
+                    "POST",
+                    "/auth/token",
+                    form={"username": "driver@example.com", "password": DEMO_PASSWORD},
                 )
                 quote, _ = server.request("GET", "/pricing/stations/ST-0001/quote?connector=1")
                 account_ready = False
                 if status == 200:
-                    code, account = server.request("GET", "/billing/account", token=server.token("driver@example.com"))
+                    code, account = server.request(
+                        "GET", "/billing/account", token=server.token("driver@example.com")
+                    )
                     account_ready = code == 200 and account["balance"]["amount_minor"] > 0
                 if status == 200 and quote == 200 and account_ready:
                     break
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("plugpay run not ready with its demo data:\n" + log_path.read_text()[-4000:])
+                raise RuntimeError(
+                    "plugpay run not ready with its demo data:\n" + log_path.read_text()[-4000:]
+                )
             time.sleep(0.5)
         yield server
     finally:
@@ -154,8 +173,13 @@ class Stations:
         from plugpay_app.simulator import SimulatedStation
 
         station = SimulatedStation(
-            station_id, self.base_url, STATION_PASSWORD, connectors=connectors,
-            meter_interval_s=1.0, energy_speedup=options.pop("energy_speedup", 30.0), **options,
+            station_id,
+            self.base_url,
+            STATION_PASSWORD,
+            connectors=connectors,
+            meter_interval_s=1.0,
+            energy_speedup=options.pop("energy_speedup", 30.0),
+            **options,
         )
         self.run(station.connect())
         self.connected[station_id] = station
@@ -174,14 +198,22 @@ def stations(plugpay: Plugpay) -> Iterator[Stations]:
     rig = Stations(plugpay.base_url)
     rig.connect("ST-0001", connectors=2)
     rig.connect("ST-0002")
-    # The gateway learns the connection; session-svc's online check follows from its events.
+    # Wait until the gateway has recorded both stations online (the scan checks it).
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        code, quote = plugpay.request("GET", "/pricing/stations/ST-0001/quote?connector=1")
-        if code == 200:
-            break
-        time.sleep(0.3)
-    time.sleep(1.0)
+    for station_id in ("ST-0001", "ST-0002"):
+        basic = base64.b64encode(f"{station_id}:{STATION_PASSWORD}".encode()).decode()
+        while True:
+            code, state = plugpay.request(
+                "GET",
+                f"/stations/{station_id}/display/state",
+                headers={"Authorization": f"Basic {basic}"},
+            )
+            if code == 200 and state.get("online"):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{station_id} not online: {code} {state}")
+            time.sleep(0.3)
+    time.sleep(0.5)
     yield rig
     rig.close()
 
@@ -213,3 +245,22 @@ def phone(browser: Any, plugpay: Plugpay) -> Iterator[Any]:
     context.close()
 
 
+def charge_once(plugpay: Plugpay, stations: Stations, station_id: str, connector: int) -> str:
+    """A paid session arranged over the APIs (the driver client, as `plugpay drive` does)."""
+    from plugpay_app.driver import DriverClient
+
+    station = stations.connected[station_id]
+
+    async def run() -> str:
+        issued = await station.request_code(connector)
+        async with DriverClient(plugpay.base_url) as phone:
+            await phone.login("driver@example.com", DEMO_PASSWORD)
+            session_id = await phone.scan(issued["qr"])
+            await phone.wait_for_state(session_id, {"charging"}, timeout_s=30)
+            await asyncio.sleep(2)
+            await phone.stop(session_id)
+            await phone.wait_for_state(session_id, {"billed"}, timeout_s=40)
+        await station.unplug(connector)
+        return str(session_id)
+
+    return str(stations.run(run(), timeout=90))

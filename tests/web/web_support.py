@@ -20,7 +20,12 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-PHONE = {"viewport": {"width": 360, "height": 780}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
+PHONE = {
+    "viewport": {"width": 360, "height": 780},
+    "device_scale_factor": 2,
+    "is_mobile": True,
+    "has_touch": True,
+}
 DEMO_PASSWORD = "demo-password-1"
 STATION_PASSWORD = "demo-station-secret"
 
@@ -41,11 +46,14 @@ def axe(page: Any) -> list[dict[str, Any]]:
     """axe-core (from web/node_modules) on the current page: violations of impact serious+."""
     source = ROOT / "web" / "node_modules" / "axe-core" / "axe.min.js"
     page.add_script_tag(content=source.read_text())
-    result = page.evaluate(
-        "async () => await axe.run(document, {resultTypes: ['violations']})"
-    )
+    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
     return [
-        {"id": v["id"], "impact": v["impact"], "help": v["help"], "nodes": [n["target"] for n in v["nodes"]][:5]}
+        {
+            "id": v["id"],
+            "impact": v["impact"],
+            "help": v["help"],
+            "nodes": [n["target"] for n in v["nodes"]][:5],
+        }
         for v in result["violations"]
         if v["impact"] in ("serious", "critical")
     ]
@@ -66,12 +74,18 @@ WIDTH, HEIGHT = 640, 480
 def y4m_from_screenshot(png: Path, out: Path, *, frames: int = 15, fill: float = 0.8) -> Path:
     shot = Image.open(png).convert("RGB")
     scale = min(WIDTH * fill / shot.width, HEIGHT * fill / shot.height)
-    picture = shot.resize((max(2, int(shot.width * scale)), max(2, int(shot.height * scale))), Image.LANCZOS)
+    picture = shot.resize(
+        (max(2, int(shot.width * scale)), max(2, int(shot.height * scale))), Image.LANCZOS
+    )
     frame = Image.new("RGB", (WIDTH, HEIGHT), (40, 44, 52))
     frame.paste(picture, ((WIDTH - picture.width) // 2 + 12, (HEIGHT - picture.height) // 2 - 8))
     y, cb, cr = frame.convert("YCbCr").split()
     half = (WIDTH // 2, HEIGHT // 2)
-    planes = y.tobytes() + cb.resize(half, Image.BILINEAR).tobytes() + cr.resize(half, Image.BILINEAR).tobytes()
+    planes = (
+        y.tobytes()
+        + cb.resize(half, Image.BILINEAR).tobytes()
+        + cr.resize(half, Image.BILINEAR).tobytes()
+    )
     with out.open("wb") as f:
         f.write(f"YUV4MPEG2 W{WIDTH} H{HEIGHT} F10:1 Ip A1:1 C420jpeg\n".encode())
         for _ in range(frames):

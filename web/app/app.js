@@ -1,6 +1,6 @@
 // Plugpay for drivers (patent FIG. 6: the mobile payment application). Hash-routed, no build.
 import { api, auth, codeClaims, get, login, logout, raw, stream, ApiError } from "./shared/api.js";
-import { announce, download, field, focusHeading, h, s } from "./shared/dom.js";
+import { announce, download, field, focusHeading, h, put, s } from "./shared/dom.js";
 import { duration, kw, kwh, money, toMinor, when } from "./shared/format.js";
 import { explain } from "./shared/reasons.js";
 import { store } from "./store.js";
@@ -27,7 +27,7 @@ function go(hash) {
 
 function page(title, ...children) {
   document.title = title + " · Plugpay";
-  view.replaceChildren(h("h1", {}, title), ...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+  put(view, h("h1", {}, title), ...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
   focusHeading(view);
 }
 
@@ -86,7 +86,7 @@ function loginPage() {
       onsubmit: async (e) => {
         e.preventDefault();
         busy(submit, true);
-        message.replaceChildren();
+        put(message, );
         try {
           await login(email.value.trim(), password.value);
           me = null;
@@ -97,7 +97,7 @@ function loginPage() {
           go(me && me.roles.includes("operator") && !me.roles.includes("driver") ? "#/" : next || "#/");
           syncAll();
         } catch (error) {
-          message.replaceChildren(problem(error));
+          put(message, problem(error));
         } finally { busy(submit, false); }
       },
     }, field("E-mail", email), field("Password", password), submit, message),
@@ -117,10 +117,10 @@ function registerPage() {
         busy(submit, true);
         try {
           await api("POST", "/auth/register", { json: { email: email.value.trim(), password: password.value } });
-          message.replaceChildren(h("div", { class: "alert info", role: "status" },
+          put(message, h("div", { class: "alert info", role: "status" },
             h("strong", {}, "Check your e-mail."),
             h("p", {}, "We sent a link to confirm your address. Open it, then log in.")));
-        } catch (error) { message.replaceChildren(problem(error)); } finally { busy(submit, false); }
+        } catch (error) { put(message, problem(error)); } finally { busy(submit, false); }
       },
     }, field("E-mail", email), field("Password", password, "At least 12 characters."), submit, message),
     h("p", {}, "Already have an account? ", h("a", { href: "#/login" }, "Log in")));
@@ -155,7 +155,7 @@ async function homePage() {
   const show = (items) => {
     const running = items.find((x) => LIVE.has(x.status) && x.status !== "code_issued");
     if (running) {
-      active.replaceChildren(h("a", { class: "card button secondary block", href: "#/session/" + running.session_id },
+      put(active, h("a", { class: "card button secondary block", href: "#/session/" + running.session_id },
         "Your session at ", running.station_name || running.station_id || "the charger", ": ", STATUS_TEXT[running.status] || running.status));
     }
   };
@@ -174,7 +174,7 @@ async function scanPage() {
     h("p", { class: "muted" }, "Hold the phone so the code fills the square. No camera? ", h("a", { href: "#/" }, "Type the code instead")),
     canvas);
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-    status.replaceChildren(problem({ reason: "no_camera", message: "This browser cannot use the camera. Type the code instead." }));
+    put(status, problem({ reason: "no_camera", message: "This browser cannot use the camera. Type the code instead." }));
     return;
   }
   let media;
@@ -182,7 +182,7 @@ async function scanPage() {
     await loadScript("vendor/jsqr/jsQR.js");
     media = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false });
   } catch (error) {
-    status.replaceChildren(h("div", { class: "alert error", role: "alert" }, h("strong", {}, "The camera isn't available."),
+    put(status, h("div", { class: "alert error", role: "alert" }, h("strong", {}, "The camera isn't available."),
       h("p", {}, "Allow camera access for this site in your browser settings, or type the code instead.")));
     return;
   }
@@ -240,7 +240,7 @@ async function confirmPage() {
   const claims = pending.kind === "qr" ? codeClaims(pending.code) : null;
   const details = h("div", { class: "card stack", "aria-busy": "true" }, h("span", { class: "spinner", role: "img", "aria-label": "Loading" }));
   const message = h("div", { "aria-live": "assertive" });
-  const start = h("button", { class: "block", id: "start" }, "Start charging");
+  const start = h("button", { class: "block", id: "start", disabled: true }, "Start charging");
   const cancel = h("button", { class: "secondary block", onclick: () => { sessionStorage.removeItem(PENDING); go("#/"); } }, "Cancel");
   page("Confirm and charge", details, message, h("div", { class: "stack" }, start, cancel));
 
@@ -270,18 +270,19 @@ async function confirmPage() {
     parts.push(h("p", {}, "Paid from your wallet: ", h("strong", {}, money(account.available)), " available",
       account.payment_methods.length ? ` (card ${account.payment_methods.find((m) => m.is_default)?.last4 || account.payment_methods[0].last4} as backup)` : ""));
   }
-  details.replaceChildren(...parts);
+  put(details, ...parts);
   details.setAttribute("aria-busy", "false");
+  start.disabled = false;
   start.addEventListener("click", async () => {
     busy(start, true);
-    message.replaceChildren();
+    put(message, );
     try {
       const accepted = await api("POST", "/sessions/scan", { json: { code: pending.code } });
       sessionStorage.removeItem(PENDING);
       announce("Code accepted");
       go("#/session/" + accepted.session_id);
     } catch (error) {
-      message.replaceChildren(problem(error, h("p", {}, h("a", { href: "#/" }, "Back to start"))));
+      put(message, problem(error, h("p", {}, h("a", { href: "#/" }, "Back to start"))));
       busy(start, false);
     }
   });
@@ -296,7 +297,7 @@ async function sessionPage(id) {
   let current = await store.getSession(id);
   let receipt = null;
   const render = () => {
-    if (current) body.replaceChildren(...sessionView(current, receipt));
+    if (current) put(body, ...sessionView(current, receipt));
   };
   render();
   const controller = new AbortController();
@@ -307,7 +308,7 @@ async function sessionPage(id) {
   }, 1000);
   cleanup.push(() => clearInterval(timer));
   let lastStatus = current && current.status;
-  if (!current) body.replaceChildren(h("p", { class: "big", id: "status", dataset: { status: "scanned" } }, STATUS_TEXT.scanned));
+  if (!current) put(body, h("p", { class: "big", id: "status", dataset: { status: "scanned" } }, STATUS_TEXT.scanned));
   // Right after a scan the session store may not have recorded the driver yet (it follows the
   // event log): a 404 then means "not yet" for a few seconds.
   for (let attempt = 0; ; attempt++) {
@@ -324,7 +325,7 @@ async function sessionPage(id) {
         await new Promise((r) => setTimeout(r, 500));
         continue;
       }
-      if (!current) body.replaceChildren(problem(error));
+      if (!current) put(body, problem(error));
       return;
     }
   }
@@ -418,7 +419,7 @@ async function receiptPage(id) {
     await store.putReceipt(doc);
   } catch (error) {
     const saved = await store.getReceipt(id);
-    if (saved && error.reason === "offline") { doc = saved; offline = true; } else { box.replaceChildren(problem(error)); return; }
+    if (saved && error.reason === "offline") { doc = saved; offline = true; } else { put(box, problem(error)); return; }
   }
   const file = async (format, button) => {
     busy(button, true);
@@ -429,7 +430,7 @@ async function receiptPage(id) {
   };
   const pdf = h("button", { id: "receipt-pdf", onclick: () => file("pdf", pdf) }, "Download PDF");
   const html = h("button", { class: "secondary", id: "receipt-html", onclick: () => file("html", html) }, "Download HTML");
-  box.replaceChildren(
+  put(box, 
     offline ? h("p", { class: "alert warn" }, "Offline: this is the copy saved on your phone.") : null,
     h("p", { class: "muted" }, "Receipt ", doc.receipt_id.slice(0, 8), " · ", when(doc.issued_at)),
     h("p", {}, "Charger ", doc.station_id, " · ", kwh(doc.energy_wh)),
@@ -459,7 +460,7 @@ async function historyPage() {
   const list = h("ul", { class: "list", id: "history" });
   const note = h("div", { "aria-live": "polite" });
   page("History", note, h("div", { class: "card" }, list));
-  const show = (items) => list.replaceChildren(...(items.length ? items.map((x) => h("li", {},
+  const show = (items) => put(list, ...(items.length ? items.map((x) => h("li", {},
     h("a", { href: (x.status === "billed" ? "#/receipt/" : "#/session/") + x.session_id, class: "row between" },
       h("span", {}, h("strong", {}, x.station_name || x.station_id || "Charger"), h("br"),
         h("span", { class: "muted" }, when(x.session_started_at || x.scanned_at), " · ", kwh(x.energy_wh))),
@@ -468,8 +469,8 @@ async function historyPage() {
   try {
     show(await syncSessions());
   } catch (error) {
-    if (error.reason === "offline") note.replaceChildren(h("p", { class: "alert warn" }, "Offline: showing the sessions saved on your phone."));
-    else note.replaceChildren(problem(error));
+    if (error.reason === "offline") put(note, h("p", { class: "alert warn" }, "Offline: showing the sessions saved on your phone."));
+    else put(note, problem(error));
   }
 }
 
@@ -490,12 +491,12 @@ async function accountPage() {
     account = await get("/billing/account");
     await store.set("account", account);
   } catch (error) {
-    if (error.reason !== "offline") { box.replaceChildren(problem(error)); return; }
+    if (error.reason !== "offline") { put(box, problem(error)); return; }
     account = await store.value("account");
     offline = true;
   }
   const user = await whoAmI().catch(() => null);
-  if (!account) { box.replaceChildren(problem({ reason: "offline" })); return; }
+  if (!account) { put(box, problem({ reason: "offline" })); return; }
   const methods = account.payment_methods;
   const cur = account.currency;
   const methodOptions = () => methods.map((m) => h("option", { value: m.id, selected: m.is_default }, `${m.brand.toUpperCase()} •••• ${m.last4}${m.is_default ? " (default)" : ""}`));
@@ -517,11 +518,11 @@ async function accountPage() {
         });
         topupKey = crypto.randomUUID();
         announce("Topped up");
-        topupMessage.replaceChildren(h("div", { class: "alert info", role: "status" }, "Added ", money(result.amount), ". New balance: ", money(result.balance_after)));
+        put(topupMessage, h("div", { class: "alert info", role: "status" }, "Added ", money(result.amount), ". New balance: ", money(result.balance_after)));
         setTimeout(() => accountPage(), 1500);
       } catch (error) {
         if (error.status && error.status < 500) topupKey = crypto.randomUUID();
-        topupMessage.replaceChildren(problem(error.body && error.body.failure_reason ? { reason: error.body.failure_reason === "insufficient_funds" ? "payment_declined" : "payment_declined", message: error.body.failure_reason } : error));
+        put(topupMessage, problem(error.body && error.body.failure_reason ? { reason: error.body.failure_reason === "insufficient_funds" ? "payment_declined" : "payment_declined", message: error.body.failure_reason } : error));
       } finally { busy(topupButton, false); }
     },
   }, h("h2", { id: "topup-h" }, "Top up"), methods.length
@@ -541,7 +542,7 @@ async function accountPage() {
     class: "card", "aria-labelledby": "auto-h", onsubmit: async (e) => {
       e.preventDefault();
       const t = toMinor(threshold.value), a = toMinor(autoAmount.value);
-      if (t === null || a === null || t < 0 || a <= 0) { autoMessage.replaceChildren(problem({ reason: "invalid_amount" })); return; }
+      if (t === null || a === null || t < 0 || a <= 0) { put(autoMessage, problem({ reason: "invalid_amount" })); return; }
       busy(autoButton, true);
       try {
         await api("PUT", "/billing/auto-topup", { json: {
@@ -549,9 +550,9 @@ async function accountPage() {
           payment_method_id: autoMethod.value || null,
         } });
         announce("Auto top-up saved");
-        autoMessage.replaceChildren(h("div", { class: "alert info", role: "status" }, autoOn.checked
+        put(autoMessage, h("div", { class: "alert info", role: "status" }, autoOn.checked
           ? `Saved: when your balance falls below ${money(t, cur)}, we add ${money(a, cur)}.` : "Saved: auto top-up is off."));
-      } catch (error) { autoMessage.replaceChildren(problem(error)); } finally { busy(autoButton, false); }
+      } catch (error) { put(autoMessage, problem(error)); } finally { busy(autoButton, false); }
     },
   }, h("h2", { id: "auto-h" }, "Auto top-up"),
   h("p", { class: "muted" }, "Never get stuck at a charger: we top up from your card when the balance runs low."),
@@ -568,7 +569,7 @@ async function accountPage() {
         h("button", { class: "link", onclick: async () => { if (confirm(`Remove the card ending ${m.last4}?`)) { await api("DELETE", `/billing/payment-methods/${m.id}`); accountPage(); } } }, "Remove", h("span", { class: "sr-only" }, ` ${m.brand} ${m.last4}`))))) : h("li", { class: "muted" }, "No card yet.")),
     addCardForm());
 
-  box.replaceChildren(
+  put(box, 
     offline ? h("p", { class: "alert warn" }, "Offline: your account as last synchronised.") : null,
     h("section", { class: "card", "aria-labelledby": "bal-h" }, h("h2", { id: "bal-h", class: "sr-only" }, "Balance"),
       h("p", { class: "muted" }, "Wallet balance"), h("p", { class: "big", id: "balance" }, money(account.balance)),
@@ -597,7 +598,7 @@ function addCardForm() {
         await api("POST", "/billing/payment-methods", { json: { token: token.value }, idempotent: true });
         announce("Card added");
         accountPage();
-      } catch (error) { message.replaceChildren(problem(error)); busy(button, false); }
+      } catch (error) { put(message, problem(error)); busy(button, false); }
     },
   }, h("h3", {}, "Add a card"), field("Card (from the payment processor)", token), button, message);
 }
@@ -618,11 +619,11 @@ async function findPage() {
   } catch (error) {
     stations = await store.value("stations");
     if (!stations) {
-      note.replaceChildren(h("div", { class: "alert warn" }, h("strong", {}, "The list of chargers isn't available yet."),
+      put(note, h("div", { class: "alert warn" }, h("strong", {}, "The list of chargers isn't available yet."),
         h("p", {}, "Scan the code on any Plugpay charger to see its price.")));
       return;
     }
-    note.replaceChildren(h("p", { class: "alert warn" }, "Offline: chargers as last seen."));
+    put(note, h("p", { class: "alert warn" }, "Offline: chargers as last seen."));
   }
   const here = await new Promise((resolve) => {
     if (!navigator.geolocation) return resolve(null);
@@ -630,8 +631,8 @@ async function findPage() {
   });
   const dist = (st) => here && st.latitude != null ? haversine(here.latitude, here.longitude, st.latitude, st.longitude) : null;
   stations.sort((a, b) => (dist(a) ?? 1e9) - (dist(b) ?? 1e9));
-  map.replaceChildren(stationMap(stations, here));
-  list.replaceChildren(...stations.map((st) => {
+  put(map, stationMap(stations, here));
+  put(list, ...stations.map((st) => {
     const free = (st.connectors || []).filter((c) => (c.status || "").toLowerCase() === "available").length;
     const d = dist(st);
     return h("li", {},
@@ -706,7 +707,7 @@ async function route() {
     if (head === "find") return await findPage();
     return await homePage();
   } catch (error) {
-    view.replaceChildren(problem(error));
+    put(view, problem(error));
   }
 }
 

@@ -1,0 +1,388 @@
+// Plugpay's operator portal: stations, sessions, tariffs, revenue, refunds — one organisation's.
+import { api, auth, get, login, logout, raw, ApiError } from "./shared/api.js";
+import { announce, download, field, focusHeading, h, put, s } from "./shared/dom.js";
+import { day, kw, kwh, money, when } from "./shared/format.js";
+import { explain } from "./shared/reasons.js";
+
+const view = document.getElementById("view");
+let me = null;
+let timers = [];
+auth.onLogout = () => { me = null; go("#/login"); };
+
+const go = (hash) => (location.hash === hash ? route() : (location.hash = hash));
+
+function page(title, ...children) {
+  document.title = title + " · Plugpay operators";
+  put(view, h("h1", {}, title), ...children.flat(Infinity).filter((c) => c != null && c !== false));
+  focusHeading(view);
+}
+
+function problem(error) {
+  const reason = error instanceof ApiError ? error.reason : (error && error.reason) || "internal_error";
+  const { title, next } = explain(reason, error && error.message);
+  return h("div", { class: "alert error", role: "alert", dataset: { reason } }, h("strong", {}, title), h("p", {}, next));
+}
+
+function setNav(tab) {
+  const nav = document.querySelector("nav.opsnav");
+  nav.hidden = !me;
+  for (const a of nav.querySelectorAll("a")) {
+    if (a.dataset.tab === tab) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
+  }
+  document.getElementById("logout").hidden = !me;
+  document.getElementById("who").textContent = me ? me.email : "";
+}
+
+// --- log in: operators only ----------------------------------------------------------------------
+
+function loginPage(message) {
+  setNav(null);
+  const email = h("input", { type: "email", autocomplete: "username", required: true });
+  const password = h("input", { type: "password", autocomplete: "current-password", required: true });
+  const out = h("div", { "aria-live": "polite" }, message || null);
+  const submit = h("button", { type: "submit" }, "Log in");
+  page("Operator portal",
+    h("form", { class: "card", onsubmit: async (e) => {
+      e.preventDefault();
+      submit.disabled = true;
+      try {
+        await login(email.value.trim(), password.value);
+        me = null;
+        if (await operator()) go("#/"); else loginPage(notOperator());
+      } catch (error) { put(out, problem(error)); } finally { submit.disabled = false; }
+    } }, field("E-mail", email), field("Password", password), submit, out));
+}
+
+const notOperator = () => h("div", { class: "alert error", role: "alert", id: "refused" },
+  h("strong", {}, "This portal is for charge point operators."),
+  h("p", {}, "Drivers manage their account in the ", h("a", { href: "/app/" }, "Plugpay app"), "."));
+
+async function operator() {
+  if (!auth.loggedIn) return null;
+  if (!me) me = await get("/auth/me");
+  if (!me.roles.includes("operator") && !me.roles.includes("admin")) {
+    await logout();
+    me = null;
+    return null;
+  }
+  return me;
+}
+
+// --- stations ---------------------------------------------------------------------------------------
+
+const STATUS_BADGE = { charging: "busy", authorised: "busy", stopping: "busy", scanned: "busy", priced: "busy" };
+
+async function stationsPage() {
+  setNav("stations");
+  const box = h("div", { id: "stations" });
+  page("Stations", h("p", { class: "muted" }, "Live: refreshed every 5 seconds."), box);
+  const refresh = async () => {
+    const [stations, live] = await Promise.all([
+      get("/pricing/stations"),
+      get("/sessions?scope=organisation&limit=100&status=authorised&status=charging&status=stopping&status=scanned&status=priced"),
+    ]);
+    const busy = {};
+    for (const x of live.items) busy[`${x.station_id}/${x.connector_id}`] = x;
+    put(box, ...stations.items.map((st) => h("section", { class: "card", "aria-labelledby": "st-" + st.station_id, dataset: { station: st.station_id } },
+      h("div", { class: "row between" },
+        h("h2", { id: "st-" + st.station_id }, h("a", { href: "#/stations/" + encodeURIComponent(st.station_id) }, st.name)),
+        h("span", { class: "badge " + (st.commercials && st.commercials.status === "active" ? "ok" : "bad") }, st.commercials ? (st.commercials.status === "active" ? "In service" : "Out of service") : "No tariff")),
+      h("p", { class: "muted" }, st.station_id, " · ", st.power_class, st.commercials ? ` · tariff ${st.commercials.tariff_key} · ${st.commercials.access_policy.kind}` : ""),
+      h("div", { class: "connectors" }, st.connectors.map((c) => {
+        const x = busy[`${st.station_id}/${c.connector_id}`];
+        return h("div", { class: "connector", dataset: { connector: c.connector_id } },
+          h("strong", {}, "Connector ", c.connector_id), " ",
+          h("span", { class: "badge " + (x ? STATUS_BADGE[x.status] || "busy" : "ok") }, x ? x.status : "free"),
+          h("p", { class: "muted" }, kw(c.max_power_w), " · ", c.standard.replace(/_/g, " ")),
+          x ? h("p", {}, kwh(x.energy_wh), x.cost ? " · " + money(x.cost.total) : "") : null);
+      })))));
+  };
+  await refresh().catch((error) => put(box, problem(error)));
+  timers.push(setInterval(() => refresh().catch(() => {}), 5000));
+}
+
+async function stationPage(id) {
+  setNav("stations");
+  const box = h("div");
+  page("Station " + id, box);
+  try {
+    const st = await get(`/pricing/stations/${encodeURIComponent(id)}`);
+    const quotes = await Promise.all(st.connectors.map((c) => get(`/pricing/stations/${encodeURIComponent(id)}/quote?connector=${c.connector_id}`).catch(() => null)));
+    put(box, h("div", { class: "card" }, h("h2", {}, st.name),
+      h("p", {}, "Time zone ", st.commercials ? st.commercials.time_zone : "—", " · access ", st.commercials ? st.commercials.access_policy.kind : "—"),
+      h("ul", { class: "list" }, st.connectors.map((c, i) => h("li", {}, h("strong", {}, "Connector ", c.connector_id), " · ", kw(c.max_power_w), " · tariff ", c.tariff_key || "—",
+        quotes[i] ? h("p", { class: "price" }, quotes[i].text) : null)))),
+    h("p", {}, h("a", { href: `#/sessions?station=${encodeURIComponent(id)}` }, "Sessions at this station")));
+  } catch (error) {
+    put(box, problem(error.status === 404 || error.status === 403 ? { reason: "not_found", message: "" } : error),
+      h("p", { id: "refused" }, "This station is not one of your organisation's."));
+  }
+}
+
+// --- sessions -------------------------------------------------------------------------------------
+
+const ALL_STATUSES = ["charging", "billed", "denied", "abandoned", "expired", "failed", "authorised", "completed"];
+
+async function loadSessions(params, max = 500) {
+  const items = [];
+  let cursor = null;
+  do {
+    const q = new URLSearchParams(params);
+    q.set("scope", "organisation");
+    q.set("limit", "100");
+    if (cursor) q.set("cursor", cursor);
+    const pageData = await get("/sessions?" + q.toString().replace(/status=([^&]*)/g, "status=$1"));
+    items.push(...pageData.items);
+    cursor = pageData.next_cursor;
+  } while (cursor && items.length < max);
+  return items;
+}
+
+async function sessionsPage(query) {
+  setNav("sessions");
+  const status = h("select", { id: "f-status" }, h("option", { value: "" }, "Any"), ALL_STATUSES.map((x) => h("option", { value: x, selected: query.get("status") === x }, x)));
+  const station = h("input", { id: "f-station", value: query.get("station") || "", placeholder: "ST-0001" });
+  const from = h("input", { id: "f-from", type: "date", value: query.get("from") || "" });
+  const to = h("input", { id: "f-to", type: "date", value: query.get("to") || "" });
+  const table = h("div", { class: "table-wrap" });
+  const count = h("p", { class: "muted", role: "status" });
+  let rows = [];
+  const apply = () => {
+    const q = new URLSearchParams();
+    if (status.value) q.set("status", status.value);
+    if (station.value.trim()) q.set("station", station.value.trim());
+    if (from.value) q.set("from", from.value);
+    if (to.value) q.set("to", to.value);
+    go("#/sessions?" + q);
+  };
+  const csv = h("button", { class: "secondary", id: "csv", type: "button", onclick: () => {
+    const header = ["session_id", "station_id", "connector_id", "status", "started_at", "ended_at", "energy_wh", "cost_minor", "currency", "stop_reason", "denial_reason"];
+    const esc = (v) => (v == null ? "" : /[",\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v));
+    const lines = rows.map((x) => [x.session_id, x.station_id, x.connector_id, x.status, x.started_at || x.session_started_at, x.ended_at, x.energy_wh,
+      x.cost ? x.cost.total.amount_minor : "", x.cost ? x.cost.total.currency : "", x.stop_reason, x.denial ? x.denial.reason : ""].map(esc).join(","));
+    download(new Blob([[header.join(","), ...lines].join("\n") + "\n"], { type: "text/csv" }), `plugpay-sessions-${new Date().toISOString().slice(0, 10)}.csv`);
+  } }, "Export CSV");
+  page("Sessions",
+    h("form", { class: "card filters", onsubmit: (e) => { e.preventDefault(); apply(); } },
+      field("Status", status), field("Station", station), field("From", from), field("To", to),
+      h("button", { type: "submit" }, "Filter")),
+    h("div", { class: "row between" }, count, csv),
+    h("div", { class: "card" }, table));
+  const params = [];
+  if (query.get("status")) params.push(["status", query.get("status")]);
+  if (query.get("from")) params.push(["started_from", new Date(query.get("from")).toISOString()]);
+  if (query.get("to")) params.push(["started_before", new Date(new Date(query.get("to")).getTime() + 86400000).toISOString()]);
+  try {
+    rows = (await loadSessions(params)).filter((x) => !query.get("station") || x.station_id === query.get("station"));
+  } catch (error) { put(table, problem(error)); return; }
+  count.textContent = `${rows.length} session${rows.length === 1 ? "" : "s"}`;
+  put(table, h("table", { id: "sessions" },
+    h("caption", { class: "sr-only" }, "Charging sessions"),
+    h("thead", {}, h("tr", {}, ["Started", "Station", "Status", "Energy", "Amount", ""].map((t, i) => h("th", { scope: "col", class: i >= 3 && i < 5 ? "num" : null }, t)))),
+    h("tbody", {}, rows.map((x) => h("tr", { dataset: { session: x.session_id } },
+      h("td", {}, when(x.started_at || x.session_started_at)),
+      h("td", {}, x.station_id, x.connector_id ? ` / ${x.connector_id}` : ""),
+      h("td", {}, x.status, x.denial ? ` (${x.denial.reason})` : ""),
+      h("td", { class: "num" }, kwh(x.energy_wh)),
+      h("td", { class: "num" }, x.cost ? money(x.cost.total) : "—"),
+      h("td", {}, x.status === "billed" ? h("a", { href: "#/refund/" + x.session_id }, "Refund", h("span", { class: "sr-only" }, " session " + x.session_id.slice(0, 8))) : null))))));
+}
+
+async function refundPage(id) {
+  setNav("sessions");
+  const box = h("div");
+  page("Refund", box);
+  let receipt;
+  try { receipt = await get(`/billing/receipts/${id}`); } catch (error) { put(box, problem(error)); return; }
+  const amount = h("input", { id: "refund-amount", inputmode: "decimal", value: (receipt.charged.amount_minor / 100).toFixed(2) });
+  const reason = h("textarea", { id: "refund-reason", rows: 3, required: true, minlength: 3 });
+  const out = h("div", { "aria-live": "polite" });
+  const submit = h("button", { type: "submit" }, "Refund");
+  const key = crypto.randomUUID();
+  put(box, h("div", { class: "card" },
+    h("p", {}, "Session ", id.slice(0, 8), " at ", receipt.station_id, " · charged ", receipt.charged.text, receipt.refunded.amount_minor ? ` · already refunded ${receipt.refunded.text}` : "")),
+  h("form", { class: "card", onsubmit: async (e) => {
+    e.preventDefault();
+    const minor = Math.round(Number(amount.value.replace(",", ".")) * 100);
+    if (!(minor > 0)) { put(out, problem({ reason: "invalid_amount" })); return; }
+    submit.disabled = true;
+    try {
+      await api("POST", "/billing/operator/refunds", { json: { session_id: id, amount: { amount_minor: minor, currency: receipt.charged.currency }, reason: reason.value.trim() }, idempotent: key });
+      announce("Refunded");
+      put(out, h("div", { class: "alert info", role: "status", id: "refunded" }, "Refunded ", money(minor, receipt.charged.currency), ". The driver's wallet is credited."));
+    } catch (error) { put(out, problem(error)); submit.disabled = false; }
+  } }, field(`Amount (${receipt.charged.currency})`, amount), field("Reason (the driver sees it on the receipt)", reason), submit, out));
+}
+
+// --- tariffs ----------------------------------------------------------------------------------------
+
+const COMPONENTS = [
+  ["ENERGY", "per kWh", 1],
+  ["FLAT", "per session", 1],
+  ["TIME", "per hour charging", 60],
+  ["PARKING_TIME", "per hour idle", 60],
+];
+
+async function tariffsPage() {
+  setNav("tariffs");
+  const box = h("div");
+  page("Tariffs", box);
+  try {
+    const [tariffs, stations] = await Promise.all([get("/pricing/tariffs"), get("/pricing/stations")]);
+    put(box, ...tariffs.items.map((t) => h("section", { class: "card" },
+      h("div", { class: "row between" }, h("h2", {}, t.key, " ", h("span", { class: "badge" }, "v", t.version)),
+        h("a", { class: "button secondary", href: "#/tariffs/" + encodeURIComponent(t.key) }, "Edit", h("span", { class: "sr-only" }, " " + t.key))),
+      h("p", { class: "price" }, t.summary),
+      h("p", { class: "muted" }, "Used by ", stations.items.filter((st) => st.connectors.some((c) => c.tariff_key === t.key)).map((st) => st.name).join(", ") || "no station"))));
+  } catch (error) { put(box, problem(error)); }
+}
+
+const inclVat = (excl, vat) => Number(excl) * (1 + Number(vat) / 100);
+const round = (x, d) => Math.round(x * 10 ** d) / 10 ** d;
+
+async function tariffEditPage(key) {
+  setNav("tariffs");
+  const box = h("div");
+  page("Edit tariff " + key, box);
+  let t, stations;
+  try { [t, stations] = await Promise.all([get(`/pricing/tariffs/${encodeURIComponent(key)}`), get("/pricing/stations")]); } catch (error) { put(box, problem(error)); return; }
+  const tariff = t.tariff;
+  const currency = tariff.currency;
+  // The always-valid element (no restrictions) is what this form edits; restricted ones are kept.
+  const index = Math.max(0, tariff.elements.findIndex((e) => !e.restrictions));
+  const element = tariff.elements[index] || { price_components: [] };
+  const vatValue = (element.price_components[0] && element.price_components[0].vat) || "19";
+  const vat = h("input", { id: "t-vat", inputmode: "decimal", value: vatValue });
+  const inputs = {};
+  const rows = COMPONENTS.map(([type, label, unitMinutes]) => {
+    const c = element.price_components.find((x) => x.type === type);
+    const perUnit = c ? inclVat(c.price, c.vat) * (type === "TIME" || type === "PARKING_TIME" ? 1 : 1) : 0;
+    inputs[type] = h("input", { id: "t-" + type.toLowerCase(), inputmode: "decimal", value: c ? perUnit.toFixed(2) : "" });
+    return field(`${currency} ${label}, incl. VAT`, inputs[type], type === "PARKING_TIME" ? "After charging has finished while the car stays plugged in." : null);
+  });
+  const preview = h("div", { class: "preview", id: "preview", "aria-live": "polite" });
+  const out = h("div", { "aria-live": "polite" });
+  const users = stations.items.filter((st) => st.connectors.some((c) => c.tariff_key === key));
+  const number = (input) => (input.value.trim() === "" ? null : Number(input.value.replace(",", ".")));
+  const update = () => {
+    const v = Number(vat.value.replace(",", "."));
+    const [e, f, tm, p] = COMPONENTS.map(([type]) => number(inputs[type]));
+    const parts = [];
+    if (e) parts.push(`${e.toFixed(2)} ${currency}/kWh`);
+    if (tm) parts.push(`${tm.toFixed(2)} ${currency}/h charging`);
+    if (f) parts.push(`${f.toFixed(2)} ${currency} per session`);
+    if (p) parts.push(`${p.toFixed(2)} ${currency}/h idle`);
+    const example = (e || 0) * 20 + (f || 0) + (tm || 0) * 1;
+    put(preview, h("strong", {}, "Drivers will see"), h("p", { class: "price", id: "preview-text" }, (parts.join(" + ") || "free") + `, incl. ${v}% VAT`),
+      h("p", { class: "muted" }, "Example: 20 kWh in 1 hour costs ", money(Math.round(example * 100), currency), "."));
+  };
+  [vat, ...Object.values(inputs)].forEach((i) => i.addEventListener("input", update));
+  update();
+  const submit = h("button", { type: "submit" }, "Publish new version");
+  put(box, h("p", { class: "muted" }, `Version ${t.version}, published ${when(t.published_at)}. Used by: ${users.map((st) => st.name).join(", ") || "no station"}.`),
+    h("form", { class: "card", onsubmit: async (ev) => {
+      ev.preventDefault();
+      const v = Number(vat.value.replace(",", "."));
+      if (!(v >= 0 && v < 100)) { put(out, problem({ reason: "invalid_amount", message: "VAT" })); return; }
+      const components = [];
+      for (const [type, , step] of COMPONENTS) {
+        const value = number(inputs[type]);
+        if (value === null || value === 0) continue;
+        if (!(value > 0)) { put(out, problem({ reason: "invalid_amount" })); return; }
+        components.push({ type, price: round(value / (1 + v / 100), 6).toFixed(6), vat: String(v), step_size: step });
+      }
+      if (!components.length) components.push({ type: "FLAT", price: "0", vat: String(v), step_size: 1 });
+      const elements = tariff.elements.slice();
+      elements[index] = { ...element, price_components: components };
+      const { id: _id, version: _version, ...rest } = tariff;
+      submit.disabled = true;
+      try {
+        const published = await api("PUT", `/pricing/tariffs/${encodeURIComponent(key)}`, { json: { ...rest, elements } });
+        announce("Published");
+        put(out, h("div", { class: "alert info", role: "status", id: "published" }, `Version ${published.version} is live: ${published.summary}`));
+      } catch (error) { put(out, problem(error)); } finally { submit.disabled = false; }
+    } }, h("div", { class: "cols" }, h("div", {}, rows, field("VAT %", vat)), h("div", {}, preview)), submit, out));
+}
+
+// --- revenue ------------------------------------------------------------------------------------------
+
+async function revenuePage() {
+  setNav("revenue");
+  const box = h("div");
+  page("Revenue and energy", h("p", { class: "muted" }, "Last 30 days, paid sessions."), box);
+  try {
+    const to = new Date(), from = new Date(to.getTime() - 30 * 86400000);
+    const [report, sessions] = await Promise.all([
+      get(`/billing/operator/revenue?from=${from.toISOString()}&to=${to.toISOString()}`),
+      loadSessions([["status", "billed"], ["started_from", from.toISOString()]], 2000),
+    ]);
+    const days = [];
+    for (let d = new Date(from); d <= to; d = new Date(d.getTime() + 86400000)) days.push(day(d.toISOString()));
+    const byDay = Object.fromEntries(days.map((d) => [d, { revenue: 0, energy: 0 }]));
+    let currency = "EUR";
+    for (const x of sessions) {
+      const d = day(x.ended_at || x.started_at || x.session_started_at);
+      if (!byDay[d]) continue;
+      byDay[d].revenue += x.cost ? x.cost.total.amount_minor : 0;
+      byDay[d].energy += x.energy_wh || 0;
+      if (x.cost) currency = x.cost.total.currency;
+    }
+    const totals = report.stations.reduce((a, r) => ({ sessions: a.sessions + r.sessions, energy: a.energy + r.energy_wh, revenue: a.revenue + r.total_incl_vat.amount_minor, refunded: a.refunded + r.refunded.amount_minor }), { sessions: 0, energy: 0, revenue: 0, refunded: 0 });
+    put(box, 
+      h("dl", { class: "stats" },
+        h("div", { class: "stat" }, h("dt", {}, "Revenue incl. VAT"), h("dd", { id: "revenue-total" }, money(totals.revenue, currency))),
+        h("div", { class: "stat" }, h("dt", {}, "Energy"), h("dd", {}, kwh(totals.energy))),
+        h("div", { class: "stat" }, h("dt", {}, "Sessions"), h("dd", {}, totals.sessions)),
+        h("div", { class: "stat" }, h("dt", {}, "Refunded"), h("dd", {}, money(totals.refunded, currency)))),
+      h("section", { class: "card" }, h("h2", {}, "Per day"), h("div", { class: "legend", "aria-hidden": "true" }, h("span", { class: "rev" }, "Revenue"), h("span", { class: "en" }, "Energy")),
+        chart(days, days.map((d) => byDay[d].revenue / 100), days.map((d) => byDay[d].energy / 1000), currency)),
+      h("section", { class: "card" }, h("h2", {}, "Per station"), h("div", { class: "table-wrap" }, h("table", {},
+        h("thead", {}, h("tr", {}, ["Station", "Sessions", "Energy", "Revenue excl. VAT", "VAT", "Total", "Refunded"].map((t, i) => h("th", { scope: "col", class: i ? "num" : null }, t)))),
+        h("tbody", {}, report.stations.map((r) => h("tr", {}, h("td", {}, r.station_id), h("td", { class: "num" }, r.sessions), h("td", { class: "num" }, kwh(r.energy_wh)),
+          h("td", { class: "num" }, money(r.revenue_excl_vat)), h("td", { class: "num" }, money(r.vat)), h("td", { class: "num" }, money(r.total_incl_vat)), h("td", { class: "num" }, money(r.refunded)))))))));
+  } catch (error) { put(box, problem(error)); }
+}
+
+function chart(labels, revenue, energy, currency) {
+  // Inline SVG: bars for revenue, a line for energy; the table of numbers is right below it.
+  const W = 720, H = 240, L = 50, R = 50, T = 10, B = 30;
+  const maxR = Math.max(1, ...revenue), maxE = Math.max(1, ...energy);
+  const bw = (W - L - R) / labels.length;
+  const x = (i) => L + i * bw;
+  const yR = (v) => H - B - (v / maxR) * (H - T - B), yE = (v) => H - B - (v / maxE) * (H - T - B);
+  const line = energy.map((v, i) => `${i ? "L" : "M"}${x(i) + bw / 2},${yE(v)}`).join(" ");
+  return s("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img", "aria-label": `Revenue (${currency}) and energy (kWh) per day; total ${revenue.reduce((a, b) => a + b, 0).toFixed(2)} ${currency}, ${energy.reduce((a, b) => a + b, 0).toFixed(1)} kWh` },
+    s("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: "#6b7280" }),
+    revenue.map((v, i) => s("rect", { x: x(i) + 1, y: yR(v), width: Math.max(1, bw - 2), height: H - B - yR(v), fill: "#0b6b3a" }, s("title", {}, `${labels[i]}: ${v.toFixed(2)} ${currency}`))),
+    s("path", { d: line, fill: "none", stroke: "#1d4ed8", "stroke-width": 2 }),
+    s("text", { x: 4, y: T + 10, "font-size": 11, fill: "#374151" }, maxR.toFixed(0) + " " + currency),
+    s("text", { x: W - R + 4, y: T + 10, "font-size": 11, fill: "#374151" }, maxE.toFixed(0) + " kWh"),
+    labels.filter((_, i) => i % 7 === 0).map((label, k) => s("text", { x: x(k * 7), y: H - 10, "font-size": 11, fill: "#374151" }, label.slice(5))));
+}
+
+// --- router ----------------------------------------------------------------------------------------
+
+async function route() {
+  timers.forEach(clearInterval);
+  timers = [];
+  const [path, queryString] = (location.hash.replace(/^#/, "") || "/").split("?");
+  const query = new URLSearchParams(queryString || "");
+  const [head, arg] = path.split("/").filter(Boolean).map(decodeURIComponent);
+  try {
+    if (head === "login") return loginPage();
+    if (!(await operator())) return loginPage(auth.loggedIn ? notOperator() : null);
+    if (head === "sessions") return await sessionsPage(query);
+    if (head === "refund" && arg) return await refundPage(arg);
+    if (head === "tariffs" && arg) return await tariffEditPage(arg);
+    if (head === "tariffs") return await tariffsPage();
+    if (head === "revenue") return await revenuePage();
+    if (head === "stations" && arg) return await stationPage(arg);
+    return await stationsPage();
+  } catch (error) {
+    put(view, problem(error));
+  }
+}
+
+document.getElementById("logout").addEventListener("click", async () => { await logout(); me = null; announce("Logged out"); go("#/login"); });
+window.addEventListener("hashchange", route);
+route();
