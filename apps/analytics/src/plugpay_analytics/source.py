@@ -229,8 +229,11 @@ class KafkaSource(LogSource):
 
     async def plan(self, topic: str, start: Bound, end: Bound) -> list[PartitionRange]:
         name = self.physical(topic)
-        await self.consumer.topics()  # refresh metadata
-        partitions = self.consumer.partitions_for_topic(name)
+        # The public topics() returns names only; its metadata snapshot has the partitions.
+        client = self.consumer._client
+        partitions = (await client.fetch_all_metadata()).partitions_for_topic(name)
+        if partitions:
+            await client.add_topic(name)  # track it, so offset look-ups find the leaders
         if not partitions:
             return []
         tps = [TopicPartition(name, p) for p in sorted(partitions)]
