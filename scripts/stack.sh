@@ -108,9 +108,13 @@ cmd_up() {
   if running "$STATE/nginx/nginx.pid"; then
     nginx -p "$STATE/nginx" -c "$STATE/nginx/nginx.conf" -s reload
   else
-    nginx -p "$STATE/nginx" -c "$STATE/nginx/nginx.conf"
+    # Detached from our stdout: a caller reading it (CI, $(...)) must not wait on nginx.
+    nginx -p "$STATE/nginx" -c "$STATE/nginx/nginx.conf" </dev/null >>"$STATE/nginx/nginx.out" 2>&1
   fi
   wait_ready "http://127.0.0.1:$GATEWAY_PORT/auth/healthz" 30
+  # Demo data (README): auth-svc seeded its part; pricing and billing seed theirs (idempotent).
+  "$VENV/plugpay" seed --base-url "http://127.0.0.1:$GATEWAY_PORT" \
+    --pricing-database-url "$PG/pricing" --billing-database-url "$PG/billing" >&2
   say "up in $((SECONDS - start))s: http://127.0.0.1:$GATEWAY_PORT"
   echo "PLUGPAY_BASE_URL=http://127.0.0.1:$GATEWAY_PORT"
 }
