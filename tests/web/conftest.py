@@ -247,7 +247,7 @@ def phone(browser: Any, plugpay: Plugpay) -> Iterator[Any]:
 
 def charge_once(plugpay: Plugpay, stations: Stations, station_id: str, connector: int) -> str:
     """A paid session arranged over the APIs (the driver client, as `plugpay drive` does)."""
-    from plugpay_app.driver import DriverClient
+    from plugpay_app.driver import DriverClient, DriverError
 
     station = stations.connected[station_id]
 
@@ -255,7 +255,14 @@ def charge_once(plugpay: Plugpay, stations: Stations, station_id: str, connector
         issued = await station.request_code(connector)
         async with DriverClient(plugpay.base_url) as phone:
             await phone.login("driver@example.com", DEMO_PASSWORD)
-            session_id = await phone.scan(issued["qr"])
+            for attempt in range(40):  # session-svc learns the code from the event log
+                try:
+                    session_id = await phone.scan(issued["qr"])
+                    break
+                except DriverError as error:
+                    if error.reason != "code_invalid" or attempt == 39:
+                        raise
+                    await asyncio.sleep(0.25)
             await phone.wait_for_state(session_id, {"charging"}, timeout_s=30)
             await asyncio.sleep(2)
             await phone.stop(session_id)
