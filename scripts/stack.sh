@@ -4,20 +4,30 @@
 # Kubernetes ingress). Idempotent: `up` on a running stack only re-checks it.
 #
 #   scripts/stack.sh up|down|status
+#
+# STACK_NAME=chaos PORT_BASE=8200 scripts/stack.sh up   runs a second, isolated stack (its own
+# databases <db>_chaos, topics prefixed "chaos.", services on 8201.., gateway on 8180) on the same
+# Kafka and PostgreSQL, for tests that kill processes without disturbing the main stack.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-STATE="$ROOT/.local/stack"
+STACK_NAME=${STACK_NAME:-main}
+PORT_BASE=${PORT_BASE:-8100}
 VENV="$ROOT/.venv/bin"
-GATEWAY_PORT=8080
+GATEWAY_PORT=$((PORT_BASE - 20))
+if [[ $STACK_NAME == main ]]; then
+  STATE="$ROOT/.local/stack"; DB_SUFFIX=""; TOPIC_PREFIX=""
+else
+  STATE="$ROOT/.local/stack-$STACK_NAME"; DB_SUFFIX="_$STACK_NAME"; TOPIC_PREFIX="$STACK_NAME."
+fi
 # service  port  database  env-prefix
 SERVICES=(
-  "auth-svc 8101 auth AUTH_SVC_"
-  "station-gateway 8102 station_gateway STATION_GATEWAY_"
-  "session-svc 8103 sessions SESSION_SVC_"
-  "pricing-svc 8104 pricing PRICING_SVC_"
-  "billing-svc 8105 billing BILLING_SVC_"
+  "auth-svc $((PORT_BASE + 1)) auth$DB_SUFFIX AUTH_SVC_"
+  "station-gateway $((PORT_BASE + 2)) station_gateway$DB_SUFFIX STATION_GATEWAY_"
+  "session-svc $((PORT_BASE + 3)) sessions$DB_SUFFIX SESSION_SVC_"
+  "pricing-svc $((PORT_BASE + 4)) pricing$DB_SUFFIX PRICING_SVC_"
+  "billing-svc $((PORT_BASE + 5)) billing$DB_SUFFIX BILLING_SVC_"
   # A second gateway process: stations spread over both (two-process routing is real here).
-  "station-gateway 8106 station_gateway STATION_GATEWAY_"
+  "station-gateway $((PORT_BASE + 6)) station_gateway$DB_SUFFIX STATION_GATEWAY_"
 )
 PG="postgresql+asyncpg://plugpay:plugpay@127.0.0.1:5433"
 
@@ -43,7 +53,8 @@ service_env() { # name port db prefix
 PLUGPAY_ENVIRONMENT=development
 PLUGPAY_KAFKA_BOOTSTRAP=127.0.0.1:9092
 PLUGPAY_PUBLIC_BASE_URL=http://127.0.0.1:$GATEWAY_PORT
-PLUGPAY_JWKS_URL=http://127.0.0.1:8101/auth/.well-known/jwks.json
+PLUGPAY_JWKS_URL=http://127.0.0.1:$((PORT_BASE + 1))/auth/.well-known/jwks.json
+PLUGPAY_TOPIC_PREFIX=$TOPIC_PREFIX
 PLUGPAY_INSTANCE_ID=$name-$port
 ${prefix}DATABASE_URL=$PG/$db
 ${prefix}HOST=127.0.0.1
@@ -75,10 +86,30 @@ ensure_nginx() {
   fi
 }
 
+create_databases() {
+  local entry name port db prefix
+  for entry in "${SERVICES[@]}"; do
+    read -r name port db prefix <<<"$entry"
+    "$VENV/python" - "$db" <<'PY'
+import asyncio, sys
+import asyncpg
+async def main(name: str) -> None:
+    conn = await asyncpg.connect("postgresql://plugpay:plugpay@127.0.0.1:5433/postgres")
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+asyncio.run(main(sys.argv[1]))
+PY
+  done
+}
+
 cmd_up() {
   local start=$SECONDS
   mkdir -p "$STATE"
   bash "$ROOT/deploy/local/infra.sh" up >/dev/null
+  create_databases
   secrets
   local entry name port db prefix pidfile
   for entry in "${SERVICES[@]}"; do
@@ -104,7 +135,11 @@ cmd_up() {
   done
   ensure_nginx
   mkdir -p "$STATE/nginx/logs" "$STATE/nginx/tmp"
-  sed "s#__WEB_ROOT__#$ROOT/web#g; s#__STATE__#$STATE/nginx#g" "$ROOT/deploy/gateway/nginx.conf" >"$STATE/nginx/nginx.conf"
+  # The generated config names the main stack's ports; shift them for another instance.
+  sed -E "s#__WEB_ROOT__#$ROOT/web#g; s#__STATE__#$STATE/nginx#g;
+    s#127\.0\.0\.1:81(0[1-6])#127.0.0.1:PORT\1#g" "$ROOT/deploy/gateway/nginx.conf" |
+    "$VENV/python" -c "import re,sys;b=$PORT_BASE;s=sys.stdin.read();s=re.sub(r'PORT0([1-6])',lambda m:str(b+int(m.group(1))),s);print(s.replace('127.0.0.1:8080','127.0.0.1:$GATEWAY_PORT'),end='')" \
+    >"$STATE/nginx/nginx.conf"
   if running "$STATE/nginx/nginx.pid"; then
     nginx -p "$STATE/nginx" -c "$STATE/nginx/nginx.conf" -s reload
   else
@@ -114,7 +149,7 @@ cmd_up() {
   wait_ready "http://127.0.0.1:$GATEWAY_PORT/auth/healthz" 30
   # Demo data (README): auth-svc seeded its part; pricing and billing seed theirs (idempotent).
   "$VENV/plugpay" seed --base-url "http://127.0.0.1:$GATEWAY_PORT" \
-    --pricing-database-url "$PG/pricing" --billing-database-url "$PG/billing" >&2
+    --pricing-database-url "$PG/pricing$DB_SUFFIX" --billing-database-url "$PG/billing$DB_SUFFIX" >&2
   say "up in $((SECONDS - start))s: http://127.0.0.1:$GATEWAY_PORT"
   echo "PLUGPAY_BASE_URL=http://127.0.0.1:$GATEWAY_PORT"
 }

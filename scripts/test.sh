@@ -14,6 +14,8 @@ fi
 echo "infra ready after $(( SECONDS - start ))s"
 make --no-print-directory lint typecheck
 bash scripts/test-packages.sh
+# Whole-system suites run from the workspace venv (they use every package).
+python3 -m uv run --no-sync pytest tests/deploy -p no:cacheprovider -q
 if compgen -G "tests/e2e/test_*.py" >/dev/null; then
   python3 -m uv run --no-sync pytest tests/e2e -p no:cacheprovider
 fi
