@@ -27,13 +27,13 @@ def assert_report_matches(summary: dict[str, Any], truth: GroundTruth) -> None:
     assert totals["charging_s"] == truth.charging_s
     denials = {r["reason"]: r["sessions"] for r in summary["losses"] if r["outcome"] == "denied"}
     assert denials == dict(truth.denials)
-    abandoned = {r["reason"]: r["sessions"] for r in summary["losses"] if r["outcome"] == "abandoned"}
+    abandoned = {
+        r["reason"]: r["sessions"] for r in summary["losses"] if r["outcome"] == "abandoned"
+    }
     assert abandoned == dict(truth.abandoned)
     per_station = {r["station_id"]: r for r in summary["per_station"]}
     assert {s: r["sessions"] for s, r in per_station.items()} == dict(truth.per_station_sessions)
-    assert {s: r["energy_wh"] for s, r in per_station.items()} == dict(
-        truth.per_station_energy_wh
-    )
+    assert {s: r["energy_wh"] for s, r in per_station.items()} == dict(truth.per_station_energy_wh)
     assert {s: r["revenue_minor"] for s, r in per_station.items()} == dict(
         truth.per_station_revenue_minor
     )

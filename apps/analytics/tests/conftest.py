@@ -15,4 +15,3 @@ sys.path.insert(0, str(Path(__file__).parent))
 def month() -> Month:
     """About 3,000 code issues / 2,300 charging sessions / 37,000 events in May 2025."""
     return generate_month()
-

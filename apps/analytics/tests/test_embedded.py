@@ -3,6 +3,7 @@ in every format, report totals equal to the truth, DuckDB crash and resume, proj
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,6 +12,8 @@ from typing import Any
 import asyncpg
 import duckdb
 import pytest
+from analytics_truth import SessionTotals, assert_report_matches
+from plugpay_analytics.dataset import open_dataset
 from plugpay_analytics.export import export
 from plugpay_analytics.generator import Month
 from plugpay_analytics.rebuild import ReadOnly, ReadOnlyBus, rebuild_projection
@@ -20,9 +23,17 @@ from plugpay_analytics.writers import DuckDBWriter
 from plugpay_events.bus.embedded import EmbeddedEventBus
 from plugpay_events.topics import ALL_TOPICS, METER, SESSIONS
 
-from analytics_truth import SessionTotals, assert_report_matches
-
 pytestmark = pytest.mark.infra
+
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "analytics.md"
+
+
+def doc_queries() -> list[str]:
+    """The SQL blocks of the 'Three questions' section of docs/analytics.md."""
+    section = DOCS.read_text().split("## Three questions", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```sql\n(.*?)```", section, re.S)
+    assert len(blocks) == 3
+    return blocks
 
 
 def _plain(url: str) -> str:
@@ -48,9 +59,7 @@ async def analyst_url(postgres_url: str, month: Month) -> AsyncIterator[str]:
     owner = await asyncpg.connect(owner_url)
     await admin.execute(f"CREATE ROLE \"{role}\" LOGIN PASSWORD 'analyst-pw'")
     await owner.execute(f'GRANT USAGE ON SCHEMA eventlog TO "{role}"')
-    await owner.execute(
-        f'GRANT SELECT ON eventlog.records, eventlog.partition_heads TO "{role}"'
-    )
+    await owner.execute(f'GRANT SELECT ON eventlog.records, eventlog.partition_heads TO "{role}"')
     await owner.close()
     host = base.split("@", 1)[1]
     yield f"postgresql://{role}:analyst-pw@{host}/{name}"
@@ -86,11 +95,22 @@ async def test_export_and_report_equal_the_truth(
     report = build_report(out, tmp_path / "report")
     assert_report_matches(report.summary, month.truth)
     assert (tmp_path / "report" / "index.html").read_text().count("<img") == 7
+    # The three questions of docs/analytics.md answer on every format.
+    db = open_dataset(out)
+    for sql in doc_queries():
+        assert db.sql(sql).fetchall(), sql
+    db.close()
     # Nothing new: a second run exports nothing and changes nothing.
     async with EmbeddedLogSource(analyst_url) as source:
         again = await export(source, out, format=fmt, progress=False)  # type: ignore[arg-type]
     assert again.events == 0 and again.skipped_by_checkpoint == len(month.envelopes)
-    assert build_report(out, tmp_path / "report2").summary["totals"] == report.summary["totals"]
+    db = open_dataset(out)
+    assert db.execute("SELECT count(*) FROM session_billed").fetchone() == (
+        month.truth.billed
+        + sum(1 for e in month.envelopes if e.type == "SessionBilled")
+        - month.truth.by_type["SessionBilled"],
+    )
+    db.close()
 
 
 class CrashingDuckDB(DuckDBWriter):
@@ -126,9 +146,9 @@ def _all_rows(path: Path) -> dict[str, Any]:
             if t == "_checkpoints"
             else f'SELECT * FROM "{t}" ORDER BY ALL'
         )
-        result = db.execute(sql)
-        # duckdb 2 renamed fetch_arrow_table to to_arrow_table
-        fetch = getattr(result, "to_arrow_table", None) or result.fetch_arrow_table
+        relation = db.sql(sql)
+        # duckdb 2 has to_arrow_table; 1.x calls it arrow
+        fetch = getattr(relation, "to_arrow_table", None) or relation.arrow
         rows[t] = fetch()
     db.close()
     return rows
@@ -143,7 +163,10 @@ async def test_duckdb_export_crashes_and_resumes_without_duplicates(
         await export(source, once, format="duckdb", chunk_size=1500, progress=False)
         with pytest.raises(RuntimeError, match="simulated crash"):
             await export(
-                source, resumed, chunk_size=1500, progress=False,
+                source,
+                resumed,
+                chunk_size=1500,
+                progress=False,
                 writer=CrashingDuckDB(resumed, crash_on=9),
             )
         done = await export(source, resumed, format="duckdb", chunk_size=1500, progress=False)
@@ -168,7 +191,10 @@ async def test_projection_rebuild_reuses_the_replay_machinery(
     lines: list[str] = []
     async with EmbeddedLogSource(analyst_url) as source:
         progress = await rebuild_projection(
-            source, [SESSIONS, METER], projection, batch_size=500,
+            source,
+            [SESSIONS, METER],
+            projection,
+            batch_size=500,
             on_progress=lambda p: lines.append(p.line()),
         )
         with pytest.raises(ReadOnly):
@@ -184,8 +210,12 @@ async def test_export_from_an_offset_to_an_offset(analyst_url: str, tmp_path: Pa
     async with EmbeddedLogSource(analyst_url) as source:
         ranges = await source.plan("plugpay.sessions", Bound.at_offset(10), Bound.at_offset(25))
         result = await export(
-            source, tmp_path / "slice", topics=["plugpay.sessions"], start=Bound.at_offset(10),
-            end=Bound.at_offset(25), progress=False,
+            source,
+            tmp_path / "slice",
+            topics=["plugpay.sessions"],
+            start=Bound.at_offset(10),
+            end=Bound.at_offset(25),
+            progress=False,
         )
     assert all(r.start == 10 and r.stop == 25 for r in ranges)
     assert result.events == 15 * len(ranges)

@@ -15,6 +15,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from analytics_truth import SessionTotals, assert_report_matches
 from plugpay_analytics.export import ExportResult, export
 from plugpay_analytics.flatten import to_arrow
 from plugpay_analytics.generator import Month
@@ -24,8 +25,6 @@ from plugpay_analytics.source import Bound, KafkaSource
 from plugpay_analytics.writers import FileWriter, chunk_stem
 from plugpay_events.bus.kafka import KafkaEventBus
 from plugpay_events.topics import ALL_TOPICS, METER, SESSIONS
-
-from analytics_truth import SessionTotals, assert_report_matches
 
 pytestmark = pytest.mark.kafka
 
@@ -47,7 +46,7 @@ async def published(kafka: str, month: Month) -> AsyncIterator[str]:
     await admin.start()
     try:
         await admin.delete_topics([f"{prefix}{t.name}" for t in ALL_TOPICS])
-    except Exception:  # noqa: BLE001  (clean-up only)
+    except Exception:
         pass
     finally:
         await admin.close()
@@ -75,8 +74,13 @@ async def test_kafka_export_speed_and_report_equal_the_truth(
     names = sorted(p.name for p in report.charts)
     assert names == sorted(
         [
-            "sessions_energy_per_day.png", "per_station.png", "hour_of_week_heatmap.png",
-            "utilisation.png", "funnel.png", "revenue_per_day.png", "session_duration.png",
+            "sessions_energy_per_day.png",
+            "per_station.png",
+            "hour_of_week_heatmap.png",
+            "utilisation.png",
+            "funnel.png",
+            "revenue_per_day.png",
+            "session_duration.png",
         ]
     )
     assert all(p.stat().st_size > 10_000 for p in report.charts)
@@ -141,8 +145,10 @@ async def test_interrupted_exports_resume_to_the_files_of_one_run(
     first_files, resumed_files = _files(once), _files(resumed)
     assert resumed_files.keys() == first_files.keys()
     for name, content in first_files.items():
-        assert resumed_files[name] == content if isinstance(content, str) else (
-            resumed_files[name].equals(content)
+        assert (
+            resumed_files[name] == content
+            if isinstance(content, str)
+            else (resumed_files[name].equals(content))
         ), name
     rows = sum(t.num_rows for t in resumed_files.values() if not isinstance(t, str))
     assert rows == len(month.envelopes)  # no duplicate rows (and duplicates in the log kept)
@@ -166,11 +172,17 @@ async def test_export_by_log_time_reads_only_what_came_later(
         await bus.stop()
     async with _source(kafka, prefix) as source:
         later = await export(
-            source, tmp_path / "later", topics=["plugpay.sessions"], start=Bound.at_time(cut),
+            source,
+            tmp_path / "later",
+            topics=["plugpay.sessions"],
+            start=Bound.at_time(cut),
             progress=False,
         )
         earlier = await export(
-            source, tmp_path / "earlier", topics=["plugpay.sessions"], end=Bound.at_time(cut),
+            source,
+            tmp_path / "earlier",
+            topics=["plugpay.sessions"],
+            end=Bound.at_time(cut),
             progress=False,
         )
     assert later.events == 500 and earlier.events == 700

@@ -21,9 +21,15 @@ from plugpay_events.registry import EVENT_TYPES
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "analytics.md"
 
 
-def _record(envelope, offset: int = 7) -> LogRecord:  # noqa: ANN001
-    return LogRecord("plugpay.sessions", 3, offset, dt.datetime(2025, 5, 1, tzinfo=dt.UTC),
-                     envelope.aggregate_id.encode(), serde.encode(envelope))
+def _record(envelope, offset: int = 7) -> LogRecord:
+    return LogRecord(
+        "plugpay.sessions",
+        3,
+        offset,
+        dt.datetime(2025, 5, 1, tzinfo=dt.UTC),
+        envelope.aggregate_id.encode(),
+        serde.encode(envelope),
+    )
 
 
 def test_every_event_type_flattens_to_unique_columns() -> None:
@@ -106,7 +112,7 @@ def test_ground_truth_is_consistent(month: Month) -> None:
 def test_docs_catalogue_is_generated_from_libs_events() -> None:
     text = DOCS.read_text()
     assert catalogue.replace_in(text) == text, (
-        "docs/analytics.md is stale: python -m plugpay_analytics.catalogue --write docs/analytics.md"
+        "docs/analytics.md is stale: run python -m plugpay_analytics.catalogue --write"
     )
     for name in EVENT_TYPES:
         assert f"`{name}`" in text

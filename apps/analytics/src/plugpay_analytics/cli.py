@@ -23,26 +23,47 @@ def _time(text: str) -> dt.datetime:
 
 def _source_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("event log (read-only)")
-    group.add_argument("--source", choices=["kafka", "embedded"], default=None,
-                       help="default: kafka when a bootstrap address is known, else embedded")
-    group.add_argument("--kafka", default=os.environ.get("PLUGPAY_KAFKA_BOOTSTRAP"),
-                       help="bootstrap servers (PLUGPAY_KAFKA_BOOTSTRAP); SASL/TLS from "
-                       "PLUGPAY_KAFKA_SECURITY_PROTOCOL, _SASL_MECHANISM, _SASL_USERNAME, "
-                       "_SASL_PASSWORD, _SSL_CAFILE")
-    group.add_argument("--eventlog-url", default=os.environ.get("PLUGPAY_EVENTLOG_DATABASE_URL"),
-                       help="PostgreSQL URL of the embedded log (PLUGPAY_EVENTLOG_DATABASE_URL); "
-                       "SELECT on eventlog.records and eventlog.partition_heads is enough")
+    group.add_argument(
+        "--source",
+        choices=["kafka", "embedded"],
+        default=None,
+        help="default: kafka when a bootstrap address is known, else embedded",
+    )
+    group.add_argument(
+        "--kafka",
+        default=os.environ.get("PLUGPAY_KAFKA_BOOTSTRAP"),
+        help="bootstrap servers (PLUGPAY_KAFKA_BOOTSTRAP); SASL/TLS from "
+        "PLUGPAY_KAFKA_SECURITY_PROTOCOL, _SASL_MECHANISM, _SASL_USERNAME, "
+        "_SASL_PASSWORD, _SSL_CAFILE",
+    )
+    group.add_argument(
+        "--eventlog-url",
+        default=os.environ.get("PLUGPAY_EVENTLOG_DATABASE_URL"),
+        help="PostgreSQL URL of the embedded log (PLUGPAY_EVENTLOG_DATABASE_URL); "
+        "SELECT on eventlog.records and eventlog.partition_heads is enough",
+    )
     group.add_argument("--topic-prefix", default=os.environ.get("PLUGPAY_TOPIC_PREFIX", ""))
     bounds = parser.add_argument_group("range (default: from the beginning up to now)")
     start = bounds.add_mutually_exclusive_group()
-    start.add_argument("--from-offset", metavar="N|P=N,...",
-                       help="first offset (inclusive), for every partition or per partition")
-    start.add_argument("--from-time", type=_time, metavar="ISO",
-                       help="first record whose log time is at or after this")
+    start.add_argument(
+        "--from-offset",
+        metavar="N|P=N,...",
+        help="first offset (inclusive), for every partition or per partition",
+    )
+    start.add_argument(
+        "--from-time",
+        type=_time,
+        metavar="ISO",
+        help="first record whose log time is at or after this",
+    )
     end = bounds.add_mutually_exclusive_group()
     end.add_argument("--to-offset", metavar="N|P=N,...", help="stop before this offset")
-    end.add_argument("--to-time", type=_time, metavar="ISO",
-                     help="stop before the first record at or after this log time")
+    end.add_argument(
+        "--to-time",
+        type=_time,
+        metavar="ISO",
+        help="stop before the first record at or after this log time",
+    )
 
 
 def register(commands: Any) -> None:
@@ -54,14 +75,22 @@ def register(commands: Any) -> None:
         "a DuckDB database (one table per event type). Resumes from its checkpoints: run the "
         "same command again after an interruption, or later to add what is new.",
     )
-    export.add_argument("topics", nargs="*",
-                        help="topics (plugpay.sessions or sessions); default: all but dead letters")
-    export.add_argument("--out", type=Path, required=True,
-                        help="output folder (parquet, csv) or file (duckdb)")
-    export.add_argument("--format", choices=["parquet", "csv", "duckdb"],
-                        help="default: duckdb for a .duckdb/.db out, else parquet")
-    export.add_argument("--chunk-size", type=int, default=5000,
-                        help="records per partition per atomic chunk")
+    export.add_argument(
+        "topics",
+        nargs="*",
+        help="topics (plugpay.sessions or sessions); default: all but dead letters",
+    )
+    export.add_argument(
+        "--out", type=Path, required=True, help="output folder (parquet, csv) or file (duckdb)"
+    )
+    export.add_argument(
+        "--format",
+        choices=["parquet", "csv", "duckdb"],
+        help="default: duckdb for a .duckdb/.db out, else parquet",
+    )
+    export.add_argument(
+        "--chunk-size", type=int, default=5000, help="records per partition per atomic chunk"
+    )
     export.add_argument("--no-progress", action="store_true")
     _source_arguments(export)
     export.set_defaults(analytics=_export)
@@ -71,22 +100,29 @@ def register(commands: Any) -> None:
     )
     report.add_argument("--input", type=Path, required=True, help="an export folder or .duckdb")
     report.add_argument("--out", type=Path, required=True, help="folder for index.html and PNGs")
-    report.add_argument("--timezone", default=None,
-                        help="for days and hours; default: the stations' time zone")
+    report.add_argument(
+        "--timezone", default=None, help="for days and hours; default: the stations' time zone"
+    )
     report.set_defaults(analytics=_report)
 
     rebuild = commands.add_parser(
         "rebuild-projection",
         help="reset a read model and replay topics into it (plugpay_events.replay.Projection)",
     )
-    rebuild.add_argument("--projection", required=True, metavar="MODULE:FACTORY",
-                         help="a Projection, or a no-argument callable returning one")
+    rebuild.add_argument(
+        "--projection",
+        required=True,
+        metavar="MODULE:FACTORY",
+        help="a Projection, or a no-argument callable returning one",
+    )
     rebuild.add_argument("topics", nargs="+", help="topics the projection reads")
     rebuild.add_argument("--batch-size", type=int, default=1000)
     _source_arguments(rebuild)
     rebuild.set_defaults(analytics=_rebuild)
 
-    catalogue = commands.add_parser("catalogue", help="the event catalogue (Markdown) from libs/events")
+    catalogue = commands.add_parser(
+        "catalogue", help="the event catalogue (Markdown) from libs/events"
+    )
     catalogue.add_argument("--write", type=Path, help="update the catalogue section of this file")
     catalogue.add_argument("--check", type=Path, help="exit 1 if this file's catalogue is stale")
     catalogue.set_defaults(analytics=_catalogue)
@@ -96,12 +132,18 @@ def _bounds(args: argparse.Namespace) -> tuple[Any, Any]:
     from plugpay_analytics.source import Bound
 
     start = (
-        Bound.parse_offsets(args.from_offset) if args.from_offset
-        else Bound.at_time(args.from_time) if args.from_time else Bound.beginning()
+        Bound.parse_offsets(args.from_offset)
+        if args.from_offset
+        else Bound.at_time(args.from_time)
+        if args.from_time
+        else Bound.beginning()
     )
     end = (
-        Bound.parse_offsets(args.to_offset) if args.to_offset
-        else Bound.at_time(args.to_time) if args.to_time else Bound.now()
+        Bound.parse_offsets(args.to_offset)
+        if args.to_offset
+        else Bound.at_time(args.to_time)
+        if args.to_time
+        else Bound.now()
     )
     return start, end
 
@@ -110,8 +152,10 @@ def _source(args: argparse.Namespace) -> Any:
     from plugpay_analytics.source import source_from
 
     return source_from(
-        kafka_bootstrap=args.kafka, eventlog_url=args.eventlog_url,
-        topic_prefix=args.topic_prefix, prefer=args.source,
+        kafka_bootstrap=args.kafka,
+        eventlog_url=args.eventlog_url,
+        topic_prefix=args.topic_prefix,
+        prefer=args.source,
     )
 
 
@@ -130,8 +174,14 @@ def _export(args: argparse.Namespace) -> int:
     async def run() -> Any:
         async with _source(args) as source:
             return await export(
-                source, args.out, format=fmt, topics=topics, start=start, end=end,
-                chunk_size=args.chunk_size, progress=False if args.no_progress else None,
+                source,
+                args.out,
+                format=fmt,
+                topics=topics,
+                start=start,
+                end=end,
+                chunk_size=args.chunk_size,
+                progress=False if args.no_progress else None,
                 on_chunk=seen,
             )
 
@@ -170,7 +220,11 @@ def _rebuild(args: argparse.Namespace) -> int:
         projection = await load_projection(args.projection)
         async with _source(args) as source:
             return await rebuild_projection(
-                source, args.topics, projection, start=start, end=end,
+                source,
+                args.topics,
+                projection,
+                start=start,
+                end=end,
                 batch_size=args.batch_size,
                 on_progress=lambda p: print(p.line(), file=sys.stderr),
             )

@@ -84,7 +84,7 @@ def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
         optional = len(args) < len(typing.get_args(annotation))
         if len(args) == 1:
-            return args[0], optional
+            return _unwrap_optional(args[0])[0], optional
         return annotation, optional
     if origin is typing.Annotated:
         return _unwrap_optional(typing.get_args(annotation)[0])

@@ -79,7 +79,7 @@ def _eur(value: str) -> Decimal:
 
 
 def demo_tariffs() -> dict[str, Tariff]:
-    """Three real tariffs: AC with parking fee, AC with an evening peak, DC with time and minimum."""
+    """Three real tariffs: AC with parking fee, AC with evening peak, DC with time and minimum."""
     standard = Tariff(
         id="ac-standard",
         version=1,
@@ -92,7 +92,9 @@ def demo_tariffs() -> dict[str, Tariff]:
                         type=ComponentType.ENERGY, price=_eur("0.39"), vat=Decimal(21), step_size=1
                     ),
                     PriceComponent(
-                        type=ComponentType.PARKING_TIME, price=_eur("2.40"), vat=Decimal(21),
+                        type=ComponentType.PARKING_TIME,
+                        price=_eur("2.40"),
+                        vat=Decimal(21),
                         step_size=60,
                     ),
                 )
@@ -197,9 +199,7 @@ class _Ids:
         return uuid.UUID(int=self.rng.getrandbits(128), version=4)
 
 
-def _profile_times(
-    rng: random.Random, day: dt.date, tz: ZoneInfo, count: int
-) -> list[dt.datetime]:
+def _profile_times(rng: random.Random, day: dt.date, tz: ZoneInfo, count: int) -> list[dt.datetime]:
     profile = WEEKEND_PROFILE if day.weekday() >= 5 else WEEKDAY_PROFILE
     hours = rng.choices(range(24), weights=profile, k=count)
     times = []
@@ -237,7 +237,9 @@ class _Emitter:
         self.truth.by_type[event.type] += 1
         return envelope
 
-    def emit_v1_scan(self, event: SessionCodeScanned, at: dt.datetime, caused_by: Envelope) -> Envelope:
+    def emit_v1_scan(
+        self, event: SessionCodeScanned, at: dt.datetime, caused_by: Envelope
+    ) -> Envelope:
         """A scan as session-svc stored it before v2: no ``code_kind``, version 1."""
         payload = event.model_dump(mode="json")
         del payload["code_kind"]
@@ -268,9 +270,9 @@ def generate_month(
     duplicate_rate: float = 0.003,
     v1_scan_days: int = 10,
 ) -> Month:
-    """Generate ``days`` of activity; about ``stations × 2 × days × visits × 0.75`` code issues
+    """Generate ``days`` of activity; about ``stations x 2 x days x visits x 0.75`` code issues
     (visits that find the connector busy go elsewhere and leave no trace)."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311  (reproducible test data)
     ids = _Ids(rng)
     tz = ZoneInfo(TIME_ZONE)
     period_start = dt.datetime.combine(start, dt.time(0), tzinfo=tz).astimezone(dt.UTC)
@@ -301,8 +303,11 @@ def generate_month(
     setup_at = period_start - dt.timedelta(hours=1)
     for key, tariff in tariffs.items():
         out.emit(
-            TariffPublished(tariff_key=key, organisation_id=orgs[0], tariff=tariff, published_at=setup_at),
-            setup_at, "pricing-svc",
+            TariffPublished(
+                tariff_key=key, organisation_id=orgs[0], tariff=tariff, published_at=setup_at
+            ),
+            setup_at,
+            "pricing-svc",
         )
     for spec in specs:
         out.emit(
@@ -318,33 +323,43 @@ def generate_month(
                 updated_at=setup_at,
                 connector_max_power_w={c: spec.max_power_w for c in range(1, spec.connectors + 1)},
             ),
-            setup_at, "pricing-svc",
+            setup_at,
+            "pricing-svc",
         )
         booted = period_start - dt.timedelta(minutes=5)
         out.emit(
             StationBooted(
-                station_id=spec.station_id, vendor="Alfen" if spec.power_class == "AC" else "ABB",
+                station_id=spec.station_id,
+                vendor="Alfen" if spec.power_class == "AC" else "ABB",
                 model="Eve Double" if spec.power_class == "AC" else "Terra 54",
-                firmware_version="6.4.0", booted_at=booted,
+                firmware_version="6.4.0",
+                booted_at=booted,
             ),
-            booted, "station-gateway",
+            booted,
+            "station-gateway",
         )
         for connector in range(1, spec.connectors + 1):
             out.emit(
                 ConnectorStatusChanged(
-                    station_id=spec.station_id, connector_id=connector, status="Available",
+                    station_id=spec.station_id,
+                    connector_id=connector,
+                    status="Available",
                     changed_at=period_start,
                 ),
-                period_start, "station-gateway",
+                period_start,
+                "station-gateway",
             )
 
     def status(spec: StationSpec, connector: int, value: str, at: dt.datetime) -> None:
         out.emit(
             ConnectorStatusChanged(
-                station_id=spec.station_id, connector_id=connector, status=value,  # type: ignore[arg-type]
+                station_id=spec.station_id,
+                connector_id=connector,
+                status=value,  # type: ignore[arg-type]
                 changed_at=at,
             ),
-            at, "station-gateway",
+            at,
+            "station-gateway",
         )
 
     register_wh: dict[tuple[str, int], int] = {}
@@ -362,7 +377,11 @@ def generate_month(
                 day = start + dt.timedelta(days=day_index)
                 count = max(0, round(rng.gauss(visits_per_connector_day, 2.0)))
                 for arrival in _profile_times(rng, day, tz, count):
-                    if (spec.station_id, connector) == fault and not faulted and arrival >= fault_from:
+                    if (
+                        (spec.station_id, connector) == fault
+                        and not faulted
+                        and arrival >= fault_from
+                    ):
                         at = max(fault_from, free_at)
                         status(spec, connector, "Faulted", at)
                         status(spec, connector, "Available", fault_to)
@@ -371,8 +390,19 @@ def generate_month(
                     if arrival < free_at or arrival >= period_end - dt.timedelta(hours=4):
                         continue  # connector busy: this driver goes elsewhere
                     free_at = _visit(
-                        rng, ids, out, truth, spec, connector, tariff, arrival, users, staff,
-                        register_wh, status, v1_until=period_start + dt.timedelta(days=v1_scan_days),
+                        rng,
+                        ids,
+                        out,
+                        truth,
+                        spec,
+                        connector,
+                        tariff,
+                        arrival,
+                        users,
+                        staff,
+                        register_wh,
+                        status,
+                        v1_until=period_start + dt.timedelta(days=v1_scan_days),
                     )
 
     # Publishing order: by time (each session's events are strictly increasing in time), then
@@ -399,7 +429,7 @@ def _visit(
     users: list[uuid.UUID],
     staff: set[uuid.UUID],
     register_wh: dict[tuple[str, int], int],
-    status,  # noqa: ANN001
+    status,
     *,
     v1_until: dt.datetime,
 ) -> dt.datetime:
@@ -412,12 +442,18 @@ def _visit(
     issued_at = arrival + 5 * sec
     issued = out.emit(
         SessionCodeIssued(
-            session_id=sid, station_id=station, connector_id=connector,
-            session_started_at=issued_at, expires_at=issued_at + dt.timedelta(minutes=5),
-            code=f"{rng.randrange(16**6):06X}", qr_url=f"https://pay.example/s/{sid.hex}",
+            session_id=sid,
+            station_id=station,
+            connector_id=connector,
+            session_started_at=issued_at,
+            expires_at=issued_at + dt.timedelta(minutes=5),
+            code=f"{rng.randrange(16**6):06X}",
+            qr_url=f"https://pay.example/s/{sid.hex}",
             token_id=uuid.UUID(int=ids.rng.getrandbits(128)).hex,
         ),
-        issued_at, "station-gateway", correlation_id=ids.uuid(),
+        issued_at,
+        "station-gateway",
+        correlation_id=ids.uuid(),
     )
     truth.codes_issued += 1
 
@@ -428,8 +464,12 @@ def _visit(
     if rng.random() < 0.06:  # nobody scans
         expired_at = issued_at + dt.timedelta(minutes=5)
         out.emit(
-            SessionCodeExpired(session_id=sid, station_id=station, connector_id=connector, expired_at=expired_at),
-            expired_at, "session-svc", issued,
+            SessionCodeExpired(
+                session_id=sid, station_id=station, connector_id=connector, expired_at=expired_at
+            ),
+            expired_at,
+            "session-svc",
+            issued,
         )
         truth.codes_expired += 1
         return leave(expired_at + dt.timedelta(minutes=1))
@@ -438,8 +478,13 @@ def _visit(
     scanned_at = issued_at + dt.timedelta(seconds=rng.randrange(15, 120))
     kind = "typed" if rng.random() < 0.12 else "qr"
     scan = SessionCodeScanned(
-        session_id=sid, station_id=station, connector_id=connector, session_started_at=issued_at,
-        scanned_at=scanned_at, user_id=user, code_kind=kind,  # type: ignore[arg-type]
+        session_id=sid,
+        station_id=station,
+        connector_id=connector,
+        session_started_at=issued_at,
+        scanned_at=scanned_at,
+        user_id=user,
+        code_kind=kind,  # type: ignore[arg-type]
         user_groups=("staff",) if user in staff else (),
     )
     if scanned_at < v1_until and kind == "qr":
@@ -452,10 +497,18 @@ def _visit(
     def deny(reason: str, by: str, at: dt.datetime, cause: Envelope) -> dt.datetime:
         out.emit(
             SessionDenied(
-                session_id=sid, station_id=station, connector_id=connector, user_id=user,
-                reason=reason, message=reason.replace("_", " "), denied_by=by, denied_at=at,  # type: ignore[arg-type]
+                session_id=sid,
+                station_id=station,
+                connector_id=connector,
+                user_id=user,
+                reason=reason,
+                message=reason.replace("_", " "),
+                denied_by=by,
+                denied_at=at,  # type: ignore[arg-type]
             ),
-            at, by, cause,
+            at,
+            by,
+            cause,
         )
         truth.denials[reason] += 1
         return leave(at + dt.timedelta(minutes=2))
@@ -466,11 +519,20 @@ def _visit(
     free = spec.free_group is not None and user in staff
     priced = out.emit(
         SessionPriced(
-            session_id=sid, station_id=station, connector_id=connector, user_id=user,
-            station_organisation_id=spec.organisation_id, tariff=tariff, time_zone=TIME_ZONE,
-            max_power_w=spec.max_power_w, free_of_charge=free, priced_at=priced_at,
+            session_id=sid,
+            station_id=station,
+            connector_id=connector,
+            user_id=user,
+            station_organisation_id=spec.organisation_id,
+            tariff=tariff,
+            time_zone=TIME_ZONE,
+            max_power_w=spec.max_power_w,
+            free_of_charge=free,
+            priced_at=priced_at,
         ),
-        priced_at, "pricing-svc", scanned,
+        priced_at,
+        "pricing-svc",
+        scanned,
     )
     truth.priced += 1
 
@@ -486,12 +548,20 @@ def _visit(
     hold_id = None if free else ids.uuid()
     authorized = out.emit(
         SessionAuthorized(
-            session_id=sid, station_id=station, connector_id=connector, user_id=user,
-            funding=funding, hold_id=hold_id, hold_amount=hold,  # type: ignore[arg-type]
-            limits=SessionLimits(max_cost=None if free else hold), authorized_at=authorized_at,
+            session_id=sid,
+            station_id=station,
+            connector_id=connector,
+            user_id=user,
+            funding=funding,
+            hold_id=hold_id,
+            hold_amount=hold,  # type: ignore[arg-type]
+            limits=SessionLimits(max_cost=None if free else hold),
+            authorized_at=authorized_at,
             start_deadline=authorized_at + dt.timedelta(minutes=2),
         ),
-        authorized_at, "billing-svc", priced,
+        authorized_at,
+        "billing-svc",
+        priced,
     )
     truth.authorized += 1
 
@@ -499,14 +569,30 @@ def _visit(
         reason = rng.choice(["start_timeout", "start_timeout", "station_rejected"])
         at = authorized_at + (dt.timedelta(minutes=2) if reason == "start_timeout" else 8 * sec)
         abandoned = out.emit(
-            SessionAbandoned(session_id=sid, station_id=station, connector_id=connector, reason=reason, abandoned_at=at),  # type: ignore[arg-type]
-            at, "session-svc" if reason == "start_timeout" else "station-gateway", authorized,
+            SessionAbandoned(
+                session_id=sid,
+                station_id=station,
+                connector_id=connector,
+                reason=reason,
+                abandoned_at=at,
+            ),  # type: ignore[arg-type]
+            at,
+            "session-svc" if reason == "start_timeout" else "station-gateway",
+            authorized,
         )
         truth.abandoned[reason] += 1
         if hold_id is not None:
             out.emit(
-                SessionHoldReleased(session_id=sid, user_id=user, hold_id=hold_id, released=hold, released_at=at + sec),
-                at + sec, "billing-svc", abandoned,
+                SessionHoldReleased(
+                    session_id=sid,
+                    user_id=user,
+                    hold_id=hold_id,
+                    released=hold,
+                    released_at=at + sec,
+                ),
+                at + sec,
+                "billing-svc",
+                abandoned,
             )
         return leave(at + dt.timedelta(minutes=1))
 
@@ -515,10 +601,16 @@ def _visit(
     transaction = str(rng.randrange(10**8))
     started = out.emit(
         ChargingStarted(
-            session_id=sid, station_id=station, connector_id=connector, transaction_id=transaction,
-            meter_start_wh=meter_start, started_at=started_at,
+            session_id=sid,
+            station_id=station,
+            connector_id=connector,
+            transaction_id=transaction,
+            meter_start_wh=meter_start,
+            started_at=started_at,
         ),
-        started_at, "station-gateway", authorized,
+        started_at,
+        "station-gateway",
+        authorized,
     )
     status(spec, connector, "Charging", started_at)
     truth.started += 1
@@ -544,7 +636,9 @@ def _visit(
     while t < charging_s:
         at = started_at + dt.timedelta(seconds=t)
         delivered = int(energy_wh * t / charging_s)
-        samples.append(MeterSample(sampled_at=at, energy_wh=meter_start + delivered, power_w=int(power)))
+        samples.append(
+            MeterSample(sampled_at=at, energy_wh=meter_start + delivered, power_w=int(power))
+        )
         usage_points.append(UsageSample(at=at, energy_wh=delivered, power_w=int(power)))
         t += 900
     usage_points.append(UsageSample(at=charging_ended_at, energy_wh=energy_wh))
@@ -552,18 +646,27 @@ def _visit(
         group = tuple(samples[i : i + 4])
         out.emit(
             MeterValuesReported(
-                session_id=sid, station_id=station, connector_id=connector,
-                transaction_id=transaction, samples=group,
+                session_id=sid,
+                station_id=station,
+                connector_id=connector,
+                transaction_id=transaction,
+                samples=group,
                 soc_percent=min(100, 20 + int(70 * (i + len(group)) / max(len(samples), 1))),
             ),
-            group[-1].sampled_at, "station-gateway", started,
+            group[-1].sampled_at,
+            "station-gateway",
+            started,
         )
     cause = started
     if stop_reason == "driver_stopped":
         requested_at = charging_ended_at - 3 * sec
         cause = out.emit(
-            SessionStopRequested(session_id=sid, requested_by="driver", user_id=user, requested_at=requested_at),
-            requested_at, "session-svc", started,
+            SessionStopRequested(
+                session_id=sid, requested_by="driver", user_id=user, requested_at=requested_at
+            ),
+            requested_at,
+            "session-svc",
+            started,
         )
         stop_reason = "remote"
     if stop_reason == "remote":  # the transaction ends with the charging
@@ -574,12 +677,22 @@ def _visit(
     register_wh[(station, connector)] = meter_start + energy_wh
     completed = out.emit(
         SessionCompleted(
-            session_id=sid, station_id=station, connector_id=connector, transaction_id=transaction,
-            meter_start_wh=meter_start, meter_stop_wh=meter_start + energy_wh, energy_wh=energy_wh,
-            started_at=started_at, charging_ended_at=charging_ended_at, ended_at=ended_at,
-            stop_reason=stop_reason, samples=tuple(samples),  # type: ignore[arg-type]
+            session_id=sid,
+            station_id=station,
+            connector_id=connector,
+            transaction_id=transaction,
+            meter_start_wh=meter_start,
+            meter_stop_wh=meter_start + energy_wh,
+            energy_wh=energy_wh,
+            started_at=started_at,
+            charging_ended_at=charging_ended_at,
+            ended_at=ended_at,
+            stop_reason=stop_reason,
+            samples=tuple(samples),  # type: ignore[arg-type]
         ),
-        ended_at, "station-gateway", cause,
+        ended_at,
+        "station-gateway",
+        cause,
     )
     truth.completed += 1
     truth.energy_wh += energy_wh
@@ -591,7 +704,9 @@ def _visit(
     truth.per_local_day_sessions[local_day] += 1
 
     usage = SessionUsage(
-        started_at=started_at, charging_ended_at=charging_ended_at, ended_at=ended_at,
+        started_at=started_at,
+        charging_ended_at=charging_ended_at,
+        ended_at=ended_at,
         samples=tuple(usage_points),
     )
     breakdown = calculate_cost(tariff, usage, TIME_ZONE)
@@ -599,8 +714,12 @@ def _visit(
     if free:
         breakdown = breakdown.model_copy(
             update={
-                "lines": (), "lines_excl_vat": 0, "lines_vat": 0, "total_excl_vat": 0,
-                "total_vat": 0, "total_incl_vat": 0,
+                "lines": (),
+                "lines_excl_vat": 0,
+                "lines_vat": 0,
+                "total_excl_vat": 0,
+                "total_vat": 0,
+                "total_incl_vat": 0,
                 "rounding": "free of charge under the station's access policy: nothing is billed",
             }
         )
@@ -608,23 +727,35 @@ def _visit(
     calculated_at = ended_at + 2 * sec
     cost = out.emit(
         SessionCostCalculated(
-            session_id=sid, user_id=user, station_id=station,
-            total=Money(amount_minor=total, currency=CURRENCY), breakdown=breakdown,
-            calculated_at=calculated_at, free_of_charge=free,
+            session_id=sid,
+            user_id=user,
+            station_id=station,
+            total=Money(amount_minor=total, currency=CURRENCY),
+            breakdown=breakdown,
+            calculated_at=calculated_at,
+            free_of_charge=free,
         ),
-        calculated_at, "pricing-svc", completed,
+        calculated_at,
+        "pricing-svc",
+        completed,
     )
     truth.cost_minor[CURRENCY] = truth.cost_minor.get(CURRENCY, 0) + total
     billed_at = calculated_at + 2 * sec
     out.emit(
         SessionBilled(
-            session_id=sid, user_id=user, receipt_id=ids.uuid(),
-            charged=Money(amount_minor=total, currency=CURRENCY), funding=funding,  # type: ignore[arg-type]
+            session_id=sid,
+            user_id=user,
+            receipt_id=ids.uuid(),
+            charged=Money(amount_minor=total, currency=CURRENCY),
+            funding=funding,  # type: ignore[arg-type]
             balance_after=Money(amount_minor=rng.randrange(0, 20000), currency=CURRENCY)
-            if funding == "wallet" else None,
+            if funding == "wallet"
+            else None,
             billed_at=billed_at,
         ),
-        billed_at, "billing-svc", cost,
+        billed_at,
+        "billing-svc",
+        cost,
     )
     truth.billed += 1
     truth.revenue_minor[CURRENCY] = truth.revenue_minor.get(CURRENCY, 0) + total

@@ -33,11 +33,11 @@ import duckdb
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from jinja2 import Environment, PackageLoader, select_autoescape  # noqa: E402
-from plugpay_tariffs.currencies import MINOR_UNIT_EXPONENT  # noqa: E402
+import matplotlib.pyplot as plt
+from jinja2 import Environment, PackageLoader, select_autoescape
+from plugpay_tariffs.currencies import MINOR_UNIT_EXPONENT
 
-from plugpay_analytics.dataset import open_dataset  # noqa: E402
+from plugpay_analytics.dataset import open_dataset
 
 DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 STATUS_CATEGORY = {
@@ -87,7 +87,7 @@ def prepare(db: duckdb.DuckDBPyConnection) -> None:
     """Deduplicated per-session step tables and the ``facts`` table (one row per session)."""
     for step, table in SESSION_STEPS.items():
         db.execute(
-            f"CREATE OR REPLACE TEMP TABLE s_{step} AS SELECT * FROM {table}"
+            f"CREATE OR REPLACE TEMP TABLE s_{step} AS SELECT * FROM {table}"  # noqa: S608  (constant names)
             " QUALIFY row_number() OVER (PARTITION BY session_id"
             " ORDER BY occurred_at, log_topic, log_partition, log_offset) = 1"
         )
@@ -152,7 +152,9 @@ def default_time_zone(db: duckdb.DuckDBPyConnection) -> str:
     return str(row[0]) if row else "UTC"
 
 
-def _rows(db: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+def _rows(
+    db: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None
+) -> list[dict[str, Any]]:
     cursor = db.execute(sql, params or [])
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
@@ -319,7 +321,7 @@ def _utilisation(
                    epoch(coalesce(o.t1, ends.period_end) - o.t0) AS seconds
             FROM ordered o CROSS JOIN ends
             JOIN (VALUES {mapping}) m(status, category) ON m.status = o.status
-            """
+            """  # noqa: S608  (a constant mapping)
         )
         source = "ConnectorStatusChanged"
     else:
@@ -394,8 +396,13 @@ def charts(data: dict[str, Any], out: Path) -> list[Path]:
     ax.bar(days, [r["sessions"] for r in data["per_day"]], color="#1565c0", label="sessions")
     ax.set_ylabel("sessions")
     ax2 = ax.twinx()
-    ax2.plot(days, [r["energy_wh"] / 1000 for r in data["per_day"]], color="#e65100",
-             marker="o", label="energy (kWh)")
+    ax2.plot(
+        days,
+        [r["energy_wh"] / 1000 for r in data["per_day"]],
+        color="#e65100",
+        marker="o",
+        label="energy (kWh)",
+    )
     ax2.set_ylabel("energy (kWh)")
     ax.set_title(f"Sessions and energy per day ({data['time_zone']})")
     fig.autofmt_xdate()
@@ -454,8 +461,11 @@ def charts(data: dict[str, Any], out: Path) -> list[Path]:
     a1.set_title("Funnel")
     a1.set_xlim(0, first * 1.3)
     losses = data["losses"]
-    a2.barh([f"{r['reason']} ({r['outcome']})" for r in losses], [r["sessions"] for r in losses],
-            color="#c62828")
+    a2.barh(
+        [f"{r['reason']} ({r['outcome']})" for r in losses],
+        [r["sessions"] for r in losses],
+        color="#c62828",
+    )
     a2.invert_yaxis()
     a2.set_title("Lost sessions by reason")
     files.append(_save(fig, out / "funnel.png"))

@@ -141,7 +141,9 @@ class LogSource(abc.ABC):
         """The offsets to read in each partition of ``topic`` (empty if it does not exist)."""
 
     @abc.abstractmethod
-    def read(self, ranges: Sequence[PartitionRange], batch_size: int = 2000) -> AsyncIterator[Batch]:
+    def read(
+        self, ranges: Sequence[PartitionRange], batch_size: int = 2000
+    ) -> AsyncIterator[Batch]:
         """The records of ``ranges``; each partition's batches in offset order, the last one
         with ``done`` set (also for an empty range)."""
 
@@ -248,7 +250,11 @@ class KafkaSource(LogSource):
         ranges = []
         for tp in tps:
             first = _resolve(
-                start, tp.partition, low[tp], high[tp], by_time.get("start", {}).get(tp),
+                start,
+                tp.partition,
+                low[tp],
+                high[tp],
+                by_time.get("start", {}).get(tp),
                 is_end=False,
             )
             stop = _resolve(
@@ -395,7 +401,11 @@ class EmbeddedLogSource(LogSource):
                 )
                 records = [
                     LogRecord(
-                        r.topic, r.partition, row["offset"], row["appended_at"], row["key"],
+                        r.topic,
+                        r.partition,
+                        row["offset"],
+                        row["appended_at"],
+                        row["key"],
                         bytes(row["value"]),
                     )
                     for row in rows
@@ -422,7 +432,9 @@ def source_from(
     prefix = os.environ.get("PLUGPAY_TOPIC_PREFIX", "") if topic_prefix is None else topic_prefix
     if prefer == "embedded" or (prefer is None and not kafka_bootstrap and eventlog_url):
         if not eventlog_url:
-            raise ValueError("the embedded log needs --eventlog-url or PLUGPAY_EVENTLOG_DATABASE_URL")
+            raise ValueError(
+                "the embedded log needs --eventlog-url or PLUGPAY_EVENTLOG_DATABASE_URL"
+            )
         return EmbeddedLogSource(eventlog_url, topic_prefix=prefix)
     if not kafka_bootstrap:
         raise ValueError(

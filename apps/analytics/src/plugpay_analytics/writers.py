@@ -195,7 +195,7 @@ class DuckDBWriter(Writer):
     def _ensure_table(self, event_type: str) -> None:
         empty = schema_for(event_type).empty_table()  # noqa: F841  (read by DuckDB by name)
         name = table_name(event_type) if event_type != UNDECODABLE else "_undecodable"
-        self.db.execute(f'CREATE TABLE IF NOT EXISTS "{name}" AS SELECT * FROM empty')
+        self.db.execute(f'CREATE TABLE IF NOT EXISTS "{name}" AS SELECT * FROM empty')  # noqa: S608
 
     def write_chunk(
         self,
@@ -215,7 +215,7 @@ class DuckDBWriter(Writer):
                     continue
                 chunk = to_arrow(event_type, type_rows)  # noqa: F841  (read by DuckDB by name)
                 name = table_name(event_type) if event_type != UNDECODABLE else "_undecodable"
-                db.execute(f'INSERT INTO "{name}" BY NAME SELECT * FROM chunk')
+                db.execute(f'INSERT INTO "{name}" BY NAME SELECT * FROM chunk')  # noqa: S608
             db.execute(
                 "INSERT OR REPLACE INTO _checkpoints (topic, partition, last_offset)"
                 " VALUES (?, ?, ?)",
