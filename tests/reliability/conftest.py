@@ -1,0 +1,35 @@
+"""The reliability suite (docs/reliability.md): short variants by default; ``--long`` or
+PLUGPAY_LONG=1 for the long ones. Tests that need the stack bring up the isolated instance."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import support  # noqa: E402
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--long", action="store_true", help="long chaos/fuzz variants")
+
+
+@pytest.fixture(scope="session")
+def long_run(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--long") or os.environ.get("PLUGPAY_LONG"))
+
+
+@pytest.fixture(scope="session")
+def stack() -> str:
+    """The isolated distributed stack (started if needed; left running for the next test)."""
+    support.stack_up()
+    return support.BASE_URL
+
+
+@pytest.fixture(scope="session")
+async def world(stack: str):  # type: ignore[no-untyped-def]
+    return await support.build_world(stations=3, drivers=3)
