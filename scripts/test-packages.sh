@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 UV=(python3 -m uv)
 status=0
-for dir in libs/* services/* apps/analytics; do
+for dir in libs/* services/* apps/*; do
   [[ -f "$dir/pyproject.toml" && -d "$dir/tests" ]] || continue
   name=$(python3 -c "import tomllib,sys;print(tomllib.load(open(sys.argv[1],'rb'))['project']['name'])" "$dir/pyproject.toml")
   echo "=== $name (alone)"
