@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import httpx
 from fastapi import FastAPI
-
 from plugpay_app.dispatch import PrefixDispatcher
 
 
