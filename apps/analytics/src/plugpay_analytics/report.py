@@ -271,11 +271,19 @@ def compute(db: duckdb.DuckDBPyConnection, tz: str | None = None) -> dict[str, A
     utilisation, per_station_util, util_source = _utilisation(db)
     period = q(
         """
-        SELECT least((SELECT min(changed_at) FROM statuses), (SELECT min(issued_at) FROM facts),
-                     (SELECT min(started_at) FROM facts))::VARCHAR AS start,
-               greatest((SELECT max(changed_at) FROM statuses), (SELECT max(ended_at) FROM facts),
-                        (SELECT max(occurred_at) FROM session_billed))::VARCHAR AS end
-        """
+        WITH b AS (
+            SELECT least((SELECT min(changed_at) FROM statuses), (SELECT min(issued_at) FROM facts),
+                         (SELECT min(started_at) FROM facts)) AS t0,
+                   greatest((SELECT max(changed_at) FROM statuses),
+                            (SELECT max(ended_at) FROM facts),
+                            (SELECT max(occurred_at) FROM session_billed)) AS t1
+        )
+        SELECT strftime(timezone(?, t0), '%Y-%m-%d %H:%M') AS start,
+               strftime(timezone(?, t1), '%Y-%m-%d %H:%M') AS end
+        FROM b
+        """,
+        tz,
+        tz,
     )[0]
     undecodable = db.execute("SELECT count(*) FROM _undecodable").fetchone()
     return {
@@ -404,9 +412,12 @@ def charts(data: dict[str, Any], out: Path) -> list[Path]:
         label="energy (kWh)",
     )
     ax2.set_ylabel("energy (kWh)")
+    # Head-room at the top for the legend; both axes from 0 so the line does not exaggerate.
+    ax.set_ylim(0, max([r["sessions"] for r in data["per_day"]], default=1) * 1.3)
+    ax2.set_ylim(0, max([r["energy_wh"] / 1000 for r in data["per_day"]], default=1) * 1.3)
     ax.set_title(f"Sessions and energy per day ({data['time_zone']})")
     fig.autofmt_xdate()
-    fig.legend(loc="upper left", bbox_to_anchor=(0.07, 0.9))
+    fig.legend(loc="upper left", bbox_to_anchor=(0.07, 0.9), ncols=2)
     files.append(_save(fig, out / "sessions_energy_per_day.png"))
 
     stations = data["per_station"]
