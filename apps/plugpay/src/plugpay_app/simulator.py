@@ -13,6 +13,7 @@ import base64
 import contextlib
 import itertools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -82,6 +83,8 @@ class SimulatedStation:
         self.displayed: list[dict[str, Any]] = []
         self.costs: list[dict[str, Any]] = []
         self.start_requests = 0
+        # Called with (connector_id, session_ref) the moment a start command arrives (benchmarks).
+        self.on_start_request: Callable[[int, str], None] | None = None
         self._cp: Any = None
         self._ws: Any = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -327,6 +330,8 @@ class _Handlers16(ChargePoint16):  # type: ignore[misc]
     async def on_remote_start(self, id_tag: str, connector_id: int | None = None, **_: Any) -> Any:
         self.station.start_requests += 1
         connector = connector_id or 1
+        if self.station.on_start_request is not None:
+            self.station.on_start_request(connector, id_tag)
         busy = (
             connector in self.station.transactions
             and not self.station.transactions[connector].stopped.is_set()
@@ -387,6 +392,8 @@ class _Handlers201(ChargePoint201):  # type: ignore[misc]
     ) -> Any:
         self.station.start_requests += 1
         connector = evse_id or 1
+        if self.station.on_start_request is not None:
+            self.station.on_start_request(connector, str(remote_start_id))
         busy = (
             connector in self.station.transactions
             and not self.station.transactions[connector].stopped.is_set()

@@ -1,0 +1,134 @@
+"""Shared by every benchmark: machine facts, percentiles, results files, the bench stack's settings.
+
+Results are JSON in bench/results/<name>.json, each with the machine it ran on and the load
+average before and after (the machine is shared; a noisy neighbour shows there).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+STACK_NAME = os.environ.get("BENCH_STACK_NAME", "bench")
+PORT_BASE = int(os.environ.get("BENCH_PORT_BASE", "8300"))
+BASE_URL = f"http://127.0.0.1:{PORT_BASE - 20}"
+STATE = ROOT / ".local" / f"stack-{STACK_NAME}"
+KAFKA = os.environ.get("PLUGPAY_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+PG = os.environ.get("BENCH_PG", "postgresql://plugpay:plugpay@127.0.0.1:5433")
+TOPIC_PREFIX = f"{STACK_NAME}."
+SMOKE = os.environ.get("BENCH_SMOKE") == "1"
+
+
+def raise_nofile(want: int = 65_536) -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = min(want, hard) if hard != resource.RLIM_INFINITY else want
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def _version(cmd: list[str]) -> str | None:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()[:120]
+    except Exception:
+        return None
+
+
+def machine() -> dict[str, Any]:
+    mem_kb = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    cpu = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    pkgs = {}
+    for name in ("ocpp", "websockets", "httpx", "aiokafka", "asyncpg", "sqlalchemy", "fastapi",
+                 "uvicorn", "pydantic", "orjson"):
+        try:
+            pkgs[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    kafka_jar = sorted((ROOT / ".local").glob("**/kafka_*.jar"))
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gb": round(mem_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": sys.version.split()[0],
+        "postgresql": _version(["bash", "-c", f"psql --version 2>/dev/null || echo"]) or None,
+        "kafka_jar": kafka_jar[0].name if kafka_jar else None,
+        "git_commit": _version(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]),
+        "packages": pkgs,
+    }
+
+
+def percentiles(values: list[float]) -> dict[str, float | int | None]:
+    if not values:
+        return {"n": 0, "p50": None, "p95": None, "p99": None, "max": None}
+    s = sorted(values)
+
+    def p(q: float) -> float:
+        return round(s[min(len(s) - 1, int(q * len(s)))], 2)
+
+    return {"n": len(s), "p50": p(0.50), "p95": p(0.95), "p99": p(0.99), "max": round(s[-1], 2)}
+
+
+def write_result(name: str, data: dict[str, Any], load_before: list[float]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    body = {
+        "benchmark": name,
+        "smoke": SMOKE,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine(),
+        "load_before": load_before,
+        "load_after": load(),
+        **data,
+    }
+    suffix = "-smoke" if SMOKE else ""
+    path = RESULTS / f"{name}{suffix}.json"
+    path.write_text(json.dumps(body, indent=2, default=str) + "\n")
+    print(f"bench: wrote {path.relative_to(ROOT)}", file=sys.stderr)
+    return path
+
+
+def pids(service: str) -> list[int]:
+    out = []
+    for f in sorted(STATE.glob(f"{service}-*.pid")):
+        try:
+            out.append(int(f.read_text().strip()))
+        except ValueError:
+            pass
+    return out
+
+
+def rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
