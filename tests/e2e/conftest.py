@@ -1,0 +1,139 @@
+"""End-to-end tests of the whole product, in both of its shapes (issue 9).
+
+- ``distributed``: ``scripts/stack.sh up`` (each service its own uvicorn process, Kafka,
+  PostgreSQL, nginx on :8080; idempotent, reused when running);
+- ``embedded``: ``plugpay run`` as a subprocess on a free port with a temporary data folder,
+  stopped with Ctrl-C (SIGINT) at the end, which must exit 0.
+
+Every test makes its own data through the public APIs (drivers, money, cards, stations,
+tariffs), so tests are independent and repeatable on a long-lived stack. After every test the
+invariants are checked (``World.check_invariants``): every session it touched is terminal, each
+billed at most once in the event log, the ledger balances, no hold left open.
+
+``PLUGPAY_E2E_MODES=distributed`` (or ``embedded``) runs one mode. With ``CI`` set, a mode that
+cannot be brought up fails the run; elsewhere it is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from e2e_support import (  # noqa: E402
+    Deployment,
+    World,
+    start_distributed,
+    start_embedded,
+    stop_embedded_process,
+)
+
+ALL_MODES = ("distributed", "embedded")
+_timings: dict[str, float] = {}
+
+
+def _modes() -> list[str]:
+    wanted = os.environ.get("PLUGPAY_E2E_MODES", ",".join(ALL_MODES))
+    return [m for m in ALL_MODES if m in {w.strip() for w in wanted.split(",")}]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "distributed_only: needs the distributed topology (several processes)"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "deployment" in metafunc.fixturenames:
+        modes = _modes()
+        if metafunc.definition.get_closest_marker("distributed_only"):
+            modes = [m for m in modes if m == "distributed"]
+        metafunc.parametrize("deployment", modes, indirect=True, scope="session")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _timings["start"] = time.monotonic()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Any:
+    report = yield
+    setattr(item, f"e2e_{report.when}", report)
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if "start" not in _timings:
+        return
+    lines = [f"e2e wall time: {time.monotonic() - _timings['start']:.1f}s"]
+    lines += [f"  {k}: {v:.1f}s" for k, v in _timings.items() if k != "start"]
+    terminalreporter.write_line("\n".join(lines))
+
+
+@pytest.fixture(scope="session")
+def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
+    mode = request.param
+    began = time.monotonic()
+    tmp: tempfile.TemporaryDirectory[str] | None = None
+    try:
+        if mode == "distributed":
+            running = start_distributed()
+        else:
+            tmp = tempfile.TemporaryDirectory(prefix="plugpay-e2e-")
+            data = Path(tmp.name) / "data"
+            data.mkdir()
+            running = start_embedded(data)
+    except Exception as error:
+        if tmp is not None:
+            tmp.cleanup()
+        if os.environ.get("CI"):
+            raise  # CI never skips a mode
+        pytest.skip(f"{mode} mode could not be brought up: {error}")
+    _timings[f"{mode} bring-up"] = time.monotonic() - began
+    try:
+        yield running
+    finally:
+        if running.process is not None:
+            code = stop_embedded_process(running.process)
+            log = running.log_path.read_text(errors="replace") if running.log_path else ""
+            if tmp is not None:
+                tmp.cleanup()
+            assert code == 0, f"plugpay run exited with {code} on Ctrl-C:\n{log[-3000:]}"
+            assert "Plugpay stopped" in log, log[-3000:]
+        _timings[f"{mode} total"] = time.monotonic() - began
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def world(deployment: Deployment) -> AsyncIterator[World]:
+    world = World(deployment)
+    await world.start()
+    try:
+        yield world
+    finally:
+        await world.close()
+
+
+@pytest_asyncio.fixture(autouse=True, loop_scope="session")
+async def invariants(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """After every test that passed: its sessions are terminal, billed at most once, the
+    ledger balances, no hold left open. Stations and phones are closed either way."""
+    if "world" not in request.fixturenames:
+        yield
+        return
+    world: World = request.getfixturevalue("world")
+    try:
+        yield
+        call = getattr(request.node, "e2e_call", None)
+        if call is not None and call.passed:
+            await world.check_invariants()
+    finally:
+        await world.end_test()
