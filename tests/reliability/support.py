@@ -40,12 +40,37 @@ SERVICES = {
 GATEWAY_PORTS = (PORT_BASE + 2, PORT_BASE + 6)
 
 
+# The system's own timeouts, shortened on the isolated stack so a bounded run can wait for them
+# (production defaults: codes live 300 s; an authorised session not started is abandoned by
+# billing's start deadline).
+TIMEOUTS = {
+    "STATION_GATEWAY_CODE_LIFETIME_S": "40",
+    "SESSION_SVC_CODE_TOLERANCE_S": "40",
+    "SESSION_SVC_CLOCK_SKEW_S": "5",
+    "SESSION_SVC_START_TIMEOUT_S": "40",
+}
+
+
 def stack_env() -> dict[str, str]:
-    return {**os.environ, "STACK_NAME": STACK_NAME, "PORT_BASE": str(PORT_BASE)}
+    return {**os.environ, **TIMEOUTS, "STACK_NAME": STACK_NAME, "PORT_BASE": str(PORT_BASE)}
+
+
+def _running_with_timeouts() -> bool:
+    """Is every running service process of the instance started with ``TIMEOUTS``?"""
+    for path in STATE.glob("*-svc-*.pid"):
+        try:
+            environ = Path(f"/proc/{int(path.read_text())}/environ").read_bytes().decode()
+        except (OSError, ValueError):
+            continue
+        if "SESSION_SVC_CODE_TOLERANCE_S=40" not in environ.split("\0"):
+            return False
+    return True
 
 
 def stack_up(timeout_s: float = 240) -> None:
     """`scripts/stack.sh up` for the isolated instance (restarts only dead processes)."""
+    if not _running_with_timeouts():
+        stack_down()
     subprocess.run(
         ["bash", str(ROOT / "scripts" / "stack.sh"), "up"],
         env=stack_env(),

@@ -1,0 +1,53 @@
+"""Chaos run on the isolated distributed stack (docs/reliability.md).
+
+Short variant (default): ~80 sessions on 16 stations, three kill rounds. Long (``--long`` or
+PLUGPAY_LONG=1): ~400 sessions on 40 stations, eight rounds. Kafka and PostgreSQL restarts only
+with ``CI`` set or PLUGPAY_CHAOS_INFRA=1 (shared infrastructure on a dev machine).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import chaos
+import support
+
+RESULTS = support.ROOT / ".local" / "reliability"
+
+
+async def test_chaos_run(stack: str, long_run: bool) -> None:
+    stations_n, per_station, rounds, budget_s = (40, 10, 8, 900) if long_run else (16, 5, 3, 150)
+    world = await support.build_world(stations=stations_n, drivers=stations_n, fund_minor=500_000)
+    report = chaos.Report()
+    stations = [chaos.ChaosStation(s, report) for s in world.stations]
+    session_ids: set[str] = set()
+    start = time.monotonic()
+    deadline = start + budget_s
+    stop = asyncio.Event()
+    infra = chaos.infra_faults_enabled()
+    control = asyncio.create_task(
+        chaos.controller(stations, report, rounds=rounds, stop=stop, infra=infra)
+    )
+    workers = [
+        chaos.station_worker(st, d, per_station, report, session_ids, deadline)
+        for st, d in zip(stations, world.drivers, strict=True)
+    ]
+    await asyncio.gather(*workers, return_exceptions=True)
+    stop.set()
+    await control
+    await chaos.restart_dead()
+    report.seconds = time.monotonic() - start
+    for st in stations:
+        await st.drop()
+    await chaos.check_invariants(world, report, session_ids, settle_s=240 if long_run else 150)
+    summary = report.summary()
+    summary["variant"] = "long" if long_run else "short"
+    summary["infra_faults"] = infra
+    summary["fault_log"] = report.fault_log
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"chaos-{summary['variant']}.json").write_text(json.dumps(summary, indent=2, default=str))
+    print(json.dumps({k: v for k, v in summary.items() if k != "fault_log"}, indent=2, default=str))
+    assert summary["sessions"] >= (300 if long_run else 50), summary
+    assert not report.violations, report.violations[:20]
