@@ -8,7 +8,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from plugpay_events.bus.port import EventBus
-from plugpay_events.topics import IDENTITY, SESSIONS
+from plugpay_events.topics import IDENTITY, SESSIONS, STATIONS
 from plugpay_platform.app import build_service_app
 from plugpay_platform.runtime import ConsumerSpec, ServiceRuntime
 from plugpay_platform.security import KeySource
@@ -53,6 +53,13 @@ def create_app(
             handlers.SESSIONS_GROUP,
             [SESSIONS],
             handlers.sessions_handler(sessions, handlers.SESSIONS_GROUP),
+        )
+    )
+    runtime.consume(
+        ConsumerSpec(
+            handlers.DIRECTORY_GROUP,
+            [IDENTITY, STATIONS],
+            handlers.directory_handler(sessions, handlers.DIRECTORY_GROUP),
         )
     )
     if settings.demo_organisation_id is not None:

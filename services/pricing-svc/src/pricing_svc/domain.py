@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from decimal import Decimal
+from math import asin, cos, degrees, radians, sin, sqrt
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -305,3 +306,104 @@ class SessionPricing:
     free_of_charge: bool = False
     cost: CostBreakdown | None = None
     costed_at: datetime | None = None
+
+
+# --- the station directory ("find a charger") ---------------------------------------------------
+
+Availability = Literal["Available", "Occupied", "Charging", "Faulted", "Unavailable", "Offline"]
+
+# What a driver needs to know of an OCPP connector status (1.6 and 2.0.1 values).
+_AVAILABILITY: dict[str, Availability] = {
+    "Available": "Available",
+    "Charging": "Charging",
+    # A car is plugged in or the connector is held: not free, whether energy flows or not.
+    "Preparing": "Occupied",
+    "SuspendedEV": "Occupied",
+    "SuspendedEVSE": "Occupied",
+    "Finishing": "Occupied",
+    "Reserved": "Occupied",
+    "Occupied": "Occupied",
+    "Faulted": "Faulted",
+    "Unavailable": "Unavailable",
+}
+
+
+@dataclass(frozen=True)
+class Presence:
+    """What pricing-svc learned of a station's link to the gateway."""
+
+    connected: bool = False
+    online: bool = False
+
+    @property
+    def reachable(self) -> bool:
+        return self.connected and self.online
+
+
+@dataclass(frozen=True)
+class DirectoryRow:
+    """One station as the directory stores it (before prices are attached)."""
+
+    station: Station
+    latitude: float | None
+    longitude: float | None
+    address: str | None
+    presence: Presence | None
+    presence_at: datetime | None
+    statuses: dict[int, tuple[str, datetime]] = field(default_factory=dict)
+
+
+def availability(
+    presence: Presence | None, station_status: str | None, status: str | None
+) -> Availability:
+    """A connector's availability for drivers.
+
+    ``Offline`` when the station is not connected (or stopped heart-beating, or was never
+    heard of); a station-wide (connector 0) ``Faulted``/``Unavailable`` applies to every
+    connector; a connector that has not reported yet is ``Unavailable``.
+    """
+    if presence is None or not presence.reachable:
+        return "Offline"
+    if station_status in ("Faulted", "Unavailable"):
+        return _AVAILABILITY[station_status]
+    if status is None:
+        return "Unavailable"
+    return _AVAILABILITY.get(status, "Unavailable")
+
+
+def newer(candidate: datetime, applied: datetime | None) -> bool:
+    """Whether an event at ``candidate`` may replace state set at ``applied`` (a redelivered
+    or late event never rolls the state back)."""
+    return applied is None or candidate >= applied
+
+
+EARTH_RADIUS_KM = 6371.0088
+
+
+def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance (haversine)."""
+    p1, p2 = radians(lat1), radians(lat2)
+    dlat, dlon = p2 - p1, radians(lon2 - lon1)
+    a = sin(dlat / 2) ** 2 + cos(p1) * cos(p2) * sin(dlon / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * asin(min(1.0, sqrt(a)))
+
+
+def bounding_box(lat: float, lon: float, radius_km: float) -> tuple[float, float, float, float]:
+    """(min_lat, max_lat, min_lon, max_lon) enclosing the circle; a prefilter for SQL."""
+    dlat = degrees(radius_km / EARTH_RADIUS_KM)
+    cos_lat = cos(radians(lat))
+    dlon = 180.0 if cos_lat < 1e-6 else min(180.0, degrees(radius_km / EARTH_RADIUS_KM) / cos_lat)
+    return max(-90.0, lat - dlat), min(90.0, lat + dlat), lon - dlon, lon + dlon
+
+
+def visible_to(policy: AccessPolicy, station_owner: uuid.UUID, driver: Driver | None) -> bool:
+    """Whether the directory lists a station to this caller: public stations to everyone,
+    restricted ones only to members of their audience (time windows do not hide a station)."""
+    if policy.kind == "public":
+        return True
+    if driver is None:
+        return False
+    member = driver.organisation_id is not None and (
+        driver.organisation_id in policy.allowed_organisations
+    )
+    return member or bool(owner_groups(station_owner, driver) & set(policy.allowed_groups))

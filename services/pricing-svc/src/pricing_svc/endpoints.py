@@ -15,14 +15,19 @@ from plugpay_platform.errors import Refusal
 from plugpay_platform.security import CurrentOperator
 
 from pricing_svc import service
-from pricing_svc.domain import Station, TariffVersion
+from pricing_svc.domain import Driver, Station, TariffVersion
 from pricing_svc.repository import PricingRepository
 from pricing_svc.schemas import (
     CommercialsOut,
     ConnectorOut,
+    DirectoryConnectorOut,
+    DirectoryOut,
+    DirectoryStationOut,
     ExampleSessionOut,
     LimitsOut,
     MoneyOut,
+    NearOut,
+    PriceSummaryOut,
     QuoteOut,
     StationCommercialsIn,
     StationListOut,
@@ -225,6 +230,123 @@ async def tariff_version(
     if found is None:
         raise Refusal("tariff_version_unknown", f"{key} has no version {version}", status_code=404)
     return _tariff_out(found)
+
+
+# --- find a charger (public) --------------------------------------------------------------------
+
+
+async def optional_driver(request: Request) -> Driver | None:
+    """The caller if a bearer token is sent (verified like any other), else anonymous."""
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Refusal(
+            "unauthenticated",
+            "send a bearer token, or no Authorization header at all",
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    principal = await request.app.state.token_verifier.verify(token.strip())
+    return Driver(principal.user_id, principal.organisation_id, frozenset(principal.groups))
+
+
+def _directory_station(entry: service.DirectoryEntry) -> DirectoryStationOut:
+    station, row = entry.station, entry.row
+    assert station.commercials is not None
+    connectors = [
+        DirectoryConnectorOut(
+            connector_id=c.connector.connector_id,
+            standard=c.connector.standard,
+            power_type=c.connector.power_type,
+            max_power_w=c.max_power_w,
+            status=c.availability,
+            ocpp_status=c.status,
+            status_since=c.status_since,
+            price=None
+            if c.summary is None or c.version is None
+            else PriceSummaryOut(
+                tariff_key=c.version.key,
+                tariff_version=c.version.version,
+                currency=c.summary.currency,
+                per_kwh=c.summary.per_kwh,
+                per_hour=c.summary.per_hour,
+                per_minute=c.summary.per_minute,
+                per_session=c.summary.per_session,
+                idle_per_hour=c.summary.idle_per_hour,
+                idle_per_minute=c.summary.idle_per_minute,
+                vat_percent=c.summary.vat_percent,
+                text=c.summary.text,
+            ),
+        )
+        for c in entry.connectors
+    ]
+    texts = {c.price.text for c in connectors if c.price}
+    return DirectoryStationOut(
+        station_id=station.station_id,
+        name=station.name,
+        address=row.address,
+        latitude=row.latitude,
+        longitude=row.longitude,
+        distance_km=None if entry.distance_km is None else round(entry.distance_km, 3),
+        access=station.commercials.access_policy.kind,
+        online=entry.reachable,
+        available_connectors=sum(c.status == "Available" for c in connectors),
+        price_text=texts.pop() if len(texts) == 1 else None,
+        connectors=connectors,
+    )
+
+
+@router.get("/stations/public", tags=["find a charger"], response_model=DirectoryOut)
+async def find_stations(
+    request: Request,
+    response: Response,
+    driver: Annotated[Driver | None, Depends(optional_driver)],
+    lat: Annotated[float | None, Query(ge=-90, le=90, description="the driver's latitude")] = None,
+    lon: Annotated[
+        float | None, Query(ge=-180, le=180, description="the driver's longitude")
+    ] = None,
+    radius_km: Annotated[
+        float | None, Query(gt=0, le=1000, description="only stations this close (needs lat/lon)")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> Response | DirectoryOut:
+    """Find a charger: stations in service with location, each connector's live availability
+    (Available / Occupied / Charging / Faulted / Unavailable / Offline) and the price in force,
+    nearest first given ``lat``/``lon``.
+
+    Public, like prices (EU AFIR): no token needed, and anonymous callers see public stations.
+    With a bearer token, restricted stations whose audience includes the caller are listed too
+    (the answer is then private to the caller). Cached for a few seconds (availability is live);
+    ``ETag`` + ``If-None-Match`` → 304."""
+    if (lat is None) != (lon is None):
+        raise Refusal("location_incomplete", "give both lat and lon, or neither", status_code=422)
+    if radius_km is not None and lat is None:
+        raise Refusal("location_missing", "radius_km needs lat and lon", status_code=422)
+    near = None if lat is None or lon is None else service.Near(lat, lon, radius_km)
+    now = utc_now()
+    async with _database(request).read() as session:
+        entries = await service.directory(
+            PricingRepository(session), now, near=near, driver=driver, limit=limit
+        )
+    body = DirectoryOut(
+        items=[_directory_station(e) for e in entries],
+        near=None if near is None else NearOut(latitude=lat, longitude=lon, radius_km=radius_km),
+        generated_at=now,
+    )
+    fingerprint = body.model_dump_json(exclude={"generated_at"}).encode()
+    etag = f'"{hashlib.sha256(fingerprint).hexdigest()[:32]}"'
+    max_age = request.app.state.settings.directory_max_age_s
+    headers = {
+        "Cache-Control": f"{'private' if driver else 'public'}, max-age={max_age}",
+        "ETag": etag,
+        "Vary": "Authorization, Accept",
+    }
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    response.headers.update(headers)
+    return body
 
 
 # --- stations -----------------------------------------------------------------------------------

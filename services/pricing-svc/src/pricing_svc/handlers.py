@@ -8,6 +8,12 @@ from plugpay_events import Envelope, utc_now
 from plugpay_events.bus.port import Handler
 from plugpay_events.contracts.identity import StationRegistered
 from plugpay_events.contracts.sessions import SessionCodeScanned, SessionCompleted
+from plugpay_events.contracts.stations import (
+    ConnectorStatusChanged,
+    StationConnected,
+    StationDisconnected,
+    StationWentOffline,
+)
 from plugpay_events.outbox import transactional_handler
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,6 +23,10 @@ from pricing_svc.tables import outbox_tables
 
 IDENTITY_GROUP = "pricing-svc.identity"
 SESSIONS_GROUP = "pricing-svc.sessions"
+# The station directory: its own group over plugpay.identity and plugpay.stations, so a new
+# deployment (or a reset of this group) builds it from the start of the log.
+DIRECTORY_GROUP = "pricing-svc.directory"
+_PRESENCE = (ConnectorStatusChanged, StationConnected, StationDisconnected, StationWentOffline)
 
 
 async def on_identity_event(session: AsyncSession, envelope: Envelope) -> None:
@@ -34,6 +44,21 @@ async def on_session_event(session: AsyncSession, envelope: Envelope) -> None:
         await service.price_session(store, envelope, event)
     elif isinstance(event, SessionCompleted):
         await service.cost_session(store, envelope, event, utc_now())
+
+
+async def on_directory_event(session: AsyncSession, envelope: Envelope) -> None:
+    """Locations (StationRegistered) and live availability (station-gateway's presence and
+    connector status); other events pass."""
+    event = envelope.event()
+    store = PricingRepository(session)
+    if isinstance(event, StationRegistered):
+        await service.locate_station(store, event)
+    elif isinstance(event, _PRESENCE):
+        await service.station_presence(store, event)
+
+
+def directory_handler(sessions: Callable[[], AsyncSession], group: str) -> Handler:
+    return transactional_handler(sessions, outbox_tables, group, on_directory_event)
 
 
 def identity_handler(sessions: Callable[[], AsyncSession], group: str) -> Handler:

@@ -15,10 +15,20 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pricing_svc.domain import Commercials, Connector, SessionPricing, Station, TariffVersion
+from pricing_svc.domain import (
+    Commercials,
+    Connector,
+    DirectoryRow,
+    Presence,
+    SessionPricing,
+    Station,
+    TariffVersion,
+)
 from pricing_svc.tables import (
+    connector_status,
     outbox_tables,
     session_pricings,
+    station_directory,
     stations,
     tariff_versions,
     tariffs,
@@ -89,6 +99,125 @@ class PricingRepository:
                 commercials_updated_at=commercials.updated_at,
             )
         )
+
+    # --- the station directory (find a charger) ----------------------------------------------
+
+    async def save_location(
+        self,
+        station_id: str,
+        latitude: float | None,
+        longitude: float | None,
+        address: str | None,
+        at: datetime,
+    ) -> None:
+        values = {
+            "latitude": latitude,
+            "longitude": longitude,
+            "address": address,
+            "located_at": at,
+        }
+        await self.session.execute(
+            pg_insert(station_directory)
+            .values(station_id=station_id, connected=False, online=False, **values)
+            .on_conflict_do_update(index_elements=[station_directory.c.station_id], set_=values)
+        )
+
+    async def save_presence(
+        self,
+        station_id: str,
+        at: datetime,
+        *,
+        connected: bool | None = None,
+        online: bool | None = None,
+        ocpp_version: str | None = None,
+    ) -> None:
+        """Apply a presence change unless a newer one was applied already."""
+        values: dict[str, Any] = {"presence_at": at}
+        if connected is not None:
+            values["connected"] = connected
+        if online is not None:
+            values["online"] = online
+        if ocpp_version is not None:
+            values["ocpp_version"] = ocpp_version
+        insert = pg_insert(station_directory).values(
+            station_id=station_id,
+            **{"connected": False, "online": False, **values},
+        )
+        await self.session.execute(
+            insert.on_conflict_do_update(
+                index_elements=[station_directory.c.station_id],
+                set_=values,
+                where=station_directory.c.presence_at.is_(None)
+                | (station_directory.c.presence_at <= insert.excluded.presence_at),
+            )
+        )
+
+    async def save_connector_status(
+        self, station_id: str, connector_id: int, status: str, error_code: str | None, at: datetime
+    ) -> None:
+        values = {"status": status, "error_code": error_code, "changed_at": at}
+        await self.session.execute(
+            pg_insert(connector_status)
+            .values(station_id=station_id, connector_id=connector_id, **values)
+            .on_conflict_do_update(
+                index_elements=[connector_status.c.station_id, connector_status.c.connector_id],
+                set_=values,
+            )
+        )
+
+    async def directory(
+        self, box: tuple[float, float, float, float] | None = None
+    ) -> list[DirectoryRow]:
+        """Stations in service with their location, presence and connector statuses;
+        ``box`` (min_lat, max_lat, min_lon, max_lon) keeps only the located ones inside it."""
+        query = (
+            select(
+                stations,
+                station_directory.c.latitude,
+                station_directory.c.longitude,
+                station_directory.c.address,
+                station_directory.c.connected,
+                station_directory.c.online,
+                station_directory.c.presence_at,
+            )
+            .outerjoin(station_directory, station_directory.c.station_id == stations.c.station_id)
+            .where(stations.c.tariff_key.is_not(None), stations.c.status == "active")
+            .order_by(stations.c.station_id)
+        )
+        if box is not None:
+            min_lat, max_lat, min_lon, max_lon = box
+            query = query.where(station_directory.c.latitude.between(min_lat, max_lat))
+            if min_lon >= -180 and max_lon <= 180:  # no wrap round the antimeridian
+                query = query.where(station_directory.c.longitude.between(min_lon, max_lon))
+            else:
+                query = query.where(station_directory.c.longitude.is_not(None))
+        rows = list((await self.session.execute(query)).mappings())
+        statuses: dict[str, dict[int, tuple[str, datetime]]] = {}
+        if rows:
+            found = await self.session.execute(
+                select(connector_status).where(
+                    connector_status.c.station_id.in_([r["station_id"] for r in rows])
+                )
+            )
+            for c in found.mappings():
+                statuses.setdefault(c["station_id"], {})[c["connector_id"]] = (
+                    c["status"],
+                    c["changed_at"],
+                )
+        return [
+            DirectoryRow(
+                station=_station(r),
+                latitude=r["latitude"],
+                longitude=r["longitude"],
+                address=r["address"],
+                presence=None
+                if r["presence_at"] is None
+                else Presence(connected=r["connected"], online=r["online"]),
+                presence_at=r["presence_at"],
+                statuses=statuses.get(r["station_id"], {}),
+            )
+            for r in rows
+        ]
 
     # --- tariffs -----------------------------------------------------------------------------
 

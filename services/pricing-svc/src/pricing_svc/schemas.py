@@ -147,3 +147,61 @@ class QuoteOut(BaseModel):
     text: str
     example: ExampleSessionOut
     limits: LimitsOut | None = None
+
+
+# --- the public station directory ("find a charger") ---------------------------------------------
+
+
+class PriceSummaryOut(BaseModel):
+    """The tariff in force now, in plain terms, incl. VAT (plugpay_tariffs.describe)."""
+
+    tariff_key: str
+    tariff_version: int
+    currency: str
+    per_kwh: Decimal | None
+    per_hour: Decimal | None
+    per_minute: Decimal | None
+    per_session: Decimal | None
+    idle_per_hour: Decimal | None
+    idle_per_minute: Decimal | None
+    vat_percent: Decimal | None
+    text: str
+
+
+class DirectoryConnectorOut(BaseModel):
+    connector_id: int
+    standard: str
+    power_type: str
+    max_power_w: int
+    status: Literal["Available", "Occupied", "Charging", "Faulted", "Unavailable", "Offline"] = (
+        Field(description="availability for drivers, from the station's live reports")
+    )
+    ocpp_status: str | None = Field(description="the connector status the station reported last")
+    status_since: datetime | None
+    price: PriceSummaryOut | None
+
+
+class DirectoryStationOut(BaseModel):
+    station_id: str
+    name: str
+    address: str | None
+    latitude: float | None
+    longitude: float | None
+    distance_km: float | None = Field(description="from lat/lon, when given")
+    access: Literal["public", "restricted"]
+    online: bool
+    available_connectors: int
+    price_text: str | None = Field(description="the price, when every connector has the same")
+    connectors: list[DirectoryConnectorOut]
+
+
+class NearOut(BaseModel):
+    latitude: float
+    longitude: float
+    radius_km: float | None
+
+
+class DirectoryOut(BaseModel):
+    items: list[DirectoryStationOut]
+    near: NearOut | None
+    generated_at: datetime

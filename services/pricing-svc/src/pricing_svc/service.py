@@ -25,6 +25,12 @@ from plugpay_events.contracts.sessions import (
     SessionDenied,
     SessionPriced,
 )
+from plugpay_events.contracts.stations import (
+    ConnectorStatusChanged,
+    StationConnected,
+    StationDisconnected,
+    StationWentOffline,
+)
 from plugpay_platform.errors import Refusal
 from plugpay_platform.logging import correlation_id
 from plugpay_tariffs import (
@@ -41,18 +47,24 @@ from plugpay_tariffs import (
 from pydantic import ValidationError
 
 from pricing_svc.domain import (
+    Availability,
     Commercials,
     Connector,
+    DirectoryRow,
     Driver,
     SessionPricing,
     Station,
     TariffVersion,
+    availability,
+    bounding_box,
     decide_access,
+    distance_km,
     free_breakdown,
     policy_problems,
     usage_from_completion,
     valid_time_zone,
     version_in_force,
+    visible_to,
 )
 
 PRODUCER = "pricing-svc"
@@ -79,6 +91,29 @@ class Store(Protocol):
         self, session_id: uuid.UUID, cost: CostBreakdown, costed_at: datetime
     ) -> None: ...
     async def emit(self, envelopes: Sequence[Envelope]) -> None: ...
+    async def save_location(
+        self,
+        station_id: str,
+        latitude: float | None,
+        longitude: float | None,
+        address: str | None,
+        at: datetime,
+    ) -> None: ...
+    async def save_presence(
+        self,
+        station_id: str,
+        at: datetime,
+        *,
+        connected: bool | None = None,
+        online: bool | None = None,
+        ocpp_version: str | None = None,
+    ) -> None: ...
+    async def save_connector_status(
+        self, station_id: str, connector_id: int, status: str, error_code: str | None, at: datetime
+    ) -> None: ...
+    async def directory(
+        self, box: tuple[float, float, float, float] | None = None
+    ) -> list[DirectoryRow]: ...
 
 
 class InvalidInput(Exception):
@@ -235,6 +270,146 @@ async def set_commercials(
     return Station(
         station.station_id, station.organisation_id, station.name, station.connectors, commercials
     )
+
+
+# --- the station directory (find a charger) ----------------------------------------------------
+
+
+async def locate_station(store: Store, event: StationRegistered) -> None:
+    """Where the station is, as its operator registered it (a re-registration moves it)."""
+    await store.save_location(
+        event.station_id, event.latitude, event.longitude, event.address, event.registered_at
+    )
+
+
+StationEvent = ConnectorStatusChanged | StationConnected | StationDisconnected | StationWentOffline
+
+
+async def station_presence(store: Store, event: StationEvent) -> None:
+    """Live availability from station-gateway's presence and connector status events.
+
+    Connector statuses are applied in log order (the topic is keyed by station, and the
+    gateway forwards the station's own order); presence changes carry the gateway's clock and
+    one older than the state applied is ignored (a late StationWentOffline after a reconnect).
+    """
+    if isinstance(event, ConnectorStatusChanged):
+        await store.save_connector_status(
+            event.station_id, event.connector_id, event.status, event.error_code, event.changed_at
+        )
+    elif isinstance(event, StationConnected):
+        await store.save_presence(
+            event.station_id,
+            event.connected_at,
+            connected=True,
+            online=True,
+            ocpp_version=event.ocpp_version,
+        )
+    elif isinstance(event, StationDisconnected):
+        await store.save_presence(event.station_id, event.disconnected_at, connected=False)
+    elif isinstance(event, StationWentOffline):
+        await store.save_presence(event.station_id, event.last_seen_at, online=False)
+
+
+@dataclass(frozen=True)
+class Near:
+    """Where the driver is and how far to look."""
+
+    latitude: float
+    longitude: float
+    radius_km: float | None = None
+
+
+@dataclass(frozen=True)
+class DirectoryConnector:
+    connector: Connector
+    max_power_w: int
+    availability: Availability
+    status: str | None
+    status_since: datetime | None
+    version: TariffVersion | None
+    summary: TariffSummary | None
+
+
+@dataclass(frozen=True)
+class DirectoryEntry:
+    row: DirectoryRow
+    distance_km: float | None
+    connectors: tuple[DirectoryConnector, ...]
+
+    @property
+    def station(self) -> Station:
+        return self.row.station
+
+    @property
+    def reachable(self) -> bool:
+        return self.row.presence is not None and self.row.presence.reachable
+
+
+async def directory(
+    store: Store,
+    at: datetime,
+    *,
+    near: Near | None = None,
+    driver: Driver | None = None,
+    limit: int = 100,
+) -> list[DirectoryEntry]:
+    """Stations in service a driver may use, nearest first when ``near`` is given (else by
+    id): location, each connector's availability and the price in force at ``at``.
+
+    Anonymous callers see public stations; a driver also sees the restricted ones whose
+    audience they belong to. Within a radius only located stations qualify; without one,
+    stations without a location come last.
+    """
+    box = None
+    if near is not None and near.radius_km is not None:
+        box = bounding_box(near.latitude, near.longitude, near.radius_km)
+    versions: dict[str, TariffVersion | None] = {}
+    summaries: dict[tuple[str, int, str], TariffSummary] = {}
+    entries: list[DirectoryEntry] = []
+    for row in await store.directory(box):
+        station, commercials = row.station, row.station.commercials
+        assert commercials is not None
+        if not visible_to(commercials.access_policy, station.organisation_id, driver):
+            continue
+        distance = None
+        if near is not None and row.latitude is not None and row.longitude is not None:
+            distance = distance_km(near.latitude, near.longitude, row.latitude, row.longitude)
+        if box is not None and (distance is None or distance > (near.radius_km or 0)):
+            continue
+        station_status = row.statuses.get(0, (None, None))[0]
+        connectors = []
+        for connector in station.connectors:
+            key = station.tariff_key(connector.connector_id)
+            if key is not None and key not in versions:
+                versions[key] = version_in_force(await store.tariff_versions(key), at)
+            version = versions.get(key) if key else None
+            summary = None
+            if version is not None:
+                cache = (version.key, version.version, commercials.time_zone)
+                if cache not in summaries:
+                    summaries[cache] = describe(version.tariff, at, commercials.time_zone)
+                summary = summaries[cache]
+            status, since = row.statuses.get(connector.connector_id, (None, None))
+            connectors.append(
+                DirectoryConnector(
+                    connector=connector,
+                    max_power_w=station.max_power_w(connector.connector_id)
+                    or connector.max_power_w,
+                    availability=availability(row.presence, station_status, status),
+                    status=status,
+                    status_since=since,
+                    version=version,
+                    summary=summary,
+                )
+            )
+        if not any(c.summary for c in connectors):
+            continue  # nothing priced yet: a driver could not charge there
+        entries.append(DirectoryEntry(row=row, distance_km=distance, connectors=tuple(connectors)))
+    if near is not None:
+        entries.sort(
+            key=lambda e: (e.distance_km is None, e.distance_km or 0.0, e.station.station_id)
+        )
+    return entries[:limit]
 
 
 # --- tariffs ------------------------------------------------------------------------------------

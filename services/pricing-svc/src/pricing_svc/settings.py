@@ -17,6 +17,11 @@ class Settings(ServiceSettings):
     quote_max_age_s: int = Field(
         default=60, ge=0, description="Cache-Control max-age of public price quotes"
     )
+    directory_max_age_s: int = Field(
+        default=10,
+        ge=0,
+        description="Cache-Control max-age of the public station directory (live availability)",
+    )
     demo_organisation_id: uuid.UUID | None = Field(
         default=None,
         description="if set, seed the demo tariffs and stations (ST-0001..3) for this organisation"

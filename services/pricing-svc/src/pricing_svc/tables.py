@@ -8,6 +8,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     MetaData,
@@ -77,4 +78,34 @@ session_pricings = Table(
     Column("cost_currency", String(3)),
     Column("cost_breakdown", JSONB),
     Column("costed_at", DateTime(timezone=True)),
+)
+
+# The station directory drivers search ("find a charger"): where each station is (auth-svc's
+# StationRegistered) and whether it is reachable (station-gateway's presence events). Its own
+# consumer group reads plugpay.identity and plugpay.stations from the start, so it is rebuilt
+# from the log and needs no backfill.
+station_directory = Table(
+    "station_directory",
+    metadata,
+    Column("station_id", String(64), primary_key=True),
+    Column("latitude", Float),
+    Column("longitude", Float),
+    Column("address", String(500)),
+    Column("located_at", DateTime(timezone=True)),
+    Column("connected", Boolean, nullable=False, default=False),
+    Column("online", Boolean, nullable=False, default=False),
+    Column("ocpp_version", String(8)),
+    # The instant of the presence event applied last (stale ones are ignored).
+    Column("presence_at", DateTime(timezone=True)),
+)
+
+# Each connector's last status as the station reported it (connector 0 = the whole station).
+connector_status = Table(
+    "connector_status",
+    metadata,
+    Column("station_id", String(64), primary_key=True),
+    Column("connector_id", Integer, primary_key=True),
+    Column("status", String(32), nullable=False),
+    Column("error_code", String(64)),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
 )
