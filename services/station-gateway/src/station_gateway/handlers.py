@@ -155,6 +155,18 @@ def session_event_handler(instance_id: str, instance_dead_after: timedelta):  # 
                     event.session_id, state="abandoned", denial_reason=event.reason
                 )
                 await repo.notify_display(event.station_id)
+            elif row is not None and row["state"] == "charging":
+                # The start came after session-svc gave up (its start timeout) and billing
+                # voided the hold: nobody pays for this energy, so the station must stop.
+                if row["stop_requested_at"] is None:
+                    await repo.update_session(
+                        event.session_id,
+                        stop_requested_by="system",
+                        stop_requested_at=event.abandoned_at,
+                    )
+                await repo.add_command(
+                    row["station_id"], "stop", instance_id, session_id=event.session_id
+                )
         elif isinstance(event, SessionBilled):
             row = await repo.session_row(event.session_id)
             if row is not None:

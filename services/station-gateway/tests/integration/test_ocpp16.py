@@ -10,7 +10,11 @@ import httpx
 import pytest
 import websockets
 from ocpp.v16 import call
-from plugpay_events.contracts.sessions import SessionLimits, SessionStopRequested
+from plugpay_events.contracts.sessions import (
+    SessionAbandoned,
+    SessionLimits,
+    SessionStopRequested,
+)
 from plugpay_events.session_code import public_jwks, verify_session_code
 
 pytestmark = pytest.mark.infra
@@ -253,3 +257,25 @@ async def test_station_rejecting_the_start_abandons_the_session(harness) -> None
     # A station that is not connected cannot start: abandoned at once.
     await harness.authorize(str(uuid.uuid4()), "CP-5")
     await harness.wait_event("SessionAbandoned", where=lambda p: p["reason"] == "station_offline")
+
+
+async def test_start_after_abandon_is_stopped(harness) -> None:  # type: ignore[no-untyped-def]
+    """session-svc abandoned the session (start timeout) while the station was starting: the
+    hold is void, so the transaction that started late is stopped remotely."""
+    await harness.start_gateway()
+    await harness.register("CP-6")
+    station = await harness.connect("CP-6")
+    session_id, tx, _ = await start_charging(harness, station)
+    assert not station.got("RemoteStopTransaction")
+    await harness.publish(
+        SessionAbandoned(
+            session_id=uuid.UUID(session_id),
+            station_id="CP-6",
+            connector_id=1,
+            reason="start_timeout",
+            abandoned_at=datetime.now(UTC),
+        )
+    )
+    stops = await harness.eventually(lambda: station.got("RemoteStopTransaction"))
+    assert stops[0]["transaction_id"] == tx
+    await harness.close(station)
