@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -47,8 +48,11 @@ async def _retry(call: Any, ok: tuple[int, ...], what: str, tries: int = 120) ->
     raise RuntimeError(f"{what}: {r.status_code} {r.text[:300]}")
 
 
-async def ensure_fleet(stations: int, connectors: int, drivers: int) -> dict[str, Any]:
-    path = STATE / "bench-fleet.json"
+async def ensure_fleet(
+    stations: int, connectors: int, drivers: int, *, base_url: str = BASE_URL,
+    state: Path = STATE, admin_password: str | None = None
+) -> dict[str, Any]:
+    path = state / "bench-fleet.json"
     known: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
     have_st = set(known.get("stations", []))
     have_dr = set(known.get("drivers", []))
@@ -58,9 +62,9 @@ async def ensure_fleet(stations: int, connectors: int, drivers: int) -> dict[str
         driver_emails
     ) <= have_dr:
         return known
-    admin_pw = (STATE / "secrets" / "admin-password").read_text().strip()
+    admin_pw = admin_password or (state / "secrets" / "admin-password").read_text().strip()
     limits = httpx.Limits(max_connections=16)
-    async with httpx.AsyncClient(base_url=BASE_URL, timeout=30, limits=limits) as http:
+    async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as http:
         op = _bearer(await _token(http, *OPERATOR))
         admin = _bearer(await _token(http, "admin@example.com", admin_pw))
         sem = asyncio.Semaphore(8)
