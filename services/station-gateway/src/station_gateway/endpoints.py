@@ -19,12 +19,20 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from plugpay_events.session_code import token_from_scan
 from plugpay_platform.errors import Refusal
 from plugpay_platform.security import CurrentOperator
+from sqlalchemy.engine import RowMapping
 
 from station_gateway import service
 from station_gateway.gateway import Gateway
 from station_gateway.ocpp_endpoint import serve_station
 from station_gateway.repository import Repository
-from station_gateway.schemas import CodeRequest, CommandView, IssuedCodeView, OperatorCommand
+from station_gateway.schemas import (
+    CodeRequest,
+    CommandView,
+    IssuedCodeView,
+    OperatorCommand,
+    StationLiveList,
+    StationLiveView,
+)
 
 HERE = Path(__file__).parent
 templates = Environment(
@@ -190,21 +198,72 @@ async def qr_png(
     )
 
 
-@router.post("/{station_id}/commands", status_code=202)
+# --- operators: live status and OCPP commands, their own organisation's stations only ------------
+
+
+async def operator_organisation(operator: CurrentOperator) -> uuid.UUID:
+    """Operators act for their own organisation only (as everywhere in Plugpay)."""
+    if operator.organisation_id is None:
+        raise Refusal("no_organisation", "your account belongs to no organisation", status_code=403)
+    return operator.organisation_id
+
+
+OperatorOrganisation = Annotated[uuid.UUID, Depends(operator_organisation)]
+
+
+async def _own_station(repo: Repository, station_id: str, organisation_id: uuid.UUID) -> RowMapping:
+    station = await repo.station(station_id)
+    if station is None or station["organisation_id"] is None:
+        # Not registered by auth-svc (yet): nobody's station, so no operator's.
+        raise Refusal("station_unknown", f"no station {station_id} is registered", status_code=404)
+    if station["organisation_id"] != organisation_id:
+        raise Refusal(
+            "not_your_organisation",
+            f"station {station_id} belongs to another organisation",
+            status_code=403,
+        )
+    return station
+
+
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+@router.get("", response_model=StationLiveList, tags=["operators"])
+async def list_live_stations(
+    organisation_id: OperatorOrganisation, gateway: GatewayDep, response: Response
+) -> StationLiveList:
+    """The organisation's stations now: online (connected and heart-beating), the last message,
+    boot data, each connector's OCPP status and the session in progress on it."""
+    async with gateway.database.read() as session:
+        rows = await Repository(session).stations_of(organisation_id)
+        views = await service.operator_view(session, rows)
+    response.headers.update(_NO_STORE)
+    return StationLiveList.model_validate({"items": views})
+
+
+@router.get("/{station_id}/status", response_model=StationLiveView, tags=["operators"])
+async def live_station(
+    station_id: str, organisation_id: OperatorOrganisation, gateway: GatewayDep, response: Response
+) -> StationLiveView:
+    """One of the organisation's stations now (404 unknown, 403 another organisation's)."""
+    async with gateway.database.read() as session:
+        row = await _own_station(Repository(session), station_id, organisation_id)
+        (view,) = await service.operator_view(session, [row])
+    response.headers.update(_NO_STORE)
+    return StationLiveView.model_validate(view)
+
+
+@router.post("/{station_id}/commands", status_code=202, tags=["operators"])
 async def operator_command(
-    station_id: str, body: OperatorCommand, operator: CurrentOperator, gateway: GatewayDep
+    station_id: str,
+    body: OperatorCommand,
+    organisation_id: OperatorOrganisation,
+    gateway: GatewayDep,
 ) -> CommandView:
     """TriggerMessage, Get/ChangeConfiguration...: executed by the process holding the socket."""
     async with gateway.database.write() as session:
         repo = Repository(session)
-        station = await repo.station(station_id)
-        if station is None:
-            raise Refusal("station_unknown", "no such station", status_code=404)
-        if operator.organisation_id and station["organisation_id"] not in (
-            None,
-            operator.organisation_id,
-        ):
-            raise Refusal("forbidden", "not a station of your organisation", status_code=403)
+        await _own_station(repo, station_id, organisation_id)
         command_id = await repo.add_command(
             station_id,
             "ocpp_call",
@@ -221,13 +280,15 @@ async def operator_command(
     )
 
 
-@router.get("/{station_id}/commands/{command_id}")
+@router.get("/{station_id}/commands/{command_id}", tags=["operators"])
 async def command_status(
-    station_id: str, command_id: int, operator: CurrentOperator, gateway: GatewayDep
+    station_id: str, command_id: int, organisation_id: OperatorOrganisation, gateway: GatewayDep
 ) -> CommandView:
     async with gateway.database.read() as session:
-        row = await Repository(session).command(command_id)
-    if row is None or row["station_id"] != station_id:
+        repo = Repository(session)
+        await _own_station(repo, station_id, organisation_id)
+        row = await repo.command(command_id)
+    if row is None or row["station_id"] != station_id or row["kind"] != "ocpp_call":
         raise Refusal("not_found", "no such command", status_code=404)
     return CommandView(
         command_id=row["id"],

@@ -52,6 +52,59 @@ class Repository:
         )
         return result.mappings().first()
 
+    async def stations_of(self, organisation_id: uuid.UUID) -> list[RowMapping]:
+        result = await self.session.execute(
+            select(stations)
+            .where(stations.c.organisation_id == organisation_id)
+            .order_by(stations.c.station_id)
+        )
+        return list(result.mappings().all())
+
+    async def live_status(
+        self, station_ids: Sequence[str], now: datetime
+    ) -> tuple[
+        dict[str, RowMapping], dict[str, list[RowMapping]], dict[tuple[str, int], RowMapping]
+    ]:
+        """Presence, connector statuses and the session in progress on each connector (or
+        the open code waiting for a driver) of these stations, three queries in all."""
+        if not station_ids:
+            return {}, {}, {}
+        presence = await self.session.execute(
+            select(station_presence).where(station_presence.c.station_id.in_(station_ids))
+        )
+        connectors = await self.session.execute(
+            select(connector_status)
+            .where(connector_status.c.station_id.in_(station_ids))
+            .order_by(connector_status.c.station_id, connector_status.c.connector_id)
+        )
+        current = await self.session.execute(
+            select(sessions)
+            .where(
+                sessions.c.station_id.in_(station_ids),
+                or_(
+                    sessions.c.state.in_(("authorized", "starting", "charging")),
+                    and_(sessions.c.state == "code_issued", sessions.c.expires_at > now),
+                ),
+            )
+            .order_by(sessions.c.created_at)
+        )
+        statuses: dict[str, list[RowMapping]] = {}
+        for row in connectors.mappings():
+            statuses.setdefault(row["station_id"], []).append(row)
+        in_progress: dict[tuple[str, int], RowMapping] = {}
+        for row in current.mappings():
+            # A session being started or charging wins over a code waiting for a driver; among
+            # equals the newest (rows come oldest first).
+            key = (row["station_id"], row["connector_id"])
+            held = in_progress.get(key)
+            if held is None or row["state"] != "code_issued" or held["state"] == "code_issued":
+                in_progress[key] = row
+        return (
+            {row["station_id"]: row for row in presence.mappings()},
+            statuses,
+            in_progress,
+        )
+
     async def put_tariff(self, tariff_key: str, tariff: dict[str, Any], at: datetime) -> None:
         stmt = insert(tariffs).values(tariff_key=tariff_key, tariff=tariff, published_at=at)
         await self.session.execute(
@@ -241,6 +294,19 @@ class Repository:
             .limit(1)
         )
         return result.mappings().first()
+
+    async def session_in_progress(self, station_id: str, connector_id: int) -> bool:
+        """Whether a session on the connector is authorised, starting or charging."""
+        found = await self.session.scalar(
+            select(sessions.c.session_id)
+            .where(
+                sessions.c.station_id == station_id,
+                sessions.c.connector_id == connector_id,
+                sessions.c.state.in_(("authorized", "starting", "charging")),
+            )
+            .limit(1)
+        )
+        return found is not None
 
     async def update_session(self, session_id: uuid.UUID, **values: Any) -> None:
         await self.session.execute(

@@ -48,3 +48,49 @@ class CommandView(BaseModel):
     done: bool
     executed_by: str | None
     result: dict[str, Any] | None
+
+
+class CurrentSessionView(BaseModel):
+    """The session in progress on a connector (or the code waiting for a driver)."""
+
+    session_id: uuid.UUID
+    state: str = Field(description="code_issued | authorized | starting | charging")
+    session_started_at: datetime
+    started_at: datetime | None = Field(description="when the station started charging")
+    energy_wh: int | None
+    cost_so_far_minor: int | None
+    currency: str | None
+    expires_at: datetime | None = Field(description="of the code, while one is waiting")
+
+
+class ConnectorLiveView(BaseModel):
+    connector_id: int
+    status: str = Field(description="the OCPP status the station reported last, or Unknown")
+    error_code: str | None
+    status_since: datetime | None
+    session: CurrentSessionView | None
+
+
+class StationLiveView(BaseModel):
+    """A station as the gateway sees it now."""
+
+    station_id: str
+    name: str
+    organisation_id: uuid.UUID | None
+    online: bool = Field(description="connected and heart-beating")
+    connected: bool
+    ocpp_version: str | None
+    connected_at: datetime | None
+    last_seen_at: datetime | None = Field(
+        description="the last message from the station (heartbeats included)"
+    )
+    vendor: str | None
+    model: str | None
+    firmware_version: str | None
+    booted_at: datetime | None
+    station_status: str | None = Field(description="connector 0: the whole station")
+    connectors: list[ConnectorLiveView]
+
+
+class StationLiveList(BaseModel):
+    items: list[StationLiveView]

@@ -129,6 +129,10 @@ class CodeIssuer:
         now = now_utc().replace(microsecond=0)
         if reuse_open and (row := await repo.open_code(station_id, connector_id, now)):
             return _issued(row)
+        if reuse_open and await repo.session_in_progress(station_id, connector_id):
+            # A plug-in status (1.6 Preparing, 2.0.1 Occupied) while the connector's session is
+            # being started is that session, not a new driver: no second code on the screen.
+            raise GatewayRefusal("connector_busy", "a session is in progress on this connector")
         session_id = uuid.uuid4()
         token, claims = sign_session_code(
             self.private_jwk,
@@ -642,6 +646,66 @@ async def display_state(session: AsyncSession, station_id: str) -> dict[str, Any
             for c in connectors
         ],
     }
+
+
+async def operator_view(
+    session: AsyncSession, station_rows: Sequence[RowMapping]
+) -> list[dict[str, Any]]:
+    """Operators' live view of their stations: link, last message, boot data, each
+    connector's status and the session in progress on it."""
+    now = now_utc()
+    ids = [row["station_id"] for row in station_rows]
+    presence, statuses, current = await Repository(session).live_status(ids, now)
+    views = []
+    for station in station_rows:
+        station_id = station["station_id"]
+        link = presence.get(station_id)
+        reported = {row["connector_id"]: row for row in statuses.get(station_id, [])}
+        registered = {c["connector_id"] for c in station["connectors"] or []}
+        connectors = []
+        for connector_id in sorted((registered | set(reported)) - {0}):
+            status = reported.get(connector_id)
+            row = current.get((station_id, connector_id))
+            connectors.append(
+                {
+                    "connector_id": connector_id,
+                    "status": status["status"] if status else "Unknown",
+                    "error_code": _error_code(status),
+                    "status_since": status["changed_at"] if status else None,
+                    "session": None
+                    if row is None
+                    else {
+                        **_session_view(row, now),
+                        "started_at": row["started_at"],
+                        "session_started_at": row["session_started_at"],
+                    },
+                }
+            )
+        whole = reported.get(0)
+        views.append(
+            {
+                "station_id": station_id,
+                "name": station["name"] or station_id,
+                "organisation_id": station["organisation_id"],
+                "online": bool(link and link["connected"] and link["online"]),
+                "connected": bool(link and link["connected"]),
+                "ocpp_version": link["ocpp_version"] if link else None,
+                "connected_at": link["connected_at"] if link else None,
+                "last_seen_at": link["last_seen_at"] if link else None,
+                "vendor": station["vendor"],
+                "model": station["model"],
+                "firmware_version": station["firmware_version"],
+                "booted_at": station["booted_at"],
+                "station_status": whole["status"] if whole else None,
+                "connectors": connectors,
+            }
+        )
+    return views
+
+
+def _error_code(status: RowMapping | None) -> str | None:
+    code = status["error_code"] if status else None
+    return None if code in (None, "", "NoError") else str(code)
 
 
 def _session_view(row: RowMapping, now: datetime) -> dict[str, Any]:

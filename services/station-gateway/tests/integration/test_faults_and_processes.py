@@ -169,7 +169,9 @@ async def test_authorisation_reaches_the_process_holding_the_socket(harness) -> 
         ).one()
     assert (row.created_by, row.executed_by) == ("gw-a", "gw-b")
     # Operators' OCPP calls take the same road.
-    operator = harness.tokens.headers(roles=("operator",))
+    operator = harness.tokens.headers(
+        roles=("operator",), organisation_id=uuid.UUID("00000000-0000-0000-0000-0000000000aa")
+    )
     async with httpx.AsyncClient(base_url=a.http) as client:
         created = await client.post(
             "/stations/TWO-1/commands",

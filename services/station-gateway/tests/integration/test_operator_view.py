@@ -1,0 +1,180 @@
+"""Operators' live view of their stations (GET /stations, /stations/{id}/status), scoped to their
+organisation like every operator route; commands share the same scoping."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from ocpp.v16 import call
+from sqlalchemy import text
+
+pytestmark = pytest.mark.infra
+
+ORG = uuid.UUID("00000000-0000-0000-0000-0000000000aa")  # the harness registers stations here
+
+
+def iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def meter(at: datetime, wh: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "timestamp": iso(at),
+            "sampledValue": [
+                {"value": str(wh), "measurand": "Energy.Active.Import.Register", "unit": "Wh"}
+            ],
+        }
+    ]
+
+
+async def start_charging(harness: Any, station: Any) -> tuple[str, int]:
+    await station.call(call.BootNotification(charge_point_model="M1", charge_point_vendor="Acme"))
+    reply = await station.call(
+        call.DataTransfer(
+            vendor_id="com.plugpay",
+            message_id="RequestSessionCode",
+            data=json.dumps({"connectorId": 1}),
+        )
+    )
+    session_id = json.loads(reply.data)["sessionId"]
+    await harness.authorize(session_id, station.id)
+    starts = await harness.eventually(lambda: station.got("RemoteStartTransaction"), 15)
+    # Like many real 1.6 chargers: Preparing once told to start. That is this session, not a
+    # new driver plugging in: no second code.
+    await station.call(
+        call.StatusNotification(connector_id=1, error_code="NoError", status="Preparing")
+    )
+    codes = [p for p in station.got("DataTransfer") if "DisplaySessionCode" in str(p)]
+    async with harness.db.read() as session:
+        count = (await session.execute(text("SELECT count(*) FROM sessions"))).scalar_one()
+    assert count == 1 and len(codes) <= 1, (count, codes)
+    started = await station.call(
+        call.StartTransaction(
+            connector_id=1,
+            id_tag=starts[0]["id_tag"],
+            meter_start=10_000,
+            timestamp=iso(datetime.now(UTC)),
+        )
+    )
+    await harness.wait_event("ChargingStarted")
+    return session_id, started.transaction_id
+
+
+async def test_operators_see_their_stations_live_and_nothing_else(harness) -> None:  # type: ignore[no-untyped-def]
+    gw = await harness.start_gateway()
+    await harness.register("OPS-1")
+    await harness.register("OPS-2", connectors=1)
+    mine = harness.tokens.headers(roles=("operator",), organisation_id=ORG)
+    theirs = harness.tokens.headers(roles=("operator",), organisation_id=uuid.uuid4())
+    orphan = harness.tokens.headers(roles=("operator",))
+    driver = harness.tokens.headers(roles=("driver",), organisation_id=ORG)
+
+    async with httpx.AsyncClient(base_url=gw.http, timeout=10) as client:
+
+        async def live(station_id: str) -> dict:  # type: ignore[type-arg]
+            response = await client.get(f"/stations/{station_id}/status", headers=mine)
+            assert response.status_code == 200, response.text
+            return dict(response.json())
+
+        # Registered, never connected.
+        listed = await client.get("/stations", headers=mine)
+        assert listed.status_code == 200, listed.text
+        assert listed.headers["cache-control"] == "no-store"
+        assert [s["station_id"] for s in listed.json()["items"]] == ["OPS-1", "OPS-2"]
+        first = listed.json()["items"][0]
+        assert (first["online"], first["last_seen_at"], first["name"]) == (
+            False,
+            None,
+            "Station OPS-1",
+        )
+        assert [(c["connector_id"], c["status"]) for c in first["connectors"]] == [
+            (1, "Unknown"),
+            (2, "Unknown"),
+        ]
+
+        station = await harness.connect("OPS-1")
+        session_id, tx = await start_charging(harness, station)
+        await station.call(
+            call.StatusNotification(connector_id=2, error_code="GroundFailure", status="Faulted")
+        )
+        await station.call(
+            call.StatusNotification(connector_id=1, error_code="NoError", status="Charging")
+        )
+        await station.call(
+            call.MeterValues(
+                connector_id=1, transaction_id=tx, meter_value=meter(datetime.now(UTC), 10_400)
+            )
+        )
+
+        async def charging() -> dict | None:  # type: ignore[type-arg]
+            view = await live("OPS-1")
+            one = view["connectors"][0]
+            ok = one["session"] and one["session"]["energy_wh"] == 400
+            return view if ok else None
+
+        view = await harness.eventually(charging, 10, "the session on connector 1")
+        assert view["online"] and view["connected"] and view["ocpp_version"] == "1.6"
+        assert view["last_seen_at"] and view["connected_at"]
+        assert (view["vendor"], view["model"]) == ("Acme", "M1")
+        one, two = view["connectors"]
+        assert one["status"] == "Charging" and one["status_since"]
+        assert one["session"]["session_id"] == session_id
+        assert one["session"]["state"] == "charging" and one["session"]["started_at"]
+        assert "code" not in one["session"] and "qr_url" not in one["session"]
+        assert (two["status"], two["error_code"], two["session"]) == (
+            "Faulted",
+            "GroundFailure",
+            None,
+        )
+        listed = (await client.get("/stations", headers=mine)).json()["items"]
+        assert [s["online"] for s in listed] == [True, False]
+
+        # Another organisation's operator: an empty list, 403 on the station and its commands.
+        assert (await client.get("/stations", headers=theirs)).json()["items"] == []
+        for method, path, body in [
+            ("GET", "/stations/OPS-1/status", None),
+            ("POST", "/stations/OPS-1/commands", {"action": "TriggerMessage", "payload": {}}),
+            ("GET", "/stations/OPS-1/commands/1", None),
+        ]:
+            refused = await client.request(method, path, json=body, headers=theirs)
+            assert refused.status_code == 403, (path, refused.text)
+            assert refused.json()["reason"] == "not_your_organisation"
+        # No organisation, a driver, no token, an unknown station.
+        for headers, status, reason in [
+            (orphan, 403, "no_organisation"),
+            (driver, 403, "forbidden"),
+            ({}, 401, "unauthenticated"),
+        ]:
+            for path in ("/stations", "/stations/OPS-1/status"):
+                refused = await client.get(path, headers=headers)
+                assert (refused.status_code, refused.json()["reason"]) == (status, reason), path
+        unknown = await client.get("/stations/NOPE/status", headers=mine)
+        assert (unknown.status_code, unknown.json()["reason"]) == (404, "station_unknown")
+        # A session's start command is not an operator's to read.
+        async with harness.db.read() as session:
+            start_id = (
+                await session.execute(text("SELECT id FROM station_commands WHERE kind = 'start'"))
+            ).scalar_one()
+        hidden = await client.get(f"/stations/OPS-1/commands/{start_id}", headers=mine)
+        assert hidden.status_code == 404, hidden.text
+
+        # The station stops and drops: the session is over, the station offline.
+        await station.call(
+            call.StopTransaction(
+                meter_stop=10_500, timestamp=iso(datetime.now(UTC)), transaction_id=tx
+            )
+        )
+        await harness.wait_event("SessionCompleted")
+        await harness.close(station)
+
+        async def gone() -> bool:
+            view = await live("OPS-1")
+            return not view["online"] and view["connectors"][0]["session"] is None
+
+        await harness.eventually(gone, 10, "OPS-1 offline")
