@@ -360,9 +360,10 @@ async def directory(
     audience they belong to. Within a radius only located stations qualify; without one,
     stations without a location come last.
     """
+    radius = near.radius_km if near is not None else None
     box = None
-    if near is not None and near.radius_km is not None:
-        box = bounding_box(near.latitude, near.longitude, near.radius_km)
+    if near is not None and radius is not None:
+        box = bounding_box(near.latitude, near.longitude, radius)
     versions: dict[str, TariffVersion | None] = {}
     summaries: dict[tuple[str, int, str], TariffSummary] = {}
     entries: list[DirectoryEntry] = []
@@ -374,7 +375,7 @@ async def directory(
         distance = None
         if near is not None and row.latitude is not None and row.longitude is not None:
             distance = distance_km(near.latitude, near.longitude, row.latitude, row.longitude)
-        if box is not None and (distance is None or distance > (near.radius_km or 0)):
+        if radius is not None and (distance is None or distance > radius):
             continue
         station_status = row.statuses.get(0, (None, None))[0]
         connectors = []
