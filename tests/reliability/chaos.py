@@ -255,28 +255,53 @@ async def restart_postgres(report: Report) -> None:
     await asyncio.to_thread(_infra, [py, "deploy/local/postgres.py", "up"])
 
 
+def _pids() -> dict[str, int]:
+    out = {}
+    for name, path in support.pid_files().items():
+        with contextlib.suppress(OSError, ValueError):
+            out[name] = int(path.read_text())
+    return out
+
+
 async def controller(
     stations: list[ChaosStation], report: Report, *, rounds: int, stop: asyncio.Event,
     infra: bool,
 ) -> None:
+    """Each round kills every service process once, each at its own random moment within a few
+    seconds (so several are down together), drops station connections meanwhile, then re-runs
+    ``stack.sh up`` and checks it restarted exactly the dead processes."""
     rng = random.Random()
-    names = sorted(support.pid_files())
-    names = [n for n in names if not n.startswith("nginx")]
+    names = sorted(n for n in support.pid_files() if not n.startswith("nginx"))
     infra_round = {rounds // 2: "kafka", max(0, rounds - 1): "postgres"} if infra else {}
     for round_no in range(rounds):
-        order = names[:]
-        rng.shuffle(order)
-        for name in order:
-            if stop.is_set():
-                return
-            await asyncio.sleep(rng.uniform(0.5, 3.0))
+        if stop.is_set():
+            return
+        await asyncio.sleep(rng.uniform(1.0, 4.0))
+        victims = rng.sample(names, k=len(names))  # every process, random order
+        before = _pids()
+
+        async def kill_later(name: str) -> None:
+            await asyncio.sleep(rng.uniform(0.0, 6.0))
             await kill_process(name, report)
-            # drop a few station connections while the service is down
-            for station in rng.sample(stations, k=max(1, len(stations) // 6)):
-                report.fault("station_drop", station.sim.station_id)
-                await station.drop()
-            await asyncio.sleep(rng.uniform(0.2, 2.0))
-            await restart_dead()
+
+        async def drops() -> None:
+            for _ in range(3):
+                await asyncio.sleep(rng.uniform(0.5, 2.5))
+                for station in rng.sample(stations, k=max(1, len(stations) // 5)):
+                    report.fault("station_drop", station.sim.station_id)
+                    await station.drop()
+
+        await asyncio.gather(*(kill_later(n) for n in victims), drops())
+        await asyncio.sleep(rng.uniform(0.5, 3.0))
+        survivors = {n: p for n, p in before.items() if n not in victims}
+        await restart_dead()
+        after = _pids()
+        for name, pid in survivors.items():
+            if after.get(name) != pid:
+                report.violations.append(f"stack.sh up restarted a live process {name}")
+        for name in victims:
+            if after.get(name) == before.get(name):
+                report.violations.append(f"stack.sh up did not restart {name}")
         kind = infra_round.get(round_no)
         if kind == "kafka":
             await restart_kafka(report)
@@ -421,10 +446,12 @@ async def rebuilt_store_differences(stations: list[str]) -> list[str]:
     env["SESSION_SVC_DATABASE_URL"] = f"postgresql+asyncpg://plugpay:plugpay@127.0.0.1:5433/{name}"
     env["PLUGPAY_INSTANCE_ID"] = f"rebuild-{uuid.uuid4().hex[:6]}"
     exe = str(support.ROOT / ".venv" / "bin" / "session-svc")
-    await asyncio.to_thread(
-        subprocess.run, [exe, "rebuild"], env=env, check=True, timeout=600,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    done = await asyncio.to_thread(
+        subprocess.run, [exe, "rebuild"], env=env, check=False, timeout=600,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
+    if done.returncode != 0:
+        return [f"rebuild failed: {done.stderr[-2000:]}"]
     sql = (
         "SELECT session_id::text AS sid, status, station_id, connector_id, user_id::text AS u,"
         " code, state::text AS state FROM sessions WHERE station_id = ANY($1::text[])"

@@ -18,7 +18,7 @@ RESULTS = support.ROOT / ".local" / "reliability"
 
 
 async def test_chaos_run(stack: str, long_run: bool) -> None:
-    stations_n, per_station, rounds, budget_s = (40, 10, 8, 900) if long_run else (16, 5, 3, 150)
+    stations_n, per_station, rounds, budget_s = (40, 10, 8, 900) if long_run else (16, 5, 3, 120)
     world = await support.build_world(stations=stations_n, drivers=stations_n, fund_minor=500_000)
     report = chaos.Report()
     stations = [chaos.ChaosStation(s, report) for s in world.stations]

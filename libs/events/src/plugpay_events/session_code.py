@@ -164,7 +164,8 @@ def verify_session_code(
             expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
             token_id=str(claims["jti"]),
         )
-    except (KeyError, ValueError, TypeError) as error:
+    except (KeyError, ValueError, TypeError, OverflowError, OSError) as error:
+        # OverflowError/OSError: numbers no datetime or int can hold (1e308, 2**62 seconds).
         raise SessionCodeRejected("code_malformed", "the code is incomplete") from error
     if result.session_started_at > now + clock_skew:
         raise SessionCodeRejected("code_invalid", "the code is dated in the future")
