@@ -74,7 +74,7 @@ def machine() -> dict[str, Any]:
         "memory_gb": round(mem_kb / 1024 / 1024, 1),
         "kernel": platform.release(),
         "python": sys.version.split()[0],
-        "postgresql": _version(["bash", "-c", f"psql --version 2>/dev/null || echo"]) or None,
+        "postgresql": _version(["bash", "-c", "psql --version 2>/dev/null || echo"]) or None,
         "kafka_jar": kafka_jar[0].name if kafka_jar else None,
         "git_commit": _version(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]),
         "packages": pkgs,

@@ -23,8 +23,17 @@ import sys
 import time
 from typing import Any
 
-from common import PG, PORT_BASE, SMOKE, STACK_NAME, load, percentiles, pids, raise_nofile, \
-    rss_kb, write_result
+from common import (
+    PG,
+    PORT_BASE,
+    SMOKE,
+    STACK_NAME,
+    load,
+    percentiles,
+    raise_nofile,
+    rss_kb,
+    write_result,
+)
 
 GATEWAY_PORT = PORT_BASE + 2
 
@@ -135,7 +144,6 @@ def main() -> None:
     from common import STATE
 
     password = json.loads((STATE / "bench-fleet.json").read_text())["station_password"]
-    gw_pid = next(pid for pid in pids("station-gateway") if True)
     gw_pidfile = STATE / f"station-gateway-{GATEWAY_PORT}.pid"
     gw_pid = int(gw_pidfile.read_text())
     before_load = load()

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from common import ROOT, SMOKE, load, percentiles, write_result
 from fleet import ensure_fleet
 from loadgen import StepSpec, run_step

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
 from common import BASE_URL, STATE
 
 STATION_PASSWORD = "bench-station-secret-1"

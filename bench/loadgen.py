@@ -30,6 +30,9 @@ from typing import Any
 
 CODE_LEAD_S = 1.5  # the code is requested this long before the planned scan
 COOLDOWN_S = 2.0  # a connector rests this long after the driver unplugged
+# A phone whose code the store has not read yet asks again after this long (the API's
+# Retry-After is 1 s; the app retries sooner while the driver looks at the price screen).
+RETRY_S = 0.5
 
 
 @dataclass
@@ -133,7 +136,7 @@ async def _worker(spec: StepSpec, index: int, ready: Any, go: Any) -> dict[str, 
                         fail(f"scan:{error.reason}")
                         return
                     out["code_retries"] += 1
-                    await asyncio.sleep(0.25)
+                    await asyncio.sleep(RETRY_S)
                 except Exception as error:
                     fail(f"scan:{type(error).__name__}")
                     return

@@ -28,7 +28,7 @@ import time
 import uuid
 from typing import Any
 
-from common import KAFKA, PG, ROOT, SMOKE, STATE, load, write_result
+from common import KAFKA, PG, ROOT, SMOKE, load, write_result
 
 
 async def _publish(prefix: str, target: int) -> dict[str, Any]:

@@ -55,8 +55,8 @@ def summarise(raw: dict, rate: float, duration: float) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--rates", default="5" if SMOKE else "10,50,100,200")
-    p.add_argument("--durations", default="4" if SMOKE else "20,10,5,3",
+    p.add_argument("--rates", default="5" if SMOKE else "1,2,5,10,50,100,200")
+    p.add_argument("--durations", default="4" if SMOKE else "20,20,20,20,10,5,3",
                    help="seconds per rate (the backlog a saturated step leaves grows with it)")
     p.add_argument("--workers", type=int, default=2 if SMOKE else 4)
     a = p.parse_args()

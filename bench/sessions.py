@@ -16,8 +16,8 @@ import json
 import sys
 import time
 
-import profile as pyspy
-from common import RESULTS, SMOKE, load, write_result
+import pyspy
+from common import RESULTS, SMOKE, cpu_seconds, load, pids, write_result
 from lag import wait_drained
 from loadgen import run_step
 from scan_to_start import spec, summarise
@@ -42,8 +42,7 @@ def main() -> None:
         wall = time.time() - t
         s["backlog_before_step"] = sum(residual.values())
         s["cpu_s_per_service"] = {
-            svc: round(sum(v for k, v in pyspy.cpu_snapshot([svc]).items()) -
-                       sum(snap.get(k, 0.0) for k in pyspy.cpu_snapshot([svc])), 1)
+            svc: round(sum(cpu_seconds(pid) - snap.get(str(pid), 0.0) for pid in pids(svc)), 1)
             for svc in SERVICES}
         s["step_wall_s"] = round(wall, 1)
         p99 = s["scan_to_start_ms"]["p99"]
