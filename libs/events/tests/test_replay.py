@@ -8,7 +8,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from plugpay_events import serde
-from plugpay_events.bus.port import Consumer, EventBus, Handler, RawRecord, RetryPolicy
+from plugpay_events.bus.port import (
+    BatchHandler,
+    Consumer,
+    EventBus,
+    Handler,
+    RawRecord,
+    RetryPolicy,
+)
 from plugpay_events.contracts.stations import StationWentOffline
 from plugpay_events.envelope import Envelope
 from plugpay_events.replay import rebuild
@@ -49,6 +56,7 @@ class LogOnly(EventBus):
         handler: Handler,
         *,
         retry: RetryPolicy | None = None,
+        batch_handler: BatchHandler | None = None,
     ) -> Consumer:
         raise NotImplementedError
 

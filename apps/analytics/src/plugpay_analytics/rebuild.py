@@ -21,7 +21,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from plugpay_events import serde
-from plugpay_events.bus.port import Consumer, EventBus, Handler, RawRecord, RetryPolicy
+from plugpay_events.bus.port import (
+    BatchHandler,
+    Consumer,
+    EventBus,
+    Handler,
+    RawRecord,
+    RetryPolicy,
+)
 from plugpay_events.envelope import Envelope
 from plugpay_events.replay import Projection, ReplayProgress, rebuild
 from plugpay_events.topics import TOPICS_BY_NAME, Topic
@@ -75,6 +82,7 @@ class ReadOnlyBus(EventBus):
         handler: Handler,
         *,
         retry: RetryPolicy | None = None,
+        batch_handler: BatchHandler | None = None,
     ) -> Consumer:
         raise ReadOnly("the analytics bus joins no consumer group")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import pytest
@@ -250,3 +250,131 @@ class BusContract:
         assert reasons == ["rejected", "undecodable", "undecodable"]
         assert {r.value for r in dead} >= {garbage, encode(invalid)}
         assert seen.ids() == [good.event_id]
+
+    # --- the batched path (optional BatchHandler) -------------------------------------------
+
+    async def test_batches_are_one_partition_in_offset_order(
+        self, bus: EventBus, consumers: Any
+    ) -> None:
+        keys = [uuid.uuid4() for _ in range(8)]
+        sent = [stop_requested(keys[i % len(keys)], i) for i in range(300)]
+        await bus.publish(sent)
+        batches = BatchRecorder()
+        one_by_one = Recorder()
+        await consumers(bus, "batched", one_by_one, batch_handler=batches)
+        await wait_until(lambda: len(batches.ids()) >= len(sent))
+        assert sorted(batches.ids()) == sorted(e.event_id for e in sent)  # each exactly once
+        assert one_by_one.seen == []
+        assert any(len(b) > 1 for b in batches.batches), "nothing was batched"
+        for batch in batches.batches:
+            assert len({(d.topic, d.partition) for d in batch}) == 1
+            offsets = [d.offset for d in batch]
+            assert offsets == list(range(offsets[0], offsets[0] + len(offsets)))
+        per_key: dict[str, list[int]] = defaultdict(list)
+        for batch in batches.batches:
+            for d in batch:
+                per_key[d.envelope.aggregate_id].append(d.envelope.correlation_id.int)
+        assert all(seq == sorted(seq) for seq in per_key.values())
+
+    async def test_a_poison_record_in_a_batch_is_dead_lettered_alone(
+        self, bus: EventBus, consumers: Any
+    ) -> None:
+        key = uuid.uuid4()
+        topic = bus.topic_name(SESSIONS)
+        sent = [stop_requested(key, i) for i in range(20)]
+        poison = sent[7]
+        await bus.publish(sent[:10])
+        await bus.publish_raw(topic, str(key).encode(), b"\x00not json", [])
+        await bus.publish(sent[10:])
+        committed = Recorder()
+        failed_batches: list[int] = []
+
+        async def batch(deliveries: Sequence[Delivery]) -> None:
+            # All or nothing, like one transaction: one poison record fails the whole batch.
+            if any(d.envelope.event_id == poison.event_id for d in deliveries):
+                failed_batches.append(len(deliveries))
+                raise PoisonEvent("business_rule_violated")
+            for d in deliveries:
+                await committed(d)
+
+        async def single(delivery: Delivery) -> None:
+            if delivery.envelope.event_id == poison.event_id:
+                raise PoisonEvent("business_rule_violated")
+            await committed(delivery)
+
+        await consumers(bus, "batch-poison", single, batch_handler=batch)
+        good = {e.event_id for e in sent} - {poison.event_id}
+        await wait_until(lambda: set(committed.ids()) >= good)
+        assert sorted(committed.ids()) == sorted(good)  # each once, none lost with the batch
+        assert failed_batches
+        dead: list[Any] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while len(dead) < 2 and loop.time() < deadline:
+            dead = await bus.read_topic(bus.topic_name(DEAD_LETTER))
+        reasons = sorted(dict(r.headers)["dlq.reason"].decode().split(":")[0] for r in dead)
+        assert reasons == ["rejected", "undecodable"]
+        assert encode(poison) in {r.value for r in dead}
+
+    async def test_a_failing_batch_is_retried_then_falls_back_one_by_one(
+        self, bus: EventBus, consumers: Any
+    ) -> None:
+        sent = [stop_requested(uuid.uuid4(), i) for i in range(30)]
+        await bus.publish(sent)
+        batches = BatchRecorder()
+        transient_failures: list[int] = []
+
+        async def flaky_batch(deliveries: Sequence[Delivery]) -> None:
+            # A lost connection: the same batch again, not the fallback.
+            if len(transient_failures) < 2:
+                transient_failures.append(len(deliveries))
+                raise OSError("connection reset")
+            await batches(deliveries)
+
+        one_by_one = Recorder()
+        await consumers(bus, "batch-transient", one_by_one, batch_handler=flaky_batch)
+        await wait_until(lambda: len(batches.ids()) >= len(sent))
+        assert sorted(batches.ids()) == sorted(e.event_id for e in sent)
+        assert one_by_one.seen == [] and len(transient_failures) == 2
+        # A bug (not transient): the records go through the one-by-one handler instead.
+        more = [stop_requested(uuid.uuid4(), i) for i in range(10)]
+
+        async def broken_batch(deliveries: Sequence[Delivery]) -> None:
+            raise RuntimeError("bug in the batch path")
+
+        await bus.publish(more)
+        fallback = Recorder()
+        await consumers(bus, "batch-broken", fallback, batch_handler=broken_batch)
+        await wait_until(lambda: set(fallback.ids()) >= {e.event_id for e in sent + more})
+        assert len(fallback.ids()) == len(sent) + len(more)
+
+    async def test_an_unfinished_batch_is_not_committed(
+        self, bus: EventBus, consumers: Any
+    ) -> None:
+        sent = [stop_requested(uuid.uuid4(), i) for i in range(10)]
+        started = asyncio.Event()
+
+        async def hangs(deliveries: Sequence[Delivery]) -> None:
+            started.set()
+            await asyncio.Event().wait()  # a process that dies mid-transaction
+
+        first = await consumers(bus, "batch-crash", Recorder(), batch_handler=hangs)
+        await bus.publish(sent)
+        await asyncio.wait_for(started.wait(), 30)
+        await first.stop(grace_s=0)
+        batches = BatchRecorder()
+        await consumers(bus, "batch-crash", Recorder(), batch_handler=batches)
+        await wait_until(lambda: set(batches.ids()) >= {e.event_id for e in sent})
+
+
+class BatchRecorder:
+    """A batch handler that remembers the batches it saw."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[Delivery]] = []
+
+    async def __call__(self, deliveries: Sequence[Delivery]) -> None:
+        self.batches.append(list(deliveries))
+
+    def ids(self) -> list[uuid.UUID]:
+        return [d.envelope.event_id for b in self.batches for d in b]

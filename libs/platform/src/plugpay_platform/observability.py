@@ -25,7 +25,14 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from plugpay_events import tracing
-from plugpay_events.bus.port import Consumer, Delivery, Handler, PoisonEvent, RawRecord
+from plugpay_events.bus.port import (
+    BatchHandler,
+    Consumer,
+    Delivery,
+    Handler,
+    PoisonEvent,
+    RawRecord,
+)
 from plugpay_events.outbox import OutboxRelay
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -269,6 +276,10 @@ class Observability:
         """Wrap a consumer handler with its span, metrics and correlation id."""
         return ObservedHandler(self, group, handler)
 
+    def observe_batch_handler(self, group: str, handler: BatchHandler) -> ObservedBatchHandler:
+        """Wrap a consumer's batch handler with its span and per-event metrics."""
+        return ObservedBatchHandler(self, group, handler)
+
     # --- scraping -----------------------------------------------------------------------------
 
     async def refresh(self) -> None:
@@ -409,6 +420,60 @@ class ObservedHandler:
         self.observability.dead_lettered.labels(self.group, record.topic, reason).inc()
         key = (self.group, record.topic, record.partition)
         self.observability._handled_up_to[key] = record.offset + 1
+
+
+class ObservedBatchHandler:
+    """A batch handler in one CONSUMER span; its events count as handled once it returned.
+
+    A failed batch is counted once (type ``batch``); its records then go through the
+    one-by-one handler, which observes each of them itself.
+    """
+
+    def __init__(self, observability: Observability, group: str, handler: BatchHandler) -> None:
+        self.observability = observability
+        self.group = group
+        self.handler = handler
+
+    async def __call__(self, deliveries: Sequence[Delivery]) -> None:
+        if not deliveries:
+            return
+        obs = self.observability
+        first = deliveries[0]
+        started = time.perf_counter()
+        with obs.tracer.start_as_current_span(
+            f"process batch {first.topic}",
+            kind=SpanKind.CONSUMER,
+            record_exception=False,
+            set_status_on_exception=False,
+            attributes={
+                "messaging.operation.type": "process",
+                "messaging.destination.name": first.topic,
+                "messaging.consumer.group.name": self.group,
+                "messaging.destination.partition.id": str(first.partition),
+                "messaging.kafka.offset": first.offset,
+                "messaging.batch.message_count": len(deliveries),
+            },
+        ) as span:
+            try:
+                await self.handler(deliveries)
+            except Exception as error:
+                span.record_exception(error)
+                span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+                obs.handler_failures.labels(
+                    self.group, first.topic, "batch", type(error).__name__
+                ).inc()
+                raise
+        # One attempt's time, shared by its events, so the histogram keeps per-event meaning.
+        share = (time.perf_counter() - started) / len(deliveries)
+        now = datetime.now(UTC)
+        for delivery in deliveries:
+            labels = (self.group, delivery.topic, delivery.envelope.type)
+            obs.events_handled.labels(*labels).inc()
+            obs.handling_duration.labels(*labels).observe(share)
+            age = (now - delivery.envelope.occurred_at).total_seconds()
+            obs.event_age.labels(self.group, delivery.topic).observe(max(age, 0.0))
+        last = deliveries[-1]
+        obs._handled_up_to[(self.group, last.topic, last.partition)] = last.offset + 1
 
 
 def _route_template(scope: Scope) -> str:

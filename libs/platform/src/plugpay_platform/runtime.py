@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-from plugpay_events.bus.port import Consumer, EventBus, Handler, RetryPolicy
+from plugpay_events.bus.port import BatchHandler, Consumer, EventBus, Handler, RetryPolicy
 from plugpay_events.outbox import OutboxRelay, OutboxTables
 from plugpay_events.topics import ALL_TOPICS, Topic
 
@@ -36,6 +36,8 @@ class ConsumerSpec:
     handler: Handler
     members: int = 1
     retry: RetryPolicy | None = None
+    # Optional: each partition's fetched records in one call (``handler`` is the fallback).
+    batch_handler: BatchHandler | None = None
 
 
 @dataclass
@@ -89,11 +91,17 @@ class ServiceRuntime:
         for spec in self.consumers:
             group = f"{self.settings.platform.topic_prefix}{spec.group}"
             for _ in range(spec.members):
+                batched: dict[str, BatchHandler] = {}
+                if spec.batch_handler is not None:
+                    batched["batch_handler"] = self.observability.observe_batch_handler(
+                        group, spec.batch_handler
+                    )
                 consumer = self.bus.consumer(
                     group,
                     spec.topics,
                     self.observability.observe_handler(group, spec.handler),
                     retry=spec.retry,
+                    **batched,
                 )
                 await consumer.start()
                 self._running.append(consumer)

@@ -1,6 +1,7 @@
 """The event-bus port and its adapters."""
 
 from plugpay_events.bus.port import (
+    BatchHandler,
     Consumer,
     Delivery,
     EventBus,
@@ -9,4 +10,12 @@ from plugpay_events.bus.port import (
     RetryPolicy,
 )
 
-__all__ = ["Consumer", "Delivery", "EventBus", "Handler", "PoisonEvent", "RetryPolicy"]
+__all__ = [
+    "BatchHandler",
+    "Consumer",
+    "Delivery",
+    "EventBus",
+    "Handler",
+    "PoisonEvent",
+    "RetryPolicy",
+]

@@ -27,12 +27,14 @@ from aiokafka.partitioner import murmur2
 
 from plugpay_events import serde
 from plugpay_events.bus.port import (
+    BatchHandler,
     Consumer,
     EventBus,
     Handler,
     RawRecord,
     RetryPolicy,
     deliver,
+    deliver_batch,
 )
 from plugpay_events.envelope import Envelope
 from plugpay_events.topics import TOPICS_BY_NAME, Topic
@@ -215,8 +217,16 @@ class EmbeddedEventBus(EventBus):
         handler: Handler,
         *,
         retry: RetryPolicy | None = None,
+        batch_handler: BatchHandler | None = None,
     ) -> EmbeddedConsumer:
-        return EmbeddedConsumer(self, group, [self.topic_name(t) for t in topics], handler, retry)
+        return EmbeddedConsumer(
+            self,
+            group,
+            [self.topic_name(t) for t in topics],
+            handler,
+            retry,
+            batch_handler=batch_handler,
+        )
 
 
 class EmbeddedConsumer(Consumer):
@@ -232,11 +242,13 @@ class EmbeddedConsumer(Consumer):
         *,
         batch_size: int = 500,
         poll_interval_s: float = 1.0,
+        batch_handler: BatchHandler | None = None,
     ) -> None:
         self.bus = bus
         self.group = group
         self.topics = topics
         self.handler = handler
+        self.batch_handler = batch_handler
         self.retry = retry or RetryPolicy()
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
@@ -313,22 +325,33 @@ class EmbeddedConsumer(Consumer):
             position or 0,
             self.batch_size,
         )
+        if self.batch_handler is not None and rows and not self._stopping.is_set():
+            records = [RawRecord(topic, partition, r["offset"], r["key"], r["value"]) for r in rows]
+            await deliver_batch(
+                self.bus, self.group, records, self.handler, self.batch_handler, self.retry
+            )
+            # Commit once for the batch: its transaction (or each fallback's) has committed.
+            await self._commit(topic, partition, rows[-1]["offset"] + 1)
+            return len(rows)
         for row in rows:
             if self._stopping.is_set():
                 break
             record = RawRecord(topic, partition, row["offset"], row["key"], row["value"])
             await deliver(self.bus, self.group, record, self.handler, self.retry)
             # Commit after each record: the handler's own transaction has committed by now.
-            await pool.execute(
-                "INSERT INTO eventlog.group_offsets (group_id, topic, partition, next_offset)"
-                " VALUES ($1, $2, $3, $4) ON CONFLICT (group_id, topic, partition)"
-                " DO UPDATE SET next_offset = EXCLUDED.next_offset",
-                self.group,
-                topic,
-                partition,
-                row["offset"] + 1,
-            )
+            await self._commit(topic, partition, row["offset"] + 1)
         return len(rows)
+
+    async def _commit(self, topic: str, partition: int, next_offset: int) -> None:
+        await self.bus.pool.execute(
+            "INSERT INTO eventlog.group_offsets (group_id, topic, partition, next_offset)"
+            " VALUES ($1, $2, $3, $4) ON CONFLICT (group_id, topic, partition)"
+            " DO UPDATE SET next_offset = EXCLUDED.next_offset",
+            self.group,
+            topic,
+            partition,
+            next_offset,
+        )
 
     async def _run(self) -> None:
         assert self._conn is not None

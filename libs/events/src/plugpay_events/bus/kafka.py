@@ -14,12 +14,14 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from plugpay_events import serde
 from plugpay_events.bus.port import (
+    BatchHandler,
     Consumer,
     EventBus,
     Handler,
     RawRecord,
     RetryPolicy,
     deliver,
+    deliver_batch,
 )
 from plugpay_events.envelope import Envelope
 from plugpay_events.topics import Topic
@@ -151,8 +153,16 @@ class KafkaEventBus(EventBus):
         handler: Handler,
         *,
         retry: RetryPolicy | None = None,
+        batch_handler: BatchHandler | None = None,
     ) -> KafkaConsumer:
-        return KafkaConsumer(self, group, [self.topic_name(t) for t in topics], handler, retry)
+        return KafkaConsumer(
+            self,
+            group,
+            [self.topic_name(t) for t in topics],
+            handler,
+            retry,
+            batch_handler=batch_handler,
+        )
 
 
 class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -182,11 +192,14 @@ class KafkaConsumer(Consumer):
         topics: list[str],
         handler: Handler,
         retry: RetryPolicy | None,
+        *,
+        batch_handler: BatchHandler | None = None,
     ) -> None:
         self.bus = bus
         self.group = group
         self.topics = topics
         self.handler = handler
+        self.batch_handler = batch_handler
         self.retry = retry or RetryPolicy()
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -225,6 +238,19 @@ class KafkaConsumer(Consumer):
                 await asyncio.sleep(1.0)
                 continue
             for tp, messages in batches.items():
+                if self.batch_handler is not None and messages:
+                    if self._stopping.is_set():
+                        break
+                    # One partition's records in offset order, handled together; the offset
+                    # moves only once all of them are done with.
+                    records = [
+                        RawRecord(m.topic, m.partition, m.offset, m.key, m.value) for m in messages
+                    ]
+                    await deliver_batch(
+                        self.bus, self.group, records, self.handler, self.batch_handler, self.retry
+                    )
+                    self._pending[tp] = messages[-1].offset + 1
+                    continue
                 for message in messages:
                     if self._stopping.is_set():
                         break

@@ -48,6 +48,10 @@ class Delivery:
 
 
 Handler = Callable[[Delivery], Awaitable[None]]
+# Optional, for throughput: many deliveries of ONE partition, in offset order, handled in one
+# go (typically one transaction). If it raises anything but a transient error, the same
+# records go to the ``Handler`` one by one, so a poison record is dead-lettered alone.
+BatchHandler = Callable[[Sequence[Delivery]], Awaitable[None]]
 
 
 @runtime_checkable
@@ -156,9 +160,28 @@ class EventBus(abc.ABC):
         handler: Handler,
         *,
         retry: RetryPolicy | None = None,
+        batch_handler: BatchHandler | None = None,
     ) -> Consumer:
         """A new member of ``group`` reading ``topics`` from the group's committed offsets
-        (from the beginning for a new group)."""
+        (from the beginning for a new group).
+
+        With ``batch_handler``, the records fetched from one partition are handled together
+        (``deliver_batch``) and their offsets committed once it returned; ``handler`` is the
+        one-by-one fallback for a batch that failed."""
+
+
+async def _decode(
+    bus: EventBus, group: str, record: RawRecord, handler: Handler
+) -> Delivery | None:
+    """The record as a delivery, or None once an undecodable one is dead-lettered."""
+    try:
+        envelope = serde.decode(record.value)
+        envelope.event()  # validate the payload now so a bad one never reaches a handler
+    except (ValidationError, UnknownEventType, UnsupportedEventVersion, ValueError) as error:
+        await dead_letter(bus, group, record, f"undecodable: {type(error).__name__}: {error}")
+        _tell_dead_lettered(handler, group, record, "undecodable")
+        return None
+    return Delivery(envelope, record.topic, record.partition, record.offset, record.headers)
 
 
 async def deliver(
@@ -169,14 +192,73 @@ async def deliver(
     Returns when the record is done with (handled or dead-lettered); the caller then commits.
     Raises only on cancellation.
     """
-    try:
-        envelope = serde.decode(record.value)
-        envelope.event()  # validate the payload now so a bad one never reaches a handler
-    except (ValidationError, UnknownEventType, UnsupportedEventVersion, ValueError) as error:
-        await dead_letter(bus, group, record, f"undecodable: {type(error).__name__}: {error}")
-        _tell_dead_lettered(handler, group, record, "undecodable")
+    delivery = await _decode(bus, group, record, handler)
+    if delivery is not None:
+        await _handle_one(bus, group, record, delivery, handler, retry)
+
+
+async def deliver_batch(
+    bus: EventBus,
+    group: str,
+    records: Sequence[RawRecord],
+    handler: Handler,
+    batch_handler: BatchHandler,
+    retry: RetryPolicy,
+) -> None:
+    """Handle records of one partition (in offset order) with one ``batch_handler`` call.
+
+    Undecodable records are dead-lettered and left out of the batch. A transient error
+    retries the whole batch without limit (with back-off); any other error, ``PoisonEvent``
+    included, means the batch's transaction did not commit: the records then go one by one
+    through ``deliver``'s path (its retries, dead-lettering only the record that fails), so
+    one poison record never parks its neighbours. Returns when every record is done with; the
+    caller then commits the offsets. Raises only on cancellation.
+    """
+    pairs: list[tuple[RawRecord, Delivery]] = []
+    for record in records:
+        delivery = await _decode(bus, group, record, handler)
+        if delivery is not None:
+            pairs.append((record, delivery))
+    if not pairs:
         return
-    delivery = Delivery(envelope, record.topic, record.partition, record.offset, record.headers)
+    deliveries = [d for _, d in pairs]
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            await batch_handler(deliveries)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            if not isinstance(error, PoisonEvent) and retry.is_transient(error):
+                log.warning(
+                    "batch of %d failed (attempt %d, transient): %s", len(pairs), attempt, error
+                )
+                await asyncio.sleep(retry.backoff(attempt))
+                continue
+            log.warning(
+                "batch of %d from %s[%d]@%d failed (%s: %s); handling them one by one",
+                len(pairs),
+                pairs[0][0].topic,
+                pairs[0][0].partition,
+                pairs[0][0].offset,
+                type(error).__name__,
+                error,
+            )
+            break
+    for record, delivery in pairs:
+        await _handle_one(bus, group, record, delivery, handler, retry)
+
+
+async def _handle_one(
+    bus: EventBus,
+    group: str,
+    record: RawRecord,
+    delivery: Delivery,
+    handler: Handler,
+    retry: RetryPolicy,
+) -> None:
     attempt = 0
     while True:
         attempt += 1
