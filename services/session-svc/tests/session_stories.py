@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -321,3 +322,39 @@ class Story:
 
 def wrap(events: list[Event], producer: str = "test") -> list[Envelope]:
     return [Envelope.wrap(e, producer=producer) for e in events]
+
+
+def mixed_sessions(rng: random.Random, count: int = 300) -> list[list[Event]]:
+    """``count`` sessions over every path, on a handful of stations of two organisations."""
+    orgs = [uuid.uuid4(), uuid.uuid4()]
+    now = datetime.now(UTC)
+    stories: list[list[Event]] = []
+    for i in range(count):
+        story = Story(
+            station_id=f"ST-{i % 7}",
+            connector_id=1 + i % 2,
+            organisation_id=orgs[i % 7 % 2],
+            started=now - timedelta(seconds=rng.randint(0, 30)),
+        )
+        path = i % 10
+        if path < 4:
+            events = story.billed_path()
+        elif path < 5:
+            events = story.billed_path(stop_by_driver=True)
+        elif path < 6:
+            events = story.denied_path()
+        elif path < 7:
+            events = story.abandoned_path()
+        elif path < 8:
+            events = story.expired_path()
+        elif path < 9:
+            story.issued(), story.scanned(), story.priced(), story.authorised()
+            story.started_charging(), story.meter(300, 1000), story.meter(600, 2500)
+            events = story.events  # still charging
+        elif i % 20 == 9:
+            story.issued(), story.scanned()
+            events = story.events  # waiting for pricing
+        else:
+            events = [story.issued()]  # shown on the station, not scanned yet
+        stories.append(events)
+    return stories

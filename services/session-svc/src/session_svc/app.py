@@ -16,7 +16,13 @@ from plugpay_platform.runtime import ConsumerSpec, ServiceRuntime
 from plugpay_platform.security import KeySource
 
 from session_svc.endpoints import router
-from session_svc.handlers import CONSUMER, SessionStoreProjector, live_handler
+from session_svc.handlers import (
+    CONSUMER,
+    LiveBatchProjector,
+    SessionStoreProjector,
+    live_batch_handler,
+    live_handler,
+)
 from session_svc.live import SessionUpdates
 from session_svc.service import SessionService
 from session_svc.settings import Settings
@@ -32,6 +38,14 @@ log = logging.getLogger(__name__)
 
 def projector_for(settings: Settings) -> SessionStoreProjector:
     return SessionStoreProjector(
+        code_tolerance=settings.code_tolerance,
+        clock_skew=settings.clock_skew,
+        start_timeout=settings.start_timeout,
+    )
+
+
+def batch_projector_for(settings: Settings) -> LiveBatchProjector:
+    return LiveBatchProjector(
         code_tolerance=settings.code_tolerance,
         clock_skew=settings.clock_skew,
         start_timeout=settings.start_timeout,
@@ -89,6 +103,9 @@ def create_app(
             group=CONSUMER,
             topics=STORE_TOPICS,
             handler=live_handler(runtime.database.sessions, outbox_tables, projector_for(settings)),
+            batch_handler=live_batch_handler(
+                runtime.database.sessions, outbox_tables, lambda: batch_projector_for(settings)
+            ),
         )
     )
     service = SessionService(settings, runtime.database, outbox_tables)

@@ -567,3 +567,23 @@ def start_deadline(state: ChargingSession, start_timeout: timedelta | None) -> d
     if start_timeout is None or state.authorized_at is None:
         return state.start_deadline
     return min(state.start_deadline, state.authorized_at + start_timeout)
+
+
+def with_pending_scan(
+    state: ChargingSession | None, scanned: SessionCodeScanned
+) -> ChargingSession:
+    """The session as it is once ``scanned`` is applied, for a reader that must not wait for
+    the store to consume the scan back from the log (read-your-writes). A state that has moved
+    on already is returned unchanged."""
+    if state is None:
+        # The store lost the session (a rebuild in progress): the scan alone knows enough.
+        state = ChargingSession(
+            session_id=scanned.session_id,
+            status=S.CODE_ISSUED,
+            station_id=scanned.station_id,
+            connector_id=scanned.connector_id,
+            session_started_at=scanned.session_started_at,
+        )
+    if state.status is not S.CODE_ISSUED:
+        return state
+    return apply(state, scanned)

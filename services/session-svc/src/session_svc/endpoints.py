@@ -16,6 +16,7 @@ from plugpay_platform.security import CurrentDriver, CurrentPrincipal
 from session_svc.domain import SessionStatus
 from session_svc.live import SessionUpdates
 from session_svc.schemas import (
+    CodePreview,
     ScanAccepted,
     ScanRequest,
     SessionList,
@@ -49,6 +50,16 @@ async def scan(
     client_ip = request.client.host if request.client else None
     session_id = await service.scan(driver, body.code, client_ip)
     return ScanAccepted(session_id=session_id)
+
+
+@router.get("/codes/{code}", response_model=CodePreview)
+async def lookup_code(
+    code: str, driver: CurrentDriver, service: Service, request: Request
+) -> CodePreview:
+    """A typed code's station, connector and expiry, so the app shows the price before the
+    driver confirms; claims nothing, and counts against the typed-code rate limit."""
+    client_ip = request.client.host if request.client else None
+    return await service.lookup_code(driver, code, client_ip)
 
 
 @router.get("", response_model=SessionList)

@@ -1,18 +1,20 @@
 """The session store as a projection of the log: one code path for the live consumer and for a
 rebuild from offset 0, so both reach the same rows.
 
-Live: each event in its own transaction with its inbox claim (idempotent), after waiting out a
-rebuild. Rebuild: the same ``SessionStoreProjector``, but the sessions of a batch are folded in
-memory and written once per batch.
+Live: the consumer hands over each partition's fetched records as one batch, projected in one
+transaction with their inbox claims (idempotent), after waiting out a rebuild: the same
+``project_batch`` as the rebuild, which folds a batch's sessions in memory and writes each once.
+A batch that fails goes through ``live_handler`` one event per transaction, so only a poison
+event is dead-lettered.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from plugpay_events.bus.port import Delivery, Handler
+from plugpay_events.bus.port import BatchHandler, Delivery, Handler
 from plugpay_events.contracts.identity import StationRegistered
 from plugpay_events.contracts.sessions import MeterValuesReported
 from plugpay_events.contracts.stations import (
@@ -177,11 +179,16 @@ class BatchingProjector(SessionStoreProjector):
         self.dirty[after.session_id] = after
         self.touched.add(after.session_id)
 
+    def timers_to_replace(self, states: list[ChargingSession]) -> list[ChargingSession]:
+        """The written sessions whose timers are derived again (a rebuild: all of them)."""
+        return states
+
     async def write(self, db: Db) -> None:
         states = list(self.dirty.values())
         await repository.save_sessions(db, states)
+        renew = self.timers_to_replace(states)
         await repository.replace_timers(
-            db, [s.session_id for s in states], [t for s in states for t in self.timers_for(s)]
+            db, [s.session_id for s in renew], [t for s in renew for t in self.timers_for(s)]
         )
         self.dirty.clear()
         # Open streams re-read once per batch, not once per event.
@@ -191,3 +198,69 @@ class BatchingProjector(SessionStoreProjector):
         # Events of a session cluster in time; a bounded cache keeps memory flat on big logs.
         if len(self.cache) > 50_000:
             self.cache.clear()
+
+
+class LiveBatchProjector(BatchingProjector):
+    """One live consumer batch: its sessions read once (row-locked) and written once, and
+    timers renewed only where the status changed, exactly as the one-event path does (a timer
+    that already fired and was deleted is not brought back by a repeated event)."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.first: dict[uuid.UUID, ChargingSession] = {}
+
+    async def preload(self, db: Db, session_ids: set[uuid.UUID]) -> None:
+        found = await repository.load_sessions(db, session_ids, for_update=True)
+        for session_id in session_ids:
+            state = found.get(session_id) or ChargingSession(session_id=session_id)
+            self.cache[session_id] = self.first[session_id] = state
+
+    def timers_to_replace(self, states: list[ChargingSession]) -> list[ChargingSession]:
+        renew = []
+        for state in states:
+            before = self.first.get(state.session_id)
+            if before is None or before.version == 0 or before.status != state.status:
+                renew.append(state)
+        return renew
+
+
+async def project_batch(
+    db: Db, tables: OutboxTables, projector: BatchingProjector, envelopes: Sequence[Envelope]
+) -> None:
+    """Claim a batch's events in the inbox at once and project the ones not handled before,
+    in order; the sessions touched are read in one query and written in one statement."""
+    fresh = await repository.claim_events(
+        db, tables, CONSUMER, list(dict.fromkeys(e.event_id for e in envelopes))
+    )
+    if not fresh:
+        return
+    await projector.preload(
+        db,
+        {
+            uuid.UUID(e.aggregate_id)
+            for e in envelopes
+            if e.event_id in fresh and e.type in SESSION_EVENT_TYPES
+        },
+    )
+    for envelope in envelopes:
+        if envelope.event_id in fresh:
+            fresh.discard(envelope.event_id)  # a duplicate later in the batch is skipped
+            await projector.project(db, envelope)
+    await projector.write(db)
+
+
+def live_batch_handler(
+    session_factory: Callable[[], AsyncSession],
+    tables: OutboxTables,
+    make_projector: Callable[[], BatchingProjector],
+) -> BatchHandler:
+    """The consumer's batched path: one partition's records, one transaction (after any
+    running rebuild); the bus falls back to ``live_handler`` if it raises."""
+
+    async def handle(deliveries: Sequence[Delivery]) -> None:
+        async with session_factory() as db, db.begin():
+            await repository.lock_store_shared(db)
+            # A fresh projector per batch: nothing cached outlives a rolled-back transaction.
+            await project_batch(db, tables, make_projector(), [d.envelope for d in deliveries])
+
+    return handle

@@ -8,7 +8,6 @@ store's lock exclusively: live consumers wait, scans answer 503, timers do not f
 from __future__ import annotations
 
 import sys
-import uuid
 from typing import Any
 
 from plugpay_events.bus.port import EventBus
@@ -19,7 +18,7 @@ from plugpay_platform.database import Database
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from session_svc import repository
-from session_svc.handlers import CONSUMER, SESSION_EVENT_TYPES, BatchingProjector
+from session_svc.handlers import CONSUMER, BatchingProjector, project_batch
 from session_svc.settings import Settings
 
 
@@ -59,18 +58,7 @@ class SessionStoreProjection:
     async def flush(self) -> None:
         pending, self._pending = self._pending, []
         # The inbox is rebuilt too, so live consumers skip what the rebuild already applied.
-        fresh = await repository.claim_events(
-            self.db, self.tables, CONSUMER, list(dict.fromkeys(e.event_id for e in pending))
-        )
-        await self.projector.preload(
-            self.db,
-            {uuid.UUID(e.aggregate_id) for e in pending if e.type in SESSION_EVENT_TYPES},
-        )
-        for envelope in pending:
-            if envelope.event_id in fresh:
-                fresh.discard(envelope.event_id)  # a duplicate later in the batch is skipped
-                await self.projector.project(self.db, envelope)
-        await self.projector.write(self.db)
+        await project_batch(self.db, self.tables, self.projector, pending)
         await self.db.commit()
         await self.db.begin()
 

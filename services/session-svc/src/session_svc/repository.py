@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from plugpay_events.contracts.sessions import SessionCodeScanned
 from plugpay_events.outbox import OutboxTables
 from sqlalchemy import and_, delete, func, or_, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -70,10 +71,14 @@ async def load_session(
     return None if state is None else ChargingSession.model_validate(state)
 
 
-async def load_sessions(db: Conn, session_ids: set[uuid.UUID]) -> dict[uuid.UUID, ChargingSession]:
-    rows = (
-        await db.execute(select(sessions.c.state).where(sessions.c.session_id.in_(session_ids)))
-    ).all()
+async def load_sessions(
+    db: Conn, session_ids: set[uuid.UUID], *, for_update: bool = False
+) -> dict[uuid.UUID, ChargingSession]:
+    query = select(sessions.c.state).where(sessions.c.session_id.in_(session_ids))
+    if for_update:
+        # Always in the same order, so two writers of overlapping sets cannot deadlock.
+        query = query.order_by(sessions.c.session_id).with_for_update()
+    rows = (await db.execute(query)).all()
     states = [ChargingSession.model_validate(r.state) for r in rows]
     return {s.session_id: s for s in states}
 
@@ -320,11 +325,23 @@ async def next_timer_due(db: Conn) -> datetime | None:
 # --- command side --------------------------------------------------------------------------
 
 
-async def claim_scan(db: Conn, session_id: uuid.UUID, user_id: uuid.UUID) -> bool:
-    """The first scan of a code wins; a concurrent second one waits, then loses."""
+async def claim_scan(
+    db: Conn,
+    session_id: uuid.UUID,
+    user_id: uuid.UUID,
+    scanned: SessionCodeScanned | None = None,
+) -> bool:
+    """The first scan of a code wins; a concurrent second one waits, then loses.
+
+    ``scanned`` (the event the scan emits) is kept on the claim so the winner can read the
+    session at once, before the store has consumed the event back from the log."""
     result = await db.execute(
         pg_insert(scan_claims)
-        .values(session_id=session_id, user_id=user_id)
+        .values(
+            session_id=session_id,
+            user_id=user_id,
+            scanned=scanned.model_dump(mode="json") if scanned is not None else None,
+        )
         .on_conflict_do_nothing()
         .returning(scan_claims.c.session_id)
     )
@@ -338,6 +355,14 @@ async def record_scan_claim(db: Conn, session_id: uuid.UUID, user_id: uuid.UUID)
         .values(session_id=session_id, user_id=user_id)
         .on_conflict_do_nothing()
     )
+
+
+async def pending_scan(db: Conn, session_id: uuid.UUID) -> SessionCodeScanned | None:
+    """The scan a claim recorded (None if unclaimed, or claimed by the projection)."""
+    value = await db.scalar(
+        select(scan_claims.c.scanned).where(scan_claims.c.session_id == session_id)
+    )
+    return None if value is None else SessionCodeScanned.model_validate(value)
 
 
 async def is_scan_claimed(db: Conn, session_id: uuid.UUID) -> bool:

@@ -20,6 +20,16 @@ class ScanAccepted(BaseModel):
     session_id: uuid.UUID
 
 
+class CodePreview(BaseModel):
+    """What a typed code names, before the driver confirms (nothing is claimed)."""
+
+    code: str
+    station_id: str
+    station_name: str | None = None
+    connector_id: int
+    expires_at: datetime
+
+
 class StopAccepted(BaseModel):
     session_id: uuid.UUID
     status: str = "stop_requested"

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from plugpay_events.contracts.sessions import SessionCodeScanned
 from plugpay_events.envelope import Envelope, Event
 from plugpay_events.outbox import Outbox, OutboxTables
 from plugpay_events.session_code import (
@@ -34,6 +35,7 @@ from session_svc import domain, repository
 from session_svc.domain import ChargingSession, Rejected, SessionStatus
 from session_svc.handlers import CODE_EXPIRY, START_TIMEOUT
 from session_svc.schemas import (
+    CodePreview,
     CostView,
     DenialView,
     LimitsView,
@@ -133,37 +135,87 @@ class SessionService:
             session_id = (
                 claims.session_id if claims else await repository.find_typed_code(db, typed or "")
             )
-            state = await repository.load_session(db, session_id) if session_id else None
-            if session_id is None or state is None:
-                raise Refusal("code_invalid", "this code is not known", status_code=400)
-            if await repository.is_scan_claimed(db, session_id):
-                raise Refusal("code_used", "this code was already used", status_code=409)
-            result = domain.scan(
-                state,
-                user_id=principal.user_id,
-                organisation_id=principal.organisation_id,
-                user_groups=principal.groups,
-                code_kind="qr" if claims else "typed",
-                now=now,
-                clock_skew=self.settings.clock_skew,
-                tolerance=self.settings.code_tolerance,
-                presented=(claims.station_id, claims.connector_id, claims.token_id)
-                if claims
-                else None,
-            )
-            if isinstance(result, Rejected):
-                raise refuse(result)
-            assert state.station_id is not None
-            if not await repository.station_online(db, state.station_id):
-                raise Refusal(
-                    "station_offline",
-                    "the station is offline; try another one or ask for help",
-                    status_code=409,
-                )
-            if not await repository.claim_scan(db, session_id, principal.user_id):
+            _, result = await self._check_code(db, principal, session_id, claims, now)
+            if not await repository.claim_scan(db, result.session_id, principal.user_id, result):
                 raise Refusal("code_used", "this code was already used", status_code=409)
             await self.outbox.add(db, self._wrap([result]))
-        return session_id
+        return result.session_id
+
+    async def _check_code(
+        self,
+        db: AsyncSession,
+        principal: Principal,
+        session_id: uuid.UUID | None,
+        claims: SessionCodeClaims | None,
+        now: datetime,
+    ) -> tuple[ChargingSession, SessionCodeScanned]:
+        """Everything a scan checks before it claims: known, this station's, unused, fresh,
+        station online. Returns the session and the event a scan would emit."""
+        state = await repository.load_session(db, session_id) if session_id else None
+        if session_id is None or state is None:
+            if claims is not None:
+                # Validly signed by the gateway, so it exists: its SessionCodeIssued has not
+                # reached the store yet (it follows the log). Worth asking again in a moment.
+                raise Refusal(
+                    "code_not_ready",
+                    "the charger has just made this code; trying again in a moment",
+                    status_code=409,
+                    headers={"Retry-After": "1"},
+                )
+            raise Refusal("code_invalid", "this code is not known", status_code=400)
+        if await repository.is_scan_claimed(db, session_id):
+            raise Refusal("code_used", "this code was already used", status_code=409)
+        result = domain.scan(
+            state,
+            user_id=principal.user_id,
+            organisation_id=principal.organisation_id,
+            user_groups=principal.groups,
+            code_kind="qr" if claims else "typed",
+            now=now,
+            clock_skew=self.settings.clock_skew,
+            tolerance=self.settings.code_tolerance,
+            presented=(claims.station_id, claims.connector_id, claims.token_id) if claims else None,
+        )
+        if isinstance(result, Rejected):
+            raise refuse(result)
+        assert state.station_id is not None
+        if not await repository.station_online(db, state.station_id):
+            raise Refusal(
+                "station_offline",
+                "the station is offline; try another one or ask for help",
+                status_code=409,
+            )
+        return state, result
+
+    async def lookup_code(
+        self, principal: Principal, raw: str, client_ip: str | None
+    ) -> CodePreview:
+        """What a typed code names (station, connector, until when), without claiming it, so
+        the app can show the price before the driver confirms. Counted like typed scans."""
+        if not principal.email_verified:
+            raise Refusal(
+                "account_unverified", "verify your e-mail address before paying", status_code=403
+            )
+        now = self.clock()
+        typed = normalise_typed_code(raw.strip())
+        if len(typed) != TYPED_CODE_LENGTH or not set(typed) <= _TYPED:
+            raise Refusal("code_malformed", "this is not a Plugpay code", status_code=400)
+        await self._count_typed_lookup(principal.user_id, client_ip, now)
+        async with self.database.read() as db:
+            session_id = await repository.find_typed_code(db, typed)
+            state, _ = await self._check_code(db, principal, session_id, None, now)
+            assert state.station_id and state.connector_id
+            assert state.code_expires_at and state.session_started_at
+            name = await repository.station_name(db, state.station_id)
+        return CodePreview(
+            code=typed,
+            station_id=state.station_id,
+            station_name=name,
+            connector_id=state.connector_id,
+            expires_at=min(
+                state.code_expires_at, state.session_started_at + self.settings.code_tolerance
+            ),
+        )
 
     async def _count_typed_lookup(
         self, user_id: uuid.UUID, client_ip: str | None, now: datetime
@@ -206,6 +258,12 @@ class SessionService:
         self, db: AsyncSession, principal: Principal, session_id: uuid.UUID
     ) -> ChargingSession:
         state = await repository.load_session(db, session_id)
+        if state is None or state.status is SessionStatus.CODE_ISSUED:
+            # Read-your-writes: a scan claimed in its own transaction is the session's truth
+            # until the store has consumed SessionCodeScanned back from the log.
+            scanned = await repository.pending_scan(db, session_id)
+            if scanned is not None:
+                state = domain.with_pending_scan(state, scanned)
         if state is None or not self.may_see(principal, state):
             # Someone else's session does not exist for you.
             raise Refusal("not_found", "no such session", status_code=404)

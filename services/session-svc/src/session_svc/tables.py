@@ -93,6 +93,8 @@ scan_claims = Table(
     Column("session_id", Uuid, primary_key=True),
     Column("user_id", Uuid, nullable=False),
     Column("claimed_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    # The SessionCodeScanned the scan emitted: read-your-writes until the store has applied it.
+    Column("scanned", JSONB, nullable=True),
 )
 
 # Fixed-window counters for typed-code lookups, shared by every replica.

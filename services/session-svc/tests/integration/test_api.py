@@ -9,11 +9,13 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from plugpay_events.contracts.identity import ConnectorSpec, StationRegistered
 from plugpay_events.contracts.stations import StationWentOffline
 from plugpay_events.session_code import generate_signing_key, sign_session_code
 from plugpay_testing.tokens import TokenFactory
@@ -31,6 +33,7 @@ from session_harness import (
     wait_status,
 )
 from session_stories import Story
+from session_svc.endpoints import session_events
 
 pytestmark = pytest.mark.infra
 
@@ -169,7 +172,8 @@ async def test_bad_codes_get_distinct_reasons_and_no_event(
         "forged": (forged_token, 400, "code_invalid"),
         "tampered": (_tamper(story.token), 400, "code_invalid"),
         "wrong station": (wrong_station, 400, "code_invalid"),
-        "unknown session": (unknown, 400, "code_invalid"),
+        # Validly signed, but its SessionCodeIssued has not reached the store: ask again.
+        "not issued yet": (unknown, 409, "code_not_ready"),
         "expired": (old.token, 410, "code_expired"),
         "garbage token": ("https://pay.example/s/not.a.jws", 400, "code_malformed"),
         "garbage typed": ("hello world!", 400, "code_malformed"),
@@ -251,6 +255,127 @@ async def test_typed_lookups_are_rate_limited(
     # Another user from the same address still has room, until the address runs out too.
     other = await client.post("/sessions/scan", json={"code": "777777"}, headers=tokens.headers())
     assert other.status_code == 400
+
+
+async def test_a_signed_code_not_in_the_store_yet_is_retryable_then_accepted(
+    app: FastAPI, client: httpx.AsyncClient, tokens: TokenFactory, signing_key: dict[str, Any]
+) -> None:
+    await station_online(app, "ST-1")
+    story = Story()
+    issued = story.issued(signing_key)  # shown on the station, not yet in session-svc's store
+    early = await client.post(
+        "/sessions/scan", json={"code": story.token}, headers=tokens.headers()
+    )
+    assert (early.status_code, early.json()["reason"]) == (409, "code_not_ready")
+    assert early.headers["Retry-After"] == "1"
+    await publish(app, issued)
+
+    async def retried() -> httpx.Response | None:
+        answer = await client.post(
+            "/sessions/scan", json={"code": story.token}, headers=tokens.headers()
+        )
+        return answer if answer.status_code == 202 else None
+
+    accepted = await eventually(retried, what="scan accepted once the code is known")
+    assert accepted.json()["session_id"] == str(story.session_id)
+
+
+async def _stop_projection(app: FastAPI) -> None:
+    """The store stops following the log (a consumer far behind)."""
+    for consumer in app.state.runtime._running:
+        await consumer.stop()
+
+
+async def test_the_winner_reads_the_session_right_after_the_scan(
+    app: FastAPI, client: httpx.AsyncClient, tokens: TokenFactory, signing_key: dict[str, Any]
+) -> None:
+    await station_online(app, "ST-1")
+    story = await issue(app, signing_key)
+    await _stop_projection(app)
+    headers = tokens.headers(user_id=story.user_id)
+    scan = await client.post("/sessions/scan", json={"code": story.token}, headers=headers)
+    assert scan.status_code == 202, scan.text
+    # The store has not seen SessionCodeScanned, yet the winner reads the scanned session.
+    assert await status_of(app, story.session_id) == "code_issued"
+    view = (await client.get(f"/sessions/{story.session_id}", headers=headers)).json()
+    assert view["status"] == "scanned" and view["user_id"] == str(story.user_id)
+    assert view["station_id"] == "ST-1" and view["connector_id"] == 1
+    assert view["code_kind"] == "qr" and view["scanned_at"] is not None
+    assert datetime.fromisoformat(view["session_started_at"]) == story.started
+    # Nobody else does, and the stream starts at once with the scanned session.
+    other = await client.get(f"/sessions/{story.session_id}", headers=tokens.headers())
+    assert other.status_code == 404
+    # (httpx's ASGI transport buffers whole responses: read the endpoint's stream directly.)
+    principal = await app.state.token_verifier.verify(headers["Authorization"].split()[1])
+    response = await session_events(
+        story.session_id,
+        principal,
+        app.state.session_service,
+        app.state.runtime.database,
+        SimpleNamespace(app=app),  # type: ignore[arg-type]
+    )
+    body = response.body_iterator
+    try:
+        chunk = await asyncio.wait_for(anext(body), 5)  # type: ignore[call-overload]
+    finally:
+        await body.aclose()  # type: ignore[attr-defined]
+    text = chunk if isinstance(chunk, str) else bytes(chunk).decode()
+    assert text.startswith("event: session\n")
+    data = json.loads(text.split("data: ", 1)[1])
+    assert data["status"] == "scanned" and data["station_id"] == "ST-1"
+
+
+async def test_typed_code_lookup_shows_the_station_without_claiming(
+    app: FastAPI, client: httpx.AsyncClient, tokens: TokenFactory, signing_key: dict[str, Any]
+) -> None:
+    await station_online(app, "ST-1")
+    await publish(
+        app,
+        StationRegistered(
+            station_id="ST-1",
+            organisation_id=uuid.uuid4(),
+            name="Quay 1",
+            connectors=(ConnectorSpec(connector_id=1, max_power_w=22_000),),
+            registered_at=datetime.now(UTC),
+        ),
+    )
+    await eventually(
+        lambda: scalar(app, "SELECT name FROM stations WHERE station_id = 'ST-1'"),
+        what="station name",
+    )
+    story = await issue(app, signing_key)
+    user = uuid.uuid4()
+    driver = tokens.headers(user_id=user)
+    code = story.code.lower()
+    found = await client.get(f"/sessions/codes/{code[:3]}-{code[3:]}", headers=driver)
+    assert found.status_code == 200, found.text
+    body = found.json()
+    assert body["station_id"] == "ST-1" and body["station_name"] == "Quay 1"
+    assert body["connector_id"] == 1 and body["code"] == story.code
+    expires = datetime.fromisoformat(body["expires_at"])
+    assert story.started < expires <= story.started + timedelta(minutes=5)
+    assert "session_id" not in body
+    # Nothing was claimed: the same driver (or anyone) can still scan it.
+    assert await scanned_ids(app) == []
+    scan = await client.post("/sessions/scan", json={"code": story.code}, headers=driver)
+    assert scan.status_code == 202, scan.text
+    used = await client.get(f"/sessions/codes/{story.code}", headers=driver)
+    assert (used.status_code, used.json()["reason"]) == (409, "code_used")
+    unknown = await client.get("/sessions/codes/777777", headers=driver)
+    assert (unknown.status_code, unknown.json()["reason"]) == (400, "code_invalid")
+    # Lookups and typed scans share one limit (5 a minute here): the 6th of either is refused.
+    limited = await client.post("/sessions/scan", json={"code": "777777"}, headers=driver)
+    assert limited.status_code == 400
+    refused = await client.get("/sessions/codes/777777", headers=driver)
+    assert (refused.status_code, refused.json()["reason"]) == (429, "too_many_requests")
+    assert int(refused.headers["Retry-After"]) >= 1
+    malformed = await client.get("/sessions/codes/hello!", headers=tokens.headers())
+    assert (malformed.status_code, malformed.json()["reason"]) == (400, "code_malformed")
+    unverified = await client.get(
+        f"/sessions/codes/{story.code}", headers=tokens.headers(email_verified=False)
+    )
+    assert (unverified.status_code, unverified.json()["reason"]) == (403, "account_unverified")
+    assert (await client.get(f"/sessions/codes/{story.code}")).status_code == 401
 
 
 # --- reading and control -------------------------------------------------------------------

@@ -5,18 +5,18 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from plugpay_events.contracts.identity import ConnectorSpec, StationRegistered
 from plugpay_events.contracts.stations import StationConnected, StationDisconnected
-from plugpay_events.envelope import Envelope, Event
+from plugpay_events.envelope import Envelope
 from plugpay_events.session_code import generate_signing_key
 from plugpay_testing.tokens import TokenFactory
 from session_harness import eventually, make_settings, running, scalar
-from session_stories import Story
+from session_stories import mixed_sessions
 from session_svc.handlers import CONSUMER
 from session_svc.rebuild import rebuild_store
 from session_svc.tables import STORE_TABLES, outbox_tables
@@ -25,42 +25,6 @@ from sqlalchemy import select
 pytestmark = [pytest.mark.infra, pytest.mark.kafka]
 
 SESSIONS = 300
-
-
-def mixed_sessions(rng: random.Random) -> list[list[Event]]:
-    """~300 sessions over every path, on a handful of stations of two organisations."""
-    orgs = [uuid.uuid4(), uuid.uuid4()]
-    now = datetime.now(UTC)
-    stories: list[list[Event]] = []
-    for i in range(SESSIONS):
-        story = Story(
-            station_id=f"ST-{i % 7}",
-            connector_id=1 + i % 2,
-            organisation_id=orgs[i % 7 % 2],
-            started=now - timedelta(seconds=rng.randint(0, 30)),
-        )
-        path = i % 10
-        if path < 4:
-            events = story.billed_path()
-        elif path < 5:
-            events = story.billed_path(stop_by_driver=True)
-        elif path < 6:
-            events = story.denied_path()
-        elif path < 7:
-            events = story.abandoned_path()
-        elif path < 8:
-            events = story.expired_path()
-        elif path < 9:
-            story.issued(), story.scanned(), story.priced(), story.authorised()
-            story.started_charging(), story.meter(300, 1000), story.meter(600, 2500)
-            events = story.events  # still charging
-        elif i % 20 == 9:
-            story.issued(), story.scanned()
-            events = story.events  # waiting for pricing
-        else:
-            events = [story.issued()]  # shown on the station, not scanned yet
-        stories.append(events)
-    return stories
 
 
 async def snapshot(app: FastAPI) -> dict[str, list[dict[str, Any]]]:
@@ -113,7 +77,10 @@ async def test_rebuilt_store_equals_live_store(
         )
         await bus.publish(upstream)
         # Publish in rounds, as the services would: every session's next event, interleaved.
-        sessions = [[Envelope.wrap(e, producer="upstream") for e in s] for s in mixed_sessions(rng)]
+        sessions = [
+            [Envelope.wrap(e, producer="upstream") for e in s]
+            for s in mixed_sessions(rng, SESSIONS)
+        ]
         published = {e.event_id for e in upstream}
         for step in range(max(len(s) for s in sessions)):
             batch = [s[step] for s in sessions if step < len(s)]
