@@ -181,7 +181,17 @@ class Stations:
             energy_speedup=options.pop("energy_speedup", 30.0),
             **options,
         )
-        self.run(station.connect())
+        # The gateway learns the station's password from auth-svc's events: right after start-up
+        # it may not know it yet (HTTP 401 at the handshake), so retry for a while.
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                self.run(station.connect())
+                break
+            except Exception as error:
+                if "401" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
         self.connected[station_id] = station
         return station
 
@@ -260,7 +270,7 @@ def charge_once(plugpay: Plugpay, stations: Stations, station_id: str, connector
                     session_id = await phone.scan(issued["qr"])
                     break
                 except DriverError as error:
-                    if error.reason != "code_invalid" or attempt == 39:
+                    if error.reason not in ("code_invalid", "code_not_ready") or attempt == 39:
                         raise
                     await asyncio.sleep(0.25)
             await phone.wait_for_state(session_id, {"charging"}, timeout_s=30)

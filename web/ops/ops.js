@@ -70,32 +70,57 @@ async function operator() {
 
 // --- stations ---------------------------------------------------------------------------------------
 
-const STATUS_BADGE = { charging: "busy", authorised: "busy", stopping: "busy", scanned: "busy", priced: "busy" };
+// OCPP connector statuses (1.6 and 2.0.1) as the portal shows them.
+const CONNECTOR_BADGE = {
+  Available: "ok", Preparing: "busy", Charging: "busy", SuspendedEV: "busy", SuspendedEVSE: "busy",
+  Finishing: "busy", Reserved: "busy", Occupied: "busy", Faulted: "bad", Unavailable: "bad", Unknown: "",
+};
+const SESSION_TEXT = { code_issued: "code shown", authorized: "authorised", starting: "starting", charging: "charging" };
+
+function ago(iso) {
+  if (!iso) return "never";
+  const s = Math.max(0, Math.round((Date.now() - new Date(iso).getTime()) / 1000));
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.round(s / 60)} min ago`;
+  return when(iso);
+}
 
 async function stationsPage() {
   setNav("stations");
   const box = h("div", { id: "stations" });
-  page("Stations", h("p", { class: "muted" }, "Live: refreshed every 5 seconds."), box);
+  const stamp = h("p", { class: "muted", role: "status", id: "updated" }, "Live: refreshed every 5 seconds.");
+  page("Stations", stamp, box);
   const refresh = async () => {
-    const [stations, live] = await Promise.all([
-      get("/pricing/stations"),
-      get("/sessions?scope=organisation&limit=100&status=authorised&status=charging&status=stopping&status=scanned&status=priced"),
-    ]);
-    const busy = {};
-    for (const x of live.items) busy[`${x.station_id}/${x.connector_id}`] = x;
-    put(box, ...stations.items.map((st) => h("section", { class: "card", "aria-labelledby": "st-" + st.station_id, dataset: { station: st.station_id } },
-      h("div", { class: "row between" },
-        h("h2", { id: "st-" + st.station_id }, h("a", { href: "#/stations/" + encodeURIComponent(st.station_id) }, st.name)),
-        h("span", { class: "badge " + (st.commercials && st.commercials.status === "active" ? "ok" : "bad") }, st.commercials ? (st.commercials.status === "active" ? "In service" : "Out of service") : "No tariff")),
-      h("p", { class: "muted" }, st.station_id, " · ", st.power_class, st.commercials ? ` · tariff ${st.commercials.tariff_key} · ${st.commercials.access_policy.kind}` : ""),
-      h("div", { class: "connectors" }, st.connectors.map((c) => {
-        const x = busy[`${st.station_id}/${c.connector_id}`];
-        return h("div", { class: "connector", dataset: { connector: c.connector_id } },
-          h("strong", {}, "Connector ", c.connector_id), " ",
-          h("span", { class: "badge " + (x ? STATUS_BADGE[x.status] || "busy" : "ok") }, x ? x.status : "free"),
-          h("p", { class: "muted" }, kw(c.max_power_w), " · ", c.standard.replace(/_/g, " ")),
-          x ? h("p", {}, kwh(x.energy_wh), x.cost ? " · " + money(x.cost.total) : "") : null);
-      })))));
+    const [stations, live] = await Promise.all([get("/pricing/stations"), get("/stations")]);
+    const byId = Object.fromEntries(live.items.map((x) => [x.station_id, x]));
+    stamp.textContent = "Live: refreshed every 5 seconds · " + new Date().toLocaleTimeString();
+    put(box, ...stations.items.map((st) => {
+      const now = byId[st.station_id];
+      const online = now && now.online;
+      const connectors = new Map(((now && now.connectors) || []).map((c) => [c.connector_id, c]));
+      return h("section", { class: "card", "aria-labelledby": "st-" + st.station_id, dataset: { station: st.station_id, online: online ? "true" : "false" } },
+        h("div", { class: "row between" },
+          h("h2", { id: "st-" + st.station_id }, h("a", { href: "#/stations/" + encodeURIComponent(st.station_id) }, st.name)),
+          h("span", { class: "row" },
+            h("span", { class: "badge " + (online ? "ok" : "bad"), dataset: { presence: "" } }, online ? "Online" : "Offline"),
+            h("span", { class: "badge " + (st.commercials && st.commercials.status === "active" ? "ok" : "bad") }, st.commercials ? (st.commercials.status === "active" ? "In service" : "Out of service") : "No tariff"))),
+        h("p", { class: "muted" }, st.station_id, " · ", st.power_class, st.commercials ? ` · tariff ${st.commercials.tariff_key} · ${st.commercials.access_policy.kind}` : "",
+          " · last heard ", ago(now && now.last_seen_at), now && now.ocpp_version ? ` · OCPP ${now.ocpp_version}` : "",
+          now && now.station_status && now.station_status !== "Available" ? ` · station ${now.station_status}` : ""),
+        h("div", { class: "connectors" }, st.connectors.map((c) => {
+          const live = connectors.get(c.connector_id);
+          const status = live ? live.status : "Unknown";
+          const x = live && live.session;
+          return h("div", { class: "connector", dataset: { connector: c.connector_id, status } },
+            h("strong", {}, "Connector ", c.connector_id), " ",
+            h("span", { class: "badge " + (online ? CONNECTOR_BADGE[status] ?? "bad" : ""), title: live && live.error_code ? "Error " + live.error_code : null }, online ? status : status + " (offline)"),
+            h("p", { class: "muted" }, kw(c.max_power_w), " · ", c.standard.replace(/_/g, " ")),
+            live && live.error_code ? h("p", { class: "muted" }, "Error: ", live.error_code) : null,
+            x ? h("p", { class: "session", dataset: { session: x.session_id } }, "Session ", SESSION_TEXT[x.state] || x.state,
+              x.energy_wh != null ? " · " + kwh(x.energy_wh) : "",
+              x.cost_so_far_minor != null ? " · " + money(x.cost_so_far_minor, x.currency) : "") : null);
+        })));
+    }));
   };
   await refresh().catch((error) => put(box, problem(error)));
   timers.push(setInterval(() => refresh().catch(() => {}), 5000));
