@@ -1,0 +1,89 @@
+"""The expected authorisation policy, as data: for every endpoint of every service, which roles
+may use it on the target the matrix picks (see test_authz_matrix.TARGETS: mostly *organisation
+B's* data, so "op_a" is the other organisation's operator there).
+
+Roles: anon, driver (another driver than the data's owner), unverified (a driver whose e-mail
+is not verified), op_a / op_b (operators of organisation A / B), analyst, admin.
+``PUBLIC`` endpoints take no user token (their own checks: station Basic auth, signatures).
+A new endpoint fails the matrix until it is added here.
+"""
+
+from __future__ import annotations
+
+ROLES = ("anon", "driver", "unverified", "op_a", "op_b", "analyst", "admin")
+ALL = frozenset(ROLES)
+AUTHED = ALL - {"anon"}
+DRIVERS = frozenset({"driver", "unverified", "admin"})
+OPERATORS = frozenset({"op_a", "op_b", "admin"})
+PUBLIC = "public"
+STATION_AUTH = "station"  # station Basic auth only: every user token is refused
+
+POLICY: dict[tuple[str, str], frozenset[str] | str] = {
+    # auth-svc
+    ("POST", "/auth/register"): PUBLIC,
+    ("POST", "/auth/verify"): PUBLIC,
+    ("POST", "/auth/verify/resend"): PUBLIC,
+    ("POST", "/auth/token"): PUBLIC,
+    ("POST", "/auth/refresh"): PUBLIC,
+    ("POST", "/auth/logout"): PUBLIC,
+    ("GET", "/auth/.well-known/jwks.json"): PUBLIC,
+    ("POST", "/auth/admin/signing-keys/rotate"): frozenset({"admin"}),
+    ("GET", "/auth/me"): AUTHED,
+    ("POST", "/auth/users"): frozenset({"admin"}),
+    ("GET", "/auth/organisations"): frozenset({"admin"}),
+    ("POST", "/auth/organisations"): frozenset({"admin"}),
+    ("GET", "/auth/organisations/{organisation_id}"): frozenset({"op_b", "admin"}),  # org B
+    ("POST", "/auth/groups"): OPERATORS,
+    ("GET", "/auth/groups"): OPERATORS,
+    ("POST", "/auth/groups/{group}/members"): frozenset({"op_b", "admin"}),  # org B's group
+    ("DELETE", "/auth/groups/{group}/members/{email}"): frozenset({"op_b", "admin"}),
+    ("GET", "/auth/stations"): OPERATORS,
+    ("POST", "/auth/stations"): OPERATORS,
+    ("GET", "/auth/stations/{station_id}"): frozenset({"op_b", "admin"}),  # org B's station
+    ("PUT", "/auth/stations/{station_id}/credentials"): frozenset({"op_b", "admin"}),
+    # station-gateway
+    ("GET", "/stations/{station_id}/display"): STATION_AUTH,
+    ("GET", "/stations/{station_id}/display/static/display.js"): STATION_AUTH,
+    ("GET", "/stations/{station_id}/display/state"): STATION_AUTH,
+    ("GET", "/stations/{station_id}/display/events"): STATION_AUTH,
+    ("POST", "/stations/{station_id}/display/sessions"): STATION_AUTH,
+    ("GET", "/stations/{station_id}/sessions/{session_id}/qr.svg"): STATION_AUTH,
+    ("GET", "/stations/{station_id}/sessions/{session_id}/qr.png"): STATION_AUTH,
+    ("GET", "/stations"): OPERATORS,
+    ("GET", "/stations/{station_id}/status"): frozenset({"op_b", "admin"}),
+    ("POST", "/stations/{station_id}/commands"): frozenset({"op_b", "admin"}),
+    ("GET", "/stations/{station_id}/commands/{command_id}"): frozenset({"op_b", "admin"}),
+    # session-svc (target session: driver 1's, at an org A station)
+    ("POST", "/sessions/scan"): DRIVERS,
+    ("GET", "/sessions/codes/{code}"): DRIVERS,
+    ("GET", "/sessions"): AUTHED,  # each sees their own (drivers) / their organisation's
+    ("GET", "/sessions/{session_id}"): frozenset({"op_a", "admin", "analyst"}),
+    ("POST", "/sessions/{session_id}/stop"): frozenset({"op_a", "admin"}),  # station operator
+    ("GET", "/sessions/{session_id}/events"): frozenset({"op_a", "admin", "analyst"}),
+    # pricing-svc (target tariff DEMO-AC and station: organisation A's / B's)
+    ("GET", "/pricing/tariffs"): OPERATORS,
+    ("POST", "/pricing/tariffs"): OPERATORS,
+    ("PUT", "/pricing/tariffs/{key}"): frozenset({"op_a", "admin"}),  # DEMO-AC is org A's
+    ("GET", "/pricing/tariffs/{key}"): frozenset({"op_a", "admin"}),
+    ("GET", "/pricing/tariffs/{key}/versions"): frozenset({"op_a", "admin"}),
+    ("GET", "/pricing/tariffs/{key}/versions/{version}"): frozenset({"op_a", "admin"}),
+    ("GET", "/pricing/stations/public"): PUBLIC,
+    ("GET", "/pricing/stations"): OPERATORS,
+    ("GET", "/pricing/stations/{station_id}"): frozenset({"op_b", "admin"}),
+    ("PUT", "/pricing/stations/{station_id}"): frozenset({"op_b", "admin"}),
+    ("GET", "/pricing/stations/{station_id}/quote"): PUBLIC,
+    # billing-svc (target payment method and receipt: driver 1's)
+    ("GET", "/billing/account"): DRIVERS,
+    ("GET", "/billing/ledger"): DRIVERS,
+    ("POST", "/billing/topups"): DRIVERS,
+    ("GET", "/billing/payment-methods"): DRIVERS,
+    ("POST", "/billing/payment-methods"): DRIVERS,
+    ("DELETE", "/billing/payment-methods/{method_id}"): frozenset({"admin"}),
+    ("PUT", "/billing/payment-methods/{method_id}/default"): frozenset({"admin"}),
+    ("PUT", "/billing/auto-topup"): DRIVERS,
+    ("PUT", "/billing/funding-preference"): DRIVERS,
+    ("GET", "/billing/receipts/{session_id}"): frozenset({"op_a", "admin"}),
+    ("GET", "/billing/operator/revenue"): frozenset({"op_a", "op_b", "admin", "analyst"}),
+    ("POST", "/billing/operator/refunds"): OPERATORS,
+    ("POST", "/billing/webhooks/processor"): PUBLIC,
+}

@@ -1,0 +1,153 @@
+"""The authorisation matrix, generated from the route table: every endpoint of every service's
+OpenAPI × every role, aimed at another organisation's (or another driver's) data. Expected
+policy: authz_policy.POLICY. Denied means 401/403/404 (422 when the body is checked before the
+owner); anything else — a 2xx, or a 400/409 from business logic — is unexpected access."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from plugpay_app.simulator import SimulatedStation
+
+import support
+from authz_policy import POLICY, PUBLIC, ROLES, STATION_AUTH
+
+pytestmark = pytest.mark.infra
+DENIED = {401, 403, 404, 422}
+
+
+async def _targets(world: support.World) -> dict[str, str]:
+    async with httpx.AsyncClient(base_url=support.BASE_URL, timeout=30) as http:
+        owner = world.drivers[1]
+        group = f"relb{world.tag}"
+        r = await http.post("/auth/groups", json={"name": group},
+                            headers=support.bearer(world.org_b.token))
+        assert r.status_code in (201, 409), r.text
+        methods = (await http.get("/billing/payment-methods",
+                                  headers=support.bearer(owner.token))).json()
+        sim = SimulatedStation(world.stations[2], support.BASE_URL.replace("http", "ws"),
+                               support.STATION_PASSWORD)
+        await sim.connect()
+        try:
+            reply = await sim.request_code(1)
+            for _ in range(60):
+                r = await http.post("/sessions/scan", json={"code": reply["qr"]},
+                                    headers=support.bearer(owner.token))
+                if r.status_code == 202:
+                    break
+                await asyncio.sleep(0.25)
+            assert r.status_code == 202, r.text
+            await asyncio.sleep(1.0)
+        finally:
+            await sim.close()
+    return {
+        "organisation_id": str(world.org_b.organisation_id),
+        "station_id": world.station_b,
+        "group": group,
+        "email": owner.email,
+        "session_id": reply["sessionId"],
+        "method_id": methods[0]["id"],
+        "command_id": str(uuid.uuid4()),
+        "key": "DEMO-AC",
+        "version": "1",
+        "code": "34679A",
+    }
+
+
+def _tokens(world: support.World) -> dict[str, str | None]:
+    assert world.unverified is not None
+    return {
+        "anon": None,
+        "driver": world.drivers[0].token,
+        "unverified": world.unverified.token,
+        "op_a": world.org_a.token,
+        "op_b": world.org_b.token,
+        "analyst": world.analyst_token,
+        "admin": world.admin_token,
+    }
+
+
+async def _routes() -> list[tuple[str, str]]:
+    routes = []
+    async with httpx.AsyncClient(timeout=30) as http:
+        for _name, (port, _db, prefix) in support.SERVICES.items():
+            doc = (await http.get(f"http://127.0.0.1:{port}{prefix}/openapi.json")).json()
+            for path, ops in doc["paths"].items():
+                for method in ops:
+                    if method.upper() in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+                        routes.append((method.upper(), path))
+    return routes
+
+
+async def _call(http: httpx.AsyncClient, method: str, path: str, token: str | None) -> int:
+    headers = support.bearer(token) if token else {}
+    kwargs: dict[str, Any] = {"headers": headers}
+    if method in ("POST", "PUT", "PATCH"):
+        kwargs["json"] = {}
+        headers["Idempotency-Key"] = uuid.uuid4().hex
+    async with http.stream(method, path, **kwargs) as response:
+        return response.status_code
+
+
+async def test_authorisation_matrix(world: support.World) -> None:
+    routes = await _routes()
+    unknown = [r for r in routes if r not in POLICY]
+    assert not unknown, f"endpoints without an expected policy (add them to authz_policy): {unknown}"
+    targets = await _targets(world)
+    tokens = _tokens(world)
+    unexpected: list[str] = []
+    too_tight: list[str] = []
+    cells = 0
+    async with httpx.AsyncClient(base_url=support.BASE_URL, timeout=15) as http:
+        for method, template in routes:
+            policy = POLICY[(method, template)]
+            if policy == PUBLIC:
+                continue
+            path = template
+            for name, value in targets.items():
+                path = path.replace("{" + name + "}", value)
+            for role in ROLES:
+                allowed = policy != STATION_AUTH and role in policy
+                if allowed and method != "GET":
+                    continue  # no side effects from the permitted side
+                status = await _call(http, method, path, tokens[role])
+                cells += 1
+                if allowed and (status in (401, 403) or status >= 500):
+                    too_tight.append(f"{role} {method} {template}: {status}")
+                if not allowed and status not in DENIED:
+                    unexpected.append(f"{role} {method} {template}: {status}")
+    print(f"authorisation matrix: {len(routes)} endpoints, {cells} cells probed")
+    assert not unexpected, unexpected
+    assert not too_tight, too_tight
+
+
+async def test_cross_organisation_writes_with_valid_bodies(world: support.World) -> None:
+    """Organisation A's operator, with well-formed requests, on organisation B's station."""
+    a, b = world.org_a, world.org_b
+    async with httpx.AsyncClient(base_url=support.BASE_URL, timeout=15) as http:
+        r = await http.put(f"/pricing/stations/{world.station_b}",
+                           json={"time_zone": "Europe/Berlin", "tariff_key": "DEMO-AC"},
+                           headers=support.bearer(a.token))
+        assert r.status_code in (403, 404), r.text
+        r = await http.put(f"/auth/stations/{world.station_b}/credentials",
+                           json={"password": "taken-over-1"}, headers=support.bearer(a.token))
+        assert r.status_code in (403, 404), r.text
+        r = await http.post(f"/stations/{world.station_b}/commands",
+                            json={"action": "Reset", "payload": {"type": "Hard"}},
+                            headers=support.bearer(a.token))
+        assert r.status_code in (403, 404, 422), r.text
+        r = await http.post("/auth/stations", json={
+            "id": f"RELX-{world.tag}", "name": "x", "organisation_id": str(b.organisation_id),
+            "connectors": [{"connector_id": 1, "max_power_w": 11000}]},
+            headers=support.bearer(a.token))
+        assert r.status_code in (403, 404, 422) or (
+            r.status_code == 201 and r.json()["organisation_id"] == str(a.organisation_id)
+        ), r.text
+        r = await http.post("/auth/users", json={"email": f"x{world.tag}@example.com",
+                            "password": "whatever-pw-1", "role": "admin"},
+                            headers=support.bearer(a.token))
+        assert r.status_code == 403, r.text
