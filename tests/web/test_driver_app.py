@@ -125,6 +125,9 @@ def test_typed_code_path_live_updates_and_unplug(phone: Any, plugpay: Any, stati
     phone.get_by_label(re.compile("type the code", re.I)).fill(issued["code"].lower())
     phone.get_by_role("button", name="Continue").click()
     expect(phone.get_by_role("heading", name="Confirm and charge")).to_be_visible()
+    # The typed code is looked up (nothing claimed): charger and price before confirming.
+    expect(phone.locator("#station-name")).to_have_text("Demo Market Square")
+    expect(phone.locator("#price")).to_contain_text("EUR/kWh")
     phone.get_by_role("button", name="Start charging").click()
     expect(phone.locator("#status")).to_have_attribute("data-status", "charging", timeout=30_000)
     # Meter values arrive over the stream: the energy changes without any reload.

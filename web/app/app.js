@@ -246,13 +246,25 @@ async function confirmPage() {
 
   const account = await get("/billing/account").catch(() => null);
   const parts = [];
-  if (claims) {
-    parts.push(h("p", { class: "muted" }, "Charger"), h("p", { class: "big", id: "station-name" }, claims.station_id),
-      h("p", {}, "Connector ", claims.connector_id));
+  // A typed code names its charger only through session-svc: look it up (nothing is claimed)
+  // so the price shows before the driver confirms, as it does for a scanned QR code.
+  let charger = claims ? { station_id: claims.station_id, connector_id: claims.connector_id } : null;
+  if (!claims) {
     try {
-      const quote = await get(`/pricing/stations/${encodeURIComponent(claims.station_id)}/quote?connector=${claims.connector_id}` +
+      charger = await lookupTypedCode(pending.code);
+    } catch (error) {
+      put(message, problem(error));
+    }
+  }
+  if (charger) {
+    if (!claims) parts.push(h("p", { class: "muted" }, "Code ", h("strong", { id: "typed-code" }, pending.code.toUpperCase())));
+    parts.push(h("p", { class: "muted" }, "Charger"), h("p", { class: "big", id: "station-name" }, charger.station_name || charger.station_id),
+      h("p", {}, "Connector ", charger.connector_id));
+    const nameAt = parts.length - 2;
+    try {
+      const quote = await get(`/pricing/stations/${encodeURIComponent(charger.station_id)}/quote?connector=${charger.connector_id}` +
         (account ? `&budget_minor=${Math.max(0, account.available.amount_minor)}` : ""));
-      parts[1].textContent = quote.station_name;
+      parts[nameAt].textContent = quote.station_name;
       parts.push(h("div", { class: "alert info", id: "price" }, h("strong", {}, "Price"), h("p", { class: "price" }, quote.text),
         h("p", { class: "muted" }, `A typical session (${kwh(quote.example.energy_wh)}) costs about ${money(quote.example.total)}.`),
         quote.max_power_w ? h("p", { class: "muted" }, "Up to ", kw(quote.max_power_w), " · ", quote.power_type.replace(/_/g, " ")) : null));
@@ -264,7 +276,7 @@ async function confirmPage() {
     }
   } else {
     parts.push(h("p", { class: "muted" }, "Code"), h("p", { class: "big" }, pending.code.toUpperCase()),
-      h("p", { class: "alert info", id: "price" }, "The price is on the charger's screen next to the code; it is confirmed in the app as soon as the charger is found."));
+      h("p", { class: "muted", id: "price" }, "The price is on the charger's screen next to the code."));
   }
   if (account) {
     parts.push(h("p", {}, "Paid from your wallet: ", h("strong", {}, money(account.available)), " available",
@@ -277,7 +289,7 @@ async function confirmPage() {
     busy(start, true);
     put(message, );
     try {
-      const accepted = await api("POST", "/sessions/scan", { json: { code: pending.code } });
+      const accepted = await scanWhenReady(pending.code, message);
       sessionStorage.removeItem(PENDING);
       announce("Code accepted");
       go("#/session/" + accepted.session_id);
@@ -286,6 +298,35 @@ async function confirmPage() {
       busy(start, false);
     }
   });
+}
+
+const pause = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function lookupTypedCode(code) {
+  // Counted with typed scans against the same limit, so only one retry for a code the charger
+  // may have made a moment ago (its registry follows the event log).
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await get(`/sessions/codes/${encodeURIComponent(code.trim())}`);
+    } catch (error) {
+      if (error.reason !== "code_invalid" || attempt >= 1) throw error;
+      await pause(1000);
+    }
+  }
+}
+
+async function scanWhenReady(code, message) {
+  // code_not_ready: a validly signed code session-svc hasn't learned yet (Retry-After: 1).
+  // Every other refusal is final and shown as it is.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await api("POST", "/sessions/scan", { json: { code } });
+    } catch (error) {
+      if (error.reason !== "code_not_ready" || attempt >= 15) throw error;
+      put(message, h("p", { class: "muted", role: "status" }, "Connecting to the charger…"));
+      await pause(1000);
+    }
+  }
 }
 
 // --- the live session -----------------------------------------------------------------------------
@@ -309,8 +350,8 @@ async function sessionPage(id) {
   cleanup.push(() => clearInterval(timer));
   let lastStatus = current && current.status;
   if (!current) put(body, h("p", { class: "big", id: "status", dataset: { status: "scanned" } }, STATUS_TEXT.scanned));
-  // Right after a scan the session store may not have recorded the driver yet (it follows the
-  // event log): a 404 then means "not yet" for a few seconds.
+  // session-svc answers for the scan's winner at once (read-your-writes); a short retry on 404
+  // only covers a reconnect to a replica that is briefly behind.
   for (let attempt = 0; ; attempt++) {
     try {
       await followSession(id, controller, body, (data) => {
@@ -321,7 +362,7 @@ async function sessionPage(id) {
       }, (data) => { receipt = data; render(); });
       return;
     } catch (error) {
-      if (error.status === 404 && attempt < 30 && !controller.signal.aborted) {
+      if (error.status === 404 && attempt < 4 && !controller.signal.aborted) {
         await new Promise((r) => setTimeout(r, 500));
         continue;
       }
@@ -605,80 +646,49 @@ function addCardForm() {
 
 // --- find a charger ---------------------------------------------------------------------------------
 
-const AVAILABILITY = {
-  Available: ["ok", "Available"], Occupied: ["busy", "Occupied"], Charging: ["busy", "Charging"],
-  Faulted: ["bad", "Out of order"], Unavailable: ["bad", "Unavailable"], Offline: ["bad", "Offline"],
-};
-const POWER_TYPE = { AC_1_PHASE: "AC", AC_3_PHASE: "AC", DC: "DC" };
-
 async function findPage() {
   setNav("find");
-  const list = h("ul", { class: "list", id: "stations", "aria-label": "Chargers" });
+  const list = h("ul", { class: "list", id: "stations" });
   const map = h("div");
   const note = h("div", { "aria-live": "polite" });
-  const updated = h("p", { class: "muted", id: "updated", role: "status" });
-  page("Find a charger", note, map, h("div", { class: "card" }, list), updated);
+  page("Find a charger", note, map, h("div", { class: "card" }, list));
+  let stations = null;
+  try {
+    const found = await get("/pricing/stations/public");
+    stations = found.items || found;
+    await store.set("stations", stations);
+  } catch (error) {
+    stations = await store.value("stations");
+    if (!stations) {
+      put(note, h("div", { class: "alert warn" }, h("strong", {}, "The list of chargers isn't available yet."),
+        h("p", {}, "Scan the code on any Plugpay charger to see its price.")));
+      return;
+    }
+    put(note, h("p", { class: "alert warn" }, "Offline: chargers as last seen."));
+  }
   const here = await new Promise((resolve) => {
     if (!navigator.geolocation) return resolve(null);
     navigator.geolocation.getCurrentPosition((p) => resolve(p.coords), () => resolve(null), { timeout: 3000, maximumAge: 600000 });
   });
-  const query = here ? `?lat=${here.latitude.toFixed(5)}&lon=${here.longitude.toFixed(5)}` : "";
-  let shown = false;
-  const load = async () => {
-    let stations;
-    try {
-      // Revalidate every time (ETag → 304 when nothing changed): availability is live.
-      stations = (await (await raw("/pricing/stations/public" + query, { cache: "no-cache" })).json()).items;
-      await store.set("stations", stations);
-      put(note);
-      updated.textContent = "Live availability · updated " + new Date().toLocaleTimeString();
-    } catch (error) {
-      if (shown && error.reason === "offline") { put(note, h("p", { class: "alert warn" }, "Offline: chargers as last seen.")); return; }
-      stations = await store.value("stations");
-      if (!stations) {
-        put(note, problem(error, h("p", {}, "Scan the code on any Plugpay charger to see its price.")));
-        return;
-      }
-      put(note, h("p", { class: "alert warn" }, "Offline: chargers as last seen."));
-    }
-    shown = true;
-    if (!stations.length) {
-      put(map);
-      put(list, h("li", { class: "muted" }, "No charger in service yet."));
-      return;
-    }
-    put(map, stationMap(stations, here));
-    put(list, ...stations.map(stationItem));
-  };
-  await load();
-  // Availability is live: refresh while the page is open (the API answers 304 when unchanged).
-  const timer = setInterval(() => { if (!document.hidden) load(); }, 5000);
-  cleanup.push(() => clearInterval(timer));
+  const dist = (st) => here && st.latitude != null ? haversine(here.latitude, here.longitude, st.latitude, st.longitude) : null;
+  stations.sort((a, b) => (dist(a) ?? 1e9) - (dist(b) ?? 1e9));
+  put(map, stationMap(stations, here));
+  put(list, ...stations.map((st) => {
+    const free = (st.connectors || []).filter((c) => (c.status || "").toLowerCase() === "available").length;
+    const d = dist(st);
+    return h("li", {},
+      h("div", { class: "row between" }, h("strong", {}, st.name), h("span", { class: "badge " + (st.online === false ? "bad" : free ? "ok" : "busy") },
+        st.online === false ? "Offline" : `${free} of ${(st.connectors || []).length} free`)),
+      h("p", { class: "muted" }, st.address || "", d != null ? ` · ${d < 1 ? Math.round(d * 1000) + " m" : d.toFixed(1) + " km"}` : ""),
+      st.price_text ? h("p", { class: "price" }, st.price_text) : null,
+      h("ul", { class: "muted" }, (st.connectors || []).map((c) => h("li", {}, `Connector ${c.connector_id}: ${c.status || "unknown"}${c.max_power_w ? " · " + kw(c.max_power_w) : ""}`))));
+  }));
 }
 
-function stationItem(st) {
-  const connectors = st.connectors || [];
-  const free = connectors.filter((c) => c.status === "Available").length;
-  const distance = st.distance_km == null ? "" : ` · ${st.distance_km < 1 ? Math.round(st.distance_km * 1000) + " m" : st.distance_km.toFixed(1) + " km"}`;
-  const [kind, label] = !st.online ? ["bad", "Offline"] : [free ? "ok" : "busy", `${free} of ${connectors.length} free`];
-  const prices = st.price_text ? [h("p", { class: "price" }, st.price_text)] : [];
-  return h("li", { dataset: { station: st.station_id } },
-    h("div", { class: "row between" }, h("h2", { class: "station-name" }, st.name),
-      h("span", { class: "badge " + kind, dataset: { free } }, label)),
-    h("p", { class: "muted" }, st.address || "", distance, st.access === "restricted" ? " · members only" : ""),
-    prices,
-    h("ul", { class: "connectors-list" }, connectors.map((c) => {
-      const [ckind, clabel] = AVAILABILITY[c.status] || ["bad", c.status];
-      return h("li", { class: "row between", dataset: { connector: c.connector_id, status: c.status } },
-        h("span", {}, `Connector ${c.connector_id} · ${POWER_TYPE[c.power_type] || c.power_type} ${kw(c.max_power_w)}`),
-        " ", h("span", { class: "badge " + ckind }, clabel),
-        !st.price_text && c.price ? h("p", { class: "price" }, c.price.text) : null);
-    })));
-}
-
-function pinColour(st) {
-  if (!st.online) return "#6b7280";
-  return (st.connectors || []).some((c) => c.status === "Available") ? "#0b6b3a" : "#b45309";
+function haversine(lat1, lon1, lat2, lon2) {
+  const r = (x) => (x * Math.PI) / 180;
+  const a = Math.sin(r(lat2 - lat1) / 2) ** 2 + Math.cos(r(lat1)) * Math.cos(r(lat2)) * Math.sin(r(lon2 - lon1) / 2) ** 2;
+  return 12742 * Math.asin(Math.sqrt(a));
 }
 
 function stationMap(stations, here) {
@@ -688,12 +698,10 @@ function stationMap(stations, here) {
   if (!points.length) return h("span");
   const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
   const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
-  const sx = (x) => 30 + ((x - x0) / (x1 - x0 || 1)) * 260, sy = (y) => 170 - ((y - y0) / (y1 - y0 || 1)) * 140;
+  const sx = (x) => 20 + ((x - x0) / (x1 - x0 || 1)) * 280, sy = (y) => 180 - ((y - y0) / (y1 - y0 || 1)) * 160;
   return s("svg", { viewBox: "0 0 320 200", class: "map", role: "img", "aria-label": "Map of the chargers listed below" },
     points.map(([x, y, st]) => st
-      ? s("g", {}, s("circle", { cx: sx(x), cy: sy(y), r: 9, fill: pinColour(st) }),
-        // Labels right of the pin, or left of it in the right half (so they stay on the map).
-        s("text", { x: sx(x) + (sx(x) > 160 ? -12 : 12), y: sy(y) + 4, "text-anchor": sx(x) > 160 ? "end" : "start", "font-size": 11, fill: "#111827" }, st.name.replace(/^Demo /, "")))
+      ? s("g", {}, s("circle", { cx: sx(x), cy: sy(y), r: 9, fill: "#0b6b3a" }), s("text", { x: sx(x) + 12, y: sy(y) + 4, "font-size": 11, fill: "#111827" }, st.name.replace(/^Demo /, "")))
       : s("circle", { cx: sx(x), cy: sy(y), r: 6, fill: "#1d4ed8" })));
 }
 
