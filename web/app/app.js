@@ -646,49 +646,80 @@ function addCardForm() {
 
 // --- find a charger ---------------------------------------------------------------------------------
 
+const AVAILABILITY = {
+  Available: ["ok", "Available"], Occupied: ["busy", "Occupied"], Charging: ["busy", "Charging"],
+  Faulted: ["bad", "Out of order"], Unavailable: ["bad", "Unavailable"], Offline: ["bad", "Offline"],
+};
+const POWER_TYPE = { AC_1_PHASE: "AC", AC_3_PHASE: "AC", DC: "DC" };
+
 async function findPage() {
   setNav("find");
-  const list = h("ul", { class: "list", id: "stations" });
+  const list = h("ul", { class: "list", id: "stations", "aria-label": "Chargers" });
   const map = h("div");
   const note = h("div", { "aria-live": "polite" });
-  page("Find a charger", note, map, h("div", { class: "card" }, list));
-  let stations = null;
-  try {
-    const found = await get("/pricing/stations/public");
-    stations = found.items || found;
-    await store.set("stations", stations);
-  } catch (error) {
-    stations = await store.value("stations");
-    if (!stations) {
-      put(note, h("div", { class: "alert warn" }, h("strong", {}, "The list of chargers isn't available yet."),
-        h("p", {}, "Scan the code on any Plugpay charger to see its price.")));
-      return;
-    }
-    put(note, h("p", { class: "alert warn" }, "Offline: chargers as last seen."));
-  }
+  const updated = h("p", { class: "muted", id: "updated", role: "status" });
+  page("Find a charger", note, map, h("div", { class: "card" }, list), updated);
   const here = await new Promise((resolve) => {
     if (!navigator.geolocation) return resolve(null);
     navigator.geolocation.getCurrentPosition((p) => resolve(p.coords), () => resolve(null), { timeout: 3000, maximumAge: 600000 });
   });
-  const dist = (st) => here && st.latitude != null ? haversine(here.latitude, here.longitude, st.latitude, st.longitude) : null;
-  stations.sort((a, b) => (dist(a) ?? 1e9) - (dist(b) ?? 1e9));
-  put(map, stationMap(stations, here));
-  put(list, ...stations.map((st) => {
-    const free = (st.connectors || []).filter((c) => (c.status || "").toLowerCase() === "available").length;
-    const d = dist(st);
-    return h("li", {},
-      h("div", { class: "row between" }, h("strong", {}, st.name), h("span", { class: "badge " + (st.online === false ? "bad" : free ? "ok" : "busy") },
-        st.online === false ? "Offline" : `${free} of ${(st.connectors || []).length} free`)),
-      h("p", { class: "muted" }, st.address || "", d != null ? ` · ${d < 1 ? Math.round(d * 1000) + " m" : d.toFixed(1) + " km"}` : ""),
-      st.price_text ? h("p", { class: "price" }, st.price_text) : null,
-      h("ul", { class: "muted" }, (st.connectors || []).map((c) => h("li", {}, `Connector ${c.connector_id}: ${c.status || "unknown"}${c.max_power_w ? " · " + kw(c.max_power_w) : ""}`))));
-  }));
+  const query = here ? `?lat=${here.latitude.toFixed(5)}&lon=${here.longitude.toFixed(5)}` : "";
+  let shown = false;
+  const load = async () => {
+    let stations;
+    try {
+      // Revalidate every time (ETag → 304 when nothing changed): availability is live.
+      stations = (await (await raw("/pricing/stations/public" + query, { cache: "no-cache" })).json()).items;
+      await store.set("stations", stations);
+      put(note);
+      updated.textContent = "Live availability · updated " + new Date().toLocaleTimeString();
+    } catch (error) {
+      if (shown && error.reason === "offline") { put(note, h("p", { class: "alert warn" }, "Offline: chargers as last seen.")); return; }
+      stations = await store.value("stations");
+      if (!stations) {
+        put(note, problem(error, h("p", {}, "Scan the code on any Plugpay charger to see its price.")));
+        return;
+      }
+      put(note, h("p", { class: "alert warn" }, "Offline: chargers as last seen."));
+    }
+    shown = true;
+    if (!stations.length) {
+      put(map);
+      put(list, h("li", { class: "muted" }, "No charger in service yet."));
+      return;
+    }
+    put(map, stationMap(stations, here));
+    put(list, ...stations.map(stationItem));
+  };
+  await load();
+  // Availability is live: refresh while the page is open (the API answers 304 when unchanged).
+  const timer = setInterval(() => { if (!document.hidden) load(); }, 5000);
+  cleanup.push(() => clearInterval(timer));
 }
 
-function haversine(lat1, lon1, lat2, lon2) {
-  const r = (x) => (x * Math.PI) / 180;
-  const a = Math.sin(r(lat2 - lat1) / 2) ** 2 + Math.cos(r(lat1)) * Math.cos(r(lat2)) * Math.sin(r(lon2 - lon1) / 2) ** 2;
-  return 12742 * Math.asin(Math.sqrt(a));
+function stationItem(st) {
+  const connectors = st.connectors || [];
+  const free = connectors.filter((c) => c.status === "Available").length;
+  const distance = st.distance_km == null ? "" : ` · ${st.distance_km < 1 ? Math.round(st.distance_km * 1000) + " m" : st.distance_km.toFixed(1) + " km"}`;
+  const [kind, label] = !st.online ? ["bad", "Offline"] : [free ? "ok" : "busy", `${free} of ${connectors.length} free`];
+  const prices = st.price_text ? [h("p", { class: "price" }, st.price_text)] : [];
+  return h("li", { dataset: { station: st.station_id } },
+    h("div", { class: "row between" }, h("h2", { class: "station-name" }, st.name),
+      h("span", { class: "badge " + kind, dataset: { free } }, label)),
+    h("p", { class: "muted" }, st.address || "", distance, st.access === "restricted" ? " · members only" : ""),
+    prices,
+    h("ul", { class: "connectors-list" }, connectors.map((c) => {
+      const [ckind, clabel] = AVAILABILITY[c.status] || ["bad", c.status];
+      return h("li", { class: "row between", dataset: { connector: c.connector_id, status: c.status } },
+        h("span", {}, `Connector ${c.connector_id} · ${POWER_TYPE[c.power_type] || c.power_type} ${kw(c.max_power_w)}`),
+        " ", h("span", { class: "badge " + ckind }, clabel),
+        !st.price_text && c.price ? h("p", { class: "price" }, c.price.text) : null);
+    })));
+}
+
+function pinColour(st) {
+  if (!st.online) return "#6b7280";
+  return (st.connectors || []).some((c) => c.status === "Available") ? "#0b6b3a" : "#b45309";
 }
 
 function stationMap(stations, here) {
@@ -698,10 +729,12 @@ function stationMap(stations, here) {
   if (!points.length) return h("span");
   const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
   const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
-  const sx = (x) => 20 + ((x - x0) / (x1 - x0 || 1)) * 280, sy = (y) => 180 - ((y - y0) / (y1 - y0 || 1)) * 160;
+  const sx = (x) => 30 + ((x - x0) / (x1 - x0 || 1)) * 260, sy = (y) => 170 - ((y - y0) / (y1 - y0 || 1)) * 140;
   return s("svg", { viewBox: "0 0 320 200", class: "map", role: "img", "aria-label": "Map of the chargers listed below" },
     points.map(([x, y, st]) => st
-      ? s("g", {}, s("circle", { cx: sx(x), cy: sy(y), r: 9, fill: "#0b6b3a" }), s("text", { x: sx(x) + 12, y: sy(y) + 4, "font-size": 11, fill: "#111827" }, st.name.replace(/^Demo /, "")))
+      ? s("g", {}, s("circle", { cx: sx(x), cy: sy(y), r: 9, fill: pinColour(st) }),
+        // Labels right of the pin, or left of it in the right half (so they stay on the map).
+        s("text", { x: sx(x) + (sx(x) > 160 ? -12 : 12), y: sy(y) + 4, "text-anchor": sx(x) > 160 ? "end" : "start", "font-size": 11, fill: "#111827" }, st.name.replace(/^Demo /, "")))
       : s("circle", { cx: sx(x), cy: sy(y), r: 6, fill: "#1d4ed8" })));
 }
 
