@@ -280,3 +280,19 @@ def test_a_prefix_of_the_main_line_with_repeats_lands_where_it_should(
     ][length - 1]
     assert plain.status is expected and noisy.status is expected
     assert noisy.ignored == ()
+
+
+def test_a_pending_scan_reads_as_scanned_until_the_store_has_it() -> None:
+    story = Story()
+    issued = folded([story.issued()])
+    scanned = story.scanned()
+    seen = domain.with_pending_scan(issued, scanned)
+    assert seen.status is SessionStatus.SCANNED and seen.user_id == story.user_id
+    assert (seen.station_id, seen.connector_id) == (story.station_id, story.connector_id)
+    # Without the store's row (a rebuild running) the scan alone gives the same reading.
+    alone = domain.with_pending_scan(None, scanned)
+    assert alone.status is SessionStatus.SCANNED and alone.scanned_at == scanned.scanned_at
+    assert alone.session_started_at == issued.session_started_at
+    # Once the store has moved on, it is the truth.
+    priced = folded([*story.events[:2], story.priced()])
+    assert domain.with_pending_scan(priced, scanned) is priced
