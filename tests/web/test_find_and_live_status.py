@@ -87,6 +87,14 @@ def test_find_a_charger_and_ops_status_follow_a_station_that_starts_charging(
         expect(ops_connector.locator(".session")).to_have_attribute("data-session", str(session_id))
         expect(ops_connector.locator(".session")).to_contain_text(re.compile(r"charging.*kWh"))
         shot(desk, "ops-stations")
+        # The station's own page: the same live status in detail.
+        desk.goto("/ops/#/stations/ST-0001")
+        detail = desk.locator("#live-status")
+        expect(detail).to_contain_text("Online")
+        expect(detail).to_contain_text("OCPP 1.6")
+        expect(detail.locator('[data-connector="2"]')).to_have_attribute("data-status", "Charging")
+        expect(detail.locator('[data-connector="2"] .session')).to_contain_text("charging")
+        desk.goto("/ops/#/")
     finally:
 
         async def stop() -> None:

@@ -131,9 +131,21 @@ async function stationPage(id) {
   const box = h("div");
   page("Station " + id, box);
   try {
-    const st = await get(`/pricing/stations/${encodeURIComponent(id)}`);
+    const [st, now] = await Promise.all([get(`/pricing/stations/${encodeURIComponent(id)}`), get(`/stations/${encodeURIComponent(id)}/status`)]);
     const quotes = await Promise.all(st.connectors.map((c) => get(`/pricing/stations/${encodeURIComponent(id)}/quote?connector=${c.connector_id}`).catch(() => null)));
-    put(box, h("div", { class: "card" }, h("h2", {}, st.name),
+    put(box, h("div", { class: "card", id: "live-status" }, h("h2", {}, "Now"),
+      h("p", {}, h("span", { class: "badge " + (now.online ? "ok" : "bad") }, now.online ? "Online" : "Offline"),
+        " last heard ", ago(now.last_seen_at), now.connected_at ? ` · connected ${when(now.connected_at)}` : "",
+        now.ocpp_version ? ` · OCPP ${now.ocpp_version}` : ""),
+      now.vendor ? h("p", { class: "muted" }, `${now.vendor} ${now.model || ""}`, now.firmware_version ? ` · firmware ${now.firmware_version}` : "", now.booted_at ? ` · booted ${when(now.booted_at)}` : "") : null,
+      h("ul", { class: "list" }, now.connectors.map((c) => h("li", { dataset: { connector: c.connector_id, status: c.status } },
+        h("strong", {}, "Connector ", c.connector_id), " ", h("span", { class: "badge " + (now.online ? CONNECTOR_BADGE[c.status] ?? "bad" : "") }, c.status),
+        c.status_since ? h("span", { class: "muted" }, " since ", when(c.status_since)) : null,
+        c.error_code ? h("span", { class: "muted" }, " · error ", c.error_code) : null,
+        c.session ? h("p", { class: "session" }, "Session ", SESSION_TEXT[c.session.state] || c.session.state,
+          c.session.energy_wh != null ? " · " + kwh(c.session.energy_wh) : "",
+          c.session.cost_so_far_minor != null ? " · " + money(c.session.cost_so_far_minor, c.session.currency) : "") : null)))),
+    h("div", { class: "card" }, h("h2", {}, st.name),
       h("p", {}, "Time zone ", st.commercials ? st.commercials.time_zone : "—", " · access ", st.commercials ? st.commercials.access_policy.kind : "—"),
       h("ul", { class: "list" }, st.connectors.map((c, i) => h("li", {}, h("strong", {}, "Connector ", c.connector_id), " · ", kw(c.max_power_w), " · tariff ", c.tariff_key || "—",
         quotes[i] ? h("p", { class: "price" }, quotes[i].text) : null)))),
