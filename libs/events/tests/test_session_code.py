@@ -27,8 +27,13 @@ NOW = datetime.now(UTC)  # PyJWT checks iat against the real clock
 def test_unrepresentable_numbers_are_malformed(overrides: dict[str, object]) -> None:
     key = generate_signing_key("k")
     claims = {
-        "aud": AUDIENCE, "st": "ST-1", "cn": 1, "sid": "6f0c6b2e-9a4e-4a53-9a57-3b8f1f7b6c11",
-        "iat": int(NOW.timestamp()), "exp": int(NOW.timestamp()) + 300, "jti": "x",
+        "aud": AUDIENCE,
+        "st": "ST-1",
+        "cn": 1,
+        "sid": "6f0c6b2e-9a4e-4a53-9a57-3b8f1f7b6c11",
+        "iat": int(NOW.timestamp()),
+        "exp": int(NOW.timestamp()) + 300,
+        "jti": "x",
         **overrides,
     }
     token = jwt.encode(

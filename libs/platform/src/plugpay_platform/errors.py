@@ -95,8 +95,31 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        if _unstorable_text(exc):
+            # Text PostgreSQL cannot hold (a NUL byte) reached a query: the request's fault.
+            return JSONResponse(
+                {"reason": "invalid_request", "message": "the request contains invalid text"},
+                status_code=422,
+            )
         log.exception("unhandled error")
         return JSONResponse(
             {"reason": "internal_error", "message": "something went wrong on our side"},
             status_code=500,
         )
+
+
+# character_not_in_repertoire (NUL in text), untranslatable_character
+_BAD_TEXT_SQLSTATES = {"22021", "22P05"}
+
+
+def _unstorable_text(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if seen is None:
+            return False
+        if getattr(seen, "sqlstate", None) in _BAD_TEXT_SQLSTATES:
+            return True
+        if "invalid byte sequence for encoding" in str(seen) and "0x00" in str(seen):
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False

@@ -22,6 +22,8 @@ from plugpay_events.types import Money
 from plugpay_platform.database import Database
 from plugpay_platform.errors import Refusal
 from plugpay_platform.security import CurrentDriver, CurrentOperator, CurrentPrincipal, Principal
+from plugpay_tariffs import CURRENCIES
+from pydantic import AfterValidator
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_svc import schemas
@@ -35,7 +37,16 @@ from billing_svc.tables import outbox_tables
 router = APIRouter(prefix="/billing", tags=["billing"])
 _outbox = Outbox(outbox_tables)
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
-Currency = Annotated[str, Query(pattern=r"^[A-Z]{3}$")]
+
+
+def _known_currency(code: str) -> str:
+    # Three capitals is not enough: an unknown code used to reach Money() and answer 500.
+    if code not in CURRENCIES:
+        raise ValueError(f"unknown ISO-4217 currency {code!r}")
+    return code
+
+
+Currency = Annotated[str, Query(pattern=r"^[A-Z]{3}$"), AfterValidator(_known_currency)]
 
 
 def _db(request: Request) -> Database:

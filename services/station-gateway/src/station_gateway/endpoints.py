@@ -7,6 +7,7 @@ import base64
 import contextlib
 import io
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -68,6 +69,12 @@ async def _station_auth(request: Request, station_id: str, gateway: Gateway) -> 
     return user == station_id and await gateway.credentials.verify(station_id, password)
 
 
+def _realm(station_id: str) -> str:
+    """The station id in a header only when it is a registrable id (header values are
+    latin-1: any other character used to answer 500)."""
+    return station_id if re.fullmatch(r"[A-Za-z0-9._-]{1,64}", station_id) else "unknown"
+
+
 async def authenticated_station(request: Request, station_id: str) -> str:
     """The station itself, by its OCPP Basic credentials (its screen is a browser)."""
     if not await _station_auth(request, station_id, gateway_of(request)):
@@ -75,7 +82,7 @@ async def authenticated_station(request: Request, station_id: str) -> str:
             "unauthenticated",
             "sign in with the station's id and password",
             status_code=401,
-            headers={"WWW-Authenticate": f'Basic realm="plugpay station {station_id}"'},
+            headers={"WWW-Authenticate": f'Basic realm="plugpay station {_realm(station_id)}"'},
         )
     return station_id
 
@@ -169,7 +176,7 @@ async def _qr_content(
             "unauthenticated",
             "the station's credentials or the code's token are needed",
             status_code=401,
-            headers={"WWW-Authenticate": f'Basic realm="plugpay station {station_id}"'},
+            headers={"WWW-Authenticate": f'Basic realm="plugpay station {_realm(station_id)}"'},
         )
     return str(row["qr_url"])
 
