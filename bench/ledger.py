@@ -69,7 +69,7 @@ async def main_async(pairs: int, workers: int) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--pairs", type=int, default=200 if SMOKE else 4000)
+    p.add_argument("--pairs", type=int, default=160 if SMOKE else 800)
     p.add_argument("--workers", type=int, default=16)
     a = p.parse_args()
     before = load()

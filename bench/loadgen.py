@@ -143,7 +143,11 @@ async def _worker(spec: StepSpec, index: int, ready: Any, go: Any) -> dict[str, 
             try:
                 started = await asyncio.wait_for(fut, planned + spec.timeout_s - time.time())
             except TimeoutError:
-                fail("no_start_in_time")
+                try:  # where the session got stuck, as the phone sees it
+                    seen = (await phone.session(session_id)).get("status")
+                except Exception as error:
+                    seen = type(error).__name__
+                fail(f"no_start_in_time:{seen}")
                 return
             out["latency_ms"].append((started - planned) * 1000)
             tx = None

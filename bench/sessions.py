@@ -6,7 +6,7 @@ a meter value → unplug (StopTransaction) → cost → billed, the phone pollin
 "billed". A step is sustained when p99 scan-to-start ≤ 1 s, ≥ 99 % of the scans were billed
 within the step's timeout, and nothing failed.
 
-    python bench/sessions.py [--rates 2,5,10,20,50,100,200] [--duration 15]
+    python bench/sessions.py [--rates 0.5,1,2,5,10,20,50,100,200] [--duration 15]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ SERVICES = ["session-svc", "pricing-svc", "billing-svc", "station-gateway", "aut
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--rates", default="2" if SMOKE else "2,5,10,20,50,100,200")
+    p.add_argument("--rates", default="2" if SMOKE else "0.5,1,2,5,10,20,50,100,200")
     p.add_argument("--duration", type=float, default=4 if SMOKE else 15)
     p.add_argument("--workers", type=int, default=2 if SMOKE else 4)
     p.add_argument("--profile-s", type=int, default=0 if SMOKE else 15)
