@@ -1,0 +1,104 @@
+"""No password, token or card data in any log line: scans the logs of every local stack
+(.local/stack*/**/*.log — the e2e run's main stack, the benchmark and chaos instances, nginx)
+and this suite's own output for the known test passwords, access tokens (JWTs other than the
+public, single-use session codes), the refresh tokens this suite was issued, and card numbers
+(Luhn-valid 13-19 digit runs)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+import support
+
+pytestmark = pytest.mark.infra
+JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.(eyJ[A-Za-z0-9_-]{8,})\.[A-Za-z0-9_-]*")
+CARD = re.compile(r"(?<![\w.:/-])(?:\d[ -]?){12,18}\d(?![\w.:/-])")
+KNOWN_PASSWORDS = {
+    "demo-password-1", "demo-station-secret", support.TEST_PASSWORD, support.STATION_PASSWORD,
+}
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, d in enumerate(reversed(digits)):
+        n = int(d)
+        if i % 2:
+            n = n * 2 - 9 if n > 4 else n * 2
+        total += n
+    return total % 10 == 0
+
+
+def _is_session_code(payload_b64: str) -> bool:
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload_b64 + "=" * (-len(payload_b64) % 4)))
+    except ValueError:
+        return False
+    return isinstance(claims, dict) and claims.get("aud") == "plugpay-session-code"
+
+
+def _secrets() -> set[str]:
+    found = set(KNOWN_PASSWORDS)
+    for path in (support.ROOT / ".local").glob("stack*/secrets/admin-password"):
+        found.add(path.read_text().strip())
+    return {s for s in found if len(s) >= 8}
+
+
+def scan(paths: list[Path], extra_secrets: set[str]) -> list[str]:
+    secrets = _secrets() | extra_secrets
+    problems: list[str] = []
+    for path in paths:
+        with path.open(errors="replace") as lines:
+            for number, line in enumerate(lines, 1):
+                where = f"{path.relative_to(support.ROOT)}:{number}"
+                for secret in secrets:
+                    if secret in line:
+                        problems.append(f"{where}: a password/refresh token ({secret[:3]}…)")
+                for match in JWT.finditer(line):
+                    if not _is_session_code(match.group(1)):
+                        problems.append(f"{where}: a bearer token {match.group(0)[:16]}…")
+                for match in CARD.finditer(line):
+                    digits = re.sub(r"\D", "", match.group(0))
+                    if 13 <= len(digits) <= 19 and digits[0] in "3456" and _luhn(digits):
+                        problems.append(f"{where}: a card number {digits[:4]}…{digits[-4:]}")
+    return problems
+
+
+def test_scanner_finds_what_it_looks_for(tmp_path: Path) -> None:
+    log = support.ROOT / ".local" / "reliability" / "scanner-selftest.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    token = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiIxMjMiLCJhdWQiOiJwbHVncGF5In0.c2ln"
+    log.write_text(f"password demo-password-1\nAuthorization: Bearer {token}\ncard 4242 4242 4242 4242\n"
+                   "order 1234567890123 ts 2026-11-23T01:02:03.123456\n")
+    try:
+        problems = scan([log], set())
+        assert len(problems) == 3, problems
+    finally:
+        log.unlink()
+
+
+async def test_no_secrets_in_logs(world: support.World) -> None:
+    # Put this run's own secrets through the system first: logins, refreshes, a bad password.
+    async with httpx.AsyncClient(base_url=support.BASE_URL, timeout=20) as http:
+        driver = world.drivers[0]
+        await http.post("/auth/token", data={"username": driver.email, "password": "Wrong-pw-4242424242424242"})
+        fresh = await support.login(http, driver.email, support.TEST_PASSWORD)
+        refreshed = (await http.post("/auth/token", data={
+            "grant_type": "refresh_token", "refresh_token": fresh["refresh_token"]})).json()
+        await http.get("/auth/me", headers=support.bearer(fresh["access_token"]))
+        await http.post("/billing/payment-methods", json={"token": "4242424242424242"},
+                        headers={**support.bearer(driver.token), "Idempotency-Key": "card-number-in-body"})
+    extra = {t for t in (fresh.get("refresh_token"), refreshed.get("refresh_token"),
+                         *(d.refresh_token for d in world.drivers)) if t}
+    extra.add("Wrong-pw-4242424242424242")
+    paths = [p for p in (support.ROOT / ".local").glob("stack*/**/*.log") if p.is_file()]
+    paths += [p for p in (support.ROOT / ".local" / "reliability").glob("*.log")]
+    assert paths
+    problems = scan(paths, extra)
+    print(f"log scan: {len(paths)} files, {len(problems)} findings")
+    assert not problems, problems[:30]
