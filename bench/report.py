@@ -40,10 +40,12 @@ def table() -> str:
         for s in s2s["steps"]:
             p = s["scan_to_start_ms"]
             rows.append(
-                f"| | {s['rate_per_s']:g}/s × {s['duration_s']:g} s | {s['started']}/{s['scans']} "
+                f"| | {s['rate_per_s']:g}/s × {s['duration_s']:g} s "
+                f"| {s['started']}/{int(s['rate_per_s'] * s['duration_s'])} "
                 f"| {_ms(p, 'p50')} | {_ms(p, 'p95')} | {_ms(p, 'p99')} | {_ms(p, 'max')} "
                 f"| {_ms(s['floor_ms'], 'p50')} / {_ms(s['floor_ms'], 'p99')} "
-                f"| {s.get('p50_vs_floor', '—')}× | {s['load_before_step'][0]} |")
+                f"| {str(s['p50_vs_floor']) + '×' if s.get('p50_vs_floor') else '—'} "
+                f"| {s['load_before_step'][0]} |")
         rows.append("")
     ses = _load("sessions")
     if ses:
@@ -55,7 +57,8 @@ def table() -> str:
             cpu = s.get("cpu_s_per_service", {})
             top = max(cpu, key=cpu.get) if cpu else "—"
             rows.append(
-                f"| | {s['rate_per_s']:g}/s × {s['duration_s']:g} s | {s['billed']}/{s['scans']} "
+                f"| | {s['rate_per_s']:g}/s × {s['duration_s']:g} s "
+                f"| {s['billed']}/{int(s['rate_per_s'] * s['duration_s'])} "
                 f"| {_ms(s['scan_to_start_ms'], 'p99')} | {_ms(s['scan_to_billed_ms'], 'p50')} "
                 f"| {_ms(s['scan_to_billed_ms'], 'p99')} | {'yes' if s['sustained'] else 'no'} "
                 f"| {top} {cpu.get(top, '')} |")
