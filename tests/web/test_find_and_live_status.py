@@ -28,6 +28,12 @@ def test_find_a_charger_and_ops_status_follow_a_station_that_starts_charging(
     assert set(listed) == {"ST-0001", "ST-0002"}, listed  # ST-0003 is for the staff only
     assert listed["ST-0001"]["distance_km"] == 0 and listed["ST-0001"]["online"]
 
+    # No account needed to find a charger: from the login page, anonymously.
+    phone.goto("/app/#/login")
+    phone.get_by_role("link", name="Find a charger near you").click()
+    expect(phone.locator('[data-station="ST-0002"] .price')).to_contain_text("EUR/kWh")
+    expect(phone.get_by_role("link", name="Log in")).to_be_visible()
+
     log_in(phone, "driver@example.com")
     expect(phone.get_by_role("heading", name="Charge")).to_be_visible()
     phone.goto("/app/#/find")

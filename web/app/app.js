@@ -101,7 +101,8 @@ function loginPage() {
         } finally { busy(submit, false); }
       },
     }, field("E-mail", email), field("Password", password), submit, message),
-    h("p", {}, "New to Plugpay? ", h("a", { href: "#/register" }, "Create an account")));
+    h("p", {}, "New to Plugpay? ", h("a", { href: "#/register" }, "Create an account")),
+    h("p", {}, h("a", { href: "#/find" }, "Find a charger near you")));
 }
 
 function registerPage() {
@@ -658,7 +659,8 @@ async function findPage() {
   const map = h("div");
   const note = h("div", { "aria-live": "polite" });
   const updated = h("p", { class: "muted", id: "updated", role: "status" });
-  page("Find a charger", note, map, h("div", { class: "card" }, list), updated);
+  page("Find a charger", note, map, h("div", { class: "card" }, list), updated,
+    auth.loggedIn ? null : h("p", {}, h("a", { href: "#/login" }, "Log in"), " or ", h("a", { href: "#/register" }, "create an account"), " to pay with your phone."));
   const here = await new Promise((resolve) => {
     if (!navigator.geolocation) return resolve(null);
     navigator.geolocation.getCurrentPosition((p) => resolve(p.coords), () => resolve(null), { timeout: 3000, maximumAge: 600000 });
@@ -770,6 +772,8 @@ async function route() {
     if (head === "s" && arg) return landingPage(parts.slice(1).join("/"));
     if (head === "login") return loginPage();
     if (head === "register") return registerPage();
+    // Finding a charger needs no account: prices and public chargers are public information.
+    if (head === "find" && !auth.loggedIn) return await findPage();
     if (needLogin()) return;
     whoAmI().catch(() => {});
     if (head === "scan") return await scanPage();
