@@ -57,7 +57,7 @@ async def eventually(
     while True:
         try:
             result = await probe()
-        except (AssertionError, DriverError, httpx.HTTPError, OSError) as error:
+        except (AssertionError, httpx.HTTPError, OSError) as error:
             result, last = None, error
         if result:
             return result
