@@ -34,7 +34,8 @@ def main() -> None:
     before = load()
     data = Path(tempfile.mkdtemp(prefix="plugpay-bench-"))
     base = f"http://127.0.0.1:{a.port}"
-    log = open(data.parent / f"{data.name}.log", "w")  # noqa: SIM115
+    (ROOT / ".local").mkdir(exist_ok=True)
+    log = open(ROOT / ".local" / "bench-embedded-run.log", "w")  # noqa: SIM115
     t0 = time.perf_counter()
     proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "plugpay"), "run", "--data", str(data),
                              "--port", str(a.port), "--stations", "0"],

@@ -66,7 +66,7 @@ def main() -> None:
     durations = [float(d) for d in a.durations.split(",")]
     durations += [durations[-1]] * (len(rates) - len(durations))
     for rate, duration in zip(rates, durations, strict=True):
-        residual = wait_drained(120)
+        residual = wait_drained(10 if SMOKE else 120)
         step_load = load()
         raw = run_step(spec(rate, duration, a.workers, "start"))
         s = summarise(raw, rate, duration)

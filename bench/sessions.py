@@ -35,7 +35,7 @@ def main() -> None:
     before = load()
     steps, best, breaking = [], 0.0, None
     for rate in [float(r) for r in a.rates.split(",")]:
-        residual = wait_drained(120)
+        residual = wait_drained(10 if SMOKE else 120)
         snap = pyspy.cpu_snapshot(SERVICES)
         t = time.time()
         s = summarise(run_step(spec(rate, a.duration, a.workers, "full")), rate, a.duration)
@@ -59,7 +59,7 @@ def main() -> None:
     profile = None
     if a.profile_s and breaking is not None:
         busiest = max(steps[-1]["cpu_s_per_service"], key=steps[-1]["cpu_s_per_service"].get)
-        wait_drained(120)
+        wait_drained(10 if SMOKE else 120)
         holder: dict = {}
 
         def on_start(_t0: float) -> None:
