@@ -61,8 +61,18 @@ def machine() -> dict[str, Any]:
                 cpu = line.split(":", 1)[1].strip()
                 break
     pkgs = {}
-    for name in ("ocpp", "websockets", "httpx", "aiokafka", "asyncpg", "sqlalchemy", "fastapi",
-                 "uvicorn", "pydantic", "orjson"):
+    for name in (
+        "ocpp",
+        "websockets",
+        "httpx",
+        "aiokafka",
+        "asyncpg",
+        "sqlalchemy",
+        "fastapi",
+        "uvicorn",
+        "pydantic",
+        "orjson",
+    ):
         try:
             pkgs[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

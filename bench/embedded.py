@@ -37,9 +37,22 @@ def main() -> None:
     (ROOT / ".local").mkdir(exist_ok=True)
     log = open(ROOT / ".local" / "bench-embedded-run.log", "w")  # noqa: SIM115
     t0 = time.perf_counter()
-    proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "plugpay"), "run", "--data", str(data),
-                             "--port", str(a.port), "--stations", "0"],
-                            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            str(ROOT / ".venv" / "bin" / "plugpay"),
+            "run",
+            "--data",
+            str(data),
+            "--port",
+            str(a.port),
+            "--stations",
+            "0",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        start_new_session=True,
+    )
     result: dict = {"rate_per_s": a.rate, "duration_s": a.duration}
     try:
         first_page = None
@@ -57,8 +70,11 @@ def main() -> None:
         result["cold_start_to_first_page_s"] = round(first_page, 2) if first_page else None
         # Ready for drivers: the demo driver can log in (auth seeded, migrations done).
         while time.perf_counter() - t0 < 240:
-            r = httpx.post(f"{base}/auth/token", data={"username": "driver@example.com",
-                                                       "password": "demo-password-1"}, timeout=5)
+            r = httpx.post(
+                f"{base}/auth/token",
+                data={"username": "driver@example.com", "password": "demo-password-1"},
+                timeout=5,
+            )
             if r.status_code == 200:
                 break
             time.sleep(0.2)
@@ -66,20 +82,33 @@ def main() -> None:
         admin_pw = (data / "secrets" / "bootstrap-admin-password").read_text().strip()
         stations = max(4, int(a.rate * 8 * 1.5 / 10) + 1)
         t = time.perf_counter()
-        fleet = asyncio.run(ensure_fleet(stations, 10, 20, base_url=base, state=data,
-                                         admin_password=admin_pw))
+        fleet = asyncio.run(
+            ensure_fleet(stations, 10, 20, base_url=base, state=data, admin_password=admin_pw)
+        )
         result["fleet_setup_s"] = round(time.perf_counter() - t, 1)
-        spec = StepSpec(rate=a.rate, duration_s=a.duration, lifecycle="start",
-                        workers=a.workers, base_url=base, stations=fleet["stations"],
-                        connectors=10, station_password=fleet["station_password"],
-                        drivers=fleet["drivers"], driver_password=fleet["driver_password"])
+        spec = StepSpec(
+            rate=a.rate,
+            duration_s=a.duration,
+            lifecycle="start",
+            workers=a.workers,
+            base_url=base,
+            stations=fleet["stations"],
+            connectors=10,
+            station_password=fleet["station_password"],
+            drivers=fleet["drivers"],
+            driver_password=fleet["driver_password"],
+        )
         raw = run_step(spec)
-        result.update({
-            "scans": raw["scans"], "started": len(raw["latency_ms"]),
-            "failures": raw["failures"], "code_retries": raw["code_retries"],
-            "errors": raw["errors"][:5],
-            "scan_to_start_ms": percentiles(raw["latency_ms"]),
-        })
+        result.update(
+            {
+                "scans": raw["scans"],
+                "started": len(raw["latency_ms"]),
+                "failures": raw["failures"],
+                "code_retries": raw["code_retries"],
+                "errors": raw["errors"][:5],
+                "scan_to_start_ms": percentiles(raw["latency_ms"]),
+            }
+        )
         print(result, file=sys.stderr)
     finally:
         os.killpg(proc.pid, signal.SIGINT)

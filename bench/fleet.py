@@ -48,8 +48,13 @@ async def _retry(call: Any, ok: tuple[int, ...], what: str, tries: int = 120) ->
 
 
 async def ensure_fleet(
-    stations: int, connectors: int, drivers: int, *, base_url: str = BASE_URL,
-    state: Path = STATE, admin_password: str | None = None
+    stations: int,
+    connectors: int,
+    drivers: int,
+    *,
+    base_url: str = BASE_URL,
+    state: Path = STATE,
+    admin_password: str | None = None,
 ) -> dict[str, Any]:
     path = state / "bench-fleet.json"
     known: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
@@ -57,9 +62,11 @@ async def ensure_fleet(
     have_dr = set(known.get("drivers", []))
     station_ids = [f"BST-{i:04d}" for i in range(1, stations + 1)]
     driver_emails = [f"bench-driver-{i:03d}@example.com" for i in range(1, drivers + 1)]
-    if known.get("connectors") == connectors and set(station_ids) <= have_st and set(
-        driver_emails
-    ) <= have_dr:
+    if (
+        known.get("connectors") == connectors
+        and set(station_ids) <= have_st
+        and set(driver_emails) <= have_dr
+    ):
         return known
     admin_pw = admin_password or (state / "secrets" / "admin-password").read_text().strip()
     limits = httpx.Limits(max_connections=16)
@@ -74,37 +81,60 @@ async def ensure_fleet(
                     "id": sid,
                     "name": f"Bench {sid}",
                     "connectors": [
-                        {"connector_id": c, "max_power_w": 22_000}
-                        for c in range(1, connectors + 1)
+                        {"connector_id": c, "max_power_w": 22_000} for c in range(1, connectors + 1)
                     ],
                 }
-                await _retry(lambda: http.post("/auth/stations", json=body, headers=op),
-                             (201, 409), f"register {sid}")
                 await _retry(
-                    lambda: http.put(f"/auth/stations/{sid}/credentials",
-                                     json={"password": STATION_PASSWORD, "security_profile": 1},
-                                     headers=op), (204,), f"credential {sid}")
+                    lambda: http.post("/auth/stations", json=body, headers=op),
+                    (201, 409),
+                    f"register {sid}",
+                )
                 await _retry(
-                    lambda: http.put(f"/pricing/stations/{sid}",
-                                     json={"time_zone": "Europe/Berlin", "tariff_key": "DEMO-AC"},
-                                     headers=op), (200,), f"commercials {sid}")
+                    lambda: http.put(
+                        f"/auth/stations/{sid}/credentials",
+                        json={"password": STATION_PASSWORD, "security_profile": 1},
+                        headers=op,
+                    ),
+                    (204,),
+                    f"credential {sid}",
+                )
+                await _retry(
+                    lambda: http.put(
+                        f"/pricing/stations/{sid}",
+                        json={"time_zone": "Europe/Berlin", "tariff_key": "DEMO-AC"},
+                        headers=op,
+                    ),
+                    (200,),
+                    f"commercials {sid}",
+                )
 
         async def driver(email: str) -> None:
             async with sem:
                 await _retry(
-                    lambda: http.post("/auth/users", json={"email": email,
-                                                           "password": DRIVER_PASSWORD,
-                                                           "role": "driver"}, headers=admin),
-                    (201, 409), f"user {email}")
+                    lambda: http.post(
+                        "/auth/users",
+                        json={"email": email, "password": DRIVER_PASSWORD, "role": "driver"},
+                        headers=admin,
+                    ),
+                    (201, 409),
+                    f"user {email}",
+                )
                 me = _bearer(await _token(http, email, DRIVER_PASSWORD))
-                methods = await _retry(lambda: http.get("/billing/payment-methods", headers=me),
-                                       (200,), f"methods {email}")
+                methods = await _retry(
+                    lambda: http.get("/billing/payment-methods", headers=me),
+                    (200,),
+                    f"methods {email}",
+                )
                 if not methods.json():
                     await _retry(
-                        lambda: http.post("/billing/payment-methods",
-                                          json={"token": "pm_card_visa"},
-                                          headers={**me, "Idempotency-Key": f"card-{email}"}),
-                        (201,), f"card {email}")
+                        lambda: http.post(
+                            "/billing/payment-methods",
+                            json={"token": "pm_card_visa"},
+                            headers={**me, "Idempotency-Key": f"card-{email}"},
+                        ),
+                        (201,),
+                        f"card {email}",
+                    )
 
         await asyncio.gather(*(station(s) for s in station_ids if s not in have_st))
         await asyncio.gather(*(driver(d) for d in driver_emails if d not in have_dr))
@@ -126,8 +156,11 @@ def main() -> None:
     p.add_argument("--drivers", type=int, default=50)
     a = p.parse_args()
     fleet = asyncio.run(ensure_fleet(a.stations, a.connectors, a.drivers))
-    print(f"fleet: {len(fleet['stations'])} stations x {fleet['connectors']} connectors, "
-          f"{len(fleet['drivers'])} drivers", file=sys.stderr)
+    print(
+        f"fleet: {len(fleet['stations'])} stations x {fleet['connectors']} connectors, "
+        f"{len(fleet['drivers'])} drivers",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

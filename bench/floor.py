@@ -41,12 +41,15 @@ async def _floor(rate: float, duration_s: float) -> dict[str, Any]:
     await admin.create_topics([NewTopic(t, 3, 1) for t in topics])
     pool = await asyncpg.create_pool(f"{PG}/postgres", min_size=4, max_size=8)
     table = f"floor_{run}"
-    await pool.execute(f"CREATE UNLOGGED TABLE IF NOT EXISTS {table} (id uuid PRIMARY KEY, "
-                       "stage int, published boolean DEFAULT false)")
+    await pool.execute(
+        f"CREATE UNLOGGED TABLE IF NOT EXISTS {table} (id uuid PRIMARY KEY, "
+        "stage int, published boolean DEFAULT false)"
+    )
     # Logged like the services' tables: recreate as a normal table.
     await pool.execute(f"ALTER TABLE {table} SET LOGGED")
-    producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all", enable_idempotence=True,
-                                linger_ms=1)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=KAFKA, acks="all", enable_idempotence=True, linger_ms=1
+    )
     await producer.start()
     received: dict[str, float] = {}
     planned_at: dict[str, float] = {}
@@ -74,19 +77,29 @@ async def _floor(rate: float, duration_s: float) -> dict[str, Any]:
 
     async def commit_and_relay(mid: str, stage: int, topic: str | None) -> None:
         async with pool.acquire() as c:
-            await c.execute(f"INSERT INTO {table} (id, stage) VALUES ($1, $2)",
-                            uuid.uuid5(uuid.NAMESPACE_OID, f"{mid}:{stage}"), stage)
+            await c.execute(
+                f"INSERT INTO {table} (id, stage) VALUES ($1, $2)",
+                uuid.uuid5(uuid.NAMESPACE_OID, f"{mid}:{stage}"),
+                stage,
+            )
         if topic is None:
             return
         async with pool.acquire() as c, c.transaction():
             await producer.send_and_wait(topic, mid.encode(), key=mid.encode())
-            await c.execute(f"UPDATE {table} SET published = true WHERE id = $1",
-                            uuid.uuid5(uuid.NAMESPACE_OID, f"{mid}:{stage}"))
+            await c.execute(
+                f"UPDATE {table} SET published = true WHERE id = $1",
+                uuid.uuid5(uuid.NAMESPACE_OID, f"{mid}:{stage}"),
+            )
 
     async def stage(src: str, dst: str | None, number: int) -> None:
-        consumer = AIOKafkaConsumer(src, bootstrap_servers=KAFKA, group_id=f"floor-{run}-{number}",
-                                    enable_auto_commit=False, auto_offset_reset="earliest",
-                                    isolation_level="read_committed")
+        consumer = AIOKafkaConsumer(
+            src,
+            bootstrap_servers=KAFKA,
+            group_id=f"floor-{run}-{number}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+        )
         await consumer.start()
         try:
             while True:
@@ -99,16 +112,19 @@ async def _floor(rate: float, duration_s: float) -> dict[str, Any]:
 
                 # Records of a fetch are handled concurrently (a pool of 8 connections): the
                 # floor is what the transport allows, not what one sequential loop does.
-                await asyncio.gather(*(handle(m.value.decode())
-                                       for messages in batches.values() for m in messages))
+                await asyncio.gather(
+                    *(handle(m.value.decode()) for messages in batches.values() for m in messages)
+                )
                 if batches:
                     await consumer.commit()
         finally:
             await consumer.stop()
 
-    stages = [asyncio.create_task(stage(topics[0], topics[1], 1)),
-              asyncio.create_task(stage(topics[1], topics[2], 2)),
-              asyncio.create_task(stage(topics[2], None, 3))]
+    stages = [
+        asyncio.create_task(stage(topics[0], topics[1], 1)),
+        asyncio.create_task(stage(topics[1], topics[2], 2)),
+        asyncio.create_task(stage(topics[2], None, 3)),
+    ]
     await asyncio.sleep(3)  # consumers joined their groups
     t0 = time.time() + 0.5
 
@@ -136,8 +152,13 @@ async def _floor(rate: float, duration_s: float) -> dict[str, Any]:
     await pool.close()
     await admin.delete_topics(topics)
     await admin.close()
-    return {"latency_ms": latencies, "scans": n, "lost": n - len(latencies),
-            "pg_commits_per_scan": 7, "kafka_hops_per_scan": 3}
+    return {
+        "latency_ms": latencies,
+        "scans": n,
+        "lost": n - len(latencies),
+        "pg_commits_per_scan": 7,
+        "kafka_hops_per_scan": 3,
+    }
 
 
 def _entry(rate: float, duration_s: float, q: Any) -> None:
@@ -181,8 +202,10 @@ def main() -> None:
                 p50 = s["scan_to_start_ms"]["p50"]
                 s["p50_vs_floor"] = round(p50 / fl["p50"], 2) if p50 and fl["p50"] else None
     if doc is not None:
-        doc["floor_rerun"] = ("floor re-measured separately with concurrent handling "
-                              f"at {time.strftime('%H:%M:%SZ', time.gmtime())}")
+        doc["floor_rerun"] = (
+            "floor re-measured separately with concurrent handling "
+            f"at {time.strftime('%H:%M:%SZ', time.gmtime())}"
+        )
         path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
 
 

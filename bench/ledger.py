@@ -16,7 +16,8 @@ import uuid
 from common import PG, ROOT, SMOKE, load, write_result
 
 _spec = importlib.util.spec_from_file_location(
-    "ledger_bench", ROOT / "services" / "billing-svc" / "bench" / "ledger_bench.py")
+    "ledger_bench", ROOT / "services" / "billing-svc" / "bench" / "ledger_bench.py"
+)
 assert _spec and _spec.loader
 lb = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(lb)
@@ -52,23 +53,36 @@ async def main_async(pairs: int, workers: int) -> dict:
     try:
         await upgrade_to_head(MIGRATIONS, url)
         db = Database(url, pool_size=workers)
-        for label, wallets in (("own wallet per worker", workers), ("4 shared wallets", 4),
-                               ("one wallet", 1)):
+        for label, wallets in (
+            ("own wallet per worker", workers),
+            ("4 shared wallets", 4),
+            ("one wallet", 1),
+        ):
             rate = await _run(db, pairs, workers, wallets)
-            out.append({"accounts": label, "wallets": wallets, "workers": workers,
-                        "pairs_per_s": round(rate), "transfers_per_s": round(2 * rate),
-                        # CPU this (client) process spent per pair: what a free core would allow.
-                        "client_cpu_ms_per_pair": round(_run.client_cpu_ms_per_pair, 2),
-                        "load": load()})
+            out.append(
+                {
+                    "accounts": label,
+                    "wallets": wallets,
+                    "workers": workers,
+                    "pairs_per_s": round(rate),
+                    "transfers_per_s": round(2 * rate),
+                    # CPU this (client) process spent per pair: what a free core would allow.
+                    "client_cpu_ms_per_pair": round(_run.client_cpu_ms_per_pair, 2),
+                    "load": load(),
+                }
+            )
             print(out[-1])
         await db.dispose()
     finally:
         conn = await asyncpg.connect(f"{PG}/postgres")
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await conn.close()
-    return {"pairs": pairs, "runs": out,
-            "method": "each pair = 2 transactions (PENDING hold, POST capture) through "
-                      "billing_svc.repository.LedgerRepository; transfers/s counts both"}
+    return {
+        "pairs": pairs,
+        "runs": out,
+        "method": "each pair = 2 transactions (PENDING hold, POST capture) through "
+        "billing_svc.repository.LedgerRepository; transfers/s counts both",
+    }
 
 
 def main() -> None:

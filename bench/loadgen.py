@@ -72,9 +72,14 @@ async def _worker(spec: StepSpec, index: int, ready: Any, go: Any) -> dict[str, 
     sem = asyncio.Semaphore(20)
 
     async def connect(sid: str) -> None:
-        st = SimulatedStation(sid, spec.base_url.replace("http", "ws", 1), spec.station_password,
-                              ocpp_version=spec.ocpp_version, connectors=spec.connectors,
-                              meter_interval_s=3600)
+        st = SimulatedStation(
+            sid,
+            spec.base_url.replace("http", "ws", 1),
+            spec.station_password,
+            ocpp_version=spec.ocpp_version,
+            connectors=spec.connectors,
+            meter_interval_s=3600,
+        )
         st.on_start_request = hook_for(st)
         async with sem:
             await st.connect()
@@ -101,9 +106,16 @@ async def _worker(spec: StepSpec, index: int, ready: Any, go: Any) -> dict[str, 
     t0 = go.value
     n = int(spec.rate * spec.duration_s)
     mine = [i for i in range(n) if i % spec.workers == index]
-    out: dict[str, Any] = {"latency_ms": [], "billed_ms": [], "failures": {}, "slot_late": 0,
-                           "scans": len(mine), "worker": index, "pid": os.getpid(),
-                           "code_retries": 0}
+    out: dict[str, Any] = {
+        "latency_ms": [],
+        "billed_ms": [],
+        "failures": {},
+        "slot_late": 0,
+        "scans": len(mine),
+        "worker": index,
+        "pid": os.getpid(),
+        "code_retries": 0,
+    }
 
     def fail(reason: str) -> None:
         out["failures"][reason] = out["failures"].get(reason, 0) + 1
@@ -212,8 +224,10 @@ def run_step(spec: StepSpec, on_start: Any = None) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     ready, results = ctx.Queue(), ctx.Queue()
     go = ctx.Value("d", 0.0)
-    procs = [ctx.Process(target=_entry, args=(spec, i, ready, go, results), daemon=True)
-             for i in range(spec.workers)]
+    procs = [
+        ctx.Process(target=_entry, args=(spec, i, ready, go, results), daemon=True)
+        for i in range(spec.workers)
+    ]
     for p in procs:
         p.start()
     got = 0
@@ -228,8 +242,15 @@ def run_step(spec: StepSpec, on_start: Any = None) -> dict[str, Any]:
     go.value = time.time() + CODE_LEAD_S + 0.5
     if on_start is not None:
         on_start(go.value)
-    merged: dict[str, Any] = {"latency_ms": [], "billed_ms": [], "failures": {}, "slot_late": 0,
-                              "scans": 0, "errors": [], "code_retries": 0}
+    merged: dict[str, Any] = {
+        "latency_ms": [],
+        "billed_ms": [],
+        "failures": {},
+        "slot_late": 0,
+        "scans": 0,
+        "errors": [],
+        "code_retries": 0,
+    }
     for _ in range(spec.workers):
         try:
             r = results.get(timeout=spec.duration_s + spec.timeout_s + 150)

@@ -20,10 +20,26 @@ def start(service: str, duration_s: int, tag: str = "") -> list[subprocess.Popen
     for pid in pids(service)[:1]:
         name = f"profile-{service}{tag}"
         for fmt, ext in (("flamegraph", "svg"), ("raw", "txt")):
-            procs.append(subprocess.Popen(
-                [*PYSPY, "record", "--pid", str(pid), "--duration", str(duration_s),
-                 "--format", fmt, "-o", str(RESULTS / f"{name}.{ext}"), "--nonblocking"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT))
+            procs.append(
+                subprocess.Popen(
+                    [
+                        *PYSPY,
+                        "record",
+                        "--pid",
+                        str(pid),
+                        "--duration",
+                        str(duration_s),
+                        "--format",
+                        fmt,
+                        "-o",
+                        str(RESULTS / f"{name}.{ext}"),
+                        "--nonblocking",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    cwd=ROOT,
+                )
+            )
     return procs
 
 

@@ -59,17 +59,25 @@ async def _publish(prefix: str, target: int) -> dict[str, Any]:
     finally:
         await bus.stop()
     topics = [f"{prefix}{t.name}" if hasattr(t, "name") else str(t) for t in STORE_TOPICS]
-    return {"published": published, "generate_s": round(gen_s, 1), "publish_s": round(pub_s, 1),
-            "publish_events_per_s": round(published / pub_s) if pub_s else None,
-            "topics": topics}
+    return {
+        "published": published,
+        "generate_s": round(gen_s, 1),
+        "publish_s": round(pub_s, 1),
+        "publish_events_per_s": round(published / pub_s) if pub_s else None,
+        "topics": topics,
+    }
 
 
 async def _bare(topics: list[str]) -> dict[str, Any]:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA, enable_auto_commit=False,
-                                isolation_level="read_committed", max_partition_fetch_bytes=8 << 20,
-                                fetch_max_bytes=64 << 20)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=KAFKA,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        max_partition_fetch_bytes=8 << 20,
+        fetch_max_bytes=64 << 20,
+    )
     await consumer.start()
     try:
         await consumer._client.force_metadata_update()
@@ -91,8 +99,12 @@ async def _bare(topics: list[str]) -> dict[str, Any]:
         elapsed = time.perf_counter() - t
     finally:
         await consumer.stop()
-    return {"records": count, "bytes": nbytes, "seconds": round(elapsed, 2),
-            "events_per_s": round(count / elapsed)}
+    return {
+        "records": count,
+        "bytes": nbytes,
+        "seconds": round(elapsed, 2),
+        "events_per_s": round(count / elapsed),
+    }
 
 
 async def _db(name: str, drop: bool) -> None:
@@ -124,8 +136,11 @@ def main() -> None:
     p = argparse.ArgumentParser()
     # 1,000,000 is the number; on the 2-core machine rebuild applies a few hundred
     # events/s, so `make bench` runs 50,000 (BENCH_REPLAY_EVENTS to change it).
-    p.add_argument("--events", type=int,
-                   default=2_000 if SMOKE else int(os.environ.get("BENCH_REPLAY_EVENTS", 50_000)))
+    p.add_argument(
+        "--events",
+        type=int,
+        default=2_000 if SMOKE else int(os.environ.get("BENCH_REPLAY_EVENTS", 50_000)),
+    )
     a = p.parse_args()
     before = load()
     prefix = f"benchreplay{uuid.uuid4().hex[:6]}."
@@ -135,41 +150,76 @@ def main() -> None:
         bare = asyncio.run(_bare(pub["topics"]))
         asyncio.run(_db(database, drop=False))
         env = dict(os.environ)
-        env.update({
-            "PLUGPAY_ENVIRONMENT": "development",
-            "PLUGPAY_KAFKA_BOOTSTRAP": KAFKA,
-            "PLUGPAY_TOPIC_PREFIX": prefix,
-            "SESSION_SVC_DATABASE_URL": f"{PG.replace('postgresql://', 'postgresql+asyncpg://')}"
-                                        f"/{database}",
-        })
+        env.update(
+            {
+                "PLUGPAY_ENVIRONMENT": "development",
+                "PLUGPAY_KAFKA_BOOTSTRAP": KAFKA,
+                "PLUGPAY_TOPIC_PREFIX": prefix,
+                "SESSION_SVC_DATABASE_URL": f"{PG.replace('postgresql://', 'postgresql+asyncpg://')}"
+                f"/{database}",
+            }
+        )
         t = time.perf_counter()
         cmd = [str(ROOT / ".venv" / "bin" / "session-svc"), "rebuild"]
         profile_txt = RESULTS / "profile-session-svc-rebuild.txt"
         if not SMOKE:  # sampled from outside without pausing it (--nonblocking)
-            cmd = [*PYSPY, "record", "--nonblocking", "--format", "raw", "-o", str(profile_txt),
-                   "--", *cmd]
+            cmd = [
+                *PYSPY,
+                "record",
+                "--nonblocking",
+                "--format",
+                "raw",
+                "-o",
+                str(profile_txt),
+                "--",
+                *cmd,
+            ]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600)
         wall = time.perf_counter() - t
         last = [line for line in proc.stderr.splitlines() if "ev/s" in line]
-        m = re.search(r"([\d,]+)/([\d,]+) events \(([\d,]+) ev/s applying, ([\d,]+) ev/s overall, "
-                      r"read ([\d.]+)s", last[-1]) if last else None
-        rebuild: dict[str, Any] = {"returncode": proc.returncode, "wall_s": round(wall, 1),
-                                   "progress_line": last[-1] if last else proc.stderr[-500:]}
+        m = (
+            re.search(
+                r"([\d,]+)/([\d,]+) events \(([\d,]+) ev/s applying, ([\d,]+) ev/s overall, "
+                r"read ([\d.]+)s",
+                last[-1],
+            )
+            if last
+            else None
+        )
+        rebuild: dict[str, Any] = {
+            "returncode": proc.returncode,
+            "wall_s": round(wall, 1),
+            "progress_line": last[-1] if last else proc.stderr[-500:],
+        }
         if m:
             applied = int(m.group(1).replace(",", ""))
-            rebuild.update({
-                "applied": applied,
-                "applying_events_per_s": int(m.group(3).replace(",", "")),
-                "overall_events_per_s": int(m.group(4).replace(",", "")),
-                "read_s": float(m.group(5)),
-                "command_events_per_s": round(applied / wall),
-            })
-        ratio = (round(bare["events_per_s"] / rebuild["overall_events_per_s"], 1)
-                 if rebuild.get("overall_events_per_s") else None)
+            rebuild.update(
+                {
+                    "applied": applied,
+                    "applying_events_per_s": int(m.group(3).replace(",", "")),
+                    "overall_events_per_s": int(m.group(4).replace(",", "")),
+                    "read_s": float(m.group(5)),
+                    "command_events_per_s": round(applied / wall),
+                }
+            )
+        ratio = (
+            round(bare["events_per_s"] / rebuild["overall_events_per_s"], 1)
+            if rebuild.get("overall_events_per_s")
+            else None
+        )
         if not SMOKE:
             rebuild["profile"] = summarise(profile_txt)
-        write_result("replay", {"events_target": a.events, "publish": pub, "bare_consume": bare,
-                                "rebuild": rebuild, "bare_over_rebuild": ratio}, before)
+        write_result(
+            "replay",
+            {
+                "events_target": a.events,
+                "publish": pub,
+                "bare_consume": bare,
+                "rebuild": rebuild,
+                "bare_over_rebuild": ratio,
+            },
+            before,
+        )
         print(json.dumps({"bare": bare, "rebuild": rebuild, "ratio": ratio}), file=sys.stderr)
     finally:
         asyncio.run(_drop_topics(prefix))

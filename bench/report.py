@@ -34,8 +34,10 @@ def table() -> str:
     s2s = _load("scan_to_start")
     if s2s:
         machine = s2s["machine"]
-        rows.append("| Scan to start (distributed) | rate | started/scans | p50 | p95 | p99 | max "
-                    "| floor p50 / p99 | p50 ÷ floor | load |")
+        rows.append(
+            "| Scan to start (distributed) | rate | started/scans | p50 | p95 | p99 | max "
+            "| floor p50 / p99 | p50 ÷ floor | load |"
+        )
         rows.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for s in s2s["steps"]:
             p = s["scan_to_start_ms"]
@@ -45,13 +47,16 @@ def table() -> str:
                 f"| {_ms(p, 'p50')} | {_ms(p, 'p95')} | {_ms(p, 'p99')} | {_ms(p, 'max')} "
                 f"| {_ms(s['floor_ms'], 'p50')} / {_ms(s['floor_ms'], 'p99')} "
                 f"| {str(s['p50_vs_floor']) + '×' if s.get('p50_vs_floor') else '—'} "
-                f"| {s['load_before_step'][0]} |")
+                f"| {s['load_before_step'][0]} |"
+            )
         rows.append("")
     ses = _load("sessions")
     if ses:
         machine = machine or ses["machine"]
-        rows.append("| Whole sessions | rate | billed/scans | scan→start p99 | scan→billed p50 "
-                    "| scan→billed p99 | sustained | busiest CPU (s) |")
+        rows.append(
+            "| Whole sessions | rate | billed/scans | scan→start p99 | scan→billed p50 "
+            "| scan→billed p99 | sustained | busiest CPU (s) |"
+        )
         rows.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
         for s in ses["steps"]:
             cpu = s.get("cpu_s_per_service", {})
@@ -61,31 +66,42 @@ def table() -> str:
                 f"| {s['billed']}/{int(s['rate_per_s'] * s['duration_s'])} "
                 f"| {_ms(s['scan_to_start_ms'], 'p99')} | {_ms(s['scan_to_billed_ms'], 'p50')} "
                 f"| {_ms(s['scan_to_billed_ms'], 'p99')} | {'yes' if s['sustained'] else 'no'} "
-                f"| {top} {cpu.get(top, '')} |")
-        rows.append(f"\nHighest sustained: **{ses['highest_sustained_per_s']:g} sessions/s** "
-                    f"(first failing step: {ses['breaking_rate_per_s']}/s).\n")
+                f"| {top} {cpu.get(top, '')} |"
+            )
+        rows.append(
+            f"\nHighest sustained: **{ses['highest_sustained_per_s']:g} sessions/s** "
+            f"(first failing step: {ses['breaking_rate_per_s']}/s).\n"
+        )
     con = _load("connections")
     if con:
-        rows.append("| Gateway connections (one process) | target | connected | ramp | RSS "
-                    "| KB/connection | heartbeats/s | heartbeat p50 | p99 | errors |")
+        rows.append(
+            "| Gateway connections (one process) | target | connected | ramp | RSS "
+            "| KB/connection | heartbeats/s | heartbeat p50 | p99 | errors |"
+        )
         rows.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for s in con["steps"]:
             rows.append(
-                f"| | {s['target']} | {s['connected']} | {s['ramp_s']} s | {s['gateway_rss_mb']} MB "
+                f"| | {s['target']} | {s['connected']} | {s['ramp_s']} s "
+                f"| {s['gateway_rss_mb']} MB "
                 f"| {s['kb_per_connection']} | {s['heartbeats_per_s']} "
                 f"| {_ms(s['heartbeat_rtt_ms'], 'p50')} | {_ms(s['heartbeat_rtt_ms'], 'p99')} "
-                f"| {s['heartbeat_errors']} |")
+                f"| {s['heartbeat_errors']} |"
+            )
         rows.append("")
     rep = _load("replay")
     if rep:
         rb, bare = rep["rebuild"], rep["bare_consume"]
-        rows.append("| Replay | events | bare aiokafka consume | rebuild overall | rebuild applying "
-                    "| bare ÷ rebuild |")
+        rows.append(
+            "| Replay | events | bare aiokafka consume | rebuild overall "
+            "| rebuild applying | bare ÷ rebuild |"
+        )
         rows.append("| --- | --- | --- | --- | --- | --- |")
-        rows.append(f"| | {rep['publish']['published']:,} | {bare['events_per_s']:,} ev/s "
-                    f"| {rb.get('overall_events_per_s', '—'):,} ev/s "
-                    f"| {rb.get('applying_events_per_s', '—'):,} ev/s "
-                    f"| {rep['bare_over_rebuild']}× |\n")
+        rows.append(
+            f"| | {rep['publish']['published']:,} | {bare['events_per_s']:,} ev/s "
+            f"| {rb.get('overall_events_per_s', '—'):,} ev/s "
+            f"| {rb.get('applying_events_per_s', '—'):,} ev/s "
+            f"| {rep['bare_over_rebuild']}× |\n"
+        )
     led = _load("ledger")
     if led:
         rows.append("| Ledger (hold + post) | accounts | workers | transfers/s |")
@@ -96,13 +112,17 @@ def table() -> str:
     emb = _load("embedded")
     if emb:
         p = emb.get("scan_to_start_ms") or {}
-        rows.append("| Embedded (`plugpay run`) | cold start → first page | → driver can log in "
-                    "| scan→start rate | started/scans | p50 | p95 | p99 |")
+        rows.append(
+            "| Embedded (`plugpay run`) | cold start → first page | → driver can log in "
+            "| scan→start rate | started/scans | p50 | p95 | p99 |"
+        )
         rows.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
-        rows.append(f"| | {emb.get('cold_start_to_first_page_s')} s "
-                    f"| {emb.get('cold_start_to_login_s')} s | {emb['rate_per_s']:g}/s "
-                    f"| {emb.get('started')}/{emb.get('scans')} | {_ms(p, 'p50')} "
-                    f"| {_ms(p, 'p95')} | {_ms(p, 'p99')} |\n")
+        rows.append(
+            f"| | {emb.get('cold_start_to_first_page_s')} s "
+            f"| {emb.get('cold_start_to_login_s')} s | {emb['rate_per_s']:g}/s "
+            f"| {emb.get('started')}/{emb.get('scans')} | {_ms(p, 'p50')} "
+            f"| {_ms(p, 'p95')} | {_ms(p, 'p99')} |\n"
+        )
     if machine:
         pk = machine.get("packages", {})
         rows.append(
@@ -110,7 +130,8 @@ def table() -> str:
             f"Linux {machine['kernel']}, Python {machine['python']}, "
             + ", ".join(f"{k} {v}" for k, v in pk.items())
             + f"; commit {machine.get('git_commit')}. Load average (1 min) is in each row or in "
-              "the JSON (`load_before`, `load_after`).")
+            "the JSON (`load_before`, `load_after`)."
+        )
     return "\n".join(rows)
 
 

@@ -30,10 +30,18 @@ def spec(rate: float, duration: float, workers: int, lifecycle: str, stations: i
     f = fleet()
     # Enough connectors that each is reused only after ~8 s (a scan cycle plus rest).
     stations = stations or max(2 * workers, int(rate * 8 * 1.5 / f["connectors"]) + 1)
-    return StepSpec(rate=rate, duration_s=duration, lifecycle=lifecycle, workers=workers,
-                    base_url=BASE_URL, stations=f["stations"][: stations or None],
-                    connectors=f["connectors"], station_password=f["station_password"],
-                    drivers=f["drivers"], driver_password=f["driver_password"])
+    return StepSpec(
+        rate=rate,
+        duration_s=duration,
+        lifecycle=lifecycle,
+        workers=workers,
+        base_url=BASE_URL,
+        stations=f["stations"][: stations or None],
+        connectors=f["connectors"],
+        station_password=f["station_password"],
+        drivers=f["drivers"],
+        driver_password=f["driver_password"],
+    )
 
 
 def summarise(raw: dict, rate: float, duration: float) -> dict:
@@ -56,8 +64,11 @@ def summarise(raw: dict, rate: float, duration: float) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--rates", default="5" if SMOKE else "1,2,5,10,50,100,200")
-    p.add_argument("--durations", default="4" if SMOKE else "20,20,20,20,10,5,3",
-                   help="seconds per rate (the backlog a saturated step leaves grows with it)")
+    p.add_argument(
+        "--durations",
+        default="4" if SMOKE else "20,20,20,20,10,5,3",
+        help="seconds per rate (the backlog a saturated step leaves grows with it)",
+    )
     p.add_argument("--workers", type=int, default=2 if SMOKE else 4)
     a = p.parse_args()
     before = load()
@@ -79,12 +90,33 @@ def main() -> None:
         if s["scan_to_start_ms"]["p50"] and s["floor_ms"]["p50"]:
             s["p50_vs_floor"] = round(s["scan_to_start_ms"]["p50"] / s["floor_ms"]["p50"], 2)
         steps.append(s)
-        print(json.dumps({k: s[k] for k in ("rate_per_s", "started", "scans", "failures",
-                                             "scan_to_start_ms", "floor_ms")}), file=sys.stderr)
+        print(
+            json.dumps(
+                {
+                    k: s[k]
+                    for k in (
+                        "rate_per_s",
+                        "started",
+                        "scans",
+                        "failures",
+                        "scan_to_start_ms",
+                        "floor_ms",
+                    )
+                }
+            ),
+            file=sys.stderr,
+        )
         time.sleep(3)
-    write_result("scan_to_start", {"steps": steps, "workers": a.workers,
-                                   "method": "open loop, latency from planned scan time to the "
-                                             "station receiving the start command"}, before)
+    write_result(
+        "scan_to_start",
+        {
+            "steps": steps,
+            "workers": a.workers,
+            "method": "open loop, latency from planned scan time to the "
+            "station receiving the start command",
+        },
+        before,
+    )
 
 
 if __name__ == "__main__":

@@ -43,14 +43,33 @@ def main() -> None:
         s["backlog_before_step"] = sum(residual.values())
         s["cpu_s_per_service"] = {
             svc: round(sum(cpu_seconds(pid) - snap.get(str(pid), 0.0) for pid in pids(svc)), 1)
-            for svc in SERVICES}
+            for svc in SERVICES
+        }
         s["step_wall_s"] = round(wall, 1)
         p99 = s["scan_to_start_ms"]["p99"]
-        s["sustained"] = bool(p99 is not None and p99 <= 1000 and not s["failures"]
-                              and s["billed"] >= 0.99 * s["scans"])
+        s["sustained"] = bool(
+            p99 is not None
+            and p99 <= 1000
+            and not s["failures"]
+            and s["billed"] >= 0.99 * s["scans"]
+        )
         steps.append(s)
-        print(json.dumps({k: s[k] for k in ("rate_per_s", "scans", "billed", "failures",
-                                             "scan_to_start_ms", "sustained")}), file=sys.stderr)
+        print(
+            json.dumps(
+                {
+                    k: s[k]
+                    for k in (
+                        "rate_per_s",
+                        "scans",
+                        "billed",
+                        "failures",
+                        "scan_to_start_ms",
+                        "sustained",
+                    )
+                }
+            ),
+            file=sys.stderr,
+        )
         if s["sustained"]:
             best = rate
         else:
@@ -74,8 +93,16 @@ def main() -> None:
             "summary": pyspy.summarise(RESULTS / f"profile-{busiest}.txt"),
             "run": summarise(raw, breaking, a.profile_s),
         }
-    write_result("sessions", {"steps": steps, "highest_sustained_per_s": best,
-                              "breaking_rate_per_s": breaking, "profile": profile}, before)
+    write_result(
+        "sessions",
+        {
+            "steps": steps,
+            "highest_sustained_per_s": best,
+            "breaking_rate_per_s": breaking,
+            "profile": profile,
+        },
+        before,
+    )
 
 
 if __name__ == "__main__":
