@@ -1,6 +1,6 @@
 """Concurrent OCPP connections ONE gateway process holds, with heartbeats.
 
-    python bench/connections.py [--steps 1000,2500,5000,10000] [--clients 4]
+    python bench/connections.py [--steps 250,1000,2500,5000,10000] [--clients 4]
 
 Stations GW-00001.. (one connector) are written directly into the bench stack's gateway
 database with the bench OCPP password hashed by a deliberately cheap argon2id (registering
@@ -10,9 +10,11 @@ station's password at the handshake). Client processes (``--clients``) open WebS
 straight to the first gateway process (127.0.0.1:PORT_BASE+2, not through nginx), 8 handshakes
 in flight each, a station retrying a failed handshake up to 3 times; each a SimulatedStation
 (`ocpp` library) that boots and reports its connector. At each step every connection sends
-one Heartbeat at a random moment of a ``--window`` seconds window (the 60 s interval the gateway assigns, i.e. connections/60 per
-second, is the real rate; the window makes it connections/window, busier) and the round trip
-is timed. Memory per connection = (gateway RSS at the step − RSS before any) / connections.
+one Heartbeat at a random moment of a ``--window`` seconds window (the 60 s interval the
+gateway assigns, i.e. connections/60 per second, is the real rate; the window makes it
+connections/window, busier) and the round trip is timed. Memory per connection = (gateway RSS
+at the step - RSS before any) / connections. Stepping stops when fewer than 90 % connected
+within ``--ramp-budget`` seconds.
 """
 
 from __future__ import annotations
