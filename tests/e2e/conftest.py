@@ -29,7 +29,7 @@ import pytest_asyncio
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from e2e_support import (  # noqa: E402
+from e2e_support import (
     Deployment,
     World,
     start_distributed,
@@ -58,6 +58,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if metafunc.definition.get_closest_marker("distributed_only"):
             modes = [m for m in modes if m == "distributed"]
         metafunc.parametrize("deployment", modes, indirect=True, scope="session")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A distributed-only test in a run without the distributed mode is not applicable:
+    deselected, not skipped."""
+    dropped = [
+        item
+        for item in items
+        if item.get_closest_marker("distributed_only")
+        and "deployment" not in getattr(getattr(item, "callspec", None), "params", {})
+    ]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item not in dropped]
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -288,10 +288,18 @@ class World:
                 "elements": [
                     {
                         "price_components": [
-                            {"type": "ENERGY", "price": excl_vat("0.30"), "vat": "19",
-                             "step_size": 1},
-                            {"type": "FLAT", "price": excl_vat("0.50"), "vat": "19",
-                             "step_size": 1},
+                            {
+                                "type": "ENERGY",
+                                "price": excl_vat("0.30"),
+                                "vat": "19",
+                                "step_size": 1,
+                            },
+                            {
+                                "type": "FLAT",
+                                "price": excl_vat("0.50"),
+                                "vat": "19",
+                                "step_size": 1,
+                            },
                         ]
                     }
                 ],
@@ -361,9 +369,7 @@ class World:
 
     # -- drivers --
 
-    async def driver(
-        self, *, wallet_minor: int = 0, card: str | None = None
-    ) -> Driver:
+    async def driver(self, *, wallet_minor: int = 0, card: str | None = None) -> Driver:
         """A verified driver (made by the admin) with ``wallet_minor`` EUR cents topped up by
         card through billing's API, and/or a saved card (``pm_card_visa``,
         ``pm_card_chargeDeclined``...)."""
@@ -382,7 +388,9 @@ class World:
         headers = {**auth, "Idempotency-Key": ""}
         if wallet_minor:
             visa = await self.call(
-                "POST", "/billing/payment-methods", json={"token": "pm_card_visa"},
+                "POST",
+                "/billing/payment-methods",
+                json={"token": "pm_card_visa"},
                 headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
             )
             topup = await self.call(
@@ -396,7 +404,9 @@ class World:
                 await self.call("DELETE", f"/billing/payment-methods/{visa['id']}", headers=auth)
         if card and not (wallet_minor and card == "pm_card_visa"):
             await self.call(
-                "POST", "/billing/payment-methods", json={"token": card},
+                "POST",
+                "/billing/payment-methods",
+                json={"token": card},
                 headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
             )
         account = await phone.account()
@@ -462,7 +472,9 @@ class World:
             return True
 
         await eventually(
-            commercials_set, within=SETUP_TIMEOUT_S, what=f"pricing learns {station_id}",
+            commercials_set,
+            within=SETUP_TIMEOUT_S,
+            what=f"pricing learns {station_id}",
             every=0.2,
         )
         return station_id
@@ -494,8 +506,14 @@ class World:
         self.scope.stations.append(station)
         return station
 
-    async def station(self, *, ocpp_version: str = "1.6", connectors: int = 1,
-                      access: dict[str, Any] | None = None, **kwargs: Any) -> SimulatedStation:
+    async def station(
+        self,
+        *,
+        ocpp_version: str = "1.6",
+        connectors: int = 1,
+        access: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> SimulatedStation:
         station_id = await self.register_station(connectors=connectors, access=access)
         return await self.connect_station(
             station_id, ocpp_version=ocpp_version, connectors=connectors, **kwargs
@@ -525,7 +543,10 @@ class World:
         self.scope.sessions[session_id] = phone
 
     async def wait(
-        self, phone: DriverClient, session_id: uuid.UUID, states: set[str],
+        self,
+        phone: DriverClient,
+        session_id: uuid.UUID,
+        states: set[str],
         timeout_s: float = FLOW_TIMEOUT_S,
     ) -> dict[str, Any]:
         view = await phone.wait_for_state(session_id, states | {"failed"}, timeout_s=timeout_s)
@@ -565,8 +586,10 @@ class World:
             if view["status"] == "billed":
                 assert counts["SessionBilled"] == 1, (session_id, counts)
         billing = await self.pool("billing")
-        async with billing.acquire() as conn, conn.transaction(isolation="repeatable_read",
-                                                               readonly=True):
+        async with (
+            billing.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
             # 3. the ledger balances: debits = credits per currency, posted and pending
             for row in await conn.fetch(
                 "SELECT currency, sum(debits_posted) AS dp, sum(credits_posted) AS cp,"
@@ -595,7 +618,9 @@ class World:
                 )
                 if settlement is not None:
                     assert settlement["debits_posted"] == settlement["credits_posted"], (
-                        session_id, dict(settlement))
+                        session_id,
+                        dict(settlement),
+                    )
                     assert settlement["debits_pending"] == settlement["credits_pending"] == 0
                 # exactly one receipt
                 receipts = await conn.fetchval(
@@ -625,7 +650,7 @@ async def connect_with_retry(
     async def attempt() -> bool:
         try:
             await station.connect(boot=boot)
-        except (OSError, asyncio.TimeoutError) as error:
+        except (TimeoutError, OSError) as error:
             await station.close()
             raise AssertionError(f"connect: {error!r}") from error
         except Exception as error:  # websockets' InvalidStatus (401) and friends

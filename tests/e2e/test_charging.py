@@ -24,7 +24,8 @@ async def charge_and_unplug(world: World, station, phone, code: dict, connector:
     tx = station.transactions[connector]
     await eventually(
         lambda: asyncio.sleep(0, tx.meter_wh > tx.meter_start_wh),
-        within=FLOW_TIMEOUT_S, what="energy flows",
+        within=FLOW_TIMEOUT_S,
+        what="energy flows",
     )
     await station.unplug(connector)
     return session_id, await world.wait(phone, session_id, {"billed"})
@@ -55,7 +56,8 @@ async def test_wallet_happy_path(world: World, ocpp_version: str) -> None:
     tx = station.transactions[1]
     await eventually(
         lambda: asyncio.sleep(0, tx.meter_wh - tx.meter_start_wh >= 300),
-        within=FLOW_TIMEOUT_S, what="some energy",
+        within=FLOW_TIMEOUT_S,
+        what="some energy",
     )
     await station.unplug(1)
     final = await world.wait(driver.phone, session_id, {"billed"})
@@ -125,9 +127,11 @@ async def test_authorised_limit_reached_stops_the_station(world: World, ocpp_ver
     assert charging["hold_amount"]["amount_minor"] == 100 and 0 < limit_wh < 5_000
     tx = station.transactions.get(1)
     await eventually(
-        lambda: asyncio.sleep(0, station.transactions.get(1) is not None
-                              and station.transactions[1].stopped.is_set()),
-        within=FLOW_TIMEOUT_S, what="the station stopped by the back office",
+        lambda: asyncio.sleep(
+            0, station.transactions.get(1) is not None and station.transactions[1].stopped.is_set()
+        ),
+        within=FLOW_TIMEOUT_S,
+        what="the station stopped by the back office",
     )
     tx = station.transactions[1]
     assert tx.stop_reason == "Remote"
@@ -173,8 +177,11 @@ async def test_station_reconnects_mid_session(world: World) -> None:
     session_id = await world.scan(driver.phone, (await station.request_code(1))["qr"])
     await world.wait(driver.phone, session_id, {"charging"})
     tx = station.transactions[1]
-    await eventually(lambda: asyncio.sleep(0, tx.meter_wh > tx.meter_start_wh),
-                     within=FLOW_TIMEOUT_S, what="energy before the drop")
+    await eventually(
+        lambda: asyncio.sleep(0, tx.meter_wh > tx.meter_start_wh),
+        within=FLOW_TIMEOUT_S,
+        what="energy before the drop",
+    )
     await station.close()  # the network drops; the transaction goes on in the charger
     tx.meter_wh += 500  # charged while offline
     station.meter_register_wh = tx.meter_wh
@@ -264,7 +271,8 @@ async def test_restricted_station(world: World) -> None:
     assert station.start_requests == 0
     await eventually(
         lambda: asyncio.sleep(0, any("Denied" in str(m) for m in station.displayed)),
-        within=FLOW_TIMEOUT_S, what="the denial on the station's screen",
+        within=FLOW_TIMEOUT_S,
+        what="the denial on the station's screen",
     )
     assert (await driver.phone.account())["balance"]["amount_minor"] == 1_000
 

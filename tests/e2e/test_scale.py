@@ -7,7 +7,7 @@ import time
 import uuid
 
 import pytest
-from e2e_support import FLOW_TIMEOUT_S, World, eventually
+from e2e_support import FLOW_TIMEOUT_S, World
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -21,10 +21,10 @@ async def test_two_gateway_processes(world: World) -> None:
     direct_a, direct_b = world.d.gateway_ws_urls
     a_id = await world.register_station(connectors=2)
     b_id = await world.register_station(connectors=2)
-    station_a = await world.connect_station(a_id, ocpp_version="1.6", connectors=2,
-                                            ws_url=direct_a)
-    station_b = await world.connect_station(b_id, ocpp_version="2.0.1", connectors=2,
-                                            ws_url=direct_b)
+    station_a = await world.connect_station(a_id, ocpp_version="1.6", connectors=2, ws_url=direct_a)
+    station_b = await world.connect_station(
+        b_id, ocpp_version="2.0.1", connectors=2, ws_url=direct_b
+    )
     holder = {a_id: "station-gateway-8102", b_id: "station-gateway-8106"}
     gateway = await world.pool("station_gateway")
     crossed: set[str] = set()
@@ -70,8 +70,10 @@ async def test_fifty_concurrent_sessions(world: World) -> None:
     async def one_station(index: int):
         async with limit:
             return await world.station(
-                ocpp_version="1.6" if index % 2 else "2.0.1", connectors=2,
-                meter_interval_s=10.0, energy_speedup=20.0,  # few meter events: 50 at once
+                ocpp_version="1.6" if index % 2 else "2.0.1",
+                connectors=2,
+                meter_interval_s=10.0,
+                energy_speedup=20.0,  # few meter events: 50 at once
             )
 
     stations, wallet_drivers, card_drivers = await asyncio.gather(
@@ -90,14 +92,18 @@ async def test_fifty_concurrent_sessions(world: World) -> None:
     assert len(set(ids)) == drivers_n
     print(f"[e2e] 50: scanned after {time.monotonic() - began:.1f}s", flush=True)
     await asyncio.gather(
-        *(world.wait(d.phone, s, {"charging"}, timeout_s=4 * FLOW_TIMEOUT_S)
-          for d, s in zip(drivers, ids, strict=True))
+        *(
+            world.wait(d.phone, s, {"charging"}, timeout_s=4 * FLOW_TIMEOUT_S)
+            for d, s in zip(drivers, ids, strict=True)
+        )
     )
     print(f"[e2e] 50: charging after {time.monotonic() - began:.1f}s", flush=True)
     await asyncio.gather(*(st.unplug(c) for st, c in plan))
     finals = await asyncio.gather(
-        *(world.wait(d.phone, s, {"billed"}, timeout_s=4 * FLOW_TIMEOUT_S)
-          for d, s in zip(drivers, ids, strict=True))
+        *(
+            world.wait(d.phone, s, {"billed"}, timeout_s=4 * FLOW_TIMEOUT_S)
+            for d, s in zip(drivers, ids, strict=True)
+        )
     )
     fundings = [f["funding"] for f in finals]
     assert fundings.count("wallet") == fundings.count("card") == drivers_n // 2

@@ -64,10 +64,10 @@ def session_svc_env() -> dict[str, str]:
 async def test_rebuilt_session_store_equals_the_live_one(world: World) -> None:
     conn = await asyncpg.connect(f"{STACK_PG}/sessions")
     try:
-        for attempt in range(3):
+        for _attempt in range(3):
             before = await log_ids(world)
 
-            async def caught_up() -> bool:
+            async def caught_up(before: list[str] = before) -> bool:
                 # the live store has applied everything in the log (its inbox has each event)
                 handled = await conn.fetchval(
                     "SELECT count(*) FROM inbox WHERE consumer = 'session-svc.store'"
@@ -81,7 +81,11 @@ async def test_rebuilt_session_store_equals_the_live_one(world: World) -> None:
             done = await asyncio.to_thread(
                 subprocess.run,
                 [str(VENV_BIN / "session-svc"), "rebuild"],
-                cwd=ROOT, env=session_svc_env(), capture_output=True, text=True, timeout=600,
+                cwd=ROOT,
+                env=session_svc_env(),
+                capture_output=True,
+                text=True,
+                timeout=600,
             )
             assert done.returncode == 0, done.stderr[-3000:]
             rebuilt = await snapshot(conn)
