@@ -77,6 +77,14 @@ def excl_vat(incl: str) -> str:
     return str(value.quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP))
 
 
+def http_client(base_url: str) -> httpx.AsyncClient:
+    """Idle connections are dropped before the server's keep-alive timeout (uvicorn: 5 s)
+    can close one under a request being sent."""
+    return httpx.AsyncClient(
+        base_url=base_url, timeout=30.0, limits=httpx.Limits(keepalive_expiry=2.0)
+    )
+
+
 # --- the product, in one of its two shapes --------------------------------------------------------
 
 
@@ -245,7 +253,7 @@ class World:
 
     def __init__(self, deployment: Deployment) -> None:
         self.d = deployment
-        self.http = httpx.AsyncClient(base_url=deployment.base_url, timeout=30.0)
+        self.http = http_client(deployment.base_url)
         self.run_id = uuid.uuid4().hex[:6]
         self.bus = deployment.event_bus()
         self._tokens: dict[str, tuple[float, str]] = {}
@@ -382,6 +390,8 @@ class World:
             json={"email": email, "password": password, "role": "driver"},
         )
         phone = DriverClient(self.d.base_url, timeout_s=30.0)
+        await phone.http.aclose()
+        phone.http = http_client(self.d.base_url)
         self.scope.phones.append(phone)
         await phone.login(email, password)
         auth = {"Authorization": f"Bearer {phone.access_token}"}
@@ -549,9 +559,31 @@ class World:
         states: set[str],
         timeout_s: float = FLOW_TIMEOUT_S,
     ) -> dict[str, Any]:
-        view = await phone.wait_for_state(session_id, states | {"failed"}, timeout_s=timeout_s)
-        assert view["status"] in states, view
-        return view
+        """Poll the session until it is in ``states`` (or terminal: then it must be one of
+        them). Right after a scan the store may not have it yet (404); a dropped keep-alive
+        connection on a busy machine is retried."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        current: dict[str, Any] | None = None
+        while True:
+            try:
+                current = await phone.session(session_id)
+            except DriverError as error:
+                if error.status != 404:
+                    raise
+            except httpx.TransportError:
+                pass
+            if current is not None and (
+                current["status"] in states or current["status"] in TERMINAL_STATES
+            ):
+                assert current["status"] in states, current
+                return current
+            if loop.time() > deadline:
+                raise TimeoutError(
+                    f"session {session_id} not {sorted(states)} after {timeout_s:.0f}s: "
+                    f"{(current or {}).get('status')}"
+                )
+            await asyncio.sleep(0.2)
 
     # -- after every test --
 
@@ -573,9 +605,7 @@ class World:
         # 1. every session the test touched ended in a terminal state
         finals: dict[uuid.UUID, dict[str, Any]] = {}
         for session_id, phone in sessions.items():
-            finals[session_id] = await phone.wait_for_state(
-                session_id, TERMINAL_STATES, timeout_s=FLOW_TIMEOUT_S
-            )
+            finals[session_id] = await self.wait(phone, session_id, set(TERMINAL_STATES))
         # 2. each billed at most once (and a billed one exactly once) in the event log;
         #    one completion at most
         events = await self.session_events()
