@@ -202,7 +202,8 @@ async def station_worker(
             wait_until = min(deadline, time.monotonic() + 60)
             while time.monotonic() < wait_until:
                 tx = station.sim.transactions.get(1)
-                if tx is not None and tx is not before and tx.started.is_set():
+                # A transaction the station opened counts even if reporting "Charging" failed.
+                if tx is not None and tx is not before:
                     started = tx
                     break
                 if rng.random() < 0.2 and await _session_status(http, driver.token, sid) in TERMINAL:
@@ -210,12 +211,19 @@ async def station_worker(
                 await asyncio.sleep(0.2)
             if started is None:
                 continue
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(started.started.wait(), 5)
             report.charging_transactions += 1
             await asyncio.sleep(rng.uniform(0.5, 2.5))
             with contextlib.suppress(Exception):
                 await station.stop_transaction(deadline + 60)
             with contextlib.suppress(Exception):
                 await station.call(lambda: station.sim.set_status(1, "Available"), deadline=deadline)
+
+
+async def finish_open_transactions(station: ChaosStation) -> None:
+    with contextlib.suppress(Exception):
+        await station.stop_transaction(time.monotonic() + 120)
 
 
 async def kill_process(name: str, report: Report) -> bool:

@@ -42,7 +42,7 @@ async def _run(service: str, token: str, *, examples: int, max_time: int) -> tup
 
 
 async def test_openapi_fuzzing(world: support.World, long_run: bool) -> None:
-    examples, max_time = (100, 400) if long_run else (5, 45)
+    examples, max_time = (100, 400) if long_run else (5, 30)
     roles = {
         "auth-svc": world.admin_token,
         "station-gateway": world.org_a.token,
