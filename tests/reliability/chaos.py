@@ -25,10 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import support
 from ocpp.v16 import call as call16
 from plugpay_app.simulator import SimulatedStation, now_iso
-
-import support
 
 TERMINAL = {"billed", "denied", "expired", "abandoned", "failed"}
 
@@ -75,7 +74,10 @@ class ChaosStation:
     def __init__(self, station_id: str, report: Report) -> None:
         ws_base = support.BASE_URL.replace("http://", "ws://")
         self.sim = SimulatedStation(
-            station_id, ws_base, support.STATION_PASSWORD, meter_interval_s=0.5,
+            station_id,
+            ws_base,
+            support.STATION_PASSWORD,
+            meter_interval_s=0.5,
             energy_speedup=20.0,
         )
         self.report = report
@@ -174,7 +176,8 @@ async def station_worker(
             while time.monotonic() < deadline and not scanned:
                 try:
                     r = await http.post(
-                        "/sessions/scan", json={"code": reply["qr"]},
+                        "/sessions/scan",
+                        json={"code": reply["qr"]},
                         headers=support.bearer(driver.token),
                     )
                 except httpx.HTTPError:
@@ -184,8 +187,10 @@ async def station_worker(
                     r.status_code == 409 and r.json().get("reason") == "code_used"
                 ):
                     scanned = True
-                elif r.status_code >= 500 or r.status_code == 404 or (
-                    r.status_code == 409 and r.json().get("reason") == "station_offline"
+                elif (
+                    r.status_code >= 500
+                    or r.status_code == 404
+                    or (r.status_code == 409 and r.json().get("reason") == "station_offline")
                 ):
                     await asyncio.sleep(0.5)  # a service restarting / catching up
                 else:
@@ -206,7 +211,10 @@ async def station_worker(
                 if tx is not None and tx is not before:
                     started = tx
                     break
-                if rng.random() < 0.2 and await _session_status(http, driver.token, sid) in TERMINAL:
+                if (
+                    rng.random() < 0.2
+                    and await _session_status(http, driver.token, sid) in TERMINAL
+                ):
                     break
                 await asyncio.sleep(0.2)
             if started is None:
@@ -218,7 +226,9 @@ async def station_worker(
             with contextlib.suppress(Exception):
                 await station.stop_transaction(deadline + 60)
             with contextlib.suppress(Exception):
-                await station.call(lambda: station.sim.set_status(1, "Available"), deadline=deadline)
+                await station.call(
+                    lambda: station.sim.set_status(1, "Available"), deadline=deadline
+                )
 
 
 async def finish_open_transactions(station: ChaosStation) -> None:
@@ -244,8 +254,14 @@ async def restart_dead() -> None:
 
 
 def _infra(cmd: list[str]) -> None:
-    subprocess.run(cmd, cwd=support.ROOT, check=True, timeout=240,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        cmd,
+        cwd=support.ROOT,
+        check=True,
+        timeout=240,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 async def restart_kafka(report: Report) -> None:
@@ -272,7 +288,11 @@ def _pids() -> dict[str, int]:
 
 
 async def controller(
-    stations: list[ChaosStation], report: Report, *, rounds: int, stop: asyncio.Event,
+    stations: list[ChaosStation],
+    report: Report,
+    *,
+    rounds: int,
+    stop: asyncio.Event,
     infra: bool,
 ) -> None:
     """Each round kills every service process once, each at its own random moment within a few
@@ -448,15 +468,21 @@ async def rebuilt_store_differences(stations: list[str]) -> list[str]:
     pid = int(support.pid_files()["session-svc-" + str(support.PORT_BASE + 3)].read_text())
     env = dict(
         line.split("=", 1)
-        for line in Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")
+        for line in Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")  # noqa: ASYNC240
         if "=" in line
     )
     env["SESSION_SVC_DATABASE_URL"] = f"postgresql+asyncpg://plugpay:plugpay@127.0.0.1:5433/{name}"
     env["PLUGPAY_INSTANCE_ID"] = f"rebuild-{uuid.uuid4().hex[:6]}"
     exe = str(support.ROOT / ".venv" / "bin" / "session-svc")
     done = await asyncio.to_thread(
-        subprocess.run, [exe, "rebuild"], env=env, check=False, timeout=600,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        subprocess.run,
+        [exe, "rebuild"],
+        env=env,
+        check=False,
+        timeout=600,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     if done.returncode != 0:
         return [f"rebuild failed: {done.stderr[-2000:]}"]
@@ -464,7 +490,9 @@ async def rebuilt_store_differences(stations: list[str]) -> list[str]:
         "SELECT session_id::text AS sid, status, station_id, connector_id, user_id::text AS u,"
         " code, state::text AS state FROM sessions WHERE station_id = ANY($1::text[])"
     )
-    live = {r["sid"]: r for r in await support.query(f"sessions_{support.STACK_NAME}", sql, stations)}
+    live = {
+        r["sid"]: r for r in await support.query(f"sessions_{support.STACK_NAME}", sql, stations)
+    }
     rebuilt = {r["sid"]: r for r in await support.query(name, sql, stations)}
     problems = []
     for sid in sorted(set(live) | set(rebuilt)):
@@ -475,7 +503,9 @@ async def rebuilt_store_differences(stations: list[str]) -> list[str]:
         if {k: v for k, v in a.items() if k != "state"} != {
             k: v for k, v in b.items() if k != "state"
         }:
-            problems.append(f"rebuild: session {sid} differs: live {a['status']} rebuilt {b['status']}")
+            problems.append(
+                f"rebuild: session {sid} differs: live {a['status']} rebuilt {b['status']}"
+            )
         elif _norm_state(a["state"]) != _norm_state(b["state"]):
             problems.append(f"rebuild: session {sid} state differs")
     return problems

@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import support  # noqa: E402
+import support
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -173,7 +173,11 @@ async def create_user(
 
 
 async def register_station(
-    http: httpx.AsyncClient, operator: Operator, station_id: str, *, connectors: int = 1,
+    http: httpx.AsyncClient,
+    operator: Operator,
+    station_id: str,
+    *,
+    connectors: int = 1,
     tariff_key: str | None = "DEMO-AC",
 ) -> None:
     r = await http.post(
@@ -329,7 +333,7 @@ async def snapshot(database: str, *, skip: set[str] | None = None) -> dict[str, 
         for table in sorted(tables):
             if table in skip:
                 continue
-            rows = await conn.fetch(f'SELECT t::text AS row FROM "{table}" t')  # noqa: S608
+            rows = await conn.fetch(f'SELECT t::text AS row FROM "{table}" t')
             result[table] = sorted(r["row"] for r in rows)
         return result
     finally:

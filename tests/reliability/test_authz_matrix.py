@@ -1,5 +1,5 @@
 """The authorisation matrix, generated from the route table: every endpoint of every service's
-OpenAPI × every role, aimed at another organisation's (or another driver's) data. Expected
+OpenAPI x every role, aimed at another organisation's (or another driver's) data. Expected
 policy: authz_policy.POLICY. Denied means 401/403/404 (422 when the body is checked before the
 owner); anything else — a 2xx, or a 400/409 from business logic — is unexpected access."""
 
@@ -12,10 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
-from plugpay_app.simulator import SimulatedStation
-
 import support
 from authz_policy import POLICY, PUBLIC, ROLES, STATION_AUTH
+from plugpay_app.simulator import SimulatedStation
 
 pytestmark = pytest.mark.infra
 DENIED = {401, 403, 404, 422}
@@ -25,19 +24,25 @@ async def _targets(world: support.World) -> dict[str, str]:
     async with httpx.AsyncClient(base_url=support.BASE_URL, timeout=30) as http:
         owner = world.drivers[1]
         group = f"relb{world.tag}"
-        r = await http.post("/auth/groups", json={"name": group},
-                            headers=support.bearer(world.org_b.token))
+        r = await http.post(
+            "/auth/groups", json={"name": group}, headers=support.bearer(world.org_b.token)
+        )
         assert r.status_code in (201, 409), r.text
-        methods = (await http.get("/billing/payment-methods",
-                                  headers=support.bearer(owner.token))).json()
-        sim = SimulatedStation(world.stations[2], support.BASE_URL.replace("http", "ws"),
-                               support.STATION_PASSWORD)
+        methods = (
+            await http.get("/billing/payment-methods", headers=support.bearer(owner.token))
+        ).json()
+        sim = SimulatedStation(
+            world.stations[2], support.BASE_URL.replace("http", "ws"), support.STATION_PASSWORD
+        )
         await sim.connect()
         try:
             reply = await sim.request_code(1)
             for _ in range(60):
-                r = await http.post("/sessions/scan", json={"code": reply["qr"]},
-                                    headers=support.bearer(owner.token))
+                r = await http.post(
+                    "/sessions/scan",
+                    json={"code": reply["qr"]},
+                    headers=support.bearer(owner.token),
+                )
                 if r.status_code == 202:
                     break
                 await asyncio.sleep(0.25)
@@ -97,7 +102,9 @@ async def _call(http: httpx.AsyncClient, method: str, path: str, token: str | No
 async def test_authorisation_matrix(world: support.World) -> None:
     routes = await _routes()
     unknown = [r for r in routes if r not in POLICY]
-    assert not unknown, f"endpoints without an expected policy (add them to authz_policy): {unknown}"
+    assert not unknown, (
+        f"endpoints without an expected policy (add them to authz_policy): {unknown}"
+    )
     targets = await _targets(world)
     tokens = _tokens(world)
     unexpected: list[str] = []
@@ -125,9 +132,17 @@ async def test_authorisation_matrix(world: support.World) -> None:
     # Stricter than the policy (e.g. an admin without an organisation on organisation-scoped
     # operator endpoints, an unverified driver typing a code) is reported, not failed.
     print(f"stricter than the policy: {too_tight}")
-    (support.ROOT / ".local" / "reliability" / "authz.json").write_text(json.dumps(
-        {"endpoints": len(routes), "cells": cells, "unexpected": unexpected,
-         "stricter": too_tight}, indent=1))
+    (support.ROOT / ".local" / "reliability" / "authz.json").write_text(
+        json.dumps(
+            {
+                "endpoints": len(routes),
+                "cells": cells,
+                "unexpected": unexpected,
+                "stricter": too_tight,
+            },
+            indent=1,
+        )
+    )
     assert not unexpected, unexpected
 
 
@@ -135,25 +150,44 @@ async def test_cross_organisation_writes_with_valid_bodies(world: support.World)
     """Organisation A's operator, with well-formed requests, on organisation B's station."""
     a, b = world.org_a, world.org_b
     async with httpx.AsyncClient(base_url=support.BASE_URL, timeout=15) as http:
-        r = await http.put(f"/pricing/stations/{world.station_b}",
-                           json={"time_zone": "Europe/Berlin", "tariff_key": "DEMO-AC"},
-                           headers=support.bearer(a.token))
+        r = await http.put(
+            f"/pricing/stations/{world.station_b}",
+            json={"time_zone": "Europe/Berlin", "tariff_key": "DEMO-AC"},
+            headers=support.bearer(a.token),
+        )
         assert r.status_code in (403, 404), r.text
-        r = await http.put(f"/auth/stations/{world.station_b}/credentials",
-                           json={"password": "taken-over-1"}, headers=support.bearer(a.token))
+        r = await http.put(
+            f"/auth/stations/{world.station_b}/credentials",
+            json={"password": "taken-over-1"},
+            headers=support.bearer(a.token),
+        )
         assert r.status_code in (403, 404), r.text
-        r = await http.post(f"/stations/{world.station_b}/commands",
-                            json={"action": "Reset", "payload": {"type": "Hard"}},
-                            headers=support.bearer(a.token))
+        r = await http.post(
+            f"/stations/{world.station_b}/commands",
+            json={"action": "Reset", "payload": {"type": "Hard"}},
+            headers=support.bearer(a.token),
+        )
         assert r.status_code in (403, 404, 422), r.text
-        r = await http.post("/auth/stations", json={
-            "id": f"RELX-{world.tag}", "name": "x", "organisation_id": str(b.organisation_id),
-            "connectors": [{"connector_id": 1, "max_power_w": 11000}]},
-            headers=support.bearer(a.token))
+        r = await http.post(
+            "/auth/stations",
+            json={
+                "id": f"RELX-{world.tag}",
+                "name": "x",
+                "organisation_id": str(b.organisation_id),
+                "connectors": [{"connector_id": 1, "max_power_w": 11000}],
+            },
+            headers=support.bearer(a.token),
+        )
         assert r.status_code in (403, 404, 422) or (
             r.status_code == 201 and r.json()["organisation_id"] == str(a.organisation_id)
         ), r.text
-        r = await http.post("/auth/users", json={"email": f"x{world.tag}@example.com",
-                            "password": "whatever-pw-1", "role": "admin"},
-                            headers=support.bearer(a.token))
+        r = await http.post(
+            "/auth/users",
+            json={
+                "email": f"x{world.tag}@example.com",
+                "password": "whatever-pw-1",
+                "role": "admin",
+            },
+            headers=support.bearer(a.token),
+        )
         assert r.status_code == 403, r.text

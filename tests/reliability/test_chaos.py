@@ -48,7 +48,9 @@ async def test_chaos_run(stack: str, long_run: bool) -> None:
     summary["infra_faults"] = infra
     summary["fault_log"] = report.fault_log
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"chaos-{summary['variant']}.json").write_text(json.dumps(summary, indent=2, default=str))
+    (RESULTS / f"chaos-{summary['variant']}.json").write_text(
+        json.dumps(summary, indent=2, default=str)
+    )
     print(json.dumps({k: v for k, v in summary.items() if k != "fault_log"}, indent=2, default=str))
     assert summary["sessions"] >= (300 if long_run else 60), summary
     assert not report.violations, report.violations[:20]

@@ -13,14 +13,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 import support
 
 pytestmark = pytest.mark.infra
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.(eyJ[A-Za-z0-9_-]{8,})\.[A-Za-z0-9_-]*")
 CARD = re.compile(r"(?<![\w.:/-])(?:\d[ -]?){12,18}\d(?![\w.:/-])")
 KNOWN_PASSWORDS = {
-    "demo-password-1", "demo-station-secret", support.TEST_PASSWORD, support.STATION_PASSWORD,
+    "demo-password-1",
+    "demo-station-secret",
+    support.TEST_PASSWORD,
+    support.STATION_PASSWORD,
 }
 
 
@@ -73,8 +75,10 @@ def test_scanner_finds_what_it_looks_for(tmp_path: Path) -> None:
     log = support.ROOT / ".local" / "reliability" / "scanner-selftest.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     token = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiIxMjMiLCJhdWQiOiJwbHVncGF5In0.c2ln"
-    log.write_text(f"password demo-password-1\nAuthorization: Bearer {token}\ncard 4242 4242 4242 4242\n"
-                   "order 1234567890123 ts 2026-11-23T01:02:03.123456\n")
+    log.write_text(
+        f"password demo-password-1\nAuthorization: Bearer {token}\ncard 4242 4242 4242 4242\n"
+        "order 1234567890123 ts 2026-11-23T01:02:03.123456\n"
+    )
     try:
         problems = scan([log], set())
         assert len(problems) == 3, problems
@@ -86,15 +90,31 @@ async def test_no_secrets_in_logs(world: support.World) -> None:
     # Put this run's own secrets through the system first: logins, refreshes, a bad password.
     async with httpx.AsyncClient(base_url=support.BASE_URL, timeout=20) as http:
         driver = world.drivers[0]
-        await http.post("/auth/token", data={"username": driver.email, "password": "Wrong-pw-4242424242424242"})
+        await http.post(
+            "/auth/token", data={"username": driver.email, "password": "Wrong-pw-4242424242424242"}
+        )
         fresh = await support.login(http, driver.email, support.TEST_PASSWORD)
-        refreshed = (await http.post("/auth/token", data={
-            "grant_type": "refresh_token", "refresh_token": fresh["refresh_token"]})).json()
+        refreshed = (
+            await http.post(
+                "/auth/token",
+                data={"grant_type": "refresh_token", "refresh_token": fresh["refresh_token"]},
+            )
+        ).json()
         await http.get("/auth/me", headers=support.bearer(fresh["access_token"]))
-        await http.post("/billing/payment-methods", json={"token": "4242424242424242"},
-                        headers={**support.bearer(driver.token), "Idempotency-Key": "card-number-in-body"})
-    extra = {t for t in (fresh.get("refresh_token"), refreshed.get("refresh_token"),
-                         *(d.refresh_token for d in world.drivers)) if t}
+        await http.post(
+            "/billing/payment-methods",
+            json={"token": "4242424242424242"},
+            headers={**support.bearer(driver.token), "Idempotency-Key": "card-number-in-body"},
+        )
+    extra = {
+        t
+        for t in (
+            fresh.get("refresh_token"),
+            refreshed.get("refresh_token"),
+            *(d.refresh_token for d in world.drivers),
+        )
+        if t
+    }
     extra.add("Wrong-pw-4242424242424242")
     paths = [p for p in (support.ROOT / ".local").glob("stack*/**/*.log") if p.is_file()]
     paths += [p for p in (support.ROOT / ".local" / "reliability").glob("*.log")]

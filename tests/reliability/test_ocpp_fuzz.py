@@ -15,27 +15,50 @@ from typing import Any
 
 import httpx
 import pytest
+import support
 import websockets
 from plugpay_app.simulator import SimulatedStation
 
-import support
-
 pytestmark = pytest.mark.infra
-ACTIONS16 = ["BootNotification", "Heartbeat", "StatusNotification", "StartTransaction",
-             "StopTransaction", "MeterValues", "DataTransfer", "Authorize", "NoSuchAction",
-             "DiagnosticsStatusNotification", "FirmwareStatusNotification"]
+ACTIONS16 = [
+    "BootNotification",
+    "Heartbeat",
+    "StatusNotification",
+    "StartTransaction",
+    "StopTransaction",
+    "MeterValues",
+    "DataTransfer",
+    "Authorize",
+    "NoSuchAction",
+    "DiagnosticsStatusNotification",
+    "FirmwareStatusNotification",
+]
 
 
 def _garbage(rng: random.Random) -> str | bytes:
     kind = rng.randrange(14)
     uid = str(rng.randrange(10**6))
     action = rng.choice(ACTIONS16)
-    junk: Any = rng.choice([None, 1, -1, 2**64, 1.5e308, "x" * rng.randrange(50), [], {},
-                            {"connectorId": "one"}, {"idTag": None}, [1, [2, [3]]], True])
+    junk: Any = rng.choice(
+        [
+            None,
+            1,
+            -1,
+            2**64,
+            1.5e308,
+            "x" * rng.randrange(50),
+            [],
+            {},
+            {"connectorId": "one"},
+            {"idTag": None},
+            [1, [2, [3]]],
+            True,
+        ]
+    )
     if kind == 0:
         return "".join(chr(rng.randrange(32, 0x2FFF)) for _ in range(rng.randrange(1, 80)))
     if kind == 1:
-        return "[2, \"" + uid + "\", \"Heartbeat\", {"  # truncated JSON
+        return '[2, "' + uid + '", "Heartbeat", {'  # truncated JSON
     if kind == 2:
         return json.dumps([2, uid, action, junk])
     if kind == 3:
@@ -47,22 +70,66 @@ def _garbage(rng: random.Random) -> str | bytes:
     if kind == 6:
         return json.dumps(junk)
     if kind == 7:
-        return json.dumps([2, uid, "StopTransaction",
-                           {"meterStop": rng.randrange(-10, 10**9), "timestamp": "yesterday",
-                            "transactionId": rng.randrange(-5, 10**12)}])
+        return json.dumps(
+            [
+                2,
+                uid,
+                "StopTransaction",
+                {
+                    "meterStop": rng.randrange(-10, 10**9),
+                    "timestamp": "yesterday",
+                    "transactionId": rng.randrange(-5, 10**12),
+                },
+            ]
+        )
     if kind == 8:
-        return json.dumps([2, uid, "StartTransaction",
-                           {"connectorId": rng.randrange(-3, 40), "idTag": "PP" + uid,
-                            "meterStart": rng.randrange(-10, 10**9),
-                            "timestamp": "2026-13-45T99:99:99Z"}])
+        return json.dumps(
+            [
+                2,
+                uid,
+                "StartTransaction",
+                {
+                    "connectorId": rng.randrange(-3, 40),
+                    "idTag": "PP" + uid,
+                    "meterStart": rng.randrange(-10, 10**9),
+                    "timestamp": "2026-13-45T99:99:99Z",
+                },
+            ]
+        )
     if kind == 9:
-        return json.dumps([2, uid, "DataTransfer",
-                           {"vendorId": "com.plugpay", "messageId": "RequestSessionCode",
-                            "data": rng.choice(["{", "[]", "{\"connectorId\": 99}", "null",
-                                                json.dumps({"connectorId": "🔌"})])}])
+        return json.dumps(
+            [
+                2,
+                uid,
+                "DataTransfer",
+                {
+                    "vendorId": "com.plugpay",
+                    "messageId": "RequestSessionCode",
+                    "data": rng.choice(
+                        [
+                            "{",
+                            "[]",
+                            '{"connectorId": 99}',
+                            "null",
+                            json.dumps({"connectorId": "🔌"}),
+                        ]
+                    ),
+                },
+            ]
+        )
     if kind == 10:
-        return json.dumps([2, uid, "MeterValues", {"connectorId": 1, "transactionId": 7,
-                           "meterValue": [{"timestamp": "x", "sampledValue": [{"value": "NaN"}]}]}])
+        return json.dumps(
+            [
+                2,
+                uid,
+                "MeterValues",
+                {
+                    "connectorId": 1,
+                    "transactionId": 7,
+                    "meterValue": [{"timestamp": "x", "sampledValue": [{"value": "NaN"}]}],
+                },
+            ]
+        )
     if kind == 11:
         return json.dumps([2, "x" * rng.randrange(1, 200), "Heartbeat", {}])
     if kind == 12:
@@ -70,8 +137,9 @@ def _garbage(rng: random.Random) -> str | bytes:
     return "[" * rng.randrange(1, 2000) + "]" * rng.randrange(0, 2000)  # deep nesting
 
 
-async def _fuzz_connection(station_id: str, port: int, frames: int, seed: int,
-                           stats: dict[str, int]) -> None:
+async def _fuzz_connection(
+    station_id: str, port: int, frames: int, seed: int, stats: dict[str, int]
+) -> None:
     rng = random.Random(seed)
     token = base64.b64encode(f"{station_id}:{support.STATION_PASSWORD}".encode()).decode()
     url = f"ws://127.0.0.1:{port}/ocpp/{station_id}"
@@ -79,15 +147,17 @@ async def _fuzz_connection(station_id: str, port: int, frames: int, seed: int,
     while sent < frames:
         try:
             async with websockets.connect(
-                url, subprotocols=[rng.choice(["ocpp1.6", "ocpp2.0.1"])],  # type: ignore[list-item]
-                additional_headers={"Authorization": f"Basic {token}"}, open_timeout=10,
+                url,
+                subprotocols=[rng.choice(["ocpp1.6", "ocpp2.0.1"])],  # type: ignore[list-item]
+                additional_headers={"Authorization": f"Basic {token}"},
+                open_timeout=10,
                 max_size=None,
             ) as ws:
                 stats["connections"] += 1
                 while sent < frames:
                     frame = _garbage(rng)
                     if rng.random() < 0.003:
-                        frame = "[2, \"big\", \"Heartbeat\", {\"p\": \"" + "x" * 70_000 + "\"}]"
+                        frame = '[2, "big", "Heartbeat", {"p": "' + "x" * 70_000 + '"}]'
                     await ws.send(frame)
                     sent += 1
                     stats["frames"] += 1
@@ -102,11 +172,17 @@ async def _fuzz_connection(station_id: str, port: int, frames: int, seed: int,
             await asyncio.sleep(0.05)
 
 
-async def _good_station(station_id: str, driver: support.Driver, sessions: int,
-                        results: list[str]) -> None:
+async def _good_station(
+    station_id: str, driver: support.Driver, sessions: int, results: list[str]
+) -> None:
     port = support.GATEWAY_PORTS[0]
-    sim = SimulatedStation(station_id, f"ws://127.0.0.1:{port}", support.STATION_PASSWORD,
-                           meter_interval_s=0.5, energy_speedup=20)
+    sim = SimulatedStation(
+        station_id,
+        f"ws://127.0.0.1:{port}",
+        support.STATION_PASSWORD,
+        meter_interval_s=0.5,
+        energy_speedup=20,
+    )
     await sim.connect()
     try:
         async with httpx.AsyncClient(base_url=support.BASE_URL, timeout=15) as http:
@@ -114,24 +190,37 @@ async def _good_station(station_id: str, driver: support.Driver, sessions: int,
                 await sim.heartbeat()
                 reply = await sim.request_code(1)
                 for _ in range(80):
-                    r = await http.post("/sessions/scan", json={"code": reply["qr"]},
-                                        headers=support.bearer(driver.token))
+                    r = await http.post(
+                        "/sessions/scan",
+                        json={"code": reply["qr"]},
+                        headers=support.bearer(driver.token),
+                    )
                     if r.status_code == 202:
                         break
                     await asyncio.sleep(0.25)
                 assert r.status_code == 202, r.text
                 for _ in range(200):
                     tx = sim.transactions.get(1)
-                    if tx is not None and tx.session_ref and tx.started.is_set() and not tx.stopped.is_set():
+                    if (
+                        tx is not None
+                        and tx.session_ref
+                        and tx.started.is_set()
+                        and not tx.stopped.is_set()
+                    ):
                         break
                     await asyncio.sleep(0.1)
                 await asyncio.sleep(1.0)
                 await sim.unplug(1)
                 for _ in range(150):
-                    r = await http.get(f"/sessions/{reply['sessionId']}",
-                                       headers=support.bearer(driver.token))
-                    if r.status_code == 200 and r.json()["status"] in ("billed", "denied",
-                                                                        "abandoned", "failed"):
+                    r = await http.get(
+                        f"/sessions/{reply['sessionId']}", headers=support.bearer(driver.token)
+                    )
+                    if r.status_code == 200 and r.json()["status"] in (
+                        "billed",
+                        "denied",
+                        "abandoned",
+                        "failed",
+                    ):
                         break
                     await asyncio.sleep(0.2)
                 results.append(r.json()["status"])
@@ -147,8 +236,9 @@ async def test_ocpp_fuzzing_leaves_good_stations_unaffected(
     tag = uuid.uuid4().hex[:6]
     fuzz_ids = [f"FUZZ-{tag}-{i:02d}" for i in range(connections)]
     async with httpx.AsyncClient(base_url=support.BASE_URL, timeout=30) as http:
-        await asyncio.gather(*(support.register_station(http, world.org_a, s, tariff_key=None)
-                               for s in fuzz_ids))
+        await asyncio.gather(
+            *(support.register_station(http, world.org_a, s, tariff_key=None) for s in fuzz_ids)
+        )
     await asyncio.sleep(2.0)  # the gateway learns the credentials from events
     pid_file = support.STATE / f"station-gateway-{port}.pid"
     pid_before = pid_file.read_text().strip()
@@ -164,7 +254,8 @@ async def test_ocpp_fuzzing_leaves_good_stations_unaffected(
     print(f"ocpp fuzz: {stats} in {elapsed:.0f}s; good stations: {results}")
     (support.ROOT / ".local" / "reliability").mkdir(parents=True, exist_ok=True)
     (support.ROOT / ".local" / "reliability" / "ocpp-fuzz.json").write_text(
-        json.dumps({**stats, "seconds": round(elapsed), "good_sessions": results}))
+        json.dumps({**stats, "seconds": round(elapsed), "good_sessions": results})
+    )
     assert stats["frames"] >= connections * per_connection
     assert results == ["billed"] * 6, results
     assert pid_file.read_text().strip() == pid_before, "the gateway process restarted"

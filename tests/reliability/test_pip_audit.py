@@ -9,41 +9,70 @@ import os
 import subprocess
 
 import pytest
-
 import support
 
 OUT = support.ROOT / ".local" / "reliability"
-UNREACHABLE = ("ConnectionError", "Max retries exceeded", "Temporary failure in name resolution",
-               "Failed to establish a new connection", "timed out", "ServiceError")
+UNREACHABLE = (
+    "ConnectionError",
+    "Max retries exceeded",
+    "Temporary failure in name resolution",
+    "Failed to establish a new connection",
+    "timed out",
+    "ServiceError",
+)
 
 
 def test_locked_dependencies_have_no_known_vulnerabilities() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     exported = subprocess.run(
         ["python3", "-m", "uv", "export", "--frozen", "--all-packages", "--no-hashes"],
-        cwd=support.ROOT, check=True, capture_output=True, text=True, timeout=120,
+        cwd=support.ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
     ).stdout
     # Workspace members (editable paths) are ours, not on PyPI.
-    lines = [ln for ln in exported.splitlines()
-             if ln.strip() and not ln.startswith(("-e ", "./", "#")) and "file://" not in ln]
+    lines = [
+        ln
+        for ln in exported.splitlines()
+        if ln.strip() and not ln.startswith(("-e ", "./", "#")) and "file://" not in ln
+    ]
     requirements = OUT / "requirements-locked.txt"
     requirements.write_text("\n".join(lines) + "\n")
     report = OUT / "pip-audit.json"
     done = subprocess.run(
-        [str(support.ROOT / ".venv" / "bin" / "pip-audit"), "-r", str(requirements),
-         "--no-deps", "--disable-pip", "-s", "pypi", "--format", "json",
-         "--progress-spinner", "off", "-o", str(report)],
-        capture_output=True, text=True, timeout=600,
+        [
+            str(support.ROOT / ".venv" / "bin" / "pip-audit"),
+            "-r",
+            str(requirements),
+            "--no-deps",
+            "--disable-pip",
+            "-s",
+            "pypi",
+            "--format",
+            "json",
+            "--progress-spinner",
+            "off",
+            "-o",
+            str(report),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     if done.returncode != 0 and any(m in done.stderr for m in UNREACHABLE):
-        message = f"pip-audit: the PyPI vulnerability service is unreachable:\n{done.stderr[-1500:]}"
+        message = (
+            f"pip-audit: the PyPI vulnerability service is unreachable:\n{done.stderr[-1500:]}"
+        )
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
     result = json.loads(report.read_text()) if report.exists() else {"dependencies": []}
     vulnerable = {
         f"{d['name']}=={d['version']}": [v["id"] for v in d["vulns"]]
-        for d in result["dependencies"] if d.get("vulns")
+        for d in result["dependencies"]
+        if d.get("vulns")
     }
     print(f"pip-audit: {len(result['dependencies'])} locked packages, {len(vulnerable)} vulnerable")
     assert not vulnerable, vulnerable

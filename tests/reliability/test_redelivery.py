@@ -11,22 +11,28 @@ import time
 from typing import Any
 
 import pytest
+import support
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-
-import support
 
 pytestmark = [pytest.mark.infra, pytest.mark.kafka]
 DATABASES = [db for _port, db, _prefix in support.SERVICES.values()]
 # inbox rows of the redelivered ids already exist; presence/heartbeat rows tick by themselves.
-SKIP = {"inbox", "outbox", "gateway_instances", "station_presence", "rate_limit_hits",
-        "login_throttle", "alembic_version", "timers"}
+SKIP = {
+    "inbox",
+    "outbox",
+    "gateway_instances",
+    "station_presence",
+    "rate_limit_hits",
+    "login_throttle",
+    "alembic_version",
+    "timers",
+}
 
 
 async def _topics(consumer: AIOKafkaConsumer) -> list[str]:
     topics = await consumer.topics()
-    return sorted(t for t in topics if t.startswith(support.TOPIC_PREFIX)
-                  and "deadletter" not in t)
+    return sorted(t for t in topics if t.startswith(support.TOPIC_PREFIX) and "deadletter" not in t)
 
 
 async def _end_offsets(consumer: AIOKafkaConsumer, topics: list[str]) -> dict[TopicPartition, int]:
@@ -36,8 +42,9 @@ async def _end_offsets(consumer: AIOKafkaConsumer, topics: list[str]) -> dict[To
 
 
 async def _groups_caught_up(admin: AIOKafkaAdminClient, ends: dict[TopicPartition, int]) -> bool:
-    groups = [g[0] for g in await admin.list_consumer_groups()
-              if g[0].startswith(support.TOPIC_PREFIX)]
+    groups = [
+        g[0] for g in await admin.list_consumer_groups() if g[0].startswith(support.TOPIC_PREFIX)
+    ]
     for group in groups:
         offsets = await admin.list_consumer_group_offsets(group)
         for tp, meta in offsets.items():
@@ -100,8 +107,9 @@ async def test_redelivered_events_change_nothing(world: support.World, long_run:
                         pending.discard(tp)
         assert records
         for m in records:
-            await producer.send_and_wait(m.topic, value=m.value, key=m.key,
-                                         headers=list(m.headers), partition=m.partition)
+            await producer.send_and_wait(
+                m.topic, value=m.value, key=m.key, headers=list(m.headers), partition=m.partition
+            )
         await _quiet(ends, admin, 120)
         await asyncio.sleep(3.0)
         after = await _snapshots()
@@ -111,16 +119,23 @@ async def test_redelivered_events_change_nothing(world: support.World, long_run:
         await producer.stop()
         await admin.close()
     changed = {
-        f"{db}.{table}": {"gone": sorted(set(rows) - set(after[db].get(table, [])))[:3],
-                          "new": sorted(set(after[db].get(table, [])) - set(rows))[:3]}
-        for db in DATABASES for table, rows in before[db].items()
+        f"{db}.{table}": {
+            "gone": sorted(set(rows) - set(after[db].get(table, [])))[:3],
+            "new": sorted(set(after[db].get(table, [])) - set(rows))[:3],
+        }
+        for db in DATABASES
+        for table, rows in before[db].items()
         if after[db].get(table) != rows
     }
     per_topic: dict[str, int] = {}
     for m in records:
         per_topic[m.topic] = per_topic.get(m.topic, 0) + 1
-    summary = {"redelivered": len(records), "per_topic": per_topic,
-               "tables_compared": sum(len(s) for s in before.values()), "changed": len(changed)}
+    summary = {
+        "redelivered": len(records),
+        "per_topic": per_topic,
+        "tables_compared": sum(len(s) for s in before.values()),
+        "changed": len(changed),
+    }
     print(f"redelivery: {summary}")
     (support.ROOT / ".local" / "reliability" / "redelivery.json").write_text(json.dumps(summary))
     assert not changed, json.dumps(changed, default=str)[:4000]

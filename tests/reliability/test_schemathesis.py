@@ -8,7 +8,6 @@ import asyncio
 import json
 
 import pytest
-
 import support
 
 pytestmark = pytest.mark.infra
@@ -20,24 +19,35 @@ async def _run(service: str, token: str, *, examples: int, max_time: int) -> tup
     report = support.ROOT / ".local" / "reliability" / f"schemathesis-{service}.json"
     report.parent.mkdir(parents=True, exist_ok=True)
     proc = await asyncio.create_subprocess_exec(
-        str(support.ROOT / ".venv" / "bin" / "schemathesis"), "run",
+        str(support.ROOT / ".venv" / "bin" / "schemathesis"),
+        "run",
         f"http://127.0.0.1:{port}{prefix}/openapi.json",
-        "--checks", CHECKS,
-        "--max-examples", str(examples),
-        "--max-time", str(max_time),
-        "--phases", "examples,fuzzing",
-        "--header", f"Authorization: Bearer {token}",
+        "--checks",
+        CHECKS,
+        "--max-examples",
+        str(examples),
+        "--max-time",
+        str(max_time),
+        "--phases",
+        "examples,fuzzing",
+        "--header",
+        f"Authorization: Bearer {token}",
         # rotating the token signing key would change the world under the other tests
-        "--exclude-path-regex", "signing-keys/rotate",
-        "--request-timeout", "10",
-        "--seed", "14",
+        "--exclude-path-regex",
+        "signing-keys/rotate",
+        "--request-timeout",
+        "10",
+        "--seed",
+        "14",
         "--no-color",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     out, _ = await proc.communicate()
     text = out.decode(errors="replace")
-    report.write_text(json.dumps({"service": service, "exit": proc.returncode,
-                                  "output": text[-20000:]}))
+    report.write_text(
+        json.dumps({"service": service, "exit": proc.returncode, "output": text[-20000:]})
+    )
     return proc.returncode or 0, text
 
 

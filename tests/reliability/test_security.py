@@ -14,12 +14,11 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+import support
 import websockets
 from jwt.algorithms import OKPAlgorithm
 from plugpay_app.simulator import SimulatedStation
 from plugpay_events.session_code import generate_signing_key, new_typed_code, sign_session_code
-
-import support
 
 pytestmark = pytest.mark.infra
 
@@ -64,14 +63,20 @@ async def test_session_codes_forged_tampered_replayed_expired_elsewhere(
             header, payload, signature = token.split(".")
             claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
             # forged: a key that is not the gateway's, with the gateway's kid
-            forger = generate_signing_key(json.loads(base64.urlsafe_b64decode(header + "=="))["kid"])
+            forger = generate_signing_key(
+                json.loads(base64.urlsafe_b64decode(header + "=="))["kid"]
+            )
             forged, _ = sign_session_code(
-                forger, station_id=world.stations[0], connector_id=1,
+                forger,
+                station_id=world.stations[0],
+                connector_id=1,
                 session_id=uuid.UUID(reply["sessionId"]),
                 session_started_at=datetime.now(UTC),
             )
             r = await _scan(http, driver.token, forged)
-            assert r.status_code in (400, 403, 409, 422) and r.json()["reason"] == "code_invalid", r.text
+            assert r.status_code in (400, 403, 409, 422) and r.json()["reason"] == "code_invalid", (
+                r.text
+            )
             # tampered: the payload names another station, signature kept
             evil = dict(claims, st=world.stations[1])
             tampered = f"{header}.{_b64(json.dumps(evil).encode())}.{signature}"
@@ -94,7 +99,10 @@ async def test_session_codes_forged_tampered_replayed_expired_elsewhere(
             # the typed code of a used session is used too
             r = await _scan(http, other.token, reply["code"])
             assert r.status_code in (404, 409, 410) and r.json()["reason"] in (
-                "code_used", "code_invalid", "code_unknown", "code_expired"
+                "code_used",
+                "code_invalid",
+                "code_unknown",
+                "code_expired",
             ), r.text
         finally:
             await sim.close()
@@ -105,7 +113,9 @@ async def test_session_codes_forged_tampered_replayed_expired_elsewhere(
         sim2, reply2 = await _code(world.stations[1])
         try:
             moved, _ = sign_session_code(
-                key, station_id=world.stations[0], connector_id=1,
+                key,
+                station_id=world.stations[0],
+                connector_id=1,
                 session_id=uuid.UUID(reply2["sessionId"]),
                 session_started_at=datetime.now(UTC) - timedelta(seconds=2),
             )
@@ -114,7 +124,9 @@ async def test_session_codes_forged_tampered_replayed_expired_elsewhere(
             assert r.json()["reason"] in ("code_invalid", "code_used"), r.text
             # expired: correctly signed, but from long ago
             old, _ = sign_session_code(
-                key, station_id=world.stations[1], connector_id=1,
+                key,
+                station_id=world.stations[1],
+                connector_id=1,
                 session_id=uuid.UUID(reply2["sessionId"]),
                 session_started_at=datetime.now(UTC) - timedelta(hours=2),
             )
@@ -150,25 +162,39 @@ async def test_forged_tokens_are_refused(world: support.World) -> None:
     tokens = {
         "alg_none": f"{_b64(json.dumps({'alg': 'none', 'kid': kid}).encode())}."
         f"{_b64(json.dumps(admin_claims).encode())}.",
-        "alg_hs256_with_public_key": jwt.encode(admin_claims, "x" * 32, algorithm="HS256",
-                                                headers={"kid": kid}),
+        "alg_hs256_with_public_key": jwt.encode(
+            admin_claims, "x" * 32, algorithm="HS256", headers={"kid": kid}
+        ),
         "wrong_key": jwt.encode(admin_claims, stranger, algorithm="EdDSA", headers={"kid": kid}),
-        "unknown_kid": jwt.encode(admin_claims, stranger, algorithm="EdDSA",
-                                  headers={"kid": "nope"}),
-        "expired": jwt.encode(dict(real, iat=now - 7200, nbf=now - 7200, exp=now - 3600),
-                              private, algorithm="EdDSA", headers={"kid": kid}),
-        "wrong_audience": jwt.encode(dict(real, aud="someone-else"), private,
-                                     algorithm="EdDSA", headers={"kid": kid}),
-        "wrong_issuer": jwt.encode(dict(real, iss="evil"), private, algorithm="EdDSA",
-                                   headers={"kid": kid}),
-        "not_yet_valid": jwt.encode(dict(real, nbf=now + 3600, iat=now + 3600,
-                                         exp=now + 7200),
-                                    private, algorithm="EdDSA", headers={"kid": kid}),
+        "unknown_kid": jwt.encode(
+            admin_claims, stranger, algorithm="EdDSA", headers={"kid": "nope"}
+        ),
+        "expired": jwt.encode(
+            dict(real, iat=now - 7200, nbf=now - 7200, exp=now - 3600),
+            private,
+            algorithm="EdDSA",
+            headers={"kid": kid},
+        ),
+        "wrong_audience": jwt.encode(
+            dict(real, aud="someone-else"), private, algorithm="EdDSA", headers={"kid": kid}
+        ),
+        "wrong_issuer": jwt.encode(
+            dict(real, iss="evil"), private, algorithm="EdDSA", headers={"kid": kid}
+        ),
+        "not_yet_valid": jwt.encode(
+            dict(real, nbf=now + 3600, iat=now + 3600, exp=now + 7200),
+            private,
+            algorithm="EdDSA",
+            headers={"kid": kid},
+        ),
         "garbage": "eyJhbGciOi.garbage.x",
     }
     checks = [
-        ("GET", "/auth/me"), ("GET", "/sessions"), ("GET", "/billing/account"),
-        ("GET", "/pricing/tariffs"), ("GET", "/auth/organisations"),
+        ("GET", "/auth/me"),
+        ("GET", "/sessions"),
+        ("GET", "/billing/account"),
+        ("GET", "/pricing/tariffs"),
+        ("GET", "/auth/organisations"),
     ]
     async with httpx.AsyncClient(base_url=support.BASE_URL, timeout=20) as http:
         r = await http.get("/auth/me", headers=support.bearer(driver.token))
@@ -178,8 +204,12 @@ async def test_forged_tokens_are_refused(world: support.World) -> None:
                 r = await http.request(method, path, headers=support.bearer(token))
                 assert r.status_code == 401, (name, path, r.status_code, r.text)
         # the same signing key with the right claims does work (the test is meaningful)
-        ok = jwt.encode(dict(real, iat=now, nbf=now, exp=now + 300), private,
-                        algorithm="EdDSA", headers={"kid": kid})
+        ok = jwt.encode(
+            dict(real, iat=now, nbf=now, exp=now + 300),
+            private,
+            algorithm="EdDSA",
+            headers={"kid": kid},
+        )
         assert (await http.get("/auth/me", headers=support.bearer(ok))).status_code == 200
 
 
@@ -189,17 +219,20 @@ async def test_stolen_refresh_token_reuse_revokes_the_family(world: support.Worl
         await support.create_user(http, world.admin_token, email, "driver")
         first = await support.login(http, email, support.TEST_PASSWORD)
         stolen = first["refresh_token"]
-        r = await http.post("/auth/token", data={"grant_type": "refresh_token",
-                                                  "refresh_token": stolen})
+        r = await http.post(
+            "/auth/token", data={"grant_type": "refresh_token", "refresh_token": stolen}
+        )
         assert r.status_code == 200, r.text
         legit = r.json()["refresh_token"]
         # the thief replays the old one: refused
-        r = await http.post("/auth/token", data={"grant_type": "refresh_token",
-                                                  "refresh_token": stolen})
+        r = await http.post(
+            "/auth/token", data={"grant_type": "refresh_token", "refresh_token": stolen}
+        )
         assert r.status_code in (400, 401), r.text
         # and the whole family is revoked: the legitimate holder's newer token dies too
-        r = await http.post("/auth/token", data={"grant_type": "refresh_token",
-                                                  "refresh_token": legit})
+        r = await http.post(
+            "/auth/token", data={"grant_type": "refresh_token", "refresh_token": legit}
+        )
         assert r.status_code in (400, 401), r.text
         r = await http.post("/auth/refresh", json={"refresh_token": "x" * 43})
         assert r.status_code in (400, 401), r.text
@@ -213,8 +246,10 @@ async def _handshake(station_id: str, user: str, password: str) -> int:
     url = f"{support.BASE_URL.replace('http', 'ws')}/ocpp/{station_id}"
     try:
         async with websockets.connect(
-            url, subprotocols=["ocpp1.6"],  # type: ignore[list-item]
-            additional_headers={"Authorization": f"Basic {token}"}, open_timeout=10,
+            url,
+            subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+            additional_headers={"Authorization": f"Basic {token}"},
+            open_timeout=10,
         ):
             return 101
     except websockets.exceptions.InvalidStatus as error:
@@ -256,8 +291,11 @@ async def test_login_brute_force_is_throttled(world: support.World) -> None:
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=20) as http:
         codes = []
         for i in range(30):
-            r = await http.post("/auth/token", data={"username": email, "password": f"guess-{i}"},
-                                headers={"X-Forwarded-For": ip})
+            r = await http.post(
+                "/auth/token",
+                data={"username": email, "password": f"guess-{i}"},
+                headers={"X-Forwarded-For": ip},
+            )
             codes.append(r.status_code)
             if r.status_code == 429:
                 break
@@ -265,9 +303,11 @@ async def test_login_brute_force_is_throttled(world: support.World) -> None:
         assert set(codes) <= {401, 429}
         assert "Retry-After" in r.headers
         # even the right password is refused while locked (no oracle)
-        r = await http.post("/auth/token", data={"username": email,
-                                                  "password": support.TEST_PASSWORD},
-                            headers={"X-Forwarded-For": ip})
+        r = await http.post(
+            "/auth/token",
+            data={"username": email, "password": support.TEST_PASSWORD},
+            headers={"X-Forwarded-For": ip},
+        )
         assert r.status_code == 429
 
 
@@ -277,8 +317,9 @@ async def test_typed_code_guessing_is_throttled(world: support.World) -> None:
         codes = []
         for _ in range(40):
             guess = new_typed_code()
-            r = await http.post("/sessions/scan", json={"code": guess},
-                                headers=support.bearer(driver.token))
+            r = await http.post(
+                "/sessions/scan", json={"code": guess}, headers=support.bearer(driver.token)
+            )
             codes.append(r.status_code)
             if r.status_code == 429:
                 break
