@@ -18,6 +18,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--long", action="store_true", help="long chaos/fuzz variants")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--long"):
+        os.environ["PLUGPAY_LONG"] = "1"  # read at import time by the hypothesis settings
+
+
 @pytest.fixture(scope="session")
 def long_run(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--long") or os.environ.get("PLUGPAY_LONG"))

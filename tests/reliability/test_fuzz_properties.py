@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,7 +35,11 @@ KEY = generate_signing_key("fuzz-key")
 JWKS = public_jwks(KEY)
 OTHER = generate_signing_key("fuzz-key")  # same kid, different key: a forger's guess
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-EXAMPLES = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+EXAMPLES = settings(
+    max_examples=3000 if os.environ.get("PLUGPAY_LONG") else 150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 def _b64(data: bytes) -> str:

@@ -53,14 +53,14 @@ def _secrets() -> set[str]:
 
 def scan(paths: list[Path], extra_secrets: set[str]) -> list[str]:
     secrets = _secrets() | extra_secrets
+    secret_re = re.compile("|".join(re.escape(s) for s in sorted(secrets, key=len, reverse=True)))
     problems: list[str] = []
     for path in paths:
         with path.open(errors="replace") as lines:
             for number, line in enumerate(lines, 1):
                 where = f"{path.relative_to(support.ROOT)}:{number}"
-                for secret in secrets:
-                    if secret in line:
-                        problems.append(f"{where}: a password/refresh token ({secret[:3]}…)")
+                for match in secret_re.finditer(line):
+                    problems.append(f"{where}: a password/refresh token ({match.group(0)[:3]}…)")
                 for match in JWT.finditer(line):
                     if not _is_session_code(match.group(1)):
                         problems.append(f"{where}: a bearer token {match.group(0)[:16]}…")
