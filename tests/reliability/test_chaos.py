@@ -2,7 +2,8 @@
 
 Short variant (default): ~80 sessions on 16 stations, two kill rounds (12 SIGKILLs).
 Long (``--long`` or PLUGPAY_LONG=1): ~400 sessions on 40 stations, six rounds.
-Kafka and PostgreSQL restarts only with ``CI`` set or PLUGPAY_CHAOS_INFRA=1 (shared infrastructure on a dev machine).
+Kafka and PostgreSQL restarts only with ``CI`` set or PLUGPAY_CHAOS_INFRA=1 (they are shared
+infrastructure on a dev machine).
 """
 
 from __future__ import annotations
