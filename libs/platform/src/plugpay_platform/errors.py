@@ -10,6 +10,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -93,19 +94,30 @@ def install_error_handlers(app: FastAPI) -> None:
             }
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
+    @app.exception_handler(DBAPIError)
+    async def database_error(_: Request, exc: DBAPIError) -> JSONResponse:
+        # Handled here (not only below) so that a 422 is not also logged as a crash.
+        if _unstorable_text(exc):
+            return _bad_text()
+        raise exc
+
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         if _unstorable_text(exc):
-            # Text PostgreSQL cannot hold (a NUL byte) reached a query: the request's fault.
-            return JSONResponse(
-                {"reason": "invalid_request", "message": "the request contains invalid text"},
-                status_code=422,
-            )
+            return _bad_text()
         log.exception("unhandled error")
         return JSONResponse(
             {"reason": "internal_error", "message": "something went wrong on our side"},
             status_code=500,
         )
+
+
+def _bad_text() -> JSONResponse:
+    # Text PostgreSQL cannot hold (a NUL byte) reached a query: the request's fault.
+    return JSONResponse(
+        {"reason": "invalid_request", "message": "the request contains invalid text"},
+        status_code=422,
+    )
 
 
 # character_not_in_repertoire (NUL in text), untranslatable_character
