@@ -19,6 +19,9 @@ python3 -m uv run --no-sync pytest tests/deploy -p no:cacheprovider -q
 if compgen -G "tests/e2e/test_*.py" >/dev/null; then
   python3 -m uv run --no-sync pytest tests/e2e -p no:cacheprovider
 fi
+# Issue 11: a compressed month through the real flow (plugpay run), exported and reported;
+# the report's totals equal the live stores' (sessions, energy, revenue to the cent).
+python3 -m uv run --no-sync pytest tests/analytics -p no:cacheprovider
 # The web front-ends in Debian's headless Chromium (tests/web/README.md).
 bash scripts/install-chromium.sh
 python3 -m uv run --no-sync pytest tests/web -p no:cacheprovider
