@@ -3,14 +3,16 @@ service's lifespan runs (and stops) with the process."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+
 import httpx
 from fastapi import FastAPI
 from plugpay_app.dispatch import PrefixDispatcher
 
 
 def service(name: str, events: list[str]) -> FastAPI:
-    from contextlib import asynccontextmanager
-
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
         events.append(f"start {name}")
@@ -30,42 +32,70 @@ async def test_longest_prefix_wins_and_unknown_paths_are_404() -> None:
     events: list[str] = []
     stations, stations_x = service("gateway", events), service("other", events)
     dispatcher = PrefixDispatcher([("/stations", stations), ("/stations-x", stations_x)])
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=dispatcher), base_url="http://t"
-    ) as client:
-        assert (await client.get("/stations/ST-1/display")).json()["service"] == "gateway"
-        assert (await client.get("/stations")).json()["service"] == "gateway"
-        assert (await client.get("/stations-x/1")).json()["service"] == "other"
-        missing = await client.get("/stationsy")
-        assert missing.status_code == 404
-        assert missing.json()["reason"] == "not_found"
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=dispatcher), base_url="http://t")
+    answers: dict[str, httpx.Response] = {}
+
+    async def while_running() -> None:
+        await dispatcher.wait_started()
+        for path in ("/stations/ST-1/display", "/stations", "/stations-x/1", "/stationsy"):
+            answers[path] = await client.get(path)
+
+    await lifespan_messages(dispatcher, while_running)
+    assert answers["/stations/ST-1/display"].json()["service"] == "gateway"
+    assert answers["/stations"].json()["service"] == "gateway"
+    assert answers["/stations-x/1"].json()["service"] == "other"
+    assert answers["/stationsy"].status_code == 404
+    assert answers["/stationsy"].json()["reason"] == "not_found"
 
 
-async def test_lifespans_start_in_order_and_stop_in_reverse() -> None:
+async def lifespan_messages(
+    dispatcher: PrefixDispatcher, between: Callable[[], Awaitable[None]]
+) -> list[str]:
+    """Drive the dispatcher's lifespan: start, ``between``, shut down; the messages it sent."""
+    sent: list[str] = []
+    shutdown = asyncio.Event()
+    inbox = ["lifespan.startup", "lifespan.shutdown"]
+
+    async def receive() -> dict[str, object]:
+        kind = inbox.pop(0)
+        if kind == "lifespan.shutdown":
+            await shutdown.wait()
+        return {"type": kind}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(str(message["type"]))
+        if message["type"] == "lifespan.startup.complete":
+            await between()
+            shutdown.set()
+
+    await dispatcher({"type": "lifespan"}, receive, send)  # type: ignore[arg-type]
+    return sent
+
+
+async def test_front_door_opens_at_once_and_services_answer_once_started() -> None:
     events: list[str] = []
     first, second = service("auth", events), service("sessions", events)
     dispatcher = PrefixDispatcher([("/auth", first), ("/sessions", second), ("/more", second)])
-    sent: list[dict[str, object]] = []
-    inbox = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=dispatcher), base_url="http://t")
 
-    async def receive() -> dict[str, object]:
-        return inbox.pop(0)
+    async def while_running() -> None:
+        await dispatcher.wait_started()
+        assert (await client.get("/more/x")).json()["service"] == "sessions"
 
-    async def send(message: dict[str, object]) -> None:
-        sent.append(message)
+    sent = await lifespan_messages(dispatcher, while_running)
+    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    # An app mounted under two prefixes starts (and stops) once.
+    assert sorted(events) == ["start auth", "start sessions", "stop auth", "stop sessions"]
+    starting = await client.get("/auth/x")  # after shutdown: not serving any more
+    assert starting.status_code == 503
+    assert starting.headers["retry-after"] == "1"
+    assert starting.json()["reason"] == "starting"
 
-    await dispatcher({"type": "lifespan"}, receive, send)  # type: ignore[arg-type]
-    assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
-    # An app mounted under two prefixes starts once.
-    assert events == ["start auth", "start sessions", "stop sessions", "stop auth"]
 
-
-async def test_failed_start_stops_what_already_started() -> None:
+async def test_a_service_that_fails_to_start_answers_503_and_the_others_run() -> None:
     events: list[str] = []
     good = service("auth", events)
     broken = FastAPI()
-
-    from contextlib import asynccontextmanager
 
     @asynccontextmanager
     async def explode(app: FastAPI):  # type: ignore[no-untyped-def]
@@ -74,15 +104,16 @@ async def test_failed_start_stops_what_already_started() -> None:
 
     broken.router.lifespan_context = explode
     dispatcher = PrefixDispatcher([("/auth", good), ("/broken", broken)])
-    sent: list[dict[str, object]] = []
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=dispatcher), base_url="http://t")
+    answers: list[httpx.Response] = []
 
-    async def receive() -> dict[str, object]:
-        return {"type": "lifespan.startup"}
+    async def while_running() -> None:
+        await dispatcher.wait_started()
+        answers.extend([await client.get("/auth/x"), await client.get("/broken/x")])
 
-    async def send(message: dict[str, object]) -> None:
-        sent.append(message)
-
-    await dispatcher({"type": "lifespan"}, receive, send)  # type: ignore[arg-type]
-    assert sent[-1]["type"] == "lifespan.startup.failed"
-    assert "database unreachable" in str(sent[-1]["message"])
+    await lifespan_messages(dispatcher, while_running)
+    assert answers[0].json()["service"] == "auth"
+    assert answers[1].status_code == 503
+    assert answers[1].json()["reason"] == "start_failed"
+    assert "database unreachable" in next(iter(dispatcher.failed.values()))
     assert events == ["start auth", "stop auth"]

@@ -6,7 +6,8 @@ behind the gateway, so the embedded process exercises the same code paths as pro
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
@@ -21,13 +22,23 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class PrefixDispatcher:
-    """Route by the longest matching path prefix; run every sub-app's lifespan."""
+    """Route by the longest matching path prefix; run every sub-app's lifespan.
+
+    The front door opens at once: the sub-apps start concurrently in the background and a
+    request for one still starting gets 503 with Retry-After (a WebSocket is closed with 1013,
+    "try again later"), so the first page answers within a second of the process starting.
+    """
 
     def __init__(self, routes: Sequence[tuple[str, Any]], fallback: ASGIApp | None = None) -> None:
         # Longest prefix first, so "/stations" does not shadow "/stations-x".
         self.routes = sorted(routes, key=lambda r: len(r[0]), reverse=True)
         self.fallback = fallback
         self.apps = list(dict.fromkeys(app for _, app in routes))
+        self.started: set[int] = set()
+        self.failed: dict[int, str] = {}
+        self._all_started = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._runners: list[asyncio.Task[None]] = []
 
     def app_for(self, path: str) -> Any | None:
         for prefix, app in self.routes:
@@ -35,40 +46,78 @@ class PrefixDispatcher:
                 return app
         return None
 
+    async def wait_started(self) -> None:
+        """Until every sub-app has started (or failed to)."""
+        await self._all_started.wait()
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
-        app = self.app_for(scope.get("path", "/")) or self.fallback
+        app = self.app_for(scope.get("path", "/"))
         if app is None:
-            await _not_found(scope, send)
+            if self.fallback is None:
+                await _not_found(scope, send)
+            else:
+                await self.fallback(scope, receive, send)
+            return
+        if id(app) not in self.started:
+            await _unavailable(scope, send, self.failed.get(id(app)))
             return
         await app(scope, receive, send)
 
+    async def _run(self, app: Any) -> None:
+        router = getattr(app, "router", None)
+        try:
+            if router is None:
+                self.started.add(id(app))
+                return
+            async with router.lifespan_context(app):
+                self.started.add(id(app))
+                self._check_all_started()
+                await self._stop.wait()
+        except Exception as error:
+            log.exception("a service failed to start or stop")
+            self.failed[id(app)] = f"{type(error).__name__}: {error}"
+        finally:
+            self.started.discard(id(app))
+            self._check_all_started()
+
+    def _check_all_started(self) -> None:
+        if all(id(a) in self.started or id(a) in self.failed for a in self.apps):
+            self._all_started.set()
+
     async def _lifespan(self, receive: Receive, send: Send) -> None:
-        stack = contextlib.AsyncExitStack()
         message = await receive()
         assert message["type"] == "lifespan.startup"
-        try:
-            for app in self.apps:
-                router = getattr(app, "router", None)
-                if router is not None:
-                    await stack.enter_async_context(router.lifespan_context(app))
-        except Exception as error:
-            log.exception("start-up failed")
-            await stack.aclose()
-            await send({"type": "lifespan.startup.failed", "message": str(error)})
-            return
+        self._runners = [asyncio.create_task(self._run(app)) for app in self.apps]
         await send({"type": "lifespan.startup.complete"})
         message = await receive()
         assert message["type"] == "lifespan.shutdown"
-        try:
-            await stack.aclose()
-        except Exception as error:
-            log.exception("shutdown failed")
-            await send({"type": "lifespan.shutdown.failed", "message": str(error)})
-            return
+        self._stop.set()
+        await asyncio.gather(*self._runners, return_exceptions=True)
         await send({"type": "lifespan.shutdown.complete"})
+
+
+async def _unavailable(scope: Scope, send: Send, failure: str | None) -> None:
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1013})
+        return
+    reason = "start_failed" if failure else "starting"
+    message = "this service failed to start" if failure else "starting up, try again in a moment"
+    body = json.dumps({"reason": reason, "message": message}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", b"1"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _not_found(scope: Scope, send: Send) -> None:

@@ -241,6 +241,11 @@ async def _serve(
             return
         await asyncio.sleep(0.05)
     print("\n".join(urls(host, port)), flush=True)
+    await dispatcher.wait_started()
+    if dispatcher.failed:
+        log.error("some services failed to start (they answer 503): %s", dispatcher.failed)
+    else:
+        print("All services are ready.", flush=True)
     extras: list[asyncio.Task[Any]] = []
     if seed:
         from plugpay_app import demo

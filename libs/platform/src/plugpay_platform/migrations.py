@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 from alembic import command
@@ -21,9 +22,19 @@ def alembic_config(script_location: Path, database_url: str) -> Config:
     return config
 
 
+# Alembic's ``context`` is process-global: one upgrade at a time in a process (the embedded
+# mode starts five services at once); across processes the advisory lock in run_env applies.
+_upgrade_lock = threading.Lock()
+
+
+def _upgrade(config: Config) -> None:
+    with _upgrade_lock:
+        command.upgrade(config, "head")
+
+
 async def upgrade_to_head(script_location: Path, database_url: str) -> None:
     """Apply a service's migrations; concurrent starters are serialised by an advisory lock."""
-    await asyncio.to_thread(command.upgrade, alembic_config(script_location, database_url), "head")
+    await asyncio.to_thread(_upgrade, alembic_config(script_location, database_url))
 
 
 def run_env(target_metadata: MetaData, version_table: str = "alembic_version") -> None:
