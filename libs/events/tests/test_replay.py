@@ -120,3 +120,33 @@ async def test_close_runs_when_applying_fails() -> None:
     with pytest.raises(RuntimeError):
         await rebuild(LogOnly({"p.plugpay.stations": records}), [STATIONS], projection)
     assert projection.calls == ["reset", "close"]
+
+
+async def test_the_projection_is_reset_before_the_log_is_read() -> None:
+    # reset() locks live consumers out: an event they handle after the read but before the reset
+    # would be wiped (effect and inbox row) yet missing from the replay.
+    calls: list[str] = []
+
+    class Watched(LogOnly):
+        async def read_topic(self, topic: str, *, timeout_s: float = 10.0) -> list[RawRecord]:
+            calls.append("read")
+            return await super().read_topic(topic, timeout_s=timeout_s)
+
+    class Locking(Recorder):
+        async def reset(self) -> None:
+            calls.append("reset")
+
+    records = [record(0, 0, serde.encode(offline("A", 1)))]
+    await rebuild(Watched({"p.plugpay.stations": records}), [STATIONS], Locking())
+    assert calls == ["reset", "read"]
+
+
+async def test_close_runs_when_reading_fails() -> None:
+    class Broken(LogOnly):
+        async def read_topic(self, topic: str, *, timeout_s: float = 10.0) -> list[RawRecord]:
+            raise TimeoutError("reading took too long")
+
+    projection = Recorder()
+    with pytest.raises(TimeoutError):
+        await rebuild(Broken({}), [STATIONS], projection)
+    assert projection.calls == ["reset", "close"]

@@ -147,11 +147,14 @@ async def rebuild(
     ``on_progress`` is called about every ``progress_every_s`` seconds and once at the end.
     """
     progress = ReplayProgress(projection.name)
-    envelopes = await read_log(bus, topics, progress, timeout_s=read_timeout_s)
-    if on_progress:
-        on_progress(progress)
+    # Reset (which locks live consumers out) BEFORE reading: an event a live consumer handled
+    # between the read and the reset would have its effect and inbox row wiped without being
+    # in the replay, and its offset is already committed: lost from the projection for good.
     await projection.reset()
     try:
+        envelopes = await read_log(bus, topics, progress, timeout_s=read_timeout_s)
+        if on_progress:
+            on_progress(progress)
         began = time.monotonic()
         last_report = began
         for index, envelope in enumerate(envelopes, start=1):
