@@ -76,7 +76,9 @@ async def test_rebuilt_session_store_equals_the_live_one(world: World) -> None:
                 )
                 return handled == len(before)
 
-            await eventually(caught_up, within=60, what="a quiet log")
+            await eventually(
+                caught_up, within=180, what="the live store has every logged event", every=1.0
+            )
             live = await snapshot(conn)
             done = await asyncio.to_thread(
                 subprocess.run,
