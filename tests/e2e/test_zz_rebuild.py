@@ -76,9 +76,20 @@ async def test_rebuilt_session_store_equals_the_live_one(world: World) -> None:
                 )
                 return handled == len(before)
 
-            await eventually(
-                caught_up, within=180, what="the live store has every logged event", every=1.0
-            )
+            try:
+                await eventually(
+                    caught_up, within=180, what="the live store has every logged event", every=1.0
+                )
+            except TimeoutError:
+                handled = await conn.fetchval(
+                    "SELECT count(*) FROM inbox WHERE consumer = 'session-svc.store'"
+                    " AND event_id = ANY($1::uuid[])",
+                    before,
+                )
+                pytest.fail(
+                    f"the live session store never applied {len(before) - handled} of the"
+                    f" {len(before)} events in the log (its consumer's offsets are past them)"
+                )
             live = await snapshot(conn)
             done = await asyncio.to_thread(
                 subprocess.run,
