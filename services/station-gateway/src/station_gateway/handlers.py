@@ -67,8 +67,10 @@ def session_event_handler(instance_id: str, instance_dead_after: timedelta):  # 
     """The effect of ``station-gateway.sessions`` for this process."""
 
     async def apply(session: AsyncSession, envelope: Envelope) -> Sequence[Envelope]:
-        if envelope.producer == service.PRODUCER and envelope.type != "SessionStopRequested":
-            return ()  # our own events come back on the topic
+        if envelope.producer == service.PRODUCER:
+            # Our own events come back on the topic. A limit stop queued its stop command in
+            # the transaction that emitted it; queuing another here would stop twice.
+            return ()
         event = envelope.event()
         repo = Repository(session)
         if isinstance(event, SessionPriced):
@@ -91,12 +93,11 @@ def session_event_handler(instance_id: str, instance_dead_after: timedelta):  # 
             row = await repo.session_row(event.session_id, lock=True)
             if row is None or row["state"] not in ("starting", "charging", "authorized"):
                 return ()
-            if envelope.producer != service.PRODUCER:
-                await repo.update_session(
-                    event.session_id,
-                    stop_requested_by=event.requested_by,
-                    stop_requested_at=event.requested_at,
-                )
+            await repo.update_session(
+                event.session_id,
+                stop_requested_by=event.requested_by,
+                stop_requested_at=event.requested_at,
+            )
             await repo.add_command(
                 row["station_id"], "stop", instance_id, session_id=event.session_id
             )
