@@ -186,7 +186,9 @@ def start_embedded(data_dir: Path) -> Deployment:
         deadline = time.monotonic() + 180
         _wait_http(f"{base}/", deadline, process)
         first_page = time.monotonic() - began
-        _wait_http(f"{base}/sessions/readyz", deadline, process)
+        # The front door opens before the services have started: wait for every one of them.
+        for prefix in ("/auth", "/stations", "/sessions", "/pricing", "/billing"):
+            _wait_http(f"{base}{prefix}/readyz", deadline, process)
         info = PostmasterInfo.read_from_pgdata(data_dir / "postgres")
         assert info is not None, "the embedded PostgreSQL left no postmaster.pid"
         urls = {
