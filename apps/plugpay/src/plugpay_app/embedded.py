@@ -141,8 +141,12 @@ def configure_environment(data_dir: Path, base_uri: str, host: str, port: int) -
         secret_file.chmod(0o600)
     env.setdefault("AUTH_SVC_BOOTSTRAP_ADMIN_EMAIL", "admin@example.com")
     env.setdefault("AUTH_SVC_BOOTSTRAP_ADMIN_PASSWORD", secret_file.read_text().strip())
+    # The embedded mode owns these: its event log is the PostgreSQL table, whatever Kafka or
+    # prefix the calling shell happens to name (a test runner exports them for other suites).
+    os.environ.pop("PLUGPAY_KAFKA_BOOTSTRAP", None)
+    env["PLUGPAY_TOPIC_PREFIX"] = ""
     for key, value in env.items():
-        os.environ.setdefault(key, value)
+        os.environ[key] = value
 
 
 def landing_app(host: str, port: int) -> FastAPI:
