@@ -6,7 +6,7 @@ UV := python3 -m uv
 
 include deploy/local/infra.mk
 
-.PHONY: help bootstrap web-deps sync run test test-packages lint typecheck schemas clean up down bench bench-smoke
+.PHONY: help bootstrap web-deps sync run test test-packages lint typecheck schemas clean up down bench bench-smoke reliability
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ up: sync ## the distributed stack: each service its own process, Kafka, PostgreS
 
 down: ## stop the distributed stack (Kafka and PostgreSQL keep running: make infra-down)
 	@bash scripts/stack.sh down
+
+reliability: sync ## chaos, redelivery, fuzzing and security suites (tests/reliability; isolated stack)
+	@python3 -m uv run --no-sync pytest tests/reliability -p no:cacheprovider
 
 bench: sync ## the benchmark suite on an isolated stack (bench/run.sh, ~40 min): bench/results, docs/performance.md
 	@bash bench/run.sh
