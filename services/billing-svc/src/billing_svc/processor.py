@@ -297,6 +297,26 @@ class SimulatedProcessor(PaymentProcessor):
 
         self._idempotent(idempotency_key, "detach", {"token": token}, run)
 
+    def _new_intent(
+        self, token: str, amount: int, currency: str, *, capture_manual: bool
+    ) -> _Intent:
+        """A PaymentIntent as Stripe makes one: a hold (manual capture) or a paid charge."""
+        if amount <= 0:
+            raise ProcessorError("parameter_invalid_integer", "amount must be positive")
+        self._decline_check(token)
+        intent = _Intent(
+            id=f"pi_sim_{uuid.uuid4().hex[:14]}",
+            amount=amount,
+            currency=currency,
+            token=token,
+            capture_manual=capture_manual,
+            status="requires_capture" if capture_manual else "succeeded",
+            created_at=self.clock(),
+            amount_received=0 if capture_manual else amount,
+        )
+        self.intents[intent.id] = intent
+        return intent
+
     def _decline_check(self, token: str) -> None:
         _, _, decline = self._card(token)
         if decline is not None:
@@ -318,19 +338,7 @@ class SimulatedProcessor(PaymentProcessor):
         metadata: dict[str, str] | None = None,
     ) -> Authorization:
         def run() -> Authorization:
-            if amount <= 0:
-                raise ProcessorError("parameter_invalid_integer", "amount must be positive")
-            self._decline_check(token)
-            intent = _Intent(
-                id=f"pi_sim_{uuid.uuid4().hex[:14]}",
-                amount=amount,
-                currency=currency,
-                token=token,
-                capture_manual=True,
-                status="requires_capture",
-                created_at=self.clock(),
-            )
-            self.intents[intent.id] = intent
+            intent = self._new_intent(token, amount, currency, capture_manual=True)
             return Authorization(intent.id, amount, currency, intent.created_at + self.hold_ttl)
 
         params = {"customer": customer_id, "token": token, "amount": amount, "currency": currency}
@@ -388,20 +396,7 @@ class SimulatedProcessor(PaymentProcessor):
         metadata: dict[str, str] | None = None,
     ) -> Charge:
         def run() -> Charge:
-            if amount <= 0:
-                raise ProcessorError("parameter_invalid_integer", "amount must be positive")
-            self._decline_check(token)
-            intent = _Intent(
-                id=f"pi_sim_{uuid.uuid4().hex[:14]}",
-                amount=amount,
-                currency=currency,
-                token=token,
-                capture_manual=False,
-                status="succeeded",
-                created_at=self.clock(),
-                amount_received=amount,
-            )
-            self.intents[intent.id] = intent
+            intent = self._new_intent(token, amount, currency, capture_manual=False)
             return Charge(intent.id, amount, currency)
 
         params = {"customer": customer_id, "token": token, "amount": amount, "currency": currency}
