@@ -95,6 +95,14 @@ class ChaosStation:
                     raise
                 await asyncio.sleep(1.0)
 
+    async def revive(self, deadline: float) -> None:
+        """Reconnect if the back office closed the link (a real charger notices and redials;
+        on reconnecting it re-sends the StartTransaction nobody answered)."""
+        ws = self.sim._ws
+        if self.connected and (ws is None or ws.close_code is not None):
+            await self.drop()
+        await self.ensure(deadline)
+
     async def drop(self) -> None:
         """The station loses its network (no closing handshake)."""
         self.connected = False
@@ -211,6 +219,8 @@ async def station_worker(
                 if tx is not None and tx is not before:
                     started = tx
                     break
+                with contextlib.suppress(Exception):
+                    await station.revive(deadline)
                 if (
                     rng.random() < 0.2
                     and await _session_status(http, driver.token, sid) in TERMINAL

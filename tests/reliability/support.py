@@ -48,6 +48,9 @@ TIMEOUTS = {
     "SESSION_SVC_CODE_TOLERANCE_S": "40",
     "SESSION_SVC_CLOCK_SKEW_S": "5",
     "SESSION_SVC_START_TIMEOUT_S": "40",
+    # A connector reported Available while its session still charges (the station lost the
+    # transaction) is completed after this long (production: 600 s).
+    "STATION_GATEWAY_LOST_TRANSACTION_GRACE_S": "20",
 }
 
 
@@ -57,12 +60,15 @@ def stack_env() -> dict[str, str]:
 
 def _running_with_timeouts() -> bool:
     """Is every running service process of the instance started with ``TIMEOUTS``?"""
-    for path in STATE.glob("*-svc-*.pid"):
+    wanted = {f"{k}={v}" for k, v in TIMEOUTS.items()}
+    for path in STATE.glob("*.pid"):
+        if path.stem.startswith("nginx"):
+            continue
         try:
             environ = Path(f"/proc/{int(path.read_text())}/environ").read_bytes().decode()
         except (OSError, ValueError):
             continue
-        if "SESSION_SVC_CODE_TOLERANCE_S=40" not in environ.split("\0"):
+        if not wanted <= set(environ.split("\0")):
             return False
     return True
 

@@ -90,6 +90,9 @@ class SimulatedStation:
         self._tasks: list[asyncio.Task[Any]] = []
         self._tx_ids = itertools.count(1)
         self.heartbeat_interval_s = 60
+        # 1.6 StartTransaction calls the back office never answered (the connection dropped):
+        # like a real charger's transaction queue, they are sent again after reconnecting.
+        self.unsent_starts: dict[int, Any] = {}
 
     # -- connection -------------------------------------------------------------------------
 
@@ -125,8 +128,20 @@ class SimulatedStation:
             )
         self.heartbeat_interval_s = int(getattr(reply, "interval", 60) or 60)
         for connector in range(1, self.connectors + 1):
-            await self.set_status(connector, "Available")
+            await self.set_status(connector, "Charging" if self.busy(connector) else "Available")
         self._tasks.append(asyncio.create_task(self._heartbeats()))
+        await self._send_unsent_starts()
+
+    def busy(self, connector_id: int) -> bool:
+        """A transaction runs (or waits to be reported) on the connector."""
+        tx = self.transactions.get(connector_id)
+        return connector_id in self.unsent_starts or (tx is not None and not tx.stopped.is_set())
+
+    async def _send_unsent_starts(self) -> None:
+        for connector_id, request in list(self.unsent_starts.items()):
+            reply = await self._cp.call(request)  # raises again if the link is still down
+            del self.unsent_starts[connector_id]
+            await self._started_16(connector_id, request, reply)
 
     async def _heartbeats(self) -> None:
         while True:
@@ -209,25 +224,47 @@ class SimulatedStation:
     async def _start(self, connector_id: int, session_ref: str) -> None:
         meter_start = self.meter_register_wh
         if self.ocpp_version == "1.6":
-            await self.set_status(connector_id, "Preparing")
-            reply = await self._cp.call(
-                call16.StartTransaction(
-                    connector_id=connector_id,
-                    id_tag=session_ref,
-                    meter_start=meter_start,
-                    timestamp=now_iso(),
-                )
+            with contextlib.suppress(Exception):  # a status may be lost; the transaction not
+                await self.set_status(connector_id, "Preparing")
+            request = call16.StartTransaction(
+                connector_id=connector_id,
+                id_tag=session_ref,
+                meter_start=meter_start,
+                timestamp=now_iso(),
             )
-            tx_id = str(reply.transaction_id)
-        else:
-            tx_id = f"{self.station_id}-{next(self._tx_ids)}"
+            try:
+                reply = await self._cp.call(request)
+            except Exception:
+                self.unsent_starts[connector_id] = request
+                raise
+            await self._started_16(connector_id, request, reply)
+            return
+        tx_id = f"{self.station_id}-{next(self._tx_ids)}"
         tx = Transaction(connector_id, session_ref, tx_id, meter_start, meter_start)
         self.transactions[connector_id] = tx
-        if self.ocpp_version == "2.0.1":
-            await self._transaction_event(tx, "Started", "RemoteStart")
-        await self.set_status(connector_id, "Charging")
+        await self._transaction_event(tx, "Started", "RemoteStart")
+        await self._charging(tx)
+
+    async def _started_16(self, connector_id: int, request: Any, reply: Any) -> None:
+        """The back office answered StartTransaction: charge, or not if the idTag is refused."""
+        info = getattr(reply, "id_tag_info", None) or {}
+        if str(info.get("status", "")) != "Accepted":
+            await self.set_status(connector_id, "Available")
+            return
+        tx = Transaction(
+            connector_id,
+            request.id_tag,
+            str(reply.transaction_id),
+            request.meter_start,
+            max(request.meter_start, self.meter_register_wh),
+        )
+        self.transactions[connector_id] = tx
+        await self._charging(tx)
+
+    async def _charging(self, tx: Transaction) -> None:
         tx.started.set()
         self._tasks.append(asyncio.create_task(self._meter_loop(tx)))
+        await self.set_status(tx.connector_id, "Charging")
 
     async def _meter_loop(self, tx: Transaction) -> None:
         while not tx.stopped.is_set():
@@ -332,11 +369,7 @@ class _Handlers16(ChargePoint16):  # type: ignore[misc]
         connector = connector_id or 1
         if self.station.on_start_request is not None:
             self.station.on_start_request(connector, id_tag)
-        busy = (
-            connector in self.station.transactions
-            and not self.station.transactions[connector].stopped.is_set()
-        )
-        if busy:
+        if self.station.busy(connector):
             return result16.RemoteStartTransaction(status=enums16.RemoteStartStopStatus.rejected)
         asyncio.get_running_loop().call_soon(
             lambda: asyncio.ensure_future(self.station._start(connector, id_tag))
@@ -394,11 +427,7 @@ class _Handlers201(ChargePoint201):  # type: ignore[misc]
         connector = evse_id or 1
         if self.station.on_start_request is not None:
             self.station.on_start_request(connector, str(remote_start_id))
-        busy = (
-            connector in self.station.transactions
-            and not self.station.transactions[connector].stopped.is_set()
-        )
-        if busy:
+        if self.station.busy(connector):
             return result201.RequestStartTransaction(
                 status=enums201.RequestStartStopStatusEnumType.rejected
             )

@@ -152,6 +152,24 @@ class Gateway:
                     await handler._connection.websocket.close(code=1001)
         for station_id in list(self.connections):
             await self.drain(station_id)
+        await self._end_lost_transactions()
+
+    async def _end_lost_transactions(self) -> None:
+        grace = timedelta(seconds=self.settings.lost_transaction_grace_s)
+        async with self.database.read() as session:
+            lost = await Repository(session).lost_transactions(service.now_utc() - grace)
+        for row in lost:
+            async with self.database.write() as session:
+                ended = await service.end_lost_transaction(session, row["session_id"])
+            if ended:
+                log.warning(
+                    "completed session %s: station %s reported connector %s free without "
+                    "ending transaction %s",
+                    row["session_id"],
+                    row["station_id"],
+                    row["connector_id"],
+                    row["transaction_id"],
+                )
 
     async def _check_limits(self) -> None:
         for station_id in list(self.connections):

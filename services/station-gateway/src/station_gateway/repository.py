@@ -229,7 +229,12 @@ class Repository:
                 connector_status.c.connector_id == connector_id,
             )
         )
-        values = {"status": status, "error_code": error, "changed_at": at}
+        values = {
+            "status": status,
+            "error_code": error,
+            "changed_at": at,
+            "reported_at": func.now(),
+        }
         stmt = insert(connector_status).values(
             station_id=station_id, connector_id=connector_id, **values
         )
@@ -321,6 +326,36 @@ class Repository:
             .where(sessions.c.station_id == station_id)
             .order_by(sessions.c.created_at.desc())
             .limit(limit)
+        )
+        return list(result.mappings().all())
+
+    async def lost_transactions(self, reported_free_before: datetime) -> list[RowMapping]:
+        """Charging sessions whose connector the station reported Available after the start
+        (before ``reported_free_before``) and sent no reading for since."""
+        reading_since = (
+            select(meter_samples.c.session_id)
+            .where(
+                meter_samples.c.session_id == sessions.c.session_id,
+                meter_samples.c.sampled_at > connector_status.c.changed_at,
+            )
+            .exists()
+        )
+        result = await self.session.execute(
+            select(sessions)
+            .join(
+                connector_status,
+                and_(
+                    connector_status.c.station_id == sessions.c.station_id,
+                    connector_status.c.connector_id == sessions.c.connector_id,
+                ),
+            )
+            .where(
+                sessions.c.state == "charging",
+                connector_status.c.status == "Available",
+                connector_status.c.changed_at > sessions.c.started_at,
+                connector_status.c.reported_at < reported_free_before,
+                ~reading_since,
+            )
         )
         return list(result.mappings().all())
 

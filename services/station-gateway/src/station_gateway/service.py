@@ -509,6 +509,7 @@ async def complete_transaction(
     ended_at: datetime,
     reported_reason: str | None,
     readings: Sequence[Reading] = (),
+    stop_reason: str | None = None,
 ) -> uuid.UUID | None:
     """The station ended a transaction: SessionCompleted exactly once per transaction."""
     repo = Repository(session)
@@ -530,7 +531,7 @@ async def complete_transaction(
     meter_stop_wh = max(meter_stop_wh, meter_start)
     started_at = row["started_at"] or ended_at
     ended_at = max(ended_at, started_at)
-    reason = domain.stop_reason(reported_reason, version, row["stop_requested_by"])
+    reason = stop_reason or domain.stop_reason(reported_reason, version, row["stop_requested_by"])
     await repo.update_session(
         row["session_id"],
         state="completed",
@@ -566,6 +567,30 @@ async def complete_transaction(
     )
     await repo.notify_display(station_id)
     return row["session_id"]
+
+
+async def end_lost_transaction(session: AsyncSession, session_id: uuid.UUID) -> bool:
+    """The station reported the connector free but never the transaction's end (it lost the
+    transaction, e.g. rebooted without a transaction queue): complete it once, from the last
+    reading we have and at its time, so the driver pays only for metered energy and the hold
+    is settled instead of waiting forever."""
+    repo = Repository(session)
+    row = await repo.session_row(session_id, lock=True)
+    if row is None or row["state"] != "charging" or row["transaction_id"] is None:
+        return False
+    samples = await repo.samples(session_id)
+    last_reading_at = max((s["sampled_at"] for s in samples), default=row["started_at"])
+    await complete_transaction(
+        session,
+        row["station_id"],
+        row["transaction_id"],
+        version="1.6",  # unused: the stop reason is given
+        meter_stop_wh=None,  # the highest reading received
+        ended_at=last_reading_at or now_utc(),
+        reported_reason=None,
+        stop_reason="transaction_lost",
+    )
+    return True
 
 
 async def abandon(

@@ -26,6 +26,12 @@ class Settings(ServiceSettings):
     instance_heartbeat_s: float = Field(default=5.0, gt=0)
     limit_check_s: float = Field(default=5.0, gt=0, description="time/cost limit checks")
     ocpp_response_timeout_s: float = Field(default=30.0, gt=0)
+    lost_transaction_grace_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="a charging session whose connector the station has reported Available for "
+        "this long, with no reading or stop since, is completed from its last reading",
+    )
     max_message_bytes: int = Field(default=65_536, gt=0)
     credential_cache_s: float = Field(default=60.0, ge=0)
     consume_events: bool = Field(

@@ -89,7 +89,9 @@ connector_status = Table(
     Column("connector_id", Integer, primary_key=True),
     Column("status", String(32), nullable=False),
     Column("error_code", String(64), nullable=True),
-    Column("changed_at", DateTime(timezone=True), nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False),  # the station's clock
+    # Ours: when the status arrived (the lost-transaction grace period counts from it).
+    Column("reported_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 sessions = Table(

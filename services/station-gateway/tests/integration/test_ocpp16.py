@@ -279,3 +279,57 @@ async def test_start_after_abandon_is_stopped(harness) -> None:  # type: ignore[
     stops = await harness.eventually(lambda: station.got("RemoteStopTransaction"))
     assert stops[0]["transaction_id"] == tx
     await harness.close(station)
+
+
+async def status(station, state: str, at: datetime, connector: int = 1) -> None:  # type: ignore[no-untyped-def]
+    await station.call(
+        call.StatusNotification(
+            connector_id=connector, error_code="NoError", status=state, timestamp=iso(at)
+        )
+    )
+
+
+async def test_a_lost_transaction_is_completed_from_its_last_reading(harness) -> None:  # type: ignore[no-untyped-def]
+    """A charger that reboots without its transaction queue reports the connector Available and
+    never stops the transaction: after the grace period the gateway completes it, once, from
+    the last reading at that reading's time. A reboot that does re-send its start is left alone."""
+    await harness.start_gateway(lost_transaction_grace_s=3.0)
+    await harness.register("CP-LOST")
+    station = await harness.connect("CP-LOST")
+    now = datetime.now(UTC)
+    session_id, tx, id_tag = await start_charging(
+        harness, station, started_at=now - timedelta(minutes=5)
+    )
+    await station.call(
+        call.MeterValues(
+            connector_id=1, transaction_id=tx, meter_value=meter(now - timedelta(minutes=2), 10_700)
+        )
+    )
+    # Reboot WITH a queue: Available at boot, then the same StartTransaction again (same id),
+    # then Charging — nothing is ended, however long we wait past the grace period.
+    await status(station, "Available", now - timedelta(seconds=30))
+    again = await station.call(
+        call.StartTransaction(
+            connector_id=1,
+            id_tag=id_tag,
+            meter_start=10_000,
+            timestamp=iso(now - timedelta(minutes=5)),
+        )
+    )
+    assert again.transaction_id == tx and again.id_tag_info["status"] == "Accepted"
+    await status(station, "Charging", now - timedelta(seconds=29))
+    # Reboot WITHOUT a queue: Available, and never a stop.
+    await status(station, "Available", now)
+    completed = await harness.wait_event("SessionCompleted", timeout_s=20)
+    assert completed[0]["session_id"] == session_id
+    assert completed[0]["stop_reason"] == "transaction_lost"
+    assert completed[0]["energy_wh"] == 700  # the last reading, nothing guessed
+    ended = datetime.fromisoformat(completed[0]["ended_at"])
+    assert abs(ended - (now - timedelta(minutes=2))) < timedelta(seconds=1)
+    # A late StopTransaction (the station found it after all) changes nothing.
+    await station.call(
+        call.StopTransaction(meter_stop=10_900, timestamp=iso(now), transaction_id=tx)
+    )
+    await harness.wait_event("StationConnected", topic=harness_topic("STATIONS"))
+    assert len([e for e in await harness.events() if e.type == "SessionCompleted"]) == 1
+    await harness.close(station)

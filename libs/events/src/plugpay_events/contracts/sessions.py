@@ -69,6 +69,9 @@ StopReason = Literal[
     "emergency_stop",
     "deauthorized",
     "other",
+    # the station reported the connector free but never this transaction's end; the gateway
+    # completed it from the last reading it had
+    "transaction_lost",
 ]
 
 
