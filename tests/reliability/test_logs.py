@@ -18,6 +18,8 @@ import support
 pytestmark = pytest.mark.infra
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.(eyJ[A-Za-z0-9_-]{8,})\.[A-Za-z0-9_-]*")
 CARD = re.compile(r"(?<![\w.:/-])(?:\d[ -]?){12,18}\d(?![\w.:/-])")
+# OpenTelemetry ids are hex and sometimes all digits (a 16-digit span id can pass Luhn).
+TRACE_IDS = re.compile(r'"(?:trace_id|span_id)": "[0-9a-f]+"')
 KNOWN_PASSWORDS = {
     "demo-password-1",
     "demo-station-secret",
@@ -64,7 +66,7 @@ def scan(paths: list[Path], extra_secrets: set[str]) -> list[str]:
                 for match in JWT.finditer(line):
                     if not _is_session_code(match.group(1)):
                         problems.append(f"{where}: a bearer token {match.group(0)[:16]}…")
-                for match in CARD.finditer(line):
+                for match in CARD.finditer(TRACE_IDS.sub("", line)):
                     digits = re.sub(r"\D", "", match.group(0))
                     if 13 <= len(digits) <= 19 and digits[0] in "3456" and _luhn(digits):
                         problems.append(f"{where}: a card number {digits[:4]}…{digits[-4:]}")
@@ -78,6 +80,8 @@ def test_scanner_finds_what_it_looks_for(tmp_path: Path) -> None:
     log.write_text(
         f"password demo-password-1\nAuthorization: Bearer {token}\ncard 4242 4242 4242 4242\n"
         "order 1234567890123 ts 2026-11-23T01:02:03.123456\n"
+        '{"msg": "GET /x", "trace_id": "ac3412f55ce40c2d9f520a450d8a6eb8", "span_id": '
+        '"3336548445851592"}\n'
     )
     try:
         problems = scan([log], set())

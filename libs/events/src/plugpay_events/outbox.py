@@ -41,7 +41,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from plugpay_events import tracing
-from plugpay_events.bus.port import Delivery, EventBus, Handler
+from plugpay_events.bus.port import BatchHandler, Delivery, EventBus, Handler
 from plugpay_events.envelope import Envelope
 
 log = logging.getLogger(__name__)
@@ -134,6 +134,24 @@ async def claim_event(
     return result.first() is not None
 
 
+async def claim_events(
+    session: AsyncSession | AsyncConnection,
+    tables: OutboxTables,
+    consumer: str,
+    event_ids: Sequence[uuid.UUID],
+) -> set[uuid.UUID]:
+    """``claim_event`` for many events in one statement; returns the ids not handled before."""
+    if not event_ids:
+        return set()
+    result = await session.execute(
+        pg_insert(tables.inbox)
+        .values([{"consumer": consumer, "event_id": e} for e in sorted(set(event_ids))])
+        .on_conflict_do_nothing()
+        .returning(tables.inbox.c.event_id)
+    )
+    return set(result.scalars().all())
+
+
 EffectFn = Callable[[AsyncSession, Envelope], Awaitable[Sequence[Envelope] | None]]
 
 
@@ -153,6 +171,41 @@ def transactional_handler(
             emitted = await effect(session, delivery.envelope)
             if emitted:
                 await outbox.add(session, emitted)
+
+    return handle
+
+
+def transactional_batch_handler(
+    session_factory: Callable[[], AsyncSession],
+    tables: OutboxTables,
+    consumer: str,
+    effect: EffectFn,
+) -> BatchHandler:
+    """``transactional_handler`` for a fetch's worth of one partition: the same effects in the
+    same order, but one transaction, one inbox insert and one outbox insert for all of them
+    (a backlog costs one commit per batch instead of one per event). If anything raises,
+    nothing commits and the bus hands the records one by one to the per-event handler."""
+    outbox = Outbox(tables)
+
+    async def handle(deliveries: Sequence[Delivery]) -> None:
+        async with session_factory() as session, session.begin():
+            fresh = await claim_events(
+                session, tables, consumer, [d.envelope.event_id for d in deliveries]
+            )
+            emitted: list[Envelope] = []
+            for delivery in deliveries:
+                envelope = delivery.envelope
+                if envelope.event_id not in fresh:
+                    continue
+                fresh.discard(envelope.event_id)  # a duplicate later in the batch is skipped
+                produced = await effect(session, envelope)
+                if produced:
+                    # Each outgoing event continues the trace of the event that caused it.
+                    cause = tracing.parent_context(
+                        tracing.traceparent_of(envelope, delivery.headers)
+                    )
+                    emitted.extend(tracing.stamp(e, cause) for e in produced)
+            await outbox.add(session, emitted)
 
     return handle
 

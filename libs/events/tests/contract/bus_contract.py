@@ -12,10 +12,15 @@ import pytest
 from plugpay_events import Envelope, utc_now
 from plugpay_events.bus import Consumer, Delivery, EventBus, PoisonEvent, RetryPolicy
 from plugpay_events.contracts import SessionStopRequested
-from plugpay_events.outbox import define_outbox_tables, transactional_handler
+from plugpay_events.outbox import (
+    define_outbox_tables,
+    transactional_batch_handler,
+    transactional_handler,
+)
 from plugpay_events.serde import encode, headers_for
 from plugpay_events.topics import DEAD_LETTER, SESSIONS
-from sqlalchemy import Column, Integer, MetaData, String, Table, select, update
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff_s=0.01, max_backoff_s=0.05)
@@ -365,6 +370,79 @@ class BusContract:
         batches = BatchRecorder()
         await consumers(bus, "batch-crash", Recorder(), batch_handler=batches)
         await wait_until(lambda: set(batches.ids()) >= {e.event_id for e in sent})
+
+    async def test_transactional_batches_have_one_effect_per_event(
+        self, bus: EventBus, consumers: Any, database_url: str
+    ) -> None:
+        """The inbox + outbox consumer's batched path: duplicates (in and across batches) have
+        no second effect, every effect's outgoing event is in the outbox exactly once, and a
+        batch whose effect fails commits nothing — its good events still take effect once."""
+        metadata = MetaData()
+        tables = define_outbox_tables(metadata)
+        effects = Table(
+            "batch_effects",
+            metadata,
+            Column("event_id", String, primary_key=True),
+            Column("count", Integer, nullable=False),
+        )
+        engine = create_async_engine(database_url)
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+        sessions = async_sessionmaker(engine, expire_on_commit=False)
+        key = uuid.uuid4()
+        sent = [stop_requested(key, i) for i in range(40)]
+        poison = sent[25]
+
+        async def effect(session: AsyncSession, envelope: Envelope) -> Sequence[Envelope]:
+            if envelope.event_id == poison.event_id:
+                raise PoisonEvent("business_rule_violated")
+            await session.execute(
+                pg_insert(effects)
+                .values(event_id=str(envelope.event_id), count=1)
+                .on_conflict_do_update(
+                    index_elements=[effects.c.event_id], set_={"count": effects.c.count + 1}
+                )
+            )
+            return [stop_requested(uuid.uuid4(), envelope.correlation_id.int)]
+
+        group = "tx-batch"
+        batched = transactional_batch_handler(sessions, tables, group, effect)
+        batch_sizes: list[int] = []
+
+        async def batch(deliveries: Sequence[Delivery]) -> None:
+            batch_sizes.append(len(deliveries))
+            await batched(deliveries)
+
+        await bus.publish(sent[:20] + sent[5:10])  # duplicates within a fetch
+        await bus.publish(sent[20:] + sent[:3])  # and across fetches
+        await consumers(
+            bus,
+            group,
+            transactional_handler(sessions, tables, group, effect),
+            batch_handler=batch,
+        )
+        good = {str(e.event_id) for e in sent} - {str(poison.event_id)}
+
+        async def done() -> bool:
+            async with engine.connect() as conn:
+                return len((await conn.execute(select(effects.c.event_id))).all()) >= len(good)
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while not await done():
+            assert loop.time() < deadline, "effects never all applied"
+            await asyncio.sleep(0.1)
+        dead: list[Any] = []
+        while not dead and loop.time() < deadline:
+            dead = await bus.read_topic(bus.topic_name(DEAD_LETTER))
+        async with engine.connect() as conn:
+            rows = dict((await conn.execute(select(effects.c.event_id, effects.c.count))).all())
+            outbox = await conn.scalar(select(func.count()).select_from(tables.outbox))
+        assert set(rows) == good and set(rows.values()) == {1}
+        assert outbox == len(good)  # one outgoing event per effect, none from rolled-back tries
+        assert [r.value for r in dead] == [encode(poison)]
+        assert any(n > 1 for n in batch_sizes), "nothing was batched"
+        await engine.dispose()
 
 
 class BatchRecorder:

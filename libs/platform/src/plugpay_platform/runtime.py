@@ -15,8 +15,15 @@ from typing import Any
 
 from fastapi import FastAPI
 from plugpay_events.bus.port import BatchHandler, Consumer, EventBus, Handler, RetryPolicy
-from plugpay_events.outbox import OutboxRelay, OutboxTables
+from plugpay_events.outbox import (
+    EffectFn,
+    OutboxRelay,
+    OutboxTables,
+    transactional_batch_handler,
+    transactional_handler,
+)
 from plugpay_events.topics import ALL_TOPICS, Topic
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from plugpay_platform.database import Database
 from plugpay_platform.migrations import upgrade_to_head
@@ -38,6 +45,26 @@ class ConsumerSpec:
     retry: RetryPolicy | None = None
     # Optional: each partition's fetched records in one call (``handler`` is the fallback).
     batch_handler: BatchHandler | None = None
+
+    @classmethod
+    def transactional(
+        cls,
+        group: str,
+        topics: Sequence[Topic],
+        session_factory: Callable[[], AsyncSession],
+        tables: OutboxTables,
+        effect: EffectFn,
+        **options: Any,
+    ) -> ConsumerSpec:
+        """A consumer whose effect runs in the inbox + outbox transaction: a fetch's records of
+        one partition in one transaction, or one by one when that batch fails."""
+        return cls(
+            group,
+            topics,
+            transactional_handler(session_factory, tables, group, effect),
+            batch_handler=transactional_batch_handler(session_factory, tables, group, effect),
+            **options,
+        )
 
 
 @dataclass

@@ -42,24 +42,22 @@ def create_app(
     )
     sessions = runtime.database.sessions
     runtime.consume(
-        ConsumerSpec(
-            handlers.IDENTITY_GROUP,
-            [IDENTITY],
-            handlers.identity_handler(sessions, handlers.IDENTITY_GROUP),
+        ConsumerSpec.transactional(
+            handlers.IDENTITY_GROUP, [IDENTITY], sessions, outbox_tables, handlers.on_identity_event
         )
     )
     runtime.consume(
-        ConsumerSpec(
-            handlers.SESSIONS_GROUP,
-            [SESSIONS],
-            handlers.sessions_handler(sessions, handlers.SESSIONS_GROUP),
+        ConsumerSpec.transactional(
+            handlers.SESSIONS_GROUP, [SESSIONS], sessions, outbox_tables, handlers.on_session_event
         )
     )
     runtime.consume(
-        ConsumerSpec(
+        ConsumerSpec.transactional(
             handlers.DIRECTORY_GROUP,
             [IDENTITY, STATIONS],
-            handlers.directory_handler(sessions, handlers.DIRECTORY_GROUP),
+            sessions,
+            outbox_tables,
+            handlers.on_directory_event,
         )
     )
     if settings.demo_organisation_id is not None:

@@ -1,11 +1,9 @@
-"""Consumers: decode → load → domain → save + outbox, one transaction per event (inbox)."""
+"""Consumers' effects: decode → load → domain → save + outbox, in the inbox transaction
+(`ConsumerSpec.transactional`: a fetch per transaction, or one event at a time on failure)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from plugpay_events import Envelope, utc_now
-from plugpay_events.bus.port import Handler
 from plugpay_events.contracts.identity import StationRegistered
 from plugpay_events.contracts.sessions import SessionCodeScanned, SessionCompleted
 from plugpay_events.contracts.stations import (
@@ -14,12 +12,10 @@ from plugpay_events.contracts.stations import (
     StationDisconnected,
     StationWentOffline,
 )
-from plugpay_events.outbox import transactional_handler
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pricing_svc import service
 from pricing_svc.repository import PricingRepository
-from pricing_svc.tables import outbox_tables
 
 IDENTITY_GROUP = "pricing-svc.identity"
 SESSIONS_GROUP = "pricing-svc.sessions"
@@ -55,15 +51,3 @@ async def on_directory_event(session: AsyncSession, envelope: Envelope) -> None:
         await service.locate_station(store, event)
     elif isinstance(event, _PRESENCE):
         await service.station_presence(store, event)
-
-
-def directory_handler(sessions: Callable[[], AsyncSession], group: str) -> Handler:
-    return transactional_handler(sessions, outbox_tables, group, on_directory_event)
-
-
-def identity_handler(sessions: Callable[[], AsyncSession], group: str) -> Handler:
-    return transactional_handler(sessions, outbox_tables, group, on_identity_event)
-
-
-def sessions_handler(sessions: Callable[[], AsyncSession], group: str) -> Handler:
-    return transactional_handler(sessions, outbox_tables, group, on_session_event)

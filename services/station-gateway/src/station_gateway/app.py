@@ -8,7 +8,6 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from plugpay_events.bus.port import EventBus
-from plugpay_events.outbox import transactional_handler
 from plugpay_events.topics import IDENTITY, PRICING, SESSIONS
 from plugpay_platform.app import build_service_app
 from plugpay_platform.runtime import ConsumerSpec, ServiceRuntime
@@ -45,26 +44,23 @@ def create_app(
     sessions = runtime.database.sessions
     if settings.consume_events:
         runtime.consume(
-            ConsumerSpec(
-                group="station-gateway.registry",
-                topics=(IDENTITY, PRICING),
-                handler=transactional_handler(
-                    sessions, outbox_tables, "station-gateway.registry", apply_registry_event
-                ),
+            ConsumerSpec.transactional(
+                "station-gateway.registry",
+                (IDENTITY, PRICING),
+                sessions,
+                outbox_tables,
+                apply_registry_event,
             )
         )
         runtime.consume(
-            ConsumerSpec(
-                group="station-gateway.sessions",
-                topics=(SESSIONS,),
-                handler=transactional_handler(
-                    sessions,
-                    outbox_tables,
-                    "station-gateway.sessions",
-                    session_event_handler(
-                        settings.platform.instance_id,
-                        timedelta(seconds=settings.instance_heartbeat_s * 3),
-                    ),
+            ConsumerSpec.transactional(
+                "station-gateway.sessions",
+                (SESSIONS,),
+                sessions,
+                outbox_tables,
+                session_event_handler(
+                    settings.platform.instance_id,
+                    timedelta(seconds=settings.instance_heartbeat_s * 3),
                 ),
             )
         )
