@@ -1,8 +1,15 @@
 """Two-phase transfers (hold, then post) per second on PostgreSQL — billing-svc's own ledger code
-(services/billing-svc/bench/ledger_bench.py's pair and funding), here with three contention
-levels: every worker its own wallet, a few (4) wallets shared, and one wallet for all.
+(services/billing-svc/bench/ledger_bench.py's pair and funding), with three contention levels
+(every worker its own wallet, a few (4) wallets shared, one wallet for all) and two paths:
 
-    python bench/ledger.py [--pairs 4000] [--workers 16]
+- per transfer: each pair is two transactions, ``create_transfer(hold)`` then
+  ``create_transfer(post)``;
+- batched: each worker's round is two transactions, ``create_transfers`` of ``--batch`` holds,
+  then ``create_transfers`` of their posts.
+
+transfers/s counts holds and posts, committed, in both.
+
+    python bench/ledger.py [--pairs 800] [--batched-pairs 32768] [--batch 128] [--workers 16]
 """
 
 from __future__ import annotations
@@ -23,11 +30,18 @@ lb = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(lb)
 
 
-async def _run(db: object, pairs: int, workers: int, wallets: int) -> float:
+async def _run(db: object, pairs: int, workers: int, wallets: int, batch: int) -> float:
+    """Pairs per second; ``batch`` 0 = per transfer, else pairs per batched round."""
     funded = [await lb._fund(db, uuid.uuid4()) for _ in range(wallets)]
     per_worker = pairs // workers
+    if batch:
+        per_worker -= per_worker % batch
 
     async def worker(i: int) -> None:
+        if batch:
+            for _ in range(per_worker // batch):
+                await lb._batched_pairs(db, *funded[i % wallets], batch)
+            return
         for _ in range(per_worker):
             await lb._pair(db, *funded[i % wallets])
 
@@ -38,7 +52,7 @@ async def _run(db: object, pairs: int, workers: int, wallets: int) -> float:
     return done / (time.perf_counter() - t)
 
 
-async def main_async(pairs: int, workers: int) -> dict:
+async def main_async(pairs: int, batched_pairs: int, batch: int, workers: int) -> dict:
     import asyncpg
     from billing_svc.app import MIGRATIONS
     from plugpay_platform.database import Database
@@ -53,25 +67,31 @@ async def main_async(pairs: int, workers: int) -> dict:
     try:
         await upgrade_to_head(MIGRATIONS, url)
         db = Database(url, pool_size=workers)
-        for label, wallets in (
-            ("own wallet per worker", workers),
-            ("4 shared wallets", 4),
-            ("one wallet", 1),
+        for path, n, size in (
+            ("per transfer", pairs, 0),
+            (f"batches of {batch}", batched_pairs, batch),
         ):
-            rate = await _run(db, pairs, workers, wallets)
-            out.append(
-                {
-                    "accounts": label,
-                    "wallets": wallets,
-                    "workers": workers,
-                    "pairs_per_s": round(rate),
-                    "transfers_per_s": round(2 * rate),
-                    # CPU this (client) process spent per pair: what a free core would allow.
-                    "client_cpu_ms_per_pair": round(_run.client_cpu_ms_per_pair, 2),
-                    "load": load(),
-                }
-            )
-            print(out[-1])
+            for label, wallets in (
+                ("own wallet per worker", workers),
+                ("4 shared wallets", 4),
+                ("one wallet", 1),
+            ):
+                rate = await _run(db, n, workers, wallets, size)
+                out.append(
+                    {
+                        "accounts": f"{label}, {path}",
+                        "path": path,
+                        "batch": size or 1,
+                        "wallets": wallets,
+                        "workers": workers,
+                        "pairs_per_s": round(rate),
+                        "transfers_per_s": round(2 * rate),
+                        # CPU this (client) process spent per pair: what a free core would allow.
+                        "client_cpu_ms_per_pair": round(_run.client_cpu_ms_per_pair, 3),
+                        "load": load(),
+                    }
+                )
+                print(out[-1])
         await db.dispose()
     finally:
         conn = await asyncpg.connect(f"{PG}/postgres")
@@ -79,19 +99,26 @@ async def main_async(pairs: int, workers: int) -> dict:
         await conn.close()
     return {
         "pairs": pairs,
+        "batched_pairs": batched_pairs,
+        "batch": batch,
         "runs": out,
-        "method": "each pair = 2 transactions (PENDING hold, POST capture) through "
-        "billing_svc.repository.LedgerRepository; transfers/s counts both",
+        "method": "per transfer: each pair = 2 transactions (PENDING hold, POST capture) through "
+        "billing_svc.repository.LedgerRepository.create_transfer; batched: each round = 2 "
+        "transactions (create_transfers of `batch` holds, then of their posts); transfers/s "
+        "counts holds and posts",
     }
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--pairs", type=int, default=160 if SMOKE else 800)
+    p.add_argument("--batched-pairs", type=int, default=4096 if SMOKE else 32768)
+    p.add_argument("--batch", type=int, default=128)
     p.add_argument("--workers", type=int, default=16)
     a = p.parse_args()
     before = load()
-    write_result("ledger", asyncio.run(main_async(a.pairs, a.workers)), before)
+    result = asyncio.run(main_async(a.pairs, a.batched_pairs, a.batch, a.workers))
+    write_result("ledger", result, before)
 
 
 if __name__ == "__main__":

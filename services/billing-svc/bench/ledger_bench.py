@@ -21,7 +21,7 @@ from datetime import timedelta
 
 import asyncpg
 from billing_svc.app import MIGRATIONS
-from billing_svc.domain import AccountKind, TransferKind, TransferRequest
+from billing_svc.domain import CREATED, AccountKind, TransferKind, TransferRequest
 from billing_svc.repository import LedgerRepository
 from plugpay_events.types import utc_now
 from plugpay_platform.database import Database
@@ -54,6 +54,43 @@ async def _pair(db: Database, wallet: uuid.UUID, settlement: uuid.UUID) -> None:
                 pending_id=hold,
             )
         )
+
+
+async def _batched_pairs(
+    db: Database, wallet: uuid.UUID, settlement: uuid.UUID, pairs: int
+) -> None:
+    """``pairs`` holds in one transaction (one ``create_transfers`` batch), then their posts in
+    another: the same two-phase pairs as ``_pair``, batched."""
+    holds = [
+        TransferRequest(
+            id=uuid.uuid4(),
+            kind=TransferKind.PENDING,
+            amount=500,
+            currency="EUR",
+            code="session_hold",
+            debit_account_id=wallet,
+            credit_account_id=settlement,
+            expires_at=utc_now() + timedelta(hours=1),
+        )
+        for _ in range(pairs)
+    ]
+    async with db.write() as session:
+        results = await LedgerRepository(session).create_transfers(holds)
+    posts = [
+        TransferRequest(
+            id=uuid.uuid4(),
+            kind=TransferKind.POST,
+            amount=321,
+            currency="EUR",
+            code="session_capture",
+            pending_id=hold.id,
+        )
+        for hold in holds
+    ]
+    async with db.write() as session:
+        results += await LedgerRepository(session).create_transfers(posts)
+    refused = [r.status for r in results if r.status != CREATED]
+    assert not refused, refused
 
 
 async def _fund(db: Database, owner: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID]:

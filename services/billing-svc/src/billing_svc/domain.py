@@ -11,13 +11,15 @@ Ledger semantics (TigerBeetle's):
 - a PENDING transfer reserves the amount (pending sums); exactly one of POST (for at most the
   pending amount, the rest returns), VOID or EXPIRE (after ``expires_at``) later resolves it;
 - an account's rule may forbid debits above credits (a wallet can never go below zero, holds
-  included) or the reverse.
+  included) or the reverse;
+- transfers can be created in a batch (``plan_transfers``): applied in order, as if one by one,
+  each with its own result, so one refused transfer does not fail the others.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -357,6 +359,107 @@ def plan_transfer(
     return Plan(transfer, new_debit, new_credit, entries)
 
 
+CREATED = "created"
+EXISTS = "exists"
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    """What became of one request of a batch: ``created``, ``exists`` (an idempotent retry of
+    a stored transfer, which is returned) or refused (``status`` is the refusal's reason)."""
+
+    id: uuid.UUID
+    status: str
+    transfer: Transfer | None = None
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.transfer is not None
+
+    def unwrap(self) -> Transfer:
+        """The transfer, or the refusal raised as ``LedgerRefusal``."""
+        if self.transfer is None:
+            raise LedgerRefusal(self.status, self.message)
+        return self.transfer
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """What creating a batch does: a result per request (in order), the new transfers, every
+    changed account as it is after the batch, and the history entries."""
+
+    results: tuple[TransferResult, ...]
+    transfers: tuple[Transfer, ...]
+    accounts: tuple[Account, ...]
+    entries: tuple[Entry, ...]
+
+
+def plan_transfers(
+    requests: Sequence[TransferRequest],
+    accounts: Mapping[uuid.UUID, Account],
+    *,
+    stored: Mapping[uuid.UUID, Transfer],
+    resolutions: Mapping[uuid.UUID, Transfer],
+    now: datetime,
+    pendings: Mapping[uuid.UUID, Transfer] | None = None,
+) -> BatchPlan:
+    """Decide a batch exactly as if its requests were created one by one, in order.
+
+    ``accounts`` are the accounts the batch may touch (locked by the caller; any other is "not
+    found"), ``stored`` the already stored transfers with the batch's ids, ``resolutions`` the
+    stored resolutions of the pending transfers it names, by pending id, and ``pendings`` the
+    stored transfers it may resolve (default: ``stored``). Later requests see earlier ones: a
+    hold and its post may share a batch, and a repeated id in a batch is an idempotent retry.
+    """
+    pendings = stored if pendings is None else pendings
+    state: dict[uuid.UUID, Account] = {}
+    created: dict[uuid.UUID, Transfer] = {}
+    resolved: dict[uuid.UUID, Transfer] = {}
+    results: list[TransferResult] = []
+    entries: list[Entry] = []
+    for request in requests:
+        existing = created.get(request.id) or stored.get(request.id)
+        if existing is not None:
+            if existing.matches(request):
+                results.append(TransferResult(request.id, EXISTS, existing))
+            else:
+                results.append(
+                    TransferResult(
+                        request.id,
+                        "exists_with_different_fields",
+                        message="that transfer id names another transfer",
+                    )
+                )
+            continue
+        try:
+            pending = None
+            if request.pending_id is not None:
+                pending = created.get(request.pending_id) or pendings.get(request.pending_id)
+            debit_id, credit_id = expected_accounts(request, pending)
+            debit = state.get(debit_id) or accounts.get(debit_id)
+            credit = state.get(credit_id) or accounts.get(credit_id)
+            if debit is None or credit is None:
+                raise LedgerRefusal("account_not_found", "no such account")
+            resolved_by = None
+            if pending is not None:
+                resolved_by = resolved.get(pending.id) or resolutions.get(pending.id)
+            plan = plan_transfer(
+                request, debit, credit, pending=pending, resolved_by=resolved_by, now=now
+            )
+        except LedgerRefusal as refusal:
+            results.append(TransferResult(request.id, refusal.reason, message=refusal.message))
+            continue
+        state[plan.debit.id] = plan.debit
+        state[plan.credit.id] = plan.credit
+        created[plan.transfer.id] = plan.transfer
+        if plan.transfer.pending_id is not None:
+            resolved[plan.transfer.pending_id] = plan.transfer
+        entries.extend(plan.entries)
+        results.append(TransferResult(request.id, CREATED, plan.transfer))
+    return BatchPlan(tuple(results), tuple(created.values()), tuple(state.values()), tuple(entries))
+
+
 def _grows(after: Account, before: Account) -> bool:
     # Releasing a hold never fails, even on an account that was already in breach.
     exposure_after = after.debits_pending + after.debits_posted - after.credits_posted
@@ -413,6 +516,25 @@ class InMemoryLedger:
             self.resolutions[plan.transfer.pending_id] = plan.transfer
         self.entries.extend(plan.entries)
         return plan.transfer
+
+    def create_transfers(
+        self, requests: Sequence[TransferRequest], now: datetime
+    ) -> list[TransferResult]:
+        plan = plan_transfers(
+            requests,
+            self.accounts,
+            stored=self.transfers,
+            resolutions=self.resolutions,
+            now=now,
+        )
+        for account in plan.accounts:
+            self.accounts[account.id] = account
+        for transfer in plan.transfers:
+            self.transfers[transfer.id] = transfer
+            if transfer.pending_id is not None:
+                self.resolutions[transfer.pending_id] = transfer
+        self.entries.extend(plan.entries)
+        return list(plan.results)
 
     def due_for_expiry(self, now: datetime) -> list[Transfer]:
         return [

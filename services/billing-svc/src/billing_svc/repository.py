@@ -1,10 +1,12 @@
 """The only module with SQL: the ledger store and billing-svc's other tables.
 
-Locking: a transfer locks its two account rows ``ORDER BY id`` (one global order, so two
-transfers on the same accounts never deadlock), re-reads them, lets ``domain.plan_transfer``
-decide, then writes the transfer, both balances and two history entries. A unit of work that
-makes several transfers locks all its accounts up front with ``lock_accounts``. Nothing here
-commits: the caller's unit of work does, once.
+Locking: a batch of transfers (``create_transfers``; ``create_transfer`` is a batch of one)
+locks every account it may touch in one statement ``ORDER BY id`` (one global order, so two
+batches on the same accounts never deadlock), then reads the transfers it names, lets
+``domain.plan_transfers`` decide each request as if one by one, and writes all new transfers,
+balances and history entries in one statement. A unit of work that makes several transfers may
+lock all its accounts up front with ``lock_accounts``. Nothing here commits: the caller's unit of
+work does, once.
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ from billing_svc.domain import (
     Account,
     AccountKind,
     BalanceRule,
+    BatchPlan,
     Entry,
     LedgerRefusal,
     Transfer,
     TransferKind,
     TransferRequest,
-    expected_accounts,
-    plan_transfer,
+    TransferResult,
+    plan_transfers,
 )
 from billing_svc.tables import (
     accounts,
@@ -76,6 +79,104 @@ def _transfer(row: Row[Any]) -> Transfer:
         pending_id=row.pending_id,
         expires_at=row.expires_at,
         reference=row.reference,
+    )
+
+
+# $1 the accounts named by the requests, $2 the pending transfers named (their accounts too).
+# Rows are locked as the sorted rows come out: in id order, the one global order.
+_LOCK_ACCOUNTS = """
+SELECT id, code, kind, currency, rule, owner_id, debits_pending, debits_posted,
+    credits_pending, credits_posted, entries
+FROM accounts
+WHERE id = ANY($1::uuid[] || ARRAY(
+    SELECT debit_account_id FROM transfers WHERE id = ANY($2::uuid[])
+    UNION SELECT credit_account_id FROM transfers WHERE id = ANY($2::uuid[])))
+ORDER BY id
+FOR NO KEY UPDATE OF accounts
+"""
+# $1 the batch's ids and the pending ids it names, $2 the pending ids (their resolutions).
+_READ_TRANSFERS = """
+SELECT id, kind, debit_account_id, credit_account_id, amount, currency, code, pending_id,
+    expires_at, reference, created_at
+FROM transfers WHERE id = ANY($1::uuid[])
+UNION ALL
+SELECT id, kind, debit_account_id, credit_account_id, amount, currency, code, pending_id,
+    expires_at, reference, created_at
+FROM transfers WHERE pending_id = ANY($2::uuid[])
+"""
+# One statement: the transfers, then the balances, then the entries (foreign keys are checked
+# at its end, so a post may name a hold of the same batch). CHECKs stay the backstop.
+_WRITE = """
+WITH new_transfers AS (
+    INSERT INTO transfers (id, kind, debit_account_id, credit_account_id, amount, currency,
+        code, pending_id, expires_at, reference, created_at)
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::bigint[],
+        $6::text[], $7::text[], $8::uuid[], $9::timestamptz[], $10::text[], $11::timestamptz[])
+), balances AS (
+    UPDATE accounts AS a
+    SET debits_pending = b.debits_pending, debits_posted = b.debits_posted,
+        credits_pending = b.credits_pending, credits_posted = b.credits_posted,
+        entries = b.entries
+    FROM unnest($12::uuid[], $13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[],
+        $17::bigint[]) AS b(id, debits_pending, debits_posted, credits_pending, credits_posted,
+        entries)
+    WHERE a.id = b.id
+)
+INSERT INTO ledger_entries (account_id, seq, transfer_id, code, posted_delta, held_delta,
+    balance_after, held_after, reference, created_at)
+SELECT * FROM unnest($18::uuid[], $19::bigint[], $20::uuid[], $21::text[], $22::bigint[],
+    $23::bigint[], $24::bigint[], $25::bigint[], $26::text[], $27::timestamptz[])
+"""
+
+
+def _write_arguments(plan: BatchPlan) -> list[list[Any]]:
+    """``_WRITE``'s arguments: one array per column."""
+    ts, accs, es = plan.transfers, plan.accounts, plan.entries
+    return [
+        [t.id for t in ts],
+        [t.kind.value for t in ts],
+        [t.debit_account_id for t in ts],
+        [t.credit_account_id for t in ts],
+        [t.amount for t in ts],
+        [t.currency for t in ts],
+        [t.code for t in ts],
+        [t.pending_id for t in ts],
+        [t.expires_at for t in ts],
+        [t.reference for t in ts],
+        [t.created_at for t in ts],
+        [a.id for a in accs],
+        [a.debits_pending for a in accs],
+        [a.debits_posted for a in accs],
+        [a.credits_pending for a in accs],
+        [a.credits_posted for a in accs],
+        [a.entries for a in accs],
+        [e.account_id for e in es],
+        [e.seq for e in es],
+        [e.transfer_id for e in es],
+        [e.code for e in es],
+        [e.posted_delta for e in es],
+        [e.held_delta for e in es],
+        [e.balance_after for e in es],
+        [e.held_after for e in es],
+        [e.reference for e in es],
+        [e.created_at for e in es],
+    ]
+
+
+def _stored_transfer(r: Any) -> Transfer:
+    """A ``_READ_TRANSFERS`` record (asyncpg's, by position)."""
+    return Transfer(
+        id=r[0],
+        kind=TransferKind(r[1]),
+        debit_account_id=r[2],
+        credit_account_id=r[3],
+        amount=r[4],
+        currency=r[5],
+        code=r[6],
+        created_at=r[10],
+        pending_id=r[7],
+        expires_at=r[8],
+        reference=r[9],
     )
 
 
@@ -140,76 +241,62 @@ class LedgerRepository:
     async def create_transfer(
         self, request: TransferRequest, now: datetime | None = None
     ) -> Transfer:
-        """Create a transfer, or return the one with this id if it asked for the same thing."""
+        """Create a transfer, or return the one with this id if it asked for the same thing;
+        raises ``LedgerRefusal`` when the ledger says no. A batch of one."""
+        (result,) = await self.create_transfers((request,), now)
+        return result.unwrap()
+
+    async def create_transfers(
+        self, requests: Sequence[TransferRequest], now: datetime | None = None
+    ) -> list[TransferResult]:
+        """Create many transfers in the caller's transaction, in order, as if one by one.
+
+        One result per request (created / exists / a refusal): a refused transfer changes
+        nothing and does not fail the others. Three statements whatever the batch size: lock
+        every account the batch may touch (in id order), read the transfers it names, write
+        all new transfers, balances and entries at once. Decisions are ``plan_transfers``'s.
+        """
+        if not requests:
+            return []
         now = now or utc_now()
-        existing = await self.transfer(request.id)
-        if existing is not None:
-            return _same_or_refuse(existing, request)
-        pending = await self.transfer(request.pending_id) if request.pending_id else None
-        debit_id, credit_id = expected_accounts(request, pending)
-        locked = await self.lock_accounts((debit_id, credit_id))
-        debit, credit = locked.get(debit_id), locked.get(credit_id)
-        if debit is None or credit is None:
-            raise LedgerRefusal("account_not_found", "no such account")
-        # Under the locks: a concurrent retry of this id has committed by now, if it ran.
-        existing = await self.transfer(request.id)
-        if existing is not None:
-            return _same_or_refuse(existing, request)
-        plan = plan_transfer(
-            request,
-            debit,
-            credit,
-            pending=pending,
-            resolved_by=await self.resolution_of(pending.id) if pending else None,
+        pending_ids = list({r.pending_id for r in requests if r.pending_id is not None})
+        account_ids = list(
+            {
+                a
+                for r in requests
+                for a in (r.debit_account_id, r.credit_account_id)
+                if a is not None
+            }
+        )
+        conn = await self.session.connection()
+        # Through SQLAlchemy first, so its transaction has begun before the driver is used.
+        rows = (await conn.exec_driver_sql(_LOCK_ACCOUNTS, (account_ids, pending_ids))).all()
+        locked = {row.id: _account(row) for row in rows}
+        driver: Any = (await conn.get_raw_connection()).driver_connection
+        # Read after the locks: whoever wrote these accounts before us has committed by now.
+        rows = await driver.fetch(
+            _READ_TRANSFERS, [r.id for r in requests] + pending_ids, pending_ids
+        )
+        stored = {row[0]: _stored_transfer(row) for row in rows}
+        resolutions = {t.pending_id: t for t in stored.values() if t.pending_id is not None}
+        # A pending transfer committed after the lock statement began may name accounts this
+        # batch has not locked: for this batch it does not exist yet.
+        pendings = {
+            t.id: t
+            for t in stored.values()
+            if t.debit_account_id in locked and t.credit_account_id in locked
+        }
+        plan = plan_transfers(
+            requests,
+            locked,
+            stored=stored,
+            resolutions=resolutions,
+            pendings=pendings,
             now=now,
         )
-        t = plan.transfer
-        await self.session.execute(
-            insert(transfers).values(
-                id=t.id,
-                kind=t.kind.value,
-                debit_account_id=t.debit_account_id,
-                credit_account_id=t.credit_account_id,
-                amount=t.amount,
-                currency=t.currency,
-                code=t.code,
-                pending_id=t.pending_id,
-                expires_at=t.expires_at,
-                reference=t.reference,
-                created_at=t.created_at,
-            )
-        )
-        for after in (plan.debit, plan.credit):
-            await self.session.execute(
-                update(accounts)
-                .where(accounts.c.id == after.id)
-                .values(
-                    debits_pending=after.debits_pending,
-                    debits_posted=after.debits_posted,
-                    credits_pending=after.credits_pending,
-                    credits_posted=after.credits_posted,
-                    entries=after.entries,
-                )
-            )
-        await self.session.execute(
-            insert(ledger_entries),
-            [
-                {
-                    "account_id": e.account_id,
-                    "seq": e.seq,
-                    "transfer_id": e.transfer_id,
-                    "code": e.code,
-                    "posted_delta": e.posted_delta,
-                    "held_delta": e.held_delta,
-                    "balance_after": e.balance_after,
-                    "held_after": e.held_after,
-                    "reference": e.reference,
-                    "created_at": e.created_at,
-                }
-                for e in plan.entries
-            ],
-        )
-        return t
+        if plan.transfers:
+            await driver.execute(_WRITE, *_write_arguments(plan))
+        return list(plan.results)
 
     async def entries(
         self, account_id: uuid.UUID, *, limit: int = 50, before_seq: int | None = None
