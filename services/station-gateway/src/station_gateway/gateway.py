@@ -12,8 +12,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from plugpay_events.session_code import generate_signing_key
@@ -61,6 +62,9 @@ class Gateway:
         self._stopping = asyncio.Event()
         self._signing_key: dict[str, Any] | None = None
         self.credentials: CredentialVerifier
+        # Signs of life since the last beat: (connection, when) per station, written in one
+        # statement per beat instead of one transaction per station message.
+        self._seen: dict[str, tuple[uuid.UUID, datetime]] = {}
 
     @property
     def database(self) -> Database:
@@ -137,9 +141,21 @@ class Gateway:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), interval)
 
+    def saw(self, station_id: str, connection_id: uuid.UUID) -> None:
+        """A message from a station: recorded at the next beat (presence_sweep runs after)."""
+        self._seen[station_id] = (connection_id, service.now_utc())
+
     async def _beat(self) -> None:
-        async with self.database.write() as session:
-            await Repository(session).instance_beat(self.instance_id)
+        seen, self._seen = self._seen, {}
+        try:
+            async with self.database.write() as session:
+                repo = Repository(session)
+                await repo.instance_beat(self.instance_id)
+                await repo.touch_presence([(s, c, at) for s, (c, at) in seen.items()])
+        except Exception:
+            for station_id, entry in seen.items():  # keep them for the next beat
+                self._seen.setdefault(station_id, entry)
+            raise
 
     async def _sweep(self) -> None:
         async with self.database.write() as session:
@@ -150,7 +166,10 @@ class Gateway:
                 # Connected but silent: drop it, the station will reconnect and boot.
                 with contextlib.suppress(Exception):
                     await handler._connection.websocket.close(code=1001)
-        for station_id in list(self.connections):
+        # Commands arrive by notification; this catches any missed one (one query for all).
+        async with self.database.read() as session:
+            waiting = await Repository(session).stations_with_commands(list(self.connections))
+        for station_id in waiting:
             await self.drain(station_id)
         await self._end_lost_transactions()
 
@@ -172,16 +191,20 @@ class Gateway:
                 )
 
     async def _check_limits(self) -> None:
-        for station_id in list(self.connections):
+        """Time and cost limits of the sessions charging at stations this process holds: one
+        query for all of them, then small transactions (each keeps its rows locked briefly)."""
+        async with self.database.read() as session:
+            rows = await Repository(session).charging_sessions(list(self.connections))
+        for chunk in (rows[i : i + 50] for i in range(0, len(rows), 50)):
+            reached = []
             async with self.database.write() as session:
-                rows = await Repository(session).charging_sessions(station_id)
-                reached = []
-                for row in rows:
+                repo = Repository(session)
+                for row in chunk:
                     outcome = await service.evaluate_progress(session, row, service.now_utc())
                     if outcome.limit:
                         reached.append(row["session_id"])
-                if rows:
-                    await Repository(session).notify_display(station_id)
+                for station_id in sorted({r["station_id"] for r in chunk}):
+                    await repo.notify_display(station_id)
             for session_id in reached:
                 await self.stop_at_limit(session_id)
 

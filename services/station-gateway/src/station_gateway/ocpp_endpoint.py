@@ -113,7 +113,6 @@ class StationProtocol:
         self.connection_id = connection_id
         self.booted = booted
         self.tasks: set[asyncio.Task[Any]] = set()
-        self.last_touch = 0.0
 
     # The library would log and drop these; OCPP wants a CallError (message id "-1" if unknown).
     async def route_message(self, raw_msg: str) -> None:  # type: ignore[override]
@@ -182,17 +181,8 @@ class StationProtocol:
         await self._connection.send(message)  # type: ignore[attr-defined]
 
     async def _touch(self) -> None:
-        # Any message is a sign of life; write at most every few seconds.
-        loop = asyncio.get_running_loop()
-        if loop.time() - self.last_touch < 5:
-            return
-        self.last_touch = loop.time()
-        async with self.gateway.database.write() as session:
-            await service.Repository(session).touch_presence(
-                self.id,  # type: ignore[attr-defined]
-                self.connection_id,
-                service.now_utc(),
-            )
+        # Any message is a sign of life; the gateway writes them all at its next beat.
+        self.gateway.saw(self.id, self.connection_id)  # type: ignore[attr-defined]
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run a call to the station outside the handler (the handler's answer goes first)."""

@@ -159,16 +159,20 @@ class Repository:
         )
         return result.first() is not None
 
-    async def touch_presence(
-        self, station_id: str, connection_id: uuid.UUID, now: datetime
-    ) -> None:
+    async def touch_presence(self, seen: Sequence[tuple[str, uuid.UUID, datetime]]) -> None:
+        """Record signs of life (station, connection, when) in one statement."""
+        if not seen:
+            return
+        ids, connections, times = zip(*seen, strict=True)
         await self.session.execute(
-            update(station_presence)
-            .where(
-                station_presence.c.station_id == station_id,
-                station_presence.c.connection_id == connection_id,
-            )
-            .values(last_seen_at=now, online=True)
+            text(
+                "UPDATE station_presence p SET last_seen_at = v.seen_at, online = true"
+                " FROM unnest(CAST(:ids AS text[]), CAST(:connections AS uuid[]),"
+                " CAST(:times AS timestamptz[])) AS v(station_id, connection_id, seen_at)"
+                " WHERE p.station_id = v.station_id AND p.connection_id = v.connection_id"
+                " AND p.last_seen_at < v.seen_at"
+            ),
+            {"ids": list(ids), "connections": list(connections), "times": list(times)},
         )
 
     async def presence(self, station_id: str) -> RowMapping | None:
@@ -359,10 +363,12 @@ class Repository:
         )
         return list(result.mappings().all())
 
-    async def charging_sessions(self, station_id: str) -> list[RowMapping]:
+    async def charging_sessions(self, station_ids: Sequence[str]) -> list[RowMapping]:
+        if not station_ids:
+            return []
         result = await self.session.execute(
             select(sessions).where(
-                sessions.c.station_id == station_id, sessions.c.state == "charging"
+                sessions.c.station_id.in_(list(station_ids)), sessions.c.state == "charging"
             )
         )
         return list(result.mappings().all())
@@ -410,6 +416,20 @@ class Repository:
             text("SELECT pg_notify(:c, :s)"), {"c": COMMANDS_CHANNEL, "s": station_id}
         )
         return int(command_id or 0)
+
+    async def stations_with_commands(self, station_ids: Sequence[str]) -> list[str]:
+        """Which of these stations have commands waiting (one query for all of them)."""
+        if not station_ids:
+            return []
+        result = await self.session.execute(
+            select(station_commands.c.station_id)
+            .where(
+                station_commands.c.done_at.is_(None),
+                station_commands.c.station_id.in_(list(station_ids)),
+            )
+            .distinct()
+        )
+        return list(result.scalars().all())
 
     async def take_commands(self, station_ids: Sequence[str], instance_id: str) -> list[RowMapping]:
         """Pending commands for stations this process holds, claimed under row locks."""

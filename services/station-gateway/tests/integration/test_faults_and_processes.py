@@ -255,3 +255,44 @@ async def test_code_and_start_over_real_kafka(kafka_harness) -> None:  # type: i
     await harness.eventually(lambda: station.got("RemoteStartTransaction"), 30)
     await harness.close(station)
     assert uuid.UUID(session_id)
+
+
+async def test_a_talking_station_stays_online_while_a_silent_one_goes_offline(harness) -> None:  # type: ignore[no-untyped-def]
+    """Signs of life are written in batches (at the gateway's beat), not per message: a station
+    that keeps heart-beating stays online, while one that booted after it and then fell silent
+    goes offline. Were signs of life lost, the talking one (booted first) would go first."""
+    await harness.start_gateway(heartbeat_interval_s=1, missed_heartbeats=3)
+    await harness.register("TALK-1")
+    await harness.register("QUIET-2")
+    talking = await harness.connect("TALK-1")
+    quiet = await harness.connect("QUIET-2")
+    boot = call.BootNotification(charge_point_model="m", charge_point_vendor="v")
+    await talking.call(boot)
+    await quiet.call(boot)
+    silent_one_offline = asyncio.Event()
+
+    async def keep_talking() -> None:
+        while not silent_one_offline.is_set():
+            await talking.call(call.Heartbeat())
+            await asyncio.sleep(0.3)  # the station's heartbeat cadence
+
+    talker = asyncio.create_task(keep_talking())
+    try:
+        offline = await harness.wait_event(
+            "StationWentOffline",
+            topic=topics.STATIONS,
+            where=lambda p: p["station_id"] == "QUIET-2",
+            timeout_s=30,
+        )
+    finally:
+        silent_one_offline.set()
+        await talker
+    assert offline[0]["station_id"] == "QUIET-2"
+    gone = [
+        e.payload["station_id"]
+        for e in await harness.events(topics.STATIONS)
+        if e.type == "StationWentOffline"
+    ]
+    assert gone == ["QUIET-2"]
+    await harness.close(talking)
+    await harness.close(quiet)
