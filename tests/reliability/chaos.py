@@ -162,10 +162,15 @@ async def station_worker(
     report: Report,
     session_ids: set[str],
     deadline: float,
+    faults_done: asyncio.Event,
 ) -> None:
+    """At least ``sessions`` sessions, and more until every fault was injected (by the
+    deadline): the faults must hit traffic, however fast the sessions go."""
     rng = random.Random(station.sim.station_id)
     async with httpx.AsyncClient(base_url=support.BASE_URL, timeout=10) as http:
-        for _ in range(sessions):
+        done = 0
+        while done < sessions or not faults_done.is_set():
+            done += 1
             if time.monotonic() > deadline:
                 return
             try:
@@ -310,7 +315,11 @@ async def controller(
     ``stack.sh up`` and checks it restarted exactly the dead processes."""
     rng = random.Random()
     names = sorted(n for n in support.pid_files() if not n.startswith("nginx"))
-    infra_round = {rounds // 2: "kafka", max(0, rounds - 1): "postgres"} if infra else {}
+    # Kafka in the middle, PostgreSQL in the last round (both, in that order, if only one).
+    infra_rounds: dict[int, list[str]] = {}
+    if infra:
+        infra_rounds.setdefault(max(0, rounds // 2 - 1), []).append("kafka")
+        infra_rounds.setdefault(rounds - 1, []).append("postgres")
     for round_no in range(rounds):
         if stop.is_set():
             return
@@ -340,12 +349,10 @@ async def controller(
         for name in victims:
             if after.get(name) == before.get(name):
                 report.violations.append(f"stack.sh up did not restart {name}")
-        kind = infra_round.get(round_no)
-        if kind == "kafka":
-            await restart_kafka(report)
-        elif kind == "postgres":
-            await restart_postgres(report)
-        if kind:
+        kinds = infra_rounds.get(round_no, [])
+        for kind in kinds:
+            await (restart_kafka if kind == "kafka" else restart_postgres)(report)
+        if kinds:
             await restart_dead()
 
 

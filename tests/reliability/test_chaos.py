@@ -31,13 +31,14 @@ async def test_chaos_run(stack: str, long_run: bool) -> None:
     control = asyncio.create_task(
         chaos.controller(stations, report, rounds=rounds, stop=stop, infra=infra)
     )
+    faults_done = asyncio.Event()
+    control.add_done_callback(lambda _: faults_done.set())
     workers = [
-        chaos.station_worker(st, d, per_station, report, session_ids, deadline)
+        chaos.station_worker(st, d, per_station, report, session_ids, deadline, faults_done)
         for st, d in zip(stations, world.drivers, strict=True)
     ]
     await asyncio.gather(*workers, return_exceptions=True)
-    stop.set()
-    await control
+    await control  # every round, even if the budget ran out first (then without traffic)
     await chaos.restart_dead()
     await asyncio.gather(*(chaos.finish_open_transactions(st) for st in stations))
     report.seconds = time.monotonic() - start
@@ -54,4 +55,7 @@ async def test_chaos_run(stack: str, long_run: bool) -> None:
     )
     print(json.dumps({k: v for k, v in summary.items() if k != "fault_log"}, indent=2, default=str))
     assert summary["sessions"] >= (300 if long_run else 60), summary
+    if infra:
+        assert report.faults.get("kafka_restart") == 1, report.faults
+        assert report.faults.get("postgres_restart") == 1, report.faults
     assert not report.violations, report.violations[:20]

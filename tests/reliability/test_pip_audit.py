@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import sys
 
 import pytest
 import support
@@ -24,14 +26,19 @@ UNREACHABLE = (
 
 def test_locked_dependencies_have_no_known_vulnerabilities() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    exported = subprocess.run(
-        ["python3", "-m", "uv", "export", "--frozen", "--all-packages", "--no-hashes"],
+    # Not `python3 -m uv`: under `uv run` (as `make test` runs us) `python3` is the project's
+    # venv, which has no uv. `uv run` names its own binary in UV.
+    uv = os.environ.get("UV") or shutil.which("uv")
+    command = [uv] if uv else [sys._base_executable, "-m", "uv"]
+    export = subprocess.run(
+        [*command, "export", "--frozen", "--all-packages", "--no-hashes"],
         cwd=support.ROOT,
-        check=True,
         capture_output=True,
         text=True,
         timeout=120,
-    ).stdout
+    )
+    assert export.returncode == 0, export.stderr[-3000:]
+    exported = export.stdout
     # Workspace members (editable paths) are ours, not on PyPI.
     lines = [
         ln
