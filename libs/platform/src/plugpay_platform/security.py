@@ -89,13 +89,21 @@ class TokenVerifier:
         self.issuer = issuer
         self.audience = audience
         self.leeway_s = leeway_s
+        # Parsing a JWK builds a key object (measurable per request): kept per key id, reused
+        # only while the document still has the very same key under that id.
+        self._parsed: dict[str, tuple[dict[str, Any], jwt.PyJWK]] = {}
 
     async def _key_for(self, kid: str) -> jwt.PyJWK:
         for refresh in (False, True):
             document = await self.keys.jwks(refresh=refresh)
             for key in document.get("keys", []):
                 if key.get("kid") == kid:
-                    return jwt.PyJWK(key)
+                    cached = self._parsed.get(kid)
+                    if cached is not None and cached[0] == key:
+                        return cached[1]
+                    parsed = jwt.PyJWK(key)
+                    self._parsed[kid] = (dict(key), parsed)
+                    return parsed
         raise Refusal("token_invalid", "unknown signing key", status_code=401)
 
     async def verify(self, token: str) -> Principal:
