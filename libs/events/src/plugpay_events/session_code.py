@@ -9,6 +9,7 @@ Beside it, a short code for typing by hand, from an alphabet without look-alike 
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 import uuid
@@ -120,6 +121,12 @@ def token_from_scan(content: str) -> str:
     return content.split("?", 1)[0].split("#", 1)[0]
 
 
+@functools.lru_cache(maxsize=16)
+def _public_key(jwk_json: str) -> Any:
+    """A parsed key per JWK (the same few keys verify every scan; parsing is not free)."""
+    return OKPAlgorithm.from_jwk(jwk_json)
+
+
 def verify_session_code(
     token: str,
     jwks: dict[str, Any],
@@ -142,7 +149,7 @@ def verify_session_code(
     key_data = next((k for k in jwks.get("keys", []) if k.get("kid") == header.get("kid")), None)
     if key_data is None:
         raise SessionCodeRejected("code_invalid", "the code was not signed by Plugpay")
-    key = OKPAlgorithm.from_jwk(json.dumps(key_data))
+    key = _public_key(json.dumps(key_data, sort_keys=True))
     if not isinstance(key, Ed25519PublicKey):
         raise SessionCodeRejected("code_invalid", "the code was not signed by Plugpay")
     try:
