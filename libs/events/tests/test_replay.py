@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import gc
+import json
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from plugpay_events import serde
@@ -16,10 +19,13 @@ from plugpay_events.bus.port import (
     RawRecord,
     RetryPolicy,
 )
+from plugpay_events.contracts.sessions import SessionCodeScanned
 from plugpay_events.contracts.stations import StationWentOffline
-from plugpay_events.envelope import Envelope
-from plugpay_events.replay import rebuild
+from plugpay_events.envelope import Envelope, Event
+from plugpay_events.registry import UnknownEventType, UnsupportedEventVersion
+from plugpay_events.replay import ReplayedEvent, decode_event, rebuild
 from plugpay_events.topics import STATIONS, Topic
+from pydantic import ValidationError
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -150,3 +156,124 @@ async def test_close_runs_when_reading_fails() -> None:
     with pytest.raises(TimeoutError):
         await rebuild(Broken({}), [STATIONS], projection)
     assert projection.calls == ["reset", "close"]
+
+
+class BulkRecorder:
+    """A ``BulkProjection``: gets batches of decoded events."""
+
+    name = "bulk"
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.events: list[ReplayedEvent] = []
+
+    async def reset(self) -> None:
+        self.calls.append("reset")
+
+    async def apply_events(self, events: Sequence[ReplayedEvent]) -> None:
+        self.events.extend(events)
+        self.calls.append(f"apply {len(events)}")
+
+    async def flush(self) -> None:
+        self.calls.append("flush")
+
+    async def close(self) -> None:
+        self.calls.append("close")
+
+
+async def test_a_bulk_projection_gets_batches_of_typed_events_in_the_same_order() -> None:
+    p0 = [offline("A", 5), offline("A", 1), offline("A", 7)]
+    p1 = [offline("B", 2), offline("B", 6)]
+    records = [record(0, i, serde.encode(e)) for i, e in enumerate(p0)]
+    records += [record(1, i, serde.encode(e)) for i, e in enumerate(p1)]
+    records.append(record(1, 2, b'{"type": "NoSuchEvent"}'))
+    projection = BulkRecorder()
+    progress = await rebuild(
+        LogOnly({"p.plugpay.stations": records}), [STATIONS], projection, batch_size=2
+    )
+    order = [p1[0], *p0[:2], p1[1], p0[2]]
+    assert [e.event_id for e in projection.events] == [e.event_id for e in order]
+    assert [e.event for e in projection.events] == [e.event() for e in order]
+    assert all(isinstance(e.event, StationWentOffline) for e in projection.events)
+    assert projection.calls == [
+        "reset",
+        "apply 2",
+        "flush",
+        "apply 2",
+        "flush",
+        "apply 1",
+        "flush",
+        "close",
+    ]
+    assert (progress.total, progress.applied, progress.undecodable) == (5, 5, 1)
+
+
+async def test_a_bulk_projection_of_an_empty_log_is_flushed_once() -> None:
+    projection = BulkRecorder()
+    await rebuild(LogOnly({}), [STATIONS], projection)
+    assert projection.calls == ["reset", "flush", "close"]
+
+
+async def test_the_cyclic_gc_is_paused_during_a_rebuild_and_restored_after() -> None:
+    states: list[bool] = []
+
+    class Watching(BulkRecorder):
+        async def apply_events(self, events: Sequence[ReplayedEvent]) -> None:
+            states.append(gc.isenabled())
+
+    records = [record(0, 0, serde.encode(offline("A", 1)))]
+    assert gc.isenabled()
+    await rebuild(LogOnly({"p.plugpay.stations": records}), [STATIONS], Watching())
+    assert states == [False]
+    assert gc.isenabled()
+
+
+def test_decoding_upcasts_old_versions_as_the_live_consumers_do() -> None:
+    scanned = SessionCodeScanned(
+        session_id=uuid.uuid4(),
+        station_id="ST-1",
+        connector_id=1,
+        session_started_at=T0,
+        scanned_at=T0,
+        user_id=uuid.uuid4(),
+        organisation_id=None,
+        user_groups=(),
+        code_kind="typed",
+    )
+    current = Envelope.wrap(scanned, producer="t")
+    payload = scanned.model_dump(mode="json")
+    del payload["code_kind"]
+    v1 = current.model_copy(update={"version": 1, "payload": payload})
+    assert decode_event(serde.encode(current)).event == scanned
+    old = decode_event(serde.encode(v1))
+    assert old.event == current.event().model_copy(update={"code_kind": "qr"}) == v1.event()
+    assert (old.version, old.event_id) == (1, v1.event_id)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"occurred_at": "2026-01-01T00:00:00"},  # naive
+        {"unexpected": 1},
+        {"version": 9},
+        {"type": "NoSuchEvent"},
+        {"payload": {"station_id": "A"}},  # last_seen_at missing
+        {"aggregate_id": ""},
+    ],
+)
+def test_decoding_refuses_what_the_live_consumers_dead_letter(change: dict[str, Any]) -> None:
+    value = json.loads(serde.encode(offline("A", 1)))
+    broken = json.dumps({**value, **change}).encode()
+    with pytest.raises((ValidationError, UnknownEventType, UnsupportedEventVersion)):
+        serde.decode(broken).event()
+    with pytest.raises((ValidationError, UnknownEventType, UnsupportedEventVersion)):
+        decode_event(broken)
+
+
+def test_replayed_events_have_the_envelopes_fields_and_rules() -> None:
+    envelope = {n: (f.annotation, f.metadata) for n, f in Envelope.model_fields.items()}
+    replayed = {n: (f.annotation, f.metadata) for n, f in ReplayedEvent.model_fields.items()}
+    assert envelope.pop("payload") == (dict[str, Any], [])
+    assert replayed.pop("event") == (Event, [])
+    assert replayed == envelope
+    assert ReplayedEvent.model_fields["event"].alias == "payload"

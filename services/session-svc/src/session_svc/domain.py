@@ -355,9 +355,13 @@ def _(
     return None, {"hold_released": e.released, "hold_released_at": e.released_at}
 
 
-def transition_problem(state: ChargingSession, event: Event) -> str | None:
-    """Why ``event`` cannot happen to ``state`` now, or None if it can."""
-    target, _ = mutate(event, state)
+def transition_problem(
+    state: ChargingSession, event: Event, target: SessionStatus | None = None
+) -> str | None:
+    """Why ``event`` cannot happen to ``state`` now, or None if it can (``target``: what
+    ``mutate`` says the event leads to, if the caller knows it already)."""
+    if target is None:
+        target, _ = mutate(event, state)
     current = state.status
     if isinstance(event, SessionHoldReleased):
         if current not in HOLD_RELEASABLE:
@@ -378,9 +382,10 @@ def transition_problem(state: ChargingSession, event: Event) -> str | None:
     return None
 
 
-def is_repeat(state: ChargingSession, event: Event) -> bool:
+def is_repeat(state: ChargingSession, event: Event, target: SessionStatus | None = None) -> bool:
     """The session already made the transition this event describes (a re-sent event)."""
-    target, _ = mutate(event, state)
+    if target is None:
+        target, _ = mutate(event, state)
     if isinstance(event, SessionHoldReleased):
         return state.hold_released_at is not None
     if isinstance(event, SessionStopRequested):
@@ -400,27 +405,21 @@ def apply(
     """
     if event_id is not None and event_id in state.applied:
         return state
-    if is_repeat(state, event):
-        return _remember(state, event_id)
-    problem = transition_problem(state, event)
+    # One mutate and one copy per event: a rebuild folds every event of the log through here.
+    target, changes = mutate(event, state)
+    remember = {} if event_id is None else {"applied": (*state.applied, event_id)}
+    if is_repeat(state, event, target):
+        return state.model_copy(update=remember) if remember else state
+    problem = transition_problem(state, event, target)
     if problem is not None:
         # Skip rather than corrupt; kept so the support desk can see what the log said.
-        return _remember(state, event_id).model_copy(
-            update={"ignored": (*state.ignored, problem)[-20:]}
-        )
-    target, changes = mutate(event, state)
-    update: dict[str, object] = dict(changes)
+        return state.model_copy(update={**remember, "ignored": (*state.ignored, problem)[-20:]})
+    update: dict[str, object] = {**changes, **remember}
     if target is not None:
         update["status"] = target
     update["version"] = state.version + 1
     update["last_event_at"] = _occurred(event) or state.last_event_at
-    return _remember(state, event_id).model_copy(update=update)
-
-
-def _remember(state: ChargingSession, event_id: uuid.UUID | None) -> ChargingSession:
-    if event_id is None:
-        return state
-    return state.model_copy(update={"applied": (*state.applied, event_id)})
+    return state.model_copy(update=update)
 
 
 _OCCURRED_FIELD: dict[type[Event], str] = {

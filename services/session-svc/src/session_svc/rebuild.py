@@ -1,46 +1,52 @@
 """``session-svc rebuild``: drop the session store and replay the topics from offset 0.
 
-The generic part (reading, merging, batching, progress) is ``plugpay_events.replay``; this
-module adapts the session store to its ``Projection`` protocol. While it runs it holds the
+The generic part (reading, decoding, merging, batching, progress) is ``plugpay_events.replay``;
+this module adapts the session store to its ``BulkProjection`` protocol. While it runs it holds the
 store's lock exclusively: live consumers wait, scans answer 503, timers do not fire.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from plugpay_events.bus.port import EventBus
-from plugpay_events.envelope import Envelope
 from plugpay_events.outbox import OutboxTables
-from plugpay_events.replay import ReplayProgress, rebuild
+from plugpay_events.replay import ReplayedEvent, ReplayProgress, rebuild
 from plugpay_platform.database import Database
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from session_svc import repository
-from session_svc.handlers import CONSUMER, BatchingProjector, project_batch
+from session_svc.handlers import CONSUMER, SessionStoreProjector, StoreFold
 from session_svc.settings import Settings
+
+# Events per flush (one transaction): each session's row is written about once per flush it
+# has events in, so the bigger the batch the fewer rows are written twice.
+BATCH_SIZE = 100_000
 
 
 class SessionStoreProjection:
-    """The session store as a ``plugpay_events.replay.Projection``."""
+    """The session store as a ``plugpay_events.replay.BulkProjection``: the whole log folded in
+    memory (``StoreFold``), the changed rows written in bulk (COPY) once per batch."""
 
     name = CONSUMER
 
     def __init__(self, database: Database, tables: OutboxTables, settings: Settings) -> None:
         self.database = database
         self.tables = tables
-        self.projector = BatchingProjector(
-            code_tolerance=settings.code_tolerance,
-            clock_skew=settings.clock_skew,
-            start_timeout=settings.start_timeout,
+        self.fold = StoreFold(
+            SessionStoreProjector(
+                code_tolerance=settings.code_tolerance,
+                clock_skew=settings.clock_skew,
+                start_timeout=settings.start_timeout,
+            )
         )
-        self._pending: list[Envelope] = []
         self._lock: AsyncConnection | None = None
-        self._db: AsyncSession | None = None
+        self._db: AsyncConnection | None = None
 
     @property
-    def db(self) -> AsyncSession:
+    def db(self) -> AsyncConnection:
         assert self._db is not None, "reset() first"
         return self._db
 
@@ -48,17 +54,31 @@ class SessionStoreProjection:
         self._lock = await self.database.engine.connect()
         await repository.lock_store_exclusive(self._lock)
         await self._lock.commit()  # the advisory lock is per connection, not per transaction
-        self._db = self.database.sessions()
+        self._db = await self.database.engine.connect()
         await self._db.begin()
         await repository.reset_store(self.db, self.tables, CONSUMER)
 
-    async def apply(self, envelope: Envelope) -> None:
-        self._pending.append(envelope)
+    async def apply_events(self, events: Sequence[ReplayedEvent]) -> None:
+        apply = self.fold.apply
+        for e in events:
+            apply(e.event_id, e.aggregate_id, e.event)
 
     async def flush(self) -> None:
-        pending, self._pending = self._pending, []
+        changes = self.fold.take()
         # The inbox is rebuilt too, so live consumers skip what the rebuild already applied.
-        await project_batch(self.db, self.tables, self.projector, pending)
+        await repository.copy_inbox(self.db, self.tables, CONSUMER, changes.event_ids)
+        await repository.replace_store_rows(
+            self.db,
+            states=changes.sessions,
+            rewritten=changes.rewritten,
+            timers_due=changes.timers,
+            meter=changes.meter,
+            meter_rewritten=changes.meter_rewritten,
+        )
+        await repository.record_stations(self.db, changes.presence, changes.registrations)
+        await repository.record_scan_claims(self.db, changes.scan_claims)
+        # Open streams re-read once per batch, not once per event.
+        await repository.notify_sessions_changed(self.db, changes.touched)
         await self.db.commit()
         await self.db.begin()
 
@@ -80,7 +100,7 @@ async def rebuild_store(
     tables: OutboxTables,
     settings: Settings,
     *,
-    batch_size: int = 1000,
+    batch_size: int = BATCH_SIZE,
     echo: Any = None,
 ) -> ReplayProgress:
     """Rebuild the session store from the log; ``echo`` receives a progress line now and then."""
@@ -96,6 +116,7 @@ async def rebuild_store(
         SessionStoreProjection(database, tables, settings),
         batch_size=batch_size,
         on_progress=report,
+        read_concurrently=True,  # its buses (Kafka, the embedded log's pool) allow it
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from plugpay_events.contracts.sessions import SessionCodeScanned
 from plugpay_events.outbox import OutboxTables
@@ -100,6 +101,11 @@ async def claim_events(
 
 def session_row(state: ChargingSession) -> dict[str, object]:
     """The columns of a session's row, all derived from its events."""
+    return {**session_columns(state), "state": state.model_dump(mode="json")}
+
+
+def session_columns(state: ChargingSession) -> dict[str, object]:
+    """The columns of a session's row but ``state``, in table order."""
     assert state.status is not None
     return {
         "session_id": state.session_id,
@@ -113,7 +119,6 @@ def session_row(state: ChargingSession) -> dict[str, object]:
         "session_started_at": state.session_started_at,
         "updated_at": state.last_event_at,
         "version": state.version,
-        "state": state.model_dump(mode="json"),
     }
 
 
@@ -389,3 +394,127 @@ async def count_hit(db: Conn, key: str, window_start: datetime) -> int:
 
 async def prune_rate_limits(db: Conn, before: datetime) -> None:
     await db.execute(delete(rate_limit_hits).where(rate_limit_hits.c.window_start < before))
+
+
+# --- bulk writes of a rebuild (plain asyncpg: COPY and array parameters) ------------------
+
+
+async def driver_connection(db: Conn) -> Any:
+    """The asyncpg connection under ``db`` (same transaction), for COPY and array statements."""
+    connection = await db.connection() if isinstance(db, AsyncSession) else db
+    raw = await connection.get_raw_connection()
+    return raw.driver_connection
+
+
+async def copy_inbox(db: Conn, tables: OutboxTables, consumer: str, ids: list[uuid.UUID]) -> None:
+    """Record handled events (none of them recorded yet: a rebuild reset the inbox)."""
+    if ids:
+        pg = await driver_connection(db)
+        await pg.copy_records_to_table(
+            tables.inbox.name,
+            records=[(consumer, i) for i in ids],
+            columns=["consumer", "event_id"],
+            schema_name=tables.inbox.schema,
+        )
+
+
+async def replace_store_rows(
+    db: Conn,
+    *,
+    states: list[ChargingSession],
+    rewritten: set[uuid.UUID],
+    timers_due: list[tuple[str, uuid.UUID, datetime]],
+    meter: list[tuple[uuid.UUID, MeterReading]],
+    meter_rewritten: set[uuid.UUID],
+) -> None:
+    """Write sessions with their timers, and meter summaries, replacing the rows of ids in
+    ``rewritten`` / ``meter_rewritten`` (all of these sessions' timers are in ``timers_due``)."""
+    pg = await driver_connection(db)
+    if rewritten:
+        ids = list(rewritten)
+        await pg.execute("DELETE FROM timers WHERE session_id = ANY($1::uuid[])", ids)
+        await pg.execute("DELETE FROM sessions WHERE session_id = ANY($1::uuid[])", ids)
+    if meter_rewritten:
+        await pg.execute(
+            "DELETE FROM meter_summaries WHERE session_id = ANY($1::uuid[])", list(meter_rewritten)
+        )
+    if states:
+        await pg.copy_records_to_table(
+            sessions.name,
+            records=[(*session_columns(s).values(), s.model_dump_json()) for s in states],
+            columns=[*session_columns(states[0]), "state"],
+        )
+    if timers_due:
+        await pg.copy_records_to_table(
+            timers.name, records=timers_due, columns=["kind", "session_id", "due_at"]
+        )
+    if meter:
+        await pg.copy_records_to_table(
+            meter_summaries.name,
+            records=[
+                (
+                    s,
+                    r.transaction_id,
+                    r.sampled_at,
+                    r.energy_register_wh,
+                    r.power_w,
+                    r.soc_percent,
+                )
+                for s, r in meter
+            ],
+            columns=[
+                "session_id",
+                "transaction_id",
+                "sampled_at",
+                "energy_register_wh",
+                "power_w",
+                "soc_percent",
+            ],
+        )
+
+
+async def record_stations(
+    db: Conn,
+    presence: list[tuple[str, bool, datetime]],
+    registrations: list[tuple[str, uuid.UUID, str]],
+) -> None:
+    """``record_presence`` and ``record_station`` for many stations (one statement each)."""
+    pg = await driver_connection(db)
+    if presence:
+        await pg.execute(
+            "INSERT INTO stations (station_id, online, presence_changed_at)"
+            " SELECT * FROM unnest($1::varchar[], $2::boolean[], $3::timestamptz[])"
+            " ON CONFLICT (station_id) DO UPDATE"
+            " SET online = excluded.online, presence_changed_at = excluded.presence_changed_at",
+            *map(list, zip(*presence, strict=True)),
+        )
+    if registrations:
+        await pg.execute(
+            "INSERT INTO stations (station_id, organisation_id, name)"
+            " SELECT * FROM unnest($1::varchar[], $2::uuid[], $3::varchar[])"
+            " ON CONFLICT (station_id) DO UPDATE"
+            " SET organisation_id = excluded.organisation_id, name = excluded.name",
+            *map(list, zip(*registrations, strict=True)),
+        )
+
+
+async def record_scan_claims(db: Conn, claims: list[tuple[uuid.UUID, uuid.UUID]]) -> None:
+    """``record_scan_claim`` for many sessions (session id, user id)."""
+    if claims:
+        pg = await driver_connection(db)
+        await pg.execute(
+            "INSERT INTO scan_claims (session_id, user_id)"
+            " SELECT * FROM unnest($1::uuid[], $2::uuid[]) ON CONFLICT DO NOTHING",
+            *map(list, zip(*claims, strict=True)),
+        )
+
+
+async def notify_sessions_changed(db: Conn, session_ids: set[uuid.UUID]) -> None:
+    """``notify_session_changed`` for many sessions (one statement)."""
+    if session_ids:
+        pg = await driver_connection(db)
+        await pg.execute(
+            "SELECT count(pg_notify($1, id)) FROM unnest($2::text[]) AS id",
+            UPDATES_CHANNEL,
+            [str(s) for s in session_ids],
+        )
