@@ -28,6 +28,7 @@ from plugpay_events.contracts.stations import (
 )
 from plugpay_events.envelope import Envelope, Event
 from plugpay_events.outbox import OutboxTables, claim_event
+from plugpay_events.registry import EVENT_TYPES
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from session_svc import repository
@@ -54,6 +55,19 @@ SESSION_EVENT_TYPES: frozenset[str] = frozenset(
 def is_session_event(event: Event) -> bool:
     """Events of the charging-session aggregate (the meter has its own summary)."""
     return event.type in SESSION_EVENT_TYPES
+
+
+_STORED_OTHERWISE = (
+    MeterValuesReported,
+    StationConnected,
+    StationDisconnected,
+    StationWentOffline,
+    StationRegistered,
+)
+# The other event types ``project`` stores something of (subclasses included).
+_OTHER_STORE_EVENT_TYPES: frozenset[str] = frozenset(
+    name for name, cls in EVENT_TYPES.items() if issubclass(cls, _STORED_OTHERWISE)
+)
 
 
 class SessionStoreProjector:
@@ -179,7 +193,11 @@ class StoreFold:
         self.seen.add(event_id.int)
         changes = self._changes
         changes.event_ids.append(event_id)
-        if isinstance(event, MeterValuesReported):
+        if event.type in SESSION_EVENT_TYPES:
+            self._apply_to_session(event_id, aggregate_id, event)
+        elif event.type not in _OTHER_STORE_EVENT_TYPES:
+            return  # e.g. connector statuses: handled (inbox), nothing stored
+        elif isinstance(event, MeterValuesReported):
             reading = meter_reading(event)
             current = self.meter.get(event.session_id)
             # Only a strictly newer sample replaces the kept one (record_meter_reading's rule).
@@ -195,24 +213,26 @@ class StoreFold:
             self._presence[event.station_id] = (False, event.last_seen_at)
         elif isinstance(event, StationRegistered):
             self._registrations[event.station_id] = (event.organisation_id, event.name)
-        elif event.type in SESSION_EVENT_TYPES:
-            session_id = self._ids.get(aggregate_id)
-            if session_id is None:
-                session_id = self._ids[aggregate_id] = uuid.UUID(aggregate_id)
-            before = self.sessions.get(session_id) or ChargingSession(session_id=session_id)
-            after = apply(before, event, event_id)
-            if after is before or after.status is None:
-                return  # unchanged, or a session whose code was never issued: skipped
-            if (
-                after.status is SessionStatus.SCANNED
-                and after.user_id is not None
-                and session_id not in self.claimed
-            ):
-                self.claimed.add(session_id)
-                changes.scan_claims.append((session_id, after.user_id))
-            self.sessions[session_id] = after
-            self._sessions_changed.add(session_id)
-            changes.touched.add(session_id)
+
+    def _apply_to_session(self, event_id: uuid.UUID, aggregate_id: str, event: Event) -> None:
+        changes = self._changes
+        session_id = self._ids.get(aggregate_id)
+        if session_id is None:
+            session_id = self._ids[aggregate_id] = uuid.UUID(aggregate_id)
+        before = self.sessions.get(session_id) or ChargingSession(session_id=session_id)
+        after = apply(before, event, event_id)
+        if after is before or after.status is None:
+            return  # unchanged, or a session whose code was never issued: skipped
+        if (
+            after.status is SessionStatus.SCANNED
+            and after.user_id is not None
+            and session_id not in self.claimed
+        ):
+            self.claimed.add(session_id)
+            changes.scan_claims.append((session_id, after.user_id))
+        self.sessions[session_id] = after
+        self._sessions_changed.add(session_id)
+        changes.touched.add(session_id)
 
     def take(self) -> StoreChanges:
         """What changed since the last ``take``, each row in its state now."""
