@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import uuid
@@ -211,7 +212,43 @@ async def test_a_bulk_projection_gets_batches_of_typed_events_in_the_same_order(
 async def test_a_bulk_projection_of_an_empty_log_is_flushed_once() -> None:
     projection = BulkRecorder()
     await rebuild(LogOnly({}), [STATIONS], projection)
-    assert projection.calls == ["reset", "flush", "close"]
+    assert projection.calls == ["reset", "apply 0", "flush", "close"]
+
+
+async def test_a_flush_writes_while_the_next_batch_is_applied_never_two_at_once() -> None:
+    log: list[str] = []
+    release: list[asyncio.Event] = []
+
+    class Overlapping(BulkRecorder):
+        async def apply_events(self, events: Sequence[ReplayedEvent]) -> None:
+            log.append(f"apply {len(events)}")
+            if release:
+                release[-1].set()  # the flush before this batch may finish now
+
+        async def flush(self) -> None:
+            log.append("flush taken")  # before the first await, as the protocol asks
+            done = asyncio.Event()
+            release.append(done)
+            if len(release) < 3:
+                await done.wait()  # still writing while the next batch is applied
+            log.append("flush done")
+
+    records = [record(0, i, serde.encode(offline("A", i))) for i in range(5)]
+    progress = await rebuild(
+        LogOnly({"p.plugpay.stations": records}), [STATIONS], Overlapping(), batch_size=2
+    )
+    assert log == [
+        "apply 2",
+        "flush taken",
+        "apply 2",
+        "flush done",
+        "flush taken",
+        "apply 1",
+        "flush done",
+        "flush taken",
+        "flush done",
+    ]
+    assert progress.applied == 5
 
 
 async def test_the_cyclic_gc_is_paused_during_a_rebuild_and_restored_after() -> None:
@@ -277,3 +314,17 @@ def test_replayed_events_have_the_envelopes_fields_and_rules() -> None:
     assert replayed.pop("event") == (Event, [])
     assert replayed == envelope
     assert ReplayedEvent.model_fields["event"].alias == "payload"
+
+
+async def test_a_failing_flush_fails_the_rebuild_and_close_still_runs() -> None:
+    class Failing(BulkRecorder):
+        async def flush(self) -> None:
+            raise RuntimeError("disk full")
+
+    projection = Failing()
+    records = [record(0, i, serde.encode(offline("A", i))) for i in range(3)]
+    with pytest.raises(RuntimeError):
+        await rebuild(
+            LogOnly({"p.plugpay.stations": records}), [STATIONS], projection, batch_size=2
+        )
+    assert projection.calls == ["reset", "apply 2", "apply 1", "close"]

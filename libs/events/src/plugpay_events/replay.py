@@ -87,7 +87,13 @@ class ReplayedEvent(BaseModel):
 @runtime_checkable
 class BulkProjection(Protocol):
     """A read model that takes the log in batches of decoded events (see the module docstring);
-    ``reset``, ``flush`` and ``close`` mean what they mean for a ``Projection``."""
+    ``reset`` and ``close`` mean what they mean for a ``Projection``.
+
+    ``rebuild`` overlaps writing with applying: it applies the next batch while the previous
+    ``flush`` writes, so a projection whose ``apply_events`` yields to the event loop now and
+    then keeps its database and its fold busy at once. Never two flushes at a time, and every
+    flush has finished before the next one starts and before ``close``.
+    """
 
     name: str
 
@@ -98,7 +104,8 @@ class BulkProjection(Protocol):
         """Apply a batch of events, in order (it may be buffered until ``flush``)."""
 
     async def flush(self) -> None:
-        """Make everything applied so far durable."""
+        """Make everything applied before this call durable. What it writes must be taken
+        before its first ``await``: the next ``apply_events`` runs while it writes."""
 
     async def close(self) -> None:
         """Release what ``reset`` took; called whether the rebuild succeeded or not."""
@@ -378,16 +385,31 @@ async def _replay_bulk(
         on_progress(progress)
     began = time.monotonic()
     last_report = began
-    for start in range(0, len(events), batch_size):
-        batch = events[start : start + batch_size]
-        await projection.apply_events(batch)
-        await projection.flush()
-        progress.applied = start + len(batch)
-        now = time.monotonic()
-        progress.apply_s = now - began
-        if on_progress and now - last_report >= progress_every_s:
-            last_report = now
-            on_progress(progress)
-    if not events:
-        await projection.flush()
+    flushing: asyncio.Task[None] | None = None
+    try:
+        for start in range(0, max(len(events), 1), batch_size):
+            batch = events[start : start + batch_size]
+            await projection.apply_events(batch)
+            if flushing is not None:
+                await flushing
+                flushing = None
+                progress.applied = start
+                now = time.monotonic()
+                progress.apply_s = now - began
+                if on_progress and now - last_report >= progress_every_s:
+                    last_report = now
+                    on_progress(progress)
+            flushing = asyncio.create_task(projection.flush())
+            # One turn of the loop runs the flush up to its first await: it has taken its
+            # rows before the next batch is applied.
+            await asyncio.sleep(0)
+        assert flushing is not None
+        await flushing
+        flushing = None
+        progress.applied = len(events)
+    finally:
+        if flushing is not None:
+            # Applying failed while a flush wrote: let it end before ``close`` rolls back.
+            with contextlib.suppress(Exception):
+                await flushing
     progress.apply_s = time.monotonic() - began

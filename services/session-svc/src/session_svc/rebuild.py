@@ -7,6 +7,7 @@ store's lock exclusively: live consumers wait, scans answer 503, timers do not f
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -60,11 +61,14 @@ class SessionStoreProjection:
 
     async def apply_events(self, events: Sequence[ReplayedEvent]) -> None:
         apply = self.fold.apply
-        for e in events:
+        for index, e in enumerate(events, start=1):
             apply(e.event_id, e.aggregate_id, e.event)
+            if index % 2000 == 0:
+                # Let the previous batch's COPY go on meanwhile (PostgreSQL has a core too).
+                await asyncio.sleep(0)
 
     async def flush(self) -> None:
-        changes = self.fold.take()
+        changes = self.fold.take()  # before any await: the next batch is applied meanwhile
         # The inbox is rebuilt too, so live consumers skip what the rebuild already applied.
         await repository.copy_inbox(self.db, self.tables, CONSUMER, changes.event_ids)
         await repository.replace_store_rows(
