@@ -263,7 +263,6 @@ async def test_the_cyclic_gc_is_paused_during_a_rebuild_and_restored_after() -> 
     await rebuild(LogOnly({"p.plugpay.stations": records}), [STATIONS], Watching())
     assert states == [False]
     assert gc.isenabled()
-    assert gc.get_freeze_count() > 0  # what lived through it is not walked afterwards
 
 
 def test_decoding_upcasts_old_versions_as_the_live_consumers_do() -> None:

@@ -16,8 +16,7 @@ once, straight from its JSON into the typed event, for read models that fold a w
 memory and write their rows in bulk. Both are validated exactly as the live consumers validate
 (what they would dead-letter is skipped and counted). While a rebuild runs, Python's cyclic
 garbage collector is paused: with a whole log of objects alive, its full collections cost more
-than the decoding itself, and neither decoded events nor read models make cycles; what is still
-alive when it ends is frozen (``gc.freeze``) rather than walked.
+than the decoding itself, and neither decoded events nor read models make cycles.
 """
 
 from __future__ import annotations
@@ -291,10 +290,9 @@ def _cyclic_gc_paused() -> Iterator[None]:
         yield
     finally:
         if was_enabled:
-            # Everything allocated meanwhile is still in the youngest generation: the first
-            # collection would walk it all (seconds for a million events). What is alive now
-            # is left to reference counting alone.
-            gc.freeze()
+            # Everything allocated meanwhile is in the youngest generation, so the first
+            # collection walks all that is still alive (seconds after a million events); a
+            # command that exits next disables the collector itself (session-svc rebuild).
             gc.enable()
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 
 import uvicorn
@@ -28,7 +29,11 @@ def rebuild() -> None:
     from session_svc.rebuild import run_rebuild
     from session_svc.settings import Settings
 
+    # No cyclic collection for the command's life (the replay pauses it anyway), and what is
+    # alive at the end is frozen: the exit's collection would walk a whole log of objects.
+    gc.disable()
     progress = asyncio.run(run_rebuild(Settings()))  # type: ignore[call-arg]
+    gc.freeze()
     print(progress.line())
 
 
