@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import asyncpg
 import httpx
 from plugpay_app.driver import TERMINAL_STATES, DriverClient, DriverError
-from plugpay_app.simulator import SimulatedStation
+from plugpay_app.simulator import SimulatedStation, StationClock
 from plugpay_events import serde
 from plugpay_events.bus.port import EventBus
 
@@ -99,6 +99,7 @@ class Deployment:
     code_signing_key: dict[str, Any]
     database_urls: dict[str, str]  # service database name -> plain postgresql:// URL
     gateway_ws_urls: tuple[str, ...] = ()  # direct station-gateway processes (distributed)
+    topic_prefix: str = ""  # an isolated distributed stack's topics are "<name>.plugpay.*"
     process: subprocess.Popen[bytes] | None = None
     data_dir: Path | None = None
     log_path: Path | None = None
@@ -107,7 +108,9 @@ class Deployment:
         if self.mode == "distributed":
             from plugpay_events.bus.kafka import KafkaEventBus
 
-            return KafkaEventBus(STACK_KAFKA, client_id="e2e-auditor")
+            return KafkaEventBus(
+                STACK_KAFKA, client_id="e2e-auditor", topic_prefix=self.topic_prefix
+            )
         from plugpay_events.bus.embedded import EmbeddedEventBus
 
         return EmbeddedEventBus(self.database_urls["eventlog"], pool_size=2)
@@ -127,8 +130,17 @@ def _wait_http(url: str, deadline: float, process: subprocess.Popen[bytes] | Non
         time.sleep(0.2)
 
 
-def start_distributed() -> Deployment:
-    """`scripts/stack.sh up` (idempotent) and the stack's secrets."""
+def _stack_env(stack_name: str, port_base: int) -> dict[str, str]:
+    return {**os.environ, "STACK_NAME": stack_name, "PORT_BASE": str(port_base)}
+
+
+def start_distributed(
+    *, stack_name: str = "main", port_base: int = 8100, env: dict[str, str] | None = None
+) -> Deployment:
+    """`scripts/stack.sh up` (idempotent) and the stack's secrets. Another ``stack_name`` and
+    ``port_base`` give an isolated instance (databases ``<db>_<name>``, topics ``<name>.*``,
+    services on ``port_base + 1..6``, nginx on ``port_base - 20``); ``env`` reaches the
+    services (settings) when the stack starts."""
     began = time.monotonic()
     done = subprocess.run(
         ["bash", str(ROOT / "scripts" / "stack.sh"), "up"],
@@ -137,23 +149,50 @@ def start_distributed() -> Deployment:
         text=True,
         timeout=600,
         check=False,
+        env={**_stack_env(stack_name, port_base), **(env or {})},
     )
     if done.returncode != 0:
         raise RuntimeError(f"stack.sh up failed ({done.returncode}):\n{done.stderr[-4000:]}")
-    _wait_http(f"{STACK_BASE}/sessions/readyz", time.monotonic() + SETUP_TIMEOUT_S)
-    secrets_dir = STACK_STATE / "secrets"
-    print(f"\n[e2e] distributed stack up in {time.monotonic() - began:.1f}s")
+    main = stack_name == "main"
+    base = STACK_BASE if main else f"http://127.0.0.1:{port_base - 20}"
+    _wait_http(f"{base}/sessions/readyz", time.monotonic() + SETUP_TIMEOUT_S)
+    state = STACK_STATE if main else STACK_STATE.with_name(f"stack-{stack_name}")
+    suffix = "" if main else f"_{stack_name}"
+    secrets_dir = state / "secrets"
+    print(f"\n[e2e] distributed stack {stack_name} up in {time.monotonic() - began:.1f}s")
     return Deployment(
         mode="distributed",
-        base_url=STACK_BASE,
-        ws_url=STACK_BASE.replace("http", "ws"),
+        base_url=base,
+        ws_url=base.replace("http", "ws"),
         admin_password=(secrets_dir / "admin-password").read_text().strip(),
         code_signing_key=json.loads((secrets_dir / "code-signing-key.json").read_text()),
         database_urls={
-            db: f"{STACK_PG}/{db}" for db in ("auth", "station_gateway", "sessions", "billing")
+            db: f"{STACK_PG}/{db}{suffix}"
+            for db in ("auth", "station_gateway", "sessions", "pricing", "billing")
         },
-        gateway_ws_urls=("ws://127.0.0.1:8102", "ws://127.0.0.1:8106"),
+        gateway_ws_urls=(
+            f"ws://127.0.0.1:{port_base + 2}",
+            f"ws://127.0.0.1:{port_base + 6}",
+        ),
+        topic_prefix="" if main else f"{stack_name}.",
     )
+
+
+def stop_distributed(*, stack_name: str, port_base: int) -> None:
+    """`scripts/stack.sh down` for an isolated instance this run started (never the main one,
+    which other test runs share)."""
+    assert stack_name != "main", "the main stack is shared: not ours to stop"
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "stack.sh"), "down"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=_stack_env(stack_name, port_base),
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"stack.sh down failed ({done.returncode}):\n{done.stderr[-4000:]}")
 
 
 def start_embedded(data_dir: Path) -> Deployment:
@@ -501,6 +540,7 @@ class World:
         energy_speedup: float = 60.0,
         meter_interval_s: float = 0.5,
         ws_url: str | None = None,
+        clock: StationClock | None = None,
     ) -> SimulatedStation:
         """A simulated charger on ``station_id``, connected once the gateway has learned its
         credentials from the events (until then the handshake is refused: poll)."""
@@ -513,6 +553,7 @@ class World:
             power_w=power_w,
             meter_interval_s=meter_interval_s,
             energy_speedup=energy_speedup,
+            clock=clock,
         )
         await connect_with_retry(station)
         self.scope.stations.append(station)

@@ -8,6 +8,7 @@ Undecodable records are kept in the ``_Undecodable`` table with the error, never
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from collections import defaultdict
@@ -144,8 +145,13 @@ async def export(
             if on_chunk:
                 on_chunk(result)
 
+        task = asyncio.current_task()
         try:
             async for batch in source.read(ranges, batch_size=read_batch):
+                if task is not None and task.cancelling():
+                    # Ctrl-C (asyncio.run cancels the main task): the Kafka client can swallow
+                    # the cancellation inside a fetch, so honour it here, between chunks.
+                    raise asyncio.CancelledError
                 key = (batch.topic, batch.partition)
                 buffer = buffers[key]
                 buffer.records.extend(batch.records)

@@ -36,7 +36,16 @@ VENDOR_ID = "com.plugpay"
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    return iso(datetime.now(UTC))
+
+
+def iso(at: datetime) -> str:
+    """An OCPP timestamp (UTC, ``Z``)."""
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+# What time it is on a connector's clock (connector 0: the station as a whole).
+StationClock = Callable[[int], datetime]
 
 
 @dataclass
@@ -69,6 +78,7 @@ class SimulatedStation:
         meter_interval_s: float = 1.0,
         energy_speedup: float = 1.0,
         meter_start_wh: int = 1_000_000,
+        clock: StationClock | None = None,
     ) -> None:
         self.station_id = station_id
         self.base_url = base_url.rstrip("/")
@@ -79,6 +89,9 @@ class SimulatedStation:
         self.meter_interval_s = meter_interval_s
         self.energy_speedup = energy_speedup
         self.meter_register_wh = meter_start_wh
+        # The station's own clock for the timestamps it reports (status, start, meter values,
+        # stop); default the real time. Simulations of past or future activity give their own.
+        self.clock = clock
         self.transactions: dict[int, Transaction] = {}
         self.displayed: list[dict[str, Any]] = []
         self.costs: list[dict[str, Any]] = []
@@ -132,6 +145,10 @@ class SimulatedStation:
         self._tasks.append(asyncio.create_task(self._heartbeats()))
         await self._send_unsent_starts()
 
+    def timestamp(self, connector_id: int = 0) -> str:
+        """The time on ``connector_id``'s clock, as the station reports it."""
+        return now_iso() if self.clock is None else iso(self.clock(connector_id))
+
     def busy(self, connector_id: int) -> bool:
         """A transaction runs (or waits to be reported) on the connector."""
         tx = self.transactions.get(connector_id)
@@ -173,7 +190,7 @@ class SimulatedStation:
                     connector_id=connector_id,
                     error_code="NoError",
                     status=status,
-                    timestamp=now_iso(),
+                    timestamp=self.timestamp(connector_id),
                 )
             )
         else:
@@ -184,7 +201,7 @@ class SimulatedStation:
             }.get(status, status)
             await self._cp.call(
                 call201.StatusNotification(
-                    timestamp=now_iso(),
+                    timestamp=self.timestamp(connector_id),
                     connector_status=status201,
                     evse_id=connector_id,
                     connector_id=1,
@@ -230,7 +247,7 @@ class SimulatedStation:
                 connector_id=connector_id,
                 id_tag=session_ref,
                 meter_start=meter_start,
-                timestamp=now_iso(),
+                timestamp=self.timestamp(connector_id),
             )
             try:
                 reply = await self._cp.call(request)
@@ -287,7 +304,9 @@ class SimulatedStation:
                 call16.MeterValues(
                     connector_id=tx.connector_id,
                     transaction_id=int(tx.transaction_id),
-                    meter_value=[{"timestamp": now_iso(), "sampled_value": sampled}],
+                    meter_value=[
+                        {"timestamp": self.timestamp(tx.connector_id), "sampled_value": sampled}
+                    ],
                 )
             )
         else:
@@ -301,9 +320,10 @@ class SimulatedStation:
             info["remote_start_id"] = int(tx.session_ref)
         if stop_reason:
             info["stopped_reason"] = stop_reason
+        at = self.timestamp(tx.connector_id)
         meter = [
             types201.MeterValueType(
-                timestamp=now_iso(),
+                timestamp=at,
                 sampled_value=[
                     types201.SampledValueType(
                         value=tx.meter_wh,
@@ -321,7 +341,7 @@ class SimulatedStation:
         await self._cp.call(
             call201.TransactionEvent(
                 event_type=kind,
-                timestamp=now_iso(),
+                timestamp=at,
                 trigger_reason=trigger,
                 seq_no=next(tx.seq),
                 transaction_info=info,
@@ -342,7 +362,7 @@ class SimulatedStation:
             await self._cp.call(
                 call16.StopTransaction(
                     meter_stop=tx.meter_wh,
-                    timestamp=now_iso(),
+                    timestamp=self.timestamp(tx.connector_id),
                     transaction_id=int(tx.transaction_id),
                     reason=reason,
                 )
@@ -456,6 +476,11 @@ class _Handlers201(ChargePoint201):  # type: ignore[misc]
     async def on_set_display_message(self, message: dict[str, Any], **_: Any) -> Any:
         self.station.displayed.append(message)
         return result201.SetDisplayMessage(status=enums201.DisplayMessageStatusEnumType.accepted)
+
+    @on(enums201.Action.clear_display_message)
+    async def on_clear_display_message(self, id: int, **_: Any) -> Any:
+        # what was shown stays in ``displayed`` (tests read the history); the screen is cleared
+        return result201.ClearDisplayMessage(status=enums201.ClearMessageStatusEnumType.accepted)
 
     @on(enums201.Action.cost_updated)
     async def on_cost_updated(self, total_cost: float, transaction_id: str, **_: Any) -> Any:
