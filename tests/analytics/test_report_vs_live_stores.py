@@ -458,9 +458,13 @@ class Month:
         end = self.began + self.drive_s
         # Unscanned codes only while they can still expire within the run.
         expiring_until = end - CODE_TOLERANCE_S - CLOCK_SKEW_S - 10
+        # every connector starts at once: spread their first drivers over the month's first day
+        spread = rng.uniform(0.0, 0.03)
         while time.monotonic() < end:
             # the next driver arrives when the month's demand says, spread over connectors
-            arrival = self.calendar.at(self.progress() + rng.uniform(-0.01, 0.01), rng)
+            at = abs(self.progress() + spread + rng.uniform(-0.01, 0.01))  # none before day 1
+            arrival = self.calendar.at(at, rng)
+            spread = 0.0
             if clock.arrive(arrival) > self.calendar.last_arrival:
                 break  # this connector's month is over
             r = rng.random()
