@@ -268,7 +268,9 @@ def render_nginx(services: dict[str, dict[str, Any]], routes: list[Route]) -> st
     for name, svc in services.items():
         out.append(f"    upstream {name} {{")
         out += [f"        server 127.0.0.1:{int(port)};" for port in svc["local_ports"]]
-        out += ["        keepalive 32;", "    }"]
+        # Close idle upstream connections before uvicorn does (its keep-alive is 5 s): a
+        # request sent on a connection uvicorn is closing came back as a 502.
+        out += ["        keepalive 32;", "        keepalive_timeout 4s;", "    }"]
     out += [
         "",
         "    server {",
