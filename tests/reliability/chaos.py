@@ -134,13 +134,16 @@ class ChaosStation:
         stamp = now_iso()
 
         async def send() -> None:
+            # suppress=False: a CallError (e.g. InternalError while PostgreSQL restarts) means
+            # the stop was not taken — a real charger retries a transaction message then.
             await self.sim._cp.call(
                 call16.StopTransaction(
                     meter_stop=meter_stop,
                     timestamp=stamp,
                     transaction_id=int(tx.transaction_id),
                     reason="EVDisconnected",
-                )
+                ),
+                suppress=False,
             )
 
         await self.call(send, deadline=deadline)

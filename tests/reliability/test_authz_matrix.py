@@ -132,7 +132,9 @@ async def test_authorisation_matrix(world: support.World) -> None:
     # Stricter than the policy (e.g. an admin without an organisation on organisation-scoped
     # operator endpoints, an unverified driver typing a code) is reported, not failed.
     print(f"stricter than the policy: {too_tight}")
-    (support.ROOT / ".local" / "reliability" / "authz.json").write_text(
+    out = support.ROOT / ".local" / "reliability"
+    out.mkdir(parents=True, exist_ok=True)  # the first test of a fresh clone's run
+    (out / "authz.json").write_text(
         json.dumps(
             {
                 "endpoints": len(routes),
