@@ -27,7 +27,7 @@ from plugpay_events.contracts.stations import (
     StationWentOffline,
 )
 from plugpay_events.envelope import Envelope, Event
-from plugpay_events.outbox import OutboxTables, claim_event
+from plugpay_events.outbox import OutboxTables, claim_event, claim_events
 from plugpay_events.registry import EVENT_TYPES
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -350,7 +350,7 @@ async def project_batch(
 ) -> None:
     """Claim a batch's events in the inbox at once and project the ones not handled before,
     in order; the sessions touched are read in one query and written in one statement."""
-    fresh = await repository.claim_events(
+    fresh = await claim_events(
         db, tables, CONSUMER, list(dict.fromkeys(e.event_id for e in envelopes))
     )
     if not fresh:

@@ -84,21 +84,6 @@ async def load_sessions(
     return {s.session_id: s for s in states}
 
 
-async def claim_events(
-    db: Conn, tables: OutboxTables, consumer: str, event_ids: list[uuid.UUID]
-) -> set[uuid.UUID]:
-    """Record many handled events at once; returns the ones not handled before."""
-    if not event_ids:
-        return set()
-    result = await db.execute(
-        pg_insert(tables.inbox)
-        .values([{"consumer": consumer, "event_id": e} for e in event_ids])
-        .on_conflict_do_nothing()
-        .returning(tables.inbox.c.event_id)
-    )
-    return {r.event_id for r in result}
-
-
 def session_row(state: ChargingSession) -> dict[str, object]:
     """The columns of a session's row, all derived from its events."""
     return {**session_columns(state), "state": state.model_dump(mode="json")}
