@@ -270,17 +270,17 @@ async def station_online(db: Conn, station_id: str) -> bool:
     )
 
 
-async def connector_taken(
-    db: Conn, station_id: str, connector_id: int, other_than: uuid.UUID
+async def newer_code_exists(
+    db: Conn, station_id: str, connector_id: int, issued_at: datetime
 ) -> bool:
-    """Whether another session on the connector is authorised, charging or stopping."""
+    """Whether the station issued a code for the connector after ``issued_at`` (which retired
+    the older one: the gateway keeps one live code per connector)."""
     found = await db.scalar(
         select(sessions.c.session_id)
         .where(
             sessions.c.station_id == station_id,
             sessions.c.connector_id == connector_id,
-            sessions.c.status.in_(("authorised", "charging", "stopping")),
-            sessions.c.session_id != other_than,
+            sessions.c.session_started_at > issued_at,
         )
         .limit(1)
     )
