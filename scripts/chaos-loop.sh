@@ -22,7 +22,7 @@ while (($#)); do
     *) echo "usage: $0 [-n RUNS] [--long] [--netns NAME]" >&2; exit 2 ;;
   esac
 done
-commit=$(git rev-parse --short HEAD)
+commit=$(git rev-parse HEAD)  # every run clones this commit, whatever lands meanwhile
 out="$ROOT/.local/reliability/chaos-loop.tsv"
 mkdir -p "$(dirname "$out")"
 [[ -s "$out" ]] || printf 'finished_utc\tcommit\trun\tvariant\tresult\tseconds\tseed\tsessions\tstatuses\tfaults\tviolations\n' >"$out"
@@ -37,6 +37,7 @@ failed=0
 for i in $(seq 1 "$runs"); do
   work=$(mktemp -d "${TMPDIR:-/tmp}/plugpay-chaos-XXXXXX")
   git clone --quiet --no-hardlinks "$ROOT" "$work/plugpay"
+  git -C "$work/plugpay" checkout --quiet --detach "$commit"
   # CI lays shared/ beside the clone; the tests never read it, but keep the layout.
   [[ -d "$ROOT/../shared" ]] && ln -s "$ROOT/../shared" "$work/shared"
   start=$SECONDS
@@ -65,7 +66,7 @@ print("\t".join([str(r.get("sessions")), json.dumps(r.get("statuses"), sort_keys
                  json.dumps(r.get("faults"), sort_keys=True), str(r.get("violations"))]))
 EOF
 )
-  line=$(printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s' "$(date -u +%FT%TZ)" "$commit" "$i/$runs" \
+  line=$(printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s' "$(date -u +%FT%TZ)" "${commit:0:7}" "$i/$runs" \
     "$variant" "$result" "$((SECONDS - start))" "$seed" "$summary")
   echo "$line" | tee -a "$out"
   if [[ $result == failed ]]; then
@@ -76,5 +77,5 @@ EOF
   fi
   rm -rf "$work"
 done
-echo "chaos loop: $((runs - failed)) of $runs passed (commit $commit); record in ${out#"$ROOT"/}"
+echo "chaos loop: $((runs - failed)) of $runs passed (commit ${commit:0:7}); record in ${out#"$ROOT"/}"
 ((failed == 0))
