@@ -135,6 +135,11 @@ class StationProtocol:
                         msg.unique_id, "TypeConstraintViolation", "payload must be an object"
                     )
                     return
+                if (field := _out_of_range_integer(msg.payload)) is not None:
+                    await self._send_error(
+                        msg.unique_id, "PropertyConstraintViolation", f"{field} is out of range"
+                    )
+                    return
                 if msg.action not in self.route_map:  # type: ignore[attr-defined]
                     await self._send_error(
                         msg.unique_id, "NotImplemented", f"unknown action {msg.action}"[:200]
@@ -245,6 +250,26 @@ class StationProtocol:
                 "temporarily_unavailable", "no code can be issued right now; try again"
             ) from error
         return issued.reply()
+
+
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+
+def _out_of_range_integer(payload: Any) -> str | None:
+    """The first field holding an integer no OCPP field may hold (OCPP integers are 32-bit), so
+    it is refused before it reaches a use case or a column."""
+    stack: list[tuple[str, Any]] = [("", payload)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int) and not INT32_MIN <= value <= INT32_MAX:
+            return path or "payload"
+        if isinstance(value, dict):
+            stack.extend((f"{path}.{k}" if path else str(k), v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", v) for i, v in enumerate(value))
+    return None
 
 
 def _status_at(timestamp: str | None) -> datetime:
