@@ -154,6 +154,7 @@ class ChaosStation:
 
         await self.call(send, deadline=deadline)
         tx.stop_reason = "EVDisconnected"
+        tx.ended.set()
 
 
 async def request_code(station: ChaosStation, report: Report, deadline: float) -> Any:

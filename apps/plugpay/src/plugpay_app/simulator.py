@@ -59,6 +59,8 @@ class Transaction:
     meter_wh: int
     started: asyncio.Event = field(default_factory=asyncio.Event)
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
+    # The stop was sent and answered (or failed): the connector is free for the next driver.
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
     stop_reason: str | None = None
     seq: itertools.count = field(default_factory=itertools.count)  # type: ignore[type-arg]
 
@@ -241,6 +243,10 @@ class SimulatedStation:
         tx = self.transactions.get(connector_id)
         if tx is not None and not tx.stopped.is_set():
             await self._stop(tx, "EVDisconnected")
+        elif tx is not None:
+            # A remote stop is being sent: a charger reports the end before the connector free.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(tx.ended.wait(), 30)
         await self.set_status(connector_id, "Available")
 
     # -- what the back office asks ---------------------------------------------------------------
@@ -371,18 +377,21 @@ class SimulatedStation:
             return
         tx.stopped.set()
         tx.stop_reason = reason
-        if self.ocpp_version == "1.6":
-            await self._cp.call(
-                call16.StopTransaction(
-                    meter_stop=tx.meter_wh,
-                    timestamp=self.timestamp(tx.connector_id),
-                    transaction_id=int(tx.transaction_id),
-                    reason=reason,
+        try:
+            if self.ocpp_version == "1.6":
+                await self._cp.call(
+                    call16.StopTransaction(
+                        meter_stop=tx.meter_wh,
+                        timestamp=self.timestamp(tx.connector_id),
+                        transaction_id=int(tx.transaction_id),
+                        reason=reason,
+                    )
                 )
-            )
-        else:
-            trigger = "EVCommunicationLost" if reason == "EVDisconnected" else "RemoteStop"
-            await self._transaction_event(tx, "Ended", trigger, stop_reason=reason)
+            else:
+                trigger = "EVCommunicationLost" if reason == "EVDisconnected" else "RemoteStop"
+                await self._transaction_event(tx, "Ended", trigger, stop_reason=reason)
+        finally:
+            tx.ended.set()
         await self.set_status(tx.connector_id, "Finishing")
 
     def _find(self, transaction_id: str) -> Transaction | None:
