@@ -31,14 +31,16 @@ def create_app(
     *,
     bus_factory: Callable[[], EventBus] | None = None,
     key_source: KeySource | None = None,
+    mailer: service.Mailer | None = None,
 ) -> FastAPI:
     """Build auth-svc: its routes, consumers and runtime, from settings.
 
     auth-svc verifies tokens against its own signing keys read from its database (it cannot
     fetch its own JWKS over HTTP while starting, nor at all under an in-process transport).
+    ``mailer`` delivers verification links (none configured: they are dropped, never logged).
     """
     settings = settings or Settings()  # type: ignore[call-arg]
-    ctx = AuthContext(settings)
+    ctx = AuthContext(settings, mailer=mailer or service.NoMailer())
     holder: dict[str, ServiceRuntime] = {}
 
     async def own_jwks() -> dict[str, Any]:

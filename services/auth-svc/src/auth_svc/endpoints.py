@@ -59,7 +59,8 @@ Db = Annotated[Database, Depends(_db)]
 
 
 def _client_address(request: Request) -> str:
-    # Behind the gateway uvicorn's proxy_headers has already put the real address here.
+    # The peer, or the address a trusted front door forwarded (uvicorn's proxy headers are
+    # honoured only from PLUGPAY_FORWARDED_ALLOW_IPS; see __main__).
     return request.client.host if request.client else "unknown"
 
 
@@ -75,9 +76,13 @@ def _tokens(result: IssuedTokens | Refusal) -> JSONResponse:
 
 
 @router.post("/register", status_code=202, response_model=RegisterResponse)
-async def register(body: RegisterRequest, ctx: Ctx, db: Db) -> RegisterResponse:
+async def register(body: RegisterRequest, request: Request, ctx: Ctx, db: Db) -> RegisterResponse:
     async with db.write() as session:
-        await service.register_driver(ctx, session, body.email, body.password)
+        mail = await service.register_driver(
+            ctx, session, body.email, body.password, _client_address(request)
+        )
+    if mail is not None:  # after the commit: the link must work when it arrives
+        await ctx.mailer.send_verification(mail)
     return RegisterResponse()
 
 
@@ -90,10 +95,12 @@ async def verify(body: VerifyRequest, ctx: Ctx, db: Db) -> VerifyResponse:
 
 @router.post("/verify/resend", status_code=202, response_model=RegisterResponse)
 async def resend_verification(
-    body: ResendVerificationRequest, ctx: Ctx, db: Db
+    body: ResendVerificationRequest, request: Request, ctx: Ctx, db: Db
 ) -> RegisterResponse:
     async with db.write() as session:
-        await service.resend_verification(ctx, session, body.email)
+        mail = await service.resend_verification(ctx, session, body.email, _client_address(request))
+    if mail is not None:
+        await ctx.mailer.send_verification(mail)
     return RegisterResponse()
 
 

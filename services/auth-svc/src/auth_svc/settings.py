@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from plugpay_platform.settings import ServiceSettings
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 
@@ -18,6 +18,12 @@ class Settings(ServiceSettings):
     # The first admin, created at start-up when no user has this email yet.
     bootstrap_admin_email: str | None = None
     bootstrap_admin_password: SecretStr | None = None
+    # Throttles (docs in the README): failures allowed before the waits begin. Test stacks that
+    # drive many logins or registrations from one address raise them; production keeps these.
+    login_free_failures_per_account_and_address: int = Field(default=5, ge=1, le=10_000)
+    login_free_failures_per_account: int = Field(default=20, ge=1, le=100_000)
+    login_free_failures_per_address: int = Field(default=50, ge=1, le=1_000_000)
+    registrations_free_per_address: int = Field(default=10, ge=1, le=1_000_000)
     # Demo data for issue 9 (demo accounts, stations, OCPP password); never in production.
     seed_demo: bool = False
 
