@@ -104,6 +104,16 @@ async def auth(database_url: str, topic_prefix: str) -> AsyncIterator[AuthServic
         yield service
 
 
+@pytest.fixture
+def auth_with(database_url: str, topic_prefix: str) -> Callable[..., Any]:
+    """``async with auth_with(**settings) as auth``: auth-svc with other settings."""
+
+    def start(**overrides: Any) -> Any:
+        return running_auth(database_url, topic_prefix, **overrides)
+
+    return start
+
+
 LINK = re.compile(r"/auth/verify\?code=([A-Za-z0-9_-]+)$")
 
 

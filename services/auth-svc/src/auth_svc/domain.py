@@ -73,7 +73,10 @@ def password_problem(password: str, *, personal: tuple[str, ...] = ()) -> str | 
         return "the password must not contain your email address"
     from zxcvbn import zxcvbn
 
-    estimate = zxcvbn(password, user_inputs=list(personal), max_length=PASSWORD_MAX_LENGTH)
+    # The words of the address too: "fitzroyzelda1" is weak for zelda.fitzroy@example.com.
+    words = {w for p in personal for w in re.split(r"[^a-z0-9]+", p.lower()) if len(w) >= 3}
+    context = [*personal, *sorted(words)]
+    estimate = zxcvbn(password, user_inputs=context, max_length=PASSWORD_MAX_LENGTH)
     if estimate["score"] < PASSWORD_MIN_SCORE:
         hint = estimate["feedback"].get("warning") or "it follows a pattern"
         return f"this password is too easy to guess ({hint.rstrip('.').lower()}); try a longer one"
