@@ -10,6 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
+from plugpay_platform.settings import PlatformSettings
+from sqlalchemy import text
 
 pytestmark = pytest.mark.infra
 
@@ -160,3 +163,39 @@ async def test_no_token_reaches_the_log_at_any_level(auth, caplog) -> None:
     for record in caplog.records:
         line = record.getMessage() + repr(record.args)
         assert not [s for s in secrets if s in line], line
+
+
+async def _throttled_addresses(auth: Any) -> set[str]:
+    async with auth.app.state.runtime.database.read() as session:
+        keys = await session.scalars(text("SELECT key FROM login_throttle WHERE key LIKE 'ip:%'"))
+        return {k.removeprefix("ip:") for k in keys}
+
+
+@asynccontextmanager
+async def behind_uvicorn(auth: Any, peer: str, **platform: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """The app as uvicorn serves it with these platform settings, reached from ``peer``."""
+    config = uvicorn.Config(auth.app, **PlatformSettings(**platform).server_proxy_options())
+    config.load()
+    transport = httpx.ASGITransport(app=config.loaded_app, client=(peer, 41000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://auth.test") as client:
+        yield client
+
+
+async def test_a_forwarded_address_counts_only_from_the_configured_front_door(auth) -> None:
+    forged = {"X-Forwarded-For": "192.0.2.66"}
+    async with behind_uvicorn(auth, "127.0.0.1") as local:
+        response = await local.post(
+            "/auth/token", data={"username": OWNER, "password": "guess-1"}, headers=forged
+        )
+    assert response.status_code == 401
+    # By default nobody is trusted, not even loopback: the peer is the client.
+    assert await _throttled_addresses(auth) == {"127.0.0.1"}
+
+    async with behind_uvicorn(auth, "10.1.2.3", forwarded_allow_ips="10.0.0.0/8") as ingress:
+        await ingress.post(
+            "/auth/token",
+            data={"username": OWNER, "password": "guess-2"},
+            # A client's own X-Forwarded-For, then the address the front door saw.
+            headers={"X-Forwarded-For": "192.0.2.66, 198.51.100.40"},
+        )
+    assert await _throttled_addresses(auth) == {"127.0.0.1", "198.51.100.40"}
