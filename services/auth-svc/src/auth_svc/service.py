@@ -477,7 +477,13 @@ async def create_group(
     if await repo.organisation(org) is None:
         raise Refusal("not_found", "no such organisation", status_code=404)
     if not await repo.add_group(name, org):
-        raise Refusal("group_exists", "a group has this name", status_code=409)
+        # Names are one namespace (tokens carry bare names); the refusal is the same whoever
+        # holds the name, so it tells nobody which organisation has which groups.
+        raise Refusal(
+            "group_name_unavailable",
+            "this group name cannot be used; choose another one",
+            status_code=409,
+        )
 
 
 async def _own_group(repo: AuthRepository, principal: Principal, name: str) -> uuid.UUID:

@@ -165,7 +165,10 @@ async def test_groups_are_owned_by_one_organisation_and_reach_the_token(auth) ->
     )
     assert grant.status_code == 404
     clash = await auth.client.post("/auth/groups", headers=b["headers"], json={"name": "staff"})
-    assert clash.status_code == 409
+    own = await auth.client.post("/auth/groups", headers=a["headers"], json={"name": "staff"})
+    assert clash.status_code == own.status_code == 409
+    assert clash.json() == own.json()
+    assert clash.json()["reason"] == "group_name_unavailable"
     assert (await auth.client.get("/auth/groups", headers=b["headers"])).json() == []
     groups = (await auth.client.get("/auth/groups", headers=a["headers"])).json()
     assert groups == [{"name": "staff", "members": ["gina@example.com"]}]
