@@ -114,7 +114,7 @@ def auth_with(database_url: str, topic_prefix: str) -> Callable[..., Any]:
     return start
 
 
-LINK = re.compile(r"/auth/verify\?code=([A-Za-z0-9_-]+)$")
+LINK = re.compile(r"/app/#/verify/([A-Za-z0-9_-]+)$")
 
 
 @pytest.fixture

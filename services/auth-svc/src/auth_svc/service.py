@@ -185,7 +185,9 @@ async def _request_verification(
     expires_at = now + timedelta(seconds=ctx.settings.email_verification_ttl_s)
     await repo.add_verification(digest, user_id, expires_at)
     base = ctx.settings.platform.public_base_url.rstrip("/")
-    mail = VerificationMail(user_id, email, f"{base}/auth/verify?code={token}")
+    # The code rides in the fragment: browsers never send it, so no access log or Referer
+    # can hold it; the driver app's page posts it to /auth/verify.
+    mail = VerificationMail(user_id, email, f"{base}/app/#/verify/{token}")
     return EmailVerificationRequested(user_id=user_id, expires_at=expires_at), mail
 
 

@@ -34,6 +34,8 @@ async def test_register_verify_login_me_and_events(auth, last_verification_code)
     assert nobody.json() == resent.json()
     code = last_verification_code()
     assert [m.email for m in auth.mailer.sent] == ["alice@example.com"] * 2
+    # The code is in the link's fragment, which no browser sends to a server (or its logs).
+    assert auth.mailer.sent[-1].link == f"http://127.0.0.1:8000/app/#/verify/{code}"
     assert (await auth.client.post("/auth/verify", json={"token": code})).status_code == 200
     # Single use.
     again = await auth.client.post("/auth/verify", json={"token": code})
