@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request, Response, status
 from fastapi.responses import JSONResponse
 from plugpay_platform.database import Database
 from plugpay_platform.errors import Refusal
@@ -76,13 +76,17 @@ def _tokens(result: IssuedTokens | Refusal) -> JSONResponse:
 
 
 @router.post("/register", status_code=202, response_model=RegisterResponse)
-async def register(body: RegisterRequest, request: Request, ctx: Ctx, db: Db) -> RegisterResponse:
+async def register(
+    body: RegisterRequest, request: Request, ctx: Ctx, db: Db, later: BackgroundTasks
+) -> RegisterResponse:
     async with db.write() as session:
         mail = await service.register_driver(
             ctx, session, body.email, body.password, _client_address(request)
         )
-    if mail is not None:  # after the commit: the link must work when it arrives
-        await ctx.mailer.send_verification(mail)
+    if mail is not None:
+        # After the commit (the link must work when it arrives) and after the answer, so a
+        # slow mail server does not tell a new address from a registered one.
+        later.add_task(ctx.mailer.send_verification, mail)
     return RegisterResponse()
 
 
@@ -95,12 +99,12 @@ async def verify(body: VerifyRequest, ctx: Ctx, db: Db) -> VerifyResponse:
 
 @router.post("/verify/resend", status_code=202, response_model=RegisterResponse)
 async def resend_verification(
-    body: ResendVerificationRequest, request: Request, ctx: Ctx, db: Db
+    body: ResendVerificationRequest, request: Request, ctx: Ctx, db: Db, later: BackgroundTasks
 ) -> RegisterResponse:
     async with db.write() as session:
         mail = await service.resend_verification(ctx, session, body.email, _client_address(request))
     if mail is not None:
-        await ctx.mailer.send_verification(mail)
+        later.add_task(ctx.mailer.send_verification, mail)
     return RegisterResponse()
 
 
