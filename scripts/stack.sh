@@ -63,6 +63,7 @@ ${prefix}PORT=$port
 STATION_GATEWAY_CODE_SIGNING_KEY=$key
 SESSION_SVC_CODE_VERIFICATION_JWKS=$("$VENV/python" -c 'import json,sys;from plugpay_events.session_code import public_jwks;print(json.dumps(public_jwks(json.load(sys.stdin))))' <"$STATE/secrets/code-signing-key.json")
 AUTH_SVC_SEED_DEMO=true
+AUTH_SVC_MAIL_DIR=$STATE/mail
 AUTH_SVC_BOOTSTRAP_ADMIN_EMAIL=admin@example.com
 AUTH_SVC_BOOTSTRAP_ADMIN_PASSWORD=$(cat "$STATE/secrets/admin-password")
 ENV

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from auth_svc.app import create_app
-from auth_svc.service import VerificationMail
+from auth_svc.mail import VerificationMail
 from auth_svc.settings import Settings
 from fastapi import FastAPI
 from plugpay_events import serde
@@ -90,12 +90,13 @@ async def running_auth(
         ),
         **overrides,
     )
-    mailer = RecordingMailer()
+    # With a mail folder the app picks its own mailer, as in a deployment.
+    mailer = None if settings.mail_dir else RecordingMailer()
     app = create_app(settings, mailer=mailer)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, client=(CLIENT_ADDRESS, 40000))
         async with httpx.AsyncClient(transport=transport, base_url="http://auth.test") as client:
-            yield AuthService(app, client, mailer)
+            yield AuthService(app, client, app.state.auth.mailer)
 
 
 @pytest.fixture

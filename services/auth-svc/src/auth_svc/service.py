@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from plugpay_events.contracts.identity import (
     ConnectorSpec,
@@ -41,6 +41,7 @@ from auth_svc.credentials import (
     sign_token,
 )
 from auth_svc.domain import Account, RefreshToken, RevokeFamily, Rotate
+from auth_svc.mail import Mailer, NoMailer, VerificationMail
 from auth_svc.repository import AuthRepository, Organisation, Station
 from auth_svc.settings import Settings
 from auth_svc.tables import outbox_tables
@@ -103,28 +104,6 @@ class IssuedTokens:
 
 
 # --- accounts ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class VerificationMail:
-    """A verification link to deliver once the unit of work has committed."""
-
-    user_id: uuid.UUID
-    email: str
-    link: str
-
-
-class Mailer(Protocol):
-    """Delivers verification links; the link is a credential, so it is never logged."""
-
-    async def send_verification(self, mail: VerificationMail) -> None: ...
-
-
-class NoMailer:
-    """No mail sender configured: the link is dropped (and, above all, not logged)."""
-
-    async def send_verification(self, mail: VerificationMail) -> None:
-        log.info("no mail sender configured: verification mail for user %s not sent", mail.user_id)
 
 
 async def _count_mail_request(ctx: AuthContext, repo: AuthRepository, client: str) -> None:

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import logging
+import re
+import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from email import policy
+from email.parser import BytesParser
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
+from auth_svc.mail import MailDirMailer
+from auth_svc.settings import Settings
 from plugpay_platform.settings import PlatformSettings
+from pydantic import SecretStr
 from sqlalchemy import text
 
 pytestmark = pytest.mark.infra
@@ -199,3 +206,32 @@ async def test_a_forwarded_address_counts_only_from_the_configured_front_door(au
             headers={"X-Forwarded-For": "192.0.2.66, 198.51.100.40"},
         )
     assert await _throttled_addresses(auth) == {"127.0.0.1", "198.51.100.40"}
+
+
+async def test_without_smtp_mails_are_owner_only_files_not_log_lines(
+    auth_with, tmp_path, caplog
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    folder = tmp_path / "mail"
+    async with auth_with(mail_dir=folder) as auth:
+        assert isinstance(auth.mailer, MailDirMailer)
+        assert (await _register(auth.client, "uma@example.com")).status_code == 202
+        (written,) = folder.glob("*.eml")
+        assert stat.S_IMODE(written.stat().st_mode) == 0o600
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+        message = BytesParser(policy=policy.default).parsebytes(written.read_bytes())
+        assert message["To"] == "uma@example.com"
+        code = re.search(r"/app/#/verify/([A-Za-z0-9_-]+)", message.get_content()).group(1)
+        verified = await auth.client.post("/auth/verify", json={"token": code})
+        assert verified.status_code == 200, verified.text
+    assert code not in caplog.text
+    assert "written to" in caplog.text  # the developer learns where to look
+
+
+def test_mail_files_are_refused_in_production() -> None:
+    with pytest.raises(ValueError, match="AUTH_SVC_MAIL_DIR"):
+        Settings(
+            database_url=SecretStr("postgresql+asyncpg://x@/y"),
+            mail_dir="/tmp/mail",
+            platform=PlatformSettings(environment="production", kafka_bootstrap="k:9092"),
+        )
