@@ -270,6 +270,23 @@ async def station_online(db: Conn, station_id: str) -> bool:
     )
 
 
+async def connector_taken(
+    db: Conn, station_id: str, connector_id: int, other_than: uuid.UUID
+) -> bool:
+    """Whether another session on the connector is authorised, charging or stopping."""
+    found = await db.scalar(
+        select(sessions.c.session_id)
+        .where(
+            sessions.c.station_id == station_id,
+            sessions.c.connector_id == connector_id,
+            sessions.c.status.in_(("authorised", "charging", "stopping")),
+            sessions.c.session_id != other_than,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
 async def station_name(db: Conn, station_id: str) -> str | None:
     return await db.scalar(select(stations.c.name).where(stations.c.station_id == station_id))
 

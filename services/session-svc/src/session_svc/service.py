@@ -185,6 +185,14 @@ class SessionService:
                 "the station is offline; try another one or ask for help",
                 status_code=409,
             )
+        assert state.connector_id is not None
+        if await repository.connector_taken(db, state.station_id, state.connector_id, session_id):
+            # Refused before any hold is placed (the gateway refuses the start too).
+            raise Refusal(
+                "connector_busy",
+                "another session is using this connector; wait for it to end or use another",
+                status_code=409,
+            )
         return state, result
 
     async def lookup_code(

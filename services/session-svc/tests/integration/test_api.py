@@ -218,6 +218,25 @@ async def test_unverified_driver_and_offline_station_are_refused(
     assert await scanned_ids(app) == []
 
 
+async def test_a_scan_for_a_connector_in_use_is_refused_before_any_hold(
+    app: FastAPI, client: httpx.AsyncClient, tokens: TokenFactory, signing_key: dict[str, Any]
+) -> None:
+    await station_online(app, "ST-1")
+    busy = await issue(app, signing_key)
+    await publish(app, busy.scanned(), busy.priced(), busy.authorised())
+    await wait_status(app, busy.session_id, "authorised")
+    other = await issue(app, signing_key)  # a code for the same connector, still unexpired
+    refused = await client.post(
+        "/sessions/scan", json={"code": other.token}, headers=tokens.headers()
+    )
+    assert (refused.status_code, refused.json()["reason"]) == (409, "connector_busy")
+    assert await scanned_ids(app) == [busy.session_id]
+    # Another connector of the station is free.
+    free = await issue(app, signing_key, connector_id=2)
+    ok = await client.post("/sessions/scan", json={"code": free.token}, headers=tokens.headers())
+    assert ok.status_code == 202, ok.text
+
+
 async def _is_offline(app: FastAPI, station: str) -> bool:
     return await scalar(app, "SELECT NOT online FROM stations WHERE station_id = :s", s=station)
 
