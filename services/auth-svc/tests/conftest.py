@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from auth_svc.app import create_app
-from auth_svc.mail import VerificationMail
+from auth_svc.mail import GroupInvitationMail, VerificationMail
 from auth_svc.settings import Settings
 from fastapi import FastAPI
 from plugpay_events import serde
@@ -64,13 +64,17 @@ class AuthService:
 
 
 class RecordingMailer:
-    """Keeps the verification mails auth-svc hands over (a mail sender would deliver them)."""
+    """Keeps the mails auth-svc hands over (a mail sender would deliver them)."""
 
     def __init__(self) -> None:
         self.sent: list[VerificationMail] = []
+        self.invitations: list[GroupInvitationMail] = []
 
     async def send_verification(self, mail: VerificationMail) -> None:
         self.sent.append(mail)
+
+    async def send_group_invitation(self, mail: GroupInvitationMail) -> None:
+        self.invitations.append(mail)
 
 
 @asynccontextmanager

@@ -14,12 +14,15 @@ from plugpay_platform.security import CurrentOperator, CurrentPrincipal, Princip
 from auth_svc import service
 from auth_svc.repository import Station
 from auth_svc.schemas import (
+    AcceptInvitationRequest,
     CreatedUser,
     CreateGroupRequest,
     CreateOrganisationRequest,
     CreateUserRequest,
     GroupMemberRequest,
     GroupResponse,
+    InvitationAccepted,
+    InvitationSent,
     Location,
     MeResponse,
     OrganisationResponse,
@@ -232,13 +235,37 @@ async def list_groups(
     return [GroupResponse(name=name, members=members) for name, members in groups]
 
 
-@router.post("/groups/{group}/members", status_code=204)
+@router.post(
+    "/groups/{group}/members",
+    status_code=204,
+    responses={202: {"model": InvitationSent, "description": "anyone but a colleague"}},
+)
 async def add_group_member(
-    group: str, body: GroupMemberRequest, principal: CurrentOperator, db: Db
+    group: str,
+    body: GroupMemberRequest,
+    principal: CurrentOperator,
+    ctx: Ctx,
+    db: Db,
+    later: BackgroundTasks,
 ) -> Response:
+    """A colleague joins at once (204); a driver gets an invitation, and any other address the
+    same answer (202) with nothing done."""
     async with db.write() as session:
-        await service.add_group_member(session, principal, group, body.email)
-    return Response(status_code=204)
+        outcome = await service.add_group_member(ctx, session, principal, group, body.email)
+    if outcome is True:
+        return Response(status_code=204)
+    if outcome:
+        later.add_task(ctx.mailer.send_group_invitation, outcome)
+    return JSONResponse(InvitationSent().model_dump(), status_code=202, background=later)
+
+
+@router.post("/invitations/accept", response_model=InvitationAccepted)
+async def accept_invitation(
+    body: AcceptInvitationRequest, principal: CurrentPrincipal, ctx: Ctx, db: Db
+) -> InvitationAccepted:
+    async with db.write() as session:
+        group = await service.accept_group_invitation(ctx, session, principal, body.token)
+    return InvitationAccepted(group=group)
 
 
 @router.delete("/groups/{group}/members/{email}", status_code=204)

@@ -41,7 +41,7 @@ from auth_svc.credentials import (
     sign_token,
 )
 from auth_svc.domain import Account, RefreshToken, RevokeFamily, Rotate
-from auth_svc.mail import Mailer, NoMailer, VerificationMail
+from auth_svc.mail import GroupInvitationMail, Mailer, NoMailer, VerificationMail
 from auth_svc.repository import AuthRepository, Organisation, Station
 from auth_svc.settings import Settings
 from auth_svc.tables import outbox_tables
@@ -476,24 +476,49 @@ async def _own_group(repo: AuthRepository, principal: Principal, name: str) -> u
 
 
 async def add_group_member(
-    session: AsyncSession, principal: Principal, group: str, email: str
-) -> None:
-    """Enrol an account of the group's own organisation.
+    ctx: AuthContext, session: AsyncSession, principal: Principal, group: str, email: str
+) -> bool | GroupInvitationMail | None:
+    """Enrol an account of the group's organisation (True), or invite a driver (the mail).
 
-    Anyone else (an unknown address, another organisation's staff, an admin, a driver) gets
-    one and the same answer, so the endpoint tells an operator nothing about accounts outside
-    their organisation, and nobody can change a stranger's token by enrolling them.
+    Anything else (an unknown address, another organisation's staff, an admin) changes nothing
+    and returns None; the endpoint answers a driver and these alike, so it tells an operator
+    nothing about accounts outside their organisation, and nobody's token changes without
+    their consent.
     """
     repo = AuthRepository(session)
     owner = await _own_group(repo, principal, group)
     user = await repo.user_by_email(domain.normalise_email(email))
-    if user is None or user.account.organisation_id != owner:
+    if user is None:
+        return None
+    account = user.account
+    if account.organisation_id == owner:
+        await repo.add_member(group, account.user_id)
+        return True
+    if account.roles != ("driver",) or group in account.groups:
+        return None
+    token, digest = new_secret()
+    expires_at = ctx.clock() + timedelta(seconds=ctx.settings.group_invitation_ttl_s)
+    await repo.add_invitation(digest, group, account.user_id, expires_at)
+    base = ctx.settings.platform.public_base_url.rstrip("/")
+    # In the fragment, like verification links: never sent to a server, never in a log.
+    link = f"{base}/app/#/invitations/{token}"
+    return GroupInvitationMail(account.user_id, account.email, group, link)
+
+
+async def accept_group_invitation(
+    ctx: AuthContext, session: AsyncSession, principal: Principal, token: str
+) -> str:
+    """The invited driver, logged in, joins the group; the group's name."""
+    repo = AuthRepository(session)
+    group = await repo.use_invitation(secret_digest(token), principal.user_id, ctx.clock())
+    if group is None:
         raise Refusal(
-            "account_unavailable",
-            "no account of this group's organisation has this email",
+            "invitation_invalid",
+            "this invitation is unknown, used, expired or for another account",
             status_code=404,
         )
-    await repo.add_member(group, user.account.user_id)
+    await repo.add_member(group, principal.user_id)
+    return group
 
 
 async def remove_group_member(

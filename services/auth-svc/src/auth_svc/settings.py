@@ -17,6 +17,7 @@ class Settings(ServiceSettings):
     access_token_ttl_s: int = 900
     refresh_token_ttl_s: int = 30 * 24 * 3600
     email_verification_ttl_s: int = 24 * 3600
+    group_invitation_ttl_s: int = 7 * 24 * 3600
     # The first admin, created at start-up when no user has this email yet.
     bootstrap_admin_email: str | None = None
     bootstrap_admin_password: SecretStr | None = None

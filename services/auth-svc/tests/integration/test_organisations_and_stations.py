@@ -216,10 +216,10 @@ async def test_a_group_enrols_only_its_own_organisation_and_enumerates_nothing(
         answers
         == [
             (
-                404,
+                202,
                 {
-                    "reason": "account_unavailable",
-                    "message": "no account of this group's organisation has this email",
+                    "status": "invitation_sent",
+                    "message": "if this account can join the group, an invitation is on its way",
                 },
             )
         ]
@@ -227,11 +227,35 @@ async def test_a_group_enrols_only_its_own_organisation_and_enumerates_nothing(
     )
     listed = (await auth.client.get("/auth/groups", headers=a["headers"])).json()
     assert listed == [{"name": "a-crew", "members": []}]
-    # Nobody's token changed: the foreign operator and the admin are in no group.
+    # Nobody's token changed: the foreign operator and the admin are in no group...
     for email, password in (("op-eb@example.com", PASSWORD), ("root@plugpay.test", None)):
         headers = await auth.admin() if password is None else await auth.bearer(email, password)
         me = (await auth.client.get("/auth/me", headers=headers)).json()
         assert me["groups"] == [], email
+    # ...only the driver was invited (twice here), and joins by accepting while logged in.
+    invited = auth.mailer.invitations
+    assert [(m.email, m.group) for m in invited] == [("hugo@example.com", "a-crew")] * 2
+    token = invited[0].link.rsplit("/", 1)[1]
+    assert invited[0].link.endswith(f"/app/#/invitations/{token}")
+    stranger = await auth.client.post(
+        "/auth/invitations/accept", headers=await auth.admin(), json={"token": token}
+    )
+    assert stranger.status_code == 404
+    assert stranger.json()["reason"] == "invitation_invalid"
+    hugo = await auth.bearer("hugo@example.com", PASSWORD)
+    accepted = await auth.client.post(
+        "/auth/invitations/accept", headers=hugo, json={"token": token}
+    )
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json() == {"group": "a-crew"}
+    again = await auth.client.post("/auth/invitations/accept", headers=hugo, json={"token": token})
+    assert again.status_code == 404  # single use
+    me = (
+        await auth.client.get("/auth/me", headers=await auth.bearer("hugo@example.com", PASSWORD))
+    ).json()
+    assert me["groups"] == ["a-crew"]
+    listed = (await auth.client.get("/auth/groups", headers=a["headers"])).json()
+    assert listed == [{"name": "a-crew", "members": ["hugo@example.com"]}]
 
 
 async def test_objects_outside_the_callers_scope_look_missing(auth) -> None:
