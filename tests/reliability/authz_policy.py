@@ -37,6 +37,8 @@ POLICY: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/auth/groups"): OPERATORS,
     ("POST", "/auth/groups/{group}/members"): frozenset({"op_b", "admin"}),  # org B's group
     ("DELETE", "/auth/groups/{group}/members/{email}"): frozenset({"op_b", "admin"}),
+    # the invited account itself (the token decides; any other gets invitation_invalid)
+    ("POST", "/auth/invitations/accept"): AUTHED,
     ("GET", "/auth/stations"): OPERATORS,
     ("POST", "/auth/stations"): OPERATORS,
     ("GET", "/auth/stations/{station_id}"): frozenset({"op_b", "admin"}),  # org B's station

@@ -35,13 +35,17 @@ def main() -> None:
     if sys.argv[1:] == ["rotate-signing-key"]:
         asyncio.run(_rotate())
         return
+    from plugpay_platform.settings import PlatformSettings
+
     uvicorn.run(
         "auth_svc.app:create_app",
         factory=True,
         host=os.environ.get("AUTH_SVC_HOST", "127.0.0.1"),
         port=int(os.environ.get("AUTH_SVC_PORT", "8000")),
         log_config=None,
-        proxy_headers=True,
+        # X-Forwarded-For only from the configured front door (PLUGPAY_FORWARDED_ALLOW_IPS):
+        # the login and registration throttles count the address it yields.
+        **PlatformSettings().server_proxy_options(),
     )
 
 
