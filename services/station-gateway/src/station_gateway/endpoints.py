@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import io
 import json
@@ -23,6 +22,7 @@ from plugpay_platform.security import CurrentOperator
 from sqlalchemy.engine import RowMapping
 
 from station_gateway import service
+from station_gateway.credentials import StationAuthRefused, basic_credentials
 from station_gateway.gateway import Gateway
 from station_gateway.ocpp_endpoint import serve_station
 from station_gateway.repository import Repository
@@ -57,33 +57,39 @@ async def ocpp_socket(websocket: WebSocket, station_id: str) -> None:
     await serve_station(websocket, station_id, websocket.app.state.gateway)
 
 
-async def _station_auth(request: Request, station_id: str, gateway: Gateway) -> bool:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "basic":
-        return False
-    try:
-        user, _, password = base64.b64decode(value, validate=True).decode().partition(":")
-    except (ValueError, UnicodeDecodeError):
-        return False
-    return user == station_id and await gateway.credentials.verify(station_id, password)
-
-
 def _realm(station_id: str) -> str:
     """The station id in a header only when it is a registrable id (header values are
     latin-1: any other character used to answer 500)."""
     return station_id if re.fullmatch(r"[A-Za-z0-9._-]{1,64}", station_id) else "unknown"
 
 
-async def authenticated_station(request: Request, station_id: str) -> str:
-    """The station itself, by its OCPP Basic credentials (its screen is a browser)."""
-    if not await _station_auth(request, station_id, gateway_of(request)):
+async def _station_auth(request: Request, station_id: str, gateway: Gateway) -> None:
+    """The station's own Basic credentials, throttled; raises the refusal as a 401/429."""
+    try:
+        await gateway.credentials.authenticate(
+            station_id,
+            basic_credentials(request.headers.get("authorization", "")),
+            request.client.host if request.client else None,
+        )
+    except StationAuthRefused as refused:
+        if refused.retry_after_s is not None:
+            raise Refusal(
+                refused.reason,
+                refused.message,
+                status_code=429,
+                headers={"Retry-After": str(refused.retry_after_s)},
+            ) from None
         raise Refusal(
-            "unauthenticated",
-            "sign in with the station's id and password",
+            refused.reason,
+            refused.message,
             status_code=401,
             headers={"WWW-Authenticate": f'Basic realm="plugpay station {_realm(station_id)}"'},
-        )
+        ) from None
+
+
+async def authenticated_station(request: Request, station_id: str) -> str:
+    """The station itself, by its OCPP Basic credentials (its screen is a browser)."""
+    await _station_auth(request, station_id, gateway_of(request))
     return station_id
 
 
@@ -171,13 +177,8 @@ async def _qr_content(
     if row is None or row["station_id"] != station_id or not row["qr_url"]:
         raise Refusal("not_found", "no such session code", status_code=404)
     by_token = token is not None and token == token_from_scan(row["qr_url"])
-    if not by_token and not await _station_auth(request, station_id, gateway):
-        raise Refusal(
-            "unauthenticated",
-            "the station's credentials or the code's token are needed",
-            status_code=401,
-            headers={"WWW-Authenticate": f'Basic realm="plugpay station {_realm(station_id)}"'},
-        )
+    if not by_token:
+        await _station_auth(request, station_id, gateway)
     return str(row["qr_url"])
 
 
