@@ -9,7 +9,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 
 from plugpay_platform.errors import install_error_handlers
 from plugpay_platform.health import router as health_router
-from plugpay_platform.logging import correlation_id
+from plugpay_platform.logging import correlation_id, install_denial_filter
 from plugpay_platform.observability import install_observability
 from plugpay_platform.runtime import ServiceRuntime
 
@@ -35,6 +35,7 @@ def build_service_app(
         redoc_url=None,
     )
     install_error_handlers(app)
+    install_denial_filter()
     app.include_router(health_router, prefix=prefix)
     for router in routers:
         app.include_router(router)

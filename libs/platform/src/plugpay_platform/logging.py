@@ -14,6 +14,10 @@ from opentelemetry import trace
 correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "correlation_id", default=None
 )
+_websocket_denied: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "websocket_denied", default=False
+)
+_SPURIOUS_DENIAL_ERROR = "ASGI callable returned without completing handshake."
 
 # Anything that looks like a credential is replaced, whoever logged it (libraries included).
 _SECRET_PATTERNS = [
@@ -85,3 +89,25 @@ def configure_logging(service: str, *, level: str = "INFO", json_lines: bool = T
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
+
+
+def mark_websocket_denied() -> None:
+    """Call before refusing a WebSocket handshake with an HTTP denial response.
+
+    uvicorn's websockets-sansio protocol logs a spurious ERROR after every denial response
+    (Kludex/uvicorn#3138); ``install_denial_filter`` drops that line for this connection only,
+    so a refused station is not an error while a real incomplete handshake still is.
+    """
+    _websocket_denied.set(True)
+
+
+class _DenialFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (_websocket_denied.get() and record.getMessage() == _SPURIOUS_DENIAL_ERROR)
+
+
+def install_denial_filter() -> None:
+    """Drop uvicorn's spurious ERROR after a denial response (idempotent)."""
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _DenialFilter) for f in logger.filters):
+        logger.addFilter(_DenialFilter())

@@ -144,9 +144,7 @@ class CredentialVerifier:
         # Same parameters as real credentials (both from PasswordHasher's defaults), so a
         # check against it costs what a real one does.
         if self._dummy_hash is None:
-            self._dummy_hash = await asyncio.to_thread(
-                self._hasher.hash, secrets.token_urlsafe(24)
-            )
+            self._dummy_hash = await asyncio.to_thread(self._hasher.hash, secrets.token_urlsafe(24))
         return self._dummy_hash
 
     def _check(self, stored: str, password: str) -> bool:
@@ -167,4 +165,3 @@ class CredentialVerifier:
         self._known[station_id] = addresses
         while len(self._known) > 100_000:
             self._known.popitem(last=False)
-

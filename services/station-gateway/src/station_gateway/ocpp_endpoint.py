@@ -26,6 +26,7 @@ from ocpp.v16 import call_result as result16
 from ocpp.v201 import ChargePoint as ChargePoint201Base
 from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
+from plugpay_platform.logging import mark_websocket_denied
 from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
@@ -629,6 +630,7 @@ async def refuse(
 ) -> None:
     """Refuse at the handshake: an HTTP answer where the server allows it, else a close."""
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        mark_websocket_denied()
         await websocket.send_denial_response(
             JSONResponse({"reason": reason, "message": message}, status, headers=headers)
         )
