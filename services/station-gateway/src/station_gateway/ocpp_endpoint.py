@@ -33,12 +33,15 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from station_gateway import domain, service
 from station_gateway.credentials import StationAuthRefused, basic_credentials
 from station_gateway.domain import OcppVersion, parse_meter_values, parse_timestamp
+from station_gateway.frame_log import FrameLogFilter
 
 if TYPE_CHECKING:
     from station_gateway.gateway import Gateway
 
 log = logging.getLogger(__name__)
+# Handed to the ocpp library, which logs whole frames: they are rendered safe first.
 ocpp_log = logging.getLogger("station_gateway.ocpp")
+ocpp_log.addFilter(FrameLogFilter())
 
 VENDOR_ID = "com.plugpay"
 CLOSE_TOO_BIG = 1009
@@ -178,7 +181,7 @@ class StationProtocol:
                     ],
                     separators=(",", ":"),
                 )
-        ocpp_log.debug("%s <- %s", self.id, message[:500])  # type: ignore[attr-defined]
+        ocpp_log.debug("%s <- %s", self.id, message)  # type: ignore[attr-defined]
         await self._connection.send(message)  # type: ignore[attr-defined]
 
     async def _touch(self) -> None:

@@ -123,3 +123,29 @@ async def test_an_unknown_station_takes_as_long_to_refuse_as_a_registered_one(ha
     unknown = min([await refusal_s("TH-404", i) for i in range(1, 4)])
     # An argon2id check is tens of milliseconds; a database miss alone is a few.
     assert unknown > 0.5 * registered, (unknown, registered)
+
+
+async def test_frames_are_logged_one_line_each_and_without_codes(harness, caplog) -> None:  # type: ignore[no-untyped-def]
+    from ocpp.v16 import call
+
+    await harness.start_gateway()
+    await harness.register("TH-4")
+    caplog.set_level(logging.DEBUG, logger="station_gateway.ocpp")
+    station = await harness.connect("TH-4", password=PASSWORD)
+    await station.call(call.BootNotification(charge_point_model="M", charge_point_vendor="V"))
+    forged = "hi\n2026-12-02 10:00:00,000 ERROR auth_svc.app: admin password reset"
+    await station.call(call.DataTransfer(vendor_id="com.example", message_id="x", data=forged))
+    reply = await station.call(
+        call.DataTransfer(
+            vendor_id="com.plugpay",
+            message_id="RequestSessionCode",
+            data=json.dumps({"connectorId": 1}),
+        )
+    )
+    code = json.loads(reply.data)["code"]
+    await harness.close(station)
+    frames = [r.getMessage() for r in caplog.records if r.name == "station_gateway.ocpp"]
+    assert any("\\n2026-12-02 10:00:00,000 ERROR auth_svc.app" in f for f in frames), frames
+    assert not any("\n" in f for f in frames)
+    assert any('"code\\":\\"***' in f or '"code":"***' in f for f in frames), frames
+    assert not any(code in f for f in frames)
