@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import re
+import secrets
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from plugpay_events.session_code import token_from_scan
 from plugpay_platform.errors import Refusal
+from plugpay_platform.http_security import NO_PERMISSIONS, page_headers
 from plugpay_platform.security import CurrentOperator
 from sqlalchemy.engine import RowMapping
 
@@ -96,10 +98,22 @@ async def authenticated_station(request: Request, station_id: str) -> str:
 CurrentStation = Annotated[str, Depends(authenticated_station)]
 
 
+def display_csp(nonce: str) -> str:
+    """The display page's policy: its own origin only, its one style block by nonce, never
+    framed (a framing page could overlay the code and the price)."""
+    return (
+        f"default-src 'self'; style-src 'nonce-{nonce}'; img-src 'self' data:; "
+        "connect-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'self'; "
+        "form-action 'self'"
+    )
+
+
 @router.get("/{station_id}/display", response_class=HTMLResponse)
 async def display_page(station_id: CurrentStation) -> HTMLResponse:
-    html = templates.get_template("display.html").render(station_id=station_id)
-    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+    nonce = secrets.token_urlsafe(16)
+    html = templates.get_template("display.html").render(station_id=station_id, nonce=nonce)
+    headers = page_headers(display_csp(nonce), permissions=NO_PERMISSIONS)
+    return HTMLResponse(html, headers={**headers, "Cache-Control": "no-store"})
 
 
 @router.get("/{station_id}/display/static/display.js")

@@ -149,3 +149,25 @@ async def test_frames_are_logged_one_line_each_and_without_codes(harness, caplog
     assert not any("\n" in f for f in frames)
     assert any('"code\\":\\"***' in f or '"code":"***' in f for f in frames), frames
     assert not any(code in f for f in frames)
+
+
+async def test_the_display_page_has_a_policy_and_is_never_framed(harness) -> None:  # type: ignore[no-untyped-def]
+    import re
+
+    gw = await harness.start_gateway()
+    await harness.register("TH-5")
+    auth = {"Authorization": basic("TH-5", PASSWORD)}
+    async with httpx.AsyncClient(base_url=gw.http) as http:
+        page = await http.get("/stations/TH-5/display", headers=auth)
+        again = await http.get("/stations/TH-5/display", headers=auth)
+        state = await http.get("/stations/TH-5/display/state", headers=auth)
+        script = await http.get("/stations/TH-5/display/static/display.js", headers=auth)
+    csp = page.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp and "default-src 'self'" in csp
+    assert "unsafe-inline" not in csp
+    nonce = re.search(r"'nonce-([^']+)'", csp)
+    assert nonce and f'<style nonce="{nonce.group(1)}">' in page.text
+    assert nonce.group(1) not in again.headers["content-security-policy"]  # fresh each time
+    assert "<script>" not in page.text
+    for response in (page, state, script):
+        assert response.headers["x-content-type-options"] == "nosniff"
