@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import html
+from importlib import resources
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -83,9 +84,7 @@ class NoSniffMiddleware:
 
 def swagger_ui_folder() -> Path:
     """Where the pinned Swagger UI package keeps its files."""
-    import swagger_ui
-
-    return Path(swagger_ui.__file__).parent / "static"
+    return Path(str(resources.files("swagger_ui"))) / "static"
 
 
 def install_api_docs(app: FastAPI, *, prefix: str, title: str) -> None:
