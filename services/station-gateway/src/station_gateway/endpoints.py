@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import io
 import json
 import re
@@ -190,7 +191,9 @@ async def _qr_content(
         row = await Repository(session).session_row(session_id)
     if row is None or row["station_id"] != station_id or not row["qr_url"]:
         raise Refusal("not_found", "no such session code", status_code=404)
-    by_token = token is not None and token == token_from_scan(row["qr_url"])
+    by_token = token is not None and hmac.compare_digest(
+        token.encode(), token_from_scan(row["qr_url"]).encode()
+    )
     if not by_token:
         await _station_auth(request, station_id, gateway)
     return str(row["qr_url"])
