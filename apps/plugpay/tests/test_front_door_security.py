@@ -36,6 +36,9 @@ async def test_metrics_are_refused_at_the_front_door_but_the_service_still_answe
             assert refused.json()["reason"] == "internal_path"
         assert (await client.get("/auth/me")).json() == {"path": "me"}
         assert (await client.get("/auth/metricsx")).status_code == 200
+        unknown = await client.get("/nowhere")
+        assert unknown.status_code == 404
+        assert unknown.headers["x-content-type-options"] == "nosniff"
 
 
 async def test_the_front_page_has_the_page_headers() -> None:
@@ -46,3 +49,15 @@ async def test_the_front_page_has_the_page_headers() -> None:
             page = await client.get(path)
             assert "frame-ancestors 'none'" in page.headers["content-security-policy"], path
             assert page.headers["x-content-type-options"] == "nosniff"
+        assert (await client.get("/nope")).headers["x-content-type-options"] == "nosniff"
+
+
+async def test_the_web_front_ends_answer_nosniff(tmp_path: Path) -> None:
+    from plugpay_app import web
+
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=web.create_app(tmp_path)), base_url="http://t"
+    ) as client:
+        refused = await client.get("/s/not%20a%20token")
+        assert refused.status_code == 404
+        assert refused.headers["x-content-type-options"] == "nosniff"

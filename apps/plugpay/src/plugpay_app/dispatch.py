@@ -127,6 +127,7 @@ async def _unavailable(scope: Scope, send: Send, failure: str | None) -> None:
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
                 (b"retry-after", b"1"),
+                (b"x-content-type-options", b"nosniff"),
             ],
         }
     )
@@ -166,6 +167,7 @@ async def _not_found(scope: Scope, send: Send) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
+                (b"x-content-type-options", b"nosniff"),
             ],
         }
     )

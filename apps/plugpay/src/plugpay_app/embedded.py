@@ -24,7 +24,7 @@ import asyncpg
 import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
-from plugpay_platform.http_security import INLINE_STYLE_CSP, page_headers
+from plugpay_platform.http_security import INLINE_STYLE_CSP, NoSniffMiddleware, page_headers
 
 from plugpay_app.dispatch import PrefixDispatcher
 
@@ -156,6 +156,7 @@ def configure_environment(data_dir: Path, base_uri: str, host: str, port: int) -
 def landing_app(host: str, port: int) -> FastAPI:
     """The front page: where everything is."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(NoSniffMiddleware)
     base = f"http://{host}:{port}"
 
     @app.get("/", response_class=HTMLResponse)

@@ -13,8 +13,9 @@ import os
 import re
 from pathlib import Path
 
-from plugpay_platform.http_security import page_headers
+from plugpay_platform.http_security import NoSniffMiddleware, page_headers
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -93,4 +94,4 @@ def create_app(root: Path | None = None) -> Starlette:
         routes.append(
             Mount(f"/{front}", app=_Files(directory=root / front, html=True, check_dir=False))
         )
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, middleware=[Middleware(NoSniffMiddleware)])
