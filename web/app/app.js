@@ -308,7 +308,8 @@ async function lookupTypedCode(code) {
   // may have made a moment ago (its registry follows the event log).
   for (let attempt = 0; ; attempt++) {
     try {
-      return await get(`/sessions/codes/${encodeURIComponent(code.trim())}`);
+      // In the body, not the path: a typed code is a credential and paths end up in access logs.
+      return await api("POST", "/sessions/codes/lookup", { json: { code: code.trim() } });
     } catch (error) {
       if (error.reason !== "code_invalid" || attempt >= 1) throw error;
       await pause(1000);

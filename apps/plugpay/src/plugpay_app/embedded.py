@@ -24,6 +24,7 @@ import asyncpg
 import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
+from plugpay_platform.http_security import INLINE_STYLE_CSP, NoSniffMiddleware, page_headers
 
 from plugpay_app.dispatch import PrefixDispatcher
 
@@ -55,6 +56,9 @@ SERVICES = (
     ServiceMount("billing-svc", "billing_svc.app", "BILLING_SVC_", "billing", ("/billing",)),
 )
 EVENTLOG_DATABASE = "eventlog"
+# Never served through the front door, as nginx and the Ingress refuse them
+# (deploy/gateway/routes.yaml internal_paths): each service's metrics, under its own prefix.
+INTERNAL_PATHS = tuple(f"{s.paths[-1]}/metrics" for s in SERVICES)
 
 
 def start_postgres(data_dir: Path) -> str:
@@ -152,16 +156,17 @@ def configure_environment(data_dir: Path, base_uri: str, host: str, port: int) -
 def landing_app(host: str, port: int) -> FastAPI:
     """The front page: where everything is."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(NoSniffMiddleware)
     base = f"http://{host}:{port}"
 
     @app.get("/", response_class=HTMLResponse)
-    async def index() -> str:
+    async def index() -> HTMLResponse:
         links = "".join(
             f'<li><a href="{p}/docs">{s.name} API</a> <code>{p}</code></li>'
             for s in SERVICES
             for p in s.paths[:1]
         )
-        return (
+        return HTMLResponse(
             "<!doctype html><html lang=en><meta charset=utf-8>"
             "<meta name=viewport content='width=device-width,initial-scale=1'>"
             "<title>Plugpay</title>"
@@ -171,12 +176,16 @@ def landing_app(host: str, port: int) -> FastAPI:
             "<a href='/stations/ST-0002/display'>ST-0002</a></li>"
             f"<li>OCPP endpoint: <code>{base.replace('http', 'ws')}/ocpp/&lt;station id&gt;"
             "</code></li>"
-            "</ul></body></html>"
+            "</ul></body></html>",
+            headers=page_headers(INLINE_STYLE_CSP),
         )
 
     @app.get("/docs", response_class=HTMLResponse)
-    async def docs() -> str:
-        return "".join(f'<p><a href="{s.paths[0]}/docs">{s.name}</a></p>' for s in SERVICES)
+    async def docs() -> HTMLResponse:
+        return HTMLResponse(
+            "".join(f'<p><a href="{s.paths[0]}/docs">{s.name}</a></p>' for s in SERVICES),
+            headers=page_headers(INLINE_STYLE_CSP),
+        )
 
     return app
 
@@ -191,7 +200,7 @@ def build_dispatcher(host: str, port: int) -> PrefixDispatcher:
 
     front_ends = web.create_app()  # the driver app, the operator portal, the QR landing
     routes.extend((path, front_ends) for path in ("/app", "/ops", "/s"))
-    return PrefixDispatcher(routes, fallback=landing_app(host, port))
+    return PrefixDispatcher(routes, fallback=landing_app(host, port), internal_paths=INTERNAL_PATHS)
 
 
 def urls(host: str, port: int) -> list[str]:

@@ -9,7 +9,6 @@ and maps each station message to a use case in ``service``.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import logging
@@ -27,18 +26,23 @@ from ocpp.v16 import call_result as result16
 from ocpp.v201 import ChargePoint as ChargePoint201Base
 from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
+from plugpay_platform.logging import mark_websocket_denied
 from sqlalchemy.exc import DBAPIError
-from starlette.responses import PlainTextResponse
+from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from station_gateway import domain, service
+from station_gateway.credentials import StationAuthRefused, basic_credentials
 from station_gateway.domain import OcppVersion, parse_meter_values, parse_timestamp
+from station_gateway.frame_log import FrameLogFilter
 
 if TYPE_CHECKING:
     from station_gateway.gateway import Gateway
 
 log = logging.getLogger(__name__)
+# Handed to the ocpp library, which logs whole frames: they are rendered safe first.
 ocpp_log = logging.getLogger("station_gateway.ocpp")
+ocpp_log.addFilter(FrameLogFilter())
 
 VENDOR_ID = "com.plugpay"
 CLOSE_TOO_BIG = 1009
@@ -190,7 +194,7 @@ class StationProtocol:
                     ],
                     separators=(",", ":"),
                 )
-        ocpp_log.debug("%s <- %s", self.id, message[:500])  # type: ignore[attr-defined]
+        ocpp_log.debug("%s <- %s", self.id, message)  # type: ignore[attr-defined]
         await self._connection.send(message)  # type: ignore[attr-defined]
 
     async def _touch(self) -> None:
@@ -670,25 +674,21 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
 StationHandler = ChargePoint16 | ChargePoint201
 
 
-def _basic_credentials(websocket: WebSocket) -> tuple[str, str] | None:
-    header = websocket.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        user, sep, password = base64.b64decode(value, validate=True).decode().partition(":")
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return (user, password) if sep else None
-
-
-async def refuse(websocket: WebSocket, status: int, message: str) -> None:
+async def refuse(
+    websocket: WebSocket,
+    status: int,
+    reason: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+) -> None:
     """Refuse at the handshake: an HTTP answer where the server allows it, else a close."""
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
-        headers = {"WWW-Authenticate": 'Basic realm="plugpay-ocpp"'} if status == 401 else None
-        await websocket.send_denial_response(PlainTextResponse(message, status, headers=headers))
+        mark_websocket_denied()
+        await websocket.send_denial_response(
+            JSONResponse({"reason": reason, "message": message}, status, headers=headers)
+        )
     else:
-        await websocket.close(code=CLOSE_POLICY, reason=message)
+        await websocket.close(code=CLOSE_POLICY, reason=reason)
 
 
 async def serve_station(websocket: WebSocket, station_id: str, gateway: Gateway) -> None:
@@ -696,15 +696,25 @@ async def serve_station(websocket: WebSocket, station_id: str, gateway: Gateway)
     offered = websocket.scope.get("subprotocols") or []
     chosen = next((p for p in offered if p in domain.SUBPROTOCOLS), None)
     if chosen is None:
-        await refuse(websocket, 400, "offer subprotocol ocpp1.6 or ocpp2.0.1")
+        await refuse(
+            websocket, 400, "subprotocol_unsupported", "offer subprotocol ocpp1.6 or ocpp2.0.1"
+        )
         return
-    credentials = _basic_credentials(websocket)
-    if (
-        credentials is None
-        or credentials[0] != station_id
-        or not await gateway.credentials.verify(station_id, credentials[1])
-    ):
-        await refuse(websocket, 401, "unknown station or wrong password")
+    try:
+        await gateway.credentials.authenticate(
+            station_id,
+            basic_credentials(websocket.headers.get("authorization", "")),
+            websocket.client.host if websocket.client else None,
+        )
+    except StationAuthRefused as refused:
+        # Expected traffic (a misconfigured station, a guesser): never an error line.
+        log.info("station handshake refused: %s", refused.reason)
+        if refused.retry_after_s is not None:
+            headers = {"Retry-After": str(refused.retry_after_s)}
+            await refuse(websocket, 429, refused.reason, refused.message, headers)
+        else:
+            headers = {"WWW-Authenticate": 'Basic realm="plugpay-ocpp"'}
+            await refuse(websocket, 401, refused.reason, refused.message, headers)
         return
     version = domain.SUBPROTOCOLS[chosen]
     await websocket.accept(subprotocol=chosen)
