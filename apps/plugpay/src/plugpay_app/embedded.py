@@ -25,6 +25,7 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from plugpay_platform.http_security import INLINE_STYLE_CSP, NoSniffMiddleware, page_headers
+from plugpay_platform.settings import PlatformSettings
 
 from plugpay_app.dispatch import PrefixDispatcher
 
@@ -133,6 +134,11 @@ def configure_environment(data_dir: Path, base_uri: str, host: str, port: int) -
         "PLUGPAY_JWKS_URL": f"{public}/auth/.well-known/jwks.json",
         "PLUGPAY_LOG_JSON": "false",
         "AUTH_SVC_SEED_DEMO": "true",
+        # Without a mail server, verification mails land as owner-only files in the data
+        # directory (never in the log).
+        "AUTH_SVC_MAIL_DIR": str(data_dir / "mail"),
+        # The embedded front door is uvicorn itself: no proxy's X-Forwarded-For is believed.
+        "PLUGPAY_FORWARDED_ALLOW_IPS": "",
     }
     for service in SERVICES:
         env[f"{service.env_prefix}DATABASE_URL"] = database_url(base_uri, service.database)
@@ -244,7 +250,13 @@ async def _serve(
     configure_environment(data_dir, base_uri, host, port)
     dispatcher = build_dispatcher(host, port)
     config = uvicorn.Config(
-        dispatcher, host=host, port=port, log_config=None, lifespan="on", ws_max_size=65536
+        dispatcher,
+        host=host,
+        port=port,
+        log_config=None,
+        lifespan="on",
+        ws_max_size=65536,
+        **PlatformSettings().server_proxy_options(),
     )
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
