@@ -382,6 +382,9 @@ class Month:
         self.drive_s = 0.0
         self.followers: list[asyncio.Task[None]] = []
         self.start_commands: Counter[tuple[str, int]] = Counter()  # per connector
+        # One driver at a connector at a time (it shows one live code): the restricted
+        # station's connectors are shared by every worker.
+        self.at_connector: dict[tuple[str, int], asyncio.Lock] = {}
 
     def station_clock(self, station_id: str, connectors: int) -> Callable[[int], datetime]:
         start = self.calendar.start
@@ -482,11 +485,14 @@ class Month:
                 await self.denied(station, connector, phone, "payment_declined")
             elif r < 0.10:
                 assert self.restricted is not None
-                await self.with_driver(
-                    lambda d: self.denied(
-                        self.restricted, rng.randint(1, 2), d.phone, "access_denied"
+                restricted, at = self.restricted, rng.randint(1, 2)
+                lock = self.at_connector.setdefault((restricted.station_id, at), asyncio.Lock())
+                async with lock:
+                    await self.with_driver(
+                        lambda d, restricted=restricted, at=at: self.denied(
+                            restricted, at, d.phone, "access_denied"
+                        )
                     )
-                )
             elif r < 0.125:
                 await self.with_driver(lambda d: self.abandoned(station, connector, d.phone))
             else:
