@@ -37,7 +37,7 @@ def create_app(
     auth-svc verifies tokens against its own signing keys read from its database (it cannot
     fetch its own JWKS over HTTP while starting, nor at all under an in-process transport).
     """
-    settings = settings or Settings()  # type: ignore[call-arg]
+    settings = settings or Settings()
     ctx = AuthContext(settings)
     holder: dict[str, ServiceRuntime] = {}
 

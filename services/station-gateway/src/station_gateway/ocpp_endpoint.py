@@ -32,6 +32,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from station_gateway import domain, service
 from station_gateway.domain import OcppVersion, parse_meter_values, parse_timestamp
+from station_gateway.repository import Repository
 
 if TYPE_CHECKING:
     from station_gateway.gateway import Gateway
@@ -105,6 +106,7 @@ def _unique_id_of(raw: str) -> str:
 class StationProtocol:
     """Behaviour shared by both versions: error answers, background calls, presence."""
 
+    id: str  # the station id, set by the ocpp library's ChargePoint
     version: OcppVersion
     _ocpp_version: str
 
@@ -115,7 +117,7 @@ class StationProtocol:
         self.tasks: set[asyncio.Task[Any]] = set()
 
     # The library would log and drop these; OCPP wants a CallError (message id "-1" if unknown).
-    async def route_message(self, raw_msg: str) -> None:  # type: ignore[override]
+    async def route_message(self, raw_msg: str) -> None:
         try:
             msg = unpack(raw_msg)
             if msg.message_type_id == MessageType.Call:
@@ -152,7 +154,7 @@ class StationProtocol:
             await self._send_error(_unique_id_of(raw_msg), code, str(error.description))
             return
         except Exception:
-            log.exception("station %s: unreadable frame", self.id)  # type: ignore[attr-defined]
+            log.exception("station %s: unreadable frame", self.id)
             await self._send_error(_unique_id_of(raw_msg), "InternalError", "unreadable frame")
             return
         await super().route_message(raw_msg)  # type: ignore[misc]
@@ -177,12 +179,12 @@ class StationProtocol:
                     ],
                     separators=(",", ":"),
                 )
-        ocpp_log.debug("%s <- %s", self.id, message[:500])  # type: ignore[attr-defined]
+        ocpp_log.debug("%s <- %s", self.id, message[:500])
         await self._connection.send(message)  # type: ignore[attr-defined]
 
     async def _touch(self) -> None:
         # Any message is a sign of life; the gateway writes them all at its next beat.
-        self.gateway.saw(self.id, self.connection_id)  # type: ignore[attr-defined]
+        self.gateway.saw(self.id, self.connection_id)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run a call to the station outside the handler (the handler's answer goes first)."""
@@ -193,7 +195,7 @@ class StationProtocol:
     def _done(self, task: asyncio.Task[Any]) -> None:
         self.tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.warning("station %s: background call failed: %r", self.id, task.exception())  # type: ignore[attr-defined]
+            log.warning("station %s: background call failed: %r", self.id, task.exception())
 
     async def call_station(self, payload: Any) -> Any:
         """A call to the station; raises on CallError or timeout."""
@@ -205,7 +207,7 @@ class StationProtocol:
                 session,
                 self.id,
                 connector_id,
-                reuse_open=reuse_open,  # type: ignore[attr-defined]
+                reuse_open=reuse_open,
             )
         self.spawn(self.show_code(issued))
         return issued
@@ -276,7 +278,7 @@ class ChargePoint16(StationProtocol, ChargePoint16Base):
     @on("Authorize")
     async def on_authorize(self, id_tag: str) -> Any:
         async with self.gateway.database.read() as session:
-            row = await service.Repository(session).session_by(
+            row = await Repository(session).session_by(
                 station_id=self.id, id_tag=id_tag, lock=False
             )
         ok = row is not None and row["state"] in ("authorized", "starting", "charging")
@@ -452,7 +454,7 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
     @on("Authorize")
     async def on_authorize(self, id_token: dict[str, Any], **_: Any) -> Any:
         async with self.gateway.database.read() as session:
-            row = await service.Repository(session).session_by(
+            row = await Repository(session).session_by(
                 station_id=self.id, id_tag=id_token.get("id_token"), lock=False
             )
         ok = row is not None and row["state"] in ("authorized", "starting", "charging")
@@ -667,7 +669,7 @@ async def serve_station(websocket: WebSocket, station_id: str, gateway: Gateway)
         logger=ocpp_log,
     )
     async with gateway.database.read() as session:
-        station = await service.Repository(session).station(station_id)
+        station = await Repository(session).station(station_id)
     handler.setup(gateway, uuid.uuid4(), booted=bool(station and station["booted_at"]))
     close_code = 1000
     await gateway.attach(handler)
