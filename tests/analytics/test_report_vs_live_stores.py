@@ -1,6 +1,6 @@
-"""Issue 11's "done means": a month of activity through the real flow, thousands of sessions,
-exported from the event log, the report's totals equal to the live stores' totals, and an
-interrupted and resumed export equal to one run.
+"""Analytics against the truth: a month of activity through the real flow, thousands of
+sessions, exported from the event log; the report's totals must equal the live stores' totals,
+and an interrupted and resumed export must equal one run.
 
 **The product.** An isolated *distributed* stack (``STACK_NAME=analytics PORT_BASE=8500
 scripts/stack.sh up``: every service its own uvicorn process, two gateway processes, nginx on

@@ -4,7 +4,7 @@
   gateway's own tables (credentials for the handshake, prices for the display and limits).
 - ``station-gateway.sessions``: session events become rows of ``station_commands`` in the same
   transaction as the inbox claim; the process holding the station's socket executes them
-  (``connections.CommandRunner``), whichever process consumed the event.
+  (``gateway.Gateway.drain``, woken by NOTIFY), whichever process consumed the event.
 """
 
 from __future__ import annotations
