@@ -5,9 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
+trap 'status=$?; echo "make check $([[ $status == 0 ]] && echo passed || echo FAILED) in $(( SECONDS - start ))s"' EXIT
 make --no-print-directory lint typecheck
 echo "lint and types in $(( SECONDS - start ))s"
 # services' integration suites are left out as a whole: they start apps on real servers.
 python3 -m uv run --no-sync pytest libs/*/tests services/*/tests/unit apps/*/tests \
   --no-infra -p no:cacheprovider -q "$@"
-echo "make check passed in $(( SECONDS - start ))s"
