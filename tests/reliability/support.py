@@ -52,6 +52,8 @@ TIMEOUTS = {
     # A connector reported Available while its session still charges (the station lost the
     # transaction) is completed after this long (production: 600 s).
     "STATION_GATEWAY_LOST_TRANSACTION_GRACE_S": "20",
+    # A station not seen for this long has its charging session completed (production: 24 h).
+    "STATION_GATEWAY_UNREACHABLE_TRANSACTION_S": "60",
 }
 
 

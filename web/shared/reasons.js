@@ -14,6 +14,8 @@ const R = {
   payment_declined: ["Your card was declined.", "Use another card in Account → Payment methods, or top up your wallet."],
   no_payment_method: ["You have no way to pay yet.", "Add a card or top up your wallet in Account, then scan again."],
   station_rejected: ["The charger refused to start.", "Check that the cable is plugged in on both ends, then try again. You were not charged."],
+  connector_busy: ["Another session is using this connector.", "Wait until it has finished, or use another connector. You were not charged."],
+  code_superseded: ["The charger shows a newer code now.", "Scan the code on the charger's screen now. You were not charged."],
   start_timeout: ["The charger didn't start in time.", "Check the cable and try again with a new code. You were not charged."],
   internal_error: ["Something went wrong on our side.", "You were not charged. Please try again in a moment."],
   too_many_requests: ["Too many attempts.", "Wait a minute, or scan the QR code instead of typing."],

@@ -106,6 +106,9 @@ class SimulatedStation:
         # 1.6 StartTransaction calls the back office never answered (the connection dropped):
         # like a real charger's transaction queue, they are sent again after reconnecting.
         self.unsent_starts: dict[int, Any] = {}
+        # Connectors with an accepted remote start whose transaction is not open yet: a real
+        # charger refuses a second start there (the connector is taken).
+        self.starting: set[int] = set()
 
     # -- connection -------------------------------------------------------------------------
 
@@ -152,7 +155,11 @@ class SimulatedStation:
     def busy(self, connector_id: int) -> bool:
         """A transaction runs (or waits to be reported) on the connector."""
         tx = self.transactions.get(connector_id)
-        return connector_id in self.unsent_starts or (tx is not None and not tx.stopped.is_set())
+        return (
+            connector_id in self.unsent_starts
+            or connector_id in self.starting
+            or (tx is not None and not tx.stopped.is_set())
+        )
 
     async def _send_unsent_starts(self) -> None:
         for connector_id, request in list(self.unsent_starts.items()):
@@ -239,6 +246,12 @@ class SimulatedStation:
     # -- what the back office asks ---------------------------------------------------------------
 
     async def _start(self, connector_id: int, session_ref: str) -> None:
+        try:
+            await self._open_transaction(connector_id, session_ref)
+        finally:
+            self.starting.discard(connector_id)
+
+    async def _open_transaction(self, connector_id: int, session_ref: str) -> None:
         meter_start = self.meter_register_wh
         if self.ocpp_version == "1.6":
             with contextlib.suppress(Exception):  # a status may be lost; the transaction not
@@ -391,6 +404,7 @@ class _Handlers16(ChargePoint16):
             self.station.on_start_request(connector, id_tag)
         if self.station.busy(connector):
             return result16.RemoteStartTransaction(status=enums16.RemoteStartStopStatus.rejected)
+        self.station.starting.add(connector)
         asyncio.get_running_loop().call_soon(
             lambda: asyncio.ensure_future(self.station._start(connector, id_tag))
         )
@@ -451,6 +465,7 @@ class _Handlers201(ChargePoint201):
             return result201.RequestStartTransaction(
                 status=enums201.RequestStartStopStatusEnumType.rejected
             )
+        self.station.starting.add(connector)
         asyncio.get_running_loop().call_soon(
             lambda: asyncio.ensure_future(self.station._start(connector, str(remote_start_id)))
         )

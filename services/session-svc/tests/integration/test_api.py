@@ -218,6 +218,26 @@ async def test_unverified_driver_and_offline_station_are_refused(
     assert await scanned_ids(app) == []
 
 
+async def test_a_retired_code_is_refused_before_any_hold(
+    app: FastAPI, client: httpx.AsyncClient, tokens: TokenFactory, signing_key: dict[str, Any]
+) -> None:
+    """The gateway keeps one live code per connector and none while a session holds it: a code
+    older than the connector's newest is retired, whether or not its expiry has reached us."""
+    await station_online(app, "ST-1")
+    older = await issue(app, signing_key, started=datetime.now(UTC) - timedelta(seconds=30))
+    newer = await issue(app, signing_key)
+    await publish(app, newer.scanned(), newer.priced(), newer.authorised())
+    await wait_status(app, newer.session_id, "authorised")
+    for code in (older.token, older.code):
+        refused = await client.post("/sessions/scan", json={"code": code}, headers=tokens.headers())
+        assert (refused.status_code, refused.json()["reason"]) == (409, "code_superseded")
+    assert await scanned_ids(app) == [newer.session_id]
+    # Another connector of the station is free.
+    free = await issue(app, signing_key, connector_id=2)
+    ok = await client.post("/sessions/scan", json={"code": free.token}, headers=tokens.headers())
+    assert ok.status_code == 202, ok.text
+
+
 async def _is_offline(app: FastAPI, station: str) -> bool:
     return await scalar(app, "SELECT NOT online FROM stations WHERE station_id = :s", s=station)
 

@@ -224,11 +224,8 @@ async def _own_station(repo: Repository, station_id: str, organisation_id: uuid.
         # Not registered by auth-svc (yet): nobody's station, so no operator's.
         raise Refusal("station_unknown", f"no station {station_id} is registered", status_code=404)
     if station["organisation_id"] != organisation_id:
-        raise Refusal(
-            "not_your_organisation",
-            f"station {station_id} belongs to another organisation",
-            status_code=403,
-        )
+        # Outside the caller's scope is the same answer as missing: no ownership oracle.
+        raise Refusal("station_unknown", f"no station {station_id} is registered", status_code=404)
     return station
 
 
@@ -252,7 +249,7 @@ async def list_live_stations(
 async def live_station(
     station_id: str, organisation_id: OperatorOrganisation, gateway: GatewayDep, response: Response
 ) -> StationLiveView:
-    """One of the organisation's stations now (404 unknown, 403 another organisation's)."""
+    """One of the organisation's stations now (404 if unknown or another organisation's)."""
     async with gateway.database.read() as session:
         row = await _own_station(Repository(session), station_id, organisation_id)
         (view,) = await service.operator_view(session, [row])

@@ -27,6 +27,7 @@ from ocpp.v16 import call_result as result16
 from ocpp.v201 import ChargePoint as ChargePoint201Base
 from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
+from sqlalchemy.exc import DBAPIError
 from starlette.responses import PlainTextResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
@@ -44,6 +45,13 @@ VENDOR_ID = "com.plugpay"
 CLOSE_TOO_BIG = 1009
 CLOSE_UNSUPPORTED_DATA = 1003
 CLOSE_POLICY = 1008
+
+# The database cannot take a write right now (restarting, unreachable). Transaction messages
+# then get the library's CallError, which chargers answer by retrying the message (OCPP 1.6
+# TransactionMessageAttempts, 2.0.1 E04); a boot gets Pending and a code request a Rejected
+# with a reason, both of which a station retries.
+STORAGE_UNAVAILABLE = (DBAPIError, OSError, TimeoutError)
+BOOT_RETRY_S = 10
 
 # The two versions spell some error codes differently.
 _CODES = {
@@ -127,6 +135,11 @@ class StationProtocol:
                 if not isinstance(msg.payload, dict):
                     await self._send_error(
                         msg.unique_id, "TypeConstraintViolation", "payload must be an object"
+                    )
+                    return
+                if (field := _out_of_range_integer(msg.payload)) is not None:
+                    await self._send_error(
+                        msg.unique_id, "PropertyConstraintViolation", f"{field} is out of range"
                     )
                     return
                 if msg.action not in self.route_map:  # type: ignore[attr-defined]
@@ -232,8 +245,33 @@ class StationProtocol:
         connector = fields.get("connectorId", fields.get("connector_id"))
         if not isinstance(connector, int) or isinstance(connector, bool) or connector < 1:
             return None
-        issued = await self.code_requested(connector, reuse_open=False)
+        try:
+            issued = await self.code_requested(connector, reuse_open=False)
+        except STORAGE_UNAVAILABLE as error:
+            raise service.GatewayRefusal(
+                "temporarily_unavailable", "no code can be issued right now; try again"
+            ) from error
         return issued.reply()
+
+
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+
+def _out_of_range_integer(payload: Any) -> str | None:
+    """The first field holding an integer no OCPP field may hold (OCPP integers are 32-bit), so
+    it is refused before it reaches a use case or a column."""
+    stack: list[tuple[str, Any]] = [("", payload)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int) and not INT32_MIN <= value <= INT32_MAX:
+            return path or "payload"
+        if isinstance(value, dict):
+            stack.extend((f"{path}.{k}" if path else str(k), v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", v) for i, v in enumerate(value))
+    return None
 
 
 def _status_at(timestamp: str | None) -> datetime:
@@ -245,13 +283,19 @@ class ChargePoint16(StationProtocol, ChargePoint16Base):
 
     @on("BootNotification")
     async def on_boot(self, charge_point_vendor: str, charge_point_model: str, **kw: Any) -> Any:
-        async with self.gateway.database.write() as session:
-            await service.station_booted(
-                session,
-                self.id,
-                charge_point_vendor,
-                charge_point_model,
-                kw.get("firmware_version"),
+        try:
+            async with self.gateway.database.write() as session:
+                await service.station_booted(
+                    session,
+                    self.id,
+                    charge_point_vendor,
+                    charge_point_model,
+                    kw.get("firmware_version"),
+                )
+        except STORAGE_UNAVAILABLE:
+            log.warning("station %s: boot not stored (database unavailable); Pending", self.id)
+            return result16.BootNotification(
+                current_time=utc_iso(), interval=BOOT_RETRY_S, status="Pending"
             )
         self.booted = True
         return result16.BootNotification(
@@ -418,13 +462,19 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
 
     @on("BootNotification")
     async def on_boot(self, charging_station: dict[str, Any], reason: str, **_: Any) -> Any:
-        async with self.gateway.database.write() as session:
-            await service.station_booted(
-                session,
-                self.id,
-                charging_station.get("vendor_name", ""),
-                charging_station.get("model", ""),
-                charging_station.get("firmware_version"),
+        try:
+            async with self.gateway.database.write() as session:
+                await service.station_booted(
+                    session,
+                    self.id,
+                    charging_station.get("vendor_name", ""),
+                    charging_station.get("model", ""),
+                    charging_station.get("firmware_version"),
+                )
+        except STORAGE_UNAVAILABLE:
+            log.warning("station %s: boot not stored (database unavailable); Pending", self.id)
+            return result201.BootNotification(
+                current_time=utc_iso(), interval=BOOT_RETRY_S, status="Pending"
             )
         self.booted = True
         return result201.BootNotification(
