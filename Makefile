@@ -6,7 +6,11 @@ UV := python3 -m uv
 
 include deploy/local/infra.mk
 
-.PHONY: help bootstrap web-deps sync run test test-packages lint typecheck schemas clean up down bench bench-smoke reliability
+.PHONY: help bootstrap web-deps venv sync run check test test-packages lint typecheck schemas clean up down bench bench-smoke reliability
+
+# Every Python package of the tree; lint and typecheck cover them all.
+LINTED := libs services apps bench tests scripts
+TYPED := $(wildcard libs/*/src services/*/src apps/*/src)
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -17,11 +21,16 @@ bootstrap: ## install uv if missing (PyPI) — everything else is installed by u
 web-deps: ## the web front-ends' libraries (web/node_modules, from web/package-lock.json)
 	@cd web && npm ci --no-audit --no-fund --loglevel=error
 
-sync: bootstrap web-deps ## create .venv with every package of the workspace
+venv: bootstrap ## create .venv with every package of the workspace (no web libraries)
 	@$(UV) sync --all-packages --quiet
+
+sync: venv web-deps ## .venv and the web front-ends' libraries
 
 run: sync ## the main job: Plugpay all-in-one on http://127.0.0.1:8000 (embedded PostgreSQL)
 	@$(UV) run --no-sync plugpay run
+
+check: venv ## the fast tier (< 3 min, no Kafka, no browser): lint, types, every package's unit tests
+	@bash scripts/check.sh
 
 test: sync ## install everything, start Kafka and PostgreSQL, run every test
 	@bash scripts/test.sh
@@ -29,12 +38,12 @@ test: sync ## install everything, start Kafka and PostgreSQL, run every test
 test-packages: sync ## each package synced alone and its tests run (undeclared imports fail)
 	@bash scripts/test-packages.sh
 
-lint: sync ## ruff over the whole tree
-	@$(UV) run --no-sync ruff check libs services tests scripts
-	@$(UV) run --no-sync ruff format --check libs services tests scripts
+lint: venv ## ruff check and format check over every package (libs, services, apps, bench, tests, scripts)
+	@$(UV) run --no-sync ruff check $(LINTED)
+	@$(UV) run --no-sync ruff format --check $(LINTED)
 
-typecheck: sync ## mypy --strict on libs/
-	@$(UV) run --no-sync mypy libs/events/src libs/platform/src libs/tariffs/src libs/testing/src
+typecheck: venv ## mypy over libs, services and apps (strict; exceptions in pyproject.toml)
+	@$(UV) run --no-sync mypy $(TYPED)
 
 schemas: sync ## regenerate docs/events/*.json from libs/events
 	@$(UV) run --no-sync python -m plugpay_events.schemas docs/events

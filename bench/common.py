@@ -6,6 +6,7 @@ average before and after (the machine is shared; a noisy neighbour shows there).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -73,10 +74,8 @@ def machine() -> dict[str, Any]:
         "pydantic",
         "orjson",
     ):
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             pkgs[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
     kafka_jar = sorted((ROOT / ".local").glob("**/kafka_*.jar"))
     return {
         "cores": os.cpu_count(),
@@ -123,10 +122,8 @@ def write_result(name: str, data: dict[str, Any], load_before: list[float]) -> P
 def pids(service: str) -> list[int]:
     out = []
     for f in sorted(STATE.glob(f"{service}-*.pid")):
-        try:
+        with contextlib.suppress(ValueError):
             out.append(int(f.read_text().strip()))
-        except ValueError:
-            pass
     return out
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing as mp
 import os
 import random
@@ -104,10 +105,8 @@ async def _client_main(ids: list[str], password: str, cmd: Any, out: Any) -> Non
                 except Exception as error:
                     key = type(error).__name__
                     failures[key] = failures.get(key, 0) + 1
-                    try:
+                    with contextlib.suppress(Exception):
                         await st.close()
-                    except Exception:
-                        pass
 
     opened = 0
     while True:
@@ -128,7 +127,7 @@ async def _client_main(ids: list[str], password: str, cmd: Any, out: Any) -> Non
             rtts: list[float] = []
             errors = 0
 
-            async def beat(st: SimulatedStation) -> None:
+            async def beat(st: SimulatedStation, window: float, rtts: list[float]) -> None:
                 nonlocal errors
                 await asyncio.sleep(random.random() * window)
                 t = time.perf_counter()
@@ -138,7 +137,7 @@ async def _client_main(ids: list[str], password: str, cmd: Any, out: Any) -> Non
                 except Exception:
                     errors += 1
 
-            await asyncio.gather(*(beat(s) for s in list(stations)))
+            await asyncio.gather(*(beat(s, window, rtts) for s in list(stations)))
             out.put({"rtts": rtts, "errors": errors})
         elif msg[0] == "stop":
             await asyncio.gather(*(s.close() for s in stations), return_exceptions=True)
@@ -221,10 +220,8 @@ def main() -> None:
         for c in cmds:
             c.put(("stop",))
         for i, pr in enumerate(procs):
-            try:
+            with contextlib.suppress(Exception):
                 outs[i].get(timeout=60)
-            except Exception:
-                pass
             pr.join(10)
             if pr.is_alive():
                 pr.kill()

@@ -19,6 +19,7 @@ All clocks are time.time() on one machine (the workers and the stations share it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import multiprocessing as mp
@@ -101,7 +102,8 @@ async def _worker(spec: StepSpec, index: int, ready: Any, go: Any) -> dict[str, 
     # Let the back office absorb the burst of boots and connector statuses first.
     await asyncio.sleep(1.0 if os.environ.get("BENCH_SMOKE") == "1" else max(5.0, len(slots) / 100))
     ready.put(index)
-    while go.value == 0.0:
+    # `go` is a multiprocessing.Value the parent sets; no asyncio.Event crosses processes.
+    while go.value == 0.0:  # noqa: ASYNC110
         await asyncio.sleep(0.01)
     t0 = go.value
     n = int(spec.rate * spec.duration_s)
@@ -200,10 +202,8 @@ async def _worker(spec: StepSpec, index: int, ready: Any, go: Any) -> dict[str, 
 
     await asyncio.gather(*(one(i) for i in mine))
     for st in stations:
-        try:
+        with contextlib.suppress(Exception):
             await st.close()
-        except Exception:
-            pass
     for phone in phones:
         await phone.http.aclose()
     return out

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark suite (issue 13): `make bench` (full, ~30-40 min on 2 cores) and `make bench-smoke`
+# The benchmark suite: `make bench` (full, ~30-40 min on 2 cores) and `make bench-smoke`
 # (BENCH_SMOKE=1: every benchmark a few seconds long, results in bench/results/*-smoke.json, so CI
 # keeps them working). Runs against its own isolated stack (STACK_NAME=bench, PORT_BASE=8300:
 # services on 8301-8306, nginx on 8280, databases *_bench, topics "bench.") on the shared Kafka and

@@ -21,16 +21,16 @@ python3 -m uv run --no-sync pytest tests/deploy -p no:cacheprovider -q
 if compgen -G "tests/e2e/test_*.py" >/dev/null; then
   python3 -m uv run --no-sync pytest tests/e2e -p no:cacheprovider
 fi
-# Issue 11: a compressed month through the real flow (plugpay run), exported and reported;
-# the report's totals equal the live stores' (sessions, energy, revenue to the cent).
+# A compressed month through the real flow, exported and reported: the report's totals must
+# equal the live stores' (sessions, energy, revenue to the cent).
 python3 -m uv run --no-sync pytest tests/analytics -p no:cacheprovider
 # The web front-ends in Debian's headless Chromium (tests/web/README.md).
 bash scripts/install-chromium.sh
 python3 -m uv run --no-sync pytest tests/web -p no:cacheprovider
-# Issue 14: chaos (SIGKILLs, dropped stations; with CI set also a Kafka and a PostgreSQL
-# restart), redelivery, fuzzing, security, log scan, pip-audit — short variants.
+# Chaos (SIGKILLs, dropped stations; with CI set also a Kafka and a PostgreSQL restart),
+# redelivery, fuzzing, security, log scan, pip-audit — short variants, so faults stay covered.
 python3 -m uv run --no-sync pytest tests/reliability -p no:cacheprovider
 STACK_NAME=chaos PORT_BASE=8400 bash scripts/stack.sh down >/dev/null 2>&1 || true
-# Issue 13: every benchmark for a few seconds, so `make bench` keeps working.
+# Every benchmark for a few seconds, so `make bench` keeps working.
 BENCH_SMOKE=1 bash bench/run.sh
 echo "all tests passed in $(( SECONDS - start ))s"

@@ -1,6 +1,6 @@
-"""Issue 11's "done means": a month of activity through the real flow, thousands of sessions,
-exported from the event log, the report's totals equal to the live stores' totals, and an
-interrupted and resumed export equal to one run.
+"""Analytics against the truth: a month of activity through the real flow, thousands of
+sessions, exported from the event log; the report's totals must equal the live stores' totals,
+and an interrupted and resumed export must equal one run.
 
 **The product.** An isolated *distributed* stack (``STACK_NAME=analytics PORT_BASE=8500
 scripts/stack.sh up``: every service its own uvicorn process, two gateway processes, nginx on
@@ -323,15 +323,6 @@ def code_session(code: dict[str, Any]) -> uuid.UUID:
     return uuid.UUID(code.get("sessionId") or code["session_id"])
 
 
-async def until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not condition():
-        if loop.time() > deadline:
-            raise TimeoutError(what)
-        await asyncio.sleep(POLL_S)
-
-
 async def follow_to_end(phone: DriverClient, session_id: uuid.UUID) -> dict[str, Any]:
     """The app's live updates (Server-Sent Events) until the session is terminal."""
     async with asyncio.timeout(WAIT_S):
@@ -612,10 +603,11 @@ class Month:
             session_id = await self.scan(station, connector, phone)
             self.tally.add(session_id, Expected("abandoned", station.station_id))
             # the charger has refused once the start command came
-            await until(
+            await eventually(
                 lambda: self.start_commands[key] > requests,
-                WAIT_S,
-                f"the start command of {session_id}",
+                within=WAIT_S,
+                what=f"the start command of {session_id}",
+                every=POLL_S,
             )
             self.follow(phone, session_id, "abandoned")
         finally:
@@ -637,24 +629,26 @@ class Month:
         expected = Expected("billed", station.station_id)
         self.tally.add(session_id, expected)
         # The charger's own view: the back office told it to start (the app learns it later).
-        await until(
+        await eventually(
             lambda: (
                 (current := station.transactions.get(connector)) is not None
                 and current is not previous
                 and current.started.is_set()
             ),
-            WAIT_S,
-            f"the start of {session_id} on {station.station_id}/{connector}",
+            within=WAIT_S,
+            what=f"the start of {session_id} on {station.station_id}/{connector}",
+            every=POLL_S,
         )
         tx = station.transactions[connector]
         # what drivers take: a top-up of 4-45 kWh, more at fast chargers
         target = int(min(45_000, rng.lognormvariate(math.log(14_000), 0.55)))
         if station.power_w > 22_000:
             target = int(target * 1.5)
-        await until(
+        await eventually(
             lambda: tx.meter_wh - tx.meter_start_wh >= target or tx.stopped.is_set(),
-            WAIT_S,
-            f"{target} Wh on {station.station_id}/{connector}",
+            within=WAIT_S,
+            what=f"{target} Wh on {station.station_id}/{connector}",
+            every=POLL_S,
         )
         if by_app:
 
@@ -672,7 +666,12 @@ class Month:
                 return True
 
             await eventually(stop, within=WAIT_S, what="stop from the app", every=POLL_S)
-            await until(tx.stopped.is_set, WAIT_S, "the charger stops on the app's request")
+            await eventually(
+                tx.stopped.is_set,
+                within=WAIT_S,
+                what="the charger stops on the app's request",
+                every=POLL_S,
+            )
         await station.unplug(connector)
         expected.energy_wh = tx.meter_wh - tx.meter_start_wh
         self.tally.billed_s.append(time.monotonic() - began)

@@ -1,4 +1,4 @@
-"""End-to-end tests of the whole product, in both of its shapes (issue 9).
+"""End-to-end tests of the whole product, in both of its shapes.
 
 - ``distributed``: ``scripts/stack.sh up`` (each service its own uvicorn process, Kafka,
   PostgreSQL, nginx on :8080; idempotent, reused when running);

@@ -30,6 +30,7 @@ from plugpay_app.driver import TERMINAL_STATES, DriverClient, DriverError
 from plugpay_app.simulator import SimulatedStation, StationClock
 from plugpay_events import serde
 from plugpay_events.bus.port import EventBus
+from plugpay_testing import waiting
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
@@ -50,20 +51,12 @@ FLOW_TIMEOUT_S = 60.0
 async def eventually(
     probe: Callable[[], Awaitable[T | None]], *, within: float, what: str, every: float = 0.1
 ) -> T:
-    """Poll ``probe`` until it returns something truthy; fail with ``what`` after ``within``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    last: Any = None
-    while True:
-        try:
-            result = await probe()
-        except (AssertionError, httpx.HTTPError, OSError) as error:
-            result, last = None, error
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise TimeoutError(f"{what}: not after {within:.0f}s (last: {last!r})")
-        await asyncio.sleep(every)
+    """plugpay_testing.eventually, with a busy or still-starting server (an HTTP or connection
+    error, a failed check inside the probe) taken as "not yet"."""
+    result: T = await waiting.eventually(
+        probe, within, what, every=every, tolerate=(AssertionError, httpx.HTTPError, OSError)
+    )
+    return result
 
 
 def free_port() -> int:

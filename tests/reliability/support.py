@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from plugpay_testing import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK_NAME = os.environ.get("PLUGPAY_RELIABILITY_STACK", "chaos")
@@ -118,19 +119,15 @@ def bearer(token: str) -> dict[str, str]:
 
 
 async def retry(fn: Any, *, timeout_s: float = 30.0, interval_s: float = 0.3) -> Any:
-    """Call ``fn`` until it returns something truthy (eventual consistency between services)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    last: Any = None
-    while loop.time() < deadline:
-        try:
-            last = await fn()
-            if last:
-                return last
-        except (httpx.HTTPError, AssertionError) as error:
-            last = error
-        await asyncio.sleep(interval_s)
-    raise TimeoutError(f"gave up waiting: {last!r}")
+    """Call ``fn`` until it returns something truthy (eventual consistency between services);
+    an HTTP error or a failed check inside ``fn`` is "not yet"."""
+    return await eventually(
+        fn,
+        within=timeout_s,
+        what=getattr(fn, "__qualname__", repr(fn)),
+        every=interval_s,
+        tolerate=(httpx.HTTPError, AssertionError),
+    )
 
 
 async def login(http: httpx.AsyncClient, email: str, password: str) -> dict[str, Any]:

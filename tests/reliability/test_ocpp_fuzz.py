@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import random
 import time
@@ -18,6 +19,7 @@ import pytest
 import support
 import websockets
 from plugpay_app.simulator import SimulatedStation
+from plugpay_testing import eventually
 
 pytestmark = pytest.mark.infra
 ACTIONS16 = [
@@ -172,6 +174,35 @@ async def _fuzz_connection(
             await asyncio.sleep(0.05)
 
 
+TERMINAL = ("billed", "denied", "abandoned", "failed")
+
+
+async def _scan_accepted(http: httpx.AsyncClient, code: str, token: str) -> bool:
+    r = await http.post("/sessions/scan", json={"code": code}, headers=support.bearer(token))
+    assert r.status_code == 202, r.text
+    return True
+
+
+def _charging(sim: SimulatedStation) -> bool:
+    tx = sim.transactions.get(1)
+    return (
+        tx is not None and bool(tx.session_ref) and tx.started.is_set() and not tx.stopped.is_set()
+    )
+
+
+def _energy_flows(sim: SimulatedStation) -> bool:
+    tx = sim.transactions.get(1)
+    return tx is not None and tx.meter_wh > tx.meter_start_wh
+
+
+async def _terminal_status(http: httpx.AsyncClient, session_id: str, token: str) -> str:
+    r = await http.get(f"/sessions/{session_id}", headers=support.bearer(token))
+    assert r.status_code == 200, r.text
+    status = str(r.json()["status"])
+    assert status in TERMINAL, status
+    return status
+
+
 async def _good_station(
     station_id: str, driver: support.Driver, sessions: int, results: list[str]
 ) -> None:
@@ -184,48 +215,47 @@ async def _good_station(
         energy_speedup=20,
     )
     await sim.connect()
+    # Retried checks raise AssertionError until they hold; the last one is in the failure.
+    retried = (AssertionError, httpx.TransportError)
     try:
         async with httpx.AsyncClient(base_url=support.BASE_URL, timeout=15) as http:
             for _ in range(sessions):
                 await sim.heartbeat()
                 reply = await sim.request_code(1)
-                for _ in range(80):
-                    r = await http.post(
-                        "/sessions/scan",
-                        json={"code": reply["qr"]},
-                        headers=support.bearer(driver.token),
-                    )
-                    if r.status_code == 202:
-                        break
-                    await asyncio.sleep(0.25)
-                assert r.status_code == 202, r.text
-                for _ in range(200):
-                    tx = sim.transactions.get(1)
-                    if (
-                        tx is not None
-                        and tx.session_ref
-                        and tx.started.is_set()
-                        and not tx.stopped.is_set()
-                    ):
-                        break
-                    await asyncio.sleep(0.1)
-                await asyncio.sleep(1.0)
+                # session-svc learns the code from the event log: until then the scan is refused.
+                await eventually(
+                    functools.partial(_scan_accepted, http, reply["qr"], driver.token),
+                    within=20,
+                    what=f"{station_id}: scan accepted",
+                    every=0.25,
+                    tolerate=retried,
+                )
+                await eventually(
+                    functools.partial(_charging, sim), within=30, what=f"{station_id} charging"
+                )
+                await eventually(
+                    functools.partial(_energy_flows, sim), within=30, what=f"{station_id} energy"
+                )
                 await sim.unplug(1)
-                for _ in range(150):
-                    r = await http.get(
-                        f"/sessions/{reply['sessionId']}", headers=support.bearer(driver.token)
-                    )
-                    if r.status_code == 200 and r.json()["status"] in (
-                        "billed",
-                        "denied",
-                        "abandoned",
-                        "failed",
-                    ):
-                        break
-                    await asyncio.sleep(0.2)
-                results.append(r.json()["status"])
+                status = await eventually(
+                    functools.partial(_terminal_status, http, reply["sessionId"], driver.token),
+                    within=30,
+                    what=f"session {reply['sessionId']} ends",
+                    every=0.2,
+                    tolerate=retried,
+                )
+                results.append(status)
     finally:
         await sim.close()
+
+
+async def _credentials_known(gateway: httpx.AsyncClient, station_id: str) -> bool:
+    basic = base64.b64encode(f"{station_id}:{support.STATION_PASSWORD}".encode()).decode()
+    r = await gateway.get(
+        f"/stations/{station_id}/display/state", headers={"Authorization": f"Basic {basic}"}
+    )
+    assert r.status_code == 200, r.text
+    return True
 
 
 async def test_ocpp_fuzzing_leaves_good_stations_unaffected(
@@ -239,7 +269,16 @@ async def test_ocpp_fuzzing_leaves_good_stations_unaffected(
         await asyncio.gather(
             *(support.register_station(http, world.org_a, s, tariff_key=None) for s in fuzz_ids)
         )
-    await asyncio.sleep(2.0)  # the gateway learns the credentials from events
+    # The gateway learns the credentials from auth-svc's events: wait until it accepts each.
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as gateway:
+        for station_id in fuzz_ids:
+            await eventually(
+                functools.partial(_credentials_known, gateway, station_id),
+                within=60,
+                what=f"the gateway knows {station_id}'s password",
+                every=0.2,
+                tolerate=(AssertionError, httpx.TransportError),
+            )
     pid_file = support.STATE / f"station-gateway-{port}.pid"
     pid_before = pid_file.read_text().strip()
     stats = {"frames": 0, "answers": 0, "connections": 0, "closed_by_gateway": 0}

@@ -5,7 +5,6 @@ bookkeeping; no new outbox events, nothing dead-lettered."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 import support
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from plugpay_testing import eventually
 
 pytestmark = [pytest.mark.infra, pytest.mark.kafka]
 DATABASES = [db for _port, db, _prefix in support.SERVICES.values()]
@@ -61,13 +61,35 @@ async def _snapshots() -> dict[str, Any]:
     return snap
 
 
+async def _unpublished() -> int:
+    """Outbox rows no relay has published yet, over every service's database."""
+    pending = 0
+    for db in DATABASES:
+        rows = await support.query(
+            db, "SELECT count(*) AS n FROM outbox WHERE published_at IS NULL"
+        )
+        pending += int(rows[0]["n"])
+    return pending
+
+
 async def _quiet(ends_of: Any, admin: AIOKafkaAdminClient, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if await _groups_caught_up(admin, await ends_of()):
-            return
-        await asyncio.sleep(1.0)
-    raise TimeoutError("consumer groups did not catch up")
+    """Wait until the stack is idle: every group has consumed every record, no outbox row waits
+    for its relay, and no record was appended meanwhile (so no handler is still writing)."""
+
+    async def idle() -> bool:
+        ends = await ends_of()
+        return (
+            await _groups_caught_up(admin, ends)
+            and await _unpublished() == 0
+            and await ends_of() == ends
+        )
+
+    await eventually(
+        idle,
+        within=timeout_s,
+        what="consumer groups caught up, outboxes drained, no new records",
+        every=1.0,
+    )
 
 
 async def test_redelivered_events_change_nothing(world: support.World, long_run: bool) -> None:
@@ -86,7 +108,6 @@ async def test_redelivered_events_change_nothing(world: support.World, long_run:
             return await _end_offsets(consumer, topics)
 
         await _quiet(ends, admin, 60)
-        await asyncio.sleep(3.0)  # relays and timers settle
         before = await _snapshots()
         dead_before = await _end_offsets(consumer, [f"{support.TOPIC_PREFIX}plugpay.deadletter"])
         # read the last n records of every partition
@@ -111,7 +132,6 @@ async def test_redelivered_events_change_nothing(world: support.World, long_run:
                 m.topic, value=m.value, key=m.key, headers=list(m.headers), partition=m.partition
             )
         await _quiet(ends, admin, 120)
-        await asyncio.sleep(3.0)
         after = await _snapshots()
         dead_after = await _end_offsets(consumer, [f"{support.TOPIC_PREFIX}plugpay.deadletter"])
     finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from plugpay_testing import eventually, eventually_blocking
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -203,27 +205,51 @@ class Stations:
         self.thread.join(5)
 
 
+def _gateway_online(plugpay: Plugpay, station_id: str) -> bool:
+    basic = base64.b64encode(f"{station_id}:{STATION_PASSWORD}".encode()).decode()
+    code, state = plugpay.request(
+        "GET",
+        f"/stations/{station_id}/display/state",
+        headers={"Authorization": f"Basic {basic}"},
+    )
+    assert code == 200 and state.get("online"), (code, state)
+    return True
+
+
+def _listed_available(plugpay: Plugpay, station_ids: set[str]) -> bool:
+    code, body = plugpay.request("GET", "/pricing/stations/public")
+    assert code == 200, body
+    ready = {
+        s["station_id"]
+        for s in body["items"]
+        if s["online"] and all(c["status"] == "Available" for c in s["connectors"])
+    }
+    assert station_ids <= ready, body["items"]
+    return True
+
+
 @pytest.fixture(scope="session")
 def stations(plugpay: Plugpay) -> Iterator[Stations]:
     rig = Stations(plugpay.base_url)
     rig.connect("ST-0001", connectors=2)
     rig.connect("ST-0002")
-    # Wait until the gateway has recorded both stations online (the scan checks it).
-    deadline = time.monotonic() + 20
+    # The gateway records both stations online, and the services that learn it from the event
+    # log (pricing's public list; session-svc, which checks it at a scan) have caught up.
     for station_id in ("ST-0001", "ST-0002"):
-        basic = base64.b64encode(f"{station_id}:{STATION_PASSWORD}".encode()).decode()
-        while True:
-            code, state = plugpay.request(
-                "GET",
-                f"/stations/{station_id}/display/state",
-                headers={"Authorization": f"Basic {basic}"},
-            )
-            if code == 200 and state.get("online"):
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{station_id} not online: {code} {state}")
-            time.sleep(0.3)
-    time.sleep(0.5)
+        eventually_blocking(
+            functools.partial(_gateway_online, plugpay, station_id),
+            within=20,
+            what=f"the gateway has {station_id} online",
+            every=0.3,
+            tolerate=(AssertionError,),
+        )
+    eventually_blocking(
+        functools.partial(_listed_available, plugpay, {"ST-0001", "ST-0002"}),
+        within=20,
+        what="pricing lists ST-0001 and ST-0002 online with every connector Available",
+        every=0.3,
+        tolerate=(AssertionError,),
+    )
     yield rig
     rig.close()
 
@@ -274,7 +300,10 @@ def charge_once(plugpay: Plugpay, stations: Stations, station_id: str, connector
                         raise
                     await asyncio.sleep(0.25)
             await phone.wait_for_state(session_id, {"charging"}, timeout_s=30)
-            await asyncio.sleep(2)
+            tx = station.transactions[connector]
+            await eventually(
+                lambda: tx.meter_wh > tx.meter_start_wh, within=30, what="energy flows"
+            )
             await phone.stop(session_id)
             await phone.wait_for_state(session_id, {"billed"}, timeout_s=40)
         await station.unplug(connector)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +34,6 @@ def show_code(screen: Any, connector: int = 1) -> Any:
         "(img) => img.complete && img.naturalWidth > 0", arg=image.element_handle(), timeout=10_000
     )
     return card
-
-
-def wait_until(predicate: Any, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.2)
 
 
 def test_optical_loop_camera_scan_authorises_and_charges(

@@ -36,6 +36,7 @@ from plugpay_platform.logging import JsonFormatter, correlation_id
 from plugpay_platform.observability import Observability
 from plugpay_platform.runtime import ConsumerSpec, ServiceRuntime
 from plugpay_platform.settings import PlatformSettings, ServiceSettings
+from plugpay_testing import eventually
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import MetaData, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -251,20 +252,6 @@ async def scrape(client: httpx.AsyncClient) -> str:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     return response.text
-
-
-async def eventually(check: Callable[[], Any], timeout_s: float) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError(f"not true within {timeout_s}s: {check}")
-        await asyncio.sleep(0.1)
 
 
 def consumer_span(spans: InMemorySpanExporter, group: str, event_type: str) -> ReadableSpan | None:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -23,6 +21,7 @@ from plugpay_events.envelope import Envelope, Event
 from plugpay_events.types import Money
 from plugpay_platform.settings import PlatformSettings
 from plugpay_tariffs import SessionUsage, Tariff, calculate_cost
+from plugpay_testing import eventually
 from plugpay_testing.tokens import TokenFactory
 from sqlalchemy import select
 
@@ -89,20 +88,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return datetime.now(UTC) + self.offset
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[Any]], timeout_s: float = 20.0, what: str = "condition"
-) -> Any:
-    """Poll an observable condition until it holds (returns its truthy value)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = await probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 @dataclass

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -16,12 +14,11 @@ from plugpay_events.contracts.stations import StationConnected
 from plugpay_events.envelope import Envelope, Event
 from plugpay_events.session_code import public_jwks
 from plugpay_platform.settings import PlatformSettings
+from plugpay_testing import eventually
 from plugpay_testing.tokens import TokenFactory
 from session_svc.app import create_app
 from session_svc.settings import Settings
 from sqlalchemy import text
-
-T = TypeVar("T")
 
 
 def make_settings(
@@ -62,20 +59,6 @@ def client_for(app: FastAPI) -> httpx.AsyncClient:
         transport=httpx.ASGITransport(app=app, client=("203.0.113.7", 5555)),
         base_url="http://session-svc.test",
     )
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T]], *, within: float = 15.0, what: str = "condition"
-) -> T:
-    """Poll until ``probe`` returns something truthy (never sleep to let things settle)."""
-    deadline = time.monotonic() + within
-    while True:
-        result = await probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; last: {result!r}")
-        await asyncio.sleep(0.05)
 
 
 async def publish(app: FastAPI, *events: Event) -> list[Envelope]:

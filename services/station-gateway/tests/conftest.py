@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from plugpay_events.types import Money
 from plugpay_platform.database import Database
 from plugpay_platform.settings import PlatformSettings
 from plugpay_tariffs import Tariff
+from plugpay_testing import eventually
 from plugpay_testing.tokens import TokenFactory
 from pydantic import SecretStr
 from station_gateway.app import create_app
@@ -55,20 +55,6 @@ TARIFF = Tariff.model_validate(
     }
 )
 _hash = PasswordHasher().hash(PASSWORD)
-
-
-async def eventually(check: Callable[[], Any], timeout_s: float = 10.0, what: str = "") -> Any:
-    """Poll an observable condition until it holds (sync or async check)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or check}")
-        await asyncio.sleep(0.03)
 
 
 @dataclass

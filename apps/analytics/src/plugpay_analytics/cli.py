@@ -162,8 +162,9 @@ def _source(args: argparse.Namespace) -> Any:
 def _export(args: argparse.Namespace) -> int:
     from plugpay_analytics.export import DEFAULT_TOPICS, export
     from plugpay_analytics.rebuild import topics_named
+    from plugpay_analytics.writers import Format
 
-    fmt = args.format or ("duckdb" if args.out.suffix in {".duckdb", ".db"} else "parquet")
+    fmt: Format = args.format or ("duckdb" if args.out.suffix in {".duckdb", ".db"} else "parquet")
     topics = [t.name for t in topics_named(args.topics)] if args.topics else list(DEFAULT_TOPICS)
     start, end = _bounds(args)
     written = {"chunks": 0, "events": 0}

@@ -23,6 +23,7 @@ import datetime as dt
 import random
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -319,7 +320,7 @@ def generate_month(
                 access_policy=AccessPolicy(
                     free_for_groups=(spec.free_group,) if spec.free_group else ()
                 ),
-                power_class=spec.power_class,  # type: ignore[arg-type]
+                power_class=spec.power_class,
                 updated_at=setup_at,
                 connector_max_power_w={c: spec.max_power_w for c in range(1, spec.connectors + 1)},
             ),
@@ -355,7 +356,7 @@ def generate_month(
             ConnectorStatusChanged(
                 station_id=spec.station_id,
                 connector_id=connector,
-                status=value,  # type: ignore[arg-type]
+                status=value,
                 changed_at=at,
             ),
             at,
@@ -429,7 +430,7 @@ def _visit(
     users: list[uuid.UUID],
     staff: set[uuid.UUID],
     register_wh: dict[tuple[str, int], int],
-    status,
+    status: Callable[[StationSpec, int, str, dt.datetime], None],
     *,
     v1_until: dt.datetime,
 ) -> dt.datetime:
@@ -484,7 +485,7 @@ def _visit(
         session_started_at=issued_at,
         scanned_at=scanned_at,
         user_id=user,
-        code_kind=kind,  # type: ignore[arg-type]
+        code_kind=kind,
         user_groups=("staff",) if user in staff else (),
     )
     if scanned_at < v1_until and kind == "qr":
@@ -504,7 +505,7 @@ def _visit(
                 reason=reason,
                 message=reason.replace("_", " "),
                 denied_by=by,
-                denied_at=at,  # type: ignore[arg-type]
+                denied_at=at,
             ),
             at,
             by,
@@ -554,7 +555,7 @@ def _visit(
             user_id=user,
             funding=funding,
             hold_id=hold_id,
-            hold_amount=hold,  # type: ignore[arg-type]
+            hold_amount=hold,
             limits=SessionLimits(max_cost=None if free else hold),
             authorized_at=authorized_at,
             start_deadline=authorized_at + dt.timedelta(minutes=2),
@@ -575,7 +576,7 @@ def _visit(
                 connector_id=connector,
                 reason=reason,
                 abandoned_at=at,
-            ),  # type: ignore[arg-type]
+            ),
             at,
             "session-svc" if reason == "start_timeout" else "station-gateway",
             authorized,
@@ -688,7 +689,7 @@ def _visit(
             charging_ended_at=charging_ended_at,
             ended_at=ended_at,
             stop_reason=stop_reason,
-            samples=tuple(samples),  # type: ignore[arg-type]
+            samples=tuple(samples),
         ),
         ended_at,
         "station-gateway",
@@ -747,7 +748,7 @@ def _visit(
             user_id=user,
             receipt_id=ids.uuid(),
             charged=Money(amount_minor=total, currency=CURRENCY),
-            funding=funding,  # type: ignore[arg-type]
+            funding=funding,
             balance_after=Money(amount_minor=rng.randrange(0, 20000), currency=CURRENCY)
             if funding == "wallet"
             else None,

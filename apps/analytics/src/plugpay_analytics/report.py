@@ -171,7 +171,10 @@ def compute(db: duckdb.DuckDBPyConnection, tz: str | None = None) -> dict[str, A
     """Every number of the report (also written as summary.json)."""
     prepare(db)
     tz = tz or default_time_zone(db)
-    q = lambda sql, *p: _rows(db, sql, list(p))  # noqa: E731
+
+    def q(sql: str, *p: Any) -> list[dict[str, Any]]:
+        return _rows(db, sql, list(p))
+
     totals = q(
         """
         SELECT
@@ -399,7 +402,8 @@ def _save(fig: Any, path: Path) -> Path:
 def charts(data: dict[str, Any], out: Path) -> list[Path]:
     """The PNG charts of the report, in ``out``."""
     files = []
-    days = [dt.date.fromisoformat(r["day"]) for r in data["per_day"]]
+    # Dates go through matplotlib's unit converters; its stubs accept only numbers.
+    days: list[Any] = [dt.date.fromisoformat(r["day"]) for r in data["per_day"]]
     fig, ax = plt.subplots(figsize=(11, 4))
     ax.bar(days, [r["sessions"] for r in data["per_day"]], color="#1565c0", label="sessions")
     ax.set_ylabel("sessions")
@@ -443,7 +447,7 @@ def charts(data: dict[str, Any], out: Path) -> list[Path]:
     for d in range(7):
         for h in range(24):
             if grid[d][h]:
-                ax.text(h, d, grid[d][h], ha="center", va="center", fontsize=6)
+                ax.text(h, d, str(grid[d][h]), ha="center", va="center", fontsize=6)
     fig.colorbar(image, ax=ax, label="sessions")
     files.append(_save(fig, out / "hour_of_week_heatmap.png"))
 

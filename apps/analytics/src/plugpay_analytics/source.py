@@ -286,12 +286,12 @@ class KafkaSource(LogSource):
                     await asyncio.sleep(1.0)  # the client reconnects; the position is kept
                     continue
                 for tp, messages in fetched.items():
-                    r = todo.get(tp)
-                    if r is None:
+                    wanted = todo.get(tp)
+                    if wanted is None:
                         continue
                     records = [
                         LogRecord(
-                            r.topic,
+                            wanted.topic,
                             m.partition,
                             m.offset,
                             dt.datetime.fromtimestamp(m.timestamp / 1000, dt.UTC)
@@ -301,17 +301,17 @@ class KafkaSource(LogSource):
                             m.value,
                         )
                         for m in messages
-                        if r.start <= m.offset < r.stop
+                        if wanted.start <= m.offset < wanted.stop
                     ]
                     # Transaction markers take offsets too, so compare the position, not counts.
-                    done = await consumer.position(tp) >= r.stop or (
-                        bool(messages) and messages[-1].offset >= r.stop - 1
+                    done = await consumer.position(tp) >= wanted.stop or (
+                        bool(messages) and messages[-1].offset >= wanted.stop - 1
                     )
                     if done:
                         consumer.pause(tp)
                         del todo[tp]
                     if records or done:
-                        yield Batch(r.topic, r.partition, records, done)
+                        yield Batch(wanted.topic, wanted.partition, records, done)
                 # A partition whose remaining offsets are only markers gets no messages.
                 for tp, r in list(todo.items()):
                     if tp not in fetched and await consumer.position(tp) >= r.stop:

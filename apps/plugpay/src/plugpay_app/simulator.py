@@ -400,7 +400,7 @@ class SimulatedStation:
         )
 
 
-class _Handlers16(ChargePoint16):  # type: ignore[misc]
+class _Handlers16(ChargePoint16):
     def __init__(self, station_id: str, ws: Any, station: SimulatedStation) -> None:
         super().__init__(station_id, ws)
         self.station = station
@@ -457,7 +457,7 @@ class _Handlers16(ChargePoint16):  # type: ignore[misc]
         return result16.TriggerMessage(status=enums16.TriggerMessageStatus.accepted)
 
 
-class _Handlers201(ChargePoint201):  # type: ignore[misc]
+class _Handlers201(ChargePoint201):
     def __init__(self, station_id: str, ws: Any, station: SimulatedStation) -> None:
         super().__init__(station_id, ws)
         self.station = station

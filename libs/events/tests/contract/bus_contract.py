@@ -19,11 +19,14 @@ from plugpay_events.outbox import (
 )
 from plugpay_events.serde import encode, headers_for
 from plugpay_events.topics import DEAD_LETTER, SESSIONS
+from plugpay_testing import eventually
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff_s=0.01, max_backoff_s=0.05)
+# Kafka group joins and rebalances take seconds on a loaded machine.
+WAIT_S = 30.0
 
 
 def stop_requested(session_id: uuid.UUID, n: int = 0) -> Envelope:
@@ -33,16 +36,6 @@ def stop_requested(session_id: uuid.UUID, n: int = 0) -> Envelope:
         producer="contract-test",
         correlation_id=uuid.UUID(int=n),
     )
-
-
-async def wait_until(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    """Wait for an observable condition, failing the test after ``timeout_s``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
 
 
 class Recorder:
@@ -96,7 +89,7 @@ class BusContract:
             await bus.publish(sent[chunk : chunk + 40])
         recorder = Recorder()
         await consumers(bus, "order", recorder)
-        await wait_until(lambda: len(set(recorder.ids())) == len(sent))
+        await eventually(lambda: len(set(recorder.ids())) == len(sent), WAIT_S)
         per_key: dict[str, list[int]] = defaultdict(list)
         for delivery in recorder.seen:
             per_key[delivery.envelope.aggregate_id].append(delivery.envelope.correlation_id.int)
@@ -116,7 +109,7 @@ class BusContract:
 
         await bus.publish([envelope])
         await consumers(bus, "flaky", flaky)
-        await wait_until(lambda: len(attempts) >= 2)
+        await eventually(lambda: len(attempts) >= 2, WAIT_S)
         assert attempts[:2] == [envelope.event_id, envelope.event_id]
 
     async def test_uncommitted_event_goes_to_next_member(
@@ -135,7 +128,7 @@ class BusContract:
         await first.stop(grace_s=0)
         recorder = Recorder()
         await consumers(bus, "crash", recorder)
-        await wait_until(lambda: envelope.event_id in recorder.ids())
+        await eventually(lambda: envelope.event_id in recorder.ids(), WAIT_S)
 
     async def test_group_members_split_partitions(self, bus: EventBus, consumers: Any) -> None:
         first, second = Recorder(), Recorder()
@@ -152,14 +145,14 @@ class BusContract:
             sent.extend(batch)
             await asyncio.sleep(0.1)
         expected = {e.event_id for e in sent}
-        await wait_until(lambda: set(first.ids()) | set(second.ids()) >= expected)
+        await eventually(lambda: set(first.ids()) | set(second.ids()) >= expected, WAIT_S)
         partitions_first = {(d.topic, d.partition) for d in first.seen}
         partitions_second = {(d.topic, d.partition) for d in second.seen}
         assert partitions_first and partitions_second
         # Another group reads the same topic independently, from the beginning.
         other = Recorder()
         await consumers(bus, "other-group", other)
-        await wait_until(lambda: set(other.ids()) >= expected)
+        await eventually(lambda: set(other.ids()) >= expected, WAIT_S)
 
     async def test_replay_from_zero_returns_everything_in_order(
         self, bus: EventBus, consumers: Any
@@ -168,10 +161,10 @@ class BusContract:
         await bus.publish(sent)
         live = Recorder()
         await consumers(bus, "live", live)
-        await wait_until(lambda: len(live.seen) >= len(sent))
+        await eventually(lambda: len(live.seen) >= len(sent), WAIT_S)
         replay = Recorder()
         await consumers(bus, "replay", replay)
-        await wait_until(lambda: len(replay.seen) >= len(sent))
+        await eventually(lambda: len(replay.seen) >= len(sent), WAIT_S)
         assert sorted(replay.ids()) == sorted(e.event_id for e in sent)
         by_partition: dict[int, list[int]] = defaultdict(list)
         for d in replay.seen:
@@ -216,7 +209,7 @@ class BusContract:
         await bus.publish([envelope])
         await bus.publish([envelope])  # the same event delivered twice
         await consumers(bus, "dedupe", both)
-        await wait_until(lambda: len(recorder.seen) == 2)
+        await eventually(lambda: len(recorder.seen) == 2, WAIT_S)
         async with engine.connect() as conn:
             assert await conn.scalar(select(effects.c.count)) == 1
         await engine.dispose()
@@ -241,7 +234,7 @@ class BusContract:
             await seen(delivery)
 
         await consumers(bus, "poison", handler)
-        await wait_until(lambda: good.event_id in seen.ids())
+        await eventually(lambda: good.event_id in seen.ids(), WAIT_S)
         dead: list[Any] = []
 
         async def collect() -> None:
@@ -267,7 +260,7 @@ class BusContract:
         batches = BatchRecorder()
         one_by_one = Recorder()
         await consumers(bus, "batched", one_by_one, batch_handler=batches)
-        await wait_until(lambda: len(batches.ids()) >= len(sent))
+        await eventually(lambda: len(batches.ids()) >= len(sent), WAIT_S)
         assert sorted(batches.ids()) == sorted(e.event_id for e in sent)  # each exactly once
         assert one_by_one.seen == []
         assert any(len(b) > 1 for b in batches.batches), "nothing was batched"
@@ -309,7 +302,7 @@ class BusContract:
 
         await consumers(bus, "batch-poison", single, batch_handler=batch)
         good = {e.event_id for e in sent} - {poison.event_id}
-        await wait_until(lambda: set(committed.ids()) >= good)
+        await eventually(lambda: set(committed.ids()) >= good, WAIT_S)
         assert sorted(committed.ids()) == sorted(good)  # each once, none lost with the batch
         assert failed_batches
         dead: list[Any] = []
@@ -338,7 +331,7 @@ class BusContract:
 
         one_by_one = Recorder()
         await consumers(bus, "batch-transient", one_by_one, batch_handler=flaky_batch)
-        await wait_until(lambda: len(batches.ids()) >= len(sent))
+        await eventually(lambda: len(batches.ids()) >= len(sent), WAIT_S)
         assert sorted(batches.ids()) == sorted(e.event_id for e in sent)
         assert one_by_one.seen == [] and len(transient_failures) == 2
         # A bug (not transient): the records go through the one-by-one handler instead.
@@ -350,7 +343,7 @@ class BusContract:
         await bus.publish(more)
         fallback = Recorder()
         await consumers(bus, "batch-broken", fallback, batch_handler=broken_batch)
-        await wait_until(lambda: set(fallback.ids()) >= {e.event_id for e in sent + more})
+        await eventually(lambda: set(fallback.ids()) >= {e.event_id for e in sent + more}, WAIT_S)
         assert len(fallback.ids()) == len(sent) + len(more)
 
     async def test_an_unfinished_batch_is_not_committed(
@@ -369,7 +362,7 @@ class BusContract:
         await first.stop(grace_s=0)
         batches = BatchRecorder()
         await consumers(bus, "batch-crash", Recorder(), batch_handler=batches)
-        await wait_until(lambda: set(batches.ids()) >= {e.event_id for e in sent})
+        await eventually(lambda: set(batches.ids()) >= {e.event_id for e in sent}, WAIT_S)
 
     async def test_transactional_batches_have_one_effect_per_event(
         self, bus: EventBus, consumers: Any, database_url: str

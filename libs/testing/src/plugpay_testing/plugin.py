@@ -16,6 +16,32 @@ from plugpay_testing.infrastructure import (
     stop_containers,
 )
 
+# Fixtures that reach a real server; `--no-infra` deselects every test that uses one.
+INFRA_FIXTURES = frozenset({"postgres_url", "database_url", "kafka"})
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--no-infra",
+        action="store_true",
+        help="run only tests that need no PostgreSQL or Kafka (the fast tier, `make check`)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--no-infra"):
+        return
+    kept: list[pytest.Item] = []
+    deselected: list[pytest.Item] = []
+    for item in items:
+        needs_infra = INFRA_FIXTURES.intersection(getattr(item, "fixturenames", ())) or any(
+            item.get_closest_marker(name) for name in ("infra", "kafka")
+        )
+        (deselected if needs_infra else kept).append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
+
 
 def _unavailable(what: str, error: Exception) -> None:
     # In CI a missing broker or database is a failure, never a silent skip.

@@ -20,7 +20,7 @@ async def _rotate() -> None:
     from auth_svc import service
     from auth_svc.settings import Settings
 
-    settings = Settings()  # type: ignore[call-arg]
+    settings = Settings()
     database = Database(settings.database_url.get_secret_value(), pool_size=1)
     try:
         async with database.write() as session:

@@ -41,7 +41,7 @@ def create_app(
     ``mailer`` delivers verification links (default: files in ``AUTH_SVC_MAIL_DIR`` if set,
     else dropped; never logged).
     """
-    settings = settings or Settings()  # type: ignore[call-arg]
+    settings = settings or Settings()
     if mailer is None:
         mailer = MailDirMailer(settings.mail_dir) if settings.mail_dir else NoMailer()
     ctx = AuthContext(settings, mailer=mailer)

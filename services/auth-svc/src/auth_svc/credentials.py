@@ -22,7 +22,7 @@ from jwt.algorithms import OKPAlgorithm
 
 # OWASP Password Storage Cheat Sheet, "Argon2id": "a minimum configuration of 19 MiB of
 # memory, an iteration count of 2, and 1 degree of parallelism" (m=19456 KiB, t=2, p=1).
-OWASP_ARGON2ID = {"memory_cost": 19456, "time_cost": 2, "parallelism": 1}
+OWASP_ARGON2ID: dict[str, Any] = {"memory_cost": 19456, "time_cost": 2, "parallelism": 1}
 
 
 class PasswordHashing:

@@ -32,7 +32,8 @@ def _common_passwords() -> dict[str, int]:
     # corpora, maintained with the library (not a hand-typed list).
     from zxcvbn.matching import RANKED_DICTIONARIES
 
-    return RANKED_DICTIONARIES["passwords"]
+    ranked: dict[str, int] = RANKED_DICTIONARIES["passwords"]
+    return ranked
 
 
 def _deleet(word: str) -> str:

@@ -285,7 +285,7 @@ def _station(station: Station) -> StationResponse:
         id=station.id,
         organisation_id=station.organisation_id,
         name=station.name,
-        connectors=station.connectors,  # type: ignore[arg-type]
+        connectors=station.connectors,
         location=Location(
             latitude=station.latitude, longitude=station.longitude, address=station.address
         )

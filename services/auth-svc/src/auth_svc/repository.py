@@ -163,7 +163,8 @@ class AuthRepository:
             .values(used_at=now)
             .returning(email_verifications.c.user_id)
         )
-        return result.scalar_one_or_none()
+        user_id: uuid.UUID | None = result.scalar_one_or_none()
+        return user_id
 
     # --- organisations and groups ------------------------------------------------------
 

@@ -35,8 +35,8 @@ DEMO_STATIONS: list[dict[str, object]] = [
         "station_id": "ST-0001",
         "name": "Demo Market Square",
         "connectors": (
-            ConnectorSpec(connector_id=1, **_AC22),  # type: ignore[arg-type]
-            ConnectorSpec(connector_id=2, **_AC22),  # type: ignore[arg-type]
+            ConnectorSpec(connector_id=1, **_AC22),
+            ConnectorSpec(connector_id=2, **_AC22),
         ),
         "latitude": 52.5200,
         "longitude": 13.4050,

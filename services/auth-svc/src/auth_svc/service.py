@@ -641,7 +641,7 @@ async def set_station_credential(
             StationCredentialSet(
                 station_id=station_id,
                 password_hash=password_hash,
-                security_profile=security_profile,  # type: ignore[arg-type]
+                security_profile=security_profile,
                 set_at=now,
             )
         ],

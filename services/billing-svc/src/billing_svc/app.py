@@ -58,7 +58,7 @@ def create_app(
     clock: Callable[[], datetime] = utc_now,
 ) -> FastAPI:
     """Build billing-svc: its routes, consumers and runtime, from settings."""
-    settings = settings or Settings()  # type: ignore[call-arg]
+    settings = settings or Settings()
     runtime = ServiceRuntime(
         name=NAME,
         settings=settings,

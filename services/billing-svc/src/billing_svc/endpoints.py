@@ -220,7 +220,7 @@ async def post_topup(
         )
         answer = schemas.TopUpResponse(
             topup_id=result.topup_id,
-            status=result.status,  # type: ignore[arg-type]
+            status=result.status,
             amount=body.amount,
             balance_after=_money(result.balance_after, result.currency),
             failure_reason=result.failure_reason,

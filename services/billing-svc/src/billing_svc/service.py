@@ -172,7 +172,7 @@ class BillingService:
                 user_id=user_id,
                 topup_id=topup_id,
                 amount=Money(amount_minor=amount, currency=currency),
-                trigger=trigger,  # type: ignore[arg-type]
+                trigger=trigger,
                 reason=declined.code,
                 failed_at=now,
             )
@@ -205,15 +205,15 @@ class BillingService:
         )
         await self._repay_debt(ledger, user_id, currency, cause=topup_id)
         _, balance, _ = await self._wallet(ledger, user_id, currency)
-        event = WalletToppedUp(
+        topped_up = WalletToppedUp(
             user_id=user_id,
             topup_id=topup_id,
             amount=Money(amount_minor=amount, currency=currency),
-            trigger=trigger,  # type: ignore[arg-type]
+            trigger=trigger,
             balance_after=Money(amount_minor=balance, currency=currency),
             topped_up_at=now,
         )
-        return TopUpResult(topup_id, "succeeded", amount, currency, balance), [event]
+        return TopUpResult(topup_id, "succeeded", amount, currency, balance), [topped_up]
 
     async def _repay_debt(
         self, ledger: LedgerRepository, user_id: uuid.UUID, currency: str, *, cause: uuid.UUID
@@ -312,7 +312,7 @@ class BillingService:
                     station_id=priced.station_id,
                     connector_id=priced.connector_id,
                     user_id=priced.user_id,
-                    reason=reason,  # type: ignore[arg-type]
+                    reason=reason,
                     message=message,
                     denied_by=PRODUCER,
                     denied_at=now,
@@ -329,7 +329,7 @@ class BillingService:
                     station_id=priced.station_id,
                     connector_id=priced.connector_id,
                     user_id=priced.user_id,
-                    funding=funding,  # type: ignore[arg-type]
+                    funding=funding,
                     hold_id=hold_id,
                     hold_amount=Money(amount_minor=amount, currency=currency),
                     limits=limits,

@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from billing_kit import ORG, Harness, cost_for, eventually, priced, running, wrap
+from billing_kit import ORG, Harness, cost_for, priced, running, wrap
 from billing_svc.seed import seed_demo
 from plugpay_events.contracts.sessions import SessionAbandoned
 from plugpay_events.types import utc_now
+from plugpay_testing import eventually
 from sqlalchemy import text
 
 pytestmark = pytest.mark.infra

@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from billing_kit import cost_for, eventually, priced, running, wrap
+from billing_kit import cost_for, priced, running, wrap
 from billing_svc.seed import seed_demo
 from plugpay_events.contracts.identity import UserRegistered
 from plugpay_events.contracts.sessions import SessionFailed
 from plugpay_events.types import utc_now
+from plugpay_testing import eventually
 from sqlalchemy import text
 
 pytestmark = [pytest.mark.infra, pytest.mark.kafka]
@@ -43,7 +44,7 @@ async def test_replay_on_kafka_changes_no_balance(
                 n = await session.scalar(text("SELECT count(*) FROM inbox"))
             return int(n or 0) >= len(distinct)
 
-        await eventually(handled_all, timeout_s=60, what="every replayed event handled")
+        await eventually(handled_all, within=60, what="every replayed event handled")
         assert await h.balances() == before
         assert len(await h.emitted("SessionBilled")) == 1
         assert len(await h.emitted("SessionHoldReleased")) == 1

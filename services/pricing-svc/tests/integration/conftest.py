@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -13,6 +12,7 @@ from fastapi import FastAPI
 from plugpay_events import Envelope, Event
 from plugpay_events.serde import decode
 from plugpay_platform.settings import PlatformSettings
+from plugpay_testing import eventually
 from plugpay_testing.tokens import TokenFactory
 from pricing_svc.app import create_app
 from pricing_svc.settings import Settings
@@ -51,19 +51,6 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 def operator(tokens: TokenFactory, organisation_id: uuid.UUID) -> dict[str, str]:
     return tokens.headers(roles=("operator",), organisation_id=organisation_id)
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout_s: float = 20.0) -> Any:
-    """Poll an observable condition until it returns something truthy."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while True:
-        result = await check()
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
 
 
 async def publish(app: FastAPI, *events: Event | Envelope) -> list[Envelope]:

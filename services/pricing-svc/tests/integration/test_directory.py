@@ -18,10 +18,11 @@ from plugpay_events.contracts.stations import (
     StationWentOffline,
 )
 from plugpay_events.types import utc_now
+from plugpay_testing import eventually
 from plugpay_testing.tokens import TokenFactory
 
 from ..factories import FLAT_TARIFF, PEAK_TARIFF
-from .conftest import build_app, eventually, operator, publish
+from .conftest import build_app, operator, publish
 
 ORG = uuid.uuid4()
 OTHER = uuid.uuid4()

@@ -12,10 +12,11 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from fastapi import FastAPI
 from plugpay_events.topics import SESSIONS
+from plugpay_testing import eventually
 from plugpay_testing.tokens import TokenFactory
 
 from ..factories import PEAK_TARIFF, completed, scanned, station_registered
-from .conftest import build_app, eventually, operator, publish, register_station, topic_events
+from .conftest import build_app, operator, publish, register_station, topic_events
 
 ORG = uuid.uuid4()
 OTHER = uuid.uuid4()
@@ -53,7 +54,7 @@ async def output(app: FastAPI, type_: str, session_id: uuid.UUID) -> Any:
     async def appeared() -> list[Any]:
         return await session_outputs(app, type_, session_id)
 
-    return (await eventually(appeared, timeout_s=30))[0]
+    return (await eventually(appeared, within=30))[0]
 
 
 async def test_sessions_are_priced_denied_and_costed_once(

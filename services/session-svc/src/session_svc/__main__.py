@@ -21,7 +21,7 @@ def rebuild() -> None:
     # No cyclic collection for the command's life (the replay pauses it anyway), and what is
     # alive at the end is frozen: the exit's collection would walk a whole log of objects.
     gc.disable()
-    progress = asyncio.run(run_rebuild(Settings()))  # type: ignore[call-arg]
+    progress = asyncio.run(run_rebuild(Settings()))
     gc.freeze()
     print(progress.line())
 

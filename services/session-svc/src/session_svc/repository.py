@@ -326,7 +326,8 @@ async def claim_due_timers(db: Conn, now: datetime, limit: int) -> list[tuple[st
 
 
 async def next_timer_due(db: Conn) -> datetime | None:
-    return await db.scalar(select(func.min(timers.c.due_at)))
+    due: datetime | None = await db.scalar(select(func.min(timers.c.due_at)))
+    return due
 
 
 # --- command side --------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import math
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from plugpay_events.contracts.sessions import SessionCodeScanned
 from plugpay_events.envelope import Envelope, Event
@@ -340,7 +341,9 @@ class SessionService:
         """The driver (or the station's operator) ends charging from the app."""
         async with self.database.write() as db:
             state = await self.visible(db, principal, session_id)
-            by = "driver" if state.user_id == principal.user_id else "operator"
+            by: Literal["driver", "operator"] = (
+                "driver" if state.user_id == principal.user_id else "operator"
+            )
             result = domain.request_stop(
                 state, requested_by=by, user_id=principal.user_id, now=self.clock()
             )
@@ -374,9 +377,9 @@ class SessionService:
                         )
                         emitted += domain.expire_code(state, now=now, due=deadline)
                 elif state is not None and kind == START_TIMEOUT:
-                    deadline = domain.start_deadline(state, self.settings.start_timeout)
-                    if deadline is not None:
-                        emitted += domain.abandon(state, now=now, deadline=deadline)
+                    start_by = domain.start_deadline(state, self.settings.start_timeout)
+                    if start_by is not None:
+                        emitted += domain.abandon(state, now=now, deadline=start_by)
                 await repository.delete_timer(db, kind, session_id)
             await self.outbox.add(db, self._wrap(emitted))
         return len(due)

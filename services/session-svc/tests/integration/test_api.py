@@ -18,12 +18,12 @@ from fastapi import FastAPI
 from plugpay_events.contracts.identity import ConnectorSpec, StationRegistered
 from plugpay_events.contracts.stations import StationWentOffline
 from plugpay_events.session_code import generate_signing_key, sign_session_code
+from plugpay_testing import eventually
 from plugpay_testing.tokens import TokenFactory
 from plugpay_testing.verifier_contract import VerifierContract
 from session_harness import (
     client_for,
     events_of_type,
-    eventually,
     make_settings,
     publish,
     running,

@@ -14,8 +14,9 @@ from plugpay_events.contracts.identity import ConnectorSpec, StationRegistered
 from plugpay_events.contracts.stations import StationConnected, StationDisconnected
 from plugpay_events.envelope import Envelope
 from plugpay_events.session_code import generate_signing_key
+from plugpay_testing import eventually
 from plugpay_testing.tokens import TokenFactory
-from session_harness import eventually, make_settings, running, scalar
+from session_harness import make_settings, running, scalar
 from session_stories import mixed_sessions
 from session_svc.handlers import CONSUMER
 from session_svc.rebuild import rebuild_store

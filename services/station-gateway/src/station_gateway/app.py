@@ -31,7 +31,7 @@ def create_app(
     key_source: KeySource | None = None,
 ) -> FastAPI:
     """Build station-gateway: its routes, consumers and runtime, from settings."""
-    settings = settings or Settings()  # type: ignore[call-arg]
+    settings = settings or Settings()
     runtime = ServiceRuntime(
         name=NAME,
         settings=settings,

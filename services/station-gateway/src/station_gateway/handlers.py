@@ -9,8 +9,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from typing import Any
 
 from plugpay_events.contracts.identity import StationCredentialSet, StationRegistered
 from plugpay_events.contracts.pricing import StationCommercialsSet, TariffPublished
@@ -200,6 +201,7 @@ async def _authorized(
         return
     if existing is not None and existing["state"] not in ("code_issued", "authorized"):
         return  # already started, finished or refused: a replayed authorisation changes nothing
+    previous: Mapping[Any, Any] = existing or {}
     await repo.upsert_session(
         event.session_id,
         {
@@ -210,8 +212,8 @@ async def _authorized(
         state="authorized",
         user_id=event.user_id,
         limits=event.limits.model_dump(mode="json"),
-        id_tag=(existing or {}).get("id_tag") or domain.new_id_tag(event.session_id),
-        remote_start_id=(existing or {}).get("remote_start_id") or await repo.next_ocpp_id(),
+        id_tag=previous.get("id_tag") or domain.new_id_tag(event.session_id),
+        remote_start_id=previous.get("remote_start_id") or await repo.next_ocpp_id(),
         currency=event.hold_amount.currency,
     )
     presence = await repo.presence(event.station_id)

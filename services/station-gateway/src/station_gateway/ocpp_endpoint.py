@@ -35,6 +35,7 @@ from station_gateway import domain, service
 from station_gateway.credentials import StationAuthRefused, basic_credentials
 from station_gateway.domain import OcppVersion, parse_meter_values, parse_timestamp
 from station_gateway.frame_log import FrameLogFilter
+from station_gateway.repository import Repository
 
 if TYPE_CHECKING:
     from station_gateway.gateway import Gateway
@@ -117,6 +118,7 @@ def _unique_id_of(raw: str) -> str:
 class StationProtocol:
     """Behaviour shared by both versions: error answers, background calls, presence."""
 
+    id: str  # the station id, set by the ocpp library's ChargePoint
     version: OcppVersion
     _ocpp_version: str
 
@@ -127,7 +129,7 @@ class StationProtocol:
         self.tasks: set[asyncio.Task[Any]] = set()
 
     # The library would log and drop these; OCPP wants a CallError (message id "-1" if unknown).
-    async def route_message(self, raw_msg: str) -> None:  # type: ignore[override]
+    async def route_message(self, raw_msg: str) -> None:
         try:
             msg = unpack(raw_msg)
             if msg.message_type_id == MessageType.Call:
@@ -169,7 +171,7 @@ class StationProtocol:
             await self._send_error(_unique_id_of(raw_msg), code, str(error.description))
             return
         except Exception:
-            log.exception("station %s: unreadable frame", self.id)  # type: ignore[attr-defined]
+            log.exception("station %s: unreadable frame", self.id)
             await self._send_error(_unique_id_of(raw_msg), "InternalError", "unreadable frame")
             return
         await super().route_message(raw_msg)  # type: ignore[misc]
@@ -194,12 +196,12 @@ class StationProtocol:
                     ],
                     separators=(",", ":"),
                 )
-        ocpp_log.debug("%s <- %s", self.id, message)  # type: ignore[attr-defined]
+        ocpp_log.debug("%s <- %s", self.id, message)
         await self._connection.send(message)  # type: ignore[attr-defined]
 
     async def _touch(self) -> None:
         # Any message is a sign of life; the gateway writes them all at its next beat.
-        self.gateway.saw(self.id, self.connection_id)  # type: ignore[attr-defined]
+        self.gateway.saw(self.id, self.connection_id)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run a call to the station outside the handler (the handler's answer goes first)."""
@@ -210,7 +212,7 @@ class StationProtocol:
     def _done(self, task: asyncio.Task[Any]) -> None:
         self.tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.warning("station %s: background call failed: %r", self.id, task.exception())  # type: ignore[attr-defined]
+            log.warning("station %s: background call failed: %r", self.id, task.exception())
 
     async def call_station(self, payload: Any) -> Any:
         """A call to the station; raises on CallError or timeout."""
@@ -222,7 +224,7 @@ class StationProtocol:
                 session,
                 self.id,
                 connector_id,
-                reuse_open=reuse_open,  # type: ignore[attr-defined]
+                reuse_open=reuse_open,
             )
         self.spawn(self.show_code(issued))
         return issued
@@ -295,7 +297,7 @@ class ChargePoint16(StationProtocol, ChargePoint16Base):
                     kw.get("firmware_version"),
                 )
         except STORAGE_UNAVAILABLE:
-            log.warning("station %s: boot not stored (database unavailable); Pending", self.id)  # type: ignore[attr-defined]
+            log.warning("station %s: boot not stored (database unavailable); Pending", self.id)
             return result16.BootNotification(
                 current_time=utc_iso(), interval=BOOT_RETRY_S, status="Pending"
             )
@@ -324,7 +326,7 @@ class ChargePoint16(StationProtocol, ChargePoint16Base):
     @on("Authorize")
     async def on_authorize(self, id_tag: str) -> Any:
         async with self.gateway.database.read() as session:
-            row = await service.Repository(session).session_by(
+            row = await Repository(session).session_by(
                 station_id=self.id, id_tag=id_tag, lock=False
             )
         ok = row is not None and row["state"] in ("authorized", "starting", "charging")
@@ -474,7 +476,7 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
                     charging_station.get("firmware_version"),
                 )
         except STORAGE_UNAVAILABLE:
-            log.warning("station %s: boot not stored (database unavailable); Pending", self.id)  # type: ignore[attr-defined]
+            log.warning("station %s: boot not stored (database unavailable); Pending", self.id)
             return result201.BootNotification(
                 current_time=utc_iso(), interval=BOOT_RETRY_S, status="Pending"
             )
@@ -506,7 +508,7 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
     @on("Authorize")
     async def on_authorize(self, id_token: dict[str, Any], **_: Any) -> Any:
         async with self.gateway.database.read() as session:
-            row = await service.Repository(session).session_by(
+            row = await Repository(session).session_by(
                 station_id=self.id, id_tag=id_token.get("id_token"), lock=False
             )
         ok = row is not None and row["state"] in ("authorized", "starting", "charging")
@@ -727,7 +729,7 @@ async def serve_station(websocket: WebSocket, station_id: str, gateway: Gateway)
         logger=ocpp_log,
     )
     async with gateway.database.read() as session:
-        station = await service.Repository(session).station(station_id)
+        station = await Repository(session).station(station_id)
     handler.setup(gateway, uuid.uuid4(), booted=bool(station and station["booted_at"]))
     close_code = 1000
     await gateway.attach(handler)

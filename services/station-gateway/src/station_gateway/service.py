@@ -300,7 +300,7 @@ async def connector_status_changed(
             ConnectorStatusChanged(
                 station_id=station_id,
                 connector_id=connector_id,
-                status=status,  # type: ignore[arg-type]
+                status=status,
                 error_code=error_code if error_code not in (None, "NoError") else None,
                 changed_at=at,
             ),
@@ -538,8 +538,9 @@ async def complete_transaction(
     row = await repo.session_by(station_id=station_id, transaction_id=transaction_id)
     if row is None:
         return None
+    session_id: uuid.UUID = row["session_id"]
     if row["completed_at"] is not None:
-        return row["session_id"]  # a repeat after a timeout or a reconnect: already done
+        return session_id  # a repeat after a timeout or a reconnect: already done
     if readings:
         await record_meter_values(session, station_id, transaction_id, readings, now=ended_at)
         row = await repo.session_row(row["session_id"], lock=True)
@@ -577,7 +578,7 @@ async def complete_transaction(
             started_at=started_at,
             charging_ended_at=ended_at,
             ended_at=ended_at,
-            stop_reason=reason,  # type: ignore[arg-type]
+            stop_reason=reason,
             samples=tuple(
                 MeterSample(
                     sampled_at=s["sampled_at"], energy_wh=s["energy_wh"], power_w=s["power_w"]
@@ -588,7 +589,7 @@ async def complete_transaction(
         ),
     )
     await repo.notify_display(station_id)
-    return row["session_id"]
+    return session_id
 
 
 async def end_lost_transaction(
@@ -639,7 +640,7 @@ async def abandon(
             session_id=session_id,
             station_id=row["station_id"],
             connector_id=row["connector_id"],
-            reason=reason,  # type: ignore[arg-type]
+            reason=reason,
             abandoned_at=now_utc(),
         ),
         caused_by=caused_by,
