@@ -263,7 +263,8 @@ class AuthRepository:
             .values(used_at=now)
             .returning(group_invitations.c.group_name)
         )
-        return result.scalar_one_or_none()
+        group: str | None = result.scalar_one_or_none()
+        return group
 
     # --- refresh tokens ----------------------------------------------------------------
 
