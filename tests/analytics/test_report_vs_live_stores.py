@@ -957,7 +957,10 @@ async def test_report_totals_equal_the_live_stores(
         or (e.outcome == "denied" and each[sid]["reason"] != e.reason)
         or (e.outcome == "billed" and each[sid]["energy_wh"] != e.energy_wh)
     ]
-    assert not wrong, (len(wrong), wrong[:5])
+    assert not wrong, [
+        (str(sid), e.outcome, e.station_id, e.reason, r["status"], r["station_id"], r["reason"])
+        for sid, e, r in wrong[:10]
+    ]
     # The charging happened in the month, on the stations' clocks.
     starts = [r["started_at"] for r in each.values() if r["status"] == "billed"]
     assert calendar.start <= min(starts) and max(starts) < calendar.end, (min(starts), max(starts))

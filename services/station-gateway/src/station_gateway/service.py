@@ -17,7 +17,6 @@ from plugpay_events.contracts.sessions import (
     MeterSample,
     MeterValuesReported,
     SessionAbandoned,
-    SessionCodeExpired,
     SessionCodeIssued,
     SessionCompleted,
     SessionStopRequested,
@@ -180,20 +179,13 @@ class CodeIssuer:
 async def _retire_codes(
     session: AsyncSession, station_id: str, connector_id: int, now: datetime
 ) -> None:
-    """One live code per connector: a new code expires the connector's unscanned ones (a late
-    authorisation of one of them is abandoned as ``code_superseded``)."""
+    """One live code per connector: a new code retires the connector's older ones here, so a
+    late authorisation of one of them is abandoned as ``code_superseded``. No event: whether an
+    older code was scanned meanwhile is session-svc's to know (it refuses scans of a code older
+    than the connector's newest), and an unscanned one expires on its own timer."""
     repo = Repository(session)
     for old in await repo.connector_sessions(station_id, connector_id, ("code_issued",)):
-        await repo.update_session(old["session_id"], state="expired")
-        await emit(
-            session,
-            SessionCodeExpired(
-                session_id=old["session_id"],
-                station_id=station_id,
-                connector_id=connector_id,
-                expired_at=now,
-            ),
-        )
+        await repo.update_session(old["session_id"], state="expired", expires_at=now)
 
 
 def _issued(row: RowMapping) -> IssuedCode:
