@@ -46,6 +46,8 @@ def build_processor(settings: Settings) -> PaymentProcessor:
             ),
             api_base=settings.stripe_api_base,
         )
+    if settings.simulated_webhook_secret is None:
+        return SimulatedProcessor()
     return SimulatedProcessor(webhook_secret=settings.simulated_webhook_secret.get_secret_value())
 
 
@@ -79,6 +81,9 @@ def create_app(
             ),
             start_deadline=timedelta(seconds=settings.start_deadline_s),
             wallet_hold_ttl=timedelta(seconds=settings.wallet_hold_ttl_s),
+            money_limits=settings.money_limits,
+            max_declines=settings.max_declines,
+            decline_window=timedelta(seconds=settings.decline_window_s),
         ),
         clock=clock,
     )

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from plugpay_events.envelope import Event
 from plugpay_events.outbox import Outbox
@@ -27,7 +27,7 @@ from pydantic import AfterValidator
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_svc import schemas
-from billing_svc.domain import AccountKind, account_id
+from billing_svc.domain import BIGINT_MAX, AccountKind, account_id
 from billing_svc.processor import InvalidWebhook
 from billing_svc.receipts import receipt_document, render_html, render_pdf
 from billing_svc.repository import BillingRepository, LedgerRepository
@@ -52,6 +52,29 @@ Currency = Annotated[str, Query(pattern=r"^[A-Z]{3}$"), AfterValidator(_known_cu
 def _db(request: Request) -> Database:
     database: Database = request.app.state.runtime.database
     return database
+
+
+async def require_verified_driver(request: Request, driver: CurrentDriver) -> Principal:
+    """A driver whose e-mail is verified: the token says so, or billing learned it since
+    (UserVerified) and the token predates it. Saving cards and topping up need it."""
+    if driver.email_verified:
+        return driver
+    async with _db(request).read() as session:
+        profile = await BillingRepository(session).ensure_profile_readonly(driver.user_id)
+    if profile is not None and profile.verified:
+        return driver
+    raise Refusal(
+        "account_unverified",
+        "verify your e-mail address before adding a card or topping up",
+        status_code=403,
+    )
+
+
+VerifiedDriver = Annotated[Principal, Depends(require_verified_driver)]
+
+
+def _client_address(request: Request) -> str | None:
+    return request.client.host if request.client else None
 
 
 def _service(request: Request) -> BillingService:
@@ -98,6 +121,8 @@ async def _idempotent(
                 status, answer, events = await effect(session)
                 await _outbox.add(session, wrap_all(events))
         except Refusal as refusal:
+            if refusal.status_code == 429:
+                raise  # a throttle is not the request's answer: a later retry may succeed
             status, answer = (
                 refusal.status_code,
                 {"reason": refusal.reason, "message": refusal.message},
@@ -164,7 +189,7 @@ async def get_ledger(
     driver: CurrentDriver,
     currency: Currency = "EUR",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: Annotated[int | None, Query(ge=1, le=BIGINT_MAX)] = None,
 ) -> schemas.LedgerPage:
     async with _db(request).read() as session:
         entries = await LedgerRepository(session).entries(
@@ -192,7 +217,7 @@ async def get_ledger(
 @router.post("/topups", response_model=schemas.TopUpResponse, status_code=201)
 async def post_topup(
     request: Request,
-    driver: CurrentDriver,
+    driver: VerifiedDriver,
     body: schemas.TopUpRequest,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
@@ -217,11 +242,12 @@ async def post_topup(
             currency=body.amount.currency,
             method=method,
             trigger="manual",
+            client_address=_client_address(request),
         )
         answer = schemas.TopUpResponse(
             topup_id=result.topup_id,
             status=result.status,  # type: ignore[arg-type]
-            amount=body.amount,
+            amount=body.amount.money(),
             balance_after=_money(result.balance_after, result.currency),
             failure_reason=result.failure_reason,
         ).model_dump(mode="json")
@@ -253,14 +279,16 @@ async def list_methods(request: Request, driver: CurrentDriver) -> list[schemas.
 @router.post("/payment-methods", response_model=schemas.PaymentMethodView, status_code=201)
 async def add_method(
     request: Request,
-    driver: CurrentDriver,
+    driver: VerifiedDriver,
     body: schemas.AddPaymentMethodRequest,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     service = _service(request)
 
     async def effect(session: AsyncSession) -> tuple[int, Any, list[Event]]:
-        method, events = await service.add_payment_method(session, driver.user_id, body.token)
+        method, events = await service.add_payment_method(
+            session, driver.user_id, body.token, _client_address(request)
+        )
         return 201, _method_view(method).model_dump(mode="json"), events
 
     return await _idempotent(request, driver, idempotency_key, body.model_dump(mode="json"), effect)
@@ -296,15 +324,15 @@ async def put_auto_topup(
             s,
             driver.user_id,
             enabled=body.enabled,
-            threshold=body.threshold,
-            amount=body.amount,
+            threshold=body.threshold.money(),
+            amount=body.amount.money(),
             method_id=body.payment_method_id,
         ),
     )
     return schemas.AutoTopUpView(
         enabled=body.enabled,
-        threshold=body.threshold,
-        amount=body.amount,
+        threshold=body.threshold.money(),
+        amount=body.amount.money(),
         payment_method_id=body.payment_method_id,
     )
 

@@ -39,8 +39,10 @@ from billing_svc.tables import (
     accounts,
     billing_accounts,
     billing_sessions,
+    cost_overruns,
     idempotency_keys,
     ledger_entries,
+    payment_declines,
     payment_methods,
     processor_events,
     receipts,
@@ -383,6 +385,7 @@ class BillingProfile:
     auto_topup_amount: int
     auto_topup_currency: str
     auto_topup_payment_method_id: uuid.UUID | None
+    verified: bool = False  # learned from UserVerified
 
 
 @dataclass(frozen=True)
@@ -411,6 +414,7 @@ def _profile(row: Row[Any]) -> BillingProfile:
         auto_topup_amount=row.auto_topup_amount,
         auto_topup_currency=row.auto_topup_currency,
         auto_topup_payment_method_id=row.auto_topup_payment_method_id,
+        verified=row.verified,
     )
 
 
@@ -587,6 +591,52 @@ class BillingRepository:
             )
         )
         return int(value or 0)
+
+    async def insert_cost_overrun(self, **values: Any) -> None:
+        await self.session.execute(
+            pg_insert(cost_overruns).values(**values).on_conflict_do_nothing()
+        )
+
+    async def cost_overrun(self, session_id: uuid.UUID) -> Row[Any] | None:
+        return (
+            await self.session.execute(
+                select(cost_overruns).where(cost_overruns.c.session_id == session_id)
+            )
+        ).first()
+
+    # declined payments (card testing)
+    async def record_decline(
+        self, user_id: uuid.UUID, client_address: str | None, reason: str, at: datetime
+    ) -> None:
+        await self.session.execute(
+            insert(payment_declines).values(
+                id=uuid.uuid4(),
+                user_id=user_id,
+                client_address=client_address,
+                reason=reason,
+                created_at=at,
+            )
+        )
+
+    async def recent_declines(
+        self, user_id: uuid.UUID, client_address: str | None, since: datetime
+    ) -> list[datetime]:
+        """When the declines since ``since`` of this account, and of this address, happened
+        (the larger of the two lists, oldest first)."""
+        found: list[list[datetime]] = []
+        for column, value in (
+            (payment_declines.c.user_id, user_id),
+            (payment_declines.c.client_address, client_address),
+        ):
+            if value is None:
+                continue
+            rows = await self.session.scalars(
+                select(payment_declines.c.created_at)
+                .where(column == value, payment_declines.c.created_at >= since)
+                .order_by(payment_declines.c.created_at)
+            )
+            found.append(list(rows))
+        return max(found, key=len, default=[])
 
     async def insert_refund(self, **values: Any) -> None:
         await self.session.execute(insert(refunds).values(**values))

@@ -14,9 +14,10 @@ accounts (revenue, VAT) last.
 from __future__ import annotations
 
 import contextlib
+import math
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -48,12 +49,16 @@ from billing_svc.domain import (
     AccountKind,
     HoldPolicy,
     LedgerRefusal,
+    MoneyLimits,
     TransferKind,
     TransferRequest,
+    auto_topup_amount,
+    cap_cost,
     choose_funding,
     derived_id,
     needs_auto_topup,
     plan_shortfall,
+    topup_problem,
 )
 from billing_svc.processor import PaymentDeclined, PaymentProcessor, ProcessorError
 from billing_svc.repository import (
@@ -64,6 +69,9 @@ from billing_svc.repository import (
 )
 
 PRODUCER = "billing-svc"
+DEFAULT_LIMITS = MoneyLimits(
+    min_topup=100, max_topup=50_000, max_auto_topup=20_000, max_wallet_balance=50_000
+)
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,9 @@ class BillingPolicy:
     holds: HoldPolicy
     start_deadline: timedelta = timedelta(minutes=3)
     wallet_hold_ttl: timedelta = timedelta(days=2)
+    money_limits: Callable[[str], MoneyLimits] = field(default=lambda _currency: DEFAULT_LIMITS)
+    max_declines: int = 5
+    decline_window: timedelta = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -109,6 +120,25 @@ class BillingService:
         await repo.update_profile(profile.user_id, processor_customer_id=customer)
         return customer
 
+    async def _refuse_after_declines(
+        self, repo: BillingRepository, user_id: uuid.UUID, client_address: str | None
+    ) -> None:
+        """Card testing: after too many declines in the window, no more processor calls."""
+        now = self.clock()
+        declines = await repo.recent_declines(
+            user_id, client_address, now - self.policy.decline_window
+        )
+        if len(declines) < self.policy.max_declines:
+            return
+        frees_at = declines[-self.policy.max_declines] + self.policy.decline_window
+        retry_after = max(math.ceil((frees_at - now).total_seconds()), 1)
+        raise Refusal(
+            "too_many_declines",
+            "too many declined payments; try again later",
+            status_code=429,
+            headers={"Retry-After": str(retry_after)},
+        )
+
     async def _wallet(
         self, ledger: LedgerRepository, user_id: uuid.UUID, currency: str
     ) -> tuple[uuid.UUID, int, int]:
@@ -134,17 +164,25 @@ class BillingService:
         currency: str,
         method: PaymentMethod,
         trigger: str,
+        client_address: str | None = None,
     ) -> tuple[TopUpResult, list[Event]]:
-        """Charge the card and credit the wallet; declines are recorded, not raised."""
+        """Charge the card and credit the wallet; declines are recorded, not raised.
+
+        Every bound is checked before the processor is called (a refusal charges nothing)."""
         repo, ledger = BillingRepository(session), LedgerRepository(session)
         profile = await repo.lock_profile(user_id)
-        wallet_id, _, _ = await self._wallet(ledger, user_id, currency)
+        wallet_id, balance, _ = await self._wallet(ledger, user_id, currency)
         done = await repo.topup(topup_id)
         if done is not None:
-            _, balance, _ = await self._wallet(ledger, user_id, currency)
             return TopUpResult(
                 topup_id, done.status, done.amount, done.currency, balance, done.failure_reason
             ), []
+        problem = topup_problem(
+            amount, balance, self.policy.money_limits(currency), auto=trigger == "auto"
+        )
+        if problem is not None:
+            raise Refusal(*problem, status_code=422)
+        await self._refuse_after_declines(repo, user_id, client_address)
         now = self.clock()
         customer = await self._customer(repo, profile)
         try:
@@ -157,6 +195,7 @@ class BillingService:
                 metadata={"user_id": str(user_id), "topup_id": str(topup_id)},
             )
         except PaymentDeclined as declined:
+            await repo.record_decline(user_id, client_address, declined.code, now)
             await repo.insert_topup(
                 id=topup_id,
                 user_id=user_id,
@@ -251,7 +290,7 @@ class BillingService:
         if profile.auto_topup_currency != currency:
             return []
         repo, ledger = BillingRepository(session), LedgerRepository(session)
-        _, _, available = await self._wallet(ledger, profile.user_id, currency)
+        _, balance, available = await self._wallet(ledger, profile.user_id, currency)
         if not needs_auto_topup(
             enabled=profile.auto_topup_enabled,
             available=available,
@@ -262,17 +301,23 @@ class BillingService:
         if profile.auto_topup_payment_method_id:
             method = await repo.method(profile.user_id, profile.auto_topup_payment_method_id)
         method = method or await repo.default_method(profile.user_id)
-        if method is None or profile.auto_topup_amount <= 0:
-            return []
-        _, events = await self.top_up(
-            session,
-            user_id=profile.user_id,
-            topup_id=derived_id("auto-topup", cause),
-            amount=profile.auto_topup_amount,
-            currency=currency,
-            method=method,
-            trigger="auto",
+        amount = auto_topup_amount(
+            profile.auto_topup_amount, balance, self.policy.money_limits(currency)
         )
+        if method is None or amount <= 0:
+            return []
+        try:
+            _, events = await self.top_up(
+                session,
+                user_id=profile.user_id,
+                topup_id=derived_id("auto-topup", cause),
+                amount=amount,
+                currency=currency,
+                method=method,
+                trigger="auto",
+            )
+        except Refusal:
+            return []  # after repeated declines: no more attempts until the window passes
         return events
 
     # --- authorisation (SessionPriced) ----------------------------------------------------
@@ -412,6 +457,7 @@ class BillingService:
                 metadata={"session_id": str(priced.session_id), "user_id": str(priced.user_id)},
             )
         except PaymentDeclined as declined:
+            await repo.record_decline(priced.user_id, None, declined.code, now)
             await repo.insert_session(
                 **base, status="denied", denial_reason="payment_declined", payment_method_id=card.id
             )
@@ -497,12 +543,12 @@ class BillingService:
                 pending = hold.amount
         funding = row.funding
         card = await repo.default_method(user)
-        label = "Free"
-        if funding == "wallet":
-            label = "Wallet"
-        elif funding == "card" and row.payment_method_id:
-            used = await repo.method(user, row.payment_method_id)
-            label = used.label if used else "Card"
+        held_card = (
+            await repo.method(user, row.payment_method_id) if row.payment_method_id else None
+        )
+        # The driver agreed to at most the hold before the start: above it is the operator's.
+        capped = cap_cost(total, breakdown.total_excl_vat, breakdown.total_vat, row.hold_amount)
+        total = capped.payable
         from_hold = min(total, pending)
         if funding == "card" and pending:
             try:
@@ -590,12 +636,35 @@ class BillingService:
                 single("debt", "session_debt", receivable_id, settlement_id, debt), now
             )
         for key, code, account, amount in (
-            ("revenue", "operator_revenue", revenue_id, breakdown.total_excl_vat),
-            ("vat", "vat_collected", vat_id, breakdown.total_vat),
+            ("revenue", "operator_revenue", revenue_id, capped.payable_excl_vat),
+            ("vat", "vat_collected", vat_id, capped.payable_vat),
         ):
             if amount > 0:
                 await ledger.create_transfer(single(key, code, settlement_id, account, amount), now)
         charged = plan.from_hold + plan.from_wallet + from_card
+        wallet_part = plan.from_wallet + (plan.from_hold if funding == "wallet" else 0)
+        card_part = from_card + (plan.from_hold if funding == "card" else 0)
+        label = payment_label(
+            wallet_part=wallet_part,
+            card_part=card_part,
+            card=held_card or card,
+            free=funding == "free",
+        )
+        if capped.written_off > 0:
+            await repo.insert_cost_overrun(
+                session_id=sid,
+                organisation_id=org,
+                station_id=row.station_id,
+                user_id=user,
+                currency=currency,
+                claimed_total=capped.claimed,
+                claimed_excl_vat=breakdown.total_excl_vat,
+                claimed_vat=breakdown.total_vat,
+                energy_wh=breakdown.energy_wh,
+                authorised_max=capped.cap,
+                written_off=capped.written_off,
+                created_at=now,
+            )
         wallet = await ledger.account(wallet_id)
         receivable = await ledger.account(receivable_id)
         assert wallet is not None and receivable is not None
@@ -609,10 +678,15 @@ class BillingService:
             organisation_id=org,
             station_id=row.station_id,
             currency=currency,
-            total_excl_vat=breakdown.total_excl_vat,
-            total_vat=breakdown.total_vat,
+            total_excl_vat=capped.payable_excl_vat,
+            total_vat=capped.payable_vat,
             total_incl_vat=total,
             charged=charged,
+            wallet_part=wallet_part,
+            card_part=card_part,
+            authorised_max=capped.cap,
+            claimed_total=capped.claimed,
+            capped=capped.written_off,
             debt=debt,
             funding=funding,
             payment_method_label=label,
@@ -631,6 +705,13 @@ class BillingService:
                 receipt_id=receipt_id,
                 charged=Money(amount_minor=charged, currency=currency),
                 funding=funding,
+                wallet_charged=Money(amount_minor=wallet_part, currency=currency),
+                card_charged=Money(amount_minor=card_part, currency=currency),
+                capped=(
+                    Money(amount_minor=capped.written_off, currency=currency)
+                    if capped.written_off
+                    else None
+                ),
                 balance_after=Money(amount_minor=wallet.available, currency=currency),
                 outstanding_debt=(
                     Money(amount_minor=receivable.balance, currency=currency)
@@ -735,7 +816,11 @@ class BillingService:
     # --- payment methods, settings ---------------------------------------------------------
 
     async def add_payment_method(
-        self, session: AsyncSession, user_id: uuid.UUID, token: str
+        self,
+        session: AsyncSession,
+        user_id: uuid.UUID,
+        token: str,
+        client_address: str | None = None,
     ) -> tuple[PaymentMethod, list[Event]]:
         repo = BillingRepository(session)
         profile = await repo.lock_profile(user_id)
@@ -743,6 +828,7 @@ class BillingService:
         existing = await repo.method(user_id, method_id)
         if existing is not None:
             return existing, []
+        await self._refuse_after_declines(repo, user_id, client_address)
         customer = await self._customer(repo, profile)
         try:
             card = await self.processor.attach_payment_method(
@@ -831,6 +917,25 @@ class BillingService:
             or (enabled and amount.amount_minor == 0)
         ):
             raise Refusal("invalid_amount", "amounts must be positive", status_code=422)
+        limits = self.policy.money_limits(amount.currency)
+        if enabled and amount.amount_minor < limits.min_topup:
+            raise Refusal(
+                "amount_below_minimum",
+                f"an auto top-up is at least {limits.min_topup} minor units",
+                status_code=422,
+            )
+        if amount.amount_minor > limits.max_auto_topup:
+            raise Refusal(
+                "amount_above_maximum",
+                f"an auto top-up is at most {limits.max_auto_topup} minor units",
+                status_code=422,
+            )
+        if threshold.amount_minor > limits.max_wallet_balance:
+            raise Refusal(
+                "threshold_above_maximum",
+                f"a wallet holds at most {limits.max_wallet_balance} minor units",
+                status_code=422,
+            )
         if method_id is not None and await repo.method(user_id, method_id) is None:
             raise Refusal("not_found", "no such payment method", status_code=404)
         if enabled and method_id is None and await repo.default_method(user_id) is None:
@@ -962,6 +1067,21 @@ class BillingService:
                 issued_at=now,
             )
         ]
+
+
+def payment_label(
+    *, wallet_part: int, card_part: int, card: PaymentMethod | None, free: bool = False
+) -> str:
+    """What paid, in plain words ("Wallet + Visa •••• 4242"): never "Wallet" for money that
+    came from a card (the amounts are in the receipt's funding split)."""
+    parts = []
+    if wallet_part:
+        parts.append("Wallet")
+    if card_part:
+        parts.append(card.label if card else "Card")
+    if parts:
+        return " + ".join(parts)[:60]
+    return "Free" if free else "Nothing charged"
 
 
 def wrap_all(events: Sequence[Event], caused_by: Any = None) -> list[Any]:

@@ -192,6 +192,12 @@ receipts = Table(
     Column("breakdown", JSONB, nullable=False),
     Column("balance_after", BigInteger, nullable=True),
     Column("issued_at", DateTime(timezone=True), nullable=False),
+    # The funding split and the cap, so the receipt says where the money came from.
+    Column("wallet_part", BigInteger, nullable=True),
+    Column("card_part", BigInteger, nullable=True),
+    Column("authorised_max", BigInteger, nullable=True),
+    Column("claimed_total", BigInteger, nullable=True),  # incl. VAT, before the cap
+    Column("capped", BigInteger, nullable=False, server_default="0"),
     Index("ix_receipts_org_issued", "organisation_id", "issued_at"),
 )
 
@@ -248,6 +254,38 @@ processor_events = Table(
     Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
+cost_overruns = Table(
+    # A final cost above what the driver authorised: the difference is the operator's. The
+    # evidence an operator or auditor needs to answer for it, one row per session.
+    "cost_overruns",
+    metadata,
+    Column("session_id", Uuid, primary_key=True),
+    Column("organisation_id", Uuid, nullable=False, index=True),
+    Column("station_id", String(100), nullable=False),
+    Column("user_id", Uuid, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("claimed_total", BigInteger, nullable=False),
+    Column("claimed_excl_vat", BigInteger, nullable=False),
+    Column("claimed_vat", BigInteger, nullable=False),
+    Column("energy_wh", BigInteger, nullable=False),
+    Column("authorised_max", BigInteger, nullable=False),
+    Column("written_off", BigInteger, nullable=False),
+    _now(),
+)
+
+payment_declines = Table(
+    # Declined card payments, counted per account and per client address (card testing).
+    "payment_declines",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", Uuid, nullable=False),
+    Column("client_address", String(64), nullable=True),
+    Column("reason", String(60), nullable=False),
+    _now(),
+    Index("payment_declines_user", "user_id", "created_at"),
+    Index("payment_declines_address", "client_address", "created_at"),
+)
+
 LEDGER_TABLES = (accounts, transfers, ledger_entries)
 BILLING_TABLES = (
     billing_accounts,
@@ -258,4 +296,6 @@ BILLING_TABLES = (
     topups,
     idempotency_keys,
     processor_events,
+    cost_overruns,
+    payment_declines,
 )

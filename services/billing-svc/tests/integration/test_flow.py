@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from billing_kit import ORG, Harness, cost_for, eventually, priced, running, wrap
+from billing_svc.repository import BillingRepository
 from billing_svc.seed import seed_demo
 from plugpay_events.contracts.sessions import SessionAbandoned
 from plugpay_events.types import utc_now
@@ -107,26 +108,87 @@ async def test_declined_card_is_denied(h: Harness) -> None:
     assert denied["reason"] == "payment_declined"
 
 
-async def test_cost_above_the_hold_becomes_debt_and_the_next_topup_pays_it(h: Harness) -> None:
+async def test_cost_above_the_hold_is_capped_and_the_rest_is_the_operators(h: Harness) -> None:
     driver = uuid.uuid4()
     async with h.database.write() as session:
-        await seed_demo(session, driver, uuid.uuid4())
-        method = await h.service.add_payment_method(session, driver, "pm_card_chargeDeclined")
-    # the seeded visa is the default card; make the declining one default so the shortfall fails
-    async with h.database.write() as session:
-        await h.service.set_default_method(session, driver, method[0].id)
+        await seed_demo(session, driver, uuid.uuid4())  # 20.00 EUR wallet and a visa
     event = priced(driver)
     await h.publish(event)
     await h.wait_for("SessionAuthorized", event.session_id)
-    await h.publish(cost_for(event, 50_000))  # 23.80 EUR > the 20.00 hold
+    await h.publish(cost_for(event, 50_000))  # 23.80 EUR claimed > the 20.00 agreed to
     billed = await h.wait_for("SessionBilled", event.session_id)
-    assert billed["charged"]["amount_minor"] == 2000
-    assert billed["outstanding_debt"]["amount_minor"] == 380
+    assert billed["charged"]["amount_minor"] == 2000 and billed["outstanding_debt"] is None
+    assert billed["wallet_charged"]["amount_minor"] == 2000
+    assert billed["card_charged"]["amount_minor"] == 0
+    assert billed["capped"]["amount_minor"] == 380
+    assert not [i for i in h.processor.intents.values() if not i.capture_manual]
     books = await h.balances()
-    assert books[f"receivable:EUR:{driver}"][1] == 380
-    assert books[f"revenue:EUR:{ORG}"][3] == 2000
-    assert books[f"vat_payable:EUR:{ORG}"][3] == 380
-    # a top-up with a working card pays the debt first
+    # VAT only on what was collected, in the claimed cost's proportion
+    assert books[f"revenue:EUR:{ORG}"][3] + books[f"vat_payable:EUR:{ORG}"][3] == 2000
+    assert books[f"vat_payable:EUR:{ORG}"][3] == 2000 * 380 // 2380
+    assert f"receivable:EUR:{driver}" not in books or books[f"receivable:EUR:{driver}"][1] == 0
+    async with h.database.read() as session:
+        overrun = await BillingRepository(session).cost_overrun(event.session_id)
+    assert overrun is not None
+    assert (overrun.claimed_total, overrun.authorised_max, overrun.written_off) == (
+        2380,
+        2000,
+        380,
+    )
+    assert overrun.organisation_id == ORG and overrun.energy_wh == 50_000
+    doc = (
+        await h.client.get(f"/billing/receipts/{event.session_id}", headers=h.headers(driver))
+    ).json()
+    assert doc["total_incl_vat"]["amount_minor"] == 2000
+    assert doc["claimed_total"]["amount_minor"] == 2380
+    assert doc["capped"]["amount_minor"] == 380
+    assert doc["funding_split"]["wallet"]["amount_minor"] == 2000
+    assert doc["funding_split"]["card"]["amount_minor"] == 0
+    assert doc["payment_method"] == "Wallet"
+    assert any("not charged to you" in note for note in doc["notes"])
+
+
+async def test_expired_card_hold_is_charged_anew_only_within_the_authorised_amount(
+    h: Harness,
+) -> None:
+    driver = uuid.uuid4()
+    async with h.database.write() as session:
+        await h.service.add_payment_method(session, driver, "pm_card_visa")
+    event = priced(driver)
+    await h.publish(event)
+    authorized = await h.wait_for("SessionAuthorized", event.session_id)
+    assert authorized["funding"] == "card" and authorized["hold_amount"]["amount_minor"] == 5000
+    h.clock.offset = timedelta(days=8)  # the processor's 7-day card hold is gone
+    await h.publish(cost_for(event, 150_000))  # 71.40 EUR claimed
+    billed = await h.wait_for("SessionBilled", event.session_id)
+    charges = [i.amount for i in h.processor.intents.values() if not i.capture_manual]
+    assert charges == [5000]  # never more off-session than the driver authorised
+    assert billed["card_charged"]["amount_minor"] == 5000
+    assert billed["capped"]["amount_minor"] == 7140 - 5000
+    doc = (
+        await h.client.get(f"/billing/receipts/{event.session_id}", headers=h.headers(driver))
+    ).json()
+    assert doc["payment_method"] == "visa •••• 4242"
+    assert doc["funding_split"]["card"]["amount_minor"] == 5000
+
+
+async def test_a_declined_shortfall_becomes_debt_and_the_next_topup_pays_it(h: Harness) -> None:
+    driver = uuid.uuid4()
+    async with h.database.write() as session:
+        await h.service.add_payment_method(session, driver, "pm_card_visa")
+        declining, _ = await h.service.add_payment_method(session, driver, "pm_card_chargeDeclined")
+    event = priced(driver)
+    await h.publish(event)
+    await h.wait_for("SessionAuthorized", event.session_id)
+    async with h.database.write() as session:
+        await h.service.set_default_method(session, driver, declining.id)
+    h.clock.offset = timedelta(days=8)  # the card hold expired: the cost is charged anew
+    await h.publish(cost_for(event, 10_000))  # 4.76 EUR
+    billed = await h.wait_for("SessionBilled", event.session_id)
+    assert billed["charged"]["amount_minor"] == 0
+    assert billed["outstanding_debt"]["amount_minor"] == 476
+    books = await h.balances()
+    assert books[f"receivable:EUR:{driver}"][1] == 476
     visa = next(m for m in await _methods(h, driver) if m.last4 == "4242")
     async with h.database.write() as session:
         result, _ = await h.service.top_up(
@@ -139,7 +201,7 @@ async def test_cost_above_the_hold_becomes_debt_and_the_next_topup_pays_it(h: Ha
             trigger="manual",
         )
     assert result.status == "succeeded"
-    assert await h.wallet(driver) == (620, 620)
+    assert await h.wallet(driver) == (524, 524)
     books = await h.balances()
     receivable = books[f"receivable:EUR:{driver}"]
     assert receivable[1] - receivable[3] == 0
@@ -150,20 +212,6 @@ async def _methods(h: Harness, user: uuid.UUID) -> list:
 
     async with h.database.read() as session:
         return await BillingRepository(session).methods(user)
-
-
-async def test_shortfall_is_charged_to_the_card(h: Harness) -> None:
-    driver = uuid.uuid4()
-    async with h.database.write() as session:
-        await seed_demo(session, driver, uuid.uuid4())
-    event = priced(driver)
-    await h.publish(event)
-    await h.wait_for("SessionAuthorized", event.session_id)
-    await h.publish(cost_for(event, 50_000))
-    billed = await h.wait_for("SessionBilled", event.session_id)
-    assert billed["charged"]["amount_minor"] == 2380 and billed["outstanding_debt"] is None
-    charges = [i for i in h.processor.intents.values() if not i.capture_manual]
-    assert [c.amount for c in charges] == [380]
 
 
 async def test_auto_topup_before_the_hold_and_after_the_capture(h: Harness) -> None:
