@@ -119,7 +119,7 @@ class Harness:
         return self.app.state.runtime.database
 
     @property
-    def service(self) -> Any:
+    def billing(self) -> Any:
         return self.app.state.billing
 
     async def publish(self, *events: Event | Envelope) -> list[Envelope]:

@@ -45,6 +45,7 @@ from billing_svc.tables import (
     payment_declines,
     payment_methods,
     processor_events,
+    processor_operations,
     receipts,
     refunds,
     topups,
@@ -584,13 +585,112 @@ class BillingRepository:
             await self.session.execute(select(receipts).where(receipts.c.session_id == session_id))
         ).first()
 
-    async def refunded(self, session_id: uuid.UUID) -> int:
+    async def refunded(self, session_id: uuid.UUID, *, with_pending: bool = False) -> int:
+        """Refunded so far; ``with_pending`` adds refunds still at the processor (reserved)."""
+        statuses = ("done", "pending") if with_pending else ("done",)
         value = await self.session.scalar(
             select(func.coalesce(func.sum(refunds.c.amount), 0)).where(
-                refunds.c.session_id == session_id
+                refunds.c.session_id == session_id, refunds.c.status.in_(statuses)
             )
         )
         return int(value or 0)
+
+    # the processor journal
+    async def insert_operation(
+        self, key: str, kind: str, reference: str, params: dict[str, Any]
+    ) -> None:
+        await self.session.execute(
+            pg_insert(processor_operations)
+            .values(key=key, kind=kind, reference=reference, params=params)
+            .on_conflict_do_nothing()
+        )
+
+    async def operation(self, key: str) -> Row[Any] | None:
+        return (
+            await self.session.execute(
+                select(processor_operations).where(processor_operations.c.key == key)
+            )
+        ).first()
+
+    async def finish_operation(self, key: str, status: str, outcome: dict[str, Any]) -> None:
+        """Record a call's outcome; the first recorded outcome stays (a retry's is the same)."""
+        await self.session.execute(
+            update(processor_operations)
+            .where(processor_operations.c.key == key, processor_operations.c.status == "pending")
+            .values(status=status, outcome=outcome, updated_at=func.now())
+        )
+
+    async def pending_operations_of(self, reference: str) -> list[Row[Any]]:
+        rows = await self.session.execute(
+            select(processor_operations).where(
+                processor_operations.c.reference == reference,
+                processor_operations.c.status == "pending",
+            )
+        )
+        return list(rows.all())
+
+    async def pending_operations(self, older_than: datetime, limit: int) -> list[Row[Any]]:
+        rows = await self.session.execute(
+            select(processor_operations)
+            .where(
+                processor_operations.c.status == "pending",
+                processor_operations.c.updated_at < older_than,
+            )
+            .order_by(processor_operations.c.created_at)
+            .limit(limit)
+        )
+        return list(rows.all())
+
+    async def settling_sessions(self, older_than: datetime, limit: int) -> list[uuid.UUID]:
+        rows = await self.session.scalars(
+            select(billing_sessions.c.session_id)
+            .where(
+                billing_sessions.c.status == "settling",
+                billing_sessions.c.updated_at < older_than,
+            )
+            .limit(limit)
+        )
+        return list(rows)
+
+    async def pending_topups(self, older_than: datetime, limit: int) -> list[uuid.UUID]:
+        rows = await self.session.scalars(
+            select(topups.c.id)
+            .where(topups.c.status == "pending", topups.c.created_at < older_than)
+            .limit(limit)
+        )
+        return list(rows)
+
+    async def pending_refunds(self, older_than: datetime, limit: int) -> list[uuid.UUID]:
+        rows = await self.session.scalars(
+            select(refunds.c.id)
+            .where(refunds.c.status == "pending", refunds.c.created_at < older_than)
+            .limit(limit)
+        )
+        return list(rows)
+
+    async def topped_up_pending(self, user_id: uuid.UUID, currency: str) -> int:
+        """Top-ups at the processor, not yet in the wallet (they count against its maximum)."""
+        value = await self.session.scalar(
+            select(func.coalesce(func.sum(topups.c.amount), 0)).where(
+                topups.c.user_id == user_id,
+                topups.c.currency == currency,
+                topups.c.status == "pending",
+            )
+        )
+        return int(value or 0)
+
+    async def update_topup(self, topup_id: uuid.UUID, **values: Any) -> None:
+        await self.session.execute(update(topups).where(topups.c.id == topup_id).values(**values))
+
+    async def refund_row(self, refund_id: uuid.UUID) -> Row[Any] | None:
+        return (
+            await self.session.execute(select(refunds).where(refunds.c.id == refund_id))
+        ).first()
+
+    async def update_refund(self, refund_id: uuid.UUID, **values: Any) -> None:
+        await self.session.execute(
+            update(refunds).where(refunds.c.id == refund_id).values(**values)
+        )
 
     async def insert_cost_overrun(self, **values: Any) -> None:
         await self.session.execute(
@@ -659,6 +759,7 @@ class BillingRepository:
             )
             .where(
                 refunds.c.organisation_id == organisation_id,
+                refunds.c.status == "done",
                 refunds.c.created_at >= start,
                 refunds.c.created_at < end,
             )

@@ -35,6 +35,12 @@ class Settings(ServiceSettings):
     start_deadline_s: int = Field(default=180, gt=0)
     wallet_hold_ttl_s: int = Field(default=2 * 86_400, gt=0)
     hold_sweep_interval_s: float = Field(default=30.0, gt=0)
+    recovery_after_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="work left between a processor call and its posting "
+        "this long is taken up again by the sweeper",
+    )
 
     # Bounds on money a driver moves, in minor units; ``currency_limits`` overrides them per
     # currency (e.g. {"JPY": {"max_wallet_balance_minor": 80000}}), minor units differ.

@@ -157,7 +157,8 @@ billing_sessions = Table(
     Column("connector_id", Integer, nullable=False),
     Column("organisation_id", Uuid, nullable=False),
     Column("currency", String(3), nullable=False),
-    Column("status", String(20), nullable=False),  # authorized, denied, billed, released
+    # authorized, denied, settling (cost recorded, being collected), billed, released
+    Column("status", String(20), nullable=False),
     Column("funding", String(10), nullable=True),
     Column("hold_transfer_id", Uuid, nullable=True),
     Column("hold_amount", BigInteger, nullable=False, server_default="0"),
@@ -166,6 +167,8 @@ billing_sessions = Table(
     Column("denial_reason", String(40), nullable=True),
     Column("time_zone", String(64), nullable=False),
     Column("authorized_at", DateTime(timezone=True), nullable=True),
+    Column("cost", JSONB, nullable=True),  # the SessionCostCalculated being collected
+    Column("correlation_id", Uuid, nullable=True),  # of that event, for what settling emits
     _now(),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
@@ -214,6 +217,8 @@ refunds = Table(
     Column("reason", Text, nullable=False),
     Column("issued_by", Uuid, nullable=False),
     Column("destination", String(10), nullable=False),  # wallet or card
+    # pending: the card refund is at the processor (the amount is reserved); done; failed
+    Column("status", String(10), nullable=False, server_default="done"),
     _now(),
     CheckConstraint("amount > 0", name="ck_refunds_amount"),
 )
@@ -226,7 +231,7 @@ topups = Table(
     Column("amount", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
     Column("trigger", String(10), nullable=False),
-    Column("status", String(10), nullable=False),  # succeeded, failed
+    Column("status", String(10), nullable=False),  # pending (at the processor), succeeded, failed
     Column("payment_method_id", Uuid, nullable=True),
     Column("payment_intent_id", String(100), nullable=True),
     Column("failure_reason", String(60), nullable=True),
@@ -252,6 +257,23 @@ processor_events = Table(
     Column("type", String(100), nullable=False),
     Column("payload", JSONB, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+processor_operations = Table(
+    # The journal of processor calls made outside any transaction: recorded (pending) in the
+    # transaction that decides them, called after its commit with ``key`` as the processor's
+    # idempotency key, their outcome recorded in a short transaction. A crash in between leaves
+    # it pending; it is called again with the same key, which cannot charge twice.
+    "processor_operations",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("kind", String(20), nullable=False),  # capture, cancel, charge, refund
+    Column("reference", String(100), nullable=False, index=True),  # session, top-up, refund
+    Column("params", JSONB, nullable=False),
+    Column("status", String(10), nullable=False, server_default="pending"),
+    Column("outcome", JSONB, nullable=True),
+    _now(),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 cost_overruns = Table(
@@ -298,4 +320,5 @@ BILLING_TABLES = (
     processor_events,
     cost_overruns,
     payment_declines,
+    processor_operations,
 )

@@ -10,6 +10,7 @@ import pytest
 from billing_kit import ORG, Harness, cost_for, eventually, priced, running, wrap
 from billing_svc.repository import BillingRepository
 from billing_svc.seed import seed_demo
+from billing_svc.usecases import payment_methods, top_up
 from plugpay_events.contracts.sessions import SessionAbandoned
 from plugpay_events.types import utc_now
 from sqlalchemy import text
@@ -68,7 +69,7 @@ async def test_broke_driver_is_denied_for_insufficient_funds(h: Harness) -> None
 async def test_card_preauthorisation_by_power_class_and_partial_capture(h: Harness) -> None:
     driver = uuid.uuid4()
     async with h.database.write() as session:
-        await h.service.add_payment_method(session, driver, "pm_card_mastercard")
+        await payment_methods.add_payment_method(h.billing, session, driver, "pm_card_mastercard")
     ac, dc = priced(driver, max_power_w=11_000), priced(driver, max_power_w=150_000)
     await h.publish(ac, dc)
     a = await h.wait_for("SessionAuthorized", ac.session_id)
@@ -99,8 +100,8 @@ async def test_card_preauthorisation_by_power_class_and_partial_capture(h: Harne
 async def test_declined_card_is_denied(h: Harness) -> None:
     driver = uuid.uuid4()
     async with h.database.write() as session:
-        await h.service.add_payment_method(
-            session, driver, "pm_card_chargeDeclinedInsufficientFunds"
+        await payment_methods.add_payment_method(
+            h.billing, session, driver, "pm_card_chargeDeclinedInsufficientFunds"
         )
     event = priced(driver)
     await h.publish(event)
@@ -153,7 +154,7 @@ async def test_expired_card_hold_is_charged_anew_only_within_the_authorised_amou
 ) -> None:
     driver = uuid.uuid4()
     async with h.database.write() as session:
-        await h.service.add_payment_method(session, driver, "pm_card_visa")
+        await payment_methods.add_payment_method(h.billing, session, driver, "pm_card_visa")
     event = priced(driver)
     await h.publish(event)
     authorized = await h.wait_for("SessionAuthorized", event.session_id)
@@ -175,13 +176,15 @@ async def test_expired_card_hold_is_charged_anew_only_within_the_authorised_amou
 async def test_a_declined_shortfall_becomes_debt_and_the_next_topup_pays_it(h: Harness) -> None:
     driver = uuid.uuid4()
     async with h.database.write() as session:
-        await h.service.add_payment_method(session, driver, "pm_card_visa")
-        declining, _ = await h.service.add_payment_method(session, driver, "pm_card_chargeDeclined")
+        await payment_methods.add_payment_method(h.billing, session, driver, "pm_card_visa")
+        declining, _ = await payment_methods.add_payment_method(
+            h.billing, session, driver, "pm_card_chargeDeclined"
+        )
     event = priced(driver)
     await h.publish(event)
     await h.wait_for("SessionAuthorized", event.session_id)
     async with h.database.write() as session:
-        await h.service.set_default_method(session, driver, declining.id)
+        await payment_methods.set_default_method(h.billing, session, driver, declining.id)
     h.clock.offset = timedelta(days=8)  # the card hold expired: the cost is charged anew
     await h.publish(cost_for(event, 10_000))  # 4.76 EUR
     billed = await h.wait_for("SessionBilled", event.session_id)
@@ -190,16 +193,16 @@ async def test_a_declined_shortfall_becomes_debt_and_the_next_topup_pays_it(h: H
     books = await h.balances()
     assert books[f"receivable:EUR:{driver}"][1] == 476
     visa = next(m for m in await _methods(h, driver) if m.last4 == "4242")
-    async with h.database.write() as session:
-        result, _ = await h.service.top_up(
-            session,
-            user_id=driver,
-            topup_id=uuid.uuid4(),
-            amount=1000,
-            currency="EUR",
-            method=visa,
-            trigger="manual",
-        )
+    result = await top_up.top_up(
+        h.billing,
+        h.database.write,
+        user_id=driver,
+        topup_id=uuid.uuid4(),
+        amount=1000,
+        currency="EUR",
+        method=visa,
+        trigger="manual",
+    )
     assert result.status == "succeeded"
     assert await h.wallet(driver) == (524, 524)
     books = await h.balances()
@@ -217,10 +220,13 @@ async def _methods(h: Harness, user: uuid.UUID) -> list:
 async def test_auto_topup_before_the_hold_and_after_the_capture(h: Harness) -> None:
     driver = uuid.uuid4()
     async with h.database.write() as session:
-        method, _ = await h.service.add_payment_method(session, driver, "pm_card_visa")
+        method, _ = await payment_methods.add_payment_method(
+            h.billing, session, driver, "pm_card_visa"
+        )
         from plugpay_events.types import Money
 
-        await h.service.configure_auto_topup(
+        await top_up.configure_auto_topup(
+            h.billing,
             session,
             driver,
             enabled=True,

@@ -1,4 +1,5 @@
-"""Receipts keep their funding split and cap; cost overruns and payment declines.
+"""Receipts keep their funding split and cap; cost overruns, payment declines; the journal of
+processor calls made outside transactions (settling sessions, pending top-ups and refunds).
 
 0002 creates tables from the current metadata, so on a fresh database everything below exists
 already: each step is written to be a no-op then.
@@ -8,7 +9,7 @@ Revises: 0002
 """
 
 from alembic import op
-from billing_svc.tables import cost_overruns, payment_declines
+from billing_svc.tables import cost_overruns, payment_declines, processor_operations
 
 revision = "0003"
 down_revision = "0002"
@@ -22,18 +23,26 @@ RECEIPT_COLUMNS = {
     "claimed_total": "BIGINT",
     "capped": "BIGINT NOT NULL DEFAULT 0",
 }
+COLUMNS = {
+    "receipts": RECEIPT_COLUMNS,
+    "billing_sessions": {"cost": "JSONB", "correlation_id": "UUID"},
+    "refunds": {"status": "VARCHAR(10) NOT NULL DEFAULT 'done'"},
+}
+NEW_TABLES = (cost_overruns, payment_declines, processor_operations)
 
 
 def upgrade() -> None:
-    for name, kind in RECEIPT_COLUMNS.items():
-        op.execute(f"ALTER TABLE receipts ADD COLUMN IF NOT EXISTS {name} {kind}")
+    for table_name, columns in COLUMNS.items():
+        for name, kind in columns.items():
+            op.execute(f"ALTER TABLE {table_name} ADD COLUMN IF NOT EXISTS {name} {kind}")
     bind = op.get_bind()
-    for table in (cost_overruns, payment_declines):
+    for table in NEW_TABLES:
         table.create(bind, checkfirst=True)
 
 
 def downgrade() -> None:
-    for table in (payment_declines, cost_overruns):
+    for table in reversed(NEW_TABLES):
         table.drop(op.get_bind(), checkfirst=True)
-    for name in RECEIPT_COLUMNS:
-        op.execute(f"ALTER TABLE receipts DROP COLUMN IF EXISTS {name}")
+    for table_name, columns in COLUMNS.items():
+        for name in columns:
+            op.execute(f"ALTER TABLE {table_name} DROP COLUMN IF EXISTS {name}")
