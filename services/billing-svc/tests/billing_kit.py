@@ -180,11 +180,13 @@ async def running(
     topic_prefix: str,
     *,
     kafka: str | None = None,
+    processor: SimulatedProcessor | None = None,
     **overrides: Any,
 ) -> AsyncIterator[Harness]:
     tokens = TokenFactory()
     clock = Clock()
-    processor = SimulatedProcessor(clock=clock)
+    processor = processor or SimulatedProcessor()
+    processor.clock = clock
     settings = Settings(
         database_url=database_url,  # type: ignore[arg-type]
         platform=PlatformSettings(

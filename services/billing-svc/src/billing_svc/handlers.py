@@ -9,6 +9,7 @@ after the consumer's transaction, never inside it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from plugpay_events.bus.port import Delivery, Handler
@@ -32,6 +33,7 @@ from billing_svc.usecases import authorise, settle, top_up
 from billing_svc.usecases.common import Billing, make_pending_calls, wrap_all
 
 SESSIONS_GROUP = "billing-svc.sessions"
+log = logging.getLogger(__name__)
 IDENTITY_GROUP = "billing-svc.identity"
 
 
@@ -60,19 +62,28 @@ def session_handler(billing: Billing, database: Database) -> Handler:
                 known = await BillingRepository(session).session_row(event.session_id)
             if known is None:
                 # Top up first when the balance is under the driver's minimum, then decide.
-                await top_up.auto_top_up(
-                    billing,
-                    unit,
-                    event.user_id,
-                    event.tariff.currency,
-                    f"authorize:{event.session_id}",
-                    envelope.correlation_id,
-                )
+                try:
+                    await top_up.auto_top_up(
+                        billing,
+                        unit,
+                        event.user_id,
+                        event.tariff.currency,
+                        f"authorize:{event.session_id}",
+                        envelope.correlation_id,
+                    )
+                except Exception:
+                    # Decided without it; the sweeper finishes the journalled top-up.
+                    log.exception("auto top-up before %s left to the sweeper", envelope.type)
         await in_transaction(delivery)
-        if isinstance(event, SessionCostCalculated):
-            await settle.collect(billing, unit, event.session_id)
-        elif isinstance(event, SessionAbandoned | SessionFailed):
-            await make_pending_calls(billing, unit, event.session_id)
+        try:
+            if isinstance(event, SessionCostCalculated):
+                await settle.collect(billing, unit, event.session_id)
+            elif isinstance(event, SessionAbandoned | SessionFailed):
+                await make_pending_calls(billing, unit, event.session_id)
+        except Exception:
+            # The event's effect is committed and the processor work journalled: the sweeper
+            # finishes it, so a processor outage does not stall this partition.
+            log.exception("processor work after %s left to the sweeper", envelope.type)
 
     return handle
 

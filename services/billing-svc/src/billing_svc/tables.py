@@ -169,6 +169,7 @@ billing_sessions = Table(
     Column("authorized_at", DateTime(timezone=True), nullable=True),
     Column("cost", JSONB, nullable=True),  # the SessionCostCalculated being collected
     Column("correlation_id", Uuid, nullable=True),  # of that event, for what settling emits
+    Column("causation_id", Uuid, nullable=True),
     _now(),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -13,7 +14,7 @@ from billing_svc.seed import seed_demo
 from billing_svc.usecases import payment_methods, top_up
 from plugpay_events.contracts.sessions import SessionAbandoned
 from plugpay_events.types import utc_now
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 pytestmark = pytest.mark.infra
 
@@ -44,9 +45,15 @@ async def test_wallet_hold_then_capture_splits_revenue_and_vat(h: Harness) -> No
 
     cost = cost_for(event, 10_000)  # 10 kWh: 4.00 + 0.76 VAT
     assert cost.total.amount_minor == 476
-    await h.publish(cost)
+    [cost_envelope] = await h.publish(cost)
     billed = await h.wait_for("SessionBilled", event.session_id)
     assert billed["charged"]["amount_minor"] == 476
+    outbox = h.app.state.runtime.outbox_tables.outbox
+    async with h.database.read() as session:
+        envelopes = (await session.execute(select(outbox.c.envelope))).scalars().all()
+    [billed_envelope] = [e for e in envelopes if e["type"] == "SessionBilled"]
+    assert billed_envelope["causation_id"] == str(cost_envelope.event_id)
+    assert billed_envelope["correlation_id"] == str(cost_envelope.correlation_id)
     assert billed["balance_after"]["amount_minor"] == 1524
     assert billed["outstanding_debt"] is None
     assert await h.wallet(driver) == (1524, 1524)
@@ -94,7 +101,12 @@ async def test_card_preauthorisation_by_power_class_and_partial_capture(h: Harne
     )
     released = await h.wait_for("SessionHoldReleased", dc.session_id)
     assert released["released"]["amount_minor"] == 10000
-    assert sorted(i.status for i in intents) == ["canceled", "succeeded"]
+    # the processor is called after the release is committed (never inside that transaction)
+    statuses = await eventually(
+        lambda: asyncio.sleep(0, sorted(i.status for i in intents) == ["canceled", "succeeded"]),
+        what="the card hold cancelled at the processor",
+    )
+    assert statuses is True
 
 
 async def test_declined_card_is_denied(h: Harness) -> None:

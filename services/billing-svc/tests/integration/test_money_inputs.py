@@ -151,6 +151,10 @@ async def test_unverified_driver_can_neither_save_a_card_nor_top_up(h: Harness) 
         headers=unverified,
     )
     assert r.status_code == 403 and r.json()["reason"] == "account_unverified"
+    # refused before the body is even read (the authorisation matrix probes with {})
+    for path in ("/billing/topups", "/billing/payment-methods"):
+        r = await h.client.post(path, json={}, headers=unverified)
+        assert r.status_code == 403 and r.json()["reason"] == "account_unverified", r.text
     assert h.processor.calls == []
     # UserVerified reached billing after this token was issued: the account counts as verified
     async with h.database.write() as session:

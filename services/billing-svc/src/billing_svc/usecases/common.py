@@ -71,12 +71,17 @@ def wrap_all(
     events: Sequence[Event],
     caused_by: Envelope | None = None,
     correlation_id: uuid.UUID | None = None,
+    causation_id: uuid.UUID | None = None,
 ) -> list[Envelope]:
-    """Envelopes for the outbox."""
-    return [
+    """Envelopes for the outbox (``causation_id``: when the causing envelope is not at hand,
+    e.g. a settlement finished after its processor call)."""
+    envelopes = [
         Envelope.wrap(e, producer=PRODUCER, caused_by=caused_by, correlation_id=correlation_id)
         for e in events
     ]
+    if causation_id is not None:
+        envelopes = [e.model_copy(update={"causation_id": causation_id}) for e in envelopes]
+    return envelopes
 
 
 async def wallet(

@@ -80,6 +80,7 @@ async def record_cost(
         status="settling",
         cost=cost.model_dump(mode="json"),
         correlation_id=caused_by.correlation_id if caused_by else None,
+        causation_id=caused_by.event_id if caused_by else None,
     )
     return []
 
@@ -335,8 +336,13 @@ async def collect(billing: Billing, unit: UnitOfWork, session_id: uuid.UUID) -> 
             row = await BillingRepository(session).session_row(session_id)
             correlation = row.correlation_id if row is not None else None
             step = await advance(billing, session, session_id)
-            if step.events:
-                await _outbox.add(session, wrap_all(step.events, correlation_id=correlation))
+            if step.events and row is not None:
+                await _outbox.add(
+                    session,
+                    wrap_all(
+                        step.events, correlation_id=correlation, causation_id=row.causation_id
+                    ),
+                )
         if step.call is None:
             break
         await make_call(billing, unit, step.call)

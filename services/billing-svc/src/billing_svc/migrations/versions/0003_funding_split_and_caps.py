@@ -25,7 +25,11 @@ RECEIPT_COLUMNS = {
 }
 COLUMNS = {
     "receipts": RECEIPT_COLUMNS,
-    "billing_sessions": {"cost": "JSONB", "correlation_id": "UUID"},
+    "billing_sessions": {
+        "cost": "JSONB",
+        "correlation_id": "UUID",
+        "causation_id": "UUID",
+    },
     "refunds": {"status": "VARCHAR(10) NOT NULL DEFAULT 'done'"},
 }
 NEW_TABLES = (cost_overruns, payment_declines, processor_operations)
