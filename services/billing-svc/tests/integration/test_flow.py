@@ -202,6 +202,11 @@ async def test_a_declined_shortfall_becomes_debt_and_the_next_topup_pays_it(h: H
     billed = await h.wait_for("SessionBilled", event.session_id)
     assert billed["charged"]["amount_minor"] == 0
     assert billed["outstanding_debt"]["amount_minor"] == 476
+    async with h.database.read() as session:
+        declines = await BillingRepository(session).recent_declines(
+            driver, None, h.clock() - timedelta(hours=1)
+        )
+    assert len(declines) == 1  # counts towards the card-testing limit
     books = await h.balances()
     assert books[f"receivable:EUR:{driver}"][1] == 476
     visa = next(m for m in await _methods(h, driver) if m.last4 == "4242")

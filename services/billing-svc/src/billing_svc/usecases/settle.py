@@ -226,6 +226,8 @@ async def advance(billing: Billing, session: AsyncSession, session_id: uuid.UUID
             return Step(call=call)
         if op is not None and op.status == "pending":
             return Step(call=ProcessorCall.of(op))
+        if op is not None and op.status == "failed" and op.outcome.get("declined"):
+            await repo.record_decline(user, None, str(op.outcome["code"])[:60], now)
         if op is not None and op.status == "succeeded":
             from_card = int(op.outcome["amount"])
             await ledger.create_transfer(
