@@ -167,3 +167,31 @@ async def test_a_card_refund_whose_answer_was_lost_is_finished_by_a_retry(h: Har
     assert len(await h.emitted("RefundIssued")) == 1
     doc = (await h.client.get(f"/billing/receipts/{event.session_id}", headers=operator)).json()
     assert doc["refunded"]["amount_minor"] == 200
+
+
+async def test_a_card_refund_the_processor_refuses_is_failed_and_frees_its_amount(
+    h: Harness,
+) -> None:
+    _, event, intent = await _card_session(h)
+    assert await settle.settle(h.billing, h.database.write, cost_for(event, 10_000)) is True
+    operator = h.headers(uuid.uuid4(), "refund-x", roles=["operator"], organisation_id=str(ORG))
+    body = {
+        "session_id": str(event.session_id),
+        "amount": {"amount_minor": 476, "currency": "EUR"},
+        "reason": "charger fault",
+    }
+    h.processor.intents[intent].status = "canceled"  # e.g. disputed and reversed meanwhile
+    refused = await h.client.post("/billing/operator/refunds", json=body, headers=operator)
+    assert refused.status_code == 409 and refused.json()["reason"] == "refund_failed"
+    again = await h.client.post("/billing/operator/refunds", json=body, headers=operator)
+    assert again.status_code == 409 and again.headers["idempotent-replayed"] == "true"
+    assert await h.emitted("RefundIssued") == []
+    books = await h.balances()
+    assert books[f"revenue:EUR:{ORG}"][0] == 0  # nothing reversed
+    h.processor.intents[intent].status = "succeeded"
+    # the failed refund reserved nothing: the whole amount can still be refunded
+    r = await h.client.post(
+        "/billing/operator/refunds", json=body, headers={**operator, "Idempotency-Key": "refund-y"}
+    )
+    assert r.status_code == 201, r.text
+    assert h.processor.intents[intent].refunded == 476
