@@ -56,12 +56,14 @@ PLUGPAY_PUBLIC_BASE_URL=http://127.0.0.1:$GATEWAY_PORT
 PLUGPAY_JWKS_URL=http://127.0.0.1:$((PORT_BASE + 1))/auth/.well-known/jwks.json
 PLUGPAY_TOPIC_PREFIX=$TOPIC_PREFIX
 PLUGPAY_INSTANCE_ID=$name-$port
+PLUGPAY_FORWARDED_ALLOW_IPS=127.0.0.1
 ${prefix}DATABASE_URL=$PG/$db
 ${prefix}HOST=127.0.0.1
 ${prefix}PORT=$port
 STATION_GATEWAY_CODE_SIGNING_KEY=$key
 SESSION_SVC_CODE_VERIFICATION_JWKS=$("$VENV/python" -c 'import json,sys;from plugpay_events.session_code import public_jwks;print(json.dumps(public_jwks(json.load(sys.stdin))))' <"$STATE/secrets/code-signing-key.json")
 AUTH_SVC_SEED_DEMO=true
+AUTH_SVC_MAIL_DIR=$STATE/mail
 AUTH_SVC_BOOTSTRAP_ADMIN_EMAIL=admin@example.com
 AUTH_SVC_BOOTSTRAP_ADMIN_PASSWORD=$(cat "$STATE/secrets/admin-password")
 ENV

@@ -233,5 +233,6 @@ case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  fetch) ensure_libs ;;  # the jars only (e.g. before starting where no registry is reachable)
+  *) echo "usage: $0 up|down|status|fetch" >&2; exit 2 ;;
 esac

@@ -238,6 +238,7 @@ class Tally:
     billed_s: list[float] = field(default_factory=list)  # code request to unplugged
     followed: int = 0
     scan_retries: int = 0
+    code_retries: int = 0
     typed_refused: int = 0
 
     def add(self, session_id: uuid.UUID, expected: Expected) -> None:
@@ -381,6 +382,9 @@ class Month:
         self.drive_s = 0.0
         self.followers: list[asyncio.Task[None]] = []
         self.start_commands: Counter[tuple[str, int]] = Counter()  # per connector
+        # One driver at a connector at a time (it shows one live code): the restricted
+        # station's connectors are shared by every worker.
+        self.at_connector: dict[tuple[str, int], asyncio.Lock] = {}
 
     def station_clock(self, station_id: str, connectors: int) -> Callable[[int], datetime]:
         start = self.calendar.start
@@ -470,7 +474,7 @@ class Month:
                 break  # this connector's month is over
             r = rng.random()
             if r < 0.025 and time.monotonic() < expiring_until:
-                code = await station.request_code(connector)  # shown, never scanned
+                code = await self.new_code(station, connector)  # shown, never scanned
                 self.tally.add(code_session(code), Expected("expired", station.station_id))
             elif r < 0.05:
                 assert self.broke is not None
@@ -482,11 +486,14 @@ class Month:
                 await self.denied(station, connector, phone, "payment_declined")
             elif r < 0.10:
                 assert self.restricted is not None
-                await self.with_driver(
-                    lambda d: self.denied(
-                        self.restricted, rng.randint(1, 2), d.phone, "access_denied"
+                restricted, at = self.restricted, rng.randint(1, 2)
+                lock = self.at_connector.setdefault((restricted.station_id, at), asyncio.Lock())
+                async with lock:
+                    await self.with_driver(
+                        lambda d, restricted=restricted, at=at: self.denied(
+                            restricted, at, d.phone, "access_denied"
+                        )
                     )
-                )
             elif r < 0.125:
                 await self.with_driver(lambda d: self.abandoned(station, connector, d.phone))
             else:
@@ -523,10 +530,25 @@ class Month:
             await eventually(login, within=WAIT_S, what=f"log in {driver.email}", every=POLL_S)
         return driver.phone
 
+    async def new_code(self, station: SimulatedStation, connector: int) -> dict[str, Any]:
+        """The driver picks "pay with phone"; while the charger still winds down the previous
+        session (a refused start is being abandoned), it says busy and the driver tries again."""
+
+        async def ask() -> dict[str, Any] | None:
+            try:
+                return await station.request_code(connector)
+            except RuntimeError as refused:
+                if "connector_busy" in str(refused):
+                    self.tally.code_retries += 1
+                    return None
+                raise
+
+        return await eventually(ask, within=WAIT_S, what="a code", every=POLL_S)
+
     async def scan(
         self, station: SimulatedStation, connector: int, phone: Any, *, typed: bool = False
     ) -> uuid.UUID:
-        code = await station.request_code(connector)
+        code = await self.new_code(station, connector)
         presented = code["code"] if typed else code["qr"]
         lost_answer = False
 
@@ -909,6 +931,7 @@ async def test_report_totals_equal_the_live_stores(
         f" load {load_before[0]:.1f} before, {load_activity[0]:.1f} after the activity\n"
         f"[analytics] drivers saw {dict(outcomes)} ({len(tally.sessions)} sessions,"
         f" {tally.followed} followed in the app, {tally.scan_retries} scan retries,"
+        f" {tally.code_retries} code requests while the connector was busy,"
         f" {tally.typed_refused} typed codes rate-limited), {len(shown)} codes shown on a"
         f" plug-in and never scanned,"
         f" denials {dict(tally.denials())}; code to unplugged: median"

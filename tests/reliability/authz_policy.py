@@ -38,6 +38,8 @@ POLICY: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/auth/groups"): OPERATORS,
     ("POST", "/auth/groups/{group}/members"): frozenset({"op_b", "admin"}),  # org B's group
     ("DELETE", "/auth/groups/{group}/members/{email}"): frozenset({"op_b", "admin"}),
+    # the invited account itself (the token decides; any other gets invitation_invalid)
+    ("POST", "/auth/invitations/accept"): AUTHED,
     ("GET", "/auth/stations"): OPERATORS,
     ("POST", "/auth/stations"): OPERATORS,
     ("GET", "/auth/stations/{station_id}"): frozenset({"op_b", "admin"}),  # org B's station
@@ -56,7 +58,7 @@ POLICY: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/stations/{station_id}/commands/{command_id}"): frozenset({"op_b", "admin"}),
     # session-svc (target session: driver 1's, at an org A station)
     ("POST", "/sessions/scan"): DRIVERS,
-    ("GET", "/sessions/codes/{code}"): DRIVERS,
+    ("POST", "/sessions/codes/lookup"): DRIVERS,
     ("GET", "/sessions"): AUTHED,  # each sees their own (drivers) / their organisation's
     ("GET", "/sessions/{session_id}"): frozenset({"op_a", "admin", "analyst"}),
     ("POST", "/sessions/{session_id}/stop"): frozenset({"op_a", "admin"}),  # station operator

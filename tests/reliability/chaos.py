@@ -45,6 +45,9 @@ class Report:
     fault_log: list[str] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
     scan_refusals: dict[str, int] = field(default_factory=dict)
+    code_refusals: dict[str, int] = field(default_factory=dict)
+    stop_reasons: dict[str, int] = field(default_factory=dict)
+    seed: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     settle_seconds: float = 0.0
@@ -58,7 +61,10 @@ class Report:
             "sessions": sum(self.statuses.values()),
             "statuses": self.statuses,
             "scans_accepted": self.scans_accepted,
+            "seed": self.seed,
             "scan_refusals": self.scan_refusals,
+            "code_refusals": self.code_refusals,
+            "stop_reasons": self.stop_reasons,
             "charging_transactions": self.charging_transactions,
             "faults": self.faults,
             "violations": len(self.violations),
@@ -148,6 +154,25 @@ class ChaosStation:
 
         await self.call(send, deadline=deadline)
         tx.stop_reason = "EVDisconnected"
+        tx.ended.set()
+
+
+async def request_code(station: ChaosStation, report: Report, deadline: float) -> Any:
+    """A code for connector 1, or None if the back office refused one (the refusal counted):
+    a refusal is an answer, not a broken link, so the station keeps its connection."""
+
+    async def ask() -> Any:
+        try:
+            return await station.sim.request_code(1)
+        except RuntimeError as refused:  # the DataTransfer was answered Rejected
+            text = str(refused)
+            reason = next(
+                (r for r in ("connector_busy", "temporarily_unavailable") if r in text), "other"
+            )
+            report.code_refusals[reason] = report.code_refusals.get(reason, 0) + 1
+            return None
+
+    return await station.call(ask, deadline=deadline)
 
 
 async def _session_status(http: httpx.AsyncClient, token: str, sid: str) -> str | None:
@@ -166,19 +191,26 @@ async def station_worker(
     session_ids: set[str],
     deadline: float,
     faults_done: asyncio.Event,
+    seed: int,
 ) -> None:
     """At least ``sessions`` sessions, and more until every fault was injected (by the
     deadline): the faults must hit traffic, however fast the sessions go."""
-    rng = random.Random(station.sim.station_id)
+    rng = random.Random(f"{seed}:{station.sim.station_id}")
     async with httpx.AsyncClient(base_url=support.BASE_URL, timeout=10) as http:
         done = 0
         while done < sessions or not faults_done.is_set():
             done += 1
             if time.monotonic() > deadline:
                 return
+            # A start that arrived after we stopped waiting for it: the driver unplugs.
+            with contextlib.suppress(Exception):
+                await station.stop_transaction(deadline + 60)
             try:
-                reply = await station.call(lambda: station.sim.request_code(1), deadline=deadline)
+                reply = await request_code(station, report, deadline)
             except Exception:
+                continue
+            if reply is None:  # e.g. connector_busy while a late start is on its way
+                await asyncio.sleep(1.0)
                 continue
             sid = str(reply["sessionId"])
             session_ids.add(sid)
@@ -312,11 +344,12 @@ async def controller(
     rounds: int,
     stop: asyncio.Event,
     infra: bool,
+    seed: int,
 ) -> None:
     """Each round kills every service process once, each at its own random moment within a few
     seconds (so several are down together), drops station connections meanwhile, then re-runs
     ``stack.sh up`` and checks it restarted exactly the dead processes."""
-    rng = random.Random()
+    rng = random.Random(seed)
     names = sorted(n for n in support.pid_files() if not n.startswith("nginx"))
     # Kafka in the middle, PostgreSQL in the last round (both, in that order, if only one).
     infra_rounds: dict[int, list[str]] = {}
@@ -400,10 +433,14 @@ async def check_invariants(
     # Every completed charging transaction is billed exactly once.
     completed = await support.query(
         gdb,
-        "SELECT session_id::text AS sid FROM sessions WHERE station_id = ANY($1::text[])"
+        "SELECT session_id::text AS sid, stop_reason FROM sessions"
+        " WHERE station_id = ANY($1::text[])"
         " AND transaction_id IS NOT NULL AND completed_at IS NOT NULL",
         stations,
     )
+    for c in completed:
+        reason = str(c["stop_reason"])
+        report.stop_reasons[reason] = report.stop_reasons.get(reason, 0) + 1
     receipts = await support.query(
         bdb,
         "SELECT session_id::text AS sid, count(*) AS n FROM receipts"

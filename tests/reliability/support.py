@@ -51,6 +51,12 @@ TIMEOUTS = {
     # A connector reported Available while its session still charges (the station lost the
     # transaction) is completed after this long (production: 600 s).
     "STATION_GATEWAY_LOST_TRANSACTION_GRACE_S": "20",
+    # A station not seen for this long has its charging session completed (production: 24 h).
+    "STATION_GATEWAY_UNREACHABLE_TRANSACTION_S": "60",
+    # Every run registers from 127.0.0.1 (the world's unverified driver, schemathesis's
+    # examples): auth-svc's per-address registration limit (production: 10 an hour, then
+    # waits) would refuse the next run's set-up.
+    "AUTH_SVC_REGISTRATIONS_FREE_PER_ADDRESS": "1000000",
 }
 
 

@@ -193,3 +193,75 @@ async def test_cross_organisation_writes_with_valid_bodies(world: support.World)
             headers=support.bearer(a.token),
         )
         assert r.status_code == 403, r.text
+
+
+async def test_group_membership_stays_in_the_organisation_and_enumerates_nothing(
+    world: support.World,
+) -> None:
+    """Organisation B's operator enrols only B's accounts: A's operator, the admin, a driver
+    (who is only invited) and an unknown address all get one answer; no token changes."""
+    group = f"relm{world.tag}"
+    b = support.bearer(world.org_b.token)
+    async with httpx.AsyncClient(base_url=support.BASE_URL, timeout=15) as http:
+        r = await http.post("/auth/groups", json={"name": group}, headers=b)
+        assert r.status_code in (201, 409), r.text
+        answers = set()
+        for email in (
+            world.org_a.email,
+            "admin@example.com",
+            world.drivers[0].email,
+            f"nobody-{world.tag}@example.com",
+        ):
+            r = await http.post(f"/auth/groups/{group}/members", json={"email": email}, headers=b)
+            answers.add((r.status_code, r.text))
+        # One answer (a driver is invited, the others are not, and nobody can tell).
+        assert len(answers) == 1, answers
+        assert next(iter(answers))[0] == 202
+        # A's operator cannot enrol anyone in B's group, nor tell it from a missing one.
+        a = support.bearer(world.org_a.token)
+        theirs = await http.post(
+            f"/auth/groups/{group}/members", json={"email": world.org_a.email}, headers=a
+        )
+        missing = await http.post(
+            f"/auth/groups/none{world.tag}/members", json={"email": world.org_a.email}, headers=a
+        )
+        assert theirs.status_code == missing.status_code == 404
+        assert theirs.json() == missing.json()
+        r = await http.post(
+            "/auth/token", data={"username": world.org_a.email, "password": support.DEMO_PASSWORD}
+        )
+        assert r.status_code == 200, r.text
+        me = await http.get("/auth/me", headers=support.bearer(r.json()["access_token"]))
+        assert group not in me.json()["groups"]
+        # B's own operator is enrolled.
+        r = await http.post(
+            f"/auth/groups/{group}/members", json={"email": world.org_b.email}, headers=b
+        )
+        assert r.status_code == 204, r.text
+
+
+async def test_other_organisations_objects_look_missing(world: support.World) -> None:
+    """auth-svc answers another organisation's object exactly as a missing one."""
+    a = support.bearer(world.org_a.token)
+    async with httpx.AsyncClient(base_url=support.BASE_URL, timeout=15) as http:
+        for theirs, nothing in (
+            (f"/auth/stations/{world.station_b}", f"/auth/stations/NONE-{world.tag}"),
+            (
+                f"/auth/organisations/{world.org_b.organisation_id}",
+                f"/auth/organisations/{uuid.uuid4()}",
+            ),
+        ):
+            r1 = await http.get(theirs, headers=a)
+            r2 = await http.get(nothing, headers=a)
+            assert r1.status_code == r2.status_code == 404, (theirs, r1.text)
+            assert r1.json() == r2.json()
+        # A station id is one namespace, but a taken one does not say whose it is.
+        body = {
+            "id": world.station_b,
+            "name": "squat",
+            "connectors": [{"connector_id": 1, "max_power_w": 11000}],
+        }
+        r = await http.post("/auth/stations", json=body, headers=a)
+        assert r.status_code == 409, r.text
+        assert r.json()["reason"] == "station_id_unavailable"
+        assert str(world.org_b.organisation_id) not in r.text

@@ -18,11 +18,12 @@ import support
 RESULTS = support.ROOT / ".local" / "reliability"
 
 
-async def test_chaos_run(stack: str, long_run: bool) -> None:
+async def test_chaos_run(stack: str, long_run: bool, chaos_seed: int) -> None:
     stations_n, per_station, rounds, budget_s = (40, 10, 6, 600) if long_run else (16, 5, 2, 170)
     # 500 EUR is the wallet's maximum; the drivers' card pays once it runs low
     world = await support.build_world(stations=stations_n, drivers=stations_n, fund_minor=50_000)
-    report = chaos.Report()
+    report = chaos.Report(seed=chaos_seed)
+    print(f"chaos seed {chaos_seed} (replay: --chaos-seed {chaos_seed})")
     stations = [chaos.ChaosStation(s, report) for s in world.stations]
     session_ids: set[str] = set()
     start = time.monotonic()
@@ -30,12 +31,14 @@ async def test_chaos_run(stack: str, long_run: bool) -> None:
     stop = asyncio.Event()
     infra = chaos.infra_faults_enabled()
     control = asyncio.create_task(
-        chaos.controller(stations, report, rounds=rounds, stop=stop, infra=infra)
+        chaos.controller(stations, report, rounds=rounds, stop=stop, infra=infra, seed=chaos_seed)
     )
     faults_done = asyncio.Event()
     control.add_done_callback(lambda _: faults_done.set())
     workers = [
-        chaos.station_worker(st, d, per_station, report, session_ids, deadline, faults_done)
+        chaos.station_worker(
+            st, d, per_station, report, session_ids, deadline, faults_done, chaos_seed
+        )
         for st, d in zip(stations, world.drivers, strict=True)
     ]
     await asyncio.gather(*workers, return_exceptions=True)
@@ -55,8 +58,9 @@ async def test_chaos_run(stack: str, long_run: bool) -> None:
         json.dumps(summary, indent=2, default=str)
     )
     print(json.dumps({k: v for k, v in summary.items() if k != "fault_log"}, indent=2, default=str))
-    assert summary["sessions"] >= (300 if long_run else 60), summary
+    replay = f"seed {chaos_seed} (replay: --chaos-seed {chaos_seed})"
+    assert summary["sessions"] >= (300 if long_run else 60), (replay, summary)
     if infra:
-        assert report.faults.get("kafka_restart") == 1, report.faults
-        assert report.faults.get("postgres_restart") == 1, report.faults
-    assert not report.violations, report.violations[:20]
+        assert report.faults.get("kafka_restart") == 1, (replay, report.faults)
+        assert report.faults.get("postgres_restart") == 1, (replay, report.faults)
+    assert not report.violations, (replay, report.violations[:20])

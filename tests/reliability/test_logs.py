@@ -1,8 +1,10 @@
-"""No password, token or card data in any log line: scans the logs of every local stack
-(.local/stack*/**/*.log — the e2e run's main stack, the benchmark and chaos instances, nginx)
-and this suite's own output for the known test passwords, access tokens (JWTs other than the
-public, single-use session codes), the refresh tokens this suite was issued, and card numbers
-(Luhn-valid 13-19 digit runs)."""
+"""No password, token, session code or card data in any log line, and no forged lines: scans
+the logs of every local stack (.local/stack*/**/*.log — the e2e run's main stack, the benchmark
+and chaos instances, nginx) and this suite's own output for the known test passwords, access
+tokens (JWTs other than the public, single-use session codes), the refresh tokens this suite
+was issued, card numbers (Luhn-valid 13-19 digit runs), typed session codes (a "code" field
+holding one, or a code this run was issued), and a line a station forged by sending a frame
+with a line break (a line that starts with the marker the injection carried)."""
 
 from __future__ import annotations
 
@@ -14,12 +16,21 @@ from pathlib import Path
 import httpx
 import pytest
 import support
+from ocpp.v16 import call as call16
+from plugpay_app.simulator import SimulatedStation
 
 pytestmark = pytest.mark.infra
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.(eyJ[A-Za-z0-9_-]{8,})\.[A-Za-z0-9_-]*")
 CARD = re.compile(r"(?<![\w.:/-])(?:\d[ -]?){12,18}\d(?![\w.:/-])")
 # OpenTelemetry ids are hex and sometimes all digits (a 16-digit span id can pass Luhn).
 TRACE_IDS = re.compile(r'"(?:trace_id|span_id)": "[0-9a-f]+"')
+# A "code" field holding a typed session code (alphabet of plugpay_events.session_code), also
+# JSON inside a JSON string (backslashes), in a Python repr (single quotes).
+TYPED_CODE_FIELD = re.compile(
+    r"""(?<![A-Za-z_])code\\*["']\s*[:=]\s*\\*["']([34679ACDEFGHJKMNPQRTUVWXY]{6})\\*["']"""
+)
+# What a station's frame carries after a line break, to forge a line of its own.
+FORGED_MARKER = "PLUGPAY-FORGED-LINE"
 KNOWN_PASSWORDS = {
     "demo-password-1",
     "demo-station-secret",
@@ -53,9 +64,20 @@ def _secrets() -> set[str]:
     return {s for s in found if len(s) >= 8}
 
 
-def scan(paths: list[Path], extra_secrets: set[str]) -> list[str]:
+def scan(
+    paths: list[Path], extra_secrets: set[str], typed_codes: frozenset[str] = frozenset()
+) -> list[str]:
     secrets = _secrets() | extra_secrets
     secret_re = re.compile("|".join(re.escape(s) for s in sorted(secrets, key=len, reverse=True)))
+    # Codes are short: only as a whole word, never inside a longer token.
+    code_re = (
+        re.compile(
+            "(?<![A-Za-z0-9])(" + "|".join(re.escape(c) for c in sorted(typed_codes)) + ")"
+            "(?![A-Za-z0-9])"
+        )
+        if typed_codes
+        else None
+    )
     problems: list[str] = []
     for path in paths:
         with path.open(errors="replace") as lines:
@@ -70,6 +92,10 @@ def scan(paths: list[Path], extra_secrets: set[str]) -> list[str]:
                     digits = re.sub(r"\D", "", match.group(0))
                     if 13 <= len(digits) <= 19 and digits[0] in "3456" and _luhn(digits):
                         problems.append(f"{where}: a card number {digits[:4]}…{digits[-4:]}")
+                if TYPED_CODE_FIELD.search(line) or (code_re and code_re.search(line)):
+                    problems.append(f"{where}: a typed session code")
+                if line.startswith(FORGED_MARKER):
+                    problems.append(f"{where}: a line forged by a station's frame")
     return problems
 
 
@@ -77,15 +103,30 @@ def test_scanner_finds_what_it_looks_for(tmp_path: Path) -> None:
     log = support.ROOT / ".local" / "reliability" / "scanner-selftest.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     token = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiIxMjMiLCJhdWQiOiJwbHVncGF5In0.c2ln"
+    reply = json.dumps([3, "1", {"data": json.dumps({"sessionId": "s", "code": "ACD34F"})}])
+    leaked_frame = json.dumps({"msg": f"CP-1 <- {reply}"})
+    forged_frame = json.dumps([2, "1", "DataTransfer", {"data": f"hi\n{FORGED_MARKER} ERROR x"}])
     log.write_text(
         f"password demo-password-1\nAuthorization: Bearer {token}\ncard 4242 4242 4242 4242\n"
         "order 1234567890123 ts 2026-11-23T01:02:03.123456\n"
         '{"msg": "GET /x", "trace_id": "ac3412f55ce40c2d9f520a450d8a6eb8", "span_id": '
         '"3336548445851592"}\n'
+        # found: a code field (JSON in a JSON string, in a JSON log line), a code of this
+        # run in an access log, a forged line
+        f"{leaked_frame}\n"
+        '127.0.0.1 - "GET /sessions/codes/WXY679 HTTP/1.1" 200\n'
+        f"{FORGED_MARKER} ERROR auth_svc.app: admin password reset\n"
+        # not found: the same, written safely, and look-alikes
+        f"{leaked_frame.replace('ACD34F', '***')}\n"
+        '127.0.0.1 - "POST /sessions/codes/lookup HTTP/1.1" 200 {"error_code": "NoError"}\n'
+        f"INFO station_gateway.ocpp: CP-1: receive message {forged_frame}\n"
+        "session 9f7d2c1e-WXY6 tokenWXY679x\n"
     )
     try:
-        problems = scan([log], set())
-        assert len(problems) == 3, problems
+        problems = scan([log], set(), frozenset({"WXY679"}))
+        assert len(problems) == 6, problems
+        assert sum("typed session code" in p for p in problems) == 2, problems
+        assert sum("forged" in p for p in problems) == 1, problems
     finally:
         log.unlink()
 
@@ -110,6 +151,28 @@ async def test_no_secrets_in_logs(world: support.World) -> None:
             json={"token": "4242424242424242"},
             headers={**support.bearer(driver.token), "Idempotency-Key": "card-number-in-body"},
         )
+        # A typed code through the station and the phone's lookup, and a frame with a line
+        # break that would forge a log line if frames were written verbatim.
+        station = SimulatedStation(
+            world.stations[1], support.BASE_URL.replace("http", "ws"), support.STATION_PASSWORD
+        )
+        await station.connect()
+        try:
+            issued = await station.request_code(1)
+            await station._cp.call(
+                call16.DataTransfer(
+                    vendor_id="com.example.forger",
+                    message_id="note",
+                    data=f"hi\n{FORGED_MARKER} ERROR auth_svc.app: admin password reset",
+                )
+            )
+        finally:
+            await station.close()
+        await http.post(
+            "/sessions/codes/lookup",
+            json={"code": issued["code"]},
+            headers=support.bearer(driver.token),
+        )
     extra = {
         t
         for t in (
@@ -123,6 +186,6 @@ async def test_no_secrets_in_logs(world: support.World) -> None:
     paths = [p for p in (support.ROOT / ".local").glob("stack*/**/*.log") if p.is_file()]
     paths += [p for p in (support.ROOT / ".local" / "reliability").glob("*.log")]
     assert paths
-    problems = scan(paths, extra)
+    problems = scan(paths, extra, frozenset({issued["code"]}))
     print(f"log scan: {len(paths)} files, {len(problems)} findings")
     assert not problems, problems[:30]

@@ -127,6 +127,45 @@ function registerPage() {
     h("p", {}, "Already have an account? ", h("a", { href: "#/login" }, "Log in")));
 }
 
+// The mailed link: /app/#/verify/<code> (the code stays in the fragment, out of every log).
+async function verifyPage(code) {
+  setNav(null);
+  history.replaceState(null, "", "#/verify");
+  const message = h("div", { "aria-live": "polite" }, h("p", {}, "Confirming your address…"));
+  page("Confirm your e-mail", h("div", { class: "card" }, message));
+  try {
+    await api("POST", "/auth/verify", { json: { token: code } });
+    put(message, h("div", { class: "alert ok", role: "status" }, h("strong", {}, "Your address is confirmed."),
+      h("p", {}, auth.loggedIn ? "You can pay at a charger now." : "Log in to pay at a charger.")),
+      h("a", { class: "button block", href: auth.loggedIn ? "#/" : "#/login" }, auth.loggedIn ? "Start charging" : "Log in"));
+  } catch (error) {
+    const email = h("input", { type: "email", autocomplete: "email", required: true });
+    const sent = h("div", { "aria-live": "polite" });
+    put(message, problem(error), h("form", {
+      onsubmit: async (e) => {
+        e.preventDefault();
+        try {
+          await api("POST", "/auth/verify/resend", { json: { email: email.value.trim() } });
+          put(sent, h("div", { class: "alert info", role: "status" }, "If this address has an account to confirm, a new link is on its way."));
+        } catch (again) { put(sent, problem(again)); }
+      },
+    }, field("Send a new link to", email), h("button", { type: "submit", class: "block secondary" }, "Send a new link"), sent));
+  }
+}
+
+// An operator invited this driver into a group (members-only chargers): /app/#/invitations/<token>.
+async function invitationPage(token) {
+  setNav(null);
+  history.replaceState(null, "", "#/invitations");
+  const message = h("div", { "aria-live": "polite" }, h("p", {}, "Accepting the invitation…"));
+  page("Invitation", h("div", { class: "card" }, message));
+  try {
+    const accepted = await api("POST", "/auth/invitations/accept", { json: { token } });
+    put(message, h("div", { class: "alert ok", role: "status" }, h("strong", {}, `You joined ${accepted.group}.`),
+      h("p", {}, "Its members-only chargers are open to you from your next log-in.")), h("a", { class: "button block", href: "#/find" }, "Find a charger"));
+  } catch (error) { put(message, problem(error)); }
+}
+
 // --- charge: scan, type, confirm ------------------------------------------------------------------
 
 async function homePage() {
@@ -308,7 +347,8 @@ async function lookupTypedCode(code) {
   // may have made a moment ago (its registry follows the event log).
   for (let attempt = 0; ; attempt++) {
     try {
-      return await get(`/sessions/codes/${encodeURIComponent(code.trim())}`);
+      // In the body, not the path: a typed code is a credential and paths end up in access logs.
+      return await api("POST", "/sessions/codes/lookup", { json: { code: code.trim() } });
     } catch (error) {
       if (error.reason !== "code_invalid" || attempt >= 1) throw error;
       await pause(1000);
@@ -773,10 +813,12 @@ async function route() {
     if (head === "s" && arg) return landingPage(parts.slice(1).join("/"));
     if (head === "login") return loginPage();
     if (head === "register") return registerPage();
+    if (head === "verify" && arg) return await verifyPage(arg);
     // Finding a charger needs no account: prices and public chargers are public information.
     if (head === "find" && !auth.loggedIn) return await findPage();
     if (needLogin()) return;
     whoAmI().catch(() => {});
+    if (head === "invitations" && arg) return await invitationPage(arg);
     if (head === "scan") return await scanPage();
     if (head === "confirm") return await confirmPage();
     if (head === "session" && arg) return await sessionPage(arg);

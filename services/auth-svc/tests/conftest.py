@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 from auth_svc.app import create_app
+from auth_svc.mail import GroupInvitationMail, VerificationMail
 from auth_svc.settings import Settings
 from fastapi import FastAPI
 from plugpay_events import serde
@@ -32,6 +33,7 @@ class AuthService:
 
     app: FastAPI
     client: httpx.AsyncClient
+    mailer: RecordingMailer
 
     async def login(self, email: str, password: str, **kwargs: Any) -> dict[str, Any]:
         response = await self.client.post(
@@ -61,8 +63,25 @@ class AuthService:
             await asyncio.sleep(0.05)
 
 
-@pytest.fixture
-async def auth(database_url: str, topic_prefix: str) -> AsyncIterator[AuthService]:
+class RecordingMailer:
+    """Keeps the mails auth-svc hands over (a mail sender would deliver them)."""
+
+    def __init__(self) -> None:
+        self.sent: list[VerificationMail] = []
+        self.invitations: list[GroupInvitationMail] = []
+
+    async def send_verification(self, mail: VerificationMail) -> None:
+        self.sent.append(mail)
+
+    async def send_group_invitation(self, mail: GroupInvitationMail) -> None:
+        self.invitations.append(mail)
+
+
+@asynccontextmanager
+async def running_auth(
+    database_url: str, topic_prefix: str, **overrides: Any
+) -> AsyncIterator[AuthService]:
+    """auth-svc on ``database_url`` with settings ``overrides``, and a client on it."""
     settings = Settings(
         database_url=SecretStr(database_url),
         bootstrap_admin_email=ADMIN_EMAIL,
@@ -73,26 +92,45 @@ async def auth(database_url: str, topic_prefix: str) -> AsyncIterator[AuthServic
             kafka_bootstrap=None,
             environment="test",
         ),
+        **overrides,
     )
-    app = create_app(settings)
+    # With a mail folder the app picks its own mailer, as in a deployment.
+    mailer = None if settings.mail_dir else RecordingMailer()
+    app = create_app(settings, mailer=mailer)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, client=(CLIENT_ADDRESS, 40000))
         async with httpx.AsyncClient(transport=transport, base_url="http://auth.test") as client:
-            yield AuthService(app, client)
-
-
-LINK = re.compile(r"/auth/verify\?code=([A-Za-z0-9_-]+)")
+            yield AuthService(app, client, app.state.auth.mailer)
 
 
 @pytest.fixture
-def last_verification_code(caplog: pytest.LogCaptureFixture) -> Callable[[], str]:
-    """Reads the code of the last verification link auth-svc logged."""
-    caplog.set_level(logging.INFO, logger="auth_svc")
+async def auth(database_url: str, topic_prefix: str) -> AsyncIterator[AuthService]:
+    async with running_auth(database_url, topic_prefix) as service:
+        yield service
+
+
+@pytest.fixture
+def auth_with(database_url: str, topic_prefix: str) -> Callable[..., Any]:
+    """``async with auth_with(**settings) as auth``: auth-svc with other settings."""
+
+    def start(**overrides: Any) -> Any:
+        return running_auth(database_url, topic_prefix, **overrides)
+
+    return start
+
+
+LINK = re.compile(r"/app/#/verify/([A-Za-z0-9_-]+)$")
+
+
+@pytest.fixture
+def last_verification_code(auth: AuthService) -> Callable[[], str]:
+    """Reads the code of the last verification link auth-svc handed to its mailer."""
 
     def read() -> str:
-        codes = [m.group(1) for r in caplog.records if (m := LINK.search(r.getMessage()))]
-        assert codes, "no verification link was logged"
-        return codes[-1]
+        assert auth.mailer.sent, "no verification mail was sent"
+        match = LINK.search(auth.mailer.sent[-1].link)
+        assert match, auth.mailer.sent[-1].link
+        return match.group(1)
 
     return read
 

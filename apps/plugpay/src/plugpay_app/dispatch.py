@@ -27,13 +27,22 @@ class PrefixDispatcher:
     The front door opens at once: the sub-apps start concurrently in the background and a
     request for one still starting gets 503 with Retry-After (a WebSocket is closed with 1013,
     "try again later"), so the first page answers within a second of the process starting.
+
+    ``internal_paths`` (the services' metrics) are refused with 403, as the distributed
+    gateway refuses them (deploy/gateway/routes.yaml): one rule for both front doors.
     """
 
-    def __init__(self, routes: Sequence[tuple[str, Any]], fallback: ASGIApp | None = None) -> None:
+    def __init__(
+        self,
+        routes: Sequence[tuple[str, Any]],
+        fallback: ASGIApp | None = None,
+        internal_paths: Sequence[str] = (),
+    ) -> None:
         # Longest prefix first, so "/stations" does not shadow "/stations-x".
         self.routes = sorted(routes, key=lambda r: len(r[0]), reverse=True)
         self.fallback = fallback
         self.apps = list(dict.fromkeys(app for _, app in routes))
+        self.internal_paths = frozenset(internal_paths)
         self.started: set[int] = set()
         self.failed: dict[int, str] = {}
         self._all_started = asyncio.Event()
@@ -54,7 +63,11 @@ class PrefixDispatcher:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
-        app = self.app_for(scope.get("path", "/"))
+        path = scope.get("path", "/")
+        if path.rstrip("/") in self.internal_paths:
+            await _internal(scope, send)
+            return
+        app = self.app_for(path)
         if app is None:
             if self.fallback is None:
                 await _not_found(scope, send)
@@ -114,6 +127,28 @@ async def _unavailable(scope: Scope, send: Send, failure: str | None) -> None:
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
                 (b"retry-after", b"1"),
+                (b"x-content-type-options", b"nosniff"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _internal(scope: Scope, send: Send) -> None:
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    body = json.dumps(
+        {"reason": "internal_path", "message": "metrics are scraped from the service itself"}
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 403,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"x-content-type-options", b"nosniff"),
             ],
         }
     )
@@ -132,6 +167,7 @@ async def _not_found(scope: Scope, send: Send) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
+                (b"x-content-type-options", b"nosniff"),
             ],
         }
     )

@@ -24,6 +24,8 @@ import asyncpg
 import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
+from plugpay_platform.http_security import INLINE_STYLE_CSP, NoSniffMiddleware, page_headers
+from plugpay_platform.settings import PlatformSettings
 
 from plugpay_app.dispatch import PrefixDispatcher
 
@@ -55,6 +57,9 @@ SERVICES = (
     ServiceMount("billing-svc", "billing_svc.app", "BILLING_SVC_", "billing", ("/billing",)),
 )
 EVENTLOG_DATABASE = "eventlog"
+# Never served through the front door, as nginx and the Ingress refuse them
+# (deploy/gateway/routes.yaml internal_paths): each service's metrics, under its own prefix.
+INTERNAL_PATHS = tuple(f"{s.paths[-1]}/metrics" for s in SERVICES)
 
 
 def start_postgres(data_dir: Path) -> str:
@@ -129,6 +134,11 @@ def configure_environment(data_dir: Path, base_uri: str, host: str, port: int) -
         "PLUGPAY_JWKS_URL": f"{public}/auth/.well-known/jwks.json",
         "PLUGPAY_LOG_JSON": "false",
         "AUTH_SVC_SEED_DEMO": "true",
+        # Without a mail server, verification mails land as owner-only files in the data
+        # directory (never in the log).
+        "AUTH_SVC_MAIL_DIR": str(data_dir / "mail"),
+        # The embedded front door is uvicorn itself: no proxy's X-Forwarded-For is believed.
+        "PLUGPAY_FORWARDED_ALLOW_IPS": "",
     }
     for service in SERVICES:
         env[f"{service.env_prefix}DATABASE_URL"] = database_url(base_uri, service.database)
@@ -157,16 +167,17 @@ def configure_environment(data_dir: Path, base_uri: str, host: str, port: int) -
 def landing_app(host: str, port: int) -> FastAPI:
     """The front page: where everything is."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(NoSniffMiddleware)
     base = f"http://{host}:{port}"
 
     @app.get("/", response_class=HTMLResponse)
-    async def index() -> str:
+    async def index() -> HTMLResponse:
         links = "".join(
             f'<li><a href="{p}/docs">{s.name} API</a> <code>{p}</code></li>'
             for s in SERVICES
             for p in s.paths[:1]
         )
-        return (
+        return HTMLResponse(
             "<!doctype html><html lang=en><meta charset=utf-8>"
             "<meta name=viewport content='width=device-width,initial-scale=1'>"
             "<title>Plugpay</title>"
@@ -176,12 +187,16 @@ def landing_app(host: str, port: int) -> FastAPI:
             "<a href='/stations/ST-0002/display'>ST-0002</a></li>"
             f"<li>OCPP endpoint: <code>{base.replace('http', 'ws')}/ocpp/&lt;station id&gt;"
             "</code></li>"
-            "</ul></body></html>"
+            "</ul></body></html>",
+            headers=page_headers(INLINE_STYLE_CSP),
         )
 
     @app.get("/docs", response_class=HTMLResponse)
-    async def docs() -> str:
-        return "".join(f'<p><a href="{s.paths[0]}/docs">{s.name}</a></p>' for s in SERVICES)
+    async def docs() -> HTMLResponse:
+        return HTMLResponse(
+            "".join(f'<p><a href="{s.paths[0]}/docs">{s.name}</a></p>' for s in SERVICES),
+            headers=page_headers(INLINE_STYLE_CSP),
+        )
 
     return app
 
@@ -196,7 +211,7 @@ def build_dispatcher(host: str, port: int) -> PrefixDispatcher:
 
     front_ends = web.create_app()  # the driver app, the operator portal, the QR landing
     routes.extend((path, front_ends) for path in ("/app", "/ops", "/s"))
-    return PrefixDispatcher(routes, fallback=landing_app(host, port))
+    return PrefixDispatcher(routes, fallback=landing_app(host, port), internal_paths=INTERNAL_PATHS)
 
 
 def urls(host: str, port: int) -> list[str]:
@@ -240,7 +255,13 @@ async def _serve(
     configure_environment(data_dir, base_uri, host, port)
     dispatcher = build_dispatcher(host, port)
     config = uvicorn.Config(
-        dispatcher, host=host, port=port, log_config=None, lifespan="on", ws_max_size=65536
+        dispatcher,
+        host=host,
+        port=port,
+        log_config=None,
+        lifespan="on",
+        ws_max_size=65536,
+        **PlatformSettings().server_proxy_options(),
     )
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())

@@ -59,6 +59,8 @@ class Transaction:
     meter_wh: int
     started: asyncio.Event = field(default_factory=asyncio.Event)
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
+    # The stop was sent and answered (or failed): the connector is free for the next driver.
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
     stop_reason: str | None = None
     seq: itertools.count = field(default_factory=itertools.count)  # type: ignore[type-arg]
 
@@ -106,6 +108,9 @@ class SimulatedStation:
         # 1.6 StartTransaction calls the back office never answered (the connection dropped):
         # like a real charger's transaction queue, they are sent again after reconnecting.
         self.unsent_starts: dict[int, Any] = {}
+        # Connectors with an accepted remote start whose transaction is not open yet: a real
+        # charger refuses a second start there (the connector is taken).
+        self.starting: set[int] = set()
 
     # -- connection -------------------------------------------------------------------------
 
@@ -152,7 +157,11 @@ class SimulatedStation:
     def busy(self, connector_id: int) -> bool:
         """A transaction runs (or waits to be reported) on the connector."""
         tx = self.transactions.get(connector_id)
-        return connector_id in self.unsent_starts or (tx is not None and not tx.stopped.is_set())
+        return (
+            connector_id in self.unsent_starts
+            or connector_id in self.starting
+            or (tx is not None and not tx.stopped.is_set())
+        )
 
     async def _send_unsent_starts(self) -> None:
         for connector_id, request in list(self.unsent_starts.items()):
@@ -234,11 +243,21 @@ class SimulatedStation:
         tx = self.transactions.get(connector_id)
         if tx is not None and not tx.stopped.is_set():
             await self._stop(tx, "EVDisconnected")
+        elif tx is not None:
+            # A remote stop is being sent: a charger reports the end before the connector free.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(tx.ended.wait(), 30)
         await self.set_status(connector_id, "Available")
 
     # -- what the back office asks ---------------------------------------------------------------
 
     async def _start(self, connector_id: int, session_ref: str) -> None:
+        try:
+            await self._open_transaction(connector_id, session_ref)
+        finally:
+            self.starting.discard(connector_id)
+
+    async def _open_transaction(self, connector_id: int, session_ref: str) -> None:
         meter_start = self.meter_register_wh
         if self.ocpp_version == "1.6":
             with contextlib.suppress(Exception):  # a status may be lost; the transaction not
@@ -358,18 +377,21 @@ class SimulatedStation:
             return
         tx.stopped.set()
         tx.stop_reason = reason
-        if self.ocpp_version == "1.6":
-            await self._cp.call(
-                call16.StopTransaction(
-                    meter_stop=tx.meter_wh,
-                    timestamp=self.timestamp(tx.connector_id),
-                    transaction_id=int(tx.transaction_id),
-                    reason=reason,
+        try:
+            if self.ocpp_version == "1.6":
+                await self._cp.call(
+                    call16.StopTransaction(
+                        meter_stop=tx.meter_wh,
+                        timestamp=self.timestamp(tx.connector_id),
+                        transaction_id=int(tx.transaction_id),
+                        reason=reason,
+                    )
                 )
-            )
-        else:
-            trigger = "EVCommunicationLost" if reason == "EVDisconnected" else "RemoteStop"
-            await self._transaction_event(tx, "Ended", trigger, stop_reason=reason)
+            else:
+                trigger = "EVCommunicationLost" if reason == "EVDisconnected" else "RemoteStop"
+                await self._transaction_event(tx, "Ended", trigger, stop_reason=reason)
+        finally:
+            tx.ended.set()
         await self.set_status(tx.connector_id, "Finishing")
 
     def _find(self, transaction_id: str) -> Transaction | None:
@@ -391,6 +413,7 @@ class _Handlers16(ChargePoint16):  # type: ignore[misc]
             self.station.on_start_request(connector, id_tag)
         if self.station.busy(connector):
             return result16.RemoteStartTransaction(status=enums16.RemoteStartStopStatus.rejected)
+        self.station.starting.add(connector)
         asyncio.get_running_loop().call_soon(
             lambda: asyncio.ensure_future(self.station._start(connector, id_tag))
         )
@@ -451,6 +474,7 @@ class _Handlers201(ChargePoint201):  # type: ignore[misc]
             return result201.RequestStartTransaction(
                 status=enums201.RequestStartStopStatusEnumType.rejected
             )
+        self.station.starting.add(connector)
         asyncio.get_running_loop().call_soon(
             lambda: asyncio.ensure_future(self.station._start(connector, str(remote_start_id)))
         )

@@ -13,7 +13,9 @@ import os
 import re
 from pathlib import Path
 
+from plugpay_platform.http_security import NoSniffMiddleware, page_headers
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -26,17 +28,8 @@ VENDOR = {
 }
 # The token of a session code is a compact JWS: base64url parts separated by dots.
 TOKEN = re.compile(r"^[A-Za-z0-9_.-]{1,4096}$")
-SECURITY_HEADERS = [
-    (
-        b"content-security-policy",
-        b"default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
-        b"connect-src 'self'; worker-src 'self'; manifest-src 'self'; object-src 'none'; "
-        b"frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
-    ),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"permissions-policy", b"camera=(self), geolocation=(self), microphone=()"),
-]
+# The same page headers as every service's pages (libs/platform), and nginx's for web/.
+SECURITY_HEADERS = [(k.lower().encode(), v.encode()) for k, v in page_headers().items()]
 
 
 def web_root() -> Path:
@@ -101,4 +94,4 @@ def create_app(root: Path | None = None) -> Starlette:
         routes.append(
             Mount(f"/{front}", app=_Files(directory=root / front, html=True, check_dir=False))
         )
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, middleware=[Middleware(NoSniffMiddleware)])

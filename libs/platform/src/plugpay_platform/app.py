@@ -9,7 +9,8 @@ from fastapi import APIRouter, FastAPI, Request, Response
 
 from plugpay_platform.errors import install_error_handlers
 from plugpay_platform.health import router as health_router
-from plugpay_platform.logging import correlation_id
+from plugpay_platform.http_security import NoSniffMiddleware, install_api_docs
+from plugpay_platform.logging import correlation_id, install_denial_filter
 from plugpay_platform.observability import install_observability
 from plugpay_platform.runtime import ServiceRuntime
 
@@ -22,7 +23,7 @@ def build_service_app(
     prefix: str,
 ) -> FastAPI:
     """A FastAPI app with the shared error bodies, health checks, correlation ids, metrics
-    (``{prefix}/metrics``) and request traces.
+    (``{prefix}/metrics``), request traces, API docs (``{prefix}/docs``) and security headers.
 
     ``prefix`` is the public path (``/sessions``), so the same routes work behind the gateway,
     in the embedded process and in tests.
@@ -30,11 +31,13 @@ def build_service_app(
     app = FastAPI(
         title=title,
         lifespan=runtime.lifespan,
-        docs_url=f"{prefix}/docs",
+        docs_url=None,  # served by install_api_docs from a pinned package, not a CDN
         openapi_url=f"{prefix}/openapi.json",
         redoc_url=None,
     )
     install_error_handlers(app)
+    install_denial_filter()
+    install_api_docs(app, prefix=prefix, title=title)
     app.include_router(health_router, prefix=prefix)
     for router in routers:
         app.include_router(router)
@@ -53,6 +56,7 @@ def build_service_app(
         response.headers["x-correlation-id"] = cid
         return response
 
+    app.add_middleware(NoSniffMiddleware)
     # Added last, so it is outermost: its span and timing cover the whole request.
     install_observability(app, runtime.observability, prefix=prefix)
     return app

@@ -14,6 +14,10 @@ from opentelemetry import trace
 correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "correlation_id", default=None
 )
+_websocket_denied: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "websocket_denied", default=False
+)
+_SPURIOUS_DENIAL_ERROR = "ASGI callable returned without completing handshake."
 
 # Anything that looks like a credential is replaced, whoever logged it (libraries included).
 _SECRET_PATTERNS = [
@@ -29,13 +33,36 @@ _SECRET_PATTERNS = [
     ),
     (re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), "***jwt***"),
     (re.compile(r"\b\d{13,19}\b"), "***pan***"),
+    # A typed session code is a live credential until used: any "code" field (JSON, a Python
+    # repr, or JSON inside a JSON string), and the path of the retired GET lookup.
+    (
+        re.compile(r"""(?i)(\\*["']code\\*["']\s*[:=]\s*\\*["'])[^"'\\]+"""),
+        r"\1***",
+    ),
+    (re.compile(r"(/sessions/codes/)(?!lookup\b)[^\s\"'?/]+"), r"\1***"),
 ]
+# Line breaks and other control characters in a message would start a forged log line.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
 
 
 def scrub(text: str) -> str:
-    """Remove passwords, tokens and card-number-like digits from a log message."""
+    """Remove passwords, tokens, session codes and card-number-like digits from a log message."""
     for pattern, replacement in _SECRET_PATTERNS:
         text = pattern.sub(replacement, text)
+    return text
+
+
+def escape_controls(text: str) -> str:
+    """Control characters (line breaks included) as visible escapes: one record, one line."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def loggable(text: str, limit: int = 500) -> str:
+    """Untrusted text (a frame, a header) ready for a log line: secrets scrubbed, control
+    characters escaped, at most ``limit`` characters plus a count of the rest."""
+    text = escape_controls(scrub(text))
+    if len(text) > limit:
+        text = f"{text[:limit]}...(+{len(text) - limit} chars)"
     return text
 
 
@@ -67,10 +94,25 @@ class JsonFormatter(logging.Formatter):
 
 
 class ScrubbingFormatter(logging.Formatter):
-    """Human-readable lines for a terminal, scrubbed like the JSON ones."""
+    """Human-readable lines for a terminal, scrubbed like the JSON ones.
+
+    The message is one line (control characters escaped) and a traceback's lines are indented,
+    so every line that starts at the margin is a record the program wrote.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
-        return scrub(super().format(record))
+        line = logging.makeLogRecord(record.__dict__)  # other handlers keep the original
+        line.msg, line.args = escape_controls(scrub(record.getMessage())), None
+        line.exc_info, line.exc_text, line.stack_info = None, None, None
+        text = super().format(line)
+        extra = []
+        if record.exc_info:
+            extra.append(self.formatException(record.exc_info))
+        if record.stack_info:
+            extra.append(self.formatStack(record.stack_info))
+        for block in extra:
+            text += "\n" + "\n".join("  " + part for part in scrub(block).splitlines())
+        return text
 
 
 def configure_logging(service: str, *, level: str = "INFO", json_lines: bool = True) -> None:
@@ -85,3 +127,25 @@ def configure_logging(service: str, *, level: str = "INFO", json_lines: bool = T
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
+
+
+def mark_websocket_denied() -> None:
+    """Call before refusing a WebSocket handshake with an HTTP denial response.
+
+    uvicorn's websockets-sansio protocol logs a spurious ERROR after every denial response
+    (Kludex/uvicorn#3138); ``install_denial_filter`` drops that line for this connection only,
+    so a refused station is not an error while a real incomplete handshake still is.
+    """
+    _websocket_denied.set(True)
+
+
+class _DenialFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (_websocket_denied.get() and record.getMessage() == _SPURIOUS_DENIAL_ERROR)
+
+
+def install_denial_filter() -> None:
+    """Drop uvicorn's spurious ERROR after a denial response (idempotent)."""
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _DenialFilter) for f in logger.filters):
+        logger.addFilter(_DenialFilter())

@@ -7,11 +7,12 @@ one the embedded log in PostgreSQL is used.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import ssl
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -40,6 +41,27 @@ class PlatformSettings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     instance_id: str = Field(default_factory=socket.gethostname)
+    # The front door's addresses or networks (comma-separated): only a connection from one of
+    # them may name the client in X-Forwarded-For. Empty: nobody is trusted, the peer is the
+    # client. Never "*": the client could then pick the address every throttle counts.
+    forwarded_allow_ips: str = ""
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _addresses_only(cls, value: str) -> str:
+        hosts = [h.strip() for h in value.split(",") if h.strip()]
+        for host in hosts:
+            try:
+                ipaddress.ip_network(host, strict=False)
+            except ValueError:
+                raise ValueError(f"not an address or network: {host!r}") from None
+        return ",".join(hosts)
+
+    def server_proxy_options(self) -> dict[str, Any]:
+        """uvicorn's proxy-header options for this front door (``uvicorn.run(**...)``)."""
+        if not self.forwarded_allow_ips:
+            return {"proxy_headers": False}
+        return {"proxy_headers": True, "forwarded_allow_ips": self.forwarded_allow_ips}
 
     def kafka_client_options(self) -> dict[str, Any]:
         """aiokafka connection options for the configured listener."""

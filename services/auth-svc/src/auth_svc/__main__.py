@@ -10,8 +10,8 @@ import asyncio
 import os
 import sys
 
-import uvicorn
 from plugpay_platform.logging import configure_logging
+from plugpay_platform.server import serve
 
 
 async def _rotate() -> None:
@@ -31,18 +31,11 @@ async def _rotate() -> None:
 
 
 def main() -> None:
-    configure_logging("auth-svc", level=os.environ.get("PLUGPAY_LOG_LEVEL", "INFO"))
     if sys.argv[1:] == ["rotate-signing-key"]:
+        configure_logging("auth-svc", level=os.environ.get("PLUGPAY_LOG_LEVEL", "INFO"))
         asyncio.run(_rotate())
         return
-    uvicorn.run(
-        "auth_svc.app:create_app",
-        factory=True,
-        host=os.environ.get("AUTH_SVC_HOST", "127.0.0.1"),
-        port=int(os.environ.get("AUTH_SVC_PORT", "8000")),
-        log_config=None,
-        proxy_headers=True,
-    )
+    serve("auth-svc", "auth_svc.app:create_app", env_prefix="AUTH_SVC_")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ Nothing here does I/O; the service layer loads state, asks these functions, and 
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -40,12 +41,26 @@ def _deleet(word: str) -> str:
     return word.translate(table)
 
 
+# zxcvbn's estimate of guesses, 0 (too guessable) .. 4 (very unguessable); 3 resists an
+# offline attack on a slow hash, which is what our argon2id hashes would face if stolen.
+PASSWORD_MIN_SCORE = 3
+
+
 def password_problem(password: str, *, personal: tuple[str, ...] = ()) -> str | None:
-    """Why ``password`` is not acceptable, or None when it is."""
+    """Why ``password`` is not acceptable, or None when it is.
+
+    ``personal`` is what the user told us (the e-mail and its local part): zxcvbn counts it as
+    a dictionary, so "alice2026" is weak for alice@example.com.
+    """
     if len(password) < PASSWORD_MIN_LENGTH:
         return f"the password needs at least {PASSWORD_MIN_LENGTH} characters"
     if len(password) > PASSWORD_MAX_LENGTH:
         return f"the password may have at most {PASSWORD_MAX_LENGTH} characters"
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") for c in password):
+        # NUL and friends: invisible, typed by no keyboard, truncated by C libraries.
+        return "the password must not contain control or invisible characters"
+    if not password.strip():
+        return "the password must not be only spaces"
     folded = password.lower()
     common = _common_passwords()
     # The whole password (also reversed, or with common l33t substitutions) is a known one;
@@ -56,6 +71,15 @@ def password_problem(password: str, *, personal: tuple[str, ...] = ()) -> str | 
         return "this password is in a list of common or breached passwords"
     if any(p and len(p) >= 3 and p.lower() in folded for p in personal):
         return "the password must not contain your email address"
+    from zxcvbn import zxcvbn
+
+    # The words of the address too: "fitzroyzelda1" is weak for zelda.fitzroy@example.com.
+    words = {w for p in personal for w in re.split(r"[^a-z0-9]+", p.lower()) if len(w) >= 3}
+    context = [*personal, *sorted(words)]
+    estimate = zxcvbn(password, user_inputs=context, max_length=PASSWORD_MAX_LENGTH)
+    if estimate["score"] < PASSWORD_MIN_SCORE:
+        hint = estimate["feedback"].get("warning") or "it follows a pattern"
+        return f"this password is too easy to guess ({hint.rstrip('.').lower()}); try a longer one"
     return None
 
 
@@ -104,16 +128,6 @@ class ThrottleRule:
     forget_after: timedelta = timedelta(hours=1)
 
 
-# Per (account, client address): the attacker guessing from one place is slowed quickly and
-# hard, while the owner logging in from elsewhere is untouched.
-ACCOUNT_AT_ADDRESS = ThrottleRule(free_failures=5, base_delay_s=2, max_delay_s=15 * 60)
-# Per account from anywhere (a distributed guesser): slowed, but capped at one minute so an
-# attacker can never lock the owner out for long.
-ACCOUNT = ThrottleRule(free_failures=20, base_delay_s=1, max_delay_s=60)
-# Per client address over all accounts (credential stuffing from one place).
-ADDRESS = ThrottleRule(free_failures=50, base_delay_s=1, max_delay_s=15 * 60)
-
-
 @dataclass(frozen=True)
 class ThrottleState:
     """What is remembered about one throttle key."""
@@ -142,6 +156,59 @@ def record_failure(state: ThrottleState, rule: ThrottleRule, now: datetime) -> T
         delay = min(rule.max_delay_s, rule.base_delay_s * 2 ** min(over - 1, 30))
         blocked_until = now + timedelta(seconds=delay)
     return ThrottleState(failures=failures, last_failure_at=now, blocked_until=blocked_until)
+
+
+def has_recent_failures(state: ThrottleState, rule: ThrottleRule, now: datetime) -> bool:
+    """Whether this key failed within the rule's memory."""
+    return (
+        state.failures > 0
+        and state.last_failure_at is not None
+        and now - state.last_failure_at <= rule.forget_after
+    )
+
+
+@dataclass(frozen=True)
+class LoginRules:
+    """The three login throttles: per (account, address), per account, per address."""
+
+    # The attacker guessing from one place is slowed quickly and hard.
+    account_at_address: ThrottleRule = ThrottleRule(5, base_delay_s=2, max_delay_s=15 * 60)
+    # A distributed guesser: slowed, capped at a minute, and only for addresses that have
+    # failed recently, so nobody can lock the owner out by failing from elsewhere.
+    account: ThrottleRule = ThrottleRule(20, base_delay_s=1, max_delay_s=60)
+    # Credential stuffing from one place over many accounts.
+    address: ThrottleRule = ThrottleRule(50, base_delay_s=1, max_delay_s=15 * 60)
+
+
+@dataclass(frozen=True)
+class LoginThrottles:
+    """What is remembered about one login attempt's three keys."""
+
+    account_at_address: ThrottleState = ThrottleState()
+    account: ThrottleState = ThrottleState()
+    address: ThrottleState = ThrottleState()
+
+
+def login_wait(throttles: LoginThrottles, rules: LoginRules, now: datetime) -> int | None:
+    """Seconds to wait before this attempt's password is even checked, or None to check it.
+
+    The per-account window holds back only addresses with recent failures of their own: the
+    owner at home (no failures there) or on their phone (a refresh token, never throttled)
+    still gets in while someone else guesses from many addresses.
+    """
+    waits = [
+        retry_after_s(throttles.account_at_address, now),
+        retry_after_s(throttles.address, now),
+    ]
+    if has_recent_failures(throttles.address, rules.address, now):
+        waits.append(retry_after_s(throttles.account, now))
+    known = [w for w in waits if w is not None]
+    return max(known) if known else None
+
+
+# Registrations from one address: a household or an office registers a few accounts, a script
+# registering thousands waits longer and longer.
+REGISTRATION = ThrottleRule(10, base_delay_s=60, max_delay_s=3600)
 
 
 # --- refresh tokens -----------------------------------------------------------------------

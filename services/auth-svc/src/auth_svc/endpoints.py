@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request, Response, status
 from fastapi.responses import JSONResponse
 from plugpay_platform.database import Database
 from plugpay_platform.errors import Refusal
@@ -14,12 +14,15 @@ from plugpay_platform.security import CurrentOperator, CurrentPrincipal, Princip
 from auth_svc import service
 from auth_svc.repository import Station
 from auth_svc.schemas import (
+    AcceptInvitationRequest,
     CreatedUser,
     CreateGroupRequest,
     CreateOrganisationRequest,
     CreateUserRequest,
     GroupMemberRequest,
     GroupResponse,
+    InvitationAccepted,
+    InvitationSent,
     Location,
     MeResponse,
     OrganisationResponse,
@@ -59,7 +62,8 @@ Db = Annotated[Database, Depends(_db)]
 
 
 def _client_address(request: Request) -> str:
-    # Behind the gateway uvicorn's proxy_headers has already put the real address here.
+    # The peer, or the address a trusted front door forwarded (uvicorn's proxy headers are
+    # honoured only from PLUGPAY_FORWARDED_ALLOW_IPS; see __main__).
     return request.client.host if request.client else "unknown"
 
 
@@ -75,9 +79,17 @@ def _tokens(result: IssuedTokens | Refusal) -> JSONResponse:
 
 
 @router.post("/register", status_code=202, response_model=RegisterResponse)
-async def register(body: RegisterRequest, ctx: Ctx, db: Db) -> RegisterResponse:
+async def register(
+    body: RegisterRequest, request: Request, ctx: Ctx, db: Db, later: BackgroundTasks
+) -> RegisterResponse:
     async with db.write() as session:
-        await service.register_driver(ctx, session, body.email, body.password)
+        mail = await service.register_driver(
+            ctx, session, body.email, body.password, _client_address(request)
+        )
+    if mail is not None:
+        # After the commit (the link must work when it arrives) and after the answer, so a
+        # slow mail server does not tell a new address from a registered one.
+        later.add_task(ctx.mailer.send_verification, mail)
     return RegisterResponse()
 
 
@@ -90,10 +102,12 @@ async def verify(body: VerifyRequest, ctx: Ctx, db: Db) -> VerifyResponse:
 
 @router.post("/verify/resend", status_code=202, response_model=RegisterResponse)
 async def resend_verification(
-    body: ResendVerificationRequest, ctx: Ctx, db: Db
+    body: ResendVerificationRequest, request: Request, ctx: Ctx, db: Db, later: BackgroundTasks
 ) -> RegisterResponse:
     async with db.write() as session:
-        await service.resend_verification(ctx, session, body.email)
+        mail = await service.resend_verification(ctx, session, body.email, _client_address(request))
+    if mail is not None:
+        later.add_task(ctx.mailer.send_verification, mail)
     return RegisterResponse()
 
 
@@ -221,13 +235,37 @@ async def list_groups(
     return [GroupResponse(name=name, members=members) for name, members in groups]
 
 
-@router.post("/groups/{group}/members", status_code=204)
+@router.post(
+    "/groups/{group}/members",
+    status_code=204,
+    responses={202: {"model": InvitationSent, "description": "anyone but a colleague"}},
+)
 async def add_group_member(
-    group: str, body: GroupMemberRequest, principal: CurrentOperator, db: Db
+    group: str,
+    body: GroupMemberRequest,
+    principal: CurrentOperator,
+    ctx: Ctx,
+    db: Db,
+    later: BackgroundTasks,
 ) -> Response:
+    """A colleague joins at once (204); a driver gets an invitation, and any other address the
+    same answer (202) with nothing done."""
     async with db.write() as session:
-        await service.add_group_member(session, principal, group, body.email)
-    return Response(status_code=204)
+        outcome = await service.add_group_member(ctx, session, principal, group, body.email)
+    if outcome is True:
+        return Response(status_code=204)
+    if outcome:
+        later.add_task(ctx.mailer.send_group_invitation, outcome)
+    return JSONResponse(InvitationSent().model_dump(), status_code=202, background=later)
+
+
+@router.post("/invitations/accept", response_model=InvitationAccepted)
+async def accept_invitation(
+    body: AcceptInvitationRequest, principal: CurrentPrincipal, ctx: Ctx, db: Db
+) -> InvitationAccepted:
+    async with db.write() as session:
+        group = await service.accept_group_invitation(ctx, session, principal, body.token)
+    return InvitationAccepted(group=group)
 
 
 @router.delete("/groups/{group}/members/{email}", status_code=204)

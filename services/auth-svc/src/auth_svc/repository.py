@@ -15,6 +15,7 @@ from auth_svc.credentials import SigningKey
 from auth_svc.domain import Account, RefreshToken, ThrottleState
 from auth_svc.tables import (
     email_verifications,
+    group_invitations,
     group_members,
     login_throttle,
     organisations,
@@ -236,6 +237,32 @@ class AuthRepository:
                 group_members.c.group_name == group, group_members.c.user_id == user_id
             )
         )
+
+    async def add_invitation(
+        self, token_hash: bytes, group: str, user_id: uuid.UUID, expires_at: datetime
+    ) -> None:
+        await self.session.execute(
+            insert(group_invitations).values(
+                token_hash=token_hash, group_name=group, user_id=user_id, expires_at=expires_at
+            )
+        )
+
+    async def use_invitation(
+        self, token_hash: bytes, user_id: uuid.UUID, now: datetime
+    ) -> str | None:
+        """Consume an unused, unexpired invitation of this user; its group, or None."""
+        result = await self.session.execute(
+            update(group_invitations)
+            .where(
+                group_invitations.c.token_hash == token_hash,
+                group_invitations.c.user_id == user_id,
+                group_invitations.c.used_at.is_(None),
+                group_invitations.c.expires_at > now,
+            )
+            .values(used_at=now)
+            .returning(group_invitations.c.group_name)
+        )
+        return result.scalar_one_or_none()
 
     # --- refresh tokens ----------------------------------------------------------------
 

@@ -94,6 +94,19 @@ class GroupMemberRequest(_Body):
     email: str = Field(min_length=3, max_length=254)
 
 
+class InvitationSent(BaseModel):
+    status: Literal["invitation_sent"] = "invitation_sent"
+    message: str = "if this account can join the group, an invitation is on its way"
+
+
+class AcceptInvitationRequest(_Body):
+    token: str = Field(min_length=16, max_length=200)
+
+
+class InvitationAccepted(BaseModel):
+    group: str
+
+
 class GroupResponse(BaseModel):
     name: str
     members: list[str]

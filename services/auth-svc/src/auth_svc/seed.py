@@ -132,5 +132,5 @@ async def seed_demo(
     if await repo.group_organisation(STAFF_GROUP) is None:
         await service.create_group(session, admin, STAFF_GROUP, org.id)
     for email in staff_emails:
-        await service.add_group_member(session, admin, STAFF_GROUP, email)
+        await service.add_group_member(ctx, session, admin, STAFF_GROUP, email)
     return DemoIds(org.id, operator_id, driver_id, broke_id)

@@ -7,10 +7,11 @@ raises it only after the unit of work has committed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -40,6 +41,7 @@ from auth_svc.credentials import (
     sign_token,
 )
 from auth_svc.domain import Account, RefreshToken, RevokeFamily, Rotate
+from auth_svc.mail import GroupInvitationMail, Mailer, NoMailer, VerificationMail
 from auth_svc.repository import AuthRepository, Organisation, Station
 from auth_svc.settings import Settings
 from auth_svc.tables import outbox_tables
@@ -62,6 +64,25 @@ class AuthContext:
     hashing: PasswordHashing = field(default_factory=PasswordHashing)
     outbox: Outbox = field(default_factory=lambda: Outbox(outbox_tables))
     clock: Callable[[], datetime] = _utc_now
+    mailer: Mailer = field(default_factory=lambda: NoMailer())
+
+    @property
+    def login_rules(self) -> domain.LoginRules:
+        s, default = self.settings, domain.LoginRules()
+        return domain.LoginRules(
+            account_at_address=replace(
+                default.account_at_address,
+                free_failures=s.login_free_failures_per_account_and_address,
+            ),
+            account=replace(default.account, free_failures=s.login_free_failures_per_account),
+            address=replace(default.address, free_failures=s.login_free_failures_per_address),
+        )
+
+    @property
+    def registration_rule(self) -> domain.ThrottleRule:
+        return replace(
+            domain.REGISTRATION, free_failures=self.settings.registrations_free_per_address
+        )
 
     async def emit(self, session: AsyncSession, events: Sequence[Event]) -> None:
         cid = correlation_id.get()
@@ -85,18 +106,38 @@ class IssuedTokens:
 # --- accounts ------------------------------------------------------------------------------
 
 
+async def _count_mail_request(ctx: AuthContext, repo: AuthRepository, client: str) -> None:
+    """Registrations and resends from one address, throttled (each one sends a mail)."""
+    key, rule, now = f"reg-ip:{client}", ctx.registration_rule, ctx.clock()
+    state = (await repo.lock_throttle_states([key]))[key]
+    if (wait := domain.retry_after_s(state, now)) is not None:
+        raise _too_many("too_many_registrations", "too many registrations from here", wait)
+    await repo.save_throttle_state(key, domain.record_failure(state, rule, now))
+
+
+async def _check_mail_requests(ctx: AuthContext, repo: AuthRepository, client: str) -> None:
+    # Read without a lock first: a throttled client costs no password hashing.
+    state = (await repo.throttle_states([f"reg-ip:{client}"])).get(f"reg-ip:{client}")
+    if state and (wait := domain.retry_after_s(state, ctx.clock())) is not None:
+        raise _too_many("too_many_registrations", "too many registrations from here", wait)
+
+
 async def register_driver(
-    ctx: AuthContext, session: AsyncSession, email: str, password: str
-) -> None:
-    """A new unverified driver and a single-use verification link (in the log).
+    ctx: AuthContext, session: AsyncSession, email: str, password: str, client: str
+) -> VerificationMail | None:
+    """A new unverified driver and a single-use verification link to mail after the commit.
 
     An email that already has an account gets the same answer (no enumeration); the owner
     would be mailed "you already have an account" instead.
     """
-    email = domain.normalise_email(email)
-    domain.check_password_policy(password, personal=(email, email.split("@")[0]))
-    password_hash = await ctx.hashing.hash(password)
     repo = AuthRepository(session)
+    await _check_mail_requests(ctx, repo, client)
+    email = domain.normalise_email(email)
+    await asyncio.to_thread(
+        domain.check_password_policy, password, personal=(email, email.split("@")[0])
+    )
+    password_hash = await ctx.hashing.hash(password)
+    await _count_mail_request(ctx, repo, client)
     now = ctx.clock()
     user_id = uuid.uuid4()
     created = await repo.add_user(
@@ -108,36 +149,42 @@ async def register_driver(
         verified_at=None,
     )
     if not created:
-        log.info("registration for an existing account; the owner would be notified")
-        return
-    events: list[Event] = [
-        UserRegistered(user_id=user_id, roles=("driver",), registered_at=now),
-        await _request_verification(ctx, repo, user_id, now),
-    ]
-    await ctx.emit(session, events)
+        return None
+    event, mail = await _request_verification(ctx, repo, user_id, email, now)
+    await ctx.emit(
+        session, [UserRegistered(user_id=user_id, roles=("driver",), registered_at=now), event]
+    )
+    return mail
 
 
 async def _request_verification(
-    ctx: AuthContext, repo: AuthRepository, user_id: uuid.UUID, now: datetime
-) -> EmailVerificationRequested:
+    ctx: AuthContext, repo: AuthRepository, user_id: uuid.UUID, email: str, now: datetime
+) -> tuple[EmailVerificationRequested, VerificationMail]:
     token, digest = new_secret()
     expires_at = now + timedelta(seconds=ctx.settings.email_verification_ttl_s)
     await repo.add_verification(digest, user_id, expires_at)
-    # The simulated email: a single-use link. "code" is not a secret the scrubber hides, on
-    # purpose: it is what a developer clicks; it is stored only hashed and dies on use.
     base = ctx.settings.platform.public_base_url.rstrip("/")
-    log.info("verification link for user %s: %s/auth/verify?code=%s", user_id, base, token)
-    return EmailVerificationRequested(user_id=user_id, expires_at=expires_at)
+    # The code rides in the fragment: browsers never send it, so no access log or Referer
+    # can hold it; the driver app's page posts it to /auth/verify.
+    mail = VerificationMail(user_id, email, f"{base}/app/#/verify/{token}")
+    return EmailVerificationRequested(user_id=user_id, expires_at=expires_at), mail
 
 
-async def resend_verification(ctx: AuthContext, session: AsyncSession, email: str) -> None:
+async def resend_verification(
+    ctx: AuthContext, session: AsyncSession, email: str, client: str
+) -> VerificationMail | None:
     """A new link for an unverified account; silently nothing otherwise (no enumeration)."""
     repo = AuthRepository(session)
+    await _check_mail_requests(ctx, repo, client)
+    await _count_mail_request(ctx, repo, client)
     stored = await repo.user_by_email(email.strip().lower()[:254])
     if stored is None or stored.account.email_verified:
-        return
-    event = await _request_verification(ctx, repo, stored.account.user_id, ctx.clock())
+        return None
+    event, mail = await _request_verification(
+        ctx, repo, stored.account.user_id, stored.account.email, ctx.clock()
+    )
     await ctx.emit(session, [event])
+    return mail
 
 
 async def verify_email(ctx: AuthContext, session: AsyncSession, token: str) -> uuid.UUID:
@@ -170,7 +217,9 @@ async def create_staff_account(
     email = domain.normalise_email(email)
     domain.check_staff_account(role, organisation_id)
     if enforce_policy:
-        domain.check_password_policy(password, personal=(email, email.split("@")[0]))
+        await asyncio.to_thread(
+            domain.check_password_policy, password, personal=(email, email.split("@")[0])
+        )
     repo = AuthRepository(session)
     if organisation_id is not None and await repo.organisation(organisation_id) is None:
         raise Refusal("organisation_unknown", "no such organisation", status_code=404)
@@ -208,12 +257,25 @@ async def me(session: AsyncSession, principal: Principal) -> Account:
 # --- login and tokens ------------------------------------------------------------------------
 
 
-def _throttle_keys(email: str, client: str) -> dict[str, domain.ThrottleRule]:
-    return {
-        f"acct:{email}": domain.ACCOUNT,
-        f"acct-ip:{email}|{client}": domain.ACCOUNT_AT_ADDRESS,
-        f"ip:{client}": domain.ADDRESS,
-    }
+def _throttle_keys(email: str, client: str) -> tuple[str, str, str]:
+    """The (account, address), account and address keys of one login attempt."""
+    return f"acct-ip:{email}|{client}", f"acct:{email}", f"ip:{client}"
+
+
+def _login_throttles(
+    keys: tuple[str, str, str], states: dict[str, domain.ThrottleState]
+) -> domain.LoginThrottles:
+    blank = domain.ThrottleState()
+    return domain.LoginThrottles(*(states.get(k, blank) for k in keys))
+
+
+def _too_many(reason: str, what: str, wait: int) -> Refusal:
+    return Refusal(
+        reason,
+        f"{what}; try again in {wait} s",
+        status_code=429,
+        headers={"Retry-After": str(wait)},
+    )
 
 
 def _invalid_credentials() -> Refusal:
@@ -228,28 +290,26 @@ async def login(
     email = username.strip().lower()[:254]
     repo = AuthRepository(session)
     now = ctx.clock()
-    rules = _throttle_keys(email, client)
-    states = await repo.throttle_states(list(rules))
-    waits = [w for s in states.values() if (w := domain.retry_after_s(s, now)) is not None]
-    if waits:
-        wait = max(waits)
-        return Refusal(
-            "too_many_attempts",
-            f"too many failed logins; try again in {wait} s",
-            status_code=429,
-            headers={"Retry-After": str(wait)},
-        )
+    keys = _throttle_keys(email, client)
+    rules = ctx.login_rules
+    throttles = _login_throttles(keys, await repo.throttle_states(list(keys)))
+    if (wait := domain.login_wait(throttles, rules, now)) is not None:
+        return _too_many("too_many_attempts", "too many failed logins", wait)
     stored = await repo.user_by_email(email)
     ok = await ctx.hashing.verify(stored.password_hash if stored else None, password)
     if not ok or stored is None:
-        locked = await repo.lock_throttle_states(list(rules))
-        for key, rule in rules.items():
-            failed = domain.record_failure(locked.get(key, domain.ThrottleState()), rule, now)
-            await repo.save_throttle_state(key, failed)
+        locked = _login_throttles(keys, await repo.lock_throttle_states(list(keys)))
+        for key, state, rule in zip(
+            keys,
+            (locked.account_at_address, locked.account, locked.address),
+            (rules.account_at_address, rules.account, rules.address),
+            strict=True,
+        ):
+            await repo.save_throttle_state(key, domain.record_failure(state, rule, now))
         return _invalid_credentials()
     # The owner got in: forget failures against the account (not the address's: an attacker
     # with one valid account must not reset the counter of the address they stuff from).
-    await repo.clear_throttle([k for k in rules if not k.startswith("ip:")])
+    await repo.clear_throttle([k for k in keys if not k.startswith("ip:")])
     if ctx.hashing.needs_rehash(stored.password_hash):
         await repo.set_password_hash(stored.account.user_id, await ctx.hashing.hash(password))
     return await _issue(ctx, repo, stored.account, family_id=uuid.uuid4(), now=now)
@@ -398,24 +458,67 @@ async def create_group(
     if await repo.organisation(org) is None:
         raise Refusal("not_found", "no such organisation", status_code=404)
     if not await repo.add_group(name, org):
-        raise Refusal("group_exists", "a group has this name", status_code=409)
+        # Names are one namespace (tokens carry bare names); the refusal is the same whoever
+        # holds the name, so it tells nobody which organisation has which groups.
+        raise Refusal(
+            "group_name_unavailable",
+            "this group name cannot be used; choose another one",
+            status_code=409,
+        )
 
 
-async def _own_group(repo: AuthRepository, principal: Principal, name: str) -> None:
+async def _own_group(repo: AuthRepository, principal: Principal, name: str) -> uuid.UUID:
+    """The group's organisation, when the caller may manage the group (404 otherwise)."""
     owner = await repo.group_organisation(name)
     if owner is None or not (principal.has("admin") or owner == principal.organisation_id):
         raise Refusal("not_found", "no such group", status_code=404)
+    return owner
 
 
 async def add_group_member(
-    session: AsyncSession, principal: Principal, group: str, email: str
-) -> None:
+    ctx: AuthContext, session: AsyncSession, principal: Principal, group: str, email: str
+) -> bool | GroupInvitationMail | None:
+    """Enrol an account of the group's organisation (True), or invite a driver (the mail).
+
+    Anything else (an unknown address, another organisation's staff, an admin) changes nothing
+    and returns None; the endpoint answers a driver and these alike, so it tells an operator
+    nothing about accounts outside their organisation, and nobody's token changes without
+    their consent.
+    """
     repo = AuthRepository(session)
-    await _own_group(repo, principal, group)
+    owner = await _own_group(repo, principal, group)
     user = await repo.user_by_email(domain.normalise_email(email))
     if user is None:
-        raise Refusal("user_unknown", "no account has this email", status_code=404)
-    await repo.add_member(group, user.account.user_id)
+        return None
+    account = user.account
+    if account.organisation_id == owner:
+        await repo.add_member(group, account.user_id)
+        return True
+    if account.roles != ("driver",) or group in account.groups:
+        return None
+    token, digest = new_secret()
+    expires_at = ctx.clock() + timedelta(seconds=ctx.settings.group_invitation_ttl_s)
+    await repo.add_invitation(digest, group, account.user_id, expires_at)
+    base = ctx.settings.platform.public_base_url.rstrip("/")
+    # In the fragment, like verification links: never sent to a server, never in a log.
+    link = f"{base}/app/#/invitations/{token}"
+    return GroupInvitationMail(account.user_id, account.email, group, link)
+
+
+async def accept_group_invitation(
+    ctx: AuthContext, session: AsyncSession, principal: Principal, token: str
+) -> str:
+    """The invited driver, logged in, joins the group; the group's name."""
+    repo = AuthRepository(session)
+    group = await repo.use_invitation(secret_digest(token), principal.user_id, ctx.clock())
+    if group is None:
+        raise Refusal(
+            "invitation_invalid",
+            "this invitation is unknown, used, expired or for another account",
+            status_code=404,
+        )
+    await repo.add_member(group, principal.user_id)
+    return group
 
 
 async def remove_group_member(
@@ -470,7 +573,13 @@ async def register_station(
         registered_at=now,
     )
     if not await repo.add_station(station):
-        raise Refusal("station_exists", "a station has this id", status_code=409)
+        # Ids are one namespace (a charger dials in with its id alone), so a taken id is
+        # refused, the same way whoever holds it: nothing says whether or where it exists.
+        raise Refusal(
+            "station_id_unavailable",
+            "this station id cannot be registered; choose another one",
+            status_code=409,
+        )
     await ctx.emit(
         session,
         [

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from plugpay_platform.settings import ServiceSettings
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 
@@ -15,9 +17,18 @@ class Settings(ServiceSettings):
     access_token_ttl_s: int = 900
     refresh_token_ttl_s: int = 30 * 24 * 3600
     email_verification_ttl_s: int = 24 * 3600
+    group_invitation_ttl_s: int = 7 * 24 * 3600
     # The first admin, created at start-up when no user has this email yet.
     bootstrap_admin_email: str | None = None
     bootstrap_admin_password: SecretStr | None = None
+    # Throttles (docs in the README): failures allowed before the waits begin. Test stacks that
+    # drive many logins or registrations from one address raise them; production keeps these.
+    login_free_failures_per_account_and_address: int = Field(default=5, ge=1, le=10_000)
+    login_free_failures_per_account: int = Field(default=20, ge=1, le=100_000)
+    login_free_failures_per_address: int = Field(default=50, ge=1, le=1_000_000)
+    registrations_free_per_address: int = Field(default=10, ge=1, le=1_000_000)
+    # Development and test stacks without SMTP: verification mails as files in this folder.
+    mail_dir: Path | None = None
     # Demo data for issue 9 (demo accounts, stations, OCPP password); never in production.
     seed_demo: bool = False
 
@@ -25,4 +36,6 @@ class Settings(ServiceSettings):
     def _no_demo_in_production(self) -> Settings:
         if self.seed_demo and self.platform.environment == "production":
             raise ValueError("AUTH_SVC_SEED_DEMO is not allowed in production")
+        if self.mail_dir is not None and self.platform.environment == "production":
+            raise ValueError("AUTH_SVC_MAIL_DIR is not allowed in production: links are secrets")
         return self

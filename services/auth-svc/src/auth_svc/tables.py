@@ -72,6 +72,17 @@ email_verifications = Table(
     Column("used_at", DateTime(timezone=True), nullable=True),
 )
 
+# A driver belongs to no organisation: an operator invites, the driver accepts (single use).
+group_invitations = Table(
+    "group_invitations",
+    metadata,
+    Column("token_hash", LargeBinary(32), primary_key=True),  # sha256 of a 256-bit secret
+    Column("group_name", String(63), ForeignKey("user_groups.name"), nullable=False),
+    Column("user_id", Uuid, ForeignKey("users.id"), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True), nullable=True),
+)
+
 refresh_tokens = Table(
     "refresh_tokens",
     metadata,

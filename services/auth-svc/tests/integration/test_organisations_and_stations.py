@@ -80,6 +80,7 @@ async def test_operators_manage_their_own_stations_only(auth) -> None:
     assert org_a.status_code == 404
     taken = await auth.client.post("/auth/stations", headers=b["headers"], json=_station("A-1"))
     assert taken.status_code == 409
+    assert taken.json()["reason"] == "station_id_unavailable"
 
     listed = (await auth.client.get("/auth/stations", headers=a["headers"])).json()
     assert [s["id"] for s in listed] == ["A-1"]
@@ -135,13 +136,21 @@ async def test_station_input_is_validated(auth) -> None:
         assert response.status_code == 422, (body, response.text)
 
 
-async def test_groups_are_owned_by_one_organisation_and_reach_the_token(
-    auth, verified_driver
-) -> None:
+async def test_groups_are_owned_by_one_organisation_and_reach_the_token(auth) -> None:
     admin = await auth.admin()
     a = await _operator_of(auth, admin, "Org GA", "op-ga@example.com")
     b = await _operator_of(auth, admin, "Org GB", "op-gb@example.com")
-    await verified_driver("gina@example.com", PASSWORD)
+    colleague = await auth.client.post(
+        "/auth/users",
+        headers=admin,
+        json={
+            "email": "gina@example.com",
+            "password": PASSWORD,
+            "role": "operator",
+            "organisation_id": a["org_id"],
+        },
+    )
+    assert colleague.status_code == 201, colleague.text
 
     assert (
         await auth.client.post("/auth/groups", headers=a["headers"], json={"name": "staff"})
@@ -156,7 +165,10 @@ async def test_groups_are_owned_by_one_organisation_and_reach_the_token(
     )
     assert grant.status_code == 404
     clash = await auth.client.post("/auth/groups", headers=b["headers"], json={"name": "staff"})
-    assert clash.status_code == 409
+    own = await auth.client.post("/auth/groups", headers=a["headers"], json={"name": "staff"})
+    assert clash.status_code == own.status_code == 409
+    assert clash.json() == own.json()
+    assert clash.json()["reason"] == "group_name_unavailable"
     assert (await auth.client.get("/auth/groups", headers=b["headers"])).json() == []
     groups = (await auth.client.get("/auth/groups", headers=a["headers"])).json()
     assert groups == [{"name": "staff", "members": ["gina@example.com"]}]
@@ -171,10 +183,163 @@ async def test_groups_are_owned_by_one_organisation_and_reach_the_token(
     token = (await auth.login("gina@example.com", PASSWORD))["access_token"]
     assert jwt.decode(token, options={"verify_signature": False})["groups"] == []
 
-    driver = await auth.bearer("gina@example.com", PASSWORD)
+    driver = await auth.bearer("op-gb@example.com", PASSWORD)
+    claims = jwt.decode(driver["Authorization"].split()[1], options={"verify_signature": False})
+    assert claims["groups"] == []
+
+
+async def test_a_group_enrols_only_its_own_organisation_and_enumerates_nothing(
+    auth, verified_driver
+) -> None:
+    admin = await auth.admin()
+    a = await _operator_of(auth, admin, "Org EA", "op-ea@example.com")
+    await _operator_of(auth, admin, "Org EB", "op-eb@example.com")
+    await verified_driver("hugo@example.com", PASSWORD)
+    created = await auth.client.post("/auth/groups", headers=a["headers"], json={"name": "a-crew"})
+    assert created.status_code == 201, created.text
+
+    # Another organisation's operator, the admin, a driver and an unknown address: one answer,
+    # from the group's operator and from the admin alike.
+    answers = []
+    for who in (a["headers"], admin):
+        for email in (
+            "op-eb@example.com",
+            "root@plugpay.test",
+            "hugo@example.com",
+            "nobody-at-all@example.com",
+        ):
+            response = await auth.client.post(
+                "/auth/groups/a-crew/members", headers=who, json={"email": email}
+            )
+            answers.append((response.status_code, response.json()))
     assert (
-        await auth.client.post("/auth/stations", headers=driver, json=_station("D-1"))
-    ).status_code == 403
+        answers
+        == [
+            (
+                202,
+                {
+                    "status": "invitation_sent",
+                    "message": "if this account can join the group, an invitation is on its way",
+                },
+            )
+        ]
+        * 8
+    )
+    listed = (await auth.client.get("/auth/groups", headers=a["headers"])).json()
+    assert listed == [{"name": "a-crew", "members": []}]
+    # Nobody's token changed: the foreign operator and the admin are in no group...
+    for email, password in (("op-eb@example.com", PASSWORD), ("root@plugpay.test", None)):
+        headers = await auth.admin() if password is None else await auth.bearer(email, password)
+        me = (await auth.client.get("/auth/me", headers=headers)).json()
+        assert me["groups"] == [], email
+    # ...only the driver was invited (twice here), and joins by accepting while logged in.
+    invited = auth.mailer.invitations
+    assert [(m.email, m.group) for m in invited] == [("hugo@example.com", "a-crew")] * 2
+    token = invited[0].link.rsplit("/", 1)[1]
+    assert invited[0].link.endswith(f"/app/#/invitations/{token}")
+    stranger = await auth.client.post(
+        "/auth/invitations/accept", headers=await auth.admin(), json={"token": token}
+    )
+    assert stranger.status_code == 404
+    assert stranger.json()["reason"] == "invitation_invalid"
+    hugo = await auth.bearer("hugo@example.com", PASSWORD)
+    accepted = await auth.client.post(
+        "/auth/invitations/accept", headers=hugo, json={"token": token}
+    )
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json() == {"group": "a-crew"}
+    again = await auth.client.post("/auth/invitations/accept", headers=hugo, json={"token": token})
+    assert again.status_code == 404  # single use
+    me = (
+        await auth.client.get("/auth/me", headers=await auth.bearer("hugo@example.com", PASSWORD))
+    ).json()
+    assert me["groups"] == ["a-crew"]
+    listed = (await auth.client.get("/auth/groups", headers=a["headers"])).json()
+    assert listed == [{"name": "a-crew", "members": ["hugo@example.com"]}]
+
+
+async def test_objects_outside_the_callers_scope_look_missing(auth) -> None:
+    admin = await auth.admin()
+    a = await _operator_of(auth, admin, "Org XA", "op-xa@example.com")
+    b = await _operator_of(auth, admin, "Org XB", "op-xb@example.com")
+    assert (
+        await auth.client.post("/auth/stations", headers=a["headers"], json=_station("XA-1"))
+    ).status_code == 201
+    assert (
+        await auth.client.post("/auth/groups", headers=a["headers"], json={"name": "xa-crew"})
+    ).status_code == 201
+    missing_org = "00000000-0000-4000-8000-000000000000"
+
+    async def answer(method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        response = await auth.client.request(method, path, headers=b["headers"], **kwargs)
+        return response.status_code, response.json()
+
+    pairs = [
+        (
+            ("GET", f"/auth/organisations/{a['org_id']}"),
+            ("GET", f"/auth/organisations/{missing_org}"),
+        ),
+        (("GET", "/auth/stations/XA-1"), ("GET", "/auth/stations/XA-404")),
+        (
+            ("PUT", "/auth/stations/XA-1/credentials", {"json": {"password": STATION_SECRET}}),
+            ("PUT", "/auth/stations/XA-404/credentials", {"json": {"password": STATION_SECRET}}),
+        ),
+        (
+            ("POST", "/auth/groups/xa-crew/members", {"json": {"email": "op-xa@example.com"}}),
+            ("POST", "/auth/groups/xa-404/members", {"json": {"email": "op-xa@example.com"}}),
+        ),
+        (
+            ("DELETE", "/auth/groups/xa-crew/members/op-xa@example.com"),
+            ("DELETE", "/auth/groups/xa-404/members/op-xa@example.com"),
+        ),
+        (
+            ("GET", f"/auth/groups?organisation_id={a['org_id']}"),
+            ("GET", f"/auth/groups?organisation_id={missing_org}"),
+        ),
+        (
+            (
+                "POST",
+                "/auth/stations",
+                {"json": {**_station("XB-1"), "organisation_id": a["org_id"]}},
+            ),
+            (
+                "POST",
+                "/auth/stations",
+                {"json": {**_station("XB-2"), "organisation_id": missing_org}},
+            ),
+        ),
+    ]
+    for theirs, nothing in pairs:
+        foreign = await answer(*theirs[:2], **(theirs[2] if len(theirs) > 2 else {}))
+        absent = await answer(*nothing[:2], **(nothing[2] if len(nothing) > 2 else {}))
+        assert foreign[0] == 404, (theirs, foreign)
+        assert foreign == absent, (theirs, foreign, absent)
+    # A's group is intact.
+    groups = (await auth.client.get("/auth/groups", headers=a["headers"])).json()
+    assert groups == [{"name": "xa-crew", "members": []}]
+
+
+async def test_a_taken_station_id_is_refused_alike_whoever_holds_it(auth) -> None:
+    admin = await auth.admin()
+    a = await _operator_of(auth, admin, "Org SA", "op-sa@example.com")
+    b = await _operator_of(auth, admin, "Org SB", "op-sb@example.com")
+    assert (
+        await auth.client.post("/auth/stations", headers=a["headers"], json=_station("SQ-1"))
+    ).status_code == 201
+    by_other = await auth.client.post("/auth/stations", headers=b["headers"], json=_station("SQ-1"))
+    by_owner = await auth.client.post("/auth/stations", headers=a["headers"], json=_station("SQ-1"))
+    assert by_other.status_code == by_owner.status_code == 409
+    assert (
+        by_other.json()
+        == by_owner.json()
+        == {
+            "reason": "station_id_unavailable",
+            "message": "this station id cannot be registered; choose another one",
+        }
+    )
+    assert (await auth.client.get("/auth/stations/SQ-1", headers=a["headers"])).json()[
+        "organisation_id"
+    ] == a["org_id"]
 
 
 async def test_seed_demo_is_idempotent_and_emits_through_the_outbox(auth) -> None:

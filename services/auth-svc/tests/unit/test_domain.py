@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -32,16 +33,54 @@ def test_common_and_breached_passwords_are_refused(password: str) -> None:
     )
 
 
-@pytest.mark.parametrize("password", ["demo-password-1", "granite-otter-lantern-7", "x" * 64])
+@pytest.mark.parametrize(
+    "password",
+    ["demo-password-1", "granite-otter-lantern-7", "with spaces in the password"],
+)
 def test_long_uncommon_passwords_pass(password: str) -> None:
     assert domain.password_problem(password) is None
 
 
+@pytest.mark.parametrize("password", ["aaaaaaaa", "abcdefgh", "x" * 64, "1a" * 20, "Zq7!kd2#"])
+def test_guessable_passwords_are_refused_by_their_zxcvbn_score(password: str) -> None:
+    problem = domain.password_problem(password)
+    assert problem is not None and problem.startswith("this password is too easy to guess")
+
+
+@pytest.mark.parametrize("password", [" " * 8, " " * 20, "\u3000" * 10])
+def test_whitespace_only_passwords_are_refused(password: str) -> None:
+    assert domain.password_problem(password) == "the password must not be only spaces"
+
+
+@pytest.mark.parametrize(
+    "password",
+    [
+        "granite\x00otter-lantern",
+        "granite-otter\tlantern",
+        "granite-otter\u200blantern",
+        "\x7f" * 9,
+    ],
+)
+def test_control_and_invisible_characters_are_refused(password: str) -> None:
+    assert domain.password_problem(password) == (
+        "the password must not contain control or invisible characters"
+    )
+
+
+def test_the_email_is_context_for_the_score() -> None:
+    # Strong for anyone else, weak for the person whose address is made of these words.
+    assert domain.password_problem("fitzroyzelda1") is None
+    email = "zelda.fitzroy@example.com"
+    problem = domain.password_problem("fitzroyzelda1", personal=(email, "zelda.fitzroy"))
+    assert problem is not None and "too easy to guess" in problem
+
+
 def test_length_bounds() -> None:
     assert "at least 8" in (domain.password_problem("Zq7!kd2") or "")
-    assert domain.password_problem("Zq7!kd2#") is None
-    assert domain.password_problem("y" * 128) is None
-    assert "at most" in (domain.password_problem("y" * 129) or "")
+    assert "at least 8" not in (domain.password_problem("Zq7!kd2#") or "")
+    longest = ("granite-otter-lantern-" * 6)[:127] + "7"
+    assert domain.password_problem(longest) is None
+    assert "at most" in (domain.password_problem(longest + "y") or "")
 
 
 def test_password_must_not_contain_the_email() -> None:
@@ -104,9 +143,46 @@ def test_old_failures_are_forgiven() -> None:
     assert state.failures == 1 and domain.retry_after_s(state, later) is None
 
 
+RULES = domain.LoginRules()
+
+
+def _failed(state: ThrottleState, rule: ThrottleRule, times: int) -> ThrottleState:
+    for _ in range(times):
+        state = domain.record_failure(state, rule, NOW)
+    return state
+
+
 def test_a_single_account_is_only_slowed_for_a_minute_from_anywhere() -> None:
-    assert domain.ACCOUNT.max_delay_s <= 60
-    assert domain.ACCOUNT_AT_ADDRESS.free_failures < domain.ACCOUNT.free_failures
+    assert RULES.account.max_delay_s <= 60
+    assert RULES.account_at_address.free_failures < RULES.account.free_failures
+
+
+def test_an_attacked_account_stays_open_to_an_address_without_failures() -> None:
+    attacked = _failed(ThrottleState(), RULES.account, RULES.account.free_failures + 5)
+    assert domain.retry_after_s(attacked, NOW) is not None
+    owner = domain.LoginThrottles(account=attacked)
+    assert domain.login_wait(owner, RULES, NOW) is None
+
+
+def test_an_attacked_account_holds_back_addresses_that_failed() -> None:
+    attacked = _failed(ThrottleState(), RULES.account, RULES.account.free_failures + 5)
+    guesser = domain.LoginThrottles(
+        account=attacked,
+        account_at_address=_failed(ThrottleState(), RULES.account_at_address, 1),
+        address=_failed(ThrottleState(), RULES.address, 1),
+    )
+    assert domain.login_wait(guesser, RULES, NOW) == domain.retry_after_s(attacked, NOW)
+    # An hour later the address's failures are forgotten: the account window alone holds no one.
+    later = NOW + RULES.address.forget_after + timedelta(seconds=1)
+    still = replace(attacked, blocked_until=later + timedelta(seconds=30))
+    assert domain.login_wait(replace(guesser, account=still), RULES, later) is None
+
+
+def test_the_address_and_the_account_at_the_address_are_held_back_on_their_own() -> None:
+    at_address = _failed(ThrottleState(), RULES.account_at_address, 6)
+    assert domain.login_wait(domain.LoginThrottles(account_at_address=at_address), RULES, NOW) == 2
+    address = _failed(ThrottleState(), RULES.address, RULES.address.free_failures + 1)
+    assert domain.login_wait(domain.LoginThrottles(address=address), RULES, NOW) == 1
 
 
 def _token(**changes: object) -> RefreshToken:

@@ -403,17 +403,23 @@ async def get_quote(
     request: Request,
     response: Response,
     station_id: str,
-    connector: Annotated[int, Query(ge=1)] = 1,
+    driver: Annotated[Driver | None, Depends(optional_driver)],
+    connector: Annotated[int, Query(ge=1, le=2_147_483_647)] = 1,
     budget_minor: Annotated[
         int | None,
-        Query(ge=0, description="an amount incl. VAT (minor units): what does it buy?"),
+        Query(
+            ge=0,
+            le=100_000_000,
+            description="an amount incl. VAT (minor units): what does it buy?",
+        ),
     ] = None,
 ) -> Response | QuoteOut:
     """The price of charging at a connector now, in plain terms, incl. VAT. Public: prices are
-    public information (EU AFIR); cacheable for a short while."""
+    public information (EU AFIR); cacheable for a short while. A restricted station answers 404
+    to whom the directory does not list it."""
     async with _database(request).read() as session:
         found = await service.quote(
-            PricingRepository(session), station_id, connector, utc_now(), budget_minor
+            PricingRepository(session), station_id, connector, utc_now(), budget_minor, driver
         )
     summary, tariff = found.summary, found.version.tariff
     commercials = found.station.commercials
@@ -466,7 +472,12 @@ async def get_quote(
     fingerprint = body.model_dump_json(exclude={"valid_at"}).encode()
     etag = f'"{hashlib.sha256(fingerprint).hexdigest()[:32]}"'
     max_age = request.app.state.settings.quote_max_age_s
-    headers = {"Cache-Control": f"public, max-age={max_age}", "ETag": etag, "Vary": "Accept"}
+    private = commercials.access_policy.kind != "public"
+    headers = {
+        "Cache-Control": f"{'private' if private else 'public'}, max-age={max_age}",
+        "ETag": etag,
+        "Vary": "Authorization, Accept" if private else "Accept",
+    }
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
     response.headers.update(headers)

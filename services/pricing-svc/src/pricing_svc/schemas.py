@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 _IN = ConfigDict(extra="forbid")
 
@@ -37,9 +37,9 @@ class ConnectorCommercialsIn(BaseModel):
     """Per-connector overrides: its own tariff, a power limit below its rating."""
 
     model_config = _IN
-    connector_id: int = Field(ge=1)
+    connector_id: StrictInt = Field(ge=1, le=2_147_483_647)
     tariff_key: str | None = None
-    max_power_w: int | None = Field(default=None, gt=0)
+    max_power_w: StrictInt | None = Field(default=None, gt=0, le=2_147_483_647)
 
 
 class StationCommercialsIn(BaseModel):

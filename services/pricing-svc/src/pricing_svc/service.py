@@ -151,11 +151,8 @@ def _own_station(station: Station | None, station_id: str, organisation_id: uuid
     if station is None:
         raise Refusal("station_unknown", f"no station {station_id} is registered", status_code=404)
     if station.organisation_id != organisation_id:
-        raise Refusal(
-            "not_your_organisation",
-            f"station {station_id} belongs to another organisation",
-            status_code=403,
-        )
+        # Outside the caller's scope is the same answer as missing: no ownership oracle.
+        raise Refusal("station_unknown", f"no station {station_id} is registered", status_code=404)
     return station
 
 
@@ -435,10 +432,11 @@ async def publish_tariff(
             )
     owner = await store.tariff_owner(key, for_update=True)
     if owner is not None and owner != organisation_id:
+        # Tariff keys are one namespace: a taken key is refused without saying whose it is.
         raise Refusal(
-            "not_your_organisation",
-            f"tariff {key!r} belongs to another organisation",
-            status_code=403,
+            "tariff_key_unavailable",
+            f"tariff key {key!r} cannot be used; choose another",
+            status_code=409,
         )
     if owner is not None and create_only:
         raise Refusal(
@@ -475,11 +473,7 @@ async def tariff_history(store: Store, organisation_id: uuid.UUID, key: str) -> 
     if owner is None:
         raise Refusal("tariff_unknown", f"no tariff {key!r}", status_code=404)
     if owner != organisation_id:
-        raise Refusal(
-            "not_your_organisation",
-            f"tariff {key!r} belongs to another organisation",
-            status_code=403,
-        )
+        raise Refusal("tariff_unknown", f"no tariff {key!r}", status_code=404)
     return await store.tariff_versions(key)
 
 
@@ -505,12 +499,25 @@ EXAMPLE_ENERGY_WH = 20_000
 
 
 async def quote(
-    store: Store, station_id: str, connector_id: int, at: datetime, budget_minor: int | None
+    store: Store,
+    station_id: str,
+    connector_id: int,
+    at: datetime,
+    budget_minor: int | None,
+    caller: Driver | None = None,
 ) -> Quote:
     """The tariff in force at a connector, in plain terms, with an example session and (given a
-    budget) the energy and charging time it buys."""
+    budget) the energy and charging time it buys. A restricted station is hidden from whom the
+    directory hides it (its owner's operators see it too)."""
     station = await store.station(station_id)
-    if station is None or station.commercials is None:
+    if (
+        station is None
+        or station.commercials is None
+        or not (
+            visible_to(station.commercials.access_policy, station.organisation_id, caller)
+            or (caller is not None and caller.organisation_id == station.organisation_id)
+        )
+    ):
         raise Refusal(
             "station_unknown", f"no prices are published for {station_id}", status_code=404
         )

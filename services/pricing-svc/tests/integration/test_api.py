@@ -166,16 +166,23 @@ async def test_operators_only_manage_their_own_organisation(
     await register_station(app, client, mine, station_registered("ST-A", ORG))
     commercials = {"time_zone": "Europe/Berlin", "tariff_key": "OTHER"}
 
-    for method, path, body in [
-        ("PUT", "/pricing/tariffs/AC", FLAT_TARIFF),
-        ("GET", "/pricing/tariffs/AC", None),
-        ("GET", "/pricing/tariffs/AC/versions", None),
-        ("GET", "/pricing/stations/ST-A", None),
-        ("PUT", "/pricing/stations/ST-A", commercials),
+    # Another organisation's objects answer as missing ones do (no ownership oracle); a taken
+    # tariff key is refused without saying whose it is.
+    for method, path, body, status, reason in [
+        ("PUT", "/pricing/tariffs/AC", FLAT_TARIFF, 409, "tariff_key_unavailable"),
+        ("GET", "/pricing/tariffs/AC", None, 404, "tariff_unknown"),
+        ("GET", "/pricing/tariffs/AC/versions", None, 404, "tariff_unknown"),
+        ("GET", "/pricing/stations/ST-A", None, 404, "station_unknown"),
+        ("PUT", "/pricing/stations/ST-A", commercials, 404, "station_unknown"),
     ]:
         response = await client.request(method, path, json=body, headers=theirs)
-        assert response.status_code == 403, (method, path, response.text)
-        assert response.json()["reason"] == "not_your_organisation"
+        assert response.status_code == status, (method, path, response.text)
+        assert response.json()["reason"] == reason
+        if "ST-A" in path:
+            missing = await client.request(
+                method, path.replace("ST-A", "ST-NONE"), json=body, headers=theirs
+            )
+            assert (missing.status_code, missing.json()["reason"]) == (status, reason)
     # Nor may a station of ours use another organisation's tariff.
     borrowed = await client.put("/pricing/stations/ST-A", json=commercials, headers=mine)
     assert borrowed.status_code == 422
@@ -233,6 +240,20 @@ async def test_commercials_and_the_public_quote(
         ("access_policy.kind", "restricted_without_audience"),
         ("connectors[2].max_power_w", "power_above_rating"),
     }
+    # Integers are strict and bounded by their columns: 422, never a 500 or a coerced value.
+    for connector in (
+        {"connector_id": 2, "max_power_w": 2**62},
+        {"connector_id": 2**40},
+        {"connector_id": "2"},
+        {"connector_id": True},
+        {"connector_id": 2, "max_power_w": "11000"},
+    ):
+        bad = await client.put(
+            "/pricing/stations/ST-Q",
+            json={"time_zone": "Europe/Berlin", "tariff_key": "AC", "connectors": [connector]},
+            headers=headers,
+        )
+        assert bad.status_code == 422, (connector, bad.text)
     response = await client.put(
         "/pricing/stations/ST-Q",
         json={
@@ -281,7 +302,9 @@ async def test_commercials_and_the_public_quote(
     assert unknown.status_code == 404 and unknown.json()["reason"] == "connector_unknown"
 
 
-async def test_the_demo_seed_is_idempotent(app: FastAPI, client: httpx.AsyncClient) -> None:
+async def test_the_demo_seed_is_idempotent(
+    app: FastAPI, client: httpx.AsyncClient, tokens: TokenFactory
+) -> None:
     database = app.state.runtime.database
     first = await seed_demo_database(database, ORG)
     assert first.tariffs_created == ["DEMO-AC", "DEMO-DC", "DEMO-STAFF"]
@@ -294,7 +317,14 @@ async def test_the_demo_seed_is_idempotent(app: FastAPI, client: httpx.AsyncClie
     assert (ac["max_power_w"], ac["time_zone"]) == (22_000, "Europe/Berlin")
     dc = (await client.get("/pricing/stations/ST-0002/quote?connector=1")).json()
     assert (dc["per_kwh"], dc["idle_per_minute"], dc["max_power_w"]) == ("0.59", "0.10", 150_000)
-    staff = (await client.get("/pricing/stations/ST-0003/quote?connector=1")).json()
+    # Restricted: hidden from the anonymous, shown to the owner's operators.
+    hidden = await client.get("/pricing/stations/ST-0003/quote?connector=1")
+    assert hidden.status_code == 404
+    staff = (
+        await client.get(
+            "/pricing/stations/ST-0003/quote?connector=1", headers=operator(tokens, ORG)
+        )
+    ).json()
     assert staff["access"] == "restricted" and staff["per_kwh"] == "0.29"
     assert len(await topic_events(app, PRICING.name, "StationCommercialsSet", at_least=3)) == 3
 

@@ -194,6 +194,19 @@ async def test_directory_lists_stations_in_service_with_price_location_and_acces
     outsider = tokens.headers(roles=("driver",), organisation_id=OTHER, groups=("staff",))
     theirs = [s["station_id"] for s in (await listing(client, headers=outsider))["items"]]
     assert theirs == ["D-BER", "D-HAM", "D-NOWHERE", "D-POT"]
+    # A restricted station's quote is hidden exactly as the directory hides it (its owner's
+    # operators see it): an outsider gets the answer of a station that does not exist.
+    path = "/pricing/stations/D-STAFF/quote?connector=1"
+    for headers in ({}, outsider):
+        hidden = await client.get(path, headers=headers)
+        assert (hidden.status_code, hidden.json()["reason"]) == (404, "station_unknown")
+    missing = await client.get("/pricing/stations/D-MISSING/quote?connector=1")
+    assert (missing.status_code, missing.json()["reason"]) == (404, "station_unknown")
+    owner = tokens.headers(roles=("operator",), organisation_id=ORG)
+    for headers in (member, owner):
+        shown = await client.get(path, headers=headers)
+        assert shown.status_code == 200, shown.text
+        assert shown.headers["cache-control"].startswith("private")
 
 
 @pytest.mark.parametrize(

@@ -70,7 +70,7 @@ async def test_an_operator_cannot_touch_another_organisations_station() -> None:
     change = service.CommercialsChange("Europe/Berlin", "T2", AccessPolicy(), {}, {})
     with pytest.raises(Refusal) as refused:
         await service.set_commercials(store, OTHER_ORG, "ST-1", change, T0)
-    assert (refused.value.status_code, refused.value.reason) == (403, "not_your_organisation")
+    assert (refused.value.status_code, refused.value.reason) == (404, "station_unknown")
 
 
 async def test_commercials_refuse_other_organisations_tariffs_and_bad_zones() -> None:
@@ -98,7 +98,7 @@ async def test_tariff_versions_count_up_and_stay_with_their_organisation() -> No
     assert [e.event().tariff.version for e in store.emitted] == [1, 2]  # type: ignore[attr-defined]
     with pytest.raises(Refusal) as refused:
         await service.publish_tariff(store, OTHER_ORG, "T1", dict(FLAT_TARIFF), T0)
-    assert refused.value.status_code == 403
+    assert (refused.value.status_code, refused.value.reason) == (409, "tariff_key_unavailable")
     with pytest.raises(Refusal) as exists:
         await service.publish_tariff(store, ORG, "T1", dict(FLAT_TARIFF), T0, create_only=True)
     assert exists.value.reason == "tariff_exists"

@@ -10,19 +10,8 @@ import asyncio
 import gc
 import os
 
-import uvicorn
 from plugpay_platform.logging import configure_logging
-
-
-def serve() -> None:
-    uvicorn.run(
-        "session_svc.app:create_app",
-        factory=True,
-        host=os.environ.get("SESSION_SVC_HOST", "127.0.0.1"),
-        port=int(os.environ.get("SESSION_SVC_PORT", "8000")),
-        log_config=None,
-        proxy_headers=True,
-    )
+from plugpay_platform.server import serve
 
 
 def rebuild() -> None:
@@ -45,11 +34,11 @@ def main(argv: list[str] | None = None) -> None:
         "rebuild", help="drop the session store and replay the topics from offset 0"
     )
     args = parser.parse_args(argv)
-    configure_logging("session-svc", level=os.environ.get("PLUGPAY_LOG_LEVEL", "INFO"))
     if args.command == "rebuild":
+        configure_logging("session-svc", level=os.environ.get("PLUGPAY_LOG_LEVEL", "INFO"))
         rebuild()
     else:
-        serve()
+        serve("session-svc", "session_svc.app:create_app", env_prefix="SESSION_SVC_")
 
 
 if __name__ == "__main__":

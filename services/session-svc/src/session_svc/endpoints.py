@@ -16,6 +16,7 @@ from plugpay_platform.security import CurrentDriver, CurrentPrincipal
 from session_svc.domain import SessionStatus
 from session_svc.live import SessionUpdates
 from session_svc.schemas import (
+    CodeLookup,
     CodePreview,
     ScanAccepted,
     ScanRequest,
@@ -52,14 +53,15 @@ async def scan(
     return ScanAccepted(session_id=session_id)
 
 
-@router.get("/codes/{code}", response_model=CodePreview)
+@router.post("/codes/lookup", response_model=CodePreview)
 async def lookup_code(
-    code: str, driver: CurrentDriver, service: Service, request: Request
+    body: CodeLookup, driver: CurrentDriver, service: Service, request: Request
 ) -> CodePreview:
     """A typed code's station, connector and expiry, so the app shows the price before the
-    driver confirms; claims nothing, and counts against the typed-code rate limit."""
+    driver confirms; claims nothing, and counts against the typed-code rate limit. The code
+    is in the body: in a path it would be written to every access log on the way."""
     client_ip = request.client.host if request.client else None
-    return await service.lookup_code(driver, code, client_ip)
+    return await service.lookup_code(driver, body.code, client_ip)
 
 
 @router.get("", response_model=SessionList)

@@ -270,6 +270,23 @@ async def station_online(db: Conn, station_id: str) -> bool:
     )
 
 
+async def newer_code_exists(
+    db: Conn, station_id: str, connector_id: int, issued_at: datetime
+) -> bool:
+    """Whether the station issued a code for the connector after ``issued_at`` (which retired
+    the older one: the gateway keeps one live code per connector)."""
+    found = await db.scalar(
+        select(sessions.c.session_id)
+        .where(
+            sessions.c.station_id == station_id,
+            sessions.c.connector_id == connector_id,
+            sessions.c.session_started_at > issued_at,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
 async def station_name(db: Conn, station_id: str) -> str | None:
     return await db.scalar(select(stations.c.name).where(stations.c.station_id == station_id))
 

@@ -20,6 +20,13 @@ class ScanAccepted(BaseModel):
     session_id: uuid.UUID
 
 
+class CodeLookup(BaseModel):
+    """A code typed by hand, to preview before scanning it."""
+
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(min_length=1, max_length=64)
+
+
 class CodePreview(BaseModel):
     """What a typed code names, before the driver confirms (nothing is claimed)."""
 

@@ -185,6 +185,17 @@ class SessionService:
                 "the station is offline; try another one or ask for help",
                 status_code=409,
             )
+        assert state.connector_id is not None and state.session_started_at is not None
+        if await repository.newer_code_exists(
+            db, state.station_id, state.connector_id, state.session_started_at
+        ):
+            # The gateway issues a code only for a free connector and retires the older ones:
+            # refused here before any hold is placed (the gateway would abandon it anyway).
+            raise Refusal(
+                "code_superseded",
+                "the charger shows a newer code for this connector; scan that one",
+                status_code=409,
+            )
         return state, result
 
     async def lookup_code(

@@ -218,6 +218,26 @@ async def test_unverified_driver_and_offline_station_are_refused(
     assert await scanned_ids(app) == []
 
 
+async def test_a_retired_code_is_refused_before_any_hold(
+    app: FastAPI, client: httpx.AsyncClient, tokens: TokenFactory, signing_key: dict[str, Any]
+) -> None:
+    """The gateway keeps one live code per connector and none while a session holds it: a code
+    older than the connector's newest is retired, whether or not its expiry has reached us."""
+    await station_online(app, "ST-1")
+    older = await issue(app, signing_key, started=datetime.now(UTC) - timedelta(seconds=30))
+    newer = await issue(app, signing_key)
+    await publish(app, newer.scanned(), newer.priced(), newer.authorised())
+    await wait_status(app, newer.session_id, "authorised")
+    for code in (older.token, older.code):
+        refused = await client.post("/sessions/scan", json={"code": code}, headers=tokens.headers())
+        assert (refused.status_code, refused.json()["reason"]) == (409, "code_superseded")
+    assert await scanned_ids(app) == [newer.session_id]
+    # Another connector of the station is free.
+    free = await issue(app, signing_key, connector_id=2)
+    ok = await client.post("/sessions/scan", json={"code": free.token}, headers=tokens.headers())
+    assert ok.status_code == 202, ok.text
+
+
 async def _is_offline(app: FastAPI, station: str) -> bool:
     return await scalar(app, "SELECT NOT online FROM stations WHERE station_id = :s", s=station)
 
@@ -325,6 +345,10 @@ async def test_the_winner_reads_the_session_right_after_the_scan(
     assert data["status"] == "scanned" and data["station_id"] == "ST-1"
 
 
+async def lookup(client: httpx.AsyncClient, code: str, headers: dict[str, str]) -> httpx.Response:
+    return await client.post("/sessions/codes/lookup", json={"code": code}, headers=headers)
+
+
 async def test_typed_code_lookup_shows_the_station_without_claiming(
     app: FastAPI, client: httpx.AsyncClient, tokens: TokenFactory, signing_key: dict[str, Any]
 ) -> None:
@@ -347,7 +371,7 @@ async def test_typed_code_lookup_shows_the_station_without_claiming(
     user = uuid.uuid4()
     driver = tokens.headers(user_id=user)
     code = story.code.lower()
-    found = await client.get(f"/sessions/codes/{code[:3]}-{code[3:]}", headers=driver)
+    found = await lookup(client, f"{code[:3]}-{code[3:]}", driver)
     assert found.status_code == 200, found.text
     body = found.json()
     assert body["station_id"] == "ST-1" and body["station_name"] == "Quay 1"
@@ -359,23 +383,30 @@ async def test_typed_code_lookup_shows_the_station_without_claiming(
     assert await scanned_ids(app) == []
     scan = await client.post("/sessions/scan", json={"code": story.code}, headers=driver)
     assert scan.status_code == 202, scan.text
-    used = await client.get(f"/sessions/codes/{story.code}", headers=driver)
+    used = await lookup(client, story.code, driver)
     assert (used.status_code, used.json()["reason"]) == (409, "code_used")
-    unknown = await client.get("/sessions/codes/777777", headers=driver)
+    unknown = await lookup(client, "777777", driver)
     assert (unknown.status_code, unknown.json()["reason"]) == (400, "code_invalid")
     # Lookups and typed scans share one limit (5 a minute here): the 6th of either is refused.
     limited = await client.post("/sessions/scan", json={"code": "777777"}, headers=driver)
     assert limited.status_code == 400
-    refused = await client.get("/sessions/codes/777777", headers=driver)
+    refused = await lookup(client, "777777", driver)
     assert (refused.status_code, refused.json()["reason"]) == (429, "too_many_requests")
     assert int(refused.headers["Retry-After"]) >= 1
-    malformed = await client.get("/sessions/codes/hello!", headers=tokens.headers())
+    malformed = await lookup(client, "hello!", tokens.headers())
     assert (malformed.status_code, malformed.json()["reason"]) == (400, "code_malformed")
-    unverified = await client.get(
-        f"/sessions/codes/{story.code}", headers=tokens.headers(email_verified=False)
-    )
+    unverified = await lookup(client, story.code, tokens.headers(email_verified=False))
     assert (unverified.status_code, unverified.json()["reason"]) == (403, "account_unverified")
-    assert (await client.get(f"/sessions/codes/{story.code}")).status_code == 401
+    assert (await lookup(client, story.code, {})).status_code == 401
+    # A typed code is a live credential: it travels in a body, never in a path that access
+    # logs (uvicorn's, nginx's) would write down.
+    paths = app.openapi()["paths"]
+    assert "/sessions/codes/lookup" in paths
+    assert not [p for p in paths if "{code}" in p]
+    assert (await client.get(f"/sessions/codes/{story.code}", headers=driver)).status_code in (
+        404,
+        405,
+    )
 
 
 # --- reading and control -------------------------------------------------------------------

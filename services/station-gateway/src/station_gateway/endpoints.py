@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
+import hmac
 import io
 import json
 import re
+import secrets
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,10 +20,12 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from plugpay_events.session_code import token_from_scan
 from plugpay_platform.errors import Refusal
+from plugpay_platform.http_security import NO_PERMISSIONS, page_headers
 from plugpay_platform.security import CurrentOperator
 from sqlalchemy.engine import RowMapping
 
 from station_gateway import service
+from station_gateway.credentials import StationAuthRefused, basic_credentials
 from station_gateway.gateway import Gateway
 from station_gateway.ocpp_endpoint import serve_station
 from station_gateway.repository import Repository
@@ -57,43 +60,61 @@ async def ocpp_socket(websocket: WebSocket, station_id: str) -> None:
     await serve_station(websocket, station_id, websocket.app.state.gateway)
 
 
-async def _station_auth(request: Request, station_id: str, gateway: Gateway) -> bool:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "basic":
-        return False
-    try:
-        user, _, password = base64.b64decode(value, validate=True).decode().partition(":")
-    except (ValueError, UnicodeDecodeError):
-        return False
-    return user == station_id and await gateway.credentials.verify(station_id, password)
-
-
 def _realm(station_id: str) -> str:
     """The station id in a header only when it is a registrable id (header values are
     latin-1: any other character used to answer 500)."""
     return station_id if re.fullmatch(r"[A-Za-z0-9._-]{1,64}", station_id) else "unknown"
 
 
-async def authenticated_station(request: Request, station_id: str) -> str:
-    """The station itself, by its OCPP Basic credentials (its screen is a browser)."""
-    if not await _station_auth(request, station_id, gateway_of(request)):
+async def _station_auth(request: Request, station_id: str, gateway: Gateway) -> None:
+    """The station's own Basic credentials, throttled; raises the refusal as a 401/429."""
+    try:
+        await gateway.credentials.authenticate(
+            station_id,
+            basic_credentials(request.headers.get("authorization", "")),
+            request.client.host if request.client else None,
+        )
+    except StationAuthRefused as refused:
+        if refused.retry_after_s is not None:
+            raise Refusal(
+                refused.reason,
+                refused.message,
+                status_code=429,
+                headers={"Retry-After": str(refused.retry_after_s)},
+            ) from None
         raise Refusal(
-            "unauthenticated",
-            "sign in with the station's id and password",
+            refused.reason,
+            refused.message,
             status_code=401,
             headers={"WWW-Authenticate": f'Basic realm="plugpay station {_realm(station_id)}"'},
-        )
+        ) from None
+
+
+async def authenticated_station(request: Request, station_id: str) -> str:
+    """The station itself, by its OCPP Basic credentials (its screen is a browser)."""
+    await _station_auth(request, station_id, gateway_of(request))
     return station_id
 
 
 CurrentStation = Annotated[str, Depends(authenticated_station)]
 
 
+def display_csp(nonce: str) -> str:
+    """The display page's policy: its own origin only, its one style block by nonce, never
+    framed (a framing page could overlay the code and the price)."""
+    return (
+        f"default-src 'self'; style-src 'nonce-{nonce}'; img-src 'self' data:; "
+        "connect-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'self'; "
+        "form-action 'self'"
+    )
+
+
 @router.get("/{station_id}/display", response_class=HTMLResponse)
 async def display_page(station_id: CurrentStation) -> HTMLResponse:
-    html = templates.get_template("display.html").render(station_id=station_id)
-    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+    nonce = secrets.token_urlsafe(16)
+    html = templates.get_template("display.html").render(station_id=station_id, nonce=nonce)
+    headers = page_headers(display_csp(nonce), permissions=NO_PERMISSIONS)
+    return HTMLResponse(html, headers={**headers, "Cache-Control": "no-store"})
 
 
 @router.get("/{station_id}/display/static/display.js")
@@ -170,14 +191,11 @@ async def _qr_content(
         row = await Repository(session).session_row(session_id)
     if row is None or row["station_id"] != station_id or not row["qr_url"]:
         raise Refusal("not_found", "no such session code", status_code=404)
-    by_token = token is not None and token == token_from_scan(row["qr_url"])
-    if not by_token and not await _station_auth(request, station_id, gateway):
-        raise Refusal(
-            "unauthenticated",
-            "the station's credentials or the code's token are needed",
-            status_code=401,
-            headers={"WWW-Authenticate": f'Basic realm="plugpay station {_realm(station_id)}"'},
-        )
+    by_token = token is not None and hmac.compare_digest(
+        token.encode(), token_from_scan(row["qr_url"]).encode()
+    )
+    if not by_token:
+        await _station_auth(request, station_id, gateway)
     return str(row["qr_url"])
 
 
@@ -224,11 +242,8 @@ async def _own_station(repo: Repository, station_id: str, organisation_id: uuid.
         # Not registered by auth-svc (yet): nobody's station, so no operator's.
         raise Refusal("station_unknown", f"no station {station_id} is registered", status_code=404)
     if station["organisation_id"] != organisation_id:
-        raise Refusal(
-            "not_your_organisation",
-            f"station {station_id} belongs to another organisation",
-            status_code=403,
-        )
+        # Outside the caller's scope is the same answer as missing: no ownership oracle.
+        raise Refusal("station_unknown", f"no station {station_id} is registered", status_code=404)
     return station
 
 
@@ -252,7 +267,7 @@ async def list_live_stations(
 async def live_station(
     station_id: str, organisation_id: OperatorOrganisation, gateway: GatewayDep, response: Response
 ) -> StationLiveView:
-    """One of the organisation's stations now (404 unknown, 403 another organisation's)."""
+    """One of the organisation's stations now (404 if unknown or another organisation's)."""
     async with gateway.database.read() as session:
         row = await _own_station(Repository(session), station_id, organisation_id)
         (view,) = await service.operator_view(session, [row])

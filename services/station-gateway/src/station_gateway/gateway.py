@@ -174,20 +174,31 @@ class Gateway:
         await self._end_lost_transactions()
 
     async def _end_lost_transactions(self) -> None:
+        now = service.now_utc()
         grace = timedelta(seconds=self.settings.lost_transaction_grace_s)
+        unreachable = timedelta(seconds=self.settings.unreachable_transaction_s)
         async with self.database.read() as session:
-            lost = await Repository(session).lost_transactions(service.now_utc() - grace)
-        for row in lost:
+            repo = Repository(session)
+            lost = await repo.lost_transactions(now - grace)
+            gone = await repo.unreachable_transactions(now - unreachable)
+        for row, reason in [(r, "transaction_lost") for r in lost] + [
+            (r, "station_unreachable") for r in gone
+        ]:
             async with self.database.write() as session:
-                ended = await service.end_lost_transaction(session, row["session_id"])
+                ended = await service.end_lost_transaction(
+                    session,
+                    row["session_id"],
+                    reason,  # type: ignore[arg-type]
+                )
             if ended:
                 log.warning(
-                    "completed session %s: station %s reported connector %s free without "
-                    "ending transaction %s",
+                    "completed session %s (%s): station %s never ended transaction %s on "
+                    "connector %s",
                     row["session_id"],
+                    reason,
                     row["station_id"],
-                    row["connector_id"],
                     row["transaction_id"],
+                    row["connector_id"],
                 )
 
     async def _check_limits(self) -> None:

@@ -4,7 +4,7 @@
   gateway's own tables (credentials for the handshake, prices for the display and limits).
 - ``station-gateway.sessions``: session events become rows of ``station_commands`` in the same
   transaction as the inbox claim; the process holding the station's socket executes them
-  (``connections.CommandRunner``), whichever process consumed the event.
+  (``gateway.Gateway.drain``), whichever process consumed the event.
 """
 
 from __future__ import annotations
@@ -185,7 +185,19 @@ async def _authorized(
     instance_dead_after: timedelta,
 ) -> None:
     repo = Repository(session)
+    # The connector first (as a new code does), then the row: one lock order, no deadlock.
+    await repo.lock_connector(event.station_id, event.connector_id)
     existing = await repo.session_row(event.session_id, lock=True)
+    if existing is not None and existing["state"] == "expired":
+        # A newer code replaced this one (its scan raced the new code): it must not start.
+        await service.abandon(
+            session,
+            event.session_id,
+            "code_superseded",
+            caused_by=envelope,
+            from_states=("expired",),
+        )
+        return
     if existing is not None and existing["state"] not in ("code_issued", "authorized"):
         return  # already started, finished or refused: a replayed authorisation changes nothing
     await repo.upsert_session(
@@ -212,6 +224,15 @@ async def _authorized(
     )
     if not alive:
         await service.abandon(session, event.session_id, "station_offline", caused_by=envelope)
+        return
+    if any(
+        other["session_id"] != event.session_id
+        for other in await repo.connector_sessions(
+            event.station_id, event.connector_id, ("authorized", "starting", "charging")
+        )
+    ):
+        # Two authorised sessions on one connector would mean two remote starts there.
+        await service.abandon(session, event.session_id, "connector_busy", caused_by=envelope)
         return
     await repo.add_command(event.station_id, "start", instance_id, session_id=event.session_id)
     await repo.notify_display(event.station_id)

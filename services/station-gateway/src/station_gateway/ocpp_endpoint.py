@@ -9,7 +9,6 @@ and maps each station message to a use case in ``service``.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import logging
@@ -27,22 +26,35 @@ from ocpp.v16 import call_result as result16
 from ocpp.v201 import ChargePoint as ChargePoint201Base
 from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
-from starlette.responses import PlainTextResponse
+from plugpay_platform.logging import mark_websocket_denied
+from sqlalchemy.exc import DBAPIError
+from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from station_gateway import domain, service
+from station_gateway.credentials import StationAuthRefused, basic_credentials
 from station_gateway.domain import OcppVersion, parse_meter_values, parse_timestamp
+from station_gateway.frame_log import FrameLogFilter
 
 if TYPE_CHECKING:
     from station_gateway.gateway import Gateway
 
 log = logging.getLogger(__name__)
+# Handed to the ocpp library, which logs whole frames: they are rendered safe first.
 ocpp_log = logging.getLogger("station_gateway.ocpp")
+ocpp_log.addFilter(FrameLogFilter())
 
 VENDOR_ID = "com.plugpay"
 CLOSE_TOO_BIG = 1009
 CLOSE_UNSUPPORTED_DATA = 1003
 CLOSE_POLICY = 1008
+
+# The database cannot take a write right now (restarting, unreachable). Transaction messages
+# then get the library's CallError, which chargers answer by retrying the message (OCPP 1.6
+# TransactionMessageAttempts, 2.0.1 E04); a boot gets Pending and a code request a Rejected
+# with a reason, both of which a station retries.
+STORAGE_UNAVAILABLE = (DBAPIError, OSError, TimeoutError)
+BOOT_RETRY_S = 10
 
 # The two versions spell some error codes differently.
 _CODES = {
@@ -127,6 +139,11 @@ class StationProtocol:
                         msg.unique_id, "TypeConstraintViolation", "payload must be an object"
                     )
                     return
+                if (field := _out_of_range_integer(msg.payload)) is not None:
+                    await self._send_error(
+                        msg.unique_id, "PropertyConstraintViolation", f"{field} is out of range"
+                    )
+                    return
                 if msg.action not in self.route_map:  # type: ignore[attr-defined]
                     await self._send_error(
                         msg.unique_id, "NotImplemented", f"unknown action {msg.action}"[:200]
@@ -177,7 +194,7 @@ class StationProtocol:
                     ],
                     separators=(",", ":"),
                 )
-        ocpp_log.debug("%s <- %s", self.id, message[:500])  # type: ignore[attr-defined]
+        ocpp_log.debug("%s <- %s", self.id, message)  # type: ignore[attr-defined]
         await self._connection.send(message)  # type: ignore[attr-defined]
 
     async def _touch(self) -> None:
@@ -230,8 +247,33 @@ class StationProtocol:
         connector = fields.get("connectorId", fields.get("connector_id"))
         if not isinstance(connector, int) or isinstance(connector, bool) or connector < 1:
             return None
-        issued = await self.code_requested(connector, reuse_open=False)
+        try:
+            issued = await self.code_requested(connector, reuse_open=False)
+        except STORAGE_UNAVAILABLE as error:
+            raise service.GatewayRefusal(
+                "temporarily_unavailable", "no code can be issued right now; try again"
+            ) from error
         return issued.reply()
+
+
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+
+def _out_of_range_integer(payload: Any) -> str | None:
+    """The first field holding an integer no OCPP field may hold (OCPP integers are 32-bit), so
+    it is refused before it reaches a use case or a column."""
+    stack: list[tuple[str, Any]] = [("", payload)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int) and not INT32_MIN <= value <= INT32_MAX:
+            return path or "payload"
+        if isinstance(value, dict):
+            stack.extend((f"{path}.{k}" if path else str(k), v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", v) for i, v in enumerate(value))
+    return None
 
 
 def _status_at(timestamp: str | None) -> datetime:
@@ -243,13 +285,19 @@ class ChargePoint16(StationProtocol, ChargePoint16Base):
 
     @on("BootNotification")
     async def on_boot(self, charge_point_vendor: str, charge_point_model: str, **kw: Any) -> Any:
-        async with self.gateway.database.write() as session:
-            await service.station_booted(
-                session,
-                self.id,
-                charge_point_vendor,
-                charge_point_model,
-                kw.get("firmware_version"),
+        try:
+            async with self.gateway.database.write() as session:
+                await service.station_booted(
+                    session,
+                    self.id,
+                    charge_point_vendor,
+                    charge_point_model,
+                    kw.get("firmware_version"),
+                )
+        except STORAGE_UNAVAILABLE:
+            log.warning("station %s: boot not stored (database unavailable); Pending", self.id)  # type: ignore[attr-defined]
+            return result16.BootNotification(
+                current_time=utc_iso(), interval=BOOT_RETRY_S, status="Pending"
             )
         self.booted = True
         return result16.BootNotification(
@@ -416,13 +464,19 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
 
     @on("BootNotification")
     async def on_boot(self, charging_station: dict[str, Any], reason: str, **_: Any) -> Any:
-        async with self.gateway.database.write() as session:
-            await service.station_booted(
-                session,
-                self.id,
-                charging_station.get("vendor_name", ""),
-                charging_station.get("model", ""),
-                charging_station.get("firmware_version"),
+        try:
+            async with self.gateway.database.write() as session:
+                await service.station_booted(
+                    session,
+                    self.id,
+                    charging_station.get("vendor_name", ""),
+                    charging_station.get("model", ""),
+                    charging_station.get("firmware_version"),
+                )
+        except STORAGE_UNAVAILABLE:
+            log.warning("station %s: boot not stored (database unavailable); Pending", self.id)  # type: ignore[attr-defined]
+            return result201.BootNotification(
+                current_time=utc_iso(), interval=BOOT_RETRY_S, status="Pending"
             )
         self.booted = True
         return result201.BootNotification(
@@ -620,25 +674,21 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
 StationHandler = ChargePoint16 | ChargePoint201
 
 
-def _basic_credentials(websocket: WebSocket) -> tuple[str, str] | None:
-    header = websocket.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        user, sep, password = base64.b64decode(value, validate=True).decode().partition(":")
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return (user, password) if sep else None
-
-
-async def refuse(websocket: WebSocket, status: int, message: str) -> None:
+async def refuse(
+    websocket: WebSocket,
+    status: int,
+    reason: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+) -> None:
     """Refuse at the handshake: an HTTP answer where the server allows it, else a close."""
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
-        headers = {"WWW-Authenticate": 'Basic realm="plugpay-ocpp"'} if status == 401 else None
-        await websocket.send_denial_response(PlainTextResponse(message, status, headers=headers))
+        mark_websocket_denied()
+        await websocket.send_denial_response(
+            JSONResponse({"reason": reason, "message": message}, status, headers=headers)
+        )
     else:
-        await websocket.close(code=CLOSE_POLICY, reason=message)
+        await websocket.close(code=CLOSE_POLICY, reason=reason)
 
 
 async def serve_station(websocket: WebSocket, station_id: str, gateway: Gateway) -> None:
@@ -646,15 +696,25 @@ async def serve_station(websocket: WebSocket, station_id: str, gateway: Gateway)
     offered = websocket.scope.get("subprotocols") or []
     chosen = next((p for p in offered if p in domain.SUBPROTOCOLS), None)
     if chosen is None:
-        await refuse(websocket, 400, "offer subprotocol ocpp1.6 or ocpp2.0.1")
+        await refuse(
+            websocket, 400, "subprotocol_unsupported", "offer subprotocol ocpp1.6 or ocpp2.0.1"
+        )
         return
-    credentials = _basic_credentials(websocket)
-    if (
-        credentials is None
-        or credentials[0] != station_id
-        or not await gateway.credentials.verify(station_id, credentials[1])
-    ):
-        await refuse(websocket, 401, "unknown station or wrong password")
+    try:
+        await gateway.credentials.authenticate(
+            station_id,
+            basic_credentials(websocket.headers.get("authorization", "")),
+            websocket.client.host if websocket.client else None,
+        )
+    except StationAuthRefused as refused:
+        # Expected traffic (a misconfigured station, a guesser): never an error line.
+        log.info("station handshake refused: %s", refused.reason)
+        if refused.retry_after_s is not None:
+            headers = {"Retry-After": str(refused.retry_after_s)}
+            await refuse(websocket, 429, refused.reason, refused.message, headers)
+        else:
+            headers = {"WWW-Authenticate": 'Basic realm="plugpay-ocpp"'}
+            await refuse(websocket, 401, refused.reason, refused.message, headers)
         return
     version = domain.SUBPROTOCOLS[chosen]
     await websocket.accept(subprotocol=chosen)

@@ -304,6 +304,49 @@ class Repository:
         )
         return result.mappings().first()
 
+    async def lock_connector(self, station_id: str, connector_id: int) -> None:
+        """Serialise the decisions about one connector (a new code, an authorisation, a start)
+        across processes until this transaction ends: one live code and one session at a time."""
+        await self.session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+            {"key": f"connector:{station_id}:{connector_id}"},
+        )
+
+    async def connector_sessions(
+        self, station_id: str, connector_id: int, states: Sequence[str]
+    ) -> list[RowMapping]:
+        """The connector's sessions in ``states``, oldest first, locked."""
+        result = await self.session.execute(
+            select(sessions)
+            .where(
+                sessions.c.station_id == station_id,
+                sessions.c.connector_id == connector_id,
+                sessions.c.state.in_(list(states)),
+            )
+            .order_by(sessions.c.created_at)
+            .with_for_update()
+        )
+        return list(result.mappings().all())
+
+    async def unreachable_transactions(self, last_seen_before: datetime) -> list[RowMapping]:
+        """Charging sessions of stations not seen since ``last_seen_before`` (or never)."""
+        seen_since = (
+            select(station_presence.c.station_id)
+            .where(
+                station_presence.c.station_id == sessions.c.station_id,
+                station_presence.c.last_seen_at >= last_seen_before,
+            )
+            .exists()
+        )
+        result = await self.session.execute(
+            select(sessions).where(
+                sessions.c.state == "charging",
+                sessions.c.started_at < last_seen_before,
+                ~seen_since,
+            )
+        )
+        return list(result.mappings().all())
+
     async def session_in_progress(self, station_id: str, connector_id: int) -> bool:
         """Whether a session on the connector is authorised, starting or charging."""
         found = await self.session.scalar(

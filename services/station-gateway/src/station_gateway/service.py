@@ -10,13 +10,14 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from plugpay_events.contracts.sessions import (
     ChargingStarted,
     MeterSample,
     MeterValuesReported,
     SessionAbandoned,
+    SessionCodeExpired,
     SessionCodeIssued,
     SessionCompleted,
     SessionStopRequested,
@@ -127,12 +128,14 @@ class CodeIssuer:
             if presence is None or not presence["connected"] or not presence["online"]:
                 raise GatewayRefusal("station_offline", "the station is offline")
         now = now_utc().replace(microsecond=0)
+        await repo.lock_connector(station_id, connector_id)
         if reuse_open and (row := await repo.open_code(station_id, connector_id, now)):
             return _issued(row)
-        if reuse_open and await repo.session_in_progress(station_id, connector_id):
-            # A plug-in status (1.6 Preparing, 2.0.1 Occupied) while the connector's session is
-            # being started is that session, not a new driver: no second code on the screen.
+        if await repo.session_in_progress(station_id, connector_id):
+            # One session per connector: a code request (or a plug-in status) while a session
+            # is authorised, starting or charging there would put a second driver on it.
             raise GatewayRefusal("connector_busy", "a session is in progress on this connector")
+        await _retire_codes(session, station_id, connector_id, now)
         session_id = uuid.uuid4()
         token, claims = sign_session_code(
             self.private_jwk,
@@ -171,6 +174,25 @@ class CodeIssuer:
         await repo.notify_display(station_id)
         return IssuedCode(
             session_id, connector_id, qr_url, code, claims.expires_at, claims.session_started_at
+        )
+
+
+async def _retire_codes(
+    session: AsyncSession, station_id: str, connector_id: int, now: datetime
+) -> None:
+    """One live code per connector: a new code expires the connector's unscanned ones (a late
+    authorisation of one of them is abandoned as ``code_superseded``)."""
+    repo = Repository(session)
+    for old in await repo.connector_sessions(station_id, connector_id, ("code_issued",)):
+        await repo.update_session(old["session_id"], state="expired")
+        await emit(
+            session,
+            SessionCodeExpired(
+                session_id=old["session_id"],
+                station_id=station_id,
+                connector_id=connector_id,
+                expired_at=now,
+            ),
         )
 
 
@@ -569,11 +591,15 @@ async def complete_transaction(
     return row["session_id"]
 
 
-async def end_lost_transaction(session: AsyncSession, session_id: uuid.UUID) -> bool:
-    """The station reported the connector free but never the transaction's end (it lost the
-    transaction, e.g. rebooted without a transaction queue): complete it once, from the last
-    reading we have and at its time, so the driver pays only for metered energy and the hold
-    is settled instead of waiting forever."""
+async def end_lost_transaction(
+    session: AsyncSession,
+    session_id: uuid.UUID,
+    reason: Literal["transaction_lost", "station_unreachable"] = "transaction_lost",
+) -> bool:
+    """The station will never report the transaction's end (it reported the connector free
+    without ending it, or it has been unreachable too long): complete it once,
+    from the last reading we have and at its time, so the driver pays only for metered energy
+    and the hold is settled instead of waiting forever."""
     repo = Repository(session)
     row = await repo.session_row(session_id, lock=True)
     if row is None or row["state"] != "charging" or row["transaction_id"] is None:
@@ -588,18 +614,23 @@ async def end_lost_transaction(session: AsyncSession, session_id: uuid.UUID) -> 
         meter_stop_wh=None,  # the highest reading received
         ended_at=last_reading_at or now_utc(),
         reported_reason=None,
-        stop_reason="transaction_lost",
+        stop_reason=reason,
     )
     return True
 
 
 async def abandon(
-    session: AsyncSession, session_id: uuid.UUID, reason: str, caused_by: Envelope | None = None
+    session: AsyncSession,
+    session_id: uuid.UUID,
+    reason: str,
+    caused_by: Envelope | None = None,
+    *,
+    from_states: Sequence[str] = ("authorized", "starting"),
 ) -> bool:
     """The station could not start: SessionAbandoned once, so billing voids the hold."""
     repo = Repository(session)
     row = await repo.session_row(session_id, lock=True)
-    if row is None or row["state"] not in ("authorized", "starting"):
+    if row is None or row["state"] not in from_states:
         return False
     await repo.update_session(session_id, state="abandoned", denial_reason=reason)
     await emit(

@@ -32,6 +32,12 @@ class Settings(ServiceSettings):
         description="a charging session whose connector the station has reported Available for "
         "this long, with no reading or stop since, is completed from its last reading",
     )
+    unreachable_transaction_s: float = Field(
+        default=86_400.0,
+        gt=0,
+        description="a charging session whose station has not been seen for this long is "
+        "completed from its last reading (a stop the station sends later changes nothing)",
+    )
     max_message_bytes: int = Field(default=65_536, gt=0)
     credential_cache_s: float = Field(default=60.0, ge=0)
     consume_events: bool = Field(

@@ -80,6 +80,23 @@ async def test_bad_frames_get_call_errors_and_hurt_no_one(harness) -> None:  # t
         json.dumps([2, "m6", "Heartbeat", "payload"]): [4, "m6", "TypeConstraintViolation"],
         json.dumps([2, "m7", ["Heartbeat"], {}]): [4, "m7", "FormationViolation"],
         json.dumps([7, "m8", "Heartbeat", {}]): [4, "m8", "NotSupported"],
+        # Integers no OCPP field holds (32-bit) are refused before any column sees them.
+        json.dumps(
+            [
+                2,
+                "m9",
+                "StatusNotification",
+                {"connectorId": 2**40, "errorCode": "NoError", "status": "Available"},
+            ]
+        ): [4, "m9", "PropertyConstraintViolation"],
+        json.dumps(
+            [
+                2,
+                "m10",
+                "MeterValues",
+                {"connectorId": 1, "transactionId": -(2**63), "meterValue": []},
+            ]
+        ): [4, "m10", "PropertyConstraintViolation"],
     }
     for frame, expected in cases.items():
         answer = await exchange(ws, frame)

@@ -333,3 +333,118 @@ async def test_a_lost_transaction_is_completed_from_its_last_reading(harness) ->
     await harness.wait_event("StationConnected", topic=harness_topic("STATIONS"))
     assert len([e for e in await harness.events() if e.type == "SessionCompleted"]) == 1
     await harness.close(station)
+
+
+# -- one live code and one session per connector; every charging session ends by itself ----
+# The first test is the sequence the fresh-clone chaos run produced (docs/reliability.md): a
+# session was authorised and its remote start was on its way when the station asked for another
+# code; that session was authorised too, the charger accepted both starts, and the first
+# transaction never ended because the connector kept showing activity.
+
+
+async def code_request(station, connector: int = 1):  # type: ignore[no-untyped-def]
+    return await station.call(
+        call.DataTransfer(
+            vendor_id="com.plugpay",
+            message_id="RequestSessionCode",
+            data=json.dumps({"connectorId": connector}),
+        )
+    )
+
+
+async def test_no_second_session_while_a_start_is_on_its_way(harness) -> None:  # type: ignore[no-untyped-def]
+    await harness.start_gateway()
+    await harness.register("CP-ONE")
+    station = await harness.connect("CP-ONE")
+    await boot(station)
+    first = await request_code(station)
+    await harness.authorize(first["sessionId"], "CP-ONE")
+    starts = await harness.eventually(lambda: station.got("RemoteStartTransaction"), 15)
+    # The charger accepted the start; its StartTransaction has not arrived yet. The driver
+    # (or a second one) asks the station for a code again: refused while the session starts.
+    again = await code_request(station)
+    assert again.status == "Rejected"
+    assert json.loads(again.data)["reason"] == "connector_busy"
+    # A plug-in status on the same connector gets no code either.
+    await station.call(
+        call.StatusNotification(connector_id=1, error_code="NoError", status="Preparing")
+    )
+    # An authorisation for another session on the connector (its scan raced) is abandoned
+    # before any start is sent: one remote start per connector.
+    stray = str(uuid.uuid4())
+    await harness.authorize(stray, "CP-ONE")
+    abandoned = await harness.wait_event(
+        "SessionAbandoned", where=lambda p: p["session_id"] == stray
+    )
+    assert abandoned[0]["reason"] == "connector_busy"
+    started = await station.call(
+        call.StartTransaction(
+            connector_id=1,
+            id_tag=starts[0]["id_tag"],
+            meter_start=10_000,
+            timestamp=iso(datetime.now(UTC)),
+        )
+    )
+    assert started.id_tag_info["status"] == "Accepted"
+    await harness.wait_event("ChargingStarted")
+    assert len(station.got("RemoteStartTransaction")) == 1
+    issued = [e for e in await harness.events() if e.type == "SessionCodeIssued"]
+    assert len(issued) == 1
+    # Charging: still no code for that connector; the other connector is free.
+    assert (await code_request(station)).status == "Rejected"
+    assert (await code_request(station, connector=2)).status == "Accepted"
+    await harness.close(station)
+
+
+async def test_a_new_code_retires_the_unscanned_one(harness) -> None:  # type: ignore[no-untyped-def]
+    await harness.start_gateway()
+    await harness.register("CP-TWO")
+    station = await harness.connect("CP-TWO")
+    await boot(station)
+    old = await request_code(station)
+    new = await request_code(station)
+    assert old["sessionId"] != new["sessionId"]
+    expired = await harness.wait_event("SessionCodeExpired")
+    assert [e["session_id"] for e in expired] == [old["sessionId"]]
+    # The old code's scan had raced the new code: its authorisation arrives late and is
+    # abandoned (the hold is voided), no start is sent for it.
+    await harness.authorize(old["sessionId"], "CP-TWO")
+    abandoned = await harness.wait_event("SessionAbandoned")
+    assert abandoned[0]["session_id"] == old["sessionId"]
+    assert abandoned[0]["reason"] == "code_superseded"
+    assert not station.got("RemoteStartTransaction")
+    # The live code still works.
+    await harness.authorize(new["sessionId"], "CP-TWO")
+    starts = await harness.eventually(lambda: station.got("RemoteStartTransaction"), 15)
+    assert len(starts) == 1
+    await harness.close(station)
+
+
+async def test_a_session_of_an_unreachable_station_is_completed(harness) -> None:  # type: ignore[no-untyped-def]
+    """A station that never comes back: the session ends from its last reading after the
+    unreachable bound, and a stop sent long after changes nothing."""
+    await harness.start_gateway(unreachable_transaction_s=2.0)
+    await harness.register("CP-GONE")
+    station = await harness.connect("CP-GONE")
+    now = datetime.now(UTC)
+    session_id, tx, _ = await start_charging(
+        harness, station, started_at=now - timedelta(minutes=5)
+    )
+    await station.call(
+        call.MeterValues(
+            connector_id=1, transaction_id=tx, meter_value=meter(now - timedelta(minutes=1), 10_400)
+        )
+    )
+    await harness.close(station)
+    completed = await harness.wait_event("SessionCompleted", timeout_s=30)
+    assert completed[0]["session_id"] == session_id
+    assert completed[0]["stop_reason"] == "station_unreachable"
+    assert completed[0]["energy_wh"] == 400
+    station = await harness.connect("CP-GONE")
+    await boot(station)
+    await station.call(
+        call.StopTransaction(meter_stop=10_900, timestamp=iso(now), transaction_id=tx)
+    )
+    await harness.wait_event("StationConnected", topic=harness_topic("STATIONS"), count=2)
+    assert len([e for e in await harness.events() if e.type == "SessionCompleted"]) == 1
+    await harness.close(station)

@@ -135,7 +135,8 @@ async def test_operators_see_their_stations_live_and_nothing_else(harness) -> No
         listed = (await client.get("/stations", headers=mine)).json()["items"]
         assert [s["online"] for s in listed] == [True, False]
 
-        # Another organisation's operator: an empty list, 403 on the station and its commands.
+        # Another organisation's operator: an empty list, and the station and its commands
+        # answer exactly as a station that does not exist (no ownership oracle).
         assert (await client.get("/stations", headers=theirs)).json()["items"] == []
         for method, path, body in [
             ("GET", "/stations/OPS-1/status", None),
@@ -143,8 +144,11 @@ async def test_operators_see_their_stations_live_and_nothing_else(harness) -> No
             ("GET", "/stations/OPS-1/commands/1", None),
         ]:
             refused = await client.request(method, path, json=body, headers=theirs)
-            assert refused.status_code == 403, (path, refused.text)
-            assert refused.json()["reason"] == "not_your_organisation"
+            missing = await client.request(
+                method, path.replace("OPS-1", "OPS-NONE"), json=body, headers=theirs
+            )
+            assert refused.status_code == 404, (path, refused.text)
+            assert refused.json()["reason"] == missing.json()["reason"] == "station_unknown"
         # No organisation, a driver, no token, an unknown station.
         for headers, status, reason in [
             (orphan, 403, "no_organisation"),

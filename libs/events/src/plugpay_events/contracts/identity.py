@@ -79,10 +79,11 @@ class ConnectorSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    connector_id: int = Field(ge=1)
+    # 32-bit like every column that keeps them (OCPP's connector ids are 32-bit too).
+    connector_id: int = Field(ge=1, le=2_147_483_647)
     standard: str = "IEC_62196_T2"
     power_type: Literal["AC_1_PHASE", "AC_3_PHASE", "DC"] = "AC_3_PHASE"
-    max_power_w: int = Field(gt=0)
+    max_power_w: int = Field(gt=0, le=2_147_483_647)
 
 
 @register

@@ -72,6 +72,9 @@ StopReason = Literal[
     # the station reported the connector free but never this transaction's end; the gateway
     # completed it from the last reading it had
     "transaction_lost",
+    # the station was not seen for the gateway's unreachable-transaction bound; completed from
+    # the last reading it had
+    "station_unreachable",
 ]
 
 
@@ -289,7 +292,11 @@ class SessionAbandoned(_SessionEvent):
     type = "SessionAbandoned"
     station_id: StationId
     connector_id: int = Field(ge=1)
-    reason: Literal["start_timeout", "station_rejected", "station_offline"]
+    # connector_busy: another session holds the connector; code_superseded: the station asked
+    # for a newer code on the connector before this one was authorised
+    reason: Literal[
+        "start_timeout", "station_rejected", "station_offline", "connector_busy", "code_superseded"
+    ]
     abandoned_at: UtcDatetime
 
 

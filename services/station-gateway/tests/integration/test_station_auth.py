@@ -1,0 +1,173 @@
+"""Station sign-ins (OCPP handshake and display page): failed guesses are throttled with
+back-off, an unknown id takes as long to refuse as a registered one, and a refusal is
+expected traffic, not an ERROR line."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+import websockets
+from station_gateway.credentials import StationAuthRefused
+
+pytestmark = pytest.mark.infra
+
+PASSWORD = "station-secret-1234"
+
+
+class Clock:
+    """A clock the test moves (no sleeping through back-off windows)."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def basic(station_id: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{station_id}:{password}".encode()).decode()
+
+
+async def handshake(gw, station_id: str, password: str) -> tuple[int, dict]:  # type: ignore[no-untyped-def]
+    """The handshake's status, and for a refusal its body and Retry-After."""
+    try:
+        async with websockets.connect(
+            f"{gw.ws}/{station_id}",
+            subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+            additional_headers={"Authorization": basic(station_id, password)},
+        ):
+            return 101, {}
+    except websockets.InvalidStatus as refused:
+        response = refused.response
+        body = json.loads(response.body or b"{}")
+        return response.status_code, body | {"retry_after": response.headers.get("Retry-After")}
+
+
+async def test_guesses_at_the_handshake_and_the_display_back_off(harness, caplog) -> None:  # type: ignore[no-untyped-def]
+    gw = await harness.start_gateway()
+    clock = Clock()
+    gw.app.state.gateway.credentials.clock = clock
+    await harness.register("TH-1")
+    caplog.set_level(logging.INFO)
+    for i in range(5):
+        status, body = await handshake(gw, "TH-1", f"guess-{i}")
+        assert (status, body["reason"]) == (401, "unauthenticated"), body
+    # The display page counts against the same (station, address).
+    async with httpx.AsyncClient(base_url=gw.http) as http:
+        page = await http.get("/stations/TH-1/display", auth=("TH-1", "guess-5"))
+        assert (page.status_code, page.json()["reason"]) == (401, "unauthenticated")
+        # Now blocked: even the right password waits, with a Retry-After.
+        status, body = await handshake(gw, "TH-1", PASSWORD)
+        assert (status, body["reason"]) == (429, "too_many_attempts"), body
+        assert int(body["retry_after"]) >= 1
+        page = await http.get("/stations/TH-1/display", auth=("TH-1", PASSWORD))
+        assert (page.status_code, page.json()["reason"]) == (429, "too_many_attempts")
+        clock.advance(int(body["retry_after"]))
+        status, _ = await handshake(gw, "TH-1", "guess-6")
+        assert status == 401
+        # Each failure past the free ones doubles the wait.
+        status, body = await handshake(gw, "TH-1", PASSWORD)
+        assert status == 429 and int(body["retry_after"]) >= 4
+        clock.advance(int(body["retry_after"]))
+        assert (await handshake(gw, "TH-1", PASSWORD))[0] == 101
+        page = await http.get("/stations/TH-1/display", auth=("TH-1", PASSWORD))
+        assert page.status_code == 200
+    # A refused handshake is expected traffic: nothing at ERROR.
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []
+
+
+async def test_guessers_elsewhere_cannot_lock_a_station_out(harness) -> None:  # type: ignore[no-untyped-def]
+    gw = await harness.start_gateway()
+    verifier = gw.app.state.gateway.credentials
+    verifier.clock = Clock()
+    await harness.register("TH-2")
+    await verifier.authenticate("TH-2", ("TH-2", PASSWORD), "192.0.2.1")  # its known address
+    for i in range(21):  # from many addresses, a few guesses each
+        with pytest.raises(StationAuthRefused) as refused:
+            await verifier.authenticate("TH-2", ("TH-2", f"guess-{i}"), f"198.51.100.{i}")
+        assert refused.value.reason == "unauthenticated"
+    with pytest.raises(StationAuthRefused) as blocked:
+        await verifier.authenticate("TH-2", ("TH-2", PASSWORD), "203.0.113.9")
+    assert blocked.value.reason == "too_many_attempts"
+    # The station itself, from where it signed in before, is not refused.
+    await verifier.authenticate("TH-2", ("TH-2", PASSWORD), "192.0.2.1")
+
+
+async def test_an_unknown_station_takes_as_long_to_refuse_as_a_registered_one(harness) -> None:  # type: ignore[no-untyped-def]
+    gw = await harness.start_gateway()
+    verifier = gw.app.state.gateway.credentials
+    await harness.register("TH-3")
+
+    async def refusal_s(station_id: str, attempt: int) -> float:
+        started = time.perf_counter()
+        with pytest.raises(StationAuthRefused):
+            # A fresh password each time: no cached verdict, a full check.
+            await verifier.authenticate(
+                station_id, (station_id, f"pw-{attempt}"), f"10.1.0.{attempt}"
+            )
+        return time.perf_counter() - started
+
+    await refusal_s("TH-3", 0)  # warm both paths (dummy hash made once)
+    await refusal_s("TH-404", 0)
+    registered = min([await refusal_s("TH-3", i) for i in range(1, 4)])
+    unknown = min([await refusal_s("TH-404", i) for i in range(1, 4)])
+    # An argon2id check is tens of milliseconds; a database miss alone is a few.
+    assert unknown > 0.5 * registered, (unknown, registered)
+
+
+async def test_frames_are_logged_one_line_each_and_without_codes(harness, caplog) -> None:  # type: ignore[no-untyped-def]
+    from ocpp.v16 import call
+
+    await harness.start_gateway()
+    await harness.register("TH-4")
+    caplog.set_level(logging.DEBUG, logger="station_gateway.ocpp")
+    station = await harness.connect("TH-4", password=PASSWORD)
+    await station.call(call.BootNotification(charge_point_model="M", charge_point_vendor="V"))
+    forged = "hi\n2026-12-02 10:00:00,000 ERROR auth_svc.app: admin password reset"
+    await station.call(call.DataTransfer(vendor_id="com.example", message_id="x", data=forged))
+    reply = await station.call(
+        call.DataTransfer(
+            vendor_id="com.plugpay",
+            message_id="RequestSessionCode",
+            data=json.dumps({"connectorId": 1}),
+        )
+    )
+    code = json.loads(reply.data)["code"]
+    await harness.close(station)
+    frames = [r.getMessage() for r in caplog.records if r.name == "station_gateway.ocpp"]
+    assert any("\\n2026-12-02 10:00:00,000 ERROR auth_svc.app" in f for f in frames), frames
+    assert not any("\n" in f for f in frames)
+    assert any('"code\\":\\"***' in f or '"code":"***' in f for f in frames), frames
+    assert not any(code in f for f in frames)
+
+
+async def test_the_display_page_has_a_policy_and_is_never_framed(harness) -> None:  # type: ignore[no-untyped-def]
+    import re
+
+    gw = await harness.start_gateway()
+    await harness.register("TH-5")
+    auth = {"Authorization": basic("TH-5", PASSWORD)}
+    async with httpx.AsyncClient(base_url=gw.http) as http:
+        page = await http.get("/stations/TH-5/display", headers=auth)
+        again = await http.get("/stations/TH-5/display", headers=auth)
+        state = await http.get("/stations/TH-5/display/state", headers=auth)
+        script = await http.get("/stations/TH-5/display/static/display.js", headers=auth)
+    csp = page.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp and "default-src 'self'" in csp
+    assert "unsafe-inline" not in csp
+    nonce = re.search(r"'nonce-([^']+)'", csp)
+    assert nonce and f'<style nonce="{nonce.group(1)}">' in page.text
+    assert nonce.group(1) not in again.headers["content-security-policy"]  # fresh each time
+    assert "<script>" not in page.text
+    for response in (page, state, script):
+        assert response.headers["x-content-type-options"] == "nosniff"
