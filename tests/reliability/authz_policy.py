@@ -14,6 +14,7 @@ ROLES = ("anon", "driver", "unverified", "op_a", "op_b", "analyst", "admin")
 ALL = frozenset(ROLES)
 AUTHED = ALL - {"anon"}
 DRIVERS = frozenset({"driver", "unverified", "admin"})
+VERIFIED_DRIVERS = DRIVERS - {"unverified"}  # saving a card, topping up (card testing)
 OPERATORS = frozenset({"op_a", "op_b", "admin"})
 PUBLIC = "public"
 STATION_AUTH = "station"  # station Basic auth only: every user token is refused
@@ -77,9 +78,9 @@ POLICY: dict[tuple[str, str], frozenset[str] | str] = {
     # billing-svc (target payment method and receipt: driver 1's)
     ("GET", "/billing/account"): DRIVERS,
     ("GET", "/billing/ledger"): DRIVERS,
-    ("POST", "/billing/topups"): DRIVERS,
+    ("POST", "/billing/topups"): VERIFIED_DRIVERS,
     ("GET", "/billing/payment-methods"): DRIVERS,
-    ("POST", "/billing/payment-methods"): DRIVERS,
+    ("POST", "/billing/payment-methods"): VERIFIED_DRIVERS,
     ("DELETE", "/billing/payment-methods/{method_id}"): frozenset({"admin"}),
     ("PUT", "/billing/payment-methods/{method_id}/default"): frozenset({"admin"}),
     ("PUT", "/billing/auto-topup"): DRIVERS,

@@ -527,6 +527,7 @@ async function receiptPage(id) {
     h("p", {}, "Paid: ", doc.charged.text, doc.payment_method ? ` (${doc.payment_method})` : doc.funding ? ` (${doc.funding})` : ""),
     doc.refunded.amount_minor ? h("p", {}, "Refunded: ", doc.refunded.text) : null,
     doc.outstanding_debt.amount_minor ? h("p", {}, "Still to pay: ", doc.outstanding_debt.text) : null,
+    (doc.notes || []).map((note) => h("p", { class: "receipt-note" }, note)),
     h("div", { class: "row" }, pdf, html));
 }
 

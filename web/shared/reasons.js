@@ -12,6 +12,8 @@ const R = {
   account_unverified: ["Please confirm your e-mail address first.", "Open the link we e-mailed you, then scan again."],
   insufficient_funds: ["Your balance is too low for this charger.", "Top up your wallet or add a card, then scan a new code."],
   payment_declined: ["Your card was declined.", "Use another card in Account → Payment methods, or top up your wallet."],
+  too_many_declines: ["Too many declined payments.", "Wait an hour, then try again or use another card."],
+  balance_limit_exceeded: ["That would take your wallet above its maximum.", "Top up a smaller amount."],
   no_payment_method: ["You have no way to pay yet.", "Add a card or top up your wallet in Account, then scan again."],
   station_rejected: ["The charger refused to start.", "Check that the cable is plugged in on both ends, then try again. You were not charged."],
   connector_busy: ["Another session is using this connector.", "Wait until it has finished, or use another connector. You were not charged."],

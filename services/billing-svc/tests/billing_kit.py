@@ -104,7 +104,7 @@ class Harness:
         return self.app.state.runtime.database
 
     @property
-    def service(self) -> Any:
+    def billing(self) -> Any:
         return self.app.state.billing
 
     async def publish(self, *events: Event | Envelope) -> list[Envelope]:
@@ -165,11 +165,13 @@ async def running(
     topic_prefix: str,
     *,
     kafka: str | None = None,
+    processor: SimulatedProcessor | None = None,
     **overrides: Any,
 ) -> AsyncIterator[Harness]:
     tokens = TokenFactory()
     clock = Clock()
-    processor = SimulatedProcessor(clock=clock)
+    processor = processor or SimulatedProcessor()
+    processor.clock = clock
     settings = Settings(
         database_url=database_url,  # type: ignore[arg-type]
         platform=PlatformSettings(

@@ -151,6 +151,11 @@ def configure_environment(data_dir: Path, base_uri: str, host: str, port: int) -
         secret_file.chmod(0o600)
     env.setdefault("AUTH_SVC_BOOTSTRAP_ADMIN_EMAIL", "admin@example.com")
     env.setdefault("AUTH_SVC_BOOTSTRAP_ADMIN_PASSWORD", secret_file.read_text().strip())
+    webhook_file = data_dir / "secrets" / "processor-webhook-secret"
+    if not webhook_file.exists():
+        webhook_file.write_text(f"whsec_{secrets.token_urlsafe(24)}")
+        webhook_file.chmod(0o600)
+    env.setdefault("BILLING_SVC_SIMULATED_WEBHOOK_SECRET", webhook_file.read_text().strip())
     # The embedded mode owns these: its event log is the PostgreSQL table, whatever Kafka or
     # prefix the calling shell happens to name (a test runner exports them for other suites).
     os.environ.pop("PLUGPAY_KAFKA_BOOTSTRAP", None)

@@ -21,9 +21,11 @@ from billing_svc import handlers
 from billing_svc.domain import HoldPolicy
 from billing_svc.endpoints import router
 from billing_svc.processor import PaymentProcessor, SimulatedProcessor
-from billing_svc.service import BillingPolicy, BillingService, wrap_all
 from billing_svc.settings import Settings
 from billing_svc.tables import outbox_tables
+from billing_svc.usecases.authorise import expire_due_holds
+from billing_svc.usecases.common import Billing, BillingPolicy, make_call, wrap_all
+from billing_svc.usecases.recover import recover
 
 NAME = "billing-svc"
 PREFIX = "/billing"
@@ -46,6 +48,8 @@ def build_processor(settings: Settings) -> PaymentProcessor:
             ),
             api_base=settings.stripe_api_base,
         )
+    if settings.simulated_webhook_secret is None:
+        return SimulatedProcessor()
     return SimulatedProcessor(webhook_secret=settings.simulated_webhook_secret.get_secret_value())
 
 
@@ -68,7 +72,7 @@ def create_app(
         key_source=key_source,
     )
     processor = processor or build_processor(settings)
-    service = BillingService(
+    billing = Billing(
         processor,
         BillingPolicy(
             holds=HoldPolicy(
@@ -79,19 +83,27 @@ def create_app(
             ),
             start_deadline=timedelta(seconds=settings.start_deadline_s),
             wallet_hold_ttl=timedelta(seconds=settings.wallet_hold_ttl_s),
+            money_limits=settings.money_limits,
+            max_declines=settings.max_declines,
+            decline_window=timedelta(seconds=settings.decline_window_s),
         ),
         clock=clock,
     )
-    for spec in handlers.consumers(service, runtime.database.sessions):
+    database = runtime.database
+    for spec in handlers.consumers(billing, database):
         runtime.consume(spec)
 
     outbox = Outbox(outbox_tables)
 
     async def sweep_once() -> int:
-        async with runtime.database.write() as session:
-            events = await service.expire_due_holds(session)
+        async with database.write() as session:
+            events, calls = await expire_due_holds(billing, session)
             await outbox.add(session, wrap_all(events))
-        return len(events)
+        for call in calls:
+            await make_call(billing, database.write, call)
+        # Work a crash or a processor time-out left half done (untouched for a while).
+        stale = utc_now() - timedelta(seconds=settings.recovery_after_s)
+        return len(events) + await recover(billing, database.write, stale)
 
     sweeper: dict[str, asyncio.Task[None]] = {}
 
@@ -119,6 +131,6 @@ def create_app(
 
     app = build_service_app(runtime, [router], title="Plugpay billing-svc", prefix=PREFIX)
     app.state.settings = settings
-    app.state.billing = service
+    app.state.billing = billing
     app.state.sweep_once = sweep_once
     return app

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+BIGINT_MAX = 2**63 - 1  # every amount and counter column is a PostgreSQL bigint
+
 LEDGER_NAMESPACE = uuid.UUID("0b1f5a52-8c57-4e55-9a3c-6a2f0b7e41c1")
 
 
@@ -653,3 +655,63 @@ def plan_shortfall(
 def needs_auto_topup(*, enabled: bool, available: int, threshold: int) -> bool:
     """Patent FIG. 3: top up from the card when the balance falls below a minimum."""
     return enabled and available < threshold
+
+
+@dataclass(frozen=True)
+class MoneyLimits:
+    """Bounds on what a driver moves in one currency, in its minor units."""
+
+    min_topup: int
+    max_topup: int
+    max_auto_topup: int
+    max_wallet_balance: int
+
+
+def topup_problem(
+    amount: int, balance: int, limits: MoneyLimits, *, auto: bool = False
+) -> tuple[str, str] | None:
+    """Why a top-up of ``amount`` onto a wallet holding ``balance`` is refused, or None."""
+    most = limits.max_auto_topup if auto else limits.max_topup
+    if amount < limits.min_topup:
+        return "amount_below_minimum", f"a top-up is at least {limits.min_topup} minor units"
+    if amount > most:
+        return "amount_above_maximum", f"a top-up is at most {most} minor units"
+    if balance + amount > limits.max_wallet_balance:
+        room = max(limits.max_wallet_balance - balance, 0)
+        return (
+            "balance_limit_exceeded",
+            f"a wallet holds at most {limits.max_wallet_balance} minor units; "
+            f"at most {room} more fit",
+        )
+    return None
+
+
+def auto_topup_amount(configured: int, balance: int, limits: MoneyLimits) -> int:
+    """What an auto top-up charges: the configured amount within the bounds (0: skip it)."""
+    amount = min(configured, limits.max_auto_topup, limits.max_wallet_balance - balance)
+    return amount if amount >= limits.min_topup else 0
+
+
+@dataclass(frozen=True)
+class CappedCost:
+    """A final cost held to the maximum the driver agreed to before the start.
+
+    ``payable`` is what the driver is charged (never above ``cap``), split into net and VAT in
+    the proportion of the claimed cost; ``written_off`` is the operator's, not the driver's.
+    """
+
+    claimed: int
+    cap: int
+    payable: int
+    payable_excl_vat: int
+    payable_vat: int
+    written_off: int
+
+
+def cap_cost(total: int, total_excl_vat: int, total_vat: int, cap: int) -> CappedCost:
+    """The promise on the price page ("stops automatically at X") as arithmetic."""
+    payable = max(min(total, cap), 0)
+    if payable == total:
+        return CappedCost(total, cap, total, total_excl_vat, total_vat, 0)
+    vat = payable * total_vat // total if total else 0
+    return CappedCost(total, cap, payable, payable - vat, vat, total - payable)

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from plugpay_events.envelope import Event
 from plugpay_events.outbox import Outbox
@@ -27,12 +27,20 @@ from pydantic import AfterValidator
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_svc import schemas
-from billing_svc.domain import AccountKind, account_id
+from billing_svc.domain import BIGINT_MAX, AccountKind, account_id
 from billing_svc.processor import InvalidWebhook
 from billing_svc.receipts import receipt_document, render_html, render_pdf
 from billing_svc.repository import BillingRepository, LedgerRepository
-from billing_svc.service import BillingService, wrap_all
 from billing_svc.tables import outbox_tables
+from billing_svc.usecases import authorise, payment_methods, top_up
+from billing_svc.usecases import refund as refunds
+from billing_svc.usecases.common import (
+    Billing,
+    ProcessorCall,
+    make_call,
+    make_pending_calls,
+    wrap_all,
+)
 
 router = APIRouter(prefix="/billing", tags=["billing"])
 _outbox = Outbox(outbox_tables)
@@ -54,21 +62,68 @@ def _db(request: Request) -> Database:
     return database
 
 
-def _service(request: Request) -> BillingService:
-    service: BillingService = request.app.state.billing
-    return service
+async def require_verified_driver(request: Request, driver: CurrentDriver) -> Principal:
+    """A driver whose e-mail is verified: the token says so, or billing learned it since
+    (UserVerified) and the token predates it. Saving cards and topping up need it."""
+    if driver.email_verified:
+        return driver
+    async with _db(request).read() as session:
+        profile = await BillingRepository(session).ensure_profile_readonly(driver.user_id)
+    if profile is not None and profile.verified:
+        return driver
+    raise Refusal(
+        "account_unverified",
+        "verify your e-mail address before adding a card or topping up",
+        status_code=403,
+    )
+
+
+VerifiedDriver = Annotated[Principal, Depends(require_verified_driver)]
+
+
+def _client_address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _billing(request: Request) -> Billing:
+    billing: Billing = request.app.state.billing
+    return billing
 
 
 def _money(amount: int, currency: str) -> Money:
     return Money(amount_minor=amount, currency=currency)
 
 
-Effect = Callable[[AsyncSession], Awaitable[tuple[int, Any, list[Event]]]]
+Answer = tuple[int, Any, list[Event]]
+Effect = Callable[[AsyncSession], Awaitable[Answer | ProcessorCall]]
+Finish = Callable[[AsyncSession], Awaitable[Answer]]
+
+
+async def _answer(session: AsyncSession, run: Callable[[], Awaitable[Any]]) -> tuple[int, Any]:
+    """Run a step in a savepoint: its answer and events, or its refusal as the answer."""
+    try:
+        async with session.begin_nested():
+            status, answer, events = await run()
+            await _outbox.add(session, wrap_all(events))
+    except Refusal as refusal:
+        if refusal.status_code == 429:
+            raise  # a throttle is not the request's answer: a later retry may succeed
+        status, answer = refusal.status_code, {"reason": refusal.reason, "message": refusal.message}
+    return status, json.loads(json.dumps(answer, default=str))
 
 
 async def _idempotent(
-    request: Request, principal: Principal, key: str | None, body: Any, effect: Effect
+    request: Request,
+    principal: Principal,
+    key: str | None,
+    body: Any,
+    effect: Effect,
+    finish: Finish | None = None,
 ) -> JSONResponse:
+    """Run a money-moving request once per Idempotency-Key. When ``effect`` returns a processor
+    call, it is committed first, made with no transaction open, and ``finish`` posts its outcome
+    in a second transaction. A retry while the first request is in flight (or after it crashed)
+    resumes it: the call's key and the records' ids derive from the Idempotency-Key."""
     if not key:
         raise Refusal(
             "idempotency_key_required",
@@ -78,7 +133,10 @@ async def _idempotent(
     fingerprint = hashlib.sha256(
         json.dumps([request.method, request.url.path, body], sort_keys=True, default=str).encode()
     ).hexdigest()
-    async with _db(request).write() as session:
+    database = _db(request)
+    replayed: dict[str, str] = {}
+    call: ProcessorCall | None = None
+    async with database.write() as session:
         repo = BillingRepository(session)
         stored = await repo.claim_idempotency_key(principal.user_id, key, fingerprint)
         if stored is not None:
@@ -88,23 +146,32 @@ async def _idempotent(
                     "this Idempotency-Key was used for a different request",
                     status_code=422,
                 )
-            return JSONResponse(
-                stored.response,
-                status_code=stored.status_code,
-                headers={"Idempotent-Replayed": "true"},
-            )
-        try:
-            async with session.begin_nested():
-                status, answer, events = await effect(session)
-                await _outbox.add(session, wrap_all(events))
-        except Refusal as refusal:
-            status, answer = (
-                refusal.status_code,
-                {"reason": refusal.reason, "message": refusal.message},
-            )
-        answer = json.loads(json.dumps(answer, default=str))
-        await repo.store_idempotent_response(principal.user_id, key, status, answer)
-    return JSONResponse(answer, status_code=status)
+            replayed = {"Idempotent-Replayed": "true"}
+            if stored.status_code is not None:
+                return JSONResponse(
+                    stored.response, status_code=stored.status_code, headers=replayed
+                )
+
+        async def first() -> Answer:
+            nonlocal call
+            outcome = await effect(session)
+            if isinstance(outcome, ProcessorCall):
+                call = outcome
+                return 0, None, []
+            return outcome
+
+        status, answer = await _answer(session, first)
+        if call is None:
+            await repo.store_idempotent_response(principal.user_id, key, status, answer)
+            return JSONResponse(answer, status_code=status, headers=replayed)
+    assert finish is not None
+    await make_call(_billing(request), database.write, call)
+    async with database.write() as session:
+        status, answer = await _answer(session, lambda: finish(session))
+        await BillingRepository(session).store_idempotent_response(
+            principal.user_id, key, status, answer
+        )
+    return JSONResponse(answer, status_code=status, headers=replayed)
 
 
 async def _write_with_events(
@@ -164,7 +231,7 @@ async def get_ledger(
     driver: CurrentDriver,
     currency: Currency = "EUR",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: Annotated[int | None, Query(ge=1, le=BIGINT_MAX)] = None,
 ) -> schemas.LedgerPage:
     async with _db(request).read() as session:
         entries = await LedgerRepository(session).entries(
@@ -192,13 +259,14 @@ async def get_ledger(
 @router.post("/topups", response_model=schemas.TopUpResponse, status_code=201)
 async def post_topup(
     request: Request,
-    driver: CurrentDriver,
+    driver: VerifiedDriver,
     body: schemas.TopUpRequest,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    service = _service(request)
+    billing = _billing(request)
+    topup_id = uuid.uuid5(driver.user_id, f"topup:{idempotency_key}")
 
-    async def effect(session: AsyncSession) -> tuple[int, Any, list[Event]]:
+    async def effect(session: AsyncSession) -> Answer | ProcessorCall:
         repo = BillingRepository(session)
         if body.amount.amount_minor <= 0:
             raise Refusal("invalid_amount", "a top-up is a positive amount", status_code=422)
@@ -209,25 +277,33 @@ async def post_topup(
         )
         if method is None:
             raise Refusal("no_payment_method", "add a card first", status_code=409)
-        result, events = await service.top_up(
+        call = await top_up.begin(
+            billing,
             session,
             user_id=driver.user_id,
-            topup_id=uuid.uuid5(driver.user_id, f"topup:{idempotency_key}"),
+            topup_id=topup_id,
             amount=body.amount.amount_minor,
             currency=body.amount.currency,
             method=method,
             trigger="manual",
+            client_address=_client_address(request),
         )
+        return call if call is not None else await finish(session)
+
+    async def finish(session: AsyncSession) -> Answer:
+        result, events = await top_up.finish(billing, session, topup_id)
         answer = schemas.TopUpResponse(
             topup_id=result.topup_id,
             status=result.status,
-            amount=body.amount,
+            amount=_money(result.amount, result.currency),
             balance_after=_money(result.balance_after, result.currency),
             failure_reason=result.failure_reason,
         ).model_dump(mode="json")
         return (201 if result.status == "succeeded" else 402), answer, events
 
-    return await _idempotent(request, driver, idempotency_key, body.model_dump(mode="json"), effect)
+    return await _idempotent(
+        request, driver, idempotency_key, body.model_dump(mode="json"), effect, finish
+    )
 
 
 # --- payment methods and settings -------------------------------------------------------------
@@ -253,14 +329,16 @@ async def list_methods(request: Request, driver: CurrentDriver) -> list[schemas.
 @router.post("/payment-methods", response_model=schemas.PaymentMethodView, status_code=201)
 async def add_method(
     request: Request,
-    driver: CurrentDriver,
+    driver: VerifiedDriver,
     body: schemas.AddPaymentMethodRequest,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    service = _service(request)
+    billing = _billing(request)
 
-    async def effect(session: AsyncSession) -> tuple[int, Any, list[Event]]:
-        method, events = await service.add_payment_method(session, driver.user_id, body.token)
+    async def effect(session: AsyncSession) -> Answer | ProcessorCall:
+        method, events = await payment_methods.add_payment_method(
+            billing, session, driver.user_id, body.token, _client_address(request)
+        )
         return 201, _method_view(method).model_dump(mode="json"), events
 
     return await _idempotent(request, driver, idempotency_key, body.model_dump(mode="json"), effect)
@@ -268,9 +346,10 @@ async def add_method(
 
 @router.delete("/payment-methods/{method_id}", status_code=204)
 async def remove_method(request: Request, driver: CurrentDriver, method_id: uuid.UUID) -> Response:
-    service = _service(request)
+    billing = _billing(request)
     await _write_with_events(
-        request, lambda s: service.remove_payment_method(s, driver.user_id, method_id)
+        request,
+        lambda s: payment_methods.remove_payment_method(billing, s, driver.user_id, method_id),
     )
     return Response(status_code=204)
 
@@ -279,9 +358,9 @@ async def remove_method(request: Request, driver: CurrentDriver, method_id: uuid
 async def set_default(
     request: Request, driver: CurrentDriver, method_id: uuid.UUID
 ) -> list[schemas.PaymentMethodView]:
-    service = _service(request)
+    billing = _billing(request)
     async with _db(request).write() as session:
-        await service.set_default_method(session, driver.user_id, method_id)
+        await payment_methods.set_default_method(billing, session, driver.user_id, method_id)
         return [_method_view(m) for m in await BillingRepository(session).methods(driver.user_id)]
 
 
@@ -289,22 +368,23 @@ async def set_default(
 async def put_auto_topup(
     request: Request, driver: CurrentDriver, body: schemas.AutoTopUpRequest
 ) -> schemas.AutoTopUpView:
-    service = _service(request)
+    billing = _billing(request)
     await _write_with_events(
         request,
-        lambda s: service.configure_auto_topup(
+        lambda s: top_up.configure_auto_topup(
+            billing,
             s,
             driver.user_id,
             enabled=body.enabled,
-            threshold=body.threshold,
-            amount=body.amount,
+            threshold=body.threshold.money(),
+            amount=body.amount.money(),
             method_id=body.payment_method_id,
         ),
     )
     return schemas.AutoTopUpView(
         enabled=body.enabled,
-        threshold=body.threshold,
-        amount=body.amount,
+        threshold=body.threshold.money(),
+        amount=body.amount.money(),
         payment_method_id=body.payment_method_id,
     )
 
@@ -425,12 +505,24 @@ async def refund(
     body: schemas.RefundRequest,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    service = _service(request)
+    billing = _billing(request)
+    refund_id = uuid.uuid5(operator.user_id, f"refund:{idempotency_key}")
 
-    async def effect(session: AsyncSession) -> tuple[int, Any, list[Event]]:
-        answer, events = await service.refund(
+    def answered(step: refunds.RefundStep) -> Answer:
+        if step.refusal is not None:  # an answer, not raised: the refund stays marked failed
+            refused = step.refusal
+            return refused.status_code, {"reason": refused.reason, "message": refused.message}, []
+        assert step.body is not None
+        return 201, step.body, step.events
+
+    async def effect(session: AsyncSession) -> Answer | ProcessorCall:
+        receipt = await BillingRepository(session).receipt(body.session_id)
+        if receipt is not None and body.amount.currency != receipt.currency:
+            raise Refusal("currency_mismatch", "refund in the session's currency", status_code=422)
+        step = await refunds.begin(
+            billing,
             session,
-            refund_id=uuid.uuid5(operator.user_id, f"refund:{idempotency_key}"),
+            refund_id=refund_id,
             session_id=body.session_id,
             amount=body.amount.amount_minor,
             reason=body.reason,
@@ -438,12 +530,16 @@ async def refund(
             organisation_id=operator.organisation_id,
             any_organisation=operator.has("admin"),
         )
-        if body.amount.currency != answer["amount"]["currency"]:
-            raise Refusal("currency_mismatch", "refund in the session's currency", status_code=422)
-        return 201, answer, events
+        return step.call if step.call is not None else answered(step)
+
+    async def finish(session: AsyncSession) -> Answer:
+        step = await refunds.finish(billing, session, refund_id)
+        if step.call is not None:  # the processor did not answer: the sweeper finishes it
+            raise Refusal("refund_pending", "the refund is being processed", status_code=409)
+        return answered(step)
 
     return await _idempotent(
-        request, operator, idempotency_key, body.model_dump(mode="json"), effect
+        request, operator, idempotency_key, body.model_dump(mode="json"), effect, finish
     )
 
 
@@ -453,11 +549,12 @@ async def refund(
 @router.post("/webhooks/processor", status_code=200)
 async def processor_webhook(request: Request) -> dict[str, Any]:
     payload = await request.body()
-    service = _service(request)
+    billing = _billing(request)
     try:
-        event = service.processor.verify_webhook(payload, request.headers.get("stripe-signature"))
+        event = billing.processor.verify_webhook(payload, request.headers.get("stripe-signature"))
     except InvalidWebhook as error:
         raise Refusal(error.code, error.message, status_code=400) from error
+    released_session = None
     async with _db(request).write() as session:
         repo = BillingRepository(session)
         first = await repo.record_processor_event(event.id, event.type, event.payload)
@@ -467,5 +564,9 @@ async def processor_webhook(request: Request) -> dict[str, Any]:
             # A card hold ended at the processor (e.g. it expired): release it in the ledger.
             row = await repo.session_by_intent(event.object_id)
             if row is not None and row.status == "authorized":
-                await _outbox.add(session, wrap_all(await service.release(session, row.session_id)))
+                released, _ = await authorise.release(billing, session, row.session_id)
+                await _outbox.add(session, wrap_all(released))
+                released_session = row.session_id
+    if released_session is not None:  # the recorded cancel: a no-op answer at the processor
+        await make_pending_calls(billing, _db(request).write, released_session)
     return {"received": True, "duplicate": False}

@@ -1,14 +1,18 @@
 """Consumers: decode -> use case -> ledger + outbox, one transaction per event (inbox claimed).
 
-Group ``billing-svc.sessions``: SessionPriced (authorise), SessionCostCalculated (settle),
-SessionAbandoned / SessionFailed (void the hold). Group ``billing-svc.identity``: open the
-wallet of a new driver. Other event types on these topics are ignored.
+Group ``billing-svc.sessions``: SessionPriced (authorise; a due auto top-up first),
+SessionCostCalculated (record the cost, then collect it), SessionAbandoned / SessionFailed
+(void the hold, then cancel a card hold). Group ``billing-svc.identity``: open the wallet of a
+new driver. Other event types on these topics are ignored. Processor calls happen before or
+after the consumer's transaction, never inside it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 
+from plugpay_events.bus.port import Delivery, Handler
 from plugpay_events.contracts.identity import UserRegistered, UserVerified
 from plugpay_events.contracts.sessions import (
     SessionAbandoned,
@@ -19,34 +23,72 @@ from plugpay_events.contracts.sessions import (
 from plugpay_events.envelope import Envelope
 from plugpay_events.outbox import transactional_handler
 from plugpay_events.topics import IDENTITY, SESSIONS
+from plugpay_platform.database import Database
 from plugpay_platform.runtime import ConsumerSpec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_svc.repository import BillingRepository
-from billing_svc.service import BillingService, wrap_all
 from billing_svc.tables import outbox_tables
+from billing_svc.usecases import authorise, settle, top_up
+from billing_svc.usecases.common import Billing, make_pending_calls, wrap_all
 
 SESSIONS_GROUP = "billing-svc.sessions"
+log = logging.getLogger(__name__)
 IDENTITY_GROUP = "billing-svc.identity"
 
 
-def session_effect(service: BillingService):  # type: ignore[no-untyped-def]
+def session_handler(billing: Billing, database: Database) -> Handler:
+    unit = database.write
+
     async def effect(session: AsyncSession, envelope: Envelope) -> Sequence[Envelope]:
         event = envelope.event()
         if isinstance(event, SessionPriced):
-            emitted = await service.authorize(session, event)
+            emitted = await authorise.authorize(billing, session, event)
         elif isinstance(event, SessionCostCalculated):
-            emitted = await service.settle(session, event)
+            emitted = await settle.record_cost(billing, session, event, envelope)
         elif isinstance(event, SessionAbandoned | SessionFailed):
-            emitted = await service.release(session, event.session_id)
+            emitted, _ = await authorise.release(billing, session, event.session_id)
         else:
             return []
         return wrap_all(emitted, caused_by=envelope)
 
-    return effect
+    in_transaction = transactional_handler(database.sessions, outbox_tables, SESSIONS_GROUP, effect)
+
+    async def handle(delivery: Delivery) -> None:
+        envelope = delivery.envelope
+        event = envelope.event()
+        if isinstance(event, SessionPriced) and not event.free_of_charge:
+            async with database.read() as session:
+                known = await BillingRepository(session).session_row(event.session_id)
+            if known is None:
+                # Top up first when the balance is under the driver's minimum, then decide.
+                try:
+                    await top_up.auto_top_up(
+                        billing,
+                        unit,
+                        event.user_id,
+                        event.tariff.currency,
+                        f"authorize:{event.session_id}",
+                        envelope.correlation_id,
+                    )
+                except Exception:
+                    # Decided without it; the sweeper finishes the journalled top-up.
+                    log.exception("auto top-up before %s left to the sweeper", envelope.type)
+        await in_transaction(delivery)
+        try:
+            if isinstance(event, SessionCostCalculated):
+                await settle.collect(billing, unit, event.session_id)
+            elif isinstance(event, SessionAbandoned | SessionFailed):
+                await make_pending_calls(billing, unit, event.session_id)
+        except Exception:
+            # The event's effect is committed and the processor work journalled: the sweeper
+            # finishes it, so a processor outage does not stall this partition.
+            log.exception("processor work after %s left to the sweeper", envelope.type)
+
+    return handle
 
 
-def identity_effect(service: BillingService):  # type: ignore[no-untyped-def]
+def identity_effect() -> Callable[[AsyncSession, Envelope], Awaitable[Sequence[Envelope]]]:
     async def effect(session: AsyncSession, envelope: Envelope) -> Sequence[Envelope]:
         event = envelope.event()
         if isinstance(event, UserRegistered) and "driver" in event.roles:
@@ -58,22 +100,14 @@ def identity_effect(service: BillingService):  # type: ignore[no-untyped-def]
     return effect
 
 
-def consumers(
-    service: BillingService, session_factory: Callable[[], AsyncSession]
-) -> list[ConsumerSpec]:
+def consumers(billing: Billing, database: Database) -> list[ConsumerSpec]:
     return [
-        ConsumerSpec(
-            SESSIONS_GROUP,
-            [SESSIONS],
-            transactional_handler(
-                session_factory, outbox_tables, SESSIONS_GROUP, session_effect(service)
-            ),
-        ),
+        ConsumerSpec(SESSIONS_GROUP, [SESSIONS], session_handler(billing, database)),
         ConsumerSpec(
             IDENTITY_GROUP,
             [IDENTITY],
             transactional_handler(
-                session_factory, outbox_tables, IDENTITY_GROUP, identity_effect(service)
+                database.sessions, outbox_tables, IDENTITY_GROUP, identity_effect()
             ),
         ),
     ]

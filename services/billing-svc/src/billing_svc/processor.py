@@ -16,6 +16,7 @@ import abc
 import hashlib
 import hmac
 import json
+import secrets
 import time
 import uuid
 from collections.abc import Callable
@@ -220,7 +221,8 @@ class SimulatedProcessor(PaymentProcessor):
     Never for production: settings refuse it there.
     """
 
-    webhook_secret: str = "whsec_simulated"
+    # Random unless given: a well-known default would let anyone forge "payment" webhooks.
+    webhook_secret: str = field(default_factory=lambda: f"whsec_{secrets.token_urlsafe(24)}")
     hold_ttl: timedelta = timedelta(days=7)
     clock: Callable[[], datetime] = utc_now
     intents: dict[str, _Intent] = field(default_factory=dict)

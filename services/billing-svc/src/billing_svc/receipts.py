@@ -40,6 +40,25 @@ def receipt_document(row: Any, refunded: int) -> dict[str, Any]:
     def money(value: int) -> dict[str, Any]:
         return {"amount_minor": value, "currency": currency, "text": money_text(value, currency)}
 
+    wallet_part, card_part = row.wallet_part, row.card_part
+    if wallet_part is None or card_part is None:  # receipts issued before the split was kept
+        wallet_part = row.charged if row.funding == "wallet" else 0
+        card_part = row.charged if row.funding == "card" else 0
+    claimed = row.claimed_total if row.claimed_total is not None else row.total_incl_vat
+    notes = []
+    if row.capped:
+        notes.append(
+            f"The station's final cost was {money_text(claimed, currency)}, above the "
+            f"{money_text(row.authorised_max or 0, currency)} you agreed to before the start. "
+            f"You pay {money_text(row.total_incl_vat, currency)}; the "
+            f"{money_text(row.capped, currency)} above it is not charged to you."
+        )
+    if card_part and wallet_part:
+        notes.append(
+            f"Paid {money_text(wallet_part, currency)} from your wallet and "
+            f"{money_text(card_part, currency)} by card."
+        )
+
     return {
         "receipt_id": str(row.id),
         "session_id": str(row.session_id),
@@ -70,6 +89,15 @@ def receipt_document(row: Any, refunded: int) -> dict[str, Any]:
         "refunded": money(refunded),
         "funding": row.funding,
         "payment_method": row.payment_method_label,
+        "funding_split": {
+            "wallet": money(wallet_part),
+            "card": money(card_part),
+            "refunded": money(refunded),
+        },
+        "authorised_max": money(row.authorised_max) if row.authorised_max is not None else None,
+        "claimed_total": money(claimed),
+        "capped": money(row.capped or 0),
+        "notes": notes,
     }
 
 
@@ -90,7 +118,7 @@ def render_html(doc: dict[str, Any]) -> str:
         ("Payment", doc["payment_method"]),
     ]
     dl = "".join(f"<dt>{e(k)}</dt><dd>{e(str(v))}</dd>" for k, v in facts)
-    extra = ""
+    extra = "".join(f"<p>{e(note)}</p>" for note in doc.get("notes", []))
     if doc["outstanding_debt"]["amount_minor"]:
         extra += f"<p>Still owed: {e(doc['outstanding_debt']['text'])}</p>"
     if doc["refunded"]["amount_minor"]:
@@ -165,4 +193,6 @@ def render_pdf(doc: dict[str, Any]) -> bytes:
         )
     if doc["refunded"]["amount_minor"]:
         pdf.cell(0, 6, f"Refunded: {doc['refunded']['text']}", new_x="LMARGIN", new_y="NEXT")
+    for note in doc.get("notes", []):
+        pdf.multi_cell(0, 6, _latin1(note), new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())

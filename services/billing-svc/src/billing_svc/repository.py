@@ -39,10 +39,13 @@ from billing_svc.tables import (
     accounts,
     billing_accounts,
     billing_sessions,
+    cost_overruns,
     idempotency_keys,
     ledger_entries,
+    payment_declines,
     payment_methods,
     processor_events,
+    processor_operations,
     receipts,
     refunds,
     topups,
@@ -383,6 +386,7 @@ class BillingProfile:
     auto_topup_amount: int
     auto_topup_currency: str
     auto_topup_payment_method_id: uuid.UUID | None
+    verified: bool = False  # learned from UserVerified
 
 
 @dataclass(frozen=True)
@@ -411,6 +415,7 @@ def _profile(row: Row[Any]) -> BillingProfile:
         auto_topup_amount=row.auto_topup_amount,
         auto_topup_currency=row.auto_topup_currency,
         auto_topup_payment_method_id=row.auto_topup_payment_method_id,
+        verified=row.verified,
     )
 
 
@@ -580,13 +585,158 @@ class BillingRepository:
             await self.session.execute(select(receipts).where(receipts.c.session_id == session_id))
         ).first()
 
-    async def refunded(self, session_id: uuid.UUID) -> int:
+    async def refunded(self, session_id: uuid.UUID, *, with_pending: bool = False) -> int:
+        """Refunded so far; ``with_pending`` adds refunds still at the processor (reserved)."""
+        statuses = ("done", "pending") if with_pending else ("done",)
         value = await self.session.scalar(
             select(func.coalesce(func.sum(refunds.c.amount), 0)).where(
-                refunds.c.session_id == session_id
+                refunds.c.session_id == session_id, refunds.c.status.in_(statuses)
             )
         )
         return int(value or 0)
+
+    # the processor journal
+    async def insert_operation(
+        self, key: str, kind: str, reference: str, params: dict[str, Any]
+    ) -> None:
+        await self.session.execute(
+            pg_insert(processor_operations)
+            .values(key=key, kind=kind, reference=reference, params=params)
+            .on_conflict_do_nothing()
+        )
+
+    async def operation(self, key: str) -> Row[Any] | None:
+        return (
+            await self.session.execute(
+                select(processor_operations).where(processor_operations.c.key == key)
+            )
+        ).first()
+
+    async def finish_operation(self, key: str, status: str, outcome: dict[str, Any]) -> None:
+        """Record a call's outcome; the first recorded outcome stays (a retry's is the same)."""
+        await self.session.execute(
+            update(processor_operations)
+            .where(processor_operations.c.key == key, processor_operations.c.status == "pending")
+            .values(status=status, outcome=outcome, updated_at=func.now())
+        )
+
+    async def pending_operations_of(self, reference: str) -> list[Row[Any]]:
+        rows = await self.session.execute(
+            select(processor_operations).where(
+                processor_operations.c.reference == reference,
+                processor_operations.c.status == "pending",
+            )
+        )
+        return list(rows.all())
+
+    async def pending_operations(self, older_than: datetime, limit: int) -> list[Row[Any]]:
+        rows = await self.session.execute(
+            select(processor_operations)
+            .where(
+                processor_operations.c.status == "pending",
+                processor_operations.c.updated_at < older_than,
+            )
+            .order_by(processor_operations.c.created_at)
+            .limit(limit)
+        )
+        return list(rows.all())
+
+    async def settling_sessions(self, older_than: datetime, limit: int) -> list[uuid.UUID]:
+        rows = await self.session.scalars(
+            select(billing_sessions.c.session_id)
+            .where(
+                billing_sessions.c.status == "settling",
+                billing_sessions.c.updated_at < older_than,
+            )
+            .limit(limit)
+        )
+        return list(rows)
+
+    async def pending_topups(self, older_than: datetime, limit: int) -> list[uuid.UUID]:
+        rows = await self.session.scalars(
+            select(topups.c.id)
+            .where(topups.c.status == "pending", topups.c.created_at < older_than)
+            .limit(limit)
+        )
+        return list(rows)
+
+    async def pending_refunds(self, older_than: datetime, limit: int) -> list[uuid.UUID]:
+        rows = await self.session.scalars(
+            select(refunds.c.id)
+            .where(refunds.c.status == "pending", refunds.c.created_at < older_than)
+            .limit(limit)
+        )
+        return list(rows)
+
+    async def topped_up_pending(self, user_id: uuid.UUID, currency: str) -> int:
+        """Top-ups at the processor, not yet in the wallet (they count against its maximum)."""
+        value = await self.session.scalar(
+            select(func.coalesce(func.sum(topups.c.amount), 0)).where(
+                topups.c.user_id == user_id,
+                topups.c.currency == currency,
+                topups.c.status == "pending",
+            )
+        )
+        return int(value or 0)
+
+    async def update_topup(self, topup_id: uuid.UUID, **values: Any) -> None:
+        await self.session.execute(update(topups).where(topups.c.id == topup_id).values(**values))
+
+    async def refund_row(self, refund_id: uuid.UUID) -> Row[Any] | None:
+        return (
+            await self.session.execute(select(refunds).where(refunds.c.id == refund_id))
+        ).first()
+
+    async def update_refund(self, refund_id: uuid.UUID, **values: Any) -> None:
+        await self.session.execute(
+            update(refunds).where(refunds.c.id == refund_id).values(**values)
+        )
+
+    async def insert_cost_overrun(self, **values: Any) -> None:
+        await self.session.execute(
+            pg_insert(cost_overruns).values(**values).on_conflict_do_nothing()
+        )
+
+    async def cost_overrun(self, session_id: uuid.UUID) -> Row[Any] | None:
+        return (
+            await self.session.execute(
+                select(cost_overruns).where(cost_overruns.c.session_id == session_id)
+            )
+        ).first()
+
+    # declined payments (card testing)
+    async def record_decline(
+        self, user_id: uuid.UUID, client_address: str | None, reason: str, at: datetime
+    ) -> None:
+        await self.session.execute(
+            insert(payment_declines).values(
+                id=uuid.uuid4(),
+                user_id=user_id,
+                client_address=client_address,
+                reason=reason,
+                created_at=at,
+            )
+        )
+
+    async def recent_declines(
+        self, user_id: uuid.UUID, client_address: str | None, since: datetime
+    ) -> list[datetime]:
+        """When the declines since ``since`` of this account, and of this address, happened
+        (the larger of the two lists, oldest first)."""
+        found: list[list[datetime]] = []
+        for column, value in (
+            (payment_declines.c.user_id, user_id),
+            (payment_declines.c.client_address, client_address),
+        ):
+            if value is None:
+                continue
+            rows = await self.session.scalars(
+                select(payment_declines.c.created_at)
+                .where(column == value, payment_declines.c.created_at >= since)
+                .order_by(payment_declines.c.created_at)
+            )
+            found.append(list(rows))
+        return max(found, key=len, default=[])
 
     async def insert_refund(self, **values: Any) -> None:
         await self.session.execute(insert(refunds).values(**values))
@@ -609,6 +759,7 @@ class BillingRepository:
             )
             .where(
                 refunds.c.organisation_id == organisation_id,
+                refunds.c.status == "done",
                 refunds.c.created_at >= start,
                 refunds.c.created_at < end,
             )

@@ -4,18 +4,34 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from plugpay_events.types import Money
-from pydantic import BaseModel, ConfigDict, Field
+from plugpay_events.types import CurrencyCode, Money
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+from billing_svc.domain import BIGINT_MAX
 
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+MinorUnits = Annotated[StrictInt, Field(ge=0, le=BIGINT_MAX)]
+"""An amount a client sends: a JSON integer (no true, no "100") that fits a bigint column."""
+
+
+class MoneyIn(_In):
+    """Money in a request: strict, non-negative, bounded (``Money`` is the lenient wire type)."""
+
+    amount_minor: MinorUnits
+    currency: CurrencyCode
+
+    def money(self) -> Money:
+        return Money(amount_minor=self.amount_minor, currency=self.currency)
+
+
 class TopUpRequest(_In):
-    amount: Money
+    amount: MoneyIn
     payment_method_id: uuid.UUID | None = None
 
 
@@ -47,8 +63,8 @@ class PaymentMethodView(BaseModel):
 
 class AutoTopUpRequest(_In):
     enabled: bool
-    threshold: Money
-    amount: Money
+    threshold: MoneyIn
+    amount: MoneyIn
     payment_method_id: uuid.UUID | None = None
 
 
@@ -102,7 +118,7 @@ class LedgerPage(BaseModel):
 
 class RefundRequest(_In):
     session_id: uuid.UUID
-    amount: Money
+    amount: MoneyIn
     reason: str = Field(min_length=3, max_length=500)
 
 

@@ -157,7 +157,8 @@ billing_sessions = Table(
     Column("connector_id", Integer, nullable=False),
     Column("organisation_id", Uuid, nullable=False),
     Column("currency", String(3), nullable=False),
-    Column("status", String(20), nullable=False),  # authorized, denied, billed, released
+    # authorized, denied, settling (cost recorded, being collected), billed, released
+    Column("status", String(20), nullable=False),
     Column("funding", String(10), nullable=True),
     Column("hold_transfer_id", Uuid, nullable=True),
     Column("hold_amount", BigInteger, nullable=False, server_default="0"),
@@ -166,6 +167,9 @@ billing_sessions = Table(
     Column("denial_reason", String(40), nullable=True),
     Column("time_zone", String(64), nullable=False),
     Column("authorized_at", DateTime(timezone=True), nullable=True),
+    Column("cost", JSONB, nullable=True),  # the SessionCostCalculated being collected
+    Column("correlation_id", Uuid, nullable=True),  # of that event, for what settling emits
+    Column("causation_id", Uuid, nullable=True),
     _now(),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
@@ -192,6 +196,12 @@ receipts = Table(
     Column("breakdown", JSONB, nullable=False),
     Column("balance_after", BigInteger, nullable=True),
     Column("issued_at", DateTime(timezone=True), nullable=False),
+    # The funding split and the cap, so the receipt says where the money came from.
+    Column("wallet_part", BigInteger, nullable=True),
+    Column("card_part", BigInteger, nullable=True),
+    Column("authorised_max", BigInteger, nullable=True),
+    Column("claimed_total", BigInteger, nullable=True),  # incl. VAT, before the cap
+    Column("capped", BigInteger, nullable=False, server_default="0"),
     Index("ix_receipts_org_issued", "organisation_id", "issued_at"),
 )
 
@@ -208,6 +218,8 @@ refunds = Table(
     Column("reason", Text, nullable=False),
     Column("issued_by", Uuid, nullable=False),
     Column("destination", String(10), nullable=False),  # wallet or card
+    # pending: the card refund is at the processor (the amount is reserved); done; failed
+    Column("status", String(10), nullable=False, server_default="done"),
     _now(),
     CheckConstraint("amount > 0", name="ck_refunds_amount"),
 )
@@ -220,7 +232,7 @@ topups = Table(
     Column("amount", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
     Column("trigger", String(10), nullable=False),
-    Column("status", String(10), nullable=False),  # succeeded, failed
+    Column("status", String(10), nullable=False),  # pending (at the processor), succeeded, failed
     Column("payment_method_id", Uuid, nullable=True),
     Column("payment_intent_id", String(100), nullable=True),
     Column("failure_reason", String(60), nullable=True),
@@ -248,6 +260,55 @@ processor_events = Table(
     Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
+processor_operations = Table(
+    # The journal of processor calls made outside any transaction: recorded (pending) in the
+    # transaction that decides them, called after its commit with ``key`` as the processor's
+    # idempotency key, their outcome recorded in a short transaction. A crash in between leaves
+    # it pending; it is called again with the same key, which cannot charge twice.
+    "processor_operations",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("kind", String(20), nullable=False),  # capture, cancel, charge, refund
+    Column("reference", String(100), nullable=False, index=True),  # session, top-up, refund
+    Column("params", JSONB, nullable=False),
+    Column("status", String(10), nullable=False, server_default="pending"),
+    Column("outcome", JSONB, nullable=True),
+    _now(),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+cost_overruns = Table(
+    # A final cost above what the driver authorised: the difference is the operator's. The
+    # evidence an operator or auditor needs to answer for it, one row per session.
+    "cost_overruns",
+    metadata,
+    Column("session_id", Uuid, primary_key=True),
+    Column("organisation_id", Uuid, nullable=False, index=True),
+    Column("station_id", String(100), nullable=False),
+    Column("user_id", Uuid, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("claimed_total", BigInteger, nullable=False),
+    Column("claimed_excl_vat", BigInteger, nullable=False),
+    Column("claimed_vat", BigInteger, nullable=False),
+    Column("energy_wh", BigInteger, nullable=False),
+    Column("authorised_max", BigInteger, nullable=False),
+    Column("written_off", BigInteger, nullable=False),
+    _now(),
+)
+
+payment_declines = Table(
+    # Declined card payments, counted per account and per client address (card testing).
+    "payment_declines",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", Uuid, nullable=False),
+    Column("client_address", String(64), nullable=True),
+    Column("reason", String(60), nullable=False),
+    _now(),
+    Index("payment_declines_user", "user_id", "created_at"),
+    Index("payment_declines_address", "client_address", "created_at"),
+)
+
 LEDGER_TABLES = (accounts, transfers, ledger_entries)
 BILLING_TABLES = (
     billing_accounts,
@@ -258,4 +319,7 @@ BILLING_TABLES = (
     topups,
     idempotency_keys,
     processor_events,
+    cost_overruns,
+    payment_declines,
+    processor_operations,
 )

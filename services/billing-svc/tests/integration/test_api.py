@@ -222,7 +222,11 @@ async def test_processor_webhooks_are_verified_and_deduplicated(h: Harness) -> N
         "/billing/webhooks/processor", content=body, headers={"Stripe-Signature": "t=1,v1=00"}
     )
     assert bad.status_code == 400
-    signature = {"Stripe-Signature": sign_webhook(body, "whsec_simulated")}
+    # no install shares a webhook secret: the old public default no longer verifies
+    public = {"Stripe-Signature": sign_webhook(body, "whsec_simulated")}
+    forged = await h.client.post("/billing/webhooks/processor", content=body, headers=public)
+    assert forged.status_code == 400
+    signature = {"Stripe-Signature": sign_webhook(body, h.processor.webhook_secret)}
     first = await h.client.post("/billing/webhooks/processor", content=body, headers=signature)
     again = await h.client.post("/billing/webhooks/processor", content=body, headers=signature)
     assert first.json() == {"received": True, "duplicate": False}

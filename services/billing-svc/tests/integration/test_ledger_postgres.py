@@ -25,7 +25,8 @@ from billing_svc.domain import (
 from billing_svc.processor import SimulatedProcessor
 from billing_svc.repository import LedgerRepository
 from billing_svc.seed import seed_demo
-from billing_svc.service import BillingPolicy, BillingService
+from billing_svc.usecases.authorise import authorize
+from billing_svc.usecases.common import Billing, BillingPolicy
 from hypothesis import settings
 from plugpay_events.types import utc_now
 from plugpay_platform.database import Database
@@ -185,7 +186,7 @@ async def test_concurrent_transfers_never_overdraw_nor_deadlock(db: Database) ->
 
 
 async def test_simultaneous_authorisations_on_one_wallet_never_overdraw(db: Database) -> None:
-    service = BillingService(
+    billing = Billing(
         SimulatedProcessor(),
         BillingPolicy(holds=HoldPolicy(wallet_hold_cap=700, card_hold_ac=5000, card_hold_dc=10000)),
     )
@@ -197,7 +198,7 @@ async def test_simultaneous_authorisations_on_one_wallet_never_overdraw(db: Data
 
     async def authorise() -> None:
         async with db.write() as session:
-            events = await service.authorize(session, priced(driver))
+            events = await authorize(billing, session, priced(driver))
         results.append(type(events[-1]).__name__)
 
     await asyncio.wait_for(asyncio.gather(*(authorise() for _ in range(40))), timeout=60)

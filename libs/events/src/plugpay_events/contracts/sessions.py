@@ -268,6 +268,11 @@ class SessionBilled(_SessionEvent):
     balance_after: Money | None = None
     outstanding_debt: Money | None = None
     billed_at: UtcDatetime
+    # The funding split of ``charged`` (None from producers that predate it).
+    wallet_charged: Money | None = None
+    card_charged: Money | None = None
+    # What the final cost claimed above the authorised maximum: not charged, the operator's.
+    capped: Money | None = None
 
 
 @register

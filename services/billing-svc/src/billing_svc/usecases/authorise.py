@@ -1,0 +1,304 @@
+"""Authorise: hold funds for a priced session, and release holds that were not used."""
+
+from __future__ import annotations
+
+import uuid
+
+from plugpay_events.contracts.sessions import (
+    SessionAuthorized,
+    SessionDenied,
+    SessionHoldReleased,
+    SessionLimits,
+    SessionPriced,
+)
+from plugpay_events.envelope import Event
+from plugpay_events.types import Money
+from plugpay_tariffs import purchasable_limits
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing_svc.domain import (
+    AccountKind,
+    FundingChoice,
+    TransferKind,
+    TransferRequest,
+    choose_funding,
+    derived_id,
+)
+from billing_svc.processor import PaymentDeclined, ProcessorError
+from billing_svc.repository import BillingProfile, BillingRepository, LedgerRepository
+from billing_svc.usecases.common import (
+    PRODUCER,
+    Billing,
+    ProcessorCall,
+    end_hold,
+    record_call,
+)
+
+
+async def processor_customer(
+    billing: Billing, repo: BillingRepository, profile: BillingProfile
+) -> str:
+    """The driver's customer at the processor, created once (idempotently keyed)."""
+    if profile.processor_customer_id:
+        return profile.processor_customer_id
+    customer = await billing.processor.create_customer(
+        profile.user_id, idempotency_key=f"customer:{profile.user_id}"
+    )
+    await repo.update_profile(profile.user_id, processor_customer_id=customer)
+    return customer
+
+
+async def authorize(billing: Billing, session: AsyncSession, priced: SessionPriced) -> list[Event]:
+    """Decide the funds for a priced session: a wallet hold or a card pre-authorisation.
+
+    A due auto top-up runs before this (``top_up.auto_top_up``), outside this transaction. The
+    card pre-authorisation is made here, under the driver's profile lock but no ledger lock."""
+    repo, ledger = BillingRepository(session), LedgerRepository(session)
+    if await repo.session_row(priced.session_id) is not None:
+        return []  # handled before (a replay with a new event id)
+    profile = await repo.lock_profile(priced.user_id)
+    now = billing.clock()
+    tariff = priced.tariff
+    currency = tariff.currency
+    events: list[Event] = []
+    base = {
+        "session_id": priced.session_id,
+        "user_id": priced.user_id,
+        "station_id": priced.station_id,
+        "connector_id": priced.connector_id,
+        "organisation_id": priced.station_organisation_id,
+        "currency": currency,
+        "time_zone": priced.time_zone,
+    }
+
+    def limits_for(amount: int) -> tuple[bool, SessionLimits]:
+        bought = purchasable_limits(tariff, amount, now, priced.time_zone, priced.max_power_w)
+        return bought.affordable, SessionLimits(
+            max_energy_wh=bought.max_energy_wh,
+            max_duration_s=bought.max_duration_s,
+            max_cost=Money(amount_minor=amount, currency=currency),
+        )
+
+    def deny(reason: str, message: str) -> list[Event]:
+        return [
+            *events,
+            SessionDenied(
+                session_id=priced.session_id,
+                station_id=priced.station_id,
+                connector_id=priced.connector_id,
+                user_id=priced.user_id,
+                reason=reason,
+                message=message,
+                denied_by=PRODUCER,
+                denied_at=now,
+            ),
+        ]
+
+    def authorized(
+        funding: str, hold_id: uuid.UUID | None, amount: int, limits: SessionLimits
+    ) -> list[Event]:
+        return [
+            *events,
+            SessionAuthorized(
+                session_id=priced.session_id,
+                station_id=priced.station_id,
+                connector_id=priced.connector_id,
+                user_id=priced.user_id,
+                funding=funding,
+                hold_id=hold_id,
+                hold_amount=Money(amount_minor=amount, currency=currency),
+                limits=limits,
+                authorized_at=now,
+                start_deadline=now + billing.policy.start_deadline,
+            ),
+        ]
+
+    if priced.free_of_charge:
+        await repo.insert_session(**base, status="authorized", funding="free", authorized_at=now)
+        return authorized("free", None, 0, SessionLimits())
+
+    wallet_id = await ledger.open(AccountKind.WALLET, currency, priced.user_id)
+    card = await repo.default_method(priced.user_id)
+
+    def choose(available: int) -> FundingChoice:
+        wallet_hold = min(available, billing.policy.holds.wallet_hold_cap)
+        return choose_funding(
+            free=False,
+            wallet_hold=wallet_hold,
+            wallet_buys_charging=wallet_hold > 0 and limits_for(wallet_hold)[0],
+            prefers_card=profile.prefers_card,
+            has_card=card is not None,
+            max_power_w=priced.max_power_w,
+            policy=billing.policy.holds,
+        )
+
+    account = await ledger.account(wallet_id)
+    choice = choose(account.available if account else 0)
+    if choice.funding == "wallet":
+        # Decided again with the wallet row locked until commit: no spend slips in between
+        # the decision and the hold. A card decision locks no ledger row: the processor call
+        # below must not hold one.
+        locked = await ledger.lock_accounts((wallet_id,))
+        choice = choose(locked[wallet_id].available)
+    if choice.funding is None:
+        await repo.insert_session(**base, status="denied", denial_reason=choice.denial)
+        return deny(choice.denial or "insufficient_funds", choice.message)
+    affordable, limits = limits_for(choice.amount)
+    if not affordable:
+        await repo.insert_session(**base, status="denied", denial_reason="insufficient_funds")
+        return deny("insufficient_funds", "The hold would not buy any charging here.")
+    hold_id = derived_id("hold", priced.session_id)
+    settlement_id = await ledger.open(AccountKind.SESSION_SETTLEMENT, currency, priced.session_id)
+    clearing_id = await ledger.open(AccountKind.PROCESSOR_CLEARING, currency, priced.user_id)
+    if choice.funding == "wallet":
+        await ledger.create_transfer(
+            TransferRequest(
+                id=hold_id,
+                kind=TransferKind.PENDING,
+                amount=choice.amount,
+                currency=currency,
+                code="session_hold",
+                debit_account_id=wallet_id,
+                credit_account_id=settlement_id,
+                expires_at=now + billing.policy.wallet_hold_ttl,
+                reference=str(priced.session_id),
+            ),
+            now,
+        )
+        await repo.insert_session(
+            **base,
+            status="authorized",
+            funding="wallet",
+            hold_transfer_id=hold_id,
+            hold_amount=choice.amount,
+            authorized_at=now,
+        )
+        return authorized("wallet", hold_id, choice.amount, limits)
+    assert card is not None
+    customer = await processor_customer(billing, repo, profile)
+    try:
+        auth = await billing.processor.authorize(
+            customer,
+            card.processor_token,
+            choice.amount,
+            currency,
+            idempotency_key=f"hold:{priced.session_id}",
+            metadata={"session_id": str(priced.session_id), "user_id": str(priced.user_id)},
+        )
+    except PaymentDeclined as declined:
+        await repo.record_decline(priced.user_id, None, declined.code, now)
+        await repo.insert_session(
+            **base, status="denied", denial_reason="payment_declined", payment_method_id=card.id
+        )
+        return deny("payment_declined", f"Your card was declined ({declined.code}).")
+    except ProcessorError as error:
+        await repo.insert_session(
+            **base, status="denied", denial_reason="payment_declined", payment_method_id=card.id
+        )
+        return deny("payment_declined", f"The card could not be charged ({error.code}).")
+    # The card hold mirrored in the ledger: the processor owes us at most this much.
+    await ledger.create_transfer(
+        TransferRequest(
+            id=hold_id,
+            kind=TransferKind.PENDING,
+            amount=auth.amount,
+            currency=currency,
+            code="card_hold",
+            debit_account_id=clearing_id,
+            credit_account_id=settlement_id,
+            expires_at=auth.expires_at,
+            reference=str(priced.session_id),
+        ),
+        now,
+    )
+    await repo.insert_session(
+        **base,
+        status="authorized",
+        funding="card",
+        hold_transfer_id=hold_id,
+        hold_amount=auth.amount,
+        payment_method_id=card.id,
+        payment_intent_id=auth.intent_id,
+        authorized_at=now,
+    )
+    return authorized("card", hold_id, auth.amount, limits)
+
+
+async def release(
+    billing: Billing, session: AsyncSession, session_id: uuid.UUID
+) -> tuple[list[Event], list[ProcessorCall]]:
+    """Void the hold of a session that will not be billed (abandoned, failed, cancelled at the
+    processor); a card hold is cancelled at the processor after the commit."""
+    repo, ledger = BillingRepository(session), LedgerRepository(session)
+    row = await repo.session_row(session_id)
+    if row is None or row.status != "authorized":
+        return [], []
+    await repo.lock_profile(row.user_id)
+    row = await repo.session_row(session_id, lock=True)
+    if row is None or row.status != "authorized":
+        return [], []
+    now = billing.clock()
+    await repo.update_session(session_id, status="released")
+    if row.hold_transfer_id is None:
+        return [], []
+    hold = await ledger.transfer(row.hold_transfer_id)
+    assert hold is not None
+    if await ledger.resolution_of(hold.id) is not None:
+        return [], []
+    await ledger.lock_accounts((hold.debit_account_id, hold.credit_account_id))
+    await end_hold(ledger, hold, now)
+    calls = []
+    if row.funding == "card" and row.payment_intent_id:
+        calls.append(
+            await record_call(
+                repo, f"cancel:{session_id}", "cancel", session_id, intent_id=row.payment_intent_id
+            )
+        )
+    return [
+        SessionHoldReleased(
+            session_id=session_id,
+            user_id=row.user_id,
+            hold_id=hold.id,
+            released=Money(amount_minor=hold.amount, currency=hold.currency),
+            released_at=now,
+        )
+    ], calls
+
+
+async def expire_due_holds(
+    billing: Billing, session: AsyncSession, limit: int = 100
+) -> tuple[list[Event], list[ProcessorCall]]:
+    """The sweeper: expire pending transfers past their expiry (each exactly once)."""
+    repo, ledger = BillingRepository(session), LedgerRepository(session)
+    now = billing.clock()
+    events: list[Event] = []
+    calls: list[ProcessorCall] = []
+    for hold in await ledger.due_for_expiry(now, limit):
+        row = await repo.session_row(uuid.UUID(hold.reference)) if hold.reference else None
+        if row is not None:
+            await repo.lock_profile(row.user_id)
+        await ledger.lock_accounts((hold.debit_account_id, hold.credit_account_id))
+        if await ledger.resolution_of(hold.id) is not None:
+            continue
+        await end_hold(ledger, hold, now, TransferKind.EXPIRE)
+        if row is not None:
+            if row.funding == "card" and row.payment_intent_id:
+                calls.append(
+                    await record_call(
+                        repo,
+                        f"cancel:{row.session_id}",
+                        "cancel",
+                        row.session_id,
+                        intent_id=row.payment_intent_id,
+                    )
+                )
+            events.append(
+                SessionHoldReleased(
+                    session_id=row.session_id,
+                    user_id=row.user_id,
+                    hold_id=hold.id,
+                    released=Money(amount_minor=hold.amount, currency=hold.currency),
+                    released_at=now,
+                )
+            )
+    return events, calls

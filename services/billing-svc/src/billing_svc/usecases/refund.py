@@ -1,0 +1,188 @@
+"""Refund: give back part of what a session charged, to the wallet or to the card.
+
+A wallet refund is one transaction. A card refund is split around the processor call: ``begin``
+reserves the amount (a ``pending`` refund counts against what is still refundable) and records
+the call; after the commit the caller makes it; ``finish`` posts the reversal, or marks the
+refund failed. Revenue and VAT rows are locked only in ``finish``'s short transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from plugpay_events.contracts.billing import RefundIssued
+from plugpay_events.envelope import Event
+from plugpay_events.types import Money
+from plugpay_platform.errors import Refusal
+from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing_svc.domain import AccountKind, TransferKind, TransferRequest, derived_id
+from billing_svc.repository import BillingRepository, LedgerRepository
+from billing_svc.usecases.common import Billing, ProcessorCall, record_call
+
+
+@dataclass
+class RefundStep:
+    """``call`` to make before ``finish``; or the answer (``body`` and its events, or the
+    ``refusal`` of a refund the processor refused, to commit as such)."""
+
+    call: ProcessorCall | None = None
+    body: dict[str, Any] | None = None
+    events: list[Event] = field(default_factory=list)
+    refusal: Refusal | None = None
+
+
+def _body(row: Row[Any]) -> dict[str, Any]:
+    return {
+        "refund_id": str(row.id),
+        "session_id": str(row.session_id),
+        "amount": {"amount_minor": row.amount, "currency": row.currency},
+        "destination": row.destination,
+        "reason": row.reason,
+        "issued_at": row.created_at.isoformat(),
+    }
+
+
+async def begin(
+    billing: Billing,
+    session: AsyncSession,
+    *,
+    refund_id: uuid.UUID,
+    session_id: uuid.UUID,
+    amount: int,
+    reason: str,
+    issued_by: uuid.UUID,
+    organisation_id: uuid.UUID | None,
+    any_organisation: bool,
+) -> RefundStep:
+    repo = BillingRepository(session)
+    receipt = await repo.receipt(session_id)
+    if receipt is None:
+        raise Refusal("not_found", "no receipt for this session", status_code=404)
+    if not any_organisation and receipt.organisation_id != organisation_id:
+        raise Refusal("forbidden", "this session was not at your stations", status_code=403)
+    await repo.lock_profile(receipt.user_id)
+    existing = await repo.refund_row(refund_id)
+    if existing is not None:
+        if existing.status == "pending":
+            op = await repo.operation(f"refund:{refund_id}")
+            assert op is not None
+            return RefundStep(call=ProcessorCall.of(op))
+        return await finish(billing, session, refund_id)
+    refundable = receipt.charged - await repo.refunded(session_id, with_pending=True)
+    if amount <= 0 or amount > refundable:
+        raise Refusal(
+            "refund_exceeds_charged",
+            f"at most {refundable} minor units can still be refunded",
+            status_code=422,
+        )
+    row = await repo.session_row(session_id)
+    assert row is not None
+    now = billing.clock()
+    destination = "wallet" if receipt.funding != "card" else "card"
+    await repo.insert_refund(
+        id=refund_id,
+        session_id=session_id,
+        user_id=receipt.user_id,
+        organisation_id=receipt.organisation_id,
+        station_id=receipt.station_id,
+        currency=receipt.currency,
+        amount=amount,
+        reason=reason,
+        issued_by=issued_by,
+        destination=destination,
+        status="pending",
+        created_at=now,
+    )
+    if destination == "card":
+        call = await record_call(
+            repo,
+            f"refund:{refund_id}",
+            "refund",
+            refund_id,
+            intent_id=row.payment_intent_id,
+            amount=amount,
+        )
+        return RefundStep(call=call)
+    return await finish(billing, session, refund_id)
+
+
+async def finish(billing: Billing, session: AsyncSession, refund_id: uuid.UUID) -> RefundStep:
+    """Post a refund: revenue and VAT reversed pro rata, the money back to the wallet or the
+    card's clearing account. A card refund the processor refused is marked failed."""
+    repo, ledger = BillingRepository(session), LedgerRepository(session)
+    row = await repo.refund_row(refund_id)
+    assert row is not None
+    await repo.lock_profile(row.user_id)
+    row = await repo.refund_row(refund_id)
+    assert row is not None
+    if row.status == "done":
+        return RefundStep(body=_body(row))
+    op = await repo.operation(f"refund:{refund_id}") if row.destination == "card" else None
+    if op is not None and op.status == "pending":
+        return RefundStep(call=ProcessorCall.of(op))
+    if row.status == "failed" or (op is not None and op.status == "failed"):
+        await repo.update_refund(refund_id, status="failed")
+        message = op.outcome["message"] if op is not None else "the refund failed"
+        return RefundStep(refusal=Refusal("refund_failed", message, status_code=409))
+    receipt = await repo.receipt(row.session_id)
+    assert receipt is not None
+    await _post(ledger, row, receipt, billing.clock())
+    await repo.update_refund(refund_id, status="done")
+    return RefundStep(
+        body=_body(row),
+        events=[
+            RefundIssued(
+                user_id=row.user_id,
+                refund_id=refund_id,
+                session_id=row.session_id,
+                amount=Money(amount_minor=row.amount, currency=row.currency),
+                reason=row.reason,
+                issued_by=row.issued_by,
+                issued_at=row.created_at,
+            )
+        ],
+    )
+
+
+async def _post(ledger: LedgerRepository, row: Row[Any], receipt: Row[Any], now: datetime) -> None:
+    currency, user, org, sid = row.currency, row.user_id, row.organisation_id, row.session_id
+    amount = row.amount
+    # Reverse revenue and VAT in the proportion they were collected.
+    vat_part = amount * receipt.total_vat // receipt.total_incl_vat if receipt.total_incl_vat else 0
+    settlement_id = await ledger.open(AccountKind.SESSION_SETTLEMENT, currency, sid)
+    wallet_id = await ledger.open(AccountKind.WALLET, currency, user)
+    clearing_id = await ledger.open(AccountKind.PROCESSOR_CLEARING, currency, user)
+    revenue_id = await ledger.open(AccountKind.REVENUE, currency, org)
+    vat_id = await ledger.open(AccountKind.VAT_PAYABLE, currency, org)
+    await ledger.lock_accounts((wallet_id, settlement_id, clearing_id))
+    await ledger.lock_accounts((revenue_id, vat_id))
+    moves = [
+        ("refund-revenue", revenue_id, settlement_id, amount - vat_part),
+        ("refund-vat", vat_id, settlement_id, vat_part),
+        (
+            "refund-out",
+            settlement_id,
+            wallet_id if row.destination == "wallet" else clearing_id,
+            amount,
+        ),
+    ]
+    for key, debit, credit, value in moves:
+        if value > 0:
+            await ledger.create_transfer(
+                TransferRequest(
+                    id=derived_id(key, row.id),
+                    kind=TransferKind.SINGLE,
+                    amount=value,
+                    currency=currency,
+                    code="refund",
+                    debit_account_id=debit,
+                    credit_account_id=credit,
+                    reference=str(sid),
+                ),
+                now,
+            )
