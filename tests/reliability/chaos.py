@@ -117,7 +117,7 @@ class ChaosStation:
             with contextlib.suppress(Exception):
                 ws.transport.abort()
         with contextlib.suppress(Exception):
-            await self.sim.close()
+            await asyncio.wait_for(self.sim.close(), 20)
 
     async def call(self, fn: Any, *, deadline: float) -> Any:
         """Run one station→back-office call, reconnecting and retrying until acknowledged."""

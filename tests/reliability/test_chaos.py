@@ -13,6 +13,7 @@ import json
 import time
 
 import chaos
+import pytest
 import support
 
 RESULTS = support.ROOT / ".local" / "reliability"
@@ -41,8 +42,13 @@ async def test_chaos_run(stack: str, long_run: bool, chaos_seed: int) -> None:
         )
         for st, d in zip(stations, world.drivers, strict=True)
     ]
-    await asyncio.gather(*workers, return_exceptions=True)
-    await control  # every round, even if the budget ran out first (then without traffic)
+    # A hung step fails the run with its seed instead of holding CI until its time limit.
+    try:
+        async with asyncio.timeout(budget_s + 600):
+            await asyncio.gather(*workers, return_exceptions=True)
+            await control  # every round, even if the budget ran out first (then no traffic)
+    except TimeoutError:
+        pytest.fail(f"chaos run hung; seed {chaos_seed}; faults so far: {report.fault_log}")
     await chaos.restart_dead()
     await asyncio.gather(*(chaos.finish_open_transactions(st) for st in stations))
     report.seconds = time.monotonic() - start

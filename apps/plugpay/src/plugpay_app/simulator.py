@@ -183,12 +183,14 @@ class SimulatedStation:
         """Drop the connection (a station losing its network)."""
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._tasks:
+            # Bounded: a task that swallowed its cancellation (a library's wait_for racing a
+            # reply) must not keep the station from going offline; it ends with its connection.
+            await asyncio.wait(self._tasks, timeout=5)
         self._tasks.clear()
         if self._ws is not None:
-            await self._ws.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._ws.close(), 10)
 
     # -- the driver at the station -------------------------------------------------------------
 
@@ -303,9 +305,10 @@ class SimulatedStation:
         await self.set_status(tx.connector_id, "Charging")
 
     async def _meter_loop(self, tx: Transaction) -> None:
+        connection = self._ws  # the loop belongs to the connection it started on
         while not tx.stopped.is_set():
             await asyncio.sleep(self.meter_interval_s)
-            if tx.stopped.is_set():
+            if tx.stopped.is_set() or self._ws is not connection:
                 return
             step = int(self.power_w * self.meter_interval_s * self.energy_speedup / 3600)
             tx.meter_wh += step
