@@ -9,11 +9,12 @@ import re
 import unicodedata
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cache
 from typing import Literal
 
 from plugpay_platform.errors import Refusal
+from plugpay_platform.throttle import ThrottleRule, ThrottleState, retry_after_s
 
 Role = Literal["driver", "operator", "admin", "analyst"]
 STAFF_ROLES: frozenset[str] = frozenset({"operator", "analyst", "admin"})
@@ -117,46 +118,6 @@ def normalise_email(email: str) -> str:
 
 
 # --- login throttling ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ThrottleRule:
-    """Failures allowed for free, then an exponentially growing wait, capped."""
-
-    free_failures: int
-    base_delay_s: float
-    max_delay_s: float
-    forget_after: timedelta = timedelta(hours=1)
-
-
-@dataclass(frozen=True)
-class ThrottleState:
-    """What is remembered about one throttle key."""
-
-    failures: int = 0
-    last_failure_at: datetime | None = None
-    blocked_until: datetime | None = None
-
-
-def retry_after_s(state: ThrottleState, now: datetime) -> int | None:
-    """Seconds until the next attempt is allowed, or None when it is allowed now."""
-    if state.blocked_until is None or state.blocked_until <= now:
-        return None
-    return max(1, int((state.blocked_until - now).total_seconds() + 0.999))
-
-
-def record_failure(state: ThrottleState, rule: ThrottleRule, now: datetime) -> ThrottleState:
-    """The state after one more failed attempt."""
-    failures = state.failures
-    if state.last_failure_at is not None and now - state.last_failure_at > rule.forget_after:
-        failures = 0  # old failures are forgiven
-    failures += 1
-    over = failures - rule.free_failures
-    blocked_until = state.blocked_until
-    if over > 0:
-        delay = min(rule.max_delay_s, rule.base_delay_s * 2 ** min(over - 1, 30))
-        blocked_until = now + timedelta(seconds=delay)
-    return ThrottleState(failures=failures, last_failure_at=now, blocked_until=blocked_until)
 
 
 def has_recent_failures(state: ThrottleState, rule: ThrottleRule, now: datetime) -> bool:

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from plugpay_platform.throttle import ThrottleState
 from sqlalchemy import delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_svc.credentials import SigningKey
-from auth_svc.domain import Account, RefreshToken, ThrottleState
+from auth_svc.domain import Account, RefreshToken
 from auth_svc.tables import (
     email_verifications,
     group_invitations,

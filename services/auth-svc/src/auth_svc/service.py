@@ -29,6 +29,7 @@ from plugpay_events.outbox import Outbox
 from plugpay_platform.errors import Refusal
 from plugpay_platform.logging import correlation_id
 from plugpay_platform.security import Principal
+from plugpay_platform.throttle import ThrottleRule, ThrottleState, record_failure, retry_after_s
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_svc import domain
@@ -79,7 +80,7 @@ class AuthContext:
         )
 
     @property
-    def registration_rule(self) -> domain.ThrottleRule:
+    def registration_rule(self) -> ThrottleRule:
         return replace(
             domain.REGISTRATION, free_failures=self.settings.registrations_free_per_address
         )
@@ -110,15 +111,15 @@ async def _count_mail_request(ctx: AuthContext, repo: AuthRepository, client: st
     """Registrations and resends from one address, throttled (each one sends a mail)."""
     key, rule, now = f"reg-ip:{client}", ctx.registration_rule, ctx.clock()
     state = (await repo.lock_throttle_states([key]))[key]
-    if (wait := domain.retry_after_s(state, now)) is not None:
+    if (wait := retry_after_s(state, now)) is not None:
         raise _too_many("too_many_registrations", "too many registrations from here", wait)
-    await repo.save_throttle_state(key, domain.record_failure(state, rule, now))
+    await repo.save_throttle_state(key, record_failure(state, rule, now))
 
 
 async def _check_mail_requests(ctx: AuthContext, repo: AuthRepository, client: str) -> None:
     # Read without a lock first: a throttled client costs no password hashing.
     state = (await repo.throttle_states([f"reg-ip:{client}"])).get(f"reg-ip:{client}")
-    if state and (wait := domain.retry_after_s(state, ctx.clock())) is not None:
+    if state and (wait := retry_after_s(state, ctx.clock())) is not None:
         raise _too_many("too_many_registrations", "too many registrations from here", wait)
 
 
@@ -263,9 +264,9 @@ def _throttle_keys(email: str, client: str) -> tuple[str, str, str]:
 
 
 def _login_throttles(
-    keys: tuple[str, str, str], states: dict[str, domain.ThrottleState]
+    keys: tuple[str, str, str], states: dict[str, ThrottleState]
 ) -> domain.LoginThrottles:
-    blank = domain.ThrottleState()
+    blank = ThrottleState()
     return domain.LoginThrottles(*(states.get(k, blank) for k in keys))
 
 
@@ -305,7 +306,7 @@ async def login(
             (rules.account_at_address, rules.account, rules.address),
             strict=True,
         ):
-            await repo.save_throttle_state(key, domain.record_failure(state, rule, now))
+            await repo.save_throttle_state(key, record_failure(state, rule, now))
         return _invalid_credentials()
     # The owner got in: forget failures against the account (not the address's: an attacker
     # with one valid account must not reset the counter of the address they stuff from).

@@ -18,6 +18,7 @@ from auth_svc.domain import (
 )
 from hypothesis import given
 from hypothesis import strategies as st
+from plugpay_platform import throttle
 from plugpay_platform.errors import Refusal
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -114,33 +115,33 @@ RULE = ThrottleRule(free_failures=3, base_delay_s=2, max_delay_s=60)
 def test_throttle_allows_free_failures_then_doubles_the_wait() -> None:
     state = ThrottleState()
     for _ in range(3):
-        state = domain.record_failure(state, RULE, NOW)
-        assert domain.retry_after_s(state, NOW) is None
+        state = throttle.record_failure(state, RULE, NOW)
+        assert throttle.retry_after_s(state, NOW) is None
     waits = []
     for _ in range(4):
-        state = domain.record_failure(state, RULE, NOW)
-        waits.append(domain.retry_after_s(state, NOW))
+        state = throttle.record_failure(state, RULE, NOW)
+        waits.append(throttle.retry_after_s(state, NOW))
     assert waits == [2, 4, 8, 16]
-    assert domain.retry_after_s(state, NOW + timedelta(seconds=16)) is None
+    assert throttle.retry_after_s(state, NOW + timedelta(seconds=16)) is None
 
 
 @given(st.integers(min_value=1, max_value=500))
 def test_throttle_wait_is_capped_so_nobody_is_locked_out(failures: int) -> None:
     state = ThrottleState()
     for _ in range(failures):
-        state = domain.record_failure(state, RULE, NOW)
-    wait = domain.retry_after_s(state, NOW)
+        state = throttle.record_failure(state, RULE, NOW)
+    wait = throttle.retry_after_s(state, NOW)
     assert wait is None or wait <= RULE.max_delay_s
-    assert domain.retry_after_s(state, NOW + timedelta(seconds=RULE.max_delay_s)) is None
+    assert throttle.retry_after_s(state, NOW + timedelta(seconds=RULE.max_delay_s)) is None
 
 
 def test_old_failures_are_forgiven() -> None:
     state = ThrottleState()
     for _ in range(10):
-        state = domain.record_failure(state, RULE, NOW)
+        state = throttle.record_failure(state, RULE, NOW)
     later = NOW + RULE.forget_after + timedelta(seconds=1)
-    state = domain.record_failure(state, RULE, later)
-    assert state.failures == 1 and domain.retry_after_s(state, later) is None
+    state = throttle.record_failure(state, RULE, later)
+    assert state.failures == 1 and throttle.retry_after_s(state, later) is None
 
 
 RULES = domain.LoginRules()
@@ -148,7 +149,7 @@ RULES = domain.LoginRules()
 
 def _failed(state: ThrottleState, rule: ThrottleRule, times: int) -> ThrottleState:
     for _ in range(times):
-        state = domain.record_failure(state, rule, NOW)
+        state = throttle.record_failure(state, rule, NOW)
     return state
 
 
@@ -159,7 +160,7 @@ def test_a_single_account_is_only_slowed_for_a_minute_from_anywhere() -> None:
 
 def test_an_attacked_account_stays_open_to_an_address_without_failures() -> None:
     attacked = _failed(ThrottleState(), RULES.account, RULES.account.free_failures + 5)
-    assert domain.retry_after_s(attacked, NOW) is not None
+    assert throttle.retry_after_s(attacked, NOW) is not None
     owner = domain.LoginThrottles(account=attacked)
     assert domain.login_wait(owner, RULES, NOW) is None
 
@@ -171,7 +172,7 @@ def test_an_attacked_account_holds_back_addresses_that_failed() -> None:
         account_at_address=_failed(ThrottleState(), RULES.account_at_address, 1),
         address=_failed(ThrottleState(), RULES.address, 1),
     )
-    assert domain.login_wait(guesser, RULES, NOW) == domain.retry_after_s(attacked, NOW)
+    assert domain.login_wait(guesser, RULES, NOW) == throttle.retry_after_s(attacked, NOW)
     # An hour later the address's failures are forgotten: the account window alone holds no one.
     later = NOW + RULES.address.forget_after + timedelta(seconds=1)
     still = replace(attacked, blocked_until=later + timedelta(seconds=30))
