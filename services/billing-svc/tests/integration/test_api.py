@@ -187,7 +187,14 @@ async def test_receipt_in_json_html_and_pdf_and_operator_views(h: Harness) -> No
     r = await h.client.post(
         "/billing/operator/refunds", json=body, headers={**foreign, "Idempotency-Key": "r"}
     )
-    assert r.status_code == 403
+    # Another organisation's session answers exactly as one that does not exist.
+    missing = await h.client.post(
+        "/billing/operator/refunds",
+        json={**body, "session_id": str(uuid.uuid4())},
+        headers={**foreign, "Idempotency-Key": "r0"},
+    )
+    assert (r.status_code, r.json()["reason"]) == (missing.status_code, missing.json()["reason"])
+    assert r.status_code == 404
     before = (await h.wallet(user))[0]
     for _ in range(2):
         r = await h.client.post(

@@ -61,10 +61,9 @@ async def begin(
 ) -> RefundStep:
     repo = BillingRepository(session)
     receipt = await repo.receipt(session_id)
-    if receipt is None:
+    if receipt is None or (not any_organisation and receipt.organisation_id != organisation_id):
+        # Another organisation's session answers as a missing one: no existence oracle.
         raise Refusal("not_found", "no receipt for this session", status_code=404)
-    if not any_organisation and receipt.organisation_id != organisation_id:
-        raise Refusal("forbidden", "this session was not at your stations", status_code=403)
     await repo.lock_profile(receipt.user_id)
     existing = await repo.refund_row(refund_id)
     if existing is not None:
