@@ -23,7 +23,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from datetime import UTC, datetime
 
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from plugpay_platform.database import Database
 from plugpay_platform.throttle import FailureThrottle, ThrottleRule
@@ -141,10 +141,15 @@ class CredentialVerifier:
         return ok and registered
 
     async def _dummy(self) -> str:
-        # Same parameters as real credentials (both from PasswordHasher's defaults), so a
-        # check against it costs what a real one does.
+        # The parameters of the credentials stations really have (auth-svc hashes them), so a
+        # check against the dummy costs what a real one does: no timing tells ids apart.
         if self._dummy_hash is None:
-            self._dummy_hash = await asyncio.to_thread(self._hasher.hash, secrets.token_urlsafe(24))
+            async with self.database.read() as session:
+                real = await Repository(session).any_password_hash()
+            hasher = (
+                PasswordHasher.from_parameters(extract_parameters(real)) if real else self._hasher
+            )
+            self._dummy_hash = await asyncio.to_thread(hasher.hash, secrets.token_urlsafe(24))
         return self._dummy_hash
 
     def _check(self, stored: str, password: str) -> bool:

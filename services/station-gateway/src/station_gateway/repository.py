@@ -52,6 +52,13 @@ class Repository:
         )
         return result.mappings().first()
 
+    async def any_password_hash(self) -> str | None:
+        """One station's stored credential hash (for its parameters), if any is registered."""
+        found: str | None = await self.session.scalar(
+            select(stations.c.password_hash).where(stations.c.password_hash.is_not(None)).limit(1)
+        )
+        return found
+
     async def stations_of(self, organisation_id: uuid.UUID) -> list[RowMapping]:
         result = await self.session.execute(
             select(stations)
