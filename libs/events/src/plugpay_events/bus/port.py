@@ -69,6 +69,27 @@ def _tell_dead_lettered(handler: Handler, group: str, record: RawRecord, reason:
             log.exception("dead-letter observer failed")
 
 
+# PostgreSQL answers that say "not now" rather than "never": connection exceptions (08),
+# the server shutting down or starting up (57P01-57P03), serialisation failures and deadlocks
+# (40001, 40P01), too many connections (53300).
+_TRANSIENT_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "40001", "40P01", "53300"})
+
+
+def _transient_sqlstate(error: BaseException) -> bool:
+    """Whether ``error`` (or what it wraps) carries a PostgreSQL SQLSTATE that passes."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        for name in ("sqlstate", "pgcode"):
+            code = getattr(current, name, None)
+            if isinstance(code, str) and (code.startswith("08") or code in _TRANSIENT_SQLSTATES):
+                return True
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+    return False
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How a failing handler is retried before its event is dead-lettered.
@@ -86,7 +107,9 @@ class RetryPolicy:
         if isinstance(error, self.transient):
             return True
         # SQLAlchemy wraps driver errors; a lost connection is transient whatever its class.
-        return bool(getattr(error, "connection_invalidated", False))
+        if getattr(error, "connection_invalidated", False):
+            return True
+        return _transient_sqlstate(error)
 
     def backoff(self, attempt: int) -> float:
         return float(min(self.max_backoff_s, self.initial_backoff_s * (2 ** (attempt - 1))))
