@@ -1,4 +1,5 @@
-"""Pure rules of the gateway: meter readings, stop reasons, limits. No I/O, no framework."""
+"""Pure rules of the gateway: the session life cycle, meter readings, stop reasons, limits.
+No I/O, no framework."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from enum import StrEnum
 from typing import Any, Literal
 
 from plugpay_tariffs import MeterSample as UsageSample
@@ -18,6 +20,92 @@ SUBPROTOCOLS: dict[str, OcppVersion] = {"ocpp2.0.1": "2.0.1", "ocpp1.6": "1.6"}
 ENERGY_REGISTER = "Energy.Active.Import.Register"
 POWER = "Power.Active.Import"
 SOC = "SoC"
+
+
+class SessionState(StrEnum):
+    """Where a session is in the gateway (the ``sessions.state`` column)."""
+
+    CODE_ISSUED = "code_issued"
+    AUTHORIZED = "authorized"
+    STARTING = "starting"
+    CHARGING = "charging"
+    COMPLETED = "completed"
+    ABANDONED = "abandoned"
+    EXPIRED = "expired"
+    DENIED = "denied"
+
+
+class SessionStep(StrEnum):
+    """What can happen to a session in the gateway."""
+
+    ISSUE_CODE = "issue_code"  # a code for a connector, or session-svc's SessionPriced
+    AUTHORIZE = "authorize"  # SessionAuthorized: funds are held
+    SEND_START = "send_start"  # the remote start command goes to the station
+    START_CHARGING = "start_charging"  # the station's transaction is linked to the session
+    REQUEST_STOP = "request_stop"  # a driver, limit or system stop (no change of state)
+    COMPLETE = "complete"  # the station ended the transaction
+    ABANDON = "abandon"  # the station could not start, or never did
+    EXPIRE = "expire"  # nobody scanned the code in time
+    DENY = "deny"  # pricing or billing said no
+
+
+S = SessionState
+
+# The states each step may leave, and where it leads (None: the state stays).
+_STEPS: dict[SessionStep, tuple[frozenset[SessionState | None], SessionState | None]] = {
+    SessionStep.ISSUE_CODE: (frozenset({None}), S.CODE_ISSUED),
+    SessionStep.AUTHORIZE: (frozenset({None, S.CODE_ISSUED, S.AUTHORIZED}), S.AUTHORIZED),
+    SessionStep.SEND_START: (frozenset({S.AUTHORIZED}), S.STARTING),
+    SessionStep.START_CHARGING: (frozenset({S.AUTHORIZED, S.STARTING}), S.CHARGING),
+    SessionStep.REQUEST_STOP: (frozenset({S.AUTHORIZED, S.STARTING, S.CHARGING}), None),
+    SessionStep.COMPLETE: (frozenset({S.CHARGING}), S.COMPLETED),
+    SessionStep.ABANDON: (frozenset({S.AUTHORIZED, S.STARTING}), S.ABANDONED),
+    SessionStep.EXPIRE: (frozenset({S.CODE_ISSUED}), S.EXPIRED),
+    SessionStep.DENY: (frozenset({None, S.CODE_ISSUED, S.DENIED}), S.DENIED),
+}
+
+# A driver is being served on the connector: no other code or start may use it.
+IN_PROGRESS: frozenset[SessionState] = frozenset({S.AUTHORIZED, S.STARTING, S.CHARGING})
+FINAL: frozenset[SessionState] = frozenset({S.COMPLETED, S.ABANDONED, S.EXPIRED, S.DENIED})
+
+
+@dataclass(frozen=True)
+class StepRefused:
+    """A step that may not happen now: ``reason`` for machines, ``message`` for people."""
+
+    reason: str
+    message: str
+
+
+def session_state(value: str | None) -> SessionState | None:
+    """A stored state as the enum (None for a session the gateway has not seen)."""
+    return None if value is None else SessionState(value)
+
+
+def step_refusal(state: SessionState | str | None, step: SessionStep) -> StepRefused | None:
+    """Why ``step`` may not happen to a session in ``state``, or None if it may."""
+    current = session_state(state)
+    allowed, _ = _STEPS[step]
+    if current in allowed:
+        return None
+    if current in FINAL:
+        return StepRefused(f"session_{current}", f"cannot {step} a session already {current}")
+    if current is None:
+        return StepRefused("session_unknown", f"cannot {step} a session the gateway never saw")
+    return StepRefused("wrong_state", f"cannot {step} a session that is {current}")
+
+
+def next_state(state: SessionState | str | None, step: SessionStep) -> SessionState | StepRefused:
+    """The state after ``step``, or why it may not happen."""
+    refused = step_refusal(state, step)
+    if refused is not None:
+        return refused
+    _, target = _STEPS[step]
+    if target is None:
+        current = session_state(state)
+        assert current is not None  # steps that keep the state never start a session
+        return current
+    return target
 
 
 @dataclass(frozen=True)
