@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from plugpay_events import EVENT_TYPES, Envelope, Money, decode_payload, upcast
 from plugpay_events.contracts import (
+    MeterClaim,
+    MeterJudgement,
     SessionAuthorized,
     SessionCodeScanned,
     SessionCompleted,
@@ -124,6 +126,42 @@ def test_authorized_limits_and_completed_energy() -> None:
             ended_at=NOW,
             stop_reason="ev_disconnected",
         )
+
+
+def test_completed_carries_the_meter_judgement_and_older_events_still_decode() -> None:
+    completed = {
+        "session_id": str(uuid.uuid4()),
+        "station_id": "ST-0001",
+        "connector_id": 1,
+        "transaction_id": "1",
+        "meter_start_wh": 1000,
+        "meter_stop_wh": 1000,
+        "energy_wh": 0,
+        "started_at": NOW.isoformat(),
+        "charging_ended_at": NOW.isoformat(),
+        "ended_at": NOW.isoformat(),
+        "stop_reason": "remote",
+    }
+    before = decode_payload("SessionCompleted", 1, completed)
+    assert isinstance(before, SessionCompleted)
+    assert before.judgement is None and not before.held_for_review
+    judgement = MeterJudgement(
+        outcome="held",
+        reasons=("register_jump",),
+        claimed=MeterClaim(
+            meter_start_wh=1000,
+            meter_stop_wh=10_001_000,
+            energy_wh=10_000_000,
+            started_at=NOW,
+            ended_at=NOW + timedelta(seconds=2),
+        ),
+        max_power_w=22_000,
+        max_energy_wh=132,
+    )
+    judged = SessionCompleted.model_validate({**completed, "judgement": judgement})
+    again = decode(encode(Envelope.wrap(judged, producer="test"))).event()
+    assert again == judged and again.held_for_review
+    assert again.judgement is not None and again.judgement.claimed.energy_wh == 10_000_000
 
 
 def _docs_events() -> Path:

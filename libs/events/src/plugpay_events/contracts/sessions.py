@@ -21,6 +21,8 @@ __all__ = [
     "DENIAL_REASONS",
     "ChargingStarted",
     "DenialReason",
+    "MeterClaim",
+    "MeterJudgement",
     "MeterSample",
     "MeterValuesReported",
     "SessionAbandoned",
@@ -223,6 +225,43 @@ class SessionStopRequested(_SessionEvent):
     requested_at: UtcDatetime
 
 
+MeterOutcome = Literal["accepted", "corrected", "held"]
+
+
+class MeterClaim(BaseModel):
+    """What the station reported for a transaction, before any judgement."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    meter_start_wh: int
+    meter_stop_wh: int
+    energy_wh: WattHours
+    started_at: UtcDatetime
+    ended_at: UtcDatetime
+
+
+class MeterJudgement(BaseModel):
+    """The gateway's plausibility judgement of a transaction's meter evidence.
+
+    ``accepted``: the session's values are the station's claim. ``corrected``: they were
+    derived from the plausible part of the evidence by a fixed rule. ``held``: they are the
+    plausible part only, and an operator must review the session before more is billed.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    outcome: MeterOutcome
+    reasons: tuple[str, ...] = Field(
+        default=(), description="machine-readable codes, e.g. register_jump, stop_in_future"
+    )
+    claimed: MeterClaim
+    max_power_w: int = Field(gt=0, description="the connector's registered maximum")
+    max_energy_wh: WattHours = Field(
+        description="the physical bound: max power over authorisation to the stop we received"
+    )
+    clock_skew_s: int = Field(default=0, ge=0, description="the station clock's offset we saw")
+
+
 @register
 class SessionCompleted(_SessionEvent):
     """The station ended the transaction: the completed charging-session data (claim 6)."""
@@ -239,6 +278,16 @@ class SessionCompleted(_SessionEvent):
     ended_at: UtcDatetime
     stop_reason: StopReason
     samples: tuple[MeterSample, ...] = ()
+    judgement: MeterJudgement | None = Field(
+        default=None,
+        description="how the station's meter evidence was judged; the energy, times and samples"
+        " above are the billable ones. None: completed before the gateway judged evidence",
+    )
+
+    @property
+    def held_for_review(self) -> bool:
+        """Only the plausible part may be captured until an operator decides."""
+        return self.judgement is not None and self.judgement.outcome == "held"
 
 
 @register
