@@ -237,6 +237,14 @@ def judge(evidence: MeterEvidence) -> Judgement:
         started_at=e.started_at,
         ended_at=e.stopped_at,
     )
+    # A register is never negative: such a reading is no reading at all.
+    if claimed_start < 0:
+        reasons.append(Reason.METER_START_MISMATCH)
+        claimed_start = next((s.register_wh for s in e.samples if s.register_wh >= 0), 0)
+    meter_stop_wh = e.meter_stop_wh
+    if meter_stop_wh is not None and meter_stop_wh < 0:
+        reasons.append(Reason.METER_STOP_BELOW_REGISTER)
+        meter_stop_wh = None
 
     # Time: the station's stamps must fall between our authorisation and our receipt of the
     # stop (widened by its clock skew); otherwise the time we saw is used.
@@ -263,6 +271,9 @@ def judge(evidence: MeterEvidence) -> Judgement:
     for sample in sorted(e.samples, key=lambda s: s.at):
         if sample.at < earliest or sample.at > latest:
             reasons.append(Reason.SAMPLE_TIME_IMPLAUSIBLE)
+            continue
+        if sample.register_wh < 0:
+            reasons.append(Reason.REGISTER_RESET)
             continue
         if sample.at < started_at or sample.at > ended_at:
             continue  # a reading outside the transaction
@@ -292,11 +303,11 @@ def judge(evidence: MeterEvidence) -> Judgement:
             baseline = sample.register_wh
             chain.ref_wh, chain.ref_at, chain.segment_floor_wh = baseline, sample.at, baseline
         chain.billed.append((sample.at, baseline + chain.energy_wh, sample.power_w))
-    if e.meter_stop_wh is not None:
+    if meter_stop_wh is not None:
         alone = not samples
         chain.step(
             ended_at,
-            e.meter_stop_wh,
+            meter_stop_wh,
             on_regression=Reason.REGISTER_RESET if alone else Reason.METER_STOP_BELOW_REGISTER,
             on_reset=Reason.REGISTER_RESET if alone else Reason.METER_STOP_BELOW_REGISTER,
             on_jump=Reason.REGISTER_JUMP if alone else Reason.METER_STOP_JUMP,
@@ -378,7 +389,7 @@ _TIME_REASONS = frozenset(
 def _endpoints_agree(
     e: MeterEvidence, started_at: datetime, ended_at: datetime, bound: int
 ) -> bool:
-    if e.meter_start_wh is None or e.meter_stop_wh is None:
+    if e.meter_start_wh is None or e.meter_stop_wh is None or e.meter_start_wh < 0:
         return False
     delta = e.meter_stop_wh - e.meter_start_wh
     return 0 <= delta <= min(bound, _step_bound_wh(e.max_power_w, ended_at - started_at))

@@ -96,7 +96,7 @@ def honest_sessions(draw: st.DrawFn, *, idle: bool | None = None) -> Honest:
 
 def assert_sound(judgement: Judgement, evidence: MeterEvidence) -> None:
     """What holds of every judgement, whatever the station sent."""
-    assert judgement.energy_wh >= 0
+    assert judgement.meter_start_wh >= 0 and judgement.energy_wh >= 0
     assert judgement.energy_wh == judgement.meter_stop_wh - judgement.meter_start_wh
     bound = max_energy_wh(evidence.max_power_w, evidence.stop_received_at - evidence.authorized_at)
     assert judgement.energy_wh <= bound == judgement.max_energy_wh
@@ -294,7 +294,7 @@ def any_evidence(draw: st.DrawFn) -> MeterEvidence:
     """Whatever a station may send: arbitrary registers, timestamps and statuses."""
     authorized_at = T0 + timedelta(seconds=draw(st.integers(0, 10**6)))
     stamp = st.integers(-(10**7), 10**7).map(lambda s: authorized_at + timedelta(seconds=s))
-    register = st.integers(0, 10**12)
+    register = st.integers(-(10**6), 10**12)
     status = st.sampled_from(["Charging", "SuspendedEV", "Finishing", "Available"])
     return MeterEvidence(
         max_power_w=draw(st.integers(1, 400_000)),
