@@ -37,8 +37,9 @@ TIMESTAMP_RESOLUTION = timedelta(seconds=2)
 # Network delay and clock setting granularity, on top of the station's measured skew.
 CLOCK_SLACK = timedelta(seconds=30)
 # Below this average power a step is idle (the car's electronics, meter creep), not charging.
-IDLE_POWER_W = 500
-# A station's status may lag its meter by about a sample interval before it is a mislabel.
+IDLE_POWER_W = 200
+# A station's status may lag its meter by about a sample interval before it is a mislabel, and
+# idle time this short (the last sample to the unplug) is not parking.
 IDLE_SLACK = timedelta(seconds=60)
 
 CHARGING_STATUSES = frozenset({"Charging"})
@@ -411,14 +412,16 @@ def _charging_end(
     else:
         last_step_start, measured_end, _ = charging[-1]
     claimed_end = _claimed_charging_end(statuses, started_at, ended_at)
-    if claimed_end is None:
-        return min(max(measured_end, started_at), ended_at)
-    if claimed_end > measured_end + IDLE_SLACK:
-        # The station says it was charging while its own register stood still.
-        reasons.append(Reason.IDLE_REPORTED_AS_CHARGING)
-    if last_step_start < claimed_end < measured_end:
-        measured_end = claimed_end
-    return min(max(measured_end, started_at), ended_at)
+    if claimed_end is not None:
+        if claimed_end > measured_end + IDLE_SLACK:
+            # The station says it was charging while its own register stood still.
+            reasons.append(Reason.IDLE_REPORTED_AS_CHARGING)
+        if last_step_start < claimed_end < measured_end:
+            measured_end = claimed_end
+    if ended_at - measured_end <= IDLE_SLACK:
+        # Shorter than a meter interval and an unplug: not parking.
+        return ended_at
+    return max(measured_end, started_at)
 
 
 def _claimed_charging_end(
