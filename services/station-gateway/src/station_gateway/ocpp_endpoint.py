@@ -708,6 +708,16 @@ async def serve_station(websocket: WebSocket, station_id: str, gateway: Gateway)
             basic_credentials(websocket.headers.get("authorization", "")),
             websocket.client.host if websocket.client else None,
         )
+    except STORAGE_UNAVAILABLE:
+        log.warning("station %s: handshake while the database is unavailable", station_id)
+        await refuse(
+            websocket,
+            503,
+            "temporarily_unavailable",
+            "try again in a moment",
+            {"Retry-After": str(BOOT_RETRY_S)},
+        )
+        return
     except StationAuthRefused as refused:
         # Expected traffic (a misconfigured station, a guesser): never an error line.
         log.info("station handshake refused: %s", refused.reason)
@@ -728,11 +738,19 @@ async def serve_station(websocket: WebSocket, station_id: str, gateway: Gateway)
         response_timeout=gateway.settings.ocpp_response_timeout_s,
         logger=ocpp_log,
     )
-    async with gateway.database.read() as session:
-        station = await Repository(session).station(station_id)
-    handler.setup(gateway, uuid.uuid4(), booted=bool(station and station["booted_at"]))
+    try:
+        async with gateway.database.read() as session:
+            station = await Repository(session).station(station_id)
+        handler.setup(gateway, uuid.uuid4(), booted=bool(station and station["booted_at"]))
+        await gateway.attach(handler)
+    except STORAGE_UNAVAILABLE:
+        # 1013 Try Again Later: the station reconnects, as after any dropped link.
+        log.warning("station %s: connected while the database is unavailable", station_id)
+        await gateway.detach(handler)
+        with contextlib.suppress(Exception):
+            await websocket.close(code=1013)
+        return
     close_code = 1000
-    await gateway.attach(handler)
     try:
         await handler.start()
     except WebSocketDisconnect:

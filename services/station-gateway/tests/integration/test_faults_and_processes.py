@@ -313,3 +313,55 @@ async def test_a_talking_station_stays_online_while_a_silent_one_goes_offline(ha
     assert gone == ["QUIET-2"]
     await harness.close(talking)
     await harness.close(quiet)
+
+
+async def test_while_the_database_is_away_stations_get_answers_they_retry(harness) -> None:  # type: ignore[no-untyped-def]
+    """No store, no acknowledgement: a boot is answered Pending (the station boots again after
+    the interval) and a code request Rejected with a reason, never an InternalError."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    gw = await harness.start_gateway()
+    await harness.register("CP-NODB")
+    url = make_url(harness.database_url)
+    name = url.database
+    admin = await asyncpg.connect(
+        host=url.host, port=url.port, user=url.username, password=url.password, database="postgres"
+    )
+    station = await raw_connect(gw, "CP-NODB")
+    boot = [2, "b1", "BootNotification", {"chargePointVendor": "v", "chargePointModel": "m"}]
+    code = [
+        2,
+        "c1",
+        "DataTransfer",
+        {
+            "vendorId": "com.plugpay",
+            "messageId": "RequestSessionCode",
+            "data": '{"connectorId": 1}',
+        },
+    ]
+    accepted = await exchange(station, json.dumps(boot))
+    assert accepted[2]["status"] == "Accepted", accepted
+    try:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+        )
+        refused = await exchange(station, json.dumps(code))
+        assert refused[:2] == [3, "c1"] and refused[2]["status"] == "Rejected", refused
+        assert json.loads(refused[2]["data"])["reason"] == "temporarily_unavailable"
+        pending = await exchange(station, json.dumps(boot))
+        assert pending[0] == 3 and pending[2]["status"] == "Pending", pending
+        assert pending[2]["interval"] == 10
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await admin.close()
+
+    async def booted() -> list | None:  # type: ignore[type-arg]
+        answer = await exchange(station, json.dumps(boot))
+        return answer if answer[2].get("status") == "Accepted" else None
+
+    from plugpay_testing import eventually
+
+    await eventually(booted, 30, "an accepted boot once the database is back")
+    await station.close()
