@@ -110,7 +110,7 @@ async def test_scan_typed_code_and_bare_token(
 ) -> None:
     await station_online(app, "ST-1")
     typed = await issue(app, signing_key)
-    bare = await issue(app, signing_key)
+    bare = await issue(app, signing_key, connector_id=2)  # one live code per connector
     code = typed.code.lower()
     spaced = f"{code[:3]}-{code[3:]}"
     first = await client.post("/sessions/scan", json={"code": spaced}, headers=tokens.headers())
