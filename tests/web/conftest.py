@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from plugpay_testing import eventually, eventually_blocking
+from plugpay_testing import eventually_blocking
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -279,34 +279,3 @@ def phone(browser: Any, plugpay: Plugpay) -> Iterator[Any]:
     page = context.new_page()
     yield page
     context.close()
-
-
-def charge_once(plugpay: Plugpay, stations: Stations, station_id: str, connector: int) -> str:
-    """A paid session arranged over the APIs (the driver client, as `plugpay drive` does)."""
-    from plugpay_app.driver import DriverClient, DriverError
-
-    station = stations.connected[station_id]
-
-    async def run() -> str:
-        issued = await station.request_code(connector)
-        async with DriverClient(plugpay.base_url) as phone:
-            await phone.login("driver@example.com", DEMO_PASSWORD)
-            for attempt in range(40):  # session-svc learns the code from the event log
-                try:
-                    session_id = await phone.scan(issued["qr"])
-                    break
-                except DriverError as error:
-                    if error.reason not in ("code_invalid", "code_not_ready") or attempt == 39:
-                        raise
-                    await asyncio.sleep(0.25)
-            await phone.wait_for_state(session_id, {"charging"}, timeout_s=30)
-            tx = station.transactions[connector]
-            await eventually(
-                lambda: tx.meter_wh > tx.meter_start_wh, within=30, what="energy flows"
-            )
-            await phone.stop(session_id)
-            await phone.wait_for_state(session_id, {"billed"}, timeout_s=40)
-        await station.unplug(connector)
-        return str(session_id)
-
-    return str(stations.run(run(), timeout=90))

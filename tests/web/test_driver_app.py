@@ -7,7 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import expect
-from web_support import PHONE, STATION_PASSWORD, launch, log_in, shot, y4m_from_screenshot
+from web_support import (
+    PHONE,
+    STATION_PASSWORD,
+    charge_once,
+    launch,
+    log_in,
+    shot,
+    y4m_from_screenshot,
+)
 
 STATION_SCREEN = {"viewport": {"width": 800, "height": 1000}, "device_scale_factor": 2}
 
@@ -220,8 +228,6 @@ def test_denial_reason_in_plain_language(phone: Any, plugpay: Any, stations: Any
 
 
 def test_history_and_receipts_open_offline(phone: Any, plugpay: Any, stations: Any) -> None:
-    from conftest import charge_once
-
     session_id = charge_once(plugpay, stations, "ST-0002", 1)
     log_in(phone, "driver@example.com")
     expect(phone.get_by_role("heading", name="Charge")).to_be_visible()

@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import charge_once
 from playwright.sync_api import expect
-from web_support import PHONE, STATION_PASSWORD, axe, log_in, shot
+from web_support import PHONE, STATION_PASSWORD, axe, charge_once, log_in, shot
 
 DESKTOP = {"viewport": {"width": 1200, "height": 860}}
 
