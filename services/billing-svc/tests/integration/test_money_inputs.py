@@ -197,3 +197,19 @@ async def test_declines_are_throttled_per_client_address(h: Harness) -> None:
         assert (await _topup(h, user, 100)).status_code == 402
     r = await _topup(h, users[5], 100)
     assert r.status_code == 429 and r.json()["reason"] == "too_many_declines"
+
+
+async def test_a_card_saved_without_a_processor_customer_still_tops_up(h: Harness) -> None:
+    """The demo seed (and older rows) save a card with no customer at the processor: the
+    first top-up creates the customer instead of answering 'no payment method'."""
+    from billing_svc.seed import seed_demo
+
+    user = uuid.uuid4()
+    async with h.database.write() as session:
+        await seed_demo(session, user, uuid.uuid4())
+    r = await _topup(h, user, 5_000)
+    assert r.status_code == 201, r.text
+    assert r.json()["balance_after"]["amount_minor"] == 2_000 + 5_000
+    async with h.database.read() as session:
+        profile = await BillingRepository(session).ensure_profile_readonly(user)
+    assert profile is not None and profile.processor_customer_id

@@ -25,27 +25,15 @@ from billing_svc.domain import (
     derived_id,
 )
 from billing_svc.processor import PaymentDeclined, ProcessorError
-from billing_svc.repository import BillingProfile, BillingRepository, LedgerRepository
+from billing_svc.repository import BillingRepository, LedgerRepository
 from billing_svc.usecases.common import (
     PRODUCER,
     Billing,
     ProcessorCall,
     end_hold,
+    processor_customer,
     record_call,
 )
-
-
-async def processor_customer(
-    billing: Billing, repo: BillingRepository, profile: BillingProfile
-) -> str:
-    """The driver's customer at the processor, created once (idempotently keyed)."""
-    if profile.processor_customer_id:
-        return profile.processor_customer_id
-    customer = await billing.processor.create_customer(
-        profile.user_id, idempotency_key=f"customer:{profile.user_id}"
-    )
-    await repo.update_profile(profile.user_id, processor_customer_id=customer)
-    return customer
 
 
 async def authorize(billing: Billing, session: AsyncSession, priced: SessionPriced) -> list[Event]:

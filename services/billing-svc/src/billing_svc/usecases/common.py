@@ -35,7 +35,12 @@ from billing_svc.domain import (
     derived_id,
 )
 from billing_svc.processor import PaymentDeclined, PaymentProcessor, ProcessorError
-from billing_svc.repository import BillingRepository, LedgerRepository, PaymentMethod
+from billing_svc.repository import (
+    BillingProfile,
+    BillingRepository,
+    LedgerRepository,
+    PaymentMethod,
+)
 
 PRODUCER = "billing-svc"
 DEFAULT_LIMITS = MoneyLimits(
@@ -261,3 +266,16 @@ async def pending_calls(
         rows = await BillingRepository(session).pending_operations(older_than, limit)
     for row in rows:
         yield ProcessorCall.of(row)
+
+
+async def processor_customer(
+    billing: Billing, repo: BillingRepository, profile: BillingProfile
+) -> str:
+    """The driver's customer at the processor, created once (idempotently keyed)."""
+    if profile.processor_customer_id:
+        return profile.processor_customer_id
+    customer = await billing.processor.create_customer(
+        profile.user_id, idempotency_key=f"customer:{profile.user_id}"
+    )
+    await repo.update_profile(profile.user_id, processor_customer_id=customer)
+    return customer

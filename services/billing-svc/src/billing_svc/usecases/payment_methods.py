@@ -13,8 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing_svc.domain import derived_id
 from billing_svc.processor import ProcessorError
 from billing_svc.repository import BillingRepository, PaymentMethod
-from billing_svc.usecases.authorise import processor_customer
-from billing_svc.usecases.common import Billing, refuse_after_declines
+from billing_svc.usecases.common import Billing, processor_customer, refuse_after_declines
 
 
 async def add_payment_method(

@@ -34,6 +34,7 @@ from billing_svc.usecases.common import (
     ProcessorCall,
     UnitOfWork,
     make_call,
+    processor_customer,
     record_call,
     refuse_after_declines,
     repay_debt,
@@ -82,8 +83,9 @@ async def begin(
     if problem is not None:
         raise Refusal(*problem, status_code=422)
     await refuse_after_declines(billing, repo, user_id, client_address)
-    if profile.processor_customer_id is None:
-        raise Refusal("no_payment_method", "add a card first", status_code=409)
+    # A card saved without a processor customer (demo data, an older row) gets one here,
+    # idempotently keyed, under the driver's own profile lock only (no ledger lock is held).
+    customer = await processor_customer(billing, repo, profile)
     await repo.insert_topup(
         id=topup_id,
         user_id=user_id,
@@ -98,7 +100,7 @@ async def begin(
         f"topup:{topup_id}",
         "charge",
         topup_id,
-        customer=profile.processor_customer_id,
+        customer=customer,
         token=method.processor_token,
         amount=amount,
         currency=currency,
