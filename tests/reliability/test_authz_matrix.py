@@ -1,7 +1,9 @@
 """The authorisation matrix, generated from the route table: every endpoint of every service's
 OpenAPI x every role, aimed at another organisation's (or another driver's) data. Expected
 policy: authz_policy.POLICY. Denied means 401/403/404 (422 when the body is checked before the
-owner); anything else — a 2xx, or a 400/409 from business logic — is unexpected access."""
+owner, 409 `*_unavailable` when a global name such as a tariff key is taken: no side effect and
+no owner revealed); anything else — a 2xx, or a 400/409 from business logic — is unexpected
+access."""
 
 from __future__ import annotations
 
@@ -90,13 +92,21 @@ async def _routes() -> list[tuple[str, str]]:
 
 
 async def _call(http: httpx.AsyncClient, method: str, path: str, token: str | None) -> int:
+    """The status, with a taken global name (409 `*_unavailable`) reported as a denial (403)."""
     headers = support.bearer(token) if token else {}
     kwargs: dict[str, Any] = {"headers": headers}
     if method in ("POST", "PUT", "PATCH"):
         kwargs["json"] = {}
         headers["Idempotency-Key"] = uuid.uuid4().hex
     async with http.stream(method, path, **kwargs) as response:
-        return response.status_code
+        if response.status_code != 409:
+            return response.status_code
+        body = await response.aread()
+    try:
+        reason = json.loads(body).get("reason", "")
+    except (ValueError, AttributeError):
+        return 409
+    return 403 if isinstance(reason, str) and reason.endswith("_unavailable") else 409
 
 
 async def test_authorisation_matrix(world: support.World) -> None:

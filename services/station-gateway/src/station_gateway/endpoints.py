@@ -16,6 +16,7 @@ from typing import Annotated
 
 import segno
 from fastapi import APIRouter, Depends, Request, WebSocket
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from plugpay_events.session_code import token_from_scan
@@ -304,7 +305,10 @@ async def operator_command(
 
 @router.get("/{station_id}/commands/{command_id}", tags=["operators"])
 async def command_status(
-    station_id: str, command_id: int, organisation_id: OperatorOrganisation, gateway: GatewayDep
+    station_id: str,
+    command_id: Annotated[int, PathParam(ge=1, le=2**63 - 1)],  # the id column is a bigint
+    organisation_id: OperatorOrganisation,
+    gateway: GatewayDep,
 ) -> CommandView:
     async with gateway.database.read() as session:
         repo = Repository(session)

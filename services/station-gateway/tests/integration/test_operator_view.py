@@ -167,6 +167,10 @@ async def test_operators_see_their_stations_live_and_nothing_else(harness) -> No
             ).scalar_one()
         hidden = await client.get(f"/stations/OPS-1/commands/{start_id}", headers=mine)
         assert hidden.status_code == 404, hidden.text
+        # A command id beyond the bigint column is a 422, not a database error.
+        for too_big in (2**63, 13863370321921548288):
+            refused = await client.get(f"/stations/OPS-1/commands/{too_big}", headers=mine)
+            assert refused.status_code == 422, refused.text
 
         # The station stops and drops: the session is over, the station offline.
         await station.call(
