@@ -21,8 +21,11 @@ MailKind = Literal[
 # Mails a driver may switch off; everything else concerns the account's security or money
 # taken without a session (top-ups, refunds) and is always sent.
 OPTIONAL_KINDS: frozenset[MailKind] = frozenset({"receipt"})
-# A mail's delivery state, one life cycle: queued -> (sending -> queued)* -> sent | failed.
-MailState = Literal["queued", "sending", "sent", "failed"]
+# A mail's delivery state, one life cycle:
+#   [awaiting_address ->] queued -> (sending -> queued)* -> sent | failed
+# "awaiting_address": the event came before the one telling the user's address (topics are
+# consumed independently); learning the address queues it.
+MailState = Literal["awaiting_address", "queued", "sending", "sent", "failed"]
 
 
 @dataclass(frozen=True)
@@ -35,9 +38,10 @@ class Contact:
 
 
 def wanted(kind: MailKind, contact: Contact | None) -> bool:
-    """Whether a mail of ``kind`` goes to this contact (unknown address: nothing to send)."""
-    if contact is None or contact.email is None:
-        return False
+    """Whether a mail of ``kind`` goes to this contact (an unknown one has opted out of
+    nothing: the mail waits for its address)."""
+    if contact is None:
+        return True
     return kind not in OPTIONAL_KINDS or contact.receipts
 
 

@@ -34,7 +34,7 @@ class MailRecord:
 
     id: int
     kind: str
-    to_address: str
+    to_address: str | None
     subject: str
     state: str
     attempts: int
@@ -49,13 +49,20 @@ class NotificationRepository:
     # --- contacts -------------------------------------------------------------------------
 
     async def learn_email(self, user_id: uuid.UUID, email: str, at: datetime) -> None:
-        """The user's current address (the newest event's)."""
+        """The user's current address (the newest event's); mails that waited for it are
+        queued."""
         await self.session.execute(
             pg_insert(contacts)
             .values(user_id=user_id, email=email, updated_at=at)
             .on_conflict_do_update(
-                index_elements=[contacts.c.user_id], set_={"email": email, "updated_at": at}
+                index_elements=[contacts.c.user_id],
+                set_={"email": email, "updated_at": at},
             )
+        )
+        await self.session.execute(
+            update(mails)
+            .where(mails.c.user_id == user_id, mails.c.state == "awaiting_address")
+            .values(to_address=email, state="queued", next_attempt_at=func.now())
         )
 
     async def mark_verified(self, user_id: uuid.UUID, at: datetime) -> None:
@@ -92,7 +99,7 @@ class NotificationRepository:
         event_id: uuid.UUID,
         kind: MailKind,
         user_id: uuid.UUID,
-        to_address: str,
+        to_address: str | None,
         subject: str,
         text_body: str,
         html_body: str,
@@ -109,6 +116,7 @@ class NotificationRepository:
                 subject=subject,
                 text_body=text_body,
                 html_body=html_body,
+                state="queued" if to_address else "awaiting_address",
             )
             .on_conflict_do_nothing(constraint="uq_mails_event_kind")
             .returning(mails.c.id)

@@ -22,7 +22,7 @@ class PreferencesUpdate(BaseModel):
 
 class MailLogEntry(BaseModel):
     kind: str
-    to: str
+    to: str | None
     subject: str
     state: str
     attempts: int

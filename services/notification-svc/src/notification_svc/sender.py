@@ -71,28 +71,36 @@ class MailSender:
         self.retry_max_s = retry_max_s
         self.clock = clock
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     async def start(self) -> None:
+        self._stopping.clear()
         self._task = asyncio.create_task(self._run(), name="notification-svc mail sender")
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    async def stop(self, grace_s: float = 35.0) -> None:
+        """Finish the round in flight (a mail sent but not recorded would be sent again after
+        its lease), then stop; cancelled after ``grace_s``."""
+        if self._task is None:
+            return
+        self._stopping.set()
+        try:
+            await asyncio.wait_for(self._task, grace_s)
+        except TimeoutError:
+            log.warning("mail sender did not finish its round in %ss; cancelled", grace_s)
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 sent = await self.deliver_due()
-            except asyncio.CancelledError:
-                raise
             except Exception:
                 log.exception("mail sender round failed; trying again")
                 sent = 0
             if not sent:
-                await asyncio.sleep(self.poll_interval_s)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self.poll_interval_s)
 
     async def deliver_due(self) -> int:
         """One round: claim what is due, send each, record each; how many were claimed."""

@@ -56,7 +56,7 @@ async def _queue(
     envelope: Envelope,
     kind: MailKind,
     user_id: uuid.UUID,
-    to_address: str,
+    to_address: str | None,
     **context: Any,
 ) -> bool:
     mail = ctx.renderer.render(kind, **context)
@@ -136,6 +136,9 @@ async def learn_identity(
         )  # fmt: skip
 
 
+NOT_WANTED = object()
+
+
 async def _to_contact(
     ctx: MailContext,
     store: NotificationRepository,
@@ -143,17 +146,19 @@ async def _to_contact(
     kind: MailKind,
     user_id: uuid.UUID,
     now: datetime,
-) -> str | None:
-    """The address a mail about money goes to, or None (history, unknown, switched off)."""
+) -> str | object | None:
+    """The address a mail about money goes to; None when it is not known yet (the mail waits
+    for it); NOT_WANTED for history or a mail the driver switched off."""
     if domain.is_history(envelope.occurred_at, now, ctx.max_event_age):
-        return None
+        return NOT_WANTED
     contact = await store.contact(user_id)
     if not domain.wanted(kind, contact):
-        if contact is None or contact.email is None:
-            log.info("%s for user %s: no known address, no mail", envelope.type, user_id)
-        return None
-    assert contact is not None and contact.email is not None
-    return contact.email
+        return NOT_WANTED
+    return contact.email if contact else None
+
+
+def _address(to: str | object | None) -> str | None:
+    return to if isinstance(to, str) else None
 
 
 async def session_billed(
@@ -162,7 +167,7 @@ async def session_billed(
 ) -> None:  # fmt: skip
     """The receipt mail, unless the driver switched receipts off."""
     to = await _to_contact(ctx, store, envelope, "receipt", event.user_id, now)
-    if to is None:
+    if to is NOT_WANTED:
         return
     funding = []
     if event.wallet_charged and event.wallet_charged.amount_minor:
@@ -174,7 +179,7 @@ async def session_billed(
     if event.balance_after is not None:
         funding.append(f"Wallet balance now: {domain.format_money(event.balance_after)}")
     await _queue(
-        ctx, store, envelope, "receipt", event.user_id, to,
+        ctx, store, envelope, "receipt", event.user_id, _address(to),
         amount=domain.format_money(event.charged), funding=funding,
         billed=_when(event.billed_at), session_id=str(event.session_id),
         receipt_link=ctx.link(f"receipt/{event.session_id}"),
@@ -188,25 +193,25 @@ async def billing_event(
     event = envelope.event()
     if isinstance(event, WalletToppedUp):
         to = await _to_contact(ctx, store, envelope, "top_up_done", event.user_id, now)
-        if to:
+        if to is not NOT_WANTED:
             await _queue(
-                ctx, store, envelope, "top_up_done", event.user_id, to,
+                ctx, store, envelope, "top_up_done", event.user_id, _address(to),
                 amount=domain.format_money(event.amount), trigger=event.trigger,
                 balance=domain.format_money(event.balance_after), at=_when(event.topped_up_at),
             )  # fmt: skip
     elif isinstance(event, TopUpFailed):
         to = await _to_contact(ctx, store, envelope, "top_up_declined", event.user_id, now)
-        if to:
+        if to is not NOT_WANTED:
             await _queue(
-                ctx, store, envelope, "top_up_declined", event.user_id, to,
+                ctx, store, envelope, "top_up_declined", event.user_id, _address(to),
                 amount=domain.format_money(event.amount), trigger=event.trigger,
                 reason=event.reason, at=_when(event.failed_at), app_link=ctx.link("account"),
             )  # fmt: skip
     elif isinstance(event, RefundIssued):
         to = await _to_contact(ctx, store, envelope, "refund_issued", event.user_id, now)
-        if to:
+        if to is not NOT_WANTED:
             await _queue(
-                ctx, store, envelope, "refund_issued", event.user_id, to,
+                ctx, store, envelope, "refund_issued", event.user_id, _address(to),
                 amount=domain.format_money(event.amount), session_id=str(event.session_id),
                 reason=event.reason, at=_when(event.issued_at),
             )  # fmt: skip

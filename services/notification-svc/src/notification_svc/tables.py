@@ -45,7 +45,7 @@ mails = Table(
     Column("event_id", Uuid, nullable=False),
     Column("kind", String(32), nullable=False),
     Column("user_id", Uuid, nullable=False),
-    Column("to_address", String(254), nullable=False),
+    Column("to_address", String(254)),
     Column("subject", String(300), nullable=False),
     Column("text_body", Text),
     Column("html_body", Text),

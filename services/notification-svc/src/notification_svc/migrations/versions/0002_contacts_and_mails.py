@@ -30,7 +30,7 @@ def upgrade() -> None:
         sa.Column("event_id", sa.Uuid(), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("user_id", sa.Uuid(), nullable=False),
-        sa.Column("to_address", sa.String(length=254), nullable=False),
+        sa.Column("to_address", sa.String(length=254)),
         sa.Column("subject", sa.String(length=300), nullable=False),
         sa.Column("text_body", sa.Text()),
         sa.Column("html_body", sa.Text()),
