@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from plugpay_platform.settings import ServiceSettings
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from notification_svc.smtp import SmtpTarget
@@ -36,6 +36,11 @@ class Settings(ServiceSettings):
     # Events older than this are replayed history (a new deployment reads the log from the
     # start): they teach contact data but send nothing.
     max_event_age_s: int = Field(default=2 * 24 * 3600, ge=60)
+
+    @field_validator("smtp_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _smtp_in_production(self) -> Settings:
