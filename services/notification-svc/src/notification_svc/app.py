@@ -28,15 +28,6 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger(__name__)
 
 
-class NoSmtpConfigured(RuntimeError):
-    """Development without PLUGPAY_SMTP_URL: mail stays queued until a server is configured."""
-
-
-class _Unconfigured:
-    async def send(self, message: object) -> None:
-        raise NoSmtpConfigured("PLUGPAY_SMTP_URL is not set")
-
-
 def create_app(
     settings: Settings | None = None,
     *,
@@ -69,12 +60,13 @@ def create_app(
         runtime.consume(ConsumerSpec.transactional(group, [topic], sessions, outbox_tables, effect))
 
     target = settings.smtp_target()
+    if transport is None and target is not None:
+        transport = SmtpSender(target)
     if transport is None:
-        if target is None:
-            log.warning("PLUGPAY_SMTP_URL is not set: mail is queued, not sent")
-            transport = _Unconfigured()
-        else:
-            transport = SmtpSender(target)
+        # Development without a mail server (production refuses to start): mail is queued
+        # and kept, and goes out once the service runs with PLUGPAY_SMTP_URL.
+        log.warning("PLUGPAY_SMTP_URL is not set: mail is queued, not sent")
+        return _finish(runtime, settings, None)
     sender = MailSender(
         runtime.database,
         transport,
@@ -88,7 +80,10 @@ def create_app(
     )
     runtime.on_start.append(sender.start)
     runtime.on_stop.append(sender.stop)
+    return _finish(runtime, settings, sender)
 
+
+def _finish(runtime: ServiceRuntime, settings: Settings, sender: MailSender | None) -> FastAPI:
     app = build_service_app(runtime, [router], title="Plugpay notification-svc", prefix=PREFIX)
     app.state.settings = settings
     app.state.mail_sender = sender

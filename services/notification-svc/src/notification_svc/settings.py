@@ -40,7 +40,8 @@ class Settings(ServiceSettings):
     @field_validator("smtp_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
-        return None if value == "" else value
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        return None if text == "" else value
 
     @model_validator(mode="after")
     def _smtp_in_production(self) -> Settings:

@@ -186,3 +186,14 @@ async def _attempted(app: FastAPI) -> dict[str, object] | None:
 
 def _links(text: str) -> list[str]:
     return re.findall(r"https://\S+", text)
+
+
+async def test_without_a_mail_server_development_keeps_mail_queued(
+    database_url: str, topic_prefix: str, tokens: TokenFactory
+) -> None:
+    app = build_app(database_url, topic_prefix, tokens, "")
+    async with running(app):
+        assert app.state.mail_sender is None
+        await publish(app, verification(uuid.uuid4(), "quinn@example.com", CODE))
+        (row,) = await eventually(lambda: mail_rows(app))
+    assert (row["state"], row["attempts"], row["to_address"]) == ("queued", 0, "quinn@example.com")
