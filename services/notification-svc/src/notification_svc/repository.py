@@ -48,9 +48,11 @@ class NotificationRepository:
 
     # --- contacts -------------------------------------------------------------------------
 
-    async def learn_email(self, user_id: uuid.UUID, email: str, at: datetime) -> None:
-        """The user's current address (the newest event's); mails that waited for it are
-        queued."""
+    async def learn_email(
+        self, user_id: uuid.UUID, email: str, at: datetime, waited_since: datetime
+    ) -> None:
+        """The user's current address (the newest event's); mails queued since
+        ``waited_since`` that waited for it are sent (older ones are not news any more)."""
         await self.session.execute(
             pg_insert(contacts)
             .values(user_id=user_id, email=email, updated_at=at)
@@ -61,7 +63,11 @@ class NotificationRepository:
         )
         await self.session.execute(
             update(mails)
-            .where(mails.c.user_id == user_id, mails.c.state == "awaiting_address")
+            .where(
+                mails.c.user_id == user_id,
+                mails.c.state == "awaiting_address",
+                mails.c.created_at >= waited_since,
+            )
             .values(to_address=email, state="queued", next_attempt_at=func.now())
         )
 

@@ -84,6 +84,17 @@ def _code(ctx: MailContext, envelope: Envelope, sealed: str, user_id: uuid.UUID)
         return None
 
 
+async def _learn(
+    ctx: MailContext,
+    store: NotificationRepository,
+    envelope: Envelope,
+    user_id: uuid.UUID,
+    email: str,
+    now: datetime,
+) -> None:
+    await store.learn_email(user_id, email, envelope.occurred_at, now - ctx.max_event_age)
+
+
 async def learn_identity(
     ctx: MailContext, store: NotificationRepository, envelope: Envelope, now: datetime
 ) -> None:
@@ -91,13 +102,13 @@ async def learn_identity(
     event = envelope.event()
     if isinstance(event, UserRegistered):
         if event.email:
-            await store.learn_email(event.user_id, event.email, envelope.occurred_at)
+            await _learn(ctx, store, envelope, event.user_id, event.email, now)
     elif isinstance(event, UserVerified):
         await store.mark_verified(event.user_id, envelope.occurred_at)
     elif isinstance(event, EmailVerificationRequested):
         if event.email is None or event.sealed_code is None:
             return  # from before notification-svc: nothing to mail
-        await store.learn_email(event.user_id, event.email, envelope.occurred_at)
+        await _learn(ctx, store, envelope, event.user_id, event.email, now)
         if event.expires_at <= now:
             return
         code = _code(ctx, envelope, event.sealed_code, event.user_id)
@@ -107,7 +118,7 @@ async def learn_identity(
                 link=ctx.link(f"verify/{code}"), expires=_when(event.expires_at),
             )  # fmt: skip
     elif isinstance(event, PasswordResetRequested):
-        await store.learn_email(event.user_id, event.email, envelope.occurred_at)
+        await _learn(ctx, store, envelope, event.user_id, event.email, now)
         if event.expires_at <= now:
             return
         code = _code(ctx, envelope, event.sealed_code, event.user_id)
@@ -127,7 +138,7 @@ async def learn_identity(
                 expires=_when(event.expires_at),
             )  # fmt: skip
     elif isinstance(event, PasswordChanged):
-        await store.learn_email(event.user_id, event.email, envelope.occurred_at)
+        await _learn(ctx, store, envelope, event.user_id, event.email, now)
         if domain.is_history(envelope.occurred_at, now, ctx.max_event_age):
             return
         await _queue(

@@ -197,3 +197,14 @@ async def test_without_a_mail_server_development_keeps_mail_queued(
         await publish(app, verification(uuid.uuid4(), "quinn@example.com", CODE))
         (row,) = await eventually(lambda: mail_rows(app))
     assert (row["state"], row["attempts"], row["to_address"]) == ("queued", 0, "quinn@example.com")
+
+
+async def test_a_receipt_before_the_address_waits_for_it(app: FastAPI, smtp: SmtpServer) -> None:
+    user = uuid.uuid4()
+    (early,) = await publish(app, billed(user, charged=500))
+    await eventually(lambda: handled(app, "notification-svc.sessions", early))
+    (row,) = await mail_rows(app)
+    assert (row["state"], row["to_address"]) == ("awaiting_address", None)
+    await publish(app, registered(user, "wim@example.com"))
+    (receipt,) = await eventually(lambda: smtp.mailbox.to("wim@example.com"))
+    assert receipt.message["Subject"] == "Your Plugpay receipt: 5.00 EUR"
