@@ -89,6 +89,20 @@ class NotificationRepository:
             )
         )
 
+    async def contact_for_mail(self, user_id: uuid.UUID) -> Contact:
+        """The contact, row-locked until the commit (created empty if unknown), so a mail
+        queued to wait for the address and the event teaching the address serialise: either
+        the address is seen here, or ``learn_email`` sees the waiting mail."""
+        await self.session.execute(
+            pg_insert(contacts).values(user_id=user_id).on_conflict_do_nothing()
+        )
+        row = (
+            await self.session.execute(
+                select(contacts).where(contacts.c.user_id == user_id).with_for_update()
+            )
+        ).one()
+        return Contact(str(row.user_id), row.email, row.receipts)
+
     async def contact(self, user_id: uuid.UUID) -> Contact | None:
         row = (
             await self.session.execute(select(contacts).where(contacts.c.user_id == user_id))

@@ -162,10 +162,10 @@ async def _to_contact(
     for it); NOT_WANTED for history or a mail the driver switched off."""
     if domain.is_history(envelope.occurred_at, now, ctx.max_event_age):
         return NOT_WANTED
-    contact = await store.contact(user_id)
+    contact = await store.contact_for_mail(user_id)
     if not domain.wanted(kind, contact):
         return NOT_WANTED
-    return contact.email if contact else None
+    return contact.email
 
 
 def _address(to: str | object | None) -> str | None:

@@ -13,7 +13,7 @@ from plugpay_testing.tokens import TokenFactory
 from ..events import billed, registered, verification
 from ..smtp_server import SmtpServer
 from .conftest import build_app, publish, running
-from .test_mail import handled
+from .test_mail import handled, mail_rows
 
 pytestmark = [pytest.mark.infra, pytest.mark.kafka]
 
@@ -43,7 +43,12 @@ async def test_killed_and_restarted_consumer_sends_each_mail_once(
         sentinel = uuid.uuid4()
         (last,) = await publish(second, verification(sentinel, "last@example.com", "z" * 40))
         expected = 2 * len(users) + 1  # a verification mail and a receipt each, and the sentinel
-        await eventually(lambda: len(smtp.mailbox.received) >= expected, within=60)
+        try:
+            await eventually(lambda: len(smtp.mailbox.received) >= expected, within=60)
+        except AssertionError as error:
+            rows = [(r["to_address"], r["kind"], r["state"]) for r in await mail_rows(second)]
+            received = [m.to for m in smtp.mailbox.received]
+            raise AssertionError(f"received {received}; queue {rows}") from error
         # Both consumers have seen the whole stream again (the sentinel came after it).
         await eventually(lambda: handled(second, "notification-svc.identity", last))
         await eventually(lambda: handled(second, "notification-svc.sessions", envelopes[-1]))
