@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from plugpay_platform.settings import ServiceSettings
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from notification_svc.smtp import SmtpTarget
@@ -13,16 +13,20 @@ from notification_svc.smtp import SmtpTarget
 class Settings(ServiceSettings):
     """Everything notification-svc reads from its environment."""
 
-    model_config = SettingsConfigDict(env_prefix="NOTIFICATION_SVC_", extra="ignore")
+    # The SMTP settings are the platform's names (PLUGPAY_*), shared with `plugpay run`; by
+    # field name they can still be passed in code (tests, the embedded composition).
+    model_config = SettingsConfigDict(
+        env_prefix="NOTIFICATION_SVC_", extra="ignore", populate_by_name=True
+    )
 
     smtp_url: SecretStr | None = Field(
         default=None,
-        validation_alias=AliasChoices("PLUGPAY_SMTP_URL", "smtp_url"),
+        validation_alias="PLUGPAY_SMTP_URL",
         description="smtp://user:pass@host:587 (STARTTLS) or smtps://user:pass@host:465 (TLS)",
     )
     mail_from: str = Field(
         default="Plugpay <no-reply@plugpay.invalid>",
-        validation_alias=AliasChoices("PLUGPAY_MAIL_FROM", "mail_from"),
+        validation_alias="PLUGPAY_MAIL_FROM",
         max_length=300,
     )
     # The sender loop: how often it looks for due mail, how many it takes at once.
