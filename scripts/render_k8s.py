@@ -66,6 +66,7 @@ class Service:
     extra_env: tuple[dict[str, Any], ...] = ()
     calls: tuple[str, ...] = ()  # in-cluster HTTP calls to other services
     egress_https: bool = False  # calls out of the cluster (payment processor)
+    egress_smtp: bool = False  # mail submission out of the cluster (465 TLS, 587 STARTTLS)
     note: str = ""
     annotations: dict[str, str] = field(default_factory=dict)
 
@@ -85,6 +86,9 @@ def _secret_env(name: str, secret: str, key: str, optional: bool = False) -> dic
     return {"name": name, "valueFrom": {"secretKeyRef": ref}}
 
 
+# Seals mailed links' codes in events; only auth-svc and notification-svc get it.
+MAIL_LINK_KEY = _secret_env("PLUGPAY_MAIL_LINK_KEY", "mail-link-key", "key")
+
 # Who writes and reads which topic: docs/flow.md. Every service may also dead-letter.
 SERVICES: tuple[Service, ...] = (
     Service(
@@ -93,6 +97,7 @@ SERVICES: tuple[Service, ...] = (
         writes=(T.IDENTITY,),
         reads=(),
         extra_env=(
+            MAIL_LINK_KEY,
             _secret_env(
                 "AUTH_SVC_BOOTSTRAP_ADMIN_PASSWORD",
                 "auth-svc-bootstrap-admin",
@@ -157,6 +162,19 @@ SERVICES: tuple[Service, ...] = (
         reads=(T.IDENTITY, T.SESSIONS),
         calls=("auth-svc",),
         egress_https=True,
+    ),
+    Service(
+        "notification-svc",
+        database="notifications",
+        writes=(),
+        reads=(T.IDENTITY, T.SESSIONS, T.BILLING),
+        calls=("auth-svc",),
+        egress_smtp=True,
+        extra_env=(
+            MAIL_LINK_KEY,
+            _secret_env("PLUGPAY_SMTP_URL", "notification-svc-smtp", "url"),
+            _secret_env("PLUGPAY_MAIL_FROM", "notification-svc-smtp", "from", optional=True),
+        ),
     ),
 )
 SERVICES_BY_NAME = {s.name: s for s in SERVICES}
@@ -723,6 +741,10 @@ def network_policies(routes: list[Route]) -> list[dict[str, Any]]:
             )
         if svc.egress_https:
             egress.append({"to": [{"ipBlock": ANY_IP_OUTSIDE_PRIVATE}], "ports": [_port(443)]})
+        if svc.egress_smtp:
+            egress.append(
+                {"to": [{"ipBlock": ANY_IP_OUTSIDE_PRIVATE}], "ports": [_port(465), _port(587)]}
+            )
         out.append(
             policy(
                 svc.name,

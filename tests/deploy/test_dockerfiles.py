@@ -28,7 +28,14 @@ def hadolint() -> str | None:
 
 
 def test_every_service_has_a_dockerfile() -> None:
-    assert SERVICES == ["auth-svc", "billing-svc", "pricing-svc", "session-svc", "station-gateway"]
+    assert SERVICES == [
+        "auth-svc",
+        "billing-svc",
+        "notification-svc",
+        "pricing-svc",
+        "session-svc",
+        "station-gateway",
+    ]
     for s in SERVICES:
         assert (ROOT / "services" / s / "Dockerfile").is_file()
 
