@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from plugpay_platform.settings import ServiceSettings
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 
@@ -40,7 +40,21 @@ class Settings(ServiceSettings):
     )
     max_message_bytes: int = Field(default=65_536, gt=0)
     credential_cache_s: float = Field(default=60.0, ge=0)
+    simulated_meter_speedup: float = Field(
+        default=1.0,
+        ge=1.0,
+        le=10_000.0,
+        description="test and demo stacks only: simulated stations meter this many times "
+        "faster than real time, so the plausibility judgement's power bound is this much "
+        "higher; refused in production, where a station's meter is evidence",
+    )
     consume_events: bool = Field(
         default=True,
         description="run the event consumers; socket-only replicas may turn it off",
     )
+
+    @model_validator(mode="after")
+    def _physical_in_production(self) -> Settings:
+        if self.platform.environment == "production" and self.simulated_meter_speedup != 1.0:
+            raise ValueError("STATION_GATEWAY_SIMULATED_METER_SPEEDUP is for test stacks only")
+        return self
