@@ -243,7 +243,10 @@ async def run201(
                 timestamp=iso(t0 + offset),
                 trigger_reason="MeterValuePeriodic",
                 seq_no=seq,
-                transaction_info={"transaction_id": f"tx-{station_id}", "charging_state": "Charging"},
+                transaction_info={
+                    "transaction_id": f"tx-{station_id}",
+                    "charging_state": "Charging",
+                },
                 meter_value=readings201(t0 + offset, value, unit, "Sample.Periodic"),
             )
         )
