@@ -210,6 +210,7 @@ async def _authorized(
             "session_started_at": event.authorized_at,
         },
         state="authorized",
+        authorized_at=event.authorized_at,
         user_id=event.user_id,
         limits=event.limits.model_dump(mode="json"),
         id_tag=previous.get("id_tag") or domain.new_id_tag(event.session_id),
