@@ -110,6 +110,19 @@ def next_state(state: SessionState | str | None, step: SessionStep) -> SessionSt
 
 
 @dataclass(frozen=True)
+class Simulation:
+    """How a test stack's simulated stations depart from reality (never in production): their
+    meters run ``meter_speedup`` times faster than real time, and with ``own_clocks`` they
+    report times on a simulated calendar instead of a clock set by us."""
+
+    meter_speedup: float = 1.0
+    own_clocks: bool = False
+
+
+REAL_STATIONS = Simulation()
+
+
+@dataclass(frozen=True)
 class Reading:
     """One meter value as reported: the cumulative register (Wh), power and SoC if given."""
 

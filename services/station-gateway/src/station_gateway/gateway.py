@@ -189,7 +189,7 @@ class Gateway:
                     session,
                     row["session_id"],
                     reason,  # type: ignore[arg-type]
-                    meter_speedup=self.settings.simulated_meter_speedup,
+                    simulation=self.settings.simulation,
                 )
             if ended:
                 log.warning(

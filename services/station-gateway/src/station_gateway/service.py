@@ -524,6 +524,8 @@ async def request_limit_stop(session: AsyncSession, session_id: uuid.UUID) -> bo
 UNKNOWN_CONNECTOR_MAX_POWER_W = 400_000
 # Our Boot and Heartbeat answers set a station's clock: a larger offset is not believed.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
+# A simulated calendar (test stacks) is at most this far from ours.
+SIMULATED_CLOCK_SKEW = timedelta(days=400)
 
 
 def _max_power_w(station: RowMapping | None, connector_id: int) -> int:
@@ -541,13 +543,16 @@ async def judge_meter_evidence(
     meter_stop_wh: int | None,
     ended_at: datetime,
     received_at: datetime,
-    meter_speedup: float = 1.0,
+    simulation: domain.Simulation = domain.REAL_STATIONS,
 ) -> tuple[plausibility.Judgement, MeterJudgement]:
     """The plausibility judgement of a transaction's evidence, and its form in the event."""
     repo = Repository(session)
     station = await repo.station(row["station_id"])
-    skew = min(await repo.station_clock_skew(row["station_id"]), MAX_CLOCK_SKEW)
-    max_power_w = int(_max_power_w(station, row["connector_id"]) * meter_speedup)
+    if simulation.own_clocks:
+        skew = SIMULATED_CLOCK_SKEW
+    else:
+        skew = min(await repo.station_clock_skew(row["station_id"]), MAX_CLOCK_SKEW)
+    max_power_w = int(_max_power_w(station, row["connector_id"]) * simulation.meter_speedup)
     evidence = plausibility.MeterEvidence(
         max_power_w=max_power_w,
         # Rows from before the column existed: the code's issue, which precedes authorisation.
@@ -593,7 +598,7 @@ async def complete_transaction(
     readings: Sequence[Reading] = (),
     stop_reason: str | None = None,
     received_at: datetime | None = None,
-    meter_speedup: float = 1.0,
+    simulation: domain.Simulation = domain.REAL_STATIONS,
 ) -> uuid.UUID | None:
     """The station ended a transaction: SessionCompleted exactly once per transaction, with
     the meter evidence judged (``received_at``: when we learned of the end, default now)."""
@@ -616,7 +621,7 @@ async def complete_transaction(
         meter_stop_wh=meter_stop_wh,
         ended_at=ended_at,
         received_at=received_at or now_utc(),
-        meter_speedup=meter_speedup,
+        simulation=simulation,
     )
     reason = stop_reason or domain.stop_reason(reported_reason, version, row["stop_requested_by"])
     await repo.update_session(
@@ -662,7 +667,7 @@ async def end_lost_transaction(
     session_id: uuid.UUID,
     reason: Literal["transaction_lost", "station_unreachable"] = "transaction_lost",
     *,
-    meter_speedup: float = 1.0,
+    simulation: domain.Simulation = domain.REAL_STATIONS,
 ) -> bool:
     """The station will never report the transaction's end (it reported the connector free
     without ending it, or it has been unreachable too long): complete it once,
@@ -685,7 +690,7 @@ async def end_lost_transaction(
         ended_at=last_reading_at or now_utc(),
         reported_reason=None,
         stop_reason=reason,
-        meter_speedup=meter_speedup,
+        simulation=simulation,
     )
     return True
 

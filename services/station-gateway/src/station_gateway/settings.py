@@ -6,6 +6,8 @@ from plugpay_platform.settings import ServiceSettings
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from station_gateway.domain import Simulation
+
 
 class Settings(ServiceSettings):
     """Everything station-gateway reads from its environment."""
@@ -48,6 +50,12 @@ class Settings(ServiceSettings):
         "faster than real time, so the plausibility judgement's power bound is this much "
         "higher; refused in production, where a station's meter is evidence",
     )
+    simulated_station_clocks: bool = Field(
+        default=False,
+        description="test stacks only: simulated stations report times on a simulated calendar "
+        "of their own (the analytics suite's month), so their timestamps are not judged against "
+        "our clock (their energy still is); refused in production",
+    )
     consume_events: bool = Field(
         default=True,
         description="run the event consumers; socket-only replicas may turn it off",
@@ -55,6 +63,13 @@ class Settings(ServiceSettings):
 
     @model_validator(mode="after")
     def _physical_in_production(self) -> Settings:
-        if self.platform.environment == "production" and self.simulated_meter_speedup != 1.0:
-            raise ValueError("STATION_GATEWAY_SIMULATED_METER_SPEEDUP is for test stacks only")
+        if self.platform.environment == "production" and self.simulation != Simulation():
+            raise ValueError(
+                "STATION_GATEWAY_SIMULATED_METER_SPEEDUP and _SIMULATED_STATION_CLOCKS are for "
+                "test stacks only"
+            )
         return self
+
+    @property
+    def simulation(self) -> Simulation:
+        return Simulation(self.simulated_meter_speedup, self.simulated_station_clocks)

@@ -15,6 +15,7 @@ from ocpp.v201 import call as call201
 pytestmark = pytest.mark.infra
 
 MAX_POWER_W = 22_000  # what the harness registers for every connector
+MONTH_AHEAD = timedelta(days=20)  # the analytics suite's stations live in next month
 
 
 def iso(at: datetime) -> str:
@@ -301,3 +302,74 @@ async def test_201_honest_session_is_accepted_as_reported(harness: Any) -> None:
     assert done["judgement"]["outcome"] == "accepted"
     assert done["judgement"]["reasons"] == []
     assert done["energy_wh"] == 600 == done["judgement"]["claimed"]["energy_wh"]
+
+
+async def honest_fast_16(
+    harness: Any, station_id: str, *, speedup: int, calendar_offset: timedelta
+) -> dict[str, Any]:
+    """A 1.6 charger that meters 22 kW ``speedup`` times faster than real time for a minute,
+    its clock ``calendar_offset`` away from ours (a test stack's simulated station)."""
+    station = await harness.connect(station_id)
+    now = datetime.now(UTC)
+    authorized_at = now - timedelta(minutes=1)
+    started_at = authorized_at + calendar_offset
+    step_wh = MAX_POWER_W * speedup * 10 // 3600
+    session_id, tx = await start16(harness, station, authorized_at, started_at, 10_000)
+    for i in range(1, 6):
+        await station.call(
+            call16.MeterValues(
+                connector_id=1,
+                transaction_id=tx,
+                meter_value=readings16(
+                    started_at + i * timedelta(seconds=10), 10_000 + i * step_wh
+                ),
+            )
+        )
+    await station.call(
+        call16.StopTransaction(
+            meter_stop=10_000 + 6 * step_wh,
+            timestamp=iso(started_at + timedelta(seconds=60)),
+            transaction_id=tx,
+            reason="EVDisconnected",
+        )
+    )
+    done = await completed(harness, session_id)
+    await harness.close(station)
+    assert done["judgement"]["claimed"]["energy_wh"] == 6 * step_wh
+    return done
+
+
+async def test_a_fast_simulator_is_held_on_a_real_stack(harness: Any) -> None:
+    await harness.start_gateway()
+    await harness.register("SIM-REAL")
+    done = await honest_fast_16(harness, "SIM-REAL", speedup=60, calendar_offset=timedelta(0))
+    assert done["judgement"]["outcome"] == "held"
+    assert done["energy_wh"] <= physical_bound_wh(datetime.now(UTC) - timedelta(minutes=2))
+
+
+async def test_a_test_stack_with_the_speedup_accepts_its_fast_simulator(harness: Any) -> None:
+    await harness.start_gateway(simulated_meter_speedup=60.0)
+    await harness.register("SIM-FAST")
+    done = await honest_fast_16(harness, "SIM-FAST", speedup=60, calendar_offset=timedelta(0))
+    assert done["judgement"]["outcome"] == "accepted"
+    assert done["judgement"]["max_power_w"] == MAX_POWER_W * 60
+    assert done["energy_wh"] == done["judgement"]["claimed"]["energy_wh"]
+
+
+async def test_a_simulated_calendar_is_corrected_on_a_real_stack(harness: Any) -> None:
+    await harness.start_gateway(simulated_meter_speedup=60.0)
+    await harness.register("SIM-MONTH")
+    done = await honest_fast_16(harness, "SIM-MONTH", speedup=60, calendar_offset=MONTH_AHEAD)
+    # Its samples are dated outside our window: the stop's 22 kWh then comes from nowhere.
+    assert done["judgement"]["outcome"] == "held"
+    assert {"start_in_future", "sample_time_implausible"} <= set(done["judgement"]["reasons"])
+    assert datetime.fromisoformat(done["started_at"]) < datetime.now(UTC)
+
+
+async def test_a_test_stack_with_simulated_clocks_accepts_its_calendar(harness: Any) -> None:
+    await harness.start_gateway(simulated_meter_speedup=60.0, simulated_station_clocks=True)
+    await harness.register("SIM-CAL")
+    done = await honest_fast_16(harness, "SIM-CAL", speedup=60, calendar_offset=MONTH_AHEAD)
+    assert done["judgement"]["outcome"] == "accepted"
+    assert datetime.fromisoformat(done["started_at"]) > datetime.now(UTC) + timedelta(days=19)
+    assert done["energy_wh"] == done["judgement"]["claimed"]["energy_wh"]
