@@ -21,6 +21,7 @@ from plugpay_events.contracts.sessions import (
     SessionAbandoned,
     SessionCodeIssued,
     SessionCompleted,
+    SessionFlagged,
     SessionStopRequested,
 )
 from plugpay_events.contracts.stations import (
@@ -637,7 +638,7 @@ async def complete_transaction(
         meter_judgement=verdict.model_dump(mode="json"),
     )
     # The billable values: what the station claimed only if the judgement accepted it.
-    await emit(
+    completed = await emit(
         session,
         SessionCompleted(
             session_id=row["session_id"],
@@ -658,6 +659,21 @@ async def complete_transaction(
             judgement=verdict,
         ),
     )
+    if judgement.outcome == "held":
+        # After SessionCompleted on the session's key: billing knows the plausible part first.
+        await emit(
+            session,
+            SessionFlagged(
+                session_id=row["session_id"],
+                station_id=station_id,
+                connector_id=row["connector_id"],
+                transaction_id=transaction_id,
+                judgement=verdict,
+                billed_energy_wh=judgement.energy_wh,
+                flagged_at=now_utc(),
+            ),
+            caused_by=completed[0],
+        )
     await repo.notify_display(station_id)
     return session_id
 

@@ -97,6 +97,12 @@ async def test_16_ten_megawatt_hours_two_seconds_after_the_start(harness: Any) -
     assert judgement["claimed"]["energy_wh"] == 10_000_000
     assert judgement["max_power_w"] == MAX_POWER_W
     assert judgement["max_energy_wh"] <= bound
+    [flagged] = await harness.wait_event(
+        "SessionFlagged", where=lambda p: p["session_id"] == session_id
+    )
+    assert flagged["judgement"] == judgement
+    assert flagged["billed_energy_wh"] == done["energy_wh"]
+    assert flagged["transaction_id"] == str(tx)
     await harness.close(station)
 
 
