@@ -123,7 +123,11 @@ PY
 cmd_up() {
   local start=$SECONDS
   mkdir -p "$STATE"
-  bash "$ROOT/deploy/local/infra.sh" up >/dev/null
+  # PLUGPAY_INFRA=external: Kafka and PostgreSQL on their usual ports are someone else's (another
+  # checkout's, CI services): used as they are, neither started nor checked by deploy/local.
+  if [[ ${PLUGPAY_INFRA:-} != external ]]; then
+    bash "$ROOT/deploy/local/infra.sh" up >/dev/null
+  fi
   create_databases
   secrets
   local entry name port db prefix pidfile

@@ -101,6 +101,9 @@ class Deployment:
     log_path: Path | None = None
     # The gateway's STATION_GATEWAY_SIMULATED_METER_SPEEDUP: no simulator may meter faster.
     meter_speedup: float = 1.0
+    # A distributed stack's state folder (secrets) and the first of its service ports.
+    state_dir: Path | None = None
+    port_base: int = 8100
 
     def event_bus(self) -> EventBus:
         if self.mode == "distributed":
@@ -202,6 +205,8 @@ def start_distributed(
         ),
         topic_prefix="" if main else f"{stack_name}.",
         meter_speedup=float(settings["STATION_GATEWAY_SIMULATED_METER_SPEEDUP"]),
+        state_dir=state,
+        port_base=port_base,
     )
 
 
@@ -661,7 +666,8 @@ class World:
 
     async def session_events(self) -> dict[uuid.UUID, Counter[str]]:
         """Distinct events per session on the sessions topic (type -> count of event ids)."""
-        records = await self.bus.read_topic("plugpay.sessions", timeout_s=120)
+        topic = self.bus.topic_name("plugpay.sessions")
+        records = await self.bus.read_topic(topic, timeout_s=120)
         seen: dict[uuid.UUID, dict[str, set[uuid.UUID]]] = {}
         wanted = {str(s) for s in self.scope.sessions}
         for record in records:
@@ -671,6 +677,21 @@ class World:
             per = seen.setdefault(uuid.UUID(envelope.aggregate_id), {})
             per.setdefault(envelope.type, set()).add(envelope.event_id)
         return {sid: Counter({t: len(ids) for t, ids in per.items()}) for sid, per in seen.items()}
+
+    async def meter_outcomes(self) -> dict[uuid.UUID, str]:
+        """The gateway's meter judgement of each of this test's completed sessions."""
+        topic = self.bus.topic_name("plugpay.sessions")
+        records = await self.bus.read_topic(topic, timeout_s=120)
+        wanted = {str(s) for s in self.scope.sessions}
+        outcomes: dict[uuid.UUID, str] = {}
+        for record in records:
+            if record.key is None or record.key.decode() not in wanted:
+                continue
+            envelope = serde.decode(record.value)
+            if envelope.type == "SessionCompleted":
+                judgement = envelope.payload.get("judgement") or {}
+                outcomes[uuid.UUID(envelope.aggregate_id)] = judgement.get("outcome", "none")
+        return outcomes
 
     async def check_invariants(self) -> None:
         sessions = self.scope.sessions
@@ -687,6 +708,9 @@ class World:
             assert counts["SessionCompleted"] <= 1, (session_id, counts)
             if view["status"] == "billed":
                 assert counts["SessionBilled"] == 1, (session_id, counts)
+        # 2b. the simulated chargers are honest: the gateway bills their claims as reported
+        outcomes = await self.meter_outcomes()
+        assert all(o == "accepted" for o in outcomes.values()), outcomes
         billing = await self.pool("billing")
         async with (
             billing.acquire() as conn,
