@@ -415,6 +415,7 @@ async def get_receipt(
         repo = BillingRepository(session)
         row = await repo.receipt(session_id)
         refunded = await repo.refunded(session_id) if row else 0
+        review = await repo.review(session_id) if row else None
     allowed = row is not None and (
         row.user_id == principal.user_id
         or principal.has("admin")
@@ -422,7 +423,7 @@ async def get_receipt(
     )
     if row is None or not allowed:
         raise Refusal("not_found", "no receipt for this session", status_code=404)
-    doc = receipt_document(row, refunded)
+    doc = receipt_document(row, refunded, review)
     chosen = format or _negotiate(request.headers.get("accept", ""))
     if chosen == "pdf":
         return Response(

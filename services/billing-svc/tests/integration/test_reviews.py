@@ -126,6 +126,11 @@ async def test_the_review_list_shows_the_evidence_and_revenue_counts_it_as_pendi
     assert review["billed_energy_wh"] == PLAUSIBLE_WH
     assert review["billed_total"] == {"amount_minor": PLAUSIBLE_MINOR, "currency": EUR}
     assert review["authorised_max"] == {"amount_minor": AUTHORISED_MAX, "currency": EUR}
+    receipt = await h.client.get(
+        f"/billing/receipts/{event.session_id}", headers=h.headers(event.user_id)
+    )
+    assert receipt.json()["review"] == "pending"
+    assert any("reviewing" in note for note in receipt.json()["notes"])
     station = await station_revenue(h)
     assert station["sessions"] == 0
     assert station["total_incl_vat"]["amount_minor"] == 0
@@ -192,6 +197,9 @@ async def test_an_approval_charges_exactly_the_stated_total(h: Harness) -> None:
     assert station["revenue_excl_vat"]["amount_minor"] + station["vat"]["amount_minor"] == 900
     receipt = (await h.client.get(f"/billing/receipts/{sid}", headers=h.headers(driver))).json()
     assert receipt["total_incl_vat"]["amount_minor"] == 900
+    assert receipt["review"] == "approved"
+    assert any("approved a total of" in note for note in receipt["notes"])
+    assert receipt["funding_split"]["wallet"]["amount_minor"] == 900
     books = await h.balances()
     assert books[f"revenue:EUR:{ORG}"][3] + books[f"vat_payable:EUR:{ORG}"][3] == 900
     await assert_books_balance(h, sid)
@@ -211,6 +219,9 @@ async def test_a_void_gives_back_exactly_what_was_billed(h: Harness) -> None:
     assert reviewed["decision"] == "voided"
     assert reviewed["approved_total"]["amount_minor"] == 0
     assert reviewed["refunded"]["amount_minor"] == PLAUSIBLE_MINOR
+    receipt = (await h.client.get(f"/billing/receipts/{sid}", headers=h.headers(driver))).json()
+    assert receipt["review"] == "voided"
+    assert receipt["funding_split"]["refunded"]["amount_minor"] == PLAUSIBLE_MINOR
     station = await station_revenue(h)
     assert station["pending_review_sessions"] == 0
     assert station["total_incl_vat"]["amount_minor"] - station["refunded"]["amount_minor"] == 0
