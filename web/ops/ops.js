@@ -435,8 +435,8 @@ async function reviewsPage() {
 function reviewCard(r) {
   const j = r.judgement, c = j.claimed;
   const currency = r.authorised_max.currency;
-  const amount = h("input", { inputmode: "decimal", value: r.billed_total ? (r.billed_total.amount_minor / 100).toFixed(2) : "0.00", "aria-label": "Approved total (" + currency + ")" });
-  const note = h("input", { maxlength: 500, "aria-label": "Note" });
+  const amount = h("input", { inputmode: "decimal", value: r.billed_total ? (r.billed_total.amount_minor / 100).toFixed(2) : "0.00" });
+  const note = h("input", { maxlength: 500 });
   const out = h("div", { "aria-live": "polite" });
   const key = crypto.randomUUID();
   const send = async (body) => {
