@@ -8,6 +8,11 @@
 # STACK_NAME=chaos PORT_BASE=8200 scripts/stack.sh up   runs a second, isolated stack (its own
 # databases <db>_chaos, topics prefixed "chaos.", services on 8201.., gateway on 8180) on the same
 # Kafka and PostgreSQL, for tests that kill processes without disturbing the main stack.
+#
+# Settings in the caller's environment reach every service it starts: the test suites pass their
+# own (shorter timeouts; STATION_GATEWAY_SIMULATED_METER_SPEEDUP / _SIMULATED_STATION_CLOCKS for
+# simulated stations that meter faster than real time, see docs/station-gateway.md). Started by
+# hand, the gateway judges stations as real ones.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 STACK_NAME=${STACK_NAME:-main}
@@ -118,7 +123,11 @@ PY
 cmd_up() {
   local start=$SECONDS
   mkdir -p "$STATE"
-  bash "$ROOT/deploy/local/infra.sh" up >/dev/null
+  # PLUGPAY_INFRA=external: Kafka and PostgreSQL on their usual ports are someone else's (another
+  # checkout's, CI services): used as they are, neither started nor checked by deploy/local.
+  if [[ ${PLUGPAY_INFRA:-} != external ]]; then
+    bash "$ROOT/deploy/local/infra.sh" up >/dev/null
+  fi
   create_databases
   secrets
   local entry name port db prefix pidfile

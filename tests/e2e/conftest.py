@@ -10,8 +10,12 @@ tariffs), so tests are independent and repeatable on a long-lived stack. After e
 invariants are checked (``World.check_invariants``): every session it touched is terminal, each
 billed at most once in the event log, the ledger balances, no hold left open.
 
-``PLUGPAY_E2E_MODES=distributed`` (or ``embedded``) runs one mode. With ``CI`` set, a mode that
-cannot be brought up fails the run; elsewhere it is skipped with the reason.
+``PLUGPAY_E2E_MODES=distributed`` (or ``embedded``) runs one mode.
+``PLUGPAY_E2E_STACK=e2e PLUGPAY_E2E_PORT_BASE=8900`` runs the distributed mode on an isolated
+stack of this checkout (stopped at the end) instead of the shared main one (e.g. while another
+checkout's runs); ``PLUGPAY_INFRA=external`` when Kafka and PostgreSQL are someone else's. With
+``CI`` set, a mode that cannot be brought up fails the run; elsewhere it is skipped with the
+reason.
 """
 
 from __future__ import annotations
@@ -34,10 +38,15 @@ from e2e_support import (
     World,
     start_distributed,
     start_embedded,
+    stop_distributed,
     stop_embedded_process,
 )
 
 ALL_MODES = ("distributed", "embedded")
+# The distributed mode's stack: the shared main one, or an isolated instance (its own ports,
+# databases and topics; stopped at the end) when the main one runs another checkout's code.
+E2E_STACK = os.environ.get("PLUGPAY_E2E_STACK", "main")
+E2E_PORT_BASE = int(os.environ.get("PLUGPAY_E2E_PORT_BASE", "8100"))
 _timings: dict[str, float] = {}
 
 
@@ -100,7 +109,7 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
     tmp: tempfile.TemporaryDirectory[str] | None = None
     try:
         if mode == "distributed":
-            running = start_distributed()
+            running = start_distributed(stack_name=E2E_STACK, port_base=E2E_PORT_BASE)
         else:
             tmp = tempfile.TemporaryDirectory(prefix="plugpay-e2e-")
             data = Path(tmp.name) / "data"
@@ -123,6 +132,8 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
                 tmp.cleanup()
             assert code == 0, f"plugpay run exited with {code} on Ctrl-C:\n{log[-3000:]}"
             assert "Plugpay stopped" in log, log[-3000:]
+        if mode == "distributed" and E2E_STACK != "main":
+            stop_distributed(stack_name=E2E_STACK, port_base=E2E_PORT_BASE)
         _timings[f"{mode} total"] = time.monotonic() - began
 
 

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import asyncpg
 import httpx
 from plugpay_app.driver import TERMINAL_STATES, DriverClient, DriverError
-from plugpay_app.simulator import SimulatedStation, StationClock
+from plugpay_app.simulator import SimulatedStation, StationClock, simulation_settings
 from plugpay_events import serde
 from plugpay_events.bus.port import EventBus
 from plugpay_testing import waiting
@@ -45,6 +45,9 @@ T = TypeVar("T")
 
 # Generous, bounded: a loaded 2-core machine runs everything (Kafka, PostgreSQL, 6 services).
 SETUP_TIMEOUT_S = 90.0
+# The fastest this suite's simulated stations meter (a minute of charging in half a second):
+# the stacks it starts tell the gateway, whose plausibility judgement would otherwise hold them.
+METER_SPEEDUP = 120.0
 FLOW_TIMEOUT_S = 60.0
 
 
@@ -96,6 +99,11 @@ class Deployment:
     process: subprocess.Popen[bytes] | None = None
     data_dir: Path | None = None
     log_path: Path | None = None
+    # The gateway's STATION_GATEWAY_SIMULATED_METER_SPEEDUP: no simulator may meter faster.
+    meter_speedup: float = 1.0
+    # A distributed stack's state folder (secrets) and the first of its service ports.
+    state_dir: Path | None = None
+    port_base: int = 8100
 
     def event_bus(self) -> EventBus:
         if self.mode == "distributed":
@@ -127,14 +135,44 @@ def _stack_env(stack_name: str, port_base: int) -> dict[str, str]:
     return {**os.environ, "STACK_NAME": stack_name, "PORT_BASE": str(port_base)}
 
 
+def _running_without(state: Path, settings: dict[str, str]) -> bool:
+    """Does a running service process of the stack in ``state`` lack one of ``settings``
+    (started by hand or by another suite, with other settings)?"""
+    wanted = {f"{k}={v}" for k, v in settings.items() if not k.startswith("PLUGPAY_LOG")}
+    for path in state.glob("*.pid"):
+        if path.stem.startswith("nginx"):
+            continue
+        try:
+            environ = Path(f"/proc/{int(path.read_text())}/environ").read_bytes().decode()
+        except (OSError, ValueError):
+            continue
+        if not wanted <= set(environ.split("\0")):
+            return True
+    return False
+
+
 def start_distributed(
     *, stack_name: str = "main", port_base: int = 8100, env: dict[str, str] | None = None
 ) -> Deployment:
     """`scripts/stack.sh up` (idempotent) and the stack's secrets. Another ``stack_name`` and
     ``port_base`` give an isolated instance (databases ``<db>_<name>``, topics ``<name>.*``,
     services on ``port_base + 1..6``, nginx on ``port_base - 20``); ``env`` reaches the
-    services (settings) when the stack starts."""
+    services (settings): a running stack without them is restarted with them. The gateway
+    is told how fast the simulated stations meter (``METER_SPEEDUP`` unless ``env`` says)."""
     began = time.monotonic()
+    settings = {**simulation_settings(METER_SPEEDUP), **(env or {})}
+    main = stack_name == "main"
+    state = STACK_STATE if main else STACK_STATE.with_name(f"stack-{stack_name}")
+    if _running_without(state, settings):
+        # Even the shared main stack: its next user needs these settings as much as we do.
+        subprocess.run(
+            ["bash", str(ROOT / "scripts" / "stack.sh"), "down"],
+            cwd=ROOT,
+            capture_output=True,
+            timeout=120,
+            check=True,
+            env=_stack_env(stack_name, port_base),
+        )
     done = subprocess.run(
         ["bash", str(ROOT / "scripts" / "stack.sh"), "up"],
         cwd=ROOT,
@@ -142,14 +180,12 @@ def start_distributed(
         text=True,
         timeout=600,
         check=False,
-        env={**_stack_env(stack_name, port_base), **(env or {})},
+        env={**_stack_env(stack_name, port_base), **settings},
     )
     if done.returncode != 0:
         raise RuntimeError(f"stack.sh up failed ({done.returncode}):\n{done.stderr[-4000:]}")
-    main = stack_name == "main"
     base = STACK_BASE if main else f"http://127.0.0.1:{port_base - 20}"
     _wait_http(f"{base}/sessions/readyz", time.monotonic() + SETUP_TIMEOUT_S)
-    state = STACK_STATE if main else STACK_STATE.with_name(f"stack-{stack_name}")
     suffix = "" if main else f"_{stack_name}"
     secrets_dir = state / "secrets"
     print(f"\n[e2e] distributed stack {stack_name} up in {time.monotonic() - began:.1f}s")
@@ -168,6 +204,9 @@ def start_distributed(
             f"ws://127.0.0.1:{port_base + 6}",
         ),
         topic_prefix="" if main else f"{stack_name}.",
+        meter_speedup=float(settings["STATION_GATEWAY_SIMULATED_METER_SPEEDUP"]),
+        state_dir=state,
+        port_base=port_base,
     )
 
 
@@ -211,7 +250,7 @@ def start_embedded(data_dir: Path) -> Deployment:
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        env={**os.environ, "PLUGPAY_LOG_LEVEL": "WARNING"},
+        env={**os.environ, **simulation_settings(METER_SPEEDUP), "PLUGPAY_LOG_LEVEL": "WARNING"},
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -246,6 +285,7 @@ def start_embedded(data_dir: Path) -> Deployment:
         process=process,
         data_dir=data_dir,
         log_path=log_path,
+        meter_speedup=METER_SPEEDUP,
     )
 
 
@@ -279,6 +319,8 @@ class TestScope:
     sessions: dict[uuid.UUID, DriverClient] = field(default_factory=dict)
     stations: list[SimulatedStation] = field(default_factory=list)
     phones: list[DriverClient] = field(default_factory=list)
+    # Sessions whose charger the test made lie: the gateway must hold them, not bill the claim.
+    lying: set[uuid.UUID] = field(default_factory=set)
 
 
 class World:
@@ -537,6 +579,7 @@ class World:
     ) -> SimulatedStation:
         """A simulated charger on ``station_id``, connected once the gateway has learned its
         credentials from the events (until then the handshake is refused: poll)."""
+        assert energy_speedup <= self.d.meter_speedup, "the gateway would hold its sessions"
         station = SimulatedStation(
             station_id,
             ws_url or self.d.ws_url,
@@ -625,7 +668,8 @@ class World:
 
     async def session_events(self) -> dict[uuid.UUID, Counter[str]]:
         """Distinct events per session on the sessions topic (type -> count of event ids)."""
-        records = await self.bus.read_topic("plugpay.sessions", timeout_s=120)
+        topic = self.bus.topic_name("plugpay.sessions")
+        records = await self.bus.read_topic(topic, timeout_s=120)
         seen: dict[uuid.UUID, dict[str, set[uuid.UUID]]] = {}
         wanted = {str(s) for s in self.scope.sessions}
         for record in records:
@@ -635,6 +679,21 @@ class World:
             per = seen.setdefault(uuid.UUID(envelope.aggregate_id), {})
             per.setdefault(envelope.type, set()).add(envelope.event_id)
         return {sid: Counter({t: len(ids) for t, ids in per.items()}) for sid, per in seen.items()}
+
+    async def meter_outcomes(self) -> dict[uuid.UUID, str]:
+        """The gateway's meter judgement of each of this test's completed sessions."""
+        topic = self.bus.topic_name("plugpay.sessions")
+        records = await self.bus.read_topic(topic, timeout_s=120)
+        wanted = {str(s) for s in self.scope.sessions}
+        outcomes: dict[uuid.UUID, str] = {}
+        for record in records:
+            if record.key is None or record.key.decode() not in wanted:
+                continue
+            envelope = serde.decode(record.value)
+            if envelope.type == "SessionCompleted":
+                judgement = envelope.payload.get("judgement") or {}
+                outcomes[uuid.UUID(envelope.aggregate_id)] = judgement.get("outcome", "none")
+        return outcomes
 
     async def check_invariants(self) -> None:
         sessions = self.scope.sessions
@@ -651,6 +710,11 @@ class World:
             assert counts["SessionCompleted"] <= 1, (session_id, counts)
             if view["status"] == "billed":
                 assert counts["SessionBilled"] == 1, (session_id, counts)
+        # 2b. the simulated chargers are honest (unless a test made one lie): the gateway bills
+        #     their claims as reported, and holds the lies
+        outcomes = await self.meter_outcomes()
+        wanted = {sid: "held" if sid in self.scope.lying else "accepted" for sid in outcomes}
+        assert outcomes == wanted, outcomes
         billing = await self.pool("billing")
         async with (
             billing.acquire() as conn,

@@ -7,6 +7,7 @@ WebSockets; the phone is an HTTP client. Invariants are checked after every test
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -182,10 +183,15 @@ async def test_station_reconnects_mid_session(world: World) -> None:
         within=FLOW_TIMEOUT_S,
         what="energy before the drop",
     )
+    dropped = time.monotonic()
     await station.close()  # the network drops; the transaction goes on in the charger
-    tx.meter_wh += 500  # charged while offline
-    station.meter_register_wh = tx.meter_wh
     await connect_with_retry(station, boot=False)  # back without a reboot
+    # What the charger delivered while offline, at its power (and speed-up): no more, or the
+    # gateway's plausibility judgement rightly holds it.
+    offline_wh = int(station.power_w * station.energy_speedup * (time.monotonic() - dropped) / 3600)
+    assert offline_wh > 0
+    tx.meter_wh += offline_wh
+    station.meter_register_wh = tx.meter_wh
     # the charger resumes its meter reports on the new connection
     station._tasks.append(asyncio.create_task(station._meter_loop(tx)))
     await station.send_meter_values(tx)

@@ -16,9 +16,8 @@ from e2e_support import (
     FLOW_TIMEOUT_S,
     ROOT,
     STACK_KAFKA,
-    STACK_PG,
-    STACK_STATE,
     VENV_BIN,
+    Deployment,
     World,
     eventually,
 )
@@ -47,25 +46,29 @@ async def log_ids(world: World) -> list[str]:
     """Every event id in the topics the session store is built from."""
     ids: set[str] = set()
     for topic in STORE_TOPICS:
-        for record in await world.bus.read_topic(topic, timeout_s=120):
+        name = world.bus.topic_name(topic)
+        for record in await world.bus.read_topic(name, timeout_s=120):
             ids.add(str(json.loads(record.value)["event_id"]))
     return sorted(ids)
 
 
-def session_svc_env() -> dict[str, str]:
+def session_svc_env(d: Deployment) -> dict[str, str]:
     """What scripts/stack.sh gives session-svc (service_env), for the rebuild command."""
     from plugpay_events.session_code import public_jwks
 
-    key = json.loads((STACK_STATE / "secrets" / "code-signing-key.json").read_text())
+    assert d.state_dir is not None
+    key = json.loads((d.state_dir / "secrets" / "code-signing-key.json").read_text())
     return {
         **os.environ,
         "PLUGPAY_ENVIRONMENT": "development",
         "PLUGPAY_KAFKA_BOOTSTRAP": STACK_KAFKA,
-        "PLUGPAY_PUBLIC_BASE_URL": "http://127.0.0.1:8080",
-        "PLUGPAY_JWKS_URL": "http://127.0.0.1:8101/auth/.well-known/jwks.json",
+        "PLUGPAY_TOPIC_PREFIX": d.topic_prefix,
+        "PLUGPAY_PUBLIC_BASE_URL": d.base_url,
+        "PLUGPAY_JWKS_URL": f"http://127.0.0.1:{d.port_base + 1}/auth/.well-known/jwks.json",
         "PLUGPAY_INSTANCE_ID": "session-svc-e2e-rebuild",
-        "SESSION_SVC_DATABASE_URL": f"{STACK_PG.replace('postgresql:', 'postgresql+asyncpg:')}"
-        "/sessions",
+        "SESSION_SVC_DATABASE_URL": d.database_urls["sessions"].replace(
+            "postgresql:", "postgresql+asyncpg:"
+        ),
         "SESSION_SVC_CODE_VERIFICATION_JWKS": json.dumps(public_jwks(key)),
     }
 
@@ -87,7 +90,7 @@ async def test_rebuilt_session_store_equals_the_live_one(world: World) -> None:
     await station.unplug(1)
     await world.wait(driver.phone, session_id, {"billed"})
 
-    conn = await asyncpg.connect(f"{STACK_PG}/sessions")
+    conn = await asyncpg.connect(world.d.database_urls["sessions"])
     try:
         for _attempt in range(3):
             before = await log_ids(world)
@@ -120,7 +123,7 @@ async def test_rebuilt_session_store_equals_the_live_one(world: World) -> None:
                 subprocess.run,
                 [str(VENV_BIN / "session-svc"), "rebuild"],
                 cwd=ROOT,
-                env=session_svc_env(),
+                env=session_svc_env(world.d),
                 capture_output=True,
                 text=True,
                 timeout=600,

@@ -94,5 +94,9 @@ POLICY: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/billing/receipts/{session_id}"): frozenset({"op_a", "admin"}),
     ("GET", "/billing/operator/revenue"): frozenset({"op_a", "op_b", "admin", "analyst"}),
     ("POST", "/billing/operator/refunds"): OPERATORS,
+    # Sessions held for review: each operator sees their organisation's (an empty list for
+    # another's); a decision on organisation B's session is refused to op_a as not found.
+    ("GET", "/billing/operator/reviews"): frozenset({"op_a", "op_b", "admin", "analyst"}),
+    ("POST", "/billing/operator/reviews/{session_id}"): OPERATORS,
     ("POST", "/billing/webhooks/processor"): PUBLIC,
 }

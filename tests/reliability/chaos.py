@@ -84,7 +84,7 @@ class ChaosStation:
             ws_base,
             support.STATION_PASSWORD,
             meter_interval_s=0.5,
-            energy_speedup=20.0,
+            energy_speedup=support.METER_SPEEDUP,
         )
         self.report = report
         self.connected = False

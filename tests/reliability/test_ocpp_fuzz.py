@@ -212,7 +212,7 @@ async def _good_station(
         f"ws://127.0.0.1:{port}",
         support.STATION_PASSWORD,
         meter_interval_s=0.5,
-        energy_speedup=20,
+        energy_speedup=support.METER_SPEEDUP,
     )
     await sim.connect()
     # Retried checks raise AssertionError until they hold; the last one is in the failure.

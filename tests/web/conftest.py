@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from plugpay_app.simulator import simulation_settings
 from plugpay_testing import eventually_blocking
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -42,6 +43,10 @@ from web_support import (
     STATION_PASSWORD,
     launch,
 )
+
+# How much faster than real time the stations of these tests meter (30 s of charging a
+# second); `plugpay run` is told, or its plausibility judgement would hold their sessions.
+METER_SPEEDUP = 30.0
 
 
 def _free_port() -> int:
@@ -117,6 +122,7 @@ def plugpay() -> Iterator[Plugpay]:
         # No mail server named: mail goes to the in-process one, shown at /dev/mailbox.
         env={
             **{k: v for k, v in os.environ.items() if k != "PLUGPAY_SMTP_URL"},
+            **simulation_settings(METER_SPEEDUP),
             "PLUGPAY_LOG_LEVEL": "WARNING",
         },
     )
@@ -184,7 +190,7 @@ class Stations:
             STATION_PASSWORD,
             connectors=connectors,
             meter_interval_s=1.0,
-            energy_speedup=options.pop("energy_speedup", 30.0),
+            energy_speedup=options.pop("energy_speedup", METER_SPEEDUP),
             **options,
         )
         # The gateway learns the station's password from auth-svc's events: right after start-up

@@ -108,6 +108,32 @@ def test_sessions_filter_csv_and_refund(
     shot(desk, "ops-revenue")
 
 
+def test_a_lying_meter_needs_review_and_the_operator_approves(
+    desk: Any, plugpay: Any, stations: Any
+) -> None:
+    """A charger claims 10 MWh in one meter interval: the session is billed its plausible part
+    and listed under "Needs review" with the evidence; the operator approves a total."""
+    session_id = charge_once(plugpay, stations, "ST-0001", 2, lie_wh=10_000_000)
+    driver = plugpay.token("driver@example.com")
+    receipt = plugpay.request("GET", f"/billing/receipts/{session_id}", token=driver)[1]
+    billed = receipt["total_incl_vat"]["amount_minor"]
+    assert receipt["review"] == "pending" and receipt["energy_wh"] < 10_000
+    ops_login(desk, "operator@example.com")
+    expect(desk.get_by_role("heading", name="Stations")).to_be_visible()
+    desk.get_by_role("link", name="Needs review").click()
+    card = desk.locator(f'[data-review="{session_id}"]')
+    expect(card).to_contain_text("the register jumped")
+    expect(card).to_contain_text("10000.")  # the station's claim, in kWh
+    shot(desk, "ops-needs-review")
+    approved = billed + 25
+    card.get_by_label(re.compile("Approve a total")).fill(f"{approved / 100:.2f}")
+    card.get_by_role("button", name="Approve").click()
+    expect(card.get_by_role("status")).to_contain_text("Approved")
+    receipt = plugpay.request("GET", f"/billing/receipts/{session_id}", token=driver)[1]
+    assert receipt["review"] == "approved"
+    assert receipt["total_incl_vat"]["amount_minor"] == approved
+
+
 def test_other_organisations_and_drivers_are_refused(
     desk: Any, plugpay: Any, stations: Any
 ) -> None:
@@ -151,7 +177,7 @@ def test_other_organisations_and_drivers_are_refused(
 
 
 APP_PAGES = ["#/login", "#/", "#/find", "#/history", "#/account", "#/register"]
-OPS_PAGES = ["#/", "#/sessions", "#/tariffs", "#/tariffs/DEMO-AC", "#/revenue"]
+OPS_PAGES = ["#/", "#/sessions", "#/tariffs", "#/tariffs/DEMO-AC", "#/revenue", "#/reviews"]
 
 
 def test_accessibility_of_the_main_pages(browser: Any, plugpay: Any, stations: Any) -> None:

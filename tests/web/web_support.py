@@ -95,8 +95,11 @@ def y4m_from_screenshot(png: Path, out: Path, *, frames: int = 15, fill: float =
     return out
 
 
-def charge_once(plugpay: Any, stations: Any, station_id: str, connector: int) -> str:
-    """A paid session arranged over the APIs (the driver client, as `plugpay drive` does)."""
+def charge_once(
+    plugpay: Any, stations: Any, station_id: str, connector: int, *, lie_wh: int = 0
+) -> str:
+    """A paid session arranged over the APIs (the driver client, as `plugpay drive` does);
+    ``lie_wh``: the charger then reports that much more in one meter value before it stops."""
     from plugpay_app.driver import DriverClient, DriverError
     from plugpay_testing import eventually
 
@@ -119,6 +122,10 @@ def charge_once(plugpay: Any, stations: Any, station_id: str, connector: int) ->
             await eventually(
                 lambda: tx.meter_wh > tx.meter_start_wh, within=30, what="energy flows"
             )
+            if lie_wh:
+                tx.meter_wh += lie_wh
+                station.meter_register_wh = tx.meter_wh
+                await station.send_meter_values(tx)
             await phone.stop(session_id)
             await phone.wait_for_state(session_id, {"billed"}, timeout_s=40)
         await station.unplug(connector)

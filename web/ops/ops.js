@@ -1,4 +1,4 @@
-// Plugpay's operator portal: stations, sessions, tariffs, revenue, refunds — one organisation's.
+// Plugpay's operator portal: stations, sessions, tariffs, revenue, refunds, reviews — one organisation's.
 import { api, auth, get, login, logout, raw, ApiError } from "./shared/api.js";
 import { announce, download, field, focusHeading, h, put, s } from "./shared/dom.js";
 import { day, kw, kwh, money, when } from "./shared/format.js";
@@ -364,13 +364,15 @@ async function revenuePage() {
       byDay[d].energy += x.energy_wh || 0;
       if (x.cost) currency = x.cost.total.currency;
     }
-    const totals = report.stations.reduce((a, r) => ({ sessions: a.sessions + r.sessions, energy: a.energy + r.energy_wh, revenue: a.revenue + r.total_incl_vat.amount_minor, refunded: a.refunded + r.refunded.amount_minor }), { sessions: 0, energy: 0, revenue: 0, refunded: 0 });
+    const totals = report.stations.reduce((a, r) => ({ sessions: a.sessions + r.sessions, energy: a.energy + r.energy_wh, revenue: a.revenue + r.total_incl_vat.amount_minor, refunded: a.refunded + r.refunded.amount_minor, pending: a.pending + (r.pending_review ? r.pending_review.amount_minor : 0), pendingSessions: a.pendingSessions + (r.pending_review_sessions || 0) }), { sessions: 0, energy: 0, revenue: 0, refunded: 0, pending: 0, pendingSessions: 0 });
     put(box, 
       h("dl", { class: "stats" },
         h("div", { class: "stat" }, h("dt", {}, "Revenue incl. VAT"), h("dd", { id: "revenue-total" }, money(totals.revenue, currency))),
         h("div", { class: "stat" }, h("dt", {}, "Energy"), h("dd", {}, kwh(totals.energy))),
         h("div", { class: "stat" }, h("dt", {}, "Sessions"), h("dd", {}, totals.sessions)),
-        h("div", { class: "stat" }, h("dt", {}, "Refunded"), h("dd", {}, money(totals.refunded, currency)))),
+        h("div", { class: "stat" }, h("dt", {}, "Refunded"), h("dd", {}, money(totals.refunded, currency))),
+        // Held sessions are not revenue until decided: shown apart, linked to the review list.
+        h("div", { class: "stat" }, h("dt", {}, "Pending review"), h("dd", { id: "pending-review" }, h("a", { href: "#/reviews" }, money(totals.pending, currency), ` (${totals.pendingSessions})`)))),
       h("section", { class: "card" }, h("h2", {}, "Per day"), h("div", { class: "legend", "aria-hidden": "true" }, h("span", { class: "rev" }, "Revenue"), h("span", { class: "en" }, "Energy")),
         chart(days, days.map((d) => byDay[d].revenue / 100), days.map((d) => byDay[d].energy / 1000), currency)),
       h("section", { class: "card" }, h("h2", {}, "Per station"), h("div", { class: "table-wrap" }, h("table", {},
@@ -397,6 +399,73 @@ function chart(labels, revenue, energy, currency) {
     labels.filter((_, i) => i % 7 === 0).map((label, k) => s("text", { x: x(k * 7), y: H - 10, "font-size": 11, fill: "#374151" }, label.slice(5))));
 }
 
+// --- needs review -----------------------------------------------------------------------------------
+// Sessions whose meter evidence the gateway held: only the plausible part was billed. The operator
+// sees the evidence and approves a total (at most what the driver authorised) or voids it.
+
+const REASONS = {
+  register_jump: "the register jumped by more than the connector can deliver",
+  register_reset: "the register reset",
+  register_regression: "the register went backwards",
+  energy_above_physical_bound: "more energy than the connector can deliver in the time we saw",
+  meter_start_mismatch: "meterStart disagrees with the readings",
+  meter_stop_below_register: "meterStop is below the last reading",
+  meter_stop_jump: "meterStop jumped beyond the connector's power",
+  start_before_authorisation: "the start is dated before the authorisation",
+  start_in_future: "the start is dated in the future",
+  stop_in_future: "the stop is dated in the future",
+  stop_before_authorisation: "the stop is dated before the authorisation",
+  stop_before_start: "the stop is dated before the start",
+  sample_time_implausible: "readings are dated outside the session",
+  conflicting_samples: "two different readings at one instant",
+  samples_disagree_with_transaction: "the readings disagree with meterStart/meterStop",
+  idle_reported_as_charging: "idle time was reported as charging",
+};
+
+async function reviewsPage() {
+  setNav("reviews");
+  const box = h("div");
+  page("Needs review", box);
+  let items;
+  try { items = await get("/billing/operator/reviews?status=pending"); } catch (error) { put(box, problem(error)); return; }
+  if (!items.length) { put(box, h("p", { id: "no-reviews" }, "No session needs review.")); return; }
+  put(box, ...items.map(reviewCard));
+}
+
+function reviewCard(r) {
+  const j = r.judgement, c = j.claimed;
+  const currency = r.authorised_max.currency;
+  const amount = h("input", { inputmode: "decimal", value: r.billed_total ? (r.billed_total.amount_minor / 100).toFixed(2) : "0.00" });
+  const note = h("input", { maxlength: 500 });
+  const out = h("div", { "aria-live": "polite" });
+  const key = crypto.randomUUID();
+  const send = async (body) => {
+    try {
+      await api("POST", `/billing/operator/reviews/${r.session_id}`, { json: { ...body, note: note.value.trim() }, idempotent: key + body.decision });
+      announce("Decided");
+      put(out, h("div", { class: "alert info", role: "status" }, body.decision === "void" ? "Voided: the driver pays nothing." : "Approved " + money(body.amount) + "."));
+    } catch (error) { put(out, problem(error)); }
+  };
+  return h("section", { class: "card", dataset: { review: r.session_id }, "aria-labelledby": "rv-" + r.session_id },
+    h("h2", { id: "rv-" + r.session_id }, r.station_id, " · session ", r.session_id.slice(0, 8)),
+    h("ul", {}, ...j.reasons.map((x) => h("li", { dataset: { reason: x } }, REASONS[x] || x))),
+    h("dl", { class: "facts" },
+      h("dt", {}, "Station claimed"), h("dd", {}, kwh(c.energy_wh), " · ", when(c.started_at), " – ", when(c.ended_at), ` (meter ${c.meter_start_wh} → ${c.meter_stop_wh} Wh)`),
+      h("dt", {}, "Physical bound"), h("dd", {}, kwh(j.max_energy_wh), " at ", kw(j.max_power_w), " max"),
+      h("dt", {}, "Station clock off by"), h("dd", {}, `${j.clock_skew_s} s`),
+      h("dt", {}, "Billed (plausible)"), h("dd", {}, kwh(r.billed_energy_wh), " · ", r.billed_total ? money(r.billed_total) : "being billed"),
+      h("dt", {}, "Driver authorised at most"), h("dd", {}, money(r.authorised_max)),
+      h("dt", {}, "Flagged"), h("dd", {}, when(r.flagged_at))),
+    h("form", { class: "row", onsubmit: (e) => {
+      e.preventDefault();
+      const minor = Math.round(Number(amount.value.replace(",", ".")) * 100);
+      if (!(minor >= 0)) { put(out, problem({ reason: "invalid_amount" })); return; }
+      send({ decision: "approve", amount: { amount_minor: minor, currency } });
+    } }, field(`Approve a total of (${currency})`, amount), field("Note", note), h("button", { type: "submit" }, "Approve"),
+      h("button", { type: "button", class: "secondary", onclick: () => send({ decision: "void" }) }, "Void")),
+    out);
+}
+
 // --- router ----------------------------------------------------------------------------------------
 
 async function route() {
@@ -413,6 +482,7 @@ async function route() {
     if (head === "tariffs" && arg) return await tariffEditPage(arg);
     if (head === "tariffs") return await tariffsPage();
     if (head === "revenue") return await revenuePage();
+    if (head === "reviews") return await reviewsPage();
     if (head === "stations" && arg) return await stationPage(arg);
     return await stationsPage();
   } catch (error) {

@@ -282,8 +282,12 @@ class Harness:
         connector_id: int = 1,
         limits: SessionLimits | None = None,
         priced: bool = True,
+        authorized_at: datetime | None = None,
     ) -> None:
         now = datetime.now(UTC)
+        # Billing's clock. Most tests replay station timestamps from the recent past, so the
+        # authorisation is dated before them: a station's times after it are plausible.
+        authorized_at = authorized_at or now - timedelta(hours=1)
         user = uuid.uuid4()
         events: list[Event] = []
         if priced:
@@ -310,7 +314,7 @@ class Harness:
                 hold_id=uuid.uuid4(),
                 hold_amount=Money(amount_minor=5000, currency="EUR"),
                 limits=limits or SessionLimits(),
-                authorized_at=now,
+                authorized_at=authorized_at,
                 start_deadline=now + timedelta(minutes=2),
             )
         )

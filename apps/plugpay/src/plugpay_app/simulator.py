@@ -48,6 +48,18 @@ def iso(at: datetime) -> str:
 StationClock = Callable[[int], datetime]
 
 
+def simulation_settings(energy_speedup: float, *, own_clocks: bool = False) -> dict[str, str]:
+    """The station-gateway settings (environment variables) of a test stack whose simulated
+    stations meter up to ``energy_speedup`` times faster than real time and, with
+    ``own_clocks``, report times on a simulated calendar (``clock=``). Without them the
+    gateway's plausibility judgement holds or corrects their sessions, as it would a real
+    station's; production refuses them. The demo (``plugpay run``) meters in real time."""
+    settings = {"STATION_GATEWAY_SIMULATED_METER_SPEEDUP": str(float(energy_speedup))}
+    if own_clocks:
+        settings["STATION_GATEWAY_SIMULATED_STATION_CLOCKS"] = "true"
+    return settings
+
+
 @dataclass
 class Transaction:
     """A charging transaction on one connector, as the station sees it."""

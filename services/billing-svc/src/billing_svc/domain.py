@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 
 BIGINT_MAX = 2**63 - 1  # every amount and counter column is a PostgreSQL bigint
@@ -715,3 +716,35 @@ def cap_cost(total: int, total_excl_vat: int, total_vat: int, cap: int) -> Cappe
         return CappedCost(total, cap, total, total_excl_vat, total_vat, 0)
     vat = payable * total_vat // total if total else 0
     return CappedCost(total, cap, payable, payable - vat, vat, total - payable)
+
+
+@dataclass(frozen=True)
+class ReviewAdjustment:
+    """What an operator's decision on a held session moves: the driver pays ``target`` in
+    total instead of ``billed``; ``charge`` more (``charge_vat`` of it VAT) or ``refund``."""
+
+    billed: int
+    target: int
+    charge: int
+    charge_vat: int
+    refund: int
+
+
+def review_adjustment(
+    billed: int, billed_vat: int, target: int, authorised_max: int, vat_percent: Decimal
+) -> ReviewAdjustment | str:
+    """The money of a review decision, or why it may not be made: never above what the driver
+    authorised before the start (``above_authorised_max``). VAT on an extra charge is in the
+    proportion of what was billed, or at the tariff's rate when nothing was."""
+    if target < 0 or billed < 0:
+        return "invalid_amount"
+    if target > authorised_max:
+        return "above_authorised_max"
+    if target >= billed:
+        extra = target - billed
+        if billed > 0:
+            vat = extra * billed_vat // billed
+        else:
+            vat = int(Decimal(extra) * vat_percent / (100 + vat_percent))
+        return ReviewAdjustment(billed, target, extra, vat, 0)
+    return ReviewAdjustment(billed, target, 0, 0, billed - target)

@@ -12,7 +12,7 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -34,6 +34,7 @@ from billing_svc.repository import BillingRepository, LedgerRepository
 from billing_svc.tables import outbox_tables
 from billing_svc.usecases import authorise, payment_methods, top_up
 from billing_svc.usecases import refund as refunds
+from billing_svc.usecases import review as reviews
 from billing_svc.usecases.common import (
     Billing,
     ProcessorCall,
@@ -414,6 +415,7 @@ async def get_receipt(
         repo = BillingRepository(session)
         row = await repo.receipt(session_id)
         refunded = await repo.refunded(session_id) if row else 0
+        review = await repo.review(session_id) if row else None
     allowed = row is not None and (
         row.user_id == principal.user_id
         or principal.has("admin")
@@ -421,7 +423,7 @@ async def get_receipt(
     )
     if row is None or not allowed:
         raise Refusal("not_found", "no receipt for this session", status_code=404)
-    doc = receipt_document(row, refunded)
+    doc = receipt_document(row, refunded, review)
     chosen = format or _negotiate(request.headers.get("accept", ""))
     if chosen == "pdf":
         return Response(
@@ -492,6 +494,8 @@ async def revenue(
                 total_incl_vat=_money(int(r.incl_vat or 0), r.currency),
                 refunded=_money(int(r.refunded or 0), r.currency),
                 outstanding_debt=_money(int(r.debt or 0), r.currency),
+                pending_review_sessions=r.pending_sessions,
+                pending_review=_money(int(r.pending_incl_vat), r.currency),
             )
             for r in rows
         ],
@@ -534,6 +538,64 @@ async def refund(
 
     async def finish(session: AsyncSession) -> Answer:
         step = await refunds.finish(billing, session, refund_id)
+        if step.call is not None:  # the processor did not answer: the sweeper finishes it
+            raise Refusal("refund_pending", "the refund is being processed", status_code=409)
+        return answered(step)
+
+    return await _idempotent(
+        request, operator, idempotency_key, body.model_dump(mode="json"), effect, finish
+    )
+
+
+@router.get("/operator/reviews", response_model=list[schemas.SessionReview])
+async def list_reviews(
+    request: Request,
+    operator: CurrentOperator,
+    status: Annotated[Literal["pending", "approved", "voided"] | None, Query()] = "pending",
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[dict[str, Any]]:
+    """Sessions held for review in the operator's organisation (all of them for an admin),
+    with the evidence: the station's claim, the judgement's reasons and bound, what was billed."""
+    org = None if operator.has("admin") else operator.organisation_id
+    if org is None and not operator.has("admin"):
+        raise Refusal("no_organisation", "your account belongs to no organisation", status_code=403)
+    async with _db(request).read() as session:
+        rows = await BillingRepository(session).reviews(org, status, limit)
+    return [reviews.review_body(r) for r in rows]
+
+
+@router.post("/operator/reviews/{session_id}", status_code=200)
+async def decide_review(
+    request: Request,
+    session_id: uuid.UUID,
+    operator: CurrentOperator,
+    body: schemas.ReviewDecisionRequest,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Approve a held session up to a stated total (never above the authorised maximum) or
+    void it; the difference to what was billed moves at once (see usecases/review.py)."""
+    billing = _billing(request)
+
+    def answered(step: reviews.ReviewStep) -> Answer:
+        assert step.body is not None
+        return 200, step.body, step.events
+
+    async def effect(session: AsyncSession) -> Answer | ProcessorCall:
+        step = await reviews.decide(
+            billing,
+            session,
+            session_id=session_id,
+            decision=body.decision,
+            amount=body.amount.money() if body.amount is not None else None,
+            note=body.note,
+            reviewer=operator.user_id,
+            organisation_id=operator.organisation_id,
+            any_organisation=operator.has("admin"),
+        )
+        return step.call if step.call is not None else answered(step)
+
+    async def finish(session: AsyncSession) -> Answer:
+        step = await reviews.finish(billing, session, session_id)
         if step.call is not None:  # the processor did not answer: the sweeper finishes it
             raise Refusal("refund_pending", "the refund is being processed", status_code=409)
         return answered(step)

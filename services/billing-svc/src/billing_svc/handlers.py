@@ -2,9 +2,10 @@
 
 Group ``billing-svc.sessions``: SessionPriced (authorise; a due auto top-up first),
 SessionCostCalculated (record the cost, then collect it), SessionAbandoned / SessionFailed
-(void the hold, then cancel a card hold). Group ``billing-svc.identity``: open the wallet of a
-new driver. Other event types on these topics are ignored. Processor calls happen before or
-after the consumer's transaction, never inside it.
+(void the hold, then cancel a card hold), SessionFlagged (keep it for an operator's review).
+Group ``billing-svc.identity``: open the wallet of a new driver. Other event types on these
+topics are ignored. Processor calls happen before or after the consumer's transaction, never
+inside it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from plugpay_events.contracts.sessions import (
     SessionAbandoned,
     SessionCostCalculated,
     SessionFailed,
+    SessionFlagged,
     SessionPriced,
 )
 from plugpay_events.envelope import Envelope
@@ -29,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_svc.repository import BillingRepository
 from billing_svc.tables import outbox_tables
-from billing_svc.usecases import authorise, settle, top_up
+from billing_svc.usecases import authorise, review, settle, top_up
 from billing_svc.usecases.common import Billing, make_pending_calls, wrap_all
 
 SESSIONS_GROUP = "billing-svc.sessions"
@@ -48,6 +50,8 @@ def session_handler(billing: Billing, database: Database) -> Handler:
             emitted = await settle.record_cost(billing, session, event, envelope)
         elif isinstance(event, SessionAbandoned | SessionFailed):
             emitted, _ = await authorise.release(billing, session, event.session_id)
+        elif isinstance(event, SessionFlagged):
+            emitted = await review.flag(session, event, envelope)
         else:
             return []
         return wrap_all(emitted, caused_by=envelope)

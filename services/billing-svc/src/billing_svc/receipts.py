@@ -32,8 +32,9 @@ def _quantity(kind: str, quantity: str) -> str:
     return "1"
 
 
-def receipt_document(row: Any, refunded: int) -> dict[str, Any]:
-    """The receipt's data (what the JSON answer is; HTML and PDF render it)."""
+def receipt_document(row: Any, refunded: int, review: Any = None) -> dict[str, Any]:
+    """The receipt's data (what the JSON answer is; HTML and PDF render it); ``review``: the
+    session's review row when the gateway held its meter evidence."""
     currency = row.currency
     breakdown = row.breakdown
 
@@ -52,6 +53,23 @@ def receipt_document(row: Any, refunded: int) -> dict[str, Any]:
             f"{money_text(row.authorised_max or 0, currency)} you agreed to before the start. "
             f"You pay {money_text(row.total_incl_vat, currency)}; the "
             f"{money_text(row.capped, currency)} above it is not charged to you."
+        )
+    if review is not None and review.status == "pending":
+        notes.append(
+            "The station's meter readings did not add up, so you were billed only the part "
+            "they plausibly show. The operator is reviewing the session; this receipt will "
+            "show the decision."
+        )
+    elif review is not None and review.status == "approved":
+        notes.append(
+            f"The station's meter readings did not add up. After review the operator approved "
+            f"a total of {money_text(review.approved_total, currency)} (you had been billed "
+            f"{money_text(review.billed_before, currency)})."
+        )
+    elif review is not None and review.status == "voided":
+        notes.append(
+            "The station's meter readings did not add up. After review the operator voided "
+            f"the session: the {money_text(review.billed_before, currency)} billed is refunded."
         )
     if card_part and wallet_part:
         notes.append(
@@ -97,6 +115,7 @@ def receipt_document(row: Any, refunded: int) -> dict[str, Any]:
         "authorised_max": money(row.authorised_max) if row.authorised_max is not None else None,
         "claimed_total": money(claimed),
         "capped": money(row.capped or 0),
+        "review": None if review is None else review.status,
         "notes": notes,
     }
 

@@ -48,6 +48,7 @@ from billing_svc.tables import (
     processor_operations,
     receipts,
     refunds,
+    session_reviews,
     topups,
     transfers,
 )
@@ -580,6 +581,11 @@ class BillingRepository:
     async def insert_receipt(self, **values: Any) -> None:
         await self.session.execute(insert(receipts).values(**values))
 
+    async def update_receipt(self, session_id: uuid.UUID, **values: Any) -> None:
+        await self.session.execute(
+            update(receipts).where(receipts.c.session_id == session_id).values(**values)
+        )
+
     async def receipt(self, session_id: uuid.UUID) -> Row[Any] | None:
         return (
             await self.session.execute(select(receipts).where(receipts.c.session_id == session_id))
@@ -697,6 +703,57 @@ class BillingRepository:
             pg_insert(cost_overruns).values(**values).on_conflict_do_nothing()
         )
 
+    # sessions held for review
+    async def insert_review(self, **values: Any) -> None:
+        await self.session.execute(
+            pg_insert(session_reviews).values(**values).on_conflict_do_nothing()
+        )
+
+    async def review(self, session_id: uuid.UUID, *, lock: bool = False) -> Row[Any] | None:
+        query = select(session_reviews).where(session_reviews.c.session_id == session_id)
+        return (await self.session.execute(query.with_for_update() if lock else query)).first()
+
+    async def update_review(self, session_id: uuid.UUID, **values: Any) -> None:
+        await self.session.execute(
+            update(session_reviews)
+            .where(session_reviews.c.session_id == session_id)
+            .values(**values)
+        )
+
+    async def reviews(
+        self,
+        organisation_id: uuid.UUID | None,
+        status: str | None,
+        limit: int,
+        *,
+        session_id: uuid.UUID | None = None,
+    ) -> Sequence[Row[Any]]:
+        """Reviews (newest first) with what the plausible part billed (None: not billed yet)."""
+        query = (
+            select(
+                session_reviews,
+                receipts.c.total_incl_vat.label("billed_total"),
+                billing_sessions.c.hold_amount.label("authorised_max"),
+            )
+            .select_from(
+                session_reviews.outerjoin(
+                    receipts, receipts.c.session_id == session_reviews.c.session_id
+                ).join(
+                    billing_sessions,
+                    billing_sessions.c.session_id == session_reviews.c.session_id,
+                )
+            )
+            .order_by(session_reviews.c.flagged_at.desc())
+            .limit(limit)
+        )
+        if organisation_id is not None:
+            query = query.where(session_reviews.c.organisation_id == organisation_id)
+        if status is not None:
+            query = query.where(session_reviews.c.status == status)
+        if session_id is not None:
+            query = query.where(session_reviews.c.session_id == session_id)
+        return (await self.session.execute(query)).all()
+
     async def cost_overrun(self, session_id: uuid.UUID) -> Row[Any] | None:
         return (
             await self.session.execute(
@@ -766,16 +823,32 @@ class BillingRepository:
             .group_by(refunds.c.station_id, refunds.c.currency)
             .subquery()
         )
+        # A session held for review is pending until an operator decides: not revenue yet.
+        pending = session_reviews.c.status == "pending"
+        counted = session_reviews.c.status.is_distinct_from("pending")
+
+        def revenue_sum(column: Any, label: str) -> Any:
+            return func.coalesce(func.sum(column).filter(counted), 0).label(label)
+
         billed = (
             select(
                 receipts.c.station_id,
                 receipts.c.currency,
-                func.count().label("sessions"),
-                func.sum(receipts.c.energy_wh).label("energy_wh"),
-                func.sum(receipts.c.total_excl_vat).label("excl_vat"),
-                func.sum(receipts.c.total_vat).label("vat"),
-                func.sum(receipts.c.total_incl_vat).label("incl_vat"),
-                func.sum(receipts.c.debt).label("debt"),
+                func.count().filter(counted).label("sessions"),
+                revenue_sum(receipts.c.energy_wh, "energy_wh"),
+                revenue_sum(receipts.c.total_excl_vat, "excl_vat"),
+                revenue_sum(receipts.c.total_vat, "vat"),
+                revenue_sum(receipts.c.total_incl_vat, "incl_vat"),
+                revenue_sum(receipts.c.debt, "debt"),
+                func.count().filter(pending).label("pending_sessions"),
+                func.coalesce(func.sum(receipts.c.total_incl_vat).filter(pending), 0).label(
+                    "pending_incl_vat"
+                ),
+            )
+            .select_from(
+                receipts.outerjoin(
+                    session_reviews, session_reviews.c.session_id == receipts.c.session_id
+                )
             )
             .where(
                 receipts.c.organisation_id == organisation_id,

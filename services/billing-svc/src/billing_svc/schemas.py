@@ -132,6 +132,9 @@ class StationRevenue(BaseModel):
     total_incl_vat: Money
     refunded: Money
     outstanding_debt: Money
+    # Billed sessions held for an operator's review: not in the figures above until decided.
+    pending_review_sessions: int = 0
+    pending_review: Money | None = None
 
 
 class RevenueReport(BaseModel):
@@ -139,3 +142,31 @@ class RevenueReport(BaseModel):
     period_start: datetime
     period_end: datetime
     stations: list[StationRevenue]
+
+
+class ReviewDecisionRequest(_In):
+    """``approve``: the session is billed ``amount`` in total (at most what the driver
+    authorised); ``void``: it is billed nothing (``amount`` must be absent)."""
+
+    decision: Literal["approve", "void"]
+    amount: MoneyIn | None = None
+    note: str = Field(default="", max_length=500)
+
+
+class SessionReview(BaseModel):
+    """A session held for review, with the evidence an operator decides on."""
+
+    session_id: uuid.UUID
+    station_id: str
+    status: Literal["pending", "approved", "voided"]
+    flagged_at: datetime
+    judgement: dict[str, object]
+    billed_energy_wh: int
+    billed_total: Money | None  # what the plausible part billed (None: still being billed)
+    authorised_max: Money
+    approved_total: Money | None = None
+    charged: Money | None = None
+    refunded: Money | None = None
+    note: str | None = None
+    reviewed_by: uuid.UUID | None = None
+    reviewed_at: datetime | None = None

@@ -310,6 +310,33 @@ payment_declines = Table(
 )
 
 LEDGER_TABLES = (accounts, transfers, ledger_entries)
+session_reviews = Table(
+    # A session the gateway held for review (SessionFlagged): only its plausible part was
+    # billed until an operator of the station's organisation decides (SessionReviewed).
+    "session_reviews",
+    metadata,
+    Column("session_id", Uuid, primary_key=True),
+    Column("organisation_id", Uuid, nullable=False, index=True),
+    Column("station_id", String(100), nullable=False),
+    Column("user_id", Uuid, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(10), nullable=False),  # pending, approved, voided
+    Column("judgement", JSONB, nullable=False),  # the gateway's MeterJudgement: the evidence
+    Column("billed_energy_wh", BigInteger, nullable=False),
+    Column("flagged_at", DateTime(timezone=True), nullable=False),
+    # Of the SessionFlagged envelope: SessionReviewed follows from it.
+    Column("correlation_id", Uuid, nullable=False),
+    Column("flag_event_id", Uuid, nullable=False),
+    Column("approved_total", BigInteger, nullable=True),
+    Column("billed_before", BigInteger, nullable=True),
+    Column("charged", BigInteger, nullable=True),
+    Column("refunded", BigInteger, nullable=True),
+    Column("note", Text, nullable=True),
+    Column("reviewed_by", Uuid, nullable=True),
+    Column("reviewed_at", DateTime(timezone=True), nullable=True),
+    _now(),
+)
+
 BILLING_TABLES = (
     billing_accounts,
     payment_methods,
@@ -322,4 +349,5 @@ BILLING_TABLES = (
     cost_overruns,
     payment_declines,
     processor_operations,
+    session_reviews,
 )

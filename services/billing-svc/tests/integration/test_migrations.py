@@ -1,4 +1,5 @@
-"""0003 upgrades a database made before it (0002 creates tables from the metadata of its time)."""
+"""0003 and 0004 upgrade a database made before them (0002 creates tables from the metadata of
+its time)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,13 @@ ADDED = {
     "billing_sessions": {"cost", "correlation_id", "causation_id"},
     "refunds": {"status"},
 }
-NEW_TABLES = ("cost_overruns", "payment_declines", "processor_operations")
+NEW_TABLES = ("cost_overruns", "payment_declines", "processor_operations", "session_reviews")
+HEAD = "0004"
 
 
-async def test_0003_adds_its_columns_and_tables_to_an_older_schema(database_url: str) -> None:
+async def test_0003_and_0004_add_their_columns_and_tables_to_an_older_schema(
+    database_url: str,
+) -> None:
     await upgrade_to_head(MIGRATIONS, database_url)
     dsn = asyncpg_url(database_url).replace("+asyncpg", "")
     conn = await asyncpg.connect(dsn)
@@ -42,6 +46,6 @@ async def test_0003_adds_its_columns_and_tables_to_an_older_schema(database_url:
             assert columns <= found, (table, columns - found)
         for table in NEW_TABLES:
             assert await conn.fetchval("SELECT to_regclass($1)", table) is not None
-        assert await conn.fetchval("SELECT version_num FROM alembic_version") == "0003"
+        assert await conn.fetchval("SELECT version_num FROM alembic_version") == HEAD
     finally:
         await conn.close()

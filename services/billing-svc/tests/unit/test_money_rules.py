@@ -1,8 +1,17 @@
-"""The pure money rules: the authorised maximum, and the bounds of a top-up."""
+"""The pure money rules: the authorised maximum, the bounds of a top-up, review decisions."""
 
 from __future__ import annotations
 
-from billing_svc.domain import MoneyLimits, auto_topup_amount, cap_cost, topup_problem
+from decimal import Decimal
+
+from billing_svc.domain import (
+    MoneyLimits,
+    ReviewAdjustment,
+    auto_topup_amount,
+    cap_cost,
+    review_adjustment,
+    topup_problem,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -43,3 +52,32 @@ def test_an_auto_topup_is_bounded_or_skipped(configured: int, balance: int) -> N
     amount = auto_topup_amount(configured, balance, LIMITS)
     assert amount == 0 or topup_problem(amount, balance, LIMITS, auto=True) is None
     assert amount <= configured
+
+
+@given(
+    billed_excl=st.integers(0, 10**7),
+    vat_percent=st.integers(0, 30),
+    target=st.integers(0, 2 * 10**7),
+    authorised_max=st.integers(0, 2 * 10**7),
+)
+def test_a_review_decision_moves_exactly_the_difference_within_the_authorised_max(
+    billed_excl: int, vat_percent: int, target: int, authorised_max: int
+) -> None:
+    billed_vat = billed_excl * vat_percent // 100
+    billed = billed_excl + billed_vat
+    outcome = review_adjustment(billed, billed_vat, target, authorised_max, Decimal(vat_percent))
+    if target > authorised_max:
+        assert outcome == "above_authorised_max"
+        return
+    assert isinstance(outcome, ReviewAdjustment)
+    # The driver ends up paying exactly the approved total, never above what they authorised.
+    assert billed + outcome.charge - outcome.refund == target <= authorised_max
+    assert min(outcome.charge, outcome.refund) == 0
+    assert 0 <= outcome.charge_vat <= outcome.charge
+    if billed == 0 and outcome.charge:
+        expected = outcome.charge * vat_percent // (100 + vat_percent)
+        assert abs(outcome.charge_vat - expected) <= 1
+
+
+def test_a_negative_total_is_no_decision() -> None:
+    assert review_adjustment(100, 16, -1, 1_000, Decimal(19)) == "invalid_amount"

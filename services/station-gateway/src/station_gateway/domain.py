@@ -59,14 +59,15 @@ _STEPS: dict[SessionStep, tuple[frozenset[SessionState | None], SessionState | N
     SessionStep.START_CHARGING: (frozenset({S.AUTHORIZED, S.STARTING}), S.CHARGING),
     SessionStep.REQUEST_STOP: (frozenset({S.AUTHORIZED, S.STARTING, S.CHARGING}), None),
     SessionStep.COMPLETE: (frozenset({S.CHARGING}), S.COMPLETED),
-    SessionStep.ABANDON: (frozenset({S.AUTHORIZED, S.STARTING}), S.ABANDONED),
+    # An expired code authorised late (a raced scan) is abandoned so billing voids the hold.
+    SessionStep.ABANDON: (frozenset({S.AUTHORIZED, S.STARTING, S.EXPIRED}), S.ABANDONED),
     SessionStep.EXPIRE: (frozenset({S.CODE_ISSUED}), S.EXPIRED),
     SessionStep.DENY: (frozenset({None, S.CODE_ISSUED, S.DENIED}), S.DENIED),
 }
 
 # A driver is being served on the connector: no other code or start may use it.
 IN_PROGRESS: frozenset[SessionState] = frozenset({S.AUTHORIZED, S.STARTING, S.CHARGING})
-FINAL: frozenset[SessionState] = frozenset({S.COMPLETED, S.ABANDONED, S.EXPIRED, S.DENIED})
+FINAL: frozenset[SessionState] = frozenset({S.COMPLETED, S.ABANDONED, S.DENIED})
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,19 @@ def next_state(state: SessionState | str | None, step: SessionStep) -> SessionSt
         assert current is not None  # steps that keep the state never start a session
         return current
     return target
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """How a test stack's simulated stations depart from reality (never in production): their
+    meters run ``meter_speedup`` times faster than real time, and with ``own_clocks`` they
+    report times on a simulated calendar instead of a clock set by us."""
+
+    meter_speedup: float = 1.0
+    own_clocks: bool = False
+
+
+REAL_STATIONS = Simulation()
 
 
 @dataclass(frozen=True)

@@ -189,6 +189,7 @@ class Gateway:
                     session,
                     row["session_id"],
                     reason,  # type: ignore[arg-type]
+                    simulation=self.settings.simulation,
                 )
             if ended:
                 log.warning(

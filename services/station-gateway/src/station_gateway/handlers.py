@@ -92,7 +92,7 @@ def session_event_handler(instance_id: str, instance_dead_after: timedelta):  # 
             await _authorized(session, event, envelope, instance_id, instance_dead_after)
         elif isinstance(event, SessionStopRequested):
             row = await repo.session_row(event.session_id, lock=True)
-            if row is None or row["state"] not in ("starting", "charging", "authorized"):
+            if row is None or domain.step_refusal(row["state"], domain.SessionStep.REQUEST_STOP):
                 return ()
             await repo.update_session(
                 event.session_id,
@@ -144,8 +144,8 @@ def session_event_handler(instance_id: str, instance_dead_after: timedelta):  # 
                 await repo.notify_display(row["station_id"])
         elif isinstance(event, SessionCodeExpired):
             row = await repo.session_row(event.session_id, lock=True)
-            if row is not None and row["state"] == "code_issued":
-                await repo.update_session(event.session_id, state="expired")
+            if row is not None and not domain.step_refusal(row["state"], domain.SessionStep.EXPIRE):
+                await repo.update_session(event.session_id, state=domain.SessionState.EXPIRED.value)
                 await repo.add_command(
                     event.station_id, "clear_display", instance_id, session_id=event.session_id
                 )
@@ -210,6 +210,7 @@ async def _authorized(
             "session_started_at": event.authorized_at,
         },
         state="authorized",
+        authorized_at=event.authorized_at,
         user_id=event.user_id,
         limits=event.limits.model_dump(mode="json"),
         id_tag=previous.get("id_tag") or domain.new_id_tag(event.session_id),

@@ -374,6 +374,7 @@ class ChargePoint16(StationProtocol, ChargePoint16Base):
                 ended_at=_status_at(timestamp),
                 reported_reason=kw.get("reason"),
                 readings=readings,
+                simulation=self.gateway.settings.simulation,
             )
         return result16.StopTransaction(id_tag_info={"status": "Accepted"})
 
@@ -550,6 +551,7 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
                     ended_at=at,
                     reported_reason=transaction_info.get("stopped_reason"),
                     readings=readings,
+                    simulation=self.gateway.settings.simulation,
                 )
             elif readings:
                 outcome = await service.record_meter_values(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, text, update
@@ -256,6 +256,18 @@ class Repository:
             )
         )
         return previous
+
+    async def station_clock_skew(self, station_id: str) -> timedelta:
+        """How far the station's clock was off ours at its latest status message."""
+        row = (
+            await self.session.execute(
+                select(connector_status.c.changed_at, connector_status.c.reported_at)
+                .where(connector_status.c.station_id == station_id)
+                .order_by(connector_status.c.reported_at.desc())
+                .limit(1)
+            )
+        ).first()
+        return abs(row.changed_at - row.reported_at) if row is not None else timedelta(0)
 
     async def connector_statuses(self, station_id: str) -> dict[int, str]:
         result = await self.session.execute(

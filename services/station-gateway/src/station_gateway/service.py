@@ -14,11 +14,14 @@ from typing import Any, Literal
 
 from plugpay_events.contracts.sessions import (
     ChargingStarted,
+    MeterClaim,
+    MeterJudgement,
     MeterSample,
     MeterValuesReported,
     SessionAbandoned,
     SessionCodeIssued,
     SessionCompleted,
+    SessionFlagged,
     SessionStopRequested,
 )
 from plugpay_events.contracts.stations import (
@@ -35,7 +38,7 @@ from plugpay_tariffs import Tariff, describe
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from station_gateway import domain
+from station_gateway import domain, plausibility
 from station_gateway.domain import OcppVersion, Reading
 from station_gateway.repository import Repository
 from station_gateway.tables import outbox_tables
@@ -322,11 +325,12 @@ async def _link_transaction(
     repo = Repository(session)
     await repo.update_session(
         row["session_id"],
-        state="charging",
+        state=domain.SessionState.CHARGING.value,
         transaction_id=transaction_id,
         meter_start_wh=meter_start_wh,
         meter_last_wh=meter_start_wh,
         started_at=started_at,
+        start_received_at=now_utc(),
     )
     await emit(
         session,
@@ -357,7 +361,7 @@ async def start_transaction_16(
         return StartResult(str(await repo.next_ocpp_id()), None, accepted=False)
     if row["transaction_id"] is not None:
         return StartResult(row["transaction_id"], row["session_id"], accepted=True)
-    if row["state"] not in ("authorized", "starting"):
+    if domain.step_refusal(row["state"], domain.SessionStep.START_CHARGING) is not None:
         return StartResult(str(await repo.next_ocpp_id()), row["session_id"], accepted=False)
     transaction_id = str(await repo.next_ocpp_id())
     await _link_transaction(session, row, transaction_id, meter_start_wh, started_at)
@@ -392,7 +396,7 @@ async def link_transaction_201(
     started_at: datetime,
 ) -> bool:
     """Link an authorised session to the station's transaction; False if it may not start."""
-    if row["state"] not in ("authorized", "starting"):
+    if domain.step_refusal(row["state"], domain.SessionStep.START_CHARGING) is not None:
         return False
     register = next((r.energy_wh for r in readings if r.energy_wh is not None), None)
     await _link_transaction(session, row, transaction_id, register, started_at)
@@ -502,7 +506,11 @@ async def request_limit_stop(session: AsyncSession, session_id: uuid.UUID) -> bo
     """Mark that the gateway stops a session at its limit; False if a stop was already asked."""
     repo = Repository(session)
     row = await repo.session_row(session_id, lock=True)
-    if row is None or row["stop_requested_at"] is not None or row["state"] != "charging":
+    if (
+        row is None
+        or row["stop_requested_at"] is not None
+        or row["state"] != domain.SessionState.CHARGING
+    ):
         return False
     now = now_utc()
     await repo.update_session(session_id, stop_requested_by="limit", stop_requested_at=now)
@@ -511,6 +519,72 @@ async def request_limit_stop(session: AsyncSession, session_id: uuid.UUID) -> bo
         SessionStopRequested(session_id=session_id, requested_by="limit", requested_at=now),
     )
     return True
+
+
+# The connector's power when its registration does not say: the largest public DC chargers.
+UNKNOWN_CONNECTOR_MAX_POWER_W = 400_000
+# Our Boot and Heartbeat answers set a station's clock: a larger offset is not believed.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+# A simulated calendar (test stacks) is at most this far from ours.
+SIMULATED_CLOCK_SKEW = timedelta(days=400)
+
+
+def _max_power_w(station: RowMapping | None, connector_id: int) -> int:
+    for connector in (station["connectors"] if station else None) or ():
+        if connector.get("connector_id") == connector_id and connector.get("max_power_w"):
+            return int(connector["max_power_w"])
+    return UNKNOWN_CONNECTOR_MAX_POWER_W
+
+
+async def judge_meter_evidence(
+    session: AsyncSession,
+    row: RowMapping,
+    samples: Sequence[RowMapping],
+    *,
+    meter_stop_wh: int | None,
+    ended_at: datetime,
+    received_at: datetime,
+    simulation: domain.Simulation = domain.REAL_STATIONS,
+) -> tuple[plausibility.Judgement, MeterJudgement]:
+    """The plausibility judgement of a transaction's evidence, and its form in the event."""
+    repo = Repository(session)
+    station = await repo.station(row["station_id"])
+    if simulation.own_clocks:
+        skew = SIMULATED_CLOCK_SKEW
+    else:
+        skew = min(await repo.station_clock_skew(row["station_id"]), MAX_CLOCK_SKEW)
+    max_power_w = int(_max_power_w(station, row["connector_id"]) * simulation.meter_speedup)
+    evidence = plausibility.MeterEvidence(
+        max_power_w=max_power_w,
+        # Rows from before the column existed: the code's issue, which precedes authorisation.
+        authorized_at=row["authorized_at"] or row["session_started_at"],
+        stop_received_at=received_at,
+        started_at=row["started_at"] or ended_at,
+        stopped_at=ended_at,
+        meter_start_wh=row["meter_start_wh"],
+        meter_stop_wh=meter_stop_wh,
+        samples=tuple(
+            plausibility.Sample(s["sampled_at"], s["energy_wh"], s["power_w"]) for s in samples
+        ),
+        clock_skew=skew,
+        start_received_at=row["start_received_at"],
+    )
+    judgement = plausibility.judge(evidence)
+    claim = judgement.claimed
+    return judgement, MeterJudgement(
+        outcome=judgement.outcome,
+        reasons=tuple(str(r) for r in judgement.reasons),
+        claimed=MeterClaim(
+            meter_start_wh=claim.meter_start_wh,
+            meter_stop_wh=claim.meter_stop_wh,
+            energy_wh=claim.energy_wh,
+            started_at=claim.started_at,
+            ended_at=claim.ended_at,
+        ),
+        max_power_w=max_power_w,
+        max_energy_wh=judgement.max_energy_wh,
+        clock_skew_s=int(skew.total_seconds()),
+    )
 
 
 async def complete_transaction(
@@ -524,8 +598,11 @@ async def complete_transaction(
     reported_reason: str | None,
     readings: Sequence[Reading] = (),
     stop_reason: str | None = None,
+    received_at: datetime | None = None,
+    simulation: domain.Simulation = domain.REAL_STATIONS,
 ) -> uuid.UUID | None:
-    """The station ended a transaction: SessionCompleted exactly once per transaction."""
+    """The station ended a transaction: SessionCompleted exactly once per transaction, with
+    the meter evidence judged (``received_at``: when we learned of the end, default now)."""
     repo = Repository(session)
     row = await repo.session_by(station_id=station_id, transaction_id=transaction_id)
     if row is None:
@@ -538,48 +615,65 @@ async def complete_transaction(
         row = await repo.session_row(row["session_id"], lock=True)
         assert row is not None
     samples = await repo.samples(row["session_id"])
-    meter_start = row["meter_start_wh"]
-    if meter_start is None:
-        meter_start = samples[0]["energy_wh"] if samples else (meter_stop_wh or 0)
-    if meter_stop_wh is None:
-        meter_stop_wh = max((s["energy_wh"] for s in samples), default=meter_start)
-    meter_stop_wh = max(meter_stop_wh, meter_start)
-    started_at = row["started_at"] or ended_at
-    ended_at = max(ended_at, started_at)
+    judgement, verdict = await judge_meter_evidence(
+        session,
+        row,
+        samples,
+        meter_stop_wh=meter_stop_wh,
+        ended_at=ended_at,
+        received_at=received_at or now_utc(),
+        simulation=simulation,
+    )
     reason = stop_reason or domain.stop_reason(reported_reason, version, row["stop_requested_by"])
     await repo.update_session(
         row["session_id"],
-        state="completed",
-        meter_start_wh=meter_start,
-        meter_stop_wh=meter_stop_wh,
-        meter_last_wh=meter_stop_wh,
-        ended_at=ended_at,
+        state=domain.SessionState.COMPLETED.value,
+        meter_start_wh=judgement.meter_start_wh,
+        meter_stop_wh=judgement.meter_stop_wh,
+        meter_last_wh=judgement.meter_stop_wh,
+        started_at=judgement.started_at,
+        ended_at=judgement.ended_at,
         stop_reason=reason,
         completed_at=now_utc(),
+        meter_judgement=verdict.model_dump(mode="json"),
     )
-    await emit(
+    # The billable values: what the station claimed only if the judgement accepted it.
+    completed = await emit(
         session,
         SessionCompleted(
             session_id=row["session_id"],
             station_id=station_id,
             connector_id=row["connector_id"],
             transaction_id=transaction_id,
-            meter_start_wh=meter_start,
-            meter_stop_wh=meter_stop_wh,
-            energy_wh=meter_stop_wh - meter_start,
-            started_at=started_at,
-            charging_ended_at=ended_at,
-            ended_at=ended_at,
+            meter_start_wh=judgement.meter_start_wh,
+            meter_stop_wh=judgement.meter_stop_wh,
+            energy_wh=judgement.energy_wh,
+            started_at=judgement.started_at,
+            charging_ended_at=judgement.charging_ended_at,
+            ended_at=judgement.ended_at,
             stop_reason=reason,
             samples=tuple(
-                MeterSample(
-                    sampled_at=s["sampled_at"], energy_wh=s["energy_wh"], power_w=s["power_w"]
-                )
-                for s in samples
-                if started_at <= s["sampled_at"] <= ended_at
+                MeterSample(sampled_at=s.at, energy_wh=s.register_wh, power_w=s.power_w)
+                for s in judgement.samples
             ),
+            judgement=verdict,
         ),
     )
+    if judgement.outcome == "held":
+        # After SessionCompleted on the session's key: billing knows the plausible part first.
+        await emit(
+            session,
+            SessionFlagged(
+                session_id=row["session_id"],
+                station_id=station_id,
+                connector_id=row["connector_id"],
+                transaction_id=transaction_id,
+                judgement=verdict,
+                billed_energy_wh=judgement.energy_wh,
+                flagged_at=now_utc(),
+            ),
+            caused_by=completed[0],
+        )
     await repo.notify_display(station_id)
     return session_id
 
@@ -588,6 +682,8 @@ async def end_lost_transaction(
     session: AsyncSession,
     session_id: uuid.UUID,
     reason: Literal["transaction_lost", "station_unreachable"] = "transaction_lost",
+    *,
+    simulation: domain.Simulation = domain.REAL_STATIONS,
 ) -> bool:
     """The station will never report the transaction's end (it reported the connector free
     without ending it, or it has been unreachable too long): complete it once,
@@ -595,7 +691,9 @@ async def end_lost_transaction(
     and the hold is settled instead of waiting forever."""
     repo = Repository(session)
     row = await repo.session_row(session_id, lock=True)
-    if row is None or row["state"] != "charging" or row["transaction_id"] is None:
+    if row is None or row["transaction_id"] is None:
+        return False
+    if domain.step_refusal(row["state"], domain.SessionStep.COMPLETE) is not None:
         return False
     samples = await repo.samples(session_id)
     last_reading_at = max((s["sampled_at"] for s in samples), default=row["started_at"])
@@ -608,6 +706,7 @@ async def end_lost_transaction(
         ended_at=last_reading_at or now_utc(),
         reported_reason=None,
         stop_reason=reason,
+        simulation=simulation,
     )
     return True
 

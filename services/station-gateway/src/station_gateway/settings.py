@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from plugpay_platform.settings import ServiceSettings
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
+
+from station_gateway.domain import Simulation
 
 
 class Settings(ServiceSettings):
@@ -40,7 +42,34 @@ class Settings(ServiceSettings):
     )
     max_message_bytes: int = Field(default=65_536, gt=0)
     credential_cache_s: float = Field(default=60.0, ge=0)
+    simulated_meter_speedup: float = Field(
+        default=1.0,
+        ge=1.0,
+        le=10_000.0,
+        description="test and demo stacks only: simulated stations meter this many times "
+        "faster than real time, so the plausibility judgement's power bound is this much "
+        "higher; refused in production, where a station's meter is evidence",
+    )
+    simulated_station_clocks: bool = Field(
+        default=False,
+        description="test stacks only: simulated stations report times on a simulated calendar "
+        "of their own (the analytics suite's month), so their timestamps are not judged against "
+        "our clock (their energy still is); refused in production",
+    )
     consume_events: bool = Field(
         default=True,
         description="run the event consumers; socket-only replicas may turn it off",
     )
+
+    @model_validator(mode="after")
+    def _physical_in_production(self) -> Settings:
+        if self.platform.environment == "production" and self.simulation != Simulation():
+            raise ValueError(
+                "STATION_GATEWAY_SIMULATED_METER_SPEEDUP and _SIMULATED_STATION_CLOCKS are for "
+                "test stacks only"
+            )
+        return self
+
+    @property
+    def simulation(self) -> Simulation:
+        return Simulation(self.simulated_meter_speedup, self.simulated_station_clocks)

@@ -112,6 +112,9 @@ sessions = Table(
     Column("id_tag", String(20), nullable=True, unique=True),
     Column("remote_start_id", BigInteger, nullable=True, unique=True),
     Column("limits", JSONB, nullable=True),
+    # Ours, not the station's: the plausibility judgement's window starts here.
+    Column("authorized_at", DateTime(timezone=True), nullable=True),
+    Column("start_received_at", DateTime(timezone=True), nullable=True),
     Column("tariff", JSONB, nullable=True),
     Column("time_zone", String(64), nullable=True),
     Column("transaction_id", String(64), nullable=True),
@@ -127,6 +130,8 @@ sessions = Table(
     Column("stop_reason", String(32), nullable=True),
     Column("completed_at", DateTime(timezone=True), nullable=True),
     Column("final_cost_minor", BigInteger, nullable=True),
+    # The plausibility judgement of the meter evidence (MeterJudgement as JSON).
+    Column("meter_judgement", JSONB, nullable=True),
     Column("denial_reason", String(32), nullable=True),
     Column("denial_message", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),

@@ -162,8 +162,11 @@ async def test_authorised_start_meter_values_limit_stop_and_duplicate_stop(harne
     await harness.start_gateway()
     await harness.register("CP-3")
     station = await harness.connect("CP-3")
-    session_id, tx, _ = await start_charging(harness, station, SessionLimits(max_energy_wh=1000))
-    now = datetime.now(UTC)
+    # The station's times are in the recent past, at a power a 22 kW connector can deliver.
+    now = datetime.now(UTC) - timedelta(minutes=5)
+    session_id, tx, _ = await start_charging(
+        harness, station, SessionLimits(max_energy_wh=1000), started_at=now - timedelta(minutes=5)
+    )
     await station.call(
         call.MeterValues(connector_id=1, transaction_id=tx, meter_value=meter(now, 10_400))
     )
@@ -175,7 +178,7 @@ async def test_authorised_start_meter_values_limit_stop_and_duplicate_stop(harne
         call.MeterValues(
             connector_id=1,
             transaction_id=tx,
-            meter_value=meter(now + timedelta(seconds=30), 11_200),
+            meter_value=meter(now + timedelta(minutes=4), 11_200),
         )
     )
     stops = await harness.eventually(lambda: station.got("RemoteStopTransaction"))
@@ -183,7 +186,7 @@ async def test_authorised_start_meter_values_limit_stop_and_duplicate_stop(harne
     await harness.wait_event("SessionStopRequested", where=lambda p: p["requested_by"] == "limit")
     stop = call.StopTransaction(
         meter_stop=11_250,
-        timestamp=iso(now + timedelta(seconds=40)),
+        timestamp=iso(now + timedelta(minutes=4, seconds=30)),
         transaction_id=tx,
         reason="Remote",
     )
@@ -223,7 +226,7 @@ async def test_remote_stop_then_reconnect_with_queued_messages(harness) -> None:
     )
     stop = call.StopTransaction(
         meter_stop=10_900,
-        timestamp=iso(past + timedelta(seconds=10)),
+        timestamp=iso(past + timedelta(seconds=30)),
         transaction_id=tx,
         reason="Remote",
         transaction_data=meter(past, 10_800),
@@ -237,7 +240,7 @@ async def test_remote_stop_then_reconnect_with_queued_messages(harness) -> None:
     assert completed[0]["energy_wh"] == 900
     # The station's own (past) times, not the time the queue arrived.
     ended = datetime.fromisoformat(completed[0]["ended_at"])
-    assert abs(ended - (past + timedelta(seconds=10))) < timedelta(seconds=1)
+    assert abs(ended - (past + timedelta(seconds=30))) < timedelta(seconds=1)
     assert completed[0]["samples"][0]["energy_wh"] == 10_800
     assert len([e for e in await harness.events() if e.type == "SessionCompleted"]) == 1
     await harness.close(station)

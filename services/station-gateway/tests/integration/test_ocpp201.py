@@ -87,11 +87,11 @@ async def test_201_code_start_meter_stop_cost(harness) -> None:  # type: ignore[
             trigger_reason="MeterValuePeriodic",
             seq_no=1,
             transaction_info={"transaction_id": "tx-201", "charging_state": "Charging"},
-            meter_value=meter(t0 + timedelta(minutes=2), 52_500),
+            meter_value=meter(t0 + timedelta(minutes=2), 50_500),
         )
     )
-    # Running cost from the tariff snapshot: 2.5 kWh at 0.40 EUR.
-    assert updated.total_cost == pytest.approx(1.0)
+    # Running cost from the tariff snapshot: 0.5 kWh at 0.40 EUR.
+    assert updated.total_cost == pytest.approx(0.2)
     await harness.wait_event("MeterValuesReported", topic=_topic("METER"))
 
     await harness.publish(
@@ -107,17 +107,18 @@ async def test_201_code_start_meter_stop_cost(harness) -> None:  # type: ignore[
         trigger_reason="RemoteStop",
         seq_no=2,
         transaction_info={"transaction_id": "tx-201", "stopped_reason": "Remote"},
-        meter_value=meter(t0 + timedelta(minutes=3), 53_000, "Transaction.End"),
+        meter_value=meter(t0 + timedelta(minutes=3), 50_600, "Transaction.End"),
     )
     await station.call(ended)
     await station.call(ended)
     completed = await harness.wait_event("SessionCompleted")
-    assert completed[0]["energy_wh"] == 3000
+    assert completed[0]["energy_wh"] == 600
+    assert completed[0]["judgement"]["outcome"] == "accepted"
     assert completed[0]["stop_reason"] == "driver_stopped"
     assert len([e for e in await harness.events() if e.type == "SessionCompleted"]) == 1
 
     # pricing-svc's final cost reaches the station as CostUpdated.
-    usage = SessionUsage.linear(t0, 3000, t0 + timedelta(minutes=3))
+    usage = SessionUsage.linear(t0, 600, t0 + timedelta(minutes=3))
     from plugpay_tariffs import Tariff
 
     tariff = Tariff.model_validate(
@@ -140,7 +141,7 @@ async def test_201_code_start_meter_stop_cost(harness) -> None:  # type: ignore[
         )
     )
     costs = await harness.eventually(lambda: station.got("CostUpdated"))
-    assert costs[0] == {"total_cost": 1.2, "transaction_id": "tx-201"}
+    assert costs[0] == {"total_cost": 0.24, "transaction_id": "tx-201"}
     await harness.close(station)
 
 

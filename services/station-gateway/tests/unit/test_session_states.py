@@ -68,6 +68,12 @@ def test_only_an_unscanned_code_expires_and_only_an_unstarted_session_is_abandon
     )
 
 
+def test_a_late_authorisation_of_an_expired_code_is_abandoned() -> None:
+    # The hold billing placed for a code the gateway had already retired must be voided.
+    assert run(SessionStep.ISSUE_CODE, SessionStep.EXPIRE, SessionStep.ABANDON) is S.ABANDONED
+    assert isinstance(next_state(S.EXPIRED, SessionStep.SEND_START), StepRefused)
+
+
 def test_stored_states_are_read_as_the_enum() -> None:
     assert next_state("charging", SessionStep.COMPLETE) is S.COMPLETED
     assert next_state("charging", SessionStep.REQUEST_STOP) is S.CHARGING

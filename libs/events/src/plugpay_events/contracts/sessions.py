@@ -35,9 +35,11 @@ __all__ = [
     "SessionCostCalculated",
     "SessionDenied",
     "SessionFailed",
+    "SessionFlagged",
     "SessionHoldReleased",
     "SessionLimits",
     "SessionPriced",
+    "SessionReviewed",
     "SessionStopRequested",
     "StopReason",
 ]
@@ -288,6 +290,43 @@ class SessionCompleted(_SessionEvent):
     def held_for_review(self) -> bool:
         """Only the plausible part may be captured until an operator decides."""
         return self.judgement is not None and self.judgement.outcome == "held"
+
+
+@register
+class SessionFlagged(_SessionEvent):
+    """The gateway held a session's meter evidence for review: only its plausible part is in
+    ``SessionCompleted``; an operator of the station's organisation decides the rest
+    (``SessionReviewed``). Emitted with the ``SessionCompleted`` it flags, in one transaction."""
+
+    type = "SessionFlagged"
+    station_id: StationId
+    connector_id: int = Field(ge=1)
+    transaction_id: str
+    judgement: MeterJudgement
+    billed_energy_wh: WattHours = Field(description="the plausible energy SessionCompleted bills")
+    flagged_at: UtcDatetime
+
+
+ReviewDecision = Literal["approved", "voided"]
+
+
+@register
+class SessionReviewed(_SessionEvent):
+    """An operator decided a flagged session: billed in total ``approved_total`` (never above
+    the driver's authorised maximum; 0 when voided). ``charged`` and ``refunded`` are the money
+    the decision moved on top of what was billed before it."""
+
+    type = "SessionReviewed"
+    user_id: uuid.UUID
+    organisation_id: uuid.UUID
+    decision: ReviewDecision
+    approved_total: Money
+    billed_before: Money
+    charged: Money
+    refunded: Money
+    note: str = Field(default="", max_length=500)
+    reviewed_by: uuid.UUID
+    reviewed_at: UtcDatetime
 
 
 @register
