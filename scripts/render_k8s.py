@@ -12,6 +12,8 @@ Outputs (committed; tests/deploy fails when they are stale):
 - ``deploy/gateway/nginx.conf``: the local gateway.
 - ``deploy/k8s/base/generated/*.yaml``: workloads, Services, HPAs, PDBs, NetworkPolicies,
   the Ingresses, KafkaTopics, KafkaUsers with their ACLs, the CloudNativePG cluster and databases.
+  Workloads run ``plugpay/<service>:<project version>``, the images `make images` builds from the
+  one ``Dockerfile`` at the root (``ARG SERVICE``).
 
 Overlays (``deploy/k8s/overlays/{dev,prod}``) are written by hand and patch the base.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,8 @@ KAFKA_CLUSTER = "plugpay-kafka"
 KAFKA_BOOTSTRAP = f"{KAFKA_CLUSTER}-kafka-bootstrap:9093"
 PG_CLUSTER = "plugpay-pg"
 CONTAINER_PORT = 8000
+# The workspace's version tags every image (`make images`, deploy/compose, the overlays).
+PROJECT_VERSION: str = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 UID = 10001
 INGRESS_NAMESPACE = "ingress-nginx"
 MONITORING_NAMESPACE = "monitoring"
@@ -399,6 +404,11 @@ def labels(name: str, component: str = "api") -> dict[str, str]:
     }
 
 
+def image_name(service: str) -> str:
+    """The image `make images` builds from the one Dockerfile: plugpay/<service>:<version>."""
+    return f"plugpay/{service}:{PROJECT_VERSION}"
+
+
 def selector(name: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": name}
 
@@ -433,7 +443,7 @@ def workload(svc: Service, health_prefix: str) -> list[dict[str, Any]]:
     probe_common = {"port": "http", "scheme": "HTTP"}
     container = {
         "name": svc.name,
-        "image": f"plugpay/{svc.name}:0.1.0",
+        "image": image_name(svc.name),
         "imagePullPolicy": "IfNotPresent",
         "ports": [{"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"}],
         "envFrom": [{"configMapRef": {"name": "plugpay-platform"}}],
@@ -1033,88 +1043,6 @@ def postgres() -> list[dict[str, Any]]:
     return [cluster, *databases]
 
 
-# ---- Dockerfiles ------------------------------------------------------------------------
-
-UV_IMAGE = "ghcr.io/astral-sh/uv:0.13.9"  # the uv that wrote uv.lock
-PYTHON_IMAGE = "python:3.11.14-slim-bookworm"
-
-
-def render_dockerfile(svc: Service, health_prefix: str) -> str:
-    return f"""\
-# syntax=docker/dockerfile:1
-{HEADER.format(source="scripts/render_k8s.py (render_dockerfile)")}
-# {svc.name}: build from the repository root (the uv workspace):
-#   docker build -f services/{svc.name}/Dockerfile -t plugpay/{svc.name}:0.1.0 .
-# Runs as UID {UID}, writes nowhere but /tmp (read-only root filesystem in Kubernetes).
-
-FROM {UV_IMAGE} AS uv
-
-# Only the workspace's pyproject.toml files and the lock: this stage's output changes only when
-# they do, so the dependency layer below survives code edits (and needs no list of members).
-FROM {PYTHON_IMAGE} AS manifests
-WORKDIR /src
-COPY . .
-RUN find . -type f ! -name pyproject.toml ! -name uv.lock -delete
-
-FROM {PYTHON_IMAGE} AS builder
-COPY --from=uv /uv /uvx /bin/
-ENV UV_COMPILE_BYTECODE=1 \\
-    UV_LINK_MODE=copy \\
-    UV_PYTHON_DOWNLOADS=never \\
-    UV_PYTHON=/usr/local/bin/python3.11 \\
-    UV_PROJECT_ENVIRONMENT=/app/.venv
-WORKDIR /src
-# Third-party dependencies first, exactly as locked (--frozen: never re-resolved).
-COPY --from=manifests /src ./
-RUN --mount=type=cache,target=/root/.cache/uv \\
-    uv sync --frozen --no-dev --package {svc.name} --no-install-workspace
-# Then the workspace's own packages (libs + this service), installed non-editable.
-COPY . .
-RUN --mount=type=cache,target=/root/.cache/uv \\
-    uv sync --frozen --no-dev --package {svc.name} --no-editable
-
-FROM {PYTHON_IMAGE} AS runtime
-RUN groupadd --system --gid {UID} plugpay \\
-    && useradd --system --uid {UID} --gid {UID} --no-create-home \\
-       --home-dir /nonexistent --shell /usr/sbin/nologin plugpay
-# Owned by root, so the service cannot change its own code.
-COPY --from=builder /app/.venv /app/.venv
-ENV PATH=/app/.venv/bin:$PATH \\
-    PYTHONDONTWRITEBYTECODE=1 \\
-    PYTHONUNBUFFERED=1 \\
-    TMPDIR=/tmp \\
-    {svc.env_prefix}HOST=0.0.0.0 \\
-    {svc.env_prefix}PORT={CONTAINER_PORT}
-USER {UID}:{UID}
-WORKDIR /tmp
-EXPOSE {CONTAINER_PORT}
-HEALTHCHECK --interval=30s --timeout=3s --start-period=60s --retries=3 \\
-    CMD ["python", "-c", "import urllib.request as u; \\
-u.urlopen('http://127.0.0.1:{CONTAINER_PORT}{health_prefix}/healthz', timeout=2)"]
-CMD ["{svc.name}"]
-"""  # noqa: S608 - a Dockerfile, not SQL
-
-
-DOCKERIGNORE = f"""\
-{HEADER.format(source="scripts/render_k8s.py (DOCKERIGNORE)")}
-# Build context of services/*/Dockerfile: the workspace sources and the lock, nothing local.
-**
-!pyproject.toml
-!uv.lock
-!libs
-!services
-!apps
-**/tests
-**/__pycache__
-**/*.pyc
-**/.pytest_cache
-**/.mypy_cache
-**/.ruff_cache
-**/.venv
-**/Dockerfile
-"""
-
-
 def dump(objects: list[dict[str, Any]], source: str) -> str:
     docs = [yaml.safe_dump(o, sort_keys=False, width=100) for o in objects]
     return HEADER.format(source=source) + "---\n" + "---\n".join(docs)
@@ -1137,11 +1065,6 @@ def render_all() -> dict[Path, str]:
         kafka_users(), "scripts/render_k8s.py SERVICES (docs/flow.md)"
     )
     out[GENERATED / "postgres.yaml"] = dump(postgres(), "scripts/render_k8s.py SERVICES")
-    for svc in SERVICES:
-        out[ROOT / "services" / svc.name / "Dockerfile"] = render_dockerfile(
-            svc, services[svc.name]["health_prefix"]
-        )
-    out[ROOT / ".dockerignore"] = DOCKERIGNORE
     return out
 
 
