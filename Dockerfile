@@ -22,6 +22,11 @@ RUN find . -type f ! -name pyproject.toml ! -name uv.lock -delete
 
 FROM ${PYTHON_IMAGE} AS builder
 ARG SERVICE
+# PEM certificates of a TLS-intercepting egress proxy, trusted while fetching wheels (never in the
+# runtime stage). Empty: the base image's CA bundle alone.
+ARG BUILD_CA_CERTS=""
+RUN cat /etc/ssl/certs/ca-certificates.crt >/tmp/build-ca.pem \
+    && if [ -n "${BUILD_CA_CERTS}" ]; then printf '%s\n' "${BUILD_CA_CERTS}" >>/tmp/build-ca.pem; fi
 COPY --from=uv /uv /uvx /bin/
 # python3.11 from PATH: /usr/local/bin in the public image, /usr/bin in the Debian one.
 ENV UV_COMPILE_BYTECODE=1 \
@@ -29,7 +34,8 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_NO_CACHE=1 \
     UV_PYTHON_DOWNLOADS=never \
     UV_PYTHON=python3.11 \
-    UV_PROJECT_ENVIRONMENT=/app/.venv
+    UV_PROJECT_ENVIRONMENT=/app/.venv \
+    SSL_CERT_FILE=/tmp/build-ca.pem
 WORKDIR /src
 # Third-party dependencies first, exactly as locked (--frozen: never re-resolved).
 COPY --from=manifests /src ./

@@ -27,6 +27,8 @@ say() { echo "base-images: $*" >&2; }
 have() { docker image inspect "$1" >/dev/null 2>&1; }
 
 SLIM_OPTS=(
+  # /usr merged by mmdebstrap's hook, not by the usrmerge package (which drags in 48 MB of Perl).
+  --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr
   --dpkgopt='path-exclude=/usr/share/doc/*'
   --dpkgopt='path-include=/usr/share/doc/*/copyright'
   --dpkgopt='path-exclude=/usr/share/man/*'

@@ -22,7 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|PRIVATE|API_KEY|SIGNING_KEY)", re.I)
 SECRET_FILES = {"id_rsa", "id_ecdsa", "id_ed25519", ".env", ".netrc", ".pypirc", ".git-credentials"}
 KEY_SUFFIXES = (".key", ".p12", ".pfx", ".jks")
-PRIVATE_KEY = re.compile(rb"-----BEGIN (RSA |EC |OPENSSH |ENCRYPTED )?PRIVATE KEY-----")
+# A key itself (base64 body), not a library's parser naming the marker.
+PRIVATE_KEY = re.compile(
+    rb"-----BEGIN (RSA |EC |OPENSSH |ENCRYPTED )?PRIVATE KEY-----\r?\n[A-Za-z0-9+/=\r\n]{64,}"
+)
 OUR_TREES = ("app/", "opt/", "etc/", "usr/local/", "srv/", "tmp/")
 # Debian's snakeoil certificate and Java's trust store are public data, not credentials.
 ALLOWED = ("etc/ssl/", "usr/share/ca-certificates/", "etc/ca-certificates", "usr/lib/jvm/")
@@ -41,7 +44,9 @@ def local_secrets() -> list[bytes]:
 def check(image: str, known: list[bytes]) -> list[str]:
     problems: list[str] = []
     config = json.loads(
-        subprocess.run(["docker", "image", "inspect", image], check=True, capture_output=True).stdout
+        subprocess.run(
+            ["docker", "image", "inspect", image], check=True, capture_output=True
+        ).stdout
     )[0]["Config"]
     for entry in config.get("Env") or []:
         name, _, value = entry.partition("=")

@@ -59,8 +59,13 @@ cmd_build() {
     bash "$HERE/base-images.sh" build
     read -ra base_args <<<"$(bash "$HERE/base-images.sh" args)"
   fi
+  # A TLS-intercepting egress proxy's CA (as on these machines), trusted while fetching wheels.
+  local ca=()
+  if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+    ca=(--build-arg "BUILD_CA_CERTS=$(cat /usr/local/share/ca-certificates/*.crt)")
+  fi
   while read -r name prefix; do
-    build "plugpay/$name:$VERSION" "$ROOT" "$ROOT/Dockerfile" "${base_args[@]}" \
+    build "plugpay/$name:$VERSION" "$ROOT" "$ROOT/Dockerfile" "${base_args[@]}" "${ca[@]}" \
       --build-arg "SERVICE=$name" --build-arg "HEALTH_PREFIX=$prefix"
   done < <(services)
   # Kafka: the same jars as deploy/local (fetched once), plus the compiled readiness probe.

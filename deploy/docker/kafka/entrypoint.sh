@@ -13,25 +13,36 @@ if [[ ${1:-} == probe ]]; then
   exec java -Xmx64m -XX:TieredStopAtLevel=1 -cp "$CP" KafkaReady "$addr" 10 >/dev/null
 fi
 
+# KAFKA_* variables override the defaults key by key; a static quorum (controller.quorum.voters,
+# as the apache/kafka image is usually configured) replaces the default dynamic one.
+declare -A from_env=()
+while IFS='=' read -r name value; do
+  case $name in
+    KAFKA_HEAP_OPTS|KAFKA_OPTS|KAFKA_JVM_OPTS) continue ;;
+    KAFKA_*) ;;
+    *) continue ;;
+  esac
+  key=${name#KAFKA_}
+  key=${key,,}; key=${key//___/_UNDERSCORE_}; key=${key//__/-}; key=${key//_/.}; key=${key//.underscore./_}
+  from_env[$key]=$value
+done < <(env)
 {
-  cat /opt/kafka/server.properties
-  echo
+  while IFS= read -r line; do
+    key=${line%%=*}
+    [[ $line == \#* || -z $line ]] && { echo "$line"; continue; }
+    [[ -n ${from_env[$key]+set} ]] && continue
+    [[ $key == controller.quorum.bootstrap.servers && -n ${from_env[controller.quorum.voters]+set} ]] && continue
+    echo "$line"
+  done </opt/kafka/server.properties
   echo "# from the environment"
-  while IFS='=' read -r name value; do
-    case $name in
-      KAFKA_HEAP_OPTS|KAFKA_OPTS|KAFKA_JVM_OPTS) continue ;;
-      KAFKA_*) ;;
-      *) continue ;;
-    esac
-    key=${name#KAFKA_}
-    key=${key,,}; key=${key//___/_UNDERSCORE_}; key=${key//__/-}; key=${key//_/.}; key=${key//.underscore./_}
-    echo "$key=$value"
-  done < <(env)
+  for key in "${!from_env[@]}"; do echo "$key=${from_env[$key]}"; done
 } >"$CONF"
 
 data=$(sed -n 's/^log\.dirs=//p' "$CONF" | tail -n1)
 if [[ ! -f $data/meta.properties ]]; then
-  java -cp "$CP" kafka.tools.StorageTool format --standalone \
+  standalone=(--standalone)
+  grep -q '^controller\.quorum\.voters=' "$CONF" && standalone=()
+  java -cp "$CP" kafka.tools.StorageTool format "${standalone[@]}" \
     -t "${CLUSTER_ID:-$(java -cp "$CP" kafka.tools.StorageTool random-uuid)}" -c "$CONF"
 fi
 # shellcheck disable=SC2086 # word splitting of the JVM options is intended
