@@ -70,11 +70,13 @@ wait_healthy() {
   local deadline=$((SECONDS + READY_TIMEOUT)) ids states bad
   while true; do
     ids=$(compose ps -q)
-    states=$(docker inspect --format '{{.Name}} {{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' $ids)
-    bad=$(grep -v ' healthy$' <<<"$states" || true)
+    # shellcheck disable=SC2086 # one id a word
+    states=$(docker inspect --format '{{.Name}} {{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}} {{.RestartCount}}' $ids)
+    bad=$(grep -v ' healthy [0-9]*$' <<<"$states" || true)
     [[ -z $bad ]] && return 0
-    if (( SECONDS >= deadline )); then
-      say "not healthy after ${READY_TIMEOUT}s:"; echo "$bad" >&2
+    # A container that keeps crashing will not get better by waiting.
+    if (( SECONDS >= deadline )) || awk '$3 >= 3 { found = 1 } END { exit !found }' <<<"$bad"; then
+      say "not healthy after $((SECONDS - deadline + READY_TIMEOUT))s (name, state, restarts):"; echo "$bad" >&2
       while read -r name _; do docker logs --tail 30 "${name#/}" >&2 || true; done <<<"$bad"
       return 1
     fi

@@ -7,7 +7,7 @@
 #
 # Images (tags say what is inside; none is pushed anywhere):
 #   plugpay-local/debian:bookworm         minbase Debian 12 (apt works): kafka, postgres, nginx
-#   plugpay-local/python:3.11-bookworm    Debian 12 + python3 (3.11) + CA certificates, no apt
+#   plugpay-local/python:3.11-bookworm    Debian 12 + python3 (3.11), libstdc++ (greenlet), CA certificates, no apt
 #   plugpay-local/uv:<version>            /uv and /uvx from uv's PyPI wheel (same layout as
 #                                         ghcr.io/astral-sh/uv), version = the Dockerfile's default
 # Documentation, man pages and locales are left out of the root filesystems (as the -slim images).
@@ -84,7 +84,7 @@ cmd_build() {
     import_rootfs "$DEBIAN_IMAGE" minbase ca-certificates
   fi
   if [[ $rebuild == --rebuild ]] || ! have "$PYTHON_IMAGE"; then
-    import_rootfs "$PYTHON_IMAGE" essential python3 ca-certificates tzdata
+    import_rootfs "$PYTHON_IMAGE" essential python3 libstdc++6 ca-certificates tzdata
   fi
   if [[ $rebuild == --rebuild ]] || ! have "$UV_IMAGE"; then build_uv; fi
 }

@@ -9,7 +9,7 @@ if [[ ${1:-} == probe ]]; then
   # The first PLAINTEXT listener, as advertised (what clients use).
   props=$CONF
   [[ -f $props ]] || exit 1
-  addr=$(sed -n 's/^advertised\.listeners=\(PLAINTEXT:\/\/\)\?\([^,]*\).*/\2/p' "$props" | sed 's#^[A-Z_]*://##')
+  addr=$(sed -n 's/^advertised\.listeners=\(PLAINTEXT:\/\/\)\?\([^,]*\).*/\2/p' "$props" | sed 's#^[A-Z_]*://##' | tail -n1)
   exec java -Xmx64m -XX:TieredStopAtLevel=1 -cp "$CP" KafkaReady "$addr" 10 >/dev/null
 fi
 
