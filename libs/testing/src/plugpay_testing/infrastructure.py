@@ -46,6 +46,9 @@ def _repo_root() -> Path:
 
 
 _containers: list[Any] = []
+# Where this process's servers came from ("PostgreSQL" -> "testcontainers postgres:18 on ..."),
+# printed at the end of the run by the pytest plugin.
+provenance: dict[str, str] = {}
 
 
 @functools.cache
@@ -136,12 +139,13 @@ def _postgres_container() -> str:
         if time.monotonic() > deadline:
             raise InfraUnavailable(f"PostgreSQL ({image}) did not accept connections in time")
         time.sleep(0.2)
+    provenance["PostgreSQL"] = f"testcontainers {image} on 127.0.0.1:{port}"
     return url.replace("postgresql://", "postgresql+asyncpg://", 1)
 
 
 def _kafka_container() -> str:
     from testcontainers.core.container import DockerContainer
-    from testcontainers.core.waiting_utils import wait_for_logs
+    from testcontainers.core.wait_strategies import LogMessageWaitStrategy
 
     image = os.environ.get("PLUGPAY_TEST_KAFKA_IMAGE", DEFAULT_KAFKA_IMAGE)
     port, controller = _free_port(), _free_port()
@@ -162,16 +166,17 @@ def _kafka_container() -> str:
         "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
         "KAFKA_NUM_PARTITIONS": "3",
     }
-    container = DockerContainer(image).with_kwargs(network_mode="host")
+    # Both the apache/kafka image and ours log this once the broker serves clients.
+    ready = LogMessageWaitStrategy("Kafka Server started").with_startup_timeout(
+        int(READY_TIMEOUT_S)
+    )
+    container = DockerContainer(image).with_kwargs(network_mode="host").waiting_for(ready)
     for key, value in settings.items():
         container = container.with_env(key, value)
     _start(container, f"Kafka ({image})")
-    try:
-        # Both the apache/kafka image and ours log this once the broker serves clients.
-        wait_for_logs(container, "Kafka Server started", timeout=READY_TIMEOUT_S)
-    except Exception as error:
-        raise InfraUnavailable(f"Kafka ({image}) did not start in time: {error}") from error
-    return f"127.0.0.1:{port}"
+    bootstrap = f"127.0.0.1:{port}"
+    provenance["Kafka"] = f"testcontainers {image} on {bootstrap}"
+    return bootstrap
 
 
 @functools.cache
@@ -206,12 +211,14 @@ def _local_scripts() -> dict[str, str]:
 def postgres_admin_url() -> str:
     """A SQLAlchemy URL (postgresql+asyncpg://) of a superuser on a maintenance database."""
     if url := os.environ.get("PLUGPAY_DATABASE_URL"):
+        provenance["PostgreSQL"] = "PLUGPAY_DATABASE_URL"
         return url
     if _use_testcontainers(os.environ.get("PLUGPAY_TEST_POSTGRES_IMAGE", DEFAULT_POSTGRES_IMAGE)):
         return _postgres_container()
     url = _local_scripts().get("PLUGPAY_DATABASE_URL")
     if not url:
         raise InfraUnavailable("infra.sh printed no PLUGPAY_DATABASE_URL")
+    provenance["PostgreSQL"] = "deploy/local/infra.sh"
     return url
 
 
@@ -219,17 +226,19 @@ def postgres_admin_url() -> str:
 def kafka_bootstrap() -> str:
     """host:port of a Kafka broker."""
     if bootstrap := os.environ.get("PLUGPAY_KAFKA_BOOTSTRAP"):
+        provenance["Kafka"] = f"PLUGPAY_KAFKA_BOOTSTRAP ({bootstrap})"
         return bootstrap
     if _use_testcontainers(os.environ.get("PLUGPAY_TEST_KAFKA_IMAGE", DEFAULT_KAFKA_IMAGE)):
         return _kafka_container()
     bootstrap = _local_scripts().get("PLUGPAY_KAFKA_BOOTSTRAP")
     if not bootstrap:
         raise InfraUnavailable("infra.sh printed no PLUGPAY_KAFKA_BOOTSTRAP")
+    provenance["Kafka"] = "deploy/local/infra.sh"
     return bootstrap
 
 
 def stop_containers() -> None:
     """Stop what testcontainers started (local servers stay up for the next run)."""
     for container in _containers:
-        container.stop()  # type: ignore[attr-defined]
+        container.stop()
     _containers.clear()
