@@ -83,7 +83,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item
         for item in items
         if any(item.get_closest_marker(m) for m in markers)
-        and "deployment" not in getattr(getattr(item, "callspec", None), "params", {})
+        and getattr(getattr(item, "callspec", None), "params", {}).get("deployment")
+        not in ALL_MODES
     ]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
