@@ -38,14 +38,20 @@ SLIM_OPTS=(
   --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/* "$1"/var/log/*'
 )
 
+# The Python base leaves out glibc's iconv modules (8 MB): Python has its own codecs, and UTF-8,
+# ASCII and Latin-1 are built into glibc.
+PYTHON_OPTS=(--dpkgopt='path-exclude=/usr/lib/x86_64-linux-gnu/gconv/*')
+EXTRA_OPTS=()
+
 # rootfs tarball from mmdebstrap, imported with the environment a base image is expected to set.
-import_rootfs() { # image variant packages...
+import_rootfs() { # image variant packages... (EXTRA_OPTS: more mmdebstrap options)
   local image=$1 variant=$2; shift 2
   local include tar="$WORK/${image//[\/:]/_}.tar"
   include=$(IFS=,; echo "$*")
   mkdir -p "$WORK"
   say "mmdebstrap $SUITE ($variant${include:+ + $include}) -> $image"
   mmdebstrap --quiet --variant="$variant" ${include:+--include="$include"} "${SLIM_OPTS[@]}" \
+    "${EXTRA_OPTS[@]}" \
     "$SUITE" "$tar" "$MIRROR" >&2
   docker import \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
@@ -84,7 +90,9 @@ cmd_build() {
     import_rootfs "$DEBIAN_IMAGE" minbase ca-certificates
   fi
   if [[ $rebuild == --rebuild ]] || ! have "$PYTHON_IMAGE"; then
+    EXTRA_OPTS=("${PYTHON_OPTS[@]}")
     import_rootfs "$PYTHON_IMAGE" essential python3 libstdc++6 ca-certificates tzdata
+    EXTRA_OPTS=()
   fi
   if [[ $rebuild == --rebuild ]] || ! have "$UV_IMAGE"; then build_uv; fi
 }
