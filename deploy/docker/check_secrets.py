@@ -89,7 +89,7 @@ def check(image: str, known: list[bytes]) -> list[str]:
                     problems.append(f"a local deployment's secret in {path}")
         export.wait()
     finally:
-        subprocess.run(["docker", "rm", container], check=True, capture_output=True)
+        subprocess.run(["docker", "rm", "-v", container], check=True, capture_output=True)
     return problems
 
 
