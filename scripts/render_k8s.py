@@ -71,6 +71,7 @@ class Service:
     extra_env: tuple[dict[str, Any], ...] = ()
     calls: tuple[str, ...] = ()  # in-cluster HTTP calls to other services
     egress_https: bool = False  # calls out of the cluster (payment processor)
+    egress_smtp: bool = False  # mail submission out of the cluster (465 TLS, 587 STARTTLS)
     note: str = ""
     annotations: dict[str, str] = field(default_factory=dict)
 
@@ -90,6 +91,9 @@ def _secret_env(name: str, secret: str, key: str, optional: bool = False) -> dic
     return {"name": name, "valueFrom": {"secretKeyRef": ref}}
 
 
+# Seals mailed links' codes in events; only auth-svc and notification-svc get it.
+MAIL_LINK_KEY = _secret_env("PLUGPAY_MAIL_LINK_KEY", "mail-link-key", "key")
+
 # Who writes and reads which topic: docs/flow.md. Every service may also dead-letter.
 SERVICES: tuple[Service, ...] = (
     Service(
@@ -98,6 +102,7 @@ SERVICES: tuple[Service, ...] = (
         writes=(T.IDENTITY,),
         reads=(),
         extra_env=(
+            MAIL_LINK_KEY,
             _secret_env(
                 "AUTH_SVC_BOOTSTRAP_ADMIN_PASSWORD",
                 "auth-svc-bootstrap-admin",
@@ -162,6 +167,19 @@ SERVICES: tuple[Service, ...] = (
         reads=(T.IDENTITY, T.SESSIONS),
         calls=("auth-svc",),
         egress_https=True,
+    ),
+    Service(
+        "notification-svc",
+        database="notifications",
+        writes=(),
+        reads=(T.IDENTITY, T.SESSIONS, T.BILLING),
+        calls=("auth-svc",),
+        egress_smtp=True,
+        extra_env=(
+            MAIL_LINK_KEY,
+            _secret_env("PLUGPAY_SMTP_URL", "notification-svc-smtp", "url"),
+            _secret_env("PLUGPAY_MAIL_FROM", "notification-svc-smtp", "from", optional=True),
+        ),
     ),
 )
 SERVICES_BY_NAME = {s.name: s for s in SERVICES}
@@ -733,6 +751,10 @@ def network_policies(routes: list[Route]) -> list[dict[str, Any]]:
             )
         if svc.egress_https:
             egress.append({"to": [{"ipBlock": ANY_IP_OUTSIDE_PRIVATE}], "ports": [_port(443)]})
+        if svc.egress_smtp:
+            egress.append(
+                {"to": [{"ipBlock": ANY_IP_OUTSIDE_PRIVATE}], "ports": [_port(465), _port(587)]}
+            )
         out.append(
             policy(
                 svc.name,
@@ -1049,6 +1071,7 @@ COMPOSE_DIR = ROOT / "deploy/compose"
 # Host networking, every address on the loopback: services on COMPOSE_PORT_BASE + 1.. (the
 # layout of scripts/stack.sh, 8700 instead of 8100), nginx on COMPOSE_PORT_BASE - 20.
 COMPOSE_PORT_BASE = 8700
+LOCAL_PORT_BASE = 8100  # routes.yaml's local_ports are scripts/stack.sh's, from this base
 COMPOSE_GATEWAY_PORT = COMPOSE_PORT_BASE - 20
 COMPOSE_KAFKA = "127.0.0.1:9192"
 COMPOSE_KAFKA_CONTROLLER = "127.0.0.1:9193"
@@ -1066,19 +1089,22 @@ SERVICE_SECRETS: dict[str, tuple[tuple[str, str], ...]] = {
     "auth-svc": (("AUTH_SVC_BOOTSTRAP_ADMIN_PASSWORD", "admin-password"),),
     "station-gateway": (("STATION_GATEWAY_CODE_SIGNING_KEY", "code-signing-key.json"),),
     "session-svc": (("SESSION_SVC_CODE_VERIFICATION_JWKS", "code-verification-jwks.json"),),
+    # Empty file (the default): no SMTP server, mail stays queued (docs/notifications.md).
+    "notification-svc": (("PLUGPAY_SMTP_URL", "smtp-url"),),
 }
+# Every service's: the key that seals codes in mail links.
+PLATFORM_SECRETS: tuple[tuple[str, str], ...] = (("PLUGPAY_MAIL_LINK_KEY", "mail-link-key"),)
 
 
 def compose_instances(services: dict[str, dict[str, Any]]) -> list[tuple[Service, str, int]]:
     """(service, compose service name, port): one instance per local process of routes.yaml
-    (station-gateway runs two), numbered like scripts/stack.sh's ports."""
-    out = [(svc, svc.name, COMPOSE_PORT_BASE + 1 + i) for i, svc in enumerate(SERVICES)]
-    extra = COMPOSE_PORT_BASE + 1 + len(SERVICES)
+    (station-gateway runs two), on scripts/stack.sh's ports shifted to COMPOSE_PORT_BASE."""
+    out = []
     for svc in SERVICES:
-        for n in range(2, len(services[svc.name]["local_ports"]) + 1):
-            out.append((svc, f"{svc.name}-{n}", extra))
-            extra += 1
-    return out
+        for n, local in enumerate(services[svc.name]["local_ports"], start=1):
+            name = svc.name if n == 1 else f"{svc.name}-{n}"
+            out.append((svc, name, COMPOSE_PORT_BASE + int(local) - LOCAL_PORT_BASE))
+    return sorted(out, key=lambda instance: instance[2])
 
 
 def _healthcheck(test: list[str], interval: str = "5s", start: str = "120s") -> dict[str, Any]:
@@ -1112,7 +1138,10 @@ def render_compose(services: dict[str, dict[str, Any]]) -> str:
             name: {"file": f"{secrets_dir}/{name}"}
             for name in [
                 "postgres-password",
-                *sorted({f for pairs in SERVICE_SECRETS.values() for _, f in pairs}),
+                *sorted(
+                    {f for pairs in SERVICE_SECRETS.values() for _, f in pairs}
+                    | {f for _, f in PLATFORM_SECRETS}
+                ),
                 *[f"{svc.name}-database-url" for svc in SERVICES],
             ]
         },
@@ -1180,11 +1209,13 @@ def render_compose(services: dict[str, dict[str, Any]]) -> str:
             "PLUGPAY_INSTANCE_ID": f"{svc.name}-{port}",
             "PLUGPAY_FORWARDED_ALLOW_IPS": "127.0.0.1",
             "PLUGPAY_LOG_LEVEL": "${PLUGPAY_LOG_LEVEL:-INFO}",
+            "PLUGPAY_MAIL_FROM": "${PLUGPAY_MAIL_FROM:-Plugpay <no-reply@plugpay.invalid>}",
             f"{svc.env_prefix}HOST": "127.0.0.1",
             f"{svc.env_prefix}PORT": str(port),
             f"{svc.env_prefix}DATABASE_URL_FILE": f"/run/secrets/{svc.name}-database-url",
         }
-        for var, secret in SERVICE_SECRETS.get(svc.name, ()):
+        secrets = (*PLATFORM_SECRETS, *SERVICE_SECRETS.get(svc.name, ()))
+        for var, secret in secrets:
             env[f"{var}_FILE"] = f"/run/secrets/{secret}"
         if svc.name == "auth-svc":
             env["AUTH_SVC_BOOTSTRAP_ADMIN_EMAIL"] = "${PLUGPAY_ADMIN_EMAIL:-admin@example.com}"
@@ -1198,7 +1229,7 @@ def render_compose(services: dict[str, dict[str, Any]]) -> str:
             "environment": env,
             "secrets": [
                 f"{svc.name}-database-url",
-                *[s for _, s in SERVICE_SECRETS.get(svc.name, ())],
+                *[s for _, s in secrets],
             ],
             "read_only": True,
             "tmpfs": [TMPFS],

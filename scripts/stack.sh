@@ -26,6 +26,7 @@ SERVICES=(
   "session-svc $((PORT_BASE + 3)) sessions$DB_SUFFIX SESSION_SVC_"
   "pricing-svc $((PORT_BASE + 4)) pricing$DB_SUFFIX PRICING_SVC_"
   "billing-svc $((PORT_BASE + 5)) billing$DB_SUFFIX BILLING_SVC_"
+  "notification-svc $((PORT_BASE + 7)) notifications$DB_SUFFIX NOTIFICATION_SVC_"
   # A second gateway process: stations spread over both (two-process routing is real here).
   "station-gateway $((PORT_BASE + 6)) station_gateway$DB_SUFFIX STATION_GATEWAY_"
 )
@@ -39,6 +40,11 @@ secrets() {
     "$VENV/python" -c 'import json;from plugpay_events.session_code import generate_signing_key as g;print(json.dumps(g()))' \
       >"$STATE/secrets/code-signing-key.json"
     chmod 600 "$STATE/secrets/code-signing-key.json"
+  fi
+  if [[ ! -s "$STATE/secrets/mail-link-key" ]]; then
+    "$VENV/python" -c 'import base64,os;print(base64.urlsafe_b64encode(os.urandom(32)).decode())' \
+      >"$STATE/secrets/mail-link-key"
+    chmod 600 "$STATE/secrets/mail-link-key"
   fi
   if [[ ! -s "$STATE/secrets/admin-password" ]]; then
     "$VENV/python" -c 'import secrets;print(secrets.token_urlsafe(18))' >"$STATE/secrets/admin-password"
@@ -63,7 +69,9 @@ ${prefix}PORT=$port
 STATION_GATEWAY_CODE_SIGNING_KEY=$key
 SESSION_SVC_CODE_VERIFICATION_JWKS=$("$VENV/python" -c 'import json,sys;from plugpay_events.session_code import public_jwks;print(json.dumps(public_jwks(json.load(sys.stdin))))' <"$STATE/secrets/code-signing-key.json")
 AUTH_SVC_SEED_DEMO=true
-AUTH_SVC_MAIL_DIR=$STATE/mail
+PLUGPAY_MAIL_LINK_KEY=$(cat "$STATE/secrets/mail-link-key")
+PLUGPAY_SMTP_URL=${PLUGPAY_SMTP_URL:-}
+PLUGPAY_MAIL_FROM=${PLUGPAY_MAIL_FROM:-Plugpay <no-reply@plugpay.invalid>}
 AUTH_SVC_BOOTSTRAP_ADMIN_EMAIL=admin@example.com
 AUTH_SVC_BOOTSTRAP_ADMIN_PASSWORD=$(cat "$STATE/secrets/admin-password")
 ENV
@@ -131,6 +139,7 @@ cmd_up() {
     case $name in
       auth-svc) path=/auth;; station-gateway) path=/stations;; session-svc) path=/sessions;;
       pricing-svc) path=/pricing;; billing-svc) path=/billing;;
+      notification-svc) path=/notifications;;
     esac
     wait_ready "http://127.0.0.1:$port$path/readyz" 90 || {
       say "$name on $port not ready; last log lines:"; tail -30 "$STATE/$name-$port.log" >&2; exit 1; }
@@ -139,8 +148,8 @@ cmd_up() {
   mkdir -p "$STATE/nginx/logs" "$STATE/nginx/tmp"
   # The generated config names the main stack's ports; shift them for another instance.
   sed -E "s#__WEB_ROOT__#$ROOT/web#g; s#__STATE__#$STATE/nginx#g;
-    s#127\.0\.0\.1:81(0[1-6])#127.0.0.1:PORT\1#g" "$ROOT/deploy/gateway/nginx.conf" |
-    "$VENV/python" -c "import re,sys;b=$PORT_BASE;s=sys.stdin.read();s=re.sub(r'PORT0([1-6])',lambda m:str(b+int(m.group(1))),s);print(s.replace('127.0.0.1:8080','127.0.0.1:$GATEWAY_PORT'),end='')" \
+    s#127\.0\.0\.1:81(0[1-7])#127.0.0.1:PORT\1#g" "$ROOT/deploy/gateway/nginx.conf" |
+    "$VENV/python" -c "import re,sys;b=$PORT_BASE;s=sys.stdin.read();s=re.sub(r'PORT0([1-7])',lambda m:str(b+int(m.group(1))),s);print(s.replace('127.0.0.1:8080','127.0.0.1:$GATEWAY_PORT'),end='')" \
     >"$STATE/nginx/nginx.conf"
   if running "$STATE/nginx/nginx.pid"; then
     nginx -p "$STATE/nginx" -c "$STATE/nginx/nginx.conf" -s reload

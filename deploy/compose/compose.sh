@@ -9,7 +9,8 @@
 # Images: `make images` (plugpay/<service>:<version>, plugpay/kafka, plugpay/postgres, plugpay/nginx).
 # Secrets are files in $PLUGPAY_COMPOSE_SECRETS (default .local/compose/secrets, mode 0700 directory),
 # made once: PostgreSQL's password, each service's database URL, the bootstrap admin's password,
-# the session-code signing key and its public JWKS. COMPOSE_PROJECT_NAME (default plugpay) names
+# the session-code signing key and its public JWKS, the mail-link key; smtp-url starts empty
+# (write smtp[s]://user:password@host:port into it to send mail). COMPOSE_PROJECT_NAME (default plugpay) names
 # the containers and volumes.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -51,6 +52,9 @@ make_secrets() {
   mkdir -p "$SECRETS" && chmod 0700 "$SECRETS"
   secret postgres-password "$PY" -c 'import secrets; print(secrets.token_hex(24))'
   secret admin-password "$PY" -c 'import secrets; print(secrets.token_urlsafe(18))'
+  secret mail-link-key "$PY" -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())'
+  # The operator's SMTP URL (smtp[s]://user:password@host:port); empty: mail stays queued.
+  [[ -e $SECRETS/smtp-url ]] || { : >"$SECRETS/smtp-url" && chmod 0644 "$SECRETS/smtp-url"; }
   secret code-signing-key.json "$PY" -c \
     'import json; from plugpay_events.session_code import generate_signing_key as g; print(json.dumps(g()))'
   secret code-verification-jwks.json "$PY" -c \

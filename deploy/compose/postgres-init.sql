@@ -6,3 +6,4 @@ CREATE DATABASE "station_gateway";
 CREATE DATABASE "sessions";
 CREATE DATABASE "pricing";
 CREATE DATABASE "billing";
+CREATE DATABASE "notifications";

@@ -102,6 +102,7 @@ def test_route_table_has_the_public_prefixes(route_table: tuple[dict[str, Any], 
         "/ops": "session-svc",
         "/pricing": "pricing-svc",
         "/billing": "billing-svc",
+        "/notifications": "notification-svc",
     }
     flags = {r.prefix: (r.websocket, r.stream) for r in routes}
     assert flags["/ocpp"][0] and flags["/stations"][0], "station sockets need WebSocket upgrade"
@@ -142,7 +143,8 @@ def test_nginx_locations_equal_the_route_table(
     assert upstreams == {
         n: [f"127.0.0.1:{port}" for port in s["local_ports"]] for n, s in services.items()
     }
-    assert sorted(s["local_ports"][0] for s in services.values()) == list(range(8101, 8106))
+    # 8106 is station-gateway's second process.
+    assert sorted(s["local_ports"][0] for s in services.values()) == [*range(8101, 8106), 8107]
     assert "listen 127.0.0.1:8080;" in nginx_conf
 
 

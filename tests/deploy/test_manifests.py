@@ -10,13 +10,21 @@ import pytest
 from deploy_support import OVERLAYS, by_name, of_kind, pod_specs
 from plugpay_events.topics import ALL_TOPICS
 
-SERVICES = ("auth-svc", "station-gateway", "session-svc", "pricing-svc", "billing-svc")
+SERVICES = (
+    "auth-svc",
+    "station-gateway",
+    "session-svc",
+    "pricing-svc",
+    "billing-svc",
+    "notification-svc",
+)
 HEALTH = {
     "auth-svc": "/auth",
     "station-gateway": "/stations",
     "session-svc": "/sessions",
     "pricing-svc": "/pricing",
     "billing-svc": "/billing",
+    "notification-svc": "/notifications",
 }
 
 
@@ -206,12 +214,20 @@ def test_network_policies_follow_the_call_graph(overlays: dict[str, list[dict[st
         egress = policies[name]["spec"]["egress"]
         ports = {p["port"] for rule in egress for p in rule.get("ports", [])}
         assert {9093, 5432} <= ports, name
-    only_billing_leaves = [
-        n
+    leaving = {
+        n: {
+            p["port"]
+            for r in policies[n]["spec"]["egress"]
+            if any("ipBlock" in peer for peer in r["to"])
+            for p in r.get("ports", [])
+        }
         for n in SERVICES
-        if any("ipBlock" in peer for r in policies[n]["spec"]["egress"] for peer in r["to"])
-    ]
-    assert only_billing_leaves == ["billing-svc"]
+    }
+    # Out of the cluster: billing to the payment processor, notification to the mail server.
+    assert {n: ports for n, ports in leaving.items() if ports} == {
+        "billing-svc": {443},
+        "notification-svc": {465, 587},
+    }
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -317,6 +333,7 @@ WRITES = {
     "session-svc": {"plugpay.sessions"},
     "pricing-svc": {"plugpay.pricing", "plugpay.sessions"},
     "billing-svc": {"plugpay.sessions", "plugpay.billing"},
+    "notification-svc": set(),
 }
 READS = {
     "auth-svc": set(),
@@ -324,6 +341,7 @@ READS = {
     "session-svc": {"plugpay.sessions", "plugpay.meter", "plugpay.stations", "plugpay.identity"},
     "pricing-svc": {"plugpay.identity", "plugpay.stations", "plugpay.sessions"},
     "billing-svc": {"plugpay.identity", "plugpay.sessions"},
+    "notification-svc": {"plugpay.identity", "plugpay.sessions", "plugpay.billing"},
 }
 
 

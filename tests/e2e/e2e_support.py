@@ -163,7 +163,7 @@ def start_distributed(
         code_signing_key=json.loads((secrets_dir / "code-signing-key.json").read_text()),
         database_urls={
             db: f"{STACK_PG}/{db}{suffix}"
-            for db in ("auth", "station_gateway", "sessions", "pricing", "billing")
+            for db in ("auth", "station_gateway", "sessions", "pricing", "billing", "notifications")
         },
         gateway_ws_urls=(
             f"ws://127.0.0.1:{port_base + 2}",
@@ -329,7 +329,7 @@ def start_embedded(data_dir: Path) -> Deployment:
         _wait_http(f"{base}/", deadline, process)
         first_page = time.monotonic() - began
         # The front door opens before the services have started: wait for every one of them.
-        for prefix in ("/auth", "/stations", "/sessions", "/pricing", "/billing"):
+        for prefix in ("/auth", "/stations", "/sessions", "/pricing", "/billing", "/notifications"):
             _wait_http(f"{base}{prefix}/readyz", deadline, process)
         info = PostmasterInfo.read_from_pgdata(data_dir / "postgres")
         assert info is not None, "the embedded PostgreSQL left no postmaster.pid"

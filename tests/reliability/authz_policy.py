@@ -24,6 +24,8 @@ POLICY: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/auth/register"): PUBLIC,
     ("POST", "/auth/verify"): PUBLIC,
     ("POST", "/auth/verify/resend"): PUBLIC,
+    ("POST", "/auth/password/reset/request"): PUBLIC,
+    ("POST", "/auth/password/reset"): PUBLIC,
     ("POST", "/auth/token"): PUBLIC,
     ("POST", "/auth/refresh"): PUBLIC,
     ("POST", "/auth/logout"): PUBLIC,
@@ -75,6 +77,10 @@ POLICY: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/pricing/stations/{station_id}"): frozenset({"op_b", "admin"}),
     ("PUT", "/pricing/stations/{station_id}"): frozenset({"op_b", "admin"}),
     ("GET", "/pricing/stations/{station_id}/quote"): PUBLIC,
+    # notification-svc (the caller's own preferences and delivery log)
+    ("GET", "/notifications/preferences"): DRIVERS,
+    ("PUT", "/notifications/preferences"): DRIVERS,
+    ("GET", "/notifications/mails"): DRIVERS,
     # billing-svc (target payment method and receipt: driver 1's)
     ("GET", "/billing/account"): DRIVERS,
     ("GET", "/billing/ledger"): DRIVERS,

@@ -37,6 +37,7 @@ SERVICES = {
     "session-svc": (PORT_BASE + 3, f"sessions_{STACK_NAME}", "/sessions"),
     "pricing-svc": (PORT_BASE + 4, f"pricing_{STACK_NAME}", "/pricing"),
     "billing-svc": (PORT_BASE + 5, f"billing_{STACK_NAME}", "/billing"),
+    "notification-svc": (PORT_BASE + 7, f"notifications_{STACK_NAME}", "/notifications"),
 }
 GATEWAY_PORTS = (PORT_BASE + 2, PORT_BASE + 6)
 

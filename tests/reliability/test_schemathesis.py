@@ -59,6 +59,7 @@ async def test_openapi_fuzzing(world: support.World, long_run: bool) -> None:
         "session-svc": world.drivers[0].token,
         "pricing-svc": world.org_a.token,
         "billing-svc": world.drivers[0].token,
+        "notification-svc": world.drivers[0].token,
     }
     results = await asyncio.gather(
         *(_run(s, t, examples=examples, max_time=max_time) for s, t in roles.items())

@@ -114,7 +114,11 @@ def plugpay() -> Iterator[Plugpay]:
         stderr=subprocess.STDOUT,
         cwd=ROOT,
         start_new_session=True,
-        env={**os.environ, "PLUGPAY_LOG_LEVEL": "WARNING"},
+        # No mail server named: mail goes to the in-process one, shown at /dev/mailbox.
+        env={
+            **{k: v for k, v in os.environ.items() if k != "PLUGPAY_SMTP_URL"},
+            "PLUGPAY_LOG_LEVEL": "WARNING",
+        },
     )
     server = Plugpay(f"http://127.0.0.1:{port}", data_dir)
     deadline = time.monotonic() + 180

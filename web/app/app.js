@@ -101,8 +101,60 @@ function loginPage() {
         } finally { busy(submit, false); }
       },
     }, field("E-mail", email), field("Password", password), submit, message),
+    h("p", {}, h("a", { href: "#/forgot", id: "forgot" }, "Forgot your password?")),
     h("p", {}, "New to Plugpay? ", h("a", { href: "#/register" }, "Create an account")),
     h("p", {}, h("a", { href: "#/find" }, "Find a charger near you")));
+}
+
+// Asking for a reset link: the same answer whether or not the address has an account.
+function resetRequestForm(label) {
+  const email = h("input", { type: "email", autocomplete: "email", required: true });
+  const sent = h("div", { "aria-live": "polite" });
+  const submit = h("button", { type: "submit", class: "block" }, label);
+  return h("form", {
+    class: "card", id: "reset-request", onsubmit: async (e) => {
+      e.preventDefault();
+      busy(submit, true);
+      try {
+        const answer = await api("POST", "/auth/password/reset/request", { json: { email: email.value.trim() } });
+        put(sent, h("div", { class: "alert info", role: "status" }, h("strong", {}, "Check your e-mail."),
+          h("p", {}, answer.message + ". The link works once, for 30 minutes.")));
+      } catch (error) { put(sent, problem(error)); } finally { busy(submit, false); }
+    },
+  }, field("E-mail", email), submit, sent);
+}
+
+function forgotPage() {
+  setNav(null);
+  page("Reset your password", resetRequestForm("Send me a reset link"),
+    h("p", {}, h("a", { href: "#/login" }, "Back to log in")));
+}
+
+// The mailed link: /app/#/reset/<code> (in the fragment: never sent to a server or its logs).
+function resetPage(code) {
+  setNav(null);
+  history.replaceState(null, "", "#/reset");
+  const password = h("input", { type: "password", autocomplete: "new-password", minlength: "12", required: true, id: "new-password" });
+  const message = h("div", { "aria-live": "polite" });
+  const submit = h("button", { type: "submit", class: "block" }, "Set the new password");
+  page("Choose a new password",
+    h("form", {
+      class: "card", id: "reset", onsubmit: async (e) => {
+        e.preventDefault();
+        busy(submit, true);
+        try {
+          await api("POST", "/auth/password/reset", { json: { token: code, new_password: password.value } });
+          put(message, h("div", { class: "alert ok", role: "status" }, h("strong", {}, "Your password was changed."),
+            h("p", {}, "Every device was signed out. Log in with the new password.")),
+            h("a", { class: "button block", href: "#/login" }, "Log in"));
+          submit.hidden = true;
+        } catch (error) {
+          const dead = error && ["reset_expired", "reset_used", "reset_invalid"].includes(error.reason);
+          put(message, problem(error), dead ? resetRequestForm("Send me a new link") : null);
+          if (dead) submit.hidden = true;
+        } finally { busy(submit, false); }
+      },
+    }, field("New password", password, "At least 12 characters, not easy to guess."), submit, message));
 }
 
 function registerPage() {
@@ -658,10 +710,29 @@ async function accountPage() {
       h("p", { class: "muted" }, "Wallet balance"), h("p", { class: "big", id: "balance" }, money(account.balance)),
       account.held.amount_minor ? h("p", { class: "muted" }, money(account.held), " reserved for a session in progress · ", money(account.available), " available") : null,
       account.debt.amount_minor ? h("p", { class: "alert warn" }, "You owe ", money(account.debt), " from an earlier session. A top-up settles it.") : null),
-    offline ? null : [topup, autoForm, methodsBox],
+    offline ? null : [topup, autoForm, methodsBox, mailPreferences()],
     h("section", { class: "card" }, h("p", {}, "Logged in as ", h("strong", {}, user ? user.email : "…")),
       h("div", { class: "row" }, h("a", { class: "button secondary", href: "#/history" }, "History and receipts"),
         h("button", { class: "secondary", id: "logout", onclick: async () => { await logout(); await store.clear(); me = null; announce("Logged out"); go("#/login"); } }, "Log out"))));
+}
+
+// Receipt mails can be switched off; security and money mails (top-ups, refunds) always come.
+function mailPreferences() {
+  const receipts = h("input", { type: "checkbox", id: "receipt-mails", disabled: true });
+  const status = h("div", { "aria-live": "polite" });
+  get("/notifications/preferences").then((p) => { receipts.checked = p.receipts; receipts.disabled = false; })
+    .catch((error) => put(status, problem(error)));
+  receipts.addEventListener("change", async () => {
+    receipts.disabled = true;
+    try {
+      const p = await api("PUT", "/notifications/preferences", { json: { receipts: receipts.checked } });
+      receipts.checked = p.receipts;
+      announce(p.receipts ? "Receipt mails on" : "Receipt mails off");
+    } catch (error) { receipts.checked = !receipts.checked; put(status, problem(error)); } finally { receipts.disabled = false; }
+  });
+  return h("section", { class: "card", "aria-labelledby": "mail-h" }, h("h2", { id: "mail-h" }, "Notifications"),
+    h("label", { class: "row" }, receipts, " E-mail me a receipt after each charging session"),
+    h("p", { class: "muted" }, "Password, top-up and refund mails are always sent."), status);
 }
 
 function addCardForm() {
@@ -814,6 +885,8 @@ async function route() {
     if (head === "login") return loginPage();
     if (head === "register") return registerPage();
     if (head === "verify" && arg) return await verifyPage(arg);
+    if (head === "reset" && arg) return resetPage(arg);
+    if (head === "reset" || head === "forgot") return forgotPage();
     // Finding a charger needs no account: prices and public chargers are public information.
     if (head === "find" && !auth.loggedIn) return await findPage();
     if (needLogin()) return;

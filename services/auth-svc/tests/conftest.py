@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -13,11 +12,11 @@ from typing import Any
 import httpx
 import pytest
 from auth_svc.app import create_app
-from auth_svc.mail import GroupInvitationMail, VerificationMail
 from auth_svc.settings import Settings
 from fastapi import FastAPI
 from plugpay_events import serde
 from plugpay_events.envelope import Envelope
+from plugpay_events.sealed import DEVELOPMENT_KEY, open_sealed
 from plugpay_events.topics import IDENTITY
 from plugpay_platform.settings import PlatformSettings
 from pydantic import SecretStr
@@ -33,7 +32,7 @@ class AuthService:
 
     app: FastAPI
     client: httpx.AsyncClient
-    mailer: RecordingMailer
+    mailer: MailRequests
 
     async def login(self, email: str, password: str, **kwargs: Any) -> dict[str, Any]:
         response = await self.client.post(
@@ -63,18 +62,56 @@ class AuthService:
             await asyncio.sleep(0.05)
 
 
-class RecordingMailer:
-    """Keeps the mails auth-svc hands over (a mail sender would deliver them)."""
+@dataclass(frozen=True)
+class MailRequest:
+    """A mail auth-svc asked notification-svc to send, with its code unsealed."""
 
-    def __init__(self) -> None:
-        self.sent: list[VerificationMail] = []
-        self.invitations: list[GroupInvitationMail] = []
+    type: str
+    email: str
+    code: str
+    group: str | None = None
 
-    async def send_verification(self, mail: VerificationMail) -> None:
-        self.sent.append(mail)
 
-    async def send_group_invitation(self, mail: GroupInvitationMail) -> None:
-        self.invitations.append(mail)
+class MailRequests:
+    """The mail requests auth-svc committed to its outbox, read as notification-svc would
+    (sealed codes opened with the development key the tests run with)."""
+
+    TYPES = ("EmailVerificationRequested", "PasswordResetRequested", "GroupInvitationRequested")
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+
+    async def of_type(self, event_type: str) -> list[MailRequest]:
+        tables = self.app.state.runtime.outbox_tables
+        async with self.app.state.runtime.database.read() as session:
+            rows = (
+                await session.execute(tables.outbox.select().order_by(tables.outbox.c.id))
+            ).all()
+        found = []
+        for row in rows:
+            envelope = Envelope.model_validate(row.envelope)
+            if envelope.type != event_type:
+                continue
+            payload = envelope.payload
+            context = f"{envelope.type}:{payload['user_id']}"
+            found.append(
+                MailRequest(
+                    envelope.type,
+                    payload["email"],
+                    open_sealed(DEVELOPMENT_KEY, payload["sealed_code"], context),
+                    payload.get("group"),
+                )
+            )
+        return found
+
+    async def sent(self) -> list[MailRequest]:
+        return await self.of_type("EmailVerificationRequested")
+
+    async def invitations(self) -> list[MailRequest]:
+        return await self.of_type("GroupInvitationRequested")
+
+    async def resets(self) -> list[MailRequest]:
+        return await self.of_type("PasswordResetRequested")
 
 
 @asynccontextmanager
@@ -94,13 +131,11 @@ async def running_auth(
         ),
         **overrides,
     )
-    # With a mail folder the app picks its own mailer, as in a deployment.
-    mailer = None if settings.mail_dir else RecordingMailer()
-    app = create_app(settings, mailer=mailer)
+    app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, client=(CLIENT_ADDRESS, 40000))
         async with httpx.AsyncClient(transport=transport, base_url="http://auth.test") as client:
-            yield AuthService(app, client, app.state.auth.mailer)
+            yield AuthService(app, client, MailRequests(app))
 
 
 @pytest.fixture
@@ -119,25 +154,21 @@ def auth_with(database_url: str, topic_prefix: str) -> Callable[..., Any]:
     return start
 
 
-LINK = re.compile(r"/app/#/verify/([A-Za-z0-9_-]+)$")
-
-
 @pytest.fixture
-def last_verification_code(auth: AuthService) -> Callable[[], str]:
-    """Reads the code of the last verification link auth-svc handed to its mailer."""
+def last_verification_code(auth: AuthService) -> Callable[[], Awaitable[str]]:
+    """Reads the code of the last verification mail auth-svc asked for."""
 
-    def read() -> str:
-        assert auth.mailer.sent, "no verification mail was sent"
-        match = LINK.search(auth.mailer.sent[-1].link)
-        assert match, auth.mailer.sent[-1].link
-        return match.group(1)
+    async def read() -> str:
+        sent = await auth.mailer.sent()
+        assert sent, "no verification mail was requested"
+        return sent[-1].code
 
     return read
 
 
 @pytest.fixture
 def verified_driver(
-    auth: AuthService, last_verification_code: Callable[[], str]
+    auth: AuthService, last_verification_code: Callable[[], Awaitable[str]]
 ) -> Callable[[str, str], Awaitable[None]]:
     """Registers a driver and follows the logged verification link."""
 
@@ -146,7 +177,9 @@ def verified_driver(
             "/auth/register", json={"email": email, "password": password}
         )
         assert response.status_code == 202, response.text
-        response = await auth.client.post("/auth/verify", json={"token": last_verification_code()})
+        response = await auth.client.post(
+            "/auth/verify", json={"token": await last_verification_code()}
+        )
         assert response.status_code == 200, response.text
 
     return register

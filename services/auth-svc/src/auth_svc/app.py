@@ -15,7 +15,6 @@ from plugpay_platform.security import KeySource, StaticJwks
 
 from auth_svc import service
 from auth_svc.endpoints import router
-from auth_svc.mail import MailDirMailer, Mailer, NoMailer
 from auth_svc.repository import AuthRepository
 from auth_svc.service import AuthContext
 from auth_svc.settings import Settings
@@ -32,19 +31,16 @@ def create_app(
     *,
     bus_factory: Callable[[], EventBus] | None = None,
     key_source: KeySource | None = None,
-    mailer: Mailer | None = None,
 ) -> FastAPI:
     """Build auth-svc: its routes, consumers and runtime, from settings.
 
     auth-svc verifies tokens against its own signing keys read from its database (it cannot
     fetch its own JWKS over HTTP while starting, nor at all under an in-process transport).
-    ``mailer`` delivers verification links (default: files in ``AUTH_SVC_MAIL_DIR`` if set,
-    else dropped; never logged).
+    Mail (verification, reset, invitations) leaves as events for notification-svc.
     """
     settings = settings or Settings()
-    if mailer is None:
-        mailer = MailDirMailer(settings.mail_dir) if settings.mail_dir else NoMailer()
-    ctx = AuthContext(settings, mailer=mailer)
+    settings.platform.link_key()  # production without PLUGPAY_MAIL_LINK_KEY fails here
+    ctx = AuthContext(settings)
     holder: dict[str, ServiceRuntime] = {}
 
     async def own_jwks() -> dict[str, Any]:

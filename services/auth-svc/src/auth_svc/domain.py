@@ -171,6 +171,11 @@ def login_wait(throttles: LoginThrottles, rules: LoginRules, now: datetime) -> i
 # Registrations from one address: a household or an office registers a few accounts, a script
 # registering thousands waits longer and longer.
 REGISTRATION = ThrottleRule(10, base_delay_s=60, max_delay_s=3600)
+# Password reset requests per address, and per e-mail address whether or not it has an
+# account (so the throttle tells nothing): three links, then 5 min, 10 min... (not a flood in
+# someone's inbox); eleven per address, then waits.
+PASSWORD_RESET_PER_ADDRESS = ThrottleRule(10, base_delay_s=60, max_delay_s=3600)
+PASSWORD_RESET_PER_EMAIL = ThrottleRule(2, base_delay_s=300, max_delay_s=3600)
 
 
 # --- refresh tokens -----------------------------------------------------------------------

@@ -20,6 +20,7 @@ from auth_svc.tables import (
     group_members,
     login_throttle,
     organisations,
+    password_resets,
     refresh_tokens,
     signing_keys,
     station_credentials,
@@ -166,6 +167,75 @@ class AuthRepository:
         )
         user_id: uuid.UUID | None = result.scalar_one_or_none()
         return user_id
+
+    async def verification_state(self, token_hash: bytes, now: datetime) -> str:
+        """Why a verification code was refused: ``used``, ``expired`` or ``unknown``."""
+        return await self._link_state(email_verifications, token_hash, now)
+
+    async def _link_state(self, table: Any, token_hash: bytes, now: datetime) -> str:
+        row = (
+            await self.session.execute(
+                select(table.c.used_at, table.c.expires_at).where(table.c.token_hash == token_hash)
+            )
+        ).first()
+        if row is None:
+            return "unknown"
+        if row.used_at is not None:
+            return "used"
+        return "expired" if row.expires_at <= now else "valid"
+
+    # --- password reset ----------------------------------------------------------------
+
+    async def add_password_reset(
+        self, token_hash: bytes, user_id: uuid.UUID, expires_at: datetime
+    ) -> None:
+        await self.session.execute(
+            insert(password_resets).values(
+                token_hash=token_hash, user_id=user_id, expires_at=expires_at
+            )
+        )
+
+    async def use_password_reset(self, token_hash: bytes, now: datetime) -> uuid.UUID | None:
+        """Consume an unused, unexpired reset code, and every other open code of its user (a
+        new password makes older links pointless); its user, or None."""
+        result = await self.session.execute(
+            update(password_resets)
+            .where(
+                password_resets.c.token_hash == token_hash,
+                password_resets.c.used_at.is_(None),
+                password_resets.c.expires_at > now,
+            )
+            .values(used_at=now)
+            .returning(password_resets.c.user_id)
+        )
+        user_id: uuid.UUID | None = result.scalar_one_or_none()
+        if user_id is not None:
+            await self.session.execute(
+                update(password_resets)
+                .where(password_resets.c.user_id == user_id, password_resets.c.used_at.is_(None))
+                .values(used_at=now)
+            )
+        return user_id
+
+    async def password_reset_owner(self, token_hash: bytes) -> uuid.UUID | None:
+        result = await self.session.execute(
+            select(password_resets.c.user_id).where(password_resets.c.token_hash == token_hash)
+        )
+        user_id: uuid.UUID | None = result.scalar_one_or_none()
+        return user_id
+
+    async def password_reset_state(self, token_hash: bytes, now: datetime) -> str:
+        """Why a reset code was refused: ``used``, ``expired`` or ``unknown``."""
+        return await self._link_state(password_resets, token_hash, now)
+
+    async def revoke_all_refresh_tokens(self, user_id: uuid.UUID, at: datetime) -> int:
+        """Revoke every refresh-token family of the user; how many tokens were live."""
+        result = await self.session.execute(
+            update(refresh_tokens)
+            .where(refresh_tokens.c.user_id == user_id, refresh_tokens.c.revoked_at.is_(None))
+            .values(revoked_at=at)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     # --- organisations and groups ------------------------------------------------------
 

@@ -37,6 +37,25 @@ class ResendVerificationRequest(_Body):
     email: str = Field(min_length=3, max_length=254)
 
 
+class PasswordResetRequest(_Body):
+    email: str = Field(min_length=3, max_length=254)
+
+
+class PasswordResetRequested(BaseModel):
+    status: Literal["reset_sent"] = "reset_sent"
+    message: str = "if an account has this address, a password reset link is on its way"
+
+
+class PasswordResetConfirm(_Body):
+    token: str = Field(min_length=16, max_length=200)
+    new_password: str = Password
+
+
+class PasswordResetDone(BaseModel):
+    user_id: uuid.UUID
+    message: str = "your password was changed; every device was signed out"
+
+
 class VerifyResponse(BaseModel):
     user_id: uuid.UUID
     email_verified: bool = True

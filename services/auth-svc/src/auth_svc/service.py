@@ -18,7 +18,10 @@ from typing import Any
 from plugpay_events.contracts.identity import (
     ConnectorSpec,
     EmailVerificationRequested,
+    GroupInvitationRequested,
     OrganisationCreated,
+    PasswordChanged,
+    PasswordResetRequested,
     StationCredentialSet,
     StationRegistered,
     UserRegistered,
@@ -26,6 +29,7 @@ from plugpay_events.contracts.identity import (
 )
 from plugpay_events.envelope import Envelope, Event
 from plugpay_events.outbox import Outbox
+from plugpay_events.sealed import seal
 from plugpay_platform.errors import Refusal
 from plugpay_platform.logging import correlation_id
 from plugpay_platform.security import Principal
@@ -42,7 +46,6 @@ from auth_svc.credentials import (
     sign_token,
 )
 from auth_svc.domain import Account, RefreshToken, RevokeFamily, Rotate
-from auth_svc.mail import GroupInvitationMail, Mailer, NoMailer, VerificationMail
 from auth_svc.repository import AuthRepository, Organisation, Station
 from auth_svc.settings import Settings
 from auth_svc.tables import outbox_tables
@@ -65,7 +68,6 @@ class AuthContext:
     hashing: PasswordHashing = field(default_factory=PasswordHashing)
     outbox: Outbox = field(default_factory=lambda: Outbox(outbox_tables))
     clock: Callable[[], datetime] = _utc_now
-    mailer: Mailer = field(default_factory=lambda: NoMailer())
 
     @property
     def login_rules(self) -> domain.LoginRules:
@@ -84,6 +86,10 @@ class AuthContext:
         return replace(
             domain.REGISTRATION, free_failures=self.settings.registrations_free_per_address
         )
+
+    def seal_code(self, code: str, event_type: str, user_id: uuid.UUID) -> str:
+        """A mailed link's code, readable by notification-svc only (``plugpay_events.sealed``)."""
+        return seal(self.settings.platform.link_key(), code, f"{event_type}:{user_id}")
 
     async def emit(self, session: AsyncSession, events: Sequence[Event]) -> None:
         cid = correlation_id.get()
@@ -125,11 +131,11 @@ async def _check_mail_requests(ctx: AuthContext, repo: AuthRepository, client: s
 
 async def register_driver(
     ctx: AuthContext, session: AsyncSession, email: str, password: str, client: str
-) -> VerificationMail | None:
-    """A new unverified driver and a single-use verification link to mail after the commit.
+) -> None:
+    """A new unverified driver and a single-use verification link for notification-svc to mail
+    (``EmailVerificationRequested``, in this unit of work's outbox).
 
-    An email that already has an account gets the same answer (no enumeration); the owner
-    would be mailed "you already have an account" instead.
+    An email that already has an account gets the same answer (no enumeration).
     """
     repo = AuthRepository(session)
     await _check_mail_requests(ctx, repo, client)
@@ -150,58 +156,150 @@ async def register_driver(
         verified_at=None,
     )
     if not created:
-        return None
-    event, mail = await _request_verification(ctx, repo, user_id, email, now)
+        return
+    event = await _request_verification(ctx, repo, user_id, email, now)
     await ctx.emit(
-        session, [UserRegistered(user_id=user_id, roles=("driver",), registered_at=now), event]
+        session,
+        [
+            UserRegistered(user_id=user_id, roles=("driver",), registered_at=now, email=email),
+            event,
+        ],
     )
-    return mail
 
 
 async def _request_verification(
     ctx: AuthContext, repo: AuthRepository, user_id: uuid.UUID, email: str, now: datetime
-) -> tuple[EmailVerificationRequested, VerificationMail]:
+) -> EmailVerificationRequested:
     token, digest = new_secret()
     expires_at = now + timedelta(seconds=ctx.settings.email_verification_ttl_s)
     await repo.add_verification(digest, user_id, expires_at)
-    base = ctx.settings.platform.public_base_url.rstrip("/")
-    # The code rides in the fragment: browsers never send it, so no access log or Referer
-    # can hold it; the driver app's page posts it to /auth/verify.
-    mail = VerificationMail(user_id, email, f"{base}/app/#/verify/{token}")
-    return EmailVerificationRequested(user_id=user_id, expires_at=expires_at), mail
+    # notification-svc mails {base}/app/#/verify/<code>: in the fragment, browsers never send
+    # it, so no access log or Referer can hold it; the driver app's page posts it.
+    return EmailVerificationRequested(
+        user_id=user_id,
+        expires_at=expires_at,
+        email=email,
+        sealed_code=ctx.seal_code(token, EmailVerificationRequested.type, user_id),
+    )
 
 
 async def resend_verification(
     ctx: AuthContext, session: AsyncSession, email: str, client: str
-) -> VerificationMail | None:
+) -> None:
     """A new link for an unverified account; silently nothing otherwise (no enumeration)."""
     repo = AuthRepository(session)
     await _check_mail_requests(ctx, repo, client)
     await _count_mail_request(ctx, repo, client)
     stored = await repo.user_by_email(email.strip().lower()[:254])
     if stored is None or stored.account.email_verified:
-        return None
-    event, mail = await _request_verification(
+        return
+    event = await _request_verification(
         ctx, repo, stored.account.user_id, stored.account.email, ctx.clock()
     )
     await ctx.emit(session, [event])
-    return mail
 
 
 async def verify_email(ctx: AuthContext, session: AsyncSession, token: str) -> uuid.UUID:
     """Consume a verification token; the user becomes verified (UserVerified)."""
     repo = AuthRepository(session)
     now = ctx.clock()
-    user_id = await repo.use_verification(secret_digest(token), now)
+    digest = secret_digest(token)
+    user_id = await repo.use_verification(digest, now)
     if user_id is None:
-        raise Refusal(
-            "verification_invalid",
-            "this verification link is unknown, used or expired",
-            status_code=400,
-        )
+        state = await repo.verification_state(digest, now)
+        if state == "used":
+            raise Refusal(
+                "verification_used", "this verification link was used already", status_code=400
+            )
+        if state == "expired":
+            raise Refusal(
+                "verification_expired", "this verification link has expired", status_code=400
+            )
+        raise Refusal("verification_invalid", "this verification link is unknown", status_code=400)
     if await repo.mark_verified(user_id, now):
         await ctx.emit(session, [UserVerified(user_id=user_id, verified_at=now)])
     return user_id
+
+
+# --- password reset ---------------------------------------------------------------------
+
+
+async def request_password_reset(
+    ctx: AuthContext, session: AsyncSession, email: str, client: str
+) -> None:
+    """A single-use reset link for notification-svc to mail, if the account exists; the
+    caller answers the same either way. Throttled per client address and per e-mail address."""
+    repo = AuthRepository(session)
+    email = email.strip().lower()[:254]
+    now = ctx.clock()
+    rules = {
+        f"reset-ip:{client}": domain.PASSWORD_RESET_PER_ADDRESS,
+        f"reset-email:{email}": domain.PASSWORD_RESET_PER_EMAIL,
+    }
+    states = await repo.lock_throttle_states(list(rules))
+    waits = [w for k in rules if (w := retry_after_s(states[k], now)) is not None]
+    if waits:
+        raise _too_many("too_many_reset_requests", "too many password reset requests", max(waits))
+    for key, rule in rules.items():
+        await repo.save_throttle_state(key, record_failure(states[key], rule, now))
+    stored = await repo.user_by_email(email)
+    if stored is None:
+        return
+    user_id = stored.account.user_id
+    token, digest = new_secret()
+    expires_at = now + timedelta(seconds=ctx.settings.password_reset_ttl_s)
+    await repo.add_password_reset(digest, user_id, expires_at)
+    sealed = ctx.seal_code(token, PasswordResetRequested.type, user_id)
+    await ctx.emit(
+        session,
+        [
+            PasswordResetRequested(
+                user_id=user_id,
+                email=stored.account.email,
+                sealed_code=sealed,
+                expires_at=expires_at,
+            )
+        ],
+    )
+
+
+async def reset_password(
+    ctx: AuthContext, session: AsyncSession, token: str, new_password: str
+) -> uuid.UUID:
+    """Set a new password with a reset code: the code (and the user's other open codes) are
+    used up, every refresh-token family is revoked, and ``PasswordChanged`` mails the owner."""
+    repo = AuthRepository(session)
+    now = ctx.clock()
+    digest = secret_digest(token)
+    state = await repo.password_reset_state(digest, now)
+    if state != "valid":
+        raise _reset_refused(state)
+    owner = await repo.password_reset_owner(digest)
+    stored = await repo.user_by_id(owner, for_update=True) if owner else None
+    if stored is None:
+        raise _reset_refused("unknown")
+    user_id, email = stored.account.user_id, stored.account.email
+    # Checked before the code is used up: a weak password lets the owner try again.
+    await asyncio.to_thread(
+        domain.check_password_policy, new_password, personal=(email, email.split("@")[0])
+    )
+    if await repo.use_password_reset(digest, now) is None:
+        raise _reset_refused(await repo.password_reset_state(digest, now))
+    await repo.set_password_hash(user_id, await ctx.hashing.hash(new_password))
+    await repo.revoke_all_refresh_tokens(user_id, now)
+    # Whoever could read the mailbox could have verified it too: the address is proven.
+    if await repo.mark_verified(user_id, now):
+        await ctx.emit(session, [UserVerified(user_id=user_id, verified_at=now)])
+    await ctx.emit(session, [PasswordChanged(user_id=user_id, email=email, changed_at=now)])
+    return user_id
+
+
+def _reset_refused(state: str) -> Refusal:
+    if state == "used":
+        return Refusal("reset_used", "this password reset link was used already", status_code=400)
+    if state == "expired":
+        return Refusal("reset_expired", "this password reset link has expired", status_code=400)
+    return Refusal("reset_invalid", "this password reset link is unknown", status_code=400)
 
 
 async def create_staff_account(
@@ -240,7 +338,11 @@ async def create_staff_account(
         session,
         [
             UserRegistered(
-                user_id=user_id, roles=(role,), organisation_id=organisation_id, registered_at=now
+                user_id=user_id,
+                roles=(role,),
+                organisation_id=organisation_id,
+                registered_at=now,
+                email=email,
             ),
             UserVerified(user_id=user_id, verified_at=now),
         ],
@@ -478,8 +580,9 @@ async def _own_group(repo: AuthRepository, principal: Principal, name: str) -> u
 
 async def add_group_member(
     ctx: AuthContext, session: AsyncSession, principal: Principal, group: str, email: str
-) -> bool | GroupInvitationMail | None:
-    """Enrol an account of the group's organisation (True), or invite a driver (the mail).
+) -> bool | None:
+    """Enrol an account of the group's organisation (True), or invite a driver (False: the
+    invitation is mailed by notification-svc from ``GroupInvitationRequested``).
 
     Anything else (an unknown address, another organisation's staff, an admin) changes nothing
     and returns None; the endpoint answers a driver and these alike, so it tells an operator
@@ -500,10 +603,21 @@ async def add_group_member(
     token, digest = new_secret()
     expires_at = ctx.clock() + timedelta(seconds=ctx.settings.group_invitation_ttl_s)
     await repo.add_invitation(digest, group, account.user_id, expires_at)
-    base = ctx.settings.platform.public_base_url.rstrip("/")
-    # In the fragment, like verification links: never sent to a server, never in a log.
-    link = f"{base}/app/#/invitations/{token}"
-    return GroupInvitationMail(account.user_id, account.email, group, link)
+    # Mailed as {base}/app/#/invitations/<code>: in the fragment, like verification links.
+    sealed = ctx.seal_code(token, GroupInvitationRequested.type, account.user_id)
+    await ctx.emit(
+        session,
+        [
+            GroupInvitationRequested(
+                user_id=account.user_id,
+                email=account.email,
+                group=group,
+                sealed_code=sealed,
+                expires_at=expires_at,
+            )
+        ],
+    )
+    return False
 
 
 async def accept_group_invitation(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from plugpay_platform.settings import ServiceSettings
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -27,8 +25,7 @@ class Settings(ServiceSettings):
     login_free_failures_per_account: int = Field(default=20, ge=1, le=100_000)
     login_free_failures_per_address: int = Field(default=50, ge=1, le=1_000_000)
     registrations_free_per_address: int = Field(default=10, ge=1, le=1_000_000)
-    # Development and test stacks without SMTP: verification mails as files in this folder.
-    mail_dir: Path | None = None
+    password_reset_ttl_s: int = Field(default=30 * 60, ge=60, le=24 * 3600)
     # Demo data for issue 9 (demo accounts, stations, OCPP password); never in production.
     seed_demo: bool = False
 
@@ -36,6 +33,6 @@ class Settings(ServiceSettings):
     def _no_demo_in_production(self) -> Settings:
         if self.seed_demo and self.platform.environment == "production":
             raise ValueError("AUTH_SVC_SEED_DEMO is not allowed in production")
-        if self.mail_dir is not None and self.platform.environment == "production":
-            raise ValueError("AUTH_SVC_MAIL_DIR is not allowed in production: links are secrets")
+        if self.platform.environment == "production" and self.platform.mail_link_key is None:
+            raise ValueError("production needs PLUGPAY_MAIL_LINK_KEY (mailed links are sealed)")
         return self

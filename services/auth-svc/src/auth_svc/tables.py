@@ -72,6 +72,17 @@ email_verifications = Table(
     Column("used_at", DateTime(timezone=True), nullable=True),
 )
 
+# Password reset links: single use, 30 minutes; only the code's sha256 is kept.
+password_resets = Table(
+    "password_resets",
+    metadata,
+    Column("token_hash", LargeBinary(32), primary_key=True),  # sha256 of a 256-bit secret
+    Column("user_id", Uuid, ForeignKey("users.id"), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True), nullable=True),
+    Index("ix_password_resets_user", "user_id"),
+)
+
 # A driver belongs to no organisation: an operator invites, the driver accepts (single use).
 group_invitations = Table(
     "group_invitations",

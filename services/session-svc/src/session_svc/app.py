@@ -16,13 +16,7 @@ from plugpay_platform.runtime import ConsumerSpec, ServiceRuntime
 from plugpay_platform.security import KeySource
 
 from session_svc.endpoints import router
-from session_svc.handlers import (
-    CONSUMER,
-    LiveBatchProjector,
-    SessionStoreProjector,
-    live_batch_handler,
-    live_handler,
-)
+from session_svc.handlers import CONSUMER, live_batch_handler, live_handler, timer_rules
 from session_svc.live import SessionUpdates
 from session_svc.service import SessionService
 from session_svc.settings import Settings
@@ -34,22 +28,6 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 STORE_TOPICS = (SESSIONS, METER, STATIONS, IDENTITY)
 
 log = logging.getLogger(__name__)
-
-
-def projector_for(settings: Settings) -> SessionStoreProjector:
-    return SessionStoreProjector(
-        code_tolerance=settings.code_tolerance,
-        clock_skew=settings.clock_skew,
-        start_timeout=settings.start_timeout,
-    )
-
-
-def batch_projector_for(settings: Settings) -> LiveBatchProjector:
-    return LiveBatchProjector(
-        code_tolerance=settings.code_tolerance,
-        clock_skew=settings.clock_skew,
-        start_timeout=settings.start_timeout,
-    )
 
 
 class TimerWorker:
@@ -102,9 +80,9 @@ def create_app(
         ConsumerSpec(
             group=CONSUMER,
             topics=STORE_TOPICS,
-            handler=live_handler(runtime.database.sessions, outbox_tables, projector_for(settings)),
+            handler=live_handler(runtime.database.sessions, outbox_tables, timer_rules(settings)),
             batch_handler=live_batch_handler(
-                runtime.database.sessions, outbox_tables, lambda: batch_projector_for(settings)
+                runtime.database.sessions, outbox_tables, timer_rules(settings)
             ),
         )
     )

@@ -1,20 +1,21 @@
-"""The session store as a projection of the log, live and rebuilt from offset 0, reaching the
-same rows (tests/integration/test_store_fold.py and test_rebuild_kafka.py compare them).
+"""The session store as one projection of the log: ``StoreFold`` applies events to the store in
+memory (the pure aggregate folds each session), and two writers put what changed into
+PostgreSQL — the live consumers and the rebuild from offset 0 (``session_svc.rebuild``), which
+reach the same rows (tests/integration/test_store_fold.py and test_rebuild_kafka.py compare them).
 
-Live: the consumer hands over each partition's fetched records as one batch, projected in one
-transaction with their inbox claims (idempotent), after waiting out a rebuild: ``project_batch``
-folds a batch's sessions in memory and writes each once. A batch that fails goes through
-``live_handler`` one event per transaction, so only a poison event is dead-lettered.
+Live: the consumer hands over each partition's fetched records as one batch; the batch's
+sessions are read once (row-locked) into a fresh fold, its events applied, and each changed row
+written once, in one transaction with the inbox claims (idempotent), after waiting out a
+rebuild. A batch that fails goes through ``live_handler`` one event per transaction (the same
+path with a batch of one), so only a poison event is dead-lettered.
 
-Rebuild: ``StoreFold`` applies the same rules as ``SessionStoreProjector.project`` to the whole
-log in memory (the pure aggregate folds each session), and the rebuild writes every row once per
-batch of 100,000 events with COPY (``session_svc.rebuild``).
+Rebuild: one fold over the whole log, its rows written with COPY once per batch of events.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -27,7 +28,7 @@ from plugpay_events.contracts.stations import (
     StationWentOffline,
 )
 from plugpay_events.envelope import Envelope, Event
-from plugpay_events.outbox import OutboxTables, claim_event, claim_events
+from plugpay_events.outbox import OutboxTables, claim_events
 from plugpay_events.registry import EVENT_TYPES
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -39,6 +40,7 @@ from session_svc.domain import (
     mutate,
     start_deadline,
 )
+from session_svc.settings import Settings
 
 CONSUMER = "session-svc.store"
 CODE_EXPIRY = "code_expiry"
@@ -64,14 +66,15 @@ _STORED_OTHERWISE = (
     StationWentOffline,
     StationRegistered,
 )
-# The other event types ``project`` stores something of (subclasses included).
+# The other event types the store keeps something of (subclasses included).
 _OTHER_STORE_EVENT_TYPES: frozenset[str] = frozenset(
     name for name, cls in EVENT_TYPES.items() if issubclass(cls, _STORED_OTHERWISE)
 )
 
 
-class SessionStoreProjector:
-    """Applies one event to the store; subclasses decide where session states live meanwhile."""
+class TimerRules:
+    """The timers a session in a given state needs: derived from the state, so a rebuild
+    recreates them."""
 
     def __init__(
         self, *, code_tolerance: timedelta, clock_skew: timedelta, start_timeout: timedelta | None
@@ -81,7 +84,6 @@ class SessionStoreProjector:
         self.start_timeout = start_timeout
 
     def timers_for(self, state: ChargingSession) -> list[tuple[str, uuid.UUID, datetime]]:
-        """The timers a session in this state needs (derived, so a rebuild recreates them)."""
         if state.status is SessionStatus.CODE_ISSUED:
             assert state.code_expires_at and state.session_started_at
             # The moment the verifier stops accepting the code, whichever limit comes first.
@@ -92,52 +94,13 @@ class SessionStoreProjector:
             return [(START_TIMEOUT, state.session_id, deadline)]
         return []
 
-    async def load(self, db: Db, session_id: uuid.UUID) -> ChargingSession:
-        state = await repository.load_session(db, session_id, for_update=True)
-        return state or ChargingSession(session_id=session_id)
 
-    async def store(self, db: Db, before: ChargingSession, after: ChargingSession) -> None:
-        await repository.save_sessions(db, [after])
-        if before.status != after.status or before.version == 0:
-            await repository.replace_timers(db, [after.session_id], self.timers_for(after))
-        await self.notify(db, after.session_id)
-
-    async def notify(self, db: Db, session_id: uuid.UUID) -> None:
-        await repository.notify_session_changed(db, session_id)
-
-    async def project(self, db: Db, envelope: Envelope) -> None:
-        # StoreFold.apply is the same projection in memory: a change here belongs there too.
-        event = envelope.event()
-        if isinstance(event, MeterValuesReported):
-            await repository.record_meter_reading(db, event.session_id, meter_reading(event))
-            await self.notify(db, event.session_id)
-        elif isinstance(event, StationConnected):
-            await repository.record_presence(
-                db, event.station_id, online=True, at=event.connected_at
-            )
-        elif isinstance(event, StationDisconnected):
-            await repository.record_presence(
-                db, event.station_id, online=False, at=event.disconnected_at
-            )
-        elif isinstance(event, StationWentOffline):
-            await repository.record_presence(
-                db, event.station_id, online=False, at=event.last_seen_at
-            )
-        elif isinstance(event, StationRegistered):
-            await repository.record_station(
-                db, event.station_id, organisation_id=event.organisation_id, name=event.name
-            )
-        elif is_session_event(event):
-            session_id = uuid.UUID(envelope.aggregate_id)
-            before = await self.load(db, session_id)
-            after = apply(before, event, envelope.event_id)
-            if after is before:
-                return
-            if after.status is None:
-                return  # an event for a session whose code was never issued: skipped
-            if after.status is SessionStatus.SCANNED and after.user_id is not None:
-                await repository.record_scan_claim(db, session_id, after.user_id)
-            await self.store(db, before, after)
+def timer_rules(settings: Settings) -> TimerRules:
+    return TimerRules(
+        code_tolerance=settings.code_tolerance,
+        clock_skew=settings.clock_skew,
+        start_timeout=settings.start_timeout,
+    )
 
 
 def meter_reading(event: MeterValuesReported) -> repository.MeterReading:
@@ -166,14 +129,13 @@ class StoreChanges:
 
 
 class StoreFold:
-    """``SessionStoreProjector.project`` over a whole log, in memory, for a rebuild: every
-    event once (by event id, as the inbox does), each session folded with the pure aggregate,
-    then ``take`` gives each changed row once. The store it describes is the one the
-    one-event-at-a-time path writes from the same events in the same order (the rebuild test
-    compares them row for row). Keeps every session of the log in memory."""
+    """The store's projection, in memory: every event once (by event id, as the inbox does),
+    each session folded with the pure aggregate, then ``take`` gives each changed row once.
+    A live batch seeds it with the stored states of its sessions; a rebuild starts it empty
+    and keeps every session of the log."""
 
-    def __init__(self, projector: SessionStoreProjector) -> None:
-        self.projector = projector
+    def __init__(self, rules: TimerRules) -> None:
+        self.rules = rules
         self.seen: set[int] = set()
         self.sessions: dict[uuid.UUID, ChargingSession] = {}
         self._ids: dict[str, uuid.UUID] = {}
@@ -186,6 +148,11 @@ class StoreFold:
         self._meter_changed: set[uuid.UUID] = set()
         self._presence: dict[str, tuple[bool, datetime]] = {}
         self._registrations: dict[str, tuple[uuid.UUID, str]] = {}
+
+    def seed(self, stored: Mapping[uuid.UUID, ChargingSession]) -> None:
+        """Start from these sessions as stored (their rows and timers exist)."""
+        self.sessions.update(stored)
+        self.written |= stored.keys()
 
     def apply(self, event_id: uuid.UUID, aggregate_id: str, event: Event) -> None:
         if event_id.int in self.seen:  # ints: UUID's own hash is a Python-level call
@@ -200,7 +167,8 @@ class StoreFold:
         elif isinstance(event, MeterValuesReported):
             reading = meter_reading(event)
             current = self.meter.get(event.session_id)
-            # Only a strictly newer sample replaces the kept one (record_meter_reading's rule).
+            # Only a strictly newer sample replaces the kept one (as record_meter_reading does
+            # against the stored one).
             if current is None or current.sampled_at < reading.sampled_at:
                 self.meter[event.session_id] = reading
                 self._meter_changed.add(event.session_id)
@@ -240,7 +208,7 @@ class StoreFold:
         states = [self.sessions[s] for s in self._sessions_changed]
         changes.sessions = states
         changes.rewritten = self._sessions_changed & self.written
-        changes.timers = [t for s in states for t in self.projector.timers_for(s)]
+        changes.timers = [t for s in states for t in self.rules.timers_for(s)]
         self.written |= self._sessions_changed
         self._sessions_changed = set()
         changes.meter = [(s, self.meter[s]) for s in self._meter_changed]
@@ -253,100 +221,31 @@ class StoreFold:
         return changes
 
 
-def live_handler(
-    session_factory: Callable[[], AsyncSession],
-    tables: OutboxTables,
-    projector: SessionStoreProjector,
-) -> Handler:
-    """The consumer of sessions, meter, stations and identity: inbox claim + effect, one
-    transaction, after any running rebuild."""
-
-    async def handle(delivery: Delivery) -> None:
-        async with session_factory() as db, db.begin():
-            await repository.lock_store_shared(db)
-            if not await claim_event(db, tables, CONSUMER, delivery.envelope.event_id):
-                return
-            await projector.project(db, delivery.envelope)
-
-    return handle
-
-
-class BatchingProjector(SessionStoreProjector):
-    """For rebuilds: session states stay in memory until ``write`` at the end of a batch."""
-
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.dirty: dict[uuid.UUID, ChargingSession] = {}
-        self.cache: dict[uuid.UUID, ChargingSession] = {}
-        self.touched: set[uuid.UUID] = set()
-
-    async def load(self, db: Db, session_id: uuid.UUID) -> ChargingSession:
-        if session_id in self.cache:
-            return self.cache[session_id]
-        return await super().load(db, session_id)
-
-    async def preload(self, db: Db, session_ids: set[uuid.UUID]) -> None:
-        """Read the batch's sessions in one query; the ones not stored yet start empty."""
-        missing = session_ids - self.cache.keys()
-        found = await repository.load_sessions(db, missing) if missing else {}
-        for session_id in missing:
-            self.cache[session_id] = found.get(session_id) or ChargingSession(session_id=session_id)
-
-    async def notify(self, db: Db, session_id: uuid.UUID) -> None:
-        self.touched.add(session_id)
-
-    async def store(self, db: Db, before: ChargingSession, after: ChargingSession) -> None:
-        self.cache[after.session_id] = after
-        self.dirty[after.session_id] = after
-        self.touched.add(after.session_id)
-
-    def timers_to_replace(self, states: list[ChargingSession]) -> list[ChargingSession]:
-        """The written sessions whose timers are derived again (a rebuild: all of them)."""
-        return states
-
-    async def write(self, db: Db) -> None:
-        states = list(self.dirty.values())
-        await repository.save_sessions(db, states)
-        renew = self.timers_to_replace(states)
-        await repository.replace_timers(
-            db, [s.session_id for s in renew], [t for s in renew for t in self.timers_for(s)]
-        )
-        self.dirty.clear()
-        # Open streams re-read once per batch, not once per event.
-        for session_id in self.touched:
-            await repository.notify_session_changed(db, session_id)
-        self.touched.clear()
-        # Events of a session cluster in time; a bounded cache keeps memory flat on big logs.
-        if len(self.cache) > 50_000:
-            self.cache.clear()
-
-
-class LiveBatchProjector(BatchingProjector):
-    """One live consumer batch: its sessions read once (row-locked) and written once, and
-    timers renewed only where the status changed, exactly as the one-event path does (a timer
-    that already fired and was deleted is not brought back by a repeated event)."""
-
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)
-        self.first: dict[uuid.UUID, ChargingSession] = {}
-
-    async def preload(self, db: Db, session_ids: set[uuid.UUID]) -> None:
-        found = await repository.load_sessions(db, session_ids, for_update=True)
-        for session_id in session_ids:
-            state = found.get(session_id) or ChargingSession(session_id=session_id)
-            self.cache[session_id] = self.first[session_id] = state
-
-    def timers_to_replace(self, states: list[ChargingSession]) -> list[ChargingSession]:
-        renew = []
-        for state in states:
-            before = self.first.get(state.session_id)
-            if before is None or before.version == 0 or before.status != state.status:
-                renew.append(state)
-        return renew
+async def write_live(
+    db: Db,
+    changes: StoreChanges,
+    stored: Mapping[uuid.UUID, ChargingSession],
+) -> None:
+    """Write a live batch's changes over the stored rows. A session's timers are derived again
+    only where its status changed, so a timer that already fired (and was deleted) is not
+    brought back by a repeated event."""
+    await repository.save_sessions(db, changes.sessions)
+    renew = {
+        s.session_id
+        for s in changes.sessions
+        if (before := stored.get(s.session_id)) is None or before.status != s.status
+    }
+    await repository.replace_timers(db, list(renew), [t for t in changes.timers if t[1] in renew])
+    for session_id, reading in changes.meter:
+        await repository.record_meter_reading(db, session_id, reading)
+    await repository.record_stations(db, changes.presence, changes.registrations)
+    await repository.record_scan_claims(db, changes.scan_claims)
+    # Open streams re-read once per batch, not once per event.
+    await repository.notify_sessions_changed(db, changes.touched)
 
 
 async def project_batch(
-    db: Db, tables: OutboxTables, projector: BatchingProjector, envelopes: Sequence[Envelope]
+    db: Db, tables: OutboxTables, rules: TimerRules, envelopes: Sequence[Envelope]
 ) -> None:
     """Claim a batch's events in the inbox at once and project the ones not handled before,
     in order; the sessions touched are read in one query and written in one statement."""
@@ -355,25 +254,37 @@ async def project_batch(
     )
     if not fresh:
         return
-    await projector.preload(
-        db,
-        {
-            uuid.UUID(e.aggregate_id)
-            for e in envelopes
-            if e.event_id in fresh and e.type in SESSION_EVENT_TYPES
-        },
-    )
+    session_ids = {
+        uuid.UUID(e.aggregate_id)
+        for e in envelopes
+        if e.event_id in fresh and e.type in SESSION_EVENT_TYPES
+    }
+    stored = await repository.load_sessions(db, session_ids, for_update=True) if session_ids else {}
+    fold = StoreFold(rules)
+    fold.seed(stored)
     for envelope in envelopes:
         if envelope.event_id in fresh:
             fresh.discard(envelope.event_id)  # a duplicate later in the batch is skipped
-            await projector.project(db, envelope)
-    await projector.write(db)
+            fold.apply(envelope.event_id, envelope.aggregate_id, envelope.event())
+    await write_live(db, fold.take(), stored)
+
+
+def live_handler(
+    session_factory: Callable[[], AsyncSession], tables: OutboxTables, rules: TimerRules
+) -> Handler:
+    """One event, one transaction (after any running rebuild): the consumer's fallback when a
+    batch fails, so only a poison event is dead-lettered."""
+
+    async def handle(delivery: Delivery) -> None:
+        async with session_factory() as db, db.begin():
+            await repository.lock_store_shared(db)
+            await project_batch(db, tables, rules, [delivery.envelope])
+
+    return handle
 
 
 def live_batch_handler(
-    session_factory: Callable[[], AsyncSession],
-    tables: OutboxTables,
-    make_projector: Callable[[], BatchingProjector],
+    session_factory: Callable[[], AsyncSession], tables: OutboxTables, rules: TimerRules
 ) -> BatchHandler:
     """The consumer's batched path: one partition's records, one transaction (after any
     running rebuild); the bus falls back to ``live_handler`` if it raises."""
@@ -381,7 +292,6 @@ def live_batch_handler(
     async def handle(deliveries: Sequence[Delivery]) -> None:
         async with session_factory() as db, db.begin():
             await repository.lock_store_shared(db)
-            # A fresh projector per batch: nothing cached outlives a rolled-back transaction.
-            await project_batch(db, tables, make_projector(), [d.envelope for d in deliveries])
+            await project_batch(db, tables, rules, [d.envelope for d in deliveries])
 
     return handle

@@ -19,7 +19,7 @@ from plugpay_platform.database import Database
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from session_svc import repository
-from session_svc.handlers import CONSUMER, SessionStoreProjector, StoreFold
+from session_svc.handlers import CONSUMER, StoreFold, timer_rules
 from session_svc.settings import Settings
 
 # Events per flush (one transaction): each session's row is written about once per flush it
@@ -36,13 +36,7 @@ class SessionStoreProjection:
     def __init__(self, database: Database, tables: OutboxTables, settings: Settings) -> None:
         self.database = database
         self.tables = tables
-        self.fold = StoreFold(
-            SessionStoreProjector(
-                code_tolerance=settings.code_tolerance,
-                clock_skew=settings.clock_skew,
-                start_timeout=settings.start_timeout,
-            )
-        )
+        self.fold = StoreFold(timer_rules(settings))
         self._lock: AsyncConnection | None = None
         self._db: AsyncConnection | None = None
 

@@ -18,8 +18,8 @@ from plugpay_platform.migrations import upgrade_to_head
 from session_harness import make_settings
 from session_stories import mixed_sessions
 from session_svc import repository
-from session_svc.app import MIGRATIONS, STORE_TOPICS, batch_projector_for, projector_for
-from session_svc.handlers import CONSUMER, live_batch_handler, live_handler
+from session_svc.app import MIGRATIONS, STORE_TOPICS
+from session_svc.handlers import CONSUMER, live_batch_handler, live_handler, timer_rules
 from session_svc.tables import STORE_TABLES, outbox_tables
 from sqlalchemy import func, select
 
@@ -92,7 +92,7 @@ async def test_batched_projection_is_faster_and_equal(
             database,
             f"{topic_prefix}one",
             published,
-            handler=live_handler(database.sessions, outbox_tables, projector_for(settings)),
+            handler=live_handler(database.sessions, outbox_tables, timer_rules(settings)),
         )
         one_by_one_store = await _store(database)
         async with database.write() as db:
@@ -102,9 +102,9 @@ async def test_batched_projection_is_faster_and_equal(
             database,
             f"{topic_prefix}batched",
             published,
-            handler=live_handler(database.sessions, outbox_tables, projector_for(settings)),
+            handler=live_handler(database.sessions, outbox_tables, timer_rules(settings)),
             batch_handler=live_batch_handler(
-                database.sessions, outbox_tables, lambda: batch_projector_for(settings)
+                database.sessions, outbox_tables, timer_rules(settings)
             ),
         )
         print(

@@ -25,8 +25,8 @@ from plugpay_platform.database import Database
 from plugpay_platform.migrations import upgrade_to_head
 from session_harness import make_settings
 from session_stories import TARIFF, Story, mixed_sessions
-from session_svc.app import MIGRATIONS, projector_for
-from session_svc.handlers import CONSUMER, live_handler
+from session_svc.app import MIGRATIONS
+from session_svc.handlers import CONSUMER, live_handler, timer_rules
 from session_svc.rebuild import SessionStoreProjection
 from session_svc.tables import STORE_TABLES, outbox_tables, scan_claims
 from sqlalchemy import select
@@ -140,7 +140,7 @@ async def test_bulk_rebuild_writes_what_the_live_path_writes(
     database = Database(database_url)
     log = the_log(seed=batch_size)
     try:
-        handle = live_handler(database.sessions, outbox_tables, projector_for(settings))
+        handle = live_handler(database.sessions, outbox_tables, timer_rules(settings))
         for envelope in log:
             await handle(_delivery(envelope))
         live = await snapshot(database)

@@ -7,13 +7,12 @@ import uuid
 from plugpay_events.session_code import generate_signing_key
 from session_harness import make_settings
 from session_stories import Story
-from session_svc.app import projector_for
-from session_svc.handlers import StoreFold
+from session_svc.handlers import StoreFold, timer_rules
 
 
 def test_a_fold_keeps_the_first_of_equal_meter_samples_and_rewrites_what_changed_again() -> None:
     settings = make_settings("postgresql+asyncpg://x/y", "t.", generate_signing_key())
-    fold = StoreFold(projector_for(settings))
+    fold = StoreFold(timer_rules(settings))
     story = Story()
     issued, scanned = story.issued(), story.scanned()
     first, again = story.meter(60, 1000), story.meter(60, 2000)

@@ -15,7 +15,10 @@ from plugpay_events.types import UtcDatetime
 __all__ = [
     "ConnectorSpec",
     "EmailVerificationRequested",
+    "GroupInvitationRequested",
     "OrganisationCreated",
+    "PasswordChanged",
+    "PasswordResetRequested",
     "Role",
     "StationCredentialSet",
     "StationRegistered",
@@ -38,16 +41,62 @@ class UserRegistered(Event):
     organisation_id: uuid.UUID | None = None
     groups: tuple[str, ...] = ()
     registered_at: UtcDatetime
+    # Where notification-svc writes to (None in events that predate it).
+    email: str | None = Field(default=None, max_length=254)
 
 
 @register
 class EmailVerificationRequested(Event):
-    """A verification link was (notionally) mailed; the link itself is never in the event."""
+    """A verification link is to be mailed. Its code travels only sealed for notification-svc
+    (``plugpay_events.sealed``): the log keeps events forever and analysts read it."""
 
     type = "EmailVerificationRequested"
     topic = IDENTITY
     aggregate_field = "user_id"
     user_id: uuid.UUID
+    expires_at: UtcDatetime
+    # None in events that predate notification-svc (nothing is mailed for them).
+    email: str | None = Field(default=None, max_length=254)
+    sealed_code: str | None = Field(default=None, max_length=1000)
+
+
+@register
+class PasswordResetRequested(Event):
+    """Somebody asked for a password reset of an existing account; the single-use code rides
+    sealed for notification-svc, which mails the link."""
+
+    type = "PasswordResetRequested"
+    topic = IDENTITY
+    aggregate_field = "user_id"
+    user_id: uuid.UUID
+    email: str = Field(max_length=254)
+    sealed_code: str = Field(max_length=1000)
+    expires_at: UtcDatetime
+
+
+@register
+class PasswordChanged(Event):
+    """A new password was set (through a reset link); every refresh token was revoked."""
+
+    type = "PasswordChanged"
+    topic = IDENTITY
+    aggregate_field = "user_id"
+    user_id: uuid.UUID
+    email: str = Field(max_length=254)
+    changed_at: UtcDatetime
+
+
+@register
+class GroupInvitationRequested(Event):
+    """An operator invited a driver into a group; the single-use code rides sealed."""
+
+    type = "GroupInvitationRequested"
+    topic = IDENTITY
+    aggregate_field = "user_id"
+    user_id: uuid.UUID
+    email: str = Field(max_length=254)
+    group: str = Field(max_length=100)
+    sealed_code: str = Field(max_length=1000)
     expires_at: UtcDatetime
 
 

@@ -1,0 +1,1 @@
+"""notification-svc: mail for drivers, learned from events."""

@@ -1,0 +1,90 @@
+"""The composition root of notification-svc: settings in, a running app out."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+from fastapi import FastAPI
+from plugpay_events.bus.port import EventBus
+from plugpay_events.topics import BILLING, IDENTITY, SESSIONS
+from plugpay_platform.app import build_service_app
+from plugpay_platform.runtime import ConsumerSpec, ServiceRuntime
+from plugpay_platform.security import KeySource
+
+from notification_svc import handlers
+from notification_svc.endpoints import router
+from notification_svc.sender import MailSender, MailTransport
+from notification_svc.service import MailContext
+from notification_svc.settings import Settings
+from notification_svc.smtp import SmtpSender
+from notification_svc.tables import outbox_tables
+
+NAME = "notification-svc"
+PREFIX = "/notifications"
+MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    bus_factory: Callable[[], EventBus] | None = None,
+    key_source: KeySource | None = None,
+    transport: MailTransport | None = None,
+) -> FastAPI:
+    """Build notification-svc: consumers that queue mail, the sender loop that delivers it
+    (over ``PLUGPAY_SMTP_URL``, or ``transport``), and the driver's preferences API."""
+    settings = settings or Settings()
+    runtime = ServiceRuntime(
+        name=NAME,
+        settings=settings,
+        migrations=MIGRATIONS,
+        outbox_tables=outbox_tables,
+        bus_factory=bus_factory,
+        key_source=key_source,
+    )
+    ctx = MailContext(
+        public_base_url=settings.platform.public_base_url,
+        link_key=settings.platform.link_key(),
+        max_event_age=timedelta(seconds=settings.max_event_age_s),
+    )
+    sessions = runtime.database.sessions
+    for group, topic, effect in (
+        (handlers.IDENTITY_GROUP, IDENTITY, handlers.identity_handler(ctx)),
+        (handlers.SESSIONS_GROUP, SESSIONS, handlers.sessions_handler(ctx)),
+        (handlers.BILLING_GROUP, BILLING, handlers.billing_handler(ctx)),
+    ):
+        runtime.consume(ConsumerSpec.transactional(group, [topic], sessions, outbox_tables, effect))
+
+    target = settings.smtp_target()
+    if transport is None and target is not None:
+        transport = SmtpSender(target)
+    if transport is None:
+        # Development without a mail server (production refuses to start): mail is queued
+        # and kept, and goes out once the service runs with PLUGPAY_SMTP_URL.
+        log.warning("PLUGPAY_SMTP_URL is not set: mail is queued, not sent")
+        return _finish(runtime, settings, None)
+    sender = MailSender(
+        runtime.database,
+        transport,
+        sender=settings.mail_from,
+        poll_interval_s=settings.poll_interval_s,
+        batch_size=settings.batch_size,
+        lease=timedelta(seconds=settings.send_lease_s),
+        max_attempts=settings.max_attempts,
+        retry_base_s=settings.retry_base_s,
+        retry_max_s=settings.retry_max_s,
+    )
+    runtime.on_start.append(sender.start)
+    runtime.on_stop.append(sender.stop)
+    return _finish(runtime, settings, sender)
+
+
+def _finish(runtime: ServiceRuntime, settings: Settings, sender: MailSender | None) -> FastAPI:
+    app = build_service_app(runtime, [router], title="Plugpay notification-svc", prefix=PREFIX)
+    app.state.settings = settings
+    app.state.mail_sender = sender
+    return app

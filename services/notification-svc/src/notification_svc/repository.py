@@ -1,0 +1,215 @@
+"""The only module of notification-svc with SQL."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from notification_svc.domain import Contact, MailKind, MailState
+from notification_svc.tables import contacts, mails
+
+
+@dataclass(frozen=True)
+class QueuedMail:
+    """A mail to deliver, as the sender loop claims it."""
+
+    id: int
+    event_id: uuid.UUID
+    kind: str
+    to_address: str
+    subject: str
+    text_body: str
+    html_body: str | None
+    attempts: int
+
+
+@dataclass(frozen=True)
+class MailRecord:
+    """One row of the delivery log (no bodies)."""
+
+    id: int
+    kind: str
+    to_address: str | None
+    subject: str
+    state: str
+    attempts: int
+    created_at: datetime
+    sent_at: datetime | None
+
+
+class NotificationRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # --- contacts -------------------------------------------------------------------------
+
+    async def learn_email(
+        self, user_id: uuid.UUID, email: str, at: datetime, waited_since: datetime
+    ) -> None:
+        """The user's current address (the newest event's); mails queued since
+        ``waited_since`` that waited for it are sent (older ones are not news any more)."""
+        await self.session.execute(
+            pg_insert(contacts)
+            .values(user_id=user_id, email=email, updated_at=at)
+            .on_conflict_do_update(
+                index_elements=[contacts.c.user_id],
+                set_={"email": email, "updated_at": at},
+            )
+        )
+        await self.session.execute(
+            update(mails)
+            .where(
+                mails.c.user_id == user_id,
+                mails.c.state == "awaiting_address",
+                mails.c.created_at >= waited_since,
+            )
+            .values(to_address=email, state="queued", next_attempt_at=func.now())
+        )
+
+    async def mark_verified(self, user_id: uuid.UUID, at: datetime) -> None:
+        await self.session.execute(
+            pg_insert(contacts)
+            .values(user_id=user_id, verified=True, updated_at=at)
+            .on_conflict_do_update(
+                index_elements=[contacts.c.user_id], set_={"verified": True, "updated_at": at}
+            )
+        )
+
+    async def set_receipts(self, user_id: uuid.UUID, receipts: bool, at: datetime) -> None:
+        await self.session.execute(
+            pg_insert(contacts)
+            .values(user_id=user_id, receipts=receipts, updated_at=at)
+            .on_conflict_do_update(
+                index_elements=[contacts.c.user_id], set_={"receipts": receipts, "updated_at": at}
+            )
+        )
+
+    async def contact_for_mail(self, user_id: uuid.UUID) -> Contact:
+        """The contact, row-locked until the commit (created empty if unknown), so a mail
+        queued to wait for the address and the event teaching the address serialise: either
+        the address is seen here, or ``learn_email`` sees the waiting mail."""
+        await self.session.execute(
+            pg_insert(contacts).values(user_id=user_id).on_conflict_do_nothing()
+        )
+        row = (
+            await self.session.execute(
+                select(contacts).where(contacts.c.user_id == user_id).with_for_update()
+            )
+        ).one()
+        return Contact(str(row.user_id), row.email, row.receipts)
+
+    async def contact(self, user_id: uuid.UUID) -> Contact | None:
+        row = (
+            await self.session.execute(select(contacts).where(contacts.c.user_id == user_id))
+        ).first()
+        if row is None:
+            return None
+        return Contact(str(row.user_id), row.email, row.receipts)
+
+    # --- the mail queue -------------------------------------------------------------------
+
+    async def enqueue(
+        self,
+        *,
+        event_id: uuid.UUID,
+        kind: MailKind,
+        user_id: uuid.UUID,
+        to_address: str | None,
+        subject: str,
+        text_body: str,
+        html_body: str,
+    ) -> bool:
+        """Queue a mail; False if this event's mail of this kind exists (a second guard
+        behind the inbox)."""
+        result = await self.session.execute(
+            pg_insert(mails)
+            .values(
+                event_id=event_id,
+                kind=kind,
+                user_id=user_id,
+                to_address=to_address,
+                subject=subject,
+                text_body=text_body,
+                html_body=html_body,
+                state="queued" if to_address else "awaiting_address",
+            )
+            .on_conflict_do_nothing(constraint="uq_mails_event_kind")
+            .returning(mails.c.id)
+        )
+        return result.first() is not None
+
+    async def claim_due(self, now: datetime, lease_until: datetime, limit: int) -> list[QueuedMail]:
+        """Take up to ``limit`` due mails for sending until ``lease_until`` (the caller commits
+        before it sends: no lock is held during SMTP). A sender that dies leaves its mails
+        ``sending``; they are due again when the lease ends."""
+        due = (
+            select(mails.c.id)
+            .where(mails.c.state.in_(("queued", "sending")), mails.c.next_attempt_at <= now)
+            .order_by(mails.c.next_attempt_at, mails.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        result = await self.session.execute(
+            update(mails)
+            .where(mails.c.id.in_(due))
+            .values(state="sending", attempts=mails.c.attempts + 1, next_attempt_at=lease_until)
+            .returning(
+                mails.c.id,
+                mails.c.event_id,
+                mails.c.kind,
+                mails.c.to_address,
+                mails.c.subject,
+                mails.c.text_body,
+                mails.c.html_body,
+                mails.c.attempts,
+            )
+        )
+        claimed = [QueuedMail(*row) for row in result.all()]
+        return sorted(claimed, key=lambda m: m.id)
+
+    async def mark_sent(self, mail_id: int, at: datetime) -> None:
+        await self.session.execute(
+            update(mails)
+            .where(mails.c.id == mail_id)
+            .values(state="sent", sent_at=at, text_body=None, html_body=None, last_error=None)
+        )
+
+    async def mark_failed(
+        self, mail_id: int, state: MailState, next_attempt_at: datetime | None, error: str
+    ) -> None:
+        values: dict[str, object] = {"state": state, "last_error": error[:500]}
+        if next_attempt_at is not None:
+            values["next_attempt_at"] = next_attempt_at
+        if state == "failed":
+            values.update(text_body=None, html_body=None)
+        await self.session.execute(update(mails).where(mails.c.id == mail_id).values(**values))
+
+    async def mails_of(self, user_id: uuid.UUID, limit: int = 50) -> list[MailRecord]:
+        rows = await self.session.execute(
+            select(
+                mails.c.id,
+                mails.c.kind,
+                mails.c.to_address,
+                mails.c.subject,
+                mails.c.state,
+                mails.c.attempts,
+                mails.c.created_at,
+                mails.c.sent_at,
+            )
+            .where(mails.c.user_id == user_id)
+            .order_by(mails.c.id.desc())
+            .limit(limit)
+        )
+        return [MailRecord(*row) for row in rows.all()]
+
+    async def backlog(self) -> int:
+        result = await self.session.execute(
+            select(func.count()).where(mails.c.state.in_(("queued", "sending")))
+        )
+        return int(result.scalar_one())

@@ -1,0 +1,246 @@
+"""notification-svc's use cases. Each takes the caller's session and never commits: a mail is
+queued in the transaction that claims its event in the inbox (handlers), and delivered later by
+the sender loop (``sender.py``), outside any transaction."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from plugpay_events.contracts.billing import RefundIssued, TopUpFailed, WalletToppedUp
+from plugpay_events.contracts.identity import (
+    EmailVerificationRequested,
+    GroupInvitationRequested,
+    PasswordChanged,
+    PasswordResetRequested,
+    UserRegistered,
+    UserVerified,
+)
+from plugpay_events.contracts.sessions import SessionBilled
+from plugpay_events.envelope import Envelope
+from plugpay_events.sealed import SealError, open_sealed
+
+from notification_svc import domain
+from notification_svc.domain import MailKind
+from notification_svc.repository import MailRecord, NotificationRepository
+from notification_svc.templates import MailRenderer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MailContext:
+    """What composing a mail needs besides the store: where links point, the key that opens
+    sealed codes, the renderer, and how old an event may be to still be news."""
+
+    public_base_url: str
+    link_key: bytes
+    max_event_age: timedelta = timedelta(days=2)
+    renderer: MailRenderer = field(default_factory=MailRenderer)
+
+    def link(self, fragment: str) -> str:
+        return f"{self.public_base_url.rstrip('/')}/app/#/{fragment}"
+
+
+def _when(at: datetime) -> str:
+    # Contact data holds no time zone: UTC, said so, to the minute.
+    return at.strftime("%Y-%m-%d %H:%M UTC")
+
+
+async def _queue(
+    ctx: MailContext,
+    store: NotificationRepository,
+    envelope: Envelope,
+    kind: MailKind,
+    user_id: uuid.UUID,
+    to_address: str | None,
+    **context: Any,
+) -> bool:
+    mail = ctx.renderer.render(kind, **context)
+    queued = await store.enqueue(
+        event_id=envelope.event_id,
+        kind=kind,
+        user_id=user_id,
+        to_address=to_address,
+        subject=mail.subject,
+        text_body=mail.text,
+        html_body=mail.html,
+    )
+    if queued:
+        log.info("%s mail queued for user %s (event %s)", kind, user_id, envelope.event_id)
+    return queued
+
+
+def _code(ctx: MailContext, envelope: Envelope, sealed: str, user_id: uuid.UUID) -> str | None:
+    try:
+        return open_sealed(ctx.link_key, sealed, f"{envelope.type}:{user_id}")
+    except SealError:
+        # Another installation's key or a forged event: nothing to mail (and nothing logged
+        # of the sealed text).
+        log.warning("%s %s: its code cannot be opened; no mail", envelope.type, envelope.event_id)
+        return None
+
+
+async def _learn(
+    ctx: MailContext,
+    store: NotificationRepository,
+    envelope: Envelope,
+    user_id: uuid.UUID,
+    email: str,
+    now: datetime,
+) -> None:
+    await store.learn_email(user_id, email, envelope.occurred_at, now - ctx.max_event_age)
+
+
+async def learn_identity(
+    ctx: MailContext, store: NotificationRepository, envelope: Envelope, now: datetime
+) -> None:
+    """Contact data from auth-svc's events, and the mails they ask for."""
+    event = envelope.event()
+    if isinstance(event, UserRegistered):
+        if event.email:
+            await _learn(ctx, store, envelope, event.user_id, event.email, now)
+    elif isinstance(event, UserVerified):
+        await store.mark_verified(event.user_id, envelope.occurred_at)
+    elif isinstance(event, EmailVerificationRequested):
+        if event.email is None or event.sealed_code is None:
+            return  # from before notification-svc: nothing to mail
+        await _learn(ctx, store, envelope, event.user_id, event.email, now)
+        if event.expires_at <= now:
+            return
+        code = _code(ctx, envelope, event.sealed_code, event.user_id)
+        if code is not None:
+            await _queue(
+                ctx, store, envelope, "verify_email", event.user_id, event.email,
+                link=ctx.link(f"verify/{code}"), expires=_when(event.expires_at),
+            )  # fmt: skip
+    elif isinstance(event, PasswordResetRequested):
+        await _learn(ctx, store, envelope, event.user_id, event.email, now)
+        if event.expires_at <= now:
+            return
+        code = _code(ctx, envelope, event.sealed_code, event.user_id)
+        if code is not None:
+            await _queue(
+                ctx, store, envelope, "password_reset", event.user_id, event.email,
+                link=ctx.link(f"reset/{code}"), expires=_when(event.expires_at),
+            )  # fmt: skip
+    elif isinstance(event, GroupInvitationRequested):
+        if event.expires_at <= now:
+            return
+        code = _code(ctx, envelope, event.sealed_code, event.user_id)
+        if code is not None:
+            await _queue(
+                ctx, store, envelope, "group_invitation", event.user_id, event.email,
+                group=event.group, link=ctx.link(f"invitations/{code}"),
+                expires=_when(event.expires_at),
+            )  # fmt: skip
+    elif isinstance(event, PasswordChanged):
+        await _learn(ctx, store, envelope, event.user_id, event.email, now)
+        if domain.is_history(envelope.occurred_at, now, ctx.max_event_age):
+            return
+        await _queue(
+            ctx, store, envelope, "password_changed", event.user_id, event.email,
+            changed=_when(event.changed_at), reset_link=ctx.link("reset"),
+        )  # fmt: skip
+
+
+NOT_WANTED = object()
+
+
+async def _to_contact(
+    ctx: MailContext,
+    store: NotificationRepository,
+    envelope: Envelope,
+    kind: MailKind,
+    user_id: uuid.UUID,
+    now: datetime,
+) -> str | object | None:
+    """The address a mail about money goes to; None when it is not known yet (the mail waits
+    for it); NOT_WANTED for history or a mail the driver switched off."""
+    if domain.is_history(envelope.occurred_at, now, ctx.max_event_age):
+        return NOT_WANTED
+    contact = await store.contact_for_mail(user_id)
+    if not domain.wanted(kind, contact):
+        return NOT_WANTED
+    return contact.email
+
+
+def _address(to: str | object | None) -> str | None:
+    return to if isinstance(to, str) else None
+
+
+async def session_billed(
+    ctx: MailContext, store: NotificationRepository, envelope: Envelope, event: SessionBilled,
+    now: datetime,
+) -> None:  # fmt: skip
+    """The receipt mail, unless the driver switched receipts off."""
+    to = await _to_contact(ctx, store, envelope, "receipt", event.user_id, now)
+    if to is NOT_WANTED:
+        return
+    funding = []
+    if event.wallet_charged and event.wallet_charged.amount_minor:
+        funding.append(f"From your wallet: {domain.format_money(event.wallet_charged)}")
+    if event.card_charged and event.card_charged.amount_minor:
+        funding.append(f"Charged to your card: {domain.format_money(event.card_charged)}")
+    if not funding and event.funding == "free":
+        funding.append("Free of charge")
+    if event.balance_after is not None:
+        funding.append(f"Wallet balance now: {domain.format_money(event.balance_after)}")
+    await _queue(
+        ctx, store, envelope, "receipt", event.user_id, _address(to),
+        amount=domain.format_money(event.charged), funding=funding,
+        billed=_when(event.billed_at), session_id=str(event.session_id),
+        receipt_link=ctx.link(f"receipt/{event.session_id}"),
+    )  # fmt: skip
+
+
+async def billing_event(
+    ctx: MailContext, store: NotificationRepository, envelope: Envelope, now: datetime
+) -> None:
+    """Top-ups done or declined, refunds: always mailed (money moved or did not)."""
+    event = envelope.event()
+    if isinstance(event, WalletToppedUp):
+        to = await _to_contact(ctx, store, envelope, "top_up_done", event.user_id, now)
+        if to is not NOT_WANTED:
+            await _queue(
+                ctx, store, envelope, "top_up_done", event.user_id, _address(to),
+                amount=domain.format_money(event.amount), trigger=event.trigger,
+                balance=domain.format_money(event.balance_after), at=_when(event.topped_up_at),
+            )  # fmt: skip
+    elif isinstance(event, TopUpFailed):
+        to = await _to_contact(ctx, store, envelope, "top_up_declined", event.user_id, now)
+        if to is not NOT_WANTED:
+            await _queue(
+                ctx, store, envelope, "top_up_declined", event.user_id, _address(to),
+                amount=domain.format_money(event.amount), trigger=event.trigger,
+                reason=event.reason, at=_when(event.failed_at), app_link=ctx.link("account"),
+            )  # fmt: skip
+    elif isinstance(event, RefundIssued):
+        to = await _to_contact(ctx, store, envelope, "refund_issued", event.user_id, now)
+        if to is not NOT_WANTED:
+            await _queue(
+                ctx, store, envelope, "refund_issued", event.user_id, _address(to),
+                amount=domain.format_money(event.amount), session_id=str(event.session_id),
+                reason=event.reason, at=_when(event.issued_at),
+            )  # fmt: skip
+
+
+# --- the driver's API ------------------------------------------------------------------------
+
+
+async def preferences(store: NotificationRepository, user_id: uuid.UUID) -> domain.Contact:
+    return await store.contact(user_id) or domain.Contact(str(user_id), None)
+
+
+async def set_receipts(
+    store: NotificationRepository, user_id: uuid.UUID, receipts: bool, now: datetime
+) -> domain.Contact:
+    await store.set_receipts(user_id, receipts, now)
+    return await preferences(store, user_id)
+
+
+async def delivery_log(store: NotificationRepository, user_id: uuid.UUID) -> list[MailRecord]:
+    return await store.mails_of(user_id)
