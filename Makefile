@@ -6,7 +6,7 @@ UV := python3 -m uv
 
 include deploy/local/infra.mk
 
-.PHONY: help bootstrap web-deps venv sync run check test test-packages lint typecheck schemas clean up down bench bench-smoke reliability
+.PHONY: images compose-up compose-down help bootstrap web-deps venv sync run check test test-packages lint typecheck schemas clean up down bench bench-smoke reliability
 
 # Every Python package of the tree; lint and typecheck cover them all.
 LINTED := libs services apps bench tests scripts
@@ -62,6 +62,15 @@ bench: sync ## the benchmark suite on an isolated stack (bench/run.sh, ~40 min):
 
 bench-smoke: sync ## every benchmark for a few seconds (CI keeps them working); bench/results/*-smoke.json
 	@BENCH_SMOKE=1 bash bench/run.sh
+
+images: venv ## Docker images of every service + Kafka, PostgreSQL, nginx (starts dockerd; sizes)
+	@bash deploy/docker/images.sh build
+
+compose-up: images ## the whole product on Docker Compose, loopback only (deploy/compose; :8280)
+	@bash deploy/compose/compose.sh up
+
+compose-down: ## stop the Compose deployment (named volumes kept: compose.sh down --volumes drops them)
+	@bash deploy/compose/compose.sh down
 
 clean: ## remove caches (not data)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .cache/venvs

@@ -12,6 +12,8 @@ Outputs (committed; tests/deploy fails when they are stale):
 - ``deploy/gateway/nginx.conf``: the local gateway.
 - ``deploy/k8s/base/generated/*.yaml``: workloads, Services, HPAs, PDBs, NetworkPolicies,
   the Ingresses, KafkaTopics, KafkaUsers with their ACLs, the CloudNativePG cluster and databases.
+  Workloads run ``plugpay/<service>:<project version>``, the images `make images` builds from the
+  one ``Dockerfile`` at the root (``ARG SERVICE``).
 
 Overlays (``deploy/k8s/overlays/{dev,prod}``) are written by hand and patch the base.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,8 @@ KAFKA_CLUSTER = "plugpay-kafka"
 KAFKA_BOOTSTRAP = f"{KAFKA_CLUSTER}-kafka-bootstrap:9093"
 PG_CLUSTER = "plugpay-pg"
 CONTAINER_PORT = 8000
+# The workspace's version tags every image (`make images`, deploy/compose, the overlays).
+PROJECT_VERSION: str = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 UID = 10001
 INGRESS_NAMESPACE = "ingress-nginx"
 MONITORING_NAMESPACE = "monitoring"
@@ -417,6 +422,11 @@ def labels(name: str, component: str = "api") -> dict[str, str]:
     }
 
 
+def image_name(service: str) -> str:
+    """The image `make images` builds from the one Dockerfile: plugpay/<service>:<version>."""
+    return f"plugpay/{service}:{PROJECT_VERSION}"
+
+
 def selector(name: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": name}
 
@@ -451,7 +461,7 @@ def workload(svc: Service, health_prefix: str) -> list[dict[str, Any]]:
     probe_common = {"port": "http", "scheme": "HTTP"}
     container = {
         "name": svc.name,
-        "image": f"plugpay/{svc.name}:0.1.0",
+        "image": image_name(svc.name),
         "imagePullPolicy": "IfNotPresent",
         "ports": [{"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"}],
         "envFrom": [{"configMapRef": {"name": "plugpay-platform"}}],
@@ -1055,86 +1065,232 @@ def postgres() -> list[dict[str, Any]]:
     return [cluster, *databases]
 
 
-# ---- Dockerfiles ------------------------------------------------------------------------
+# ---- Docker Compose (deploy/compose) ---------------------------------------------------------
 
-UV_IMAGE = "ghcr.io/astral-sh/uv:0.13.9"  # the uv that wrote uv.lock
-PYTHON_IMAGE = "python:3.11.14-slim-bookworm"
-
-
-def render_dockerfile(svc: Service, health_prefix: str) -> str:
-    return f"""\
-# syntax=docker/dockerfile:1
-{HEADER.format(source="scripts/render_k8s.py (render_dockerfile)")}
-# {svc.name}: build from the repository root (the uv workspace):
-#   docker build -f services/{svc.name}/Dockerfile -t plugpay/{svc.name}:0.1.0 .
-# Runs as UID {UID}, writes nowhere but /tmp (read-only root filesystem in Kubernetes).
-
-FROM {UV_IMAGE} AS uv
-
-# Only the workspace's pyproject.toml files and the lock: this stage's output changes only when
-# they do, so the dependency layer below survives code edits (and needs no list of members).
-FROM {PYTHON_IMAGE} AS manifests
-WORKDIR /src
-COPY . .
-RUN find . -type f ! -name pyproject.toml ! -name uv.lock -delete
-
-FROM {PYTHON_IMAGE} AS builder
-COPY --from=uv /uv /uvx /bin/
-ENV UV_COMPILE_BYTECODE=1 \\
-    UV_LINK_MODE=copy \\
-    UV_PYTHON_DOWNLOADS=never \\
-    UV_PYTHON=/usr/local/bin/python3.11 \\
-    UV_PROJECT_ENVIRONMENT=/app/.venv
-WORKDIR /src
-# Third-party dependencies first, exactly as locked (--frozen: never re-resolved).
-COPY --from=manifests /src ./
-RUN --mount=type=cache,target=/root/.cache/uv \\
-    uv sync --frozen --no-dev --package {svc.name} --no-install-workspace
-# Then the workspace's own packages (libs + this service), installed non-editable.
-COPY . .
-RUN --mount=type=cache,target=/root/.cache/uv \\
-    uv sync --frozen --no-dev --package {svc.name} --no-editable
-
-FROM {PYTHON_IMAGE} AS runtime
-RUN groupadd --system --gid {UID} plugpay \\
-    && useradd --system --uid {UID} --gid {UID} --no-create-home \\
-       --home-dir /nonexistent --shell /usr/sbin/nologin plugpay
-# Owned by root, so the service cannot change its own code.
-COPY --from=builder /app/.venv /app/.venv
-ENV PATH=/app/.venv/bin:$PATH \\
-    PYTHONDONTWRITEBYTECODE=1 \\
-    PYTHONUNBUFFERED=1 \\
-    TMPDIR=/tmp \\
-    {svc.env_prefix}HOST=0.0.0.0 \\
-    {svc.env_prefix}PORT={CONTAINER_PORT}
-USER {UID}:{UID}
-WORKDIR /tmp
-EXPOSE {CONTAINER_PORT}
-HEALTHCHECK --interval=30s --timeout=3s --start-period=60s --retries=3 \\
-    CMD ["python", "-c", "import urllib.request as u; \\
-u.urlopen('http://127.0.0.1:{CONTAINER_PORT}{health_prefix}/healthz', timeout=2)"]
-CMD ["{svc.name}"]
-"""  # noqa: S608 - a Dockerfile, not SQL
+COMPOSE_DIR = ROOT / "deploy/compose"
+# Host networking, every address on the loopback: services on COMPOSE_PORT_BASE + 1.. (the
+# layout of scripts/stack.sh, 8700 instead of 8100), nginx on COMPOSE_PORT_BASE - 20.
+COMPOSE_PORT_BASE = 8700
+LOCAL_PORT_BASE = 8100  # routes.yaml's local_ports are scripts/stack.sh's, from this base
+COMPOSE_GATEWAY_PORT = COMPOSE_PORT_BASE - 20
+COMPOSE_KAFKA = "127.0.0.1:9192"
+COMPOSE_KAFKA_CONTROLLER = "127.0.0.1:9193"
+COMPOSE_PG_PORT = 5442
+COMPOSE_PG_USER = "plugpay"
+TMPFS = "/tmp"  # noqa: S108 - a container's own tmpfs (read-only root filesystem)
+KAFKA_VERSION = (
+    (ROOT / "deploy/local/kafka/pom.xml").read_text().split("<kafka.version>")[1].split("<")[0]
+)
+COMPOSE_KAFKA_IMAGE = f"plugpay/kafka:{KAFKA_VERSION}"
+COMPOSE_POSTGRES_IMAGE = "plugpay/postgres:15"
+COMPOSE_NGINX_IMAGE = f"plugpay/nginx:{PROJECT_VERSION}"
+# Secrets the services read from files (the image's entrypoint turns NAME_FILE into NAME).
+SERVICE_SECRETS: dict[str, tuple[tuple[str, str], ...]] = {
+    "auth-svc": (("AUTH_SVC_BOOTSTRAP_ADMIN_PASSWORD", "admin-password"),),
+    "station-gateway": (("STATION_GATEWAY_CODE_SIGNING_KEY", "code-signing-key.json"),),
+    "session-svc": (("SESSION_SVC_CODE_VERIFICATION_JWKS", "code-verification-jwks.json"),),
+    # Empty file (the default): no SMTP server, mail stays queued (docs/notifications.md).
+    "notification-svc": (("PLUGPAY_SMTP_URL", "smtp-url"),),
+}
+# Every service's: the key that seals codes in mail links.
+PLATFORM_SECRETS: tuple[tuple[str, str], ...] = (("PLUGPAY_MAIL_LINK_KEY", "mail-link-key"),)
 
 
-DOCKERIGNORE = f"""\
-{HEADER.format(source="scripts/render_k8s.py (DOCKERIGNORE)")}
-# Build context of services/*/Dockerfile: the workspace sources and the lock, nothing local.
-**
-!pyproject.toml
-!uv.lock
-!libs
-!services
-!apps
-**/tests
-**/__pycache__
-**/*.pyc
-**/.pytest_cache
-**/.mypy_cache
-**/.ruff_cache
-**/.venv
-**/Dockerfile
-"""
+def compose_instances(services: dict[str, dict[str, Any]]) -> list[tuple[Service, str, int]]:
+    """(service, compose service name, port): one instance per local process of routes.yaml
+    (station-gateway runs two), on scripts/stack.sh's ports shifted to COMPOSE_PORT_BASE."""
+    out = []
+    for svc in SERVICES:
+        for n, local in enumerate(services[svc.name]["local_ports"], start=1):
+            name = svc.name if n == 1 else f"{svc.name}-{n}"
+            out.append((svc, name, COMPOSE_PORT_BASE + int(local) - LOCAL_PORT_BASE))
+    return sorted(out, key=lambda instance: instance[2])
+
+
+def _healthcheck(test: list[str], interval: str = "5s", start: str = "120s") -> dict[str, Any]:
+    return {
+        "test": ["CMD", *test],
+        "interval": interval,
+        "timeout": "10s",
+        "retries": 5,
+        "start_period": start,
+    }
+
+
+def render_compose(services: dict[str, dict[str, Any]]) -> str:
+    instances = compose_instances(services)
+    port_of = {name: port for _, name, port in instances}
+    base_url = f"http://127.0.0.1:{COMPOSE_GATEWAY_PORT}"
+    secrets_dir = "${PLUGPAY_COMPOSE_SECRETS:-../../.local/compose/secrets}"
+    common = {"network_mode": "host", "restart": "unless-stopped", "init": True}
+    doc: dict[str, Any] = {
+        "x-plugpay": {
+            "note": "read by tests/e2e (compose mode) and deploy/compose/compose.sh",
+            "base_url": base_url,
+            "kafka_bootstrap": COMPOSE_KAFKA,
+            "postgres": f"postgresql://{COMPOSE_PG_USER}@127.0.0.1:{COMPOSE_PG_PORT}",
+            "instances": {name: port for _, name, port in instances},
+            "databases": {svc.name: svc.database for svc in SERVICES},
+        },
+        "services": {},
+        "volumes": {"postgres-data": {}, "kafka-data": {}},
+        "secrets": {
+            name: {"file": f"{secrets_dir}/{name}"}
+            for name in [
+                "postgres-password",
+                *sorted(
+                    {f for pairs in SERVICE_SECRETS.values() for _, f in pairs}
+                    | {f for _, f in PLATFORM_SECRETS}
+                ),
+                *[f"{svc.name}-database-url" for svc in SERVICES],
+            ]
+        },
+    }
+    out = doc["services"]
+    out["postgres"] = {
+        "image": "${PLUGPAY_POSTGRES_IMAGE:-" + COMPOSE_POSTGRES_IMAGE + "}",
+        **common,
+        "command": [
+            "postgres",
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            f"port={COMPOSE_PG_PORT}",
+        ],
+        "environment": {
+            "POSTGRES_USER": COMPOSE_PG_USER,
+            "POSTGRES_DB": "postgres",
+            "POSTGRES_PASSWORD_FILE": "/run/secrets/postgres-password",
+        },
+        "secrets": ["postgres-password"],
+        "volumes": [
+            "postgres-data:/var/lib/postgresql/data",
+            "./postgres-init.sql:/docker-entrypoint-initdb.d/plugpay.sql:ro",
+        ],
+        "read_only": True,
+        "tmpfs": [TMPFS, "/var/run/postgresql"],
+        "shm_size": "128m",
+        "healthcheck": _healthcheck(
+            [
+                "pg_isready",
+                "-q",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(COMPOSE_PG_PORT),
+                "-U",
+                COMPOSE_PG_USER,
+            ],
+            interval="3s",
+        ),
+    }
+    out["kafka"] = {
+        "image": "${PLUGPAY_KAFKA_IMAGE:-" + COMPOSE_KAFKA_IMAGE + "}",
+        **common,
+        "environment": {
+            "KAFKA_LISTENERS": f"PLAINTEXT://{COMPOSE_KAFKA},CONTROLLER://{COMPOSE_KAFKA_CONTROLLER}",
+            "KAFKA_ADVERTISED_LISTENERS": f"PLAINTEXT://{COMPOSE_KAFKA}",
+            "KAFKA_CONTROLLER_QUORUM_BOOTSTRAP_SERVERS": COMPOSE_KAFKA_CONTROLLER,
+            "KAFKA_LOG_RETENTION_MS": "-1",
+        },
+        "volumes": ["kafka-data:/var/lib/kafka/data"],
+        "read_only": True,
+        "tmpfs": [TMPFS],
+        "healthcheck": _healthcheck(["/opt/kafka/entrypoint.sh", "probe"], start="180s"),
+    }
+    routes_services = services
+    for svc, name, port in instances:
+        health = routes_services[svc.name]["health_prefix"]
+        env: dict[str, str] = {
+            "PLUGPAY_ENVIRONMENT": "${PLUGPAY_ENVIRONMENT:-development}",
+            "PLUGPAY_KAFKA_BOOTSTRAP": COMPOSE_KAFKA,
+            "PLUGPAY_PUBLIC_BASE_URL": "${PLUGPAY_PUBLIC_BASE_URL:-" + base_url + "}",
+            "PLUGPAY_JWKS_URL": f"http://127.0.0.1:{port_of['auth-svc']}/auth/.well-known/jwks.json",
+            "PLUGPAY_INSTANCE_ID": f"{svc.name}-{port}",
+            "PLUGPAY_FORWARDED_ALLOW_IPS": "127.0.0.1",
+            "PLUGPAY_LOG_LEVEL": "${PLUGPAY_LOG_LEVEL:-INFO}",
+            "PLUGPAY_MAIL_FROM": "${PLUGPAY_MAIL_FROM:-Plugpay <no-reply@plugpay.invalid>}",
+            f"{svc.env_prefix}HOST": "127.0.0.1",
+            f"{svc.env_prefix}PORT": str(port),
+            f"{svc.env_prefix}DATABASE_URL_FILE": f"/run/secrets/{svc.name}-database-url",
+        }
+        secrets = (*PLATFORM_SECRETS, *SERVICE_SECRETS.get(svc.name, ()))
+        for var, secret in secrets:
+            env[f"{var}_FILE"] = f"/run/secrets/{secret}"
+        if svc.name == "auth-svc":
+            env["AUTH_SVC_BOOTSTRAP_ADMIN_EMAIL"] = "${PLUGPAY_ADMIN_EMAIL:-admin@example.com}"
+        if svc.name == "station-gateway":
+            # 1 (real time) unless a test deployment's simulated stations meter faster.
+            env["STATION_GATEWAY_SIMULATED_METER_SPEEDUP"] = (
+                "${STATION_GATEWAY_SIMULATED_METER_SPEEDUP:-1}"
+            )
+        depends = {
+            "postgres": {"condition": "service_healthy"},
+            "kafka": {"condition": "service_healthy"},
+        }
+        out[name] = {
+            "image": image_name(svc.name),
+            **common,
+            "environment": env,
+            "secrets": [
+                f"{svc.name}-database-url",
+                *[s for _, s in secrets],
+            ],
+            "read_only": True,
+            "tmpfs": [TMPFS],
+            "stop_grace_period": f"{svc.termination_grace_s}s",
+            "depends_on": depends,
+            "healthcheck": _healthcheck(
+                [
+                    "python",
+                    "-c",
+                    "import urllib.request as u; "
+                    f"u.urlopen('http://127.0.0.1:{port}{health}/readyz', timeout=5)",
+                ]
+            ),
+        }
+    out["nginx"] = {
+        "image": "${PLUGPAY_NGINX_IMAGE:-" + COMPOSE_NGINX_IMAGE + "}",
+        **common,
+        "volumes": ["./nginx.conf:/etc/plugpay/nginx.conf:ro", "../../web:/srv/web:ro"],
+        "read_only": True,
+        "tmpfs": [TMPFS],
+        "depends_on": {name: {"condition": "service_started"} for _, name, _ in instances},
+        "healthcheck": _healthcheck(
+            ["curl", "-sf", "-o", "/dev/null", f"{base_url}/auth/healthz"], interval="5s"
+        ),
+    }
+    header = HEADER.format(source="scripts/render_k8s.py (render_compose)") + (
+        "# Plugpay on one machine (docs/deploy.md): deploy/compose/compose.sh up|down|ps|logs.\n"
+        "# Host networking with every address on 127.0.0.1; the front door is nginx on "
+        f"{base_url}.\n# Secrets are files (compose.sh makes them in .local/compose/secrets), "
+        "data is in named volumes.\n"
+    )
+    return header + yaml.safe_dump(doc, sort_keys=False, width=100)
+
+
+def render_compose_nginx(services: dict[str, dict[str, Any]], routes: list[Route]) -> str:
+    """deploy/gateway/nginx.conf's routes with Compose's upstreams, port and web root."""
+    ports: dict[str, list[int]] = {}
+    for svc, _, port in compose_instances(services):
+        ports.setdefault(svc.name, []).append(port)
+    local = {name: {**svc, "local_ports": ports[name]} for name, svc in services.items()}
+    text = render_nginx(local, routes)
+    text = text.replace("listen 127.0.0.1:8080;", f"listen 127.0.0.1:{COMPOSE_GATEWAY_PORT};")
+    text = text.replace("__WEB_ROOT__", "/srv/web")
+    return text.replace(
+        "#   scripts/stack.sh up   (replaces __WEB_ROOT__, runs nginx -p .local/stack/nginx)",
+        "#   deploy/compose: the nginx image runs it with -p /tmp/nginx, web/ on /srv/web",
+    )
+
+
+def render_compose_postgres() -> str:
+    lines = [
+        "-- " + line for line in HEADER.format(source="scripts/render_k8s.py SERVICES").splitlines()
+    ]
+    lines.append("-- One database per service (each service owns its schema), made on first start.")
+    lines += [f'CREATE DATABASE "{svc.database}";' for svc in SERVICES]
+    return "\n".join(lines) + "\n"
 
 
 def dump(objects: list[dict[str, Any]], source: str) -> str:
@@ -1159,11 +1315,9 @@ def render_all() -> dict[Path, str]:
         kafka_users(), "scripts/render_k8s.py SERVICES (docs/flow.md)"
     )
     out[GENERATED / "postgres.yaml"] = dump(postgres(), "scripts/render_k8s.py SERVICES")
-    for svc in SERVICES:
-        out[ROOT / "services" / svc.name / "Dockerfile"] = render_dockerfile(
-            svc, services[svc.name]["health_prefix"]
-        )
-    out[ROOT / ".dockerignore"] = DOCKERIGNORE
+    out[COMPOSE_DIR / "compose.yaml"] = render_compose(services)
+    out[COMPOSE_DIR / "nginx.conf"] = render_compose_nginx(services, routes)
+    out[COMPOSE_DIR / "postgres-init.sql"] = render_compose_postgres()
     return out
 
 
@@ -1178,6 +1332,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"stale: {p.relative_to(ROOT)}", file=sys.stderr)
         return 1 if stale else 0
     GENERATED.mkdir(parents=True, exist_ok=True)
+    COMPOSE_DIR.mkdir(parents=True, exist_ok=True)
     for path, text in rendered.items():
         path.write_text(text)
     for extra in set(GENERATED.glob("*.yaml")) - set(rendered):

@@ -12,8 +12,10 @@ else
   eval "$(sed 's/^/export /' <<<"$env_lines")"
 fi
 echo "infra ready after $(( SECONDS - start ))s"
-# The e2e suite leaves the distributed stack up (it is idempotent); stop it however we exit.
-trap 'bash scripts/stack.sh down >/dev/null 2>&1 || true' EXIT
+# The e2e suite leaves the distributed stack up (it is idempotent); stop it and the Compose
+# deployment (with its volumes) however we exit.
+trap 'bash scripts/stack.sh down >/dev/null 2>&1 || true
+  bash deploy/compose/compose.sh down --volumes >/dev/null 2>&1 || true' EXIT
 make --no-print-directory lint typecheck
 bash scripts/test-packages.sh
 # Whole-system suites run from the workspace venv (they use every package).
@@ -21,6 +23,25 @@ python3 -m uv run --no-sync pytest tests/deploy -p no:cacheprovider -q
 if compgen -G "tests/e2e/test_*.py" >/dev/null; then
   python3 -m uv run --no-sync pytest tests/e2e -p no:cacheprovider
 fi
+# The images, run for real on a Docker engine (docs/deploy.md): dockerd from Debian's packages,
+# every image built (make images: local bases, the layer cache makes a rebuild quick, sizes and a
+# secret check), the e2e suite against the Compose deployment — the patent flow on OCPP 1.6 and
+# 2.0.1, every denial, two gateway replicas, one of them crashing mid-session — then torn down.
+images_start=$SECONDS
+make --no-print-directory images
+echo "images built in $(( SECONDS - images_start ))s"
+bash deploy/compose/compose.sh down --volumes >/dev/null 2>&1 || true # a fresh deployment
+PLUGPAY_E2E_MODES=compose python3 -m uv run --no-sync pytest tests/e2e/test_charging.py \
+  tests/e2e/test_scale.py tests/e2e/test_compose.py -k "not fifty" -p no:cacheprovider
+bash deploy/compose/compose.sh down --volumes
+# The fixtures' testcontainers path (libs/testing) on the locally built Kafka and PostgreSQL
+# images: the bus contract suites and pricing-svc's integration tests, servers in containers.
+kafka_image=$(bash deploy/docker/images.sh list | grep '^plugpay/kafka:')
+postgres_image=$(bash deploy/docker/images.sh list | grep '^plugpay/postgres:')
+env -u PLUGPAY_DATABASE_URL -u PLUGPAY_KAFKA_BOOTSTRAP CI="${CI:-1}" PLUGPAY_TESTCONTAINERS=1 \
+  PLUGPAY_TEST_KAFKA_IMAGE="$kafka_image" PLUGPAY_TEST_POSTGRES_IMAGE="$postgres_image" \
+  python3 -m uv run --no-sync pytest libs/events/tests/contract services/pricing-svc/tests/integration \
+  -p no:cacheprovider -q
 # A compressed month through the real flow, exported and reported: the report's totals must
 # equal the live stores' (sessions, energy, revenue to the cent).
 python3 -m uv run --no-sync pytest tests/analytics -p no:cacheprovider

@@ -166,7 +166,7 @@ def server_user() -> pwd.struct_passwd | None:
     except KeyError:
         say(f"running as root: creating system user {RUN_AS} for the server (it refuses root)")
         useradd = shutil.which("useradd") or "/usr/sbin/useradd"
-        subprocess.run(  # noqa: S603 (fixed arguments)
+        subprocess.run(
             [
                 useradd,
                 "--system",
@@ -227,7 +227,7 @@ def port_open() -> bool:
 def psql(bindir: Path, sql: str, db: str = "postgres") -> str:
     """Runs SQL over TCP with the password: the same path the services use."""
     env = dict(os.environ, PGPASSWORD=PASSWORD, PGCONNECT_TIMEOUT="5")
-    r = subprocess.run(  # noqa: S603 (our own binary, our own SQL)
+    r = subprocess.run(
         [
             str(bindir / "psql"),
             "-X",
@@ -280,7 +280,7 @@ def ensure_initdb(bindir: Path, user: pwd.struct_passwd | None) -> None:
     pwfile.chmod(0o600)
     chown(pwfile, user)
     try:
-        r = subprocess.run(  # noqa: S603 (our own binary)
+        r = subprocess.run(
             [
                 str(bindir / "initdb"),
                 "-D",
@@ -333,7 +333,7 @@ def cmd_up() -> None:
         # (a pipe inherited by the server would keep our caller waiting).
         with open(STATE / "pg_ctl.out", "w") as out:
             chown(STATE / "pg_ctl.out", user)
-            r = subprocess.run(  # noqa: S603 (our own binary)
+            r = subprocess.run(
                 [
                     str(bindir / "pg_ctl"),
                     "-D",
@@ -379,7 +379,7 @@ def cmd_down() -> None:
     stopped = False
     if bindir is not None:
         # -m fast: roll back open transactions, shut down cleanly (no crash recovery next start).
-        r = subprocess.run(  # noqa: S603 (our own binary)
+        r = subprocess.run(
             [
                 str(bindir / "pg_ctl"),
                 "-D",

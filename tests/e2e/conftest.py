@@ -1,16 +1,20 @@
-"""End-to-end tests of the whole product, in both of its shapes.
+"""End-to-end tests of the whole product, in each of its shapes.
 
 - ``distributed``: ``scripts/stack.sh up`` (each service its own uvicorn process, Kafka,
   PostgreSQL, nginx on :8080; idempotent, reused when running);
 - ``embedded``: ``plugpay run`` as a subprocess on a free port with a temporary data folder,
-  stopped with Ctrl-C (SIGINT) at the end, which must exit 0.
+  stopped with Ctrl-C (SIGINT) at the end, which must exit 0;
+- ``compose``: the images on Docker Compose (``deploy/compose/compose.sh up``, idempotent; nginx
+  on :8680), only when asked for: ``PLUGPAY_E2E_MODES=compose`` (``make images`` first).
 
 Every test makes its own data through the public APIs (drivers, money, cards, stations,
 tariffs), so tests are independent and repeatable on a long-lived stack. After every test the
 invariants are checked (``World.check_invariants``): every session it touched is terminal, each
 billed at most once in the event log, the ledger balances, no hold left open.
 
-``PLUGPAY_E2E_MODES=distributed`` (or ``embedded``) runs one mode.
+``PLUGPAY_E2E_MODES=distributed`` (or ``embedded``, ``compose``) runs one mode.
+``multi_process`` tests need several processes (two gateways): distributed and compose;
+``distributed_only`` tests use the host's stack itself (its venv, its secrets).
 ``PLUGPAY_E2E_STACK=e2e PLUGPAY_E2E_PORT_BASE=8900`` runs the distributed mode on an isolated
 stack of this checkout (stopped at the end) instead of the shared main one (e.g. while another
 checkout's runs); ``PLUGPAY_INFRA=external`` when Kafka and PostgreSQL are someone else's. With
@@ -36,13 +40,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 from e2e_support import (
     Deployment,
     World,
+    start_compose,
     start_distributed,
     start_embedded,
     stop_distributed,
     stop_embedded_process,
 )
 
-ALL_MODES = ("distributed", "embedded")
+ALL_MODES = ("distributed", "embedded", "compose")
+DEFAULT_MODES = ("distributed", "embedded")  # compose needs the images: asked for by name
+MULTI_PROCESS_MODES = ("distributed", "compose")
 # The distributed mode's stack: the shared main one, or an isolated instance (its own ports,
 # databases and topics; stopped at the end) when the main one runs another checkout's code.
 E2E_STACK = os.environ.get("PLUGPAY_E2E_STACK", "main")
@@ -51,14 +58,18 @@ _timings: dict[str, float] = {}
 
 
 def _modes() -> list[str]:
-    wanted = os.environ.get("PLUGPAY_E2E_MODES", ",".join(ALL_MODES))
+    wanted = os.environ.get("PLUGPAY_E2E_MODES", ",".join(DEFAULT_MODES))
     return [m for m in ALL_MODES if m in {w.strip() for w in wanted.split(",")}]
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "distributed_only: needs the distributed topology (several processes)"
+        "markers", "distributed_only: needs the host's distributed stack (scripts/stack.sh)"
     )
+    config.addinivalue_line(
+        "markers", "multi_process: needs several processes (two gateways): distributed, compose"
+    )
+    config.addinivalue_line("markers", "compose_only: needs the Compose deployment (containers)")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -66,17 +77,23 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         modes = _modes()
         if metafunc.definition.get_closest_marker("distributed_only"):
             modes = [m for m in modes if m == "distributed"]
+        if metafunc.definition.get_closest_marker("multi_process"):
+            modes = [m for m in modes if m in MULTI_PROCESS_MODES]
+        if metafunc.definition.get_closest_marker("compose_only"):
+            modes = [m for m in modes if m == "compose"]
         metafunc.parametrize("deployment", modes, indirect=True, scope="session")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A distributed-only test in a run without the distributed mode is not applicable:
-    deselected, not skipped."""
+    """A test for modes this run does not have (distributed-only, multi-process, compose-only)
+    is not applicable: deselected, not skipped."""
+    markers = ("distributed_only", "multi_process", "compose_only")
     dropped = [
         item
         for item in items
-        if item.get_closest_marker("distributed_only")
-        and "deployment" not in getattr(getattr(item, "callspec", None), "params", {})
+        if any(item.get_closest_marker(m) for m in markers)
+        and getattr(getattr(item, "callspec", None), "params", {}).get("deployment")
+        not in ALL_MODES
     ]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
@@ -110,6 +127,8 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
     try:
         if mode == "distributed":
             running = start_distributed(stack_name=E2E_STACK, port_base=E2E_PORT_BASE)
+        elif mode == "compose":
+            running = start_compose()
         else:
             tmp = tempfile.TemporaryDirectory(prefix="plugpay-e2e-")
             data = Path(tmp.name) / "data"

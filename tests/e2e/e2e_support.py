@@ -88,13 +88,15 @@ def http_client(base_url: str) -> httpx.AsyncClient:
 class Deployment:
     """Where a running Plugpay is and how an auditor reads its logs and ledgers."""
 
-    mode: str  # "distributed" | "embedded"
+    mode: str  # "distributed" | "embedded" | "compose"
     base_url: str
     ws_url: str
     admin_password: str
     code_signing_key: dict[str, Any]
     database_urls: dict[str, str]  # service database name -> plain postgresql:// URL
     gateway_ws_urls: tuple[str, ...] = ()  # direct station-gateway processes (distributed)
+    gateway_instance_ids: tuple[str, ...] = ()  # their PLUGPAY_INSTANCE_ID, same order
+    kafka_bootstrap: str = STACK_KAFKA
     topic_prefix: str = ""  # an isolated distributed stack's topics are "<name>.plugpay.*"
     process: subprocess.Popen[bytes] | None = None
     data_dir: Path | None = None
@@ -106,11 +108,11 @@ class Deployment:
     port_base: int = 8100
 
     def event_bus(self) -> EventBus:
-        if self.mode == "distributed":
+        if self.mode in ("distributed", "compose"):
             from plugpay_events.bus.kafka import KafkaEventBus
 
             return KafkaEventBus(
-                STACK_KAFKA, client_id="e2e-auditor", topic_prefix=self.topic_prefix
+                self.kafka_bootstrap, client_id="e2e-auditor", topic_prefix=self.topic_prefix
             )
         from plugpay_events.bus.embedded import EmbeddedEventBus
 
@@ -203,6 +205,10 @@ def start_distributed(
             f"ws://127.0.0.1:{port_base + 2}",
             f"ws://127.0.0.1:{port_base + 6}",
         ),
+        gateway_instance_ids=(
+            f"station-gateway-{port_base + 2}",
+            f"station-gateway-{port_base + 6}",
+        ),
         topic_prefix="" if main else f"{stack_name}.",
         meter_speedup=float(settings["STATION_GATEWAY_SIMULATED_METER_SPEEDUP"]),
         state_dir=state,
@@ -225,6 +231,112 @@ def stop_distributed(*, stack_name: str, port_base: int) -> None:
     )
     if done.returncode != 0:
         raise RuntimeError(f"stack.sh down failed ({done.returncode}):\n{done.stderr[-4000:]}")
+
+
+# --- the same product from its images, on Docker Compose (deploy/compose) ----------------------
+
+COMPOSE_DIR = ROOT / "deploy" / "compose"
+
+
+def compose_settings() -> dict[str, Any]:
+    """compose.yaml's x-plugpay: the front door, Kafka, PostgreSQL, each instance's port."""
+    import yaml
+
+    settings: dict[str, Any] = yaml.safe_load((COMPOSE_DIR / "compose.yaml").read_text())[
+        "x-plugpay"
+    ]
+    return settings
+
+
+def compose_secrets() -> Path:
+    return Path(os.environ.get("PLUGPAY_COMPOSE_SECRETS", ROOT / ".local" / "compose" / "secrets"))
+
+
+def compose(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> str:
+    """deploy/compose/compose.sh ARGS (stdout); a failure raises with its stderr."""
+    done = subprocess.run(
+        ["bash", str(COMPOSE_DIR / "compose.sh"), *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"compose.sh {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-4000:]}"
+        )
+    return done.stdout
+
+
+def start_compose() -> Deployment:
+    """`deploy/compose/compose.sh up` (idempotent: a running deployment is only re-checked;
+    the images must exist, `make images`) and what the auditor needs from its secrets."""
+    began = time.monotonic()
+    compose("up", timeout=600, env=simulation_settings(METER_SPEEDUP))
+    x = compose_settings()
+    base = str(x["base_url"])
+    _wait_http(f"{base}/sessions/readyz", time.monotonic() + SETUP_TIMEOUT_S)
+    secrets_dir = compose_secrets()
+    password = (secrets_dir / "postgres-password").read_text().strip()
+    pg = str(x["postgres"]).replace("postgresql://plugpay@", f"postgresql://plugpay:{password}@")
+    gateways = [name for name in x["instances"] if name.startswith("station-gateway")]
+    print(f"\n[e2e] compose deployment up in {time.monotonic() - began:.1f}s")
+    return Deployment(
+        mode="compose",
+        base_url=base,
+        ws_url=base.replace("http", "ws"),
+        admin_password=(secrets_dir / "admin-password").read_text().strip(),
+        code_signing_key=json.loads((secrets_dir / "code-signing-key.json").read_text()),
+        database_urls={db: f"{pg}/{db}" for db in x["databases"].values()},
+        gateway_ws_urls=tuple(f"ws://127.0.0.1:{x['instances'][g]}" for g in gateways),
+        gateway_instance_ids=tuple(f"station-gateway-{x['instances'][g]}" for g in gateways),
+        kafka_bootstrap=str(x["kafka_bootstrap"]),
+        meter_speedup=METER_SPEEDUP,
+    )
+
+
+def compose_container(service: str) -> str:
+    container = compose("compose", "ps", "-q", service).strip()
+    assert container, f"no container for {service}"
+    return container
+
+
+def container_state(container: str) -> tuple[int, str, str]:
+    """(restart count, state, health) of a container."""
+    out = subprocess.run(
+        [
+            "docker",
+            "inspect",
+            "--format",
+            "{{.RestartCount}} {{.State.Status}}"
+            " {{if .State.Health}}{{.State.Health.Status}}{{end}}",
+            container,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout.split()
+    return int(out[0]), out[1], out[2] if len(out) > 2 else ""
+
+
+def crash_service_process(container: str) -> None:
+    """SIGKILL the service's own process inside its container (not `docker kill`, which Docker
+    counts as a deliberate stop): a crash, which the restart policy must answer."""
+    script = (
+        "import os, signal\n"
+        "for pid in os.listdir('/proc'):\n"
+        "    if pid.isdigit() and int(pid) not in (1, os.getpid()):\n"
+        "        try:\n"
+        "            cmd = open(f'/proc/{pid}/cmdline', 'rb').read()\n"
+        "        except OSError:\n"
+        "            continue\n"
+        "        if b'plugpay-service' in cmd:\n"
+        "            os.kill(int(pid), signal.SIGKILL)\n"
+    )
+    subprocess.run(["docker", "exec", container, "python", "-c", script], check=True, timeout=30)
 
 
 def start_embedded(data_dir: Path) -> Deployment:

@@ -12,10 +12,9 @@ from e2e_support import FLOW_TIMEOUT_S, World
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-@pytest.mark.distributed_only
+@pytest.mark.multi_process
 async def test_two_gateway_processes(world: World) -> None:
-    """Station A holds its socket on the gateway at :8102, station B on the one at :8106 (on the
-    main stack; port base + 2 and + 6 on another). Both
+    """Station A holds its socket on one gateway process, station B on the other. Both
     processes consume session events (one consumer group): whichever consumes a session's
     authorisation, the process holding the station's socket starts it. We go on until each
     station has had a session whose start command was made by the *other* process."""
@@ -26,8 +25,7 @@ async def test_two_gateway_processes(world: World) -> None:
     station_b = await world.connect_station(
         b_id, ocpp_version="2.0.1", connectors=2, ws_url=direct_b
     )
-    base = world.d.port_base
-    holder = {a_id: f"station-gateway-{base + 2}", b_id: f"station-gateway-{base + 6}"}
+    holder = dict(zip((a_id, b_id), world.d.gateway_instance_ids, strict=True))
     gateway = await world.pool("station_gateway")
     crossed: set[str] = set()
     rounds = 0

@@ -13,6 +13,7 @@ from plugpay_testing.infrastructure import (
     InfraUnavailable,
     kafka_bootstrap,
     postgres_admin_url,
+    provenance,
     stop_containers,
 )
 
@@ -106,3 +107,9 @@ def topic_prefix() -> str:
 def _stop_test_containers() -> Iterator[None]:
     yield
     stop_containers()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say where this run's servers came from (environment, testcontainers, local scripts)."""
+    for server, source in sorted(provenance.items()):
+        terminalreporter.write_line(f"plugpay infrastructure: {server} from {source}")
