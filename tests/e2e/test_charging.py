@@ -191,7 +191,7 @@ async def test_station_reconnects_mid_session(world: World) -> None:
     offline_wh = int(station.power_w * station.energy_speedup * (time.monotonic() - dropped) / 3600)
     assert offline_wh > 0
     tx.meter_wh += offline_wh
-    station.meter_register_wh = tx.meter_wh
+    station.registers[tx.connector_id] = tx.meter_wh
     # the charger resumes its meter reports on the new connection
     station._tasks.append(asyncio.create_task(station._meter_loop(tx)))
     await station.send_meter_values(tx)

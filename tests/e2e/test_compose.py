@@ -46,7 +46,7 @@ async def test_gateway_replica_killed_mid_session(world: World) -> None:
     await station.close()  # the charger sees its socket drop and dials the public address again
     station.base_url = world.d.ws_url
     tx.meter_wh += 300  # charged while it was reconnecting
-    station.meter_register_wh = tx.meter_wh
+    station.registers[tx.connector_id] = tx.meter_wh
     await connect_with_retry(station, boot=False)
     station._tasks.append(asyncio.create_task(station._meter_loop(tx)))
     await station.send_meter_values(tx)

@@ -31,7 +31,7 @@ async def test_a_lying_meter_is_held_and_the_operator_decides(
         what="energy flows",
     )
     tx.meter_wh += 10_000_000  # 10 MWh in one meter interval
-    station.meter_register_wh = tx.meter_wh
+    station.registers[tx.connector_id] = tx.meter_wh
     await station.send_meter_values(tx)
     await station.unplug(1)
     final = await world.wait(driver.phone, session_id, {"billed"})

@@ -124,7 +124,7 @@ def charge_once(
             )
             if lie_wh:
                 tx.meter_wh += lie_wh
-                station.meter_register_wh = tx.meter_wh
+                station.registers[tx.connector_id] = tx.meter_wh
                 await station.send_meter_values(tx)
             await phone.stop(session_id)
             await phone.wait_for_state(session_id, {"billed"}, timeout_s=40)

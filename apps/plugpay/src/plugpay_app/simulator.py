@@ -102,7 +102,9 @@ class SimulatedStation:
         self.power_w = power_w
         self.meter_interval_s = meter_interval_s
         self.energy_speedup = energy_speedup
-        self.meter_register_wh = meter_start_wh
+        # Each connector has its own energy register, as a real charger's meter per EVSE.
+        self.meter_start_wh = meter_start_wh
+        self.registers: dict[int, int] = {}
         # The station's own clock for the timestamps it reports (status, start, meter values,
         # stop); default the real time. Simulations of past or future activity give their own.
         self.clock = clock
@@ -272,7 +274,7 @@ class SimulatedStation:
             self.starting.discard(connector_id)
 
     async def _open_transaction(self, connector_id: int, session_ref: str) -> None:
-        meter_start = self.meter_register_wh
+        meter_start = self.register_wh(connector_id)
         if self.ocpp_version == "1.6":
             with contextlib.suppress(Exception):  # a status may be lost; the transaction not
                 await self.set_status(connector_id, "Preparing")
@@ -306,10 +308,15 @@ class SimulatedStation:
             request.id_tag,
             str(reply.transaction_id),
             request.meter_start,
-            max(request.meter_start, self.meter_register_wh),
+            # A start re-sent after a reconnect: the register may have moved on meanwhile.
+            max(request.meter_start, self.register_wh(connector_id)),
         )
         self.transactions[connector_id] = tx
         await self._charging(tx)
+
+    def register_wh(self, connector_id: int) -> int:
+        """The connector's energy register now."""
+        return self.registers.get(connector_id, self.meter_start_wh)
 
     async def _charging(self, tx: Transaction) -> None:
         tx.started.set()
@@ -324,7 +331,7 @@ class SimulatedStation:
                 return
             step = int(self.power_w * self.meter_interval_s * self.energy_speedup / 3600)
             tx.meter_wh += step
-            self.meter_register_wh = tx.meter_wh
+            self.registers[tx.connector_id] = tx.meter_wh
             with contextlib.suppress(Exception):
                 await self.send_meter_values(tx)
 
