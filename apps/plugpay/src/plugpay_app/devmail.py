@@ -120,6 +120,8 @@ def mailbox_app(mailbox: DevMailbox) -> FastAPI:
             "<title>Development mailbox · Plugpay</title>"
             "<body style='font-family:system-ui;max-width:48rem;margin:2rem auto'>"
             "<style>pre{white-space:pre-wrap;background:#f4f4f4;padding:.8rem}"
+            # A long link wraps inside the mail on a phone, as one box a finger can hit.
+            "pre a{display:inline-block;max-width:100%;overflow-wrap:anywhere}"
             ".meta{color:#555}</style>"
             "<h1>Development mailbox</h1>"
             "<p>Every mail Plugpay sent since it started (nothing leaves this machine; set "
