@@ -401,7 +401,8 @@ function chart(labels, revenue, energy, currency) {
 
 // --- needs review -----------------------------------------------------------------------------------
 // Sessions whose meter evidence the gateway held: only the plausible part was billed. The operator
-// sees the evidence and approves a total (at most what the driver authorised) or voids it.
+// sees the evidence and approves a total (at most what the driver authorised) or voids it. Below
+// them, sessions the gateway corrected by a fixed rule, with the same evidence.
 
 const REASONS = {
   register_jump: "the register jumped by more than the connector can deliver",
@@ -426,14 +427,40 @@ async function reviewsPage() {
   setNav("reviews");
   const box = h("div");
   page("Needs review", box);
-  let items;
-  try { items = await get("/billing/operator/reviews?status=pending"); } catch (error) { put(box, problem(error)); return; }
-  if (!items.length) { put(box, h("p", { id: "no-reviews" }, "No session needs review.")); return; }
-  put(box, ...items.map(reviewCard));
+  let items, corrected;
+  try {
+    [items, corrected] = await Promise.all([get("/billing/operator/reviews?status=pending"), get("/billing/operator/reviews?status=corrected&limit=50")]);
+  } catch (error) { put(box, problem(error)); return; }
+  put(box,
+    ...(items.length ? items.map(reviewCard) : [h("p", { id: "no-reviews" }, "No session needs review.")]),
+    // Corrections were billed by a fixed rule: nothing to decide, but a driver may ask why.
+    h("h2", {}, "Corrected automatically"),
+    corrected.length
+      ? h("div", { id: "corrected" }, ...corrected.map(correctionCard))
+      : h("p", { id: "no-corrections" }, "No session was corrected recently."));
+}
+
+function evidence(r) {
+  const j = r.judgement, c = j.claimed;
+  return [
+    h("ul", {}, ...j.reasons.map((x) => h("li", { dataset: { reason: x } }, REASONS[x] || x))),
+    h("dl", { class: "facts" },
+      h("dt", {}, "Station claimed"), h("dd", {}, kwh(c.energy_wh), " · ", when(c.started_at), " – ", when(c.ended_at), ` (meter ${c.meter_start_wh} → ${c.meter_stop_wh} Wh)`),
+      h("dt", {}, "Physical bound"), h("dd", {}, kwh(j.max_energy_wh), " at ", kw(j.max_power_w), " max"),
+      h("dt", {}, "Station clock off by"), h("dd", {}, `${j.clock_skew_s} s`),
+      h("dt", {}, "Billed (plausible)"), h("dd", {}, kwh(r.billed_energy_wh), " · ", r.billed_total ? money(r.billed_total) : "being billed"),
+      h("dt", {}, "Driver authorised at most"), h("dd", {}, money(r.authorised_max)),
+      h("dt", {}, r.status === "corrected" ? "Corrected" : "Flagged"), h("dd", {}, when(r.flagged_at))),
+  ];
+}
+
+function correctionCard(r) {
+  return h("section", { class: "card", dataset: { correction: r.session_id }, "aria-labelledby": "cr-" + r.session_id },
+    h("h3", { id: "cr-" + r.session_id }, r.station_id, " · session ", r.session_id.slice(0, 8)),
+    ...evidence(r));
 }
 
 function reviewCard(r) {
-  const j = r.judgement, c = j.claimed;
   const currency = r.authorised_max.currency;
   const amount = h("input", { inputmode: "decimal", value: r.billed_total ? (r.billed_total.amount_minor / 100).toFixed(2) : "0.00" });
   const note = h("input", { maxlength: 500 });
@@ -448,14 +475,7 @@ function reviewCard(r) {
   };
   return h("section", { class: "card", dataset: { review: r.session_id }, "aria-labelledby": "rv-" + r.session_id },
     h("h2", { id: "rv-" + r.session_id }, r.station_id, " · session ", r.session_id.slice(0, 8)),
-    h("ul", {}, ...j.reasons.map((x) => h("li", { dataset: { reason: x } }, REASONS[x] || x))),
-    h("dl", { class: "facts" },
-      h("dt", {}, "Station claimed"), h("dd", {}, kwh(c.energy_wh), " · ", when(c.started_at), " – ", when(c.ended_at), ` (meter ${c.meter_start_wh} → ${c.meter_stop_wh} Wh)`),
-      h("dt", {}, "Physical bound"), h("dd", {}, kwh(j.max_energy_wh), " at ", kw(j.max_power_w), " max"),
-      h("dt", {}, "Station clock off by"), h("dd", {}, `${j.clock_skew_s} s`),
-      h("dt", {}, "Billed (plausible)"), h("dd", {}, kwh(r.billed_energy_wh), " · ", r.billed_total ? money(r.billed_total) : "being billed"),
-      h("dt", {}, "Driver authorised at most"), h("dd", {}, money(r.authorised_max)),
-      h("dt", {}, "Flagged"), h("dd", {}, when(r.flagged_at))),
+    ...evidence(r),
     h("form", { class: "row", onsubmit: (e) => {
       e.preventDefault();
       const minor = Math.round(Number(amount.value.replace(",", ".")) * 100);

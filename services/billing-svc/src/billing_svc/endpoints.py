@@ -551,11 +551,14 @@ async def refund(
 async def list_reviews(
     request: Request,
     operator: CurrentOperator,
-    status: Annotated[Literal["pending", "approved", "voided"] | None, Query()] = "pending",
+    status: Annotated[
+        Literal["pending", "approved", "voided", "corrected"] | None, Query()
+    ] = "pending",
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[dict[str, Any]]:
-    """Sessions held for review in the operator's organisation (all of them for an admin),
-    with the evidence: the station's claim, the judgement's reasons and bound, what was billed."""
+    """Sessions held for review — or with ``status=corrected``, corrected by rule — in the
+    operator's organisation (all of them for an admin), with the evidence: the station's claim,
+    the judgement's reasons and bound, what was billed."""
     org = None if operator.has("admin") else operator.organisation_id
     if org is None and not operator.has("admin"):
         raise Refusal("no_organisation", "your account belongs to no organisation", status_code=403)

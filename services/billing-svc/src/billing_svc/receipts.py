@@ -32,6 +32,24 @@ def _quantity(kind: str, quantity: str) -> str:
     return "1"
 
 
+# A correction's reasons (the gateway's stable codes) in the driver's words.
+_CORRECTIONS = {
+    "start_before_authorisation": "the start was dated before you authorised it",
+    "start_in_future": "the start was dated in the future",
+    "stop_before_authorisation": "the stop was dated before you authorised the session",
+    "stop_in_future": "the stop was dated in the future",
+    "stop_before_start": "the stop was dated before the start",
+    "sample_time_implausible": "readings were dated outside the session",
+    "conflicting_samples": "two different readings were reported for one instant",
+    "meter_start_mismatch": "the meter's start value disagreed with its readings",
+    "meter_stop_below_register": "the meter's stop value was below its last reading",
+    "meter_stop_jump": "the meter's stop value was beyond what the charger can deliver",
+    "samples_disagree_with_transaction": "the readings disagreed with the start and stop values",
+    "register_regression": "the meter went backwards",
+    "idle_reported_as_charging": "parked time was reported as charging",
+}
+
+
 def receipt_document(row: Any, refunded: int, review: Any = None) -> dict[str, Any]:
     """The receipt's data (what the JSON answer is; HTML and PDF render it); ``review``: the
     session's review row when the gateway held its meter evidence."""
@@ -65,6 +83,16 @@ def receipt_document(row: Any, refunded: int, review: Any = None) -> dict[str, A
             f"The station's meter readings did not add up. After review the operator approved "
             f"a total of {money_text(review.approved_total, currency)} (you had been billed "
             f"{money_text(review.billed_before, currency)})."
+        )
+    elif review is not None and review.status == "corrected":
+        found = [
+            _CORRECTIONS.get(reason, reason.replace("_", " "))
+            for reason in review.judgement.get("reasons", ())
+        ]
+        notes.append(
+            "The station's meter readings did not all add up ("
+            + "; ".join(found)
+            + "), so this session was billed from the readings we could verify."
         )
     elif review is not None and review.status == "voided":
         notes.append(

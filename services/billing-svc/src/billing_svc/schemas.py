@@ -154,11 +154,12 @@ class ReviewDecisionRequest(_In):
 
 
 class SessionReview(BaseModel):
-    """A session held for review, with the evidence an operator decides on."""
+    """A session held for review (or corrected by rule), with the evidence an operator decides on
+    or answers a driver from."""
 
     session_id: uuid.UUID
     station_id: str
-    status: Literal["pending", "approved", "voided"]
+    status: Literal["pending", "approved", "voided", "corrected"]
     flagged_at: datetime
     judgement: dict[str, object]
     billed_energy_wh: int

@@ -320,7 +320,7 @@ session_reviews = Table(
     Column("station_id", String(100), nullable=False),
     Column("user_id", Uuid, nullable=False),
     Column("currency", String(3), nullable=False),
-    Column("status", String(10), nullable=False),  # pending, approved, voided
+    Column("status", String(10), nullable=False),  # pending, approved, voided, corrected
     Column("judgement", JSONB, nullable=False),  # the gateway's MeterJudgement: the evidence
     Column("billed_energy_wh", BigInteger, nullable=False),
     Column("flagged_at", DateTime(timezone=True), nullable=False),

@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from billing_kit import ORG, Harness, cost_for, priced, running
@@ -39,6 +39,12 @@ async def h(database_url: str, topic_prefix: str, kafka: str) -> AsyncIterator[H
 
 def flagged(event: SessionPriced) -> SessionFlagged:
     """What the gateway says of a 22 kW connector that claimed 10 MWh after two seconds."""
+    return flag_of(event, "held", ("register_jump",))
+
+
+def flag_of(
+    event: SessionPriced, outcome: Literal["corrected", "held"], reasons: tuple[str, ...]
+) -> SessionFlagged:
     now = datetime.now(UTC)
     return SessionFlagged(
         session_id=event.session_id,
@@ -46,8 +52,8 @@ def flagged(event: SessionPriced) -> SessionFlagged:
         connector_id=event.connector_id,
         transaction_id="17",
         judgement=MeterJudgement(
-            outcome="held",
-            reasons=("register_jump",),
+            outcome=outcome,
+            reasons=reasons,
             claimed=MeterClaim(
                 meter_start_wh=10_000,
                 meter_stop_wh=10_010_000,
@@ -140,6 +146,43 @@ async def test_the_review_list_shows_the_evidence_and_revenue_counts_it_as_pendi
     assert (await h.client.get("/billing/operator/reviews", headers=foreign)).json() == []
     driver = await h.client.get("/billing/operator/reviews", headers=h.headers(event.user_id))
     assert driver.status_code == 403
+
+
+async def test_a_correction_is_listed_with_its_evidence_and_counts_as_revenue(h: Harness) -> None:
+    driver = uuid.uuid4()
+    async with h.database.write() as session:
+        await seed_demo(session, driver, uuid.uuid4())
+    event = priced(driver)
+    await h.publish(event)
+    await h.wait_for("SessionAuthorized", event.session_id)
+    await h.publish(flag_of(event, "corrected", ("start_before_authorisation",)))
+    await h.publish(cost_for(event, PLAUSIBLE_WH))
+    await h.wait_for("SessionBilled", event.session_id)
+
+    async def listed() -> list[dict[str, Any]] | None:
+        r = await h.client.get("/billing/operator/reviews?status=corrected", headers=operator(h))
+        assert r.status_code == 200, r.text
+        found = [x for x in r.json() if x["billed_total"] is not None]
+        return found or None
+
+    [correction] = await eventually(listed, what="the correction is listed")
+    assert correction["session_id"] == str(event.session_id)
+    assert correction["status"] == "corrected"
+    assert correction["judgement"]["reasons"] == ["start_before_authorisation"]
+    assert correction["billed_total"] == {"amount_minor": PLAUSIBLE_MINOR, "currency": EUR}
+    pending = await h.client.get("/billing/operator/reviews", headers=operator(h))
+    assert pending.json() == []  # nothing for the operator to decide
+    r = await decide(h, event.session_id, {"decision": "void"}, "c1")
+    assert (r.status_code, r.json()["reason"]) == (409, "review_not_held")
+    assert await h.wallet(driver) == (AUTHORISED_MAX - PLAUSIBLE_MINOR,) * 2
+    station = await station_revenue(h)
+    assert (station["sessions"], station["pending_review_sessions"]) == (1, 0)
+    assert station["total_incl_vat"]["amount_minor"] == PLAUSIBLE_MINOR
+    receipt = (
+        await h.client.get(f"/billing/receipts/{event.session_id}", headers=h.headers(driver))
+    ).json()
+    assert receipt["review"] == "corrected"
+    assert any("dated before you authorised it" in note for note in receipt["notes"])
 
 
 async def test_an_approval_charges_exactly_the_stated_total(h: Harness) -> None:

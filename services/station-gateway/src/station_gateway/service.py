@@ -659,8 +659,9 @@ async def complete_transaction(
             judgement=verdict,
         ),
     )
-    if judgement.outcome == "held":
+    if judgement.outcome != "accepted":
         # After SessionCompleted on the session's key: billing knows the plausible part first.
+        # A correction is flagged too, so operators see every claim that was not billed as made.
         await emit(
             session,
             SessionFlagged(

@@ -128,6 +128,11 @@ async def test_16_start_backdated_by_thirty_days(harness: Any) -> None:
     started = datetime.fromisoformat(done["started_at"])
     assert abs(started - authorized_at) < timedelta(seconds=1)
     assert done["energy_wh"] == 1_000 <= physical_bound_wh(authorized_at)
+    # A correction is flagged too, so operators can see it (billing lists it, nothing to decide).
+    [flagged] = await harness.wait_event(
+        "SessionFlagged", where=lambda p: p["session_id"] == session_id
+    )
+    assert flagged["judgement"] == done["judgement"]
     await harness.close(station)
 
 

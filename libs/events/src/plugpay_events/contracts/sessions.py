@@ -294,9 +294,11 @@ class SessionCompleted(_SessionEvent):
 
 @register
 class SessionFlagged(_SessionEvent):
-    """The gateway held a session's meter evidence for review: only its plausible part is in
-    ``SessionCompleted``; an operator of the station's organisation decides the rest
-    (``SessionReviewed``). Emitted with the ``SessionCompleted`` it flags, in one transaction."""
+    """The gateway did not bill a session's meter evidence as claimed: only its plausible part
+    is in ``SessionCompleted``. ``judgement.outcome`` says what follows: ``corrected`` — billed
+    by a fixed rule, listed for operators to see; ``held`` — an operator of the station's
+    organisation decides the rest (``SessionReviewed``). Emitted with the ``SessionCompleted``
+    it flags, in one transaction."""
 
     type = "SessionFlagged"
     station_id: StationId

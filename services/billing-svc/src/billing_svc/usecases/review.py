@@ -1,7 +1,9 @@
 """Review: a session the gateway held for review (``SessionFlagged``) is billed only its
 plausible part until an operator of the station's organisation decides (``SessionReviewed``).
 
-- ``flag`` (in the consumer's transaction): keep the session and its evidence as ``pending``.
+- ``flag`` (in the consumer's transaction): keep the session and its evidence as ``pending``;
+  a session the gateway *corrected* by a fixed rule is kept as ``corrected`` — listed with its
+  evidence so an operator can answer the driver, with nothing to decide.
   Operator revenue counts its receipt as pending, not as revenue, until the decision.
 - ``decide`` (one request): ``approve`` an amount — the driver's total for the session, never
   above what they authorised before the start — or ``void`` (a total of 0). The difference to
@@ -46,7 +48,8 @@ Decision = Literal["approve", "void"]
 
 
 async def flag(session: AsyncSession, event: SessionFlagged, caused_by: Envelope) -> list[Event]:
-    """Keep a held session for review (a replay keeps the first)."""
+    """Keep a held session for review, or a corrected one for the record (a replay keeps the
+    first)."""
     repo = BillingRepository(session)
     row = await repo.session_row(event.session_id)
     if row is None:
@@ -57,7 +60,7 @@ async def flag(session: AsyncSession, event: SessionFlagged, caused_by: Envelope
         station_id=row.station_id,
         user_id=row.user_id,
         currency=row.currency,
-        status="pending",
+        status="pending" if event.judgement.outcome == "held" else "corrected",
         judgement=event.judgement.model_dump(mode="json"),
         billed_energy_wh=event.billed_energy_wh,
         flagged_at=event.flagged_at,
@@ -128,6 +131,12 @@ async def decide(
     await repo.lock_profile(review.user_id)
     review = await repo.review(session_id, lock=True)
     assert review is not None
+    if review.status == "corrected":
+        raise Refusal(
+            "review_not_held",
+            "this session was corrected by rule and billed; there is nothing to decide",
+            status_code=409,
+        )
     if review.status != "pending":
         raise Refusal(
             "review_decided", f"this session was already {review.status}", status_code=409
