@@ -430,8 +430,15 @@ async function sessionPage(id) {
   page("Your session", body);
   let current = await store.getSession(id);
   let receipt = null;
+  let doc = null; // the billed receipt: its notes say what the driver must know (a cap, a review)
+  let asked = false;
   const render = () => {
-    if (current) put(body, ...sessionView(current, receipt));
+    if (current) put(body, ...sessionView(current, receipt, doc));
+  };
+  const fetchReceipt = () => {
+    if (asked) return;
+    asked = true;
+    get(`/billing/receipts/${id}`).then((d) => { doc = d; render(); }, () => { asked = false; });
   };
   render();
   const controller = new AbortController();
@@ -451,6 +458,7 @@ async function sessionPage(id) {
         current = data;
         store.putSession(data);
         if (data.status !== lastStatus) { announce(STATUS_TEXT[data.status] || data.status); lastStatus = data.status; }
+        if (data.status === "billed") fetchReceipt();
         render();
       }, (data) => { receipt = data; render(); });
       return;
@@ -481,7 +489,7 @@ function elapsed(x) {
   return (end - new Date(x.started_at)) / 1000;
 }
 
-function sessionView(x, receipt) {
+function sessionView(x, receipt, doc) {
   const status = x.status;
   const terminal = !LIVE.has(status);
   const order = ["scanned", "authorised", "charging", "completed", "billed"];
@@ -531,7 +539,9 @@ function sessionView(x, receipt) {
     out.push(h("div", { class: "alert info", id: "final" }, h("strong", {}, "Charged ", money(charged || (x.cost && x.cost.total))),
       x.receipt && x.receipt.balance_after ? h("p", {}, "Wallet balance now ", money(x.receipt.balance_after)) : null,
       x.receipt && x.receipt.outstanding_debt && x.receipt.outstanding_debt.amount_minor > 0
-        ? h("p", {}, "Still to pay: ", money(x.receipt.outstanding_debt), ". Top up to settle it.") : null),
+        ? h("p", {}, "Still to pay: ", money(x.receipt.outstanding_debt), ". Top up to settle it.") : null,
+      doc && doc.review === "pending" ? h("p", { id: "under-review" }, h("strong", {}, "Under review")) : null,
+      ...(doc && doc.notes ? doc.notes.map((note) => h("p", { class: "receipt-note" }, note)) : [])),
     h("a", { class: "button block", href: "#/receipt/" + x.session_id }, "View receipt"),
     h("p", {}, h("a", { href: "#/" }, "Done")));
   }
