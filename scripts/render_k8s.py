@@ -6,7 +6,9 @@
 Inputs:
 - ``deploy/gateway/routes.yaml``: the one route table (public prefixes -> services).
 - ``plugpay_events.topics``: the Kafka topics (names, partitions, retention, replication).
-- ``SERVICES`` below: what each service produces and consumes (docs/flow.md), its resources.
+- ``SERVICES`` below: what each service produces (docs/flow.md) and its resources; what it
+  consumes is read from its ``create_app`` (the ``ConsumerSpec``s it really starts), so a new
+  consumer gets its Kafka ACL with the next render.
 
 Outputs (committed; tests/deploy fails when they are stale):
 - ``deploy/gateway/nginx.conf``: the local gateway.
@@ -21,6 +23,8 @@ Overlays (``deploy/k8s/overlays/{dev,prod}``) are written by hand and patch the 
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib
 import sys
 import tomllib
 from dataclasses import dataclass, field
@@ -29,6 +33,7 @@ from typing import Any
 
 import yaml
 from plugpay_events import topics as T
+from plugpay_platform.runtime import ConsumerSpec, ServiceRuntime
 
 ROOT = Path(__file__).resolve().parents[1]
 ROUTES_FILE = ROOT / "deploy/gateway/routes.yaml"
@@ -59,7 +64,6 @@ class Service:
     name: str
     database: str
     writes: tuple[T.Topic, ...]
-    reads: tuple[T.Topic, ...]
     cpu: str = "100m"
     memory: str = "256Mi"
     memory_limit: str = "512Mi"
@@ -83,6 +87,22 @@ class Service:
     def role(self) -> str:
         return self.name.replace("-", "_")
 
+    @property
+    def reads(self) -> tuple[str, ...]:
+        """The topics its app really consumes: read from the code, never typed here."""
+        return tuple(sorted({t.name for spec in consumer_specs(self.name) for t in spec.topics}))
+
+
+@functools.cache
+def consumer_specs(service: str) -> list[ConsumerSpec]:
+    """The consumer groups ``service``'s ``create_app`` declares (nothing is started)."""
+    package = service.replace("-", "_")
+    settings_class = importlib.import_module(f"{package}.settings").Settings
+    settings = settings_class(database_url="postgresql+asyncpg://render@127.0.0.1:1/none")
+    app = importlib.import_module(f"{package}.app").create_app(settings)
+    runtime: ServiceRuntime = app.state.runtime
+    return list(runtime.consumers)
+
 
 def _secret_env(name: str, secret: str, key: str, optional: bool = False) -> dict[str, Any]:
     ref: dict[str, Any] = {"name": secret, "key": key}
@@ -94,13 +114,13 @@ def _secret_env(name: str, secret: str, key: str, optional: bool = False) -> dic
 # Seals mailed links' codes in events; only auth-svc and notification-svc get it.
 MAIL_LINK_KEY = _secret_env("PLUGPAY_MAIL_LINK_KEY", "mail-link-key", "key")
 
-# Who writes and reads which topic: docs/flow.md. Every service may also dead-letter.
+# Who writes which topic: docs/flow.md (what it reads comes from its code, see ``reads``).
+# Every service may also dead-letter.
 SERVICES: tuple[Service, ...] = (
     Service(
         "auth-svc",
         database="auth",
         writes=(T.IDENTITY,),
-        reads=(),
         extra_env=(
             MAIL_LINK_KEY,
             _secret_env(
@@ -121,7 +141,6 @@ SERVICES: tuple[Service, ...] = (
         "station-gateway",
         database="station_gateway",
         writes=(T.STATIONS, T.SESSIONS, T.METER),
-        reads=(T.IDENTITY, T.PRICING, T.SESSIONS),
         cpu="200m",
         memory="384Mi",
         memory_limit="768Mi",
@@ -141,7 +160,6 @@ SERVICES: tuple[Service, ...] = (
         "session-svc",
         database="sessions",
         writes=(T.SESSIONS,),
-        reads=(T.SESSIONS, T.METER, T.STATIONS, T.IDENTITY),
         cpu="200m",
         memory="384Mi",
         memory_limit="768Mi",
@@ -157,14 +175,12 @@ SERVICES: tuple[Service, ...] = (
         "pricing-svc",
         database="pricing",
         writes=(T.PRICING, T.SESSIONS),
-        reads=(T.IDENTITY, T.STATIONS, T.SESSIONS),
         calls=("auth-svc",),
     ),
     Service(
         "billing-svc",
         database="billing",
         writes=(T.SESSIONS, T.BILLING),
-        reads=(T.IDENTITY, T.SESSIONS),
         calls=("auth-svc",),
         egress_https=True,
     ),
@@ -172,7 +188,6 @@ SERVICES: tuple[Service, ...] = (
         "notification-svc",
         database="notifications",
         writes=(),
-        reads=(T.IDENTITY, T.SESSIONS, T.BILLING),
         calls=("auth-svc",),
         egress_smtp=True,
         extra_env=(
@@ -990,7 +1005,7 @@ def kafka_users() -> list[dict[str, Any]]:
         ]
         for name in sorted({*(t.name for t in svc.writes), T.DEAD_LETTER.name}):
             acls.append(_acl("topic", name, ["Write", "Describe"]))
-        for name in sorted({t.name for t in svc.reads}):
+        for name in svc.reads:
             acls.append(_acl("topic", name, ["Read", "Describe"]))
         if svc.reads:
             # consumer groups are named <service>.<purpose> (docs/flow.md)

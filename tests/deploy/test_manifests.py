@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 import pytest
-from deploy_support import OVERLAYS, by_name, of_kind, pod_specs
+from deploy_support import OVERLAYS, by_name, load_render, of_kind, pod_specs
 from plugpay_events.topics import ALL_TOPICS
 
 SERVICES = (
@@ -343,6 +343,16 @@ READS = {
     "billing-svc": {"plugpay.identity", "plugpay.sessions"},
     "notification-svc": {"plugpay.identity", "plugpay.sessions", "plugpay.billing"},
 }
+
+
+@pytest.mark.parametrize("service", sorted(READS))
+def test_each_service_consumes_exactly_what_its_kafka_user_may_read(service: str) -> None:
+    """The ACLs follow the consumers each ``create_app`` really declares: a new consumer on a
+    topic the service may not read fails here (and docs/flow.md must say so), not in production."""
+    specs = load_render().consumer_specs(service)
+    assert {t.name for spec in specs for t in spec.topics} == READS[service]
+    for spec in specs:
+        assert spec.group.startswith(f"{service}."), "consumer groups are <service>.<purpose>"
 
 
 def test_kafka_users_may_write_only_their_own_topics(

@@ -35,6 +35,8 @@ def build_service_app(
         openapi_url=f"{prefix}/openapi.json",
         redoc_url=None,
     )
+    # Before the start too: tooling reads the consumers a service declares (tests/deploy's ACLs).
+    app.state.runtime = runtime
     install_error_handlers(app)
     install_denial_filter()
     install_api_docs(app, prefix=prefix, title=title)
