@@ -20,9 +20,11 @@ import pyspy
 from common import RESULTS, SMOKE, cpu_seconds, load, pids, write_result
 from lag import wait_drained
 from loadgen import run_step
+from plugpay_platform import catalogue
 from scan_to_start import spec, summarise
 
-SERVICES = ["session-svc", "pricing-svc", "billing-svc", "station-gateway", "auth-svc"]
+# CPU per billed session is summed over every service of the catalogue.
+SERVICES = [s.name for s in catalogue.SERVICES]
 
 
 def main() -> None:

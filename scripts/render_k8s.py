@@ -6,9 +6,10 @@
 Inputs:
 - ``deploy/gateway/routes.yaml``: the one route table (public prefixes -> services).
 - ``plugpay_events.topics``: the Kafka topics (names, partitions, retention, replication).
-- ``SERVICES`` below: what each service produces (docs/flow.md) and its resources; what it
-  consumes is read from its ``create_app`` (the ``ConsumerSpec``s it really starts), so a new
-  consumer gets its Kafka ACL with the next render.
+- ``plugpay_platform.catalogue``: the services — database, prefixes, local ports, topics
+  produced (docs/flow.md), calls, resources. What each consumes is read from its ``create_app``
+  (the ``ConsumerSpec``s it really starts), so a new consumer gets its Kafka ACL with the next
+  render.
 
 Outputs (committed; tests/deploy fails when they are stale):
 - ``deploy/gateway/nginx.conf``: the local gateway.
@@ -33,6 +34,7 @@ from typing import Any
 
 import yaml
 from plugpay_events import topics as T
+from plugpay_platform import catalogue
 from plugpay_platform.runtime import ConsumerSpec, ServiceRuntime
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,6 +51,8 @@ KAFKA_CLUSTER = "plugpay-kafka"
 KAFKA_BOOTSTRAP = f"{KAFKA_CLUSTER}-kafka-bootstrap:9093"
 PG_CLUSTER = "plugpay-pg"
 CONTAINER_PORT = 8000
+# scripts/stack.sh's default PORT_BASE: the catalogue's port offsets from it (nginx.conf).
+LOCAL_PORT_BASE = 8100
 # The workspace's version tags every image (`make images`, deploy/compose, the overlays).
 PROJECT_VERSION: str = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 UID = 10001
@@ -114,89 +118,56 @@ def _secret_env(name: str, secret: str, key: str, optional: bool = False) -> dic
 # Seals mailed links' codes in events; only auth-svc and notification-svc get it.
 MAIL_LINK_KEY = _secret_env("PLUGPAY_MAIL_LINK_KEY", "mail-link-key", "key")
 
-# Who writes which topic: docs/flow.md (what it reads comes from its code, see ``reads``).
-# Every service may also dead-letter.
-SERVICES: tuple[Service, ...] = (
-    Service(
-        "auth-svc",
-        database="auth",
-        writes=(T.IDENTITY,),
-        extra_env=(
-            MAIL_LINK_KEY,
-            _secret_env(
-                "AUTH_SVC_BOOTSTRAP_ADMIN_PASSWORD",
-                "auth-svc-bootstrap-admin",
-                "password",
-                optional=True,
-            ),
-            _secret_env(
-                "AUTH_SVC_BOOTSTRAP_ADMIN_EMAIL",
-                "auth-svc-bootstrap-admin",
-                "email",
-                optional=True,
-            ),
+# Kubernetes only: the secrets each service's pods read (everything else is the catalogue's).
+EXTRA_ENV: dict[str, tuple[dict[str, Any], ...]] = {
+    "auth-svc": (
+        MAIL_LINK_KEY,
+        _secret_env(
+            "AUTH_SVC_BOOTSTRAP_ADMIN_PASSWORD", "auth-svc-bootstrap-admin", "password", True
+        ),
+        _secret_env("AUTH_SVC_BOOTSTRAP_ADMIN_EMAIL", "auth-svc-bootstrap-admin", "email", True),
+    ),
+    "station-gateway": (
+        _secret_env(
+            "STATION_GATEWAY_CODE_SIGNING_KEY", "station-gateway-code-signing", "private.jwk"
         ),
     ),
-    Service(
-        "station-gateway",
-        database="station_gateway",
-        writes=(T.STATIONS, T.SESSIONS, T.METER),
-        cpu="200m",
-        memory="384Mi",
-        memory_limit="768Mi",
-        min_replicas=3,
-        max_replicas=12,
-        # Stations hold long-lived sockets: drain slowly (docs/deploy.md).
-        termination_grace_s=180,
-        pre_stop_sleep_s=15,
-        calls=("auth-svc",),
-        extra_env=(
-            _secret_env(
-                "STATION_GATEWAY_CODE_SIGNING_KEY", "station-gateway-code-signing", "private.jwk"
-            ),
+    "session-svc": (
+        _secret_env(
+            "SESSION_SVC_CODE_VERIFICATION_JWKS", "session-svc-code-verification", "jwks.json"
         ),
     ),
-    Service(
-        "session-svc",
-        database="sessions",
-        writes=(T.SESSIONS,),
-        cpu="200m",
-        memory="384Mi",
-        memory_limit="768Mi",
-        termination_grace_s=60,  # SSE streams to the app close on shutdown
-        calls=("auth-svc",),
-        extra_env=(
-            _secret_env(
-                "SESSION_SVC_CODE_VERIFICATION_JWKS", "session-svc-code-verification", "jwks.json"
-            ),
-        ),
+    "notification-svc": (
+        MAIL_LINK_KEY,
+        _secret_env("PLUGPAY_SMTP_URL", "notification-svc-smtp", "url"),
+        _secret_env("PLUGPAY_MAIL_FROM", "notification-svc-smtp", "from", optional=True),
     ),
-    Service(
-        "pricing-svc",
-        database="pricing",
-        writes=(T.PRICING, T.SESSIONS),
-        calls=("auth-svc",),
-    ),
-    Service(
-        "billing-svc",
-        database="billing",
-        writes=(T.SESSIONS, T.BILLING),
-        calls=("auth-svc",),
-        egress_https=True,
-    ),
-    Service(
-        "notification-svc",
-        database="notifications",
-        writes=(),
-        calls=("auth-svc",),
-        egress_smtp=True,
-        extra_env=(
-            MAIL_LINK_KEY,
-            _secret_env("PLUGPAY_SMTP_URL", "notification-svc-smtp", "url"),
-            _secret_env("PLUGPAY_MAIL_FROM", "notification-svc-smtp", "from", optional=True),
-        ),
-    ),
-)
+}
+
+
+def _service(entry: catalogue.ServiceEntry) -> Service:
+    r = entry.resources
+    return Service(
+        entry.name,
+        database=entry.database,
+        writes=entry.produces,
+        cpu=r.cpu,
+        memory=r.memory,
+        memory_limit=r.memory_limit,
+        cpu_limit=r.cpu_limit,
+        min_replicas=r.min_replicas,
+        max_replicas=r.max_replicas,
+        termination_grace_s=r.termination_grace_s,
+        pre_stop_sleep_s=r.pre_stop_sleep_s,
+        extra_env=EXTRA_ENV.get(entry.name, ()),
+        calls=entry.calls,
+        egress_https=entry.egress_https,
+        egress_smtp=entry.egress_smtp,
+    )
+
+
+# What each service writes, its resources and calls: the catalogue (plugpay_platform.catalogue).
+SERVICES: tuple[Service, ...] = tuple(_service(entry) for entry in catalogue.SERVICES)
 SERVICES_BY_NAME = {s.name: s for s in SERVICES}
 ANALYST_USER = "analyst"
 
@@ -228,7 +199,14 @@ def load_internal_paths(path: Path = ROUTES_FILE) -> list[str]:
 
 def load_routes(path: Path = ROUTES_FILE) -> tuple[dict[str, dict[str, Any]], list[Route]]:
     doc = yaml.safe_load(path.read_text())
-    services: dict[str, dict[str, Any]] = doc["services"]
+    # Where each service's local processes run and its own prefix: the catalogue's.
+    services: dict[str, dict[str, Any]] = {
+        s.name: {
+            "local_ports": [LOCAL_PORT_BASE + offset for offset in s.port_offsets],
+            "health_prefix": s.health_prefix,
+        }
+        for s in catalogue.SERVICES
+    }
     defaults = doc.get("defaults", {})
     routes = []
     for raw in doc["routes"]:
@@ -253,8 +231,6 @@ def load_routes(path: Path = ROUTES_FILE) -> tuple[dict[str, dict[str, Any]], li
     prefixes = [r.prefix for r in routes]
     if len(set(prefixes)) != len(prefixes):
         raise ValueError("duplicate prefixes in the route table")
-    if set(services) != set(SERVICES_BY_NAME):
-        raise ValueError("routes.yaml services differ from scripts/render_k8s.py SERVICES")
     return services, routes
 
 
@@ -1086,7 +1062,6 @@ COMPOSE_DIR = ROOT / "deploy/compose"
 # Host networking, every address on the loopback: services on COMPOSE_PORT_BASE + 1.. (the
 # layout of scripts/stack.sh, 8700 instead of 8100), nginx on COMPOSE_PORT_BASE - 20.
 COMPOSE_PORT_BASE = 8700
-LOCAL_PORT_BASE = 8100  # routes.yaml's local_ports are scripts/stack.sh's, from this base
 COMPOSE_GATEWAY_PORT = COMPOSE_PORT_BASE - 20
 COMPOSE_KAFKA = "127.0.0.1:9192"
 COMPOSE_KAFKA_CONTROLLER = "127.0.0.1:9193"

@@ -24,17 +24,14 @@ if [[ $STACK_NAME == main ]]; then
 else
   STATE="$ROOT/.local/stack-$STACK_NAME"; DB_SUFFIX="_$STACK_NAME"; TOPIC_PREFIX="$STACK_NAME."
 fi
-# service  port  database  env-prefix
-SERVICES=(
-  "auth-svc $((PORT_BASE + 1)) auth$DB_SUFFIX AUTH_SVC_"
-  "station-gateway $((PORT_BASE + 2)) station_gateway$DB_SUFFIX STATION_GATEWAY_"
-  "session-svc $((PORT_BASE + 3)) sessions$DB_SUFFIX SESSION_SVC_"
-  "pricing-svc $((PORT_BASE + 4)) pricing$DB_SUFFIX PRICING_SVC_"
-  "billing-svc $((PORT_BASE + 5)) billing$DB_SUFFIX BILLING_SVC_"
-  "notification-svc $((PORT_BASE + 7)) notifications$DB_SUFFIX NOTIFICATION_SVC_"
-  # A second gateway process: stations spread over both (two-process routing is real here).
-  "station-gateway $((PORT_BASE + 6)) station_gateway$DB_SUFFIX STATION_GATEWAY_"
-)
+# "service port database env-prefix", one line per process: the catalogue of services
+# (libs/platform/src/plugpay_platform/catalogue.py; station-gateway runs two processes).
+SERVICES=()
+if [[ -x "$VENV/python" ]]; then
+  while read -r name offset db prefix; do
+    SERVICES+=("$name $((PORT_BASE + offset)) $db$DB_SUFFIX $prefix")
+  done < <("$VENV/python" -m plugpay_platform.catalogue stack)
+fi
 PG="postgresql+asyncpg://plugpay:plugpay@127.0.0.1:5433"
 
 say() { echo "stack: $*" >&2; }
@@ -121,6 +118,7 @@ PY
 }
 
 cmd_up() {
+  [[ ${#SERVICES[@]} -gt 0 ]] || { say "no services: is $VENV set up (make sync)?"; exit 1; }
   local start=$SECONDS
   mkdir -p "$STATE"
   # PLUGPAY_INFRA=external: Kafka and PostgreSQL on their usual ports are someone else's (another

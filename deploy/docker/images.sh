@@ -24,14 +24,8 @@ export DOCKER_BUILDKIT=0 # the classic builder: no buildx plugin or frontend ima
 
 say() { echo "images: $*" >&2; }
 
-# "name health_prefix" per service, from the route table (the catalogue of services).
-services() {
-  "${PY[@]}" - "$ROOT/deploy/gateway/routes.yaml" <<'PY'
-import sys, yaml
-for name, svc in yaml.safe_load(open(sys.argv[1]))["services"].items():
-    print(name, svc["health_prefix"])
-PY
-}
+# "name health_prefix" per service, from the catalogue of services.
+services() { "${PY[@]}" -m plugpay_platform.catalogue images; }
 
 cmd_list() {
   local name prefix

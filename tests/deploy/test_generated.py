@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 from deploy_support import ROOT, of_kind
+from plugpay_platform import catalogue
 
 
 def test_committed_generated_files_are_up_to_date(render: Any) -> None:
@@ -219,4 +220,7 @@ def test_nginx_accepts_the_generated_config(tmp_path: Path, nginx_conf: str) -> 
 
 def test_route_table_file_is_valid_yaml() -> None:
     doc = yaml.safe_load((ROOT / "deploy/gateway/routes.yaml").read_text())
-    assert set(doc) == {"services", "internal_paths", "defaults", "routes"}
+    assert set(doc) == {"internal_paths", "defaults", "routes"}
+    # Every route's service is the catalogue's; every service's own metrics are internal.
+    assert {r["service"] for r in doc["routes"]} <= set(catalogue.BY_NAME)
+    assert {f"{s.health_prefix}/metrics" for s in catalogue.SERVICES} <= set(doc["internal_paths"])

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 from plugpay_app.simulator import simulation_settings
+from plugpay_platform import catalogue
 from plugpay_testing import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,16 +32,12 @@ DEMO_PASSWORD = "demo-password-1"
 TEST_PASSWORD = "reliability-Pw-7c1d!"  # every account this suite creates
 STATION_PASSWORD = "reliability-station-Pw-93"
 
-# service -> (port, database, url prefix)
+# service -> (port of its first process, database, url prefix), from the catalogue
 SERVICES = {
-    "auth-svc": (PORT_BASE + 1, f"auth_{STACK_NAME}", "/auth"),
-    "station-gateway": (PORT_BASE + 2, f"station_gateway_{STACK_NAME}", "/stations"),
-    "session-svc": (PORT_BASE + 3, f"sessions_{STACK_NAME}", "/sessions"),
-    "pricing-svc": (PORT_BASE + 4, f"pricing_{STACK_NAME}", "/pricing"),
-    "billing-svc": (PORT_BASE + 5, f"billing_{STACK_NAME}", "/billing"),
-    "notification-svc": (PORT_BASE + 7, f"notifications_{STACK_NAME}", "/notifications"),
+    s.name: (PORT_BASE + s.port_offsets[0], f"{s.database}_{STACK_NAME}", s.health_prefix)
+    for s in catalogue.SERVICES
 }
-GATEWAY_PORTS = (PORT_BASE + 2, PORT_BASE + 6)
+GATEWAY_PORTS = tuple(PORT_BASE + o for o in catalogue.BY_NAME["station-gateway"].port_offsets)
 
 
 # The system's own timeouts, shortened on the isolated stack so a bounded run can wait for them

@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import secrets
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import asyncpg
 import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
+from plugpay_platform import catalogue
 from plugpay_platform.http_security import INLINE_STYLE_CSP, NoSniffMiddleware, page_headers
 from plugpay_platform.settings import PlatformSettings
 
@@ -33,41 +33,12 @@ from plugpay_app.dispatch import PrefixDispatcher
 log = logging.getLogger("plugpay")
 
 
-@dataclass(frozen=True)
-class ServiceMount:
-    """Where a service lives in the one-process layout."""
-
-    name: str
-    module: str
-    env_prefix: str
-    database: str
-    paths: tuple[str, ...]
-
-
-SERVICES = (
-    ServiceMount("auth-svc", "auth_svc.app", "AUTH_SVC_", "auth", ("/auth",)),
-    ServiceMount(
-        "station-gateway",
-        "station_gateway.app",
-        "STATION_GATEWAY_",
-        "station_gateway",
-        ("/ocpp", "/stations"),
-    ),
-    ServiceMount("session-svc", "session_svc.app", "SESSION_SVC_", "sessions", ("/sessions",)),
-    ServiceMount("pricing-svc", "pricing_svc.app", "PRICING_SVC_", "pricing", ("/pricing",)),
-    ServiceMount("billing-svc", "billing_svc.app", "BILLING_SVC_", "billing", ("/billing",)),
-    ServiceMount(
-        "notification-svc",
-        "notification_svc.app",
-        "NOTIFICATION_SVC_",
-        "notifications",
-        ("/notifications",),
-    ),
-)
+# Every service of the catalogue, each built by its own create_app, under its production paths.
+SERVICES = catalogue.SERVICES
 EVENTLOG_DATABASE = "eventlog"
 # Never served through the front door, as nginx and the Ingress refuse them
 # (deploy/gateway/routes.yaml internal_paths): each service's metrics, under its own prefix.
-INTERNAL_PATHS = tuple(f"{s.paths[-1]}/metrics" for s in SERVICES)
+INTERNAL_PATHS = tuple(f"{s.health_prefix}/metrics" for s in SERVICES)
 
 
 def start_postgres(data_dir: Path) -> str:
@@ -220,7 +191,7 @@ def build_dispatcher(
     if dev_mailbox is not None:
         routes.append(("/dev", mailbox_app(dev_mailbox)))
     for service in SERVICES:
-        app = importlib.import_module(service.module).create_app()
+        app = importlib.import_module(f"{service.package}.app").create_app()
         routes.extend((path, app) for path in service.paths)
     from plugpay_app import web
 
