@@ -165,9 +165,8 @@ cmd_up() {
     nginx -p "$STATE/nginx" -c "$STATE/nginx/nginx.conf" </dev/null >>"$STATE/nginx/nginx.out" 2>&1
   fi
   wait_ready "http://127.0.0.1:$GATEWAY_PORT/auth/healthz" 30
-  # Demo data (README): auth-svc seeded its part; pricing and billing seed theirs (idempotent).
-  "$VENV/plugpay" seed --base-url "http://127.0.0.1:$GATEWAY_PORT" \
-    --pricing-database-url "$PG/pricing$DB_SUFFIX" --billing-database-url "$PG/billing$DB_SUFFIX" >&2
+  # Demo data (README): auth-svc seeded its part; the rest through the public API (idempotent).
+  "$VENV/plugpay" seed --base-url "http://127.0.0.1:$GATEWAY_PORT" >&2
   say "up in $((SECONDS - start))s: http://127.0.0.1:$GATEWAY_PORT"
   echo "PLUGPAY_BASE_URL=http://127.0.0.1:$GATEWAY_PORT"
 }

@@ -47,8 +47,6 @@ def main(argv: list[str] | None = None) -> None:
 
     seed = commands.add_parser("seed", help="create the demo data (idempotent) in any mode")
     seed.add_argument("--base-url", default="http://127.0.0.1:8000")
-    seed.add_argument("--pricing-database-url", default=os.environ.get("PRICING_SVC_DATABASE_URL"))
-    seed.add_argument("--billing-database-url", default=os.environ.get("BILLING_SVC_DATABASE_URL"))
 
     # Analysts: export, report, rebuild-projection, catalogue (apps/analytics, docs/analytics.md).
     from plugpay_analytics.cli import register as register_analytics
@@ -76,17 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "seed":
         from plugpay_app.demo import seed as seed_demo
 
-        if not (args.pricing_database_url and args.billing_database_url):
-            parser.error(
-                "seed needs --pricing-database-url and --billing-database-url (or the env)"
-            )
-        accounts = asyncio.run(
-            seed_demo(
-                args.base_url,
-                pricing_database_url=args.pricing_database_url,
-                billing_database_url=args.billing_database_url,
-            )
-        )
+        accounts = asyncio.run(seed_demo(args.base_url))
         print(f"demo data ready (organisation {accounts.organisation_id})")
     elif args.command == "simulate":
         from plugpay_app.simulator import run_fleet

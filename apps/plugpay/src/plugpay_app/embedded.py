@@ -286,7 +286,7 @@ async def _serve_with_mail(
         from plugpay_app import demo
 
         try:
-            await demo.seed_embedded(f"http://{host}:{port}")
+            await demo.seed(f"http://{host}:{port}")
         except Exception:
             # The product still runs without demo data; say why it is missing.
             log.exception("seeding the demo data failed")

@@ -60,15 +60,6 @@ def create_app(
             handlers.on_directory_event,
         )
     )
-    if settings.demo_organisation_id is not None:
-        from pricing_svc.seed import seed_demo_database
-
-        organisation_id = settings.demo_organisation_id
-
-        async def seed() -> None:
-            await seed_demo_database(runtime.database, organisation_id)
-
-        runtime.on_start.append(seed)
 
     app = build_service_app(runtime, [router], title="Plugpay pricing-svc", prefix=PREFIX)
     app.state.settings = settings

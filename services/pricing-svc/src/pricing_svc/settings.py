@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from plugpay_platform.settings import ServiceSettings
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -21,9 +19,4 @@ class Settings(ServiceSettings):
         default=10,
         ge=0,
         description="Cache-Control max-age of the public station directory (live availability)",
-    )
-    demo_organisation_id: uuid.UUID | None = Field(
-        default=None,
-        description="if set, seed the demo tariffs and stations (ST-0001..3) for this organisation"
-        " at start-up (idempotent)",
     )

@@ -7,12 +7,9 @@ import uuid
 from typing import Any
 
 import httpx
-import pytest
 from fastapi import FastAPI
 from plugpay_events.topics import PRICING
 from plugpay_testing.tokens import TokenFactory
-from plugpay_testing.verifier_contract import VerifierContract
-from pricing_svc.seed import seed_demo_database
 
 from ..factories import FLAT_TARIFF, PEAK_TARIFF, station_registered
 from .conftest import operator, register_station, topic_events
@@ -300,40 +297,3 @@ async def test_commercials_and_the_public_quote(
     assert budget["limits"]["affordable"] and 45_000 < budget["limits"]["max_energy_wh"] <= 48_717
     unknown = await client.get("/pricing/stations/ST-Q/quote?connector=7")
     assert unknown.status_code == 404 and unknown.json()["reason"] == "connector_unknown"
-
-
-async def test_the_demo_seed_is_idempotent(
-    app: FastAPI, client: httpx.AsyncClient, tokens: TokenFactory
-) -> None:
-    database = app.state.runtime.database
-    first = await seed_demo_database(database, ORG)
-    assert first.tariffs_created == ["DEMO-AC", "DEMO-DC", "DEMO-STAFF"]
-    assert first.commercials_set == ["ST-0001", "ST-0002", "ST-0003"]
-    second = await seed_demo_database(database, ORG)
-    assert (second.tariffs_created, second.commercials_set) == ([], [])
-
-    ac = (await client.get("/pricing/stations/ST-0001/quote?connector=2")).json()
-    assert ac["text"] == "0.39 EUR/kWh + 1.00 EUR per session, incl. 19% VAT"
-    assert (ac["max_power_w"], ac["time_zone"]) == (22_000, "Europe/Berlin")
-    dc = (await client.get("/pricing/stations/ST-0002/quote?connector=1")).json()
-    assert (dc["per_kwh"], dc["idle_per_minute"], dc["max_power_w"]) == ("0.59", "0.10", 150_000)
-    # Restricted: hidden from the anonymous, shown to the owner's operators.
-    hidden = await client.get("/pricing/stations/ST-0003/quote?connector=1")
-    assert hidden.status_code == 404
-    staff = (
-        await client.get(
-            "/pricing/stations/ST-0003/quote?connector=1", headers=operator(tokens, ORG)
-        )
-    ).json()
-    assert staff["access"] == "restricted" and staff["per_kwh"] == "0.29"
-    assert len(await topic_events(app, PRICING.name, "StationCommercialsSet", at_least=3)) == 3
-
-
-class TestTokenVerification(VerifierContract):
-    @pytest.fixture
-    def protected(self) -> tuple[str, str]:
-        return ("GET", "/pricing/tariffs")
-
-    @pytest.fixture
-    def valid_token(self, tokens: TokenFactory) -> str:
-        return tokens.token(roles=("operator",), organisation_id=ORG)
