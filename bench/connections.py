@@ -84,7 +84,7 @@ def _client(ids: list[str], password: str, cmd: Any, out: Any) -> None:
 async def _client_main(ids: list[str], password: str, cmd: Any, out: Any) -> None:
     import logging
 
-    from plugpay_app.simulator import SimulatedStation
+    from plugpay_simulator.stations import SimulatedStation
 
     logging.disable(logging.CRITICAL)
     url = f"ws://127.0.0.1:{GATEWAY_PORT}"

@@ -53,8 +53,8 @@ class StepSpec:
 
 
 async def _worker(spec: StepSpec, index: int, ready: Any, go: Any) -> dict[str, Any]:
-    from plugpay_app.driver import DriverClient, DriverError
-    from plugpay_app.simulator import SimulatedStation
+    from plugpay_simulator.driver import DriverClient, DriverError
+    from plugpay_simulator.stations import SimulatedStation
 
     logging.basicConfig(level=logging.WARNING)
     my_stations = spec.stations[index :: spec.workers]

@@ -104,8 +104,8 @@ from e2e_support import (
     start_distributed,
     stop_distributed,
 )
-from plugpay_app.driver import DriverClient, DriverError
-from plugpay_app.simulator import SimulatedStation, Transaction, simulation_settings
+from plugpay_simulator.driver import DriverClient, DriverError
+from plugpay_simulator.stations import SimulatedStation, Transaction, simulation_settings
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

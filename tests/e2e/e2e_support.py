@@ -26,10 +26,10 @@ from typing import Any, TypeVar
 
 import asyncpg
 import httpx
-from plugpay_app.driver import TERMINAL_STATES, DriverClient, DriverError
-from plugpay_app.simulator import SimulatedStation, StationClock, simulation_settings
 from plugpay_events import serde
 from plugpay_events.bus.port import EventBus
+from plugpay_simulator.driver import TERMINAL_STATES, DriverClient, DriverError
+from plugpay_simulator.stations import SimulatedStation, StationClock, simulation_settings
 from plugpay_testing import waiting
 
 ROOT = Path(__file__).resolve().parents[2]

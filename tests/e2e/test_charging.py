@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from e2e_support import FLOW_TIMEOUT_S, SETUP_TIMEOUT_S, World, connect_with_retry, eventually
-from plugpay_app.driver import DriverError
 from plugpay_events.session_code import generate_signing_key, sign_session_code
+from plugpay_simulator.driver import DriverError
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

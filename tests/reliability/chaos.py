@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import support
 from ocpp.v16 import call as call16
-from plugpay_app.simulator import SimulatedStation, now_iso
+from plugpay_simulator.stations import SimulatedStation, now_iso
 
 TERMINAL = {"billed", "denied", "expired", "abandoned", "failed"}
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from plugpay_app.simulator import simulation_settings
 from plugpay_platform import catalogue
+from plugpay_simulator.stations import simulation_settings
 from plugpay_testing import eventually
 
 ROOT = Path(__file__).resolve().parents[2]

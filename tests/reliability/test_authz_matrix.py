@@ -16,7 +16,7 @@ import httpx
 import pytest
 import support
 from authz_policy import POLICY, PUBLIC, ROLES, STATION_AUTH
-from plugpay_app.simulator import SimulatedStation
+from plugpay_simulator.stations import SimulatedStation
 
 pytestmark = pytest.mark.infra
 DENIED = {401, 403, 404, 422}

@@ -17,7 +17,7 @@ import httpx
 import pytest
 import support
 from ocpp.v16 import call as call16
-from plugpay_app.simulator import SimulatedStation
+from plugpay_simulator.stations import SimulatedStation
 
 pytestmark = pytest.mark.infra
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.(eyJ[A-Za-z0-9_-]{8,})\.[A-Za-z0-9_-]*")

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import support
 import websockets
-from plugpay_app.simulator import SimulatedStation
+from plugpay_simulator.stations import SimulatedStation
 from plugpay_testing import eventually
 
 pytestmark = pytest.mark.infra

@@ -17,8 +17,8 @@ import pytest
 import support
 import websockets
 from jwt.algorithms import OKPAlgorithm
-from plugpay_app.simulator import SimulatedStation
 from plugpay_events.session_code import generate_signing_key, new_typed_code, sign_session_code
+from plugpay_simulator.stations import SimulatedStation
 
 pytestmark = pytest.mark.infra
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from plugpay_app.simulator import simulation_settings
+from plugpay_simulator.stations import simulation_settings
 from plugpay_testing import eventually_blocking
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -168,7 +168,7 @@ def plugpay() -> Iterator[Plugpay]:
 
 
 class Stations:
-    """Simulated stations (plugpay_app.simulator) on a background event loop."""
+    """Simulated stations (plugpay_simulator.stations) on a background event loop."""
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url.replace("http", "ws", 1)
@@ -182,7 +182,7 @@ class Stations:
         return future.result(timeout)
 
     def connect(self, station_id: str, *, connectors: int = 1, **options: Any) -> Any:
-        from plugpay_app.simulator import SimulatedStation
+        from plugpay_simulator.stations import SimulatedStation
 
         station = SimulatedStation(
             station_id,

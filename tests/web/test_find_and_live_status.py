@@ -19,7 +19,7 @@ RETRY = {"code_invalid", "code_not_ready"}
 def test_find_a_charger_and_ops_status_follow_a_station_that_starts_charging(
     phone: Any, browser: Any, plugpay: Any, stations: Any
 ) -> None:
-    from plugpay_app.driver import DriverClient, DriverError
+    from plugpay_simulator.driver import DriverClient, DriverError
 
     # The public API itself: no token needed, cacheable, both connected stations online.
     code, body = plugpay.request("GET", "/pricing/stations/public?lat=52.52&lon=13.405")

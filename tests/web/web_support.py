@@ -100,7 +100,7 @@ def charge_once(
 ) -> str:
     """A paid session arranged over the APIs (the driver client, as `plugpay drive` does);
     ``lie_wh``: the charger then reports that much more in one meter value before it stops."""
-    from plugpay_app.driver import DriverClient, DriverError
+    from plugpay_simulator.driver import DriverClient, DriverError
     from plugpay_testing import eventually
 
     station = stations.connected[station_id]

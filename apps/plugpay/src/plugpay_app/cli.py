@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
         accounts = asyncio.run(seed_demo(args.base_url))
         print(f"demo data ready (organisation {accounts.organisation_id})")
     elif args.command == "simulate":
-        from plugpay_app.simulator import run_fleet
+        from plugpay_simulator.stations import run_fleet
 
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
                 )
             )
     elif args.command == "drive":
-        from plugpay_app.driver import drive as drive_session
+        from plugpay_simulator.driver import drive as drive_session
 
         raise SystemExit(
             asyncio.run(

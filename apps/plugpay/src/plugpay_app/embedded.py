@@ -291,13 +291,11 @@ async def _serve_with_mail(
             # The product still runs without demo data; say why it is missing.
             log.exception("seeding the demo data failed")
     if stations:
-        from plugpay_app import simulator
+        from plugpay_simulator.stations import run_fleet
 
         extras.append(
             asyncio.create_task(
-                simulator.run_fleet(
-                    f"ws://{host}:{port}", count=stations, password="demo-station-secret"
-                )
+                run_fleet(f"ws://{host}:{port}", count=stations, password="demo-station-secret")
             )
         )
     try:
