@@ -32,8 +32,8 @@ the receipt is checked afterwards, per session, in the stores (status, energy, d
 so the phones do not keep thousands of live connections open; one session in
 ``FOLLOW_EVERY`` is also followed to the end over the app's live updates (Server-Sent Events).
 
-**The checks.** ``plugpay export`` (from Kafka, reading without a consumer group) and
-``plugpay report`` run as the analyst would; the report's totals are compared with
+**The checks.** ``plugpay-analytics export`` (from Kafka, reading without a consumer group) and
+``plugpay-analytics report`` run as the analyst would; the report's totals are compared with
 session-svc's session store and billing-svc's receipts and ledger, read-only in their own
 databases: sessions and per-status counts, denial reasons, energy in Wh, revenue and cost to the
 cent, per station and per day; and every session's outcome with what its driver and charger saw.
@@ -818,7 +818,7 @@ def cpu_seconds() -> dict[str, float]:
 
 
 def plugpay_command(*args: str) -> list[str]:
-    return [str(VENV_BIN / "plugpay"), *args]
+    return [str(VENV_BIN / "plugpay-analytics"), *args]
 
 
 def analyst_env(deployment: Deployment) -> dict[str, str]:
@@ -839,7 +839,9 @@ def plugpay(deployment: Deployment, *args: str, timeout_s: float = 300) -> str:
         check=False,
         env=analyst_env(deployment),
     )
-    assert done.returncode == 0, f"plugpay {args[0]} -> {done.returncode}:\n{done.stderr[-3000:]}"
+    assert done.returncode == 0, (
+        f"plugpay-analytics {args[0]} -> {done.returncode}:\n{done.stderr[-3000:]}"
+    )
     return done.stdout + done.stderr
 
 

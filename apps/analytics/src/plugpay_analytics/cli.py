@@ -1,5 +1,5 @@
-"""Analysts' commands, mounted on ``plugpay`` (``plugpay export|report|rebuild-projection|
-catalogue``) and also runnable alone as ``plugpay-analytics``."""
+"""Analysts' commands: ``plugpay-analytics export|report|rebuild-projection|catalogue``
+(docs/analytics.md). An app of its own: it reads the event log, never another app's code."""
 
 from __future__ import annotations
 
@@ -244,7 +244,7 @@ def _catalogue(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``plugpay-analytics``: the same commands without the rest of ``plugpay``."""
+    """``plugpay-analytics``: the analysts' commands."""
     parser = argparse.ArgumentParser(prog="plugpay-analytics", description=__doc__)
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)

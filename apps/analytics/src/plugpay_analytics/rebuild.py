@@ -10,7 +10,7 @@ implements ``Projection`` (reset / apply / flush / close) is rebuilt by::
     async with source_from() as source:
         await rebuild_projection(source, [SESSIONS, METER], MyProjection(...))
 
-or from the command line: ``plugpay rebuild-projection --projection pkg.module:factory``.
+or from the command line: ``plugpay-analytics rebuild-projection --projection pkg.module:factory``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``plugpay report``: an HTML report with PNG charts from an export, queried with DuckDB.
+"""``plugpay-analytics report``: an HTML report with PNG charts from an export, queried with DuckDB.
 
 What an operator asks of the log (the monitoring seed: charging patterns, peak hours,
 utilisation, billing): sessions and energy per day, per station and per hour of the week;

