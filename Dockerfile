@@ -3,8 +3,9 @@
 #   docker build --build-arg SERVICE=auth-svc --build-arg HEALTH_PREFIX=/auth -t plugpay/auth-svc:0.1.0 .
 #
 # `make images` builds them all (names, tags and health prefixes from deploy/gateway/routes.yaml and
-# the project's version). PYTHON_IMAGE and UV_IMAGE default to the public images; where no registry
-# is reachable, deploy/docker/base-images.sh makes equivalents from Debian packages and PyPI.
+# the project's version). PYTHON_IMAGE, UV_IMAGE and DEBIAN_IMAGE (binutils, to strip native code)
+# default to the public images; where no registry is reachable, deploy/docker/base-images.sh makes
+# equivalents from Debian packages and PyPI.
 # The image runs as UID 10001, writes nowhere but /tmp (read-only root filesystem), and holds
 # no compilers: the runtime stage receives only the built virtual environment.
 
@@ -44,7 +45,7 @@ COPY --from=manifests /src ./
 RUN test -n "${SERVICE}" || { echo "--build-arg SERVICE=<service> is required" >&2; exit 1; } \
     && uv sync --frozen --no-dev --package "${SERVICE}" --no-install-workspace
 
-# Wheels ship their native extension modules with debug symbols (uvloop's 13 MB are 1.5 MB
+# Wheels ship their native extension modules with debug symbols (uvloop's 13 MB are 1.6 MB
 # without): strip them with Debian's binutils, in a stage of its own, so no build tool reaches
 # the runtime image. The vendored libraries in *.libs folders are already stripped.
 FROM ${DEBIAN_IMAGE} AS strip
