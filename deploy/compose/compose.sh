@@ -69,6 +69,22 @@ make_secrets() {
 for name, db in yaml.safe_load(open(sys.argv[1]))["x-plugpay"]["databases"].items(): print(name, db)' "$FILE")
 }
 
+# Compose checks every secret file even for commands that start nothing: where the secrets were
+# never made (a machine that only stops a deployment) or are gone, `down`, `ps` and `logs` run
+# with empty stand-ins, which no container ever receives.
+with_stand_in_secrets() {
+  local name names missing=() dir rc=0
+  names=$("$PY" -c 'import sys, yaml
+print(*yaml.safe_load(open(sys.argv[1]))["secrets"])' "$FILE")
+  for name in $names; do [[ -e $SECRETS/$name ]] || missing+=("$name"); done
+  if (( ${#missing[@]} == 0 )); then compose "$@"; return; fi
+  dir=$(mktemp -d)
+  for name in $names; do : >"$dir/$name"; done
+  PLUGPAY_COMPOSE_SECRETS=$dir compose "$@" || rc=$?
+  rm -rf "$dir"
+  return "$rc"
+}
+
 # Every container of the project healthy (or the time-out: the unhealthy ones' logs, exit 1).
 wait_healthy() {
   local deadline=$((SECONDS + READY_TIMEOUT)) ids states bad
@@ -104,9 +120,9 @@ cmd_up() {
 
 case "${1:-}" in
   up) cmd_up ;;
-  down) shift; compose down --remove-orphans "$@" ;;
-  ps) compose ps ;;
-  logs) shift; compose logs "$@" ;;
+  down) shift; with_stand_in_secrets down --remove-orphans "$@" ;;
+  ps) with_stand_in_secrets ps ;;
+  logs) shift; with_stand_in_secrets logs "$@" ;;
   env) settings ;;
   compose) shift; compose "$@" ;;
   *) echo "usage: $0 up|down [--volumes]|ps|logs|env|compose ARGS" >&2; exit 2 ;;

@@ -10,6 +10,7 @@
 # the tests' testcontainers path: Kafka (the jars of deploy/local/kafka.sh), PostgreSQL and nginx
 # (Debian packages). PLUGPAY_IMAGE_BASES=local (default: no registry needed) builds on the
 # Debian-made bases of base-images.sh; =public uses the Dockerfiles' defaults (Docker Hub, ghcr.io).
+# A service image bigger than PLUGPAY_SERVICE_IMAGE_BUDGET_MB (default 250) fails the build.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -20,6 +21,7 @@ KAFKA_IMAGE=plugpay/kafka:$KAFKA_VERSION
 POSTGRES_IMAGE=plugpay/postgres:15
 NGINX_IMAGE=plugpay/nginx:$VERSION
 BASES=${PLUGPAY_IMAGE_BASES:-local}
+SERVICE_BUDGET_MB=${PLUGPAY_SERVICE_IMAGE_BUDGET_MB:-250}
 export DOCKER_BUILDKIT=0 # the classic builder: no buildx plugin or frontend image to fetch
 
 say() { echo "images: $*" >&2; }
@@ -80,6 +82,20 @@ cmd_build() {
     docker image inspect --format '{{.Size}}' "$image" |
       awk -v i="$image" '{printf "  %-36s %6.1f MB\n", i, $1 / 1e6}'
   done
+  check_service_sizes
+}
+
+# A service image over the budget fails the build (docs/deploy.md: every one ≤ 250 MB).
+check_service_sizes() {
+  local name prefix bytes over=()
+  while read -r name prefix; do
+    bytes=$(docker image inspect --format '{{.Size}}' "plugpay/$name:$VERSION")
+    (( bytes <= SERVICE_BUDGET_MB * 1000000 )) || over+=("$name $((bytes / 1000000)) MB")
+  done < <(services)
+  if (( ${#over[@]} )); then
+    say "FAILED: service images over ${SERVICE_BUDGET_MB} MB: ${over[*]}"
+    exit 1
+  fi
 }
 
 case "${1:-build}" in

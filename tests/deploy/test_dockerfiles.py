@@ -48,6 +48,17 @@ def test_hadolint_passes(path: Path) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+def stage_spans(instructions: list[dict[str, Any]]) -> list[tuple[str, int, int]]:
+    """(stage name, index of its FROM, index of the next FROM or the end) per named stage."""
+    starts = [n for n, i in enumerate(instructions) if i["instruction"] == "FROM"]
+    spans = []
+    for start, end in zip(starts, [*starts[1:], len(instructions)], strict=True):
+        parts = instructions[start]["value"].split()
+        if len(parts) == 3:
+            spans.append((parts[2], start, end))
+    return spans
+
+
 def test_image_policy() -> None:
     df = parsed(DOCKERFILE)
     instructions = df.structure
@@ -61,10 +72,14 @@ def test_image_policy() -> None:
     # base images are build arguments whose defaults are the usual public, pinned images
     assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", args["PYTHON_IMAGE"])
     assert re.fullmatch(r"ghcr\.io/astral-sh/uv:\d+\.\d+\.\d+", args["UV_IMAGE"])
-    froms = [i["value"].split()[0] for i in instructions if i["instruction"] == "FROM"]
+    # binutils (stripping native extensions) come from a Debian stage: the local base has no apt
+    assert args["DEBIAN_IMAGE"] == "debian:bookworm-slim"
+    froms = [i["value"].split() for i in instructions if i["instruction"] == "FROM"]
+    stages = {f[2] for f in froms if len(f) == 3 and f[1].upper() == "AS"}
+    images = [f[0] for f in froms]
     assert len(froms) >= 3, "multi-stage: build tools stay out of the runtime image"
-    assert set(froms) == {"${PYTHON_IMAGE}", "${UV_IMAGE}"}
-    assert froms[-1] == "${PYTHON_IMAGE}"
+    assert set(images) - stages == {"${PYTHON_IMAGE}", "${UV_IMAGE}", "${DEBIAN_IMAGE}"}
+    assert images[-1] == "${PYTHON_IMAGE}"
 
     last_from = max(i for i, ins in enumerate(instructions) if ins["instruction"] == "FROM")
     final = instructions[last_from:]
@@ -76,6 +91,18 @@ def test_image_policy() -> None:
     # the runtime stage receives only the built environment (no uv, no compilers, no sources)
     copies = [i["value"] for i in final if i["instruction"] == "COPY"]
     assert all(c.startswith("--from=builder /app/.venv") or "entrypoint" in c for c in copies)
+    # ... made small: native extensions stripped, then checked, pruned and compiled selectively
+    runs_of = {
+        stage: " ".join(
+            i["value"] for i in instructions[start + 1 : end] if i["instruction"] == "RUN"
+        )
+        for stage, start, end in stage_spans(instructions)
+    }
+    assert "strip --strip-unneeded" in runs_of["strip"]
+    assert "slim_venv.py" in runs_of["builder"]
+    assert "UV_COMPILE_BYTECODE=0" in " ".join(
+        i["value"] for i in instructions if i["instruction"] == "ENV"
+    ), "bytecode only for what the service imports (slim_venv.py), not for every module"
     assert not any("uv" in i["value"] for i in final if i["instruction"] == "RUN")
 
     runs = " ".join(i["value"] for i in instructions if i["instruction"] == "RUN")
@@ -106,6 +133,7 @@ def test_dockerignore_keeps_local_state_out_of_the_context() -> None:
         "services",
         "apps",
         "deploy/docker/service-entrypoint.sh",
+        "deploy/docker/slim_venv.py",
     }
     assert "**/.venv" in lines and "**/tests" in lines
 

@@ -9,12 +9,17 @@ session exactly once. Meanwhile Docker's restart policy brings the crashed repli
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+from pathlib import Path
 
 import pytest
 from e2e_support import (
+    COMPOSE_DIR,
     FLOW_TIMEOUT_S,
     SETUP_TIMEOUT_S,
     World,
+    compose,
     compose_container,
     connect_with_retry,
     container_state,
@@ -64,3 +69,38 @@ async def test_gateway_replica_killed_mid_session(world: World) -> None:
     await eventually(
         restarted_and_healthy, within=SETUP_TIMEOUT_S, what="the crashed replica back, healthy"
     )
+
+
+def project_objects(project: str) -> list[str]:
+    """Ids of the containers and volumes Compose made for ``project``."""
+    label = f"label=com.docker.compose.project={project}"
+    found = []
+    for command in (["ps", "-aq"], ["volume", "ls", "-q"]):
+        out = subprocess.run(
+            ["docker", *command, "--filter", label], capture_output=True, text=True, check=True
+        )
+        found += out.stdout.split()
+    return found
+
+
+async def test_down_without_the_secret_files(world: World, tmp_path: Path) -> None:
+    """Stopping a deployment needs none of its secrets (a machine where they were never made, or
+    were deleted): `compose.sh down --volumes` removes its containers and volumes, quietly."""
+    project = {"COMPOSE_PROJECT_NAME": "plugpay-down-check"}
+    # containers and volumes made, not started, from the running deployment's secret files
+    await asyncio.to_thread(compose, "compose", "up", "--no-start", "nginx", env=project)
+    assert await asyncio.to_thread(project_objects, project["COMPOSE_PROJECT_NAME"])
+
+    down = await asyncio.to_thread(
+        subprocess.run,
+        ["bash", str(COMPOSE_DIR / "compose.sh"), "down", "--volumes"],
+        env={**os.environ, **project, "PLUGPAY_COMPOSE_SECRETS": str(tmp_path / "none")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert down.returncode == 0, down.stderr
+    assert "secret" not in down.stderr, down.stderr
+    assert not await asyncio.to_thread(project_objects, project["COMPOSE_PROJECT_NAME"])
+    assert not (tmp_path / "none").exists()
