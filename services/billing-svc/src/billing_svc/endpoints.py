@@ -32,7 +32,7 @@ from billing_svc.processor import InvalidWebhook
 from billing_svc.receipts import receipt_document, render_html, render_pdf
 from billing_svc.repository import BillingRepository, LedgerRepository
 from billing_svc.tables import outbox_tables
-from billing_svc.usecases import authorise, payment_methods, top_up
+from billing_svc.usecases import authorise, invoicing, payment_methods, top_up
 from billing_svc.usecases import refund as refunds
 from billing_svc.usecases import review as reviews
 from billing_svc.usecases.common import (
@@ -500,6 +500,46 @@ async def revenue(
             for r in rows
         ],
     )
+
+
+def _operator_org(operator: Principal, organisation_id: uuid.UUID | None) -> uuid.UUID:
+    org = organisation_id if operator.has("admin") and organisation_id else operator.organisation_id
+    if org is None:
+        raise Refusal("no_organisation", "your account belongs to no organisation", status_code=403)
+    return org
+
+
+@router.get("/operator/legal-profile", response_model=schemas.LegalProfileView)
+async def get_legal_profile(
+    request: Request, operator: CurrentOperator, organisation_id: uuid.UUID | None = None
+) -> dict[str, Any]:
+    """The seller's details the organisation's invoices and credit notes carry."""
+    org = _operator_org(operator, organisation_id)
+    async with _db(request).read() as session:
+        return await invoicing.legal_profile(session, org)
+
+
+@router.put("/operator/legal-profile", response_model=schemas.LegalProfileView)
+async def put_legal_profile(
+    request: Request,
+    operator: CurrentOperator,
+    body: schemas.LegalProfileRequest,
+    organisation_id: uuid.UUID | None = None,
+) -> dict[str, Any]:
+    """Replace the seller's details; documents issued from now on carry them (issued ones keep
+    what they were issued with)."""
+    org = _operator_org(operator, organisation_id)
+    async with _db(request).write() as session:
+        return await invoicing.put_legal_profile(
+            session,
+            org,
+            legal_name=body.legal_name,
+            address=body.address,
+            vat_id=body.vat_id,
+            invoice_prefix=body.invoice_prefix,
+            updated_by=operator.user_id,
+            now=_billing(request).clock(),
+        )
 
 
 @router.post("/operator/refunds", status_code=201)
