@@ -97,6 +97,14 @@ async def test_organisations_and_stations_are_learned_for_the_invoice(h: Harness
         "address": "Marktplatz 1, Berlin",
     }
     assert receipt.time_zone == "Europe/Berlin"
+    doc = (
+        await h.client.get(
+            f"/billing/receipts/{event.session_id}", headers=h.headers(event.user_id)
+        )
+    ).json()
+    assert doc["invoice_number"] == receipt.invoice_number
+    assert doc["station"]["name"] == "Marktplatz" and doc["seller"]["legal_name"] == "ACME"
+    assert doc["local_time"]["issued"].endswith(("CET", "CEST"))
 
 
 async def test_concurrent_settlements_of_one_organisation_number_1_to_n(h: Harness) -> None:
@@ -142,7 +150,7 @@ async def test_a_refund_is_a_numbered_credit_note(h: Harness) -> None:
     for event in (first, second):
         await settle.settle(h.billing, h.database.write, cost_for(event, 10_000))
     year = document_year(h.billing.clock(), "Europe/Berlin")
-    numbers = []
+    numbers, refund_ids = [], []
     for key, event in (("a", first), ("b", second), ("c", first)):
         r = await h.client.post(
             "/billing/operator/refunds",
@@ -155,7 +163,19 @@ async def test_a_refund_is_a_numbered_credit_note(h: Harness) -> None:
         )
         assert r.status_code == 201, r.text
         numbers.append(r.json()["credit_note_number"])
+        refund_ids.append(r.json()["refund_id"])
     assert numbers == [f"ACME-CN-{year}-{n:06d}" for n in (1, 2, 3)]
+    url = f"/billing/credit-notes/{refund_ids[0]}"
+    note = (await h.client.get(url, headers=h.headers(first.user_id))).json()
+    assert note["credit_note_number"] == numbers[0] and note["reason"] == "connector fault"
+    async with h.database.read() as session:
+        invoice = await BillingRepository(session).receipt(first.session_id)
+    assert invoice is not None and note["invoice_number"] == invoice.invoice_number
+    pdf = await h.client.get(f"{url}?format=pdf", headers=operator)
+    assert pdf.headers["content-type"] == "application/pdf"
+    assert (await h.client.get(url, headers=h.headers(second.user_id))).status_code == 404
+    receipt = (await h.client.get(f"/billing/receipts/{first.session_id}", headers=operator)).json()
+    assert [r["credit_note_number"] for r in receipt["refunds"]] == [numbers[0], numbers[2]]
     # a refund refused (more than was charged) takes no number
     r = await h.client.post(
         "/billing/operator/refunds",
