@@ -4,6 +4,7 @@ invoice sequence under concurrent settlement, numbers given back on rollback, cr
 from __future__ import annotations
 
 import asyncio
+import base64
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -105,6 +106,11 @@ async def test_organisations_and_stations_are_learned_for_the_invoice(h: Harness
     assert doc["invoice_number"] == receipt.invoice_number
     assert doc["station"]["name"] == "Marktplatz" and doc["seller"]["legal_name"] == "ACME"
     assert doc["local_time"]["issued"].endswith(("CET", "CEST"))
+    # the invoice's event carries its number and the PDF as issued, for the mail
+    issued = await h.wait_for("InvoiceIssued", event.user_id)
+    assert issued["invoice_number"] == receipt.invoice_number
+    pdf = base64.b64decode(issued["document_pdf"])
+    assert pdf.startswith(b"%PDF")
 
 
 async def test_concurrent_settlements_of_one_organisation_number_1_to_n(h: Harness) -> None:
@@ -176,6 +182,9 @@ async def test_a_refund_is_a_numbered_credit_note(h: Harness) -> None:
     assert (await h.client.get(url, headers=h.headers(second.user_id))).status_code == 404
     receipt = (await h.client.get(f"/billing/receipts/{first.session_id}", headers=operator)).json()
     assert [r["credit_note_number"] for r in receipt["refunds"]] == [numbers[0], numbers[2]]
+    notes = await h.emitted("CreditNoteIssued", first.user_id)
+    assert [n["credit_note_number"] for n in notes] == [numbers[0], numbers[2]]
+    assert all(base64.b64decode(n["document_pdf"]).startswith(b"%PDF") for n in notes)
     # a refund refused (more than was charged) takes no number
     r = await h.client.post(
         "/billing/operator/refunds",

@@ -11,11 +11,14 @@ never changes when the profile does.
 
 from __future__ import annotations
 
+import base64
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from plugpay_events.contracts.billing import CreditNoteIssued, InvoiceIssued
+from plugpay_events.types import Money
 from plugpay_platform.errors import Refusal
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +30,7 @@ from billing_svc.domain import (
     legal_profile_problem,
     normalised_vat_id,
 )
+from billing_svc.receipts import credit_note_document, receipt_document, render_pdf
 from billing_svc.repository import BillingRepository
 
 
@@ -133,3 +137,57 @@ async def put_legal_profile(
     repo = BillingRepository(session)
     await repo.put_legal_profile(organisation_id, profile, updated_by, now)
     return profile_body(organisation_id, await repo.legal_profile(organisation_id))
+
+
+def _money(amount: int, currency: str) -> Money:
+    return Money(amount_minor=amount, currency=currency)
+
+
+async def invoice_issued(repo: BillingRepository, session_id: uuid.UUID) -> InvoiceIssued:
+    """The event of a just-issued invoice, its PDF rendered as issued (no refunds yet)."""
+    row = await repo.receipt(session_id)
+    assert row is not None and row.invoice_number is not None
+    doc = receipt_document(row, 0)
+    currency = row.currency
+    return InvoiceIssued(
+        user_id=row.user_id,
+        session_id=row.session_id,
+        receipt_id=row.id,
+        organisation_id=row.organisation_id,
+        invoice_number=row.invoice_number,
+        seller_name=(row.seller or {}).get("legal_name"),
+        total=_money(row.total_incl_vat, currency),
+        charged=_money(row.charged, currency),
+        wallet_charged=_money(row.wallet_part or 0, currency),
+        card_charged=_money(row.card_part or 0, currency),
+        card_label=doc["card_label"],
+        balance_after=_money(row.balance_after, currency)
+        if row.balance_after is not None
+        else None,
+        issued_at=row.issued_at,
+        document_filename=f"invoice-{row.invoice_number}.pdf",
+        document_pdf=base64.b64encode(render_pdf(doc)).decode("ascii"),
+    )
+
+
+async def credit_note_issued(repo: BillingRepository, refund_id: uuid.UUID) -> CreditNoteIssued:
+    """The event of a just-posted refund's credit note, with its PDF."""
+    refund = await repo.refund_row(refund_id)
+    assert refund is not None and refund.credit_note_number is not None
+    receipt = await repo.receipt(refund.session_id)
+    assert receipt is not None
+    doc = credit_note_document(receipt, refund)
+    return CreditNoteIssued(
+        user_id=refund.user_id,
+        refund_id=refund.id,
+        session_id=refund.session_id,
+        organisation_id=refund.organisation_id,
+        credit_note_number=refund.credit_note_number,
+        invoice_number=receipt.invoice_number,
+        amount=_money(refund.amount, refund.currency),
+        reason=refund.reason,
+        destination=refund.destination,
+        issued_at=refund.created_at,
+        document_filename=f"credit-note-{refund.credit_note_number}.pdf",
+        document_pdf=base64.b64encode(render_pdf(doc)).decode("ascii"),
+    )

@@ -151,7 +151,8 @@ async def finish(billing: Billing, session: AsyncSession, refund_id: uuid.UUID) 
                 reason=row.reason,
                 issued_by=row.issued_by,
                 issued_at=row.created_at,
-            )
+            ),
+            await invoicing.credit_note_issued(repo, refund_id),
         ],
     )
 
