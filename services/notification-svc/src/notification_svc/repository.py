@@ -26,6 +26,8 @@ class QueuedMail:
     text_body: str
     html_body: str | None
     attempts: int
+    attachment_name: str | None = None
+    attachment: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,7 @@ class NotificationRepository:
         subject: str,
         text_body: str,
         html_body: str,
+        attachment: tuple[str, bytes] | None = None,
     ) -> bool:
         """Queue a mail; False if this event's mail of this kind exists (a second guard
         behind the inbox)."""
@@ -136,6 +139,8 @@ class NotificationRepository:
                 subject=subject,
                 text_body=text_body,
                 html_body=html_body,
+                attachment_name=attachment[0] if attachment else None,
+                attachment=attachment[1] if attachment else None,
                 state="queued" if to_address else "awaiting_address",
             )
             .on_conflict_do_nothing(constraint="uq_mails_event_kind")
@@ -168,6 +173,8 @@ class NotificationRepository:
                 mails.c.text_body,
                 mails.c.html_body,
                 mails.c.attempts,
+                mails.c.attachment_name,
+                mails.c.attachment,
             )
         )
         claimed = [QueuedMail(*row) for row in result.all()]
@@ -177,7 +184,14 @@ class NotificationRepository:
         await self.session.execute(
             update(mails)
             .where(mails.c.id == mail_id)
-            .values(state="sent", sent_at=at, text_body=None, html_body=None, last_error=None)
+            .values(
+                state="sent",
+                sent_at=at,
+                text_body=None,
+                html_body=None,
+                attachment=None,
+                last_error=None,
+            )
         )
 
     async def mark_failed(
@@ -187,7 +201,7 @@ class NotificationRepository:
         if next_attempt_at is not None:
             values["next_attempt_at"] = next_attempt_at
         if state == "failed":
-            values.update(text_body=None, html_body=None)
+            values.update(text_body=None, html_body=None, attachment=None)
         await self.session.execute(update(mails).where(mails.c.id == mail_id).values(**values))
 
     async def mails_of(self, user_id: uuid.UUID, limit: int = 50) -> list[MailRecord]:

@@ -4,13 +4,20 @@ the sender loop (``sender.py``), outside any transaction."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from plugpay_events.contracts.billing import RefundIssued, TopUpFailed, WalletToppedUp
+from plugpay_events.contracts.billing import (
+    CreditNoteIssued,
+    InvoiceIssued,
+    TopUpFailed,
+    WalletToppedUp,
+)
 from plugpay_events.contracts.identity import (
     EmailVerificationRequested,
     GroupInvitationRequested,
@@ -19,7 +26,6 @@ from plugpay_events.contracts.identity import (
     UserRegistered,
     UserVerified,
 )
-from plugpay_events.contracts.sessions import SessionBilled
 from plugpay_events.envelope import Envelope
 from plugpay_events.sealed import SealError, open_sealed
 
@@ -57,6 +63,7 @@ async def _queue(
     kind: MailKind,
     user_id: uuid.UUID,
     to_address: str | None,
+    attachment: tuple[str, bytes] | None = None,
     **context: Any,
 ) -> bool:
     mail = ctx.renderer.render(kind, **context)
@@ -68,6 +75,7 @@ async def _queue(
         subject=mail.subject,
         text_body=mail.text,
         html_body=mail.html,
+        attachment=attachment,
     )
     if queued:
         log.info("%s mail queued for user %s (event %s)", kind, user_id, envelope.event_id)
@@ -172,27 +180,44 @@ def _address(to: str | object | None) -> str | None:
     return to if isinstance(to, str) else None
 
 
-async def session_billed(
-    ctx: MailContext, store: NotificationRepository, envelope: Envelope, event: SessionBilled,
+def _pdf(filename: str, encoded: str) -> tuple[str, bytes] | None:
+    """The document an event carries, or None if it is not a PDF (the mail goes without)."""
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        data = b""
+    if not data.startswith(b"%PDF"):
+        log.warning("document %s is not a PDF; mailed without it", filename)
+        return None
+    return filename, data
+
+
+async def invoice_issued(
+    ctx: MailContext, store: NotificationRepository, envelope: Envelope, event: InvoiceIssued,
     now: datetime,
 ) -> None:  # fmt: skip
-    """The receipt mail, unless the driver switched receipts off."""
+    """The receipt mail with the invoice's PDF attached, unless the driver switched receipts
+    off."""
     to = await _to_contact(ctx, store, envelope, "receipt", event.user_id, now)
     if to is NOT_WANTED:
         return
     funding = []
-    if event.wallet_charged and event.wallet_charged.amount_minor:
+    if event.wallet_charged.amount_minor:
         funding.append(f"From your wallet: {domain.format_money(event.wallet_charged)}")
-    if event.card_charged and event.card_charged.amount_minor:
-        funding.append(f"Charged to your card: {domain.format_money(event.card_charged)}")
-    if not funding and event.funding == "free":
+    if event.card_charged.amount_minor:
+        card = f"your card {event.card_label}" if event.card_label else "your card"
+        funding.append(f"Charged to {card}: {domain.format_money(event.card_charged)}")
+    if not funding:
         funding.append("Free of charge")
     if event.balance_after is not None:
         funding.append(f"Wallet balance now: {domain.format_money(event.balance_after)}")
     await _queue(
         ctx, store, envelope, "receipt", event.user_id, _address(to),
+        attachment=_pdf(event.document_filename, event.document_pdf),
         amount=domain.format_money(event.charged), funding=funding,
-        billed=_when(event.billed_at), session_id=str(event.session_id),
+        billed=_when(event.issued_at), session_id=str(event.session_id),
+        invoice_number=event.invoice_number, seller=event.seller_name or "",
+        total=domain.format_money(event.total),
         receipt_link=ctx.link(f"receipt/{event.session_id}"),
     )  # fmt: skip
 
@@ -200,7 +225,8 @@ async def session_billed(
 async def billing_event(
     ctx: MailContext, store: NotificationRepository, envelope: Envelope, now: datetime
 ) -> None:
-    """Top-ups done or declined, refunds: always mailed (money moved or did not)."""
+    """Top-ups done or declined, credit notes (refunds): always mailed (money moved or did
+    not); invoices (the receipt mail, with its PDF) unless switched off."""
     event = envelope.event()
     if isinstance(event, WalletToppedUp):
         to = await _to_contact(ctx, store, envelope, "top_up_done", event.user_id, now)
@@ -218,13 +244,19 @@ async def billing_event(
                 amount=domain.format_money(event.amount), trigger=event.trigger,
                 reason=event.reason, at=_when(event.failed_at), app_link=ctx.link("account"),
             )  # fmt: skip
-    elif isinstance(event, RefundIssued):
+    elif isinstance(event, InvoiceIssued):
+        await invoice_issued(ctx, store, envelope, event, now)
+    elif isinstance(event, CreditNoteIssued):
         to = await _to_contact(ctx, store, envelope, "refund_issued", event.user_id, now)
         if to is not NOT_WANTED:
             await _queue(
                 ctx, store, envelope, "refund_issued", event.user_id, _address(to),
+                attachment=_pdf(event.document_filename, event.document_pdf),
                 amount=domain.format_money(event.amount), session_id=str(event.session_id),
                 reason=event.reason, at=_when(event.issued_at),
+                credit_note_number=event.credit_note_number,
+                invoice_number=event.invoice_number or "",
+                destination="your wallet" if event.destination == "wallet" else "your card",
             )  # fmt: skip
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import (
     DateTime,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -49,6 +50,9 @@ mails = Table(
     Column("subject", String(300), nullable=False),
     Column("text_body", Text),
     Column("html_body", Text),
+    # A PDF the mail carries (dropped with the bodies once sent or given up).
+    Column("attachment_name", String(120)),
+    Column("attachment", LargeBinary),
     Column("state", String(16), nullable=False, server_default="queued"),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
