@@ -17,6 +17,8 @@ MailKind = Literal[
     "top_up_done",
     "top_up_declined",
     "refund_issued",
+    "session_held",
+    "session_reviewed",
 ]
 # Mails a driver may switch off; everything else concerns the account's security or money
 # taken without a session (top-ups, refunds) and is always sent.

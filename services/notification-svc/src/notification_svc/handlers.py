@@ -28,8 +28,8 @@ def identity_handler(ctx: MailContext) -> EffectFn:
 def sessions_handler(ctx: MailContext) -> EffectFn:
     async def on_session_event(session: AsyncSession, envelope: Envelope) -> None:
         # The receipt mail follows billing's InvoiceIssued (it carries the PDF), not
-        # SessionBilled; nothing on this topic is mailed yet.
-        return None
+        # SessionBilled; here: whose a session is, and the mails about a held session.
+        await service.session_event(ctx, NotificationRepository(session), envelope, utc_now())
 
     return on_session_event
 

@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification_svc.domain import Contact, MailKind, MailState
-from notification_svc.tables import contacts, mails
+from notification_svc.tables import contacts, mails, session_drivers
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,27 @@ class NotificationRepository:
         if row is None:
             return None
         return Contact(str(row.user_id), row.email, row.receipts)
+
+    # --- sessions ---------------------------------------------------------------------------
+
+    async def learn_session(
+        self, session_id: uuid.UUID, user_id: uuid.UUID, station_id: str
+    ) -> None:
+        await self.session.execute(
+            pg_insert(session_drivers)
+            .values(session_id=session_id, user_id=user_id, station_id=station_id)
+            .on_conflict_do_nothing()
+        )
+
+    async def session_driver(self, session_id: uuid.UUID) -> uuid.UUID | None:
+        return await self.session.scalar(
+            select(session_drivers.c.user_id).where(session_drivers.c.session_id == session_id)
+        )
+
+    async def session_station(self, session_id: uuid.UUID) -> str | None:
+        return await self.session.scalar(
+            select(session_drivers.c.station_id).where(session_drivers.c.session_id == session_id)
+        )
 
     # --- the mail queue -------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from plugpay_events.contracts.identity import (
     UserRegistered,
     UserVerified,
 )
+from plugpay_events.contracts.sessions import SessionFlagged, SessionPriced, SessionReviewed
 from plugpay_events.envelope import Envelope
 from plugpay_events.sealed import SealError, open_sealed
 
@@ -257,6 +258,63 @@ async def billing_event(
                 credit_note_number=event.credit_note_number,
                 invoice_number=event.invoice_number or "",
                 destination="your wallet" if event.destination == "wallet" else "your card",
+            )  # fmt: skip
+
+
+# The gateway's judgement codes in words (an unknown code is shown as it is).
+METER_REASONS = {
+    "register_jump": "the meter jumped by more than the charger can deliver",
+    "register_reset": "the meter was reset during the session",
+    "energy_above_physical_bound": "more energy than the connector can deliver in that time",
+    "stop_in_future": "the station's clock was ahead",
+    "register_regression": "the meter ran backwards",
+}
+
+
+def _kwh(wh: int) -> str:
+    return f"{wh / 1000:.3f} kWh"
+
+
+async def session_event(
+    ctx: MailContext, store: NotificationRepository, envelope: Envelope, now: datetime
+) -> None:
+    """Whose a session is (SessionPriced), and the mails about a held session: held for
+    review (SessionFlagged) and the operator's decision (SessionReviewed). Always sent: they
+    concern money."""
+    event = envelope.event()
+    if isinstance(event, SessionPriced):
+        await store.learn_session(event.session_id, event.user_id, event.station_id)
+    elif isinstance(event, SessionFlagged):
+        user_id = await store.session_driver(event.session_id)
+        if user_id is None:
+            # Priced before notification-svc knew sessions: no one to write to.
+            log.warning("SessionFlagged %s: the session's driver is unknown", event.session_id)
+            return
+        to = await _to_contact(ctx, store, envelope, "session_held", user_id, now)
+        if to is not NOT_WANTED:
+            judgement = event.judgement
+            await _queue(
+                ctx, store, envelope, "session_held", user_id, _address(to),
+                station_id=event.station_id, at=_when(event.flagged_at),
+                claimed=_kwh(judgement.claimed.energy_wh), billed=_kwh(event.billed_energy_wh),
+                reasons=[METER_REASONS.get(r, r.replace("_", " ")) for r in judgement.reasons],
+                receipt_link=ctx.link(f"receipt/{event.session_id}"),
+            )  # fmt: skip
+    elif isinstance(event, SessionReviewed):
+        to = await _to_contact(ctx, store, envelope, "session_reviewed", event.user_id, now)
+        if to is not NOT_WANTED:
+            station = await store.session_station(event.session_id)
+            voided = event.decision == "voided"
+            await _queue(
+                ctx, store, envelope, "session_reviewed", event.user_id, _address(to),
+                station_id=station or "the station",
+                outcome="voided" if voided else f"{domain.format_money(event.approved_total)}",
+                voided=voided, total=domain.format_money(event.approved_total),
+                billed_before=domain.format_money(event.billed_before),
+                charged=domain.format_money(event.charged) if event.charged.amount_minor else "",
+                refunded=domain.format_money(event.refunded) if event.refunded.amount_minor else "",
+                note=event.note, at=_when(event.reviewed_at),
+                receipt_link=ctx.link(f"receipt/{event.session_id}"),
             )  # fmt: skip
 
 

@@ -67,3 +67,14 @@ mails = Table(
     ),
     Index("ix_mails_user", "user_id"),
 )
+
+# Which driver a session is (learned from SessionPriced, on the same partition as the session's
+# later events): SessionFlagged names only the session, and its mail goes to the driver.
+session_drivers = Table(
+    "session_drivers",
+    metadata,
+    Column("session_id", Uuid, primary_key=True),
+    Column("user_id", Uuid, nullable=False),
+    Column("station_id", String(100), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)

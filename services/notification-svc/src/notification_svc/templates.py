@@ -19,6 +19,8 @@ SUBJECTS: dict[MailKind, str] = {
     "top_up_done": "Your Plugpay wallet was topped up: {amount}",
     "top_up_declined": "Your Plugpay top-up of {amount} was declined",
     "refund_issued": "Plugpay refunded {amount}: credit note {credit_note_number}",
+    "session_held": "Your charging session at {station_id} is held for review",
+    "session_reviewed": "Your charging session at {station_id} was reviewed: {outcome}",
 }
 
 
