@@ -22,7 +22,7 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
@@ -820,3 +820,27 @@ def legal_profile_problem(profile: LegalProfile) -> tuple[str, str] | None:
     if not PREFIX_PATTERN.fullmatch(profile.invoice_prefix):
         return "invalid_invoice_prefix", "an invoice prefix is 1 to 10 capital letters or digits"
     return None
+
+
+# --- cards ---------------------------------------------------------------------------------
+
+CARD_EXPIRY_NOTICE = timedelta(days=30)
+
+
+def card_valid_until(exp_month: int, exp_year: int) -> datetime:
+    """The first moment a card is no longer valid: it is good through its expiry month (UTC)."""
+    if exp_month == 12:
+        return datetime(exp_year + 1, 1, 1, tzinfo=UTC)
+    return datetime(exp_year, exp_month + 1, 1, tzinfo=UTC)
+
+
+def card_expiry_due(
+    exp_month: int | None,
+    exp_year: int | None,
+    now: datetime,
+    notice: timedelta = CARD_EXPIRY_NOTICE,
+) -> bool:
+    """Whether the driver should now be told the card expires (or has expired)."""
+    if exp_month is None or exp_year is None:
+        return False
+    return card_valid_until(exp_month, exp_year) - now <= notice

@@ -711,6 +711,29 @@ class BillingRepository:
         )
         return list((await self.session.execute(query)).all())
 
+    async def cards_with_expiry_unnoticed(self, limit: int) -> list[Row[Any]]:
+        """Saved cards whose expiry the driver was not told yet, locked (others skip them)."""
+        query = (
+            select(payment_methods)
+            .where(
+                payment_methods.c.removed_at.is_(None),
+                payment_methods.c.expiry_noticed_at.is_(None),
+                payment_methods.c.exp_year.is_not(None),
+                payment_methods.c.exp_month.is_not(None),
+            )
+            .order_by(payment_methods.c.exp_year, payment_methods.c.exp_month, payment_methods.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return list((await self.session.execute(query)).all())
+
+    async def mark_expiry_noticed(self, method_id: uuid.UUID, at: datetime) -> None:
+        await self.session.execute(
+            update(payment_methods)
+            .where(payment_methods.c.id == method_id)
+            .values(expiry_noticed_at=at)
+        )
+
     # --- invoices ---------------------------------------------------------------------------
 
     async def next_document_number(

@@ -142,6 +142,8 @@ payment_methods = Table(
     Column("is_default", Boolean, nullable=False, server_default="false"),
     _now(),
     Column("removed_at", DateTime(timezone=True), nullable=True),
+    # When the driver was told the card expires (PaymentMethodExpiring, once per card).
+    Column("expiry_noticed_at", DateTime(timezone=True), nullable=True),
     Index(
         "ux_payment_methods_one_default",
         "user_id",

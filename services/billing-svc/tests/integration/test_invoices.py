@@ -7,14 +7,14 @@ import asyncio
 import base64
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from billing_kit import ORG, Harness, cost_for, priced, running
-from billing_svc.domain import document_year
+from billing_svc.domain import card_valid_until, document_year
 from billing_svc.repository import BillingRepository
 from billing_svc.seed import seed_demo
-from billing_svc.usecases import settle
+from billing_svc.usecases import payment_methods, settle
 from plugpay_events.contracts.identity import OrganisationCreated, StationRegistered
 
 pytestmark = pytest.mark.infra
@@ -198,3 +198,24 @@ async def test_a_refund_is_a_numbered_credit_note(h: Harness) -> None:
     assert r.status_code == 422
     async with h.database.write() as session:
         assert await BillingRepository(session).next_document_number(ORG, "credit_note", year) == 4
+
+
+async def test_an_expiring_card_is_noticed_once(h: Harness) -> None:
+    driver = uuid.uuid4()
+    async with h.database.write() as session:
+        await payment_methods.add_payment_method(h.billing, session, driver, "pm_card_visa")
+        [card] = await BillingRepository(session).methods(driver)
+    assert card.exp_month is not None and card.exp_year is not None
+    await h.app.state.sweep_once()
+    assert await h.emitted("PaymentMethodExpiring", driver) == []
+    end = card_valid_until(card.exp_month, card.exp_year)
+    h.clock.offset = end - timedelta(days=10) - datetime.now(UTC)
+    await h.app.state.sweep_once()
+    await h.app.state.sweep_once()
+    [notice] = await h.emitted("PaymentMethodExpiring", driver)
+    assert (notice["last4"], notice["exp_month"], notice["exp_year"]) == (
+        card.last4,
+        card.exp_month,
+        card.exp_year,
+    )
+    assert notice["is_default"] is True

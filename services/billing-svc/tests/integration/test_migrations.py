@@ -27,6 +27,7 @@ ADDED = {
     "billing_sessions": {"cost", "correlation_id", "causation_id"},
     "refunds": {"status", "credit_note_number"},
     "billing_accounts": {"email"},
+    "payment_methods": {"expiry_noticed_at"},
 }
 NEW_TABLES = (
     "cost_overruns",

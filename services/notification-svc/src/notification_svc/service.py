@@ -15,6 +15,7 @@ from typing import Any
 from plugpay_events.contracts.billing import (
     CreditNoteIssued,
     InvoiceIssued,
+    PaymentMethodExpiring,
     TopUpFailed,
     WalletToppedUp,
 )
@@ -247,6 +248,16 @@ async def billing_event(
             )  # fmt: skip
     elif isinstance(event, InvoiceIssued):
         await invoice_issued(ctx, store, envelope, event, now)
+    elif isinstance(event, PaymentMethodExpiring):
+        to = await _to_contact(ctx, store, envelope, "card_expiring", event.user_id, now)
+        if to is not NOT_WANTED:
+            expired = domain.card_expired(event.exp_month, event.exp_year, now)
+            await _queue(
+                ctx, store, envelope, "card_expiring", event.user_id, _address(to),
+                card=f"{event.brand} •••• {event.last4}",
+                expiry=f"{event.exp_month:02d}/{event.exp_year}", expired=expired,
+                is_default=event.is_default, app_link=ctx.link("account"),
+            )  # fmt: skip
     elif isinstance(event, CreditNoteIssued):
         to = await _to_contact(ctx, store, envelope, "refund_issued", event.user_id, now)
         if to is not NOT_WANTED:

@@ -21,6 +21,7 @@ SUBJECTS: dict[MailKind, str] = {
     "refund_issued": "Plugpay refunded {amount}: credit note {credit_note_number}",
     "session_held": "Your charging session at {station_id} is held for review",
     "session_reviewed": "Your charging session at {station_id} was reviewed: {outcome}",
+    "card_expiring": "Your card {card} expires: {expiry}",
 }
 
 

@@ -1,5 +1,6 @@
 """A session held for review: the driver learns it (SessionFlagged names only the session; its
-driver is known from SessionPriced) and learns the operator's decision (SessionReviewed)."""
+driver is known from SessionPriced) and learns the operator's decision (SessionReviewed). And a
+card about to expire."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import uuid
 
 import pytest
 from fastapi import FastAPI
+from plugpay_events.contracts.billing import PaymentMethodExpiring
 from plugpay_events.contracts.sessions import (
     MeterClaim,
     MeterJudgement,
@@ -122,3 +124,27 @@ async def test_a_flag_for_a_session_never_priced_here_mails_nobody(
     (held,) = await eventually(lambda: smtp.mailbox.to("ida@example.com"))
     assert "held for review" in held.message["Subject"]
     assert len(await mail_rows(app)) == 1
+
+
+async def test_an_expiring_card_is_mailed(app: FastAPI, smtp: SmtpServer) -> None:
+    user = uuid.uuid4()
+    now = utc_now()
+    await publish(
+        app,
+        registered(user, "kim@example.com"),
+        PaymentMethodExpiring(
+            user_id=user,
+            payment_method_id=uuid.uuid4(),
+            brand="visa",
+            last4="4242",
+            exp_month=now.month,
+            exp_year=now.year,
+            is_default=True,
+            noticed_at=now,
+        ),
+    )
+    (mail,) = await eventually(lambda: smtp.mailbox.to("kim@example.com"))
+    expiry = f"{now.month:02d}/{now.year}"
+    assert mail.message["Subject"] == f"Your card visa •••• 4242 expires: {expiry}"
+    assert f"expires at the end of {expiry}" in mail.text
+    assert "https://plugpay.test/app/#/account" in mail.text

@@ -17,6 +17,7 @@ __all__ = [
     "CreditNoteIssued",
     "InvoiceIssued",
     "PaymentMethodAdded",
+    "PaymentMethodExpiring",
     "PaymentMethodRemoved",
     "RefundIssued",
     "TopUpFailed",
@@ -63,6 +64,20 @@ class PaymentMethodAdded(_AccountEvent):
     brand: str
     last4: str = Field(pattern=r"^\d{4}$")
     added_at: UtcDatetime
+
+
+@register
+class PaymentMethodExpiring(_AccountEvent):
+    """A saved card expires within the notice period (or has expired): once per card."""
+
+    type = "PaymentMethodExpiring"
+    payment_method_id: uuid.UUID
+    brand: str
+    last4: str = Field(pattern=r"^\d{4}$")
+    exp_month: int = Field(ge=1, le=12)
+    exp_year: int = Field(ge=2000, le=9999)
+    is_default: bool
+    noticed_at: UtcDatetime
 
 
 @register

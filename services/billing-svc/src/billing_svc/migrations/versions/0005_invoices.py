@@ -1,6 +1,7 @@
 """Invoices and credit notes: the organisations' legal profiles, the gapless document counters,
-the stations invoices name, and the invoice facts on receipts and refunds (a no-op on a fresh
-database, where 0002 creates every table from the current metadata).
+the stations invoices name, and the invoice facts on receipts and refunds; when a card's expiry
+was noticed (a no-op on a fresh database, where 0002 creates every table from the current
+metadata).
 
 Revision ID: 0005
 Revises: 0004
@@ -24,6 +25,7 @@ COLUMNS = {
     },
     "refunds": {"credit_note_number": "VARCHAR(40)"},
     "billing_accounts": {"email": "VARCHAR(254)"},
+    "payment_methods": {"expiry_noticed_at": "TIMESTAMPTZ"},
 }
 INDEXES = {
     "ux_receipts_invoice_number": "receipts (organisation_id, invoice_number)",
