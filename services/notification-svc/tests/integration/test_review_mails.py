@@ -17,7 +17,6 @@ from plugpay_events.contracts.sessions import (
     SessionReviewed,
 )
 from plugpay_events.types import utc_now
-from plugpay_tariffs import Tariff
 from plugpay_testing import eventually
 
 from ..events import eur, registered
@@ -27,27 +26,27 @@ from .test_mail import handled, mail_rows
 
 pytestmark = pytest.mark.infra
 
-TARIFF = Tariff.model_validate(
-    {
-        "id": "t-1",
-        "version": 1,
-        "currency": "EUR",
-        "elements": [{"price_components": [{"type": "ENERGY", "price": "0.40", "vat": "19"}]}],
-    }
-)
+TARIFF = {
+    "id": "t-1",
+    "version": 1,
+    "currency": "EUR",
+    "elements": [{"price_components": [{"type": "ENERGY", "price": "0.40", "vat": "19"}]}],
+}
 
 
 def _priced(user: uuid.UUID) -> SessionPriced:
-    return SessionPriced(
-        session_id=uuid.uuid4(),
-        station_id="ST-7",
-        connector_id=1,
-        user_id=user,
-        station_organisation_id=uuid.uuid4(),
-        tariff=TARIFF,
-        time_zone="Europe/Berlin",
-        max_power_w=11_000,
-        priced_at=utc_now(),
+    return SessionPriced.model_validate(
+        {
+            "session_id": uuid.uuid4(),
+            "station_id": "ST-7",
+            "connector_id": 1,
+            "user_id": user,
+            "station_organisation_id": uuid.uuid4(),
+            "tariff": TARIFF,
+            "time_zone": "Europe/Berlin",
+            "max_power_w": 11_000,
+            "priced_at": utc_now(),
+        }
     )
 
 
