@@ -132,6 +132,25 @@ async def test_concurrent_settlements_of_one_organisation_number_1_to_n(h: Harne
     assert numbers == [f"ACME-{year}-{n:06d}" for n in range(1, count + 1)]
 
 
+async def test_concurrent_numbering_with_rollbacks_commits_1_to_n(h: Harness) -> None:
+    org = uuid.uuid4()
+    committed: list[int] = []
+
+    async def book(i: int) -> None:
+        try:
+            async with h.database.write() as session:
+                number = await BillingRepository(session).next_document_number(org, "invoice", 2026)
+                await asyncio.sleep(0)  # let the others queue on the counter row
+                if i % 3 == 0:
+                    raise RuntimeError("rolled back after numbering")
+                committed.append(number)
+        except RuntimeError:
+            pass
+
+    await asyncio.gather(*(book(i) for i in range(30)))
+    assert sorted(committed) == list(range(1, 21))
+
+
 async def test_a_rolled_back_number_is_given_again(h: Harness) -> None:
     other = uuid.uuid4()
     with pytest.raises(RuntimeError):
