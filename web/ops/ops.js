@@ -486,6 +486,36 @@ function reviewCard(r) {
     out);
 }
 
+// --- invoicing details -----------------------------------------------------------------------------
+
+// The seller's details on the organisation's invoices and credit notes (billing-svc keeps them).
+async function invoicingPage() {
+  setNav("invoicing");
+  const box = h("div");
+  page("Invoicing details", h("p", { class: "muted" }, "Invoices and credit notes issued from now on carry these details; issued ones keep theirs."), box);
+  let profile;
+  try { profile = await get("/billing/operator/legal-profile"); } catch (error) { put(box, problem(error)); return; }
+  const name = h("input", { id: "legal-name", required: true, maxlength: 200, autocomplete: "organization", value: profile.legal_name });
+  const address = h("textarea", { id: "legal-address", rows: 3, required: true, maxlength: 1000 });
+  address.value = profile.address;
+  const vat = h("input", { id: "vat-id", maxlength: 30, value: profile.vat_id });
+  const prefix = h("input", { id: "invoice-prefix", required: true, maxlength: 10, pattern: "[A-Za-z0-9]{1,10}", value: profile.invoice_prefix });
+  const out = h("div", { "aria-live": "polite" });
+  const submit = h("button", { type: "submit" }, "Save");
+  put(box, h("form", { class: "card", onsubmit: async (e) => {
+    e.preventDefault();
+    submit.disabled = true;
+    try {
+      const saved = await api("PUT", "/billing/operator/legal-profile", { json: { legal_name: name.value, address: address.value, vat_id: vat.value, invoice_prefix: prefix.value } });
+      vat.value = saved.vat_id;
+      prefix.value = saved.invoice_prefix;
+      announce("Saved");
+      put(out, h("div", { class: "alert info", role: "status", id: "invoicing-saved" }, "Saved. Invoice numbers now start with ", saved.invoice_prefix, "-."));
+    } catch (error) { put(out, problem(error)); } finally { submit.disabled = false; }
+  } }, field("Legal name", name), field("Address", address), field("VAT id", vat, "e.g. DE123456789; leave empty if you have none"),
+    field("Invoice number prefix", prefix, "capital letters or digits, e.g. ACME → ACME-2026-000001"), submit, out));
+}
+
 // --- router ----------------------------------------------------------------------------------------
 
 async function route() {
@@ -503,6 +533,7 @@ async function route() {
     if (head === "tariffs") return await tariffsPage();
     if (head === "revenue") return await revenuePage();
     if (head === "reviews") return await reviewsPage();
+    if (head === "invoicing") return await invoicingPage();
     if (head === "stations" && arg) return await stationPage(arg);
     return await stationsPage();
   } catch (error) {

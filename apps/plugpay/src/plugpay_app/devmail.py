@@ -16,7 +16,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from plugpay_platform.http_security import INLINE_STYLE_CSP, page_headers
 
 MAILBOX_PATH = "/dev/mailbox"
@@ -30,6 +30,8 @@ class DevMail:
     to: tuple[str, ...]
     subject: str
     text: str
+    # (file name, content type, bytes): an invoice's or credit note's PDF.
+    attachments: tuple[tuple[str, str, bytes], ...] = ()
 
 
 class DevMailbox:
@@ -45,9 +47,15 @@ class DevMailbox:
             return "554 5.6.0 unreadable message"
         message = message_from_bytes(content, policy=policy.default)
         text = ""
+        attachments: list[tuple[str, str, bytes]] = []
         if isinstance(message, EmailMessage):
             body = message.get_body(("plain",))
             text = str(body.get_content()) if body is not None else ""
+            for part in message.iter_attachments():
+                data = part.get_payload(decode=True)
+                if isinstance(data, bytes):
+                    name = part.get_filename() or "attachment"
+                    attachments.append((name, part.get_content_type(), data))
         self._count += 1
         self.mails.appendleft(
             DevMail(
@@ -57,6 +65,7 @@ class DevMailbox:
                 to=tuple(envelope.rcpt_tos),
                 subject=str(message.get("Subject", "")),
                 text=text,
+                attachments=tuple(attachments),
             )
         )
         return "250 OK: in the development mailbox"
@@ -100,8 +109,23 @@ def _linkified(text: str) -> str:
     return "".join(out)
 
 
+def _attachment_url(mail: DevMail, index: int) -> str:
+    return f"{MAILBOX_PATH}/{mail.number}/attachments/{index}"
+
+
+def _attachment_links(mail: DevMail) -> str:
+    if not mail.attachments:
+        return ""
+    links = "".join(
+        f"<li><a href='{_attachment_url(mail, i)}'>{html.escape(name)}</a></li>"
+        for i, (name, _, _) in enumerate(mail.attachments)
+    )
+    return f"<p>Attached:</p><ul class=attachments>{links}</ul>"
+
+
 def mailbox_app(mailbox: DevMailbox) -> FastAPI:
-    """``/dev/mailbox`` (the page, newest first) and ``/dev/mailbox.json``."""
+    """``/dev/mailbox`` (the page, newest first), ``/dev/mailbox.json`` and each mail's
+    attachments."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.get(MAILBOX_PATH, response_class=HTMLResponse)
@@ -111,7 +135,7 @@ def mailbox_app(mailbox: DevMailbox) -> FastAPI:
             f"<h2>{html.escape(m.subject)}</h2>"
             f"<p class=meta>To <b class=to>{html.escape(', '.join(m.to))}</b> · from "
             f"{html.escape(m.sender)} · {m.received_at:%Y-%m-%d %H:%M:%S} UTC</p>"
-            f"<pre>{_linkified(m.text)}</pre></article>"
+            f"<pre>{_linkified(m.text)}</pre>{_attachment_links(m)}</article>"
             for m in mailbox.mails
         )
         return HTMLResponse(
@@ -140,9 +164,28 @@ def mailbox_app(mailbox: DevMailbox) -> FastAPI:
                 "subject": m.subject,
                 "text": m.text,
                 "received_at": m.received_at.isoformat(),
+                "attachments": [
+                    {"filename": name, "content_type": kind, "url": _attachment_url(m, i)}
+                    for i, (name, kind, _) in enumerate(m.attachments)
+                ],
             }
             for m in mailbox.mails
         ]
         return JSONResponse(mails, headers={"Cache-Control": "no-store"})
+
+    @app.get(MAILBOX_PATH + "/{number}/attachments/{index}")
+    async def attachment(number: int, index: int) -> Response:
+        for m in mailbox.mails:
+            if m.number == number and 0 <= index < len(m.attachments):
+                name, kind, data = m.attachments[index]
+                return Response(
+                    data,
+                    media_type=kind,
+                    headers={
+                        "Content-Disposition": f'inline; filename="{name}"',
+                        "Cache-Control": "no-store",
+                    },
+                )
+        return Response("no such attachment", status_code=404, media_type="text/plain")
 
     return app

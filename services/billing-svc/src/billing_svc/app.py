@@ -23,6 +23,7 @@ from billing_svc.endpoints import router
 from billing_svc.processor import PaymentProcessor, SimulatedProcessor
 from billing_svc.settings import Settings
 from billing_svc.tables import outbox_tables
+from billing_svc.usecases import payment_methods
 from billing_svc.usecases.authorise import expire_due_holds
 from billing_svc.usecases.common import Billing, BillingPolicy, make_call, wrap_all
 from billing_svc.usecases.recover import recover
@@ -99,11 +100,14 @@ def create_app(
         async with database.write() as session:
             events, calls = await expire_due_holds(billing, session)
             await outbox.add(session, wrap_all(events))
+        async with database.write() as session:
+            expiring = await payment_methods.notice_expiring_cards(billing, session)
+            await outbox.add(session, wrap_all(expiring))
         for call in calls:
             await make_call(billing, database.write, call)
         # Work a crash or a processor time-out left half done (untouched for a while).
         stale = utc_now() - timedelta(seconds=settings.recovery_after_s)
-        return len(events) + await recover(billing, database.write, stale)
+        return len(events) + len(expiring) + await recover(billing, database.write, stale)
 
     sweeper: dict[str, asyncio.Task[None]] = {}
 

@@ -18,12 +18,15 @@ Ledger semantics (TigerBeetle's):
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 BIGINT_MAX = 2**63 - 1  # every amount and counter column is a PostgreSQL bigint
 
@@ -748,3 +751,96 @@ def review_adjustment(
             vat = int(Decimal(extra) * vat_percent / (100 + vat_percent))
         return ReviewAdjustment(billed, target, extra, vat, 0)
     return ReviewAdjustment(billed, target, 0, 0, billed - target)
+
+
+# --- invoices and credit notes ---------------------------------------------------------------
+
+DocumentSeries = Literal["invoice", "credit_note"]
+# Credit notes have their own gapless series, marked in the number, so each series can be
+# audited on its own and an invoice number never looks like a credit note's.
+SERIES_MARK: Mapping[str, str] = {"invoice": "", "credit_note": "CN-"}
+PREFIX_PATTERN = re.compile(r"^[A-Z0-9]{1,10}$")
+VAT_ID_PATTERN = re.compile(r"^[A-Z]{2}[0-9A-Z+*.]{2,13}$")
+DEFAULT_PREFIX = "INV"
+
+
+def document_year(issued_at: datetime, time_zone: str | None) -> int:
+    """The year an invoice is dated in: the station's calendar (the date printed on it)."""
+    try:
+        zone = ZoneInfo(time_zone) if time_zone else UTC
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = UTC
+    return issued_at.astimezone(zone).year
+
+
+def document_number(prefix: str, series: DocumentSeries, year: int, number: int) -> str:
+    """``INV-2026-000042`` / ``INV-CN-2026-000003``: prefix, series, year, then the number
+    within that organisation's series and year (the prefix has no '-', so it is unambiguous)."""
+    if number < 1:
+        raise ValueError("document numbers start at 1")
+    return f"{prefix}-{SERIES_MARK[series]}{year}-{number:06d}"
+
+
+@dataclass
+class DocumentCounters:
+    """The numbering rule in memory (``document_counters`` + its row lock in PostgreSQL): each
+    organisation, series and year counts 1, 2, 3...; a number taken in a transaction that is
+    rolled back is given again, so committed numbers have no gaps and no duplicates."""
+
+    last: dict[tuple[uuid.UUID, str, int], int] = field(default_factory=dict)
+
+    def take(self, organisation_id: uuid.UUID, series: DocumentSeries, year: int) -> int:
+        key = (organisation_id, series, year)
+        self.last[key] = self.last.get(key, 0) + 1
+        return self.last[key]
+
+
+@dataclass(frozen=True)
+class LegalProfile:
+    """What an organisation's invoices say about the seller."""
+
+    legal_name: str
+    address: str
+    vat_id: str
+    invoice_prefix: str
+
+
+def normalised_vat_id(vat_id: str) -> str:
+    return re.sub(r"[\s.-]", "", vat_id).upper()
+
+
+def legal_profile_problem(profile: LegalProfile) -> tuple[str, str] | None:
+    """Why a legal profile cannot be kept (reason, message), or None."""
+    if not profile.legal_name.strip():
+        return "invalid_legal_name", "the legal name is required"
+    if not profile.address.strip():
+        return "invalid_address", "the address is required"
+    if profile.vat_id and not VAT_ID_PATTERN.fullmatch(profile.vat_id):
+        return "invalid_vat_id", "a VAT id is a country code and 2 to 13 letters or digits"
+    if not PREFIX_PATTERN.fullmatch(profile.invoice_prefix):
+        return "invalid_invoice_prefix", "an invoice prefix is 1 to 10 capital letters or digits"
+    return None
+
+
+# --- cards ---------------------------------------------------------------------------------
+
+CARD_EXPIRY_NOTICE = timedelta(days=30)
+
+
+def card_valid_until(exp_month: int, exp_year: int) -> datetime:
+    """The first moment a card is no longer valid: it is good through its expiry month (UTC)."""
+    if exp_month == 12:
+        return datetime(exp_year + 1, 1, 1, tzinfo=UTC)
+    return datetime(exp_year, exp_month + 1, 1, tzinfo=UTC)
+
+
+def card_expiry_due(
+    exp_month: int | None,
+    exp_year: int | None,
+    now: datetime,
+    notice: timedelta = CARD_EXPIRY_NOTICE,
+) -> bool:
+    """Whether the driver should now be told the card expires (or has expired)."""
+    if exp_month is None or exp_year is None:
+        return False
+    return card_valid_until(exp_month, exp_year) - now <= notice

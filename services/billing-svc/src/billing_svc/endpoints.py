@@ -29,10 +29,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing_svc import schemas
 from billing_svc.domain import BIGINT_MAX, AccountKind, account_id
 from billing_svc.processor import InvalidWebhook
-from billing_svc.receipts import receipt_document, render_html, render_pdf
+from billing_svc.receipts import (
+    credit_note_document,
+    receipt_document,
+    render_html,
+    render_pdf,
+)
 from billing_svc.repository import BillingRepository, LedgerRepository
 from billing_svc.tables import outbox_tables
-from billing_svc.usecases import authorise, payment_methods, top_up
+from billing_svc.usecases import authorise, invoicing, payment_methods, top_up
 from billing_svc.usecases import refund as refunds
 from billing_svc.usecases import review as reviews
 from billing_svc.usecases.common import (
@@ -404,36 +409,72 @@ async def put_funding_preference(
 # --- receipts ---------------------------------------------------------------------------------
 
 
+def _document_response(doc: dict[str, Any], chosen: str, filename: str) -> Response:
+    if chosen == "pdf":
+        return Response(
+            render_pdf(doc),
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'inline; filename="{filename}.pdf"'},
+        )
+    if chosen == "html":
+        return HTMLResponse(render_html(doc))
+    return JSONResponse(doc)
+
+
+def _may_read(principal: Principal, row: Any) -> bool:
+    return (
+        row.user_id == principal.user_id
+        or principal.has("admin")
+        or (principal.has("operator") and principal.organisation_id == row.organisation_id)
+    )
+
+
+DocumentFormat = Annotated[str | None, Query(pattern="^(json|html|pdf)$")]
+
+
 @router.get("/receipts/{session_id}", response_model=None)
 async def get_receipt(
     request: Request,
     principal: CurrentPrincipal,
     session_id: uuid.UUID,
-    format: Annotated[str | None, Query(pattern="^(json|html|pdf)$")] = None,
+    format: DocumentFormat = None,
 ) -> Response:
+    """The session's receipt, which is its invoice (JSON, HTML or PDF)."""
     async with _db(request).read() as session:
         repo = BillingRepository(session)
         row = await repo.receipt(session_id)
         refunded = await repo.refunded(session_id) if row else 0
         review = await repo.review(session_id) if row else None
-    allowed = row is not None and (
-        row.user_id == principal.user_id
-        or principal.has("admin")
-        or (principal.has("operator") and principal.organisation_id == row.organisation_id)
-    )
-    if row is None or not allowed:
+        refund_rows = await repo.done_refunds(session_id) if row else []
+    if row is None or not _may_read(principal, row):
         raise Refusal("not_found", "no receipt for this session", status_code=404)
-    doc = receipt_document(row, refunded, review)
+    doc = receipt_document(row, refunded, review, refund_rows)
     chosen = format or _negotiate(request.headers.get("accept", ""))
-    if chosen == "pdf":
-        return Response(
-            render_pdf(doc),
-            media_type="application/pdf",
-            headers={"Content-Disposition": f'inline; filename="receipt-{session_id}.pdf"'},
-        )
-    if chosen == "html":
-        return HTMLResponse(render_html(doc))
-    return JSONResponse(doc)
+    return _document_response(doc, chosen, f"invoice-{row.invoice_number or session_id}")
+
+
+@router.get("/credit-notes/{refund_id}", response_model=None)
+async def get_credit_note(
+    request: Request,
+    principal: CurrentPrincipal,
+    refund_id: uuid.UUID,
+    format: DocumentFormat = None,
+) -> Response:
+    """A posted refund's credit note (JSON, HTML or PDF)."""
+    async with _db(request).read() as session:
+        repo = BillingRepository(session)
+        refund_row = await repo.refund_row(refund_id)
+        receipt = await repo.receipt(refund_row.session_id) if refund_row is not None else None
+    if (
+        refund_row is None
+        or receipt is None
+        or refund_row.status != "done"
+        or not _may_read(principal, receipt)
+    ):
+        raise Refusal("not_found", "no credit note with this id", status_code=404)
+    doc = credit_note_document(receipt, refund_row)
+    chosen = format or _negotiate(request.headers.get("accept", ""))
+    return _document_response(doc, chosen, f"credit-note-{refund_row.credit_note_number}")
 
 
 def _negotiate(accept: str) -> str:
@@ -500,6 +541,46 @@ async def revenue(
             for r in rows
         ],
     )
+
+
+def _operator_org(operator: Principal, organisation_id: uuid.UUID | None) -> uuid.UUID:
+    org = organisation_id if operator.has("admin") and organisation_id else operator.organisation_id
+    if org is None:
+        raise Refusal("no_organisation", "your account belongs to no organisation", status_code=403)
+    return org
+
+
+@router.get("/operator/legal-profile", response_model=schemas.LegalProfileView)
+async def get_legal_profile(
+    request: Request, operator: CurrentOperator, organisation_id: uuid.UUID | None = None
+) -> dict[str, Any]:
+    """The seller's details the organisation's invoices and credit notes carry."""
+    org = _operator_org(operator, organisation_id)
+    async with _db(request).read() as session:
+        return await invoicing.legal_profile(session, org)
+
+
+@router.put("/operator/legal-profile", response_model=schemas.LegalProfileView)
+async def put_legal_profile(
+    request: Request,
+    operator: CurrentOperator,
+    body: schemas.LegalProfileRequest,
+    organisation_id: uuid.UUID | None = None,
+) -> dict[str, Any]:
+    """Replace the seller's details; documents issued from now on carry them (issued ones keep
+    what they were issued with)."""
+    org = _operator_org(operator, organisation_id)
+    async with _db(request).write() as session:
+        return await invoicing.put_legal_profile(
+            session,
+            org,
+            legal_name=body.legal_name,
+            address=body.address,
+            vat_id=body.vat_id,
+            invoice_prefix=body.invoice_prefix,
+            updated_by=operator.user_id,
+            now=_billing(request).clock(),
+        )
 
 
 @router.post("/operator/refunds", status_code=201)

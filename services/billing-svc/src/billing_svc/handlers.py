@@ -3,9 +3,10 @@
 Group ``billing-svc.sessions``: SessionPriced (authorise; a due auto top-up first),
 SessionCostCalculated (record the cost, then collect it), SessionAbandoned / SessionFailed
 (void the hold, then cancel a card hold), SessionFlagged (keep it for an operator's review).
-Group ``billing-svc.identity``: open the wallet of a new driver. Other event types on these
-topics are ignored. Processor calls happen before or after the consumer's transaction, never
-inside it.
+Group ``billing-svc.identity``: open the wallet of a new driver (and keep the address its
+invoices name); organisations and stations, for the seller and station on invoices. Other
+event types on these topics are ignored. Processor calls happen before or after the consumer's
+transaction, never inside it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,12 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from plugpay_events.bus.port import Delivery, Handler
-from plugpay_events.contracts.identity import UserRegistered, UserVerified
+from plugpay_events.contracts.identity import (
+    OrganisationCreated,
+    StationRegistered,
+    UserRegistered,
+    UserVerified,
+)
 from plugpay_events.contracts.sessions import (
     SessionAbandoned,
     SessionCostCalculated,
@@ -95,10 +101,19 @@ def session_handler(billing: Billing, database: Database) -> Handler:
 def identity_effect() -> Callable[[AsyncSession, Envelope], Awaitable[Sequence[Envelope]]]:
     async def effect(session: AsyncSession, envelope: Envelope) -> Sequence[Envelope]:
         event = envelope.event()
+        repo = BillingRepository(session)
         if isinstance(event, UserRegistered) and "driver" in event.roles:
-            await BillingRepository(session).ensure_profile(event.user_id)
+            await repo.ensure_profile(event.user_id)
+            if event.email:
+                await repo.learn_email(event.user_id, event.email)
         elif isinstance(event, UserVerified):
-            await BillingRepository(session).mark_verified(event.user_id)
+            await repo.mark_verified(event.user_id)
+        elif isinstance(event, OrganisationCreated):
+            await repo.learn_organisation(event.organisation_id, event.name)
+        elif isinstance(event, StationRegistered):
+            await repo.learn_station(
+                event.station_id, event.organisation_id, event.name, event.address
+            )
         return []
 
     return effect

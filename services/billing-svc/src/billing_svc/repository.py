@@ -27,8 +27,10 @@ from billing_svc.domain import (
     AccountKind,
     BalanceRule,
     BatchPlan,
+    DocumentSeries,
     Entry,
     LedgerRefusal,
+    LegalProfile,
     Transfer,
     TransferKind,
     TransferRequest,
@@ -40,8 +42,10 @@ from billing_svc.tables import (
     billing_accounts,
     billing_sessions,
     cost_overruns,
+    document_counters,
     idempotency_keys,
     ledger_entries,
+    legal_profiles,
     payment_declines,
     payment_methods,
     processor_events,
@@ -49,6 +53,7 @@ from billing_svc.tables import (
     receipts,
     refunds,
     session_reviews,
+    stations,
     topups,
     transfers,
 )
@@ -697,6 +702,108 @@ class BillingRepository:
         await self.session.execute(
             update(refunds).where(refunds.c.id == refund_id).values(**values)
         )
+
+    async def done_refunds(self, session_id: uuid.UUID) -> list[Row[Any]]:
+        query = (
+            select(refunds)
+            .where(refunds.c.session_id == session_id, refunds.c.status == "done")
+            .order_by(refunds.c.created_at, refunds.c.id)
+        )
+        return list((await self.session.execute(query)).all())
+
+    async def cards_with_expiry_unnoticed(self, limit: int) -> list[Row[Any]]:
+        """Saved cards whose expiry the driver was not told yet, locked (others skip them)."""
+        query = (
+            select(payment_methods)
+            .where(
+                payment_methods.c.removed_at.is_(None),
+                payment_methods.c.expiry_noticed_at.is_(None),
+                payment_methods.c.exp_year.is_not(None),
+                payment_methods.c.exp_month.is_not(None),
+            )
+            .order_by(payment_methods.c.exp_year, payment_methods.c.exp_month, payment_methods.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return list((await self.session.execute(query)).all())
+
+    async def mark_expiry_noticed(self, method_id: uuid.UUID, at: datetime) -> None:
+        await self.session.execute(
+            update(payment_methods)
+            .where(payment_methods.c.id == method_id)
+            .values(expiry_noticed_at=at)
+        )
+
+    # --- invoices ---------------------------------------------------------------------------
+
+    async def next_document_number(
+        self, organisation_id: uuid.UUID, series: DocumentSeries, year: int
+    ) -> int:
+        """The next number of the series, its counter row locked until the caller's commit
+        (a rollback gives the number back: no gaps, no duplicates)."""
+        stmt = (
+            pg_insert(document_counters)
+            .values(organisation_id=organisation_id, series=series, year=year, last_number=1)
+            .on_conflict_do_update(
+                index_elements=["organisation_id", "series", "year"],
+                set_={"last_number": document_counters.c.last_number + 1},
+            )
+            .returning(document_counters.c.last_number)
+        )
+        return int((await self.session.execute(stmt)).scalar_one())
+
+    async def legal_profile(self, organisation_id: uuid.UUID) -> Row[Any] | None:
+        query = select(legal_profiles).where(legal_profiles.c.organisation_id == organisation_id)
+        return (await self.session.execute(query)).first()
+
+    async def put_legal_profile(
+        self,
+        organisation_id: uuid.UUID,
+        profile: LegalProfile,
+        updated_by: uuid.UUID | None,
+        now: datetime,
+    ) -> None:
+        values = {
+            "legal_name": profile.legal_name,
+            "address": profile.address,
+            "vat_id": profile.vat_id,
+            "invoice_prefix": profile.invoice_prefix,
+            "updated_by": updated_by,
+            "updated_at": now,
+        }
+        stmt = pg_insert(legal_profiles).values(organisation_id=organisation_id, **values)
+        await self.session.execute(
+            stmt.on_conflict_do_update(index_elements=["organisation_id"], set_=values)
+        )
+
+    async def learn_organisation(self, organisation_id: uuid.UUID, name: str) -> None:
+        """A new organisation's invoices name it until its operators fill in the profile."""
+        await self.session.execute(
+            pg_insert(legal_profiles)
+            .values(organisation_id=organisation_id, legal_name=name)
+            .on_conflict_do_nothing()
+        )
+
+    async def learn_station(
+        self, station_id: str, organisation_id: uuid.UUID, name: str, address: str | None
+    ) -> None:
+        values = {"organisation_id": organisation_id, "name": name, "address": address}
+        stmt = pg_insert(stations).values(station_id=station_id, **values)
+        await self.session.execute(
+            stmt.on_conflict_do_update(index_elements=["station_id"], set_=values)
+        )
+
+    async def station(self, station_id: str) -> Row[Any] | None:
+        query = select(stations).where(stations.c.station_id == station_id)
+        return (await self.session.execute(query)).first()
+
+    async def learn_email(self, user_id: uuid.UUID, email: str) -> None:
+        await self.ensure_profile(user_id)
+        await self.update_profile(user_id, email=email)
+
+    async def email_of(self, user_id: uuid.UUID) -> str | None:
+        query = select(billing_accounts.c.email).where(billing_accounts.c.user_id == user_id)
+        return await self.session.scalar(query)
 
     async def insert_cost_overrun(self, **values: Any) -> None:
         await self.session.execute(

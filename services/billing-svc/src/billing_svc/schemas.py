@@ -122,6 +122,24 @@ class RefundRequest(_In):
     reason: str = Field(min_length=3, max_length=500)
 
 
+class LegalProfileRequest(_In):
+    """What an organisation's invoices say about the seller."""
+
+    legal_name: str = Field(min_length=1, max_length=200)
+    address: str = Field(min_length=1, max_length=1000)
+    vat_id: str = Field(default="", max_length=30)
+    invoice_prefix: str = Field(default="INV", min_length=1, max_length=10)
+
+
+class LegalProfileView(BaseModel):
+    organisation_id: uuid.UUID
+    legal_name: str
+    address: str
+    vat_id: str
+    invoice_prefix: str
+    updated_at: datetime | None
+
+
 class StationRevenue(BaseModel):
     station_id: str
     currency: str

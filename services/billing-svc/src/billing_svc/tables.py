@@ -122,6 +122,8 @@ billing_accounts = Table(
     Column("auto_topup_amount", BigInteger, nullable=False, server_default="0"),
     Column("auto_topup_currency", String(3), nullable=False, server_default="EUR"),
     Column("auto_topup_payment_method_id", Uuid, nullable=True),
+    # The address invoices name as the buyer's (learned from UserRegistered).
+    Column("email", String(254), nullable=True),
     _now(),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
@@ -140,6 +142,8 @@ payment_methods = Table(
     Column("is_default", Boolean, nullable=False, server_default="false"),
     _now(),
     Column("removed_at", DateTime(timezone=True), nullable=True),
+    # When the driver was told the card expires (PaymentMethodExpiring, once per card).
+    Column("expiry_noticed_at", DateTime(timezone=True), nullable=True),
     Index(
         "ux_payment_methods_one_default",
         "user_id",
@@ -202,7 +206,15 @@ receipts = Table(
     Column("authorised_max", BigInteger, nullable=True),
     Column("claimed_total", BigInteger, nullable=True),  # incl. VAT, before the cap
     Column("capped", BigInteger, nullable=False, server_default="0"),
+    # The invoice: its number from the organisation's gapless yearly sequence, and the seller,
+    # station and buyer as they were when it was issued (an issued invoice never changes).
+    Column("invoice_number", String(40), nullable=True),
+    Column("seller", JSONB, nullable=True),
+    Column("station", JSONB, nullable=True),
+    Column("time_zone", String(64), nullable=True),
+    Column("buyer_email", String(254), nullable=True),
     Index("ix_receipts_org_issued", "organisation_id", "issued_at"),
+    Index("ux_receipts_invoice_number", "organisation_id", "invoice_number", unique=True),
 )
 
 refunds = Table(
@@ -220,8 +232,11 @@ refunds = Table(
     Column("destination", String(10), nullable=False),  # wallet or card
     # pending: the card refund is at the processor (the amount is reserved); done; failed
     Column("status", String(10), nullable=False, server_default="done"),
+    # Given when the refund is posted (a failed one never takes a number).
+    Column("credit_note_number", String(40), nullable=True),
     _now(),
     CheckConstraint("amount > 0", name="ck_refunds_amount"),
+    Index("ux_refunds_credit_note_number", "organisation_id", "credit_note_number", unique=True),
 )
 
 topups = Table(
@@ -337,6 +352,45 @@ session_reviews = Table(
     _now(),
 )
 
+legal_profiles = Table(
+    # What an organisation's invoices name as the seller; its operators keep it.
+    "legal_profiles",
+    metadata,
+    Column("organisation_id", Uuid, primary_key=True),
+    Column("legal_name", String(200), nullable=False),
+    Column("address", Text, nullable=False, server_default=""),
+    Column("vat_id", String(30), nullable=False, server_default=""),
+    Column("invoice_prefix", String(10), nullable=False, server_default="INV"),
+    Column("updated_by", Uuid, nullable=True),
+    _now(),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+document_counters = Table(
+    # The last number given per organisation, series (invoice, credit_note) and year. Taken
+    # with the row locked in the transaction that books the document, so a rollback returns
+    # the number: the sequence has no gaps and no duplicates.
+    "document_counters",
+    metadata,
+    Column("organisation_id", Uuid, nullable=False),
+    Column("series", String(20), nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("last_number", BigInteger, nullable=False),
+    PrimaryKeyConstraint("organisation_id", "series", "year"),
+    CheckConstraint("last_number > 0", name="ck_document_counters_positive"),
+)
+
+stations = Table(
+    # Name and address of the stations invoices name (learned from StationRegistered).
+    "stations",
+    metadata,
+    Column("station_id", String(100), primary_key=True),
+    Column("organisation_id", Uuid, nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("address", Text, nullable=True),
+    _now(),
+)
+
 BILLING_TABLES = (
     billing_accounts,
     payment_methods,
@@ -350,4 +404,7 @@ BILLING_TABLES = (
     payment_declines,
     processor_operations,
     session_reviews,
+    legal_profiles,
+    document_counters,
+    stations,
 )

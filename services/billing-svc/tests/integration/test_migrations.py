@@ -1,4 +1,4 @@
-"""0003 and 0004 upgrade a database made before them (0002 creates tables from the metadata of
+"""0003 to 0005 upgrade a database made before them (0002 creates tables from the metadata of
 its time)."""
 
 from __future__ import annotations
@@ -12,15 +12,37 @@ from plugpay_platform.migrations import upgrade_to_head
 pytestmark = pytest.mark.infra
 
 ADDED = {
-    "receipts": {"wallet_part", "card_part", "authorised_max", "claimed_total", "capped"},
+    "receipts": {
+        "wallet_part",
+        "card_part",
+        "authorised_max",
+        "claimed_total",
+        "capped",
+        "invoice_number",
+        "seller",
+        "station",
+        "time_zone",
+        "buyer_email",
+    },
     "billing_sessions": {"cost", "correlation_id", "causation_id"},
-    "refunds": {"status"},
+    "refunds": {"status", "credit_note_number"},
+    "billing_accounts": {"email"},
+    "payment_methods": {"expiry_noticed_at"},
 }
-NEW_TABLES = ("cost_overruns", "payment_declines", "processor_operations", "session_reviews")
-HEAD = "0004"
+NEW_TABLES = (
+    "cost_overruns",
+    "payment_declines",
+    "processor_operations",
+    "session_reviews",
+    "legal_profiles",
+    "document_counters",
+    "stations",
+)
+NEW_INDEXES = ("ux_receipts_invoice_number", "ux_refunds_credit_note_number")
+HEAD = "0005"
 
 
-async def test_0003_and_0004_add_their_columns_and_tables_to_an_older_schema(
+async def test_0003_to_0005_add_their_columns_and_tables_to_an_older_schema(
     database_url: str,
 ) -> None:
     await upgrade_to_head(MIGRATIONS, database_url)
@@ -44,7 +66,7 @@ async def test_0003_and_0004_add_their_columns_and_tables_to_an_older_schema(
                 )
             }
             assert columns <= found, (table, columns - found)
-        for table in NEW_TABLES:
+        for table in (*NEW_TABLES, *NEW_INDEXES):
             assert await conn.fetchval("SELECT to_regclass($1)", table) is not None
         assert await conn.fetchval("SELECT version_num FROM alembic_version") == HEAD
     finally:

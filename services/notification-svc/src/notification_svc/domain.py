@@ -17,6 +17,9 @@ MailKind = Literal[
     "top_up_done",
     "top_up_declined",
     "refund_issued",
+    "session_held",
+    "session_reviewed",
+    "card_expiring",
 ]
 # Mails a driver may switch off; everything else concerns the account's security or money
 # taken without a session (top-ups, refunds) and is always sent.
@@ -74,3 +77,8 @@ def format_money(money: Money) -> str:
         if digits
         else f"{sign}{whole} {money.currency}"
     )
+
+
+def card_expired(exp_month: int, exp_year: int, now: datetime) -> bool:
+    """A card is good through the last day of its expiry month."""
+    return (now.year, now.month) > (exp_year, exp_month)

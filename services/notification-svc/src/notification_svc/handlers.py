@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from plugpay_events import Envelope, utc_now
-from plugpay_events.contracts.sessions import SessionBilled
 from plugpay_events.outbox import EffectFn
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,10 +27,9 @@ def identity_handler(ctx: MailContext) -> EffectFn:
 
 def sessions_handler(ctx: MailContext) -> EffectFn:
     async def on_session_event(session: AsyncSession, envelope: Envelope) -> None:
-        event = envelope.event()
-        if isinstance(event, SessionBilled):
-            store = NotificationRepository(session)
-            await service.session_billed(ctx, store, envelope, event, utc_now())
+        # The receipt mail follows billing's InvoiceIssued (it carries the PDF), not
+        # SessionBilled; here: whose a session is, and the mails about a held session.
+        await service.session_event(ctx, NotificationRepository(session), envelope, utc_now())
 
     return on_session_event
 

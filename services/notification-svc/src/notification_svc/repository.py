@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification_svc.domain import Contact, MailKind, MailState
-from notification_svc.tables import contacts, mails
+from notification_svc.tables import contacts, mails, session_drivers
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,8 @@ class QueuedMail:
     text_body: str
     html_body: str | None
     attempts: int
+    attachment_name: str | None = None
+    attachment: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,27 @@ class NotificationRepository:
             return None
         return Contact(str(row.user_id), row.email, row.receipts)
 
+    # --- sessions ---------------------------------------------------------------------------
+
+    async def learn_session(
+        self, session_id: uuid.UUID, user_id: uuid.UUID, station_id: str
+    ) -> None:
+        await self.session.execute(
+            pg_insert(session_drivers)
+            .values(session_id=session_id, user_id=user_id, station_id=station_id)
+            .on_conflict_do_nothing()
+        )
+
+    async def session_driver(self, session_id: uuid.UUID) -> uuid.UUID | None:
+        return await self.session.scalar(
+            select(session_drivers.c.user_id).where(session_drivers.c.session_id == session_id)
+        )
+
+    async def session_station(self, session_id: uuid.UUID) -> str | None:
+        return await self.session.scalar(
+            select(session_drivers.c.station_id).where(session_drivers.c.session_id == session_id)
+        )
+
     # --- the mail queue -------------------------------------------------------------------
 
     async def enqueue(
@@ -123,6 +146,7 @@ class NotificationRepository:
         subject: str,
         text_body: str,
         html_body: str,
+        attachment: tuple[str, bytes] | None = None,
     ) -> bool:
         """Queue a mail; False if this event's mail of this kind exists (a second guard
         behind the inbox)."""
@@ -136,6 +160,8 @@ class NotificationRepository:
                 subject=subject,
                 text_body=text_body,
                 html_body=html_body,
+                attachment_name=attachment[0] if attachment else None,
+                attachment=attachment[1] if attachment else None,
                 state="queued" if to_address else "awaiting_address",
             )
             .on_conflict_do_nothing(constraint="uq_mails_event_kind")
@@ -168,6 +194,8 @@ class NotificationRepository:
                 mails.c.text_body,
                 mails.c.html_body,
                 mails.c.attempts,
+                mails.c.attachment_name,
+                mails.c.attachment,
             )
         )
         claimed = [QueuedMail(*row) for row in result.all()]
@@ -177,7 +205,14 @@ class NotificationRepository:
         await self.session.execute(
             update(mails)
             .where(mails.c.id == mail_id)
-            .values(state="sent", sent_at=at, text_body=None, html_body=None, last_error=None)
+            .values(
+                state="sent",
+                sent_at=at,
+                text_body=None,
+                html_body=None,
+                attachment=None,
+                last_error=None,
+            )
         )
 
     async def mark_failed(
@@ -187,7 +222,7 @@ class NotificationRepository:
         if next_attempt_at is not None:
             values["next_attempt_at"] = next_attempt_at
         if state == "failed":
-            values.update(text_body=None, html_body=None)
+            values.update(text_body=None, html_body=None, attachment=None)
         await self.session.execute(update(mails).where(mails.c.id == mail_id).values(**values))
 
     async def mails_of(self, user_id: uuid.UUID, limit: int = 50) -> list[MailRecord]:

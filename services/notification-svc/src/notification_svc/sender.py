@@ -40,6 +40,13 @@ def build_message(mail: QueuedMail, sender: str, now: datetime) -> EmailMessage:
     message.set_content(mail.text_body)
     if mail.html_body:
         message.add_alternative(mail.html_body, subtype="html")
+    if mail.attachment is not None:
+        message.add_attachment(
+            mail.attachment,
+            maintype="application",
+            subtype="pdf",
+            filename=mail.attachment_name or "document.pdf",
+        )
     return message
 
 

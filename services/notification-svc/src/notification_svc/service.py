@@ -4,13 +4,21 @@ the sender loop (``sender.py``), outside any transaction."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from plugpay_events.contracts.billing import RefundIssued, TopUpFailed, WalletToppedUp
+from plugpay_events.contracts.billing import (
+    CreditNoteIssued,
+    InvoiceIssued,
+    PaymentMethodExpiring,
+    TopUpFailed,
+    WalletToppedUp,
+)
 from plugpay_events.contracts.identity import (
     EmailVerificationRequested,
     GroupInvitationRequested,
@@ -19,7 +27,7 @@ from plugpay_events.contracts.identity import (
     UserRegistered,
     UserVerified,
 )
-from plugpay_events.contracts.sessions import SessionBilled
+from plugpay_events.contracts.sessions import SessionFlagged, SessionPriced, SessionReviewed
 from plugpay_events.envelope import Envelope
 from plugpay_events.sealed import SealError, open_sealed
 
@@ -57,6 +65,7 @@ async def _queue(
     kind: MailKind,
     user_id: uuid.UUID,
     to_address: str | None,
+    attachment: tuple[str, bytes] | None = None,
     **context: Any,
 ) -> bool:
     mail = ctx.renderer.render(kind, **context)
@@ -68,6 +77,7 @@ async def _queue(
         subject=mail.subject,
         text_body=mail.text,
         html_body=mail.html,
+        attachment=attachment,
     )
     if queued:
         log.info("%s mail queued for user %s (event %s)", kind, user_id, envelope.event_id)
@@ -172,27 +182,44 @@ def _address(to: str | object | None) -> str | None:
     return to if isinstance(to, str) else None
 
 
-async def session_billed(
-    ctx: MailContext, store: NotificationRepository, envelope: Envelope, event: SessionBilled,
+def _pdf(filename: str, encoded: str) -> tuple[str, bytes] | None:
+    """The document an event carries, or None if it is not a PDF (the mail goes without)."""
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        data = b""
+    if not data.startswith(b"%PDF"):
+        log.warning("document %s is not a PDF; mailed without it", filename)
+        return None
+    return filename, data
+
+
+async def invoice_issued(
+    ctx: MailContext, store: NotificationRepository, envelope: Envelope, event: InvoiceIssued,
     now: datetime,
 ) -> None:  # fmt: skip
-    """The receipt mail, unless the driver switched receipts off."""
+    """The receipt mail with the invoice's PDF attached, unless the driver switched receipts
+    off."""
     to = await _to_contact(ctx, store, envelope, "receipt", event.user_id, now)
     if to is NOT_WANTED:
         return
     funding = []
-    if event.wallet_charged and event.wallet_charged.amount_minor:
+    if event.wallet_charged.amount_minor:
         funding.append(f"From your wallet: {domain.format_money(event.wallet_charged)}")
-    if event.card_charged and event.card_charged.amount_minor:
-        funding.append(f"Charged to your card: {domain.format_money(event.card_charged)}")
-    if not funding and event.funding == "free":
+    if event.card_charged.amount_minor:
+        card = f"your card {event.card_label}" if event.card_label else "your card"
+        funding.append(f"Charged to {card}: {domain.format_money(event.card_charged)}")
+    if not funding:
         funding.append("Free of charge")
     if event.balance_after is not None:
         funding.append(f"Wallet balance now: {domain.format_money(event.balance_after)}")
     await _queue(
         ctx, store, envelope, "receipt", event.user_id, _address(to),
+        attachment=_pdf(event.document_filename, event.document_pdf),
         amount=domain.format_money(event.charged), funding=funding,
-        billed=_when(event.billed_at), session_id=str(event.session_id),
+        billed=_when(event.issued_at), session_id=str(event.session_id),
+        invoice_number=event.invoice_number, seller=event.seller_name or "",
+        total=domain.format_money(event.total),
         receipt_link=ctx.link(f"receipt/{event.session_id}"),
     )  # fmt: skip
 
@@ -200,7 +227,8 @@ async def session_billed(
 async def billing_event(
     ctx: MailContext, store: NotificationRepository, envelope: Envelope, now: datetime
 ) -> None:
-    """Top-ups done or declined, refunds: always mailed (money moved or did not)."""
+    """Top-ups done or declined, credit notes (refunds): always mailed (money moved or did
+    not); invoices (the receipt mail, with its PDF) unless switched off."""
     event = envelope.event()
     if isinstance(event, WalletToppedUp):
         to = await _to_contact(ctx, store, envelope, "top_up_done", event.user_id, now)
@@ -218,13 +246,86 @@ async def billing_event(
                 amount=domain.format_money(event.amount), trigger=event.trigger,
                 reason=event.reason, at=_when(event.failed_at), app_link=ctx.link("account"),
             )  # fmt: skip
-    elif isinstance(event, RefundIssued):
+    elif isinstance(event, InvoiceIssued):
+        await invoice_issued(ctx, store, envelope, event, now)
+    elif isinstance(event, PaymentMethodExpiring):
+        to = await _to_contact(ctx, store, envelope, "card_expiring", event.user_id, now)
+        if to is not NOT_WANTED:
+            expired = domain.card_expired(event.exp_month, event.exp_year, now)
+            await _queue(
+                ctx, store, envelope, "card_expiring", event.user_id, _address(to),
+                card=f"{event.brand} •••• {event.last4}",
+                expiry=f"{event.exp_month:02d}/{event.exp_year}", expired=expired,
+                is_default=event.is_default, app_link=ctx.link("account"),
+            )  # fmt: skip
+    elif isinstance(event, CreditNoteIssued):
         to = await _to_contact(ctx, store, envelope, "refund_issued", event.user_id, now)
         if to is not NOT_WANTED:
             await _queue(
                 ctx, store, envelope, "refund_issued", event.user_id, _address(to),
+                attachment=_pdf(event.document_filename, event.document_pdf),
                 amount=domain.format_money(event.amount), session_id=str(event.session_id),
                 reason=event.reason, at=_when(event.issued_at),
+                credit_note_number=event.credit_note_number,
+                invoice_number=event.invoice_number or "",
+                destination="your wallet" if event.destination == "wallet" else "your card",
+            )  # fmt: skip
+
+
+# The gateway's judgement codes in words (an unknown code is shown as it is).
+METER_REASONS = {
+    "register_jump": "the meter jumped by more than the charger can deliver",
+    "register_reset": "the meter was reset during the session",
+    "energy_above_physical_bound": "more energy than the connector can deliver in that time",
+    "stop_in_future": "the station's clock was ahead",
+    "register_regression": "the meter ran backwards",
+}
+
+
+def _kwh(wh: int) -> str:
+    return f"{wh / 1000:.3f} kWh"
+
+
+async def session_event(
+    ctx: MailContext, store: NotificationRepository, envelope: Envelope, now: datetime
+) -> None:
+    """Whose a session is (SessionPriced), and the mails about a held session: held for
+    review (SessionFlagged) and the operator's decision (SessionReviewed). Always sent: they
+    concern money."""
+    event = envelope.event()
+    if isinstance(event, SessionPriced):
+        await store.learn_session(event.session_id, event.user_id, event.station_id)
+    elif isinstance(event, SessionFlagged):
+        user_id = await store.session_driver(event.session_id)
+        if user_id is None:
+            # Priced before notification-svc knew sessions: no one to write to.
+            log.warning("SessionFlagged %s: the session's driver is unknown", event.session_id)
+            return
+        to = await _to_contact(ctx, store, envelope, "session_held", user_id, now)
+        if to is not NOT_WANTED:
+            judgement = event.judgement
+            await _queue(
+                ctx, store, envelope, "session_held", user_id, _address(to),
+                station_id=event.station_id, at=_when(event.flagged_at),
+                claimed=_kwh(judgement.claimed.energy_wh), billed=_kwh(event.billed_energy_wh),
+                reasons=[METER_REASONS.get(r, r.replace("_", " ")) for r in judgement.reasons],
+                receipt_link=ctx.link(f"receipt/{event.session_id}"),
+            )  # fmt: skip
+    elif isinstance(event, SessionReviewed):
+        to = await _to_contact(ctx, store, envelope, "session_reviewed", event.user_id, now)
+        if to is not NOT_WANTED:
+            station = await store.session_station(event.session_id)
+            voided = event.decision == "voided"
+            await _queue(
+                ctx, store, envelope, "session_reviewed", event.user_id, _address(to),
+                station_id=station or "the station",
+                outcome="voided" if voided else f"{domain.format_money(event.approved_total)}",
+                voided=voided, total=domain.format_money(event.approved_total),
+                billed_before=domain.format_money(event.billed_before),
+                charged=domain.format_money(event.charged) if event.charged.amount_minor else "",
+                refunded=domain.format_money(event.refunded) if event.refunded.amount_minor else "",
+                note=event.note, at=_when(event.reviewed_at),
+                receipt_link=ctx.link(f"receipt/{event.session_id}"),
             )  # fmt: skip
 
 

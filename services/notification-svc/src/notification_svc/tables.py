@@ -10,6 +10,7 @@ from sqlalchemy import (
     DateTime,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -49,6 +50,9 @@ mails = Table(
     Column("subject", String(300), nullable=False),
     Column("text_body", Text),
     Column("html_body", Text),
+    # A PDF the mail carries (dropped with the bodies once sent or given up).
+    Column("attachment_name", String(120)),
+    Column("attachment", LargeBinary),
     Column("state", String(16), nullable=False, server_default="queued"),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -62,4 +66,15 @@ mails = Table(
         postgresql_where=text("state IN ('queued', 'sending')"),
     ),
     Index("ix_mails_user", "user_id"),
+)
+
+# Which driver a session is (learned from SessionPriced, on the same partition as the session's
+# later events): SessionFlagged names only the session, and its mail goes to the driver.
+session_drivers = Table(
+    "session_drivers",
+    metadata,
+    Column("session_id", Uuid, primary_key=True),
+    Column("user_id", Uuid, nullable=False),
+    Column("station_id", String(100), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )

@@ -15,10 +15,13 @@ SUBJECTS: dict[MailKind, str] = {
     "password_reset": "Reset your Plugpay password",
     "password_changed": "Your Plugpay password was changed",
     "group_invitation": "You are invited to the group {group} on Plugpay",
-    "receipt": "Your Plugpay receipt: {amount}",
+    "receipt": "Your Plugpay invoice {invoice_number}: {amount}",
     "top_up_done": "Your Plugpay wallet was topped up: {amount}",
     "top_up_declined": "Your Plugpay top-up of {amount} was declined",
-    "refund_issued": "Plugpay refunded {amount}",
+    "refund_issued": "Plugpay refunded {amount}: credit note {credit_note_number}",
+    "session_held": "Your charging session at {station_id} is held for review",
+    "session_reviewed": "Your charging session at {station_id} was reviewed: {outcome}",
+    "card_expiring": "Your card {card} expires: {expiry}",
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import uuid
@@ -15,9 +16,21 @@ from plugpay_events import Envelope
 from plugpay_events.types import utc_now
 from plugpay_testing import eventually
 from plugpay_testing.tokens import TokenFactory
+from pypdf import PdfReader
 from sqlalchemy import select
 
-from ..events import billed, changed, registered, reset, top_up_failed, topped_up, verification
+from ..events import (
+    SELLER,
+    VAT_ID,
+    billed,
+    changed,
+    credit_note,
+    registered,
+    reset,
+    top_up_failed,
+    topped_up,
+    verification,
+)
 from ..smtp_server import SmtpServer
 from .conftest import build_app, publish, running
 
@@ -101,7 +114,7 @@ async def test_receipts_go_to_the_learned_address_until_switched_off(
     first = billed(user, charged=1234)
     await publish(app, first)
     (receipt,) = await eventually(lambda: smtp.mailbox.to("rita@example.com"))
-    assert receipt.message["Subject"] == "Your Plugpay receipt: 12.34 EUR"
+    assert receipt.message["Subject"] == "Your Plugpay invoice ACME-2026-000001: 12.34 EUR"
     assert "From your wallet: 12.34 EUR" in receipt.text
     assert f"https://plugpay.test/app/#/receipt/{first.session_id}" in receipt.text
 
@@ -110,13 +123,13 @@ async def test_receipts_go_to_the_learned_address_until_switched_off(
     off = await client.put("/notifications/preferences", headers=headers, json={"receipts": False})
     assert off.status_code == 200 and off.json()["receipts"] is False
     (quiet,) = await publish(app, billed(user))
-    await eventually(lambda: handled(app, "notification-svc.sessions", quiet))
+    await eventually(lambda: handled(app, "notification-svc.billing", quiet))
     # Money moved without a session is always mailed.
     await publish(app, topped_up(user), top_up_failed(user))
     await eventually(lambda: len(smtp.mailbox.to("rita@example.com")) == 3)
     subjects = sorted(m.message["Subject"] for m in smtp.mailbox.to("rita@example.com"))
     assert subjects == [
-        "Your Plugpay receipt: 12.34 EUR",
+        "Your Plugpay invoice ACME-2026-000001: 12.34 EUR",
         "Your Plugpay top-up of 20.00 EUR was declined",
         "Your Plugpay wallet was topped up: 20.00 EUR",
     ]
@@ -136,7 +149,7 @@ async def test_history_and_expired_links_send_nothing(app: FastAPI, smtp: SmtpSe
         verification(user, "hana@example.com", CODE, expires_in=timedelta(seconds=-1)),
     )
     await publish(app, old)
-    await eventually(lambda: handled(app, "notification-svc.sessions", old))
+    await eventually(lambda: handled(app, "notification-svc.billing", old))
     await eventually(lambda: handled(app, "notification-svc.identity", expired))
     assert await mail_rows(app) == []
     assert smtp.mailbox.received == []
@@ -202,9 +215,49 @@ async def test_without_a_mail_server_development_keeps_mail_queued(
 async def test_a_receipt_before_the_address_waits_for_it(app: FastAPI, smtp: SmtpServer) -> None:
     user = uuid.uuid4()
     (early,) = await publish(app, billed(user, charged=500))
-    await eventually(lambda: handled(app, "notification-svc.sessions", early))
+    await eventually(lambda: handled(app, "notification-svc.billing", early))
     (row,) = await mail_rows(app)
     assert (row["state"], row["to_address"]) == ("awaiting_address", None)
     await publish(app, registered(user, "wim@example.com"))
     (receipt,) = await eventually(lambda: smtp.mailbox.to("wim@example.com"))
-    assert receipt.message["Subject"] == "Your Plugpay receipt: 5.00 EUR"
+    assert receipt.message["Subject"] == "Your Plugpay invoice ACME-2026-000001: 5.00 EUR"
+
+
+def _attachment(mail: object) -> tuple[str, str]:
+    """The mail's one PDF attachment: its file name and its text (read back with pypdf)."""
+    message = mail.message  # type: ignore[attr-defined]
+    [part] = list(message.iter_attachments())
+    assert part.get_content_type() == "application/pdf"
+    reader = PdfReader(io.BytesIO(part.get_content()))
+    text = " ".join(" ".join(page.extract_text().split()) for page in reader.pages)
+    return part.get_filename(), text
+
+
+async def test_the_receipt_carries_the_invoice_pdf_and_a_refund_its_credit_note(
+    app: FastAPI, smtp: SmtpServer
+) -> None:
+    user = uuid.uuid4()
+    await publish(app, registered(user, "bea@example.com"), billed(user, charged=1234))
+    (receipt,) = await eventually(lambda: smtp.mailbox.to("bea@example.com"))
+    assert "Invoice:        ACME-2026-000001 from ACME Charging GmbH" in receipt.text
+    name, text = _attachment(receipt)
+    assert name == "invoice-ACME-2026-000001.pdf"
+    for expected in ("Invoice ACME-2026-000001", SELLER, VAT_ID, "Total incl. VAT: 12.34 EUR"):
+        assert expected in text, (expected, text)
+
+    await publish(app, credit_note(user, amount=300))
+    await eventually(lambda: len(smtp.mailbox.to("bea@example.com")) == 2)
+    refund = smtp.mailbox.to("bea@example.com")[1]
+    assert refund.message["Subject"] == "Plugpay refunded 3.00 EUR: credit note ACME-CN-2026-000001"
+    assert "corrects invoice ACME-2026-000001" in refund.text and "to your card" in refund.text
+    name, text = _attachment(refund)
+    assert name == "credit-note-ACME-CN-2026-000001.pdf"
+    assert "Credit note ACME-CN-2026-000001" in text and VAT_ID in text
+
+    # Sent: the queue keeps the delivery log, not the document.
+    async def both_sent() -> list[dict[str, object]] | None:
+        rows = await mail_rows(app)
+        return rows if [r["state"] for r in rows] == ["sent", "sent"] else None
+
+    rows = await eventually(both_sent, what="both mails recorded as sent")
+    assert all(r["attachment"] is None and r["text_body"] is None for r in rows)

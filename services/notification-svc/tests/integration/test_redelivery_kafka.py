@@ -51,7 +51,7 @@ async def test_killed_and_restarted_consumer_sends_each_mail_once(
             raise AssertionError(f"received {received}; queue {rows}") from error
         # Both consumers have seen the whole stream again (the sentinel came after it).
         await eventually(lambda: handled(second, "notification-svc.identity", last))
-        await eventually(lambda: handled(second, "notification-svc.sessions", envelopes[-1]))
+        await eventually(lambda: handled(second, "notification-svc.billing", envelopes[-1]))
         backlog = second.state.mail_sender
         await eventually(lambda: _drained(backlog))
     per_address = sorted(to for m in smtp.mailbox.received for to in m.to)

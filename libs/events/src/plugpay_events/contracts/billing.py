@@ -14,7 +14,10 @@ from plugpay_events.types import Money, UtcDatetime
 
 __all__ = [
     "AutoTopUpConfigured",
+    "CreditNoteIssued",
+    "InvoiceIssued",
     "PaymentMethodAdded",
+    "PaymentMethodExpiring",
     "PaymentMethodRemoved",
     "RefundIssued",
     "TopUpFailed",
@@ -64,6 +67,20 @@ class PaymentMethodAdded(_AccountEvent):
 
 
 @register
+class PaymentMethodExpiring(_AccountEvent):
+    """A saved card expires within the notice period (or has expired): once per card."""
+
+    type = "PaymentMethodExpiring"
+    payment_method_id: uuid.UUID
+    brand: str
+    last4: str = Field(pattern=r"^\d{4}$")
+    exp_month: int = Field(ge=1, le=12)
+    exp_year: int = Field(ge=2000, le=9999)
+    is_default: bool
+    noticed_at: UtcDatetime
+
+
+@register
 class PaymentMethodRemoved(_AccountEvent):
     """A saved payment method was removed."""
 
@@ -95,3 +112,49 @@ class RefundIssued(_AccountEvent):
     reason: str = Field(min_length=3)
     issued_by: uuid.UUID
     issued_at: UtcDatetime
+
+
+# A rendered document rides in its event (base64 PDF, a few kB) so the mail that carries it is
+# queued from the event alone, exactly once, with no call back to billing-svc.
+DOCUMENT_PDF_MAX_CHARS = 700_000
+
+
+@register
+class InvoiceIssued(_AccountEvent):
+    """A billed session's invoice (its receipt), numbered in the seller's gapless yearly
+    series, with the PDF as issued; ``charged`` split into wallet and card."""
+
+    type = "InvoiceIssued"
+    session_id: uuid.UUID
+    receipt_id: uuid.UUID
+    organisation_id: uuid.UUID
+    invoice_number: str = Field(min_length=1, max_length=40)
+    seller_name: str | None = None
+    total: Money
+    charged: Money
+    wallet_charged: Money
+    card_charged: Money
+    card_label: str | None = Field(default=None, max_length=60)
+    balance_after: Money | None = None
+    issued_at: UtcDatetime
+    document_filename: str = Field(max_length=120)
+    document_pdf: str = Field(max_length=DOCUMENT_PDF_MAX_CHARS, description="base64 PDF")
+
+
+@register
+class CreditNoteIssued(_AccountEvent):
+    """A posted refund's credit note, numbered in the seller's credit-note series, with the
+    PDF as issued; it corrects the session's invoice."""
+
+    type = "CreditNoteIssued"
+    refund_id: uuid.UUID
+    session_id: uuid.UUID
+    organisation_id: uuid.UUID
+    credit_note_number: str = Field(min_length=1, max_length=40)
+    invoice_number: str | None = None
+    amount: Money
+    reason: str
+    destination: Literal["wallet", "card"]
+    issued_at: UtcDatetime
+    document_filename: str = Field(max_length=120)
+    document_pdf: str = Field(max_length=DOCUMENT_PDF_MAX_CHARS, description="base64 PDF")

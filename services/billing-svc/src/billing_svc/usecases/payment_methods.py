@@ -5,12 +5,16 @@ from __future__ import annotations
 import contextlib
 import uuid
 
-from plugpay_events.contracts.billing import PaymentMethodAdded, PaymentMethodRemoved
+from plugpay_events.contracts.billing import (
+    PaymentMethodAdded,
+    PaymentMethodExpiring,
+    PaymentMethodRemoved,
+)
 from plugpay_events.envelope import Event
 from plugpay_platform.errors import Refusal
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing_svc.domain import derived_id
+from billing_svc.domain import card_expiry_due, derived_id
 from billing_svc.processor import ProcessorError
 from billing_svc.repository import BillingRepository, PaymentMethod
 from billing_svc.usecases.common import Billing, processor_customer, refuse_after_declines
@@ -97,3 +101,31 @@ async def set_default_method(
     if await repo.method(user_id, method_id) is None:
         raise Refusal("not_found", "no such payment method", status_code=404)
     await repo.set_default(user_id, method_id)
+
+
+async def notice_expiring_cards(
+    billing: Billing, session: AsyncSession, limit: int = 500
+) -> list[Event]:
+    """``PaymentMethodExpiring`` once per saved card that expires within the notice period
+    (run by the sweeper)."""
+    repo = BillingRepository(session)
+    now = billing.clock()
+    events: list[Event] = []
+    for card in await repo.cards_with_expiry_unnoticed(limit):
+        if not card_expiry_due(card.exp_month, card.exp_year, now):
+            # ordered by expiry: every later card is further away
+            break
+        await repo.mark_expiry_noticed(card.id, now)
+        events.append(
+            PaymentMethodExpiring(
+                user_id=card.user_id,
+                payment_method_id=card.id,
+                brand=card.brand,
+                last4=card.last4,
+                exp_month=card.exp_month,
+                exp_year=card.exp_year,
+                is_default=card.is_default,
+                noticed_at=now,
+            )
+        )
+    return events

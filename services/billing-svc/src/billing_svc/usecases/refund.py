@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_svc.domain import AccountKind, TransferKind, TransferRequest, derived_id
 from billing_svc.repository import BillingRepository, LedgerRepository
+from billing_svc.usecases import invoicing
 from billing_svc.usecases.common import Billing, ProcessorCall, record_call
 
 
@@ -44,6 +45,7 @@ def _body(row: Row[Any]) -> dict[str, Any]:
         "destination": row.destination,
         "reason": row.reason,
         "issued_at": row.created_at.isoformat(),
+        "credit_note_number": row.credit_note_number,
     }
 
 
@@ -131,7 +133,13 @@ async def finish(billing: Billing, session: AsyncSession, refund_id: uuid.UUID) 
     receipt = await repo.receipt(row.session_id)
     assert receipt is not None
     await _post(ledger, row, receipt, billing.clock())
-    await repo.update_refund(refund_id, status="done")
+    # Numbered with the reversal (revenue and VAT are locked): a failed refund takes none.
+    number = await invoicing.credit_note_number(
+        repo, row.organisation_id, receipt.time_zone, billing.clock()
+    )
+    await repo.update_refund(refund_id, status="done", credit_note_number=number)
+    row = await repo.refund_row(refund_id)
+    assert row is not None
     return RefundStep(
         body=_body(row),
         events=[
@@ -143,7 +151,8 @@ async def finish(billing: Billing, session: AsyncSession, refund_id: uuid.UUID) 
                 reason=row.reason,
                 issued_by=row.issued_by,
                 issued_at=row.created_at,
-            )
+            ),
+            await invoicing.credit_note_issued(repo, refund_id),
         ],
     )
 

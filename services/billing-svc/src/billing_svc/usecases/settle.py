@@ -35,7 +35,7 @@ from billing_svc.domain import (
 )
 from billing_svc.repository import BillingRepository, LedgerRepository
 from billing_svc.tables import outbox_tables
-from billing_svc.usecases import top_up
+from billing_svc.usecases import invoicing, top_up
 from billing_svc.usecases.common import (
     Billing,
     ProcessorCall,
@@ -274,6 +274,15 @@ async def advance(billing: Billing, session: AsyncSession, session_id: uuid.UUID
     receivable = await ledger.account(receivable_id)
     assert wallet is not None and receivable is not None
     receipt_id = derived_id("receipt", sid)
+    # Numbered here, in the transaction that books the revenue: a rollback gives it back.
+    invoice = await invoicing.issue_invoice(
+        repo,
+        organisation_id=org,
+        station_id=row.station_id,
+        user_id=user,
+        time_zone=row.time_zone,
+        issued_at=now,
+    )
     starts = [line.period_start for line in breakdown.lines]
     ends = [line.period_end for line in breakdown.lines]
     await repo.insert_receipt(
@@ -306,6 +315,11 @@ async def advance(billing: Billing, session: AsyncSession, session_id: uuid.UUID
         breakdown=breakdown.model_dump(mode="json"),
         balance_after=wallet.available,
         issued_at=now,
+        invoice_number=invoice.invoice_number,
+        seller=invoice.seller,
+        station=invoice.station,
+        time_zone=invoice.time_zone,
+        buyer_email=invoice.buyer_email,
     )
     await repo.update_session(sid, status="billed")
 
@@ -325,7 +339,16 @@ async def advance(billing: Billing, session: AsyncSession, session_id: uuid.UUID
         outstanding_debt=money(receivable.balance) if receivable.balance > 0 else None,
         billed_at=now,
     )
-    return Step(events=[billed], billed=True, user_id=user, currency=currency, funding=funding)
+    # Rendered here, so the mail carrying it is queued from the event alone (~15 ms of CPU
+    # with the organisation's revenue row locked; see docs/billing.md).
+    invoice_event = await invoicing.invoice_issued(repo, sid)
+    return Step(
+        events=[billed, invoice_event],
+        billed=True,
+        user_id=user,
+        currency=currency,
+        funding=funding,
+    )
 
 
 async def collect(billing: Billing, unit: UnitOfWork, session_id: uuid.UUID) -> bool:

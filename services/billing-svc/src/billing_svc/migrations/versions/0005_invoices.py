@@ -1,0 +1,55 @@
+"""Invoices and credit notes: the organisations' legal profiles, the gapless document counters,
+the stations invoices name, and the invoice facts on receipts and refunds; when a card's expiry
+was noticed (a no-op on a fresh database, where 0002 creates every table from the current
+metadata).
+
+Revision ID: 0005
+Revises: 0004
+"""
+
+from alembic import op
+from billing_svc.tables import document_counters, legal_profiles, stations
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+COLUMNS = {
+    "receipts": {
+        "invoice_number": "VARCHAR(40)",
+        "seller": "JSONB",
+        "station": "JSONB",
+        "time_zone": "VARCHAR(64)",
+        "buyer_email": "VARCHAR(254)",
+    },
+    "refunds": {"credit_note_number": "VARCHAR(40)"},
+    "billing_accounts": {"email": "VARCHAR(254)"},
+    "payment_methods": {"expiry_noticed_at": "TIMESTAMPTZ"},
+}
+INDEXES = {
+    "ux_receipts_invoice_number": "receipts (organisation_id, invoice_number)",
+    "ux_refunds_credit_note_number": "refunds (organisation_id, credit_note_number)",
+}
+NEW_TABLES = (legal_profiles, document_counters, stations)
+
+
+def upgrade() -> None:
+    for table_name, columns in COLUMNS.items():
+        for name, kind in columns.items():
+            op.execute(f"ALTER TABLE {table_name} ADD COLUMN IF NOT EXISTS {name} {kind}")
+    for name, target in INDEXES.items():
+        op.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {name} ON {target}")
+    bind = op.get_bind()
+    for table in NEW_TABLES:
+        table.create(bind, checkfirst=True)
+
+
+def downgrade() -> None:
+    for table in reversed(NEW_TABLES):
+        table.drop(op.get_bind(), checkfirst=True)
+    for name in INDEXES:
+        op.execute(f"DROP INDEX IF EXISTS {name}")
+    for table_name, columns in COLUMNS.items():
+        for name in columns:
+            op.execute(f"ALTER TABLE {table_name} DROP COLUMN IF EXISTS {name}")
