@@ -295,7 +295,8 @@ async def session_event(
     event = envelope.event()
     if isinstance(event, SessionPriced):
         await store.learn_session(event.session_id, event.user_id, event.station_id)
-    elif isinstance(event, SessionFlagged):
+    elif isinstance(event, SessionFlagged) and event.judgement.outcome == "held":
+        # A correction by rule is flagged too; its receipt says so and nothing waits on anyone.
         user_id = await store.session_driver(event.session_id)
         if user_id is None:
             # Priced before notification-svc knew sessions: no one to write to.

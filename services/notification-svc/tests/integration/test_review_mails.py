@@ -5,6 +5,7 @@ card about to expire."""
 from __future__ import annotations
 
 import uuid
+from typing import Literal
 
 import pytest
 from fastapi import FastAPI
@@ -50,7 +51,9 @@ def _priced(user: uuid.UUID) -> SessionPriced:
     )
 
 
-def _flagged(session_id: uuid.UUID) -> SessionFlagged:
+def _flagged(
+    session_id: uuid.UUID, outcome: Literal["held", "corrected"] = "held"
+) -> SessionFlagged:
     now = utc_now()
     return SessionFlagged(
         session_id=session_id,
@@ -58,7 +61,7 @@ def _flagged(session_id: uuid.UUID) -> SessionFlagged:
         connector_id=1,
         transaction_id="tx-1",
         judgement=MeterJudgement(
-            outcome="held",
+            outcome=outcome,
             reasons=("register_jump", "some_new_code"),
             claimed=MeterClaim(
                 meter_start_wh=0,
@@ -123,6 +126,16 @@ async def test_a_flag_for_a_session_never_priced_here_mails_nobody(
     (held,) = await eventually(lambda: smtp.mailbox.to("ida@example.com"))
     assert "held for review" in held.message["Subject"]
     assert len(await mail_rows(app)) == 1
+
+
+async def test_a_correction_by_rule_is_not_mailed_as_held(app: FastAPI, smtp: SmtpServer) -> None:
+    user = uuid.uuid4()
+    priced = _priced(user)
+    (_, _, corrected) = await publish(
+        app, registered(user, "joe@example.com"), priced, _flagged(priced.session_id, "corrected")
+    )
+    await eventually(lambda: handled(app, "notification-svc.sessions", corrected))
+    assert await mail_rows(app) == []  # the receipt names the correction; nothing is pending
 
 
 async def test_an_expiring_card_is_mailed(app: FastAPI, smtp: SmtpServer) -> None:
