@@ -1,7 +1,7 @@
 // Plugpay's operator portal: stations, sessions, tariffs, revenue, refunds, reviews — one organisation's.
 import { api, auth, get, login, logout, raw, ApiError } from "./shared/api.js";
 import { announce, download, field, focusHeading, h, put, s } from "./shared/dom.js";
-import { day, kw, kwh, money, when } from "./shared/format.js";
+import { day, kw, kwh, money, toMinor, when } from "./shared/format.js";
 import { explain } from "./shared/reasons.js";
 
 const view = document.getElementById("view");
@@ -17,8 +17,20 @@ function page(title, ...children) {
   focusHeading(view);
 }
 
+// The portal's own refusals (the shared list speaks to drivers).
+const OPS_REASONS = {
+  refund_exceeds_charged: "That is more than can still be refunded.",
+  refund_failed: "The card processor refused the refund.",
+  refund_pending: "The refund is still at the card processor.",
+  currency_mismatch: "A refund is in the session's currency.",
+  invalid_period: "The period is not valid.",
+};
+
 function problem(error) {
   const reason = error instanceof ApiError ? error.reason : (error && error.reason) || "internal_error";
+  if (OPS_REASONS[reason]) {
+    return h("div", { class: "alert error", role: "alert", dataset: { reason } }, h("strong", {}, OPS_REASONS[reason]), h("p", {}, (error && error.message) || "Please try again."));
+  }
   const { title, next } = explain(reason, error && error.message);
   return h("div", { class: "alert error", role: "alert", dataset: { reason } }, h("strong", {}, title), h("p", {}, next));
 }
@@ -225,30 +237,73 @@ async function sessionsPage(query) {
       h("td", {}, x.status === "billed" ? h("a", { href: "#/refund/" + x.session_id }, "Refund", h("span", { class: "sr-only" }, " session " + x.session_id.slice(0, 8))) : null))))));
 }
 
+// A refund attempt that got an answer (done or refused) is over: the next one is a new request
+// with a new Idempotency-Key. Only an attempt that got no answer is repeated with the same key,
+// so a lost answer never refunds twice.
+const DESTINATION = { wallet: "the driver's Plugpay wallet", card: "the driver's card" };
+
 async function refundPage(id) {
   setNav("sessions");
   const box = h("div");
   page("Refund", box);
-  let receipt;
-  try { receipt = await get(`/billing/receipts/${id}`); } catch (error) { put(box, problem(error)); return; }
-  const amount = h("input", { id: "refund-amount", inputmode: "decimal", value: (receipt.charged.amount_minor / 100).toFixed(2) });
-  const reason = h("textarea", { id: "refund-reason", rows: 3, required: true, minlength: 3 });
+  let receipt, state;
+  try {
+    [receipt, state] = await Promise.all([get(`/billing/receipts/${id}`), get(`/billing/operator/refunds?session_id=${encodeURIComponent(id)}`)]);
+  } catch (error) { put(box, problem(error)); return; }
+  const currency = receipt.charged.currency;
+  const decimal = (minor) => (minor / 100).toFixed(2);
+  const amount = h("input", { id: "refund-amount", inputmode: "decimal", value: decimal(state.refundable.amount_minor) });
+  const reason = h("textarea", { id: "refund-reason", rows: 3, required: true, minlength: 3, maxlength: 500 });
   const out = h("div", { "aria-live": "polite" });
+  const summary = h("div", { class: "card", id: "refund-summary" });
   const submit = h("button", { type: "submit" }, "Refund");
-  const key = crypto.randomUUID();
-  put(box, h("div", { class: "card" },
-    h("p", {}, "Session ", id.slice(0, 8), " at ", receipt.station_id, " · charged ", receipt.charged.text, receipt.refunded.amount_minor ? ` · already refunded ${receipt.refunded.text}` : "")),
-  h("form", { class: "card", onsubmit: async (e) => {
-    e.preventDefault();
-    const minor = Math.round(Number(amount.value.replace(",", ".")) * 100);
-    if (!(minor > 0)) { put(out, problem({ reason: "invalid_amount" })); return; }
-    submit.disabled = true;
-    try {
-      await api("POST", "/billing/operator/refunds", { json: { session_id: id, amount: { amount_minor: minor, currency: receipt.charged.currency }, reason: reason.value.trim() }, idempotent: key });
-      announce("Refunded");
-      put(out, h("div", { class: "alert info", role: "status", id: "refunded" }, "Refunded ", money(minor, receipt.charged.currency), ". The driver's wallet is credited."));
-    } catch (error) { put(out, problem(error)); submit.disabled = false; }
-  } }, field(`Amount (${receipt.charged.currency})`, amount), field("Reason (the driver sees it on the receipt)", reason), submit, out));
+  let key = crypto.randomUUID();
+  const show = () => {
+    const left = state.refundable.amount_minor;
+    put(summary,
+      h("p", {}, "Session ", h("a", { href: "#/session/" + id }, id.slice(0, 8)), " at ", receipt.station_id, " · charged ", money(state.charged),
+        " · can still be refunded ", h("strong", { id: "refundable" }, money(state.refundable))),
+      h("p", { class: "muted" }, "A refund goes back to ", DESTINATION[state.destination], state.destination === "card" ? " (the card the session was paid with)" : "", "."),
+      state.refunds.length ? refundList(state.refunds) : null);
+    submit.disabled = left <= 0;
+    if (left <= 0) put(out, h("p", { id: "nothing-left" }, "This session is fully refunded."));
+  };
+  show();
+  put(box, summary,
+    h("form", { class: "card", onsubmit: async (e) => {
+      e.preventDefault();
+      const minor = toMinor(amount.value);
+      if (!(minor > 0)) { put(out, problem({ reason: "invalid_amount" })); return; }
+      if (minor > state.refundable.amount_minor) {
+        put(out, problem({ reason: "refund_exceeds_charged", message: `At most ${money(state.refundable)} can still be refunded.` }));
+        return;
+      }
+      submit.disabled = true;
+      put(out);
+      try {
+        const done = await api("POST", "/billing/operator/refunds", { json: { session_id: id, amount: { amount_minor: minor, currency }, reason: reason.value.trim() }, idempotent: key });
+        key = crypto.randomUUID();
+        announce("Refunded");
+        put(out, h("div", { class: "alert info", role: "status", id: "refunded" }, "Refunded ", money(done.amount), " to ", DESTINATION[done.destination], "."));
+        reason.value = "";
+      } catch (error) {
+        if (!(error instanceof ApiError) || (error.status >= 400 && error.status < 500)) key = crypto.randomUUID();
+        put(out, problem(error));
+      }
+      try { state = await get(`/billing/operator/refunds?session_id=${encodeURIComponent(id)}`); } catch { /* the last known state stays */ }
+      amount.value = decimal(state.refundable.amount_minor);
+      submit.disabled = false;
+      show();
+    } }, field(`Amount (${currency})`, amount, "Pre-filled with what can still be refunded."),
+    field("Reason (shown to the driver on the receipt and in the refund e-mail)", reason), submit, out));
+}
+
+const REFUND_STATUS = { done: "refunded", pending: "at the card processor", failed: "failed, nothing moved" };
+
+function refundList(items) {
+  return h("ul", { class: "list", id: "refund-list" }, items.map((r) => h("li", { dataset: { refund: r.refund_id, status: r.status } },
+    when(r.issued_at), " · ", h("strong", {}, money(r.amount)), " to ", r.destination === "card" ? "card" : "wallet",
+    " · ", REFUND_STATUS[r.status] || r.status, " · “", r.reason, "”")));
 }
 
 // --- tariffs ----------------------------------------------------------------------------------------
