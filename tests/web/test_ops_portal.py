@@ -57,6 +57,8 @@ def test_operator_edits_tariff_and_station_screen_price_changes(
     expect(desk.locator("#preview-text")).to_contain_text("0.87 EUR/kWh")
     shot(desk, "ops-tariff-edit")
     desk.get_by_role("button", name="Publish new version").click()
+    expect(desk.locator("#confirm-publish")).to_contain_text("1 station")
+    desk.get_by_role("button", name="Yes, publish").click()
     expect(desk.locator("#published")).to_contain_text("Version 2 is live")
     # The station's own screen shows the new price (it follows TariffPublished).
     deadline = time.monotonic() + 30

@@ -308,12 +308,28 @@ function refundList(items) {
 
 // --- tariffs ----------------------------------------------------------------------------------------
 
+// [type, label, the stored unit's size in the shown unit]: OCPI stores TIME and PARKING_TIME per
+// hour; drivers read idle fees per minute (the quote's text), so the editor shows them so.
 const COMPONENTS = [
   ["ENERGY", "per kWh", 1],
   ["FLAT", "per session", 1],
-  ["TIME", "per hour charging", 60],
-  ["PARKING_TIME", "per hour idle", 60],
+  ["TIME", "per hour charging", 1],
+  ["PARKING_TIME", "per minute idle", 60],
 ];
+const STEP = { ENERGY: 1, FLAT: 1, TIME: 60, PARKING_TIME: 60 };
+
+// A price incl. VAT as drivers read it (plugpay_tariffs.summary._display): half-up to two decimals
+// more than the currency has, trailing zeros cut down to the currency's decimals.
+function shownPrice(value, digits = 2) {
+  const scale = 10 ** (digits + 2);
+  const rounded = Math.round((value + Number.EPSILON) * scale) / scale;
+  let text = rounded.toFixed(digits + 2);
+  while (text.split(".")[1].length > digits && text.endsWith("0")) text = text.slice(0, -1);
+  return text;
+}
+
+const usersOf = (stations, key) => stations.filter((st) => st.connectors.some((c) => c.tariff_key === key));
+const stationCount = (n) => `${n} station${n === 1 ? "" : "s"}`;
 
 async function tariffsPage() {
   setNav("tariffs");
@@ -321,16 +337,13 @@ async function tariffsPage() {
   page("Tariffs", box);
   try {
     const [tariffs, stations] = await Promise.all([get("/pricing/tariffs"), get("/pricing/stations")]);
-    put(box, ...tariffs.items.map((t) => h("section", { class: "card" },
-      h("div", { class: "row between" }, h("h2", {}, t.key, " ", h("span", { class: "badge" }, "v", t.version)),
+    put(box, ...tariffs.items.map((t) => h("section", { class: "card", dataset: { tariff: t.key } },
+      h("div", { class: "row between" }, h("h2", {}, t.key, " ", h("span", { class: "badge" }, "version ", t.version)),
         h("a", { class: "button secondary", href: "#/tariffs/" + encodeURIComponent(t.key) }, "Edit", h("span", { class: "sr-only" }, " " + t.key))),
       h("p", { class: "price" }, t.summary),
-      h("p", { class: "muted" }, "Used by ", stations.items.filter((st) => st.connectors.some((c) => c.tariff_key === t.key)).map((st) => st.name).join(", ") || "no station"))));
+      h("p", { class: "muted" }, "Published ", when(t.published_at), " · used by ", usersOf(stations.items, t.key).map((st) => st.name).join(", ") || "no station"))));
   } catch (error) { put(box, problem(error)); }
 }
-
-const inclVat = (excl, vat) => Number(excl) * (1 + Number(vat) / 100);
-const round = (x, d) => Math.round(x * 10 ** d) / 10 ** d;
 
 async function tariffEditPage(key) {
   setNav("tariffs");
@@ -345,54 +358,77 @@ async function tariffEditPage(key) {
   const element = tariff.elements[index] || { price_components: [] };
   const vatValue = (element.price_components[0] && element.price_components[0].vat) || "19";
   const vat = h("input", { id: "t-vat", inputmode: "decimal", value: vatValue });
-  const inputs = {};
-  const rows = COMPONENTS.map(([type, label, unitMinutes]) => {
+  const inputs = {}, initial = {};
+  const rows = COMPONENTS.map(([type, label, per]) => {
     const c = element.price_components.find((x) => x.type === type);
-    const perUnit = c ? inclVat(c.price, c.vat) * (type === "TIME" || type === "PARKING_TIME" ? 1 : 1) : 0;
-    inputs[type] = h("input", { id: "t-" + type.toLowerCase(), inputmode: "decimal", value: c ? perUnit.toFixed(2) : "" });
+    initial[type] = c ? shownPrice((Number(c.price) * (1 + Number(c.vat) / 100)) / per) : "";
+    inputs[type] = h("input", { id: "t-" + type.toLowerCase(), inputmode: "decimal", value: initial[type] });
     return field(`${currency} ${label}, incl. VAT`, inputs[type], type === "PARKING_TIME" ? "After charging has finished while the car stays plugged in." : null);
   });
   const preview = h("div", { class: "preview", id: "preview", "aria-live": "polite" });
   const out = h("div", { "aria-live": "polite" });
-  const users = stations.items.filter((st) => st.connectors.some((c) => c.tariff_key === key));
+  const users = usersOf(stations.items, key);
   const number = (input) => (input.value.trim() === "" ? null : Number(input.value.replace(",", ".")));
-  const update = () => {
+  const shown = (type) => { const v = number(inputs[type]); return v ? shownPrice(v) : null; };
+  // Exactly plugpay_tariffs.summary.describe's text: what the quote and the station screen say.
+  const driversText = () => {
     const v = Number(vat.value.replace(",", "."));
-    const [e, f, tm, p] = COMPONENTS.map(([type]) => number(inputs[type]));
-    const parts = [];
-    if (e) parts.push(`${e.toFixed(2)} ${currency}/kWh`);
-    if (tm) parts.push(`${tm.toFixed(2)} ${currency}/h charging`);
-    if (f) parts.push(`${f.toFixed(2)} ${currency} per session`);
-    if (p) parts.push(`${p.toFixed(2)} ${currency}/h idle`);
-    const example = (e || 0) * 20 + (f || 0) + (tm || 0) * 1;
-    put(preview, h("strong", {}, "Drivers will see"), h("p", { class: "price", id: "preview-text" }, (parts.join(" + ") || "free") + `, incl. ${v}% VAT`),
+    const parts = [[shown("ENERGY"), `${currency}/kWh`], [shown("TIME"), `${currency}/h`], [shown("FLAT"), `${currency} per session`], [shown("PARKING_TIME"), `${currency}/min idle`]]
+      .filter(([value]) => value).map(([value, unit]) => `${value} ${unit}`);
+    if (!parts.length) return "free of charge";
+    return parts.join(" + ") + (v === 0 ? ", no VAT" : `, incl. ${v}% VAT`);
+  };
+  const update = () => {
+    const [e, f, tm] = ["ENERGY", "FLAT", "TIME"].map((type) => number(inputs[type]) || 0);
+    const example = e * 20 + f + tm * 1;
+    put(preview, h("strong", {}, "Drivers will see"), h("p", { class: "price", id: "preview-text" }, driversText()),
       h("p", { class: "muted" }, "Example: 20 kWh in 1 hour costs ", money(Math.round(example * 100), currency), "."));
   };
   [vat, ...Object.values(inputs)].forEach((i) => i.addEventListener("input", update));
   update();
+  const components = () => {
+    const v = Number(vat.value.replace(",", "."));
+    if (!(v >= 0 && v < 100)) throw { reason: "invalid_amount", message: "VAT" };
+    const list = [];
+    for (const [type, , per] of COMPONENTS) {
+      const value = number(inputs[type]);
+      if (value === null || value === 0) continue;
+      if (!(value > 0)) throw { reason: "invalid_amount" };
+      const stored = element.price_components.find((x) => x.type === type);
+      // An untouched price keeps its stored value exactly: publishing never moves it by rounding.
+      if (stored && inputs[type].value.trim() === initial[type] && vat.value.trim() === vatValue) { list.push(stored); continue; }
+      list.push({ type, price: ((value * per) / (1 + v / 100)).toFixed(6), vat: String(v), step_size: stored && stored.step_size ? stored.step_size : STEP[type] });
+    }
+    if (!list.length) list.push({ type: "FLAT", price: "0", vat: String(v), step_size: 1 });
+    return list;
+  };
+  const publish = async (list) => {
+    const elements = tariff.elements.slice();
+    elements[index] = { ...element, price_components: list };
+    const { id: _id, version: _version, ...rest } = tariff;
+    try {
+      const published = await api("PUT", `/pricing/tariffs/${encodeURIComponent(key)}`, { json: { ...rest, elements } });
+      announce("Published");
+      put(out, h("div", { class: "alert info", role: "status", id: "published" }, `Version ${published.version} is live. Drivers now see: ${published.summary}`));
+      put(current, `Version ${published.version}, published ${when(published.published_at)}. Used by: ${users.map((st) => st.name).join(", ") || "no station"}.`);
+    } catch (error) { put(out, problem(error)); } finally { submit.disabled = false; }
+  };
   const submit = h("button", { type: "submit" }, "Publish new version");
-  put(box, h("p", { class: "muted" }, `Version ${t.version}, published ${when(t.published_at)}. Used by: ${users.map((st) => st.name).join(", ") || "no station"}.`),
-    h("form", { class: "card", onsubmit: async (ev) => {
+  const current = h("p", { class: "muted", id: "tariff-version" }, `Version ${t.version}, published ${when(t.published_at)}. Used by: ${users.map((st) => st.name).join(", ") || "no station"}.`);
+  put(box, current,
+    h("form", { class: "card", onsubmit: (ev) => {
       ev.preventDefault();
-      const v = Number(vat.value.replace(",", "."));
-      if (!(v >= 0 && v < 100)) { put(out, problem({ reason: "invalid_amount", message: "VAT" })); return; }
-      const components = [];
-      for (const [type, , step] of COMPONENTS) {
-        const value = number(inputs[type]);
-        if (value === null || value === 0) continue;
-        if (!(value > 0)) { put(out, problem({ reason: "invalid_amount" })); return; }
-        components.push({ type, price: round(value / (1 + v / 100), 6).toFixed(6), vat: String(v), step_size: step });
-      }
-      if (!components.length) components.push({ type: "FLAT", price: "0", vat: String(v), step_size: 1 });
-      const elements = tariff.elements.slice();
-      elements[index] = { ...element, price_components: components };
-      const { id: _id, version: _version, ...rest } = tariff;
+      let list;
+      try { list = components(); } catch (error) { put(out, problem(error)); return; }
       submit.disabled = true;
-      try {
-        const published = await api("PUT", `/pricing/tariffs/${encodeURIComponent(key)}`, { json: { ...rest, elements } });
-        announce("Published");
-        put(out, h("div", { class: "alert info", role: "status", id: "published" }, `Version ${published.version} is live: ${published.summary}`));
-      } catch (error) { put(out, problem(error)); } finally { submit.disabled = false; }
+      // Say what the change reaches before it goes live.
+      const yes = h("button", { type: "button", onclick: () => { put(out); publish(list); } }, "Yes, publish");
+      const no = h("button", { type: "button", class: "secondary", onclick: () => { put(out); submit.disabled = false; submit.focus(); } }, "Cancel");
+      put(out, h("div", { class: "alert info", role: "alertdialog", id: "confirm-publish", "aria-labelledby": "confirm-text" },
+        h("p", { id: "confirm-text" }, `This changes the price at ${stationCount(users.length)}`, users.length ? ` (${users.map((st) => st.name).join(", ")})` : "",
+          ` for sessions that start from now on. Drivers will see: ${driversText()}.`),
+        h("div", { class: "row" }, yes, no)));
+      yes.focus();
     } }, h("div", { class: "cols" }, h("div", {}, rows, field("VAT %", vat)), h("div", {}, preview)), submit, out));
 }
 
