@@ -86,7 +86,7 @@ def test_sessions_filter_csv_and_refund(
     row = desk.locator(f'#sessions tr[data-session="{session_id}"]')
     expect(row).to_be_visible()
     for status in desk.locator("#sessions tbody td:nth-child(3)").all_inner_texts():
-        assert status.startswith("billed")
+        assert status.startswith("Billed")
     shot(desk, "ops-sessions")
     with desk.expect_download() as download:
         desk.get_by_role("button", name="Export CSV").click()

@@ -128,7 +128,7 @@ async function stationsPage() {
             h("span", { class: "badge " + (online ? CONNECTOR_BADGE[status] ?? "bad" : ""), title: live && live.error_code ? "Error " + live.error_code : null }, online ? status : status + " (offline)"),
             h("p", { class: "muted" }, kw(c.max_power_w), " · ", c.standard.replace(/_/g, " ")),
             live && live.error_code ? h("p", { class: "muted" }, "Error: ", live.error_code) : null,
-            x ? h("p", { class: "session", dataset: { session: x.session_id } }, "Session ", SESSION_TEXT[x.state] || x.state,
+            x ? h("p", { class: "session", dataset: { session: x.session_id } }, h("a", { href: "#/session/" + x.session_id }, "Session"), " ", SESSION_TEXT[x.state] || x.state,
               x.energy_wh != null ? " · " + kwh(x.energy_wh) : "",
               x.cost_so_far_minor != null ? " · " + money(x.cost_so_far_minor, x.currency) : "") : null);
         })));
@@ -170,7 +170,16 @@ async function stationPage(id) {
 
 // --- sessions -------------------------------------------------------------------------------------
 
-const ALL_STATUSES = ["charging", "billed", "denied", "abandoned", "expired", "failed", "authorised", "completed"];
+// Every session status (session-svc's SessionStatus), in the life cycle's order, as people say it.
+const STATUS_TEXT = {
+  code_issued: "Code shown", scanned: "Scanned", priced: "Priced", authorised: "Authorised", charging: "Charging",
+  stopping: "Stopping", completed: "Ended, being priced", cost_calculated: "Ended, being billed", billed: "Billed",
+  denied: "Denied", expired: "Code expired", abandoned: "Cancelled", failed: "Failed",
+};
+const statusText = (x) => STATUS_TEXT[x] || x;
+// Drivers are shown by a stable pseudonym (their account id's start): enough to see one driver's
+// sessions together, without giving the operator the driver's e-mail address.
+const driverRef = (id) => (id ? id.slice(0, 8) : "—");
 
 async function loadSessions(params, max = 500) {
   const items = [];
@@ -180,7 +189,7 @@ async function loadSessions(params, max = 500) {
     q.set("scope", "organisation");
     q.set("limit", "100");
     if (cursor) q.set("cursor", cursor);
-    const pageData = await get("/sessions?" + q.toString().replace(/status=([^&]*)/g, "status=$1"));
+    const pageData = await get("/sessions?" + q.toString());
     items.push(...pageData.items);
     cursor = pageData.next_cursor;
   } while (cursor && items.length < max);
@@ -189,8 +198,8 @@ async function loadSessions(params, max = 500) {
 
 async function sessionsPage(query) {
   setNav("sessions");
-  const status = h("select", { id: "f-status" }, h("option", { value: "" }, "Any"), ALL_STATUSES.map((x) => h("option", { value: x, selected: query.get("status") === x }, x)));
-  const station = h("input", { id: "f-station", value: query.get("station") || "", placeholder: "ST-0001" });
+  const status = h("select", { id: "f-status" }, h("option", { value: "" }, "Any"), Object.entries(STATUS_TEXT).map(([x, text]) => h("option", { value: x, selected: query.get("status") === x }, text)));
+  const station = h("input", { id: "f-station", value: query.get("station") || "", placeholder: "ST-0001 or a name" });
   const from = h("input", { id: "f-from", type: "date", value: query.get("from") || "" });
   const to = h("input", { id: "f-to", type: "date", value: query.get("to") || "" });
   const table = h("div", { class: "table-wrap" });
@@ -205,10 +214,10 @@ async function sessionsPage(query) {
     go("#/sessions?" + q);
   };
   const csv = h("button", { class: "secondary", id: "csv", type: "button", onclick: () => {
-    const header = ["session_id", "station_id", "connector_id", "status", "started_at", "ended_at", "energy_wh", "cost_minor", "currency", "stop_reason", "denial_reason"];
+    const header = ["session_id", "station_id", "connector_id", "status", "started_at", "ended_at", "energy_wh", "cost_minor", "currency", "stop_reason", "denial_reason", "driver"];
     const esc = (v) => (v == null ? "" : /[",\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v));
     const lines = rows.map((x) => [x.session_id, x.station_id, x.connector_id, x.status, x.started_at || x.session_started_at, x.ended_at, x.energy_wh,
-      x.cost ? x.cost.total.amount_minor : "", x.cost ? x.cost.total.currency : "", x.stop_reason, x.denial ? x.denial.reason : ""].map(esc).join(","));
+      x.cost ? x.cost.total.amount_minor : "", x.cost ? x.cost.total.currency : "", x.stop_reason, x.denial ? x.denial.reason : "", driverRef(x.user_id)].map(esc).join(","));
     download(new Blob([[header.join(","), ...lines].join("\n") + "\n"], { type: "text/csv" }), `plugpay-sessions-${new Date().toISOString().slice(0, 10)}.csv`);
   } }, "Export CSV");
   page("Sessions",
@@ -217,24 +226,89 @@ async function sessionsPage(query) {
       h("button", { type: "submit" }, "Filter")),
     h("div", { class: "row between" }, count, csv),
     h("div", { class: "card" }, table));
+  if (query.get("from") && query.get("to") && query.get("from") > query.get("to")) {
+    put(table, h("div", { class: "alert error", role: "alert", id: "bad-period" }, h("strong", {}, "The From date is after the To date."), h("p", {}, "Swap them, or clear one of them.")));
+    return;
+  }
   const params = [];
   if (query.get("status")) params.push(["status", query.get("status")]);
   if (query.get("from")) params.push(["started_from", new Date(query.get("from")).toISOString()]);
   if (query.get("to")) params.push(["started_before", new Date(new Date(query.get("to")).getTime() + 86400000).toISOString()]);
+  // A station by its id or name, in any case, in part: "st-0001" and "demo" both find ST-0001.
+  const wanted = (query.get("station") || "").toLowerCase();
   try {
-    rows = (await loadSessions(params)).filter((x) => !query.get("station") || x.station_id === query.get("station"));
+    rows = (await loadSessions(params)).filter((x) => !wanted || (x.station_id || "").toLowerCase().includes(wanted) || (x.station_name || "").toLowerCase().includes(wanted));
   } catch (error) { put(table, problem(error)); return; }
   count.textContent = `${rows.length} session${rows.length === 1 ? "" : "s"}`;
   put(table, h("table", { id: "sessions" },
     h("caption", { class: "sr-only" }, "Charging sessions"),
-    h("thead", {}, h("tr", {}, ["Started", "Station", "Status", "Energy", "Amount", ""].map((t, i) => h("th", { scope: "col", class: i >= 3 && i < 5 ? "num" : null }, t)))),
+    h("thead", {}, h("tr", {}, ["Started", "Station", "Status", "Driver", "Energy", "Amount", ""].map((t, i) => h("th", { scope: "col", class: i >= 4 && i < 6 ? "num" : null }, t)))),
     h("tbody", {}, rows.map((x) => h("tr", { dataset: { session: x.session_id } },
-      h("td", {}, when(x.started_at || x.session_started_at)),
-      h("td", {}, x.station_id, x.connector_id ? ` / ${x.connector_id}` : ""),
-      h("td", {}, x.status, x.denial ? ` (${x.denial.reason})` : ""),
+      h("td", {}, h("a", { href: "#/session/" + x.session_id }, when(x.started_at || x.session_started_at), h("span", { class: "sr-only" }, " session " + x.session_id.slice(0, 8)))),
+      h("td", {}, x.station_name || x.station_id, x.connector_id ? ` / ${x.connector_id}` : ""),
+      h("td", { dataset: { status: x.status } }, statusText(x.status), x.denial ? ` (${x.denial.reason.replace(/_/g, " ")})` : ""),
+      h("td", { class: "mono", title: x.user_id || null }, driverRef(x.user_id)),
       h("td", { class: "num" }, kwh(x.energy_wh)),
       h("td", { class: "num" }, x.cost ? money(x.cost.total) : "—"),
       h("td", {}, x.status === "billed" ? h("a", { href: "#/refund/" + x.session_id }, "Refund", h("span", { class: "sr-only" }, " session " + x.session_id.slice(0, 8))) : null))))));
+}
+
+const REVIEW_TEXT = {
+  pending: "Held for review: the meter readings did not add up; only the plausible part was billed.",
+  approved: "Reviewed: the operator approved a total.",
+  voided: "Reviewed: the operator voided the session.",
+};
+
+async function sessionPage(id) {
+  setNav("sessions");
+  const box = h("div");
+  page("Session " + id.slice(0, 8), box);
+  let x, steps;
+  try {
+    [x, steps] = await Promise.all([get(`/sessions/${encodeURIComponent(id)}`), get(`/sessions/${encodeURIComponent(id)}/timeline`)]);
+  } catch (error) { put(box, problem(error)); return; }
+  // Billing knows a session only once it is billed: no receipt yet is an answer, not an error.
+  const optional = (path) => get(path).catch((error) => { if (error.status === 404) return null; throw error; });
+  let receipt = null, refunds = null;
+  try {
+    [receipt, refunds] = await Promise.all([optional(`/billing/receipts/${id}`), optional(`/billing/operator/refunds?session_id=${encodeURIComponent(id)}`)]);
+  } catch (error) { put(box, problem(error)); return; }
+  const receiptButton = h("button", { type: "button", class: "secondary", id: "receipt-pdf", onclick: async () => {
+    try {
+      const res = await raw(`/billing/receipts/${id}?format=pdf`);
+      download(await res.blob(), `receipt-${id}.pdf`);
+    } catch (error) { put(receiptOut, problem(error)); }
+  } }, "Download the receipt (PDF)");
+  const receiptOut = h("div", { "aria-live": "polite" });
+  const lines = receipt ? receipt.lines : [];
+  put(box,
+    h("section", { class: "card", "aria-labelledby": "s-facts" }, h("h2", { id: "s-facts" }, "Summary"),
+      h("dl", { class: "facts", id: "session-facts" },
+        h("dt", {}, "Station"), h("dd", {}, h("a", { href: "#/stations/" + encodeURIComponent(x.station_id || "") }, x.station_name || x.station_id), ` · connector ${x.connector_id ?? "—"}`),
+        h("dt", {}, "Driver"), h("dd", { class: "mono", title: x.user_id || null }, driverRef(x.user_id)),
+        h("dt", {}, "Status"), h("dd", { id: "session-status" }, statusText(x.status), x.denial ? ` (${x.denial.reason.replace(/_/g, " ")})` : ""),
+        h("dt", {}, "Charging"), h("dd", {}, when(x.started_at), " – ", when(x.ended_at)),
+        h("dt", {}, "Energy"), h("dd", {}, kwh(x.energy_wh)),
+        h("dt", {}, "Amount"), h("dd", {}, x.cost ? money(x.cost.total) : "—", x.funding ? ` · paid by ${x.funding}` : ""),
+        x.stop_reason ? [h("dt", {}, "Stop reason"), h("dd", {}, x.stop_reason.replace(/_/g, " "))] : null)),
+    h("section", { class: "card", "aria-labelledby": "s-timeline" }, h("h2", { id: "s-timeline" }, "Timeline"),
+      h("ol", { class: "timeline", id: "timeline" }, steps.steps.map((st) => h("li", { dataset: { kind: st.kind } }, h("time", { datetime: st.at }, new Date(st.at).toLocaleString(navigator.language || "en", { dateStyle: "medium", timeStyle: "medium" })), " ", st.text)))),
+    h("section", { class: "card", "aria-labelledby": "s-cost" }, h("h2", { id: "s-cost" }, "Cost"),
+      receipt ? h("div", { class: "table-wrap" }, h("table", { id: "cost-lines" },
+        h("caption", { class: "sr-only" }, "Cost breakdown"),
+        h("thead", {}, h("tr", {}, ["Item", "Quantity", "Unit price excl. VAT", "VAT", "Amount incl. VAT"].map((t, i) => h("th", { scope: "col", class: i ? "num" : null }, t)))),
+        h("tbody", {}, lines.map((l) => h("tr", {}, h("td", {}, l.description), h("td", { class: "num" }, l.quantity), h("td", { class: "num" }, l.unit_price_excl_vat),
+          h("td", { class: "num" }, l.vat_percent + " %"), h("td", { class: "num" }, money(l.amount_incl_vat))))),
+        h("tfoot", {}, h("tr", {}, h("th", { scope: "row", colspan: 4 }, "Total incl. VAT"), h("td", { class: "num", id: "cost-total" }, money(receipt.total_incl_vat))))))
+        : h("p", { class: "muted" }, x.cost ? `So far ${money(x.cost.total)}; the breakdown follows with the bill.` : "Nothing billed."),
+      receipt ? h("p", { class: "row" }, receiptButton, h("span", { class: "muted" }, "Charged ", receipt.charged.text, receipt.payment_method ? ` · ${receipt.payment_method}` : "")) : null,
+      receiptOut),
+    h("section", { class: "card", "aria-labelledby": "s-refunds" }, h("h2", { id: "s-refunds" }, "Refunds"),
+      refunds && refunds.refunds.length ? refundList(refunds.refunds) : h("p", { class: "muted", id: "no-refunds" }, "No refunds."),
+      refunds && refunds.refundable.amount_minor > 0 ? h("p", {}, h("a", { href: "#/refund/" + id }, "Refund"), " up to ", money(refunds.refundable)) : null),
+    h("section", { class: "card", "aria-labelledby": "s-review" }, h("h2", { id: "s-review" }, "Meter review"),
+      h("p", { id: "review-state" }, receipt && receipt.review ? REVIEW_TEXT[receipt.review] || receipt.review : receipt ? "Not held: the meter readings were plausible." : "—",
+        receipt && receipt.review === "pending" ? [" ", h("a", { href: "#/reviews" }, "Decide it under Needs review")] : null)));
 }
 
 // A refund attempt that got an answer (done or refused) is over: the next one is a new request
@@ -570,6 +644,7 @@ async function route() {
     if (!(await operator())) return loginPage(auth.loggedIn ? notOperator() : null);
     if (head === "sessions") return await sessionsPage(query);
     if (head === "refund" && arg) return await refundPage(arg);
+    if (head === "session" && arg) return await sessionPage(arg);
     if (head === "tariffs" && arg) return await tariffEditPage(arg);
     if (head === "tariffs") return await tariffsPage();
     if (head === "revenue") return await revenuePage();
