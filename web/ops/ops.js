@@ -1,7 +1,7 @@
 // Plugpay's operator portal: stations, sessions, tariffs, revenue, refunds, reviews — one organisation's.
 import { api, auth, get, login, logout, raw, ApiError } from "./shared/api.js";
 import { announce, download, field, focusHeading, h, put, s } from "./shared/dom.js";
-import { day, kw, kwh, money, toMinor, when } from "./shared/format.js";
+import { kw, kwh, money, toMinor, when } from "./shared/format.js";
 import { explain } from "./shared/reasons.js";
 
 const view = document.getElementById("view");
@@ -101,7 +101,12 @@ async function stationsPage() {
   setNav("stations");
   const box = h("div", { id: "stations" });
   const stamp = h("p", { class: "muted", role: "status", id: "updated" }, "Live: refreshed every 5 seconds.");
-  page("Stations", stamp, box);
+  const legend = h("details", { class: "card", id: "badge-help" }, h("summary", {}, "What the badges mean"),
+    h("dl", { class: "facts" },
+      h("dt", {}, h("span", { class: "badge ok" }, "Online"), " / ", h("span", { class: "badge bad" }, "Offline")), h("dd", {}, "Whether the charger is connected to Plugpay right now. Offline chargers cannot start a session."),
+      h("dt", {}, h("span", { class: "badge ok" }, "In service"), " / ", h("span", { class: "badge bad" }, "Out of service")), h("dd", {}, "Whether you offer the station to drivers (its tariff and access, set by you). A station can be in service and offline: drivers then see it as offline."),
+      h("dt", {}, h("span", { class: "badge bad" }, "No tariff")), h("dd", {}, "No price is set yet, so drivers cannot pay there.")));
+  page("Stations", stamp, legend, box);
   const refresh = async () => {
     const [stations, live] = await Promise.all([get("/pricing/stations"), get("/stations")]);
     const byId = Object.fromEntries(live.items.map((x) => [x.station_id, x]));
@@ -114,8 +119,8 @@ async function stationsPage() {
         h("div", { class: "row between" },
           h("h2", { id: "st-" + st.station_id }, h("a", { href: "#/stations/" + encodeURIComponent(st.station_id) }, st.name)),
           h("span", { class: "row" },
-            h("span", { class: "badge " + (online ? "ok" : "bad"), dataset: { presence: "" } }, online ? "Online" : "Offline"),
-            h("span", { class: "badge " + (st.commercials && st.commercials.status === "active" ? "ok" : "bad") }, st.commercials ? (st.commercials.status === "active" ? "In service" : "Out of service") : "No tariff"))),
+            h("span", { class: "badge " + (online ? "ok" : "bad"), dataset: { presence: "" }, title: online ? "Connected to Plugpay now" : "Not connected to Plugpay now: no session can start" }, online ? "Online" : "Offline"),
+            h("span", { class: "badge " + (st.commercials && st.commercials.status === "active" ? "ok" : "bad"), dataset: { service: "" }, title: st.commercials ? (st.commercials.status === "active" ? "Offered to drivers" : "Not offered to drivers") : "No price set" }, st.commercials ? (st.commercials.status === "active" ? "In service" : "Out of service") : "No tariff"))),
         h("p", { class: "muted" }, st.station_id, " · ", st.power_class, st.commercials ? ` · tariff ${st.commercials.tariff_key} · ${st.commercials.access_policy.kind}` : "",
           " · last heard ", ago(now && now.last_seen_at), now && now.ocpp_version ? ` · OCPP ${now.ocpp_version}` : "",
           now && now.station_status && now.station_status !== "Available" ? ` · station ${now.station_status}` : ""),
@@ -508,29 +513,48 @@ async function tariffEditPage(key) {
 
 // --- revenue ------------------------------------------------------------------------------------------
 
-async function revenuePage() {
+const isoDay = (d) => d.toISOString().slice(0, 10);
+
+async function revenuePage(query) {
   setNav("revenue");
   const box = h("div");
-  page("Revenue and energy", h("p", { class: "muted" }, "Last 30 days, paid sessions."), box);
+  const today = new Date();
+  const from = h("input", { id: "r-from", type: "date", value: query.get("from") || isoDay(new Date(today.getTime() - 29 * 86400000)) });
+  const to = h("input", { id: "r-to", type: "date", value: query.get("to") || isoDay(today) });
+  page("Revenue and energy",
+    h("form", { class: "card filters", id: "period", onsubmit: (e) => {
+      e.preventDefault();
+      go(`#/revenue?from=${from.value}&to=${to.value}`);
+    } }, field("From", from), field("To (included)", to), h("button", { type: "submit" }, "Show")),
+    box);
+  if (!from.value || !to.value || from.value > to.value) {
+    put(box, h("div", { class: "alert error", role: "alert", id: "bad-period" }, h("strong", {}, "The From date is after the To date."), h("p", {}, "Choose a From date on or before the To date.")));
+    return;
+  }
+  // Whole days from the browser's midnight: the day a person picked, not a UTC one.
+  const start = new Date(from.value + "T00:00:00"), end = new Date(new Date(to.value + "T00:00:00").getTime() + 86400000);
   try {
-    const to = new Date(), from = new Date(to.getTime() - 30 * 86400000);
-    const [report, sessions] = await Promise.all([
-      get(`/billing/operator/revenue?from=${from.toISOString()}&to=${to.toISOString()}`),
-      loadSessions([["status", "billed"], ["started_from", from.toISOString()]], 2000),
+    const [report, sessions, stations] = await Promise.all([
+      get(`/billing/operator/revenue?from=${start.toISOString()}&to=${end.toISOString()}`),
+      loadSessions([["status", "billed"], ["started_from", start.toISOString()], ["started_before", end.toISOString()]], 2000),
+      get("/pricing/stations"),
     ]);
+    const names = Object.fromEntries(stations.items.map((st) => [st.station_id, st.name]));
+    const localDay = (date) => isoDay(new Date(date.getTime() - date.getTimezoneOffset() * 60000));
     const days = [];
-    for (let d = new Date(from); d <= to; d = new Date(d.getTime() + 86400000)) days.push(day(d.toISOString()));
+    for (let d = new Date(start); d < end; d = new Date(d.getTime() + 86400000)) days.push(localDay(d));
     const byDay = Object.fromEntries(days.map((d) => [d, { revenue: 0, energy: 0 }]));
     let currency = "EUR";
     for (const x of sessions) {
-      const d = day(x.ended_at || x.started_at || x.session_started_at);
+      const d = localDay(new Date(x.ended_at || x.started_at || x.session_started_at));
       if (!byDay[d]) continue;
       byDay[d].revenue += x.cost ? x.cost.total.amount_minor : 0;
       byDay[d].energy += x.energy_wh || 0;
       if (x.cost) currency = x.cost.total.currency;
     }
     const totals = report.stations.reduce((a, r) => ({ sessions: a.sessions + r.sessions, energy: a.energy + r.energy_wh, revenue: a.revenue + r.total_incl_vat.amount_minor, refunded: a.refunded + r.refunded.amount_minor, pending: a.pending + (r.pending_review ? r.pending_review.amount_minor : 0), pendingSessions: a.pendingSessions + (r.pending_review_sessions || 0) }), { sessions: 0, energy: 0, revenue: 0, refunded: 0, pending: 0, pendingSessions: 0 });
-    put(box, 
+    put(box,
+      h("p", { class: "muted", id: "period-text" }, `Paid sessions from ${from.value} to ${to.value} (${days.length} day${days.length === 1 ? "" : "s"}).`),
       h("dl", { class: "stats" },
         h("div", { class: "stat" }, h("dt", {}, "Revenue incl. VAT"), h("dd", { id: "revenue-total" }, money(totals.revenue, currency))),
         h("div", { class: "stat" }, h("dt", {}, "Energy"), h("dd", {}, kwh(totals.energy))),
@@ -540,28 +564,33 @@ async function revenuePage() {
         h("div", { class: "stat" }, h("dt", {}, "Pending review"), h("dd", { id: "pending-review" }, h("a", { href: "#/reviews" }, money(totals.pending, currency), ` (${totals.pendingSessions})`)))),
       h("section", { class: "card" }, h("h2", {}, "Per day"), h("div", { class: "legend", "aria-hidden": "true" }, h("span", { class: "rev" }, "Revenue"), h("span", { class: "en" }, "Energy")),
         chart(days, days.map((d) => byDay[d].revenue / 100), days.map((d) => byDay[d].energy / 1000), currency)),
-      h("section", { class: "card" }, h("h2", {}, "Per station"), h("div", { class: "table-wrap" }, h("table", {},
+      h("section", { class: "card" }, h("h2", {}, "Per station"), h("div", { class: "table-wrap" }, h("table", { id: "per-station" },
         h("thead", {}, h("tr", {}, ["Station", "Sessions", "Energy", "Revenue excl. VAT", "VAT", "Total", "Refunded"].map((t, i) => h("th", { scope: "col", class: i ? "num" : null }, t)))),
-        h("tbody", {}, report.stations.map((r) => h("tr", {}, h("td", {}, r.station_id), h("td", { class: "num" }, r.sessions), h("td", { class: "num" }, kwh(r.energy_wh)),
+        h("tbody", {}, report.stations.map((r) => h("tr", { dataset: { station: r.station_id } },
+          h("td", {}, h("a", { href: "#/stations/" + encodeURIComponent(r.station_id) }, names[r.station_id] || r.station_id), h("span", { class: "muted" }, " ", r.station_id)),
+          h("td", { class: "num" }, r.sessions), h("td", { class: "num" }, kwh(r.energy_wh)),
           h("td", { class: "num" }, money(r.revenue_excl_vat)), h("td", { class: "num" }, money(r.vat)), h("td", { class: "num" }, money(r.total_incl_vat)), h("td", { class: "num" }, money(r.refunded)))))))));
   } catch (error) { put(box, problem(error)); }
 }
 
 function chart(labels, revenue, energy, currency) {
   // Inline SVG: bars for revenue, a line for energy; the table of numbers is right below it.
-  const W = 720, H = 240, L = 50, R = 50, T = 10, B = 30;
-  const maxR = Math.max(1, ...revenue), maxE = Math.max(1, ...energy);
+  // The axis maxima sit above the plot, anchored inside the picture, so no label is cut off.
+  const W = 720, H = 250, L = 12, R = 12, T = 28, B = 30;
+  const topR = Math.max(0, ...revenue), topE = Math.max(0, ...energy);
+  const maxR = topR || 1, maxE = topE || 1;  // an empty period still draws an axis
   const bw = (W - L - R) / labels.length;
   const x = (i) => L + i * bw;
   const yR = (v) => H - B - (v / maxR) * (H - T - B), yE = (v) => H - B - (v / maxE) * (H - T - B);
   const line = energy.map((v, i) => `${i ? "L" : "M"}${x(i) + bw / 2},${yE(v)}`).join(" ");
-  return s("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img", "aria-label": `Revenue (${currency}) and energy (kWh) per day; total ${revenue.reduce((a, b) => a + b, 0).toFixed(2)} ${currency}, ${energy.reduce((a, b) => a + b, 0).toFixed(1)} kWh` },
+  const every = Math.max(1, Math.ceil(labels.length / 10));
+  return s("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", id: "revenue-chart", role: "img", "aria-label": `Revenue (${currency}) and energy (kWh) per day; total ${revenue.reduce((a, b) => a + b, 0).toFixed(2)} ${currency}, ${energy.reduce((a, b) => a + b, 0).toFixed(1)} kWh` },
     s("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: "#6b7280" }),
     revenue.map((v, i) => s("rect", { x: x(i) + 1, y: yR(v), width: Math.max(1, bw - 2), height: H - B - yR(v), fill: "#0b6b3a" }, s("title", {}, `${labels[i]}: ${v.toFixed(2)} ${currency}`))),
     s("path", { d: line, fill: "none", stroke: "#1d4ed8", "stroke-width": 2 }),
-    s("text", { x: 4, y: T + 10, "font-size": 11, fill: "#374151" }, maxR.toFixed(0) + " " + currency),
-    s("text", { x: W - R + 4, y: T + 10, "font-size": 11, fill: "#374151" }, maxE.toFixed(0) + " kWh"),
-    labels.filter((_, i) => i % 7 === 0).map((label, k) => s("text", { x: x(k * 7), y: H - 10, "font-size": 11, fill: "#374151" }, label.slice(5))));
+    s("text", { x: L, y: 14, "font-size": 12, fill: "#0b6b3a", "text-anchor": "start" }, `max ${topR.toFixed(2)} ${currency}`),
+    s("text", { x: W - R, y: 14, "font-size": 12, fill: "#1d4ed8", "text-anchor": "end" }, `max ${topE.toFixed(2)} kWh`),
+    labels.map((label, i) => (i % every === 0 ? s("text", { x: Math.min(W - R - 18, Math.max(L + 18, x(i) + bw / 2)), y: H - 10, "font-size": 11, fill: "#374151", "text-anchor": "middle" }, label.slice(5)) : null)));
 }
 
 // --- needs review -----------------------------------------------------------------------------------
@@ -647,7 +676,7 @@ async function route() {
     if (head === "session" && arg) return await sessionPage(arg);
     if (head === "tariffs" && arg) return await tariffEditPage(arg);
     if (head === "tariffs") return await tariffsPage();
-    if (head === "revenue") return await revenuePage();
+    if (head === "revenue") return await revenuePage(query);
     if (head === "reviews") return await reviewsPage();
     if (head === "stations" && arg) return await stationPage(arg);
     return await stationsPage();
