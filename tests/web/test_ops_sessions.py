@@ -5,8 +5,10 @@ breakdown, receipt, refunds, review state)."""
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from ops_support import desktop_page, ops_login
@@ -47,6 +49,15 @@ def test_sessions_list_filters_and_the_session_page(desk: Any, plugpay: Any, sta
     desk.locator(f'#sessions tr[data-session="{session_id}"] td').first.get_by_role("link").click()
     expect(desk.get_by_role("heading", name=f"Session {session_id[:8]}")).to_be_visible()
     expect(desk.locator("#session-status")).to_have_text("Billed")
+    zone = plugpay.request(
+        "GET", "/pricing/stations/ST-0001", token=plugpay.token("operator@example.com")
+    )[1]["commercials"]["time_zone"]
+    expect(desk.locator("#session-times")).to_contain_text(f"({zone} time)")
+    started = plugpay.request(
+        "GET", f"/sessions/{session_id}", token=plugpay.token("operator@example.com")
+    )[1]["started_at"]
+    local = datetime.fromisoformat(started).astimezone(ZoneInfo(zone))
+    expect(desk.locator("#session-times")).to_contain_text(f"{local:%-I:%M %p}")
     timeline = desk.locator("#timeline li")
     expect(timeline.first).to_contain_text("Code shown on ST-0001 connector 1")
     expect(timeline.last).to_contain_text("Billed")

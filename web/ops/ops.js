@@ -278,6 +278,13 @@ async function sessionPage(id) {
   try {
     [receipt, refunds] = await Promise.all([optional(`/billing/receipts/${id}`), optional(`/billing/operator/refunds?session_id=${encodeURIComponent(id)}`)]);
   } catch (error) { put(box, problem(error)); return; }
+  // Times as people at the station read them: in its time zone (the browser's when unknown).
+  let zone;
+  try { zone = x.station_id ? (await get(`/pricing/stations/${encodeURIComponent(x.station_id)}`)).commercials?.time_zone : undefined; } catch { zone = undefined; }
+  const at = (iso, seconds = false) => {
+    if (!iso) return "—";
+    try { return new Date(iso).toLocaleString(navigator.language || "en", { dateStyle: "medium", timeStyle: seconds ? "medium" : "short", timeZone: zone }); } catch { return when(iso); }
+  };
   const receiptButton = h("button", { type: "button", class: "secondary", id: "receipt-pdf", onclick: async () => {
     try {
       const res = await raw(`/billing/receipts/${id}?format=pdf`);
@@ -292,12 +299,12 @@ async function sessionPage(id) {
         h("dt", {}, "Station"), h("dd", {}, h("a", { href: "#/stations/" + encodeURIComponent(x.station_id || "") }, x.station_name || x.station_id), ` · connector ${x.connector_id ?? "—"}`),
         h("dt", {}, "Driver"), h("dd", { class: "mono", title: x.user_id || null }, driverRef(x.user_id)),
         h("dt", {}, "Status"), h("dd", { id: "session-status" }, statusText(x.status), x.denial ? ` (${x.denial.reason.replace(/_/g, " ")})` : ""),
-        h("dt", {}, "Charging"), h("dd", {}, when(x.started_at), " – ", when(x.ended_at)),
+        h("dt", {}, "Charging"), h("dd", { id: "session-times" }, at(x.started_at), " – ", at(x.ended_at), zone ? h("span", { class: "muted" }, ` (${zone} time)`) : null),
         h("dt", {}, "Energy"), h("dd", {}, kwh(x.energy_wh)),
         h("dt", {}, "Amount"), h("dd", {}, x.cost ? money(x.cost.total) : "—", x.funding ? ` · paid by ${x.funding}` : ""),
         x.stop_reason ? [h("dt", {}, "Stop reason"), h("dd", {}, x.stop_reason.replace(/_/g, " "))] : null)),
     h("section", { class: "card", "aria-labelledby": "s-timeline" }, h("h2", { id: "s-timeline" }, "Timeline"),
-      h("ol", { class: "timeline", id: "timeline" }, steps.steps.map((st) => h("li", { dataset: { kind: st.kind } }, h("time", { datetime: st.at }, new Date(st.at).toLocaleString(navigator.language || "en", { dateStyle: "medium", timeStyle: "medium" })), " ", st.text)))),
+      h("ol", { class: "timeline", id: "timeline" }, steps.steps.map((st) => h("li", { dataset: { kind: st.kind } }, h("time", { datetime: st.at }, at(st.at, true)), " ", st.text)))),
     h("section", { class: "card", "aria-labelledby": "s-cost" }, h("h2", { id: "s-cost" }, "Cost"),
       receipt ? h("div", { class: "table-wrap" }, h("table", { id: "cost-lines" },
         h("caption", { class: "sr-only" }, "Cost breakdown"),
