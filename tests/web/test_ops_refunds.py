@@ -39,9 +39,33 @@ def test_refund_retry_remaining_amount_and_destination(
     expect(desk.get_by_label(re.compile("Reason"))).to_be_visible()
     expect(desk.locator("label", has_text="Reason")).to_contain_text("on the receipt")
 
+    keys: list[str] = []
+    desk.on(
+        "request",
+        lambda r: (
+            keys.append(r.headers["idempotency-key"])
+            if r.method == "POST" and r.url.endswith("/billing/operator/refunds")
+            else None
+        ),
+    )
+    # The first attempt gets no answer (the connection drops): the same refund is sent again
+    # with the same key, so it can never be made twice.
+    lost = {"left": 1}
+
+    def drop_once(route: Any) -> None:
+        if lost["left"] and route.request.method == "POST":
+            lost["left"] -= 1
+            route.abort()
+        else:
+            route.continue_()
+
+    desk.route("**/billing/operator/refunds", drop_once)
     first = total // 4
     amount.fill(f"{first / 100:.2f}")
     desk.get_by_label(re.compile("Reason")).fill("connector cable was faulty")
+    desk.get_by_role("button", name="Refund").click()
+    expect(desk.get_by_role("alert")).to_contain_text("offline")
+    expect(amount).to_have_value(f"{first / 100:.2f}")
     desk.get_by_role("button", name="Refund").click()
     # The demo driver pays from the wallet: the message says so (not "card").
     expect(desk.locator("#refunded")).to_have_text(
@@ -77,6 +101,9 @@ def test_refund_retry_remaining_amount_and_destination(
         f"Refunded {euros(left)} to the driver's Plugpay wallet."
     )
     expect(desk.locator("#nothing-left")).to_be_visible()
+    # The lost attempt and its repeat share a key; every answered attempt had its own.
+    assert len(keys) == 4 and keys[0] == keys[1], keys
+    assert len(set(keys[1:])) == 3, keys
     expect(desk.locator("#refund-list li")).to_have_count(3)
     shot(desk, "ops-refund")
     receipt = plugpay.request("GET", f"/billing/receipts/{session_id}", token=driver)[1]

@@ -324,8 +324,8 @@ async function sessionPage(id) {
 }
 
 // A refund attempt that got an answer (done or refused) is over: the next one is a new request
-// with a new Idempotency-Key. Only an attempt that got no answer is repeated with the same key,
-// so a lost answer never refunds twice.
+// with a new Idempotency-Key. Only the same refund after no answer (offline, 5xx) or while it is
+// still at the card processor is sent again with its key, so a lost answer never refunds twice.
 const DESTINATION = { wallet: "the driver's Plugpay wallet", card: "the driver's card" };
 
 async function refundPage(id) {
@@ -343,16 +343,16 @@ async function refundPage(id) {
   const out = h("div", { "aria-live": "polite" });
   const summary = h("div", { class: "card", id: "refund-summary" });
   const submit = h("button", { type: "submit" }, "Refund");
-  let key = crypto.randomUUID();
+  let key = crypto.randomUUID(), sent = null;
   const show = () => {
     const left = state.refundable.amount_minor;
     put(summary,
       h("p", {}, "Session ", h("a", { href: "#/session/" + id }, id.slice(0, 8)), " at ", receipt.station_id, " · charged ", money(state.charged),
         " · can still be refunded ", h("strong", { id: "refundable" }, money(state.refundable))),
       h("p", { class: "muted" }, "A refund goes back to ", DESTINATION[state.destination], state.destination === "card" ? " (the card the session was paid with)" : "", "."),
-      state.refunds.length ? refundList(state.refunds) : null);
+      state.refunds.length ? refundList(state.refunds) : null,
+      left <= 0 ? h("p", { id: "nothing-left" }, h("strong", {}, "This session is fully refunded.")) : null);
     submit.disabled = left <= 0;
-    if (left <= 0) put(out, h("p", { id: "nothing-left" }, "This session is fully refunded."));
   };
   show();
   put(box, summary,
@@ -366,18 +366,26 @@ async function refundPage(id) {
       }
       submit.disabled = true;
       put(out);
+      const body = { session_id: id, amount: { amount_minor: minor, currency }, reason: reason.value.trim() };
+      if (sent !== null && sent !== JSON.stringify(body)) key = crypto.randomUUID();
+      sent = JSON.stringify(body);
+      // After a refund, or a refusal because less is left, the amount becomes what is left now;
+      // after any other failure the operator's amount stays for the retry.
+      let refill = true;
       try {
-        const done = await api("POST", "/billing/operator/refunds", { json: { session_id: id, amount: { amount_minor: minor, currency }, reason: reason.value.trim() }, idempotent: key });
+        const done = await api("POST", "/billing/operator/refunds", { json: body, idempotent: key });
         key = crypto.randomUUID();
         announce("Refunded");
         put(out, h("div", { class: "alert info", role: "status", id: "refunded" }, "Refunded ", money(done.amount), " to ", DESTINATION[done.destination], "."));
         reason.value = "";
       } catch (error) {
-        if (!(error instanceof ApiError) || (error.status >= 400 && error.status < 500)) key = crypto.randomUUID();
+        const unanswered = error instanceof ApiError && (error.status === 0 || error.status >= 500 || error.reason === "refund_pending");
+        if (!unanswered) key = crypto.randomUUID();
+        refill = error instanceof ApiError && error.reason === "refund_exceeds_charged";
         put(out, problem(error));
       }
       try { state = await get(`/billing/operator/refunds?session_id=${encodeURIComponent(id)}`); } catch { /* the last known state stays */ }
-      amount.value = decimal(state.refundable.amount_minor);
+      if (refill) amount.value = decimal(state.refundable.amount_minor);
       submit.disabled = false;
       show();
     } }, field(`Amount (${currency})`, amount, "Pre-filled with what can still be refunded."),
