@@ -57,6 +57,8 @@ def test_operator_edits_tariff_and_station_screen_price_changes(
     expect(desk.locator("#preview-text")).to_contain_text("0.87 EUR/kWh")
     shot(desk, "ops-tariff-edit")
     desk.get_by_role("button", name="Publish new version").click()
+    expect(desk.locator("#confirm-publish")).to_contain_text("1 station")
+    desk.get_by_role("button", name="Yes, publish").click()
     expect(desk.locator("#published")).to_contain_text("Version 2 is live")
     # The station's own screen shows the new price (it follows TariffPublished).
     deadline = time.monotonic() + 30
@@ -84,7 +86,7 @@ def test_sessions_filter_csv_and_refund(
     row = desk.locator(f'#sessions tr[data-session="{session_id}"]')
     expect(row).to_be_visible()
     for status in desk.locator("#sessions tbody td:nth-child(3)").all_inner_texts():
-        assert status.startswith("billed")
+        assert status.startswith("Billed")
     shot(desk, "ops-sessions")
     with desk.expect_download() as download:
         desk.get_by_role("button", name="Export CSV").click()

@@ -1,7 +1,7 @@
 // Plugpay's operator portal: stations, sessions, tariffs, revenue, refunds, reviews — one organisation's.
 import { api, auth, get, login, logout, raw, ApiError } from "./shared/api.js";
 import { announce, download, field, focusHeading, h, put, s } from "./shared/dom.js";
-import { day, kw, kwh, money, when } from "./shared/format.js";
+import { kw, kwh, money, toMinor, when } from "./shared/format.js";
 import { explain } from "./shared/reasons.js";
 
 const view = document.getElementById("view");
@@ -17,8 +17,20 @@ function page(title, ...children) {
   focusHeading(view);
 }
 
+// The portal's own refusals (the shared list speaks to drivers).
+const OPS_REASONS = {
+  refund_exceeds_charged: "That is more than can still be refunded.",
+  refund_failed: "The card processor refused the refund.",
+  refund_pending: "The refund is still at the card processor.",
+  currency_mismatch: "A refund is in the session's currency.",
+  invalid_period: "The period is not valid.",
+};
+
 function problem(error) {
   const reason = error instanceof ApiError ? error.reason : (error && error.reason) || "internal_error";
+  if (OPS_REASONS[reason]) {
+    return h("div", { class: "alert error", role: "alert", dataset: { reason } }, h("strong", {}, OPS_REASONS[reason]), h("p", {}, (error && error.message) || "Please try again."));
+  }
   const { title, next } = explain(reason, error && error.message);
   return h("div", { class: "alert error", role: "alert", dataset: { reason } }, h("strong", {}, title), h("p", {}, next));
 }
@@ -89,7 +101,12 @@ async function stationsPage() {
   setNav("stations");
   const box = h("div", { id: "stations" });
   const stamp = h("p", { class: "muted", role: "status", id: "updated" }, "Live: refreshed every 5 seconds.");
-  page("Stations", stamp, box);
+  const legend = h("details", { class: "card", id: "badge-help" }, h("summary", {}, "What the badges mean"),
+    h("dl", { class: "facts" },
+      h("dt", {}, h("span", { class: "badge ok" }, "Online"), " / ", h("span", { class: "badge bad" }, "Offline")), h("dd", {}, "Whether the charger is connected to Plugpay right now. Offline chargers cannot start a session."),
+      h("dt", {}, h("span", { class: "badge ok" }, "In service"), " / ", h("span", { class: "badge bad" }, "Out of service")), h("dd", {}, "Whether you offer the station to drivers (its tariff and access, set by you). A station can be in service and offline: drivers then see it as offline."),
+      h("dt", {}, h("span", { class: "badge bad" }, "No tariff")), h("dd", {}, "No price is set yet, so drivers cannot pay there.")));
+  page("Stations", stamp, legend, box);
   const refresh = async () => {
     const [stations, live] = await Promise.all([get("/pricing/stations"), get("/stations")]);
     const byId = Object.fromEntries(live.items.map((x) => [x.station_id, x]));
@@ -102,8 +119,8 @@ async function stationsPage() {
         h("div", { class: "row between" },
           h("h2", { id: "st-" + st.station_id }, h("a", { href: "#/stations/" + encodeURIComponent(st.station_id) }, st.name)),
           h("span", { class: "row" },
-            h("span", { class: "badge " + (online ? "ok" : "bad"), dataset: { presence: "" } }, online ? "Online" : "Offline"),
-            h("span", { class: "badge " + (st.commercials && st.commercials.status === "active" ? "ok" : "bad") }, st.commercials ? (st.commercials.status === "active" ? "In service" : "Out of service") : "No tariff"))),
+            h("span", { class: "badge " + (online ? "ok" : "bad"), dataset: { presence: "" }, title: online ? "Connected to Plugpay now" : "Not connected to Plugpay now: no session can start" }, online ? "Online" : "Offline"),
+            h("span", { class: "badge " + (st.commercials && st.commercials.status === "active" ? "ok" : "bad"), dataset: { service: "" }, title: st.commercials ? (st.commercials.status === "active" ? "Offered to drivers" : "Not offered to drivers") : "No price set" }, st.commercials ? (st.commercials.status === "active" ? "In service" : "Out of service") : "No tariff"))),
         h("p", { class: "muted" }, st.station_id, " · ", st.power_class, st.commercials ? ` · tariff ${st.commercials.tariff_key} · ${st.commercials.access_policy.kind}` : "",
           " · last heard ", ago(now && now.last_seen_at), now && now.ocpp_version ? ` · OCPP ${now.ocpp_version}` : "",
           now && now.station_status && now.station_status !== "Available" ? ` · station ${now.station_status}` : ""),
@@ -116,7 +133,7 @@ async function stationsPage() {
             h("span", { class: "badge " + (online ? CONNECTOR_BADGE[status] ?? "bad" : ""), title: live && live.error_code ? "Error " + live.error_code : null }, online ? status : status + " (offline)"),
             h("p", { class: "muted" }, kw(c.max_power_w), " · ", c.standard.replace(/_/g, " ")),
             live && live.error_code ? h("p", { class: "muted" }, "Error: ", live.error_code) : null,
-            x ? h("p", { class: "session", dataset: { session: x.session_id } }, "Session ", SESSION_TEXT[x.state] || x.state,
+            x ? h("p", { class: "session", dataset: { session: x.session_id } }, h("a", { href: "#/session/" + x.session_id }, "Session"), " ", SESSION_TEXT[x.state] || x.state,
               x.energy_wh != null ? " · " + kwh(x.energy_wh) : "",
               x.cost_so_far_minor != null ? " · " + money(x.cost_so_far_minor, x.currency) : "") : null);
         })));
@@ -158,7 +175,16 @@ async function stationPage(id) {
 
 // --- sessions -------------------------------------------------------------------------------------
 
-const ALL_STATUSES = ["charging", "billed", "denied", "abandoned", "expired", "failed", "authorised", "completed"];
+// Every session status (session-svc's SessionStatus), in the life cycle's order, as people say it.
+const STATUS_TEXT = {
+  code_issued: "Code shown", scanned: "Scanned", priced: "Priced", authorised: "Authorised", charging: "Charging",
+  stopping: "Stopping", completed: "Ended, being priced", cost_calculated: "Ended, being billed", billed: "Billed",
+  denied: "Denied", expired: "Code expired", abandoned: "Cancelled", failed: "Failed",
+};
+const statusText = (x) => STATUS_TEXT[x] || x;
+// Drivers are shown by a stable pseudonym (their account id's start): enough to see one driver's
+// sessions together, without giving the operator the driver's e-mail address.
+const driverRef = (id) => (id ? id.slice(0, 8) : "—");
 
 async function loadSessions(params, max = 500) {
   const items = [];
@@ -168,7 +194,7 @@ async function loadSessions(params, max = 500) {
     q.set("scope", "organisation");
     q.set("limit", "100");
     if (cursor) q.set("cursor", cursor);
-    const pageData = await get("/sessions?" + q.toString().replace(/status=([^&]*)/g, "status=$1"));
+    const pageData = await get("/sessions?" + q.toString());
     items.push(...pageData.items);
     cursor = pageData.next_cursor;
   } while (cursor && items.length < max);
@@ -177,8 +203,8 @@ async function loadSessions(params, max = 500) {
 
 async function sessionsPage(query) {
   setNav("sessions");
-  const status = h("select", { id: "f-status" }, h("option", { value: "" }, "Any"), ALL_STATUSES.map((x) => h("option", { value: x, selected: query.get("status") === x }, x)));
-  const station = h("input", { id: "f-station", value: query.get("station") || "", placeholder: "ST-0001" });
+  const status = h("select", { id: "f-status" }, h("option", { value: "" }, "Any"), Object.entries(STATUS_TEXT).map(([x, text]) => h("option", { value: x, selected: query.get("status") === x }, text)));
+  const station = h("input", { id: "f-station", value: query.get("station") || "", placeholder: "ST-0001 or a name" });
   const from = h("input", { id: "f-from", type: "date", value: query.get("from") || "" });
   const to = h("input", { id: "f-to", type: "date", value: query.get("to") || "" });
   const table = h("div", { class: "table-wrap" });
@@ -193,10 +219,10 @@ async function sessionsPage(query) {
     go("#/sessions?" + q);
   };
   const csv = h("button", { class: "secondary", id: "csv", type: "button", onclick: () => {
-    const header = ["session_id", "station_id", "connector_id", "status", "started_at", "ended_at", "energy_wh", "cost_minor", "currency", "stop_reason", "denial_reason"];
+    const header = ["session_id", "station_id", "connector_id", "status", "started_at", "ended_at", "energy_wh", "cost_minor", "currency", "stop_reason", "denial_reason", "driver"];
     const esc = (v) => (v == null ? "" : /[",\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v));
     const lines = rows.map((x) => [x.session_id, x.station_id, x.connector_id, x.status, x.started_at || x.session_started_at, x.ended_at, x.energy_wh,
-      x.cost ? x.cost.total.amount_minor : "", x.cost ? x.cost.total.currency : "", x.stop_reason, x.denial ? x.denial.reason : ""].map(esc).join(","));
+      x.cost ? x.cost.total.amount_minor : "", x.cost ? x.cost.total.currency : "", x.stop_reason, x.denial ? x.denial.reason : "", driverRef(x.user_id)].map(esc).join(","));
     download(new Blob([[header.join(","), ...lines].join("\n") + "\n"], { type: "text/csv" }), `plugpay-sessions-${new Date().toISOString().slice(0, 10)}.csv`);
   } }, "Export CSV");
   page("Sessions",
@@ -205,60 +231,199 @@ async function sessionsPage(query) {
       h("button", { type: "submit" }, "Filter")),
     h("div", { class: "row between" }, count, csv),
     h("div", { class: "card" }, table));
+  if (query.get("from") && query.get("to") && query.get("from") > query.get("to")) {
+    put(table, h("div", { class: "alert error", role: "alert", id: "bad-period" }, h("strong", {}, "The From date is after the To date."), h("p", {}, "Swap them, or clear one of them.")));
+    return;
+  }
   const params = [];
   if (query.get("status")) params.push(["status", query.get("status")]);
   if (query.get("from")) params.push(["started_from", new Date(query.get("from")).toISOString()]);
   if (query.get("to")) params.push(["started_before", new Date(new Date(query.get("to")).getTime() + 86400000).toISOString()]);
+  // A station by its id or name, in any case, in part: "st-0001" and "demo" both find ST-0001.
+  const wanted = (query.get("station") || "").toLowerCase();
   try {
-    rows = (await loadSessions(params)).filter((x) => !query.get("station") || x.station_id === query.get("station"));
+    rows = (await loadSessions(params)).filter((x) => !wanted || (x.station_id || "").toLowerCase().includes(wanted) || (x.station_name || "").toLowerCase().includes(wanted));
   } catch (error) { put(table, problem(error)); return; }
   count.textContent = `${rows.length} session${rows.length === 1 ? "" : "s"}`;
   put(table, h("table", { id: "sessions" },
     h("caption", { class: "sr-only" }, "Charging sessions"),
-    h("thead", {}, h("tr", {}, ["Started", "Station", "Status", "Energy", "Amount", ""].map((t, i) => h("th", { scope: "col", class: i >= 3 && i < 5 ? "num" : null }, t)))),
+    h("thead", {}, h("tr", {}, ["Started", "Station", "Status", "Driver", "Energy", "Amount", ""].map((t, i) => h("th", { scope: "col", class: i >= 4 && i < 6 ? "num" : null }, t)))),
     h("tbody", {}, rows.map((x) => h("tr", { dataset: { session: x.session_id } },
-      h("td", {}, when(x.started_at || x.session_started_at)),
-      h("td", {}, x.station_id, x.connector_id ? ` / ${x.connector_id}` : ""),
-      h("td", {}, x.status, x.denial ? ` (${x.denial.reason})` : ""),
+      h("td", {}, h("a", { href: "#/session/" + x.session_id }, when(x.started_at || x.session_started_at), h("span", { class: "sr-only" }, " session " + x.session_id.slice(0, 8)))),
+      h("td", {}, x.station_name || x.station_id, x.connector_id ? ` / ${x.connector_id}` : ""),
+      h("td", { dataset: { status: x.status } }, statusText(x.status), x.denial ? ` (${x.denial.reason.replace(/_/g, " ")})` : ""),
+      h("td", { class: "mono", title: x.user_id || null }, driverRef(x.user_id)),
       h("td", { class: "num" }, kwh(x.energy_wh)),
       h("td", { class: "num" }, x.cost ? money(x.cost.total) : "—"),
       h("td", {}, x.status === "billed" ? h("a", { href: "#/refund/" + x.session_id }, "Refund", h("span", { class: "sr-only" }, " session " + x.session_id.slice(0, 8))) : null))))));
 }
 
+const REVIEW_TEXT = {
+  pending: "Held for review: the meter readings did not add up; only the plausible part was billed.",
+  approved: "Reviewed: the operator approved a total.",
+  voided: "Reviewed: the operator voided the session.",
+};
+
+async function sessionPage(id) {
+  setNav("sessions");
+  const box = h("div");
+  page("Session " + id.slice(0, 8), box);
+  let x, steps;
+  try {
+    [x, steps] = await Promise.all([get(`/sessions/${encodeURIComponent(id)}`), get(`/sessions/${encodeURIComponent(id)}/timeline`)]);
+  } catch (error) { put(box, problem(error)); return; }
+  // Billing knows a session only once it is billed: no receipt yet is an answer, not an error.
+  const optional = (path) => get(path).catch((error) => { if (error.status === 404) return null; throw error; });
+  let receipt = null, refunds = null;
+  try {
+    [receipt, refunds] = await Promise.all([optional(`/billing/receipts/${id}`), optional(`/billing/operator/refunds?session_id=${encodeURIComponent(id)}`)]);
+  } catch (error) { put(box, problem(error)); return; }
+  // Times as people at the station read them: in its time zone (the browser's when unknown).
+  let zone;
+  try { zone = x.station_id ? (await get(`/pricing/stations/${encodeURIComponent(x.station_id)}`)).commercials?.time_zone : undefined; } catch { zone = undefined; }
+  const at = (iso, seconds = false) => {
+    if (!iso) return "—";
+    try { return new Date(iso).toLocaleString(navigator.language || "en", { dateStyle: "medium", timeStyle: seconds ? "medium" : "short", timeZone: zone }); } catch { return when(iso); }
+  };
+  const receiptButton = h("button", { type: "button", class: "secondary", id: "receipt-pdf", onclick: async () => {
+    try {
+      const res = await raw(`/billing/receipts/${id}?format=pdf`);
+      download(await res.blob(), `receipt-${id}.pdf`);
+    } catch (error) { put(receiptOut, problem(error)); }
+  } }, "Download the receipt (PDF)");
+  const receiptOut = h("div", { "aria-live": "polite" });
+  const lines = receipt ? receipt.lines : [];
+  put(box,
+    h("section", { class: "card", "aria-labelledby": "s-facts" }, h("h2", { id: "s-facts" }, "Summary"),
+      h("dl", { class: "facts", id: "session-facts" },
+        h("dt", {}, "Station"), h("dd", {}, h("a", { href: "#/stations/" + encodeURIComponent(x.station_id || "") }, x.station_name || x.station_id), ` · connector ${x.connector_id ?? "—"}`),
+        h("dt", {}, "Driver"), h("dd", { class: "mono", title: x.user_id || null }, driverRef(x.user_id)),
+        h("dt", {}, "Status"), h("dd", { id: "session-status" }, statusText(x.status), x.denial ? ` (${x.denial.reason.replace(/_/g, " ")})` : ""),
+        h("dt", {}, "Charging"), h("dd", { id: "session-times" }, at(x.started_at), " – ", at(x.ended_at), zone ? h("span", { class: "muted" }, ` (${zone} time)`) : null),
+        h("dt", {}, "Energy"), h("dd", {}, kwh(x.energy_wh)),
+        h("dt", {}, "Amount"), h("dd", {}, x.cost ? money(x.cost.total) : "—", x.funding ? ` · paid by ${x.funding}` : ""),
+        x.stop_reason ? [h("dt", {}, "Stop reason"), h("dd", {}, x.stop_reason.replace(/_/g, " "))] : null)),
+    h("section", { class: "card", "aria-labelledby": "s-timeline" }, h("h2", { id: "s-timeline" }, "Timeline"),
+      h("ol", { class: "timeline", id: "timeline" }, steps.steps.map((st) => h("li", { dataset: { kind: st.kind } }, h("time", { datetime: st.at }, at(st.at, true)), " ", st.text)))),
+    h("section", { class: "card", "aria-labelledby": "s-cost" }, h("h2", { id: "s-cost" }, "Cost"),
+      receipt ? h("div", { class: "table-wrap" }, h("table", { id: "cost-lines" },
+        h("caption", { class: "sr-only" }, "Cost breakdown"),
+        h("thead", {}, h("tr", {}, ["Item", "Quantity", "Unit price excl. VAT", "VAT", "Amount incl. VAT"].map((t, i) => h("th", { scope: "col", class: i ? "num" : null }, t)))),
+        h("tbody", {}, lines.map((l) => h("tr", {}, h("td", {}, l.description), h("td", { class: "num" }, l.quantity), h("td", { class: "num" }, l.unit_price_excl_vat),
+          h("td", { class: "num" }, l.vat_percent + " %"), h("td", { class: "num" }, money(l.amount_incl_vat))))),
+        h("tfoot", {}, h("tr", {}, h("th", { scope: "row", colspan: 4 }, "Total incl. VAT"), h("td", { class: "num", id: "cost-total" }, money(receipt.total_incl_vat))))))
+        : h("p", { class: "muted" }, x.cost ? `So far ${money(x.cost.total)}; the breakdown follows with the bill.` : "Nothing billed."),
+      receipt ? h("p", { class: "row" }, receiptButton, h("span", { class: "muted" }, "Charged ", receipt.charged.text, receipt.payment_method ? ` · ${receipt.payment_method}` : "")) : null,
+      receiptOut),
+    h("section", { class: "card", "aria-labelledby": "s-refunds" }, h("h2", { id: "s-refunds" }, "Refunds"),
+      refunds && refunds.refunds.length ? refundList(refunds.refunds) : h("p", { class: "muted", id: "no-refunds" }, "No refunds."),
+      refunds && refunds.refundable.amount_minor > 0 ? h("p", {}, h("a", { href: "#/refund/" + id }, "Refund"), " up to ", money(refunds.refundable)) : null),
+    h("section", { class: "card", "aria-labelledby": "s-review" }, h("h2", { id: "s-review" }, "Meter review"),
+      h("p", { id: "review-state" }, receipt && receipt.review ? REVIEW_TEXT[receipt.review] || receipt.review : receipt ? "Not held: the meter readings were plausible." : "—",
+        receipt && receipt.review === "pending" ? [" ", h("a", { href: "#/reviews" }, "Decide it under Needs review")] : null)));
+}
+
+// A refund attempt that got an answer (done or refused) is over: the next one is a new request
+// with a new Idempotency-Key. Only the same refund after no answer (offline, 5xx) or while it is
+// still at the card processor is sent again with its key, so a lost answer never refunds twice.
+const DESTINATION = { wallet: "the driver's Plugpay wallet", card: "the driver's card" };
+
 async function refundPage(id) {
   setNav("sessions");
   const box = h("div");
   page("Refund", box);
-  let receipt;
-  try { receipt = await get(`/billing/receipts/${id}`); } catch (error) { put(box, problem(error)); return; }
-  const amount = h("input", { id: "refund-amount", inputmode: "decimal", value: (receipt.charged.amount_minor / 100).toFixed(2) });
-  const reason = h("textarea", { id: "refund-reason", rows: 3, required: true, minlength: 3 });
+  let receipt, state;
+  try {
+    [receipt, state] = await Promise.all([get(`/billing/receipts/${id}`), get(`/billing/operator/refunds?session_id=${encodeURIComponent(id)}`)]);
+  } catch (error) { put(box, problem(error)); return; }
+  const currency = receipt.charged.currency;
+  const decimal = (minor) => (minor / 100).toFixed(2);
+  const amount = h("input", { id: "refund-amount", inputmode: "decimal", value: decimal(state.refundable.amount_minor) });
+  const reason = h("textarea", { id: "refund-reason", rows: 3, required: true, minlength: 3, maxlength: 500 });
   const out = h("div", { "aria-live": "polite" });
+  const summary = h("div", { class: "card", id: "refund-summary" });
   const submit = h("button", { type: "submit" }, "Refund");
-  const key = crypto.randomUUID();
-  put(box, h("div", { class: "card" },
-    h("p", {}, "Session ", id.slice(0, 8), " at ", receipt.station_id, " · charged ", receipt.charged.text, receipt.refunded.amount_minor ? ` · already refunded ${receipt.refunded.text}` : "")),
-  h("form", { class: "card", onsubmit: async (e) => {
-    e.preventDefault();
-    const minor = Math.round(Number(amount.value.replace(",", ".")) * 100);
-    if (!(minor > 0)) { put(out, problem({ reason: "invalid_amount" })); return; }
-    submit.disabled = true;
-    try {
-      await api("POST", "/billing/operator/refunds", { json: { session_id: id, amount: { amount_minor: minor, currency: receipt.charged.currency }, reason: reason.value.trim() }, idempotent: key });
-      announce("Refunded");
-      put(out, h("div", { class: "alert info", role: "status", id: "refunded" }, "Refunded ", money(minor, receipt.charged.currency), ". The driver's wallet is credited."));
-    } catch (error) { put(out, problem(error)); submit.disabled = false; }
-  } }, field(`Amount (${receipt.charged.currency})`, amount), field("Reason (the driver sees it on the receipt)", reason), submit, out));
+  let key = crypto.randomUUID(), sent = null;
+  const show = () => {
+    const left = state.refundable.amount_minor;
+    put(summary,
+      h("p", {}, "Session ", h("a", { href: "#/session/" + id }, id.slice(0, 8)), " at ", receipt.station_id, " · charged ", money(state.charged),
+        " · can still be refunded ", h("strong", { id: "refundable" }, money(state.refundable))),
+      h("p", { class: "muted" }, "A refund goes back to ", DESTINATION[state.destination], state.destination === "card" ? " (the card the session was paid with)" : "", "."),
+      state.refunds.length ? refundList(state.refunds) : null,
+      left <= 0 ? h("p", { id: "nothing-left" }, h("strong", {}, "This session is fully refunded.")) : null);
+    submit.disabled = left <= 0;
+  };
+  show();
+  put(box, summary,
+    h("form", { class: "card", onsubmit: async (e) => {
+      e.preventDefault();
+      const minor = toMinor(amount.value);
+      if (!(minor > 0)) { put(out, problem({ reason: "invalid_amount" })); return; }
+      if (minor > state.refundable.amount_minor) {
+        put(out, problem({ reason: "refund_exceeds_charged", message: `At most ${money(state.refundable)} can still be refunded.` }));
+        return;
+      }
+      submit.disabled = true;
+      put(out);
+      const body = { session_id: id, amount: { amount_minor: minor, currency }, reason: reason.value.trim() };
+      if (sent !== null && sent !== JSON.stringify(body)) key = crypto.randomUUID();
+      sent = JSON.stringify(body);
+      // After a refund, or a refusal because less is left, the amount becomes what is left now;
+      // after any other failure the operator's amount stays for the retry.
+      let refill = true;
+      try {
+        const done = await api("POST", "/billing/operator/refunds", { json: body, idempotent: key });
+        key = crypto.randomUUID();
+        announce("Refunded");
+        put(out, h("div", { class: "alert info", role: "status", id: "refunded" }, "Refunded ", money(done.amount), " to ", DESTINATION[done.destination], "."));
+        reason.value = "";
+      } catch (error) {
+        const unanswered = error instanceof ApiError && (error.status === 0 || error.status >= 500 || error.reason === "refund_pending");
+        if (!unanswered) key = crypto.randomUUID();
+        refill = error instanceof ApiError && error.reason === "refund_exceeds_charged";
+        put(out, problem(error));
+      }
+      try { state = await get(`/billing/operator/refunds?session_id=${encodeURIComponent(id)}`); } catch { /* the last known state stays */ }
+      if (refill) amount.value = decimal(state.refundable.amount_minor);
+      submit.disabled = false;
+      show();
+    } }, field(`Amount (${currency})`, amount, "Pre-filled with what can still be refunded."),
+    field("Reason (shown to the driver on the receipt and in the refund e-mail)", reason), submit, out));
+}
+
+const REFUND_STATUS = { done: "refunded", pending: "at the card processor", failed: "failed, nothing moved" };
+
+function refundList(items) {
+  return h("ul", { class: "list", id: "refund-list" }, items.map((r) => h("li", { dataset: { refund: r.refund_id, status: r.status } },
+    when(r.issued_at), " · ", h("strong", {}, money(r.amount)), " to ", r.destination === "card" ? "card" : "wallet",
+    " · ", REFUND_STATUS[r.status] || r.status, " · “", r.reason, "”")));
 }
 
 // --- tariffs ----------------------------------------------------------------------------------------
 
+// [type, label, the stored unit's size in the shown unit]: OCPI stores TIME and PARKING_TIME per
+// hour; drivers read idle fees per minute (the quote's text), so the editor shows them so.
 const COMPONENTS = [
   ["ENERGY", "per kWh", 1],
   ["FLAT", "per session", 1],
-  ["TIME", "per hour charging", 60],
-  ["PARKING_TIME", "per hour idle", 60],
+  ["TIME", "per hour charging", 1],
+  ["PARKING_TIME", "per minute idle", 60],
 ];
+const STEP = { ENERGY: 1, FLAT: 1, TIME: 60, PARKING_TIME: 60 };
+
+// A price incl. VAT as drivers read it (plugpay_tariffs.summary._display): half-up to two decimals
+// more than the currency has, trailing zeros cut down to the currency's decimals.
+function shownPrice(value, digits = 2) {
+  const scale = 10 ** (digits + 2);
+  const rounded = Math.round((value + Number.EPSILON) * scale) / scale;
+  let text = rounded.toFixed(digits + 2);
+  while (text.split(".")[1].length > digits && text.endsWith("0")) text = text.slice(0, -1);
+  return text;
+}
+
+const usersOf = (stations, key) => stations.filter((st) => st.connectors.some((c) => c.tariff_key === key));
+const stationCount = (n) => `${n} station${n === 1 ? "" : "s"}`;
 
 async function tariffsPage() {
   setNav("tariffs");
@@ -266,16 +431,13 @@ async function tariffsPage() {
   page("Tariffs", box);
   try {
     const [tariffs, stations] = await Promise.all([get("/pricing/tariffs"), get("/pricing/stations")]);
-    put(box, ...tariffs.items.map((t) => h("section", { class: "card" },
-      h("div", { class: "row between" }, h("h2", {}, t.key, " ", h("span", { class: "badge" }, "v", t.version)),
+    put(box, ...tariffs.items.map((t) => h("section", { class: "card", dataset: { tariff: t.key } },
+      h("div", { class: "row between" }, h("h2", {}, t.key, " ", h("span", { class: "badge" }, "version ", t.version)),
         h("a", { class: "button secondary", href: "#/tariffs/" + encodeURIComponent(t.key) }, "Edit", h("span", { class: "sr-only" }, " " + t.key))),
       h("p", { class: "price" }, t.summary),
-      h("p", { class: "muted" }, "Used by ", stations.items.filter((st) => st.connectors.some((c) => c.tariff_key === t.key)).map((st) => st.name).join(", ") || "no station"))));
+      h("p", { class: "muted" }, "Published ", when(t.published_at), " · used by ", usersOf(stations.items, t.key).map((st) => st.name).join(", ") || "no station"))));
   } catch (error) { put(box, problem(error)); }
 }
-
-const inclVat = (excl, vat) => Number(excl) * (1 + Number(vat) / 100);
-const round = (x, d) => Math.round(x * 10 ** d) / 10 ** d;
 
 async function tariffEditPage(key) {
   setNav("tariffs");
@@ -290,82 +452,124 @@ async function tariffEditPage(key) {
   const element = tariff.elements[index] || { price_components: [] };
   const vatValue = (element.price_components[0] && element.price_components[0].vat) || "19";
   const vat = h("input", { id: "t-vat", inputmode: "decimal", value: vatValue });
-  const inputs = {};
-  const rows = COMPONENTS.map(([type, label, unitMinutes]) => {
+  const inputs = {}, initial = {};
+  const rows = COMPONENTS.map(([type, label, per]) => {
     const c = element.price_components.find((x) => x.type === type);
-    const perUnit = c ? inclVat(c.price, c.vat) * (type === "TIME" || type === "PARKING_TIME" ? 1 : 1) : 0;
-    inputs[type] = h("input", { id: "t-" + type.toLowerCase(), inputmode: "decimal", value: c ? perUnit.toFixed(2) : "" });
+    initial[type] = c ? shownPrice((Number(c.price) * (1 + Number(c.vat) / 100)) / per) : "";
+    inputs[type] = h("input", { id: "t-" + type.toLowerCase(), inputmode: "decimal", value: initial[type] });
     return field(`${currency} ${label}, incl. VAT`, inputs[type], type === "PARKING_TIME" ? "After charging has finished while the car stays plugged in." : null);
   });
   const preview = h("div", { class: "preview", id: "preview", "aria-live": "polite" });
   const out = h("div", { "aria-live": "polite" });
-  const users = stations.items.filter((st) => st.connectors.some((c) => c.tariff_key === key));
+  const users = usersOf(stations.items, key);
   const number = (input) => (input.value.trim() === "" ? null : Number(input.value.replace(",", ".")));
-  const update = () => {
+  const shown = (type) => { const v = number(inputs[type]); return v ? shownPrice(v) : null; };
+  // Exactly plugpay_tariffs.summary.describe's text: what the quote and the station screen say.
+  const driversText = () => {
     const v = Number(vat.value.replace(",", "."));
-    const [e, f, tm, p] = COMPONENTS.map(([type]) => number(inputs[type]));
-    const parts = [];
-    if (e) parts.push(`${e.toFixed(2)} ${currency}/kWh`);
-    if (tm) parts.push(`${tm.toFixed(2)} ${currency}/h charging`);
-    if (f) parts.push(`${f.toFixed(2)} ${currency} per session`);
-    if (p) parts.push(`${p.toFixed(2)} ${currency}/h idle`);
-    const example = (e || 0) * 20 + (f || 0) + (tm || 0) * 1;
-    put(preview, h("strong", {}, "Drivers will see"), h("p", { class: "price", id: "preview-text" }, (parts.join(" + ") || "free") + `, incl. ${v}% VAT`),
+    const parts = [[shown("ENERGY"), `${currency}/kWh`], [shown("TIME"), `${currency}/h`], [shown("FLAT"), `${currency} per session`], [shown("PARKING_TIME"), `${currency}/min idle`]]
+      .filter(([value]) => value).map(([value, unit]) => `${value} ${unit}`);
+    if (!parts.length) return "free of charge";
+    return parts.join(" + ") + (v === 0 ? ", no VAT" : `, incl. ${v}% VAT`);
+  };
+  const update = () => {
+    const [e, f, tm] = ["ENERGY", "FLAT", "TIME"].map((type) => number(inputs[type]) || 0);
+    const example = e * 20 + f + tm * 1;
+    put(preview, h("strong", {}, "Drivers will see"), h("p", { class: "price", id: "preview-text" }, driversText()),
       h("p", { class: "muted" }, "Example: 20 kWh in 1 hour costs ", money(Math.round(example * 100), currency), "."));
   };
   [vat, ...Object.values(inputs)].forEach((i) => i.addEventListener("input", update));
   update();
+  const components = () => {
+    const v = Number(vat.value.replace(",", "."));
+    if (!(v >= 0 && v < 100)) throw { reason: "invalid_amount", message: "VAT" };
+    const list = [];
+    for (const [type, , per] of COMPONENTS) {
+      const value = number(inputs[type]);
+      if (value === null || value === 0) continue;
+      if (!(value > 0)) throw { reason: "invalid_amount" };
+      const stored = element.price_components.find((x) => x.type === type);
+      // An untouched price keeps its stored value exactly: publishing never moves it by rounding.
+      if (stored && inputs[type].value.trim() === initial[type] && vat.value.trim() === vatValue) { list.push(stored); continue; }
+      list.push({ type, price: ((value * per) / (1 + v / 100)).toFixed(6), vat: String(v), step_size: stored && stored.step_size ? stored.step_size : STEP[type] });
+    }
+    if (!list.length) list.push({ type: "FLAT", price: "0", vat: String(v), step_size: 1 });
+    return list;
+  };
+  const publish = async (list) => {
+    const elements = tariff.elements.slice();
+    elements[index] = { ...element, price_components: list };
+    const { id: _id, version: _version, ...rest } = tariff;
+    try {
+      const published = await api("PUT", `/pricing/tariffs/${encodeURIComponent(key)}`, { json: { ...rest, elements } });
+      announce("Published");
+      put(out, h("div", { class: "alert info", role: "status", id: "published" }, `Version ${published.version} is live. Drivers now see: ${published.summary}`));
+      put(current, `Version ${published.version}, published ${when(published.published_at)}. Used by: ${users.map((st) => st.name).join(", ") || "no station"}.`);
+    } catch (error) { put(out, problem(error)); } finally { submit.disabled = false; }
+  };
   const submit = h("button", { type: "submit" }, "Publish new version");
-  put(box, h("p", { class: "muted" }, `Version ${t.version}, published ${when(t.published_at)}. Used by: ${users.map((st) => st.name).join(", ") || "no station"}.`),
-    h("form", { class: "card", onsubmit: async (ev) => {
+  const current = h("p", { class: "muted", id: "tariff-version" }, `Version ${t.version}, published ${when(t.published_at)}. Used by: ${users.map((st) => st.name).join(", ") || "no station"}.`);
+  put(box, current,
+    h("form", { class: "card", onsubmit: (ev) => {
       ev.preventDefault();
-      const v = Number(vat.value.replace(",", "."));
-      if (!(v >= 0 && v < 100)) { put(out, problem({ reason: "invalid_amount", message: "VAT" })); return; }
-      const components = [];
-      for (const [type, , step] of COMPONENTS) {
-        const value = number(inputs[type]);
-        if (value === null || value === 0) continue;
-        if (!(value > 0)) { put(out, problem({ reason: "invalid_amount" })); return; }
-        components.push({ type, price: round(value / (1 + v / 100), 6).toFixed(6), vat: String(v), step_size: step });
-      }
-      if (!components.length) components.push({ type: "FLAT", price: "0", vat: String(v), step_size: 1 });
-      const elements = tariff.elements.slice();
-      elements[index] = { ...element, price_components: components };
-      const { id: _id, version: _version, ...rest } = tariff;
+      let list;
+      try { list = components(); } catch (error) { put(out, problem(error)); return; }
       submit.disabled = true;
-      try {
-        const published = await api("PUT", `/pricing/tariffs/${encodeURIComponent(key)}`, { json: { ...rest, elements } });
-        announce("Published");
-        put(out, h("div", { class: "alert info", role: "status", id: "published" }, `Version ${published.version} is live: ${published.summary}`));
-      } catch (error) { put(out, problem(error)); } finally { submit.disabled = false; }
+      // Say what the change reaches before it goes live.
+      const yes = h("button", { type: "button", onclick: () => { put(out); publish(list); } }, "Yes, publish");
+      const no = h("button", { type: "button", class: "secondary", onclick: () => { put(out); submit.disabled = false; submit.focus(); } }, "Cancel");
+      put(out, h("div", { class: "alert info", role: "alertdialog", id: "confirm-publish", "aria-labelledby": "confirm-text" },
+        h("p", { id: "confirm-text" }, `This changes the price at ${stationCount(users.length)}`, users.length ? ` (${users.map((st) => st.name).join(", ")})` : "",
+          ` for sessions that start from now on. Drivers will see: ${driversText()}.`),
+        h("div", { class: "row" }, yes, no)));
+      yes.focus();
     } }, h("div", { class: "cols" }, h("div", {}, rows, field("VAT %", vat)), h("div", {}, preview)), submit, out));
 }
 
 // --- revenue ------------------------------------------------------------------------------------------
 
-async function revenuePage() {
+const isoDay = (d) => d.toISOString().slice(0, 10);
+
+async function revenuePage(query) {
   setNav("revenue");
   const box = h("div");
-  page("Revenue and energy", h("p", { class: "muted" }, "Last 30 days, paid sessions."), box);
+  const today = new Date();
+  const from = h("input", { id: "r-from", type: "date", value: query.get("from") || isoDay(new Date(today.getTime() - 29 * 86400000)) });
+  const to = h("input", { id: "r-to", type: "date", value: query.get("to") || isoDay(today) });
+  page("Revenue and energy",
+    h("form", { class: "card filters", id: "period", onsubmit: (e) => {
+      e.preventDefault();
+      go(`#/revenue?from=${from.value}&to=${to.value}`);
+    } }, field("From", from), field("To (included)", to), h("button", { type: "submit" }, "Show")),
+    box);
+  if (!from.value || !to.value || from.value > to.value) {
+    put(box, h("div", { class: "alert error", role: "alert", id: "bad-period" }, h("strong", {}, "The From date is after the To date."), h("p", {}, "Choose a From date on or before the To date.")));
+    return;
+  }
+  // Whole days from the browser's midnight: the day a person picked, not a UTC one.
+  const start = new Date(from.value + "T00:00:00"), end = new Date(new Date(to.value + "T00:00:00").getTime() + 86400000);
   try {
-    const to = new Date(), from = new Date(to.getTime() - 30 * 86400000);
-    const [report, sessions] = await Promise.all([
-      get(`/billing/operator/revenue?from=${from.toISOString()}&to=${to.toISOString()}`),
-      loadSessions([["status", "billed"], ["started_from", from.toISOString()]], 2000),
+    const [report, sessions, stations] = await Promise.all([
+      get(`/billing/operator/revenue?from=${start.toISOString()}&to=${end.toISOString()}`),
+      loadSessions([["status", "billed"], ["started_from", start.toISOString()], ["started_before", end.toISOString()]], 2000),
+      get("/pricing/stations"),
     ]);
+    const names = Object.fromEntries(stations.items.map((st) => [st.station_id, st.name]));
+    const localDay = (date) => isoDay(new Date(date.getTime() - date.getTimezoneOffset() * 60000));
     const days = [];
-    for (let d = new Date(from); d <= to; d = new Date(d.getTime() + 86400000)) days.push(day(d.toISOString()));
+    for (let d = new Date(start); d < end; d = new Date(d.getTime() + 86400000)) days.push(localDay(d));
     const byDay = Object.fromEntries(days.map((d) => [d, { revenue: 0, energy: 0 }]));
     let currency = "EUR";
     for (const x of sessions) {
-      const d = day(x.ended_at || x.started_at || x.session_started_at);
+      const d = localDay(new Date(x.ended_at || x.started_at || x.session_started_at));
       if (!byDay[d]) continue;
       byDay[d].revenue += x.cost ? x.cost.total.amount_minor : 0;
       byDay[d].energy += x.energy_wh || 0;
       if (x.cost) currency = x.cost.total.currency;
     }
     const totals = report.stations.reduce((a, r) => ({ sessions: a.sessions + r.sessions, energy: a.energy + r.energy_wh, revenue: a.revenue + r.total_incl_vat.amount_minor, refunded: a.refunded + r.refunded.amount_minor, pending: a.pending + (r.pending_review ? r.pending_review.amount_minor : 0), pendingSessions: a.pendingSessions + (r.pending_review_sessions || 0) }), { sessions: 0, energy: 0, revenue: 0, refunded: 0, pending: 0, pendingSessions: 0 });
-    put(box, 
+    put(box,
+      h("p", { class: "muted", id: "period-text" }, `Paid sessions from ${from.value} to ${to.value} (${days.length} day${days.length === 1 ? "" : "s"}).`),
       h("dl", { class: "stats" },
         h("div", { class: "stat" }, h("dt", {}, "Revenue incl. VAT"), h("dd", { id: "revenue-total" }, money(totals.revenue, currency))),
         h("div", { class: "stat" }, h("dt", {}, "Energy"), h("dd", {}, kwh(totals.energy))),
@@ -375,28 +579,33 @@ async function revenuePage() {
         h("div", { class: "stat" }, h("dt", {}, "Pending review"), h("dd", { id: "pending-review" }, h("a", { href: "#/reviews" }, money(totals.pending, currency), ` (${totals.pendingSessions})`)))),
       h("section", { class: "card" }, h("h2", {}, "Per day"), h("div", { class: "legend", "aria-hidden": "true" }, h("span", { class: "rev" }, "Revenue"), h("span", { class: "en" }, "Energy")),
         chart(days, days.map((d) => byDay[d].revenue / 100), days.map((d) => byDay[d].energy / 1000), currency)),
-      h("section", { class: "card" }, h("h2", {}, "Per station"), h("div", { class: "table-wrap" }, h("table", {},
+      h("section", { class: "card" }, h("h2", {}, "Per station"), h("div", { class: "table-wrap" }, h("table", { id: "per-station" },
         h("thead", {}, h("tr", {}, ["Station", "Sessions", "Energy", "Revenue excl. VAT", "VAT", "Total", "Refunded"].map((t, i) => h("th", { scope: "col", class: i ? "num" : null }, t)))),
-        h("tbody", {}, report.stations.map((r) => h("tr", {}, h("td", {}, r.station_id), h("td", { class: "num" }, r.sessions), h("td", { class: "num" }, kwh(r.energy_wh)),
+        h("tbody", {}, report.stations.map((r) => h("tr", { dataset: { station: r.station_id } },
+          h("td", {}, h("a", { href: "#/stations/" + encodeURIComponent(r.station_id) }, names[r.station_id] || r.station_id), h("span", { class: "muted" }, " ", r.station_id)),
+          h("td", { class: "num" }, r.sessions), h("td", { class: "num" }, kwh(r.energy_wh)),
           h("td", { class: "num" }, money(r.revenue_excl_vat)), h("td", { class: "num" }, money(r.vat)), h("td", { class: "num" }, money(r.total_incl_vat)), h("td", { class: "num" }, money(r.refunded)))))))));
   } catch (error) { put(box, problem(error)); }
 }
 
 function chart(labels, revenue, energy, currency) {
   // Inline SVG: bars for revenue, a line for energy; the table of numbers is right below it.
-  const W = 720, H = 240, L = 50, R = 50, T = 10, B = 30;
-  const maxR = Math.max(1, ...revenue), maxE = Math.max(1, ...energy);
+  // The axis maxima sit above the plot, anchored inside the picture, so no label is cut off.
+  const W = 720, H = 250, L = 12, R = 12, T = 28, B = 30;
+  const topR = Math.max(0, ...revenue), topE = Math.max(0, ...energy);
+  const maxR = topR || 1, maxE = topE || 1;  // an empty period still draws an axis
   const bw = (W - L - R) / labels.length;
   const x = (i) => L + i * bw;
   const yR = (v) => H - B - (v / maxR) * (H - T - B), yE = (v) => H - B - (v / maxE) * (H - T - B);
   const line = energy.map((v, i) => `${i ? "L" : "M"}${x(i) + bw / 2},${yE(v)}`).join(" ");
-  return s("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img", "aria-label": `Revenue (${currency}) and energy (kWh) per day; total ${revenue.reduce((a, b) => a + b, 0).toFixed(2)} ${currency}, ${energy.reduce((a, b) => a + b, 0).toFixed(1)} kWh` },
+  const every = Math.max(1, Math.ceil(labels.length / 10));
+  return s("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", id: "revenue-chart", role: "img", "aria-label": `Revenue (${currency}) and energy (kWh) per day; total ${revenue.reduce((a, b) => a + b, 0).toFixed(2)} ${currency}, ${energy.reduce((a, b) => a + b, 0).toFixed(1)} kWh` },
     s("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: "#6b7280" }),
     revenue.map((v, i) => s("rect", { x: x(i) + 1, y: yR(v), width: Math.max(1, bw - 2), height: H - B - yR(v), fill: "#0b6b3a" }, s("title", {}, `${labels[i]}: ${v.toFixed(2)} ${currency}`))),
     s("path", { d: line, fill: "none", stroke: "#1d4ed8", "stroke-width": 2 }),
-    s("text", { x: 4, y: T + 10, "font-size": 11, fill: "#374151" }, maxR.toFixed(0) + " " + currency),
-    s("text", { x: W - R + 4, y: T + 10, "font-size": 11, fill: "#374151" }, maxE.toFixed(0) + " kWh"),
-    labels.filter((_, i) => i % 7 === 0).map((label, k) => s("text", { x: x(k * 7), y: H - 10, "font-size": 11, fill: "#374151" }, label.slice(5))));
+    s("text", { x: L, y: 14, "font-size": 12, fill: "#0b6b3a", "text-anchor": "start" }, `max ${topR.toFixed(2)} ${currency}`),
+    s("text", { x: W - R, y: 14, "font-size": 12, fill: "#1d4ed8", "text-anchor": "end" }, `max ${topE.toFixed(2)} kWh`),
+    labels.map((label, i) => (i % every === 0 ? s("text", { x: Math.min(W - R - 18, Math.max(L + 18, x(i) + bw / 2)), y: H - 10, "font-size": 11, fill: "#374151", "text-anchor": "middle" }, label.slice(5)) : null)));
 }
 
 // --- needs review -----------------------------------------------------------------------------------
@@ -529,9 +738,10 @@ async function route() {
     if (!(await operator())) return loginPage(auth.loggedIn ? notOperator() : null);
     if (head === "sessions") return await sessionsPage(query);
     if (head === "refund" && arg) return await refundPage(arg);
+    if (head === "session" && arg) return await sessionPage(arg);
     if (head === "tariffs" && arg) return await tariffEditPage(arg);
     if (head === "tariffs") return await tariffsPage();
-    if (head === "revenue") return await revenuePage();
+    if (head === "revenue") return await revenuePage(query);
     if (head === "reviews") return await reviewsPage();
     if (head === "invoicing") return await invoicingPage();
     if (head === "stations" && arg) return await stationPage(arg);

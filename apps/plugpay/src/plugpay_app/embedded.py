@@ -21,13 +21,15 @@ from typing import Any
 
 import asyncpg
 import uvicorn
-from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from plugpay_platform import catalogue
 from plugpay_platform.http_security import INLINE_STYLE_CSP, NoSniffMiddleware, page_headers
 from plugpay_platform.settings import PlatformSettings
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from plugpay_app.devmail import MAILBOX_PATH, DevMailbox, DevSmtpServer, mailbox_app
+from plugpay_app import landing
+from plugpay_app.devmail import DevMailbox, DevSmtpServer, mailbox_app
 from plugpay_app.dispatch import PrefixDispatcher
 
 log = logging.getLogger("plugpay")
@@ -141,46 +143,64 @@ def configure_environment(data_dir: Path, base_uri: str, host: str, port: int) -
 
 
 def landing_app(host: str, port: int, *, dev_mailbox: bool = False) -> FastAPI:
-    """The front page: where everything is."""
+    """The front page and the other pages of the all-in-one (plugpay_app.landing)."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(NoSniffMiddleware)
-    base = f"http://{host}:{port}"
+    headers = page_headers(INLINE_STYLE_CSP)
 
     @app.get("/", response_class=HTMLResponse)
     async def index() -> HTMLResponse:
-        links = "".join(
-            f'<li><a href="{p}/docs">{s.name} API</a> <code>{p}</code></li>'
-            for s in SERVICES
-            for p in s.paths[:1]
-        )
         return HTMLResponse(
-            "<!doctype html><html lang=en><meta charset=utf-8>"
-            "<meta name=viewport content='width=device-width,initial-scale=1'>"
-            "<title>Plugpay</title>"
-            "<body style='font-family:system-ui;max-width:40rem;margin:2rem auto'>"
-            "<h1>Plugpay</h1><p>Pay for EV charging by scanning the code on the charger.</p>"
-            f"<ul>{links}<li>Station screens: <a href='/stations/ST-0001/display'>ST-0001</a>, "
-            "<a href='/stations/ST-0002/display'>ST-0002</a></li>"
-            + (
-                "<li><a id=dev-mailbox href='/dev/mailbox'>Development mailbox</a>: every mail "
-                "Plugpay sent (verification and reset links, receipts)</li>"
-                if dev_mailbox
-                else ""
-            )
-            + f"<li>OCPP endpoint: <code>{base.replace('http', 'ws')}/ocpp/&lt;station id&gt;"
-            "</code></li>"
-            "</ul></body></html>",
-            headers=page_headers(INLINE_STYLE_CSP),
+            landing.home_page(f"ws://{host}:{port}", dev_mailbox=dev_mailbox), headers=headers
         )
 
     @app.get("/docs", response_class=HTMLResponse)
     async def docs() -> HTMLResponse:
-        return HTMLResponse(
-            "".join(f'<p><a href="{s.paths[0]}/docs">{s.name}</a></p>' for s in SERVICES),
-            headers=page_headers(INLINE_STYLE_CSP),
-        )
+        services = [(s.name, s.docs_path) for s in SERVICES]
+        return HTMLResponse(landing.docs_page(services), headers=headers)
+
+    @app.get("/station-screens", response_class=HTMLResponse)
+    async def station_screens() -> HTMLResponse:
+        return HTMLResponse(landing.station_screens_page(), headers=headers)
+
+    # A service mounted at several paths has its docs under one: the others lead there.
+    for service in SERVICES:
+        for path in service.paths:
+            if f"{path}/docs" != service.docs_path:
+                app.add_api_route(
+                    f"{path}/docs",
+                    _redirect(service.docs_path),
+                    methods=["GET"],
+                    include_in_schema=False,
+                )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def not_found(request: Request, error: StarletteHTTPException) -> Response:
+        # A person gets a page that says where to go; a program the usual JSON refusal.
+        if error.status_code == 404 and "text/html" in request.headers.get("accept", ""):
+            return HTMLResponse(
+                landing.not_found_page(request.url.path), status_code=404, headers=headers
+            )
+        return JSONResponse({"detail": error.detail}, status_code=error.status_code)
 
     return app
+
+
+def _redirect(target: str) -> Any:
+    async def redirect() -> RedirectResponse:
+        return RedirectResponse(target, status_code=308)
+
+    return redirect
+
+
+def docs_redirects() -> list[str]:
+    """Paths the landing app answers inside a service's prefix (a service's other docs paths)."""
+    return [
+        f"{path}/docs"
+        for service in SERVICES
+        for path in service.paths
+        if f"{path}/docs" != service.docs_path
+    ]
 
 
 def build_dispatcher(
@@ -198,23 +218,18 @@ def build_dispatcher(
     front_ends = web.create_app()  # the driver app, the operator portal, the QR landing
     routes.extend((path, front_ends) for path in ("/app", "/ops", "/s"))
     landing = landing_app(host, port, dev_mailbox=dev_mailbox is not None)
+    # Longer than the service's prefix, so the landing app answers them (e.g. /ocpp/docs).
+    routes.extend((path, landing) for path in docs_redirects())
     return PrefixDispatcher(routes, fallback=landing, internal_paths=INTERNAL_PATHS)
 
 
 def urls(host: str, port: int, *, dev_mailbox: bool = False) -> list[str]:
-    """What to print at start-up."""
+    """What to print at start-up: the home page's places, each a page a person can read."""
     base = f"http://{host}:{port}"
     lines = [f"Plugpay is running on {base}/"]
-    for service in SERVICES:
-        for path in service.paths:
-            lines.append(f"  {service.name:<16} {base}{path}")
-    lines += [
-        f"  API docs         {base}/docs",
-        f"  station screen   {base}/stations/ST-0001/display",
-        f"  OCPP             ws://{host}:{port}/ocpp/{{station_id}}",
-    ]
-    if dev_mailbox:
-        lines.append(f"  mailbox (dev)    {base}{MAILBOX_PATH}")
+    lines += [f"  {p.name:<20} {base}{p.path}" for p in landing.places(dev_mailbox=dev_mailbox)]
+    lines += [f"  {s.name + ' API':<20} {base}{s.docs_path}" for s in SERVICES]
+    lines.append(f"  {'OCPP (chargers)':<20} ws://{host}:{port}/ocpp/{{station_id}}")
     return lines
 
 

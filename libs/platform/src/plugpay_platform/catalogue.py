@@ -57,6 +57,11 @@ class ServiceEntry:
         return self.name.upper().replace("-", "_") + "_"
 
     @property
+    def docs_path(self) -> str:
+        """Its API docs, under its own prefix (station-gateway's /ocpp is WebSockets)."""
+        return f"{self.health_prefix}/docs"
+
+    @property
     def app(self) -> str:
         """The composition root, as uvicorn names it."""
         return f"{self.package}.app:create_app"

@@ -583,6 +583,40 @@ async def put_legal_profile(
         )
 
 
+@router.get("/operator/refunds", response_model=schemas.SessionRefunds)
+async def list_refunds(
+    request: Request, operator: CurrentOperator, session_id: uuid.UUID
+) -> schemas.SessionRefunds:
+    """A session's refunds with their reasons and destinations, and what is still refundable."""
+    async with _db(request).read() as session:
+        repo = BillingRepository(session)
+        receipt = await repo.receipt(session_id)
+        rows = await repo.refunds_of(session_id) if receipt is not None else []
+    if receipt is None or not (
+        operator.has("admin") or receipt.organisation_id == operator.organisation_id
+    ):
+        # Another organisation's session answers as a missing one: no existence oracle.
+        raise Refusal("not_found", "no receipt for this session", status_code=404)
+    reserved = sum(r.amount for r in rows if r.status in ("done", "pending"))
+    return schemas.SessionRefunds(
+        session_id=session_id,
+        charged=_money(receipt.charged, receipt.currency),
+        refundable=_money(max(0, receipt.charged - reserved), receipt.currency),
+        destination="card" if receipt.funding == "card" else "wallet",
+        refunds=[
+            schemas.RefundView(
+                refund_id=r.id,
+                amount=_money(r.amount, r.currency),
+                destination=r.destination,
+                reason=r.reason,
+                status=r.status,
+                issued_at=r.created_at,
+            )
+            for r in rows
+        ],
+    )
+
+
 @router.post("/operator/refunds", status_code=201)
 async def refund(
     request: Request,

@@ -693,6 +693,15 @@ class BillingRepository:
     async def update_topup(self, topup_id: uuid.UUID, **values: Any) -> None:
         await self.session.execute(update(topups).where(topups.c.id == topup_id).values(**values))
 
+    async def refunds_of(self, session_id: uuid.UUID) -> list[Row[Any]]:
+        """A session's refunds, oldest first (failed ones too: the operator sees what happened)."""
+        result = await self.session.execute(
+            select(refunds)
+            .where(refunds.c.session_id == session_id)
+            .order_by(refunds.c.created_at, refunds.c.id)
+        )
+        return list(result.all())
+
     async def refund_row(self, refund_id: uuid.UUID) -> Row[Any] | None:
         return (
             await self.session.execute(select(refunds).where(refunds.c.id == refund_id))

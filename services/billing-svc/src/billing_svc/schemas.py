@@ -140,6 +140,27 @@ class LegalProfileView(BaseModel):
     updated_at: datetime | None
 
 
+class RefundView(BaseModel):
+    refund_id: uuid.UUID
+    amount: Money
+    destination: Literal["wallet", "card"]
+    # Shown to the driver on the receipt.
+    reason: str
+    # pending: at the card processor (the amount is reserved); done; failed (nothing moved)
+    status: Literal["pending", "done", "failed"]
+    issued_at: datetime
+
+
+class SessionRefunds(BaseModel):
+    session_id: uuid.UUID
+    charged: Money
+    # What a new refund may still give back: charged minus done and pending refunds.
+    refundable: Money
+    # Where a new refund goes: the card the session was paid by, else the wallet.
+    destination: Literal["wallet", "card"]
+    refunds: list[RefundView]
+
+
 class StationRevenue(BaseModel):
     station_id: str
     currency: str

@@ -209,6 +209,28 @@ async def test_receipt_in_json_html_and_pdf_and_operator_views(h: Harness) -> No
         "/billing/operator/refunds", json=too_much, headers={**operator, "Idempotency-Key": "r2"}
     )
     assert r.status_code == 422 and r.json()["reason"] == "refund_exceeds_charged"
+    charged = doc["charged"]["amount_minor"]
+    left = f"{(charged - 100) // 100}.{(charged - 100) % 100:02d} EUR"
+    assert r.json()["message"] == f"at most {left} can still be refunded"
+    # The portal's view of a session's refunds: the reason, where it went, what is left.
+    listed = await h.client.get(
+        "/billing/operator/refunds", params={"session_id": str(event.session_id)}, headers=operator
+    )
+    assert listed.status_code == 200, listed.text
+    refunds = listed.json()
+    assert refunds["refundable"] == {"amount_minor": charged - 100, "currency": EUR}
+    assert refunds["destination"] == "wallet"
+    [done] = refunds["refunds"]
+    assert (done["reason"], done["destination"], done["status"]) == (
+        "connector fault",
+        "wallet",
+        "done",
+    )
+    assert done["amount"]["amount_minor"] == 100
+    hidden = await h.client.get(
+        "/billing/operator/refunds", params={"session_id": str(event.session_id)}, headers=foreign
+    )
+    assert hidden.status_code == 404
     report = (await h.client.get("/billing/operator/revenue", headers=operator)).json()
     assert report["stations"][0]["refunded"]["amount_minor"] == 100
     driver_tries = await h.client.get("/billing/operator/revenue", headers=h.headers(user))

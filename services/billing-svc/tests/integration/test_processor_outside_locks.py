@@ -194,4 +194,16 @@ async def test_a_card_refund_the_processor_refuses_is_failed_and_frees_its_amoun
         "/billing/operator/refunds", json=body, headers={**operator, "Idempotency-Key": "refund-y"}
     )
     assert r.status_code == 201, r.text
+    assert r.json()["destination"] == "card"
     assert h.processor.intents[intent].refunded == 476
+    # The portal lists both attempts: the failed one moved nothing, the card got the second.
+    listed = await h.client.get(
+        "/billing/operator/refunds", params={"session_id": str(event.session_id)}, headers=operator
+    )
+    assert [(x["status"], x["destination"]) for x in listed.json()["refunds"]] == [
+        ("failed", "card"),
+        ("done", "card"),
+    ]
+    assert listed.json()["destination"] == "card"
+    charged = listed.json()["charged"]["amount_minor"]
+    assert listed.json()["refundable"]["amount_minor"] == charged - 476

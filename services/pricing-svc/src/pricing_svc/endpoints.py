@@ -13,6 +13,7 @@ from plugpay_events.contracts.pricing import AccessPolicy
 from plugpay_platform.database import Database
 from plugpay_platform.errors import Refusal
 from plugpay_platform.security import CurrentOperator
+from plugpay_tariffs.summary import describe
 
 from pricing_svc import service
 from pricing_svc.domain import Driver, Station, TariffVersion
@@ -106,6 +107,7 @@ def _tariff_out(version: TariffVersion) -> TariffOut:
         published_at=version.published_at,
         effective_from=version.effective_from,
         tariff=version.tariff.model_dump(mode="json"),
+        summary=describe(version.tariff, utc_now(), "UTC").text,
     )
 
 

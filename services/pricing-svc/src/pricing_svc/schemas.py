@@ -90,6 +90,10 @@ class TariffOut(BaseModel):
     published_at: datetime
     effective_from: datetime
     tariff: dict[str, Any] = Field(description="the OCPI-style tariff as stored (plugpay_tariffs)")
+    summary: str = Field(
+        description="the prices as drivers read them (a quote's text) for a session starting now;"
+        " time-restricted elements judged on the UTC clock"
+    )
 
 
 class TariffListOut(BaseModel):

@@ -350,8 +350,9 @@ async def directory(
     driver: Driver | None = None,
     limit: int = 100,
 ) -> list[DirectoryEntry]:
-    """Stations in service a driver may use, nearest first when ``near`` is given (else by
-    id): location, each connector's availability and the price in force at ``at``.
+    """Stations in service a driver may use, nearest first when ``near`` is given (else the
+    reachable ones first, then those with a location, each by id): location, each connector's
+    availability and the price in force at ``at``.
 
     Anonymous callers see public stations; a driver also sees the restricted ones whose
     audience they belong to. Within a radius only located stations qualify; without one,
@@ -407,6 +408,9 @@ async def directory(
         entries.sort(
             key=lambda e: (e.distance_km is None, e.distance_km or 0.0, e.station.station_id)
         )
+    else:
+        # Where a driver can charge comes first: an offline station with no location is last.
+        entries.sort(key=lambda e: (not e.reachable, e.row.latitude is None, e.station.station_id))
     return entries[:limit]
 
 

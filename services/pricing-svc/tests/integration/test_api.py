@@ -141,6 +141,8 @@ async def test_tariffs_are_versioned(
     assert [v["version"] for v in history["items"]] == [1, 2]
     first = (await client.get("/pricing/tariffs/AC/versions/1", headers=headers)).json()
     assert first["tariff"]["elements"] == created.json()["tariff"]["elements"]
+    # What drivers read, as a quote says it: exact to a tenth of a cent, incl. VAT.
+    assert first["summary"] == created.json()["summary"] == "0.476 EUR/kWh, incl. 19% VAT"
     listed = (await client.get("/pricing/tariffs", headers=headers)).json()
     assert [(t["key"], t["version"]) for t in listed["items"]] == [("AC", 2), ("DC", 1)]
     missing = await client.get("/pricing/tariffs/AC/versions/9", headers=headers)

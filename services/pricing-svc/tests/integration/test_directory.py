@@ -144,13 +144,14 @@ async def test_directory_lists_stations_in_service_with_price_location_and_acces
             ),
         ],
     )
-    # Anonymous: public stations in service only, by id; no presence known yet = Offline.
+    # Anonymous: public stations in service only, by id, located first; no presence known yet
+    # = Offline.
     response = await client.get("/pricing/stations/public")
     assert response.status_code == 200
     assert response.headers["cache-control"] == "public, max-age=10"
     assert "Authorization" in response.headers["vary"]
     body = response.json()
-    assert [s["station_id"] for s in body["items"]] == ["D-BER", "D-HAM", "D-NOWHERE", "D-POT"]
+    assert [s["station_id"] for s in body["items"]] == ["D-BER", "D-HAM", "D-POT", "D-NOWHERE"]
     ber = by_id(body)["D-BER"]
     assert (ber["name"], ber["address"]) == ("Station D-BER", "D-BER street 1")
     assert (ber["latitude"], ber["longitude"], ber["distance_km"]) == (*BERLIN, None)
@@ -190,11 +191,11 @@ async def test_directory_lists_stations_in_service_with_price_location_and_acces
     response = await client.get("/pricing/stations/public", headers=member)
     assert response.headers["cache-control"] == "private, max-age=10"
     mine = [s["station_id"] for s in response.json()["items"]]
-    assert mine == ["D-BER", "D-HAM", "D-NOWHERE", "D-OTHER", "D-POT", "D-STAFF"]
+    assert mine == ["D-BER", "D-HAM", "D-OTHER", "D-POT", "D-STAFF", "D-NOWHERE"]
     assert by_id(response.json())["D-STAFF"]["access"] == "restricted"
     outsider = tokens.headers(roles=("driver",), organisation_id=OTHER, groups=("staff",))
     theirs = [s["station_id"] for s in (await listing(client, headers=outsider))["items"]]
-    assert theirs == ["D-BER", "D-HAM", "D-NOWHERE", "D-POT"]
+    assert theirs == ["D-BER", "D-HAM", "D-POT", "D-NOWHERE"]
     # A restricted station's quote is hidden exactly as the directory hides it (its owner's
     # operators see it): an outsider gets the answer of a station that does not exist.
     path = "/pricing/stations/D-STAFF/quote?connector=1"
@@ -208,6 +209,15 @@ async def test_directory_lists_stations_in_service_with_price_location_and_acces
         shown = await client.get(path, headers=headers)
         assert shown.status_code == 200, shown.text
         assert shown.headers["cache-control"].startswith("private")
+
+    # Without a position, a station a driver can charge at now comes first.
+    await publish(app, connected("D-POT"))
+
+    async def pot_first() -> list[str] | None:
+        order = [s["station_id"] for s in (await listing(client))["items"]]
+        return order if order[0] == "D-POT" else None
+
+    assert await eventually(pot_first) == ["D-POT", "D-BER", "D-HAM", "D-NOWHERE"]
 
 
 @pytest.mark.parametrize(

@@ -21,10 +21,13 @@ from session_svc.schemas import (
     ScanAccepted,
     ScanRequest,
     SessionList,
+    SessionTimeline,
     SessionView,
     StopAccepted,
+    TimelineStep,
 )
 from session_svc.service import SessionService
+from session_svc.timeline import timeline
 
 router = APIRouter(prefix="/sessions", tags=["sessions"])
 
@@ -96,6 +99,19 @@ async def get_session(
 ) -> SessionView:
     async with database.read() as db:
         return await service.view(db, principal, session_id)
+
+
+@router.get("/{session_id}/timeline", response_model=SessionTimeline)
+async def session_timeline(
+    session_id: uuid.UUID, principal: CurrentPrincipal, service: Service, database: Db
+) -> SessionTimeline:
+    """What happened to a session, step by step, oldest first (the support desk's view)."""
+    async with database.read() as db:
+        state = await service.visible(db, principal, session_id)
+    return SessionTimeline(
+        session_id=session_id,
+        steps=[TimelineStep(at=x.at, kind=x.kind, text=x.text) for x in timeline(state)],
+    )
 
 
 @router.post("/{session_id}/stop", status_code=202, response_model=StopAccepted)

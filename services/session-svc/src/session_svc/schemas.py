@@ -118,3 +118,14 @@ class SessionView(BaseModel):
 class SessionList(BaseModel):
     items: list[SessionView]
     next_cursor: str | None = None
+
+
+class TimelineStep(BaseModel):
+    at: datetime
+    kind: str
+    text: str
+
+
+class SessionTimeline(BaseModel):
+    session_id: uuid.UUID
+    steps: list[TimelineStep]

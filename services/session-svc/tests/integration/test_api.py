@@ -469,6 +469,11 @@ async def test_a_whole_session_read_stopped_and_streamed(
     assert final["cost"]["final"] is True and final["cost"]["breakdown"]["lines"]
     assert final["energy_wh"] == 5000 and final["outcome"] == "stopped_by_driver"
     assert final["ended_at"] is not None and final["station_id"] == "ST-1"
+    steps = (await client.get(f"/sessions/{story.session_id}/timeline", headers=driver)).json()
+    kinds = [s["kind"] for s in steps["steps"]]
+    assert kinds[0] == "code_issued" and kinds[-1] == "billed" and "stop_requested" in kinds
+    stranger = await client.get(f"/sessions/{story.session_id}/timeline", headers=tokens.headers())
+    assert stranger.status_code == 404
 
 
 async def test_another_drivers_session_is_not_found(

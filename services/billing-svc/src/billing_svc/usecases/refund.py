@@ -21,6 +21,7 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_svc.domain import AccountKind, TransferKind, TransferRequest, derived_id
+from billing_svc.receipts import money_text
 from billing_svc.repository import BillingRepository, LedgerRepository
 from billing_svc.usecases import invoicing
 from billing_svc.usecases.common import Billing, ProcessorCall, record_call
@@ -78,7 +79,7 @@ async def begin(
     if amount <= 0 or amount > refundable:
         raise Refusal(
             "refund_exceeds_charged",
-            f"at most {refundable} minor units can still be refunded",
+            f"at most {money_text(max(refundable, 0), receipt.currency)} can still be refunded",
             status_code=422,
         )
     row = await repo.session_row(session_id)
