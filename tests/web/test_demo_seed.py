@@ -4,10 +4,12 @@ again changes nothing."""
 
 from __future__ import annotations
 
-import asyncio
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
-from plugpay_app.demo import DEMO_STATIONS, DEMO_TARIFFS, seed
+from plugpay_app.demo import DEMO_STATIONS, DEMO_TARIFFS
 
 
 def snapshot(plugpay: Any) -> dict[str, Any]:
@@ -40,5 +42,9 @@ def test_the_demo_is_seeded_through_the_api_and_seeding_again_changes_nothing(
     assert len(before["cards"]) == 1
     quote = plugpay.request("GET", "/pricing/stations/ST-0001/quote?connector=2")[1]
     assert quote["text"] == "0.39 EUR/kWh + 1.00 EUR per session, incl. 19% VAT"
-    asyncio.run(seed(plugpay.base_url))
+    # As an operator of a running installation would: the command, again.
+    plugpay_command = Path(sys.executable).parent / "plugpay"
+    subprocess.run(
+        [str(plugpay_command), "seed", "--base-url", plugpay.base_url], check=True, timeout=120
+    )
     assert snapshot(plugpay) == before
