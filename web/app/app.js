@@ -576,18 +576,29 @@ async function receiptPage(id) {
   const html = h("button", { class: "secondary", id: "receipt-html", onclick: () => file("html", html) }, "Download HTML");
   put(box, 
     offline ? h("p", { class: "alert warn" }, "Offline: this is the copy saved on your phone.") : null,
-    h("p", { class: "muted" }, "Receipt ", doc.receipt_id.slice(0, 8), " · ", when(doc.issued_at)),
-    h("p", {}, "Charger ", doc.station_id, " · ", kwh(doc.energy_wh)),
-    h("p", { class: "muted" }, when(doc.started_at), " – ", when(doc.ended_at)),
+    // An invoice a driver can hand to an employer: who sold, where, when (the station's local
+    // time, as printed on the PDF), and what — older receipts lack some of it.
+    h("p", { class: "muted", id: "invoice-number" }, doc.invoice_number ? ["Invoice ", h("strong", {}, doc.invoice_number)] : ["Receipt ", doc.receipt_id.slice(0, 8)],
+      " · ", (doc.local_time && doc.local_time.issued) || when(doc.issued_at)),
+    doc.seller && doc.seller.legal_name ? h("p", { id: "seller" }, doc.seller.legal_name,
+      doc.seller.address ? h("br") : null, doc.seller.address || "", doc.seller.vat_id ? ` · VAT ID ${doc.seller.vat_id}` : "") : null,
+    h("p", {}, "Charger ", (doc.station && doc.station.name) || doc.station_id, (doc.station && doc.station.address) ? `, ${doc.station.address}` : "", " · ", kwh(doc.energy_wh)),
+    h("p", { class: "muted", id: "receipt-times" },
+      (doc.local_time && doc.local_time.started) || when(doc.started_at), " – ", (doc.local_time && doc.local_time.ended) || when(doc.ended_at),
+      doc.durations ? ` · charging ${doc.durations.charging}` + (doc.durations.idle_s ? `, parked ${doc.durations.idle}` : "") : ""),
     h("table", {},
       h("caption", { class: "sr-only" }, "Cost breakdown"),
-      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Item"), h("th", { scope: "col" }, "Quantity"), h("th", { scope: "col", class: "num" }, "Amount"))),
-      h("tbody", {}, doc.lines.map((l) => h("tr", {}, h("td", {}, l.description), h("td", {}, l.quantity), h("td", { class: "num" }, l.amount_incl_vat.text)))),
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Item"), h("th", { scope: "col" }, "Quantity"), h("th", { scope: "col" }, "VAT"), h("th", { scope: "col", class: "num" }, "Amount"))),
+      h("tbody", {}, doc.lines.map((l) => h("tr", {}, h("td", {}, l.description, l.unit_price_excl_vat ? h("small", { class: "muted sub" }, l.unit_price_excl_vat, " excl. VAT") : null),
+        h("td", {}, l.quantity), h("td", {}, l.vat_percent != null ? `${Number(l.vat_percent)} %` : ""), h("td", { class: "num" }, l.amount_incl_vat.text)))),
       h("tfoot", {},
-        h("tr", {}, h("th", { scope: "row", colspan: "2" }, "VAT included"), h("td", { class: "num" }, doc.total_vat.text)),
-        h("tr", {}, h("th", { scope: "row", colspan: "2" }, "Total"), h("td", { class: "num", id: "receipt-total" }, h("strong", {}, doc.total_incl_vat.text))))),
+        h("tr", {}, h("th", { scope: "row", colspan: "3" }, "VAT included"), h("td", { class: "num" }, doc.total_vat.text)),
+        h("tr", {}, h("th", { scope: "row", colspan: "3" }, "Total"), h("td", { class: "num", id: "receipt-total" }, h("strong", {}, doc.total_incl_vat.text))))),
     h("p", {}, "Paid: ", doc.charged.text, doc.payment_method ? ` (${doc.payment_method})` : doc.funding ? ` (${doc.funding})` : ""),
-    doc.refunded.amount_minor ? h("p", {}, "Refunded: ", doc.refunded.text) : null,
+    doc.refunds && doc.refunds.length
+      ? h("ul", { id: "refunds" }, doc.refunds.map((r) => h("li", {}, "Refunded ", r.amount.text, r.destination === "card" ? " to your card" : " to your wallet",
+        r.reason ? ` — ${r.reason}` : "", r.credit_note_number ? ` (credit note ${r.credit_note_number})` : "")))
+      : doc.refunded.amount_minor ? h("p", {}, "Refunded: ", doc.refunded.text) : null,
     doc.outstanding_debt.amount_minor ? h("p", {}, "Still to pay: ", doc.outstanding_debt.text) : null,
     (doc.notes || []).map((note) => h("p", { class: "receipt-note" }, note)),
     h("div", { class: "row" }, pdf, html));
