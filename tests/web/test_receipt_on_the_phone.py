@@ -26,3 +26,28 @@ def test_the_receipt_page_shows_the_invoice(phone: Any, plugpay: Any, stations: 
     expect(phone.locator("#receipt-times")).to_contain_text("charging ")
     expect(phone.get_by_role("cell", name=re.compile(r"excl\. VAT")).first).to_be_visible()
     expect(phone.get_by_role("cell", name="19 %").first).to_be_visible()
+
+
+def test_a_card_payment_says_so_on_the_final_screen(
+    phone: Any, plugpay: Any, stations: Any
+) -> None:
+    driver = plugpay.token("driver@example.com")
+    status, _ = plugpay.request(
+        "PUT", "/billing/funding-preference", token=driver, json_body={"prefers_card": True}
+    )
+    assert status == 204
+    try:
+        session_id = charge_once(plugpay, stations, "ST-0001", 1)
+    finally:
+        plugpay.request(
+            "PUT", "/billing/funding-preference", token=driver, json_body={"prefers_card": False}
+        )
+    doc = plugpay.request("GET", f"/billing/receipts/{session_id}", token=driver)[1]
+    assert doc["funding_split"]["card"]["amount_minor"] == doc["charged"]["amount_minor"] > 0
+    log_in(phone, "driver@example.com")
+    expect(phone.get_by_role("heading", name="Charge")).to_be_visible()
+    phone.goto(f"/app/#/session/{session_id}")
+    final = phone.locator("#final")
+    expect(final.locator("#paid-card")).to_contain_text("charged to your visa •••• 4242")
+    expect(final).not_to_contain_text("Wallet balance now")
+    expect(final.locator("#paid-wallet")).to_have_count(0)

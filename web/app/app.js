@@ -536,8 +536,14 @@ function sessionView(x, receipt, doc) {
   }
   if (status === "billed") {
     const charged = (receipt && receipt.charged) || (x.receipt && x.receipt.charged);
+    // Where the money came from, in the receipt's own split: a card payment never reads as a
+    // wallet one ("Wallet balance now €0.00" after paying by card misled drivers).
+    const split = doc && doc.funding_split;
+    const walletPart = split ? split.wallet.amount_minor > 0 : true;
     out.push(h("div", { class: "alert info", id: "final" }, h("strong", {}, "Charged ", money(charged || (x.cost && x.cost.total))),
-      x.receipt && x.receipt.balance_after ? h("p", {}, "Wallet balance now ", money(x.receipt.balance_after)) : null,
+      split && split.wallet.amount_minor > 0 ? h("p", { id: "paid-wallet" }, money(split.wallet), " from your wallet") : null,
+      split && split.card.amount_minor > 0 ? h("p", { id: "paid-card" }, money(split.card), " charged to your ", doc.card_label || "card") : null,
+      walletPart && x.receipt && x.receipt.balance_after ? h("p", {}, "Wallet balance now ", money(x.receipt.balance_after)) : null,
       x.receipt && x.receipt.outstanding_debt && x.receipt.outstanding_debt.amount_minor > 0
         ? h("p", {}, "Still to pay: ", money(x.receipt.outstanding_debt), ". Top up to settle it.") : null,
       doc && doc.review === "pending" ? h("p", { id: "under-review" }, h("strong", {}, "Under review")) : null,
