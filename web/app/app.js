@@ -848,6 +848,10 @@ function stationItem(st) {
     h("div", { class: "row between" }, h("h2", { class: "station-name" }, st.name),
       h("span", { class: "badge " + kind, dataset: { free } }, label)),
     h("p", { class: "muted" }, st.address || "", distance, st.access === "restricted" ? " · members only" : ""),
+    // The phone's maps app takes over the route (a universal link: app on Android and iOS).
+    st.latitude != null && st.longitude != null
+      ? h("p", {}, h("a", { class: "directions", href: `https://www.google.com/maps/dir/?api=1&destination=${st.latitude},${st.longitude}`, target: "_blank", rel: "noopener" }, "Directions"))
+      : null,
     prices,
     h("ul", { class: "connectors-list" }, connectors.map((c) => {
       const [ckind, clabel] = AVAILABILITY[c.status] || ["bad", c.status];
@@ -871,12 +875,22 @@ function stationMap(stations, here) {
   const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
   const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
   const sx = (x) => 30 + ((x - x0) / (x1 - x0 || 1)) * 260, sy = (y) => 170 - ((y - y0) / (y1 - y0 || 1)) * 140;
+  // Chargers at one spot (a car park, a motorway stop) share one pin and one label, or their
+  // labels would be written over each other.
+  const pins = [];
+  for (const [x, y, st] of points) {
+    if (!st) continue;
+    const near = pins.find((p) => Math.hypot(p.x - sx(x), p.y - sy(y)) < 16);
+    if (near) near.stations.push(st); else pins.push({ x: sx(x), y: sy(y), stations: [st] });
+  }
+  const best = (group) => group.map(pinColour).find((c) => c === "#0b6b3a") || pinColour(group[0]);
+  const label = (group) => group.length === 1 ? group[0].name.replace(/^Demo /, "") : `${group.length} chargers`;
   return s("svg", { viewBox: "0 0 320 200", class: "map", role: "img", "aria-label": "Map of the chargers listed below" },
-    points.map(([x, y, st]) => st
-      ? s("g", {}, s("circle", { cx: sx(x), cy: sy(y), r: 9, fill: pinColour(st) }),
-        // Labels right of the pin, or left of it in the right half (so they stay on the map).
-        s("text", { x: sx(x) + (sx(x) > 160 ? -12 : 12), y: sy(y) + 4, "text-anchor": sx(x) > 160 ? "end" : "start", "font-size": 11, fill: "#111827" }, st.name.replace(/^Demo /, "")))
-      : s("circle", { cx: sx(x), cy: sy(y), r: 6, fill: "#1d4ed8" })));
+    pins.map((pin) => s("g", { "data-pin": pin.stations.map((st) => st.station_id).join(" ") },
+      s("circle", { cx: pin.x, cy: pin.y, r: 9, fill: best(pin.stations) }),
+      // Labels right of the pin, or left of it in the right half (so they stay on the map).
+      s("text", { x: pin.x + (pin.x > 160 ? -12 : 12), y: pin.y + 4, "text-anchor": pin.x > 160 ? "end" : "start", "font-size": 11, fill: "#111827" }, label(pin.stations)))),
+    here ? s("circle", { cx: sx(here.longitude), cy: sy(here.latitude), r: 6, fill: "#1d4ed8" }) : null);
 }
 
 // --- icons, router, start-up ------------------------------------------------------------------------
