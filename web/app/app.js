@@ -681,10 +681,14 @@ async function accountPage() {
         topupKey = crypto.randomUUID();
         announce("Topped up");
         put(topupMessage, h("div", { class: "alert info", role: "status" }, "Added ", money(result.amount), ". New balance: ", money(result.balance_after)));
-        setTimeout(() => accountPage(), 1500);
+        // The balance card shows the new balance at once; the rest (a debt settled) follows.
+        const shown = document.getElementById("balance");
+        if (shown) shown.textContent = money(result.balance_after);
+        get("/billing/account").then((fresh) => store.set("account", fresh)).catch(() => {});
       } catch (error) {
         if (error.status && error.status < 500) topupKey = crypto.randomUUID();
-        put(topupMessage, problem(error.body && error.body.failure_reason ? { reason: error.body.failure_reason === "insufficient_funds" ? "payment_declined" : "payment_declined", message: error.body.failure_reason } : error));
+        // A declined card is advice about cards, not "top up your wallet".
+        put(topupMessage, problem(error.body && error.body.failure_reason ? { reason: "topup_declined" } : error));
       } finally { busy(topupButton, false); }
     },
   }, h("h2", { id: "topup-h" }, "Top up"), methods.length

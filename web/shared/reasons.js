@@ -12,6 +12,7 @@ const R = {
   account_unverified: ["Please confirm your e-mail address first.", "Open the link we e-mailed you, then scan again."],
   insufficient_funds: ["Your balance is too low for this charger.", "Top up your wallet or add a card, then scan a new code."],
   payment_declined: ["Your card was declined.", "Use another card in Account → Payment methods, or top up your wallet."],
+  topup_declined: ["Your card was declined.", "Nothing was charged. Choose another card, or add one below."],
   too_many_declines: ["Too many declined payments.", "Wait an hour, then try again or use another card."],
   balance_limit_exceeded: ["That would take your wallet above its maximum.", "Top up a smaller amount."],
   no_payment_method: ["You have no way to pay yet.", "Add a card or top up your wallet in Account, then scan again."],
