@@ -57,9 +57,9 @@ async def scan(
 async def lookup_code(
     body: CodeLookup, driver: CurrentDriver, service: Service, request: Request
 ) -> CodePreview:
-    """A typed code's station, connector and expiry, so the app shows the price before the
-    driver confirms; claims nothing, and counts against the typed-code rate limit. The code
-    is in the body: in a path it would be written to every access log on the way."""
+    """A typed or scanned code's station, connector and expiry, so the app shows the price
+    before the driver confirms; claims nothing; a typed code counts against the typed-code rate
+    limit. The code is in the body: in a path it would be written to every access log."""
     client_ip = request.client.host if request.client else None
     return await service.lookup_code(driver, body.code, client_ip)
 

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from plugpay_events.session_code import generate_signing_key
+from plugpay_events.session_code import CODE_CHARS, generate_signing_key, is_signing_key
 from plugpay_platform.database import Database
 from sqlalchemy.engine import RowMapping
 
@@ -28,6 +28,9 @@ from station_gateway.repository import COMMANDS_CHANNEL, DISPLAY_CHANNEL, Reposi
 from station_gateway.settings import Settings
 
 log = logging.getLogger(__name__)
+# QR content (URL) length that fits a version-6 symbol at error correction M (106 bytes) with
+# room to spare: what a small charger screen shows legibly.
+QR_CONTENT_LIMIT = 80
 
 OPERATOR_ACTIONS = {
     "1.6": {
@@ -85,6 +88,15 @@ class Gateway:
     async def start(self) -> None:
         self.credentials = CredentialVerifier(self.database, self.settings.credential_cache_s)
         self._signing_key = await self._load_signing_key()
+        qr_chars = len(self.settings.platform.public_base_url.rstrip("/")) + 3 + CODE_CHARS
+        if qr_chars > QR_CONTENT_LIMIT:
+            # Still works, but a small charger screen needs a bigger QR symbol than planned.
+            log.warning(
+                "QR content will be %d characters (PLUGPAY_PUBLIC_BASE_URL is long); "
+                "at most %d keeps the symbol at version 6",
+                qr_chars,
+                QR_CONTENT_LIMIT,
+            )
         async with self.database.write() as session:
             await Repository(session).instance_beat(self.instance_id)
         self._stopping.clear()
@@ -109,18 +121,26 @@ class Gateway:
 
     async def _load_signing_key(self) -> dict[str, Any]:
         if self.settings.code_signing_key is not None:
-            return dict(json.loads(self.settings.code_signing_key.get_secret_value()))
+            key = dict(json.loads(self.settings.code_signing_key.get_secret_value()))
+            if not is_signing_key(key):
+                raise RuntimeError(
+                    "STATION_GATEWAY_CODE_SIGNING_KEY must be a symmetric JWK (kty oct) shared "
+                    "with session-svc: make one with plugpay_events.session_code."
+                    "generate_signing_key (an Ed25519 key made codes too long for a QR)"
+                )
+            return key
         if self.settings.platform.environment == "production":
             raise RuntimeError("production needs STATION_GATEWAY_CODE_SIGNING_KEY")
-        # Development: one generated key kept in the gateway's database, so restarts keep it.
+        # Development: one generated key kept in the gateway's database, so restarts keep it
+        # (an older Ed25519 key there is replaced: codes are MAC'd now).
         async with self.database.write() as session:
             repo = Repository(session)
-            key = await repo.signing_key()
-            if key is None:
+            stored = await repo.signing_key()
+            if stored is None or not is_signing_key(stored):
                 await repo.add_signing_key(generate_signing_key())
-                key = await repo.signing_key()
-        assert key is not None
-        return key
+                stored = await repo.signing_key()
+        assert stored is not None
+        return stored
 
     def code_issuer(self) -> service.CodeIssuer:
         assert self._signing_key is not None

@@ -537,7 +537,7 @@ class Repository:
 
     async def signing_key(self) -> dict[str, Any] | None:
         value = await self.session.scalar(
-            select(signing_keys.c.jwk).order_by(signing_keys.c.created_at).limit(1)
+            select(signing_keys.c.jwk).order_by(signing_keys.c.created_at.desc()).limit(1)
         )
         return dict(value) if value is not None else None
 

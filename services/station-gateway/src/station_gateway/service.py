@@ -103,9 +103,9 @@ class IssuedCode:
 
 @dataclass
 class CodeIssuer:
-    """Signs session codes with the gateway's private key."""
+    """Makes session codes with the MAC key the gateway shares with session-svc."""
 
-    private_jwk: dict[str, Any]
+    key: dict[str, Any]
     public_base_url: str
     lifetime: timedelta
 
@@ -138,15 +138,14 @@ class CodeIssuer:
             # is authorised, starting or charging there would put a second driver on it.
             raise GatewayRefusal("connector_busy", "a session is in progress on this connector")
         await _retire_codes(session, station_id, connector_id, now)
-        session_id = uuid.uuid4()
         token, claims = sign_session_code(
-            self.private_jwk,
+            self.key,
             station_id=station_id,
             connector_id=connector_id,
-            session_id=session_id,
             session_started_at=now,
             lifetime=self.lifetime,
         )
+        session_id = claims.session_id  # derived from the code, so the code stays short
         qr_url = f"{self.public_base_url.rstrip('/')}/s/{token}"
         code = new_typed_code()
         await repo.insert_session(

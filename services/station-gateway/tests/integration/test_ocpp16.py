@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+import segno
 import websockets
 from ocpp.v16 import call
 from plugpay_events.contracts.sessions import (
@@ -15,7 +16,7 @@ from plugpay_events.contracts.sessions import (
     SessionLimits,
     SessionStopRequested,
 )
-from plugpay_events.session_code import public_jwks, verify_session_code
+from plugpay_events.session_code import verification_jwks, verify_session_code
 
 pytestmark = pytest.mark.infra
 
@@ -56,9 +57,15 @@ async def test_boot_code_request_and_qr(harness) -> None:  # type: ignore[no-unt
     assert code["qr"].startswith("https://pay.plugpay.test/s/")
     assert len(code["code"]) == 6
     claims = verify_session_code(
-        code["qr"].rsplit("/s/", 1)[1], public_jwks(harness.signing_key), now=datetime.now(UTC)
+        code["qr"].rsplit("/s/", 1)[1],
+        verification_jwks(harness.signing_key),
+        station_ids=["CP-1"],
+        now=datetime.now(UTC),
     )
     assert (claims.station_id, claims.connector_id) == ("CP-1", 1)
+    # Short enough for a small charger screen: at most 80 characters, a version-6 symbol at M.
+    assert len(code["qr"]) <= 80
+    assert segno.make(code["qr"], error="m", micro=False).version <= 6
     assert str(claims.session_id) == code["sessionId"]
     issued = await harness.wait_event("SessionCodeIssued")
     assert issued[0]["code"] == code["code"] and issued[0]["qr_url"] == code["qr"]
