@@ -206,7 +206,7 @@ async def qr_svg(
 ) -> Response:
     content = await _qr_content(request, station_id, session_id, token)
     buffer = io.BytesIO()
-    segno.make(content, error="m").save(buffer, kind="svg", scale=6, border=2)
+    segno.make(content, error="m", micro=False).save(buffer, kind="svg", scale=6, border=2)
     return Response(
         buffer.getvalue(), media_type="image/svg+xml", headers={"Cache-Control": "no-store"}
     )
@@ -218,7 +218,7 @@ async def qr_png(
 ) -> Response:
     content = await _qr_content(request, station_id, session_id, token)
     buffer = io.BytesIO()
-    segno.make(content, error="m").save(buffer, kind="png", scale=8, border=2)
+    segno.make(content, error="m", micro=False).save(buffer, kind="png", scale=8, border=2)
     return Response(
         buffer.getvalue(), media_type="image/png", headers={"Cache-Control": "no-store"}
     )

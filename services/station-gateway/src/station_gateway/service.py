@@ -757,6 +757,20 @@ async def price_text(
     return describe(Tariff.model_validate(data), at, station["time_zone"]).text
 
 
+_MONEY_REFUSALS = frozenset({"insufficient_funds", "payment_declined", "no_payment_method"})
+
+
+def public_refusal(reason: str | None) -> str:
+    """What the shared station screen says about a refused driver: never their money."""
+    if reason in _MONEY_REFUSALS or reason == "account_unverified":
+        return "Payment could not be arranged. Your phone shows why and what to do."
+    if reason == "access_denied":
+        return "This charger is not open to this account. Your phone shows more."
+    if reason in ("station_offline", "station_rejected", "connector_unavailable"):
+        return "The charger could not start. Please try again or use another connector."
+    return "Charging could not start. Your phone shows why."
+
+
 async def display_state(session: AsyncSession, station_id: str) -> dict[str, Any]:
     """What the station's screen shows: connectors and the latest session of each."""
     repo = Repository(session)
@@ -873,6 +887,6 @@ def _session_view(row: RowMapping, now: datetime) -> dict[str, Any]:
         "final_cost_minor": row["final_cost_minor"],
         "currency": row["currency"],
         "stop_reason": row["stop_reason"],
-        "denial_reason": row["denial_reason"],
-        "denial_message": row["denial_message"],
+        # The screen is public: a neutral line; the driver's phone has the reason and message.
+        "refusal": public_refusal(row["denial_reason"]) if state == "denied" else None,
     }
