@@ -194,7 +194,7 @@ def test_the_station_screen_speaks_plainly_and_keeps_money_private(
     try:
         expect(offline.locator("#offline")).to_be_visible()
         card = offline.locator("[data-connector]").first
-        expect(card.locator(".status")).to_have_text("Offline")
+        expect(card.locator(".status[data-status]")).to_have_text("Offline")
         expect(card.get_by_role("button", name="Pay with phone")).to_be_disabled()
         expect(card.get_by_role("button", name="Charging card")).to_be_disabled()
         shot(offline, "station-offline")
@@ -205,7 +205,7 @@ def test_the_station_screen_speaks_plainly_and_keeps_money_private(
     try:
         card = screen.locator('[data-connector="1"]')
         expect(card.get_by_role("button", name="Pay with phone")).to_be_enabled()
-        for status in screen.locator(".connector .status").all_inner_texts():
+        for status in screen.locator(".connector .status[data-status]").all_inner_texts():
             assert HUMAN.match(status), status  # one human status, never a raw OCPP one
         # A charging card: a message on the screen (no pop-up) pointing to the app.
         card.get_by_role("button", name="Charging card").click()
@@ -214,7 +214,7 @@ def test_the_station_screen_speaks_plainly_and_keeps_money_private(
         card.get_by_role("button", name=re.compile("pay with phone", re.I)).click()
         code = card.locator(".code")
         expect(code).to_have_text(re.compile("^[A-Z0-9]{6}$"), timeout=15_000)
-        expect(card.locator(".status")).to_have_text("Waiting for the phone")
+        expect(card.locator(".status[data-status]")).to_have_text("Waiting for the phone")
         typed = code.inner_text()
 
         async def broke_scans() -> str:

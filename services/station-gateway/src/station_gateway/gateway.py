@@ -21,7 +21,7 @@ from plugpay_events.session_code import CODE_CHARS, generate_signing_key, is_sig
 from plugpay_platform.database import Database
 from sqlalchemy.engine import RowMapping
 
-from station_gateway import service
+from station_gateway import domain, service
 from station_gateway.credentials import CredentialVerifier
 from station_gateway.ocpp_endpoint import StationHandler
 from station_gateway.repository import COMMANDS_CHANNEL, DISPLAY_CHANNEL, Repository
@@ -328,8 +328,9 @@ class Gateway:
             if handler is None:
                 return
             async with self.database.write() as session:
-                commands = await Repository(session).take_commands([station_id], self.instance_id)
-            for command in commands:
+                taken = await Repository(session).take_commands([station_id], self.instance_id)
+            order = domain.urgent_first([c["kind"] for c in taken])
+            for command in (taken[i] for i in order):
                 try:
                     result = await self.execute(handler, command)
                 except Exception as error:  # one bad command must not block the next

@@ -28,6 +28,12 @@ class Settings(ServiceSettings):
     instance_heartbeat_s: float = Field(default=5.0, gt=0)
     limit_check_s: float = Field(default=5.0, gt=0, description="time/cost limit checks")
     ocpp_response_timeout_s: float = Field(default=30.0, gt=0)
+    informational_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="display messages and cost updates are given up (quietly) after this long, "
+        "so a station that never answers them holds a start, a stop or a new code at most this",
+    )
     lost_transaction_grace_s: float = Field(
         default=600.0,
         gt=0,
