@@ -4,6 +4,7 @@ is accepted the moment it is shown, and a typed code's problems are told next to
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import re
 from typing import Any
@@ -178,6 +179,10 @@ def _screen(browser: Any, plugpay: Any, station_id: str) -> Any:
     return page, dialogs
 
 
+def _basic(station_id: str) -> str:
+    return base64.b64encode(f"{station_id}:{STATION_PASSWORD}".encode()).decode()
+
+
 HUMAN = re.compile(
     "^(Available|Plugged in|In use|Unplug the cable to finish|Reserved|Not available|"
     "Out of order|Ready|Offline|Waiting for the phone|Starting|Charging|Finished|Not started)$"
@@ -241,6 +246,37 @@ def test_the_station_screen_speaks_plainly_and_keeps_money_private(
         shot(screen, "station-refused-neutral")
         card.get_by_role("button", name="Try again").click()
         expect(card.get_by_role("button", name="Pay with phone")).to_be_enabled()
+        # Cancel on the screen: the code is retired at once and the connector free again.
+        card.get_by_role("button", name=re.compile("pay with phone", re.I)).click()
+        expect(code).to_have_text(re.compile("^[A-Z0-9]{6}$"), timeout=15_000)
+        state = plugpay.request(
+            "GET",
+            "/stations/ST-0002/display/state",
+            headers={"Authorization": "Basic " + _basic("ST-0002")},
+        )[1]
+        [shown] = [c["session"] for c in state["connectors"] if c["connector_id"] == 1]
+        qr = shown["qr_url"]
+        card.get_by_role("button", name="Cancel").click()
+        expect(card.get_by_role("button", name="Pay with phone")).to_be_enabled()
+        expect(card.locator(".code")).to_have_count(0)
+        # session-svc learns of the cancel from the log (the preview claims nothing and a QR
+        # preview is not rate-limited); from then on the code is refused.
+        token = plugpay.token("driver@example.com")
+
+        def previewed() -> str:
+            status, body = plugpay.request(
+                "POST", "/sessions/codes/lookup", token=token, json_body={"code": qr}
+            )
+            return "ok" if status == 200 else str(body["reason"])
+
+        for _ in range(40):
+            if previewed() == "code_expired":
+                break
+            screen.wait_for_timeout(250)
+        status, body = plugpay.request(
+            "POST", "/sessions/scan", token=token, json_body={"code": qr}
+        )
+        assert (status, body["reason"]) == (410, "code_expired"), body
         assert dialogs == []
     finally:
         screen.context.close()

@@ -19,6 +19,7 @@ from plugpay_events.contracts.sessions import (
     MeterSample,
     MeterValuesReported,
     SessionAbandoned,
+    SessionCodeExpired,
     SessionCodeIssued,
     SessionCompleted,
     SessionFlagged,
@@ -176,6 +177,32 @@ class CodeIssuer:
         return IssuedCode(
             session_id, connector_id, qr_url, code, claims.expires_at, claims.session_started_at
         )
+
+
+async def cancel_code(session: AsyncSession, station_id: str, session_id: uuid.UUID) -> RowMapping:
+    """The driver pressed Cancel on the station's screen: the code is retired at once (its
+    connector free for the next driver) and ``SessionCodeExpired`` tells session-svc, which
+    refuses its scans from then on. A scan that got in first is authorised for a retired code
+    and abandoned as ``code_superseded`` (billing voids its hold), never started."""
+    repo = Repository(session)
+    row = await repo.session_row(session_id, lock=True)
+    if row is None or row["station_id"] != station_id:
+        raise GatewayRefusal("session_unknown", "there is no such code on this station")
+    if row["state"] != "code_issued":
+        raise GatewayRefusal("code_in_use", "this code is no longer waiting; nothing to cancel")
+    now = now_utc()
+    await repo.update_session(session_id, state="expired", expires_at=now)
+    await emit(
+        session,
+        SessionCodeExpired(
+            session_id=session_id,
+            station_id=station_id,
+            connector_id=row["connector_id"],
+            expired_at=now,
+        ),
+    )
+    await repo.notify_display(station_id)
+    return row
 
 
 async def _retire_codes(

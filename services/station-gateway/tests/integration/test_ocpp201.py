@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from ocpp.v201 import call
-from plugpay_events.contracts.sessions import SessionCostCalculated, SessionStopRequested
+from plugpay_events.contracts.sessions import (
+    SessionCostCalculated,
+    SessionDenied,
+    SessionStopRequested,
+)
 from plugpay_events.types import Money
 from plugpay_tariffs import SessionUsage, calculate_cost
 
@@ -149,3 +155,61 @@ def _topic(name: str):  # type: ignore[no-untyped-def]
     from plugpay_events import topics
 
     return getattr(topics, name)
+
+
+async def test_a_message_the_station_never_answers_holds_up_no_start(  # type: ignore[no-untyped-def]
+    harness, caplog
+) -> None:
+    """A third-party 2.0.1 station that never answers a display message: the next driver's
+    start goes out after the short informational wait, not the 30 s call timeout, and the
+    dropped message is logged quietly (no ERROR, no traceback)."""
+    await harness.start_gateway(ocpp_response_timeout_s=30.0, informational_timeout_s=1.0)
+    await harness.register("EV-9", connectors=2)
+    station = await harness.connect("EV-9", "2.0.1")
+
+    class SilentOnDenials(type(station)):  # type: ignore[misc]
+        async def route_message(self, raw_msg: str) -> None:
+            if "Not authorised" in raw_msg:
+                self.inbox.append(("Unanswered", {}))
+                return  # never answered
+            await super().route_message(raw_msg)
+
+    station.__class__ = SilentOnDenials
+    await station.call(
+        call.BootNotification(
+            charging_station={"model": "M2", "vendor_name": "Acme"}, reason="PowerUp"
+        )
+    )
+
+    async def code(connector: int) -> str:
+        reply = await station.call(
+            call.DataTransfer(
+                vendor_id="com.plugpay",
+                message_id="RequestSessionCode",
+                data={"connectorId": connector},
+            )
+        )
+        return str(reply.data["session_id"])
+
+    refused = await code(1)
+    await harness.publish(
+        SessionDenied(
+            session_id=uuid.UUID(refused),
+            station_id="EV-9",
+            connector_id=1,
+            reason="insufficient_funds",
+            message="your balance is too low",
+            denied_by="billing",
+            denied_at=datetime.now(UTC),
+        )
+    )
+    await harness.eventually(lambda: station.got("Unanswered"))
+    caplog.clear()
+    next_driver = await code(2)
+    await harness.authorize(next_driver, "EV-9", connector_id=2)
+    loop = asyncio.get_running_loop()
+    asked = loop.time()
+    await harness.eventually(lambda: station.got("RequestStartTransaction"), within=10)
+    assert loop.time() - asked < 10  # the 30 s response timeout did not apply
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR and r.exc_info]
+    await harness.close(station)

@@ -43,6 +43,17 @@
     }
   }
 
+  async function cancelCode(connectorId, sessionId) {
+    delete chosen[connectorId];
+    const res = await fetch(base + "/display/sessions/" + encodeURIComponent(sessionId) + "/cancel", { method: "POST" });
+    if (!res.ok) {
+      const body = await res.json().catch(() => ({}));
+      note(connectorId, body.message || "Could not cancel. Please try again.", "error");
+    } else {
+      delete notes[connectorId];
+    }
+  }
+
   // OCPP statuses in words a driver uses; a session in progress says more than the status.
   const STATUS_WORDS = {
     Available: "Available", Preparing: "Plugged in", Occupied: "Plugged in", Charging: "In use",
@@ -87,7 +98,9 @@
         })),
         el("div", { class: "code" }, s.code),
         el("p", { class: "price" }, s.price || c.price || ""),
-        el("p", { class: "status" }, "Valid until " + new Date(s.expires_at).toLocaleTimeString()));
+        el("p", { class: "status" }, "Valid until " + new Date(s.expires_at).toLocaleTimeString()),
+        el("button", { class: "secondary", onclick: () => cancelCode(c.connector_id, s.session_id) }, "Cancel"));
+      if (message) card.append(el("p", { class: "note " + message.kind, role: "status" }, message.text));
     } else if (s.state === "authorized" || s.state === "starting") {
       card.append(el("p", { class: "big" }, "Authorised — starting…"));
     } else if (s.state === "charging") {
