@@ -356,7 +356,10 @@ class Gateway:
                 return {"skipped": row["state"]}
             return {"status": await handler.remote_stop(row)}
         if kind == "show_denied":
-            await handler.show_denied(row, payload["reason"], payload["message"])
+            # A charger's screen is public: a neutral line, the driver's message is for the phone.
+            await handler.show_denied(
+                row, payload["reason"], service.public_refusal(payload["reason"])
+            )
             return {"shown": True}
         if kind == "show_cost":
             await handler.show_cost(row, payload["amount_minor"], payload["currency"])

@@ -170,7 +170,7 @@ async def test_a_message_the_station_never_answers_holds_up_no_start(  # type: i
     class SilentOnDenials(type(station)):  # type: ignore[misc]
         async def route_message(self, raw_msg: str) -> None:
             if "Not authorised" in raw_msg:
-                self.inbox.append(("Unanswered", {}))
+                self.inbox.append(("Unanswered", {"raw": raw_msg}))
                 return  # never answered
             await super().route_message(raw_msg)
 
@@ -203,7 +203,9 @@ async def test_a_message_the_station_never_answers_holds_up_no_start(  # type: i
             denied_at=datetime.now(UTC),
         )
     )
-    await harness.eventually(lambda: station.got("Unanswered"))
+    [unanswered] = await harness.eventually(lambda: station.got("Unanswered"))
+    # The charger's screen is shared: the denial shows neutrally, never the driver's balance.
+    assert "balance" not in unanswered["raw"] and "phone" in unanswered["raw"]
     caplog.clear()
     next_driver = await code(2)
     await harness.authorize(next_driver, "EV-9", connector_id=2)
