@@ -73,6 +73,9 @@ def test_the_station_screens_qr_is_short_and_small(browser: Any, plugpay: Any) -
         assert len(found.text) <= 80, found.text
         assert int(found.extra["Version"]) <= 6, found.extra
         assert found.ec_level == "M"
+        # Cancel on the screen: the connector is free for the next test's driver at once.
+        card.get_by_role("button", name="Cancel").click()
+        expect(card.get_by_role("button", name=re.compile("pay with phone", re.I))).to_be_enabled()
     finally:
         context.close()
 
@@ -162,6 +165,12 @@ def test_start_charging_is_always_in_sight_on_a_small_phone(
         shot(phone, "app-confirm-small-phone")
         phone.get_by_role("button", name="Cancel").click()
         expect(phone.get_by_role("heading", name="Charge")).to_be_visible()
+        # Cancel released the code: the charger's connector is free again, not for 5 minutes.
+        for _ in range(40):
+            if _shown_session(plugpay, "ST-0001", 2) != "code_issued":
+                break
+            phone.wait_for_timeout(250)
+        assert _shown_session(plugpay, "ST-0001", 2) == "expired"
     finally:
         context.close()
 
@@ -181,6 +190,17 @@ def _screen(browser: Any, plugpay: Any, station_id: str) -> Any:
 
 def _basic(station_id: str) -> str:
     return base64.b64encode(f"{station_id}:{STATION_PASSWORD}".encode()).decode()
+
+
+def _shown_session(plugpay: Any, station_id: str, connector: int) -> str | None:
+    """The state of the session the station's screen shows on a connector."""
+    _, state = plugpay.request(
+        "GET",
+        f"/stations/{station_id}/display/state",
+        headers={"Authorization": "Basic " + _basic(station_id)},
+    )
+    [shown] = [c["session"] for c in state["connectors"] if c["connector_id"] == connector]
+    return shown["state"] if shown else None
 
 
 HUMAN = re.compile(

@@ -352,7 +352,16 @@ async function confirmPage() {
   const details = h("div", { class: "card stack", "aria-busy": "true" }, h("span", { class: "spinner", role: "img", "aria-label": "Loading" }));
   const message = h("div", { "aria-live": "assertive" });
   const start = h("button", { class: "block", id: "start", disabled: true }, "Start charging");
-  const cancel = h("button", { class: "secondary block", onclick: () => { sessionStorage.removeItem(PENDING); go("#/"); } }, "Cancel");
+  const cancel = h("button", {
+    class: "secondary block", onclick: async () => {
+      busy(cancel, true);
+      // Release the code: the charger's screen and connector are free for the next driver at once,
+      // not after the code's minutes run out. Nothing to undo if it fails (the code expires anyway).
+      await api("POST", "/sessions/codes/release", { json: { code: pending.code.trim() } }).catch(() => {});
+      sessionStorage.removeItem(PENDING);
+      go("#/");
+    },
+  }, "Cancel");
   const actions = h("div", { class: "stack main-action" }, start, cancel);
   page("Confirm and charge", details, message, actions);
 

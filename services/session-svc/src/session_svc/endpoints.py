@@ -64,6 +64,16 @@ async def lookup_code(
     return await service.lookup_code(driver, body.code, client_ip)
 
 
+@router.post("/codes/release", status_code=204)
+async def release_code(
+    body: CodeLookup, driver: CurrentDriver, service: Service, request: Request
+) -> None:
+    """Cancel before starting: the code is retired and the charger free for the next driver
+    (the code in the body, as for a lookup; a typed code counts against the same limit)."""
+    client_ip = request.client.host if request.client else None
+    await service.release_code(driver, body.code, client_ip)
+
+
 @router.get("", response_model=SessionList)
 async def list_sessions(
     principal: CurrentPrincipal,

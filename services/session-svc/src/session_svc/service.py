@@ -271,6 +271,41 @@ class SessionService:
             ),
         )
 
+    async def release_code(self, principal: Principal, raw: str, client_ip: str | None) -> None:
+        """The driver cancelled before starting: the code is retired at once (as if expired),
+        so the charger's screen and connector are free for the next driver, not for minutes.
+        Anyone holding the code may do it (they could as well have scanned it); it claims the
+        code, so no scan wins afterwards."""
+        if not principal.email_verified:
+            raise Refusal(
+                "account_unverified", "verify your e-mail address before paying", status_code=403
+            )
+        now = self.clock()
+        content = raw.strip()
+        presented: UnverifiedCode | None = None
+        typed = ""
+        if looks_like_session_code(content):
+            try:
+                presented = read_session_code(token_from_scan(content))
+            except SessionCodeRejected as rejected:
+                raise refuse(rejected) from None
+        else:
+            typed = normalise_typed_code(content)
+            if len(typed) != TYPED_CODE_LENGTH or not set(typed) <= _TYPED:
+                raise Refusal("code_malformed", "this is not a Plugpay code", status_code=400)
+            await self._count_typed_lookup(principal.user_id, client_ip, now)
+        async with self.database.write() as db:
+            claims: SessionCodeClaims | None = None
+            if presented is not None:
+                claims = await self._verify(db, presented, content, now)
+                session_id: uuid.UUID | None = claims.session_id
+            else:
+                session_id = await repository.find_typed_code(db, typed)
+            state, _ = await self._check_code(db, principal, session_id, claims, now)
+            if not await repository.claim_scan(db, state.session_id, principal.user_id):
+                raise Refusal("code_used", "this code was already used", status_code=409)
+            await self.outbox.add(db, self._wrap(list(domain.expire_code(state, now=now, due=now))))
+
     async def _count_typed_lookup(
         self, user_id: uuid.UUID, client_ip: str | None, now: datetime
     ) -> None:

@@ -628,3 +628,31 @@ async def test_a_scanned_qr_code_is_previewed_at_once_and_not_rate_counted(
     )
     refused = await lookup(client, forged, driver)
     assert (refused.status_code, refused.json()["reason"]) == (400, "code_invalid")
+
+
+async def test_a_driver_who_cancels_releases_the_code_at_once(
+    app: FastAPI, client: httpx.AsyncClient, tokens: TokenFactory, signing_key: dict[str, Any]
+) -> None:
+    """Cancel in the app before starting: SessionCodeExpired (the gateway frees the screen and
+    the connector on it), and the code can no longer be scanned, by anyone."""
+    await station_online(app, "ST-1")
+    story = await issue(app, signing_key)
+    driver = tokens.headers()
+    released = await client.post(
+        "/sessions/codes/release", json={"code": story.token}, headers=driver
+    )
+    assert released.status_code == 204, released.text
+    [expired] = await eventually(
+        lambda: events_of_type(app, "plugpay.sessions", "SessionCodeExpired"),
+        what="SessionCodeExpired in the log",
+    )
+    assert expired.aggregate_id == str(story.session_id)
+    assert expired.payload["station_id"] == "ST-1" and expired.payload["connector_id"] == 1
+    late = await client.post("/sessions/scan", json={"code": story.token}, headers=driver)
+    assert late.status_code in (409, 410) and late.json()["reason"] in ("code_used", "code_expired")
+    await wait_status(app, story.session_id, "expired")
+    again = await client.post(
+        "/sessions/codes/release", json={"code": story.code}, headers=tokens.headers()
+    )
+    assert again.status_code in (409, 410), again.text
+    assert await scanned_ids(app) == []
