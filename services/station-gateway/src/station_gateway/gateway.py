@@ -331,13 +331,28 @@ class Gateway:
                 taken = await Repository(session).take_commands([station_id], self.instance_id)
             order = domain.urgent_first([c["kind"] for c in taken])
             for command in (taken[i] for i in order):
-                try:
-                    result = await self.execute(handler, command)
-                except Exception as error:  # one bad command must not block the next
-                    log.exception("command %s failed", command["id"])
-                    result = {"error": type(error).__name__}
-                async with self.database.write() as session:
-                    await Repository(session).finish_command(command["id"], result)
+                if command["kind"] == "stop" and command["created_at"] < handler.connected_at:
+                    # Asked while the station was away: a charger reports on reconnecting what
+                    # happened meanwhile (its own stop, often); give it that moment first.
+                    handler.spawn(self._run_command(handler, command, delay_until_settled=True))
+                    continue
+                await self._run_command(handler, command)
+
+    async def _run_command(
+        self, handler: StationHandler, command: RowMapping, *, delay_until_settled: bool = False
+    ) -> None:
+        if delay_until_settled:
+            settled_at = handler.connected_at + timedelta(seconds=self.settings.reconnect_settle_s)
+            wait = (settled_at - service.now_utc()).total_seconds()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        try:
+            result = await self.execute(handler, command)
+        except Exception as error:  # one bad command must not block the next
+            log.exception("command %s failed", command["id"])
+            result = {"error": type(error).__name__}
+        async with self.database.write() as session:
+            await Repository(session).finish_command(command["id"], result)
 
     async def execute(self, handler: StationHandler, command: RowMapping) -> dict[str, Any]:
         kind = command["kind"]

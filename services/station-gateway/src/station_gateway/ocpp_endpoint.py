@@ -125,6 +125,7 @@ class StationProtocol:
     def setup(self, gateway: Gateway, connection_id: uuid.UUID, booted: bool) -> None:
         self.gateway = gateway
         self.connection_id = connection_id
+        self.connected_at = datetime.now(UTC)
         self.booted = booted
         self.tasks: set[asyncio.Task[Any]] = set()
 

@@ -17,6 +17,7 @@ from plugpay_events.contracts.sessions import (
     SessionStopRequested,
 )
 from plugpay_events.session_code import verification_jwks, verify_session_code
+from sqlalchemy import text
 
 pytestmark = pytest.mark.infra
 
@@ -456,4 +457,60 @@ async def test_a_session_of_an_unreachable_station_is_completed(harness) -> None
     )
     await harness.wait_event("StationConnected", topic=harness_topic("STATIONS"), count=2)
     assert len([e for e in await harness.events() if e.type == "SessionCompleted"]) == 1
+    await harness.close(station)
+
+
+async def test_a_stop_asked_while_offline_is_not_sent_once_the_station_stopped_itself(  # type: ignore[no-untyped-def]
+    harness,
+) -> None:
+    """The driver presses Stop while the station is away; it comes back and reports that it
+    stopped meanwhile. The queued stop is then not sent (a RemoteStop for a finished
+    transaction confuses third-party chargers)."""
+    await harness.start_gateway(reconnect_settle_s=2.0)
+    await harness.register("CP-AWAY")
+    station = await harness.connect("CP-AWAY")
+    session_id, tx, _ = await start_charging(
+        harness, station, started_at=datetime.now(UTC) - timedelta(minutes=10)
+    )
+    await harness.close(station)
+    await harness.wait_event("StationDisconnected", topic=harness_topic("STATIONS"))
+    await harness.publish(
+        SessionStopRequested(
+            session_id=uuid.UUID(session_id), requested_by="driver", requested_at=datetime.now(UTC)
+        )
+    )
+
+    async def queued_stop() -> int | None:
+        async with harness.db.read() as session:
+            found = await session.execute(
+                text(
+                    "SELECT id FROM station_commands WHERE station_id = 'CP-AWAY'"
+                    " AND kind = 'stop' AND done_at IS NULL"
+                )
+            )
+            return found.scalar_one_or_none()
+
+    command = await harness.eventually(queued_stop, what="the stop queued while offline")
+    station = await harness.connect("CP-AWAY")
+    await station.call(
+        call.StopTransaction(
+            meter_stop=10_900,
+            timestamp=iso(datetime.now(UTC) - timedelta(seconds=5)),
+            transaction_id=tx,
+            reason="Local",
+        )
+    )
+    await harness.wait_event("SessionCompleted")
+
+    async def result() -> dict | None:
+        async with harness.db.read() as session:
+            found = await session.execute(
+                text("SELECT result FROM station_commands WHERE id = :id"), {"id": command}
+            )
+            return found.scalar_one_or_none()
+
+    assert await harness.eventually(result, what="the queued stop decided") == {
+        "skipped": "completed"
+    }
+    assert station.got("RemoteStopTransaction") == []
     await harness.close(station)
