@@ -297,6 +297,10 @@ def test_the_station_screen_speaks_plainly_and_keeps_money_private(
             "POST", "/sessions/scan", token=token, json_body={"code": qr}
         )
         assert (status, body["reason"]) == (410, "code_expired"), body
+        # A plain charging card at the reader: refused, and the screen says how to pay instead.
+        assert stations.run(stations.connected["ST-0002"].present_card("RFID-0042")) == "Invalid"
+        expect(card.locator("[data-card-refused]")).to_contain_text("Plugpay app")
+        shot(screen, "station-card-refused")
         assert dialogs == []
     finally:
         screen.context.close()

@@ -219,6 +219,12 @@ class StationProtocol:
         """A call to the station; raises on CallError or timeout."""
         return await self.call(payload, suppress=False)  # type: ignore[attr-defined]
 
+    async def _card_refused(self) -> None:
+        # Best effort: the screen's hint must never fail the Authorize answer.
+        with contextlib.suppress(Exception):
+            async with self.gateway.database.write() as session:
+                await service.card_refused(session, self.id)
+
     async def inform(self, payload: Any) -> Any | None:
         """An informational call (display text, a cost): given up after a short wait, quietly.
         OCPP-J allows one outstanding call per connection, so a station that never answers one
@@ -350,6 +356,11 @@ class ChargePoint16(StationProtocol, ChargePoint16Base):
                 station_id=self.id, id_tag=id_tag, lock=False
             )
         ok = row is not None and row["state"] in ("authorized", "starting", "charging")
+        if not ok:
+            await self._card_refused()
+            self.spawn(
+                self._vendor_message("DisplayCardRefused", {"message": service.CARD_REFUSED_TEXT})
+            )
         return result16.Authorize(id_tag_info={"status": "Accepted" if ok else "Invalid"})
 
     @on("StartTransaction")
@@ -538,6 +549,20 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
                 station_id=self.id, id_tag=id_token.get("id_token"), lock=False
             )
         ok = row is not None and row["state"] in ("authorized", "starting", "charging")
+        if not ok:
+            await self._card_refused()
+            self.spawn(
+                self.inform(
+                    call201.SetDisplayMessage(
+                        message={
+                            "id": 3,
+                            "priority": "InFront",
+                            "message": {"format": "ASCII", "content": service.CARD_REFUSED_TEXT},
+                            "display": {"name": "Plugpay"},
+                        }
+                    )
+                )
+            )
         return result201.Authorize(id_token_info={"status": "Accepted" if ok else "Invalid"})
 
     @on("TransactionEvent")

@@ -528,6 +528,13 @@ class Repository:
         )
         return result.mappings().first()
 
+    async def card_refused(self, station_id: str, at: datetime) -> None:
+        await self.session.execute(
+            update(station_presence)
+            .where(station_presence.c.station_id == station_id)
+            .values(card_refused_at=at)
+        )
+
     async def notify_display(self, station_id: str) -> None:
         await self.session.execute(
             text("SELECT pg_notify(:c, :s)"), {"c": DISPLAY_CHANNEL, "s": station_id}

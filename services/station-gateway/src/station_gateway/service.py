@@ -784,6 +784,19 @@ async def price_text(
     return describe(Tariff.model_validate(data), at, station["time_zone"]).text
 
 
+CARD_REFUSED_NOTE = timedelta(seconds=60)
+CARD_REFUSED_TEXT = (
+    "This card is not accepted here. Pay with the Plugpay app: choose Pay with phone."
+)
+
+
+async def card_refused(session: AsyncSession, station_id: str) -> None:
+    """A charging card we do not know was presented (Authorize answered Invalid)."""
+    repo = Repository(session)
+    await repo.card_refused(station_id, now_utc())
+    await repo.notify_display(station_id)
+
+
 _MONEY_REFUSALS = frozenset({"insufficient_funds", "payment_declined", "no_payment_method"})
 
 
@@ -824,6 +837,14 @@ async def display_state(session: AsyncSession, station_id: str) -> dict[str, Any
         "station_id": station_id,
         "name": station["name"] if station else station_id,
         "online": bool(presence and presence["connected"] and presence["online"]),
+        # A card refused a moment ago: the screen tells the driver how to pay instead.
+        "card_refused_until": (
+            (presence["card_refused_at"] + CARD_REFUSED_NOTE).isoformat()
+            if presence
+            and presence["card_refused_at"]
+            and presence["card_refused_at"] + CARD_REFUSED_NOTE > now
+            else None
+        ),
         "connectors": [
             {
                 "connector_id": c,

@@ -514,3 +514,29 @@ async def test_a_stop_asked_while_offline_is_not_sent_once_the_station_stopped_i
     }
     assert station.got("RemoteStopTransaction") == []
     await harness.close(station)
+
+
+async def test_a_refused_charging_card_points_to_the_app(harness) -> None:  # type: ignore[no-untyped-def]
+    """A plain RFID card is Invalid; the station's own screen and the display page say how to
+    pay instead (with the Plugpay app), for a minute."""
+    gw = await harness.start_gateway()
+    await harness.register("CP-CARD")
+    station = await harness.connect("CP-CARD")
+    await boot(station)
+    refused = await station.call(call.Authorize(id_tag="RFID-0042"))
+    assert refused.id_tag_info["status"] == "Invalid"
+    hint = await harness.eventually(
+        lambda: [
+            p for p in station.got("DataTransfer") if p.get("message_id") == "DisplayCardRefused"
+        ]
+    )
+    assert "Plugpay app" in json.loads(hint[0]["data"])["message"]
+    async with httpx.AsyncClient(base_url=gw.http) as client:
+        state = (
+            await client.get(
+                "/stations/CP-CARD/display/state", headers={"Authorization": basic_auth("CP-CARD")}
+            )
+        ).json()
+    until = datetime.fromisoformat(state["card_refused_until"])
+    assert datetime.now(UTC) < until <= datetime.now(UTC) + timedelta(seconds=61)
+    await harness.close(station)

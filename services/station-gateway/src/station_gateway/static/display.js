@@ -72,7 +72,7 @@
     return STATUS_WORDS[c.status] || "Ready";
   }
 
-  function connectorView(c, online) {
+  function connectorView(c, online, cardRefused) {
     const s = c.session;
     const card = el("section", { class: "connector", "data-connector": c.connector_id },
       el("h2", {}, "Connector " + c.connector_id),
@@ -86,6 +86,8 @@
       if (!online) { phone.disabled = true; rfid.disabled = true; }
       card.append(el("p", {}, online ? "Choose how to pay:" : "Paying here is possible again once the charger is back online."), phone, rfid);
       if (message) card.append(el("p", { class: "note " + message.kind, role: "status" }, message.text));
+      else if (cardRefused) card.append(el("p", { class: "note error", role: "status", "data-card-refused": "" },
+        "This card is not accepted here. Choose “Pay with phone” and pay with the Plugpay app."));
       if (c.price) card.append(el("p", { class: "price" }, c.price));
       return card;
     }
@@ -126,7 +128,8 @@
     last = state;
     document.getElementById("station-name").textContent = state.name || station;
     document.getElementById("offline").hidden = state.online;
-    box.replaceChildren(...state.connectors.map((c) => connectorView(c, state.online)));
+    const cardRefused = state.card_refused_until && new Date(state.card_refused_until) > new Date();
+    box.replaceChildren(...state.connectors.map((c) => connectorView(c, state.online, cardRefused)));
   }
 
   const events = new EventSource(base + "/display/events");
