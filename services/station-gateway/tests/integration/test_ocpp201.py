@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -214,4 +215,44 @@ async def test_a_message_the_station_never_answers_holds_up_no_start(  # type: i
     await harness.eventually(lambda: station.got("RequestStartTransaction"), within=10)
     assert loop.time() - asked < 10  # the 30 s response timeout did not apply
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR and r.exc_info]
+    await harness.close(station)
+
+
+async def test_a_station_refusing_the_qr_format_still_shows_the_typed_code(  # type: ignore[no-untyped-def]
+    harness,
+) -> None:
+    await harness.start_gateway()
+    await harness.register("EV-TXT")
+    station = await harness.connect("EV-TXT", "2.0.1")
+
+    class TextOnly(type(station)):  # type: ignore[misc]
+        async def route_message(self, raw_msg: str) -> None:
+            frame = json.loads(raw_msg)
+            qr = (
+                frame[0] == 2
+                and frame[2] == "SetDisplayMessage"
+                and frame[3]["message"]["message"]["format"] == "URI"
+            )
+            if qr:
+                self.inbox.append(("RefusedURI", {}))
+                await self._send(json.dumps([3, frame[1], {"status": "NotSupportedMessageFormat"}]))
+                return
+            await super().route_message(raw_msg)
+
+    station.__class__ = TextOnly
+    await station.call(
+        call.BootNotification(
+            charging_station={"model": "M2", "vendor_name": "Acme"}, reason="PowerUp"
+        )
+    )
+    reply = await station.call(
+        call.DataTransfer(
+            vendor_id="com.plugpay", message_id="RequestSessionCode", data={"connectorId": 1}
+        )
+    )
+    shown = await harness.eventually(lambda: station.got("SetDisplayMessage"))
+    assert station.got("RefusedURI")
+    text = shown[0]["message"]
+    assert text["format"] == "ASCII" and reply.data["code"] in text["content"]
+    assert "Plugpay app" in text["content"]
     await harness.close(station)
