@@ -38,7 +38,8 @@ say() { echo "stack: $*" >&2; }
 
 secrets() {
   mkdir -p "$STATE/secrets"; chmod 700 "$STATE/secrets"
-  if [[ ! -s "$STATE/secrets/code-signing-key.json" ]]; then
+  # An older Ed25519 key (long JWT codes) is replaced by a MAC key (short codes).
+  if [[ ! -s "$STATE/secrets/code-signing-key.json" ]] || ! grep -q '"kty": "oct"' "$STATE/secrets/code-signing-key.json"; then
     "$VENV/python" -c 'import json;from plugpay_events.session_code import generate_signing_key as g;print(json.dumps(g()))' \
       >"$STATE/secrets/code-signing-key.json"
     chmod 600 "$STATE/secrets/code-signing-key.json"
@@ -69,7 +70,7 @@ ${prefix}DATABASE_URL=$PG/$db
 ${prefix}HOST=127.0.0.1
 ${prefix}PORT=$port
 STATION_GATEWAY_CODE_SIGNING_KEY=$key
-SESSION_SVC_CODE_VERIFICATION_JWKS=$("$VENV/python" -c 'import json,sys;from plugpay_events.session_code import public_jwks;print(json.dumps(public_jwks(json.load(sys.stdin))))' <"$STATE/secrets/code-signing-key.json")
+SESSION_SVC_CODE_VERIFICATION_JWKS=$("$VENV/python" -c 'import json,sys;from plugpay_events.session_code import verification_jwks;print(json.dumps(verification_jwks(json.load(sys.stdin))))' <"$STATE/secrets/code-signing-key.json")
 AUTH_SVC_SEED_DEMO=true
 PLUGPAY_MAIL_LINK_KEY=$(cat "$STATE/secrets/mail-link-key")
 PLUGPAY_SMTP_URL=${PLUGPAY_SMTP_URL:-}

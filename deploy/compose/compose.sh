@@ -55,10 +55,13 @@ make_secrets() {
   secret mail-link-key "$PY" -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())'
   # The operator's SMTP URL (smtp[s]://user:password@host:port); empty: mail stays queued.
   [[ -e $SECRETS/smtp-url ]] || { : >"$SECRETS/smtp-url" && chmod 0644 "$SECRETS/smtp-url"; }
+  # An older Ed25519 key (long JWT codes) is replaced by a MAC key (short codes).
+  grep -qs '"kty": "oct"' "$SECRETS/code-signing-key.json" ||
+    rm -f "$SECRETS/code-signing-key.json" "$SECRETS/code-verification-jwks.json"
   secret code-signing-key.json "$PY" -c \
     'import json; from plugpay_events.session_code import generate_signing_key as g; print(json.dumps(g()))'
   secret code-verification-jwks.json "$PY" -c \
-    'import json,sys; from plugpay_events.session_code import public_jwks; print(json.dumps(public_jwks(json.load(open(sys.argv[1])))))' \
+    'import json,sys; from plugpay_events.session_code import verification_jwks; print(json.dumps(verification_jwks(json.load(open(sys.argv[1])))))' \
     "$SECRETS/code-signing-key.json"
   local pg password name db
   pg=$(settings | sed -n 's/^PLUGPAY_COMPOSE_POSTGRES=postgresql:\/\///p')

@@ -54,7 +54,7 @@ async def log_ids(world: World) -> list[str]:
 
 def session_svc_env(d: Deployment) -> dict[str, str]:
     """What scripts/stack.sh gives session-svc (service_env), for the rebuild command."""
-    from plugpay_events.session_code import public_jwks
+    from plugpay_events.session_code import verification_jwks
 
     assert d.state_dir is not None
     key = json.loads((d.state_dir / "secrets" / "code-signing-key.json").read_text())
@@ -69,7 +69,7 @@ def session_svc_env(d: Deployment) -> dict[str, str]:
         "SESSION_SVC_DATABASE_URL": d.database_urls["sessions"].replace(
             "postgresql:", "postgresql+asyncpg:"
         ),
-        "SESSION_SVC_CODE_VERIFICATION_JWKS": json.dumps(public_jwks(key)),
+        "SESSION_SVC_CODE_VERIFICATION_JWKS": json.dumps(verification_jwks(key)),
     }
 
 

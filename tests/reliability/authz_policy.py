@@ -61,6 +61,7 @@ POLICY: dict[tuple[str, str], frozenset[str] | str] = {
     # session-svc (target session: driver 1's, at an org A station)
     ("POST", "/sessions/scan"): DRIVERS,
     ("POST", "/sessions/codes/lookup"): DRIVERS,
+    ("POST", "/sessions/codes/release"): DRIVERS,
     ("GET", "/sessions"): AUTHED,  # each sees their own (drivers) / their organisation's
     ("GET", "/sessions/{session_id}"): frozenset({"op_a", "admin", "analyst"}),
     ("POST", "/sessions/{session_id}/stop"): frozenset({"op_a", "admin"}),  # station operator

@@ -1,5 +1,5 @@
 // Plugpay for drivers (patent FIG. 6: the mobile payment application). Hash-routed, no build.
-import { api, auth, codeClaims, get, login, logout, raw, stream, ApiError } from "./shared/api.js";
+import { api, auth, get, login, logout, raw, sessionCodeIn, stream, ApiError } from "./shared/api.js";
 import { announce, download, field, focusHeading, h, put, s } from "./shared/dom.js";
 import { duration, kw, kwh, money, toMinor, when } from "./shared/format.js";
 import { explain } from "./shared/reasons.js";
@@ -227,21 +227,41 @@ async function homePage() {
     spellcheck: "false", maxlength: "9", placeholder: "A3F9KX", required: true,
   });
   const active = h("div");
+  // A wrong, expired or used code is answered here, next to the field: no price page, no Start.
+  const codeError = h("div", { id: "code-error", "aria-live": "assertive" });
+  const submit = h("button", { type: "submit", class: "secondary block" }, "Continue");
   page("Charge",
     active,
     h("div", { class: "card stack" },
       h("p", {}, "On the charger, choose “Pay with phone”. Then scan the QR code it shows:"),
       h("a", { class: "button block", href: "#/scan" }, icon("camera"), "Scan the QR code")),
     h("form", {
-      class: "card", onsubmit: (e) => {
+      class: "card", onsubmit: async (e) => {
         e.preventDefault();
-        const value = code.value.trim();
-        if (!value) return;
-        sessionStorage.setItem(PENDING, JSON.stringify({ code: value, kind: "typed" }));
-        go("#/confirm");
+        const value = typedCode(code.value);
+        put(codeError);
+        code.removeAttribute("aria-invalid");
+        if (!value) {
+          code.setAttribute("aria-invalid", "true");
+          put(codeError, h("p", { class: "field-error", role: "alert" },
+            "Type the six characters shown under the QR code, e.g. A3F9KX (letters and digits; never 0, O, 1, I, L, 2, Z, 5, S, 8 or B)."));
+          code.focus();
+          return;
+        }
+        busy(submit, true);
+        try {
+          const preview = await lookupCode(value);
+          sessionStorage.setItem(PENDING, JSON.stringify({ code: value, kind: "typed", preview }));
+          go("#/confirm");
+        } catch (error) {
+          code.setAttribute("aria-invalid", "true");
+          put(codeError, problem(error));
+          busy(submit, false);
+          code.focus();
+        }
       },
     }, field("Or type the code shown under the QR code", code, "6 letters and digits, e.g. A3F9KX."),
-      h("button", { type: "submit", class: "secondary block" }, "Continue")),
+      codeError, submit),
     h("p", {}, h("a", { href: "#/find" }, "Find a charger nearby")));
   // A session still running (the app was closed while charging): offer to go back to it.
   const show = (items) => {
@@ -294,7 +314,7 @@ async function scanPage() {
       const image = context.getImageData(0, 0, canvas.width, canvas.height);
       const found = window.jsQR(image.data, image.width, image.height, { inversionAttempts: "attemptBoth" });
       if (found && found.data) {
-        if (codeClaims(found.data)) {
+        if (sessionCodeIn(found.data)) {
           running = false;
           if (navigator.vibrate) navigator.vibrate(60);
           sessionStorage.setItem(PENDING, JSON.stringify({ code: found.data, kind: "qr" }));
@@ -329,46 +349,56 @@ async function confirmPage() {
   setNav("charge");
   const pending = JSON.parse(sessionStorage.getItem(PENDING) || "null");
   if (!pending) return go("#/");
-  const claims = pending.kind === "qr" ? codeClaims(pending.code) : null;
   const details = h("div", { class: "card stack", "aria-busy": "true" }, h("span", { class: "spinner", role: "img", "aria-label": "Loading" }));
   const message = h("div", { "aria-live": "assertive" });
   const start = h("button", { class: "block", id: "start", disabled: true }, "Start charging");
-  const cancel = h("button", { class: "secondary block", onclick: () => { sessionStorage.removeItem(PENDING); go("#/"); } }, "Cancel");
-  page("Confirm and charge", details, message, h("div", { class: "stack" }, start, cancel));
+  const cancel = h("button", {
+    class: "secondary block", onclick: async () => {
+      busy(cancel, true);
+      // Release the code: the charger's screen and connector are free for the next driver at once,
+      // not after the code's minutes run out. Nothing to undo if it fails (the code expires anyway).
+      await api("POST", "/sessions/codes/release", { json: { code: pending.code.trim() } }).catch(() => {});
+      sessionStorage.removeItem(PENDING);
+      go("#/");
+    },
+  }, "Cancel");
+  const actions = h("div", { class: "stack main-action" }, start, cancel);
+  page("Confirm and charge", details, message, actions);
 
   const account = await get("/billing/account").catch(() => null);
   const parts = [];
-  // A typed code names its charger only through session-svc: look it up (nothing is claimed)
-  // so the price shows before the driver confirms, as it does for a scanned QR code.
-  let charger = claims ? { station_id: claims.station_id, connector_id: claims.connector_id } : null;
-  if (!claims) {
+  // Either kind of code names its charger only through session-svc (the QR code is a short MAC'd
+  // code, not readable claims): look it up (nothing is claimed) so the price shows first.
+  let charger = pending.preview || null;
+  if (!charger) {
     try {
-      charger = await lookupTypedCode(pending.code);
+      charger = await lookupCode(pending.code);
     } catch (error) {
-      put(message, problem(error));
+      // A code that names no charger has nothing to start: the reason, and a way back.
+      put(details, h("p", { class: "muted" }, "Code"), h("p", { class: "big" }, pending.kind === "typed" ? pending.code.toUpperCase() : "QR code"));
+      details.setAttribute("aria-busy", "false");
+      put(message, problem(error, h("p", {}, h("a", { href: "#/" }, "Back to start"))));
+      start.remove();
+      sessionStorage.removeItem(PENDING);
+      return;
     }
   }
-  if (charger) {
-    if (!claims) parts.push(h("p", { class: "muted" }, "Code ", h("strong", { id: "typed-code" }, pending.code.toUpperCase())));
-    parts.push(h("p", { class: "muted" }, "Charger"), h("p", { class: "big", id: "station-name" }, charger.station_name || charger.station_id),
-      h("p", {}, "Connector ", charger.connector_id));
-    const nameAt = parts.length - 2;
-    try {
-      const quote = await get(`/pricing/stations/${encodeURIComponent(charger.station_id)}/quote?connector=${charger.connector_id}` +
-        (account ? `&budget_minor=${Math.max(0, account.available.amount_minor)}` : ""));
-      parts[nameAt].textContent = quote.station_name;
-      parts.push(h("div", { class: "alert info", id: "price" }, h("strong", {}, "Price"), h("p", { class: "price" }, quote.text),
-        h("p", { class: "muted" }, `A typical session (${kwh(quote.example.energy_wh)}) costs about ${money(quote.example.total)}.`),
-        quote.max_power_w ? h("p", { class: "muted" }, "Up to ", kw(quote.max_power_w), " · ", quote.power_type.replace(/_/g, " ")) : null));
-      if (quote.access === "restricted") parts.push(h("p", { class: "muted" }, "This charger is for members only; we'll check your access."));
-      if (!quote.in_service) parts.push(h("div", { class: "alert warn" }, "This charger is marked out of service."));
-      if (quote.limits && !quote.limits.affordable) parts.push(h("div", { class: "alert warn" }, h("strong", {}, "Your balance may not be enough."), h("p", {}, quote.limits.note)));
-    } catch (error) {
-      parts.push(problem(error));
-    }
-  } else {
-    parts.push(h("p", { class: "muted" }, "Code"), h("p", { class: "big" }, pending.code.toUpperCase()),
-      h("p", { class: "muted", id: "price" }, "The price is on the charger's screen next to the code."));
+  if (pending.kind === "typed") parts.push(h("p", { class: "muted" }, "Code ", h("strong", { id: "typed-code" }, pending.code.toUpperCase())));
+  parts.push(h("p", { class: "muted" }, "Charger"), h("p", { class: "big", id: "station-name" }, charger.station_name || charger.station_id),
+    h("p", {}, "Connector ", charger.connector_id));
+  const nameAt = parts.length - 2;
+  try {
+    const quote = await get(`/pricing/stations/${encodeURIComponent(charger.station_id)}/quote?connector=${charger.connector_id}` +
+      (account ? `&budget_minor=${Math.max(0, account.available.amount_minor)}` : ""));
+    parts[nameAt].textContent = quote.station_name;
+    parts.push(h("div", { class: "alert info", id: "price" }, h("strong", {}, "Price"), h("p", { class: "price" }, quote.text),
+      h("p", { class: "muted" }, `A typical session (${kwh(quote.example.energy_wh)}) costs about ${money(quote.example.total)}.`),
+      quote.max_power_w ? h("p", { class: "muted" }, "Up to ", kw(quote.max_power_w), " · ", quote.power_type.replace(/_/g, " ")) : null));
+    if (quote.access === "restricted") parts.push(h("p", { class: "muted" }, "This charger is for members only; we'll check your access."));
+    if (!quote.in_service) parts.push(h("div", { class: "alert warn" }, "This charger is marked out of service."));
+    if (quote.limits && !quote.limits.affordable) parts.push(h("div", { class: "alert warn" }, h("strong", {}, "Your balance may not be enough."), h("p", {}, quote.limits.note)));
+  } catch (error) {
+    parts.push(problem(error));
   }
   if (account) {
     parts.push(h("p", {}, "Paid from your wallet: ", h("strong", {}, money(account.available)), " available",
@@ -394,15 +424,24 @@ async function confirmPage() {
 
 const pause = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function lookupTypedCode(code) {
-  // Counted with typed scans against the same limit, so only one retry for a code the charger
-  // may have made a moment ago (its registry follows the event log).
+const TYPED_ALPHABET = "34679ACDEFGHJKMNPQRTUVWXY";
+
+/** What a person typed as a six-character code (case, spaces and dashes forgiven), or null. */
+function typedCode(raw) {
+  const value = String(raw || "").toUpperCase().replace(/[^A-Z0-9]/g, "");
+  return value.length === 6 && [...value].every((c) => TYPED_ALPHABET.includes(c)) ? value : null;
+}
+
+async function lookupCode(code) {
+  // In the body, not the path: a code is a credential and paths end up in access logs. A QR code
+  // is verified on its own; a typed one is known once the charger's code reached session-svc
+  // (a moment after it shows), so one retry for it (typed lookups are rate-limited).
+  const typed = !sessionCodeIn(code);
   for (let attempt = 0; ; attempt++) {
     try {
-      // In the body, not the path: a typed code is a credential and paths end up in access logs.
       return await api("POST", "/sessions/codes/lookup", { json: { code: code.trim() } });
     } catch (error) {
-      if (error.reason !== "code_invalid" || attempt >= 1) throw error;
+      if (!typed || error.reason !== "code_invalid" || attempt >= 1) throw error;
       await pause(1000);
     }
   }

@@ -163,15 +163,11 @@ export async function stream(path, onEvent, { signal, onState } = {}) {
   }
 }
 
-/** Decode (never verify) a session-code token's claims to show the station before scanning. */
-export function codeClaims(content) {
-  try {
-    let token = content.trim();
-    if (token.includes("/s/")) token = token.split("/s/").pop();
-    token = token.split(/[?#]/)[0];
-    const part = token.split(".")[1];
-    const json = atob(part.replace(/-/g, "+").replace(/_/g, "/").padEnd(Math.ceil(part.length / 4) * 4, "="));
-    const c = JSON.parse(json);
-    return { station_id: c.st, connector_id: c.cn, session_id: c.sid, expires_at: c.exp ? new Date(c.exp * 1000) : null, token };
-  } catch { return null; }
+/** The session code in what a camera read (a …/s/{code} URL or the bare 40-character code), or
+ * null. It names its charger only through session-svc (POST /sessions/codes/lookup). */
+export function sessionCodeIn(content) {
+  let token = String(content || "").trim();
+  if (token.includes("/s/")) token = token.split("/s/").pop();
+  token = token.split(/[?#]/)[0];
+  return /^[A-Za-z0-9_-]{40}$/.test(token) ? token : null;
 }

@@ -12,7 +12,7 @@ import httpx
 from fastapi import FastAPI
 from plugpay_events.contracts.stations import StationConnected
 from plugpay_events.envelope import Envelope, Event
-from plugpay_events.session_code import public_jwks
+from plugpay_events.session_code import verification_jwks
 from plugpay_platform.settings import PlatformSettings
 from plugpay_testing import eventually
 from plugpay_testing.tokens import TokenFactory
@@ -37,7 +37,7 @@ def make_settings(
     }
     return Settings(
         database_url=database_url,
-        code_verification_jwks=public_jwks(signing_key),
+        code_verification_jwks=verification_jwks(signing_key),
         platform=PlatformSettings(
             eventlog_database_url=database_url if kafka is None else None,
             topic_prefix=topic_prefix,

@@ -79,10 +79,10 @@ class Story:
                 signing_key,
                 station_id=self.station_id,
                 connector_id=self.connector_id,
-                session_id=self.session_id,
                 session_started_at=self.started,
                 lifetime=self.lifetime,
             )
+            self.session_id = claims.session_id  # the code names its session
             self.token_id = claims.token_id
             self.started = claims.session_started_at  # whole seconds, as the token says
         e = SessionCodeIssued(

@@ -92,10 +92,11 @@ async def ensure_databases(base_uri: str, names: list[str]) -> None:
 
 def ensure_code_signing_key(data_dir: Path) -> dict[str, Any]:
     """The session-code signing key of this installation, made once and kept (mode 0600)."""
-    from plugpay_events.session_code import generate_signing_key
+    from plugpay_events.session_code import generate_signing_key, is_signing_key
 
     path = data_dir / "secrets" / "session-code-signing-key.json"
-    if not path.exists():
+    # An older Ed25519 key (long JWT codes) is replaced by a MAC key (short codes).
+    if not path.exists() or not is_signing_key(json.loads(path.read_text())):
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         path.write_text(json.dumps(generate_signing_key()))
         path.chmod(0o600)
@@ -105,7 +106,7 @@ def ensure_code_signing_key(data_dir: Path) -> dict[str, Any]:
 
 def configure_environment(data_dir: Path, base_uri: str, host: str, port: int) -> None:
     """Settings for every service, exactly as environment variables in production."""
-    from plugpay_events.session_code import public_jwks
+    from plugpay_events.session_code import verification_jwks
 
     public = f"http://{host}:{port}"
     env = {
@@ -122,7 +123,7 @@ def configure_environment(data_dir: Path, base_uri: str, host: str, port: int) -
         env[f"{service.env_prefix}DATABASE_URL"] = database_url(base_uri, service.database)
     signing_key = ensure_code_signing_key(data_dir)
     env["STATION_GATEWAY_CODE_SIGNING_KEY"] = json.dumps(signing_key)
-    env["SESSION_SVC_CODE_VERIFICATION_JWKS"] = json.dumps(public_jwks(signing_key))
+    env["SESSION_SVC_CODE_VERIFICATION_JWKS"] = json.dumps(verification_jwks(signing_key))
     secret_file = data_dir / "secrets" / "bootstrap-admin-password"
     if not secret_file.exists():
         secret_file.write_text(secrets.token_urlsafe(18))

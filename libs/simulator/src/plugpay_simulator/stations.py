@@ -233,6 +233,17 @@ class SimulatedStation:
                 )
             )
 
+    async def present_card(self, id_tag: str) -> str:
+        """Someone holds a charging card to the reader: the back office's answer (``Invalid``
+        for a card Plugpay does not know)."""
+        if self.ocpp_version == "1.6":
+            reply = await self._cp.call(call16.Authorize(id_tag=id_tag))
+            return str(reply.id_tag_info["status"])
+        answer = await self._cp.call(
+            call201.Authorize(id_token={"id_token": id_tag, "type": "ISO14443"})
+        )
+        return str(answer.id_token_info["status"])
+
     async def request_code(self, connector_id: int = 1) -> dict[str, Any]:
         """The driver picked "pay with phone": ask the back office for a session code."""
         import json

@@ -214,7 +214,7 @@ def mutate(event: Event, state: ChargingSession) -> tuple[SessionStatus | None, 
 def _(
     e: SessionCodeIssued, state: ChargingSession
 ) -> tuple[SessionStatus | None, dict[str, object]]:
-    return S.CODE_ISSUED, {
+    issued: dict[str, object] = {
         "station_id": e.station_id,
         "connector_id": e.connector_id,
         "session_started_at": e.session_started_at,
@@ -222,6 +222,8 @@ def _(
         "token_id": e.token_id,
         "code_expires_at": e.expires_at,
     }
+    # After an early scan (the scan needs no Issued first) the code's facts only fill in.
+    return (S.CODE_ISSUED if state.status is None else None), issued
 
 
 @mutate.register
@@ -229,6 +231,10 @@ def _(
     e: SessionCodeScanned, state: ChargingSession
 ) -> tuple[SessionStatus | None, dict[str, object]]:
     return S.SCANNED, {
+        # What the verified code said: the session may be scanned before its Issued arrives.
+        "station_id": e.station_id,
+        "connector_id": e.connector_id,
+        "session_started_at": e.session_started_at,
         "user_id": e.user_id,
         "organisation_id": e.organisation_id,
         "user_groups": tuple(e.user_groups),
@@ -369,10 +375,14 @@ def transition_problem(
         if state.hold_released_at is not None:
             return "the hold was already released"
         return None
-    if current is None:
-        return None if target is S.CODE_ISSUED else f"{event.type} before the code was issued"
-    if target is S.CODE_ISSUED:
+    if isinstance(event, SessionCodeIssued):
+        if current is None or state.code is None:
+            return None  # first, or after the scan that overtook it in the log
         return "the code was already issued"
+    if current is None:
+        if isinstance(event, SessionCodeScanned):
+            return None  # a verified code scanned before its Issued reached the log
+        return f"{event.type} before the code was issued"
     assert target is not None
     not_started = current is S.STOPPING and state.started_at is None
     if isinstance(event, ChargingStarted | SessionAbandoned) and not_started:
@@ -388,6 +398,8 @@ def is_repeat(state: ChargingSession, event: Event, target: SessionStatus | None
         target, _ = mutate(event, state)
     if isinstance(event, SessionHoldReleased):
         return state.hold_released_at is not None
+    if isinstance(event, SessionCodeIssued):
+        return state.code is not None
     if isinstance(event, SessionStopRequested):
         return state.stop_requested_at is not None
     if isinstance(event, ChargingStarted):
@@ -418,7 +430,10 @@ def apply(
     if target is not None:
         update["status"] = target
     update["version"] = state.version + 1
-    update["last_event_at"] = _occurred(event) or state.last_event_at
+    occurred = _occurred(event)
+    if occurred is None or (state.last_event_at is not None and occurred < state.last_event_at):
+        occurred = state.last_event_at  # a late Issued does not move the session back in time
+    update["last_event_at"] = occurred
     return state.model_copy(update=update)
 
 
@@ -456,6 +471,40 @@ def fold(
 
 
 # --- commands ------------------------------------------------------------------------------
+
+
+def issued_from_code(
+    session_id: uuid.UUID,
+    *,
+    station_id: str,
+    connector_id: int,
+    session_started_at: datetime,
+    expires_at: datetime,
+    token_id: str,
+) -> ChargingSession:
+    """The session as its verified code proves it was issued, for a scan that arrives before
+    the code's ``SessionCodeIssued`` (the typed code is not known yet: only the log has it)."""
+    return ChargingSession(
+        session_id=session_id,
+        status=S.CODE_ISSUED,
+        station_id=station_id,
+        connector_id=connector_id,
+        session_started_at=session_started_at,
+        token_id=token_id,
+        code_expires_at=expires_at,
+    )
+
+
+def online_for_code(
+    online: bool, presence_changed_at: datetime | None, *, session_started_at: datetime
+) -> bool:
+    """Whether a station counts as online for a code it showed: the gateway makes codes only
+    for a connected station, so only an offline heard of at or after the code's issue (the
+    second it was made) counts; an older one is the store not having heard of the
+    reconnection yet."""
+    if online:
+        return True
+    return presence_changed_at is not None and presence_changed_at < session_started_at
 
 
 def scan(

@@ -60,11 +60,21 @@ async def scan(
 async def lookup_code(
     body: CodeLookup, driver: CurrentDriver, service: Service, request: Request
 ) -> CodePreview:
-    """A typed code's station, connector and expiry, so the app shows the price before the
-    driver confirms; claims nothing, and counts against the typed-code rate limit. The code
-    is in the body: in a path it would be written to every access log on the way."""
+    """A typed or scanned code's station, connector and expiry, so the app shows the price
+    before the driver confirms; claims nothing; a typed code counts against the typed-code rate
+    limit. The code is in the body: in a path it would be written to every access log."""
     client_ip = request.client.host if request.client else None
     return await service.lookup_code(driver, body.code, client_ip)
+
+
+@router.post("/codes/release", status_code=204)
+async def release_code(
+    body: CodeLookup, driver: CurrentDriver, service: Service, request: Request
+) -> None:
+    """Cancel before starting: the code is retired and the charger free for the next driver
+    (the code in the body, as for a lookup; a typed code counts against the same limit)."""
+    client_ip = request.client.host if request.client else None
+    await service.release_code(driver, body.code, client_ip)
 
 
 @router.get("", response_model=SessionList)

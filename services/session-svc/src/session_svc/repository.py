@@ -264,10 +264,23 @@ async def record_station(
     )
 
 
-async def station_online(db: Conn, station_id: str) -> bool:
-    return bool(
-        await db.scalar(select(stations.c.online).where(stations.c.station_id == station_id))
-    )
+async def station_presence(db: Conn, station_id: str) -> tuple[bool, datetime | None] | None:
+    """Whether the store last heard the station online, and since when (None: no word yet)."""
+    row = (
+        await db.execute(
+            select(stations.c.online, stations.c.presence_changed_at).where(
+                stations.c.station_id == station_id
+            )
+        )
+    ).first()
+    if row is None or row.online is None:
+        return None
+    return bool(row.online), row.presence_changed_at
+
+
+async def station_ids(db: Conn) -> list[str]:
+    """Every station the store knows (a code's station tag is matched against them)."""
+    return list(await db.scalars(select(stations.c.station_id)))
 
 
 async def newer_code_exists(

@@ -21,16 +21,16 @@ class ScanAccepted(BaseModel):
 
 
 class CodeLookup(BaseModel):
-    """A code typed by hand, to preview before scanning it."""
+    """A code typed by hand or a scanned QR's content, to preview before scanning it."""
 
     model_config = ConfigDict(extra="forbid")
-    code: str = Field(min_length=1, max_length=64)
+    code: str = Field(min_length=1, max_length=512)
 
 
 class CodePreview(BaseModel):
-    """What a typed code names, before the driver confirms (nothing is claimed)."""
+    """What a typed or scanned code names, before the driver confirms (nothing is claimed)."""
 
-    code: str
+    code: str | None = Field(default=None, description="the typed code (none for a QR code)")
     station_id: str
     station_name: str | None = None
     connector_id: int

@@ -19,7 +19,10 @@ from plugpay_events.session_code import (
     TYPED_CODE_LENGTH,
     SessionCodeClaims,
     SessionCodeRejected,
+    UnverifiedCode,
+    looks_like_session_code,
     normalise_typed_code,
+    read_session_code,
     token_from_scan,
     verify_session_code,
 )
@@ -105,18 +108,12 @@ class SessionService:
                 "account_unverified", "verify your e-mail address before paying", status_code=403
             )
         now = self.clock()
-        claims: SessionCodeClaims | None = None
+        presented: UnverifiedCode | None = None
         typed: str | None = None
         content = raw.strip()
-        if "/s/" in content or content.count(".") == 2:
+        if looks_like_session_code(content):
             try:
-                claims = verify_session_code(
-                    token_from_scan(content),
-                    self.settings.code_verification_jwks,
-                    now=now,
-                    tolerance=self.settings.code_tolerance,
-                    clock_skew=self.settings.clock_skew,
-                )
+                presented = read_session_code(token_from_scan(content))
             except SessionCodeRejected as rejected:
                 raise refuse(rejected) from None
         else:
@@ -133,14 +130,40 @@ class SessionService:
                     status_code=503,
                     headers={"Retry-After": "5"},
                 )
-            session_id = (
-                claims.session_id if claims else await repository.find_typed_code(db, typed or "")
-            )
+            claims: SessionCodeClaims | None = None
+            if presented is not None:
+                claims = await self._verify(db, presented, content, now)
+                session_id: uuid.UUID | None = claims.session_id
+            else:
+                session_id = await repository.find_typed_code(db, typed or "")
             _, result = await self._check_code(db, principal, session_id, claims, now)
             if not await repository.claim_scan(db, result.session_id, principal.user_id, result):
                 raise Refusal("code_used", "this code was already used", status_code=409)
             await self.outbox.add(db, self._wrap([result]))
         return result.session_id
+
+    async def _verify(
+        self, db: AsyncSession, presented: UnverifiedCode, content: str, now: datetime
+    ) -> SessionCodeClaims:
+        """A QR code's MAC checked against its session's station, or, before the store has
+        the session (the code's SessionCodeIssued still on its way), against the stations
+        whose tag the code carries: the code alone proves what it says."""
+        state = await repository.load_session(db, presented.session_id)
+        if state is not None and state.station_id is not None:
+            station_ids = [state.station_id]
+        else:
+            station_ids = [s for s in await repository.station_ids(db) if presented.may_be_for(s)]
+        try:
+            return verify_session_code(
+                token_from_scan(content),
+                self.settings.code_verification_jwks,
+                station_ids=station_ids,
+                now=now,
+                tolerance=self.settings.code_tolerance,
+                clock_skew=self.settings.clock_skew,
+            )
+        except SessionCodeRejected as rejected:
+            raise refuse(rejected) from None
 
     async def _check_code(
         self,
@@ -153,16 +176,17 @@ class SessionService:
         """Everything a scan checks before it claims: known, this station's, unused, fresh,
         station online. Returns the session and the event a scan would emit."""
         state = await repository.load_session(db, session_id) if session_id else None
+        if (state is None or state.status is None) and claims is not None:
+            # A verified code is its own proof of issue: no waiting for the log to bring it.
+            state = domain.issued_from_code(
+                claims.session_id,
+                station_id=claims.station_id,
+                connector_id=claims.connector_id,
+                session_started_at=claims.session_started_at,
+                expires_at=claims.expires_at,
+                token_id=claims.token_id,
+            )
         if session_id is None or state is None:
-            if claims is not None:
-                # Validly signed by the gateway, so it exists: its SessionCodeIssued has not
-                # reached the store yet (it follows the log). Worth asking again in a moment.
-                raise Refusal(
-                    "code_not_ready",
-                    "the charger has just made this code; trying again in a moment",
-                    status_code=409,
-                    headers={"Retry-After": "1"},
-                )
             raise Refusal("code_invalid", "this code is not known", status_code=400)
         if await repository.is_scan_claimed(db, session_id):
             raise Refusal("code_used", "this code was already used", status_code=409)
@@ -179,14 +203,17 @@ class SessionService:
         )
         if isinstance(result, Rejected):
             raise refuse(result)
-        assert state.station_id is not None
-        if not await repository.station_online(db, state.station_id):
+        assert state.station_id is not None and state.session_started_at is not None
+        presence = await repository.station_presence(db, state.station_id)
+        if presence is not None and not domain.online_for_code(
+            *presence, session_started_at=state.session_started_at
+        ):
             raise Refusal(
                 "station_offline",
                 "the station is offline; try another one or ask for help",
                 status_code=409,
             )
-        assert state.connector_id is not None and state.session_started_at is not None
+        assert state.connector_id is not None
         if await repository.newer_code_exists(
             db, state.station_id, state.connector_id, state.session_started_at
         ):
@@ -202,25 +229,40 @@ class SessionService:
     async def lookup_code(
         self, principal: Principal, raw: str, client_ip: str | None
     ) -> CodePreview:
-        """What a typed code names (station, connector, until when), without claiming it, so
-        the app can show the price before the driver confirms. Counted like typed scans."""
+        """What a typed or scanned code names (station, connector, until when), without
+        claiming it, so the app can show the price before the driver confirms. Typed codes
+        are counted like typed scans; a QR code's MAC needs no counting."""
         if not principal.email_verified:
             raise Refusal(
                 "account_unverified", "verify your e-mail address before paying", status_code=403
             )
         now = self.clock()
-        typed = normalise_typed_code(raw.strip())
-        if len(typed) != TYPED_CODE_LENGTH or not set(typed) <= _TYPED:
-            raise Refusal("code_malformed", "this is not a Plugpay code", status_code=400)
-        await self._count_typed_lookup(principal.user_id, client_ip, now)
+        content = raw.strip()
+        presented: UnverifiedCode | None = None
+        typed = ""
+        if looks_like_session_code(content):
+            try:
+                presented = read_session_code(token_from_scan(content))
+            except SessionCodeRejected as rejected:
+                raise refuse(rejected) from None
+        else:
+            typed = normalise_typed_code(content)
+            if len(typed) != TYPED_CODE_LENGTH or not set(typed) <= _TYPED:
+                raise Refusal("code_malformed", "this is not a Plugpay code", status_code=400)
+            await self._count_typed_lookup(principal.user_id, client_ip, now)
         async with self.database.read() as db:
-            session_id = await repository.find_typed_code(db, typed)
-            state, _ = await self._check_code(db, principal, session_id, None, now)
+            claims: SessionCodeClaims | None = None
+            if presented is not None:
+                claims = await self._verify(db, presented, content, now)
+                session_id: uuid.UUID | None = claims.session_id
+            else:
+                session_id = await repository.find_typed_code(db, typed)
+            state, _ = await self._check_code(db, principal, session_id, claims, now)
             assert state.station_id and state.connector_id
             assert state.code_expires_at and state.session_started_at
             name = await repository.station_name(db, state.station_id)
         return CodePreview(
-            code=typed,
+            code=typed or None,
             station_id=state.station_id,
             station_name=name,
             connector_id=state.connector_id,
@@ -228,6 +270,41 @@ class SessionService:
                 state.code_expires_at, state.session_started_at + self.settings.code_tolerance
             ),
         )
+
+    async def release_code(self, principal: Principal, raw: str, client_ip: str | None) -> None:
+        """The driver cancelled before starting: the code is retired at once (as if expired),
+        so the charger's screen and connector are free for the next driver, not for minutes.
+        Anyone holding the code may do it (they could as well have scanned it); it claims the
+        code, so no scan wins afterwards."""
+        if not principal.email_verified:
+            raise Refusal(
+                "account_unverified", "verify your e-mail address before paying", status_code=403
+            )
+        now = self.clock()
+        content = raw.strip()
+        presented: UnverifiedCode | None = None
+        typed = ""
+        if looks_like_session_code(content):
+            try:
+                presented = read_session_code(token_from_scan(content))
+            except SessionCodeRejected as rejected:
+                raise refuse(rejected) from None
+        else:
+            typed = normalise_typed_code(content)
+            if len(typed) != TYPED_CODE_LENGTH or not set(typed) <= _TYPED:
+                raise Refusal("code_malformed", "this is not a Plugpay code", status_code=400)
+            await self._count_typed_lookup(principal.user_id, client_ip, now)
+        async with self.database.write() as db:
+            claims: SessionCodeClaims | None = None
+            if presented is not None:
+                claims = await self._verify(db, presented, content, now)
+                session_id: uuid.UUID | None = claims.session_id
+            else:
+                session_id = await repository.find_typed_code(db, typed)
+            state, _ = await self._check_code(db, principal, session_id, claims, now)
+            if not await repository.claim_scan(db, state.session_id, principal.user_id):
+                raise Refusal("code_used", "this code was already used", status_code=409)
+            await self.outbox.add(db, self._wrap(list(domain.expire_code(state, now=now, due=now))))
 
     async def _count_typed_lookup(
         self, user_id: uuid.UUID, client_ip: str | None, now: datetime

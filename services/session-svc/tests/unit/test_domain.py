@@ -197,7 +197,9 @@ def assert_possible(state: ChargingSession) -> None:
     if s is None:
         assert state.version == 0
         return
-    assert state.station_id and state.code and state.session_started_at
+    assert state.station_id and state.session_started_at
+    if s in (S.CODE_ISSUED, S.EXPIRED):
+        assert state.code is not None  # only a scan may come before its Issued
     if s not in (S.CODE_ISSUED, S.EXPIRED):
         assert state.user_id is not None and state.scanned_at is not None
     if s in (S.AUTHORISED, S.CHARGING, S.COMPLETED, S.COST_CALCULATED, S.BILLED, S.ABANDONED):
@@ -296,3 +298,71 @@ def test_a_pending_scan_reads_as_scanned_until_the_store_has_it() -> None:
     # Once the store has moved on, it is the truth.
     priced = folded([*story.events[:2], story.priced()])
     assert domain.with_pending_scan(priced, scanned) is priced
+
+
+# --- a scan before its code's Issued -------------------------------------------------------
+
+
+def test_a_scan_before_its_issued_folds_into_one_scanned_session() -> None:
+    story = Story()
+    issued, scanned = story.issued(), story.scanned()
+    early = fold(story.session_id, [(uuid.uuid4(), scanned)])
+    assert early.status is S.SCANNED and early.code is None
+    assert (early.station_id, early.connector_id) == (story.station_id, story.connector_id)
+    late = domain.apply(early, issued, uuid.uuid4())
+    assert late.status is S.SCANNED and late.ignored == ()
+    assert (late.code, late.token_id) == (story.code, story.token_id)
+    assert late.last_event_at == scanned.scanned_at  # not moved back to the issue time
+    # The same story in log order lands in the same place.
+    in_order = fold(story.session_id, [(uuid.uuid4(), issued), (uuid.uuid4(), scanned)])
+    assert (in_order.status, in_order.code, in_order.user_id) == (
+        S.SCANNED,
+        late.code,
+        late.user_id,
+    )
+    # A second Issued is a repeat either way, and a second scan is not a transition.
+    assert domain.apply(late, issued, uuid.uuid4()).version == late.version
+    assert domain.apply(late, story.scanned(), uuid.uuid4()).version == late.version
+
+
+def test_a_code_proves_its_issue_for_a_scan() -> None:
+    story = Story()
+    state = domain.issued_from_code(
+        story.session_id,
+        station_id=story.station_id,
+        connector_id=story.connector_id,
+        session_started_at=story.started,
+        expires_at=story.at(300),
+        token_id=story.token_id,
+    )
+    result = domain.scan(
+        state,
+        user_id=story.user_id,
+        organisation_id=None,
+        user_groups=(),
+        code_kind="qr",
+        now=story.at(1),
+        presented=(story.station_id, story.connector_id, story.token_id),
+    )
+    assert not isinstance(result, domain.Rejected)
+    assert (result.station_id, result.session_started_at) == (story.station_id, story.started)
+    late = domain.scan(
+        state,
+        user_id=story.user_id,
+        organisation_id=None,
+        user_groups=(),
+        code_kind="qr",
+        now=story.at(400),
+        presented=(story.station_id, story.connector_id, story.token_id),
+    )
+    assert isinstance(late, domain.Rejected) and late.reason == "code_expired"
+
+
+def test_only_an_offline_after_the_code_was_made_counts() -> None:
+    made = Story().started
+    assert domain.online_for_code(True, None, session_started_at=made)
+    # The store has not heard of the reconnection that came before the code.
+    assert domain.online_for_code(False, made - timedelta(seconds=2), session_started_at=made)
+    assert not domain.online_for_code(False, made, session_started_at=made)
+    assert not domain.online_for_code(False, made + timedelta(seconds=1), session_started_at=made)
+    assert not domain.online_for_code(False, None, session_started_at=made)

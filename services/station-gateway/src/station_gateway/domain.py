@@ -212,7 +212,10 @@ STOP_REASONS_201 = {
 def stop_reason(reported: str | None, version: OcppVersion, stop_requested_by: str | None) -> str:
     """Our StopReason: what we asked for wins over what the station says when it says Remote."""
     table = STOP_REASONS_16 if version == "1.6" else STOP_REASONS_201
-    mapped = table.get(reported or ("Local" if version == "1.6" else ""), "other")
+    if reported is None and version != "1.6" and stop_requested_by:
+        reported = "Remote"  # 2.0.1 may omit it only for Local; after our stop, it was ours
+    # Both versions: no reason given means Local (1.6 StopTransaction, 2.0.1 E06 stoppedReason).
+    mapped = table.get(reported or "Local", "other")
     if mapped == "remote" or (mapped == "other" and stop_requested_by):
         if stop_requested_by == "limit":
             return "limit_reached"
@@ -220,6 +223,16 @@ def stop_reason(reported: str | None, version: OcppVersion, stop_requested_by: s
             return "driver_stopped"
         return "remote"
     return mapped
+
+
+# Commands a driver waits for; the rest (display text, costs) only inform, and go last.
+URGENT_COMMANDS = frozenset({"start", "stop", "ocpp_call"})
+
+
+def urgent_first(kinds: Sequence[str]) -> list[int]:
+    """The order to run a station's pending commands in (indexes into ``kinds``): urgent ones
+    first, each group in the order it came."""
+    return sorted(range(len(kinds)), key=lambda i: kinds[i] not in URGENT_COMMANDS)
 
 
 def new_id_tag(session_id: uuid.UUID) -> str:

@@ -160,6 +160,22 @@ async def display_events(
     )
 
 
+@router.post("/{station_id}/display/sessions/{session_id}/cancel")
+async def cancel_code(
+    station_id: CurrentStation, session_id: uuid.UUID, gateway: GatewayDep
+) -> dict[str, bool]:
+    """Cancel on the display: the shown code is retired and the connector free again."""
+    try:
+        async with gateway.database.write() as session:
+            row = await service.cancel_code(session, station_id, session_id)
+    except service.GatewayRefusal as refusal:
+        raise Refusal(refusal.reason, refusal.message, status_code=409) from refusal
+    handler = gateway.connections.get(station_id)
+    if handler is not None:
+        handler.spawn(handler.clear_code(row))
+    return {"cancelled": True}
+
+
 @router.post("/{station_id}/display/sessions", status_code=201)
 async def request_code(
     station_id: CurrentStation, body: CodeRequest, gateway: GatewayDep
@@ -206,7 +222,7 @@ async def qr_svg(
 ) -> Response:
     content = await _qr_content(request, station_id, session_id, token)
     buffer = io.BytesIO()
-    segno.make(content, error="m").save(buffer, kind="svg", scale=6, border=2)
+    segno.make(content, error="m", micro=False).save(buffer, kind="svg", scale=6, border=2)
     return Response(
         buffer.getvalue(), media_type="image/svg+xml", headers={"Cache-Control": "no-store"}
     )
@@ -218,7 +234,7 @@ async def qr_png(
 ) -> Response:
     content = await _qr_content(request, station_id, session_id, token)
     buffer = io.BytesIO()
-    segno.make(content, error="m").save(buffer, kind="png", scale=8, border=2)
+    segno.make(content, error="m", micro=False).save(buffer, kind="png", scale=8, border=2)
     return Response(
         buffer.getvalue(), media_type="image/png", headers={"Cache-Control": "no-store"}
     )

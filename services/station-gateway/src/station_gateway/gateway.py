@@ -17,17 +17,20 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from plugpay_events.session_code import generate_signing_key
+from plugpay_events.session_code import CODE_CHARS, generate_signing_key, is_signing_key
 from plugpay_platform.database import Database
 from sqlalchemy.engine import RowMapping
 
-from station_gateway import service
+from station_gateway import domain, service
 from station_gateway.credentials import CredentialVerifier
 from station_gateway.ocpp_endpoint import StationHandler
 from station_gateway.repository import COMMANDS_CHANNEL, DISPLAY_CHANNEL, Repository
 from station_gateway.settings import Settings
 
 log = logging.getLogger(__name__)
+# QR content (URL) length that fits a version-6 symbol at error correction M (106 bytes) with
+# room to spare: what a small charger screen shows legibly.
+QR_CONTENT_LIMIT = 80
 
 OPERATOR_ACTIONS = {
     "1.6": {
@@ -85,6 +88,15 @@ class Gateway:
     async def start(self) -> None:
         self.credentials = CredentialVerifier(self.database, self.settings.credential_cache_s)
         self._signing_key = await self._load_signing_key()
+        qr_chars = len(self.settings.platform.public_base_url.rstrip("/")) + 3 + CODE_CHARS
+        if qr_chars > QR_CONTENT_LIMIT:
+            # Still works, but a small charger screen needs a bigger QR symbol than planned.
+            log.warning(
+                "QR content will be %d characters (PLUGPAY_PUBLIC_BASE_URL is long); "
+                "at most %d keeps the symbol at version 6",
+                qr_chars,
+                QR_CONTENT_LIMIT,
+            )
         async with self.database.write() as session:
             await Repository(session).instance_beat(self.instance_id)
         self._stopping.clear()
@@ -109,18 +121,26 @@ class Gateway:
 
     async def _load_signing_key(self) -> dict[str, Any]:
         if self.settings.code_signing_key is not None:
-            return dict(json.loads(self.settings.code_signing_key.get_secret_value()))
+            key = dict(json.loads(self.settings.code_signing_key.get_secret_value()))
+            if not is_signing_key(key):
+                raise RuntimeError(
+                    "STATION_GATEWAY_CODE_SIGNING_KEY must be a symmetric JWK (kty oct) shared "
+                    "with session-svc: make one with plugpay_events.session_code."
+                    "generate_signing_key (an Ed25519 key made codes too long for a QR)"
+                )
+            return key
         if self.settings.platform.environment == "production":
             raise RuntimeError("production needs STATION_GATEWAY_CODE_SIGNING_KEY")
-        # Development: one generated key kept in the gateway's database, so restarts keep it.
+        # Development: one generated key kept in the gateway's database, so restarts keep it
+        # (an older Ed25519 key there is replaced: codes are MAC'd now).
         async with self.database.write() as session:
             repo = Repository(session)
-            key = await repo.signing_key()
-            if key is None:
+            stored = await repo.signing_key()
+            if stored is None or not is_signing_key(stored):
                 await repo.add_signing_key(generate_signing_key())
-                key = await repo.signing_key()
-        assert key is not None
-        return key
+                stored = await repo.signing_key()
+        assert stored is not None
+        return stored
 
     def code_issuer(self) -> service.CodeIssuer:
         assert self._signing_key is not None
@@ -308,15 +328,31 @@ class Gateway:
             if handler is None:
                 return
             async with self.database.write() as session:
-                commands = await Repository(session).take_commands([station_id], self.instance_id)
-            for command in commands:
-                try:
-                    result = await self.execute(handler, command)
-                except Exception as error:  # one bad command must not block the next
-                    log.exception("command %s failed", command["id"])
-                    result = {"error": type(error).__name__}
-                async with self.database.write() as session:
-                    await Repository(session).finish_command(command["id"], result)
+                taken = await Repository(session).take_commands([station_id], self.instance_id)
+            order = domain.urgent_first([c["kind"] for c in taken])
+            for command in (taken[i] for i in order):
+                if command["kind"] == "stop" and command["created_at"] < handler.connected_at:
+                    # Asked while the station was away: a charger reports on reconnecting what
+                    # happened meanwhile (its own stop, often); give it that moment first.
+                    handler.spawn(self._run_command(handler, command, delay_until_settled=True))
+                    continue
+                await self._run_command(handler, command)
+
+    async def _run_command(
+        self, handler: StationHandler, command: RowMapping, *, delay_until_settled: bool = False
+    ) -> None:
+        if delay_until_settled:
+            settled_at = handler.connected_at + timedelta(seconds=self.settings.reconnect_settle_s)
+            wait = (settled_at - service.now_utc()).total_seconds()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        try:
+            result = await self.execute(handler, command)
+        except Exception as error:  # one bad command must not block the next
+            log.exception("command %s failed", command["id"])
+            result = {"error": type(error).__name__}
+        async with self.database.write() as session:
+            await Repository(session).finish_command(command["id"], result)
 
     async def execute(self, handler: StationHandler, command: RowMapping) -> dict[str, Any]:
         kind = command["kind"]
@@ -335,7 +371,10 @@ class Gateway:
                 return {"skipped": row["state"]}
             return {"status": await handler.remote_stop(row)}
         if kind == "show_denied":
-            await handler.show_denied(row, payload["reason"], payload["message"])
+            # A charger's screen is public: a neutral line, the driver's message is for the phone.
+            await handler.show_denied(
+                row, payload["reason"], service.public_refusal(payload["reason"])
+            )
             return {"shown": True}
         if kind == "show_cost":
             await handler.show_cost(row, payload["amount_minor"], payload["currency"])

@@ -125,6 +125,7 @@ class StationProtocol:
     def setup(self, gateway: Gateway, connection_id: uuid.UUID, booted: bool) -> None:
         self.gateway = gateway
         self.connection_id = connection_id
+        self.connected_at = datetime.now(UTC)
         self.booted = booted
         self.tasks: set[asyncio.Task[Any]] = set()
 
@@ -217,6 +218,31 @@ class StationProtocol:
     async def call_station(self, payload: Any) -> Any:
         """A call to the station; raises on CallError or timeout."""
         return await self.call(payload, suppress=False)  # type: ignore[attr-defined]
+
+    async def _card_refused(self) -> None:
+        # Best effort: the screen's hint must never fail the Authorize answer.
+        with contextlib.suppress(Exception):
+            async with self.gateway.database.write() as session:
+                await service.card_refused(session, self.id)
+
+    async def inform(self, payload: Any) -> Any | None:
+        """An informational call (display text, a cost): given up after a short wait, quietly.
+        OCPP-J allows one outstanding call per connection, so a station that never answers one
+        would otherwise hold a start, a stop or a new code behind it for the full timeout."""
+        timeout = self.gateway.settings.informational_timeout_s
+        action = type(payload).__name__
+        try:
+            return await asyncio.wait_for(self.call_station(payload), timeout)
+        except TimeoutError:
+            log.info(
+                "station %s: no answer to %s within %.0f s (informational)",
+                self.id,
+                action,
+                timeout,
+            )
+        except OCPPError as error:
+            log.info("station %s: %s refused: %s (informational)", self.id, action, error)
+        return None
 
     async def code_requested(self, connector_id: int, *, reuse_open: bool) -> service.IssuedCode:
         async with self.gateway.database.write() as session:
@@ -330,6 +356,11 @@ class ChargePoint16(StationProtocol, ChargePoint16Base):
                 station_id=self.id, id_tag=id_tag, lock=False
             )
         ok = row is not None and row["state"] in ("authorized", "starting", "charging")
+        if not ok:
+            await self._card_refused()
+            self.spawn(
+                self._vendor_message("DisplayCardRefused", {"message": service.CARD_REFUSED_TEXT})
+            )
         return result16.Authorize(id_tag_info={"status": "Accepted" if ok else "Invalid"})
 
     @on("StartTransaction")
@@ -407,14 +438,19 @@ class ChargePoint16(StationProtocol, ChargePoint16Base):
     async def on_firmware(self, status: str) -> Any:
         return result16.FirmwareStatusNotification()
 
-    async def _vendor_message(self, message_id: str, data: dict[str, Any]) -> Any:
-        return await self.call_station(
-            call16.DataTransfer(vendor_id=VENDOR_ID, message_id=message_id, data=json.dumps(data))
+    async def _vendor_message(
+        self, message_id: str, data: dict[str, Any], *, informational: bool = True
+    ) -> Any:
+        message = call16.DataTransfer(
+            vendor_id=VENDOR_ID, message_id=message_id, data=json.dumps(data)
         )
+        return await (self.inform(message) if informational else self.call_station(message))
 
     async def show_code(self, issued: service.IssuedCode) -> None:
         await self._vendor_message(
-            "DisplaySessionCode", {"connectorId": issued.connector_id, **issued.reply()}
+            "DisplaySessionCode",
+            {"connectorId": issued.connector_id, **issued.reply()},
+            informational=False,
         )
 
     async def remote_start(self, row: Any) -> str:
@@ -513,6 +549,20 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
                 station_id=self.id, id_tag=id_token.get("id_token"), lock=False
             )
         ok = row is not None and row["state"] in ("authorized", "starting", "charging")
+        if not ok:
+            await self._card_refused()
+            self.spawn(
+                self.inform(
+                    call201.SetDisplayMessage(
+                        message={
+                            "id": 3,
+                            "priority": "InFront",
+                            "message": {"format": "ASCII", "content": service.CARD_REFUSED_TEXT},
+                            "display": {"name": "Plugpay"},
+                        }
+                    )
+                )
+            )
         return result201.Authorize(id_token_info={"status": "Accepted" if ok else "Invalid"})
 
     @on("TransactionEvent")
@@ -614,26 +664,37 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
     def _message_id(session_id: Any, slot: int = 0) -> int:
         return int(uuid.UUID(str(session_id)).hex[:7], 16) * 4 + slot
 
-    async def _display(self, session_id: Any, slot: int, fmt: str, content: str, evse: int) -> None:
-        await self.call_station(
-            call201.SetDisplayMessage(
-                message={
-                    "id": self._message_id(session_id, slot),
-                    "priority": "InFront",
-                    "message": {"format": fmt, "content": content[:512]},
-                    "display": {"name": "Plugpay", "evse": {"id": evse}},
-                }
-            )
+    def _display_message(
+        self, session_id: Any, slot: int, fmt: str, content: str, evse: int
+    ) -> Any:
+        return call201.SetDisplayMessage(
+            message={
+                "id": self._message_id(session_id, slot),
+                "priority": "InFront",
+                "message": {"format": fmt, "content": content[:512]},
+                "display": {"name": "Plugpay", "evse": {"id": evse}},
+            }
         )
 
+    async def _display(self, session_id: Any, slot: int, fmt: str, content: str, evse: int) -> None:
+        await self.inform(self._display_message(session_id, slot, fmt, content, evse))
+
     async def show_code(self, issued: service.IssuedCode) -> None:
-        await self._display(issued.session_id, 0, "URI", issued.qr_url, issued.connector_id)
-        await self._display(
-            issued.session_id,
-            1,
-            "ASCII",
-            f"Pay with phone: scan or enter {issued.code}",
-            issued.connector_id,
+        qr = self._display_message(issued.session_id, 0, "URI", issued.qr_url, issued.connector_id)
+        try:
+            qr_shown = str((await self.call_station(qr)).status) == "Accepted"
+        except OCPPError as error:
+            log.info("station %s: QR display refused: %s", self.id, error)
+            qr_shown = False
+        # The typed code in plain text always; alone (and said so) when the station cannot show
+        # the QR (NotSupportedMessageFormat, a CallError): never no code at all.
+        text = (
+            f"Pay with phone: scan or enter {issued.code}"
+            if qr_shown
+            else f"Pay with phone: open the Plugpay app and enter {issued.code}"
+        )
+        await self.call_station(
+            self._display_message(issued.session_id, 1, "ASCII", text, issued.connector_id)
         )
 
     async def remote_start(self, row: Any) -> str:
@@ -659,7 +720,7 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
 
     async def show_cost(self, row: Any, amount_minor: int, currency: str) -> None:
         if row["transaction_id"]:
-            await self.call_station(
+            await self.inform(
                 call201.CostUpdated(
                     total_cost=amount_minor / 100, transaction_id=row["transaction_id"]
                 )
@@ -667,7 +728,7 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
 
     async def clear_code(self, row: Any) -> None:
         for slot in (0, 1):
-            await self.call_station(
+            await self.inform(
                 call201.ClearDisplayMessage(id=self._message_id(row["session_id"], slot))
             )
 

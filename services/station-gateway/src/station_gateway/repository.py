@@ -528,6 +528,13 @@ class Repository:
         )
         return result.mappings().first()
 
+    async def card_refused(self, station_id: str, at: datetime) -> None:
+        await self.session.execute(
+            update(station_presence)
+            .where(station_presence.c.station_id == station_id)
+            .values(card_refused_at=at)
+        )
+
     async def notify_display(self, station_id: str) -> None:
         await self.session.execute(
             text("SELECT pg_notify(:c, :s)"), {"c": DISPLAY_CHANNEL, "s": station_id}
@@ -537,7 +544,7 @@ class Repository:
 
     async def signing_key(self) -> dict[str, Any] | None:
         value = await self.session.scalar(
-            select(signing_keys.c.jwk).order_by(signing_keys.c.created_at).limit(1)
+            select(signing_keys.c.jwk).order_by(signing_keys.c.created_at.desc()).limit(1)
         )
         return dict(value) if value is not None else None
 

@@ -19,6 +19,7 @@ from plugpay_events.contracts.sessions import (
     MeterSample,
     MeterValuesReported,
     SessionAbandoned,
+    SessionCodeExpired,
     SessionCodeIssued,
     SessionCompleted,
     SessionFlagged,
@@ -103,9 +104,9 @@ class IssuedCode:
 
 @dataclass
 class CodeIssuer:
-    """Signs session codes with the gateway's private key."""
+    """Makes session codes with the MAC key the gateway shares with session-svc."""
 
-    private_jwk: dict[str, Any]
+    key: dict[str, Any]
     public_base_url: str
     lifetime: timedelta
 
@@ -138,15 +139,14 @@ class CodeIssuer:
             # is authorised, starting or charging there would put a second driver on it.
             raise GatewayRefusal("connector_busy", "a session is in progress on this connector")
         await _retire_codes(session, station_id, connector_id, now)
-        session_id = uuid.uuid4()
         token, claims = sign_session_code(
-            self.private_jwk,
+            self.key,
             station_id=station_id,
             connector_id=connector_id,
-            session_id=session_id,
             session_started_at=now,
             lifetime=self.lifetime,
         )
+        session_id = claims.session_id  # derived from the code, so the code stays short
         qr_url = f"{self.public_base_url.rstrip('/')}/s/{token}"
         code = new_typed_code()
         await repo.insert_session(
@@ -177,6 +177,32 @@ class CodeIssuer:
         return IssuedCode(
             session_id, connector_id, qr_url, code, claims.expires_at, claims.session_started_at
         )
+
+
+async def cancel_code(session: AsyncSession, station_id: str, session_id: uuid.UUID) -> RowMapping:
+    """The driver pressed Cancel on the station's screen: the code is retired at once (its
+    connector free for the next driver) and ``SessionCodeExpired`` tells session-svc, which
+    refuses its scans from then on. A scan that got in first is authorised for a retired code
+    and abandoned as ``code_superseded`` (billing voids its hold), never started."""
+    repo = Repository(session)
+    row = await repo.session_row(session_id, lock=True)
+    if row is None or row["station_id"] != station_id:
+        raise GatewayRefusal("session_unknown", "there is no such code on this station")
+    if row["state"] != "code_issued":
+        raise GatewayRefusal("code_in_use", "this code is no longer waiting; nothing to cancel")
+    now = now_utc()
+    await repo.update_session(session_id, state="expired", expires_at=now)
+    await emit(
+        session,
+        SessionCodeExpired(
+            session_id=session_id,
+            station_id=station_id,
+            connector_id=row["connector_id"],
+            expired_at=now,
+        ),
+    )
+    await repo.notify_display(station_id)
+    return row
 
 
 async def _retire_codes(
@@ -759,6 +785,33 @@ async def price_text(
     return describe(Tariff.model_validate(data), at, station["time_zone"]).text
 
 
+CARD_REFUSED_NOTE = timedelta(seconds=60)
+CARD_REFUSED_TEXT = (
+    "This card is not accepted here. Pay with the Plugpay app: choose Pay with phone."
+)
+
+
+async def card_refused(session: AsyncSession, station_id: str) -> None:
+    """A charging card we do not know was presented (Authorize answered Invalid)."""
+    repo = Repository(session)
+    await repo.card_refused(station_id, now_utc())
+    await repo.notify_display(station_id)
+
+
+_MONEY_REFUSALS = frozenset({"insufficient_funds", "payment_declined", "no_payment_method"})
+
+
+def public_refusal(reason: str | None) -> str:
+    """What the shared station screen says about a refused driver: never their money."""
+    if reason in _MONEY_REFUSALS or reason == "account_unverified":
+        return "Payment could not be arranged. Your phone shows why and what to do."
+    if reason == "access_denied":
+        return "This charger is not open to this account. Your phone shows more."
+    if reason in ("station_offline", "station_rejected", "connector_unavailable"):
+        return "The charger could not start. Please try again or use another connector."
+    return "Charging could not start. Your phone shows why."
+
+
 async def display_state(session: AsyncSession, station_id: str) -> dict[str, Any]:
     """What the station's screen shows: connectors and the latest session of each."""
     repo = Repository(session)
@@ -785,6 +838,14 @@ async def display_state(session: AsyncSession, station_id: str) -> dict[str, Any
         "station_id": station_id,
         "name": station["name"] if station else station_id,
         "online": bool(presence and presence["connected"] and presence["online"]),
+        # A card refused a moment ago: the screen tells the driver how to pay instead.
+        "card_refused_until": (
+            (presence["card_refused_at"] + CARD_REFUSED_NOTE).isoformat()
+            if presence
+            and presence["card_refused_at"]
+            and presence["card_refused_at"] + CARD_REFUSED_NOTE > now
+            else None
+        ),
         "connectors": [
             {
                 "connector_id": c,
@@ -875,6 +936,6 @@ def _session_view(row: RowMapping, now: datetime) -> dict[str, Any]:
         "final_cost_minor": row["final_cost_minor"],
         "currency": row["currency"],
         "stop_reason": row["stop_reason"],
-        "denial_reason": row["denial_reason"],
-        "denial_message": row["denial_message"],
+        # The screen is public: a neutral line; the driver's phone has the reason and message.
+        "refusal": public_refusal(row["denial_reason"]) if state == "denied" else None,
     }

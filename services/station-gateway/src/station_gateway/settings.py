@@ -28,6 +28,18 @@ class Settings(ServiceSettings):
     instance_heartbeat_s: float = Field(default=5.0, gt=0)
     limit_check_s: float = Field(default=5.0, gt=0, description="time/cost limit checks")
     ocpp_response_timeout_s: float = Field(default=30.0, gt=0)
+    reconnect_settle_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="a stop asked for while the station was away is sent this long after it "
+        "reconnects, once it has had the chance to report its own stop (then it is not sent)",
+    )
+    informational_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="display messages and cost updates are given up (quietly) after this long, "
+        "so a station that never answers them holds a start, a stop or a new code at most this",
+    )
     lost_transaction_grace_s: float = Field(
         default=600.0,
         gt=0,

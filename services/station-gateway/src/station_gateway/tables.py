@@ -73,6 +73,8 @@ station_presence = Table(
     Column("online", Boolean, nullable=False),
     Column("connected_at", DateTime(timezone=True), nullable=False),
     Column("last_seen_at", DateTime(timezone=True), nullable=False),
+    # A charging card refused (not a Plugpay session's idTag): the screen points to the app.
+    Column("card_refused_at", DateTime(timezone=True), nullable=True),
 )
 
 gateway_instances = Table(

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+import segno
 import websockets
 from ocpp.v16 import call
 from plugpay_events.contracts.sessions import (
@@ -15,7 +16,8 @@ from plugpay_events.contracts.sessions import (
     SessionLimits,
     SessionStopRequested,
 )
-from plugpay_events.session_code import public_jwks, verify_session_code
+from plugpay_events.session_code import verification_jwks, verify_session_code
+from sqlalchemy import text
 
 pytestmark = pytest.mark.infra
 
@@ -56,9 +58,15 @@ async def test_boot_code_request_and_qr(harness) -> None:  # type: ignore[no-unt
     assert code["qr"].startswith("https://pay.plugpay.test/s/")
     assert len(code["code"]) == 6
     claims = verify_session_code(
-        code["qr"].rsplit("/s/", 1)[1], public_jwks(harness.signing_key), now=datetime.now(UTC)
+        code["qr"].rsplit("/s/", 1)[1],
+        verification_jwks(harness.signing_key),
+        station_ids=["CP-1"],
+        now=datetime.now(UTC),
     )
     assert (claims.station_id, claims.connector_id) == ("CP-1", 1)
+    # Short enough for a small charger screen: at most 80 characters, a version-6 symbol at M.
+    assert len(code["qr"]) <= 80
+    assert segno.make(code["qr"], error="m", micro=False).version <= 6
     assert str(claims.session_id) == code["sessionId"]
     issued = await harness.wait_event("SessionCodeIssued")
     assert issued[0]["code"] == code["code"] and issued[0]["qr_url"] == code["qr"]
@@ -449,4 +457,86 @@ async def test_a_session_of_an_unreachable_station_is_completed(harness) -> None
     )
     await harness.wait_event("StationConnected", topic=harness_topic("STATIONS"), count=2)
     assert len([e for e in await harness.events() if e.type == "SessionCompleted"]) == 1
+    await harness.close(station)
+
+
+async def test_a_stop_asked_while_offline_is_not_sent_once_the_station_stopped_itself(  # type: ignore[no-untyped-def]
+    harness,
+) -> None:
+    """The driver presses Stop while the station is away; it comes back and reports that it
+    stopped meanwhile. The queued stop is then not sent (a RemoteStop for a finished
+    transaction confuses third-party chargers)."""
+    await harness.start_gateway(reconnect_settle_s=2.0)
+    await harness.register("CP-AWAY")
+    station = await harness.connect("CP-AWAY")
+    session_id, tx, _ = await start_charging(
+        harness, station, started_at=datetime.now(UTC) - timedelta(minutes=10)
+    )
+    await harness.close(station)
+    await harness.wait_event("StationDisconnected", topic=harness_topic("STATIONS"))
+    await harness.publish(
+        SessionStopRequested(
+            session_id=uuid.UUID(session_id), requested_by="driver", requested_at=datetime.now(UTC)
+        )
+    )
+
+    async def queued_stop() -> int | None:
+        async with harness.db.read() as session:
+            found = await session.execute(
+                text(
+                    "SELECT id FROM station_commands WHERE station_id = 'CP-AWAY'"
+                    " AND kind = 'stop' AND done_at IS NULL"
+                )
+            )
+            return found.scalar_one_or_none()
+
+    command = await harness.eventually(queued_stop, what="the stop queued while offline")
+    station = await harness.connect("CP-AWAY")
+    await station.call(
+        call.StopTransaction(
+            meter_stop=10_900,
+            timestamp=iso(datetime.now(UTC) - timedelta(seconds=5)),
+            transaction_id=tx,
+            reason="Local",
+        )
+    )
+    await harness.wait_event("SessionCompleted")
+
+    async def result() -> dict | None:
+        async with harness.db.read() as session:
+            found = await session.execute(
+                text("SELECT result FROM station_commands WHERE id = :id"), {"id": command}
+            )
+            return found.scalar_one_or_none()
+
+    assert await harness.eventually(result, what="the queued stop decided") == {
+        "skipped": "completed"
+    }
+    assert station.got("RemoteStopTransaction") == []
+    await harness.close(station)
+
+
+async def test_a_refused_charging_card_points_to_the_app(harness) -> None:  # type: ignore[no-untyped-def]
+    """A plain RFID card is Invalid; the station's own screen and the display page say how to
+    pay instead (with the Plugpay app), for a minute."""
+    gw = await harness.start_gateway()
+    await harness.register("CP-CARD")
+    station = await harness.connect("CP-CARD")
+    await boot(station)
+    refused = await station.call(call.Authorize(id_tag="RFID-0042"))
+    assert refused.id_tag_info["status"] == "Invalid"
+    hint = await harness.eventually(
+        lambda: [
+            p for p in station.got("DataTransfer") if p.get("message_id") == "DisplayCardRefused"
+        ]
+    )
+    assert "Plugpay app" in json.loads(hint[0]["data"])["message"]
+    async with httpx.AsyncClient(base_url=gw.http) as client:
+        state = (
+            await client.get(
+                "/stations/CP-CARD/display/state", headers={"Authorization": basic_auth("CP-CARD")}
+            )
+        ).json()
+    until = datetime.fromisoformat(state["card_refused_until"])
+    assert datetime.now(UTC) < until <= datetime.now(UTC) + timedelta(seconds=61)
     await harness.close(station)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from ocpp.v201 import call
-from plugpay_events.contracts.sessions import SessionCostCalculated, SessionStopRequested
+from plugpay_events.contracts.sessions import (
+    SessionCostCalculated,
+    SessionDenied,
+    SessionStopRequested,
+)
 from plugpay_events.types import Money
 from plugpay_tariffs import SessionUsage, calculate_cost
 
@@ -149,3 +156,103 @@ def _topic(name: str):  # type: ignore[no-untyped-def]
     from plugpay_events import topics
 
     return getattr(topics, name)
+
+
+async def test_a_message_the_station_never_answers_holds_up_no_start(  # type: ignore[no-untyped-def]
+    harness, caplog
+) -> None:
+    """A third-party 2.0.1 station that never answers a display message: the next driver's
+    start goes out after the short informational wait, not the 30 s call timeout, and the
+    dropped message is logged quietly (no ERROR, no traceback)."""
+    await harness.start_gateway(ocpp_response_timeout_s=30.0, informational_timeout_s=1.0)
+    await harness.register("EV-9", connectors=2)
+    station = await harness.connect("EV-9", "2.0.1")
+
+    class SilentOnDenials(type(station)):  # type: ignore[misc]
+        async def route_message(self, raw_msg: str) -> None:
+            if "Not authorised" in raw_msg:
+                self.inbox.append(("Unanswered", {"raw": raw_msg}))
+                return  # never answered
+            await super().route_message(raw_msg)
+
+    station.__class__ = SilentOnDenials
+    await station.call(
+        call.BootNotification(
+            charging_station={"model": "M2", "vendor_name": "Acme"}, reason="PowerUp"
+        )
+    )
+
+    async def code(connector: int) -> str:
+        reply = await station.call(
+            call.DataTransfer(
+                vendor_id="com.plugpay",
+                message_id="RequestSessionCode",
+                data={"connectorId": connector},
+            )
+        )
+        return str(reply.data["session_id"])
+
+    refused = await code(1)
+    await harness.publish(
+        SessionDenied(
+            session_id=uuid.UUID(refused),
+            station_id="EV-9",
+            connector_id=1,
+            reason="insufficient_funds",
+            message="your balance is too low",
+            denied_by="billing",
+            denied_at=datetime.now(UTC),
+        )
+    )
+    [unanswered] = await harness.eventually(lambda: station.got("Unanswered"))
+    # The charger's screen is shared: the denial shows neutrally, never the driver's balance.
+    assert "balance" not in unanswered["raw"] and "phone" in unanswered["raw"]
+    caplog.clear()
+    next_driver = await code(2)
+    await harness.authorize(next_driver, "EV-9", connector_id=2)
+    loop = asyncio.get_running_loop()
+    asked = loop.time()
+    await harness.eventually(lambda: station.got("RequestStartTransaction"), within=10)
+    assert loop.time() - asked < 10  # the 30 s response timeout did not apply
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR and r.exc_info]
+    await harness.close(station)
+
+
+async def test_a_station_refusing_the_qr_format_still_shows_the_typed_code(  # type: ignore[no-untyped-def]
+    harness,
+) -> None:
+    await harness.start_gateway()
+    await harness.register("EV-TXT")
+    station = await harness.connect("EV-TXT", "2.0.1")
+
+    class TextOnly(type(station)):  # type: ignore[misc]
+        async def route_message(self, raw_msg: str) -> None:
+            frame = json.loads(raw_msg)
+            qr = (
+                frame[0] == 2
+                and frame[2] == "SetDisplayMessage"
+                and frame[3]["message"]["message"]["format"] == "URI"
+            )
+            if qr:
+                self.inbox.append(("RefusedURI", {}))
+                await self._send(json.dumps([3, frame[1], {"status": "NotSupportedMessageFormat"}]))
+                return
+            await super().route_message(raw_msg)
+
+    station.__class__ = TextOnly
+    await station.call(
+        call.BootNotification(
+            charging_station={"model": "M2", "vendor_name": "Acme"}, reason="PowerUp"
+        )
+    )
+    reply = await station.call(
+        call.DataTransfer(
+            vendor_id="com.plugpay", message_id="RequestSessionCode", data={"connectorId": 1}
+        )
+    )
+    shown = await harness.eventually(lambda: station.got("SetDisplayMessage"))
+    assert station.got("RefusedURI")
+    text = shown[0]["message"]
+    assert text["format"] == "ASCII" and reply.data["code"] in text["content"]
+    assert "Plugpay app" in text["content"]
+    await harness.close(station)

@@ -98,8 +98,8 @@ class SessionCodeIssued(_SessionEvent):
     session_started_at: UtcDatetime
     expires_at: UtcDatetime
     code: str = Field(min_length=4, max_length=16, description="typed alphanumeric code")
-    qr_url: str = Field(description="the QR content: {public base URL}/s/{signed token}")
-    token_id: str = Field(description="jti of the signed token, to make it single-use")
+    qr_url: str = Field(description="the QR content: {public base URL}/s/{MAC'd code}")
+    token_id: str = Field(description="the QR code's nonce (base64url), to make it single-use")
 
 
 @register
