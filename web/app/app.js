@@ -34,7 +34,22 @@ function page(title, ...children) {
 function problem(error, extra) {
   const reason = error instanceof ApiError ? error.reason : (error && error.reason) || "internal_error";
   const { title, next } = explain(reason, error && error.message);
-  return h("div", { class: "alert error", role: "alert", dataset: { reason } }, h("strong", {}, title), h("p", {}, next), extra || null);
+  return h("div", { class: "alert error", role: "alert", dataset: { reason } }, h("strong", {}, title), h("p", {}, next),
+    reason === "account_unverified" ? resendLink() : null, extra || null);
+}
+
+// Wherever money is refused for an unconfirmed address, the fix is one tap away.
+function resendLink() {
+  const sent = h("span", { "aria-live": "polite" });
+  const button = h("button", { type: "button", class: "secondary", id: "resend-verification", onclick: async () => {
+    busy(button, true);
+    try {
+      const who = me || await whoAmI();
+      await api("POST", "/auth/verify/resend", { json: { email: who.email } });
+      put(sent, " A new link is on its way to ", who.email, ".");
+    } catch (error) { put(sent, " ", explain(error.reason || "internal_error").title); } finally { busy(button, false); }
+  } }, "Send the link again");
+  return h("p", {}, button, sent);
 }
 
 function busy(button, on) {
