@@ -497,9 +497,13 @@ async function sessionPage(id) {
   render();
   const controller = new AbortController();
   cleanup.push(() => controller.abort());
+  let wasQuiet = false;
   const timer = setInterval(() => {
     const t = document.getElementById("elapsed");
     if (t && current) t.textContent = duration(elapsed(current));
+    // A charger that stops reporting is said so as soon as it is noticed, not at the next update.
+    const quiet = Boolean(current && chargerQuiet(current));
+    if (quiet !== wasQuiet) { wasQuiet = quiet; render(); }
   }, 1000);
   cleanup.push(() => clearInterval(timer));
   let lastStatus = current && current.status;
@@ -543,6 +547,21 @@ function elapsed(x) {
   return (end - new Date(x.started_at)) / 1000;
 }
 
+// Chargers that report meter values do so every 10 s to 5 min; silence longer than that from
+// one that did report is "stopped reporting" (one that reports only at the end never is). The
+// gateway ends a lost transaction from its last reading after its grace.
+const QUIET_AFTER_MS = 6 * 60 * 1000;
+
+function chargerQuiet(x) {
+  if (x.status !== "charging" && x.status !== "stopping") return false;
+  return Boolean(x.meter_sampled_at) && Date.now() - new Date(x.meter_sampled_at) > QUIET_AFTER_MS;
+}
+
+const LOST = {
+  transaction_lost: "The charger lost this session (it restarted or reset), so it ended it without telling us. You pay only for the energy it last reported.",
+  station_unreachable: "The charger stopped answering, so we ended the session. You pay only for the energy it last reported.",
+};
+
 function sessionView(x, receipt, doc) {
   const status = x.status;
   const terminal = !LIVE.has(status);
@@ -577,6 +596,11 @@ function sessionView(x, receipt, doc) {
     stat("Time", duration(elapsed(x)), "elapsed"),
     stat(x.cost && x.cost.final ? "Total cost" : "Cost so far", cost, "cost")));
   if (limit && !terminal) out.push(h("p", { class: "muted", id: "limit" }, "Stops automatically at ", limit, " (what your balance covers)."));
+  if (chargerQuiet(x)) {
+    out.push(h("div", { class: "alert warn", id: "charger-quiet", role: "status" }, h("strong", {}, "The charger stopped reporting."),
+      h("p", {}, "If it does not resume, we end the session and you pay only for the ", kwh(x.energy_wh || 0), " it last reported.")));
+  }
+  if (LOST[x.stop_reason]) out.push(h("p", { class: "alert info", id: "lost-transaction" }, LOST[x.stop_reason]));
   if (status === "charging" || status === "authorised") {
     const stop = h("button", { class: "danger block", id: "stop" }, "Stop charging");
     stop.addEventListener("click", async () => {
