@@ -52,12 +52,15 @@ POLICY: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/stations/{station_id}/display/state"): STATION_AUTH,
     ("GET", "/stations/{station_id}/display/events"): STATION_AUTH,
     ("POST", "/stations/{station_id}/display/sessions"): STATION_AUTH,
+    ("POST", "/stations/{station_id}/display/sessions/{session_id}/cancel"): STATION_AUTH,
     ("GET", "/stations/{station_id}/sessions/{session_id}/qr.svg"): STATION_AUTH,
     ("GET", "/stations/{station_id}/sessions/{session_id}/qr.png"): STATION_AUTH,
     ("GET", "/stations"): OPERATORS,
     ("GET", "/stations/{station_id}/status"): frozenset({"op_b", "admin"}),
     ("POST", "/stations/{station_id}/commands"): frozenset({"op_b", "admin"}),
     ("GET", "/stations/{station_id}/commands/{command_id}"): frozenset({"op_b", "admin"}),
+    # org B's station; the target session is at another station: 404 for everyone
+    ("GET", "/stations/{station_id}/sessions/{session_id}/meter"): frozenset({"op_b", "admin"}),
     # session-svc (target session: driver 1's, at an org A station)
     ("POST", "/sessions/scan"): DRIVERS,
     ("POST", "/sessions/codes/lookup"): DRIVERS,
@@ -66,6 +69,7 @@ POLICY: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/sessions/{session_id}"): frozenset({"op_a", "admin", "analyst"}),
     ("POST", "/sessions/{session_id}/stop"): frozenset({"op_a", "admin"}),  # station operator
     ("GET", "/sessions/{session_id}/events"): frozenset({"op_a", "admin", "analyst"}),
+    ("GET", "/sessions/{session_id}/timeline"): frozenset({"op_a", "admin", "analyst"}),
     # pricing-svc (target tariff DEMO-AC and station: organisation A's / B's)
     ("GET", "/pricing/tariffs"): OPERATORS,
     ("POST", "/pricing/tariffs"): OPERATORS,
@@ -95,6 +99,11 @@ POLICY: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/billing/receipts/{session_id}"): frozenset({"op_a", "admin"}),
     ("GET", "/billing/operator/revenue"): frozenset({"op_a", "op_b", "admin", "analyst"}),
     ("POST", "/billing/operator/refunds"): OPERATORS,
+    ("GET", "/billing/operator/refunds"): OPERATORS,  # a session's refunds (its station's org)
+    ("GET", "/billing/operator/legal-profile"): OPERATORS,  # their own organisation's
+    ("PUT", "/billing/operator/legal-profile"): OPERATORS,
+    # the target is an unknown refund: 404 for everyone (owner and station operator only)
+    ("GET", "/billing/credit-notes/{refund_id}"): frozenset({"op_a", "admin"}),
     # Sessions held for review: each operator sees their organisation's (an empty list for
     # another's); a decision on organisation B's session is refused to op_a as not found.
     ("GET", "/billing/operator/reviews"): frozenset({"op_a", "op_b", "admin", "analyst"}),

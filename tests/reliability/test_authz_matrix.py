@@ -60,6 +60,7 @@ async def _targets(world: support.World) -> dict[str, str]:
         "session_id": reply["sessionId"],
         "method_id": methods[0]["id"],
         "command_id": str(uuid.uuid4()),
+        "refund_id": str(uuid.uuid4()),
         "key": "DEMO-AC",
         "version": "1",
         "code": "34679A",

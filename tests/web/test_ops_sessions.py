@@ -67,6 +67,20 @@ def test_sessions_list_filters_and_the_session_page(desk: Any, plugpay: Any, sta
     expect(desk.locator("#cost-lines")).to_contain_text("Session fee")
     expect(desk.locator("#no-refunds")).to_be_visible()
     expect(desk.locator("#review-state")).to_contain_text("Not held")
+    # The station's readings, the evidence behind the bill, as a chart and in words.
+    meter = plugpay.request(
+        "GET",
+        f"/stations/ST-0001/sessions/{session_id}/meter",
+        token=plugpay.token("operator@example.com"),
+    )[1]
+    assert len(meter["samples"]) >= 1, meter
+    expect(desk.locator("#meter-chart")).to_be_visible()
+    expect(desk.locator("#meter-summary")).to_contain_text(
+        f"{len(meter['samples'])} readings from the station"
+    )
+    expect(desk.locator("#meter-summary")).to_contain_text(
+        f"→ {meter['samples'][-1]['energy_wh']} Wh"
+    )
     shot(desk, "ops-session")
     with desk.expect_download() as download:
         desk.get_by_role("button", name="Download the receipt (PDF)").click()

@@ -262,6 +262,7 @@ const REVIEW_TEXT = {
   pending: "Held for review: the meter readings did not add up; only the plausible part was billed.",
   approved: "Reviewed: the operator approved a total.",
   voided: "Reviewed: the operator voided the session.",
+  corrected: "Corrected by rule: some of the station's readings did not add up; billed from the plausible ones.",
 };
 
 async function sessionPage(id) {
@@ -274,9 +275,13 @@ async function sessionPage(id) {
   } catch (error) { put(box, problem(error)); return; }
   // Billing knows a session only once it is billed: no receipt yet is an answer, not an error.
   const optional = (path) => get(path).catch((error) => { if (error.status === 404) return null; throw error; });
-  let receipt = null, refunds = null;
+  let receipt = null, refunds = null, meter = null;
   try {
-    [receipt, refunds] = await Promise.all([optional(`/billing/receipts/${id}`), optional(`/billing/operator/refunds?session_id=${encodeURIComponent(id)}`)]);
+    [receipt, refunds, meter] = await Promise.all([
+      optional(`/billing/receipts/${id}`),
+      optional(`/billing/operator/refunds?session_id=${encodeURIComponent(id)}`),
+      x.station_id ? optional(`/stations/${encodeURIComponent(x.station_id)}/sessions/${encodeURIComponent(id)}/meter`) : null,
+    ]);
   } catch (error) { put(box, problem(error)); return; }
   // Times as people at the station read them: in its time zone (the browser's when unknown).
   let zone;
@@ -305,6 +310,11 @@ async function sessionPage(id) {
         x.stop_reason ? [h("dt", {}, "Stop reason"), h("dd", {}, x.stop_reason.replace(/_/g, " "))] : null)),
     h("section", { class: "card", "aria-labelledby": "s-timeline" }, h("h2", { id: "s-timeline" }, "Timeline"),
       h("ol", { class: "timeline", id: "timeline" }, steps.steps.map((st) => h("li", { dataset: { kind: st.kind } }, h("time", { datetime: st.at }, at(st.at, true)), " ", st.text)))),
+    h("section", { class: "card", "aria-labelledby": "s-meter" }, h("h2", { id: "s-meter" }, "Meter readings"),
+      meter && meter.samples.length ? [meterChart(meter.samples), h("p", { class: "muted", id: "meter-summary" },
+        `${meter.samples.length} readings from the station, ${at(meter.samples[0].sampled_at, true)} – ${at(meter.samples[meter.samples.length - 1].sampled_at, true)}; register `,
+        `${meter.samples[0].energy_wh} → ${meter.samples[meter.samples.length - 1].energy_wh} Wh`, meter.truncated ? " (the first readings only)" : "")]
+        : h("p", { class: "muted", id: "no-meter" }, "The station reported no meter readings for this session.")),
     h("section", { class: "card", "aria-labelledby": "s-cost" }, h("h2", { id: "s-cost" }, "Cost"),
       receipt ? h("div", { class: "table-wrap" }, h("table", { id: "cost-lines" },
         h("caption", { class: "sr-only" }, "Cost breakdown"),
@@ -321,6 +331,30 @@ async function sessionPage(id) {
     h("section", { class: "card", "aria-labelledby": "s-review" }, h("h2", { id: "s-review" }, "Meter review"),
       h("p", { id: "review-state" }, receipt && receipt.review ? REVIEW_TEXT[receipt.review] || receipt.review : receipt ? "Not held: the meter readings were plausible." : "—",
         receipt && receipt.review === "pending" ? [" ", h("a", { href: "#/reviews" }, "Decide it under Needs review")] : null)));
+}
+
+// The station's readings as it sent them: energy delivered since the first reading (kWh, line)
+// and power where reported (kW, dots), over the session's time. The evidence behind a bill.
+function meterChart(samples) {
+  const W = 640, H = 200, L = 48, R = 48, T = 12, B = 28;
+  const t0 = new Date(samples[0].sampled_at), t1 = new Date(samples[samples.length - 1].sampled_at);
+  const span = Math.max(1, t1 - t0);
+  const e0 = samples[0].energy_wh;
+  const eMax = Math.max(1, ...samples.map((p) => p.energy_wh - e0));
+  const pMax = Math.max(1, ...samples.map((p) => p.power_w || 0));
+  const x = (p) => L + ((new Date(p.sampled_at) - t0) / span) * (W - L - R);
+  const yE = (p) => H - B - ((p.energy_wh - e0) / eMax) * (H - T - B);
+  const yP = (p) => H - B - ((p.power_w || 0) / pMax) * (H - T - B);
+  const line = samples.map((p, i) => `${i ? "L" : "M"}${x(p).toFixed(1)},${yE(p).toFixed(1)}`).join(" ");
+  return s("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", id: "meter-chart", role: "img",
+    "aria-label": `Energy delivered: ${(eMax / 1000).toFixed(3)} kWh over ${Math.round(span / 60000)} min; highest power ${(pMax / 1000).toFixed(1)} kW` },
+    s("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: "#9ca3af" }),
+    s("path", { d: line, fill: "none", stroke: "#0b6b3a", "stroke-width": 2 }),
+    samples.filter((p) => p.power_w != null).map((p) => s("circle", { cx: x(p).toFixed(1), cy: yP(p).toFixed(1), r: 2, fill: "#1d4ed8" })),
+    s("text", { x: L - 6, y: T + 10, "text-anchor": "end", "font-size": 11 }, `${(eMax / 1000).toFixed(2)} kWh`),
+    s("text", { x: W - R + 6, y: T + 10, "font-size": 11, fill: "#1d4ed8" }, `${(pMax / 1000).toFixed(1)} kW`),
+    s("text", { x: L, y: H - 8, "font-size": 11 }, "0"),
+    s("text", { x: W - R, y: H - 8, "text-anchor": "end", "font-size": 11 }, `${Math.round(span / 60000)} min`));
 }
 
 // A refund attempt that got an answer (done or refused) is over: the next one is a new request

@@ -34,7 +34,9 @@ from station_gateway.schemas import (
     CodeRequest,
     CommandView,
     IssuedCodeView,
+    MeterSampleView,
     OperatorCommand,
+    SessionMeterView,
     StationLiveList,
     StationLiveView,
 )
@@ -290,6 +292,39 @@ async def live_station(
         (view,) = await service.operator_view(session, [row])
     response.headers.update(_NO_STORE)
     return StationLiveView.model_validate(view)
+
+
+MAX_SAMPLES = 20_000  # a day at one reading every 5 s
+
+
+@router.get(
+    "/{station_id}/sessions/{session_id}/meter",
+    response_model=SessionMeterView,
+    tags=["operators"],
+)
+async def session_meter(
+    station_id: str,
+    session_id: uuid.UUID,
+    organisation_id: OperatorOrganisation,
+    gateway: GatewayDep,
+    response: Response,
+) -> SessionMeterView:
+    """A session's meter readings on one of the organisation's stations (404 otherwise)."""
+    async with gateway.database.read() as session:
+        repo = Repository(session)
+        await _own_station(repo, station_id, organisation_id)
+        row = await repo.session_row(session_id)
+        if row is None or row["station_id"] != station_id:
+            raise Refusal("session_unknown", "no such session at this station", status_code=404)
+        rows = await repo.samples(session_id, limit=MAX_SAMPLES + 1)
+    response.headers.update(_NO_STORE)
+    return SessionMeterView(
+        session_id=session_id,
+        station_id=station_id,
+        connector_id=row["connector_id"],
+        samples=[MeterSampleView.model_validate(dict(r)) for r in rows[:MAX_SAMPLES]],
+        truncated=len(rows) > MAX_SAMPLES,
+    )
 
 
 @router.post("/{station_id}/commands", status_code=202, tags=["operators"])

@@ -443,11 +443,12 @@ class Repository:
                 .on_conflict_do_nothing()
             )
 
-    async def samples(self, session_id: uuid.UUID) -> list[RowMapping]:
+    async def samples(self, session_id: uuid.UUID, limit: int | None = None) -> list[RowMapping]:
         result = await self.session.execute(
             select(meter_samples)
             .where(meter_samples.c.session_id == session_id)
             .order_by(meter_samples.c.sampled_at)
+            .limit(limit)
         )
         return list(result.mappings().all())
 

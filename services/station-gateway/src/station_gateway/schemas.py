@@ -94,3 +94,21 @@ class StationLiveView(BaseModel):
 
 class StationLiveList(BaseModel):
     items: list[StationLiveView]
+
+
+class MeterSampleView(BaseModel):
+    sampled_at: datetime
+    energy_wh: int = Field(description="the station's energy register")
+    power_w: int | None
+    soc_percent: int | None
+
+
+class SessionMeterView(BaseModel):
+    """A session's meter readings as the station reported them (the evidence an operator
+    answers a driver's complaint with), oldest first."""
+
+    session_id: uuid.UUID
+    station_id: str
+    connector_id: int
+    samples: list[MeterSampleView]
+    truncated: bool = Field(description="more readings exist than were returned")

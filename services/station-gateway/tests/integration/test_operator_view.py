@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -186,3 +186,41 @@ async def test_operators_see_their_stations_live_and_nothing_else(harness) -> No
             return not view["online"] and view["connectors"][0]["session"] is None
 
         await harness.eventually(gone, 10, "OPS-1 offline")
+
+
+async def test_operators_read_a_sessions_meter_readings_and_nobody_else(harness) -> None:  # type: ignore[no-untyped-def]
+    gw = await harness.start_gateway()
+    await harness.register("OPS-M")
+    mine = harness.tokens.headers(roles=("operator",), organisation_id=ORG)
+    theirs = harness.tokens.headers(roles=("operator",), organisation_id=uuid.uuid4())
+    driver = harness.tokens.headers(roles=("driver",), organisation_id=ORG)
+    station = await harness.connect("OPS-M")
+    session_id, tx = await start_charging(harness, station)
+    first = datetime.now(UTC)
+    for n, wh in enumerate((10_200, 10_450)):
+        await station.call(
+            call.MeterValues(
+                connector_id=1,
+                transaction_id=tx,
+                meter_value=meter(first.replace(microsecond=0) + timedelta(seconds=n), wh),
+            )
+        )
+    path = f"/stations/OPS-M/sessions/{session_id}/meter"
+    async with httpx.AsyncClient(base_url=gw.http, timeout=10) as client:
+
+        async def both() -> dict | None:  # type: ignore[type-arg]
+            response = await client.get(path, headers=mine)
+            assert response.status_code == 200, response.text
+            body = dict(response.json())
+            return body if len(body["samples"]) == 2 else None
+
+        body = await harness.eventually(both, 10, "both readings")
+        assert [s["energy_wh"] for s in body["samples"]] == [10_200, 10_450]
+        assert body["samples"][0]["sampled_at"] < body["samples"][1]["sampled_at"]
+        assert (body["station_id"], body["connector_id"], body["truncated"]) == ("OPS-M", 1, False)
+        for headers in (theirs, driver):
+            refused = await client.get(path, headers=headers)
+            assert refused.status_code in (403, 404), refused.text
+        elsewhere = await client.get(f"/stations/OPS-M/sessions/{uuid.uuid4()}/meter", headers=mine)
+        assert (elsewhere.status_code, elsewhere.json()["reason"]) == (404, "session_unknown")
+    await harness.close(station)
