@@ -103,24 +103,8 @@ class SessionService:
 
     async def scan(self, principal: Principal, raw: str, client_ip: str | None) -> uuid.UUID:
         """Verify what a driver scanned or typed and emit SessionCodeScanned; one scan wins."""
-        if not principal.email_verified:
-            raise Refusal(
-                "account_unverified", "verify your e-mail address before paying", status_code=403
-            )
         now = self.clock()
-        presented: UnverifiedCode | None = None
-        typed: str | None = None
-        content = raw.strip()
-        if looks_like_session_code(content):
-            try:
-                presented = read_session_code(token_from_scan(content))
-            except SessionCodeRejected as rejected:
-                raise refuse(rejected) from None
-        else:
-            typed = normalise_typed_code(content)
-            if len(typed) != TYPED_CODE_LENGTH or not set(typed) <= _TYPED:
-                raise Refusal("code_malformed", "this is not a Plugpay code", status_code=400)
-            await self._count_typed_lookup(principal.user_id, client_ip, now)
+        content, presented, typed = await self._presented(principal, raw, client_ip, now)
 
         async with self.database.write() as db:
             if not await repository.try_lock_store_shared(db):
@@ -135,7 +119,7 @@ class SessionService:
                 claims = await self._verify(db, presented, content, now)
                 session_id: uuid.UUID | None = claims.session_id
             else:
-                session_id = await repository.find_typed_code(db, typed or "")
+                session_id = await repository.find_typed_code(db, typed)
             _, result = await self._check_code(db, principal, session_id, claims, now)
             if not await repository.claim_scan(db, result.session_id, principal.user_id, result):
                 raise Refusal("code_used", "this code was already used", status_code=409)
@@ -232,24 +216,8 @@ class SessionService:
         """What a typed or scanned code names (station, connector, until when), without
         claiming it, so the app can show the price before the driver confirms. Typed codes
         are counted like typed scans; a QR code's MAC needs no counting."""
-        if not principal.email_verified:
-            raise Refusal(
-                "account_unverified", "verify your e-mail address before paying", status_code=403
-            )
         now = self.clock()
-        content = raw.strip()
-        presented: UnverifiedCode | None = None
-        typed = ""
-        if looks_like_session_code(content):
-            try:
-                presented = read_session_code(token_from_scan(content))
-            except SessionCodeRejected as rejected:
-                raise refuse(rejected) from None
-        else:
-            typed = normalise_typed_code(content)
-            if len(typed) != TYPED_CODE_LENGTH or not set(typed) <= _TYPED:
-                raise Refusal("code_malformed", "this is not a Plugpay code", status_code=400)
-            await self._count_typed_lookup(principal.user_id, client_ip, now)
+        content, presented, typed = await self._presented(principal, raw, client_ip, now)
         async with self.database.read() as db:
             claims: SessionCodeClaims | None = None
             if presented is not None:
@@ -276,24 +244,8 @@ class SessionService:
         so the charger's screen and connector are free for the next driver, not for minutes.
         Anyone holding the code may do it (they could as well have scanned it); it claims the
         code, so no scan wins afterwards."""
-        if not principal.email_verified:
-            raise Refusal(
-                "account_unverified", "verify your e-mail address before paying", status_code=403
-            )
         now = self.clock()
-        content = raw.strip()
-        presented: UnverifiedCode | None = None
-        typed = ""
-        if looks_like_session_code(content):
-            try:
-                presented = read_session_code(token_from_scan(content))
-            except SessionCodeRejected as rejected:
-                raise refuse(rejected) from None
-        else:
-            typed = normalise_typed_code(content)
-            if len(typed) != TYPED_CODE_LENGTH or not set(typed) <= _TYPED:
-                raise Refusal("code_malformed", "this is not a Plugpay code", status_code=400)
-            await self._count_typed_lookup(principal.user_id, client_ip, now)
+        content, presented, typed = await self._presented(principal, raw, client_ip, now)
         async with self.database.write() as db:
             claims: SessionCodeClaims | None = None
             if presented is not None:
@@ -305,6 +257,28 @@ class SessionService:
             if not await repository.claim_scan(db, state.session_id, principal.user_id):
                 raise Refusal("code_used", "this code was already used", status_code=409)
             await self.outbox.add(db, self._wrap(list(domain.expire_code(state, now=now, due=now))))
+
+    async def _presented(
+        self, principal: Principal, raw: str, client_ip: str | None, now: datetime
+    ) -> tuple[str, UnverifiedCode | None, str]:
+        """What a driver presented: a QR code read (not yet verified against its key) or a
+        well-formed typed code (counted against the typed-code limits: they are short), as
+        ``(content, presented, typed)``; one of the last two is empty."""
+        if not principal.email_verified:
+            raise Refusal(
+                "account_unverified", "verify your e-mail address before paying", status_code=403
+            )
+        content = raw.strip()
+        if looks_like_session_code(content):
+            try:
+                return content, read_session_code(token_from_scan(content)), ""
+            except SessionCodeRejected as rejected:
+                raise refuse(rejected) from None
+        typed = normalise_typed_code(content)
+        if len(typed) != TYPED_CODE_LENGTH or not set(typed) <= _TYPED:
+            raise Refusal("code_malformed", "this is not a Plugpay code", status_code=400)
+        await self._count_typed_lookup(principal.user_id, client_ip, now)
+        return content, None, typed
 
     async def _count_typed_lookup(
         self, user_id: uuid.UUID, client_ip: str | None, now: datetime
