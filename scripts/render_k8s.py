@@ -28,7 +28,7 @@ import functools
 import importlib
 import sys
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,33 +63,47 @@ PART_OF = "plugpay"
 
 @dataclass(frozen=True)
 class Service:
-    """One deployable service and what it may do on the platform."""
+    """A service of the catalogue as the deployment sees it: its entry and the secrets its
+    pods read (Kubernetes only)."""
 
-    name: str
-    database: str
-    writes: tuple[T.Topic, ...]
-    cpu: str = "100m"
-    memory: str = "256Mi"
-    memory_limit: str = "512Mi"
-    cpu_limit: str = "1"
-    min_replicas: int = 2
-    max_replicas: int = 6
-    termination_grace_s: int = 30
-    pre_stop_sleep_s: int = 5
+    entry: catalogue.ServiceEntry
     extra_env: tuple[dict[str, Any], ...] = ()
-    calls: tuple[str, ...] = ()  # in-cluster HTTP calls to other services
-    egress_https: bool = False  # calls out of the cluster (payment processor)
-    egress_smtp: bool = False  # mail submission out of the cluster (465 TLS, 587 STARTTLS)
-    note: str = ""
-    annotations: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    @property
+    def database(self) -> str:
+        return self.entry.database
+
+    @property
+    def writes(self) -> tuple[T.Topic, ...]:
+        return self.entry.produces
+
+    @property
+    def calls(self) -> tuple[str, ...]:
+        return self.entry.calls
+
+    @property
+    def egress_https(self) -> bool:
+        return self.entry.egress_https
+
+    @property
+    def egress_smtp(self) -> bool:
+        return self.entry.egress_smtp
+
+    @property
+    def resources(self) -> catalogue.Resources:
+        return self.entry.resources
 
     @property
     def env_prefix(self) -> str:
-        return self.name.upper().replace("-", "_") + "_"
+        return self.entry.env_prefix
 
     @property
     def role(self) -> str:
-        return self.name.replace("-", "_")
+        return self.entry.package
 
     @property
     def reads(self) -> tuple[str, ...]:
@@ -145,29 +159,10 @@ EXTRA_ENV: dict[str, tuple[dict[str, Any], ...]] = {
 }
 
 
-def _service(entry: catalogue.ServiceEntry) -> Service:
-    r = entry.resources
-    return Service(
-        entry.name,
-        database=entry.database,
-        writes=entry.produces,
-        cpu=r.cpu,
-        memory=r.memory,
-        memory_limit=r.memory_limit,
-        cpu_limit=r.cpu_limit,
-        min_replicas=r.min_replicas,
-        max_replicas=r.max_replicas,
-        termination_grace_s=r.termination_grace_s,
-        pre_stop_sleep_s=r.pre_stop_sleep_s,
-        extra_env=EXTRA_ENV.get(entry.name, ()),
-        calls=entry.calls,
-        egress_https=entry.egress_https,
-        egress_smtp=entry.egress_smtp,
-    )
-
-
 # What each service writes, its resources and calls: the catalogue (plugpay_platform.catalogue).
-SERVICES: tuple[Service, ...] = tuple(_service(entry) for entry in catalogue.SERVICES)
+SERVICES: tuple[Service, ...] = tuple(
+    Service(entry, EXTRA_ENV.get(entry.name, ())) for entry in catalogue.SERVICES
+)
 SERVICES_BY_NAME = {s.name: s for s in SERVICES}
 ANALYST_USER = "analyst"
 
@@ -458,8 +453,8 @@ def workload(svc: Service, health_prefix: str) -> list[dict[str, Any]]:
         "envFrom": [{"configMapRef": {"name": "plugpay-platform"}}],
         "env": env,
         "resources": {
-            "requests": {"cpu": svc.cpu, "memory": svc.memory},
-            "limits": {"cpu": svc.cpu_limit, "memory": svc.memory_limit},
+            "requests": {"cpu": svc.resources.cpu, "memory": svc.resources.memory},
+            "limits": {"cpu": svc.resources.cpu_limit, "memory": svc.resources.memory_limit},
         },
         # Migrations run at start-up: give them time before liveness applies.
         "startupProbe": {
@@ -481,7 +476,7 @@ def workload(svc: Service, health_prefix: str) -> list[dict[str, Any]]:
             "failureThreshold": 2,
         },
         # Let the endpoints controller and the ingress drop this pod before SIGTERM.
-        "lifecycle": {"preStop": {"sleep": {"seconds": svc.pre_stop_sleep_s}}},
+        "lifecycle": {"preStop": {"sleep": {"seconds": svc.resources.pre_stop_sleep_s}}},
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": UID,
@@ -522,7 +517,7 @@ def workload(svc: Service, health_prefix: str) -> list[dict[str, Any]]:
                     "serviceAccountName": svc.name,
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
-                    "terminationGracePeriodSeconds": svc.termination_grace_s,
+                    "terminationGracePeriodSeconds": svc.resources.termination_grace_s,
                     "securityContext": {
                         "runAsNonRoot": True,
                         "runAsUser": UID,
@@ -581,8 +576,8 @@ def workload(svc: Service, health_prefix: str) -> list[dict[str, Any]]:
         "metadata": {"name": svc.name, "labels": labels(svc.name)},
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": svc.name},
-            "minReplicas": svc.min_replicas,
-            "maxReplicas": svc.max_replicas,
+            "minReplicas": svc.resources.min_replicas,
+            "maxReplicas": svc.resources.max_replicas,
             "metrics": [
                 {
                     "type": "Resource",
@@ -1228,7 +1223,7 @@ def render_compose(services: dict[str, dict[str, Any]]) -> str:
             ],
             "read_only": True,
             "tmpfs": [TMPFS],
-            "stop_grace_period": f"{svc.termination_grace_s}s",
+            "stop_grace_period": f"{svc.resources.termination_grace_s}s",
             "depends_on": depends,
             "healthcheck": _healthcheck(
                 [
