@@ -149,7 +149,7 @@ def test_start_charging_is_always_in_sight_on_a_small_phone(
         phone.get_by_role("button", name="Continue").click()
         expect(phone.get_by_role("heading", name="Confirm and charge")).to_be_visible()
         expect(phone.locator("#price")).to_contain_text("EUR/kWh")
-        expect(phone.get_by_text("Your balance may not be enough.")).to_be_visible()
+        expect(phone.get_by_text("Your balance is not enough to charge here.")).to_be_visible()
         start = phone.get_by_role("button", name="Start charging")
         expect(start).to_be_enabled()
         box = start.bounding_box()

@@ -411,7 +411,17 @@ async function confirmPage() {
       quote.max_power_w ? h("p", { class: "muted" }, "Up to ", kw(quote.max_power_w), " · ", quote.power_type.replace(/_/g, " ")) : null));
     if (quote.access === "restricted") parts.push(h("p", { class: "muted" }, "This charger is for members only; we'll check your access."));
     if (!quote.in_service) parts.push(h("div", { class: "alert warn" }, "This charger is marked out of service."));
-    if (quote.limits && !quote.limits.affordable) parts.push(h("div", { class: "alert warn" }, h("strong", {}, "Your balance may not be enough."), h("p", {}, quote.limits.note)));
+    if (quote.limits && !quote.limits.affordable) {
+      // The wallet alone buys no charging here: with a card on file the card pays (billing's
+      // rule), so say that; without one, say what to do. Idle fees only where there are any.
+      const card = account && (account.payment_methods.find((m) => m.is_default) || account.payment_methods[0]);
+      parts.push(card
+        ? h("div", { class: "alert info", id: "budget-note" }, h("strong", {}, `Your card •••• ${card.last4} pays for this session.`),
+          h("p", {}, "Your wallet balance does not cover charging here."))
+        : h("div", { class: "alert warn", id: "budget-note" }, h("strong", {}, "Your balance is not enough to charge here."),
+          h("p", {}, "Top up your wallet or add a card first."),
+          quote.idle_per_minute && Number(quote.idle_per_minute) > 0 ? h("p", {}, "Idle fees after charging are not covered by the automatic stop.") : null));
+    }
   } catch (error) {
     parts.push(problem(error));
   }

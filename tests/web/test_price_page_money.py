@@ -1,0 +1,39 @@
+"""The price page says who pays: a driver whose wallet buys no charging there but who has a
+card is told the card pays (it does), not warned that the balance may not be enough."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from playwright.sync_api import expect
+from web_support import log_in
+
+
+def test_with_an_empty_wallet_and_a_card_the_card_pays(
+    phone: Any, plugpay: Any, stations: Any
+) -> None:
+    token = plugpay.token("broke@example.com")
+    code, card = plugpay.request(
+        "POST",
+        "/billing/payment-methods",
+        token=token,
+        json_body={"token": "pm_card_mastercard"},
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert code == 201, card
+    try:
+        log_in(phone, "broke@example.com")
+        issued = stations.run(stations.connected["ST-0001"].request_code(2))
+        phone.get_by_label(re.compile("type the code", re.I)).fill(issued["code"])
+        phone.get_by_role("button", name="Continue").click()
+        expect(phone.get_by_role("heading", name="Confirm and charge")).to_be_visible()
+        note = phone.locator("#budget-note")
+        expect(note).to_contain_text(f"Your card •••• {card['last4']} pays for this session.")
+        expect(phone.get_by_text("not enough to charge here")).to_have_count(0)
+        expect(phone.get_by_text("Idle fees")).to_have_count(0)  # DEMO-AC has no idle fee
+        phone.get_by_role("button", name="Cancel").click()
+        expect(phone.get_by_role("heading", name="Charge")).to_be_visible()
+    finally:
+        plugpay.request("DELETE", f"/billing/payment-methods/{card['id']}", token=token)
