@@ -17,7 +17,7 @@ from typing import Annotated
 import segno
 from fastapi import APIRouter, Depends, Request, WebSocket
 from fastapi import Path as PathParam
-from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from plugpay_events.session_code import token_from_scan
 from plugpay_platform.errors import Refusal
@@ -61,6 +61,12 @@ GatewayDep = Annotated[Gateway, Depends(gateway_of)]
 @ocpp_router.websocket("/ocpp/{station_id}")
 async def ocpp_socket(websocket: WebSocket, station_id: str) -> None:
     await serve_station(websocket, station_id, websocket.app.state.gateway)
+
+
+@ocpp_router.get("/ocpp/docs", include_in_schema=False)
+async def ocpp_docs() -> RedirectResponse:
+    """/ocpp is the stations' WebSocket path; a person looking for its docs gets them."""
+    return RedirectResponse("/stations/docs", status_code=307)
 
 
 def _realm(station_id: str) -> str:

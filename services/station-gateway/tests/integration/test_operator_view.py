@@ -224,3 +224,12 @@ async def test_operators_read_a_sessions_meter_readings_and_nobody_else(harness)
         elsewhere = await client.get(f"/stations/OPS-M/sessions/{uuid.uuid4()}/meter", headers=mine)
         assert (elsewhere.status_code, elsewhere.json()["reason"]) == (404, "session_unknown")
     await harness.close(station)
+
+
+async def test_ocpp_docs_lead_to_the_gateways_docs(harness) -> None:  # type: ignore[no-untyped-def]
+    gw = await harness.start_gateway()
+    async with httpx.AsyncClient(base_url=gw.http, timeout=10) as client:
+        moved = await client.get("/ocpp/docs")
+        assert (moved.status_code, moved.headers["location"]) == (307, "/stations/docs")
+        docs = await client.get("/stations/docs")
+        assert docs.status_code == 200 and "swagger" in docs.text.lower()
