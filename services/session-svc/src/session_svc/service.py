@@ -114,17 +114,27 @@ class SessionService:
                     status_code=503,
                     headers={"Retry-After": "5"},
                 )
-            claims: SessionCodeClaims | None = None
-            if presented is not None:
-                claims = await self._verify(db, presented, content, now)
-                session_id: uuid.UUID | None = claims.session_id
-            else:
-                session_id = await repository.find_typed_code(db, typed)
+            session_id, claims = await self._resolve(db, presented, content, typed, now)
             _, result = await self._check_code(db, principal, session_id, claims, now)
             if not await repository.claim_scan(db, result.session_id, principal.user_id, result):
                 raise Refusal("code_used", "this code was already used", status_code=409)
             await self.outbox.add(db, self._wrap([result]))
         return result.session_id
+
+    async def _resolve(
+        self,
+        db: AsyncSession,
+        presented: UnverifiedCode | None,
+        content: str,
+        typed: str,
+        now: datetime,
+    ) -> tuple[uuid.UUID | None, SessionCodeClaims | None]:
+        """The session a presented code names: a QR code's by its verified MAC, a typed one's
+        from the store (None: no such live code)."""
+        if presented is not None:
+            claims = await self._verify(db, presented, content, now)
+            return claims.session_id, claims
+        return await repository.find_typed_code(db, typed), None
 
     async def _verify(
         self, db: AsyncSession, presented: UnverifiedCode, content: str, now: datetime
@@ -219,12 +229,7 @@ class SessionService:
         now = self.clock()
         content, presented, typed = await self._presented(principal, raw, client_ip, now)
         async with self.database.read() as db:
-            claims: SessionCodeClaims | None = None
-            if presented is not None:
-                claims = await self._verify(db, presented, content, now)
-                session_id: uuid.UUID | None = claims.session_id
-            else:
-                session_id = await repository.find_typed_code(db, typed)
+            session_id, claims = await self._resolve(db, presented, content, typed, now)
             state, _ = await self._check_code(db, principal, session_id, claims, now)
             assert state.station_id and state.connector_id
             assert state.code_expires_at and state.session_started_at
@@ -247,12 +252,7 @@ class SessionService:
         now = self.clock()
         content, presented, typed = await self._presented(principal, raw, client_ip, now)
         async with self.database.write() as db:
-            claims: SessionCodeClaims | None = None
-            if presented is not None:
-                claims = await self._verify(db, presented, content, now)
-                session_id: uuid.UUID | None = claims.session_id
-            else:
-                session_id = await repository.find_typed_code(db, typed)
+            session_id, claims = await self._resolve(db, presented, content, typed, now)
             state, _ = await self._check_code(db, principal, session_id, claims, now)
             if not await repository.claim_scan(db, state.session_id, principal.user_id):
                 raise Refusal("code_used", "this code was already used", status_code=409)
