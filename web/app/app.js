@@ -436,7 +436,7 @@ async function confirmPage() {
     busy(start, true);
     put(message, );
     try {
-      const accepted = await scanWhenReady(pending.code, message);
+      const accepted = await api("POST", "/sessions/scan", { json: { code: pending.code } });
       sessionStorage.removeItem(PENDING);
       announce("Code accepted");
       go("#/session/" + accepted.session_id);
@@ -447,8 +447,6 @@ async function confirmPage() {
   });
 }
 
-const pause = (ms) => new Promise((r) => setTimeout(r, ms));
-
 const TYPED_ALPHABET = "34679ACDEFGHJKMNPQRTUVWXY";
 
 /** What a person typed as a six-character code (case, spaces and dashes forgiven), or null. */
@@ -458,32 +456,9 @@ function typedCode(raw) {
 }
 
 async function lookupCode(code) {
-  // In the body, not the path: a code is a credential and paths end up in access logs. A QR code
-  // is verified on its own; a typed one is known once the charger's code reached session-svc
-  // (a moment after it shows), so one retry for it (typed lookups are rate-limited).
-  const typed = !sessionCodeIn(code);
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await api("POST", "/sessions/codes/lookup", { json: { code: code.trim() } });
-    } catch (error) {
-      if (!typed || error.reason !== "code_invalid" || attempt >= 1) throw error;
-      await pause(1000);
-    }
-  }
-}
-
-async function scanWhenReady(code, message) {
-  // code_not_ready: a validly signed code session-svc hasn't learned yet (Retry-After: 1).
-  // Every other refusal is final and shown as it is.
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await api("POST", "/sessions/scan", { json: { code } });
-    } catch (error) {
-      if (error.reason !== "code_not_ready" || attempt >= 15) throw error;
-      put(message, h("p", { class: "muted", role: "status" }, "Connecting to the charger…"));
-      await pause(1000);
-    }
-  }
+  // In the body, not the path: a code is a credential and paths end up in access logs. A code
+  // just shown is accepted at once (session-svc waits for a typed one): every refusal is final.
+  return api("POST", "/sessions/codes/lookup", { json: { code: code.trim() } });
 }
 
 // --- the live session -----------------------------------------------------------------------------

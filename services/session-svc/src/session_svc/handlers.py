@@ -242,6 +242,15 @@ async def write_live(
     await repository.record_scan_claims(db, changes.scan_claims)
     # Open streams re-read once per batch, not once per event.
     await repository.notify_sessions_changed(db, changes.touched)
+    # Typed scans waiting for a just-issued code look again (service.SessionService.scan).
+    await repository.notify_codes_learned(
+        db,
+        {
+            s.code
+            for s in changes.sessions
+            if s.code and ((before := stored.get(s.session_id)) is None or before.code != s.code)
+        },
+    )
 
 
 async def project_batch(

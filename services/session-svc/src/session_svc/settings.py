@@ -32,6 +32,12 @@ class Settings(ServiceSettings):
     typed_lookups_per_user: int = Field(default=10, ge=1)
     typed_lookups_per_ip: int = Field(default=30, ge=1)
     typed_lookup_window_s: int = Field(default=60, ge=1)
+    typed_code_wait_s: float = Field(
+        default=3.0,
+        ge=0,
+        description="how long a typed code not yet in the store is waited for (its "
+        "SessionCodeIssued on its way) before it is refused as unknown",
+    )
     sse_keepalive_s: float = Field(default=15.0, gt=0)
 
     @field_validator("code_verification_jwks", mode="before")
