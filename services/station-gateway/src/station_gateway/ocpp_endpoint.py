@@ -152,8 +152,9 @@ class StationProtocol:
                         msg.unique_id, "NotImplemented", f"unknown action {msg.action}"[:200]
                     )
                     return
-                if not self.booted and msg.action not in ("BootNotification", "Heartbeat"):
-                    # 2.0.1 B02/B03: nothing but BootNotification before it was accepted.
+                if not self.booted and msg.action != "BootNotification":
+                    # 2.0.1 B02/B03: nothing but BootNotification before it was accepted, a
+                    # Heartbeat included (1.6 alike: a station boots before it talks).
                     await self._send_error(
                         msg.unique_id, SecurityError.code, "send BootNotification first"
                     )
