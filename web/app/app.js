@@ -426,8 +426,13 @@ async function confirmPage() {
     parts.push(problem(error));
   }
   if (account) {
-    parts.push(h("p", {}, "Paid from your wallet: ", h("strong", {}, money(account.available)), " available",
-      account.payment_methods.length ? ` (card ${account.payment_methods.find((m) => m.is_default)?.last4 || account.payment_methods[0].last4} as backup)` : ""));
+    // Billing's rule (choose_funding): the card when preferred, else the wallet first and a card
+    // on file beyond it (the automatic stop is not lowered to what the wallet holds).
+    const card = account.payment_methods.find((m) => m.is_default) || account.payment_methods[0];
+    parts.push(account.prefers_card && card
+      ? h("p", { id: "who-pays" }, `Paid with your card •••• ${card.last4} (your choice over the wallet).`)
+      : h("p", { id: "who-pays" }, "Paid from your wallet: ", h("strong", {}, money(account.available)), " available",
+        card ? `; your card •••• ${card.last4} pays the rest` : ""));
   }
   put(details, ...parts);
   details.setAttribute("aria-busy", "false");
@@ -580,7 +585,10 @@ function sessionView(x, receipt, doc) {
     stat("Power", x.status === "charging" ? kw(x.power_w) : "—", "power"),
     stat("Time", duration(elapsed(x)), "elapsed"),
     stat(x.cost && x.cost.final ? "Total cost" : "Cost so far", cost, "cost")));
-  if (limit && !terminal) out.push(h("p", { class: "muted", id: "limit" }, "Stops automatically at ", limit, " (what your balance covers)."));
+  const beyondWallet = x.funding === "wallet" && x.limits && x.limits.max_cost && x.hold_amount &&
+    x.limits.max_cost.amount_minor > x.hold_amount.amount_minor;
+  if (limit && !terminal) out.push(h("p", { class: "muted", id: "limit" }, "Stops automatically at ", limit,
+    beyondWallet ? " (your wallet pays first, your card the rest)." : " (what your balance covers)."));
   if (chargerQuiet(x)) {
     out.push(h("div", { class: "alert warn", id: "charger-quiet", role: "status" }, h("strong", {}, "The charger stopped reporting."),
       h("p", {}, "If it does not resume, we end the session and you pay only for the ", kwh(x.energy_wh || 0), " it last reported.")));
