@@ -44,10 +44,10 @@ class Run:
     def start(self) -> None:
         command = shutil.which("plugpay", path=str(Path(sys.executable).parent)) or "plugpay"
         self.runs += 1
+        args = ["run", "--data", str(self.data_dir), "--port", str(self.port), "--stations", "1"]
         log = (self.data_dir / f"plugpay-{self.runs}.log").open("w")
         self.process = subprocess.Popen(
-            [command, "run", "--data", str(self.data_dir), "--port", str(self.port)]
-            + ["--stations", "1"],
+            [command, *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=ROOT,
