@@ -460,7 +460,9 @@ class SessionService:
                         )
                         emitted += domain.expire_code(state, now=now, due=deadline)
                 elif state is not None and kind == START_TIMEOUT:
-                    start_by = domain.start_deadline(state, self.settings.start_timeout)
+                    start_by = domain.start_deadline(
+                        state, self.settings.start_timeout, self.settings.start_backstop
+                    )
                     if start_by is not None:
                         emitted += domain.abandon(state, now=now, deadline=start_by)
                 await repository.delete_timer(db, kind, session_id)

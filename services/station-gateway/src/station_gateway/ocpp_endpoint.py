@@ -370,7 +370,13 @@ class ChargePoint16(StationProtocol, ChargePoint16Base):
     ) -> Any:
         async with self.gateway.database.write() as session:
             started = await service.start_transaction_16(
-                session, self.id, connector_id, id_tag, meter_start, _status_at(timestamp)
+                session,
+                self.id,
+                connector_id,
+                id_tag,
+                meter_start,
+                _status_at(timestamp),
+                self.gateway.start_timeout,
             )
         status = "Accepted" if started.accepted else "Invalid"
         return result16.StartTransaction(
@@ -588,7 +594,7 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
             )
             if row is not None and row["transaction_id"] is None:
                 token_ok = await service.link_transaction_201(
-                    session, row, transaction_id, readings, at
+                    session, row, transaction_id, readings, at, self.gateway.start_timeout
                 )
             elif row is not None:
                 token_ok = True
