@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import contextlib
 import os
 import shutil
@@ -144,4 +145,7 @@ def test_a_restarted_plugpay_run_resumes_its_chargers_open_transaction(run: Run)
                 billed = await phone.wait_for_state(session_id, {"billed"}, timeout_s=60)
         assert billed["energy_wh"] > before, billed
 
-    asyncio.run(scenario())
+    # In a thread of its own: the browser tests' sync Playwright keeps an event loop running
+    # in this one.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, scenario()).result()
