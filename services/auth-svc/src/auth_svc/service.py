@@ -27,11 +27,11 @@ from plugpay_events.contracts.identity import (
     UserRegistered,
     UserVerified,
 )
-from plugpay_events.envelope import Envelope, Event
+from plugpay_events.envelope import Event
 from plugpay_events.outbox import Outbox
 from plugpay_events.sealed import seal
 from plugpay_platform.errors import Refusal
-from plugpay_platform.logging import correlation_id
+from plugpay_platform.outgoing import envelopes
 from plugpay_platform.security import Principal
 from plugpay_platform.throttle import ThrottleRule, ThrottleState, record_failure, retry_after_s
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -92,15 +92,7 @@ class AuthContext:
         return seal(self.settings.platform.link_key(), code, f"{event_type}:{user_id}")
 
     async def emit(self, session: AsyncSession, events: Sequence[Event]) -> None:
-        cid = correlation_id.get()
-        try:
-            correlation = uuid.UUID(cid) if cid else None
-        except ValueError:
-            correlation = None
-        await self.outbox.add(
-            session,
-            [Envelope.wrap(e, producer=PRODUCER, correlation_id=correlation) for e in events],
-        )
+        await self.outbox.add(session, envelopes(events, producer=PRODUCER))
 
 
 @dataclass(frozen=True)

@@ -345,7 +345,7 @@ async def test_the_winner_reads_the_session_right_after_the_scan(
     response = await session_events(
         story.session_id,
         principal,
-        app.state.session_service,
+        app.state.sessions,
         app.state.runtime.database,
         SimpleNamespace(app=app),  # type: ignore[arg-type]
     )
