@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
+from plugpay_platform.app import ServiceDatabase
 from plugpay_platform.database import Database
 from plugpay_platform.security import CurrentDriver, CurrentPrincipal, Principal
 
@@ -37,13 +38,8 @@ def _sessions(request: Request) -> service.Sessions:
     return sessions
 
 
-def _database(request: Request) -> Database:
-    database: Database = request.app.state.runtime.database
-    return database
-
-
 Sessions = Annotated[service.Sessions, Depends(_sessions)]
-Db = Annotated[Database, Depends(_database)]
+Db = ServiceDatabase
 
 
 async def _presented(
