@@ -222,8 +222,10 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_interval_s: float = 0.5,
         keep_published_for: str = "7 days",
+        liveness_check_s: float = 5.0,
     ) -> None:
         self.engine = engine
+        self.liveness_check_s = liveness_check_s
         self.tables = tables
         self.bus = bus
         self.batch_size = batch_size
@@ -294,6 +296,21 @@ class OutboxRelay:
                 )
             )
 
+    async def _publish_while_alive(self, raw: Any) -> None:
+        """Publish until stopped, checking now and then that the connection holding the lock
+        is alive: a relay that lost it (and so its lock) must stop, or a second relay would
+        take the lock and both would publish, out of order."""
+        loop = asyncio.get_running_loop()
+        checked = loop.time()
+        while not self._stopping.is_set():
+            self._wakeup.clear()
+            if await self.publish_pending() == 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), self.poll_interval_s)
+            if loop.time() - checked >= self.liveness_check_s:
+                await raw.execute("SELECT 1")
+                checked = loop.time()
+
     async def _run(self) -> None:
         channel = _channel(self.tables)
         while not self._stopping.is_set():
@@ -310,11 +327,13 @@ class OutboxRelay:
                             return
                         await asyncio.sleep(self.poll_interval_s * 4)
                     await listen_conn.commit()
-                    while not self._stopping.is_set():
-                        self._wakeup.clear()
-                        if await self.publish_pending() == 0:
-                            with contextlib.suppress(TimeoutError):
-                                await asyncio.wait_for(self._wakeup.wait(), self.poll_interval_s)
+                    try:
+                        await self._publish_while_alive(raw)
+                    except Exception:
+                        # Its lock and LISTEN died with it: never hand it out again.
+                        with contextlib.suppress(Exception):
+                            await listen_conn.invalidate()
+                        raise
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 
+from plugpay_platform.database import Database
 from plugpay_platform.errors import install_error_handlers
 from plugpay_platform.health import router as health_router
 from plugpay_platform.http_security import NoSniffMiddleware, install_api_docs
 from plugpay_platform.logging import correlation_id, install_denial_filter
 from plugpay_platform.observability import install_observability
 from plugpay_platform.runtime import ServiceRuntime
+
+
+def service_database(request: Request) -> Database:
+    """The database of the service answering ``request`` (its runtime's)."""
+    database: Database = request.app.state.runtime.database
+    return database
+
+
+# An endpoint's unit-of-work factory: ``async with db.write() as session: ...``.
+ServiceDatabase = Annotated[Database, Depends(service_database)]
 
 
 def build_service_app(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from plugpay_events.outbox import OutboxTables
 from sqlalchemy import Connection, MetaData, pool
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -72,3 +74,21 @@ def create_platform_tables(op: object, *tables: object) -> None:
     for table in tables:
         assert isinstance(table, Table)
         table.create(bind, checkfirst=True)
+
+
+def outbox_and_inbox(tables: OutboxTables) -> tuple[Callable[[], None], Callable[[], None]]:
+    """``(upgrade, downgrade)`` of every service's first migration: the library-owned outbox
+    and inbox tables, as ``tables`` (the service's ``outbox_tables``) define them."""
+
+    def upgrade() -> None:
+        from alembic import op
+
+        create_platform_tables(op, tables.outbox, tables.inbox)
+
+    def downgrade() -> None:
+        from alembic import op
+
+        op.drop_table("inbox")
+        op.drop_table("outbox")
+
+    return upgrade, downgrade

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request, Response, status
 from fastapi.responses import JSONResponse
-from plugpay_platform.database import Database
+from plugpay_platform.app import ServiceDatabase
 from plugpay_platform.errors import Refusal
 from plugpay_platform.security import CurrentOperator, CurrentPrincipal, Principal, require_role
 
@@ -56,13 +56,8 @@ def _ctx(request: Request) -> AuthContext:
     return ctx
 
 
-def _db(request: Request) -> Database:
-    db: Database = request.app.state.runtime.database
-    return db
-
-
 Ctx = Annotated[AuthContext, Depends(_ctx)]
-Db = Annotated[Database, Depends(_db)]
+Db = ServiceDatabase
 
 
 def _client_address(request: Request) -> str:

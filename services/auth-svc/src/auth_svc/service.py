@@ -12,7 +12,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from plugpay_events.contracts.identity import (
@@ -27,11 +27,12 @@ from plugpay_events.contracts.identity import (
     UserRegistered,
     UserVerified,
 )
-from plugpay_events.envelope import Envelope, Event
+from plugpay_events.envelope import Event
 from plugpay_events.outbox import Outbox
 from plugpay_events.sealed import seal
+from plugpay_events.types import utc_now
 from plugpay_platform.errors import Refusal
-from plugpay_platform.logging import correlation_id
+from plugpay_platform.outgoing import envelopes
 from plugpay_platform.security import Principal
 from plugpay_platform.throttle import ThrottleRule, ThrottleState, record_failure, retry_after_s
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -56,10 +57,6 @@ PRODUCER = "auth-svc"
 JWKS_GRACE = timedelta(seconds=60)
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass
 class AuthContext:
     """What every use case needs besides the session: settings, hashing, outbox, clock."""
@@ -67,7 +64,7 @@ class AuthContext:
     settings: Settings
     hashing: PasswordHashing = field(default_factory=PasswordHashing)
     outbox: Outbox = field(default_factory=lambda: Outbox(outbox_tables))
-    clock: Callable[[], datetime] = _utc_now
+    clock: Callable[[], datetime] = utc_now
 
     @property
     def login_rules(self) -> domain.LoginRules:
@@ -92,15 +89,7 @@ class AuthContext:
         return seal(self.settings.platform.link_key(), code, f"{event_type}:{user_id}")
 
     async def emit(self, session: AsyncSession, events: Sequence[Event]) -> None:
-        cid = correlation_id.get()
-        try:
-            correlation = uuid.UUID(cid) if cid else None
-        except ValueError:
-            correlation = None
-        await self.outbox.add(
-            session,
-            [Envelope.wrap(e, producer=PRODUCER, correlation_id=correlation) for e in events],
-        )
+        await self.outbox.add(session, envelopes(events, producer=PRODUCER))
 
 
 @dataclass(frozen=True)

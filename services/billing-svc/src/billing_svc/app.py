@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -14,6 +11,7 @@ from plugpay_events.bus.port import EventBus
 from plugpay_events.outbox import Outbox
 from plugpay_events.types import utc_now
 from plugpay_platform.app import build_service_app
+from plugpay_platform.background import PeriodicTask
 from plugpay_platform.runtime import ServiceRuntime
 from plugpay_platform.security import KeySource
 
@@ -31,7 +29,6 @@ from billing_svc.usecases.recover import recover
 NAME = "billing-svc"
 PREFIX = "/billing"
 MIGRATIONS = Path(__file__).parent / "migrations"
-log = logging.getLogger(__name__)
 
 
 def build_processor(settings: Settings) -> PaymentProcessor:
@@ -109,28 +106,13 @@ def create_app(
         stale = utc_now() - timedelta(seconds=settings.recovery_after_s)
         return len(events) + len(expiring) + await recover(billing, database.write, stale)
 
-    sweeper: dict[str, asyncio.Task[None]] = {}
-
-    async def sweep_forever() -> None:
-        while True:
-            try:
-                await sweep_once()
-            except Exception:
-                log.exception("hold sweeper failed; retrying")
-            await asyncio.sleep(settings.hold_sweep_interval_s)
-
-    async def start_sweeper() -> None:
-        sweeper["task"] = asyncio.create_task(sweep_forever(), name="billing-hold-sweeper")
+    sweeper = PeriodicTask("billing-hold-sweeper", sweep_once, settings.hold_sweep_interval_s)
 
     async def stop_sweeper() -> None:
-        task = sweeper.pop("task", None)
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await sweeper.stop()
         await processor.close()
 
-    runtime.on_start.append(start_sweeper)
+    runtime.on_start.append(sweeper.start)
     runtime.on_stop.append(stop_sweeper)
 
     app = build_service_app(runtime, [router], title="Plugpay billing-svc", prefix=PREFIX)

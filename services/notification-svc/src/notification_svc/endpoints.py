@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 from plugpay_events import utc_now
-from plugpay_platform.database import Database
+from plugpay_platform.app import ServiceDatabase
 from plugpay_platform.security import CurrentDriver
 
 from notification_svc import service
@@ -16,12 +14,7 @@ from notification_svc.schemas import MailLogEntry, Preferences, PreferencesUpdat
 router = APIRouter(prefix="/notifications", tags=["notifications"])
 
 
-def _db(request: Request) -> Database:
-    database: Database = request.app.state.runtime.database
-    return database
-
-
-Db = Annotated[Database, Depends(_db)]
+Db = ServiceDatabase
 
 
 @router.get("/preferences", response_model=Preferences)

@@ -5,7 +5,6 @@ back-off and never holds up the others (each is sent and recorded on its own).""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -14,6 +13,7 @@ from email.utils import format_datetime
 from typing import Protocol
 
 from plugpay_events.types import utc_now
+from plugpay_platform.background import PeriodicTask
 from plugpay_platform.database import Database
 
 from notification_svc import domain
@@ -77,37 +77,21 @@ class MailSender:
         self.retry_base_s = retry_base_s
         self.retry_max_s = retry_max_s
         self.clock = clock
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
+        # A round in flight is finished on stop (a mail sent but not recorded would be sent
+        # again after its lease), within a grace; a full round means more may be due at once.
+        self._rounds = PeriodicTask(
+            "notification-svc mail sender",
+            self.deliver_due,
+            poll_interval_s,
+            busy_again=True,
+            grace_s=35.0,
+        )
 
     async def start(self) -> None:
-        self._stopping.clear()
-        self._task = asyncio.create_task(self._run(), name="notification-svc mail sender")
+        await self._rounds.start()
 
-    async def stop(self, grace_s: float = 35.0) -> None:
-        """Finish the round in flight (a mail sent but not recorded would be sent again after
-        its lease), then stop; cancelled after ``grace_s``."""
-        if self._task is None:
-            return
-        self._stopping.set()
-        try:
-            await asyncio.wait_for(self._task, grace_s)
-        except TimeoutError:
-            log.warning("mail sender did not finish its round in %ss; cancelled", grace_s)
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
-
-    async def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                sent = await self.deliver_due()
-            except Exception:
-                log.exception("mail sender round failed; trying again")
-                sent = 0
-            if not sent:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self.poll_interval_s)
+    async def stop(self) -> None:
+        await self._rounds.stop()
 
     async def deliver_due(self) -> int:
         """One round: claim what is due, send each, record each; how many were claimed."""

@@ -105,6 +105,31 @@ async def _learn(
     await store.learn_email(user_id, email, envelope.occurred_at, now - ctx.max_event_age)
 
 
+async def _queue_link(
+    ctx: MailContext,
+    store: NotificationRepository,
+    envelope: Envelope,
+    kind: MailKind,
+    user_id: uuid.UUID,
+    email: str,
+    sealed_code: str,
+    expires_at: datetime,
+    path: str,
+    now: datetime,
+    **fields: Any,
+) -> None:
+    """A mail carrying a one-time link (``{path}/{code}``), unless the link has expired or its
+    sealed code cannot be opened."""
+    if expires_at <= now:
+        return
+    code = _code(ctx, envelope, sealed_code, user_id)
+    if code is not None:
+        await _queue(
+            ctx, store, envelope, kind, user_id, email,
+            link=ctx.link(f"{path}/{code}"), expires=_when(expires_at), **fields,
+        )  # fmt: skip
+
+
 async def learn_identity(
     ctx: MailContext, store: NotificationRepository, envelope: Envelope, now: datetime
 ) -> None:
@@ -119,34 +144,21 @@ async def learn_identity(
         if event.email is None or event.sealed_code is None:
             return  # from before notification-svc: nothing to mail
         await _learn(ctx, store, envelope, event.user_id, event.email, now)
-        if event.expires_at <= now:
-            return
-        code = _code(ctx, envelope, event.sealed_code, event.user_id)
-        if code is not None:
-            await _queue(
-                ctx, store, envelope, "verify_email", event.user_id, event.email,
-                link=ctx.link(f"verify/{code}"), expires=_when(event.expires_at),
-            )  # fmt: skip
+        await _queue_link(
+            ctx, store, envelope, "verify_email", event.user_id, event.email,
+            event.sealed_code, event.expires_at, "verify", now,
+        )  # fmt: skip
     elif isinstance(event, PasswordResetRequested):
         await _learn(ctx, store, envelope, event.user_id, event.email, now)
-        if event.expires_at <= now:
-            return
-        code = _code(ctx, envelope, event.sealed_code, event.user_id)
-        if code is not None:
-            await _queue(
-                ctx, store, envelope, "password_reset", event.user_id, event.email,
-                link=ctx.link(f"reset/{code}"), expires=_when(event.expires_at),
-            )  # fmt: skip
+        await _queue_link(
+            ctx, store, envelope, "password_reset", event.user_id, event.email,
+            event.sealed_code, event.expires_at, "reset", now,
+        )  # fmt: skip
     elif isinstance(event, GroupInvitationRequested):
-        if event.expires_at <= now:
-            return
-        code = _code(ctx, envelope, event.sealed_code, event.user_id)
-        if code is not None:
-            await _queue(
-                ctx, store, envelope, "group_invitation", event.user_id, event.email,
-                group=event.group, link=ctx.link(f"invitations/{code}"),
-                expires=_when(event.expires_at),
-            )  # fmt: skip
+        await _queue_link(
+            ctx, store, envelope, "group_invitation", event.user_id, event.email,
+            event.sealed_code, event.expires_at, "invitations", now, group=event.group,
+        )  # fmt: skip
     elif isinstance(event, PasswordChanged):
         await _learn(ctx, store, envelope, event.user_id, event.email, now)
         if domain.is_history(envelope.occurred_at, now, ctx.max_event_age):

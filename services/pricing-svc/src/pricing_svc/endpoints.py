@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from plugpay_events import utc_now
 from plugpay_events.contracts.pricing import AccessPolicy
-from plugpay_platform.database import Database
+from plugpay_platform.app import service_database
 from plugpay_platform.errors import Refusal
 from plugpay_platform.security import CurrentOperator
 from plugpay_tariffs.summary import describe
@@ -48,11 +48,6 @@ async def operator_organisation(principal: CurrentOperator) -> uuid.UUID:
 
 
 OperatorOrganisation = Annotated[uuid.UUID, Depends(operator_organisation)]
-
-
-def _database(request: Request) -> Database:
-    database: Database = request.app.state.runtime.database
-    return database
 
 
 def _tariff_key(key: str) -> str:
@@ -156,7 +151,7 @@ async def create_tariff(
             "tariff_invalid",
             [{"field": "key", "reason": "missing", "message": "a tariff needs a key"}],
         )
-    async with _database(request).write() as session:
+    async with service_database(request).write() as session:
         version, _ = await service.publish_tariff(
             PricingRepository(session),
             organisation_id,
@@ -184,7 +179,7 @@ async def publish_tariff_version(
             "tariff_invalid",
             [{"field": "key", "reason": "key_mismatch", "message": "differs from the URL"}],
         )
-    async with _database(request).write() as session:
+    async with service_database(request).write() as session:
         version, created = await service.publish_tariff(
             PricingRepository(session), organisation_id, _tariff_key(key), data, utc_now()
         )
@@ -196,7 +191,7 @@ async def publish_tariff_version(
 @router.get("/tariffs", tags=["tariffs"])
 async def list_tariffs(request: Request, organisation_id: OperatorOrganisation) -> TariffListOut:
     """The organisation's tariffs, each at its latest version."""
-    async with _database(request).read() as session:
+    async with service_database(request).read() as session:
         versions = await PricingRepository(session).latest_tariffs_of(organisation_id)
     return TariffListOut(items=[_tariff_out(v) for v in versions])
 
@@ -206,7 +201,7 @@ async def get_tariff(
     request: Request, key: str, organisation_id: OperatorOrganisation
 ) -> TariffOut:
     """The latest version of a tariff."""
-    async with _database(request).read() as session:
+    async with service_database(request).read() as session:
         history = await service.tariff_history(PricingRepository(session), organisation_id, key)
     return _tariff_out(history[-1])
 
@@ -216,7 +211,7 @@ async def tariff_versions(
     request: Request, key: str, organisation_id: OperatorOrganisation
 ) -> TariffListOut:
     """Every version of a tariff, oldest first."""
-    async with _database(request).read() as session:
+    async with service_database(request).read() as session:
         history = await service.tariff_history(PricingRepository(session), organisation_id, key)
     return TariffListOut(items=[_tariff_out(v) for v in history])
 
@@ -226,7 +221,7 @@ async def tariff_version(
     request: Request, key: str, version: int, organisation_id: OperatorOrganisation
 ) -> TariffOut:
     """One version of a tariff (what a past session was priced with)."""
-    async with _database(request).read() as session:
+    async with service_database(request).read() as session:
         history = await service.tariff_history(PricingRepository(session), organisation_id, key)
     found = next((v for v in history if v.version == version), None)
     if found is None:
@@ -328,7 +323,7 @@ async def find_stations(
         raise Refusal("location_missing", "radius_km needs lat and lon", status_code=422)
     near = None if lat is None or lon is None else service.Near(lat, lon, radius_km)
     now = utc_now()
-    async with _database(request).read() as session:
+    async with service_database(request).read() as session:
         entries = await service.directory(
             PricingRepository(session), now, near=near, driver=driver, limit=limit
         )
@@ -357,7 +352,7 @@ async def find_stations(
 @router.get("/stations", tags=["stations"])
 async def list_stations(request: Request, organisation_id: OperatorOrganisation) -> StationListOut:
     """The organisation's stations with their commercial data."""
-    async with _database(request).read() as session:
+    async with service_database(request).read() as session:
         stations = await PricingRepository(session).stations_of(organisation_id)
     return StationListOut(items=[_station_out(s) for s in stations])
 
@@ -367,7 +362,7 @@ async def get_station(
     request: Request, station_id: str, organisation_id: OperatorOrganisation
 ) -> StationOut:
     """One of the organisation's stations; ``commercials`` is null until set."""
-    async with _database(request).read() as session:
+    async with service_database(request).read() as session:
         station = await service.station_of(PricingRepository(session), organisation_id, station_id)
     return _station_out(station)
 
@@ -390,7 +385,7 @@ async def set_station_commercials(
         },
         status=body.status,
     )
-    async with _database(request).write() as session:
+    async with service_database(request).write() as session:
         station = await service.set_commercials(
             PricingRepository(session), organisation_id, station_id, change, utc_now()
         )
@@ -419,7 +414,7 @@ async def get_quote(
     """The price of charging at a connector now, in plain terms, incl. VAT. Public: prices are
     public information (EU AFIR); cacheable for a short while. A restricted station answers 404
     to whom the directory does not list it."""
-    async with _database(request).read() as session:
+    async with service_database(request).read() as session:
         found = await service.quote(
             PricingRepository(session), station_id, connector, utc_now(), budget_minor, driver
         )

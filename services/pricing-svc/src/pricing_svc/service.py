@@ -6,7 +6,6 @@ never commits; outgoing events go through ``store.emit`` so they share that tran
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from plugpay_events.contracts.stations import (
     StationWentOffline,
 )
 from plugpay_platform.errors import Refusal
-from plugpay_platform.logging import correlation_id
+from plugpay_platform.outgoing import envelopes
 from plugpay_tariffs import (
     CostBreakdown,
     PurchaseLimits,
@@ -130,21 +129,8 @@ def _problem(field: str, reason: str, message: str) -> dict[str, str]:
     return {"field": field, "reason": reason, "message": message}
 
 
-def _request_correlation() -> uuid.UUID | None:
-    # An HTTP request's correlation id follows into the events it causes.
-    value = correlation_id.get()
-    with contextlib.suppress(ValueError, TypeError):
-        return uuid.UUID(value) if value else None
-    return None
-
-
 def _wrap(event: Any, caused_by: Envelope | None = None) -> Envelope:
-    return Envelope.wrap(
-        event,
-        producer=PRODUCER,
-        caused_by=caused_by,
-        correlation_id=None if caused_by else _request_correlation(),
-    )
+    return envelopes([event], producer=PRODUCER, caused_by=caused_by)[0]
 
 
 def _own_station(station: Station | None, station_id: str, organisation_id: uuid.UUID) -> Station:

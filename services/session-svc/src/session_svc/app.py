@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,13 +9,15 @@ from fastapi import FastAPI
 from plugpay_events.bus.port import EventBus
 from plugpay_events.topics import IDENTITY, METER, SESSIONS, STATIONS
 from plugpay_platform.app import build_service_app
+from plugpay_platform.background import PeriodicTask
 from plugpay_platform.runtime import ConsumerSpec, ServiceRuntime
 from plugpay_platform.security import KeySource
 
+from session_svc import service
 from session_svc.endpoints import router
 from session_svc.handlers import CONSUMER, live_batch_handler, live_handler, timer_rules
 from session_svc.live import SessionUpdates
-from session_svc.service import SessionService
+from session_svc.service import Sessions
 from session_svc.settings import Settings
 from session_svc.tables import outbox_tables
 
@@ -26,38 +25,6 @@ NAME = "session-svc"
 PREFIX = "/sessions"
 MIGRATIONS = Path(__file__).parent / "migrations"
 STORE_TOPICS = (SESSIONS, METER, STATIONS, IDENTITY)
-
-log = logging.getLogger(__name__)
-
-
-class TimerWorker:
-    """Fires due timers in the background; the timers themselves are rows, so they survive."""
-
-    def __init__(self, service: SessionService, interval_s: float) -> None:
-        self.service = service
-        self.interval_s = interval_s
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="session-timers")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                if await self.service.fire_due_timers() > 0:
-                    continue  # more may be due
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("firing timers failed; retrying")
-            await asyncio.sleep(self.interval_s)
 
 
 def create_app(
@@ -86,14 +53,22 @@ def create_app(
             ),
         )
     )
-    updates = SessionUpdates(runtime.database.engine)
-    service = SessionService(
-        settings, runtime.database, outbox_tables, code_learned=updates.code_learned
+    sessions = Sessions(settings)
+    database = runtime.database
+
+    async def fire_due_timers() -> int:
+        async with database.write() as db:
+            return await service.fire_due_timers(db, sessions)
+
+    updates = SessionUpdates(database.engine)
+    # The timers are rows, so they survive restarts; more may be due after a full round.
+    timers = PeriodicTask(
+        "session-timers", fire_due_timers, settings.timer_interval_s, busy_again=True
     )
-    timers = TimerWorker(service, settings.timer_interval_s)
     runtime.on_start += [updates.start, timers.start]
     runtime.on_stop += [updates.stop, timers.stop]
     app = build_service_app(runtime, [router], title="Plugpay session-svc", prefix=PREFIX)
-    app.state.session_service = service
+    app.state.sessions = sessions
+    app.state.fire_due_timers = fire_due_timers
     app.state.session_updates = updates
     return app

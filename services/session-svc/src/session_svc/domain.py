@@ -608,6 +608,11 @@ def abandon(state: ChargingSession, *, now: datetime, deadline: datetime) -> lis
     ]
 
 
+# The timers a session may have pending (rows in the store, fired by session-svc's timer task).
+CODE_EXPIRY = "code_expiry"
+START_TIMEOUT = "start_timeout"
+
+
 def start_deadline(
     state: ChargingSession, start_timeout: timedelta | None, backstop: timedelta = timedelta(0)
 ) -> datetime | None:

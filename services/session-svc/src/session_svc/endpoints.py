@@ -10,9 +10,11 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
+from plugpay_platform.app import ServiceDatabase
 from plugpay_platform.database import Database
-from plugpay_platform.security import CurrentDriver, CurrentPrincipal
+from plugpay_platform.security import CurrentDriver, CurrentPrincipal, Principal
 
+from session_svc import service
 from session_svc.domain import SessionStatus
 from session_svc.live import SessionUpdates
 from session_svc.schemas import (
@@ -26,61 +28,134 @@ from session_svc.schemas import (
     StopAccepted,
     TimelineStep,
 )
-from session_svc.service import SessionService
 from session_svc.timeline import timeline
 
 router = APIRouter(prefix="/sessions", tags=["sessions"])
 
 
-def _service(request: Request) -> SessionService:
-    service: SessionService = request.app.state.session_service
-    return service
+def _sessions(request: Request) -> service.Sessions:
+    sessions: service.Sessions = request.app.state.sessions
+    return sessions
 
 
-def _database(request: Request) -> Database:
-    database: Database = request.app.state.runtime.database
-    return database
+Sessions = Annotated[service.Sessions, Depends(_sessions)]
+Db = ServiceDatabase
 
 
-Service = Annotated[SessionService, Depends(_service)]
-Db = Annotated[Database, Depends(_database)]
+def _updates(request: Request) -> SessionUpdates:
+    updates: SessionUpdates = request.app.state.session_updates
+    return updates
+
+
+Updates = Annotated[SessionUpdates, Depends(_updates)]
+
+
+async def _presented(
+    database: Database,
+    sessions: service.Sessions,
+    updates: SessionUpdates,
+    principal: Principal,
+    raw: str,
+    request: Request,
+    now: datetime,
+) -> service.Presented:
+    """What the driver presented; a typed code is counted against the typed-code limits in
+    its own transaction, so a refused or failed lookup still counts, then waited for."""
+    presented = service.read_presented(principal, raw)
+    if presented.typed:
+        client_ip = request.client.host if request.client else None
+        async with database.write() as db:
+            too_many = await service.count_typed_lookup(
+                db, sessions, principal.user_id, client_ip, now
+            )
+        if too_many is not None:
+            raise too_many
+        await _await_typed_code(database, sessions, updates, presented.typed)
+    return presented
+
+
+async def _await_typed_code(
+    database: Database, sessions: service.Sessions, updates: SessionUpdates, typed: str
+) -> None:
+    """A typed code is only known to the store once it has consumed the code's
+    SessionCodeIssued (a QR code proves itself): wait, bounded, until the store has learned it,
+    so a code typed the moment it shows is accepted at once. No transaction is held while
+    waiting; the lookup was counted once already. An unknown code is refused after the wait."""
+    wait_s = sessions.settings.typed_code_wait_s
+    if wait_s <= 0:
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    with updates.code_learned(typed) as learned:
+        while True:
+            learned.clear()  # before looking: a code learned after the look still wakes us
+            async with database.read() as db:
+                if await service.typed_code_known(db, typed):
+                    return
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            try:
+                await asyncio.wait_for(learned.wait(), remaining)
+            except TimeoutError:
+                return
 
 
 @router.post("/scan", status_code=202, response_model=ScanAccepted)
 async def scan(
-    body: ScanRequest, driver: CurrentDriver, service: Service, request: Request
+    body: ScanRequest,
+    driver: CurrentDriver,
+    sessions: Sessions,
+    updates: Updates,
+    database: Db,
+    request: Request,
 ) -> ScanAccepted:
     """The phone sends what it scanned (QR URL or token) or what the driver typed."""
-    client_ip = request.client.host if request.client else None
-    session_id = await service.scan(driver, body.code, client_ip)
+    now = sessions.clock()
+    presented = await _presented(database, sessions, updates, driver, body.code, request, now)
+    async with database.write() as db:
+        session_id = await service.scan(db, sessions, driver, presented, now)
     return ScanAccepted(session_id=session_id)
 
 
 @router.post("/codes/lookup", response_model=CodePreview)
 async def lookup_code(
-    body: CodeLookup, driver: CurrentDriver, service: Service, request: Request
+    body: CodeLookup,
+    driver: CurrentDriver,
+    sessions: Sessions,
+    updates: Updates,
+    database: Db,
+    request: Request,
 ) -> CodePreview:
     """A typed or scanned code's station, connector and expiry, so the app shows the price
     before the driver confirms; claims nothing; a typed code counts against the typed-code rate
     limit. The code is in the body: in a path it would be written to every access log."""
-    client_ip = request.client.host if request.client else None
-    return await service.lookup_code(driver, body.code, client_ip)
+    now = sessions.clock()
+    presented = await _presented(database, sessions, updates, driver, body.code, request, now)
+    async with database.read() as db:
+        return await service.lookup_code(db, sessions, driver, presented, now)
 
 
 @router.post("/codes/release", status_code=204)
 async def release_code(
-    body: CodeLookup, driver: CurrentDriver, service: Service, request: Request
+    body: CodeLookup,
+    driver: CurrentDriver,
+    sessions: Sessions,
+    updates: Updates,
+    database: Db,
+    request: Request,
 ) -> None:
     """Cancel before starting: the code is retired and the charger free for the next driver
     (the code in the body, as for a lookup; a typed code counts against the same limit)."""
-    client_ip = request.client.host if request.client else None
-    await service.release_code(driver, body.code, client_ip)
+    now = sessions.clock()
+    presented = await _presented(database, sessions, updates, driver, body.code, request, now)
+    async with database.write() as db:
+        await service.release_code(db, sessions, driver, presented, now)
 
 
 @router.get("", response_model=SessionList)
 async def list_sessions(
     principal: CurrentPrincipal,
-    service: Service,
     database: Db,
     status: Annotated[list[SessionStatus] | None, Query()] = None,
     started_from: datetime | None = None,
@@ -91,7 +166,7 @@ async def list_sessions(
 ) -> SessionList:
     """The caller's sessions, newest first; operators may ask for their organisation's."""
     async with database.read() as db:
-        return await service.list(
+        return await service.list_sessions(
             db,
             principal,
             scope=scope,
@@ -105,7 +180,7 @@ async def list_sessions(
 
 @router.get("/{session_id}", response_model=SessionView)
 async def get_session(
-    session_id: uuid.UUID, principal: CurrentPrincipal, service: Service, database: Db
+    session_id: uuid.UUID, principal: CurrentPrincipal, database: Db
 ) -> SessionView:
     async with database.read() as db:
         return await service.view(db, principal, session_id)
@@ -113,7 +188,7 @@ async def get_session(
 
 @router.get("/{session_id}/timeline", response_model=SessionTimeline)
 async def session_timeline(
-    session_id: uuid.UUID, principal: CurrentPrincipal, service: Service, database: Db
+    session_id: uuid.UUID, principal: CurrentPrincipal, database: Db
 ) -> SessionTimeline:
     """What happened to a session, step by step, oldest first (the support desk's view)."""
     async with database.read() as db:
@@ -126,10 +201,11 @@ async def session_timeline(
 
 @router.post("/{session_id}/stop", status_code=202, response_model=StopAccepted)
 async def stop_session(
-    session_id: uuid.UUID, principal: CurrentPrincipal, service: Service
+    session_id: uuid.UUID, principal: CurrentPrincipal, sessions: Sessions, database: Db
 ) -> StopAccepted:
     """The driver ends charging from the app; the station stops and reports completion."""
-    await service.stop(principal, session_id)
+    async with database.write() as db:
+        await service.stop(db, sessions, principal, session_id)
     return StopAccepted(session_id=session_id)
 
 
@@ -137,7 +213,7 @@ async def stop_session(
 async def session_events(
     session_id: uuid.UUID,
     principal: CurrentPrincipal,
-    service: Service,
+    sessions: Sessions,
     database: Db,
     request: Request,
 ) -> StreamingResponse:
@@ -145,7 +221,7 @@ async def session_events(
     async with database.read() as db:
         await service.visible(db, principal, session_id)  # 404 before any stream starts
     updates: SessionUpdates = request.app.state.session_updates
-    keepalive = service.settings.sse_keepalive_s
+    keepalive = sessions.settings.sse_keepalive_s
 
     async def stream() -> AsyncIterator[str]:
         queue = updates.subscribe(session_id)

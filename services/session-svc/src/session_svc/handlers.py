@@ -34,6 +34,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from session_svc import repository
 from session_svc.domain import (
+    CODE_EXPIRY,
+    START_TIMEOUT,
     ChargingSession,
     SessionStatus,
     apply,
@@ -43,8 +45,6 @@ from session_svc.domain import (
 from session_svc.settings import Settings
 
 CONSUMER = "session-svc.store"
-CODE_EXPIRY = "code_expiry"
-START_TIMEOUT = "start_timeout"
 
 Db = AsyncSession | AsyncConnection
 

@@ -6,47 +6,41 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
-from typing import Any
 
+from plugpay_platform.background import PgListener
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from session_svc.repository import CODES_CHANNEL, UPDATES_CHANNEL
-
-log = logging.getLogger(__name__)
 
 
 class SessionUpdates:
     """One LISTEN connection per process; subscribers get a wake-up per change of a session."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
         self._subscribers: dict[uuid.UUID, set[asyncio.Queue[None]]] = defaultdict(set)
         self._code_waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
-        self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
-        self.listening = asyncio.Event()
+        # Changes may have happened while not listening: streams and waiters look again after
+        # a reconnect.
+        self.listener = PgListener(
+            engine,
+            {UPDATES_CHANNEL: self._on_notify, CODES_CHANNEL: self._on_code},
+            name="session-updates",
+            on_listening=self._wake_all,
+        )
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="session-updates")
-        # Streams opened right after start-up must not miss a change.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.listening.wait(), 10)
+        self._stopping.clear()
+        await self.listener.start()
 
     async def stop(self) -> None:
         self._stopping.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        await self.listener.stop()
         # Wake every stream so it can end.
-        for queues in self._subscribers.values():
-            for queue in queues:
-                queue.put_nowait(None)
+        self._wake_all()
 
     @property
     def stopping(self) -> bool:
@@ -79,13 +73,11 @@ class SessionUpdates:
                 if not waiters:
                     del self._code_waiters[code]
 
-    def _on_code(self, *args: Any) -> None:
-        payload = args[3] if len(args) > 3 else ""
+    def _on_code(self, payload: str) -> None:
         for learned in self._code_waiters.get(payload, ()):
             learned.set()
 
-    def _on_notify(self, *args: Any) -> None:
-        payload = args[3] if len(args) > 3 else ""
+    def _on_notify(self, payload: str) -> None:
         try:
             session_id = uuid.UUID(payload)
         except ValueError:
@@ -97,26 +89,6 @@ class SessionUpdates:
         for queues in self._subscribers.values():
             for queue in queues:
                 queue.put_nowait(None)
-
-    async def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                async with self.engine.connect() as conn:
-                    raw: Any = (await conn.get_raw_connection()).driver_connection
-                    await raw.add_listener(UPDATES_CHANNEL, self._on_notify)
-                    await raw.add_listener(CODES_CHANNEL, self._on_code)
-                    self.listening.set()
-                    # Changes may have happened while not listening: streams re-read.
-                    self._wake_all()
-                    for waiters in self._code_waiters.values():
-                        for learned in waiters:
-                            learned.set()
-                    while not self._stopping.is_set():
-                        await asyncio.sleep(5)
-                        await raw.execute("SELECT 1")  # notice a dead connection
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("listening for session updates failed; retrying")
-                self.listening.clear()
-                await asyncio.sleep(1.0)
+        for waiters in self._code_waiters.values():
+            for learned in waiters:
+                learned.set()

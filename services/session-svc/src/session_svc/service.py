@@ -1,21 +1,24 @@
-"""Use cases of session-svc, shared by the endpoints and the background tasks."""
+"""Use cases of session-svc, shared by the endpoints and the background tasks.
+
+Each takes the caller's unit of work (``db``) and never commits: the endpoint or task that opens
+the transaction commits it once. Outgoing events go to the outbox in that same transaction.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import contextlib
 import logging
 import math
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from plugpay_events.contracts.sessions import SessionCodeScanned
-from plugpay_events.envelope import Envelope, Event
-from plugpay_events.outbox import Outbox, OutboxTables
+from plugpay_events.envelope import Event
+from plugpay_events.outbox import Outbox
 from plugpay_events.session_code import (
     TYPED_CODE_ALPHABET,
     TYPED_CODE_LENGTH,
@@ -29,17 +32,21 @@ from plugpay_events.session_code import (
     verify_session_code,
 )
 from plugpay_events.types import Money, utc_now
-from plugpay_platform.database import Database
 from plugpay_platform.errors import Refusal
-from plugpay_platform.logging import correlation_id
+from plugpay_platform.outgoing import envelopes
 from plugpay_platform.security import Principal
 from plugpay_tariffs import MeterSample as TariffMeterSample
 from plugpay_tariffs import SessionUsage, calculate_cost
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from session_svc import domain, repository
-from session_svc.domain import ChargingSession, Rejected, SessionStatus
-from session_svc.handlers import CODE_EXPIRY, START_TIMEOUT
+from session_svc.domain import (
+    CODE_EXPIRY,
+    START_TIMEOUT,
+    ChargingSession,
+    Rejected,
+    SessionStatus,
+)
 from session_svc.schemas import (
     CodePreview,
     CostView,
@@ -51,6 +58,7 @@ from session_svc.schemas import (
     SessionView,
 )
 from session_svc.settings import Settings
+from session_svc.tables import outbox_tables
 
 log = logging.getLogger(__name__)
 
@@ -73,401 +81,387 @@ def refuse(rejected: Rejected | SessionCodeRejected) -> Refusal:
     )
 
 
-def _correlation() -> uuid.UUID | None:
+@dataclass(frozen=True)
+class Sessions:
+    """What every use case needs besides its unit of work: the settings and a clock."""
+
+    settings: Settings
+    clock: Callable[[], datetime] = utc_now
+
+
+_outbox = Outbox(outbox_tables)
+
+
+async def emit(db: AsyncSession, events: list[Event]) -> None:
+    """Queue events in the caller's transaction (published only if it commits)."""
+    await _outbox.add(db, envelopes(events, producer=PRODUCER))
+
+
+class Presented(NamedTuple):
+    """What a driver presented: the raw ``content``, and either a QR code read (``code``, not
+    yet verified against its key) or a well-formed ``typed`` code; the other one is empty."""
+
+    content: str
+    code: UnverifiedCode | None
+    typed: str
+
+
+# --- scan --------------------------------------------------------------------------------
+
+
+async def scan(
+    db: AsyncSession,
+    sessions: Sessions,
+    principal: Principal,
+    presented: Presented,
+    now: datetime,
+) -> uuid.UUID:
+    """Verify what a driver scanned or typed and emit SessionCodeScanned; one scan wins."""
+    if not await repository.try_lock_store_shared(db):
+        raise Refusal(
+            "store_rebuilding",
+            "sessions are being rebuilt; try again in a moment",
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+    content, code, typed = presented
+    session_id, claims = await _resolve(db, sessions, code, content, typed, now)
+    _, result = await _check_code(db, sessions, principal, session_id, claims, now)
+    if not await repository.claim_scan(db, result.session_id, principal.user_id, result):
+        raise Refusal("code_used", "this code was already used", status_code=409)
+    await emit(db, [result])
+    return result.session_id
+
+
+async def _resolve(
+    db: AsyncSession,
+    sessions: Sessions,
+    presented: UnverifiedCode | None,
+    content: str,
+    typed: str,
+    now: datetime,
+) -> tuple[uuid.UUID | None, SessionCodeClaims | None]:
+    """The session a presented code names: a QR code's by its verified MAC, a typed one's
+    from the store (None: no such live code)."""
+    if presented is not None:
+        claims = await _verify(db, sessions, presented, content, now)
+        return claims.session_id, claims
+    return await repository.find_typed_code(db, typed), None
+
+
+async def _verify(
+    db: AsyncSession, sessions: Sessions, presented: UnverifiedCode, content: str, now: datetime
+) -> SessionCodeClaims:
+    """A QR code's MAC checked against its session's station, or, before the store has
+    the session (the code's SessionCodeIssued still on its way), against the stations
+    whose tag the code carries: the code alone proves what it says."""
+    settings = sessions.settings
+    state = await repository.load_session(db, presented.session_id)
+    if state is not None and state.station_id is not None:
+        station_ids = [state.station_id]
+    else:
+        station_ids = [s for s in await repository.station_ids(db) if presented.may_be_for(s)]
     try:
-        cid = correlation_id.get()
-        return uuid.UUID(cid) if cid else None
-    except ValueError:
-        return None
+        return verify_session_code(
+            token_from_scan(content),
+            settings.code_verification_jwks,
+            station_ids=station_ids,
+            now=now,
+            tolerance=settings.code_tolerance,
+            clock_skew=settings.clock_skew,
+        )
+    except SessionCodeRejected as rejected:
+        raise refuse(rejected) from None
 
 
-class SessionService:
-    """The scan, reading and control use cases, and the timers."""
+async def _check_code(
+    db: AsyncSession,
+    sessions: Sessions,
+    principal: Principal,
+    session_id: uuid.UUID | None,
+    claims: SessionCodeClaims | None,
+    now: datetime,
+) -> tuple[ChargingSession, SessionCodeScanned]:
+    """Everything a scan checks before it claims: known, this station's, unused, fresh,
+    station online. Returns the session and the event a scan would emit."""
+    settings = sessions.settings
+    state = await repository.load_session(db, session_id) if session_id else None
+    if (state is None or state.status is None) and claims is not None:
+        # A verified code is its own proof of issue: no waiting for the log to bring it.
+        state = domain.issued_from_code(
+            claims.session_id,
+            station_id=claims.station_id,
+            connector_id=claims.connector_id,
+            session_started_at=claims.session_started_at,
+            expires_at=claims.expires_at,
+            token_id=claims.token_id,
+        )
+    if session_id is None or state is None:
+        raise Refusal("code_invalid", "this code is not known", status_code=400)
+    if await repository.is_scan_claimed(db, session_id):
+        raise Refusal("code_used", "this code was already used", status_code=409)
+    result = domain.scan(
+        state,
+        user_id=principal.user_id,
+        organisation_id=principal.organisation_id,
+        user_groups=principal.groups,
+        code_kind="qr" if claims else "typed",
+        now=now,
+        clock_skew=settings.clock_skew,
+        tolerance=settings.code_tolerance,
+        presented=(claims.station_id, claims.connector_id, claims.token_id) if claims else None,
+    )
+    if isinstance(result, Rejected):
+        raise refuse(result)
+    assert state.station_id is not None and state.session_started_at is not None
+    presence = await repository.station_presence(db, state.station_id)
+    if presence is not None and not domain.online_for_code(
+        *presence, session_started_at=state.session_started_at
+    ):
+        raise Refusal(
+            "station_offline",
+            "the station is offline; try another one or ask for help",
+            status_code=409,
+        )
+    assert state.connector_id is not None
+    if await repository.newer_code_exists(
+        db, state.station_id, state.connector_id, state.session_started_at
+    ):
+        # The gateway issues a code only for a free connector and retires the older ones:
+        # refused here before any hold is placed (the gateway would abandon it anyway).
+        raise Refusal(
+            "code_superseded",
+            "the charger shows a newer code for this connector; scan that one",
+            status_code=409,
+        )
+    return state, result
 
-    def __init__(
-        self,
-        settings: Settings,
-        database: Database,
-        tables: OutboxTables,
-        *,
-        clock: Callable[[], datetime] = utc_now,
-        code_learned: Callable[[str], contextlib.AbstractContextManager[asyncio.Event]]
-        | None = None,
-    ) -> None:
-        self.settings = settings
-        self.database = database
-        self.outbox = Outbox(tables)
-        self.clock = clock
-        # Set when the store learns a typed code (session_svc.live); None: never wait for one.
-        self.code_learned = code_learned
 
-    def _wrap(self, events: list[Event]) -> list[Envelope]:
-        cid = _correlation()
-        return [Envelope.wrap(e, producer=PRODUCER, correlation_id=cid) for e in events]
+async def lookup_code(
+    db: AsyncSession,
+    sessions: Sessions,
+    principal: Principal,
+    presented: Presented,
+    now: datetime,
+) -> CodePreview:
+    """What a typed or scanned code names (station, connector, until when), without
+    claiming it, so the app can show the price before the driver confirms."""
+    content, code, typed = presented
+    session_id, claims = await _resolve(db, sessions, code, content, typed, now)
+    state, _ = await _check_code(db, sessions, principal, session_id, claims, now)
+    assert state.station_id and state.connector_id
+    assert state.code_expires_at and state.session_started_at
+    name = await repository.station_name(db, state.station_id)
+    return CodePreview(
+        code=typed or None,
+        station_id=state.station_id,
+        station_name=name,
+        connector_id=state.connector_id,
+        expires_at=min(
+            state.code_expires_at, state.session_started_at + sessions.settings.code_tolerance
+        ),
+    )
 
-    # --- scan ----------------------------------------------------------------------------
 
-    async def scan(self, principal: Principal, raw: str, client_ip: str | None) -> uuid.UUID:
-        """Verify what a driver scanned or typed and emit SessionCodeScanned; one scan wins."""
-        now = self.clock()
-        content, presented, typed = await self._presented(principal, raw, client_ip, now)
-        await self._await_typed_code(typed)
+async def release_code(
+    db: AsyncSession,
+    sessions: Sessions,
+    principal: Principal,
+    presented: Presented,
+    now: datetime,
+) -> None:
+    """The driver cancelled before starting: the code is retired at once (as if expired),
+    so the charger's screen and connector are free for the next driver, not for minutes.
+    Anyone holding the code may do it (they could as well have scanned it); it claims the
+    code, so no scan wins afterwards."""
+    content, code, typed = presented
+    session_id, claims = await _resolve(db, sessions, code, content, typed, now)
+    state, _ = await _check_code(db, sessions, principal, session_id, claims, now)
+    if not await repository.claim_scan(db, state.session_id, principal.user_id):
+        raise Refusal("code_used", "this code was already used", status_code=409)
+    await emit(db, list(domain.expire_code(state, now=now, due=now)))
 
-        async with self.database.write() as db:
-            if not await repository.try_lock_store_shared(db):
-                raise Refusal(
-                    "store_rebuilding",
-                    "sessions are being rebuilt; try again in a moment",
-                    status_code=503,
-                    headers={"Retry-After": "5"},
-                )
-            session_id, claims = await self._resolve(db, presented, content, typed, now)
-            _, result = await self._check_code(db, principal, session_id, claims, now)
-            if not await repository.claim_scan(db, result.session_id, principal.user_id, result):
-                raise Refusal("code_used", "this code was already used", status_code=409)
-            await self.outbox.add(db, self._wrap([result]))
-        return result.session_id
 
-    async def _resolve(
-        self,
-        db: AsyncSession,
-        presented: UnverifiedCode | None,
-        content: str,
-        typed: str,
-        now: datetime,
-    ) -> tuple[uuid.UUID | None, SessionCodeClaims | None]:
-        """The session a presented code names: a QR code's by its verified MAC, a typed one's
-        from the store (None: no such live code)."""
-        if presented is not None:
-            claims = await self._verify(db, presented, content, now)
-            return claims.session_id, claims
-        return await repository.find_typed_code(db, typed), None
-
-    async def _await_typed_code(self, typed: str) -> None:
-        """A typed code is only known to the store once it has consumed the code's
-        SessionCodeIssued (a QR code proves itself): wait, bounded, until the store has learned
-        it, so a code typed the moment it shows is accepted at once. Outside any transaction;
-        the lookup was counted once already. An unknown code is refused after the wait."""
-        if not typed or self.code_learned is None or self.settings.typed_code_wait_s <= 0:
-            return
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.typed_code_wait_s
-        with self.code_learned(typed) as learned:
-            while True:
-                learned.clear()  # before looking: a code learned after the look still wakes us
-                async with self.database.read() as db:
-                    if await repository.find_typed_code(db, typed) is not None:
-                        return
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    return
-                try:
-                    await asyncio.wait_for(learned.wait(), remaining)
-                except TimeoutError:
-                    return
-
-    async def _verify(
-        self, db: AsyncSession, presented: UnverifiedCode, content: str, now: datetime
-    ) -> SessionCodeClaims:
-        """A QR code's MAC checked against its session's station, or, before the store has
-        the session (the code's SessionCodeIssued still on its way), against the stations
-        whose tag the code carries: the code alone proves what it says."""
-        state = await repository.load_session(db, presented.session_id)
-        if state is not None and state.station_id is not None:
-            station_ids = [state.station_id]
-        else:
-            station_ids = [s for s in await repository.station_ids(db) if presented.may_be_for(s)]
+def read_presented(principal: Principal, raw: str) -> Presented:
+    """What a driver presented: a QR code read (not yet verified against its key) or a
+    well-formed typed code (which the caller counts with ``count_typed_lookup``)."""
+    if not principal.email_verified:
+        raise Refusal(
+            "account_unverified", "verify your e-mail address before paying", status_code=403
+        )
+    content = raw.strip()
+    if looks_like_session_code(content):
         try:
-            return verify_session_code(
-                token_from_scan(content),
-                self.settings.code_verification_jwks,
-                station_ids=station_ids,
-                now=now,
-                tolerance=self.settings.code_tolerance,
-                clock_skew=self.settings.clock_skew,
-            )
+            return Presented(content, read_session_code(token_from_scan(content)), "")
         except SessionCodeRejected as rejected:
             raise refuse(rejected) from None
+    typed = normalise_typed_code(content)
+    if len(typed) != TYPED_CODE_LENGTH or not set(typed) <= _TYPED:
+        raise Refusal("code_malformed", "this is not a Plugpay code", status_code=400)
+    return Presented(content, None, typed)
 
-    async def _check_code(
-        self,
-        db: AsyncSession,
-        principal: Principal,
-        session_id: uuid.UUID | None,
-        claims: SessionCodeClaims | None,
-        now: datetime,
-    ) -> tuple[ChargingSession, SessionCodeScanned]:
-        """Everything a scan checks before it claims: known, this station's, unused, fresh,
-        station online. Returns the session and the event a scan would emit."""
-        state = await repository.load_session(db, session_id) if session_id else None
-        if (state is None or state.status is None) and claims is not None:
-            # A verified code is its own proof of issue: no waiting for the log to bring it.
-            state = domain.issued_from_code(
-                claims.session_id,
-                station_id=claims.station_id,
-                connector_id=claims.connector_id,
-                session_started_at=claims.session_started_at,
-                expires_at=claims.expires_at,
-                token_id=claims.token_id,
-            )
-        if session_id is None or state is None:
-            raise Refusal("code_invalid", "this code is not known", status_code=400)
-        if await repository.is_scan_claimed(db, session_id):
-            raise Refusal("code_used", "this code was already used", status_code=409)
-        result = domain.scan(
-            state,
-            user_id=principal.user_id,
-            organisation_id=principal.organisation_id,
-            user_groups=principal.groups,
-            code_kind="qr" if claims else "typed",
-            now=now,
-            clock_skew=self.settings.clock_skew,
-            tolerance=self.settings.code_tolerance,
-            presented=(claims.station_id, claims.connector_id, claims.token_id) if claims else None,
+
+async def typed_code_known(db: AsyncSession, typed: str) -> bool:
+    """Whether the store has learned this typed code (from its SessionCodeIssued) yet."""
+    return await repository.find_typed_code(db, typed) is not None
+
+
+async def count_typed_lookup(
+    db: AsyncSession,
+    sessions: Sessions,
+    user_id: uuid.UUID,
+    client_ip: str | None,
+    now: datetime,
+) -> Refusal | None:
+    """Typed codes are short: count lookups per user and per address so nobody can guess.
+    Returns the refusal (not raised) so the caller commits the count before refusing."""
+    settings = sessions.settings
+    window = settings.typed_lookup_window_s
+    start = datetime.fromtimestamp(math.floor(now.timestamp() / window) * window, UTC)
+    retry_after = max(1, math.ceil((start + timedelta(seconds=window) - now).total_seconds()))
+    user_hits = await repository.count_hit(db, f"user:{user_id}", start)
+    ip_hits = await repository.count_hit(db, f"ip:{client_ip}", start) if client_ip else 0
+    if user_hits == 1:
+        await repository.prune_rate_limits(db, start - timedelta(seconds=window))
+    if user_hits > settings.typed_lookups_per_user or ip_hits > settings.typed_lookups_per_ip:
+        return Refusal(
+            "too_many_requests",
+            "too many typed codes; wait a moment or scan the QR code",
+            status_code=429,
+            headers={"Retry-After": str(retry_after)},
         )
-        if isinstance(result, Rejected):
-            raise refuse(result)
-        assert state.station_id is not None and state.session_started_at is not None
-        presence = await repository.station_presence(db, state.station_id)
-        if presence is not None and not domain.online_for_code(
-            *presence, session_started_at=state.session_started_at
-        ):
-            raise Refusal(
-                "station_offline",
-                "the station is offline; try another one or ask for help",
-                status_code=409,
-            )
-        assert state.connector_id is not None
-        if await repository.newer_code_exists(
-            db, state.station_id, state.connector_id, state.session_started_at
-        ):
-            # The gateway issues a code only for a free connector and retires the older ones:
-            # refused here before any hold is placed (the gateway would abandon it anyway).
-            raise Refusal(
-                "code_superseded",
-                "the charger shows a newer code for this connector; scan that one",
-                status_code=409,
-            )
-        return state, result
+    return None
 
-    async def lookup_code(
-        self, principal: Principal, raw: str, client_ip: str | None
-    ) -> CodePreview:
-        """What a typed or scanned code names (station, connector, until when), without
-        claiming it, so the app can show the price before the driver confirms. Typed codes
-        are counted like typed scans; a QR code's MAC needs no counting."""
-        now = self.clock()
-        content, presented, typed = await self._presented(principal, raw, client_ip, now)
-        await self._await_typed_code(typed)
-        async with self.database.read() as db:
-            session_id, claims = await self._resolve(db, presented, content, typed, now)
-            state, _ = await self._check_code(db, principal, session_id, claims, now)
-            assert state.station_id and state.connector_id
-            assert state.code_expires_at and state.session_started_at
-            name = await repository.station_name(db, state.station_id)
-        return CodePreview(
-            code=typed or None,
-            station_id=state.station_id,
-            station_name=name,
-            connector_id=state.connector_id,
-            expires_at=min(
-                state.code_expires_at, state.session_started_at + self.settings.code_tolerance
-            ),
+
+# --- reading -----------------------------------------------------------------------------
+
+
+def may_see(principal: Principal, state: ChargingSession) -> bool:
+    if "admin" in principal.roles:
+        return True
+    if state.user_id is not None and state.user_id == principal.user_id:
+        return True
+    return (
+        principal.has("operator")
+        and principal.organisation_id is not None
+        and state.station_organisation_id == principal.organisation_id
+    )
+
+
+async def visible(db: AsyncSession, principal: Principal, session_id: uuid.UUID) -> ChargingSession:
+    state = await repository.load_session(db, session_id)
+    if state is None or state.status is SessionStatus.CODE_ISSUED:
+        # Read-your-writes: a scan claimed in its own transaction is the session's truth
+        # until the store has consumed SessionCodeScanned back from the log.
+        scanned = await repository.pending_scan(db, session_id)
+        if scanned is not None:
+            state = domain.with_pending_scan(state, scanned)
+    if state is None or not may_see(principal, state):
+        # Someone else's session does not exist for you.
+        raise Refusal("not_found", "no such session", status_code=404)
+    return state
+
+
+async def view(db: AsyncSession, principal: Principal, session_id: uuid.UUID) -> SessionView:
+    return await render(db, await visible(db, principal, session_id))
+
+
+async def render(db: AsyncSession, state: ChargingSession) -> SessionView:
+    meter = await repository.load_meter_reading(db, state.session_id)
+    name = await repository.station_name(db, state.station_id) if state.station_id else None
+    return session_view(state, meter, name)
+
+
+async def list_sessions(
+    db: AsyncSession,
+    principal: Principal,
+    *,
+    scope: str | None,
+    statuses: list[SessionStatus] | None,
+    started_from: datetime | None,
+    started_before: datetime | None,
+    cursor: str | None,
+    limit: int,
+) -> SessionList:
+    if scope is None:
+        scope = (
+            "organisation" if principal.has("operator") and not principal.has("driver") else "mine"
         )
-
-    async def release_code(self, principal: Principal, raw: str, client_ip: str | None) -> None:
-        """The driver cancelled before starting: the code is retired at once (as if expired),
-        so the charger's screen and connector are free for the next driver, not for minutes.
-        Anyone holding the code may do it (they could as well have scanned it); it claims the
-        code, so no scan wins afterwards."""
-        now = self.clock()
-        content, presented, typed = await self._presented(principal, raw, client_ip, now)
-        await self._await_typed_code(typed)
-        async with self.database.write() as db:
-            session_id, claims = await self._resolve(db, presented, content, typed, now)
-            state, _ = await self._check_code(db, principal, session_id, claims, now)
-            if not await repository.claim_scan(db, state.session_id, principal.user_id):
-                raise Refusal("code_used", "this code was already used", status_code=409)
-            await self.outbox.add(db, self._wrap(list(domain.expire_code(state, now=now, due=now))))
-
-    async def _presented(
-        self, principal: Principal, raw: str, client_ip: str | None, now: datetime
-    ) -> tuple[str, UnverifiedCode | None, str]:
-        """What a driver presented: a QR code read (not yet verified against its key) or a
-        well-formed typed code (counted against the typed-code limits: they are short), as
-        ``(content, presented, typed)``; one of the last two is empty."""
-        if not principal.email_verified:
+    user_id: uuid.UUID | None = principal.user_id
+    organisation_id = None
+    if scope == "organisation":
+        if not principal.has("operator") or principal.organisation_id is None:
             raise Refusal(
-                "account_unverified", "verify your e-mail address before paying", status_code=403
+                "forbidden",
+                "only an organisation's operators see its sessions",
+                status_code=403,
             )
-        content = raw.strip()
-        if looks_like_session_code(content):
-            try:
-                return content, read_session_code(token_from_scan(content)), ""
-            except SessionCodeRejected as rejected:
-                raise refuse(rejected) from None
-        typed = normalise_typed_code(content)
-        if len(typed) != TYPED_CODE_LENGTH or not set(typed) <= _TYPED:
-            raise Refusal("code_malformed", "this is not a Plugpay code", status_code=400)
-        await self._count_typed_lookup(principal.user_id, client_ip, now)
-        return content, None, typed
+        user_id, organisation_id = None, principal.organisation_id
+    page = await repository.list_sessions(
+        db,
+        user_id=user_id,
+        organisation_id=organisation_id,
+        statuses=statuses,
+        started_from=started_from,
+        started_before=started_before,
+        after=decode_cursor(cursor) if cursor else None,
+        limit=limit,
+    )
+    items = [await render(db, s) for s in page.states]
+    return SessionList(
+        items=items, next_cursor=encode_cursor(page.next_after) if page.next_after else None
+    )
 
-    async def _count_typed_lookup(
-        self, user_id: uuid.UUID, client_ip: str | None, now: datetime
-    ) -> None:
-        """Typed codes are short: count lookups per user and per address so nobody can guess."""
-        window = self.settings.typed_lookup_window_s
-        start = datetime.fromtimestamp(math.floor(now.timestamp() / window) * window, UTC)
-        retry_after = max(1, math.ceil((start + timedelta(seconds=window) - now).total_seconds()))
-        async with self.database.write() as db:
-            user_hits = await repository.count_hit(db, f"user:{user_id}", start)
-            ip_hits = await repository.count_hit(db, f"ip:{client_ip}", start) if client_ip else 0
-            if user_hits == 1:
-                await repository.prune_rate_limits(db, start - timedelta(seconds=window))
-        if (
-            user_hits > self.settings.typed_lookups_per_user
-            or ip_hits > self.settings.typed_lookups_per_ip
-        ):
-            raise Refusal(
-                "too_many_requests",
-                "too many typed codes; wait a moment or scan the QR code",
-                status_code=429,
-                headers={"Retry-After": str(retry_after)},
-            )
 
-    # --- reading -------------------------------------------------------------------------
+# --- control -----------------------------------------------------------------------------
 
-    @staticmethod
-    def may_see(principal: Principal, state: ChargingSession) -> bool:
-        if "admin" in principal.roles:
-            return True
-        if state.user_id is not None and state.user_id == principal.user_id:
-            return True
-        return (
-            principal.has("operator")
-            and principal.organisation_id is not None
-            and state.station_organisation_id == principal.organisation_id
-        )
 
-    async def visible(
-        self, db: AsyncSession, principal: Principal, session_id: uuid.UUID
-    ) -> ChargingSession:
+async def stop(
+    db: AsyncSession, sessions: Sessions, principal: Principal, session_id: uuid.UUID
+) -> None:
+    """The driver (or the station's operator) ends charging from the app."""
+    state = await visible(db, principal, session_id)
+    by: Literal["driver", "operator"] = (
+        "driver" if state.user_id == principal.user_id else "operator"
+    )
+    result = domain.request_stop(
+        state, requested_by=by, user_id=principal.user_id, now=sessions.clock()
+    )
+    if isinstance(result, Rejected):
+        raise refuse(result)
+    await emit(db, list[Event](result))
+
+
+# --- timers ------------------------------------------------------------------------------
+
+
+async def fire_due_timers(db: AsyncSession, sessions: Sessions, limit: int = 100) -> int:
+    """Expire unscanned codes and abandon sessions that never started; returns how many
+    timers were handled. Safe on many replicas at once (SKIP LOCKED)."""
+    settings = sessions.settings
+    now = sessions.clock()
+    if not await repository.try_lock_store_shared(db):
+        return 0  # a rebuild is running: its timers are not trustworthy yet
+    due = await repository.claim_due_timers(db, now, limit)
+    emitted: list[Event] = []
+    for kind, session_id in due:
         state = await repository.load_session(db, session_id)
-        if state is None or state.status is SessionStatus.CODE_ISSUED:
-            # Read-your-writes: a scan claimed in its own transaction is the session's truth
-            # until the store has consumed SessionCodeScanned back from the log.
-            scanned = await repository.pending_scan(db, session_id)
-            if scanned is not None:
-                state = domain.with_pending_scan(state, scanned)
-        if state is None or not self.may_see(principal, state):
-            # Someone else's session does not exist for you.
-            raise Refusal("not_found", "no such session", status_code=404)
-        return state
-
-    async def view(
-        self, db: AsyncSession, principal: Principal, session_id: uuid.UUID
-    ) -> SessionView:
-        state = await self.visible(db, principal, session_id)
-        return await self.render(db, state)
-
-    async def render(self, db: AsyncSession, state: ChargingSession) -> SessionView:
-        meter = await repository.load_meter_reading(db, state.session_id)
-        name = await repository.station_name(db, state.station_id) if state.station_id else None
-        return session_view(state, meter, name)
-
-    async def list(
-        self,
-        db: AsyncSession,
-        principal: Principal,
-        *,
-        scope: str | None,
-        statuses: list[SessionStatus] | None,
-        started_from: datetime | None,
-        started_before: datetime | None,
-        cursor: str | None,
-        limit: int,
-    ) -> SessionList:
-        if scope is None:
-            scope = (
-                "organisation"
-                if principal.has("operator") and not principal.has("driver")
-                else "mine"
-            )
-        user_id: uuid.UUID | None = principal.user_id
-        organisation_id = None
-        if scope == "organisation":
-            if not principal.has("operator") or principal.organisation_id is None:
-                raise Refusal(
-                    "forbidden",
-                    "only an organisation's operators see its sessions",
-                    status_code=403,
+        if state is not None and kind == CODE_EXPIRY:
+            # A scan that has not come back from the log yet still wins over expiry.
+            if not await repository.is_scan_claimed(db, session_id):
+                assert state.code_expires_at and state.session_started_at
+                deadline = (
+                    min(state.code_expires_at, state.session_started_at + settings.code_tolerance)
+                    + settings.clock_skew
                 )
-            user_id, organisation_id = None, principal.organisation_id
-        page = await repository.list_sessions(
-            db,
-            user_id=user_id,
-            organisation_id=organisation_id,
-            statuses=statuses,
-            started_from=started_from,
-            started_before=started_before,
-            after=decode_cursor(cursor) if cursor else None,
-            limit=limit,
-        )
-        items = [await self.render(db, s) for s in page.states]
-        return SessionList(
-            items=items, next_cursor=encode_cursor(page.next_after) if page.next_after else None
-        )
-
-    # --- control -------------------------------------------------------------------------
-
-    async def stop(self, principal: Principal, session_id: uuid.UUID) -> None:
-        """The driver (or the station's operator) ends charging from the app."""
-        async with self.database.write() as db:
-            state = await self.visible(db, principal, session_id)
-            by: Literal["driver", "operator"] = (
-                "driver" if state.user_id == principal.user_id else "operator"
-            )
-            result = domain.request_stop(
-                state, requested_by=by, user_id=principal.user_id, now=self.clock()
-            )
-            if isinstance(result, Rejected):
-                raise refuse(result)
-            await self.outbox.add(db, self._wrap(list[Event](result)))
-
-    # --- timers --------------------------------------------------------------------------
-
-    async def fire_due_timers(self, limit: int = 100) -> int:
-        """Expire unscanned codes and abandon sessions that never started; returns how many
-        timers were handled. Safe on many replicas at once (SKIP LOCKED)."""
-        now = self.clock()
-        async with self.database.write() as db:
-            if not await repository.try_lock_store_shared(db):
-                return 0  # a rebuild is running: its timers are not trustworthy yet
-            due = await repository.claim_due_timers(db, now, limit)
-            emitted: list[Event] = []
-            for kind, session_id in due:
-                state = await repository.load_session(db, session_id)
-                if state is not None and kind == CODE_EXPIRY:
-                    # A scan that has not come back from the log yet still wins over expiry.
-                    if not await repository.is_scan_claimed(db, session_id):
-                        assert state.code_expires_at and state.session_started_at
-                        deadline = (
-                            min(
-                                state.code_expires_at,
-                                state.session_started_at + self.settings.code_tolerance,
-                            )
-                            + self.settings.clock_skew
-                        )
-                        emitted += domain.expire_code(state, now=now, due=deadline)
-                elif state is not None and kind == START_TIMEOUT:
-                    start_by = domain.start_deadline(
-                        state, self.settings.start_timeout, self.settings.start_backstop
-                    )
-                    if start_by is not None:
-                        emitted += domain.abandon(state, now=now, deadline=start_by)
-                await repository.delete_timer(db, kind, session_id)
-            await self.outbox.add(db, self._wrap(emitted))
-        return len(due)
+                emitted += domain.expire_code(state, now=now, due=deadline)
+        elif state is not None and kind == START_TIMEOUT:
+            start_by = domain.start_deadline(state, settings.start_timeout, settings.start_backstop)
+            if start_by is not None:
+                emitted += domain.abandon(state, now=now, deadline=start_by)
+        await repository.delete_timer(db, kind, session_id)
+    await emit(db, emitted)
+    return len(due)
 
 
 # --- views ---------------------------------------------------------------------------------

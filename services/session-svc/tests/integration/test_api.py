@@ -91,8 +91,11 @@ async def test_scan_qr_emits_code_scanned_with_the_drivers_identity(
     story = await issue(app, signing_key)
     org = uuid.uuid4()
     headers = tokens.headers(user_id=story.user_id, organisation_id=org, groups=["fleet", "staff"])
+    correlation = uuid.uuid4()
     response = await client.post(
-        "/sessions/scan", json={"code": f"https://pay.example/s/{story.token}"}, headers=headers
+        "/sessions/scan",
+        json={"code": f"https://pay.example/s/{story.token}"},
+        headers={**headers, "X-Correlation-ID": str(correlation)},
     )
     assert response.status_code == 202, response.text
     assert response.json() == {"session_id": str(story.session_id)}
@@ -100,6 +103,8 @@ async def test_scan_qr_emits_code_scanned_with_the_drivers_identity(
     [envelope] = await events_of_type(app, "plugpay.sessions", "SessionCodeScanned")
     payload = envelope.payload
     assert envelope.version == 2 and envelope.producer == "session-svc"
+    # The scan's trace goes on into what pricing and billing do with it.
+    assert envelope.correlation_id == correlation
     assert payload["station_id"] == "ST-1" and payload["connector_id"] == 1
     assert payload["user_id"] == str(story.user_id) and payload["organisation_id"] == str(org)
     assert payload["user_groups"] == ["fleet", "staff"] and payload["code_kind"] == "qr"
@@ -387,7 +392,7 @@ async def test_the_winner_reads_the_session_right_after_the_scan(
     response = await session_events(
         story.session_id,
         principal,
-        app.state.session_service,
+        app.state.sessions,
         app.state.runtime.database,
         SimpleNamespace(app=app),  # type: ignore[arg-type]
     )

@@ -21,10 +21,11 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from argon2 import PasswordHasher, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from plugpay_events.types import utc_now
 from plugpay_platform.database import Database
 from plugpay_platform.throttle import FailureThrottle, ThrottleRule
 
@@ -63,10 +64,6 @@ def basic_credentials(header: str) -> tuple[str, str] | None:
     return (user, password) if sep else None
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class CredentialVerifier:
     def __init__(
         self,
@@ -74,7 +71,7 @@ class CredentialVerifier:
         ttl_s: float,
         *,
         concurrency: int = 2,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.database = database
         self.ttl_s = ttl_s

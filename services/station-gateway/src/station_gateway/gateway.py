@@ -13,11 +13,12 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from plugpay_events.session_code import CODE_CHARS, generate_signing_key, is_signing_key
+from plugpay_platform.background import PeriodicTask, PgListener
 from plugpay_platform.database import Database
 from sqlalchemy.engine import RowMapping
 
@@ -59,7 +60,8 @@ class Gateway:
         self.instance_id = settings.platform.instance_id
         self.connections: dict[str, StationHandler] = {}
         self._drain_locks: dict[str, asyncio.Lock] = {}
-        self._tasks: list[asyncio.Task[Any]] = []
+        self._periodic: list[PeriodicTask] = []
+        self._listener: PgListener | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._display_waiters: dict[str, set[asyncio.Event]] = {}
         self._stopping = asyncio.Event()
@@ -100,24 +102,27 @@ class Gateway:
         async with self.database.write() as session:
             await Repository(session).instance_beat(self.instance_id)
         self._stopping.clear()
-        self._tasks = [
-            asyncio.create_task(self._listen(), name="gateway-listen"),
-            asyncio.create_task(self._every(self.settings.instance_heartbeat_s, self._beat)),
-            asyncio.create_task(self._every(self.settings.presence_sweep_s, self._sweep)),
-            asyncio.create_task(self._every(self.settings.limit_check_s, self._check_limits)),
+        self._listener = self._listen()
+        self._periodic = [
+            PeriodicTask("gateway-beat", self._beat, self.settings.instance_heartbeat_s),
+            PeriodicTask("gateway-presence-sweep", self._sweep, self.settings.presence_sweep_s),
+            PeriodicTask("gateway-limit-check", self._check_limits, self.settings.limit_check_s),
         ]
+        await self._listener.start()
+        for task in self._periodic:
+            await task.start()
 
     async def stop(self) -> None:
         self._stopping.set()
         for handler in list(self.connections.values()):
             with contextlib.suppress(Exception):
                 await handler._connection.websocket.close(code=1001)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks = []
+        for task in self._periodic:
+            await task.stop()
+        self._periodic = []
+        if self._listener is not None:
+            await self._listener.stop()
+            self._listener = None
 
     async def _load_signing_key(self) -> dict[str, Any]:
         if self.settings.code_signing_key is not None:
@@ -149,17 +154,6 @@ class Gateway:
             self.settings.platform.public_base_url,
             timedelta(seconds=self.settings.code_lifetime_s),
         )
-
-    async def _every(self, interval: float, job: Callable[[], Awaitable[None]]) -> None:
-        while not self._stopping.is_set():
-            try:
-                await job()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("gateway job %s failed", getattr(job, "__name__", job))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), interval)
 
     def saw(self, station_id: str, connection_id: uuid.UUID) -> None:
         """A message from a station: recorded at the next beat (presence_sweep runs after)."""
@@ -258,33 +252,26 @@ class Gateway:
 
     # -- notifications ---------------------------------------------------------------------
 
-    async def _listen(self) -> None:
-        def on_command(*args: Any) -> None:
-            station_id = str(args[3])
+    def _listen(self) -> PgListener:
+        def on_command(station_id: str) -> None:
             if station_id in self.connections:
                 self._spawn(self.drain(station_id))
 
-        def on_display(*args: Any) -> None:
-            for event in self._display_waiters.get(str(args[3]), ()):
+        def on_display(station_id: str) -> None:
+            for event in self._display_waiters.get(station_id, ()):
                 event.set()
 
-        while not self._stopping.is_set():
-            try:
-                async with self.database.engine.connect() as conn:
-                    raw: Any = (await conn.get_raw_connection()).driver_connection
-                    await raw.add_listener(COMMANDS_CHANNEL, on_command)
-                    await raw.add_listener(DISPLAY_CHANNEL, on_display)
-                    # Commands that arrived while we were not listening.
-                    for station_id in list(self.connections):
-                        self._spawn(self.drain(station_id))
-                    while not self._stopping.is_set():
-                        await asyncio.sleep(5)
-                        await raw.execute("SELECT 1")
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("gateway listener lost its connection; reconnecting")
-                await asyncio.sleep(1)
+        def drain_all() -> None:
+            # Commands that arrived while we were not listening.
+            for station_id in list(self.connections):
+                self._spawn(self.drain(station_id))
+
+        return PgListener(
+            self.database.engine,
+            {COMMANDS_CHANNEL: on_command, DISPLAY_CHANNEL: on_display},
+            name="gateway-listen",
+            on_listening=drain_all,
+        )
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -4,8 +4,7 @@ Revision ID: 0001
 Revises:
 """
 
-from alembic import op
-from plugpay_platform.migrations import create_platform_tables
+from plugpay_platform.migrations import outbox_and_inbox
 from session_svc.tables import outbox_tables
 
 revision = "0001"
@@ -13,11 +12,4 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-
-def upgrade() -> None:
-    create_platform_tables(op, outbox_tables.outbox, outbox_tables.inbox)
-
-
-def downgrade() -> None:
-    op.drop_table("inbox")
-    op.drop_table("outbox")
+upgrade, downgrade = outbox_and_inbox(outbox_tables)
