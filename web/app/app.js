@@ -474,11 +474,21 @@ async function lookupCode(code) {
 
 async function scanWhenReady(code, message) {
   // code_not_ready: a validly signed code session-svc hasn't learned yet (Retry-After: 1).
-  // Every other refusal is final and shown as it is.
+  // busy: the back office is beyond capacity and refused before doing anything (503 with
+  // Retry-After), so asking again is safe; we wait as long as it says. Every other refusal is
+  // final and shown as it is.
+  let busyTries = 0;
   for (let attempt = 0; ; attempt++) {
     try {
       return await api("POST", "/sessions/scan", { json: { code } });
     } catch (error) {
+      if (error.reason === "busy" && busyTries < 30) {
+        busyTries++;
+        const wait = Math.min(Math.max(error.retryAfter ?? 1, 1), 30);
+        put(message, h("p", { class: "muted", role: "status", id: "scan-busy" }, "Plugpay is busy, retrying…"));
+        await pause(wait * 1000);
+        continue;
+      }
       if (error.reason !== "code_not_ready" || attempt >= 15) throw error;
       put(message, h("p", { class: "muted", role: "status" }, "Connecting to the charger…"));
       await pause(1000);

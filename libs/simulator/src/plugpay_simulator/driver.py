@@ -65,15 +65,16 @@ class DriverClient:
         """Send what the camera read (QR URL or token) or what the driver typed.
 
         A code issued a moment ago may not have reached session-svc yet: it answers
-        ``code_not_ready`` with Retry-After, and the phone tries again.
+        ``code_not_ready`` with Retry-After, and the phone tries again; so it does when the back
+        office is beyond capacity (503 ``busy`` with Retry-After: nothing was done).
         """
         for attempt in range(not_ready_retries + 1):
             response = await self.http.post(
                 "/sessions/scan", json={"code": code}, headers=self.headers
             )
             not_ready = (
-                response.status_code == 409
-                and response.json().get("reason") == "code_not_ready"
+                response.status_code in (409, 503)
+                and response.json().get("reason") in ("code_not_ready", "busy")
                 and attempt < not_ready_retries
             )
             if not_ready:

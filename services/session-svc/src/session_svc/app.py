@@ -23,6 +23,9 @@ from session_svc.settings import Settings
 from session_svc.tables import outbox_tables
 
 NAME = "session-svc"
+# What a phone asks to start a new session: shed beyond capacity (plugpay_platform.admission),
+# unlike the paths of sessions already running.
+PHONE_ROUTES = ("/sessions/scan", "/sessions/codes/lookup")
 PREFIX = "/sessions"
 MIGRATIONS = Path(__file__).parent / "migrations"
 STORE_TOPICS = (SESSIONS, METER, STATIONS, IDENTITY)
@@ -91,7 +94,9 @@ def create_app(
     timers = TimerWorker(service, settings.timer_interval_s)
     runtime.on_start += [updates.start, timers.start]
     runtime.on_stop += [updates.stop, timers.stop]
-    app = build_service_app(runtime, [router], title="Plugpay session-svc", prefix=PREFIX)
+    app = build_service_app(
+        runtime, [router], title="Plugpay session-svc", prefix=PREFIX, shed_paths=PHONE_ROUTES
+    )
     app.state.session_service = service
     app.state.session_updates = updates
     return app
