@@ -158,6 +158,7 @@ async def _worker(spec: StepSpec, index: int, ready: Any, go: Any) -> dict[str, 
                 return
             await asyncio.sleep(max(0.0, planned - time.time()))
             session_id = None
+            refused = 0
             while session_id is None:
                 asked = time.time()
                 try:
@@ -167,6 +168,7 @@ async def _worker(spec: StepSpec, index: int, ready: Any, go: Any) -> dict[str, 
                         # Beyond capacity: refused before anything was done; the app waits
                         # the Retry-After (1 s) and asks again.
                         out["busy"] += 1
+                        refused += 1
                         out["busy_ms"].append(
                             (round(asked - t0, 3), round((time.time() - asked) * 1000, 1))
                         )
@@ -193,7 +195,9 @@ async def _worker(spec: StepSpec, index: int, ready: Any, go: Any) -> dict[str, 
                 fail(f"no_start_in_time:{seen}")
                 return
             out["latency_ms"].append((started - planned) * 1000)
-            out["timeline"].append((round(offsets[i], 3), round((started - planned) * 1000, 1)))
+            out["timeline"].append(
+                (round(offsets[i], 3), round((started - planned) * 1000, 1), refused)
+            )
             tx = None
             for _ in range(200):
                 tx = st.transactions.get(connector)

@@ -176,3 +176,28 @@ async def test_the_middleware_refuses_fast_with_retry_after_and_spares_other_rou
         assert (await holder).status_code == 200
         assert (await http.post("/demo/scan")).status_code == 200
     assert app.state.admission.in_flight == 0
+
+
+async def test_a_backlog_the_service_reports_refuses_at_once_and_a_failing_probe_admits() -> None:
+    limiter = AdmissionLimiter(AdmissionPolicy(max_in_flight=10))
+    answers = [True]
+    calls = [0]
+
+    async def probe() -> bool:
+        calls[0] += 1
+        if not answers:
+            raise OSError("database unreachable")
+        return answers[0]
+
+    await limiter.watch_backlog(probe, every_s=0.01)
+    await until(lambda: limiter.backlogged, step_s=0.01)
+    assert await limiter.acquire() is False
+    answers[0] = False
+    await until(lambda: not limiter.backlogged, step_s=0.01)
+    assert await limiter.acquire() is True
+    answers.clear()  # no answer is no evidence of a backlog
+    refused, failing_from = limiter.refused, calls[0]
+    await until(lambda: calls[0] >= failing_from + 3, step_s=0.01)
+    assert not limiter.backlogged and await limiter.acquire() is True
+    assert limiter.refused == refused
+    await limiter.stop()

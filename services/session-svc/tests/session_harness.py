@@ -33,6 +33,9 @@ def make_settings(
         "clock_skew_s": 0.5,
         "start_timeout_s": 600,
         "timer_interval_s": 0.05,
+        # No pricing or billing here: scans wait for an authorisation only a test publishes,
+        # which admission control would count as a backlog (tests/integration/test_admission).
+        "scan_backlog_late": 0,
         **overrides,
     }
     return Settings(

@@ -5,6 +5,9 @@ process admits at most ``max_in_flight`` of the requests it may shed at a time; 
 finds them all busy waits for a slot at most ``max_wait_ms`` (a short queue absorbs jitter), and
 is then refused with ``503`` + ``Retry-After`` and the shared error body, reason ``busy``, before
 any of its work is done — so a refused scan has no effect and the phone simply asks again.
+The same refusal, without waiting, while the process's event loop lags (CPU saturated) or while
+the service reports a backlog downstream (``watch_backlog``: session-svc's scans waiting too
+long for their authorisation), since a request admitted then would only join the queue.
 
 Only the routes a service names are shed (starting a new session: a scan, its price and the
 driver's account). Station traffic (OCPP frames, the consumers of station events) and the paths
@@ -17,13 +20,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,10 @@ class AdmissionLimiter:
         self.loop_lag_s = 0.0
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._probe: asyncio.Task[None] | None = None
+        # A service's own sign of a backlog (session-svc: scans waiting too long for their
+        # authorisation); polled in the background, so a request never waits for it.
+        self.backlogged = False
+        self._backlog_task: asyncio.Task[None] | None = None
 
     @property
     def waiting(self) -> int:
@@ -62,9 +72,29 @@ class AdmissionLimiter:
         self.loop_lag_s = max(lag_s, self.loop_lag_s / 2)
 
     def overloaded(self) -> bool:
-        """Whether the event loop lags beyond the policy's bound."""
+        """Whether the event loop lags beyond the policy's bound, or the service reports a
+        backlog."""
         limit = self.policy.max_loop_lag_ms
-        return limit > 0 and self.loop_lag_s * 1000 > limit
+        return self.backlogged or (limit > 0 and self.loop_lag_s * 1000 > limit)
+
+    async def watch_backlog(self, probe: Callable[[], Awaitable[bool]], every_s: float) -> None:
+        """Poll ``probe`` (True: behind, refuse new work) every ``every_s`` until stop()."""
+        if self._backlog_task is None:
+            self._backlog_task = asyncio.get_running_loop().create_task(
+                self._poll_backlog(probe, every_s), name="admission-backlog"
+            )
+
+    async def _poll_backlog(self, probe: Callable[[], Awaitable[bool]], every_s: float) -> None:
+        while True:
+            try:
+                self.backlogged = await probe()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # No answer is no evidence of a backlog: admit (the other bounds still hold).
+                log.warning("admission backlog probe failed", exc_info=True)
+                self.backlogged = False
+            await asyncio.sleep(every_s)
 
     def watch_loop(self) -> None:
         """Start measuring the running loop's lag (once; a no-op when the policy ignores it)."""
@@ -74,11 +104,13 @@ class AdmissionLimiter:
             )
 
     async def stop(self) -> None:
-        """Stop measuring the loop's lag."""
-        if self._probe is not None:
-            self._probe.cancel()
-            await asyncio.gather(self._probe, return_exceptions=True)
-            self._probe = None
+        """Stop measuring the loop's lag and polling the backlog."""
+        for task in (self._probe, self._backlog_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._probe = self._backlog_task = None
+        self.backlogged = False
 
     async def _measure_lag(self) -> None:
         loop = asyncio.get_running_loop()

@@ -98,5 +98,12 @@ def create_app(
         runtime, [router], title="Plugpay session-svc", prefix=PREFIX, shed_paths=PHONE_ROUTES
     )
     app.state.session_service = service
+
+    async def watch_scan_backlog() -> None:
+        await app.state.admission.watch_backlog(
+            service.scans_backlogged, settings.scan_backlog_interval_s
+        )
+
+    runtime.on_start.append(watch_scan_backlog)
     app.state.session_updates = updates
     return app

@@ -404,6 +404,20 @@ class SessionService:
 
     # --- timers --------------------------------------------------------------------------
 
+    async def scans_backlogged(self) -> bool:
+        """Whether enough recent scans wait too long for their authorisation that a new one
+        should be refused (admission control; pricing and billing are behind)."""
+        late = self.settings.scan_backlog_late
+        if late <= 0:
+            return False
+        async with self.database.read() as db:
+            count = await repository.late_scans(
+                db,
+                waited=timedelta(seconds=self.settings.scan_backlog_after_s),
+                within=timedelta(minutes=1),
+            )
+        return count >= late
+
     async def fire_due_timers(self, limit: int = 100) -> int:
         """Expire unscanned codes and abandon sessions that never started; returns how many
         timers were handled. Safe on many replicas at once (SKIP LOCKED)."""

@@ -1,6 +1,8 @@
 """Admission control on the scan route against real PostgreSQL: beyond capacity a scan is refused
 fast with 503 + Retry-After and nothing done; a phone that asks again after the wait gets its
-session, and every session is scanned exactly once (none lost, none twice)."""
+session, and every session is scanned exactly once (none lost, none twice). While scans wait too
+long for their authorisation (pricing and billing behind), new ones are refused until they have
+their answers."""
 
 from __future__ import annotations
 
@@ -33,10 +35,25 @@ pytestmark = pytest.mark.infra
 SCANS = 16
 
 
+async def offer_codes(app: FastAPI, n: int, prefix: str) -> list[Story]:
+    """``n`` stations online, each showing a code session-svc has learned."""
+    key: dict[str, Any] = app.state.test_signing_key
+    stories = []
+    for i in range(n):
+        station = f"{prefix}-{i}"
+        await station_online(app, station)
+        story = Story(station_id=station)
+        await publish(app, story.issued(key))
+        stories.append(story)
+    for story in stories:
+        await eventually(lambda s=story: status_of(app, s.session_id), what="code registered")
+    return stories
+
+
 @pytest.fixture
 async def app(database_url: str, topic_prefix: str) -> AsyncIterator[FastAPI]:
     key = generate_signing_key()
-    settings = make_settings(database_url, topic_prefix, key)
+    settings = make_settings(database_url, topic_prefix, key, scan_backlog_late=0)
     settings.platform = settings.platform.model_copy(
         update={
             "admission_max_in_flight": 4,
@@ -55,17 +72,8 @@ async def app(database_url: str, topic_prefix: str) -> AsyncIterator[FastAPI]:
 async def test_a_burst_of_scans_is_partly_refused_fast_then_every_one_scanned_once(
     app: FastAPI,
 ) -> None:
-    key: dict[str, Any] = app.state.test_signing_key
     tokens: TokenFactory = app.state.test_tokens
-    stories = []
-    for n in range(SCANS):
-        station = f"ST-{n}"
-        await station_online(app, station)
-        story = Story(station_id=station)
-        await publish(app, story.issued(key))
-        stories.append(story)
-    for story in stories:
-        await eventually(lambda s=story: status_of(app, s.session_id), what="code registered")
+    stories = await offer_codes(app, SCANS, "ST")
 
     refusals: list[tuple[float, str | None]] = []
 
@@ -98,3 +106,55 @@ async def test_a_burst_of_scans_is_partly_refused_fast_then_every_one_scanned_on
         for e in await events_of_type(app, "plugpay.sessions", "SessionCodeScanned")
     ]
     assert sorted(scanned) == sorted(s.session_id for s in stories)  # none lost, none twice
+
+
+@pytest.fixture
+async def backlog_app(database_url: str, topic_prefix: str) -> AsyncIterator[FastAPI]:
+    key = generate_signing_key()
+    settings = make_settings(
+        database_url,
+        topic_prefix,
+        key,
+        scan_backlog_late=2,
+        scan_backlog_after_s=0.3,
+        scan_backlog_interval_s=0.05,
+    )
+    settings.platform = settings.platform.model_copy(update={"admission_max_loop_lag_ms": 0})
+    tokens = TokenFactory()
+    async with running(settings, tokens) as app:
+        app.state.test_signing_key = key
+        app.state.test_tokens = tokens
+        yield app
+
+
+async def test_scans_waiting_too_long_for_authorisation_refuse_new_ones_until_answered(
+    backlog_app: FastAPI,
+) -> None:
+    app = backlog_app
+    tokens: TokenFactory = app.state.test_tokens
+    *waiting, later = await offer_codes(app, 3, "BL")
+    async with client_for(app) as client:
+        for story in waiting:  # accepted: nothing is behind yet
+            headers = tokens.headers(user_id=story.user_id)
+            response = await client.post(
+                "/sessions/scan", json={"code": story.token}, headers=headers
+            )
+            assert response.status_code == 202, response.text
+        # Pricing never answers them: once both waited 0.3 s the probe reports a backlog.
+        await eventually(lambda: app.state.admission.backlogged, what="backlog seen")
+        headers = tokens.headers(user_id=later.user_id)
+        started = time.perf_counter()
+        refused = await client.post("/sessions/scan", json={"code": later.token}, headers=headers)
+        assert refused.status_code == 503 and refused.json()["reason"] == "busy"
+        assert refused.headers["retry-after"] == "1"
+        assert time.perf_counter() - started < 0.1
+        assert await status_of(app, later.session_id) == "code_issued"  # nothing was done
+        # Their answers arrive (one authorised, one denied): the backlog clears.
+        first, second = waiting
+        await publish(app, first.scanned(), first.priced(), first.authorised())
+        await publish(app, second.scanned(), second.priced(), second.denied())
+        await wait_status(app, first.session_id, "authorised")
+        await wait_status(app, second.session_id, "denied")
+        await eventually(lambda: not app.state.admission.backlogged, what="backlog cleared")
+        accepted = await client.post("/sessions/scan", json={"code": later.token}, headers=headers)
+        assert accepted.status_code == 202, accepted.text
