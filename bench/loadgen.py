@@ -193,6 +193,15 @@ async def _worker(spec: StepSpec, index: int, ready: Any, go: Any) -> dict[str, 
                 except Exception as error:
                     seen = type(error).__name__
                 fail(f"no_start_in_time:{seen}")
+                # A start that still arrives is unplugged (the driver gave up and leaves), so
+                # the connector is free for the next scan and the session ends billed.
+                for _ in range(int(spec.timeout_s / 0.5)):
+                    tx = st.transactions.get(connector)
+                    if tx is not None and tx.started.is_set():
+                        with contextlib.suppress(Exception):
+                            await st.unplug(connector)
+                        break
+                    await asyncio.sleep(0.5)
                 return
             out["latency_ms"].append((started - planned) * 1000)
             out["timeline"].append(
