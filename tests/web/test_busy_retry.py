@@ -1,5 +1,6 @@
-"""Overload on the phone: a scan refused for lack of capacity (503 ``busy`` + Retry-After) shows
-"busy, retrying" and is sent again after the wait the server asked for, then starts."""
+"""Overload on the phone: a code lookup or a scan refused for lack of capacity (503 ``busy`` +
+Retry-After) shows "busy, retrying" and is sent again after the wait the server asked for, then
+the session starts."""
 
 from __future__ import annotations
 
@@ -29,11 +30,26 @@ def test_a_busy_refusal_is_shown_and_the_scan_retried_after_retry_after(
         else:
             route.continue_()
 
+    looked_up: list[float] = []
+
+    def lookup_busy_once(route: Any) -> None:
+        looked_up.append(time.monotonic())
+        if len(looked_up) == 1:  # the first call of the charge path, shed the same way
+            route.fulfill(
+                status=503,
+                headers={"Retry-After": "1", "Content-Type": "application/json"},
+                body='{"reason": "busy", "message": "Plugpay is busy right now."}',
+            )
+        else:
+            route.continue_()
+
     phone.route("**/sessions/scan", busy_once)
+    phone.route("**/sessions/codes/lookup", lookup_busy_once)
     log_in(phone, "driver@example.com")
     phone.get_by_label(re.compile("type the code", re.I)).fill(issued["code"])
     phone.get_by_role("button", name="Continue").click()
     expect(phone.locator("#price")).to_contain_text("EUR/kWh")
+    assert len(looked_up) >= 2 and looked_up[1] - looked_up[0] >= 0.9
     phone.get_by_role("button", name="Start charging").click()
     expect(phone.locator("#scan-busy")).to_have_text("Plugpay is busy, retrying…")
     expect(phone.locator("#status")).to_have_attribute("data-status", "charging", timeout=30_000)

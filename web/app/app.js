@@ -265,7 +265,7 @@ async function homePage() {
         }
         busy(submit, true);
         try {
-          const preview = await lookupCode(value);
+          const preview = await lookupCode(value, codeError);
           sessionStorage.setItem(PENDING, JSON.stringify({ code: value, kind: "typed", preview }));
           go("#/confirm");
         } catch (error) {
@@ -387,7 +387,8 @@ async function confirmPage() {
   let charger = pending.preview || null;
   if (!charger) {
     try {
-      charger = await lookupCode(pending.code);
+      charger = await lookupCode(pending.code, message);
+      put(message); // no "busy, retrying" left once it answered
     } catch (error) {
       // A code that names no charger has nothing to start: the reason, and a way back.
       put(details, h("p", { class: "muted" }, "Code"), h("p", { class: "big" }, pending.kind === "typed" ? pending.code.toUpperCase() : "QR code"));
@@ -457,19 +458,31 @@ function typedCode(raw) {
   return value.length === 6 && [...value].every((c) => TYPED_ALPHABET.includes(c)) ? value : null;
 }
 
-async function lookupCode(code) {
+async function lookupCode(code, status) {
   // In the body, not the path: a code is a credential and paths end up in access logs. A QR code
   // is verified on its own; a typed one is known once the charger's code reached session-svc
-  // (a moment after it shows), so one retry for it (typed lookups are rate-limited).
+  // (a moment after it shows), so one retry for it (typed lookups are rate-limited). A busy
+  // refusal (nothing done) is retried after its Retry-After, saying so in ``status``.
   const typed = !sessionCodeIn(code);
+  let busyTries = 0;
   for (let attempt = 0; ; attempt++) {
     try {
       return await api("POST", "/sessions/codes/lookup", { json: { code: code.trim() } });
     } catch (error) {
+      if (await waitIfBusy(error, status, busyTries++)) continue;
       if (!typed || error.reason !== "code_invalid" || attempt >= 1) throw error;
       await pause(1000);
     }
   }
+}
+
+/** After a 503 busy (the back office beyond capacity; nothing was done): shows "busy, retrying"
+ * in ``status`` and waits the Retry-After; false for any other error, or after 30 tries. */
+async function waitIfBusy(error, status, tries) {
+  if (error.reason !== "busy" || tries >= 30) return false;
+  if (status) put(status, h("p", { class: "muted", role: "status", id: "scan-busy" }, "Plugpay is busy, retrying…"));
+  await pause(Math.min(Math.max(error.retryAfter ?? 1, 1), 30) * 1000);
+  return true;
 }
 
 async function scanWhenReady(code, message) {
@@ -482,13 +495,7 @@ async function scanWhenReady(code, message) {
     try {
       return await api("POST", "/sessions/scan", { json: { code } });
     } catch (error) {
-      if (error.reason === "busy" && busyTries < 30) {
-        busyTries++;
-        const wait = Math.min(Math.max(error.retryAfter ?? 1, 1), 30);
-        put(message, h("p", { class: "muted", role: "status", id: "scan-busy" }, "Plugpay is busy, retrying…"));
-        await pause(wait * 1000);
-        continue;
-      }
+      if (await waitIfBusy(error, message, busyTries++)) continue;
       if (error.reason !== "code_not_ready" || attempt >= 15) throw error;
       put(message, h("p", { class: "muted", role: "status" }, "Connecting to the charger…"));
       await pause(1000);
