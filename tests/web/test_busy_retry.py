@@ -43,13 +43,29 @@ def test_a_busy_refusal_is_shown_and_the_scan_retried_after_retry_after(
         else:
             route.continue_()
 
+    quoted: list[float] = []
+
+    def quote_busy_once(route: Any) -> None:
+        quoted.append(time.monotonic())
+        if len(quoted) == 1:  # pricing-svc sheds its quote the same way
+            route.fulfill(
+                status=503,
+                headers={"Retry-After": "1", "Content-Type": "application/json"},
+                body='{"reason": "busy", "message": "Plugpay is busy right now."}',
+            )
+        else:
+            route.continue_()
+
     phone.route("**/sessions/scan", busy_once)
     phone.route("**/sessions/codes/lookup", lookup_busy_once)
+    phone.route("**/pricing/stations/*/quote*", quote_busy_once)
     log_in(phone, "driver@example.com")
     phone.get_by_label(re.compile("type the code", re.I)).fill(issued["code"])
     phone.get_by_role("button", name="Continue").click()
     expect(phone.locator("#price")).to_contain_text("EUR/kWh")
     assert len(looked_up) >= 2 and looked_up[1] - looked_up[0] >= 0.9
+    assert len(quoted) == 2 and quoted[1] - quoted[0] >= 0.9
+    expect(phone.locator("#scan-busy")).to_have_count(0)  # gone once the quote answered
     phone.get_by_role("button", name="Start charging").click()
     expect(phone.locator("#scan-busy")).to_have_text("Plugpay is busy, retrying…")
     expect(phone.locator("#status")).to_have_attribute("data-status", "charging", timeout=30_000)

@@ -404,8 +404,13 @@ async function confirmPage() {
     h("p", {}, "Connector ", charger.connector_id));
   const nameAt = parts.length - 2;
   try {
-    const quote = await get(`/pricing/stations/${encodeURIComponent(charger.station_id)}/quote?connector=${charger.connector_id}` +
-      (account ? `&budget_minor=${Math.max(0, account.available.amount_minor)}` : ""));
+    const quotePath = `/pricing/stations/${encodeURIComponent(charger.station_id)}/quote?connector=${charger.connector_id}` +
+      (account ? `&budget_minor=${Math.max(0, account.available.amount_minor)}` : "");
+    let quote;
+    for (let tries = 0; ; tries++) {
+      try { quote = await get(quotePath); break; } catch (error) { if (!(await waitIfBusy(error, message, tries))) throw error; }
+    }
+    put(message);
     parts[nameAt].textContent = quote.station_name;
     parts.push(h("div", { class: "alert info", id: "price" }, h("strong", {}, "Price"), h("p", { class: "price" }, quote.text),
       h("p", { class: "muted" }, `A typical session (${kwh(quote.example.energy_wh)}) costs about ${money(quote.example.total)}.`),
