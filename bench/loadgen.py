@@ -49,6 +49,18 @@ class StepSpec:
     driver_password: str
     ocpp_version: str = "1.6"
     timeout_s: float = 20.0
+    # (rate, seconds) one after the other instead of ``rate`` for ``duration_s`` (overload.py).
+    phases: list[tuple[float, float]] | None = None
+
+    def offsets(self) -> list[float]:
+        """Every scan's planned time, in seconds after the start."""
+        phases = self.phases or [(self.rate, self.duration_s)]
+        out: list[float] = []
+        start = 0.0
+        for rate, seconds in phases:
+            out += [start + k / rate for k in range(int(rate * seconds))]
+            start += seconds
+        return out
 
 
 async def _worker(spec: StepSpec, index: int, ready: Any, go: Any) -> dict[str, Any]:
@@ -105,8 +117,8 @@ async def _worker(spec: StepSpec, index: int, ready: Any, go: Any) -> dict[str, 
     while go.value == 0.0:  # noqa: ASYNC110
         await asyncio.sleep(0.01)
     t0 = go.value
-    n = int(spec.rate * spec.duration_s)
-    mine = [i for i in range(n) if i % spec.workers == index]
+    offsets = spec.offsets()
+    mine = [i for i in range(len(offsets)) if i % spec.workers == index]
     out: dict[str, Any] = {
         "latency_ms": [],
         "billed_ms": [],
@@ -115,13 +127,19 @@ async def _worker(spec: StepSpec, index: int, ready: Any, go: Any) -> dict[str, 
         "scans": len(mine),
         "worker": index,
         "pid": os.getpid(),
+        # Admission control: 503 busy answers (each retried after its Retry-After) and how long
+        # each took to arrive; (planned offset s, scan-to-start ms) of every started scan.
+        "busy": 0,
+        "busy_ms": [],
+        "timeline": [],
+        "session_ids": [],
     }
 
     def fail(reason: str) -> None:
         out["failures"][reason] = out["failures"].get(reason, 0) + 1
 
     async def one(i: int) -> None:
-        planned = t0 + i / spec.rate
+        planned = t0 + offsets[i]
         await asyncio.sleep(max(0.0, planned - CODE_LEAD_S - time.time()))
         st, connector = await free.get()
         if time.time() > planned - 0.2:
@@ -137,14 +155,29 @@ async def _worker(spec: StepSpec, index: int, ready: Any, go: Any) -> dict[str, 
                 fail(f"code:{type(error).__name__}:{str(error)[:60]}")
                 return
             await asyncio.sleep(max(0.0, planned - time.time()))
-            try:  # a code just shown is accepted at once: every refusal is final
-                session_id = await phone.scan(issued["qr"])
-            except DriverError as error:
-                fail(f"scan:{error.reason}")
-                return
-            except Exception as error:
-                fail(f"scan:{type(error).__name__}")
-                return
+            session_id = None
+            refused = 0
+            while session_id is None:
+                asked = time.time()
+                try:  # a code just shown is accepted at once: only "busy" is asked again
+                    session_id = await phone.scan(issued["qr"], busy_retries=0)
+                except DriverError as error:
+                    if error.reason == "busy" and time.time() < planned + spec.timeout_s:
+                        # Beyond capacity: refused before anything was done; the app waits
+                        # the Retry-After (1 s) and asks again.
+                        out["busy"] += 1
+                        refused += 1
+                        out["busy_ms"].append(
+                            (round(asked - t0, 3), round((time.time() - asked) * 1000, 1))
+                        )
+                        await asyncio.sleep(1.0)
+                        continue
+                    fail(f"scan:{error.reason}")
+                    return
+                except Exception as error:
+                    fail(f"scan:{type(error).__name__}")
+                    return
+            out["session_ids"].append(str(session_id))  # accepted: must end billed, once
             try:
                 started = await asyncio.wait_for(fut, planned + spec.timeout_s - time.time())
             except TimeoutError:
@@ -153,8 +186,20 @@ async def _worker(spec: StepSpec, index: int, ready: Any, go: Any) -> dict[str, 
                 except Exception as error:
                     seen = type(error).__name__
                 fail(f"no_start_in_time:{seen}")
+                # A start that still arrives is unplugged (the driver gave up and leaves), so
+                # the connector is free for the next scan and the session ends billed.
+                for _ in range(int(spec.timeout_s / 0.5)):
+                    tx = st.transactions.get(connector)
+                    if tx is not None and tx.started.is_set():
+                        with contextlib.suppress(Exception):
+                            await st.unplug(connector)
+                        break
+                    await asyncio.sleep(0.5)
                 return
             out["latency_ms"].append((started - planned) * 1000)
+            out["timeline"].append(
+                (round(offsets[i], 3), round((started - planned) * 1000, 1), refused)
+            )
             tx = None
             for _ in range(200):
                 tx = st.transactions.get(connector)
@@ -240,6 +285,10 @@ def run_step(spec: StepSpec, on_start: Any = None) -> dict[str, Any]:
         "slot_late": 0,
         "scans": 0,
         "errors": [],
+        "busy": 0,
+        "busy_ms": [],
+        "timeline": [],
+        "session_ids": [],
     }
     for _ in range(spec.workers):
         try:
@@ -254,6 +303,10 @@ def run_step(spec: StepSpec, on_start: Any = None) -> dict[str, Any]:
         merged["billed_ms"] += r["billed_ms"]
         merged["slot_late"] += r["slot_late"]
         merged["scans"] += r["scans"]
+        merged["busy"] += r["busy"]
+        merged["busy_ms"] += r["busy_ms"]
+        merged["timeline"] += r["timeline"]
+        merged["session_ids"] += r["session_ids"]
         for k, v in r["failures"].items():
             merged["failures"][k] = merged["failures"].get(k, 0) + v
     for p in procs:

@@ -72,6 +72,59 @@ def table() -> str:
             f"\nHighest sustained: **{ses['highest_sustained_per_s']:g} sessions/s** "
             f"(first failing step: {ses['breaking_rate_per_s']}/s).\n"
         )
+        costed = [s for s in ses["steps"] if s.get("cpu_ms_per_billed_session")]
+        if costed:
+            services = list(costed[0]["cpu_ms_per_billed_session_per_service"])
+            rows.append(
+                "| CPU-ms per billed session | rate | total | " + " | ".join(services) + " |"
+            )
+            rows.append("| --- " * (3 + len(services)) + "|")
+            for s in costed:
+                per = s["cpu_ms_per_billed_session_per_service"]
+                rows.append(
+                    f"| | {s['rate_per_s']:g}/s | {s['cpu_ms_per_billed_session']} | "
+                    + " | ".join(str(v) for v in per.values())
+                    + " |"
+                )
+            rows.append("")
+    over = _load("overload")
+    if over:
+        rows.append(
+            "| Overload (whole sessions) | rates | scans | accepted / billed once | lost "
+            "| billed twice | busy refusals (p99 time) | p99 before / burst / after "
+            "| first-try p99 in burst | back to normal | max consumer lag | CPU-ms/billed |"
+        )
+        rows.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        phases = over["per_phase"]
+        rates = " → ".join(f"{p['rate_per_s']:g}/s" for p in phases)
+        seconds = " + ".join(f"{p['seconds']:g}" for p in over["phases"])
+        p99s = " / ".join(_ms(p["scan_to_start_ms"], "p99") for p in phases)
+        back = over["recovered_after_burst_s"]
+        rows.append(
+            f"| | {rates} ({seconds} s) | {over['scans']} "
+            f"| {over['accepted']} / {over['accepted_billed']} "
+            f"| {over['lost']} | {over['billed_twice']} "
+            f"| {over['busy_refusals']} ({_ms(over['busy_refusal_ms'], 'p99')}) | {p99s} "
+            f"| {_ms(phases[1].get('first_try_scan_to_start_ms'), 'p99')} "
+            f"| {'not within the run' if back is None else f'{back:g} s'} "
+            f"| {over['max_consumer_lag']} | {over['cpu_ms_per_billed_session']} |"
+        )
+        rows.append(f"\n![overload](../{over['plot']})\n" if over.get("plot") else "")
+    msgs = _load("messages")
+    if msgs:
+        rows.append(
+            "| OCPP messages (one gateway process) | message | asked | achieved | p50 | p99 "
+            "| gateway CPU-ms/message | errors | load |"
+        )
+        rows.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        for m in msgs["steps"]:
+            rows.append(
+                f"| | {m['message']} | {m['rate_asked_per_s']:g}/s "
+                f"| {m['rate_achieved_per_s']:g}/s "
+                f"| {_ms(m['latency_ms'], 'p50')} | {_ms(m['latency_ms'], 'p99')} "
+                f"| {m['cpu_ms_per_message']} | {sum(m['errors'].values())} | {m['load'][0]} |"
+            )
+        rows.append("")
     con = _load("connections")
     if con:
         rows.append(

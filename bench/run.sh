@@ -8,15 +8,17 @@
 #   bash bench/run.sh [benchmark ...]     # default: all of them, then docs/performance.md
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-export STACK_NAME=bench PORT_BASE=8300 BENCH_SMOKE=${BENCH_SMOKE:-0}
+# BENCH_STACK_NAME / BENCH_PORT_BASE run it on another isolated stack (e.g. beside a colleague's).
+export BENCH_STACK_NAME=${BENCH_STACK_NAME:-bench} BENCH_PORT_BASE=${BENCH_PORT_BASE:-8300}
+export STACK_NAME=$BENCH_STACK_NAME PORT_BASE=$BENCH_PORT_BASE BENCH_SMOKE=${BENCH_SMOKE:-0}
 PY="$ROOT/.venv/bin/python"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 cd "$ROOT/bench"
 say() { echo "bench: $*" >&2; }
 
-ALL=(ledger replay embedded scan_to_start sessions connections)
+ALL=(ledger replay embedded scan_to_start sessions overload connections messages)
 WANT=("$@"); [[ ${#WANT[@]} -gt 0 ]] || WANT=("${ALL[@]}")
-needs_stack() { [[ $1 == scan_to_start || $1 == sessions || $1 == connections ]]; }
+needs_stack() { [[ $1 == scan_to_start || $1 == sessions || $1 == overload || $1 == connections || $1 == messages ]]; }
 
 stack_pid=""
 for b in "${WANT[@]}"; do

@@ -265,7 +265,7 @@ async function homePage() {
         }
         busy(submit, true);
         try {
-          const preview = await lookupCode(value);
+          const preview = await lookupCode(value, codeError);
           sessionStorage.setItem(PENDING, JSON.stringify({ code: value, kind: "typed", preview }));
           go("#/confirm");
         } catch (error) {
@@ -387,7 +387,8 @@ async function confirmPage() {
   let charger = pending.preview || null;
   if (!charger) {
     try {
-      charger = await lookupCode(pending.code);
+      charger = await lookupCode(pending.code, message);
+      put(message); // no "busy, retrying" left once it answered
     } catch (error) {
       // A code that names no charger has nothing to start: the reason, and a way back.
       put(details, h("p", { class: "muted" }, "Code"), h("p", { class: "big" }, pending.kind === "typed" ? pending.code.toUpperCase() : "QR code"));
@@ -403,8 +404,13 @@ async function confirmPage() {
     h("p", {}, "Connector ", charger.connector_id));
   const nameAt = parts.length - 2;
   try {
-    const quote = await get(`/pricing/stations/${encodeURIComponent(charger.station_id)}/quote?connector=${charger.connector_id}` +
-      (account ? `&budget_minor=${Math.max(0, account.available.amount_minor)}` : ""));
+    const quotePath = `/pricing/stations/${encodeURIComponent(charger.station_id)}/quote?connector=${charger.connector_id}` +
+      (account ? `&budget_minor=${Math.max(0, account.available.amount_minor)}` : "");
+    let quote;
+    for (let tries = 0; ; tries++) {
+      try { quote = await get(quotePath); break; } catch (error) { if (!(await waitIfBusy(error, message, tries))) throw error; }
+    }
+    put(message);
     parts[nameAt].textContent = quote.station_name;
     parts.push(h("div", { class: "alert info", id: "price" }, h("strong", {}, "Price"), h("p", { class: "price" }, quote.text),
       h("p", { class: "muted" }, `A typical session (${kwh(quote.example.energy_wh)}) costs about ${money(quote.example.total)}.`),
@@ -441,7 +447,7 @@ async function confirmPage() {
     busy(start, true);
     put(message, );
     try {
-      const accepted = await api("POST", "/sessions/scan", { json: { code: pending.code } });
+      const accepted = await scanWhenReady(pending.code, message);
       sessionStorage.removeItem(PENDING);
       announce("Code accepted");
       go("#/session/" + accepted.session_id);
@@ -460,10 +466,43 @@ function typedCode(raw) {
   return value.length === 6 && [...value].every((c) => TYPED_ALPHABET.includes(c)) ? value : null;
 }
 
-async function lookupCode(code) {
+async function lookupCode(code, status) {
   // In the body, not the path: a code is a credential and paths end up in access logs. A code
-  // just shown is accepted at once (session-svc waits for a typed one): every refusal is final.
-  return api("POST", "/sessions/codes/lookup", { json: { code: code.trim() } });
+  // just shown is accepted at once (session-svc waits for a typed one); only a busy refusal
+  // (nothing done) is asked again, after its Retry-After, saying so in ``status``.
+  let busyTries = 0;
+  for (;;) {
+    try {
+      return await api("POST", "/sessions/codes/lookup", { json: { code: code.trim() } });
+    } catch (error) {
+      if (!(await waitIfBusy(error, status, busyTries++))) throw error;
+    }
+  }
+}
+
+const pause = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** After a 503 busy (the back office beyond capacity; nothing was done): shows "busy, retrying"
+ * in ``status`` and waits the Retry-After; false for any other error, or after 30 tries. */
+async function waitIfBusy(error, status, tries) {
+  if (error.reason !== "busy" || tries >= 30) return false;
+  if (status) put(status, h("p", { class: "muted", role: "status", id: "scan-busy" }, "Plugpay is busy, retrying…"));
+  await pause(Math.min(Math.max(error.retryAfter ?? 1, 1), 30) * 1000);
+  return true;
+}
+
+async function scanWhenReady(code, message) {
+  // busy: the back office is beyond capacity and refused before doing anything (503 with
+  // Retry-After), so asking again is safe; we wait as long as it says. Every other refusal is
+  // final and shown as it is.
+  let busyTries = 0;
+  for (;;) {
+    try {
+      return await api("POST", "/sessions/scan", { json: { code } });
+    } catch (error) {
+      if (!(await waitIfBusy(error, message, busyTries++))) throw error;
+    }
+  }
 }
 
 // --- the live session -----------------------------------------------------------------------------

@@ -2,11 +2,12 @@
 const KEY = "plugpay.auth";
 
 export class ApiError extends Error {
-  constructor(status, body) {
+  constructor(status, body, retryAfter = null) {
     super((body && body.message) || `HTTP ${status}`);
     this.status = status;
     this.reason = (body && body.reason) || (status === 0 ? "offline" : "http_" + status);
     this.body = body || {};
+    this.retryAfter = retryAfter; // seconds the server asked us to wait (Retry-After), or null
   }
 }
 
@@ -72,7 +73,10 @@ export async function raw(path, init = {}, retry = true) {
     auth.clear();
     auth.onLogout();
   }
-  if (!res.ok && res.status !== 304) throw new ApiError(res.status, await body(res));
+  if (!res.ok && res.status !== 304) {
+    const wait = Number.parseInt(res.headers.get("retry-after") || "", 10);
+    throw new ApiError(res.status, await body(res), Number.isFinite(wait) ? wait : null);
+  }
   return res;
 }
 

@@ -35,6 +35,9 @@ def make_settings(
         # These tests exercise session-svc's own abandonment (in production a backstop).
         "start_backstop_s": 0,
         "timer_interval_s": 0.05,
+        # No pricing or billing here: scans wait for an authorisation only a test publishes,
+        # which admission control would count as a backlog (tests/integration/test_admission).
+        "scan_backlog_late": 0,
         **overrides,
     }
     return Settings(

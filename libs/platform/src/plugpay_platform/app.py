@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 
+from plugpay_platform.admission import AdmissionLimiter, AdmissionMiddleware
 from plugpay_platform.database import Database
 from plugpay_platform.errors import install_error_handlers
 from plugpay_platform.health import router as health_router
@@ -33,12 +34,14 @@ def build_service_app(
     *,
     title: str,
     prefix: str,
+    shed_paths: Sequence[str] = (),
 ) -> FastAPI:
     """A FastAPI app with the shared error bodies, health checks, correlation ids, metrics
     (``{prefix}/metrics``), request traces, API docs (``{prefix}/docs``) and security headers.
 
     ``prefix`` is the public path (``/sessions``), so the same routes work behind the gateway,
-    in the embedded process and in tests.
+    in the embedded process and in tests. ``shed_paths`` (shell patterns) are the phone routes
+    refused with 503 + Retry-After beyond the process's capacity (``plugpay_platform.admission``).
     """
     app = FastAPI(
         title=title,
@@ -70,6 +73,11 @@ def build_service_app(
         response.headers["x-correlation-id"] = cid
         return response
 
+    if shed_paths:  # inside the security headers and metrics: refusals get both
+        limiter = AdmissionLimiter(runtime.settings.platform.admission_policy())
+        app.state.admission = limiter
+        runtime.on_stop.append(limiter.stop)
+        app.add_middleware(AdmissionMiddleware, limiter=limiter, paths=shed_paths)
     app.add_middleware(NoSniffMiddleware)
     # Added last, so it is outermost: its span and timing cover the whole request.
     install_observability(app, runtime.observability, prefix=prefix)

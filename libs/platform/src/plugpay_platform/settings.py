@@ -10,10 +10,13 @@ from __future__ import annotations
 import ipaddress
 import socket
 import ssl
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from plugpay_platform.admission import AdmissionPolicy
 
 
 class PlatformSettings(BaseSettings):
@@ -38,6 +41,15 @@ class PlatformSettings(BaseSettings):
     jwt_audience: str = "plugpay"
     jwks_url: str = "http://127.0.0.1:8000/auth/.well-known/jwks.json"
     db_pool_size: int = Field(default=5, ge=1, le=100)
+    # Admission control of the phone routes that start new work (plugpay_platform.admission):
+    # beyond this many at once a request waits at most admission_max_wait_ms, then gets a 503
+    # with Retry-After. 0 turns the limit off.
+    admission_max_in_flight: int = Field(default=32, ge=0)
+    admission_max_wait_ms: int = Field(default=50, ge=0, le=100)
+    admission_max_queue: int = Field(default=64, ge=0)
+    admission_retry_after_s: int = Field(default=1, ge=1, le=60)
+    # ... and refused at once while this process's event loop lags more than this (CPU bound).
+    admission_max_loop_lag_ms: int = Field(default=500, ge=0)
     log_level: str = "INFO"
     log_json: bool = True
     instance_id: str = Field(default_factory=socket.gethostname)
@@ -59,6 +71,18 @@ class PlatformSettings(BaseSettings):
             except ValueError:
                 raise ValueError(f"not an address or network: {host!r}") from None
         return ",".join(hosts)
+
+    def admission_policy(self) -> AdmissionPolicy:
+        """The admission limits of this process's phone routes."""
+        from plugpay_platform.admission import AdmissionPolicy
+
+        return AdmissionPolicy(
+            max_in_flight=self.admission_max_in_flight,
+            max_wait_ms=self.admission_max_wait_ms,
+            max_queue=self.admission_max_queue,
+            retry_after_s=self.admission_retry_after_s,
+            max_loop_lag_ms=self.admission_max_loop_lag_ms,
+        )
 
     def server_proxy_options(self) -> dict[str, Any]:
         """uvicorn's proxy-header options for this front door (``uvicorn.run(**...)``)."""

@@ -61,13 +61,26 @@ class DriverClient:
         self.access_token = body["access_token"]
         self.refresh_token = body.get("refresh_token")
 
-    async def scan(self, code: str) -> uuid.UUID:
+    async def scan(self, code: str, *, busy_retries: int = 10) -> uuid.UUID:
         """Send what the camera read (QR URL or token) or what the driver typed; a code
-        issued a moment ago is accepted at once (session-svc waits for a typed one)."""
-        body = await self._json(
-            await self.http.post("/sessions/scan", json={"code": code}, headers=self.headers)
-        )
-        return uuid.UUID(str(body["session_id"]))
+        issued a moment ago is accepted at once (session-svc waits for a typed one). When the
+        back office is beyond capacity it answers 503 ``busy`` with Retry-After, having done
+        nothing, and the phone asks again."""
+        for attempt in range(busy_retries + 1):
+            response = await self.http.post(
+                "/sessions/scan", json={"code": code}, headers=self.headers
+            )
+            busy = (
+                response.status_code == 503
+                and response.json().get("reason") == "busy"
+                and attempt < busy_retries
+            )
+            if busy:
+                await asyncio.sleep(float(response.headers.get("retry-after", "1")))
+                continue
+            body = await self._json(response)
+            return uuid.UUID(str(body["session_id"]))
+        raise AssertionError("unreachable")
 
     async def session(self, session_id: uuid.UUID) -> dict[str, Any]:
         result: dict[str, Any] = await self._json(

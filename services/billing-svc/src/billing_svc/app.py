@@ -27,6 +27,9 @@ from billing_svc.usecases.common import Billing, BillingPolicy, make_call, wrap_
 from billing_svc.usecases.recover import recover
 
 NAME = "billing-svc"
+# What a phone asks to start a new session: shed beyond capacity (plugpay_platform.admission),
+# unlike the paths of sessions already running.
+PHONE_ROUTES = ("/billing/account", "/billing/topups")
 PREFIX = "/billing"
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -115,7 +118,9 @@ def create_app(
     runtime.on_start.append(sweeper.start)
     runtime.on_stop.append(stop_sweeper)
 
-    app = build_service_app(runtime, [router], title="Plugpay billing-svc", prefix=PREFIX)
+    app = build_service_app(
+        runtime, [router], title="Plugpay billing-svc", prefix=PREFIX, shed_paths=PHONE_ROUTES
+    )
     app.state.settings = settings
     app.state.billing = billing
     app.state.sweep_once = sweep_once

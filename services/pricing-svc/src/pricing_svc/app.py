@@ -20,6 +20,9 @@ from pricing_svc.settings import Settings
 from pricing_svc.tables import outbox_tables
 
 NAME = "pricing-svc"
+# What a phone asks to start a new session: shed beyond capacity (plugpay_platform.admission),
+# unlike the paths of sessions already running.
+PHONE_ROUTES = ("/pricing/stations/*/quote", "/pricing/stations/public")
 PREFIX = "/pricing"
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -61,7 +64,9 @@ def create_app(
         )
     )
 
-    app = build_service_app(runtime, [router], title="Plugpay pricing-svc", prefix=PREFIX)
+    app = build_service_app(
+        runtime, [router], title="Plugpay pricing-svc", prefix=PREFIX, shed_paths=PHONE_ROUTES
+    )
     app.state.settings = settings
 
     @app.exception_handler(InvalidInput)

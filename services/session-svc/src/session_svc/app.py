@@ -22,6 +22,9 @@ from session_svc.settings import Settings
 from session_svc.tables import outbox_tables
 
 NAME = "session-svc"
+# What a phone asks to start a new session: shed beyond capacity (plugpay_platform.admission),
+# unlike the paths of sessions already running.
+PHONE_ROUTES = ("/sessions/scan", "/sessions/codes/lookup")
 PREFIX = "/sessions"
 MIGRATIONS = Path(__file__).parent / "migrations"
 STORE_TOPICS = (SESSIONS, METER, STATIONS, IDENTITY)
@@ -67,8 +70,19 @@ def create_app(
     )
     runtime.on_start += [updates.start, timers.start]
     runtime.on_stop += [updates.stop, timers.stop]
-    app = build_service_app(runtime, [router], title="Plugpay session-svc", prefix=PREFIX)
+    app = build_service_app(
+        runtime, [router], title="Plugpay session-svc", prefix=PREFIX, shed_paths=PHONE_ROUTES
+    )
     app.state.sessions = sessions
     app.state.fire_due_timers = fire_due_timers
+
+    async def scans_backlogged() -> bool:
+        async with database.read() as db:
+            return await service.scans_backlogged(db, sessions)
+
+    async def watch_scan_backlog() -> None:
+        await app.state.admission.watch_backlog(scans_backlogged, settings.scan_backlog_interval_s)
+
+    runtime.on_start.append(watch_scan_backlog)
     app.state.session_updates = updates
     return app

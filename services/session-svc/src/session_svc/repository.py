@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from plugpay_events.contracts.sessions import SessionCodeScanned
@@ -369,6 +369,30 @@ async def claim_scan(
         .returning(scan_claims.c.session_id)
     )
     return result.first() is not None
+
+
+# Where a scan waits for pricing and billing; from authorised on it has its answer.
+WAITING_FOR_AUTHORISATION = (
+    SessionStatus.CODE_ISSUED.value,
+    SessionStatus.SCANNED.value,
+    SessionStatus.PRICED.value,
+)
+
+
+async def late_scans(db: Conn, *, waited: timedelta, within: timedelta) -> int:
+    """Scans claimed in the last ``within`` that have waited longer than ``waited`` and whose
+    session is not authorised (nor denied) yet. The database's clock, as the claims'."""
+    joined = scan_claims.outerjoin(sessions, sessions.c.session_id == scan_claims.c.session_id)
+    count = await db.scalar(
+        select(func.count())
+        .select_from(joined)
+        .where(
+            scan_claims.c.claimed_at > func.now() - within,
+            scan_claims.c.claimed_at < func.now() - waited,
+            or_(sessions.c.status.is_(None), sessions.c.status.in_(WAITING_FOR_AUTHORISATION)),
+        )
+    )
+    return int(count or 0)
 
 
 async def record_scan_claim(db: Conn, session_id: uuid.UUID, user_id: uuid.UUID) -> None:

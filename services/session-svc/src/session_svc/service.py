@@ -435,6 +435,19 @@ async def stop(
 # --- timers ------------------------------------------------------------------------------
 
 
+async def scans_backlogged(db: AsyncSession, sessions: Sessions) -> bool:
+    """Whether enough recent scans wait too long for their authorisation that a new one
+    should be refused (admission control; pricing and billing are behind)."""
+    settings = sessions.settings
+    late = settings.scan_backlog_late
+    if late <= 0:
+        return False
+    count = await repository.late_scans(
+        db, waited=timedelta(seconds=settings.scan_backlog_after_s), within=timedelta(minutes=1)
+    )
+    return count >= late
+
+
 async def fire_due_timers(db: AsyncSession, sessions: Sessions, limit: int = 100) -> int:
     """Expire unscanned codes and abandon sessions that never started; returns how many
     timers were handled. Safe on many replicas at once (SKIP LOCKED)."""

@@ -46,6 +46,12 @@ class Settings(ServiceSettings):
         "SessionCodeIssued on its way) before it is refused as unknown",
     )
     sse_keepalive_s: float = Field(default=15.0, gt=0)
+    # Admission control (docs/performance.md): new scans are refused with 503 busy while at
+    # least scan_backlog_late scans of the last minute have waited longer than
+    # scan_backlog_after_s for their authorisation (pricing and billing behind). 0: off.
+    scan_backlog_late: int = Field(default=3, ge=0)
+    scan_backlog_after_s: float = Field(default=1.0, gt=0)
+    scan_backlog_interval_s: float = Field(default=0.25, gt=0)
 
     @field_validator("code_verification_jwks", mode="before")
     @classmethod

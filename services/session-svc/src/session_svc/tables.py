@@ -95,6 +95,8 @@ scan_claims = Table(
     Column("claimed_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
     # The SessionCodeScanned the scan emitted: read-your-writes until the store has applied it.
     Column("scanned", JSONB, nullable=True),
+    # Admission control counts the recent claims still waiting for their authorisation.
+    Index("ix_scan_claims_claimed_at", "claimed_at"),
 )
 
 # Fixed-window counters for typed-code lookups, shared by every replica.

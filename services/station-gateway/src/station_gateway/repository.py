@@ -234,11 +234,15 @@ class Repository:
         self, station_id: str, connector_id: int, status: str, error: str | None, at: datetime
     ) -> str | None:
         """Store a status; returns the previous one."""
-        previous = await self.session.scalar(
-            select(connector_status.c.status).where(
+        # One statement on the hot path (every StatusNotification): the CTE reads the row as it
+        # was before the upsert (one snapshot for the whole statement).
+        previous = (
+            select(connector_status.c.status)
+            .where(
                 connector_status.c.station_id == station_id,
                 connector_status.c.connector_id == connector_id,
             )
+            .cte("previous")
         )
         values = {
             "status": status,
@@ -246,16 +250,18 @@ class Repository:
             "changed_at": at,
             "reported_at": func.now(),
         }
-        stmt = insert(connector_status).values(
-            station_id=station_id, connector_id=connector_id, **values
-        )
-        await self.session.execute(
-            stmt.on_conflict_do_update(
+        stmt = (
+            insert(connector_status)
+            .values(station_id=station_id, connector_id=connector_id, **values)
+            .on_conflict_do_update(
                 index_elements=[connector_status.c.station_id, connector_status.c.connector_id],
                 set_=values,
             )
+            .add_cte(previous)
+            .returning(select(previous.c.status).scalar_subquery())
         )
-        return previous
+        result: str | None = await self.session.scalar(stmt)
+        return result
 
     async def station_clock_skew(self, station_id: str) -> timedelta:
         """How far the station's clock was off ours at its latest status message."""

@@ -1,0 +1,21 @@
+"""Scan claims by time: admission control counts the recent ones still waiting.
+
+Revision ID: 0004
+Revises: 0003
+"""
+
+from alembic import op
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # 0002 creates tables as tables.py defines them today, so a new database has it already.
+    op.execute("CREATE INDEX IF NOT EXISTS ix_scan_claims_claimed_at ON scan_claims (claimed_at)")
+
+
+def downgrade() -> None:
+    op.drop_index("ix_scan_claims_claimed_at", table_name="scan_claims")
