@@ -18,6 +18,7 @@ from argon2 import PasswordHasher
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint as CP16
 from ocpp.v16 import call_result as r16
+from ocpp.v21 import ChargePoint as CP21
 from ocpp.v201 import ChargePoint as CP201
 from ocpp.v201 import call_result as r201
 from plugpay_events import serde
@@ -152,6 +153,14 @@ class Station201(CP201):
 
     def got(self, action: str) -> list[dict[str, Any]]:
         return [payload for name, payload in self.inbox if name == action]
+
+
+class Station21(Station201):
+    """A 2.1 charging station: the 2.0.1 one's handlers, 2.1 framing and schemas."""
+
+    _call = CP21._call
+    _call_result = CP21._call_result
+    _ocpp_version = CP21._ocpp_version
 
 
 def basic(station_id: str, password: str = PASSWORD) -> str:
@@ -334,7 +343,7 @@ class Harness:
             subprotocols=[f"ocpp{version}"],  # type: ignore[list-item]
             additional_headers={"Authorization": basic(station_id, password)},
         )
-        cls = Station16 if version == "1.6" else Station201
+        cls = {"1.6": Station16, "2.0.1": Station201, "2.1": Station21}[version]
         station = cls(station_id, ws, response_timeout=5)
         station.ws = ws
         station.loop_task = asyncio.create_task(station.start())

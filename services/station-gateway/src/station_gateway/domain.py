@@ -14,8 +14,9 @@ from typing import Any, Literal
 from plugpay_tariffs import MeterSample as UsageSample
 from plugpay_tariffs import SessionUsage, Tariff, calculate_cost
 
-OcppVersion = Literal["1.6", "2.0.1"]
-SUBPROTOCOLS: dict[str, OcppVersion] = {"ocpp2.0.1": "2.0.1", "ocpp1.6": "1.6"}
+OcppVersion = Literal["1.6", "2.0.1", "2.1"]
+# The client's order of preference decides among these (RFC 6455).
+SUBPROTOCOLS: dict[str, OcppVersion] = {"ocpp2.1": "2.1", "ocpp2.0.1": "2.0.1", "ocpp1.6": "1.6"}
 
 ENERGY_REGISTER = "Energy.Active.Import.Register"
 POWER = "Power.Active.Import"

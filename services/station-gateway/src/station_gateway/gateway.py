@@ -50,6 +50,7 @@ OPERATOR_ACTIONS = {
         "UnlockConnector",
     },
 }
+OPERATOR_ACTIONS["2.1"] = OPERATOR_ACTIONS["2.0.1"]
 
 
 class Gateway:

@@ -23,9 +23,8 @@ from ocpp.routing import on
 from ocpp.v16 import ChargePoint as ChargePoint16Base
 from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
+from ocpp.v21 import ChargePoint as ChargePoint21Base
 from ocpp.v201 import ChargePoint as ChargePoint201Base
-from ocpp.v201 import call as call201
-from ocpp.v201 import call_result as result201
 from plugpay_platform.logging import mark_websocket_denied
 from sqlalchemy.exc import DBAPIError
 from starlette.responses import JSONResponse
@@ -70,6 +69,7 @@ _CODES = {
         "OccurenceConstraintViolation": "OccurrenceConstraintViolation",
     },
 }
+_CODES["2.1"] = _CODES["2.0.1"]
 
 
 def utc_iso(value: datetime | None = None) -> str:
@@ -514,11 +514,11 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
                 )
         except STORAGE_UNAVAILABLE:
             log.warning("station %s: boot not stored (database unavailable); Pending", self.id)
-            return result201.BootNotification(
+            return self._call_result.BootNotification(
                 current_time=utc_iso(), interval=BOOT_RETRY_S, status="Pending"
             )
         self.booted = True
-        return result201.BootNotification(
+        return self._call_result.BootNotification(
             current_time=utc_iso(),
             interval=self.gateway.settings.heartbeat_interval_s,
             status="Accepted",
@@ -526,7 +526,7 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
 
     @on("Heartbeat")
     async def on_heartbeat(self, **_: Any) -> Any:
-        return result201.Heartbeat(current_time=utc_iso())
+        return self._call_result.Heartbeat(current_time=utc_iso())
 
     @on("StatusNotification")
     async def on_status(
@@ -540,7 +540,7 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
         if connector_status == "Occupied" and previous in (None, "Available") and evse_id > 0:
             with contextlib.suppress(service.GatewayRefusal):
                 await self.code_requested(evse_id, reuse_open=True)
-        return result201.StatusNotification()
+        return self._call_result.StatusNotification()
 
     @on("Authorize")
     async def on_authorize(self, id_token: dict[str, Any], **_: Any) -> Any:
@@ -553,7 +553,7 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
             await self._card_refused()
             self.spawn(
                 self.inform(
-                    call201.SetDisplayMessage(
+                    self._call.SetDisplayMessage(
                         message={
                             "id": 3,
                             "priority": "InFront",
@@ -563,7 +563,9 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
                     )
                 )
             )
-        return result201.Authorize(id_token_info={"status": "Accepted" if ok else "Invalid"})
+        return self._call_result.Authorize(
+            id_token_info={"status": "Accepted" if ok else "Invalid"}
+        )
 
     @on("TransactionEvent")
     async def on_transaction_event(
@@ -596,7 +598,7 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
                     session,
                     self.id,
                     transaction_id,
-                    version="2.0.1",
+                    version=self.version,
                     meter_stop_wh=None,
                     ended_at=at,
                     reported_reason=transaction_info.get("stopped_reason"),
@@ -614,51 +616,51 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
             answer["id_token_info"] = {"status": "Accepted" if token_ok else "Invalid"}
         if outcome is not None and outcome.cost_so_far_minor is not None:
             answer["total_cost"] = outcome.cost_so_far_minor / 100
-        return result201.TransactionEvent(**answer)
+        return self._call_result.TransactionEvent(**answer)
 
     @on("MeterValues")
     async def on_meter_values(
         self, evse_id: int, meter_value: list[dict[str, Any]], **_: Any
     ) -> Any:
-        return result201.MeterValues()  # outside a transaction: nothing to bill
+        return self._call_result.MeterValues()  # outside a transaction: nothing to bill
 
     @on("DataTransfer")
     async def on_data_transfer(
         self, vendor_id: str, message_id: str | None = None, data: Any = None, **_: Any
     ) -> Any:
         if vendor_id != VENDOR_ID:
-            return result201.DataTransfer(status="UnknownVendorId")
+            return self._call_result.DataTransfer(status="UnknownVendorId")
         if message_id != "RequestSessionCode":
-            return result201.DataTransfer(status="UnknownMessageId")
+            return self._call_result.DataTransfer(status="UnknownMessageId")
         try:
             reply = await self.on_session_code_request(data)
         except service.GatewayRefusal as refusal:
-            return result201.DataTransfer(
+            return self._call_result.DataTransfer(
                 status="Rejected", data={"reason": refusal.reason, "message": refusal.message}
             )
         if reply is None:
-            return result201.DataTransfer(status="Rejected", data={"reason": "bad_request"})
-        return result201.DataTransfer(status="Accepted", data=reply)
+            return self._call_result.DataTransfer(status="Rejected", data={"reason": "bad_request"})
+        return self._call_result.DataTransfer(status="Accepted", data=reply)
 
     @on("NotifyEvent")
     async def on_notify_event(self, **_: Any) -> Any:
-        return result201.NotifyEvent()
+        return self._call_result.NotifyEvent()
 
     @on("NotifyReport")
     async def on_notify_report(self, **_: Any) -> Any:
-        return result201.NotifyReport()
+        return self._call_result.NotifyReport()
 
     @on("SecurityEventNotification")
     async def on_security_event(self, **_: Any) -> Any:
-        return result201.SecurityEventNotification()
+        return self._call_result.SecurityEventNotification()
 
     @on("FirmwareStatusNotification")
     async def on_firmware(self, **_: Any) -> Any:
-        return result201.FirmwareStatusNotification()
+        return self._call_result.FirmwareStatusNotification()
 
     @on("LogStatusNotification")
     async def on_log_status(self, **_: Any) -> Any:
-        return result201.LogStatusNotification()
+        return self._call_result.LogStatusNotification()
 
     @staticmethod
     def _message_id(session_id: Any, slot: int = 0) -> int:
@@ -667,7 +669,7 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
     def _display_message(
         self, session_id: Any, slot: int, fmt: str, content: str, evse: int
     ) -> Any:
-        return call201.SetDisplayMessage(
+        return self._call.SetDisplayMessage(
             message={
                 "id": self._message_id(session_id, slot),
                 "priority": "InFront",
@@ -699,7 +701,7 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
 
     async def remote_start(self, row: Any) -> str:
         result = await self.call_station(
-            call201.RequestStartTransaction(
+            self._call.RequestStartTransaction(
                 id_token={"id_token": row["id_tag"], "type": "Central"},
                 remote_start_id=int(row["remote_start_id"]),
                 evse_id=row["connector_id"],
@@ -709,7 +711,7 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
 
     async def remote_stop(self, row: Any) -> str:
         result = await self.call_station(
-            call201.RequestStopTransaction(transaction_id=str(row["transaction_id"]))
+            self._call.RequestStopTransaction(transaction_id=str(row["transaction_id"]))
         )
         return str(result.status)
 
@@ -721,7 +723,7 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
     async def show_cost(self, row: Any, amount_minor: int, currency: str) -> None:
         if row["transaction_id"]:
             await self.inform(
-                call201.CostUpdated(
+                self._call.CostUpdated(
                     total_cost=amount_minor / 100, transaction_id=row["transaction_id"]
                 )
             )
@@ -729,14 +731,29 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
     async def clear_code(self, row: Any) -> None:
         for slot in (0, 1):
             await self.inform(
-                call201.ClearDisplayMessage(id=self._message_id(row["session_id"], slot))
+                self._call.ClearDisplayMessage(id=self._message_id(row["session_id"], slot))
             )
 
     def operator_call(self, action: str, payload: dict[str, Any]) -> Any:
-        return getattr(call201, action)(**payload)
+        return getattr(self._call, action)(**payload)
+
+
+class ChargePoint21(ChargePoint201):
+    """OCPP 2.1: the 2.0.1 behaviour, framed and validated against the 2.1 schemas."""
+
+    version: OcppVersion = "2.1"
+    _call = ChargePoint21Base._call
+    _call_result = ChargePoint21Base._call_result
+    _ocpp_version = ChargePoint21Base._ocpp_version
 
 
 StationHandler = ChargePoint16 | ChargePoint201
+
+HANDLERS: dict[OcppVersion, Callable[..., StationHandler]] = {
+    "1.6": ChargePoint16,
+    "2.0.1": ChargePoint201,
+    "2.1": ChargePoint21,
+}
 
 
 async def refuse(
@@ -762,7 +779,10 @@ async def serve_station(websocket: WebSocket, station_id: str, gateway: Gateway)
     chosen = next((p for p in offered if p in domain.SUBPROTOCOLS), None)
     if chosen is None:
         await refuse(
-            websocket, 400, "subprotocol_unsupported", "offer subprotocol ocpp1.6 or ocpp2.0.1"
+            websocket,
+            400,
+            "subprotocol_unsupported",
+            "offer subprotocol ocpp1.6, ocpp2.0.1 or ocpp2.1",
         )
         return
     try:
@@ -794,8 +814,7 @@ async def serve_station(websocket: WebSocket, station_id: str, gateway: Gateway)
     version = domain.SUBPROTOCOLS[chosen]
     await websocket.accept(subprotocol=chosen)
     connection = StarletteConnection(websocket, gateway.settings.max_message_bytes)
-    cls: Callable[..., StationHandler] = ChargePoint16 if version == "1.6" else ChargePoint201
-    handler = cls(
+    handler = HANDLERS[version](
         station_id,
         connection,
         response_timeout=gateway.settings.ocpp_response_timeout_s,

@@ -1,0 +1,143 @@
+"""OCPP 2.1 against a real uvicorn server, driven by the ``ocpp`` library's v21 as a station."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import websockets
+from ocpp.v21 import call
+from plugpay_events.contracts.sessions import SessionStopRequested
+
+pytestmark = pytest.mark.infra
+
+PASSWORD = "station-secret-1234"
+
+
+def iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def meter(at: datetime, wh: float, context: str = "Sample.Periodic") -> list[dict]:
+    return [
+        {
+            "timestamp": iso(at),
+            "sampled_value": [
+                {
+                    "value": wh / 1000,
+                    "measurand": "Energy.Active.Import.Register",
+                    "context": context,
+                    "unit_of_measure": {"unit": "kWh"},
+                }
+            ],
+        }
+    ]
+
+
+async def test_21_is_offered_beside_16_and_201(harness) -> None:  # type: ignore[no-untyped-def]
+    """A station offering 2.1 first gets 2.1; the version is what presence reports."""
+    process = await harness.start_gateway()
+    await harness.register("EV-21V")
+    ws = await websockets.connect(
+        f"{process.ws}/EV-21V",
+        subprotocols=["ocpp2.1", "ocpp2.0.1"],  # type: ignore[list-item]
+        additional_headers={"Authorization": _basic("EV-21V")},
+    )
+    assert ws.subprotocol == "ocpp2.1"
+    await ws.close()
+    connected = await harness.wait_event("StationConnected", topic=_topic("STATIONS"))
+    assert connected[-1]["ocpp_version"] == "2.1"
+
+
+async def test_21_code_start_meter_stop(harness) -> None:  # type: ignore[no-untyped-def]
+    await harness.start_gateway()
+    await harness.register("EV-21")
+    station = await harness.connect("EV-21", "2.1")
+    booted = await station.call(
+        call.BootNotification(
+            charging_station={"model": "M21", "vendor_name": "Acme"}, reason="PowerUp"
+        )
+    )
+    assert booted.status == "Accepted"
+    reply = await station.call(
+        call.DataTransfer(
+            vendor_id="com.plugpay", message_id="RequestSessionCode", data={"connectorId": 1}
+        )
+    )
+    assert reply.status == "Accepted"
+    session_id = reply.data["session_id"]
+    shown = await harness.eventually(
+        lambda: len(station.got("SetDisplayMessage")) >= 2 and station.got("SetDisplayMessage")
+    )
+    assert shown[0]["message"] == {"format": "URI", "content": reply.data["qr"]}
+    assert reply.data["code"] in shown[1]["message"]["content"]
+
+    await harness.authorize(session_id, "EV-21")
+    starts = await harness.eventually(lambda: station.got("RequestStartTransaction"))
+    remote_start_id = starts[0]["remote_start_id"]
+    id_token = starts[0]["id_token"]
+    assert starts[0]["evse_id"] == 1
+
+    t0 = datetime.now(UTC) - timedelta(minutes=5)
+    started = await station.call(
+        call.TransactionEvent(
+            event_type="Started",
+            timestamp=iso(t0),
+            trigger_reason="RemoteStart",
+            seq_no=0,
+            transaction_info={"transaction_id": "tx-21", "remote_start_id": remote_start_id},
+            id_token=id_token,
+            evse={"id": 1, "connector_id": 1},
+            meter_value=meter(t0, 50_000, "Transaction.Begin"),
+        )
+    )
+    assert started.id_token_info["status"] == "Accepted"
+    charging = await harness.wait_event("ChargingStarted")
+    assert charging[0]["transaction_id"] == "tx-21" and charging[0]["meter_start_wh"] == 50_000
+
+    await station.call(
+        call.TransactionEvent(
+            event_type="Updated",
+            timestamp=iso(t0 + timedelta(minutes=2)),
+            trigger_reason="MeterValuePeriodic",
+            seq_no=1,
+            transaction_info={"transaction_id": "tx-21", "charging_state": "Charging"},
+            meter_value=meter(t0 + timedelta(minutes=2), 50_500),
+        )
+    )
+    await harness.wait_event("MeterValuesReported", topic=_topic("METER"))
+
+    await harness.publish(
+        SessionStopRequested(
+            session_id=uuid.UUID(session_id), requested_by="driver", requested_at=datetime.now(UTC)
+        )
+    )
+    stops = await harness.eventually(lambda: station.got("RequestStopTransaction"))
+    assert stops[0]["transaction_id"] == "tx-21"
+    await station.call(
+        call.TransactionEvent(
+            event_type="Ended",
+            timestamp=iso(t0 + timedelta(minutes=3)),
+            trigger_reason="RemoteStop",
+            seq_no=2,
+            transaction_info={"transaction_id": "tx-21", "stopped_reason": "Remote"},
+            meter_value=meter(t0 + timedelta(minutes=3), 50_600, "Transaction.End"),
+        )
+    )
+    completed = await harness.wait_event("SessionCompleted")
+    assert completed[0]["energy_wh"] == 600
+    assert completed[0]["judgement"]["outcome"] == "accepted"
+    assert completed[0]["stop_reason"] == "driver_stopped"
+    await harness.close(station)
+
+
+def _basic(station_id: str) -> str:
+    return "Basic " + base64.b64encode(f"{station_id}:{PASSWORD}".encode()).decode()
+
+
+def _topic(name: str):  # type: ignore[no-untyped-def]
+    from plugpay_events import topics
+
+    return getattr(topics, name)
