@@ -292,6 +292,7 @@ class Harness:
         limits: SessionLimits | None = None,
         priced: bool = True,
         authorized_at: datetime | None = None,
+        hold_minor: int = 5000,
     ) -> None:
         now = datetime.now(UTC)
         # Billing's clock. Most tests replay station timestamps from the recent past, so the
@@ -321,7 +322,7 @@ class Harness:
                 user_id=user,
                 funding="wallet",
                 hold_id=uuid.uuid4(),
-                hold_amount=Money(amount_minor=5000, currency="EUR"),
+                hold_amount=Money(amount_minor=hold_minor, currency="EUR"),
                 limits=limits or SessionLimits(),
                 authorized_at=authorized_at,
                 start_deadline=now + timedelta(minutes=2),

@@ -11,8 +11,8 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, Literal
 
+from plugpay_tariffs import MINOR_UNIT_EXPONENT, SessionUsage, Tariff, calculate_cost
 from plugpay_tariffs import MeterSample as UsageSample
-from plugpay_tariffs import SessionUsage, Tariff, calculate_cost
 
 OcppVersion = Literal["1.6", "2.0.1", "2.1"]
 # The client's order of preference decides among these (RFC 6455).
@@ -265,6 +265,18 @@ def usage(
 def cost_minor(tariff: Tariff, session_usage: SessionUsage, time_zone: str) -> int:
     """Cost incl. VAT in minor units under ``tariff``."""
     return calculate_cost(tariff, session_usage, time_zone).total_incl_vat
+
+
+def capped_cost(cost_minor: int, hold_minor: int | None) -> int:
+    """The cost the payer is charged: never above the hold agreed to before the start
+    (billing-svc's cap; above it is the operator's loss, never the payer's)."""
+    return max(min(cost_minor, hold_minor), 0) if hold_minor is not None else max(cost_minor, 0)
+
+
+def major_units(amount_minor: int, currency: str) -> float:
+    """OCPP's decimal amounts (totalCost, maxCost) from integer minor units."""
+    exponent: int = MINOR_UNIT_EXPONENT.get(currency, 2)
+    return float(Decimal(amount_minor).scaleb(-exponent))
 
 
 LimitKind = Literal["energy", "time", "cost"]

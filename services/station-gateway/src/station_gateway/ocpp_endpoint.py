@@ -582,6 +582,7 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
         readings = parse_meter_values(kw.get("meter_value") or (), at)
         id_token = (kw.get("id_token") or {}).get("id_token")
         outcome = None
+        final: service.EndedCost | None = None
         token_ok: bool | None = None
         async with self.gateway.database.write() as session:
             row = await service.find_transaction_201(
@@ -605,6 +606,7 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
                     readings=readings,
                     simulation=self.gateway.settings.simulation,
                 )
+                final = await service.ended_cost(session, self.id, transaction_id)
             elif readings:
                 outcome = await service.record_meter_values(
                     session, self.id, transaction_id, readings
@@ -614,8 +616,16 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
         answer: dict[str, Any] = {}
         if id_token is not None:
             answer["id_token_info"] = {"status": "Accepted" if token_ok else "Invalid"}
-        if outcome is not None and outcome.cost_so_far_minor is not None:
-            answer["total_cost"] = outcome.cost_so_far_minor / 100
+        # totalCost is the final cost, so only in the Ended answer (2.0.1 and 2.1 E/I); the
+        # running cost is for the driver's eyes, as the personal message.
+        if final is not None:
+            answer["total_cost"] = domain.major_units(final.amount_minor, final.currency)
+        elif outcome is not None and outcome.cost_so_far_minor is not None and outcome.currency:
+            amount = domain.major_units(outcome.cost_so_far_minor, outcome.currency)
+            answer["updated_personal_message"] = {
+                "format": "ASCII",
+                "content": f"Cost so far: {amount:.2f} {outcome.currency}",
+            }
         return self._call_result.TransactionEvent(**answer)
 
     @on("MeterValues")

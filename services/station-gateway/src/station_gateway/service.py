@@ -35,7 +35,7 @@ from plugpay_events.contracts.stations import (
 from plugpay_events.envelope import Envelope, Event
 from plugpay_events.outbox import Outbox
 from plugpay_events.session_code import new_typed_code, sign_session_code
-from plugpay_tariffs import Tariff, describe
+from plugpay_tariffs import Tariff, describe, usage_from_completion
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -435,6 +435,7 @@ class MeterOutcome:
     limit: str | None = None
     cost_so_far_minor: int | None = None
     energy_wh: int = 0
+    currency: str | None = None
 
 
 async def record_meter_values(
@@ -525,7 +526,7 @@ async def evaluate_progress(
         elapsed_s=(now - started_at).total_seconds(),
         cost_minor_so_far=cost,
     )
-    return MeterOutcome(row["session_id"], limit, cost, energy)
+    return MeterOutcome(row["session_id"], limit, cost, energy, currency)
 
 
 async def request_limit_stop(session: AsyncSession, session_id: uuid.UUID) -> bool:
@@ -664,27 +665,26 @@ async def complete_transaction(
         meter_judgement=verdict.model_dump(mode="json"),
     )
     # The billable values: what the station claimed only if the judgement accepted it.
-    completed = await emit(
-        session,
-        SessionCompleted(
-            session_id=row["session_id"],
-            station_id=station_id,
-            connector_id=row["connector_id"],
-            transaction_id=transaction_id,
-            meter_start_wh=judgement.meter_start_wh,
-            meter_stop_wh=judgement.meter_stop_wh,
-            energy_wh=judgement.energy_wh,
-            started_at=judgement.started_at,
-            charging_ended_at=judgement.charging_ended_at,
-            ended_at=judgement.ended_at,
-            stop_reason=reason,
-            samples=tuple(
-                MeterSample(sampled_at=s.at, energy_wh=s.register_wh, power_w=s.power_w)
-                for s in judgement.samples
-            ),
-            judgement=verdict,
+    completion = SessionCompleted(
+        session_id=row["session_id"],
+        station_id=station_id,
+        connector_id=row["connector_id"],
+        transaction_id=transaction_id,
+        meter_start_wh=judgement.meter_start_wh,
+        meter_stop_wh=judgement.meter_stop_wh,
+        energy_wh=judgement.energy_wh,
+        started_at=judgement.started_at,
+        charging_ended_at=judgement.charging_ended_at,
+        ended_at=judgement.ended_at,
+        stop_reason=reason,
+        samples=tuple(
+            MeterSample(sampled_at=s.at, energy_wh=s.register_wh, power_w=s.power_w)
+            for s in judgement.samples
         ),
+        judgement=verdict,
     )
+    completed = await emit(session, completion)
+    await repo.update_session(row["session_id"], cost_so_far_minor=_final_cost(row, completion))
     if judgement.outcome != "accepted":
         # After SessionCompleted on the session's key: billing knows the plausible part first.
         # A correction is flagged too, so operators see every claim that was not billed as made.
@@ -703,6 +703,53 @@ async def complete_transaction(
         )
     await repo.notify_display(station_id)
     return session_id
+
+
+def _final_cost(row: RowMapping, completed: SessionCompleted) -> int | None:
+    """The cost of a completed session as pricing-svc will price it (the same snapshot, the
+    same judged meter values, the same calculator) and billing will cap it (the hold); None
+    without a tariff snapshot."""
+    if not row["tariff"] or not row["time_zone"]:
+        return None
+    if row["free_of_charge"]:
+        return 0
+    try:
+        usage = usage_from_completion(
+            started_at=completed.started_at,
+            charging_ended_at=completed.charging_ended_at,
+            ended_at=completed.ended_at,
+            meter_start_wh=completed.meter_start_wh,
+            energy_wh=completed.energy_wh,
+            samples=completed.samples,
+        )
+        cost = domain.cost_minor(Tariff.model_validate(row["tariff"]), usage, row["time_zone"])
+    except ValueError:
+        return None  # pricing-svc parks such a session for people; the station waits for it
+    return domain.capped_cost(cost, row["hold_amount_minor"])
+
+
+@dataclass(frozen=True)
+class EndedCost:
+    amount_minor: int
+    currency: str
+
+
+async def ended_cost(
+    session: AsyncSession, station_id: str, transaction_id: str
+) -> EndedCost | None:
+    """The final cost of a transaction the station has ended, for its TransactionEvent Ended
+    answer: pricing-svc's once it is known (a repeated Ended), else the gateway's own figure
+    from the same snapshot; capped by the hold either way. None if it cannot be known."""
+    row = await Repository(session).session_by(station_id=station_id, transaction_id=transaction_id)
+    if row is None or row["completed_at"] is None or not row["currency"]:
+        return None
+    if row["final_cost_minor"] is not None:
+        amount = domain.capped_cost(row["final_cost_minor"], row["hold_amount_minor"])
+    elif row["cost_so_far_minor"] is not None and row["tariff"]:
+        amount = row["cost_so_far_minor"]
+    else:
+        return None
+    return EndedCost(amount, row["currency"])
 
 
 async def end_lost_transaction(

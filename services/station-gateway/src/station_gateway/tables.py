@@ -132,6 +132,9 @@ sessions = Table(
     Column("stop_reason", String(32), nullable=True),
     Column("completed_at", DateTime(timezone=True), nullable=True),
     Column("final_cost_minor", BigInteger, nullable=True),
+    # The payer agreed to at most the hold: the cost a station is told never exceeds it.
+    Column("hold_amount_minor", BigInteger, nullable=True),
+    Column("free_of_charge", Boolean, nullable=False, server_default=text("false")),
     # The plausibility judgement of the meter evidence (MeterJudgement as JSON).
     Column("meter_judgement", JSONB, nullable=True),
     Column("denial_reason", String(32), nullable=True),

@@ -9,11 +9,21 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import websockets
 from ocpp.v21 import call
-from plugpay_events.contracts.sessions import SessionStopRequested
+from plugpay_events.contracts.sessions import SessionCostCalculated, SessionStopRequested
+from plugpay_events.types import Money
+from plugpay_tariffs import SessionUsage, Tariff, calculate_cost
 
 pytestmark = pytest.mark.infra
 
 PASSWORD = "station-secret-1234"
+TARIFF = Tariff.model_validate(  # the harness's tariff snapshot
+    {
+        "id": "t-1",
+        "version": 1,
+        "currency": "EUR",
+        "elements": [{"price_components": [{"type": "ENERGY", "price": "0.40", "vat": "0"}]}],
+    }
+)
 
 
 def iso(at: datetime) -> str:
@@ -93,11 +103,11 @@ async def test_21_code_start_meter_stop(harness) -> None:  # type: ignore[no-unt
             meter_value=meter(t0, 50_000, "Transaction.Begin"),
         )
     )
-    assert started.id_token_info["status"] == "Accepted"
+    assert started.id_token_info["status"] == "Accepted" and started.total_cost is None
     charging = await harness.wait_event("ChargingStarted")
     assert charging[0]["transaction_id"] == "tx-21" and charging[0]["meter_start_wh"] == 50_000
 
-    await station.call(
+    updated = await station.call(
         call.TransactionEvent(
             event_type="Updated",
             timestamp=iso(t0 + timedelta(minutes=2)),
@@ -107,6 +117,8 @@ async def test_21_code_start_meter_stop(harness) -> None:  # type: ignore[no-unt
             meter_value=meter(t0 + timedelta(minutes=2), 50_500),
         )
     )
+    assert updated.total_cost is None
+    assert updated.updated_personal_message["content"] == "Cost so far: 0.20 EUR"
     await harness.wait_event("MeterValuesReported", topic=_topic("METER"))
 
     await harness.publish(
@@ -116,7 +128,7 @@ async def test_21_code_start_meter_stop(harness) -> None:  # type: ignore[no-unt
     )
     stops = await harness.eventually(lambda: station.got("RequestStopTransaction"))
     assert stops[0]["transaction_id"] == "tx-21"
-    await station.call(
+    ended = await station.call(
         call.TransactionEvent(
             event_type="Ended",
             timestamp=iso(t0 + timedelta(minutes=3)),
@@ -126,10 +138,77 @@ async def test_21_code_start_meter_stop(harness) -> None:  # type: ignore[no-unt
             meter_value=meter(t0 + timedelta(minutes=3), 50_600, "Transaction.End"),
         )
     )
+    assert ended.total_cost == pytest.approx(0.24)  # 0.6 kWh at 0.40 EUR, at the end only
     completed = await harness.wait_event("SessionCompleted")
     assert completed[0]["energy_wh"] == 600
     assert completed[0]["judgement"]["outcome"] == "accepted"
     assert completed[0]["stop_reason"] == "driver_stopped"
+    await harness.close(station)
+
+
+async def test_21_final_cost_is_capped_by_the_hold(harness) -> None:  # type: ignore[no-untyped-def]
+    """A station metering more than the payer agreed to pay is told the capped cost, in the
+    Ended answer and in the CostUpdated after pricing-svc's figure: what billing charges."""
+    await harness.start_gateway()
+    await harness.register("EV-21C")
+    station = await harness.connect("EV-21C", "2.1")
+    await station.call(
+        call.BootNotification(charging_station={"model": "M", "vendor_name": "A"}, reason="PowerUp")
+    )
+    reply = await station.call(
+        call.DataTransfer(
+            vendor_id="com.plugpay", message_id="RequestSessionCode", data={"connectorId": 1}
+        )
+    )
+    session_id = reply.data["session_id"]
+    await harness.authorize(session_id, "EV-21C", hold_minor=100)
+    [start] = await harness.eventually(lambda: station.got("RequestStartTransaction"))
+    t0 = datetime.now(UTC) - timedelta(minutes=40)
+    await station.call(
+        call.TransactionEvent(
+            event_type="Started",
+            timestamp=iso(t0),
+            trigger_reason="RemoteStart",
+            seq_no=0,
+            transaction_info={
+                "transaction_id": "tx-21c",
+                "remote_start_id": start["remote_start_id"],
+            },
+            id_token=start["id_token"],
+            evse={"id": 1, "connector_id": 1},
+            meter_value=meter(t0, 10_000, "Transaction.Begin"),
+        )
+    )
+    ended = call.TransactionEvent(
+        event_type="Ended",
+        timestamp=iso(t0 + timedelta(minutes=30)),
+        trigger_reason="EVCommunicationLost",
+        seq_no=1,
+        transaction_info={"transaction_id": "tx-21c", "stopped_reason": "EVDisconnected"},
+        meter_value=meter(t0 + timedelta(minutes=30), 15_000, "Transaction.End"),
+    )
+    # 5 kWh at 0.40 EUR is 2.00 EUR; the payer agreed to at most 1.00 EUR.
+    assert (await station.call(ended)).total_cost == pytest.approx(1.0)
+    completed = await harness.wait_event("SessionCompleted")
+    assert completed[0]["energy_wh"] == 5_000
+    await harness.publish(
+        SessionCostCalculated(
+            session_id=uuid.UUID(session_id),
+            user_id=uuid.uuid4(),
+            station_id="EV-21C",
+            total=Money(amount_minor=200, currency="EUR"),
+            breakdown=calculate_cost(
+                TARIFF,
+                SessionUsage.linear(t0, 5_000, t0 + timedelta(minutes=30)),
+                "Europe/Berlin",
+            ),
+            calculated_at=datetime.now(UTC),
+        )
+    )
+    costs = await harness.eventually(lambda: station.got("CostUpdated"))
+    assert costs[0] == {"total_cost": 1.0, "transaction_id": "tx-21c"}
+    # A repeated Ended after pricing-svc's figure: the same capped cost.
+    assert (await station.call(ended)).total_cost == pytest.approx(1.0)
     await harness.close(station)
 
 
