@@ -19,6 +19,7 @@ from ocpp.routing import on
 from ocpp.v16 import ChargePoint as CP16
 from ocpp.v16 import call_result as r16
 from ocpp.v21 import ChargePoint as CP21
+from ocpp.v21 import call_result as r21
 from ocpp.v201 import ChargePoint as CP201
 from ocpp.v201 import call_result as r201
 from plugpay_events import serde
@@ -161,6 +162,13 @@ class Station21(Station201):
     _call = CP21._call
     _call_result = CP21._call_result
     _ocpp_version = CP21._ocpp_version
+
+    @on("ChangeTransactionTariff")
+    def on_change_tariff(self, tariff: dict[str, Any], transaction_id: str, **kw: Any) -> Any:
+        self.inbox.append(
+            ("ChangeTransactionTariff", {"tariff": tariff, "transaction_id": transaction_id})
+        )
+        return r21.ChangeTransactionTariff(status="Accepted")
 
 
 def basic(station_id: str, password: str = PASSWORD) -> str:

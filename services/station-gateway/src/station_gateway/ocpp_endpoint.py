@@ -26,6 +26,7 @@ from ocpp.v16 import call_result as result16
 from ocpp.v21 import ChargePoint as ChargePoint21Base
 from ocpp.v201 import ChargePoint as ChargePoint201Base
 from plugpay_platform.logging import mark_websocket_denied
+from plugpay_tariffs import Tariff
 from sqlalchemy.exc import DBAPIError
 from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -614,6 +615,8 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
         if outcome is not None:
             self.spawn(self.after_meter(outcome))
         answer: dict[str, Any] = {}
+        if event_type == "Started" and row is not None and token_ok:
+            answer.update(self.start_terms(row, transaction_id))
         if id_token is not None:
             answer["id_token_info"] = {"status": "Accepted" if token_ok else "Invalid"}
         # totalCost is the final cost, so only in the Ended answer (2.0.1 and 2.1 E/I); the
@@ -627,6 +630,10 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
                 "content": f"Cost so far: {amount:.2f} {outcome.currency}",
             }
         return self._call_result.TransactionEvent(**answer)
+
+    def start_terms(self, row: Any, transaction_id: str) -> dict[str, Any]:
+        """What the Started answer adds for this version (2.0.1: nothing)."""
+        return {}
 
     @on("MeterValues")
     async def on_meter_values(
@@ -755,6 +762,22 @@ class ChargePoint21(ChargePoint201):
     _call = ChargePoint21Base._call
     _call_result = ChargePoint21Base._call_result
     _ocpp_version = ChargePoint21Base._ocpp_version
+
+    def start_terms(self, row: Any, transaction_id: str) -> dict[str, Any]:
+        # 2.1 takes the limits in the Started answer (RequestStartTransaction has no field for
+        # them) and the driver's tariff as ChangeTransactionTariff once the transaction exists.
+        if row["tariff"] and not row["free_of_charge"]:
+            tariff = domain.ocpp_tariff(Tariff.model_validate(row["tariff"]))
+            if tariff is not None:
+                self.spawn(
+                    self.inform(
+                        self._call.ChangeTransactionTariff(
+                            tariff=tariff, transaction_id=transaction_id
+                        )
+                    )
+                )
+        limit = domain.transaction_limit(row["limits"])
+        return {"transaction_limit": limit} if limit else {}
 
 
 StationHandler = ChargePoint16 | ChargePoint201

@@ -9,7 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import websockets
 from ocpp.v21 import call
-from plugpay_events.contracts.sessions import SessionCostCalculated, SessionStopRequested
+from plugpay_events.contracts.sessions import (
+    SessionCostCalculated,
+    SessionLimits,
+    SessionStopRequested,
+)
 from plugpay_events.types import Money
 from plugpay_tariffs import SessionUsage, Tariff, calculate_cost
 
@@ -84,7 +88,12 @@ async def test_21_code_start_meter_stop(harness) -> None:  # type: ignore[no-unt
     assert shown[0]["message"] == {"format": "URI", "content": reply.data["qr"]}
     assert reply.data["code"] in shown[1]["message"]["content"]
 
-    await harness.authorize(session_id, "EV-21")
+    limits = SessionLimits(
+        max_energy_wh=10_000,
+        max_duration_s=3_600,
+        max_cost=Money(amount_minor=1_500, currency="EUR"),
+    )
+    await harness.authorize(session_id, "EV-21", limits=limits)
     starts = await harness.eventually(lambda: station.got("RequestStartTransaction"))
     remote_start_id = starts[0]["remote_start_id"]
     id_token = starts[0]["id_token"]
@@ -104,6 +113,17 @@ async def test_21_code_start_meter_stop(harness) -> None:  # type: ignore[no-unt
         )
     )
     assert started.id_token_info["status"] == "Accepted" and started.total_cost is None
+    # What billing authorised, for the station to stop at by itself (2.1 E16).
+    assert started.transaction_limit == {"max_cost": 15.0, "max_energy": 10_000, "max_time": 3_600}
+    [tariff] = await harness.eventually(lambda: station.got("ChangeTransactionTariff"))
+    assert tariff == {
+        "transaction_id": "tx-21",
+        "tariff": {
+            "tariff_id": "t-1:1",
+            "currency": "EUR",
+            "energy": {"prices": [{"price_kwh": 0.4}]},
+        },
+    }
     charging = await harness.wait_event("ChargingStarted")
     assert charging[0]["transaction_id"] == "tx-21" and charging[0]["meter_start_wh"] == 50_000
 
@@ -136,6 +156,15 @@ async def test_21_code_start_meter_stop(harness) -> None:  # type: ignore[no-unt
             seq_no=2,
             transaction_info={"transaction_id": "tx-21", "stopped_reason": "Remote"},
             meter_value=meter(t0 + timedelta(minutes=3), 50_600, "Transaction.End"),
+            # The station's own calculation is a claim: accepted, never billed or echoed.
+            cost_details={
+                "total_cost": {
+                    "currency": "EUR",
+                    "type_of_cost": "NormalCost",
+                    "total": {"incl_tax": 99.0},
+                },
+                "total_usage": {"energy": 600, "charging_time": 180, "idle_time": 0},
+            },
         )
     )
     assert ended.total_cost == pytest.approx(0.24)  # 0.6 kWh at 0.40 EUR, at the end only
