@@ -170,6 +170,25 @@ class Station21(Station201):
         )
         return r21.ChangeTransactionTariff(status="Accepted")
 
+    @on("SetVariables")
+    def on_set_variables(self, set_variable_data: list[dict[str, Any]], **kw: Any) -> Any:
+        self.inbox.append(("SetVariables", {"set_variable_data": set_variable_data}))
+        return r21.SetVariables(
+            set_variable_result=[
+                {
+                    "attribute_status": "Accepted",
+                    "component": item["component"],
+                    "variable": item["variable"],
+                }
+                for item in set_variable_data
+            ]
+        )
+
+    @on("NotifyWebPaymentStarted")
+    def on_web_payment_started(self, evse_id: int, timeout: int, **kw: Any) -> Any:
+        self.inbox.append(("NotifyWebPaymentStarted", {"evse_id": evse_id, "timeout": timeout}))
+        return r21.NotifyWebPaymentStarted()
+
 
 def basic(station_id: str, password: str = PASSWORD) -> str:
     return "Basic " + base64.b64encode(f"{station_id}:{password}".encode()).decode()

@@ -11,6 +11,7 @@ import re
 import secrets
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -206,6 +207,33 @@ async def request_code(
         code=issued.code,
         expires_at=issued.expires_at,
     )
+
+
+@router.get("/{station_id}/evses/{evse_id}/pay/{code}", status_code=303)
+async def web_payment_landing(
+    station_id: str, evse_id: Annotated[int, PathParam(ge=1)], code: str, gateway: GatewayDep
+) -> RedirectResponse:
+    """OCPP 2.1 C25: the URL in a station's dynamic QR code. A valid code (TOTP v1, the current
+    step ±1) holds the connector for this payer and leads to its ordinary session code page,
+    where a logged-in driver or a guest continues; anything else starts nothing."""
+    settings = gateway.settings
+    try:
+        async with gateway.database.write() as session:
+            issued = await service.open_web_payment(
+                session,
+                gateway.code_issuer(),
+                station_id,
+                evse_id,
+                code[:64],
+                hold_for=timedelta(seconds=settings.web_payment_timeout_s),
+            )
+    except service.GatewayRefusal as refusal:
+        status = 404 if refusal.reason in ("code_invalid", "station_unknown") else 409
+        raise Refusal(refusal.reason, refusal.message, status_code=status) from refusal
+    handler = gateway.connections.get(station_id)
+    if handler is not None:
+        handler.spawn(handler.web_payment_started(evse_id, settings.web_payment_timeout_s))
+    return RedirectResponse(issued.qr_url, status_code=303, headers={"Cache-Control": "no-store"})
 
 
 async def _qr_content(

@@ -31,7 +31,7 @@ from sqlalchemy.exc import DBAPIError
 from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from station_gateway import domain, service
+from station_gateway import domain, service, web_payments
 from station_gateway.credentials import StationAuthRefused, basic_credentials
 from station_gateway.domain import OcppVersion, parse_meter_values, parse_timestamp
 from station_gateway.frame_log import FrameLogFilter
@@ -258,6 +258,9 @@ class StationProtocol:
 
     async def show_code(self, issued: service.IssuedCode) -> None:
         raise NotImplementedError
+
+    async def web_payment_started(self, evse_id: int, timeout_s: int) -> None:
+        """Only 2.1 has a message for it; the back office's hold applies to every version."""
 
     async def after_meter(self, outcome: service.MeterOutcome) -> None:
         if outcome.limit and outcome.session_id:
@@ -519,6 +522,7 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
                 current_time=utc_iso(), interval=BOOT_RETRY_S, status="Pending"
             )
         self.booted = True
+        self.spawn(self.after_boot())
         return self._call_result.BootNotification(
             current_time=utc_iso(),
             interval=self.gateway.settings.heartbeat_interval_s,
@@ -634,6 +638,9 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
     def start_terms(self, row: Any, transaction_id: str) -> dict[str, Any]:
         """What the Started answer adds for this version (2.0.1: nothing)."""
         return {}
+
+    async def after_boot(self) -> None:
+        """What the back office sets up once the station is accepted (2.0.1: nothing)."""
 
     @on("MeterValues")
     async def on_meter_values(
@@ -762,6 +769,46 @@ class ChargePoint21(ChargePoint201):
     _call = ChargePoint21Base._call
     _call_result = ChargePoint21Base._call_result
     _ocpp_version = ChargePoint21Base._ocpp_version
+
+    async def after_boot(self) -> None:
+        """C25: provision the WebPaymentsCtrlr (URL template, shared secret, validity, length)
+        so the station shows a dynamic payment code the landing route can check."""
+        settings = self.gateway.settings
+        async with self.gateway.database.write() as session:
+            terms = await service.web_payment_terms(
+                session, self.id, settings.web_payment_validity_s, settings.web_payment_code_length
+            )
+        values = {
+            "Enabled": "true",
+            "URLTemplate": web_payments.url_template(settings.platform.public_base_url),
+            "SharedSecret": terms.shared_secret,
+            "ValidityTime": str(terms.validity_s),
+            "Length": str(terms.length),
+        }
+        result = await self.inform(
+            self._call.SetVariables(
+                set_variable_data=[
+                    {
+                        "attribute_value": value,
+                        "component": {"name": web_payments.COMPONENT},
+                        "variable": {"name": name},
+                    }
+                    for name, value in values.items()
+                ]
+            )
+        )
+        statuses = [
+            r.get("attribute_status") for r in (result.set_variable_result if result else [])
+        ]
+        if len(statuses) == len(values) and all(status == "Accepted" for status in statuses):
+            async with self.gateway.database.write() as session:
+                await service.web_payment_provisioned(session, self.id)
+        else:
+            log.info("station %s: WebPaymentsCtrlr not provisioned: %s", self.id, statuses)
+
+    async def web_payment_started(self, evse_id: int, timeout_s: int) -> None:
+        """C25: the payer is on the landing page; the station locks the EVSE meanwhile."""
+        await self.inform(self._call.NotifyWebPaymentStarted(evse_id=evse_id, timeout=timeout_s))
 
     def start_terms(self, row: Any, transaction_id: str) -> dict[str, Any]:
         # 2.1 takes the limits in the Started answer (RequestStartTransaction has no field for

@@ -39,7 +39,7 @@ from plugpay_tariffs import Tariff, describe, usage_from_completion
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from station_gateway import domain, plausibility
+from station_gateway import domain, plausibility, web_payments
 from station_gateway.domain import OcppVersion, Reading
 from station_gateway.repository import Repository
 from station_gateway.tables import outbox_tables
@@ -134,6 +134,10 @@ class CodeIssuer:
         await repo.lock_connector(station_id, connector_id)
         if reuse_open and (row := await repo.open_code(station_id, connector_id, now)):
             return _issued(row)
+        if await web_payment_holds(session, station_id, connector_id, now):
+            raise GatewayRefusal(
+                "web_payment_in_progress", "someone is paying for this connector on their phone"
+            )
         if await repo.session_in_progress(station_id, connector_id):
             # One session per connector: a code request (or a plug-in status) while a session
             # is authorised, starting or charging there would put a second driver on it.
@@ -177,6 +181,78 @@ class CodeIssuer:
         return IssuedCode(
             session_id, connector_id, qr_url, code, claims.expires_at, claims.session_started_at
         )
+
+
+# -- ad hoc payment by dynamic QR code (OCPP 2.1 C25) -------------------------------------------
+
+
+async def web_payment_holds(
+    session: AsyncSession, station_id: str, connector_id: int, now: datetime
+) -> bool:
+    """Whether a payer who came from the station's dynamic code holds the connector: until the
+    timeout, and only while that payer's code is still unused (a start ends it)."""
+    repo = Repository(session)
+    lock = await repo.web_payment_lock(station_id, connector_id)
+    if lock is None or lock["until"] <= now:
+        return False
+    row = await repo.session_row(lock["session_id"])
+    return row is not None and row["state"] == "code_issued" and row["expires_at"] > now
+
+
+async def web_payment_terms(
+    session: AsyncSession, station_id: str, validity_s: int, code_length: int
+) -> web_payments.WebPaymentTerms:
+    """The station's WebPaymentsCtrlr terms, made on first use and kept (a reboot keeps its
+    secret, so a code shown just before it stays valid)."""
+    repo = Repository(session)
+    row = await repo.web_payment_terms(station_id)
+    if row is None:
+        await repo.add_web_payment_terms(
+            station_id, web_payments.new_shared_secret(), validity_s, code_length
+        )
+        row = await repo.web_payment_terms(station_id)
+        assert row is not None
+    return web_payments.WebPaymentTerms(
+        shared_secret=row["shared_secret"],
+        validity_s=row["validity_s"],
+        length=row["code_length"],
+    )
+
+
+async def web_payment_provisioned(session: AsyncSession, station_id: str) -> None:
+    await Repository(session).web_payment_provisioned(station_id, now_utc())
+
+
+async def open_web_payment(
+    session: AsyncSession,
+    issuer: CodeIssuer,
+    station_id: str,
+    connector_id: int,
+    code: str,
+    *,
+    hold_for: timedelta,
+) -> IssuedCode:
+    """A payer opened the URL of a station's dynamic QR code: the code checked (TOTP v1, the
+    current step ±1), then the connector's ordinary session code, held for this payer."""
+    repo = Repository(session)
+    row = await repo.web_payment_terms(station_id)
+    terms = (
+        web_payments.WebPaymentTerms(row["shared_secret"], row["validity_s"], row["code_length"])
+        if row is not None and row["provisioned_at"] is not None
+        else None
+    )
+    now = now_utc()
+    if terms is None or not web_payments.code_is_valid(code, terms, now):
+        # Nothing is issued, locked or started for a bad, stale or forged code.
+        raise GatewayRefusal(
+            "code_invalid", "this code is not valid any more: scan the charger's screen again"
+        )
+    # The open code is reused (the same payer reloading); the issuer refuses a busy connector.
+    issued = await issuer.issue(
+        session, station_id, connector_id, reuse_open=True, require_online=True
+    )
+    await repo.put_web_payment_lock(station_id, connector_id, issued.session_id, now + hold_for)
+    return issued
 
 
 async def cancel_code(session: AsyncSession, station_id: str, session_id: uuid.UUID) -> RowMapping:

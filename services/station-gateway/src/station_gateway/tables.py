@@ -175,6 +175,30 @@ station_commands = Table(
     ),
 )
 
+# OCPP 2.1 C25: what a station's WebPaymentsCtrlr was given. The shared secret keys the
+# station's TOTP, so it is kept as it is (like the code signing key), never logged or shown.
+web_payment_terms = Table(
+    "web_payment_terms",
+    metadata,
+    Column("station_id", String(64), primary_key=True),
+    Column("shared_secret", Text, nullable=False),
+    Column("validity_s", Integer, nullable=False),
+    Column("code_length", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("provisioned_at", DateTime(timezone=True), nullable=True),
+)
+
+# A payer reached the landing page from a station's dynamic code: no other code is issued for
+# the connector until ``until`` or until the session leaves code_issued (NotifyWebPaymentStarted).
+web_payment_locks = Table(
+    "web_payment_locks",
+    metadata,
+    Column("station_id", String(64), primary_key=True),
+    Column("connector_id", Integer, primary_key=True),
+    Column("session_id", Uuid, nullable=False),
+    Column("until", DateTime(timezone=True), nullable=False),
+)
+
 signing_keys = Table(
     "signing_keys",
     metadata,
