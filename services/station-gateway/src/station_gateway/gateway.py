@@ -19,6 +19,7 @@ from typing import Any
 
 from plugpay_events.session_code import CODE_CHARS, generate_signing_key, is_signing_key
 from plugpay_platform.database import Database
+from plugpay_platform.throttle import FailureThrottle
 from sqlalchemy.engine import RowMapping
 
 from station_gateway import domain, service
@@ -66,6 +67,8 @@ class Gateway:
         self._stopping = asyncio.Event()
         self._signing_key: dict[str, Any] | None = None
         self.credentials: CredentialVerifier
+        # Wrong dynamic payment codes per address (OCPP 2.1 C25 landing), counted per process.
+        self.web_payment_throttle = FailureThrottle()
         # Signs of life since the last beat: (connection, when) per station, written in one
         # statement per beat instead of one transaction per station message.
         self._seen: dict[str, tuple[uuid.UUID, datetime]] = {}

@@ -118,3 +118,32 @@ async def test_dynamic_code_valid_stale_forged(harness) -> None:  # type: ignore
 async def _refused(response):  # type: ignore[no-untyped-def]
     answer = await response
     return answer if answer.status_code == 404 else None
+
+
+async def test_wrong_codes_from_one_address_are_throttled(harness) -> None:  # type: ignore[no-untyped-def]
+    process = await harness.start_gateway()
+    await harness.register("EV-WT")
+    station = await harness.connect("EV-WT", "2.1")
+    await station.call(
+        call.BootNotification(charging_station={"model": "M", "vendor_name": "A"}, reason="PowerUp")
+    )
+    [provisioned] = await harness.eventually(lambda: station.got("SetVariables"))
+    variables = {
+        i["variable"]["name"]: i["attribute_value"] for i in provisioned["set_variable_data"]
+    }
+    path = fill(variables["URLTemplate"], "EV-WT", 1, "{totp}")
+    async with httpx.AsyncClient(base_url=process.http) as web:
+        answers = [
+            (await web.get(path.replace("{totp}", f"wrongcode{i}"))).status_code for i in range(12)
+        ]
+        assert answers == [404] * 11 + [429]  # ten free, the eleventh sets the wait
+        right = station_totp(
+            variables["SharedSecret"],
+            int(time.time()),
+            int(variables["ValidityTime"]),
+            int(variables["Length"]),
+        )
+        blocked = await web.get(path.replace("{totp}", right))
+        assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 0
+        assert blocked.json()["reason"] == "too_many_attempts"
+    await harness.close(station)
