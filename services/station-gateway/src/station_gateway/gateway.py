@@ -22,7 +22,7 @@ from plugpay_platform.database import Database
 from plugpay_platform.throttle import FailureThrottle
 from sqlalchemy.engine import RowMapping
 
-from station_gateway import domain, service
+from station_gateway import domain, service, web_payments
 from station_gateway.credentials import CredentialVerifier
 from station_gateway.ocpp_endpoint import StationHandler
 from station_gateway.repository import COMMANDS_CHANNEL, DISPLAY_CHANNEL, Repository
@@ -390,6 +390,8 @@ class Gateway:
             action = payload["action"]
             if action not in OPERATOR_ACTIONS[handler.version]:
                 return {"error": f"{action} is not allowed on OCPP {handler.version}"}
+            if web_payments.names_shared_secret(payload["payload"]):
+                return {"error": "the web payment shared secret is kept by the back office"}
             answer = await handler.call_station(handler.operator_call(action, payload["payload"]))
             from ocpp.charge_point import serialize_as_dict
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 BASE62 = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 COMPONENT = "WebPaymentsCtrlr"
@@ -67,3 +69,20 @@ def new_shared_secret() -> str:
 def url_template(public_base_url: str) -> str:
     """The URLTemplate a station fills in (variable names are case-insensitive in OCPP)."""
     return public_base_url.rstrip("/") + LANDING_PATH
+
+
+def names_shared_secret(payload: Mapping[str, Any]) -> bool:
+    """Whether an operator's Get/SetVariables names a WebPaymentsCtrlr SharedSecret: the back
+    office's secret is neither shown to people nor changed behind its back."""
+    items = [*(payload.get("get_variable_data") or ()), *(payload.get("set_variable_data") or ())]
+    for item in items:
+        if not isinstance(item, Mapping):
+            continue
+        component = item.get("component") or {}
+        variable = item.get("variable") or {}
+        if (
+            str(component.get("name", "")).lower() == COMPONENT.lower()
+            and str(variable.get("name", "")).lower() == "sharedsecret"
+        ):
+            return True
+    return False

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import string
 import time
+import uuid
 from urllib.parse import urlsplit
 
 import httpx
@@ -16,6 +17,8 @@ from ocpp.v21 import call
 from station_gateway.repository import Repository
 
 pytestmark = pytest.mark.infra
+
+ORG = uuid.UUID("00000000-0000-0000-0000-0000000000aa")  # the harness's organisation
 
 BASE62 = string.digits + string.ascii_lowercase + string.ascii_uppercase
 
@@ -146,4 +149,37 @@ async def test_wrong_codes_from_one_address_are_throttled(harness) -> None:  # t
         blocked = await web.get(path.replace("{totp}", right))
         assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 0
         assert blocked.json()["reason"] == "too_many_attempts"
+    await harness.close(station)
+
+
+async def test_operators_cannot_read_or_change_the_shared_secret(harness) -> None:  # type: ignore[no-untyped-def]
+    process = await harness.start_gateway()
+    await harness.register("EV-WS")
+    station = await harness.connect("EV-WS", "2.1")
+    await station.call(
+        call.BootNotification(charging_station={"model": "M", "vendor_name": "A"}, reason="PowerUp")
+    )
+    await harness.eventually(lambda: station.got("SetVariables"))
+    operator = harness.tokens.headers(roles=("operator",), organisation_id=ORG)
+    secret = {"component": {"name": "WebPaymentsCtrlr"}, "variable": {"name": "SharedSecret"}}
+    async with httpx.AsyncClient(base_url=process.http) as client:
+        for action, payload in (
+            ("GetVariables", {"get_variable_data": [secret]}),
+            ("SetVariables", {"set_variable_data": [{**secret, "attribute_value": "mine"}]}),
+        ):
+            created = await client.post(
+                "/stations/EV-WS/commands",
+                json={"action": action, "payload": payload},
+                headers=operator,
+            )
+            assert created.status_code == 202, created.text
+            command_id = created.json()["command_id"]
+
+            async def answered(command_id: int = command_id):  # type: ignore[no-untyped-def]
+                r = await client.get(f"/stations/EV-WS/commands/{command_id}", headers=operator)
+                return r.json() if r.json()["done"] else None
+
+            status = await harness.eventually(answered)
+            assert "shared secret" in status["result"]["error"]
+    assert len(station.got("SetVariables")) == 1  # only the back office's own, at boot
     await harness.close(station)

@@ -14,6 +14,7 @@ import pytest
 from station_gateway.web_payments import (
     WebPaymentTerms,
     code_is_valid,
+    names_shared_secret,
     new_shared_secret,
     time_step,
     totp,
@@ -104,3 +105,14 @@ def test_the_url_template_names_the_station_evse_and_code() -> None:
     assert (
         template == "https://pay.example.org/stations/{chargingStationId}/evses/{evse}/pay/{totp}"
     )
+
+
+def test_operators_can_neither_read_nor_set_the_shared_secret() -> None:
+    def data(kind: str, component: str, variable: str) -> dict[str, object]:
+        return {kind: [{"component": {"name": component}, "variable": {"name": variable}}]}
+
+    assert names_shared_secret(data("get_variable_data", "WebPaymentsCtrlr", "SharedSecret"))
+    assert names_shared_secret(data("set_variable_data", "webpaymentsctrlr", "sharedsecret"))
+    assert not names_shared_secret(data("get_variable_data", "WebPaymentsCtrlr", "URLTemplate"))
+    assert not names_shared_secret(data("get_variable_data", "SecurityCtrlr", "SharedSecret"))
+    assert not names_shared_secret({"type": "Immediate"})
