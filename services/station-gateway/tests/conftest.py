@@ -320,6 +320,7 @@ class Harness:
         priced: bool = True,
         authorized_at: datetime | None = None,
         hold_minor: int = 5000,
+        free_of_charge: bool = False,
     ) -> None:
         now = datetime.now(UTC)
         # Billing's clock. Most tests replay station timestamps from the recent past, so the
@@ -338,6 +339,7 @@ class Harness:
                     tariff=TARIFF,
                     time_zone="Europe/Berlin",
                     max_power_w=22_000,
+                    free_of_charge=free_of_charge,
                     priced_at=now,
                 )
             )

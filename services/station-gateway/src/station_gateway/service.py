@@ -591,7 +591,8 @@ async def evaluate_progress(
     if row["tariff"] and row["time_zone"]:
         tariff = Tariff.model_validate(row["tariff"])
         usage = domain.usage(started_at, meter_start, samples, max(now, started_at))
-        cost = domain.cost_minor(tariff, usage, row["time_zone"])
+        # A free session (the station's access policy) costs nothing, whatever the tariff says.
+        cost = 0 if row["free_of_charge"] else domain.cost_minor(tariff, usage, row["time_zone"])
         currency = tariff.currency
     await repo.update_session(
         row["session_id"], meter_last_wh=last, cost_so_far_minor=cost, currency=currency

@@ -241,6 +241,45 @@ async def test_21_final_cost_is_capped_by_the_hold(harness) -> None:  # type: ig
     await harness.close(station)
 
 
+async def test_21_a_free_session_is_told_it_costs_nothing(harness) -> None:  # type: ignore[no-untyped-def]
+    """Free of charge (the station's access policy): 0.00 at the end, as OCPP asks (an absent
+    totalCost would not mean free), nothing running, and no tariff sent to the station."""
+    await harness.start_gateway()
+    await harness.register("EV-21F")
+    station = await harness.connect("EV-21F", "2.1")
+    await station.call(
+        call.BootNotification(charging_station={"model": "M", "vendor_name": "A"}, reason="PowerUp")
+    )
+    reply = await station.call(
+        call.DataTransfer(
+            vendor_id="com.plugpay", message_id="RequestSessionCode", data={"connectorId": 1}
+        )
+    )
+    await harness.authorize(reply.data["session_id"], "EV-21F", free_of_charge=True)
+    [start] = await harness.eventually(lambda: station.got("RequestStartTransaction"))
+    t0 = datetime.now(UTC) - timedelta(minutes=10)
+
+    def event(kind: str, seq: int, minutes: int, wh: int, **info: str) -> call.TransactionEvent:
+        return call.TransactionEvent(
+            event_type=kind,
+            timestamp=iso(t0 + timedelta(minutes=minutes)),
+            trigger_reason="RemoteStart" if kind == "Started" else "MeterValuePeriodic",
+            seq_no=seq,
+            transaction_info={"transaction_id": "tx-21f", **info},
+            meter_value=meter(t0 + timedelta(minutes=minutes), wh),
+            **({"id_token": start["id_token"]} if kind == "Started" else {}),
+        )
+
+    await station.call(event("Started", 0, 0, 1_000, remote_start_id=start["remote_start_id"]))
+    updated = await station.call(event("Updated", 1, 2, 1_500))
+    assert updated.updated_personal_message["content"] == "Cost so far: 0.00 EUR"
+    ended = await station.call(event("Ended", 2, 4, 2_000, stopped_reason="EVDisconnected"))
+    assert ended.total_cost == 0.0
+    await harness.wait_event("SessionCompleted")
+    assert not station.got("ChangeTransactionTariff")
+    await harness.close(station)
+
+
 def _basic(station_id: str) -> str:
     return "Basic " + base64.b64encode(f"{station_id}:{PASSWORD}".encode()).decode()
 
