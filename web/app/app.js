@@ -426,8 +426,13 @@ async function confirmPage() {
     parts.push(problem(error));
   }
   if (account) {
-    parts.push(h("p", {}, "Paid from your wallet: ", h("strong", {}, money(account.available)), " available",
-      account.payment_methods.length ? ` (card ${account.payment_methods.find((m) => m.is_default)?.last4 || account.payment_methods[0].last4} as backup)` : ""));
+    // Billing's rule (choose_funding): the card when preferred, else the wallet first and a card
+    // on file beyond it (the automatic stop is not lowered to what the wallet holds).
+    const card = account.payment_methods.find((m) => m.is_default) || account.payment_methods[0];
+    parts.push(account.prefers_card && card
+      ? h("p", { id: "who-pays" }, `Paid with your card •••• ${card.last4} (your choice over the wallet).`)
+      : h("p", { id: "who-pays" }, "Paid from your wallet: ", h("strong", {}, money(account.available)), " available",
+        card ? `; your card •••• ${card.last4} pays the rest` : ""));
   }
   put(details, ...parts);
   details.setAttribute("aria-busy", "false");
@@ -436,7 +441,7 @@ async function confirmPage() {
     busy(start, true);
     put(message, );
     try {
-      const accepted = await scanWhenReady(pending.code, message);
+      const accepted = await api("POST", "/sessions/scan", { json: { code: pending.code } });
       sessionStorage.removeItem(PENDING);
       announce("Code accepted");
       go("#/session/" + accepted.session_id);
@@ -447,8 +452,6 @@ async function confirmPage() {
   });
 }
 
-const pause = (ms) => new Promise((r) => setTimeout(r, ms));
-
 const TYPED_ALPHABET = "34679ACDEFGHJKMNPQRTUVWXY";
 
 /** What a person typed as a six-character code (case, spaces and dashes forgiven), or null. */
@@ -458,32 +461,9 @@ function typedCode(raw) {
 }
 
 async function lookupCode(code) {
-  // In the body, not the path: a code is a credential and paths end up in access logs. A QR code
-  // is verified on its own; a typed one is known once the charger's code reached session-svc
-  // (a moment after it shows), so one retry for it (typed lookups are rate-limited).
-  const typed = !sessionCodeIn(code);
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await api("POST", "/sessions/codes/lookup", { json: { code: code.trim() } });
-    } catch (error) {
-      if (!typed || error.reason !== "code_invalid" || attempt >= 1) throw error;
-      await pause(1000);
-    }
-  }
-}
-
-async function scanWhenReady(code, message) {
-  // code_not_ready: a validly signed code session-svc hasn't learned yet (Retry-After: 1).
-  // Every other refusal is final and shown as it is.
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await api("POST", "/sessions/scan", { json: { code } });
-    } catch (error) {
-      if (error.reason !== "code_not_ready" || attempt >= 15) throw error;
-      put(message, h("p", { class: "muted", role: "status" }, "Connecting to the charger…"));
-      await pause(1000);
-    }
-  }
+  // In the body, not the path: a code is a credential and paths end up in access logs. A code
+  // just shown is accepted at once (session-svc waits for a typed one): every refusal is final.
+  return api("POST", "/sessions/codes/lookup", { json: { code: code.trim() } });
 }
 
 // --- the live session -----------------------------------------------------------------------------
@@ -605,7 +585,10 @@ function sessionView(x, receipt, doc) {
     stat("Power", x.status === "charging" ? kw(x.power_w) : "—", "power"),
     stat("Time", duration(elapsed(x)), "elapsed"),
     stat(x.cost && x.cost.final ? "Total cost" : "Cost so far", cost, "cost")));
-  if (limit && !terminal) out.push(h("p", { class: "muted", id: "limit" }, "Stops automatically at ", limit, " (what your balance covers)."));
+  const beyondWallet = x.funding === "wallet" && x.limits && x.limits.max_cost && x.hold_amount &&
+    x.limits.max_cost.amount_minor > x.hold_amount.amount_minor;
+  if (limit && !terminal) out.push(h("p", { class: "muted", id: "limit" }, "Stops automatically at ", limit,
+    beyondWallet ? " (your wallet pays first, your card the rest)." : " (what your balance covers)."));
   if (chargerQuiet(x)) {
     out.push(h("div", { class: "alert warn", id: "charger-quiet", role: "status" }, h("strong", {}, "The charger stopped reporting."),
       h("p", {}, "If it does not resume, we end the session and you pay only for the ", kwh(x.energy_wh || 0), " it last reported.")));

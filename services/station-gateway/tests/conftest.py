@@ -321,6 +321,7 @@ class Harness:
         authorized_at: datetime | None = None,
         hold_minor: int = 5000,
         free_of_charge: bool = False,
+        start_deadline: datetime | None = None,
     ) -> None:
         now = datetime.now(UTC)
         # Billing's clock. Most tests replay station timestamps from the recent past, so the
@@ -354,7 +355,7 @@ class Harness:
                 hold_amount=Money(amount_minor=hold_minor, currency="EUR"),
                 limits=limits or SessionLimits(),
                 authorized_at=authorized_at,
-                start_deadline=now + timedelta(minutes=2),
+                start_deadline=start_deadline or now + timedelta(minutes=2),
             )
         )
         await self.publish(*events)

@@ -24,7 +24,7 @@ ADDED = {
         "time_zone",
         "buyer_email",
     },
-    "billing_sessions": {"cost", "correlation_id", "causation_id"},
+    "billing_sessions": {"cost", "correlation_id", "causation_id", "max_cost"},
     "refunds": {"status", "credit_note_number"},
     "billing_accounts": {"email"},
     "payment_methods": {"expiry_noticed_at"},
@@ -39,10 +39,10 @@ NEW_TABLES = (
     "stations",
 )
 NEW_INDEXES = ("ux_receipts_invoice_number", "ux_refunds_credit_note_number")
-HEAD = "0005"
+HEAD = "0006"
 
 
-async def test_0003_to_0005_add_their_columns_and_tables_to_an_older_schema(
+async def test_0003_to_0006_add_their_columns_and_tables_to_an_older_schema(
     database_url: str,
 ) -> None:
     await upgrade_to_head(MIGRATIONS, database_url)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -172,6 +174,82 @@ async def test_21_code_start_meter_stop(harness) -> None:  # type: ignore[no-unt
     assert completed[0]["energy_wh"] == 600
     assert completed[0]["judgement"]["outcome"] == "accepted"
     assert completed[0]["stop_reason"] == "driver_stopped"
+    await harness.close(station)
+
+
+async def test_21_nothing_but_a_boot_before_the_boot(harness) -> None:  # type: ignore[no-untyped-def]
+    """2.1 B02/B03 as 2.0.1: before the boot was accepted every call, a Heartbeat included, is
+    answered SecurityError; after it the same Heartbeat is answered."""
+    process = await harness.start_gateway()
+    await harness.register("EV-21B")
+    ws = await websockets.connect(
+        f"{process.ws}/EV-21B",
+        subprotocols=["ocpp2.1"],  # type: ignore[list-item]
+        additional_headers={"Authorization": _basic("EV-21B")},
+    )
+
+    async def exchange(frame: list) -> list:  # type: ignore[type-arg]
+        await ws.send(json.dumps(frame))
+        return list(json.loads(await asyncio.wait_for(ws.recv(), 5)))
+
+    assert (await exchange([2, "h1", "Heartbeat", {}]))[:3] == [4, "h1", "SecurityError"]
+    status = {
+        "timestamp": iso(datetime.now(UTC)),
+        "connectorStatus": "Available",
+        "evseId": 1,
+        "connectorId": 1,
+    }
+    answer = await exchange([2, "s1", "StatusNotification", status])
+    assert answer[:3] == [4, "s1", "SecurityError"]
+    boot = {"chargingStation": {"model": "M", "vendorName": "A"}, "reason": "PowerUp"}
+    booted = await exchange([2, "b1", "BootNotification", boot])
+    assert booted[0] == 3 and booted[2]["status"] == "Accepted"
+    assert (await exchange([2, "h2", "Heartbeat", {}]))[:2] == [3, "h2"]
+    await ws.close()
+
+
+async def test_21_a_transaction_started_after_the_start_deadline_is_invalid(  # type: ignore[no-untyped-def]
+    harness,
+) -> None:
+    """The gateway's start deadline holds for 2.1 too: a late Started is answered Invalid
+    (no limit for a transaction that may not run) and the session given up once."""
+    await harness.start_gateway(presence_sweep_s=3600)  # no sweep: the start itself decides
+    await harness.register("EV-21L")
+    station = await harness.connect("EV-21L", "2.1")
+    await station.call(
+        call.BootNotification(charging_station={"model": "M", "vendor_name": "A"}, reason="PowerUp")
+    )
+    reply = await station.call(
+        call.DataTransfer(
+            vendor_id="com.plugpay", message_id="RequestSessionCode", data={"connectorId": 1}
+        )
+    )
+    session_id = reply.data["session_id"]
+    past = datetime.now(UTC) - timedelta(seconds=1)  # passed while the start was on its way
+    limits = SessionLimits(max_energy_wh=10_000)
+    await harness.authorize(session_id, "EV-21L", limits=limits, start_deadline=past)
+    [start] = await harness.eventually(lambda: station.got("RequestStartTransaction"))
+    now = datetime.now(UTC)
+    late = await station.call(
+        call.TransactionEvent(
+            event_type="Started",
+            timestamp=iso(now),
+            trigger_reason="RemoteStart",
+            seq_no=0,
+            transaction_info={
+                "transaction_id": "tx-21l",
+                "remote_start_id": start["remote_start_id"],
+            },
+            id_token=start["id_token"],
+            evse={"id": 1, "connector_id": 1},
+            meter_value=meter(now, 50_000, "Transaction.Begin"),
+        )
+    )
+    assert late.id_token_info["status"] == "Invalid" and late.transaction_limit is None
+    [abandoned] = await harness.wait_event("SessionAbandoned")
+    assert (abandoned["session_id"], abandoned["reason"]) == (session_id, "start_timeout")
+    assert not [e for e in await harness.events() if e.type == "ChargingStarted"]
+    assert not station.got("ChangeTransactionTariff")
     await harness.close(station)
 
 

@@ -1,14 +1,14 @@
 """What the gateway needs to tell a station the final cost at the end of its transaction: the
 hold the payer agreed to (the cap) and whether the session is free of charge.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 """
 
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
