@@ -1,6 +1,6 @@
 """The patent's flow end to end (FIG. 3), and every way it can be refused, in both modes.
 
-Stations are simulated chargers on the `ocpp` library (1.6J and 2.0.1) connected over real
+Stations are simulated chargers on the `ocpp` library (1.6J, 2.0.1, 2.1) connected over real
 WebSockets; the phone is an HTTP client. Invariants are checked after every test (conftest).
 """
 
@@ -36,7 +36,7 @@ async def charge_and_unplug(world: World, station, phone, code: dict, connector:
 # --- the paths that end in a charge -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("ocpp_version", ["1.6", "2.0.1"])
+@pytest.mark.parametrize("ocpp_version", ["1.6", "2.0.1", "2.1"])
 async def test_wallet_happy_path(world: World, ocpp_version: str) -> None:
     """scan → authorised → charging → unplug → final cost → debit → receipt; the balance
     moves by exactly the cost, to the cent."""
@@ -79,6 +79,12 @@ async def test_wallet_happy_path(world: World, ocpp_version: str) -> None:
     assert after["balance"]["amount_minor"] == 2_000 - charged  # exactly the cost
     assert after["held"]["amount_minor"] == 0 and not after["holds"]
     assert final["receipt"]["balance_after"]["amount_minor"] == 2_000 - charged
+    if ocpp_version == "2.1":
+        # the driver's tariff went to the station with the start; its dynamic payment code
+        # was provisioned at boot
+        [tariff] = station.tariffs.values()
+        assert tariff["currency"] == "EUR"
+        assert station.variables["WebPaymentsCtrlr.Enabled"] == "true"
 
 
 async def test_card_preauthorisation_path(world: World) -> None:

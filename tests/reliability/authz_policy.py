@@ -55,6 +55,8 @@ POLICY: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/stations/{station_id}/display/sessions/{session_id}/cancel"): STATION_AUTH,
     ("GET", "/stations/{station_id}/sessions/{session_id}/qr.svg"): STATION_AUTH,
     ("GET", "/stations/{station_id}/sessions/{session_id}/qr.png"): STATION_AUTH,
+    # OCPP 2.1 C25 landing: the station's TOTP in the path is the check, not a user token
+    ("GET", "/stations/{station_id}/evses/{evse_id}/pay/{code}"): PUBLIC,
     ("GET", "/stations"): OPERATORS,
     ("GET", "/stations/{station_id}/status"): frozenset({"op_b", "admin"}),
     ("POST", "/stations/{station_id}/commands"): frozenset({"op_b", "admin"}),

@@ -18,6 +18,7 @@ from ocpp.routing import on
 from ocpp.v16 import ChargePoint as CentralSystem16
 from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
+from ocpp.v21 import ChargePoint as CentralSystem21
 from ocpp.v201 import ChargePoint as CentralSystem201
 from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
@@ -133,13 +134,23 @@ class Central201(CentralSystem201):  # type: ignore[misc]
         return result201.TransactionEvent()
 
 
+class Central21(Central201):
+    """2.1 frames the same messages as 2.0.1 (validated against the 2.1 schemas)."""
+
+    _call = CentralSystem21._call
+    _call_result = CentralSystem21._call_result
+    _ocpp_version = CentralSystem21._ocpp_version
+
+
 @pytest.fixture
 async def central() -> AsyncIterator[tuple[str, Seen]]:
     seen = Seen()
 
     async def handler(connection: Any) -> None:
         station_id = connection.request.path.rsplit("/", 1)[-1]
-        cls = Central16 if connection.subprotocol == "ocpp1.6" else Central201
+        cls = {"ocpp1.6": Central16, "ocpp2.0.1": Central201, "ocpp2.1": Central21}[
+            connection.subprotocol
+        ]
         seen.central = cls(station_id, connection, seen)
         await seen.central.start()
 
@@ -147,7 +158,7 @@ async def central() -> AsyncIterator[tuple[str, Seen]]:
         handler,
         "127.0.0.1",
         0,
-        subprotocols=["ocpp1.6", "ocpp2.0.1"],  # type: ignore[list-item]
+        subprotocols=["ocpp1.6", "ocpp2.0.1", "ocpp2.1"],  # type: ignore[list-item]
     )
     port = next(iter(server.sockets)).getsockname()[1]
     try:
@@ -175,7 +186,7 @@ async def remote_stop(seen: Seen, version: str, transaction_id: str) -> None:
         await seen.central.call(call201.RequestStopTransaction(transaction_id=transaction_id))
 
 
-@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+@pytest.mark.parametrize("version", ["1.6", "2.0.1", "2.1"])
 async def test_a_restarted_station_resumes_its_open_transaction(
     central: tuple[str, Seen], version: str, tmp_path: Path
 ) -> None:

@@ -18,6 +18,8 @@ from argon2 import PasswordHasher
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint as CP16
 from ocpp.v16 import call_result as r16
+from ocpp.v21 import ChargePoint as CP21
+from ocpp.v21 import call_result as r21
 from ocpp.v201 import ChargePoint as CP201
 from ocpp.v201 import call_result as r201
 from plugpay_events import serde
@@ -154,6 +156,40 @@ class Station201(CP201):
         return [payload for name, payload in self.inbox if name == action]
 
 
+class Station21(Station201):
+    """A 2.1 charging station: the 2.0.1 one's handlers, 2.1 framing and schemas."""
+
+    _call = CP21._call
+    _call_result = CP21._call_result
+    _ocpp_version = CP21._ocpp_version
+
+    @on("ChangeTransactionTariff")
+    def on_change_tariff(self, tariff: dict[str, Any], transaction_id: str, **kw: Any) -> Any:
+        self.inbox.append(
+            ("ChangeTransactionTariff", {"tariff": tariff, "transaction_id": transaction_id})
+        )
+        return r21.ChangeTransactionTariff(status="Accepted")
+
+    @on("SetVariables")
+    def on_set_variables(self, set_variable_data: list[dict[str, Any]], **kw: Any) -> Any:
+        self.inbox.append(("SetVariables", {"set_variable_data": set_variable_data}))
+        return r21.SetVariables(
+            set_variable_result=[
+                {
+                    "attribute_status": "Accepted",
+                    "component": item["component"],
+                    "variable": item["variable"],
+                }
+                for item in set_variable_data
+            ]
+        )
+
+    @on("NotifyWebPaymentStarted")
+    def on_web_payment_started(self, evse_id: int, timeout: int, **kw: Any) -> Any:
+        self.inbox.append(("NotifyWebPaymentStarted", {"evse_id": evse_id, "timeout": timeout}))
+        return r21.NotifyWebPaymentStarted()
+
+
 def basic(station_id: str, password: str = PASSWORD) -> str:
     return "Basic " + base64.b64encode(f"{station_id}:{password}".encode()).decode()
 
@@ -283,6 +319,8 @@ class Harness:
         limits: SessionLimits | None = None,
         priced: bool = True,
         authorized_at: datetime | None = None,
+        hold_minor: int = 5000,
+        free_of_charge: bool = False,
         start_deadline: datetime | None = None,
     ) -> None:
         now = datetime.now(UTC)
@@ -302,6 +340,7 @@ class Harness:
                     tariff=TARIFF,
                     time_zone="Europe/Berlin",
                     max_power_w=22_000,
+                    free_of_charge=free_of_charge,
                     priced_at=now,
                 )
             )
@@ -313,7 +352,7 @@ class Harness:
                 user_id=user,
                 funding="wallet",
                 hold_id=uuid.uuid4(),
-                hold_amount=Money(amount_minor=5000, currency="EUR"),
+                hold_amount=Money(amount_minor=hold_minor, currency="EUR"),
                 limits=limits or SessionLimits(),
                 authorized_at=authorized_at,
                 start_deadline=start_deadline or now + timedelta(minutes=2),
@@ -335,7 +374,7 @@ class Harness:
             subprotocols=[f"ocpp{version}"],  # type: ignore[list-item]
             additional_headers={"Authorization": basic(station_id, password)},
         )
-        cls = Station16 if version == "1.6" else Station201
+        cls = {"1.6": Station16, "2.0.1": Station201, "2.1": Station21}[version]
         station = cls(station_id, ws, response_timeout=5)
         station.ws = ws
         station.loop_task = asyncio.create_task(station.start())

@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     simulate.add_argument("--base-url", default="ws://127.0.0.1:8000")
     simulate.add_argument("--count", type=int, default=3)
     simulate.add_argument("--prefix", default="ST-")
-    simulate.add_argument("--ocpp", choices=["1.6", "2.0.1"], default="1.6")
+    simulate.add_argument("--ocpp", choices=["1.6", "2.0.1", "2.1"], default="1.6")
     simulate.add_argument(
         "--password", default=os.environ.get("PLUGPAY_STATION_PASSWORD", "demo-station-secret")
     )

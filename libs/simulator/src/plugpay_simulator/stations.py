@@ -1,4 +1,4 @@
-"""Simulated charge points built on the `ocpp` library (OCPP 1.6J and 2.0.1).
+"""Simulated charge points built on the `ocpp` library (OCPP 1.6J, 2.0.1 and 2.1).
 
 A ``SimulatedStation`` behaves like a real charger: it boots, heart-beats, reports connector
 status, asks the back office for a session code when a driver picks "pay with phone", starts
@@ -26,6 +26,8 @@ from ocpp.v16 import ChargePoint as ChargePoint16
 from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
 from ocpp.v16 import enums as enums16
+from ocpp.v21 import ChargePoint as ChargePoint21
+from ocpp.v21 import call_result as result21
 from ocpp.v201 import ChargePoint as ChargePoint201
 from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
@@ -120,6 +122,11 @@ class SimulatedStation:
         self.transactions: dict[int, Transaction] = {}
         self.displayed: list[dict[str, Any]] = []
         self.costs: list[dict[str, Any]] = []
+        # 2.1: what the back office set (component.variable -> value), tariffs per transaction,
+        # web payment notices.
+        self.variables: dict[str, str] = {}
+        self.tariffs: dict[str, dict[str, Any]] = {}
+        self.web_payments: list[dict[str, Any]] = []
         self.start_requests = 0
         # Called with (connector_id, session_ref) the moment a start command arrives (benchmarks).
         self.on_start_request: Callable[[int, str], None] | None = None
@@ -208,14 +215,14 @@ class SimulatedStation:
     async def connect(self, *, boot: bool = True) -> None:
         """Open the WebSocket with Basic auth, boot and report every connector Available."""
         token = base64.b64encode(f"{self.station_id}:{self.password}".encode()).decode()
-        subprotocol = "ocpp1.6" if self.ocpp_version == "1.6" else "ocpp2.0.1"
+        subprotocol = f"ocpp{self.ocpp_version}"
         self._ws = await websockets.connect(
             f"{self.base_url}/ocpp/{self.station_id}",
             subprotocols=[subprotocol],  # type: ignore[list-item]
             additional_headers={"Authorization": f"Basic {token}"},
             open_timeout=10,
         )
-        cls = _Handlers16 if self.ocpp_version == "1.6" else _Handlers201
+        cls = {"1.6": _Handlers16, "2.0.1": _Handlers201, "2.1": _Handlers21}[self.ocpp_version]
         self._cp = cls(self.station_id, self._ws, self)
         self._tasks.append(asyncio.create_task(self._cp.start(), name=f"ocpp-{self.station_id}"))
         if boot:
@@ -642,6 +649,41 @@ class _Handlers201(ChargePoint201):
     @on(enums201.Action.trigger_message)
     async def on_trigger_message(self, requested_message: str, **_: Any) -> Any:
         return result201.TriggerMessage(status=enums201.TriggerMessageStatusEnumType.accepted)
+
+
+class _Handlers21(_Handlers201):
+    """OCPP 2.1: the 2.0.1 charger's behaviour, framed and validated as 2.1; it takes the
+    back office's web payment settings, tariffs and web payment notices and keeps them."""
+
+    _call = ChargePoint21._call
+    _call_result = ChargePoint21._call_result
+    _ocpp_version = ChargePoint21._ocpp_version
+
+    @on("SetVariables")
+    async def on_set_variables(self, set_variable_data: list[dict[str, Any]], **_: Any) -> Any:
+        for item in set_variable_data:
+            key = f"{item['component']['name']}.{item['variable']['name']}"
+            self.station.variables[key] = item["attribute_value"]
+        return result21.SetVariables(
+            set_variable_result=[
+                {
+                    "attribute_status": "Accepted",
+                    "component": item["component"],
+                    "variable": item["variable"],
+                }
+                for item in set_variable_data
+            ]
+        )
+
+    @on("ChangeTransactionTariff")
+    async def on_change_tariff(self, tariff: dict[str, Any], transaction_id: str, **_: Any) -> Any:
+        self.station.tariffs[transaction_id] = tariff
+        return result21.ChangeTransactionTariff(status="Accepted")
+
+    @on("NotifyWebPaymentStarted")
+    def on_web_payment_started(self, evse_id: int, timeout: int, **_: Any) -> Any:
+        self.station.web_payments.append({"evse_id": evse_id, "timeout": timeout})
+        return result21.NotifyWebPaymentStarted()
 
 
 async def run_fleet(

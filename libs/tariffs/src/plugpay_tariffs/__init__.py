@@ -19,7 +19,7 @@ from plugpay_tariffs.model import (
     parse_tariff,
 )
 from plugpay_tariffs.summary import TariffSummary, describe
-from plugpay_tariffs.usage import MeterSample, SessionUsage
+from plugpay_tariffs.usage import MeterSample, RegisterReading, SessionUsage, usage_from_completion
 
 __all__ = [
     "CURRENCIES",
@@ -32,6 +32,7 @@ __all__ = [
     "MeterSample",
     "PriceComponent",
     "PurchaseLimits",
+    "RegisterReading",
     "SessionUsage",
     "Tariff",
     "TariffElement",
@@ -43,4 +44,5 @@ __all__ = [
     "describe",
     "parse_tariff",
     "purchasable_limits",
+    "usage_from_completion",
 ]

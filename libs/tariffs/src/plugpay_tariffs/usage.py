@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
 from itertools import pairwise
-from typing import Self
+from typing import Protocol, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -77,6 +78,58 @@ class SessionUsage(BaseModel):
         """Exact seconds from ``started_at`` to ``instant``."""
         delta = instant - self.started_at
         return Fraction(delta.days * 86_400 + delta.seconds) + Fraction(delta.microseconds, 10**6)
+
+
+class RegisterReading(Protocol):
+    """A station's meter reading as reported: the REGISTER (not energy since the start)."""
+
+    @property
+    def sampled_at(self) -> datetime: ...
+    @property
+    def energy_wh(self) -> int: ...
+    @property
+    def power_w(self) -> int | None: ...
+
+
+def usage_from_completion(
+    *,
+    started_at: datetime,
+    charging_ended_at: datetime,
+    ended_at: datetime,
+    meter_start_wh: int,
+    energy_wh: int,
+    samples: Sequence[RegisterReading],
+) -> SessionUsage:
+    """The calculator's usage from a completed session's report, made consistent.
+
+    Samples carry the meter REGISTER; the calculator wants energy since the start, rising in time
+    and ending at the reported total. Samples outside the charging time are dropped, the energy is
+    clamped to 0..total and made non-decreasing, and the total lands at ``charging_ended_at``
+    (the station's total wins over a sample that disagrees). pricing-svc prices the final cost
+    with it and station-gateway the cost it tells the station at the end: the same figure.
+    """
+    charging_ended_at = min(max(charging_ended_at, started_at), ended_at)
+    total = max(energy_wh, 0)
+    points: list[MeterSample] = []
+    level = 0
+    for sample in sorted(samples, key=lambda s: s.sampled_at):
+        if not started_at < sample.sampled_at < charging_ended_at:
+            continue
+        if points and sample.sampled_at <= points[-1].at:
+            continue
+        level = min(max(level, sample.energy_wh - meter_start_wh), total)
+        points.append(MeterSample(at=sample.sampled_at, energy_wh=level, power_w=sample.power_w))
+    if total and charging_ended_at > started_at:
+        points.append(MeterSample(at=charging_ended_at, energy_wh=total))
+    elif total and ended_at > started_at:
+        # Energy without charging time is a station glitch; spread it over the session.
+        points = [MeterSample(at=ended_at, energy_wh=total)]
+    return SessionUsage(
+        started_at=started_at,
+        charging_ended_at=charging_ended_at,
+        ended_at=ended_at,
+        samples=tuple(points),
+    )
 
 
 class MeterCurve:

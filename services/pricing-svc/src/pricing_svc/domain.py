@@ -4,7 +4,7 @@ completed session's meter data becomes the calculator's usage. No I/O, no framew
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from decimal import Decimal
@@ -13,8 +13,8 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from plugpay_events.contracts.pricing import AccessPolicy, AccessWindow
-from plugpay_events.contracts.sessions import MeterSample as WireSample
-from plugpay_tariffs import CostBreakdown, MeterSample, SessionUsage, Tariff
+from plugpay_tariffs import CostBreakdown, SessionUsage, Tariff
+from plugpay_tariffs import usage_from_completion as usage_from_completion
 
 PowerType = Literal["AC_1_PHASE", "AC_3_PHASE", "DC"]
 
@@ -223,46 +223,6 @@ def version_in_force(versions: Iterable[TariffVersion], at: datetime) -> TariffV
 
 
 # --- final cost ---------------------------------------------------------------------------------
-
-
-def usage_from_completion(
-    *,
-    started_at: datetime,
-    charging_ended_at: datetime,
-    ended_at: datetime,
-    meter_start_wh: int,
-    energy_wh: int,
-    samples: Sequence[WireSample],
-) -> SessionUsage:
-    """The calculator's usage from the station's report, made consistent.
-
-    Samples carry the meter REGISTER; the calculator wants energy since the start, rising in time
-    and ending at the reported total. Samples outside the charging time are dropped, the energy is
-    clamped to 0..total and made non-decreasing, and the total lands at ``charging_ended_at``
-    (the station's total wins over a sample that disagrees).
-    """
-    charging_ended_at = min(max(charging_ended_at, started_at), ended_at)
-    total = max(energy_wh, 0)
-    points: list[MeterSample] = []
-    level = 0
-    for sample in sorted(samples, key=lambda s: s.sampled_at):
-        if not started_at < sample.sampled_at < charging_ended_at:
-            continue
-        if points and sample.sampled_at <= points[-1].at:
-            continue
-        level = min(max(level, sample.energy_wh - meter_start_wh), total)
-        points.append(MeterSample(at=sample.sampled_at, energy_wh=level, power_w=sample.power_w))
-    if total and charging_ended_at > started_at:
-        points.append(MeterSample(at=charging_ended_at, energy_wh=total))
-    elif total and ended_at > started_at:
-        # Energy without charging time is a station glitch; spread it over the session.
-        points = [MeterSample(at=ended_at, energy_wh=total)]
-    return SessionUsage(
-        started_at=started_at,
-        charging_ended_at=charging_ended_at,
-        ended_at=ended_at,
-        samples=tuple(points),
-    )
 
 
 def free_breakdown(tariff: Tariff, usage: SessionUsage) -> CostBreakdown:

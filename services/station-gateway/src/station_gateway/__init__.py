@@ -1,1 +1,1 @@
-"""Station gateway: OCPP 1.6J/2.0.1 endpoint, session codes, station display."""
+"""Station gateway: OCPP 1.6J/2.0.1/2.1 endpoint, session codes, station display."""

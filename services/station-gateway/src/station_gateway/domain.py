@@ -11,11 +11,18 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, Literal
 
+from plugpay_tariffs import (
+    MINOR_UNIT_EXPONENT,
+    ComponentType,
+    SessionUsage,
+    Tariff,
+    calculate_cost,
+)
 from plugpay_tariffs import MeterSample as UsageSample
-from plugpay_tariffs import SessionUsage, Tariff, calculate_cost
 
-OcppVersion = Literal["1.6", "2.0.1"]
-SUBPROTOCOLS: dict[str, OcppVersion] = {"ocpp2.0.1": "2.0.1", "ocpp1.6": "1.6"}
+OcppVersion = Literal["1.6", "2.0.1", "2.1"]
+# The client's order of preference decides among these (RFC 6455).
+SUBPROTOCOLS: dict[str, OcppVersion] = {"ocpp2.1": "2.1", "ocpp2.0.1": "2.0.1", "ocpp1.6": "1.6"}
 
 ENERGY_REGISTER = "Energy.Active.Import.Register"
 POWER = "Power.Active.Import"
@@ -276,6 +283,71 @@ def usage(
 def cost_minor(tariff: Tariff, session_usage: SessionUsage, time_zone: str) -> int:
     """Cost incl. VAT in minor units under ``tariff``."""
     return calculate_cost(tariff, session_usage, time_zone).total_incl_vat
+
+
+def capped_cost(cost_minor: int, hold_minor: int | None) -> int:
+    """The cost the payer is charged: never above the hold agreed to before the start
+    (billing-svc's cap; above it is the operator's loss, never the payer's)."""
+    return max(min(cost_minor, hold_minor), 0) if hold_minor is not None else max(cost_minor, 0)
+
+
+def major_units(amount_minor: int, currency: str) -> float:
+    """OCPP's decimal amounts (totalCost, maxCost) from integer minor units."""
+    exponent: int = MINOR_UNIT_EXPONENT.get(currency, 2)
+    return float(Decimal(amount_minor).scaleb(-exponent))
+
+
+def transaction_limit(limits: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """OCPP 2.1 ``transactionLimit`` from what billing authorised (SessionLimits as JSON): the
+    station stops there itself; the gateway's own limit check stays (it decides, the station's
+    stop is a convenience)."""
+    if not limits:
+        return None
+    limit: dict[str, Any] = {}
+    if limits.get("max_cost") is not None:
+        cost = limits["max_cost"]
+        limit["max_cost"] = major_units(int(cost["amount_minor"]), str(cost["currency"]))
+    if limits.get("max_energy_wh") is not None:
+        limit["max_energy"] = int(limits["max_energy_wh"])
+    if limits.get("max_duration_s") is not None:
+        limit["max_time"] = int(limits["max_duration_s"])
+    return limit or None
+
+
+def ocpp_tariff(tariff: Tariff) -> dict[str, Any] | None:
+    """The driver's tariff as an OCPP 2.1 TariffType (snake_case, the ``ocpp`` library's form),
+    or None where 2.1 cannot say the same thing: restricted elements (OCPI restrictions have no
+    faithful 2.1 conditions for every field) or a minimum/maximum price. The station's figure is
+    informational either way; the final cost is ours."""
+    if tariff.min_price is not None or tariff.max_price is not None:
+        return None
+    if not all(element.is_unrestricted() for element in tariff.elements):
+        return None
+
+    def first(kind: ComponentType) -> Any:
+        # Unrestricted elements: the first one with the dimension applies at every moment.
+        return next((c for e in tariff.elements if (c := e.component(kind)) is not None), None)
+
+    def taxes(component: Any) -> list[dict[str, Any]]:
+        return [{"type": "VAT", "tax": float(component.vat)}] if component.vat else []
+
+    result: dict[str, Any] = {"tariff_id": f"{tariff.id}:{tariff.version}"[:60]}
+    result["currency"] = tariff.currency
+    parts: tuple[tuple[ComponentType, str, str, Decimal], ...] = (
+        (ComponentType.ENERGY, "energy", "price_kwh", Decimal(1)),
+        (ComponentType.TIME, "charging_time", "price_minute", Decimal(60)),
+        (ComponentType.PARKING_TIME, "idle_time", "price_minute", Decimal(60)),
+        (ComponentType.FLAT, "fixed_fee", "price_fixed", Decimal(1)),
+    )
+    for kind, field, price_field, per in parts:
+        component = first(kind)
+        if component is None:
+            continue
+        entry: dict[str, Any] = {"prices": [{price_field: float(component.price / per)}]}
+        if tax_rates := taxes(component):
+            entry["tax_rates"] = tax_rates
+        result[field] = entry
+    return result
 
 
 LimitKind = Literal["energy", "time", "cost"]

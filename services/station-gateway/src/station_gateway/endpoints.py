@@ -11,6 +11,7 @@ import re
 import secrets
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +24,7 @@ from plugpay_events.session_code import token_from_scan
 from plugpay_platform.errors import Refusal
 from plugpay_platform.http_security import NO_PERMISSIONS, page_headers
 from plugpay_platform.security import CurrentOperator
+from plugpay_platform.throttle import ThrottleRule
 from sqlalchemy.engine import RowMapping
 
 from station_gateway import service
@@ -206,6 +208,53 @@ async def request_code(
         code=issued.code,
         expires_at=issued.expires_at,
     )
+
+
+# Wrong dynamic codes from one address: a person mistyping or rescanning is never slowed, a
+# guesser soon is (the code space makes guessing hopeless anyway; this keeps it cheap).
+WEB_PAYMENT_GUESSES = ThrottleRule(free_failures=10, base_delay_s=2, max_delay_s=15 * 60)
+
+
+@router.get("/{station_id}/evses/{evse_id}/pay/{code}", status_code=303)
+async def web_payment_landing(
+    request: Request,
+    station_id: str,
+    evse_id: Annotated[int, PathParam(ge=1)],
+    code: str,
+    gateway: GatewayDep,
+) -> RedirectResponse:
+    """OCPP 2.1 C25: the URL in a station's dynamic QR code. A valid code (TOTP v1, the current
+    step ±1) holds the connector for this payer and leads to its ordinary session code page,
+    where a logged-in driver or a guest continues; anything else starts nothing."""
+    settings = gateway.settings
+    address = ("web_payment", request.client.host if request.client else None)
+    now = service.now_utc()
+    if (wait := gateway.web_payment_throttle.retry_after_s([address], now)) is not None:
+        raise Refusal(
+            "too_many_attempts",
+            "too many wrong codes from here; try again later",
+            status_code=429,
+            headers={"Retry-After": str(wait)},
+        )
+    try:
+        async with gateway.database.write() as session:
+            issued = await service.open_web_payment(
+                session,
+                gateway.code_issuer(),
+                station_id,
+                evse_id,
+                code[:64],
+                hold_for=timedelta(seconds=settings.web_payment_timeout_s),
+            )
+    except service.GatewayRefusal as refusal:
+        if refusal.reason == "code_invalid":
+            gateway.web_payment_throttle.fail({address: WEB_PAYMENT_GUESSES}, now)
+            raise Refusal(refusal.reason, refusal.message, status_code=404) from refusal
+        raise Refusal(refusal.reason, refusal.message, status_code=409) from refusal
+    handler = gateway.connections.get(station_id)
+    if handler is not None:
+        handler.spawn(handler.web_payment_started(evse_id, settings.web_payment_timeout_s))
+    return RedirectResponse(issued.qr_url, status_code=303, headers={"Cache-Control": "no-store"})
 
 
 async def _qr_content(

@@ -5,7 +5,8 @@ payload). A frame may carry line breaks that would forge log lines, and the gate
 frames carry typed session codes, which are live credentials. ``FrameLogFilter`` rewrites the
 arguments of every record on the gateway's OCPP logger: codes redacted (a ``code`` field, also
 inside DataTransfer's JSON-in-a-string ``data``, and in display-message text), control
-characters escaped, long frames truncated.
+characters escaped, long frames truncated. A station's web payment shared secret (SetVariables,
+GetVariables) is redacted too.
 """
 
 from __future__ import annotations
@@ -24,7 +25,15 @@ REDACTED = "***"
 _TYPED_CODE = re.compile(rf"\b[{TYPED_CODE_ALPHABET}]{{{TYPED_CODE_LENGTH}}}\b")
 
 
+def _secret_variable(value: dict[Any, Any]) -> bool:
+    # SetVariables/GetVariables data for a WebPaymentsCtrlr SharedSecret (OCPP 2.1 C25).
+    variable = value.get("variable")
+    return isinstance(variable, dict) and str(variable.get("name", "")).lower() == "sharedsecret"
+
+
 def _redact(value: Any, key: str | None = None) -> Any:
+    if isinstance(value, dict) and _secret_variable(value):
+        value = {k: REDACTED if k == "attributeValue" else v for k, v in value.items()}
     if isinstance(value, dict):
         return {
             k: REDACTED if str(k).lower() == "code" and isinstance(v, str) else _redact(v, str(k))

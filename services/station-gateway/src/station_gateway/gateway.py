@@ -20,9 +20,10 @@ from typing import Any
 from plugpay_events.session_code import CODE_CHARS, generate_signing_key, is_signing_key
 from plugpay_platform.background import PeriodicTask, PgListener
 from plugpay_platform.database import Database
+from plugpay_platform.throttle import FailureThrottle
 from sqlalchemy.engine import RowMapping
 
-from station_gateway import domain, service
+from station_gateway import domain, service, web_payments
 from station_gateway.credentials import CredentialVerifier
 from station_gateway.ocpp_endpoint import StationHandler
 from station_gateway.repository import COMMANDS_CHANNEL, DISPLAY_CHANNEL, Repository
@@ -51,6 +52,7 @@ OPERATOR_ACTIONS = {
         "UnlockConnector",
     },
 }
+OPERATOR_ACTIONS["2.1"] = OPERATOR_ACTIONS["2.0.1"]
 
 
 class Gateway:
@@ -67,6 +69,8 @@ class Gateway:
         self._stopping = asyncio.Event()
         self._signing_key: dict[str, Any] | None = None
         self.credentials: CredentialVerifier
+        # Wrong dynamic payment codes per address (OCPP 2.1 C25 landing), counted per process.
+        self.web_payment_throttle = FailureThrottle()
         # Signs of life since the last beat: (connection, when) per station, written in one
         # statement per beat instead of one transaction per station message.
         self._seen: dict[str, tuple[uuid.UUID, datetime]] = {}
@@ -381,6 +385,8 @@ class Gateway:
             action = payload["action"]
             if action not in OPERATOR_ACTIONS[handler.version]:
                 return {"error": f"{action} is not allowed on OCPP {handler.version}"}
+            if web_payments.names_shared_secret(payload["payload"]):
+                return {"error": "the web payment shared secret is kept by the back office"}
             answer = await handler.call_station(handler.operator_call(action, payload["payload"]))
             from ocpp.charge_point import serialize_as_dict
 

@@ -86,6 +86,7 @@ def session_event_handler(instance_id: str, instance_dead_after: timedelta):  # 
                 tariff=event.tariff.model_dump(mode="json"),
                 time_zone=event.time_zone,
                 user_id=event.user_id,
+                free_of_charge=event.free_of_charge,
             )
             await repo.notify_display(event.station_id)
         elif isinstance(event, SessionAuthorized):
@@ -136,7 +137,10 @@ def session_event_handler(instance_id: str, instance_dead_after: timedelta):  # 
                     instance_id,
                     session_id=event.session_id,
                     payload={
-                        "amount_minor": event.total.amount_minor,
+                        # What billing will charge: never above the hold.
+                        "amount_minor": domain.capped_cost(
+                            event.total.amount_minor, row["hold_amount_minor"]
+                        ),
                         "currency": event.total.currency,
                         "transaction_id": row["transaction_id"],
                     },
@@ -217,6 +221,7 @@ async def _authorized(
         id_tag=previous.get("id_tag") or domain.new_id_tag(event.session_id),
         remote_start_id=previous.get("remote_start_id") or await repo.next_ocpp_id(),
         currency=event.hold_amount.currency,
+        hold_amount_minor=event.hold_amount.amount_minor,
     )
     presence = await repo.presence(event.station_id)
     alive = (

@@ -23,15 +23,15 @@ from ocpp.routing import on
 from ocpp.v16 import ChargePoint as ChargePoint16Base
 from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
+from ocpp.v21 import ChargePoint as ChargePoint21Base
 from ocpp.v201 import ChargePoint as ChargePoint201Base
-from ocpp.v201 import call as call201
-from ocpp.v201 import call_result as result201
 from plugpay_platform.logging import mark_websocket_denied
+from plugpay_tariffs import Tariff
 from sqlalchemy.exc import DBAPIError
 from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from station_gateway import domain, service
+from station_gateway import domain, service, web_payments
 from station_gateway.credentials import StationAuthRefused, basic_credentials
 from station_gateway.domain import OcppVersion, parse_meter_values, parse_timestamp
 from station_gateway.frame_log import FrameLogFilter
@@ -70,6 +70,7 @@ _CODES = {
         "OccurenceConstraintViolation": "OccurrenceConstraintViolation",
     },
 }
+_CODES["2.1"] = _CODES["2.0.1"]
 
 
 def utc_iso(value: datetime | None = None) -> str:
@@ -258,6 +259,9 @@ class StationProtocol:
 
     async def show_code(self, issued: service.IssuedCode) -> None:
         raise NotImplementedError
+
+    async def web_payment_started(self, evse_id: int, timeout_s: int) -> None:
+        """Only 2.1 has a message for it; the back office's hold applies to every version."""
 
     async def after_meter(self, outcome: service.MeterOutcome) -> None:
         if outcome.limit and outcome.session_id:
@@ -521,11 +525,12 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
                 )
         except STORAGE_UNAVAILABLE:
             log.warning("station %s: boot not stored (database unavailable); Pending", self.id)
-            return result201.BootNotification(
+            return self._call_result.BootNotification(
                 current_time=utc_iso(), interval=BOOT_RETRY_S, status="Pending"
             )
         self.booted = True
-        return result201.BootNotification(
+        self.spawn(self.after_boot())
+        return self._call_result.BootNotification(
             current_time=utc_iso(),
             interval=self.gateway.settings.heartbeat_interval_s,
             status="Accepted",
@@ -533,7 +538,7 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
 
     @on("Heartbeat")
     async def on_heartbeat(self, **_: Any) -> Any:
-        return result201.Heartbeat(current_time=utc_iso())
+        return self._call_result.Heartbeat(current_time=utc_iso())
 
     @on("StatusNotification")
     async def on_status(
@@ -547,7 +552,7 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
         if connector_status == "Occupied" and previous in (None, "Available") and evse_id > 0:
             with contextlib.suppress(service.GatewayRefusal):
                 await self.code_requested(evse_id, reuse_open=True)
-        return result201.StatusNotification()
+        return self._call_result.StatusNotification()
 
     @on("Authorize")
     async def on_authorize(self, id_token: dict[str, Any], **_: Any) -> Any:
@@ -560,7 +565,7 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
             await self._card_refused()
             self.spawn(
                 self.inform(
-                    call201.SetDisplayMessage(
+                    self._call.SetDisplayMessage(
                         message={
                             "id": 3,
                             "priority": "InFront",
@@ -570,7 +575,9 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
                     )
                 )
             )
-        return result201.Authorize(id_token_info={"status": "Accepted" if ok else "Invalid"})
+        return self._call_result.Authorize(
+            id_token_info={"status": "Accepted" if ok else "Invalid"}
+        )
 
     @on("TransactionEvent")
     async def on_transaction_event(
@@ -587,6 +594,7 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
         readings = parse_meter_values(kw.get("meter_value") or (), at)
         id_token = (kw.get("id_token") or {}).get("id_token")
         outcome = None
+        final: service.EndedCost | None = None
         token_ok: bool | None = None
         async with self.gateway.database.write() as session:
             row = await service.find_transaction_201(
@@ -603,13 +611,14 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
                     session,
                     self.id,
                     transaction_id,
-                    version="2.0.1",
+                    version=self.version,
                     meter_stop_wh=None,
                     ended_at=at,
                     reported_reason=transaction_info.get("stopped_reason"),
                     readings=readings,
                     simulation=self.gateway.settings.simulation,
                 )
+                final = await service.ended_cost(session, self.id, transaction_id)
             elif readings:
                 outcome = await service.record_meter_values(
                     session, self.id, transaction_id, readings
@@ -617,55 +626,72 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
         if outcome is not None:
             self.spawn(self.after_meter(outcome))
         answer: dict[str, Any] = {}
+        if event_type == "Started" and row is not None and token_ok:
+            answer.update(self.start_terms(row, transaction_id))
         if id_token is not None:
             answer["id_token_info"] = {"status": "Accepted" if token_ok else "Invalid"}
-        if outcome is not None and outcome.cost_so_far_minor is not None:
-            answer["total_cost"] = outcome.cost_so_far_minor / 100
-        return result201.TransactionEvent(**answer)
+        # totalCost is the final cost, so only in the Ended answer (2.0.1 and 2.1 E/I); the
+        # running cost is for the driver's eyes, as the personal message.
+        if final is not None:
+            answer["total_cost"] = domain.major_units(final.amount_minor, final.currency)
+        elif outcome is not None and outcome.cost_so_far_minor is not None and outcome.currency:
+            amount = domain.major_units(outcome.cost_so_far_minor, outcome.currency)
+            answer["updated_personal_message"] = {
+                "format": "ASCII",
+                "content": f"Cost so far: {amount:.2f} {outcome.currency}",
+            }
+        return self._call_result.TransactionEvent(**answer)
+
+    def start_terms(self, row: Any, transaction_id: str) -> dict[str, Any]:
+        """What the Started answer adds for this version (2.0.1: nothing)."""
+        return {}
+
+    async def after_boot(self) -> None:
+        """What the back office sets up once the station is accepted (2.0.1: nothing)."""
 
     @on("MeterValues")
     async def on_meter_values(
         self, evse_id: int, meter_value: list[dict[str, Any]], **_: Any
     ) -> Any:
-        return result201.MeterValues()  # outside a transaction: nothing to bill
+        return self._call_result.MeterValues()  # outside a transaction: nothing to bill
 
     @on("DataTransfer")
     async def on_data_transfer(
         self, vendor_id: str, message_id: str | None = None, data: Any = None, **_: Any
     ) -> Any:
         if vendor_id != VENDOR_ID:
-            return result201.DataTransfer(status="UnknownVendorId")
+            return self._call_result.DataTransfer(status="UnknownVendorId")
         if message_id != "RequestSessionCode":
-            return result201.DataTransfer(status="UnknownMessageId")
+            return self._call_result.DataTransfer(status="UnknownMessageId")
         try:
             reply = await self.on_session_code_request(data)
         except service.GatewayRefusal as refusal:
-            return result201.DataTransfer(
+            return self._call_result.DataTransfer(
                 status="Rejected", data={"reason": refusal.reason, "message": refusal.message}
             )
         if reply is None:
-            return result201.DataTransfer(status="Rejected", data={"reason": "bad_request"})
-        return result201.DataTransfer(status="Accepted", data=reply)
+            return self._call_result.DataTransfer(status="Rejected", data={"reason": "bad_request"})
+        return self._call_result.DataTransfer(status="Accepted", data=reply)
 
     @on("NotifyEvent")
     async def on_notify_event(self, **_: Any) -> Any:
-        return result201.NotifyEvent()
+        return self._call_result.NotifyEvent()
 
     @on("NotifyReport")
     async def on_notify_report(self, **_: Any) -> Any:
-        return result201.NotifyReport()
+        return self._call_result.NotifyReport()
 
     @on("SecurityEventNotification")
     async def on_security_event(self, **_: Any) -> Any:
-        return result201.SecurityEventNotification()
+        return self._call_result.SecurityEventNotification()
 
     @on("FirmwareStatusNotification")
     async def on_firmware(self, **_: Any) -> Any:
-        return result201.FirmwareStatusNotification()
+        return self._call_result.FirmwareStatusNotification()
 
     @on("LogStatusNotification")
     async def on_log_status(self, **_: Any) -> Any:
-        return result201.LogStatusNotification()
+        return self._call_result.LogStatusNotification()
 
     @staticmethod
     def _message_id(session_id: Any, slot: int = 0) -> int:
@@ -674,7 +700,7 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
     def _display_message(
         self, session_id: Any, slot: int, fmt: str, content: str, evse: int
     ) -> Any:
-        return call201.SetDisplayMessage(
+        return self._call.SetDisplayMessage(
             message={
                 "id": self._message_id(session_id, slot),
                 "priority": "InFront",
@@ -706,7 +732,7 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
 
     async def remote_start(self, row: Any) -> str:
         result = await self.call_station(
-            call201.RequestStartTransaction(
+            self._call.RequestStartTransaction(
                 id_token={"id_token": row["id_tag"], "type": "Central"},
                 remote_start_id=int(row["remote_start_id"]),
                 evse_id=row["connector_id"],
@@ -716,7 +742,7 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
 
     async def remote_stop(self, row: Any) -> str:
         result = await self.call_station(
-            call201.RequestStopTransaction(transaction_id=str(row["transaction_id"]))
+            self._call.RequestStopTransaction(transaction_id=str(row["transaction_id"]))
         )
         return str(result.status)
 
@@ -728,7 +754,7 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
     async def show_cost(self, row: Any, amount_minor: int, currency: str) -> None:
         if row["transaction_id"]:
             await self.inform(
-                call201.CostUpdated(
+                self._call.CostUpdated(
                     total_cost=amount_minor / 100, transaction_id=row["transaction_id"]
                 )
             )
@@ -736,14 +762,85 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
     async def clear_code(self, row: Any) -> None:
         for slot in (0, 1):
             await self.inform(
-                call201.ClearDisplayMessage(id=self._message_id(row["session_id"], slot))
+                self._call.ClearDisplayMessage(id=self._message_id(row["session_id"], slot))
             )
 
     def operator_call(self, action: str, payload: dict[str, Any]) -> Any:
-        return getattr(call201, action)(**payload)
+        return getattr(self._call, action)(**payload)
+
+
+class ChargePoint21(ChargePoint201):
+    """OCPP 2.1: the 2.0.1 behaviour, framed and validated against the 2.1 schemas."""
+
+    version: OcppVersion = "2.1"
+    _call = ChargePoint21Base._call
+    _call_result = ChargePoint21Base._call_result
+    _ocpp_version = ChargePoint21Base._ocpp_version
+
+    async def after_boot(self) -> None:
+        """C25: provision the WebPaymentsCtrlr (URL template, shared secret, validity, length)
+        so the station shows a dynamic payment code the landing route can check."""
+        settings = self.gateway.settings
+        async with self.gateway.database.write() as session:
+            terms = await service.web_payment_terms(
+                session, self.id, settings.web_payment_validity_s, settings.web_payment_code_length
+            )
+        values = {
+            "Enabled": "true",
+            "URLTemplate": web_payments.url_template(settings.platform.public_base_url),
+            "SharedSecret": terms.shared_secret,
+            "ValidityTime": str(terms.validity_s),
+            "Length": str(terms.length),
+        }
+        result = await self.inform(
+            self._call.SetVariables(
+                set_variable_data=[
+                    {
+                        "attribute_value": value,
+                        "component": {"name": web_payments.COMPONENT},
+                        "variable": {"name": name},
+                    }
+                    for name, value in values.items()
+                ]
+            )
+        )
+        statuses = [
+            r.get("attribute_status") for r in (result.set_variable_result if result else [])
+        ]
+        if len(statuses) == len(values) and all(status == "Accepted" for status in statuses):
+            async with self.gateway.database.write() as session:
+                await service.web_payment_provisioned(session, self.id)
+        else:
+            log.info("station %s: WebPaymentsCtrlr not provisioned: %s", self.id, statuses)
+
+    async def web_payment_started(self, evse_id: int, timeout_s: int) -> None:
+        """C25: the payer is on the landing page; the station locks the EVSE meanwhile."""
+        await self.inform(self._call.NotifyWebPaymentStarted(evse_id=evse_id, timeout=timeout_s))
+
+    def start_terms(self, row: Any, transaction_id: str) -> dict[str, Any]:
+        # 2.1 takes the limits in the Started answer (RequestStartTransaction has no field for
+        # them) and the driver's tariff as ChangeTransactionTariff once the transaction exists.
+        if row["tariff"] and not row["free_of_charge"]:
+            tariff = domain.ocpp_tariff(Tariff.model_validate(row["tariff"]))
+            if tariff is not None:
+                self.spawn(
+                    self.inform(
+                        self._call.ChangeTransactionTariff(
+                            tariff=tariff, transaction_id=transaction_id
+                        )
+                    )
+                )
+        limit = domain.transaction_limit(row["limits"])
+        return {"transaction_limit": limit} if limit else {}
 
 
 StationHandler = ChargePoint16 | ChargePoint201
+
+HANDLERS: dict[OcppVersion, Callable[..., StationHandler]] = {
+    "1.6": ChargePoint16,
+    "2.0.1": ChargePoint201,
+    "2.1": ChargePoint21,
+}
 
 
 async def refuse(
@@ -769,7 +866,10 @@ async def serve_station(websocket: WebSocket, station_id: str, gateway: Gateway)
     chosen = next((p for p in offered if p in domain.SUBPROTOCOLS), None)
     if chosen is None:
         await refuse(
-            websocket, 400, "subprotocol_unsupported", "offer subprotocol ocpp1.6 or ocpp2.0.1"
+            websocket,
+            400,
+            "subprotocol_unsupported",
+            "offer subprotocol ocpp1.6, ocpp2.0.1 or ocpp2.1",
         )
         return
     try:
@@ -801,8 +901,7 @@ async def serve_station(websocket: WebSocket, station_id: str, gateway: Gateway)
     version = domain.SUBPROTOCOLS[chosen]
     await websocket.accept(subprotocol=chosen)
     connection = StarletteConnection(websocket, gateway.settings.max_message_bytes)
-    cls: Callable[..., StationHandler] = ChargePoint16 if version == "1.6" else ChargePoint201
-    handler = cls(
+    handler = HANDLERS[version](
         station_id,
         connection,
         response_timeout=gateway.settings.ocpp_response_timeout_s,

@@ -23,6 +23,8 @@ from station_gateway.tables import (
     station_presence,
     stations,
     tariffs,
+    web_payment_locks,
+    web_payment_terms,
 )
 
 COMMANDS_CHANNEL = "station_gateway_commands"
@@ -568,4 +570,55 @@ class Repository:
     async def add_signing_key(self, jwk: dict[str, Any]) -> None:
         await self.session.execute(
             insert(signing_keys).values(kid=jwk["kid"], jwk=jwk).on_conflict_do_nothing()
+        )
+
+    # -- web payments (OCPP 2.1 C25) -----------------------------------------------------
+
+    async def web_payment_terms(self, station_id: str) -> RowMapping | None:
+        result = await self.session.execute(
+            select(web_payment_terms).where(web_payment_terms.c.station_id == station_id)
+        )
+        return result.mappings().first()
+
+    async def add_web_payment_terms(
+        self, station_id: str, shared_secret: str, validity_s: int, code_length: int
+    ) -> None:
+        await self.session.execute(
+            insert(web_payment_terms)
+            .values(
+                station_id=station_id,
+                shared_secret=shared_secret,
+                validity_s=validity_s,
+                code_length=code_length,
+            )
+            .on_conflict_do_nothing()
+        )
+
+    async def web_payment_provisioned(self, station_id: str, at: datetime) -> None:
+        await self.session.execute(
+            update(web_payment_terms)
+            .where(web_payment_terms.c.station_id == station_id)
+            .values(provisioned_at=at)
+        )
+
+    async def web_payment_lock(self, station_id: str, connector_id: int) -> RowMapping | None:
+        result = await self.session.execute(
+            select(web_payment_locks).where(
+                web_payment_locks.c.station_id == station_id,
+                web_payment_locks.c.connector_id == connector_id,
+            )
+        )
+        return result.mappings().first()
+
+    async def put_web_payment_lock(
+        self, station_id: str, connector_id: int, session_id: uuid.UUID, until: datetime
+    ) -> None:
+        stmt = insert(web_payment_locks).values(
+            station_id=station_id, connector_id=connector_id, session_id=session_id, until=until
+        )
+        await self.session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[web_payment_locks.c.station_id, web_payment_locks.c.connector_id],
+                set_={"session_id": session_id, "until": until},
+            )
         )

@@ -35,11 +35,11 @@ from plugpay_events.contracts.stations import (
 from plugpay_events.envelope import Envelope, Event
 from plugpay_events.outbox import Outbox
 from plugpay_events.session_code import new_typed_code, sign_session_code
-from plugpay_tariffs import Tariff, describe
+from plugpay_tariffs import Tariff, describe, usage_from_completion
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from station_gateway import domain, plausibility
+from station_gateway import domain, plausibility, web_payments
 from station_gateway.domain import OcppVersion, Reading
 from station_gateway.repository import Repository
 from station_gateway.tables import outbox_tables
@@ -134,6 +134,10 @@ class CodeIssuer:
         await repo.lock_connector(station_id, connector_id)
         if reuse_open and (row := await repo.open_code(station_id, connector_id, now)):
             return _issued(row)
+        if await web_payment_holds(session, station_id, connector_id, now):
+            raise GatewayRefusal(
+                "web_payment_in_progress", "someone is paying for this connector on their phone"
+            )
         if await repo.session_in_progress(station_id, connector_id):
             # One session per connector: a code request (or a plug-in status) while a session
             # is authorised, starting or charging there would put a second driver on it.
@@ -177,6 +181,78 @@ class CodeIssuer:
         return IssuedCode(
             session_id, connector_id, qr_url, code, claims.expires_at, claims.session_started_at
         )
+
+
+# -- ad hoc payment by dynamic QR code (OCPP 2.1 C25) -------------------------------------------
+
+
+async def web_payment_holds(
+    session: AsyncSession, station_id: str, connector_id: int, now: datetime
+) -> bool:
+    """Whether a payer who came from the station's dynamic code holds the connector: until the
+    timeout, and only while that payer's code is still unused (a start ends it)."""
+    repo = Repository(session)
+    lock = await repo.web_payment_lock(station_id, connector_id)
+    if lock is None or lock["until"] <= now:
+        return False
+    row = await repo.session_row(lock["session_id"])
+    return row is not None and row["state"] == "code_issued" and row["expires_at"] > now
+
+
+async def web_payment_terms(
+    session: AsyncSession, station_id: str, validity_s: int, code_length: int
+) -> web_payments.WebPaymentTerms:
+    """The station's WebPaymentsCtrlr terms, made on first use and kept (a reboot keeps its
+    secret, so a code shown just before it stays valid)."""
+    repo = Repository(session)
+    row = await repo.web_payment_terms(station_id)
+    if row is None:
+        await repo.add_web_payment_terms(
+            station_id, web_payments.new_shared_secret(), validity_s, code_length
+        )
+        row = await repo.web_payment_terms(station_id)
+        assert row is not None
+    return web_payments.WebPaymentTerms(
+        shared_secret=row["shared_secret"],
+        validity_s=row["validity_s"],
+        length=row["code_length"],
+    )
+
+
+async def web_payment_provisioned(session: AsyncSession, station_id: str) -> None:
+    await Repository(session).web_payment_provisioned(station_id, now_utc())
+
+
+async def open_web_payment(
+    session: AsyncSession,
+    issuer: CodeIssuer,
+    station_id: str,
+    connector_id: int,
+    code: str,
+    *,
+    hold_for: timedelta,
+) -> IssuedCode:
+    """A payer opened the URL of a station's dynamic QR code: the code checked (TOTP v1, the
+    current step ±1), then the connector's ordinary session code, held for this payer."""
+    repo = Repository(session)
+    row = await repo.web_payment_terms(station_id)
+    terms = (
+        web_payments.WebPaymentTerms(row["shared_secret"], row["validity_s"], row["code_length"])
+        if row is not None and row["provisioned_at"] is not None
+        else None
+    )
+    now = now_utc()
+    if terms is None or not web_payments.code_is_valid(code, terms, now):
+        # Nothing is issued, locked or started for a bad, stale or forged code.
+        raise GatewayRefusal(
+            "code_invalid", "this code is not valid any more: scan the charger's screen again"
+        )
+    # The open code is reused (the same payer reloading); the issuer refuses a busy connector.
+    issued = await issuer.issue(
+        session, station_id, connector_id, reuse_open=True, require_online=True
+    )
+    await repo.put_web_payment_lock(station_id, connector_id, issued.session_id, now + hold_for)
+    return issued
 
 
 async def cancel_code(session: AsyncSession, station_id: str, session_id: uuid.UUID) -> RowMapping:
@@ -469,6 +545,7 @@ class MeterOutcome:
     limit: str | None = None
     cost_so_far_minor: int | None = None
     energy_wh: int = 0
+    currency: str | None = None
 
 
 async def record_meter_values(
@@ -548,7 +625,8 @@ async def evaluate_progress(
     if row["tariff"] and row["time_zone"]:
         tariff = Tariff.model_validate(row["tariff"])
         usage = domain.usage(started_at, meter_start, samples, max(now, started_at))
-        cost = domain.cost_minor(tariff, usage, row["time_zone"])
+        # A free session (the station's access policy) costs nothing, whatever the tariff says.
+        cost = 0 if row["free_of_charge"] else domain.cost_minor(tariff, usage, row["time_zone"])
         currency = tariff.currency
     await repo.update_session(
         row["session_id"], meter_last_wh=last, cost_so_far_minor=cost, currency=currency
@@ -559,7 +637,7 @@ async def evaluate_progress(
         elapsed_s=(now - started_at).total_seconds(),
         cost_minor_so_far=cost,
     )
-    return MeterOutcome(row["session_id"], limit, cost, energy)
+    return MeterOutcome(row["session_id"], limit, cost, energy, currency)
 
 
 async def request_limit_stop(session: AsyncSession, session_id: uuid.UUID) -> bool:
@@ -698,27 +776,26 @@ async def complete_transaction(
         meter_judgement=verdict.model_dump(mode="json"),
     )
     # The billable values: what the station claimed only if the judgement accepted it.
-    completed = await emit(
-        session,
-        SessionCompleted(
-            session_id=row["session_id"],
-            station_id=station_id,
-            connector_id=row["connector_id"],
-            transaction_id=transaction_id,
-            meter_start_wh=judgement.meter_start_wh,
-            meter_stop_wh=judgement.meter_stop_wh,
-            energy_wh=judgement.energy_wh,
-            started_at=judgement.started_at,
-            charging_ended_at=judgement.charging_ended_at,
-            ended_at=judgement.ended_at,
-            stop_reason=reason,
-            samples=tuple(
-                MeterSample(sampled_at=s.at, energy_wh=s.register_wh, power_w=s.power_w)
-                for s in judgement.samples
-            ),
-            judgement=verdict,
+    completion = SessionCompleted(
+        session_id=row["session_id"],
+        station_id=station_id,
+        connector_id=row["connector_id"],
+        transaction_id=transaction_id,
+        meter_start_wh=judgement.meter_start_wh,
+        meter_stop_wh=judgement.meter_stop_wh,
+        energy_wh=judgement.energy_wh,
+        started_at=judgement.started_at,
+        charging_ended_at=judgement.charging_ended_at,
+        ended_at=judgement.ended_at,
+        stop_reason=reason,
+        samples=tuple(
+            MeterSample(sampled_at=s.at, energy_wh=s.register_wh, power_w=s.power_w)
+            for s in judgement.samples
         ),
+        judgement=verdict,
     )
+    completed = await emit(session, completion)
+    await repo.update_session(row["session_id"], cost_so_far_minor=_final_cost(row, completion))
     if judgement.outcome != "accepted":
         # After SessionCompleted on the session's key: billing knows the plausible part first.
         # A correction is flagged too, so operators see every claim that was not billed as made.
@@ -737,6 +814,53 @@ async def complete_transaction(
         )
     await repo.notify_display(station_id)
     return session_id
+
+
+def _final_cost(row: RowMapping, completed: SessionCompleted) -> int | None:
+    """The cost of a completed session as pricing-svc will price it (the same snapshot, the
+    same judged meter values, the same calculator) and billing will cap it (the hold); None
+    without a tariff snapshot."""
+    if not row["tariff"] or not row["time_zone"]:
+        return None
+    if row["free_of_charge"]:
+        return 0
+    try:
+        usage = usage_from_completion(
+            started_at=completed.started_at,
+            charging_ended_at=completed.charging_ended_at,
+            ended_at=completed.ended_at,
+            meter_start_wh=completed.meter_start_wh,
+            energy_wh=completed.energy_wh,
+            samples=completed.samples,
+        )
+        cost = domain.cost_minor(Tariff.model_validate(row["tariff"]), usage, row["time_zone"])
+    except ValueError:
+        return None  # pricing-svc parks such a session for people; the station waits for it
+    return domain.capped_cost(cost, row["hold_amount_minor"])
+
+
+@dataclass(frozen=True)
+class EndedCost:
+    amount_minor: int
+    currency: str
+
+
+async def ended_cost(
+    session: AsyncSession, station_id: str, transaction_id: str
+) -> EndedCost | None:
+    """The final cost of a transaction the station has ended, for its TransactionEvent Ended
+    answer: pricing-svc's once it is known (a repeated Ended), else the gateway's own figure
+    from the same snapshot; capped by the hold either way. None if it cannot be known."""
+    row = await Repository(session).session_by(station_id=station_id, transaction_id=transaction_id)
+    if row is None or row["completed_at"] is None or not row["currency"]:
+        return None
+    if row["final_cost_minor"] is not None:
+        amount = domain.capped_cost(row["final_cost_minor"], row["hold_amount_minor"])
+    elif row["cost_so_far_minor"] is not None and row["tariff"]:
+        amount = row["cost_so_far_minor"]
+    else:
+        return None
+    return EndedCost(amount, row["currency"])
 
 
 async def end_lost_transaction(

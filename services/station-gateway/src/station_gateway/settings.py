@@ -58,6 +58,20 @@ class Settings(ServiceSettings):
         description="a charging session whose station has not been seen for this long is "
         "completed from its last reading (a stop the station sends later changes nothing)",
     )
+    web_payment_validity_s: int = Field(
+        default=60,
+        ge=6,
+        le=3600,
+        description="OCPP 2.1 C25: how long a station's dynamic payment code is valid (its TOTP "
+        "time step); the step either side is accepted too",
+    )
+    web_payment_code_length: int = Field(default=10, ge=6, le=32)
+    web_payment_timeout_s: int = Field(
+        default=300,
+        gt=0,
+        description="a payer who opened a station's dynamic code holds its connector this long "
+        "(NotifyWebPaymentStarted): no other code is issued there meanwhile",
+    )
     max_message_bytes: int = Field(default=65_536, gt=0)
     credential_cache_s: float = Field(default=60.0, ge=0)
     simulated_meter_speedup: float = Field(

@@ -135,6 +135,9 @@ sessions = Table(
     Column("stop_reason", String(32), nullable=True),
     Column("completed_at", DateTime(timezone=True), nullable=True),
     Column("final_cost_minor", BigInteger, nullable=True),
+    # The payer agreed to at most the hold: the cost a station is told never exceeds it.
+    Column("hold_amount_minor", BigInteger, nullable=True),
+    Column("free_of_charge", Boolean, nullable=False, server_default=text("false")),
     # The plausibility judgement of the meter evidence (MeterJudgement as JSON).
     Column("meter_judgement", JSONB, nullable=True),
     Column("denial_reason", String(32), nullable=True),
@@ -173,6 +176,30 @@ station_commands = Table(
     Index(
         "ix_station_commands_pending", "station_id", "id", postgresql_where=text("done_at IS NULL")
     ),
+)
+
+# OCPP 2.1 C25: what a station's WebPaymentsCtrlr was given. The shared secret keys the
+# station's TOTP, so it is kept as it is (like the code signing key), never logged or shown.
+web_payment_terms = Table(
+    "web_payment_terms",
+    metadata,
+    Column("station_id", String(64), primary_key=True),
+    Column("shared_secret", Text, nullable=False),
+    Column("validity_s", Integer, nullable=False),
+    Column("code_length", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("provisioned_at", DateTime(timezone=True), nullable=True),
+)
+
+# A payer reached the landing page from a station's dynamic code: no other code is issued for
+# the connector until ``until`` or until the session leaves code_issued (NotifyWebPaymentStarted).
+web_payment_locks = Table(
+    "web_payment_locks",
+    metadata,
+    Column("station_id", String(64), primary_key=True),
+    Column("connector_id", Integer, primary_key=True),
+    Column("session_id", Uuid, nullable=False),
+    Column("until", DateTime(timezone=True), nullable=False),
 )
 
 signing_keys = Table(

@@ -83,7 +83,7 @@ async def test_201_code_start_meter_stop_cost(harness) -> None:  # type: ignore[
             meter_value=meter(t0, 50_000, "Transaction.Begin"),
         )
     )
-    assert started.id_token_info["status"] == "Accepted"
+    assert started.id_token_info["status"] == "Accepted" and started.total_cost is None
     charging = await harness.wait_event("ChargingStarted")
     assert charging[0]["transaction_id"] == "tx-201" and charging[0]["meter_start_wh"] == 50_000
 
@@ -97,8 +97,13 @@ async def test_201_code_start_meter_stop_cost(harness) -> None:  # type: ignore[
             meter_value=meter(t0 + timedelta(minutes=2), 50_500),
         )
     )
-    # Running cost from the tariff snapshot: 0.5 kWh at 0.40 EUR.
-    assert updated.total_cost == pytest.approx(0.2)
+    # totalCost is the final cost (only in the Ended answer); the running cost from the tariff
+    # snapshot (0.5 kWh at 0.40 EUR) is the driver's personal message.
+    assert updated.total_cost is None
+    assert updated.updated_personal_message == {
+        "format": "ASCII",
+        "content": "Cost so far: 0.20 EUR",
+    }
     await harness.wait_event("MeterValuesReported", topic=_topic("METER"))
 
     await harness.publish(
@@ -116,8 +121,10 @@ async def test_201_code_start_meter_stop_cost(harness) -> None:  # type: ignore[
         transaction_info={"transaction_id": "tx-201", "stopped_reason": "Remote"},
         meter_value=meter(t0 + timedelta(minutes=3), 50_600, "Transaction.End"),
     )
-    await station.call(ended)
-    await station.call(ended)
+    answers = [await station.call(ended), await station.call(ended)]
+    # The final cost from the same snapshot and judged meter values as pricing-svc's, also
+    # when the station repeats its Ended.
+    assert [a.total_cost for a in answers] == [pytest.approx(0.24), pytest.approx(0.24)]
     completed = await harness.wait_event("SessionCompleted")
     assert completed[0]["energy_wh"] == 600
     assert completed[0]["judgement"]["outcome"] == "accepted"

@@ -49,3 +49,30 @@ def test_a_long_or_unparseable_frame_is_truncated_and_escaped() -> None:
     text = loggable_frame("not json\r\n" + "x" * 5000)
     assert text.startswith("not json\\r\\n") and len(text) < 1100 and "(+" in text
     assert loggable_frame('[2,"1","Heartbeat",{}]') == '[2,"1","Heartbeat",{}]'
+
+
+def test_a_web_payment_shared_secret_never_reaches_the_log() -> None:
+    frame = json.dumps(
+        [
+            2,
+            "m-1",
+            "SetVariables",
+            {
+                "setVariableData": [
+                    {
+                        "attributeValue": "https://pay.example.org/{totp}",
+                        "component": {"name": "WebPaymentsCtrlr"},
+                        "variable": {"name": "URLTemplate"},
+                    },
+                    {
+                        "attributeValue": "the-shared-secret-0123456789",
+                        "component": {"name": "WebPaymentsCtrlr"},
+                        "variable": {"name": "SharedSecret"},
+                    },
+                ]
+            },
+        ]
+    )
+    logged = loggable_frame(frame)
+    assert "the-shared-secret-0123456789" not in logged
+    assert "https://pay.example.org/{totp}" in logged  # the rest stays readable

@@ -45,7 +45,7 @@ class StationConnected(_StationEvent):
     """A station opened its OCPP WebSocket to a gateway process."""
 
     type = "StationConnected"
-    ocpp_version: Literal["1.6", "2.0.1"]
+    ocpp_version: Literal["1.6", "2.0.1", "2.1"]
     gateway_instance: str
     connected_at: UtcDatetime
 

@@ -1,0 +1,368 @@
+"""OCPP 2.1 against a real uvicorn server, driven by the ``ocpp`` library's v21 as a station."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import websockets
+from ocpp.v21 import call
+from plugpay_events.contracts.sessions import (
+    SessionCostCalculated,
+    SessionLimits,
+    SessionStopRequested,
+)
+from plugpay_events.types import Money
+from plugpay_tariffs import SessionUsage, Tariff, calculate_cost
+
+pytestmark = pytest.mark.infra
+
+PASSWORD = "station-secret-1234"
+TARIFF = Tariff.model_validate(  # the harness's tariff snapshot
+    {
+        "id": "t-1",
+        "version": 1,
+        "currency": "EUR",
+        "elements": [{"price_components": [{"type": "ENERGY", "price": "0.40", "vat": "0"}]}],
+    }
+)
+
+
+def iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def meter(at: datetime, wh: float, context: str = "Sample.Periodic") -> list[dict]:
+    return [
+        {
+            "timestamp": iso(at),
+            "sampled_value": [
+                {
+                    "value": wh / 1000,
+                    "measurand": "Energy.Active.Import.Register",
+                    "context": context,
+                    "unit_of_measure": {"unit": "kWh"},
+                }
+            ],
+        }
+    ]
+
+
+async def test_21_is_offered_beside_16_and_201(harness) -> None:  # type: ignore[no-untyped-def]
+    """A station offering 2.1 first gets 2.1; the version is what presence reports."""
+    process = await harness.start_gateway()
+    await harness.register("EV-21V")
+    ws = await websockets.connect(
+        f"{process.ws}/EV-21V",
+        subprotocols=["ocpp2.1", "ocpp2.0.1"],  # type: ignore[list-item]
+        additional_headers={"Authorization": _basic("EV-21V")},
+    )
+    assert ws.subprotocol == "ocpp2.1"
+    await ws.close()
+    connected = await harness.wait_event("StationConnected", topic=_topic("STATIONS"))
+    assert connected[-1]["ocpp_version"] == "2.1"
+
+
+async def test_21_code_start_meter_stop(harness) -> None:  # type: ignore[no-untyped-def]
+    await harness.start_gateway()
+    await harness.register("EV-21")
+    station = await harness.connect("EV-21", "2.1")
+    booted = await station.call(
+        call.BootNotification(
+            charging_station={"model": "M21", "vendor_name": "Acme"}, reason="PowerUp"
+        )
+    )
+    assert booted.status == "Accepted"
+    reply = await station.call(
+        call.DataTransfer(
+            vendor_id="com.plugpay", message_id="RequestSessionCode", data={"connectorId": 1}
+        )
+    )
+    assert reply.status == "Accepted"
+    session_id = reply.data["session_id"]
+    shown = await harness.eventually(
+        lambda: len(station.got("SetDisplayMessage")) >= 2 and station.got("SetDisplayMessage")
+    )
+    assert shown[0]["message"] == {"format": "URI", "content": reply.data["qr"]}
+    assert reply.data["code"] in shown[1]["message"]["content"]
+
+    limits = SessionLimits(
+        max_energy_wh=10_000,
+        max_duration_s=3_600,
+        max_cost=Money(amount_minor=1_500, currency="EUR"),
+    )
+    await harness.authorize(session_id, "EV-21", limits=limits)
+    starts = await harness.eventually(lambda: station.got("RequestStartTransaction"))
+    remote_start_id = starts[0]["remote_start_id"]
+    id_token = starts[0]["id_token"]
+    assert starts[0]["evse_id"] == 1
+
+    t0 = datetime.now(UTC) - timedelta(minutes=5)
+    started = await station.call(
+        call.TransactionEvent(
+            event_type="Started",
+            timestamp=iso(t0),
+            trigger_reason="RemoteStart",
+            seq_no=0,
+            transaction_info={"transaction_id": "tx-21", "remote_start_id": remote_start_id},
+            id_token=id_token,
+            evse={"id": 1, "connector_id": 1},
+            meter_value=meter(t0, 50_000, "Transaction.Begin"),
+        )
+    )
+    assert started.id_token_info["status"] == "Accepted" and started.total_cost is None
+    # What billing authorised, for the station to stop at by itself (2.1 E16).
+    assert started.transaction_limit == {"max_cost": 15.0, "max_energy": 10_000, "max_time": 3_600}
+    [tariff] = await harness.eventually(lambda: station.got("ChangeTransactionTariff"))
+    assert tariff == {
+        "transaction_id": "tx-21",
+        "tariff": {
+            "tariff_id": "t-1:1",
+            "currency": "EUR",
+            "energy": {"prices": [{"price_kwh": 0.4}]},
+        },
+    }
+    charging = await harness.wait_event("ChargingStarted")
+    assert charging[0]["transaction_id"] == "tx-21" and charging[0]["meter_start_wh"] == 50_000
+
+    updated = await station.call(
+        call.TransactionEvent(
+            event_type="Updated",
+            timestamp=iso(t0 + timedelta(minutes=2)),
+            trigger_reason="MeterValuePeriodic",
+            seq_no=1,
+            transaction_info={"transaction_id": "tx-21", "charging_state": "Charging"},
+            meter_value=meter(t0 + timedelta(minutes=2), 50_500),
+        )
+    )
+    assert updated.total_cost is None
+    assert updated.updated_personal_message["content"] == "Cost so far: 0.20 EUR"
+    await harness.wait_event("MeterValuesReported", topic=_topic("METER"))
+
+    await harness.publish(
+        SessionStopRequested(
+            session_id=uuid.UUID(session_id), requested_by="driver", requested_at=datetime.now(UTC)
+        )
+    )
+    stops = await harness.eventually(lambda: station.got("RequestStopTransaction"))
+    assert stops[0]["transaction_id"] == "tx-21"
+    ended = await station.call(
+        call.TransactionEvent(
+            event_type="Ended",
+            timestamp=iso(t0 + timedelta(minutes=3)),
+            trigger_reason="RemoteStop",
+            seq_no=2,
+            transaction_info={"transaction_id": "tx-21", "stopped_reason": "Remote"},
+            meter_value=meter(t0 + timedelta(minutes=3), 50_600, "Transaction.End"),
+            # The station's own calculation is a claim: accepted, never billed or echoed.
+            cost_details={
+                "total_cost": {
+                    "currency": "EUR",
+                    "type_of_cost": "NormalCost",
+                    "total": {"incl_tax": 99.0},
+                },
+                "total_usage": {"energy": 600, "charging_time": 180, "idle_time": 0},
+            },
+        )
+    )
+    assert ended.total_cost == pytest.approx(0.24)  # 0.6 kWh at 0.40 EUR, at the end only
+    completed = await harness.wait_event("SessionCompleted")
+    assert completed[0]["energy_wh"] == 600
+    assert completed[0]["judgement"]["outcome"] == "accepted"
+    assert completed[0]["stop_reason"] == "driver_stopped"
+    await harness.close(station)
+
+
+async def test_21_nothing_but_a_boot_before_the_boot(harness) -> None:  # type: ignore[no-untyped-def]
+    """2.1 B02/B03 as 2.0.1: before the boot was accepted every call, a Heartbeat included, is
+    answered SecurityError; after it the same Heartbeat is answered."""
+    process = await harness.start_gateway()
+    await harness.register("EV-21B")
+    ws = await websockets.connect(
+        f"{process.ws}/EV-21B",
+        subprotocols=["ocpp2.1"],  # type: ignore[list-item]
+        additional_headers={"Authorization": _basic("EV-21B")},
+    )
+
+    async def exchange(frame: list) -> list:  # type: ignore[type-arg]
+        await ws.send(json.dumps(frame))
+        return list(json.loads(await asyncio.wait_for(ws.recv(), 5)))
+
+    assert (await exchange([2, "h1", "Heartbeat", {}]))[:3] == [4, "h1", "SecurityError"]
+    status = {
+        "timestamp": iso(datetime.now(UTC)),
+        "connectorStatus": "Available",
+        "evseId": 1,
+        "connectorId": 1,
+    }
+    answer = await exchange([2, "s1", "StatusNotification", status])
+    assert answer[:3] == [4, "s1", "SecurityError"]
+    boot = {"chargingStation": {"model": "M", "vendorName": "A"}, "reason": "PowerUp"}
+    booted = await exchange([2, "b1", "BootNotification", boot])
+    assert booted[0] == 3 and booted[2]["status"] == "Accepted"
+    assert (await exchange([2, "h2", "Heartbeat", {}]))[:2] == [3, "h2"]
+    await ws.close()
+
+
+async def test_21_a_transaction_started_after_the_start_deadline_is_invalid(  # type: ignore[no-untyped-def]
+    harness,
+) -> None:
+    """The gateway's start deadline holds for 2.1 too: a late Started is answered Invalid
+    (no limit for a transaction that may not run) and the session given up once."""
+    await harness.start_gateway(presence_sweep_s=3600)  # no sweep: the start itself decides
+    await harness.register("EV-21L")
+    station = await harness.connect("EV-21L", "2.1")
+    await station.call(
+        call.BootNotification(charging_station={"model": "M", "vendor_name": "A"}, reason="PowerUp")
+    )
+    reply = await station.call(
+        call.DataTransfer(
+            vendor_id="com.plugpay", message_id="RequestSessionCode", data={"connectorId": 1}
+        )
+    )
+    session_id = reply.data["session_id"]
+    past = datetime.now(UTC) - timedelta(seconds=1)  # passed while the start was on its way
+    limits = SessionLimits(max_energy_wh=10_000)
+    await harness.authorize(session_id, "EV-21L", limits=limits, start_deadline=past)
+    [start] = await harness.eventually(lambda: station.got("RequestStartTransaction"))
+    now = datetime.now(UTC)
+    late = await station.call(
+        call.TransactionEvent(
+            event_type="Started",
+            timestamp=iso(now),
+            trigger_reason="RemoteStart",
+            seq_no=0,
+            transaction_info={
+                "transaction_id": "tx-21l",
+                "remote_start_id": start["remote_start_id"],
+            },
+            id_token=start["id_token"],
+            evse={"id": 1, "connector_id": 1},
+            meter_value=meter(now, 50_000, "Transaction.Begin"),
+        )
+    )
+    assert late.id_token_info["status"] == "Invalid" and late.transaction_limit is None
+    [abandoned] = await harness.wait_event("SessionAbandoned")
+    assert (abandoned["session_id"], abandoned["reason"]) == (session_id, "start_timeout")
+    assert not [e for e in await harness.events() if e.type == "ChargingStarted"]
+    assert not station.got("ChangeTransactionTariff")
+    await harness.close(station)
+
+
+async def test_21_final_cost_is_capped_by_the_hold(harness) -> None:  # type: ignore[no-untyped-def]
+    """A station metering more than the payer agreed to pay is told the capped cost, in the
+    Ended answer and in the CostUpdated after pricing-svc's figure: what billing charges."""
+    await harness.start_gateway()
+    await harness.register("EV-21C")
+    station = await harness.connect("EV-21C", "2.1")
+    await station.call(
+        call.BootNotification(charging_station={"model": "M", "vendor_name": "A"}, reason="PowerUp")
+    )
+    reply = await station.call(
+        call.DataTransfer(
+            vendor_id="com.plugpay", message_id="RequestSessionCode", data={"connectorId": 1}
+        )
+    )
+    session_id = reply.data["session_id"]
+    await harness.authorize(session_id, "EV-21C", hold_minor=100)
+    [start] = await harness.eventually(lambda: station.got("RequestStartTransaction"))
+    t0 = datetime.now(UTC) - timedelta(minutes=40)
+    await station.call(
+        call.TransactionEvent(
+            event_type="Started",
+            timestamp=iso(t0),
+            trigger_reason="RemoteStart",
+            seq_no=0,
+            transaction_info={
+                "transaction_id": "tx-21c",
+                "remote_start_id": start["remote_start_id"],
+            },
+            id_token=start["id_token"],
+            evse={"id": 1, "connector_id": 1},
+            meter_value=meter(t0, 10_000, "Transaction.Begin"),
+        )
+    )
+    ended = call.TransactionEvent(
+        event_type="Ended",
+        timestamp=iso(t0 + timedelta(minutes=30)),
+        trigger_reason="EVCommunicationLost",
+        seq_no=1,
+        transaction_info={"transaction_id": "tx-21c", "stopped_reason": "EVDisconnected"},
+        meter_value=meter(t0 + timedelta(minutes=30), 15_000, "Transaction.End"),
+    )
+    # 5 kWh at 0.40 EUR is 2.00 EUR; the payer agreed to at most 1.00 EUR.
+    assert (await station.call(ended)).total_cost == pytest.approx(1.0)
+    completed = await harness.wait_event("SessionCompleted")
+    assert completed[0]["energy_wh"] == 5_000
+    await harness.publish(
+        SessionCostCalculated(
+            session_id=uuid.UUID(session_id),
+            user_id=uuid.uuid4(),
+            station_id="EV-21C",
+            total=Money(amount_minor=200, currency="EUR"),
+            breakdown=calculate_cost(
+                TARIFF,
+                SessionUsage.linear(t0, 5_000, t0 + timedelta(minutes=30)),
+                "Europe/Berlin",
+            ),
+            calculated_at=datetime.now(UTC),
+        )
+    )
+    costs = await harness.eventually(lambda: station.got("CostUpdated"))
+    assert costs[0] == {"total_cost": 1.0, "transaction_id": "tx-21c"}
+    # A repeated Ended after pricing-svc's figure: the same capped cost.
+    assert (await station.call(ended)).total_cost == pytest.approx(1.0)
+    await harness.close(station)
+
+
+async def test_21_a_free_session_is_told_it_costs_nothing(harness) -> None:  # type: ignore[no-untyped-def]
+    """Free of charge (the station's access policy): 0.00 at the end, as OCPP asks (an absent
+    totalCost would not mean free), nothing running, and no tariff sent to the station."""
+    await harness.start_gateway()
+    await harness.register("EV-21F")
+    station = await harness.connect("EV-21F", "2.1")
+    await station.call(
+        call.BootNotification(charging_station={"model": "M", "vendor_name": "A"}, reason="PowerUp")
+    )
+    reply = await station.call(
+        call.DataTransfer(
+            vendor_id="com.plugpay", message_id="RequestSessionCode", data={"connectorId": 1}
+        )
+    )
+    await harness.authorize(reply.data["session_id"], "EV-21F", free_of_charge=True)
+    [start] = await harness.eventually(lambda: station.got("RequestStartTransaction"))
+    t0 = datetime.now(UTC) - timedelta(minutes=10)
+
+    def event(kind: str, seq: int, minutes: int, wh: int, **info: str) -> call.TransactionEvent:
+        return call.TransactionEvent(
+            event_type=kind,
+            timestamp=iso(t0 + timedelta(minutes=minutes)),
+            trigger_reason="RemoteStart" if kind == "Started" else "MeterValuePeriodic",
+            seq_no=seq,
+            transaction_info={"transaction_id": "tx-21f", **info},
+            meter_value=meter(t0 + timedelta(minutes=minutes), wh),
+            **({"id_token": start["id_token"]} if kind == "Started" else {}),
+        )
+
+    await station.call(event("Started", 0, 0, 1_000, remote_start_id=start["remote_start_id"]))
+    updated = await station.call(event("Updated", 1, 2, 1_500))
+    assert updated.updated_personal_message["content"] == "Cost so far: 0.00 EUR"
+    ended = await station.call(event("Ended", 2, 4, 2_000, stopped_reason="EVDisconnected"))
+    assert ended.total_cost == 0.0
+    await harness.wait_event("SessionCompleted")
+    assert not station.got("ChangeTransactionTariff")
+    await harness.close(station)
+
+
+def _basic(station_id: str) -> str:
+    return "Basic " + base64.b64encode(f"{station_id}:{PASSWORD}".encode()).decode()
+
+
+def _topic(name: str):  # type: ignore[no-untyped-def]
+    from plugpay_events import topics
+
+    return getattr(topics, name)
