@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from plugpay_platform.database import Database
-from plugpay_platform.security import CurrentDriver, CurrentPrincipal
+from plugpay_platform.security import CurrentPayer, CurrentPrincipal
 
 from session_svc.domain import SessionStatus
 from session_svc.live import SessionUpdates
@@ -48,7 +48,7 @@ Db = Annotated[Database, Depends(_database)]
 
 @router.post("/scan", status_code=202, response_model=ScanAccepted)
 async def scan(
-    body: ScanRequest, driver: CurrentDriver, service: Service, request: Request
+    body: ScanRequest, driver: CurrentPayer, service: Service, request: Request
 ) -> ScanAccepted:
     """The phone sends what it scanned (QR URL or token) or what the driver typed."""
     client_ip = request.client.host if request.client else None
@@ -58,7 +58,7 @@ async def scan(
 
 @router.post("/codes/lookup", response_model=CodePreview)
 async def lookup_code(
-    body: CodeLookup, driver: CurrentDriver, service: Service, request: Request
+    body: CodeLookup, driver: CurrentPayer, service: Service, request: Request
 ) -> CodePreview:
     """A typed or scanned code's station, connector and expiry, so the app shows the price
     before the driver confirms; claims nothing; a typed code counts against the typed-code rate
@@ -69,7 +69,7 @@ async def lookup_code(
 
 @router.post("/codes/release", status_code=204)
 async def release_code(
-    body: CodeLookup, driver: CurrentDriver, service: Service, request: Request
+    body: CodeLookup, driver: CurrentPayer, service: Service, request: Request
 ) -> None:
     """Cancel before starting: the code is retired and the charger free for the next driver
     (the code in the body, as for a lookup; a typed code counts against the same limit)."""

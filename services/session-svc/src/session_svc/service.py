@@ -20,6 +20,7 @@ from plugpay_events.session_code import (
     SessionCodeClaims,
     SessionCodeRejected,
     UnverifiedCode,
+    code_binding,
     looks_like_session_code,
     normalise_typed_code,
     read_session_code,
@@ -116,6 +117,8 @@ class SessionService:
                 )
             session_id, claims = await self._resolve(db, presented, content, typed, now)
             _, result = await self._check_code(db, principal, session_id, claims, now)
+            if principal.is_guest:
+                await self._count_guest_scan(db, result.station_id, client_ip, now)
             if not await repository.claim_scan(db, result.session_id, principal.user_id, result):
                 raise Refusal("code_used", "this code was already used", status_code=409)
             await self.outbox.add(db, self._wrap([result]))
@@ -264,7 +267,13 @@ class SessionService:
         """What a driver presented: a QR code read (not yet verified against its key) or a
         well-formed typed code (counted against the typed-code limits: they are short), as
         ``(content, presented, typed)``; one of the last two is empty."""
-        if not principal.email_verified:
+        if principal.is_guest:
+            if principal.guest_code != code_binding(raw):
+                # A guest's token is the capability for one code, never a pass for others.
+                raise Refusal(
+                    "code_not_guests", "this guest checkout is for another code", status_code=403
+                )
+        elif not principal.email_verified:
             raise Refusal(
                 "account_unverified", "verify your e-mail address before paying", status_code=403
             )
@@ -279,6 +288,27 @@ class SessionService:
             raise Refusal("code_malformed", "this is not a Plugpay code", status_code=400)
         await self._count_typed_lookup(principal.user_id, client_ip, now)
         return content, None, typed
+
+    async def _count_guest_scan(
+        self, db: AsyncSession, station_id: str, client_ip: str | None, now: datetime
+    ) -> None:
+        """Guest scans per station and per address, counted in the scan's own transaction: a
+        scan that wins places a card pre-authorisation, so these bound card testing."""
+        window = self.settings.guest_window_s
+        start = datetime.fromtimestamp(math.floor(now.timestamp() / window) * window, UTC)
+        retry_after = max(1, math.ceil((start + timedelta(seconds=window) - now).total_seconds()))
+        station_hits = await repository.count_hit(db, f"guest-station:{station_id}", start)
+        ip_hits = await repository.count_hit(db, f"guest-ip:{client_ip}", start) if client_ip else 0
+        if (
+            station_hits > self.settings.guest_scans_per_station
+            or ip_hits > self.settings.guest_scans_per_ip
+        ):
+            raise Refusal(
+                "too_many_requests",
+                "too many guest checkouts here; wait a moment or log in",
+                status_code=429,
+                headers={"Retry-After": str(retry_after)},
+            )
 
     async def _count_typed_lookup(
         self, user_id: uuid.UUID, client_ip: str | None, now: datetime

@@ -33,6 +33,11 @@ class Settings(ServiceSettings):
     typed_lookups_per_ip: int = Field(default=30, ge=1)
     typed_lookup_window_s: int = Field(default=60, ge=1)
     sse_keepalive_s: float = Field(default=15.0, gt=0)
+    # Guests (no account) start card pre-authorisations: scans per station and per address in a
+    # window, so a visible QR code cannot be turned into a card-testing machine.
+    guest_scans_per_station: int = Field(default=10, ge=1)
+    guest_scans_per_ip: int = Field(default=5, ge=1)
+    guest_window_s: int = Field(default=600, ge=1)
 
     @field_validator("code_verification_jwks", mode="before")
     @classmethod
