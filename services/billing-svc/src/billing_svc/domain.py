@@ -633,6 +633,20 @@ def choose_funding(
     )
 
 
+def decline_message(code: str) -> str:
+    """What a driver or guest is told when the card pre-authorisation is refused."""
+    if code == "authentication_required":
+        # The hold is placed when the charger is ready, without the cardholder at hand: a card
+        # whose bank insists on 3-D Secure for it cannot be used this way.
+        return (
+            "Your bank wants to confirm this payment (3-D Secure), which it cannot do for a "
+            "charging pre-authorisation; use another card."
+        )
+    if code == "insufficient_funds":
+        return "Your card was declined: not enough funds for the pre-authorisation."
+    return f"Your card was declined ({code})."
+
+
 @dataclass(frozen=True)
 class ShortfallPlan:
     """How the part of a cost not covered by the hold is collected, in this order."""

@@ -21,7 +21,13 @@ from plugpay_events.outbox import Outbox
 from plugpay_events.types import Money
 from plugpay_platform.database import Database
 from plugpay_platform.errors import Refusal
-from plugpay_platform.security import CurrentDriver, CurrentOperator, CurrentPrincipal, Principal
+from plugpay_platform.security import (
+    CurrentDriver,
+    CurrentOperator,
+    CurrentPayer,
+    CurrentPrincipal,
+    Principal,
+)
 from plugpay_tariffs import CURRENCIES
 from pydantic import AfterValidator
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -85,6 +91,17 @@ async def require_verified_driver(request: Request, driver: CurrentDriver) -> Pr
 
 
 VerifiedDriver = Annotated[Principal, Depends(require_verified_driver)]
+
+
+async def require_card_holder(request: Request, payer: CurrentPayer) -> Principal:
+    """A verified driver, or a guest paying one session (its token bound to one code; session-
+    svc counts guest scans per station and address, and each guest holds one card)."""
+    if payer.is_guest:
+        return payer
+    return await require_verified_driver(request, payer)
+
+
+CardHolder = Annotated[Principal, Depends(require_card_holder)]
 
 
 def _client_address(request: Request) -> str | None:
@@ -335,7 +352,7 @@ async def list_methods(request: Request, driver: CurrentDriver) -> list[schemas.
 @router.post("/payment-methods", response_model=schemas.PaymentMethodView, status_code=201)
 async def add_method(
     request: Request,
-    driver: VerifiedDriver,
+    driver: CardHolder,
     body: schemas.AddPaymentMethodRequest,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
@@ -343,7 +360,12 @@ async def add_method(
 
     async def effect(session: AsyncSession) -> Answer | ProcessorCall:
         method, events = await payment_methods.add_payment_method(
-            billing, session, driver.user_id, body.token, _client_address(request)
+            billing,
+            session,
+            driver.user_id,
+            body.token,
+            _client_address(request),
+            guest=driver.is_guest,
         )
         return 201, _method_view(method).model_dump(mode="json"), events
 
