@@ -101,6 +101,8 @@ POLICY: dict[tuple[str, str], frozenset[str] | str] = {
     ("PUT", "/billing/auto-topup"): DRIVERS,
     ("PUT", "/billing/funding-preference"): DRIVERS,
     ("GET", "/billing/receipts/{session_id}"): frozenset({"op_a", "admin"}),
+    # mailing an invoice to a typed address: its payer only (driver 1 here), 404 for all others
+    ("POST", "/billing/receipts/{session_id}/mail"): frozenset(),
     ("GET", "/billing/operator/revenue"): frozenset({"op_a", "op_b", "admin", "analyst"}),
     ("POST", "/billing/operator/refunds"): OPERATORS,
     ("GET", "/billing/operator/refunds"): OPERATORS,  # a session's refunds (its station's org)

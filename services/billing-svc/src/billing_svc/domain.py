@@ -819,6 +819,21 @@ class LegalProfile:
     invoice_prefix: str
 
 
+# At most this many invoice mails per session on the payer's request (an address typed by a
+# guest is not verified: the limit keeps the invoice mail from becoming a way to send spam).
+INVOICE_MAILS_PER_SESSION = 3
+EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+
+
+def buyer_problem(email: str, vat_id: str) -> tuple[str, str] | None:
+    """What is wrong with the buyer details a payer typed (both already normalised)."""
+    if len(email) > 254 or not EMAIL_PATTERN.fullmatch(email):
+        return "invalid_email", "this is not a valid e-mail address"
+    if vat_id and not VAT_ID_PATTERN.fullmatch(vat_id):
+        return "invalid_vat_id", "a VAT id is a country code and 2 to 13 letters or digits"
+    return None
+
+
 def normalised_vat_id(vat_id: str) -> str:
     return re.sub(r"[\s.-]", "", vat_id).upper()
 

@@ -475,6 +475,24 @@ async def get_receipt(
     return _document_response(doc, chosen, f"invoice-{row.invoice_number or session_id}")
 
 
+@router.post("/receipts/{session_id}/mail", status_code=202)
+async def mail_receipt(
+    request: Request,
+    principal: CurrentPrincipal,
+    session_id: uuid.UUID,
+    body: schemas.MailInvoiceRequest,
+) -> dict[str, str]:
+    """The payer's own invoice mailed to an address they type (a guest has no account address),
+    naming their VAT id if given; a few times per session at most."""
+    now = _billing(request).clock()
+    async with _db(request).write() as session:
+        event = await invoicing.mail_invoice(
+            session, principal.user_id, session_id, email=body.email, vat_id=body.vat_id, now=now
+        )
+        await _outbox.add(session, wrap_all([event]))
+    return {"status": "queued", "email": event.email}
+
+
 @router.get("/credit-notes/{refund_id}", response_model=None)
 async def get_credit_note(
     request: Request,

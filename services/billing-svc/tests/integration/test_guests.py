@@ -5,6 +5,7 @@ released; a declined card and a card that insists on 3-D Secure are refused in p
 from __future__ import annotations
 
 import asyncio
+import base64
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -118,3 +119,58 @@ async def test_a_guest_without_a_card_is_denied_before_any_processor_call(h: Har
     # billing cannot tell a guest from a driver with an empty wallet: the same denial
     assert denied["reason"] == "insufficient_funds"
     assert not h.processor.intents
+
+
+async def test_a_guest_mails_its_invoice_to_an_address_it_types_with_its_vat_id(
+    h: Harness,
+) -> None:
+    payer = uuid.uuid4()
+    assert (await add_card(h, payer, "pm_card_visa")).status_code == 201
+    event = priced(payer)
+    await h.publish(event)
+    await h.wait_for("SessionAuthorized", event.session_id)
+    await h.publish(cost_for(event, 7_000))
+    await h.wait_for("SessionBilled", event.session_id)
+    path = f"/billing/receipts/{event.session_id}"
+    assert (await h.client.get(path, headers=guest(h, payer))).json()["buyer"]["email"] is None
+
+    mail = f"{path}/mail"
+    for body, reason in (
+        ({"email": "not-an-address"}, "invalid_email"),
+        ({"email": "a@b.example", "vat_id": "12"}, "invalid_vat_id"),
+    ):
+        refused = await h.client.post(mail, json=body, headers=guest(h, payer))
+        assert (refused.status_code, refused.json()["reason"]) == (422, reason)
+    # nobody else's invoice: another guest, a driver, the station's operator
+    for stranger in (guest(h, uuid.uuid4()), h.headers(uuid.uuid4())):
+        other = await h.client.post(mail, json={"email": "x@y.example"}, headers=stranger)
+        assert other.status_code == 404
+    sent = await h.client.post(
+        mail,
+        json={"email": " Fleet@Business.example ", "vat_id": "de 123.456.789"},
+        headers=guest(h, payer),
+    )
+    assert sent.status_code == 202, sent.text
+    [asked] = await h.emitted("InvoiceMailRequested", payer)
+    assert asked["email"] == "fleet@business.example"
+    assert asked["session_id"] == str(event.session_id)
+    assert asked["card_charged"]["amount_minor"] == 333
+    pdf = base64.b64decode(asked["document_pdf"])
+    assert pdf.startswith(b"%PDF")
+    # the invoice now names its buyer, and the VAT id stays as first named
+    document = (await h.client.get(path, headers=guest(h, payer))).json()
+    assert document["buyer"] == {"email": "fleet@business.example", "vat_id": "DE123456789"}
+    changed = await h.client.post(
+        mail, json={"email": "b@c.example", "vat_id": "FR12345678901"}, headers=guest(h, payer)
+    )
+    assert (changed.status_code, changed.json()["reason"]) == (409, "buyer_vat_id_set")
+    again = [
+        (await h.client.post(mail, json={"email": "b@c.example"}, headers=guest(h, payer)))
+        for _ in range(3)
+    ]
+    assert [r.status_code for r in again] == [202, 202, 429]  # three mails per session
+    assert again[-1].json()["reason"] == "too_many_invoice_mails"
+    assert len(await h.emitted("InvoiceMailRequested", payer)) == 3
+    # the first buyer stays the invoice's buyer; later mails only go to the other address
+    document = (await h.client.get(path, headers=guest(h, payer))).json()
+    assert document["buyer"]["email"] == "fleet@business.example"
