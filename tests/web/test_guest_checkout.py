@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 from playwright.sync_api import expect
+from plugpay_testing import eventually_blocking
 from web_support import STATION_PASSWORD, shot
 
 
@@ -66,6 +67,20 @@ def test_a_guest_pays_by_card_charges_and_gets_the_receipt(
     phone.get_by_role("link", name="View receipt").click()
     expect(phone.locator("#receipt-total")).to_contain_text("EUR")
     shot(phone, "guest-receipt")
+    # The invoice to an address the guest types, as a business invoice with a VAT id.
+    phone.get_by_label("E-mail address").fill("fleet@business.example")
+    phone.get_by_label(re.compile("VAT ID")).fill("DE 123 456 789")
+    phone.get_by_role("button", name="Send invoice").click()
+    expect(phone.locator("#invoice-sent")).to_contain_text("fleet@business.example")
+    mailbox = phone.context.new_page()
+
+    def mailed() -> list[Any]:
+        mails = mailbox.request.get(plugpay.base_url + "/dev/mailbox.json").json()
+        return [m for m in mails if "fleet@business.example" in m["to"]]
+
+    [mail] = eventually_blocking(mailed, within=30, what="the invoice in the mailbox")
+    assert [a["content_type"] for a in mail["attachments"]] == ["application/pdf"]
+    mailbox.close()
 
     # Exactly the cost went to the card; the guest's token reads this session and nothing else.
     token = phone.evaluate("JSON.parse(sessionStorage.getItem('plugpay.guest')).access")
@@ -73,6 +88,7 @@ def test_a_guest_pays_by_card_charges_and_gets_the_receipt(
     assert status == 200
     assert receipt["funding_split"]["card"] == receipt["charged"]
     assert receipt["charged"]["amount_minor"] == receipt["total_incl_vat"]["amount_minor"] > 0
+    assert receipt["buyer"] == {"email": "fleet@business.example", "vat_id": "DE123456789"}
     assert plugpay.request("GET", "/billing/account", token=token)[0] == 403
     listed = plugpay.request("GET", "/sessions", token=token)[1]["items"]
     assert [s["session_id"] for s in listed] == [session_id]

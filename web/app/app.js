@@ -4,7 +4,7 @@ import { announce, download, field, focusHeading, h, put, s } from "./shared/dom
 import { duration, kw, kwh, money, toMinor, when } from "./shared/format.js";
 import { explain } from "./shared/reasons.js";
 import { store } from "./store.js";
-import { guestCheckoutPage } from "./guest.js";
+import { guestCheckoutPage, invoiceMailForm } from "./guest.js";
 
 const view = document.getElementById("view");
 const PENDING = "plugpay.pending";
@@ -702,6 +702,7 @@ async function receiptPage(id) {
     doc.outstanding_debt.amount_minor ? h("p", {}, "Still to pay: ", doc.outstanding_debt.text) : null,
     (doc.notes || []).map((note) => h("p", { class: "receipt-note" }, note)),
     h("div", { class: "row" }, pdf, html));
+  if (!offline) box.after(invoiceMailForm(id, { problem, busy }));
 }
 
 async function syncSessions() {

@@ -104,3 +104,26 @@ export async function guestCheckoutPage(ui) {
     }
   });
 }
+
+/** The invoice mailed to an address the payer types (a guest has no account address), with a
+ *  VAT id for a business invoice. */
+export function invoiceMailForm(sessionId, { problem, busy }) {
+  const email = h("input", { type: "email", name: "email", autocomplete: "email", required: true, id: "invoice-email" });
+  const vat = h("input", { type: "text", name: "vat_id", autocomplete: "off", id: "invoice-vat-id", placeholder: "e.g. DE123456789" });
+  const message = h("div", { "aria-live": "polite" });
+  const send = h("button", { type: "submit", class: "secondary" }, "Send invoice");
+  return h("form", {
+    class: "card", id: "invoice-mail", novalidate: true,
+    onsubmit: async (e) => {
+      e.preventDefault();
+      busy(send, true);
+      put(message, );
+      try {
+        const sent = await api("POST", `/billing/receipts/${sessionId}/mail`, { json: { email: email.value, vat_id: vat.value } });
+        put(message, h("p", { role: "status", id: "invoice-sent" }, "Invoice sent to ", sent.email, "."));
+        announce("Invoice sent");
+      } catch (error) { put(message, problem(error)); } finally { busy(send, false); }
+    },
+  }, h("h2", {}, "Invoice by e-mail"), field("E-mail address", email),
+  field("VAT ID (optional, for a business invoice)", vat, "Named on the invoice once given."), send, message);
+}
