@@ -174,3 +174,30 @@ async def test_a_guest_mails_its_invoice_to_an_address_it_types_with_its_vat_id(
     # the first buyer stays the invoice's buyer; later mails only go to the other address
     document = (await h.client.get(path, headers=guest(h, payer))).json()
     assert document["buyer"]["email"] == "fleet@business.example"
+
+
+async def test_a_station_that_overbills_a_guest_is_capped_at_the_pre_authorisation(
+    h: Harness,
+) -> None:
+    payer = uuid.uuid4()
+    assert (await add_card(h, payer, "pm_card_visa")).status_code == 201
+    event = priced(payer)
+    await h.publish(event)
+    authorized = await h.wait_for("SessionAuthorized", event.session_id)
+    held = authorized["hold_amount"]["amount_minor"]
+    claimed = cost_for(event, 120_000)  # 120 kWh at 0.476: 57.12 EUR > the 50.00 held
+    assert claimed.total.amount_minor == 5712 > held
+    await h.publish(claimed)
+    billed = await h.wait_for("SessionBilled", event.session_id)
+    assert billed["charged"]["amount_minor"] == held and billed["outstanding_debt"] is None
+    assert billed["card_charged"]["amount_minor"] == held
+    assert billed["capped"]["amount_minor"] == 5712 - held
+    [intent] = h.processor.intents.values()
+    captured = await eventually(
+        lambda: asyncio.sleep(0, intent if intent.status == "succeeded" else None),
+        what="the capture at the processor",
+    )
+    assert captured.amount_received == held  # never more than the guest agreed to
+    assert [i for i in h.processor.intents.values() if not i.capture_manual] == []
+    books = await h.balances()
+    assert books[f"revenue:EUR:{ORG}"][3] + books[f"vat_payable:EUR:{ORG}"][3] == held
