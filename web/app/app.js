@@ -589,7 +589,9 @@ function sessionView(x, receipt, doc) {
   if (status === "denied" || status === "abandoned" || status === "expired" || status === "failed") {
     const reason = (x.denial && x.denial.reason) || x.abandoned_reason || x.failure_reason || status;
     const { title, next } = explain(reason, x.denial && x.denial.message);
-    out.push(h("div", { class: "alert error", role: "alert", id: "denial", dataset: { reason } }, h("strong", {}, title), h("p", {}, next),
+    // A guest has no account page to fix a card in: its way on is said below instead.
+    out.push(h("div", { class: "alert error", role: "alert", id: "denial", dataset: { reason } }, h("strong", {}, title),
+      auth.loggedIn || reason !== "payment_declined" ? h("p", {}, next) : null,
       reason === "payment_declined" && x.denial && x.denial.message ? h("p", { id: "denial-detail" }, x.denial.message) : null,
       x.hold_released ? h("p", {}, "The reserved ", money(x.hold_released), " is free again.") : null),
     auth.loggedIn ? h("div", { class: "stack" },
@@ -1030,7 +1032,7 @@ async function route() {
     // Finding a charger needs no account: prices and public chargers are public information.
     if (head === "find" && !auth.loggedIn) return await findPage();
     // A guest (no account) pays for one code and follows that one session and its receipt.
-    if (head === "guest") return await guestCheckoutPage({ page, problem, busy, go, lookupCode, scanWhenReady });
+    if (head === "guest") return auth.loggedIn ? go("#/confirm") : await guestCheckoutPage({ page, problem, busy, go, lookupCode, scanWhenReady });
     if (!auth.loggedIn && guest.token && head === "session" && arg) return await sessionPage(arg);
     if (!auth.loggedIn && guest.token && head === "receipt" && arg) return await receiptPage(arg);
     if (needLogin()) return;
