@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import contextlib
 import multiprocessing as mp
-import os
 import random
 import sys
 import time
@@ -42,9 +41,6 @@ from common import (
 )
 
 GATEWAY_PORT = PORT_BASE + 2
-# A real station boots and reports its connectors on connect; BENCH_CONN_BOOT=0 skips that
-# (connection and heartbeats only), which ramps several times faster here.
-BOOT = os.environ.get("BENCH_CONN_BOOT", "1") == "1"
 
 
 def station_ids(n: int) -> list[str]:
@@ -99,7 +95,8 @@ async def _client_main(ids: list[str], password: str, cmd: Any, out: Any) -> Non
             st = SimulatedStation(sid, url, password, meter_interval_s=3600)
             async with sem:
                 try:
-                    await asyncio.wait_for(st.connect(boot=BOOT), 60)
+                    # A real station boots before it talks (nothing else is answered before).
+                    await asyncio.wait_for(st.connect(), 60)
                     stations.append(st)
                     return
                 except Exception as error:

@@ -113,7 +113,6 @@ def main() -> None:
                 "scans": raw["scans"],
                 "started": len(raw["latency_ms"]),
                 "failures": raw["failures"],
-                "code_retries": raw["code_retries"],
                 "errors": raw["errors"][:5],
                 "scan_to_start_ms": percentiles(raw["latency_ms"]),
             }

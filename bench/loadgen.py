@@ -33,7 +33,6 @@ CODE_LEAD_S = 1.5  # the code is requested this long before the planned scan
 COOLDOWN_S = 2.0  # a connector rests this long after the driver unplugged
 # A phone whose code the store has not read yet asks again after this long (the API's
 # Retry-After is 1 s; the app retries sooner while the driver looks at the price screen).
-RETRY_S = 0.5
 
 
 @dataclass
@@ -116,7 +115,6 @@ async def _worker(spec: StepSpec, index: int, ready: Any, go: Any) -> dict[str, 
         "scans": len(mine),
         "worker": index,
         "pid": os.getpid(),
-        "code_retries": 0,
     }
 
     def fail(reason: str) -> None:
@@ -139,21 +137,14 @@ async def _worker(spec: StepSpec, index: int, ready: Any, go: Any) -> dict[str, 
                 fail(f"code:{type(error).__name__}:{str(error)[:60]}")
                 return
             await asyncio.sleep(max(0.0, planned - time.time()))
-            session_id = None
-            while session_id is None:
-                try:
-                    session_id = await phone.scan(issued["qr"])
-                except DriverError as error:
-                    # The store learns a new code from the log; the app asks again shortly.
-                    retry = error.reason in {"code_invalid", "code_not_ready"}
-                    if not retry or time.time() > planned + spec.timeout_s:
-                        fail(f"scan:{error.reason}")
-                        return
-                    out["code_retries"] += 1
-                    await asyncio.sleep(RETRY_S)
-                except Exception as error:
-                    fail(f"scan:{type(error).__name__}")
-                    return
+            try:  # a code just shown is accepted at once: every refusal is final
+                session_id = await phone.scan(issued["qr"])
+            except DriverError as error:
+                fail(f"scan:{error.reason}")
+                return
+            except Exception as error:
+                fail(f"scan:{type(error).__name__}")
+                return
             try:
                 started = await asyncio.wait_for(fut, planned + spec.timeout_s - time.time())
             except TimeoutError:
@@ -249,7 +240,6 @@ def run_step(spec: StepSpec, on_start: Any = None) -> dict[str, Any]:
         "slot_late": 0,
         "scans": 0,
         "errors": [],
-        "code_retries": 0,
     }
     for _ in range(spec.workers):
         try:
@@ -263,7 +253,6 @@ def run_step(spec: StepSpec, on_start: Any = None) -> dict[str, Any]:
         merged["latency_ms"] += r["latency_ms"]
         merged["billed_ms"] += r["billed_ms"]
         merged["slot_late"] += r["slot_late"]
-        merged["code_retries"] += r["code_retries"]
         merged["scans"] += r["scans"]
         for k, v in r["failures"].items():
             merged["failures"][k] = merged["failures"].get(k, 0) + v

@@ -53,7 +53,6 @@ def summarise(raw: dict, rate: float, duration: float) -> dict:
         "started": ok,
         "failures": raw["failures"],
         "slot_late": raw["slot_late"],
-        "code_retries": raw["code_retries"],
         "errors": raw["errors"][:5],
         "scan_to_start_ms": percentiles(raw["latency_ms"]),
         "scan_to_billed_ms": percentiles(raw["billed_ms"]) if raw["billed_ms"] else None,

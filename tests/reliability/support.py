@@ -47,7 +47,10 @@ TIMEOUTS = {
     "STATION_GATEWAY_CODE_LIFETIME_S": "40",
     "SESSION_SVC_CODE_TOLERANCE_S": "40",
     "SESSION_SVC_CLOCK_SKEW_S": "5",
+    # The gateway owns the start deadline; session-svc's timer is a backstop after it.
+    "STATION_GATEWAY_START_TIMEOUT_S": "40",
     "SESSION_SVC_START_TIMEOUT_S": "40",
+    "SESSION_SVC_START_BACKSTOP_S": "20",
     # A connector reported Available while its session still charges (the station lost the
     # transaction) is completed after this long (production: 600 s).
     "STATION_GATEWAY_LOST_TRANSACTION_GRACE_S": "20",

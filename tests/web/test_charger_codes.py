@@ -30,7 +30,7 @@ def _scan_and_finish(plugpay: Any, stations: Any, station_id: str, connector: in
             await phone.login("driver@example.com", DEMO_PASSWORD)
             issued = await station.request_code(connector)
             await asyncio.sleep(0.05)  # the scenario itself: the driver is that quick
-            session_id = await phone.scan(issued["qr"], not_ready_retries=0)
+            session_id = await phone.scan(issued["qr"])
             await phone.wait_for_state(session_id, {"charging"}, timeout_s=30)
             await phone.stop(session_id)
             await phone.wait_for_state(session_id, {"billed"}, timeout_s=40)
@@ -112,7 +112,7 @@ def test_a_typed_codes_problems_are_told_next_to_the_field(
             other = DriverClient(plugpay.base_url)
             await other.__aenter__()
             await other.login("driver@example.com", DEMO_PASSWORD)
-            return issued, (other, await other.scan(issued["qr"], not_ready_retries=0))
+            return issued, (other, await other.scan(issued["qr"]))
 
         issued, (other, session_id) = stations.run(someone_else_scans())
         try:
@@ -212,7 +212,7 @@ HUMAN = re.compile(
 def test_the_station_screen_speaks_plainly_and_keeps_money_private(
     browser: Any, plugpay: Any, stations: Any
 ) -> None:
-    from plugpay_simulator.driver import DriverClient, DriverError
+    from plugpay_simulator.driver import DriverClient
 
     # Offline (ST-0003 has no charger connected): said once, and nothing offered to press.
     offline, _ = _screen(browser, plugpay, "ST-0003")
@@ -245,16 +245,8 @@ def test_the_station_screen_speaks_plainly_and_keeps_money_private(
         async def broke_scans() -> str:
             async with DriverClient(plugpay.base_url) as phone:
                 await phone.login("broke@example.com", DEMO_PASSWORD)
-                # A typed code is known once its SessionCodeIssued reached session-svc (only a
-                # QR code proves itself): a person types slower than that, a test does not.
-                for attempt in range(20):
-                    try:
-                        session_id = await phone.scan(typed)
-                        break
-                    except DriverError as error:
-                        if error.reason != "code_invalid" or attempt == 19:
-                            raise
-                        await asyncio.sleep(0.25)
+                # Typed the moment it shows: accepted at once, no retry.
+                session_id = await phone.scan(typed)
                 state = await phone.wait_for_state(session_id, {"denied"}, timeout_s=30)
                 return str(state["denial"]["reason"])
 

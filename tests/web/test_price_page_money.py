@@ -37,3 +37,37 @@ def test_with_an_empty_wallet_and_a_card_the_card_pays(
         expect(phone.get_by_role("heading", name="Charge")).to_be_visible()
     finally:
         plugpay.request("DELETE", f"/billing/payment-methods/{card['id']}", token=token)
+
+
+def test_a_wallet_with_a_card_on_file_says_the_card_pays_beyond_the_wallet(
+    phone: Any, plugpay: Any, stations: Any
+) -> None:
+    """The demo driver has wallet money and a visa: the wallet pays first and the card the rest,
+    so the automatic stop is not what the wallet alone holds; both pages say so."""
+    from plugpay_simulator.driver import DriverClient
+    from web_support import DEMO_PASSWORD
+
+    station = stations.connected["ST-0001"]
+    log_in(phone, "driver@example.com")
+    issued = stations.run(station.request_code(2))
+    phone.get_by_label(re.compile("type the code", re.I)).fill(issued["code"])
+    phone.get_by_role("button", name="Continue").click()
+    expect(phone.get_by_role("heading", name="Confirm and charge")).to_be_visible()
+    expect(phone.locator("#who-pays")).to_contain_text("your card •••• 4242 pays the rest")
+    phone.get_by_role("button", name="Start charging").click()
+    expect(phone.locator("#status")).to_have_attribute("data-status", "charging", timeout=30_000)
+    session_id = phone.url.rsplit("/", 1)[-1]
+    try:
+        expect(phone.locator("#limit")).to_contain_text(
+            "your wallet pays first, your card the rest"
+        )
+    finally:
+
+        async def stop() -> None:
+            async with DriverClient(plugpay.base_url) as driver:
+                await driver.login("driver@example.com", DEMO_PASSWORD)
+                await driver.stop(uuid.UUID(session_id))
+                await driver.wait_for_state(uuid.UUID(session_id), {"billed"}, timeout_s=40)
+            await station.unplug(2)
+
+        stations.run(stop(), timeout=60)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
 from typing import Any
@@ -100,7 +99,7 @@ def charge_once(
 ) -> str:
     """A paid session arranged over the APIs (the driver client, as `plugpay drive` does);
     ``lie_wh``: the charger then reports that much more in one meter value before it stops."""
-    from plugpay_simulator.driver import DriverClient, DriverError
+    from plugpay_simulator.driver import DriverClient
     from plugpay_testing import eventually
 
     station = stations.connected[station_id]
@@ -109,14 +108,7 @@ def charge_once(
         issued = await station.request_code(connector)
         async with DriverClient(plugpay.base_url) as phone:
             await phone.login("driver@example.com", DEMO_PASSWORD)
-            for attempt in range(40):  # session-svc learns the code from the event log
-                try:
-                    session_id = await phone.scan(issued["qr"])
-                    break
-                except DriverError as error:
-                    if error.reason not in ("code_invalid", "code_not_ready") or attempt == 39:
-                        raise
-                    await asyncio.sleep(0.25)
+            session_id = await phone.scan(issued["qr"])
             await phone.wait_for_state(session_id, {"charging"}, timeout_s=30)
             tx = station.transactions[connector]
             await eventually(

@@ -429,8 +429,13 @@ async function confirmPage() {
     parts.push(problem(error));
   }
   if (account) {
-    parts.push(h("p", {}, "Paid from your wallet: ", h("strong", {}, money(account.available)), " available",
-      account.payment_methods.length ? ` (card ${account.payment_methods.find((m) => m.is_default)?.last4 || account.payment_methods[0].last4} as backup)` : ""));
+    // Billing's rule (choose_funding): the card when preferred, else the wallet first and a card
+    // on file beyond it (the automatic stop is not lowered to what the wallet holds).
+    const card = account.payment_methods.find((m) => m.is_default) || account.payment_methods[0];
+    parts.push(account.prefers_card && card
+      ? h("p", { id: "who-pays" }, `Paid with your card •••• ${card.last4} (your choice over the wallet).`)
+      : h("p", { id: "who-pays" }, "Paid from your wallet: ", h("strong", {}, money(account.available)), " available",
+        card ? `; your card •••• ${card.last4} pays the rest` : ""));
   }
   put(details, ...parts);
   details.setAttribute("aria-busy", "false");
@@ -439,7 +444,7 @@ async function confirmPage() {
     busy(start, true);
     put(message, );
     try {
-      const accepted = await scanWhenReady(pending.code, message);
+      const accepted = await api("POST", "/sessions/scan", { json: { code: pending.code } });
       sessionStorage.removeItem(PENDING);
       announce("Code accepted");
       go("#/session/" + accepted.session_id);
@@ -450,8 +455,6 @@ async function confirmPage() {
   });
 }
 
-const pause = (ms) => new Promise((r) => setTimeout(r, ms));
-
 const TYPED_ALPHABET = "34679ACDEFGHJKMNPQRTUVWXY";
 
 /** What a person typed as a six-character code (case, spaces and dashes forgiven), or null. */
@@ -461,32 +464,9 @@ function typedCode(raw) {
 }
 
 async function lookupCode(code) {
-  // In the body, not the path: a code is a credential and paths end up in access logs. A QR code
-  // is verified on its own; a typed one is known once the charger's code reached session-svc
-  // (a moment after it shows), so one retry for it (typed lookups are rate-limited).
-  const typed = !sessionCodeIn(code);
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await api("POST", "/sessions/codes/lookup", { json: { code: code.trim() } });
-    } catch (error) {
-      if (!typed || error.reason !== "code_invalid" || attempt >= 1) throw error;
-      await pause(1000);
-    }
-  }
-}
-
-async function scanWhenReady(code, message) {
-  // code_not_ready: a validly signed code session-svc hasn't learned yet (Retry-After: 1).
-  // Every other refusal is final and shown as it is.
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await api("POST", "/sessions/scan", { json: { code } });
-    } catch (error) {
-      if (error.reason !== "code_not_ready" || attempt >= 15) throw error;
-      put(message, h("p", { class: "muted", role: "status" }, "Connecting to the charger…"));
-      await pause(1000);
-    }
-  }
+  // In the body, not the path: a code is a credential and paths end up in access logs. A code
+  // just shown is accepted at once (session-svc waits for a typed one): every refusal is final.
+  return api("POST", "/sessions/codes/lookup", { json: { code: code.trim() } });
 }
 
 // --- the live session -----------------------------------------------------------------------------
@@ -612,8 +592,12 @@ function sessionView(x, receipt, doc) {
     stat("Power", x.status === "charging" ? kw(x.power_w) : "—", "power"),
     stat("Time", duration(elapsed(x)), "elapsed"),
     stat(x.cost && x.cost.final ? "Total cost" : "Cost so far", cost, "cost")));
+  // A guest pays by its card's pre-authorisation alone; an account's wallet may have a card beyond it.
+  const beyondWallet = x.funding === "wallet" && x.limits && x.limits.max_cost && x.hold_amount &&
+    x.limits.max_cost.amount_minor > x.hold_amount.amount_minor;
   if (limit && !terminal) out.push(h("p", { class: "muted", id: "limit" }, "Stops automatically at ", limit,
-    auth.loggedIn ? " (what your balance covers)." : " (what your card's pre-authorisation covers)."));
+    !auth.loggedIn ? " (what your card's pre-authorisation covers)."
+      : beyondWallet ? " (your wallet pays first, your card the rest)." : " (what your balance covers)."));
   if (chargerQuiet(x)) {
     out.push(h("div", { class: "alert warn", id: "charger-quiet", role: "status" }, h("strong", {}, "The charger stopped reporting."),
       h("p", {}, "If it does not resume, we end the session and you pay only for the ", kwh(x.energy_wh || 0), " it last reported.")));
@@ -1032,7 +1016,7 @@ async function route() {
     // Finding a charger needs no account: prices and public chargers are public information.
     if (head === "find" && !auth.loggedIn) return await findPage();
     // A guest (no account) pays for one code and follows that one session and its receipt.
-    if (head === "guest") return auth.loggedIn ? go("#/confirm") : await guestCheckoutPage({ page, problem, busy, go, lookupCode, scanWhenReady });
+    if (head === "guest") return auth.loggedIn ? go("#/confirm") : await guestCheckoutPage({ page, problem, busy, go, lookupCode });
     if (!auth.loggedIn && guest.token && head === "session" && arg) return await sessionPage(arg);
     if (!auth.loggedIn && guest.token && head === "receipt" && arg) return await receiptPage(arg);
     if (needLogin()) return;

@@ -44,7 +44,7 @@ function cardForm() {
 }
 
 export async function guestCheckoutPage(ui) {
-  const { page, problem, busy, go, lookupCode, scanWhenReady } = ui;
+  const { page, problem, busy, go, lookupCode } = ui;
   const pending = JSON.parse(sessionStorage.getItem(PENDING) || "null");
   if (!pending) return go("#/find");
   const details = h("div", { class: "card stack", "aria-busy": "true" }, h("span", { class: "spinner", role: "img", "aria-label": "Loading" }));
@@ -94,7 +94,7 @@ export async function guestCheckoutPage(ui) {
         // A retry after a failure: this checkout's card is already saved.
         if (error.reason !== "guest_card_exists") throw error;
       }
-      const accepted = await scanWhenReady(pending.code, message);
+      const accepted = await api("POST", "/sessions/scan", { json: { code: pending.code } });
       sessionStorage.removeItem(PENDING);
       announce("Card accepted, starting");
       go("#/session/" + accepted.session_id);

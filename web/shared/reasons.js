@@ -3,7 +3,6 @@ const R = {
   code_expired: ["This code has expired.", "Codes are valid for a few minutes. Choose “Pay with phone” on the charger again to get a new one."],
   code_used: ["This code was already used.", "Each code works once. Choose “Pay with phone” on the charger again for a new code."],
   code_invalid: ["We don't know this code.", "Check the six characters on the charger's screen and try again, or scan the QR code instead."],
-  code_not_ready: ["The charger is still setting up this code.", "Wait a few seconds and press Start again."],
   code_malformed: ["That isn't a Plugpay code.", "Type the six characters shown under the QR code (letters and digits), or scan the QR code."],
   station_unknown: ["This charger isn't on Plugpay.", "Look for the Plugpay logo, or use another charger."],
   station_offline: ["The charger is offline right now.", "It can't start remotely. Try another charger, or ask the site for help."],

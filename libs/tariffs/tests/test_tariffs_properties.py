@@ -175,7 +175,10 @@ def test_cost_never_decreases_as_the_session_goes_on(
             for x in longer.lines
             if (x.component_type, x.element_index) == (line.component_type, line.element_index)
         ]
-        assert same and same[0].quantity >= line.quantity
+        # Measured quantities only: OCPI rounds up the last period of a dimension to its
+        # step_size, so a shorter session's last period may carry a step the longer one's
+        # (no longer last) does not.
+        assert same and same[0].quantity - same[0].step_extra >= line.quantity - line.step_extra
 
 
 @settings(max_examples=150, deadline=None)

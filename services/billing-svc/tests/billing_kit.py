@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 from billing_svc.app import create_app
-from billing_svc.domain import AccountKind, account_id
+from billing_svc.domain import AccountKind, TransferKind, TransferRequest, account_id
 from billing_svc.processor import SimulatedProcessor
-from billing_svc.repository import LedgerRepository
+from billing_svc.repository import BillingRepository, LedgerRepository
 from billing_svc.settings import Settings
 from fastapi import FastAPI
 from plugpay_events.contracts.sessions import SessionCostCalculated, SessionPriced
@@ -186,3 +186,23 @@ async def running(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://billing") as client:
             yield Harness(app, client, tokens, processor, clock)
+
+
+async def seed_wallet(session: Any, driver: uuid.UUID, amount: int, currency: str = "EUR") -> None:
+    """Credit a driver's wallet with ``amount`` (no card on file), in the caller's transaction."""
+    ledger = LedgerRepository(session)
+    await BillingRepository(session).lock_profile(driver)
+    wallet = await ledger.open(AccountKind.WALLET, currency, driver)
+    promotions = await ledger.open(AccountKind.PROMOTIONS, currency)
+    await ledger.create_transfer(
+        TransferRequest(
+            id=uuid.uuid4(),
+            kind=TransferKind.SINGLE,
+            amount=amount,
+            currency=currency,
+            code="promotional_credit",
+            debit_account_id=promotions,
+            credit_account_id=wallet,
+            reference="test",
+        )
+    )

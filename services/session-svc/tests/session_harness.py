@@ -32,6 +32,8 @@ def make_settings(
     values: dict[str, Any] = {
         "clock_skew_s": 0.5,
         "start_timeout_s": 600,
+        # These tests exercise session-svc's own abandonment (in production a backstop).
+        "start_backstop_s": 0,
         "timer_interval_s": 0.05,
         **overrides,
     }

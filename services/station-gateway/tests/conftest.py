@@ -283,6 +283,7 @@ class Harness:
         limits: SessionLimits | None = None,
         priced: bool = True,
         authorized_at: datetime | None = None,
+        start_deadline: datetime | None = None,
     ) -> None:
         now = datetime.now(UTC)
         # Billing's clock. Most tests replay station timestamps from the recent past, so the
@@ -315,7 +316,7 @@ class Harness:
                 hold_amount=Money(amount_minor=5000, currency="EUR"),
                 limits=limits or SessionLimits(),
                 authorized_at=authorized_at,
-                start_deadline=now + timedelta(minutes=2),
+                start_deadline=start_deadline or now + timedelta(minutes=2),
             )
         )
         await self.publish(*events)

@@ -264,7 +264,7 @@ async def _serve(
         dev_smtp = DevSmtpServer()
         os.environ["PLUGPAY_SMTP_URL"] = await dev_smtp.start()
     try:
-        await _serve_with_mail(host, port, stations, seed, dev_smtp)
+        await _serve_with_mail(host, port, stations, seed, dev_smtp, data_dir / "stations")
     finally:
         if dev_smtp is not None:
             os.environ.pop("PLUGPAY_SMTP_URL", None)
@@ -272,7 +272,12 @@ async def _serve(
 
 
 async def _serve_with_mail(
-    host: str, port: int, stations: int, seed: bool, dev_smtp: DevSmtpServer | None
+    host: str,
+    port: int,
+    stations: int,
+    seed: bool,
+    dev_smtp: DevSmtpServer | None,
+    station_journals: Path,
 ) -> None:
     dispatcher = build_dispatcher(host, port, dev_smtp.mailbox if dev_smtp else None)
     config = uvicorn.Config(
@@ -311,7 +316,13 @@ async def _serve_with_mail(
 
         extras.append(
             asyncio.create_task(
-                run_fleet(f"ws://{host}:{port}", count=stations, password="demo-station-secret")
+                run_fleet(
+                    f"ws://{host}:{port}",
+                    count=stations,
+                    password="demo-station-secret",
+                    # A charging station resumes its transaction after a restart, as a real one.
+                    journal_dir=station_journals,
+                )
             )
         )
     try:

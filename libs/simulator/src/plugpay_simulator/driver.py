@@ -61,27 +61,13 @@ class DriverClient:
         self.access_token = body["access_token"]
         self.refresh_token = body.get("refresh_token")
 
-    async def scan(self, code: str, *, not_ready_retries: int = 10) -> uuid.UUID:
-        """Send what the camera read (QR URL or token) or what the driver typed.
-
-        A code issued a moment ago may not have reached session-svc yet: it answers
-        ``code_not_ready`` with Retry-After, and the phone tries again.
-        """
-        for attempt in range(not_ready_retries + 1):
-            response = await self.http.post(
-                "/sessions/scan", json={"code": code}, headers=self.headers
-            )
-            not_ready = (
-                response.status_code == 409
-                and response.json().get("reason") == "code_not_ready"
-                and attempt < not_ready_retries
-            )
-            if not_ready:
-                await asyncio.sleep(float(response.headers.get("retry-after", "1")))
-                continue
-            body = await self._json(response)
-            return uuid.UUID(str(body["session_id"]))
-        raise AssertionError("unreachable")
+    async def scan(self, code: str) -> uuid.UUID:
+        """Send what the camera read (QR URL or token) or what the driver typed; a code
+        issued a moment ago is accepted at once (session-svc waits for a typed one)."""
+        body = await self._json(
+            await self.http.post("/sessions/scan", json={"code": code}, headers=self.headers)
+        )
+        return uuid.UUID(str(body["session_id"]))
 
     async def session(self, session_id: uuid.UUID) -> dict[str, Any]:
         result: dict[str, Any] = await self._json(

@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import itertools
+import json
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import websockets
@@ -74,7 +76,13 @@ class Transaction:
     # The stop was sent and answered (or failed): the connector is free for the next driver.
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     stop_reason: str | None = None
-    seq: itertools.count = field(default_factory=itertools.count)  # type: ignore[type-arg]
+    # The stop reached the back office (else it is sent again after a restart).
+    stop_sent: bool = False
+    seq_no: int = 0  # 2.0.1: the next TransactionEvent's seqNo
+
+    def next_seq(self) -> int:
+        self.seq_no += 1
+        return self.seq_no - 1
 
 
 class SimulatedStation:
@@ -93,6 +101,7 @@ class SimulatedStation:
         energy_speedup: float = 1.0,
         meter_start_wh: int = 1_000_000,
         clock: StationClock | None = None,
+        journal: Path | None = None,
     ) -> None:
         self.station_id = station_id
         self.base_url = base_url.rstrip("/")
@@ -117,7 +126,7 @@ class SimulatedStation:
         self._cp: Any = None
         self._ws: Any = None
         self._tasks: list[asyncio.Task[Any]] = []
-        self._tx_ids = itertools.count(1)
+        self._next_tx = 1  # 2.0.1: the station numbers its own transactions
         self.heartbeat_interval_s = 60
         # 1.6 StartTransaction calls the back office never answered (the connection dropped):
         # like a real charger's transaction queue, they are sent again after reconnecting.
@@ -125,6 +134,74 @@ class SimulatedStation:
         # Connectors with an accepted remote start whose transaction is not open yet: a real
         # charger refuses a second start there (the connector is taken).
         self.starting: set[int] = set()
+        # Where the station keeps its open transactions and meter registers, so that a
+        # restarted simulation resumes them as a real charger does (None: kept in memory only).
+        self.journal = journal
+        if journal is not None and journal.exists():
+            self._restore(json.loads(journal.read_text()))
+
+    # -- what the station keeps across a restart --------------------------------------------
+
+    def _open_or_unreported(self) -> list[Transaction]:
+        return [
+            t
+            for t in self.transactions.values()
+            if t.started.is_set() and not (t.stopped.is_set() and t.stop_sent)
+        ]
+
+    def _save(self) -> None:
+        if self.journal is None:
+            return
+        state = {
+            "registers": {str(c): wh for c, wh in self.registers.items()},
+            "next_tx": self._next_tx,
+            "transactions": [
+                {
+                    "connector_id": t.connector_id,
+                    "session_ref": t.session_ref,
+                    "transaction_id": t.transaction_id,
+                    "meter_start_wh": t.meter_start_wh,
+                    "meter_wh": t.meter_wh,
+                    "seq_no": t.seq_no,
+                    "stop_reason": t.stop_reason if t.stopped.is_set() else None,
+                }
+                for t in self._open_or_unreported()
+            ],
+        }
+        self.journal.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.journal.with_suffix(".partial")
+        partial.write_text(json.dumps(state))
+        os.replace(partial, self.journal)  # whole or not at all, even if killed mid-write
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.registers = {int(c): int(wh) for c, wh in state.get("registers", {}).items()}
+        self._next_tx = int(state.get("next_tx", 1))
+        for saved in state.get("transactions", []):
+            tx = Transaction(
+                int(saved["connector_id"]),
+                str(saved["session_ref"]),
+                str(saved["transaction_id"]),
+                int(saved["meter_start_wh"]),
+                int(saved["meter_wh"]),
+                seq_no=int(saved.get("seq_no", 0)),
+            )
+            tx.started.set()
+            if saved.get("stop_reason"):
+                tx.stopped.set()
+                tx.stop_reason = str(saved["stop_reason"])
+            self.transactions[tx.connector_id] = tx
+
+    async def _resume_transactions(self) -> None:
+        """After a boot: meter the transactions still open (on this connection) and send the
+        stops the back office never received."""
+        for tx in self._open_or_unreported():
+            if tx.stopped.is_set():
+                with contextlib.suppress(Exception):
+                    await self._send_stop(tx)
+                continue
+            self._tasks.append(asyncio.create_task(self._meter_loop(tx)))
+            with contextlib.suppress(Exception):
+                await self.send_meter_values(tx)
 
     # -- connection -------------------------------------------------------------------------
 
@@ -163,6 +240,7 @@ class SimulatedStation:
             await self.set_status(connector, "Charging" if self.busy(connector) else "Available")
         self._tasks.append(asyncio.create_task(self._heartbeats()))
         await self._send_unsent_starts()
+        await self._resume_transactions()
 
     def timestamp(self, connector_id: int = 0) -> str:
         """The time on ``connector_id``'s clock, as the station reports it."""
@@ -302,11 +380,12 @@ class SimulatedStation:
                 raise
             await self._started_16(connector_id, request, reply)
             return
-        tx_id = f"{self.station_id}-{next(self._tx_ids)}"
+        tx_id, self._next_tx = f"{self.station_id}-{self._next_tx}", self._next_tx + 1
         tx = Transaction(connector_id, session_ref, tx_id, meter_start, meter_start)
         self.transactions[connector_id] = tx
         await self._transaction_event(tx, "Started", "RemoteStart")
         await self._charging(tx)
+        self._save()
 
     async def _started_16(self, connector_id: int, request: Any, reply: Any) -> None:
         """The back office answered StartTransaction: charge, or not if the idTag is refused."""
@@ -324,6 +403,7 @@ class SimulatedStation:
         )
         self.transactions[connector_id] = tx
         await self._charging(tx)
+        self._save()
 
     def register_wh(self, connector_id: int) -> int:
         """The connector's energy register now."""
@@ -343,6 +423,7 @@ class SimulatedStation:
             step = int(self.power_w * self.meter_interval_s * self.energy_speedup / 3600)
             tx.meter_wh += step
             self.registers[tx.connector_id] = tx.meter_wh
+            self._save()
             with contextlib.suppress(Exception):
                 await self.send_meter_values(tx)
 
@@ -395,7 +476,7 @@ class SimulatedStation:
                 event_type=kind,
                 timestamp=at,
                 trigger_reason=trigger,
-                seq_no=next(tx.seq),
+                seq_no=tx.next_seq(),
                 transaction_info=info,
                 meter_value=meter,
                 evse=types201.EVSEType(id=tx.connector_id, connector_id=1),
@@ -410,22 +491,29 @@ class SimulatedStation:
             return
         tx.stopped.set()
         tx.stop_reason = reason
+        self._save()
         try:
-            if self.ocpp_version == "1.6":
-                await self._cp.call(
-                    call16.StopTransaction(
-                        meter_stop=tx.meter_wh,
-                        timestamp=self.timestamp(tx.connector_id),
-                        transaction_id=int(tx.transaction_id),
-                        reason=reason,
-                    )
-                )
-            else:
-                trigger = "EVCommunicationLost" if reason == "EVDisconnected" else "RemoteStop"
-                await self._transaction_event(tx, "Ended", trigger, stop_reason=reason)
+            await self._send_stop(tx)
         finally:
             tx.ended.set()
         await self.set_status(tx.connector_id, "Finishing")
+
+    async def _send_stop(self, tx: Transaction) -> None:
+        reason = tx.stop_reason or "Local"
+        if self.ocpp_version == "1.6":
+            await self._cp.call(
+                call16.StopTransaction(
+                    meter_stop=tx.meter_wh,
+                    timestamp=self.timestamp(tx.connector_id),
+                    transaction_id=int(tx.transaction_id),
+                    reason=reason,
+                )
+            )
+        else:
+            trigger = "EVCommunicationLost" if reason == "EVDisconnected" else "RemoteStop"
+            await self._transaction_event(tx, "Ended", trigger, stop_reason=reason)
+        tx.stop_sent = True
+        self._save()
 
     def _find(self, transaction_id: str) -> Transaction | None:
         return next(
@@ -564,12 +652,19 @@ async def run_fleet(
     prefix: str = "ST-",
     ocpp_version: str = "1.6",
     reconnect_s: float = 5.0,
+    journal_dir: Path | None = None,
 ) -> None:
-    """Keep ``count`` stations (ST-0001...) connected to ``base_url`` until cancelled."""
+    """Keep ``count`` stations (ST-0001...) connected to ``base_url`` until cancelled; with
+    ``journal_dir`` each keeps its open transactions there across a restart."""
 
     async def keep_connected(index: int) -> None:
+        station_id = f"{prefix}{index:04d}"
         station = SimulatedStation(
-            f"{prefix}{index:04d}", base_url, password, ocpp_version=ocpp_version
+            station_id,
+            base_url,
+            password,
+            ocpp_version=ocpp_version,
+            journal=journal_dir / f"{station_id}.json" if journal_dir else None,
         )
         while True:
             try:

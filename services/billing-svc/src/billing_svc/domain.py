@@ -604,6 +604,13 @@ class FundingChoice:
     amount: int
     denial: str | None = None
     message: str = ""
+    # A wallet hold with a card on file: what the card covers beyond it (charged at settling).
+    beyond_from_card: int = 0
+
+    @property
+    def max_cost(self) -> int:
+        """What the session may cost before its automatic stop: the driver's agreed maximum."""
+        return self.amount + self.beyond_from_card
 
 
 def choose_funding(
@@ -617,13 +624,16 @@ def choose_funding(
     policy: HoldPolicy,
 ) -> FundingChoice:
     """Wallet first (``wallet_hold``: the free balance up to the cap); the default card when
-    the driver prefers it or the wallet cannot buy any charging at this station."""
+    the driver prefers it or the wallet cannot buy any charging at this station. A wallet
+    hold with a card on file does not lower the automatic stop to what the wallet holds: the
+    card covers beyond it, up to what a card pre-authorisation would."""
     if free:
         return FundingChoice("free", 0)
     if prefers_card and has_card:
         return FundingChoice("card", policy.card_hold(max_power_w))
     if wallet_hold > 0 and wallet_buys_charging:
-        return FundingChoice("wallet", wallet_hold)
+        beyond = policy.card_hold(max_power_w) if has_card else 0
+        return FundingChoice("wallet", wallet_hold, beyond_from_card=beyond)
     if has_card:
         return FundingChoice("card", policy.card_hold(max_power_w))
     if prefers_card:

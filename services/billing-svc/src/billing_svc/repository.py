@@ -850,7 +850,9 @@ class BillingRepository:
             select(
                 session_reviews,
                 receipts.c.total_incl_vat.label("billed_total"),
-                billing_sessions.c.hold_amount.label("authorised_max"),
+                func.coalesce(billing_sessions.c.max_cost, billing_sessions.c.hold_amount).label(
+                    "authorised_max"
+                ),
             )
             .select_from(
                 session_reviews.outerjoin(

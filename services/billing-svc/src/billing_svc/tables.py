@@ -166,6 +166,9 @@ billing_sessions = Table(
     Column("funding", String(10), nullable=True),
     Column("hold_transfer_id", Uuid, nullable=True),
     Column("hold_amount", BigInteger, nullable=False, server_default="0"),
+    # The most the driver agreed to (the limits' max_cost): a wallet hold plus what the card
+    # on file covers beyond it; None: the hold (sessions before 0006, card holds).
+    Column("max_cost", BigInteger, nullable=True),
     Column("payment_method_id", Uuid, nullable=True),
     Column("payment_intent_id", String(100), nullable=True),
     Column("denial_reason", String(40), nullable=True),

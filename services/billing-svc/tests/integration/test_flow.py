@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from billing_kit import ORG, Harness, cost_for, priced, running, wrap
+from billing_kit import ORG, Harness, cost_for, priced, running, seed_wallet, wrap
 from billing_svc.repository import BillingRepository
 from billing_svc.seed import seed_demo
 from billing_svc.usecases import payment_methods, top_up
@@ -40,8 +40,10 @@ async def test_wallet_hold_then_capture_splits_revenue_and_vat(h: Harness) -> No
     authorized = await h.wait_for("SessionAuthorized", event.session_id)
     assert authorized["funding"] == "wallet"
     assert authorized["hold_amount"] == {"amount_minor": 2000, "currency": "EUR"}
-    # 20.00 EUR at 0.476 EUR/kWh incl. VAT buys a bit over 40 kWh, conservatively
-    assert 40_000 <= authorized["limits"]["max_energy_wh"] < 42_017
+    # The 20.00 EUR wallet pays first and the visa on file covers up to 50.00 beyond it:
+    # 70.00 EUR at 0.476 EUR/kWh incl. VAT buys a bit over 140 kWh, conservatively
+    assert authorized["limits"]["max_cost"]["amount_minor"] == 7000
+    assert 140_000 <= authorized["limits"]["max_energy_wh"] < 147_059
     assert await h.wallet(driver) == (2000, 0)
 
     cost = cost_for(event, 10_000)  # 10 kWh: 4.00 + 0.76 VAT
@@ -125,10 +127,11 @@ async def test_declined_card_is_denied(h: Harness) -> None:
 async def test_cost_above_the_hold_is_capped_and_the_rest_is_the_operators(h: Harness) -> None:
     driver = uuid.uuid4()
     async with h.database.write() as session:
-        await seed_demo(session, driver, uuid.uuid4())  # 20.00 EUR wallet and a visa
+        await seed_wallet(session, driver, 2000)  # 20.00 EUR wallet, no card
     event = priced(driver)
     await h.publish(event)
-    await h.wait_for("SessionAuthorized", event.session_id)
+    authorized = await h.wait_for("SessionAuthorized", event.session_id)
+    assert authorized["limits"]["max_cost"]["amount_minor"] == 2000  # no card: the wallet's
     await h.publish(cost_for(event, 50_000))  # 23.80 EUR claimed > the 20.00 agreed to
     billed = await h.wait_for("SessionBilled", event.session_id)
     assert billed["charged"]["amount_minor"] == 2000 and billed["outstanding_debt"] is None
@@ -160,6 +163,47 @@ async def test_cost_above_the_hold_is_capped_and_the_rest_is_the_operators(h: Ha
     assert doc["funding_split"]["card"]["amount_minor"] == 0
     assert doc["payment_method"] == "Wallet"
     assert any("not charged to you" in note for note in doc["notes"])
+
+
+async def test_a_small_wallet_with_a_card_on_file_does_not_lower_the_automatic_stop(
+    h: Harness,
+) -> None:
+    """The wallet pays first; the card on file covers beyond it (up to what a card hold would),
+    so a few euros in the wallet do not stop the car after a few kWh."""
+    driver = uuid.uuid4()
+    async with h.database.write() as session:
+        await seed_wallet(session, driver, 300)
+        await payment_methods.add_payment_method(h.billing, session, driver, "pm_card_visa")
+    event = priced(driver)  # 0.476 EUR/kWh incl. VAT, an AC charger (card hold 50.00)
+    await h.publish(event)
+    authorized = await h.wait_for("SessionAuthorized", event.session_id)
+    assert authorized["funding"] == "wallet"
+    assert authorized["hold_amount"]["amount_minor"] == 300  # the wallet's 3.00 held
+    assert authorized["limits"]["max_cost"]["amount_minor"] == 300 + 5000
+    # 53.00 EUR buys over 100 kWh (3.00 alone: about 6 kWh)
+    assert authorized["limits"]["max_energy_wh"] > 100_000
+    await h.publish(cost_for(event, 20_000))  # 9.52 EUR
+    billed = await h.wait_for("SessionBilled", event.session_id)
+    assert billed["charged"]["amount_minor"] == 952 and billed["outstanding_debt"] is None
+    assert billed["wallet_charged"]["amount_minor"] == 300
+    assert billed["card_charged"]["amount_minor"] == 652
+    assert not billed.get("capped")
+    assert await h.wallet(driver) == (0, 0)
+    doc = (
+        await h.client.get(f"/billing/receipts/{event.session_id}", headers=h.headers(driver))
+    ).json()
+    assert doc["funding_split"]["wallet"]["amount_minor"] == 300
+    assert doc["funding_split"]["card"]["amount_minor"] == 652
+    # Beyond the wallet and the card's cover the cost is capped at the agreed maximum.
+    above = priced(driver)
+    async with h.database.write() as session:
+        await seed_wallet(session, driver, 300)
+    await h.publish(above)
+    await h.wait_for("SessionAuthorized", above.session_id)
+    await h.publish(cost_for(above, 150_000))  # 71.40 EUR claimed > the 53.00 agreed to
+    capped = await h.wait_for("SessionBilled", above.session_id)
+    assert capped["charged"]["amount_minor"] == 5300
+    assert capped["capped"]["amount_minor"] == 7140 - 5300
 
 
 async def test_expired_card_hold_is_charged_anew_only_within_the_authorised_amount(

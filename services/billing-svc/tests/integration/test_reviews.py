@@ -11,8 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import pytest
-from billing_kit import ORG, Harness, cost_for, priced, running
-from billing_svc.seed import seed_demo
+from billing_kit import ORG, Harness, cost_for, priced, running, seed_wallet
 from plugpay_events.contracts.sessions import (
     MeterClaim,
     MeterJudgement,
@@ -28,7 +27,7 @@ pytestmark = [pytest.mark.infra, pytest.mark.kafka]
 EUR = "EUR"
 PLAUSIBLE_WH = 1_000  # 0.40 EUR/kWh + 19 % VAT: 0.48 EUR
 PLAUSIBLE_MINOR = 48
-AUTHORISED_MAX = 2_000  # the wallet hold of seed_demo's driver
+AUTHORISED_MAX = 2_000  # the wallet hold of a driver with 20.00 EUR and no card
 
 
 @pytest.fixture
@@ -73,7 +72,7 @@ async def held_and_billed(h: Harness) -> tuple[uuid.UUID, SessionPriced, Envelop
     """A wallet driver's session, flagged and billed its plausible part."""
     driver = uuid.uuid4()
     async with h.database.write() as session:
-        await seed_demo(session, driver, uuid.uuid4())
+        await seed_wallet(session, driver, AUTHORISED_MAX)
     event = priced(driver)
     await h.publish(event)
     await h.wait_for("SessionAuthorized", event.session_id)
@@ -151,7 +150,7 @@ async def test_the_review_list_shows_the_evidence_and_revenue_counts_it_as_pendi
 async def test_a_correction_is_listed_with_its_evidence_and_counts_as_revenue(h: Harness) -> None:
     driver = uuid.uuid4()
     async with h.database.write() as session:
-        await seed_demo(session, driver, uuid.uuid4())
+        await seed_wallet(session, driver, AUTHORISED_MAX)
     event = priced(driver)
     await h.publish(event)
     await h.wait_for("SessionAuthorized", event.session_id)
@@ -277,7 +276,7 @@ async def test_a_void_gives_back_exactly_what_was_billed(h: Harness) -> None:
 async def test_a_decision_before_the_plausible_part_is_billed_waits(h: Harness) -> None:
     driver = uuid.uuid4()
     async with h.database.write() as session:
-        await seed_demo(session, driver, uuid.uuid4())
+        await seed_wallet(session, driver, AUTHORISED_MAX)
     event = priced(driver)
     await h.publish(event)
     await h.wait_for("SessionAuthorized", event.session_id)

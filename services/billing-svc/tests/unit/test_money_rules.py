@@ -5,10 +5,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 from billing_svc.domain import (
+    HoldPolicy,
     MoneyLimits,
     ReviewAdjustment,
     auto_topup_amount,
     cap_cost,
+    choose_funding,
     review_adjustment,
     topup_problem,
 )
@@ -81,3 +83,27 @@ def test_a_review_decision_moves_exactly_the_difference_within_the_authorised_ma
 
 def test_a_negative_total_is_no_decision() -> None:
     assert review_adjustment(100, 16, -1, 1_000, Decimal(19)) == "invalid_amount"
+
+
+@given(
+    wallet=st.integers(min_value=1, max_value=5_000),
+    has_card=st.booleans(),
+    power=st.sampled_from([11_000, 150_000]),
+)
+def test_a_card_on_file_covers_beyond_a_wallet_hold(
+    wallet: int, has_card: bool, power: int
+) -> None:
+    policy = HoldPolicy(wallet_hold_cap=5_000, card_hold_ac=5_000, card_hold_dc=10_000)
+    choice = choose_funding(
+        free=False,
+        wallet_hold=wallet,
+        wallet_buys_charging=True,
+        prefers_card=False,
+        has_card=has_card,
+        max_power_w=power,
+        policy=policy,
+    )
+    assert (choice.funding, choice.amount) == ("wallet", wallet)  # the wallet pays first
+    # With a card the automatic stop is never below what a card session would have.
+    expected = wallet + policy.card_hold(power) if has_card else wallet
+    assert choice.max_cost == expected

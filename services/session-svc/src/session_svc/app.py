@@ -86,8 +86,10 @@ def create_app(
             ),
         )
     )
-    service = SessionService(settings, runtime.database, outbox_tables)
     updates = SessionUpdates(runtime.database.engine)
+    service = SessionService(
+        settings, runtime.database, outbox_tables, code_learned=updates.code_learned
+    )
     timers = TimerWorker(service, settings.timer_interval_s)
     runtime.on_start += [updates.start, timers.start]
     runtime.on_stop += [updates.stop, timers.stop]

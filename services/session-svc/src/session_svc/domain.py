@@ -608,13 +608,16 @@ def abandon(state: ChargingSession, *, now: datetime, deadline: datetime) -> lis
     ]
 
 
-def start_deadline(state: ChargingSession, start_timeout: timedelta | None) -> datetime | None:
-    """When an authorised session is abandoned: billing's deadline, or sooner if configured."""
+def start_deadline(
+    state: ChargingSession, start_timeout: timedelta | None, backstop: timedelta = timedelta(0)
+) -> datetime | None:
+    """When an authorised session is abandoned here: billing's deadline, or sooner if
+    configured, plus ``backstop`` (station-gateway owns the deadline and decides first)."""
     if state.status is not S.AUTHORISED or state.start_deadline is None:
         return None
     if start_timeout is None or state.authorized_at is None:
-        return state.start_deadline
-    return min(state.start_deadline, state.authorized_at + start_timeout)
+        return state.start_deadline + backstop
+    return min(state.start_deadline, state.authorized_at + start_timeout) + backstop
 
 
 def with_pending_scan(

@@ -77,11 +77,17 @@ class TimerRules:
     recreates them."""
 
     def __init__(
-        self, *, code_tolerance: timedelta, clock_skew: timedelta, start_timeout: timedelta | None
+        self,
+        *,
+        code_tolerance: timedelta,
+        clock_skew: timedelta,
+        start_timeout: timedelta | None,
+        start_backstop: timedelta = timedelta(0),
     ) -> None:
         self.code_tolerance = code_tolerance
         self.clock_skew = clock_skew
         self.start_timeout = start_timeout
+        self.start_backstop = start_backstop
 
     def timers_for(self, state: ChargingSession) -> list[tuple[str, uuid.UUID, datetime]]:
         if state.status is SessionStatus.CODE_ISSUED:
@@ -89,7 +95,7 @@ class TimerRules:
             # The moment the verifier stops accepting the code, whichever limit comes first.
             due = min(state.code_expires_at, state.session_started_at + self.code_tolerance)
             return [(CODE_EXPIRY, state.session_id, due + self.clock_skew)]
-        deadline = start_deadline(state, self.start_timeout)
+        deadline = start_deadline(state, self.start_timeout, self.start_backstop)
         if deadline is not None:
             return [(START_TIMEOUT, state.session_id, deadline)]
         return []
@@ -100,6 +106,7 @@ def timer_rules(settings: Settings) -> TimerRules:
         code_tolerance=settings.code_tolerance,
         clock_skew=settings.clock_skew,
         start_timeout=settings.start_timeout,
+        start_backstop=settings.start_backstop,
     )
 
 
@@ -242,6 +249,15 @@ async def write_live(
     await repository.record_scan_claims(db, changes.scan_claims)
     # Open streams re-read once per batch, not once per event.
     await repository.notify_sessions_changed(db, changes.touched)
+    # Typed scans waiting for a just-issued code look again (service.SessionService.scan).
+    await repository.notify_codes_learned(
+        db,
+        {
+            s.code
+            for s in changes.sessions
+            if s.code and ((before := stored.get(s.session_id)) is None or before.code != s.code)
+        },
+    )
 
 
 async def project_batch(

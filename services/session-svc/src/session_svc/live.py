@@ -1,5 +1,6 @@
 """Live session updates across processes: the projection NOTIFYs, every process LISTENs once
-and fans the news out to its open streams (Server-Sent Events)."""
+and fans the news out to its open streams (Server-Sent Events) and to typed scans waiting for
+the store to learn a just-issued code."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import contextlib
 import logging
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from session_svc.repository import UPDATES_CHANNEL
+from session_svc.repository import CODES_CHANNEL, UPDATES_CHANNEL
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +25,7 @@ class SessionUpdates:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._subscribers: dict[uuid.UUID, set[asyncio.Queue[None]]] = defaultdict(set)
+        self._code_waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self.listening = asyncio.Event()
@@ -61,6 +64,26 @@ class SessionUpdates:
             if not queues:
                 del self._subscribers[session_id]
 
+    @contextlib.contextmanager
+    def code_learned(self, code: str) -> Iterator[asyncio.Event]:
+        """An event set when the store has learned this typed code (subscribe before looking,
+        so a code learned in between is not missed)."""
+        learned = asyncio.Event()
+        self._code_waiters[code].add(learned)
+        try:
+            yield learned
+        finally:
+            waiters = self._code_waiters.get(code)
+            if waiters is not None:
+                waiters.discard(learned)
+                if not waiters:
+                    del self._code_waiters[code]
+
+    def _on_code(self, *args: Any) -> None:
+        payload = args[3] if len(args) > 3 else ""
+        for learned in self._code_waiters.get(payload, ()):
+            learned.set()
+
     def _on_notify(self, *args: Any) -> None:
         payload = args[3] if len(args) > 3 else ""
         try:
@@ -81,9 +104,13 @@ class SessionUpdates:
                 async with self.engine.connect() as conn:
                     raw: Any = (await conn.get_raw_connection()).driver_connection
                     await raw.add_listener(UPDATES_CHANNEL, self._on_notify)
+                    await raw.add_listener(CODES_CHANNEL, self._on_code)
                     self.listening.set()
                     # Changes may have happened while not listening: streams re-read.
                     self._wake_all()
+                    for waiters in self._code_waiters.values():
+                        for learned in waiters:
+                            learned.set()
                     while not self._stopping.is_set():
                         await asyncio.sleep(5)
                         await raw.execute("SELECT 1")  # notice a dead connection

@@ -29,6 +29,8 @@ Conn = AsyncSession | AsyncConnection
 # Writers of the store take this lock shared; a rebuild takes it exclusively.
 STORE_LOCK = "session-svc.store"
 UPDATES_CHANNEL = "session_svc_updates"
+# Typed codes the store has just learned (payload: the code), for scans waiting on one.
+CODES_CHANNEL = "session_svc_codes"
 
 
 async def lock_store_shared(db: Conn) -> None:
@@ -533,4 +535,15 @@ async def notify_sessions_changed(db: Conn, session_ids: set[uuid.UUID]) -> None
             "SELECT count(pg_notify($1, id)) FROM unnest($2::text[]) AS id",
             UPDATES_CHANNEL,
             [str(s) for s in session_ids],
+        )
+
+
+async def notify_codes_learned(db: Conn, codes: set[str]) -> None:
+    """Tell every process which typed codes the store now knows (on commit)."""
+    if codes:
+        pg = await driver_connection(db)
+        await pg.execute(
+            "SELECT count(pg_notify($1, code)) FROM unnest($2::text[]) AS code",
+            CODES_CHANNEL,
+            sorted(codes),
         )

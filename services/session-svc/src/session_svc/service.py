@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import logging
 import math
 import uuid
@@ -90,11 +92,15 @@ class SessionService:
         tables: OutboxTables,
         *,
         clock: Callable[[], datetime] = utc_now,
+        code_learned: Callable[[str], contextlib.AbstractContextManager[asyncio.Event]]
+        | None = None,
     ) -> None:
         self.settings = settings
         self.database = database
         self.outbox = Outbox(tables)
         self.clock = clock
+        # Set when the store learns a typed code (session_svc.live); None: never wait for one.
+        self.code_learned = code_learned
 
     def _wrap(self, events: list[Event]) -> list[Envelope]:
         cid = _correlation()
@@ -106,6 +112,7 @@ class SessionService:
         """Verify what a driver scanned or typed and emit SessionCodeScanned; one scan wins."""
         now = self.clock()
         content, presented, typed = await self._presented(principal, raw, client_ip, now)
+        await self._await_typed_code(typed)
 
         async with self.database.write() as db:
             if not await repository.try_lock_store_shared(db):
@@ -138,6 +145,29 @@ class SessionService:
             claims = await self._verify(db, presented, content, now)
             return claims.session_id, claims
         return await repository.find_typed_code(db, typed), None
+
+    async def _await_typed_code(self, typed: str) -> None:
+        """A typed code is only known to the store once it has consumed the code's
+        SessionCodeIssued (a QR code proves itself): wait, bounded, until the store has learned
+        it, so a code typed the moment it shows is accepted at once. Outside any transaction;
+        the lookup was counted once already. An unknown code is refused after the wait."""
+        if not typed or self.code_learned is None or self.settings.typed_code_wait_s <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.typed_code_wait_s
+        with self.code_learned(typed) as learned:
+            while True:
+                learned.clear()  # before looking: a code learned after the look still wakes us
+                async with self.database.read() as db:
+                    if await repository.find_typed_code(db, typed) is not None:
+                        return
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return
+                try:
+                    await asyncio.wait_for(learned.wait(), remaining)
+                except TimeoutError:
+                    return
 
     async def _verify(
         self, db: AsyncSession, presented: UnverifiedCode, content: str, now: datetime
@@ -231,6 +261,7 @@ class SessionService:
         are counted like typed scans; a QR code's MAC needs no counting."""
         now = self.clock()
         content, presented, typed = await self._presented(principal, raw, client_ip, now)
+        await self._await_typed_code(typed)
         async with self.database.read() as db:
             session_id, claims = await self._resolve(db, presented, content, typed, now)
             state, _ = await self._check_code(db, principal, session_id, claims, now)
@@ -254,6 +285,7 @@ class SessionService:
         code, so no scan wins afterwards."""
         now = self.clock()
         content, presented, typed = await self._presented(principal, raw, client_ip, now)
+        await self._await_typed_code(typed)
         async with self.database.write() as db:
             session_id, claims = await self._resolve(db, presented, content, typed, now)
             state, _ = await self._check_code(db, principal, session_id, claims, now)
@@ -458,7 +490,9 @@ class SessionService:
                         )
                         emitted += domain.expire_code(state, now=now, due=deadline)
                 elif state is not None and kind == START_TIMEOUT:
-                    start_by = domain.start_deadline(state, self.settings.start_timeout)
+                    start_by = domain.start_deadline(
+                        state, self.settings.start_timeout, self.settings.start_backstop
+                    )
                     if start_by is not None:
                         emitted += domain.abandon(state, now=now, deadline=start_by)
                 await repository.delete_timer(db, kind, session_id)

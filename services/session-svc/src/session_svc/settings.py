@@ -28,10 +28,23 @@ class Settings(ServiceSettings):
         description="abandon an authorised session not started this long after authorisation "
         "(billing's start_deadline applies when sooner or when unset)",
     )
+    start_backstop_s: float = Field(
+        default=120.0,
+        ge=0,
+        description="the start deadline is station-gateway's (it answers a late start Invalid "
+        "under the connector lock): session-svc abandons an unstarted session only this long "
+        "after it, a backstop for a gateway that never decided",
+    )
     timer_interval_s: float = Field(default=1.0, gt=0)
     typed_lookups_per_user: int = Field(default=10, ge=1)
     typed_lookups_per_ip: int = Field(default=30, ge=1)
     typed_lookup_window_s: int = Field(default=60, ge=1)
+    typed_code_wait_s: float = Field(
+        default=3.0,
+        ge=0,
+        description="how long a typed code not yet in the store is waited for (its "
+        "SessionCodeIssued on its way) before it is refused as unknown",
+    )
     sse_keepalive_s: float = Field(default=15.0, gt=0)
     # Guests (no account) start card pre-authorisations: scans per station and per address in a
     # window, so a visible QR code cannot be turned into a card-testing machine.
@@ -51,6 +64,10 @@ class Settings(ServiceSettings):
     @property
     def clock_skew(self) -> timedelta:
         return timedelta(seconds=self.clock_skew_s)
+
+    @property
+    def start_backstop(self) -> timedelta:
+        return timedelta(seconds=self.start_backstop_s)
 
     @property
     def start_timeout(self) -> timedelta | None:

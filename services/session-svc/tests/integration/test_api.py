@@ -52,7 +52,10 @@ def tokens() -> TokenFactory:
 async def app(
     database_url: str, topic_prefix: str, signing_key: dict[str, Any], tokens: TokenFactory
 ) -> AsyncIterator[FastAPI]:
-    settings = make_settings(database_url, topic_prefix, signing_key, typed_lookups_per_user=5)
+    # Unknown typed codes are refused after the wait for the store: short here.
+    settings = make_settings(
+        database_url, topic_prefix, signing_key, typed_lookups_per_user=5, typed_code_wait_s=0.3
+    )
     async with running(settings, tokens) as app:
         yield app
 
@@ -295,6 +298,45 @@ async def test_a_code_not_in_the_store_yet_is_accepted_at_once_and_only_once(
     typed = await client.post("/sessions/scan", json={"code": story.code}, headers=tokens.headers())
     assert (typed.status_code, typed.json()["reason"]) == (409, "code_used")
     assert await scanned_ids(app) == [story.session_id]
+
+
+async def test_a_typed_code_sent_as_it_is_issued_starts_at_once_counted_once(
+    database_url: str, topic_prefix: str, signing_key: dict[str, Any], tokens: TokenFactory
+) -> None:
+    """A typed code is only in the store once SessionCodeIssued is consumed: the scan waits
+    for that (no client retry), and the wait is one typed lookup, not one per look."""
+    settings = make_settings(database_url, topic_prefix, signing_key, typed_lookups_per_user=1)
+    async with running(settings, tokens) as app, client_for(app) as client:
+        await station_online(app, "ST-1")
+        story = Story()
+        user = uuid.uuid4()
+        await publish(app, story.issued(signing_key))  # on its way to the store, not there yet
+        scan = await client.post(
+            "/sessions/scan", json={"code": story.code}, headers=tokens.headers(user_id=user)
+        )
+        assert scan.status_code == 202, scan.text
+        assert scan.json() == {"session_id": str(story.session_id)}
+        await wait_status(app, story.session_id, "scanned")
+        # The user's one lookup of the window was that scan.
+        more = await client.post(
+            "/sessions/scan", json={"code": story.code}, headers=tokens.headers(user_id=user)
+        )
+        assert (more.status_code, more.json()["reason"]) == (429, "too_many_requests")
+
+
+async def test_an_unknown_typed_code_is_refused_after_a_bounded_wait(
+    database_url: str, topic_prefix: str, signing_key: dict[str, Any], tokens: TokenFactory
+) -> None:
+    settings = make_settings(database_url, topic_prefix, signing_key, typed_code_wait_s=0.5)
+    async with running(settings, tokens) as app, client_for(app) as client:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        refused = await client.post(
+            "/sessions/scan", json={"code": "777777"}, headers=tokens.headers()
+        )
+        took = loop.time() - started
+    assert (refused.status_code, refused.json()["reason"]) == (400, "code_invalid")
+    assert 0.5 <= took < 5, took
 
 
 async def test_a_reconnected_station_is_not_offline_for_its_new_code(

@@ -145,6 +145,9 @@ def test_timers_commands() -> None:
     deadline = domain.start_deadline(authorised, None)
     assert deadline == story.at(132)
     assert domain.start_deadline(authorised, timedelta(seconds=5)) == story.at(17)
+    # A backstop after the gateway's deadline (station-gateway decides a start first).
+    backstop = timedelta(seconds=120)
+    assert domain.start_deadline(authorised, timedelta(seconds=5), backstop) == story.at(137)
     assert domain.abandon(authorised, now=story.at(131), deadline=story.at(132)) == []
     assert (
         domain.abandon(authorised, now=story.at(132), deadline=story.at(132))[0].reason

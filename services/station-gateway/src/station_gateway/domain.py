@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, Literal
@@ -76,6 +76,18 @@ class StepRefused:
 
     reason: str
     message: str
+
+
+def start_overdue(row: Mapping[Any, Any], start_timeout: timedelta | None, now: datetime) -> bool:
+    """An authorised session the station has not started by its deadline (billing's, or
+    sooner if configured): the gateway gives it up and refuses a later start."""
+    if row["state"] not in (SessionState.AUTHORIZED, SessionState.STARTING):
+        return False
+    deadline: datetime | None = row.get("start_deadline")
+    if start_timeout is not None and row.get("authorized_at") is not None:
+        by = row["authorized_at"] + start_timeout
+        deadline = by if deadline is None else min(deadline, by)
+    return deadline is not None and now >= deadline
 
 
 def session_state(value: str | None) -> SessionState | None:

@@ -177,7 +177,15 @@ class Gateway:
                 self._seen.setdefault(station_id, entry)
             raise
 
+    @property
+    def start_timeout(self) -> timedelta | None:
+        seconds = self.settings.start_timeout_s
+        return timedelta(seconds=seconds) if seconds else None
+
     async def _sweep(self) -> None:
+        async with self.database.write() as session:
+            # The gateway owns the start deadline: session-svc's timer is only a late backstop.
+            await service.abandon_overdue_starts(session, self.start_timeout)
         async with self.database.write() as session:
             gone = await service.sweep_offline(session, self.silence, self.instance_dead_after)
         for station_id in gone:

@@ -211,6 +211,7 @@ async def _authorized(
         },
         state="authorized",
         authorized_at=event.authorized_at,
+        start_deadline=event.start_deadline,
         user_id=event.user_id,
         limits=event.limits.model_dump(mode="json"),
         id_tag=previous.get("id_tag") or domain.new_id_tag(event.session_id),

@@ -152,8 +152,9 @@ class StationProtocol:
                         msg.unique_id, "NotImplemented", f"unknown action {msg.action}"[:200]
                     )
                     return
-                if not self.booted and msg.action not in ("BootNotification", "Heartbeat"):
-                    # 2.0.1 B02/B03: nothing but BootNotification before it was accepted.
+                if not self.booted and msg.action != "BootNotification":
+                    # 2.0.1 B02/B03: nothing but BootNotification before it was accepted, a
+                    # Heartbeat included (1.6 alike: a station boots before it talks).
                     await self._send_error(
                         msg.unique_id, SecurityError.code, "send BootNotification first"
                     )
@@ -369,7 +370,13 @@ class ChargePoint16(StationProtocol, ChargePoint16Base):
     ) -> Any:
         async with self.gateway.database.write() as session:
             started = await service.start_transaction_16(
-                session, self.id, connector_id, id_tag, meter_start, _status_at(timestamp)
+                session,
+                self.id,
+                connector_id,
+                id_tag,
+                meter_start,
+                _status_at(timestamp),
+                self.gateway.start_timeout,
             )
         status = "Accepted" if started.accepted else "Invalid"
         return result16.StartTransaction(
@@ -587,7 +594,7 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
             )
             if row is not None and row["transaction_id"] is None:
                 token_ok = await service.link_transaction_201(
-                    session, row, transaction_id, readings, at
+                    session, row, transaction_id, readings, at, self.gateway.start_timeout
                 )
             elif row is not None:
                 token_ok = True

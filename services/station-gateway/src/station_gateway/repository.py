@@ -395,6 +395,16 @@ class Repository:
         )
         return list(result.mappings().all())
 
+    async def waiting_starts(self) -> list[RowMapping]:
+        """Sessions authorised (or with a start command accepted) and not started yet."""
+        result = await self.session.execute(
+            select(sessions).where(
+                sessions.c.state.in_(("authorized", "starting")),
+                sessions.c.transaction_id.is_(None),
+            )
+        )
+        return list(result.mappings())
+
     async def lost_transactions(self, reported_free_before: datetime) -> list[RowMapping]:
         """Charging sessions whose connector the station reported Available after the start
         (before ``reported_free_before``) and sent no reading for since."""

@@ -379,14 +379,17 @@ async def start_transaction_16(
     id_tag: str,
     meter_start_wh: int,
     started_at: datetime,
+    start_timeout: timedelta | None = None,
 ) -> StartResult:
-    """StartTransaction: the idTag names the session; a repeat gets the same transaction id."""
+    """StartTransaction: the idTag names the session; a repeat gets the same transaction id;
+    a start after the session's start deadline is refused (the session given up)."""
     repo = Repository(session)
     row = await repo.session_by(station_id=station_id, id_tag=id_tag)
     if row is None:
         return StartResult(str(await repo.next_ocpp_id()), None, accepted=False)
     if row["transaction_id"] is not None:
         return StartResult(row["transaction_id"], row["session_id"], accepted=True)
+    row = await _unless_overdue(session, row, start_timeout)
     if domain.step_refusal(row["state"], domain.SessionStep.START_CHARGING) is not None:
         return StartResult(str(await repo.next_ocpp_id()), row["session_id"], accepted=False)
     transaction_id = str(await repo.next_ocpp_id())
@@ -414,14 +417,45 @@ async def find_transaction_201(
     return row
 
 
+async def _unless_overdue(
+    session: AsyncSession, row: RowMapping, start_timeout: timedelta | None
+) -> RowMapping:
+    """The session as a start finds it under its connector's lock (the lock a new code and an
+    authorisation take): given up first if its start deadline has passed, so a late start and
+    the deadline never both win."""
+    repo = Repository(session)
+    await repo.lock_connector(row["station_id"], row["connector_id"])
+    locked = await repo.session_row(row["session_id"], lock=True)
+    assert locked is not None
+    if domain.start_overdue(locked, start_timeout, now_utc()):
+        await abandon(session, locked["session_id"], "start_timeout")
+        locked = await repo.session_row(row["session_id"])
+        assert locked is not None
+    return locked
+
+
+async def abandon_overdue_starts(session: AsyncSession, start_timeout: timedelta | None) -> int:
+    """Give up the authorised sessions not started by their deadline (the sweeper)."""
+    repo = Repository(session)
+    given_up = 0
+    for row in await repo.waiting_starts():
+        if domain.start_overdue(row, start_timeout, now_utc()):
+            row = await _unless_overdue(session, row, start_timeout)
+            given_up += row["state"] == domain.SessionState.ABANDONED
+    return given_up
+
+
 async def link_transaction_201(
     session: AsyncSession,
     row: RowMapping,
     transaction_id: str,
     readings: Sequence[Reading],
     started_at: datetime,
+    start_timeout: timedelta | None = None,
 ) -> bool:
-    """Link an authorised session to the station's transaction; False if it may not start."""
+    """Link an authorised session to the station's transaction; False if it may not start
+    (a start after its start deadline gives the session up)."""
+    row = await _unless_overdue(session, row, start_timeout)
     if domain.step_refusal(row["state"], domain.SessionStep.START_CHARGING) is not None:
         return False
     register = next((r.energy_wh for r in readings if r.energy_wh is not None), None)

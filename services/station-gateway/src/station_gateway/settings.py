@@ -40,6 +40,12 @@ class Settings(ServiceSettings):
         description="display messages and cost updates are given up (quietly) after this long, "
         "so a station that never answers them holds a start, a stop or a new code at most this",
     )
+    start_timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="give up an authorised session the station has not started this long after "
+        "authorisation (billing's start_deadline applies when sooner or when unset)",
+    )
     lost_transaction_grace_s: float = Field(
         default=600.0,
         gt=0,

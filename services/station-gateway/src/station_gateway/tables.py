@@ -116,6 +116,9 @@ sessions = Table(
     Column("limits", JSONB, nullable=True),
     # Ours, not the station's: the plausibility judgement's window starts here.
     Column("authorized_at", DateTime(timezone=True), nullable=True),
+    # Billing's deadline for the start (SessionAuthorized): the gateway gives up the session
+    # after it and answers a later start Invalid, under the connector lock.
+    Column("start_deadline", DateTime(timezone=True), nullable=True),
     Column("start_received_at", DateTime(timezone=True), nullable=True),
     Column("tariff", JSONB, nullable=True),
     Column("time_zone", String(64), nullable=True),

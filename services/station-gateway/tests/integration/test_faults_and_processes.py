@@ -40,6 +40,7 @@ async def test_bad_frames_get_call_errors_and_hurt_no_one(harness) -> None:  # t
     await harness.register("BAD-1")
     await harness.register("GOOD-1")
     good = await harness.connect("GOOD-1")
+    await good.call(call.BootNotification(charge_point_model="m", charge_point_vendor="v"))
     ws = await raw_connect(gw, "BAD-1")
     # Out of order: a transaction before the station ever booted.
     start = [
@@ -49,6 +50,9 @@ async def test_bad_frames_get_call_errors_and_hurt_no_one(harness) -> None:  # t
         {"connectorId": 1, "idTag": "X", "meterStart": 0, "timestamp": "2025-01-01T00:00:00Z"},
     ]
     assert (await exchange(ws, json.dumps(start)))[:3] == [4, "o1", "SecurityError"]
+    # A Heartbeat is no exception: nothing but BootNotification before boot.
+    beat0 = [2, "o2", "Heartbeat", {}]
+    assert (await exchange(ws, json.dumps(beat0)))[:3] == [4, "o2", "SecurityError"]
     boot = [2, "b1", "BootNotification", {"chargePointVendor": "v", "chargePointModel": "m"}]
     assert (await exchange(ws, json.dumps(boot)))[0] == 3
     cases = {
@@ -140,6 +144,8 @@ async def test_201_unparseable_frame_is_rpc_framework_error(harness) -> None:  #
         ),
     )
     assert answer[:3] == [4, "x1", "FormatViolation"]
+    beat = await exchange(ws, json.dumps([2, "x2", "Heartbeat", {}]))
+    assert beat[:3] == [4, "x2", "SecurityError"]  # not booted yet: nothing but a boot
     await ws.close()
 
 

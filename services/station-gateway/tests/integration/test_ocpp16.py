@@ -292,6 +292,64 @@ async def test_start_after_abandon_is_stopped(harness) -> None:  # type: ignore[
     await harness.close(station)
 
 
+async def test_a_start_after_the_start_deadline_is_refused_and_the_session_given_up(  # type: ignore[no-untyped-def]
+    harness,
+) -> None:
+    """The gateway owns the start deadline: a StartTransaction that comes after it is answered
+    Invalid under the connector lock and the session abandoned (once), so no station charges
+    for a session whose hold billing voids."""
+    await harness.start_gateway(presence_sweep_s=3600)  # no sweep: the start itself decides
+    await harness.register("CP-7")
+    station = await harness.connect("CP-7")
+    await boot(station)
+    code = await request_code(station)
+    past = datetime.now(UTC) - timedelta(seconds=1)  # passed while the start was on its way
+    await harness.authorize(code["sessionId"], "CP-7", start_deadline=past)
+    starts = await harness.eventually(lambda: station.got("RemoteStartTransaction"), 15)
+    late = await station.call(
+        call.StartTransaction(
+            connector_id=1,
+            id_tag=starts[0]["id_tag"],
+            meter_start=10_000,
+            timestamp=iso(datetime.now(UTC)),
+        )
+    )
+    assert late.id_tag_info["status"] == "Invalid"
+    [abandoned] = await harness.wait_event("SessionAbandoned")
+    assert (abandoned["session_id"], abandoned["reason"]) == (code["sessionId"], "start_timeout")
+    assert not [e for e in await harness.events() if e.type == "ChargingStarted"]
+    await harness.close(station)
+
+
+async def test_the_gateway_gives_up_a_session_not_started_by_its_deadline(  # type: ignore[no-untyped-def]
+    harness,
+) -> None:
+    """A station that accepted the start and never started: the gateway's sweep abandons the
+    session at its deadline (session-svc's timer is only a late backstop), and a start after
+    that is refused."""
+    await harness.start_gateway(start_timeout_s=1)
+    await harness.register("CP-8")
+    station = await harness.connect("CP-8")
+    await boot(station)
+    code = await request_code(station)
+    await harness.authorize(code["sessionId"], "CP-8", authorized_at=datetime.now(UTC))
+    starts = await harness.eventually(lambda: station.got("RemoteStartTransaction"), 15)
+    [abandoned] = await harness.wait_event("SessionAbandoned")
+    assert (abandoned["session_id"], abandoned["reason"]) == (code["sessionId"], "start_timeout")
+    late = await station.call(
+        call.StartTransaction(
+            connector_id=1,
+            id_tag=starts[0]["id_tag"],
+            meter_start=10_000,
+            timestamp=iso(datetime.now(UTC)),
+        )
+    )
+    assert late.id_tag_info["status"] == "Invalid"
+    given_up = [e for e in await harness.events() if e.type == "SessionAbandoned"]
+    assert len(given_up) == 1
+    await harness.close(station)
+
+
 async def status(station, state: str, at: datetime, connector: int = 1) -> None:  # type: ignore[no-untyped-def]
     await station.call(
         call.StatusNotification(

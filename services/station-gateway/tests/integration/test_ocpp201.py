@@ -158,6 +158,49 @@ def _topic(name: str):  # type: ignore[no-untyped-def]
     return getattr(topics, name)
 
 
+async def test_201_a_transaction_started_after_the_start_deadline_is_invalid(  # type: ignore[no-untyped-def]
+    harness,
+) -> None:
+    await harness.start_gateway(presence_sweep_s=3600)  # no sweep: the start itself decides
+    await harness.register("EV-9")
+    station = await harness.connect("EV-9", "2.0.1")
+    await station.call(
+        call.BootNotification(
+            charging_station={"model": "M2", "vendor_name": "Acme"}, reason="PowerUp"
+        )
+    )
+    reply = await station.call(
+        call.DataTransfer(
+            vendor_id="com.plugpay", message_id="RequestSessionCode", data={"connectorId": 1}
+        )
+    )
+    session_id = reply.data["session_id"]
+    past = datetime.now(UTC) - timedelta(seconds=1)  # passed while the start was on its way
+    await harness.authorize(session_id, "EV-9", start_deadline=past)
+    starts = await harness.eventually(lambda: station.got("RequestStartTransaction"))
+    now = datetime.now(UTC)
+    late = await station.call(
+        call.TransactionEvent(
+            event_type="Started",
+            timestamp=iso(now),
+            trigger_reason="RemoteStart",
+            seq_no=0,
+            transaction_info={
+                "transaction_id": "tx-late",
+                "remote_start_id": starts[0]["remote_start_id"],
+            },
+            id_token=starts[0]["id_token"],
+            evse={"id": 1, "connector_id": 1},
+            meter_value=meter(now, 50_000, "Transaction.Begin"),
+        )
+    )
+    assert late.id_token_info["status"] == "Invalid"
+    [abandoned] = await harness.wait_event("SessionAbandoned")
+    assert (abandoned["session_id"], abandoned["reason"]) == (session_id, "start_timeout")
+    assert not [e for e in await harness.events() if e.type == "ChargingStarted"]
+    await harness.close(station)
+
+
 async def test_a_message_the_station_never_answers_holds_up_no_start(  # type: ignore[no-untyped-def]
     harness, caplog
 ) -> None:

@@ -132,7 +132,7 @@ async def authorize(billing: Billing, session: AsyncSession, priced: SessionPric
     if choice.funding is None:
         await repo.insert_session(**base, status="denied", denial_reason=choice.denial)
         return deny(choice.denial or "insufficient_funds", choice.message)
-    affordable, limits = limits_for(choice.amount)
+    affordable, limits = limits_for(choice.max_cost)
     if not affordable:
         await repo.insert_session(**base, status="denied", denial_reason="insufficient_funds")
         return deny("insufficient_funds", "The hold would not buy any charging here.")
@@ -160,6 +160,7 @@ async def authorize(billing: Billing, session: AsyncSession, priced: SessionPric
             funding="wallet",
             hold_transfer_id=hold_id,
             hold_amount=choice.amount,
+            max_cost=choice.max_cost,
             authorized_at=now,
         )
         return authorized("wallet", hold_id, choice.amount, limits)

@@ -279,3 +279,9 @@ async def processor_customer(
     )
     await repo.update_profile(profile.user_id, processor_customer_id=customer)
     return customer
+
+
+def authorised_max(row: Any) -> int:
+    """The most a billing session's driver agreed to before the start: its limits' max_cost
+    (a wallet hold and the card beyond it), or the hold where none was recorded."""
+    return int(row.max_cost) if row.max_cost is not None else int(row.hold_amount)

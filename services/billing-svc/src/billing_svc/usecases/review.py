@@ -40,7 +40,7 @@ from billing_svc.domain import (
 from billing_svc.repository import BillingRepository, LedgerRepository
 from billing_svc.tables import outbox_tables
 from billing_svc.usecases import refund as refunds
-from billing_svc.usecases.common import Billing, ProcessorCall, wrap_all
+from billing_svc.usecases.common import Billing, ProcessorCall, authorised_max, wrap_all
 
 _outbox = Outbox(outbox_tables)
 
@@ -160,13 +160,13 @@ async def decide(
         receipt.total_incl_vat,
         receipt.total_vat,
         target,
-        row.hold_amount,
+        authorised_max(row),
         _vat_percent(row.cost),
     )
     if isinstance(adjustment, str):
         raise Refusal(
             adjustment,
-            f"at most the {row.hold_amount} minor units the driver authorised",
+            f"at most the {authorised_max(row)} minor units the driver authorised",
             status_code=422,
         )
     if adjustment.refund > receipt.charged - await repo.refunded(session_id, with_pending=True):

@@ -40,6 +40,7 @@ from billing_svc.usecases.common import (
     Billing,
     ProcessorCall,
     UnitOfWork,
+    authorised_max,
     end_hold,
     make_call,
     payment_label,
@@ -117,9 +118,9 @@ async def advance(billing: Billing, session: AsyncSession, session_id: uuid.UUID
         row.organisation_id,
         row.funding,
     )
-    # The driver agreed to at most the hold before the start: above it is the operator's.
+    # The driver agreed to at most this before the start: above it is the operator's.
     capped = cap_cost(
-        cost.total.amount_minor, breakdown.total_excl_vat, breakdown.total_vat, row.hold_amount
+        cost.total.amount_minor, breakdown.total_excl_vat, breakdown.total_vat, authorised_max(row)
     )
     payable = capped.payable
     wallet_id = await ledger.open(AccountKind.WALLET, currency, user)

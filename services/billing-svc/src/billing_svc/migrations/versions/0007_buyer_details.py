@@ -2,14 +2,14 @@
 times it was mailed on request (a no-op on a fresh database, where 0002 creates every table from
 the current metadata).
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 """
 
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
