@@ -3,18 +3,21 @@ may use it on the target the matrix picks (see test_authz_matrix.TARGETS: mostly
 B's* data, so "op_a" is the other organisation's operator there).
 
 Roles: anon, driver (another driver than the data's owner), unverified (a driver whose e-mail
-is not verified), op_a / op_b (operators of organisation A / B), analyst, admin.
+is not verified), guest (no account: a token from POST /auth/guest bound to another code than
+the target's), op_a / op_b (operators of organisation A / B), analyst, admin.
 ``PUBLIC`` endpoints take no user token (their own checks: station Basic auth, signatures).
 A new endpoint fails the matrix until it is added here.
 """
 
 from __future__ import annotations
 
-ROLES = ("anon", "driver", "unverified", "op_a", "op_b", "analyst", "admin")
+ROLES = ("anon", "driver", "unverified", "guest", "op_a", "op_b", "analyst", "admin")
 ALL = frozenset(ROLES)
 AUTHED = ALL - {"anon"}
 DRIVERS = frozenset({"driver", "unverified", "admin"})
 VERIFIED_DRIVERS = DRIVERS - {"unverified"}  # saving a card, topping up (card testing)
+# paying at one charger: a guest scans (only the code its token names) and saves one card
+PAYERS = DRIVERS | {"guest"}
 OPERATORS = frozenset({"op_a", "op_b", "admin"})
 PUBLIC = "public"
 STATION_AUTH = "station"  # station Basic auth only: every user token is refused
@@ -27,6 +30,7 @@ POLICY: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/auth/password/reset/request"): PUBLIC,
     ("POST", "/auth/password/reset"): PUBLIC,
     ("POST", "/auth/token"): PUBLIC,
+    ("POST", "/auth/guest"): PUBLIC,  # throttled per address; the token is bound to one code
     ("POST", "/auth/refresh"): PUBLIC,
     ("POST", "/auth/logout"): PUBLIC,
     ("GET", "/auth/.well-known/jwks.json"): PUBLIC,
@@ -64,9 +68,9 @@ POLICY: dict[tuple[str, str], frozenset[str] | str] = {
     # org B's station; the target session is at another station: 404 for everyone
     ("GET", "/stations/{station_id}/sessions/{session_id}/meter"): frozenset({"op_b", "admin"}),
     # session-svc (target session: driver 1's, at an org A station)
-    ("POST", "/sessions/scan"): DRIVERS,
-    ("POST", "/sessions/codes/lookup"): DRIVERS,
-    ("POST", "/sessions/codes/release"): DRIVERS,
+    ("POST", "/sessions/scan"): PAYERS,
+    ("POST", "/sessions/codes/lookup"): PAYERS,
+    ("POST", "/sessions/codes/release"): PAYERS,
     ("GET", "/sessions"): AUTHED,  # each sees their own (drivers) / their organisation's
     ("GET", "/sessions/{session_id}"): frozenset({"op_a", "admin", "analyst"}),
     ("POST", "/sessions/{session_id}/stop"): frozenset({"op_a", "admin"}),  # station operator
@@ -93,12 +97,14 @@ POLICY: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/billing/ledger"): DRIVERS,
     ("POST", "/billing/topups"): VERIFIED_DRIVERS,
     ("GET", "/billing/payment-methods"): DRIVERS,
-    ("POST", "/billing/payment-methods"): VERIFIED_DRIVERS,
+    ("POST", "/billing/payment-methods"): VERIFIED_DRIVERS | {"guest"},
     ("DELETE", "/billing/payment-methods/{method_id}"): frozenset({"admin"}),
     ("PUT", "/billing/payment-methods/{method_id}/default"): frozenset({"admin"}),
     ("PUT", "/billing/auto-topup"): DRIVERS,
     ("PUT", "/billing/funding-preference"): DRIVERS,
     ("GET", "/billing/receipts/{session_id}"): frozenset({"op_a", "admin"}),
+    # mailing an invoice to a typed address: its payer only (driver 1 here), 404 for all others
+    ("POST", "/billing/receipts/{session_id}/mail"): frozenset(),
     ("GET", "/billing/operator/revenue"): frozenset({"op_a", "op_b", "admin", "analyst"}),
     ("POST", "/billing/operator/refunds"): OPERATORS,
     ("GET", "/billing/operator/refunds"): OPERATORS,  # a session's refunds (its station's org)

@@ -67,12 +67,21 @@ async def _targets(world: support.World) -> dict[str, str]:
     }
 
 
-def _tokens(world: support.World) -> dict[str, str | None]:
+async def _guest_token(code: str) -> str:
+    """A guest's token as the phone gets it (bound to a code other than the target's)."""
+    async with httpx.AsyncClient(base_url=support.BASE_URL, timeout=30) as http:
+        r = await http.post("/auth/guest", json={"code": code})
+        assert r.status_code == 200, r.text
+        return str(r.json()["access_token"])
+
+
+def _tokens(world: support.World, guest: str) -> dict[str, str | None]:
     assert world.unverified is not None
     return {
         "anon": None,
         "driver": world.drivers[0].token,
         "unverified": world.unverified.token,
+        "guest": guest,
         "op_a": world.org_a.token,
         "op_b": world.org_b.token,
         "analyst": world.analyst_token,
@@ -117,7 +126,7 @@ async def test_authorisation_matrix(world: support.World) -> None:
         f"endpoints without an expected policy (add them to authz_policy): {unknown}"
     )
     targets = await _targets(world)
-    tokens = _tokens(world)
+    tokens = _tokens(world, await _guest_token("TTTTTT"))
     unexpected: list[str] = []
     too_tight: list[str] = []
     cells = 0

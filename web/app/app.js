@@ -1,9 +1,10 @@
 // Plugpay for drivers (patent FIG. 6: the mobile payment application). Hash-routed, no build.
-import { api, auth, get, login, logout, raw, sessionCodeIn, stream, ApiError } from "./shared/api.js";
+import { api, auth, get, guest, login, logout, raw, sessionCodeIn, stream, ApiError } from "./shared/api.js";
 import { announce, download, field, focusHeading, h, put, s } from "./shared/dom.js";
 import { duration, kw, kwh, money, toMinor, when } from "./shared/format.js";
 import { explain } from "./shared/reasons.js";
 import { store } from "./store.js";
+import { guestCheckoutPage, invoiceMailForm } from "./guest.js";
 
 const view = document.getElementById("view");
 const PENDING = "plugpay.pending";
@@ -95,7 +96,9 @@ function loginPage() {
   const submit = h("button", { type: "submit", class: "block" }, "Log in");
   const pending = sessionStorage.getItem(PENDING);
   page("Log in",
-    pending ? h("div", { class: "alert info" }, h("strong", {}, "Code received."), h("p", {}, "Log in to see the price and start charging.")) : null,
+    pending ? h("div", { class: "alert info" }, h("strong", {}, "Code received."), h("p", {}, "Log in to see the price and start charging."),
+      // EU ad hoc charging: anyone may pay at a public charger without an account.
+      h("p", {}, "No account? ", h("a", { class: "button secondary block", href: "#/guest", id: "pay-by-card" }, "Pay by card"))) : null,
     h("form", {
       class: "card", novalidate: true,
       onsubmit: async (e) => {
@@ -605,12 +608,16 @@ function sessionView(x, receipt, doc) {
   if (status === "denied" || status === "abandoned" || status === "expired" || status === "failed") {
     const reason = (x.denial && x.denial.reason) || x.abandoned_reason || x.failure_reason || status;
     const { title, next } = explain(reason, x.denial && x.denial.message);
-    out.push(h("div", { class: "alert error", role: "alert", id: "denial", dataset: { reason } }, h("strong", {}, title), h("p", {}, next),
+    // A guest has no account page to fix a card in: its way on is said below instead.
+    out.push(h("div", { class: "alert error", role: "alert", id: "denial", dataset: { reason } }, h("strong", {}, title),
+      auth.loggedIn || reason !== "payment_declined" ? h("p", {}, next) : null,
+      reason === "payment_declined" && x.denial && x.denial.message ? h("p", { id: "denial-detail" }, x.denial.message) : null,
       x.hold_released ? h("p", {}, "The reserved ", money(x.hold_released), " is free again.") : null),
-    h("div", { class: "stack" },
+    auth.loggedIn ? h("div", { class: "stack" },
       reason === "insufficient_funds" || reason === "no_payment_method" || reason === "payment_declined"
         ? h("a", { class: "button block", href: "#/account" }, "Top up or add a card") : null,
-      h("a", { class: "button secondary block", href: "#/scan" }, "Scan a new code")));
+      h("a", { class: "button secondary block", href: "#/scan" }, "Scan a new code"))
+      : h("p", { id: "guest-next" }, "Choose “Pay with phone” on the charger for a new code, then pay with another card."));
     return out;
   }
   const cost = x.cost ? money(x.cost.total) : "—";
@@ -624,10 +631,12 @@ function sessionView(x, receipt, doc) {
     stat("Power", x.status === "charging" ? kw(x.power_w) : "—", "power"),
     stat("Time", duration(elapsed(x)), "elapsed"),
     stat(x.cost && x.cost.final ? "Total cost" : "Cost so far", cost, "cost")));
+  // A guest pays by its card's pre-authorisation alone; an account's wallet may have a card beyond it.
   const beyondWallet = x.funding === "wallet" && x.limits && x.limits.max_cost && x.hold_amount &&
     x.limits.max_cost.amount_minor > x.hold_amount.amount_minor;
   if (limit && !terminal) out.push(h("p", { class: "muted", id: "limit" }, "Stops automatically at ", limit,
-    beyondWallet ? " (your wallet pays first, your card the rest)." : " (what your balance covers)."));
+    !auth.loggedIn ? " (what your card's pre-authorisation covers)."
+      : beyondWallet ? " (your wallet pays first, your card the rest)." : " (what your balance covers)."));
   if (chargerQuiet(x)) {
     out.push(h("div", { class: "alert warn", id: "charger-quiet", role: "status" }, h("strong", {}, "The charger stopped reporting."),
       h("p", {}, "If it does not resume, we end the session and you pay only for the ", kwh(x.energy_wh || 0), " it last reported.")));
@@ -718,6 +727,7 @@ async function receiptPage(id) {
     doc.outstanding_debt.amount_minor ? h("p", {}, "Still to pay: ", doc.outstanding_debt.text) : null,
     (doc.notes || []).map((note) => h("p", { class: "receipt-note" }, note)),
     h("div", { class: "row" }, pdf, html));
+  if (!offline) box.after(invoiceMailForm(id, { problem, busy }));
 }
 
 async function syncSessions() {
@@ -1044,6 +1054,10 @@ async function route() {
     if (head === "reset" || head === "forgot") return forgotPage();
     // Finding a charger needs no account: prices and public chargers are public information.
     if (head === "find" && !auth.loggedIn) return await findPage();
+    // A guest (no account) pays for one code and follows that one session and its receipt.
+    if (head === "guest") return auth.loggedIn ? go("#/confirm") : await guestCheckoutPage({ page, problem, busy, go, lookupCode });
+    if (!auth.loggedIn && guest.token && head === "session" && arg) return await sessionPage(arg);
+    if (!auth.loggedIn && guest.token && head === "receipt" && arg) return await receiptPage(arg);
     if (needLogin()) return;
     whoAmI().catch(() => {});
     if (head === "invitations" && arg) return await invitationPage(arg);

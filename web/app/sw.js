@@ -3,7 +3,7 @@
 // to the network: never serve a stale balance or session as if it were live.
 const SHELL = "plugpay-shell-v1";
 const FILES = [
-  "./", "index.html", "app.js", "store.js", "manifest.json", "icon.svg", "icon-192.png",
+  "./", "index.html", "app.js", "guest.js", "store.js", "manifest.json", "icon.svg", "icon-192.png",
   "shared/base.css", "shared/api.js", "shared/dom.js", "shared/format.js", "shared/reasons.js",
   "vendor/jsqr/jsQR.js",
 ];

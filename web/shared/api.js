@@ -28,6 +28,23 @@ export const auth = {
   onLogout: () => {},
 };
 
+// A guest's token (paying at one charger without an account): bound to one session code by
+// auth-svc, kept for this tab only, never refreshed (it lives as long as one session may).
+const GUEST = "plugpay.guest";
+
+export const guest = {
+  get token() {
+    try {
+      const saved = JSON.parse(sessionStorage.getItem(GUEST)) || null;
+      return saved && saved.expires > Date.now() ? saved : null;
+    } catch { return null; }
+  },
+  save(code, body) {
+    sessionStorage.setItem(GUEST, JSON.stringify({ code, access: body.access_token, expires: Date.now() + body.expires_in * 1000 }));
+  },
+  clear() { sessionStorage.removeItem(GUEST); },
+};
+
 let refreshing = null;
 async function refresh() {
   const tokens = readTokens();
@@ -48,7 +65,7 @@ async function refresh() {
 
 function headersFor(extra) {
   const h = new Headers(extra || {});
-  const tokens = readTokens();
+  const tokens = readTokens() || guest.token;
   if (tokens && !h.has("Authorization")) h.set("Authorization", "Bearer " + tokens.access);
   return h;
 }

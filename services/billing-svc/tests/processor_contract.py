@@ -112,6 +112,7 @@ class ProcessorContract:
         for token, code in (
             ("pm_card_chargeDeclined", "card_declined"),
             ("pm_card_chargeDeclinedInsufficientFunds", "insufficient_funds"),
+            ("pm_card_authenticationRequired", "authentication_required"),
         ):
             customer, saved = await self._card(processor, token)
             with pytest.raises(PaymentDeclined) as declined:

@@ -186,6 +186,18 @@ def token_from_scan(content: str) -> str:
     return content.split("?", 1)[0].split("#", 1)[0]
 
 
+def code_binding(content: str) -> str:
+    """What a guest token names as the one code it may use: a digest of the code as a scan or
+    a typed entry reads it (so the QR's URL and its bare token bind alike), never the code."""
+    content = content.strip()
+    canonical = (
+        token_from_scan(content)
+        if looks_like_session_code(content)
+        else normalise_typed_code(content)
+    )
+    return hashlib.sha256(b"plugpay-guest-code:" + canonical.encode()).hexdigest()
+
+
 def looks_like_session_code(content: str) -> bool:
     """A QR's URL or its bare code (a typed code is much shorter)."""
     return "/s/" in content or len(content.strip()) == CODE_CHARS

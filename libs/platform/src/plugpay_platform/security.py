@@ -32,6 +32,13 @@ class Principal:
     organisation_id: uuid.UUID | None = None
     groups: frozenset[str] = field(default_factory=frozenset)
     email_verified: bool = False
+    # A guest (no account) may use exactly the session code this digest names
+    # (``plugpay_events.session_code.code_binding``); None for everyone else.
+    guest_code: str | None = None
+
+    @property
+    def is_guest(self) -> bool:
+        return "guest" in self.roles
 
     def has(self, role: str) -> bool:
         return role in self.roles
@@ -144,11 +151,20 @@ class TokenVerifier:
                 organisation_id=uuid.UUID(org) if org else None,
                 groups=frozenset(claims.get("groups", [])),
                 email_verified=bool(claims.get("email_verified", False)),
+                guest_code=_guest_code(claims),
             )
         except (ValueError, TypeError) as error:
             raise Refusal(
                 "token_invalid", "the token's claims are malformed", status_code=401
             ) from error
+
+
+def _guest_code(claims: dict[str, Any]) -> str | None:
+    code = claims.get("guest_code")
+    if "guest" in claims.get("roles", []) and not isinstance(code, str):
+        # A guest token without its one code would be a capability without a bound.
+        raise ValueError("a guest token names its session code")
+    return code if isinstance(code, str) else None
 
 
 _bearer = HTTPBearer(auto_error=False)
@@ -184,5 +200,7 @@ def require_role(*roles: str) -> Callable[..., Awaitable[Principal]]:
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 CurrentDriver = Annotated[Principal, Depends(require_role("driver"))]
+# A driver, or a guest paying at one charger without an account (its token is bound to a code).
+CurrentPayer = Annotated[Principal, Depends(require_role("driver", "guest"))]
 CurrentOperator = Annotated[Principal, Depends(require_role("operator"))]
 CurrentAnalyst = Annotated[Principal, Depends(require_role("analyst", "operator"))]

@@ -13,6 +13,7 @@ from datetime import datetime
 from functools import cache
 from typing import Literal
 
+from plugpay_events.session_code import code_binding
 from plugpay_platform.errors import Refusal
 from plugpay_platform.throttle import ThrottleRule, ThrottleState, retry_after_s
 
@@ -171,6 +172,9 @@ def login_wait(throttles: LoginThrottles, rules: LoginRules, now: datetime) -> i
 # Registrations from one address: a household or an office registers a few accounts, a script
 # registering thousands waits longer and longer.
 REGISTRATION = ThrottleRule(10, base_delay_s=60, max_delay_s=3600)
+# Guest tokens per address: a few people paying at a public charger from one carrier NAT, not a
+# script minting capabilities (each still needs a live code and a card).
+GUEST_TOKENS = ThrottleRule(20, base_delay_s=60, max_delay_s=3600)
 # Password reset requests per address, and per e-mail address whether or not it has an
 # account (so the throttle tells nothing): three links, then 5 min, 10 min... (not a flood in
 # someone's inbox); eleven per address, then waits.
@@ -266,6 +270,27 @@ def access_claims(
     if account.organisation_id is not None:
         claims["org"] = str(account.organisation_id)
     return claims
+
+
+def guest_claims(
+    code: str, *, issuer: str, audience: str, now: datetime, ttl_s: int
+) -> dict[str, object]:
+    """A guest's access token: a fresh subject that owns nothing yet, the role ``guest`` and
+    the one session code it may use (as a digest), for as long as one charging session lasts."""
+    issued = int(now.timestamp())
+    return {
+        "iss": issuer,
+        "aud": audience,
+        "sub": str(uuid.uuid4()),
+        "roles": ["guest"],
+        "groups": [],
+        "email_verified": False,
+        "guest_code": code_binding(code),
+        "iat": issued,
+        "nbf": issued,
+        "exp": issued + ttl_s,
+        "jti": uuid.uuid4().hex,
+    }
 
 
 def check_staff_account(role: str, organisation_id: uuid.UUID | None) -> None:

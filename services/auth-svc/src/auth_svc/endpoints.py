@@ -21,6 +21,8 @@ from auth_svc.schemas import (
     CreateUserRequest,
     GroupMemberRequest,
     GroupResponse,
+    GuestRequest,
+    GuestTokenResponse,
     InvitationAccepted,
     InvitationSent,
     Location,
@@ -146,6 +148,19 @@ async def token(
     else:
         raise Refusal("unsupported_grant_type", "use password or refresh_token", status_code=400)
     return _tokens(result)
+
+
+@router.post("/guest", response_model=GuestTokenResponse)
+async def guest_token(request: Request, body: GuestRequest, ctx: Ctx, db: Db) -> JSONResponse:
+    """Pay without an account: a short-lived token bound to the one session code presented
+    (role ``guest``); session-svc checks the code itself at the scan."""
+    async with db.write() as session:
+        token, ttl = await service.issue_guest_token(
+            ctx, session, body.code, _client_address(request)
+        )
+    return JSONResponse(
+        GuestTokenResponse(access_token=token, expires_in=ttl).model_dump(), headers=NO_STORE
+    )
 
 
 @router.post("/refresh", response_model=TokenResponse)

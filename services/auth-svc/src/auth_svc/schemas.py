@@ -61,6 +61,20 @@ class VerifyResponse(BaseModel):
     email_verified: bool = True
 
 
+class GuestRequest(BaseModel):
+    """The session code (QR content or typed) a guest wants to pay for."""
+
+    code: str = Field(min_length=1, max_length=300)
+
+
+class GuestTokenResponse(BaseModel):
+    """A guest's access token: no refresh token, it lives as long as one session may."""
+
+    access_token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_in: int
+
+
 class TokenResponse(BaseModel):
     """RFC 6749 section 5.1."""
 

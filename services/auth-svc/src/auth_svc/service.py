@@ -30,6 +30,11 @@ from plugpay_events.contracts.identity import (
 from plugpay_events.envelope import Event
 from plugpay_events.outbox import Outbox
 from plugpay_events.sealed import seal
+from plugpay_events.session_code import (
+    TYPED_CODE_LENGTH,
+    looks_like_session_code,
+    normalise_typed_code,
+)
 from plugpay_events.types import utc_now
 from plugpay_platform.errors import Refusal
 from plugpay_platform.outgoing import envelopes
@@ -436,6 +441,38 @@ async def _issue(
         )
     )
     return IssuedTokens(sign_token(claims, key), refresh, ctx.settings.access_token_ttl_s)
+
+
+async def issue_guest_token(
+    ctx: AuthContext, session: AsyncSession, code: str, client: str
+) -> tuple[str, int]:
+    """A guest's access token for one session code (EU ad hoc charging: paying without an
+    account); counted per client address. The code is checked by session-svc at the scan:
+    the token only says which code its holder may use."""
+    content = code.strip()
+    if not (
+        looks_like_session_code(content) or len(normalise_typed_code(content)) == TYPED_CODE_LENGTH
+    ):
+        raise Refusal("code_malformed", "this is not a Plugpay code", status_code=400)
+    repo, now = AuthRepository(session), ctx.clock()
+    key = f"guest-ip:{client}"
+    rule = replace(domain.GUEST_TOKENS, free_failures=ctx.settings.guest_tokens_free_per_address)
+    state = (await repo.lock_throttle_states([key]))[key]
+    if (wait := retry_after_s(state, now)) is not None:
+        raise _too_many("too_many_guests", "too many guest checkouts from here", wait)
+    await repo.save_throttle_state(key, record_failure(state, rule, now))
+    signing_key = await repo.active_signing_key()
+    if signing_key is None:
+        signing_key = await rotate_signing_key(ctx, session)
+    ttl = ctx.settings.guest_token_ttl_s
+    claims = domain.guest_claims(
+        content,
+        issuer=ctx.settings.platform.jwt_issuer,
+        audience=ctx.settings.platform.jwt_audience,
+        now=now,
+        ttl_s=ttl,
+    )
+    return sign_token(claims, signing_key), ttl
 
 
 async def refresh(

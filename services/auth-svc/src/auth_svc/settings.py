@@ -14,6 +14,10 @@ class Settings(ServiceSettings):
 
     access_token_ttl_s: int = 900
     refresh_token_ttl_s: int = 30 * 24 * 3600
+    # A guest's token lives as long as one charging session may (no refresh token): it can only
+    # pay for and follow the session of the code it was issued for.
+    guest_token_ttl_s: int = Field(default=12 * 3600, ge=300, le=24 * 3600)
+    guest_tokens_free_per_address: int = Field(default=20, ge=1, le=1_000_000)
     email_verification_ttl_s: int = 24 * 3600
     group_invitation_ttl_s: int = 7 * 24 * 3600
     # The first admin, created at start-up when no user has this email yet.

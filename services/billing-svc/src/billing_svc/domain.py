@@ -643,6 +643,20 @@ def choose_funding(
     )
 
 
+def decline_message(code: str) -> str:
+    """What a driver or guest is told when the card pre-authorisation is refused."""
+    if code == "authentication_required":
+        # The hold is placed when the charger is ready, without the cardholder at hand: a card
+        # whose bank insists on 3-D Secure for it cannot be used this way.
+        return (
+            "Your bank wants to confirm this payment (3-D Secure), which it cannot do for a "
+            "charging pre-authorisation; use another card."
+        )
+    if code == "insufficient_funds":
+        return "Your card was declined: not enough funds for the pre-authorisation."
+    return f"Your card was declined ({code})."
+
+
 @dataclass(frozen=True)
 class ShortfallPlan:
     """How the part of a cost not covered by the hold is collected, in this order."""
@@ -813,6 +827,21 @@ class LegalProfile:
     address: str
     vat_id: str
     invoice_prefix: str
+
+
+# At most this many invoice mails per session on the payer's request (an address typed by a
+# guest is not verified: the limit keeps the invoice mail from becoming a way to send spam).
+INVOICE_MAILS_PER_SESSION = 3
+EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+
+
+def buyer_problem(email: str, vat_id: str) -> tuple[str, str] | None:
+    """What is wrong with the buyer details a payer typed (both already normalised)."""
+    if len(email) > 254 or not EMAIL_PATTERN.fullmatch(email):
+        return "invalid_email", "this is not a valid e-mail address"
+    if vat_id and not VAT_ID_PATTERN.fullmatch(vat_id):
+        return "invalid_vat_id", "a VAT id is a country code and 2 to 13 letters or digits"
+    return None
 
 
 def normalised_vat_id(vat_id: str) -> str:

@@ -21,7 +21,13 @@ from plugpay_events.outbox import Outbox
 from plugpay_events.types import Money
 from plugpay_platform.database import Database
 from plugpay_platform.errors import Refusal
-from plugpay_platform.security import CurrentDriver, CurrentOperator, CurrentPrincipal, Principal
+from plugpay_platform.security import (
+    CurrentDriver,
+    CurrentOperator,
+    CurrentPayer,
+    CurrentPrincipal,
+    Principal,
+)
 from plugpay_tariffs import CURRENCIES
 from pydantic import AfterValidator
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -85,6 +91,17 @@ async def require_verified_driver(request: Request, driver: CurrentDriver) -> Pr
 
 
 VerifiedDriver = Annotated[Principal, Depends(require_verified_driver)]
+
+
+async def require_card_holder(request: Request, payer: CurrentPayer) -> Principal:
+    """A verified driver, or a guest paying one session (its token bound to one code; session-
+    svc counts guest scans per station and address, and each guest holds one card)."""
+    if payer.is_guest:
+        return payer
+    return await require_verified_driver(request, payer)
+
+
+CardHolder = Annotated[Principal, Depends(require_card_holder)]
 
 
 def _client_address(request: Request) -> str | None:
@@ -335,7 +352,7 @@ async def list_methods(request: Request, driver: CurrentDriver) -> list[schemas.
 @router.post("/payment-methods", response_model=schemas.PaymentMethodView, status_code=201)
 async def add_method(
     request: Request,
-    driver: VerifiedDriver,
+    driver: CardHolder,
     body: schemas.AddPaymentMethodRequest,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
@@ -343,7 +360,12 @@ async def add_method(
 
     async def effect(session: AsyncSession) -> Answer | ProcessorCall:
         method, events = await payment_methods.add_payment_method(
-            billing, session, driver.user_id, body.token, _client_address(request)
+            billing,
+            session,
+            driver.user_id,
+            body.token,
+            _client_address(request),
+            guest=driver.is_guest,
         )
         return 201, _method_view(method).model_dump(mode="json"), events
 
@@ -451,6 +473,24 @@ async def get_receipt(
     doc = receipt_document(row, refunded, review, refund_rows)
     chosen = format or _negotiate(request.headers.get("accept", ""))
     return _document_response(doc, chosen, f"invoice-{row.invoice_number or session_id}")
+
+
+@router.post("/receipts/{session_id}/mail", status_code=202)
+async def mail_receipt(
+    request: Request,
+    principal: CurrentPrincipal,
+    session_id: uuid.UUID,
+    body: schemas.MailInvoiceRequest,
+) -> dict[str, str]:
+    """The payer's own invoice mailed to an address they type (a guest has no account address),
+    naming their VAT id if given; a few times per session at most."""
+    now = _billing(request).clock()
+    async with _db(request).write() as session:
+        event = await invoicing.mail_invoice(
+            session, principal.user_id, session_id, email=body.email, vat_id=body.vat_id, now=now
+        )
+        await _outbox.add(session, wrap_all([event]))
+    return {"status": "queued", "email": event.email}
 
 
 @router.get("/credit-notes/{refund_id}", response_model=None)

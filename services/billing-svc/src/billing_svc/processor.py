@@ -198,6 +198,8 @@ TEST_CARDS: dict[str, tuple[str, str, str | None]] = {
     "pm_card_chargeDeclinedInsufficientFunds": ("visa", "9995", "insufficient_funds"),
     "pm_card_chargeDeclinedExpiredCard": ("visa", "0069", "expired_card"),
     "pm_card_chargeCustomerFail": ("visa", "0341", "card_declined"),
+    # 3-D Secure required on every payment: a hold placed without the cardholder is refused.
+    "pm_card_authenticationRequired": ("visa", "3184", "authentication_required"),
 }
 
 
@@ -322,11 +324,11 @@ class SimulatedProcessor(PaymentProcessor):
     def _decline_check(self, token: str) -> None:
         _, _, decline = self._card(token)
         if decline is not None:
-            message = (
-                "Your card has insufficient funds."
-                if decline == "insufficient_funds"
-                else "Your card was declined."
-            )
+            message = {
+                "insufficient_funds": "Your card has insufficient funds.",
+                "authentication_required": "Your card was declined. This transaction requires "
+                "authentication.",
+            }.get(decline, "Your card was declined.")
             raise PaymentDeclined(decline, message)
 
     async def authorize(

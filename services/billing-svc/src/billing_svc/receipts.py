@@ -153,7 +153,10 @@ def receipt_document(
         "receipt_id": str(row.id),
         "invoice_number": getattr(row, "invoice_number", None),
         "seller": getattr(row, "seller", None) or _NO_SELLER,
-        "buyer": {"email": getattr(row, "buyer_email", None)},
+        "buyer": {
+            "email": getattr(row, "buyer_email", None),
+            "vat_id": getattr(row, "buyer_vat_id", None),
+        },
         "session_id": str(row.session_id),
         "station_id": row.station_id,
         "station": getattr(row, "station", None)
@@ -328,6 +331,7 @@ def _layout(doc: dict[str, Any]) -> dict[str, Any]:
             ("Invoice number", number or "-"),
             ("Date", doc["local_time"]["issued"]),
             ("Buyer", doc["buyer"]["email"] or "-"),
+            *([("Buyer VAT ID", doc["buyer"]["vat_id"])] if doc["buyer"].get("vat_id") else []),
             ("Station", station_text),
             ("Started", doc["local_time"]["started"] or "-"),
             ("Ended", doc["local_time"]["ended"] or "-"),

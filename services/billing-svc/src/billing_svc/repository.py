@@ -591,10 +591,11 @@ class BillingRepository:
             update(receipts).where(receipts.c.session_id == session_id).values(**values)
         )
 
-    async def receipt(self, session_id: uuid.UUID) -> Row[Any] | None:
-        return (
-            await self.session.execute(select(receipts).where(receipts.c.session_id == session_id))
-        ).first()
+    async def receipt(self, session_id: uuid.UUID, *, lock: bool = False) -> Row[Any] | None:
+        query = select(receipts).where(receipts.c.session_id == session_id)
+        if lock:
+            query = query.with_for_update()
+        return (await self.session.execute(query)).first()
 
     async def refunded(self, session_id: uuid.UUID, *, with_pending: bool = False) -> int:
         """Refunded so far; ``with_pending`` adds refunds still at the processor (reserved)."""

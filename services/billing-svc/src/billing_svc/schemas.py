@@ -43,6 +43,13 @@ class TopUpResponse(BaseModel):
     failure_reason: str | None = None
 
 
+class MailInvoiceRequest(_In):
+    """Where the payer wants their invoice, and their VAT id for a business invoice."""
+
+    email: str = Field(min_length=3, max_length=254)
+    vat_id: str = Field(default="", max_length=30)
+
+
 class AddPaymentMethodRequest(_In):
     token: str = Field(
         min_length=3,

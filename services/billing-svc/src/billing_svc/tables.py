@@ -216,6 +216,10 @@ receipts = Table(
     Column("station", JSONB, nullable=True),
     Column("time_zone", String(64), nullable=True),
     Column("buyer_email", String(254), nullable=True),
+    # A business buyer's VAT id, named by the payer once (a guest's invoice has no buyer until
+    # the payer types an address), and how many times the invoice was mailed on request.
+    Column("buyer_vat_id", String(20), nullable=True),
+    Column("mails_requested", Integer, nullable=False, server_default="0"),
     Index("ix_receipts_org_issued", "organisation_id", "issued_at"),
     Index("ux_receipts_invoice_number", "organisation_id", "invoice_number", unique=True),
 )

@@ -1,4 +1,4 @@
-"""0003 to 0005 upgrade a database made before them (0002 creates tables from the metadata of
+"""0003 to 0007 upgrade a database made before them (0002 creates tables from the metadata of
 its time)."""
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ ADDED = {
         "station",
         "time_zone",
         "buyer_email",
+        "buyer_vat_id",
+        "mails_requested",
     },
     "billing_sessions": {"cost", "correlation_id", "causation_id", "max_cost"},
     "refunds": {"status", "credit_note_number"},
@@ -39,10 +41,10 @@ NEW_TABLES = (
     "stations",
 )
 NEW_INDEXES = ("ux_receipts_invoice_number", "ux_refunds_credit_note_number")
-HEAD = "0006"
+HEAD = "0007"
 
 
-async def test_0003_to_0006_add_their_columns_and_tables_to_an_older_schema(
+async def test_0003_to_0007_add_their_columns_and_tables_to_an_older_schema(
     database_url: str,
 ) -> None:
     await upgrade_to_head(MIGRATIONS, database_url)

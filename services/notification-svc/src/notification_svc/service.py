@@ -15,6 +15,7 @@ from typing import Any
 from plugpay_events.contracts.billing import (
     CreditNoteIssued,
     InvoiceIssued,
+    InvoiceMailRequested,
     PaymentMethodExpiring,
     TopUpFailed,
     WalletToppedUp,
@@ -215,6 +216,17 @@ async def invoice_issued(
     to = await _to_contact(ctx, store, envelope, "receipt", event.user_id, now)
     if to is NOT_WANTED:
         return
+    await _queue_invoice(ctx, store, envelope, event, _address(to), event.issued_at)
+
+
+async def _queue_invoice(
+    ctx: MailContext,
+    store: NotificationRepository,
+    envelope: Envelope,
+    event: InvoiceIssued | InvoiceMailRequested,
+    to: str | None,
+    at: datetime,
+) -> None:
     funding = []
     if event.wallet_charged.amount_minor:
         funding.append(f"From your wallet: {domain.format_money(event.wallet_charged)}")
@@ -223,13 +235,13 @@ async def invoice_issued(
         funding.append(f"Charged to {card}: {domain.format_money(event.card_charged)}")
     if not funding:
         funding.append("Free of charge")
-    if event.balance_after is not None:
+    if isinstance(event, InvoiceIssued) and event.balance_after is not None:
         funding.append(f"Wallet balance now: {domain.format_money(event.balance_after)}")
     await _queue(
-        ctx, store, envelope, "receipt", event.user_id, _address(to),
+        ctx, store, envelope, "receipt", event.user_id, to,
         attachment=_pdf(event.document_filename, event.document_pdf),
         amount=domain.format_money(event.charged), funding=funding,
-        billed=_when(event.issued_at), session_id=str(event.session_id),
+        billed=_when(at), session_id=str(event.session_id),
         invoice_number=event.invoice_number, seller=event.seller_name or "",
         total=domain.format_money(event.total),
         receipt_link=ctx.link(f"receipt/{event.session_id}"),
@@ -260,6 +272,11 @@ async def billing_event(
             )  # fmt: skip
     elif isinstance(event, InvoiceIssued):
         await invoice_issued(ctx, store, envelope, event, now)
+    elif isinstance(event, InvoiceMailRequested):
+        # Asked for by the payer at an address they typed (a guest has no account): mailed
+        # there whatever the account's preferences, never to anyone else.
+        if not domain.is_history(envelope.occurred_at, now, ctx.max_event_age):
+            await _queue_invoice(ctx, store, envelope, event, event.email, event.requested_at)
     elif isinstance(event, PaymentMethodExpiring):
         to = await _to_contact(ctx, store, envelope, "card_expiring", event.user_id, now)
         if to is not NOT_WANTED:

@@ -13,6 +13,7 @@ import pytest
 from fastapi import FastAPI
 from notification_svc.tables import mails
 from plugpay_events import Envelope
+from plugpay_events.contracts.billing import InvoiceMailRequested
 from plugpay_events.types import utc_now
 from plugpay_testing import eventually
 from plugpay_testing.tokens import TokenFactory
@@ -261,3 +262,41 @@ async def test_the_receipt_carries_the_invoice_pdf_and_a_refund_its_credit_note(
 
     rows = await eventually(both_sent, what="both mails recorded as sent")
     assert all(r["attachment"] is None and r["text_body"] is None for r in rows)
+
+
+async def test_an_invoice_asked_for_goes_to_the_typed_address_of_a_guest(
+    app: FastAPI, smtp: SmtpServer
+) -> None:
+    """A guest (no account, so no learned address) asks for its invoice at an address it
+    typed: the mail goes there with the PDF, and to no one else."""
+    guest = uuid.uuid4()
+    issued = billed(guest, charged=333)
+    asked = InvoiceMailRequested(
+        user_id=guest,
+        session_id=issued.session_id,
+        invoice_number=issued.invoice_number,
+        email="fleet@business.example",
+        seller_name=SELLER,
+        total=issued.total,
+        charged=issued.charged,
+        wallet_charged=issued.card_charged,
+        card_charged=issued.charged,
+        card_label="visa •••• 4242",
+        requested_at=utc_now(),
+        document_filename=issued.document_filename,
+        document_pdf=issued.document_pdf,
+    )
+    await publish(app, issued, asked)
+    (mail,) = await eventually(lambda: smtp.mailbox.to("fleet@business.example"))
+    assert "Invoice:        ACME-2026-000001 from ACME Charging GmbH" in mail.text
+    assert "visa •••• 4242" in mail.text
+    name, text = _attachment(mail)
+    assert name == "invoice-ACME-2026-000001.pdf" and "Total incl. VAT: 3.33 EUR" in text
+    # the InvoiceIssued of an account-less payer waits for an address that never comes
+    rows = await eventually(lambda: mail_rows_if(app, 2), what="both mails in the queue, one sent")
+    assert sorted(str(r["to_address"]) for r in rows) == ["None", "fleet@business.example"]
+
+
+async def mail_rows_if(app: FastAPI, n: int) -> list[dict[str, object]] | None:
+    rows = await mail_rows(app)
+    return rows if len(rows) >= n else None

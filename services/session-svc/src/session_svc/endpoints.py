@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from plugpay_platform.app import ServiceDatabase
 from plugpay_platform.database import Database
-from plugpay_platform.security import CurrentDriver, CurrentPrincipal, Principal
+from plugpay_platform.security import CurrentPayer, CurrentPrincipal, Principal
 
 from session_svc import service
 from session_svc.domain import SessionStatus
@@ -104,7 +104,7 @@ async def _await_typed_code(
 @router.post("/scan", status_code=202, response_model=ScanAccepted)
 async def scan(
     body: ScanRequest,
-    driver: CurrentDriver,
+    driver: CurrentPayer,
     sessions: Sessions,
     updates: Updates,
     database: Db,
@@ -113,15 +113,16 @@ async def scan(
     """The phone sends what it scanned (QR URL or token) or what the driver typed."""
     now = sessions.clock()
     presented = await _presented(database, sessions, updates, driver, body.code, request, now)
+    client_ip = request.client.host if request.client else None
     async with database.write() as db:
-        session_id = await service.scan(db, sessions, driver, presented, now)
+        session_id = await service.scan(db, sessions, driver, presented, now, client_ip)
     return ScanAccepted(session_id=session_id)
 
 
 @router.post("/codes/lookup", response_model=CodePreview)
 async def lookup_code(
     body: CodeLookup,
-    driver: CurrentDriver,
+    driver: CurrentPayer,
     sessions: Sessions,
     updates: Updates,
     database: Db,
@@ -139,7 +140,7 @@ async def lookup_code(
 @router.post("/codes/release", status_code=204)
 async def release_code(
     body: CodeLookup,
-    driver: CurrentDriver,
+    driver: CurrentPayer,
     sessions: Sessions,
     updates: Updates,
     database: Db,

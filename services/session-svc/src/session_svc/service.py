@@ -25,6 +25,7 @@ from plugpay_events.session_code import (
     SessionCodeClaims,
     SessionCodeRejected,
     UnverifiedCode,
+    code_binding,
     looks_like_session_code,
     normalise_typed_code,
     read_session_code,
@@ -115,6 +116,7 @@ async def scan(
     principal: Principal,
     presented: Presented,
     now: datetime,
+    client_ip: str | None = None,
 ) -> uuid.UUID:
     """Verify what a driver scanned or typed and emit SessionCodeScanned; one scan wins."""
     if not await repository.try_lock_store_shared(db):
@@ -127,6 +129,8 @@ async def scan(
     content, code, typed = presented
     session_id, claims = await _resolve(db, sessions, code, content, typed, now)
     _, result = await _check_code(db, sessions, principal, session_id, claims, now)
+    if principal.is_guest:
+        await _count_guest_scan(db, sessions, result.station_id, client_ip, now)
     if not await repository.claim_scan(db, result.session_id, principal.user_id, result):
         raise Refusal("code_used", "this code was already used", status_code=409)
     await emit(db, [result])
@@ -285,7 +289,13 @@ async def release_code(
 def read_presented(principal: Principal, raw: str) -> Presented:
     """What a driver presented: a QR code read (not yet verified against its key) or a
     well-formed typed code (which the caller counts with ``count_typed_lookup``)."""
-    if not principal.email_verified:
+    if principal.is_guest:
+        if principal.guest_code != code_binding(raw):
+            # A guest's token is the capability for one code, never a pass for others.
+            raise Refusal(
+                "code_not_guests", "this guest checkout is for another code", status_code=403
+            )
+    elif not principal.email_verified:
         raise Refusal(
             "account_unverified", "verify your e-mail address before paying", status_code=403
         )
@@ -304,6 +314,30 @@ def read_presented(principal: Principal, raw: str) -> Presented:
 async def typed_code_known(db: AsyncSession, typed: str) -> bool:
     """Whether the store has learned this typed code (from its SessionCodeIssued) yet."""
     return await repository.find_typed_code(db, typed) is not None
+
+
+async def _count_guest_scan(
+    db: AsyncSession,
+    sessions: Sessions,
+    station_id: str,
+    client_ip: str | None,
+    now: datetime,
+) -> None:
+    """Guest scans per station and per address, counted in the scan's own transaction: a
+    scan that wins places a card pre-authorisation, so these bound card testing."""
+    settings = sessions.settings
+    window = settings.guest_window_s
+    start = datetime.fromtimestamp(math.floor(now.timestamp() / window) * window, UTC)
+    retry_after = max(1, math.ceil((start + timedelta(seconds=window) - now).total_seconds()))
+    station_hits = await repository.count_hit(db, f"guest-station:{station_id}", start)
+    ip_hits = await repository.count_hit(db, f"guest-ip:{client_ip}", start) if client_ip else 0
+    if station_hits > settings.guest_scans_per_station or ip_hits > settings.guest_scans_per_ip:
+        raise Refusal(
+            "too_many_requests",
+            "too many guest checkouts here; wait a moment or log in",
+            status_code=429,
+            headers={"Retry-After": str(retry_after)},
+        )
 
 
 async def count_typed_lookup(

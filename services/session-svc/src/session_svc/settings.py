@@ -52,6 +52,11 @@ class Settings(ServiceSettings):
     scan_backlog_late: int = Field(default=3, ge=0)
     scan_backlog_after_s: float = Field(default=1.0, gt=0)
     scan_backlog_interval_s: float = Field(default=0.25, gt=0)
+    # Guests (no account) start card pre-authorisations: scans per station and per address in a
+    # window, so a visible QR code cannot be turned into a card-testing machine.
+    guest_scans_per_station: int = Field(default=10, ge=1)
+    guest_scans_per_ip: int = Field(default=5, ge=1)
+    guest_window_s: int = Field(default=600, ge=1)
 
     @field_validator("code_verification_jwks", mode="before")
     @classmethod

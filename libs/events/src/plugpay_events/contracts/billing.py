@@ -16,6 +16,7 @@ __all__ = [
     "AutoTopUpConfigured",
     "CreditNoteIssued",
     "InvoiceIssued",
+    "InvoiceMailRequested",
     "PaymentMethodAdded",
     "PaymentMethodExpiring",
     "PaymentMethodRemoved",
@@ -137,6 +138,26 @@ class InvoiceIssued(_AccountEvent):
     card_label: str | None = Field(default=None, max_length=60)
     balance_after: Money | None = None
     issued_at: UtcDatetime
+    document_filename: str = Field(max_length=120)
+    document_pdf: str = Field(max_length=DOCUMENT_PDF_MAX_CHARS, description="base64 PDF")
+
+
+@register
+class InvoiceMailRequested(_AccountEvent):
+    """The payer asked for a session's invoice at an address they typed (a guest has no
+    account to mail it to); the PDF as it stands, naming the buyer's VAT id when given."""
+
+    type = "InvoiceMailRequested"
+    session_id: uuid.UUID
+    invoice_number: str = Field(min_length=1, max_length=40)
+    email: str = Field(min_length=3, max_length=254)
+    seller_name: str | None = None
+    total: Money
+    charged: Money
+    wallet_charged: Money
+    card_charged: Money
+    card_label: str | None = Field(default=None, max_length=60)
+    requested_at: UtcDatetime
     document_filename: str = Field(max_length=120)
     document_pdf: str = Field(max_length=DOCUMENT_PDF_MAX_CHARS, description="base64 PDF")
 

@@ -22,6 +22,7 @@ from billing_svc.domain import (
     TransferKind,
     TransferRequest,
     choose_funding,
+    decline_message,
     derived_id,
 )
 from billing_svc.processor import PaymentDeclined, ProcessorError
@@ -179,7 +180,7 @@ async def authorize(billing: Billing, session: AsyncSession, priced: SessionPric
         await repo.insert_session(
             **base, status="denied", denial_reason="payment_declined", payment_method_id=card.id
         )
-        return deny("payment_declined", f"Your card was declined ({declined.code}).")
+        return deny("payment_declined", decline_message(declined.code))
     except ProcessorError as error:
         await repo.insert_session(
             **base, status="denied", denial_reason="payment_declined", payment_method_id=card.id

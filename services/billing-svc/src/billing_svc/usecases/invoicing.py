@@ -17,14 +17,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from plugpay_events.contracts.billing import CreditNoteIssued, InvoiceIssued
+from plugpay_events.contracts.billing import (
+    CreditNoteIssued,
+    InvoiceIssued,
+    InvoiceMailRequested,
+)
 from plugpay_events.types import Money
 from plugpay_platform.errors import Refusal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_svc.domain import (
     DEFAULT_PREFIX,
+    INVOICE_MAILS_PER_SESSION,
     LegalProfile,
+    buyer_problem,
     document_number,
     document_year,
     legal_profile_problem,
@@ -189,5 +195,67 @@ async def credit_note_issued(repo: BillingRepository, refund_id: uuid.UUID) -> C
         destination=refund.destination,
         issued_at=refund.created_at,
         document_filename=f"credit-note-{refund.credit_note_number}.pdf",
+        document_pdf=base64.b64encode(render_pdf(doc)).decode("ascii"),
+    )
+
+
+async def mail_invoice(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    session_id: uuid.UUID,
+    *,
+    email: str,
+    vat_id: str,
+    now: datetime,
+) -> InvoiceMailRequested:
+    """The payer's invoice mailed to an address they typed, naming their VAT id if they give
+    one. An invoice without a buyer (a guest's) takes the address as its buyer; a VAT id is
+    named once and then stays, as an issued invoice's facts do."""
+    email, vat_id = email.strip().lower(), normalised_vat_id(vat_id)
+    problem = buyer_problem(email, vat_id)
+    if problem is not None:
+        raise Refusal(problem[0], problem[1], status_code=422)
+    repo = BillingRepository(session)
+    row = await repo.receipt(session_id, lock=True)
+    if row is None or row.user_id != user_id or row.invoice_number is None:
+        raise Refusal("not_found", "no receipt for this session", status_code=404)
+    if vat_id and row.buyer_vat_id and vat_id != row.buyer_vat_id:
+        raise Refusal(
+            "buyer_vat_id_set",
+            f"this invoice already names the VAT id {row.buyer_vat_id}",
+            status_code=409,
+        )
+    if row.mails_requested >= INVOICE_MAILS_PER_SESSION:
+        raise Refusal(
+            "too_many_invoice_mails",
+            f"this invoice was mailed {INVOICE_MAILS_PER_SESSION} times already",
+            status_code=429,
+        )
+    await repo.update_receipt(
+        session_id,
+        buyer_email=row.buyer_email or email,
+        buyer_vat_id=row.buyer_vat_id or vat_id or None,
+        mails_requested=row.mails_requested + 1,
+    )
+    row = await repo.receipt(session_id)
+    assert row is not None and row.invoice_number is not None
+    refund_rows = await repo.done_refunds(session_id)
+    doc = receipt_document(
+        row, await repo.refunded(session_id), await repo.review(session_id), refund_rows
+    )
+    currency = row.currency
+    return InvoiceMailRequested(
+        user_id=row.user_id,
+        session_id=row.session_id,
+        invoice_number=row.invoice_number,
+        email=email,
+        seller_name=(row.seller or {}).get("legal_name"),
+        total=_money(row.total_incl_vat, currency),
+        charged=_money(row.charged, currency),
+        wallet_charged=_money(row.wallet_part or 0, currency),
+        card_charged=_money(row.card_part or 0, currency),
+        card_label=doc["card_label"],
+        requested_at=now,
+        document_filename=f"invoice-{row.invoice_number}.pdf",
         document_pdf=base64.b64encode(render_pdf(doc)).decode("ascii"),
     )

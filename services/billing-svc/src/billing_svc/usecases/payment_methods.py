@@ -26,13 +26,19 @@ async def add_payment_method(
     user_id: uuid.UUID,
     token: str,
     client_address: str | None = None,
+    *,
+    guest: bool = False,
 ) -> tuple[PaymentMethod, list[Event]]:
+    """Save a tokenised card; a guest (one session, no account) holds exactly one."""
     repo = BillingRepository(session)
     profile = await repo.lock_profile(user_id)
     method_id = derived_id("payment-method", user_id, token)
     existing = await repo.method(user_id, method_id)
     if existing is not None:
         return existing, []
+    if guest and await repo.methods(user_id):
+        # A guest's checkout pays one session with one card: another card is a new checkout.
+        raise Refusal("guest_card_exists", "this checkout already has its card", status_code=409)
     await refuse_after_declines(billing, repo, user_id, client_address)
     customer = await processor_customer(billing, repo, profile)
     try:

@@ -1,0 +1,115 @@
+"""Paying without an account (EU AFIR ad hoc charging) on a phone: the charger's QR link, "Pay
+by card" beside "Log in", every price component before paying, a card pre-authorisation, the
+live session, exactly the cost charged to the card, the receipt; the station's own screen never
+shows the card; a card that insists on 3-D Secure is refused in plain words."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from playwright.sync_api import expect
+from plugpay_testing import eventually_blocking
+from web_support import STATION_PASSWORD, shot
+
+
+def open_link_as_guest(phone: Any, issued: dict[str, Any]) -> None:
+    phone.goto("/s/" + issued["qr"].split("/s/", 1)[1])
+    expect(phone.get_by_role("heading", name="Log in")).to_be_visible()
+    phone.get_by_role("link", name="Pay by card").click()
+    expect(phone.get_by_role("heading", name="Pay by card")).to_be_visible()
+
+
+def test_a_guest_pays_by_card_charges_and_gets_the_receipt(
+    phone: Any, browser: Any, plugpay: Any, stations: Any
+) -> None:
+    station = stations.connected["ST-0002"]
+    starts_before = station.start_requests
+    issued = stations.run(station.request_code(1))
+    open_link_as_guest(phone, issued)
+    # The charger, the connector and every price component before any card is asked for.
+    expect(phone.locator("#station-name")).to_have_text("Demo Motorway Fast Charger")
+    expect(phone.locator("#connector")).to_contain_text("Connector 1")
+    expect(phone.locator("#price-per-kwh")).to_contain_text("per kWh")
+    for label in ("Energy", "Time", "Session fee", "Idle fee", "VAT"):
+        expect(phone.locator("#price-components")).to_contain_text(label)
+    expect(phone.locator("#price-vat")).to_contain_text(re.compile(r"\d+ % included"))
+    expect(phone.locator("#preauth-note")).to_contain_text("pre-authorisation")
+    shot(phone, "guest-price")
+    # nothing was claimed by looking: the guest has no account and no session yet
+    assert phone.evaluate("localStorage.getItem('plugpay.auth')") is None
+
+    phone.get_by_label("Card (from the payment processor)").select_option("pm_card_visa")
+    phone.get_by_role("button", name="Pay by card and start").click()
+    expect(phone.locator("#status")).to_have_attribute("data-status", "charging", timeout=30_000)
+    assert station.start_requests == starts_before + 1
+    expect(phone.locator("#limit")).to_contain_text("pre-authorisation")
+    first = phone.locator("#energy").inner_text()
+    expect(phone.locator("#energy")).not_to_have_text(first, timeout=15_000)
+    shot(phone, "guest-charging")
+
+    # The station's public screen shows the session, never the card.
+    screen = browser.new_context(
+        base_url=plugpay.base_url,
+        http_credentials={"username": "ST-0002", "password": STATION_PASSWORD},
+    ).new_page()
+    screen.goto("/stations/ST-0002/display")
+    expect(screen.locator('[data-connector="1"]')).to_contain_text("Charging", timeout=15_000)
+    text = screen.locator("body").inner_text()
+    assert "4242" not in text and "visa" not in text.lower()
+    screen.context.close()
+
+    phone.get_by_role("button", name="Stop charging").click()
+    expect(phone.locator("#status")).to_have_attribute("data-status", "billed", timeout=40_000)
+    expect(phone.locator("#final")).to_contain_text("Charged")
+    expect(phone.locator("#paid-card")).to_contain_text("4242")
+    session_id = phone.url.rsplit("/", 1)[1]
+    phone.get_by_role("link", name="View receipt").click()
+    expect(phone.locator("#receipt-total")).to_contain_text("EUR")
+    shot(phone, "guest-receipt")
+    # The invoice to an address the guest types, as a business invoice with a VAT id.
+    phone.get_by_label("E-mail address").fill("fleet@business.example")
+    phone.get_by_label(re.compile("VAT ID")).fill("DE 123 456 789")
+    phone.get_by_role("button", name="Send invoice").click()
+    expect(phone.locator("#invoice-sent")).to_contain_text("fleet@business.example")
+    mailbox = phone.context.new_page()
+
+    def mailed() -> list[Any]:
+        mails = mailbox.request.get(plugpay.base_url + "/dev/mailbox.json").json()
+        return [m for m in mails if "fleet@business.example" in m["to"]]
+
+    [mail] = eventually_blocking(mailed, within=30, what="the invoice in the mailbox")
+    assert [a["content_type"] for a in mail["attachments"]] == ["application/pdf"]
+    mailbox.close()
+
+    # Exactly the cost went to the card; the guest's token reads this session and nothing else.
+    token = phone.evaluate("JSON.parse(sessionStorage.getItem('plugpay.guest')).access")
+    status, receipt = plugpay.request("GET", f"/billing/receipts/{session_id}", token=token)
+    assert status == 200
+    assert receipt["funding_split"]["card"] == receipt["charged"]
+    assert receipt["charged"]["amount_minor"] == receipt["total_incl_vat"]["amount_minor"] > 0
+    assert receipt["buyer"] == {"email": "fleet@business.example", "vat_id": "DE123456789"}
+    assert plugpay.request("GET", "/billing/account", token=token)[0] == 403
+    listed = plugpay.request("GET", "/sessions", token=token)[1]["items"]
+    assert [s["session_id"] for s in listed] == [session_id]
+    stations.run(station.unplug(1))
+
+
+def test_a_card_that_insists_on_3d_secure_is_refused_in_plain_words(
+    phone: Any, stations: Any
+) -> None:
+    station = stations.connected["ST-0001"]
+    starts_before = station.start_requests
+    issued = stations.run(station.request_code(2))
+    open_link_as_guest(phone, issued)
+    phone.get_by_label("Card (from the payment processor)").select_option(
+        "pm_card_authenticationRequired"
+    )
+    phone.get_by_role("button", name="Pay by card and start").click()
+    denial = phone.locator("#denial")
+    expect(denial).to_be_visible(timeout=30_000)
+    assert denial.get_attribute("data-reason") == "payment_declined"
+    expect(phone.locator("#denial-detail")).to_contain_text("3-D Secure")
+    expect(phone.locator("#guest-next")).to_contain_text("new code")
+    assert station.start_requests == starts_before
+    shot(phone, "guest-3ds-refused")
