@@ -89,7 +89,8 @@ kafka_version() {
   echo "${jar%.jar}"
 }
 
-JAVA_OPTS=(-Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true
+# A long-lived dev broker collects thousands of test topics; 512 MB of heap ran out of memory.
+JAVA_OPTS=(-Xms256m -Xmx1g -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true
   "-Dlog4j2.configurationFile=$SRC/log4j2.properties")
 
 # Config is re-rendered on every start so edits to server.properties take effect;

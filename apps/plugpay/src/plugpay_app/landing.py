@@ -92,7 +92,7 @@ def home_page(ws_base: str, *, dev_mailbox: bool) -> str:
         "<h2>Demo logins</h2><div class=card><p>Driver <code>driver@example.com</code>, "
         f"operator <code>operator@example.com</code>, both with the password "
         f"<code>{DEMO_PASSWORD}</code>.</p></div>",
-        "<h2>Chargers</h2><div class=card><p>Chargers connect over OCPP 1.6 or 2.0.1 to "
+        "<h2>Chargers</h2><div class=card><p>Chargers connect over OCPP 1.6, 2.0.1 or 2.1 to "
         f"<code>{html.escape(ws_base)}/ocpp/&lt;station id&gt;</code> with HTTP Basic "
         "authentication (the station id and its password).</p></div>",
     )
