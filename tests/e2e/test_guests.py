@@ -108,6 +108,11 @@ async def test_a_guest_pays_by_card_and_charges(world: World, ocpp_version: str)
     assert final["status"] == "billed"
     seen = await assert_exactly_the_cost_captured(world, station, session_id, phone)
     started = seen["started"]
+    # a guest's card checkout is a DirectPayment on 2.1 (the session's own tag, echoed by the
+    # station in its Started event and accepted); 2.0.1 has no such type: Central
+    token = station.start_id_tokens[1]
+    assert token["type"] == ("DirectPayment" if ocpp_version == "2.1" else "Central")
+    assert token["id_token"].startswith("PP")
     if ocpp_version == "2.1":
         # the limits the hold buys go with the start; the most it may cost is the hold
         limit = started.transaction_limit
@@ -173,4 +178,5 @@ async def test_a_guest_pays_from_a_2_1_stations_dynamic_code(world: World) -> No
     assert station.web_payments[0]["evse_id"] == 1
     session_id, phone, final = await charge_as_guest(world, station, qr)
     assert final["status"] == "billed"
+    assert station.start_id_tokens[1]["type"] == "DirectPayment"
     await assert_exactly_the_cost_captured(world, station, session_id, phone)
