@@ -176,7 +176,21 @@ async def test_a_guest_pays_from_a_2_1_stations_dynamic_code(world: World) -> No
         what="NotifyWebPaymentStarted",
     )
     assert station.web_payments[0]["evse_id"] == 1
+    # The station claims its own cost (2.1 CostDetails, above the hold): accepted, never billed.
+    station.claimed_cost_details = {
+        "total_cost": {
+            "currency": "EUR",
+            "type_of_cost": "NormalCost",
+            "total": {"incl_tax": 999.0},
+        },
+        "total_usage": {"energy": 1, "charging_time": 1, "idle_time": 0},
+    }
     session_id, phone, final = await charge_as_guest(world, station, qr)
     assert final["status"] == "billed"
     assert station.start_id_tokens[1]["type"] == "DirectPayment"
     await assert_exactly_the_cost_captured(world, station, session_id, phone)
+    # what was captured is the tariff over the metered energy (0.30 EUR/kWh + 0.50 EUR)
+    tx = station.transactions[1]
+    expected = 50 + (tx.meter_wh - tx.meter_start_wh) * 0.30 / 10
+    charged = (await phone.receipt(session_id))["charged"]["amount_minor"]
+    assert abs(charged - expected) <= 1, (charged, expected)

@@ -27,6 +27,7 @@ from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
 from ocpp.v16 import enums as enums16
 from ocpp.v21 import ChargePoint as ChargePoint21
+from ocpp.v21 import call as call21
 from ocpp.v21 import call_result as result21
 from ocpp.v201 import ChargePoint as ChargePoint201
 from ocpp.v201 import call as call201
@@ -132,6 +133,9 @@ class SimulatedStation:
         # Started event, as a real station does) and the back office's TransactionEvent answers.
         self.start_id_tokens: dict[int, dict[str, Any]] = {}
         self.transaction_answers: list[tuple[str, Any]] = []
+        # 2.1: the station's own cost calculation (CostDetailsType, snake_case), sent with each
+        # TransactionEvent when set: a claim the back office must not bill from.
+        self.claimed_cost_details: dict[str, Any] | None = None
         # Called with (connector_id, session_ref) the moment a start command arrives (benchmarks).
         self.on_start_request: Callable[[int, str], None] | None = None
         self._cp: Any = None
@@ -482,18 +486,21 @@ class SimulatedStation:
                 ],
             )
         ]
-        reply = await self._cp.call(
-            call201.TransactionEvent(
-                event_type=kind,
-                timestamp=at,
-                trigger_reason=trigger,
-                seq_no=tx.next_seq(),
-                transaction_info=info,
-                meter_value=meter,
-                evse=types201.EVSEType(id=tx.connector_id, connector_id=1),
-                id_token=self._started_id_token(tx) if kind == "Started" else None,
-            )
-        )
+        fields: dict[str, Any] = {
+            "event_type": kind,
+            "timestamp": at,
+            "trigger_reason": trigger,
+            "seq_no": tx.next_seq(),
+            "transaction_info": info,
+            "meter_value": meter,
+            "evse": types201.EVSEType(id=tx.connector_id, connector_id=1),
+            "id_token": self._started_id_token(tx) if kind == "Started" else None,
+        }
+        if self.ocpp_version == "2.1" and self.claimed_cost_details is not None:
+            request: Any = call21.TransactionEvent(**fields, cost_details=self.claimed_cost_details)
+        else:
+            request = call201.TransactionEvent(**fields)
+        reply = await self._cp.call(request)
         self.transaction_answers.append((kind, reply))
 
     def _started_id_token(self, tx: Transaction) -> Any:
