@@ -1,8 +1,9 @@
 """A guest (EU ad hoc charging, no account) pays by card and charges on 1.6, 2.0.1 and 2.1
 stations, through the same services as a driver: guest token for the code, one card, the scan,
 the card pre-authorisation, the remote start, (2.x) TransactionEvent Started/Updated/Ended,
-exactly the cost captured and the rest released. On 2.1 also from the station's dynamic C25 code: the landing
-page checks the TOTP (computed here from the spec, independently of the gateway's code)."""
+exactly the cost captured and the rest released. On 2.1 also from the station's dynamic C25
+code: the landing page checks the TOTP (computed here from the spec, independently of the
+gateway's code)."""
 
 from __future__ import annotations
 
