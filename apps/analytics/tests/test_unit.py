@@ -44,7 +44,7 @@ def test_v1_scans_are_upcast_on_read(month: Month) -> None:
     assert "code_kind" not in v1.payload
     table, row = decode_row(_record(v1))
     assert table == "SessionCodeScanned"
-    assert row["event_version"] == 1 and row["schema_version"] == 2
+    assert row["event_version"] == 1 and row["schema_version"] == 3
     assert row["code_kind"] == "qr"
     assert row["log_partition"] == 3 and row["log_offset"] == 7
 

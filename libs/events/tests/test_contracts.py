@@ -46,7 +46,7 @@ def test_envelope_round_trips_and_keys_by_aggregate() -> None:
     event = scanned()
     envelope = Envelope.wrap(event, producer="session-svc")
     assert envelope.aggregate_id == str(event.session_id)
-    assert envelope.type == "SessionCodeScanned" and envelope.version == 2
+    assert envelope.type == "SessionCodeScanned" and envelope.version == 3
     again = decode(encode(envelope))
     assert again == envelope
     assert again.event() == event
@@ -95,7 +95,22 @@ def test_upcaster_v1_to_v2() -> None:
     )
     assert old.event() == v2.model_copy(update={"code_kind": "qr"})
     with pytest.raises(UnsupportedEventVersion):
-        upcast("SessionCodeScanned", 3, v1_payload)
+        upcast("SessionCodeScanned", 4, v1_payload)
+
+
+def test_upcaster_v2_to_v3_scans_before_guests_were_drivers() -> None:
+    v3 = scanned(guest=True)
+    v2_payload = v3.model_dump(mode="json")
+    del v2_payload["guest"]
+    assert upcast("SessionCodeScanned", 2, v2_payload)["guest"] is False
+    old = Envelope.model_validate(
+        {**Envelope.wrap(v3, producer="x").model_dump(), "version": 2, "payload": v2_payload}
+    )
+    assert old.event() == v3.model_copy(update={"guest": False})
+    v1_payload = {k: v for k, v in v2_payload.items() if k != "code_kind"}
+    assert decode_payload("SessionCodeScanned", 1, v1_payload) == v3.model_copy(
+        update={"guest": False, "code_kind": "qr"}
+    )
 
 
 def test_authorized_limits_and_completed_energy() -> None:

@@ -32,7 +32,12 @@ from plugpay_events.contracts.identity import (
     StationRegistered,
 )
 from plugpay_events.contracts.pricing import AccessPolicy, StationCommercialsSet, TariffPublished
-from plugpay_events.contracts.sessions import SessionAuthorized, SessionLimits, SessionPriced
+from plugpay_events.contracts.sessions import (
+    SessionAuthorized,
+    SessionCodeScanned,
+    SessionLimits,
+    SessionPriced,
+)
 from plugpay_events.envelope import Envelope, Event
 from plugpay_events.session_code import generate_signing_key
 from plugpay_events.topics import ALL_TOPICS, METER, SESSIONS, STATIONS
@@ -322,6 +327,7 @@ class Harness:
         hold_minor: int = 5000,
         free_of_charge: bool = False,
         start_deadline: datetime | None = None,
+        guest: bool = False,
     ) -> None:
         now = datetime.now(UTC)
         # Billing's clock. Most tests replay station timestamps from the recent past, so the
@@ -329,6 +335,19 @@ class Harness:
         authorized_at = authorized_at or now - timedelta(hours=1)
         user = uuid.uuid4()
         events: list[Event] = []
+        if guest:  # session-svc's scan by a guest (no account) comes first
+            events.append(
+                SessionCodeScanned(
+                    session_id=uuid.UUID(session_id),
+                    station_id=station_id,
+                    connector_id=connector_id,
+                    session_started_at=now,
+                    scanned_at=now,
+                    user_id=user,
+                    code_kind="qr",
+                    guest=True,
+                )
+            )
         if priced:
             events.append(
                 SessionPriced(
@@ -350,7 +369,7 @@ class Harness:
                 station_id=station_id,
                 connector_id=connector_id,
                 user_id=user,
-                funding="wallet",
+                funding="card" if guest else "wallet",
                 hold_id=uuid.uuid4(),
                 hold_amount=Money(amount_minor=hold_minor, currency="EUR"),
                 limits=limits or SessionLimits(),

@@ -27,6 +27,7 @@ from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
 from ocpp.v16 import enums as enums16
 from ocpp.v21 import ChargePoint as ChargePoint21
+from ocpp.v21 import call as call21
 from ocpp.v21 import call_result as result21
 from ocpp.v201 import ChargePoint as ChargePoint201
 from ocpp.v201 import call as call201
@@ -128,6 +129,13 @@ class SimulatedStation:
         self.tariffs: dict[str, dict[str, Any]] = {}
         self.web_payments: list[dict[str, Any]] = []
         self.start_requests = 0
+        # 2.0.1/2.1: the idToken each connector was last told to start with (echoed in its
+        # Started event, as a real station does) and the back office's TransactionEvent answers.
+        self.start_id_tokens: dict[int, dict[str, Any]] = {}
+        self.transaction_answers: list[tuple[str, Any]] = []
+        # 2.1: the station's own cost calculation (CostDetailsType, snake_case), sent with each
+        # TransactionEvent when set: a claim the back office must not bill from.
+        self.claimed_cost_details: dict[str, Any] | None = None
         # Called with (connector_id, session_ref) the moment a start command arrives (benchmarks).
         self.on_start_request: Callable[[int, str], None] | None = None
         self._cp: Any = None
@@ -478,20 +486,28 @@ class SimulatedStation:
                 ],
             )
         ]
-        await self._cp.call(
-            call201.TransactionEvent(
-                event_type=kind,
-                timestamp=at,
-                trigger_reason=trigger,
-                seq_no=tx.next_seq(),
-                transaction_info=info,
-                meter_value=meter,
-                evse=types201.EVSEType(id=tx.connector_id, connector_id=1),
-                id_token=types201.IdTokenType(id_token=f"remote-{tx.session_ref}", type="Central")
-                if kind == "Started"
-                else None,
-            )
-        )
+        fields: dict[str, Any] = {
+            "event_type": kind,
+            "timestamp": at,
+            "trigger_reason": trigger,
+            "seq_no": tx.next_seq(),
+            "transaction_info": info,
+            "meter_value": meter,
+            "evse": types201.EVSEType(id=tx.connector_id, connector_id=1),
+            "id_token": self._started_id_token(tx) if kind == "Started" else None,
+        }
+        if self.ocpp_version == "2.1" and self.claimed_cost_details is not None:
+            request: Any = call21.TransactionEvent(**fields, cost_details=self.claimed_cost_details)
+        else:
+            request = call201.TransactionEvent(**fields)
+        reply = await self._cp.call(request)
+        self.transaction_answers.append((kind, reply))
+
+    def _started_id_token(self, tx: Transaction) -> Any:
+        given = self.start_id_tokens.get(tx.connector_id)
+        if given is None:  # started before this simulation (a restored journal)
+            return types201.IdTokenType(id_token=f"remote-{tx.session_ref}", type="Central")
+        return types201.IdTokenType(id_token=given["id_token"], type=given["type"])
 
     async def _stop(self, tx: Transaction, reason: str) -> None:
         if tx.stopped.is_set():
@@ -602,6 +618,7 @@ class _Handlers201(ChargePoint201):
             return result201.RequestStartTransaction(
                 status=enums201.RequestStartStopStatusEnumType.rejected
             )
+        self.station.start_id_tokens[connector] = dict(id_token)
         self.station.starting.add(connector)
         asyncio.get_running_loop().call_soon(
             lambda: asyncio.ensure_future(self.station._start(connector, str(remote_start_id)))

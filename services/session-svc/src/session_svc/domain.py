@@ -515,6 +515,7 @@ def scan(
     user_groups: Iterable[str],
     code_kind: CodeKind,
     now: datetime,
+    guest: bool = False,
     clock_skew: timedelta = timedelta(seconds=30),
     tolerance: timedelta = timedelta(minutes=5),
     presented: tuple[str, int, str] | None = None,
@@ -550,6 +551,7 @@ def scan(
         organisation_id=organisation_id,
         user_groups=tuple(sorted(set(user_groups))),
         code_kind=code_kind,
+        guest=guest,
     )
 
 

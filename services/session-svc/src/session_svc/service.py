@@ -211,6 +211,7 @@ async def _check_code(
         user_groups=principal.groups,
         code_kind="qr" if claims else "typed",
         now=now,
+        guest=principal.is_guest,
         clock_skew=settings.clock_skew,
         tolerance=settings.code_tolerance,
         presented=(claims.station_id, claims.connector_id, claims.token_id) if claims else None,

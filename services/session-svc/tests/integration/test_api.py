@@ -102,12 +102,13 @@ async def test_scan_qr_emits_code_scanned_with_the_drivers_identity(
     await wait_status(app, story.session_id, "scanned")
     [envelope] = await events_of_type(app, "plugpay.sessions", "SessionCodeScanned")
     payload = envelope.payload
-    assert envelope.version == 2 and envelope.producer == "session-svc"
+    assert envelope.version == 3 and envelope.producer == "session-svc"
     # The scan's trace goes on into what pricing and billing do with it.
     assert envelope.correlation_id == correlation
     assert payload["station_id"] == "ST-1" and payload["connector_id"] == 1
     assert payload["user_id"] == str(story.user_id) and payload["organisation_id"] == str(org)
     assert payload["user_groups"] == ["fleet", "staff"] and payload["code_kind"] == "qr"
+    assert payload["guest"] is False  # a driver with an account
     assert datetime.fromisoformat(payload["session_started_at"]) == story.started
     view = (await client.get(f"/sessions/{story.session_id}", headers=headers)).json()
     assert view["status"] == "scanned" and view["code_kind"] == "qr"

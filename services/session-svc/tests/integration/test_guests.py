@@ -89,6 +89,7 @@ async def test_a_guest_scans_its_own_code_and_follows_only_that_session(
         await wait_status(app, mine.session_id, "scanned")
         [envelope] = await events_of_type(app, "plugpay.sessions", "SessionCodeScanned")
         assert envelope.payload["user_groups"] == [] and envelope.payload["organisation_id"] is None
+        assert envelope.payload["guest"] is True  # the gateway starts it as a DirectPayment
         guest_id = uuid.UUID(envelope.payload["user_id"])
         view = await client.get(f"/sessions/{mine.session_id}", headers=headers)
         assert view.status_code == 200 and view.json()["status"] == "scanned"
@@ -97,11 +98,14 @@ async def test_a_guest_scans_its_own_code_and_follows_only_that_session(
             for s in (await client.get("/sessions", headers=headers)).json()["items"]
         ] == [str(mine.session_id)]
         # another driver's session (scanned by a driver) is missing for the guest
-        driver = tokens.headers()
+        driver_id = uuid.uuid4()
+        driver = tokens.headers(user_id=driver_id)
         assert (
             await client.post("/sessions/scan", json={"code": other.token}, headers=driver)
         ).status_code == 202
         await wait_status(app, other.session_id, "scanned")
+        scans = await events_of_type(app, "plugpay.sessions", "SessionCodeScanned")
+        assert {e.payload["user_id"]: e.payload["guest"] for e in scans}[str(driver_id)] is False
         for method, path in [
             ("GET", f"/sessions/{other.session_id}"),
             ("GET", f"/sessions/{other.session_id}/events"),

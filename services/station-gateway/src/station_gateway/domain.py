@@ -314,6 +314,28 @@ def transaction_limit(limits: Mapping[str, Any] | None) -> dict[str, Any] | None
     return limit or None
 
 
+# OCPP 2.1's idToken type for a payment made at the station's own payment page (C25): what a
+# guest's card checkout is. Accounts' sessions are started as Central.
+DIRECT_PAYMENT = "DirectPayment"
+
+
+def start_id_token(id_tag: str, *, direct_payment: bool) -> dict[str, str]:
+    """The idToken a remote start names: the session's own tag, typed DirectPayment for a
+    guest's card payment on a 2.1 station, else Central."""
+    return {"id_token": id_tag, "type": DIRECT_PAYMENT if direct_payment else "Central"}
+
+
+def id_token_accepted(
+    presented: Mapping[str, Any] | None, id_tag: str | None, *, guest: bool
+) -> bool:
+    """Whether a station's idToken stands for this session. A DirectPayment token is a
+    guest's card payment: accepted for that guest's own session only; other types keep the
+    session's link by remoteStartId or idTag."""
+    if not presented or presented.get("type") != DIRECT_PAYMENT:
+        return True
+    return guest and id_tag is not None and str(presented.get("id_token")) == id_tag
+
+
 def ocpp_tariff(tariff: Tariff) -> dict[str, Any] | None:
     """The driver's tariff as an OCPP 2.1 TariffType (snake_case, the ``ocpp`` library's form),
     or None where 2.1 cannot say the same thing: restricted elements (OCPI restrictions have no

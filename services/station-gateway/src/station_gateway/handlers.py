@@ -20,6 +20,7 @@ from plugpay_events.contracts.sessions import (
     SessionAuthorized,
     SessionBilled,
     SessionCodeExpired,
+    SessionCodeScanned,
     SessionCostCalculated,
     SessionDenied,
     SessionPriced,
@@ -74,7 +75,15 @@ def session_event_handler(instance_id: str, instance_dead_after: timedelta):  # 
             return ()
         event = envelope.event()
         repo = Repository(session)
-        if isinstance(event, SessionPriced):
+        if isinstance(event, SessionCodeScanned):
+            if event.guest:  # started as a DirectPayment on 2.1 (remote_start)
+                await repo.mark_guest_session(
+                    event.session_id,
+                    event.station_id,
+                    event.connector_id,
+                    event.session_started_at,
+                )
+        elif isinstance(event, SessionPriced):
             await repo.upsert_session(
                 event.session_id,
                 {

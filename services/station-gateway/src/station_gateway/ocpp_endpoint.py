@@ -560,7 +560,11 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
             row = await Repository(session).session_by(
                 station_id=self.id, id_tag=id_token.get("id_token"), lock=False
             )
-        ok = row is not None and row["state"] in ("authorized", "starting", "charging")
+            ok = (
+                row is not None
+                and row["state"] in ("authorized", "starting", "charging")
+                and await service.id_token_accepted(session, row, id_token)
+            )
         if not ok:
             await self._card_refused()
             self.spawn(
@@ -592,7 +596,8 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
         at = _status_at(timestamp)
         transaction_id = str(transaction_info["transaction_id"])
         readings = parse_meter_values(kw.get("meter_value") or (), at)
-        id_token = (kw.get("id_token") or {}).get("id_token")
+        presented = kw.get("id_token")
+        id_token = (presented or {}).get("id_token")
         outcome = None
         final: service.EndedCost | None = None
         token_ok: bool | None = None
@@ -600,7 +605,11 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
             row = await service.find_transaction_201(
                 session, self.id, transaction_id, transaction_info.get("remote_start_id"), id_token
             )
-            if row is not None and row["transaction_id"] is None:
+            if row is not None and not await service.id_token_accepted(session, row, presented):
+                # A DirectPayment token names a guest's card payment: that session's only.
+                log.info("station %s: idToken refused for transaction %s", self.id, transaction_id)
+                token_ok = False
+            elif row is not None and row["transaction_id"] is None:
                 token_ok = await service.link_transaction_201(
                     session, row, transaction_id, readings, at, self.gateway.start_timeout
                 )
@@ -731,9 +740,11 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
         )
 
     async def remote_start(self, row: Any) -> str:
+        async with self.gateway.database.read() as session:
+            id_token = await service.start_id_token(session, row, version=self.version)
         result = await self.call_station(
             self._call.RequestStartTransaction(
-                id_token={"id_token": row["id_tag"], "type": "Central"},
+                id_token=id_token,
                 remote_start_id=int(row["remote_start_id"]),
                 evse_id=row["connector_id"],
             )

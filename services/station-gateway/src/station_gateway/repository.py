@@ -622,3 +622,33 @@ class Repository:
                 set_={"session_id": session_id, "until": until},
             )
         )
+
+    # --- guests' sessions (migration 0009's ``sessions.guest``, not in tables.py yet) ---
+
+    async def mark_guest_session(
+        self, session_id: uuid.UUID, station_id: str, connector_id: int, started_at: datetime
+    ) -> None:
+        """A guest scanned this session's code (the row is ours from the code's issue; made
+        here if a scan ever overtook it)."""
+        await self.session.execute(
+            text(
+                "INSERT INTO sessions (session_id, station_id, connector_id, state,"
+                " session_started_at, guest)"
+                " VALUES (:session_id, :station_id, :connector_id, 'code_issued', :started_at,"
+                " true)"
+                " ON CONFLICT (session_id) DO UPDATE SET guest = true, updated_at = now()"
+            ),
+            {
+                "session_id": session_id,
+                "station_id": station_id,
+                "connector_id": connector_id,
+                "started_at": started_at,
+            },
+        )
+
+    async def is_guest_session(self, session_id: uuid.UUID) -> bool:
+        guest = await self.session.scalar(
+            text("SELECT guest FROM sessions WHERE session_id = :session_id"),
+            {"session_id": session_id},
+        )
+        return bool(guest)

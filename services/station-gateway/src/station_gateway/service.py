@@ -7,7 +7,7 @@ events to the outbox in that same transaction; none commits.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -491,6 +491,23 @@ async def find_transaction_201(
     if row is None or row["transaction_id"] is not None:
         return None
     return row
+
+
+async def id_token_accepted(
+    session: AsyncSession, row: RowMapping, presented: Mapping[str, Any] | None
+) -> bool:
+    """A station's idToken for the session ``row`` (domain.id_token_accepted): a DirectPayment
+    token only for a guest's session, and only with that session's tag."""
+    if not presented or presented.get("type") != domain.DIRECT_PAYMENT:
+        return True
+    guest = await Repository(session).is_guest_session(row["session_id"])
+    return domain.id_token_accepted(presented, row["id_tag"], guest=guest)
+
+
+async def start_id_token(session: AsyncSession, row: RowMapping, *, version: str) -> dict[str, str]:
+    """The idToken a remote start names (2.1: DirectPayment for a guest's session)."""
+    guest = version == "2.1" and await Repository(session).is_guest_session(row["session_id"])
+    return domain.start_id_token(row["id_tag"], direct_payment=guest)
 
 
 async def _unless_overdue(

@@ -7,6 +7,7 @@ import base64
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import websockets
@@ -174,6 +175,85 @@ async def test_21_code_start_meter_stop(harness) -> None:  # type: ignore[no-unt
     assert completed[0]["energy_wh"] == 600
     assert completed[0]["judgement"]["outcome"] == "accepted"
     assert completed[0]["stop_reason"] == "driver_stopped"
+    await harness.close(station)
+
+
+async def test_21_a_guests_session_starts_as_a_direct_payment_for_that_session_only(  # type: ignore[no-untyped-def]
+    harness,
+) -> None:
+    """A guest's card checkout is started with idToken type DirectPayment (the session's own
+    tag) and the limits the card hold bought; the station's DirectPayment token is accepted
+    for that session and refused for any other (an account's session, another tag)."""
+    await harness.start_gateway()
+    await harness.register("EV-21G")
+    station = await harness.connect("EV-21G", "2.1")
+    await station.call(
+        call.BootNotification(charging_station={"model": "M", "vendor_name": "A"}, reason="PowerUp")
+    )
+
+    async def code(connector_id: int) -> str:
+        reply = await station.call(
+            call.DataTransfer(
+                vendor_id="com.plugpay",
+                message_id="RequestSessionCode",
+                data={"connectorId": connector_id},
+            )
+        )
+        return str(reply.data["session_id"])
+
+    guest_session, driver_session = await code(1), await code(2)
+    limits = SessionLimits(max_energy_wh=8_000, max_cost=Money(amount_minor=5_000, currency="EUR"))
+    await harness.authorize(guest_session, "EV-21G", 1, limits=limits, guest=True)
+    await harness.authorize(driver_session, "EV-21G", 2, limits=limits)
+    starts = await harness.eventually(
+        lambda: (
+            len(station.got("RequestStartTransaction")) == 2
+            and {s["evse_id"]: s for s in station.got("RequestStartTransaction")}
+        )
+    )
+    guest_token, driver_token = starts[1]["id_token"], starts[2]["id_token"]
+    assert guest_token["type"] == "DirectPayment" and driver_token["type"] == "Central"
+    assert guest_token["id_token"] != driver_token["id_token"]
+    t0 = datetime.now(UTC) - timedelta(minutes=5)
+
+    async def started(evse: int, tx: str, id_token: dict) -> Any:  # type: ignore[type-arg]
+        return await station.call(
+            call.TransactionEvent(
+                event_type="Started",
+                timestamp=iso(t0),
+                trigger_reason="RemoteStart",
+                seq_no=0,
+                transaction_info={
+                    "transaction_id": tx,
+                    "remote_start_id": starts[evse]["remote_start_id"],
+                },
+                id_token=id_token,
+                evse={"id": evse, "connector_id": 1},
+                meter_value=meter(t0, 10_000, "Transaction.Begin"),
+            )
+        )
+
+    # The account's session named by a DirectPayment token (its own tag, or the guest's): no.
+    for forged in ({**driver_token, "type": "DirectPayment"}, guest_token):
+        refused = await started(2, "tx-21-driver", forged)
+        assert refused.id_token_info == {"status": "Invalid"}
+        assert refused.transaction_limit is None
+    assert (await started(2, "tx-21-driver", driver_token)).id_token_info["status"] == "Accepted"
+    # The guest's own token starts the guest's session, with the limits its card hold bought.
+    answer = await started(1, "tx-21-guest", guest_token)
+    assert answer.id_token_info == {"status": "Accepted"}
+    assert answer.transaction_limit == {"max_cost": 50.0, "max_energy": 8_000}
+    charging = await harness.wait_event("ChargingStarted", count=2)
+    assert {c["transaction_id"]: c["session_id"] for c in charging} == {
+        "tx-21-guest": guest_session,
+        "tx-21-driver": driver_session,
+    }
+    # A DirectPayment card at the reader is the guest's session's only.
+    assert (await station.call(call.Authorize(id_token=guest_token))).id_token_info[
+        "status"
+    ] == "Accepted"
+    wrong = {**driver_token, "type": "DirectPayment"}
+    assert (await station.call(call.Authorize(id_token=wrong))).id_token_info["status"] == "Invalid"
     await harness.close(station)
 
 

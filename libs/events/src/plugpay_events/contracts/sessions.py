@@ -106,11 +106,12 @@ class SessionCodeIssued(_SessionEvent):
 class SessionCodeScanned(_SessionEvent):
     """A logged-in driver presented a valid code (patent claim 1 d-e).
 
-    v2 added ``code_kind``; v1 events are upcast as QR scans, the only way then.
+    v2 added ``code_kind``; v1 events are upcast as QR scans, the only way then. v3 added
+    ``guest`` (a payer without an account, EU ad hoc charging); older events were drivers'.
     """
 
     type = "SessionCodeScanned"
-    version = 2
+    version = 3
     station_id: StationId
     connector_id: int = Field(ge=1)
     session_started_at: UtcDatetime
@@ -119,11 +120,18 @@ class SessionCodeScanned(_SessionEvent):
     organisation_id: uuid.UUID | None = None
     user_groups: tuple[str, ...] = ()
     code_kind: Literal["qr", "typed"]
+    # The station is told how the session is paid (2.1: idToken type DirectPayment).
+    guest: bool = False
 
 
 @upcaster("SessionCodeScanned", 1)
 def _scanned_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
     return {**payload, "code_kind": "qr"}
+
+
+@upcaster("SessionCodeScanned", 2)
+def _scanned_v2_to_v3(payload: dict[str, Any]) -> dict[str, Any]:
+    return {**payload, "guest": False}
 
 
 @register
