@@ -33,8 +33,8 @@ from plugpay_events.bus.port import (
     Handler,
     RawRecord,
     RetryPolicy,
-    deliver,
-    deliver_batch,
+    deliver_in_order,
+    stop_task,
 )
 from plugpay_events.envelope import Envelope
 from plugpay_events.topics import TOPICS_BY_NAME, Topic
@@ -210,23 +210,15 @@ class EmbeddedEventBus(EventBus):
             for r in rows
         ]
 
-    def consumer(
+    def _member(
         self,
         group: str,
-        topics: Sequence[Topic],
+        topics: list[str],
         handler: Handler,
-        *,
-        retry: RetryPolicy | None = None,
-        batch_handler: BatchHandler | None = None,
+        retry: RetryPolicy,
+        batch_handler: BatchHandler | None,
     ) -> EmbeddedConsumer:
-        return EmbeddedConsumer(
-            self,
-            group,
-            [self.topic_name(t) for t in topics],
-            handler,
-            retry,
-            batch_handler=batch_handler,
-        )
+        return EmbeddedConsumer(self, group, topics, handler, retry, batch_handler=batch_handler)
 
 
 class EmbeddedConsumer(Consumer):
@@ -325,21 +317,21 @@ class EmbeddedConsumer(Consumer):
             position or 0,
             self.batch_size,
         )
-        if self.batch_handler is not None and rows and not self._stopping.is_set():
-            records = [RawRecord(topic, partition, r["offset"], r["key"], r["value"]) for r in rows]
-            await deliver_batch(
-                self.bus, self.group, records, self.handler, self.batch_handler, self.retry
-            )
-            # Commit once for the batch: its transaction (or each fallback's) has committed.
-            await self._commit(topic, partition, rows[-1]["offset"] + 1)
-            return len(rows)
-        for row in rows:
-            if self._stopping.is_set():
-                break
-            record = RawRecord(topic, partition, row["offset"], row["key"], row["value"])
-            await deliver(self.bus, self.group, record, self.handler, self.retry)
-            # Commit after each record: the handler's own transaction has committed by now.
-            await self._commit(topic, partition, row["offset"] + 1)
+        records = [RawRecord(topic, partition, r["offset"], r["key"], r["value"]) for r in rows]
+
+        async def commit(next_offset: int) -> None:
+            await self._commit(topic, partition, next_offset)
+
+        await deliver_in_order(
+            self.bus,
+            self.group,
+            records,
+            self.handler,
+            self.batch_handler,
+            self.retry,
+            done_up_to=commit,
+            stopping=self._stopping,
+        )
         return len(rows)
 
     async def _commit(self, topic: str, partition: int, next_offset: int) -> None:
@@ -388,13 +380,8 @@ class EmbeddedConsumer(Consumer):
     async def stop(self, grace_s: float = 10.0) -> None:
         self._stopping.set()
         self._wakeup.set()
-        if self._task is not None:
-            done, _ = await asyncio.wait({self._task}, timeout=grace_s)
-            if not done:
-                self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        await stop_task(self._task, grace_s)
+        self._task = None
         if self._conn is not None and not self._conn.is_closed():
             with contextlib.suppress(Exception):
                 await self._conn.execute(

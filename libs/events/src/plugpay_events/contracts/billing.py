@@ -32,26 +32,28 @@ class _AccountEvent(Event):
     user_id: uuid.UUID
 
 
-@register
-class WalletToppedUp(_AccountEvent):
-    """Money moved from a card into the prepaid wallet."""
+class _TopUpEvent(_AccountEvent):
+    """How a top-up of the wallet ended."""
 
-    type = "WalletToppedUp"
     topup_id: uuid.UUID
     amount: Money
     trigger: Literal["manual", "auto"]
+
+
+@register
+class WalletToppedUp(_TopUpEvent):
+    """Money moved from a card into the prepaid wallet."""
+
+    type = "WalletToppedUp"
     balance_after: Money
     topped_up_at: UtcDatetime
 
 
 @register
-class TopUpFailed(_AccountEvent):
+class TopUpFailed(_TopUpEvent):
     """A top-up was declined by the processor."""
 
     type = "TopUpFailed"
-    topup_id: uuid.UUID
-    amount: Money
-    trigger: Literal["manual", "auto"]
     reason: str
     failed_at: UtcDatetime
 
