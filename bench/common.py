@@ -6,6 +6,7 @@ average before and after (the machine is shared; a noisy neighbour shows there).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -14,6 +15,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -139,3 +141,15 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def headline(result: dict[str, Any], keys: tuple[str, ...]) -> None:
+    """Print a step's headline figures on stderr while the benchmark runs (the whole result
+    goes to its results file)."""
+    print(json.dumps({k: result[k] for k in keys}), file=sys.stderr)
+
+
+def client_process(main: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
+    """A load-generating child process: many sockets (a raised file limit), one event loop."""
+    raise_nofile(65_536)
+    asyncio.run(main(*args))

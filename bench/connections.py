@@ -33,6 +33,7 @@ from common import (
     PORT_BASE,
     SMOKE,
     STACK_NAME,
+    client_process,
     load,
     percentiles,
     raise_nofile,
@@ -70,11 +71,6 @@ async def _provision(n: int, password: str) -> None:
         )
     finally:
         await conn.close()
-
-
-def _client(ids: list[str], password: str, cmd: Any, out: Any) -> None:
-    raise_nofile(65_536)
-    asyncio.run(_client_main(ids, password, cmd, out))
 
 
 async def _client_main(ids: list[str], password: str, cmd: Any, out: Any) -> None:
@@ -168,7 +164,9 @@ def main() -> None:
     outs = [ctx.Queue() for _ in range(a.clients)]
     procs = [
         ctx.Process(
-            target=_client, args=(ids[i :: a.clients], password, cmds[i], outs[i]), daemon=True
+            target=client_process,
+            args=(_client_main, ids[i :: a.clients], password, cmds[i], outs[i]),
+            daemon=True,
         )
         for i in range(a.clients)
     ]

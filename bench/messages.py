@@ -31,15 +31,19 @@ import sys
 import time
 from typing import Any
 
-from common import SMOKE, STATE, cpu_seconds, load, percentiles, raise_nofile, write_result
+from common import (
+    SMOKE,
+    STATE,
+    client_process,
+    cpu_seconds,
+    load,
+    percentiles,
+    raise_nofile,
+    write_result,
+)
 from connections import GATEWAY_PORT, _provision, station_ids
 
 TYPES = ("StatusNotification", "MeterValues")
-
-
-def _client(ids: list[str], password: str, cmd: Any, out: Any) -> None:
-    raise_nofile(65_536)
-    asyncio.run(_client_main(ids, password, cmd, out))
 
 
 async def _client_main(ids: list[str], password: str, cmd: Any, out: Any) -> None:
@@ -152,7 +156,9 @@ def main() -> None:
     outs = [ctx.Queue() for _ in range(a.clients)]
     procs = [
         ctx.Process(
-            target=_client, args=(ids[i :: a.clients], password, cmds[i], outs[i]), daemon=True
+            target=client_process,
+            args=(_client_main, ids[i :: a.clients], password, cmds[i], outs[i]),
+            daemon=True,
         )
         for i in range(a.clients)
     ]

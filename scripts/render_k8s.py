@@ -24,6 +24,7 @@ Overlays (``deploy/k8s/overlays/{dev,prod}``) are written by hand and patch the 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import importlib
 import sys
@@ -62,48 +63,21 @@ PART_OF = "plugpay"
 
 
 @dataclass(frozen=True)
-class Service:
+class Service(catalogue.ServiceEntry):
     """A service of the catalogue as the deployment sees it: its entry and the secrets its
     pods read (Kubernetes only)."""
 
-    entry: catalogue.ServiceEntry
     extra_env: tuple[dict[str, Any], ...] = ()
 
-    @property
-    def name(self) -> str:
-        return self.entry.name
-
-    @property
-    def database(self) -> str:
-        return self.entry.database
-
-    @property
-    def writes(self) -> tuple[T.Topic, ...]:
-        return self.entry.produces
-
-    @property
-    def calls(self) -> tuple[str, ...]:
-        return self.entry.calls
-
-    @property
-    def egress_https(self) -> bool:
-        return self.entry.egress_https
-
-    @property
-    def egress_smtp(self) -> bool:
-        return self.entry.egress_smtp
-
-    @property
-    def resources(self) -> catalogue.Resources:
-        return self.entry.resources
-
-    @property
-    def env_prefix(self) -> str:
-        return self.entry.env_prefix
+    @classmethod
+    def of(cls, entry: catalogue.ServiceEntry) -> Service:
+        fields = {f.name: getattr(entry, f.name) for f in dataclasses.fields(entry)}
+        return cls(**fields, extra_env=EXTRA_ENV.get(entry.name, ()))
 
     @property
     def role(self) -> str:
-        return self.entry.package
+        """Its PostgreSQL role: the package name."""
+        return self.package
 
     @property
     def reads(self) -> tuple[str, ...]:
@@ -160,9 +134,7 @@ EXTRA_ENV: dict[str, tuple[dict[str, Any], ...]] = {
 
 
 # What each service writes, its resources and calls: the catalogue (plugpay_platform.catalogue).
-SERVICES: tuple[Service, ...] = tuple(
-    Service(entry, EXTRA_ENV.get(entry.name, ())) for entry in catalogue.SERVICES
-)
+SERVICES: tuple[Service, ...] = tuple(Service.of(entry) for entry in catalogue.SERVICES)
 SERVICES_BY_NAME = {s.name: s for s in SERVICES}
 ANALYST_USER = "analyst"
 
@@ -974,7 +946,7 @@ def kafka_users() -> list[dict[str, Any]]:
             # start-up checks that the topics exist: metadata only, KafkaTopics create them
             _acl("topic", "plugpay.", ["Describe"], "prefix"),
         ]
-        for name in sorted({*(t.name for t in svc.writes), T.DEAD_LETTER.name}):
+        for name in sorted({*(t.name for t in svc.produces), T.DEAD_LETTER.name}):
             acls.append(_acl("topic", name, ["Write", "Describe"]))
         for name in svc.reads:
             acls.append(_acl("topic", name, ["Read", "Describe"]))

@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from plugpay_events.contracts.pricing import AccessPolicy, StationCommercialsSet, TariffPublished
@@ -437,15 +438,19 @@ def _visit(
     """One driver at one connector; returns when the connector is free again."""
     sid = ids.uuid()
     station = spec.station_id
+    # what every connector-scoped session event of this session carries
+    at_connector: dict[str, Any] = {
+        "session_id": sid,
+        "station_id": station,
+        "connector_id": connector,
+    }
     sec = dt.timedelta(seconds=1)
     arrival = arrival.replace(microsecond=0)
     status(spec, connector, "Preparing", arrival)
     issued_at = arrival + 5 * sec
     issued = out.emit(
         SessionCodeIssued(
-            session_id=sid,
-            station_id=station,
-            connector_id=connector,
+            **at_connector,
             session_started_at=issued_at,
             expires_at=issued_at + dt.timedelta(minutes=5),
             code=f"{rng.randrange(16**6):06X}",
@@ -465,9 +470,7 @@ def _visit(
     if rng.random() < 0.06:  # nobody scans
         expired_at = issued_at + dt.timedelta(minutes=5)
         out.emit(
-            SessionCodeExpired(
-                session_id=sid, station_id=station, connector_id=connector, expired_at=expired_at
-            ),
+            SessionCodeExpired(**at_connector, expired_at=expired_at),
             expired_at,
             "session-svc",
             issued,
@@ -479,9 +482,7 @@ def _visit(
     scanned_at = issued_at + dt.timedelta(seconds=rng.randrange(15, 120))
     kind = "typed" if rng.random() < 0.12 else "qr"
     scan = SessionCodeScanned(
-        session_id=sid,
-        station_id=station,
-        connector_id=connector,
+        **at_connector,
         session_started_at=issued_at,
         scanned_at=scanned_at,
         user_id=user,
@@ -498,9 +499,7 @@ def _visit(
     def deny(reason: str, by: str, at: dt.datetime, cause: Envelope) -> dt.datetime:
         out.emit(
             SessionDenied(
-                session_id=sid,
-                station_id=station,
-                connector_id=connector,
+                **at_connector,
                 user_id=user,
                 reason=reason,
                 message=reason.replace("_", " "),
@@ -520,9 +519,7 @@ def _visit(
     free = spec.free_group is not None and user in staff
     priced = out.emit(
         SessionPriced(
-            session_id=sid,
-            station_id=station,
-            connector_id=connector,
+            **at_connector,
             user_id=user,
             station_organisation_id=spec.organisation_id,
             tariff=tariff,
@@ -549,9 +546,7 @@ def _visit(
     hold_id = None if free else ids.uuid()
     authorized = out.emit(
         SessionAuthorized(
-            session_id=sid,
-            station_id=station,
-            connector_id=connector,
+            **at_connector,
             user_id=user,
             funding=funding,
             hold_id=hold_id,
@@ -571,9 +566,7 @@ def _visit(
         at = authorized_at + (dt.timedelta(minutes=2) if reason == "start_timeout" else 8 * sec)
         abandoned = out.emit(
             SessionAbandoned(
-                session_id=sid,
-                station_id=station,
-                connector_id=connector,
+                **at_connector,
                 reason=reason,
                 abandoned_at=at,
             ),
@@ -602,9 +595,7 @@ def _visit(
     transaction = str(rng.randrange(10**8))
     started = out.emit(
         ChargingStarted(
-            session_id=sid,
-            station_id=station,
-            connector_id=connector,
+            **at_connector,
             transaction_id=transaction,
             meter_start_wh=meter_start,
             started_at=started_at,
@@ -647,9 +638,7 @@ def _visit(
         group = tuple(samples[i : i + 4])
         out.emit(
             MeterValuesReported(
-                session_id=sid,
-                station_id=station,
-                connector_id=connector,
+                **at_connector,
                 transaction_id=transaction,
                 samples=group,
                 soc_percent=min(100, 20 + int(70 * (i + len(group)) / max(len(samples), 1))),
@@ -678,9 +667,7 @@ def _visit(
     register_wh[(station, connector)] = meter_start + energy_wh
     completed = out.emit(
         SessionCompleted(
-            session_id=sid,
-            station_id=station,
-            connector_id=connector,
+            **at_connector,
             transaction_id=transaction,
             meter_start_wh=meter_start,
             meter_stop_wh=meter_start + energy_wh,
