@@ -22,8 +22,8 @@ from typing import Any
 
 from plugpay_events import serde
 from plugpay_events.bus.port import (
-    Consumer,
     EventBus,
+    GroupMember,
     RawRecord,
 )
 from plugpay_events.envelope import Envelope
@@ -72,7 +72,7 @@ class ReadOnlyBus(EventBus):
     ) -> None:
         raise ReadOnly("the analytics bus never publishes")
 
-    def _member(self, *args: Any, **kwargs: Any) -> Consumer:
+    def _member_type(self) -> type[GroupMember]:
         raise ReadOnly("the analytics bus joins no consumer group")
 
 

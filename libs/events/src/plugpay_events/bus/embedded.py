@@ -27,13 +27,9 @@ from aiokafka.partitioner import murmur2
 
 from plugpay_events import serde
 from plugpay_events.bus.port import (
-    BatchHandler,
-    Consumer,
     EventBus,
-    Handler,
+    GroupMember,
     RawRecord,
-    RetryPolicy,
-    deliver_in_order,
     stop_task,
 )
 from plugpay_events.envelope import Envelope
@@ -210,46 +206,23 @@ class EmbeddedEventBus(EventBus):
             for r in rows
         ]
 
-    def _member(
-        self,
-        group: str,
-        topics: list[str],
-        handler: Handler,
-        retry: RetryPolicy,
-        batch_handler: BatchHandler | None,
-    ) -> EmbeddedConsumer:
-        return EmbeddedConsumer(self, group, topics, handler, retry, batch_handler=batch_handler)
+    def _member_type(self) -> type[EmbeddedConsumer]:
+        return EmbeddedConsumer
 
 
-class EmbeddedConsumer(Consumer):
+class EmbeddedConsumer(GroupMember):
     """A consumer-group member on the embedded log."""
 
-    def __init__(
-        self,
-        bus: EmbeddedEventBus,
-        group: str,
-        topics: list[str],
-        handler: Handler,
-        retry: RetryPolicy | None,
-        *,
-        batch_size: int = 500,
-        poll_interval_s: float = 1.0,
-        batch_handler: BatchHandler | None = None,
-    ) -> None:
-        self.bus = bus
-        self.group = group
-        self.topics = topics
-        self.handler = handler
-        self.batch_handler = batch_handler
-        self.retry = retry or RetryPolicy()
-        self.batch_size = batch_size
-        self.poll_interval_s = poll_interval_s
+    bus: EmbeddedEventBus
+    batch_size = 500
+    poll_interval_s = 1.0
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
         self.member_id = uuid.uuid4()
         self.owned: set[tuple[str, int]] = set()
         self._conn: asyncpg.Connection | None = None
-        self._task: asyncio.Task[None] | None = None
         self._wakeup = asyncio.Event()
-        self._stopping = asyncio.Event()
 
     async def start(self) -> None:
         self._conn = await asyncpg.connect(self.bus.dsn)
@@ -322,16 +295,7 @@ class EmbeddedConsumer(Consumer):
         async def commit(next_offset: int) -> None:
             await self._commit(topic, partition, next_offset)
 
-        await deliver_in_order(
-            self.bus,
-            self.group,
-            records,
-            self.handler,
-            self.batch_handler,
-            self.retry,
-            done_up_to=commit,
-            stopping=self._stopping,
-        )
+        await self._deliver(records, commit)
         return len(rows)
 
     async def _commit(self, topic: str, partition: int, next_offset: int) -> None:

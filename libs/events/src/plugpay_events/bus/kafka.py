@@ -14,13 +14,9 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from plugpay_events import serde
 from plugpay_events.bus.port import (
-    BatchHandler,
-    Consumer,
     EventBus,
-    Handler,
+    GroupMember,
     RawRecord,
-    RetryPolicy,
-    deliver_in_order,
     stop_task,
 )
 from plugpay_events.envelope import Envelope
@@ -146,15 +142,8 @@ class KafkaEventBus(EventBus):
         finally:
             await reader.stop()
 
-    def _member(
-        self,
-        group: str,
-        topics: list[str],
-        handler: Handler,
-        retry: RetryPolicy,
-        batch_handler: BatchHandler | None,
-    ) -> KafkaConsumer:
-        return KafkaConsumer(self, group, topics, handler, retry, batch_handler=batch_handler)
+    def _member_type(self) -> type[KafkaConsumer]:
+        return KafkaConsumer
 
 
 class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -174,29 +163,15 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         )
 
 
-class KafkaConsumer(Consumer):
+class KafkaConsumer(GroupMember):
     """One member of a Kafka consumer group."""
 
-    def __init__(
-        self,
-        bus: KafkaEventBus,
-        group: str,
-        topics: list[str],
-        handler: Handler,
-        retry: RetryPolicy | None,
-        *,
-        batch_handler: BatchHandler | None = None,
-    ) -> None:
-        self.bus = bus
-        self.group = group
-        self.topics = topics
-        self.handler = handler
-        self.batch_handler = batch_handler
-        self.retry = retry or RetryPolicy()
+    bus: KafkaEventBus
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
         self._consumer: AIOKafkaConsumer | None = None
-        self._task: asyncio.Task[None] | None = None
         self._pending: dict[TopicPartition, int] = {}
-        self._stopping = asyncio.Event()
 
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
@@ -237,16 +212,7 @@ class KafkaConsumer(Consumer):
                 async def done_up_to(next_offset: int, tp: TopicPartition = tp) -> None:
                     self._pending[tp] = next_offset  # committed after the fetch's partitions
 
-                await deliver_in_order(
-                    self.bus,
-                    self.group,
-                    records,
-                    self.handler,
-                    self.batch_handler,
-                    self.retry,
-                    done_up_to=done_up_to,
-                    stopping=self._stopping,
-                )
+                await self._deliver(records, done_up_to)
             try:
                 await self.commit_pending()
             except Exception:

@@ -192,19 +192,50 @@ class EventBus(abc.ABC):
         (``deliver_batch``) and their offsets committed once it returned; ``handler`` is the
         one-by-one fallback for a batch that failed."""
         physical = [self.topic_name(t) for t in topics]
-        return self._member(group, physical, handler, retry or RetryPolicy(), batch_handler)
+        member = self._member_type()
+        return member(self, group, physical, handler, retry or RetryPolicy(), batch_handler)
 
-    def _member(
+    def _member_type(self) -> type[GroupMember]:
+        """The adapter's group member. A bus that only reads its log (replay, analytics) joins
+        no group."""
+        raise NotImplementedError(f"{type(self).__name__} joins no consumer group")
+
+
+class GroupMember(Consumer):
+    """What every adapter's group member holds, and how it runs what it fetched: one
+    partition's records at a time through ``deliver_in_order``."""
+
+    def __init__(
         self,
+        bus: EventBus,
         group: str,
         topics: list[str],
         handler: Handler,
         retry: RetryPolicy,
         batch_handler: BatchHandler | None,
-    ) -> Consumer:
-        """The adapter's group member for ``consumer``; ``topics`` are physical names. A bus
-        that only reads its log (replay, analytics) joins no group."""
-        raise NotImplementedError(f"{type(self).__name__} joins no consumer group")
+    ) -> None:
+        self.bus = bus
+        self.group = group
+        self.topics = topics  # physical names
+        self.handler = handler
+        self.retry = retry
+        self.batch_handler = batch_handler
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    async def _deliver(
+        self, records: Sequence[RawRecord], done_up_to: Callable[[int], Awaitable[None]]
+    ) -> None:
+        await deliver_in_order(
+            self.bus,
+            self.group,
+            records,
+            self.handler,
+            self.batch_handler,
+            self.retry,
+            done_up_to=done_up_to,
+            stopping=self._stopping,
+        )
 
 
 async def _decode(
