@@ -7,7 +7,7 @@ already: each step is written to be a no-op then.
 
 from alembic import op
 from billing_svc.tables import cost_overruns, payment_declines, processor_operations
-from plugpay_platform.migrations import add_columns, drop_columns
+from plugpay_platform.migrations import add_columns, create_platform_tables, drop_columns
 
 revision = "0003"
 down_revision = "0002"
@@ -33,9 +33,7 @@ NEW_TABLES = (cost_overruns, payment_declines, processor_operations)
 
 def upgrade() -> None:
     add_columns(COLUMNS)
-    bind = op.get_bind()
-    for table in NEW_TABLES:
-        table.create(bind, checkfirst=True)
+    create_platform_tables(op, *NEW_TABLES)
 
 
 def downgrade() -> None:

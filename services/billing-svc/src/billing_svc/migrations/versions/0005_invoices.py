@@ -6,7 +6,7 @@ metadata).
 
 from alembic import op
 from billing_svc.tables import document_counters, legal_profiles, stations
-from plugpay_platform.migrations import add_columns, drop_columns
+from plugpay_platform.migrations import add_columns, create_platform_tables, drop_columns
 
 revision = "0005"
 down_revision = "0004"
@@ -34,9 +34,7 @@ def upgrade() -> None:
     add_columns(COLUMNS)
     for name, target in INDEXES.items():
         op.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {name} ON {target}")
-    bind = op.get_bind()
-    for table in NEW_TABLES:
-        table.create(bind, checkfirst=True)
+    create_platform_tables(op, *NEW_TABLES)
 
 
 def downgrade() -> None:
