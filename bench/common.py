@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import multiprocessing as mp
 import os
 import platform
 import resource
@@ -153,3 +154,40 @@ def client_process(main: Callable[..., Coroutine[Any, Any, None]], *args: Any) -
     """A load-generating child process: many sockets (a raised file limit), one event loop."""
     raise_nofile(65_536)
     asyncio.run(main(*args))
+
+
+class StationClients:
+    """Child processes that each hold a share of the simulated stations: each runs
+    ``main(ids, password, commands, replies)``, takes commands on its queue in ``cmds`` and
+    answers on its queue in ``outs``; ``("stop",)`` ends it (connections.py, messages.py)."""
+
+    def __init__(
+        self,
+        main: Callable[..., Coroutine[Any, Any, None]],
+        ids: list[str],
+        password: str,
+        count: int,
+    ) -> None:
+        ctx = mp.get_context("spawn")
+        self.cmds = [ctx.Queue() for _ in range(count)]
+        self.outs = [ctx.Queue() for _ in range(count)]
+        self.procs = [
+            ctx.Process(
+                target=client_process,
+                args=(main, ids[i::count], password, self.cmds[i], self.outs[i]),
+                daemon=True,
+            )
+            for i in range(count)
+        ]
+        for process in self.procs:
+            process.start()
+
+    def stop(self) -> None:
+        for commands in self.cmds:
+            commands.put(("stop",))
+        for replies, process in zip(self.outs, self.procs, strict=True):
+            with contextlib.suppress(Exception):
+                replies.get(timeout=60)
+            process.join(10)
+            if process.is_alive():
+                process.kill()
