@@ -58,25 +58,27 @@ class TopUpFailed(_TopUpEvent):
     failed_at: UtcDatetime
 
 
-@register
-class PaymentMethodAdded(_AccountEvent):
-    """A processor token (never a card number) was saved."""
+class _CardEvent(_AccountEvent):
+    """A saved card, as people recognise it (never its number)."""
 
-    type = "PaymentMethodAdded"
     payment_method_id: uuid.UUID
     brand: str
     last4: str = Field(pattern=r"^\d{4}$")
+
+
+@register
+class PaymentMethodAdded(_CardEvent):
+    """A processor token (never a card number) was saved."""
+
+    type = "PaymentMethodAdded"
     added_at: UtcDatetime
 
 
 @register
-class PaymentMethodExpiring(_AccountEvent):
+class PaymentMethodExpiring(_CardEvent):
     """A saved card expires within the notice period (or has expired): once per card."""
 
     type = "PaymentMethodExpiring"
-    payment_method_id: uuid.UUID
-    brand: str
-    last4: str = Field(pattern=r"^\d{4}$")
     exp_month: int = Field(ge=1, le=12)
     exp_year: int = Field(ge=2000, le=9999)
     is_default: bool
