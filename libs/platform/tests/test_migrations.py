@@ -1,4 +1,4 @@
-"""The column helpers of service migrations emit exactly the ALTER TABLE statements they stand for."""
+"""The column helpers of service migrations emit exactly the ALTER TABLE statements they name."""
 
 from __future__ import annotations
 
