@@ -380,6 +380,16 @@ def labels(name: str, component: str = "api") -> dict[str, str]:
     }
 
 
+def manifest(api_version: str, kind: str, name: str, **body: Any) -> dict[str, Any]:
+    """A service's object of ``kind``: named after it, with its labels."""
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {"name": name, "labels": labels(name)},
+        **body,
+    }
+
+
 def image_name(service: str) -> str:
     """The image `make images` builds from the one Dockerfile: plugpay/<service>:<version>."""
     return f"plugpay/{service}:{PROJECT_VERSION}"
@@ -464,11 +474,11 @@ def workload(svc: Service, health_prefix: str) -> list[dict[str, Any]]:
             {"name": "kafka-ca", "mountPath": "/etc/plugpay/kafka-ca", "readOnly": True},
         ],
     }
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": svc.name, "labels": labels(svc.name)},
-        "spec": {
+    deployment = manifest(
+        "apps/v1",
+        "Deployment",
+        svc.name,
+        spec={
             # replicas: owned by the HorizontalPodAutoscaler
             "revisionHistoryLimit": 5,
             "selector": {"matchLabels": selector(svc.name)},
@@ -525,28 +535,23 @@ def workload(svc: Service, health_prefix: str) -> list[dict[str, Any]]:
                 },
             },
         },
-    }
-    service_account = {
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": {"name": svc.name, "labels": labels(svc.name)},
-        "automountServiceAccountToken": False,
-    }
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": svc.name, "labels": labels(svc.name)},
-        "spec": {
+    )
+    service_account = manifest("v1", "ServiceAccount", svc.name, automountServiceAccountToken=False)
+    service = manifest(
+        "v1",
+        "Service",
+        svc.name,
+        spec={
             "type": "ClusterIP",
             "selector": selector(svc.name),
             "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
         },
-    }
-    hpa: dict[str, Any] = {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": svc.name, "labels": labels(svc.name)},
-        "spec": {
+    )
+    hpa: dict[str, Any] = manifest(
+        "autoscaling/v2",
+        "HorizontalPodAutoscaler",
+        svc.name,
+        spec={
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": svc.name},
             "minReplicas": svc.resources.min_replicas,
             "maxReplicas": svc.resources.max_replicas,
@@ -567,7 +572,7 @@ def workload(svc: Service, health_prefix: str) -> list[dict[str, Any]]:
                 },
             ],
         },
-    }
+    )
     if svc.name == "station-gateway":
         # Each removed pod makes its stations reconnect: scale down slowly, one pod at a time.
         hpa["spec"]["behavior"] = {
@@ -577,16 +582,16 @@ def workload(svc: Service, health_prefix: str) -> list[dict[str, Any]]:
                 "policies": [{"type": "Pods", "value": 1, "periodSeconds": 300}],
             },
         }
-    pdb = {
-        "apiVersion": "policy/v1",
-        "kind": "PodDisruptionBudget",
-        "metadata": {"name": svc.name, "labels": labels(svc.name)},
-        "spec": {
+    pdb = manifest(
+        "policy/v1",
+        "PodDisruptionBudget",
+        svc.name,
+        spec={
             "maxUnavailable": 1,
             "selector": {"matchLabels": selector(svc.name)},
             "unhealthyPodEvictionPolicy": "AlwaysAllow",
         },
-    }
+    )
     return [service_account, deployment, service, hpa, pdb]
 
 
