@@ -76,8 +76,9 @@ WEEKEND_PROFILE = [
 ]  # fmt: skip
 
 
-def _eur(value: str) -> Decimal:
-    return Decimal(value)
+def _at_vat(kind: ComponentType, eur: str, step_size: int = 1) -> PriceComponent:
+    """A price in euros with Dutch VAT (21 %), as every demo tariff has."""
+    return PriceComponent(type=kind, price=Decimal(eur), vat=Decimal(21), step_size=step_size)
 
 
 def demo_tariffs() -> dict[str, Tariff]:
@@ -89,16 +90,9 @@ def demo_tariffs() -> dict[str, Tariff]:
         elements=(
             TariffElement(
                 price_components=(
-                    PriceComponent(type=ComponentType.FLAT, price=_eur("0.35"), vat=Decimal(21)),
-                    PriceComponent(
-                        type=ComponentType.ENERGY, price=_eur("0.39"), vat=Decimal(21), step_size=1
-                    ),
-                    PriceComponent(
-                        type=ComponentType.PARKING_TIME,
-                        price=_eur("2.40"),
-                        vat=Decimal(21),
-                        step_size=60,
-                    ),
+                    _at_vat(ComponentType.FLAT, "0.35"),
+                    _at_vat(ComponentType.ENERGY, "0.39", step_size=1),
+                    _at_vat(ComponentType.PARKING_TIME, "2.40", step_size=60),
                 )
             ),
         ),
@@ -109,15 +103,11 @@ def demo_tariffs() -> dict[str, Tariff]:
         currency=CURRENCY,
         elements=(
             TariffElement(
-                price_components=(
-                    PriceComponent(type=ComponentType.ENERGY, price=_eur("0.49"), vat=Decimal(21)),
-                ),
+                price_components=(_at_vat(ComponentType.ENERGY, "0.49"),),
                 restrictions=TariffRestrictions(start_time="17:00", end_time="21:00"),
             ),
             TariffElement(
-                price_components=(
-                    PriceComponent(type=ComponentType.ENERGY, price=_eur("0.34"), vat=Decimal(21)),
-                ),
+                price_components=(_at_vat(ComponentType.ENERGY, "0.34"),),
             ),
         ),
     )
@@ -129,10 +119,8 @@ def demo_tariffs() -> dict[str, Tariff]:
         elements=(
             TariffElement(
                 price_components=(
-                    PriceComponent(type=ComponentType.ENERGY, price=_eur("0.59"), vat=Decimal(21)),
-                    PriceComponent(
-                        type=ComponentType.TIME, price=_eur("1.20"), vat=Decimal(21), step_size=60
-                    ),
+                    _at_vat(ComponentType.ENERGY, "0.59"),
+                    _at_vat(ComponentType.TIME, "1.20", step_size=60),
                 )
             ),
         ),
