@@ -217,7 +217,7 @@ class EmbeddedConsumer(GroupMember):
     batch_size = 500
     poll_interval_s = 1.0
 
-    def __init__(self, *args: Any) -> None:
+    def __init__(self, *args: Any) -> None:  # GroupMember's, as EventBus.consumer passes them
         super().__init__(*args)
         self.member_id = uuid.uuid4()
         self.owned: set[tuple[str, int]] = set()

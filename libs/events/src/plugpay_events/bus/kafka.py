@@ -168,7 +168,7 @@ class KafkaConsumer(GroupMember):
 
     bus: KafkaEventBus
 
-    def __init__(self, *args: Any) -> None:
+    def __init__(self, *args: Any) -> None:  # GroupMember's, as EventBus.consumer passes them
         super().__init__(*args)
         self._consumer: AIOKafkaConsumer | None = None
         self._pending: dict[TopicPartition, int] = {}
