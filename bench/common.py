@@ -6,14 +6,17 @@ average before and after (the machine is shared; a noisy neighbour shows there).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import multiprocessing as mp
 import os
 import platform
 import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -139,3 +142,52 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def headline(result: dict[str, Any], keys: tuple[str, ...]) -> None:
+    """Print a step's headline figures on stderr while the benchmark runs (the whole result
+    goes to its results file)."""
+    print(json.dumps({k: result[k] for k in keys}), file=sys.stderr)
+
+
+def client_process(main: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
+    """A load-generating child process: many sockets (a raised file limit), one event loop."""
+    raise_nofile(65_536)
+    asyncio.run(main(*args))
+
+
+class StationClients:
+    """Child processes that each hold a share of the simulated stations: each runs
+    ``main(ids, password, commands, replies)``, takes commands on its queue in ``cmds`` and
+    answers on its queue in ``outs``; ``("stop",)`` ends it (connections.py, messages.py)."""
+
+    def __init__(
+        self,
+        main: Callable[..., Coroutine[Any, Any, None]],
+        ids: list[str],
+        password: str,
+        count: int,
+    ) -> None:
+        ctx = mp.get_context("spawn")
+        self.cmds = [ctx.Queue() for _ in range(count)]
+        self.outs = [ctx.Queue() for _ in range(count)]
+        self.procs = [
+            ctx.Process(
+                target=client_process,
+                args=(main, ids[i::count], password, self.cmds[i], self.outs[i]),
+                daemon=True,
+            )
+            for i in range(count)
+        ]
+        for process in self.procs:
+            process.start()
+
+    def stop(self) -> None:
+        for commands in self.cmds:
+            commands.put(("stop",))
+        for replies, process in zip(self.outs, self.procs, strict=True):
+            with contextlib.suppress(Exception):
+                replies.get(timeout=60)
+            process.join(10)
+            if process.is_alive():
+                process.kill()

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import multiprocessing as mp
 import random
 import sys
 import time
@@ -33,6 +32,7 @@ from common import (
     PORT_BASE,
     SMOKE,
     STACK_NAME,
+    StationClients,
     load,
     percentiles,
     raise_nofile,
@@ -70,11 +70,6 @@ async def _provision(n: int, password: str) -> None:
         )
     finally:
         await conn.close()
-
-
-def _client(ids: list[str], password: str, cmd: Any, out: Any) -> None:
-    raise_nofile(65_536)
-    asyncio.run(_client_main(ids, password, cmd, out))
 
 
 async def _client_main(ids: list[str], password: str, cmd: Any, out: Any) -> None:
@@ -163,17 +158,8 @@ def main() -> None:
     before_load = load()
     rss0 = rss_kb(gw_pid)
     ids = station_ids(max(steps))
-    ctx = mp.get_context("spawn")
-    cmds = [ctx.Queue() for _ in range(a.clients)]
-    outs = [ctx.Queue() for _ in range(a.clients)]
-    procs = [
-        ctx.Process(
-            target=_client, args=(ids[i :: a.clients], password, cmds[i], outs[i]), daemon=True
-        )
-        for i in range(a.clients)
-    ]
-    for pr in procs:
-        pr.start()
+    clients = StationClients(_client_main, ids, password, a.clients)
+    cmds, outs = clients.cmds, clients.outs
     results = []
     try:
         for target in steps:
@@ -214,14 +200,7 @@ def main() -> None:
                 print("connections: stopped stepping (fewer than 90% connected)", file=sys.stderr)
                 break
     finally:
-        for c in cmds:
-            c.put(("stop",))
-        for i, pr in enumerate(procs):
-            with contextlib.suppress(Exception):
-                outs[i].get(timeout=60)
-            pr.join(10)
-            if pr.is_alive():
-                pr.kill()
+        clients.stop()
     write_result(
         "connections",
         {

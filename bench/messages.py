@@ -26,20 +26,23 @@ import argparse
 import asyncio
 import contextlib
 import json
-import multiprocessing as mp
 import sys
 import time
 from typing import Any
 
-from common import SMOKE, STATE, cpu_seconds, load, percentiles, raise_nofile, write_result
+from common import (
+    SMOKE,
+    STATE,
+    StationClients,
+    cpu_seconds,
+    load,
+    percentiles,
+    raise_nofile,
+    write_result,
+)
 from connections import GATEWAY_PORT, _provision, station_ids
 
 TYPES = ("StatusNotification", "MeterValues")
-
-
-def _client(ids: list[str], password: str, cmd: Any, out: Any) -> None:
-    raise_nofile(65_536)
-    asyncio.run(_client_main(ids, password, cmd, out))
 
 
 async def _client_main(ids: list[str], password: str, cmd: Any, out: Any) -> None:
@@ -147,17 +150,8 @@ def main() -> None:
     asyncio.run(_provision(a.stations, password))
     gw_pid = int((STATE / f"station-gateway-{GATEWAY_PORT}.pid").read_text())
     before = load()
-    ctx = mp.get_context("spawn")
-    cmds = [ctx.Queue() for _ in range(a.clients)]
-    outs = [ctx.Queue() for _ in range(a.clients)]
-    procs = [
-        ctx.Process(
-            target=_client, args=(ids[i :: a.clients], password, cmds[i], outs[i]), daemon=True
-        )
-        for i in range(a.clients)
-    ]
-    for pr in procs:
-        pr.start()
+    clients = StationClients(_client_main, ids, password, a.clients)
+    cmds, outs = clients.cmds, clients.outs
     steps: list[dict[str, Any]] = []
     try:
         connected = sum(outs[i].get(timeout=300)["connected"] for i in range(a.clients))
@@ -194,14 +188,7 @@ def main() -> None:
                 print(json.dumps(step), file=sys.stderr)
                 time.sleep(2)
     finally:
-        for c in cmds:
-            c.put(("stop",))
-        for i, pr in enumerate(procs):
-            with contextlib.suppress(Exception):
-                outs[i].get(timeout=60)
-            pr.join(10)
-            if pr.is_alive():
-                pr.kill()
+        clients.stop()
     write_result(
         "messages",
         {

@@ -23,13 +23,22 @@ import argparse
 import asyncio
 import collections
 import json
-import sys
 import threading
 import time
 from typing import Any
 
 import pyspy
-from common import RESULTS, SMOKE, TOPIC_PREFIX, cpu_seconds, load, percentiles, pids, write_result
+from common import (
+    RESULTS,
+    SMOKE,
+    TOPIC_PREFIX,
+    cpu_seconds,
+    headline,
+    load,
+    percentiles,
+    pids,
+    write_result,
+)
 from lag import lag, wait_drained
 from loadgen import run_step
 from plugpay_platform import catalogue
@@ -287,23 +296,18 @@ def main() -> None:
         "wall_s": round(wall, 1),
         "plot": plot(rows, phases, f"overload{'-smoke' if SMOKE else ''}.png"),
     }
-    print(
-        json.dumps(
-            {
-                k: result[k]
-                for k in (
-                    "scans",
-                    "accepted",
-                    "lost",
-                    "billed_twice",
-                    "busy_refusals",
-                    "busy_refusal_ms",
-                    "recovered_after_burst_s",
-                    "failures",
-                )
-            }
+    headline(
+        result,
+        (
+            "scans",
+            "accepted",
+            "lost",
+            "billed_twice",
+            "busy_refusals",
+            "busy_refusal_ms",
+            "recovered_after_burst_s",
+            "failures",
         ),
-        file=sys.stderr,
     )
     write_result("overload", result, before)
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import time
 
-from common import BASE_URL, SMOKE, STATE, load, percentiles, write_result
+from common import BASE_URL, SMOKE, STATE, headline, load, percentiles, write_result
 from floor import run_floor
 from lag import lag, wait_drained
 from loadgen import StepSpec, run_step
@@ -89,21 +88,16 @@ def main() -> None:
         if s["scan_to_start_ms"]["p50"] and s["floor_ms"]["p50"]:
             s["p50_vs_floor"] = round(s["scan_to_start_ms"]["p50"] / s["floor_ms"]["p50"], 2)
         steps.append(s)
-        print(
-            json.dumps(
-                {
-                    k: s[k]
-                    for k in (
-                        "rate_per_s",
-                        "started",
-                        "scans",
-                        "failures",
-                        "scan_to_start_ms",
-                        "floor_ms",
-                    )
-                }
+        headline(
+            s,
+            (
+                "rate_per_s",
+                "started",
+                "scans",
+                "failures",
+                "scan_to_start_ms",
+                "floor_ms",
             ),
-            file=sys.stderr,
         )
         time.sleep(3)
     write_result(

@@ -12,12 +12,10 @@ within the step's timeout, and nothing failed.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 
 import pyspy
-from common import RESULTS, SMOKE, cpu_seconds, load, pids, write_result
+from common import RESULTS, SMOKE, cpu_seconds, headline, load, pids, write_result
 from lag import wait_drained
 from loadgen import run_step
 from plugpay_platform import catalogue
@@ -63,21 +61,16 @@ def main() -> None:
             and s["billed"] >= 0.99 * s["scans"]
         )
         steps.append(s)
-        print(
-            json.dumps(
-                {
-                    k: s[k]
-                    for k in (
-                        "rate_per_s",
-                        "scans",
-                        "billed",
-                        "failures",
-                        "scan_to_start_ms",
-                        "sustained",
-                    )
-                }
+        headline(
+            s,
+            (
+                "rate_per_s",
+                "scans",
+                "billed",
+                "failures",
+                "scan_to_start_ms",
+                "sustained",
             ),
-            file=sys.stderr,
         )
         if s["sustained"]:
             best = rate

@@ -24,6 +24,7 @@ Overlays (``deploy/k8s/overlays/{dev,prod}``) are written by hand and patch the 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import importlib
 import sys
@@ -62,48 +63,21 @@ PART_OF = "plugpay"
 
 
 @dataclass(frozen=True)
-class Service:
+class Service(catalogue.ServiceEntry):
     """A service of the catalogue as the deployment sees it: its entry and the secrets its
     pods read (Kubernetes only)."""
 
-    entry: catalogue.ServiceEntry
     extra_env: tuple[dict[str, Any], ...] = ()
 
-    @property
-    def name(self) -> str:
-        return self.entry.name
-
-    @property
-    def database(self) -> str:
-        return self.entry.database
-
-    @property
-    def writes(self) -> tuple[T.Topic, ...]:
-        return self.entry.produces
-
-    @property
-    def calls(self) -> tuple[str, ...]:
-        return self.entry.calls
-
-    @property
-    def egress_https(self) -> bool:
-        return self.entry.egress_https
-
-    @property
-    def egress_smtp(self) -> bool:
-        return self.entry.egress_smtp
-
-    @property
-    def resources(self) -> catalogue.Resources:
-        return self.entry.resources
-
-    @property
-    def env_prefix(self) -> str:
-        return self.entry.env_prefix
+    @classmethod
+    def of(cls, entry: catalogue.ServiceEntry) -> Service:
+        fields = {f.name: getattr(entry, f.name) for f in dataclasses.fields(entry)}
+        return cls(**fields, extra_env=EXTRA_ENV.get(entry.name, ()))
 
     @property
     def role(self) -> str:
-        return self.entry.package
+        """Its PostgreSQL role: the package name."""
+        return self.package
 
     @property
     def reads(self) -> tuple[str, ...]:
@@ -160,9 +134,7 @@ EXTRA_ENV: dict[str, tuple[dict[str, Any], ...]] = {
 
 
 # What each service writes, its resources and calls: the catalogue (plugpay_platform.catalogue).
-SERVICES: tuple[Service, ...] = tuple(
-    Service(entry, EXTRA_ENV.get(entry.name, ())) for entry in catalogue.SERVICES
-)
+SERVICES: tuple[Service, ...] = tuple(Service.of(entry) for entry in catalogue.SERVICES)
 SERVICES_BY_NAME = {s.name: s for s in SERVICES}
 ANALYST_USER = "analyst"
 
@@ -408,6 +380,16 @@ def labels(name: str, component: str = "api") -> dict[str, str]:
     }
 
 
+def manifest(api_version: str, kind: str, name: str, **body: Any) -> dict[str, Any]:
+    """A service's object of ``kind``: named after it, with its labels."""
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {"name": name, "labels": labels(name)},
+        **body,
+    }
+
+
 def image_name(service: str) -> str:
     """The image `make images` builds from the one Dockerfile: plugpay/<service>:<version>."""
     return f"plugpay/{service}:{PROJECT_VERSION}"
@@ -492,11 +474,11 @@ def workload(svc: Service, health_prefix: str) -> list[dict[str, Any]]:
             {"name": "kafka-ca", "mountPath": "/etc/plugpay/kafka-ca", "readOnly": True},
         ],
     }
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": svc.name, "labels": labels(svc.name)},
-        "spec": {
+    deployment = manifest(
+        "apps/v1",
+        "Deployment",
+        svc.name,
+        spec={
             # replicas: owned by the HorizontalPodAutoscaler
             "revisionHistoryLimit": 5,
             "selector": {"matchLabels": selector(svc.name)},
@@ -553,28 +535,23 @@ def workload(svc: Service, health_prefix: str) -> list[dict[str, Any]]:
                 },
             },
         },
-    }
-    service_account = {
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": {"name": svc.name, "labels": labels(svc.name)},
-        "automountServiceAccountToken": False,
-    }
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": svc.name, "labels": labels(svc.name)},
-        "spec": {
+    )
+    service_account = manifest("v1", "ServiceAccount", svc.name, automountServiceAccountToken=False)
+    service = manifest(
+        "v1",
+        "Service",
+        svc.name,
+        spec={
             "type": "ClusterIP",
             "selector": selector(svc.name),
             "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
         },
-    }
-    hpa: dict[str, Any] = {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": svc.name, "labels": labels(svc.name)},
-        "spec": {
+    )
+    hpa: dict[str, Any] = manifest(
+        "autoscaling/v2",
+        "HorizontalPodAutoscaler",
+        svc.name,
+        spec={
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": svc.name},
             "minReplicas": svc.resources.min_replicas,
             "maxReplicas": svc.resources.max_replicas,
@@ -595,7 +572,7 @@ def workload(svc: Service, health_prefix: str) -> list[dict[str, Any]]:
                 },
             ],
         },
-    }
+    )
     if svc.name == "station-gateway":
         # Each removed pod makes its stations reconnect: scale down slowly, one pod at a time.
         hpa["spec"]["behavior"] = {
@@ -605,16 +582,16 @@ def workload(svc: Service, health_prefix: str) -> list[dict[str, Any]]:
                 "policies": [{"type": "Pods", "value": 1, "periodSeconds": 300}],
             },
         }
-    pdb = {
-        "apiVersion": "policy/v1",
-        "kind": "PodDisruptionBudget",
-        "metadata": {"name": svc.name, "labels": labels(svc.name)},
-        "spec": {
+    pdb = manifest(
+        "policy/v1",
+        "PodDisruptionBudget",
+        svc.name,
+        spec={
             "maxUnavailable": 1,
             "selector": {"matchLabels": selector(svc.name)},
             "unhealthyPodEvictionPolicy": "AlwaysAllow",
         },
-    }
+    )
     return [service_account, deployment, service, hpa, pdb]
 
 
@@ -974,7 +951,7 @@ def kafka_users() -> list[dict[str, Any]]:
             # start-up checks that the topics exist: metadata only, KafkaTopics create them
             _acl("topic", "plugpay.", ["Describe"], "prefix"),
         ]
-        for name in sorted({*(t.name for t in svc.writes), T.DEAD_LETTER.name}):
+        for name in sorted({*(t.name for t in svc.produces), T.DEAD_LETTER.name}):
             acls.append(_acl("topic", name, ["Write", "Describe"]))
         for name in svc.reads:
             acls.append(_acl("topic", name, ["Read", "Describe"]))

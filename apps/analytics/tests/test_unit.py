@@ -116,3 +116,15 @@ def test_docs_catalogue_is_generated_from_libs_events() -> None:
     )
     for name in EVENT_TYPES:
         assert f"`{name}`" in text
+
+
+def test_cli_bounds_prefer_offsets_to_times_and_default_to_the_whole_log() -> None:
+    from argparse import Namespace
+
+    from plugpay_analytics.cli import _bounds
+
+    at = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
+    none = Namespace(from_offset=None, from_time=None, to_offset=None, to_time=None)
+    assert _bounds(none) == (Bound.beginning(), Bound.now())
+    given_ = Namespace(from_offset="0=1200", from_time=at, to_offset=None, to_time=at)
+    assert _bounds(given_) == (Bound.parse_offsets("0=1200"), Bound.at_time(at))

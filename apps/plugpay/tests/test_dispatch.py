@@ -117,3 +117,21 @@ async def test_a_service_that_fails_to_start_answers_503_and_the_others_run() ->
     assert answers[1].json()["reason"] == "start_failed"
     assert "database unreachable" in next(iter(dispatcher.failed.values()))
     assert events == ["start auth", "stop auth"]
+
+
+async def test_websockets_the_front_door_cannot_serve_are_closed_with_their_reason() -> None:
+    events: list[str] = []
+    dispatcher = PrefixDispatcher([("/ocpp", service("gateway", events))], internal_paths=["/x"])
+    closes: dict[str, int] = {}
+
+    async def receive() -> dict[str, object]:
+        return {"type": "websocket.connect"}
+
+    for path in ("/ocpp/ST-1", "/x", "/nope"):  # not started yet, internal, unknown
+
+        async def send(message: dict[str, object], path: str = path) -> None:
+            assert message["type"] == "websocket.close"
+            closes[path] = int(message["code"])  # type: ignore[call-overload]
+
+        await dispatcher({"type": "websocket", "path": path}, receive, send)  # type: ignore[arg-type]
+    assert closes == {"/ocpp/ST-1": 1013, "/x": 1008, "/nope": 4404}

@@ -40,9 +40,6 @@ class RecordingBus(EventBus):
     async def read_topic(self, topic: str, *, timeout_s: float = 10.0) -> list[Any]:
         raise NotImplementedError
 
-    def consumer(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError
-
 
 def connected(station_id: str) -> Envelope:
     event = StationConnected(

@@ -12,14 +12,7 @@ from typing import Any
 
 import pytest
 from plugpay_events import serde
-from plugpay_events.bus.port import (
-    BatchHandler,
-    Consumer,
-    EventBus,
-    Handler,
-    RawRecord,
-    RetryPolicy,
-)
+from plugpay_events.bus.port import Delivery, EventBus, RawRecord
 from plugpay_events.contracts.sessions import SessionCodeScanned
 from plugpay_events.contracts.stations import StationWentOffline
 from plugpay_events.envelope import Envelope, Event
@@ -55,17 +48,6 @@ class LogOnly(EventBus):
     async def publish_raw(
         self, topic: str, key: bytes | None, value: bytes, headers: serde.Headers
     ) -> None: ...
-
-    def consumer(
-        self,
-        group: str,
-        topics: Sequence[Topic],
-        handler: Handler,
-        *,
-        retry: RetryPolicy | None = None,
-        batch_handler: BatchHandler | None = None,
-    ) -> Consumer:
-        raise NotImplementedError
 
 
 class Recorder:
@@ -328,3 +310,10 @@ async def test_a_failing_flush_fails_the_rebuild_and_close_still_runs() -> None:
             LogOnly({"p.plugpay.stations": records}), [STATIONS], projection, batch_size=2
         )
     assert projection.calls == ["reset", "apply 2", "apply 1", "close"]
+
+
+def test_a_bus_that_only_reads_its_log_joins_no_consumer_group() -> None:
+    async def handler(delivery: Delivery) -> None: ...
+
+    with pytest.raises(NotImplementedError, match="LogOnly joins no consumer group"):
+        LogOnly({}).consumer("g", [STATIONS], handler)

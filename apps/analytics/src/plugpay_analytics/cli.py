@@ -131,21 +131,15 @@ def register(commands: Any) -> None:
 def _bounds(args: argparse.Namespace) -> tuple[Any, Any]:
     from plugpay_analytics.source import Bound
 
-    start = (
-        Bound.parse_offsets(args.from_offset)
-        if args.from_offset
-        else Bound.at_time(args.from_time)
-        if args.from_time
-        else Bound.beginning()
+    def bound(offsets: str | None, at: dt.datetime | None, otherwise: Bound) -> Bound:
+        if offsets:
+            return Bound.parse_offsets(offsets)
+        return Bound.at_time(at) if at else otherwise
+
+    return (
+        bound(args.from_offset, args.from_time, Bound.beginning()),
+        bound(args.to_offset, args.to_time, Bound.now()),
     )
-    end = (
-        Bound.parse_offsets(args.to_offset)
-        if args.to_offset
-        else Bound.at_time(args.to_time)
-        if args.to_time
-        else Bound.now()
-    )
-    return start, end
 
 
 def _source(args: argparse.Namespace) -> Any:

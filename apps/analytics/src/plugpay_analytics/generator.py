@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from plugpay_events.contracts.pricing import AccessPolicy, StationCommercialsSet, TariffPublished
@@ -75,8 +76,9 @@ WEEKEND_PROFILE = [
 ]  # fmt: skip
 
 
-def _eur(value: str) -> Decimal:
-    return Decimal(value)
+def _at_vat(kind: ComponentType, eur: str, step_size: int = 1) -> PriceComponent:
+    """A price in euros with Dutch VAT (21 %), as every demo tariff has."""
+    return PriceComponent(type=kind, price=Decimal(eur), vat=Decimal(21), step_size=step_size)
 
 
 def demo_tariffs() -> dict[str, Tariff]:
@@ -88,16 +90,9 @@ def demo_tariffs() -> dict[str, Tariff]:
         elements=(
             TariffElement(
                 price_components=(
-                    PriceComponent(type=ComponentType.FLAT, price=_eur("0.35"), vat=Decimal(21)),
-                    PriceComponent(
-                        type=ComponentType.ENERGY, price=_eur("0.39"), vat=Decimal(21), step_size=1
-                    ),
-                    PriceComponent(
-                        type=ComponentType.PARKING_TIME,
-                        price=_eur("2.40"),
-                        vat=Decimal(21),
-                        step_size=60,
-                    ),
+                    _at_vat(ComponentType.FLAT, "0.35"),
+                    _at_vat(ComponentType.ENERGY, "0.39", step_size=1),
+                    _at_vat(ComponentType.PARKING_TIME, "2.40", step_size=60),
                 )
             ),
         ),
@@ -108,15 +103,11 @@ def demo_tariffs() -> dict[str, Tariff]:
         currency=CURRENCY,
         elements=(
             TariffElement(
-                price_components=(
-                    PriceComponent(type=ComponentType.ENERGY, price=_eur("0.49"), vat=Decimal(21)),
-                ),
+                price_components=(_at_vat(ComponentType.ENERGY, "0.49"),),
                 restrictions=TariffRestrictions(start_time="17:00", end_time="21:00"),
             ),
             TariffElement(
-                price_components=(
-                    PriceComponent(type=ComponentType.ENERGY, price=_eur("0.34"), vat=Decimal(21)),
-                ),
+                price_components=(_at_vat(ComponentType.ENERGY, "0.34"),),
             ),
         ),
     )
@@ -128,10 +119,8 @@ def demo_tariffs() -> dict[str, Tariff]:
         elements=(
             TariffElement(
                 price_components=(
-                    PriceComponent(type=ComponentType.ENERGY, price=_eur("0.59"), vat=Decimal(21)),
-                    PriceComponent(
-                        type=ComponentType.TIME, price=_eur("1.20"), vat=Decimal(21), step_size=60
-                    ),
+                    _at_vat(ComponentType.ENERGY, "0.59"),
+                    _at_vat(ComponentType.TIME, "1.20", step_size=60),
                 )
             ),
         ),
@@ -437,15 +426,19 @@ def _visit(
     """One driver at one connector; returns when the connector is free again."""
     sid = ids.uuid()
     station = spec.station_id
+    # what every connector-scoped session event of this session carries
+    at_connector: dict[str, Any] = {
+        "session_id": sid,
+        "station_id": station,
+        "connector_id": connector,
+    }
     sec = dt.timedelta(seconds=1)
     arrival = arrival.replace(microsecond=0)
     status(spec, connector, "Preparing", arrival)
     issued_at = arrival + 5 * sec
     issued = out.emit(
         SessionCodeIssued(
-            session_id=sid,
-            station_id=station,
-            connector_id=connector,
+            **at_connector,
             session_started_at=issued_at,
             expires_at=issued_at + dt.timedelta(minutes=5),
             code=f"{rng.randrange(16**6):06X}",
@@ -465,9 +458,7 @@ def _visit(
     if rng.random() < 0.06:  # nobody scans
         expired_at = issued_at + dt.timedelta(minutes=5)
         out.emit(
-            SessionCodeExpired(
-                session_id=sid, station_id=station, connector_id=connector, expired_at=expired_at
-            ),
+            SessionCodeExpired(**at_connector, expired_at=expired_at),
             expired_at,
             "session-svc",
             issued,
@@ -479,9 +470,7 @@ def _visit(
     scanned_at = issued_at + dt.timedelta(seconds=rng.randrange(15, 120))
     kind = "typed" if rng.random() < 0.12 else "qr"
     scan = SessionCodeScanned(
-        session_id=sid,
-        station_id=station,
-        connector_id=connector,
+        **at_connector,
         session_started_at=issued_at,
         scanned_at=scanned_at,
         user_id=user,
@@ -498,9 +487,7 @@ def _visit(
     def deny(reason: str, by: str, at: dt.datetime, cause: Envelope) -> dt.datetime:
         out.emit(
             SessionDenied(
-                session_id=sid,
-                station_id=station,
-                connector_id=connector,
+                **at_connector,
                 user_id=user,
                 reason=reason,
                 message=reason.replace("_", " "),
@@ -520,9 +507,7 @@ def _visit(
     free = spec.free_group is not None and user in staff
     priced = out.emit(
         SessionPriced(
-            session_id=sid,
-            station_id=station,
-            connector_id=connector,
+            **at_connector,
             user_id=user,
             station_organisation_id=spec.organisation_id,
             tariff=tariff,
@@ -549,9 +534,7 @@ def _visit(
     hold_id = None if free else ids.uuid()
     authorized = out.emit(
         SessionAuthorized(
-            session_id=sid,
-            station_id=station,
-            connector_id=connector,
+            **at_connector,
             user_id=user,
             funding=funding,
             hold_id=hold_id,
@@ -571,9 +554,7 @@ def _visit(
         at = authorized_at + (dt.timedelta(minutes=2) if reason == "start_timeout" else 8 * sec)
         abandoned = out.emit(
             SessionAbandoned(
-                session_id=sid,
-                station_id=station,
-                connector_id=connector,
+                **at_connector,
                 reason=reason,
                 abandoned_at=at,
             ),
@@ -602,9 +583,7 @@ def _visit(
     transaction = str(rng.randrange(10**8))
     started = out.emit(
         ChargingStarted(
-            session_id=sid,
-            station_id=station,
-            connector_id=connector,
+            **at_connector,
             transaction_id=transaction,
             meter_start_wh=meter_start,
             started_at=started_at,
@@ -647,9 +626,7 @@ def _visit(
         group = tuple(samples[i : i + 4])
         out.emit(
             MeterValuesReported(
-                session_id=sid,
-                station_id=station,
-                connector_id=connector,
+                **at_connector,
                 transaction_id=transaction,
                 samples=group,
                 soc_percent=min(100, 20 + int(70 * (i + len(group)) / max(len(samples), 1))),
@@ -678,9 +655,7 @@ def _visit(
     register_wh[(station, connector)] = meter_start + energy_wh
     completed = out.emit(
         SessionCompleted(
-            session_id=sid,
-            station_id=station,
-            connector_id=connector,
+            **at_connector,
             transaction_id=transaction,
             meter_start_wh=meter_start,
             meter_stop_wh=meter_start + energy_wh,

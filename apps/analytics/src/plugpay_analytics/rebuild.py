@@ -22,12 +22,9 @@ from typing import Any
 
 from plugpay_events import serde
 from plugpay_events.bus.port import (
-    BatchHandler,
-    Consumer,
     EventBus,
-    Handler,
+    GroupMember,
     RawRecord,
-    RetryPolicy,
 )
 from plugpay_events.envelope import Envelope
 from plugpay_events.replay import Projection, ReplayProgress, rebuild
@@ -75,15 +72,7 @@ class ReadOnlyBus(EventBus):
     ) -> None:
         raise ReadOnly("the analytics bus never publishes")
 
-    def consumer(
-        self,
-        group: str,
-        topics: Sequence[Topic],
-        handler: Handler,
-        *,
-        retry: RetryPolicy | None = None,
-        batch_handler: BatchHandler | None = None,
-    ) -> Consumer:
+    def _member_type(self) -> type[GroupMember]:
         raise ReadOnly("the analytics bus joins no consumer group")
 
 

@@ -112,63 +112,61 @@ class PrefixDispatcher:
         await send({"type": "lifespan.shutdown.complete"})
 
 
-async def _unavailable(scope: Scope, send: Send, failure: str | None) -> None:
+async def _answer(
+    scope: Scope,
+    send: Send,
+    *,
+    close_code: int,
+    status: int,
+    reason: str,
+    message: str,
+    headers: tuple[tuple[bytes, bytes], ...] = (),
+) -> None:
+    """Answer without the app: a WebSocket is closed with ``close_code``, an HTTP request gets
+    the usual refusal body ``{"reason", "message"}`` with ``status``."""
     if scope["type"] == "websocket":
-        await send({"type": "websocket.close", "code": 1013})
+        await send({"type": "websocket.close", "code": close_code})
         return
-    reason = "start_failed" if failure else "starting"
-    message = "this service failed to start" if failure else "starting up, try again in a moment"
     body = json.dumps({"reason": reason, "message": message}).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 503,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
-                (b"retry-after", b"1"),
+                *headers,
                 (b"x-content-type-options", b"nosniff"),
             ],
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+async def _unavailable(scope: Scope, send: Send, failure: str | None) -> None:
+    await _answer(
+        scope,
+        send,
+        close_code=1013,
+        status=503,
+        reason="start_failed" if failure else "starting",
+        message="this service failed to start" if failure else "starting up, try again in a moment",
+        headers=((b"retry-after", b"1"),),
+    )
 
 
 async def _internal(scope: Scope, send: Send) -> None:
-    if scope["type"] == "websocket":
-        await send({"type": "websocket.close", "code": 1008})
-        return
-    body = json.dumps(
-        {"reason": "internal_path", "message": "metrics are scraped from the service itself"}
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 403,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"x-content-type-options", b"nosniff"),
-            ],
-        }
+    await _answer(
+        scope,
+        send,
+        close_code=1008,
+        status=403,
+        reason="internal_path",
+        message="metrics are scraped from the service itself",
     )
-    await send({"type": "http.response.body", "body": body})
 
 
 async def _not_found(scope: Scope, send: Send) -> None:
-    if scope["type"] == "websocket":
-        await send({"type": "websocket.close", "code": 4404})
-        return
-    body = b'{"reason":"not_found","message":"no such path"}'
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 404,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"x-content-type-options", b"nosniff"),
-            ],
-        }
+    await _answer(
+        scope, send, close_code=4404, status=404, reason="not_found", message="no such path"
     )
-    await send({"type": "http.response.body", "body": body})

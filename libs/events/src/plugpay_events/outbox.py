@@ -41,7 +41,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from plugpay_events import tracing
-from plugpay_events.bus.port import BatchHandler, Delivery, EventBus, Handler
+from plugpay_events.bus.port import BatchHandler, Delivery, EventBus, Handler, stop_task
 from plugpay_events.envelope import Envelope
 
 log = logging.getLogger(__name__)
@@ -242,13 +242,8 @@ class OutboxRelay:
     async def stop(self, grace_s: float = 10.0) -> None:
         self._stopping.set()
         self._wakeup.set()
-        if self._task is not None:
-            done, _ = await asyncio.wait({self._task}, timeout=grace_s)
-            if not done:
-                self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        await stop_task(self._task, grace_s)
+        self._task = None
 
     async def backlog(self) -> int:
         """How many events wait to be published (a metric)."""

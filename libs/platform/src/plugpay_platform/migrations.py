@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from alembic import command
@@ -92,3 +92,30 @@ def outbox_and_inbox(tables: OutboxTables) -> tuple[Callable[[], None], Callable
         op.drop_table("outbox")
 
     return upgrade, downgrade
+
+
+# table -> column -> its SQL type and constraints, as ``ALTER TABLE … ADD COLUMN`` takes them
+Columns = Mapping[str, Mapping[str, str]]
+
+
+def add_columns(columns: Columns) -> None:
+    """Add ``columns`` where missing (a database made from the current metadata has them)."""
+    from alembic import op
+
+    for table_name, added in columns.items():
+        for name, kind in added.items():
+            op.execute(f"ALTER TABLE {table_name} ADD COLUMN IF NOT EXISTS {name} {kind}")
+
+
+def drop_columns(columns: Columns) -> None:
+    """Undo :func:`add_columns`, last column first."""
+    from alembic import op
+
+    for table_name, added in reversed(list(columns.items())):
+        for name in reversed(list(added)):
+            op.execute(f"ALTER TABLE {table_name} DROP COLUMN IF EXISTS {name}")
+
+
+def columns_added(columns: Columns) -> tuple[Callable[[], None], Callable[[], None]]:
+    """``(upgrade, downgrade)`` of a migration that only adds ``columns``."""
+    return (lambda: add_columns(columns)), (lambda: drop_columns(columns))

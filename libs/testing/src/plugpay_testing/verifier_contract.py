@@ -13,6 +13,19 @@ import pytest
 from plugpay_testing.tokens import TokenFactory
 
 
+def _claims() -> dict[str, Any]:
+    """Claims a service accepts from auth-svc: the forgeries differ only in how they are signed."""
+    now = int(time.time())
+    return {
+        "sub": "00000000-0000-0000-0000-000000000001",
+        "aud": "plugpay",
+        "iss": "plugpay-auth",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 60,
+    }
+
+
 def _b64(data: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
@@ -89,14 +102,7 @@ class VerifierContract:
         import jwt as pyjwt
 
         forged = pyjwt.encode(
-            {
-                "sub": "00000000-0000-0000-0000-000000000001",
-                "aud": "plugpay",
-                "iss": "plugpay-auth",
-                "iat": int(time.time()),
-                "nbf": int(time.time()),
-                "exp": int(time.time()) + 60,
-            },
+            _claims(),
             impostor.private_key,
             algorithm="EdDSA",
             headers={"kid": "attacker", "jwk": impostor.public_jwk},
@@ -114,16 +120,7 @@ class VerifierContract:
         signing_input = ".".join(
             (
                 _b64({"alg": "HS256", "typ": "JWT", "kid": tokens.kid}),
-                _b64(
-                    {
-                        "sub": "00000000-0000-0000-0000-000000000001",
-                        "aud": "plugpay",
-                        "iss": "plugpay-auth",
-                        "iat": int(time.time()),
-                        "nbf": int(time.time()),
-                        "exp": int(time.time()) + 60,
-                    }
-                ),
+                _b64(_claims()),
             )
         )
         mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()

@@ -27,14 +27,10 @@ from aiokafka.partitioner import murmur2
 
 from plugpay_events import serde
 from plugpay_events.bus.port import (
-    BatchHandler,
-    Consumer,
     EventBus,
-    Handler,
+    GroupMember,
     RawRecord,
-    RetryPolicy,
-    deliver,
-    deliver_batch,
+    stop_task,
 )
 from plugpay_events.envelope import Envelope
 from plugpay_events.topics import TOPICS_BY_NAME, Topic
@@ -210,54 +206,23 @@ class EmbeddedEventBus(EventBus):
             for r in rows
         ]
 
-    def consumer(
-        self,
-        group: str,
-        topics: Sequence[Topic],
-        handler: Handler,
-        *,
-        retry: RetryPolicy | None = None,
-        batch_handler: BatchHandler | None = None,
-    ) -> EmbeddedConsumer:
-        return EmbeddedConsumer(
-            self,
-            group,
-            [self.topic_name(t) for t in topics],
-            handler,
-            retry,
-            batch_handler=batch_handler,
-        )
+    def _member_type(self) -> type[EmbeddedConsumer]:
+        return EmbeddedConsumer
 
 
-class EmbeddedConsumer(Consumer):
+class EmbeddedConsumer(GroupMember):
     """A consumer-group member on the embedded log."""
 
-    def __init__(
-        self,
-        bus: EmbeddedEventBus,
-        group: str,
-        topics: list[str],
-        handler: Handler,
-        retry: RetryPolicy | None,
-        *,
-        batch_size: int = 500,
-        poll_interval_s: float = 1.0,
-        batch_handler: BatchHandler | None = None,
-    ) -> None:
-        self.bus = bus
-        self.group = group
-        self.topics = topics
-        self.handler = handler
-        self.batch_handler = batch_handler
-        self.retry = retry or RetryPolicy()
-        self.batch_size = batch_size
-        self.poll_interval_s = poll_interval_s
+    bus: EmbeddedEventBus
+    batch_size = 500
+    poll_interval_s = 1.0
+
+    def __init__(self, *args: Any) -> None:  # GroupMember's, as EventBus.consumer passes them
+        super().__init__(*args)
         self.member_id = uuid.uuid4()
         self.owned: set[tuple[str, int]] = set()
         self._conn: asyncpg.Connection | None = None
-        self._task: asyncio.Task[None] | None = None
         self._wakeup = asyncio.Event()
-        self._stopping = asyncio.Event()
 
     async def start(self) -> None:
         self._conn = await asyncpg.connect(self.bus.dsn)
@@ -325,21 +290,12 @@ class EmbeddedConsumer(Consumer):
             position or 0,
             self.batch_size,
         )
-        if self.batch_handler is not None and rows and not self._stopping.is_set():
-            records = [RawRecord(topic, partition, r["offset"], r["key"], r["value"]) for r in rows]
-            await deliver_batch(
-                self.bus, self.group, records, self.handler, self.batch_handler, self.retry
-            )
-            # Commit once for the batch: its transaction (or each fallback's) has committed.
-            await self._commit(topic, partition, rows[-1]["offset"] + 1)
-            return len(rows)
-        for row in rows:
-            if self._stopping.is_set():
-                break
-            record = RawRecord(topic, partition, row["offset"], row["key"], row["value"])
-            await deliver(self.bus, self.group, record, self.handler, self.retry)
-            # Commit after each record: the handler's own transaction has committed by now.
-            await self._commit(topic, partition, row["offset"] + 1)
+        records = [RawRecord(topic, partition, r["offset"], r["key"], r["value"]) for r in rows]
+
+        async def commit(next_offset: int) -> None:
+            await self._commit(topic, partition, next_offset)
+
+        await self._deliver(records, commit)
         return len(rows)
 
     async def _commit(self, topic: str, partition: int, next_offset: int) -> None:
@@ -388,13 +344,8 @@ class EmbeddedConsumer(Consumer):
     async def stop(self, grace_s: float = 10.0) -> None:
         self._stopping.set()
         self._wakeup.set()
-        if self._task is not None:
-            done, _ = await asyncio.wait({self._task}, timeout=grace_s)
-            if not done:
-                self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        await stop_task(self._task, grace_s)
+        self._task = None
         if self._conn is not None and not self._conn.is_closed():
             with contextlib.suppress(Exception):
                 await self._conn.execute(

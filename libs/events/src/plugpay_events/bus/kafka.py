@@ -14,14 +14,10 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from plugpay_events import serde
 from plugpay_events.bus.port import (
-    BatchHandler,
-    Consumer,
     EventBus,
-    Handler,
+    GroupMember,
     RawRecord,
-    RetryPolicy,
-    deliver,
-    deliver_batch,
+    stop_task,
 )
 from plugpay_events.envelope import Envelope
 from plugpay_events.topics import Topic
@@ -146,23 +142,8 @@ class KafkaEventBus(EventBus):
         finally:
             await reader.stop()
 
-    def consumer(
-        self,
-        group: str,
-        topics: Sequence[Topic],
-        handler: Handler,
-        *,
-        retry: RetryPolicy | None = None,
-        batch_handler: BatchHandler | None = None,
-    ) -> KafkaConsumer:
-        return KafkaConsumer(
-            self,
-            group,
-            [self.topic_name(t) for t in topics],
-            handler,
-            retry,
-            batch_handler=batch_handler,
-        )
+    def _member_type(self) -> type[KafkaConsumer]:
+        return KafkaConsumer
 
 
 class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -182,29 +163,15 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         )
 
 
-class KafkaConsumer(Consumer):
+class KafkaConsumer(GroupMember):
     """One member of a Kafka consumer group."""
 
-    def __init__(
-        self,
-        bus: KafkaEventBus,
-        group: str,
-        topics: list[str],
-        handler: Handler,
-        retry: RetryPolicy | None,
-        *,
-        batch_handler: BatchHandler | None = None,
-    ) -> None:
-        self.bus = bus
-        self.group = group
-        self.topics = topics
-        self.handler = handler
-        self.batch_handler = batch_handler
-        self.retry = retry or RetryPolicy()
+    bus: KafkaEventBus
+
+    def __init__(self, *args: Any) -> None:  # GroupMember's, as EventBus.consumer passes them
+        super().__init__(*args)
         self._consumer: AIOKafkaConsumer | None = None
-        self._task: asyncio.Task[None] | None = None
         self._pending: dict[TopicPartition, int] = {}
-        self._stopping = asyncio.Event()
 
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
@@ -238,27 +205,14 @@ class KafkaConsumer(Consumer):
                 await asyncio.sleep(1.0)
                 continue
             for tp, messages in batches.items():
-                if self.batch_handler is not None and messages:
-                    if self._stopping.is_set():
-                        break
-                    # One partition's records in offset order, handled together; the offset
-                    # moves only once all of them are done with.
-                    records = [
-                        RawRecord(m.topic, m.partition, m.offset, m.key, m.value) for m in messages
-                    ]
-                    await deliver_batch(
-                        self.bus, self.group, records, self.handler, self.batch_handler, self.retry
-                    )
-                    self._pending[tp] = messages[-1].offset + 1
-                    continue
-                for message in messages:
-                    if self._stopping.is_set():
-                        break
-                    record = RawRecord(
-                        message.topic, message.partition, message.offset, message.key, message.value
-                    )
-                    await deliver(self.bus, self.group, record, self.handler, self.retry)
-                    self._pending[tp] = message.offset + 1
+                records = [
+                    RawRecord(m.topic, m.partition, m.offset, m.key, m.value) for m in messages
+                ]
+
+                async def done_up_to(next_offset: int, tp: TopicPartition = tp) -> None:
+                    self._pending[tp] = next_offset  # committed after the fetch's partitions
+
+                await self._deliver(records, done_up_to)
             try:
                 await self.commit_pending()
             except Exception:
@@ -267,14 +221,8 @@ class KafkaConsumer(Consumer):
 
     async def stop(self, grace_s: float = 10.0) -> None:
         self._stopping.set()
-        if self._task is not None:
-            # Let the record in hand finish its transaction; cancel only a stuck handler.
-            done, _ = await asyncio.wait({self._task}, timeout=grace_s)
-            if not done:
-                self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        await stop_task(self._task, grace_s)
+        self._task = None
         if self._consumer is not None:
             # Only offsets of fully handled records are pending: committing them is safe.
             with contextlib.suppress(Exception):

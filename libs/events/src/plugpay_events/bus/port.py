@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -175,7 +176,6 @@ class EventBus(abc.ABC):
         """Every record currently in ``topic``, partition by partition in offset order,
         without joining a group (replay tools, audits, dead-letter inspection)."""
 
-    @abc.abstractmethod
     def consumer(
         self,
         group: str,
@@ -191,6 +191,51 @@ class EventBus(abc.ABC):
         With ``batch_handler``, the records fetched from one partition are handled together
         (``deliver_batch``) and their offsets committed once it returned; ``handler`` is the
         one-by-one fallback for a batch that failed."""
+        physical = [self.topic_name(t) for t in topics]
+        member = self._member_type()
+        return member(self, group, physical, handler, retry or RetryPolicy(), batch_handler)
+
+    def _member_type(self) -> type[GroupMember]:
+        """The adapter's group member. A bus that only reads its log (replay, analytics) joins
+        no group."""
+        raise NotImplementedError(f"{type(self).__name__} joins no consumer group")
+
+
+class GroupMember(Consumer):
+    """What every adapter's group member holds, and how it runs what it fetched: one
+    partition's records at a time through ``deliver_in_order``."""
+
+    def __init__(
+        self,
+        bus: EventBus,
+        group: str,
+        topics: list[str],
+        handler: Handler,
+        retry: RetryPolicy,
+        batch_handler: BatchHandler | None,
+    ) -> None:
+        self.bus = bus
+        self.group = group
+        self.topics = topics  # physical names
+        self.handler = handler
+        self.retry = retry
+        self.batch_handler = batch_handler
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    async def _deliver(
+        self, records: Sequence[RawRecord], done_up_to: Callable[[int], Awaitable[None]]
+    ) -> None:
+        await deliver_in_order(
+            self.bus,
+            self.group,
+            records,
+            self.handler,
+            self.batch_handler,
+            self.retry,
+            done_up_to=done_up_to,
+            stopping=self._stopping,
+        )
 
 
 async def _decode(
@@ -218,6 +263,47 @@ async def deliver(
     delivery = await _decode(bus, group, record, handler)
     if delivery is not None:
         await _handle_one(bus, group, record, delivery, handler, retry)
+
+
+async def deliver_in_order(
+    bus: EventBus,
+    group: str,
+    records: Sequence[RawRecord],
+    handler: Handler,
+    batch_handler: BatchHandler | None,
+    retry: RetryPolicy,
+    *,
+    done_up_to: Callable[[int], Awaitable[None]],
+    stopping: asyncio.Event,
+) -> None:
+    """One partition's fetched records, in offset order, as every adapter's consumer runs them:
+    together through ``deliver_batch`` when there is a ``batch_handler`` (then
+    ``done_up_to(next offset)`` once), else one by one through ``deliver`` (``done_up_to``
+    after each, the handler's transaction having committed). Nothing more starts once
+    ``stopping`` is set: what is left is delivered again to the group."""
+    if not records or stopping.is_set():
+        return
+    if batch_handler is not None:
+        await deliver_batch(bus, group, records, handler, batch_handler, retry)
+        await done_up_to(records[-1].offset + 1)
+        return
+    for record in records:
+        if stopping.is_set():
+            return
+        await deliver(bus, group, record, handler, retry)
+        await done_up_to(record.offset + 1)
+
+
+async def stop_task(task: asyncio.Task[None] | None, grace_s: float) -> None:
+    """Let a consumer's or relay's loop finish what it holds (it has seen its stop signal);
+    cancel it only if it is still running after ``grace_s`` (a stuck handler)."""
+    if task is None:
+        return
+    done, _ = await asyncio.wait({task}, timeout=grace_s)
+    if not done:
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
 
 
 async def deliver_batch(

@@ -32,49 +32,53 @@ class _AccountEvent(Event):
     user_id: uuid.UUID
 
 
-@register
-class WalletToppedUp(_AccountEvent):
-    """Money moved from a card into the prepaid wallet."""
+class _TopUpEvent(_AccountEvent):
+    """How a top-up of the wallet ended."""
 
-    type = "WalletToppedUp"
     topup_id: uuid.UUID
     amount: Money
     trigger: Literal["manual", "auto"]
+
+
+@register
+class WalletToppedUp(_TopUpEvent):
+    """Money moved from a card into the prepaid wallet."""
+
+    type = "WalletToppedUp"
     balance_after: Money
     topped_up_at: UtcDatetime
 
 
 @register
-class TopUpFailed(_AccountEvent):
+class TopUpFailed(_TopUpEvent):
     """A top-up was declined by the processor."""
 
     type = "TopUpFailed"
-    topup_id: uuid.UUID
-    amount: Money
-    trigger: Literal["manual", "auto"]
     reason: str
     failed_at: UtcDatetime
 
 
-@register
-class PaymentMethodAdded(_AccountEvent):
-    """A processor token (never a card number) was saved."""
+class _CardEvent(_AccountEvent):
+    """A saved card, as people recognise it (never its number)."""
 
-    type = "PaymentMethodAdded"
     payment_method_id: uuid.UUID
     brand: str
     last4: str = Field(pattern=r"^\d{4}$")
+
+
+@register
+class PaymentMethodAdded(_CardEvent):
+    """A processor token (never a card number) was saved."""
+
+    type = "PaymentMethodAdded"
     added_at: UtcDatetime
 
 
 @register
-class PaymentMethodExpiring(_AccountEvent):
+class PaymentMethodExpiring(_CardEvent):
     """A saved card expires within the notice period (or has expired): once per card."""
 
     type = "PaymentMethodExpiring"
-    payment_method_id: uuid.UUID
-    brand: str
-    last4: str = Field(pattern=r"^\d{4}$")
     exp_month: int = Field(ge=1, le=12)
     exp_year: int = Field(ge=2000, le=9999)
     is_default: bool

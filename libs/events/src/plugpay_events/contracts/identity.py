@@ -29,14 +29,19 @@ __all__ = [
 Role = Literal["driver", "operator", "admin", "analyst"]
 
 
-@register
-class UserRegistered(Event):
-    """A new account; drivers start unverified and cannot pay until verified."""
+class _UserEvent(Event):
+    """An event about one user account, keyed by its id on ``plugpay.identity``."""
 
-    type = "UserRegistered"
     topic = IDENTITY
     aggregate_field = "user_id"
     user_id: uuid.UUID
+
+
+@register
+class UserRegistered(_UserEvent):
+    """A new account; drivers start unverified and cannot pay until verified."""
+
+    type = "UserRegistered"
     roles: tuple[Role, ...]
     organisation_id: uuid.UUID | None = None
     groups: tuple[str, ...] = ()
@@ -46,14 +51,11 @@ class UserRegistered(Event):
 
 
 @register
-class EmailVerificationRequested(Event):
+class EmailVerificationRequested(_UserEvent):
     """A verification link is to be mailed. Its code travels only sealed for notification-svc
     (``plugpay_events.sealed``): the log keeps events forever and analysts read it."""
 
     type = "EmailVerificationRequested"
-    topic = IDENTITY
-    aggregate_field = "user_id"
-    user_id: uuid.UUID
     expires_at: UtcDatetime
     # None in events that predate notification-svc (nothing is mailed for them).
     email: str | None = Field(default=None, max_length=254)
@@ -61,39 +63,30 @@ class EmailVerificationRequested(Event):
 
 
 @register
-class PasswordResetRequested(Event):
+class PasswordResetRequested(_UserEvent):
     """Somebody asked for a password reset of an existing account; the single-use code rides
     sealed for notification-svc, which mails the link."""
 
     type = "PasswordResetRequested"
-    topic = IDENTITY
-    aggregate_field = "user_id"
-    user_id: uuid.UUID
     email: str = Field(max_length=254)
     sealed_code: str = Field(max_length=1000)
     expires_at: UtcDatetime
 
 
 @register
-class PasswordChanged(Event):
+class PasswordChanged(_UserEvent):
     """A new password was set (through a reset link); every refresh token was revoked."""
 
     type = "PasswordChanged"
-    topic = IDENTITY
-    aggregate_field = "user_id"
-    user_id: uuid.UUID
     email: str = Field(max_length=254)
     changed_at: UtcDatetime
 
 
 @register
-class GroupInvitationRequested(Event):
+class GroupInvitationRequested(_UserEvent):
     """An operator invited a driver into a group; the single-use code rides sealed."""
 
     type = "GroupInvitationRequested"
-    topic = IDENTITY
-    aggregate_field = "user_id"
-    user_id: uuid.UUID
     email: str = Field(max_length=254)
     group: str = Field(max_length=100)
     sealed_code: str = Field(max_length=1000)
@@ -101,13 +94,10 @@ class GroupInvitationRequested(Event):
 
 
 @register
-class UserVerified(Event):
+class UserVerified(_UserEvent):
     """The email address was confirmed."""
 
     type = "UserVerified"
-    topic = IDENTITY
-    aggregate_field = "user_id"
-    user_id: uuid.UUID
     verified_at: UtcDatetime
 
 

@@ -88,13 +88,18 @@ class _SessionEvent(Event):
     session_id: uuid.UUID
 
 
+class _ConnectorSessionEvent(_SessionEvent):
+    """A session's step on one connector of one station."""
+
+    station_id: StationId
+    connector_id: int = Field(ge=1)
+
+
 @register
-class SessionCodeIssued(_SessionEvent):
+class SessionCodeIssued(_ConnectorSessionEvent):
     """The gateway made a one-time code for a connector; the station shows it as QR and text."""
 
     type = "SessionCodeIssued"
-    station_id: StationId
-    connector_id: int = Field(ge=1)
     session_started_at: UtcDatetime
     expires_at: UtcDatetime
     code: str = Field(min_length=4, max_length=16, description="typed alphanumeric code")
@@ -103,7 +108,7 @@ class SessionCodeIssued(_SessionEvent):
 
 
 @register
-class SessionCodeScanned(_SessionEvent):
+class SessionCodeScanned(_ConnectorSessionEvent):
     """A logged-in driver presented a valid code (patent claim 1 d-e).
 
     v2 added ``code_kind``; v1 events are upcast as QR scans, the only way then. v3 added
@@ -112,8 +117,6 @@ class SessionCodeScanned(_SessionEvent):
 
     type = "SessionCodeScanned"
     version = 3
-    station_id: StationId
-    connector_id: int = Field(ge=1)
     session_started_at: UtcDatetime
     scanned_at: UtcDatetime
     user_id: uuid.UUID
@@ -135,12 +138,10 @@ def _scanned_v2_to_v3(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 @register
-class SessionPriced(_SessionEvent):
+class SessionPriced(_ConnectorSessionEvent):
     """Access granted and the tariff fixed: the snapshot every later cost is computed from."""
 
     type = "SessionPriced"
-    station_id: StationId
-    connector_id: int = Field(ge=1)
     user_id: uuid.UUID
     station_organisation_id: uuid.UUID
     tariff: Tariff
@@ -151,12 +152,10 @@ class SessionPriced(_SessionEvent):
 
 
 @register
-class SessionDenied(_SessionEvent):
+class SessionDenied(_ConnectorSessionEvent):
     """Any step refused the session; ``reason`` is machine-readable, ``message`` for people."""
 
     type = "SessionDenied"
-    station_id: StationId
-    connector_id: int = Field(ge=1)
     user_id: uuid.UUID | None = None
     reason: DenialReason
     message: str
@@ -175,12 +174,10 @@ class SessionLimits(BaseModel):
 
 
 @register
-class SessionAuthorized(_SessionEvent):
+class SessionAuthorized(_ConnectorSessionEvent):
     """Funds are held; the station may start (patent FIG. 3 blocks 332-336)."""
 
     type = "SessionAuthorized"
-    station_id: StationId
-    connector_id: int = Field(ge=1)
     user_id: uuid.UUID
     funding: Literal["wallet", "card", "free"]
     hold_id: uuid.UUID | None
@@ -191,12 +188,10 @@ class SessionAuthorized(_SessionEvent):
 
 
 @register
-class ChargingStarted(_SessionEvent):
+class ChargingStarted(_ConnectorSessionEvent):
     """The station confirmed the start of a transaction for this session."""
 
     type = "ChargingStarted"
-    station_id: StationId
-    connector_id: int = Field(ge=1)
     transaction_id: str
     meter_start_wh: WattHours
     started_at: UtcDatetime
@@ -213,13 +208,11 @@ class MeterSample(BaseModel):
 
 
 @register
-class MeterValuesReported(_SessionEvent):
+class MeterValuesReported(_ConnectorSessionEvent):
     """Readings during a transaction; its own high-volume topic, same key as the session."""
 
     type = "MeterValuesReported"
     topic = METER
-    station_id: StationId
-    connector_id: int = Field(ge=1)
     transaction_id: str
     samples: tuple[MeterSample, ...] = Field(min_length=1)
     soc_percent: int | None = Field(default=None, ge=0, le=100)
@@ -273,12 +266,10 @@ class MeterJudgement(BaseModel):
 
 
 @register
-class SessionCompleted(_SessionEvent):
+class SessionCompleted(_ConnectorSessionEvent):
     """The station ended the transaction: the completed charging-session data (claim 6)."""
 
     type = "SessionCompleted"
-    station_id: StationId
-    connector_id: int = Field(ge=1)
     transaction_id: str
     meter_start_wh: WattHours
     meter_stop_wh: WattHours
@@ -301,7 +292,7 @@ class SessionCompleted(_SessionEvent):
 
 
 @register
-class SessionFlagged(_SessionEvent):
+class SessionFlagged(_ConnectorSessionEvent):
     """The gateway did not bill a session's meter evidence as claimed: only its plausible part
     is in ``SessionCompleted``. ``judgement.outcome`` says what follows: ``corrected`` — billed
     by a fixed rule, listed for operators to see; ``held`` — an operator of the station's
@@ -309,8 +300,6 @@ class SessionFlagged(_SessionEvent):
     it flags, in one transaction."""
 
     type = "SessionFlagged"
-    station_id: StationId
-    connector_id: int = Field(ge=1)
     transaction_id: str
     judgement: MeterJudgement
     billed_energy_wh: WattHours = Field(description="the plausible energy SessionCompleted bills")
@@ -374,22 +363,18 @@ class SessionBilled(_SessionEvent):
 
 
 @register
-class SessionCodeExpired(_SessionEvent):
+class SessionCodeExpired(_ConnectorSessionEvent):
     """Nobody scanned the code in time."""
 
     type = "SessionCodeExpired"
-    station_id: StationId
-    connector_id: int = Field(ge=1)
     expired_at: UtcDatetime
 
 
 @register
-class SessionAbandoned(_SessionEvent):
+class SessionAbandoned(_ConnectorSessionEvent):
     """Authorised but charging never started before the deadline; billing voids the hold."""
 
     type = "SessionAbandoned"
-    station_id: StationId
-    connector_id: int = Field(ge=1)
     # connector_busy: another session holds the connector; code_superseded: the station asked
     # for a newer code on the connector before this one was authorised
     reason: Literal[

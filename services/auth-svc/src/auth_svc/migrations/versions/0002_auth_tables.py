@@ -1,8 +1,4 @@
-"""auth tables
-
-Revision ID: 0002
-Revises: 0001
-"""
+"""auth tables"""
 
 import sqlalchemy as sa
 from alembic import op
@@ -10,8 +6,6 @@ from sqlalchemy.dialects import postgresql
 
 revision = "0002"
 down_revision = "0001"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

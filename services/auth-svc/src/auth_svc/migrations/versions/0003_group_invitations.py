@@ -1,16 +1,10 @@
-"""group invitations: a driver joins an organisation's group only by accepting one
-
-Revision ID: 0003
-Revises: 0002
-"""
+"""group invitations: a driver joins an organisation's group only by accepting one"""
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
 down_revision = "0002"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,16 +1,10 @@
-"""password reset links: single use, stored hashed
-
-Revision ID: 0004
-Revises: 0003
-"""
+"""password reset links: single use, stored hashed"""
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
 down_revision = "0003"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,16 +1,10 @@
-"""The double-entry ledger and billing tables; ledger rows are append-only.
-
-Revision ID: 0002
-Revises: 0001
-"""
+"""The double-entry ledger and billing tables; ledger rows are append-only."""
 
 from alembic import op
 from billing_svc.tables import BILLING_TABLES, LEDGER_TABLES
 
 revision = "0002"
 down_revision = "0001"
-branch_labels = None
-depends_on = None
 
 IMMUTABLE = """
 CREATE OR REPLACE FUNCTION ledger_rows_are_immutable() RETURNS trigger AS $$

@@ -1,8 +1,5 @@
 """Sessions held for an operator's review and the decisions (a no-op on a fresh database,
 where 0002 creates every table from the current metadata).
-
-Revision ID: 0004
-Revises: 0003
 """
 
 from alembic import op
@@ -10,8 +7,6 @@ from billing_svc.tables import session_reviews
 
 revision = "0004"
 down_revision = "0003"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

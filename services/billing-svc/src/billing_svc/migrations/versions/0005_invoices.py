@@ -2,18 +2,14 @@
 the stations invoices name, and the invoice facts on receipts and refunds; when a card's expiry
 was noticed (a no-op on a fresh database, where 0002 creates every table from the current
 metadata).
-
-Revision ID: 0005
-Revises: 0004
 """
 
 from alembic import op
 from billing_svc.tables import document_counters, legal_profiles, stations
+from plugpay_platform.migrations import add_columns, create_platform_tables, drop_columns
 
 revision = "0005"
 down_revision = "0004"
-branch_labels = None
-depends_on = None
 
 COLUMNS = {
     "receipts": {
@@ -35,14 +31,10 @@ NEW_TABLES = (legal_profiles, document_counters, stations)
 
 
 def upgrade() -> None:
-    for table_name, columns in COLUMNS.items():
-        for name, kind in columns.items():
-            op.execute(f"ALTER TABLE {table_name} ADD COLUMN IF NOT EXISTS {name} {kind}")
+    add_columns(COLUMNS)
     for name, target in INDEXES.items():
         op.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {name} ON {target}")
-    bind = op.get_bind()
-    for table in NEW_TABLES:
-        table.create(bind, checkfirst=True)
+    create_platform_tables(op, *NEW_TABLES)
 
 
 def downgrade() -> None:
@@ -50,6 +42,4 @@ def downgrade() -> None:
         table.drop(op.get_bind(), checkfirst=True)
     for name in INDEXES:
         op.execute(f"DROP INDEX IF EXISTS {name}")
-    for table_name, columns in COLUMNS.items():
-        for name in columns:
-            op.execute(f"ALTER TABLE {table_name} DROP COLUMN IF EXISTS {name}")
+    drop_columns(COLUMNS)

@@ -1,15 +1,9 @@
-"""The outbox and inbox every service has.
-
-Revision ID: 0001
-Revises:
-"""
+"""The outbox and inbox every service has."""
 
 from notification_svc.tables import outbox_tables
 from plugpay_platform.migrations import outbox_and_inbox
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 upgrade, downgrade = outbox_and_inbox(outbox_tables)

@@ -1,16 +1,10 @@
-"""contacts learned from events, and the mail queue / delivery log
-
-Revision ID: 0002
-Revises: 0001
-"""
+"""contacts learned from events, and the mail queue / delivery log"""
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0002"
 down_revision = "0001"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,16 +1,10 @@
-"""a mail's attachment (an invoice's or credit note's PDF, from its event)
-
-Revision ID: 0003
-Revises: 0002
-"""
+"""a mail's attachment (an invoice's or credit note's PDF, from its event)"""
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
 down_revision = "0002"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,16 +1,10 @@
-"""whose a session is (from SessionPriced), for the mails about a held session
-
-Revision ID: 0004
-Revises: 0003
-"""
+"""whose a session is (from SessionPriced), for the mails about a held session"""
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
 down_revision = "0003"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,8 +1,4 @@
-"""Stations' commercials, versioned tariffs, per-session pricing records.
-
-Revision ID: 0002
-Revises: 0001
-"""
+"""Stations' commercials, versioned tariffs, per-session pricing records."""
 
 import sqlalchemy as sa
 from alembic import op
@@ -10,8 +6,6 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "0002"
 down_revision = "0001"
-branch_labels = None
-depends_on = None
 
 _TS = sa.DateTime(timezone=True)
 

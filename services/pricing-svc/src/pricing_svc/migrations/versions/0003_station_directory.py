@@ -1,16 +1,10 @@
-"""The station directory for drivers: location and live connector availability.
-
-Revision ID: 0003
-Revises: 0002
-"""
+"""The station directory for drivers: location and live connector availability."""
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
 down_revision = "0002"
-branch_labels = None
-depends_on = None
 
 _TS = sa.DateTime(timezone=True)
 

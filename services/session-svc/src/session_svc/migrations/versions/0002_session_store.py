@@ -1,8 +1,4 @@
-"""The session store, timers, scan claims and rate-limit counters.
-
-Revision ID: 0002
-Revises: 0001
-"""
+"""The session store, timers, scan claims and rate-limit counters."""
 
 from alembic import op
 from plugpay_platform.migrations import create_platform_tables
@@ -17,8 +13,6 @@ from session_svc.tables import (
 
 revision = "0002"
 down_revision = "0001"
-branch_labels = None
-depends_on = None
 
 # Later changes to these tables get explicit op.* migrations; this first one creates them as
 # tables.py defines them today.

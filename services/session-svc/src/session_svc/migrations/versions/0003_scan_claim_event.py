@@ -1,21 +1,9 @@
-"""The scan's event on its claim, so the winner reads the session before the store has it.
+"""The scan's event on its claim, so the winner reads the session before the store has it."""
 
-Revision ID: 0003
-Revises: 0002
-"""
-
-from alembic import op
+from plugpay_platform.migrations import columns_added
 
 revision = "0003"
 down_revision = "0002"
-branch_labels = None
-depends_on = None
 
-
-def upgrade() -> None:
-    # 0002 creates tables as tables.py defines them today, so a new database has it already.
-    op.execute("ALTER TABLE scan_claims ADD COLUMN IF NOT EXISTS scanned jsonb")
-
-
-def downgrade() -> None:
-    op.drop_column("scan_claims", "scanned")
+# 0002 creates tables as tables.py defines them today, so a new database has it already.
+upgrade, downgrade = columns_added({"scan_claims": {"scanned": "jsonb"}})

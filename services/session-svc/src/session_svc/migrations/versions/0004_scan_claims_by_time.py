@@ -1,15 +1,9 @@
-"""Scan claims by time: admission control counts the recent ones still waiting.
-
-Revision ID: 0004
-Revises: 0003
-"""
+"""Scan claims by time: admission control counts the recent ones still waiting."""
 
 from alembic import op
 
 revision = "0004"
 down_revision = "0003"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,8 +1,4 @@
-"""The gateway's own tables: stations, presence, sessions, meter samples, commands, keys.
-
-Revision ID: 0002
-Revises: 0001
-"""
+"""The gateway's own tables: stations, presence, sessions, meter samples, commands, keys."""
 
 from alembic import op
 from plugpay_platform.migrations import create_platform_tables
@@ -11,8 +7,6 @@ from station_gateway import tables
 
 revision = "0002"
 down_revision = "0001"
-branch_labels = None
-depends_on = None
 
 _TABLES = (
     tables.stations,

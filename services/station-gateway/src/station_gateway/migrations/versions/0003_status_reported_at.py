@@ -1,24 +1,11 @@
-"""When a connector status arrived, by our clock (the lost-transaction grace counts from it).
+"""When a connector status arrived, by our clock (the lost-transaction grace counts from it)."""
 
-Revision ID: 0003
-Revises: 0002
-"""
-
-from alembic import op
+from plugpay_platform.migrations import columns_added
 
 revision = "0003"
 down_revision = "0002"
-branch_labels = None
-depends_on = None
 
-
-def upgrade() -> None:
-    # 0002 creates the table from the current definition, which already has the column.
-    op.execute(
-        "ALTER TABLE connector_status"
-        " ADD COLUMN IF NOT EXISTS reported_at timestamptz NOT NULL DEFAULT now()"
-    )
-
-
-def downgrade() -> None:
-    op.execute("ALTER TABLE connector_status DROP COLUMN IF EXISTS reported_at")
+# 0002 creates the table from the current definition, which already has the column.
+upgrade, downgrade = columns_added(
+    {"connector_status": {"reported_at": "timestamptz NOT NULL DEFAULT now()"}}
+)

@@ -1,8 +1,5 @@
 """OCPP 2.1 C25 ad hoc payment by dynamic QR code: each station's WebPaymentsCtrlr terms and
 the per-connector lock while a payer is on the landing page.
-
-Revision ID: 0008
-Revises: 0007
 """
 
 from alembic import op
@@ -11,8 +8,6 @@ from station_gateway import tables
 
 revision = "0008"
 down_revision = "0007"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
