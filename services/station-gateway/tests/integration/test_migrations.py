@@ -1,4 +1,4 @@
-"""0003 to 0007 only add columns: down to 0002 they go, back up to head they return."""
+"""The migrations that add columns (0003–0007, 0009): down to 0002 they go, back up they return."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ ADDED = {
         "start_deadline",
         "hold_amount_minor",
         "free_of_charge",
+        "guest",
     },
     "station_presence": {"card_refused_at"},
 }
@@ -45,6 +46,6 @@ async def test_column_migrations_go_down_to_0002_and_up_again(database_url: str)
         await upgrade_to_head(MIGRATIONS, database_url)
         for table, columns in ADDED.items():
             assert columns <= await _columns(conn, table), table
-        assert await conn.fetchval("SELECT version_num FROM alembic_version") == "0008"
+        assert await conn.fetchval("SELECT version_num FROM alembic_version") == "0009"
     finally:
         await conn.close()
