@@ -106,28 +106,29 @@ async def _learn(
     await store.learn_email(user_id, email, envelope.occurred_at, now - ctx.max_event_age)
 
 
+# The events that ask for a mail with a one-time link to the requester.
+LinkRequest = EmailVerificationRequested | PasswordResetRequested | GroupInvitationRequested
+
+
 async def _queue_link(
     ctx: MailContext,
     store: NotificationRepository,
     envelope: Envelope,
+    request: LinkRequest,
     kind: MailKind,
-    user_id: uuid.UUID,
-    email: str,
-    sealed_code: str,
-    expires_at: datetime,
     path: str,
     now: datetime,
     **fields: Any,
 ) -> None:
     """A mail carrying a one-time link (``{path}/{code}``), unless the link has expired or its
     sealed code cannot be opened."""
-    if expires_at <= now:
-        return
-    code = _code(ctx, envelope, sealed_code, user_id)
+    if request.email is None or request.sealed_code is None or request.expires_at <= now:
+        return  # no address or code: from before notification-svc
+    code = _code(ctx, envelope, request.sealed_code, request.user_id)
     if code is not None:
         await _queue(
-            ctx, store, envelope, kind, user_id, email,
-            link=ctx.link(f"{path}/{code}"), expires=_when(expires_at), **fields,
+            ctx, store, envelope, kind, request.user_id, request.email,
+            link=ctx.link(f"{path}/{code}"), expires=_when(request.expires_at), **fields,
         )  # fmt: skip
 
 
@@ -145,21 +146,14 @@ async def learn_identity(
         if event.email is None or event.sealed_code is None:
             return  # from before notification-svc: nothing to mail
         await _learn(ctx, store, envelope, event.user_id, event.email, now)
-        await _queue_link(
-            ctx, store, envelope, "verify_email", event.user_id, event.email,
-            event.sealed_code, event.expires_at, "verify", now,
-        )  # fmt: skip
+        await _queue_link(ctx, store, envelope, event, "verify_email", "verify", now)
     elif isinstance(event, PasswordResetRequested):
         await _learn(ctx, store, envelope, event.user_id, event.email, now)
-        await _queue_link(
-            ctx, store, envelope, "password_reset", event.user_id, event.email,
-            event.sealed_code, event.expires_at, "reset", now,
-        )  # fmt: skip
+        await _queue_link(ctx, store, envelope, event, "password_reset", "reset", now)
     elif isinstance(event, GroupInvitationRequested):
         await _queue_link(
-            ctx, store, envelope, "group_invitation", event.user_id, event.email,
-            event.sealed_code, event.expires_at, "invitations", now, group=event.group,
-        )  # fmt: skip
+            ctx, store, envelope, event, "group_invitation", "invitations", now, group=event.group
+        )
     elif isinstance(event, PasswordChanged):
         await _learn(ctx, store, envelope, event.user_id, event.email, now)
         if domain.is_history(envelope.occurred_at, now, ctx.max_event_age):
