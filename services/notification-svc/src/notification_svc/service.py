@@ -189,6 +189,22 @@ def _address(to: str | object | None) -> str | None:
     return to if isinstance(to, str) else None
 
 
+async def _queue_if_wanted(
+    ctx: MailContext,
+    store: NotificationRepository,
+    envelope: Envelope,
+    kind: MailKind,
+    user_id: uuid.UUID,
+    now: datetime,
+    attachment: tuple[str, bytes] | None = None,
+    **context: Any,
+) -> None:
+    """A mail about money to the driver (``_to_contact``), unless it is history or unwanted."""
+    to = await _to_contact(ctx, store, envelope, kind, user_id, now)
+    if to is not NOT_WANTED:
+        await _queue(ctx, store, envelope, kind, user_id, _address(to), attachment, **context)
+
+
 def _pdf(filename: str, encoded: str) -> tuple[str, bytes] | None:
     """The document an event carries, or None if it is not a PDF (the mail goes without)."""
     try:
@@ -249,21 +265,17 @@ async def billing_event(
     not); invoices (the receipt mail, with its PDF) unless switched off."""
     event = envelope.event()
     if isinstance(event, WalletToppedUp):
-        to = await _to_contact(ctx, store, envelope, "top_up_done", event.user_id, now)
-        if to is not NOT_WANTED:
-            await _queue(
-                ctx, store, envelope, "top_up_done", event.user_id, _address(to),
-                amount=domain.format_money(event.amount), trigger=event.trigger,
-                balance=domain.format_money(event.balance_after), at=_when(event.topped_up_at),
-            )  # fmt: skip
+        await _queue_if_wanted(
+            ctx, store, envelope, "top_up_done", event.user_id, now,
+            amount=domain.format_money(event.amount), trigger=event.trigger,
+            balance=domain.format_money(event.balance_after), at=_when(event.topped_up_at),
+        )  # fmt: skip
     elif isinstance(event, TopUpFailed):
-        to = await _to_contact(ctx, store, envelope, "top_up_declined", event.user_id, now)
-        if to is not NOT_WANTED:
-            await _queue(
-                ctx, store, envelope, "top_up_declined", event.user_id, _address(to),
-                amount=domain.format_money(event.amount), trigger=event.trigger,
-                reason=event.reason, at=_when(event.failed_at), app_link=ctx.link("account"),
-            )  # fmt: skip
+        await _queue_if_wanted(
+            ctx, store, envelope, "top_up_declined", event.user_id, now,
+            amount=domain.format_money(event.amount), trigger=event.trigger,
+            reason=event.reason, at=_when(event.failed_at), app_link=ctx.link("account"),
+        )  # fmt: skip
     elif isinstance(event, InvoiceIssued):
         await invoice_issued(ctx, store, envelope, event, now)
     elif isinstance(event, InvoiceMailRequested):
@@ -272,27 +284,23 @@ async def billing_event(
         if not domain.is_history(envelope.occurred_at, now, ctx.max_event_age):
             await _queue_invoice(ctx, store, envelope, event, event.email, event.requested_at)
     elif isinstance(event, PaymentMethodExpiring):
-        to = await _to_contact(ctx, store, envelope, "card_expiring", event.user_id, now)
-        if to is not NOT_WANTED:
-            expired = domain.card_expired(event.exp_month, event.exp_year, now)
-            await _queue(
-                ctx, store, envelope, "card_expiring", event.user_id, _address(to),
-                card=f"{event.brand} •••• {event.last4}",
-                expiry=f"{event.exp_month:02d}/{event.exp_year}", expired=expired,
-                is_default=event.is_default, app_link=ctx.link("account"),
-            )  # fmt: skip
+        expired = domain.card_expired(event.exp_month, event.exp_year, now)
+        await _queue_if_wanted(
+            ctx, store, envelope, "card_expiring", event.user_id, now,
+            card=f"{event.brand} •••• {event.last4}",
+            expiry=f"{event.exp_month:02d}/{event.exp_year}", expired=expired,
+            is_default=event.is_default, app_link=ctx.link("account"),
+        )  # fmt: skip
     elif isinstance(event, CreditNoteIssued):
-        to = await _to_contact(ctx, store, envelope, "refund_issued", event.user_id, now)
-        if to is not NOT_WANTED:
-            await _queue(
-                ctx, store, envelope, "refund_issued", event.user_id, _address(to),
-                attachment=_pdf(event.document_filename, event.document_pdf),
-                amount=domain.format_money(event.amount), session_id=str(event.session_id),
-                reason=event.reason, at=_when(event.issued_at),
-                credit_note_number=event.credit_note_number,
-                invoice_number=event.invoice_number or "",
-                destination="your wallet" if event.destination == "wallet" else "your card",
-            )  # fmt: skip
+        await _queue_if_wanted(
+            ctx, store, envelope, "refund_issued", event.user_id, now,
+            attachment=_pdf(event.document_filename, event.document_pdf),
+            amount=domain.format_money(event.amount), session_id=str(event.session_id),
+            reason=event.reason, at=_when(event.issued_at),
+            credit_note_number=event.credit_note_number,
+            invoice_number=event.invoice_number or "",
+            destination="your wallet" if event.destination == "wallet" else "your card",
+        )  # fmt: skip
 
 
 # The gateway's judgement codes in words (an unknown code is shown as it is).
@@ -325,16 +333,14 @@ async def session_event(
             # Priced before notification-svc knew sessions: no one to write to.
             log.warning("SessionFlagged %s: the session's driver is unknown", event.session_id)
             return
-        to = await _to_contact(ctx, store, envelope, "session_held", user_id, now)
-        if to is not NOT_WANTED:
-            judgement = event.judgement
-            await _queue(
-                ctx, store, envelope, "session_held", user_id, _address(to),
-                station_id=event.station_id, at=_when(event.flagged_at),
-                claimed=_kwh(judgement.claimed.energy_wh), billed=_kwh(event.billed_energy_wh),
-                reasons=[METER_REASONS.get(r, r.replace("_", " ")) for r in judgement.reasons],
-                receipt_link=ctx.link(f"receipt/{event.session_id}"),
-            )  # fmt: skip
+        judgement = event.judgement
+        await _queue_if_wanted(
+            ctx, store, envelope, "session_held", user_id, now,
+            station_id=event.station_id, at=_when(event.flagged_at),
+            claimed=_kwh(judgement.claimed.energy_wh), billed=_kwh(event.billed_energy_wh),
+            reasons=[METER_REASONS.get(r, r.replace("_", " ")) for r in judgement.reasons],
+            receipt_link=ctx.link(f"receipt/{event.session_id}"),
+        )  # fmt: skip
     elif isinstance(event, SessionReviewed):
         to = await _to_contact(ctx, store, envelope, "session_reviewed", event.user_id, now)
         if to is not NOT_WANTED:
