@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Annotated
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, TypedDict, Unpack
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from plugpay_events.bus.port import EventBus
+from plugpay_events.outbox import OutboxTables
 
 from plugpay_platform.admission import AdmissionLimiter, AdmissionMiddleware
 from plugpay_platform.database import Database
@@ -16,6 +20,8 @@ from plugpay_platform.http_security import NoSniffMiddleware, install_api_docs
 from plugpay_platform.logging import correlation_id, install_denial_filter
 from plugpay_platform.observability import install_observability
 from plugpay_platform.runtime import ServiceRuntime
+from plugpay_platform.security import KeySource
+from plugpay_platform.settings import ServiceSettings
 
 
 def service_database(request: Request) -> Database:
@@ -82,3 +88,50 @@ def build_service_app(
     # Added last, so it is outermost: its span and timing cover the whole request.
     install_observability(app, runtime.observability, prefix=prefix)
     return app
+
+
+class Wiring(TypedDict, total=False):
+    """What a caller may put in place of a service's own parts (every ``create_app`` takes
+    them): the event bus (tests, the embedded process) and the token keys (the embedded
+    process verifies with auth-svc's keys in memory)."""
+
+    bus_factory: Callable[[], EventBus] | None
+    key_source: KeySource | None
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    """A service as its composition root names it: the opening every ``app.py`` shares.
+
+    ``create_app`` builds ``runtime(settings, **wiring)``, registers its consumers and hooks on
+    it, then ``app(runtime, routers)``; what differs between services stays in their app.py.
+    """
+
+    name: str
+    prefix: str
+    migrations: Path
+    outbox_tables: OutboxTables
+    shed_paths: Sequence[str] = ()
+
+    def runtime(self, settings: ServiceSettings, **wiring: Unpack[Wiring]) -> ServiceRuntime:
+        """The service's runtime: its database, bus, outbox relay and token verifier."""
+        return ServiceRuntime(
+            name=self.name,
+            settings=settings,
+            migrations=self.migrations,
+            outbox_tables=self.outbox_tables,
+            bus_factory=wiring.get("bus_factory"),
+            key_source=wiring.get("key_source"),
+        )
+
+    def app(self, runtime: ServiceRuntime, routers: Sequence[APIRouter]) -> FastAPI:
+        """The service's FastAPI app (``build_service_app``), its settings on ``app.state``."""
+        app = build_service_app(
+            runtime,
+            routers,
+            title=f"Plugpay {self.name}",
+            prefix=self.prefix,
+            shed_paths=self.shed_paths,
+        )
+        app.state.settings = runtime.settings
+        return app

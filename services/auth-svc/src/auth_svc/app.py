@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from fastapi import FastAPI
-from plugpay_events.bus.port import EventBus
-from plugpay_platform.app import build_service_app
+from plugpay_platform.app import ServiceDefinition, Wiring
 from plugpay_platform.runtime import ServiceRuntime
-from plugpay_platform.security import KeySource, StaticJwks
+from plugpay_platform.security import StaticJwks
 
 from auth_svc import service
 from auth_svc.endpoints import router
@@ -23,15 +21,11 @@ from auth_svc.tables import outbox_tables
 NAME = "auth-svc"
 PREFIX = "/auth"
 MIGRATIONS = Path(__file__).parent / "migrations"
+SERVICE = ServiceDefinition(NAME, PREFIX, MIGRATIONS, outbox_tables)
 log = logging.getLogger(__name__)
 
 
-def create_app(
-    settings: Settings | None = None,
-    *,
-    bus_factory: Callable[[], EventBus] | None = None,
-    key_source: KeySource | None = None,
-) -> FastAPI:
+def create_app(settings: Settings | None = None, **wiring: Unpack[Wiring]) -> FastAPI:
     """Build auth-svc: its routes, consumers and runtime, from settings.
 
     auth-svc verifies tokens against its own signing keys read from its database (it cannot
@@ -47,13 +41,10 @@ def create_app(
         async with holder["runtime"].database.read() as session:
             return await service.jwks(ctx, session)
 
-    runtime = ServiceRuntime(
-        name=NAME,
-        settings=settings,
-        migrations=MIGRATIONS,
-        outbox_tables=outbox_tables,
-        bus_factory=bus_factory,
-        key_source=key_source or StaticJwks(own_jwks),
+    runtime = SERVICE.runtime(
+        settings,
+        bus_factory=wiring.get("bus_factory"),
+        key_source=wiring.get("key_source") or StaticJwks(own_jwks),
     )
     holder["runtime"] = runtime
 
@@ -69,7 +60,7 @@ def create_app(
                 await seed_demo(session, ctx=ctx)
 
     runtime.on_start.append(prepare)
-    app = build_service_app(runtime, [router], title="Plugpay auth-svc", prefix=PREFIX)
+    app = SERVICE.app(runtime, [router])
     app.state.auth = ctx
     # For the all-in-one process: other services may verify with this instead of HTTP.
     app.state.key_source = runtime.token_verifier.keys

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from plugpay_platform.rows import column_values, record_from_row
 from plugpay_platform.throttle import ThrottleState
 from sqlalchemy import delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -147,30 +148,38 @@ class AuthRepository:
     async def add_verification(
         self, token_hash: bytes, user_id: uuid.UUID, expires_at: datetime
     ) -> None:
-        await self.session.execute(
-            insert(email_verifications).values(
-                token_hash=token_hash, user_id=user_id, expires_at=expires_at
-            )
-        )
+        await self._add_link(email_verifications, token_hash, user_id, expires_at)
 
     async def use_verification(self, token_hash: bytes, now: datetime) -> uuid.UUID | None:
         """Consume an unused, unexpired verification token; its user, or None."""
-        result = await self.session.execute(
-            update(email_verifications)
-            .where(
-                email_verifications.c.token_hash == token_hash,
-                email_verifications.c.used_at.is_(None),
-                email_verifications.c.expires_at > now,
-            )
-            .values(used_at=now)
-            .returning(email_verifications.c.user_id)
-        )
-        user_id: uuid.UUID | None = result.scalar_one_or_none()
-        return user_id
+        return await self._use_link(email_verifications, token_hash, now)
 
     async def verification_state(self, token_hash: bytes, now: datetime) -> str:
         """Why a verification code was refused: ``used``, ``expired`` or ``unknown``."""
         return await self._link_state(email_verifications, token_hash, now)
+
+    # One-time links (email verification, password reset): a row per code, used at most once.
+
+    async def _add_link(
+        self, table: Any, token_hash: bytes, user_id: uuid.UUID, expires_at: datetime
+    ) -> None:
+        await self.session.execute(
+            insert(table).values(token_hash=token_hash, user_id=user_id, expires_at=expires_at)
+        )
+
+    async def _use_link(self, table: Any, token_hash: bytes, now: datetime) -> uuid.UUID | None:
+        result = await self.session.execute(
+            update(table)
+            .where(
+                table.c.token_hash == token_hash,
+                table.c.used_at.is_(None),
+                table.c.expires_at > now,
+            )
+            .values(used_at=now)
+            .returning(table.c.user_id)
+        )
+        user_id: uuid.UUID | None = result.scalar_one_or_none()
+        return user_id
 
     async def _link_state(self, table: Any, token_hash: bytes, now: datetime) -> str:
         row = (
@@ -189,26 +198,12 @@ class AuthRepository:
     async def add_password_reset(
         self, token_hash: bytes, user_id: uuid.UUID, expires_at: datetime
     ) -> None:
-        await self.session.execute(
-            insert(password_resets).values(
-                token_hash=token_hash, user_id=user_id, expires_at=expires_at
-            )
-        )
+        await self._add_link(password_resets, token_hash, user_id, expires_at)
 
     async def use_password_reset(self, token_hash: bytes, now: datetime) -> uuid.UUID | None:
         """Consume an unused, unexpired reset code, and every other open code of its user (a
         new password makes older links pointless); its user, or None."""
-        result = await self.session.execute(
-            update(password_resets)
-            .where(
-                password_resets.c.token_hash == token_hash,
-                password_resets.c.used_at.is_(None),
-                password_resets.c.expires_at > now,
-            )
-            .values(used_at=now)
-            .returning(password_resets.c.user_id)
-        )
-        user_id: uuid.UUID | None = result.scalar_one_or_none()
+        user_id = await self._use_link(password_resets, token_hash, now)
         if user_id is not None:
             await self.session.execute(
                 update(password_resets)
@@ -433,7 +428,7 @@ class AuthRepository:
         rows = await self.session.execute(
             select(login_throttle).where(login_throttle.c.key.in_(keys))
         )
-        return {r.key: ThrottleState(r.failures, r.last_failure_at, r.blocked_until) for r in rows}
+        return {r.key: record_from_row(ThrottleState, r) for r in rows}
 
     async def lock_throttle_states(self, keys: list[str]) -> dict[str, ThrottleState]:
         """Create missing rows, then lock all of them in key order (no deadlocks)."""
@@ -449,17 +444,13 @@ class AuthRepository:
             .order_by(login_throttle.c.key)
             .with_for_update()
         )
-        return {r.key: ThrottleState(r.failures, r.last_failure_at, r.blocked_until) for r in rows}
+        return {r.key: record_from_row(ThrottleState, r) for r in rows}
 
     async def save_throttle_state(self, key: str, state: ThrottleState) -> None:
         await self.session.execute(
             update(login_throttle)
             .where(login_throttle.c.key == key)
-            .values(
-                failures=state.failures,
-                last_failure_at=state.last_failure_at,
-                blocked_until=state.blocked_until,
-            )
+            .values(column_values(state, login_throttle))
         )
 
     async def clear_throttle(self, keys: list[str]) -> None:
@@ -470,16 +461,7 @@ class AuthRepository:
     async def add_station(self, station: Station) -> bool:
         result = await self.session.execute(
             pg_insert(stations)
-            .values(
-                id=station.id,
-                organisation_id=station.organisation_id,
-                name=station.name,
-                connectors=station.connectors,
-                latitude=station.latitude,
-                longitude=station.longitude,
-                address=station.address,
-                registered_at=station.registered_at,
-            )
+            .values(column_values(station, stations))
             .on_conflict_do_nothing()
             .returning(stations.c.id)
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from plugpay_events.outbox import define_outbox_tables
+from plugpay_platform.columns import created_at
 from sqlalchemy import (
     ARRAY,
     Column,
@@ -18,7 +19,6 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
-    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -31,7 +31,7 @@ organisations = Table(
     metadata,
     Column("id", Uuid, primary_key=True),
     Column("name", String(200), nullable=False, unique=True),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    created_at(),
 )
 
 users = Table(
@@ -43,7 +43,7 @@ users = Table(
     Column("roles", ARRAY(String(20)), nullable=False),
     Column("organisation_id", Uuid, ForeignKey("organisations.id"), nullable=True),
     Column("email_verified_at", DateTime(timezone=True), nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    created_at(),
 )
 
 # A group name belongs to one organisation, so an operator can only grant its own groups.
@@ -52,7 +52,7 @@ user_groups = Table(
     metadata,
     Column("name", String(63), primary_key=True),
     Column("organisation_id", Uuid, ForeignKey("organisations.id"), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    created_at(),
 )
 
 group_members = Table(

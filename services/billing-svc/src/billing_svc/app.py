@@ -5,15 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Unpack
 
 from fastapi import FastAPI
-from plugpay_events.bus.port import EventBus
 from plugpay_events.outbox import Outbox
 from plugpay_events.types import utc_now
-from plugpay_platform.app import build_service_app
+from plugpay_platform.app import ServiceDefinition, Wiring
 from plugpay_platform.background import PeriodicTask
-from plugpay_platform.runtime import ServiceRuntime
-from plugpay_platform.security import KeySource
 
 from billing_svc import handlers
 from billing_svc.domain import HoldPolicy
@@ -32,6 +30,7 @@ NAME = "billing-svc"
 PHONE_ROUTES = ("/billing/account", "/billing/topups")
 PREFIX = "/billing"
 MIGRATIONS = Path(__file__).parent / "migrations"
+SERVICE = ServiceDefinition(NAME, PREFIX, MIGRATIONS, outbox_tables, shed_paths=PHONE_ROUTES)
 
 
 def build_processor(settings: Settings) -> PaymentProcessor:
@@ -57,21 +56,13 @@ def build_processor(settings: Settings) -> PaymentProcessor:
 def create_app(
     settings: Settings | None = None,
     *,
-    bus_factory: Callable[[], EventBus] | None = None,
-    key_source: KeySource | None = None,
     processor: PaymentProcessor | None = None,
     clock: Callable[[], datetime] = utc_now,
+    **wiring: Unpack[Wiring],
 ) -> FastAPI:
     """Build billing-svc: its routes, consumers and runtime, from settings."""
     settings = settings or Settings()
-    runtime = ServiceRuntime(
-        name=NAME,
-        settings=settings,
-        migrations=MIGRATIONS,
-        outbox_tables=outbox_tables,
-        bus_factory=bus_factory,
-        key_source=key_source,
-    )
+    runtime = SERVICE.runtime(settings, **wiring)
     processor = processor or build_processor(settings)
     billing = Billing(
         processor,
@@ -118,10 +109,7 @@ def create_app(
     runtime.on_start.append(sweeper.start)
     runtime.on_stop.append(stop_sweeper)
 
-    app = build_service_app(
-        runtime, [router], title="Plugpay billing-svc", prefix=PREFIX, shed_paths=PHONE_ROUTES
-    )
-    app.state.settings = settings
+    app = SERVICE.app(runtime, [router])
     app.state.billing = billing
     app.state.sweep_once = sweep_once
     return app

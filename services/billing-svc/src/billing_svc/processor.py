@@ -271,6 +271,19 @@ class SimulatedProcessor(PaymentProcessor):
             and self.clock() >= intent.created_at + self.hold_ttl
         )
 
+    def _held(self, intent_id: str) -> _Intent:
+        """The intent, if it is a hold that can still be captured or cancelled (as at Stripe)."""
+        intent = self.intents.get(intent_id)
+        if intent is None:
+            raise ProcessorError("resource_missing", f"No such payment_intent: '{intent_id}'")
+        if self._expired(intent):
+            intent.status = "canceled"
+        if intent.status != "requires_capture":
+            raise ProcessorError(
+                "payment_intent_unexpected_state", f"This PaymentIntent is {intent.status}"
+            )
+        return intent
+
     async def create_customer(self, user_id: uuid.UUID, *, idempotency_key: str) -> str:
         def run() -> str:
             customer = f"cus_sim_{uuid.uuid4().hex[:14]}"
@@ -351,15 +364,7 @@ class SimulatedProcessor(PaymentProcessor):
 
     async def capture(self, intent_id: str, amount: int, *, idempotency_key: str) -> int:
         def run() -> int:
-            intent = self.intents.get(intent_id)
-            if intent is None:
-                raise ProcessorError("resource_missing", f"No such payment_intent: '{intent_id}'")
-            if self._expired(intent):
-                intent.status = "canceled"
-            if intent.status != "requires_capture":
-                raise ProcessorError(
-                    "payment_intent_unexpected_state", f"This PaymentIntent is {intent.status}"
-                )
+            intent = self._held(intent_id)
             if amount <= 0 or amount > intent.amount:
                 raise ProcessorError(
                     "amount_too_large", "amount_to_capture must be at most the amount capturable"
@@ -376,15 +381,7 @@ class SimulatedProcessor(PaymentProcessor):
 
     async def cancel(self, intent_id: str, *, idempotency_key: str) -> None:
         def run() -> None:
-            intent = self.intents.get(intent_id)
-            if intent is None:
-                raise ProcessorError("resource_missing", f"No such payment_intent: '{intent_id}'")
-            if self._expired(intent):
-                intent.status = "canceled"
-            if intent.status != "requires_capture":
-                raise ProcessorError(
-                    "payment_intent_unexpected_state", f"This PaymentIntent is {intent.status}"
-                )
+            intent = self._held(intent_id)
             intent.status = "canceled"
 
         self._idempotent(idempotency_key, "cancel", {"intent": intent_id}, run)

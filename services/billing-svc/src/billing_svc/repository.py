@@ -18,7 +18,8 @@ from datetime import datetime
 from typing import Any
 
 from plugpay_events.types import utc_now
-from sqlalchemy import Row, and_, func, insert, select, update
+from plugpay_platform.rows import column_values, record_from_row
+from sqlalchemy import Row, Table, and_, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -60,35 +61,11 @@ from billing_svc.tables import (
 
 
 def _account(row: Row[Any]) -> Account:
-    return Account(
-        id=row.id,
-        code=row.code,
-        kind=AccountKind(row.kind),
-        currency=row.currency,
-        rule=BalanceRule(row.rule),
-        owner_id=row.owner_id,
-        debits_pending=row.debits_pending,
-        debits_posted=row.debits_posted,
-        credits_pending=row.credits_pending,
-        credits_posted=row.credits_posted,
-        entries=row.entries,
-    )
+    return record_from_row(Account, row, kind=AccountKind(row.kind), rule=BalanceRule(row.rule))
 
 
 def _transfer(row: Row[Any]) -> Transfer:
-    return Transfer(
-        id=row.id,
-        kind=TransferKind(row.kind),
-        debit_account_id=row.debit_account_id,
-        credit_account_id=row.credit_account_id,
-        amount=row.amount,
-        currency=row.currency,
-        code=row.code,
-        created_at=row.created_at,
-        pending_id=row.pending_id,
-        expires_at=row.expires_at,
-        reference=row.reference,
-    )
+    return record_from_row(Transfer, row, kind=TransferKind(row.kind))
 
 
 # $1 the accounts named by the requests, $2 the pending transfers named (their accounts too).
@@ -412,30 +389,11 @@ class PaymentMethod:
 
 
 def _profile(row: Row[Any]) -> BillingProfile:
-    return BillingProfile(
-        user_id=row.user_id,
-        prefers_card=row.prefers_card,
-        processor_customer_id=row.processor_customer_id,
-        auto_topup_enabled=row.auto_topup_enabled,
-        auto_topup_threshold=row.auto_topup_threshold,
-        auto_topup_amount=row.auto_topup_amount,
-        auto_topup_currency=row.auto_topup_currency,
-        auto_topup_payment_method_id=row.auto_topup_payment_method_id,
-        verified=row.verified,
-    )
+    return record_from_row(BillingProfile, row)
 
 
 def _method(row: Row[Any]) -> PaymentMethod:
-    return PaymentMethod(
-        id=row.id,
-        user_id=row.user_id,
-        processor_token=row.processor_token,
-        brand=row.brand,
-        last4=row.last4,
-        exp_month=row.exp_month,
-        exp_year=row.exp_year,
-        is_default=row.is_default,
-    )
+    return record_from_row(PaymentMethod, row)
 
 
 class BillingRepository:
@@ -492,16 +450,7 @@ class BillingRepository:
     async def add_method(self, method: PaymentMethod) -> None:
         await self.session.execute(
             pg_insert(payment_methods)
-            .values(
-                id=method.id,
-                user_id=method.user_id,
-                processor_token=method.processor_token,
-                brand=method.brand,
-                last4=method.last4,
-                exp_month=method.exp_month,
-                exp_year=method.exp_year,
-                is_default=method.is_default,
-            )
+            .values(column_values(method, payment_methods))
             .on_conflict_do_nothing()
         )
 
@@ -665,17 +614,18 @@ class BillingRepository:
         return list(rows)
 
     async def pending_topups(self, older_than: datetime, limit: int) -> list[uuid.UUID]:
-        rows = await self.session.scalars(
-            select(topups.c.id)
-            .where(topups.c.status == "pending", topups.c.created_at < older_than)
-            .limit(limit)
-        )
-        return list(rows)
+        return await self._pending_since(topups, older_than, limit)
 
     async def pending_refunds(self, older_than: datetime, limit: int) -> list[uuid.UUID]:
+        return await self._pending_since(refunds, older_than, limit)
+
+    async def _pending_since(
+        self, table: Table, older_than: datetime, limit: int
+    ) -> list[uuid.UUID]:
+        """Ids of ``table``'s rows still pending at the processor, made before ``older_than``."""
         rows = await self.session.scalars(
-            select(refunds.c.id)
-            .where(refunds.c.status == "pending", refunds.c.created_at < older_than)
+            select(table.c.id)
+            .where(table.c.status == "pending", table.c.created_at < older_than)
             .limit(limit)
         )
         return list(rows)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import stripe
+from stripe.params import PaymentIntentCreateParams
 
 from billing_svc.processor import (
     Authorization,
@@ -69,6 +70,40 @@ class StripeProcessor(PaymentProcessor):
         except stripe.StripeError as error:
             raise _error(error) from error
 
+    async def _confirmed_intent(
+        self,
+        customer_id: str,
+        token: str,
+        amount: int,
+        currency: str,
+        metadata: dict[str, str] | None,
+        *,
+        capture_manual: bool,
+        idempotency_key: str,
+    ) -> Any:
+        """A PaymentIntent confirmed off-session on a saved card: a hold (manual capture) or a
+        payment. One the cardholder must still act on (3-D Secure) is refused as declined."""
+        params: PaymentIntentCreateParams = {
+            "amount": amount,
+            "currency": currency.lower(),
+            "customer": customer_id,
+            "payment_method": token,
+            "confirm": True,
+            "off_session": True,
+            "metadata": metadata or {},
+        }
+        if capture_manual:
+            params["capture_method"] = "manual"
+        intent = await self._call(
+            self.client.v1.payment_intents.create_async(
+                params=params, options={"idempotency_key": idempotency_key}
+            )
+        )
+        done = ("requires_capture", "succeeded") if capture_manual else ("succeeded", "processing")
+        if self.check_intent_status and intent.status not in done:
+            raise PaymentDeclined("authentication_required", f"payment intent is {intent.status}")
+        return intent
+
     async def create_customer(self, user_id: uuid.UUID, *, idempotency_key: str) -> str:
         customer = await self._call(
             self.client.v1.customers.create_async(
@@ -114,23 +149,15 @@ class StripeProcessor(PaymentProcessor):
         idempotency_key: str,
         metadata: dict[str, str] | None = None,
     ) -> Authorization:
-        intent = await self._call(
-            self.client.v1.payment_intents.create_async(
-                params={
-                    "amount": amount,
-                    "currency": currency.lower(),
-                    "customer": customer_id,
-                    "payment_method": token,
-                    "capture_method": "manual",
-                    "confirm": True,
-                    "off_session": True,
-                    "metadata": metadata or {},
-                },
-                options={"idempotency_key": idempotency_key},
-            )
+        intent = await self._confirmed_intent(
+            customer_id,
+            token,
+            amount,
+            currency,
+            metadata,
+            capture_manual=True,
+            idempotency_key=idempotency_key,
         )
-        if self.check_intent_status and intent.status not in ("requires_capture", "succeeded"):
-            raise PaymentDeclined("authentication_required", f"payment intent is {intent.status}")
         # The intent was created by this very call; an hour's margin covers clock skew.
         expires_at = datetime.now(UTC) + STRIPE_HOLD_TTL - timedelta(hours=1)
         return Authorization(str(intent.id), amount, currency, expires_at)
@@ -162,22 +189,15 @@ class StripeProcessor(PaymentProcessor):
         idempotency_key: str,
         metadata: dict[str, str] | None = None,
     ) -> Charge:
-        intent = await self._call(
-            self.client.v1.payment_intents.create_async(
-                params={
-                    "amount": amount,
-                    "currency": currency.lower(),
-                    "customer": customer_id,
-                    "payment_method": token,
-                    "confirm": True,
-                    "off_session": True,
-                    "metadata": metadata or {},
-                },
-                options={"idempotency_key": idempotency_key},
-            )
+        intent = await self._confirmed_intent(
+            customer_id,
+            token,
+            amount,
+            currency,
+            metadata,
+            capture_manual=False,
+            idempotency_key=idempotency_key,
         )
-        if self.check_intent_status and intent.status not in ("succeeded", "processing"):
-            raise PaymentDeclined("authentication_required", f"payment intent is {intent.status}")
         return Charge(str(intent.id), amount, currency)
 
     async def refund(self, intent_id: str, amount: int, *, idempotency_key: str) -> str:

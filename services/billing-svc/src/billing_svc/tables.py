@@ -8,6 +8,7 @@ account's row lock. CHECK constraints repeat the balance rules as a last line of
 from __future__ import annotations
 
 from plugpay_events.outbox import define_outbox_tables
+from plugpay_platform.columns import created_at, recorded_at, updated_at
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -23,17 +24,12 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
-    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
 outbox_tables = define_outbox_tables(metadata)
-
-
-def _now() -> Column[object]:
-    return Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now())
 
 
 accounts = Table(
@@ -50,7 +46,7 @@ accounts = Table(
     Column("credits_pending", BigInteger, nullable=False, server_default="0"),
     Column("credits_posted", BigInteger, nullable=False, server_default="0"),
     Column("entries", BigInteger, nullable=False, server_default="0"),
-    _now(),
+    created_at(),
     CheckConstraint(
         "debits_pending >= 0 AND debits_posted >= 0 AND credits_pending >= 0"
         " AND credits_posted >= 0",
@@ -81,7 +77,7 @@ transfers = Table(
     Column("pending_id", Uuid, ForeignKey("transfers.id"), nullable=True),
     Column("expires_at", DateTime(timezone=True), nullable=True),
     Column("reference", String(200), nullable=True),
-    _now(),
+    created_at(),
     CheckConstraint("amount >= 0", name="ck_transfers_amount"),
     CheckConstraint("debit_account_id <> credit_account_id", name="ck_transfers_two_accounts"),
     # A pending transfer is posted, voided or expired exactly once.
@@ -106,7 +102,7 @@ ledger_entries = Table(
     Column("balance_after", BigInteger, nullable=False),
     Column("held_after", BigInteger, nullable=False),
     Column("reference", String(200), nullable=True),
-    _now(),
+    created_at(),
     PrimaryKeyConstraint("account_id", "seq"),
 )
 
@@ -124,8 +120,8 @@ billing_accounts = Table(
     Column("auto_topup_payment_method_id", Uuid, nullable=True),
     # The address invoices name as the buyer's (learned from UserRegistered).
     Column("email", String(254), nullable=True),
-    _now(),
-    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    created_at(),
+    updated_at(),
 )
 
 payment_methods = Table(
@@ -140,7 +136,7 @@ payment_methods = Table(
     Column("exp_month", Integer, nullable=True),
     Column("exp_year", Integer, nullable=True),
     Column("is_default", Boolean, nullable=False, server_default="false"),
-    _now(),
+    created_at(),
     Column("removed_at", DateTime(timezone=True), nullable=True),
     # When the driver was told the card expires (PaymentMethodExpiring, once per card).
     Column("expiry_noticed_at", DateTime(timezone=True), nullable=True),
@@ -177,8 +173,8 @@ billing_sessions = Table(
     Column("cost", JSONB, nullable=True),  # the SessionCostCalculated being collected
     Column("correlation_id", Uuid, nullable=True),  # of that event, for what settling emits
     Column("causation_id", Uuid, nullable=True),
-    _now(),
-    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    created_at(),
+    updated_at(),
 )
 
 receipts = Table(
@@ -241,7 +237,7 @@ refunds = Table(
     Column("status", String(10), nullable=False, server_default="done"),
     # Given when the refund is posted (a failed one never takes a number).
     Column("credit_note_number", String(40), nullable=True),
-    _now(),
+    created_at(),
     CheckConstraint("amount > 0", name="ck_refunds_amount"),
     Index("ux_refunds_credit_note_number", "organisation_id", "credit_note_number", unique=True),
 )
@@ -258,7 +254,7 @@ topups = Table(
     Column("payment_method_id", Uuid, nullable=True),
     Column("payment_intent_id", String(100), nullable=True),
     Column("failure_reason", String(60), nullable=True),
-    _now(),
+    created_at(),
 )
 
 idempotency_keys = Table(
@@ -269,7 +265,7 @@ idempotency_keys = Table(
     Column("request_hash", String(64), nullable=False),
     Column("status_code", Integer, nullable=True),
     Column("response", JSONB, nullable=True),
-    _now(),
+    created_at(),
     PrimaryKeyConstraint("principal_id", "key"),
 )
 
@@ -279,7 +275,7 @@ processor_events = Table(
     Column("event_id", String(100), primary_key=True),  # de-duplicates webhook deliveries
     Column("type", String(100), nullable=False),
     Column("payload", JSONB, nullable=False),
-    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    recorded_at("received_at"),
 )
 
 processor_operations = Table(
@@ -295,8 +291,8 @@ processor_operations = Table(
     Column("params", JSONB, nullable=False),
     Column("status", String(10), nullable=False, server_default="pending"),
     Column("outcome", JSONB, nullable=True),
-    _now(),
-    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    created_at(),
+    updated_at(),
 )
 
 cost_overruns = Table(
@@ -315,7 +311,7 @@ cost_overruns = Table(
     Column("energy_wh", BigInteger, nullable=False),
     Column("authorised_max", BigInteger, nullable=False),
     Column("written_off", BigInteger, nullable=False),
-    _now(),
+    created_at(),
 )
 
 payment_declines = Table(
@@ -326,7 +322,7 @@ payment_declines = Table(
     Column("user_id", Uuid, nullable=False),
     Column("client_address", String(64), nullable=True),
     Column("reason", String(60), nullable=False),
-    _now(),
+    created_at(),
     Index("payment_declines_user", "user_id", "created_at"),
     Index("payment_declines_address", "client_address", "created_at"),
 )
@@ -356,7 +352,7 @@ session_reviews = Table(
     Column("note", Text, nullable=True),
     Column("reviewed_by", Uuid, nullable=True),
     Column("reviewed_at", DateTime(timezone=True), nullable=True),
-    _now(),
+    created_at(),
 )
 
 legal_profiles = Table(
@@ -369,8 +365,8 @@ legal_profiles = Table(
     Column("vat_id", String(30), nullable=False, server_default=""),
     Column("invoice_prefix", String(10), nullable=False, server_default="INV"),
     Column("updated_by", Uuid, nullable=True),
-    _now(),
-    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    created_at(),
+    updated_at(),
 )
 
 document_counters = Table(
@@ -395,7 +391,7 @@ stations = Table(
     Column("organisation_id", Uuid, nullable=False),
     Column("name", String(200), nullable=False),
     Column("address", Text, nullable=True),
-    _now(),
+    created_at(),
 )
 
 BILLING_TABLES = (

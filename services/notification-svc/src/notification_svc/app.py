@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Unpack
 
 from fastapi import FastAPI
-from plugpay_events.bus.port import EventBus
 from plugpay_events.topics import BILLING, IDENTITY, SESSIONS
-from plugpay_platform.app import build_service_app
+from plugpay_platform.app import ServiceDefinition, Wiring
 from plugpay_platform.runtime import ConsumerSpec, ServiceRuntime
-from plugpay_platform.security import KeySource
 
 from notification_svc import handlers
 from notification_svc.endpoints import router
@@ -25,27 +23,20 @@ from notification_svc.tables import outbox_tables
 NAME = "notification-svc"
 PREFIX = "/notifications"
 MIGRATIONS = Path(__file__).parent / "migrations"
+SERVICE = ServiceDefinition(NAME, PREFIX, MIGRATIONS, outbox_tables)
 log = logging.getLogger(__name__)
 
 
 def create_app(
     settings: Settings | None = None,
     *,
-    bus_factory: Callable[[], EventBus] | None = None,
-    key_source: KeySource | None = None,
     transport: MailTransport | None = None,
+    **wiring: Unpack[Wiring],
 ) -> FastAPI:
     """Build notification-svc: consumers that queue mail, the sender loop that delivers it
     (over ``PLUGPAY_SMTP_URL``, or ``transport``), and the driver's preferences API."""
     settings = settings or Settings()
-    runtime = ServiceRuntime(
-        name=NAME,
-        settings=settings,
-        migrations=MIGRATIONS,
-        outbox_tables=outbox_tables,
-        bus_factory=bus_factory,
-        key_source=key_source,
-    )
+    runtime = SERVICE.runtime(settings, **wiring)
     ctx = MailContext(
         public_base_url=settings.platform.public_base_url,
         link_key=settings.platform.link_key(),
@@ -66,7 +57,7 @@ def create_app(
         # Development without a mail server (production refuses to start): mail is queued
         # and kept, and goes out once the service runs with PLUGPAY_SMTP_URL.
         log.warning("PLUGPAY_SMTP_URL is not set: mail is queued, not sent")
-        return _finish(runtime, settings, None)
+        return _finish(runtime, None)
     sender = MailSender(
         runtime.database,
         transport,
@@ -80,11 +71,10 @@ def create_app(
     )
     runtime.on_start.append(sender.start)
     runtime.on_stop.append(sender.stop)
-    return _finish(runtime, settings, sender)
+    return _finish(runtime, sender)
 
 
-def _finish(runtime: ServiceRuntime, settings: Settings, sender: MailSender | None) -> FastAPI:
-    app = build_service_app(runtime, [router], title="Plugpay notification-svc", prefix=PREFIX)
-    app.state.settings = settings
+def _finish(runtime: ServiceRuntime, sender: MailSender | None) -> FastAPI:
+    app = SERVICE.app(runtime, [router])
     app.state.mail_sender = sender
     return app

@@ -106,28 +106,29 @@ async def _learn(
     await store.learn_email(user_id, email, envelope.occurred_at, now - ctx.max_event_age)
 
 
+# The events that ask for a mail with a one-time link to the requester.
+LinkRequest = EmailVerificationRequested | PasswordResetRequested | GroupInvitationRequested
+
+
 async def _queue_link(
     ctx: MailContext,
     store: NotificationRepository,
     envelope: Envelope,
+    request: LinkRequest,
     kind: MailKind,
-    user_id: uuid.UUID,
-    email: str,
-    sealed_code: str,
-    expires_at: datetime,
     path: str,
     now: datetime,
     **fields: Any,
 ) -> None:
     """A mail carrying a one-time link (``{path}/{code}``), unless the link has expired or its
     sealed code cannot be opened."""
-    if expires_at <= now:
-        return
-    code = _code(ctx, envelope, sealed_code, user_id)
+    if request.email is None or request.sealed_code is None or request.expires_at <= now:
+        return  # no address or code: from before notification-svc
+    code = _code(ctx, envelope, request.sealed_code, request.user_id)
     if code is not None:
         await _queue(
-            ctx, store, envelope, kind, user_id, email,
-            link=ctx.link(f"{path}/{code}"), expires=_when(expires_at), **fields,
+            ctx, store, envelope, kind, request.user_id, request.email,
+            link=ctx.link(f"{path}/{code}"), expires=_when(request.expires_at), **fields,
         )  # fmt: skip
 
 
@@ -145,21 +146,14 @@ async def learn_identity(
         if event.email is None or event.sealed_code is None:
             return  # from before notification-svc: nothing to mail
         await _learn(ctx, store, envelope, event.user_id, event.email, now)
-        await _queue_link(
-            ctx, store, envelope, "verify_email", event.user_id, event.email,
-            event.sealed_code, event.expires_at, "verify", now,
-        )  # fmt: skip
+        await _queue_link(ctx, store, envelope, event, "verify_email", "verify", now)
     elif isinstance(event, PasswordResetRequested):
         await _learn(ctx, store, envelope, event.user_id, event.email, now)
-        await _queue_link(
-            ctx, store, envelope, "password_reset", event.user_id, event.email,
-            event.sealed_code, event.expires_at, "reset", now,
-        )  # fmt: skip
+        await _queue_link(ctx, store, envelope, event, "password_reset", "reset", now)
     elif isinstance(event, GroupInvitationRequested):
         await _queue_link(
-            ctx, store, envelope, "group_invitation", event.user_id, event.email,
-            event.sealed_code, event.expires_at, "invitations", now, group=event.group,
-        )  # fmt: skip
+            ctx, store, envelope, event, "group_invitation", "invitations", now, group=event.group
+        )
     elif isinstance(event, PasswordChanged):
         await _learn(ctx, store, envelope, event.user_id, event.email, now)
         if domain.is_history(envelope.occurred_at, now, ctx.max_event_age):
@@ -193,6 +187,22 @@ async def _to_contact(
 
 def _address(to: str | object | None) -> str | None:
     return to if isinstance(to, str) else None
+
+
+async def _queue_if_wanted(
+    ctx: MailContext,
+    store: NotificationRepository,
+    envelope: Envelope,
+    kind: MailKind,
+    user_id: uuid.UUID,
+    now: datetime,
+    attachment: tuple[str, bytes] | None = None,
+    **context: Any,
+) -> None:
+    """A mail about money to the driver (``_to_contact``), unless it is history or unwanted."""
+    to = await _to_contact(ctx, store, envelope, kind, user_id, now)
+    if to is not NOT_WANTED:
+        await _queue(ctx, store, envelope, kind, user_id, _address(to), attachment, **context)
 
 
 def _pdf(filename: str, encoded: str) -> tuple[str, bytes] | None:
@@ -255,21 +265,17 @@ async def billing_event(
     not); invoices (the receipt mail, with its PDF) unless switched off."""
     event = envelope.event()
     if isinstance(event, WalletToppedUp):
-        to = await _to_contact(ctx, store, envelope, "top_up_done", event.user_id, now)
-        if to is not NOT_WANTED:
-            await _queue(
-                ctx, store, envelope, "top_up_done", event.user_id, _address(to),
-                amount=domain.format_money(event.amount), trigger=event.trigger,
-                balance=domain.format_money(event.balance_after), at=_when(event.topped_up_at),
-            )  # fmt: skip
+        await _queue_if_wanted(
+            ctx, store, envelope, "top_up_done", event.user_id, now,
+            amount=domain.format_money(event.amount), trigger=event.trigger,
+            balance=domain.format_money(event.balance_after), at=_when(event.topped_up_at),
+        )  # fmt: skip
     elif isinstance(event, TopUpFailed):
-        to = await _to_contact(ctx, store, envelope, "top_up_declined", event.user_id, now)
-        if to is not NOT_WANTED:
-            await _queue(
-                ctx, store, envelope, "top_up_declined", event.user_id, _address(to),
-                amount=domain.format_money(event.amount), trigger=event.trigger,
-                reason=event.reason, at=_when(event.failed_at), app_link=ctx.link("account"),
-            )  # fmt: skip
+        await _queue_if_wanted(
+            ctx, store, envelope, "top_up_declined", event.user_id, now,
+            amount=domain.format_money(event.amount), trigger=event.trigger,
+            reason=event.reason, at=_when(event.failed_at), app_link=ctx.link("account"),
+        )  # fmt: skip
     elif isinstance(event, InvoiceIssued):
         await invoice_issued(ctx, store, envelope, event, now)
     elif isinstance(event, InvoiceMailRequested):
@@ -278,27 +284,23 @@ async def billing_event(
         if not domain.is_history(envelope.occurred_at, now, ctx.max_event_age):
             await _queue_invoice(ctx, store, envelope, event, event.email, event.requested_at)
     elif isinstance(event, PaymentMethodExpiring):
-        to = await _to_contact(ctx, store, envelope, "card_expiring", event.user_id, now)
-        if to is not NOT_WANTED:
-            expired = domain.card_expired(event.exp_month, event.exp_year, now)
-            await _queue(
-                ctx, store, envelope, "card_expiring", event.user_id, _address(to),
-                card=f"{event.brand} •••• {event.last4}",
-                expiry=f"{event.exp_month:02d}/{event.exp_year}", expired=expired,
-                is_default=event.is_default, app_link=ctx.link("account"),
-            )  # fmt: skip
+        expired = domain.card_expired(event.exp_month, event.exp_year, now)
+        await _queue_if_wanted(
+            ctx, store, envelope, "card_expiring", event.user_id, now,
+            card=f"{event.brand} •••• {event.last4}",
+            expiry=f"{event.exp_month:02d}/{event.exp_year}", expired=expired,
+            is_default=event.is_default, app_link=ctx.link("account"),
+        )  # fmt: skip
     elif isinstance(event, CreditNoteIssued):
-        to = await _to_contact(ctx, store, envelope, "refund_issued", event.user_id, now)
-        if to is not NOT_WANTED:
-            await _queue(
-                ctx, store, envelope, "refund_issued", event.user_id, _address(to),
-                attachment=_pdf(event.document_filename, event.document_pdf),
-                amount=domain.format_money(event.amount), session_id=str(event.session_id),
-                reason=event.reason, at=_when(event.issued_at),
-                credit_note_number=event.credit_note_number,
-                invoice_number=event.invoice_number or "",
-                destination="your wallet" if event.destination == "wallet" else "your card",
-            )  # fmt: skip
+        await _queue_if_wanted(
+            ctx, store, envelope, "refund_issued", event.user_id, now,
+            attachment=_pdf(event.document_filename, event.document_pdf),
+            amount=domain.format_money(event.amount), session_id=str(event.session_id),
+            reason=event.reason, at=_when(event.issued_at),
+            credit_note_number=event.credit_note_number,
+            invoice_number=event.invoice_number or "",
+            destination="your wallet" if event.destination == "wallet" else "your card",
+        )  # fmt: skip
 
 
 # The gateway's judgement codes in words (an unknown code is shown as it is).
@@ -331,16 +333,14 @@ async def session_event(
             # Priced before notification-svc knew sessions: no one to write to.
             log.warning("SessionFlagged %s: the session's driver is unknown", event.session_id)
             return
-        to = await _to_contact(ctx, store, envelope, "session_held", user_id, now)
-        if to is not NOT_WANTED:
-            judgement = event.judgement
-            await _queue(
-                ctx, store, envelope, "session_held", user_id, _address(to),
-                station_id=event.station_id, at=_when(event.flagged_at),
-                claimed=_kwh(judgement.claimed.energy_wh), billed=_kwh(event.billed_energy_wh),
-                reasons=[METER_REASONS.get(r, r.replace("_", " ")) for r in judgement.reasons],
-                receipt_link=ctx.link(f"receipt/{event.session_id}"),
-            )  # fmt: skip
+        judgement = event.judgement
+        await _queue_if_wanted(
+            ctx, store, envelope, "session_held", user_id, now,
+            station_id=event.station_id, at=_when(event.flagged_at),
+            claimed=_kwh(judgement.claimed.energy_wh), billed=_kwh(event.billed_energy_wh),
+            reasons=[METER_REASONS.get(r, r.replace("_", " ")) for r in judgement.reasons],
+            receipt_link=ctx.link(f"receipt/{event.session_id}"),
+        )  # fmt: skip
     elif isinstance(event, SessionReviewed):
         to = await _to_contact(ctx, store, envelope, "session_reviewed", event.user_id, now)
         if to is not NOT_WANTED:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from plugpay_events.outbox import define_outbox_tables
+from plugpay_platform.columns import created_at, recorded_at, updated_at
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -17,7 +18,6 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
-    func,
     text,
 )
 
@@ -32,7 +32,7 @@ contacts = Table(
     Column("email", String(254)),
     Column("verified", Boolean, nullable=False, server_default=text("false")),
     Column("receipts", Boolean, nullable=False, server_default=text("true")),
-    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    updated_at(),
 )
 
 # One row per mail, written in the transaction that claims its event in the inbox (so one
@@ -55,9 +55,9 @@ mails = Table(
     Column("attachment", LargeBinary),
     Column("state", String(16), nullable=False, server_default="queued"),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
-    Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    recorded_at("next_attempt_at"),
     Column("last_error", String(500)),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    created_at(),
     Column("sent_at", DateTime(timezone=True)),
     UniqueConstraint("event_id", "kind", name="uq_mails_event_kind"),
     Index(
@@ -76,5 +76,5 @@ session_drivers = Table(
     Column("session_id", Uuid, primary_key=True),
     Column("user_id", Uuid, nullable=False),
     Column("station_id", String(100), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    created_at(),
 )

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
+from typing import Unpack
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from plugpay_events.bus.port import EventBus
 from plugpay_events.topics import IDENTITY, SESSIONS, STATIONS
-from plugpay_platform.app import build_service_app
-from plugpay_platform.runtime import ConsumerSpec, ServiceRuntime
-from plugpay_platform.security import KeySource
+from plugpay_platform.app import ServiceDefinition, Wiring
+from plugpay_platform.runtime import ConsumerSpec
 
 from pricing_svc import handlers
 from pricing_svc.endpoints import router
@@ -25,24 +23,12 @@ NAME = "pricing-svc"
 PHONE_ROUTES = ("/pricing/stations/*/quote", "/pricing/stations/public")
 PREFIX = "/pricing"
 MIGRATIONS = Path(__file__).parent / "migrations"
+SERVICE = ServiceDefinition(NAME, PREFIX, MIGRATIONS, outbox_tables, shed_paths=PHONE_ROUTES)
 
 
-def create_app(
-    settings: Settings | None = None,
-    *,
-    bus_factory: Callable[[], EventBus] | None = None,
-    key_source: KeySource | None = None,
-) -> FastAPI:
+def create_app(settings: Settings | None = None, **wiring: Unpack[Wiring]) -> FastAPI:
     """Build pricing-svc: its routes, consumers and runtime, from settings."""
-    settings = settings or Settings()
-    runtime = ServiceRuntime(
-        name=NAME,
-        settings=settings,
-        migrations=MIGRATIONS,
-        outbox_tables=outbox_tables,
-        bus_factory=bus_factory,
-        key_source=key_source,
-    )
+    runtime = SERVICE.runtime(settings or Settings(), **wiring)
     sessions = runtime.database.sessions
     runtime.consume(
         ConsumerSpec.transactional(
@@ -64,10 +50,7 @@ def create_app(
         )
     )
 
-    app = build_service_app(
-        runtime, [router], title="Plugpay pricing-svc", prefix=PREFIX, shed_paths=PHONE_ROUTES
-    )
-    app.state.settings = settings
+    app = SERVICE.app(runtime, [router])
 
     @app.exception_handler(InvalidInput)
     async def invalid_input(_: Request, exc: InvalidInput) -> JSONResponse:

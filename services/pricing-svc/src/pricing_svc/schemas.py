@@ -7,6 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
+from plugpay_tariffs import TariffSummary
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 _IN = ConfigDict(extra="forbid")
@@ -123,7 +124,24 @@ class LimitsOut(BaseModel):
     note: str
 
 
-class QuoteOut(BaseModel):
+class TariffRatesOut(BaseModel):
+    """A tariff's rates in force now, incl. VAT, as plugpay_tariffs.describe summarises them."""
+
+    per_kwh: Decimal | None
+    per_hour: Decimal | None
+    per_minute: Decimal | None
+    per_session: Decimal | None
+    idle_per_hour: Decimal | None
+    idle_per_minute: Decimal | None
+    vat_percent: Decimal | None
+
+    @staticmethod
+    def rates_of(summary: TariffSummary) -> dict[str, Any]:
+        """The rates of ``summary``, as keyword arguments of a model built on this one."""
+        return summary.model_dump(include=set(TariffRatesOut.model_fields))
+
+
+class QuoteOut(TariffRatesOut):
     """The tariff in plain terms, incl. VAT, as the app and the station screen show it."""
 
     model_config = ConfigDict(json_schema_extra={"description": "prices are decimal strings"})
@@ -139,13 +157,6 @@ class QuoteOut(BaseModel):
     currency: str
     time_zone: str
     valid_at: datetime
-    per_kwh: Decimal | None
-    per_hour: Decimal | None
-    per_minute: Decimal | None
-    per_session: Decimal | None
-    idle_per_hour: Decimal | None
-    idle_per_minute: Decimal | None
-    vat_percent: Decimal | None
     min_price_excl_vat: MoneyOut | None
     max_price_excl_vat: MoneyOut | None
     text: str
@@ -156,19 +167,12 @@ class QuoteOut(BaseModel):
 # --- the public station directory ("find a charger") ---------------------------------------------
 
 
-class PriceSummaryOut(BaseModel):
+class PriceSummaryOut(TariffRatesOut):
     """The tariff in force now, in plain terms, incl. VAT (plugpay_tariffs.describe)."""
 
     tariff_key: str
     tariff_version: int
     currency: str
-    per_kwh: Decimal | None
-    per_hour: Decimal | None
-    per_minute: Decimal | None
-    per_session: Decimal | None
-    idle_per_hour: Decimal | None
-    idle_per_minute: Decimal | None
-    vat_percent: Decimal | None
     text: str
 
 

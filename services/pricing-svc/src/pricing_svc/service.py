@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
@@ -559,22 +559,20 @@ async def price_session(store: Store, envelope: Envelope, event: SessionCodeScan
         return
     station = await store.station(event.station_id)
     decision = await _decide(store, station, event)
+    # Denied until the decision says otherwise: the scan's session, station and driver.
+    record = SessionPricing(
+        session_id=event.session_id,
+        station_id=event.station_id,
+        connector_id=event.connector_id,
+        user_id=event.user_id,
+        outcome="denied",
+        decided_at=event.scanned_at,
+    )
     if isinstance(decision, SessionDenied):
-        record = SessionPricing(
-            session_id=event.session_id,
-            station_id=event.station_id,
-            connector_id=event.connector_id,
-            user_id=event.user_id,
-            outcome="denied",
-            decided_at=decision.denied_at,
-            denial_reason=decision.reason,
-        )
+        record = replace(record, decided_at=decision.denied_at, denial_reason=decision.reason)
     else:
-        record = SessionPricing(
-            session_id=event.session_id,
-            station_id=event.station_id,
-            connector_id=event.connector_id,
-            user_id=event.user_id,
+        record = replace(
+            record,
             outcome="priced",
             decided_at=decision.priced_at,
             station_organisation_id=decision.station_organisation_id,

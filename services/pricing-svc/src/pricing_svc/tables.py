@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from plugpay_events.outbox import define_outbox_tables
+from plugpay_platform.columns import created_at
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -15,7 +16,6 @@ from sqlalchemy import (
     String,
     Table,
     Uuid,
-    func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -46,7 +46,7 @@ tariffs = Table(
     Column("tariff_key", String(36), primary_key=True),
     Column("organisation_id", Uuid, nullable=False, index=True),
     Column("latest_version", Integer, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    created_at(),
 )
 
 tariff_versions = Table(

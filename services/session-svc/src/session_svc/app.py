@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
+from typing import Unpack
 
 from fastapi import FastAPI
-from plugpay_events.bus.port import EventBus
 from plugpay_events.topics import IDENTITY, METER, SESSIONS, STATIONS
-from plugpay_platform.app import build_service_app
+from plugpay_platform.app import ServiceDefinition, Wiring
 from plugpay_platform.background import PeriodicTask
-from plugpay_platform.runtime import ConsumerSpec, ServiceRuntime
-from plugpay_platform.security import KeySource
+from plugpay_platform.runtime import ConsumerSpec
 
 from session_svc import service
 from session_svc.endpoints import router
@@ -28,24 +26,13 @@ PHONE_ROUTES = ("/sessions/scan", "/sessions/codes/lookup")
 PREFIX = "/sessions"
 MIGRATIONS = Path(__file__).parent / "migrations"
 STORE_TOPICS = (SESSIONS, METER, STATIONS, IDENTITY)
+SERVICE = ServiceDefinition(NAME, PREFIX, MIGRATIONS, outbox_tables, shed_paths=PHONE_ROUTES)
 
 
-def create_app(
-    settings: Settings | None = None,
-    *,
-    bus_factory: Callable[[], EventBus] | None = None,
-    key_source: KeySource | None = None,
-) -> FastAPI:
+def create_app(settings: Settings | None = None, **wiring: Unpack[Wiring]) -> FastAPI:
     """Build session-svc: its routes, consumers and runtime, from settings."""
     settings = settings or Settings()
-    runtime = ServiceRuntime(
-        name=NAME,
-        settings=settings,
-        migrations=MIGRATIONS,
-        outbox_tables=outbox_tables,
-        bus_factory=bus_factory,
-        key_source=key_source,
-    )
+    runtime = SERVICE.runtime(settings, **wiring)
     runtime.consume(
         ConsumerSpec(
             group=CONSUMER,
@@ -70,9 +57,7 @@ def create_app(
     )
     runtime.on_start += [updates.start, timers.start]
     runtime.on_stop += [updates.stop, timers.stop]
-    app = build_service_app(
-        runtime, [router], title="Plugpay session-svc", prefix=PREFIX, shed_paths=PHONE_ROUTES
-    )
+    app = SERVICE.app(runtime, [router])
     app.state.sessions = sessions
     app.state.fire_due_timers = fire_due_timers
 

@@ -317,6 +317,13 @@ async def typed_code_known(db: AsyncSession, typed: str) -> bool:
     return await repository.find_typed_code(db, typed) is not None
 
 
+def _fixed_window(now: datetime, window_s: int) -> tuple[datetime, int]:
+    """The start of the rate-limit window ``now`` falls in, and the seconds until the next one
+    (a Retry-After of at least 1)."""
+    start = datetime.fromtimestamp(math.floor(now.timestamp() / window_s) * window_s, UTC)
+    return start, max(1, math.ceil((start + timedelta(seconds=window_s) - now).total_seconds()))
+
+
 async def _count_guest_scan(
     db: AsyncSession,
     sessions: Sessions,
@@ -327,9 +334,7 @@ async def _count_guest_scan(
     """Guest scans per station and per address, counted in the scan's own transaction: a
     scan that wins places a card pre-authorisation, so these bound card testing."""
     settings = sessions.settings
-    window = settings.guest_window_s
-    start = datetime.fromtimestamp(math.floor(now.timestamp() / window) * window, UTC)
-    retry_after = max(1, math.ceil((start + timedelta(seconds=window) - now).total_seconds()))
+    start, retry_after = _fixed_window(now, settings.guest_window_s)
     station_hits = await repository.count_hit(db, f"guest-station:{station_id}", start)
     ip_hits = await repository.count_hit(db, f"guest-ip:{client_ip}", start) if client_ip else 0
     if station_hits > settings.guest_scans_per_station or ip_hits > settings.guest_scans_per_ip:
@@ -352,8 +357,7 @@ async def count_typed_lookup(
     Returns the refusal (not raised) so the caller commits the count before refusing."""
     settings = sessions.settings
     window = settings.typed_lookup_window_s
-    start = datetime.fromtimestamp(math.floor(now.timestamp() / window) * window, UTC)
-    retry_after = max(1, math.ceil((start + timedelta(seconds=window) - now).total_seconds()))
+    start, retry_after = _fixed_window(now, window)
     user_hits = await repository.count_hit(db, f"user:{user_id}", start)
     ip_hits = await repository.count_hit(db, f"ip:{client_ip}", start) if client_ip else 0
     if user_hits == 1:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Unpack
 
 from fastapi import FastAPI
-from plugpay_events.bus.port import EventBus
 from plugpay_events.topics import IDENTITY, PRICING, SESSIONS
-from plugpay_platform.app import build_service_app
-from plugpay_platform.runtime import ConsumerSpec, ServiceRuntime
-from plugpay_platform.security import KeySource
+from plugpay_platform.app import ServiceDefinition, Wiring
+from plugpay_platform.runtime import ConsumerSpec
 
 from station_gateway.endpoints import ocpp_router, router
 from station_gateway.gateway import Gateway
@@ -22,24 +20,13 @@ from station_gateway.tables import outbox_tables
 NAME = "station-gateway"
 PREFIX = "/stations"
 MIGRATIONS = Path(__file__).parent / "migrations"
+SERVICE = ServiceDefinition(NAME, PREFIX, MIGRATIONS, outbox_tables)
 
 
-def create_app(
-    settings: Settings | None = None,
-    *,
-    bus_factory: Callable[[], EventBus] | None = None,
-    key_source: KeySource | None = None,
-) -> FastAPI:
+def create_app(settings: Settings | None = None, **wiring: Unpack[Wiring]) -> FastAPI:
     """Build station-gateway: its routes, consumers and runtime, from settings."""
     settings = settings or Settings()
-    runtime = ServiceRuntime(
-        name=NAME,
-        settings=settings,
-        migrations=MIGRATIONS,
-        outbox_tables=outbox_tables,
-        bus_factory=bus_factory,
-        key_source=key_source,
-    )
+    runtime = SERVICE.runtime(settings, **wiring)
     gateway = Gateway(settings, lambda: runtime.database)
     sessions = runtime.database.sessions
     if settings.consume_events:
@@ -66,8 +53,6 @@ def create_app(
         )
     runtime.on_start.append(gateway.start)
     runtime.on_stop.append(gateway.stop)
-    app = build_service_app(
-        runtime, [router, ocpp_router], title="Plugpay station-gateway", prefix=PREFIX
-    )
+    app = SERVICE.app(runtime, [router, ocpp_router])
     app.state.gateway = gateway
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from plugpay_events.outbox import define_outbox_tables
+from plugpay_platform.columns import created_at, recorded_at, updated_at
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -18,7 +19,6 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
-    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -28,10 +28,6 @@ outbox_tables = define_outbox_tables(metadata)
 
 # 1.6 transaction ids and 2.0.1 remoteStartIds are integers the gateway hands out.
 ocpp_ids = Sequence("ocpp_ids", metadata=metadata, start=1000)
-
-
-def _now() -> Column[object]:
-    return Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now())
 
 
 stations = Table(
@@ -51,7 +47,7 @@ stations = Table(
     Column("model", Text, nullable=True),
     Column("firmware_version", Text, nullable=True),
     Column("booted_at", DateTime(timezone=True), nullable=True),
-    _now(),
+    updated_at(),
 )
 
 tariffs = Table(
@@ -81,7 +77,7 @@ gateway_instances = Table(
     "gateway_instances",
     metadata,
     Column("instance_id", String(200), primary_key=True),
-    Column("beat_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    recorded_at("beat_at"),
 )
 
 connector_status = Table(
@@ -93,7 +89,7 @@ connector_status = Table(
     Column("error_code", String(64), nullable=True),
     Column("changed_at", DateTime(timezone=True), nullable=False),  # the station's clock
     # Ours: when the status arrived (the lost-transaction grace period counts from it).
-    Column("reported_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    recorded_at("reported_at"),
 )
 
 sessions = Table(
@@ -142,8 +138,8 @@ sessions = Table(
     Column("meter_judgement", JSONB, nullable=True),
     Column("denial_reason", String(32), nullable=True),
     Column("denial_message", Text, nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    _now(),
+    created_at(),
+    updated_at(),
     # Exactly one session per station transaction: the idempotency key of SessionCompleted.
     UniqueConstraint("station_id", "transaction_id", name="uq_sessions_station_transaction"),
     Index("ix_sessions_station_created", "station_id", "created_at"),
@@ -169,7 +165,7 @@ station_commands = Table(
     Column("kind", String(32), nullable=False),
     Column("payload", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("created_by", String(200), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    created_at(),
     Column("executed_by", String(200), nullable=True),
     Column("done_at", DateTime(timezone=True), nullable=True),
     Column("result", JSONB, nullable=True),
@@ -187,7 +183,7 @@ web_payment_terms = Table(
     Column("shared_secret", Text, nullable=False),
     Column("validity_s", Integer, nullable=False),
     Column("code_length", Integer, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    created_at(),
     Column("provisioned_at", DateTime(timezone=True), nullable=True),
 )
 
@@ -207,5 +203,5 @@ signing_keys = Table(
     metadata,
     Column("kid", String(64), primary_key=True),
     Column("jwk", JSONB, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    created_at(),
 )
