@@ -37,7 +37,12 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from plugpay_events import serde
 from plugpay_events.bus.port import EventBus, RawRecord
 from plugpay_events.envelope import Envelope, Event
-from plugpay_events.registry import EVENT_TYPES, UnknownEventType, UnsupportedEventVersion
+from plugpay_events.registry import (
+    EVENT_TYPES,
+    UnknownEventType,
+    UnsupportedEventVersion,
+    upcastable,
+)
 from plugpay_events.topics import Topic
 from plugpay_events.types import UtcDatetime
 
@@ -111,6 +116,11 @@ class BulkProjection(Protocol):
         """Release what ``reset`` took; called whether the rebuild succeeded or not."""
 
 
+class _ReplayedOlder(Envelope):
+    """An event at an older version than its class: an ``Envelope`` (the live consumers' own
+    model), its payload upcast and validated after (``Envelope.event``)."""
+
+
 _DECODERS: tuple[int, TypeAdapter[Any]] | None = None
 
 
@@ -120,22 +130,44 @@ def _literal(value: object) -> Any:
 
 def _typed_decoder() -> TypeAdapter[Any]:
     """One JSON parse per record into the right ``ReplayedEvent`` subclass, chosen by the
-    envelope's ``type``; rebuilt when more event types have been registered since."""
+    envelope's ``type`` and then its ``version`` (older versions with an upcaster path get a
+    ``_ReplayedOlder`` model, so they do not fail the fast path first); rebuilt when more event
+    types have been registered since."""
     global _DECODERS
     if _DECODERS is None or _DECODERS[0] != len(EVENT_TYPES):
-        models = [
-            create_model(
+        members: list[Any] = []
+        for name, cls in EVENT_TYPES.items():
+            current: Any = create_model(
                 f"Replayed{cls.__name__}",
                 __base__=ReplayedEvent,
                 type=(_literal(name), ...),
                 version=(_literal(cls.version), ...),
                 event=(cls, Field(alias="payload")),
             )
-            for name, cls in EVENT_TYPES.items()
-        ]
-        union: Any = Annotated[Union[tuple(models)], Field(discriminator="type")]  # noqa: UP007
+            older = [
+                create_model(
+                    f"Replayed{cls.__name__}V{version}",
+                    __base__=_ReplayedOlder,
+                    type=(_literal(name), ...),
+                    version=(_literal(version), ...),
+                )
+                for version in range(1, cls.version)
+                if upcastable(name, version)
+            ]
+            if older:
+                by_version = Union[(current, *older)]
+                current = Annotated[by_version, Field(discriminator="version")]
+            members.append(current)
+        union: Any = Annotated[Union[tuple(members)], Field(discriminator="type")]  # noqa: UP007
         _DECODERS = (len(EVENT_TYPES), TypeAdapter(union))
     return _DECODERS[1]
+
+
+def _upcast(older: _ReplayedOlder) -> ReplayedEvent:
+    """An older version's payload through the upcasters into its current event, as
+    ``Envelope.event`` does for the live consumers."""
+    facts = {name: value for name, value in older if name != "payload"}
+    return ReplayedEvent.model_construct(**facts, event=older.event())
 
 
 def decode_event(value: bytes) -> ReplayedEvent:
@@ -144,10 +176,14 @@ def decode_event(value: bytes) -> ReplayedEvent:
     if not EVENT_TYPES:
         raise UnknownEventType("no event types registered")
     try:
-        replayed: ReplayedEvent = _typed_decoder().validate_json(value)
-        return replayed
+        decoded = _typed_decoder().validate_json(value)
     except ValidationError:
-        pass  # an older version to upcast, or really invalid: the live consumers' path decides
+        pass  # really invalid, or a version with no upcaster: the live consumers' path decides
+    else:
+        if type(decoded).__base__ is _ReplayedOlder:
+            return _upcast(decoded)
+        replayed: ReplayedEvent = decoded
+        return replayed
     envelope = serde.decode(value)
     event = envelope.event()
     facts = envelope.model_dump(exclude={"payload"})
