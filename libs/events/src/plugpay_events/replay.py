@@ -12,8 +12,11 @@ consumers do not guarantee one either).
 
 Two kinds of projection: a ``Projection`` gets one ``Envelope`` at a time (``apply``); a
 ``BulkProjection`` gets batches of ``ReplayedEvent`` (``apply_events``): each record decoded
-once, straight from its JSON into the typed event, for read models that fold a whole log in
-memory and write their rows in bulk. Both are validated exactly as the live consumers validate
+once, straight from its JSON into the typed event (older versions through the upcasters, in
+the same pass), for read models that fold a whole log in memory and write their rows in bulk.
+For those the log is decoded as it is applied, a chunk per partition as the merge needs it,
+so a batch's bulk write overlaps decoding the next one (decoding still counts as reading in
+``ReplayProgress``). Both are validated exactly as the live consumers validate
 (what they would dead-letter is skipped and counted). While a rebuild runs, Python's cyclic
 garbage collector is paused: with a whole log of objects alive, its full collections cost more
 than the decoding itself, and neither decoded events nor read models make cycles.
