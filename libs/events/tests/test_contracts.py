@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -66,6 +67,27 @@ def test_times_are_utc_and_naive_times_refused() -> None:
     assert event.session_started_at.tzinfo == UTC
     with pytest.raises(ValidationError):
         scanned(session_started_at=datetime(2026, 11, 23, 9, 30))
+
+
+@pytest.mark.parametrize(
+    "written",
+    ["2026-11-23T08:30:00Z", "2026-11-23T09:30:00+01:00", "2026-11-23 08:30:00+00:00"],
+)
+def test_times_from_json_are_utc_whatever_offset_they_were_written_with(written: str) -> None:
+    payload = scanned().model_dump(mode="json") | {"session_started_at": written}
+    at = type(scanned()).model_validate_json(json.dumps(payload)).session_started_at
+    assert at == NOW
+    assert at.tzinfo is UTC
+
+
+@pytest.mark.parametrize(
+    "written",
+    ["2026-11-23T08:30:00", "2026-W48-1T08:30:00Z", "2026-327T08:30:00Z", "23/11/2026", ""],
+)
+def test_json_times_refused_when_naive_or_not_a_calendar_date_time(written: str) -> None:
+    payload = scanned().model_dump(mode="json") | {"session_started_at": written}
+    with pytest.raises(ValidationError):
+        type(scanned()).model_validate_json(json.dumps(payload))
 
 
 def test_money_is_minor_units_with_a_known_currency() -> None:

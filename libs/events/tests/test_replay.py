@@ -11,8 +11,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from plugpay_events import serde
-from plugpay_events.bus.port import Delivery, EventBus, RawRecord
+from plugpay_events import replay, serde
+from plugpay_events.bus.port import (
+    Delivery,
+    EventBus,
+    RawRecord,
+)
 from plugpay_events.contracts.sessions import SessionCodeScanned
 from plugpay_events.contracts.stations import StationWentOffline
 from plugpay_events.envelope import Envelope, Event
@@ -267,6 +271,40 @@ def test_decoding_upcasts_old_versions_as_the_live_consumers_do() -> None:
     old = decode_event(serde.encode(v1))
     assert old.event == current.event().model_copy(update={"code_kind": "qr"}) == v1.event()
     assert (old.version, old.event_id) == (1, v1.event_id)
+
+
+def test_an_old_version_is_decoded_in_one_pass_not_after_a_failed_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    scanned = SessionCodeScanned(
+        session_id=uuid.uuid4(),
+        station_id="ST-1",
+        connector_id=1,
+        session_started_at=T0,
+        scanned_at=T0,
+        user_id=uuid.uuid4(),
+        user_groups=("staff",),
+        code_kind="qr",
+    )
+    current = Envelope.wrap(scanned, producer="t")
+    payload = scanned.model_dump(mode="json")
+    del payload["code_kind"]
+    v1 = current.model_copy(update={"version": 1, "payload": payload})
+    value = serde.encode(v1)
+
+    def fallback(value: bytes) -> Envelope:
+        raise AssertionError("the slow path (serde.decode) was taken")
+
+    monkeypatch.setattr(replay.serde, "decode", fallback)
+    old = decode_event(value)
+    assert isinstance(old, ReplayedEvent)
+    assert old.event == scanned
+    assert old.model_dump(exclude={"event"}) == v1.model_dump(exclude={"payload"})
+    # Invalid after upcasting: refused, as Envelope.event refuses it.
+    del payload["user_id"]
+    broken = serde.encode(v1.model_copy(update={"payload": payload}))
+    with pytest.raises(ValidationError):
+        decode_event(broken)
 
 
 @pytest.mark.parametrize(

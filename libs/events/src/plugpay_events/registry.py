@@ -55,6 +55,14 @@ def upcast(event_type: str, version: int, payload: dict[str, Any]) -> dict[str, 
     return payload
 
 
+def upcastable(event_type: str, version: int) -> bool:
+    """Whether upcasters lead from ``version`` of a registered type to its current version."""
+    cls = EVENT_TYPES.get(event_type)
+    return cls is not None and all(
+        (event_type, v) in _UPCASTERS for v in range(version, cls.version)
+    )
+
+
 def decode_payload(event_type: str, version: int, payload: dict[str, Any]) -> Event:
     """Validate a payload of any supported version into the current event model."""
     cls = EVENT_TYPES.get(event_type)

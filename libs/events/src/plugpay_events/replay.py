@@ -12,8 +12,11 @@ consumers do not guarantee one either).
 
 Two kinds of projection: a ``Projection`` gets one ``Envelope`` at a time (``apply``); a
 ``BulkProjection`` gets batches of ``ReplayedEvent`` (``apply_events``): each record decoded
-once, straight from its JSON into the typed event, for read models that fold a whole log in
-memory and write their rows in bulk. Both are validated exactly as the live consumers validate
+once, straight from its JSON into the typed event (older versions through the upcasters, in
+the same pass), for read models that fold a whole log in memory and write their rows in bulk.
+For those the log is decoded as it is applied, a chunk per partition as the merge needs it,
+so a batch's bulk write overlaps decoding the next one (decoding still counts as reading in
+``ReplayProgress``). Both are validated exactly as the live consumers validate
 (what they would dead-letter is skipped and counted). While a rebuild runs, Python's cyclic
 garbage collector is paused: with a whole log of objects alive, its full collections cost more
 than the decoding itself, and neither decoded events nor read models make cycles.
@@ -25,10 +28,12 @@ import asyncio
 import contextlib
 import gc
 import heapq
+import itertools
 import logging
+import operator
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, Protocol, TypeVar, Union, runtime_checkable
 
@@ -37,7 +42,12 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from plugpay_events import serde
 from plugpay_events.bus.port import EventBus, RawRecord
 from plugpay_events.envelope import Envelope, Event
-from plugpay_events.registry import EVENT_TYPES, UnknownEventType, UnsupportedEventVersion
+from plugpay_events.registry import (
+    EVENT_TYPES,
+    UnknownEventType,
+    UnsupportedEventVersion,
+    upcastable,
+)
 from plugpay_events.topics import Topic
 from plugpay_events.types import UtcDatetime
 
@@ -111,31 +121,61 @@ class BulkProjection(Protocol):
         """Release what ``reset`` took; called whether the rebuild succeeded or not."""
 
 
-_DECODERS: tuple[int, TypeAdapter[Any]] | None = None
+class _ReplayedOlder(Envelope):
+    """An event at an older version than its class: an ``Envelope`` (the live consumers' own
+    model), its payload upcast and validated after (``Envelope.event``)."""
+
+
+_DECODERS: tuple[int, Callable[[bytes], Any]] | None = None
 
 
 def _literal(value: object) -> Any:
     return Literal[value]
 
 
-def _typed_decoder() -> TypeAdapter[Any]:
+def _typed_decoder() -> Callable[[bytes], Any]:
     """One JSON parse per record into the right ``ReplayedEvent`` subclass, chosen by the
-    envelope's ``type``; rebuilt when more event types have been registered since."""
+    envelope's ``type`` and then its ``version`` (older versions with an upcaster path get a
+    ``_ReplayedOlder`` model, so they do not fail the fast path first); rebuilt when more event
+    types have been registered since."""
     global _DECODERS
     if _DECODERS is None or _DECODERS[0] != len(EVENT_TYPES):
-        models = [
-            create_model(
+        members: list[Any] = []
+        for name, cls in EVENT_TYPES.items():
+            current: Any = create_model(
                 f"Replayed{cls.__name__}",
                 __base__=ReplayedEvent,
                 type=(_literal(name), ...),
                 version=(_literal(cls.version), ...),
                 event=(cls, Field(alias="payload")),
             )
-            for name, cls in EVENT_TYPES.items()
-        ]
-        union: Any = Annotated[Union[tuple(models)], Field(discriminator="type")]  # noqa: UP007
-        _DECODERS = (len(EVENT_TYPES), TypeAdapter(union))
+            older = [
+                create_model(
+                    f"Replayed{cls.__name__}V{version}",
+                    __base__=_ReplayedOlder,
+                    type=(_literal(name), ...),
+                    version=(_literal(version), ...),
+                )
+                for version in range(1, cls.version)
+                if upcastable(name, version)
+            ]
+            members.append(_by_version([current, *older]) if older else current)
+        union: Any = Annotated[Union[tuple(members)], Field(discriminator="type")]  # noqa: UP007
+        # The core validator's own method: TypeAdapter.validate_json's Python layer costs a
+        # fifth as much again per event.
+        _DECODERS = (len(EVENT_TYPES), TypeAdapter(union).validator.validate_json)
     return _DECODERS[1]
+
+
+def _upcast(older: _ReplayedOlder) -> ReplayedEvent:
+    """An older version's payload through the upcasters into its current event, as
+    ``Envelope.event`` does for the live consumers."""
+    facts = {name: value for name, value in older if name != "payload"}
+    return ReplayedEvent.model_construct(**facts, event=older.event())
+
+
+def _by_version(models: list[Any]) -> Any:
+    return Annotated[Union[tuple(models)], Field(discriminator="version")]  # noqa: UP007
 
 
 def decode_event(value: bytes) -> ReplayedEvent:
@@ -144,10 +184,14 @@ def decode_event(value: bytes) -> ReplayedEvent:
     if not EVENT_TYPES:
         raise UnknownEventType("no event types registered")
     try:
-        replayed: ReplayedEvent = _typed_decoder().validate_json(value)
-        return replayed
+        decoded = _typed_decoder()(value)
     except ValidationError:
-        pass  # an older version to upcast, or really invalid: the live consumers' path decides
+        pass  # really invalid, or a version with no upcaster: the live consumers' path decides
+    else:
+        if type(decoded).__base__ is _ReplayedOlder:
+            return _upcast(decoded)
+        replayed: ReplayedEvent = decoded
+        return replayed
     envelope = serde.decode(value)
     event = envelope.event()
     facts = envelope.model_dump(exclude={"payload"})
@@ -217,9 +261,36 @@ def _decode(
     return envelopes
 
 
-def merge_partitions(partitions: Sequence[Sequence[D]]) -> Iterator[D]:
+_OCCURRED_AT = operator.attrgetter("occurred_at")
+
+
+def merge_partitions(partitions: Sequence[Iterable[D]]) -> Iterator[D]:
     """One stream from many partitions: each in its own order, interleaved by occurred_at."""
-    return heapq.merge(*partitions, key=lambda e: e.occurred_at)
+    return heapq.merge(*partitions, key=_OCCURRED_AT)
+
+
+async def _read_partitions(
+    bus: EventBus, topics: Sequence[Topic], timeout_s: float, concurrently: bool
+) -> list[list[RawRecord]]:
+    """Every record of ``topics``, one list per partition in offset order."""
+    names = [bus.topic_name(topic) for topic in topics]
+    if concurrently:
+        # One topic's network waits overlap another's unpacking.
+        everything = await asyncio.gather(*(bus.read_topic(n, timeout_s=timeout_s) for n in names))
+    else:
+        everything = [await bus.read_topic(n, timeout_s=timeout_s) for n in names]
+    partitions: list[list[RawRecord]] = []
+    for records in everything:
+        by_partition: dict[int, list[RawRecord]] = {}
+        for record in records:
+            by_partition.setdefault(record.partition, []).append(record)
+        records.clear()
+        for partition in sorted(by_partition):
+            partitions.append(sorted(by_partition.pop(partition), key=_OFFSET))
+    return partitions
+
+
+_OFFSET = operator.attrgetter("offset")
 
 
 async def _read(
@@ -231,25 +302,49 @@ async def _read(
     concurrently: bool,
 ) -> list[D]:
     began = time.monotonic()
-    names = [bus.topic_name(topic) for topic in topics]
-    if concurrently:
-        # One topic's network waits overlap another's unpacking.
-        everything = await asyncio.gather(*(bus.read_topic(n, timeout_s=timeout_s) for n in names))
-    else:
-        everything = [await bus.read_topic(n, timeout_s=timeout_s) for n in names]
-    partitions: list[list[D]] = []
-    for records in everything:
-        by_partition: dict[int, list[RawRecord]] = {}
-        for record in records:
-            by_partition.setdefault(record.partition, []).append(record)
+    partitions = await _read_partitions(bus, topics, timeout_s, concurrently)
+    decoded: list[list[D]] = []
+    for records in partitions:
+        decoded.append(_decode(records, progress, decode))
         records.clear()  # the raw bytes go as soon as they are decoded
-        for partition in sorted(by_partition):
-            ordered = sorted(by_partition.pop(partition), key=lambda r: r.offset)
-            partitions.append(_decode(ordered, progress, decode))
-    merged = list(merge_partitions(partitions))
+    merged = list(merge_partitions(decoded))
     progress.total = len(merged)
     progress.read_s = time.monotonic() - began
     return merged
+
+
+# Records decoded at a time by the streaming (bulk) replay: big enough to keep the clock's
+# cost out of the way, small enough that a partition's merge does not decode far ahead.
+_DECODE_CHUNK = 500
+
+
+def _decoding(
+    records: list[RawRecord], progress: ReplayProgress, clock: list[float]
+) -> Iterator[ReplayedEvent]:
+    """A partition's events, decoded a chunk at a time as the merge asks for them; the time
+    spent decoding is added to ``clock[0]``."""
+    for start in range(0, len(records), _DECODE_CHUNK):
+        began = time.perf_counter()
+        chunk = _decode(records[start : start + _DECODE_CHUNK], progress, decode_event)
+        clock[0] += time.perf_counter() - began
+        yield from chunk
+    records.clear()
+
+
+async def _take(events: Iterator[ReplayedEvent], count: int) -> list[ReplayedEvent]:
+    """The next ``count`` events of the stream; the loop gets a turn every few thousand, so a
+    flush (its COPY) goes on while they are decoded."""
+    batch: list[ReplayedEvent] = []
+    while len(batch) < count:
+        chunk = list(itertools.islice(events, min(_YIELD_EVERY, count - len(batch))))
+        batch += chunk
+        if len(chunk) < _YIELD_EVERY:
+            break
+        await asyncio.sleep(0)
+    return batch
+
+
+_YIELD_EVERY = 2000
 
 
 async def read_log(
@@ -381,38 +476,54 @@ async def _replay_bulk(
     on_progress: Callable[[ReplayProgress], None] | None,
     progress_every_s: float,
 ) -> None:
-    events = await read_events(
-        bus, topics, progress, timeout_s=read_timeout_s, concurrently=read_concurrently
-    )
+    began = time.monotonic()
+    partitions = await _read_partitions(bus, topics, read_timeout_s, read_concurrently)
+    reading_s = time.monotonic() - began
+    progress.total = sum(len(records) for records in partitions)
+    # Decoded as applied, so the previous batch's flush (PostgreSQL's COPY, on the other core)
+    # overlaps decoding too, not only the fold; the decoding time still counts as reading.
+    decoding_s = [0.0]
+    events = merge_partitions([_decoding(records, progress, decoding_s) for records in partitions])
+    progress.read_s = reading_s
     if on_progress:
         on_progress(progress)
     began = time.monotonic()
     last_report = began
+
+    def clocks() -> float:
+        now = time.monotonic()
+        progress.read_s = reading_s + decoding_s[0]
+        progress.apply_s = now - began - decoding_s[0]
+        return now
+
     flushing: asyncio.Task[None] | None = None
+    applied = 0
     try:
-        for start in range(0, max(len(events), 1), batch_size):
-            batch = events[start : start + batch_size]
+        while True:
+            batch = await _take(events, batch_size)
             await projection.apply_events(batch)
             if flushing is not None:
                 await flushing
                 flushing = None
-                progress.applied = start
-                now = time.monotonic()
-                progress.apply_s = now - began
+                progress.applied = applied
+                now = clocks()
                 if on_progress and now - last_report >= progress_every_s:
                     last_report = now
                     on_progress(progress)
+            applied += len(batch)
             flushing = asyncio.create_task(projection.flush())
             # One turn of the loop runs the flush up to its first await: it has taken its
             # rows before the next batch is applied.
             await asyncio.sleep(0)
-        assert flushing is not None
+            if len(batch) < batch_size:
+                break
         await flushing
         flushing = None
-        progress.applied = len(events)
+        progress.applied = applied
+        progress.total = applied  # what was left after the undecodable records
     finally:
         if flushing is not None:
             # Applying failed while a flush wrote: let it end before ``close`` rolls back.
             with contextlib.suppress(Exception):
                 await flushing
-    progress.apply_s = time.monotonic() - began
+    clocks()

@@ -6,7 +6,14 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from plugpay_tariffs.currencies import CURRENCIES
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
 
 
 def _utc(value: datetime) -> datetime:
@@ -16,13 +23,33 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+def _parse_utc(value: object, handler: ValidatorFunctionWrapHandler) -> datetime:
+    # A calendar date-time string (every JSON time) is parsed by the C parser, which gives
+    # datetime.UTC itself for "Z" and "+00:00"; pydantic's parser gives its own fixed zone,
+    # which costs a conversion here and a Python call per comparison later. Anything else,
+    # or what the C parser refuses, goes to pydantic's parser (and its error messages).
+    if type(value) is str and value[4:5] == value[7:8] == "-" and value[10:11] in _SEPARATORS:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            parsed = handler(value)
+    else:
+        parsed = handler(value)
+    if parsed.tzinfo is UTC:
+        return parsed
+    return _utc(parsed)
+
+
+_SEPARATORS = frozenset("Tt ")
+
+
 def _currency(value: str) -> str:
     if value not in CURRENCIES:
         raise ValueError(f"unknown ISO-4217 currency {value!r}")
     return value
 
 
-UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
+UtcDatetime = Annotated[datetime, WrapValidator(_parse_utc)]
 """A timezone-aware datetime, normalised to UTC."""
 
 CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$"), AfterValidator(_currency)]
