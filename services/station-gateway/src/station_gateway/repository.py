@@ -623,32 +623,30 @@ class Repository:
             )
         )
 
-    # --- guests' sessions (migration 0009's ``sessions.guest``, not in tables.py yet) ---
+    # --- guests' sessions ---
 
     async def mark_guest_session(
         self, session_id: uuid.UUID, station_id: str, connector_id: int, started_at: datetime
     ) -> None:
         """A guest scanned this session's code (the row is ours from the code's issue; made
         here if a scan ever overtook it)."""
+        stmt = insert(sessions).values(
+            session_id=session_id,
+            station_id=station_id,
+            connector_id=connector_id,
+            state="code_issued",
+            session_started_at=started_at,
+            guest=True,
+        )
         await self.session.execute(
-            text(
-                "INSERT INTO sessions (session_id, station_id, connector_id, state,"
-                " session_started_at, guest)"
-                " VALUES (:session_id, :station_id, :connector_id, 'code_issued', :started_at,"
-                " true)"
-                " ON CONFLICT (session_id) DO UPDATE SET guest = true, updated_at = now()"
-            ),
-            {
-                "session_id": session_id,
-                "station_id": station_id,
-                "connector_id": connector_id,
-                "started_at": started_at,
-            },
+            stmt.on_conflict_do_update(
+                index_elements=[sessions.c.session_id],
+                set_={"guest": True, "updated_at": func.now()},
+            )
         )
 
     async def is_guest_session(self, session_id: uuid.UUID) -> bool:
         guest = await self.session.scalar(
-            text("SELECT guest FROM sessions WHERE session_id = :session_id"),
-            {"session_id": session_id},
+            select(sessions.c.guest).where(sessions.c.session_id == session_id)
         )
         return bool(guest)

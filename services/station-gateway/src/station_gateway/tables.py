@@ -134,6 +134,8 @@ sessions = Table(
     # The payer agreed to at most the hold: the cost a station is told never exceeds it.
     Column("hold_amount_minor", BigInteger, nullable=True),
     Column("free_of_charge", Boolean, nullable=False, server_default=text("false")),
+    # A guest's session (no account, paid by card): a 2.1 station starts it as DirectPayment.
+    Column("guest", Boolean, nullable=False, server_default=text("false")),
     # The plausibility judgement of the meter evidence (MeterJudgement as JSON).
     Column("meter_judgement", JSONB, nullable=True),
     Column("denial_reason", String(32), nullable=True),

@@ -1,4 +1,4 @@
-"""The migrations that add columns (0003 to 0007, 0009): down to 0002 they go, back up they return."""
+"""The migrations that add columns (0003 to 0007, 0009) go down to 0002 and back up."""
 
 from __future__ import annotations
 
