@@ -9,39 +9,14 @@ from typing import Any
 from playwright.sync_api import expect
 from web_support import (
     PHONE,
-    STATION_PASSWORD,
     charge_once,
-    launch,
+    launch_with_camera,
     log_in,
     shot,
+    show_code,
+    station_screen,
     y4m_from_screenshot,
 )
-
-STATION_SCREEN = {"viewport": {"width": 800, "height": 1000}, "device_scale_factor": 2}
-
-
-def station_screen(browser: Any, plugpay: Any, station_id: str) -> Any:
-    """The station's own screen (its browser signs in with the station's OCPP credentials)."""
-    context = browser.new_context(
-        base_url=plugpay.base_url,
-        http_credentials={"username": station_id, "password": STATION_PASSWORD},
-        **STATION_SCREEN,
-    )
-    page = context.new_page()
-    page.goto(f"/stations/{station_id}/display")
-    return page
-
-
-def show_code(screen: Any, connector: int = 1) -> Any:
-    """The driver picks "Pay with phone" on the screen; returns the connector's card."""
-    card = screen.locator(f'[data-connector="{connector}"]')
-    card.get_by_role("button", name=re.compile("pay with phone", re.I)).click()
-    image = card.locator(".qr img")
-    expect(image).to_be_visible(timeout=15_000)
-    screen.wait_for_function(
-        "(img) => img.complete && img.naturalWidth > 0", arg=image.element_handle(), timeout=10_000
-    )
-    return card
 
 
 def test_optical_loop_camera_scan_authorises_and_charges(
@@ -58,14 +33,7 @@ def test_optical_loop_camera_scan_authorises_and_charges(
     card.locator(".qr").screenshot(path=str(png))
     feed = y4m_from_screenshot(png, tmp_path / "camera.y4m")
 
-    camera_browser = launch(
-        playwright_instance,
-        [
-            "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-video-capture={feed}",
-        ],
-    )
+    camera_browser = launch_with_camera(playwright_instance, feed)
     try:
         context = camera_browser.new_context(base_url=plugpay.base_url, **PHONE)
         context.grant_permissions(["camera"])

@@ -1,16 +1,26 @@
 """Paying without an account (EU AFIR ad hoc charging) on a phone: the charger's QR link, "Pay
 by card" beside "Log in", every price component before paying, a card pre-authorisation, the
 live session, exactly the cost charged to the card, the receipt; the station's own screen never
-shows the card; a card that insists on 3-D Secure is refused in plain words."""
+shows the card; a card that insists on 3-D Secure is refused in plain words. The same checkout
+reached through the app's own scanner, its camera fed the station screen's QR."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import expect
 from plugpay_testing import eventually_blocking
-from web_support import STATION_PASSWORD, shot
+from web_support import (
+    PHONE,
+    STATION_PASSWORD,
+    launch_with_camera,
+    shot,
+    show_code,
+    station_screen,
+    y4m_from_screenshot,
+)
 
 
 def open_link_as_guest(phone: Any, issued: dict[str, Any]) -> None:
@@ -113,3 +123,69 @@ def test_a_card_that_insists_on_3d_secure_is_refused_in_plain_words(
     expect(phone.locator("#guest-next")).to_contain_text("new code")
     assert station.start_requests == starts_before
     shot(phone, "guest-3ds-refused")
+
+
+def test_a_guest_scans_the_station_screen_with_the_app_and_pays_by_card(
+    playwright_instance: Any, browser: Any, plugpay: Any, stations: Any, tmp_path: Path
+) -> None:
+    """No account, no link: the app's scanner reads the QR on the station's screen through a
+    phone camera (Chromium's fake camera plays a screenshot of that screen) and leads to the
+    same "Pay by card" checkout as the link."""
+    station = stations.connected["ST-0002"]
+    starts_before = station.start_requests
+    screen = station_screen(browser, plugpay, "ST-0002")
+    qr = show_code(screen).locator(".qr")
+    png = tmp_path / "station-qr.png"
+    qr.screenshot(path=str(png))
+    feed = y4m_from_screenshot(png, tmp_path / "camera.y4m")
+
+    camera_browser = launch_with_camera(playwright_instance, feed)
+    try:
+        context = camera_browser.new_context(base_url=plugpay.base_url, **PHONE)
+        context.grant_permissions(["camera"])
+        context.set_default_timeout(20_000)
+        phone = context.new_page()
+        phone.goto("/app/")
+        expect(phone.get_by_role("heading", name="Log in")).to_be_visible()
+        phone.get_by_role("link", name="Scan the charger's code").click()
+        expect(phone.get_by_role("heading", name="Scan the QR code")).to_be_visible()
+        # jsQR decodes the camera's frames; with no account the code leads to both ways to pay.
+        expect(phone.get_by_text("Code received.")).to_be_visible(timeout=30_000)
+        expect(phone.get_by_role("heading", name="Log in")).to_be_visible()
+        phone.get_by_role("link", name="Pay by card").click()
+        expect(phone.get_by_role("heading", name="Pay by card")).to_be_visible()
+
+        # The charger on whose screen the code was: name, connector, every price component.
+        expect(phone.locator("#station-name")).to_have_text("Demo Motorway Fast Charger")
+        expect(phone.locator("#connector")).to_contain_text("Connector 1")
+        for label in ("Energy", "Time", "Session fee", "Idle fee", "VAT"):
+            expect(phone.locator("#price-components")).to_contain_text(label)
+        expect(phone.locator("#price-per-kwh")).to_contain_text("per kWh")
+        expect(phone.locator("#price-idle")).to_contain_text("per minute after charging")
+        assert phone.evaluate("localStorage.getItem('plugpay.auth')") is None
+
+        phone.get_by_label("Card (from the payment processor)").select_option("pm_card_visa")
+        phone.get_by_role("button", name="Pay by card and start").click()
+        expect(phone.locator("#status")).to_have_attribute(
+            "data-status", "charging", timeout=30_000
+        )
+        assert station.start_requests == starts_before + 1
+        first = phone.locator("#energy").inner_text()
+        expect(phone.locator("#energy")).not_to_have_text(first, timeout=15_000)
+        expect(screen.locator('[data-connector="1"]')).to_contain_text("Charging", timeout=15_000)
+        # The session the guest follows is the one started at the screen's connector.
+        session_id = phone.url.rsplit("/", 1)[1]
+        token = phone.evaluate("JSON.parse(sessionStorage.getItem('plugpay.guest')).access")
+        status, session = plugpay.request("GET", f"/sessions/{session_id}", token=token)
+        assert status == 200, session
+        assert (session["station_id"], session["connector_id"]) == ("ST-0002", 1)
+        assert session["code_kind"] == "qr"
+
+        # The driver unplugs: the guest's page follows to the final cost.
+        stations.run(station.unplug(1))
+        expect(phone.locator("#status")).to_have_attribute("data-status", "billed", timeout=40_000)
+        expect(phone.locator("#paid-card")).to_contain_text("4242")
+        context.close()
+    finally:
+        camera_browser.close()
+        screen.context.close()

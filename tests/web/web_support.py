@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
+from playwright.sync_api import expect
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
@@ -26,6 +28,7 @@ PHONE = {
     "is_mobile": True,
     "has_touch": True,
 }
+STATION_SCREEN = {"viewport": {"width": 800, "height": 1000}, "device_scale_factor": 2}
 DEMO_PASSWORD = "demo-password-1"
 STATION_PASSWORD = "demo-station-secret"
 
@@ -66,7 +69,44 @@ def log_in(page: Any, email: str, password: str = DEMO_PASSWORD) -> None:
     page.get_by_role("button", name="Log in").click()
 
 
-# --- the phone camera: a screenshot as the fake capture device ------------------------------
+# --- the station's screen and the phone camera: a screenshot as the fake capture device ------
+
+
+def station_screen(browser: Any, plugpay: Any, station_id: str) -> Any:
+    """The station's own screen (its browser signs in with the station's OCPP credentials)."""
+    context = browser.new_context(
+        base_url=plugpay.base_url,
+        http_credentials={"username": station_id, "password": STATION_PASSWORD},
+        **STATION_SCREEN,
+    )
+    page = context.new_page()
+    page.goto(f"/stations/{station_id}/display")
+    return page
+
+
+def show_code(screen: Any, connector: int = 1) -> Any:
+    """The driver picks "Pay with phone" on the screen; returns the connector's card."""
+    card = screen.locator(f'[data-connector="{connector}"]')
+    card.get_by_role("button", name=re.compile("pay with phone", re.I)).click()
+    image = card.locator(".qr img")
+    expect(image).to_be_visible(timeout=15_000)
+    screen.wait_for_function(
+        "(img) => img.complete && img.naturalWidth > 0", arg=image.element_handle(), timeout=10_000
+    )
+    return card
+
+
+def launch_with_camera(playwright_instance: Any, feed: Path) -> Any:
+    """A Chromium whose camera plays ``feed`` (from y4m_from_screenshot), allowed without asking."""
+    return launch(
+        playwright_instance,
+        [
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={feed}",
+        ],
+    )
+
 
 WIDTH, HEIGHT = 640, 480
 

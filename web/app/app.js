@@ -119,6 +119,10 @@ function loginPage() {
         } finally { busy(submit, false); }
       },
     }, field("E-mail", email), field("Password", password), submit, message),
+    // At a charger without an account: the camera reads its code, then "Pay by card" as above.
+    pending ? null : h("div", { class: "card stack", id: "scan-as-guest" },
+      h("p", {}, "At a charger? Choose “Pay with phone” on its screen and scan the code it shows. No account needed: you can pay by card."),
+      h("a", { class: "button secondary block", href: "#/scan" }, icon("camera"), "Scan the charger's code")),
     h("p", {}, h("a", { href: "#/forgot", id: "forgot" }, "Forgot your password?")),
     h("p", {}, "New to Plugpay? ", h("a", { href: "#/register" }, "Create an account")),
     h("p", {}, h("a", { href: "#/find" }, "Find a charger near you")));
@@ -301,7 +305,10 @@ async function scanPage() {
   page("Scan the QR code",
     h("div", { class: "camera" }, video, h("div", { class: "frame", "aria-hidden": "true" })),
     status,
-    h("p", { class: "muted" }, "Hold the phone so the code fills the square. No camera? ", h("a", { href: "#/" }, "Type the code instead")),
+    h("p", { class: "muted" }, "Hold the phone so the code fills the square. No camera? ", auth.loggedIn
+      ? h("a", { href: "#/" }, "Type the code instead")
+      // Typing a code needs an account; the phone's own camera app opens the QR's link as well.
+      : [h("a", { href: "#/login" }, "Log in"), " to type the code, or open the QR code with your phone's camera app."]),
     canvas);
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
     put(status, problem({ reason: "no_camera", message: "This browser cannot use the camera. Type the code instead." }));
@@ -1056,6 +1063,9 @@ async function route() {
     if (head === "find" && !auth.loggedIn) return await findPage();
     // A guest (no account) pays for one code and follows that one session and its receipt.
     if (head === "guest") return auth.loggedIn ? go("#/confirm") : await guestCheckoutPage({ page, problem, busy, go, lookupCode });
+    // The scanner needs no account either: a code it reads leads, like the QR's link, to
+    // "Log in" beside "Pay by card" (the confirm page asks to log in first).
+    if (head === "scan" && !auth.loggedIn) return await scanPage();
     if (!auth.loggedIn && guest.token && head === "session" && arg) return await sessionPage(arg);
     if (!auth.loggedIn && guest.token && head === "receipt" && arg) return await receiptPage(arg);
     if (needLogin()) return;
