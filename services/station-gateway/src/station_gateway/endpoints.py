@@ -251,9 +251,6 @@ async def web_payment_landing(
             gateway.web_payment_throttle.fail({address: WEB_PAYMENT_GUESSES}, now)
             raise Refusal(refusal.reason, refusal.message, status_code=404) from refusal
         raise Refusal(refusal.reason, refusal.message, status_code=409) from refusal
-    handler = gateway.connections.get(station_id)
-    if handler is not None:
-        handler.spawn(handler.web_payment_started(evse_id, settings.web_payment_timeout_s))
     return RedirectResponse(issued.qr_url, status_code=303, headers={"Cache-Control": "no-store"})
 
 

@@ -378,6 +378,9 @@ class Gateway:
         if kind == "show_cost":
             await handler.show_cost(row, payload["amount_minor"], payload["currency"])
             return {"shown": True}
+        if kind == "web_payment_started":
+            await handler.web_payment_started(payload["evse_id"], payload["timeout_s"])
+            return {"sent": True}
         if kind == "clear_display":
             await handler.clear_code(row)
             return {"cleared": True}

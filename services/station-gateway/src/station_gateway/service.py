@@ -252,6 +252,15 @@ async def open_web_payment(
         session, station_id, connector_id, reuse_open=True, require_online=True
     )
     await repo.put_web_payment_lock(station_id, connector_id, issued.session_id, now + hold_for)
+    # The station locks the EVSE meanwhile (NotifyWebPaymentStarted), sent on commit by
+    # whichever gateway process holds its socket.
+    await repo.add_command(
+        station_id,
+        "web_payment_started",
+        "web_payment",
+        session_id=issued.session_id,
+        payload={"evse_id": connector_id, "timeout_s": int(hold_for.total_seconds())},
+    )
     return issued
 
 
