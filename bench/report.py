@@ -110,6 +110,32 @@ def table() -> str:
             f"| {over['max_consumer_lag']} | {over['cpu_ms_per_billed_session']} |"
         )
         rows.append(f"\n![overload](../{over['plot']})\n" if over.get("plot") else "")
+    storm = _load("storm")
+    if storm:
+        rows.append(
+            "| Reconnect storm (two gateway processes) | stations / charging | window "
+            "| messages answered | p50 | p99 | all back after | stations told to retry (most) "
+            "| sessions billed once / twice | gateway CPU-ms/message |"
+        )
+        rows.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        back = storm["all_back_after_s"]
+        rows.append(
+            f"| | {storm['stations']} / {storm['charging']} | {storm['reconnect_window_s']:g} s "
+            f"| {storm['answered']}/{storm['messages']} "
+            f"| {_ms(storm['latency_ms'], 'p50')} | {_ms(storm['latency_ms'], 'p99')} "
+            f"| {'not all' if back is None else f'{back:g} s'} "
+            f"| {storm['stations_told_to_retry']} ({storm['most_retries_one_station']}) "
+            f"| {storm['sessions_billed_once']} / {storm['sessions_billed_twice']} "
+            f"| {storm['cpu_ms_per_message']} |"
+        )
+        rows.append(
+            "\n"
+            + ", ".join(
+                f"{name} p99 {_ms(p, 'p99')}" for name, p in storm["latency_ms_by_type"].items()
+            )
+            + f"; handshake p99 {_ms(storm['handshake_ms'], 'p99')}.\n"
+        )
+        rows.append(f"![reconnect storm](../{storm['plot']})\n" if storm.get("plot") else "")
     msgs = _load("messages")
     if msgs:
         rows.append(

@@ -16,9 +16,9 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 cd "$ROOT/bench"
 say() { echo "bench: $*" >&2; }
 
-ALL=(ledger replay embedded scan_to_start sessions overload connections messages)
+ALL=(ledger replay embedded scan_to_start sessions overload storm connections messages)
 WANT=("$@"); [[ ${#WANT[@]} -gt 0 ]] || WANT=("${ALL[@]}")
-needs_stack() { [[ $1 == scan_to_start || $1 == sessions || $1 == overload || $1 == connections || $1 == messages ]]; }
+needs_stack() { [[ $1 == scan_to_start || $1 == sessions || $1 == overload || $1 == storm || $1 == connections || $1 == messages ]]; }
 
 stack_pid=""
 for b in "${WANT[@]}"; do

@@ -28,6 +28,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from plugpay_events.types import utc_now
 from plugpay_platform.database import Database
 from plugpay_platform.throttle import FailureThrottle, ThrottleRule
+from sqlalchemy import RowMapping
 
 from station_gateway.repository import Repository
 
@@ -85,8 +86,9 @@ class CredentialVerifier:
 
     async def authenticate(
         self, station_id: str, credentials: tuple[str, str] | None, address: str | None
-    ) -> None:
-        """Sign a station in by its Basic credentials, or raise ``StationAuthRefused``.
+    ) -> RowMapping:
+        """Sign a station in by its Basic credentials and return its row (read once for the
+        whole handshake), or raise ``StationAuthRefused``.
 
         No credentials at all is not a guess (a browser asks before it sends them): refused,
         not counted.
@@ -112,30 +114,32 @@ class CredentialVerifier:
             )
         user, password = credentials
         # A mismatched user is checked too, so every refusal costs the same time.
-        ok = await self.verify(station_id, password) and user == station_id
-        if not ok:
+        station = await self.verify(station_id, password)
+        if station is None or user != station_id:
             self.throttle.fail(keys, self.clock())
             raise StationAuthRefused("unauthenticated", "unknown station or wrong password")
         self.throttle.forget([pair])
         self._remember(station_id, address)
+        return station
 
-    async def verify(self, station_id: str, password: str) -> bool:
+    async def verify(self, station_id: str, password: str) -> RowMapping | None:
+        """The station's row if ``password`` is its password, else None."""
         async with self.database.read() as session:
             station = await Repository(session).station(station_id)
         stored = station["password_hash"] if station else None
-        registered = bool(stored)
+        registered = station if stored else None
         stored = stored or await self._dummy()
         key = (station_id, hashlib.sha256(password.encode()).digest(), stored)
         now = time.monotonic()
         cached = self._cache.get(key)
         if cached is not None and now - cached[1] < self.ttl_s:
-            return cached[0] and registered
+            return registered if cached[0] else None
         async with self._slots:
             ok = await asyncio.to_thread(self._check, stored, password)
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[key] = (ok, now)
-        return ok and registered
+        return registered if ok else None
 
     async def _dummy(self) -> str:
         # The parameters of the credentials stations really have (auth-svc hashes them), so a

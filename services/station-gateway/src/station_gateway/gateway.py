@@ -25,7 +25,7 @@ from sqlalchemy.engine import RowMapping
 
 from station_gateway import domain, service, web_payments
 from station_gateway.credentials import CredentialVerifier
-from station_gateway.ocpp_endpoint import StationHandler
+from station_gateway.ocpp_endpoint import HandshakeGate, StationHandler
 from station_gateway.repository import COMMANDS_CHANNEL, DISPLAY_CHANNEL, Repository
 from station_gateway.settings import Settings
 
@@ -69,6 +69,7 @@ class Gateway:
         self._stopping = asyncio.Event()
         self._signing_key: dict[str, Any] | None = None
         self.credentials: CredentialVerifier
+        self.handshakes = HandshakeGate(settings.max_handshakes_in_flight)
         # Wrong dynamic payment codes per address (OCPP 2.1 C25 landing), counted per process.
         self.web_payment_throttle = FailureThrottle()
         # Signs of life since the last beat: (connection, when) per station, written in one

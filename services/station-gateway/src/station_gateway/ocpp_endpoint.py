@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 import uuid
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from ocpp.v201 import ChargePoint as ChargePoint201Base
 from plugpay_platform.logging import mark_websocket_denied
 from plugpay_tariffs import Tariff
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
@@ -50,12 +52,43 @@ CLOSE_TOO_BIG = 1009
 CLOSE_UNSUPPORTED_DATA = 1003
 CLOSE_POLICY = 1008
 
-# The database cannot take a write right now (restarting, unreachable). Transaction messages
-# then get the library's CallError, which chargers answer by retrying the message (OCPP 1.6
-# TransactionMessageAttempts, 2.0.1 E04); a boot gets Pending and a code request a Rejected
-# with a reason, both of which a station retries.
-STORAGE_UNAVAILABLE = (DBAPIError, OSError, TimeoutError)
+# The database cannot take a write right now (restarting, unreachable, every pooled connection
+# busy past the pool's wait). Transaction messages then get the library's CallError, which
+# chargers answer by retrying the message (OCPP 1.6 TransactionMessageAttempts, 2.0.1 E04); a
+# boot gets Pending and a code request a Rejected with a reason, both of which a station retries.
+STORAGE_UNAVAILABLE = (DBAPIError, OSError, TimeoutError, PoolTimeout)
 BOOT_RETRY_S = 10
+
+
+class HandshakeGate:
+    """How many station handshakes this process works on at once.
+
+    When every station reconnects together (a site's power or a mobile network comes back),
+    the ones beyond ``limit`` are answered at once with 503 and a Retry-After spread over
+    ``spread_s`` more seconds, rather than queueing for the database past their own timeout
+    and all trying again in the same second: told once, they come back spread out.
+    """
+
+    def __init__(self, limit: int, retry_after_s: int = BOOT_RETRY_S, spread_s: int = 20) -> None:
+        self.limit = limit
+        self.retry_after_s = retry_after_s
+        self.spread_s = spread_s
+        self.in_flight = 0
+        self.turned_away = 0
+
+    def enter(self) -> bool:
+        if self.in_flight >= self.limit:
+            self.turned_away += 1
+            return False
+        self.in_flight += 1
+        return True
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+
+    def retry_after(self) -> int:
+        return self.retry_after_s + random.randrange(self.spread_s + 1)  # noqa: S311 (jitter)
+
 
 # The two versions spell some error codes differently.
 _CODES = {
@@ -883,52 +916,20 @@ async def serve_station(websocket: WebSocket, station_id: str, gateway: Gateway)
             "offer subprotocol ocpp1.6, ocpp2.0.1 or ocpp2.1",
         )
         return
-    try:
-        await gateway.credentials.authenticate(
-            station_id,
-            basic_credentials(websocket.headers.get("authorization", "")),
-            websocket.client.host if websocket.client else None,
-        )
-    except STORAGE_UNAVAILABLE:
-        log.warning("station %s: handshake while the database is unavailable", station_id)
+    if not gateway.handshakes.enter():
         await refuse(
             websocket,
             503,
-            "temporarily_unavailable",
-            "try again in a moment",
-            {"Retry-After": str(BOOT_RETRY_S)},
+            "busy",
+            "too many stations are connecting at once; try again later",
+            {"Retry-After": str(gateway.handshakes.retry_after())},
         )
         return
-    except StationAuthRefused as refused:
-        # Expected traffic (a misconfigured station, a guesser): never an error line.
-        log.info("station handshake refused: %s", refused.reason)
-        if refused.retry_after_s is not None:
-            headers = {"Retry-After": str(refused.retry_after_s)}
-            await refuse(websocket, 429, refused.reason, refused.message, headers)
-        else:
-            headers = {"WWW-Authenticate": 'Basic realm="plugpay-ocpp"'}
-            await refuse(websocket, 401, refused.reason, refused.message, headers)
-        return
-    version = domain.SUBPROTOCOLS[chosen]
-    await websocket.accept(subprotocol=chosen)
-    connection = StarletteConnection(websocket, gateway.settings.max_message_bytes)
-    handler = HANDLERS[version](
-        station_id,
-        connection,
-        response_timeout=gateway.settings.ocpp_response_timeout_s,
-        logger=ocpp_log,
-    )
     try:
-        async with gateway.database.read() as session:
-            station = await Repository(session).station(station_id)
-        handler.setup(gateway, uuid.uuid4(), booted=bool(station and station["booted_at"]))
-        await gateway.attach(handler)
-    except STORAGE_UNAVAILABLE:
-        # 1013 Try Again Later: the station reconnects, as after any dropped link.
-        log.warning("station %s: connected while the database is unavailable", station_id)
-        await gateway.detach(handler)
-        with contextlib.suppress(Exception):
-            await websocket.close(code=1013)
+        handler = await _handshake(websocket, station_id, gateway, chosen)
+    finally:
+        gateway.handshakes.leave()
+    if handler is None:
         return
     close_code = 1000
     try:
@@ -949,3 +950,55 @@ async def serve_station(websocket: WebSocket, station_id: str, gateway: Gateway)
         if websocket.application_state == WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
                 await websocket.close(code=close_code)
+
+
+async def _handshake(
+    websocket: WebSocket, station_id: str, gateway: Gateway, chosen: str
+) -> StationHandler | None:
+    """Sign the station in, accept its socket and attach it to this process (None: refused)."""
+    try:
+        station = await gateway.credentials.authenticate(
+            station_id,
+            basic_credentials(websocket.headers.get("authorization", "")),
+            websocket.client.host if websocket.client else None,
+        )
+    except STORAGE_UNAVAILABLE:
+        log.warning("station %s: handshake while the database is unavailable", station_id)
+        await refuse(
+            websocket,
+            503,
+            "temporarily_unavailable",
+            "try again in a moment",
+            {"Retry-After": str(gateway.handshakes.retry_after())},
+        )
+        return None
+    except StationAuthRefused as refused:
+        # Expected traffic (a misconfigured station, a guesser): never an error line.
+        log.info("station handshake refused: %s", refused.reason)
+        if refused.retry_after_s is not None:
+            headers = {"Retry-After": str(refused.retry_after_s)}
+            await refuse(websocket, 429, refused.reason, refused.message, headers)
+        else:
+            headers = {"WWW-Authenticate": 'Basic realm="plugpay-ocpp"'}
+            await refuse(websocket, 401, refused.reason, refused.message, headers)
+        return None
+    version = domain.SUBPROTOCOLS[chosen]
+    await websocket.accept(subprotocol=chosen)
+    connection = StarletteConnection(websocket, gateway.settings.max_message_bytes)
+    handler = HANDLERS[version](
+        station_id,
+        connection,
+        response_timeout=gateway.settings.ocpp_response_timeout_s,
+        logger=ocpp_log,
+    )
+    try:
+        handler.setup(gateway, uuid.uuid4(), booted=bool(station["booted_at"]))
+        await gateway.attach(handler)
+    except STORAGE_UNAVAILABLE:
+        # 1013 Try Again Later: the station reconnects, as after any dropped link.
+        log.warning("station %s: connected while the database is unavailable", station_id)
+        await gateway.detach(handler)
+        with contextlib.suppress(Exception):
+            await websocket.close(code=1013)
+        return None
+    return handler

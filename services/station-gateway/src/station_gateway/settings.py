@@ -74,6 +74,13 @@ class Settings(ServiceSettings):
     )
     max_message_bytes: int = Field(default=65_536, gt=0)
     credential_cache_s: float = Field(default=60.0, ge=0)
+    max_handshakes_in_flight: int = Field(
+        default=64,
+        ge=1,
+        le=10_000,
+        description="station handshakes one process works on at once; beyond, 503 with a spread "
+        "Retry-After (a reconnect storm is told once and comes back spread out)",
+    )
     simulated_meter_speedup: float = Field(
         default=1.0,
         ge=1.0,

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 import websockets
+from plugpay_testing import eventually
 from station_gateway.credentials import StationAuthRefused
 from station_gateway.repository import Repository
 
@@ -169,3 +170,27 @@ async def test_the_display_page_has_a_policy_and_is_never_framed(harness) -> Non
     assert "<script>" not in page.text
     for response in (page, state, script):
         assert response.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_a_reconnect_storm_beyond_the_handshake_limit_is_told_once_to_come_back_later(
+    harness,  # type: ignore[no-untyped-def]
+) -> None:
+    gw = await harness.start_gateway()
+    await harness.register("TH-STORM")
+    gate = gw.app.state.gateway.handshakes
+    # Every handshake slot taken, as when thousands of stations reconnect in the same second.
+    gate.in_flight = gate.limit
+    retry_afters = set()
+    for _ in range(8):
+        status, body = await handshake(gw, "TH-STORM", PASSWORD)
+        assert (status, body["reason"]) == (503, "busy"), body
+        retry_afters.add(int(body["retry_after"]))
+    # Told to come back later, not all at the same second (a second storm).
+    assert all(gate.retry_after_s <= s <= gate.retry_after_s + gate.spread_s for s in retry_afters)
+    assert len(retry_afters) > 1
+    assert gate.turned_away == 8
+    gate.in_flight = 0
+    status, _ = await handshake(gw, "TH-STORM", PASSWORD)
+    assert status == 101
+    # The slot is given back once the station is attached (the server attaches after the 101).
+    await eventually(lambda: gate.in_flight == 0, what="the handshake slot given back")
