@@ -143,8 +143,9 @@ async def authorize(billing: Billing, session: AsyncSession, priced: SessionPric
     # A guest's hold placed on-session (3-D Secure done in its browser) pays this session.
     checkout, refused, _ = await guest_checkout.for_session(repo, priced.user_id, currency)
     if refused is not None:
+        # The event names the payment as refused; the precise reason stays in billing's row.
         await repo.insert_session(**base, status="denied", denial_reason=refused.reason)
-        return deny(refused.reason, refused.message)
+        return deny("payment_declined", refused.message)
     if checkout is not None and checkout.intent_id is not None:
         if not limits_for(checkout.amount)[0]:
             await guest_checkout.release(billing, session, priced.user_id)

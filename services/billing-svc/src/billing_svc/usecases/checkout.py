@@ -104,8 +104,13 @@ def _answer(checkout: GuestCheckout) -> CheckoutAnswer | Refusal:
 async def _cancel(repo: BillingRepository, checkout: GuestCheckout) -> list[ProcessorCall]:
     if checkout.intent_id is None:
         return []
-    key = f"cancel:checkout:{checkout.user_id}"
+    key = cancel_key(checkout.user_id)
     return [await record_call(repo, key, "cancel", key, intent_id=checkout.intent_id)]
+
+
+def cancel_key(user_id: uuid.UUID) -> str:
+    """The journalled cancel of a guest's checkout hold (its key is also its reference)."""
+    return f"cancel:checkout:{user_id}"
 
 
 async def start(
