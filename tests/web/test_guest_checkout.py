@@ -151,6 +151,9 @@ def test_a_failed_3d_secure_check_is_refused_in_plain_words(phone: Any, stations
     expect(phone.locator("#checkout-detail")).to_contain_text("3-D Secure failed")
     expect(phone.locator("#checkout-detail")).to_contain_text("nothing was reserved")
     expect(phone.locator("#guest-next")).to_contain_text("new code")
+    expect(phone.get_by_label("Card (from the payment processor)")).to_have_value(
+        "pm_card_authenticationRequired"
+    )
     expect(phone.get_by_role("button", name="Pay by card and start")).to_be_disabled()
     assert station.start_requests == starts_before
     shot(phone, "guest-3ds-refused")

@@ -9,7 +9,7 @@ import { announce, field, h, put } from "./shared/dom.js";
 import { decimalMoney, kw, kwh, money } from "./shared/format.js";
 
 const PENDING = "plugpay.pending";
-// Set while the guest is at its bank's 3-D Secure page: back here, the checkout is confirmed.
+// The card the guest's bank is asking about (3-D Secure): back here, the checkout is confirmed.
 const AUTHENTICATING = "plugpay.checkout-authenticating";
 
 async function guestToken(code) {
@@ -105,6 +105,8 @@ export async function guestCheckoutPage(ui) {
     put(message, h("div", { class: "alert error", role: "alert", id: "checkout-refused", dataset: { reason: error.reason } },
       h("strong", {}, "Your card was not accepted"), h("p", { id: "checkout-detail" }, error.message),
       h("p", { id: "guest-next" }, "Choose “Pay with phone” on the charger for a new code, then pay with another card.")));
+    // Below the price on a phone: brought into view, not left under the buttons.
+    message.scrollIntoView({ block: "center" });
   };
   start.addEventListener("click", async () => {
     busy(start, true);
@@ -118,7 +120,7 @@ export async function guestCheckoutPage(ui) {
       }
       const hold = await api("POST", "/billing/checkout", { json: { max_power_w: quote.max_power_w || null, currency: quote.currency } });
       if (hold.status === "requires_action") {
-        sessionStorage.setItem(AUTHENTICATING, "1");
+        sessionStorage.setItem(AUTHENTICATING, card.value);
         announce("Your bank asks you to confirm the payment");
         location.assign(hold.next_action.url);
         return;
@@ -130,6 +132,7 @@ export async function guestCheckoutPage(ui) {
   });
   if (sessionStorage.getItem(AUTHENTICATING)) {
     // Back from the bank's page: billing asks the processor (the page's word is not taken).
+    card.value = sessionStorage.getItem(AUTHENTICATING);
     sessionStorage.removeItem(AUTHENTICATING);
     busy(start, true);
     put(message, h("p", { role: "status", id: "checkout-checking" }, "Checking with your bank…"));
