@@ -44,6 +44,10 @@ def _billing(request: Request) -> Billing:
     return billing
 
 
+def _client_address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
 def _view(answer: checkout.CheckoutAnswer | Refusal) -> schemas.CheckoutView:
     if isinstance(answer, Refusal):
         raise answer
@@ -74,7 +78,7 @@ async def start_checkout(
             max_power_w=body.max_power_w,
             currency=body.currency,
             return_url=request.app.state.checkout_return_url,
-            client_address=request.client.host if request.client else None,
+            client_address=_client_address(request),
         )
     return _view(answer)
 
@@ -82,7 +86,9 @@ async def start_checkout(
 @router.post("/checkout/confirm", response_model=schemas.CheckoutView)
 async def confirm_checkout(request: Request, guest: CurrentGuest) -> schemas.CheckoutView:
     async with request.app.state.runtime.database.write() as session:
-        answer, calls = await checkout.confirm(_billing(request), session, guest.user_id)
+        answer, calls = await checkout.confirm(
+            _billing(request), session, guest.user_id, _client_address(request)
+        )
     await _after_commit(request, calls)
     return _view(answer)
 

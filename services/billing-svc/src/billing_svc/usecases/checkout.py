@@ -182,7 +182,7 @@ async def start(
 
 
 async def confirm(
-    billing: Billing, session: AsyncSession, user_id: uuid.UUID
+    billing: Billing, session: AsyncSession, user_id: uuid.UUID, client_address: str | None
 ) -> tuple[CheckoutAnswer | Refusal, list[ProcessorCall]]:
     """Back from the bank's check: what the processor says now decides (a refused intent is
     cancelled after the commit, so nothing stays reserved)."""
@@ -201,7 +201,7 @@ async def confirm(
         )
         return CheckoutAnswer("held", checkout.amount, checkout.currency), []
     await repo.update_guest_checkout(user_id, status="refused", reason=result)
-    await repo.record_decline(user_id, None, result, billing.clock())
+    await repo.record_decline(user_id, client_address, result, billing.clock())
     calls = await _cancel(repo, checkout) if state.status in UNCONFIRMED else []
     return refusal(result), calls
 
