@@ -395,3 +395,16 @@ async def test_the_checkout_is_a_guests(h: Harness) -> None:
     )
     assert (nothing.status_code, nothing.json()["reason"]) == (409, "no_payment_method")
     assert (await h.client.get("/billing/processor/3ds/made-up")).status_code == 404
+
+
+async def test_declined_checkouts_count_against_card_testing_from_one_address(
+    h: Harness,
+) -> None:
+    # fresh guest tokens are cheap: the declines are counted per address as well
+    for _ in range(5):
+        refused = await check_out(h, uuid.uuid4(), "pm_card_chargeDeclined")
+        assert refused.status_code == 402
+    calls = len(h.processor.calls)
+    blocked = await add_card(h, uuid.uuid4(), "pm_card_visa")
+    assert (blocked.status_code, blocked.json()["reason"]) == (429, "too_many_declines")
+    assert len(h.processor.calls) == calls  # refused before the processor
