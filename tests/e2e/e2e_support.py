@@ -613,9 +613,12 @@ class World:
         assert account["balance"]["amount_minor"] == wallet_minor, account
         return Driver(email, password, uuid.UUID(created["user_id"]), phone)
 
-    async def guest(self, code: str, *, card: str = "pm_card_visa") -> DriverClient:
+    async def guest(
+        self, code: str, *, card: str = "pm_card_visa", checkout: bool = True
+    ) -> DriverClient:
         """A guest's phone (EU ad hoc charging, no account): a token from ``POST /auth/guest``
-        bound to ``code`` (QR content or typed) and the one card of this checkout saved."""
+        bound to ``code`` (QR content or typed), the one card of this checkout saved and, unless
+        ``checkout`` is false, its hold placed (``POST /billing/checkout``)."""
         phone = DriverClient(self.d.base_url, timeout_s=30.0)
         await phone.http.aclose()
         phone.http = http_client(self.d.base_url)
@@ -630,6 +633,12 @@ class World:
             json={"token": card},
             headers={**phone.headers, "Idempotency-Key": uuid.uuid4().hex},
         )
+        if checkout:
+            # as the guest page does: the hold placed before the scan, which the session uses
+            held = await self.call(
+                "POST", "/billing/checkout", json={"currency": "EUR"}, headers=phone.headers
+            )
+            assert held["status"] == "held", held
         return phone
 
     async def drivers(self, count: int, **kwargs: Any) -> list[Driver]:

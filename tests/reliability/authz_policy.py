@@ -117,4 +117,12 @@ POLICY: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/billing/operator/reviews"): frozenset({"op_a", "op_b", "admin", "analyst"}),
     ("POST", "/billing/operator/reviews/{session_id}"): OPERATORS,
     ("POST", "/billing/webhooks/processor"): PUBLIC,
+    # a guest's own checkout (its card hold, placed before the scan); a driver's is not this way
+    ("POST", "/billing/checkout"): frozenset({"guest"}),
+    ("POST", "/billing/checkout/confirm"): frozenset({"guest"}),
+    ("DELETE", "/billing/checkout"): frozenset({"guest"}),
+    # the simulated processor's 3-D Secure page (simulated only): the unguessable challenge id
+    # in the path is the capability, as in the bank's own page's address
+    ("GET", "/billing/processor/3ds/{challenge_id}"): PUBLIC,
+    ("POST", "/billing/processor/3ds/{challenge_id}/{outcome}"): PUBLIC,
 }

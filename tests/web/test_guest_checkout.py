@@ -1,8 +1,9 @@
 """Paying without an account (EU AFIR ad hoc charging) on a phone: the charger's QR link, "Pay
 by card" beside "Log in", every price component before paying, a card pre-authorisation, the
 live session, exactly the cost charged to the card, the receipt; the station's own screen never
-shows the card; a card that insists on 3-D Secure is refused in plain words. The same checkout
-reached through the app's own scanner, its camera fed the station screen's QR."""
+shows the card; a card that insists on 3-D Secure goes through its bank's page before the charger
+starts, and a failed check is refused in plain words. The same checkout reached through the
+app's own scanner, its camera fed the station screen's QR."""
 
 from __future__ import annotations
 
@@ -105,7 +106,7 @@ def test_a_guest_pays_by_card_charges_and_gets_the_receipt(
     stations.run(station.unplug(1))
 
 
-def test_a_card_that_insists_on_3d_secure_is_refused_in_plain_words(
+def test_a_card_that_insists_on_3d_secure_goes_through_the_bank_and_charges(
     phone: Any, stations: Any
 ) -> None:
     station = stations.connected["ST-0001"]
@@ -116,13 +117,49 @@ def test_a_card_that_insists_on_3d_secure_is_refused_in_plain_words(
         "pm_card_authenticationRequired"
     )
     phone.get_by_role("button", name="Pay by card and start").click()
-    denial = phone.locator("#denial")
-    expect(denial).to_be_visible(timeout=30_000)
-    assert denial.get_attribute("data-reason") == "payment_declined"
-    expect(phone.locator("#denial-detail")).to_contain_text("3-D Secure")
+    # The bank's page (the simulated processor's, like Stripe's test page), before any start.
+    expect(phone.get_by_role("heading", name="Confirm your payment")).to_be_visible()
+    assert "/billing/processor/3ds/" in phone.url
+    expect(phone.locator("body")).to_contain_text("3184")
+    assert station.start_requests == starts_before
+    shot(phone, "guest-3ds-challenge")
+    phone.get_by_role("button", name="Complete authentication").click()
+    # Back on the guest page: billing asks the processor, then the charger starts.
+    expect(phone.locator("#status")).to_have_attribute("data-status", "charging", timeout=30_000)
+    assert station.start_requests == starts_before + 1
+    expect(phone.locator("#limit")).to_contain_text("pre-authorisation")
+    phone.get_by_role("button", name="Stop charging").click()
+    expect(phone.locator("#status")).to_have_attribute("data-status", "billed", timeout=40_000)
+    expect(phone.locator("#paid-card")).to_contain_text("3184")
+    stations.run(station.unplug(2))
+
+
+def test_a_failed_3d_secure_check_is_refused_in_plain_words(phone: Any, stations: Any) -> None:
+    station = stations.connected["ST-0001"]
+    starts_before = station.start_requests
+    issued = stations.run(station.request_code(2))
+    open_link_as_guest(phone, issued)
+    phone.get_by_label("Card (from the payment processor)").select_option(
+        "pm_card_authenticationRequired"
+    )
+    phone.get_by_role("button", name="Pay by card and start").click()
+    expect(phone.get_by_role("heading", name="Confirm your payment")).to_be_visible()
+    phone.get_by_role("button", name="Fail authentication").click()
+    refused = phone.locator("#checkout-refused")
+    expect(refused).to_be_visible(timeout=30_000)
+    assert refused.get_attribute("data-reason") == "authentication_failed"
+    expect(phone.locator("#checkout-detail")).to_contain_text("3-D Secure failed")
+    expect(phone.locator("#checkout-detail")).to_contain_text("nothing was reserved")
     expect(phone.locator("#guest-next")).to_contain_text("new code")
+    expect(phone.get_by_label("Card (from the payment processor)")).to_have_value(
+        "pm_card_authenticationRequired"
+    )
+    expect(phone.get_by_role("button", name="Pay by card and start")).to_be_disabled()
     assert station.start_requests == starts_before
     shot(phone, "guest-3ds-refused")
+    # Cancelling gives the connector back for the next driver.
+    phone.get_by_role("button", name="Cancel").click()
+    expect(phone.get_by_role("heading", name="Pay by card")).not_to_be_visible()
 
 
 def test_a_guest_scans_the_station_screen_with_the_app_and_pays_by_card(

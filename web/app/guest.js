@@ -1,12 +1,16 @@
 // Paying without an account (EU AFIR ad hoc charging): the guest checkout of one charger's code.
 // The guest's token (POST /auth/guest) is bound to this one code; the card is the processor's
-// token, held as a pre-authorisation by billing; the live session and receipt are the ordinary
-// pages (the guest's token reads only its own session).
+// token, held as a pre-authorisation by billing while the guest is here (POST /billing/checkout),
+// before the charger is started: a bank that wants 3-D Secure sends the guest to its page and
+// back here, where billing asks the processor how it went. The live session and receipt are the
+// ordinary pages (the guest's token reads only its own session).
 import { api, get, guest } from "./shared/api.js";
 import { announce, field, h, put } from "./shared/dom.js";
 import { decimalMoney, kw, kwh, money } from "./shared/format.js";
 
 const PENDING = "plugpay.pending";
+// The card the guest's bank is asking about (3-D Secure): back here, the checkout is confirmed.
+const AUTHENTICATING = "plugpay.checkout-authenticating";
 
 async function guestToken(code) {
   const saved = guest.token;
@@ -65,6 +69,8 @@ export async function guestCheckoutPage(ui) {
   const cancel = h("button", {
     class: "secondary block", onclick: async () => {
       busy(cancel, true);
+      // A card hold placed but not used is released now, not when it expires.
+      await api("DELETE", "/billing/checkout").catch(() => {});
       await api("POST", "/sessions/codes/release", { json: { code: pending.code.trim() } }).catch(() => {});
       sessionStorage.removeItem(PENDING);
       guest.clear();
@@ -84,6 +90,24 @@ export async function guestCheckoutPage(ui) {
     h("p", { class: "muted" }, "No account needed. ", h("a", { href: "#/login" }, "Log in"), " to pay from your wallet instead."));
   details.setAttribute("aria-busy", "false");
   details.after(h("div", { class: "stack main-action" }, start, cancel));
+  // The hold is in place: only now the charger is started.
+  const startCharging = async () => {
+    const accepted = await api("POST", "/sessions/scan", { json: { code: pending.code } });
+    sessionStorage.removeItem(PENDING);
+    announce("Card accepted, starting");
+    go("#/session/" + accepted.session_id);
+  };
+  const refused = (error) => {
+    busy(start, false);
+    if (error.status !== 402) return put(message, problem(error));
+    // The card or its bank said no: nothing is reserved, and a new code is a new checkout.
+    start.disabled = true;
+    put(message, h("div", { class: "alert error", role: "alert", id: "checkout-refused", dataset: { reason: error.reason } },
+      h("strong", {}, "Your card was not accepted"), h("p", { id: "checkout-detail" }, error.message),
+      h("p", { id: "guest-next" }, "Choose “Pay with phone” on the charger for a new code, then pay with another card.")));
+    // Below the price on a phone: brought into view, not left under the buttons.
+    message.scrollIntoView({ block: "center" });
+  };
   start.addEventListener("click", async () => {
     busy(start, true);
     put(message, );
@@ -94,15 +118,32 @@ export async function guestCheckoutPage(ui) {
         // A retry after a failure: this checkout's card is already saved.
         if (error.reason !== "guest_card_exists") throw error;
       }
-      const accepted = await api("POST", "/sessions/scan", { json: { code: pending.code } });
-      sessionStorage.removeItem(PENDING);
-      announce("Card accepted, starting");
-      go("#/session/" + accepted.session_id);
+      const hold = await api("POST", "/billing/checkout", { json: { max_power_w: quote.max_power_w || null, currency: quote.currency } });
+      if (hold.status === "requires_action") {
+        sessionStorage.setItem(AUTHENTICATING, card.value);
+        announce("Your bank asks you to confirm the payment");
+        location.assign(hold.next_action.url);
+        return;
+      }
+      await startCharging();
     } catch (error) {
-      put(message, problem(error));
-      busy(start, false);
+      refused(error);
     }
   });
+  if (sessionStorage.getItem(AUTHENTICATING)) {
+    // Back from the bank's page: billing asks the processor (the page's word is not taken).
+    card.value = sessionStorage.getItem(AUTHENTICATING);
+    sessionStorage.removeItem(AUTHENTICATING);
+    busy(start, true);
+    put(message, h("p", { role: "status", id: "checkout-checking" }, "Checking with your bank…"));
+    try {
+      await api("POST", "/billing/checkout/confirm");
+      put(message, );
+      await startCharging();
+    } catch (error) {
+      refused(error);
+    }
+  }
 }
 
 /** The invoice mailed to an address the payer types (a guest has no account address), with a

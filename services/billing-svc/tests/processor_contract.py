@@ -14,6 +14,7 @@ import uuid
 
 import pytest
 from billing_svc.processor import (
+    IntentState,
     InvalidWebhook,
     PaymentDeclined,
     PaymentProcessor,
@@ -21,10 +22,18 @@ from billing_svc.processor import (
     sign_webhook,
 )
 
+RETURN_URL = "https://plugpay.example/app/#/guest"
+
 
 class ProcessorContract:
     stateful = True
     webhook_secret = "whsec_contract"
+
+    async def authenticate(
+        self, processor: PaymentProcessor, state: IntentState, *, complete: bool
+    ) -> None:
+        """What the cardholder does on the bank's page at ``state.redirect_url``."""
+        pytest.skip("this adapter's 3-D Secure page needs a person (or Stripe's browser)")
 
     @pytest.fixture
     def processor(self) -> PaymentProcessor:
@@ -65,6 +74,21 @@ class ProcessorContract:
             customer, token, 5000, "EUR", idempotency_key=uuid.uuid4().hex
         )
         await processor.cancel(hold.intent_id, idempotency_key=uuid.uuid4().hex)
+
+    async def test_an_on_session_hold_is_read_back_and_cancelled(
+        self, processor: PaymentProcessor
+    ) -> None:
+        customer, token = await self._card(processor)
+        state = await processor.authorize_on_session(
+            customer, token, 5000, "EUR", return_url=RETURN_URL, idempotency_key=uuid.uuid4().hex
+        )
+        assert state.intent_id.startswith("pi_") and state.amount == 5000
+        again = await processor.intent(state.intent_id)
+        assert again.intent_id == state.intent_id
+        if self.stateful:  # stripe-mock answers its fixture (another currency, no hold)
+            assert state.held and again.held and state.redirect_url is None
+            assert again.currency == "EUR"
+        await processor.cancel(state.intent_id, idempotency_key=uuid.uuid4().hex)
 
     async def test_charge_and_partial_refund(self, processor: PaymentProcessor) -> None:
         customer, token = await self._card(processor)
@@ -159,3 +183,51 @@ class ProcessorContract:
             await processor.attach_payment_method(
                 customer, "pm_does_not_exist", idempotency_key=uuid.uuid4().hex
             )
+
+    async def test_a_card_whose_bank_asks_is_held_only_after_the_challenge(
+        self, processor: PaymentProcessor, stateful_only: None
+    ) -> None:
+        customer, token = await self._card(processor, "pm_card_authenticationRequired")
+        state = await processor.authorize_on_session(
+            customer, token, 5000, "EUR", return_url=RETURN_URL, idempotency_key=uuid.uuid4().hex
+        )
+        assert state.status == "requires_action" and state.redirect_url
+        assert not state.held
+        with pytest.raises(ProcessorError):  # nothing to capture before the cardholder acts
+            await processor.capture(state.intent_id, 100, idempotency_key=uuid.uuid4().hex)
+        await self.authenticate(processor, state, complete=True)
+        held = await processor.intent(state.intent_id)
+        assert held.held and held.amount == 5000 and held.redirect_url is None
+        assert (
+            await processor.capture(state.intent_id, 1234, idempotency_key=uuid.uuid4().hex) == 1234
+        )
+
+    async def test_a_failed_challenge_holds_nothing(
+        self, processor: PaymentProcessor, stateful_only: None
+    ) -> None:
+        customer, token = await self._card(processor, "pm_card_authenticationRequired")
+        state = await processor.authorize_on_session(
+            customer, token, 5000, "EUR", return_url=RETURN_URL, idempotency_key=uuid.uuid4().hex
+        )
+        await self.authenticate(processor, state, complete=False)
+        refused = await processor.intent(state.intent_id)
+        assert refused.status == "requires_payment_method" and refused.decline_code
+        with pytest.raises(ProcessorError):
+            await processor.capture(state.intent_id, 100, idempotency_key=uuid.uuid4().hex)
+        await processor.cancel(state.intent_id, idempotency_key=uuid.uuid4().hex)
+        assert (await processor.intent(state.intent_id)).status == "canceled"
+
+    async def test_an_on_session_decline_is_refused(
+        self, processor: PaymentProcessor, stateful_only: None
+    ) -> None:
+        customer, token = await self._card(processor, "pm_card_chargeDeclined")
+        with pytest.raises(PaymentDeclined) as declined:
+            await processor.authorize_on_session(
+                customer,
+                token,
+                5000,
+                "EUR",
+                return_url=RETURN_URL,
+                idempotency_key=uuid.uuid4().hex,
+            )
+        assert declined.value.code == "card_declined"

@@ -13,13 +13,13 @@ from plugpay_events.types import utc_now
 from plugpay_platform.app import ServiceDefinition, Wiring
 from plugpay_platform.background import PeriodicTask
 
-from billing_svc import handlers
+from billing_svc import checkout_endpoints, handlers
 from billing_svc.domain import HoldPolicy
 from billing_svc.endpoints import router
 from billing_svc.processor import PaymentProcessor, SimulatedProcessor
 from billing_svc.settings import Settings
 from billing_svc.tables import outbox_tables
-from billing_svc.usecases import payment_methods
+from billing_svc.usecases import checkout, payment_methods
 from billing_svc.usecases.authorise import expire_due_holds
 from billing_svc.usecases.common import Billing, BillingPolicy, make_call, wrap_all
 from billing_svc.usecases.recover import recover
@@ -94,6 +94,8 @@ def create_app(
         async with database.write() as session:
             expiring = await payment_methods.notice_expiring_cards(billing, session)
             await outbox.add(session, wrap_all(expiring))
+        async with database.write() as session:
+            calls += await checkout.release_unused(billing, session)
         for call in calls:
             await make_call(billing, database.write, call)
         # Work a crash or a processor time-out left half done (untouched for a while).
@@ -109,7 +111,10 @@ def create_app(
     runtime.on_start.append(sweeper.start)
     runtime.on_stop.append(stop_sweeper)
 
-    app = SERVICE.app(runtime, [router])
+    app = SERVICE.app(runtime, [router, checkout_endpoints.router])
     app.state.billing = billing
+    # Where a guest's bank sends it back after 3-D Secure: its checkout page (never a URL the
+    # browser names, so the processor's page cannot be made to redirect elsewhere).
+    app.state.checkout_return_url = f"{settings.platform.public_base_url.rstrip('/')}/app/#/guest"
     app.state.sweep_once = sweep_once
     return app

@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_svc.repository import BillingRepository
 from billing_svc.tables import outbox_tables
-from billing_svc.usecases import authorise, review, settle, top_up
+from billing_svc.usecases import authorise, checkout, review, settle, top_up
 from billing_svc.usecases.common import Billing, make_pending_calls, wrap_all
 
 SESSIONS_GROUP = "billing-svc.sessions"
@@ -90,6 +90,9 @@ def session_handler(billing: Billing, database: Database) -> Handler:
                 await settle.collect(billing, unit, event.session_id)
             elif isinstance(event, SessionAbandoned | SessionFailed):
                 await make_pending_calls(billing, unit, event.session_id)
+            elif isinstance(event, SessionPriced):
+                # a guest's checkout hold this session could not use is cancelled now
+                await make_pending_calls(billing, unit, checkout.cancel_key(event.user_id))
         except Exception:
             # The event's effect is committed and the processor work journalled: the sweeper
             # finishes it, so a processor outage does not stall this partition.

@@ -8,6 +8,11 @@ different parameters is an error, as at Stripe.
 Card holds are PaymentIntents with manual capture: ``authorize`` places the hold, ``capture``
 takes at most the held amount (the rest is released by the processor), ``cancel`` releases it;
 holds expire (Stripe: 7 days) and can then be neither captured nor cancelled.
+
+A hold placed with the cardholder on the page (``authorize_on_session``, a guest's checkout) may
+need the cardholder's bank to confirm it first (3-D Secure): the processor then answers
+``requires_action`` with a page to send the cardholder to, and ``intent`` reads the outcome
+from the processor afterwards (never from the browser).
 """
 
 from __future__ import annotations
@@ -46,6 +51,27 @@ class Authorization:
     amount: int
     currency: str
     expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class IntentState:
+    """A PaymentIntent as the processor reports it now.
+
+    ``status``: ``requires_capture`` (held), ``requires_action`` (the cardholder must
+    authenticate at ``redirect_url``), ``requires_payment_method`` (refused, e.g. a failed
+    3-D Secure: ``decline_code`` says why), ``canceled``, ``succeeded``, ``processing``."""
+
+    intent_id: str
+    status: str
+    amount: int
+    currency: str
+    redirect_url: str | None = None
+    decline_code: str | None = None
+    expires_at: datetime | None = None
+
+    @property
+    def held(self) -> bool:
+        return self.status == "requires_capture"
 
 
 @dataclass(frozen=True)
@@ -112,6 +138,26 @@ class PaymentProcessor(abc.ABC):
         metadata: dict[str, str] | None = None,
     ) -> Authorization:
         """Place a hold (manual capture); raises PaymentDeclined."""
+
+    @abc.abstractmethod
+    async def authorize_on_session(
+        self,
+        customer_id: str,
+        token: str,
+        amount: int,
+        currency: str,
+        *,
+        return_url: str,
+        idempotency_key: str,
+        metadata: dict[str, str] | None = None,
+    ) -> IntentState:
+        """Place a hold (manual capture) with the cardholder present: ``requires_capture``, or
+        ``requires_action`` with the page where the bank asks them (back to ``return_url``);
+        raises PaymentDeclined for a plain decline."""
+
+    @abc.abstractmethod
+    async def intent(self, intent_id: str) -> IntentState:
+        """The intent as the processor has it now."""
 
     @abc.abstractmethod
     async def capture(self, intent_id: str, amount: int, *, idempotency_key: str) -> int:
@@ -203,6 +249,12 @@ TEST_CARDS: dict[str, tuple[str, str, str | None]] = {
 }
 
 
+# Where the simulated processor's 3-D Secure page is served (billing-svc's app, simulated only).
+CHALLENGE_PATH = "/billing/processor/3ds"
+# Intents not (yet) confirmed by the cardholder: nothing is held, and they can be cancelled.
+UNCONFIRMED = ("requires_action", "requires_payment_method")
+
+
 @dataclass
 class _Intent:
     id: str
@@ -210,10 +262,14 @@ class _Intent:
     currency: str
     token: str
     capture_manual: bool
-    status: str  # requires_capture, succeeded, canceled
+    # requires_capture, requires_action, requires_payment_method, succeeded, canceled
+    status: str
     created_at: datetime
     amount_received: int = 0
     refunded: int = 0
+    return_url: str | None = None
+    challenge_id: str | None = None
+    decline_code: str | None = None
 
 
 @dataclass
@@ -231,6 +287,7 @@ class SimulatedProcessor(PaymentProcessor):
     customers: dict[str, uuid.UUID] = field(default_factory=dict)
     attached: dict[str, str] = field(default_factory=dict)  # token -> customer
     calls: list[tuple[str, str]] = field(default_factory=list)  # (operation, idempotency key)
+    challenges: dict[str, str] = field(default_factory=dict)  # challenge id -> intent id
     _keys: dict[str, tuple[str, Any]] = field(default_factory=dict)
 
     name = "simulated"
@@ -362,6 +419,93 @@ class SimulatedProcessor(PaymentProcessor):
         result: Authorization = self._idempotent(idempotency_key, "authorize", params, run)
         return result
 
+    async def authorize_on_session(
+        self,
+        customer_id: str,
+        token: str,
+        amount: int,
+        currency: str,
+        *,
+        return_url: str,
+        idempotency_key: str,
+        metadata: dict[str, str] | None = None,
+    ) -> IntentState:
+        def run() -> IntentState:
+            _, _, decline = self._card(token)
+            if decline != "authentication_required":
+                return self._state(self._new_intent(token, amount, currency, capture_manual=True))
+            if amount <= 0:
+                raise ProcessorError("parameter_invalid_integer", "amount must be positive")
+            # The bank asks the cardholder, who is on the page: a challenge, as Stripe's test
+            # page for this card offers (complete or fail).
+            intent = _Intent(
+                id=f"pi_sim_{uuid.uuid4().hex[:14]}",
+                amount=amount,
+                currency=currency,
+                token=token,
+                capture_manual=True,
+                status="requires_action",
+                created_at=self.clock(),
+                return_url=return_url,
+                challenge_id=secrets.token_urlsafe(18),
+            )
+            self.intents[intent.id] = intent
+            self.challenges[str(intent.challenge_id)] = intent.id
+            return self._state(intent)
+
+        params = {
+            "customer": customer_id,
+            "token": token,
+            "amount": amount,
+            "currency": currency,
+            "return_url": return_url,
+        }
+        result: IntentState = self._idempotent(idempotency_key, "authorize", params, run)
+        return result
+
+    def _state(self, intent: _Intent) -> IntentState:
+        if self._expired(intent):
+            intent.status = "canceled"
+        return IntentState(
+            intent_id=intent.id,
+            status=intent.status,
+            amount=intent.amount,
+            currency=intent.currency,
+            redirect_url=(
+                f"{CHALLENGE_PATH}/{intent.challenge_id}"
+                if intent.status == "requires_action"
+                else None
+            ),
+            decline_code=intent.decline_code,
+            expires_at=intent.created_at + self.hold_ttl if intent.capture_manual else None,
+        )
+
+    async def intent(self, intent_id: str) -> IntentState:
+        found = self.intents.get(intent_id)
+        if found is None:
+            raise ProcessorError("resource_missing", f"No such payment_intent: '{intent_id}'")
+        return self._state(found)
+
+    def challenge(self, challenge_id: str) -> IntentState | None:
+        """The intent whose 3-D Secure challenge this is, while it awaits the cardholder."""
+        intent = self.intents.get(self.challenges.get(challenge_id, ""))
+        if intent is None or intent.status != "requires_action":
+            return None
+        return self._state(intent)
+
+    def answer_challenge(self, challenge_id: str, *, authenticated: bool) -> str | None:
+        """The cardholder completed or failed the bank's check: the intent is held (from now,
+        as at Stripe) or refused. Returns where to send them back, None if no such challenge."""
+        intent = self.intents.get(self.challenges.pop(challenge_id, ""))
+        if intent is None or intent.status != "requires_action":
+            return None
+        if authenticated:
+            intent.status, intent.created_at = "requires_capture", self.clock()
+        else:
+            intent.status = "requires_payment_method"
+            intent.decline_code = "authentication_failed"
+        return intent.return_url
+
     async def capture(self, intent_id: str, amount: int, *, idempotency_key: str) -> int:
         def run() -> int:
             intent = self._held(intent_id)
@@ -381,6 +525,11 @@ class SimulatedProcessor(PaymentProcessor):
 
     async def cancel(self, intent_id: str, *, idempotency_key: str) -> None:
         def run() -> None:
+            waiting = self.intents.get(intent_id)
+            if waiting is not None and waiting.status in UNCONFIRMED:
+                # Stripe cancels an intent that still awaits its cardholder, too.
+                waiting.status = "canceled"
+                return
             intent = self._held(intent_id)
             intent.status = "canceled"
 

@@ -23,6 +23,7 @@ from sqlalchemy import Row, Table, and_, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing_svc.checkout_tables import guest_checkouts
 from billing_svc.domain import (
     Account,
     AccountKind,
@@ -989,3 +990,52 @@ class BillingRepository:
                 select(billing_sessions).where(billing_sessions.c.payment_intent_id == intent_id)
             )
         ).first()
+
+    # guest checkouts (a card hold placed on-session before the scan)
+    async def guest_checkout(
+        self, user_id: uuid.UUID, *, lock: bool = False
+    ) -> GuestCheckout | None:
+        query = select(guest_checkouts).where(guest_checkouts.c.user_id == user_id)
+        row = (await self.session.execute(query.with_for_update() if lock else query)).first()
+        return record_from_row(GuestCheckout, row) if row is not None else None
+
+    async def insert_guest_checkout(self, checkout: GuestCheckout) -> None:
+        await self.session.execute(
+            insert(guest_checkouts).values(**column_values(checkout, guest_checkouts))
+        )
+
+    async def update_guest_checkout(self, user_id: uuid.UUID, **values: Any) -> None:
+        await self.session.execute(
+            update(guest_checkouts)
+            .where(guest_checkouts.c.user_id == user_id)
+            .values(**values, updated_at=func.now())
+        )
+
+    async def unused_guest_checkouts(self, placed_before: datetime, limit: int) -> list[uuid.UUID]:
+        """Guests whose hold (or unfinished challenge) no session took up in time."""
+        rows = await self.session.execute(
+            select(guest_checkouts.c.user_id)
+            .where(
+                guest_checkouts.c.status.in_(("held", "requires_action")),
+                guest_checkouts.c.created_at < placed_before,
+            )
+            .order_by(guest_checkouts.c.created_at)
+            .limit(limit)
+        )
+        return list(rows.scalars())
+
+
+@dataclass(frozen=True)
+class GuestCheckout:
+    """A guest's card hold placed on-session (``checkout_tables.guest_checkouts``)."""
+
+    user_id: uuid.UUID
+    payment_method_id: uuid.UUID
+    intent_id: str | None
+    amount: int
+    currency: str
+    status: str
+    reason: str | None = None
+    redirect_url: str | None = None
+    expires_at: datetime | None = None
+    session_id: uuid.UUID | None = None

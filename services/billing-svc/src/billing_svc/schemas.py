@@ -217,3 +217,25 @@ class SessionReview(BaseModel):
     note: str | None = None
     reviewed_by: uuid.UUID | None = None
     reviewed_at: datetime | None = None
+
+
+class CheckoutRequest(_In):
+    """A guest's "Pay by card and start": the charger's power and currency as quoted to it."""
+
+    max_power_w: Annotated[StrictInt, Field(gt=0, le=10_000_000)] | None = None
+    currency: CurrencyCode
+
+
+class NextAction(BaseModel):
+    """Where the guest's bank asks it to confirm the payment (3-D Secure), as Stripe's
+    ``next_action.redirect_to_url``: the page sends the guest there; it comes back to the
+    checkout page."""
+
+    type: Literal["redirect_to_url"] = "redirect_to_url"
+    url: str
+
+
+class CheckoutView(BaseModel):
+    status: Literal["held", "requires_action"]
+    amount: Money
+    next_action: NextAction | None = None

@@ -2,7 +2,10 @@
 
 Holds are PaymentIntents with ``capture_method=manual`` confirmed off-session with the saved
 card; capture may be partial (Stripe releases the rest); every mutating call sends an
-idempotency key. Webhooks are verified with Stripe's signature scheme before anything else.
+idempotency key. A guest's hold is confirmed on-session with a ``return_url``: a card whose bank
+wants 3-D Secure answers ``requires_action`` with ``next_action.redirect_to_url``, the page the
+guest is sent to; the intent is read back from Stripe afterwards. Webhooks are verified with
+Stripe's signature scheme before anything else.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from billing_svc.processor import (
     Authorization,
     CardDetails,
     Charge,
+    IntentState,
     InvalidWebhook,
     PaymentDeclined,
     PaymentProcessor,
@@ -36,6 +40,29 @@ def _error(error: stripe.StripeError) -> ProcessorError:
         decline = (getattr(error, "error", None) and error.error.decline_code) or code  # type: ignore[union-attr]
         return PaymentDeclined(str(decline), str(message))
     return ProcessorError(str(code), str(message))
+
+
+def intent_state(intent: Any) -> IntentState:
+    """What billing needs of a Stripe PaymentIntent: its status, the page a cardholder must visit
+    (``next_action.redirect_to_url``) and why it was refused (``last_payment_error``)."""
+    action = getattr(intent, "next_action", None)
+    redirect = getattr(action, "redirect_to_url", None) if action is not None else None
+    redirect_url = getattr(redirect, "url", None) if redirect is not None else None
+    error = getattr(intent, "last_payment_error", None)
+    decline = (
+        (getattr(error, "decline_code", None) or getattr(error, "code", None)) if error else None
+    )
+    held = intent.status == "requires_capture"
+    return IntentState(
+        intent_id=str(intent.id),
+        status=str(intent.status),
+        amount=int(intent.amount),
+        currency=str(intent.currency).upper(),
+        redirect_url=str(redirect_url) if redirect_url else None,
+        decline_code=str(decline) if decline else None,
+        # An hour's margin on Stripe's 7 days covers clock skew.
+        expires_at=datetime.now(UTC) + STRIPE_HOLD_TTL - timedelta(hours=1) if held else None,
+    )
 
 
 class StripeProcessor(PaymentProcessor):
@@ -161,6 +188,46 @@ class StripeProcessor(PaymentProcessor):
         # The intent was created by this very call; an hour's margin covers clock skew.
         expires_at = datetime.now(UTC) + STRIPE_HOLD_TTL - timedelta(hours=1)
         return Authorization(str(intent.id), amount, currency, expires_at)
+
+    async def authorize_on_session(
+        self,
+        customer_id: str,
+        token: str,
+        amount: int,
+        currency: str,
+        *,
+        return_url: str,
+        idempotency_key: str,
+        metadata: dict[str, str] | None = None,
+    ) -> IntentState:
+        params: PaymentIntentCreateParams = {
+            "amount": amount,
+            "currency": currency.lower(),
+            "customer": customer_id,
+            "payment_method": token,
+            "capture_method": "manual",
+            "confirm": True,
+            # The cardholder is on the page: the bank may ask them (3-D Secure) on a page
+            # Stripe names in next_action, which sends them back here.
+            "return_url": return_url,
+            "metadata": metadata or {},
+        }
+        intent = await self._call(
+            self.client.v1.payment_intents.create_async(
+                params=params, options={"idempotency_key": idempotency_key}
+            )
+        )
+        state = intent_state(intent)
+        if self.check_intent_status and state.status not in ("requires_capture", "requires_action"):
+            raise PaymentDeclined(
+                state.decline_code or "card_declined", f"payment intent is {state.status}"
+            )
+        return state
+
+    async def intent(self, intent_id: str) -> IntentState:
+        return intent_state(
+            await self._call(self.client.v1.payment_intents.retrieve_async(intent_id))
+        )
 
     async def capture(self, intent_id: str, amount: int, *, idempotency_key: str) -> int:
         await self._call(

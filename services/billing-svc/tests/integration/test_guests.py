@@ -1,6 +1,7 @@
 """A guest (no account, EU ad hoc charging) is a payer like any other: one card saved for one
 checkout, a card pre-authorisation with manual capture, exactly the cost captured and the rest
-released; a declined card and a card that insists on 3-D Secure are refused in plain words."""
+released; a declined card and a card that insists on 3-D Secure are refused in plain words. The
+guest page's hold placed on-session before the scan: 3-D Secure completed, failed or skipped."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import asyncio
 import base64
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from billing_kit import ORG, Harness, cost_for, priced, running
+from billing_svc.usecases.checkout import CHECKOUT_TTL
 from plugpay_testing import eventually
 
 pytestmark = pytest.mark.infra
@@ -201,3 +204,207 @@ async def test_a_station_that_overbills_a_guest_is_capped_at_the_pre_authorisati
     assert [i for i in h.processor.intents.values() if not i.capture_manual] == []
     books = await h.balances()
     assert books[f"revenue:EUR:{ORG}"][3] + books[f"vat_payable:EUR:{ORG}"][3] == held
+
+
+# --- the hold placed on-session, before the scan (3-D Secure in the guest's browser) ---------
+
+
+async def check_out(h: Harness, payer: uuid.UUID, card: str) -> Any:
+    """The guest page's "Pay by card and start": save the card, place the hold."""
+    assert (await add_card(h, payer, card)).status_code == 201
+    return await h.client.post(
+        "/billing/checkout",
+        json={"max_power_w": 11_000, "currency": "EUR"},
+        headers=guest(h, payer),
+    )
+
+
+async def confirm(h: Harness, payer: uuid.UUID) -> Any:
+    return await h.client.post("/billing/checkout/confirm", headers=guest(h, payer))
+
+
+async def test_3d_secure_completed_the_session_uses_that_hold_and_captures_the_cost(
+    h: Harness,
+) -> None:
+    payer = uuid.uuid4()
+    started = await check_out(h, payer, "pm_card_authenticationRequired")
+    assert started.status_code == 200, started.text
+    body = started.json()
+    assert body["status"] == "requires_action"
+    assert body["amount"] == {"amount_minor": 5000, "currency": "EUR"}  # the 11 kW class
+    url = body["next_action"]["url"]
+    assert body["next_action"]["type"] == "redirect_to_url"
+    [intent] = h.processor.intents.values()
+    assert (intent.status, intent.capture_manual) == ("requires_action", True)
+
+    # the simulated bank's page, as the guest's browser gets it
+    page = await h.client.get(url)
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert "Complete authentication" in page.text and "Fail authentication" in page.text
+    assert "3184" in page.text and "50.00" in page.text
+    done = await h.client.post(f"{url}/complete")
+    assert done.status_code == 303 and done.headers["location"].endswith("/app/#/guest")
+    confirmed = await confirm(h, payer)
+    assert confirmed.status_code == 200, confirmed.text
+    assert confirmed.json()["status"] == "held" and confirmed.json()["next_action"] is None
+    assert (await confirm(h, payer)).json()["status"] == "held"  # asked again: the same
+
+    event = priced(payer)
+    await h.publish(event)
+    authorized = await h.wait_for("SessionAuthorized", event.session_id)
+    assert authorized["funding"] == "card"
+    assert authorized["hold_amount"]["amount_minor"] == 5000
+    assert authorized["limits"]["max_cost"]["amount_minor"] == 5000
+    # that hold, and no second one: one PaymentIntent, placed by the checkout
+    assert list(h.processor.intents.values()) == [intent]
+    assert [key for _, key in h.processor.calls if key.startswith("hold:")] == []
+    assert intent.status == "requires_capture"
+
+    await h.publish(cost_for(event, 7_000))
+    billed = await h.wait_for("SessionBilled", event.session_id)
+    assert billed["charged"]["amount_minor"] == 333 and billed["funding"] == "card"
+    captured = await eventually(
+        lambda: asyncio.sleep(0, intent if intent.status == "succeeded" else None),
+        what="the capture at the processor",
+    )
+    assert (captured.amount_received, captured.amount) == (333, 5000)  # the rest released
+    books = await h.balances()
+    assert books[f"revenue:EUR:{ORG}"][3] + books[f"vat_payable:EUR:{ORG}"][3] == 333
+    settlement = books[f"session_settlement:EUR:{event.session_id}"]
+    assert settlement[0] == settlement[2] == 0  # no hold left pending
+    # the checkout paid its one session: a second scan with the same token is refused
+    second = priced(payer)
+    await h.publish(second)
+    denied = await h.wait_for("SessionDenied", second.session_id)
+    assert denied["reason"] == "payment_declined"
+    assert "paid for its session already" in denied["message"]
+
+
+async def test_3d_secure_failed_holds_nothing_and_starts_nothing(h: Harness) -> None:
+    payer = uuid.uuid4()
+    started = (await check_out(h, payer, "pm_card_authenticationRequired")).json()
+    failed = await h.client.post(f"{started['next_action']['url']}/fail")
+    assert failed.status_code == 303
+    refused = await confirm(h, payer)
+    assert (refused.status_code, refused.json()["reason"]) == (402, "authentication_failed")
+    assert "3-D Secure" in refused.json()["message"]
+    assert "nothing was reserved" in refused.json()["message"]
+    [intent] = h.processor.intents.values()
+    assert intent.status == "canceled"  # released at once, not left to expire
+    # final: asking again, or starting again, is the same refusal
+    assert (await confirm(h, payer)).json()["reason"] == "authentication_failed"
+    again = await h.client.post(
+        "/billing/checkout", json={"currency": "EUR"}, headers=guest(h, payer)
+    )
+    assert (again.status_code, again.json()["reason"]) == (402, "authentication_failed")
+    assert len(h.processor.intents) == 1
+
+    event = priced(payer)  # a scan anyway: denied, nothing held, nothing started
+    await h.publish(event)
+    denied = await h.wait_for("SessionDenied", event.session_id)
+    assert denied["reason"] == "payment_declined"
+    assert "3-D Secure failed" in denied["message"]
+    assert not await h.emitted("SessionAuthorized", event.session_id)
+    assert all(sums == (0, 0, 0, 0) for sums in (await h.balances()).values())
+
+
+async def test_a_return_without_completing_the_challenge_is_refused(h: Harness) -> None:
+    payer = uuid.uuid4()
+    started = (await check_out(h, payer, "pm_card_authenticationRequired")).json()
+    # the page claims to be back from the bank, which was never answered
+    forged = await confirm(h, payer)
+    assert (forged.status_code, forged.json()["reason"]) == (402, "authentication_incomplete")
+    [intent] = h.processor.intents.values()
+    assert intent.status == "canceled"
+    # the bank's page is gone with it: it cannot be completed afterwards
+    url = started["next_action"]["url"]
+    assert (await h.client.get(url)).status_code == 404
+    assert (await h.client.post(f"{url}/complete")).status_code == 404
+    assert intent.status == "canceled"
+    event = priced(payer)
+    await h.publish(event)
+    denied = await h.wait_for("SessionDenied", event.session_id)
+    assert denied["reason"] == "payment_declined"
+    assert "3-D Secure check with your bank was not completed" in denied["message"]
+    assert all(sums == (0, 0, 0, 0) for sums in (await h.balances()).values())
+
+
+async def test_a_scan_before_the_challenge_is_answered_is_denied_and_the_hold_cancelled(
+    h: Harness,
+) -> None:
+    payer = uuid.uuid4()
+    await check_out(h, payer, "pm_card_authenticationRequired")
+    event = priced(payer)
+    await h.publish(event)
+    denied = await h.wait_for("SessionDenied", event.session_id)
+    assert denied["reason"] == "payment_declined"
+    assert "3-D Secure check with your bank was not completed" in denied["message"]
+    [intent] = h.processor.intents.values()
+    await eventually(
+        lambda: asyncio.sleep(0, intent.status == "canceled" or None),
+        what="the checkout's hold cancelled after the denial",
+    )
+
+
+async def test_a_plain_card_is_held_at_once_and_released_when_the_guest_cancels(
+    h: Harness,
+) -> None:
+    payer = uuid.uuid4()
+    started = await check_out(h, payer, "pm_card_visa")
+    assert started.status_code == 200, started.text
+    assert started.json()["status"] == "held" and started.json()["next_action"] is None
+    [intent] = h.processor.intents.values()
+    assert intent.status == "requires_capture"
+    cancelled = await h.client.delete("/billing/checkout", headers=guest(h, payer))
+    assert cancelled.status_code == 204
+    assert intent.status == "canceled"
+    event = priced(payer)  # a scan after cancelling starts nothing
+    await h.publish(event)
+    denied = await h.wait_for("SessionDenied", event.session_id)
+    assert denied["reason"] == "payment_declined"
+    assert "cancelled" in denied["message"]
+
+
+async def test_a_hold_no_session_takes_up_is_released_by_the_sweeper(h: Harness) -> None:
+    payer = uuid.uuid4()
+    assert (await check_out(h, payer, "pm_card_visa")).json()["status"] == "held"
+    [intent] = h.processor.intents.values()
+    await h.app.state.sweep_once()
+    assert intent.status == "requires_capture"  # still in time to scan
+    h.clock.offset = CHECKOUT_TTL + timedelta(minutes=1)
+    await h.app.state.sweep_once()
+    assert intent.status == "canceled"
+
+
+async def test_a_declined_card_is_refused_at_checkout_in_plain_words(h: Harness) -> None:
+    payer = uuid.uuid4()
+    refused = await check_out(h, payer, "pm_card_chargeDeclined")
+    assert (refused.status_code, refused.json()["reason"]) == (402, "payment_declined")
+    assert "declined (card_declined)" in refused.json()["message"]
+    assert not h.processor.intents
+
+
+async def test_the_checkout_is_a_guests(h: Harness) -> None:
+    driver = uuid.uuid4()
+    answer = await h.client.post(
+        "/billing/checkout", json={"currency": "EUR"}, headers=h.headers(driver)
+    )
+    assert (answer.status_code, answer.json()["reason"]) == (403, "guests_only")
+    nothing = await h.client.post(
+        "/billing/checkout", json={"currency": "EUR"}, headers=guest(h, uuid.uuid4())
+    )
+    assert (nothing.status_code, nothing.json()["reason"]) == (409, "no_payment_method")
+    assert (await h.client.get("/billing/processor/3ds/made-up")).status_code == 404
+
+
+async def test_declined_checkouts_count_against_card_testing_from_one_address(
+    h: Harness,
+) -> None:
+    # fresh guest tokens are cheap: the declines are counted per address as well
+    for _ in range(5):
+        refused = await check_out(h, uuid.uuid4(), "pm_card_chargeDeclined")
+        assert refused.status_code == 402
+    calls = len(h.processor.calls)
+    blocked = await add_card(h, uuid.uuid4(), "pm_card_visa")
+    assert (blocked.status_code, blocked.json()["reason"]) == (429, "too_many_declines")
+    assert len(h.processor.calls) == calls  # refused before the processor

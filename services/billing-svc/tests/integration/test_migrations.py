@@ -1,4 +1,4 @@
-"""0003 to 0007 upgrade a database made before them (0002 creates tables from the metadata of
+"""0003 to 0008 upgrade a database made before them (0002 creates tables from the metadata of
 its time)."""
 
 from __future__ import annotations
@@ -39,12 +39,13 @@ NEW_TABLES = (
     "legal_profiles",
     "document_counters",
     "stations",
+    "guest_checkouts",
 )
 NEW_INDEXES = ("ux_receipts_invoice_number", "ux_refunds_credit_note_number")
-HEAD = "0007"
+HEAD = "0008"
 
 
-async def test_0003_to_0007_add_their_columns_and_tables_to_an_older_schema(
+async def test_0003_to_0008_add_their_columns_and_tables_to_an_older_schema(
     database_url: str,
 ) -> None:
     await upgrade_to_head(MIGRATIONS, database_url)

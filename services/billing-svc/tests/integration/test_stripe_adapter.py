@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import stripe
 from billing_svc.processor import PaymentDeclined, PaymentProcessor
-from billing_svc.stripe_processor import StripeProcessor
+from billing_svc.stripe_processor import StripeProcessor, intent_state
 from processor_contract import ProcessorContract
 from stripe_mock import stripe_mock
 
@@ -90,3 +90,85 @@ async def test_an_intent_the_cardholder_must_still_act_on_is_declined(
     assert "capture_method=manual" in hold_body and "off_session=true" in hold_body
     assert "capture_method" not in charge_body and "off_session=true" in charge_body
     assert "currency=eur" in hold_body and "currency=eur" in charge_body
+
+
+async def test_an_on_session_hold_asks_stripe_for_the_guest_and_reads_the_intent_back(
+    stripe_mock_url: str,
+) -> None:
+    recorder = RecordingClient()
+    processor = StripeProcessor(
+        "sk_test_plugpay",
+        webhook_secret="",
+        api_base=stripe_mock_url,
+        check_intent_status=False,
+        http_client=recorder,
+        max_network_retries=0,
+    )
+    customer = await processor.create_customer(uuid.uuid4(), idempotency_key="c-2")
+    state = await processor.authorize_on_session(
+        customer,
+        "pm_card_authenticationRequired",
+        5000,
+        "EUR",
+        return_url="https://plugpay.example/app/#/guest",
+        idempotency_key="checkout:guest",
+    )
+    assert state.intent_id.startswith("pi_")
+    body = recorder.bodies[-1]
+    # confirmed now, with the cardholder present: a hold, and where the bank sends them back
+    assert "capture_method=manual" in body and "confirm=true" in body
+    assert "off_session" not in body
+    assert "return_url=https%3A%2F%2Fplugpay.example%2Fapp%2F%23%2Fguest" in body
+    assert recorder.requests[-1][2] == "checkout:guest"
+    read = await processor.intent(state.intent_id)
+    method, url, key = recorder.requests[-1]
+    assert method == "GET" and url.endswith(f"/v1/payment_intents/{state.intent_id}")
+    assert key is None and read.intent_id == state.intent_id
+
+
+def test_stripes_next_action_is_the_page_the_guest_is_sent_to() -> None:
+    # stripe-mock's fixtures never ask for 3-D Secure: Stripe's documented answer, mapped.
+    intent = stripe.PaymentIntent.construct_from(
+        {
+            "id": "pi_3ds",
+            "object": "payment_intent",
+            "status": "requires_action",
+            "amount": 5000,
+            "currency": "eur",
+            "next_action": {
+                "type": "redirect_to_url",
+                "redirect_to_url": {
+                    "url": "https://hooks.stripe.com/3d_secure_2/hosted?merchant=acct_1",
+                    "return_url": "https://plugpay.example/app/#/guest",
+                },
+            },
+            "last_payment_error": None,
+        },
+        "sk_test_plugpay",
+    )
+    state = intent_state(intent)
+    assert (state.status, state.amount, state.currency) == ("requires_action", 5000, "EUR")
+    assert state.redirect_url == "https://hooks.stripe.com/3d_secure_2/hosted?merchant=acct_1"
+    assert not state.held and state.expires_at is None
+    failed = stripe.PaymentIntent.construct_from(
+        {
+            "id": "pi_3ds",
+            "object": "payment_intent",
+            "status": "requires_payment_method",
+            "amount": 5000,
+            "currency": "eur",
+            "next_action": None,
+            "last_payment_error": {"code": "payment_intent_authentication_failure"},
+        },
+        "sk_test_plugpay",
+    )
+    refused = intent_state(failed)
+    assert refused.decline_code == "payment_intent_authentication_failure"
+    assert refused.redirect_url is None
+    held = intent_state(
+        stripe.PaymentIntent.construct_from(
+            {"id": "pi_ok", "status": "requires_capture", "amount": 5000, "currency": "eur"},
+            "sk_test_plugpay",
+        )
+    )
+    assert held.held and held.expires_at is not None

@@ -7,14 +7,32 @@ from datetime import timedelta
 
 import pytest
 from billing_kit import Clock
-from billing_svc.processor import PaymentProcessor, ProcessorError, SimulatedProcessor
-from processor_contract import ProcessorContract
+from billing_svc.processor import (
+    CHALLENGE_PATH,
+    IntentState,
+    PaymentProcessor,
+    ProcessorError,
+    SimulatedProcessor,
+)
+from processor_contract import RETURN_URL, ProcessorContract
 
 
 class TestSimulatedProcessor(ProcessorContract):
     @pytest.fixture
     def processor(self) -> PaymentProcessor:
         return SimulatedProcessor(webhook_secret=self.webhook_secret)
+
+    async def authenticate(
+        self, processor: PaymentProcessor, state: IntentState, *, complete: bool
+    ) -> None:
+        # The simulated bank's page, as a browser would answer it (billing-svc serves it).
+        assert isinstance(processor, SimulatedProcessor) and state.redirect_url
+        assert state.redirect_url.startswith(CHALLENGE_PATH + "/")
+        challenge = state.redirect_url.rsplit("/", 1)[1]
+        assert processor.challenge(challenge) is not None
+        back = processor.answer_challenge(challenge, authenticated=complete)
+        assert back == RETURN_URL
+        assert processor.challenge(challenge) is None  # answered once
 
     async def test_holds_expire(self) -> None:
         clock = Clock()

@@ -25,8 +25,9 @@ from billing_svc.domain import (
     decline_message,
     derived_id,
 )
-from billing_svc.processor import PaymentDeclined, ProcessorError
+from billing_svc.processor import Authorization, PaymentDeclined, ProcessorError
 from billing_svc.repository import BillingRepository, LedgerRepository
+from billing_svc.usecases import checkout as guest_checkout
 from billing_svc.usecases.common import (
     PRODUCER,
     Billing,
@@ -106,6 +107,56 @@ async def authorize(billing: Billing, session: AsyncSession, priced: SessionPric
         await repo.insert_session(**base, status="authorized", funding="free", authorized_at=now)
         return authorized("free", None, 0, SessionLimits())
 
+    async def card_hold(auth: Authorization, method_id: uuid.UUID) -> list[Event]:
+        hold_id = derived_id("hold", priced.session_id)
+        settlement_id = await ledger.open(
+            AccountKind.SESSION_SETTLEMENT, currency, priced.session_id
+        )
+        clearing_id = await ledger.open(AccountKind.PROCESSOR_CLEARING, currency, priced.user_id)
+        # The card hold mirrored in the ledger: the processor owes us at most this much.
+        await ledger.create_transfer(
+            TransferRequest(
+                id=hold_id,
+                kind=TransferKind.PENDING,
+                amount=auth.amount,
+                currency=currency,
+                code="card_hold",
+                debit_account_id=clearing_id,
+                credit_account_id=settlement_id,
+                expires_at=auth.expires_at,
+                reference=str(priced.session_id),
+            ),
+            now,
+        )
+        await repo.insert_session(
+            **base,
+            status="authorized",
+            funding="card",
+            hold_transfer_id=hold_id,
+            hold_amount=auth.amount,
+            payment_method_id=method_id,
+            payment_intent_id=auth.intent_id,
+            authorized_at=now,
+        )
+        return authorized("card", hold_id, auth.amount, limits_for(auth.amount)[1])
+
+    # A guest's hold placed on-session (3-D Secure done in its browser) pays this session.
+    checkout, refused, _ = await guest_checkout.for_session(repo, priced.user_id, currency)
+    if refused is not None:
+        # The event names the payment as refused; the precise reason stays in billing's row.
+        await repo.insert_session(**base, status="denied", denial_reason=refused.reason)
+        return deny("payment_declined", refused.message)
+    if checkout is not None and checkout.intent_id is not None:
+        if not limits_for(checkout.amount)[0]:
+            await guest_checkout.release(billing, session, priced.user_id)
+            await repo.insert_session(**base, status="denied", denial_reason="insufficient_funds")
+            return deny("insufficient_funds", "The hold would not buy any charging here.")
+        await repo.update_guest_checkout(
+            priced.user_id, status="used", session_id=priced.session_id
+        )
+        held = Authorization(checkout.intent_id, checkout.amount, currency, checkout.expires_at)
+        return await card_hold(held, checkout.payment_method_id)
+
     wallet_id = await ledger.open(AccountKind.WALLET, currency, priced.user_id)
     card = await repo.default_method(priced.user_id)
 
@@ -138,7 +189,7 @@ async def authorize(billing: Billing, session: AsyncSession, priced: SessionPric
         return deny("insufficient_funds", "The hold would not buy any charging here.")
     hold_id = derived_id("hold", priced.session_id)
     settlement_id = await ledger.open(AccountKind.SESSION_SETTLEMENT, currency, priced.session_id)
-    clearing_id = await ledger.open(AccountKind.PROCESSOR_CLEARING, currency, priced.user_id)
+    await ledger.open(AccountKind.PROCESSOR_CLEARING, currency, priced.user_id)
     if choice.funding == "wallet":
         await ledger.create_transfer(
             TransferRequest(
@@ -186,32 +237,7 @@ async def authorize(billing: Billing, session: AsyncSession, priced: SessionPric
             **base, status="denied", denial_reason="payment_declined", payment_method_id=card.id
         )
         return deny("payment_declined", f"The card could not be charged ({error.code}).")
-    # The card hold mirrored in the ledger: the processor owes us at most this much.
-    await ledger.create_transfer(
-        TransferRequest(
-            id=hold_id,
-            kind=TransferKind.PENDING,
-            amount=auth.amount,
-            currency=currency,
-            code="card_hold",
-            debit_account_id=clearing_id,
-            credit_account_id=settlement_id,
-            expires_at=auth.expires_at,
-            reference=str(priced.session_id),
-        ),
-        now,
-    )
-    await repo.insert_session(
-        **base,
-        status="authorized",
-        funding="card",
-        hold_transfer_id=hold_id,
-        hold_amount=auth.amount,
-        payment_method_id=card.id,
-        payment_intent_id=auth.intent_id,
-        authorized_at=now,
-    )
-    return authorized("card", hold_id, auth.amount, limits)
+    return await card_hold(auth, card.id)
 
 
 async def release(
