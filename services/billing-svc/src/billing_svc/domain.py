@@ -184,6 +184,30 @@ class TransferRequest:
     expires_at: datetime | None = None
     reference: str | None = None
 
+    @classmethod
+    def single(
+        cls,
+        id: uuid.UUID,
+        code: str,
+        debit: uuid.UUID,
+        credit: uuid.UUID,
+        amount: int,
+        currency: str,
+        reference: str | None,
+    ) -> TransferRequest:
+        """A transfer posted at once: ``amount`` from ``debit`` to ``credit`` (in the order
+        use cases list their moves: key, code, debit, credit, amount)."""
+        return cls(
+            id=id,
+            kind=TransferKind.SINGLE,
+            amount=amount,
+            currency=currency,
+            code=code,
+            debit_account_id=debit,
+            credit_account_id=credit,
+            reference=reference,
+        )
+
 
 @dataclass(frozen=True)
 class Transfer:

@@ -294,21 +294,7 @@ class LedgerRepository:
         rows = (
             await self.session.execute(query.order_by(ledger_entries.c.seq.desc()).limit(limit))
         ).all()
-        return [
-            Entry(
-                account_id=r.account_id,
-                seq=r.seq,
-                transfer_id=r.transfer_id,
-                code=r.code,
-                posted_delta=r.posted_delta,
-                held_delta=r.held_delta,
-                balance_after=r.balance_after,
-                held_after=r.held_after,
-                created_at=r.created_at,
-                reference=r.reference,
-            )
-            for r in rows
-        ]
+        return [record_from_row(Entry, r) for r in rows]
 
     async def pending_holds(self, account_id: uuid.UUID) -> list[Transfer]:
         """Unresolved pending transfers debiting this account."""

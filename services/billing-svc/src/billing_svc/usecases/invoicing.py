@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing_svc.domain import (
     DEFAULT_PREFIX,
     INVOICE_MAILS_PER_SESSION,
+    DocumentSeries,
     LegalProfile,
     buyer_problem,
     document_number,
@@ -72,12 +73,12 @@ async def issue_invoice(
 ) -> InvoiceFacts:
     """Number and facts of a session's invoice; call after revenue and VAT are locked."""
     profile = await repo.legal_profile(organisation_id)
-    prefix = profile.invoice_prefix if profile is not None else DEFAULT_PREFIX
-    year = document_year(issued_at, time_zone)
-    number = await repo.next_document_number(organisation_id, "invoice", year)
+    invoice_number = await _next_number(
+        repo, profile, organisation_id, "invoice", issued_at, time_zone
+    )
     station = await repo.station(station_id)
     return InvoiceFacts(
-        invoice_number=document_number(prefix, "invoice", year, number),
+        invoice_number=invoice_number,
         seller=_seller(profile),
         station={
             "id": station_id,
@@ -97,10 +98,23 @@ async def credit_note_number(
 ) -> str:
     """The number of a refund's credit note; call after revenue and VAT are locked."""
     profile = await repo.legal_profile(organisation_id)
+    return await _next_number(repo, profile, organisation_id, "credit_note", issued_at, time_zone)
+
+
+async def _next_number(
+    repo: BillingRepository,
+    profile: Any,
+    organisation_id: uuid.UUID,
+    series: DocumentSeries,
+    issued_at: datetime,
+    time_zone: str | None,
+) -> str:
+    """The organisation's next number in ``series`` for the year of ``issued_at``, with its
+    legal profile's prefix."""
     prefix = profile.invoice_prefix if profile is not None else DEFAULT_PREFIX
     year = document_year(issued_at, time_zone)
-    number = await repo.next_document_number(organisation_id, "credit_note", year)
-    return document_number(prefix, "credit_note", year, number)
+    number = await repo.next_document_number(organisation_id, series, year)
+    return document_number(prefix, series, year, number)
 
 
 def profile_body(organisation_id: uuid.UUID, row: Any) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from plugpay_platform.errors import Refusal
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing_svc.domain import AccountKind, TransferKind, TransferRequest, derived_id
+from billing_svc.domain import AccountKind, TransferRequest, derived_id
 from billing_svc.receipts import money_text
 from billing_svc.repository import BillingRepository, LedgerRepository
 from billing_svc.usecases import invoicing
@@ -183,14 +183,13 @@ async def _post(ledger: LedgerRepository, row: Row[Any], receipt: Row[Any], now:
     for key, debit, credit, value in moves:
         if value > 0:
             await ledger.create_transfer(
-                TransferRequest(
-                    id=derived_id(key, row.id),
-                    kind=TransferKind.SINGLE,
+                TransferRequest.single(
+                    derived_id(key, row.id),
+                    code="refund",
+                    debit=debit,
+                    credit=credit,
                     amount=value,
                     currency=currency,
-                    code="refund",
-                    debit_account_id=debit,
-                    credit_account_id=credit,
                     reference=str(sid),
                 ),
                 now,

@@ -44,6 +44,7 @@ from billing_svc.usecases.common import (
     end_hold,
     make_call,
     payment_label,
+    post_moves,
     record_call,
     wrap_all,
 )
@@ -131,15 +132,8 @@ async def advance(billing: Billing, session: AsyncSession, session_id: uuid.UUID
     vat_id = await ledger.open(AccountKind.VAT_PAYABLE, currency, org)
 
     def single(key: str, code: str, debit: uuid.UUID, credit: uuid.UUID, amount: int):  # type: ignore[no-untyped-def]
-        return TransferRequest(
-            id=derived_id(key, sid),
-            kind=TransferKind.SINGLE,
-            amount=amount,
-            currency=currency,
-            code=code,
-            debit_account_id=debit,
-            credit_account_id=credit,
-            reference=str(sid),
+        return TransferRequest.single(
+            derived_id(key, sid), code, debit, credit, amount, currency, str(sid)
         )
 
     # 1. The hold: a card hold is captured (or cancelled) at the processor first.
@@ -246,12 +240,11 @@ async def advance(billing: Billing, session: AsyncSession, session_id: uuid.UUID
 
     # 4. Revenue and VAT (locked last, briefly), the receipt, the event.
     await ledger.lock_accounts((revenue_id, vat_id))
-    for key, code, account_id, amount in (
-        ("revenue", "operator_revenue", revenue_id, capped.payable_excl_vat),
-        ("vat", "vat_collected", vat_id, capped.payable_vat),
-    ):
-        if amount > 0:
-            await ledger.create_transfer(single(key, code, settlement_id, account_id, amount), now)
+    booked = [
+        ("revenue", "operator_revenue", settlement_id, revenue_id, capped.payable_excl_vat),
+        ("vat", "vat_collected", settlement_id, vat_id, capped.payable_vat),
+    ]
+    await post_moves(ledger, booked, cause=sid, currency=currency, reference=str(sid), now=now)
     charged = from_hold + from_wallet + from_card
     wallet_part = from_wallet + (from_hold if funding == "wallet" else 0)
     card_part = from_card + (from_hold if funding == "card" else 0)

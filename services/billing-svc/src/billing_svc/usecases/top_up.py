@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_svc.domain import (
     AccountKind,
-    TransferKind,
     TransferRequest,
     auto_topup_amount,
     derived_id,
@@ -145,15 +144,8 @@ async def finish(
     intent_id = op.outcome["intent_id"]
     clearing = await ledger.open(AccountKind.PROCESSOR_CLEARING, currency, user_id)
     await ledger.create_transfer(
-        TransferRequest(
-            id=derived_id("topup", topup_id),
-            kind=TransferKind.SINGLE,
-            amount=amount,
-            currency=currency,
-            code="topup",
-            debit_account_id=clearing,
-            credit_account_id=wallet_id,
-            reference=intent_id,
+        TransferRequest.single(
+            derived_id("topup", topup_id), "topup", clearing, wallet_id, amount, currency, intent_id
         ),
         now,
     )
