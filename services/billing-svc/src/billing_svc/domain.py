@@ -198,14 +198,7 @@ class TransferRequest:
         """A transfer posted at once: ``amount`` from ``debit`` to ``credit`` (in the order
         use cases list their moves: key, code, debit, credit, amount)."""
         return cls(
-            id=id,
-            kind=TransferKind.SINGLE,
-            amount=amount,
-            currency=currency,
-            code=code,
-            debit_account_id=debit,
-            credit_account_id=credit,
-            reference=reference,
+            id, TransferKind.SINGLE, amount, currency, code, debit, credit, reference=reference
         )
 
 

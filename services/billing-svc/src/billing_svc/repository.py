@@ -382,6 +382,16 @@ def _method(row: Row[Any]) -> PaymentMethod:
     return record_from_row(PaymentMethod, row)
 
 
+# Whose and where a session is: the columns a receipt, a refund, a review and a cost overrun
+# copy from the session they are about.
+SESSION_PARTIES = ("session_id", "user_id", "organisation_id", "station_id", "currency")
+
+
+def _parties_of(row: Row[Any]) -> dict[str, Any]:
+    """``SESSION_PARTIES`` as ``row`` (a billing session's, a receipt's) has them."""
+    return {name: getattr(row, name) for name in SESSION_PARTIES}
+
+
 class BillingRepository:
     """Everything besides the ledger."""
 
@@ -518,8 +528,9 @@ class BillingRepository:
         )
 
     # receipts, refunds, top-ups
-    async def insert_receipt(self, **values: Any) -> None:
-        await self.session.execute(insert(receipts).values(**values))
+    async def insert_receipt(self, of: Row[Any], **values: Any) -> None:
+        """The receipt of the billing session ``of``."""
+        await self.session.execute(insert(receipts).values(**_parties_of(of), **values))
 
     async def update_receipt(self, session_id: uuid.UUID, **values: Any) -> None:
         await self.session.execute(
@@ -751,15 +762,17 @@ class BillingRepository:
         query = select(billing_accounts.c.email).where(billing_accounts.c.user_id == user_id)
         return await self.session.scalar(query)
 
-    async def insert_cost_overrun(self, **values: Any) -> None:
+    async def insert_cost_overrun(self, of: Row[Any], **values: Any) -> None:
+        """The cost overrun of the billing session ``of`` (a replay keeps the first)."""
         await self.session.execute(
-            pg_insert(cost_overruns).values(**values).on_conflict_do_nothing()
+            pg_insert(cost_overruns).values(**_parties_of(of), **values).on_conflict_do_nothing()
         )
 
     # sessions held for review
-    async def insert_review(self, **values: Any) -> None:
+    async def insert_review(self, of: Row[Any], **values: Any) -> None:
+        """The review of the billing session ``of`` (a replay keeps the first)."""
         await self.session.execute(
-            pg_insert(session_reviews).values(**values).on_conflict_do_nothing()
+            pg_insert(session_reviews).values(**_parties_of(of), **values).on_conflict_do_nothing()
         )
 
     async def review(self, session_id: uuid.UUID, *, lock: bool = False) -> Row[Any] | None:
@@ -850,8 +863,9 @@ class BillingRepository:
             found.append(list(rows))
         return max(found, key=len, default=[])
 
-    async def insert_refund(self, **values: Any) -> None:
-        await self.session.execute(insert(refunds).values(**values))
+    async def insert_refund(self, of: Row[Any], **values: Any) -> None:
+        """A refund of the session whose receipt is ``of``."""
+        await self.session.execute(insert(refunds).values(**_parties_of(of), **values))
 
     async def insert_topup(self, **values: Any) -> None:
         await self.session.execute(pg_insert(topups).values(**values).on_conflict_do_nothing())

@@ -24,6 +24,7 @@ from plugpay_events.contracts.billing import (
 )
 from plugpay_events.types import Money
 from plugpay_platform.errors import Refusal
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_svc.domain import (
@@ -63,30 +64,24 @@ def _seller(row: Any) -> dict[str, Any]:
 
 
 async def issue_invoice(
-    repo: BillingRepository,
-    *,
-    organisation_id: uuid.UUID,
-    station_id: str,
-    user_id: uuid.UUID,
-    time_zone: str | None,
-    issued_at: datetime,
+    repo: BillingRepository, billing_session: Row[Any], *, issued_at: datetime
 ) -> InvoiceFacts:
-    """Number and facts of a session's invoice; call after revenue and VAT are locked."""
-    profile = await repo.legal_profile(organisation_id)
-    invoice_number = await _next_number(
-        repo, profile, organisation_id, "invoice", issued_at, time_zone
-    )
-    station = await repo.station(station_id)
+    """Number and facts of a billing session's invoice; call after revenue and VAT are
+    locked."""
+    org, time_zone = billing_session.organisation_id, billing_session.time_zone
+    profile = await repo.legal_profile(org)
+    invoice_number = await _next_number(repo, profile, org, "invoice", issued_at, time_zone)
+    station = await repo.station(billing_session.station_id)
     return InvoiceFacts(
         invoice_number=invoice_number,
         seller=_seller(profile),
         station={
-            "id": station_id,
+            "id": billing_session.station_id,
             "name": station.name if station is not None else None,
             "address": station.address if station is not None else None,
         },
         time_zone=time_zone,
-        buyer_email=await repo.email_of(user_id),
+        buyer_email=await repo.email_of(billing_session.user_id),
     )
 
 

@@ -87,12 +87,8 @@ async def begin(
     now = billing.clock()
     destination = "wallet" if receipt.funding != "card" else "card"
     await repo.insert_refund(
+        receipt,
         id=refund_id,
-        session_id=session_id,
-        user_id=receipt.user_id,
-        organisation_id=receipt.organisation_id,
-        station_id=receipt.station_id,
-        currency=receipt.currency,
         amount=amount,
         reason=reason,
         issued_by=issued_by,

@@ -59,11 +59,7 @@ async def flag(session: AsyncSession, event: SessionFlagged, caused_by: Envelope
     if row is None:
         raise PoisonEvent("flag for a session billing never authorised")
     await repo.insert_review(
-        session_id=event.session_id,
-        organisation_id=row.organisation_id,
-        station_id=row.station_id,
-        user_id=row.user_id,
-        currency=row.currency,
+        row,
         status="pending" if event.judgement.outcome == "held" else "corrected",
         judgement=event.judgement.model_dump(mode="json"),
         billed_energy_wh=event.billed_energy_wh,

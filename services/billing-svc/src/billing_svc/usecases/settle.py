@@ -17,7 +17,7 @@ pays at most that, and the difference is recorded as the operator's (``cost_over
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from plugpay_events.bus.port import PoisonEvent
 from plugpay_events.contracts.sessions import SessionBilled, SessionCostCalculated
@@ -251,11 +251,7 @@ async def advance(billing: Billing, session: AsyncSession, session_id: uuid.UUID
     held_card = await repo.method(user, row.payment_method_id) if row.payment_method_id else None
     if capped.written_off > 0:
         await repo.insert_cost_overrun(
-            session_id=sid,
-            organisation_id=org,
-            station_id=row.station_id,
-            user_id=user,
-            currency=currency,
+            row,
             claimed_total=capped.claimed,
             claimed_excl_vat=breakdown.total_excl_vat,
             claimed_vat=breakdown.total_vat,
@@ -269,23 +265,13 @@ async def advance(billing: Billing, session: AsyncSession, session_id: uuid.UUID
     assert wallet is not None and receivable is not None
     receipt_id = derived_id("receipt", sid)
     # Numbered here, in the transaction that books the revenue: a rollback gives it back.
-    invoice = await invoicing.issue_invoice(
-        repo,
-        organisation_id=org,
-        station_id=row.station_id,
-        user_id=user,
-        time_zone=row.time_zone,
-        issued_at=now,
-    )
+    invoice = await invoicing.issue_invoice(repo, row, issued_at=now)
     starts = [line.period_start for line in breakdown.lines]
     ends = [line.period_end for line in breakdown.lines]
     await repo.insert_receipt(
+        row,
+        **asdict(invoice),
         id=receipt_id,
-        session_id=sid,
-        user_id=user,
-        organisation_id=org,
-        station_id=row.station_id,
-        currency=currency,
         total_excl_vat=capped.payable_excl_vat,
         total_vat=capped.payable_vat,
         total_incl_vat=payable,
@@ -309,11 +295,6 @@ async def advance(billing: Billing, session: AsyncSession, session_id: uuid.UUID
         breakdown=breakdown.model_dump(mode="json"),
         balance_after=wallet.available,
         issued_at=now,
-        invoice_number=invoice.invoice_number,
-        seller=invoice.seller,
-        station=invoice.station,
-        time_zone=invoice.time_zone,
-        buyer_email=invoice.buyer_email,
     )
     await repo.update_session(sid, status="billed")
 
