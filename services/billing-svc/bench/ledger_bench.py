@@ -45,12 +45,7 @@ def _hold(wallet: uuid.UUID, settlement: uuid.UUID) -> TransferRequest:
 def _capture(hold: TransferRequest) -> TransferRequest:
     """The capture of part of ``hold``: the second half of a pair."""
     return TransferRequest(
-        id=uuid.uuid4(),
-        kind=TransferKind.POST,
-        amount=321,
-        currency="EUR",
-        code="session_capture",
-        pending_id=hold.id,
+        uuid.uuid4(), TransferKind.POST, 321, "EUR", "session_capture", pending_id=hold.id
     )
 
 

@@ -164,36 +164,6 @@ async def finish(
     ]
 
 
-async def top_up(
-    billing: Billing,
-    unit: UnitOfWork,
-    *,
-    user_id: uuid.UUID,
-    topup_id: uuid.UUID,
-    amount: int,
-    currency: str,
-    method: PaymentMethod,
-    trigger: str,
-    client_address: str | None = None,
-) -> TopUpResult:
-    """The whole top-up in its short transactions (outgoing events go to the outbox)."""
-    async with unit() as session:
-        call = await begin(
-            billing,
-            session,
-            user_id=user_id,
-            topup_id=topup_id,
-            amount=amount,
-            currency=currency,
-            method=method,
-            trigger=trigger,
-            client_address=client_address,
-        )
-    if call is not None:
-        await make_call(billing, unit, call)
-    return await finish_in(billing, unit, topup_id)
-
-
 async def finish_in(
     billing: Billing, unit: UnitOfWork, topup_id: uuid.UUID, correlation_id: uuid.UUID | None = None
 ) -> TopUpResult:
