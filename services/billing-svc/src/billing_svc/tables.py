@@ -7,6 +7,8 @@ account's row lock. CHECK constraints repeat the balance rules as a last line of
 
 from __future__ import annotations
 
+from typing import Any
+
 from plugpay_events.outbox import define_outbox_tables
 from plugpay_platform.columns import created_at, recorded_at, updated_at
 from sqlalchemy import (
@@ -40,6 +42,23 @@ def money(name: str, *, nullable: bool = False, server_default: str | None = Non
 def currency() -> Column[str]:
     """The ISO 4217 code of its row's amounts."""
     return Column("currency", String(3), nullable=False)
+
+
+def station_id() -> Column[str]:
+    """The station a row is about, as station-gateway names it."""
+    return Column("station_id", String(100), nullable=False)
+
+
+def one_per_session() -> tuple[Column[Any], ...]:
+    """The head of a table with a row per billing session that operators list per
+    organisation: the session, the organisation and its station, the driver, the currency."""
+    return (
+        Column("session_id", Uuid, primary_key=True),
+        Column("organisation_id", Uuid, nullable=False, index=True),
+        station_id(),
+        Column("user_id", Uuid, nullable=False),
+        currency(),
+    )
 
 
 accounts = Table(
@@ -163,7 +182,7 @@ billing_sessions = Table(
     metadata,
     Column("session_id", Uuid, primary_key=True),
     Column("user_id", Uuid, nullable=False, index=True),
-    Column("station_id", String(100), nullable=False),
+    station_id(),
     Column("connector_id", Integer, nullable=False),
     Column("organisation_id", Uuid, nullable=False),
     currency(),
@@ -194,7 +213,7 @@ receipts = Table(
     Column("session_id", Uuid, nullable=False, unique=True),
     Column("user_id", Uuid, nullable=False, index=True),
     Column("organisation_id", Uuid, nullable=False),
-    Column("station_id", String(100), nullable=False),
+    station_id(),
     currency(),
     money("total_excl_vat"),
     money("total_vat"),
@@ -237,7 +256,7 @@ refunds = Table(
     Column("session_id", Uuid, nullable=False, index=True),
     Column("user_id", Uuid, nullable=False),
     Column("organisation_id", Uuid, nullable=False),
-    Column("station_id", String(100), nullable=False),
+    station_id(),
     currency(),
     money("amount"),
     Column("reason", Text, nullable=False),
@@ -310,11 +329,7 @@ cost_overruns = Table(
     # evidence an operator or auditor needs to answer for it, one row per session.
     "cost_overruns",
     metadata,
-    Column("session_id", Uuid, primary_key=True),
-    Column("organisation_id", Uuid, nullable=False, index=True),
-    Column("station_id", String(100), nullable=False),
-    Column("user_id", Uuid, nullable=False),
-    currency(),
+    *one_per_session(),
     money("claimed_total"),
     money("claimed_excl_vat"),
     money("claimed_vat"),
@@ -343,11 +358,7 @@ session_reviews = Table(
     # billed until an operator of the station's organisation decides (SessionReviewed).
     "session_reviews",
     metadata,
-    Column("session_id", Uuid, primary_key=True),
-    Column("organisation_id", Uuid, nullable=False, index=True),
-    Column("station_id", String(100), nullable=False),
-    Column("user_id", Uuid, nullable=False),
-    currency(),
+    *one_per_session(),
     Column("status", String(10), nullable=False),  # pending, approved, voided, corrected
     Column("judgement", JSONB, nullable=False),  # the gateway's MeterJudgement: the evidence
     Column("billed_energy_wh", BigInteger, nullable=False),

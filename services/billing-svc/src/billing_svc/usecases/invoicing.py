@@ -158,6 +158,11 @@ def _money(amount: int, currency: str) -> Money:
     return Money(amount_minor=amount, currency=currency)
 
 
+def _pdf_base64(doc: dict[str, Any]) -> str:
+    """A document's PDF as the events carry it."""
+    return base64.b64encode(render_pdf(doc)).decode("ascii")
+
+
 async def invoice_issued(repo: BillingRepository, session_id: uuid.UUID) -> InvoiceIssued:
     """The event of a just-issued invoice, its PDF rendered as issued (no refunds yet)."""
     row = await repo.receipt(session_id)
@@ -181,7 +186,7 @@ async def invoice_issued(repo: BillingRepository, session_id: uuid.UUID) -> Invo
         else None,
         issued_at=row.issued_at,
         document_filename=f"invoice-{row.invoice_number}.pdf",
-        document_pdf=base64.b64encode(render_pdf(doc)).decode("ascii"),
+        document_pdf=_pdf_base64(doc),
     )
 
 
@@ -204,7 +209,7 @@ async def credit_note_issued(repo: BillingRepository, refund_id: uuid.UUID) -> C
         destination=refund.destination,
         issued_at=refund.created_at,
         document_filename=f"credit-note-{refund.credit_note_number}.pdf",
-        document_pdf=base64.b64encode(render_pdf(doc)).decode("ascii"),
+        document_pdf=_pdf_base64(doc),
     )
 
 
@@ -266,5 +271,5 @@ async def mail_invoice(
         card_label=doc["card_label"],
         requested_at=now,
         document_filename=f"invoice-{row.invoice_number}.pdf",
-        document_pdf=base64.b64encode(render_pdf(doc)).decode("ascii"),
+        document_pdf=_pdf_base64(doc),
     )
