@@ -399,36 +399,28 @@ class BillingRepository:
         self.session = session
 
     # profiles
+    async def _profile_row(self, user_id: uuid.UUID, *, lock: bool = False) -> Row[Any] | None:
+        query = select(billing_accounts).where(billing_accounts.c.user_id == user_id)
+        return (await self.session.execute(query.with_for_update() if lock else query)).first()
+
     async def ensure_profile(self, user_id: uuid.UUID) -> BillingProfile:
         await self.session.execute(
             pg_insert(billing_accounts).values(user_id=user_id).on_conflict_do_nothing()
         )
-        row = (
-            await self.session.execute(
-                select(billing_accounts).where(billing_accounts.c.user_id == user_id)
-            )
-        ).one()
+        row = await self._profile_row(user_id)
+        assert row is not None  # inserted above, or there already
         return _profile(row)
 
     async def ensure_profile_readonly(self, user_id: uuid.UUID) -> BillingProfile | None:
         """The profile if it exists (for read-only sessions)."""
-        row = (
-            await self.session.execute(
-                select(billing_accounts).where(billing_accounts.c.user_id == user_id)
-            )
-        ).first()
+        row = await self._profile_row(user_id)
         return _profile(row) if row else None
 
     async def lock_profile(self, user_id: uuid.UUID) -> BillingProfile:
         """Serialises a driver's money-moving work (auto top-up decisions) on one row."""
         await self.ensure_profile(user_id)
-        row = (
-            await self.session.execute(
-                select(billing_accounts)
-                .where(billing_accounts.c.user_id == user_id)
-                .with_for_update()
-            )
-        ).one()
+        row = await self._profile_row(user_id, lock=True)
+        assert row is not None  # ensured above
         return _profile(row)
 
     async def update_profile(self, user_id: uuid.UUID, **values: Any) -> None:
