@@ -28,32 +28,33 @@ from plugpay_platform.database import Database
 from plugpay_platform.migrations import upgrade_to_head
 
 
+def _hold(wallet: uuid.UUID, settlement: uuid.UUID) -> TransferRequest:
+    """A session's hold: the first half of a pair."""
+    return TransferRequest(
+        id=uuid.uuid4(),
+        kind=TransferKind.PENDING,
+        amount=500,
+        currency="EUR",
+        code="session_hold",
+        debit_account_id=wallet,
+        credit_account_id=settlement,
+        expires_at=utc_now() + timedelta(hours=1),
+    )
+
+
+def _capture(hold: TransferRequest) -> TransferRequest:
+    """The capture of part of ``hold``: the second half of a pair."""
+    return TransferRequest(
+        uuid.uuid4(), TransferKind.POST, 321, "EUR", "session_capture", pending_id=hold.id
+    )
+
+
 async def _pair(db: Database, wallet: uuid.UUID, settlement: uuid.UUID) -> None:
-    hold = uuid.uuid4()
+    hold = _hold(wallet, settlement)
     async with db.write() as session:
-        await LedgerRepository(session).create_transfer(
-            TransferRequest(
-                id=hold,
-                kind=TransferKind.PENDING,
-                amount=500,
-                currency="EUR",
-                code="session_hold",
-                debit_account_id=wallet,
-                credit_account_id=settlement,
-                expires_at=utc_now() + timedelta(hours=1),
-            )
-        )
+        await LedgerRepository(session).create_transfer(hold)
     async with db.write() as session:
-        await LedgerRepository(session).create_transfer(
-            TransferRequest(
-                id=uuid.uuid4(),
-                kind=TransferKind.POST,
-                amount=321,
-                currency="EUR",
-                code="session_capture",
-                pending_id=hold,
-            )
-        )
+        await LedgerRepository(session).create_transfer(_capture(hold))
 
 
 async def _batched_pairs(
@@ -61,34 +62,11 @@ async def _batched_pairs(
 ) -> None:
     """``pairs`` holds in one transaction (one ``create_transfers`` batch), then their posts in
     another: the same two-phase pairs as ``_pair``, batched."""
-    holds = [
-        TransferRequest(
-            id=uuid.uuid4(),
-            kind=TransferKind.PENDING,
-            amount=500,
-            currency="EUR",
-            code="session_hold",
-            debit_account_id=wallet,
-            credit_account_id=settlement,
-            expires_at=utc_now() + timedelta(hours=1),
-        )
-        for _ in range(pairs)
-    ]
+    holds = [_hold(wallet, settlement) for _ in range(pairs)]
     async with db.write() as session:
         results = await LedgerRepository(session).create_transfers(holds)
-    posts = [
-        TransferRequest(
-            id=uuid.uuid4(),
-            kind=TransferKind.POST,
-            amount=321,
-            currency="EUR",
-            code="session_capture",
-            pending_id=hold.id,
-        )
-        for hold in holds
-    ]
     async with db.write() as session:
-        results += await LedgerRepository(session).create_transfers(posts)
+        results += await LedgerRepository(session).create_transfers([_capture(h) for h in holds])
     refused = [r.status for r in results if r.status != CREATED]
     assert not refused, refused
 
@@ -100,15 +78,7 @@ async def _fund(db: Database, owner: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID]:
         settlement = await ledger.open(AccountKind.SESSION_SETTLEMENT, "EUR", owner)
         clearing = await ledger.open(AccountKind.PROCESSOR_CLEARING, "EUR", owner)
         await ledger.create_transfer(
-            TransferRequest(
-                id=uuid.uuid4(),
-                kind=TransferKind.SINGLE,
-                amount=10**12,
-                currency="EUR",
-                code="fund",
-                debit_account_id=clearing,
-                credit_account_id=wallet,
-            )
+            TransferRequest.single(uuid.uuid4(), "fund", clearing, wallet, 10**12, "EUR", None)
         )
     return wallet, settlement
 

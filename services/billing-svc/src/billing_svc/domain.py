@@ -184,6 +184,23 @@ class TransferRequest:
     expires_at: datetime | None = None
     reference: str | None = None
 
+    @classmethod
+    def single(
+        cls,
+        id: uuid.UUID,
+        code: str,
+        debit: uuid.UUID,
+        credit: uuid.UUID,
+        amount: int,
+        currency: str,
+        reference: str | None,
+    ) -> TransferRequest:
+        """A transfer posted at once: ``amount`` from ``debit`` to ``credit`` (in the order
+        use cases list their moves: key, code, debit, credit, amount)."""
+        return cls(
+            id, TransferKind.SINGLE, amount, currency, code, debit, credit, reference=reference
+        )
+
 
 @dataclass(frozen=True)
 class Transfer:

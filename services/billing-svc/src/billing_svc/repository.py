@@ -295,21 +295,7 @@ class LedgerRepository:
         rows = (
             await self.session.execute(query.order_by(ledger_entries.c.seq.desc()).limit(limit))
         ).all()
-        return [
-            Entry(
-                account_id=r.account_id,
-                seq=r.seq,
-                transfer_id=r.transfer_id,
-                code=r.code,
-                posted_delta=r.posted_delta,
-                held_delta=r.held_delta,
-                balance_after=r.balance_after,
-                held_after=r.held_after,
-                created_at=r.created_at,
-                reference=r.reference,
-            )
-            for r in rows
-        ]
+        return [record_from_row(Entry, r) for r in rows]
 
     async def pending_holds(self, account_id: uuid.UUID) -> list[Transfer]:
         """Unresolved pending transfers debiting this account."""
@@ -397,6 +383,16 @@ def _method(row: Row[Any]) -> PaymentMethod:
     return record_from_row(PaymentMethod, row)
 
 
+# Whose and where a session is: the columns a receipt, a refund, a review and a cost overrun
+# copy from the session they are about.
+SESSION_PARTIES = ("session_id", "user_id", "organisation_id", "station_id", "currency")
+
+
+def _parties_of(row: Row[Any]) -> dict[str, Any]:
+    """``SESSION_PARTIES`` as ``row`` (a billing session's, a receipt's) has them."""
+    return {name: getattr(row, name) for name in SESSION_PARTIES}
+
+
 class BillingRepository:
     """Everything besides the ledger."""
 
@@ -404,36 +400,28 @@ class BillingRepository:
         self.session = session
 
     # profiles
+    async def _profile_row(self, user_id: uuid.UUID, *, lock: bool = False) -> Row[Any] | None:
+        query = select(billing_accounts).where(billing_accounts.c.user_id == user_id)
+        return (await self.session.execute(query.with_for_update() if lock else query)).first()
+
     async def ensure_profile(self, user_id: uuid.UUID) -> BillingProfile:
         await self.session.execute(
             pg_insert(billing_accounts).values(user_id=user_id).on_conflict_do_nothing()
         )
-        row = (
-            await self.session.execute(
-                select(billing_accounts).where(billing_accounts.c.user_id == user_id)
-            )
-        ).one()
+        row = await self._profile_row(user_id)
+        assert row is not None  # inserted above, or there already
         return _profile(row)
 
     async def ensure_profile_readonly(self, user_id: uuid.UUID) -> BillingProfile | None:
         """The profile if it exists (for read-only sessions)."""
-        row = (
-            await self.session.execute(
-                select(billing_accounts).where(billing_accounts.c.user_id == user_id)
-            )
-        ).first()
+        row = await self._profile_row(user_id)
         return _profile(row) if row else None
 
     async def lock_profile(self, user_id: uuid.UUID) -> BillingProfile:
         """Serialises a driver's money-moving work (auto top-up decisions) on one row."""
         await self.ensure_profile(user_id)
-        row = (
-            await self.session.execute(
-                select(billing_accounts)
-                .where(billing_accounts.c.user_id == user_id)
-                .with_for_update()
-            )
-        ).one()
+        row = await self._profile_row(user_id, lock=True)
+        assert row is not None  # ensured above
         return _profile(row)
 
     async def update_profile(self, user_id: uuid.UUID, **values: Any) -> None:
@@ -533,8 +521,9 @@ class BillingRepository:
         )
 
     # receipts, refunds, top-ups
-    async def insert_receipt(self, **values: Any) -> None:
-        await self.session.execute(insert(receipts).values(**values))
+    async def insert_receipt(self, of: Row[Any], **values: Any) -> None:
+        """The receipt of the billing session ``of``."""
+        await self.session.execute(insert(receipts).values(**_parties_of(of), **values))
 
     async def update_receipt(self, session_id: uuid.UUID, **values: Any) -> None:
         await self.session.execute(
@@ -766,15 +755,17 @@ class BillingRepository:
         query = select(billing_accounts.c.email).where(billing_accounts.c.user_id == user_id)
         return await self.session.scalar(query)
 
-    async def insert_cost_overrun(self, **values: Any) -> None:
+    async def insert_cost_overrun(self, of: Row[Any], **values: Any) -> None:
+        """The cost overrun of the billing session ``of`` (a replay keeps the first)."""
         await self.session.execute(
-            pg_insert(cost_overruns).values(**values).on_conflict_do_nothing()
+            pg_insert(cost_overruns).values(**_parties_of(of), **values).on_conflict_do_nothing()
         )
 
     # sessions held for review
-    async def insert_review(self, **values: Any) -> None:
+    async def insert_review(self, of: Row[Any], **values: Any) -> None:
+        """The review of the billing session ``of`` (a replay keeps the first)."""
         await self.session.execute(
-            pg_insert(session_reviews).values(**values).on_conflict_do_nothing()
+            pg_insert(session_reviews).values(**_parties_of(of), **values).on_conflict_do_nothing()
         )
 
     async def review(self, session_id: uuid.UUID, *, lock: bool = False) -> Row[Any] | None:
@@ -865,8 +856,9 @@ class BillingRepository:
             found.append(list(rows))
         return max(found, key=len, default=[])
 
-    async def insert_refund(self, **values: Any) -> None:
-        await self.session.execute(insert(refunds).values(**values))
+    async def insert_refund(self, of: Row[Any], **values: Any) -> None:
+        """A refund of the session whose receipt is ``of``."""
+        await self.session.execute(insert(refunds).values(**_parties_of(of), **values))
 
     async def insert_topup(self, **values: Any) -> None:
         await self.session.execute(pg_insert(topups).values(**values).on_conflict_do_nothing())

@@ -16,7 +16,7 @@ import uuid
 from plugpay_platform.database import Database
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing_svc.domain import AccountKind, TransferKind, TransferRequest, derived_id
+from billing_svc.domain import AccountKind, TransferRequest, derived_id
 from billing_svc.repository import BillingRepository, LedgerRepository, PaymentMethod
 
 DEMO_CREDIT_MINOR = 2_000
@@ -35,15 +35,14 @@ async def seed_demo(
     wallet = await ledger.open(AccountKind.WALLET, DEMO_CURRENCY, driver_user_id)
     promotions = await ledger.open(AccountKind.PROMOTIONS, DEMO_CURRENCY)
     await ledger.create_transfer(
-        TransferRequest(
-            id=derived_id("demo-credit", driver_user_id),
-            kind=TransferKind.SINGLE,
-            amount=DEMO_CREDIT_MINOR,
-            currency=DEMO_CURRENCY,
-            code="promotional_credit",
-            debit_account_id=promotions,
-            credit_account_id=wallet,
-            reference="demo seed",
+        TransferRequest.single(
+            derived_id("demo-credit", driver_user_id),
+            "promotional_credit",
+            promotions,
+            wallet,
+            DEMO_CREDIT_MINOR,
+            DEMO_CURRENCY,
+            "demo seed",
         )
     )
     method_id = derived_id("payment-method", driver_user_id, DEMO_CARD_TOKEN)

@@ -7,6 +7,8 @@ account's row lock. CHECK constraints repeat the balance rules as a last line of
 
 from __future__ import annotations
 
+from typing import Any
+
 from plugpay_events.outbox import define_outbox_tables
 from plugpay_platform.columns import created_at, recorded_at, updated_at
 from sqlalchemy import (
@@ -32,19 +34,46 @@ metadata = MetaData()
 outbox_tables = define_outbox_tables(metadata)
 
 
+def money(name: str, *, nullable: bool = False, server_default: str | None = None) -> Column[int]:
+    """An amount of money in integer minor units of its row's currency."""
+    return Column(name, BigInteger, nullable=nullable, server_default=server_default)
+
+
+def currency() -> Column[str]:
+    """The ISO 4217 code of its row's amounts."""
+    return Column("currency", String(3), nullable=False)
+
+
+def station_id() -> Column[str]:
+    """The station a row is about, as station-gateway names it."""
+    return Column("station_id", String(100), nullable=False)
+
+
+def one_per_session() -> tuple[Column[Any], ...]:
+    """The head of a table with a row per billing session that operators list per
+    organisation: the session, the organisation and its station, the driver, the currency."""
+    return (
+        Column("session_id", Uuid, primary_key=True),
+        Column("organisation_id", Uuid, nullable=False, index=True),
+        station_id(),
+        Column("user_id", Uuid, nullable=False),
+        currency(),
+    )
+
+
 accounts = Table(
     "accounts",
     metadata,
     Column("id", Uuid, primary_key=True),
     Column("code", String(120), nullable=False, unique=True),
     Column("kind", String(40), nullable=False),
-    Column("currency", String(3), nullable=False),
+    currency(),
     Column("rule", String(40), nullable=False),
     Column("owner_id", Uuid, nullable=True),
-    Column("debits_pending", BigInteger, nullable=False, server_default="0"),
-    Column("debits_posted", BigInteger, nullable=False, server_default="0"),
-    Column("credits_pending", BigInteger, nullable=False, server_default="0"),
-    Column("credits_posted", BigInteger, nullable=False, server_default="0"),
+    money("debits_pending", server_default="0"),
+    money("debits_posted", server_default="0"),
+    money("credits_pending", server_default="0"),
+    money("credits_posted", server_default="0"),
     Column("entries", BigInteger, nullable=False, server_default="0"),
     created_at(),
     CheckConstraint(
@@ -71,8 +100,8 @@ transfers = Table(
     Column("kind", String(20), nullable=False),
     Column("debit_account_id", Uuid, ForeignKey("accounts.id"), nullable=False),
     Column("credit_account_id", Uuid, ForeignKey("accounts.id"), nullable=False),
-    Column("amount", BigInteger, nullable=False),
-    Column("currency", String(3), nullable=False),
+    money("amount"),
+    currency(),
     Column("code", String(40), nullable=False),
     Column("pending_id", Uuid, ForeignKey("transfers.id"), nullable=True),
     Column("expires_at", DateTime(timezone=True), nullable=True),
@@ -97,10 +126,10 @@ ledger_entries = Table(
     Column("seq", BigInteger, nullable=False),
     Column("transfer_id", Uuid, ForeignKey("transfers.id"), nullable=False),
     Column("code", String(40), nullable=False),
-    Column("posted_delta", BigInteger, nullable=False),
-    Column("held_delta", BigInteger, nullable=False),
-    Column("balance_after", BigInteger, nullable=False),
-    Column("held_after", BigInteger, nullable=False),
+    money("posted_delta"),
+    money("held_delta"),
+    money("balance_after"),
+    money("held_after"),
     Column("reference", String(200), nullable=True),
     created_at(),
     PrimaryKeyConstraint("account_id", "seq"),
@@ -114,8 +143,8 @@ billing_accounts = Table(
     Column("prefers_card", Boolean, nullable=False, server_default="false"),
     Column("processor_customer_id", String(100), nullable=True),
     Column("auto_topup_enabled", Boolean, nullable=False, server_default="false"),
-    Column("auto_topup_threshold", BigInteger, nullable=False, server_default="0"),
-    Column("auto_topup_amount", BigInteger, nullable=False, server_default="0"),
+    money("auto_topup_threshold", server_default="0"),
+    money("auto_topup_amount", server_default="0"),
     Column("auto_topup_currency", String(3), nullable=False, server_default="EUR"),
     Column("auto_topup_payment_method_id", Uuid, nullable=True),
     # The address invoices name as the buyer's (learned from UserRegistered).
@@ -153,18 +182,18 @@ billing_sessions = Table(
     metadata,
     Column("session_id", Uuid, primary_key=True),
     Column("user_id", Uuid, nullable=False, index=True),
-    Column("station_id", String(100), nullable=False),
+    station_id(),
     Column("connector_id", Integer, nullable=False),
     Column("organisation_id", Uuid, nullable=False),
-    Column("currency", String(3), nullable=False),
+    currency(),
     # authorized, denied, settling (cost recorded, being collected), billed, released
     Column("status", String(20), nullable=False),
     Column("funding", String(10), nullable=True),
     Column("hold_transfer_id", Uuid, nullable=True),
-    Column("hold_amount", BigInteger, nullable=False, server_default="0"),
+    money("hold_amount", server_default="0"),
     # The most the driver agreed to (the limits' max_cost): a wallet hold plus what the card
     # on file covers beyond it; None: the hold (sessions before 0006, card holds).
-    Column("max_cost", BigInteger, nullable=True),
+    money("max_cost", nullable=True),
     Column("payment_method_id", Uuid, nullable=True),
     Column("payment_intent_id", String(100), nullable=True),
     Column("denial_reason", String(40), nullable=True),
@@ -184,27 +213,27 @@ receipts = Table(
     Column("session_id", Uuid, nullable=False, unique=True),
     Column("user_id", Uuid, nullable=False, index=True),
     Column("organisation_id", Uuid, nullable=False),
-    Column("station_id", String(100), nullable=False),
-    Column("currency", String(3), nullable=False),
-    Column("total_excl_vat", BigInteger, nullable=False),
-    Column("total_vat", BigInteger, nullable=False),
-    Column("total_incl_vat", BigInteger, nullable=False),
-    Column("charged", BigInteger, nullable=False),  # collected now (hold, wallet, card)
-    Column("debt", BigInteger, nullable=False, server_default="0"),  # recorded as owed
+    station_id(),
+    currency(),
+    money("total_excl_vat"),
+    money("total_vat"),
+    money("total_incl_vat"),
+    money("charged"),  # collected now (hold, wallet, card)
+    money("debt", server_default="0"),  # recorded as owed
     Column("funding", String(10), nullable=False),
     Column("payment_method_label", String(60), nullable=False),
     Column("energy_wh", BigInteger, nullable=False),
     Column("started_at", DateTime(timezone=True), nullable=True),
     Column("ended_at", DateTime(timezone=True), nullable=True),
     Column("breakdown", JSONB, nullable=False),
-    Column("balance_after", BigInteger, nullable=True),
+    money("balance_after", nullable=True),
     Column("issued_at", DateTime(timezone=True), nullable=False),
     # The funding split and the cap, so the receipt says where the money came from.
-    Column("wallet_part", BigInteger, nullable=True),
-    Column("card_part", BigInteger, nullable=True),
-    Column("authorised_max", BigInteger, nullable=True),
-    Column("claimed_total", BigInteger, nullable=True),  # incl. VAT, before the cap
-    Column("capped", BigInteger, nullable=False, server_default="0"),
+    money("wallet_part", nullable=True),
+    money("card_part", nullable=True),
+    money("authorised_max", nullable=True),
+    money("claimed_total", nullable=True),  # incl. VAT, before the cap
+    money("capped", server_default="0"),
     # The invoice: its number from the organisation's gapless yearly sequence, and the seller,
     # station and buyer as they were when it was issued (an issued invoice never changes).
     Column("invoice_number", String(40), nullable=True),
@@ -227,9 +256,9 @@ refunds = Table(
     Column("session_id", Uuid, nullable=False, index=True),
     Column("user_id", Uuid, nullable=False),
     Column("organisation_id", Uuid, nullable=False),
-    Column("station_id", String(100), nullable=False),
-    Column("currency", String(3), nullable=False),
-    Column("amount", BigInteger, nullable=False),
+    station_id(),
+    currency(),
+    money("amount"),
     Column("reason", Text, nullable=False),
     Column("issued_by", Uuid, nullable=False),
     Column("destination", String(10), nullable=False),  # wallet or card
@@ -247,8 +276,8 @@ topups = Table(
     metadata,
     Column("id", Uuid, primary_key=True),
     Column("user_id", Uuid, nullable=False, index=True),
-    Column("amount", BigInteger, nullable=False),
-    Column("currency", String(3), nullable=False),
+    money("amount"),
+    currency(),
     Column("trigger", String(10), nullable=False),
     Column("status", String(10), nullable=False),  # pending (at the processor), succeeded, failed
     Column("payment_method_id", Uuid, nullable=True),
@@ -300,17 +329,13 @@ cost_overruns = Table(
     # evidence an operator or auditor needs to answer for it, one row per session.
     "cost_overruns",
     metadata,
-    Column("session_id", Uuid, primary_key=True),
-    Column("organisation_id", Uuid, nullable=False, index=True),
-    Column("station_id", String(100), nullable=False),
-    Column("user_id", Uuid, nullable=False),
-    Column("currency", String(3), nullable=False),
-    Column("claimed_total", BigInteger, nullable=False),
-    Column("claimed_excl_vat", BigInteger, nullable=False),
-    Column("claimed_vat", BigInteger, nullable=False),
+    *one_per_session(),
+    money("claimed_total"),
+    money("claimed_excl_vat"),
+    money("claimed_vat"),
     Column("energy_wh", BigInteger, nullable=False),
-    Column("authorised_max", BigInteger, nullable=False),
-    Column("written_off", BigInteger, nullable=False),
+    money("authorised_max"),
+    money("written_off"),
     created_at(),
 )
 
@@ -333,11 +358,7 @@ session_reviews = Table(
     # billed until an operator of the station's organisation decides (SessionReviewed).
     "session_reviews",
     metadata,
-    Column("session_id", Uuid, primary_key=True),
-    Column("organisation_id", Uuid, nullable=False, index=True),
-    Column("station_id", String(100), nullable=False),
-    Column("user_id", Uuid, nullable=False),
-    Column("currency", String(3), nullable=False),
+    *one_per_session(),
     Column("status", String(10), nullable=False),  # pending, approved, voided, corrected
     Column("judgement", JSONB, nullable=False),  # the gateway's MeterJudgement: the evidence
     Column("billed_energy_wh", BigInteger, nullable=False),
@@ -345,10 +366,10 @@ session_reviews = Table(
     # Of the SessionFlagged envelope: SessionReviewed follows from it.
     Column("correlation_id", Uuid, nullable=False),
     Column("flag_event_id", Uuid, nullable=False),
-    Column("approved_total", BigInteger, nullable=True),
-    Column("billed_before", BigInteger, nullable=True),
-    Column("charged", BigInteger, nullable=True),
-    Column("refunded", BigInteger, nullable=True),
+    money("approved_total", nullable=True),
+    money("billed_before", nullable=True),
+    money("charged", nullable=True),
+    money("refunded", nullable=True),
     Column("note", Text, nullable=True),
     Column("reviewed_by", Uuid, nullable=True),
     Column("reviewed_at", DateTime(timezone=True), nullable=True),

@@ -12,6 +12,7 @@ from billing_kit import ORG, Harness, cost_for, priced, running, seed_wallet, wr
 from billing_svc.repository import BillingRepository
 from billing_svc.seed import seed_demo
 from billing_svc.usecases import payment_methods, top_up
+from billing_svc.usecases.common import make_call
 from plugpay_events.contracts.sessions import SessionAbandoned
 from plugpay_events.types import utc_now
 from plugpay_testing import eventually
@@ -255,16 +256,21 @@ async def test_a_declined_shortfall_becomes_debt_and_the_next_topup_pays_it(h: H
     books = await h.balances()
     assert books[f"receivable:EUR:{driver}"][1] == 476
     visa = next(m for m in await _methods(h, driver) if m.last4 == "4242")
-    result = await top_up.top_up(
-        h.billing,
-        h.database.write,
-        user_id=driver,
-        topup_id=uuid.uuid4(),
-        amount=1000,
-        currency="EUR",
-        method=visa,
-        trigger="manual",
-    )
+    topup_id = uuid.uuid4()
+    async with h.database.write() as session:
+        call = await top_up.begin(
+            h.billing,
+            session,
+            user_id=driver,
+            topup_id=topup_id,
+            amount=1000,
+            currency="EUR",
+            method=visa,
+            trigger="manual",
+        )
+    assert call is not None
+    await make_call(h.billing, h.database.write, call)
+    result = await top_up.finish_in(h.billing, h.database.write, topup_id)
     assert result.status == "succeeded"
     assert await h.wallet(driver) == (524, 524)
     books = await h.balances()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -128,20 +128,35 @@ async def repay_debt(
     wallet_id, _, available = await wallet(ledger, user_id, currency)
     assert receivable is not None
     amount = min(available, receivable.balance)
-    if amount > 0:
-        await ledger.create_transfer(
-            TransferRequest(
-                id=derived_id("debt-repayment", cause),
-                kind=TransferKind.SINGLE,
-                amount=amount,
-                currency=currency,
-                code="debt_repayment",
-                debit_account_id=wallet_id,
-                credit_account_id=receivable.id,
-                reference=str(cause),
-            ),
-            now,
-        )
+    repayment = ("debt-repayment", "debt_repayment", wallet_id, receivable.id, amount)
+    await post_moves(
+        ledger, [repayment], cause=cause, currency=currency, reference=str(cause), now=now
+    )
+
+
+# One posted transfer of a booking: (key, code, debit account, credit account, amount).
+Move = tuple[str, str, uuid.UUID, uuid.UUID, int]
+
+
+async def post_moves(
+    ledger: LedgerRepository,
+    moves: Iterable[Move],
+    *,
+    cause: uuid.UUID,
+    currency: str,
+    reference: str,
+    now: datetime,
+) -> None:
+    """Post each move that moves money; its id derives from its key and ``cause``, so a retry
+    of the booking posts nothing twice."""
+    for key, code, debit, credit, amount in moves:
+        if amount > 0:
+            await ledger.create_transfer(
+                TransferRequest.single(
+                    derived_id(key, cause), code, debit, credit, amount, currency, reference
+                ),
+                now,
+            )
 
 
 async def refuse_after_declines(

@@ -24,11 +24,13 @@ from plugpay_events.contracts.billing import (
 )
 from plugpay_events.types import Money
 from plugpay_platform.errors import Refusal
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_svc.domain import (
     DEFAULT_PREFIX,
     INVOICE_MAILS_PER_SESSION,
+    DocumentSeries,
     LegalProfile,
     buyer_problem,
     document_number,
@@ -62,30 +64,24 @@ def _seller(row: Any) -> dict[str, Any]:
 
 
 async def issue_invoice(
-    repo: BillingRepository,
-    *,
-    organisation_id: uuid.UUID,
-    station_id: str,
-    user_id: uuid.UUID,
-    time_zone: str | None,
-    issued_at: datetime,
+    repo: BillingRepository, billing_session: Row[Any], *, issued_at: datetime
 ) -> InvoiceFacts:
-    """Number and facts of a session's invoice; call after revenue and VAT are locked."""
-    profile = await repo.legal_profile(organisation_id)
-    prefix = profile.invoice_prefix if profile is not None else DEFAULT_PREFIX
-    year = document_year(issued_at, time_zone)
-    number = await repo.next_document_number(organisation_id, "invoice", year)
-    station = await repo.station(station_id)
+    """Number and facts of a billing session's invoice; call after revenue and VAT are
+    locked."""
+    org, time_zone = billing_session.organisation_id, billing_session.time_zone
+    profile = await repo.legal_profile(org)
+    invoice_number = await _next_number(repo, profile, org, "invoice", issued_at, time_zone)
+    station = await repo.station(billing_session.station_id)
     return InvoiceFacts(
-        invoice_number=document_number(prefix, "invoice", year, number),
+        invoice_number=invoice_number,
         seller=_seller(profile),
         station={
-            "id": station_id,
+            "id": billing_session.station_id,
             "name": station.name if station is not None else None,
             "address": station.address if station is not None else None,
         },
         time_zone=time_zone,
-        buyer_email=await repo.email_of(user_id),
+        buyer_email=await repo.email_of(billing_session.user_id),
     )
 
 
@@ -97,10 +93,23 @@ async def credit_note_number(
 ) -> str:
     """The number of a refund's credit note; call after revenue and VAT are locked."""
     profile = await repo.legal_profile(organisation_id)
+    return await _next_number(repo, profile, organisation_id, "credit_note", issued_at, time_zone)
+
+
+async def _next_number(
+    repo: BillingRepository,
+    profile: Any,
+    organisation_id: uuid.UUID,
+    series: DocumentSeries,
+    issued_at: datetime,
+    time_zone: str | None,
+) -> str:
+    """The organisation's next number in ``series`` for the year of ``issued_at``, with its
+    legal profile's prefix."""
     prefix = profile.invoice_prefix if profile is not None else DEFAULT_PREFIX
     year = document_year(issued_at, time_zone)
-    number = await repo.next_document_number(organisation_id, "credit_note", year)
-    return document_number(prefix, "credit_note", year, number)
+    number = await repo.next_document_number(organisation_id, series, year)
+    return document_number(prefix, series, year, number)
 
 
 def profile_body(organisation_id: uuid.UUID, row: Any) -> dict[str, Any]:
@@ -149,6 +158,11 @@ def _money(amount: int, currency: str) -> Money:
     return Money(amount_minor=amount, currency=currency)
 
 
+def _pdf_base64(doc: dict[str, Any]) -> str:
+    """A document's PDF as the events carry it."""
+    return base64.b64encode(render_pdf(doc)).decode("ascii")
+
+
 async def invoice_issued(repo: BillingRepository, session_id: uuid.UUID) -> InvoiceIssued:
     """The event of a just-issued invoice, its PDF rendered as issued (no refunds yet)."""
     row = await repo.receipt(session_id)
@@ -172,7 +186,7 @@ async def invoice_issued(repo: BillingRepository, session_id: uuid.UUID) -> Invo
         else None,
         issued_at=row.issued_at,
         document_filename=f"invoice-{row.invoice_number}.pdf",
-        document_pdf=base64.b64encode(render_pdf(doc)).decode("ascii"),
+        document_pdf=_pdf_base64(doc),
     )
 
 
@@ -195,7 +209,7 @@ async def credit_note_issued(repo: BillingRepository, refund_id: uuid.UUID) -> C
         destination=refund.destination,
         issued_at=refund.created_at,
         document_filename=f"credit-note-{refund.credit_note_number}.pdf",
-        document_pdf=base64.b64encode(render_pdf(doc)).decode("ascii"),
+        document_pdf=_pdf_base64(doc),
     )
 
 
@@ -257,5 +271,5 @@ async def mail_invoice(
         card_label=doc["card_label"],
         requested_at=now,
         document_filename=f"invoice-{row.invoice_number}.pdf",
-        document_pdf=base64.b64encode(render_pdf(doc)).decode("ascii"),
+        document_pdf=_pdf_base64(doc),
     )

@@ -20,7 +20,7 @@ from plugpay_platform.errors import Refusal
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing_svc.domain import AccountKind, TransferKind, TransferRequest, derived_id
+from billing_svc.domain import AccountKind, TransferRequest, derived_id
 from billing_svc.receipts import money_text
 from billing_svc.repository import BillingRepository, LedgerRepository
 from billing_svc.usecases import invoicing
@@ -87,12 +87,8 @@ async def begin(
     now = billing.clock()
     destination = "wallet" if receipt.funding != "card" else "card"
     await repo.insert_refund(
+        receipt,
         id=refund_id,
-        session_id=session_id,
-        user_id=receipt.user_id,
-        organisation_id=receipt.organisation_id,
-        station_id=receipt.station_id,
-        currency=receipt.currency,
         amount=amount,
         reason=reason,
         issued_by=issued_by,
@@ -183,14 +179,13 @@ async def _post(ledger: LedgerRepository, row: Row[Any], receipt: Row[Any], now:
     for key, debit, credit, value in moves:
         if value > 0:
             await ledger.create_transfer(
-                TransferRequest(
-                    id=derived_id(key, row.id),
-                    kind=TransferKind.SINGLE,
+                TransferRequest.single(
+                    derived_id(key, row.id),
+                    code="refund",
+                    debit=debit,
+                    credit=credit,
                     amount=value,
                     currency=currency,
-                    code="refund",
-                    debit_account_id=debit,
-                    credit_account_id=credit,
                     reference=str(sid),
                 ),
                 now,

@@ -32,15 +32,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_svc.domain import (
     AccountKind,
-    TransferKind,
-    TransferRequest,
     derived_id,
     review_adjustment,
 )
 from billing_svc.repository import BillingRepository, LedgerRepository
 from billing_svc.tables import outbox_tables
 from billing_svc.usecases import refund as refunds
-from billing_svc.usecases.common import Billing, ProcessorCall, authorised_max, wrap_all
+from billing_svc.usecases.common import (
+    Billing,
+    ProcessorCall,
+    authorised_max,
+    post_moves,
+    wrap_all,
+)
 
 _outbox = Outbox(outbox_tables)
 
@@ -55,11 +59,7 @@ async def flag(session: AsyncSession, event: SessionFlagged, caused_by: Envelope
     if row is None:
         raise PoisonEvent("flag for a session billing never authorised")
     await repo.insert_review(
-        session_id=event.session_id,
-        organisation_id=row.organisation_id,
-        station_id=row.station_id,
-        user_id=row.user_id,
-        currency=row.currency,
+        row,
         status="pending" if event.judgement.outcome == "held" else "corrected",
         judgement=event.judgement.model_dump(mode="json"),
         billed_energy_wh=event.billed_energy_wh,
@@ -273,26 +273,13 @@ async def _charge(
     from_wallet = min(amount, max(wallet.available if wallet else 0, 0))
     owed = amount - from_wallet
     await ledger.lock_accounts((revenue_id, vat_id))
-    for key, code, debit, credit, value in (
+    moves = [
         ("review-wallet", "review_charge", wallet_id, settlement_id, from_wallet),
         ("review-debt", "session_debt", receivable_id, settlement_id, owed),
         ("review-revenue", "operator_revenue", settlement_id, revenue_id, amount - vat),
         ("review-vat", "vat_collected", settlement_id, vat_id, vat),
-    ):
-        if value > 0:
-            await ledger.create_transfer(
-                TransferRequest(
-                    id=derived_id(key, sid),
-                    kind=TransferKind.SINGLE,
-                    amount=value,
-                    currency=currency,
-                    code=code,
-                    debit_account_id=debit,
-                    credit_account_id=credit,
-                    reference=str(sid),
-                ),
-                now,
-            )
+    ]
+    await post_moves(ledger, moves, cause=sid, currency=currency, reference=str(sid), now=now)
     await repo.update_receipt(
         sid,
         total_incl_vat=receipt.total_incl_vat + amount,

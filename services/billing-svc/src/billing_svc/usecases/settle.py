@@ -17,7 +17,7 @@ pays at most that, and the difference is recorded as the operator's (``cost_over
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from plugpay_events.bus.port import PoisonEvent
 from plugpay_events.contracts.sessions import SessionBilled, SessionCostCalculated
@@ -44,6 +44,7 @@ from billing_svc.usecases.common import (
     end_hold,
     make_call,
     payment_label,
+    post_moves,
     record_call,
     wrap_all,
 )
@@ -131,15 +132,8 @@ async def advance(billing: Billing, session: AsyncSession, session_id: uuid.UUID
     vat_id = await ledger.open(AccountKind.VAT_PAYABLE, currency, org)
 
     def single(key: str, code: str, debit: uuid.UUID, credit: uuid.UUID, amount: int):  # type: ignore[no-untyped-def]
-        return TransferRequest(
-            id=derived_id(key, sid),
-            kind=TransferKind.SINGLE,
-            amount=amount,
-            currency=currency,
-            code=code,
-            debit_account_id=debit,
-            credit_account_id=credit,
-            reference=str(sid),
+        return TransferRequest.single(
+            derived_id(key, sid), code, debit, credit, amount, currency, str(sid)
         )
 
     # 1. The hold: a card hold is captured (or cancelled) at the processor first.
@@ -246,23 +240,18 @@ async def advance(billing: Billing, session: AsyncSession, session_id: uuid.UUID
 
     # 4. Revenue and VAT (locked last, briefly), the receipt, the event.
     await ledger.lock_accounts((revenue_id, vat_id))
-    for key, code, account_id, amount in (
-        ("revenue", "operator_revenue", revenue_id, capped.payable_excl_vat),
-        ("vat", "vat_collected", vat_id, capped.payable_vat),
-    ):
-        if amount > 0:
-            await ledger.create_transfer(single(key, code, settlement_id, account_id, amount), now)
+    booked = [
+        ("revenue", "operator_revenue", settlement_id, revenue_id, capped.payable_excl_vat),
+        ("vat", "vat_collected", settlement_id, vat_id, capped.payable_vat),
+    ]
+    await post_moves(ledger, booked, cause=sid, currency=currency, reference=str(sid), now=now)
     charged = from_hold + from_wallet + from_card
     wallet_part = from_wallet + (from_hold if funding == "wallet" else 0)
     card_part = from_card + (from_hold if funding == "card" else 0)
     held_card = await repo.method(user, row.payment_method_id) if row.payment_method_id else None
     if capped.written_off > 0:
         await repo.insert_cost_overrun(
-            session_id=sid,
-            organisation_id=org,
-            station_id=row.station_id,
-            user_id=user,
-            currency=currency,
+            row,
             claimed_total=capped.claimed,
             claimed_excl_vat=breakdown.total_excl_vat,
             claimed_vat=breakdown.total_vat,
@@ -276,23 +265,13 @@ async def advance(billing: Billing, session: AsyncSession, session_id: uuid.UUID
     assert wallet is not None and receivable is not None
     receipt_id = derived_id("receipt", sid)
     # Numbered here, in the transaction that books the revenue: a rollback gives it back.
-    invoice = await invoicing.issue_invoice(
-        repo,
-        organisation_id=org,
-        station_id=row.station_id,
-        user_id=user,
-        time_zone=row.time_zone,
-        issued_at=now,
-    )
+    invoice = await invoicing.issue_invoice(repo, row, issued_at=now)
     starts = [line.period_start for line in breakdown.lines]
     ends = [line.period_end for line in breakdown.lines]
     await repo.insert_receipt(
+        row,
+        **asdict(invoice),
         id=receipt_id,
-        session_id=sid,
-        user_id=user,
-        organisation_id=org,
-        station_id=row.station_id,
-        currency=currency,
         total_excl_vat=capped.payable_excl_vat,
         total_vat=capped.payable_vat,
         total_incl_vat=payable,
@@ -316,11 +295,6 @@ async def advance(billing: Billing, session: AsyncSession, session_id: uuid.UUID
         breakdown=breakdown.model_dump(mode="json"),
         balance_after=wallet.available,
         issued_at=now,
-        invoice_number=invoice.invoice_number,
-        seller=invoice.seller,
-        station=invoice.station,
-        time_zone=invoice.time_zone,
-        buyer_email=invoice.buyer_email,
     )
     await repo.update_session(sid, status="billed")
 

@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_svc.domain import (
     AccountKind,
-    TransferKind,
     TransferRequest,
     auto_topup_amount,
     derived_id,
@@ -145,15 +144,8 @@ async def finish(
     intent_id = op.outcome["intent_id"]
     clearing = await ledger.open(AccountKind.PROCESSOR_CLEARING, currency, user_id)
     await ledger.create_transfer(
-        TransferRequest(
-            id=derived_id("topup", topup_id),
-            kind=TransferKind.SINGLE,
-            amount=amount,
-            currency=currency,
-            code="topup",
-            debit_account_id=clearing,
-            credit_account_id=wallet_id,
-            reference=intent_id,
+        TransferRequest.single(
+            derived_id("topup", topup_id), "topup", clearing, wallet_id, amount, currency, intent_id
         ),
         now,
     )
@@ -170,36 +162,6 @@ async def finish(
             topped_up_at=now,
         )
     ]
-
-
-async def top_up(
-    billing: Billing,
-    unit: UnitOfWork,
-    *,
-    user_id: uuid.UUID,
-    topup_id: uuid.UUID,
-    amount: int,
-    currency: str,
-    method: PaymentMethod,
-    trigger: str,
-    client_address: str | None = None,
-) -> TopUpResult:
-    """The whole top-up in its short transactions (outgoing events go to the outbox)."""
-    async with unit() as session:
-        call = await begin(
-            billing,
-            session,
-            user_id=user_id,
-            topup_id=topup_id,
-            amount=amount,
-            currency=currency,
-            method=method,
-            trigger=trigger,
-            client_address=client_address,
-        )
-    if call is not None:
-        await make_call(billing, unit, call)
-    return await finish_in(billing, unit, topup_id)
 
 
 async def finish_in(
