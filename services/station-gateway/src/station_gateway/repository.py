@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -294,9 +294,25 @@ class Repository:
         await self.session.execute(insert(sessions).values(**values))
 
     async def upsert_session(
-        self, session_id: uuid.UUID, create: dict[str, Any], **values: Any
+        self,
+        session_id: uuid.UUID,
+        station_id: str,
+        connector_id: int,
+        started_at: datetime,
+        *,
+        create: Mapping[str, Any] | None = None,
+        **values: Any,
     ) -> None:
-        stmt = insert(sessions).values(session_id=session_id, **create, **values)
+        """Set a session's ``values``; the first event heard of it makes the row (with
+        ``create``, the columns only that insert sets)."""
+        stmt = insert(sessions).values(
+            session_id=session_id,
+            station_id=station_id,
+            connector_id=connector_id,
+            session_started_at=started_at,
+            **(create or {}),
+            **values,
+        )
         await self.session.execute(
             stmt.on_conflict_do_update(
                 index_elements=[sessions.c.session_id], set_={**values, "updated_at": func.now()}
