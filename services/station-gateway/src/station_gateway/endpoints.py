@@ -201,13 +201,7 @@ async def request_code(
     handler = gateway.connections.get(station_id)
     if handler is not None:
         handler.spawn(handler.show_code(issued))
-    return IssuedCodeView(
-        session_id=issued.session_id,
-        connector_id=issued.connector_id,
-        qr=issued.qr_url,
-        code=issued.code,
-        expires_at=issued.expires_at,
-    )
+    return IssuedCodeView.model_validate(issued)
 
 
 # Wrong dynamic codes from one address: a person mistyping or rescanning is never slowed, a

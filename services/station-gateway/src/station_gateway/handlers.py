@@ -85,9 +85,7 @@ def session_event_handler(instance_id: str, instance_dead_after: timedelta):  # 
                 )
         elif isinstance(event, SessionPriced):
             await repo.upsert_session(
-                event.session_id,
-                event.station_id,
-                event.connector_id,
+                event,
                 event.priced_at,
                 create={"state": "code_issued"},
                 tariff=event.tariff.model_dump(mode="json"),
@@ -112,9 +110,7 @@ def session_event_handler(instance_id: str, instance_dead_after: timedelta):  # 
             )
         elif isinstance(event, SessionDenied):
             await repo.upsert_session(
-                event.session_id,
-                event.station_id,
-                event.connector_id,
+                event,
                 event.denied_at,
                 state="denied",
                 denial_reason=event.reason,
@@ -212,9 +208,7 @@ async def _authorized(
         return  # already started, finished or refused: a replayed authorisation changes nothing
     previous: Mapping[Any, Any] = existing or {}
     await repo.upsert_session(
-        event.session_id,
-        event.station_id,
-        event.connector_id,
+        event,
         event.authorized_at,
         state="authorized",
         authorized_at=event.authorized_at,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
@@ -29,6 +29,17 @@ from station_gateway.tables import (
 
 COMMANDS_CHANNEL = "station_gateway_commands"
 DISPLAY_CHANNEL = "station_gateway_display"
+
+
+class SessionAtConnector(Protocol):
+    """Any session event that names the station and connector (the first may make the row)."""
+
+    @property
+    def session_id(self) -> uuid.UUID: ...
+    @property
+    def station_id(self) -> str: ...
+    @property
+    def connector_id(self) -> int: ...
 
 
 class Repository:
@@ -295,9 +306,7 @@ class Repository:
 
     async def upsert_session(
         self,
-        session_id: uuid.UUID,
-        station_id: str,
-        connector_id: int,
+        about: SessionAtConnector,
         started_at: datetime,
         *,
         create: Mapping[str, Any] | None = None,
@@ -306,9 +315,9 @@ class Repository:
         """Set a session's ``values``; the first event heard of it makes the row (with
         ``create``, the columns only that insert sets)."""
         stmt = insert(sessions).values(
-            session_id=session_id,
-            station_id=station_id,
-            connector_id=connector_id,
+            session_id=about.session_id,
+            station_id=about.station_id,
+            connector_id=about.connector_id,
             session_started_at=started_at,
             **(create or {}),
             **values,
