@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from plugpay_events.outbox import define_outbox_tables
 from plugpay_platform.columns import created_at
 from sqlalchemy import (
@@ -63,35 +65,30 @@ group_members = Table(
     Index("ix_group_members_user", "user_id"),
 )
 
-email_verifications = Table(
-    "email_verifications",
-    metadata,
-    Column("token_hash", LargeBinary(32), primary_key=True),  # sha256 of a 256-bit secret
-    Column("user_id", Uuid, ForeignKey("users.id"), nullable=False),
-    Column("expires_at", DateTime(timezone=True), nullable=False),
-    Column("used_at", DateTime(timezone=True), nullable=True),
-)
 
-# Password reset links: single use, 30 minutes; only the code's sha256 is kept.
-password_resets = Table(
-    "password_resets",
-    metadata,
-    Column("token_hash", LargeBinary(32), primary_key=True),  # sha256 of a 256-bit secret
-    Column("user_id", Uuid, ForeignKey("users.id"), nullable=False),
-    Column("expires_at", DateTime(timezone=True), nullable=False),
-    Column("used_at", DateTime(timezone=True), nullable=True),
-    Index("ix_password_resets_user", "user_id"),
-)
+def _single_use_link(name: str, *columns: Column[Any]) -> Table:
+    """A link mailed to a user: good once, until it expires; only its code's sha256 is kept."""
+    return Table(
+        name,
+        metadata,
+        Column("token_hash", LargeBinary(32), primary_key=True),  # sha256 of a 256-bit secret
+        *columns,
+        Column("user_id", Uuid, ForeignKey("users.id"), nullable=False),
+        Column("expires_at", DateTime(timezone=True), nullable=False),
+        Column("used_at", DateTime(timezone=True), nullable=True),
+    )
 
-# A driver belongs to no organisation: an operator invites, the driver accepts (single use).
-group_invitations = Table(
+
+email_verifications = _single_use_link("email_verifications")
+
+# Password reset links: 30 minutes.
+password_resets = _single_use_link("password_resets")
+Index("ix_password_resets_user", password_resets.c.user_id)
+
+# A driver belongs to no organisation: an operator invites, the driver accepts.
+group_invitations = _single_use_link(
     "group_invitations",
-    metadata,
-    Column("token_hash", LargeBinary(32), primary_key=True),  # sha256 of a 256-bit secret
     Column("group_name", String(63), ForeignKey("user_groups.name"), nullable=False),
-    Column("user_id", Uuid, ForeignKey("users.id"), nullable=False),
-    Column("expires_at", DateTime(timezone=True), nullable=False),
-    Column("used_at", DateTime(timezone=True), nullable=True),
 )
 
 refresh_tokens = Table(

@@ -39,15 +39,4 @@ async def my_mails(driver: CurrentDriver, db: Db) -> list[MailLogEntry]:
     """The mails sent (or being sent) to this driver, newest first; no bodies."""
     async with db.read() as session:
         records = await service.delivery_log(NotificationRepository(session), driver.user_id)
-    return [
-        MailLogEntry(
-            kind=r.kind,
-            to=r.to_address,
-            subject=r.subject,
-            state=r.state,
-            attempts=r.attempts,
-            created_at=r.created_at,
-            sent_at=r.sent_at,
-        )
-        for r in records
-    ]
+    return [MailLogEntry.model_validate(r) for r in records]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Preferences(BaseModel):
@@ -21,8 +21,11 @@ class PreferencesUpdate(BaseModel):
 
 
 class MailLogEntry(BaseModel):
+    # Read from the delivery log's records (``MailRecord``): the same fields, ``to`` renamed.
+    model_config = ConfigDict(from_attributes=True)
+
     kind: str
-    to: str | None
+    to: str | None = Field(validation_alias="to_address")
     subject: str
     state: str
     attempts: int

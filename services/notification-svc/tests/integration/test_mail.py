@@ -136,6 +136,7 @@ async def test_receipts_go_to_the_learned_address_until_switched_off(
     ]
     log = (await client.get("/notifications/mails", headers=headers)).json()
     assert {e["kind"] for e in log} == {"receipt", "top_up_done", "top_up_declined"}
+    assert {e["to"] for e in log} == {"rita@example.com"}
     bad = await client.put("/notifications/preferences", headers=headers, json={"receipts": "x"})
     assert bad.status_code == 422
     assert (await client.get("/notifications/preferences")).status_code == 401

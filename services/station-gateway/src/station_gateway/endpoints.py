@@ -201,13 +201,7 @@ async def request_code(
     handler = gateway.connections.get(station_id)
     if handler is not None:
         handler.spawn(handler.show_code(issued))
-    return IssuedCodeView(
-        session_id=issued.session_id,
-        connector_id=issued.connector_id,
-        qr=issued.qr_url,
-        code=issued.code,
-        expires_at=issued.expires_at,
-    )
+    return IssuedCodeView.model_validate(issued)
 
 
 # Wrong dynamic codes from one address: a person mistyping or rescanning is never slowed, a
@@ -270,16 +264,18 @@ async def _qr_content(
     return str(row["qr_url"])
 
 
+def _qr_image(content: str, kind: str, media_type: str, scale: int) -> Response:
+    buffer = io.BytesIO()
+    segno.make(content, error="m", micro=False).save(buffer, kind=kind, scale=scale, border=2)
+    return Response(buffer.getvalue(), media_type=media_type, headers={"Cache-Control": "no-store"})
+
+
 @router.get("/{station_id}/sessions/{session_id}/qr.svg")
 async def qr_svg(
     request: Request, station_id: str, session_id: uuid.UUID, token: str | None = None
 ) -> Response:
     content = await _qr_content(request, station_id, session_id, token)
-    buffer = io.BytesIO()
-    segno.make(content, error="m", micro=False).save(buffer, kind="svg", scale=6, border=2)
-    return Response(
-        buffer.getvalue(), media_type="image/svg+xml", headers={"Cache-Control": "no-store"}
-    )
+    return _qr_image(content, "svg", "image/svg+xml", scale=6)
 
 
 @router.get("/{station_id}/sessions/{session_id}/qr.png")
@@ -287,11 +283,7 @@ async def qr_png(
     request: Request, station_id: str, session_id: uuid.UUID, token: str | None = None
 ) -> Response:
     content = await _qr_content(request, station_id, session_id, token)
-    buffer = io.BytesIO()
-    segno.make(content, error="m", micro=False).save(buffer, kind="png", scale=8, border=2)
-    return Response(
-        buffer.getvalue(), media_type="image/png", headers={"Cache-Control": "no-store"}
-    )
+    return _qr_image(content, "png", "image/png", scale=8)
 
 
 # --- operators: live status and OCPP commands, their own organisation's stations only ------------

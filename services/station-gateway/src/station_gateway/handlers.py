@@ -85,13 +85,9 @@ def session_event_handler(instance_id: str, instance_dead_after: timedelta):  # 
                 )
         elif isinstance(event, SessionPriced):
             await repo.upsert_session(
-                event.session_id,
-                {
-                    "station_id": event.station_id,
-                    "connector_id": event.connector_id,
-                    "state": "code_issued",
-                    "session_started_at": event.priced_at,
-                },
+                event,
+                event.priced_at,
+                create={"state": "code_issued"},
                 tariff=event.tariff.model_dump(mode="json"),
                 time_zone=event.time_zone,
                 user_id=event.user_id,
@@ -114,12 +110,8 @@ def session_event_handler(instance_id: str, instance_dead_after: timedelta):  # 
             )
         elif isinstance(event, SessionDenied):
             await repo.upsert_session(
-                event.session_id,
-                {
-                    "station_id": event.station_id,
-                    "connector_id": event.connector_id,
-                    "session_started_at": event.denied_at,
-                },
+                event,
+                event.denied_at,
                 state="denied",
                 denial_reason=event.reason,
                 denial_message=event.message,
@@ -216,12 +208,8 @@ async def _authorized(
         return  # already started, finished or refused: a replayed authorisation changes nothing
     previous: Mapping[Any, Any] = existing or {}
     await repo.upsert_session(
-        event.session_id,
-        {
-            "station_id": event.station_id,
-            "connector_id": event.connector_id,
-            "session_started_at": event.authorized_at,
-        },
+        event,
+        event.authorized_at,
         state="authorized",
         authorized_at=event.authorized_at,
         start_deadline=event.start_deadline,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
@@ -29,6 +29,17 @@ from station_gateway.tables import (
 
 COMMANDS_CHANNEL = "station_gateway_commands"
 DISPLAY_CHANNEL = "station_gateway_display"
+
+
+class SessionAtConnector(Protocol):
+    """Any session event that names the station and connector (the first may make the row)."""
+
+    @property
+    def session_id(self) -> uuid.UUID: ...
+    @property
+    def station_id(self) -> str: ...
+    @property
+    def connector_id(self) -> int: ...
 
 
 class Repository:
@@ -294,9 +305,23 @@ class Repository:
         await self.session.execute(insert(sessions).values(**values))
 
     async def upsert_session(
-        self, session_id: uuid.UUID, create: dict[str, Any], **values: Any
+        self,
+        about: SessionAtConnector,
+        started_at: datetime,
+        *,
+        create: Mapping[str, Any] | None = None,
+        **values: Any,
     ) -> None:
-        stmt = insert(sessions).values(session_id=session_id, **create, **values)
+        """Set a session's ``values``; the first event heard of it makes the row (with
+        ``create``, the columns only that insert sets)."""
+        stmt = insert(sessions).values(
+            session_id=about.session_id,
+            station_id=about.station_id,
+            connector_id=about.connector_id,
+            session_started_at=started_at,
+            **(create or {}),
+            **values,
+        )
         await self.session.execute(
             stmt.on_conflict_do_update(
                 index_elements=[sessions.c.session_id], set_={**values, "updated_at": func.now()}

@@ -17,9 +17,12 @@ class CodeRequest(BaseModel):
 
 
 class IssuedCodeView(BaseModel):
+    # Read from the service's IssuedCode: the same fields, ``qr`` named for the display.
+    model_config = ConfigDict(from_attributes=True)
+
     session_id: uuid.UUID
     connector_id: int
-    qr: str
+    qr: str = Field(validation_alias="qr_url")
     code: str
     expires_at: datetime
 

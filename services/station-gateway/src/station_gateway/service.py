@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from plugpay_events.contracts.sessions import (
     ChargingStarted,
@@ -26,6 +26,7 @@ from plugpay_events.contracts.sessions import (
     SessionStopRequested,
 )
 from plugpay_events.contracts.stations import (
+    ConnectorStatus,
     ConnectorStatusChanged,
     StationBooted,
     StationConnected,
@@ -47,18 +48,8 @@ from station_gateway.tables import outbox_tables
 PRODUCER = "station-gateway"
 _outbox = Outbox(outbox_tables)
 
-CONNECTOR_STATUSES = {
-    "Available",
-    "Preparing",
-    "Charging",
-    "SuspendedEV",
-    "SuspendedEVSE",
-    "Finishing",
-    "Reserved",
-    "Unavailable",
-    "Faulted",
-    "Occupied",
-}
+# What the event contract admits; a station may report others (mapped to Unavailable).
+CONNECTOR_STATUSES = frozenset(get_args(ConnectorStatus))
 
 
 class GatewayRefusal(Exception):
@@ -734,17 +725,11 @@ async def judge_meter_evidence(
         start_received_at=row["start_received_at"],
     )
     judgement = plausibility.judge(evidence)
-    claim = judgement.claimed
     return judgement, MeterJudgement(
         outcome=judgement.outcome,
         reasons=tuple(str(r) for r in judgement.reasons),
-        claimed=MeterClaim(
-            meter_start_wh=claim.meter_start_wh,
-            meter_stop_wh=claim.meter_stop_wh,
-            energy_wh=claim.energy_wh,
-            started_at=claim.started_at,
-            ended_at=claim.ended_at,
-        ),
+        # plausibility.Claim has the contract's fields, by the same names.
+        claimed=MeterClaim.model_validate(judgement.claimed, from_attributes=True),
         max_power_w=max_power_w,
         max_energy_wh=judgement.max_energy_wh,
         clock_skew_s=int(skew.total_seconds()),

@@ -253,6 +253,7 @@ async def test_display_page_and_live_updates(harness) -> None:  # type: ignore[n
                 if session and session["state"] == "code_issued":
                     break
             assert session["code"] == issued.json()["code"]
+            assert session["qr_url"] == issued.json()["qr"]
             assert session["price"]
     await harness.eventually(lambda: station.got("DataTransfer"))
     await harness.close(station)
