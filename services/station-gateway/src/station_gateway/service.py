@@ -657,6 +657,18 @@ async def evaluate_progress(
     return MeterOutcome(row["session_id"], limit, cost, energy, currency)
 
 
+async def check_progress(
+    session: AsyncSession, session_id: uuid.UUID, now: datetime
+) -> MeterOutcome | None:
+    """The periodic limit check of one session: its row locked and read again, because it may
+    have ended since the caller listed it (its final cost must not be overwritten by a running
+    one). None when it is no longer charging."""
+    row = await Repository(session).session_row(session_id, lock=True)
+    if row is None or row["state"] != domain.SessionState.CHARGING:
+        return None
+    return await evaluate_progress(session, row, now)
+
+
 async def request_limit_stop(session: AsyncSession, session_id: uuid.UUID) -> bool:
     """Mark that the gateway stops a session at its limit; False if a stop was already asked."""
     repo = Repository(session)

@@ -384,3 +384,45 @@ async def test_a_test_stack_with_simulated_clocks_accepts_its_calendar(harness: 
     assert done["judgement"]["outcome"] == "accepted"
     assert datetime.fromisoformat(done["started_at"]) > datetime.now(UTC) + timedelta(days=19)
     assert done["energy_wh"] == done["judgement"]["claimed"]["energy_wh"]
+
+
+async def test_the_periodic_limit_check_leaves_a_session_that_ended_meanwhile_alone(
+    harness: Any,
+) -> None:
+    """The limit check lists the charging sessions, then evaluates each: one that ended in
+    between keeps its final figures (a running cost written over them was answered later as
+    the Ended totalCost)."""
+    import uuid
+
+    from station_gateway import service
+    from station_gateway.repository import Repository
+
+    gw = await harness.start_gateway()
+    await harness.register("LIMIT-RACE")
+    station = await harness.connect("LIMIT-RACE")
+    authorized_at = datetime.now(UTC)
+    session_id, tx = await start16(harness, station, authorized_at, authorized_at, 10_000)
+    database = gw.app.state.gateway.database
+    sid = uuid.UUID(session_id)
+    async with database.write() as session:
+        running = await service.check_progress(session, sid, datetime.now(UTC))
+    assert running is not None and running.session_id == sid
+    await station.call(
+        call16.StopTransaction(
+            meter_stop=10_000 + 100,
+            timestamp=iso(datetime.now(UTC)),
+            transaction_id=tx,
+            reason="Local",
+        )
+    )
+    await completed(harness, session_id)
+    async with database.write() as session:
+        final = await Repository(session).session_row(sid)
+        assert await service.check_progress(session, sid, datetime.now(UTC)) is None
+        after = await Repository(session).session_row(sid)
+    assert final is not None and after is not None
+    assert (after["cost_so_far_minor"], after["meter_last_wh"]) == (
+        final["cost_so_far_minor"],
+        final["meter_last_wh"],
+    )
+    await harness.close(station)
