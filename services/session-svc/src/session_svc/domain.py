@@ -203,127 +203,102 @@ class ChargingSession(BaseModel):
 
 # --- folding -------------------------------------------------------------------------------
 
+# What an event does: the status it leads to (None: unchanged) and the fields it sets.
+Change = tuple[SessionStatus | None, dict[str, object]]
+
+
+def _kept(event: Event, *names: str) -> dict[str, object]:
+    """The event's fields that the state keeps under the same names."""
+    return {name: getattr(event, name) for name in names}
+
 
 @singledispatch
-def mutate(event: Event, state: ChargingSession) -> tuple[SessionStatus | None, dict[str, object]]:
+def mutate(event: Event, state: ChargingSession) -> Change:
     """What an event does: the status it leads to (None: unchanged) and the fields it sets."""
     raise TypeError(f"{type(event).__name__} is not a charging-session event")
 
 
 @mutate.register
-def _(
-    e: SessionCodeIssued, state: ChargingSession
-) -> tuple[SessionStatus | None, dict[str, object]]:
-    issued: dict[str, object] = {
-        "station_id": e.station_id,
-        "connector_id": e.connector_id,
-        "session_started_at": e.session_started_at,
-        "code": e.code,
-        "token_id": e.token_id,
+def _(e: SessionCodeIssued, state: ChargingSession) -> Change:
+    issued = _kept(e, "station_id", "connector_id", "session_started_at", "code", "token_id")
+    # After an early scan (the scan needs no Issued first) the code's facts only fill in.
+    return (S.CODE_ISSUED if state.status is None else None), {
+        **issued,
         "code_expires_at": e.expires_at,
     }
-    # After an early scan (the scan needs no Issued first) the code's facts only fill in.
-    return (S.CODE_ISSUED if state.status is None else None), issued
 
 
 @mutate.register
-def _(
-    e: SessionCodeScanned, state: ChargingSession
-) -> tuple[SessionStatus | None, dict[str, object]]:
-    return S.SCANNED, {
-        # What the verified code said: the session may be scanned before its Issued arrives.
-        "station_id": e.station_id,
-        "connector_id": e.connector_id,
-        "session_started_at": e.session_started_at,
-        "user_id": e.user_id,
-        "organisation_id": e.organisation_id,
-        "user_groups": tuple(e.user_groups),
-        "code_kind": e.code_kind,
-        "scanned_at": e.scanned_at,
-    }
+def _(e: SessionCodeScanned, state: ChargingSession) -> Change:
+    # What the verified code said: the session may be scanned before its Issued arrives.
+    code = _kept(e, "station_id", "connector_id", "session_started_at")
+    scanner = _kept(e, "user_id", "organisation_id", "code_kind", "scanned_at")
+    return S.SCANNED, {**code, **scanner, "user_groups": tuple(e.user_groups)}
 
 
 @mutate.register
-def _(
-    e: SessionCodeExpired, state: ChargingSession
-) -> tuple[SessionStatus | None, dict[str, object]]:
-    return S.EXPIRED, {"expired_at": e.expired_at}
+def _(e: SessionCodeExpired, state: ChargingSession) -> Change:
+    return S.EXPIRED, _kept(e, "expired_at")
 
 
 @mutate.register
-def _(e: SessionPriced, state: ChargingSession) -> tuple[SessionStatus | None, dict[str, object]]:
-    return S.PRICED, {
-        "station_organisation_id": e.station_organisation_id,
-        "tariff": e.tariff,
-        "time_zone": e.time_zone,
-        "max_power_w": e.max_power_w,
-        "free_of_charge": e.free_of_charge,
-        "priced_at": e.priced_at,
-    }
+def _(e: SessionPriced, state: ChargingSession) -> Change:
+    return S.PRICED, _kept(
+        e,
+        "station_organisation_id",
+        "tariff",
+        "time_zone",
+        "max_power_w",
+        "free_of_charge",
+        "priced_at",
+    )
 
 
 @mutate.register
-def _(e: SessionDenied, state: ChargingSession) -> tuple[SessionStatus | None, dict[str, object]]:
+def _(e: SessionDenied, state: ChargingSession) -> Change:
     return S.DENIED, {
         "denial_reason": e.reason,
         "denial_message": e.message,
-        "denied_by": e.denied_by,
-        "denied_at": e.denied_at,
+        **_kept(e, "denied_by", "denied_at"),
     }
 
 
 @mutate.register
-def _(
-    e: SessionAuthorized, state: ChargingSession
-) -> tuple[SessionStatus | None, dict[str, object]]:
-    return S.AUTHORISED, {
-        "funding": e.funding,
-        "hold_id": e.hold_id,
-        "hold_amount": e.hold_amount,
-        "limits": e.limits,
-        "authorized_at": e.authorized_at,
-        "start_deadline": e.start_deadline,
-    }
+def _(e: SessionAuthorized, state: ChargingSession) -> Change:
+    return S.AUTHORISED, _kept(
+        e, "funding", "hold_id", "hold_amount", "limits", "authorized_at", "start_deadline"
+    )
 
 
 @mutate.register
-def _(e: ChargingStarted, state: ChargingSession) -> tuple[SessionStatus | None, dict[str, object]]:
+def _(e: ChargingStarted, state: ChargingSession) -> Change:
     # A stop requested before the station confirmed the start still stands.
     target = S.STOPPING if state.status is S.STOPPING else S.CHARGING
-    return target, {
-        "transaction_id": e.transaction_id,
-        "meter_start_wh": e.meter_start_wh,
-        "started_at": e.started_at,
-    }
+    return target, _kept(e, "transaction_id", "meter_start_wh", "started_at")
 
 
 @mutate.register
-def _(
-    e: SessionStopRequested, state: ChargingSession
-) -> tuple[SessionStatus | None, dict[str, object]]:
+def _(e: SessionStopRequested, state: ChargingSession) -> Change:
     return S.STOPPING, {"stop_requested_by": e.requested_by, "stop_requested_at": e.requested_at}
 
 
 @mutate.register
-def _(
-    e: SessionCompleted, state: ChargingSession
-) -> tuple[SessionStatus | None, dict[str, object]]:
-    return S.COMPLETED, {
-        "transaction_id": e.transaction_id,
-        "meter_start_wh": e.meter_start_wh,
-        "meter_stop_wh": e.meter_stop_wh,
-        "energy_wh": e.energy_wh,
-        "started_at": e.started_at,
-        "charging_ended_at": e.charging_ended_at,
-        "ended_at": e.ended_at,
-        "stop_reason": e.stop_reason,
-    }
+def _(e: SessionCompleted, state: ChargingSession) -> Change:
+    return S.COMPLETED, _kept(
+        e,
+        "transaction_id",
+        "meter_start_wh",
+        "meter_stop_wh",
+        "energy_wh",
+        "started_at",
+        "charging_ended_at",
+        "ended_at",
+        "stop_reason",
+    )
 
 
 @mutate.register
-def _(
-    e: SessionCostCalculated, state: ChargingSession
-) -> tuple[SessionStatus | None, dict[str, object]]:
+def _(e: SessionCostCalculated, state: ChargingSession) -> Change:
     return S.COST_CALCULATED, {
         "cost": e.total,
         "breakdown": e.breakdown,
@@ -332,32 +307,24 @@ def _(
 
 
 @mutate.register
-def _(e: SessionBilled, state: ChargingSession) -> tuple[SessionStatus | None, dict[str, object]]:
-    return S.BILLED, {
-        "receipt_id": e.receipt_id,
-        "charged": e.charged,
-        "balance_after": e.balance_after,
-        "outstanding_debt": e.outstanding_debt,
-        "billed_at": e.billed_at,
-    }
+def _(e: SessionBilled, state: ChargingSession) -> Change:
+    return S.BILLED, _kept(
+        e, "receipt_id", "charged", "balance_after", "outstanding_debt", "billed_at"
+    )
 
 
 @mutate.register
-def _(
-    e: SessionAbandoned, state: ChargingSession
-) -> tuple[SessionStatus | None, dict[str, object]]:
+def _(e: SessionAbandoned, state: ChargingSession) -> Change:
     return S.ABANDONED, {"abandoned_reason": e.reason, "abandoned_at": e.abandoned_at}
 
 
 @mutate.register
-def _(e: SessionFailed, state: ChargingSession) -> tuple[SessionStatus | None, dict[str, object]]:
+def _(e: SessionFailed, state: ChargingSession) -> Change:
     return S.FAILED, {"failure_reason": e.reason, "failed_at": e.failed_at}
 
 
 @mutate.register
-def _(
-    e: SessionHoldReleased, state: ChargingSession
-) -> tuple[SessionStatus | None, dict[str, object]]:
+def _(e: SessionHoldReleased, state: ChargingSession) -> Change:
     return None, {"hold_released": e.released, "hold_released_at": e.released_at}
 
 
