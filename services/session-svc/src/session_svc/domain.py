@@ -1,7 +1,7 @@
 """The charging-session aggregate: pure, no I/O, no framework.
 
-A session's state is a fold over its events (``apply``, a ``singledispatch`` on the event
-type, after eventsourcing's aggregate7 ``mutate``). Commands (``scan``, ``request_stop``,
+A session's state is a fold over its events (``apply``, after eventsourcing's aggregate7
+``mutate``: one ``match`` over the event types says what each event does to the state). Commands (``scan``, ``request_stop``,
 ``expire_code``, ``abandon``) look at the state and return new events or a ``Rejected`` value
 with a machine-readable reason; they never change the state themselves.
 
@@ -18,7 +18,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from functools import singledispatch
 from typing import Literal
 
 from plugpay_events.contracts.sessions import (
@@ -212,120 +211,57 @@ def _kept(event: Event, *names: str) -> dict[str, object]:
     return {name: getattr(event, name) for name in names}
 
 
-@singledispatch
 def mutate(event: Event, state: ChargingSession) -> Change:
-    """What an event does: the status it leads to (None: unchanged) and the fields it sets."""
+    """What an event does to ``state``: the status it leads to and the fields it sets."""
+    match event:
+        case SessionCodeIssued(expires_at=expires_at):
+            where = _kept(event, "station_id", "connector_id", "session_started_at")
+            # After an early scan (the scan needs no Issued first) the code's facts only fill in.
+            first = S.CODE_ISSUED if state.status is None else None
+            return first, {
+                **where,
+                **_kept(event, "code", "token_id"),
+                "code_expires_at": expires_at,
+            }
+        case SessionCodeScanned(user_groups=groups):
+            # What the verified code said: the session may be scanned before its Issued arrives.
+            code = _kept(event, "station_id", "connector_id", "session_started_at")
+            scanner = _kept(event, "user_id", "organisation_id", "code_kind", "scanned_at")
+            return S.SCANNED, {**code, **scanner, "user_groups": tuple(groups)}
+        case SessionCodeExpired():
+            return S.EXPIRED, _kept(event, "expired_at")
+        case SessionPriced():
+            station = _kept(event, "station_organisation_id", "time_zone", "max_power_w")
+            return S.PRICED, {**station, **_kept(event, "tariff", "free_of_charge", "priced_at")}
+        case SessionDenied(reason=reason, message=message):
+            denied = _kept(event, "denied_by", "denied_at")
+            return S.DENIED, {"denial_reason": reason, "denial_message": message, **denied}
+        case SessionAuthorized():
+            hold = _kept(event, "funding", "hold_id", "hold_amount", "limits")
+            return S.AUTHORISED, {**hold, **_kept(event, "authorized_at", "start_deadline")}
+        case ChargingStarted():
+            # A stop requested before the station confirmed the start still stands.
+            target = S.STOPPING if state.status is S.STOPPING else S.CHARGING
+            return target, _kept(event, "transaction_id", "meter_start_wh", "started_at")
+        case SessionStopRequested(requested_by=by, requested_at=at):
+            return S.STOPPING, {"stop_requested_by": by, "stop_requested_at": at}
+        case SessionCompleted():
+            meter = _kept(event, "transaction_id", "meter_start_wh", "meter_stop_wh", "energy_wh")
+            ending = _kept(event, "started_at", "charging_ended_at", "ended_at", "stop_reason")
+            return S.COMPLETED, {**meter, **ending}
+        case SessionCostCalculated(total=total, calculated_at=at):
+            costed = {"cost": total, "breakdown": event.breakdown, "cost_calculated_at": at}
+            return S.COST_CALCULATED, costed
+        case SessionBilled():
+            bill = _kept(event, "receipt_id", "charged", "balance_after", "outstanding_debt")
+            return S.BILLED, {**bill, "billed_at": event.billed_at}
+        case SessionAbandoned(reason=reason, abandoned_at=at):
+            return S.ABANDONED, {"abandoned_reason": reason, "abandoned_at": at}
+        case SessionFailed(reason=reason, failed_at=at):
+            return S.FAILED, {"failure_reason": reason, "failed_at": at}
+        case SessionHoldReleased(released=released, released_at=at):
+            return None, {"hold_released": released, "hold_released_at": at}
     raise TypeError(f"{type(event).__name__} is not a charging-session event")
-
-
-@mutate.register
-def _(e: SessionCodeIssued, state: ChargingSession) -> Change:
-    issued = _kept(e, "station_id", "connector_id", "session_started_at", "code", "token_id")
-    # After an early scan (the scan needs no Issued first) the code's facts only fill in.
-    return (S.CODE_ISSUED if state.status is None else None), {
-        **issued,
-        "code_expires_at": e.expires_at,
-    }
-
-
-@mutate.register
-def _(e: SessionCodeScanned, state: ChargingSession) -> Change:
-    # What the verified code said: the session may be scanned before its Issued arrives.
-    code = _kept(e, "station_id", "connector_id", "session_started_at")
-    scanner = _kept(e, "user_id", "organisation_id", "code_kind", "scanned_at")
-    return S.SCANNED, {**code, **scanner, "user_groups": tuple(e.user_groups)}
-
-
-@mutate.register
-def _(e: SessionCodeExpired, state: ChargingSession) -> Change:
-    return S.EXPIRED, _kept(e, "expired_at")
-
-
-@mutate.register
-def _(e: SessionPriced, state: ChargingSession) -> Change:
-    return S.PRICED, _kept(
-        e,
-        "station_organisation_id",
-        "tariff",
-        "time_zone",
-        "max_power_w",
-        "free_of_charge",
-        "priced_at",
-    )
-
-
-@mutate.register
-def _(e: SessionDenied, state: ChargingSession) -> Change:
-    return S.DENIED, {
-        "denial_reason": e.reason,
-        "denial_message": e.message,
-        **_kept(e, "denied_by", "denied_at"),
-    }
-
-
-@mutate.register
-def _(e: SessionAuthorized, state: ChargingSession) -> Change:
-    return S.AUTHORISED, _kept(
-        e, "funding", "hold_id", "hold_amount", "limits", "authorized_at", "start_deadline"
-    )
-
-
-@mutate.register
-def _(e: ChargingStarted, state: ChargingSession) -> Change:
-    # A stop requested before the station confirmed the start still stands.
-    target = S.STOPPING if state.status is S.STOPPING else S.CHARGING
-    return target, _kept(e, "transaction_id", "meter_start_wh", "started_at")
-
-
-@mutate.register
-def _(e: SessionStopRequested, state: ChargingSession) -> Change:
-    return S.STOPPING, {"stop_requested_by": e.requested_by, "stop_requested_at": e.requested_at}
-
-
-@mutate.register
-def _(e: SessionCompleted, state: ChargingSession) -> Change:
-    return S.COMPLETED, _kept(
-        e,
-        "transaction_id",
-        "meter_start_wh",
-        "meter_stop_wh",
-        "energy_wh",
-        "started_at",
-        "charging_ended_at",
-        "ended_at",
-        "stop_reason",
-    )
-
-
-@mutate.register
-def _(e: SessionCostCalculated, state: ChargingSession) -> Change:
-    return S.COST_CALCULATED, {
-        "cost": e.total,
-        "breakdown": e.breakdown,
-        "cost_calculated_at": e.calculated_at,
-    }
-
-
-@mutate.register
-def _(e: SessionBilled, state: ChargingSession) -> Change:
-    return S.BILLED, _kept(
-        e, "receipt_id", "charged", "balance_after", "outstanding_debt", "billed_at"
-    )
-
-
-@mutate.register
-def _(e: SessionAbandoned, state: ChargingSession) -> Change:
-    return S.ABANDONED, {"abandoned_reason": e.reason, "abandoned_at": e.abandoned_at}
-
-
-@mutate.register
-def _(e: SessionFailed, state: ChargingSession) -> Change:
-    return S.FAILED, {"failure_reason": e.reason, "failed_at": e.failed_at}
-
-
-@mutate.register
-def _(e: SessionHoldReleased, state: ChargingSession) -> Change:
-    return None, {"hold_released": e.released, "hold_released_at": e.released_at}
 
 
 def transition_problem(
@@ -404,7 +340,8 @@ def apply(
     return state.model_copy(update=update)
 
 
-_OCCURRED_FIELD: dict[type[Event], str] = {
+# Every charging-session event (``mutate``'s cases) and the field that says when it happened.
+OCCURRED_FIELD: dict[type[Event], str] = {
     SessionCodeIssued: "session_started_at",
     SessionCodeScanned: "scanned_at",
     SessionCodeExpired: "expired_at",
@@ -423,7 +360,7 @@ _OCCURRED_FIELD: dict[type[Event], str] = {
 
 
 def _occurred(event: Event) -> datetime | None:
-    value = getattr(event, _OCCURRED_FIELD.get(type(event), ""), None)
+    value = getattr(event, OCCURRED_FIELD.get(type(event), ""), None)
     return value if isinstance(value, datetime) else None
 
 
