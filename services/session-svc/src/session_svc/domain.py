@@ -1,9 +1,10 @@
 """The charging-session aggregate: pure, no I/O, no framework.
 
 A session's state is a fold over its events (``apply``, after eventsourcing's aggregate7
-``mutate``: one ``match`` over the event types says what each event does to the state). Commands (``scan``, ``request_stop``,
-``expire_code``, ``abandon``) look at the state and return new events or a ``Rejected`` value
-with a machine-readable reason; they never change the state themselves.
+``mutate``: one ``match`` over the event types says what each event does to the state).
+Commands (``scan``, ``request_stop``, ``expire_code``, ``abandon``) look at the state and return
+new events or a ``Rejected`` value with a machine-readable reason; they never change the state
+themselves.
 
 Folding events read from the log is tolerant, because the log is the truth and delivery is
 at-least-once: an event already applied (same event id) or one that repeats the transition the
@@ -18,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from plugpay_events.contracts.sessions import (
     ChargingStarted,
@@ -446,9 +447,7 @@ def scan(
     if now > min(state.code_expires_at, state.session_started_at + tolerance) + clock_skew:
         return Rejected("code_expired", "the code has expired; ask the station for a new one")
     return SessionCodeScanned(
-        session_id=state.session_id,
-        station_id=state.station_id,
-        connector_id=state.connector_id,
+        **_at_connector(state),
         session_started_at=state.session_started_at,
         scanned_at=now,
         user_id=user_id,
@@ -457,6 +456,16 @@ def scan(
         code_kind=code_kind,
         guest=guest,
     )
+
+
+def _at_connector(state: ChargingSession) -> dict[str, Any]:
+    """Where an event about the session happens: the session, its station and connector."""
+    assert state.station_id and state.connector_id
+    return {
+        "session_id": state.session_id,
+        "station_id": state.station_id,
+        "connector_id": state.connector_id,
+    }
 
 
 def request_stop(
@@ -487,31 +496,14 @@ def expire_code(
     """A code still unscanned when it can no longer be accepted (``due``)."""
     if state.status is not S.CODE_ISSUED or now < due:
         return []
-    assert state.station_id and state.connector_id
-    return [
-        SessionCodeExpired(
-            session_id=state.session_id,
-            station_id=state.station_id,
-            connector_id=state.connector_id,
-            expired_at=now,
-        )
-    ]
+    return [SessionCodeExpired(**_at_connector(state), expired_at=now)]
 
 
 def abandon(state: ChargingSession, *, now: datetime, deadline: datetime) -> list[SessionAbandoned]:
     """Authorised but never started by ``deadline``: billing voids the hold on this."""
     if state.status is not S.AUTHORISED or now < deadline:
         return []
-    assert state.station_id and state.connector_id
-    return [
-        SessionAbandoned(
-            session_id=state.session_id,
-            station_id=state.station_id,
-            connector_id=state.connector_id,
-            reason="start_timeout",
-            abandoned_at=now,
-        )
-    ]
+    return [SessionAbandoned(**_at_connector(state), reason="start_timeout", abandoned_at=now)]
 
 
 # The timers a session may have pending (rows in the store, fired by session-svc's timer task).
