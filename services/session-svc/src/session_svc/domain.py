@@ -530,14 +530,9 @@ def with_pending_scan(
     the store to consume the scan back from the log (read-your-writes). A state that has moved
     on already is returned unchanged."""
     if state is None:
-        # The store lost the session (a rebuild in progress): the scan alone knows enough.
-        state = ChargingSession(
-            session_id=scanned.session_id,
-            status=S.CODE_ISSUED,
-            station_id=scanned.station_id,
-            connector_id=scanned.connector_id,
-            session_started_at=scanned.session_started_at,
-        )
+        # The store lost the session (a rebuild in progress): the scan alone knows enough, it
+        # carries the code's station, connector and issue time.
+        state = ChargingSession(session_id=scanned.session_id, status=S.CODE_ISSUED)
     if state.status is not S.CODE_ISSUED:
         return state
     return apply(state, scanned)

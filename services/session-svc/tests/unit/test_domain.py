@@ -298,6 +298,7 @@ def test_a_pending_scan_reads_as_scanned_until_the_store_has_it() -> None:
     alone = domain.with_pending_scan(None, scanned)
     assert alone.status is SessionStatus.SCANNED and alone.scanned_at == scanned.scanned_at
     assert alone.session_started_at == issued.session_started_at
+    assert (alone.station_id, alone.connector_id) == (story.station_id, story.connector_id)
     # Once the store has moved on, it is the truth.
     priced = folded([*story.events[:2], story.priced()])
     assert domain.with_pending_scan(priced, scanned) is priced
