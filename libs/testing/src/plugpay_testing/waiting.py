@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar, overload
+from typing import Any, TypeGuard, TypeVar, overload
 
 T = TypeVar("T")
 
@@ -24,7 +24,7 @@ class _Attempts:
         self.deadline = time.monotonic() + within
         self.last: object = None
 
-    def holds(self, result: object) -> bool:
+    def holds(self, result: T | None) -> TypeGuard[T]:
         """Whether this attempt's ``result`` is the answer; ``NotYet`` once time is up."""
         self.last = result
         return bool(result) or self._not_yet()
