@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
@@ -235,17 +235,12 @@ async def set_commercials(
     await store.emit(
         [
             _wrap(
+                # The commercials as set, and whose station they are.
                 StationCommercialsSet(
+                    **asdict(commercials),
                     station_id=station_id,
                     organisation_id=station.organisation_id,
-                    time_zone=commercials.time_zone,
-                    tariff_key=commercials.tariff_key,
-                    connector_tariffs=commercials.connector_tariffs,
-                    connector_max_power_w=commercials.connector_max_power_w,
-                    access_policy=commercials.access_policy,
                     power_class=station.power_class,
-                    status=commercials.status,
-                    updated_at=now,
                 )
             )
         ]
