@@ -556,10 +556,7 @@ async def price_session(store: Store, envelope: Envelope, event: SessionCodeScan
     decision = await _decide(store, station, event)
     # Denied until the decision says otherwise: the scan's session, station and driver.
     record = SessionPricing(
-        session_id=event.session_id,
-        station_id=event.station_id,
-        connector_id=event.connector_id,
-        user_id=event.user_id,
+        **_named_by(event),
         outcome="denied",
         decided_at=event.scanned_at,
     )
@@ -580,15 +577,22 @@ async def price_session(store: Store, envelope: Envelope, event: SessionCodeScan
         await store.emit([_wrap(decision, envelope)])
 
 
+def _named_by(scan: SessionCodeScanned) -> dict[str, Any]:
+    """The scan's session, station, connector and driver: what every pricing outcome names."""
+    return {
+        "session_id": scan.session_id,
+        "station_id": scan.station_id,
+        "connector_id": scan.connector_id,
+        "user_id": scan.user_id,
+    }
+
+
 async def _decide(
     store: Store, station: Station | None, event: SessionCodeScanned
 ) -> SessionPriced | SessionDenied:
     def deny(reason: Any, message: str) -> SessionDenied:
         return SessionDenied(
-            session_id=event.session_id,
-            station_id=event.station_id,
-            connector_id=event.connector_id,
-            user_id=event.user_id,
+            **_named_by(event),
             reason=reason,
             message=message,
             denied_by=PRODUCER,
@@ -618,10 +622,7 @@ async def _decide(
     if not access.allowed:
         return deny(access.reason, access.message)
     return SessionPriced(
-        session_id=event.session_id,
-        station_id=event.station_id,
-        connector_id=event.connector_id,
-        user_id=event.user_id,
+        **_named_by(event),
         station_organisation_id=station.organisation_id,
         tariff=version.tariff,
         time_zone=commercials.time_zone,
