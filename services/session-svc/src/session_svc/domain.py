@@ -39,6 +39,7 @@ from plugpay_events.contracts.sessions import (
     SessionStopRequested,
 )
 from plugpay_events.envelope import Event
+from plugpay_events.session_code import SessionCodeClaims
 from plugpay_events.types import Money
 from plugpay_tariffs.calculator import CostBreakdown
 from plugpay_tariffs.model import Tariff
@@ -378,25 +379,15 @@ def fold(
 # --- commands ------------------------------------------------------------------------------
 
 
-def issued_from_code(
-    session_id: uuid.UUID,
-    *,
-    station_id: str,
-    connector_id: int,
-    session_started_at: datetime,
-    expires_at: datetime,
-    token_id: str,
-) -> ChargingSession:
+def issued_from_code(claims: SessionCodeClaims) -> ChargingSession:
     """The session as its verified code proves it was issued, for a scan that arrives before
     the code's ``SessionCodeIssued`` (the typed code is not known yet: only the log has it)."""
+    said = claims.model_dump(include={"session_id", "station_id", "connector_id", "token_id"})
     return ChargingSession(
-        session_id=session_id,
+        **said,
         status=S.CODE_ISSUED,
-        station_id=station_id,
-        connector_id=connector_id,
-        session_started_at=session_started_at,
-        token_id=token_id,
-        code_expires_at=expires_at,
+        session_started_at=claims.session_started_at,
+        code_expires_at=claims.expires_at,
     )
 
 

@@ -192,14 +192,7 @@ async def _check_code(
     state = await repository.load_session(db, session_id) if session_id else None
     if (state is None or state.status is None) and claims is not None:
         # A verified code is its own proof of issue: no waiting for the log to bring it.
-        state = domain.issued_from_code(
-            claims.session_id,
-            station_id=claims.station_id,
-            connector_id=claims.connector_id,
-            session_started_at=claims.session_started_at,
-            expires_at=claims.expires_at,
-            token_id=claims.token_id,
-        )
+        state = domain.issued_from_code(claims)
     if session_id is None or state is None:
         raise Refusal("code_invalid", "this code is not known", status_code=400)
     if await repository.is_scan_claimed(db, session_id):

@@ -8,6 +8,7 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from plugpay_events.envelope import Event
+from plugpay_events.session_code import SessionCodeClaims
 from session_stories import Story
 from session_svc import domain
 from session_svc.domain import (
@@ -332,13 +333,16 @@ def test_a_scan_before_its_issued_folds_into_one_scanned_session() -> None:
 def test_a_code_proves_its_issue_for_a_scan() -> None:
     story = Story()
     state = domain.issued_from_code(
-        story.session_id,
-        station_id=story.station_id,
-        connector_id=story.connector_id,
-        session_started_at=story.started,
-        expires_at=story.at(300),
-        token_id=story.token_id,
+        SessionCodeClaims(
+            session_id=story.session_id,
+            station_id=story.station_id,
+            connector_id=story.connector_id,
+            session_started_at=story.started,
+            expires_at=story.at(300),
+            token_id=story.token_id,
+        )
     )
+    assert (state.status, state.code_expires_at) == (SessionStatus.CODE_ISSUED, story.at(300))
     result = domain.scan(
         state,
         user_id=story.user_id,
