@@ -817,41 +817,8 @@ def ingresses(routes: list[Route]) -> list[dict[str, Any]]:
         if websocket:
             # ingress-nginx forwards Upgrade/Connection itself; long timeouts keep sockets open.
             annotations["nginx.ingress.kubernetes.io/proxy-http-version"] = "1.1"
-        out.append(
-            {
-                "apiVersion": "networking.k8s.io/v1",
-                "kind": "Ingress",
-                "metadata": {
-                    "name": name,
-                    "labels": {"app.kubernetes.io/part-of": PART_OF},
-                    "annotations": annotations,
-                },
-                "spec": {
-                    "ingressClassName": "nginx",
-                    "tls": [{"hosts": [INGRESS_HOST], "secretName": TLS_SECRET}],
-                    "rules": [
-                        {
-                            "host": INGRESS_HOST,
-                            "http": {
-                                "paths": [
-                                    {
-                                        "path": r.prefix,
-                                        "pathType": "Prefix",
-                                        "backend": {
-                                            "service": {
-                                                "name": r.service,
-                                                "port": {"name": "http"},
-                                            }
-                                        },
-                                    }
-                                    for r in members
-                                ]
-                            },
-                        }
-                    ],
-                },
-            }
-        )
+        paths = [_ingress_path(r.prefix, "Prefix", r.service) for r in members]
+        out.append(_ingress(name, annotations, paths))
     return out
 
 
@@ -862,38 +829,37 @@ def internal_ingress(routes: list[Route]) -> dict[str, Any]:
         p: max((r for r in routes if p.startswith(r.prefix + "/")), key=lambda r: len(r.prefix))
         for p in paths
     }
+    annotations = {
+        "cert-manager.io/cluster-issuer": "letsencrypt",
+        "nginx.ingress.kubernetes.io/denylist-source-range": "0.0.0.0/0,::/0",
+    }
+    paths_out = [_ingress_path(p, "Exact", owner[p].service) for p in paths]
+    return _ingress("plugpay-internal-only", annotations, paths_out)
+
+
+def _ingress(name: str, annotations: dict[str, str], paths: list[dict[str, Any]]) -> dict[str, Any]:
+    """An Ingress on the public host with its TLS secret."""
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
         "metadata": {
-            "name": "plugpay-internal-only",
+            "name": name,
             "labels": {"app.kubernetes.io/part-of": PART_OF},
-            "annotations": {
-                "cert-manager.io/cluster-issuer": "letsencrypt",
-                "nginx.ingress.kubernetes.io/denylist-source-range": "0.0.0.0/0,::/0",
-            },
+            "annotations": annotations,
         },
         "spec": {
             "ingressClassName": "nginx",
             "tls": [{"hosts": [INGRESS_HOST], "secretName": TLS_SECRET}],
-            "rules": [
-                {
-                    "host": INGRESS_HOST,
-                    "http": {
-                        "paths": [
-                            {
-                                "path": p,
-                                "pathType": "Exact",
-                                "backend": {
-                                    "service": {"name": owner[p].service, "port": {"name": "http"}}
-                                },
-                            }
-                            for p in paths
-                        ]
-                    },
-                }
-            ],
+            "rules": [{"host": INGRESS_HOST, "http": {"paths": paths}}],
         },
+    }
+
+
+def _ingress_path(path: str, path_type: str, service: str) -> dict[str, Any]:
+    return {
+        "path": path,
+        "pathType": path_type,
+        "backend": {"service": {"name": service, "port": {"name": "http"}}},
     }
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from plugpay_testing import eventually
 from web_support import DEMO_PASSWORD, ROOT
 
 STATION = "ST-0001"
@@ -77,19 +78,24 @@ class Run:
     async def station_online(self, http: httpx.AsyncClient) -> None:
         """Until the gateway has the demo station connected (after start-up and seeding)."""
         basic = base64.b64encode(f"{STATION}:{STATION_SECRET}".encode()).decode()
-        async with asyncio.timeout(240):
-            while True:
-                assert self.process is not None
-                if self.process.poll() is not None:
-                    raise AssertionError("plugpay run exited:\n" + self.log())
-                with contextlib.suppress(httpx.TransportError):
-                    r = await http.get(
-                        f"/stations/{STATION}/display/state",
-                        headers={"Authorization": f"Basic {basic}"},
-                    )
-                    if r.status_code == 200 and r.json().get("online"):
-                        return
-                await asyncio.sleep(0.5)
+
+        async def online() -> bool:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError("plugpay run exited:\n" + self.log())
+            r = await http.get(
+                f"/stations/{STATION}/display/state",
+                headers={"Authorization": f"Basic {basic}"},
+            )
+            return r.status_code == 200 and bool(r.json().get("online"))
+
+        await eventually(
+            online,
+            within=240,
+            what=f"{STATION} online",
+            every=0.5,
+            tolerate=(httpx.TransportError,),
+        )
 
 
 @pytest.fixture
@@ -105,13 +111,14 @@ def run() -> Iterator[Run]:
 
 async def _energy_after(phone: Any, session_id: Any, above: int, within: float) -> int:
     """Wait until the session's energy so far is above ``above`` Wh (the charger meters on)."""
-    async with asyncio.timeout(within):
-        while True:
-            view = await phone.session(session_id)
-            assert view["status"] == "charging", view
-            if (view.get("energy_wh") or 0) > above:
-                return int(view["energy_wh"])
-            await asyncio.sleep(0.5)
+
+    async def metered_on() -> int | None:
+        view = await phone.session(session_id)
+        assert view["status"] == "charging", view
+        energy = int(view.get("energy_wh") or 0)
+        return energy if energy > above else None
+
+    return await eventually(metered_on, within=within, what=f"energy above {above} Wh", every=0.5)
 
 
 def test_a_restarted_plugpay_run_resumes_its_chargers_open_transaction(run: Run) -> None:

@@ -184,6 +184,8 @@ OPS_PAGES = ["#/", "#/sessions", "#/tariffs", "#/tariffs/DEMO-AC", "#/revenue", 
 
 def test_accessibility_of_the_main_pages(browser: Any, plugpay: Any, stations: Any) -> None:
     """axe-core (web/node_modules) on each main page: no serious or critical violations."""
+    # Its own billed session for the session and receipt pages, whichever tests ran before.
+    session_id = charge_once(plugpay, stations, "ST-0001", 1)
     failures: dict[str, Any] = {}
     context = browser.new_context(base_url=plugpay.base_url, bypass_csp=True, **PHONE)
     page = context.new_page()
@@ -196,9 +198,6 @@ def test_accessibility_of_the_main_pages(browser: Any, plugpay: Any, stations: A
         page.wait_for_load_state("networkidle")
         page.wait_for_timeout(300)
         failures["app " + hash_] = axe(page)
-    session_id = plugpay.request(
-        "GET", "/sessions?scope=mine&limit=1", token=plugpay.token("driver@example.com")
-    )[1]["items"][0]["session_id"]
     for hash_ in (f"#/session/{session_id}", f"#/receipt/{session_id}"):
         page.goto("/app/" + hash_)
         page.wait_for_timeout(1500)

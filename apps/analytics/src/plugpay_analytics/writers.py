@@ -34,6 +34,8 @@ from plugpay_analytics.flatten import UNDECODABLE, schema_for, table_name, to_ar
 
 Format = Literal["parquet", "csv", "duckdb"]
 Checkpoints = dict[tuple[str, int], int]
+# A chunk's flattened rows by event type.
+Rows = dict[str, list[dict[str, Any]]]
 
 _CHUNK_FILE = re.compile(r"^(?P<topic>.+)-(?P<partition>\d+)-(?P<first>\d{12})-(?P<last>\d{12})\.")
 
@@ -55,14 +57,7 @@ class Writer(abc.ABC):
         """Prepare the output, drop what an interrupted chunk left, return the checkpoints."""
 
     @abc.abstractmethod
-    def write_chunk(
-        self,
-        topic: str,
-        partition: int,
-        first: int,
-        last: int,
-        rows: dict[str, list[dict[str, Any]]],
-    ) -> None:
+    def write_chunk(self, topic: str, partition: int, first: int, last: int, rows: Rows) -> None:
         """Write one chunk (offsets ``first``..``last`` of one partition) and its checkpoint."""
 
     def close(self) -> None:  # noqa: B027  (optional hook)
@@ -76,6 +71,13 @@ def _fsync_dir(path: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _replace_durably(tmp: Path, path: Path) -> None:
+    """Put the written ``tmp`` in place of ``path`` once it is on disk."""
+    with open(tmp, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
 
 
 class FileWriter(Writer):
@@ -123,18 +125,9 @@ class FileWriter(Writer):
             pq.write_table(table, tmp, compression="zstd")
         else:
             pacsv.write_csv(table, tmp)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        _replace_durably(tmp, path)
 
-    def write_chunk(
-        self,
-        topic: str,
-        partition: int,
-        first: int,
-        last: int,
-        rows: dict[str, list[dict[str, Any]]],
-    ) -> None:
+    def write_chunk(self, topic: str, partition: int, first: int, last: int, rows: Rows) -> None:
         stem = chunk_stem(topic, partition, first, last)
         for event_type, type_rows in sorted(rows.items()):
             if not type_rows:
@@ -148,9 +141,7 @@ class FileWriter(Writer):
         tmp.write_text(
             json.dumps({"topic": topic, "partition": partition, "last_offset": last}) + "\n"
         )
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, checkpoint)
+        _replace_durably(tmp, checkpoint)
         _fsync_dir(self.checkpoint_dir)
 
 
@@ -163,6 +154,10 @@ CREATE TABLE IF NOT EXISTS _checkpoints (
     PRIMARY KEY (topic, partition)
 )
 """
+
+
+def _table_of(event_type: str) -> str:
+    return table_name(event_type) if event_type != UNDECODABLE else "_undecodable"
 
 
 class DuckDBWriter(Writer):
@@ -194,17 +189,10 @@ class DuckDBWriter(Writer):
 
     def _ensure_table(self, event_type: str) -> None:
         empty = schema_for(event_type).empty_table()  # noqa: F841  (read by DuckDB by name)
-        name = table_name(event_type) if event_type != UNDECODABLE else "_undecodable"
+        name = _table_of(event_type)
         self.db.execute(f'CREATE TABLE IF NOT EXISTS "{name}" AS SELECT * FROM empty')  # noqa: S608
 
-    def write_chunk(
-        self,
-        topic: str,
-        partition: int,
-        first: int,
-        last: int,
-        rows: dict[str, list[dict[str, Any]]],
-    ) -> None:
+    def write_chunk(self, topic: str, partition: int, first: int, last: int, rows: Rows) -> None:
         db = self.db
         db.execute("BEGIN TRANSACTION")
         try:
@@ -214,7 +202,7 @@ class DuckDBWriter(Writer):
                 if event_type not in EVENT_TYPES and event_type != UNDECODABLE:
                     continue
                 chunk = to_arrow(event_type, type_rows)  # noqa: F841  (read by DuckDB by name)
-                name = table_name(event_type) if event_type != UNDECODABLE else "_undecodable"
+                name = _table_of(event_type)
                 db.execute(f'INSERT INTO "{name}" BY NAME SELECT * FROM chunk')  # noqa: S608
             db.execute(
                 "INSERT OR REPLACE INTO _checkpoints (topic, partition, last_offset)"

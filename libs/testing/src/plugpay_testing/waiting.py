@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar, overload
+from typing import Any, TypeGuard, TypeVar, overload
 
 T = TypeVar("T")
 
@@ -15,8 +15,32 @@ class NotYet(AssertionError):
     """What ``eventually`` raises when the condition did not hold in time."""
 
 
-def _failure(what: str | None, probe: object, within: float, last: object) -> NotYet:
-    return NotYet(f"not within {within:g}s: {what or probe}; last: {last!r}")
+class _Attempts:
+    """The bookkeeping ``eventually`` and ``eventually_blocking`` share: the deadline and the
+    last value seen, for the failure message."""
+
+    def __init__(self, probe: object, within: float, what: str | None) -> None:
+        self.probe, self.within, self.what = probe, within, what
+        self.deadline = time.monotonic() + within
+        self.last: object = None
+
+    def holds(self, result: T | None) -> TypeGuard[T]:
+        """Whether this attempt's ``result`` is the answer; ``NotYet`` once time is up."""
+        self.last = result
+        return bool(result) or self._not_yet()
+
+    def tolerated(self, error: BaseException) -> None:
+        """An attempt failed in a way that means "not yet"."""
+        self.last = error
+        self._not_yet()
+
+    def _not_yet(self) -> bool:
+        """False (try again), or ``NotYet`` once time is up."""
+        if time.monotonic() > self.deadline:
+            raise NotYet(
+                f"not within {self.within:g}s: {self.what or self.probe}; last: {self.last!r}"
+            )
+        return False
 
 
 @overload
@@ -55,21 +79,17 @@ async def eventually(
     ``within`` seconds. Exceptions of the ``tolerate`` types count as "not yet" (a server
     still starting refuses connections); any other exception fails at once.
     """
-    deadline = time.monotonic() + within
-    last: object = None
+    attempts = _Attempts(probe, within, what)
     while True:
         try:
             result = probe()
             if inspect.isawaitable(result):
                 result = await result
         except tolerate as error:
-            result, last = None, error
+            attempts.tolerated(error)
         else:
-            last = result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise _failure(what, probe, within, last)
+            if attempts.holds(result):
+                return result
         await asyncio.sleep(every)
 
 
@@ -82,17 +102,13 @@ def eventually_blocking(
     tolerate: tuple[type[BaseException], ...] = (),
 ) -> T:
     """``eventually`` for synchronous tests (the browser suite's Playwright is synchronous)."""
-    deadline = time.monotonic() + within
-    last: object = None
+    attempts = _Attempts(probe, within, what)
     while True:
         try:
             result = probe()
         except tolerate as error:
-            result, last = None, error
+            attempts.tolerated(error)
         else:
-            last = result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise _failure(what, probe, within, last)
+            if attempts.holds(result):
+                return result
         time.sleep(every)

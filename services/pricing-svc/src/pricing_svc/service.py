@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
@@ -235,17 +235,12 @@ async def set_commercials(
     await store.emit(
         [
             _wrap(
+                # The commercials as set, and whose station they are.
                 StationCommercialsSet(
+                    **asdict(commercials),
                     station_id=station_id,
                     organisation_id=station.organisation_id,
-                    time_zone=commercials.time_zone,
-                    tariff_key=commercials.tariff_key,
-                    connector_tariffs=commercials.connector_tariffs,
-                    connector_max_power_w=commercials.connector_max_power_w,
-                    access_policy=commercials.access_policy,
                     power_class=station.power_class,
-                    status=commercials.status,
-                    updated_at=now,
                 )
             )
         ]
@@ -561,10 +556,7 @@ async def price_session(store: Store, envelope: Envelope, event: SessionCodeScan
     decision = await _decide(store, station, event)
     # Denied until the decision says otherwise: the scan's session, station and driver.
     record = SessionPricing(
-        session_id=event.session_id,
-        station_id=event.station_id,
-        connector_id=event.connector_id,
-        user_id=event.user_id,
+        **_named_by(event),
         outcome="denied",
         decided_at=event.scanned_at,
     )
@@ -585,15 +577,22 @@ async def price_session(store: Store, envelope: Envelope, event: SessionCodeScan
         await store.emit([_wrap(decision, envelope)])
 
 
+def _named_by(scan: SessionCodeScanned) -> dict[str, Any]:
+    """The scan's session, station, connector and driver: what every pricing outcome names."""
+    return {
+        "session_id": scan.session_id,
+        "station_id": scan.station_id,
+        "connector_id": scan.connector_id,
+        "user_id": scan.user_id,
+    }
+
+
 async def _decide(
     store: Store, station: Station | None, event: SessionCodeScanned
 ) -> SessionPriced | SessionDenied:
     def deny(reason: Any, message: str) -> SessionDenied:
         return SessionDenied(
-            session_id=event.session_id,
-            station_id=event.station_id,
-            connector_id=event.connector_id,
-            user_id=event.user_id,
+            **_named_by(event),
             reason=reason,
             message=message,
             denied_by=PRODUCER,
@@ -623,10 +622,7 @@ async def _decide(
     if not access.allowed:
         return deny(access.reason, access.message)
     return SessionPriced(
-        session_id=event.session_id,
-        station_id=event.station_id,
-        connector_id=event.connector_id,
-        user_id=event.user_id,
+        **_named_by(event),
         station_organisation_id=station.organisation_id,
         tariff=version.tariff,
         time_zone=commercials.time_zone,

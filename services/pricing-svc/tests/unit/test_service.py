@@ -61,6 +61,8 @@ async def test_commercials_are_emitted_with_the_owner_and_connector_limits() -> 
     assert isinstance(event, StationCommercialsSet)
     assert event.organisation_id == ORG and event.power_class == "AC"
     assert event.connector_max_power_w == {2: 11_000} and event.tariff_key == "T1"
+    assert (event.time_zone, event.status, event.updated_at) == ("Europe/Berlin", "active", T0)
+    assert event.access_policy == AccessPolicy() and event.connector_tariffs == {}
 
 
 async def test_an_operator_cannot_touch_another_organisations_station() -> None:

@@ -1,9 +1,10 @@
 """The charging-session aggregate: pure, no I/O, no framework.
 
-A session's state is a fold over its events (``apply``, a ``singledispatch`` on the event
-type, after eventsourcing's aggregate7 ``mutate``). Commands (``scan``, ``request_stop``,
-``expire_code``, ``abandon``) look at the state and return new events or a ``Rejected`` value
-with a machine-readable reason; they never change the state themselves.
+A session's state is a fold over its events (``apply``, after eventsourcing's aggregate7
+``mutate``: one ``match`` over the event types says what each event does to the state).
+Commands (``scan``, ``request_stop``, ``expire_code``, ``abandon``) look at the state and return
+new events or a ``Rejected`` value with a machine-readable reason; they never change the state
+themselves.
 
 Folding events read from the log is tolerant, because the log is the truth and delivery is
 at-least-once: an event already applied (same event id) or one that repeats the transition the
@@ -18,8 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from functools import singledispatch
-from typing import Literal
+from typing import Any, Literal
 
 from plugpay_events.contracts.sessions import (
     ChargingStarted,
@@ -39,6 +39,7 @@ from plugpay_events.contracts.sessions import (
     SessionStopRequested,
 )
 from plugpay_events.envelope import Event
+from plugpay_events.session_code import SessionCodeClaims
 from plugpay_events.types import Money
 from plugpay_tariffs.calculator import CostBreakdown
 from plugpay_tariffs.model import Tariff
@@ -203,162 +204,66 @@ class ChargingSession(BaseModel):
 
 # --- folding -------------------------------------------------------------------------------
 
+# What an event does: the status it leads to (None: unchanged) and the fields it sets.
+Change = tuple[SessionStatus | None, dict[str, object]]
 
-@singledispatch
-def mutate(event: Event, state: ChargingSession) -> tuple[SessionStatus | None, dict[str, object]]:
-    """What an event does: the status it leads to (None: unchanged) and the fields it sets."""
+
+def _kept(event: Event, *names: str) -> dict[str, object]:
+    """The event's fields that the state keeps under the same names."""
+    return {name: getattr(event, name) for name in names}
+
+
+def mutate(event: Event, state: ChargingSession) -> Change:
+    """What an event does to ``state``: the status it leads to and the fields it sets."""
+    match event:
+        case SessionCodeIssued(expires_at=expires_at):
+            where = _kept(event, "station_id", "connector_id", "session_started_at")
+            # After an early scan (the scan needs no Issued first) the code's facts only fill in.
+            first = S.CODE_ISSUED if state.status is None else None
+            return first, {
+                **where,
+                **_kept(event, "code", "token_id"),
+                "code_expires_at": expires_at,
+            }
+        case SessionCodeScanned(user_groups=groups):
+            # What the verified code said: the session may be scanned before its Issued arrives.
+            code = _kept(event, "station_id", "connector_id", "session_started_at")
+            scanner = _kept(event, "user_id", "organisation_id", "code_kind", "scanned_at")
+            return S.SCANNED, {**code, **scanner, "user_groups": tuple(groups)}
+        case SessionCodeExpired():
+            return S.EXPIRED, _kept(event, "expired_at")
+        case SessionPriced():
+            station = _kept(event, "station_organisation_id", "time_zone", "max_power_w")
+            return S.PRICED, {**station, **_kept(event, "tariff", "free_of_charge", "priced_at")}
+        case SessionDenied(reason=reason, message=message):
+            denied = _kept(event, "denied_by", "denied_at")
+            return S.DENIED, {"denial_reason": reason, "denial_message": message, **denied}
+        case SessionAuthorized():
+            hold = _kept(event, "funding", "hold_id", "hold_amount", "limits")
+            return S.AUTHORISED, {**hold, **_kept(event, "authorized_at", "start_deadline")}
+        case ChargingStarted():
+            # A stop requested before the station confirmed the start still stands.
+            target = S.STOPPING if state.status is S.STOPPING else S.CHARGING
+            return target, _kept(event, "transaction_id", "meter_start_wh", "started_at")
+        case SessionStopRequested(requested_by=by, requested_at=at):
+            return S.STOPPING, {"stop_requested_by": by, "stop_requested_at": at}
+        case SessionCompleted():
+            meter = _kept(event, "transaction_id", "meter_start_wh", "meter_stop_wh", "energy_wh")
+            ending = _kept(event, "started_at", "charging_ended_at", "ended_at", "stop_reason")
+            return S.COMPLETED, {**meter, **ending}
+        case SessionCostCalculated(total=total, calculated_at=at):
+            costed = {"cost": total, "breakdown": event.breakdown, "cost_calculated_at": at}
+            return S.COST_CALCULATED, costed
+        case SessionBilled():
+            bill = _kept(event, "receipt_id", "charged", "balance_after", "outstanding_debt")
+            return S.BILLED, {**bill, "billed_at": event.billed_at}
+        case SessionAbandoned(reason=reason, abandoned_at=at):
+            return S.ABANDONED, {"abandoned_reason": reason, "abandoned_at": at}
+        case SessionFailed(reason=reason, failed_at=at):
+            return S.FAILED, {"failure_reason": reason, "failed_at": at}
+        case SessionHoldReleased(released=released, released_at=at):
+            return None, {"hold_released": released, "hold_released_at": at}
     raise TypeError(f"{type(event).__name__} is not a charging-session event")
-
-
-@mutate.register
-def _(
-    e: SessionCodeIssued, state: ChargingSession
-) -> tuple[SessionStatus | None, dict[str, object]]:
-    issued: dict[str, object] = {
-        "station_id": e.station_id,
-        "connector_id": e.connector_id,
-        "session_started_at": e.session_started_at,
-        "code": e.code,
-        "token_id": e.token_id,
-        "code_expires_at": e.expires_at,
-    }
-    # After an early scan (the scan needs no Issued first) the code's facts only fill in.
-    return (S.CODE_ISSUED if state.status is None else None), issued
-
-
-@mutate.register
-def _(
-    e: SessionCodeScanned, state: ChargingSession
-) -> tuple[SessionStatus | None, dict[str, object]]:
-    return S.SCANNED, {
-        # What the verified code said: the session may be scanned before its Issued arrives.
-        "station_id": e.station_id,
-        "connector_id": e.connector_id,
-        "session_started_at": e.session_started_at,
-        "user_id": e.user_id,
-        "organisation_id": e.organisation_id,
-        "user_groups": tuple(e.user_groups),
-        "code_kind": e.code_kind,
-        "scanned_at": e.scanned_at,
-    }
-
-
-@mutate.register
-def _(
-    e: SessionCodeExpired, state: ChargingSession
-) -> tuple[SessionStatus | None, dict[str, object]]:
-    return S.EXPIRED, {"expired_at": e.expired_at}
-
-
-@mutate.register
-def _(e: SessionPriced, state: ChargingSession) -> tuple[SessionStatus | None, dict[str, object]]:
-    return S.PRICED, {
-        "station_organisation_id": e.station_organisation_id,
-        "tariff": e.tariff,
-        "time_zone": e.time_zone,
-        "max_power_w": e.max_power_w,
-        "free_of_charge": e.free_of_charge,
-        "priced_at": e.priced_at,
-    }
-
-
-@mutate.register
-def _(e: SessionDenied, state: ChargingSession) -> tuple[SessionStatus | None, dict[str, object]]:
-    return S.DENIED, {
-        "denial_reason": e.reason,
-        "denial_message": e.message,
-        "denied_by": e.denied_by,
-        "denied_at": e.denied_at,
-    }
-
-
-@mutate.register
-def _(
-    e: SessionAuthorized, state: ChargingSession
-) -> tuple[SessionStatus | None, dict[str, object]]:
-    return S.AUTHORISED, {
-        "funding": e.funding,
-        "hold_id": e.hold_id,
-        "hold_amount": e.hold_amount,
-        "limits": e.limits,
-        "authorized_at": e.authorized_at,
-        "start_deadline": e.start_deadline,
-    }
-
-
-@mutate.register
-def _(e: ChargingStarted, state: ChargingSession) -> tuple[SessionStatus | None, dict[str, object]]:
-    # A stop requested before the station confirmed the start still stands.
-    target = S.STOPPING if state.status is S.STOPPING else S.CHARGING
-    return target, {
-        "transaction_id": e.transaction_id,
-        "meter_start_wh": e.meter_start_wh,
-        "started_at": e.started_at,
-    }
-
-
-@mutate.register
-def _(
-    e: SessionStopRequested, state: ChargingSession
-) -> tuple[SessionStatus | None, dict[str, object]]:
-    return S.STOPPING, {"stop_requested_by": e.requested_by, "stop_requested_at": e.requested_at}
-
-
-@mutate.register
-def _(
-    e: SessionCompleted, state: ChargingSession
-) -> tuple[SessionStatus | None, dict[str, object]]:
-    return S.COMPLETED, {
-        "transaction_id": e.transaction_id,
-        "meter_start_wh": e.meter_start_wh,
-        "meter_stop_wh": e.meter_stop_wh,
-        "energy_wh": e.energy_wh,
-        "started_at": e.started_at,
-        "charging_ended_at": e.charging_ended_at,
-        "ended_at": e.ended_at,
-        "stop_reason": e.stop_reason,
-    }
-
-
-@mutate.register
-def _(
-    e: SessionCostCalculated, state: ChargingSession
-) -> tuple[SessionStatus | None, dict[str, object]]:
-    return S.COST_CALCULATED, {
-        "cost": e.total,
-        "breakdown": e.breakdown,
-        "cost_calculated_at": e.calculated_at,
-    }
-
-
-@mutate.register
-def _(e: SessionBilled, state: ChargingSession) -> tuple[SessionStatus | None, dict[str, object]]:
-    return S.BILLED, {
-        "receipt_id": e.receipt_id,
-        "charged": e.charged,
-        "balance_after": e.balance_after,
-        "outstanding_debt": e.outstanding_debt,
-        "billed_at": e.billed_at,
-    }
-
-
-@mutate.register
-def _(
-    e: SessionAbandoned, state: ChargingSession
-) -> tuple[SessionStatus | None, dict[str, object]]:
-    return S.ABANDONED, {"abandoned_reason": e.reason, "abandoned_at": e.abandoned_at}
-
-
-@mutate.register
-def _(e: SessionFailed, state: ChargingSession) -> tuple[SessionStatus | None, dict[str, object]]:
-    return S.FAILED, {"failure_reason": e.reason, "failed_at": e.failed_at}
-
-
-@mutate.register
-def _(
-    e: SessionHoldReleased, state: ChargingSession
-) -> tuple[SessionStatus | None, dict[str, object]]:
-    return None, {"hold_released": e.released, "hold_released_at": e.released_at}
 
 
 def transition_problem(
@@ -437,7 +342,8 @@ def apply(
     return state.model_copy(update=update)
 
 
-_OCCURRED_FIELD: dict[type[Event], str] = {
+# Every charging-session event (``mutate``'s cases) and the field that says when it happened.
+OCCURRED_FIELD: dict[type[Event], str] = {
     SessionCodeIssued: "session_started_at",
     SessionCodeScanned: "scanned_at",
     SessionCodeExpired: "expired_at",
@@ -456,7 +362,7 @@ _OCCURRED_FIELD: dict[type[Event], str] = {
 
 
 def _occurred(event: Event) -> datetime | None:
-    value = getattr(event, _OCCURRED_FIELD.get(type(event), ""), None)
+    value = getattr(event, OCCURRED_FIELD.get(type(event), ""), None)
     return value if isinstance(value, datetime) else None
 
 
@@ -473,25 +379,15 @@ def fold(
 # --- commands ------------------------------------------------------------------------------
 
 
-def issued_from_code(
-    session_id: uuid.UUID,
-    *,
-    station_id: str,
-    connector_id: int,
-    session_started_at: datetime,
-    expires_at: datetime,
-    token_id: str,
-) -> ChargingSession:
+def issued_from_code(claims: SessionCodeClaims) -> ChargingSession:
     """The session as its verified code proves it was issued, for a scan that arrives before
     the code's ``SessionCodeIssued`` (the typed code is not known yet: only the log has it)."""
+    said = claims.model_dump(include={"session_id", "station_id", "connector_id", "token_id"})
     return ChargingSession(
-        session_id=session_id,
+        **said,
         status=S.CODE_ISSUED,
-        station_id=station_id,
-        connector_id=connector_id,
-        session_started_at=session_started_at,
-        token_id=token_id,
-        code_expires_at=expires_at,
+        session_started_at=claims.session_started_at,
+        code_expires_at=claims.expires_at,
     )
 
 
@@ -542,9 +438,7 @@ def scan(
     if now > min(state.code_expires_at, state.session_started_at + tolerance) + clock_skew:
         return Rejected("code_expired", "the code has expired; ask the station for a new one")
     return SessionCodeScanned(
-        session_id=state.session_id,
-        station_id=state.station_id,
-        connector_id=state.connector_id,
+        **_at_connector(state),
         session_started_at=state.session_started_at,
         scanned_at=now,
         user_id=user_id,
@@ -553,6 +447,16 @@ def scan(
         code_kind=code_kind,
         guest=guest,
     )
+
+
+def _at_connector(state: ChargingSession) -> dict[str, Any]:
+    """Where an event about the session happens: the session, its station and connector."""
+    assert state.station_id and state.connector_id
+    return {
+        "session_id": state.session_id,
+        "station_id": state.station_id,
+        "connector_id": state.connector_id,
+    }
 
 
 def request_stop(
@@ -583,31 +487,14 @@ def expire_code(
     """A code still unscanned when it can no longer be accepted (``due``)."""
     if state.status is not S.CODE_ISSUED or now < due:
         return []
-    assert state.station_id and state.connector_id
-    return [
-        SessionCodeExpired(
-            session_id=state.session_id,
-            station_id=state.station_id,
-            connector_id=state.connector_id,
-            expired_at=now,
-        )
-    ]
+    return [SessionCodeExpired(**_at_connector(state), expired_at=now)]
 
 
 def abandon(state: ChargingSession, *, now: datetime, deadline: datetime) -> list[SessionAbandoned]:
     """Authorised but never started by ``deadline``: billing voids the hold on this."""
     if state.status is not S.AUTHORISED or now < deadline:
         return []
-    assert state.station_id and state.connector_id
-    return [
-        SessionAbandoned(
-            session_id=state.session_id,
-            station_id=state.station_id,
-            connector_id=state.connector_id,
-            reason="start_timeout",
-            abandoned_at=now,
-        )
-    ]
+    return [SessionAbandoned(**_at_connector(state), reason="start_timeout", abandoned_at=now)]
 
 
 # The timers a session may have pending (rows in the store, fired by session-svc's timer task).
@@ -634,14 +521,9 @@ def with_pending_scan(
     the store to consume the scan back from the log (read-your-writes). A state that has moved
     on already is returned unchanged."""
     if state is None:
-        # The store lost the session (a rebuild in progress): the scan alone knows enough.
-        state = ChargingSession(
-            session_id=scanned.session_id,
-            status=S.CODE_ISSUED,
-            station_id=scanned.station_id,
-            connector_id=scanned.connector_id,
-            session_started_at=scanned.session_started_at,
-        )
+        # The store lost the session (a rebuild in progress): the scan alone knows enough, it
+        # carries the code's station, connector and issue time.
+        state = ChargingSession(session_id=scanned.session_id, status=S.CODE_ISSUED)
     if state.status is not S.CODE_ISSUED:
         return state
     return apply(state, scanned)

@@ -35,11 +35,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from session_svc import repository
 from session_svc.domain import (
     CODE_EXPIRY,
+    OCCURRED_FIELD,
     START_TIMEOUT,
     ChargingSession,
     SessionStatus,
     apply,
-    mutate,
     start_deadline,
 )
 from session_svc.settings import Settings
@@ -49,9 +49,7 @@ CONSUMER = "session-svc.store"
 Db = AsyncSession | AsyncConnection
 
 
-SESSION_EVENT_TYPES: frozenset[str] = frozenset(
-    t.type for t in mutate.registry if isinstance(t, type) and issubclass(t, Event)
-)
+SESSION_EVENT_TYPES: frozenset[str] = frozenset(t.type for t in OCCURRED_FIELD)
 
 
 def is_session_event(event: Event) -> bool:

@@ -192,14 +192,7 @@ async def _check_code(
     state = await repository.load_session(db, session_id) if session_id else None
     if (state is None or state.status is None) and claims is not None:
         # A verified code is its own proof of issue: no waiting for the log to bring it.
-        state = domain.issued_from_code(
-            claims.session_id,
-            station_id=claims.station_id,
-            connector_id=claims.connector_id,
-            session_started_at=claims.session_started_at,
-            expires_at=claims.expires_at,
-            token_id=claims.token_id,
-        )
+        state = domain.issued_from_code(claims)
     if session_id is None or state is None:
         raise Refusal("code_invalid", "this code is not known", status_code=400)
     if await repository.is_scan_claimed(db, session_id):
@@ -581,6 +574,28 @@ def cost_so_far(state: ChargingSession, meter: repository.MeterReading | None) -
     )
 
 
+# The state's fields the view shows as they are.
+_SHOWN_AS_FOLDED: set[str] = {
+    "session_id",
+    "station_id",
+    "connector_id",
+    "user_id",
+    "code_kind",
+    "session_started_at",
+    "scanned_at",
+    "authorized_at",
+    "started_at",
+    "charging_ended_at",
+    "ended_at",
+    "funding",
+    "stop_requested_by",
+    "stop_reason",
+    "abandoned_reason",
+    "failure_reason",
+    "version",
+}
+
+
 def session_view(
     state: ChargingSession, meter: repository.MeterReading | None, station_name: str | None
 ) -> SessionView:
@@ -588,26 +603,15 @@ def session_view(
     limits = state.limits
     live_meter = meter if state.status in (SessionStatus.CHARGING, SessionStatus.STOPPING) else None
     return SessionView(
-        session_id=state.session_id,
+        **state.model_dump(include=_SHOWN_AS_FOLDED),
         status=state.status.value,
         outcome=state.outcome,
-        station_id=state.station_id,
         station_name=station_name,
-        connector_id=state.connector_id,
-        user_id=state.user_id,
-        code_kind=state.code_kind,
-        session_started_at=state.session_started_at,
-        scanned_at=state.scanned_at,
-        authorized_at=state.authorized_at,
-        started_at=state.started_at,
-        charging_ended_at=state.charging_ended_at,
-        ended_at=state.ended_at,
         energy_wh=energy_so_far(state, meter),
         power_w=live_meter.power_w if live_meter else None,
         soc_percent=meter.soc_percent if meter else None,
         meter_sampled_at=meter.sampled_at if meter else None,
         cost=cost_so_far(state, meter),
-        funding=state.funding,
         hold_amount=_money(state.hold_amount),
         limits=LimitsView(
             max_energy_wh=limits.max_energy_wh,
@@ -616,8 +620,6 @@ def session_view(
         )
         if limits
         else None,
-        stop_requested_by=state.stop_requested_by,
-        stop_reason=state.stop_reason,
         denial=DenialView(
             reason=state.denial_reason,
             message=state.denial_message,
@@ -626,8 +628,6 @@ def session_view(
         )
         if state.denial_reason
         else None,
-        abandoned_reason=state.abandoned_reason,
-        failure_reason=state.failure_reason,
         hold_released=_money(state.hold_released),
         receipt=ReceiptView(
             receipt_id=state.receipt_id,
@@ -641,7 +641,6 @@ def session_view(
         )
         if state.receipt_id and state.charged
         else None,
-        version=state.version,
         updated_at=state.last_event_at,
     )
 

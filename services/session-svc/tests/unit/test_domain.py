@@ -8,6 +8,7 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from plugpay_events.envelope import Event
+from plugpay_events.session_code import SessionCodeClaims
 from session_stories import Story
 from session_svc import domain
 from session_svc.domain import (
@@ -298,6 +299,7 @@ def test_a_pending_scan_reads_as_scanned_until_the_store_has_it() -> None:
     alone = domain.with_pending_scan(None, scanned)
     assert alone.status is SessionStatus.SCANNED and alone.scanned_at == scanned.scanned_at
     assert alone.session_started_at == issued.session_started_at
+    assert (alone.station_id, alone.connector_id) == (story.station_id, story.connector_id)
     # Once the store has moved on, it is the truth.
     priced = folded([*story.events[:2], story.priced()])
     assert domain.with_pending_scan(priced, scanned) is priced
@@ -331,13 +333,16 @@ def test_a_scan_before_its_issued_folds_into_one_scanned_session() -> None:
 def test_a_code_proves_its_issue_for_a_scan() -> None:
     story = Story()
     state = domain.issued_from_code(
-        story.session_id,
-        station_id=story.station_id,
-        connector_id=story.connector_id,
-        session_started_at=story.started,
-        expires_at=story.at(300),
-        token_id=story.token_id,
+        SessionCodeClaims(
+            session_id=story.session_id,
+            station_id=story.station_id,
+            connector_id=story.connector_id,
+            session_started_at=story.started,
+            expires_at=story.at(300),
+            token_id=story.token_id,
+        )
     )
+    assert (state.status, state.code_expires_at) == (SessionStatus.CODE_ISSUED, story.at(300))
     result = domain.scan(
         state,
         user_id=story.user_id,
