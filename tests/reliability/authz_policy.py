@@ -125,4 +125,8 @@ POLICY: dict[tuple[str, str], frozenset[str] | str] = {
     # in the path is the capability, as in the bank's own page's address
     ("GET", "/billing/processor/3ds/{challenge_id}"): PUBLIC,
     ("POST", "/billing/processor/3ds/{challenge_id}/{outcome}"): PUBLIC,
+    # how a page takes a card (which processor; Stripe's publishable key), and the simulated
+    # processor's card form (simulated only; a typed card in, a token out, as Stripe Elements)
+    ("GET", "/billing/processor"): PUBLIC,
+    ("POST", "/billing/processor/cards"): PUBLIC,
 }

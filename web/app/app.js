@@ -2,6 +2,7 @@
 import { api, auth, get, guest, login, logout, raw, sessionCodeIn, stream, ApiError } from "./shared/api.js";
 import { announce, download, field, focusHeading, h, put, s } from "./shared/dom.js";
 import { duration, kw, kwh, money, toMinor, when } from "./shared/format.js";
+import { cardEntry } from "./shared/card.js";
 import { explain } from "./shared/reasons.js";
 import { store } from "./store.js";
 import { guestCheckoutPage, invoiceMailForm } from "./guest.js";
@@ -894,25 +895,38 @@ function mailPreferences() {
 }
 
 function addCardForm() {
-  // The card form belongs to the payment processor (its hosted fields hand back a token such as
-  // pm_...; the card number never reaches Plugpay). The simulated processor accepts its test tokens.
-  const token = h("select", { id: "card-token" },
-    h("option", { value: "pm_card_visa" }, "Visa test card •••• 4242"),
-    h("option", { value: "pm_card_mastercard" }, "Mastercard test card •••• 4444"),
-    h("option", { value: "pm_card_chargeDeclined" }, "Declining test card •••• 0002"));
+  // The card is typed into the payment processor's form (shared/card.js): only its token
+  // (pm_...) is sent to billing; the card number never reaches Plugpay.
   const message = h("div", { "aria-live": "polite" });
   const button = h("button", { type: "submit", class: "secondary" }, "Add card");
+  const slot = h("div", {}, h("span", { class: "spinner", role: "img", "aria-label": "Loading the card form" }));
+  let card = null;
+  const ready = cardEntry("card").then((entry) => { card = entry; slot.replaceWith(entry.node); })
+    .catch((error) => put(slot, problem(error)));
   return h("form", {
+    novalidate: true,
     onsubmit: async (e) => {
       e.preventDefault();
+      await ready;
+      if (!card) return;
       busy(button, true);
+      put(message, );
+      let entered;
       try {
-        await api("POST", "/billing/payment-methods", { json: { token: token.value }, idempotent: true });
+        entered = await card.tokenise();
+      } catch (error) {
+        // Mistyped: the form says what to correct, beside the field.
+        if (error.status !== 422) put(message, problem(error));
+        busy(button, false);
+        return;
+      }
+      try {
+        await api("POST", "/billing/payment-methods", { json: { token: entered.token }, idempotent: true });
         announce("Card added");
         accountPage();
       } catch (error) { put(message, problem(error)); busy(button, false); }
     },
-  }, h("h3", {}, "Add a card"), field("Card (from the payment processor)", token), button, message);
+  }, h("h3", {}, "Add a card"), slot, button, message);
 }
 
 // --- find a charger ---------------------------------------------------------------------------------

@@ -1,11 +1,12 @@
 // Paying without an account (EU AFIR ad hoc charging): the guest checkout of one charger's code.
-// The guest's token (POST /auth/guest) is bound to this one code; the card is the processor's
-// token, held as a pre-authorisation by billing while the guest is here (POST /billing/checkout),
+// The guest's token (POST /auth/guest) is bound to this one code; the card is typed into the
+// payment processor's form (shared/card.js) and only its token reaches billing, held as a pre-authorisation by billing while the guest is here (POST /billing/checkout),
 // before the charger is started: a bank that wants 3-D Secure sends the guest to its page and
 // back here, where billing asks the processor how it went. The live session and receipt are the
 // ordinary pages (the guest's token reads only its own session).
 import { api, get, guest } from "./shared/api.js";
 import { announce, field, h, put } from "./shared/dom.js";
+import { cardEntry } from "./shared/card.js";
 import { decimalMoney, kw, kwh, money } from "./shared/format.js";
 
 const PENDING = "plugpay.pending";
@@ -37,16 +38,6 @@ export function priceComponents(quote) {
       quote.vat_percent !== null && quote.vat_percent !== undefined ? `${Number(quote.vat_percent)} % included` : "included")));
 }
 
-function cardForm() {
-  // The card form belongs to the payment processor (its hosted fields hand back a token such as
-  // pm_...; the card number never reaches Plugpay). The simulated processor accepts its test tokens.
-  return h("select", { id: "guest-card" },
-    h("option", { value: "pm_card_visa" }, "Visa test card •••• 4242"),
-    h("option", { value: "pm_card_mastercard" }, "Mastercard test card •••• 4444"),
-    h("option", { value: "pm_card_chargeDeclined" }, "Declining test card •••• 0002"),
-    h("option", { value: "pm_card_authenticationRequired" }, "3-D Secure test card •••• 3184"));
-}
-
 export async function guestCheckoutPage(ui) {
   const { page, problem, busy, go, lookupCode } = ui;
   const pending = JSON.parse(sessionStorage.getItem(PENDING) || "null");
@@ -54,17 +45,17 @@ export async function guestCheckoutPage(ui) {
   const details = h("div", { class: "card stack", "aria-busy": "true" }, h("span", { class: "spinner", role: "img", "aria-label": "Loading" }));
   const message = h("div", { "aria-live": "assertive" });
   page("Pay by card", details, message);
-  let charger, quote;
+  let charger, quote, card;
   try {
     await guestToken(pending.code.trim());
     charger = await lookupCode(pending.code);
     quote = await get(`/pricing/stations/${encodeURIComponent(charger.station_id)}/quote?connector=${charger.connector_id}`);
+    card = await cardEntry("guest-card");
   } catch (error) {
     details.setAttribute("aria-busy", "false");
     put(details, problem(error, h("p", {}, h("a", { href: "#/login" }, "Log in instead"))));
     return;
   }
-  const card = cardForm();
   const start = h("button", { class: "block", id: "guest-start" }, "Pay by card and start");
   const cancel = h("button", {
     class: "secondary block", onclick: async () => {
@@ -86,7 +77,7 @@ export async function guestCheckoutPage(ui) {
     !quote.in_service ? h("div", { class: "alert warn" }, "This charger is marked out of service.") : null,
     h("p", { id: "preauth-note" }, "When you start, an amount is reserved on your card (a pre-authorisation). ",
       "Charging stops before it is used up; at the end only the cost is charged and the rest is released."),
-    field("Card (from the payment processor)", card),
+    card.node,
     h("p", { class: "muted" }, "No account needed. ", h("a", { href: "#/login" }, "Log in"), " to pay from your wallet instead."));
   details.setAttribute("aria-busy", "false");
   details.after(h("div", { class: "stack main-action" }, start, cancel));
@@ -111,16 +102,25 @@ export async function guestCheckoutPage(ui) {
   start.addEventListener("click", async () => {
     busy(start, true);
     put(message, );
+    let entered;
+    try {
+      entered = await card.tokenise();
+    } catch (error) {
+      // Mistyped: the form says what to correct, beside the field.
+      busy(start, false);
+      if (error.status !== 422) put(message, problem(error));
+      return;
+    }
     try {
       try {
-        await api("POST", "/billing/payment-methods", { json: { token: card.value }, idempotent: true });
+        await api("POST", "/billing/payment-methods", { json: { token: entered.token }, idempotent: true });
       } catch (error) {
         // A retry after a failure: this checkout's card is already saved.
         if (error.reason !== "guest_card_exists") throw error;
       }
       const hold = await api("POST", "/billing/checkout", { json: { max_power_w: quote.max_power_w || null, currency: quote.currency } });
       if (hold.status === "requires_action") {
-        sessionStorage.setItem(AUTHENTICATING, card.value);
+        sessionStorage.setItem(AUTHENTICATING, JSON.stringify({ brand: entered.brand, last4: entered.last4 }));
         announce("Your bank asks you to confirm the payment");
         location.assign(hold.next_action.url);
         return;
@@ -132,8 +132,10 @@ export async function guestCheckoutPage(ui) {
   });
   if (sessionStorage.getItem(AUTHENTICATING)) {
     // Back from the bank's page: billing asks the processor (the page's word is not taken).
-    card.value = sessionStorage.getItem(AUTHENTICATING);
+    const asked = JSON.parse(sessionStorage.getItem(AUTHENTICATING)) || {};
     sessionStorage.removeItem(AUTHENTICATING);
+    // The card is saved already: it is named, not asked for again.
+    card.node.replaceWith(h("p", { id: "guest-card-saved" }, "Card: ", (asked.brand || "").toUpperCase(), " •••• ", asked.last4 || ""));
     busy(start, true);
     put(message, h("p", { role: "status", id: "checkout-checking" }, "Checking with your bank…"));
     try {

@@ -4,7 +4,7 @@
 const SHELL = "plugpay-shell-v1";
 const FILES = [
   "./", "index.html", "app.js", "guest.js", "store.js", "manifest.json", "icon.svg", "icon-192.png",
-  "shared/base.css", "shared/api.js", "shared/dom.js", "shared/format.js", "shared/reasons.js",
+  "shared/base.css", "shared/api.js", "shared/card.js", "shared/dom.js", "shared/format.js", "shared/reasons.js",
   "vendor/jsqr/jsQR.js",
 ];
 

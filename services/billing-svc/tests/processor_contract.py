@@ -39,6 +39,21 @@ class ProcessorContract:
     def processor(self) -> PaymentProcessor:
         raise NotImplementedError
 
+    async def entered_card(self, processor: PaymentProcessor) -> str:
+        """4242 4242 4242 4242 typed into the processor's own card form (Stripe.js's
+        createPaymentMethod with the publishable key; the simulated processor's form): its
+        token."""
+        raise NotImplementedError
+
+    async def test_saves_a_card_entered_at_its_form(self, processor: PaymentProcessor) -> None:
+        token = await self.entered_card(processor)
+        assert token.startswith("pm_") and "4242424242424242" not in token
+        customer = await processor.create_customer(uuid.uuid4(), idempotency_key=uuid.uuid4().hex)
+        card = await processor.attach_payment_method(
+            customer, token, idempotency_key=uuid.uuid4().hex
+        )
+        assert (card.token, card.brand, card.last4) == (token, "visa", "4242")
+
     async def _card(
         self, processor: PaymentProcessor, token: str = "pm_card_visa"
     ) -> tuple[str, str]:

@@ -117,4 +117,5 @@ def create_app(
     # browser names, so the processor's page cannot be made to redirect elsewhere).
     app.state.checkout_return_url = f"{settings.platform.public_base_url.rstrip('/')}/app/#/guest"
     app.state.sweep_once = sweep_once
+    app.state.stripe_publishable_key = settings.stripe_publishable_key
     return app

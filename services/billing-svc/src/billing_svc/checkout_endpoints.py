@@ -1,5 +1,6 @@
-"""A guest's checkout over HTTP (``usecases/checkout.py``), and the simulated processor's 3-D
-Secure page (served only when the simulated processor is configured, as Stripe serves its own).
+"""A guest's checkout over HTTP (``usecases/checkout.py``), how pages take a card
+(``GET /billing/processor``), and the simulated processor's card form and 3-D Secure page
+(served only when the simulated processor is configured, as Stripe serves its own).
 
 A refusal is committed before it is answered: the refused checkout and the decline count stay.
 Cancels of holds that will not be used are made after the commit (journalled: the sweeper
@@ -20,7 +21,11 @@ from plugpay_platform.http_security import INLINE_STYLE_CSP, NO_PERMISSIONS, pag
 from plugpay_platform.security import CurrentPayer, Principal
 
 from billing_svc import schemas
-from billing_svc.processor import CHALLENGE_PATH, TEST_CARDS, SimulatedProcessor
+from billing_svc.processor import (
+    CHALLENGE_PATH,
+    CardEntryRefused,
+    SimulatedProcessor,
+)
 from billing_svc.receipts import money_text
 from billing_svc.usecases import checkout
 from billing_svc.usecases.common import Billing, ProcessorCall, make_call
@@ -101,6 +106,43 @@ async def cancel_checkout(request: Request, guest: CurrentGuest) -> Response:
     return Response(status_code=204)
 
 
+# --- how a page takes a card ---------------------------------------------------------------
+
+
+@router.get("/processor", response_model=schemas.ProcessorView)
+async def card_entry(request: Request) -> schemas.ProcessorView:
+    """Public: which card form the page shows. The simulated processor's own, or Stripe.js
+    with the publishable key (the card never reaches Plugpay in either case)."""
+    if isinstance(_billing(request).processor, SimulatedProcessor):
+        return schemas.ProcessorView(kind="simulated")
+    return schemas.ProcessorView(
+        kind="stripe", publishable_key=request.app.state.stripe_publishable_key
+    )
+
+
+@router.post("/processor/cards", response_model=schemas.CardTokenView, status_code=201)
+async def tokenise_simulated_card(
+    request: Request, body: schemas.CardEntryRequest
+) -> schemas.CardTokenView:
+    """The simulated processor's hosted card form (Stripe Elements' part): a typed card in, a
+    token out; the page sends only the token to billing. Absent (404) with a real processor."""
+    processor = _billing(request).processor
+    if not isinstance(processor, SimulatedProcessor):
+        raise Refusal("not_found", "cards are entered at the payment processor", status_code=404)
+    try:
+        card = processor.tokenise(body.number, body.expiry, body.cvc)
+    except CardEntryRefused as refused:
+        raise Refusal(refused.code, refused.message, status_code=422) from None
+    assert card.exp_month is not None and card.exp_year is not None
+    return schemas.CardTokenView(
+        token=card.token,
+        brand=card.brand,
+        last4=card.last4,
+        exp_month=card.exp_month,
+        exp_year=card.exp_year,
+    )
+
+
 # --- the simulated processor's 3-D Secure page (Stripe's test page has the same two buttons) ---
 
 _CHALLENGE_PAGE = """<!doctype html>
@@ -134,7 +176,7 @@ async def simulated_challenge(request: Request, challenge_id: str) -> HTMLRespon
     token = processor.intents[state.intent_id].token
     page = _CHALLENGE_PAGE.format(
         amount=html.escape(money_text(state.amount, state.currency)),
-        last4=html.escape(TEST_CARDS[token][1]),
+        last4=html.escape(processor.card_last4(token)),
         path=html.escape(f"{CHALLENGE_PATH}/{challenge_id}"),
     )
     return HTMLResponse(page, headers=page_headers(INLINE_STYLE_CSP, NO_PERMISSIONS))

@@ -249,10 +249,91 @@ TEST_CARDS: dict[str, tuple[str, str, str | None]] = {
 }
 
 
+# Stripe's test card numbers, typed into the simulated processor's card form: the same
+# behaviour as the test token of the same name (brand, last4 and decline come from it).
+TEST_NUMBERS: dict[str, str] = {
+    "4242424242424242": "pm_card_visa",
+    "4000056655665556": "pm_card_visa_debit",
+    "5555555555554444": "pm_card_mastercard",
+    "371449635398431": "pm_card_amex",
+    "4000000000000002": "pm_card_chargeDeclined",
+    "4000000000009995": "pm_card_chargeDeclinedInsufficientFunds",
+    "4000000000000069": "pm_card_chargeDeclinedExpiredCard",
+    "4000000000000341": "pm_card_chargeCustomerFail",
+    "4000002760003184": "pm_card_authenticationRequired",
+}
+# A typed card's token carries what the simulation needs to know of it (brand, last4, expiry,
+# how it behaves), so a card saved before a restart of the embedded mode still works:
+# pm_typed_<outcome>_<brand>_<last4>_<MMYY>_<nonce>. Never a card number or a CVC.
+_TYPED = "pm_typed"
+_OUTCOMES: dict[str, str | None] = {
+    "ok": None,
+    "declined": "card_declined",
+    "nofunds": "insufficient_funds",
+    "expired": "expired_card",
+    "3ds": "authentication_required",
+}
+# How far ahead an expiry may be before it is taken for a typing mistake (Stripe: 50 years).
+MAX_EXPIRY_YEARS = 50
+
+
+def luhn_valid(digits: str) -> bool:
+    """The Luhn check every card number passes (ISO/IEC 7812)."""
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char)
+        if position % 2:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def card_brand(digits: str) -> str:
+    """The card network a number's prefix names (what the form shows and the receipt says)."""
+    if digits.startswith("4"):
+        return "visa"
+    if digits[:2] in ("34", "37"):
+        return "amex"
+    if 51 <= int(digits[:2]) <= 55 or 2221 <= int(digits[:4]) <= 2720:
+        return "mastercard"
+    if digits.startswith(("6011", "65")):
+        return "discover"
+    return "unknown"
+
+
+class CardEntryRefused(ProcessorError):
+    """A typed card the processor's form refuses (``code``: card_number_invalid,
+    card_expiry_invalid, card_expired, card_cvc_invalid)."""
+
+
 # Where the simulated processor's 3-D Secure page is served (billing-svc's app, simulated only).
 CHALLENGE_PATH = "/billing/processor/3ds"
 # Intents not (yet) confirmed by the cardholder: nothing is held, and they can be cancelled.
 UNCONFIRMED = ("requires_action", "requires_payment_method")
+
+
+def _parse_expiry(expiry: str) -> tuple[int, int]:
+    """(month, four-digit year) of ``MM/YY`` (``MM/YYYY``, spaces, ``-`` also taken)."""
+    parts = expiry.replace(" ", "").replace("-", "/").split("/")
+    if len(parts) != 2 or not all(p.isascii() and p.isdigit() for p in parts):
+        raise CardEntryRefused("card_expiry_invalid", "Type the expiry date as MM/YY, e.g. 08/29.")
+    month, year = int(parts[0]), int(parts[1])
+    if len(parts[1]) == 2:
+        year += 2000
+    if not 1 <= month <= 12 or len(parts[1]) not in (2, 4):
+        raise CardEntryRefused("card_expiry_invalid", "Type the expiry date as MM/YY, e.g. 08/29.")
+    return month, year
+
+
+def _typed_card(token: str) -> tuple[str, str, str | None, int, int] | None:
+    """(brand, last4, decline, exp month, exp year) of a token ``tokenise`` made, else None."""
+    parts = token.split("_")
+    if len(parts) != 7 or "_".join(parts[:2]) != _TYPED or parts[2] not in _OUTCOMES:
+        return None
+    _, _, outcome, brand, last4, expiry, _ = parts
+    if not (len(last4) == 4 and last4.isdigit() and len(expiry) == 4 and expiry.isdigit()):
+        return None
+    return brand, last4, _OUTCOMES[outcome], int(expiry[:2]), 2000 + int(expiry[2:])
 
 
 @dataclass
@@ -319,8 +400,55 @@ class SimulatedProcessor(PaymentProcessor):
     def _card(self, token: str) -> tuple[str, str, str | None]:
         card = TEST_CARDS.get(token)
         if card is None:
-            raise ProcessorError("resource_missing", f"No such PaymentMethod: '{token}'")
+            typed = _typed_card(token)
+            if typed is None:
+                raise ProcessorError("resource_missing", f"No such PaymentMethod: '{token}'")
+            card = typed[:3]
         return card
+
+    def _expiry(self, token: str) -> tuple[int, int]:
+        typed = _typed_card(token)
+        return (typed[3], typed[4]) if typed else (12, 2034)
+
+    def card_last4(self, token: str) -> str:
+        """What the bank's page shows of the card."""
+        return self._card(token)[1]
+
+    def tokenise(self, number: str, expiry: str, cvc: str) -> CardDetails:
+        """The hosted card form's work (Stripe.js/Elements at Stripe): a typed card becomes a
+        token ``pm_...``, so the card number never reaches the merchant. Raises
+        CardEntryRefused for a mistyped number (Luhn), an expiry (MM/YY) in the past or a CVC
+        of the wrong length."""
+        digits = "".join(number.split()).replace("-", "")
+        if not (digits.isascii() and digits.isdigit() and 12 <= len(digits) <= 19):
+            raise CardEntryRefused("card_number_invalid", "A card number has 12 to 19 digits.")
+        if not luhn_valid(digits):
+            raise CardEntryRefused(
+                "card_number_invalid", "This card number is not valid: check for a typing mistake."
+            )
+        month, year = _parse_expiry(expiry)
+        now = self.clock()
+        if (year, month) < (now.year, now.month):
+            raise CardEntryRefused(
+                "card_expired", "This card has expired (its expiry date is past)."
+            )
+        if year > now.year + MAX_EXPIRY_YEARS:
+            raise CardEntryRefused("card_expiry_invalid", "This expiry date is too far ahead.")
+        test_token = TEST_NUMBERS.get(digits)
+        brand, last4, decline = (
+            TEST_CARDS[test_token] if test_token else (card_brand(digits), digits[-4:], None)
+        )
+        wanted = 4 if brand == "amex" else 3
+        if not (cvc.isascii() and cvc.isdigit() and len(cvc) == wanted):
+            raise CardEntryRefused(
+                "card_cvc_invalid",
+                f"The security code (CVC) is the {wanted} digits on the "
+                f"{'front' if brand == 'amex' else 'back'} of the card.",
+            )
+        outcome = next(k for k, v in _OUTCOMES.items() if v == decline)
+        token = f"{_TYPED}_{outcome}_{brand}_{last4}_{month:02d}{year % 100:02d}_"
+        token += secrets.token_hex(8)
+        return CardDetails(token=token, brand=brand, last4=last4, exp_month=month, exp_year=year)
 
     def _expired(self, intent: _Intent) -> bool:
         return (
@@ -357,7 +485,10 @@ class SimulatedProcessor(PaymentProcessor):
             if customer_id not in self.customers:
                 raise ProcessorError("resource_missing", f"No such customer: '{customer_id}'")
             self.attached[token] = customer_id
-            return CardDetails(token=token, brand=brand, last4=last4, exp_month=12, exp_year=2034)
+            month, year = self._expiry(token)
+            return CardDetails(
+                token=token, brand=brand, last4=last4, exp_month=month, exp_year=year
+            )
 
         result: CardDetails = self._idempotent(
             idempotency_key, "attach", {"customer": customer_id, "token": token}, run

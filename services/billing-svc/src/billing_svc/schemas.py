@@ -239,3 +239,29 @@ class CheckoutView(BaseModel):
     status: Literal["held", "requires_action"]
     amount: Money
     next_action: NextAction | None = None
+
+
+class ProcessorView(BaseModel):
+    """How a page takes a card: the simulated processor's own form, or Stripe.js with the
+    publishable key (public by design; the secret key never leaves billing)."""
+
+    kind: Literal["simulated", "stripe"]
+    publishable_key: str | None = None
+
+
+class CardEntryRequest(_In):
+    """A card as typed into the simulated processor's form (Stripe Elements' fields)."""
+
+    number: str = Field(max_length=40, description="the card number; spaces and dashes allowed")
+    expiry: str = Field(max_length=10, description="MM/YY")
+    cvc: str = Field(max_length=8)
+
+
+class CardTokenView(BaseModel):
+    """A typed card as a token (a PaymentMethod's id), for POST /billing/payment-methods."""
+
+    token: str
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int

@@ -22,6 +22,12 @@ class Settings(ServiceSettings):
         default=None, description="another API address (stripe-mock in tests)"
     )
     stripe_webhook_secret: SecretStr | None = None
+    stripe_publishable_key: str | None = Field(
+        default=None,
+        pattern=r"^pk_(test|live)_[A-Za-z0-9]+$",
+        description="Stripe's publishable key (pk_...), given to the pages that load Stripe.js "
+        "to take a card; public by design, never the secret key",
+    )
     simulated_webhook_secret: SecretStr | None = Field(
         default=None,
         description="the simulated processor's webhook secret; unset: a random one per process "
@@ -71,6 +77,9 @@ class Settings(ServiceSettings):
                 raise ValueError("production refuses the simulated payment processor")
             if self.stripe_webhook_secret is None:
                 raise ValueError("production needs BILLING_SVC_STRIPE_WEBHOOK_SECRET")
+            if self.stripe_publishable_key is None:
+                # Without it no page can take a card: nobody could pay by card.
+                raise ValueError("production needs BILLING_SVC_STRIPE_PUBLISHABLE_KEY")
         for limits in self.currency_limits.values():
             known = set(MoneyLimits.__dataclass_fields__)
             unknown = {k.removesuffix("_minor") for k in limits} - known

@@ -46,6 +46,7 @@ class TestStripeProcessorOnStripeMock(ProcessorContract):
 
     @pytest.fixture
     def processor(self, stripe_mock_url: str, recorder: RecordingClient) -> PaymentProcessor:
+        self.api_base = stripe_mock_url
         return StripeProcessor(
             "sk_test_plugpay",
             webhook_secret=self.webhook_secret,
@@ -54,6 +55,15 @@ class TestStripeProcessorOnStripeMock(ProcessorContract):
             http_client=recorder,
             max_network_retries=0,
         )
+
+    async def entered_card(self, processor: PaymentProcessor) -> str:
+        # What Stripe.js does in the browser with the publishable key (stripe-mock takes only
+        # secret-looking keys, and answers its fixture PaymentMethod, a visa 4242).
+        browser = stripe.StripeClient("sk_test_browser", base_addresses={"api": self.api_base})
+        method = await browser.v1.payment_methods.create_async(
+            params={"type": "card", "card": {"token": "tok_visa"}}
+        )
+        return str(method.id)
 
     async def test_every_post_carries_an_idempotency_key(
         self, processor: PaymentProcessor, recorder: RecordingClient

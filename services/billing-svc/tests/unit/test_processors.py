@@ -22,6 +22,10 @@ class TestSimulatedProcessor(ProcessorContract):
     def processor(self) -> PaymentProcessor:
         return SimulatedProcessor(webhook_secret=self.webhook_secret)
 
+    async def entered_card(self, processor: PaymentProcessor) -> str:
+        assert isinstance(processor, SimulatedProcessor)
+        return processor.tokenise("4242 4242 4242 4242", "12/40", "123").token
+
     async def authenticate(
         self, processor: PaymentProcessor, state: IntentState, *, complete: bool
     ) -> None:
