@@ -36,6 +36,7 @@ from typing import Any
 import yaml
 from plugpay_events import topics as T
 from plugpay_platform import catalogue
+from plugpay_platform.http_security import APP_CSP, APP_PERMISSIONS
 from plugpay_platform.runtime import ConsumerSpec, ServiceRuntime
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -312,12 +313,10 @@ def render_nginx(services: dict[str, dict[str, Any]], routes: list[Route]) -> st
 
 WEB_HEADERS = [
     'add_header Cache-Control "no-cache" always;',
-    "add_header Content-Security-Policy \"default-src 'self'; img-src 'self' data: blob:; "
-    "media-src 'self' blob:; connect-src 'self'; worker-src 'self'; manifest-src 'self'; "
-    "object-src 'none'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'\" always;",
+    f'add_header Content-Security-Policy "{APP_CSP}" always;',
     'add_header X-Content-Type-Options "nosniff" always;',
     'add_header Referrer-Policy "no-referrer" always;',
-    'add_header Permissions-Policy "camera=(self), geolocation=(self), microphone=()" always;',
+    f'add_header Permissions-Policy "{APP_PERMISSIONS}" always;',
 ]
 # Library files served to the front-ends, each under a short name (never all of node_modules).
 WEB_VENDOR = {"jsqr": "node_modules/jsqr/dist"}

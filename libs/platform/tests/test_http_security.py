@@ -51,7 +51,7 @@ def test_api_docs_come_from_the_package_with_the_app_headers() -> None:
     assert 'data-openapi-url="/demo/openapi.json"' in page.text
     csp = page.headers["content-security-policy"]
     assert csp.startswith(APP_CSP) and "frame-ancestors 'none'" in csp
-    assert "script-src" not in csp.replace(APP_CSP, "")  # scripts: 'self' only
+    assert "script-src" not in csp.replace(APP_CSP, "")  # scripts: the policy's own only
     assert page.headers["x-content-type-options"] == "nosniff"
     assert page.headers["referrer-policy"] == "no-referrer"
     bundle = http.get("/demo/docs/assets/swagger-ui-bundle.js")
@@ -71,3 +71,19 @@ def test_json_answers_say_nosniff() -> None:
         assert response.status_code == status
         assert response.headers["x-content-type-options"] == "nosniff", path
     assert http.get("/demo/openapi.json").headers["x-content-type-options"] == "nosniff"
+
+
+def test_the_page_policy_lets_in_stripe_js_and_nothing_else_from_outside() -> None:
+    directives = dict(d.strip().split(" ", 1) for d in APP_CSP.split(";"))
+    # Cards are typed into Stripe.js's Card Element (its iframe and its API) when Stripe is the
+    # processor; no other origin, and never inline or evaluated script.
+    assert directives["script-src"] == "'self' https://js.stripe.com"
+    assert directives["frame-src"] == "https://js.stripe.com https://hooks.stripe.com"
+    assert directives["connect-src"] == "'self' https://api.stripe.com"
+    assert "unsafe" not in APP_CSP
+    outside = {w for v in directives.values() for w in v.split() if w.startswith("https://")}
+    assert outside == {
+        "https://js.stripe.com",
+        "https://hooks.stripe.com",
+        "https://api.stripe.com",
+    }

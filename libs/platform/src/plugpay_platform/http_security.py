@@ -23,10 +23,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from plugpay_platform.errors import Refusal
 
+# Scripts, frames and calls are Plugpay's own, and Stripe's where a card is entered: with Stripe
+# configured the card is typed into Stripe.js's Card Element (its iframe, its API), never into a
+# Plugpay page (https://docs.stripe.com/security/guide#content-security-policy).
+STRIPE_JS = "https://js.stripe.com"
 APP_CSP = (
-    "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
-    "connect-src 'self'; worker-src 'self'; manifest-src 'self'; object-src 'none'; "
-    "frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+    f"default-src 'self'; script-src 'self' {STRIPE_JS}; "
+    f"frame-src {STRIPE_JS} https://hooks.stripe.com; img-src 'self' data: blob:; "
+    "media-src 'self' blob:; connect-src 'self' https://api.stripe.com; worker-src 'self'; "
+    "manifest-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'self'; "
+    "form-action 'self'"
 )
 APP_PERMISSIONS = "camera=(self), geolocation=(self), microphone=()"
 NO_PERMISSIONS = "camera=(), geolocation=(), microphone=()"
