@@ -144,6 +144,25 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def time_plot(name: str, title: str, draw: Callable[[Any, Any], None]) -> str | None:
+    """Latency above, throughput below, over one time axis, drawn by ``draw(top, bottom)`` and
+    saved as bench/results/<name> (PNG); None where matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    draw(top, bottom)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(RESULTS / name, dpi=90)
+    plt.close(fig)
+    return f"bench/results/{name}"
+
+
 def headline(result: dict[str, Any], keys: tuple[str, ...]) -> None:
     """Print a step's headline figures on stderr while the benchmark runs (the whole result
     goes to its results file)."""

@@ -37,6 +37,7 @@ from common import (
     load,
     percentiles,
     pids,
+    time_plot,
     write_result,
 )
 from lag import lag, wait_drained
@@ -174,38 +175,28 @@ def recovered_after(rows: list[dict[str, Any]], burst_end_s: float, normal_p99: 
 
 
 def plot(rows: list[dict[str, Any]], phases: list[tuple[float, float]], name: str) -> str | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
     x = [r["from_s"] + WINDOW_S / 2 for r in rows]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
-    for key, label in (("p50", "p50"), ("p99", "p99")):
-        top.plot(x, [r["scan_to_start_ms"][key] for r in rows], marker="o", label=label)
-    top.set_ylabel("scan → start (ms)")
-    top.set_yscale("log")
-    top.legend()
-    bottom.bar(x, [r["started_per_s"] for r in rows], width=WINDOW_S * 0.8, label="started/s")
-    bottom.plot(
-        x, [r["busy_refusals"] / WINDOW_S for r in rows], color="red", marker="x", label="busy/s"
-    )
-    bottom.set_ylabel("per second")
-    bottom.set_xlabel("planned scan time (s)")
-    bottom.legend()
-    start = 0.0
-    for rate, seconds in phases:
-        for ax in (top, bottom):
-            ax.axvspan(start, start + seconds, alpha=0.08 if rate > phases[0][0] else 0.0)
-        start += seconds
-    fig.suptitle("Overload: whole sessions at twice the sustained rate (shaded), then half")
-    fig.tight_layout()
-    path = RESULTS / name
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return f"bench/results/{name}"
+
+    def draw(top: Any, bottom: Any) -> None:
+        for key in ("p50", "p99"):
+            top.plot(x, [r["scan_to_start_ms"][key] for r in rows], marker="o", label=key)
+        top.set_ylabel("scan → start (ms)")
+        top.set_yscale("log")
+        top.legend()
+        bottom.bar(x, [r["started_per_s"] for r in rows], width=WINDOW_S * 0.8, label="started/s")
+        busy = [r["busy_refusals"] / WINDOW_S for r in rows]
+        bottom.plot(x, busy, color="red", marker="x", label="busy/s")
+        bottom.set_ylabel("per second")
+        bottom.set_xlabel("planned scan time (s)")
+        bottom.legend()
+        start = 0.0
+        for rate, seconds in phases:
+            for ax in (top, bottom):
+                ax.axvspan(start, start + seconds, alpha=0.08 if rate > phases[0][0] else 0.0)
+            start += seconds
+
+    title = "Overload: whole sessions at twice the sustained rate (shaded), then half"
+    return time_plot(name, title, draw)
 
 
 def main() -> None:

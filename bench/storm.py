@@ -39,7 +39,6 @@ import pyspy
 from common import (
     BASE_URL,
     PORT_BASE,
-    RESULTS,
     SMOKE,
     StationClients,
     cpu_seconds,
@@ -48,6 +47,7 @@ from common import (
     percentiles,
     pids,
     raise_nofile,
+    time_plot,
     write_result,
 )
 from connections import _provision, station_ids
@@ -306,31 +306,22 @@ def windows(calls: list[tuple[str, float, float | None, str | None]], t0: float)
 
 
 def plot(rows: list[dict[str, Any]], window_s: float, name: str) -> str | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
     x = [r["from_s"] + WINDOW_S / 2 for r in rows]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
-    for key in ("p50", "p99"):
-        top.plot(x, [r["latency_ms"][key] for r in rows], marker=".", label=key)
-    top.axhline(2000, color="red", linestyle=":", label="2 s")
-    top.set_ylabel("answer latency (ms)")
-    top.set_yscale("log")
-    top.legend()
-    bottom.bar(x, [r["answered_per_s"] for r in rows], width=WINDOW_S * 0.8)
-    bottom.set_ylabel("messages answered / s")
-    bottom.set_xlabel("seconds after the storm began")
-    for ax in (top, bottom):
-        ax.axvspan(0, window_s, alpha=0.08)
-    fig.suptitle("Reconnect storm: every station back within the shaded window")
-    fig.tight_layout()
-    fig.savefig(RESULTS / name, dpi=90)
-    plt.close(fig)
-    return f"bench/results/{name}"
+
+    def draw(top: Any, bottom: Any) -> None:
+        for key in ("p50", "p99"):
+            top.plot(x, [r["latency_ms"][key] for r in rows], marker=".", label=key)
+        top.axhline(2000, color="red", linestyle=":", label="2 s")
+        top.set_ylabel("answer latency (ms)")
+        top.set_yscale("log")
+        top.legend()
+        bottom.bar(x, [r["answered_per_s"] for r in rows], width=WINDOW_S * 0.8)
+        bottom.set_ylabel("messages answered / s")
+        bottom.set_xlabel("seconds after the storm began")
+        for ax in (top, bottom):
+            ax.axvspan(0, window_s, alpha=0.08)
+
+    return time_plot(name, "Reconnect storm: every station back within the shaded window", draw)
 
 
 def main() -> None:
