@@ -238,10 +238,10 @@ class Gateway:
             reached = []
             async with self.database.write() as session:
                 repo = Repository(session)
-                for session_id in sorted(r["session_id"] for r in chunk):
-                    outcome = await service.check_progress(session, session_id, service.now_utc())
-                    if outcome is not None and outcome.limit:
-                        reached.append(session_id)
+                ids = [r["session_id"] for r in chunk]
+                for outcome in await service.check_progress(session, ids, service.now_utc()):
+                    if outcome.limit:
+                        reached.append(outcome.session_id)
                 for station_id in sorted({r["station_id"] for r in chunk}):
                     await repo.notify_display(station_id)
             for session_id in reached:

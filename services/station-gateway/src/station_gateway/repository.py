@@ -478,6 +478,16 @@ class Repository:
         )
         return list(result.mappings().all())
 
+    async def lock_charging(self, session_ids: Sequence[uuid.UUID]) -> list[RowMapping]:
+        """Those of ``session_ids`` still charging, locked (in id order: no lock cycles)."""
+        result = await self.session.execute(
+            select(sessions)
+            .where(sessions.c.session_id.in_(list(session_ids)), sessions.c.state == "charging")
+            .order_by(sessions.c.session_id)
+            .with_for_update()
+        )
+        return list(result.mappings().all())
+
     async def add_samples(self, session_id: uuid.UUID, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
             await self.session.execute(

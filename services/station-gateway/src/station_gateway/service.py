@@ -658,15 +658,13 @@ async def evaluate_progress(
 
 
 async def check_progress(
-    session: AsyncSession, session_id: uuid.UUID, now: datetime
-) -> MeterOutcome | None:
-    """The periodic limit check of one session: its row locked and read again, because it may
-    have ended since the caller listed it (its final cost must not be overwritten by a running
-    one). None when it is no longer charging."""
-    row = await Repository(session).session_row(session_id, lock=True)
-    if row is None or row["state"] != domain.SessionState.CHARGING:
-        return None
-    return await evaluate_progress(session, row, now)
+    session: AsyncSession, session_ids: Sequence[uuid.UUID], now: datetime
+) -> list[MeterOutcome]:
+    """The periodic limit check of some sessions: their rows locked and read again in one
+    query, because a session may have ended since the caller listed it (its final cost must
+    not be overwritten by a running one). Sessions no longer charging are left out."""
+    rows = await Repository(session).lock_charging(session_ids)
+    return [await evaluate_progress(session, row, now) for row in rows]
 
 
 async def request_limit_stop(session: AsyncSession, session_id: uuid.UUID) -> bool:

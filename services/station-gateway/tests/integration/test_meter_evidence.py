@@ -405,8 +405,8 @@ async def test_the_periodic_limit_check_leaves_a_session_that_ended_meanwhile_al
     database = gw.app.state.gateway.database
     sid = uuid.UUID(session_id)
     async with database.write() as session:
-        running = await service.check_progress(session, sid, datetime.now(UTC))
-    assert running is not None and running.session_id == sid
+        [running] = await service.check_progress(session, [sid], datetime.now(UTC))
+    assert running.session_id == sid
     await station.call(
         call16.StopTransaction(
             meter_stop=10_000 + 100,
@@ -418,7 +418,7 @@ async def test_the_periodic_limit_check_leaves_a_session_that_ended_meanwhile_al
     await completed(harness, session_id)
     async with database.write() as session:
         final = await Repository(session).session_row(sid)
-        assert await service.check_progress(session, sid, datetime.now(UTC)) is None
+        assert await service.check_progress(session, [sid], datetime.now(UTC)) == []
         after = await Repository(session).session_row(sid)
     assert final is not None and after is not None
     assert (after["cost_so_far_minor"], after["meter_last_wh"]) == (
