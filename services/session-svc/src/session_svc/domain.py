@@ -65,7 +65,8 @@ class SessionStatus(StrEnum):
 
 
 S = SessionStatus
-# Nothing leaves these except a hold release, which is a fact about money, not a transition.
+# Nothing leaves these except a hold release, which is a fact about money, not a transition,
+# and a station's proven start after session-svc's backstop gave up on it (``overruled_abandon``).
 TERMINAL: frozenset[SessionStatus] = frozenset(
     {S.BILLED, S.DENIED, S.EXPIRED, S.ABANDONED, S.FAILED}
 )
@@ -244,7 +245,11 @@ def mutate(event: Event, state: ChargingSession) -> Change:
         case ChargingStarted():
             # A stop requested before the station confirmed the start still stands.
             target = S.STOPPING if state.status is S.STOPPING else S.CHARGING
-            return target, _kept(event, "transaction_id", "meter_start_wh", "started_at")
+            started = _kept(event, "transaction_id", "meter_start_wh", "started_at")
+            if overruled_abandon(state):
+                # The station proves the start our backstop gave up on: the energy is billed.
+                started |= {"abandoned_reason": None, "abandoned_at": None}
+            return target, started
         case SessionStopRequested(requested_by=by, requested_at=at):
             return S.STOPPING, {"stop_requested_by": by, "stop_requested_at": at}
         case SessionCompleted():
@@ -275,7 +280,7 @@ def transition_problem(
         target, _ = mutate(event, state)
     current = state.status
     if isinstance(event, SessionHoldReleased):
-        if current not in HOLD_RELEASABLE:
+        if current not in HOLD_RELEASABLE and state.started_at is None:
             return f"no hold to release while {current}"
         if state.hold_released_at is not None:
             return "the hold was already released"
@@ -292,9 +297,19 @@ def transition_problem(
     not_started = current is S.STOPPING and state.started_at is None
     if isinstance(event, ChargingStarted | SessionAbandoned) and not_started:
         return None  # the stop was asked for before the station confirmed the start
+    if isinstance(event, ChargingStarted) and overruled_abandon(state):
+        return None
     if current not in ALLOWED_FROM[target]:
         return f"{event.type} cannot follow {current}"
     return None
+
+
+def overruled_abandon(state: ChargingSession) -> bool:
+    """Abandoned on session-svc's start backstop, a guess made while the station's word was
+    delayed (a broker outage): its ChargingStarted, arriving later, is the truth and wins.
+    station-gateway's own abandons are decided under the connector lock, so no start follows
+    them; billing has voided the hold by then and bills the delivered energy without it."""
+    return state.status is S.ABANDONED and state.abandoned_reason == START_TIMEOUT
 
 
 def is_repeat(state: ChargingSession, event: Event, target: SessionStatus | None = None) -> bool:

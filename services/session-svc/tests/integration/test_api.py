@@ -633,6 +633,9 @@ async def test_unscanned_codes_expire_and_unstarted_sessions_are_abandoned(
         [abandoned] = await events_of_type(app, "plugpay.sessions", "SessionAbandoned")
         assert abandoned.payload["reason"] == "start_timeout"
         assert abandoned.aggregate_id == str(authorised.session_id)
+        # The station's start, held up past the backstop (a broker outage), overrules it.
+        await publish(app, authorised.started_charging())
+        await wait_status(app, authorised.session_id, "charging")
         assert await status_of(app, stale.session_id) == "code_issued"
     # A restart in between: the timer is a row, so the next process fires it.
     async with running(settings, tokens) as app:

@@ -47,6 +47,37 @@ def test_stopped_by_driver_and_at_limit_are_outcomes() -> None:
     assert folded(limit.events).outcome == "stopped_at_limit"
 
 
+def test_a_start_proven_after_the_backstop_gave_up_is_charged_in_either_order() -> None:
+    """A broker outage delays the station's ChargingStarted past session-svc's start backstop:
+    the station's word wins, whichever of the abandon, billing's hold release and the start
+    reaches the store first, and the session goes on to be billed."""
+    story = Story()
+    story.issued(), story.scanned(), story.priced(), story.authorised()
+    before = list(story.events)
+    abandoned, released = story.abandoned(), story.hold_released()
+    started = story.started_charging()
+    ending = [story.completed(), story.cost_calculated(), story.billed()]
+    orders = [
+        [abandoned, released, started],
+        [abandoned, started, released],
+        [started, abandoned, released],
+    ]
+    finals = []
+    for order in orders:
+        state = folded([*before, *order])
+        assert state.status is S.CHARGING and state.started_at == started.started_at
+        assert state.abandoned_reason is None and state.hold_released == released.released
+        state = folded([*before, *order, *ending])
+        assert state.status is S.BILLED and state.outcome == "completed"
+        finals.append(state.model_dump(exclude={"applied", "ignored", "version"}))
+    assert finals[0] == finals[1] == finals[2]
+    # station-gateway's own abandons (a station that refused, a superseded code) are final.
+    refused = Story()
+    refused.issued(), refused.scanned(), refused.priced(), refused.authorised()
+    refused.abandoned(reason="station_rejected"), refused.started_charging()
+    assert folded(refused.events).status is S.ABANDONED
+
+
 def test_unhappy_endings() -> None:
     assert folded(Story().denied_path()).denial_reason == "insufficient_funds"
     assert folded(Story().expired_path()).status is S.EXPIRED
@@ -225,7 +256,8 @@ def assert_possible(state: ChargingSession) -> None:
     if s is S.FAILED:
         assert state.failure_reason is not None
     if state.hold_released_at is not None:
-        assert s in HOLD_RELEASABLE
+        # or billing voided the hold on a backstop abandon the station's start then overruled
+        assert s in HOLD_RELEASABLE or state.started_at is not None
 
 
 @settings(max_examples=400, deadline=None)
@@ -236,8 +268,10 @@ def test_random_logs_never_reach_an_impossible_state(log: list[tuple[uuid.UUID, 
         before = state
         state = domain.apply(state, event, event_id)
         assert_possible(state)
-        if before.status in TERMINAL:
+        if before.status in TERMINAL and not domain.overruled_abandon(before):
             assert state.status == before.status  # nothing leaves an ending
+        if before.status is S.ABANDONED and state.status is not S.ABANDONED:
+            assert event.type == "ChargingStarted" and state.status is S.CHARGING
         if before.status in MAIN_LINE and state.status in MAIN_LINE:
             assert rank(state.status) >= rank(before.status)  # never backwards
         assert state.version >= before.version
