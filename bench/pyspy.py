@@ -11,6 +11,9 @@ from typing import Any
 
 from common import RESULTS, ROOT, cpu_seconds, pids
 
+# Our services' and domain libraries' code (not the platform's server and middleware, which
+# wrap every request and say little about where the time goes).
+OUR_PACKAGES = ("_svc/", "station_gateway/", "plugpay_events/", "plugpay_tariffs/")
 PYSPY = ["python3", "-m", "uv", "tool", "run", "--from", "py-spy", "py-spy"]
 
 
@@ -57,6 +60,7 @@ def summarise(path: Path, top: int = 15) -> dict[str, Any]:
         return {"error": f"no {path.name}"}
     own: collections.Counter[str] = collections.Counter()
     incl: collections.Counter[str] = collections.Counter()
+    ours: collections.Counter[str] = collections.Counter()
     total = 0
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -68,10 +72,16 @@ def summarise(path: Path, top: int = 15) -> dict[str, Any]:
         own[_short(frames[-1])] += n
         for f in {_short(x) for x in frames}:
             incl[f] += n
+        for f in {
+            _short(x) for x in frames if any(p in x for p in OUR_PACKAGES) and "__main__" not in x
+        }:
+            ours[f] += n
     return {
         "samples": total,
         "self": [(f, round(100 * n / total, 1)) for f, n in own.most_common(top)],
         "inclusive": [(f, round(100 * n / total, 1)) for f, n in incl.most_common(top * 2)],
+        # Our own functions (the framework's frames wrap everything and say little).
+        "ours": [(f, round(100 * n / total, 1)) for f, n in ours.most_common(top)],
     }
 
 

@@ -135,6 +135,15 @@ def table() -> str:
             )
             + f"; handshake p99 {_ms(storm['handshake_ms'], 'p99')}.\n"
         )
+        profile = (storm.get("profile_station_gateway") or {}).get("summary") or {}
+        if profile.get("ours"):
+            rows.append(
+                "Where one gateway process spent the storm (py-spy, share of its samples in and"
+                " under each function, [flame graph](../bench/results/"
+                "profile-station-gateway-storm.svg)): "
+                + ", ".join(f"`{f}` {pct:g} %" for f, pct in profile["ours"][:8])
+                + ".\n"
+            )
         rows.append(f"![reconnect storm](../{storm['plot']})\n" if storm.get("plot") else "")
     msgs = _load("messages")
     if msgs:

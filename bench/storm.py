@@ -39,6 +39,7 @@ import pyspy
 from common import (
     BASE_URL,
     PORT_BASE,
+    RESULTS,
     SMOKE,
     StationClients,
     cpu_seconds,
@@ -359,9 +360,12 @@ def main() -> None:
         dropped = _gather(clients.outs, 600)
         snap = pyspy.cpu_snapshot(SERVICES)
         t0 = time.time() + 2.0
+        # Where one gateway process spends the storm (the window and the retries after it).
+        recorders = [] if SMOKE else pyspy.start("station-gateway", int(a.window) + 30, "-storm")
         for q in clients.cmds:
             q.put(("reconnect", t0, a.window))
         storm = _gather(clients.outs, 1800)
+        pyspy.wait(recorders)
         cpu = {
             svc: round(sum(cpu_seconds(pid) - snap.get(str(pid), 0.0) for pid in pids(svc)), 2)
             for svc in SERVICES
@@ -434,6 +438,12 @@ def main() -> None:
             round(sum(gateways.values()) * 1000 / len(answered), 2) if answered else None
         ),
         "backlog_after_drain": sum(drained.values()),
+        "profile_station_gateway": None
+        if SMOKE
+        else {
+            "svg": "bench/results/profile-station-gateway-storm.svg",
+            "summary": pyspy.summarise(RESULTS / "profile-station-gateway-storm.txt"),
+        },
         "windows": rows,
         "plot": plot(rows, a.window, f"storm{'-smoke' if SMOKE else ''}.png"),
     }
