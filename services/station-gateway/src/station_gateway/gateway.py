@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from plugpay_events.session_code import CODE_CHARS, generate_signing_key, is_signing_key
 from plugpay_platform.background import PeriodicTask, PgListener
 from plugpay_platform.database import Database
+from plugpay_platform.group_commit import GroupCommit
 from plugpay_platform.throttle import FailureThrottle
 from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from station_gateway import domain, service, web_payments
 from station_gateway.credentials import CredentialVerifier
@@ -30,6 +33,8 @@ from station_gateway.repository import COMMANDS_CHANNEL, DISPLAY_CHANNEL, Reposi
 from station_gateway.settings import Settings
 
 log = logging.getLogger(__name__)
+Item = TypeVar("Item")
+Result = TypeVar("Result")
 # QR content (URL) length that fits a version-6 symbol at error correction M (106 bytes) with
 # room to spare: what a small charger screen shows legibly.
 QR_CONTENT_LIMIT = 80
@@ -75,6 +80,13 @@ class Gateway:
         # Signs of life since the last beat: (connection, when) per station, written in one
         # statement per beat instead of one transaction per station message.
         self._seen: dict[str, tuple[uuid.UUID, datetime]] = {}
+        # What every station sends, written in shared transactions: a burst (a reconnect
+        # storm, a site's status reports) costs a few commits, not one per message.
+        self._presence = self._grouped(
+            functools.partial(service.presence_changed, instance_id=self.instance_id)
+        )
+        self.boots = self._grouped(service.stations_booted)
+        self.statuses = self._grouped(service.connector_statuses_changed)
 
     @property
     def database(self) -> Database:
@@ -303,20 +315,29 @@ class Gateway:
             # The newest connection wins: the old one is a half-open socket.
             with contextlib.suppress(Exception):
                 await previous._connection.websocket.close(code=1000)
-        async with self.database.write() as session:
-            await service.station_connected(
-                session, handler.id, self.instance_id, handler.connection_id, handler.version
-            )
-        handler.spawn(self.drain(handler.id))
+        opened = service.PresenceChange(
+            handler.id, handler.connection_id, handler.connected_at, handler.version
+        )
+        if await self._presence.submit(opened):
+            handler.spawn(self.drain(handler.id))
 
     async def detach(self, handler: StationHandler) -> None:
         if self.connections.get(handler.id) is handler:
             del self.connections[handler.id]
+        closed = service.PresenceChange(handler.id, handler.connection_id, service.now_utc())
         with contextlib.suppress(Exception):
+            await self._presence.submit(closed)
+
+    def _grouped(
+        self, use_case: Callable[[AsyncSession, Sequence[Item]], Awaitable[list[Result]]]
+    ) -> GroupCommit[Item, Result]:
+        """``use_case`` over batches of items, one transaction per batch."""
+
+        async def write(items: Sequence[Item]) -> list[Result]:
             async with self.database.write() as session:
-                await service.station_disconnected(
-                    session, handler.id, self.instance_id, handler.connection_id
-                )
+                return await use_case(session, items)
+
+        return GroupCommit(write)
 
     # -- commands --------------------------------------------------------------------------
 

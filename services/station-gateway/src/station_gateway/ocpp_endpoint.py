@@ -352,14 +352,10 @@ class ChargePoint16(StationProtocol, ChargePoint16Base):
     @on("BootNotification")
     async def on_boot(self, charge_point_vendor: str, charge_point_model: str, **kw: Any) -> Any:
         try:
-            async with self.gateway.database.write() as session:
-                await service.station_booted(
-                    session,
-                    self.id,
-                    charge_point_vendor,
-                    charge_point_model,
-                    kw.get("firmware_version"),
-                )
+            firmware = kw.get("firmware_version")
+            at = service.now_utc()
+            boot = service.Boot(self.id, charge_point_vendor, charge_point_model, firmware, at)
+            await self.gateway.boots.submit(boot)
         except STORAGE_UNAVAILABLE:
             log.warning("station %s: boot not stored (database unavailable); Pending", self.id)
             return result16.BootNotification(
@@ -378,10 +374,9 @@ class ChargePoint16(StationProtocol, ChargePoint16Base):
 
     @on("StatusNotification")
     async def on_status(self, connector_id: int, error_code: str, status: str, **kw: Any) -> Any:
-        async with self.gateway.database.write() as session:
-            previous = await service.connector_status_changed(
-                session, self.id, connector_id, status, error_code, _status_at(kw.get("timestamp"))
-            )
+        at = _status_at(kw.get("timestamp"))
+        report = service.StatusReport(self.id, connector_id, status, error_code, at)
+        previous = await self.gateway.statuses.submit(report)
         if status == "Preparing" and previous != "Preparing" and connector_id > 0:
             with contextlib.suppress(service.GatewayRefusal):
                 await self.code_requested(connector_id, reuse_open=True)
@@ -548,14 +543,14 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
     @on("BootNotification")
     async def on_boot(self, charging_station: dict[str, Any], reason: str, **_: Any) -> Any:
         try:
-            async with self.gateway.database.write() as session:
-                await service.station_booted(
-                    session,
-                    self.id,
-                    charging_station.get("vendor_name", ""),
-                    charging_station.get("model", ""),
-                    charging_station.get("firmware_version"),
-                )
+            boot = service.Boot(
+                self.id,
+                charging_station.get("vendor_name", ""),
+                charging_station.get("model", ""),
+                charging_station.get("firmware_version"),
+                service.now_utc(),
+            )
+            await self.gateway.boots.submit(boot)
         except STORAGE_UNAVAILABLE:
             log.warning("station %s: boot not stored (database unavailable); Pending", self.id)
             return self._call_result.BootNotification(
@@ -577,10 +572,9 @@ class ChargePoint201(StationProtocol, ChargePoint201Base):
     async def on_status(
         self, timestamp: str, connector_status: str, evse_id: int, connector_id: int, **_: Any
     ) -> Any:
-        async with self.gateway.database.write() as session:
-            previous = await service.connector_status_changed(
-                session, self.id, evse_id, connector_status, None, _status_at(timestamp)
-            )
+        at = _status_at(timestamp)
+        report = service.StatusReport(self.id, evse_id, connector_status, None, at)
+        previous = await self.gateway.statuses.submit(report)
         # 2.0.1 has no Preparing; Occupied on an idle EVSE is the plug-in.
         if connector_status == "Occupied" and previous in (None, "Available") and evse_id > 0:
             with contextlib.suppress(service.GatewayRefusal):

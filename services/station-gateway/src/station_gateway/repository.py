@@ -59,6 +59,30 @@ class Repository:
             )
         )
 
+    async def record_boots(
+        self, boots: Sequence[tuple[str, str, str, str | None, datetime]]
+    ) -> None:
+        """Stations booted (station, vendor, model, firmware, when; one row per station)."""
+        if not boots:
+            return
+        rows = [
+            {
+                "station_id": station_id,
+                "vendor": vendor,
+                "model": model,
+                "firmware_version": firmware,
+                "booted_at": at,
+            }
+            for station_id, vendor, model, firmware, at in boots
+        ]
+        stmt = insert(stations).values(rows)
+        booted = {name: stmt.excluded[name] for name in rows[0] if name != "station_id"}
+        await self.session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[stations.c.station_id], set_={**booted, "updated_at": func.now()}
+            )
+        )
+
     async def station(self, station_id: str) -> RowMapping | None:
         result = await self.session.execute(
             select(stations).where(stations.c.station_id == station_id)
@@ -143,41 +167,51 @@ class Repository:
 
     # -- presence ------------------------------------------------------------------------
 
-    async def claim_presence(
-        self,
-        station_id: str,
-        instance_id: str,
-        connection_id: uuid.UUID,
-        version: str,
-        now: datetime,
+    async def claim_presences(
+        self, instance_id: str, opened: Sequence[tuple[str, uuid.UUID, str, datetime]]
     ) -> None:
-        values = {
-            "instance_id": instance_id,
-            "connection_id": connection_id,
-            "ocpp_version": version,
-            "connected": True,
-            "online": True,
-            "connected_at": now,
-            "last_seen_at": now,
-        }
-        stmt = insert(station_presence).values(station_id=station_id, **values)
+        """Sockets opened at this process (station, connection, OCPP version, when; one row
+        per station): each station's presence now names this process and connection."""
+        if not opened:
+            return
+        rows = [
+            {
+                "station_id": station_id,
+                "instance_id": instance_id,
+                "connection_id": connection_id,
+                "ocpp_version": version,
+                "connected": True,
+                "online": True,
+                "connected_at": at,
+                "last_seen_at": at,
+            }
+            for station_id, connection_id, version, at in opened
+        ]
+        stmt = insert(station_presence).values(rows)
+        claimed = {name: stmt.excluded[name] for name in rows[0] if name != "station_id"}
         await self.session.execute(
-            stmt.on_conflict_do_update(index_elements=[station_presence.c.station_id], set_=values)
+            stmt.on_conflict_do_update(index_elements=[station_presence.c.station_id], set_=claimed)
         )
 
-    async def release_presence(self, station_id: str, connection_id: uuid.UUID) -> bool:
-        """Mark disconnected if this connection still owns the station; True if it did."""
+    async def release_presences(
+        self, closed: Sequence[tuple[str, uuid.UUID]]
+    ) -> set[tuple[str, uuid.UUID]]:
+        """Sockets closed (station, connection): marked disconnected where that connection
+        still owns the station (a newer one may have claimed it); the pairs released."""
+        if not closed:
+            return set()
+        ids, connections = zip(*closed, strict=True)
         result = await self.session.execute(
-            update(station_presence)
-            .where(
-                station_presence.c.station_id == station_id,
-                station_presence.c.connection_id == connection_id,
-                station_presence.c.connected.is_(True),
-            )
-            .values(connected=False)
-            .returning(station_presence.c.station_id)
+            text(
+                "UPDATE station_presence p SET connected = false"
+                " FROM unnest(CAST(:ids AS text[]), CAST(:connections AS uuid[]))"
+                " AS v(station_id, connection_id)"
+                " WHERE p.station_id = v.station_id AND p.connection_id = v.connection_id"
+                " AND p.connected RETURNING p.station_id, p.connection_id"
+            ),
+            {"ids": list(ids), "connections": list(connections)},
         )
-        return result.first() is not None
+        return {(row.station_id, row.connection_id) for row in result}
 
     async def touch_presence(self, seen: Sequence[tuple[str, uuid.UUID, datetime]]) -> None:
         """Record signs of life (station, connection, when) in one statement."""
@@ -243,38 +277,56 @@ class Repository:
             )
         )
 
-    async def set_connector_status(
-        self, station_id: str, connector_id: int, status: str, error: str | None, at: datetime
-    ) -> str | None:
-        """Store a status; returns the previous one."""
-        # One statement on the hot path (every StatusNotification): the CTE reads the row as it
-        # was before the upsert (one snapshot for the whole statement).
-        previous = (
-            select(connector_status.c.status)
-            .where(
-                connector_status.c.station_id == station_id,
-                connector_status.c.connector_id == connector_id,
+    async def set_connector_statuses(
+        self, reports: Sequence[tuple[str, int, str, str | None, datetime]]
+    ) -> list[str | None]:
+        """Store statuses (station, connector, status, error code, the station's time), in
+        order; for each, the status it replaced. One statement per round of distinct
+        connectors: a connector reported twice in a batch goes in the next round."""
+        previous: list[str | None] = [None] * len(reports)
+        pending = list(enumerate(reports))
+        while pending:
+            batch: list[tuple[int, tuple[str, int, str, str | None, datetime]]] = []
+            later: list[tuple[int, tuple[str, int, str, str | None, datetime]]] = []
+            keys: set[tuple[str, int]] = set()
+            for index, report in pending:
+                key = (report[0], report[1])
+                (later if key in keys else batch).append((index, report))
+                keys.add(key)
+            stations, connectors, statuses, errors, times = zip(*(r for _, r in batch), strict=True)
+            # The CTE reads the rows as they were before the upsert (one snapshot for the
+            # whole statement), so each report learns what it replaced.
+            result = await self.session.execute(
+                text(
+                    "WITH v AS (SELECT * FROM unnest(CAST(:stations AS text[]),"
+                    " CAST(:connectors AS int[]), CAST(:statuses AS text[]),"
+                    " CAST(:errors AS text[]), CAST(:times AS timestamptz[]))"
+                    " AS v(station_id, connector_id, status, error_code, changed_at)),"
+                    " previous AS (SELECT c.station_id, c.connector_id, c.status"
+                    " FROM connector_status c JOIN v USING (station_id, connector_id))"
+                    " INSERT INTO connector_status AS c"
+                    " (station_id, connector_id, status, error_code, changed_at, reported_at)"
+                    " SELECT station_id, connector_id, status, error_code, changed_at, now()"
+                    " FROM v ON CONFLICT (station_id, connector_id) DO UPDATE SET"
+                    " status = excluded.status, error_code = excluded.error_code,"
+                    " changed_at = excluded.changed_at, reported_at = excluded.reported_at"
+                    " RETURNING c.station_id, c.connector_id, (SELECT p.status FROM previous p"
+                    " WHERE p.station_id = c.station_id AND p.connector_id = c.connector_id)"
+                    " AS previous"
+                ),
+                {
+                    "stations": list(stations),
+                    "connectors": list(connectors),
+                    "statuses": list(statuses),
+                    "errors": list(errors),
+                    "times": list(times),
+                },
             )
-            .cte("previous")
-        )
-        values = {
-            "status": status,
-            "error_code": error,
-            "changed_at": at,
-            "reported_at": func.now(),
-        }
-        stmt = (
-            insert(connector_status)
-            .values(station_id=station_id, connector_id=connector_id, **values)
-            .on_conflict_do_update(
-                index_elements=[connector_status.c.station_id, connector_status.c.connector_id],
-                set_=values,
-            )
-            .add_cte(previous)
-            .returning(select(previous.c.status).scalar_subquery())
-        )
-        result: str | None = await self.session.scalar(stmt)
-        return result
+            before = {(r.station_id, r.connector_id): r.previous for r in result}
+            for index, report in batch:
+                previous[index] = before[(report[0], report[1])]
+            pending = later
+        return previous
 
     async def station_clock_skew(self, station_id: str) -> timedelta:
         """How far the station's clock was off ours at its latest status message."""
@@ -589,10 +641,17 @@ class Repository:
             .values(card_refused_at=at)
         )
 
-    async def notify_display(self, station_id: str) -> None:
-        await self.session.execute(
-            text("SELECT pg_notify(:c, :s)"), {"c": DISPLAY_CHANNEL, "s": station_id}
-        )
+    async def notify_display(self, *station_ids: str) -> None:
+        """Wake the display streams of these stations when the transaction commits."""
+        if len(station_ids) == 1:
+            await self.session.execute(
+                text("SELECT pg_notify(:c, :s)"), {"c": DISPLAY_CHANNEL, "s": station_ids[0]}
+            )
+        elif station_ids:
+            await self.session.execute(
+                text("SELECT pg_notify(:c, s) FROM unnest(CAST(:ids AS text[])) AS s"),
+                {"c": DISPLAY_CHANNEL, "ids": list(station_ids)},
+            )
 
     # -- signing keys --------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, get_args
 
@@ -307,39 +307,56 @@ def _issued(row: RowMapping) -> IssuedCode:
 # -- presence -------------------------------------------------------------------------------
 
 
-async def station_connected(
-    session: AsyncSession,
-    station_id: str,
-    instance_id: str,
-    connection_id: uuid.UUID,
-    version: OcppVersion,
-) -> None:
-    now = now_utc()
-    await Repository(session).claim_presence(station_id, instance_id, connection_id, version, now)
+@dataclass(frozen=True)
+class PresenceChange:
+    """A station's socket opened at this process (``version`` set) or closed (None)."""
+
+    station_id: str
+    connection_id: uuid.UUID
+    at: datetime
+    version: OcppVersion | None = None
+
+
+async def presence_changed(
+    session: AsyncSession, changes: Sequence[PresenceChange], *, instance_id: str
+) -> list[bool]:
+    """Sockets opened and closed at this process, a batch in one transaction (a reconnect
+    storm is thousands of them); for each change whether its station has commands waiting.
+
+    Opens are applied before closes: connections are never reused, so a close only releases
+    the connection it names, whether it came before or after a newer open of its station.
+    """
+    repo = Repository(session)
+    opened = {c.station_id: c for c in changes if c.version is not None}  # the newest wins
+    await repo.claim_presences(
+        instance_id,
+        [(c.station_id, c.connection_id, c.version or "", c.at) for c in opened.values()],
+    )
+    closed = [c for c in changes if c.version is None]
+    released = await repo.release_presences([(c.station_id, c.connection_id) for c in closed])
     await emit(
         session,
-        StationConnected(
-            station_id=station_id,
-            ocpp_version=version,
-            gateway_instance=instance_id,
-            connected_at=now,
+        *(
+            StationConnected(
+                station_id=c.station_id,
+                ocpp_version=c.version,
+                gateway_instance=instance_id,
+                connected_at=c.at,
+            )
+            for c in opened.values()
+            if c.version is not None
+        ),
+        *(
+            StationDisconnected(
+                station_id=c.station_id, gateway_instance=instance_id, disconnected_at=c.at
+            )
+            for c in closed
+            if (c.station_id, c.connection_id) in released
         ),
     )
-    await Repository(session).notify_display(station_id)
-
-
-async def station_disconnected(
-    session: AsyncSession, station_id: str, instance_id: str, connection_id: uuid.UUID
-) -> None:
-    repo = Repository(session)
-    if await repo.release_presence(station_id, connection_id):
-        await emit(
-            session,
-            StationDisconnected(
-                station_id=station_id, gateway_instance=instance_id, disconnected_at=now_utc()
-            ),
-        )
-        await repo.notify_display(station_id)
+    await repo.notify_display(*dict.fromkeys([*opened, *(station for station, _ in released)]))
+    waiting = set(await repo.stations_with_commands(list(opened)))
+    return [c.version is not None and c.station_id in waiting for c in changes]
 
 
 async def sweep_offline(
@@ -359,50 +376,77 @@ async def sweep_offline(
     return [r["station_id"] for r in rows]
 
 
-async def station_booted(
-    session: AsyncSession, station_id: str, vendor: str, model: str, firmware: str | None
-) -> None:
-    now = now_utc()
-    await Repository(session).upsert_station(
-        station_id, vendor=vendor, model=model, firmware_version=firmware, booted_at=now
+@dataclass(frozen=True)
+class Boot:
+    """A BootNotification: who the station says it is."""
+
+    station_id: str
+    vendor: str
+    model: str
+    firmware: str | None
+    at: datetime
+
+
+async def stations_booted(session: AsyncSession, boots: Sequence[Boot]) -> list[None]:
+    """Store and publish boots (a batch in one transaction, as a reconnect storm brings them)."""
+    newest = {b.station_id: b for b in boots}
+    await Repository(session).record_boots(
+        [(b.station_id, b.vendor, b.model, b.firmware, b.at) for b in newest.values()]
     )
     await emit(
         session,
-        StationBooted(
-            station_id=station_id,
-            vendor=vendor,
-            model=model,
-            firmware_version=firmware,
-            booted_at=now,
+        *(
+            StationBooted(
+                station_id=b.station_id,
+                vendor=b.vendor,
+                model=b.model,
+                firmware_version=b.firmware,
+                booted_at=b.at,
+            )
+            for b in boots
         ),
     )
+    return [None] * len(boots)
 
 
-async def connector_status_changed(
-    session: AsyncSession,
-    station_id: str,
-    connector_id: int,
-    status: str,
-    error_code: str | None,
-    at: datetime,
-) -> str | None:
-    """Store and publish a status; returns the previous status."""
-    if status not in CONNECTOR_STATUSES:
-        status = "Unavailable"
+@dataclass(frozen=True)
+class StatusReport:
+    """A StatusNotification: a connector's status at the station's time ``at``."""
+
+    station_id: str
+    connector_id: int
+    status: str
+    error_code: str | None
+    at: datetime
+
+
+async def connector_statuses_changed(
+    session: AsyncSession, reports: Sequence[StatusReport]
+) -> list[str | None]:
+    """Store statuses (a batch in one transaction, in arrival order) and publish the changes;
+    for each report, the status before it."""
+    stored = [
+        r if r.status in CONNECTOR_STATUSES else replace(r, status="Unavailable") for r in reports
+    ]
     repo = Repository(session)
-    previous = await repo.set_connector_status(station_id, connector_id, status, error_code, at)
-    if previous != status:
-        await emit(
-            session,
+    previous = await repo.set_connector_statuses(
+        [(r.station_id, r.connector_id, r.status, r.error_code, r.at) for r in stored]
+    )
+    changed = [r for r, before in zip(stored, previous, strict=True) if before != r.status]
+    await emit(
+        session,
+        *(
             ConnectorStatusChanged(
-                station_id=station_id,
-                connector_id=connector_id,
-                status=status,
-                error_code=error_code if error_code not in (None, "NoError") else None,
-                changed_at=at,
-            ),
-        )
-        await repo.notify_display(station_id)
+                station_id=r.station_id,
+                connector_id=r.connector_id,
+                status=r.status,
+                error_code=r.error_code if r.error_code not in (None, "NoError") else None,
+                changed_at=r.at,
+            )
+            for r in changed
+        ),
+    )
+    await repo.notify_display(*dict.fromkeys(r.station_id for r in changed))
     return previous
 
 
