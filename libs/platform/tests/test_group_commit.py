@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Sequence
 
 import pytest
@@ -92,3 +93,23 @@ async def test_a_caller_that_stops_waiting_does_not_stop_its_write() -> None:
 def test_a_batch_of_nothing_is_refused() -> None:
     with pytest.raises(ValueError):
         GroupCommit(Recorder().write, max_batch=0)
+
+
+CALLER = contextvars.ContextVar[str]("caller")
+
+
+async def test_a_batch_is_written_outside_its_callers_context() -> None:
+    seen: list[str | None] = []
+
+    async def write(items: Sequence[int]) -> list[int]:
+        seen.append(CALLER.get(None))
+        return list(items)
+
+    group = GroupCommit(write)
+
+    async def caller(name: str, item: int) -> int:
+        CALLER.set(name)
+        return await group.submit(item)
+
+    assert await asyncio.gather(caller("a", 1), caller("b", 2)) == [1, 2]
+    assert seen == [None]

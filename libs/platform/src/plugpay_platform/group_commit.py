@@ -5,12 +5,14 @@ being written goes into the next one. Alone, an item is written at once; under a
 reconnect storm, thousands of status reports) hundreds share one transaction, one pool
 connection and one commit instead of queueing for the pool one by one. A failed batch fails
 every caller in it, as their own transaction would have; a caller that stops waiting does not
-stop its item being written.
+stop its item being written. Batches are written outside every caller's context (its trace,
+its log fields): one caller's trace parent must not be stamped on the others' events.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -40,7 +42,7 @@ class GroupCommit(Generic[Item, Result]):
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
         if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
+            self._flusher = asyncio.create_task(self._flush(), context=contextvars.Context())
         return await future
 
     async def idle(self) -> None:

@@ -31,7 +31,12 @@ from plugpay_tariffs import Tariff
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.responses import JSONResponse
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.websockets import (
+    WebSocket,
+    WebSocketDisconnect,
+    WebSocketDisconnected,
+    WebSocketState,
+)
 
 from station_gateway import domain, service, web_payments
 from station_gateway.credentials import StationAuthRefused, basic_credentials
@@ -61,12 +66,15 @@ BOOT_RETRY_S = 10
 
 
 class HandshakeGate:
-    """How many station handshakes this process works on at once.
+    """How many stations this process is bringing in at once: from the handshake until the
+    station's first message (a reconnect's BootNotification) has been answered.
 
     When every station reconnects together (a site's power or a mobile network comes back),
     the ones beyond ``limit`` are answered at once with 503 and a Retry-After spread over
-    ``spread_s`` more seconds, rather than queueing for the database past their own timeout
-    and all trying again in the same second: told once, they come back spread out.
+    ``spread_s`` more seconds, rather than queueing past their own timeout and all trying
+    again in the same second: told once, they come back spread out. Counting to the first
+    answer, not just the handshake, keeps admitted stations from flooding the event loop with
+    boots faster than they are answered (which timed out the handshakes behind them).
     """
 
     def __init__(self, limit: int, retry_after_s: int = BOOT_RETRY_S, spread_s: int = 20) -> None:
@@ -88,6 +96,22 @@ class HandshakeGate:
 
     def retry_after(self) -> int:
         return self.retry_after_s + random.randrange(self.spread_s + 1)  # noqa: S311 (jitter)
+
+
+class Admission:
+    """One station's place in the ``HandshakeGate``, given back once."""
+
+    def __init__(self, gate: HandshakeGate) -> None:
+        self._gate: HandshakeGate | None = gate
+
+    def release(self) -> None:
+        if self._gate is not None:
+            self._gate.leave()
+            self._gate = None
+
+
+# A station that says nothing after its handshake gives its place back after this long.
+FIRST_MESSAGE_S = 10.0
 
 
 # The two versions spell some error codes differently.
@@ -162,6 +186,7 @@ class StationProtocol:
         self.connected_at = datetime.now(UTC)
         self.booted = booted
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.admission: Admission | None = None
 
     # The library would log and drop these; OCPP wants a CallError (message id "-1" if unknown).
     async def route_message(self, raw_msg: str) -> None:
@@ -211,6 +236,8 @@ class StationProtocol:
             await self._send_error(_unique_id_of(raw_msg), "InternalError", "unreadable frame")
             return
         await super().route_message(raw_msg)  # type: ignore[misc]
+        if self.admission is not None:
+            self.admission.release()  # its first message is answered: it is in
 
     async def _send_error(self, unique_id: str, code: str, description: str) -> None:
         await self._send(CallError(unique_id, code, description, {}).to_json())
@@ -919,17 +946,22 @@ async def serve_station(websocket: WebSocket, station_id: str, gateway: Gateway)
             {"Retry-After": str(gateway.handshakes.retry_after())},
         )
         return
+    admission = Admission(gateway.handshakes)
     try:
         handler = await _handshake(websocket, station_id, gateway, chosen)
-    finally:
-        gateway.handshakes.leave()
+    except BaseException:
+        admission.release()
+        raise
     if handler is None:
+        admission.release()
         return
+    handler.admission = admission
+    silent = asyncio.get_running_loop().call_later(FIRST_MESSAGE_S, admission.release)
     close_code = 1000
     try:
         await handler.start()
-    except WebSocketDisconnect:
-        pass
+    except (WebSocketDisconnect, WebSocketDisconnected):
+        pass  # gone, or gone while we answered it (a station that timed out, a storm's retry)
     except MessageTooBig:
         close_code = CLOSE_TOO_BIG
     except BinaryFrame:
@@ -938,6 +970,8 @@ async def serve_station(websocket: WebSocket, station_id: str, gateway: Gateway)
         log.exception("station %s: connection failed", station_id)
         close_code = 1011
     finally:
+        silent.cancel()
+        admission.release()
         await gateway.detach(handler)
         for task in list(handler.tasks):
             task.cancel()

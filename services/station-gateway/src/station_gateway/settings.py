@@ -78,8 +78,9 @@ class Settings(ServiceSettings):
         default=64,
         ge=1,
         le=10_000,
-        description="station handshakes one process works on at once; beyond, 503 with a spread "
-        "Retry-After (a reconnect storm is told once and comes back spread out)",
+        description="stations one process brings in at once (handshake until the first message "
+        "is answered); beyond, 503 with a spread Retry-After (a reconnect storm is told once and "
+        "comes back spread out)",
     )
     simulated_meter_speedup: float = Field(
         default=1.0,

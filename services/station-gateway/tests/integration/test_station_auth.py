@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 import websockets
+from ocpp.v16 import call
 from plugpay_testing import eventually
 from station_gateway.credentials import StationAuthRefused
 from station_gateway.repository import Repository
@@ -192,5 +193,24 @@ async def test_a_reconnect_storm_beyond_the_handshake_limit_is_told_once_to_come
     gate.in_flight = 0
     status, _ = await handshake(gw, "TH-STORM", PASSWORD)
     assert status == 101
-    # The slot is given back once the station is attached (the server attaches after the 101).
+    # The slot is given back once the station has gone (it closed straight after the 101).
     await eventually(lambda: gate.in_flight == 0, what="the handshake slot given back")
+
+
+async def test_an_admitted_station_holds_its_place_until_its_boot_is_answered(
+    harness,  # type: ignore[no-untyped-def]
+) -> None:
+    gw = await harness.start_gateway()
+    await harness.register("TH-ADMIT")
+    gate = gw.app.state.gateway.handshakes
+    station = await harness.connect("TH-ADMIT")
+    # Connected and not yet booted: still being brought in, so a storm cannot flood the
+    # process with boots faster than it answers them.
+    await eventually(lambda: gw.app.state.gateway.connections.get("TH-ADMIT"), what="attached")
+    assert gate.in_flight == 1
+    answer = await station.call(
+        call.BootNotification(charge_point_vendor="Acme", charge_point_model="One")
+    )
+    assert answer.status == "Accepted"
+    await eventually(lambda: gate.in_flight == 0, what="the place given back after the boot")
+    await harness.close(station)
