@@ -29,7 +29,12 @@ def build_app(
     settings = Settings(
         database_url=database_url,
         platform=PlatformSettings(
-            eventlog_database_url=database_url, topic_prefix=topic_prefix, kafka_bootstrap=kafka
+            eventlog_database_url=database_url,
+            topic_prefix=topic_prefix,
+            kafka_bootstrap=kafka,
+            # A busy machine's event-loop lag must not answer a quote with 503 busy: these
+            # tests are about prices (plugpay_platform's own tests cover admission).
+            admission_max_loop_lag_ms=0,
         ),
     )
     return create_app(settings, key_source=tokens)
