@@ -1,4 +1,4 @@
-"""The fixed demo data of the product (issue 9), seeded idempotently through the normal use cases.
+"""The fixed demo data of the product, seeded idempotently through the normal use cases.
 
 Every event (OrganisationCreated, UserRegistered, UserVerified, StationRegistered,
 StationCredentialSet) goes through the outbox like any other, so the other services learn the

@@ -30,7 +30,7 @@ class Settings(ServiceSettings):
     login_free_failures_per_address: int = Field(default=50, ge=1, le=1_000_000)
     registrations_free_per_address: int = Field(default=10, ge=1, le=1_000_000)
     password_reset_ttl_s: int = Field(default=30 * 60, ge=60, le=24 * 3600)
-    # Demo data for issue 9 (demo accounts, stations, OCPP password); never in production.
+    # The demo accounts, stations and OCPP password (seed.py); never in production.
     seed_demo: bool = False
 
     @model_validator(mode="after")
