@@ -240,6 +240,13 @@ def render_nginx(services: dict[str, dict[str, Any]], routes: list[Route]) -> st
         "        default upgrade;",
         "        ''      '';",
         "    }",
+        "    # Station affinity: a WebSocket upgrade is placed by its path (/ocpp/{station_id}),",
+        "    # so a reconnecting station reaches the process that remembers its credential; any",
+        "    # other request is spread by its random id.",
+        "    map $http_upgrade $upstream_affinity {",
+        "        default $request_uri;",
+        "        ''      $request_id;",
+        "    }",
         "    # The correlation id: the client's X-Request-ID, or one made here.",
         "    map $http_x_request_id $req_id {",
         "        default $http_x_request_id;",
@@ -247,8 +254,11 @@ def render_nginx(services: dict[str, dict[str, Any]], routes: list[Route]) -> st
         "    }",
         "",
     ]
+    sockets = {route.service for route in routes if route.websocket}
     for name, svc in services.items():
         out.append(f"    upstream {name} {{")
+        if name in sockets and len(svc["local_ports"]) > 1:
+            out.append("        hash $upstream_affinity consistent;")
         out += [f"        server 127.0.0.1:{int(port)};" for port in svc["local_ports"]]
         # Close idle upstream connections before uvicorn does (its keep-alive is 5 s): a
         # request sent on a connection uvicorn is closing came back as a 502.
@@ -816,6 +826,8 @@ def ingresses(routes: list[Route]) -> list[dict[str, Any]]:
         if websocket:
             # ingress-nginx forwards Upgrade/Connection itself; long timeouts keep sockets open.
             annotations["nginx.ingress.kubernetes.io/proxy-http-version"] = "1.1"
+            # A reconnecting station reaches the pod that knows it (consistent hash by path).
+            annotations["nginx.ingress.kubernetes.io/upstream-hash-by"] = "$request_uri"
         paths = [_ingress_path(r.prefix, "Prefix", r.service) for r in members]
         out.append(_ingress(name, annotations, paths))
     return out

@@ -7,7 +7,7 @@ import time
 import uuid
 
 import pytest
-from e2e_support import FLOW_TIMEOUT_S, World
+from e2e_support import FLOW_TIMEOUT_S, World, eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -58,6 +58,44 @@ async def test_two_gateway_processes(world: World) -> None:
             if row["created_by"] != row["executed_by"]:
                 crossed.add(row["station_id"])
     assert station_a.start_requests >= 2 and station_b.start_requests >= 2
+
+
+@pytest.mark.multi_process
+async def test_a_station_reconnects_to_the_gateway_process_that_knows_it(world: World) -> None:
+    """Through the front door a station's socket is placed by its path: it reconnects to the
+    process that holds its remembered credential, and a fleet still spreads over both."""
+    gateway = await world.pool("station_gateway")
+    ids = [await world.register_station() for _ in range(16)]
+
+    async def holder(station_id: str, before: object) -> str | None:
+        row = await gateway.fetchrow(
+            "SELECT instance_id, connection_id FROM station_presence"
+            " WHERE station_id = $1 AND connected",
+            station_id,
+        )
+        if row is None or str(row["connection_id"]) == before:
+            return None
+        return f"{row['instance_id']}/{row['connection_id']}"
+
+    placed: dict[str, set[str]] = {}
+    for station_id in ids:
+        station = await world.connect_station(station_id)
+        connection = None
+        for attempt in range(3):
+            if attempt:
+                await station.close()
+                await station.connect()
+            found = await eventually(
+                lambda s=station_id, c=connection: holder(s, c),
+                within=20,
+                what=f"{station_id}'s new connection recorded",
+            )
+            instance, connection = found.rsplit("/", 1)
+            placed.setdefault(station_id, set()).add(instance)
+    assert all(len(instances) == 1 for instances in placed.values()), placed
+    assert {i for instances in placed.values() for i in instances} == set(
+        world.d.gateway_instance_ids
+    ), placed
 
 
 async def test_fifty_concurrent_sessions(world: World) -> None:

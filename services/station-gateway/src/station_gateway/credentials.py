@@ -1,9 +1,13 @@
-"""Station credentials at the handshake and the display page: argon2id verification, cached
-briefly, with failed guesses throttled.
+"""Station credentials at the handshake and the display page: argon2id verification, a
+verified password remembered while its stored hash is unchanged, failed guesses throttled.
 
-A reconnect storm (a site's power comes back, hundreds of stations reconnect) would otherwise
-cost one argon2 hash per attempt; results are cached per (station, password digest, stored hash)
-so a changed credential takes effect at once, and hashing runs in threads, a few at a time.
+A reconnect storm (a site's power comes back, thousands of stations reconnect) would otherwise
+cost one argon2 hash per station. A successful check is remembered per (station, keyed digest
+of the password, stored hash): a changed or revoked credential takes effect at once because the
+stored hash is part of the key, so the memory can last hours (``credential_cache_s``), bounded
+as least recently used. The digest is keyed with a secret made per process, so the entries are
+useless outside it. Failures are never remembered (the throttle bounds what they cost), and
+hashing runs in threads, a few at a time.
 
 An unknown station id is checked against a dummy hash, so it takes as long to refuse as a
 registered one (no enumeration by timing). Failures are counted per (station, address), per
@@ -40,6 +44,8 @@ STATION = ThrottleRule(free_failures=20, base_delay_s=1, max_delay_s=5 * 60)
 ADDRESS = ThrottleRule(free_failures=50, base_delay_s=1, max_delay_s=15 * 60)
 # Addresses remembered per station: a station behind a changing NAT keeps a few.
 KNOWN_ADDRESSES = 8
+# Verified passwords remembered per process: more than the stations one process holds.
+VERIFIED_ENTRIES = 20_000
 
 
 class StationAuthRefused(Exception):
@@ -80,7 +86,9 @@ class CredentialVerifier:
         self.throttle = FailureThrottle()
         self._hasher = PasswordHasher()
         self._dummy_hash: str | None = None
-        self._cache: dict[tuple[str, bytes, str], tuple[bool, float]] = {}
+        self._digest_key = secrets.token_bytes(32)
+        self._verified: OrderedDict[tuple[str, bytes, str], float] = OrderedDict()
+        self.full_checks = 0  # argon2 verifications run (what a remembered password saves)
         self._slots = asyncio.Semaphore(concurrency)
         self._known: OrderedDict[str, OrderedDict[str, None]] = OrderedDict()
 
@@ -129,17 +137,23 @@ class CredentialVerifier:
         stored = station["password_hash"] if station else None
         registered = station if stored else None
         stored = stored or await self._dummy()
-        key = (station_id, hashlib.sha256(password.encode()).digest(), stored)
+        digest = hashlib.blake2b(password.encode(), key=self._digest_key).digest()
+        key = (station_id, digest, stored)
         now = time.monotonic()
-        cached = self._cache.get(key)
-        if cached is not None and now - cached[1] < self.ttl_s:
-            return registered if cached[0] else None
+        verified_at = self._verified.get(key)
+        if verified_at is not None and now - verified_at < self.ttl_s:
+            self._verified.move_to_end(key)
+            return registered
         async with self._slots:
+            self.full_checks += 1
             ok = await asyncio.to_thread(self._check, stored, password)
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[key] = (ok, now)
-        return registered if ok else None
+        if not ok or registered is None:
+            return None
+        self._verified[key] = now
+        self._verified.move_to_end(key)
+        while len(self._verified) > VERIFIED_ENTRIES:
+            self._verified.popitem(last=False)
+        return registered
 
     async def _dummy(self) -> str:
         # The parameters of the credentials stations really have (auth-svc hashes them), so a

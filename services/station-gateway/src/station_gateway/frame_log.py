@@ -23,6 +23,10 @@ from plugpay_platform.logging import loggable
 FRAME_LOG_LIMIT = 1000
 REDACTED = "***"
 _TYPED_CODE = re.compile(rf"\b[{TYPED_CODE_ALPHABET}]{{{TYPED_CODE_LENGTH}}}\b")
+# A frame holding none of these has nothing to redact (no code field, no display text, no
+# shared secret, no JSON inside a string, no escaped key that could spell one): most frames
+# (heartbeats, statuses, meter values) skip the parse and re-serialisation.
+_MAY_HOLD_SECRETS = ('"code"', '"content"', "sharedsecret", '"{', '"[', "\\u")
 
 
 def _secret_variable(value: dict[Any, Any]) -> bool:
@@ -55,6 +59,9 @@ def _redact(value: Any, key: str | None = None) -> Any:
 
 def loggable_frame(raw: str, limit: int = FRAME_LOG_LIMIT) -> str:
     """A frame (or any text a station sent) safe for one log line."""
+    lowered = raw.lower()
+    if not any(marker in lowered for marker in _MAY_HOLD_SECRETS):
+        return loggable(raw, limit)
     try:
         frame = json.loads(raw)
     except ValueError:

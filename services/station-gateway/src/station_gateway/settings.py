@@ -73,7 +73,14 @@ class Settings(ServiceSettings):
         "(NotifyWebPaymentStarted): no other code is issued there meanwhile",
     )
     max_message_bytes: int = Field(default=65_536, gt=0)
-    credential_cache_s: float = Field(default=60.0, ge=0)
+    credential_cache_s: float = Field(
+        default=86_400.0,
+        ge=0,
+        le=7 * 86_400,
+        description="a verified station password is remembered in memory (keyed digest) this "
+        "long while its stored hash is unchanged, so a fleet reconnecting after an outage signs "
+        "in without an argon2 check each; a changed or revoked credential applies at once",
+    )
     max_handshakes_in_flight: int = Field(
         default=64,
         ge=1,

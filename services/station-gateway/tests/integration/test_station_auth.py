@@ -115,14 +115,58 @@ async def test_an_unknown_station_costs_a_full_check_like_a_registered_one(harne
     verifier = gw.app.state.gateway.credentials
     await harness.register("TH-3")
     for station_id in ("TH-3", "TH-404"):
-        checks = len(verifier._cache)  # every full check leaves its verdict there
+        checks = verifier.full_checks
         with pytest.raises(StationAuthRefused):
             await verifier.authenticate(station_id, (station_id, "pw-fresh"), "10.1.0.1")
-        assert len(verifier._cache) == checks + 1, station_id
+        assert verifier.full_checks == checks + 1, station_id
     async with harness.db.read() as session:
         real = await Repository(session).any_password_hash()
     assert real is not None and verifier._dummy_hash is not None
     assert extract_parameters(verifier._dummy_hash) == extract_parameters(real)
+
+
+async def test_a_verified_password_is_remembered_until_the_credential_changes(harness) -> None:  # type: ignore[no-untyped-def]
+    """A fleet reconnecting after an outage signs in without an argon2 check each; a new
+    password (or a revoked one) applies at once, however long the memory lasts."""
+    from argon2 import PasswordHasher
+    from plugpay_events.contracts.identity import StationCredentialSet
+
+    gw = await harness.start_gateway()
+    verifier = gw.app.state.gateway.credentials
+    await harness.register("TH-6")
+    await verifier.authenticate("TH-6", ("TH-6", PASSWORD), "10.2.0.1")
+    checks = verifier.full_checks
+    for _ in range(3):
+        await verifier.authenticate("TH-6", ("TH-6", PASSWORD), "10.2.0.1")
+    assert verifier.full_checks == checks  # remembered
+    # A wrong password is never answered from memory.
+    with pytest.raises(StationAuthRefused):
+        await verifier.authenticate("TH-6", ("TH-6", PASSWORD + "x"), "10.2.0.1")
+    assert verifier.full_checks == checks + 1
+    # The operator sets a new password: the old one is refused at the next sign-in.
+    new_password = "station-secret-rotated-5678"
+    rotated = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash(new_password)
+    await harness.publish(
+        StationCredentialSet(
+            station_id="TH-6",
+            password_hash=rotated,
+            security_profile=1,
+            set_at=datetime.now(UTC),
+        )
+    )
+
+    async def stored() -> bool:
+        async with harness.db.read() as session:
+            row = await Repository(session).station("TH-6")
+        return bool(row and row["password_hash"] == rotated)
+
+    await eventually(stored, 20, "the new credential stored")
+    with pytest.raises(StationAuthRefused) as refused:
+        await verifier.authenticate("TH-6", ("TH-6", PASSWORD), "10.2.0.1")
+    assert refused.value.reason == "unauthenticated"
+    assert (await verifier.authenticate("TH-6", ("TH-6", new_password), "10.2.0.1"))[
+        "station_id"
+    ] == "TH-6"
 
 
 async def test_frames_are_logged_one_line_each_and_without_codes(harness, caplog) -> None:  # type: ignore[no-untyped-def]

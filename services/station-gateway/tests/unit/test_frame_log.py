@@ -76,3 +76,17 @@ def test_a_web_payment_shared_secret_never_reaches_the_log() -> None:
     logged = loggable_frame(frame)
     assert "the-shared-secret-0123456789" not in logged
     assert "https://pay.example.org/{totp}" in logged  # the rest stays readable
+
+
+def test_frames_without_secrets_are_logged_as_sent_and_disguised_keys_are_still_found() -> None:
+    status = (
+        '[2,"7","StatusNotification",{"connectorId":1,"errorCode":"NoError","status":"Available"}]'
+    )
+    assert loggable_frame(status) == status  # nothing to redact: not parsed, not re-serialised
+    # A key spelled with JSON escapes, or a code inside JSON-in-a-string, is redacted all the same.
+    escaped = '[3,"8",{"\\u0063ode":"ACD34F"}]'
+    nested = json.dumps([3, "9", {"status": "Accepted", "data": json.dumps({"Code": "ACD34F"})}])
+    for frame in (escaped, nested):
+        assert json.loads(frame)  # a valid frame
+        logged = loggable_frame(frame)
+        assert "ACD34F" not in logged and "***" in logged, logged
