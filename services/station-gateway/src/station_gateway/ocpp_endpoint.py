@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
-import random
+import math
+import time
 import uuid
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
@@ -70,19 +72,30 @@ class HandshakeGate:
     station's first message (a reconnect's BootNotification) has been answered.
 
     When every station reconnects together (a site's power or a mobile network comes back),
-    the ones beyond ``limit`` are answered at once with 503 and a Retry-After spread over
-    ``spread_s`` more seconds, rather than queueing past their own timeout and all trying
-    again in the same second: told once, they come back spread out. Counting to the first
-    answer, not just the handshake, keeps admitted stations from flooding the event loop with
-    boots faster than they are answered (which timed out the handshakes behind them).
+    the ones beyond ``limit`` are answered at once with 503 and a Retry-After that gives each
+    its own turn: turns are handed out one after another at the pace the gate lets stations
+    through (``limit`` places, each held for the mean time stations have recently taken to
+    get in), no sooner than ``retry_after_s``. Told once, a site comes back spread over as long
+    as this process needs to bring it in, not all in the same second and not into a gate
+    that is still full. Counting to the first answer, not just the handshake, keeps admitted
+    stations from flooding the event loop with boots faster than they are answered.
     """
 
-    def __init__(self, limit: int, retry_after_s: int = BOOT_RETRY_S, spread_s: int = 20) -> None:
+    def __init__(
+        self,
+        limit: int,
+        retry_after_s: int = BOOT_RETRY_S,
+        max_retry_after_s: int = 600,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.limit = limit
         self.retry_after_s = retry_after_s
-        self.spread_s = spread_s
+        self.max_retry_after_s = max_retry_after_s
+        self.clock = clock
         self.in_flight = 0
         self.turned_away = 0
+        self.mean_hold_s = 1.0  # how long an admitted station takes to get in (moving mean)
+        self._next_turn = 0.0
 
     def enter(self) -> bool:
         if self.in_flight >= self.limit:
@@ -91,11 +104,18 @@ class HandshakeGate:
         self.in_flight += 1
         return True
 
-    def leave(self) -> None:
+    def leave(self, held_s: float | None = None) -> None:
+        """Give a place back; ``held_s``: the station got in after holding it that long."""
         self.in_flight -= 1
+        if held_s is not None:
+            self.mean_hold_s += 0.05 * (held_s - self.mean_hold_s)
 
     def retry_after(self) -> int:
-        return self.retry_after_s + random.randrange(self.spread_s + 1)  # noqa: S311 (jitter)
+        """Whole seconds until the next free turn for a station turned away now."""
+        now = self.clock()
+        turn = max(now + self.retry_after_s, self._next_turn)
+        self._next_turn = turn + max(self.mean_hold_s, 0.01) / self.limit
+        return min(math.ceil(turn - now), self.max_retry_after_s)
 
 
 class Admission:
@@ -103,10 +123,13 @@ class Admission:
 
     def __init__(self, gate: HandshakeGate) -> None:
         self._gate: HandshakeGate | None = gate
+        self._since = gate.clock()
 
-    def release(self) -> None:
+    def release(self, *, got_in: bool = False) -> None:
+        """Give the place back; ``got_in``: the station's first message was answered (or it
+        held the place in silence to the end), which is how long getting in takes."""
         if self._gate is not None:
-            self._gate.leave()
+            self._gate.leave(self._gate.clock() - self._since if got_in else None)
             self._gate = None
 
 
@@ -237,7 +260,7 @@ class StationProtocol:
             return
         await super().route_message(raw_msg)  # type: ignore[misc]
         if self.admission is not None:
-            self.admission.release()  # its first message is answered: it is in
+            self.admission.release(got_in=True)  # its first message is answered
 
     async def _send_error(self, unique_id: str, code: str, description: str) -> None:
         await self._send(CallError(unique_id, code, description, {}).to_json())
@@ -956,7 +979,9 @@ async def serve_station(websocket: WebSocket, station_id: str, gateway: Gateway)
         admission.release()
         return
     handler.admission = admission
-    silent = asyncio.get_running_loop().call_later(FIRST_MESSAGE_S, admission.release)
+    silent = asyncio.get_running_loop().call_later(
+        FIRST_MESSAGE_S, functools.partial(admission.release, got_in=True)
+    )
     close_code = 1000
     try:
         await handler.start()

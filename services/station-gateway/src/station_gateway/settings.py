@@ -86,8 +86,8 @@ class Settings(ServiceSettings):
         ge=1,
         le=10_000,
         description="stations one process brings in at once (handshake until the first message "
-        "is answered); beyond, 503 with a spread Retry-After (a reconnect storm is told once and "
-        "comes back spread out)",
+        "is answered); beyond, 503 with a Retry-After at the station's own turn, paced at the "
+        "rate stations get in (a reconnect storm is told once and comes back spread out)",
     )
     simulated_meter_speedup: float = Field(
         default=1.0,
