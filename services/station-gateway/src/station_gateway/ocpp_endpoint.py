@@ -113,9 +113,11 @@ class HandshakeGate:
     def retry_after(self) -> int:
         """Whole seconds until the next free turn for a station turned away now."""
         now = self.clock()
-        turn = max(now + self.retry_after_s, self._next_turn)
+        # Beyond the cap every station gets the cap; the queue of turns does not run on past it
+        # (a huge storm would otherwise leave later, lone stations waiting the longest).
+        turn = min(max(now + self.retry_after_s, self._next_turn), now + self.max_retry_after_s)
         self._next_turn = turn + max(self.mean_hold_s, 0.01) / self.limit
-        return min(math.ceil(turn - now), self.max_retry_after_s)
+        return math.ceil(turn - now)
 
 
 class Admission:

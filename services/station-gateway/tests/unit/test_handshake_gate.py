@@ -47,4 +47,8 @@ def test_the_pace_is_learned_from_stations_that_got_in_and_turns_are_capped() ->
     assert (gate.mean_hold_s, gate.in_flight) == (learned, 0)
     assert gate.enter()
     gate.mean_hold_s = 20.0
-    assert [gate.retry_after() for _ in range(3)] == [10, 30, 30]
+    assert [gate.retry_after() for _ in range(50)] == [10] + [30] * 49
+    # Turns handed out at the cap do not pile up: once the cap and one turn have passed, the
+    # queue is empty again (it would still be 49 turns long if every refusal had taken one).
+    clock.now += 50.0
+    assert gate.retry_after() == 10
