@@ -3,10 +3,17 @@ escaped, a traceback's lines are indented, and "code" fields are scrubbed."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 
-from plugpay_platform.logging import JsonFormatter, ScrubbingFormatter, loggable, scrub
+from plugpay_platform.logging import (
+    _SECRET_PATTERNS,
+    JsonFormatter,
+    ScrubbingFormatter,
+    loggable,
+    scrub,
+)
 
 FORGED = "\n2026-12-02 10:00:00,000 ERROR auth_svc.app: admin password reset"
 
@@ -54,6 +61,27 @@ def test_session_codes_are_scrubbed_wherever_they_are_written() -> None:
         scrub('"POST /sessions/codes/lookup HTTP/1.1"') == '"POST /sessions/codes/lookup HTTP/1.1"'
     )
     assert scrub('{"error_code": "NoError"}') == '{"error_code": "NoError"}'
+
+
+def _every_pattern(text: str) -> str:
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def test_skipping_a_line_with_nothing_to_scrub_never_lets_a_secret_through() -> None:
+    # Pieces of every pattern, in every case, near misses and non-ASCII look-alikes: joined
+    # three at a time, whatever scrub() skips the patterns would have left unchanged too.
+    pieces = [
+        "Authorization: Bearer ", "BASIC ", "PassWord=", "passwd:'", "SECRET=", "x_token ",
+        "refresh_Token=", "Card_Number: ", "cvc=", '"Code": "', "'code':'", '\\"code\\":\\"',
+        "errorCode", "ACD34F", "/sessions/codes/", "/Sessions/Codes/", "eyJhbGciOiJI.",
+        "EYJ", "4242424242424242", "424242424242", " ", "\u212a", "pa\u017f\u017fword=",
+        "\u0130", "é",
+    ]  # fmt: skip
+    for parts in itertools.product(pieces, repeat=3):
+        text = "".join(parts)
+        assert scrub(text) == _every_pattern(text), text
 
 
 def test_untrusted_text_is_escaped_and_truncated() -> None:
