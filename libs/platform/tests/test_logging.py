@@ -8,9 +8,11 @@ import json
 import logging
 
 from plugpay_platform.logging import (
+    _CONTROL,
     _SECRET_PATTERNS,
     JsonFormatter,
     ScrubbingFormatter,
+    escape_controls,
     loggable,
     scrub,
 )
@@ -82,6 +84,14 @@ def test_skipping_a_line_with_nothing_to_scrub_never_lets_a_secret_through() -> 
     for parts in itertools.product(pieces, repeat=3):
         text = "".join(parts)
         assert scrub(text) == _every_pattern(text), text
+
+
+def test_skipping_a_printable_line_never_lets_a_control_character_through() -> None:
+    pieces = ["a", " ", "\x00", "\n", "\r", "\x1b", "\x7f", "\x85", "\xa0", "\u2028", "\u2029", "é"]
+    for parts in itertools.product(pieces, repeat=3):
+        text = "".join(parts)
+        expected = _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+        assert escape_controls(text) == expected, repr(text)
 
 
 def test_untrusted_text_is_escaped_and_truncated() -> None:

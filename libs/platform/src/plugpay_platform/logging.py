@@ -48,7 +48,10 @@ _SECRET_MARKERS = (
     "authorization", "passw", "secret", "token", "card_number", "cvc", '"code', "'code",
 )  # fmt: skip
 _CASE_SENSITIVE_MARKERS = ("eyJ", "/sessions/codes/")
-_LONG_NUMBER = re.compile(r"[0-9]{13}")
+# Digits to "0" and the rest to " ": a run of 13 digits is then a plain substring test
+# (several times faster than searching with a pattern).
+_DIGITS_ONLY = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_THIRTEEN_DIGITS = b"0" * 13
 # Line breaks and other control characters in a message would start a forged log line.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
 
@@ -56,7 +59,9 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
 def _may_hold_secret(text: str) -> bool:
     if not text.isascii():  # case-insensitive matching beyond ASCII is not lower()'s
         return True
-    if any(m in text for m in _CASE_SENSITIVE_MARKERS) or _LONG_NUMBER.search(text):
+    if any(m in text for m in _CASE_SENSITIVE_MARKERS):
+        return True
+    if _THIRTEEN_DIGITS in text.encode("ascii").translate(_DIGITS_ONLY):
         return True
     lowered = text.lower()
     return any(m in lowered for m in _SECRET_MARKERS)
@@ -73,6 +78,8 @@ def scrub(text: str) -> str:
 
 def escape_controls(text: str) -> str:
     """Control characters (line breaks included) as visible escapes: one record, one line."""
+    if text.isprintable():  # none of them (nor any other unprintable character) is there
+        return text
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
