@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from plugpay_events import utc_now
@@ -14,6 +14,7 @@ from plugpay_platform.app import service_database
 from plugpay_platform.errors import Refusal
 from plugpay_platform.security import CurrentOperator
 from plugpay_tariffs.summary import describe
+from pydantic import BaseModel
 
 from pricing_svc import service
 from pricing_svc.domain import Driver, Station, TariffVersion
@@ -134,6 +135,35 @@ def _station_out(station: Station) -> StationOut:
             updated_at=commercials.updated_at,
         ),
     )
+
+
+Answer = TypeVar("Answer", bound=BaseModel)
+
+
+def _revalidated(
+    request: Request,
+    response: Response,
+    body: Answer,
+    *,
+    moving: str,
+    max_age: int,
+    private: bool,
+    vary: str,
+) -> Response | Answer:
+    """A public read's answer with caching headers, or 304 when the client's ``If-None-Match``
+    still holds. The ETag ignores the ``moving`` field (the instant of the answer), so a client
+    revalidates cheaply until what it shows changes."""
+    fingerprint = body.model_dump_json(exclude={moving}).encode()
+    etag = f'"{hashlib.sha256(fingerprint).hexdigest()[:32]}"'
+    headers = {
+        "Cache-Control": f"{'private' if private else 'public'}, max-age={max_age}",
+        "ETag": etag,
+        "Vary": vary,
+    }
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    response.headers.update(headers)
+    return body
 
 
 # --- tariffs ------------------------------------------------------------------------------------
@@ -326,18 +356,15 @@ async def find_stations(
         near=None if near is None else NearOut(latitude=lat, longitude=lon, radius_km=radius_km),
         generated_at=now,
     )
-    fingerprint = body.model_dump_json(exclude={"generated_at"}).encode()
-    etag = f'"{hashlib.sha256(fingerprint).hexdigest()[:32]}"'
-    max_age = request.app.state.settings.directory_max_age_s
-    headers = {
-        "Cache-Control": f"{'private' if driver else 'public'}, max-age={max_age}",
-        "ETag": etag,
-        "Vary": "Authorization, Accept",
-    }
-    if etag in request.headers.get("if-none-match", ""):
-        return Response(status_code=304, headers=headers)
-    response.headers.update(headers)
-    return body
+    return _revalidated(
+        request,
+        response,
+        body,
+        moving="generated_at",
+        max_age=request.app.state.settings.directory_max_age_s,
+        private=driver is not None,
+        vary="Authorization, Accept",
+    )
 
 
 # --- stations -----------------------------------------------------------------------------------
@@ -453,17 +480,13 @@ async def get_quote(
             note=found.limits.note,
         ),
     )
-    # The ETag ignores valid_at, so a client revalidates cheaply until the price changes.
-    fingerprint = body.model_dump_json(exclude={"valid_at"}).encode()
-    etag = f'"{hashlib.sha256(fingerprint).hexdigest()[:32]}"'
-    max_age = request.app.state.settings.quote_max_age_s
     private = commercials.access_policy.kind != "public"
-    headers = {
-        "Cache-Control": f"{'private' if private else 'public'}, max-age={max_age}",
-        "ETag": etag,
-        "Vary": "Authorization, Accept" if private else "Accept",
-    }
-    if etag in request.headers.get("if-none-match", ""):
-        return Response(status_code=304, headers=headers)
-    response.headers.update(headers)
-    return body
+    return _revalidated(
+        request,
+        response,
+        body,
+        moving="valid_at",
+        max_age=request.app.state.settings.quote_max_age_s,
+        private=private,
+        vary="Authorization, Accept" if private else "Accept",
+    )
