@@ -104,6 +104,33 @@ def percentiles(values: list[float]) -> dict[str, float | int | None]:
     return {"n": len(s), "p50": p(0.50), "p95": p(0.95), "p99": p(0.99), "max": round(s[-1], 2)}
 
 
+def database_url(name: str) -> str:
+    """The SQLAlchemy (asyncpg) URL of database ``name`` on the benchmark's PostgreSQL."""
+    return f"{PG.replace('postgresql://', 'postgresql+asyncpg://')}/{name}"
+
+
+async def _on_server(*statements: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(f"{PG}/postgres")
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+async def create_database(name: str) -> str:
+    """An empty database ``name`` (one a killed run left behind is dropped first); its URL."""
+    await _on_server(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
+    return database_url(name)
+
+
+async def drop_database(name: str) -> None:
+    """Drop database ``name`` if it exists, closing whatever is still connected to it."""
+    await _on_server(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def write_result(name: str, data: dict[str, Any], load_before: list[float]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     body = {

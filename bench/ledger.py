@@ -20,7 +20,7 @@ import importlib.util
 import time
 import uuid
 
-from common import PG, ROOT, SMOKE, load, write_result
+from common import ROOT, SMOKE, create_database, drop_database, load, write_result
 
 _spec = importlib.util.spec_from_file_location(
     "ledger_bench", ROOT / "services" / "billing-svc" / "bench" / "ledger_bench.py"
@@ -53,16 +53,12 @@ async def _run(db: object, pairs: int, workers: int, wallets: int, batch: int) -
 
 
 async def main_async(pairs: int, batched_pairs: int, batch: int, workers: int) -> dict:
-    import asyncpg
     from billing_svc.app import MIGRATIONS
     from plugpay_platform.database import Database
     from plugpay_platform.migrations import upgrade_to_head
 
     name = f"bench_ledger_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(f"{PG}/postgres")
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    url = f"{PG.replace('postgresql://', 'postgresql+asyncpg://')}/{name}"
+    url = await create_database(name)
     out = []
     try:
         await upgrade_to_head(MIGRATIONS, url)
@@ -94,9 +90,7 @@ async def main_async(pairs: int, batched_pairs: int, batch: int, workers: int) -
                 print(out[-1])
         await db.dispose()
     finally:
-        conn = await asyncpg.connect(f"{PG}/postgres")
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
+        await drop_database(name)
     return {
         "pairs": pairs,
         "batched_pairs": batched_pairs,

@@ -31,7 +31,7 @@ import time
 import uuid
 from typing import Any
 
-from common import KAFKA, PG, RESULTS, ROOT, SMOKE, load, write_result
+from common import KAFKA, RESULTS, ROOT, SMOKE, create_database, drop_database, load, write_result
 from pyspy import PYSPY, summarise
 
 # What differs between copies of the month: every id, and the station names.
@@ -216,18 +216,6 @@ async def _bare(topics: list[str]) -> dict[str, Any]:
     }
 
 
-async def _db(name: str, drop: bool) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(f"{PG}/postgres")
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if not drop:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
 async def _drop_topics(prefix: str) -> None:
     from aiokafka.admin import AIOKafkaAdminClient
 
@@ -257,15 +245,14 @@ def main() -> None:
     try:
         pub = asyncio.run(_publish(prefix, a.events))
         bare = asyncio.run(_bare(pub["topics"]))
-        asyncio.run(_db(database, drop=False))
+        database_url = asyncio.run(create_database(database))
         env = dict(os.environ)
         env.update(
             {
                 "PLUGPAY_ENVIRONMENT": "development",
                 "PLUGPAY_KAFKA_BOOTSTRAP": KAFKA,
                 "PLUGPAY_TOPIC_PREFIX": prefix,
-                "SESSION_SVC_DATABASE_URL": f"{PG.replace('postgresql://', 'postgresql+asyncpg://')}"
-                f"/{database}",
+                "SESSION_SVC_DATABASE_URL": database_url,
             }
         )
         t = time.perf_counter()
@@ -332,7 +319,7 @@ def main() -> None:
         print(json.dumps({"bare": bare, "rebuild": rebuild, "ratio": ratio}), file=sys.stderr)
     finally:
         asyncio.run(_drop_topics(prefix))
-        asyncio.run(_db(database, drop=True))
+        asyncio.run(drop_database(database))
 
 
 if __name__ == "__main__":

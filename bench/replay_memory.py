@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from common import PG
+from common import create_database, drop_database
 from replay import _fleet_copy, _month
 
 DATABASE = "sessions_benchreplaymem"
@@ -51,7 +51,6 @@ def _records(target: int) -> dict[str, list[Any]]:
 
 
 async def _round(log: dict[str, list[Any]]) -> str:
-    import asyncpg
     from plugpay_events.bus.port import EventBus, RawRecord
     from plugpay_events.topics import Topic
     from plugpay_platform.database import Database
@@ -75,14 +74,8 @@ async def _round(log: dict[str, list[Any]]) -> str:
         def consumer(self, *args: Any, **kwargs: Any) -> Any:
             raise NotImplementedError
 
-    conn = await asyncpg.connect(f"{PG}/postgres")
+    url = await create_database(DATABASE)
     try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{DATABASE}"')
-    finally:
-        await conn.close()
-    try:
-        url = f"{PG.replace('postgresql://', 'postgresql+asyncpg://')}/{DATABASE}"
         settings = Settings(database_url=url)
         await upgrade_to_head(MIGRATIONS, url)
         database = Database(url)
@@ -95,11 +88,7 @@ async def _round(log: dict[str, list[Any]]) -> str:
         finally:
             await database.dispose()
     finally:
-        conn = await asyncpg.connect(f"{PG}/postgres")
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        finally:
-            await conn.close()
+        await drop_database(DATABASE)
     load = os.getloadavg()[0]
     return f"{progress.line()}; wall {wall:.1f} s, CPU {cpu:.1f} s, load {load:.1f}"
 
