@@ -1,25 +1,15 @@
 """group invitations: a driver joins an organisation's group only by accepting one"""
 
-import sqlalchemy as sa
 from alembic import op
+from auth_svc.tables import group_invitations
 
 revision = "0003"
 down_revision = "0002"
 
 
 def upgrade() -> None:
-    op.create_table(
-        "group_invitations",
-        sa.Column("token_hash", sa.LargeBinary(length=32), nullable=False),
-        sa.Column("group_name", sa.String(length=63), nullable=False),
-        sa.Column("user_id", sa.Uuid(), nullable=False),
-        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(["group_name"], ["user_groups.name"]),
-        sa.ForeignKeyConstraint(["user_id"], ["users.id"]),
-        sa.PrimaryKeyConstraint("token_hash"),
-    )
+    group_invitations.create(op.get_bind(), checkfirst=True)
 
 
 def downgrade() -> None:
-    op.drop_table("group_invitations")
+    group_invitations.drop(op.get_bind(), checkfirst=True)
