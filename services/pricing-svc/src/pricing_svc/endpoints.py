@@ -226,13 +226,19 @@ async def list_tariffs(request: Request, organisation_id: OperatorOrganisation) 
     return TariffListOut(items=[_tariff_out(v) for v in versions])
 
 
+async def _tariff_history(
+    request: Request, organisation_id: uuid.UUID, key: str
+) -> list[TariffVersion]:
+    async with service_database(request).read() as session:
+        return await service.tariff_history(PricingRepository(session), organisation_id, key)
+
+
 @router.get("/tariffs/{key}", tags=["tariffs"])
 async def get_tariff(
     request: Request, key: str, organisation_id: OperatorOrganisation
 ) -> TariffOut:
     """The latest version of a tariff."""
-    async with service_database(request).read() as session:
-        history = await service.tariff_history(PricingRepository(session), organisation_id, key)
+    history = await _tariff_history(request, organisation_id, key)
     return _tariff_out(history[-1])
 
 
@@ -241,8 +247,7 @@ async def tariff_versions(
     request: Request, key: str, organisation_id: OperatorOrganisation
 ) -> TariffListOut:
     """Every version of a tariff, oldest first."""
-    async with service_database(request).read() as session:
-        history = await service.tariff_history(PricingRepository(session), organisation_id, key)
+    history = await _tariff_history(request, organisation_id, key)
     return TariffListOut(items=[_tariff_out(v) for v in history])
 
 
@@ -251,8 +256,7 @@ async def tariff_version(
     request: Request, key: str, version: int, organisation_id: OperatorOrganisation
 ) -> TariffOut:
     """One version of a tariff (what a past session was priced with)."""
-    async with service_database(request).read() as session:
-        history = await service.tariff_history(PricingRepository(session), organisation_id, key)
+    history = await _tariff_history(request, organisation_id, key)
     found = next((v for v in history if v.version == version), None)
     if found is None:
         raise Refusal("tariff_version_unknown", f"{key} has no version {version}", status_code=404)
