@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +22,7 @@ from ocpp.v201 import ChargePoint as CentralSystem201
 from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 from plugpay_simulator.stations import SimulatedStation
-
-PASSWORD = "simulated-station-pw-1"
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat()
+from simulator_central import PASSWORD, Accepting, serving
 
 
 @dataclass
@@ -58,26 +52,27 @@ def _wh(meter_value: list[dict[str, Any]]) -> int:
     raise AssertionError(meter_value)
 
 
-class Central16(CentralSystem16):  # type: ignore[misc]
-    def __init__(self, station_id: str, connection: Any, seen: Seen) -> None:
-        super().__init__(station_id, connection)
-        self.seen = seen
+class Counting(Accepting):
+    """Boots and statuses are seen alike in every version (the status under its own name)."""
 
     @on("BootNotification")
     def on_boot(self, **_: Any) -> Any:
         self.seen.boots += 1
         self.seen.saw()
-        return result16.BootNotification(current_time=now(), interval=300, status="Accepted")
+        return self.boot_accepted()
+
+    def status_seen(self, status: str) -> Any:
+        self.seen.statuses.append(status)
+        self.seen.saw()
+        return self.results.StatusNotification()
+
+
+class Central16(Counting, CentralSystem16):  # type: ignore[misc]
+    results = result16
 
     @on("StatusNotification")
     def on_status(self, status: str, **_: Any) -> Any:
-        self.seen.statuses.append(status)
-        self.seen.saw()
-        return result16.StatusNotification()
-
-    @on("Heartbeat")
-    def on_heartbeat(self) -> Any:
-        return result16.Heartbeat(current_time=now())
+        return self.status_seen(status)
 
     @on("StartTransaction")
     def on_start(self, meter_start: int, **_: Any) -> Any:
@@ -98,26 +93,12 @@ class Central16(CentralSystem16):  # type: ignore[misc]
         return result16.StopTransaction()
 
 
-class Central201(CentralSystem201):  # type: ignore[misc]
-    def __init__(self, station_id: str, connection: Any, seen: Seen) -> None:
-        super().__init__(station_id, connection)
-        self.seen = seen
-
-    @on("BootNotification")
-    def on_boot(self, **_: Any) -> Any:
-        self.seen.boots += 1
-        self.seen.saw()
-        return result201.BootNotification(current_time=now(), interval=300, status="Accepted")
+class Central201(Counting, CentralSystem201):  # type: ignore[misc]
+    results = result201
 
     @on("StatusNotification")
     def on_status(self, connector_status: str, **_: Any) -> Any:
-        self.seen.statuses.append(connector_status)
-        self.seen.saw()
-        return result201.StatusNotification()
-
-    @on("Heartbeat")
-    def on_heartbeat(self) -> Any:
-        return result201.Heartbeat(current_time=now())
+        return self.status_seen(connector_status)
 
     @on("TransactionEvent")
     def on_transaction_event(
@@ -154,18 +135,8 @@ async def central() -> AsyncIterator[tuple[str, Seen]]:
         seen.central = cls(station_id, connection, seen)
         await seen.central.start()
 
-    server = await websockets.serve(
-        handler,
-        "127.0.0.1",
-        0,
-        subprotocols=["ocpp1.6", "ocpp2.0.1", "ocpp2.1"],  # type: ignore[list-item]
-    )
-    port = next(iter(server.sockets)).getsockname()[1]
-    try:
-        yield f"ws://127.0.0.1:{port}", seen
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with serving(handler, ["ocpp1.6", "ocpp2.0.1", "ocpp2.1"]) as url:
+        yield url, seen
 
 
 async def remote_start(seen: Seen, version: str) -> None:

@@ -8,23 +8,16 @@ import asyncio
 import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-import websockets
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint as CentralSystem16
 from ocpp.v16 import call_result as result16
 from ocpp.v201 import ChargePoint as CentralSystem201
 from ocpp.v201 import call_result as result201
 from plugpay_simulator.stations import SimulatedStation
-
-PASSWORD = "simulated-station-pw-1"
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat()
+from simulator_central import PASSWORD, Accepting, serving
 
 
 @dataclass
@@ -41,16 +34,14 @@ class Seen:
         self.changed.set()
 
 
-class Central16(CentralSystem16):  # type: ignore[misc]
-    def __init__(self, station_id: str, connection: Any, seen: Seen) -> None:
-        super().__init__(station_id, connection)
-        self.seen = seen
+class Central16(Accepting, CentralSystem16):  # type: ignore[misc]
+    results = result16
 
     @on("BootNotification")
     def on_boot(self, charge_point_vendor: str, charge_point_model: str, **_: Any) -> Any:
         self.seen.boots.append(charge_point_vendor)
         self.seen.saw()
-        return result16.BootNotification(current_time=now(), interval=300, status="Accepted")
+        return self.boot_accepted()
 
     @on("StatusNotification")
     def on_status(self, connector_id: int, error_code: str, status: str, **_: Any) -> Any:
@@ -58,31 +49,21 @@ class Central16(CentralSystem16):  # type: ignore[misc]
         self.seen.saw()
         return result16.StatusNotification()
 
-    @on("Heartbeat")
-    def on_heartbeat(self) -> Any:
-        return result16.Heartbeat(current_time=now())
 
-
-class Central201(CentralSystem201):  # type: ignore[misc]
-    def __init__(self, station_id: str, connection: Any, seen: Seen) -> None:
-        super().__init__(station_id, connection)
-        self.seen = seen
+class Central201(Accepting, CentralSystem201):  # type: ignore[misc]
+    results = result201
 
     @on("BootNotification")
     def on_boot(self, charging_station: dict[str, Any], reason: str, **_: Any) -> Any:
         self.seen.boots.append(charging_station["vendor_name"])
         self.seen.saw()
-        return result201.BootNotification(current_time=now(), interval=300, status="Accepted")
+        return self.boot_accepted()
 
     @on("StatusNotification")
     def on_status(self, evse_id: int, connector_status: str, **_: Any) -> Any:
         self.seen.statuses[evse_id] = connector_status
         self.seen.saw()
         return result201.StatusNotification()
-
-    @on("Heartbeat")
-    def on_heartbeat(self) -> Any:
-        return result201.Heartbeat(current_time=now())
 
 
 @pytest.fixture
@@ -96,18 +77,8 @@ async def central() -> AsyncIterator[tuple[str, Seen]]:
         cls = Central16 if connection.subprotocol == "ocpp1.6" else Central201
         await cls(station_id, connection, seen).start()
 
-    server = await websockets.serve(
-        handler,
-        "127.0.0.1",
-        0,
-        subprotocols=["ocpp1.6", "ocpp2.0.1"],  # type: ignore[list-item]
-    )
-    port = next(iter(server.sockets)).getsockname()[1]
-    try:
-        yield f"ws://127.0.0.1:{port}", seen
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with serving(handler, ["ocpp1.6", "ocpp2.0.1"]) as url:
+        yield url, seen
 
 
 async def until(seen: Seen, condition: Any) -> None:
