@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, update
+from plugpay_platform.rows import record_from_row
+from sqlalchemy import Column, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification_svc.domain import Contact, MailKind, MailState
 from notification_svc.tables import contacts, mails, session_drivers
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,15 @@ class MailRecord:
     sent_at: datetime | None
 
 
+def _mail_columns(record: type[DataclassInstance]) -> list[Column[Any]]:
+    """The columns of ``mails`` that ``record``'s fields are named after, in field order."""
+    return [mails.c[f.name] for f in fields(record)]
+
+
+def _contact(row: Any) -> Contact:
+    return Contact(str(row.user_id), row.email, row.receipts)
+
+
 class NotificationRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -55,14 +69,7 @@ class NotificationRepository:
     ) -> None:
         """The user's current address (the newest event's); mails queued since
         ``waited_since`` that waited for it are sent (older ones are not news any more)."""
-        await self.session.execute(
-            pg_insert(contacts)
-            .values(user_id=user_id, email=email, updated_at=at)
-            .on_conflict_do_update(
-                index_elements=[contacts.c.user_id],
-                set_={"email": email, "updated_at": at},
-            )
-        )
+        await self._set_contact(user_id, at, email=email)
         await self.session.execute(
             update(mails)
             .where(
@@ -74,21 +81,18 @@ class NotificationRepository:
         )
 
     async def mark_verified(self, user_id: uuid.UUID, at: datetime) -> None:
-        await self.session.execute(
-            pg_insert(contacts)
-            .values(user_id=user_id, verified=True, updated_at=at)
-            .on_conflict_do_update(
-                index_elements=[contacts.c.user_id], set_={"verified": True, "updated_at": at}
-            )
-        )
+        await self._set_contact(user_id, at, verified=True)
 
     async def set_receipts(self, user_id: uuid.UUID, receipts: bool, at: datetime) -> None:
+        await self._set_contact(user_id, at, receipts=receipts)
+
+    async def _set_contact(self, user_id: uuid.UUID, at: datetime, **values: object) -> None:
+        """Set ``values`` on the user's contact (made if unknown), as changed ``at``."""
+        changed = {**values, "updated_at": at}
         await self.session.execute(
             pg_insert(contacts)
-            .values(user_id=user_id, receipts=receipts, updated_at=at)
-            .on_conflict_do_update(
-                index_elements=[contacts.c.user_id], set_={"receipts": receipts, "updated_at": at}
-            )
+            .values(user_id=user_id, **changed)
+            .on_conflict_do_update(index_elements=[contacts.c.user_id], set_=changed)
         )
 
     async def contact_for_mail(self, user_id: uuid.UUID) -> Contact:
@@ -103,7 +107,7 @@ class NotificationRepository:
                 select(contacts).where(contacts.c.user_id == user_id).with_for_update()
             )
         ).one()
-        return Contact(str(row.user_id), row.email, row.receipts)
+        return _contact(row)
 
     async def contact(self, user_id: uuid.UUID) -> Contact | None:
         row = (
@@ -111,7 +115,7 @@ class NotificationRepository:
         ).first()
         if row is None:
             return None
-        return Contact(str(row.user_id), row.email, row.receipts)
+        return _contact(row)
 
     # --- sessions ---------------------------------------------------------------------------
 
@@ -185,20 +189,9 @@ class NotificationRepository:
             update(mails)
             .where(mails.c.id.in_(due))
             .values(state="sending", attempts=mails.c.attempts + 1, next_attempt_at=lease_until)
-            .returning(
-                mails.c.id,
-                mails.c.event_id,
-                mails.c.kind,
-                mails.c.to_address,
-                mails.c.subject,
-                mails.c.text_body,
-                mails.c.html_body,
-                mails.c.attempts,
-                mails.c.attachment_name,
-                mails.c.attachment,
-            )
+            .returning(*_mail_columns(QueuedMail))
         )
-        claimed = [QueuedMail(*row) for row in result.all()]
+        claimed = [record_from_row(QueuedMail, row) for row in result.all()]
         return sorted(claimed, key=lambda m: m.id)
 
     async def mark_sent(self, mail_id: int, at: datetime) -> None:
@@ -227,21 +220,12 @@ class NotificationRepository:
 
     async def mails_of(self, user_id: uuid.UUID, limit: int = 50) -> list[MailRecord]:
         rows = await self.session.execute(
-            select(
-                mails.c.id,
-                mails.c.kind,
-                mails.c.to_address,
-                mails.c.subject,
-                mails.c.state,
-                mails.c.attempts,
-                mails.c.created_at,
-                mails.c.sent_at,
-            )
+            select(*_mail_columns(MailRecord))
             .where(mails.c.user_id == user_id)
             .order_by(mails.c.id.desc())
             .limit(limit)
         )
-        return [MailRecord(*row) for row in rows.all()]
+        return [record_from_row(MailRecord, row) for row in rows.all()]
 
     async def backlog(self) -> int:
         result = await self.session.execute(

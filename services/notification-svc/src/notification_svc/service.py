@@ -59,150 +59,11 @@ def _when(at: datetime) -> str:
     return at.strftime("%Y-%m-%d %H:%M UTC")
 
 
-async def _queue(
-    ctx: MailContext,
-    store: NotificationRepository,
-    envelope: Envelope,
-    kind: MailKind,
-    user_id: uuid.UUID,
-    to_address: str | None,
-    attachment: tuple[str, bytes] | None = None,
-    **context: Any,
-) -> bool:
-    mail = ctx.renderer.render(kind, **context)
-    queued = await store.enqueue(
-        event_id=envelope.event_id,
-        kind=kind,
-        user_id=user_id,
-        to_address=to_address,
-        subject=mail.subject,
-        text_body=mail.text,
-        html_body=mail.html,
-        attachment=attachment,
-    )
-    if queued:
-        log.info("%s mail queued for user %s (event %s)", kind, user_id, envelope.event_id)
-    return queued
-
-
-def _code(ctx: MailContext, envelope: Envelope, sealed: str, user_id: uuid.UUID) -> str | None:
-    try:
-        return open_sealed(ctx.link_key, sealed, f"{envelope.type}:{user_id}")
-    except SealError:
-        # Another installation's key or a forged event: nothing to mail (and nothing logged
-        # of the sealed text).
-        log.warning("%s %s: its code cannot be opened; no mail", envelope.type, envelope.event_id)
-        return None
-
-
-async def _learn(
-    ctx: MailContext,
-    store: NotificationRepository,
-    envelope: Envelope,
-    user_id: uuid.UUID,
-    email: str,
-    now: datetime,
-) -> None:
-    await store.learn_email(user_id, email, envelope.occurred_at, now - ctx.max_event_age)
-
-
-# The events that ask for a mail with a one-time link to the requester.
-LinkRequest = EmailVerificationRequested | PasswordResetRequested | GroupInvitationRequested
-
-
-async def _queue_link(
-    ctx: MailContext,
-    store: NotificationRepository,
-    envelope: Envelope,
-    request: LinkRequest,
-    kind: MailKind,
-    path: str,
-    now: datetime,
-    **fields: Any,
-) -> None:
-    """A mail carrying a one-time link (``{path}/{code}``), unless the link has expired or its
-    sealed code cannot be opened."""
-    if request.email is None or request.sealed_code is None or request.expires_at <= now:
-        return  # no address or code: from before notification-svc
-    code = _code(ctx, envelope, request.sealed_code, request.user_id)
-    if code is not None:
-        await _queue(
-            ctx, store, envelope, kind, request.user_id, request.email,
-            link=ctx.link(f"{path}/{code}"), expires=_when(request.expires_at), **fields,
-        )  # fmt: skip
-
-
-async def learn_identity(
-    ctx: MailContext, store: NotificationRepository, envelope: Envelope, now: datetime
-) -> None:
-    """Contact data from auth-svc's events, and the mails they ask for."""
-    event = envelope.event()
-    if isinstance(event, UserRegistered):
-        if event.email:
-            await _learn(ctx, store, envelope, event.user_id, event.email, now)
-    elif isinstance(event, UserVerified):
-        await store.mark_verified(event.user_id, envelope.occurred_at)
-    elif isinstance(event, EmailVerificationRequested):
-        if event.email is None or event.sealed_code is None:
-            return  # from before notification-svc: nothing to mail
-        await _learn(ctx, store, envelope, event.user_id, event.email, now)
-        await _queue_link(ctx, store, envelope, event, "verify_email", "verify", now)
-    elif isinstance(event, PasswordResetRequested):
-        await _learn(ctx, store, envelope, event.user_id, event.email, now)
-        await _queue_link(ctx, store, envelope, event, "password_reset", "reset", now)
-    elif isinstance(event, GroupInvitationRequested):
-        await _queue_link(
-            ctx, store, envelope, event, "group_invitation", "invitations", now, group=event.group
-        )
-    elif isinstance(event, PasswordChanged):
-        await _learn(ctx, store, envelope, event.user_id, event.email, now)
-        if domain.is_history(envelope.occurred_at, now, ctx.max_event_age):
-            return
-        await _queue(
-            ctx, store, envelope, "password_changed", event.user_id, event.email,
-            changed=_when(event.changed_at), reset_link=ctx.link("reset"),
-        )  # fmt: skip
-
-
 NOT_WANTED = object()
-
-
-async def _to_contact(
-    ctx: MailContext,
-    store: NotificationRepository,
-    envelope: Envelope,
-    kind: MailKind,
-    user_id: uuid.UUID,
-    now: datetime,
-) -> str | object | None:
-    """The address a mail about money goes to; None when it is not known yet (the mail waits
-    for it); NOT_WANTED for history or a mail the driver switched off."""
-    if domain.is_history(envelope.occurred_at, now, ctx.max_event_age):
-        return NOT_WANTED
-    contact = await store.contact_for_mail(user_id)
-    if not domain.wanted(kind, contact):
-        return NOT_WANTED
-    return contact.email
 
 
 def _address(to: str | object | None) -> str | None:
     return to if isinstance(to, str) else None
-
-
-async def _queue_if_wanted(
-    ctx: MailContext,
-    store: NotificationRepository,
-    envelope: Envelope,
-    kind: MailKind,
-    user_id: uuid.UUID,
-    now: datetime,
-    attachment: tuple[str, bytes] | None = None,
-    **context: Any,
-) -> None:
-    """A mail about money to the driver (``_to_contact``), unless it is history or unwanted."""
-    to = await _to_contact(ctx, store, envelope, kind, user_id, now)
-    if to is not NOT_WANTED:
-        await _queue(ctx, store, envelope, kind, user_id, _address(to), attachment, **context)
 
 
 def _pdf(filename: str, encoded: str) -> tuple[str, bytes] | None:
@@ -217,45 +78,162 @@ def _pdf(filename: str, encoded: str) -> tuple[str, bytes] | None:
     return filename, data
 
 
-async def invoice_issued(
-    ctx: MailContext, store: NotificationRepository, envelope: Envelope, event: InvoiceIssued,
-    now: datetime,
-) -> None:  # fmt: skip
-    """The receipt mail with the invoice's PDF attached, unless the driver switched receipts
-    off."""
-    to = await _to_contact(ctx, store, envelope, "receipt", event.user_id, now)
-    if to is NOT_WANTED:
-        return
-    await _queue_invoice(ctx, store, envelope, event, _address(to), event.issued_at)
+# The events that ask for a mail with a one-time link to the requester.
+LinkRequest = EmailVerificationRequested | PasswordResetRequested | GroupInvitationRequested
 
 
-async def _queue_invoice(
-    ctx: MailContext,
-    store: NotificationRepository,
-    envelope: Envelope,
-    event: InvoiceIssued | InvoiceMailRequested,
-    to: str | None,
-    at: datetime,
+@dataclass(frozen=True)
+class _Mailing:
+    """The mails one consumed event queues, and the contact data it teaches: each step needs
+    the context, the store, the event's envelope and when it is handled."""
+
+    ctx: MailContext
+    store: NotificationRepository
+    envelope: Envelope
+    now: datetime
+
+    def is_history(self) -> bool:
+        return domain.is_history(self.envelope.occurred_at, self.now, self.ctx.max_event_age)
+
+    async def queue(
+        self,
+        kind: MailKind,
+        user_id: uuid.UUID,
+        to_address: str | None,
+        attachment: tuple[str, bytes] | None = None,
+        **context: Any,
+    ) -> bool:
+        mail = self.ctx.renderer.render(kind, **context)
+        event_id = self.envelope.event_id
+        queued = await self.store.enqueue(
+            event_id=event_id,
+            kind=kind,
+            user_id=user_id,
+            to_address=to_address,
+            subject=mail.subject,
+            text_body=mail.text,
+            html_body=mail.html,
+            attachment=attachment,
+        )
+        if queued:
+            log.info("%s mail queued for user %s (event %s)", kind, user_id, event_id)
+        return queued
+
+    def _code(self, sealed: str, user_id: uuid.UUID) -> str | None:
+        envelope = self.envelope
+        try:
+            return open_sealed(self.ctx.link_key, sealed, f"{envelope.type}:{user_id}")
+        except SealError:
+            # Another installation's key or a forged event: nothing to mail (and nothing logged
+            # of the sealed text).
+            log.warning(
+                "%s %s: its code cannot be opened; no mail", envelope.type, envelope.event_id
+            )
+            return None
+
+    async def learn(self, user_id: uuid.UUID, email: str) -> None:
+        await self.store.learn_email(
+            user_id, email, self.envelope.occurred_at, self.now - self.ctx.max_event_age
+        )
+
+    async def queue_link(
+        self, request: LinkRequest, kind: MailKind, path: str, **fields: Any
+    ) -> None:
+        """A mail carrying a one-time link (``{path}/{code}``), unless the link has expired or
+        its sealed code cannot be opened."""
+        if request.email is None or request.sealed_code is None or request.expires_at <= self.now:
+            return  # no address or code: from before notification-svc
+        code = self._code(request.sealed_code, request.user_id)
+        if code is not None:
+            await self.queue(
+                kind, request.user_id, request.email,
+                link=self.ctx.link(f"{path}/{code}"), expires=_when(request.expires_at), **fields,
+            )  # fmt: skip
+
+    async def to_contact(self, kind: MailKind, user_id: uuid.UUID) -> str | object | None:
+        """The address a mail about money goes to; None when it is not known yet (the mail
+        waits for it); NOT_WANTED for history or a mail the driver switched off."""
+        if self.is_history():
+            return NOT_WANTED
+        contact = await self.store.contact_for_mail(user_id)
+        if not domain.wanted(kind, contact):
+            return NOT_WANTED
+        return contact.email
+
+    async def queue_if_wanted(
+        self,
+        kind: MailKind,
+        user_id: uuid.UUID,
+        attachment: tuple[str, bytes] | None = None,
+        **context: Any,
+    ) -> None:
+        """A mail about money to the driver (``to_contact``), unless it is history or
+        unwanted."""
+        to = await self.to_contact(kind, user_id)
+        if to is not NOT_WANTED:
+            await self.queue(kind, user_id, _address(to), attachment, **context)
+
+    async def invoice_issued(self, event: InvoiceIssued) -> None:
+        """The receipt mail with the invoice's PDF attached, unless the driver switched
+        receipts off."""
+        to = await self.to_contact("receipt", event.user_id)
+        if to is NOT_WANTED:
+            return
+        await self.queue_invoice(event, _address(to), event.issued_at)
+
+    async def queue_invoice(
+        self, event: InvoiceIssued | InvoiceMailRequested, to: str | None, at: datetime
+    ) -> None:
+        funding = []
+        if event.wallet_charged.amount_minor:
+            funding.append(f"From your wallet: {domain.format_money(event.wallet_charged)}")
+        if event.card_charged.amount_minor:
+            card = f"your card {event.card_label}" if event.card_label else "your card"
+            funding.append(f"Charged to {card}: {domain.format_money(event.card_charged)}")
+        if not funding:
+            funding.append("Free of charge")
+        if isinstance(event, InvoiceIssued) and event.balance_after is not None:
+            funding.append(f"Wallet balance now: {domain.format_money(event.balance_after)}")
+        await self.queue(
+            "receipt", event.user_id, to,
+            attachment=_pdf(event.document_filename, event.document_pdf),
+            amount=domain.format_money(event.charged), funding=funding,
+            billed=_when(at), session_id=str(event.session_id),
+            invoice_number=event.invoice_number, seller=event.seller_name or "",
+            total=domain.format_money(event.total),
+            receipt_link=self.ctx.link(f"receipt/{event.session_id}"),
+        )  # fmt: skip
+
+
+async def learn_identity(
+    ctx: MailContext, store: NotificationRepository, envelope: Envelope, now: datetime
 ) -> None:
-    funding = []
-    if event.wallet_charged.amount_minor:
-        funding.append(f"From your wallet: {domain.format_money(event.wallet_charged)}")
-    if event.card_charged.amount_minor:
-        card = f"your card {event.card_label}" if event.card_label else "your card"
-        funding.append(f"Charged to {card}: {domain.format_money(event.card_charged)}")
-    if not funding:
-        funding.append("Free of charge")
-    if isinstance(event, InvoiceIssued) and event.balance_after is not None:
-        funding.append(f"Wallet balance now: {domain.format_money(event.balance_after)}")
-    await _queue(
-        ctx, store, envelope, "receipt", event.user_id, to,
-        attachment=_pdf(event.document_filename, event.document_pdf),
-        amount=domain.format_money(event.charged), funding=funding,
-        billed=_when(at), session_id=str(event.session_id),
-        invoice_number=event.invoice_number, seller=event.seller_name or "",
-        total=domain.format_money(event.total),
-        receipt_link=ctx.link(f"receipt/{event.session_id}"),
-    )  # fmt: skip
+    """Contact data from auth-svc's events, and the mails they ask for."""
+    mailing = _Mailing(ctx, store, envelope, now)
+    event = envelope.event()
+    if isinstance(event, UserRegistered):
+        if event.email:
+            await mailing.learn(event.user_id, event.email)
+    elif isinstance(event, UserVerified):
+        await store.mark_verified(event.user_id, envelope.occurred_at)
+    elif isinstance(event, EmailVerificationRequested):
+        if event.email is None or event.sealed_code is None:
+            return  # from before notification-svc: nothing to mail
+        await mailing.learn(event.user_id, event.email)
+        await mailing.queue_link(event, "verify_email", "verify")
+    elif isinstance(event, PasswordResetRequested):
+        await mailing.learn(event.user_id, event.email)
+        await mailing.queue_link(event, "password_reset", "reset")
+    elif isinstance(event, GroupInvitationRequested):
+        await mailing.queue_link(event, "group_invitation", "invitations", group=event.group)
+    elif isinstance(event, PasswordChanged):
+        await mailing.learn(event.user_id, event.email)
+        if mailing.is_history():
+            return
+        await mailing.queue(
+            "password_changed", event.user_id, event.email,
+            changed=_when(event.changed_at), reset_link=ctx.link("reset"),
+        )  # fmt: skip
 
 
 async def billing_event(
@@ -263,37 +241,38 @@ async def billing_event(
 ) -> None:
     """Top-ups done or declined, credit notes (refunds): always mailed (money moved or did
     not); invoices (the receipt mail, with its PDF) unless switched off."""
+    mailing = _Mailing(ctx, store, envelope, now)
     event = envelope.event()
     if isinstance(event, WalletToppedUp):
-        await _queue_if_wanted(
-            ctx, store, envelope, "top_up_done", event.user_id, now,
+        await mailing.queue_if_wanted(
+            "top_up_done", event.user_id,
             amount=domain.format_money(event.amount), trigger=event.trigger,
             balance=domain.format_money(event.balance_after), at=_when(event.topped_up_at),
         )  # fmt: skip
     elif isinstance(event, TopUpFailed):
-        await _queue_if_wanted(
-            ctx, store, envelope, "top_up_declined", event.user_id, now,
+        await mailing.queue_if_wanted(
+            "top_up_declined", event.user_id,
             amount=domain.format_money(event.amount), trigger=event.trigger,
             reason=event.reason, at=_when(event.failed_at), app_link=ctx.link("account"),
         )  # fmt: skip
     elif isinstance(event, InvoiceIssued):
-        await invoice_issued(ctx, store, envelope, event, now)
+        await mailing.invoice_issued(event)
     elif isinstance(event, InvoiceMailRequested):
         # Asked for by the payer at an address they typed (a guest has no account): mailed
         # there whatever the account's preferences, never to anyone else.
-        if not domain.is_history(envelope.occurred_at, now, ctx.max_event_age):
-            await _queue_invoice(ctx, store, envelope, event, event.email, event.requested_at)
+        if not mailing.is_history():
+            await mailing.queue_invoice(event, event.email, event.requested_at)
     elif isinstance(event, PaymentMethodExpiring):
         expired = domain.card_expired(event.exp_month, event.exp_year, now)
-        await _queue_if_wanted(
-            ctx, store, envelope, "card_expiring", event.user_id, now,
+        await mailing.queue_if_wanted(
+            "card_expiring", event.user_id,
             card=f"{event.brand} •••• {event.last4}",
             expiry=f"{event.exp_month:02d}/{event.exp_year}", expired=expired,
             is_default=event.is_default, app_link=ctx.link("account"),
         )  # fmt: skip
     elif isinstance(event, CreditNoteIssued):
-        await _queue_if_wanted(
-            ctx, store, envelope, "refund_issued", event.user_id, now,
+        await mailing.queue_if_wanted(
+            "refund_issued", event.user_id,
             attachment=_pdf(event.document_filename, event.document_pdf),
             amount=domain.format_money(event.amount), session_id=str(event.session_id),
             reason=event.reason, at=_when(event.issued_at),
@@ -323,6 +302,7 @@ async def session_event(
     """Whose a session is (SessionPriced), and the mails about a held session: held for
     review (SessionFlagged) and the operator's decision (SessionReviewed). Always sent: they
     concern money."""
+    mailing = _Mailing(ctx, store, envelope, now)
     event = envelope.event()
     if isinstance(event, SessionPriced):
         await store.learn_session(event.session_id, event.user_id, event.station_id)
@@ -334,20 +314,20 @@ async def session_event(
             log.warning("SessionFlagged %s: the session's driver is unknown", event.session_id)
             return
         judgement = event.judgement
-        await _queue_if_wanted(
-            ctx, store, envelope, "session_held", user_id, now,
+        await mailing.queue_if_wanted(
+            "session_held", user_id,
             station_id=event.station_id, at=_when(event.flagged_at),
             claimed=_kwh(judgement.claimed.energy_wh), billed=_kwh(event.billed_energy_wh),
             reasons=[METER_REASONS.get(r, r.replace("_", " ")) for r in judgement.reasons],
             receipt_link=ctx.link(f"receipt/{event.session_id}"),
         )  # fmt: skip
     elif isinstance(event, SessionReviewed):
-        to = await _to_contact(ctx, store, envelope, "session_reviewed", event.user_id, now)
+        to = await mailing.to_contact("session_reviewed", event.user_id)
         if to is not NOT_WANTED:
             station = await store.session_station(event.session_id)
             voided = event.decision == "voided"
-            await _queue(
-                ctx, store, envelope, "session_reviewed", event.user_id, _address(to),
+            await mailing.queue(
+                "session_reviewed", event.user_id, _address(to),
                 station_id=station or "the station",
                 outcome="voided" if voided else f"{domain.format_money(event.approved_total)}",
                 voided=voided, total=domain.format_money(event.approved_total),
