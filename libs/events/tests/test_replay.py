@@ -251,22 +251,29 @@ async def test_the_cyclic_gc_is_paused_during_a_rebuild_and_restored_after() -> 
     assert gc.isenabled()
 
 
-def test_decoding_upcasts_old_versions_as_the_live_consumers_do() -> None:
-    scanned = SessionCodeScanned(
+def scan(**fields: Any) -> SessionCodeScanned:
+    return SessionCodeScanned(
         session_id=uuid.uuid4(),
         station_id="ST-1",
         connector_id=1,
         session_started_at=T0,
         scanned_at=T0,
         user_id=uuid.uuid4(),
-        organisation_id=None,
-        user_groups=(),
-        code_kind="typed",
+        **fields,
     )
+
+
+def as_now_and_v1(scanned: SessionCodeScanned) -> tuple[Envelope, Envelope]:
+    """The scan's envelope as written today, and as v1 (before ``code_kind``) stored it."""
     current = Envelope.wrap(scanned, producer="t")
     payload = scanned.model_dump(mode="json")
     del payload["code_kind"]
-    v1 = current.model_copy(update={"version": 1, "payload": payload})
+    return current, current.model_copy(update={"version": 1, "payload": payload})
+
+
+def test_decoding_upcasts_old_versions_as_the_live_consumers_do() -> None:
+    scanned = scan(organisation_id=None, user_groups=(), code_kind="typed")
+    current, v1 = as_now_and_v1(scanned)
     assert decode_event(serde.encode(current)).event == scanned
     old = decode_event(serde.encode(v1))
     assert old.event == current.event().model_copy(update={"code_kind": "qr"}) == v1.event()
@@ -276,20 +283,8 @@ def test_decoding_upcasts_old_versions_as_the_live_consumers_do() -> None:
 def test_an_old_version_is_decoded_in_one_pass_not_after_a_failed_one(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    scanned = SessionCodeScanned(
-        session_id=uuid.uuid4(),
-        station_id="ST-1",
-        connector_id=1,
-        session_started_at=T0,
-        scanned_at=T0,
-        user_id=uuid.uuid4(),
-        user_groups=("staff",),
-        code_kind="qr",
-    )
-    current = Envelope.wrap(scanned, producer="t")
-    payload = scanned.model_dump(mode="json")
-    del payload["code_kind"]
-    v1 = current.model_copy(update={"version": 1, "payload": payload})
+    scanned = scan(user_groups=("staff",), code_kind="qr")
+    _, v1 = as_now_and_v1(scanned)
     value = serde.encode(v1)
 
     def fallback(value: bytes) -> Envelope:
@@ -301,7 +296,7 @@ def test_an_old_version_is_decoded_in_one_pass_not_after_a_failed_one(
     assert old.event == scanned
     assert old.model_dump(exclude={"event"}) == v1.model_dump(exclude={"payload"})
     # Invalid after upcasting: refused, as Envelope.event refuses it.
-    del payload["user_id"]
+    payload = {k: v for k, v in v1.payload.items() if k != "user_id"}
     broken = serde.encode(v1.model_copy(update={"payload": payload}))
     with pytest.raises(ValidationError):
         decode_event(broken)
