@@ -14,6 +14,7 @@ import uuid
 
 import pytest
 from billing_svc.processor import (
+    CardPayment,
     IntentState,
     InvalidWebhook,
     PaymentDeclined,
@@ -76,7 +77,7 @@ class ProcessorContract:
     async def test_hold_then_partial_capture(self, processor: PaymentProcessor) -> None:
         customer, token = await self._card(processor)
         hold = await processor.authorize(
-            customer, token, 5000, "EUR", idempotency_key=uuid.uuid4().hex
+            CardPayment(customer, token, 5000, "EUR"), idempotency_key=uuid.uuid4().hex
         )
         assert hold.intent_id.startswith("pi_") and hold.amount == 5000
         assert (
@@ -86,7 +87,7 @@ class ProcessorContract:
     async def test_hold_can_be_cancelled(self, processor: PaymentProcessor) -> None:
         customer, token = await self._card(processor)
         hold = await processor.authorize(
-            customer, token, 5000, "EUR", idempotency_key=uuid.uuid4().hex
+            CardPayment(customer, token, 5000, "EUR"), idempotency_key=uuid.uuid4().hex
         )
         await processor.cancel(hold.intent_id, idempotency_key=uuid.uuid4().hex)
 
@@ -95,7 +96,9 @@ class ProcessorContract:
     ) -> None:
         customer, token = await self._card(processor)
         state = await processor.authorize_on_session(
-            customer, token, 5000, "EUR", return_url=RETURN_URL, idempotency_key=uuid.uuid4().hex
+            CardPayment(customer, token, 5000, "EUR"),
+            return_url=RETURN_URL,
+            idempotency_key=uuid.uuid4().hex,
         )
         assert state.intent_id.startswith("pi_") and state.amount == 5000
         again = await processor.intent(state.intent_id)
@@ -108,7 +111,7 @@ class ProcessorContract:
     async def test_charge_and_partial_refund(self, processor: PaymentProcessor) -> None:
         customer, token = await self._card(processor)
         charge = await processor.charge(
-            customer, token, 700, "EUR", idempotency_key=uuid.uuid4().hex
+            CardPayment(customer, token, 700, "EUR"), idempotency_key=uuid.uuid4().hex
         )
         assert charge.amount == 700
         refund = await processor.refund(charge.intent_id, 200, idempotency_key=uuid.uuid4().hex)
@@ -156,12 +159,12 @@ class ProcessorContract:
             customer, saved = await self._card(processor, token)
             with pytest.raises(PaymentDeclined) as declined:
                 await processor.authorize(
-                    customer, saved, 5000, "EUR", idempotency_key=uuid.uuid4().hex
+                    CardPayment(customer, saved, 5000, "EUR"), idempotency_key=uuid.uuid4().hex
                 )
             assert declined.value.code == code
             with pytest.raises(PaymentDeclined):
                 await processor.charge(
-                    customer, saved, 500, "EUR", idempotency_key=uuid.uuid4().hex
+                    CardPayment(customer, saved, 500, "EUR"), idempotency_key=uuid.uuid4().hex
                 )
 
     async def test_capture_never_above_the_hold_and_only_once(
@@ -169,7 +172,7 @@ class ProcessorContract:
     ) -> None:
         customer, token = await self._card(processor)
         hold = await processor.authorize(
-            customer, token, 5000, "EUR", idempotency_key=uuid.uuid4().hex
+            CardPayment(customer, token, 5000, "EUR"), idempotency_key=uuid.uuid4().hex
         )
         with pytest.raises(ProcessorError):
             await processor.capture(hold.intent_id, 5001, idempotency_key=uuid.uuid4().hex)
@@ -184,11 +187,17 @@ class ProcessorContract:
     ) -> None:
         customer, token = await self._card(processor)
         key = uuid.uuid4().hex
-        first = await processor.authorize(customer, token, 5000, "EUR", idempotency_key=key)
-        again = await processor.authorize(customer, token, 5000, "EUR", idempotency_key=key)
+        first = await processor.authorize(
+            CardPayment(customer, token, 5000, "EUR"), idempotency_key=key
+        )
+        again = await processor.authorize(
+            CardPayment(customer, token, 5000, "EUR"), idempotency_key=key
+        )
         assert again.intent_id == first.intent_id
         with pytest.raises(ProcessorError):
-            await processor.authorize(customer, token, 4000, "EUR", idempotency_key=key)
+            await processor.authorize(
+                CardPayment(customer, token, 4000, "EUR"), idempotency_key=key
+            )
 
     async def test_unknown_token_is_refused(
         self, processor: PaymentProcessor, stateful_only: None
@@ -204,7 +213,9 @@ class ProcessorContract:
     ) -> None:
         customer, token = await self._card(processor, "pm_card_authenticationRequired")
         state = await processor.authorize_on_session(
-            customer, token, 5000, "EUR", return_url=RETURN_URL, idempotency_key=uuid.uuid4().hex
+            CardPayment(customer, token, 5000, "EUR"),
+            return_url=RETURN_URL,
+            idempotency_key=uuid.uuid4().hex,
         )
         assert state.status == "requires_action" and state.redirect_url
         assert not state.held
@@ -222,7 +233,9 @@ class ProcessorContract:
     ) -> None:
         customer, token = await self._card(processor, "pm_card_authenticationRequired")
         state = await processor.authorize_on_session(
-            customer, token, 5000, "EUR", return_url=RETURN_URL, idempotency_key=uuid.uuid4().hex
+            CardPayment(customer, token, 5000, "EUR"),
+            return_url=RETURN_URL,
+            idempotency_key=uuid.uuid4().hex,
         )
         await self.authenticate(processor, state, complete=False)
         refused = await processor.intent(state.intent_id)
@@ -238,10 +251,7 @@ class ProcessorContract:
         customer, token = await self._card(processor, "pm_card_chargeDeclined")
         with pytest.raises(PaymentDeclined) as declined:
             await processor.authorize_on_session(
-                customer,
-                token,
-                5000,
-                "EUR",
+                CardPayment(customer, token, 5000, "EUR"),
                 return_url=RETURN_URL,
                 idempotency_key=uuid.uuid4().hex,
             )

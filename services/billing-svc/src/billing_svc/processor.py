@@ -44,6 +44,17 @@ class CardDetails:
 
 
 @dataclass(frozen=True)
+class CardPayment:
+    """What a hold or a charge asks of a customer's saved card."""
+
+    customer_id: str
+    token: str
+    amount: int
+    currency: str
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Authorization:
     """A hold on a card (a PaymentIntent awaiting capture)."""
 
@@ -127,29 +138,12 @@ class PaymentProcessor(abc.ABC):
     async def detach_payment_method(self, token: str, *, idempotency_key: str) -> None: ...
 
     @abc.abstractmethod
-    async def authorize(
-        self,
-        customer_id: str,
-        token: str,
-        amount: int,
-        currency: str,
-        *,
-        idempotency_key: str,
-        metadata: dict[str, str] | None = None,
-    ) -> Authorization:
+    async def authorize(self, payment: CardPayment, *, idempotency_key: str) -> Authorization:
         """Place a hold (manual capture); raises PaymentDeclined."""
 
     @abc.abstractmethod
     async def authorize_on_session(
-        self,
-        customer_id: str,
-        token: str,
-        amount: int,
-        currency: str,
-        *,
-        return_url: str,
-        idempotency_key: str,
-        metadata: dict[str, str] | None = None,
+        self, payment: CardPayment, *, return_url: str, idempotency_key: str
     ) -> IntentState:
         """Place a hold (manual capture) with the cardholder present: ``requires_capture``, or
         ``requires_action`` with the page where the bank asks them (back to ``return_url``);
@@ -169,16 +163,7 @@ class PaymentProcessor(abc.ABC):
         """Release a hold entirely."""
 
     @abc.abstractmethod
-    async def charge(
-        self,
-        customer_id: str,
-        token: str,
-        amount: int,
-        currency: str,
-        *,
-        idempotency_key: str,
-        metadata: dict[str, str] | None = None,
-    ) -> Charge:
+    async def charge(self, payment: CardPayment, *, idempotency_key: str) -> Charge:
         """Charge a saved card off-session now (top-ups, shortfalls); raises PaymentDeclined."""
 
     @abc.abstractmethod
@@ -503,23 +488,34 @@ class SimulatedProcessor(PaymentProcessor):
         self._idempotent(idempotency_key, "detach", {"token": token}, run)
 
     def _new_intent(
-        self, token: str, amount: int, currency: str, *, capture_manual: bool
+        self, payment: CardPayment, *, capture_manual: bool, return_url: str | None = None
     ) -> _Intent:
-        """A PaymentIntent as Stripe makes one: a hold (manual capture) or a paid charge."""
-        if amount <= 0:
+        """A PaymentIntent as Stripe makes one: a hold (manual capture) or a paid charge. Placed
+        with the cardholder on the page (a ``return_url``), a card whose bank asks awaits the
+        cardholder's challenge, as Stripe's test page for this card offers (complete or fail)."""
+        challenged = (
+            return_url is not None and self._card(payment.token)[2] == "authentication_required"
+        )
+        if payment.amount <= 0:
             raise ProcessorError("parameter_invalid_integer", "amount must be positive")
-        self._decline_check(token)
+        if not challenged:
+            self._decline_check(payment.token)
+        status = "requires_capture" if capture_manual else "succeeded"
         intent = _Intent(
             id=f"pi_sim_{uuid.uuid4().hex[:14]}",
-            amount=amount,
-            currency=currency,
-            token=token,
+            amount=payment.amount,
+            currency=payment.currency,
+            token=payment.token,
             capture_manual=capture_manual,
-            status="requires_capture" if capture_manual else "succeeded",
+            status="requires_action" if challenged else status,
             created_at=self.clock(),
-            amount_received=0 if capture_manual else amount,
+            amount_received=0 if capture_manual else payment.amount,
+            return_url=return_url,
+            challenge_id=secrets.token_urlsafe(18) if challenged else None,
         )
         self.intents[intent.id] = intent
+        if intent.challenge_id is not None:
+            self.challenges[intent.challenge_id] = intent.id
         return intent
 
     def _decline_check(self, token: str) -> None:
@@ -532,65 +528,35 @@ class SimulatedProcessor(PaymentProcessor):
             }.get(decline, "Your card was declined.")
             raise PaymentDeclined(decline, message)
 
-    async def authorize(
-        self,
-        customer_id: str,
-        token: str,
-        amount: int,
-        currency: str,
-        *,
-        idempotency_key: str,
-        metadata: dict[str, str] | None = None,
-    ) -> Authorization:
-        def run() -> Authorization:
-            intent = self._new_intent(token, amount, currency, capture_manual=True)
-            return Authorization(intent.id, amount, currency, intent.created_at + self.hold_ttl)
+    @staticmethod
+    def _payment_params(payment: CardPayment) -> dict[str, Any]:
+        """What a reused idempotency key is compared on (not the metadata)."""
+        return {
+            "customer": payment.customer_id,
+            "token": payment.token,
+            "amount": payment.amount,
+            "currency": payment.currency,
+        }
 
-        params = {"customer": customer_id, "token": token, "amount": amount, "currency": currency}
+    async def authorize(self, payment: CardPayment, *, idempotency_key: str) -> Authorization:
+        def run() -> Authorization:
+            intent = self._new_intent(payment, capture_manual=True)
+            expires_at = intent.created_at + self.hold_ttl
+            return Authorization(intent.id, payment.amount, payment.currency, expires_at)
+
+        params = self._payment_params(payment)
         result: Authorization = self._idempotent(idempotency_key, "authorize", params, run)
         return result
 
     async def authorize_on_session(
-        self,
-        customer_id: str,
-        token: str,
-        amount: int,
-        currency: str,
-        *,
-        return_url: str,
-        idempotency_key: str,
-        metadata: dict[str, str] | None = None,
+        self, payment: CardPayment, *, return_url: str, idempotency_key: str
     ) -> IntentState:
         def run() -> IntentState:
-            _, _, decline = self._card(token)
-            if decline != "authentication_required":
-                return self._state(self._new_intent(token, amount, currency, capture_manual=True))
-            if amount <= 0:
-                raise ProcessorError("parameter_invalid_integer", "amount must be positive")
-            # The bank asks the cardholder, who is on the page: a challenge, as Stripe's test
-            # page for this card offers (complete or fail).
-            intent = _Intent(
-                id=f"pi_sim_{uuid.uuid4().hex[:14]}",
-                amount=amount,
-                currency=currency,
-                token=token,
-                capture_manual=True,
-                status="requires_action",
-                created_at=self.clock(),
-                return_url=return_url,
-                challenge_id=secrets.token_urlsafe(18),
+            return self._state(
+                self._new_intent(payment, capture_manual=True, return_url=return_url)
             )
-            self.intents[intent.id] = intent
-            self.challenges[str(intent.challenge_id)] = intent.id
-            return self._state(intent)
 
-        params = {
-            "customer": customer_id,
-            "token": token,
-            "amount": amount,
-            "currency": currency,
-            "return_url": return_url,
-        }
+        params = {**self._payment_params(payment), "return_url": return_url}
         result: IntentState = self._idempotent(idempotency_key, "authorize", params, run)
         return result
 
@@ -666,21 +632,12 @@ class SimulatedProcessor(PaymentProcessor):
 
         self._idempotent(idempotency_key, "cancel", {"intent": intent_id}, run)
 
-    async def charge(
-        self,
-        customer_id: str,
-        token: str,
-        amount: int,
-        currency: str,
-        *,
-        idempotency_key: str,
-        metadata: dict[str, str] | None = None,
-    ) -> Charge:
+    async def charge(self, payment: CardPayment, *, idempotency_key: str) -> Charge:
         def run() -> Charge:
-            intent = self._new_intent(token, amount, currency, capture_manual=False)
-            return Charge(intent.id, amount, currency)
+            intent = self._new_intent(payment, capture_manual=False)
+            return Charge(intent.id, payment.amount, payment.currency)
 
-        params = {"customer": customer_id, "token": token, "amount": amount, "currency": currency}
+        params = self._payment_params(payment)
         result: Charge = self._idempotent(idempotency_key, "charge", params, run)
         return result
 

@@ -20,6 +20,7 @@ from stripe.params import PaymentIntentCreateParams
 from billing_svc.processor import (
     Authorization,
     CardDetails,
+    CardPayment,
     Charge,
     IntentState,
     InvalidWebhook,
@@ -31,6 +32,11 @@ from billing_svc.processor import (
 )
 
 STRIPE_HOLD_TTL = timedelta(days=7)
+
+
+def _hold_expiry() -> datetime:
+    """When a hold placed now ends at Stripe; an hour's margin on its 7 days covers clock skew."""
+    return datetime.now(UTC) + STRIPE_HOLD_TTL - timedelta(hours=1)
 
 
 def _error(error: stripe.StripeError) -> ProcessorError:
@@ -52,7 +58,6 @@ def intent_state(intent: Any) -> IntentState:
     decline = (
         (getattr(error, "decline_code", None) or getattr(error, "code", None)) if error else None
     )
-    held = intent.status == "requires_capture"
     return IntentState(
         intent_id=str(intent.id),
         status=str(intent.status),
@@ -60,8 +65,7 @@ def intent_state(intent: Any) -> IntentState:
         currency=str(intent.currency).upper(),
         redirect_url=str(redirect_url) if redirect_url else None,
         decline_code=str(decline) if decline else None,
-        # An hour's margin on Stripe's 7 days covers clock skew.
-        expires_at=datetime.now(UTC) + STRIPE_HOLD_TTL - timedelta(hours=1) if held else None,
+        expires_at=_hold_expiry() if intent.status == "requires_capture" else None,
     )
 
 
@@ -99,32 +103,43 @@ class StripeProcessor(PaymentProcessor):
 
     async def _confirmed_intent(
         self,
-        customer_id: str,
-        token: str,
-        amount: int,
-        currency: str,
-        metadata: dict[str, str] | None,
+        payment: CardPayment,
+        idempotency_key: str,
         *,
         capture_manual: bool,
-        idempotency_key: str,
+        return_url: str | None = None,
     ) -> Any:
-        """A PaymentIntent confirmed off-session on a saved card: a hold (manual capture) or a
-        payment. One the cardholder must still act on (3-D Secure) is refused as declined."""
+        """A PaymentIntent for ``payment``, confirmed at once with the saved card: a hold (manual
+        capture) or a payment; off-session, or with the cardholder on the page (``return_url``)."""
         params: PaymentIntentCreateParams = {
-            "amount": amount,
-            "currency": currency.lower(),
-            "customer": customer_id,
-            "payment_method": token,
+            "amount": payment.amount,
+            "currency": payment.currency.lower(),
+            "customer": payment.customer_id,
+            "payment_method": payment.token,
             "confirm": True,
-            "off_session": True,
-            "metadata": metadata or {},
+            "metadata": payment.metadata,
         }
         if capture_manual:
             params["capture_method"] = "manual"
-        intent = await self._call(
+        if return_url is None:
+            params["off_session"] = True
+        else:
+            # The bank may ask the cardholder (3-D Secure) on a page Stripe names in
+            # next_action, which sends them back here.
+            params["return_url"] = return_url
+        return await self._call(
             self.client.v1.payment_intents.create_async(
                 params=params, options={"idempotency_key": idempotency_key}
             )
+        )
+
+    async def _off_session_intent(
+        self, payment: CardPayment, idempotency_key: str, *, capture_manual: bool
+    ) -> Any:
+        """A hold or a payment made without the cardholder. One the cardholder must still act
+        on (3-D Secure) is refused as declined."""
+        intent = await self._confirmed_intent(
+            payment, idempotency_key, capture_manual=capture_manual
         )
         done = ("requires_capture", "succeeded") if capture_manual else ("succeeded", "processing")
         if self.check_intent_status and intent.status not in done:
@@ -166,56 +181,16 @@ class StripeProcessor(PaymentProcessor):
             )
         )
 
-    async def authorize(
-        self,
-        customer_id: str,
-        token: str,
-        amount: int,
-        currency: str,
-        *,
-        idempotency_key: str,
-        metadata: dict[str, str] | None = None,
-    ) -> Authorization:
-        intent = await self._confirmed_intent(
-            customer_id,
-            token,
-            amount,
-            currency,
-            metadata,
-            capture_manual=True,
-            idempotency_key=idempotency_key,
-        )
-        # The intent was created by this very call; an hour's margin covers clock skew.
-        expires_at = datetime.now(UTC) + STRIPE_HOLD_TTL - timedelta(hours=1)
-        return Authorization(str(intent.id), amount, currency, expires_at)
+    async def authorize(self, payment: CardPayment, *, idempotency_key: str) -> Authorization:
+        intent = await self._off_session_intent(payment, idempotency_key, capture_manual=True)
+        # The intent was created by this very call.
+        return Authorization(str(intent.id), payment.amount, payment.currency, _hold_expiry())
 
     async def authorize_on_session(
-        self,
-        customer_id: str,
-        token: str,
-        amount: int,
-        currency: str,
-        *,
-        return_url: str,
-        idempotency_key: str,
-        metadata: dict[str, str] | None = None,
+        self, payment: CardPayment, *, return_url: str, idempotency_key: str
     ) -> IntentState:
-        params: PaymentIntentCreateParams = {
-            "amount": amount,
-            "currency": currency.lower(),
-            "customer": customer_id,
-            "payment_method": token,
-            "capture_method": "manual",
-            "confirm": True,
-            # The cardholder is on the page: the bank may ask them (3-D Secure) on a page
-            # Stripe names in next_action, which sends them back here.
-            "return_url": return_url,
-            "metadata": metadata or {},
-        }
-        intent = await self._call(
-            self.client.v1.payment_intents.create_async(
-                params=params, options={"idempotency_key": idempotency_key}
-            )
+        intent = await self._confirmed_intent(
+            payment, idempotency_key, capture_manual=True, return_url=return_url
         )
         state = intent_state(intent)
         if self.check_intent_status and state.status not in ("requires_capture", "requires_action"):
@@ -246,26 +221,9 @@ class StripeProcessor(PaymentProcessor):
             )
         )
 
-    async def charge(
-        self,
-        customer_id: str,
-        token: str,
-        amount: int,
-        currency: str,
-        *,
-        idempotency_key: str,
-        metadata: dict[str, str] | None = None,
-    ) -> Charge:
-        intent = await self._confirmed_intent(
-            customer_id,
-            token,
-            amount,
-            currency,
-            metadata,
-            capture_manual=False,
-            idempotency_key=idempotency_key,
-        )
-        return Charge(str(intent.id), amount, currency)
+    async def charge(self, payment: CardPayment, *, idempotency_key: str) -> Charge:
+        intent = await self._off_session_intent(payment, idempotency_key, capture_manual=False)
+        return Charge(str(intent.id), payment.amount, payment.currency)
 
     async def refund(self, intent_id: str, amount: int, *, idempotency_key: str) -> str:
         refund = await self._call(

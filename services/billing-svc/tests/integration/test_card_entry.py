@@ -14,7 +14,7 @@ import httpx
 import pytest
 from billing_kit import Harness, running
 from billing_svc.app import create_app
-from billing_svc.processor import luhn_valid
+from billing_svc.processor import CardPayment, luhn_valid
 from billing_svc.settings import Settings
 from billing_svc.stripe_processor import StripeProcessor
 from plugpay_platform.settings import PlatformSettings
@@ -101,10 +101,7 @@ async def test_test_numbers_behave_as_their_test_tokens(h: Harness) -> None:
         token = (await tokenise(h, number)).json()["token"]
         await h.processor.attach_payment_method(customer, token, idempotency_key=token)
         return await h.processor.authorize_on_session(
-            customer,
-            token,
-            5000,
-            "EUR",
+            CardPayment(customer, token, 5000, "EUR"),
             return_url="http://app/#/guest",
             idempotency_key="hold:" + token,
         )

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import stripe
-from billing_svc.processor import PaymentDeclined, PaymentProcessor
+from billing_svc.processor import CardPayment, PaymentDeclined, PaymentProcessor
 from billing_svc.stripe_processor import StripeProcessor, intent_state
 from processor_contract import ProcessorContract
 from stripe_mock import stripe_mock
@@ -92,9 +92,13 @@ async def test_an_intent_the_cardholder_must_still_act_on_is_declined(
     )
     customer = await processor.create_customer(uuid.uuid4(), idempotency_key="c-1")
     with pytest.raises(PaymentDeclined) as held:
-        await processor.authorize(customer, "pm_card_visa", 500, "EUR", idempotency_key="a-1")
+        await processor.authorize(
+            CardPayment(customer, "pm_card_visa", 500, "EUR"), idempotency_key="a-1"
+        )
     with pytest.raises(PaymentDeclined) as paid:
-        await processor.charge(customer, "pm_card_visa", 500, "EUR", idempotency_key="p-1")
+        await processor.charge(
+            CardPayment(customer, "pm_card_visa", 500, "EUR"), idempotency_key="p-1"
+        )
     assert held.value.code == paid.value.code == "authentication_required"
     hold_body, charge_body = recorder.bodies[-2:]
     assert "capture_method=manual" in hold_body and "off_session=true" in hold_body
@@ -116,10 +120,7 @@ async def test_an_on_session_hold_asks_stripe_for_the_guest_and_reads_the_intent
     )
     customer = await processor.create_customer(uuid.uuid4(), idempotency_key="c-2")
     state = await processor.authorize_on_session(
-        customer,
-        "pm_card_authenticationRequired",
-        5000,
-        "EUR",
+        CardPayment(customer, "pm_card_authenticationRequired", 5000, "EUR"),
         return_url="https://plugpay.example/app/#/guest",
         idempotency_key="checkout:guest",
     )

@@ -12,6 +12,7 @@ from billing_svc.processor import (
     TEST_CARDS,
     TEST_NUMBERS,
     CardEntryRefused,
+    CardPayment,
     PaymentDeclined,
     SimulatedProcessor,
     card_brand,
@@ -46,7 +47,7 @@ async def test_a_card_saved_before_a_restart_still_pays() -> None:
     saved = await again.attach_payment_method(customer, card.token, idempotency_key="a")
     assert (saved.brand, saved.last4, saved.exp_month, saved.exp_year) == ("visa", "0002", 12, 2026)
     with pytest.raises(PaymentDeclined, match="card_declined"):
-        await again.authorize(customer, card.token, 500, "EUR", idempotency_key="h")
+        await again.authorize(CardPayment(customer, card.token, 500, "EUR"), idempotency_key="h")
 
 
 def test_the_expiry_month_is_valid_to_its_end() -> None:

@@ -9,6 +9,7 @@ import pytest
 from billing_kit import Clock
 from billing_svc.processor import (
     CHALLENGE_PATH,
+    CardPayment,
     IntentState,
     PaymentProcessor,
     ProcessorError,
@@ -43,7 +44,9 @@ class TestSimulatedProcessor(ProcessorContract):
         processor = SimulatedProcessor(clock=clock)
         customer = await processor.create_customer(uuid.uuid4(), idempotency_key="c")
         await processor.attach_payment_method(customer, "pm_card_visa", idempotency_key="a")
-        hold = await processor.authorize(customer, "pm_card_visa", 5000, "EUR", idempotency_key="h")
+        hold = await processor.authorize(
+            CardPayment(customer, "pm_card_visa", 5000, "EUR"), idempotency_key="h"
+        )
         clock.offset = timedelta(days=7, seconds=1)
         with pytest.raises(ProcessorError) as error:
             await processor.capture(hold.intent_id, 100, idempotency_key="x")

@@ -25,7 +25,7 @@ from billing_svc.domain import (
     decline_message,
     derived_id,
 )
-from billing_svc.processor import Authorization, PaymentDeclined, ProcessorError
+from billing_svc.processor import Authorization, CardPayment, PaymentDeclined, ProcessorError
 from billing_svc.repository import BillingRepository, LedgerRepository
 from billing_svc.usecases import checkout as guest_checkout
 from billing_svc.usecases.common import (
@@ -219,12 +219,14 @@ async def authorize(billing: Billing, session: AsyncSession, priced: SessionPric
     customer = await processor_customer(billing, repo, profile)
     try:
         auth = await billing.processor.authorize(
-            customer,
-            card.processor_token,
-            choice.amount,
-            currency,
+            CardPayment(
+                customer,
+                card.processor_token,
+                choice.amount,
+                currency,
+                metadata={"session_id": str(priced.session_id), "user_id": str(priced.user_id)},
+            ),
             idempotency_key=f"hold:{priced.session_id}",
-            metadata={"session_id": str(priced.session_id), "user_id": str(priced.user_id)},
         )
     except PaymentDeclined as declined:
         await repo.record_decline(priced.user_id, None, declined.code, now)

@@ -22,7 +22,13 @@ from plugpay_platform.errors import Refusal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_svc.domain import decline_message
-from billing_svc.processor import UNCONFIRMED, IntentState, PaymentDeclined, ProcessorError
+from billing_svc.processor import (
+    UNCONFIRMED,
+    CardPayment,
+    IntentState,
+    PaymentDeclined,
+    ProcessorError,
+)
 from billing_svc.repository import BillingRepository, GuestCheckout
 from billing_svc.usecases.common import (
     Billing,
@@ -145,13 +151,11 @@ async def start(
     checkout = GuestCheckout(user_id, card.id, None, amount, currency, "refused")
     try:
         state = await billing.processor.authorize_on_session(
-            customer,
-            card.processor_token,
-            amount,
-            currency,
+            CardPayment(
+                customer, card.processor_token, amount, currency, {"guest_checkout": str(user_id)}
+            ),
             return_url=return_url,
             idempotency_key=f"checkout:{user_id}",
-            metadata={"guest_checkout": str(user_id)},
         )
     except PaymentDeclined as declined:
         await repo.record_decline(user_id, client_address, declined.code, now)

@@ -34,7 +34,7 @@ from billing_svc.domain import (
     TransferRequest,
     derived_id,
 )
-from billing_svc.processor import PaymentDeclined, PaymentProcessor, ProcessorError
+from billing_svc.processor import CardPayment, PaymentDeclined, PaymentProcessor, ProcessorError
 from billing_svc.repository import (
     BillingProfile,
     BillingRepository,
@@ -235,14 +235,10 @@ async def call_processor(
             await processor.cancel(p["intent_id"], idempotency_key=call.key)
             return "succeeded", {}
         if call.kind == "charge":
-            charge = await processor.charge(
-                p["customer"],
-                p["token"],
-                p["amount"],
-                p["currency"],
-                idempotency_key=call.key,
-                metadata=p.get("metadata"),
+            payment = CardPayment(
+                p["customer"], p["token"], p["amount"], p["currency"], p.get("metadata") or {}
             )
+            charge = await processor.charge(payment, idempotency_key=call.key)
             return "succeeded", {"intent_id": charge.intent_id, "amount": charge.amount}
         if call.kind == "refund":
             refund = await processor.refund(p["intent_id"], p["amount"], idempotency_key=call.key)
