@@ -301,11 +301,9 @@ OperatorOrganisation = Annotated[uuid.UUID, Depends(operator_organisation)]
 
 async def _own_station(repo: Repository, station_id: str, organisation_id: uuid.UUID) -> RowMapping:
     station = await repo.station(station_id)
-    if station is None or station["organisation_id"] is None:
-        # Not registered by auth-svc (yet): nobody's station, so no operator's.
-        raise Refusal("station_unknown", f"no station {station_id} is registered", status_code=404)
-    if station["organisation_id"] != organisation_id:
-        # Outside the caller's scope is the same answer as missing: no ownership oracle.
+    # A station auth-svc has not registered (yet) is nobody's, so no operator's; one outside
+    # the caller's scope gets the same answer as a missing one: no ownership oracle.
+    if station is None or station["organisation_id"] != organisation_id:
         raise Refusal("station_unknown", f"no station {station_id} is registered", status_code=404)
     return station
 

@@ -344,21 +344,13 @@ def judge(evidence: MeterEvidence) -> Judgement:
         Sample(at, min(register, baseline + energy), power) for at, register, power in chain.billed
     )
     if outcome == "accepted":
-        # Nothing was changed: the chain telescopes to exactly the claim.
-        assert energy == claim.energy_wh, (energy, claim)
-        return Judgement(
-            outcome=outcome,
-            reasons=(),
-            meter_start_wh=claim.meter_start_wh,
-            meter_stop_wh=claim.meter_start_wh + energy,
-            energy_wh=energy,
-            started_at=claim.started_at,
-            charging_ended_at=charging_ended_at,
-            ended_at=claim.ended_at,
-            max_energy_wh=bound,
-            claimed=claim,
-            samples=billed_samples,
-        )
+        # Nothing was changed, so the judged values are the claim's: the chain telescopes to it.
+        assert (baseline, energy, started_at, ended_at) == (
+            claim.meter_start_wh,
+            claim.energy_wh,
+            claim.started_at,
+            claim.ended_at,
+        ), (baseline, energy, claim)
     return Judgement(
         outcome=outcome,
         reasons=unique,
