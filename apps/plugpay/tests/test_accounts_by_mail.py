@@ -5,11 +5,9 @@ password → every old refresh token refused, and a "password changed" mail."""
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 
-import asyncpg
 import httpx
 import pytest
 from auth_svc.app import create_app as create_auth
@@ -19,7 +17,7 @@ from notification_svc.app import create_app as create_notification
 from notification_svc.settings import Settings as NotificationSettings
 from plugpay_app.devmail import DevMail, DevSmtpServer, mailbox_app
 from plugpay_platform.settings import PlatformSettings
-from plugpay_testing import eventually
+from plugpay_testing import eventually, scratch_database
 from pydantic import SecretStr
 
 pytestmark = pytest.mark.infra
@@ -54,12 +52,6 @@ def link_code(mail: DevMail, page: str) -> str:
 async def accounts(
     database_url: str, postgres_url: str, topic_prefix: str
 ) -> AsyncIterator[Accounts]:
-    # notification-svc's own database beside auth-svc's; the event log lives in auth-svc's.
-    base, _, _ = database_url.rpartition("/")
-    name = f"n_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg://", "postgresql://"))
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
     platform = PlatformSettings(
         eventlog_database_url=database_url,
         topic_prefix=topic_prefix,
@@ -69,6 +61,10 @@ async def accounts(
     )
     smtp = DevSmtpServer()
     async with AsyncExitStack() as stack:
+        # notification-svc's own database beside auth-svc's; the event log lives in auth-svc's.
+        notifications_url = await stack.enter_async_context(
+            scratch_database(postgres_url, prefix="n_")
+        )
         smtp_url = await smtp.start()
         stack.push_async_callback(smtp.stop)
         auth: FastAPI = create_auth(
@@ -77,7 +73,7 @@ async def accounts(
         await stack.enter_async_context(auth.router.lifespan_context(auth))
         notification = create_notification(
             NotificationSettings(
-                database_url=SecretStr(f"{base}/{name}"),
+                database_url=SecretStr(notifications_url),
                 smtp_url=SecretStr(smtp_url),
                 poll_interval_s=0.05,
                 platform=platform,
@@ -91,9 +87,6 @@ async def accounts(
             )
         )
         yield Accounts(client, smtp)
-    admin = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg://", "postgresql://"))
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
 
 
 async def test_register_mail_link_verified(accounts: Accounts) -> None:

@@ -6,9 +6,9 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
-import asyncpg
 import pytest
 
+from plugpay_testing.databases import scratch_database
 from plugpay_testing.infrastructure import (
     InfraUnavailable,
     kafka_bootstrap,
@@ -51,15 +51,6 @@ def _unavailable(what: str, error: Exception) -> None:
     pytest.skip(f"{what} unavailable: {error}")
 
 
-def _plain(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
-
-
-def _with_database(url: str, name: str) -> str:
-    base, _, _ = url.rpartition("/")
-    return f"{base}/{name}"
-
-
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     """Admin URL of a real PostgreSQL server (SQLAlchemy asyncpg form)."""
@@ -83,18 +74,8 @@ def kafka() -> str:
 @pytest.fixture
 async def database_url(postgres_url: str) -> AsyncIterator[str]:
     """A new, empty database for one test, dropped afterwards."""
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(_plain(postgres_url))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield _with_database(postgres_url, name)
-    admin = await asyncpg.connect(_plain(postgres_url))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with scratch_database(postgres_url) as url:
+        yield url
 
 
 @pytest.fixture
