@@ -161,10 +161,17 @@ class AuthRepository:
     # One-time links (email verification, password reset): a row per code, used at most once.
 
     async def _add_link(
-        self, table: Any, token_hash: bytes, user_id: uuid.UUID, expires_at: datetime
+        self,
+        table: Any,
+        token_hash: bytes,
+        user_id: uuid.UUID,
+        expires_at: datetime,
+        **columns: object,
     ) -> None:
         await self.session.execute(
-            insert(table).values(token_hash=token_hash, user_id=user_id, expires_at=expires_at)
+            insert(table).values(
+                token_hash=token_hash, user_id=user_id, expires_at=expires_at, **columns
+            )
         )
 
     async def _use_link(self, table: Any, token_hash: bytes, now: datetime) -> uuid.UUID | None:
@@ -247,17 +254,17 @@ class AuthRepository:
         row = (
             await self.session.execute(select(organisations).where(organisations.c.id == org_id))
         ).first()
-        return Organisation(row.id, row.name, row.created_at) if row else None
+        return record_from_row(Organisation, row) if row else None
 
     async def organisation_by_name(self, name: str) -> Organisation | None:
         row = (
             await self.session.execute(select(organisations).where(organisations.c.name == name))
         ).first()
-        return Organisation(row.id, row.name, row.created_at) if row else None
+        return record_from_row(Organisation, row) if row else None
 
     async def organisations(self) -> list[Organisation]:
         rows = await self.session.execute(select(organisations).order_by(organisations.c.name))
-        return [Organisation(r.id, r.name, r.created_at) for r in rows]
+        return [record_from_row(Organisation, r) for r in rows]
 
     async def add_group(self, name: str, org_id: uuid.UUID) -> bool:
         result = await self.session.execute(
@@ -308,11 +315,7 @@ class AuthRepository:
     async def add_invitation(
         self, token_hash: bytes, group: str, user_id: uuid.UUID, expires_at: datetime
     ) -> None:
-        await self.session.execute(
-            insert(group_invitations).values(
-                token_hash=token_hash, group_name=group, user_id=user_id, expires_at=expires_at
-            )
-        )
+        await self._add_link(group_invitations, token_hash, user_id, expires_at, group_name=group)
 
     async def use_invitation(
         self, token_hash: bytes, user_id: uuid.UUID, now: datetime
@@ -335,15 +338,12 @@ class AuthRepository:
     # --- refresh tokens ----------------------------------------------------------------
 
     async def add_refresh_token(self, token: RefreshToken) -> None:
-        await self.session.execute(
-            insert(refresh_tokens).values(
-                token_hash=bytes.fromhex(token.token_hash),
-                family_id=token.family_id,
-                user_id=token.user_id,
-                issued_at=token.issued_at,
-                expires_at=token.expires_at,
-            )
-        )
+        # Stored as the digest's bytes; the record carries it as hex.
+        values = {
+            **column_values(token, refresh_tokens),
+            "token_hash": bytes.fromhex(token.token_hash),
+        }
+        await self.session.execute(insert(refresh_tokens).values(values))
 
     async def refresh_token_for_update(self, token_hash: str) -> RefreshToken | None:
         row = (
@@ -355,15 +355,7 @@ class AuthRepository:
         ).first()
         if row is None:
             return None
-        return RefreshToken(
-            token_hash=row.token_hash.hex(),
-            family_id=row.family_id,
-            user_id=row.user_id,
-            issued_at=row.issued_at,
-            expires_at=row.expires_at,
-            used_at=row.used_at,
-            revoked_at=row.revoked_at,
-        )
+        return record_from_row(RefreshToken, row, token_hash=row.token_hash.hex())
 
     async def mark_refresh_used(self, token_hash: str, at: datetime) -> None:
         await self.session.execute(
@@ -413,14 +405,7 @@ class AuthRepository:
         )
 
     async def add_signing_key(self, key: SigningKey) -> None:
-        await self.session.execute(
-            insert(signing_keys).values(
-                kid=key.kid,
-                private_pem=key.private_pem,
-                public_jwk=key.public_jwk,
-                created_at=key.created_at,
-            )
-        )
+        await self.session.execute(insert(signing_keys).values(column_values(key, signing_keys)))
 
     # --- login throttling --------------------------------------------------------------
 
@@ -515,25 +500,8 @@ class AuthRepository:
 
 
 def _key(row: Any) -> SigningKey:
-    return SigningKey(
-        kid=row.kid,
-        private_pem=row.private_pem,
-        public_jwk=dict(row.public_jwk),
-        created_at=row.created_at,
-        retired_at=row.retired_at,
-    )
+    return record_from_row(SigningKey, row, public_jwk=dict(row.public_jwk))
 
 
 def _station(row: Any) -> Station:
-    return Station(
-        id=row.id,
-        organisation_id=row.organisation_id,
-        name=row.name,
-        connectors=list(row.connectors),
-        latitude=row.latitude,
-        longitude=row.longitude,
-        address=row.address,
-        registered_at=row.registered_at,
-        credential_set_at=row.credential_set_at,
-        security_profile=row.security_profile,
-    )
+    return record_from_row(Station, row, connectors=list(row.connectors))

@@ -17,10 +17,13 @@ class _Body(BaseModel):
 
 
 Password = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
+Email = Field(min_length=3, max_length=254)
+# The code of a mailed link: email verification, password reset, group invitation.
+LinkCode = Field(min_length=16, max_length=200)
 
 
 class RegisterRequest(_Body):
-    email: str = Field(min_length=3, max_length=254)
+    email: str = Email
     password: str = Password
 
 
@@ -30,15 +33,15 @@ class RegisterResponse(BaseModel):
 
 
 class VerifyRequest(_Body):
-    token: str = Field(min_length=16, max_length=200)
+    token: str = LinkCode
 
 
 class ResendVerificationRequest(_Body):
-    email: str = Field(min_length=3, max_length=254)
+    email: str = Email
 
 
 class PasswordResetRequest(_Body):
-    email: str = Field(min_length=3, max_length=254)
+    email: str = Email
 
 
 class PasswordResetRequested(BaseModel):
@@ -47,7 +50,7 @@ class PasswordResetRequested(BaseModel):
 
 
 class PasswordResetConfirm(_Body):
-    token: str = Field(min_length=16, max_length=200)
+    token: str = LinkCode
     new_password: str = Password
 
 
@@ -98,7 +101,7 @@ class MeResponse(BaseModel):
 
 
 class CreateUserRequest(_Body):
-    email: str = Field(min_length=3, max_length=254)
+    email: str = Email
     password: str = Password
     role: Literal["driver", "operator", "analyst", "admin"]
     organisation_id: uuid.UUID | None = None
@@ -124,7 +127,7 @@ class CreateGroupRequest(_Body):
 
 
 class GroupMemberRequest(_Body):
-    email: str = Field(min_length=3, max_length=254)
+    email: str = Email
 
 
 class InvitationSent(BaseModel):
@@ -133,7 +136,7 @@ class InvitationSent(BaseModel):
 
 
 class AcceptInvitationRequest(_Body):
-    token: str = Field(min_length=16, max_length=200)
+    token: str = LinkCode
 
 
 class InvitationAccepted(BaseModel):

@@ -1,18 +1,7 @@
 """auth tables"""
 
 from alembic import op
-from auth_svc.tables import (
-    email_verifications,
-    group_members,
-    login_throttle,
-    organisations,
-    refresh_tokens,
-    signing_keys,
-    station_credentials,
-    stations,
-    user_groups,
-    users,
-)
+from auth_svc import tables
 
 revision = "0002"
 down_revision = "0001"
@@ -20,16 +9,16 @@ down_revision = "0001"
 # Later changes to these tables get explicit op.* migrations; this first one creates them as
 # tables.py defines them today.
 TABLES = (
-    login_throttle,
-    organisations,
-    signing_keys,
-    stations,
-    user_groups,
-    users,
-    email_verifications,
-    group_members,
-    refresh_tokens,
-    station_credentials,
+    tables.login_throttle,
+    tables.organisations,
+    tables.signing_keys,
+    tables.stations,
+    tables.user_groups,
+    tables.users,
+    tables.email_verifications,
+    tables.group_members,
+    tables.refresh_tokens,
+    tables.station_credentials,
 )
 
 
