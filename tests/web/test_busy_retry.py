@@ -6,10 +6,30 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 from playwright.sync_api import expect
 from web_support import log_in
+
+
+def busy_once(times: list[float], *, retry_after_s: int) -> Callable[[Any], None]:
+    """A route that answers its first call as session-svc's admission control does beyond
+    capacity (503 ``busy`` + Retry-After) and lets the others through; ``times`` records when
+    each call was sent."""
+
+    def route_call(route: Any) -> None:
+        times.append(time.monotonic())
+        if len(times) == 1:
+            route.fulfill(
+                status=503,
+                headers={"Retry-After": str(retry_after_s), "Content-Type": "application/json"},
+                body='{"reason": "busy", "message": "Plugpay is busy right now."}',
+            )
+        else:
+            route.continue_()
+
+    return route_call
 
 
 def test_a_busy_refusal_is_shown_and_the_scan_retried_after_retry_after(
@@ -18,47 +38,12 @@ def test_a_busy_refusal_is_shown_and_the_scan_retried_after_retry_after(
     station = stations.connected["ST-0001"]
     issued = stations.run(station.request_code(2))
     sent: list[float] = []
-
-    def busy_once(route: Any) -> None:
-        sent.append(time.monotonic())
-        if len(sent) == 1:  # what session-svc's admission control answers beyond capacity
-            route.fulfill(
-                status=503,
-                headers={"Retry-After": "2", "Content-Type": "application/json"},
-                body='{"reason": "busy", "message": "Plugpay is busy right now."}',
-            )
-        else:
-            route.continue_()
-
     looked_up: list[float] = []
-
-    def lookup_busy_once(route: Any) -> None:
-        looked_up.append(time.monotonic())
-        if len(looked_up) == 1:  # the first call of the charge path, shed the same way
-            route.fulfill(
-                status=503,
-                headers={"Retry-After": "1", "Content-Type": "application/json"},
-                body='{"reason": "busy", "message": "Plugpay is busy right now."}',
-            )
-        else:
-            route.continue_()
-
     quoted: list[float] = []
-
-    def quote_busy_once(route: Any) -> None:
-        quoted.append(time.monotonic())
-        if len(quoted) == 1:  # pricing-svc sheds its quote the same way
-            route.fulfill(
-                status=503,
-                headers={"Retry-After": "1", "Content-Type": "application/json"},
-                body='{"reason": "busy", "message": "Plugpay is busy right now."}',
-            )
-        else:
-            route.continue_()
-
-    phone.route("**/sessions/scan", busy_once)
-    phone.route("**/sessions/codes/lookup", lookup_busy_once)
-    phone.route("**/pricing/stations/*/quote*", quote_busy_once)
+    phone.route("**/sessions/scan", busy_once(sent, retry_after_s=2))
+    # The first call of the charge path, shed the same way; pricing-svc sheds its quote too.
+    phone.route("**/sessions/codes/lookup", busy_once(looked_up, retry_after_s=1))
+    phone.route("**/pricing/stations/*/quote*", busy_once(quoted, retry_after_s=1))
     log_in(phone, "driver@example.com")
     phone.get_by_label(re.compile("type the code", re.I)).fill(issued["code"])
     phone.get_by_role("button", name="Continue").click()
