@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -50,108 +51,97 @@ def _updates(request: Request) -> SessionUpdates:
 Updates = Annotated[SessionUpdates, Depends(_updates)]
 
 
-async def _presented(
-    database: Database,
-    sessions: service.Sessions,
-    updates: SessionUpdates,
-    principal: Principal,
-    raw: str,
-    request: Request,
-    now: datetime,
-) -> service.Presented:
-    """What the driver presented; a typed code is counted against the typed-code limits in
-    its own transaction, so a refused or failed lookup still counts, then waited for."""
-    presented = service.read_presented(principal, raw)
-    if presented.typed:
-        client_ip = request.client.host if request.client else None
-        async with database.write() as db:
-            too_many = await service.count_typed_lookup(
-                db, sessions, principal.user_id, client_ip, now
-            )
-        if too_many is not None:
-            raise too_many
-        await _await_typed_code(database, sessions, updates, presented.typed)
-    return presented
+@dataclass(frozen=True)
+class CodeIntake:
+    """Where the code a driver presents is read and, when typed, counted and waited for: what
+    the scan, lookup and release endpoints share."""
 
+    sessions: service.Sessions
+    database: Database
+    updates: SessionUpdates
+    client_ip: str | None
 
-async def _await_typed_code(
-    database: Database, sessions: service.Sessions, updates: SessionUpdates, typed: str
-) -> None:
-    """A typed code is only known to the store once it has consumed the code's
-    SessionCodeIssued (a QR code proves itself): wait, bounded, until the store has learned it,
-    so a code typed the moment it shows is accepted at once. No transaction is held while
-    waiting; the lookup was counted once already. An unknown code is refused after the wait."""
-    wait_s = sessions.settings.typed_code_wait_s
-    if wait_s <= 0:
-        return
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait_s
-    with updates.code_learned(typed) as learned:
-        while True:
-            learned.clear()  # before looking: a code learned after the look still wakes us
-            async with database.read() as db:
-                if await service.typed_code_known(db, typed):
+    async def presented(self, principal: Principal, raw: str, now: datetime) -> service.Presented:
+        """What the driver presented; a typed code is counted against the typed-code limits in
+        its own transaction, so a refused or failed lookup still counts, then waited for."""
+        presented = service.read_presented(principal, raw)
+        if presented.typed:
+            async with self.database.write() as db:
+                too_many = await service.count_typed_lookup(
+                    db, self.sessions, principal.user_id, self.client_ip, now
+                )
+            if too_many is not None:
+                raise too_many
+            await self._await_typed_code(presented.typed)
+        return presented
+
+    async def _await_typed_code(self, typed: str) -> None:
+        """A typed code is only known to the store once it has consumed the code's
+        SessionCodeIssued (a QR code proves itself): wait, bounded, until the store has learned
+        it, so a code typed the moment it shows is accepted at once. No transaction is held
+        while waiting; the lookup was counted once already. An unknown code is refused after
+        the wait."""
+        wait_s = self.sessions.settings.typed_code_wait_s
+        if wait_s <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        with self.updates.code_learned(typed) as learned:
+            while True:
+                learned.clear()  # before looking: a code learned after the look still wakes us
+                async with self.database.read() as db:
+                    if await service.typed_code_known(db, typed):
+                        return
+                remaining = deadline - loop.time()
+                if remaining <= 0:
                     return
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return
-            try:
-                await asyncio.wait_for(learned.wait(), remaining)
-            except TimeoutError:
-                return
+                try:
+                    await asyncio.wait_for(learned.wait(), remaining)
+                except TimeoutError:
+                    return
+
+
+def _code_intake(
+    request: Request, sessions: Sessions, updates: Updates, database: Db
+) -> CodeIntake:
+    client_ip = request.client.host if request.client else None
+    return CodeIntake(sessions, database, updates, client_ip)
+
+
+Intake = Annotated[CodeIntake, Depends(_code_intake)]
 
 
 @router.post("/scan", status_code=202, response_model=ScanAccepted)
-async def scan(
-    body: ScanRequest,
-    driver: CurrentPayer,
-    sessions: Sessions,
-    updates: Updates,
-    database: Db,
-    request: Request,
-) -> ScanAccepted:
+async def scan(body: ScanRequest, driver: CurrentPayer, intake: Intake) -> ScanAccepted:
     """The phone sends what it scanned (QR URL or token) or what the driver typed."""
-    now = sessions.clock()
-    presented = await _presented(database, sessions, updates, driver, body.code, request, now)
-    client_ip = request.client.host if request.client else None
-    async with database.write() as db:
-        session_id = await service.scan(db, sessions, driver, presented, now, client_ip)
+    now = intake.sessions.clock()
+    presented = await intake.presented(driver, body.code, now)
+    async with intake.database.write() as db:
+        session_id = await service.scan(
+            db, intake.sessions, driver, presented, now, intake.client_ip
+        )
     return ScanAccepted(session_id=session_id)
 
 
 @router.post("/codes/lookup", response_model=CodePreview)
-async def lookup_code(
-    body: CodeLookup,
-    driver: CurrentPayer,
-    sessions: Sessions,
-    updates: Updates,
-    database: Db,
-    request: Request,
-) -> CodePreview:
+async def lookup_code(body: CodeLookup, driver: CurrentPayer, intake: Intake) -> CodePreview:
     """A typed or scanned code's station, connector and expiry, so the app shows the price
     before the driver confirms; claims nothing; a typed code counts against the typed-code rate
     limit. The code is in the body: in a path it would be written to every access log."""
-    now = sessions.clock()
-    presented = await _presented(database, sessions, updates, driver, body.code, request, now)
-    async with database.read() as db:
-        return await service.lookup_code(db, sessions, driver, presented, now)
+    now = intake.sessions.clock()
+    presented = await intake.presented(driver, body.code, now)
+    async with intake.database.read() as db:
+        return await service.lookup_code(db, intake.sessions, driver, presented, now)
 
 
 @router.post("/codes/release", status_code=204)
-async def release_code(
-    body: CodeLookup,
-    driver: CurrentPayer,
-    sessions: Sessions,
-    updates: Updates,
-    database: Db,
-    request: Request,
-) -> None:
+async def release_code(body: CodeLookup, driver: CurrentPayer, intake: Intake) -> None:
     """Cancel before starting: the code is retired and the charger free for the next driver
     (the code in the body, as for a lookup; a typed code counts against the same limit)."""
-    now = sessions.clock()
-    presented = await _presented(database, sessions, updates, driver, body.code, request, now)
-    async with database.write() as db:
-        await service.release_code(db, sessions, driver, presented, now)
+    now = intake.sessions.clock()
+    presented = await intake.presented(driver, body.code, now)
+    async with intake.database.write() as db:
+        await service.release_code(db, intake.sessions, driver, presented, now)
 
 
 @router.get("", response_model=SessionList)
