@@ -243,26 +243,21 @@ async def load_meter_reading(db: Conn, session_id: uuid.UUID) -> MeterReading | 
 
 
 async def record_presence(db: Conn, station_id: str, *, online: bool, at: datetime) -> None:
-    await db.execute(
-        pg_insert(stations)
-        .values(station_id=station_id, online=online, presence_changed_at=at)
-        .on_conflict_do_update(
-            index_elements=[stations.c.station_id],
-            set_={"online": online, "presence_changed_at": at},
-        )
-    )
+    await _upsert_station(db, station_id, {"online": online, "presence_changed_at": at})
 
 
 async def record_station(
     db: Conn, station_id: str, *, organisation_id: uuid.UUID, name: str
 ) -> None:
+    await _upsert_station(db, station_id, {"organisation_id": organisation_id, "name": name})
+
+
+async def _upsert_station(db: Conn, station_id: str, values: dict[str, Any]) -> None:
+    """Insert the station with ``values``, or set them on its row; other columns are kept."""
     await db.execute(
         pg_insert(stations)
-        .values(station_id=station_id, organisation_id=organisation_id, name=name)
-        .on_conflict_do_update(
-            index_elements=[stations.c.station_id],
-            set_={"organisation_id": organisation_id, "name": name},
-        )
+        .values(station_id=station_id, **values)
+        .on_conflict_do_update(index_elements=[stations.c.station_id], set_=values)
     )
 
 

@@ -317,6 +317,13 @@ def _fixed_window(now: datetime, window_s: int) -> tuple[datetime, int]:
     return start, max(1, math.ceil((start + timedelta(seconds=window_s) - now).total_seconds()))
 
 
+def _too_many_requests(message: str, retry_after: int) -> Refusal:
+    """A rate limit's refusal, saying when the next window starts."""
+    return Refusal(
+        "too_many_requests", message, status_code=429, headers={"Retry-After": str(retry_after)}
+    )
+
+
 async def _count_guest_scan(
     db: AsyncSession,
     sessions: Sessions,
@@ -331,11 +338,8 @@ async def _count_guest_scan(
     station_hits = await repository.count_hit(db, f"guest-station:{station_id}", start)
     ip_hits = await repository.count_hit(db, f"guest-ip:{client_ip}", start) if client_ip else 0
     if station_hits > settings.guest_scans_per_station or ip_hits > settings.guest_scans_per_ip:
-        raise Refusal(
-            "too_many_requests",
-            "too many guest checkouts here; wait a moment or log in",
-            status_code=429,
-            headers={"Retry-After": str(retry_after)},
+        raise _too_many_requests(
+            "too many guest checkouts here; wait a moment or log in", retry_after
         )
 
 
@@ -356,11 +360,8 @@ async def count_typed_lookup(
     if user_hits == 1:
         await repository.prune_rate_limits(db, start - timedelta(seconds=window))
     if user_hits > settings.typed_lookups_per_user or ip_hits > settings.typed_lookups_per_ip:
-        return Refusal(
-            "too_many_requests",
-            "too many typed codes; wait a moment or scan the QR code",
-            status_code=429,
-            headers={"Retry-After": str(retry_after)},
+        return _too_many_requests(
+            "too many typed codes; wait a moment or scan the QR code", retry_after
         )
     return None
 

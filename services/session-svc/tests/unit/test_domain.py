@@ -307,17 +307,7 @@ def test_a_prefix_of_the_main_line_with_repeats_lands_where_it_should(
             with_repeats.insert(with_repeats.index(events[r]) + 1, events[r])
     plain = fold(STORY.session_id, [(None, e) for e in events])  # type: ignore[misc]
     noisy = fold(STORY.session_id, [(uuid.uuid4(), e) for e in with_repeats])
-    expected = [
-        S.CODE_ISSUED,
-        S.SCANNED,
-        S.PRICED,
-        S.AUTHORISED,
-        S.CHARGING,
-        S.STOPPING,
-        S.COMPLETED,
-        S.COST_CALCULATED,
-        S.BILLED,
-    ][length - 1]
+    expected = MAIN_LINE[length - 1]  # the happy path takes one main-line step per event
     assert plain.status is expected and noisy.status is expected
     assert noisy.ignored == ()
 
