@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -16,30 +15,12 @@ from plugpay_platform.settings import PlatformSettings
 from pydantic import SecretStr
 from sqlalchemy import text
 
+from .support import Clock, from_address
+
 pytestmark = pytest.mark.infra
 
 PASSWORD = "granite-otter-lantern-7"
 OWNER = "olga@example.com"
-
-
-class Clock:
-    """The service's clock, moved by the test instead of by waiting."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-@asynccontextmanager
-async def from_address(auth: Any, address: str) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=auth.app, client=(address, 41000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://auth.test") as client:
-        yield client
 
 
 async def _token(client: httpx.AsyncClient, email: str, password: str) -> httpx.Response:

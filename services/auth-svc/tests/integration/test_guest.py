@@ -2,38 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
-from typing import Any
-
-import httpx
 import jwt
 import pytest
 from plugpay_events.session_code import code_binding
 from plugpay_platform.security import TokenVerifier
 
+from .support import Clock, from_address
+
 pytestmark = pytest.mark.infra
 
 QR = "https://pay.example/s/" + "A" * 43  # the shape of a QR's URL; session-svc checks the MAC
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-@asynccontextmanager
-async def from_address(auth: Any, address: str) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=auth.app, client=(address, 41000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://auth.test") as client:
-        yield client
 
 
 class Published:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .test_abuse import Clock
+from .support import Clock
 
 PASSWORD = "granite-otter-lantern-7"
 NEW_PASSWORD = "harbour-violet-compass-4"
