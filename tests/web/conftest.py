@@ -12,11 +12,7 @@ import base64
 import contextlib
 import functools
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -39,20 +35,16 @@ from web_support import (
     CHROMIUM,
     DEMO_PASSWORD,
     PHONE,
-    ROOT,
     STATION_PASSWORD,
+    free_port,
     launch,
+    start_plugpay,
+    stop_plugpay,
 )
 
 # How much faster than real time the stations of these tests meter (30 s of charging a
 # second); `plugpay run` is told, or its plausibility judgement would hold their sessions.
 METER_SPEEDUP = 30.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Plugpay:
@@ -108,23 +100,12 @@ class Plugpay:
 @pytest.fixture(scope="session")
 def plugpay() -> Iterator[Plugpay]:
     """`plugpay run` as a subprocess: its own port, data folder and demo data; stations are ours."""
-    port = _free_port()
+    port = free_port()
     data_dir = Path(tempfile.mkdtemp(prefix="plugpay-web-"))
-    command = shutil.which("plugpay", path=str(Path(sys.executable).parent)) or "plugpay"
     log_path = data_dir / "plugpay.log"
     log = log_path.open("w")
-    process = subprocess.Popen(
-        [command, "run", "--data", str(data_dir), "--port", str(port), "--stations", "0"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-        start_new_session=True,
-        # No mail server named: mail goes to the in-process one, shown at /dev/mailbox.
-        env={
-            **{k: v for k, v in os.environ.items() if k != "PLUGPAY_SMTP_URL"},
-            **simulation_settings(METER_SPEEDUP),
-            "PLUGPAY_LOG_LEVEL": "WARNING",
-        },
+    process = start_plugpay(
+        data_dir, port, stations=0, log=log, env=simulation_settings(METER_SPEEDUP)
     )
     server = Plugpay(f"http://127.0.0.1:{port}", data_dir)
     deadline = time.monotonic() + 180
@@ -156,13 +137,7 @@ def plugpay() -> Iterator[Plugpay]:
             time.sleep(0.5)
         yield server
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_plugpay(process, grace_s=30)
         log.close()
         shutil.rmtree(data_dir, ignore_errors=True)
 

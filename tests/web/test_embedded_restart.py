@@ -7,13 +7,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
-import contextlib
-import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,16 +17,9 @@ from typing import Any
 import httpx
 import pytest
 from plugpay_testing import eventually
-from web_support import DEMO_PASSWORD, ROOT
+from web_support import DEMO_PASSWORD, STATION_PASSWORD, free_port, start_plugpay, stop_plugpay
 
 STATION = "ST-0001"
-STATION_SECRET = "demo-station-secret"  # the demo fleet's (plugpay_app.landing)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Run:
@@ -44,21 +32,9 @@ class Run:
         self.runs = 0
 
     def start(self) -> None:
-        command = shutil.which("plugpay", path=str(Path(sys.executable).parent)) or "plugpay"
         self.runs += 1
-        args = ["run", "--data", str(self.data_dir), "--port", str(self.port), "--stations", "1"]
         log = (self.data_dir / f"plugpay-{self.runs}.log").open("w")
-        self.process = subprocess.Popen(
-            [command, *args],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            start_new_session=True,
-            env={
-                **{k: v for k, v in os.environ.items() if k != "PLUGPAY_SMTP_URL"},
-                "PLUGPAY_LOG_LEVEL": "WARNING",
-            },
-        )
+        self.process = start_plugpay(self.data_dir, self.port, stations=1, log=log)
 
     def log(self) -> str:
         return (self.data_dir / f"plugpay-{self.runs}.log").read_text()[-4000:]
@@ -66,18 +42,12 @@ class Run:
     def stop(self) -> None:
         if self.process is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGINT)
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        stop_plugpay(self.process, grace_s=60)
         self.process = None
 
     async def station_online(self, http: httpx.AsyncClient) -> None:
         """Until the gateway has the demo station connected (after start-up and seeding)."""
-        basic = base64.b64encode(f"{STATION}:{STATION_SECRET}".encode()).decode()
+        basic = base64.b64encode(f"{STATION}:{STATION_PASSWORD}".encode()).decode()
 
         async def online() -> bool:
             assert self.process is not None
@@ -101,7 +71,7 @@ class Run:
 @pytest.fixture
 def run() -> Iterator[Run]:
     data_dir = Path(tempfile.mkdtemp(prefix="plugpay-restart-"))
-    rig = Run(data_dir, _free_port())
+    rig = Run(data_dir, free_port())
     try:
         yield rig
     finally:
@@ -128,7 +98,7 @@ def test_a_restarted_plugpay_run_resumes_its_chargers_open_transaction(run: Run)
         run.start()
         async with httpx.AsyncClient(base_url=run.base_url, timeout=15) as http:
             await run.station_online(http)
-            basic = base64.b64encode(f"{STATION}:{STATION_SECRET}".encode()).decode()
+            basic = base64.b64encode(f"{STATION}:{STATION_PASSWORD}".encode()).decode()
             issued = await http.post(  # the station screen's "Pay with phone"
                 f"/stations/{STATION}/display/sessions",
                 json={"connector_id": 1},

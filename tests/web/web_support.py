@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from PIL import Image
 from playwright.sync_api import expect
@@ -31,6 +37,44 @@ PHONE = {
 STATION_SCREEN = {"viewport": {"width": 800, "height": 1000}, "device_scale_factor": 2}
 DEMO_PASSWORD = "demo-password-1"
 STATION_PASSWORD = "demo-station-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_plugpay(
+    data_dir: Path, port: int, *, stations: int, log: IO[str], env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """`plugpay run` on ``data_dir`` and ``port`` in a process group of its own (``stop_plugpay``
+    ends it), logging to ``log``; no mail server named, so mail goes to the in-process one, shown
+    at /dev/mailbox."""
+    command = shutil.which("plugpay", path=str(Path(sys.executable).parent)) or "plugpay"
+    return subprocess.Popen(
+        [command, "run", "--data", str(data_dir), "--port", str(port), "--stations", str(stations)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        start_new_session=True,
+        env={
+            **{k: v for k, v in os.environ.items() if k != "PLUGPAY_SMTP_URL"},
+            **(env or {}),
+            "PLUGPAY_LOG_LEVEL": "WARNING",
+        },
+    )
+
+
+def stop_plugpay(process: subprocess.Popen[bytes], *, grace_s: float) -> None:
+    """Ctrl-C to the whole `plugpay run` group; killed if it has not stopped within ``grace_s``."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGINT)
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def launch(playwright_instance: Any, extra_args: list[str] | None = None) -> Any:
