@@ -48,6 +48,15 @@ async def app(database_url: str, topic_prefix: str, tokens: TokenFactory) -> Asy
 
 
 @pytest.fixture
+async def kafka_app(
+    database_url: str, topic_prefix: str, tokens: TokenFactory, kafka: str
+) -> AsyncIterator[FastAPI]:
+    app = build_app(database_url, topic_prefix, tokens, kafka=kafka)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://pricing.test") as client:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -22,7 +21,7 @@ from plugpay_testing import eventually
 from plugpay_testing.tokens import TokenFactory
 
 from ..factories import FLAT_TARIFF, PEAK_TARIFF
-from .conftest import build_app, operator, publish
+from .conftest import operator, publish
 
 ORG = uuid.uuid4()
 OTHER = uuid.uuid4()
@@ -330,15 +329,6 @@ async def test_live_availability_follows_station_events(
     app: FastAPI, client: httpx.AsyncClient, tokens: TokenFactory
 ) -> None:
     await live_availability_follows_station_events(app, client, tokens)
-
-
-@pytest.fixture
-async def kafka_app(
-    database_url: str, topic_prefix: str, tokens: TokenFactory, kafka: str
-) -> AsyncIterator[FastAPI]:
-    app = build_app(database_url, topic_prefix, tokens, kafka=kafka)
-    async with app.router.lifespan_context(app):
-        yield app
 
 
 @pytest.mark.kafka

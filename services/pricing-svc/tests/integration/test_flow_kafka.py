@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from fastapi import FastAPI
 from plugpay_events.topics import SESSIONS
@@ -16,21 +14,12 @@ from plugpay_testing import eventually
 from plugpay_testing.tokens import TokenFactory
 
 from ..factories import PEAK_TARIFF, completed, scanned, station_registered
-from .conftest import build_app, operator, publish, register_station, topic_events
+from .conftest import operator, publish, register_station, topic_events
 
 ORG = uuid.uuid4()
 OTHER = uuid.uuid4()
 # 16:30 in Berlin (CET): the 17:00 peak starts half-way through an hour of charging.
 BEFORE_PEAK = datetime(2025, 1, 15, 15, 30, tzinfo=UTC)
-
-
-@pytest.fixture
-async def kafka_app(
-    database_url: str, topic_prefix: str, tokens: TokenFactory, kafka: str
-) -> AsyncIterator[FastAPI]:
-    app = build_app(database_url, topic_prefix, tokens, kafka=kafka)
-    async with app.router.lifespan_context(app):
-        yield app
 
 
 def same_partition_as(session_id: uuid.UUID) -> uuid.UUID:
