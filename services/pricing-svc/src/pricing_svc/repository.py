@@ -11,7 +11,7 @@ from plugpay_events import Envelope
 from plugpay_events.contracts.pricing import AccessPolicy
 from plugpay_events.outbox import Outbox
 from plugpay_tariffs import CostBreakdown, Tariff
-from sqlalchemy import select, update
+from sqlalchemy import RowMapping, Select, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,9 +46,7 @@ class PricingRepository:
 
     async def station(self, station_id: str, *, for_update: bool = False) -> Station | None:
         query = select(stations).where(stations.c.station_id == station_id)
-        if for_update:
-            query = query.with_for_update()
-        row = (await self.session.execute(query)).mappings().first()
+        row = await self._first(query, for_update=for_update)
         return _station(row) if row else None
 
     async def stations_of(self, organisation_id: uuid.UUID) -> list[Station]:
@@ -223,9 +221,8 @@ class PricingRepository:
 
     async def tariff_owner(self, key: str, *, for_update: bool = False) -> uuid.UUID | None:
         query = select(tariffs.c.organisation_id).where(tariffs.c.tariff_key == key)
-        if for_update:
-            query = query.with_for_update()
-        return (await self.session.execute(query)).scalar_one_or_none()
+        row = await self._first(query, for_update=for_update)
+        return row["organisation_id"] if row else None
 
     async def tariff_versions(self, key: str) -> list[TariffVersion]:
         rows = (
@@ -287,9 +284,7 @@ class PricingRepository:
         self, session_id: uuid.UUID, *, for_update: bool = False
     ) -> SessionPricing | None:
         query = select(session_pricings).where(session_pricings.c.session_id == session_id)
-        if for_update:
-            query = query.with_for_update()
-        row = (await self.session.execute(query)).mappings().first()
+        row = await self._first(query, for_update=for_update)
         return _pricing(row) if row else None
 
     async def add_session_pricing(self, record: SessionPricing) -> bool:
@@ -328,6 +323,13 @@ class PricingRepository:
                 costed_at=costed_at,
             )
         )
+
+    async def _first(self, query: Select[Any], *, for_update: bool) -> RowMapping | None:
+        """The first row ``query`` finds, locked until the transaction ends if ``for_update``."""
+        if for_update:
+            query = query.with_for_update()
+        row: RowMapping | None = (await self.session.execute(query)).mappings().first()
+        return row
 
     # --- events ------------------------------------------------------------------------------
 

@@ -134,10 +134,8 @@ def _wrap(event: Any, caused_by: Envelope | None = None) -> Envelope:
 
 
 def _own_station(station: Station | None, station_id: str, organisation_id: uuid.UUID) -> Station:
-    if station is None:
-        raise Refusal("station_unknown", f"no station {station_id} is registered", status_code=404)
-    if station.organisation_id != organisation_id:
-        # Outside the caller's scope is the same answer as missing: no ownership oracle.
+    # Outside the caller's scope is the same answer as missing: no ownership oracle.
+    if station is None or station.organisation_id != organisation_id:
         raise Refusal("station_unknown", f"no station {station_id} is registered", status_code=404)
     return station
 
@@ -455,9 +453,7 @@ async def publish_tariff(
 async def tariff_history(store: Store, organisation_id: uuid.UUID, key: str) -> list[TariffVersion]:
     """Every version of one of the organisation's tariffs, oldest first."""
     owner = await store.tariff_owner(key)
-    if owner is None:
-        raise Refusal("tariff_unknown", f"no tariff {key!r}", status_code=404)
-    if owner != organisation_id:
+    if owner is None or owner != organisation_id:
         raise Refusal("tariff_unknown", f"no tariff {key!r}", status_code=404)
     return await store.tariff_versions(key)
 
