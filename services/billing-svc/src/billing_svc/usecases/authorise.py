@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
+from typing import Any
 
 from plugpay_events.contracts.sessions import (
     SessionAuthorized,
@@ -14,11 +16,13 @@ from plugpay_events.contracts.sessions import (
 from plugpay_events.envelope import Event
 from plugpay_events.types import Money
 from plugpay_tariffs import purchasable_limits
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_svc.domain import (
     AccountKind,
     FundingChoice,
+    Transfer,
     TransferKind,
     TransferRequest,
     choose_funding,
@@ -107,23 +111,30 @@ async def authorize(billing: Billing, session: AsyncSession, priced: SessionPric
         await repo.insert_session(**base, status="authorized", funding="free", authorized_at=now)
         return authorized("free", None, 0, SessionLimits())
 
-    async def card_hold(auth: Authorization, method_id: uuid.UUID) -> list[Event]:
+    async def hold(
+        funding: str,
+        amount: int,
+        *,
+        code: str,
+        debit_account_id: uuid.UUID,
+        settlement_id: uuid.UUID,
+        expires_at: datetime | None,
+        limits: SessionLimits,
+        **row: Any,
+    ) -> list[Event]:
+        """The held funds as a pending transfer into the session's settlement account, and the
+        session authorised (``row``: what else its row records of the funding)."""
         hold_id = derived_id("hold", priced.session_id)
-        settlement_id = await ledger.open(
-            AccountKind.SESSION_SETTLEMENT, currency, priced.session_id
-        )
-        clearing_id = await ledger.open(AccountKind.PROCESSOR_CLEARING, currency, priced.user_id)
-        # The card hold mirrored in the ledger: the processor owes us at most this much.
         await ledger.create_transfer(
             TransferRequest(
                 id=hold_id,
                 kind=TransferKind.PENDING,
-                amount=auth.amount,
+                amount=amount,
                 currency=currency,
-                code="card_hold",
-                debit_account_id=clearing_id,
+                code=code,
+                debit_account_id=debit_account_id,
                 credit_account_id=settlement_id,
-                expires_at=auth.expires_at,
+                expires_at=expires_at,
                 reference=str(priced.session_id),
             ),
             now,
@@ -131,14 +142,31 @@ async def authorize(billing: Billing, session: AsyncSession, priced: SessionPric
         await repo.insert_session(
             **base,
             status="authorized",
-            funding="card",
+            funding=funding,
             hold_transfer_id=hold_id,
-            hold_amount=auth.amount,
+            hold_amount=amount,
+            authorized_at=now,
+            **row,
+        )
+        return authorized(funding, hold_id, amount, limits)
+
+    async def card_hold(auth: Authorization, method_id: uuid.UUID) -> list[Event]:
+        settlement_id = await ledger.open(
+            AccountKind.SESSION_SETTLEMENT, currency, priced.session_id
+        )
+        clearing_id = await ledger.open(AccountKind.PROCESSOR_CLEARING, currency, priced.user_id)
+        # The card hold mirrored in the ledger: the processor owes us at most this much.
+        return await hold(
+            "card",
+            auth.amount,
+            code="card_hold",
+            debit_account_id=clearing_id,
+            settlement_id=settlement_id,
+            expires_at=auth.expires_at,
+            limits=limits_for(auth.amount)[1],
             payment_method_id=method_id,
             payment_intent_id=auth.intent_id,
-            authorized_at=now,
         )
-        return authorized("card", hold_id, auth.amount, limits_for(auth.amount)[1])
 
     # A guest's hold placed on-session (3-D Secure done in its browser) pays this session.
     checkout, refused, _ = await guest_checkout.for_session(repo, priced.user_id, currency)
@@ -187,34 +215,19 @@ async def authorize(billing: Billing, session: AsyncSession, priced: SessionPric
     if not affordable:
         await repo.insert_session(**base, status="denied", denial_reason="insufficient_funds")
         return deny("insufficient_funds", "The hold would not buy any charging here.")
-    hold_id = derived_id("hold", priced.session_id)
     settlement_id = await ledger.open(AccountKind.SESSION_SETTLEMENT, currency, priced.session_id)
     await ledger.open(AccountKind.PROCESSOR_CLEARING, currency, priced.user_id)
     if choice.funding == "wallet":
-        await ledger.create_transfer(
-            TransferRequest(
-                id=hold_id,
-                kind=TransferKind.PENDING,
-                amount=choice.amount,
-                currency=currency,
-                code="session_hold",
-                debit_account_id=wallet_id,
-                credit_account_id=settlement_id,
-                expires_at=now + billing.policy.wallet_hold_ttl,
-                reference=str(priced.session_id),
-            ),
-            now,
-        )
-        await repo.insert_session(
-            **base,
-            status="authorized",
-            funding="wallet",
-            hold_transfer_id=hold_id,
-            hold_amount=choice.amount,
+        return await hold(
+            "wallet",
+            choice.amount,
+            code="session_hold",
+            debit_account_id=wallet_id,
+            settlement_id=settlement_id,
+            expires_at=now + billing.policy.wallet_hold_ttl,
+            limits=limits,
             max_cost=choice.max_cost,
-            authorized_at=now,
         )
-        return authorized("wallet", hold_id, choice.amount, limits)
     assert card is not None
     customer = await processor_customer(billing, repo, profile)
     try:
@@ -265,22 +278,8 @@ async def release(
         return [], []
     await ledger.lock_accounts((hold.debit_account_id, hold.credit_account_id))
     await end_hold(ledger, hold, now)
-    calls = []
-    if row.funding == "card" and row.payment_intent_id:
-        calls.append(
-            await record_call(
-                repo, f"cancel:{session_id}", "cancel", session_id, intent_id=row.payment_intent_id
-            )
-        )
-    return [
-        SessionHoldReleased(
-            session_id=session_id,
-            user_id=row.user_id,
-            hold_id=hold.id,
-            released=Money(amount_minor=hold.amount, currency=hold.currency),
-            released_at=now,
-        )
-    ], calls
+    released, calls = await _hold_released(repo, row, hold, now)
+    return [released], calls
 
 
 async def expire_due_holds(
@@ -300,23 +299,33 @@ async def expire_due_holds(
             continue
         await end_hold(ledger, hold, now, TransferKind.EXPIRE)
         if row is not None:
-            if row.funding == "card" and row.payment_intent_id:
-                calls.append(
-                    await record_call(
-                        repo,
-                        f"cancel:{row.session_id}",
-                        "cancel",
-                        row.session_id,
-                        intent_id=row.payment_intent_id,
-                    )
-                )
-            events.append(
-                SessionHoldReleased(
-                    session_id=row.session_id,
-                    user_id=row.user_id,
-                    hold_id=hold.id,
-                    released=Money(amount_minor=hold.amount, currency=hold.currency),
-                    released_at=now,
-                )
-            )
+            released, cancels = await _hold_released(repo, row, hold, now)
+            events.append(released)
+            calls.extend(cancels)
     return events, calls
+
+
+async def _hold_released(
+    repo: BillingRepository, row: Row[Any], hold: Transfer, now: datetime
+) -> tuple[SessionHoldReleased, list[ProcessorCall]]:
+    """The event of a session's ended hold, and for a card hold the cancel at the processor
+    (called after the commit)."""
+    calls = []
+    if row.funding == "card" and row.payment_intent_id:
+        calls.append(
+            await record_call(
+                repo,
+                f"cancel:{row.session_id}",
+                "cancel",
+                row.session_id,
+                intent_id=row.payment_intent_id,
+            )
+        )
+    released = SessionHoldReleased(
+        session_id=row.session_id,
+        user_id=row.user_id,
+        hold_id=hold.id,
+        released=Money(amount_minor=hold.amount, currency=hold.currency),
+        released_at=now,
+    )
+    return released, calls
