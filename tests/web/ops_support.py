@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-DESKTOP = {"viewport": {"width": 1200, "height": 860}}
+from web_support import DESKTOP
 
 
 @contextlib.contextmanager
@@ -19,11 +19,16 @@ def desktop_page(browser: Any, plugpay: Any) -> Iterator[Any]:
         context.close()
 
 
-def ops_login(page: Any, email: str, password: str = "demo-password-1") -> None:
-    from playwright.sync_api import expect
-
+def submit_ops_login(page: Any, email: str, password: str = "demo-password-1") -> None:
     page.goto("/ops/#/login")
     page.get_by_label("E-mail").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
+
+
+def ops_login(page: Any, email: str, password: str = "demo-password-1") -> None:
+    """Log an operator in, as far as the portal's first page."""
+    from playwright.sync_api import expect
+
+    submit_ops_login(page, email, password)
     expect(page.get_by_role("heading", name="Stations")).to_be_visible()

@@ -8,9 +8,7 @@ import re
 from typing import Any
 
 from playwright.sync_api import expect
-from web_support import DEMO_PASSWORD, log_in, shot
-
-DESKTOP = {"viewport": {"width": 1200, "height": 860}}
+from web_support import DEMO_PASSWORD, DESKTOP, log_in, shot
 
 
 def test_find_a_charger_and_ops_status_follow_a_station_that_starts_charging(

@@ -14,9 +14,7 @@ import pytest
 from playwright.sync_api import expect
 from plugpay_testing import eventually_blocking
 from pypdf import PdfReader
-from web_support import axe, charge_once
-
-DESKTOP = {"viewport": {"width": 1200, "height": 860}}
+from web_support import DESKTOP, axe, charge_once
 
 
 @pytest.fixture

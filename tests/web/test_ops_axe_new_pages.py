@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ops_support import DESKTOP, ops_login
+from ops_support import ops_login
 from playwright.sync_api import expect
-from web_support import PHONE, axe, charge_once
+from web_support import DESKTOP, PHONE, axe, charge_once
 
 
 def test_new_pages_have_no_serious_accessibility_violations(

@@ -7,30 +7,20 @@ import csv
 import io
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from ops_support import desktop_page, ops_login, submit_ops_login
 from playwright.sync_api import expect
-from web_support import PHONE, STATION_PASSWORD, axe, charge_once, log_in, shot
-
-DESKTOP = {"viewport": {"width": 1200, "height": 860}}
+from web_support import DESKTOP, PHONE, STATION_PASSWORD, axe, charge_once, log_in, shot
 
 
 @pytest.fixture
-def desk(browser: Any, plugpay: Any) -> Any:
-    context = browser.new_context(base_url=plugpay.base_url, **DESKTOP)
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    yield page
-    context.close()
-
-
-def ops_login(page: Any, email: str, password: str = "demo-password-1") -> None:
-    page.goto("/ops/#/login")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
+def desk(browser: Any, plugpay: Any) -> Iterator[Any]:
+    with desktop_page(browser, plugpay) as page:
+        yield page
 
 
 def test_operator_edits_tariff_and_station_screen_price_changes(
@@ -45,7 +35,6 @@ def test_operator_edits_tariff_and_station_screen_price_changes(
     screen.goto("/stations/ST-0002/display")
     expect(screen.locator('[data-connector="1"]')).to_contain_text("EUR/kWh")
     ops_login(desk, "operator@example.com")
-    expect(desk.get_by_role("heading", name="Stations")).to_be_visible()
     expect(desk.locator('[data-station="ST-0002"]')).to_have_attribute("data-online", "true")
     desk.get_by_role("link", name="Tariffs").click()
     expect(desk.get_by_role("heading", name="Tariffs")).to_be_visible()
@@ -78,7 +67,6 @@ def test_sessions_filter_csv_and_refund(
 ) -> None:
     session_id = charge_once(plugpay, stations, "ST-0001", 1)
     ops_login(desk, "operator@example.com")
-    expect(desk.get_by_role("heading", name="Stations")).to_be_visible()
     desk.get_by_role("link", name="Sessions").click()
     desk.get_by_label("Status").select_option("billed")
     desk.get_by_label("Station").fill("ST-0001")
@@ -121,7 +109,6 @@ def test_a_lying_meter_needs_review_and_the_operator_approves(
     billed = receipt["total_incl_vat"]["amount_minor"]
     assert receipt["review"] == "pending" and receipt["energy_wh"] < 10_000
     ops_login(desk, "operator@example.com")
-    expect(desk.get_by_role("heading", name="Stations")).to_be_visible()
     desk.get_by_role("link", name="Needs review").click()
     card = desk.locator(f'[data-review="{session_id}"]')
     expect(card).to_contain_text("the register jumped")
@@ -163,7 +150,6 @@ def test_other_organisations_and_drivers_are_refused(
     )
     assert code in (201, 409), body
     ops_login(desk, "other-operator@example.com", "other-password-1")
-    expect(desk.get_by_role("heading", name="Stations")).to_be_visible()
     expect(desk.locator('[data-station="ST-0001"]')).to_have_count(0)
     desk.goto("/ops/#/stations/ST-0001")
     expect(desk.locator("#refused")).to_be_visible()
@@ -174,7 +160,7 @@ def test_other_organisations_and_drivers_are_refused(
     expect(desk.get_by_role("alert")).to_contain_text("Not found")
     desk.get_by_role("button", name="Log out").click()
     # A driver is no operator.
-    ops_login(desk, "driver@example.com")
+    submit_ops_login(desk, "driver@example.com")
     expect(desk.locator("#refused")).to_contain_text("for charge point operators")
 
 
@@ -207,7 +193,6 @@ def test_accessibility_of_the_main_pages(browser: Any, plugpay: Any, stations: A
     context = browser.new_context(base_url=plugpay.base_url, bypass_csp=True, **DESKTOP)
     page = context.new_page()
     ops_login(page, "operator@example.com")
-    expect(page.get_by_role("heading", name="Stations")).to_be_visible()
     for hash_ in OPS_PAGES:
         page.goto("/ops/" + hash_)
         page.wait_for_load_state("networkidle")

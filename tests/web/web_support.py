@@ -34,6 +34,7 @@ PHONE = {
     "is_mobile": True,
     "has_touch": True,
 }
+DESKTOP = {"viewport": {"width": 1200, "height": 860}}
 STATION_SCREEN = {"viewport": {"width": 800, "height": 1000}, "device_scale_factor": 2}
 DEMO_PASSWORD = "demo-password-1"
 STATION_PASSWORD = "demo-station-secret"
