@@ -96,6 +96,32 @@ class Plugpay:
         password = (self.data_dir / "secrets" / "bootstrap-admin-password").read_text().strip()
         return self.token("admin@example.com", password)
 
+    def other_operator(self, organisation: str, email: str, password: str) -> None:
+        """An operator of another organisation than the demo's (both kept if a test ran before)."""
+        admin = self.admin_token()
+        code, org = self.request(
+            "POST", "/auth/organisations", token=admin, json_body={"name": organisation}
+        )
+        assert code in (201, 409), org
+        if code == 409:
+            org = next(
+                o
+                for o in self.request("GET", "/auth/organisations", token=admin)[1]
+                if o["name"] == organisation
+            )
+        code, body = self.request(
+            "POST",
+            "/auth/users",
+            token=admin,
+            json_body={
+                "email": email,
+                "password": password,
+                "role": "operator",
+                "organisation_id": org["id"],
+            },
+        )
+        assert code in (201, 409), body
+
 
 @pytest.fixture(scope="session")
 def plugpay() -> Iterator[Plugpay]:

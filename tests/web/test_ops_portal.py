@@ -126,29 +126,7 @@ def test_a_lying_meter_needs_review_and_the_operator_approves(
 def test_other_organisations_and_drivers_are_refused(
     desk: Any, plugpay: Any, stations: Any
 ) -> None:
-    admin = plugpay.admin_token()
-    code, org = plugpay.request(
-        "POST", "/auth/organisations", token=admin, json_body={"name": "Other CPO"}
-    )
-    assert code in (201, 409), org
-    if code == 409:
-        org = next(
-            o
-            for o in plugpay.request("GET", "/auth/organisations", token=admin)[1]
-            if o["name"] == "Other CPO"
-        )
-    code, body = plugpay.request(
-        "POST",
-        "/auth/users",
-        token=admin,
-        json_body={
-            "email": "other-operator@example.com",
-            "password": "other-password-1",
-            "role": "operator",
-            "organisation_id": org["id"],
-        },
-    )
-    assert code in (201, 409), body
+    plugpay.other_operator("Other CPO", "other-operator@example.com", "other-password-1")
     ops_login(desk, "other-operator@example.com", "other-password-1")
     expect(desk.locator('[data-station="ST-0001"]')).to_have_count(0)
     desk.goto("/ops/#/stations/ST-0001")

@@ -103,29 +103,7 @@ def test_another_organisations_session_page_is_not_found(
     session_id = plugpay.request(
         "GET", "/sessions?scope=mine&limit=1", token=plugpay.token("driver@example.com")
     )[1]["items"][0]["session_id"]
-    admin = plugpay.admin_token()
-    code, org = plugpay.request(
-        "POST", "/auth/organisations", token=admin, json_body={"name": "Session CPO"}
-    )
-    assert code in (201, 409), org
-    if code == 409:
-        org = next(
-            o
-            for o in plugpay.request("GET", "/auth/organisations", token=admin)[1]
-            if o["name"] == "Session CPO"
-        )
-    code, body = plugpay.request(
-        "POST",
-        "/auth/users",
-        token=admin,
-        json_body={
-            "email": "session-operator@example.com",
-            "password": "other-password-1",
-            "role": "operator",
-            "organisation_id": org["id"],
-        },
-    )
-    assert code in (201, 409), body
+    plugpay.other_operator("Session CPO", "session-operator@example.com", "other-password-1")
     ops_login(desk, "session-operator@example.com", "other-password-1")
     desk.goto(f"/ops/#/session/{session_id}")
     expect(desk.get_by_role("alert")).to_contain_text("Not found")
