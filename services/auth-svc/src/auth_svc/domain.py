@@ -110,6 +110,12 @@ def check_station_password(password: str) -> None:
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 
 
+def email_key(email: str) -> str:
+    """The stored form of an address a client typed, for a lookup: never refused, so an
+    invalid address is answered as an unknown one."""
+    return email.strip().lower()[:254]
+
+
 def normalise_email(email: str) -> str:
     """The form emails are stored and compared in."""
     email = email.strip().lower()

@@ -44,7 +44,7 @@ from auth_svc.schemas import (
     VerifyRequest,
     VerifyResponse,
 )
-from auth_svc.service import AuthContext, IssuedTokens
+from auth_svc.service import AuthContext, IssuedTokens, NewStation
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -196,14 +196,7 @@ async def rotate_signing_key(_: CurrentAdmin, ctx: Ctx, db: Db) -> SigningKeyRes
 async def me(principal: CurrentPrincipal, db: Db) -> MeResponse:
     async with db.read() as session:
         account = await service.me(session, principal)
-    return MeResponse(
-        user_id=account.user_id,
-        email=account.email,
-        roles=list(account.roles),
-        organisation_id=account.organisation_id,
-        groups=list(account.groups),
-        email_verified=account.email_verified,
-    )
+    return MeResponse.model_validate(account)
 
 
 @router.post("/users", response_model=CreatedUser, status_code=201)
@@ -226,14 +219,14 @@ async def create_organisation(
 ) -> OrganisationResponse:
     async with db.write() as session:
         org = await service.create_organisation(ctx, session, body.name)
-    return OrganisationResponse(id=org.id, name=org.name, created_at=org.created_at)
+    return OrganisationResponse.model_validate(org)
 
 
 @router.get("/organisations", response_model=list[OrganisationResponse])
 async def list_organisations(_: CurrentAdmin, db: Db) -> list[OrganisationResponse]:
     async with db.read() as session:
         orgs = await service.list_organisations(session)
-    return [OrganisationResponse(id=o.id, name=o.name, created_at=o.created_at) for o in orgs]
+    return [OrganisationResponse.model_validate(o) for o in orgs]
 
 
 @router.get("/organisations/{organisation_id}", response_model=OrganisationResponse)
@@ -242,7 +235,7 @@ async def get_organisation(
 ) -> OrganisationResponse:
     async with db.read() as session:
         org = await service.get_organisation(session, principal, organisation_id)
-    return OrganisationResponse(id=org.id, name=org.name, created_at=org.created_at)
+    return OrganisationResponse.model_validate(org)
 
 
 @router.post("/groups", status_code=201, response_model=GroupResponse)
@@ -325,19 +318,16 @@ async def register_station(
     body: RegisterStationRequest, principal: CurrentOperator, ctx: Ctx, db: Db
 ) -> StationResponse:
     location = body.location or Location()
+    new = NewStation(
+        station_id=body.id,
+        name=body.name,
+        connectors=body.connectors,
+        latitude=location.latitude,
+        longitude=location.longitude,
+        address=location.address,
+    )
     async with db.write() as session:
-        station = await service.register_station(
-            ctx,
-            session,
-            principal,
-            station_id=body.id,
-            name=body.name,
-            connectors=body.connectors,
-            latitude=location.latitude,
-            longitude=location.longitude,
-            address=location.address,
-            organisation_id=body.organisation_id,
-        )
+        station = await service.register_station(ctx, session, principal, new, body.organisation_id)
     return _station(station)
 
 

@@ -92,6 +92,8 @@ class RefreshRequest(_Body):
 
 
 class MeResponse(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # read from the account
+
     user_id: uuid.UUID
     email: str
     roles: list[str]
@@ -116,6 +118,8 @@ class CreateOrganisationRequest(_Body):
 
 
 class OrganisationResponse(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # read from the repository's record
+
     id: uuid.UUID
     name: str
     created_at: datetime

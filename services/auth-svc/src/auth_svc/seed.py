@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_svc import service
 from auth_svc.repository import AuthRepository
-from auth_svc.service import AuthContext
+from auth_svc.service import AuthContext, NewStation
 from auth_svc.settings import Settings
 
 DEMO_ORGANISATION = "Demo Charge Point Operator"
@@ -30,22 +30,22 @@ BROKE_EMAIL = "broke@example.com"
 STAFF_GROUP = "staff"
 
 _AC22 = {"power_type": "AC_3_PHASE", "max_power_w": 22_000}
-DEMO_STATIONS: list[dict[str, object]] = [
-    {
-        "station_id": "ST-0001",
-        "name": "Demo Market Square",
-        "connectors": (
+DEMO_STATIONS = [
+    NewStation(
+        station_id="ST-0001",
+        name="Demo Market Square",
+        connectors=(
             ConnectorSpec(connector_id=1, **_AC22),
             ConnectorSpec(connector_id=2, **_AC22),
         ),
-        "latitude": 52.5200,
-        "longitude": 13.4050,
-        "address": "Market Square 1, Demo City",
-    },
-    {
-        "station_id": "ST-0002",
-        "name": "Demo Motorway Fast Charger",
-        "connectors": (
+        latitude=52.5200,
+        longitude=13.4050,
+        address="Market Square 1, Demo City",
+    ),
+    NewStation(
+        station_id="ST-0002",
+        name="Demo Motorway Fast Charger",
+        connectors=(
             ConnectorSpec(
                 connector_id=1,
                 standard="IEC_62196_T2_COMBO",
@@ -53,19 +53,19 @@ DEMO_STATIONS: list[dict[str, object]] = [
                 max_power_w=150_000,
             ),
         ),
-        "latitude": 52.4000,
-        "longitude": 13.1000,
-        "address": "Motorway Services, Demo City",
-    },
-    {
-        # Restricted to the operator's staff: the access policy itself is pricing-svc's.
-        "station_id": "ST-0003",
-        "name": "Demo Depot (staff only)",
-        "connectors": (ConnectorSpec(connector_id=1, power_type="AC_3_PHASE", max_power_w=11_000),),
-        "latitude": 52.5300,
-        "longitude": 13.3800,
-        "address": "Depot Road 3, Demo City",
-    },
+        latitude=52.4000,
+        longitude=13.1000,
+        address="Motorway Services, Demo City",
+    ),
+    # Restricted to the operator's staff: the access policy itself is pricing-svc's.
+    NewStation(
+        station_id="ST-0003",
+        name="Demo Depot (staff only)",
+        connectors=(ConnectorSpec(connector_id=1, power_type="AC_3_PHASE", max_power_w=11_000),),
+        latitude=52.5300,
+        longitude=13.3800,
+        address="Depot Road 3, Demo City",
+    ),
 ]
 
 
@@ -112,21 +112,14 @@ async def seed_demo(
     broke_id = await account(BROKE_EMAIL, "driver", None)
 
     admin = Principal(user_id=uuid.UUID(int=0), roles=frozenset({"admin"}))
-    for spec in DEMO_STATIONS:
-        station_id = str(spec["station_id"])
-        station = await repo.station(station_id)
+    for new in DEMO_STATIONS:
+        station = await repo.station(new.station_id)
         if station is None:
-            station = await service.register_station(
-                ctx,
-                session,
-                admin,
-                organisation_id=org.id,
-                **spec,  # type: ignore[arg-type]
-            )
+            station = await service.register_station(ctx, session, admin, new, org.id)
         if station.credential_set_at is None:
             # Profile 1 (Basic auth without TLS): the local demo serves plain ws://.
             await service.set_station_credential(
-                ctx, session, admin, station_id, DEMO_STATION_PASSWORD, 1
+                ctx, session, admin, new.station_id, DEMO_STATION_PASSWORD, 1
             )
 
     if await repo.group_organisation(STAFF_GROUP) is None:

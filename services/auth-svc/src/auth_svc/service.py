@@ -123,6 +123,13 @@ async def _check_mail_requests(ctx: AuthContext, repo: AuthRepository, client: s
         raise _too_many("too_many_registrations", "too many registrations from here", wait)
 
 
+async def _check_password_policy(password: str, email: str) -> None:
+    # zxcvbn's strength estimate is CPU-bound: off the event loop.
+    await asyncio.to_thread(
+        domain.check_password_policy, password, personal=(email, email.split("@")[0])
+    )
+
+
 async def register_driver(
     ctx: AuthContext, session: AsyncSession, email: str, password: str, client: str
 ) -> None:
@@ -134,9 +141,7 @@ async def register_driver(
     repo = AuthRepository(session)
     await _check_mail_requests(ctx, repo, client)
     email = domain.normalise_email(email)
-    await asyncio.to_thread(
-        domain.check_password_policy, password, personal=(email, email.split("@")[0])
-    )
+    await _check_password_policy(password, email)
     password_hash = await ctx.hashing.hash(password)
     await _count_mail_request(ctx, repo, client)
     now = ctx.clock()
@@ -184,7 +189,7 @@ async def resend_verification(
     repo = AuthRepository(session)
     await _check_mail_requests(ctx, repo, client)
     await _count_mail_request(ctx, repo, client)
-    stored = await repo.user_by_email(email.strip().lower()[:254])
+    stored = await repo.user_by_email(domain.email_key(email))
     if stored is None or stored.account.email_verified:
         return
     event = await _request_verification(
@@ -201,15 +206,7 @@ async def verify_email(ctx: AuthContext, session: AsyncSession, token: str) -> u
     user_id = await repo.use_verification(digest, now)
     if user_id is None:
         state = await repo.verification_state(digest, now)
-        if state == "used":
-            raise Refusal(
-                "verification_used", "this verification link was used already", status_code=400
-            )
-        if state == "expired":
-            raise Refusal(
-                "verification_expired", "this verification link has expired", status_code=400
-            )
-        raise Refusal("verification_invalid", "this verification link is unknown", status_code=400)
+        raise _link_refused(state, "verification", "verification")
     if await repo.mark_verified(user_id, now):
         await ctx.emit(session, [UserVerified(user_id=user_id, verified_at=now)])
     return user_id
@@ -224,7 +221,7 @@ async def request_password_reset(
     """A single-use reset link for notification-svc to mail, if the account exists; the
     caller answers the same either way. Throttled per client address and per e-mail address."""
     repo = AuthRepository(session)
-    email = email.strip().lower()[:254]
+    email = domain.email_key(email)
     now = ctx.clock()
     rules = {
         f"reset-ip:{client}": domain.PASSWORD_RESET_PER_ADDRESS,
@@ -274,9 +271,7 @@ async def reset_password(
         raise _reset_refused("unknown")
     user_id, email = stored.account.user_id, stored.account.email
     # Checked before the code is used up: a weak password lets the owner try again.
-    await asyncio.to_thread(
-        domain.check_password_policy, new_password, personal=(email, email.split("@")[0])
-    )
+    await _check_password_policy(new_password, email)
     if await repo.use_password_reset(digest, now) is None:
         raise _reset_refused(await repo.password_reset_state(digest, now))
     await repo.set_password_hash(user_id, await ctx.hashing.hash(new_password))
@@ -289,11 +284,17 @@ async def reset_password(
 
 
 def _reset_refused(state: str) -> Refusal:
+    return _link_refused(state, "reset", "password reset")
+
+
+def _link_refused(state: str, reason: str, link: str) -> Refusal:
+    """Why a mailed link's code is refused: ``state`` is ``used``, ``expired`` or anything else
+    for unknown; ``reason`` prefixes the machine-readable reason, ``link`` names the link."""
     if state == "used":
-        return Refusal("reset_used", "this password reset link was used already", status_code=400)
+        return Refusal(f"{reason}_used", f"this {link} link was used already", status_code=400)
     if state == "expired":
-        return Refusal("reset_expired", "this password reset link has expired", status_code=400)
-    return Refusal("reset_invalid", "this password reset link is unknown", status_code=400)
+        return Refusal(f"{reason}_expired", f"this {link} link has expired", status_code=400)
+    return Refusal(f"{reason}_invalid", f"this {link} link is unknown", status_code=400)
 
 
 async def create_staff_account(
@@ -310,9 +311,7 @@ async def create_staff_account(
     email = domain.normalise_email(email)
     domain.check_staff_account(role, organisation_id)
     if enforce_policy:
-        await asyncio.to_thread(
-            domain.check_password_policy, password, personal=(email, email.split("@")[0])
-        )
+        await _check_password_policy(password, email)
     repo = AuthRepository(session)
     if organisation_id is not None and await repo.organisation(organisation_id) is None:
         raise Refusal("organisation_unknown", "no such organisation", status_code=404)
@@ -384,7 +383,7 @@ async def login(
     ctx: AuthContext, session: AsyncSession, username: str, password: str, client: str
 ) -> IssuedTokens | Refusal:
     """The OAuth2 password grant with throttling; unknown email and wrong password look alike."""
-    email = username.strip().lower()[:254]
+    email = domain.email_key(username)
     repo = AuthRepository(session)
     now = ctx.clock()
     keys = _throttle_keys(email, client)
@@ -682,35 +681,41 @@ async def list_groups(
 # --- stations ----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class NewStation:
+    """A station as its operator describes it when registering it."""
+
+    station_id: str
+    name: str
+    connectors: Sequence[ConnectorSpec]
+    latitude: float | None = None
+    longitude: float | None = None
+    address: str | None = None
+
+
 async def register_station(
     ctx: AuthContext,
     session: AsyncSession,
     principal: Principal,
-    *,
-    station_id: str,
-    name: str,
-    connectors: Sequence[ConnectorSpec],
-    latitude: float | None,
-    longitude: float | None,
-    address: str | None,
+    new: NewStation,
     organisation_id: uuid.UUID | None,
 ) -> Station:
     org = organisation_in_scope(principal, organisation_id)
     repo = AuthRepository(session)
     if await repo.organisation(org) is None:
         raise Refusal("not_found", "no such organisation", status_code=404)
-    ids = [c.connector_id for c in connectors]
+    ids = [c.connector_id for c in new.connectors]
     if len(set(ids)) != len(ids):
         raise Refusal("duplicate_connector", "connector ids must be unique", status_code=422)
     now = ctx.clock()
     station = Station(
-        id=station_id,
+        id=new.station_id,
         organisation_id=org,
-        name=name,
-        connectors=[c.model_dump(mode="json") for c in connectors],
-        latitude=latitude,
-        longitude=longitude,
-        address=address,
+        name=new.name,
+        connectors=[c.model_dump(mode="json") for c in new.connectors],
+        latitude=new.latitude,
+        longitude=new.longitude,
+        address=new.address,
         registered_at=now,
     )
     if not await repo.add_station(station):
@@ -725,13 +730,13 @@ async def register_station(
         session,
         [
             StationRegistered(
-                station_id=station_id,
+                station_id=new.station_id,
                 organisation_id=org,
-                name=name,
-                connectors=tuple(connectors),
-                latitude=latitude,
-                longitude=longitude,
-                address=address,
+                name=new.name,
+                connectors=tuple(new.connectors),
+                latitude=new.latitude,
+                longitude=new.longitude,
+                address=new.address,
                 registered_at=now,
             )
         ],
