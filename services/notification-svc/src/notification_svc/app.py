@@ -58,17 +58,7 @@ def create_app(
         # and kept, and goes out once the service runs with PLUGPAY_SMTP_URL.
         log.warning("PLUGPAY_SMTP_URL is not set: mail is queued, not sent")
         return _finish(runtime, None)
-    sender = MailSender(
-        runtime.database,
-        transport,
-        sender=settings.mail_from,
-        poll_interval_s=settings.poll_interval_s,
-        batch_size=settings.batch_size,
-        lease=timedelta(seconds=settings.send_lease_s),
-        max_attempts=settings.max_attempts,
-        retry_base_s=settings.retry_base_s,
-        retry_max_s=settings.retry_max_s,
-    )
+    sender = MailSender(runtime.database, transport, settings)
     runtime.on_start.append(sender.start)
     runtime.on_stop.append(sender.stop)
     return _finish(runtime, sender)

@@ -18,6 +18,7 @@ from plugpay_platform.database import Database
 
 from notification_svc import domain
 from notification_svc.repository import NotificationRepository, QueuedMail
+from notification_svc.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -57,32 +58,20 @@ class MailSender:
         self,
         database: Database,
         transport: MailTransport,
+        settings: Settings,
         *,
-        sender: str,
-        poll_interval_s: float = 0.5,
-        batch_size: int = 20,
-        lease: timedelta = timedelta(minutes=2),
-        max_attempts: int = 12,
-        retry_base_s: float = 2.0,
-        retry_max_s: float = 3600.0,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.database = database
         self.transport = transport
-        self.sender = sender
-        self.poll_interval_s = poll_interval_s
-        self.batch_size = batch_size
-        self.lease = lease
-        self.max_attempts = max_attempts
-        self.retry_base_s = retry_base_s
-        self.retry_max_s = retry_max_s
+        self.settings = settings
         self.clock = clock
         # A round in flight is finished on stop (a mail sent but not recorded would be sent
         # again after its lease), within a grace; a full round means more may be due at once.
         self._rounds = PeriodicTask(
             "notification-svc mail sender",
             self.deliver_due,
-            poll_interval_s,
+            settings.poll_interval_s,
             busy_again=True,
             grace_s=35.0,
         )
@@ -96,9 +85,10 @@ class MailSender:
     async def deliver_due(self) -> int:
         """One round: claim what is due, send each, record each; how many were claimed."""
         now = self.clock()
+        lease_until = now + timedelta(seconds=self.settings.send_lease_s)
         async with self.database.write() as session:
             claimed = await NotificationRepository(session).claim_due(
-                now, now + self.lease, self.batch_size
+                now, lease_until, self.settings.batch_size
             )
         # Each on its own: a slow or failing mail costs only its own time.
         await asyncio.gather(*(self._deliver(mail) for mail in claimed))
@@ -106,12 +96,18 @@ class MailSender:
 
     async def _deliver(self, mail: QueuedMail) -> None:
         try:
-            await self.transport.send(build_message(mail, self.sender, self.clock()))
+            message = build_message(mail, self.settings.mail_from, self.clock())
+            await self.transport.send(message)
         except Exception as error:
             # The reason, never the message (it may hold a link's code).
             reason = f"{type(error).__name__}: {getattr(error, 'code', '')} {_short(error)}"
+            settings = self.settings
             state, next_at = domain.after_failure(
-                mail.attempts, self.max_attempts, self.clock(), self.retry_base_s, self.retry_max_s
+                mail.attempts,
+                settings.max_attempts,
+                self.clock(),
+                settings.retry_base_s,
+                settings.retry_max_s,
             )
             async with self.database.write() as session:
                 await NotificationRepository(session).mark_failed(mail.id, state, next_at, reason)
