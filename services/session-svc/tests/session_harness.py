@@ -16,6 +16,7 @@ from plugpay_events.session_code import verification_jwks
 from plugpay_platform.settings import PlatformSettings
 from plugpay_testing import eventually
 from plugpay_testing.tokens import TokenFactory
+from session_stories import Story
 from session_svc.app import create_app
 from session_svc.settings import Settings
 from sqlalchemy import text
@@ -115,3 +116,11 @@ async def events_of_type(app: FastAPI, topic: str, event_type: str) -> list[Enve
     records = await bus.read_topic(bus.topic_name(topic))
     envelopes = [Envelope.model_validate_json(r.value) for r in records]
     return [e for e in envelopes if e.type == event_type]
+
+
+async def issue(app: FastAPI, key: dict[str, Any], **story: Any) -> Story:
+    """A station shows a code; session-svc's store learns it."""
+    s = Story(**story)
+    await publish(app, s.issued(key))
+    await eventually(lambda: status_of(app, s.session_id), what="code registered")
+    return s

@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from plugpay_events.session_code import generate_signing_key
 from plugpay_testing import eventually
 from plugpay_testing.tokens import TokenFactory
 from session_harness import (
@@ -35,9 +34,8 @@ pytestmark = pytest.mark.infra
 SCANS = 16
 
 
-async def offer_codes(app: FastAPI, n: int, prefix: str) -> list[Story]:
+async def offer_codes(app: FastAPI, key: dict[str, Any], n: int, prefix: str) -> list[Story]:
     """``n`` stations online, each showing a code session-svc has learned."""
-    key: dict[str, Any] = app.state.test_signing_key
     stories = []
     for i in range(n):
         station = f"{prefix}-{i}"
@@ -51,9 +49,10 @@ async def offer_codes(app: FastAPI, n: int, prefix: str) -> list[Story]:
 
 
 @pytest.fixture
-async def app(database_url: str, topic_prefix: str) -> AsyncIterator[FastAPI]:
-    key = generate_signing_key()
-    settings = make_settings(database_url, topic_prefix, key, scan_backlog_late=0)
+async def app(
+    database_url: str, topic_prefix: str, signing_key: dict[str, Any], tokens: TokenFactory
+) -> AsyncIterator[FastAPI]:
+    settings = make_settings(database_url, topic_prefix, signing_key, scan_backlog_late=0)
     settings.platform = settings.platform.model_copy(
         update={
             "admission_max_in_flight": 4,
@@ -62,18 +61,14 @@ async def app(database_url: str, topic_prefix: str) -> AsyncIterator[FastAPI]:
             "admission_max_loop_lag_ms": 0,  # the in-flight bound alone, whatever the load
         }
     )
-    tokens = TokenFactory()
     async with running(settings, tokens) as app:
-        app.state.test_signing_key = key
-        app.state.test_tokens = tokens
         yield app
 
 
 async def test_a_burst_of_scans_is_partly_refused_fast_then_every_one_scanned_once(
-    app: FastAPI,
+    app: FastAPI, signing_key: dict[str, Any], tokens: TokenFactory
 ) -> None:
-    tokens: TokenFactory = app.state.test_tokens
-    stories = await offer_codes(app, SCANS, "ST")
+    stories = await offer_codes(app, signing_key, SCANS, "ST")
 
     refusals: list[tuple[float, str | None]] = []
 
@@ -109,30 +104,27 @@ async def test_a_burst_of_scans_is_partly_refused_fast_then_every_one_scanned_on
 
 
 @pytest.fixture
-async def backlog_app(database_url: str, topic_prefix: str) -> AsyncIterator[FastAPI]:
-    key = generate_signing_key()
+async def backlog_app(
+    database_url: str, topic_prefix: str, signing_key: dict[str, Any], tokens: TokenFactory
+) -> AsyncIterator[FastAPI]:
     settings = make_settings(
         database_url,
         topic_prefix,
-        key,
+        signing_key,
         scan_backlog_late=2,
         scan_backlog_after_s=0.3,
         scan_backlog_interval_s=0.05,
     )
     settings.platform = settings.platform.model_copy(update={"admission_max_loop_lag_ms": 0})
-    tokens = TokenFactory()
     async with running(settings, tokens) as app:
-        app.state.test_signing_key = key
-        app.state.test_tokens = tokens
         yield app
 
 
 async def test_scans_waiting_too_long_for_authorisation_refuse_new_ones_until_answered(
-    backlog_app: FastAPI,
+    backlog_app: FastAPI, signing_key: dict[str, Any], tokens: TokenFactory
 ) -> None:
     app = backlog_app
-    tokens: TokenFactory = app.state.test_tokens
-    *waiting, later = await offer_codes(app, 3, "BL")
+    *waiting, later = await offer_codes(app, signing_key, 3, "BL")
     async with client_for(app) as client:
         for story in waiting:  # accepted: nothing is behind yet
             headers = tokens.headers(user_id=story.user_id)

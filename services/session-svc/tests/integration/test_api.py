@@ -24,6 +24,7 @@ from plugpay_testing.verifier_contract import VerifierContract
 from session_harness import (
     client_for,
     events_of_type,
+    issue,
     make_settings,
     publish,
     running,
@@ -36,16 +37,6 @@ from session_stories import Story
 from session_svc.endpoints import session_events
 
 pytestmark = pytest.mark.infra
-
-
-@pytest.fixture
-def signing_key() -> dict[str, Any]:
-    return generate_signing_key()
-
-
-@pytest.fixture
-def tokens() -> TokenFactory:
-    return TokenFactory()
 
 
 @pytest.fixture
@@ -64,14 +55,6 @@ async def app(
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with client_for(app) as client:
         yield client
-
-
-async def issue(app: FastAPI, key: dict[str, Any], **story: Any) -> Story:
-    """A station shows a code; session-svc's registry learns it."""
-    s = Story(**story)
-    await publish(app, s.issued(key))
-    await eventually(lambda: status_of(app, s.session_id), what="code registered")
-    return s
 
 
 async def scanned_ids(app: FastAPI) -> list[uuid.UUID]:

@@ -9,32 +9,19 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from plugpay_events.session_code import code_binding, generate_signing_key
-from plugpay_testing import eventually
+from plugpay_events.session_code import code_binding
 from plugpay_testing.tokens import TokenFactory
 from session_harness import (
     client_for,
     events_of_type,
+    issue,
     make_settings,
-    publish,
     running,
     station_online,
-    status_of,
     wait_status,
 )
-from session_stories import Story
 
 pytestmark = pytest.mark.infra
-
-
-@pytest.fixture
-def signing_key() -> dict[str, Any]:
-    return generate_signing_key()
-
-
-@pytest.fixture
-def tokens() -> TokenFactory:
-    return TokenFactory()
 
 
 @pytest.fixture
@@ -46,13 +33,6 @@ async def app(
     )
     async with running(settings, tokens) as app:
         yield app
-
-
-async def issue(app: FastAPI, key: dict[str, Any], **story: Any) -> Story:
-    s = Story(**story)
-    await publish(app, s.issued(key))
-    await eventually(lambda: status_of(app, s.session_id), what="code registered")
-    return s
 
 
 def guest(tokens: TokenFactory, code: str, user_id: uuid.UUID | None = None) -> dict[str, str]:

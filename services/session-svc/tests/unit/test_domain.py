@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from plugpay_events.contracts.sessions import SessionCodeScanned
 from plugpay_events.envelope import Event
 from plugpay_events.session_code import SessionCodeClaims
 from session_stories import Story
@@ -367,26 +368,22 @@ def test_a_code_proves_its_issue_for_a_scan() -> None:
         )
     )
     assert (state.status, state.code_expires_at) == (SessionStatus.CODE_ISSUED, story.at(300))
-    result = domain.scan(
-        state,
-        user_id=story.user_id,
-        organisation_id=None,
-        user_groups=(),
-        code_kind="qr",
-        now=story.at(1),
-        presented=(story.station_id, story.connector_id, story.token_id),
-    )
+
+    def scan_after(seconds: float) -> SessionCodeScanned | Rejected:
+        return domain.scan(
+            state,
+            user_id=story.user_id,
+            organisation_id=None,
+            user_groups=(),
+            code_kind="qr",
+            now=story.at(seconds),
+            presented=(story.station_id, story.connector_id, story.token_id),
+        )
+
+    result = scan_after(1)
     assert not isinstance(result, domain.Rejected)
     assert (result.station_id, result.session_started_at) == (story.station_id, story.started)
-    late = domain.scan(
-        state,
-        user_id=story.user_id,
-        organisation_id=None,
-        user_groups=(),
-        code_kind="qr",
-        now=story.at(400),
-        presented=(story.station_id, story.connector_id, story.token_id),
-    )
+    late = scan_after(400)
     assert isinstance(late, domain.Rejected) and late.reason == "code_expired"
 
 
