@@ -20,6 +20,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -95,6 +96,18 @@ class Plugpay:
     def admin_token(self) -> str:
         password = (self.data_dir / "secrets" / "bootstrap-admin-password").read_text().strip()
         return self.token("admin@example.com", password)
+
+    def add_card(self, token: str, processor_token: str) -> dict[str, Any]:
+        """A card saved for the token's user from the processor's test token (pm_card_...)."""
+        code, card = self.request(
+            "POST",
+            "/billing/payment-methods",
+            token=token,
+            json_body={"token": processor_token},
+            headers={"Idempotency-Key": str(uuid.uuid4())},
+        )
+        assert code == 201, card
+        return dict(card)
 
     def other_operator(self, organisation: str, email: str, password: str) -> None:
         """An operator of another organisation than the demo's (both kept if a test ran before)."""

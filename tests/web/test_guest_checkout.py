@@ -45,6 +45,19 @@ def open_link_as_guest(phone: Any, issued: dict[str, Any]) -> None:
     expect(phone.get_by_role("heading", name="Pay by card")).to_be_visible()
 
 
+def pay_by_a_3d_secure_card(phone: Any, stations: Any) -> tuple[Any, int]:
+    """A guest's card that insists on 3-D Secure, paid with as far as the bank's page (the
+    simulated processor's, like Stripe's test page); the station, and its starts before."""
+    station = stations.connected["ST-0001"]
+    starts_before = station.start_requests
+    issued = stations.run(station.request_code(2))
+    open_link_as_guest(phone, issued)
+    type_card(phone, "4000 0027 6000 3184")
+    phone.get_by_role("button", name="Pay by card and start").click()
+    expect(phone.get_by_role("heading", name="Confirm your payment")).to_be_visible()
+    return station, starts_before
+
+
 def test_a_guest_pays_by_card_charges_and_gets_the_receipt(
     phone: Any, browser: Any, plugpay: Any, stations: Any
 ) -> None:
@@ -147,14 +160,7 @@ def test_a_guest_pays_by_card_charges_and_gets_the_receipt(
 def test_a_card_that_insists_on_3d_secure_goes_through_the_bank_and_charges(
     phone: Any, stations: Any
 ) -> None:
-    station = stations.connected["ST-0001"]
-    starts_before = station.start_requests
-    issued = stations.run(station.request_code(2))
-    open_link_as_guest(phone, issued)
-    type_card(phone, "4000 0027 6000 3184")
-    phone.get_by_role("button", name="Pay by card and start").click()
-    # The bank's page (the simulated processor's, like Stripe's test page), before any start.
-    expect(phone.get_by_role("heading", name="Confirm your payment")).to_be_visible()
+    station, starts_before = pay_by_a_3d_secure_card(phone, stations)
     assert "/billing/processor/3ds/" in phone.url
     expect(phone.locator("body")).to_contain_text("3184")
     assert station.start_requests == starts_before
@@ -171,13 +177,7 @@ def test_a_card_that_insists_on_3d_secure_goes_through_the_bank_and_charges(
 
 
 def test_a_failed_3d_secure_check_is_refused_in_plain_words(phone: Any, stations: Any) -> None:
-    station = stations.connected["ST-0001"]
-    starts_before = station.start_requests
-    issued = stations.run(station.request_code(2))
-    open_link_as_guest(phone, issued)
-    type_card(phone, "4000 0027 6000 3184")
-    phone.get_by_role("button", name="Pay by card and start").click()
-    expect(phone.get_by_role("heading", name="Confirm your payment")).to_be_visible()
+    station, starts_before = pay_by_a_3d_secure_card(phone, stations)
     phone.get_by_role("button", name="Fail authentication").click()
     refused = phone.locator("#checkout-refused")
     expect(refused).to_be_visible(timeout=30_000)

@@ -15,14 +15,7 @@ def test_with_an_empty_wallet_and_a_card_the_card_pays(
     phone: Any, plugpay: Any, stations: Any
 ) -> None:
     token = plugpay.token("broke@example.com")
-    code, card = plugpay.request(
-        "POST",
-        "/billing/payment-methods",
-        token=token,
-        json_body={"token": "pm_card_mastercard"},
-        headers={"Idempotency-Key": str(uuid.uuid4())},
-    )
-    assert code == 201, card
+    card = plugpay.add_card(token, "pm_card_mastercard")
     try:
         log_in(phone, "broke@example.com")
         issued = stations.run(stations.connected["ST-0001"].request_code(2))

@@ -3,7 +3,6 @@ failed) and charges nothing."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from playwright.sync_api import expect
@@ -12,14 +11,7 @@ from web_support import log_in
 
 def test_a_declined_top_up_advises_another_card(phone: Any, plugpay: Any) -> None:
     token = plugpay.token("driver@example.com")
-    code, card = plugpay.request(
-        "POST",
-        "/billing/payment-methods",
-        token=token,
-        json_body={"token": "pm_card_chargeDeclined"},
-        headers={"Idempotency-Key": str(uuid.uuid4())},
-    )
-    assert code == 201, card
+    card = plugpay.add_card(token, "pm_card_chargeDeclined")
     before = plugpay.request("GET", "/billing/account", token=token)[1]["balance"]
     try:
         log_in(phone, "driver@example.com")
