@@ -10,6 +10,7 @@ from typing import Any
 from plugpay_events import Envelope
 from plugpay_events.contracts.pricing import AccessPolicy
 from plugpay_events.outbox import Outbox
+from plugpay_platform.rows import column_values
 from plugpay_tariffs import CostBreakdown, Tariff
 from sqlalchemy import RowMapping, Select, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -292,18 +293,10 @@ class PricingRepository:
         result = await self.session.execute(
             pg_insert(session_pricings)
             .values(
-                session_id=record.session_id,
-                station_id=record.station_id,
-                connector_id=record.connector_id,
-                user_id=record.user_id,
-                outcome=record.outcome,
-                denial_reason=record.denial_reason,
-                station_organisation_id=record.station_organisation_id,
-                tariff=record.tariff.model_dump(mode="json") if record.tariff else None,
-                time_zone=record.time_zone,
-                max_power_w=record.max_power_w,
-                free_of_charge=record.free_of_charge,
-                decided_at=record.decided_at,
+                {
+                    **column_values(record, session_pricings),
+                    "tariff": record.tariff.model_dump(mode="json") if record.tariff else None,
+                }
             )
             .on_conflict_do_nothing()
             .returning(session_pricings.c.session_id)
