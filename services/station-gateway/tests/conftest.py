@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -37,6 +36,7 @@ from plugpay_events.contracts.sessions import (
     SessionCodeScanned,
     SessionLimits,
     SessionPriced,
+    SessionStopRequested,
 )
 from plugpay_events.envelope import Envelope, Event
 from plugpay_events.session_code import generate_signing_key
@@ -44,23 +44,14 @@ from plugpay_events.topics import ALL_TOPICS, METER, SESSIONS, STATIONS
 from plugpay_events.types import Money
 from plugpay_platform.database import Database
 from plugpay_platform.settings import PlatformSettings
-from plugpay_tariffs import Tariff
 from plugpay_testing import eventually
 from plugpay_testing.tokens import TokenFactory
 from pydantic import SecretStr
 from station_gateway.app import create_app
 from station_gateway.settings import Settings
 
-PASSWORD = "station-secret-1234"
-ORG = uuid.UUID("00000000-0000-0000-0000-0000000000aa")
-TARIFF = Tariff.model_validate(
-    {
-        "id": "t-1",
-        "version": 1,
-        "currency": "EUR",
-        "elements": [{"price_components": [{"type": "ENERGY", "price": "0.40", "vat": "0"}]}],
-    }
-)
+from .harness_station import ORG, PASSWORD, TARIFF, basic
+
 _hash = PasswordHasher().hash(PASSWORD)
 
 
@@ -193,10 +184,6 @@ class Station21(Station201):
     def on_web_payment_started(self, evse_id: int, timeout: int, **kw: Any) -> Any:
         self.inbox.append(("NotifyWebPaymentStarted", {"evse_id": evse_id, "timeout": timeout}))
         return r21.NotifyWebPaymentStarted()
-
-
-def basic(station_id: str, password: str = PASSWORD) -> str:
-    return "Basic " + base64.b64encode(f"{station_id}:{password}".encode()).decode()
 
 
 @dataclass
@@ -379,6 +366,16 @@ class Harness:
         )
         await self.publish(*events)
 
+    async def request_stop(self, session_id: str) -> None:
+        """The driver stops the session in the app (session-svc's SessionStopRequested)."""
+        await self.publish(
+            SessionStopRequested(
+                session_id=uuid.UUID(session_id),
+                requested_by="driver",
+                requested_at=datetime.now(UTC),
+            )
+        )
+
     async def connect(
         self,
         station_id: str,
@@ -406,30 +403,32 @@ class Harness:
             await station.loop_task
 
 
+@contextlib.asynccontextmanager
+async def _running(harness: Harness) -> AsyncIterator[Harness]:
+    await harness.bus.start()
+    await harness.bus.ensure_topics(ALL_TOPICS)
+    yield harness
+    for process in reversed(harness.processes):
+        await process.stop()
+    await harness.bus.stop()
+
+
 @pytest.fixture
 async def harness(database_url: str, topic_prefix: str) -> AsyncIterator[Harness]:
     bus = EmbeddedEventBus(database_url, topic_prefix=topic_prefix)
-    await bus.start()
-    await bus.ensure_topics(ALL_TOPICS)
     h = Harness(database_url, topic_prefix, bus, TokenFactory(), generate_signing_key())
-    yield h
-    for process in reversed(h.processes):
-        await process.stop()
-    await bus.stop()
+    async with _running(h):
+        yield h
 
 
 @pytest.fixture
 async def kafka_harness(database_url: str, topic_prefix: str, kafka: str) -> AsyncIterator[Harness]:
     bus = KafkaEventBus(kafka, topic_prefix=topic_prefix, client_id="station-gateway-tests")
-    await bus.start()
-    await bus.ensure_topics(ALL_TOPICS)
     h = Harness(
         database_url, topic_prefix, bus, TokenFactory(), generate_signing_key(), kafka=kafka
     )
-    yield h
-    for process in reversed(h.processes):
-        await process.stop()
-    await bus.stop()
+    async with _running(h):
+        yield h
 
 
 __all__ = ["METER", "STATIONS", "Harness", "eventually"]

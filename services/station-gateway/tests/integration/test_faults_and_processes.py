@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import uuid
 
@@ -14,12 +13,13 @@ from ocpp.v16 import call
 from plugpay_events import topics
 from sqlalchemy import text
 
+from ..harness_station import basic, boot16, request_code16
+
 pytestmark = pytest.mark.infra
 
 
-def auth(station_id: str, password: str = "station-secret-1234") -> dict[str, str]:
-    token = base64.b64encode(f"{station_id}:{password}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
+def auth(station_id: str) -> dict[str, str]:
+    return {"Authorization": basic(station_id)}
 
 
 async def raw_connect(gw, station_id: str, version: str = "1.6"):  # type: ignore[no-untyped-def]
@@ -40,7 +40,7 @@ async def test_bad_frames_get_call_errors_and_hurt_no_one(harness) -> None:  # t
     await harness.register("BAD-1")
     await harness.register("GOOD-1")
     good = await harness.connect("GOOD-1")
-    await good.call(call.BootNotification(charge_point_model="m", charge_point_vendor="v"))
+    await boot16(good, "m", "v")
     ws = await raw_connect(gw, "BAD-1")
     # Out of order: a transaction before the station ever booted.
     start = [
@@ -153,9 +153,7 @@ async def test_silent_station_goes_offline_and_gets_no_codes(harness) -> None:  
     gw = await harness.start_gateway(heartbeat_interval_s=1, missed_heartbeats=1.5)
     await harness.register("QUIET-1")
     station = await harness.connect("QUIET-1")
-    result = await station.call(
-        call.BootNotification(charge_point_model="m", charge_point_vendor="v")
-    )
+    result = await boot16(station, "m", "v")
     assert result.interval == 1
     offline = await harness.wait_event("StationWentOffline", topic=topics.STATIONS)
     assert offline[0]["station_id"] == "QUIET-1"
@@ -172,15 +170,8 @@ async def test_authorisation_reaches_the_process_holding_the_socket(harness) -> 
     b = await harness.start_gateway(instance_id="gw-b", consume_events=False)
     await harness.register("TWO-1")
     station = await harness.connect("TWO-1", process=b)
-    await station.call(call.BootNotification(charge_point_model="m", charge_point_vendor="v"))
-    reply = await station.call(
-        call.DataTransfer(
-            vendor_id="com.plugpay",
-            message_id="RequestSessionCode",
-            data=json.dumps({"connectorId": 1}),
-        )
-    )
-    session_id = json.loads(reply.data)["sessionId"]
+    await boot16(station, "m", "v")
+    session_id = (await request_code16(station))["sessionId"]
     await harness.authorize(session_id, "TWO-1")
     starts = await harness.eventually(lambda: station.got("RemoteStartTransaction"), 15)
     assert starts[0]["connector_id"] == 1
@@ -218,7 +209,7 @@ async def test_display_page_and_live_updates(harness) -> None:  # type: ignore[n
     gw = await harness.start_gateway()
     await harness.register("DISP-1")
     station = await harness.connect("DISP-1")
-    await station.call(call.BootNotification(charge_point_model="m", charge_point_vendor="v"))
+    await boot16(station, "m", "v")
     async with httpx.AsyncClient(base_url=gw.http, timeout=10) as client:
         assert (await client.get("/stations/DISP-1/display")).status_code == 401
         page = await client.get("/stations/DISP-1/display", headers=auth("DISP-1"))
@@ -265,15 +256,8 @@ async def test_code_and_start_over_real_kafka(kafka_harness) -> None:  # type: i
     await harness.start_gateway()
     await harness.register("KAFKA-1")
     station = await harness.connect("KAFKA-1")
-    await station.call(call.BootNotification(charge_point_model="m", charge_point_vendor="v"))
-    reply = await station.call(
-        call.DataTransfer(
-            vendor_id="com.plugpay",
-            message_id="RequestSessionCode",
-            data=json.dumps({"connectorId": 1}),
-        )
-    )
-    session_id = json.loads(reply.data)["sessionId"]
+    await boot16(station, "m", "v")
+    session_id = (await request_code16(station))["sessionId"]
     await harness.wait_event("SessionCodeIssued", timeout_s=30)
     await harness.authorize(session_id, "KAFKA-1")
     await harness.eventually(lambda: station.got("RemoteStartTransaction"), 30)

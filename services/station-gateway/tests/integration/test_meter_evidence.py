@@ -4,7 +4,6 @@ between our authorisation and the stop we received, and says how it judged the c
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,14 +11,22 @@ import pytest
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
+from ..harness_station import (
+    boot16,
+    boot201,
+    charging_update201,
+    iso,
+    meter_values16,
+    readings201,
+    request_code16,
+    request_code201,
+    start_transaction16,
+)
+
 pytestmark = pytest.mark.infra
 
 MAX_POWER_W = 22_000  # what the harness registers for every connector
 MONTH_AHEAD = timedelta(days=20)  # the analytics suite's stations live in next month
-
-
-def iso(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def physical_bound_wh(since: datetime) -> int:
@@ -28,39 +35,14 @@ def physical_bound_wh(since: datetime) -> int:
     return int(MAX_POWER_W * seconds / 3600 * 1.05) + 100
 
 
-def readings16(at: datetime, wh: int) -> list[dict[str, Any]]:
-    return [
-        {
-            "timestamp": iso(at),
-            "sampledValue": [
-                {"value": str(wh), "measurand": "Energy.Active.Import.Register", "unit": "Wh"}
-            ],
-        }
-    ]
-
-
 async def start16(
     harness: Any, station: Any, authorized_at: datetime, started_at: datetime, meter_start: int
 ) -> tuple[str, int]:
-    await station.call(call16.BootNotification(charge_point_model="M1", charge_point_vendor="Liar"))
-    code = await station.call(
-        call16.DataTransfer(
-            vendor_id="com.plugpay",
-            message_id="RequestSessionCode",
-            data=json.dumps({"connectorId": 1}),
-        )
-    )
-    session_id = json.loads(code.data)["sessionId"]
+    await boot16(station, "M1", "Liar")
+    session_id = (await request_code16(station))["sessionId"]
     await harness.authorize(session_id, station.id, authorized_at=authorized_at)
     starts = await harness.eventually(lambda: station.got("RemoteStartTransaction"), 15)
-    started = await station.call(
-        call16.StartTransaction(
-            connector_id=1,
-            id_tag=starts[0]["id_tag"],
-            meter_start=meter_start,
-            timestamp=iso(started_at),
-        )
-    )
+    started = await start_transaction16(station, starts[0]["id_tag"], meter_start, started_at)
     assert started.id_tag_info["status"] == "Accepted"
     await harness.wait_event("ChargingStarted", where=lambda p: p["session_id"] == session_id)
     return session_id, started.transaction_id
@@ -145,13 +127,7 @@ async def test_16_register_going_backwards_bills_what_was_delivered(harness: Any
     session_id, tx = await start16(
         harness, station, authorized_at, now - timedelta(minutes=35), 10_000
     )
-    await station.call(
-        call16.MeterValues(
-            connector_id=1,
-            transaction_id=tx,
-            meter_value=readings16(now - timedelta(minutes=20), 11_000),
-        )
-    )
+    await meter_values16(station, tx, now - timedelta(minutes=20), 11_000)
     await station.call(
         call16.StopTransaction(
             meter_stop=9_000, timestamp=iso(now - timedelta(minutes=1)), transaction_id=tx
@@ -174,13 +150,7 @@ async def test_16_offline_zero_baseline(harness: Any) -> None:
     authorized_at = now - timedelta(minutes=10)
     started_at = now - timedelta(minutes=9)
     session_id, tx = await start16(harness, station, authorized_at, started_at, 0)
-    await station.call(
-        call16.MeterValues(
-            connector_id=1,
-            transaction_id=tx,
-            meter_value=readings16(started_at + timedelta(seconds=30), 910_000),
-        )
-    )
+    await meter_values16(station, tx, started_at + timedelta(seconds=30), 910_000)
     await station.call(
         call16.StopTransaction(
             meter_stop=910_083, timestamp=iso(now - timedelta(minutes=1)), transaction_id=tx
@@ -194,37 +164,13 @@ async def test_16_offline_zero_baseline(harness: Any) -> None:
     await harness.close(station)
 
 
-def readings201(at: datetime, value: float, unit: str, context: str) -> list[dict[str, Any]]:
-    return [
-        {
-            "timestamp": iso(at),
-            "sampled_value": [
-                {
-                    "value": value,
-                    "measurand": "Energy.Active.Import.Register",
-                    "context": context,
-                    "unit_of_measure": {"unit": unit},
-                }
-            ],
-        }
-    ]
-
-
 async def run201(
     harness: Any, station_id: str, registers: list[tuple[timedelta, float]], unit: str
 ) -> tuple[dict[str, Any], datetime]:
     """A 2.0.1 transaction whose readings are ``registers`` (offset from the start, value)."""
     station = await harness.connect(station_id, "2.0.1")
-    await station.call(
-        call201.BootNotification(
-            charging_station={"model": "M2", "vendor_name": "Liar"}, reason="PowerUp"
-        )
-    )
-    reply = await station.call(
-        call201.DataTransfer(
-            vendor_id="com.plugpay", message_id="RequestSessionCode", data={"connectorId": 1}
-        )
-    )
+    await boot201(station, "M2", "Liar")
+    reply = await request_code201(station)
     session_id = reply.data["session_id"]
     now = datetime.now(UTC)
     authorized_at = now - timedelta(minutes=5)
@@ -249,18 +195,11 @@ async def run201(
     )
     await harness.wait_event("ChargingStarted", where=lambda p: p["session_id"] == session_id)
     for seq, (offset, value) in enumerate(rest[:-1], start=1):
-        await station.call(
-            call201.TransactionEvent(
-                event_type="Updated",
-                timestamp=iso(t0 + offset),
-                trigger_reason="MeterValuePeriodic",
-                seq_no=seq,
-                transaction_info={
-                    "transaction_id": f"tx-{station_id}",
-                    "charging_state": "Charging",
-                },
-                meter_value=readings201(t0 + offset, value, unit, "Sample.Periodic"),
-            )
+        await charging_update201(
+            station,
+            f"tx-{station_id}",
+            seq,
+            readings201(t0 + offset, value, unit, "Sample.Periodic"),
         )
     end_at, end_value = rest[-1]
     await station.call(
@@ -327,14 +266,8 @@ async def honest_fast_16(
     step_wh = MAX_POWER_W * speedup * 10 // 3600
     session_id, tx = await start16(harness, station, authorized_at, started_at, 10_000)
     for i in range(1, 6):
-        await station.call(
-            call16.MeterValues(
-                connector_id=1,
-                transaction_id=tx,
-                meter_value=readings16(
-                    started_at + i * timedelta(seconds=10), 10_000 + i * step_wh
-                ),
-            )
+        await meter_values16(
+            station, tx, started_at + i * timedelta(seconds=10), 10_000 + i * step_wh
         )
     await station.call(
         call16.StopTransaction(

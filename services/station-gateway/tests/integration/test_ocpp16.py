@@ -14,36 +14,28 @@ from ocpp.v16 import call
 from plugpay_events.contracts.sessions import (
     SessionAbandoned,
     SessionLimits,
-    SessionStopRequested,
 )
 from plugpay_events.session_code import verification_jwks, verify_session_code
+from plugpay_events.topics import METER, STATIONS
 from sqlalchemy import text
+
+from ..harness_station import (
+    basic,
+    boot16,
+    iso,
+    meter_values16,
+    readings16,
+    request_code16,
+    start_transaction16,
+)
 
 pytestmark = pytest.mark.infra
 
 
-def iso(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 async def boot(station) -> None:  # type: ignore[no-untyped-def]
-    result = await station.call(
-        call.BootNotification(charge_point_model="M1", charge_point_vendor="Acme")
-    )
+    result = await boot16(station)
     assert result.status == "Accepted"
     assert result.interval == 60
-
-
-async def request_code(station, connector: int = 1) -> dict:  # type: ignore[no-untyped-def]
-    result = await station.call(
-        call.DataTransfer(
-            vendor_id="com.plugpay",
-            message_id="RequestSessionCode",
-            data=json.dumps({"connectorId": connector}),
-        )
-    )
-    assert result.status == "Accepted", result
-    return dict(json.loads(result.data))
 
 
 async def test_boot_code_request_and_qr(harness) -> None:  # type: ignore[no-untyped-def]
@@ -51,10 +43,10 @@ async def test_boot_code_request_and_qr(harness) -> None:  # type: ignore[no-unt
     await harness.register("CP-1")
     station = await harness.connect("CP-1")
     await boot(station)
-    await harness.wait_event("StationConnected", topic=harness_topic("STATIONS"))
-    await harness.wait_event("StationBooted", topic=harness_topic("STATIONS"))
+    await harness.wait_event("StationConnected", topic=STATIONS)
+    await harness.wait_event("StationBooted", topic=STATIONS)
 
-    code = await request_code(station)
+    code = await request_code16(station)
     assert code["qr"].startswith("https://pay.plugpay.test/s/")
     assert len(code["code"]) == 6
     claims = verify_session_code(
@@ -80,7 +72,7 @@ async def test_boot_code_request_and_qr(harness) -> None:  # type: ignore[no-unt
         base = f"/stations/CP-1/sessions/{code['sessionId']}"
         svg = await client.get(f"{base}/qr.svg", params={"token": token})
         assert svg.status_code == 200 and svg.text.lstrip().startswith("<?xml")
-        png = await client.get(f"{base}/qr.png", headers={"Authorization": basic_auth("CP-1")})
+        png = await client.get(f"{base}/qr.png", headers={"Authorization": basic("CP-1")})
         assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
         assert (await client.get(f"{base}/qr.png")).status_code == 401
         assert (await client.get(f"{base}/qr.svg", params={"token": "forged"})).status_code == 401
@@ -91,19 +83,7 @@ async def test_boot_code_request_and_qr(harness) -> None:  # type: ignore[no-unt
     )
     await harness.wait_event("SessionCodeIssued", count=2)
     await harness.close(station)
-    await harness.wait_event("StationDisconnected", topic=harness_topic("STATIONS"))
-
-
-def harness_topic(name: str):  # type: ignore[no-untyped-def]
-    from plugpay_events import topics
-
-    return getattr(topics, name)
-
-
-def basic_auth(station_id: str, password: str = "station-secret-1234") -> str:
-    import base64
-
-    return "Basic " + base64.b64encode(f"{station_id}:{password}".encode()).decode()
+    await harness.wait_event("StationDisconnected", topic=STATIONS)
 
 
 async def test_handshake_refuses_unknown_station_and_wrong_password(harness) -> None:  # type: ignore[no-untyped-def]
@@ -114,7 +94,7 @@ async def test_handshake_refuses_unknown_station_and_wrong_password(harness) -> 
             await websockets.connect(
                 f"{gw.ws}/{station_id}",
                 subprotocols=["ocpp1.6"],  # type: ignore[list-item]
-                additional_headers={"Authorization": basic_auth(station_id, password)},
+                additional_headers={"Authorization": basic(station_id, password)},
             )
         assert refused.value.response.status_code == 401
     with pytest.raises(websockets.InvalidStatus) as no_auth:
@@ -124,7 +104,7 @@ async def test_handshake_refuses_unknown_station_and_wrong_password(harness) -> 
         await websockets.connect(
             f"{gw.ws}/CP-2",
             subprotocols=["ocpp9"],  # type: ignore[list-item]
-            additional_headers={"Authorization": basic_auth("CP-2")},
+            additional_headers={"Authorization": basic("CP-2")},
         )
     assert bad_protocol.value.response.status_code == 400
     # The right password still works after the failures.
@@ -135,35 +115,17 @@ async def test_handshake_refuses_unknown_station_and_wrong_password(harness) -> 
 
 async def start_charging(harness, station, limits=None, started_at=None):  # type: ignore[no-untyped-def]
     await boot(station)
-    code = await request_code(station)
+    code = await request_code16(station)
     await harness.authorize(code["sessionId"], station.id, limits=limits)
     starts = await harness.eventually(lambda: station.got("RemoteStartTransaction"), 15)
     id_tag = starts[0]["id_tag"]
     assert starts[0]["connector_id"] == 1
-    started = await station.call(
-        call.StartTransaction(
-            connector_id=1,
-            id_tag=id_tag,
-            meter_start=10_000,
-            timestamp=iso(started_at or datetime.now(UTC)),
-        )
-    )
+    started = await start_transaction16(station, id_tag, 10_000, started_at or datetime.now(UTC))
     assert started.id_tag_info["status"] == "Accepted"
     charging = await harness.wait_event("ChargingStarted")
     assert charging[0]["transaction_id"] == str(started.transaction_id)
     assert charging[0]["meter_start_wh"] == 10_000
     return code["sessionId"], started.transaction_id, id_tag
-
-
-def meter(at: datetime, wh: int) -> list[dict]:
-    return [
-        {
-            "timestamp": iso(at),
-            "sampledValue": [
-                {"value": str(wh), "measurand": "Energy.Active.Import.Register", "unit": "Wh"}
-            ],
-        }
-    ]
 
 
 async def test_authorised_start_meter_values_limit_stop_and_duplicate_stop(harness) -> None:  # type: ignore[no-untyped-def]
@@ -175,20 +137,12 @@ async def test_authorised_start_meter_values_limit_stop_and_duplicate_stop(harne
     session_id, tx, _ = await start_charging(
         harness, station, SessionLimits(max_energy_wh=1000), started_at=now - timedelta(minutes=5)
     )
-    await station.call(
-        call.MeterValues(connector_id=1, transaction_id=tx, meter_value=meter(now, 10_400))
-    )
-    reported = await harness.wait_event("MeterValuesReported", topic=harness_topic("METER"))
+    await meter_values16(station, tx, now, 10_400)
+    reported = await harness.wait_event("MeterValuesReported", topic=METER)
     assert reported[0]["samples"][0]["energy_wh"] == 10_400
     assert not station.got("RemoteStopTransaction")
     # 1.2 kWh > the 1 kWh the hold buys: the gateway stops the transaction.
-    await station.call(
-        call.MeterValues(
-            connector_id=1,
-            transaction_id=tx,
-            meter_value=meter(now + timedelta(minutes=4), 11_200),
-        )
-    )
+    await meter_values16(station, tx, now + timedelta(minutes=4), 11_200)
     stops = await harness.eventually(lambda: station.got("RemoteStopTransaction"))
     assert stops[0]["transaction_id"] == tx
     await harness.wait_event("SessionStopRequested", where=lambda p: p["requested_by"] == "limit")
@@ -206,7 +160,7 @@ async def test_authorised_start_meter_values_limit_stop_and_duplicate_stop(harne
     assert completed[0]["stop_reason"] == "limit_reached"
     assert completed[0]["meter_start_wh"] == 10_000 and completed[0]["meter_stop_wh"] == 11_250
     # Only one, even after the relay had time to publish the second stop's effects.
-    await harness.wait_event("StationConnected", topic=harness_topic("STATIONS"))
+    await harness.wait_event("StationConnected", topic=STATIONS)
     assert len([e for e in await harness.events() if e.type == "SessionCompleted"]) == 1
     assert len(station.got("RemoteStopTransaction")) == 1
     await harness.close(station)
@@ -219,25 +173,19 @@ async def test_remote_stop_then_reconnect_with_queued_messages(harness) -> None:
     session_id, tx, _ = await start_charging(
         harness, station, started_at=datetime.now(UTC) - timedelta(minutes=10)
     )
-    await harness.publish(
-        SessionStopRequested(
-            session_id=uuid.UUID(session_id), requested_by="driver", requested_at=datetime.now(UTC)
-        )
-    )
+    await harness.request_stop(session_id)
     await harness.eventually(lambda: station.got("RemoteStopTransaction"))
     # The station loses its connection, stops offline and replays its queue after reconnecting.
     await harness.close(station)
     past = datetime.now(UTC) - timedelta(minutes=3)
     station = await harness.connect("CP-4")
-    await station.call(
-        call.MeterValues(connector_id=1, transaction_id=tx, meter_value=meter(past, 10_800))
-    )
+    await meter_values16(station, tx, past, 10_800)
     stop = call.StopTransaction(
         meter_stop=10_900,
         timestamp=iso(past + timedelta(seconds=30)),
         transaction_id=tx,
         reason="Remote",
-        transaction_data=meter(past, 10_800),
+        transaction_data=readings16(past, 10_800),
     )
     await station.call(stop)
     await harness.close(station)
@@ -260,7 +208,7 @@ async def test_station_rejecting_the_start_abandons_the_session(harness) -> None
     station = await harness.connect("CP-5")
     station.remote_start_status = "Rejected"
     await boot(station)
-    code = await request_code(station)
+    code = await request_code16(station)
     await harness.authorize(code["sessionId"], "CP-5")
     abandoned = await harness.wait_event("SessionAbandoned")
     assert abandoned[0]["reason"] == "station_rejected"
@@ -302,18 +250,11 @@ async def test_a_start_after_the_start_deadline_is_refused_and_the_session_given
     await harness.register("CP-7")
     station = await harness.connect("CP-7")
     await boot(station)
-    code = await request_code(station)
+    code = await request_code16(station)
     past = datetime.now(UTC) - timedelta(seconds=1)  # passed while the start was on its way
     await harness.authorize(code["sessionId"], "CP-7", start_deadline=past)
     starts = await harness.eventually(lambda: station.got("RemoteStartTransaction"), 15)
-    late = await station.call(
-        call.StartTransaction(
-            connector_id=1,
-            id_tag=starts[0]["id_tag"],
-            meter_start=10_000,
-            timestamp=iso(datetime.now(UTC)),
-        )
-    )
+    late = await start_transaction16(station, starts[0]["id_tag"], 10_000, datetime.now(UTC))
     assert late.id_tag_info["status"] == "Invalid"
     [abandoned] = await harness.wait_event("SessionAbandoned")
     assert (abandoned["session_id"], abandoned["reason"]) == (code["sessionId"], "start_timeout")
@@ -331,19 +272,12 @@ async def test_the_gateway_gives_up_a_session_not_started_by_its_deadline(  # ty
     await harness.register("CP-8")
     station = await harness.connect("CP-8")
     await boot(station)
-    code = await request_code(station)
+    code = await request_code16(station)
     await harness.authorize(code["sessionId"], "CP-8", authorized_at=datetime.now(UTC))
     starts = await harness.eventually(lambda: station.got("RemoteStartTransaction"), 15)
     [abandoned] = await harness.wait_event("SessionAbandoned")
     assert (abandoned["session_id"], abandoned["reason"]) == (code["sessionId"], "start_timeout")
-    late = await station.call(
-        call.StartTransaction(
-            connector_id=1,
-            id_tag=starts[0]["id_tag"],
-            meter_start=10_000,
-            timestamp=iso(datetime.now(UTC)),
-        )
-    )
+    late = await start_transaction16(station, starts[0]["id_tag"], 10_000, datetime.now(UTC))
     assert late.id_tag_info["status"] == "Invalid"
     given_up = [e for e in await harness.events() if e.type == "SessionAbandoned"]
     assert len(given_up) == 1
@@ -369,22 +303,11 @@ async def test_a_lost_transaction_is_completed_from_its_last_reading(harness) ->
     session_id, tx, id_tag = await start_charging(
         harness, station, started_at=now - timedelta(minutes=5)
     )
-    await station.call(
-        call.MeterValues(
-            connector_id=1, transaction_id=tx, meter_value=meter(now - timedelta(minutes=2), 10_700)
-        )
-    )
+    await meter_values16(station, tx, now - timedelta(minutes=2), 10_700)
     # Reboot WITH a queue: Available at boot, then the same StartTransaction again (same id),
     # then Charging — nothing is ended, however long we wait past the grace period.
     await status(station, "Available", now - timedelta(seconds=30))
-    again = await station.call(
-        call.StartTransaction(
-            connector_id=1,
-            id_tag=id_tag,
-            meter_start=10_000,
-            timestamp=iso(now - timedelta(minutes=5)),
-        )
-    )
+    again = await start_transaction16(station, id_tag, 10_000, now - timedelta(minutes=5))
     assert again.transaction_id == tx and again.id_tag_info["status"] == "Accepted"
     await status(station, "Charging", now - timedelta(seconds=29))
     # Reboot WITHOUT a queue: Available, and never a stop.
@@ -399,7 +322,7 @@ async def test_a_lost_transaction_is_completed_from_its_last_reading(harness) ->
     await station.call(
         call.StopTransaction(meter_stop=10_900, timestamp=iso(now), transaction_id=tx)
     )
-    await harness.wait_event("StationConnected", topic=harness_topic("STATIONS"))
+    await harness.wait_event("StationConnected", topic=STATIONS)
     assert len([e for e in await harness.events() if e.type == "SessionCompleted"]) == 1
     await harness.close(station)
 
@@ -426,7 +349,7 @@ async def test_no_second_session_while_a_start_is_on_its_way(harness) -> None:  
     await harness.register("CP-ONE")
     station = await harness.connect("CP-ONE")
     await boot(station)
-    first = await request_code(station)
+    first = await request_code16(station)
     await harness.authorize(first["sessionId"], "CP-ONE")
     starts = await harness.eventually(lambda: station.got("RemoteStartTransaction"), 15)
     # The charger accepted the start; its StartTransaction has not arrived yet. The driver
@@ -446,14 +369,7 @@ async def test_no_second_session_while_a_start_is_on_its_way(harness) -> None:  
         "SessionAbandoned", where=lambda p: p["session_id"] == stray
     )
     assert abandoned[0]["reason"] == "connector_busy"
-    started = await station.call(
-        call.StartTransaction(
-            connector_id=1,
-            id_tag=starts[0]["id_tag"],
-            meter_start=10_000,
-            timestamp=iso(datetime.now(UTC)),
-        )
-    )
+    started = await start_transaction16(station, starts[0]["id_tag"], 10_000, datetime.now(UTC))
     assert started.id_tag_info["status"] == "Accepted"
     await harness.wait_event("ChargingStarted")
     assert len(station.got("RemoteStartTransaction")) == 1
@@ -470,8 +386,8 @@ async def test_a_new_code_retires_the_unscanned_one(harness) -> None:  # type: i
     await harness.register("CP-TWO")
     station = await harness.connect("CP-TWO")
     await boot(station)
-    old = await request_code(station)
-    new = await request_code(station)
+    old = await request_code16(station)
+    new = await request_code16(station)
     assert old["sessionId"] != new["sessionId"]
     # The old code's scan had raced the new code (session-svc refuses it once it knows the
     # new one): its authorisation arrives late and is abandoned (the hold is voided), no start
@@ -498,11 +414,7 @@ async def test_a_session_of_an_unreachable_station_is_completed(harness) -> None
     session_id, tx, _ = await start_charging(
         harness, station, started_at=now - timedelta(minutes=5)
     )
-    await station.call(
-        call.MeterValues(
-            connector_id=1, transaction_id=tx, meter_value=meter(now - timedelta(minutes=1), 10_400)
-        )
-    )
+    await meter_values16(station, tx, now - timedelta(minutes=1), 10_400)
     await harness.close(station)
     completed = await harness.wait_event("SessionCompleted", timeout_s=30)
     assert completed[0]["session_id"] == session_id
@@ -513,7 +425,7 @@ async def test_a_session_of_an_unreachable_station_is_completed(harness) -> None
     await station.call(
         call.StopTransaction(meter_stop=10_900, timestamp=iso(now), transaction_id=tx)
     )
-    await harness.wait_event("StationConnected", topic=harness_topic("STATIONS"), count=2)
+    await harness.wait_event("StationConnected", topic=STATIONS, count=2)
     assert len([e for e in await harness.events() if e.type == "SessionCompleted"]) == 1
     await harness.close(station)
 
@@ -531,12 +443,8 @@ async def test_a_stop_asked_while_offline_is_not_sent_once_the_station_stopped_i
         harness, station, started_at=datetime.now(UTC) - timedelta(minutes=10)
     )
     await harness.close(station)
-    await harness.wait_event("StationDisconnected", topic=harness_topic("STATIONS"))
-    await harness.publish(
-        SessionStopRequested(
-            session_id=uuid.UUID(session_id), requested_by="driver", requested_at=datetime.now(UTC)
-        )
-    )
+    await harness.wait_event("StationDisconnected", topic=STATIONS)
+    await harness.request_stop(session_id)
 
     async def queued_stop() -> int | None:
         async with harness.db.read() as session:
@@ -592,7 +500,7 @@ async def test_a_refused_charging_card_points_to_the_app(harness) -> None:  # ty
     async with httpx.AsyncClient(base_url=gw.http) as client:
         state = (
             await client.get(
-                "/stations/CP-CARD/display/state", headers={"Authorization": basic_auth("CP-CARD")}
+                "/stations/CP-CARD/display/state", headers={"Authorization": basic("CP-CARD")}
             )
         ).json()
     until = datetime.fromisoformat(state["card_refused_until"])

@@ -13,89 +13,45 @@ from ocpp.v201 import call
 from plugpay_events.contracts.sessions import (
     SessionCostCalculated,
     SessionDenied,
-    SessionStopRequested,
 )
+from plugpay_events.topics import METER
 from plugpay_events.types import Money
 from plugpay_tariffs import SessionUsage, calculate_cost
 
+from ..harness_station import (
+    TARIFF,
+    boot201,
+    charging_update201,
+    code_on_display201,
+    iso,
+    meter201,
+    request_code201,
+    start_transaction201,
+)
+
 pytestmark = pytest.mark.infra
-
-
-def iso(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def meter(at: datetime, wh: float, context: str = "Sample.Periodic") -> list[dict]:
-    return [
-        {
-            "timestamp": iso(at),
-            "sampled_value": [
-                {
-                    "value": wh / 1000,
-                    "measurand": "Energy.Active.Import.Register",
-                    "context": context,
-                    "unit_of_measure": {"unit": "kWh"},
-                }
-            ],
-        }
-    ]
 
 
 async def test_201_code_start_meter_stop_cost(harness) -> None:  # type: ignore[no-untyped-def]
     await harness.start_gateway()
     await harness.register("EV-1")
     station = await harness.connect("EV-1", "2.0.1")
-    booted = await station.call(
-        call.BootNotification(
-            charging_station={"model": "M2", "vendor_name": "Acme"}, reason="PowerUp"
-        )
-    )
+    booted = await boot201(station, "M2", "Acme")
     assert booted.status == "Accepted"
-    reply = await station.call(
-        call.DataTransfer(
-            vendor_id="com.plugpay", message_id="RequestSessionCode", data={"connectorId": 1}
-        )
-    )
-    assert reply.status == "Accepted"
-    session_id = reply.data["session_id"]  # the client library snake-cases keys
-    shown = await harness.eventually(
-        lambda: len(station.got("SetDisplayMessage")) >= 2 and station.got("SetDisplayMessage")
-    )
-    assert shown[0]["message"] == {"format": "URI", "content": reply.data["qr"]}
-    assert reply.data["code"] in shown[1]["message"]["content"]
+    session_id = (await code_on_display201(harness, station))["session_id"]
 
     await harness.authorize(session_id, "EV-1")
     starts = await harness.eventually(lambda: station.got("RequestStartTransaction"))
-    remote_start_id = starts[0]["remote_start_id"]
-    id_token = starts[0]["id_token"]
-    assert starts[0]["evse_id"] == 1 and id_token["type"] == "Central"
+    assert starts[0]["evse_id"] == 1 and starts[0]["id_token"]["type"] == "Central"
 
     t0 = datetime.now(UTC) - timedelta(minutes=5)
-    started = await station.call(
-        call.TransactionEvent(
-            event_type="Started",
-            timestamp=iso(t0),
-            trigger_reason="RemoteStart",
-            seq_no=0,
-            transaction_info={"transaction_id": "tx-201", "remote_start_id": remote_start_id},
-            id_token=id_token,
-            evse={"id": 1, "connector_id": 1},
-            meter_value=meter(t0, 50_000, "Transaction.Begin"),
-        )
-    )
+    started = await start_transaction201(station, starts[0], "tx-201", t0, 50_000)
     assert started.id_token_info["status"] == "Accepted" and started.total_cost is None
     charging = await harness.wait_event("ChargingStarted")
     assert charging[0]["transaction_id"] == "tx-201" and charging[0]["meter_start_wh"] == 50_000
 
-    updated = await station.call(
-        call.TransactionEvent(
-            event_type="Updated",
-            timestamp=iso(t0 + timedelta(minutes=2)),
-            trigger_reason="MeterValuePeriodic",
-            seq_no=1,
-            transaction_info={"transaction_id": "tx-201", "charging_state": "Charging"},
-            meter_value=meter(t0 + timedelta(minutes=2), 50_500),
-        )
+    updated = await charging_update201(
+        station, "tx-201", 1, meter201(t0 + timedelta(minutes=2), 50_500)
     )
     # totalCost is the final cost (only in the Ended answer); the running cost from the tariff
     # snapshot (0.5 kWh at 0.40 EUR) is the driver's personal message.
@@ -104,13 +60,9 @@ async def test_201_code_start_meter_stop_cost(harness) -> None:  # type: ignore[
         "format": "ASCII",
         "content": "Cost so far: 0.20 EUR",
     }
-    await harness.wait_event("MeterValuesReported", topic=_topic("METER"))
+    await harness.wait_event("MeterValuesReported", topic=METER)
 
-    await harness.publish(
-        SessionStopRequested(
-            session_id=uuid.UUID(session_id), requested_by="driver", requested_at=datetime.now(UTC)
-        )
-    )
+    await harness.request_stop(session_id)
     stops = await harness.eventually(lambda: station.got("RequestStopTransaction"))
     assert stops[0]["transaction_id"] == "tx-201"
     ended = call.TransactionEvent(
@@ -119,7 +71,7 @@ async def test_201_code_start_meter_stop_cost(harness) -> None:  # type: ignore[
         trigger_reason="RemoteStop",
         seq_no=2,
         transaction_info={"transaction_id": "tx-201", "stopped_reason": "Remote"},
-        meter_value=meter(t0 + timedelta(minutes=3), 50_600, "Transaction.End"),
+        meter_value=meter201(t0 + timedelta(minutes=3), 50_600, "Transaction.End"),
     )
     answers = [await station.call(ended), await station.call(ended)]
     # The final cost from the same snapshot and judged meter values as pricing-svc's, also
@@ -133,17 +85,7 @@ async def test_201_code_start_meter_stop_cost(harness) -> None:  # type: ignore[
 
     # pricing-svc's final cost reaches the station as CostUpdated.
     usage = SessionUsage.linear(t0, 600, t0 + timedelta(minutes=3))
-    from plugpay_tariffs import Tariff
-
-    tariff = Tariff.model_validate(
-        {
-            "id": "t-1",
-            "version": 1,
-            "currency": "EUR",
-            "elements": [{"price_components": [{"type": "ENERGY", "price": "0.40", "vat": "0"}]}],
-        }
-    )
-    breakdown = calculate_cost(tariff, usage, "Europe/Berlin")
+    breakdown = calculate_cost(TARIFF, usage, "Europe/Berlin")
     await harness.publish(
         SessionCostCalculated(
             session_id=uuid.UUID(session_id),
@@ -159,48 +101,20 @@ async def test_201_code_start_meter_stop_cost(harness) -> None:  # type: ignore[
     await harness.close(station)
 
 
-def _topic(name: str):  # type: ignore[no-untyped-def]
-    from plugpay_events import topics
-
-    return getattr(topics, name)
-
-
 async def test_201_a_transaction_started_after_the_start_deadline_is_invalid(  # type: ignore[no-untyped-def]
     harness,
 ) -> None:
     await harness.start_gateway(presence_sweep_s=3600)  # no sweep: the start itself decides
     await harness.register("EV-9")
     station = await harness.connect("EV-9", "2.0.1")
-    await station.call(
-        call.BootNotification(
-            charging_station={"model": "M2", "vendor_name": "Acme"}, reason="PowerUp"
-        )
-    )
-    reply = await station.call(
-        call.DataTransfer(
-            vendor_id="com.plugpay", message_id="RequestSessionCode", data={"connectorId": 1}
-        )
-    )
+    await boot201(station, "M2", "Acme")
+    reply = await request_code201(station)
     session_id = reply.data["session_id"]
     past = datetime.now(UTC) - timedelta(seconds=1)  # passed while the start was on its way
     await harness.authorize(session_id, "EV-9", start_deadline=past)
     starts = await harness.eventually(lambda: station.got("RequestStartTransaction"))
     now = datetime.now(UTC)
-    late = await station.call(
-        call.TransactionEvent(
-            event_type="Started",
-            timestamp=iso(now),
-            trigger_reason="RemoteStart",
-            seq_no=0,
-            transaction_info={
-                "transaction_id": "tx-late",
-                "remote_start_id": starts[0]["remote_start_id"],
-            },
-            id_token=starts[0]["id_token"],
-            evse={"id": 1, "connector_id": 1},
-            meter_value=meter(now, 50_000, "Transaction.Begin"),
-        )
-    )
+    late = await start_transaction201(station, starts[0], "tx-late", now, 50_000)
     assert late.id_token_info["status"] == "Invalid"
     [abandoned] = await harness.wait_event("SessionAbandoned")
     assert (abandoned["session_id"], abandoned["reason"]) == (session_id, "start_timeout")
@@ -226,20 +140,10 @@ async def test_a_message_the_station_never_answers_holds_up_no_start(  # type: i
             await super().route_message(raw_msg)
 
     station.__class__ = SilentOnDenials
-    await station.call(
-        call.BootNotification(
-            charging_station={"model": "M2", "vendor_name": "Acme"}, reason="PowerUp"
-        )
-    )
+    await boot201(station, "M2", "Acme")
 
     async def code(connector: int) -> str:
-        reply = await station.call(
-            call.DataTransfer(
-                vendor_id="com.plugpay",
-                message_id="RequestSessionCode",
-                data={"connectorId": connector},
-            )
-        )
+        reply = await request_code201(station, connector)
         return str(reply.data["session_id"])
 
     refused = await code(1)
@@ -290,16 +194,8 @@ async def test_a_station_refusing_the_qr_format_still_shows_the_typed_code(  # t
             await super().route_message(raw_msg)
 
     station.__class__ = TextOnly
-    await station.call(
-        call.BootNotification(
-            charging_station={"model": "M2", "vendor_name": "Acme"}, reason="PowerUp"
-        )
-    )
-    reply = await station.call(
-        call.DataTransfer(
-            vendor_id="com.plugpay", message_id="RequestSessionCode", data={"connectorId": 1}
-        )
-    )
+    await boot201(station, "M2", "Acme")
+    reply = await request_code201(station)
     shown = await harness.eventually(lambda: station.got("SetDisplayMessage"))
     assert station.got("RefusedURI")
     text = shown[0]["message"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -15,42 +14,24 @@ from ocpp.v21 import call
 from plugpay_events.contracts.sessions import (
     SessionCostCalculated,
     SessionLimits,
-    SessionStopRequested,
 )
+from plugpay_events.topics import METER, STATIONS
 from plugpay_events.types import Money
-from plugpay_tariffs import SessionUsage, Tariff, calculate_cost
+from plugpay_tariffs import SessionUsage, calculate_cost
+
+from ..harness_station import (
+    TARIFF,
+    basic,
+    boot201,
+    charging_update201,
+    code_on_display201,
+    iso,
+    meter201,
+    request_code201,
+    start_transaction201,
+)
 
 pytestmark = pytest.mark.infra
-
-PASSWORD = "station-secret-1234"
-TARIFF = Tariff.model_validate(  # the harness's tariff snapshot
-    {
-        "id": "t-1",
-        "version": 1,
-        "currency": "EUR",
-        "elements": [{"price_components": [{"type": "ENERGY", "price": "0.40", "vat": "0"}]}],
-    }
-)
-
-
-def iso(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def meter(at: datetime, wh: float, context: str = "Sample.Periodic") -> list[dict]:
-    return [
-        {
-            "timestamp": iso(at),
-            "sampled_value": [
-                {
-                    "value": wh / 1000,
-                    "measurand": "Energy.Active.Import.Register",
-                    "context": context,
-                    "unit_of_measure": {"unit": "kWh"},
-                }
-            ],
-        }
-    ]
 
 
 async def test_21_is_offered_beside_16_and_201(harness) -> None:  # type: ignore[no-untyped-def]
@@ -60,11 +41,11 @@ async def test_21_is_offered_beside_16_and_201(harness) -> None:  # type: ignore
     ws = await websockets.connect(
         f"{process.ws}/EV-21V",
         subprotocols=["ocpp2.1", "ocpp2.0.1"],  # type: ignore[list-item]
-        additional_headers={"Authorization": _basic("EV-21V")},
+        additional_headers={"Authorization": basic("EV-21V")},
     )
     assert ws.subprotocol == "ocpp2.1"
     await ws.close()
-    connected = await harness.wait_event("StationConnected", topic=_topic("STATIONS"))
+    connected = await harness.wait_event("StationConnected", topic=STATIONS)
     assert connected[-1]["ocpp_version"] == "2.1"
 
 
@@ -72,24 +53,9 @@ async def test_21_code_start_meter_stop(harness) -> None:  # type: ignore[no-unt
     await harness.start_gateway()
     await harness.register("EV-21")
     station = await harness.connect("EV-21", "2.1")
-    booted = await station.call(
-        call.BootNotification(
-            charging_station={"model": "M21", "vendor_name": "Acme"}, reason="PowerUp"
-        )
-    )
+    booted = await boot201(station, "M21", "Acme")
     assert booted.status == "Accepted"
-    reply = await station.call(
-        call.DataTransfer(
-            vendor_id="com.plugpay", message_id="RequestSessionCode", data={"connectorId": 1}
-        )
-    )
-    assert reply.status == "Accepted"
-    session_id = reply.data["session_id"]
-    shown = await harness.eventually(
-        lambda: len(station.got("SetDisplayMessage")) >= 2 and station.got("SetDisplayMessage")
-    )
-    assert shown[0]["message"] == {"format": "URI", "content": reply.data["qr"]}
-    assert reply.data["code"] in shown[1]["message"]["content"]
+    session_id = (await code_on_display201(harness, station))["session_id"]
 
     limits = SessionLimits(
         max_energy_wh=10_000,
@@ -98,23 +64,10 @@ async def test_21_code_start_meter_stop(harness) -> None:  # type: ignore[no-unt
     )
     await harness.authorize(session_id, "EV-21", limits=limits)
     starts = await harness.eventually(lambda: station.got("RequestStartTransaction"))
-    remote_start_id = starts[0]["remote_start_id"]
-    id_token = starts[0]["id_token"]
     assert starts[0]["evse_id"] == 1
 
     t0 = datetime.now(UTC) - timedelta(minutes=5)
-    started = await station.call(
-        call.TransactionEvent(
-            event_type="Started",
-            timestamp=iso(t0),
-            trigger_reason="RemoteStart",
-            seq_no=0,
-            transaction_info={"transaction_id": "tx-21", "remote_start_id": remote_start_id},
-            id_token=id_token,
-            evse={"id": 1, "connector_id": 1},
-            meter_value=meter(t0, 50_000, "Transaction.Begin"),
-        )
-    )
+    started = await start_transaction201(station, starts[0], "tx-21", t0, 50_000)
     assert started.id_token_info["status"] == "Accepted" and started.total_cost is None
     # What billing authorised, for the station to stop at by itself (2.1 E16).
     assert started.transaction_limit == {"max_cost": 15.0, "max_energy": 10_000, "max_time": 3_600}
@@ -130,25 +83,14 @@ async def test_21_code_start_meter_stop(harness) -> None:  # type: ignore[no-unt
     charging = await harness.wait_event("ChargingStarted")
     assert charging[0]["transaction_id"] == "tx-21" and charging[0]["meter_start_wh"] == 50_000
 
-    updated = await station.call(
-        call.TransactionEvent(
-            event_type="Updated",
-            timestamp=iso(t0 + timedelta(minutes=2)),
-            trigger_reason="MeterValuePeriodic",
-            seq_no=1,
-            transaction_info={"transaction_id": "tx-21", "charging_state": "Charging"},
-            meter_value=meter(t0 + timedelta(minutes=2), 50_500),
-        )
+    updated = await charging_update201(
+        station, "tx-21", 1, meter201(t0 + timedelta(minutes=2), 50_500)
     )
     assert updated.total_cost is None
     assert updated.updated_personal_message["content"] == "Cost so far: 0.20 EUR"
-    await harness.wait_event("MeterValuesReported", topic=_topic("METER"))
+    await harness.wait_event("MeterValuesReported", topic=METER)
 
-    await harness.publish(
-        SessionStopRequested(
-            session_id=uuid.UUID(session_id), requested_by="driver", requested_at=datetime.now(UTC)
-        )
-    )
+    await harness.request_stop(session_id)
     stops = await harness.eventually(lambda: station.got("RequestStopTransaction"))
     assert stops[0]["transaction_id"] == "tx-21"
     ended = await station.call(
@@ -158,7 +100,7 @@ async def test_21_code_start_meter_stop(harness) -> None:  # type: ignore[no-unt
             trigger_reason="RemoteStop",
             seq_no=2,
             transaction_info={"transaction_id": "tx-21", "stopped_reason": "Remote"},
-            meter_value=meter(t0 + timedelta(minutes=3), 50_600, "Transaction.End"),
+            meter_value=meter201(t0 + timedelta(minutes=3), 50_600, "Transaction.End"),
             # The station's own calculation is a claim: accepted, never billed or echoed.
             cost_details={
                 "total_cost": {
@@ -187,18 +129,10 @@ async def test_21_a_guests_session_starts_as_a_direct_payment_for_that_session_o
     await harness.start_gateway()
     await harness.register("EV-21G")
     station = await harness.connect("EV-21G", "2.1")
-    await station.call(
-        call.BootNotification(charging_station={"model": "M", "vendor_name": "A"}, reason="PowerUp")
-    )
+    await boot201(station)
 
     async def code(connector_id: int) -> str:
-        reply = await station.call(
-            call.DataTransfer(
-                vendor_id="com.plugpay",
-                message_id="RequestSessionCode",
-                data={"connectorId": connector_id},
-            )
-        )
+        reply = await request_code201(station, connector_id)
         return str(reply.data["session_id"])
 
     guest_session, driver_session = await code(1), await code(2)
@@ -217,20 +151,8 @@ async def test_21_a_guests_session_starts_as_a_direct_payment_for_that_session_o
     t0 = datetime.now(UTC) - timedelta(minutes=5)
 
     async def started(evse: int, tx: str, id_token: dict) -> Any:  # type: ignore[type-arg]
-        return await station.call(
-            call.TransactionEvent(
-                event_type="Started",
-                timestamp=iso(t0),
-                trigger_reason="RemoteStart",
-                seq_no=0,
-                transaction_info={
-                    "transaction_id": tx,
-                    "remote_start_id": starts[evse]["remote_start_id"],
-                },
-                id_token=id_token,
-                evse={"id": evse, "connector_id": 1},
-                meter_value=meter(t0, 10_000, "Transaction.Begin"),
-            )
+        return await start_transaction201(
+            station, starts[evse], tx, t0, 10_000, evse=evse, id_token=id_token
         )
 
     # The account's session named by a DirectPayment token (its own tag, or the guest's): no.
@@ -265,7 +187,7 @@ async def test_21_nothing_but_a_boot_before_the_boot(harness) -> None:  # type: 
     ws = await websockets.connect(
         f"{process.ws}/EV-21B",
         subprotocols=["ocpp2.1"],  # type: ignore[list-item]
-        additional_headers={"Authorization": _basic("EV-21B")},
+        additional_headers={"Authorization": basic("EV-21B")},
     )
 
     async def exchange(frame: list) -> list:  # type: ignore[type-arg]
@@ -308,35 +230,15 @@ async def test_21_a_transaction_started_after_the_start_deadline_is_invalid(  # 
     await harness.start_gateway(presence_sweep_s=3600)  # no sweep: the start itself decides
     await harness.register("EV-21L")
     station = await harness.connect("EV-21L", "2.1")
-    await station.call(
-        call.BootNotification(charging_station={"model": "M", "vendor_name": "A"}, reason="PowerUp")
-    )
-    reply = await station.call(
-        call.DataTransfer(
-            vendor_id="com.plugpay", message_id="RequestSessionCode", data={"connectorId": 1}
-        )
-    )
+    await boot201(station)
+    reply = await request_code201(station)
     session_id = reply.data["session_id"]
     past = datetime.now(UTC) - timedelta(seconds=1)  # passed while the start was on its way
     limits = SessionLimits(max_energy_wh=10_000)
     await harness.authorize(session_id, "EV-21L", limits=limits, start_deadline=past)
     [start] = await harness.eventually(lambda: station.got("RequestStartTransaction"))
     now = datetime.now(UTC)
-    late = await station.call(
-        call.TransactionEvent(
-            event_type="Started",
-            timestamp=iso(now),
-            trigger_reason="RemoteStart",
-            seq_no=0,
-            transaction_info={
-                "transaction_id": "tx-21l",
-                "remote_start_id": start["remote_start_id"],
-            },
-            id_token=start["id_token"],
-            evse={"id": 1, "connector_id": 1},
-            meter_value=meter(now, 50_000, "Transaction.Begin"),
-        )
-    )
+    late = await start_transaction201(station, start, "tx-21l", now, 50_000)
     assert late.id_token_info["status"] == "Invalid" and late.transaction_limit is None
     [abandoned] = await harness.wait_event("SessionAbandoned")
     assert (abandoned["session_id"], abandoned["reason"]) == (session_id, "start_timeout")
@@ -351,40 +253,20 @@ async def test_21_final_cost_is_capped_by_the_hold(harness) -> None:  # type: ig
     await harness.start_gateway()
     await harness.register("EV-21C")
     station = await harness.connect("EV-21C", "2.1")
-    await station.call(
-        call.BootNotification(charging_station={"model": "M", "vendor_name": "A"}, reason="PowerUp")
-    )
-    reply = await station.call(
-        call.DataTransfer(
-            vendor_id="com.plugpay", message_id="RequestSessionCode", data={"connectorId": 1}
-        )
-    )
+    await boot201(station)
+    reply = await request_code201(station)
     session_id = reply.data["session_id"]
     await harness.authorize(session_id, "EV-21C", hold_minor=100)
     [start] = await harness.eventually(lambda: station.got("RequestStartTransaction"))
     t0 = datetime.now(UTC) - timedelta(minutes=40)
-    await station.call(
-        call.TransactionEvent(
-            event_type="Started",
-            timestamp=iso(t0),
-            trigger_reason="RemoteStart",
-            seq_no=0,
-            transaction_info={
-                "transaction_id": "tx-21c",
-                "remote_start_id": start["remote_start_id"],
-            },
-            id_token=start["id_token"],
-            evse={"id": 1, "connector_id": 1},
-            meter_value=meter(t0, 10_000, "Transaction.Begin"),
-        )
-    )
+    await start_transaction201(station, start, "tx-21c", t0, 10_000)
     ended = call.TransactionEvent(
         event_type="Ended",
         timestamp=iso(t0 + timedelta(minutes=30)),
         trigger_reason="EVCommunicationLost",
         seq_no=1,
         transaction_info={"transaction_id": "tx-21c", "stopped_reason": "EVDisconnected"},
-        meter_value=meter(t0 + timedelta(minutes=30), 15_000, "Transaction.End"),
+        meter_value=meter201(t0 + timedelta(minutes=30), 15_000, "Transaction.End"),
     )
     # 5 kWh at 0.40 EUR is 2.00 EUR; the payer agreed to at most 1.00 EUR.
     assert (await station.call(ended)).total_cost == pytest.approx(1.0)
@@ -417,14 +299,8 @@ async def test_21_a_free_session_is_told_it_costs_nothing(harness) -> None:  # t
     await harness.start_gateway()
     await harness.register("EV-21F")
     station = await harness.connect("EV-21F", "2.1")
-    await station.call(
-        call.BootNotification(charging_station={"model": "M", "vendor_name": "A"}, reason="PowerUp")
-    )
-    reply = await station.call(
-        call.DataTransfer(
-            vendor_id="com.plugpay", message_id="RequestSessionCode", data={"connectorId": 1}
-        )
-    )
+    await boot201(station)
+    reply = await request_code201(station)
     await harness.authorize(reply.data["session_id"], "EV-21F", free_of_charge=True)
     [start] = await harness.eventually(lambda: station.got("RequestStartTransaction"))
     t0 = datetime.now(UTC) - timedelta(minutes=10)
@@ -436,7 +312,7 @@ async def test_21_a_free_session_is_told_it_costs_nothing(harness) -> None:  # t
             trigger_reason="RemoteStart" if kind == "Started" else "MeterValuePeriodic",
             seq_no=seq,
             transaction_info={"transaction_id": "tx-21f", **info},
-            meter_value=meter(t0 + timedelta(minutes=minutes), wh),
+            meter_value=meter201(t0 + timedelta(minutes=minutes), wh),
             **({"id_token": start["id_token"]} if kind == "Started" else {}),
         )
 
@@ -448,13 +324,3 @@ async def test_21_a_free_session_is_told_it_costs_nothing(harness) -> None:  # t
     await harness.wait_event("SessionCompleted")
     assert not station.got("ChangeTransactionTariff")
     await harness.close(station)
-
-
-def _basic(station_id: str) -> str:
-    return "Basic " + base64.b64encode(f"{station_id}:{PASSWORD}".encode()).decode()
-
-
-def _topic(name: str):  # type: ignore[no-untyped-def]
-    from plugpay_events import topics
-
-    return getattr(topics, name)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from ..harness_station import PASSWORD
+
 pytestmark = pytest.mark.infra
 
 HERE = Path(__file__).parents[1] / "ocpp_rpc"
@@ -36,7 +38,7 @@ async def test_ocpp_rpc_strict_client(harness, ocpp_rpc: Path, protocol: str) ->
             "PATH": __import__("os").environ["PATH"],
             "GATEWAY_URL": gw.ws,
             "STATION_ID": station_id,
-            "STATION_PASSWORD": "station-secret-1234",
+            "STATION_PASSWORD": PASSWORD,
             "OCPP_PROTOCOL": protocol,
         },
         stdout=asyncio.subprocess.PIPE,

@@ -3,7 +3,6 @@ organisation like every operator route; commands share the same scoping."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,36 +12,21 @@ import pytest
 from ocpp.v16 import call
 from sqlalchemy import text
 
+from ..harness_station import (
+    ORG,
+    boot16,
+    iso,
+    meter_values16,
+    request_code16,
+    start_transaction16,
+)
+
 pytestmark = pytest.mark.infra
-
-ORG = uuid.UUID("00000000-0000-0000-0000-0000000000aa")  # the harness registers stations here
-
-
-def iso(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def meter(at: datetime, wh: int) -> list[dict[str, Any]]:
-    return [
-        {
-            "timestamp": iso(at),
-            "sampledValue": [
-                {"value": str(wh), "measurand": "Energy.Active.Import.Register", "unit": "Wh"}
-            ],
-        }
-    ]
 
 
 async def start_charging(harness: Any, station: Any) -> tuple[str, int]:
-    await station.call(call.BootNotification(charge_point_model="M1", charge_point_vendor="Acme"))
-    reply = await station.call(
-        call.DataTransfer(
-            vendor_id="com.plugpay",
-            message_id="RequestSessionCode",
-            data=json.dumps({"connectorId": 1}),
-        )
-    )
-    session_id = json.loads(reply.data)["sessionId"]
+    await boot16(station)
+    session_id = (await request_code16(station))["sessionId"]
     await harness.authorize(session_id, station.id)
     starts = await harness.eventually(lambda: station.got("RemoteStartTransaction"), 15)
     # Like many real 1.6 chargers: Preparing once told to start. That is this session, not a
@@ -54,14 +38,7 @@ async def start_charging(harness: Any, station: Any) -> tuple[str, int]:
     async with harness.db.read() as session:
         count = (await session.execute(text("SELECT count(*) FROM sessions"))).scalar_one()
     assert count == 1 and len(codes) <= 1, (count, codes)
-    started = await station.call(
-        call.StartTransaction(
-            connector_id=1,
-            id_tag=starts[0]["id_tag"],
-            meter_start=10_000,
-            timestamp=iso(datetime.now(UTC)),
-        )
-    )
+    started = await start_transaction16(station, starts[0]["id_tag"], 10_000, datetime.now(UTC))
     await harness.wait_event("ChargingStarted")
     return session_id, started.transaction_id
 
@@ -106,11 +83,7 @@ async def test_operators_see_their_stations_live_and_nothing_else(harness) -> No
         await station.call(
             call.StatusNotification(connector_id=1, error_code="NoError", status="Charging")
         )
-        await station.call(
-            call.MeterValues(
-                connector_id=1, transaction_id=tx, meter_value=meter(datetime.now(UTC), 10_400)
-            )
-        )
+        await meter_values16(station, tx, datetime.now(UTC), 10_400)
 
         async def charging() -> dict | None:  # type: ignore[type-arg]
             view = await live("OPS-1")
@@ -198,13 +171,7 @@ async def test_operators_read_a_sessions_meter_readings_and_nobody_else(harness)
     session_id, tx = await start_charging(harness, station)
     first = datetime.now(UTC)
     for n, wh in enumerate((10_200, 10_450)):
-        await station.call(
-            call.MeterValues(
-                connector_id=1,
-                transaction_id=tx,
-                meter_value=meter(first.replace(microsecond=0) + timedelta(seconds=n), wh),
-            )
-        )
+        await meter_values16(station, tx, first.replace(microsecond=0) + timedelta(seconds=n), wh)
     path = f"/stations/OPS-M/sessions/{session_id}/meter"
     async with httpx.AsyncClient(base_url=gw.http, timeout=10) as client:
 

@@ -4,7 +4,6 @@ expected traffic, not an ERROR line."""
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 from datetime import UTC, datetime, timedelta
@@ -17,9 +16,9 @@ from plugpay_testing import eventually
 from station_gateway.credentials import StationAuthRefused
 from station_gateway.repository import Repository
 
-pytestmark = pytest.mark.infra
+from ..harness_station import PASSWORD, basic, boot16, request_code16
 
-PASSWORD = "station-secret-1234"
+pytestmark = pytest.mark.infra
 
 
 class Clock:
@@ -33,10 +32,6 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
-
-
-def basic(station_id: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{station_id}:{password}".encode()).decode()
 
 
 async def handshake(gw, station_id: str, password: str) -> tuple[int, dict]:  # type: ignore[no-untyped-def]
@@ -176,17 +171,10 @@ async def test_frames_are_logged_one_line_each_and_without_codes(harness, caplog
     await harness.register("TH-4")
     caplog.set_level(logging.DEBUG, logger="station_gateway.ocpp")
     station = await harness.connect("TH-4", password=PASSWORD)
-    await station.call(call.BootNotification(charge_point_model="M", charge_point_vendor="V"))
+    await boot16(station, "M", "V")
     forged = "hi\n2026-12-02 10:00:00,000 ERROR auth_svc.app: admin password reset"
     await station.call(call.DataTransfer(vendor_id="com.example", message_id="x", data=forged))
-    reply = await station.call(
-        call.DataTransfer(
-            vendor_id="com.plugpay",
-            message_id="RequestSessionCode",
-            data=json.dumps({"connectorId": 1}),
-        )
-    )
-    code = json.loads(reply.data)["code"]
+    code = (await request_code16(station))["code"]
     await harness.close(station)
     frames = [r.getMessage() for r in caplog.records if r.name == "station_gateway.ocpp"]
     assert any("\\n2026-12-02 10:00:00,000 ERROR auth_svc.app" in f for f in frames), frames

@@ -4,7 +4,6 @@ credentials instead; test_ocpp16/test_ocpp201 cover those.)"""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,9 +12,10 @@ import pytest
 from plugpay_testing.tokens import TokenFactory
 from plugpay_testing.verifier_contract import VerifierContract
 
+from ..harness_station import ORG
+
 pytestmark = pytest.mark.infra
 
-ORG = uuid.UUID("00000000-0000-0000-0000-0000000000aa")  # the harness registers stations here
 
 OPERATOR_ROUTES = [
     ("GET", "/stations"),

@@ -8,17 +8,16 @@ import hashlib
 import hmac
 import string
 import time
-import uuid
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from ocpp.v21 import call
 from station_gateway.repository import Repository
+
+from ..harness_station import ORG, boot201, request_code201
 
 pytestmark = pytest.mark.infra
 
-ORG = uuid.UUID("00000000-0000-0000-0000-0000000000aa")  # the harness's organisation
 
 BASE62 = string.digits + string.ascii_lowercase + string.ascii_uppercase
 
@@ -45,9 +44,7 @@ async def test_dynamic_code_valid_stale_forged(harness) -> None:  # type: ignore
     process = await harness.start_gateway(web_payment_timeout_s=120)
     await harness.register("EV-WP")
     station = await harness.connect("EV-WP", "2.1")
-    await station.call(
-        call.BootNotification(charging_station={"model": "M", "vendor_name": "A"}, reason="PowerUp")
-    )
+    await boot201(station)
     [provisioned] = await harness.eventually(lambda: station.got("SetVariables"))
     variables = {
         item["variable"]["name"]: item["attribute_value"]
@@ -98,18 +95,10 @@ async def test_dynamic_code_valid_stale_forged(harness) -> None:  # type: ignore
         # The same payer reloading gets the same code; the station gets no other one meanwhile.
         again = await land(station_totp(secret, int(time.time()), validity, length))
         assert again.headers["location"] == valid.headers["location"]
-        refused = await station.call(
-            call.DataTransfer(
-                vendor_id="com.plugpay", message_id="RequestSessionCode", data={"connectorId": 1}
-            )
-        )
+        refused = await request_code201(station)
         assert refused.status == "Rejected"
         assert refused.data["reason"] == "web_payment_in_progress"
-        other = await station.call(
-            call.DataTransfer(
-                vendor_id="com.plugpay", message_id="RequestSessionCode", data={"connectorId": 2}
-            )
-        )
+        other = await request_code201(station, 2)
         assert other.status == "Accepted"  # the other connector is free
 
         # Once the payer's session is authorised, the hold is over (the connector is busy anyway).
@@ -127,9 +116,7 @@ async def test_wrong_codes_from_one_address_are_throttled(harness) -> None:  # t
     process = await harness.start_gateway()
     await harness.register("EV-WT")
     station = await harness.connect("EV-WT", "2.1")
-    await station.call(
-        call.BootNotification(charging_station={"model": "M", "vendor_name": "A"}, reason="PowerUp")
-    )
+    await boot201(station)
     [provisioned] = await harness.eventually(lambda: station.got("SetVariables"))
     variables = {
         i["variable"]["name"]: i["attribute_value"] for i in provisioned["set_variable_data"]
@@ -156,9 +143,7 @@ async def test_operators_cannot_read_or_change_the_shared_secret(harness) -> Non
     process = await harness.start_gateway()
     await harness.register("EV-WS")
     station = await harness.connect("EV-WS", "2.1")
-    await station.call(
-        call.BootNotification(charging_station={"model": "M", "vendor_name": "A"}, reason="PowerUp")
-    )
+    await boot201(station)
     await harness.eventually(lambda: station.got("SetVariables"))
     operator = harness.tokens.headers(roles=("operator",), organisation_id=ORG)
     secret = {"component": {"name": "WebPaymentsCtrlr"}, "variable": {"name": "SharedSecret"}}
