@@ -114,6 +114,12 @@ def log_in(page: Any, email: str, password: str = DEMO_PASSWORD) -> None:
     page.get_by_role("button", name="Log in").click()
 
 
+def expect_energy_to_change(phone: Any) -> None:
+    """The energy shown moves on by itself: meter values arrive over the session's stream."""
+    first = phone.locator("#energy").inner_text()
+    expect(phone.locator("#energy")).not_to_have_text(first, timeout=15_000)
+
+
 # --- the station's screen and the phone camera: a screenshot as the fake capture device ------
 
 
