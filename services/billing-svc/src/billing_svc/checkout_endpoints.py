@@ -133,14 +133,7 @@ async def tokenise_simulated_card(
         card = processor.tokenise(body.number, body.expiry, body.cvc)
     except CardEntryRefused as refused:
         raise Refusal(refused.code, refused.message, status_code=422) from None
-    assert card.exp_month is not None and card.exp_year is not None
-    return schemas.CardTokenView(
-        token=card.token,
-        brand=card.brand,
-        last4=card.last4,
-        exp_month=card.exp_month,
-        exp_year=card.exp_year,
-    )
+    return schemas.CardTokenView.model_validate(card)
 
 
 # --- the simulated processor's 3-D Secure page (Stripe's test page has the same two buttons) ---

@@ -29,7 +29,7 @@ from plugpay_platform.security import (
     Principal,
 )
 from plugpay_tariffs import CURRENCIES
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_svc import schemas
@@ -197,6 +197,40 @@ async def _idempotent(
     return JSONResponse(answer, status_code=status, headers=replayed)
 
 
+async def _refunding(
+    request: Request,
+    principal: Principal,
+    key: str | None,
+    body: BaseModel,
+    status_code: int,
+    begin: Callable[[AsyncSession], Awaitable[refunds.RefundStep]],
+    finish: Callable[[AsyncSession], Awaitable[refunds.RefundStep]],
+) -> JSONResponse:
+    """An operator's request that may refund a card (a refund, a review's decision), once per
+    Idempotency-Key: ``begin`` answers, or names the processor call ``finish`` then posts."""
+
+    def answered(step: refunds.RefundStep) -> Answer:
+        if step.refusal is not None:  # an answer, not raised: the refund stays marked failed
+            refused = step.refusal
+            return refused.status_code, {"reason": refused.reason, "message": refused.message}, []
+        assert step.body is not None
+        return status_code, step.body, step.events
+
+    async def effect(session: AsyncSession) -> Answer | ProcessorCall:
+        step = await begin(session)
+        return step.call if step.call is not None else answered(step)
+
+    async def finished(session: AsyncSession) -> Answer:
+        step = await finish(session)
+        if step.call is not None:  # the processor did not answer: the sweeper finishes it
+            raise Refusal("refund_pending", "the refund is being processed", status_code=409)
+        return answered(step)
+
+    return await _idempotent(
+        request, principal, key, body.model_dump(mode="json"), effect, finished
+    )
+
+
 async def _write_with_events(
     request: Request, run: Callable[[AsyncSession], Awaitable[list[Event]]]
 ) -> None:
@@ -244,7 +278,7 @@ async def get_account(
             amount=_money(profile.auto_topup_amount if profile else 0, auto_currency),
             payment_method_id=profile.auto_topup_payment_method_id if profile else None,
         ),
-        payment_methods=[_method_view(m) for m in methods],
+        payment_methods=[schemas.PaymentMethodView.model_validate(m) for m in methods],
     )
 
 
@@ -332,21 +366,13 @@ async def post_topup(
 # --- payment methods and settings -------------------------------------------------------------
 
 
-def _method_view(m: Any) -> schemas.PaymentMethodView:
-    return schemas.PaymentMethodView(
-        id=m.id,
-        brand=m.brand,
-        last4=m.last4,
-        exp_month=m.exp_month,
-        exp_year=m.exp_year,
-        is_default=m.is_default,
-    )
-
-
 @router.get("/payment-methods", response_model=list[schemas.PaymentMethodView])
 async def list_methods(request: Request, driver: CurrentDriver) -> list[schemas.PaymentMethodView]:
     async with _db(request).read() as session:
-        return [_method_view(m) for m in await BillingRepository(session).methods(driver.user_id)]
+        return [
+            schemas.PaymentMethodView.model_validate(m)
+            for m in await BillingRepository(session).methods(driver.user_id)
+        ]
 
 
 @router.post("/payment-methods", response_model=schemas.PaymentMethodView, status_code=201)
@@ -367,7 +393,7 @@ async def add_method(
             _client_address(request),
             guest=driver.is_guest,
         )
-        return 201, _method_view(method).model_dump(mode="json"), events
+        return 201, schemas.PaymentMethodView.model_validate(method).model_dump(mode="json"), events
 
     return await _idempotent(request, driver, idempotency_key, body.model_dump(mode="json"), effect)
 
@@ -389,7 +415,10 @@ async def set_default(
     billing = _billing(request)
     async with _db(request).write() as session:
         await payment_methods.set_default_method(billing, session, driver.user_id, method_id)
-        return [_method_view(m) for m in await BillingRepository(session).methods(driver.user_id)]
+        return [
+            schemas.PaymentMethodView.model_validate(m)
+            for m in await BillingRepository(session).methods(driver.user_id)
+        ]
 
 
 @router.put("/auto-topup", response_model=schemas.AutoTopUpView)
@@ -431,7 +460,11 @@ async def put_funding_preference(
 # --- receipts ---------------------------------------------------------------------------------
 
 
-def _document_response(doc: dict[str, Any], chosen: str, filename: str) -> Response:
+def _document_response(
+    request: Request, format: str | None, doc: dict[str, Any], filename: str
+) -> Response:
+    """The document in the ``format`` asked for, else the one the Accept header prefers."""
+    chosen = format or _negotiate(request.headers.get("accept", ""))
     if chosen == "pdf":
         return Response(
             render_pdf(doc),
@@ -471,8 +504,7 @@ async def get_receipt(
     if row is None or not _may_read(principal, row):
         raise Refusal("not_found", "no receipt for this session", status_code=404)
     doc = receipt_document(row, refunded, review, refund_rows)
-    chosen = format or _negotiate(request.headers.get("accept", ""))
-    return _document_response(doc, chosen, f"invoice-{row.invoice_number or session_id}")
+    return _document_response(request, format, doc, f"invoice-{row.invoice_number or session_id}")
 
 
 @router.post("/receipts/{session_id}/mail", status_code=202)
@@ -513,8 +545,7 @@ async def get_credit_note(
     ):
         raise Refusal("not_found", "no credit note with this id", status_code=404)
     doc = credit_note_document(receipt, refund_row)
-    chosen = format or _negotiate(request.headers.get("accept", ""))
-    return _document_response(doc, chosen, f"credit-note-{refund_row.credit_note_number}")
+    return _document_response(request, format, doc, f"credit-note-{refund_row.credit_note_number}")
 
 
 def _negotiate(accept: str) -> str:
@@ -667,18 +698,11 @@ async def refund(
     billing = _billing(request)
     refund_id = uuid.uuid5(operator.user_id, f"refund:{idempotency_key}")
 
-    def answered(step: refunds.RefundStep) -> Answer:
-        if step.refusal is not None:  # an answer, not raised: the refund stays marked failed
-            refused = step.refusal
-            return refused.status_code, {"reason": refused.reason, "message": refused.message}, []
-        assert step.body is not None
-        return 201, step.body, step.events
-
-    async def effect(session: AsyncSession) -> Answer | ProcessorCall:
+    async def begin(session: AsyncSession) -> refunds.RefundStep:
         receipt = await BillingRepository(session).receipt(body.session_id)
         if receipt is not None and body.amount.currency != receipt.currency:
             raise Refusal("currency_mismatch", "refund in the session's currency", status_code=422)
-        step = await refunds.begin(
+        return await refunds.begin(
             billing,
             session,
             refund_id=refund_id,
@@ -689,17 +713,11 @@ async def refund(
             organisation_id=operator.organisation_id,
             any_organisation=operator.has("admin"),
         )
-        return step.call if step.call is not None else answered(step)
 
-    async def finish(session: AsyncSession) -> Answer:
-        step = await refunds.finish(billing, session, refund_id)
-        if step.call is not None:  # the processor did not answer: the sweeper finishes it
-            raise Refusal("refund_pending", "the refund is being processed", status_code=409)
-        return answered(step)
+    async def finish(session: AsyncSession) -> refunds.RefundStep:
+        return await refunds.finish(billing, session, refund_id)
 
-    return await _idempotent(
-        request, operator, idempotency_key, body.model_dump(mode="json"), effect, finish
-    )
+    return await _refunding(request, operator, idempotency_key, body, 201, begin, finish)
 
 
 @router.get("/operator/reviews", response_model=list[schemas.SessionReview])
@@ -734,12 +752,8 @@ async def decide_review(
     void it; the difference to what was billed moves at once (see usecases/review.py)."""
     billing = _billing(request)
 
-    def answered(step: reviews.ReviewStep) -> Answer:
-        assert step.body is not None
-        return 200, step.body, step.events
-
-    async def effect(session: AsyncSession) -> Answer | ProcessorCall:
-        step = await reviews.decide(
+    async def decide(session: AsyncSession) -> refunds.RefundStep:
+        return await reviews.decide(
             billing,
             session,
             session_id=session_id,
@@ -750,17 +764,11 @@ async def decide_review(
             organisation_id=operator.organisation_id,
             any_organisation=operator.has("admin"),
         )
-        return step.call if step.call is not None else answered(step)
 
-    async def finish(session: AsyncSession) -> Answer:
-        step = await reviews.finish(billing, session, session_id)
-        if step.call is not None:  # the processor did not answer: the sweeper finishes it
-            raise Refusal("refund_pending", "the refund is being processed", status_code=409)
-        return answered(step)
+    async def finish(session: AsyncSession) -> refunds.RefundStep:
+        return await reviews.finish(billing, session, session_id)
 
-    return await _idempotent(
-        request, operator, idempotency_key, body.model_dump(mode="json"), effect, finish
-    )
+    return await _refunding(request, operator, idempotency_key, body, 200, decide, finish)
 
 
 # --- processor webhooks -----------------------------------------------------------------------

@@ -60,6 +60,8 @@ class AddPaymentMethodRequest(_In):
 
 
 class PaymentMethodView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: uuid.UUID
     brand: str
     last4: str
@@ -259,6 +261,8 @@ class CardEntryRequest(_In):
 
 class CardTokenView(BaseModel):
     """A typed card as a token (a PaymentMethod's id), for POST /billing/payment-methods."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     token: str
     brand: str

@@ -20,17 +20,18 @@ from plugpay_platform.errors import Refusal
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing_svc.domain import AccountKind, TransferRequest, derived_id
+from billing_svc.domain import AccountKind
 from billing_svc.receipts import money_text
 from billing_svc.repository import BillingRepository, LedgerRepository
 from billing_svc.usecases import invoicing
-from billing_svc.usecases.common import Billing, ProcessorCall, record_call
+from billing_svc.usecases.common import Billing, ProcessorCall, post_moves, record_call
 
 
 @dataclass
 class RefundStep:
     """``call`` to make before ``finish``; or the answer (``body`` and its events, or the
-    ``refusal`` of a refund the processor refused, to commit as such)."""
+    ``refusal`` of a refund the processor refused, to commit as such). A review's decision,
+    which may refund, answers with it too."""
 
     call: ProcessorCall | None = None
     body: dict[str, Any] | None = None
@@ -166,27 +167,10 @@ async def _post(ledger: LedgerRepository, row: Row[Any], receipt: Row[Any], now:
     vat_id = await ledger.open(AccountKind.VAT_PAYABLE, currency, org)
     await ledger.lock_accounts((wallet_id, settlement_id, clearing_id))
     await ledger.lock_accounts((revenue_id, vat_id))
+    back_to = wallet_id if row.destination == "wallet" else clearing_id
     moves = [
-        ("refund-revenue", revenue_id, settlement_id, amount - vat_part),
-        ("refund-vat", vat_id, settlement_id, vat_part),
-        (
-            "refund-out",
-            settlement_id,
-            wallet_id if row.destination == "wallet" else clearing_id,
-            amount,
-        ),
+        ("refund-revenue", "refund", revenue_id, settlement_id, amount - vat_part),
+        ("refund-vat", "refund", vat_id, settlement_id, vat_part),
+        ("refund-out", "refund", settlement_id, back_to, amount),
     ]
-    for key, debit, credit, value in moves:
-        if value > 0:
-            await ledger.create_transfer(
-                TransferRequest.single(
-                    derived_id(key, row.id),
-                    code="refund",
-                    debit=debit,
-                    credit=credit,
-                    amount=value,
-                    currency=currency,
-                    reference=str(sid),
-                ),
-                now,
-            )
+    await post_moves(ledger, moves, cause=row.id, currency=currency, reference=str(sid), now=now)

@@ -16,7 +16,6 @@ plausible part until an operator of the station's organisation decides (``Sessio
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -40,7 +39,6 @@ from billing_svc.tables import outbox_tables
 from billing_svc.usecases import refund as refunds
 from billing_svc.usecases.common import (
     Billing,
-    ProcessorCall,
     authorised_max,
     post_moves,
     wrap_all,
@@ -68,15 +66,6 @@ async def flag(session: AsyncSession, event: SessionFlagged, caused_by: Envelope
         flag_event_id=caused_by.event_id,
     )
     return []
-
-
-@dataclass
-class ReviewStep:
-    """``call`` to make before ``finish`` (a card refund); or the decided review's ``body``."""
-
-    call: ProcessorCall | None = None
-    body: dict[str, Any] | None = None
-    events: list[Event] = field(default_factory=list)
 
 
 def review_body(row: Row[Any]) -> dict[str, Any]:
@@ -121,7 +110,7 @@ async def decide(
     reviewer: uuid.UUID,
     organisation_id: uuid.UUID | None,
     any_organisation: bool,
-) -> ReviewStep:
+) -> refunds.RefundStep:
     """Decide a pending review (see the module's docstring); refusals carry a reason."""
     repo = BillingRepository(session)
     review = await repo.review(session_id)
@@ -232,17 +221,19 @@ async def decide(
             any_organisation=True,
         )
         if step.call is not None:
-            return ReviewStep(call=step.call)
-        return ReviewStep(body=await body(session, session_id), events=step.events)
-    return ReviewStep(body=await body(session, session_id))
+            return refunds.RefundStep(call=step.call)
+        return refunds.RefundStep(body=await body(session, session_id), events=step.events)
+    return refunds.RefundStep(body=await body(session, session_id))
 
 
-async def finish(billing: Billing, session: AsyncSession, session_id: uuid.UUID) -> ReviewStep:
+async def finish(
+    billing: Billing, session: AsyncSession, session_id: uuid.UUID
+) -> refunds.RefundStep:
     """Post the card refund of a decision once the processor answered."""
     step = await refunds.finish(billing, session, derived_id("review-refund", session_id))
     if step.call is not None:
-        return ReviewStep(call=step.call)
-    return ReviewStep(body=await body(session, session_id), events=step.events)
+        return refunds.RefundStep(call=step.call)
+    return refunds.RefundStep(body=await body(session, session_id), events=step.events)
 
 
 async def body(session: AsyncSession, session_id: uuid.UUID) -> dict[str, Any]:

@@ -131,7 +131,9 @@ async def advance(billing: Billing, session: AsyncSession, session_id: uuid.UUID
     revenue_id = await ledger.open(AccountKind.REVENUE, currency, org)
     vat_id = await ledger.open(AccountKind.VAT_PAYABLE, currency, org)
 
-    def single(key: str, code: str, debit: uuid.UUID, credit: uuid.UUID, amount: int):  # type: ignore[no-untyped-def]
+    def single(
+        key: str, code: str, debit: uuid.UUID, credit: uuid.UUID, amount: int
+    ) -> TransferRequest:
         return TransferRequest.single(
             derived_id(key, sid), code, debit, credit, amount, currency, str(sid)
         )
