@@ -16,7 +16,11 @@ from billing_svc.processor import SimulatedProcessor
 from billing_svc.repository import BillingRepository, LedgerRepository
 from billing_svc.settings import Settings
 from fastapi import FastAPI
-from plugpay_events.contracts.sessions import SessionCostCalculated, SessionPriced
+from plugpay_events.contracts.sessions import (
+    SessionAbandoned,
+    SessionCostCalculated,
+    SessionPriced,
+)
 from plugpay_events.envelope import Envelope, Event
 from plugpay_events.types import Money
 from plugpay_platform.settings import PlatformSettings
@@ -75,6 +79,17 @@ def cost_for(event: SessionPriced, energy_wh: int) -> SessionCostCalculated:
         total=Money(amount_minor=breakdown.total_incl_vat, currency=breakdown.currency),
         breakdown=breakdown,
         calculated_at=datetime.now(UTC),
+    )
+
+
+def abandoned(event: SessionPriced, reason: str) -> SessionAbandoned:
+    """The gateway gave up on ``event``'s session before it started."""
+    return SessionAbandoned(
+        session_id=event.session_id,
+        station_id=event.station_id,
+        connector_id=event.connector_id,
+        reason=reason,
+        abandoned_at=datetime.now(UTC),
     )
 
 

@@ -64,6 +64,17 @@ class ProcessorContract:
         )
         return customer, card.token
 
+    async def _on_session_hold(
+        self, processor: PaymentProcessor, card: str = "pm_card_visa"
+    ) -> IntentState:
+        """A 5000 EUR hold on a newly saved ``card``, placed with the cardholder on the page."""
+        customer, token = await self._card(processor, card)
+        return await processor.authorize_on_session(
+            CardPayment(customer, token, 5000, "EUR"),
+            return_url=RETURN_URL,
+            idempotency_key=uuid.uuid4().hex,
+        )
+
     async def test_saves_a_card_by_token_with_brand_and_last4(
         self, processor: PaymentProcessor
     ) -> None:
@@ -94,12 +105,7 @@ class ProcessorContract:
     async def test_an_on_session_hold_is_read_back_and_cancelled(
         self, processor: PaymentProcessor
     ) -> None:
-        customer, token = await self._card(processor)
-        state = await processor.authorize_on_session(
-            CardPayment(customer, token, 5000, "EUR"),
-            return_url=RETURN_URL,
-            idempotency_key=uuid.uuid4().hex,
-        )
+        state = await self._on_session_hold(processor)
         assert state.intent_id.startswith("pi_") and state.amount == 5000
         again = await processor.intent(state.intent_id)
         assert again.intent_id == state.intent_id
@@ -211,12 +217,7 @@ class ProcessorContract:
     async def test_a_card_whose_bank_asks_is_held_only_after_the_challenge(
         self, processor: PaymentProcessor, stateful_only: None
     ) -> None:
-        customer, token = await self._card(processor, "pm_card_authenticationRequired")
-        state = await processor.authorize_on_session(
-            CardPayment(customer, token, 5000, "EUR"),
-            return_url=RETURN_URL,
-            idempotency_key=uuid.uuid4().hex,
-        )
+        state = await self._on_session_hold(processor, "pm_card_authenticationRequired")
         assert state.status == "requires_action" and state.redirect_url
         assert not state.held
         with pytest.raises(ProcessorError):  # nothing to capture before the cardholder acts
@@ -231,12 +232,7 @@ class ProcessorContract:
     async def test_a_failed_challenge_holds_nothing(
         self, processor: PaymentProcessor, stateful_only: None
     ) -> None:
-        customer, token = await self._card(processor, "pm_card_authenticationRequired")
-        state = await processor.authorize_on_session(
-            CardPayment(customer, token, 5000, "EUR"),
-            return_url=RETURN_URL,
-            idempotency_key=uuid.uuid4().hex,
-        )
+        state = await self._on_session_hold(processor, "pm_card_authenticationRequired")
         await self.authenticate(processor, state, complete=False)
         refused = await processor.intent(state.intent_id)
         assert refused.status == "requires_payment_method" and refused.decline_code
@@ -248,11 +244,6 @@ class ProcessorContract:
     async def test_an_on_session_decline_is_refused(
         self, processor: PaymentProcessor, stateful_only: None
     ) -> None:
-        customer, token = await self._card(processor, "pm_card_chargeDeclined")
         with pytest.raises(PaymentDeclined) as declined:
-            await processor.authorize_on_session(
-                CardPayment(customer, token, 5000, "EUR"),
-                return_url=RETURN_URL,
-                idempotency_key=uuid.uuid4().hex,
-            )
+            await self._on_session_hold(processor, "pm_card_chargeDeclined")
         assert declined.value.code == "card_declined"

@@ -8,13 +8,11 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from billing_kit import ORG, Harness, cost_for, priced, running, seed_wallet, wrap
+from billing_kit import ORG, Harness, abandoned, cost_for, priced, running, seed_wallet, wrap
 from billing_svc.repository import BillingRepository
 from billing_svc.seed import seed_demo
 from billing_svc.usecases import payment_methods, top_up
 from billing_svc.usecases.common import make_call
-from plugpay_events.contracts.sessions import SessionAbandoned
-from plugpay_events.types import utc_now
 from plugpay_testing import eventually
 from sqlalchemy import select, text
 
@@ -94,15 +92,7 @@ async def test_card_preauthorisation_by_power_class_and_partial_capture(h: Harne
     captured = [i for i in intents if i.status == "succeeded"]
     assert len(captured) == 1 and captured[0].amount_received == 238 and captured[0].amount == 5000
     # the abandoned DC session releases its card hold at the processor and in the ledger
-    await h.publish(
-        SessionAbandoned(
-            session_id=dc.session_id,
-            station_id="ST-1",
-            connector_id=1,
-            reason="start_timeout",
-            abandoned_at=utc_now(),
-        )
-    )
+    await h.publish(abandoned(dc, "start_timeout"))
     released = await h.wait_for("SessionHoldReleased", dc.session_id)
     assert released["released"]["amount_minor"] == 10000
     # the processor is called after the release is committed (never inside that transaction)
@@ -320,15 +310,7 @@ async def test_abandoned_session_voids_the_wallet_hold(h: Harness) -> None:
     await h.publish(event)
     await h.wait_for("SessionAuthorized", event.session_id)
     assert await h.wallet(driver) == (2000, 0)
-    await h.publish(
-        SessionAbandoned(
-            session_id=event.session_id,
-            station_id="ST-1",
-            connector_id=1,
-            reason="station_rejected",
-            abandoned_at=utc_now(),
-        )
-    )
+    await h.publish(abandoned(event, "station_rejected"))
     released = await h.wait_for("SessionHoldReleased", event.session_id)
     assert released["released"]["amount_minor"] == 2000
     assert await h.wallet(driver) == (2000, 2000)
@@ -370,15 +352,7 @@ async def test_replaying_every_event_changes_no_balance(h: Harness) -> None:
     for s in sessions[:2]:
         await h.wait_for("SessionAuthorized", s.session_id)
     await h.publish(cost_for(sessions[0], 10_000))
-    await h.publish(
-        SessionAbandoned(
-            session_id=sessions[1].session_id,
-            station_id="ST-1",
-            connector_id=1,
-            reason="start_timeout",
-            abandoned_at=utc_now(),
-        )
-    )
+    await h.publish(abandoned(sessions[1], "start_timeout"))
     await h.wait_for("SessionBilled", sessions[0].session_id)
     await h.wait_for("SessionHoldReleased", sessions[1].session_id)
     before = await h.balances()

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from billing_kit import ORG, Harness, cost_for, priced, running
 from billing_svc.usecases.checkout import CHECKOUT_TTL
+from plugpay_events.contracts.sessions import SessionPriced
 from plugpay_testing import eventually
 
 pytestmark = pytest.mark.infra
@@ -29,6 +30,17 @@ async def h(database_url: str, topic_prefix: str) -> AsyncIterator[Harness]:
 def guest(h: Harness, user_id: uuid.UUID, key: str | None = None) -> dict[str, str]:
     """A token as auth-svc's POST /auth/guest issues it (no e-mail, bound to one code)."""
     return h.headers(user_id, key, roles=("guest",), email_verified=False, guest_code="c0de" * 16)
+
+
+async def scan_denied(
+    h: Harness, payer: uuid.UUID, reason: str = "payment_declined"
+) -> tuple[SessionPriced, dict[str, Any]]:
+    """A scan by ``payer``, which billing denies for ``reason``: the event and the denial."""
+    event = priced(payer)
+    await h.publish(event)
+    denied = await h.wait_for("SessionDenied", event.session_id)
+    assert denied["reason"] == reason
+    return event, denied
 
 
 async def add_card(h: Harness, user_id: uuid.UUID, token: str) -> Any:
@@ -105,10 +117,8 @@ async def test_a_refused_guest_card_denies_the_session_in_plain_words(
 ) -> None:
     payer = uuid.uuid4()
     assert (await add_card(h, payer, card)).status_code == 201
-    event = priced(payer)
-    await h.publish(event)
-    denied = await h.wait_for("SessionDenied", event.session_id)
-    assert denied["reason"] == "payment_declined" and denied["denied_by"] == "billing-svc"
+    event, denied = await scan_denied(h, payer)
+    assert denied["denied_by"] == "billing-svc"
     assert words in denied["message"]
     assert not h.processor.intents  # no hold anywhere
     assert all(sums == (0, 0, 0, 0) for sums in (await h.balances()).values())  # nothing moved
@@ -116,11 +126,8 @@ async def test_a_refused_guest_card_denies_the_session_in_plain_words(
 
 
 async def test_a_guest_without_a_card_is_denied_before_any_processor_call(h: Harness) -> None:
-    event = priced(uuid.uuid4())
-    await h.publish(event)
-    denied = await h.wait_for("SessionDenied", event.session_id)
     # billing cannot tell a guest from a driver with an empty wallet: the same denial
-    assert denied["reason"] == "insufficient_funds"
+    await scan_denied(h, uuid.uuid4(), "insufficient_funds")
     assert not h.processor.intents
 
 
@@ -273,10 +280,7 @@ async def test_3d_secure_completed_the_session_uses_that_hold_and_captures_the_c
     settlement = books[f"session_settlement:EUR:{event.session_id}"]
     assert settlement[0] == settlement[2] == 0  # no hold left pending
     # the checkout paid its one session: a second scan with the same token is refused
-    second = priced(payer)
-    await h.publish(second)
-    denied = await h.wait_for("SessionDenied", second.session_id)
-    assert denied["reason"] == "payment_declined"
+    _, denied = await scan_denied(h, payer)
     assert "paid for its session already" in denied["message"]
 
 
@@ -299,10 +303,7 @@ async def test_3d_secure_failed_holds_nothing_and_starts_nothing(h: Harness) -> 
     assert (again.status_code, again.json()["reason"]) == (402, "authentication_failed")
     assert len(h.processor.intents) == 1
 
-    event = priced(payer)  # a scan anyway: denied, nothing held, nothing started
-    await h.publish(event)
-    denied = await h.wait_for("SessionDenied", event.session_id)
-    assert denied["reason"] == "payment_declined"
+    event, denied = await scan_denied(h, payer)  # a scan anyway: nothing held, nothing started
     assert "3-D Secure failed" in denied["message"]
     assert not await h.emitted("SessionAuthorized", event.session_id)
     assert all(sums == (0, 0, 0, 0) for sums in (await h.balances()).values())
@@ -321,10 +322,7 @@ async def test_a_return_without_completing_the_challenge_is_refused(h: Harness) 
     assert (await h.client.get(url)).status_code == 404
     assert (await h.client.post(f"{url}/complete")).status_code == 404
     assert intent.status == "canceled"
-    event = priced(payer)
-    await h.publish(event)
-    denied = await h.wait_for("SessionDenied", event.session_id)
-    assert denied["reason"] == "payment_declined"
+    _, denied = await scan_denied(h, payer)
     assert "3-D Secure check with your bank was not completed" in denied["message"]
     assert all(sums == (0, 0, 0, 0) for sums in (await h.balances()).values())
 
@@ -334,10 +332,7 @@ async def test_a_scan_before_the_challenge_is_answered_is_denied_and_the_hold_ca
 ) -> None:
     payer = uuid.uuid4()
     await check_out(h, payer, "pm_card_authenticationRequired")
-    event = priced(payer)
-    await h.publish(event)
-    denied = await h.wait_for("SessionDenied", event.session_id)
-    assert denied["reason"] == "payment_declined"
+    _, denied = await scan_denied(h, payer)
     assert "3-D Secure check with your bank was not completed" in denied["message"]
     [intent] = h.processor.intents.values()
     await eventually(
@@ -358,10 +353,7 @@ async def test_a_plain_card_is_held_at_once_and_released_when_the_guest_cancels(
     cancelled = await h.client.delete("/billing/checkout", headers=guest(h, payer))
     assert cancelled.status_code == 204
     assert intent.status == "canceled"
-    event = priced(payer)  # a scan after cancelling starts nothing
-    await h.publish(event)
-    denied = await h.wait_for("SessionDenied", event.session_id)
-    assert denied["reason"] == "payment_declined"
+    _, denied = await scan_denied(h, payer)  # a scan after cancelling starts nothing
     assert "cancelled" in denied["message"]
 
 

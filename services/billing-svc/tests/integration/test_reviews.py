@@ -68,14 +68,20 @@ def flag_of(
     )
 
 
-async def held_and_billed(h: Harness) -> tuple[uuid.UUID, SessionPriced, Envelope]:
-    """A wallet driver's session, flagged and billed its plausible part."""
+async def authorised(h: Harness) -> tuple[uuid.UUID, SessionPriced]:
+    """A session of a driver whose wallet holds the authorised maximum, authorised."""
     driver = uuid.uuid4()
     async with h.database.write() as session:
         await seed_wallet(session, driver, AUTHORISED_MAX)
     event = priced(driver)
     await h.publish(event)
     await h.wait_for("SessionAuthorized", event.session_id)
+    return driver, event
+
+
+async def held_and_billed(h: Harness) -> tuple[uuid.UUID, SessionPriced, Envelope]:
+    """A wallet driver's session, flagged and billed its plausible part."""
+    driver, event = await authorised(h)
     [flag] = await h.publish(flagged(event))
     await h.publish(cost_for(event, PLAUSIBLE_WH))
     billed = await h.wait_for("SessionBilled", event.session_id)
@@ -148,12 +154,7 @@ async def test_the_review_list_shows_the_evidence_and_revenue_counts_it_as_pendi
 
 
 async def test_a_correction_is_listed_with_its_evidence_and_counts_as_revenue(h: Harness) -> None:
-    driver = uuid.uuid4()
-    async with h.database.write() as session:
-        await seed_wallet(session, driver, AUTHORISED_MAX)
-    event = priced(driver)
-    await h.publish(event)
-    await h.wait_for("SessionAuthorized", event.session_id)
+    driver, event = await authorised(h)
     await h.publish(flag_of(event, "corrected", ("start_before_authorisation",)))
     await h.publish(cost_for(event, PLAUSIBLE_WH))
     await h.wait_for("SessionBilled", event.session_id)
@@ -274,12 +275,7 @@ async def test_a_void_gives_back_exactly_what_was_billed(h: Harness) -> None:
 
 
 async def test_a_decision_before_the_plausible_part_is_billed_waits(h: Harness) -> None:
-    driver = uuid.uuid4()
-    async with h.database.write() as session:
-        await seed_wallet(session, driver, AUTHORISED_MAX)
-    event = priced(driver)
-    await h.publish(event)
-    await h.wait_for("SessionAuthorized", event.session_id)
+    driver, event = await authorised(h)
     await h.publish(flagged(event))
 
     async def pending() -> bool:

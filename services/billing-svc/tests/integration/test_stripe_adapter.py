@@ -31,6 +31,20 @@ class RecordingClient(stripe.HTTPXClient):
         return await super().request_async(method, url, headers, post_data)
 
 
+def recorded_processor(
+    stripe_mock_url: str, recorder: RecordingClient, *, check_intent_status: bool = True
+) -> StripeProcessor:
+    """The adapter on stripe-mock, its requests recorded, without webhooks or retries."""
+    return StripeProcessor(
+        "sk_test_plugpay",
+        webhook_secret="",
+        api_base=stripe_mock_url,
+        check_intent_status=check_intent_status,
+        http_client=recorder,
+        max_network_retries=0,
+    )
+
+
 @pytest.fixture(scope="module")
 def stripe_mock_url() -> Iterator[str]:
     with stripe_mock() as url:
@@ -83,13 +97,7 @@ async def test_an_intent_the_cardholder_must_still_act_on_is_declined(
     # stripe-mock answers every intent with status requires_payment_method: neither a hold nor
     # a payment, so both must be refused; only the hold asks for manual capture.
     recorder = RecordingClient()
-    processor = StripeProcessor(
-        "sk_test_plugpay",
-        webhook_secret="",
-        api_base=stripe_mock_url,
-        http_client=recorder,
-        max_network_retries=0,
-    )
+    processor = recorded_processor(stripe_mock_url, recorder)
     customer = await processor.create_customer(uuid.uuid4(), idempotency_key="c-1")
     with pytest.raises(PaymentDeclined) as held:
         await processor.authorize(
@@ -110,14 +118,7 @@ async def test_an_on_session_hold_asks_stripe_for_the_guest_and_reads_the_intent
     stripe_mock_url: str,
 ) -> None:
     recorder = RecordingClient()
-    processor = StripeProcessor(
-        "sk_test_plugpay",
-        webhook_secret="",
-        api_base=stripe_mock_url,
-        check_intent_status=False,
-        http_client=recorder,
-        max_network_retries=0,
-    )
+    processor = recorded_processor(stripe_mock_url, recorder, check_intent_status=False)
     customer = await processor.create_customer(uuid.uuid4(), idempotency_key="c-2")
     state = await processor.authorize_on_session(
         CardPayment(customer, "pm_card_authenticationRequired", 5000, "EUR"),
