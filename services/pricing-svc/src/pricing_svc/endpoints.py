@@ -51,18 +51,15 @@ async def operator_organisation(principal: CurrentOperator) -> uuid.UUID:
 OperatorOrganisation = Annotated[uuid.UUID, Depends(operator_organisation)]
 
 
+def _invalid_key(reason: str, message: str) -> service.InvalidInput:
+    return service.InvalidInput(
+        "tariff_invalid", [{"field": "key", "reason": reason, "message": message}]
+    )
+
+
 def _tariff_key(key: str) -> str:
     if not re.fullmatch(service.TARIFF_KEY_PATTERN, key):
-        raise service.InvalidInput(
-            "tariff_invalid",
-            [
-                {
-                    "field": "key",
-                    "reason": "invalid_key",
-                    "message": "1-36 letters, digits, '.', '_' or '-'",
-                }
-            ],
-        )
+        raise _invalid_key("invalid_key", "1-36 letters, digits, '.', '_' or '-'")
     return key
 
 
@@ -177,10 +174,7 @@ async def create_tariff(
     data = dict(body)
     key = data.pop("key", None)
     if not isinstance(key, str):
-        raise service.InvalidInput(
-            "tariff_invalid",
-            [{"field": "key", "reason": "missing", "message": "a tariff needs a key"}],
-        )
+        raise _invalid_key("missing", "a tariff needs a key")
     async with service_database(request).write() as session:
         version, _ = await service.publish_tariff(
             PricingRepository(session),
@@ -205,10 +199,7 @@ async def publish_tariff_version(
     already priced keep the version they were priced with."""
     data = dict(body)
     if data.pop("key", key) != key:
-        raise service.InvalidInput(
-            "tariff_invalid",
-            [{"field": "key", "reason": "key_mismatch", "message": "differs from the URL"}],
-        )
+        raise _invalid_key("key_mismatch", "differs from the URL")
     async with service_database(request).write() as session:
         version, created = await service.publish_tariff(
             PricingRepository(session), organisation_id, _tariff_key(key), data, utc_now()
