@@ -8,14 +8,12 @@ import re
 from typing import Any
 
 from playwright.sync_api import expect
-from web_support import DEMO_PASSWORD, DESKTOP, log_in, shot
+from web_support import DEMO_PASSWORD, DESKTOP, log_in, shot, start_charging, stop_and_unplug
 
 
 def test_find_a_charger_and_ops_status_follow_a_station_that_starts_charging(
     phone: Any, browser: Any, plugpay: Any, stations: Any
 ) -> None:
-    from plugpay_simulator.driver import DriverClient
-
     # The public API itself: no token needed, cacheable, both connected stations online.
     code, body = plugpay.request("GET", "/pricing/stations/public?lat=52.52&lon=13.405")
     assert code == 200, body
@@ -61,16 +59,7 @@ def test_find_a_charger_and_ops_status_follow_a_station_that_starts_charging(
 
     # A driver starts charging at ST-0001's connector 2 (over the APIs, like `plugpay drive`).
     station = stations.connected["ST-0001"]
-
-    async def start() -> Any:
-        issued = await station.request_code(2)
-        async with DriverClient(plugpay.base_url) as driver:
-            await driver.login("driver@example.com", DEMO_PASSWORD)
-            session_id = await driver.scan(issued["qr"])
-            await driver.wait_for_state(session_id, {"charging"}, timeout_s=30)
-        return session_id
-
-    session_id = stations.run(start(), timeout=60)
+    session_id = stations.run(start_charging(plugpay.base_url, station, 2), timeout=60)
     try:
         # Same pages, no reload: both follow.
         expect(connector).to_have_attribute("data-status", "Charging", timeout=30_000)
@@ -90,15 +79,7 @@ def test_find_a_charger_and_ops_status_follow_a_station_that_starts_charging(
         expect(detail.locator('[data-connector="2"] .session')).to_contain_text("charging")
         desk.goto("/ops/#/")
     finally:
-
-        async def stop() -> None:
-            async with DriverClient(plugpay.base_url) as driver:
-                await driver.login("driver@example.com", DEMO_PASSWORD)
-                await driver.stop(session_id)
-                await driver.wait_for_state(session_id, {"billed"}, timeout_s=40)
-            await station.unplug(2)
-
-        stations.run(stop(), timeout=60)
+        stations.run(stop_and_unplug(plugpay.base_url, station, 2, session_id), timeout=60)
     expect(connector).to_have_attribute("data-status", "Available", timeout=30_000)
     expect(ops_connector).to_have_attribute("data-status", "Available", timeout=20_000)
     desk_context.close()

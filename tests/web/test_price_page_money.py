@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 from playwright.sync_api import expect
-from web_support import log_in
+from web_support import log_in, stop_and_unplug
 
 
 def test_with_an_empty_wallet_and_a_card_the_card_pays(
@@ -37,9 +37,6 @@ def test_a_wallet_with_a_card_on_file_says_the_card_pays_beyond_the_wallet(
 ) -> None:
     """The demo driver has wallet money and a visa: the wallet pays first and the card the rest,
     so the automatic stop is not what the wallet alone holds; both pages say so."""
-    from plugpay_simulator.driver import DriverClient
-    from web_support import DEMO_PASSWORD
-
     station = stations.connected["ST-0001"]
     log_in(phone, "driver@example.com")
     issued = stations.run(station.request_code(2))
@@ -55,12 +52,5 @@ def test_a_wallet_with_a_card_on_file_says_the_card_pays_beyond_the_wallet(
             "your wallet pays first, your card the rest"
         )
     finally:
-
-        async def stop() -> None:
-            async with DriverClient(plugpay.base_url) as driver:
-                await driver.login("driver@example.com", DEMO_PASSWORD)
-                await driver.stop(uuid.UUID(session_id))
-                await driver.wait_for_state(uuid.UUID(session_id), {"billed"}, timeout_s=40)
-            await station.unplug(2)
-
-        stations.run(stop(), timeout=60)
+        stop = stop_and_unplug(plugpay.base_url, station, 2, uuid.UUID(session_id))
+        stations.run(stop, timeout=60)

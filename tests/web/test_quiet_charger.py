@@ -6,35 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from playwright.sync_api import expect
-from web_support import DEMO_PASSWORD, log_in
+from web_support import log_in, start_charging, stop_and_unplug
 
 
 def test_a_charger_that_stops_reporting_is_explained(
     phone: Any, plugpay: Any, stations: Any
 ) -> None:
-    from plugpay_simulator.driver import DriverClient
-    from plugpay_testing import eventually
-
     station = stations.connected["ST-0002"]
-
-    async def start() -> str:
-        issued = await station.request_code(1)
-        async with DriverClient(plugpay.base_url) as driver:
-            await driver.login("driver@example.com", DEMO_PASSWORD)
-            session_id = await driver.scan(issued["qr"])
-            await driver.wait_for_state(session_id, {"charging"}, timeout_s=30)
-            tx = station.transactions[1]
-            await eventually(lambda: tx.meter_wh > tx.meter_start_wh, within=30, what="energy")
-            return str(session_id)
-
-    async def stop(session_id: str) -> None:
-        async with DriverClient(plugpay.base_url) as driver:
-            await driver.login("driver@example.com", DEMO_PASSWORD)
-            await driver.stop(session_id)
-            await driver.wait_for_state(session_id, {"billed"}, timeout_s=40)
-        await station.unplug(1)
-
-    session_id = str(stations.run(start(), timeout=60))
+    session_id = stations.run(start_charging(plugpay.base_url, station, 1), timeout=60)
     try:
         phone.clock.install()
         log_in(phone, "driver@example.com")
@@ -48,4 +27,4 @@ def test_a_charger_that_stops_reporting_is_explained(
         expect(quiet).to_contain_text("The charger stopped reporting.")
         expect(quiet).to_contain_text("you pay only for the")
     finally:
-        stations.run(stop(session_id), timeout=60)
+        stations.run(stop_and_unplug(plugpay.base_url, station, 1, session_id), timeout=60)

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import IO, Any
 
@@ -185,33 +186,50 @@ def y4m_from_screenshot(png: Path, out: Path, *, frames: int = 15, fill: float =
     return out
 
 
-def charge_once(
-    plugpay: Any, stations: Any, station_id: str, connector: int, *, lie_wh: int = 0
-) -> str:
-    """A paid session arranged over the APIs (the driver client, as `plugpay drive` does);
-    ``lie_wh``: the charger then reports that much more in one meter value before it stops."""
+async def start_charging(base_url: str, station: Any, connector: int) -> uuid.UUID:
+    """The demo driver scans a code of ``station``'s ``connector`` over the APIs (the driver
+    client, as `plugpay drive` does); returns once the session charges and energy flows."""
     from plugpay_simulator.driver import DriverClient
     from plugpay_testing import eventually
 
+    issued = await station.request_code(connector)
+    async with DriverClient(base_url) as driver:
+        await driver.login("driver@example.com", DEMO_PASSWORD)
+        session_id = await driver.scan(issued["qr"])
+        await driver.wait_for_state(session_id, {"charging"}, timeout_s=30)
+    tx = station.transactions[connector]
+    await eventually(lambda: tx.meter_wh > tx.meter_start_wh, within=30, what="energy flows")
+    return session_id
+
+
+async def stop_and_unplug(
+    base_url: str, station: Any, connector: int, session_id: uuid.UUID
+) -> None:
+    """The demo driver stops the session over the APIs; once it is billed, the car is unplugged."""
+    from plugpay_simulator.driver import DriverClient
+
+    async with DriverClient(base_url) as driver:
+        await driver.login("driver@example.com", DEMO_PASSWORD)
+        await driver.stop(session_id)
+        await driver.wait_for_state(session_id, {"billed"}, timeout_s=40)
+    await station.unplug(connector)
+
+
+def charge_once(
+    plugpay: Any, stations: Any, station_id: str, connector: int, *, lie_wh: int = 0
+) -> str:
+    """A paid session arranged over the APIs; ``lie_wh``: the charger then reports that much
+    more in one meter value before it stops."""
     station = stations.connected[station_id]
 
     async def run() -> str:
-        issued = await station.request_code(connector)
-        async with DriverClient(plugpay.base_url) as phone:
-            await phone.login("driver@example.com", DEMO_PASSWORD)
-            session_id = await phone.scan(issued["qr"])
-            await phone.wait_for_state(session_id, {"charging"}, timeout_s=30)
+        session_id = await start_charging(plugpay.base_url, station, connector)
+        if lie_wh:
             tx = station.transactions[connector]
-            await eventually(
-                lambda: tx.meter_wh > tx.meter_start_wh, within=30, what="energy flows"
-            )
-            if lie_wh:
-                tx.meter_wh += lie_wh
-                station.registers[tx.connector_id] = tx.meter_wh
-                await station.send_meter_values(tx)
-            await phone.stop(session_id)
-            await phone.wait_for_state(session_id, {"billed"}, timeout_s=40)
-        await station.unplug(connector)
+            tx.meter_wh += lie_wh
+            station.registers[tx.connector_id] = tx.meter_wh
+            await station.send_meter_values(tx)
+        await stop_and_unplug(plugpay.base_url, station, connector, session_id)
         return str(session_id)
 
     return str(stations.run(run(), timeout=90))
