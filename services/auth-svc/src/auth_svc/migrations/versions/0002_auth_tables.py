@@ -1,14 +1,14 @@
 """auth tables"""
 
-from alembic import op
 from auth_svc import tables
+from plugpay_platform.table_migrations import tables_created
 
 revision = "0002"
 down_revision = "0001"
 
 # Later changes to these tables get explicit op.* migrations; this first one creates them as
 # tables.py defines them today.
-TABLES = (
+upgrade, downgrade = tables_created(
     tables.login_throttle,
     tables.organisations,
     tables.signing_keys,
@@ -20,15 +20,3 @@ TABLES = (
     tables.refresh_tokens,
     tables.station_credentials,
 )
-
-
-def upgrade() -> None:
-    bind = op.get_bind()
-    for table in TABLES:
-        table.create(bind, checkfirst=True)
-
-
-def downgrade() -> None:
-    bind = op.get_bind()
-    for table in reversed(TABLES):
-        table.drop(bind, checkfirst=True)

@@ -1,15 +1,9 @@
 """group invitations: a driver joins an organisation's group only by accepting one"""
 
-from alembic import op
 from auth_svc.tables import group_invitations
+from plugpay_platform.table_migrations import tables_created
 
 revision = "0003"
 down_revision = "0002"
 
-
-def upgrade() -> None:
-    group_invitations.create(op.get_bind(), checkfirst=True)
-
-
-def downgrade() -> None:
-    group_invitations.drop(op.get_bind(), checkfirst=True)
+upgrade, downgrade = tables_created(group_invitations)
