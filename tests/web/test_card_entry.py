@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import expect
-from web_support import PHONE, axe, log_in
+from web_support import PHONE, axe, log_in, type_card
 
 DRIVER = "driver@example.com"
 YEAR = datetime.now(UTC).year + 2
@@ -80,9 +80,7 @@ def test_a_driver_types_a_card_into_the_processors_form(phone: Any, plugpay: Any
         phone.get_by_role("link", name="Account").click()
         expect(phone.get_by_label("Card number")).to_be_visible()
         assert axe(phone) == []
-        phone.get_by_label("Card number").fill("5555 5555 5555 4445")
-        phone.get_by_label("Expiry date (MM/YY)").fill(f"11/{YEAR % 100:02d}")
-        phone.get_by_label("Security code (CVC)").fill("737")
+        type_card(phone, "5555 5555 5555 4445", f"11/{YEAR % 100:02d}", "737")
         phone.get_by_role("button", name="Add card").click()
         error = phone.locator("#card-error")
         expect(error).to_contain_text("typing mistake")

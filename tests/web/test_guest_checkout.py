@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,18 +24,9 @@ from web_support import (
     shot,
     show_code,
     station_screen,
+    type_card,
     y4m_from_screenshot,
 )
-
-# A card valid for a few more years, whatever the day the tests run.
-EXPIRY = f"08/{(datetime.now(UTC).year + 3) % 100:02d}"
-
-
-def type_card(phone: Any, number: str, expiry: str = EXPIRY, cvc: str = "123") -> None:
-    """Type a card as a person does, into the processor's fields (never a token)."""
-    phone.get_by_label("Card number").fill(number)
-    phone.get_by_label("Expiry date (MM/YY)").fill(expiry)
-    phone.get_by_label("Security code (CVC)").fill(cvc)
 
 
 def open_link_as_guest(phone: Any, issued: dict[str, Any]) -> None:

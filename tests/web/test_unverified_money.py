@@ -4,12 +4,11 @@ and the refusal itself offers a new link, which arrives in the mailbox."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from playwright.sync_api import expect
 from plugpay_testing import eventually_blocking
-from web_support import log_in
+from web_support import log_in, type_card
 
 PASSWORD = "unconfirmed-long-password-44"
 
@@ -23,9 +22,7 @@ def test_adding_a_card_unconfirmed_offers_a_new_link(phone: Any, plugpay: Any) -
     log_in(phone, email, PASSWORD)
     expect(phone.get_by_role("heading", name="Charge")).to_be_visible()
     phone.get_by_role("link", name="Account").click()
-    phone.get_by_label("Card number").fill("4242 4242 4242 4242")
-    phone.get_by_label("Expiry date (MM/YY)").fill(f"08/{(datetime.now(UTC).year + 2) % 100:02d}")
-    phone.get_by_label("Security code (CVC)").fill("123")
+    type_card(phone, "4242 4242 4242 4242")
     phone.get_by_role("button", name="Add card").click()
     refusal = phone.locator('[data-reason="account_unverified"]')
     expect(refusal).to_contain_text("confirm your e-mail address")

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -38,6 +39,8 @@ PHONE = {
 DESKTOP = {"viewport": {"width": 1200, "height": 860}}
 STATION_SCREEN = {"viewport": {"width": 800, "height": 1000}, "device_scale_factor": 2}
 DEMO_PASSWORD = "demo-password-1"
+# A card valid for a few more years, whatever the day the tests run.
+CARD_EXPIRY = f"08/{(datetime.now(UTC).year + 3) % 100:02d}"
 STATION_PASSWORD = "demo-station-secret"
 
 
@@ -113,6 +116,13 @@ def log_in(page: Any, email: str, password: str = DEMO_PASSWORD) -> None:
     page.get_by_label("E-mail").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
+
+
+def type_card(phone: Any, number: str, expiry: str = CARD_EXPIRY, cvc: str = "123") -> None:
+    """Type a card as a person does, into the processor's fields (never a token)."""
+    phone.get_by_label("Card number").fill(number)
+    phone.get_by_label("Expiry date (MM/YY)").fill(expiry)
+    phone.get_by_label("Security code (CVC)").fill(cvc)
 
 
 def expect_energy_to_change(phone: Any) -> None:
