@@ -548,21 +548,20 @@ async def record_scan_claims(db: Conn, claims: list[tuple[uuid.UUID, uuid.UUID]]
 
 async def notify_sessions_changed(db: Conn, session_ids: set[uuid.UUID]) -> None:
     """``notify_session_changed`` for many sessions (one statement)."""
-    if session_ids:
-        pg = await driver_connection(db)
-        await pg.execute(
-            "SELECT count(pg_notify($1, id)) FROM unnest($2::text[]) AS id",
-            UPDATES_CHANNEL,
-            [str(s) for s in session_ids],
-        )
+    await _notify_each(db, UPDATES_CHANNEL, [str(s) for s in session_ids])
 
 
 async def notify_codes_learned(db: Conn, codes: set[str]) -> None:
     """Tell every process which typed codes the store now knows (on commit)."""
-    if codes:
+    await _notify_each(db, CODES_CHANNEL, sorted(codes))
+
+
+async def _notify_each(db: Conn, channel: str, payloads: list[str]) -> None:
+    """One NOTIFY on ``channel`` per payload, sent in one statement."""
+    if payloads:
         pg = await driver_connection(db)
         await pg.execute(
-            "SELECT count(pg_notify($1, code)) FROM unnest($2::text[]) AS code",
-            CODES_CHANNEL,
-            sorted(codes),
+            "SELECT count(pg_notify($1, payload)) FROM unnest($2::text[]) AS payload",
+            channel,
+            payloads,
         )

@@ -126,9 +126,7 @@ async def scan(
             status_code=503,
             headers={"Retry-After": "5"},
         )
-    content, code, typed = presented
-    session_id, claims = await _resolve(db, sessions, code, content, typed, now)
-    _, result = await _check_code(db, sessions, principal, session_id, claims, now)
+    _, result = await _check_code(db, sessions, principal, presented, now)
     if principal.is_guest:
         await _count_guest_scan(db, sessions, result.station_id, client_ip, now)
     if not await repository.claim_scan(db, result.session_id, principal.user_id, result):
@@ -138,19 +136,14 @@ async def scan(
 
 
 async def _resolve(
-    db: AsyncSession,
-    sessions: Sessions,
-    presented: UnverifiedCode | None,
-    content: str,
-    typed: str,
-    now: datetime,
+    db: AsyncSession, sessions: Sessions, presented: Presented, now: datetime
 ) -> tuple[uuid.UUID | None, SessionCodeClaims | None]:
     """The session a presented code names: a QR code's by its verified MAC, a typed one's
     from the store (None: no such live code)."""
-    if presented is not None:
-        claims = await _verify(db, sessions, presented, content, now)
+    if presented.code is not None:
+        claims = await _verify(db, sessions, presented.code, presented.content, now)
         return claims.session_id, claims
-    return await repository.find_typed_code(db, typed), None
+    return await repository.find_typed_code(db, presented.typed), None
 
 
 async def _verify(
@@ -182,13 +175,13 @@ async def _check_code(
     db: AsyncSession,
     sessions: Sessions,
     principal: Principal,
-    session_id: uuid.UUID | None,
-    claims: SessionCodeClaims | None,
+    presented: Presented,
     now: datetime,
 ) -> tuple[ChargingSession, SessionCodeScanned]:
     """Everything a scan checks before it claims: known, this station's, unused, fresh,
     station online. Returns the session and the event a scan would emit."""
     settings = sessions.settings
+    session_id, claims = await _resolve(db, sessions, presented, now)
     state = await repository.load_session(db, session_id) if session_id else None
     if (state is None or state.status is None) and claims is not None:
         # A verified code is its own proof of issue: no waiting for the log to bring it.
@@ -244,14 +237,12 @@ async def lookup_code(
 ) -> CodePreview:
     """What a typed or scanned code names (station, connector, until when), without
     claiming it, so the app can show the price before the driver confirms."""
-    content, code, typed = presented
-    session_id, claims = await _resolve(db, sessions, code, content, typed, now)
-    state, _ = await _check_code(db, sessions, principal, session_id, claims, now)
+    state, _ = await _check_code(db, sessions, principal, presented, now)
     assert state.station_id and state.connector_id
     assert state.code_expires_at and state.session_started_at
     name = await repository.station_name(db, state.station_id)
     return CodePreview(
-        code=typed or None,
+        code=presented.typed or None,
         station_id=state.station_id,
         station_name=name,
         connector_id=state.connector_id,
@@ -272,9 +263,7 @@ async def release_code(
     so the charger's screen and connector are free for the next driver, not for minutes.
     Anyone holding the code may do it (they could as well have scanned it); it claims the
     code, so no scan wins afterwards."""
-    content, code, typed = presented
-    session_id, claims = await _resolve(db, sessions, code, content, typed, now)
-    state, _ = await _check_code(db, sessions, principal, session_id, claims, now)
+    state, _ = await _check_code(db, sessions, principal, presented, now)
     if not await repository.claim_scan(db, state.session_id, principal.user_id):
         raise Refusal("code_used", "this code was already used", status_code=409)
     await emit(db, list(domain.expire_code(state, now=now, due=now)))
