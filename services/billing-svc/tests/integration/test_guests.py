@@ -51,6 +51,14 @@ async def add_card(h: Harness, user_id: uuid.UUID, token: str) -> Any:
     )
 
 
+async def authorised_on_card(h: Harness, payer: uuid.UUID) -> tuple[SessionPriced, dict[str, Any]]:
+    """A scan by a guest who saved a visa card: the event and its SessionAuthorized."""
+    assert (await add_card(h, payer, "pm_card_visa")).status_code == 201
+    event = priced(payer)
+    await h.publish(event)
+    return event, await h.wait_for("SessionAuthorized", event.session_id)
+
+
 async def test_a_guest_card_is_held_then_exactly_the_cost_captured(h: Harness) -> None:
     payer = uuid.uuid4()
     saved = await add_card(h, payer, "pm_card_visa")
@@ -135,10 +143,7 @@ async def test_a_guest_mails_its_invoice_to_an_address_it_types_with_its_vat_id(
     h: Harness,
 ) -> None:
     payer = uuid.uuid4()
-    assert (await add_card(h, payer, "pm_card_visa")).status_code == 201
-    event = priced(payer)
-    await h.publish(event)
-    await h.wait_for("SessionAuthorized", event.session_id)
+    event, _ = await authorised_on_card(h, payer)
     await h.publish(cost_for(event, 7_000))
     await h.wait_for("SessionBilled", event.session_id)
     path = f"/billing/receipts/{event.session_id}"
@@ -190,10 +195,7 @@ async def test_a_station_that_overbills_a_guest_is_capped_at_the_pre_authorisati
     h: Harness,
 ) -> None:
     payer = uuid.uuid4()
-    assert (await add_card(h, payer, "pm_card_visa")).status_code == 201
-    event = priced(payer)
-    await h.publish(event)
-    authorized = await h.wait_for("SessionAuthorized", event.session_id)
+    event, authorized = await authorised_on_card(h, payer)
     held = authorized["hold_amount"]["amount_minor"]
     claimed = cost_for(event, 120_000)  # 120 kWh at 0.476: 57.12 EUR > the 50.00 held
     assert claimed.total.amount_minor == 5712 > held
