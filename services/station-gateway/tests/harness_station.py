@@ -188,3 +188,25 @@ async def charging_update201(
             meter_value=meter_value,
         )
     )
+
+
+def transaction_ended201(
+    station: Any,
+    transaction_id: str,
+    seq_no: int,
+    meter_value: list[dict[str, Any]],
+    *,
+    trigger_reason: str,
+    stopped_reason: str,
+    **fields: Any,
+) -> Any:
+    """An Ended TransactionEvent at the time of its reading, to send (a station may repeat it)."""
+    return station._call.TransactionEvent(
+        event_type="Ended",
+        timestamp=meter_value[0]["timestamp"],
+        trigger_reason=trigger_reason,
+        seq_no=seq_no,
+        transaction_info={"transaction_id": transaction_id, "stopped_reason": stopped_reason},
+        meter_value=meter_value,
+        **fields,
+    )

@@ -21,6 +21,7 @@ from ..harness_station import (
     request_code16,
     request_code201,
     start_transaction16,
+    transaction_ended201,
 )
 
 pytestmark = pytest.mark.infra
@@ -203,13 +204,13 @@ async def run201(
         )
     end_at, end_value = rest[-1]
     await station.call(
-        call201.TransactionEvent(
-            event_type="Ended",
-            timestamp=iso(t0 + end_at),
+        transaction_ended201(
+            station,
+            f"tx-{station_id}",
+            len(rest),
+            readings201(t0 + end_at, end_value, unit, "Transaction.End"),
             trigger_reason="EVDeparted",
-            seq_no=len(rest),
-            transaction_info={"transaction_id": f"tx-{station_id}", "stopped_reason": "Local"},
-            meter_value=readings201(t0 + end_at, end_value, unit, "Transaction.End"),
+            stopped_reason="Local",
         )
     )
     done = await completed(harness, session_id)

@@ -9,7 +9,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from ocpp.v201 import call
 from plugpay_events.contracts.sessions import (
     SessionCostCalculated,
     SessionDenied,
@@ -23,10 +22,10 @@ from ..harness_station import (
     boot201,
     charging_update201,
     code_on_display201,
-    iso,
     meter201,
     request_code201,
     start_transaction201,
+    transaction_ended201,
 )
 
 pytestmark = pytest.mark.infra
@@ -65,13 +64,13 @@ async def test_201_code_start_meter_stop_cost(harness) -> None:  # type: ignore[
     await harness.request_stop(session_id)
     stops = await harness.eventually(lambda: station.got("RequestStopTransaction"))
     assert stops[0]["transaction_id"] == "tx-201"
-    ended = call.TransactionEvent(
-        event_type="Ended",
-        timestamp=iso(t0 + timedelta(minutes=3)),
+    ended = transaction_ended201(
+        station,
+        "tx-201",
+        2,
+        meter201(t0 + timedelta(minutes=3), 50_600, "Transaction.End"),
         trigger_reason="RemoteStop",
-        seq_no=2,
-        transaction_info={"transaction_id": "tx-201", "stopped_reason": "Remote"},
-        meter_value=meter201(t0 + timedelta(minutes=3), 50_600, "Transaction.End"),
+        stopped_reason="Remote",
     )
     answers = [await station.call(ended), await station.call(ended)]
     # The final cost from the same snapshot and judged meter values as pricing-svc's, also

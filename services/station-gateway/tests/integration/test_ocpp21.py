@@ -29,6 +29,7 @@ from ..harness_station import (
     meter201,
     request_code201,
     start_transaction201,
+    transaction_ended201,
 )
 
 pytestmark = pytest.mark.infra
@@ -94,13 +95,13 @@ async def test_21_code_start_meter_stop(harness) -> None:  # type: ignore[no-unt
     stops = await harness.eventually(lambda: station.got("RequestStopTransaction"))
     assert stops[0]["transaction_id"] == "tx-21"
     ended = await station.call(
-        call.TransactionEvent(
-            event_type="Ended",
-            timestamp=iso(t0 + timedelta(minutes=3)),
+        transaction_ended201(
+            station,
+            "tx-21",
+            2,
+            meter201(t0 + timedelta(minutes=3), 50_600, "Transaction.End"),
             trigger_reason="RemoteStop",
-            seq_no=2,
-            transaction_info={"transaction_id": "tx-21", "stopped_reason": "Remote"},
-            meter_value=meter201(t0 + timedelta(minutes=3), 50_600, "Transaction.End"),
+            stopped_reason="Remote",
             # The station's own calculation is a claim: accepted, never billed or echoed.
             cost_details={
                 "total_cost": {
@@ -260,13 +261,13 @@ async def test_21_final_cost_is_capped_by_the_hold(harness) -> None:  # type: ig
     [start] = await harness.eventually(lambda: station.got("RequestStartTransaction"))
     t0 = datetime.now(UTC) - timedelta(minutes=40)
     await start_transaction201(station, start, "tx-21c", t0, 10_000)
-    ended = call.TransactionEvent(
-        event_type="Ended",
-        timestamp=iso(t0 + timedelta(minutes=30)),
+    ended = transaction_ended201(
+        station,
+        "tx-21c",
+        1,
+        meter201(t0 + timedelta(minutes=30), 15_000, "Transaction.End"),
         trigger_reason="EVCommunicationLost",
-        seq_no=1,
-        transaction_info={"transaction_id": "tx-21c", "stopped_reason": "EVDisconnected"},
-        meter_value=meter201(t0 + timedelta(minutes=30), 15_000, "Transaction.End"),
+        stopped_reason="EVDisconnected",
     )
     # 5 kWh at 0.40 EUR is 2.00 EUR; the payer agreed to at most 1.00 EUR.
     assert (await station.call(ended)).total_cost == pytest.approx(1.0)
