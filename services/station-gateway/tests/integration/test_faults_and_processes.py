@@ -40,7 +40,7 @@ async def test_bad_frames_get_call_errors_and_hurt_no_one(harness) -> None:  # t
     await harness.register("BAD-1")
     await harness.register("GOOD-1")
     good = await harness.connect("GOOD-1")
-    await boot16(good, "m", "v")
+    await boot16(good)
     ws = await raw_connect(gw, "BAD-1")
     # Out of order: a transaction before the station ever booted.
     start = [
@@ -153,7 +153,7 @@ async def test_silent_station_goes_offline_and_gets_no_codes(harness) -> None:  
     gw = await harness.start_gateway(heartbeat_interval_s=1, missed_heartbeats=1.5)
     await harness.register("QUIET-1")
     station = await harness.connect("QUIET-1")
-    result = await boot16(station, "m", "v")
+    result = await boot16(station)
     assert result.interval == 1
     offline = await harness.wait_event("StationWentOffline", topic=topics.STATIONS)
     assert offline[0]["station_id"] == "QUIET-1"
@@ -170,7 +170,7 @@ async def test_authorisation_reaches_the_process_holding_the_socket(harness) -> 
     b = await harness.start_gateway(instance_id="gw-b", consume_events=False)
     await harness.register("TWO-1")
     station = await harness.connect("TWO-1", process=b)
-    await boot16(station, "m", "v")
+    await boot16(station)
     session_id = (await request_code16(station))["sessionId"]
     await harness.authorize(session_id, "TWO-1")
     starts = await harness.eventually(lambda: station.got("RemoteStartTransaction"), 15)
@@ -209,7 +209,7 @@ async def test_display_page_and_live_updates(harness) -> None:  # type: ignore[n
     gw = await harness.start_gateway()
     await harness.register("DISP-1")
     station = await harness.connect("DISP-1")
-    await boot16(station, "m", "v")
+    await boot16(station)
     async with httpx.AsyncClient(base_url=gw.http, timeout=10) as client:
         assert (await client.get("/stations/DISP-1/display")).status_code == 401
         page = await client.get("/stations/DISP-1/display", headers=auth("DISP-1"))
@@ -256,7 +256,7 @@ async def test_code_and_start_over_real_kafka(kafka_harness) -> None:  # type: i
     await harness.start_gateway()
     await harness.register("KAFKA-1")
     station = await harness.connect("KAFKA-1")
-    await boot16(station, "m", "v")
+    await boot16(station)
     session_id = (await request_code16(station))["sessionId"]
     await harness.wait_event("SessionCodeIssued", timeout_s=30)
     await harness.authorize(session_id, "KAFKA-1")

@@ -171,7 +171,7 @@ async def test_frames_are_logged_one_line_each_and_without_codes(harness, caplog
     await harness.register("TH-4")
     caplog.set_level(logging.DEBUG, logger="station_gateway.ocpp")
     station = await harness.connect("TH-4", password=PASSWORD)
-    await boot16(station, "M", "V")
+    await boot16(station)
     forged = "hi\n2026-12-02 10:00:00,000 ERROR auth_svc.app: admin password reset"
     await station.call(call.DataTransfer(vendor_id="com.example", message_id="x", data=forged))
     code = (await request_code16(station))["code"]
