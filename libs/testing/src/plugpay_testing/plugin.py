@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
@@ -44,31 +44,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = kept
 
 
-def _unavailable(what: str, error: Exception) -> None:
-    # In CI a missing broker or database is a failure, never a silent skip.
-    if os.environ.get("CI"):
-        pytest.fail(f"{what} unavailable in CI: {error}", pytrace=False)
-    pytest.skip(f"{what} unavailable: {error}")
+def _found(what: str, find: Callable[[], str]) -> str:
+    """The address ``find`` gives of a real server; without one, a skip (a failure in CI)."""
+    try:
+        return find()
+    except InfraUnavailable as error:
+        # In CI a missing broker or database is a failure, never a silent skip.
+        if os.environ.get("CI"):
+            pytest.fail(f"{what} unavailable in CI: {error}", pytrace=False)
+        pytest.skip(f"{what} unavailable: {error}")
 
 
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     """Admin URL of a real PostgreSQL server (SQLAlchemy asyncpg form)."""
-    try:
-        return postgres_admin_url()
-    except InfraUnavailable as error:
-        _unavailable("PostgreSQL", error)
-        raise
+    return _found("PostgreSQL", postgres_admin_url)
 
 
 @pytest.fixture(scope="session")
 def kafka() -> str:
     """Bootstrap address of a real Kafka broker."""
-    try:
-        return kafka_bootstrap()
-    except InfraUnavailable as error:
-        _unavailable("Kafka", error)
-        raise
+    return _found("Kafka", kafka_bootstrap)
 
 
 @pytest.fixture
