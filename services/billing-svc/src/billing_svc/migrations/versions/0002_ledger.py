@@ -2,6 +2,7 @@
 
 from alembic import op
 from billing_svc.tables import BILLING_TABLES, LEDGER_TABLES
+from plugpay_platform.table_migrations import tables_created
 
 revision = "0002"
 down_revision = "0001"
@@ -14,11 +15,11 @@ BEGIN
 END $$ LANGUAGE plpgsql;
 """
 
+create_tables, drop_tables = tables_created(*LEDGER_TABLES, *BILLING_TABLES)
+
 
 def upgrade() -> None:
-    bind = op.get_bind()
-    for table in (*LEDGER_TABLES, *BILLING_TABLES):
-        table.create(bind, checkfirst=True)
+    create_tables()
     op.execute(IMMUTABLE)
     for name in ("transfers", "ledger_entries"):
         op.execute(
@@ -28,6 +29,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in reversed((*LEDGER_TABLES, *BILLING_TABLES)):
-        table.drop(op.get_bind(), checkfirst=True)
+    drop_tables()
     op.execute("DROP FUNCTION IF EXISTS ledger_rows_are_immutable()")
