@@ -6,7 +6,10 @@ One definition for ``conftest.py`` and the tests that speak to the gateway as a 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
+import string
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -68,6 +71,21 @@ def readings201(
 def meter201(at: datetime, wh: float, context: str = "Sample.Periodic") -> list[dict[str, Any]]:
     """The register at ``wh`` as a 2.0.1/2.1 station reports it (in kWh)."""
     return readings201(at, wh / 1000, "kWh", context)
+
+
+BASE62 = string.digits + string.ascii_lowercase + string.ascii_uppercase
+
+
+def station_totp(secret: str, unix_seconds: int, validity_s: int, length: int) -> str:
+    """OCPP 2.1 C25 TOTP v1 as a station computes it, written from the spec's text (not the
+    gateway's code): HMAC-SHA256 over the 8-byte big-endian time step keyed with the shared
+    secret; the offset is the last byte's low four bits; from there, byte by byte (wrapping),
+    each byte modulo 62 picks a character of 0-9a-zA-Z."""
+    mac = hmac.new(
+        secret.encode(), (unix_seconds // validity_s).to_bytes(8, "big"), hashlib.sha256
+    ).digest()
+    offset = mac[-1] % 16
+    return "".join(BASE62[mac[(offset + i) % len(mac)] % 62] for i in range(length))
 
 
 # 1.6 stations: ``station._call`` is the ``ocpp`` library's v16 call module.

@@ -4,9 +4,6 @@ and a valid one holds the connector for the payer and leads to its ordinary sess
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import string
 import time
 from urllib.parse import urlsplit
 
@@ -14,21 +11,9 @@ import httpx
 import pytest
 from station_gateway.repository import Repository
 
-from ..harness_station import ORG, boot201, request_code201
+from ..harness_station import ORG, boot201, request_code201, station_totp
 
 pytestmark = pytest.mark.infra
-
-
-BASE62 = string.digits + string.ascii_lowercase + string.ascii_uppercase
-
-
-def station_totp(secret: str, unix_seconds: int, validity_s: int, length: int) -> str:
-    """What the station computes, written from the spec's text (not the gateway's code)."""
-    mac = hmac.new(
-        secret.encode(), (unix_seconds // validity_s).to_bytes(8, "big"), hashlib.sha256
-    ).digest()
-    offset = mac[-1] % 16
-    return "".join(BASE62[mac[(offset + i) % len(mac)] % 62] for i in range(length))
 
 
 def fill(template: str, station_id: str, evse: int, totp: str) -> str:

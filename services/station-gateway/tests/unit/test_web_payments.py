@@ -1,13 +1,8 @@
-"""OCPP 2.1 C25 TOTP v1, against an implementation of its own written from the spec's text:
-HMAC-SHA256 over the 8-byte big-endian time step keyed with the shared secret; the offset is the
-last byte's low four bits; from there, byte by byte (wrapping), each byte modulo 62 picks a
-character of 0-9a-zA-Z."""
+"""OCPP 2.1 C25 TOTP v1, against the test stations' implementation written from the spec's text
+(``harness_station.station_totp``)."""
 
 from __future__ import annotations
 
-import hmac
-import string
-import struct
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,19 +16,10 @@ from station_gateway.web_payments import (
     url_template,
 )
 
-ALPHABET = string.digits + string.ascii_lowercase + string.ascii_uppercase
+from ..harness_station import station_totp
+
 SECRET = "s3cr3t-shared-with-the-station-01"
 TERMS = WebPaymentTerms(shared_secret=SECRET, validity_s=60, length=10)
-
-
-def reference(secret: str, unix_seconds: int, validity_s: int, length: int) -> str:
-    counter = unix_seconds // validity_s
-    mac = hmac.HMAC(secret.encode("utf-8"), struct.pack(">Q", counter), "sha256").digest()
-    start = mac[31] & 0b1111
-    out = ""
-    for i in range(length):
-        out += ALPHABET[mac[(start + i) % 32] % 62]
-    return out
 
 
 def at(unix_seconds: float) -> datetime:
@@ -54,7 +40,7 @@ def test_totp_matches_the_spec_text(
     secret: str, unix_seconds: int, validity_s: int, length: int
 ) -> None:
     step = time_step(at(unix_seconds), validity_s)
-    assert totp(secret, step, length) == reference(secret, unix_seconds, validity_s, length)
+    assert totp(secret, step, length) == station_totp(secret, unix_seconds, validity_s, length)
 
 
 def test_the_code_is_not_rfc_6238() -> None:
@@ -66,28 +52,28 @@ def test_the_current_step_and_one_either_side_are_valid_at_the_boundaries() -> N
     boundary = 1_767_225_600  # a multiple of 60: the first second of a step
     now = at(boundary)
     for shown_at in (boundary - 60, boundary - 1, boundary, boundary + 59, boundary + 60):
-        assert code_is_valid(reference(SECRET, shown_at, 60, 10), TERMS, now), shown_at
+        assert code_is_valid(station_totp(SECRET, shown_at, 60, 10), TERMS, now), shown_at
     # two steps away: stale (or from the future)
-    assert not code_is_valid(reference(SECRET, boundary - 61, 60, 10), TERMS, now)
-    assert not code_is_valid(reference(SECRET, boundary + 120, 60, 10), TERMS, now)
+    assert not code_is_valid(station_totp(SECRET, boundary - 61, 60, 10), TERMS, now)
+    assert not code_is_valid(station_totp(SECRET, boundary + 120, 60, 10), TERMS, now)
     # the last second of a step still accepts the previous one, not the one before it
     last = at(boundary + 59.999)
-    assert code_is_valid(reference(SECRET, boundary - 60, 60, 10), TERMS, last)
-    assert not code_is_valid(reference(SECRET, boundary - 120, 60, 10), TERMS, last)
+    assert code_is_valid(station_totp(SECRET, boundary - 60, 60, 10), TERMS, last)
+    assert not code_is_valid(station_totp(SECRET, boundary - 120, 60, 10), TERMS, last)
 
 
 def test_a_stale_code_is_refused() -> None:
-    shown = reference(SECRET, 1_767_225_600, 60, 10)
+    shown = station_totp(SECRET, 1_767_225_600, 60, 10)
     assert not code_is_valid(shown, TERMS, at(1_767_225_600) + timedelta(minutes=5))
 
 
 def test_forged_codes_are_refused() -> None:
     now = at(1_767_225_600)
-    good = reference(SECRET, 1_767_225_600, 60, 10)
+    good = station_totp(SECRET, 1_767_225_600, 60, 10)
     flipped = ("1" if good[0] != "1" else "2") + good[1:]
     assert not code_is_valid(flipped, TERMS, now)
     assert not code_is_valid(
-        reference("a-guessed-secret-of-some-length", 1_767_225_600, 60, 10), TERMS, now
+        station_totp("a-guessed-secret-of-some-length", 1_767_225_600, 60, 10), TERMS, now
     )
     assert not code_is_valid(good[:-1], TERMS, now)  # wrong length
     assert not code_is_valid(good + "0", TERMS, now)
