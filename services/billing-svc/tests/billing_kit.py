@@ -15,6 +15,7 @@ from billing_svc.domain import AccountKind, TransferKind, TransferRequest, accou
 from billing_svc.processor import SimulatedProcessor
 from billing_svc.repository import BillingRepository, LedgerRepository
 from billing_svc.settings import Settings
+from billing_svc.usecases import payment_methods
 from fastapi import FastAPI
 from plugpay_events.contracts.sessions import (
     SessionAbandoned,
@@ -172,6 +173,19 @@ class Harness:
         if key:
             headers["Idempotency-Key"] = key
         return headers
+
+
+async def card_session(h: Harness) -> tuple[uuid.UUID, SessionPriced, dict[str, Any]]:
+    """A scan by a driver with a saved visa card and an empty wallet: the driver, the event and
+    its SessionAuthorized (a card hold)."""
+    driver = uuid.uuid4()
+    async with h.database.write() as session:
+        await payment_methods.add_payment_method(h.billing, session, driver, "pm_card_visa")
+    event = priced(driver)
+    await h.publish(event)
+    authorized = await h.wait_for("SessionAuthorized", event.session_id)
+    assert authorized["funding"] == "card"
+    return driver, event, authorized
 
 
 @asynccontextmanager

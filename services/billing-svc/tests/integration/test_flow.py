@@ -8,7 +8,17 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from billing_kit import ORG, Harness, abandoned, cost_for, priced, running, seed_wallet, wrap
+from billing_kit import (
+    ORG,
+    Harness,
+    abandoned,
+    card_session,
+    cost_for,
+    priced,
+    running,
+    seed_wallet,
+    wrap,
+)
 from billing_svc.repository import BillingRepository
 from billing_svc.seed import seed_demo
 from billing_svc.usecases import payment_methods, top_up
@@ -200,13 +210,8 @@ async def test_a_small_wallet_with_a_card_on_file_does_not_lower_the_automatic_s
 async def test_expired_card_hold_is_charged_anew_only_within_the_authorised_amount(
     h: Harness,
 ) -> None:
-    driver = uuid.uuid4()
-    async with h.database.write() as session:
-        await payment_methods.add_payment_method(h.billing, session, driver, "pm_card_visa")
-    event = priced(driver)
-    await h.publish(event)
-    authorized = await h.wait_for("SessionAuthorized", event.session_id)
-    assert authorized["funding"] == "card" and authorized["hold_amount"]["amount_minor"] == 5000
+    driver, event, authorized = await card_session(h)
+    assert authorized["hold_amount"]["amount_minor"] == 5000
     h.clock.offset = timedelta(days=8)  # the processor's 7-day card hold is gone
     await h.publish(cost_for(event, 150_000))  # 71.40 EUR claimed
     billed = await h.wait_for("SessionBilled", event.session_id)

@@ -12,10 +12,10 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from billing_kit import ORG, Harness, cost_for, priced, running
+from billing_kit import ORG, Harness, card_session, cost_for, running
 from billing_svc.processor import SimulatedProcessor
 from billing_svc.repository import BillingRepository
-from billing_svc.usecases import payment_methods, settle
+from billing_svc.usecases import settle
 from billing_svc.usecases.recover import recover
 from plugpay_events.types import utc_now
 
@@ -60,13 +60,7 @@ async def h(database_url: str, topic_prefix: str) -> AsyncIterator[Harness]:
 
 
 async def _card_session(h: Harness) -> tuple[uuid.UUID, object, str]:
-    driver = uuid.uuid4()
-    async with h.database.write() as session:
-        await payment_methods.add_payment_method(h.billing, session, driver, "pm_card_visa")
-    event = priced(driver)
-    await h.publish(event)
-    authorized = await h.wait_for("SessionAuthorized", event.session_id)
-    assert authorized["funding"] == "card"
+    driver, event, _ = await card_session(h)
     async with h.database.read() as session:
         row = await BillingRepository(session).session_row(event.session_id)
     assert row is not None
