@@ -8,6 +8,7 @@ import base64
 import json
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -241,8 +242,11 @@ async def test_two_drivers_scanning_one_code_exactly_one_wins(
 
 
 async def test_typed_lookups_are_rate_limited(
-    app: FastAPI, client: httpx.AsyncClient, tokens: TokenFactory
+    app: FastAPI, client: httpx.AsyncClient, tokens: TokenFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # One instant for every lookup: a fixed window must not roll over between them.
+    instant = datetime.now(UTC)
+    monkeypatch.setattr(app.state, "sessions", replace(app.state.sessions, clock=lambda: instant))
     user = uuid.uuid4()
     answers = [
         await client.post(
