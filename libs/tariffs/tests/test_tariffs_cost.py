@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from plugpay_tariffs import (
-    ComponentType,
-    CostBreakdown,
-    MeterSample,
-    SessionUsage,
-    calculate_cost,
-    usage_of_completion,
-)
+from plugpay_tariffs import ComponentType, CostBreakdown, MeterSample, SessionUsage, calculate_cost
 from tariff_factories import BERLIN, berlin, constant_power, element, pc, tariff
 
 E, T, P, F = "ENERGY", "TIME", "PARKING_TIME", "FLAT"
@@ -335,50 +327,3 @@ def test_breakdown_json_round_trips() -> None:
     assert isinstance(data["lines"][1]["unit_price"], str)
     assert type(cost).model_validate(data) == cost
     assert cost.lines[1].unit_price == Decimal("0.385")
-
-
-# --- a completed session's report --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Reading:
-    sampled_at: datetime
-    energy_wh: int
-    power_w: int | None = None
-
-
-@dataclass(frozen=True)
-class Report:
-    started_at: datetime
-    charging_ended_at: datetime
-    ended_at: datetime
-    meter_start_wh: int
-    energy_wh: int
-    samples: tuple[Reading, ...]
-
-
-def test_a_completion_report_is_the_register_made_energy_since_the_start() -> None:
-    start = berlin(2024, 5, 6, 10)
-    report = Report(
-        started_at=start,
-        charging_ended_at=start + timedelta(minutes=40),
-        ended_at=start + timedelta(minutes=45),
-        meter_start_wh=1_000_000,
-        energy_wh=8_000,
-        samples=(
-            Reading(start + timedelta(minutes=30), 1_009_000),  # past the total: clamped
-            Reading(start + timedelta(minutes=10), 1_002_000),
-            Reading(start + timedelta(minutes=50), 1_009_500),  # after the charging: dropped
-        ),
-    )
-    usage = usage_of_completion(report)
-    assert [(s.at - start, s.energy_wh) for s in usage.samples] == [
-        (timedelta(minutes=10), 2_000),
-        (timedelta(minutes=30), 8_000),
-        (timedelta(minutes=40), 8_000),
-    ]
-    assert (usage.started_at, usage.ended_at, usage.energy_wh) == (
-        start,
-        start + timedelta(minutes=45),
-        8_000,
-    )

@@ -19,20 +19,12 @@ from plugpay_tariffs.model import (
     parse_tariff,
 )
 from plugpay_tariffs.summary import TariffSummary, describe
-from plugpay_tariffs.usage import (
-    CompletionReport,
-    MeterSample,
-    RegisterReading,
-    SessionUsage,
-    usage_from_completion,
-    usage_of_completion,
-)
+from plugpay_tariffs.usage import MeterSample, RegisterReading, SessionUsage, usage_from_completion
 
 __all__ = [
     "CURRENCIES",
     "MINOR_UNIT_EXPONENT",
     "ROUNDING",
-    "CompletionReport",
     "ComponentType",
     "CostBreakdown",
     "CostLine",
@@ -53,5 +45,4 @@ __all__ = [
     "parse_tariff",
     "purchasable_limits",
     "usage_from_completion",
-    "usage_of_completion",
 ]

@@ -132,35 +132,6 @@ def usage_from_completion(
     )
 
 
-class CompletionReport(Protocol):
-    """What a station reports when a session completes (``SessionCompleted`` carries these)."""
-
-    @property
-    def started_at(self) -> datetime: ...
-    @property
-    def charging_ended_at(self) -> datetime: ...
-    @property
-    def ended_at(self) -> datetime: ...
-    @property
-    def meter_start_wh(self) -> int: ...
-    @property
-    def energy_wh(self) -> int: ...
-    @property
-    def samples(self) -> Sequence[RegisterReading]: ...
-
-
-def usage_of_completion(report: CompletionReport) -> SessionUsage:
-    """``usage_from_completion`` of a completed session's report, field for field."""
-    return usage_from_completion(
-        started_at=report.started_at,
-        charging_ended_at=report.charging_ended_at,
-        ended_at=report.ended_at,
-        meter_start_wh=report.meter_start_wh,
-        energy_wh=report.energy_wh,
-        samples=report.samples,
-    )
-
-
 class MeterCurve:
     """The cumulative energy curve on exact offsets (seconds since ``started_at``)."""
 

@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from plugpay_events.contracts.pricing import AccessPolicy, AccessWindow
 from plugpay_tariffs import CostBreakdown, SessionUsage, Tariff
 from plugpay_tariffs import usage_from_completion as usage_from_completion
-from plugpay_tariffs import usage_of_completion as usage_of_completion
 
 PowerType = Literal["AC_1_PHASE", "AC_3_PHASE", "DC"]
 

@@ -60,7 +60,7 @@ from pricing_svc.domain import (
     distance_km,
     free_breakdown,
     policy_problems,
-    usage_of_completion,
+    usage_from_completion,
     valid_time_zone,
     version_in_force,
     visible_to,
@@ -639,7 +639,14 @@ async def cost_session(
     if record.cost is not None:
         return
     try:
-        usage = usage_of_completion(event)
+        usage = usage_from_completion(
+            started_at=event.started_at,
+            charging_ended_at=event.charging_ended_at,
+            ended_at=event.ended_at,
+            meter_start_wh=event.meter_start_wh,
+            energy_wh=event.energy_wh,
+            samples=event.samples,
+        )
     except (ValidationError, ValueError) as error:
         raise PoisonEvent(f"inconsistent session data: {error}") from error
     assert record.time_zone is not None

@@ -36,7 +36,7 @@ from plugpay_events.contracts.stations import (
 from plugpay_events.envelope import Envelope, Event
 from plugpay_events.outbox import Outbox
 from plugpay_events.session_code import new_typed_code, sign_session_code
-from plugpay_tariffs import Tariff, describe, usage_of_completion
+from plugpay_tariffs import Tariff, describe, usage_from_completion
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -890,7 +890,14 @@ def _final_cost(row: RowMapping, completed: SessionCompleted) -> int | None:
     if row["free_of_charge"]:
         return 0
     try:
-        usage = usage_of_completion(completed)
+        usage = usage_from_completion(
+            started_at=completed.started_at,
+            charging_ended_at=completed.charging_ended_at,
+            ended_at=completed.ended_at,
+            meter_start_wh=completed.meter_start_wh,
+            energy_wh=completed.energy_wh,
+            samples=completed.samples,
+        )
         cost = domain.cost_minor(Tariff.model_validate(row["tariff"]), usage, row["time_zone"])
     except ValueError:
         return None  # pricing-svc parks such a session for people; the station waits for it
