@@ -12,9 +12,11 @@ else
   eval "$(sed 's/^/export /' <<<"$env_lines")"
 fi
 echo "infra ready after $(( SECONDS - start ))s"
-# The e2e suite leaves the distributed stack up (it is idempotent); stop it and the Compose
-# deployment (with its volumes) however we exit.
+# The e2e suite leaves the distributed stack up (it is idempotent); stop it, the reliability
+# suite's (left up when pytest itself aborts) and the Compose deployment (with its volumes)
+# however we exit.
 trap 'bash scripts/stack.sh down >/dev/null 2>&1 || true
+  STACK_NAME=chaos PORT_BASE=8400 bash scripts/stack.sh down >/dev/null 2>&1 || true
   bash deploy/compose/compose.sh down --volumes >/dev/null 2>&1 || true' EXIT
 make --no-print-directory lint typecheck
 bash scripts/test-packages.sh

@@ -311,6 +311,9 @@ def _infra(cmd: list[str]) -> None:
         timeout=240,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        # By this point of `make test` the broker holds every suite's topics (thousands of
+        # partitions); on a loaded machine it has taken over the default 90 s to be ready.
+        env={**os.environ, "PLUGPAY_KAFKA_READY_TIMEOUT": "200"},
     )
 
 
