@@ -32,12 +32,22 @@ def create_app(settings: Settings | None = None, **wiring: Unpack[Wiring]) -> Fa
     sessions = runtime.database.sessions
     runtime.consume(
         ConsumerSpec.transactional(
-            handlers.IDENTITY_GROUP, [IDENTITY], sessions, outbox_tables, handlers.on_identity_event
+            handlers.IDENTITY_GROUP,
+            [IDENTITY],
+            sessions,
+            outbox_tables,
+            handlers.on_identity_event,
+            types=handlers.IDENTITY_TYPES,
         )
     )
     runtime.consume(
         ConsumerSpec.transactional(
-            handlers.SESSIONS_GROUP, [SESSIONS], sessions, outbox_tables, handlers.on_session_event
+            handlers.SESSIONS_GROUP,
+            [SESSIONS],
+            sessions,
+            outbox_tables,
+            handlers.on_session_event,
+            types=handlers.SESSIONS_TYPES,
         )
     )
     runtime.consume(
@@ -47,6 +57,7 @@ def create_app(settings: Settings | None = None, **wiring: Unpack[Wiring]) -> Fa
             sessions,
             outbox_tables,
             handlers.on_directory_event,
+            types=handlers.DIRECTORY_TYPES,
         )
     )
 
