@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import Any
 
 from plugpay_events.envelope import Event
-from plugpay_events.topics import Topic
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -28,16 +27,6 @@ def register(cls: type[Event]) -> type[Event]:
         raise ValueError(f"event type {cls.type} registered twice")
     EVENT_TYPES[cls.type] = cls
     return cls
-
-
-def type_names(*classes: type[Event]) -> frozenset[str]:
-    """The wire names of event classes (a consumer group's ``types``)."""
-    return frozenset(cls.type for cls in classes)
-
-
-def types_on(topic: Topic) -> frozenset[str]:
-    """The wire names of every event type that lives on ``topic``."""
-    return frozenset(name for name, cls in EVENT_TYPES.items() if cls.topic == topic)
 
 
 def upcaster(event_type: str, from_version: int) -> Callable[[Upcaster], Upcaster]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from plugpay_events.envelope import Envelope
 from plugpay_events.registry import EVENT_TYPES, UnknownEventType
 from plugpay_events.topics import Topic
@@ -19,18 +17,6 @@ def encode(envelope: Envelope) -> bytes:
 def decode(value: bytes) -> Envelope:
     """Parse bytes into an envelope (payload not yet validated against its event model)."""
     return Envelope.model_validate_json(value)
-
-
-def type_of(value: bytes, headers: Sequence[tuple[str, bytes]] = ()) -> str | None:
-    """A record's event type: its ``type`` header when it has one (nothing parsed), else the
-    envelope's; None when the bytes are no envelope."""
-    for name, raw in headers:
-        if name == "type":
-            return raw.decode(errors="replace")
-    try:
-        return decode(value).type
-    except ValueError:  # pydantic's ValidationError included
-        return None
 
 
 def headers_for(envelope: Envelope) -> Headers:

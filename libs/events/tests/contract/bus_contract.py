@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from plugpay_events import Envelope, utc_now
 from plugpay_events.bus import Consumer, Delivery, EventBus, PoisonEvent, RetryPolicy
-from plugpay_events.contracts import SessionCodeExpired, SessionStopRequested
+from plugpay_events.contracts import SessionStopRequested
 from plugpay_events.outbox import (
     define_outbox_tables,
     transactional_batch_handler,
@@ -35,15 +35,6 @@ def stop_requested(session_id: uuid.UUID, n: int = 0) -> Envelope:
         SessionStopRequested(session_id=session_id, requested_by="driver", requested_at=utc_now()),
         producer="contract-test",
         correlation_id=uuid.UUID(int=n),
-    )
-
-
-def code_expired(session_id: uuid.UUID) -> Envelope:
-    return Envelope.wrap(
-        SessionCodeExpired(
-            session_id=session_id, station_id="ST-1", connector_id=1, expired_at=utc_now()
-        ),
-        producer="contract-test",
     )
 
 
@@ -257,32 +248,6 @@ class BusContract:
         assert reasons == ["rejected", "undecodable", "undecodable"]
         assert {r.value for r in dead} >= {garbage, encode(invalid)}
         assert seen.ids() == [good.event_id]
-
-    # --- a group that acts on some event types only ----------------------------------------
-
-    @pytest.mark.parametrize("batched", [False, True], ids=["one-by-one", "batched"])
-    async def test_a_group_passes_over_other_types_and_moves_past_them(
-        self, bus: EventBus, consumers: Any, batched: bool
-    ) -> None:
-        key = uuid.uuid4()
-        mixed = [stop_requested(key, i) if i % 3 == 0 else code_expired(key) for i in range(12)]
-        await bus.publish(mixed)
-        wanted = [e.event_id for e in mixed if e.type == "SessionStopRequested"]
-        recorder, batches = Recorder(), BatchRecorder()
-        batch = {"batch_handler": batches} if batched else {}
-        member = await consumers(bus, "typed", recorder, types={"SessionStopRequested"}, **batch)
-        seen = batches.ids if batched else recorder.ids
-        await eventually(lambda: len(seen()) >= len(wanted), WAIT_S)
-        assert seen() == wanted  # in order, and nothing of the other type
-        await member.stop()
-        # The passed-over records were committed with the rest: a new member without a type
-        # filter starts after them.
-        after = code_expired(key)
-        await bus.publish([after])
-        everything = Recorder()
-        await consumers(bus, "typed", everything)
-        await eventually(lambda: after.event_id in everything.ids(), WAIT_S)
-        assert everything.ids() == [after.event_id]
 
     # --- the batched path (optional BatchHandler) -------------------------------------------
 

@@ -45,8 +45,6 @@ class ConsumerSpec:
     retry: RetryPolicy | None = None
     # Optional: each partition's fetched records in one call (``handler`` is the fallback).
     batch_handler: BatchHandler | None = None
-    # Optional: the event types the handler acts on; the group passes over the others unread.
-    types: frozenset[str] | None = None
 
     @classmethod
     def transactional(
@@ -130,7 +128,6 @@ class ServiceRuntime:
                     spec.topics,
                     self.observability.observe_handler(group, spec.handler),
                     retry=spec.retry,
-                    types=spec.types,
                     **batched,
                 )
                 await consumer.start()

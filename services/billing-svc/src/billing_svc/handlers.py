@@ -30,7 +30,6 @@ from plugpay_events.contracts.sessions import (
 )
 from plugpay_events.envelope import Envelope
 from plugpay_events.outbox import transactional_handler
-from plugpay_events.registry import type_names
 from plugpay_events.topics import IDENTITY, SESSIONS
 from plugpay_platform.database import Database
 from plugpay_platform.runtime import ConsumerSpec
@@ -44,17 +43,6 @@ from billing_svc.usecases.common import Billing, make_pending_calls, wrap_all
 SESSIONS_GROUP = "billing-svc.sessions"
 log = logging.getLogger(__name__)
 IDENTITY_GROUP = "billing-svc.identity"
-
-
-# What each group acts on; other types on its topic are passed over unread.
-SESSION_EVENTS = (
-    SessionPriced,
-    SessionCostCalculated,
-    SessionAbandoned,
-    SessionFailed,
-    SessionFlagged,
-)
-IDENTITY_EVENTS = (UserRegistered, UserVerified, OrganisationCreated, StationRegistered)
 
 
 def session_handler(billing: Billing, database: Database) -> Handler:
@@ -136,18 +124,12 @@ def identity_effect() -> Callable[[AsyncSession, Envelope], Awaitable[Sequence[E
 
 def consumers(billing: Billing, database: Database) -> list[ConsumerSpec]:
     return [
-        ConsumerSpec(
-            SESSIONS_GROUP,
-            [SESSIONS],
-            session_handler(billing, database),
-            types=type_names(*SESSION_EVENTS),
-        ),
+        ConsumerSpec(SESSIONS_GROUP, [SESSIONS], session_handler(billing, database)),
         ConsumerSpec(
             IDENTITY_GROUP,
             [IDENTITY],
             transactional_handler(
                 database.sessions, outbox_tables, IDENTITY_GROUP, identity_effect()
             ),
-            types=type_names(*IDENTITY_EVENTS),
         ),
     ]

@@ -32,22 +32,12 @@ def create_app(settings: Settings | None = None, **wiring: Unpack[Wiring]) -> Fa
     sessions = runtime.database.sessions
     runtime.consume(
         ConsumerSpec.transactional(
-            handlers.IDENTITY_GROUP,
-            [IDENTITY],
-            sessions,
-            outbox_tables,
-            handlers.on_identity_event,
-            types=handlers.IDENTITY_TYPES,
+            handlers.IDENTITY_GROUP, [IDENTITY], sessions, outbox_tables, handlers.on_identity_event
         )
     )
     runtime.consume(
         ConsumerSpec.transactional(
-            handlers.SESSIONS_GROUP,
-            [SESSIONS],
-            sessions,
-            outbox_tables,
-            handlers.on_session_event,
-            types=handlers.SESSIONS_TYPES,
+            handlers.SESSIONS_GROUP, [SESSIONS], sessions, outbox_tables, handlers.on_session_event
         )
     )
     runtime.consume(
@@ -57,7 +47,6 @@ def create_app(settings: Settings | None = None, **wiring: Unpack[Wiring]) -> Fa
             sessions,
             outbox_tables,
             handlers.on_directory_event,
-            types=handlers.DIRECTORY_TYPES,
         )
     )
 

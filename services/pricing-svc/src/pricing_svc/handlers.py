@@ -12,7 +12,6 @@ from plugpay_events.contracts.stations import (
     StationDisconnected,
     StationWentOffline,
 )
-from plugpay_events.registry import type_names
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pricing_svc import service
@@ -24,10 +23,6 @@ SESSIONS_GROUP = "pricing-svc.sessions"
 # deployment (or a reset of this group) builds it from the start of the log.
 DIRECTORY_GROUP = "pricing-svc.directory"
 _PRESENCE = (ConnectorStatusChanged, StationConnected, StationDisconnected, StationWentOffline)
-# What each group acts on; other types on its topics are passed over unread.
-IDENTITY_TYPES = type_names(StationRegistered)
-SESSIONS_TYPES = type_names(SessionCodeScanned, SessionCompleted)
-DIRECTORY_TYPES = type_names(StationRegistered, *_PRESENCE)
 
 
 async def on_identity_event(session: AsyncSession, envelope: Envelope) -> None:

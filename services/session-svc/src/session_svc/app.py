@@ -13,13 +13,7 @@ from plugpay_platform.runtime import ConsumerSpec
 
 from session_svc import service
 from session_svc.endpoints import router
-from session_svc.handlers import (
-    CONSUMER,
-    STORE_EVENT_TYPES,
-    live_batch_handler,
-    live_handler,
-    timer_rules,
-)
+from session_svc.handlers import CONSUMER, live_batch_handler, live_handler, timer_rules
 from session_svc.live import SessionUpdates
 from session_svc.service import Sessions
 from session_svc.settings import Settings
@@ -47,7 +41,6 @@ def create_app(settings: Settings | None = None, **wiring: Unpack[Wiring]) -> Fa
             batch_handler=live_batch_handler(
                 runtime.database.sessions, outbox_tables, timer_rules(settings)
             ),
-            types=STORE_EVENT_TYPES,
         )
     )
     sessions = Sessions(settings)

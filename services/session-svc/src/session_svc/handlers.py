@@ -68,8 +68,6 @@ _STORED_OTHERWISE = (
 _OTHER_STORE_EVENT_TYPES: frozenset[str] = frozenset(
     name for name, cls in EVENT_TYPES.items() if issubclass(cls, _STORED_OTHERWISE)
 )
-# What the live consumer is handed; connector statuses and the like are passed over unread.
-STORE_EVENT_TYPES = SESSION_EVENT_TYPES | _OTHER_STORE_EVENT_TYPES
 
 
 class TimerRules:

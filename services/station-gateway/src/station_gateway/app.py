@@ -13,12 +13,7 @@ from plugpay_platform.runtime import ConsumerSpec
 
 from station_gateway.endpoints import ocpp_router, router
 from station_gateway.gateway import Gateway
-from station_gateway.handlers import (
-    REGISTRY_TYPES,
-    SESSION_TYPES,
-    apply_registry_event,
-    session_event_handler,
-)
+from station_gateway.handlers import apply_registry_event, session_event_handler
 from station_gateway.settings import Settings
 from station_gateway.tables import outbox_tables
 
@@ -42,7 +37,6 @@ def create_app(settings: Settings | None = None, **wiring: Unpack[Wiring]) -> Fa
                 sessions,
                 outbox_tables,
                 apply_registry_event,
-                types=REGISTRY_TYPES,
             )
         )
         runtime.consume(
@@ -55,7 +49,6 @@ def create_app(settings: Settings | None = None, **wiring: Unpack[Wiring]) -> Fa
                     settings.platform.instance_id,
                     timedelta(seconds=settings.instance_heartbeat_s * 3),
                 ),
-                types=SESSION_TYPES,
             )
         )
     runtime.on_start.append(gateway.start)

@@ -13,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from plugpay_events.contracts import sessions as session_events
 from plugpay_events.contracts.identity import StationCredentialSet, StationRegistered
 from plugpay_events.contracts.pricing import StationCommercialsSet, TariffPublished
 from plugpay_events.contracts.sessions import (
@@ -28,8 +27,6 @@ from plugpay_events.contracts.sessions import (
     SessionStopRequested,
 )
 from plugpay_events.envelope import Envelope
-from plugpay_events.registry import type_names, types_on
-from plugpay_events.topics import SESSIONS
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from station_gateway import domain, service
@@ -66,23 +63,6 @@ async def apply_registry_event(session: AsyncSession, envelope: Envelope) -> Seq
         )
         await repo.notify_display(event.station_id)
     return ()
-
-
-# What each group acts on; other types on its topics are passed over unread.
-REGISTRY_TYPES = type_names(
-    StationRegistered, StationCredentialSet, TariffPublished, StationCommercialsSet
-)
-# Every session event but the gateway's own and those about money after the fact or review:
-# a new type is handed on (and ignored) rather than silently missed.
-SESSION_TYPES = types_on(SESSIONS) - type_names(
-    session_events.ChargingStarted,
-    session_events.SessionCodeIssued,
-    session_events.SessionCompleted,
-    session_events.SessionFailed,
-    session_events.SessionFlagged,
-    session_events.SessionHoldReleased,
-    session_events.SessionReviewed,
-)
 
 
 def session_event_handler(instance_id: str, instance_dead_after: timedelta):  # type: ignore[no-untyped-def]

@@ -206,8 +206,7 @@ class KafkaConsumer(GroupMember):
                 continue
             for tp, messages in batches.items():
                 records = [
-                    RawRecord(m.topic, m.partition, m.offset, m.key, m.value, tuple(m.headers))
-                    for m in messages
+                    RawRecord(m.topic, m.partition, m.offset, m.key, m.value) for m in messages
                 ]
 
                 async def done_up_to(next_offset: int, tp: TopicPartition = tp) -> None:

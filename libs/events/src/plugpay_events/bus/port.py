@@ -15,7 +15,7 @@ import abc
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -184,21 +184,16 @@ class EventBus(abc.ABC):
         *,
         retry: RetryPolicy | None = None,
         batch_handler: BatchHandler | None = None,
-        types: Collection[str] | None = None,
     ) -> Consumer:
         """A new member of ``group`` reading ``topics`` from the group's committed offsets
         (from the beginning for a new group).
 
         With ``batch_handler``, the records fetched from one partition are handled together
         (``deliver_batch``) and their offsets committed once it returned; ``handler`` is the
-        one-by-one fallback for a batch that failed. With ``types``, records of other event
-        types are passed over (read from the record's header, not decoded) and their offsets
-        committed with the rest: no decoding, transaction or inbox row for what the group
-        ignores; an undecodable record is still handed on, to be dead-lettered."""
+        one-by-one fallback for a batch that failed."""
         physical = [self.topic_name(t) for t in topics]
         member = self._member_type()
-        wanted = frozenset(types) if types is not None else None
-        return member(self, group, physical, handler, retry or RetryPolicy(), batch_handler, wanted)
+        return member(self, group, physical, handler, retry or RetryPolicy(), batch_handler)
 
     def _member_type(self) -> type[GroupMember]:
         """The adapter's group member. A bus that only reads its log (replay, analytics) joins
@@ -218,7 +213,6 @@ class GroupMember(Consumer):
         handler: Handler,
         retry: RetryPolicy,
         batch_handler: BatchHandler | None,
-        types: frozenset[str] | None = None,
     ) -> None:
         self.bus = bus
         self.group = group
@@ -226,7 +220,6 @@ class GroupMember(Consumer):
         self.handler = handler
         self.retry = retry
         self.batch_handler = batch_handler
-        self.types = types
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
@@ -242,7 +235,6 @@ class GroupMember(Consumer):
             self.retry,
             done_up_to=done_up_to,
             stopping=self._stopping,
-            types=self.types,
         )
 
 
@@ -283,35 +275,23 @@ async def deliver_in_order(
     *,
     done_up_to: Callable[[int], Awaitable[None]],
     stopping: asyncio.Event,
-    types: frozenset[str] | None = None,
 ) -> None:
     """One partition's fetched records, in offset order, as every adapter's consumer runs them:
     together through ``deliver_batch`` when there is a ``batch_handler`` (then
     ``done_up_to(next offset)`` once), else one by one through ``deliver`` (``done_up_to``
-    after each, the handler's transaction having committed). With ``types``, only records of
-    those event types (or of none that can be read) are handed on. Nothing more starts once
+    after each, the handler's transaction having committed). Nothing more starts once
     ``stopping`` is set: what is left is delivered again to the group."""
     if not records or stopping.is_set():
         return
     if batch_handler is not None:
-        wanted = [r for r in records if _wanted(r, types)]
-        if wanted:
-            await deliver_batch(bus, group, wanted, handler, batch_handler, retry)
+        await deliver_batch(bus, group, records, handler, batch_handler, retry)
         await done_up_to(records[-1].offset + 1)
         return
     for record in records:
         if stopping.is_set():
             return
-        if _wanted(record, types):
-            await deliver(bus, group, record, handler, retry)
+        await deliver(bus, group, record, handler, retry)
         await done_up_to(record.offset + 1)
-
-
-def _wanted(record: RawRecord, types: frozenset[str] | None) -> bool:
-    if types is None:
-        return True
-    event_type = serde.type_of(record.value, record.headers)
-    return event_type is None or event_type in types
 
 
 async def stop_task(task: asyncio.Task[None] | None, grace_s: float) -> None:
