@@ -225,9 +225,20 @@ async def test_expired_code(world: World) -> None:
         connector_id=1,
         session_started_at=datetime.now(UTC) - timedelta(hours=1),
     )
-    with pytest.raises(DriverError) as refused:
-        await driver.phone.scan(f"{world.d.base_url}/s/{token}")
-    assert (refused.value.status, refused.value.reason) == (410, "code_expired")
+
+    async def refused_as_expired() -> bool:
+        with pytest.raises(DriverError) as refused:
+            await driver.phone.scan(f"{world.d.base_url}/s/{token}")
+        answer = (refused.value.status, refused.value.reason)
+        # Until session-svc has learned the freshly registered station from the log, no key
+        # of its stations fits the code; that is the only other answer allowed.
+        if answer == (400, "code_invalid"):
+            assert "not made by Plugpay" in str(refused.value), refused.value.body
+            return False
+        assert answer == (410, "code_expired"), refused.value.body
+        return True
+
+    await eventually(refused_as_expired, within=SETUP_TIMEOUT_S, what="the expired code refused")
 
 
 async def test_forged_code(world: World) -> None:
