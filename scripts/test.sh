@@ -52,7 +52,9 @@ bash scripts/install-chromium.sh
 python3 -m uv run --no-sync pytest tests/web -p no:cacheprovider
 # Chaos (SIGKILLs, dropped stations; with CI set also a Kafka and a PostgreSQL restart),
 # redelivery, fuzzing, security, log scan, pip-audit — short variants, so faults stay covered.
-python3 -m uv run --no-sync pytest tests/reliability -p no:cacheprovider
+# Native tracebacks: CPython 3.11.7 can raise SystemError while pytest re-parses the source
+# of a deep failure, which aborts the run and hides the failure itself.
+python3 -m uv run --no-sync pytest tests/reliability -p no:cacheprovider --tb=native
 STACK_NAME=chaos PORT_BASE=8400 bash scripts/stack.sh down >/dev/null 2>&1 || true
 # Every benchmark for a few seconds, so `make bench` keeps working.
 BENCH_SMOKE=1 bash bench/run.sh
