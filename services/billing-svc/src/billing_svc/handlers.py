@@ -67,10 +67,11 @@ def session_handler(billing: Billing, database: Database) -> Handler:
     async def handle(delivery: Delivery) -> None:
         envelope = delivery.envelope
         event = envelope.event()
-        if isinstance(event, SessionPriced) and not event.free_of_charge:
+        around = None
+        if isinstance(event, SessionPriced):
             async with database.read() as session:
-                known = await BillingRepository(session).session_row(event.session_id)
-            if known is None:
+                around = await authorise.around_authorising(session, event)
+            if around.auto_top_up_cause is not None:
                 # Top up first when the balance is under the driver's minimum, then decide.
                 try:
                     await top_up.auto_top_up(
@@ -78,7 +79,7 @@ def session_handler(billing: Billing, database: Database) -> Handler:
                         unit,
                         event.user_id,
                         event.tariff.currency,
-                        f"authorize:{event.session_id}",
+                        around.auto_top_up_cause,
                         envelope.correlation_id,
                     )
                 except Exception:
@@ -90,7 +91,7 @@ def session_handler(billing: Billing, database: Database) -> Handler:
                 await settle.collect(billing, unit, event.session_id)
             elif isinstance(event, SessionAbandoned | SessionFailed):
                 await make_pending_calls(billing, unit, event.session_id)
-            elif isinstance(event, SessionPriced):
+            elif isinstance(event, SessionPriced) and around and around.cancel_checkout_after:
                 # a guest's checkout hold this session could not use is cancelled now
                 await make_pending_calls(billing, unit, checkout.cancel_key(event.user_id))
         except Exception:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +41,34 @@ from billing_svc.usecases.common import (
     processor_customer,
     record_call,
 )
+from billing_svc.usecases.top_up import auto_top_up_may_act
+
+
+@dataclass(frozen=True)
+class AroundAuthorising:
+    """The work outside the authorising transaction that a priced session may need."""
+
+    auto_top_up_cause: str | None
+    """Top up first (outside the transaction), under this cause; None: nothing to top up."""
+    cancel_checkout_after: bool
+    """A guest's checkout hold may be cancelled by it: make the journalled call after."""
+
+
+async def around_authorising(session: AsyncSession, priced: SessionPriced) -> AroundAuthorising:
+    """Read once before authorising, so that the common case (no auto top-up, no guest
+    checkout) costs no other transaction than the authorising one."""
+    if priced.free_of_charge:
+        return AroundAuthorising(None, cancel_checkout_after=False)
+    repo = BillingRepository(session)
+    if await repo.session_row(priced.session_id) is not None:
+        # Decided before (a redelivery): only the calls its commit journalled may be left.
+        return AroundAuthorising(None, cancel_checkout_after=True)
+    cause = f"authorize:{priced.session_id}"
+    top_up_first = await auto_top_up_may_act(repo, priced.user_id, priced.tariff.currency, cause)
+    return AroundAuthorising(
+        cause if top_up_first else None,
+        cancel_checkout_after=await repo.guest_checkout(priced.user_id) is not None,
+    )
 
 
 async def authorize(billing: Billing, session: AsyncSession, priced: SessionPriced) -> list[Event]:

@@ -333,9 +333,12 @@ async def collect(billing: Billing, unit: UnitOfWork, session_id: uuid.UUID) -> 
     transaction is open during a call). Then an auto top-up if the wallet paid. True when
     this call billed it."""
     correlation = None
+    cause = f"settle:{session_id}"
+    top_up_after = False
     for _ in range(4):  # at most: capture or cancel, a charge anew, then the posting
         async with unit() as session:
-            row = await BillingRepository(session).session_row(session_id)
+            repo = BillingRepository(session)
+            row = await repo.session_row(session_id)
             correlation = row.correlation_id if row is not None else None
             step = await advance(billing, session, session_id)
             if step.events and row is not None:
@@ -345,15 +348,17 @@ async def collect(billing: Billing, unit: UnitOfWork, session_id: uuid.UUID) -> 
                         step.events, correlation_id=correlation, causation_id=row.causation_id
                     ),
                 )
+            if step.billed and step.funding == "wallet" and step.user_id is not None:
+                top_up_after = await top_up.auto_top_up_may_act(
+                    repo, step.user_id, step.currency, cause
+                )
         if step.call is None:
             break
         await make_call(billing, unit, step.call)
     else:
         return False
-    if step.billed and step.funding == "wallet" and step.user_id is not None:
-        await top_up.auto_top_up(
-            billing, unit, step.user_id, step.currency, f"settle:{session_id}", correlation
-        )
+    if top_up_after and step.user_id is not None:
+        await top_up.auto_top_up(billing, unit, step.user_id, step.currency, cause, correlation)
     return step.billed
 
 

@@ -183,7 +183,7 @@ async def auto_top_up(
 ) -> TopUpResult | None:
     """Top up when enabled and the free balance is under the threshold (patent FIG. 3), within
     the bounds. Keyed by its cause, so a replayed cause never charges twice."""
-    topup_id = derived_id("auto-topup", cause)
+    topup_id = _auto_topup_id(cause)
     async with unit() as session:
         call = await _begin_auto(billing, session, user_id, currency, topup_id)
     if call is None:
@@ -194,6 +194,26 @@ async def auto_top_up(
     else:
         await make_call(billing, unit, call)
     return await finish_in(billing, unit, topup_id, correlation_id)
+
+
+async def auto_top_up_may_act(
+    repo: BillingRepository, user_id: uuid.UUID, currency: str, cause: str
+) -> bool:
+    """Whether ``auto_top_up`` for ``cause`` could do anything: the driver tops up
+    automatically in this currency, or a top-up for this cause is journalled (to finish).
+    Read without the profile lock, so most drivers cost no locking transaction."""
+    if await repo.topup(_auto_topup_id(cause)) is not None:
+        return True
+    profile = await repo.ensure_profile_readonly(user_id)
+    return (
+        profile is not None
+        and profile.auto_topup_enabled
+        and profile.auto_topup_currency == currency
+    )
+
+
+def _auto_topup_id(cause: str) -> uuid.UUID:
+    return derived_id("auto-topup", cause)
 
 
 async def _begin_auto(
