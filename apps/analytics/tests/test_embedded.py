@@ -16,11 +16,12 @@ from analytics_truth import SessionTotals, assert_report_matches
 from plugpay_analytics.dataset import open_dataset
 from plugpay_analytics.export import export
 from plugpay_analytics.generator import Month
-from plugpay_analytics.rebuild import ReadOnly, ReadOnlyBus, rebuild_projection
+from plugpay_analytics.rebuild import SourceBus, rebuild_projection
 from plugpay_analytics.report import build_report
 from plugpay_analytics.source import Bound, EmbeddedLogSource
 from plugpay_analytics.writers import DuckDBWriter
 from plugpay_events.bus.embedded import EmbeddedEventBus
+from plugpay_events.bus.recorded import ReadOnly
 from plugpay_events.topics import ALL_TOPICS, METER, SESSIONS
 
 pytestmark = pytest.mark.infra
@@ -198,7 +199,7 @@ async def test_projection_rebuild_reuses_the_replay_machinery(
             on_progress=lambda p: lines.append(p.line()),
         )
         with pytest.raises(ReadOnly):
-            await ReadOnlyBus(source).publish(month.envelopes[:1])
+            await SourceBus(source).publish(month.envelopes[:1])
     assert projection.resets == 1 and projection.closed and projection.flushes > 10
     assert len(projection.completed) == month.truth.completed
     assert sum(projection.completed.values()) == month.truth.energy_wh

@@ -12,17 +12,14 @@ from typing import Any
 
 import pytest
 from plugpay_events import replay, serde
-from plugpay_events.bus.port import (
-    Delivery,
-    EventBus,
-    RawRecord,
-)
+from plugpay_events.bus.port import RawRecord
+from plugpay_events.bus.recorded import RecordedLog
 from plugpay_events.contracts.sessions import SessionCodeScanned
 from plugpay_events.contracts.stations import StationWentOffline
 from plugpay_events.envelope import Envelope, Event
 from plugpay_events.registry import UnknownEventType, UnsupportedEventVersion
 from plugpay_events.replay import ReplayedEvent, decode_event, rebuild
-from plugpay_events.topics import STATIONS, Topic
+from plugpay_events.topics import STATIONS
 from pydantic import ValidationError
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -35,23 +32,11 @@ def offline(station: str, minute: int) -> Envelope:
     )
 
 
-class LogOnly(EventBus):
+class LogOnly(RecordedLog):
     """A bus that only has a log to read (what ``rebuild`` needs)."""
 
     def __init__(self, records: dict[str, list[RawRecord]]) -> None:
-        super().__init__(topic_prefix="p.")
-        self.records = records
-
-    async def read_topic(self, topic: str, *, timeout_s: float = 10.0) -> list[RawRecord]:
-        return self.records.get(topic, [])
-
-    async def start(self) -> None: ...
-    async def stop(self) -> None: ...
-    async def ensure_topics(self, topics: Sequence[Topic]) -> None: ...
-    async def publish(self, envelopes: Sequence[Envelope]) -> None: ...
-    async def publish_raw(
-        self, topic: str, key: bytes | None, value: bytes, headers: serde.Headers
-    ) -> None: ...
+        super().__init__(records, topic_prefix="p.")
 
 
 class Recorder:
@@ -343,10 +328,3 @@ async def test_a_failing_flush_fails_the_rebuild_and_close_still_runs() -> None:
             LogOnly({"p.plugpay.stations": records}), [STATIONS], projection, batch_size=2
         )
     assert projection.calls == ["reset", "apply 2", "apply 1", "close"]
-
-
-def test_a_bus_that_only_reads_its_log_joins_no_consumer_group() -> None:
-    async def handler(delivery: Delivery) -> None: ...
-
-    with pytest.raises(NotImplementedError, match="LogOnly joins no consumer group"):
-        LogOnly({}).consumer("g", [STATIONS], handler)

@@ -2,7 +2,7 @@
 
 ``plugpay_events.replay`` (written for session-svc's store) holds the generic part: read the
 topics, decode, merge partitions by ``occurred_at``, feed a ``Projection`` in batches with
-progress. It reads through ``EventBus.read_topic``; ``ReadOnlyBus`` provides exactly that on a
+progress. It reads through ``EventBus.read_topic``; ``SourceBus`` provides exactly that on a
 ``LogSource`` (Kafka without a consumer group, or the embedded log in read-only transactions),
 with optional start/end bounds, and refuses every write. So any service's read model that
 implements ``Projection`` (reset / apply / flush / close) is rebuilt by::
@@ -20,24 +20,15 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from plugpay_events import serde
-from plugpay_events.bus.port import (
-    EventBus,
-    GroupMember,
-    RawRecord,
-)
-from plugpay_events.envelope import Envelope
+from plugpay_events.bus.port import RawRecord
+from plugpay_events.bus.recorded import ReadOnlyBus
 from plugpay_events.replay import Projection, ReplayProgress, rebuild
 from plugpay_events.topics import TOPICS_BY_NAME, Topic
 
 from plugpay_analytics.source import Bound, LogSource
 
 
-class ReadOnly(PermissionError):
-    """Something tried to write through the analysts' read-only bus."""
-
-
-class ReadOnlyBus(EventBus):
+class SourceBus(ReadOnlyBus):
     """``EventBus.read_topic`` on a ``LogSource``; every write raises ``ReadOnly``."""
 
     def __init__(self, source: LogSource, *, start: Bound | None = None, end: Bound | None = None):
@@ -45,12 +36,6 @@ class ReadOnlyBus(EventBus):
         self.source = source
         self.start_bound = start or Bound.beginning()
         self.end_bound = end or Bound.now()
-
-    async def start(self) -> None:
-        """The source's lifecycle belongs to the caller."""
-
-    async def stop(self) -> None:
-        """The source's lifecycle belongs to the caller."""
 
     async def read_topic(self, topic: str, *, timeout_s: float = 10.0) -> list[RawRecord]:
         ranges = await self.source.plan(topic, self.start_bound, self.end_bound)
@@ -60,20 +45,6 @@ class ReadOnlyBus(EventBus):
                 RawRecord(r.topic, r.partition, r.offset, r.key, r.value) for r in batch.records
             )
         return records
-
-    async def ensure_topics(self, topics: Sequence[Topic]) -> None:
-        raise ReadOnly("the analytics bus never creates topics")
-
-    async def publish(self, envelopes: Sequence[Envelope]) -> None:
-        raise ReadOnly("the analytics bus never publishes")
-
-    async def publish_raw(
-        self, topic: str, key: bytes | None, value: bytes, headers: serde.Headers
-    ) -> None:
-        raise ReadOnly("the analytics bus never publishes")
-
-    def _member_type(self) -> type[GroupMember]:
-        raise ReadOnly("the analytics bus joins no consumer group")
 
 
 def topics_named(names: Sequence[str | Topic]) -> list[Topic]:
@@ -102,7 +73,7 @@ async def rebuild_projection(
 ) -> ReplayProgress:
     """Reset ``projection`` and replay ``topics`` (from ``start`` to ``end``) into it."""
     return await rebuild(
-        ReadOnlyBus(source, start=start, end=end),
+        SourceBus(source, start=start, end=end),
         topics_named(topics),
         projection,
         batch_size=batch_size,

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import random
 import uuid
-import zlib
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from plugpay_events import serde
-from plugpay_events.bus.port import Delivery, EventBus, RawRecord
+from plugpay_events.bus.port import Delivery
+from plugpay_events.bus.recorded import RecordedLog
 from plugpay_events.contracts.identity import ConnectorSpec, StationRegistered
 from plugpay_events.contracts.sessions import MeterSample, MeterValuesReported, SessionPriced
 from plugpay_events.contracts.stations import (
@@ -23,7 +22,6 @@ from plugpay_events.contracts.stations import (
 from plugpay_events.envelope import Envelope, Event
 from plugpay_events.replay import decode_event
 from plugpay_events.session_code import generate_signing_key
-from plugpay_events.topics import Topic
 from plugpay_platform.database import Database
 from plugpay_platform.migrations import upgrade_to_head
 from session_harness import make_settings
@@ -172,38 +170,6 @@ def _delivery(envelope: Envelope) -> Delivery:
     return Delivery(envelope, "t", 0, 0)
 
 
-class LogOnly(EventBus):
-    """A bus with only a log to read: each topic's records in partitions by key, as Kafka
-    keeps them (what ``rebuild`` reads)."""
-
-    def __init__(self, log: list[Envelope]) -> None:
-        super().__init__(topic_prefix="t.")
-        self.records: dict[str, list[RawRecord]] = {}
-        offsets: dict[tuple[str, int], int] = {}
-        for envelope in log:
-            topic = serde.topic_of(envelope)
-            name = self.topic_name(topic)
-            partition = zlib.crc32(envelope.aggregate_id.encode()) % topic.partitions
-            offset = offsets[(name, partition)] = offsets.get((name, partition), -1) + 1
-            value = serde.encode(envelope)
-            record = RawRecord(name, partition, offset, envelope.aggregate_id.encode(), value)
-            self.records.setdefault(name, []).append(record)
-
-    async def read_topic(self, topic: str, *, timeout_s: float = 10.0) -> list[RawRecord]:
-        return sorted(self.records.get(topic, []), key=lambda r: (r.partition, r.offset))
-
-    async def start(self) -> None: ...
-    async def stop(self) -> None: ...
-    async def ensure_topics(self, topics: Sequence[Topic]) -> None: ...
-    async def publish(self, envelopes: Sequence[Envelope]) -> None: ...
-    async def publish_raw(
-        self, topic: str, key: bytes | None, value: bytes, headers: serde.Headers
-    ) -> None: ...
-
-    def consumer(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError
-
-
 def as_version_1(envelope: Envelope) -> Envelope:
     """A QR scan as session-svc wrote it before ``code_kind`` (upcast on reading)."""
     payload = {k: v for k, v in envelope.payload.items() if k != "code_kind"}
@@ -231,7 +197,7 @@ async def test_the_whole_rebuild_from_a_partitioned_log_writes_what_the_live_pat
         for envelope in log:
             await handle(_delivery(envelope))
         live = await snapshot(database)
-        bus = LogOnly(log)
+        bus = RecordedLog.of(log, topic_prefix="t.")
         assert max(r.partition for records in bus.records.values() for r in records) > 0
         progress = await rebuild_store(
             bus, database, outbox_tables, settings, batch_size=batch_size
