@@ -67,8 +67,8 @@ def session_handler(billing: Billing, database: Database) -> Handler:
     async def handle(delivery: Delivery) -> None:
         envelope = delivery.envelope
         event = envelope.event()
-        around = None
-        if isinstance(event, SessionPriced):
+        around = authorise.NOTHING_AROUND
+        if isinstance(event, SessionPriced) and not event.free_of_charge:
             async with database.read() as session:
                 around = await authorise.around_authorising(session, event)
             if around.auto_top_up_cause is not None:
@@ -91,7 +91,7 @@ def session_handler(billing: Billing, database: Database) -> Handler:
                 await settle.collect(billing, unit, event.session_id)
             elif isinstance(event, SessionAbandoned | SessionFailed):
                 await make_pending_calls(billing, unit, event.session_id)
-            elif isinstance(event, SessionPriced) and around and around.cancel_checkout_after:
+            elif isinstance(event, SessionPriced) and around.cancel_checkout_after:
                 # a guest's checkout hold this session could not use is cancelled now
                 await make_pending_calls(billing, unit, checkout.cancel_key(event.user_id))
         except Exception:

@@ -54,11 +54,13 @@ class AroundAuthorising:
     """A guest's checkout hold may be cancelled by it: make the journalled call after."""
 
 
+NOTHING_AROUND = AroundAuthorising(None, cancel_checkout_after=False)
+"""A free session: nothing is held, so nothing to top up first or cancel after."""
+
+
 async def around_authorising(session: AsyncSession, priced: SessionPriced) -> AroundAuthorising:
-    """Read once before authorising, so that the common case (no auto top-up, no guest
-    checkout) costs no other transaction than the authorising one."""
-    if priced.free_of_charge:
-        return AroundAuthorising(None, cancel_checkout_after=False)
+    """Read once before authorising a paid session, so that the common case (no auto top-up,
+    no guest checkout) costs no other transaction than the authorising one."""
     repo = BillingRepository(session)
     if await repo.session_row(priced.session_id) is not None:
         # Decided before (a redelivery): only the calls its commit journalled may be left.
