@@ -294,7 +294,11 @@ async def test_a_code_not_in_the_store_yet_is_accepted_at_once_and_only_once(
 
 
 async def test_a_typed_code_sent_as_it_is_issued_starts_at_once_counted_once(
-    database_url: str, topic_prefix: str, signing_key: dict[str, Any], tokens: TokenFactory
+    database_url: str,
+    topic_prefix: str,
+    signing_key: dict[str, Any],
+    tokens: TokenFactory,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A typed code is only in the store once SessionCodeIssued is consumed: the scan waits
     for that (no client retry), and the wait is one typed lookup, not one per look."""
@@ -302,6 +306,11 @@ async def test_a_typed_code_sent_as_it_is_issued_starts_at_once_counted_once(
     async with running(settings, tokens) as app, client_for(app) as client:
         await station_online(app, "ST-1")
         story = Story()
+        # One instant for both lookups: the limit's fixed window must not roll over between.
+        instant = datetime.now(UTC)
+        monkeypatch.setattr(
+            app.state, "sessions", replace(app.state.sessions, clock=lambda: instant)
+        )
         user = uuid.uuid4()
         await publish(app, story.issued(signing_key))  # on its way to the store, not there yet
         scan = await client.post(
@@ -400,7 +409,11 @@ async def lookup(client: httpx.AsyncClient, code: str, headers: dict[str, str]) 
 
 
 async def test_typed_code_lookup_shows_the_station_without_claiming(
-    app: FastAPI, client: httpx.AsyncClient, tokens: TokenFactory, signing_key: dict[str, Any]
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    tokens: TokenFactory,
+    signing_key: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     await station_online(app, "ST-1")
     await publish(
@@ -418,6 +431,10 @@ async def test_typed_code_lookup_shows_the_station_without_claiming(
         what="station name",
     )
     story = await issue(app, signing_key)
+    # One instant for every lookup and scan: the limit's fixed window must not roll over
+    # between the five counted here and the sixth that is refused.
+    instant = datetime.now(UTC)
+    monkeypatch.setattr(app.state, "sessions", replace(app.state.sessions, clock=lambda: instant))
     user = uuid.uuid4()
     driver = tokens.headers(user_id=user)
     code = story.code.lower()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -101,8 +103,11 @@ async def test_a_guest_scans_its_own_code_and_follows_only_that_session(
 
 
 async def test_guest_scans_are_rate_limited_per_station_and_per_address(
-    app: FastAPI, tokens: TokenFactory, signing_key: dict[str, Any]
+    app: FastAPI, tokens: TokenFactory, signing_key: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # One instant for every scan: the limits' fixed window must not roll over between them.
+    instant = datetime.now(UTC)
+    monkeypatch.setattr(app.state, "sessions", replace(app.state.sessions, clock=lambda: instant))
     await station_online(app, "ST-1")
     await station_online(app, "ST-2")
     async with client_for(app) as client:
