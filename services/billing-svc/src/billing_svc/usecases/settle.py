@@ -334,7 +334,6 @@ async def collect(billing: Billing, unit: UnitOfWork, session_id: uuid.UUID) -> 
     this call billed it."""
     correlation = None
     cause = f"settle:{session_id}"
-    top_up_after = False
     for _ in range(4):  # at most: capture or cancel, a charge anew, then the posting
         async with unit() as session:
             repo = BillingRepository(session)
@@ -348,10 +347,13 @@ async def collect(billing: Billing, unit: UnitOfWork, session_id: uuid.UUID) -> 
                         step.events, correlation_id=correlation, causation_id=row.causation_id
                     ),
                 )
-            if step.billed and step.funding == "wallet" and step.user_id is not None:
-                top_up_after = await top_up.auto_top_up_may_act(
-                    repo, step.user_id, step.currency, cause
-                )
+            # Decided on each step, so only the last one (the one returned) can top up.
+            top_up_after = (
+                step.billed
+                and step.funding == "wallet"
+                and step.user_id is not None
+                and await top_up.auto_top_up_may_act(repo, step.user_id, step.currency, cause)
+            )
         if step.call is None:
             break
         await make_call(billing, unit, step.call)
