@@ -213,7 +213,11 @@ async def test_station_rejecting_the_start_abandons_the_session(harness) -> None
     abandoned = await harness.wait_event("SessionAbandoned")
     assert abandoned[0]["reason"] == "station_rejected"
     await harness.close(station)
-    # A station that is not connected cannot start: abandoned at once.
+    # A station the gateway knows is gone cannot start: abandoned at once. (Until it has
+    # recorded the close, a start waits for the station to come back, within the deadline.)
+    await harness.wait_event(
+        "StationDisconnected", topic=STATIONS, where=lambda p: p["station_id"] == "CP-5"
+    )
     await harness.authorize(str(uuid.uuid4()), "CP-5")
     await harness.wait_event("SessionAbandoned", where=lambda p: p["reason"] == "station_offline")
 
