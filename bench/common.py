@@ -120,6 +120,28 @@ async def _on_server(*statements: str) -> None:
         await conn.close()
 
 
+def commits(databases: dict[str, str]) -> dict[str, int]:
+    """Transactions committed so far in each database of ``{service: database}`` (the bench
+    stack's, ``<database>_<stack>``), from ``pg_stat_database``: PostgreSQL flushes a busy
+    backend's counters about once a second, so a difference over a window of tens of seconds
+    is right to a few per cent."""
+    import asyncpg
+
+    async def read() -> dict[str, int]:
+        conn = await asyncpg.connect(f"{PG}/postgres")
+        try:
+            rows = await conn.fetch(
+                "SELECT datname, xact_commit FROM pg_stat_database WHERE datname = ANY($1)",
+                [f"{db}_{STACK_NAME}" for db in databases.values()],
+            )
+        finally:
+            await conn.close()
+        by_name = {row["datname"]: int(row["xact_commit"]) for row in rows}
+        return {svc: by_name.get(f"{db}_{STACK_NAME}", 0) for svc, db in databases.items()}
+
+    return asyncio.run(read())
+
+
 async def create_database(name: str) -> str:
     """An empty database ``name`` (one a killed run left behind is dropped first); its URL."""
     await _on_server(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')

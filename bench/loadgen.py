@@ -63,7 +63,9 @@ class StepSpec:
         return out
 
 
-async def _worker(spec: StepSpec, index: int, ready: Any, go: Any) -> dict[str, Any]:
+async def _worker(
+    spec: StepSpec, index: int, ready: Any, go: Any, done: Any, release: Any
+) -> dict[str, Any]:
     from plugpay_simulator.driver import DriverClient, DriverError
     from plugpay_simulator.stations import SimulatedStation
 
@@ -237,6 +239,12 @@ async def _worker(spec: StepSpec, index: int, ready: Any, go: Any) -> dict[str, 
             free.put_nowait((st, connector))
 
     await asyncio.gather(*(one(i) for i in mine))
+    # The fleet stays connected until the parent has measured the step (``on_done``): closing
+    # 200 stations is fleet churn, not the sessions' work.
+    with done.get_lock():
+        done.value += 1
+    while release.value == 0:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
     for st in stations:
         with contextlib.suppress(Exception):
             await st.close()
@@ -245,23 +253,27 @@ async def _worker(spec: StepSpec, index: int, ready: Any, go: Any) -> dict[str, 
     return out
 
 
-def _entry(spec: StepSpec, index: int, ready: Any, go: Any, results: Any) -> None:
+def _entry(
+    spec: StepSpec, index: int, ready: Any, go: Any, done: Any, release: Any, results: Any
+) -> None:
     try:
-        results.put(asyncio.run(_worker(spec, index, ready, go)))
+        results.put(asyncio.run(_worker(spec, index, ready, go, done, release)))
     except Exception as error:  # reported, not swallowed
         results.put({"worker": index, "error": repr(error)})
 
 
-def run_step(spec: StepSpec, on_start: Any = None) -> dict[str, Any]:
+def run_step(spec: StepSpec, on_start: Any = None, on_done: Any = None) -> dict[str, Any]:
     """Run one fixed-rate step in ``spec.workers`` processes; returns the merged raw results.
 
-    ``on_start(t0)`` is called in the parent once the load is scheduled (e.g. to start a
-    profiler)."""
+    ``on_start(t0)`` is called in the parent once the stations are connected, the drivers
+    logged in and the load scheduled (e.g. to start a profiler or a CPU count); ``on_done()``
+    once every worker has finished its scans, before any station disconnects."""
     ctx = mp.get_context("spawn")
     ready, results = ctx.Queue(), ctx.Queue()
     go = ctx.Value("d", 0.0)
+    done, release = ctx.Value("i", 0), ctx.Value("i", 0)
     procs = [
-        ctx.Process(target=_entry, args=(spec, i, ready, go, results), daemon=True)
+        ctx.Process(target=_entry, args=(spec, i, ready, go, done, release, results), daemon=True)
         for i in range(spec.workers)
     ]
     for p in procs:
@@ -278,6 +290,16 @@ def run_step(spec: StepSpec, on_start: Any = None) -> dict[str, Any]:
     go.value = time.time() + CODE_LEAD_S + 0.5
     if on_start is not None:
         on_start(go.value)
+    deadline = time.time() + CODE_LEAD_S + spec.duration_s + spec.timeout_s + 150
+    while done.value < len(procs) and time.time() < deadline:
+        if not all(p.is_alive() for p in procs):
+            break
+        time.sleep(0.05)
+    try:
+        if on_done is not None:
+            on_done()
+    finally:
+        release.value = 1
     merged: dict[str, Any] = {
         "latency_ms": [],
         "billed_ms": [],
