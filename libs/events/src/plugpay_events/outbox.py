@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from plugpay_events import tracing
 from plugpay_events.bus.port import BatchHandler, Delivery, EventBus, Handler, stop_task
-from plugpay_events.envelope import Envelope
+from plugpay_events.envelope import Envelope, Event
 
 log = logging.getLogger(__name__)
 
@@ -155,16 +155,31 @@ async def claim_events(
 EffectFn = Callable[[AsyncSession, Envelope], Awaitable[Sequence[Envelope] | None]]
 
 
+def _wanted(handles: Collection[type[Event]] | None) -> Callable[[Envelope], bool]:
+    if handles is None:
+        return lambda _envelope: True
+    names = frozenset(cls.type for cls in handles)
+    return lambda envelope: envelope.type in names
+
+
 def transactional_handler(
     session_factory: Callable[[], AsyncSession],
     tables: OutboxTables,
     consumer: str,
     effect: EffectFn,
+    handles: Collection[type[Event]] | None = None,
 ) -> Handler:
-    """Wrap an effect so inbox claim, state change and outgoing events share one transaction."""
+    """Wrap an effect so inbox claim, state change and outgoing events share one transaction.
+
+    ``handles``: the event classes the effect acts on. Any other event is passed over before a
+    transaction starts: with no effect there is nothing to claim, and a consumer reading a busy
+    topic for two of its event types pays nothing for the rest."""
     outbox = Outbox(tables)
+    wanted = _wanted(handles)
 
     async def handle(delivery: Delivery) -> None:
+        if not wanted(delivery.envelope):
+            return
         async with session_factory() as session, session.begin():
             if not await claim_event(session, tables, consumer, delivery.envelope.event_id):
                 return
@@ -180,14 +195,19 @@ def transactional_batch_handler(
     tables: OutboxTables,
     consumer: str,
     effect: EffectFn,
+    handles: Collection[type[Event]] | None = None,
 ) -> BatchHandler:
     """``transactional_handler`` for a fetch's worth of one partition: the same effects in the
     same order, but one transaction, one inbox insert and one outbox insert for all of them
     (a backlog costs one commit per batch instead of one per event). If anything raises,
     nothing commits and the bus hands the records one by one to the per-event handler."""
     outbox = Outbox(tables)
+    wanted = _wanted(handles)
 
     async def handle(deliveries: Sequence[Delivery]) -> None:
+        deliveries = [d for d in deliveries if wanted(d.envelope)]
+        if not deliveries:
+            return
         async with session_factory() as session, session.begin():
             fresh = await claim_events(
                 session, tables, consumer, [d.envelope.event_id for d in deliveries]

@@ -214,6 +214,64 @@ class BusContract:
             assert await conn.scalar(select(effects.c.count)) == 1
         await engine.dispose()
 
+    async def test_transactional_consumers_pass_over_what_they_do_not_handle(
+        self, bus: EventBus, consumers: Any, database_url: str
+    ) -> None:
+        """``handles``: an event of another type has no effect and no inbox row (no
+        transaction at all), one by one and in batches; a handled one still has both."""
+        metadata = MetaData()
+        tables = define_outbox_tables(metadata)
+        engine = create_async_engine(database_url)
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+        sessions = async_sessionmaker(engine, expire_on_commit=False)
+        effects: list[tuple[str, uuid.UUID]] = []
+
+        def effect_of(group: str) -> Any:
+            async def effect(session: AsyncSession, envelope: Envelope) -> None:
+                effects.append((group, envelope.event_id))
+
+            return effect
+
+        sent = [stop_requested(uuid.uuid4(), i) for i in range(6)]
+        seen: dict[str, Recorder] = {}
+        groups = (
+            ("wants-stops", (SessionStopRequested,), True),
+            ("wants-none", (), True),
+            ("wants-none-one-by-one", (), False),
+        )
+        for group, handles, batching in groups:
+            effect = effect_of(group)
+            single = transactional_handler(sessions, tables, group, effect, handles)
+            batched = transactional_batch_handler(sessions, tables, group, effect, handles)
+            recorder = seen[group] = Recorder()
+
+            async def one(delivery: Delivery, single: Any = single, seen: Any = recorder) -> None:
+                await single(delivery)
+                await seen(delivery)
+
+            async def batch(
+                deliveries: Sequence[Delivery], batched: Any = batched, seen: Any = recorder
+            ) -> None:
+                await batched(deliveries)
+                for delivery in deliveries:
+                    await seen(delivery)
+
+            if batching:
+                await consumers(bus, group, single, batch_handler=batch)
+            else:
+                await consumers(bus, group, one)
+        await bus.publish(sent)
+        expected = {e.event_id for e in sent}
+        await eventually(lambda: all(set(r.ids()) >= expected for r in seen.values()), WAIT_S)
+        async with engine.connect() as conn:
+            inbox = (
+                await conn.execute(select(tables.inbox.c.consumer, tables.inbox.c.event_id))
+            ).all()
+        assert sorted(effects) == sorted(("wants-stops", e) for e in expected)
+        assert {(c, e) for c, e in inbox} == {("wants-stops", e) for e in expected}
+        await engine.dispose()
+
     async def test_poison_events_are_dead_lettered_without_blocking(
         self, bus: EventBus, consumers: Any
     ) -> None:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 from plugpay_events.bus.port import BatchHandler, Consumer, EventBus, Handler, RetryPolicy
+from plugpay_events.envelope import Event
 from plugpay_events.outbox import (
     EffectFn,
     OutboxRelay,
@@ -54,15 +55,20 @@ class ConsumerSpec:
         session_factory: Callable[[], AsyncSession],
         tables: OutboxTables,
         effect: EffectFn,
+        *,
+        handles: Collection[type[Event]] | None = None,
         **options: Any,
     ) -> ConsumerSpec:
         """A consumer whose effect runs in the inbox + outbox transaction: a fetch's records of
-        one partition in one transaction, or one by one when that batch fails."""
+        one partition in one transaction, or one by one when that batch fails. ``handles``:
+        the event classes ``effect`` acts on (the others skip the transaction), or all."""
         return cls(
             group,
             topics,
-            transactional_handler(session_factory, tables, group, effect),
-            batch_handler=transactional_batch_handler(session_factory, tables, group, effect),
+            transactional_handler(session_factory, tables, group, effect, handles),
+            batch_handler=transactional_batch_handler(
+                session_factory, tables, group, effect, handles
+            ),
             **options,
         )
 

@@ -15,7 +15,12 @@ from plugpay_platform.runtime import ConsumerSpec, ServiceRuntime
 from notification_svc import handlers
 from notification_svc.endpoints import router
 from notification_svc.sender import MailSender, MailTransport
-from notification_svc.service import MailContext
+from notification_svc.service import (
+    BILLING_EVENTS,
+    IDENTITY_EVENTS,
+    SESSION_EVENTS,
+    MailContext,
+)
 from notification_svc.settings import Settings
 from notification_svc.smtp import SmtpSender
 from notification_svc.tables import outbox_tables
@@ -43,12 +48,16 @@ def create_app(
         max_event_age=timedelta(seconds=settings.max_event_age_s),
     )
     sessions = runtime.database.sessions
-    for group, topic, effect in (
-        (handlers.IDENTITY_GROUP, IDENTITY, handlers.identity_handler(ctx)),
-        (handlers.SESSIONS_GROUP, SESSIONS, handlers.sessions_handler(ctx)),
-        (handlers.BILLING_GROUP, BILLING, handlers.billing_handler(ctx)),
+    for group, topic, effect, handles in (
+        (handlers.IDENTITY_GROUP, IDENTITY, handlers.identity_handler(ctx), IDENTITY_EVENTS),
+        (handlers.SESSIONS_GROUP, SESSIONS, handlers.sessions_handler(ctx), SESSION_EVENTS),
+        (handlers.BILLING_GROUP, BILLING, handlers.billing_handler(ctx), BILLING_EVENTS),
     ):
-        runtime.consume(ConsumerSpec.transactional(group, [topic], sessions, outbox_tables, effect))
+        runtime.consume(
+            ConsumerSpec.transactional(
+                group, [topic], sessions, outbox_tables, effect, handles=handles
+            )
+        )
 
     target = settings.smtp_target()
     if transport is None and target is not None:

@@ -205,6 +205,27 @@ class _Mailing:
         )  # fmt: skip
 
 
+# What each consumer acts on (``ConsumerSpec.transactional(handles=...)``): other events of
+# its topic pass without a transaction. A branch added below needs its class here.
+IDENTITY_EVENTS = (
+    UserRegistered,
+    UserVerified,
+    EmailVerificationRequested,
+    PasswordResetRequested,
+    GroupInvitationRequested,
+    PasswordChanged,
+)
+BILLING_EVENTS = (
+    WalletToppedUp,
+    TopUpFailed,
+    InvoiceIssued,
+    InvoiceMailRequested,
+    PaymentMethodExpiring,
+    CreditNoteIssued,
+)
+SESSION_EVENTS = (SessionPriced, SessionFlagged, SessionReviewed)
+
+
 async def learn_identity(
     ctx: MailContext, store: NotificationRepository, envelope: Envelope, now: datetime
 ) -> None:

@@ -32,12 +32,22 @@ def create_app(settings: Settings | None = None, **wiring: Unpack[Wiring]) -> Fa
     sessions = runtime.database.sessions
     runtime.consume(
         ConsumerSpec.transactional(
-            handlers.IDENTITY_GROUP, [IDENTITY], sessions, outbox_tables, handlers.on_identity_event
+            handlers.IDENTITY_GROUP,
+            [IDENTITY],
+            sessions,
+            outbox_tables,
+            handlers.on_identity_event,
+            handles=handlers.IDENTITY_EVENTS,
         )
     )
     runtime.consume(
         ConsumerSpec.transactional(
-            handlers.SESSIONS_GROUP, [SESSIONS], sessions, outbox_tables, handlers.on_session_event
+            handlers.SESSIONS_GROUP,
+            [SESSIONS],
+            sessions,
+            outbox_tables,
+            handlers.on_session_event,
+            handles=handlers.SESSION_EVENTS,
         )
     )
     runtime.consume(
@@ -47,6 +57,7 @@ def create_app(settings: Settings | None = None, **wiring: Unpack[Wiring]) -> Fa
             sessions,
             outbox_tables,
             handlers.on_directory_event,
+            handles=handlers.DIRECTORY_EVENTS,
         )
     )
 

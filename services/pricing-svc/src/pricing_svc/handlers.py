@@ -23,6 +23,11 @@ SESSIONS_GROUP = "pricing-svc.sessions"
 # deployment (or a reset of this group) builds it from the start of the log.
 DIRECTORY_GROUP = "pricing-svc.directory"
 _PRESENCE = (ConnectorStatusChanged, StationConnected, StationDisconnected, StationWentOffline)
+# What each consumer acts on (``ConsumerSpec.transactional(handles=...)``): other events of its
+# topics pass without a transaction. A branch added below needs its class here.
+IDENTITY_EVENTS = (StationRegistered,)
+SESSION_EVENTS = (SessionCodeScanned, SessionCompleted)
+DIRECTORY_EVENTS = (StationRegistered, *_PRESENCE)
 
 
 async def on_identity_event(session: AsyncSession, envelope: Envelope) -> None:

@@ -13,7 +13,12 @@ from plugpay_platform.runtime import ConsumerSpec
 
 from station_gateway.endpoints import ocpp_router, router
 from station_gateway.gateway import Gateway
-from station_gateway.handlers import apply_registry_event, session_event_handler
+from station_gateway.handlers import (
+    REGISTRY_EVENTS,
+    SESSION_EVENTS,
+    apply_registry_event,
+    session_event_handler,
+)
 from station_gateway.settings import Settings
 from station_gateway.tables import outbox_tables
 
@@ -37,6 +42,7 @@ def create_app(settings: Settings | None = None, **wiring: Unpack[Wiring]) -> Fa
                 sessions,
                 outbox_tables,
                 apply_registry_event,
+                handles=REGISTRY_EVENTS,
             )
         )
         runtime.consume(
@@ -49,6 +55,7 @@ def create_app(settings: Settings | None = None, **wiring: Unpack[Wiring]) -> Fa
                     settings.platform.instance_id,
                     timedelta(seconds=settings.instance_heartbeat_s * 3),
                 ),
+                handles=SESSION_EVENTS,
             )
         )
     runtime.on_start.append(gateway.start)

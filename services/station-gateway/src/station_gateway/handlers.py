@@ -32,6 +32,27 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from station_gateway import domain, service
 from station_gateway.repository import Repository
 
+# What each consumer acts on (``ConsumerSpec.transactional(handles=...)``): other events of its
+# topics (users, meter-free session steps, our own events) pass without a transaction. A branch
+# added below needs its class here.
+REGISTRY_EVENTS = (
+    StationRegistered,
+    StationCredentialSet,
+    TariffPublished,
+    StationCommercialsSet,
+)
+SESSION_EVENTS = (
+    SessionCodeScanned,
+    SessionPriced,
+    SessionAuthorized,
+    SessionStopRequested,
+    SessionDenied,
+    SessionCostCalculated,
+    SessionCodeExpired,
+    SessionAbandoned,
+    SessionBilled,
+)
+
 
 async def apply_registry_event(session: AsyncSession, envelope: Envelope) -> Sequence[Envelope]:
     event = envelope.event()

@@ -1,0 +1,34 @@
+"""What a consumer's effect dispatches on, read from its source: the check that the event
+classes a ``ConsumerSpec.transactional(handles=...)`` lists are the ones its effect acts on."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import textwrap
+from collections.abc import Callable
+from typing import Any
+
+
+def dispatched_event_classes(*functions: Callable[..., Any]) -> set[type]:
+    """Every class ``functions`` test ``event`` against (``isinstance(event, X)``, ``X`` a
+    class or a tuple of them, looked up in the function's module)."""
+    found: set[type] = set()
+    for function in functions:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+        for node in ast.walk(tree):
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "isinstance"
+                and len(node.args) == 2
+                and isinstance(node.args[0], ast.Name)
+                and node.args[0].id == "event"
+            ):
+                continue
+            names = node.args[1].elts if isinstance(node.args[1], ast.Tuple) else [node.args[1]]
+            for name in names:
+                assert isinstance(name, ast.Name), ast.dump(name)
+                value = function.__globals__[name.id]
+                found.update(value if isinstance(value, tuple) else (value,))
+    return found
