@@ -177,20 +177,31 @@ class LedgerRepository:
         self, kind: AccountKind, currency: str, owner: uuid.UUID | None = None
     ) -> uuid.UUID:
         """Create the account if it does not exist yet; returns its (derived) id."""
-        account = Account.open(kind, currency, owner)
+        (account_id,) = await self.open_all((kind, currency, owner))
+        return account_id
+
+    async def open_all(self, *wanted: tuple[AccountKind, str, uuid.UUID | None]) -> list[uuid.UUID]:
+        """``open`` for several accounts in one statement; their ids in the order asked."""
+        opened = [Account.open(kind, currency, owner) for kind, currency, owner in wanted]
+        # In id order, the one global order, like every lock here: two use cases opening the
+        # same new accounts wait for each other instead of deadlocking.
+        rows = {
+            account.id: {
+                "id": account.id,
+                "code": account.code,
+                "kind": account.kind.value,
+                "currency": account.currency,
+                "rule": account.rule.value,
+                "owner_id": account.owner_id,
+            }
+            for account in opened
+        }
         await self.session.execute(
             pg_insert(accounts)
-            .values(
-                id=account.id,
-                code=account.code,
-                kind=account.kind.value,
-                currency=currency,
-                rule=account.rule.value,
-                owner_id=owner,
-            )
+            .values([rows[account_id] for account_id in sorted(rows)])
             .on_conflict_do_nothing(index_elements=["id"])
         )
-        return account.id
+        return [account.id for account in opened]
 
     async def account(self, account_id: uuid.UUID) -> Account | None:
         row = (

@@ -96,6 +96,27 @@ def test_postgres_ledger_against_the_model(database_url: str) -> None:
         loop.close()
 
 
+async def test_opening_accounts_together_is_opening_them_one_by_one(db: Database) -> None:
+    user, org = uuid.uuid4(), uuid.uuid4()
+    wanted = [
+        (AccountKind.WALLET, "EUR", user),
+        (AccountKind.REVENUE, "EUR", org),
+        (AccountKind.SESSION_SETTLEMENT, "EUR", uuid.uuid4()),
+        (AccountKind.WALLET, "EUR", user),  # asked twice: opened once
+    ]
+    async with db.write() as session:
+        ledger = LedgerRepository(session)
+        first = await ledger.open(*wanted[1])
+        ids = await ledger.open_all(*wanted)
+        again = await ledger.open_all(*reversed(wanted))
+    assert ids == [Account.open(*w).id for w in wanted]
+    assert again == ids[::-1] and first == ids[1]
+    async with db.read() as session:
+        ledger = LedgerRepository(session)
+        for w, account_id in zip(wanted, ids, strict=True):
+            assert await ledger.account(account_id) == Account.open(*w)
+
+
 async def test_ledger_rows_are_immutable(db: Database) -> None:
     await _open_all(db)
     clearing, wallet = ACCOUNTS[4].id, ACCOUNTS[0].id

@@ -182,10 +182,10 @@ async def authorize(billing: Billing, session: AsyncSession, priced: SessionPric
         return authorized(funding, hold_id, amount, limits)
 
     async def card_hold(auth: Authorization, method_id: uuid.UUID) -> list[Event]:
-        settlement_id = await ledger.open(
-            AccountKind.SESSION_SETTLEMENT, currency, priced.session_id
+        settlement_id, clearing_id = await ledger.open_all(
+            (AccountKind.SESSION_SETTLEMENT, currency, priced.session_id),
+            (AccountKind.PROCESSOR_CLEARING, currency, priced.user_id),
         )
-        clearing_id = await ledger.open(AccountKind.PROCESSOR_CLEARING, currency, priced.user_id)
         # The card hold mirrored in the ledger: the processor owes us at most this much.
         return await hold(
             "card",
@@ -246,8 +246,10 @@ async def authorize(billing: Billing, session: AsyncSession, priced: SessionPric
     if not affordable:
         await repo.insert_session(**base, status="denied", denial_reason="insufficient_funds")
         return deny("insufficient_funds", "The hold would not buy any charging here.")
-    settlement_id = await ledger.open(AccountKind.SESSION_SETTLEMENT, currency, priced.session_id)
-    await ledger.open(AccountKind.PROCESSOR_CLEARING, currency, priced.user_id)
+    settlement_id, _clearing = await ledger.open_all(
+        (AccountKind.SESSION_SETTLEMENT, currency, priced.session_id),
+        (AccountKind.PROCESSOR_CLEARING, currency, priced.user_id),
+    )
     if choice.funding == "wallet":
         return await hold(
             "wallet",

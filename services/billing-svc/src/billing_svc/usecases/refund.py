@@ -160,11 +160,13 @@ async def _post(ledger: LedgerRepository, row: Row[Any], receipt: Row[Any], now:
     amount = row.amount
     # Reverse revenue and VAT in the proportion they were collected.
     vat_part = amount * receipt.total_vat // receipt.total_incl_vat if receipt.total_incl_vat else 0
-    settlement_id = await ledger.open(AccountKind.SESSION_SETTLEMENT, currency, sid)
-    wallet_id = await ledger.open(AccountKind.WALLET, currency, user)
-    clearing_id = await ledger.open(AccountKind.PROCESSOR_CLEARING, currency, user)
-    revenue_id = await ledger.open(AccountKind.REVENUE, currency, org)
-    vat_id = await ledger.open(AccountKind.VAT_PAYABLE, currency, org)
+    settlement_id, wallet_id, clearing_id, revenue_id, vat_id = await ledger.open_all(
+        (AccountKind.SESSION_SETTLEMENT, currency, sid),
+        (AccountKind.WALLET, currency, user),
+        (AccountKind.PROCESSOR_CLEARING, currency, user),
+        (AccountKind.REVENUE, currency, org),
+        (AccountKind.VAT_PAYABLE, currency, org),
+    )
     await ledger.lock_accounts((wallet_id, settlement_id, clearing_id))
     await ledger.lock_accounts((revenue_id, vat_id))
     back_to = wallet_id if row.destination == "wallet" else clearing_id

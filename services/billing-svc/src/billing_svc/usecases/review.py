@@ -254,11 +254,13 @@ async def _charge(
     rest owed; revenue and VAT credited."""
     currency, user = review.currency, review.user_id
     sid, org = review.session_id, review.organisation_id
-    wallet_id = await ledger.open(AccountKind.WALLET, currency, user)
-    settlement_id = await ledger.open(AccountKind.SESSION_SETTLEMENT, currency, sid)
-    receivable_id = await ledger.open(AccountKind.RECEIVABLE, currency, user)
-    revenue_id = await ledger.open(AccountKind.REVENUE, currency, org)
-    vat_id = await ledger.open(AccountKind.VAT_PAYABLE, currency, org)
+    wallet_id, settlement_id, receivable_id, revenue_id, vat_id = await ledger.open_all(
+        (AccountKind.WALLET, currency, user),
+        (AccountKind.SESSION_SETTLEMENT, currency, sid),
+        (AccountKind.RECEIVABLE, currency, user),
+        (AccountKind.REVENUE, currency, org),
+        (AccountKind.VAT_PAYABLE, currency, org),
+    )
     await ledger.lock_accounts((wallet_id, settlement_id, receivable_id))
     wallet = await ledger.account(wallet_id)
     from_wallet = min(amount, max(wallet.available if wallet else 0, 0))

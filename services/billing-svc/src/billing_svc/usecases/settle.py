@@ -124,12 +124,21 @@ async def advance(billing: Billing, session: AsyncSession, session_id: uuid.UUID
         cost.total.amount_minor, breakdown.total_excl_vat, breakdown.total_vat, authorised_max(row)
     )
     payable = capped.payable
-    wallet_id = await ledger.open(AccountKind.WALLET, currency, user)
-    settlement_id = await ledger.open(AccountKind.SESSION_SETTLEMENT, currency, sid)
-    clearing_id = await ledger.open(AccountKind.PROCESSOR_CLEARING, currency, user)
-    receivable_id = await ledger.open(AccountKind.RECEIVABLE, currency, user)
-    revenue_id = await ledger.open(AccountKind.REVENUE, currency, org)
-    vat_id = await ledger.open(AccountKind.VAT_PAYABLE, currency, org)
+    (
+        wallet_id,
+        settlement_id,
+        clearing_id,
+        receivable_id,
+        revenue_id,
+        vat_id,
+    ) = await ledger.open_all(
+        (AccountKind.WALLET, currency, user),
+        (AccountKind.SESSION_SETTLEMENT, currency, sid),
+        (AccountKind.PROCESSOR_CLEARING, currency, user),
+        (AccountKind.RECEIVABLE, currency, user),
+        (AccountKind.REVENUE, currency, org),
+        (AccountKind.VAT_PAYABLE, currency, org),
+    )
 
     def single(
         key: str, code: str, debit: uuid.UUID, credit: uuid.UUID, amount: int
