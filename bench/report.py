@@ -87,6 +87,20 @@ def table() -> str:
                     + " |"
                 )
             rows.append("")
+        counted = [s for s in costed if s.get("commits_per_billed_session_per_service")]
+        if counted:
+            rows.append(
+                "| Commits per billed session | rate | total | " + " | ".join(services) + " |"
+            )
+            rows.append("| --- " * (3 + len(services)) + "|")
+            for s in counted:
+                per = s["commits_per_billed_session_per_service"]
+                rows.append(
+                    f"| | {s['rate_per_s']:g}/s | {s['commits_per_billed_session']} | "
+                    + " | ".join(str(per.get(svc, "")) for svc in services)
+                    + " |"
+                )
+            rows.append("")
     over = _load("overload")
     if over:
         rows.append(
