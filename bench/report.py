@@ -24,6 +24,23 @@ def _ms(p: dict[str, Any] | None, key: str) -> str:
     return f"{v / 1000:.1f} s" if v >= 10_000 else f"{v:.0f} ms"
 
 
+def _per_service_table(title: str, steps: list[dict[str, Any]], total: str) -> list[str]:
+    """A table of ``total`` and ``<total>_per_service`` for each step that has them."""
+    have = [s for s in steps if s.get(total) and s.get(f"{total}_per_service")]
+    if not have:
+        return []
+    services = list(have[0][f"{total}_per_service"])
+    rows = [
+        f"| {title} | rate | total | " + " | ".join(services) + " |",
+        "| --- " * (3 + len(services)) + "|",
+    ]
+    for s in have:
+        per = s[f"{total}_per_service"]
+        cells = " | ".join(str(per.get(svc, "")) for svc in services)
+        rows.append(f"| | {s['rate_per_s']:g}/s | {s[total]} | {cells} |")
+    return [*rows, ""]
+
+
 def _verdict(ok: bool | None) -> str:
     return "—" if ok is None else ("met" if ok else "**missed**")
 
@@ -72,35 +89,11 @@ def table() -> str:
             f"\nHighest sustained: **{ses['highest_sustained_per_s']:g} sessions/s** "
             f"(first failing step: {ses['breaking_rate_per_s']}/s).\n"
         )
-        costed = [s for s in ses["steps"] if s.get("cpu_ms_per_billed_session")]
-        if costed:
-            services = list(costed[0]["cpu_ms_per_billed_session_per_service"])
-            rows.append(
-                "| CPU-ms per billed session | rate | total | " + " | ".join(services) + " |"
-            )
-            rows.append("| --- " * (3 + len(services)) + "|")
-            for s in costed:
-                per = s["cpu_ms_per_billed_session_per_service"]
-                rows.append(
-                    f"| | {s['rate_per_s']:g}/s | {s['cpu_ms_per_billed_session']} | "
-                    + " | ".join(str(v) for v in per.values())
-                    + " |"
-                )
-            rows.append("")
-        counted = [s for s in costed if s.get("commits_per_billed_session_per_service")]
-        if counted:
-            rows.append(
-                "| Commits per billed session | rate | total | " + " | ".join(services) + " |"
-            )
-            rows.append("| --- " * (3 + len(services)) + "|")
-            for s in counted:
-                per = s["commits_per_billed_session_per_service"]
-                rows.append(
-                    f"| | {s['rate_per_s']:g}/s | {s['commits_per_billed_session']} | "
-                    + " | ".join(str(per.get(svc, "")) for svc in services)
-                    + " |"
-                )
-            rows.append("")
+        for title, total in (
+            ("CPU-ms per billed session", "cpu_ms_per_billed_session"),
+            ("Commits per billed session", "commits_per_billed_session"),
+        ):
+            rows += _per_service_table(title, ses["steps"], total)
     over = _load("overload")
     if over:
         rows.append(

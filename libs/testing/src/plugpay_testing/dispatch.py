@@ -32,3 +32,10 @@ def dispatched_event_classes(*functions: Callable[..., Any]) -> set[type]:
                 value = function.__globals__[name.id]
                 found.update(value if isinstance(value, tuple) else (value,))
     return found
+
+
+def assert_handles_match_dispatch(subscriptions: dict[Callable[..., Any], Any]) -> None:
+    """Each effect's ``handles`` (the value) lists exactly the classes the effect dispatches
+    on: one left out would be passed over without a transaction, and without a word."""
+    for effect, handles in subscriptions.items():
+        assert dispatched_event_classes(effect) == set(handles), effect.__name__

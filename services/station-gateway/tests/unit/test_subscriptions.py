@@ -1,12 +1,13 @@
-"""Each consumer's ``handles`` lists exactly the events its effect acts on: one left out would
-be passed over without a transaction, and without a word."""
+"""Each consumer's ``handles`` lists exactly the events its effect acts on."""
 
-from plugpay_testing.dispatch import dispatched_event_classes
+from plugpay_testing.dispatch import assert_handles_match_dispatch
 from station_gateway import handlers
 
 
 def test_each_consumer_handles_what_its_effect_dispatches_on() -> None:
-    registry = dispatched_event_classes(handlers.apply_registry_event)
-    assert registry == set(handlers.REGISTRY_EVENTS)
-    sessions = dispatched_event_classes(handlers.session_event_handler)
-    assert sessions == set(handlers.SESSION_EVENTS)
+    assert_handles_match_dispatch(
+        {
+            handlers.apply_registry_event: handlers.REGISTRY_EVENTS,
+            handlers.session_event_handler: handlers.SESSION_EVENTS,
+        }
+    )
