@@ -86,13 +86,13 @@ def main() -> None:
             if "commits" in window and "commits_end" in window:
                 # Where the CPU goes, mostly: each commit is a transaction's statements and
                 # round trips (bench/floor.py needs 7 for a scan).
-                done = {
+                committed = {
                     svc: (window["commits_end"][svc] - window["commits"][svc]) / s["billed"]
                     for svc in DATABASES
                 }
-                s["commits_per_billed_session"] = round(sum(done.values()), 1)
+                s["commits_per_billed_session"] = round(sum(committed.values()), 1)
                 s["commits_per_billed_session_per_service"] = {
-                    svc: round(v, 1) for svc, v in done.items()
+                    svc: round(v, 1) for svc, v in committed.items()
                 }
         p99 = s["scan_to_start_ms"]["p99"]
         s["sustained"] = bool(
