@@ -12,7 +12,7 @@ from typing import Any
 
 def dispatched_event_classes(*functions: Callable[..., Any]) -> set[type]:
     """Every class ``functions`` test ``event`` against (``isinstance(event, X)``, ``X`` a
-    class or a tuple of them, looked up in the function's module)."""
+    class, a tuple or a union of them, looked up in the function's module)."""
     found: set[type] = set()
     for function in functions:
         tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
@@ -26,12 +26,20 @@ def dispatched_event_classes(*functions: Callable[..., Any]) -> set[type]:
                 and node.args[0].id == "event"
             ):
                 continue
-            names = node.args[1].elts if isinstance(node.args[1], ast.Tuple) else [node.args[1]]
-            for name in names:
+            for name in _names(node.args[1]):
                 assert isinstance(name, ast.Name), ast.dump(name)
                 value = function.__globals__[name.id]
                 found.update(value if isinstance(value, tuple) else (value,))
     return found
+
+
+def _names(node: ast.expr) -> list[ast.expr]:
+    """The classes of ``isinstance``'s second argument: ``X``, ``(X, Y)`` or ``X | Y``."""
+    if isinstance(node, ast.Tuple):
+        return [n for element in node.elts for n in _names(element)]
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        return [*_names(node.left), *_names(node.right)]
+    return [node]
 
 
 def assert_handles_match_dispatch(subscriptions: dict[Callable[..., Any], Any]) -> None:

@@ -43,6 +43,16 @@ from billing_svc.usecases.common import Billing, make_pending_calls, wrap_all
 SESSIONS_GROUP = "billing-svc.sessions"
 log = logging.getLogger(__name__)
 IDENTITY_GROUP = "billing-svc.identity"
+# What each consumer acts on (``transactional_handler``'s ``handles``): other events of its
+# topic pass without a transaction. A branch added below needs its class here.
+SESSION_EVENTS = (
+    SessionPriced,
+    SessionCostCalculated,
+    SessionAbandoned,
+    SessionFailed,
+    SessionFlagged,
+)
+IDENTITY_EVENTS = (UserRegistered, UserVerified, OrganisationCreated, StationRegistered)
 
 
 def session_handler(billing: Billing, database: Database) -> Handler:
@@ -62,7 +72,9 @@ def session_handler(billing: Billing, database: Database) -> Handler:
             return []
         return wrap_all(emitted, caused_by=envelope)
 
-    in_transaction = transactional_handler(database.sessions, outbox_tables, SESSIONS_GROUP, effect)
+    in_transaction = transactional_handler(
+        database.sessions, outbox_tables, SESSIONS_GROUP, effect, SESSION_EVENTS
+    )
 
     async def handle(delivery: Delivery) -> None:
         envelope = delivery.envelope
@@ -130,7 +142,7 @@ def consumers(billing: Billing, database: Database) -> list[ConsumerSpec]:
             IDENTITY_GROUP,
             [IDENTITY],
             transactional_handler(
-                database.sessions, outbox_tables, IDENTITY_GROUP, identity_effect()
+                database.sessions, outbox_tables, IDENTITY_GROUP, identity_effect(), IDENTITY_EVENTS
             ),
         ),
     ]
