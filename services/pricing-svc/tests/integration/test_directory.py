@@ -19,6 +19,9 @@ from plugpay_events.contracts.stations import (
 from plugpay_events.types import utc_now
 from plugpay_testing import eventually
 from plugpay_testing.tokens import TokenFactory
+from pricing_svc.handlers import DIRECTORY_GROUP
+from pricing_svc.tables import outbox_tables
+from sqlalchemy import func, select
 
 from ..factories import FLAT_TARIFF, PEAK_TARIFF
 from .conftest import operator, publish
@@ -76,10 +79,24 @@ def connected(station_id: str, **kw: Any) -> StationConnected:
 async def setup_stations(
     app: FastAPI, client: httpx.AsyncClient, tokens: TokenFactory, specs: list[Any]
 ) -> None:
-    """Register stations (auth-svc's event), publish tariffs and set commercials."""
+    """Register stations (auth-svc's event), publish tariffs and set commercials; returns
+    once the directory (its own consumer group) has located every station too."""
     headers = operator(tokens, ORG)
     other = operator(tokens, OTHER)
-    await publish(app, *(s[0] for s in specs))
+    registrations = await publish(app, *(s[0] for s in specs))
+    inbox = outbox_tables.inbox
+    ids = [e.event_id for e in registrations]
+
+    async def located() -> bool:
+        async with app.state.runtime.database.read() as db:
+            claimed = await db.scalar(
+                select(func.count())
+                .select_from(inbox)
+                .where(inbox.c.consumer == DIRECTORY_GROUP, inbox.c.event_id.in_(ids))
+            )
+        return claimed == len(ids)
+
+    await eventually(located)
     for event, _ in specs:
         org_headers = headers if event.organisation_id == ORG else other
 
