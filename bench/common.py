@@ -187,10 +187,30 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int, *, reaped_children: bool = False) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped_children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def infrastructure_cpu_seconds() -> dict[str, float]:
+    """CPU seconds the local PostgreSQL (the postmaster, its live backends and those that have
+    exited) and Kafka have used so far; {} for a server not started by deploy/local/infra.sh."""
+    used: dict[str, float] = {}
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        postmaster = int((ROOT / ".local/postgres/data/postmaster.pid").read_text().split()[0])
+        total = cpu_seconds(postmaster, reaped_children=True)
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
+                    total += cpu_seconds(int(stat.parent.name))
+        used["postgresql"] = total
+    with contextlib.suppress(OSError, ValueError):
+        used["kafka"] = cpu_seconds(int((ROOT / ".local/kafka/kafka.pid").read_text().strip()))
+    return used
 
 
 def time_plot(name: str, title: str, draw: Callable[[Any, Any], None]) -> str | None:

@@ -1,9 +1,13 @@
 """The shared Database against real PostgreSQL: read-only units of work refuse writes without
-a round trip of their own, the pool gives the connection back writable, and the one-round-trip
-pre-ping still replaces a connection the server dropped (no failed request after a restart)."""
+a round trip of their own, the pool gives the connection back writable, a connection the server
+closed is replaced without a failed request, and only an idle one is pinged first."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
+import asyncpg
 import pytest
 from plugpay_platform.database import Database
 from sqlalchemy import text
@@ -30,18 +34,68 @@ async def test_read_is_read_only_and_the_connection_goes_back_writable(database_
         await database.dispose()
 
 
-async def test_a_connection_the_server_dropped_is_replaced_at_checkout(database_url: str) -> None:
+async def test_a_connection_the_server_closed_is_replaced_at_checkout(database_url: str) -> None:
     database = Database(database_url, pool_size=1)
     try:
         async with database.write() as db:
             pid = await db.scalar(text("SELECT pg_backend_pid()"))
-        admin = Database(database_url, pool_size=1)  # another connection drops it, as a restart
-        try:
-            async with admin.write() as other:
-                assert await other.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-        finally:
-            await admin.dispose()
-        async with database.read() as db:  # the pooled connection is dead: pinged, replaced
+            closed = asyncio.Event()
+            driver = (await (await db.connection()).get_raw_connection()).driver_connection
+            driver.add_termination_listener(lambda *_: closed.set())
+        await _terminate(database_url, pid)  # as a restart does
+        await closed.wait()  # the driver has read the server's goodbye
+        async with database.read() as db:  # replaced without a request failing
             assert await db.scalar(text("SELECT pg_backend_pid()")) != pid
     finally:
         await database.dispose()
+
+
+async def test_an_idle_connection_dropped_unnoticed_is_pinged_and_replaced(
+    database_url: str,
+) -> None:
+    database = Database(database_url, pool_size=1, ping_idle_after_s=0)  # always "idle"
+    try:
+        async with database.write() as db:
+            pid = await db.scalar(text("SELECT pg_backend_pid()"))
+        _terminate_unnoticed(database_url, pid)
+        async with database.read() as db:
+            assert await db.scalar(text("SELECT pg_backend_pid()")) != pid
+    finally:
+        await database.dispose()
+
+
+async def test_a_connection_used_a_moment_ago_is_trusted_and_one_unit_of_work_pays(
+    database_url: str,
+) -> None:
+    """No round trip before a connection in steady use: if it died unnoticed, the unit of work
+    fails as lost (a 503 with Retry-After at the edge) and the next one gets a new connection."""
+    database = Database(database_url, pool_size=1)
+    try:
+        async with database.write() as db:
+            pid = await db.scalar(text("SELECT pg_backend_pid()"))
+        _terminate_unnoticed(database_url, pid)
+        with pytest.raises(DBAPIError) as lost:
+            async with database.read() as db:
+                await db.scalar(text("SELECT 1"))
+        assert lost.value.connection_invalidated
+        async with database.read() as db:
+            assert await db.scalar(text("SELECT pg_backend_pid()")) != pid
+    finally:
+        await database.dispose()
+
+
+async def _terminate(database_url: str, pid: int) -> None:
+    """End a backend from another connection and wait until its process is gone."""
+    conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        assert await conn.fetchval("SELECT pg_terminate_backend($1, 10000)", pid)
+    finally:
+        await conn.close()
+
+
+def _terminate_unnoticed(database_url: str, pid: int) -> None:
+    """``_terminate`` on another thread while this event loop is held: the pooled connection is
+    dead but its driver has not read that yet (as a link dropped without a goodbye)."""
+    thread = threading.Thread(target=asyncio.run, args=(_terminate(database_url, pid),))
+    thread.start()
+    thread.join()

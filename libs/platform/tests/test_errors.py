@@ -33,6 +33,15 @@ def test_nul_in_text_is_422() -> None:
     assert r.json()["reason"] == "invalid_request"
 
 
+def test_a_lost_database_connection_is_503_with_retry_after() -> None:
+    lost = DBAPIError(
+        "SELECT 1", {}, Exception("connection is closed"), connection_invalidated=True
+    )
+    r = _app(lost).get("/x")
+    assert (r.status_code, r.headers["Retry-After"]) == (503, "1")
+    assert r.json()["reason"] == "database_unavailable"
+
+
 def test_other_errors_stay_500() -> None:
     assert _app(RuntimeError("boom")).get("/x").status_code == 500
     assert _app(DBAPIError("SELECT 1", {}, Exception("deadlock"))).get("/x").status_code == 500

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, NewType
 
-from sqlalchemy import text
+from sqlalchemy import event, exc, text
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -14,6 +15,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
+from sqlalchemy.util import await_
 
 ReadSession = NewType("ReadSession", AsyncSession)
 """A session in a READ ONLY transaction: repositories' queries only."""
@@ -32,18 +35,16 @@ def asyncpg_url(url: str) -> str:
 class Database:
     """A service's database: one engine, sessions handed out per unit of work."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 10, echo: bool = False, ping_idle_after_s: float = 5.0
+    ) -> None:
         self.engine: AsyncEngine = create_async_engine(
             asyncpg_url(url),
             pool_size=pool_size,
             max_overflow=pool_size,
-            pool_pre_ping=True,
             echo=echo,
         )
-        # The pre-ping stays (a service survives a PostgreSQL restart without a failed request)
-        # but costs one round trip, not asyncpg's three (BEGIN, ;, ROLLBACK: kept there for
-        # pgbouncer's transaction mode, which Plugpay does not use).
-        self.engine.sync_engine.dialect.do_ping = _ping_in_one_round_trip  # type: ignore[method-assign]
+        _check_connections_at_checkout(self.engine, ping_idle_after_s)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @asynccontextmanager
@@ -70,14 +71,40 @@ class Database:
         await self.engine.dispose()
 
 
-def _ping_in_one_round_trip(dbapi_connection: DBAPIConnection) -> bool:
-    """The pool's pre-ping as one simple query; a failure is raised as the DBAPI error the
-    dialect recognises as a disconnect, so the pool reconnects instead of failing a request."""
-    from sqlalchemy.util import await_
+def _check_connections_at_checkout(engine: AsyncEngine, ping_idle_after_s: float) -> None:
+    """A service survives a PostgreSQL restart without a failed request, without a round trip
+    per unit of work (SQLAlchemy's pre-ping was half of a busy service's transactions).
 
-    adapted: Any = dbapi_connection
-    try:
-        await_(adapted.driver_connection.execute("SELECT 1"))
-    except Exception as error:
-        adapted._handle_exception(error)
-    return True
+    A connection the server closed (a restart, a terminated backend) is known to the driver
+    without asking: it and every older pooled connection are replaced. Only a connection that
+    sat idle for ``ping_idle_after_s`` is pinged first, in one round trip, because a silent drop
+    (a firewall's idle timeout, a moved server) is only found by asking. What is given up: a
+    connection dropped without the driver noticing in the moments since it was last used fails
+    that one unit of work (a request answers 503 with Retry-After; a consumer's event is
+    delivered again), and the pool replaces it."""
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _returned(_dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:
+        record.info[_RETURNED_AT] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _taken(
+        dbapi_connection: DBAPIConnection,
+        record: ConnectionPoolEntry,
+        _proxy: PoolProxiedConnection,
+    ) -> None:
+        driver: Any = dbapi_connection.driver_connection
+        if driver.is_closed():
+            raise exc.InvalidatePoolError("the server closed the connection")
+        returned = record.info.get(_RETURNED_AT)
+        if returned is None or time.monotonic() - returned < ping_idle_after_s:
+            return  # new, or in use a moment ago
+        try:
+            await_(driver.execute("SELECT 1"))
+        except Exception as error:
+            raise exc.InvalidatePoolError(
+                f"the idle connection did not answer: {error!r}"
+            ) from error
+
+
+_RETURNED_AT = "plugpay_returned_at"

@@ -99,6 +99,14 @@ def install_error_handlers(app: FastAPI) -> None:
         # Handled here (not only below) so that a 422 is not also logged as a crash.
         if _unstorable_text(exc):
             return _bad_text()
+        if exc.connection_invalidated:
+            # The connection died under this request (a database restart, a dropped link); the
+            # pool has already replaced it, so the same request asked again goes through.
+            return JSONResponse(
+                {"reason": "database_unavailable", "message": "the database connection was lost"},
+                status_code=503,
+                headers={"Retry-After": "1"},
+            )
         raise exc
 
     @app.exception_handler(Exception)
