@@ -319,7 +319,9 @@ class OutboxRelay:
         checked = loop.time()
         while not self._stopping.is_set():
             self._wakeup.clear()
-            if await self.publish_pending() == 0:
+            # A short batch was everything committed before the clear; a later commit notifies,
+            # so polling again at once would only find nothing (a transaction per batch).
+            if await self.publish_pending() < self.batch_size:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), self.poll_interval_s)
             if loop.time() - checked >= self.liveness_check_s:
