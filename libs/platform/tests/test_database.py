@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import asyncpg
 import pytest
 from plugpay_platform.database import Database
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 pytestmark = pytest.mark.infra
 
@@ -35,33 +38,27 @@ async def test_read_is_read_only_and_the_connection_goes_back_writable(database_
 
 
 async def test_a_connection_the_server_closed_is_replaced_at_checkout(database_url: str) -> None:
-    database = Database(database_url, pool_size=1)
-    try:
+    async with _one_connection(database_url) as database:
         async with database.write() as db:
-            pid = await db.scalar(text("SELECT pg_backend_pid()"))
+            pid = await _backend_pid(db)
             closed = asyncio.Event()
             driver = (await (await db.connection()).get_raw_connection()).driver_connection
             driver.add_termination_listener(lambda *_: closed.set())
         await _terminate(database_url, pid)  # as a restart does
         await closed.wait()  # the driver has read the server's goodbye
         async with database.read() as db:  # replaced without a request failing
-            assert await db.scalar(text("SELECT pg_backend_pid()")) != pid
-    finally:
-        await database.dispose()
+            assert await _backend_pid(db) != pid
 
 
 async def test_an_idle_connection_dropped_unnoticed_is_pinged_and_replaced(
     database_url: str,
 ) -> None:
-    database = Database(database_url, pool_size=1, ping_idle_after_s=0)  # always "idle"
-    try:
+    async with _one_connection(database_url, ping_idle_after_s=0) as database:  # always idle
         async with database.write() as db:
-            pid = await db.scalar(text("SELECT pg_backend_pid()"))
+            pid = await _backend_pid(db)
         _terminate_unnoticed(database_url, pid)
         async with database.read() as db:
-            assert await db.scalar(text("SELECT pg_backend_pid()")) != pid
-    finally:
-        await database.dispose()
+            assert await _backend_pid(db) != pid
 
 
 async def test_a_connection_used_a_moment_ago_is_trusted_and_one_unit_of_work_pays(
@@ -69,19 +66,29 @@ async def test_a_connection_used_a_moment_ago_is_trusted_and_one_unit_of_work_pa
 ) -> None:
     """No round trip before a connection in steady use: if it died unnoticed, the unit of work
     fails as lost (a 503 with Retry-After at the edge) and the next one gets a new connection."""
-    database = Database(database_url, pool_size=1)
-    try:
+    async with _one_connection(database_url) as database:
         async with database.write() as db:
-            pid = await db.scalar(text("SELECT pg_backend_pid()"))
+            pid = await _backend_pid(db)
         _terminate_unnoticed(database_url, pid)
         with pytest.raises(DBAPIError) as lost:
             async with database.read() as db:
                 await db.scalar(text("SELECT 1"))
         assert lost.value.connection_invalidated
         async with database.read() as db:
-            assert await db.scalar(text("SELECT pg_backend_pid()")) != pid
+            assert await _backend_pid(db) != pid
+
+
+@asynccontextmanager
+async def _one_connection(database_url: str, **options: float) -> AsyncIterator[Database]:
+    database = Database(database_url, pool_size=1, **options)
+    try:
+        yield database
     finally:
         await database.dispose()
+
+
+async def _backend_pid(db: AsyncSession) -> int:
+    return int(await db.scalar(text("SELECT pg_backend_pid()")))
 
 
 async def _terminate(database_url: str, pid: int) -> None:
