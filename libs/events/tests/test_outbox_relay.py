@@ -1,18 +1,29 @@
-"""The outbox relay on real PostgreSQL: when the connection holding its lock dies, it takes the
-lock again on a new one (publishing on without it would let a second relay publish too)."""
+"""The outbox and inbox on real PostgreSQL: claims of any number of events are one statement
+and name only the fresh ones; the relay publishes a batch once and marks all of it; when the
+connection holding its lock dies, it takes the lock again on a new one (publishing on without
+it would let a second relay publish too)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from plugpay_events import Envelope
 from plugpay_events.bus.port import EventBus
 from plugpay_events.contracts.stations import StationConnected
-from plugpay_events.outbox import Outbox, OutboxRelay, define_outbox_tables
+from plugpay_events.outbox import (
+    Outbox,
+    OutboxRelay,
+    OutboxTables,
+    claim_event,
+    claim_events,
+    define_outbox_tables,
+)
 from plugpay_testing.waiting import eventually
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 LOCK_HOLDER = """
@@ -49,6 +60,63 @@ def connected(station_id: str) -> Envelope:
         gateway_instance="gw-1",
     )
     return Envelope.wrap(event, producer="test")
+
+
+@pytest.fixture
+async def outbox_db(database_url: str) -> AsyncIterator[tuple[AsyncEngine, OutboxTables]]:
+    metadata = MetaData()
+    tables = define_outbox_tables(metadata)
+    engine = create_async_engine(database_url.replace("postgresql://", "postgresql+asyncpg://", 1))
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    try:
+        yield engine, tables
+    finally:
+        await engine.dispose()
+
+
+async def test_a_claim_names_only_the_events_not_handled_before(
+    outbox_db: tuple[AsyncEngine, OutboxTables],
+) -> None:
+    engine, tables = outbox_db
+    a, b, c = (uuid.uuid4() for _ in range(3))
+    async with engine.begin() as conn:
+        assert await claim_events(conn, tables, "svc.x", []) == set()
+        assert await claim_events(conn, tables, "svc.x", [a, b, a]) == {a, b}
+    async with engine.begin() as conn:
+        assert await claim_events(conn, tables, "svc.x", [b, c]) == {c}
+        assert not await claim_event(conn, tables, "svc.x", a)
+        # Another consumer's inbox is its own.
+        assert await claim_events(conn, tables, "svc.y", [a, b, c]) == {a, b, c}
+        assert await claim_event(conn, tables, "svc.z", a)
+    async with engine.begin() as conn:
+        rows = await conn.scalar(select(func.count()).select_from(tables.inbox))
+    assert rows == 7
+
+
+async def test_the_relay_publishes_a_batch_once_and_marks_all_of_it(
+    outbox_db: tuple[AsyncEngine, OutboxTables],
+) -> None:
+    engine, tables = outbox_db
+    envelopes = [connected(f"ST-{n}") for n in range(7)]
+    async with engine.begin() as conn:
+        await Outbox(tables).add(conn, envelopes[:4])
+    async with engine.begin() as conn:
+        await Outbox(tables).add(conn, envelopes[4:])
+    bus = RecordingBus()
+    relay = OutboxRelay(engine, tables, bus, batch_size=5)
+
+    assert await relay.publish_pending() == 5
+    assert await relay.publish_pending() == 2
+    assert await relay.publish_pending() == 0
+    assert [e.event_id for e in bus.published] == [e.event_id for e in envelopes]
+    async with engine.begin() as conn:
+        unpublished = await conn.scalar(
+            select(func.count())
+            .select_from(tables.outbox)
+            .where(tables.outbox.c.published_at.is_(None))
+        )
+    assert unpublished == 0
 
 
 async def lock_holders(engine: AsyncEngine) -> list[int]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Sequence
@@ -29,6 +30,8 @@ from sqlalchemy import (
     String,
     Table,
     Uuid,
+    any_,
+    bindparam,
     delete,
     func,
     insert,
@@ -36,9 +39,11 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.sql.dml import Insert, Update
+from sqlalchemy.sql.elements import TextClause
 
 from plugpay_events import tracing
 from plugpay_events.bus.port import BatchHandler, Delivery, EventBus, Handler, stop_task
@@ -83,6 +88,46 @@ def _channel(tables: OutboxTables) -> str:
     return f"outbox_{schema}"
 
 
+@dataclass(frozen=True)
+class _Statements:
+    """The statements every unit of work and every relay batch runs, built once per schema:
+    building a statement and its cache key costs more CPU than running it
+    (docs/performance.md). Lists are bound as one array, so every length is one statement."""
+
+    add: Insert
+    notify: TextClause
+    claim_one: Insert
+    claim_many: Insert
+    mark_published: Update
+
+
+@functools.cache
+def _statements(tables: OutboxTables) -> _Statements:
+    outbox, inbox = tables.outbox, tables.inbox
+    claimed = inbox.c.event_id
+    return _Statements(
+        add=insert(outbox),
+        notify=text("SELECT pg_notify(:channel, '')").bindparams(channel=_channel(tables)),
+        claim_one=pg_insert(inbox)
+        .values(consumer=bindparam("consumer"), event_id=bindparam("event_id"))
+        .on_conflict_do_nothing()
+        .returning(claimed),
+        claim_many=pg_insert(inbox)
+        .from_select(
+            ["consumer", "event_id"],
+            select(
+                bindparam("consumer", type_=inbox.c.consumer.type),
+                func.unnest(bindparam("event_ids", type_=ARRAY(claimed.type))),
+            ),
+        )
+        .on_conflict_do_nothing()
+        .returning(claimed),
+        mark_published=update(outbox)
+        .where(outbox.c.id == any_(bindparam("ids", type_=ARRAY(outbox.c.id.type))))
+        .values(published_at=func.now()),
+    )
+
+
 class Outbox:
     """Writes envelopes into the outbox inside the caller's transaction."""
 
@@ -97,8 +142,9 @@ class Outbox:
             return
         # Record the trace of the request or handler writing them; the relay publishes later.
         envelopes = [tracing.stamp(e) for e in envelopes]
+        statements = _statements(self.tables)
         await session.execute(
-            insert(self.tables.outbox),
+            statements.add,
             [
                 {
                     "event_id": e.event_id,
@@ -109,9 +155,7 @@ class Outbox:
             ],
         )
         # Delivered on commit only: wakes the relay without polling.
-        await session.execute(
-            text("SELECT pg_notify(:channel, '')"), {"channel": _channel(self.tables)}
-        )
+        await session.execute(statements.notify)
 
 
 async def claim_event(
@@ -126,10 +170,7 @@ async def claim_event(
     duplicate blocks on the primary key until the first commits, then sees the conflict.
     """
     result = await session.execute(
-        pg_insert(tables.inbox)
-        .values(consumer=consumer, event_id=event_id)
-        .on_conflict_do_nothing()
-        .returning(tables.inbox.c.event_id)
+        _statements(tables).claim_one, {"consumer": consumer, "event_id": event_id}
     )
     return result.first() is not None
 
@@ -144,10 +185,8 @@ async def claim_events(
     if not event_ids:
         return set()
     result = await session.execute(
-        pg_insert(tables.inbox)
-        .values([{"consumer": consumer, "event_id": e} for e in sorted(set(event_ids))])
-        .on_conflict_do_nothing()
-        .returning(tables.inbox.c.event_id)
+        _statements(tables).claim_many,
+        {"consumer": consumer, "event_ids": sorted(set(event_ids))},
     )
     return set(result.scalars().all())
 
@@ -255,6 +294,14 @@ class OutboxRelay:
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
         self.published_total = 0
+        outbox = tables.outbox
+        self._unpublished = (
+            select(outbox.c.id, outbox.c.envelope)
+            .where(outbox.c.published_at.is_(None))
+            .order_by(outbox.c.id)
+            .limit(batch_size)
+            .with_for_update(skip_locked=False)
+        )
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{_channel(self.tables)}")
@@ -277,26 +324,15 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         """Publish one batch of unpublished rows in id order; returns how many."""
-        outbox = self.tables.outbox
         async with self.engine.begin() as conn:
-            rows = (
-                await conn.execute(
-                    select(outbox.c.id, outbox.c.envelope)
-                    .where(outbox.c.published_at.is_(None))
-                    .order_by(outbox.c.id)
-                    .limit(self.batch_size)
-                    .with_for_update(skip_locked=False)
-                )
-            ).all()
+            rows = (await conn.execute(self._unpublished)).all()
             if not rows:
                 return 0
             envelopes = [Envelope.model_validate(r.envelope) for r in rows]
             # Publish before marking: a crash in between republishes (consumers dedupe).
             await self.bus.publish(envelopes)
             await conn.execute(
-                update(outbox)
-                .where(outbox.c.id.in_([r.id for r in rows]))
-                .values(published_at=func.now())
+                _statements(self.tables).mark_published, {"ids": [r.id for r in rows]}
             )
         self.published_total += len(rows)
         return len(rows)

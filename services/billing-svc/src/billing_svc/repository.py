@@ -11,6 +11,7 @@ work does, once.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -19,7 +20,20 @@ from typing import Any
 
 from plugpay_events.types import utc_now
 from plugpay_platform.rows import column_values, record_from_row
-from sqlalchemy import Row, Table, and_, func, insert, select, update
+from sqlalchemy import (
+    ARRAY,
+    Executable,
+    Row,
+    Table,
+    and_,
+    any_,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -167,6 +181,149 @@ def _stored_transfer(r: Any) -> Transfer:
     )
 
 
+# Statements run for every charging session are built once: building a statement and its
+# cache key costs more CPU than running it (docs/performance.md).
+_OPEN_ACCOUNTS = text("""
+INSERT INTO accounts (id, code, kind, currency, rule, owner_id)
+SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:codes AS text[]), CAST(:kinds AS text[]),
+    CAST(:currencies AS text[]), CAST(:rules AS text[]), CAST(:owner_ids AS uuid[]))
+    AS opened(id, code, kind, currency, rule, owner_id)
+ORDER BY id
+ON CONFLICT (id) DO NOTHING
+""")
+_SELECT_ACCOUNT = select(accounts).where(accounts.c.id == bindparam("id"))
+_LOCK_ACCOUNTS_BY_ID = (
+    select(accounts)
+    .where(accounts.c.id == any_(bindparam("ids", type_=ARRAY(accounts.c.id.type))))
+    .order_by(accounts.c.id)
+    .with_for_update(key_share=True)  # FOR NO KEY UPDATE: FK checks need not wait
+)
+_SELECT_TRANSFER = select(transfers).where(transfers.c.id == bindparam("id"))
+_SELECT_RESOLUTION = select(transfers).where(transfers.c.pending_id == bindparam("pending_id"))
+
+_SELECT_PROFILE = select(billing_accounts).where(billing_accounts.c.user_id == bindparam("user_id"))
+_SELECT_PROFILE_FOR_UPDATE = _SELECT_PROFILE.with_for_update()
+_INSERT_PROFILE = (
+    pg_insert(billing_accounts).values(user_id=bindparam("user_id")).on_conflict_do_nothing()
+)
+_SELECT_EMAIL = select(billing_accounts.c.email).where(
+    billing_accounts.c.user_id == bindparam("user_id")
+)
+_SELECT_METHOD = select(payment_methods).where(
+    payment_methods.c.id == bindparam("id"),
+    payment_methods.c.user_id == bindparam("user_id"),
+    payment_methods.c.removed_at.is_(None),
+)
+_SELECT_DEFAULT_METHOD = select(payment_methods).where(
+    payment_methods.c.user_id == bindparam("user_id"),
+    payment_methods.c.removed_at.is_(None),
+    payment_methods.c.is_default,
+)
+_SELECT_SESSION = select(billing_sessions).where(
+    billing_sessions.c.session_id == bindparam("session_id")
+)
+_SELECT_SESSION_FOR_UPDATE = _SELECT_SESSION.with_for_update()
+_SELECT_RECEIPT = select(receipts).where(receipts.c.session_id == bindparam("session_id"))
+_SELECT_RECEIPT_FOR_UPDATE = _SELECT_RECEIPT.with_for_update()
+_SELECT_TOPUP = select(topups).where(topups.c.id == bindparam("id"))
+_INSERT_OPERATION = (
+    pg_insert(processor_operations)
+    .values(
+        key=bindparam("key"),
+        kind=bindparam("kind"),
+        reference=bindparam("reference"),
+        params=bindparam("params"),
+    )
+    .on_conflict_do_nothing()
+)
+_SELECT_OPERATION = select(processor_operations).where(
+    processor_operations.c.key == bindparam("key")
+)
+_FINISH_OPERATION = (
+    update(processor_operations)
+    .where(
+        processor_operations.c.key == bindparam("b_key"),
+        processor_operations.c.status == "pending",
+    )
+    .values(status=bindparam("status"), outcome=bindparam("outcome"), updated_at=func.now())
+)
+_SELECT_PENDING_OPERATIONS_OF = select(processor_operations).where(
+    processor_operations.c.reference == bindparam("reference"),
+    processor_operations.c.status == "pending",
+)
+_NEXT_DOCUMENT_NUMBER = (
+    pg_insert(document_counters)
+    .values(
+        organisation_id=bindparam("organisation_id"),
+        series=bindparam("series"),
+        year=bindparam("year"),
+        last_number=1,
+    )
+    .on_conflict_do_update(
+        index_elements=["organisation_id", "series", "year"],
+        set_={"last_number": document_counters.c.last_number + 1},
+    )
+    .returning(document_counters.c.last_number)
+)
+_SELECT_LEGAL_PROFILE = select(legal_profiles).where(
+    legal_profiles.c.organisation_id == bindparam("organisation_id")
+)
+_SELECT_STATION = select(stations).where(stations.c.station_id == bindparam("station_id"))
+_SELECT_GUEST_CHECKOUT = select(guest_checkouts).where(
+    guest_checkouts.c.user_id == bindparam("user_id")
+)
+_SELECT_GUEST_CHECKOUT_FOR_UPDATE = _SELECT_GUEST_CHECKOUT.with_for_update()
+
+
+# Those writing the columns a caller names: one per set of names (names come from code only).
+def _bound(names: frozenset[str]) -> dict[str, Any]:
+    """Each named column's value as the bind parameter of the same name."""
+    return {name: bindparam(name) for name in names}
+
+
+@functools.cache
+def _insert_session(names: frozenset[str]) -> Executable:
+    return (
+        pg_insert(billing_sessions)
+        .values(_bound(names))
+        .on_conflict_do_nothing()
+        .returning(billing_sessions.c.session_id)
+    )
+
+
+@functools.cache
+def _update_session(names: frozenset[str]) -> Executable:
+    return (
+        update(billing_sessions)
+        .where(billing_sessions.c.session_id == bindparam("b_session_id"))
+        .values({**_bound(names), "updated_at": func.now()})
+    )
+
+
+@functools.cache
+def _insert_receipt(names: frozenset[str]) -> Executable:
+    return insert(receipts).values(_bound(names))
+
+
+@functools.cache
+def _insert_cost_overrun(names: frozenset[str]) -> Executable:
+    return pg_insert(cost_overruns).values(_bound(names)).on_conflict_do_nothing()
+
+
+@functools.cache
+def _insert_review(names: frozenset[str]) -> Executable:
+    return pg_insert(session_reviews).values(_bound(names)).on_conflict_do_nothing()
+
+
+@functools.cache
+def _update_guest_checkout(names: frozenset[str]) -> Executable:
+    return (
+        update(guest_checkouts)
+        .where(guest_checkouts.c.user_id == bindparam("b_user_id"))
+        .values({**_bound(names), "updated_at": func.now()})
+    )
+
+
 class LedgerRepository:
     """Accounts and transfers in PostgreSQL, with the rules of ``domain``."""
 
@@ -183,57 +340,38 @@ class LedgerRepository:
     async def open_all(self, *wanted: tuple[AccountKind, str, uuid.UUID | None]) -> list[uuid.UUID]:
         """``open`` for several accounts in one statement; their ids in the order asked."""
         opened = [Account.open(kind, currency, owner) for kind, currency, owner in wanted]
-        # In id order, the one global order, like every lock here: two use cases opening the
-        # same new accounts wait for each other instead of deadlocking.
-        rows = {
-            account.id: {
-                "id": account.id,
-                "code": account.code,
-                "kind": account.kind.value,
-                "currency": account.currency,
-                "rule": account.rule.value,
-                "owner_id": account.owner_id,
-            }
-            for account in opened
-        }
+        # In id order (the statement's ORDER BY), the one global order, like every lock here:
+        # two use cases opening the same new accounts wait for each other instead of deadlocking.
+        unique = {account.id: account for account in opened}.values()
         await self.session.execute(
-            pg_insert(accounts)
-            .values([rows[account_id] for account_id in sorted(rows)])
-            .on_conflict_do_nothing(index_elements=["id"])
+            _OPEN_ACCOUNTS,
+            {
+                "ids": [account.id for account in unique],
+                "codes": [account.code for account in unique],
+                "kinds": [account.kind.value for account in unique],
+                "currencies": [account.currency for account in unique],
+                "rules": [account.rule.value for account in unique],
+                "owner_ids": [account.owner_id for account in unique],
+            },
         )
         return [account.id for account in opened]
 
     async def account(self, account_id: uuid.UUID) -> Account | None:
-        row = (
-            await self.session.execute(select(accounts).where(accounts.c.id == account_id))
-        ).first()
+        row = (await self.session.execute(_SELECT_ACCOUNT, {"id": account_id})).first()
         return _account(row) if row else None
 
     async def lock_accounts(self, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Account]:
         """Lock rows in id order (the one global order) and return them as they are now."""
         wanted = sorted(set(ids))
-        rows = (
-            await self.session.execute(
-                select(accounts)
-                .where(accounts.c.id.in_(wanted))
-                .order_by(accounts.c.id)
-                .with_for_update(key_share=True)  # FOR NO KEY UPDATE: FK checks need not wait
-            )
-        ).all()
+        rows = (await self.session.execute(_LOCK_ACCOUNTS_BY_ID, {"ids": wanted})).all()
         return {row.id: _account(row) for row in rows}
 
     async def transfer(self, transfer_id: uuid.UUID) -> Transfer | None:
-        row = (
-            await self.session.execute(select(transfers).where(transfers.c.id == transfer_id))
-        ).first()
+        row = (await self.session.execute(_SELECT_TRANSFER, {"id": transfer_id})).first()
         return _transfer(row) if row else None
 
     async def resolution_of(self, pending_id: uuid.UUID) -> Transfer | None:
-        row = (
-            await self.session.execute(
-                select(transfers).where(transfers.c.pending_id == pending_id)
-            )
-        ).first()
+        row = (await self.session.execute(_SELECT_RESOLUTION, {"pending_id": pending_id})).first()
         return _transfer(row) if row else None
 
     async def create_transfer(
@@ -412,13 +550,11 @@ class BillingRepository:
 
     # profiles
     async def _profile_row(self, user_id: uuid.UUID, *, lock: bool = False) -> Row[Any] | None:
-        query = select(billing_accounts).where(billing_accounts.c.user_id == user_id)
-        return (await self.session.execute(query.with_for_update() if lock else query)).first()
+        query = _SELECT_PROFILE_FOR_UPDATE if lock else _SELECT_PROFILE
+        return (await self.session.execute(query, {"user_id": user_id})).first()
 
     async def ensure_profile(self, user_id: uuid.UUID) -> BillingProfile:
-        await self.session.execute(
-            pg_insert(billing_accounts).values(user_id=user_id).on_conflict_do_nothing()
-        )
+        await self.session.execute(_INSERT_PROFILE, {"user_id": user_id})
         row = await self._profile_row(user_id)
         assert row is not None  # inserted above, or there already
         return _profile(row)
@@ -466,26 +602,12 @@ class BillingRepository:
 
     async def method(self, user_id: uuid.UUID, method_id: uuid.UUID) -> PaymentMethod | None:
         row = (
-            await self.session.execute(
-                select(payment_methods).where(
-                    payment_methods.c.id == method_id,
-                    payment_methods.c.user_id == user_id,
-                    payment_methods.c.removed_at.is_(None),
-                )
-            )
+            await self.session.execute(_SELECT_METHOD, {"id": method_id, "user_id": user_id})
         ).first()
         return _method(row) if row else None
 
     async def default_method(self, user_id: uuid.UUID) -> PaymentMethod | None:
-        row = (
-            await self.session.execute(
-                select(payment_methods).where(
-                    payment_methods.c.user_id == user_id,
-                    payment_methods.c.removed_at.is_(None),
-                    payment_methods.c.is_default,
-                )
-            )
-        ).first()
+        row = (await self.session.execute(_SELECT_DEFAULT_METHOD, {"user_id": user_id})).first()
         return _method(row) if row else None
 
     async def set_default(self, user_id: uuid.UUID, method_id: uuid.UUID) -> None:
@@ -509,32 +631,24 @@ class BillingRepository:
 
     # sessions
     async def session_row(self, session_id: uuid.UUID, *, lock: bool = False) -> Row[Any] | None:
-        query = select(billing_sessions).where(billing_sessions.c.session_id == session_id)
-        if lock:
-            query = query.with_for_update()
-        return (await self.session.execute(query)).first()
+        query = _SELECT_SESSION_FOR_UPDATE if lock else _SELECT_SESSION
+        return (await self.session.execute(query, {"session_id": session_id})).first()
 
     async def insert_session(self, **values: Any) -> bool:
         """Insert once; False when this session is already known (a replayed event)."""
-        result = await self.session.execute(
-            pg_insert(billing_sessions)
-            .values(**values)
-            .on_conflict_do_nothing()
-            .returning(billing_sessions.c.session_id)
-        )
+        result = await self.session.execute(_insert_session(frozenset(values)), values)
         return result.first() is not None
 
     async def update_session(self, session_id: uuid.UUID, **values: Any) -> None:
         await self.session.execute(
-            update(billing_sessions)
-            .where(billing_sessions.c.session_id == session_id)
-            .values(**values, updated_at=func.now())
+            _update_session(frozenset(values)), {**values, "b_session_id": session_id}
         )
 
     # receipts, refunds, top-ups
     async def insert_receipt(self, of: Row[Any], **values: Any) -> None:
         """The receipt of the billing session ``of``."""
-        await self.session.execute(insert(receipts).values(**_parties_of(of), **values))
+        row = dict(**_parties_of(of), **values)
+        await self.session.execute(_insert_receipt(frozenset(row)), row)
 
     async def update_receipt(self, session_id: uuid.UUID, **values: Any) -> None:
         await self.session.execute(
@@ -542,10 +656,8 @@ class BillingRepository:
         )
 
     async def receipt(self, session_id: uuid.UUID, *, lock: bool = False) -> Row[Any] | None:
-        query = select(receipts).where(receipts.c.session_id == session_id)
-        if lock:
-            query = query.with_for_update()
-        return (await self.session.execute(query)).first()
+        query = _SELECT_RECEIPT_FOR_UPDATE if lock else _SELECT_RECEIPT
+        return (await self.session.execute(query, {"session_id": session_id})).first()
 
     async def refunded(self, session_id: uuid.UUID, *, with_pending: bool = False) -> int:
         """Refunded so far; ``with_pending`` adds refunds still at the processor (reserved)."""
@@ -562,33 +674,20 @@ class BillingRepository:
         self, key: str, kind: str, reference: str, params: dict[str, Any]
     ) -> None:
         await self.session.execute(
-            pg_insert(processor_operations)
-            .values(key=key, kind=kind, reference=reference, params=params)
-            .on_conflict_do_nothing()
+            _INSERT_OPERATION, {"key": key, "kind": kind, "reference": reference, "params": params}
         )
 
     async def operation(self, key: str) -> Row[Any] | None:
-        return (
-            await self.session.execute(
-                select(processor_operations).where(processor_operations.c.key == key)
-            )
-        ).first()
+        return (await self.session.execute(_SELECT_OPERATION, {"key": key})).first()
 
     async def finish_operation(self, key: str, status: str, outcome: dict[str, Any]) -> None:
         """Record a call's outcome; the first recorded outcome stays (a retry's is the same)."""
         await self.session.execute(
-            update(processor_operations)
-            .where(processor_operations.c.key == key, processor_operations.c.status == "pending")
-            .values(status=status, outcome=outcome, updated_at=func.now())
+            _FINISH_OPERATION, {"b_key": key, "status": status, "outcome": outcome}
         )
 
     async def pending_operations_of(self, reference: str) -> list[Row[Any]]:
-        rows = await self.session.execute(
-            select(processor_operations).where(
-                processor_operations.c.reference == reference,
-                processor_operations.c.status == "pending",
-            )
-        )
+        rows = await self.session.execute(_SELECT_PENDING_OPERATIONS_OF, {"reference": reference})
         return list(rows.all())
 
     async def pending_operations(self, older_than: datetime, limit: int) -> list[Row[Any]]:
@@ -702,20 +801,12 @@ class BillingRepository:
     ) -> int:
         """The next number of the series, its counter row locked until the caller's commit
         (a rollback gives the number back: no gaps, no duplicates)."""
-        stmt = (
-            pg_insert(document_counters)
-            .values(organisation_id=organisation_id, series=series, year=year, last_number=1)
-            .on_conflict_do_update(
-                index_elements=["organisation_id", "series", "year"],
-                set_={"last_number": document_counters.c.last_number + 1},
-            )
-            .returning(document_counters.c.last_number)
-        )
-        return int((await self.session.execute(stmt)).scalar_one())
+        params = {"organisation_id": organisation_id, "series": series, "year": year}
+        return int((await self.session.execute(_NEXT_DOCUMENT_NUMBER, params)).scalar_one())
 
     async def legal_profile(self, organisation_id: uuid.UUID) -> Row[Any] | None:
-        query = select(legal_profiles).where(legal_profiles.c.organisation_id == organisation_id)
-        return (await self.session.execute(query)).first()
+        params = {"organisation_id": organisation_id}
+        return (await self.session.execute(_SELECT_LEGAL_PROFILE, params)).first()
 
     async def put_legal_profile(
         self,
@@ -755,29 +846,25 @@ class BillingRepository:
         )
 
     async def station(self, station_id: str) -> Row[Any] | None:
-        query = select(stations).where(stations.c.station_id == station_id)
-        return (await self.session.execute(query)).first()
+        return (await self.session.execute(_SELECT_STATION, {"station_id": station_id})).first()
 
     async def learn_email(self, user_id: uuid.UUID, email: str) -> None:
         await self.ensure_profile(user_id)
         await self.update_profile(user_id, email=email)
 
     async def email_of(self, user_id: uuid.UUID) -> str | None:
-        query = select(billing_accounts.c.email).where(billing_accounts.c.user_id == user_id)
-        return await self.session.scalar(query)
+        return await self.session.scalar(_SELECT_EMAIL, {"user_id": user_id})
 
     async def insert_cost_overrun(self, of: Row[Any], **values: Any) -> None:
         """The cost overrun of the billing session ``of`` (a replay keeps the first)."""
-        await self.session.execute(
-            pg_insert(cost_overruns).values(**_parties_of(of), **values).on_conflict_do_nothing()
-        )
+        row = dict(**_parties_of(of), **values)
+        await self.session.execute(_insert_cost_overrun(frozenset(row)), row)
 
     # sessions held for review
     async def insert_review(self, of: Row[Any], **values: Any) -> None:
         """The review of the billing session ``of`` (a replay keeps the first)."""
-        await self.session.execute(
-            pg_insert(session_reviews).values(**_parties_of(of), **values).on_conflict_do_nothing()
-        )
+        row = dict(**_parties_of(of), **values)
+        await self.session.execute(_insert_review(frozenset(row)), row)
 
     async def review(self, session_id: uuid.UUID, *, lock: bool = False) -> Row[Any] | None:
         query = select(session_reviews).where(session_reviews.c.session_id == session_id)
@@ -875,7 +962,7 @@ class BillingRepository:
         await self.session.execute(pg_insert(topups).values(**values).on_conflict_do_nothing())
 
     async def topup(self, topup_id: uuid.UUID) -> Row[Any] | None:
-        return (await self.session.execute(select(topups).where(topups.c.id == topup_id))).first()
+        return (await self.session.execute(_SELECT_TOPUP, {"id": topup_id})).first()
 
     async def revenue(
         self, organisation_id: uuid.UUID, start: datetime, end: datetime
@@ -998,8 +1085,8 @@ class BillingRepository:
     async def guest_checkout(
         self, user_id: uuid.UUID, *, lock: bool = False
     ) -> GuestCheckout | None:
-        query = select(guest_checkouts).where(guest_checkouts.c.user_id == user_id)
-        row = (await self.session.execute(query.with_for_update() if lock else query)).first()
+        query = _SELECT_GUEST_CHECKOUT_FOR_UPDATE if lock else _SELECT_GUEST_CHECKOUT
+        row = (await self.session.execute(query, {"user_id": user_id})).first()
         return record_from_row(GuestCheckout, row) if row is not None else None
 
     async def insert_guest_checkout(self, checkout: GuestCheckout) -> None:
@@ -1009,9 +1096,7 @@ class BillingRepository:
 
     async def update_guest_checkout(self, user_id: uuid.UUID, **values: Any) -> None:
         await self.session.execute(
-            update(guest_checkouts)
-            .where(guest_checkouts.c.user_id == user_id)
-            .values(**values, updated_at=func.now())
+            _update_guest_checkout(frozenset(values)), {**values, "b_user_id": user_id}
         )
 
     async def unused_guest_checkouts(self, placed_before: datetime, limit: int) -> list[uuid.UUID]:

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from plugpay_platform.rows import record_from_row
-from sqlalchemy import Column, func, select, update
+from sqlalchemy import Column, Integer, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -52,6 +52,53 @@ class MailRecord:
 def _mail_columns(record: type[DataclassInstance]) -> list[Column[Any]]:
     """The columns of ``mails`` that ``record``'s fields are named after, in field order."""
     return [mails.c[f.name] for f in fields(record)]
+
+
+# What every session's receipt runs, built once: building a statement and its cache key costs
+# more CPU than running it (docs/performance.md).
+_ADD_CONTACT = pg_insert(contacts).values(user_id=bindparam("user_id")).on_conflict_do_nothing()
+_CONTACT = select(contacts).where(contacts.c.user_id == bindparam("user_id"))
+_CONTACT_LOCKED = _CONTACT.with_for_update()
+_LEARN_SESSION = pg_insert(session_drivers).on_conflict_do_nothing()
+_SESSION_DRIVER = select(session_drivers.c.user_id).where(
+    session_drivers.c.session_id == bindparam("session_id")
+)
+_SESSION_STATION = select(session_drivers.c.station_id).where(
+    session_drivers.c.session_id == bindparam("session_id")
+)
+_ENQUEUE = (
+    pg_insert(mails).on_conflict_do_nothing(constraint="uq_mails_event_kind").returning(mails.c.id)
+)
+_CLAIM_DUE = (
+    update(mails)
+    .where(
+        mails.c.id.in_(
+            select(mails.c.id)
+            .where(
+                mails.c.state.in_(("queued", "sending")),
+                mails.c.next_attempt_at <= bindparam("now"),
+            )
+            .order_by(mails.c.next_attempt_at, mails.c.id)
+            .limit(bindparam("limit", type_=Integer()))
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+    )
+    .values(state="sending", attempts=mails.c.attempts + 1, next_attempt_at=bindparam("lease"))
+    .returning(*_mail_columns(QueuedMail))
+)
+_MARK_SENT = (
+    update(mails)
+    .where(mails.c.id == bindparam("mail_id"))
+    .values(
+        state="sent",
+        sent_at=bindparam("at", type_=mails.c.sent_at.type),
+        text_body=None,
+        html_body=None,
+        attachment=None,
+        last_error=None,
+    )
+)
 
 
 def _contact(row: Any) -> Contact:
@@ -99,20 +146,12 @@ class NotificationRepository:
         """The contact, row-locked until the commit (created empty if unknown), so a mail
         queued to wait for the address and the event teaching the address serialise: either
         the address is seen here, or ``learn_email`` sees the waiting mail."""
-        await self.session.execute(
-            pg_insert(contacts).values(user_id=user_id).on_conflict_do_nothing()
-        )
-        row = (
-            await self.session.execute(
-                select(contacts).where(contacts.c.user_id == user_id).with_for_update()
-            )
-        ).one()
+        await self.session.execute(_ADD_CONTACT, {"user_id": user_id})
+        row = (await self.session.execute(_CONTACT_LOCKED, {"user_id": user_id})).one()
         return _contact(row)
 
     async def contact(self, user_id: uuid.UUID) -> Contact | None:
-        row = (
-            await self.session.execute(select(contacts).where(contacts.c.user_id == user_id))
-        ).first()
+        row = (await self.session.execute(_CONTACT, {"user_id": user_id})).first()
         if row is None:
             return None
         return _contact(row)
@@ -123,20 +162,15 @@ class NotificationRepository:
         self, session_id: uuid.UUID, user_id: uuid.UUID, station_id: str
     ) -> None:
         await self.session.execute(
-            pg_insert(session_drivers)
-            .values(session_id=session_id, user_id=user_id, station_id=station_id)
-            .on_conflict_do_nothing()
+            _LEARN_SESSION,
+            {"session_id": session_id, "user_id": user_id, "station_id": station_id},
         )
 
     async def session_driver(self, session_id: uuid.UUID) -> uuid.UUID | None:
-        return await self.session.scalar(
-            select(session_drivers.c.user_id).where(session_drivers.c.session_id == session_id)
-        )
+        return await self.session.scalar(_SESSION_DRIVER, {"session_id": session_id})
 
     async def session_station(self, session_id: uuid.UUID) -> str | None:
-        return await self.session.scalar(
-            select(session_drivers.c.station_id).where(session_drivers.c.session_id == session_id)
-        )
+        return await self.session.scalar(_SESSION_STATION, {"session_id": session_id})
 
     # --- the mail queue -------------------------------------------------------------------
 
@@ -155,21 +189,19 @@ class NotificationRepository:
         """Queue a mail; False if this event's mail of this kind exists (a second guard
         behind the inbox)."""
         result = await self.session.execute(
-            pg_insert(mails)
-            .values(
-                event_id=event_id,
-                kind=kind,
-                user_id=user_id,
-                to_address=to_address,
-                subject=subject,
-                text_body=text_body,
-                html_body=html_body,
-                attachment_name=attachment[0] if attachment else None,
-                attachment=attachment[1] if attachment else None,
-                state="queued" if to_address else "awaiting_address",
-            )
-            .on_conflict_do_nothing(constraint="uq_mails_event_kind")
-            .returning(mails.c.id)
+            _ENQUEUE,
+            {
+                "event_id": event_id,
+                "kind": kind,
+                "user_id": user_id,
+                "to_address": to_address,
+                "subject": subject,
+                "text_body": text_body,
+                "html_body": html_body,
+                "attachment_name": attachment[0] if attachment else None,
+                "attachment": attachment[1] if attachment else None,
+                "state": "queued" if to_address else "awaiting_address",
+            },
         )
         return result.first() is not None
 
@@ -177,36 +209,14 @@ class NotificationRepository:
         """Take up to ``limit`` due mails for sending until ``lease_until`` (the caller commits
         before it sends: no lock is held during SMTP). A sender that dies leaves its mails
         ``sending``; they are due again when the lease ends."""
-        due = (
-            select(mails.c.id)
-            .where(mails.c.state.in_(("queued", "sending")), mails.c.next_attempt_at <= now)
-            .order_by(mails.c.next_attempt_at, mails.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
         result = await self.session.execute(
-            update(mails)
-            .where(mails.c.id.in_(due))
-            .values(state="sending", attempts=mails.c.attempts + 1, next_attempt_at=lease_until)
-            .returning(*_mail_columns(QueuedMail))
+            _CLAIM_DUE, {"now": now, "limit": limit, "lease": lease_until}
         )
         claimed = [record_from_row(QueuedMail, row) for row in result.all()]
         return sorted(claimed, key=lambda m: m.id)
 
     async def mark_sent(self, mail_id: int, at: datetime) -> None:
-        await self.session.execute(
-            update(mails)
-            .where(mails.c.id == mail_id)
-            .values(
-                state="sent",
-                sent_at=at,
-                text_body=None,
-                html_body=None,
-                attachment=None,
-                last_error=None,
-            )
-        )
+        await self.session.execute(_MARK_SENT, {"mail_id": mail_id, "at": at})
 
     async def mark_failed(
         self, mail_id: int, state: MailState, next_attempt_at: datetime | None, error: str

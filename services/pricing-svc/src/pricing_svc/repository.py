@@ -12,7 +12,7 @@ from plugpay_events.contracts.pricing import AccessPolicy
 from plugpay_events.outbox import Outbox
 from plugpay_platform.rows import column_values
 from plugpay_tariffs import CostBreakdown, Tariff
-from sqlalchemy import RowMapping, Select, select, update
+from sqlalchemy import RowMapping, Select, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,6 +35,38 @@ from pricing_svc.tables import (
     tariffs,
 )
 
+# What every quote, status change and cost runs, built once: building a statement and its cache
+# key costs more CPU than running it (docs/performance.md).
+_STATION = select(stations).where(stations.c.station_id == bindparam("station_id"))
+_STATION_LOCKED = _STATION.with_for_update()
+_SESSION_PRICING = select(session_pricings).where(
+    session_pricings.c.session_id == bindparam("session_id")
+)
+_SESSION_PRICING_LOCKED = _SESSION_PRICING.with_for_update()
+_ADD_SESSION_PRICING = (
+    pg_insert(session_pricings).on_conflict_do_nothing().returning(session_pricings.c.session_id)
+)
+_SAVE_COST = (
+    update(session_pricings)
+    # An UPDATE's parameters named like a column set that column: the key needs another name.
+    .where(session_pricings.c.session_id == bindparam("where_session_id"))
+    .values(
+        cost_total_minor=bindparam("cost_total_minor"),
+        cost_currency=bindparam("cost_currency"),
+        cost_breakdown=bindparam("cost_breakdown", type_=session_pricings.c.cost_breakdown.type),
+        costed_at=bindparam("costed_at"),
+    )
+)
+_upsert_status = pg_insert(connector_status)
+_SAVE_CONNECTOR_STATUS = _upsert_status.on_conflict_do_update(
+    index_elements=[connector_status.c.station_id, connector_status.c.connector_id],
+    set_={
+        "status": _upsert_status.excluded.status,
+        "error_code": _upsert_status.excluded.error_code,
+        "changed_at": _upsert_status.excluded.changed_at,
+    },
+)
+
 
 class PricingRepository:
     """Queries and writes inside the caller's transaction; never commits."""
@@ -46,8 +78,8 @@ class PricingRepository:
     # --- stations ----------------------------------------------------------------------------
 
     async def station(self, station_id: str, *, for_update: bool = False) -> Station | None:
-        query = select(stations).where(stations.c.station_id == station_id)
-        row = await self._first(query, for_update=for_update)
+        query = _STATION_LOCKED if for_update else _STATION
+        row = (await self.session.execute(query, {"station_id": station_id})).mappings().first()
         return _station(row) if row else None
 
     async def stations_of(self, organisation_id: uuid.UUID) -> list[Station]:
@@ -154,14 +186,15 @@ class PricingRepository:
     async def save_connector_status(
         self, station_id: str, connector_id: int, status: str, error_code: str | None, at: datetime
     ) -> None:
-        values = {"status": status, "error_code": error_code, "changed_at": at}
         await self.session.execute(
-            pg_insert(connector_status)
-            .values(station_id=station_id, connector_id=connector_id, **values)
-            .on_conflict_do_update(
-                index_elements=[connector_status.c.station_id, connector_status.c.connector_id],
-                set_=values,
-            )
+            _SAVE_CONNECTOR_STATUS,
+            {
+                "station_id": station_id,
+                "connector_id": connector_id,
+                "status": status,
+                "error_code": error_code,
+                "changed_at": at,
+            },
         )
 
     async def directory(
@@ -284,22 +317,18 @@ class PricingRepository:
     async def session_pricing(
         self, session_id: uuid.UUID, *, for_update: bool = False
     ) -> SessionPricing | None:
-        query = select(session_pricings).where(session_pricings.c.session_id == session_id)
-        row = await self._first(query, for_update=for_update)
+        query = _SESSION_PRICING_LOCKED if for_update else _SESSION_PRICING
+        row = (await self.session.execute(query, {"session_id": session_id})).mappings().first()
         return _pricing(row) if row else None
 
     async def add_session_pricing(self, record: SessionPricing) -> bool:
         """Insert the decision; False when this session was decided before."""
         result = await self.session.execute(
-            pg_insert(session_pricings)
-            .values(
-                {
-                    **column_values(record, session_pricings),
-                    "tariff": record.tariff.model_dump(mode="json") if record.tariff else None,
-                }
-            )
-            .on_conflict_do_nothing()
-            .returning(session_pricings.c.session_id)
+            _ADD_SESSION_PRICING,
+            {
+                **column_values(record, session_pricings),
+                "tariff": record.tariff.model_dump(mode="json") if record.tariff else None,
+            },
         )
         return result.first() is not None
 
@@ -307,14 +336,14 @@ class PricingRepository:
         self, session_id: uuid.UUID, cost: CostBreakdown, costed_at: datetime
     ) -> None:
         await self.session.execute(
-            update(session_pricings)
-            .where(session_pricings.c.session_id == session_id)
-            .values(
-                cost_total_minor=cost.total_incl_vat,
-                cost_currency=cost.currency,
-                cost_breakdown=cost.model_dump(mode="json"),
-                costed_at=costed_at,
-            )
+            _SAVE_COST,
+            {
+                "where_session_id": session_id,
+                "cost_total_minor": cost.total_incl_vat,
+                "cost_currency": cost.currency,
+                "cost_breakdown": cost.model_dump(mode="json"),
+                "costed_at": costed_at,
+            },
         )
 
     async def _first(self, query: Select[Any], *, for_update: bool) -> RowMapping | None:

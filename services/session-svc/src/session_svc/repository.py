@@ -9,7 +9,7 @@ from typing import Any
 
 from plugpay_events.contracts.sessions import SessionCodeScanned
 from plugpay_events.outbox import OutboxTables
-from sqlalchemy import and_, delete, func, or_, select, text, tuple_
+from sqlalchemy import Integer, Interval, and_, bindparam, delete, func, or_, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -31,28 +31,139 @@ STORE_LOCK = "session-svc.store"
 UPDATES_CHANNEL = "session_svc_updates"
 # Typed codes the store has just learned (payload: the code), for scans waiting on one.
 CODES_CHANNEL = "session_svc_codes"
+# Where a scan waits for pricing and billing; from authorised on it has its answer.
+WAITING_FOR_AUTHORISATION = (
+    SessionStatus.CODE_ISSUED.value,
+    SessionStatus.SCANNED.value,
+    SessionStatus.PRICED.value,
+)
+
+# Statements run for every session or scan are built once: building a statement and its cache
+# key costs more CPU than running it (docs/performance.md).
+_LOCK_STORE_SHARED = text("SELECT pg_advisory_xact_lock_shared(hashtext(:k))")
+_TRY_LOCK_STORE_SHARED = text("SELECT pg_try_advisory_xact_lock_shared(hashtext(:k))")
+_LOCK_STORE_EXCLUSIVE = text("SELECT pg_advisory_lock(hashtext(:k))")
+_UNLOCK_STORE_EXCLUSIVE = text("SELECT pg_advisory_unlock(hashtext(:k))")
+_NOTIFY = text("SELECT pg_notify(:c, :p)")
+_NOTIFY_EACH = "SELECT count(pg_notify($1, payload)) FROM unnest($2::text[]) AS payload"
+
+_SELECT_SESSION = select(sessions.c.state).where(sessions.c.session_id == bindparam("session_id"))
+_SELECT_SESSION_FOR_UPDATE = _SELECT_SESSION.with_for_update()
+_SELECT_SESSIONS = select(sessions.c.state).where(
+    sessions.c.session_id.in_(bindparam("session_ids", expanding=True))
+)
+# Always in the same order, so two writers of overlapping sets cannot deadlock.
+_SELECT_SESSIONS_FOR_UPDATE = _SELECT_SESSIONS.order_by(sessions.c.session_id).with_for_update()
+_session_upsert = pg_insert(sessions)
+_UPSERT_SESSIONS = _session_upsert.on_conflict_do_update(
+    index_elements=[sessions.c.session_id],
+    set_={
+        c.name: _session_upsert.excluded[c.name] for c in sessions.columns if c.name != "session_id"
+    },
+)
+_SELECT_TYPED_CODE_SESSION = (
+    select(sessions.c.session_id)
+    .where(sessions.c.code == bindparam("code"))
+    .order_by(sessions.c.session_started_at.desc())
+    .limit(1)
+)
+_SELECT_NEWER_CODE = (
+    select(sessions.c.session_id)
+    .where(
+        sessions.c.station_id == bindparam("station_id"),
+        sessions.c.connector_id == bindparam("connector_id"),
+        sessions.c.session_started_at > bindparam("issued_at"),
+    )
+    .limit(1)
+)
+
+_meter_upsert = pg_insert(meter_summaries)
+_UPSERT_METER_READING = _meter_upsert.on_conflict_do_update(
+    index_elements=[meter_summaries.c.session_id],
+    set_={
+        c.name: _meter_upsert.excluded[c.name]
+        for c in meter_summaries.columns
+        if c.name != "session_id"
+    },
+    where=meter_summaries.c.sampled_at < _meter_upsert.excluded.sampled_at,
+)
+_SELECT_METER_READING = select(meter_summaries).where(
+    meter_summaries.c.session_id == bindparam("session_id")
+)
+
+_SELECT_STATION_PRESENCE = select(stations.c.online, stations.c.presence_changed_at).where(
+    stations.c.station_id == bindparam("station_id")
+)
+_SELECT_STATION_IDS = select(stations.c.station_id)
+_SELECT_STATION_NAME = select(stations.c.name).where(
+    stations.c.station_id == bindparam("station_id")
+)
+
+_DELETE_TIMERS = delete(timers).where(
+    timers.c.session_id.in_(bindparam("session_ids", expanding=True))
+)
+_INSERT_TIMERS = pg_insert(timers).on_conflict_do_nothing()
+_DELETE_TIMER = delete(timers).where(
+    timers.c.kind == bindparam("kind"), timers.c.session_id == bindparam("session_id")
+)
+_SELECT_DUE_TIMERS = (
+    select(timers.c.kind, timers.c.session_id)
+    .where(timers.c.due_at <= bindparam("now"))
+    .order_by(timers.c.due_at)
+    .limit(bindparam("limit", type_=Integer()))
+    .with_for_update(skip_locked=True)
+)
+_SELECT_NEXT_TIMER_DUE = select(func.min(timers.c.due_at))
+
+_COUNT_LATE_SCANS = (
+    select(func.count())
+    .select_from(scan_claims.outerjoin(sessions, sessions.c.session_id == scan_claims.c.session_id))
+    .where(
+        scan_claims.c.claimed_at > func.now() - bindparam("within", type_=Interval()),
+        scan_claims.c.claimed_at < func.now() - bindparam("waited", type_=Interval()),
+        or_(sessions.c.status.is_(None), sessions.c.status.in_(WAITING_FOR_AUTHORISATION)),
+    )
+)
+_INSERT_SCAN_CLAIM = pg_insert(scan_claims).on_conflict_do_nothing()
+_CLAIM_SCAN = _INSERT_SCAN_CLAIM.returning(scan_claims.c.session_id)
+_SELECT_PENDING_SCAN = select(scan_claims.c.scanned).where(
+    scan_claims.c.session_id == bindparam("session_id")
+)
+_SELECT_SCAN_CLAIMED = select(scan_claims.c.session_id).where(
+    scan_claims.c.session_id == bindparam("session_id")
+)
+_COUNT_HIT = (
+    pg_insert(rate_limit_hits)
+    .values(hits=1)
+    .on_conflict_do_update(
+        index_elements=[rate_limit_hits.c.key, rate_limit_hits.c.window_start],
+        set_={"hits": rate_limit_hits.c.hits + 1},
+    )
+    .returning(rate_limit_hits.c.hits)
+)
+_PRUNE_RATE_LIMITS = delete(rate_limit_hits).where(
+    rate_limit_hits.c.window_start < bindparam("before")
+)
 
 
 async def lock_store_shared(db: Conn) -> None:
     """Wait until no rebuild runs, and keep it out until this transaction ends."""
-    await db.execute(text("SELECT pg_advisory_xact_lock_shared(hashtext(:k))"), {"k": STORE_LOCK})
+    await db.execute(_LOCK_STORE_SHARED, {"k": STORE_LOCK})
 
 
 async def try_lock_store_shared(db: Conn) -> bool:
     """Like ``lock_store_shared`` but answers False at once while a rebuild runs."""
-    got = await db.scalar(
-        text("SELECT pg_try_advisory_xact_lock_shared(hashtext(:k))"), {"k": STORE_LOCK}
-    )
+    got = await db.scalar(_TRY_LOCK_STORE_SHARED, {"k": STORE_LOCK})
     return bool(got)
 
 
 async def lock_store_exclusive(db: Conn) -> None:
     """Session-level lock for a rebuild (held on a dedicated connection until released)."""
-    await db.execute(text("SELECT pg_advisory_lock(hashtext(:k))"), {"k": STORE_LOCK})
+    await db.execute(_LOCK_STORE_EXCLUSIVE, {"k": STORE_LOCK})
 
 
 async def unlock_store_exclusive(db: Conn) -> None:
-    await db.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": STORE_LOCK})
+    await db.execute(_UNLOCK_STORE_EXCLUSIVE, {"k": STORE_LOCK})
 
 
 async def reset_store(db: Conn, tables: OutboxTables, consumer: str) -> None:
@@ -67,21 +178,16 @@ async def reset_store(db: Conn, tables: OutboxTables, consumer: str) -> None:
 async def load_session(
     db: Conn, session_id: uuid.UUID, *, for_update: bool = False
 ) -> ChargingSession | None:
-    query = select(sessions.c.state).where(sessions.c.session_id == session_id)
-    if for_update:
-        query = query.with_for_update()
-    state = await db.scalar(query)
+    query = _SELECT_SESSION_FOR_UPDATE if for_update else _SELECT_SESSION
+    state = await db.scalar(query, {"session_id": session_id})
     return None if state is None else ChargingSession.model_validate(state)
 
 
 async def load_sessions(
     db: Conn, session_ids: set[uuid.UUID], *, for_update: bool = False
 ) -> dict[uuid.UUID, ChargingSession]:
-    query = select(sessions.c.state).where(sessions.c.session_id.in_(session_ids))
-    if for_update:
-        # Always in the same order, so two writers of overlapping sets cannot deadlock.
-        query = query.order_by(sessions.c.session_id).with_for_update()
-    rows = (await db.execute(query)).all()
+    query = _SELECT_SESSIONS_FOR_UPDATE if for_update else _SELECT_SESSIONS
+    rows = (await db.execute(query, {"session_ids": list(session_ids)})).all()
     states = [ChargingSession.model_validate(r.state) for r in rows]
     return {s.session_id: s for s in states}
 
@@ -113,30 +219,17 @@ async def save_sessions(db: Conn, states: list[ChargingSession]) -> None:
     """Upsert sessions' rows (one statement for many)."""
     if not states:
         return
-    statement = pg_insert(sessions)
-    excluded = statement.excluded
-    await db.execute(
-        statement.on_conflict_do_update(
-            index_elements=[sessions.c.session_id],
-            set_={c.name: excluded[c.name] for c in sessions.columns if c.name != "session_id"},
-        ),
-        [session_row(s) for s in states],
-    )
+    await db.execute(_UPSERT_SESSIONS, [session_row(s) for s in states])
 
 
 async def notify_session_changed(db: Conn, session_id: uuid.UUID) -> None:
     """Tell every process's live streams (delivered when the transaction commits)."""
-    await db.execute(text("SELECT pg_notify(:c, :p)"), {"c": UPDATES_CHANNEL, "p": str(session_id)})
+    await db.execute(_NOTIFY, {"c": UPDATES_CHANNEL, "p": str(session_id)})
 
 
 async def find_typed_code(db: Conn, code: str) -> uuid.UUID | None:
     """The newest session that showed this typed code."""
-    return await db.scalar(
-        select(sessions.c.session_id)
-        .where(sessions.c.code == code)
-        .order_by(sessions.c.session_started_at.desc())
-        .limit(1)
-    )
+    return await db.scalar(_SELECT_TYPED_CODE_SESSION, {"code": code})
 
 
 @dataclass(frozen=True)
@@ -210,28 +303,21 @@ class MeterReading:
 
 async def record_meter_reading(db: Conn, session_id: uuid.UUID, reading: MeterReading) -> None:
     """Keep the newest reading; older or repeated ones change nothing (order-independent)."""
-    values = {
-        "transaction_id": reading.transaction_id,
-        "sampled_at": reading.sampled_at,
-        "energy_register_wh": reading.energy_register_wh,
-        "power_w": reading.power_w,
-        "soc_percent": reading.soc_percent,
-    }
     await db.execute(
-        pg_insert(meter_summaries)
-        .values(session_id=session_id, **values)
-        .on_conflict_do_update(
-            index_elements=[meter_summaries.c.session_id],
-            set_=values,
-            where=meter_summaries.c.sampled_at < reading.sampled_at,
-        )
+        _UPSERT_METER_READING,
+        {
+            "session_id": session_id,
+            "transaction_id": reading.transaction_id,
+            "sampled_at": reading.sampled_at,
+            "energy_register_wh": reading.energy_register_wh,
+            "power_w": reading.power_w,
+            "soc_percent": reading.soc_percent,
+        },
     )
 
 
 async def load_meter_reading(db: Conn, session_id: uuid.UUID) -> MeterReading | None:
-    row = (
-        await db.execute(select(meter_summaries).where(meter_summaries.c.session_id == session_id))
-    ).first()
+    row = (await db.execute(_SELECT_METER_READING, {"session_id": session_id})).first()
     if row is None:
         return None
     return MeterReading(
@@ -263,13 +349,7 @@ async def _upsert_station(db: Conn, station_id: str, values: dict[str, Any]) -> 
 
 async def station_presence(db: Conn, station_id: str) -> tuple[bool, datetime | None] | None:
     """Whether the store last heard the station online, and since when (None: no word yet)."""
-    row = (
-        await db.execute(
-            select(stations.c.online, stations.c.presence_changed_at).where(
-                stations.c.station_id == station_id
-            )
-        )
-    ).first()
+    row = (await db.execute(_SELECT_STATION_PRESENCE, {"station_id": station_id})).first()
     if row is None or row.online is None:
         return None
     return bool(row.online), row.presence_changed_at
@@ -277,7 +357,7 @@ async def station_presence(db: Conn, station_id: str) -> tuple[bool, datetime | 
 
 async def station_ids(db: Conn) -> list[str]:
     """Every station the store knows (a code's station tag is matched against them)."""
-    return list(await db.scalars(select(stations.c.station_id)))
+    return list(await db.scalars(_SELECT_STATION_IDS))
 
 
 async def newer_code_exists(
@@ -286,19 +366,14 @@ async def newer_code_exists(
     """Whether the station issued a code for the connector after ``issued_at`` (which retired
     the older one: the gateway keeps one live code per connector)."""
     found = await db.scalar(
-        select(sessions.c.session_id)
-        .where(
-            sessions.c.station_id == station_id,
-            sessions.c.connector_id == connector_id,
-            sessions.c.session_started_at > issued_at,
-        )
-        .limit(1)
+        _SELECT_NEWER_CODE,
+        {"station_id": station_id, "connector_id": connector_id, "issued_at": issued_at},
     )
     return found is not None
 
 
 async def station_name(db: Conn, station_id: str) -> str | None:
-    return await db.scalar(select(stations.c.name).where(stations.c.station_id == station_id))
+    return await db.scalar(_SELECT_STATION_NAME, {"station_id": station_id})
 
 
 # --- timers --------------------------------------------------------------------------------
@@ -309,34 +384,25 @@ async def replace_timers(
 ) -> None:
     """Make these sessions' timers exactly ``due`` (kind, session id, due at)."""
     if session_ids:
-        await db.execute(delete(timers).where(timers.c.session_id.in_(session_ids)))
+        await db.execute(_DELETE_TIMERS, {"session_ids": session_ids})
     if due:
         await db.execute(
-            pg_insert(timers).on_conflict_do_nothing(),
-            [{"kind": k, "session_id": s, "due_at": d} for k, s, d in due],
+            _INSERT_TIMERS, [{"kind": k, "session_id": s, "due_at": d} for k, s, d in due]
         )
 
 
 async def delete_timer(db: Conn, kind: str, session_id: uuid.UUID) -> None:
-    await db.execute(delete(timers).where(timers.c.kind == kind, timers.c.session_id == session_id))
+    await db.execute(_DELETE_TIMER, {"kind": kind, "session_id": session_id})
 
 
 async def claim_due_timers(db: Conn, now: datetime, limit: int) -> list[tuple[str, uuid.UUID]]:
     """Due timers no other replica is working on; locked until this transaction ends."""
-    rows = (
-        await db.execute(
-            select(timers.c.kind, timers.c.session_id)
-            .where(timers.c.due_at <= now)
-            .order_by(timers.c.due_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-    ).all()
+    rows = (await db.execute(_SELECT_DUE_TIMERS, {"now": now, "limit": limit})).all()
     return [(r.kind, r.session_id) for r in rows]
 
 
 async def next_timer_due(db: Conn) -> datetime | None:
-    due: datetime | None = await db.scalar(select(func.min(timers.c.due_at)))
+    due: datetime | None = await db.scalar(_SELECT_NEXT_TIMER_DUE)
     return due
 
 
@@ -354,83 +420,46 @@ async def claim_scan(
     ``scanned`` (the event the scan emits) is kept on the claim so the winner can read the
     session at once, before the store has consumed the event back from the log."""
     result = await db.execute(
-        pg_insert(scan_claims)
-        .values(
-            session_id=session_id,
-            user_id=user_id,
-            scanned=scanned.model_dump(mode="json") if scanned is not None else None,
-        )
-        .on_conflict_do_nothing()
-        .returning(scan_claims.c.session_id)
+        _CLAIM_SCAN,
+        {
+            "session_id": session_id,
+            "user_id": user_id,
+            "scanned": scanned.model_dump(mode="json") if scanned is not None else None,
+        },
     )
     return result.first() is not None
-
-
-# Where a scan waits for pricing and billing; from authorised on it has its answer.
-WAITING_FOR_AUTHORISATION = (
-    SessionStatus.CODE_ISSUED.value,
-    SessionStatus.SCANNED.value,
-    SessionStatus.PRICED.value,
-)
 
 
 async def late_scans(db: Conn, *, waited: timedelta, within: timedelta) -> int:
     """Scans claimed in the last ``within`` that have waited longer than ``waited`` and whose
     session is not authorised (nor denied) yet. The database's clock, as the claims'."""
-    joined = scan_claims.outerjoin(sessions, sessions.c.session_id == scan_claims.c.session_id)
-    count = await db.scalar(
-        select(func.count())
-        .select_from(joined)
-        .where(
-            scan_claims.c.claimed_at > func.now() - within,
-            scan_claims.c.claimed_at < func.now() - waited,
-            or_(sessions.c.status.is_(None), sessions.c.status.in_(WAITING_FOR_AUTHORISATION)),
-        )
-    )
+    count = await db.scalar(_COUNT_LATE_SCANS, {"within": within, "waited": waited})
     return int(count or 0)
 
 
 async def record_scan_claim(db: Conn, session_id: uuid.UUID, user_id: uuid.UUID) -> None:
     """Projection side: a scan seen in the log is claimed (restores claims after a loss)."""
-    await db.execute(
-        pg_insert(scan_claims)
-        .values(session_id=session_id, user_id=user_id)
-        .on_conflict_do_nothing()
-    )
+    await db.execute(_INSERT_SCAN_CLAIM, {"session_id": session_id, "user_id": user_id})
 
 
 async def pending_scan(db: Conn, session_id: uuid.UUID) -> SessionCodeScanned | None:
     """The scan a claim recorded (None if unclaimed, or claimed by the projection)."""
-    value = await db.scalar(
-        select(scan_claims.c.scanned).where(scan_claims.c.session_id == session_id)
-    )
+    value = await db.scalar(_SELECT_PENDING_SCAN, {"session_id": session_id})
     return None if value is None else SessionCodeScanned.model_validate(value)
 
 
 async def is_scan_claimed(db: Conn, session_id: uuid.UUID) -> bool:
-    return (
-        await db.scalar(
-            select(scan_claims.c.session_id).where(scan_claims.c.session_id == session_id)
-        )
-    ) is not None
+    return (await db.scalar(_SELECT_SCAN_CLAIMED, {"session_id": session_id})) is not None
 
 
 async def count_hit(db: Conn, key: str, window_start: datetime) -> int:
     """Count one request in a fixed window; returns the hits so far in it."""
-    hits = await db.scalar(
-        pg_insert(rate_limit_hits)
-        .values(key=key, window_start=window_start, hits=1)
-        .on_conflict_do_update(
-            index_elements=[rate_limit_hits.c.key, rate_limit_hits.c.window_start],
-            set_={"hits": rate_limit_hits.c.hits + 1},
-        )
-        .returning(rate_limit_hits.c.hits)
-    )
+    hits = await db.scalar(_COUNT_HIT, {"key": key, "window_start": window_start})
     return int(hits or 0)
 
 
 async def prune_rate_limits(db: Conn, before: datetime) -> None:
-    await db.execute(delete(rate_limit_hits).where(rate_limit_hits.c.window_start < before))
+    await db.execute(_PRUNE_RATE_LIMITS, {"before": before})
 
 
 # --- bulk writes of a rebuild (plain asyncpg: COPY and array parameters) ------------------
@@ -557,11 +586,7 @@ async def notify_codes_learned(db: Conn, codes: set[str]) -> None:
 
 
 async def _notify_each(db: Conn, channel: str, payloads: list[str]) -> None:
-    """One NOTIFY on ``channel`` per payload, sent in one statement."""
+    """One _NOTIFY on ``channel`` per payload, sent in one statement."""
     if payloads:
         pg = await driver_connection(db)
-        await pg.execute(
-            "SELECT count(pg_notify($1, payload)) FROM unnest($2::text[]) AS payload",
-            channel,
-            payloads,
-        )
+        await pg.execute(_NOTIFY_EACH, channel, payloads)

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import Executable, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +29,206 @@ from station_gateway.tables import (
 
 COMMANDS_CHANNEL = "station_gateway_commands"
 DISPLAY_CHANNEL = "station_gateway_display"
+
+# The statements of every charging session, built once: building a statement and its cache key
+# costs more CPU than running it (docs/performance.md).
+_STATION = select(stations).where(stations.c.station_id == bindparam("station_id"))
+_PRESENCE = (
+    select(station_presence, gateway_instances.c.beat_at)
+    .outerjoin(
+        gateway_instances,
+        gateway_instances.c.instance_id == station_presence.c.instance_id,
+    )
+    .where(station_presence.c.station_id == bindparam("station_id"))
+)
+_TOUCH_PRESENCE = text(
+    "UPDATE station_presence p SET last_seen_at = v.seen_at, online = true"
+    " FROM unnest(CAST(:ids AS text[]), CAST(:connections AS uuid[]),"
+    " CAST(:times AS timestamptz[])) AS v(station_id, connection_id, seen_at)"
+    " WHERE p.station_id = v.station_id AND p.connection_id = v.connection_id"
+    " AND p.last_seen_at < v.seen_at"
+)
+_INSTANCE_BEAT = (
+    insert(gateway_instances)
+    .values(instance_id=bindparam("instance_id"))
+    .on_conflict_do_update(
+        index_elements=[gateway_instances.c.instance_id], set_={"beat_at": func.now()}
+    )
+)
+# The CTE reads the rows as they were before the upsert (one snapshot for the whole
+# statement), so each report learns what it replaced.
+_SET_CONNECTOR_STATUSES = text(
+    "WITH v AS (SELECT * FROM unnest(CAST(:stations AS text[]),"
+    " CAST(:connectors AS int[]), CAST(:statuses AS text[]),"
+    " CAST(:errors AS text[]), CAST(:times AS timestamptz[]))"
+    " AS v(station_id, connector_id, status, error_code, changed_at)),"
+    " previous AS (SELECT c.station_id, c.connector_id, c.status"
+    " FROM connector_status c JOIN v USING (station_id, connector_id))"
+    " INSERT INTO connector_status AS c"
+    " (station_id, connector_id, status, error_code, changed_at, reported_at)"
+    " SELECT station_id, connector_id, status, error_code, changed_at, now()"
+    " FROM v ON CONFLICT (station_id, connector_id) DO UPDATE SET"
+    " status = excluded.status, error_code = excluded.error_code,"
+    " changed_at = excluded.changed_at, reported_at = excluded.reported_at"
+    " RETURNING c.station_id, c.connector_id, (SELECT p.status FROM previous p"
+    " WHERE p.station_id = c.station_id AND p.connector_id = c.connector_id)"
+    " AS previous"
+)
+_CONNECTOR_STATUSES = select(connector_status.c.connector_id, connector_status.c.status).where(
+    connector_status.c.station_id == bindparam("station_id")
+)
+_NEXT_OCPP_ID = select(ocpp_ids.next_value())
+_INSERT_SESSION = insert(sessions)
+_SESSION_BY_ID = select(sessions).where(sessions.c.session_id == bindparam("session_id"))
+_SESSION_BY_ID_FOR_UPDATE = _SESSION_BY_ID.with_for_update()
+_LOCK_CONNECTOR = text("SELECT pg_advisory_xact_lock(hashtext(:key))")
+_CONNECTOR_SESSIONS_FOR_UPDATE = (
+    select(sessions)
+    .where(
+        sessions.c.station_id == bindparam("station_id"),
+        sessions.c.connector_id == bindparam("connector_id"),
+        sessions.c.state.in_(bindparam("states", expanding=True)),
+    )
+    .order_by(sessions.c.created_at)
+    .with_for_update()
+)
+_SESSION_IN_PROGRESS = (
+    select(sessions.c.session_id)
+    .where(
+        sessions.c.station_id == bindparam("station_id"),
+        sessions.c.connector_id == bindparam("connector_id"),
+        sessions.c.state.in_(("authorized", "starting", "charging")),
+    )
+    .limit(1)
+)
+_WAITING_STARTS = select(sessions).where(
+    sessions.c.state.in_(("authorized", "starting")),
+    sessions.c.transaction_id.is_(None),
+)
+_CHARGING_SESSIONS_AT = select(sessions).where(
+    sessions.c.station_id.in_(bindparam("station_ids", expanding=True)),
+    sessions.c.state == "charging",
+)
+_CHARGING_SESSIONS_FOR_UPDATE = (
+    select(sessions)
+    .where(
+        sessions.c.session_id.in_(bindparam("session_ids", expanding=True)),
+        sessions.c.state == "charging",
+    )
+    .order_by(sessions.c.session_id)
+    .with_for_update()
+)
+_IS_GUEST_SESSION = select(sessions.c.guest).where(sessions.c.session_id == bindparam("session_id"))
+_ADD_SAMPLES = insert(meter_samples).on_conflict_do_nothing()
+_ADD_COMMAND = (
+    insert(station_commands)
+    .values(
+        station_id=bindparam("station_id"),
+        session_id=bindparam("session_id"),
+        kind=bindparam("kind"),
+        payload=bindparam("payload"),
+        created_by=bindparam("created_by"),
+    )
+    .returning(station_commands.c.id)
+)
+_STATIONS_WITH_COMMANDS = (
+    select(station_commands.c.station_id)
+    .where(
+        station_commands.c.done_at.is_(None),
+        station_commands.c.station_id.in_(bindparam("station_ids", expanding=True)),
+    )
+    .distinct()
+)
+_TAKE_COMMANDS = (
+    update(station_commands)
+    .where(
+        station_commands.c.id.in_(
+            select(station_commands.c.id)
+            .where(
+                station_commands.c.done_at.is_(None),
+                station_commands.c.station_id.in_(bindparam("station_ids", expanding=True)),
+            )
+            .order_by(station_commands.c.id)
+            .limit(100)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+    )
+    .values(executed_by=bindparam("instance_id"), done_at=func.now())
+    .returning(station_commands)
+)
+_FINISH_COMMAND = (
+    update(station_commands)
+    .where(station_commands.c.id == bindparam("command_id"))
+    .values(result=bindparam("result"))
+)
+_NOTIFY = text("SELECT pg_notify(:c, :s)")
+_NOTIFY_EACH = text("SELECT pg_notify(:c, s) FROM unnest(CAST(:ids AS text[])) AS s")
+_WEB_PAYMENT_LOCK = select(web_payment_locks).where(
+    web_payment_locks.c.station_id == bindparam("station_id"),
+    web_payment_locks.c.connector_id == bindparam("connector_id"),
+)
+
+# Statements whose shape follows the columns a call names (the names come from code, so
+# these hold one statement per call site's set of columns).
+_SESSION_UPSERTS: dict[tuple[frozenset[str], frozenset[str]], Executable] = {}
+_SESSION_UPDATES: dict[frozenset[str], Executable] = {}
+_SESSIONS_BY: dict[tuple[tuple[tuple[str, bool], ...], bool], Executable] = {}
+
+
+def _session_upsert(created: frozenset[str], updated: frozenset[str]) -> Executable:
+    """Insert a session's row with ``created`` and ``updated``; on conflict set ``updated``."""
+    stmt = _SESSION_UPSERTS.get((created, updated))
+    if stmt is None:
+        inserted = ["session_id", "station_id", "connector_id", "session_started_at"]
+        inserted += sorted(created | updated)
+        stmt = (
+            insert(sessions)
+            .values({name: bindparam(name) for name in inserted})
+            .on_conflict_do_update(
+                index_elements=[sessions.c.session_id],
+                set_={
+                    **{name: bindparam(name) for name in sorted(updated)},
+                    "updated_at": func.now(),
+                },
+            )
+        )
+        _SESSION_UPSERTS[(created, updated)] = stmt
+    return stmt
+
+
+def _session_update(names: frozenset[str]) -> Executable:
+    """Set these columns of the session ``b_session_id`` (a column's name would be taken
+    for the SET clause)."""
+    stmt = _SESSION_UPDATES.get(names)
+    if stmt is None:
+        stmt = (
+            update(sessions)
+            .where(sessions.c.session_id == bindparam("b_session_id"))
+            .values({**{name: bindparam(name) for name in sorted(names)}, "updated_at": func.now()})
+        )
+        _SESSION_UPDATES[names] = stmt
+    return stmt
+
+
+def _session_by(where: Mapping[str, Any], lock: bool) -> Executable:
+    """The first session matching ``where`` (a None value matches NULL, as ``==`` does)."""
+    key = (tuple(sorted((name, value is None) for name, value in where.items())), lock)
+    stmt = _SESSIONS_BY.get(key)
+    if stmt is None:
+        query = (
+            select(sessions)
+            .where(
+                *(
+                    sessions.c[name].is_(None) if null else sessions.c[name] == bindparam(name)
+                    for name, null in key[0]
+                )
+            )
+            .limit(1)
+        )
+        stmt = query.with_for_update() if lock else query
+        _SESSIONS_BY[key] = stmt
+    return stmt
 
 
 class SessionAtConnector(Protocol):
@@ -84,9 +284,7 @@ class Repository:
         )
 
     async def station(self, station_id: str) -> RowMapping | None:
-        result = await self.session.execute(
-            select(stations).where(stations.c.station_id == station_id)
-        )
+        result = await self.session.execute(_STATION, {"station_id": station_id})
         return result.mappings().first()
 
     async def any_password_hash(self) -> str | None:
@@ -219,25 +417,12 @@ class Repository:
             return
         ids, connections, times = zip(*seen, strict=True)
         await self.session.execute(
-            text(
-                "UPDATE station_presence p SET last_seen_at = v.seen_at, online = true"
-                " FROM unnest(CAST(:ids AS text[]), CAST(:connections AS uuid[]),"
-                " CAST(:times AS timestamptz[])) AS v(station_id, connection_id, seen_at)"
-                " WHERE p.station_id = v.station_id AND p.connection_id = v.connection_id"
-                " AND p.last_seen_at < v.seen_at"
-            ),
+            _TOUCH_PRESENCE,
             {"ids": list(ids), "connections": list(connections), "times": list(times)},
         )
 
     async def presence(self, station_id: str) -> RowMapping | None:
-        result = await self.session.execute(
-            select(station_presence, gateway_instances.c.beat_at)
-            .outerjoin(
-                gateway_instances,
-                gateway_instances.c.instance_id == station_presence.c.instance_id,
-            )
-            .where(station_presence.c.station_id == station_id)
-        )
+        result = await self.session.execute(_PRESENCE, {"station_id": station_id})
         return result.mappings().first()
 
     async def take_silent_stations(
@@ -270,12 +455,7 @@ class Repository:
         return list(result.mappings().all())
 
     async def instance_beat(self, instance_id: str) -> None:
-        stmt = insert(gateway_instances).values(instance_id=instance_id)
-        await self.session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[gateway_instances.c.instance_id], set_={"beat_at": func.now()}
-            )
-        )
+        await self.session.execute(_INSTANCE_BEAT, {"instance_id": instance_id})
 
     async def set_connector_statuses(
         self, reports: Sequence[tuple[str, int, str, str | None, datetime]]
@@ -294,26 +474,8 @@ class Repository:
                 (later if key in keys else batch).append((index, report))
                 keys.add(key)
             stations, connectors, statuses, errors, times = zip(*(r for _, r in batch), strict=True)
-            # The CTE reads the rows as they were before the upsert (one snapshot for the
-            # whole statement), so each report learns what it replaced.
             result = await self.session.execute(
-                text(
-                    "WITH v AS (SELECT * FROM unnest(CAST(:stations AS text[]),"
-                    " CAST(:connectors AS int[]), CAST(:statuses AS text[]),"
-                    " CAST(:errors AS text[]), CAST(:times AS timestamptz[]))"
-                    " AS v(station_id, connector_id, status, error_code, changed_at)),"
-                    " previous AS (SELECT c.station_id, c.connector_id, c.status"
-                    " FROM connector_status c JOIN v USING (station_id, connector_id))"
-                    " INSERT INTO connector_status AS c"
-                    " (station_id, connector_id, status, error_code, changed_at, reported_at)"
-                    " SELECT station_id, connector_id, status, error_code, changed_at, now()"
-                    " FROM v ON CONFLICT (station_id, connector_id) DO UPDATE SET"
-                    " status = excluded.status, error_code = excluded.error_code,"
-                    " changed_at = excluded.changed_at, reported_at = excluded.reported_at"
-                    " RETURNING c.station_id, c.connector_id, (SELECT p.status FROM previous p"
-                    " WHERE p.station_id = c.station_id AND p.connector_id = c.connector_id)"
-                    " AS previous"
-                ),
+                _SET_CONNECTOR_STATUSES,
                 {
                     "stations": list(stations),
                     "connectors": list(connectors),
@@ -341,20 +503,16 @@ class Repository:
         return abs(row.changed_at - row.reported_at) if row is not None else timedelta(0)
 
     async def connector_statuses(self, station_id: str) -> dict[int, str]:
-        result = await self.session.execute(
-            select(connector_status.c.connector_id, connector_status.c.status).where(
-                connector_status.c.station_id == station_id
-            )
-        )
+        result = await self.session.execute(_CONNECTOR_STATUSES, {"station_id": station_id})
         return {row.connector_id: row.status for row in result}
 
     # -- sessions --------------------------------------------------------------------------
 
     async def next_ocpp_id(self) -> int:
-        return int(await self.session.scalar(select(ocpp_ids.next_value())) or 0)
+        return int(await self.session.scalar(_NEXT_OCPP_ID) or 0)
 
     async def insert_session(self, **values: Any) -> None:
-        await self.session.execute(insert(sessions).values(**values))
+        await self.session.execute(_INSERT_SESSION, values)
 
     async def upsert_session(
         self,
@@ -366,31 +524,25 @@ class Repository:
     ) -> None:
         """Set a session's ``values``; the first event heard of it makes the row (with
         ``create``, the columns only that insert sets)."""
-        stmt = insert(sessions).values(
-            session_id=about.session_id,
-            station_id=about.station_id,
-            connector_id=about.connector_id,
-            session_started_at=started_at,
-            **(create or {}),
-            **values,
-        )
+        created = create or {}
         await self.session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[sessions.c.session_id], set_={**values, "updated_at": func.now()}
-            )
+            _session_upsert(frozenset(created), frozenset(values)),
+            {
+                "session_id": about.session_id,
+                "station_id": about.station_id,
+                "connector_id": about.connector_id,
+                "session_started_at": started_at,
+                **created,
+                **values,
+            },
         )
 
     async def session_row(self, session_id: uuid.UUID, *, lock: bool = False) -> RowMapping | None:
-        query = select(sessions).where(sessions.c.session_id == session_id)
-        if lock:
-            query = query.with_for_update()
-        return (await self.session.execute(query)).mappings().first()
+        query = _SESSION_BY_ID_FOR_UPDATE if lock else _SESSION_BY_ID
+        return (await self.session.execute(query, {"session_id": session_id})).mappings().first()
 
     async def session_by(self, *, lock: bool = True, **where: Any) -> RowMapping | None:
-        query = select(sessions).where(and_(*(sessions.c[k] == v for k, v in where.items())))
-        if lock:
-            query = query.with_for_update()
-        return (await self.session.execute(query.limit(1))).mappings().first()
+        return (await self.session.execute(_session_by(where, lock), where)).mappings().first()
 
     async def open_code(
         self, station_id: str, connector_id: int, now: datetime
@@ -412,7 +564,7 @@ class Repository:
         """Serialise the decisions about one connector (a new code, an authorisation, a start)
         across processes until this transaction ends: one live code and one session at a time."""
         await self.session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+            _LOCK_CONNECTOR,
             {"key": f"connector:{station_id}:{connector_id}"},
         )
 
@@ -421,14 +573,8 @@ class Repository:
     ) -> list[RowMapping]:
         """The connector's sessions in ``states``, oldest first, locked."""
         result = await self.session.execute(
-            select(sessions)
-            .where(
-                sessions.c.station_id == station_id,
-                sessions.c.connector_id == connector_id,
-                sessions.c.state.in_(list(states)),
-            )
-            .order_by(sessions.c.created_at)
-            .with_for_update()
+            _CONNECTOR_SESSIONS_FOR_UPDATE,
+            {"station_id": station_id, "connector_id": connector_id, "states": list(states)},
         )
         return list(result.mappings().all())
 
@@ -454,21 +600,13 @@ class Repository:
     async def session_in_progress(self, station_id: str, connector_id: int) -> bool:
         """Whether a session on the connector is authorised, starting or charging."""
         found = await self.session.scalar(
-            select(sessions.c.session_id)
-            .where(
-                sessions.c.station_id == station_id,
-                sessions.c.connector_id == connector_id,
-                sessions.c.state.in_(("authorized", "starting", "charging")),
-            )
-            .limit(1)
+            _SESSION_IN_PROGRESS, {"station_id": station_id, "connector_id": connector_id}
         )
         return found is not None
 
     async def update_session(self, session_id: uuid.UUID, **values: Any) -> None:
         await self.session.execute(
-            update(sessions)
-            .where(sessions.c.session_id == session_id)
-            .values(**values, updated_at=func.now())
+            _session_update(frozenset(values)), {**values, "b_session_id": session_id}
         )
 
     async def latest_sessions(self, station_id: str, limit: int = 20) -> list[RowMapping]:
@@ -482,12 +620,7 @@ class Repository:
 
     async def waiting_starts(self) -> list[RowMapping]:
         """Sessions authorised (or with a start command accepted) and not started yet."""
-        result = await self.session.execute(
-            select(sessions).where(
-                sessions.c.state.in_(("authorized", "starting")),
-                sessions.c.transaction_id.is_(None),
-            )
-        )
+        result = await self.session.execute(_WAITING_STARTS)
         return list(result.mappings())
 
     async def lost_transactions(self, reported_free_before: datetime) -> list[RowMapping]:
@@ -524,28 +657,21 @@ class Repository:
         if not station_ids:
             return []
         result = await self.session.execute(
-            select(sessions).where(
-                sessions.c.station_id.in_(list(station_ids)), sessions.c.state == "charging"
-            )
+            _CHARGING_SESSIONS_AT, {"station_ids": list(station_ids)}
         )
         return list(result.mappings().all())
 
     async def lock_charging(self, session_ids: Sequence[uuid.UUID]) -> list[RowMapping]:
         """Those of ``session_ids`` still charging, locked (in id order: no lock cycles)."""
         result = await self.session.execute(
-            select(sessions)
-            .where(sessions.c.session_id.in_(list(session_ids)), sessions.c.state == "charging")
-            .order_by(sessions.c.session_id)
-            .with_for_update()
+            _CHARGING_SESSIONS_FOR_UPDATE, {"session_ids": list(session_ids)}
         )
         return list(result.mappings().all())
 
     async def add_samples(self, session_id: uuid.UUID, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
             await self.session.execute(
-                insert(meter_samples)
-                .values([{"session_id": session_id, **r} for r in rows])
-                .on_conflict_do_nothing()
+                _ADD_SAMPLES, [{"session_id": session_id, **r} for r in rows]
             )
 
     async def samples(self, session_id: uuid.UUID, limit: int | None = None) -> list[RowMapping]:
@@ -569,20 +695,17 @@ class Repository:
         payload: dict[str, Any] | None = None,
     ) -> int:
         command_id = await self.session.scalar(
-            insert(station_commands)
-            .values(
-                station_id=station_id,
-                session_id=session_id,
-                kind=kind,
-                payload=payload or {},
-                created_by=created_by,
-            )
-            .returning(station_commands.c.id)
+            _ADD_COMMAND,
+            {
+                "station_id": station_id,
+                "session_id": session_id,
+                "kind": kind,
+                "payload": payload or {},
+                "created_by": created_by,
+            },
         )
         # Delivered on commit: wakes the process holding the station's socket.
-        await self.session.execute(
-            text("SELECT pg_notify(:c, :s)"), {"c": COMMANDS_CHANNEL, "s": station_id}
-        )
+        await self.session.execute(_NOTIFY, {"c": COMMANDS_CHANNEL, "s": station_id})
         return int(command_id or 0)
 
     async def stations_with_commands(self, station_ids: Sequence[str]) -> list[str]:
@@ -590,12 +713,7 @@ class Repository:
         if not station_ids:
             return []
         result = await self.session.execute(
-            select(station_commands.c.station_id)
-            .where(
-                station_commands.c.done_at.is_(None),
-                station_commands.c.station_id.in_(list(station_ids)),
-            )
-            .distinct()
+            _STATIONS_WITH_COMMANDS, {"station_ids": list(station_ids)}
         )
         return list(result.scalars().all())
 
@@ -603,30 +721,13 @@ class Repository:
         """Pending commands for stations this process holds, claimed under row locks."""
         if not station_ids:
             return []
-        pending = (
-            select(station_commands.c.id)
-            .where(
-                station_commands.c.done_at.is_(None),
-                station_commands.c.station_id.in_(list(station_ids)),
-            )
-            .order_by(station_commands.c.id)
-            .limit(100)
-            .with_for_update(skip_locked=True)
-        )
         result = await self.session.execute(
-            update(station_commands)
-            .where(station_commands.c.id.in_(pending.scalar_subquery()))
-            .values(executed_by=instance_id, done_at=func.now())
-            .returning(station_commands)
+            _TAKE_COMMANDS, {"station_ids": list(station_ids), "instance_id": instance_id}
         )
         return sorted(result.mappings().all(), key=lambda r: r["id"])
 
     async def finish_command(self, command_id: int, result: dict[str, Any]) -> None:
-        await self.session.execute(
-            update(station_commands)
-            .where(station_commands.c.id == command_id)
-            .values(result=result)
-        )
+        await self.session.execute(_FINISH_COMMAND, {"command_id": command_id, "result": result})
 
     async def command(self, command_id: int) -> RowMapping | None:
         result = await self.session.execute(
@@ -644,13 +745,10 @@ class Repository:
     async def notify_display(self, *station_ids: str) -> None:
         """Wake the display streams of these stations when the transaction commits."""
         if len(station_ids) == 1:
-            await self.session.execute(
-                text("SELECT pg_notify(:c, :s)"), {"c": DISPLAY_CHANNEL, "s": station_ids[0]}
-            )
+            await self.session.execute(_NOTIFY, {"c": DISPLAY_CHANNEL, "s": station_ids[0]})
         elif station_ids:
             await self.session.execute(
-                text("SELECT pg_notify(:c, s) FROM unnest(CAST(:ids AS text[])) AS s"),
-                {"c": DISPLAY_CHANNEL, "ids": list(station_ids)},
+                _NOTIFY_EACH, {"c": DISPLAY_CHANNEL, "ids": list(station_ids)}
             )
 
     # -- signing keys --------------------------------------------------------------------
@@ -697,10 +795,7 @@ class Repository:
 
     async def web_payment_lock(self, station_id: str, connector_id: int) -> RowMapping | None:
         result = await self.session.execute(
-            select(web_payment_locks).where(
-                web_payment_locks.c.station_id == station_id,
-                web_payment_locks.c.connector_id == connector_id,
-            )
+            _WEB_PAYMENT_LOCK, {"station_id": station_id, "connector_id": connector_id}
         )
         return result.mappings().first()
 
@@ -740,7 +835,5 @@ class Repository:
         )
 
     async def is_guest_session(self, session_id: uuid.UUID) -> bool:
-        guest = await self.session.scalar(
-            select(sessions.c.guest).where(sessions.c.session_id == session_id)
-        )
+        guest = await self.session.scalar(_IS_GUEST_SESSION, {"session_id": session_id})
         return bool(guest)
