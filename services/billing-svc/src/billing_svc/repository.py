@@ -226,16 +226,7 @@ _SELECT_SESSION_FOR_UPDATE = _SELECT_SESSION.with_for_update()
 _SELECT_RECEIPT = select(receipts).where(receipts.c.session_id == bindparam("session_id"))
 _SELECT_RECEIPT_FOR_UPDATE = _SELECT_RECEIPT.with_for_update()
 _SELECT_TOPUP = select(topups).where(topups.c.id == bindparam("id"))
-_INSERT_OPERATION = (
-    pg_insert(processor_operations)
-    .values(
-        key=bindparam("key"),
-        kind=bindparam("kind"),
-        reference=bindparam("reference"),
-        params=bindparam("params"),
-    )
-    .on_conflict_do_nothing()
-)
+_INSERT_OPERATION = pg_insert(processor_operations).on_conflict_do_nothing()
 _SELECT_OPERATION = select(processor_operations).where(
     processor_operations.c.key == bindparam("key")
 )

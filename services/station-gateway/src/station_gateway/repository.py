@@ -120,17 +120,7 @@ _CHARGING_SESSIONS_FOR_UPDATE = (
 )
 _IS_GUEST_SESSION = select(sessions.c.guest).where(sessions.c.session_id == bindparam("session_id"))
 _ADD_SAMPLES = insert(meter_samples).on_conflict_do_nothing()
-_ADD_COMMAND = (
-    insert(station_commands)
-    .values(
-        station_id=bindparam("station_id"),
-        session_id=bindparam("session_id"),
-        kind=bindparam("kind"),
-        payload=bindparam("payload"),
-        created_by=bindparam("created_by"),
-    )
-    .returning(station_commands.c.id)
-)
+_ADD_COMMAND = insert(station_commands).returning(station_commands.c.id)
 _STATIONS_WITH_COMMANDS = (
     select(station_commands.c.station_id)
     .where(
