@@ -586,7 +586,7 @@ async def notify_codes_learned(db: Conn, codes: set[str]) -> None:
 
 
 async def _notify_each(db: Conn, channel: str, payloads: list[str]) -> None:
-    """One _NOTIFY on ``channel`` per payload, sent in one statement."""
+    """One NOTIFY on ``channel`` per payload, sent in one statement."""
     if payloads:
         pg = await driver_connection(db)
         await pg.execute(_NOTIFY_EACH, channel, payloads)
